@@ -1,0 +1,46 @@
+// Package testenv finds what infergate's tests need from the machine: the
+// repository root and the ONNX Runtime shared library that `make setup`
+// installs there.
+package testenv
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// RepoRoot returns the directory holding go.mod, searched upwards from the
+// working directory of the test.
+func RepoRoot(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		tb.Fatalf("cannot get working directory: %s", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			tb.Fatalf("cannot find go.mod above the test's directory")
+		}
+		dir = parent
+	}
+}
+
+// ORTLib returns the path of the ONNX Runtime shared library: the
+// INFERGATE_ORT_LIB environment variable when set, else lib/libonnxruntime.so.1
+// under the repository root. It fails the test when the file is missing,
+// because every test that asks for it means to run the real runtime.
+func ORTLib(tb testing.TB) string {
+	tb.Helper()
+	p := os.Getenv("INFERGATE_ORT_LIB")
+	if p == "" {
+		p = filepath.Join(RepoRoot(tb), "lib", "libonnxruntime.so.1")
+	}
+	if _, err := os.Stat(p); err != nil {
+		tb.Fatalf("ONNX Runtime library not found at %s; run `make setup`: %s", p, err)
+	}
+	return p
+}

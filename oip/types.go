@@ -1,0 +1,180 @@
+package oip
+
+import "strconv"
+
+// DataType is the element type of a tensor, as the Open Inference Protocol
+// names it ("FP32", "INT64", ...). The zero value is InvalidType.
+type DataType uint8
+
+// The tensor data types of the protocol.
+const (
+	InvalidType DataType = iota
+	BOOL
+	UINT8
+	UINT16
+	UINT32
+	UINT64
+	INT8
+	INT16
+	INT32
+	INT64
+	FP16
+	FP32
+	FP64
+	BYTES
+	numTypes
+)
+
+var typeNames = [numTypes]string{
+	InvalidType: "INVALID",
+	BOOL:        "BOOL",
+	UINT8:       "UINT8",
+	UINT16:      "UINT16",
+	UINT32:      "UINT32",
+	UINT64:      "UINT64",
+	INT8:        "INT8",
+	INT16:       "INT16",
+	INT32:       "INT32",
+	INT64:       "INT64",
+	FP16:        "FP16",
+	FP32:        "FP32",
+	FP64:        "FP64",
+	BYTES:       "BYTES",
+}
+
+var typeSizes = [numTypes]int{
+	BOOL: 1, UINT8: 1, UINT16: 2, UINT32: 4, UINT64: 8,
+	INT8: 1, INT16: 2, INT32: 4, INT64: 8,
+	FP16: 2, FP32: 4, FP64: 8,
+}
+
+// String returns the protocol name of d, such as "FP32".
+func (d DataType) String() string {
+	if d < numTypes {
+		return typeNames[d]
+	}
+	return "DataType(" + strconv.Itoa(int(d)) + ")"
+}
+
+// Size returns the number of bytes of one element of d, or 0 for BYTES
+// (variable length) and InvalidType.
+func (d DataType) Size() int {
+	if d < numTypes {
+		return typeSizes[d]
+	}
+	return 0
+}
+
+// ParseDataType returns the DataType named s ("FP32", ...), or InvalidType
+// and false when s names none.
+func ParseDataType(s string) (DataType, bool) {
+	for i := BOOL; i < numTypes; i++ {
+		if typeNames[i] == s {
+			return i, true
+		}
+	}
+	return InvalidType, false
+}
+
+// Tensor is one named input or output tensor.
+//
+// Data holds the elements in row-major order exactly as the Triton binary
+// tensor extension lays them out: little-endian fixed-size elements, BOOL as
+// one byte (0 or 1) per element, and BYTES as, for each element, a 4-byte
+// little-endian length followed by that many bytes. A Tensor owns Data: it
+// never aliases a request buffer that may be reused.
+type Tensor struct {
+	Name     string
+	Datatype DataType
+	Shape    []int64
+	Data     []byte
+}
+
+// NumElements returns the product of t.Shape (1 for a scalar).
+func (t *Tensor) NumElements() int64 {
+	return ShapeElements(t.Shape)
+}
+
+// ShapeElements returns the product of the dimensions of shape, or -1 when
+// a dimension is negative or the product overflows int64.
+func ShapeElements(shape []int64) int64 {
+	n := int64(1)
+	for _, d := range shape {
+		if d < 0 {
+			return -1
+		}
+		if d != 0 && n > (1<<62)/d {
+			return -1
+		}
+		n *= d
+	}
+	return n
+}
+
+// RequestedOutput is one entry of the "outputs" list of an infer request.
+type RequestedOutput struct {
+	Name string
+	// Binary is the output's "binary_data" parameter; it is meaningful only
+	// when HasBinary is set, otherwise the request-level default applies.
+	Binary    bool
+	HasBinary bool
+}
+
+// InferRequest is a decoded infer request.
+//
+// The zero value is an empty request; Reset makes a used one empty again
+// while keeping its buffers for reuse.
+type InferRequest struct {
+	ID      string
+	Inputs  []Tensor
+	Outputs []RequestedOutput
+
+	// BinaryDataOutput is the request-level "binary_data_output" parameter:
+	// outputs not listed in Outputs (or listed without their own
+	// "binary_data") are returned as binary data.
+	BinaryDataOutput bool
+	// TimeoutMicros is the "timeout" parameter in microseconds; 0 means none.
+	TimeoutMicros int64
+	// Priority is the "priority" parameter; 0 means the model's default.
+	Priority int64
+	// CacheBypass is the "cache_bypass" parameter: do not answer from, or
+	// store into, the response cache.
+	CacheBypass bool
+	// UnitID is the "unit_id" parameter that experiments hash to pick an arm.
+	UnitID string
+}
+
+// Reset empties r and keeps its slices for reuse.
+func (r *InferRequest) Reset() {
+	for i := range r.Inputs {
+		in := &r.Inputs[i]
+		in.Name = ""
+		in.Datatype = InvalidType
+		in.Shape = in.Shape[:0]
+		in.Data = in.Data[:0]
+	}
+	r.Inputs = r.Inputs[:0]
+	r.Outputs = r.Outputs[:0]
+	r.ID = ""
+	r.BinaryDataOutput = false
+	r.TimeoutMicros = 0
+	r.Priority = 0
+	r.CacheBypass = false
+	r.UnitID = ""
+}
+
+// OutputTensor is one output of an infer response, with how it is sent.
+type OutputTensor struct {
+	Tensor
+	// Binary sends the tensor's data after the JSON header instead of as a
+	// JSON "data" array.
+	Binary bool
+}
+
+// InferResponse is an infer response before encoding.
+type InferResponse struct {
+	ModelName    string
+	ModelVersion string
+	ID           string
+	Outputs      []OutputTensor
+}
