@@ -178,3 +178,27 @@ type InferResponse struct {
 	ID           string
 	Outputs      []OutputTensor
 }
+
+// TensorMetadata describes one input or output of a model. A negative
+// dimension in Shape is variable (-1 is the dynamic batch dimension).
+type TensorMetadata struct {
+	Name     string
+	Datatype DataType
+	Shape    []int64
+}
+
+// ModelMetadata is the body of GET /v2/models/{name}[/versions/{v}].
+type ModelMetadata struct {
+	Name     string
+	Versions []string
+	Platform string
+	Inputs   []TensorMetadata
+	Outputs  []TensorMetadata
+}
+
+// ServerMetadata is the body of GET /v2.
+type ServerMetadata struct {
+	Name       string
+	Version    string
+	Extensions []string
+}
