@@ -1,0 +1,261 @@
+package registry
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// ModelConfig is a model's config.json. Every field is optional; a zero
+// value takes the node's default (the serve flags). Unknown fields are an
+// error, so that a typo does not silently fall back to a default.
+type ModelConfig struct {
+	// VersionPolicy picks which versions on disk are served.
+	VersionPolicy VersionPolicy `json:"version_policy"`
+	// Instances is the number of ONNX Runtime sessions run in parallel.
+	Instances int `json:"instances,omitempty"`
+	// IntraOpThreads and InterOpThreads are ONNX Runtime's thread pools
+	// per session.
+	IntraOpThreads int `json:"intra_op_threads,omitempty"`
+	InterOpThreads int `json:"inter_op_threads,omitempty"`
+	// Device is "cpu" or "cuda:N".
+	Device string `json:"device,omitempty"`
+	// MaxBatchSize bounds the rows (the leading dimension) of one request;
+	// 0 means no bound beyond the request body limit.
+	MaxBatchSize int64 `json:"max_batch_size,omitempty"`
+	// MaxQueue bounds the requests waiting for an instance of one version;
+	// more are refused with 503 at once. 0 takes the node default.
+	MaxQueue int `json:"max_queue,omitempty"`
+}
+
+// VersionPolicy follows Triton's version_policy: exactly one of Latest,
+// All and Specific may be set; none set means Latest with one version.
+type VersionPolicy struct {
+	Latest   *LatestPolicy   `json:"latest,omitempty"`
+	All      *struct{}       `json:"all,omitempty"`
+	Specific *SpecificPolicy `json:"specific,omitempty"`
+}
+
+// LatestPolicy serves the NumVersions highest versions.
+type LatestPolicy struct {
+	NumVersions int `json:"num_versions"`
+}
+
+// SpecificPolicy serves exactly the listed versions that exist.
+type SpecificPolicy struct {
+	Versions []int64 `json:"versions"`
+}
+
+// Validate reports the first problem of c in words a person can act on.
+func (c *ModelConfig) Validate() error {
+	p := c.VersionPolicy
+	n := 0
+	if p.Latest != nil {
+		n++
+		if p.Latest.NumVersions < 1 {
+			return fmt.Errorf("%w: version_policy.latest.num_versions must be at least 1, got %d", ErrBadConfig, p.Latest.NumVersions)
+		}
+	}
+	if p.All != nil {
+		n++
+	}
+	if p.Specific != nil {
+		n++
+		if len(p.Specific.Versions) == 0 {
+			return fmt.Errorf("%w: version_policy.specific.versions is empty; list at least one version", ErrBadConfig)
+		}
+		for _, v := range p.Specific.Versions {
+			if v < 1 {
+				return fmt.Errorf("%w: version_policy.specific.versions holds %d; versions are positive integers", ErrBadConfig, v)
+			}
+		}
+	}
+	if n > 1 {
+		return fmt.Errorf("%w: version_policy sets more than one of latest, all, specific; keep one", ErrBadConfig)
+	}
+	switch {
+	case c.Instances < 0 || c.Instances > 64:
+		return fmt.Errorf("%w: instances must be between 1 and 64, got %d", ErrBadConfig, c.Instances)
+	case c.IntraOpThreads < 0 || c.IntraOpThreads > 256:
+		return fmt.Errorf("%w: intra_op_threads must be between 1 and 256, got %d", ErrBadConfig, c.IntraOpThreads)
+	case c.InterOpThreads < 0 || c.InterOpThreads > 256:
+		return fmt.Errorf("%w: inter_op_threads must be between 1 and 256, got %d", ErrBadConfig, c.InterOpThreads)
+	case c.MaxBatchSize < 0:
+		return fmt.Errorf("%w: max_batch_size must not be negative, got %d", ErrBadConfig, c.MaxBatchSize)
+	case c.MaxQueue < 0:
+		return fmt.Errorf("%w: max_queue must not be negative, got %d", ErrBadConfig, c.MaxQueue)
+	}
+	if c.Device != "" && c.Device != "cpu" && !cudaDevice.MatchString(c.Device) {
+		return fmt.Errorf("%w: device %q: use \"cpu\" or \"cuda:N\"", ErrBadConfig, c.Device)
+	}
+	return nil
+}
+
+var cudaDevice = regexp.MustCompile(`^cuda:[0-9]{1,3}$`)
+
+// withDefaults returns c with every unset field taken from d.
+func (c ModelConfig) withDefaults(d ModelConfig) ModelConfig {
+	if c.VersionPolicy.Latest == nil && c.VersionPolicy.All == nil && c.VersionPolicy.Specific == nil {
+		c.VersionPolicy = d.VersionPolicy
+	}
+	if c.Instances == 0 {
+		c.Instances = d.Instances
+	}
+	if c.IntraOpThreads == 0 {
+		c.IntraOpThreads = d.IntraOpThreads
+	}
+	if c.InterOpThreads == 0 {
+		c.InterOpThreads = d.InterOpThreads
+	}
+	if c.Device == "" {
+		c.Device = d.Device
+	}
+	if c.MaxBatchSize == 0 {
+		c.MaxBatchSize = d.MaxBatchSize
+	}
+	if c.MaxQueue == 0 {
+		c.MaxQueue = d.MaxQueue
+	}
+	return c
+}
+
+// ParseModelConfig decodes and validates a config.json body.
+func ParseModelConfig(data []byte) (ModelConfig, error) {
+	var c ModelConfig
+	if len(bytes.TrimSpace(data)) == 0 {
+		return c, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("%w: %s", ErrBadConfig, err)
+	}
+	if dec.More() {
+		return c, fmt.Errorf("%w: trailing data after the JSON object", ErrBadConfig)
+	}
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// selectVersions applies policy p to the versions present on disk
+// (ascending) and returns the ones to serve, ascending.
+func selectVersions(p VersionPolicy, onDisk []int64) []int64 {
+	switch {
+	case p.All != nil:
+		return onDisk
+	case p.Specific != nil:
+		var out []int64
+		for _, v := range onDisk {
+			for _, w := range p.Specific.Versions {
+				if v == w {
+					out = append(out, v)
+					break
+				}
+			}
+		}
+		return out
+	default:
+		n := 1
+		if p.Latest != nil {
+			n = p.Latest.NumVersions
+		}
+		if len(onDisk) <= n {
+			return onDisk
+		}
+		return onDisk[len(onDisk)-n:]
+	}
+}
+
+var modelName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// CheckName reports whether name can name a model: 1-128 characters of
+// letters, digits, '_', '.', '-', starting with a letter or digit, and not
+// containing "..".
+func CheckName(name string) error {
+	if !modelName.MatchString(name) || strings.Contains(name, "..") {
+		return fmt.Errorf("%w %q: use 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit", ErrBadName, name)
+	}
+	return nil
+}
+
+// modelOnDisk is what a scan of one model directory found.
+type modelOnDisk struct {
+	config   ModelConfig
+	versions []int64 // ascending; each has a model.onnx
+}
+
+// scanModel reads DIR/name: its config.json and the numeric version
+// directories holding a model.onnx.
+func scanModel(dir, name string) (modelOnDisk, error) {
+	var m modelOnDisk
+	mdir := filepath.Join(dir, name)
+	st, err := os.Stat(mdir)
+	if err != nil {
+		return m, fmt.Errorf("%w: no directory for model %q in the repository %s", ErrModelNotFound, name, dir)
+	}
+	if !st.IsDir() {
+		return m, fmt.Errorf("%w: %s is not a directory", ErrModelNotFound, mdir)
+	}
+	cfgPath := filepath.Join(mdir, "config.json")
+	if data, err := os.ReadFile(cfgPath); err == nil {
+		if m.config, err = ParseModelConfig(data); err != nil {
+			return m, fmt.Errorf("%s: %w", cfgPath, err)
+		}
+	} else if !os.IsNotExist(err) {
+		return m, fmt.Errorf("cannot read %s: %w", cfgPath, err)
+	}
+	entries, err := os.ReadDir(mdir)
+	if err != nil {
+		return m, fmt.Errorf("cannot list %s: %w", mdir, err)
+	}
+	for _, e := range entries {
+		v, ok := parseVersion(e.Name())
+		if !ok {
+			continue
+		}
+		if st, err := os.Stat(filepath.Join(mdir, e.Name(), "model.onnx")); err == nil && st.Mode().IsRegular() {
+			m.versions = append(m.versions, v)
+		}
+	}
+	sort.Slice(m.versions, func(i, j int) bool { return m.versions[i] < m.versions[j] })
+	return m, nil
+}
+
+// listModels returns the names of the model directories in dir, sorted.
+func listModels(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list the model repository %s: %w", dir, err)
+	}
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() && CheckName(e.Name()) == nil {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+// parseVersion parses a version directory name: a positive decimal
+// integer without sign or leading zeros.
+func parseVersion(s string) (int64, bool) {
+	if s == "" || len(s) > 18 || s[0] == '0' {
+		return 0, false
+	}
+	var v int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	return v, true
+}

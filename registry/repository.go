@@ -1,0 +1,544 @@
+package registry
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// Config configures a Repository.
+type Config struct {
+	// Dir is the model repository in Triton layout.
+	Dir string
+	// Defaults fill the fields a model's config.json leaves unset.
+	Defaults ModelConfig
+	// Load loads one version; required.
+	Load LoadFunc
+	// Metrics receives the registry's and the versions' metrics; nil
+	// means a private set.
+	Metrics *metrics.Set
+	// Logf logs control-plane events; nil means log.Printf.
+	Logf func(format string, args ...any)
+}
+
+// Version states reported by Index, as Triton names them.
+const (
+	StateLoading     = "LOADING"
+	StateReady       = "READY"
+	StateUnloading   = "UNLOADING"
+	StateUnavailable = "UNAVAILABLE"
+)
+
+// IndexEntry is one row of the repository index.
+type IndexEntry struct {
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+	State   string `json:"state,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// versionStatus is the last known state of one version on this node.
+type versionStatus struct {
+	state  string
+	reason string
+	// size and modTime of a file whose load failed, so that polling does
+	// not retry an unchanged broken file forever.
+	size    int64
+	modTime time.Time
+}
+
+// Repository serves the versions of the models in one directory.
+type Repository struct {
+	cfg  Config
+	logf func(format string, args ...any)
+
+	// table maps model names to served models; it is replaced, never
+	// mutated, under loadMu, and read without locks by Acquire.
+	table atomicTable
+
+	// loadMu serializes Load, Unload, Poll and Close.
+	loadMu    sync.Mutex
+	closed    bool                    // guarded by loadMu
+	overrides map[string]*ModelConfig // guarded by loadMu
+	pollErrs  map[string]string       // guarded by loadMu: last poll error per model
+
+	// mu protects status and vmetrics, which Index reads while a load runs.
+	mu       sync.Mutex
+	status   map[string]map[int64]versionStatus
+	vmetrics map[string]*VersionMetrics // by model + "/" + version
+
+	loads        *metrics.Counter
+	loadFailures *metrics.Counter
+	loadDuration *metrics.Histogram
+
+	// wg tracks the goroutines that drain and close retired versions.
+	wg sync.WaitGroup
+}
+
+// New returns an empty Repository; call LoadAll or Load to serve models.
+func New(cfg Config) (*Repository, error) {
+	if cfg.Load == nil {
+		return nil, errors.New("registry: Config.Load is nil")
+	}
+	if st, err := os.Stat(cfg.Dir); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("model repository %q is not a readable directory; create it or point --models at one (infergate demo-models --out DIR writes an example)", cfg.Dir)
+	}
+	if err := cfg.Defaults.Validate(); err != nil {
+		return nil, fmt.Errorf("node defaults: %w", err)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.NewSet()
+	}
+	r := &Repository{
+		cfg:       cfg,
+		logf:      cfg.Logf,
+		overrides: make(map[string]*ModelConfig),
+		pollErrs:  make(map[string]string),
+		status:    make(map[string]map[int64]versionStatus),
+		vmetrics:  make(map[string]*VersionMetrics),
+	}
+	if r.logf == nil {
+		r.logf = log.Printf
+	}
+	r.loads = cfg.Metrics.NewCounter(`infergate_model_load_total{result="success"}`)
+	r.loadFailures = cfg.Metrics.NewCounter(`infergate_model_load_total{result="failure"}`)
+	r.loadDuration = cfg.Metrics.NewHistogram(`infergate_model_load_duration_seconds`)
+	cfg.Metrics.NewGauge(`infergate_models_ready`, func() float64 {
+		n := 0
+		for _, m := range r.table.load() {
+			if m.Latest() != nil {
+				n++
+			}
+		}
+		return float64(n)
+	})
+	r.table.store(map[string]*Model{})
+	return r, nil
+}
+
+// Dir returns the repository directory.
+func (r *Repository) Dir() string { return r.cfg.Dir }
+
+// Acquire returns the requested version of model name with a reference
+// held; the caller must call Release on it. version 0 means the latest
+// ready version. It fails with ErrModelNotFound, ErrModelNotReady,
+// ErrVersionNotFound or an *OverloadError, and never blocks.
+func (r *Repository) Acquire(name string, version int64) (*Version, error) {
+	for {
+		m := r.table.load()[name]
+		if m == nil {
+			return nil, ErrModelNotFound
+		}
+		var v *Version
+		if version == 0 {
+			if v = m.Latest(); v == nil {
+				return nil, ErrModelNotReady
+			}
+		} else if v = m.Version(version); v == nil {
+			return nil, ErrVersionNotFound
+		}
+		err := v.acquire()
+		if err != errRetry {
+			if err != nil {
+				return nil, err
+			}
+			return v, nil
+		}
+		// v was retired between the table read and acquire; the table
+		// has been replaced already, so the next look finds its successor.
+	}
+}
+
+// Model returns the served model called name, or nil.
+func (r *Repository) Model(name string) *Model {
+	return r.table.load()[name]
+}
+
+// Models returns the served models sorted by name.
+func (r *Repository) Models() []*Model {
+	t := r.table.load()
+	out := make([]*Model, 0, len(t))
+	for _, m := range t {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// LoadAll loads every model in the repository. It returns the joined
+// errors of the models that failed; the others serve.
+func (r *Repository) LoadAll() error {
+	names, err := listModels(r.cfg.Dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range names {
+		if err := r.Load(n, nil); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Load (re)reads model name from the repository and makes the versions its
+// policy selects ready: new or changed versions are loaded and warmed
+// beside the serving ones, then swapped in at once; versions the policy no
+// longer selects are retired and closed after their in-flight requests.
+// If any selected version fails to load, nothing is retired, so what
+// served before keeps serving, and the error says which version failed
+// and why. A non-nil override replaces the model's config.json until the
+// next Load with an override.
+func (r *Repository) Load(name string, override *ModelConfig) error {
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	if override != nil {
+		if err := override.Validate(); err != nil {
+			return err
+		}
+	}
+	r.loadMu.Lock()
+	defer r.loadMu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	if override != nil {
+		r.overrides[name] = override
+	}
+	return r.loadLocked(name, true)
+}
+
+// loadLocked does Load's work; explicit is false when a poll asks, which
+// skips files whose last load failed and that have not changed since.
+func (r *Repository) loadLocked(name string, explicit bool) error {
+	disk, err := scanModel(r.cfg.Dir, name)
+	if err != nil {
+		return fmt.Errorf("cannot load model %q: %w", name, err)
+	}
+	cfg := disk.config
+	if o := r.overrides[name]; o != nil {
+		cfg = *o
+	}
+	cfg = cfg.withDefaults(r.cfg.Defaults)
+	want := selectVersions(cfg.VersionPolicy, disk.versions)
+	if len(want) == 0 {
+		return fmt.Errorf("cannot load model %q: %w: no version directory under %s holds a model.onnx that its version policy selects",
+			name, ErrModelNotFound, filepath.Join(r.cfg.Dir, name))
+	}
+
+	old := r.table.load()[name]
+	var current []*Version
+	if old != nil {
+		current = old.Versions()
+	}
+	var next []*Version
+	var errs []error
+	for _, n := range want {
+		prev := findVersion(current, n)
+		path := filepath.Join(r.cfg.Dir, name, strconv.FormatInt(n, 10), "model.onnx")
+		st, err := os.Stat(path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cannot load model %q version %d: %w", name, n, err))
+			continue
+		}
+		if prev != nil && prev.size == st.Size() && prev.modTime.Equal(st.ModTime()) && reflect.DeepEqual(prev.Config, cfg) {
+			next = append(next, prev)
+			continue
+		}
+		if !explicit && r.unchangedFailure(name, n, st) {
+			errs = append(errs, fmt.Errorf("model %q version %d: an earlier load failed and the file has not changed", name, n))
+			continue
+		}
+		v, err := r.loadVersion(name, n, path, cfg)
+		if err != nil {
+			r.setStatus(name, n, versionStatus{state: StateUnavailable, reason: err.Error(), size: st.Size(), modTime: st.ModTime()})
+			errs = append(errs, err)
+			continue
+		}
+		next = append(next, v)
+	}
+
+	var retire []*Version
+	if len(errs) > 0 {
+		// Keep every serving version that was not replaced.
+		for _, v := range current {
+			if findVersion(next, v.Number) == nil {
+				next = append(next, v)
+			}
+		}
+	}
+	for _, v := range current {
+		if w := findVersion(next, v.Number); w != v {
+			retire = append(retire, v)
+		}
+	}
+	sort.Slice(next, func(i, j int) bool { return next[i].Number < next[j].Number })
+	if len(next) > 0 {
+		m := old
+		if m == nil {
+			m = &Model{Name: name}
+		}
+		m.versions.Store(&next)
+		if old == nil {
+			r.table.with(name, m)
+		}
+		for _, v := range next {
+			r.setStatus(name, v.Number, versionStatus{state: StateReady})
+		}
+	}
+	r.retire(retire, next)
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrLoadFailed, errors.Join(errs...))
+	}
+	return nil
+}
+
+// loadVersion reads, hashes and loads one version file.
+func (r *Repository) loadVersion(name string, n int64, path string, cfg ModelConfig) (*Version, error) {
+	r.setStatus(name, n, versionStatus{state: StateLoading})
+	start := time.Now()
+	f, err := os.Open(path)
+	if err != nil {
+		r.loadFailures.Inc()
+		return nil, fmt.Errorf("cannot load model %q version %d: %w", name, n, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		r.loadFailures.Inc()
+		return nil, fmt.Errorf("cannot load model %q version %d: %w", name, n, err)
+	}
+	data := make([]byte, st.Size())
+	_, err = io.ReadFull(f, data)
+	f.Close()
+	if err != nil {
+		r.loadFailures.Inc()
+		return nil, fmt.Errorf("cannot read model %q version %d from %s: %w", name, n, path, err)
+	}
+	b, err := r.cfg.Load(data, cfg)
+	if err != nil {
+		r.loadFailures.Inc()
+		return nil, fmt.Errorf("cannot load model %q version %d from %s: %w", name, n, path, err)
+	}
+	sum := sha256.Sum256(data)
+	v := newVersion(name, n, cfg, b)
+	v.SHA256 = hex.EncodeToString(sum[:])
+	v.size = st.Size()
+	v.modTime = st.ModTime()
+	r.mu.Lock()
+	key := name + "/" + v.Label
+	vm := r.vmetrics[key]
+	if vm == nil {
+		vm = newVersionMetrics(r.cfg.Metrics, name, v.Label)
+		r.vmetrics[key] = vm
+	}
+	r.mu.Unlock()
+	v.Metrics = vm
+	r.loads.Inc()
+	r.loadDuration.UpdateDuration(start)
+	r.logf("loaded model %q version %d (sha256 %.12s, %d bytes) in %s", name, n, v.SHA256, v.size, time.Since(start).Round(time.Millisecond))
+	return v, nil
+}
+
+// retire drains and closes versions in the background; keep lists the
+// versions that stay routable, whose metrics must survive.
+func (r *Repository) retire(vs []*Version, keep []*Version) {
+	for _, v := range vs {
+		replaced := findVersion(keep, v.Number) != nil
+		if !replaced {
+			r.setStatus(v.Model, v.Number, versionStatus{state: StateUnloading})
+		}
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			start := time.Now()
+			v.drain()
+			if err := v.Backend.Close(); err != nil {
+				r.logf("closing model %q version %d: %s", v.Model, v.Number, err)
+			}
+			if !replaced {
+				r.mu.Lock()
+				key := v.Model + "/" + v.Label
+				if vm := r.vmetrics[key]; vm == v.Metrics && !r.routable(v.Model, v.Number) {
+					vm.unregister(r.cfg.Metrics)
+					delete(r.vmetrics, key)
+					r.setStatusLocked(v.Model, v.Number, versionStatus{state: StateUnavailable, reason: "unloaded"})
+				}
+				r.mu.Unlock()
+			}
+			r.logf("unloaded model %q version %d after draining for %s", v.Model, v.Number, time.Since(start).Round(time.Millisecond))
+		}()
+	}
+}
+
+// routable reports whether version n of model is in the routing table.
+func (r *Repository) routable(model string, n int64) bool {
+	m := r.table.load()[model]
+	return m != nil && m.Version(n) != nil
+}
+
+// Unload stops serving every version of model name. In-flight requests
+// finish first; Unload returns without waiting for them.
+func (r *Repository) Unload(name string) error {
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	r.loadMu.Lock()
+	defer r.loadMu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	return r.unloadLocked(name)
+}
+
+func (r *Repository) unloadLocked(name string) error {
+	m := r.table.load()[name]
+	if m == nil {
+		return fmt.Errorf("cannot unload model %q: %w", name, ErrModelNotFound)
+	}
+	r.table.without(name)
+	vs := m.Versions()
+	empty := []*Version{}
+	m.versions.Store(&empty)
+	r.retire(vs, nil)
+	return nil
+}
+
+// Poll rescans the repository: models that appeared or changed are
+// loaded, models whose directory is gone are unloaded. Errors are logged
+// once per distinct message and returned joined.
+func (r *Repository) Poll() error {
+	r.loadMu.Lock()
+	defer r.loadMu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	names, err := listModels(r.cfg.Dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for name := range r.table.load() {
+		if !slices.Contains(names, name) {
+			r.logf("model %q left the repository; unloading it", name)
+			if err := r.unloadLocked(name); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, name := range names {
+		err := r.loadLocked(name, false)
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+			errs = append(errs, err)
+		}
+		if msg != r.pollErrs[name] {
+			if msg != "" {
+				r.logf("poll: %s", msg)
+			}
+			r.pollErrs[name] = msg
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Index lists every model directory in the repository and every version
+// this node has tried to load, with its state.
+func (r *Repository) Index() ([]IndexEntry, error) {
+	names, err := listModels(r.cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := make(map[string]bool, len(names))
+	var out []IndexEntry
+	add := func(name string) {
+		if seen[name] {
+			return
+		}
+		seen[name] = true
+		vs := r.status[name]
+		if len(vs) == 0 {
+			out = append(out, IndexEntry{Name: name})
+			return
+		}
+		nums := make([]int64, 0, len(vs))
+		for n := range vs {
+			nums = append(nums, n)
+		}
+		slices.Sort(nums)
+		for _, n := range nums {
+			s := vs[n]
+			out = append(out, IndexEntry{Name: name, Version: strconv.FormatInt(n, 10), State: s.state, Reason: s.reason})
+		}
+	}
+	for _, n := range names {
+		add(n)
+	}
+	for n := range r.status {
+		add(n)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Close unloads everything and waits until every retired version has
+// drained and closed. It is idempotent.
+func (r *Repository) Close() {
+	r.loadMu.Lock()
+	if !r.closed {
+		r.closed = true
+		for name := range r.table.load() {
+			_ = r.unloadLocked(name)
+		}
+	}
+	r.loadMu.Unlock()
+	r.wg.Wait()
+}
+
+func (r *Repository) unchangedFailure(name string, n int64, st os.FileInfo) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.status[name][n]
+	return ok && s.state == StateUnavailable && s.size == st.Size() && s.modTime.Equal(st.ModTime())
+}
+
+func (r *Repository) setStatus(name string, n int64, s versionStatus) {
+	r.mu.Lock()
+	r.setStatusLocked(name, n, s)
+	r.mu.Unlock()
+}
+
+func (r *Repository) setStatusLocked(name string, n int64, s versionStatus) {
+	m := r.status[name]
+	if m == nil {
+		m = make(map[int64]versionStatus)
+		r.status[name] = m
+	}
+	m[n] = s
+}
+
+func findVersion(vs []*Version, n int64) *Version {
+	for _, v := range vs {
+		if v.Number == n {
+			return v
+		}
+	}
+	return nil
+}

@@ -1,0 +1,457 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/infergate/infergate/oip"
+)
+
+// fakeBackend stands in for ONNX Runtime: the model file's text is its
+// identity, and "fail" makes the load fail. It records misuse.
+type fakeBackend struct {
+	tag    string
+	closed atomic.Bool
+	runs   atomic.Int64
+	t      *testing.T
+}
+
+func (b *fakeBackend) Inputs() []oip.TensorMetadata {
+	return []oip.TensorMetadata{{Name: "x", Datatype: oip.FP32, Shape: []int64{-1, 2}}}
+}
+
+func (b *fakeBackend) Outputs() []oip.TensorMetadata {
+	return []oip.TensorMetadata{{Name: "y", Datatype: oip.FP32, Shape: []int64{-1, 1}}}
+}
+
+func (b *fakeBackend) Run(ctx context.Context, in []oip.Tensor, names []string, dst []oip.Tensor) ([]oip.Tensor, error) {
+	if b.closed.Load() {
+		b.t.Errorf("BUG: Run on closed backend %q", b.tag)
+	}
+	b.runs.Add(1)
+	return dst, nil
+}
+
+func (b *fakeBackend) Close() error {
+	if b.closed.Swap(true) {
+		b.t.Errorf("BUG: backend %q closed twice", b.tag)
+	}
+	return nil
+}
+
+type fakeLoader struct {
+	t     *testing.T
+	mu    sync.Mutex
+	loads []string
+	all   []*fakeBackend
+}
+
+func (l *fakeLoader) load(data []byte, cfg ModelConfig) (Backend, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	tag := string(bytes.TrimSpace(data))
+	l.loads = append(l.loads, tag)
+	if strings.HasPrefix(tag, "fail") {
+		return nil, fmt.Errorf("broken model %q", tag)
+	}
+	b := &fakeBackend{tag: tag, t: l.t}
+	l.all = append(l.all, b)
+	return b, nil
+}
+
+func (l *fakeLoader) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.loads)
+}
+
+func writeModel(t *testing.T, dir, name string, version int, content string) {
+	t.Helper()
+	p := filepath.Join(dir, name, fmt.Sprint(version), "model.onnx")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Make every rewrite visible to the size+mtime check.
+	mt := time.Now().Add(time.Duration(len(content)) * time.Millisecond)
+	if err := os.Chtimes(p, mt, mt); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newTestRepo(t *testing.T, defaults ModelConfig) (*Repository, *fakeLoader, string) {
+	t.Helper()
+	dir := t.TempDir()
+	l := &fakeLoader{t: t}
+	r, err := New(Config{Dir: dir, Defaults: defaults, Load: l.load, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r, l, dir
+}
+
+func backendOf(v *Version) *fakeBackend { return v.Backend.(*fakeBackend) }
+
+func mustAcquire(t *testing.T, r *Repository, name string, version int64) *Version {
+	t.Helper()
+	v, err := r.Acquire(name, version)
+	if err != nil {
+		t.Fatalf("Acquire(%q, %d): %s", name, version, err)
+	}
+	return v
+}
+
+func TestLoadAndRoute(t *testing.T) {
+	r, _, dir := newTestRepo(t, ModelConfig{})
+	writeModel(t, dir, "m", 1, "m1")
+	writeModel(t, dir, "m", 2, "m2")
+	writeModel(t, dir, "other", 3, "o3")
+	if err := r.LoadAll(); err != nil {
+		t.Fatal(err)
+	}
+	v := mustAcquire(t, r, "m", 0)
+	if v.Number != 2 || backendOf(v).tag != "m2" || v.Label != "2" {
+		t.Fatalf("latest of m: got version %d (%s); want 2 (m2)", v.Number, backendOf(v).tag)
+	}
+	v.Release()
+	if _, err := r.Acquire("m", 1); !errors.Is(err, ErrVersionNotFound) {
+		t.Fatalf("Acquire(m, 1) under latest-1 policy: got %v; want ErrVersionNotFound", err)
+	}
+	if _, err := r.Acquire("nope", 0); !errors.Is(err, ErrModelNotFound) {
+		t.Fatalf("Acquire(nope): got %v; want ErrModelNotFound", err)
+	}
+	if v := mustAcquire(t, r, "other", 3); backendOf(v).tag != "o3" {
+		t.Fatalf("other/3: got %s", backendOf(v).tag)
+	} else {
+		v.Release()
+	}
+	if v.SHA256 == "" || len(v.SHA256) != 64 {
+		t.Fatalf("SHA256 = %q; want 64 hex digits", v.SHA256)
+	}
+}
+
+func TestVersionPolicies(t *testing.T) {
+	r, _, dir := newTestRepo(t, ModelConfig{})
+	for i := 1; i <= 4; i++ {
+		writeModel(t, dir, "m", i, fmt.Sprintf("m%d", i))
+	}
+	f := func(cfg string, want []int64) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "m", "config.json"), []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Load("m", nil); err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for _, v := range r.Model("m").Versions() {
+			got = append(got, v.Number)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("config %s: serving %v; want %v", cfg, got, want)
+		}
+	}
+	f(`{}`, []int64{4})
+	f(`{"version_policy":{"latest":{"num_versions":2}}}`, []int64{3, 4})
+	f(`{"version_policy":{"all":{}}}`, []int64{1, 2, 3, 4})
+	f(`{"version_policy":{"specific":{"versions":[2,9]}}}`, []int64{2})
+}
+
+func TestHotSwapDrainsOldVersion(t *testing.T) {
+	r, _, dir := newTestRepo(t, ModelConfig{})
+	writeModel(t, dir, "m", 1, "m1")
+	if err := r.Load("m", nil); err != nil {
+		t.Fatal(err)
+	}
+	old := mustAcquire(t, r, "m", 0) // an in-flight request on version 1
+
+	writeModel(t, dir, "m", 2, "m2")
+	if err := r.Load("m", nil); err != nil {
+		t.Fatal(err)
+	}
+	v := mustAcquire(t, r, "m", 0)
+	if v.Number != 2 {
+		t.Fatalf("after load: latest is %d; want 2", v.Number)
+	}
+	v.Release()
+	// The in-flight request on version 1 still works.
+	if backendOf(old).closed.Load() {
+		t.Fatal("version 1 closed while a request held it")
+	}
+	if _, err := old.Backend.Run(context.Background(), nil, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	old.Release()
+	checkFor(t, time.Second, func() error {
+		if !backendOf(old).closed.Load() {
+			return errors.New("version 1 not closed after its last request")
+		}
+		return nil
+	})
+	idx, _ := r.Index()
+	if fmt.Sprint(idx) != "[{m 1 UNAVAILABLE unloaded} {m 2 READY }]" {
+		t.Fatalf("index: got %v", idx)
+	}
+}
+
+func TestFailedLoadKeepsOldVersion(t *testing.T) {
+	r, l, dir := newTestRepo(t, ModelConfig{})
+	writeModel(t, dir, "m", 1, "m1")
+	if err := r.Load("m", nil); err != nil {
+		t.Fatal(err)
+	}
+	writeModel(t, dir, "m", 2, "fail-2")
+	err := r.Load("m", nil)
+	if !errors.Is(err, ErrLoadFailed) || !strings.Contains(err.Error(), `model "m" version 2`) || !strings.Contains(err.Error(), "broken model") {
+		t.Fatalf("loading a broken version: got %v; want ErrLoadFailed naming version 2 and the cause", err)
+	}
+	v := mustAcquire(t, r, "m", 0)
+	if v.Number != 1 || backendOf(v).closed.Load() {
+		t.Fatalf("after failed load: serving %d (closed %v); want 1, open", v.Number, backendOf(v).closed.Load())
+	}
+	v.Release()
+	idx, _ := r.Index()
+	if len(idx) != 2 || idx[1].State != StateUnavailable || !strings.Contains(idx[1].Reason, "broken model") {
+		t.Fatalf("index after failed load: %+v", idx)
+	}
+
+	// A poll does not retry the unchanged broken file...
+	n := l.count()
+	if err := r.Poll(); err == nil {
+		t.Fatal("Poll: want the standing failure reported")
+	}
+	if l.count() != n {
+		t.Fatalf("Poll retried an unchanged broken file: loads %d -> %d", n, l.count())
+	}
+	// ...but does once it is fixed, and then retires version 1.
+	writeModel(t, dir, "m", 2, "m2-fixed")
+	if err := r.Poll(); err != nil {
+		t.Fatal(err)
+	}
+	v = mustAcquire(t, r, "m", 0)
+	if v.Number != 2 || backendOf(v).tag != "m2-fixed" {
+		t.Fatalf("after fix: serving %d %s", v.Number, backendOf(v).tag)
+	}
+	v.Release()
+}
+
+func TestReloadChangedFile(t *testing.T) {
+	r, l, dir := newTestRepo(t, ModelConfig{})
+	writeModel(t, dir, "m", 1, "first")
+	if err := r.Load("m", nil); err != nil {
+		t.Fatal(err)
+	}
+	first := mustAcquire(t, r, "m", 1)
+	first.Release()
+	if err := r.Load("m", nil); err != nil {
+		t.Fatal(err)
+	}
+	if l.count() != 1 {
+		t.Fatalf("Load of an unchanged version reloaded it: %d loads", l.count())
+	}
+	writeModel(t, dir, "m", 1, "second!")
+	if err := r.Load("m", nil); err != nil {
+		t.Fatal(err)
+	}
+	v := mustAcquire(t, r, "m", 1)
+	defer v.Release()
+	if backendOf(v).tag != "second!" || v.SHA256 == first.SHA256 {
+		t.Fatalf("changed file: serving %s", backendOf(v).tag)
+	}
+	if v.Metrics != first.Metrics {
+		t.Fatal("a reloaded version must keep its metric series")
+	}
+	checkFor(t, time.Second, func() error {
+		if !backendOf(first).closed.Load() {
+			return errors.New("replaced backend not closed")
+		}
+		return nil
+	})
+}
+
+func TestOverrideConfig(t *testing.T) {
+	r, _, dir := newTestRepo(t, ModelConfig{Instances: 1})
+	writeModel(t, dir, "m", 1, "m1")
+	writeModel(t, dir, "m", 2, "m2")
+	if err := r.Load("m", &ModelConfig{VersionPolicy: VersionPolicy{All: &struct{}{}}, Instances: 3}); err != nil {
+		t.Fatal(err)
+	}
+	vs := r.Model("m").Versions()
+	if len(vs) != 2 || vs[0].Config.Instances != 3 {
+		t.Fatalf("override: %d versions, instances %d; want 2, 3", len(vs), vs[0].Config.Instances)
+	}
+	if err := r.Load("m", &ModelConfig{Instances: 99}); err == nil || !errors.Is(err, ErrBadConfig) {
+		t.Fatalf("invalid override: got %v; want ErrBadConfig", err)
+	}
+}
+
+func TestUnloadAndPoll(t *testing.T) {
+	set := metrics.NewSet()
+	dir := t.TempDir()
+	l := &fakeLoader{t: t}
+	r, err := New(Config{Dir: dir, Load: l.load, Metrics: set, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	writeModel(t, dir, "a", 1, "a1")
+	if err := r.Poll(); err != nil {
+		t.Fatal(err)
+	}
+	v := mustAcquire(t, r, "a", 0)
+	v.Release()
+	var buf bytes.Buffer
+	set.WritePrometheus(&buf)
+	if !strings.Contains(buf.String(), `infergate_inference_request_success_total{model="a",version="1"}`) {
+		t.Fatalf("version metrics missing:\n%s", buf.String())
+	}
+	if err := r.Unload("a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Acquire("a", 0); !errors.Is(err, ErrModelNotFound) {
+		t.Fatalf("after unload: got %v; want ErrModelNotFound", err)
+	}
+	checkFor(t, time.Second, func() error {
+		buf.Reset()
+		set.WritePrometheus(&buf)
+		if strings.Contains(buf.String(), `model="a"`) || !backendOf(v).closed.Load() {
+			return errors.New("unloaded version still has metrics or is open")
+		}
+		return nil
+	})
+	if err := r.Unload("a"); !errors.Is(err, ErrModelNotFound) {
+		t.Fatalf("second unload: got %v; want ErrModelNotFound", err)
+	}
+
+	// Poll loads it again and unloads it when its directory goes.
+	if err := r.Poll(); err != nil {
+		t.Fatal(err)
+	}
+	mustAcquire(t, r, "a", 1).Release()
+	if err := os.RemoveAll(filepath.Join(dir, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Poll(); err != nil {
+		t.Fatal(err)
+	}
+	if r.Model("a") != nil {
+		t.Fatal("model whose directory is gone is still served after Poll")
+	}
+}
+
+func TestOverloadRefusesAtOnce(t *testing.T) {
+	r, _, dir := newTestRepo(t, ModelConfig{Instances: 1, MaxQueue: 1})
+	writeModel(t, dir, "m", 1, "m1")
+	if err := r.Load("m", nil); err != nil {
+		t.Fatal(err)
+	}
+	a := mustAcquire(t, r, "m", 0)
+	b := mustAcquire(t, r, "m", 0)
+	_, err := r.Acquire("m", 0)
+	var oe *OverloadError
+	if !errors.As(err, &oe) || !strings.Contains(err.Error(), "raise instances or max_queue") {
+		t.Fatalf("third acquire: got %v; want *OverloadError naming the knobs", err)
+	}
+	a.Release()
+	mustAcquire(t, r, "m", 0).Release()
+	b.Release()
+	if n := a.InFlight(); n != 0 {
+		t.Fatalf("in flight after all releases: %d", n)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	r, _, dir := newTestRepo(t, ModelConfig{})
+	f := func(name string, target error, fragment string) {
+		t.Helper()
+		err := r.Load(name, nil)
+		if !errors.Is(err, target) || !strings.Contains(err.Error(), fragment) {
+			t.Fatalf("Load(%q): got %v; want %v containing %q", name, err, target, fragment)
+		}
+	}
+	f("../x", ErrBadName, "letters, digits")
+	f("missing", ErrModelNotFound, "no directory for model")
+	if err := os.MkdirAll(filepath.Join(dir, "empty", "1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f("empty", ErrModelNotFound, "holds a model.onnx")
+	writeModel(t, dir, "badcfg", 1, "x")
+	if err := os.WriteFile(filepath.Join(dir, "badcfg", "config.json"), []byte(`{"instancs":1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f("badcfg", ErrBadConfig, `unknown field "instancs"`)
+}
+
+// TestSwapUnderLoad hammers Acquire/Run/Release while versions are
+// swapped in and out; no request may fail or reach a closed backend.
+func TestSwapUnderLoad(t *testing.T) {
+	r, _, dir := newTestRepo(t, ModelConfig{Instances: 1, MaxQueue: 1 << 20})
+	writeModel(t, dir, "m", 1, "v1")
+	if err := r.Load("m", nil); err != nil {
+		t.Fatal(err)
+	}
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var served atomic.Int64
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				v, err := r.Acquire("m", 0)
+				if err != nil {
+					t.Errorf("Acquire during swaps: %s", err)
+					return
+				}
+				v.Backend.Run(context.Background(), nil, nil, nil)
+				v.Release()
+				served.Add(1)
+			}
+		}()
+	}
+	for i := 2; i <= 40; i++ {
+		writeModel(t, dir, "m", i, fmt.Sprintf("v%d", i))
+		if err := r.Load("m", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	if got := mustAcquire(t, r, "m", 0); got.Number != 40 {
+		t.Fatalf("latest after swaps: %d; want 40", got.Number)
+	} else {
+		got.Release()
+	}
+	if served.Load() == 0 {
+		t.Fatal("no request served")
+	}
+}
+
+// checkFor polls fn until it returns nil or d passes.
+func checkFor(t *testing.T, d time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
