@@ -1,0 +1,156 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/infergate/infergate/oip"
+	"github.com/infergate/infergate/trainer/onnx"
+)
+
+// benchModels are the demo models of DESIGN.md.
+var benchModels = []struct {
+	name string
+	mlp  func() *onnx.MLP
+}{
+	{"ctr", onnx.DemoCTR},
+	{"ranker", onnx.DemoRanker},
+}
+
+// BenchmarkRun measures Run as the batcher calls it: one instance, one
+// intra-op thread, the previous result passed back as dst.
+func BenchmarkRun(b *testing.B) {
+	for _, bm := range benchModels {
+		mlp := bm.mlp()
+		model := mlp.Model().Marshal()
+		for _, rows := range []int{1, 4, 64} {
+			b.Run(fmt.Sprintf("%s/batch=%d", bm.name, rows), func(b *testing.B) {
+				m := load(b, model, Options{Instances: 1, IntraOpThreads: 1})
+				in := []oip.Tensor{{Name: "features", Datatype: oip.FP32, Shape: []int64{int64(rows), int64(mlp.In())}, Data: f32Bytes(features(1, rows, mlp.In()))}}
+				ctx := context.Background()
+				dst, err := m.Run(ctx, in, nil, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				start := time.Now()
+				for b.Loop() {
+					if dst, err = m.Run(ctx, in, nil, dst); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(rows*b.N)/time.Since(start).Seconds(), "rows/s")
+			})
+		}
+	}
+}
+
+// BenchmarkRunNoReuse is BenchmarkRun with dst nil: every call allocates
+// its result.
+func BenchmarkRunNoReuse(b *testing.B) {
+	mlp := onnx.DemoCTR()
+	m := load(b, mlp.Model().Marshal(), Options{})
+	in := []oip.Tensor{{Name: "features", Datatype: oip.FP32, Shape: []int64{1, 64}, Data: f32Bytes(features(1, 1, 64))}}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Run(ctx, in, nil, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRunParallel runs the ctr model from many goroutines on two
+// instances: the semaphore's cost under contention.
+func BenchmarkRunParallel(b *testing.B) {
+	mlp := onnx.DemoCTR()
+	m := load(b, mlp.Model().Marshal(), Options{Instances: 2})
+	const rows = 4
+	in := []oip.Tensor{{Name: "features", Datatype: oip.FP32, Shape: []int64{rows, 64}, Data: f32Bytes(features(1, rows, 64))}}
+	b.ReportAllocs()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		var dst []oip.Tensor
+		var err error
+		for pb.Next() {
+			if dst, err = m.Run(context.Background(), in, nil, dst); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(rows*b.N)/time.Since(start).Seconds(), "rows/s")
+}
+
+// BenchmarkRawORT is the floor under BenchmarkRun: onnxruntime_go with
+// tensors made once, no validation, no copies.
+func BenchmarkRawORT(b *testing.B) {
+	for _, bm := range benchModels {
+		mlp := bm.mlp()
+		model := mlp.Model().Marshal()
+		for _, rows := range []int{1, 64} {
+			b.Run(fmt.Sprintf("%s/batch=%d", bm.name, rows), func(b *testing.B) {
+				initORT(b)
+				so, err := ort.NewSessionOptions()
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer so.Destroy()
+				if err := so.SetIntraOpNumThreads(1); err != nil {
+					b.Fatal(err)
+				}
+				if err := so.SetInterOpNumThreads(1); err != nil {
+					b.Fatal(err)
+				}
+				s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{"features"}, []string{"score"}, so)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Destroy()
+				x, err := ort.NewTensor(ort.NewShape(int64(rows), int64(mlp.In())), features(1, rows, mlp.In()))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer x.Destroy()
+				y, err := ort.NewEmptyTensor[float32](ort.NewShape(int64(rows), 1))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer y.Destroy()
+				ins, outs := []ort.Value{x}, []ort.Value{y}
+				b.ReportAllocs()
+				start := time.Now()
+				for b.Loop() {
+					if err := s.Run(ins, outs); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(rows*b.N)/time.Since(start).Seconds(), "rows/s")
+			})
+		}
+	}
+}
+
+// BenchmarkLoad measures Load with its warm-up inferences.
+func BenchmarkLoad(b *testing.B) {
+	for _, bm := range benchModels {
+		model := bm.mlp().Model().Marshal()
+		for _, instances := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/instances=%d", bm.name, instances), func(b *testing.B) {
+				initORT(b)
+				for b.Loop() {
+					m, err := Load(model, Options{Instances: instances})
+					if err != nil {
+						b.Fatal(err)
+					}
+					m.Close()
+				}
+				b.ReportMetric(float64(len(model)), "model-bytes")
+			})
+		}
+	}
+}

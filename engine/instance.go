@@ -1,0 +1,206 @@
+package engine
+
+import (
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// instance is one session with the scratch space of the Run that holds it.
+// Only the goroutine that took it from Model.free touches it.
+type instance struct {
+	sess *ort.DynamicAdvancedSession
+	// inVals and outVals are the ONNX Runtime values of the current run in
+	// model order. An input, and an output whose buffer Run provides (pre),
+	// is a value of inBound or outBound, which outlive the run; any other
+	// output was allocated by ONNX Runtime and is destroyed after the run.
+	inVals  []ort.Value
+	outVals []ort.Value
+	// inBound and outBound are, per input and output, the value that wraps
+	// the Go buffer of the last run, reused while runs pass the same buffer
+	// and shape: it saves two cgo calls and three allocations per tensor.
+	inBound  []boundValue
+	outBound []boundValue
+	// inIdx maps a model input to its index in Run's inputs.
+	inIdx []int
+	// sel maps a model output to its index in Run's result, or -1 when the
+	// caller did not ask for it (it is computed anyway).
+	sel []int
+	// pre marks the outputs of the current run whose buffer Run provided.
+	pre []bool
+	// shapes holds, per output, the shape of a preallocated output: the
+	// fixed dims from Load, dim 0 set per run for ruleBatch.
+	shapes [][]int64
+	// spare holds, per output, the buffer of an output computed but not
+	// asked for, kept for the next run.
+	spare [][]byte
+}
+
+// newSessionOptions turns o, with its defaults applied, into ONNX Runtime
+// session options. The caller destroys them.
+func newSessionOptions(o Options) (*ort.SessionOptions, error) {
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, causef(ErrNotInitialized, err, "cannot create ONNX Runtime session options: %s", ortMessage(err))
+	}
+	err = so.SetIntraOpNumThreads(o.IntraOpThreads)
+	if err == nil {
+		err = so.SetInterOpNumThreads(o.InterOpThreads)
+	}
+	if err == nil && o.IntraOpThreads > 1 {
+		// Idle pool threads would spin and take cores from the other
+		// models and instances.
+		err = so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0")
+	}
+	if err == nil && o.InterOpThreads > 1 {
+		err = so.SetExecutionMode(ort.ExecutionModeParallel)
+		if err == nil {
+			err = so.AddSessionConfigEntry("session.inter_op.allow_spinning", "0")
+		}
+	}
+	if err != nil {
+		so.Destroy()
+		return nil, causef(ErrInvalidOptions, err, "ONNX Runtime refuses the thread settings (intra-op %d, inter-op %d): %s", o.IntraOpThreads, o.InterOpThreads, ortMessage(err))
+	}
+	if cuda, id, _ := parseDevice(o.Device); cuda {
+		if err := appendCUDA(so, o.Device, id); err != nil {
+			so.Destroy()
+			return nil, err
+		}
+	}
+	return so, nil
+}
+
+// appendCUDA adds the CUDA execution provider for GPU id to so.
+func appendCUDA(so *ort.SessionOptions, device string, id int) error {
+	co, err := ort.NewCUDAProviderOptions()
+	if err == nil {
+		defer co.Destroy()
+		err = co.Update(map[string]string{"device_id": strconv.Itoa(id)})
+	}
+	if err == nil {
+		err = so.AppendExecutionProviderCUDA(co)
+	}
+	if err == nil {
+		return nil
+	}
+	lib := LibPath()
+	dir := filepath.Dir(lib)
+	if !isFile(filepath.Join(dir, "libonnxruntime_providers_cuda.so")) || !isFile(filepath.Join(dir, "libonnxruntime_providers_shared.so")) {
+		return causef(ErrDeviceUnavailable, err, "cannot use device %s: the ONNX Runtime library at %s has no CUDA execution provider (libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so must sit beside it); use --device cpu or a CUDA build of ONNX Runtime", device, lib)
+	}
+	return causef(ErrDeviceUnavailable, err, "cannot use device %s: %s; check the GPU index and the CUDA and cuDNN libraries that ONNX Runtime needs, or use --device cpu", device, ortMessage(err))
+}
+
+// newInstance creates one session of the model and its scratch space.
+func (m *Model) newInstance(onnxData []byte, inNames, outNames []string, so *ort.SessionOptions, device string) (*instance, error) {
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(onnxData, inNames, outNames, so)
+	if err != nil {
+		if cuda, _, _ := parseDevice(device); cuda {
+			// The model loaded on the CPU to read its inputs, so the
+			// device is what fails.
+			return nil, causef(ErrDeviceUnavailable, err, "cannot create a session of the model on %s: %s", device, ortMessage(err))
+		}
+		return nil, causef(ErrInvalidModel, err, "ONNX Runtime cannot create a session of the model: %s", ortMessage(err))
+	}
+	inst := &instance{
+		sess:     sess,
+		inVals:   make([]ort.Value, len(m.in)),
+		outVals:  make([]ort.Value, len(m.out)),
+		inBound:  make([]boundValue, len(m.in)),
+		outBound: make([]boundValue, len(m.out)),
+		inIdx:    make([]int, len(m.in)),
+		sel:      make([]int, len(m.out)),
+		pre:      make([]bool, len(m.out)),
+		shapes:   make([][]int64, len(m.out)),
+		spare:    make([][]byte, len(m.out)),
+	}
+	for k := range m.out {
+		inst.shapes[k] = slices.Clone(m.out[k].shape)
+	}
+	return inst, nil
+}
+
+// destroy releases the session and every value.
+func (inst *instance) destroy() {
+	inst.releaseOutputs()
+	for i := range inst.inBound {
+		inst.inBound[i].release()
+		inst.inVals[i] = nil
+	}
+	for k := range inst.outBound {
+		inst.outBound[k].release()
+	}
+	clear(inst.spare)
+	if inst.sess != nil {
+		inst.sess.Destroy()
+		inst.sess = nil
+	}
+}
+
+// releaseOutputs destroys the outputs of the current run that ONNX Runtime
+// allocated, and forgets the others.
+func (inst *instance) releaseOutputs() {
+	for k, v := range inst.outVals {
+		if v != nil && !inst.pre[k] {
+			destroyValue(v)
+		}
+		inst.outVals[k] = nil
+	}
+}
+
+// boundValue is an ONNX Runtime value wrapping a Go buffer, kept for reuse
+// by the next run that passes the same buffer and shape. It holds the
+// buffer, so the buffer stays alive (and at its address) while the value
+// exists; ONNX Runtime touches it only during a run that binds it.
+type boundValue struct {
+	v     *ort.CustomDataTensor
+	data  *byte // first byte of the buffer v wraps
+	size  int
+	shape []int64
+}
+
+// bind returns a value of element type t wrapping data with shape, reusing
+// the previous one when it wraps the same buffer in the same shape. Each
+// boundValue serves one input or output, so t never changes.
+func (b *boundValue) bind(shape []int64, data []byte, t ort.TensorElementDataType) (*ort.CustomDataTensor, error) {
+	if b.v != nil && len(data) > 0 && b.data == &data[0] && b.size == len(data) && slices.Equal(b.shape, shape) {
+		return b.v, nil
+	}
+	b.release()
+	v, err := ort.NewCustomDataTensor(ort.Shape(shape), data, t)
+	if err != nil {
+		return nil, err
+	}
+	b.v, b.data, b.size = v, &data[0], len(data)
+	b.shape = append(b.shape[:0], shape...)
+	return v, nil
+}
+
+// release destroys the value, if any, and lets go of its buffer.
+func (b *boundValue) release() {
+	if b.v != nil {
+		b.v.Destroy()
+		b.v = nil
+	}
+	b.data = nil
+	b.size = 0
+}
+
+// destroyValue destroys v, which may be a typed nil pointer: onnxruntime_go
+// stores one in an output slot when it fails to copy that output out.
+func destroyValue(v ort.Value) {
+	if t, ok := v.(*ort.CustomDataTensor); ok {
+		if t != nil {
+			t.Destroy()
+		}
+		return
+	}
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.IsNil() {
+		return
+	}
+	v.Destroy()
+}
