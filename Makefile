@@ -1,0 +1,55 @@
+# infergate — `make help` lists the targets.
+
+GO       ?= go
+BIN      := bin/infergate
+ORT_LIB  := lib/libonnxruntime.so.1
+MODELS   ?= models
+HTTP     ?= 127.0.0.1:8080
+DATA     ?= data
+PKGS     := ./...
+VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+
+export INFERGATE_ORT_LIB ?= $(CURDIR)/$(ORT_LIB)
+
+.PHONY: help setup build run test test-race fuzz bench lint demo-models clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: ## fetch Go modules and the ONNX Runtime library (idempotent)
+	@$(GO) mod download
+	@./scripts/setup-ort.sh
+
+build: ## build bin/infergate
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/infergate
+
+demo-models: build ## write the demo models (ctr, ranker) into $(MODELS)
+	@./$(BIN) demo-models --out $(MODELS)
+
+run: setup demo-models ## set everything up, then serve the demo models on $(HTTP)
+	@echo
+	@echo "try:  curl -s -X POST http://$(HTTP)/v2/models/ctr/infer -H 'Content-Type: application/json' \\"
+	@echo "        -d '{\"inputs\":[{\"name\":\"features\",\"datatype\":\"FP32\",\"shape\":[1,64],\"data\":[$$(seq -s, 64 | sed 's/[0-9]\+/0.5/g')]}]}'"
+	@echo
+	./$(BIN) serve --http $(HTTP) --models $(MODELS) --data $(DATA)
+
+test: setup ## run all tests with the race detector (what CI runs)
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+test-race: test ## alias of test: the race detector is always on
+
+fuzz: setup ## run each fuzz target briefly (FUZZTIME, default 20s)
+	@for t in FuzzDecodeRequest FuzzDecodeResponse; do \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-20s} ./oip/ || exit 1; \
+	done
+
+bench: setup ## run the Go benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+clean: ## remove build outputs (keeps lib/)
+	rm -rf bin $(MODELS)

@@ -1,0 +1,58 @@
+// Command infergate serves ONNX models over the Open Inference Protocol v2
+// and carries the tools around it. Run `infergate help` for the commands.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+type command struct {
+	name    string
+	summary string
+	run     func(args []string) error
+}
+
+var commands = []command{
+	{"serve", "serve the models of a repository over OIP v2 (HTTP)", runServe},
+	{"demo-models", "write the demo models (ctr, ranker) in Triton layout", runDemoModels},
+	{"version", "print the version", runVersion},
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage(os.Stderr)
+		os.Exit(2)
+	}
+	name, args := os.Args[1], os.Args[2:]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		usage(os.Stdout)
+		return
+	}
+	for _, c := range commands {
+		if c.name == name {
+			if err := c.run(args); err != nil {
+				if err != errUsage {
+					fmt.Fprintf(os.Stderr, "infergate %s: %s\n", name, err)
+				}
+				os.Exit(exitCode(err))
+			}
+			return
+		}
+	}
+	fmt.Fprintf(os.Stderr, "infergate: unknown command %q\n\n", name)
+	usage(os.Stderr)
+	os.Exit(2)
+}
+
+func usage(w *os.File) {
+	fmt.Fprintf(w, "infergate %s: an inference gateway for ONNX models\n\nUsage: infergate <command> [flags]\n\nCommands:\n", version)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nRun `infergate <command> --help` for a command's flags.\n")
+}

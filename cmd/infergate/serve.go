@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/infergate/infergate/engine"
+	"github.com/infergate/infergate/gateway"
+	"github.com/infergate/infergate/registry"
+)
+
+// serveConfig is everything `infergate serve` is told by its flags.
+type serveConfig struct {
+	httpAddr        string
+	modelsDir       string
+	dataDir         string
+	ortLib          string
+	load            string
+	pollInterval    time.Duration
+	shutdownTimeout time.Duration
+	shutdownDelay   time.Duration
+	dryRun          bool
+	defaults        registry.ModelConfig
+	gateway         gateway.Config
+}
+
+func serveFlags(fs *flag.FlagSet) *serveConfig {
+	c := &serveConfig{gateway: gateway.DefaultConfig()}
+	fs.StringVar(&c.httpAddr, "http", "127.0.0.1:8080", "address to serve HTTP on (OIP v2, repository API, /metrics, status page at /)")
+	fs.StringVar(&c.modelsDir, "models", "models", "model repository in Triton layout: DIR/<model>/<version>/model.onnx, optional DIR/<model>/config.json")
+	fs.StringVar(&c.dataDir, "data", "data", "directory for this node's state; one server per directory")
+	fs.StringVar(&c.ortLib, "ort-lib", "", "path of libonnxruntime.so (default: $INFERGATE_ORT_LIB, else lib/libonnxruntime.so.1 from `make setup`)")
+	fs.StringVar(&c.load, "load", "*", "models to load at start: \"*\" for every model in the repository, or a comma-separated list; others load through POST /v2/repository/models/{name}/load")
+	fs.DurationVar(&c.pollInterval, "poll-interval", 0, "rescan the repository this often and load new or changed versions, unload removed models (0 disables; then use the repository API)")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long to wait for in-flight requests before closing")
+	fs.DurationVar(&c.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long to keep serving while /v2/health/ready reports 503, so load balancers stop sending first")
+	fs.BoolVar(&c.dryRun, "dry-run", false, "validate flags, the library and the repository, then exit")
+
+	fs.StringVar(&c.defaults.Device, "device", "cpu", "execution provider for models whose config.json sets none: \"cpu\" or \"cuda:N\"")
+	fs.IntVar(&c.defaults.Instances, "instances", 1, "ONNX Runtime sessions per model version run in parallel (config.json: instances)")
+	fs.IntVar(&c.defaults.IntraOpThreads, "intra-op-threads", 1, "ONNX Runtime intra-op threads per session (config.json: intra_op_threads)")
+	fs.IntVar(&c.defaults.InterOpThreads, "inter-op-threads", 1, "ONNX Runtime inter-op threads per session (config.json: inter_op_threads)")
+	fs.Int64Var(&c.defaults.MaxBatchSize, "max-batch-size", 0, "most rows in one request, 0 for no bound but --max-body (config.json: max_batch_size)")
+	fs.IntVar(&c.defaults.MaxQueue, "max-queue", 256, "requests per model version that may wait for an instance; beyond it requests get 503 with Retry-After (config.json: max_queue)")
+
+	fs.IntVar(&c.gateway.MaxBodyBytes, "max-body", c.gateway.MaxBodyBytes, "largest request body in bytes; larger ones get 413")
+	fs.IntVar(&c.gateway.MaxConnections, "max-connections", c.gateway.MaxConnections, "most concurrent client connections")
+	fs.DurationVar(&c.gateway.RequestTimeout, "request-timeout", c.gateway.RequestTimeout, "longest an inference may wait and run, unless the request's timeout parameter asks for less")
+	fs.DurationVar(&c.gateway.ReadTimeout, "read-timeout", c.gateway.ReadTimeout, "longest time to read one request")
+	fs.DurationVar(&c.gateway.WriteTimeout, "write-timeout", c.gateway.WriteTimeout, "longest time to write one response")
+	fs.DurationVar(&c.gateway.IdleTimeout, "idle-timeout", c.gateway.IdleTimeout, "close keep-alive connections idle this long")
+	return c
+}
+
+func (c *serveConfig) validate() error {
+	if _, _, err := net.SplitHostPort(c.httpAddr); err != nil {
+		return fmt.Errorf("--http %q: want host:port, e.g. 127.0.0.1:8080", c.httpAddr)
+	}
+	if c.pollInterval < 0 || (c.pollInterval > 0 && c.pollInterval < 100*time.Millisecond) {
+		return fmt.Errorf("--poll-interval %s: use 0 (off) or at least 100ms", c.pollInterval)
+	}
+	if c.shutdownTimeout <= 0 || c.shutdownDelay < 0 {
+		return errors.New("--shutdown-timeout must be positive and --shutdown-delay not negative")
+	}
+	if err := c.defaults.Validate(); err != nil {
+		return fmt.Errorf("model defaults: %w", err)
+	}
+	return c.gateway.Validate()
+}
+
+func runServe(args []string) error {
+	fs := newFlagSet("serve", "[flags]", `Serve the models of a repository over the Open Inference Protocol v2 (REST), the
+protocol of KServe and Triton, with the Triton binary tensor extension.`)
+	c := serveFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := c.validate(); err != nil {
+		return err
+	}
+	logger := log.New(os.Stderr, "", log.LstdFlags|log.Lmicroseconds)
+
+	libPath := engine.ResolveLibPath(c.ortLib)
+	if err := engine.Init(libPath); err != nil {
+		return err
+	}
+	if c.dryRun {
+		if _, err := registry.New(registry.Config{Dir: c.modelsDir, Defaults: c.defaults, Load: loadEngine}); err != nil {
+			return err
+		}
+		fmt.Printf("configuration is valid; ONNX Runtime %s from %s\n", engine.RuntimeVersion(), libPath)
+		return nil
+	}
+	unlock, err := lockDataDir(c.dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	set := metrics.NewSet()
+	repo, err := registry.New(registry.Config{
+		Dir:      c.modelsDir,
+		Defaults: c.defaults,
+		Load:     loadEngine,
+		Metrics:  set,
+		Logf:     logger.Printf,
+	})
+	if err != nil {
+		return err
+	}
+	c.gateway.Name = "infergate"
+	c.gateway.Version = version
+	c.gateway.RuntimeVersion = engine.RuntimeVersion()
+	c.gateway.Logf = logger.Printf
+	srv, err := gateway.New(c.gateway, repo, set)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.httpAddr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", c.httpAddr, err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	logger.Printf("infergate %s serving on http://%s (ONNX Runtime %s, models in %s)", version, ln.Addr(), engine.RuntimeVersion(), c.modelsDir)
+
+	start := time.Now()
+	if err := loadInitial(repo, c.load); err != nil {
+		logger.Printf("some models failed to load; the others serve: %s", err)
+	}
+	srv.SetReady(true)
+	logger.Printf("initial models loaded in %s; ready", time.Since(start).Round(time.Millisecond))
+
+	pollCtx, stopPoll := context.WithCancel(context.Background())
+	pollDone := make(chan struct{})
+	go func() {
+		defer close(pollDone)
+		pollRepository(pollCtx, repo, c.pollInterval)
+	}()
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	select {
+	case s := <-sig:
+		logger.Printf("received %s; shutting down", s)
+	case err := <-serveErr:
+		stopPoll()
+		<-pollDone
+		repo.Close()
+		return fmt.Errorf("HTTP server stopped: %w", err)
+	}
+	signal.Stop(sig)
+
+	// Stop in reverse order of start, timing each part.
+	srv.SetReady(false)
+	if c.shutdownDelay > 0 {
+		logger.Printf("reporting not ready for %s before closing", c.shutdownDelay)
+		time.Sleep(c.shutdownDelay)
+	}
+	t := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+	err = srv.Shutdown(ctx)
+	cancel()
+	logger.Printf("HTTP server stopped in %s", time.Since(t).Round(time.Millisecond))
+	if err != nil {
+		logger.Printf("HTTP shutdown: %s", err)
+	}
+	t = time.Now()
+	stopPoll()
+	<-pollDone
+	repo.Close()
+	logger.Printf("models unloaded in %s", time.Since(t).Round(time.Millisecond))
+	return nil
+}
+
+// loadEngine is the registry's LoadFunc: ONNX Runtime sessions.
+func loadEngine(data []byte, cfg registry.ModelConfig) (registry.Backend, error) {
+	return engine.Load(data, engine.Options{
+		Instances:      cfg.Instances,
+		IntraOpThreads: cfg.IntraOpThreads,
+		InterOpThreads: cfg.InterOpThreads,
+		Device:         cfg.Device,
+	})
+}
+
+func loadInitial(repo *registry.Repository, which string) error {
+	if which == "*" {
+		return repo.LoadAll()
+	}
+	var errs []error
+	for _, name := range strings.Split(which, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			if err := repo.Load(name, nil); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func pollRepository(ctx context.Context, repo *registry.Repository, every time.Duration) {
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = repo.Poll() // Poll logs each distinct error once.
+		}
+	}
+}
+
+// lockDataDir creates dir and takes an exclusive lock on dir/LOCK, so
+// that two servers never share one node's state.
+func lockDataDir(dir string) (unlock func(), err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cannot create data directory: %w", err)
+	}
+	path := filepath.Join(dir, "LOCK")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data directory %s is in use by another infergate (lock %s held); give each server its own --data", dir, path)
+	}
+	return func() { f.Close() }, nil
+}

@@ -1,0 +1,86 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/infergate/infergate/oip"
+	"github.com/infergate/infergate/registry"
+	"github.com/valyala/fasthttp"
+)
+
+// httpError is an error with the status code and the message a client
+// sees; err, when set, is what the server log gets instead.
+type httpError struct {
+	code       int
+	msg        string
+	retryAfter int // seconds; 0 means no Retry-After header
+	reason     registry.FailureReason
+	err        error
+}
+
+func (e *httpError) Error() string {
+	if e.err != nil {
+		return e.err.Error()
+	}
+	return e.msg
+}
+
+func (e *httpError) Unwrap() error { return e.err }
+
+func badRequest(format string, args ...any) error {
+	return &httpError{code: fasthttp.StatusBadRequest, msg: fmt.Sprintf(format, args...), reason: registry.ReasonBadRequest}
+}
+
+func notFound(format string, args ...any) error {
+	return &httpError{code: fasthttp.StatusNotFound, msg: fmt.Sprintf(format, args...), reason: registry.ReasonBadRequest}
+}
+
+func unavailable(retryAfter int, format string, args ...any) error {
+	return &httpError{code: fasthttp.StatusServiceUnavailable, retryAfter: retryAfter, msg: fmt.Sprintf(format, args...), reason: registry.ReasonOverloaded}
+}
+
+func timedOut(msg string) error {
+	return &httpError{code: fasthttp.StatusServiceUnavailable, retryAfter: 1, msg: msg, reason: registry.ReasonTimeout}
+}
+
+// internal hides err from the client, who gets errInternalMsg; the log
+// gets err.
+func internal(err error) error {
+	return &httpError{code: fasthttp.StatusInternalServerError, msg: errInternalMsg, reason: registry.ReasonInternal, err: err}
+}
+
+// errInternalMsg is what a client sees of a bug; the log has the rest.
+const errInternalMsg = "internal error; the server log has the details"
+
+// toHTTPError classifies err for a response: status, client message, and
+// the failure reason counted in the model's metrics. An error that is not
+// classified is a bug: 500, logged.
+func toHTTPError(err error) *httpError {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he
+	}
+	var oe *registry.OverloadError
+	if errors.As(err, &oe) {
+		return &httpError{code: fasthttp.StatusServiceUnavailable, retryAfter: 1, msg: oe.Error(), reason: registry.ReasonOverloaded}
+	}
+	var de *oip.Error
+	if errors.As(err, &de) {
+		return &httpError{code: fasthttp.StatusBadRequest, msg: de.Error(), reason: registry.ReasonBadRequest}
+	}
+	return internal(err).(*httpError)
+}
+
+// writeError answers ctx with he's status and JSON body.
+func writeError(ctx *fasthttp.RequestCtx, he *httpError) {
+	ctx.Response.ResetBody()
+	ctx.Response.Header.Del(headerInferenceLen)
+	ctx.SetStatusCode(he.code)
+	ctx.SetContentType("application/json")
+	if he.retryAfter > 0 {
+		ctx.Response.Header.Set("Retry-After", strconv.Itoa(he.retryAfter))
+	}
+	ctx.SetBody(oip.AppendError(nil, he.msg))
+}

@@ -1,0 +1,198 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/infergate/infergate/oip"
+	"github.com/infergate/infergate/registry"
+	"github.com/valyala/fasthttp"
+)
+
+// Platform is what model metadata reports as the platform, as Triton names
+// ONNX models.
+const Platform = "onnxruntime_onnx"
+
+// extensions are the protocol extensions infergate implements.
+var extensions = []string{"binary_tensor_data", "model_repository", "statistics_metrics"}
+
+func (s *Server) serverMetadata(ctx *fasthttp.RequestCtx) error {
+	ctx.SetContentType("application/json")
+	ctx.SetBody(oip.AppendServerMetadata(nil, &oip.ServerMetadata{
+		Name:       s.cfg.Name,
+		Version:    s.cfg.Version,
+		Extensions: extensions,
+	}))
+	return nil
+}
+
+// lookup finds the version a metadata or ready request names, without
+// taking a reference: metadata is immutable.
+func (s *Server) lookup(name, version []byte) (*registry.Model, *registry.Version, error) {
+	vnum, err := parseVersion(version)
+	if err != nil {
+		return nil, nil, err
+	}
+	m := s.repo.Model(b2s(name))
+	if m == nil {
+		return nil, nil, s.routeError(name, version, registry.ErrModelNotFound)
+	}
+	var v *registry.Version
+	if vnum == 0 {
+		v = m.Latest()
+	} else {
+		v = m.Version(vnum)
+	}
+	if v == nil {
+		if vnum == 0 {
+			return m, nil, s.routeError(name, version, registry.ErrModelNotReady)
+		}
+		return m, nil, s.routeError(name, version, registry.ErrVersionNotFound)
+	}
+	return m, v, nil
+}
+
+// modelMetadata serves GET /v2/models/{name}[/versions/{version}].
+func (s *Server) modelMetadata(ctx *fasthttp.RequestCtx, name, version []byte) error {
+	m, v, err := s.lookup(name, version)
+	if err != nil {
+		return err
+	}
+	md := oip.ModelMetadata{
+		Name:     m.Name,
+		Platform: Platform,
+		Inputs:   v.Inputs,
+		Outputs:  v.Outputs,
+	}
+	if version == nil {
+		for _, w := range m.Versions() {
+			md.Versions = append(md.Versions, w.Label)
+		}
+	} else {
+		md.Versions = []string{v.Label}
+	}
+	ctx.SetContentType("application/json")
+	ctx.Response.Header.Set("X-Model-Version", v.Label)
+	ctx.SetBody(oip.AppendModelMetadata(nil, &md))
+	return nil
+}
+
+// modelReady serves GET /v2/models/{name}[/versions/{version}]/ready:
+// 200 when ready, otherwise the error that says why (404 or 503).
+func (s *Server) modelReady(ctx *fasthttp.RequestCtx, name, version []byte) error {
+	_, _, err := s.lookup(name, version)
+	return err
+}
+
+// repositoryIndex serves POST /v2/repository/index, body {"ready": bool}
+// optional: every model in the repository with the state of each version.
+func (s *Server) repositoryIndex(ctx *fasthttp.RequestCtx) error {
+	var q struct {
+		Ready bool `json:"ready"`
+	}
+	if err := decodeJSONBody(ctx.PostBody(), &q); err != nil {
+		return err
+	}
+	idx, err := s.repo.Index()
+	if err != nil {
+		return err
+	}
+	out := idx[:0:0]
+	for _, e := range idx {
+		if !q.Ready || e.State == registry.StateReady {
+			out = append(out, e)
+		}
+	}
+	if out == nil {
+		out = []registry.IndexEntry{}
+	}
+	return writeJSON(ctx, out)
+}
+
+// routeRepository handles /v2/repository/models/{name}/load|unload.
+func (s *Server) routeRepository(ctx *fasthttp.RequestCtx, rest []byte) error {
+	if err := allow(ctx, fasthttp.MethodPost); err != nil {
+		return err
+	}
+	name, action, _ := cutLast(rest)
+	switch action {
+	case "load":
+		return s.loadModel(ctx, string(name))
+	case "unload":
+		if err := s.repo.Unload(string(name)); err != nil {
+			return repoError(err)
+		}
+		return writeJSON(ctx, struct{}{})
+	}
+	return notFound("no such endpoint %q; use POST /v2/repository/models/{name}/load or /unload", ctx.Path())
+}
+
+// loadModel serves POST /v2/repository/models/{name}/load. The optional
+// body {"parameters": {"config": "<config.json text>"}} overrides the
+// model's config.json, as Triton's load API does.
+func (s *Server) loadModel(ctx *fasthttp.RequestCtx, name string) error {
+	var q struct {
+		Parameters struct {
+			Config string `json:"config"`
+		} `json:"parameters"`
+	}
+	if err := decodeJSONBody(ctx.PostBody(), &q); err != nil {
+		return err
+	}
+	var override *registry.ModelConfig
+	if q.Parameters.Config != "" {
+		c, err := registry.ParseModelConfig([]byte(q.Parameters.Config))
+		if err != nil {
+			return badRequest("parameters.config: %s", err)
+		}
+		override = &c
+	}
+	if err := s.repo.Load(name, override); err != nil {
+		return repoError(err)
+	}
+	return writeJSON(ctx, struct{}{})
+}
+
+// repoError maps a repository control error to a status.
+func repoError(err error) error {
+	switch {
+	case errors.Is(err, registry.ErrBadName), errors.Is(err, registry.ErrBadConfig), errors.Is(err, registry.ErrLoadFailed):
+		return badRequest("%s", err)
+	case errors.Is(err, registry.ErrModelNotFound):
+		return notFound("%s", err)
+	case errors.Is(err, registry.ErrClosed):
+		return unavailable(1, "the server is shutting down")
+	}
+	return err
+}
+
+func cutLast(b []byte) (head []byte, tail string, ok bool) {
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] == '/' {
+			return b[:i], string(b[i+1:]), true
+		}
+	}
+	return nil, string(b), false
+}
+
+// decodeJSONBody decodes an optional JSON control body into v.
+func decodeJSONBody(body []byte, v any) error {
+	if len(body) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return badRequest("the request body is not the expected JSON: %s", err)
+	}
+	return nil
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding a response: %w", err)
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+	return nil
+}

@@ -1,0 +1,300 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/infergate/infergate/registry"
+	"github.com/valyala/fasthttp"
+)
+
+// Config configures a Server. DefaultConfig returns working values.
+type Config struct {
+	// MaxBodyBytes bounds a request body; larger ones get 413.
+	MaxBodyBytes int
+	// MaxConnections bounds concurrent connections.
+	MaxConnections int
+	// ReadTimeout and WriteTimeout bound reading one request and writing
+	// one response; IdleTimeout closes idle keep-alive connections.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// RequestTimeout bounds an inference (queue and compute) unless the
+	// request's "timeout" parameter asks for less.
+	RequestTimeout time.Duration
+	// Name and Version are reported by GET /v2.
+	Name, Version string
+	// RuntimeVersion names the ONNX Runtime in use, for the status page.
+	RuntimeVersion string
+	// Logf logs; nil means log.Printf.
+	Logf func(format string, args ...any)
+}
+
+// DefaultConfig returns the settings `infergate serve` starts from.
+func DefaultConfig() Config {
+	return Config{
+		MaxBodyBytes:   64 << 20,
+		MaxConnections: 4096,
+		ReadTimeout:    30 * time.Second,
+		WriteTimeout:   30 * time.Second,
+		IdleTimeout:    90 * time.Second,
+		RequestTimeout: 10 * time.Second,
+		Name:           "infergate",
+		Version:        "dev",
+	}
+}
+
+// Validate reports the first bad setting of c.
+func (c *Config) Validate() error {
+	switch {
+	case c.MaxBodyBytes < 1024:
+		return fmt.Errorf("max body %d bytes is too small; use at least 1024", c.MaxBodyBytes)
+	case c.MaxConnections < 1:
+		return fmt.Errorf("max connections must be at least 1, got %d", c.MaxConnections)
+	case c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
+		return errors.New("read, write and idle timeouts must be positive")
+	case c.RequestTimeout <= 0:
+		return fmt.Errorf("request timeout must be positive, got %s", c.RequestTimeout)
+	}
+	return nil
+}
+
+// Server serves the OIP v2 API over one model repository.
+type Server struct {
+	cfg     Config
+	repo    *registry.Repository
+	metrics *metrics.Set
+	srv     *fasthttp.Server
+	logf    func(format string, args ...any)
+	started time.Time
+
+	ready    atomic.Bool
+	stopping atomic.Bool
+
+	scratch scratchPool
+
+	panics     *metrics.Counter
+	unrouted   [numUnrouted]*metrics.Counter
+	httpErrors *metrics.Counter
+}
+
+// New returns a Server for repo; set receives its metrics and is what
+// /metrics writes (with process metrics).
+func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     cfg,
+		repo:    repo,
+		metrics: set,
+		logf:    cfg.Logf,
+		started: time.Now(),
+	}
+	if s.logf == nil {
+		s.logf = log.Printf
+	}
+	s.panics = set.NewCounter("infergate_http_panics_total")
+	s.httpErrors = set.NewCounter("infergate_http_protocol_errors_total")
+	for i := range s.unrouted {
+		s.unrouted[i] = set.NewCounter(fmt.Sprintf(`infergate_inference_unrouted_total{reason=%q}`, unroutedReason(i)))
+	}
+	s.srv = &fasthttp.Server{
+		Handler:                       s.handle,
+		ErrorHandler:                  s.protocolError,
+		Name:                          cfg.Name,
+		MaxRequestBodySize:            cfg.MaxBodyBytes,
+		Concurrency:                   cfg.MaxConnections,
+		ReadTimeout:                   cfg.ReadTimeout,
+		WriteTimeout:                  cfg.WriteTimeout,
+		IdleTimeout:                   cfg.IdleTimeout,
+		NoDefaultDate:                 true,
+		NoDefaultContentType:          true,
+		DisablePreParseMultipartForm:  true,
+		DisableHeaderNamesNormalizing: false,
+		CloseOnShutdown:               true,
+		Logger:                        fasthttpLogger{s.logf},
+	}
+	return s, nil
+}
+
+// SetReady marks the server ready (GET /v2/health/ready answers 200) once
+// its initial models are loaded.
+func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.srv.Serve(ln)
+}
+
+// Shutdown stops accepting connections, marks the server not ready, and
+// waits until in-flight requests are answered or ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopping.Store(true)
+	return s.srv.ShutdownWithContext(ctx)
+}
+
+// Handler returns the request handler, for tests that serve it themselves.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
+
+type fasthttpLogger struct{ logf func(string, ...any) }
+
+func (l fasthttpLogger) Printf(format string, args ...any) { l.logf(format, args...) }
+
+// protocolError answers requests fasthttp could not parse.
+func (s *Server) protocolError(ctx *fasthttp.RequestCtx, err error) {
+	s.httpErrors.Inc()
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		writeError(ctx, &httpError{code: fasthttp.StatusRequestEntityTooLarge,
+			msg: fmt.Sprintf("request body exceeds the %d-byte limit; send fewer rows per request, or raise the server's --max-body", s.cfg.MaxBodyBytes)})
+		return
+	}
+	var nerr net.Error
+	if errors.As(err, &nerr) && nerr.Timeout() {
+		writeError(ctx, &httpError{code: fasthttp.StatusRequestTimeout, msg: "timed out reading the request"})
+		return
+	}
+	writeError(ctx, &httpError{code: fasthttp.StatusBadRequest, msg: "malformed HTTP request: " + err.Error()})
+}
+
+// handle routes one request; it recovers from panics so that one bad
+// request cannot take the server down.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.panics.Inc()
+			s.logf("panic serving %s %s: %v\n%s", ctx.Method(), ctx.Path(), p, debug.Stack())
+			writeError(ctx, &httpError{code: fasthttp.StatusInternalServerError, msg: errInternalMsg})
+		}
+	}()
+	if err := s.route(ctx); err != nil {
+		he := toHTTPError(err)
+		if he.code >= 500 && he.err != nil {
+			s.logf("%s %s: %s", ctx.Method(), ctx.Path(), he.err)
+		}
+		writeError(ctx, he)
+	}
+}
+
+var (
+	pathV2         = []byte("/v2")
+	pathModels     = []byte("/v2/models/")
+	pathRepoModels = []byte("/v2/repository/models/")
+)
+
+// route dispatches on the path; infer and ready checks come first.
+func (s *Server) route(ctx *fasthttp.RequestCtx) error {
+	path := ctx.Path()
+	if rest, ok := bytes.CutPrefix(path, pathModels); ok {
+		return s.routeModel(ctx, rest)
+	}
+	switch string(path) {
+	case "/v2/health/live":
+		if err := allow(ctx, fasthttp.MethodGet); err != nil {
+			return err
+		}
+		if s.stopping.Load() {
+			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		}
+		return nil
+	case "/v2/health/ready":
+		if err := allow(ctx, fasthttp.MethodGet); err != nil {
+			return err
+		}
+		if !s.ready.Load() || s.stopping.Load() {
+			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		}
+		return nil
+	case "/v2", "/v2/":
+		if err := allow(ctx, fasthttp.MethodGet); err != nil {
+			return err
+		}
+		return s.serverMetadata(ctx)
+	case "/v2/repository/index":
+		if err := allow(ctx, fasthttp.MethodPost, fasthttp.MethodGet); err != nil {
+			return err
+		}
+		return s.repositoryIndex(ctx)
+	case "/metrics":
+		if err := allow(ctx, fasthttp.MethodGet); err != nil {
+			return err
+		}
+		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+		s.metrics.WritePrometheus(ctx)
+		metrics.WriteProcessMetrics(ctx)
+		return nil
+	case "/", "/status":
+		if err := allow(ctx, fasthttp.MethodGet); err != nil {
+			return err
+		}
+		return s.statusPage(ctx)
+	}
+	if rest, ok := bytes.CutPrefix(path, pathRepoModels); ok {
+		return s.routeRepository(ctx, rest)
+	}
+	return notFound("no such endpoint %q; the OIP v2 endpoints live under /v2 (GET /v2 describes the server)", path)
+}
+
+// routeModel handles /v2/models/{m}[/versions/{v}][/ready|/infer].
+func (s *Server) routeModel(ctx *fasthttp.RequestCtx, rest []byte) error {
+	name, rest, _ := bytes.Cut(rest, slash)
+	var version []byte
+	if v, ok := bytes.CutPrefix(rest, versionsPrefix); ok {
+		version, rest, _ = bytes.Cut(v, slash)
+		if len(version) == 0 {
+			return badRequest("empty model version in %q; use /v2/models/%s/versions/<N>", ctx.Path(), name)
+		}
+	}
+	switch string(rest) {
+	case "infer":
+		if err := allow(ctx, fasthttp.MethodPost); err != nil {
+			return err
+		}
+		return s.infer(ctx, name, version)
+	case "ready":
+		if err := allow(ctx, fasthttp.MethodGet); err != nil {
+			return err
+		}
+		return s.modelReady(ctx, name, version)
+	case "":
+		if err := allow(ctx, fasthttp.MethodGet); err != nil {
+			return err
+		}
+		return s.modelMetadata(ctx, name, version)
+	}
+	return notFound("no such endpoint %q; under /v2/models/{name}[/versions/{v}] there are GET (metadata), GET /ready and POST /infer", ctx.Path())
+}
+
+var (
+	slash          = []byte("/")
+	versionsPrefix = []byte("versions/")
+)
+
+// allow answers 405 unless the request's method is one of methods.
+func allow(ctx *fasthttp.RequestCtx, methods ...string) error {
+	m := ctx.Method()
+	for _, want := range methods {
+		if string(m) == want {
+			return nil
+		}
+	}
+	ctx.Response.Header.Set("Allow", joinMethods(methods))
+	return &httpError{code: fasthttp.StatusMethodNotAllowed, msg: fmt.Sprintf("method %s is not allowed here; use %s", m, joinMethods(methods))}
+}
+
+func joinMethods(ms []string) string {
+	var b []byte
+	for i, m := range ms {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, m...)
+	}
+	return string(b)
+}
