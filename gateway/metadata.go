@@ -15,7 +15,7 @@ import (
 const Platform = "onnxruntime_onnx"
 
 // extensions are the protocol extensions infergate implements.
-var extensions = []string{"binary_tensor_data", "model_repository", "statistics_metrics"}
+var extensions = []string{"binary_tensor_data", "model_repository", "model_configuration", "parameters"}
 
 func (s *Server) serverMetadata(ctx *fasthttp.RequestCtx) error {
 	ctx.SetContentType("application/json")
@@ -195,4 +195,20 @@ func writeJSON(ctx *fasthttp.RequestCtx, v any) error {
 	ctx.SetContentType("application/json")
 	ctx.SetBody(b)
 	return nil
+}
+
+// modelConfig serves GET /v2/models/{name}[/versions/{version}]/config: the
+// configuration the version was loaded with, node defaults filled in.
+func (s *Server) modelConfig(ctx *fasthttp.RequestCtx, name, version []byte) error {
+	_, v, err := s.lookup(name, version)
+	if err != nil {
+		return err
+	}
+	ctx.Response.Header.Set("X-Model-Version", v.Label)
+	return writeJSON(ctx, struct {
+		Name    string `json:"name"`
+		Version string `json:"version"`
+		SHA256  string `json:"sha256"`
+		registry.ModelConfig
+	}{v.Model, v.Label, v.SHA256, v.Config})
 }

@@ -267,8 +267,13 @@ func (s *Server) routeModel(ctx *fasthttp.RequestCtx, rest []byte) error {
 			return err
 		}
 		return s.modelMetadata(ctx, name, version)
+	case "config":
+		if err := allow(ctx, fasthttp.MethodGet); err != nil {
+			return err
+		}
+		return s.modelConfig(ctx, name, version)
 	}
-	return notFound("no such endpoint %q; under /v2/models/{name}[/versions/{v}] there are GET (metadata), GET /ready and POST /infer", ctx.Path())
+	return notFound("no such endpoint %q; under /v2/models/{name}[/versions/{v}] there are GET (metadata), GET /ready, GET /config and POST /infer", ctx.Path())
 }
 
 var (

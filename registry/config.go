@@ -102,6 +102,9 @@ var cudaDevice = regexp.MustCompile(`^cuda:[0-9]{1,3}$`)
 func (c ModelConfig) withDefaults(d ModelConfig) ModelConfig {
 	if c.VersionPolicy.Latest == nil && c.VersionPolicy.All == nil && c.VersionPolicy.Specific == nil {
 		c.VersionPolicy = d.VersionPolicy
+		if c.VersionPolicy.Latest == nil && c.VersionPolicy.All == nil && c.VersionPolicy.Specific == nil {
+			c.VersionPolicy.Latest = &LatestPolicy{NumVersions: 1}
+		}
 	}
 	if c.Instances == 0 {
 		c.Instances = d.Instances

@@ -256,6 +256,7 @@ func TestServeDemoModels(t *testing.T) {
 	f("GET", "/v2/models/ctr/versions/2/ready", "", 404, "no ready version 2")
 	f("GET", "/v2/models/ctr", "", 200, `"inputs":[{"name":"features","datatype":"FP32","shape":[-1,64]}]`)
 	f("GET", "/v2", "", 200, `"extensions"`)
+	f("GET", "/v2/models/ranker/versions/1/config", "", 200, `"version_policy":{"latest":{"num_versions":1}},"instances":1`)
 	f("POST", "/v2/models/nope/infer", "{}", 404, `{"error":"model \"nope\" is not served here`)
 	f("POST", "/v2/models/ctr/infer", "{", 400, `{"error":`)
 	f("GET", "/v2/models/ctr/infer", "", 405, "use POST")
