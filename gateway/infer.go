@@ -76,10 +76,20 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, name, version []byte) error {
 	}
 	v, err := s.repo.Acquire(b2s(name), vnum)
 	if err != nil {
+		s.countUnrouted(err)
 		return s.routeError(name, version, err)
 	}
 	defer v.Release()
-	if err := s.inferVersion(ctx, v); err != nil {
+	ctx.Response.Header.Set("X-Model-Version", v.Label)
+	finished := false
+	defer func() {
+		if !finished { // inferVersion panicked; handle recovers and answers 500
+			v.Metrics.Failure[registry.ReasonInternal].Inc()
+		}
+	}()
+	err = s.inferVersion(ctx, v)
+	finished = true
+	if err != nil {
 		he := toHTTPError(err)
 		v.Metrics.Failure[he.reason].Inc()
 		return he
@@ -102,7 +112,11 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version) err
 		}
 		headerLen = n
 	}
-	if err := oip.DecodeRequest(req, ctx.PostBody(), headerLen); err != nil {
+	body, err := s.requestBody(ctx)
+	if err != nil {
+		return err
+	}
+	if err := oip.DecodeRequest(req, body, headerLen); err != nil {
 		return err
 	}
 	if err := oip.CheckInputs(req.Inputs, v.Inputs, v.Config.MaxBatchSize); err != nil {
@@ -121,8 +135,8 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version) err
 	}
 
 	timeout := s.cfg.RequestTimeout
-	if req.TimeoutMicros > 0 {
-		timeout = min(timeout, time.Duration(req.TimeoutMicros)*time.Microsecond)
+	if t := req.TimeoutMicros; t > 0 && t < int64(timeout/time.Microsecond) {
+		timeout = time.Duration(t) * time.Microsecond
 	}
 	rctx, cancel := context.WithTimeout(context.Background(), timeout)
 	outs, err := v.Backend.Run(rctx, req.Inputs, names, sc.outs)
@@ -130,7 +144,8 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version) err
 	if err != nil {
 		switch {
 		case errors.Is(err, context.DeadlineExceeded):
-			return timedOut(err.Error())
+			return timedOut(fmt.Sprintf("timed out after %s waiting for one of the %d instances of model %q version %s; retry later, raise the request's timeout parameter or the server's --request-timeout, or add instances",
+				timeout, max(v.Config.Instances, 1), v.Model, v.Label))
 		case errors.Is(err, context.Canceled), errors.Is(err, engine.ErrClosed):
 			return &httpError{code: fasthttp.StatusServiceUnavailable, retryAfter: 1, reason: registry.ReasonCanceled,
 				msg: fmt.Sprintf("model %q version %s is being unloaded; retry", v.Model, v.Label)}
@@ -157,19 +172,38 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version) err
 		}
 		resp.Outputs = append(resp.Outputs, oip.OutputTensor{Tensor: outs[i], Binary: binary})
 	}
-	body, headerLen := oip.AppendResponse(sc.buf[:0], resp)
-	sc.buf = body
+	out, jsonLen := oip.AppendResponse(sc.buf[:0], resp)
+	sc.buf = out
 	h := &ctx.Response.Header
-	h.Set("X-Model-Version", v.Label)
-	if headerLen < len(body) {
-		sc.num = strconv.AppendInt(sc.num[:0], int64(headerLen), 10)
+	if jsonLen < len(out) {
+		sc.num = strconv.AppendInt(sc.num[:0], int64(jsonLen), 10)
 		h.SetBytesV(headerInferenceLen, sc.num)
 		h.SetContentType("application/octet-stream")
 	} else {
 		h.SetContentType("application/json")
 	}
-	ctx.SetBody(body)
+	ctx.SetBody(out)
 	return nil
+}
+
+// requestBody returns the request body, decompressed when it carries a
+// Content-Encoding (gzip, deflate, br, zstd), never past MaxBodyBytes.
+func (s *Server) requestBody(ctx *fasthttp.RequestCtx) ([]byte, error) {
+	ce := ctx.Request.Header.ContentEncoding()
+	if len(ce) == 0 {
+		return ctx.PostBody(), nil
+	}
+	b, err := ctx.Request.BodyUncompressedWithLimit(s.cfg.MaxBodyBytes)
+	switch {
+	case err == nil:
+		return b, nil
+	case errors.Is(err, fasthttp.ErrContentEncodingUnsupported):
+		return nil, badRequest("Content-Encoding %q is not supported; send the body uncompressed or as gzip, deflate, br or zstd", ce)
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return nil, &httpError{code: fasthttp.StatusRequestEntityTooLarge, reason: registry.ReasonBadRequest,
+			msg: fmt.Sprintf("the %s body decompresses to more than the %d-byte limit; send fewer rows per request, or raise the server's --max-body", ce, s.cfg.MaxBodyBytes)}
+	}
+	return nil, badRequest("cannot decompress the %s request body: %s", ce, err)
 }
 
 // rows returns the number of rows a request carries: its leading
@@ -193,17 +227,26 @@ func parseVersion(b []byte) (int64, error) {
 	return int64(n), nil
 }
 
+// countUnrouted counts an infer request that found no version to run.
+func (s *Server) countUnrouted(err error) {
+	switch {
+	case errors.Is(err, registry.ErrModelNotFound):
+		s.unrouted[unroutedModel].Inc()
+	case errors.Is(err, registry.ErrVersionNotFound):
+		s.unrouted[unroutedVersion].Inc()
+	case errors.Is(err, registry.ErrModelNotReady):
+		s.unrouted[unroutedNotReady].Inc()
+	}
+}
+
 // routeError explains why a request found no version to run.
 func (s *Server) routeError(name, version []byte, err error) error {
 	switch {
 	case errors.Is(err, registry.ErrModelNotFound):
-		s.unrouted[unroutedModel].Inc()
 		return notFound("model %q is not served here; POST /v2/repository/index lists the repository's models and their state", name)
 	case errors.Is(err, registry.ErrVersionNotFound):
-		s.unrouted[unroutedVersion].Inc()
 		return notFound("model %q has no ready version %s; ready versions: %s", name, version, s.readyVersions(b2s(name)))
 	case errors.Is(err, registry.ErrModelNotReady):
-		s.unrouted[unroutedNotReady].Inc()
 		return unavailable(1, "model %q has no ready version yet; POST /v2/repository/index shows why", name)
 	}
 	return err

@@ -123,7 +123,8 @@ type RequestedOutput struct {
 // InferRequest is a decoded infer request.
 //
 // The zero value is an empty request; Reset makes a used one empty again
-// while keeping its buffers for reuse.
+// while keeping its buffers for reuse, which DecodeRequest fills. A used
+// request must not be copied by value: the copies would share buffers.
 type InferRequest struct {
 	ID      string
 	Inputs  []Tensor
@@ -142,6 +143,10 @@ type InferRequest struct {
 	CacheBypass bool
 	// UnitID is the "unit_id" parameter that experiments hash to pick an arm.
 	UnitID string
+
+	// names and scratch are kept across Reset for the decoder to reuse.
+	names   internTable
+	scratch []byte
 }
 
 // Reset empties r and keeps its slices for reuse.
@@ -171,12 +176,40 @@ type OutputTensor struct {
 	Binary bool
 }
 
-// InferResponse is an infer response before encoding.
+// reset empties o and keeps its buffers for reuse.
+func (o *OutputTensor) reset() {
+	o.Name = ""
+	o.Datatype = InvalidType
+	o.Shape = o.Shape[:0]
+	o.Data = o.Data[:0]
+	o.Binary = false
+}
+
+// InferResponse is an infer response before encoding, or after decoding.
+//
+// The zero value is an empty response; Reset makes a used one empty again
+// while keeping its buffers for reuse, which DecodeResponse fills. A used
+// response must not be copied by value: the copies would share buffers.
 type InferResponse struct {
 	ModelName    string
 	ModelVersion string
 	ID           string
 	Outputs      []OutputTensor
+
+	// names and scratch are kept across Reset for the decoder to reuse.
+	names   internTable
+	scratch []byte
+}
+
+// Reset empties r and keeps its slices for reuse.
+func (r *InferResponse) Reset() {
+	for i := range r.Outputs {
+		r.Outputs[i].reset()
+	}
+	r.Outputs = r.Outputs[:0]
+	r.ModelName = ""
+	r.ModelVersion = ""
+	r.ID = ""
 }
 
 // TensorMetadata describes one input or output of a model. A negative

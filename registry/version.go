@@ -74,6 +74,7 @@ func (v *Version) acquire() error {
 	}
 	if v.limit > 0 && n > v.limit {
 		v.Release()
+		v.Metrics.Failure[ReasonOverloaded].Inc()
 		return &OverloadError{Model: v.Model, Version: v.Label, InFlight: v.limit, Instances: v.Config.Instances, MaxQueue: v.Config.MaxQueue}
 	}
 	return nil

@@ -1,0 +1,390 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/infergate/infergate/gateway"
+	"github.com/infergate/infergate/oip"
+	"github.com/infergate/infergate/registry"
+	"github.com/valyala/fasthttp"
+)
+
+const (
+	fakeInfer = "/v2/models/fake/infer"
+	// fakeSeries is the label set of the fake model's version metrics.
+	fakeSeries = `model="fake",version="1"`
+)
+
+func successSeries(labels string) string {
+	return "infergate_inference_request_success_total{" + labels + "}"
+}
+
+func failureSeries(labels, reason string) string {
+	return "infergate_inference_request_failure_total{" + labels + `,reason="` + reason + `"}`
+}
+
+// checkRetryAfter checks that r says when to retry, in whole seconds.
+func checkRetryAfter(t testing.TB, r response) {
+	t.Helper()
+	v, ok := r.header["Retry-After"]
+	if n, err := strconv.Atoi(v); !ok || err != nil || n < 1 {
+		t.Fatalf("Retry-After: got %q (present %v); want a positive number of seconds", v, ok)
+	}
+}
+
+// TestBackendPanic checks that a panic in a backend answers 500 with the
+// generic message, is counted and logged, leaks nothing to the client,
+// releases the version, and leaves the server serving.
+func TestBackendPanic(t *testing.T) {
+	b := newFakeBackend()
+	// Room for two requests in flight: a reference that a panic leaked
+	// would soon overload the version.
+	s := startFake(t, b, gateway.DefaultConfig(), registry.ModelConfig{Instances: 1, MaxQueue: 1})
+	b.mode.Store(fakePanic)
+	for i := 1; i <= 3; i++ {
+		r := s.post(t, fakeInfer, fakeRequest)
+		checkError(t, r, fasthttp.StatusInternalServerError, internalErrorMsg)
+		if msg, _ := errorMessage(r.body); msg != internalErrorMsg {
+			t.Fatalf("error message: got %q; want exactly %q", msg, internalErrorMsg)
+		}
+		if strings.Contains(string(r.body), "boom") {
+			t.Fatalf("the panic value reached the client: %s", r.body)
+		}
+		checkMetric(t, s.metricsText(t), "infergate_http_panics_total", float64(i))
+	}
+	if l := s.log.String(); !strings.Contains(l, "panic") || !strings.Contains(l, "fake backend: boom") {
+		t.Fatalf("server log: got %q; want the panic and its value", l)
+	}
+	if n := s.repo.Model("fake").Latest().InFlight(); n != 0 {
+		t.Fatalf("in flight after the panics: got %d; want 0", n)
+	}
+
+	b.mode.Store(fakeOK)
+	checkFakeAnswer(t, s.post(t, fakeInfer, fakeRequest))
+	text := s.metricsText(t)
+	checkMetric(t, text, successSeries(fakeSeries), 1)
+	// A panic is a failed request of the version like any other bug.
+	checkMetric(t, text, failureSeries(fakeSeries, "internal"), 3)
+}
+
+// TestBackendError checks that a backend error that is no fault of the
+// client answers 500 with the generic message and goes to the log.
+func TestBackendError(t *testing.T) {
+	b := newFakeBackend()
+	s := startFake(t, b, gateway.DefaultConfig(), registry.ModelConfig{})
+	b.mode.Store(fakeFail)
+	r := s.post(t, fakeInfer, fakeRequest)
+	checkError(t, r, fasthttp.StatusInternalServerError, internalErrorMsg)
+	if strings.Contains(string(r.body), "bus") {
+		t.Fatalf("the backend's error reached the client: %s", r.body)
+	}
+	if l := s.log.String(); !strings.Contains(l, "the device fell off the bus") {
+		t.Fatalf("server log: got %q; want the backend's error", l)
+	}
+	checkMetric(t, s.metricsText(t), failureSeries(fakeSeries, "internal"), 1)
+	b.mode.Store(fakeOK)
+	checkFakeAnswer(t, s.post(t, fakeInfer, fakeRequest))
+}
+
+// TestRequestTimeout checks that a request whose model does not answer in
+// time gets 503 with Retry-After: by its own "timeout" parameter (µs)
+// when that is shorter, else by the server's RequestTimeout.
+func TestRequestTimeout(t *testing.T) {
+	t.Run("parameter", func(t *testing.T) {
+		b := newFakeBackend()
+		cfg := gateway.DefaultConfig()
+		cfg.RequestTimeout = time.Minute
+		s := startFake(t, b, cfg, registry.ModelConfig{})
+		b.mode.Store(fakeBlock)
+		body := `{"parameters":{"timeout":20000},"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}]}`
+		r := s.post(t, fakeInfer, []byte(body))
+		checkError(t, r, fasthttp.StatusServiceUnavailable, "timed out after")
+		checkRetryAfter(t, r)
+		if r.took < 20*time.Millisecond || r.took > 20*time.Second {
+			t.Fatalf("answered after %s; want about 20ms, the request's timeout", r.took)
+		}
+		text := s.metricsText(t)
+		checkMetric(t, text, failureSeries(fakeSeries, "timeout"), 1)
+		checkMetric(t, text, successSeries(fakeSeries), 0)
+
+		b.mode.Store(fakeOK)
+		checkFakeAnswer(t, s.post(t, fakeInfer, []byte(body)))
+	})
+	t.Run("server", func(t *testing.T) {
+		b := newFakeBackend()
+		cfg := gateway.DefaultConfig()
+		cfg.RequestTimeout = 30 * time.Millisecond
+		s := startFake(t, b, cfg, registry.ModelConfig{})
+		b.mode.Store(fakeBlock)
+		// A longer timeout parameter does not extend the server's bound.
+		body := `{"parameters":{"timeout":60000000},"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}]}`
+		r := s.post(t, fakeInfer, []byte(body))
+		checkError(t, r, fasthttp.StatusServiceUnavailable, "timed out after")
+		checkRetryAfter(t, r)
+		if r.took > 20*time.Second {
+			t.Fatalf("answered after %s; want about 30ms, the server's RequestTimeout", r.took)
+		}
+		checkMetric(t, s.metricsText(t), failureSeries(fakeSeries, "timeout"), 1)
+	})
+}
+
+// TestOverload checks that with instances 1 and max_queue 1, a third
+// request while two are in flight gets 503 with Retry-After at once, and
+// that the two in flight are answered once the backend moves.
+func TestOverload(t *testing.T) {
+	b := newFakeBackend()
+	s := startFake(t, b, gateway.DefaultConfig(), registry.ModelConfig{Instances: 1, MaxQueue: 1})
+	b.mode.Store(fakeBlock)
+
+	results := make(chan error, 2)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := s.send(fasthttp.MethodPost, fakeInfer, fakeRequest)
+			if err == nil && r.code != fasthttp.StatusOK {
+				err = fmt.Errorf("blocked request: got %s; want 200 once unblocked", r)
+			}
+			results <- err
+		}()
+	}
+	v := s.repo.Model("fake").Latest()
+	checkFor(t, 5*time.Second, func() error {
+		if n, m := v.InFlight(), b.running.Load(); n != 2 || m != 2 {
+			return fmt.Errorf("in flight: got %d requests, %d in Run; want 2, 2", n, m)
+		}
+		return nil
+	})
+
+	r := s.post(t, fakeInfer, fakeRequest)
+	checkError(t, r, fasthttp.StatusServiceUnavailable, "max_queue")
+	checkRetryAfter(t, r)
+	if r.took > 2*time.Second {
+		t.Fatalf("the refusal took %s; want it at once", r.took)
+	}
+
+	b.unblock()
+	wg.Wait()
+	close(results)
+	for err := range results {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkFakeAnswer(t, s.post(t, fakeInfer, fakeRequest))
+	text := s.metricsText(t)
+	checkMetric(t, text, successSeries(fakeSeries), 3)
+	checkMetric(t, text, failureSeries(fakeSeries, "overloaded"), 1)
+}
+
+// TestMetricsByReason checks the per-version success and failure
+// counters, the row and execution counters, the latency histogram, and
+// the counters of requests that found no version.
+func TestMetricsByReason(t *testing.T) {
+	b := newFakeBackend()
+	cfg := gateway.DefaultConfig()
+	cfg.RequestTimeout = 200 * time.Millisecond
+	s := startFake(t, b, cfg, registry.ModelConfig{})
+
+	two := []byte(`{"inputs":[{"name":"x","datatype":"FP32","shape":[2,4],"data":[1,2,3,4,5,6,7,8]}]}`)
+	for range 3 {
+		checkFakeAnswer(t, s.post(t, fakeInfer, fakeRequest))
+	}
+	if r := s.post(t, fakeInfer, two); r.code != fasthttp.StatusOK {
+		t.Fatalf("two rows: got %s", r)
+	}
+	checkError(t, s.post(t, fakeInfer, []byte(`{`)), fasthttp.StatusBadRequest, "invalid JSON")
+	checkError(t, s.post(t, fakeInfer, []byte(`{"inputs":[]}`)), fasthttp.StatusBadRequest, `missing input "x"`)
+	b.mode.Store(fakeFail)
+	checkError(t, s.post(t, fakeInfer, fakeRequest), fasthttp.StatusInternalServerError, internalErrorMsg)
+	b.mode.Store(fakeBlock)
+	checkError(t, s.post(t, fakeInfer, fakeRequest), fasthttp.StatusServiceUnavailable, "")
+	checkError(t, s.post(t, "/v2/models/nope/infer", fakeRequest), fasthttp.StatusNotFound, "nope")
+	checkError(t, s.post(t, "/v2/models/fake/versions/7/infer", fakeRequest), fasthttp.StatusNotFound, "no ready version 7")
+
+	text := s.metricsText(t)
+	f := func(series string, want float64) {
+		t.Helper()
+		checkMetric(t, text, series, want)
+	}
+	f(successSeries(fakeSeries), 4)
+	f(failureSeries(fakeSeries, "bad_request"), 2)
+	f(failureSeries(fakeSeries, "internal"), 1)
+	f(failureSeries(fakeSeries, "timeout"), 1)
+	f(failureSeries(fakeSeries, "overloaded"), 0)
+	f(failureSeries(fakeSeries, "canceled"), 0)
+	f("infergate_inference_count_total{"+fakeSeries+"}", 5)
+	f("infergate_inference_exec_count_total{"+fakeSeries+"}", 4)
+	f("infergate_inference_request_duration_seconds_count{"+fakeSeries+"}", 4)
+	f(`infergate_inference_unrouted_total{reason="model_not_found"}`, 1)
+	f(`infergate_inference_unrouted_total{reason="version_not_found"}`, 1)
+	f(`infergate_models_ready`, 1)
+	if err := func() error {
+		for line := range strings.SplitSeq(text, "\n") {
+			if strings.HasPrefix(line, "infergate_inference_request_") && !strings.Contains(line, fakeSeries) {
+				return errors.New("series without the model and version labels: " + line)
+			}
+		}
+		return nil
+	}(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConcurrentRequests sends good and bad requests from many goroutines
+// at once to ctr on ONNX Runtime and checks every answer, so that pooled
+// buffers shared between requests show up as wrong scores (or as races
+// under -race).
+func TestConcurrentRequests(t *testing.T) {
+	s := startServer(t, serverOptions{
+		cfg:      gateway.DefaultConfig(),
+		defaults: registry.ModelConfig{Instances: 2, MaxQueue: 64},
+		files:    map[string][]byte{"ctr/1": ctrONNX()},
+	})
+	const workers, each = 8, 40
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- func() error {
+				for i := range each {
+					rows := 1 + (w+i)%4
+					x := features(uint64(1000*w+i), rows, 64)
+					var r response
+					var err error
+					switch i % 4 {
+					case 0: // JSON in, JSON out
+						r, err = s.send(fasthttp.MethodPost, "/v2/models/ctr/infer", ctrRequest(x, rows))
+					case 1, 2: // binary in, binary out on odd workers
+						header := fmt.Sprintf(`{"inputs":[{"name":"features","datatype":"FP32","shape":[%d,64],"parameters":{"binary_data_size":%d}}],"parameters":{"binary_data_output":%v}}`, rows, 256*rows, w%2 == 1)
+						r, err = s.send(fasthttp.MethodPost, "/v2/models/ctr/infer", append([]byte(header), f32Bytes(x)...),
+							"Inference-Header-Content-Length", strconv.Itoa(len(header)))
+					case 3: // a mistake
+						bad := fmt.Sprintf(`{"inputs":[{"name":"features","datatype":"FP32","shape":[%d,64],"data":%s}]}`, rows+1, jsonFloats(x))
+						r, err = s.send(fasthttp.MethodPost, "/v2/models/ctr/infer", []byte(bad))
+						if err != nil {
+							return err
+						}
+						if msg, err := errorMessage(r.body); r.code != fasthttp.StatusBadRequest || err != nil || !strings.Contains(msg, "needs") {
+							return fmt.Errorf("bad request: got %s; want 400 with the JSON error body", r)
+						}
+						continue
+					}
+					if err != nil {
+						return err
+					}
+					if r.code != fasthttp.StatusOK {
+						return fmt.Errorf("request %d of worker %d: got %s", i, w, r)
+					}
+					headerLen := -1
+					if h, ok := r.header["Inference-Header-Content-Length"]; ok {
+						if headerLen, err = strconv.Atoi(h); err != nil {
+							return err
+						}
+					}
+					var resp oip.InferResponse
+					if err := oip.DecodeResponse(&resp, r.body, headerLen); err != nil {
+						return err
+					}
+					got := bytesF32(resp.Outputs[0].Data)
+					want := ctrMLP().Forward(x, rows)
+					if len(got) != len(want) {
+						return fmt.Errorf("request %d of worker %d: got %d scores; want %d", i, w, len(got), len(want))
+					}
+					for k := range want {
+						if d := math.Abs(float64(got[k] - want[k])); !(d <= 1e-5) {
+							return fmt.Errorf("request %d of worker %d: score %d: got %v; want %v", i, w, k, got[k], want[k])
+						}
+					}
+				}
+				return nil
+			}()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	text := s.metricsText(t)
+	checkMetric(t, text, successSeries(`model="ctr",version="1"`), workers*each*3/4)
+	checkMetric(t, text, failureSeries(`model="ctr",version="1"`, "bad_request"), workers*each/4)
+}
+
+// TestUnroutedCountsInferenceOnly checks that the counters of inference
+// requests that found no version count inference requests only, not the
+// metadata and readiness probes that ask about a model.
+func TestUnroutedCountsInferenceOnly(t *testing.T) {
+	s := startFake(t, newFakeBackend(), gateway.DefaultConfig(), registry.ModelConfig{})
+	checkError(t, s.post(t, "/v2/models/nope/infer", fakeRequest), fasthttp.StatusNotFound, "nope")
+	for _, uri := range []string{"/v2/models/nope", "/v2/models/nope/ready", "/v2/models/fake/versions/7", "/v2/models/fake/versions/7/ready"} {
+		if r := s.do(t, fasthttp.MethodGet, uri, nil); r.code != fasthttp.StatusNotFound {
+			t.Fatalf("GET %s: got %s; want 404", uri, r)
+		}
+	}
+	text := s.metricsText(t)
+	checkMetric(t, text, `infergate_inference_unrouted_total{reason="model_not_found"}`, 1)
+	checkMetric(t, text, `infergate_inference_unrouted_total{reason="version_not_found"}`, 0)
+}
+
+// TestShutdownDrains checks that Shutdown waits for a request in flight,
+// which is answered, and that the server accepts nothing after.
+func TestShutdownDrains(t *testing.T) {
+	b := newFakeBackend()
+	s := startFake(t, b, gateway.DefaultConfig(), registry.ModelConfig{Instances: 1, MaxQueue: 4})
+	b.mode.Store(fakeBlock)
+	answered := make(chan error, 1)
+	go func() {
+		r, err := s.send(fasthttp.MethodPost, fakeInfer, fakeRequest)
+		if err == nil && r.code != fasthttp.StatusOK {
+			err = fmt.Errorf("the request in flight during Shutdown: got %s; want 200", r)
+		}
+		answered <- err
+	}()
+	v := s.repo.Model("fake").Latest()
+	checkFor(t, 5*time.Second, func() error {
+		if n := b.running.Load(); n != 1 {
+			return fmt.Errorf("requests in Run: got %d; want 1", n)
+		}
+		return nil
+	})
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopped <- s.srv.Shutdown(ctx)
+	}()
+	select {
+	case err := <-stopped:
+		t.Fatalf("Shutdown returned %v while a request was in flight", err)
+	case err := <-answered:
+		t.Fatalf("the request in flight was answered before its model did: %v", err)
+	default:
+	}
+	b.unblock()
+	if err := <-answered; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("Shutdown: %s", err)
+	}
+	if n := v.InFlight(); n != 0 {
+		t.Fatalf("in flight after Shutdown: got %d; want 0", n)
+	}
+	if r, err := s.send(fasthttp.MethodPost, fakeInfer, fakeRequest); err == nil {
+		t.Fatalf("a request after Shutdown: got %s; want no connection", r)
+	}
+}
