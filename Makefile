@@ -40,8 +40,8 @@ test: setup ## run all tests with the race detector (what CI runs)
 test-race: test ## alias of test: the race detector is always on
 
 fuzz: setup ## run each fuzz target briefly (FUZZTIME, default 20s)
-	@for t in FuzzDecodeRequest FuzzDecodeResponse; do \
-		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-20s} ./oip/ || exit 1; \
+	@for t in oip:FuzzDecodeRequest oip:FuzzDecodeResponse gateway:FuzzInferHandler; do \
+		$(GO) test -run "^$$" -fuzz "^$${t#*:}$$" -fuzztime $${FUZZTIME:-20s} -fuzzminimizetime 2s ./$${t%%:*}/ || exit 1; \
 	done
 
 bench: setup ## run the Go benchmarks

@@ -62,7 +62,9 @@ type VersionMetrics struct {
 	names []string
 }
 
-func newVersionMetrics(set *metrics.Set, model, version string) *VersionMetrics {
+// newVersionMetrics creates the series of one version; inFlight reports
+// the requests holding whichever object currently serves that version.
+func newVersionMetrics(set *metrics.Set, model, version string, inFlight func() float64) *VersionMetrics {
 	m := &VersionMetrics{}
 	labels := fmt.Sprintf(`model=%q,version=%q`, model, version)
 	name := func(base, extra string) string {
@@ -77,6 +79,7 @@ func newVersionMetrics(set *metrics.Set, model, version string) *VersionMetrics 
 	m.Duration = set.GetOrCreatePrometheusHistogramExt(name("infergate_inference_request_duration_seconds", ""), latencyBuckets)
 	m.InferenceCount = set.GetOrCreateCounter(name("infergate_inference_count_total", ""))
 	m.ExecCount = set.GetOrCreateCounter(name("infergate_inference_exec_count_total", ""))
+	set.GetOrCreateGauge(name("infergate_inference_requests_in_flight", ""), inFlight)
 	return m
 }
 

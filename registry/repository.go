@@ -343,7 +343,14 @@ func (r *Repository) loadVersion(name string, n int64, path string, cfg ModelCon
 	key := name + "/" + v.Label
 	vm := r.vmetrics[key]
 	if vm == nil {
-		vm = newVersionMetrics(r.cfg.Metrics, name, v.Label)
+		vm = newVersionMetrics(r.cfg.Metrics, name, v.Label, func() float64 {
+			if m := r.Model(name); m != nil {
+				if cur := m.Version(n); cur != nil {
+					return float64(cur.InFlight())
+				}
+			}
+			return 0
+		})
 		r.vmetrics[key] = vm
 	}
 	r.mu.Unlock()

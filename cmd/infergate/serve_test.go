@@ -396,25 +396,45 @@ func TestHotSwapUnderLoad(t *testing.T) {
 // TestShutdownDrains sends SIGTERM while slow requests are in flight;
 // every one must be answered.
 func TestShutdownDrains(t *testing.T) {
-	s := startServer(t, "--models", demoRepo(t), "--load", "ranker")
-	body, _ := inferBody(1024, 256, 3)
+	s := startServer(t, "--models", demoRepo(t), "--load", "ranker", "--instances", "1")
+	// 2,048 rows of ranker in binary tensors: tens of milliseconds each on
+	// the one instance, so eight queue up behind each other.
+	const rows = 2048
+	header := fmt.Sprintf(`{"inputs":[{"name":"features","datatype":"FP32","shape":[%d,256],"parameters":{"binary_data_size":%d}}]}`, rows, rows*256*4)
+	body := append([]byte(header), make([]byte, rows*256*4)...)
+	hdr := map[string]string{"Inference-Header-Content-Length": strconv.Itoa(len(header))}
 	var wg sync.WaitGroup
 	codes := make([]int, 8)
+	errs := make([]string, 8)
 	for i := range codes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			codes[i], _, _ = s.post(t, "/v2/models/ranker/infer", body)
+			var out []byte
+			codes[i], out, _ = s.do(t, "POST", "/v2/models/ranker/infer", body, hdr)
+			errs[i] = string(out)
 		}()
 	}
-	time.Sleep(100 * time.Millisecond)
+	// SIGTERM once all eight are inside the server.
+	inFlight := regexp.MustCompile(`infergate_inference_requests_in_flight\{model="ranker",version="1"\} (\d+)`)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, m, _ := s.get(t, "/metrics")
+		if sm := inFlight.FindSubmatch(m); sm != nil && string(sm[1]) == "8" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the eight requests were never in flight together; metrics:\n%s", m)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
 	for i, c := range codes {
 		if c != 200 {
-			t.Fatalf("request %d in flight at SIGTERM: status %d; want 200", i, c)
+			t.Fatalf("request %d in flight at SIGTERM: status %d (%s); want 200", i, c, errs[i])
 		}
 	}
 	select {
