@@ -1,0 +1,572 @@
+package batching
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/infergate/infergate/oip"
+)
+
+// Backend runs one batch. engine.Model implements it; it must be safe for
+// as many concurrent calls as Config.Instances.
+type Backend interface {
+	Run(ctx context.Context, inputs []oip.Tensor, outputNames []string, dst []oip.Tensor) ([]oip.Tensor, error)
+}
+
+// Observer receives the batcher's events, for metrics. Its methods are
+// called on the request path, some with the queue lock held: they must be
+// quick and must not call back into the Batcher.
+type Observer interface {
+	// Executed follows each backend run.
+	Executed(rows, requests int, compute time.Duration, err error)
+	// Queued reports how long a request waited before its batch started.
+	Queued(wait time.Duration)
+	// Expired counts a request whose deadline passed in the queue.
+	Expired()
+	// Rejected counts a request refused because the queue was full.
+	Rejected()
+}
+
+// Config configures a Batcher. The zero value of an optional field takes
+// the default that its comment names.
+type Config struct {
+	// Instances is the number of workers, one per backend instance
+	// (default 1).
+	Instances int
+	// MaxBatchSize is the most rows packed into one run. 0 or 1 turns
+	// batching off: every request runs alone. A request with more rows
+	// than MaxBatchSize still runs, alone.
+	MaxBatchSize int
+	// PreferredBatchSizes, when set, are batch sizes (rows) the batcher
+	// aims for: a batch is cut at the largest preferred size that the
+	// queued rows reach, and an idle worker waits up to MaxQueueDelay for
+	// the smallest one.
+	PreferredBatchSizes []int
+	// MaxQueueDelay is how long an idle worker may hold queued requests
+	// to fill a batch; 0 (the default) dispatches at once.
+	MaxQueueDelay time.Duration
+	// MaxQueueSize bounds the waiting requests (default 1024).
+	MaxQueueSize int
+	// PriorityLevels is the number of priorities, 1 the highest
+	// (default 1). DefaultPriority is used for requests that give none
+	// (default: the lowest).
+	PriorityLevels  int
+	DefaultPriority int
+	// DefaultTimeout bounds a request's time in the queue when it gives
+	// no earlier deadline; 0 means no bound.
+	DefaultTimeout time.Duration
+	// Observer receives events; nil ignores them.
+	Observer Observer
+	// Logf reports backend panics; nil discards.
+	Logf func(format string, args ...any)
+}
+
+func (c *Config) withDefaults() Config {
+	d := *c
+	if d.Instances == 0 {
+		d.Instances = 1
+	}
+	if d.MaxBatchSize == 0 {
+		d.MaxBatchSize = 1
+	}
+	if d.MaxQueueSize == 0 {
+		d.MaxQueueSize = 1024
+	}
+	if d.PriorityLevels == 0 {
+		d.PriorityLevels = 1
+	}
+	if d.DefaultPriority == 0 {
+		d.DefaultPriority = d.PriorityLevels
+	}
+	if d.Observer == nil {
+		d.Observer = nopObserver{}
+	}
+	if d.Logf == nil {
+		d.Logf = func(string, ...any) {}
+	}
+	d.PreferredBatchSizes = slices.Clone(d.PreferredBatchSizes)
+	slices.Sort(d.PreferredBatchSizes)
+	return d
+}
+
+// Validate reports the first bad setting of c.
+func (c *Config) Validate() error {
+	switch {
+	case c.Instances < 0:
+		return fmt.Errorf("instances must be at least 1, got %d", c.Instances)
+	case c.MaxBatchSize < 0:
+		return fmt.Errorf("max batch size must not be negative, got %d", c.MaxBatchSize)
+	case c.MaxQueueDelay < 0:
+		return fmt.Errorf("max queue delay must not be negative, got %s", c.MaxQueueDelay)
+	case c.MaxQueueSize < 0:
+		return fmt.Errorf("max queue size must not be negative, got %d", c.MaxQueueSize)
+	case c.PriorityLevels < 0:
+		return fmt.Errorf("priority levels must not be negative, got %d", c.PriorityLevels)
+	case c.DefaultPriority < 0 || c.DefaultPriority > max(c.PriorityLevels, 1):
+		return fmt.Errorf("default priority %d is outside 1..%d", c.DefaultPriority, max(c.PriorityLevels, 1))
+	case c.DefaultTimeout < 0:
+		return fmt.Errorf("default timeout must not be negative, got %s", c.DefaultTimeout)
+	}
+	for _, p := range c.PreferredBatchSizes {
+		if p < 1 || (c.MaxBatchSize > 0 && p > c.MaxBatchSize) {
+			return fmt.Errorf("preferred batch size %d is outside 1..%d (the max batch size)", p, max(c.MaxBatchSize, 1))
+		}
+	}
+	return nil
+}
+
+// Request is one inference request. The caller owns it and may reuse it
+// (with its buffers) once Do returns.
+type Request struct {
+	// Inputs carry the batch dimension first, Rows long.
+	Inputs []oip.Tensor
+	Rows   int
+	// Priority is 1 (highest) to PriorityLevels; 0 means the default.
+	Priority int
+	// Deadline, when set, is when the request gives up waiting in the
+	// queue; it can only shorten Config.DefaultTimeout.
+	Deadline time.Time
+	// Outputs receives every model output, Rows long, on success. Its
+	// buffers are reused.
+	Outputs []oip.Tensor
+
+	// Fields below are guarded by Batcher.mu while the request is queued.
+	state      reqState
+	level      int
+	enqueued   time.Time
+	deadline   time.Time
+	prev, next *Request
+
+	done  chan error // capacity 1: the single answer
+	timer *time.Timer
+}
+
+type reqState uint8
+
+const (
+	stateIdle   reqState = iota
+	stateQueued          // in a queue
+	stateTaken           // in a batch, or answered by a worker
+)
+
+// Batcher schedules the requests of one model version onto its instances.
+type Batcher struct {
+	cfg     Config
+	backend Backend
+	obs     Observer
+
+	// mu guards the queues and the fields below.
+	mu         sync.Mutex
+	levels     []queue // levels[0] is priority 1
+	queued     int
+	queuedRows int
+	stopped    bool
+
+	wake     chan struct{} // a token per enqueue; workers wait on it
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+}
+
+// New starts a Batcher with cfg.Instances workers over backend.
+func New(backend Backend, cfg Config) (*Batcher, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := cfg.withDefaults()
+	b := &Batcher{
+		cfg:     c,
+		backend: backend,
+		obs:     c.Observer,
+		levels:  make([]queue, c.PriorityLevels),
+		wake:    make(chan struct{}, c.Instances),
+		stop:    make(chan struct{}),
+	}
+	for range c.Instances {
+		w := &worker{b: b}
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			w.loop()
+		}()
+	}
+	return b, nil
+}
+
+// Config returns the effective configuration, defaults filled in.
+func (b *Batcher) Config() Config { return b.cfg }
+
+// QueueLen returns the number of waiting requests.
+func (b *Batcher) QueueLen() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.queued
+}
+
+// Do queues r and waits for its answer: nil with r.Outputs filled, or
+// ErrQueueFull / ErrBadPriority / ErrBadRequest / ErrStopped at once,
+// ErrTimeout when its deadline passes in the queue, or the backend's error.
+func (b *Batcher) Do(r *Request) error {
+	if r.Rows < 1 || len(r.Inputs) == 0 {
+		return fmt.Errorf("%w: %d rows and %d inputs", ErrBadRequest, r.Rows, len(r.Inputs))
+	}
+	level := b.cfg.DefaultPriority
+	if r.Priority != 0 {
+		if r.Priority < 1 || r.Priority > b.cfg.PriorityLevels {
+			return fmt.Errorf("%w: priority %d; this model has priorities 1 (highest) to %d", ErrBadPriority, r.Priority, b.cfg.PriorityLevels)
+		}
+		level = r.Priority
+	}
+	if r.done == nil {
+		r.done = make(chan error, 1)
+	}
+	now := time.Now()
+	deadline := r.Deadline
+	if b.cfg.DefaultTimeout > 0 {
+		if d := now.Add(b.cfg.DefaultTimeout); deadline.IsZero() || d.Before(deadline) {
+			deadline = d
+		}
+	}
+
+	b.mu.Lock()
+	if b.stopped {
+		b.mu.Unlock()
+		return ErrStopped
+	}
+	if b.queued >= b.cfg.MaxQueueSize {
+		b.mu.Unlock()
+		b.obs.Rejected()
+		return ErrQueueFull
+	}
+	r.state = stateQueued
+	r.level = level - 1
+	r.enqueued = now
+	r.deadline = deadline
+	b.levels[r.level].push(r)
+	b.queued++
+	b.queuedRows += r.Rows
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default: // every worker has a wake-up pending already
+	}
+
+	if deadline.IsZero() {
+		return <-r.done
+	}
+	if r.timer == nil {
+		r.timer = time.NewTimer(time.Until(deadline))
+	} else {
+		r.timer.Reset(time.Until(deadline))
+	}
+	select {
+	case err := <-r.done:
+		r.timer.Stop()
+		return err
+	case <-r.timer.C:
+	}
+	b.mu.Lock()
+	if r.state == stateQueued {
+		b.unqueueLocked(r)
+		b.mu.Unlock()
+		b.obs.Expired()
+		return ErrTimeout
+	}
+	b.mu.Unlock()
+	// A worker took it already: the answer is on its way.
+	return <-r.done
+}
+
+// Stop refuses new requests, lets the workers finish what is queued, and
+// waits for them. It is idempotent.
+func (b *Batcher) Stop() {
+	b.mu.Lock()
+	b.stopped = true
+	b.mu.Unlock()
+	b.stopOnce.Do(func() { close(b.stop) })
+	b.wg.Wait()
+}
+
+func (b *Batcher) unqueueLocked(r *Request) {
+	b.levels[r.level].remove(r)
+	b.queued--
+	b.queuedRows -= r.Rows
+	r.state = stateTaken
+}
+
+// oldestLocked returns the earliest enqueue time among the queue heads.
+func (b *Batcher) oldestLocked() time.Time {
+	var t time.Time
+	for i := range b.levels {
+		if h := b.levels[i].head; h != nil && (t.IsZero() || h.enqueued.Before(t)) {
+			t = h.enqueued
+		}
+	}
+	return t
+}
+
+// budgetLocked returns the rows the next batch aims for.
+func (b *Batcher) budgetLocked() int {
+	budget := b.cfg.MaxBatchSize
+	if ps := b.cfg.PreferredBatchSizes; len(ps) > 0 {
+		avail := min(b.queuedRows, budget)
+		for i := len(ps) - 1; i >= 0; i-- {
+			if ps[i] <= avail {
+				return ps[i]
+			}
+		}
+	}
+	return budget
+}
+
+// fillTargetLocked returns the rows an idle worker waits for, up to
+// MaxQueueDelay: the smallest preferred size, else MaxBatchSize.
+func (b *Batcher) fillTargetLocked() int {
+	if ps := b.cfg.PreferredBatchSizes; len(ps) > 0 {
+		return ps[0]
+	}
+	return b.cfg.MaxBatchSize
+}
+
+// collectLocked moves the next batch from the queues into batch: highest
+// priority first, FIFO within a priority, whole requests only, up to the
+// budget, and only requests whose inputs stack with the first one's.
+// Requests past their deadline are answered ErrTimeout on the way.
+func (b *Batcher) collectLocked(batch []*Request, now time.Time) []*Request {
+	budget := b.budgetLocked()
+	rows := 0
+	for lvl := range b.levels {
+		for r := b.levels[lvl].head; r != nil; {
+			next := r.next
+			if !r.deadline.IsZero() && now.After(r.deadline) {
+				b.unqueueLocked(r)
+				r.done <- ErrTimeout
+				b.obs.Expired()
+				r = next
+				continue
+			}
+			if len(batch) > 0 && (rows+r.Rows > budget || !stackable(batch[0], r)) {
+				return batch
+			}
+			b.unqueueLocked(r)
+			b.obs.Queued(now.Sub(r.enqueued))
+			batch = append(batch, r)
+			rows += r.Rows
+			if rows >= budget {
+				return batch
+			}
+			r = next
+		}
+	}
+	return batch
+}
+
+// stackable reports whether b's inputs can be concatenated after a's along
+// the batch dimension: same names, datatypes and trailing dimensions.
+func stackable(a, b *Request) bool {
+	if len(a.Inputs) != len(b.Inputs) {
+		return false
+	}
+	for i := range a.Inputs {
+		x := &a.Inputs[i]
+		y := findInput(b.Inputs, x.Name)
+		if y == nil || y.Datatype != x.Datatype || len(y.Shape) != len(x.Shape) || len(x.Shape) == 0 {
+			return false
+		}
+		if !slices.Equal(x.Shape[1:], y.Shape[1:]) {
+			return false
+		}
+	}
+	return true
+}
+
+func findInput(ts []oip.Tensor, name string) *oip.Tensor {
+	for i := range ts {
+		if ts[i].Name == name {
+			return &ts[i]
+		}
+	}
+	return nil
+}
+
+// worker runs batches on one backend instance; its buffers are its own.
+type worker struct {
+	b     *Batcher
+	batch []*Request
+	in    []oip.Tensor // batch inputs, reused
+	out   []oip.Tensor // batch outputs, reused
+}
+
+func (w *worker) loop() {
+	for {
+		batch := w.next()
+		if batch == nil {
+			return
+		}
+		w.run(batch)
+		clear(batch)
+	}
+}
+
+// next blocks until it can return a batch, or nil once the batcher is
+// stopped and the queue is empty.
+func (w *worker) next() []*Request {
+	b := w.b
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	b.mu.Lock()
+	for {
+		if b.queued == 0 {
+			if b.stopped {
+				b.mu.Unlock()
+				return nil
+			}
+			b.mu.Unlock()
+			select {
+			case <-b.wake:
+			case <-b.stop:
+			}
+			b.mu.Lock()
+			continue
+		}
+		now := time.Now()
+		if d := b.cfg.MaxQueueDelay; d > 0 && !b.stopped && b.queuedRows < b.fillTargetLocked() {
+			if wait := b.oldestLocked().Add(d).Sub(now); wait > 0 {
+				b.mu.Unlock()
+				if timer == nil {
+					timer = time.NewTimer(wait)
+				} else {
+					timer.Reset(wait)
+				}
+				select {
+				case <-b.wake:
+				case <-timer.C:
+				case <-b.stop:
+				}
+				b.mu.Lock()
+				continue
+			}
+		}
+		w.batch = b.collectLocked(w.batch[:0], now)
+		if len(w.batch) > 0 {
+			more := b.queued > 0
+			b.mu.Unlock()
+			if more {
+				// Let an idle worker take what is left.
+				select {
+				case b.wake <- struct{}{}:
+				default:
+				}
+			}
+			return w.batch
+		}
+	}
+}
+
+// run executes one batch and answers each of its requests.
+func (w *worker) run(batch []*Request) {
+	b := w.b
+	rows := 0
+	for _, r := range batch {
+		rows += r.Rows
+	}
+	start := time.Now()
+	err := w.execute(batch, rows)
+	b.obs.Executed(rows, len(batch), time.Since(start), err)
+	for _, r := range batch {
+		r.done <- err
+	}
+}
+
+// execute runs the backend, converting a panic into an error so that one
+// bad batch cannot take the process down.
+func (w *worker) execute(batch []*Request, rows int) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			w.b.cfg.Logf("batching: backend panicked: %v\n%s", p, debug.Stack())
+			err = fmt.Errorf("backend panicked: %v", p)
+		}
+	}()
+	ctx := context.Background()
+	if len(batch) == 1 {
+		// Alone: run on the request's own buffers, no copies.
+		r := batch[0]
+		outs, err := w.b.backend.Run(ctx, r.Inputs, nil, r.Outputs)
+		if err != nil {
+			return err
+		}
+		r.Outputs = outs
+		return nil
+	}
+	w.gather(batch, rows)
+	outs, err := w.b.backend.Run(ctx, w.in, nil, w.out)
+	if err != nil {
+		return err
+	}
+	w.out = outs
+	return w.scatter(batch, rows)
+}
+
+// gather concatenates the batch's inputs, in the first request's input
+// order, into the worker's buffers.
+func (w *worker) gather(batch []*Request, rows int) {
+	first := batch[0].Inputs
+	if cap(w.in) < len(first) {
+		w.in = make([]oip.Tensor, len(first))
+	}
+	w.in = w.in[:len(first)]
+	for i := range first {
+		dst := &w.in[i]
+		dst.Name = first[i].Name
+		dst.Datatype = first[i].Datatype
+		dst.Shape = append(dst.Shape[:0], int64(rows))
+		dst.Shape = append(dst.Shape, first[i].Shape[1:]...)
+		dst.Data = dst.Data[:0]
+		for _, r := range batch {
+			dst.Data = append(dst.Data, findInput(r.Inputs, dst.Name).Data...)
+		}
+	}
+}
+
+// scatter copies each request's rows of every output into its Outputs.
+func (w *worker) scatter(batch []*Request, rows int) error {
+	for _, o := range w.out {
+		if len(o.Shape) == 0 || o.Shape[0] != int64(rows) || len(o.Data)%rows != 0 {
+			return fmt.Errorf("output %q has shape %v for a batch of %d rows; batching needs every output to keep the batch dimension first (set max_batch_size 1 for this model)", o.Name, o.Shape, rows)
+		}
+	}
+	off := 0
+	for _, r := range batch {
+		if cap(r.Outputs) < len(w.out) {
+			r.Outputs = slices.Grow(r.Outputs[:0], len(w.out))
+		}
+		r.Outputs = r.Outputs[:len(w.out)]
+		for i := range w.out {
+			o := &w.out[i]
+			rowBytes := len(o.Data) / rows
+			dst := &r.Outputs[i]
+			dst.Name = o.Name
+			dst.Datatype = o.Datatype
+			dst.Shape = append(dst.Shape[:0], int64(r.Rows))
+			dst.Shape = append(dst.Shape, o.Shape[1:]...)
+			dst.Data = append(dst.Data[:0], o.Data[off*rowBytes:(off+r.Rows)*rowBytes]...)
+		}
+		off += r.Rows
+	}
+	return nil
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Executed(int, int, time.Duration, error) {}
+func (nopObserver) Queued(time.Duration)                    {}
+func (nopObserver) Expired()                                {}
+func (nopObserver) Rejected()                               {}

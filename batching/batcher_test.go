@@ -1,0 +1,502 @@
+package batching
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/infergate/infergate/oip"
+)
+
+// fakeBackend sums each row of input "x" (FP32 [n,k]) into output "sum"
+// (FP32 [n,1]) and copies each row's first element into "first" (FP32
+// [n]), taking compute time per run. It records every batch it ran.
+type fakeBackend struct {
+	compute time.Duration
+	gate    chan struct{} // when set, each run waits for a token
+	mu      sync.Mutex
+	batches []int // rows per run
+	panicOn int   // rows that make it panic
+	failOn  int   // rows that make it fail
+	noBatch bool  // answer without the batch dimension
+}
+
+func (f *fakeBackend) Run(ctx context.Context, in []oip.Tensor, names []string, dst []oip.Tensor) ([]oip.Tensor, error) {
+	x := in[0]
+	rows := int(x.Shape[0])
+	f.mu.Lock()
+	f.batches = append(f.batches, rows)
+	f.mu.Unlock()
+	if f.gate != nil {
+		<-f.gate
+	}
+	if f.compute > 0 {
+		time.Sleep(f.compute)
+	}
+	if rows == f.panicOn {
+		panic("fake backend panic")
+	}
+	if rows == f.failOn {
+		return nil, errors.New("fake backend failure")
+	}
+	k := int(x.Shape[1])
+	sum := make([]byte, 0, rows*4)
+	first := make([]byte, 0, rows*4)
+	for r := range rows {
+		var s float32
+		for c := range k {
+			s += math.Float32frombits(binary.LittleEndian.Uint32(x.Data[(r*k+c)*4:]))
+		}
+		sum = binary.LittleEndian.AppendUint32(sum, math.Float32bits(s))
+		first = append(first, x.Data[r*k*4:r*k*4+4]...)
+	}
+	if f.noBatch {
+		return []oip.Tensor{{Name: "sum", Datatype: oip.FP32, Shape: []int64{1}, Data: sum[:4]}}, nil
+	}
+	return []oip.Tensor{
+		{Name: "sum", Datatype: oip.FP32, Shape: []int64{int64(rows), 1}, Data: sum},
+		{Name: "first", Datatype: oip.FP32, Shape: []int64{int64(rows)}, Data: first},
+	}, nil
+}
+
+func (f *fakeBackend) runs() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.batches)
+}
+
+// request returns a request of rows rows, k columns, whose row i holds
+// base+i in every column.
+func request(rows, k int, base float32) *Request {
+	data := make([]byte, 0, rows*k*4)
+	for i := range rows {
+		for range k {
+			data = binary.LittleEndian.AppendUint32(data, math.Float32bits(base+float32(i)))
+		}
+	}
+	return &Request{
+		Rows:   rows,
+		Inputs: []oip.Tensor{{Name: "x", Datatype: oip.FP32, Shape: []int64{int64(rows), int64(k)}, Data: data}},
+	}
+}
+
+// checkOutputs verifies r's outputs are its own rows' results.
+func checkOutputs(t *testing.T, r *Request, k int, base float32) {
+	t.Helper()
+	if len(r.Outputs) != 2 {
+		t.Fatalf("got %d outputs; want 2", len(r.Outputs))
+	}
+	sum, first := r.Outputs[0], r.Outputs[1]
+	if fmt.Sprint(sum.Shape) != fmt.Sprintf("[%d 1]", r.Rows) || fmt.Sprint(first.Shape) != fmt.Sprintf("[%d]", r.Rows) {
+		t.Fatalf("output shapes %v and %v for %d rows", sum.Shape, first.Shape, r.Rows)
+	}
+	for i := range r.Rows {
+		v := base + float32(i)
+		got := math.Float32frombits(binary.LittleEndian.Uint32(sum.Data[i*4:]))
+		if got != v*float32(k) {
+			t.Fatalf("row %d sum: got %g; want %g", i, got, v*float32(k))
+		}
+		if f := math.Float32frombits(binary.LittleEndian.Uint32(first.Data[i*4:])); f != v {
+			t.Fatalf("row %d first: got %g; want %g", i, f, v)
+		}
+	}
+}
+
+type countingObserver struct {
+	executed, queued, expired, rejected atomic.Int64
+	rows                                atomic.Int64
+}
+
+func (o *countingObserver) Executed(rows, n int, d time.Duration, err error) {
+	o.executed.Add(1)
+	o.rows.Add(int64(rows))
+}
+func (o *countingObserver) Queued(time.Duration) { o.queued.Add(1) }
+func (o *countingObserver) Expired()             { o.expired.Add(1) }
+func (o *countingObserver) Rejected()            { o.rejected.Add(1) }
+
+func newBatcher(t *testing.T, f *fakeBackend, cfg Config) *Batcher {
+	t.Helper()
+	b, err := New(f, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Stop)
+	return b
+}
+
+// goDo runs b.Do(r) in a goroutine and returns its result channel.
+func goDo(b *Batcher, r *Request) <-chan error {
+	ch := make(chan error, 1)
+	go func() { ch <- b.Do(r) }()
+	return ch
+}
+
+func TestLoneRequestRunsAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBackend{compute: 3 * time.Millisecond}
+		b := newBatcher(t, f, Config{MaxBatchSize: 64, MaxQueueDelay: 0})
+		r := request(1, 4, 1)
+		start := time.Now()
+		if err := b.Do(r); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d != 3*time.Millisecond {
+			t.Fatalf("a lone request took %s; want exactly the compute time, 3ms", d)
+		}
+		checkOutputs(t, r, 4, 1)
+		if got := f.runs(); fmt.Sprint(got) != "[1]" {
+			t.Fatalf("runs: got %v; want [1]", got)
+		}
+	})
+}
+
+func TestGathersWhileBusy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBackend{compute: 10 * time.Millisecond}
+		obs := &countingObserver{}
+		b := newBatcher(t, f, Config{MaxBatchSize: 64, Observer: obs})
+		first := goDo(b, request(1, 2, 100))
+		synctest.Wait() // the first runs alone
+		var reqs []*Request
+		var chs []<-chan error
+		for i := range 5 {
+			r := request(1, 2, float32(i*10))
+			reqs = append(reqs, r)
+			chs = append(chs, goDo(b, r))
+		}
+		synctest.Wait()
+		if err := <-first; err != nil {
+			t.Fatal(err)
+		}
+		for i, ch := range chs {
+			if err := <-ch; err != nil {
+				t.Fatal(err)
+			}
+			checkOutputs(t, reqs[i], 2, float32(i*10))
+		}
+		if got := f.runs(); fmt.Sprint(got) != "[1 5]" {
+			t.Fatalf("runs: got %v; want [1 5]: the five queued while busy form one batch", got)
+		}
+		if obs.executed.Load() != 2 || obs.queued.Load() != 6 || obs.rows.Load() != 6 {
+			t.Fatalf("observer: executed %d, queued %d, rows %d; want 2, 6, 6", obs.executed.Load(), obs.queued.Load(), obs.rows.Load())
+		}
+	})
+}
+
+func TestMultiRowRequestsPackedWhole(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBackend{compute: time.Millisecond}
+		b := newBatcher(t, f, Config{MaxBatchSize: 8})
+		busy := goDo(b, request(1, 1, 0))
+		synctest.Wait()
+		rows := []int{3, 3, 3, 20, 2}
+		var reqs []*Request
+		var chs []<-chan error
+		for i, n := range rows {
+			r := request(n, 3, float32(i*100))
+			reqs = append(reqs, r)
+			chs = append(chs, goDo(b, r))
+			synctest.Wait() // keep the arrival order
+		}
+		<-busy
+		for i, ch := range chs {
+			if err := <-ch; err != nil {
+				t.Fatal(err)
+			}
+			checkOutputs(t, reqs[i], 3, float32(i*100))
+		}
+		// 3+3 fit in 8, the third 3 starts the next batch; 20 rows exceed
+		// the max and run alone; then the 2.
+		if got := f.runs(); fmt.Sprint(got) != "[1 6 3 20 2]" {
+			t.Fatalf("runs: got %v; want [1 6 3 20 2]", got)
+		}
+	})
+}
+
+func TestPriorities(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBackend{compute: time.Millisecond}
+		b := newBatcher(t, f, Config{MaxBatchSize: 1, PriorityLevels: 2})
+		busy := goDo(b, request(1, 1, 0))
+		synctest.Wait()
+		low1, low2, high := request(2, 1, 0), request(3, 1, 0), request(4, 1, 0)
+		high.Priority = 1
+		c1 := goDo(b, low1)
+		synctest.Wait()
+		c2 := goDo(b, low2)
+		synctest.Wait()
+		c3 := goDo(b, high)
+		for _, c := range []<-chan error{busy, c1, c2, c3} {
+			if err := <-c; err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Rows identify the requests: the high-priority one (4) overtakes.
+		if got := f.runs(); fmt.Sprint(got) != "[1 4 2 3]" {
+			t.Fatalf("runs: got %v; want [1 4 2 3]", got)
+		}
+		bad := request(1, 1, 0)
+		bad.Priority = 3
+		if err := b.Do(bad); !errors.Is(err, ErrBadPriority) || !strings.Contains(err.Error(), "priorities 1 (highest) to 2") {
+			t.Fatalf("priority 3 of 2: got %v; want ErrBadPriority naming the range", err)
+		}
+	})
+}
+
+func TestTimeoutBeforeCompute(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBackend{compute: 100 * time.Millisecond}
+		obs := &countingObserver{}
+		b := newBatcher(t, f, Config{MaxBatchSize: 8, Observer: obs, DefaultTimeout: time.Second})
+		busy := goDo(b, request(1, 1, 0))
+		synctest.Wait()
+		start := time.Now()
+		r := request(5, 1, 0)
+		r.Deadline = start.Add(10 * time.Millisecond)
+		if err := b.Do(r); !errors.Is(err, ErrTimeout) {
+			t.Fatalf("got %v; want ErrTimeout", err)
+		}
+		if d := time.Since(start); d != 10*time.Millisecond {
+			t.Fatalf("timed out after %s; want exactly the 10ms deadline", d)
+		}
+		// The default timeout bounds a request without a deadline.
+		start = time.Now()
+		slow := &fakeBackend{compute: 5 * time.Second}
+		b2 := newBatcher(t, slow, Config{DefaultTimeout: 50 * time.Millisecond})
+		hog := goDo(b2, request(1, 1, 0))
+		synctest.Wait()
+		if err := b2.Do(request(2, 1, 0)); !errors.Is(err, ErrTimeout) || time.Since(start) != 50*time.Millisecond {
+			t.Fatalf("default timeout: got %v after %s; want ErrTimeout after 50ms", err, time.Since(start))
+		}
+		<-busy
+		<-hog
+		for _, rows := range append(f.runs(), slow.runs()...) {
+			if rows != 1 {
+				t.Fatalf("a timed-out request reached the backend: runs %v %v", f.runs(), slow.runs())
+			}
+		}
+		if obs.expired.Load() != 1 {
+			t.Fatalf("expired: got %d; want 1", obs.expired.Load())
+		}
+	})
+}
+
+func TestQueueFullRefusesAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBackend{compute: time.Second}
+		obs := &countingObserver{}
+		b := newBatcher(t, f, Config{MaxBatchSize: 1, MaxQueueSize: 2, Observer: obs})
+		var chs []<-chan error
+		for range 3 { // one runs, two wait
+			chs = append(chs, goDo(b, request(1, 1, 0)))
+			synctest.Wait()
+		}
+		start := time.Now()
+		if err := b.Do(request(1, 1, 0)); !errors.Is(err, ErrQueueFull) || time.Since(start) != 0 {
+			t.Fatalf("full queue: got %v after %s; want ErrQueueFull at once", err, time.Since(start))
+		}
+		if b.QueueLen() != 2 || obs.rejected.Load() != 1 {
+			t.Fatalf("queue %d, rejected %d; want 2, 1", b.QueueLen(), obs.rejected.Load())
+		}
+		for _, c := range chs {
+			if err := <-c; err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+func TestMaxQueueDelayFillsPreferredBatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBackend{compute: time.Millisecond}
+		b := newBatcher(t, f, Config{MaxBatchSize: 16, PreferredBatchSizes: []int{4, 8}, MaxQueueDelay: 5 * time.Millisecond})
+		// Alone, a request waits the delay, then runs.
+		start := time.Now()
+		if err := b.Do(request(1, 1, 0)); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d != 6*time.Millisecond {
+			t.Fatalf("lone request with a 5ms delay took %s; want 6ms (delay + compute)", d)
+		}
+		// Four arriving within the delay run as one preferred batch.
+		var chs []<-chan error
+		for i := range 4 {
+			chs = append(chs, goDo(b, request(1, 1, float32(i))))
+			time.Sleep(time.Millisecond)
+		}
+		for _, c := range chs {
+			if err := <-c; err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Ten queued behind a busy worker are cut at the preferred 8.
+		busy := goDo(b, request(4, 1, 0))
+		synctest.Wait()
+		chs = chs[:0]
+		for i := range 10 {
+			chs = append(chs, goDo(b, request(1, 1, float32(i))))
+		}
+		<-busy
+		for _, c := range chs {
+			if err := <-c; err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := f.runs()
+		if fmt.Sprint(got[:3]) != "[1 4 4]" || got[3] != 8 {
+			t.Fatalf("runs: got %v; want [1 4 4 8 ...]", got)
+		}
+	})
+}
+
+func TestNonStackableInputsSplit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBackend{compute: time.Millisecond}
+		b := newBatcher(t, f, Config{MaxBatchSize: 64})
+		busy := goDo(b, request(1, 2, 0))
+		synctest.Wait()
+		a, c, d := request(1, 2, 0), request(1, 3, 10), request(1, 2, 20)
+		ca := goDo(b, a)
+		synctest.Wait()
+		cd := goDo(b, d)
+		synctest.Wait()
+		cc := goDo(b, c)
+		for _, ch := range []<-chan error{busy, ca, cc, cd} {
+			if err := <-ch; err != nil {
+				t.Fatal(err)
+			}
+		}
+		checkOutputs(t, c, 3, 10)
+		checkOutputs(t, d, 2, 20)
+		// a and d stack; c's [1,3] cannot join them and runs next.
+		if got := f.runs(); fmt.Sprint(got) != "[1 2 1]" {
+			t.Fatalf("runs: got %v; want [1 2 1]", got)
+		}
+	})
+}
+
+func TestStopFinishesQueued(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBackend{compute: time.Millisecond}
+		b, err := New(f, Config{MaxBatchSize: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var chs []<-chan error
+		for range 5 {
+			chs = append(chs, goDo(b, request(1, 1, 0)))
+		}
+		synctest.Wait()
+		b.Stop()
+		for _, c := range chs {
+			if err := <-c; err != nil {
+				t.Fatalf("queued before Stop: %v", err)
+			}
+		}
+		if err := b.Do(request(1, 1, 0)); !errors.Is(err, ErrStopped) {
+			t.Fatalf("after Stop: got %v; want ErrStopped", err)
+		}
+		b.Stop() // idempotent
+	})
+}
+
+func TestBackendErrorsAndPanics(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBackend{compute: time.Millisecond, failOn: 2, panicOn: 3}
+		b := newBatcher(t, f, Config{MaxBatchSize: 8})
+		if err := b.Do(request(2, 1, 0)); err == nil || !strings.Contains(err.Error(), "fake backend failure") {
+			t.Fatalf("failing run: got %v", err)
+		}
+		if err := b.Do(request(3, 1, 0)); err == nil || !strings.Contains(err.Error(), "backend panicked") {
+			t.Fatalf("panicking run: got %v", err)
+		}
+		r := request(1, 1, 7)
+		if err := b.Do(r); err != nil {
+			t.Fatalf("after a panic the batcher must still serve: %v", err)
+		}
+		checkOutputs(t, r, 1, 7)
+
+		nb := &fakeBackend{noBatch: true, gate: make(chan struct{}, 8)}
+		b2 := newBatcher(t, nb, Config{MaxBatchSize: 8})
+		busy := goDo(b2, request(1, 1, 0))
+		synctest.Wait() // busy holds the only worker, blocked on the gate
+		c1, c2 := goDo(b2, request(1, 1, 0)), goDo(b2, request(1, 1, 0))
+		synctest.Wait()
+		nb.gate <- struct{}{} // busy
+		nb.gate <- struct{}{} // c1 and c2, batched
+		if err := <-busy; err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []<-chan error{c1, c2} {
+			if err := <-c; err == nil || !strings.Contains(err.Error(), "keep the batch dimension") {
+				t.Fatalf("output without batch dimension: got %v", err)
+			}
+		}
+	})
+}
+
+func TestValidate(t *testing.T) {
+	f := func(c Config, want string) {
+		t.Helper()
+		err := c.Validate()
+		if want == "" {
+			if err != nil {
+				t.Fatalf("Validate(%+v): %s", c, err)
+			}
+			return
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("Validate(%+v): got %v; want %q", c, err, want)
+		}
+	}
+	f(Config{}, "")
+	f(Config{MaxBatchSize: 8, PreferredBatchSizes: []int{2, 8}}, "")
+	f(Config{MaxBatchSize: 8, PreferredBatchSizes: []int{16}}, "preferred batch size 16 is outside 1..8")
+	f(Config{MaxQueueDelay: -1}, "max queue delay must not be negative")
+	f(Config{PriorityLevels: 2, DefaultPriority: 3}, "default priority 3 is outside 1..2")
+	f(Config{Instances: -1}, "instances must be at least 1")
+}
+
+// TestStress runs many concurrent requests of different sizes on two
+// instances in real time under the race detector; every caller must get
+// its own rows back.
+func TestStress(t *testing.T) {
+	f := &fakeBackend{}
+	b := newBatcher(t, f, Config{Instances: 2, MaxBatchSize: 32, MaxQueueSize: 4096, PriorityLevels: 2})
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				rows := 1 + (g+i)%5
+				base := float32(g*1000 + i)
+				r := request(rows, 4, base)
+				r.Priority = 1 + i%2
+				if err := b.Do(r); err != nil {
+					t.Error(err)
+					return
+				}
+				checkOutputs(t, r, 4, base)
+			}
+		}()
+	}
+	wg.Wait()
+	batched := 0
+	for _, n := range f.runs() {
+		if n > 5 {
+			batched++
+		}
+	}
+	t.Logf("%d runs, %d of them larger than any single request", len(f.runs()), batched)
+}

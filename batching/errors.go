@@ -1,0 +1,17 @@
+package batching
+
+import "errors"
+
+var (
+	// ErrQueueFull means the queue holds MaxQueueSize requests already.
+	ErrQueueFull = errors.New("batching: queue full")
+	// ErrTimeout means the request's deadline passed before it ran.
+	ErrTimeout = errors.New("batching: request timed out in the queue")
+	// ErrStopped means the Batcher was stopped.
+	ErrStopped = errors.New("batching: stopped")
+	// ErrBadPriority means a priority outside 1..PriorityLevels.
+	ErrBadPriority = errors.New("batching: priority out of range")
+	// ErrBadRequest means a request the batcher cannot carry: no rows, or
+	// inputs without the batch dimension it claims.
+	ErrBadRequest = errors.New("batching: malformed request")
+)
