@@ -18,17 +18,14 @@ type Backend interface {
 }
 
 // Observer receives the batcher's events, for metrics. Its methods are
-// called on the request path, some with the queue lock held: they must be
-// quick and must not call back into the Batcher.
+// called on the request path, Queued with the queue lock held: they must
+// be quick and must not call back into the Batcher. Refusals and timeouts
+// are not reported here: the caller sees them as errors from Do.
 type Observer interface {
 	// Executed follows each backend run.
 	Executed(rows, requests int, compute time.Duration, err error)
 	// Queued reports how long a request waited before its batch started.
 	Queued(wait time.Duration)
-	// Expired counts a request whose deadline passed in the queue.
-	Expired()
-	// Rejected counts a request refused because the queue was full.
-	Rejected()
 }
 
 // Config configures a Batcher. The zero value of an optional field takes
@@ -239,7 +236,6 @@ func (b *Batcher) Do(r *Request) error {
 	}
 	if b.queued >= b.cfg.MaxQueueSize {
 		b.mu.Unlock()
-		b.obs.Rejected()
 		return ErrQueueFull
 	}
 	r.state = stateQueued
@@ -273,7 +269,6 @@ func (b *Batcher) Do(r *Request) error {
 	if r.state == stateQueued {
 		b.unqueueLocked(r)
 		b.mu.Unlock()
-		b.obs.Expired()
 		return ErrTimeout
 	}
 	b.mu.Unlock()
@@ -345,7 +340,6 @@ func (b *Batcher) collectLocked(batch []*Request, now time.Time) []*Request {
 			if !r.deadline.IsZero() && now.After(r.deadline) {
 				b.unqueueLocked(r)
 				r.done <- ErrTimeout
-				b.obs.Expired()
 				r = next
 				continue
 			}
@@ -568,5 +562,3 @@ type nopObserver struct{}
 
 func (nopObserver) Executed(int, int, time.Duration, error) {}
 func (nopObserver) Queued(time.Duration)                    {}
-func (nopObserver) Expired()                                {}
-func (nopObserver) Rejected()                               {}

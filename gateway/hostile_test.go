@@ -282,11 +282,15 @@ func TestHugeTimeoutParameter(t *testing.T) {
 }
 
 // TestMaxBatchSize checks that a request with more rows than the model's
-// max_batch_size is refused with a message that says to split it.
+// max_batch_size is not refused: it runs alone, whole.
 func TestMaxBatchSize(t *testing.T) {
 	s := startFake(t, newFakeBackend(), gateway.DefaultConfig(), registry.ModelConfig{MaxBatchSize: 2})
 	three := []byte(`{"inputs":[{"name":"x","datatype":"FP32","shape":[3,4],"data":[1,2,3,4,5,6,7,8,9,10,11,12]}]}`)
-	checkError(t, s.post(t, fakeInfer, three), fasthttp.StatusBadRequest, "batch size 3 (the first dimension of shape [3,4]) exceeds the model's maximum of 2; split the request")
+	r := s.post(t, fakeInfer, three)
+	if r.code != fasthttp.StatusOK || !strings.Contains(string(r.body), `"shape":[3,1],"data":[10,26,42]`) {
+		t.Fatalf("three rows with max_batch_size 2: got %s; want 200 with the three sums", r)
+	}
+	checkMetric(t, s.metricsText(t), "infergate_inference_batch_size_bucket{"+fakeSeries+`,le="4"}`, 1)
 	checkFakeAnswer(t, s.post(t, fakeInfer, fakeRequest))
 }
 

@@ -1,14 +1,15 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
 
+	"github.com/infergate/infergate/batching"
 	"github.com/infergate/infergate/engine"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
@@ -19,12 +20,12 @@ const headerInferenceLen = "Inference-Header-Content-Length"
 
 // scratch holds one request's reusable buffers.
 type scratch struct {
-	req   oip.InferRequest
-	outs  []oip.Tensor
-	names []string
-	resp  oip.InferResponse
-	buf   []byte
-	num   []byte
+	req  oip.InferRequest
+	breq batching.Request
+	outs []oip.Tensor
+	resp oip.InferResponse
+	buf  []byte
+	num  []byte
 }
 
 // scratchPool recycles scratch; buffers grown past maxPooledBytes by an
@@ -41,12 +42,9 @@ func (p *scratchPool) get() *scratch {
 }
 
 func (p *scratchPool) put(s *scratch) {
-	size := cap(s.buf)
-	for i := range s.req.Inputs {
-		size += cap(s.req.Inputs[i].Data)
-	}
-	for i := range s.outs {
-		size += cap(s.outs[i].Data)
+	size := s.req.RetainedBytes() + cap(s.buf) + cap(s.num)
+	for _, o := range s.outs[:cap(s.outs)] {
+		size += cap(o.Data) + 8*cap(o.Shape)
 	}
 	if size > maxPooledBytes {
 		return
@@ -119,58 +117,59 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version) err
 	if err := oip.DecodeRequest(req, body, headerLen); err != nil {
 		return err
 	}
-	if err := oip.CheckInputs(req.Inputs, v.Inputs, v.Config.MaxBatchSize); err != nil {
+	if err := oip.CheckInputs(req.Inputs, v.Inputs, 0); err != nil {
 		return err
 	}
 	if err := oip.CheckOutputs(req.Outputs, v.Outputs); err != nil {
 		return err
 	}
-	var names []string
-	if len(req.Outputs) > 0 {
-		names = sc.names[:0]
-		for i := range req.Outputs {
-			names = append(names, req.Outputs[i].Name)
+	n := 1
+	if v.Batchable {
+		if n = int(req.Inputs[0].Shape[0]); n == 0 {
+			return badRequest("input %q has shape %s: 0 rows; send at least one", req.Inputs[0].Name, formatShape(req.Inputs[0].Shape))
 		}
-		sc.names = names
 	}
 
 	timeout := s.cfg.RequestTimeout
 	if t := req.TimeoutMicros; t > 0 && t < int64(timeout/time.Microsecond) {
 		timeout = time.Duration(t) * time.Microsecond
 	}
-	rctx, cancel := context.WithTimeout(context.Background(), timeout)
-	outs, err := v.Backend.Run(rctx, req.Inputs, names, sc.outs)
-	cancel()
+	br := &sc.breq
+	br.Inputs = req.Inputs
+	br.Rows = n
+	br.Priority = int(min(req.Priority, 1<<20))
+	br.Deadline = time.Now().Add(timeout)
+	br.Outputs = sc.outs
+	err = v.Batcher.Do(br)
+	sc.outs = br.Outputs
+	br.Inputs = nil
 	if err != nil {
-		switch {
-		case errors.Is(err, context.DeadlineExceeded):
-			return timedOut(fmt.Sprintf("timed out after %s waiting for one of the %d instances of model %q version %s; retry later, raise the request's timeout parameter or the server's --request-timeout, or add instances",
-				timeout, max(v.Config.Instances, 1), v.Model, v.Label))
-		case errors.Is(err, context.Canceled), errors.Is(err, engine.ErrClosed):
-			return &httpError{code: fasthttp.StatusServiceUnavailable, retryAfter: 1, reason: registry.ReasonCanceled,
-				msg: fmt.Sprintf("model %q version %s is being unloaded; retry", v.Model, v.Label)}
-		case errors.Is(err, engine.ErrInvalidInput), errors.Is(err, engine.ErrUnknownOutput):
-			return badRequest("%s", err)
-		}
-		return internal(fmt.Errorf("model %q version %s: %w", v.Model, v.Label, err))
+		return s.batchError(v, timeout, err)
 	}
-	sc.outs = outs
-	v.Metrics.ExecCount.Inc()
-	v.Metrics.InferenceCount.Add(rows(req.Inputs, v.Inputs))
 
 	resp := &sc.resp
 	resp.ModelName = v.Model
 	resp.ModelVersion = v.Label
 	resp.ID = req.ID
 	resp.Outputs = resp.Outputs[:0]
-	for i := range outs {
-		binary := req.BinaryDataOutput
+	if len(req.Outputs) == 0 {
+		for i := range sc.outs {
+			resp.Outputs = append(resp.Outputs, oip.OutputTensor{Tensor: sc.outs[i], Binary: req.BinaryDataOutput})
+		}
+	} else {
+		// The outputs asked for, in the order asked.
 		for j := range req.Outputs {
-			if o := &req.Outputs[j]; o.Name == outs[i].Name && o.HasBinary {
+			o := &req.Outputs[j]
+			binary := req.BinaryDataOutput
+			if o.HasBinary {
 				binary = o.Binary
 			}
+			for i := range sc.outs {
+				if sc.outs[i].Name == o.Name {
+					resp.Outputs = append(resp.Outputs, oip.OutputTensor{Tensor: sc.outs[i], Binary: binary})
+				}
+			}
 		}
-		resp.Outputs = append(resp.Outputs, oip.OutputTensor{Tensor: outs[i], Binary: binary})
 	}
 	out, jsonLen := oip.AppendResponse(sc.buf[:0], resp)
 	sc.buf = out
@@ -186,11 +185,31 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version) err
 	return nil
 }
 
+// batchError maps an error from the batcher or the backend to a response.
+func (s *Server) batchError(v *registry.Version, timeout time.Duration, err error) error {
+	switch {
+	case errors.Is(err, batching.ErrQueueFull):
+		return unavailable(1, "model %q version %s has %d requests queued, its max_queue; retry later, or raise max_queue or instances in the model's config.json",
+			v.Model, v.Label, v.Batcher.Config().MaxQueueSize)
+	case errors.Is(err, batching.ErrTimeout):
+		return timedOut(fmt.Sprintf("timed out after %s waiting in the queue of model %q version %s (%d instances busy); retry later, raise the request's timeout parameter or the server's --request-timeout, or add instances",
+			timeout, v.Model, v.Label, v.Batcher.Config().Instances))
+	case errors.Is(err, batching.ErrBadPriority), errors.Is(err, batching.ErrBadRequest):
+		return badRequest("%s", strings.TrimPrefix(err.Error(), "batching: "))
+	case errors.Is(err, batching.ErrStopped), errors.Is(err, engine.ErrClosed):
+		return &httpError{code: fasthttp.StatusServiceUnavailable, retryAfter: 1, reason: registry.ReasonCanceled,
+			msg: fmt.Sprintf("model %q version %s is being unloaded; retry", v.Model, v.Label)}
+	case errors.Is(err, engine.ErrInvalidInput), errors.Is(err, engine.ErrUnknownOutput):
+		return badRequest("%s", err)
+	}
+	return internal(fmt.Errorf("model %q version %s: %w", v.Model, v.Label, err))
+}
+
 // requestBody returns the request body, decompressed when it carries a
 // Content-Encoding (gzip, deflate, br, zstd), never past MaxBodyBytes.
 func (s *Server) requestBody(ctx *fasthttp.RequestCtx) ([]byte, error) {
 	ce := ctx.Request.Header.ContentEncoding()
-	if len(ce) == 0 {
+	if len(ce) == 0 || string(ce) == "identity" {
 		return ctx.PostBody(), nil
 	}
 	b, err := ctx.Request.BodyUncompressedWithLimit(s.cfg.MaxBodyBytes)
@@ -204,15 +223,6 @@ func (s *Server) requestBody(ctx *fasthttp.RequestCtx) ([]byte, error) {
 			msg: fmt.Sprintf("the %s body decompresses to more than the %d-byte limit; send fewer rows per request, or raise the server's --max-body", ce, s.cfg.MaxBodyBytes)}
 	}
 	return nil, badRequest("cannot decompress the %s request body: %s", ce, err)
-}
-
-// rows returns the number of rows a request carries: its leading
-// dimension when the model's inputs are batched, else 1.
-func rows(inputs []oip.Tensor, meta []oip.TensorMetadata) int {
-	if len(inputs) == 0 || len(meta) == 0 || len(meta[0].Shape) == 0 || meta[0].Shape[0] >= 0 || len(inputs[0].Shape) == 0 {
-		return 1
-	}
-	return int(inputs[0].Shape[0])
 }
 
 // parseVersion parses the {version} path segment; nil means none (0).
@@ -274,4 +284,16 @@ func (s *Server) readyVersions(name string) string {
 // so it is used only for lookups.
 func b2s(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// formatShape writes a shape as JSON does: [2,64].
+func formatShape(shape []int64) string {
+	b := []byte{'['}
+	for i, d := range shape {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, d, 10)
+	}
+	return string(append(b, ']'))
 }

@@ -196,13 +196,9 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) error {
 	}
 	switch string(path) {
 	case "/v2/health/live":
-		if err := allow(ctx, fasthttp.MethodGet); err != nil {
-			return err
-		}
-		if s.stopping.Load() {
-			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-		}
-		return nil
+		// Live while the process answers, shutting down or not: a failed
+		// liveness probe gets a process restarted, which never helps here.
+		return allow(ctx, fasthttp.MethodGet)
 	case "/v2/health/ready":
 		if err := allow(ctx, fasthttp.MethodGet); err != nil {
 			return err

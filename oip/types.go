@@ -149,6 +149,17 @@ type InferRequest struct {
 	scratch []byte
 }
 
+// RetainedBytes returns the bytes r keeps reachable for reuse: every
+// tensor buffer up to the slices' capacity and the decoder's scratch. A
+// pool uses it to drop requests that a large or hostile body grew.
+func (r *InferRequest) RetainedBytes() int {
+	n := cap(r.scratch) + 24*cap(r.Outputs)
+	for _, in := range r.Inputs[:cap(r.Inputs)] {
+		n += cap(in.Data) + 8*cap(in.Shape) + len(in.Name)
+	}
+	return n
+}
+
 // Reset empties r and keeps its slices for reuse.
 func (r *InferRequest) Reset() {
 	for i := range r.Inputs {

@@ -25,12 +25,46 @@ type ModelConfig struct {
 	InterOpThreads int `json:"inter_op_threads,omitempty"`
 	// Device is "cpu" or "cuda:N".
 	Device string `json:"device,omitempty"`
-	// MaxBatchSize bounds the rows (the leading dimension) of one request;
-	// 0 means no bound beyond the request body limit.
+	// MaxBatchSize is the most rows the dynamic batcher packs into one
+	// execution; 1 turns batching off. A single request with more rows
+	// still runs, alone.
 	MaxBatchSize int64 `json:"max_batch_size,omitempty"`
 	// MaxQueue bounds the requests waiting for an instance of one version;
-	// more are refused with 503 at once. 0 takes the node default.
+	// more are refused with 503 at once.
 	MaxQueue int `json:"max_queue,omitempty"`
+	// DynamicBatching tunes the batcher; nil takes the node default.
+	DynamicBatching *DynamicBatching `json:"dynamic_batching,omitempty"`
+	// ResponseCache enables the node's response cache for this model.
+	ResponseCache *ResponseCache `json:"response_cache,omitempty"`
+}
+
+// DynamicBatching configures the batcher of a model, in the spirit of
+// Triton's dynamic_batching block.
+type DynamicBatching struct {
+	// Enabled turns batching off when false; nil means on.
+	Enabled *bool `json:"enabled,omitempty"`
+	// MaxQueueDelayUS lets an idle instance wait this long to fill a
+	// preferred batch; 0 dispatches at once (best on CPUs).
+	MaxQueueDelayUS int64 `json:"max_queue_delay_us,omitempty"`
+	// PreferredBatchSizes are the batch sizes (rows) to aim for.
+	PreferredBatchSizes []int `json:"preferred_batch_sizes,omitempty"`
+	// PriorityLevels is the number of request priorities, 1 the highest;
+	// DefaultPriorityLevel applies to requests that give none.
+	PriorityLevels       int `json:"priority_levels,omitempty"`
+	DefaultPriorityLevel int `json:"default_priority_level,omitempty"`
+	// DefaultQueueTimeoutUS bounds the queue time of requests that give no
+	// timeout; 0 leaves it to the server's request timeout.
+	DefaultQueueTimeoutUS int64 `json:"default_queue_timeout_us,omitempty"`
+}
+
+// On reports whether batching is enabled by d (nil means yes).
+func (d *DynamicBatching) On() bool {
+	return d == nil || d.Enabled == nil || *d.Enabled
+}
+
+// ResponseCache configures the response cache of a model.
+type ResponseCache struct {
+	Enable bool `json:"enable"`
 }
 
 // VersionPolicy follows Triton's version_policy: exactly one of Latest,
@@ -85,13 +119,30 @@ func (c *ModelConfig) Validate() error {
 		return fmt.Errorf("%w: intra_op_threads must be between 1 and 256, got %d", ErrBadConfig, c.IntraOpThreads)
 	case c.InterOpThreads < 0 || c.InterOpThreads > 256:
 		return fmt.Errorf("%w: inter_op_threads must be between 1 and 256, got %d", ErrBadConfig, c.InterOpThreads)
-	case c.MaxBatchSize < 0:
-		return fmt.Errorf("%w: max_batch_size must not be negative, got %d", ErrBadConfig, c.MaxBatchSize)
+	case c.MaxBatchSize < 0 || c.MaxBatchSize > 1<<16:
+		return fmt.Errorf("%w: max_batch_size must be between 1 and 65536, got %d", ErrBadConfig, c.MaxBatchSize)
 	case c.MaxQueue < 0:
 		return fmt.Errorf("%w: max_queue must not be negative, got %d", ErrBadConfig, c.MaxQueue)
 	}
 	if c.Device != "" && c.Device != "cpu" && !cudaDevice.MatchString(c.Device) {
 		return fmt.Errorf("%w: device %q: use \"cpu\" or \"cuda:N\"", ErrBadConfig, c.Device)
+	}
+	if d := c.DynamicBatching; d != nil {
+		switch {
+		case d.MaxQueueDelayUS < 0 || d.MaxQueueDelayUS > 10_000_000:
+			return fmt.Errorf("%w: dynamic_batching.max_queue_delay_us must be between 0 and 10000000 (10 s), got %d", ErrBadConfig, d.MaxQueueDelayUS)
+		case d.PriorityLevels < 0 || d.PriorityLevels > 16:
+			return fmt.Errorf("%w: dynamic_batching.priority_levels must be between 1 and 16, got %d", ErrBadConfig, d.PriorityLevels)
+		case d.DefaultPriorityLevel < 0 || d.DefaultPriorityLevel > max(d.PriorityLevels, 1):
+			return fmt.Errorf("%w: dynamic_batching.default_priority_level must be between 1 and priority_levels (%d), got %d", ErrBadConfig, max(d.PriorityLevels, 1), d.DefaultPriorityLevel)
+		case d.DefaultQueueTimeoutUS < 0:
+			return fmt.Errorf("%w: dynamic_batching.default_queue_timeout_us must not be negative, got %d", ErrBadConfig, d.DefaultQueueTimeoutUS)
+		}
+		for _, p := range d.PreferredBatchSizes {
+			if p < 1 || (c.MaxBatchSize > 0 && int64(p) > c.MaxBatchSize) {
+				return fmt.Errorf("%w: dynamic_batching.preferred_batch_sizes holds %d; each must be between 1 and max_batch_size", ErrBadConfig, p)
+			}
+		}
 	}
 	return nil
 }
@@ -123,6 +174,12 @@ func (c ModelConfig) withDefaults(d ModelConfig) ModelConfig {
 	}
 	if c.MaxQueue == 0 {
 		c.MaxQueue = d.MaxQueue
+	}
+	if c.DynamicBatching == nil {
+		c.DynamicBatching = d.DynamicBatching
+	}
+	if c.ResponseCache == nil {
+		c.ResponseCache = d.ResponseCache
 	}
 	return c
 }

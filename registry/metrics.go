@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 )
@@ -54,10 +55,18 @@ type VersionMetrics struct {
 	Failure [numReasons]*metrics.Counter
 	// Duration is the time from request decode to response encode.
 	Duration *metrics.PrometheusHistogram
-	// InferenceCount counts rows (the batch dimension) inferred.
+	// InferenceCount counts rows (the batch dimension) executed.
 	InferenceCount *metrics.Counter
-	// ExecCount counts model executions.
+	// ExecCount counts model executions (batches).
 	ExecCount *metrics.Counter
+	// QueueDuration is each request's wait for its batch to start.
+	QueueDuration *metrics.PrometheusHistogram
+	// ComputeDuration is each execution's time in the backend.
+	ComputeDuration *metrics.PrometheusHistogram
+	// BatchSize is the rows of each execution.
+	BatchSize *metrics.PrometheusHistogram
+	// CacheHits and CacheMisses count response cache lookups.
+	CacheHits, CacheMisses *metrics.Counter
 
 	names []string
 }
@@ -80,7 +89,33 @@ func newVersionMetrics(set *metrics.Set, model, version string, inFlight func() 
 	m.InferenceCount = set.GetOrCreateCounter(name("infergate_inference_count_total", ""))
 	m.ExecCount = set.GetOrCreateCounter(name("infergate_inference_exec_count_total", ""))
 	set.GetOrCreateGauge(name("infergate_inference_requests_in_flight", ""), inFlight)
+	m.QueueDuration = set.GetOrCreatePrometheusHistogramExt(name("infergate_inference_queue_duration_seconds", ""), latencyBuckets)
+	m.ComputeDuration = set.GetOrCreatePrometheusHistogramExt(name("infergate_inference_compute_duration_seconds", ""), latencyBuckets)
+	m.BatchSize = set.GetOrCreatePrometheusHistogramExt(name("infergate_inference_batch_size", ""), batchBuckets)
+	m.CacheHits = set.GetOrCreateCounter(name("infergate_cache_hits_total", ""))
+	m.CacheMisses = set.GetOrCreateCounter(name("infergate_cache_misses_total", ""))
 	return m
+}
+
+// batchBuckets are the upper bounds of the batch size histograms, in rows.
+var batchBuckets = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096}
+
+// Executed implements batching.Observer.
+// Failed executions count in the compute time only: the request failures
+// are counted by the gateway, per request.
+func (m *VersionMetrics) Executed(rows, requests int, compute time.Duration, err error) {
+	m.ComputeDuration.Update(compute.Seconds())
+	if err != nil {
+		return
+	}
+	m.ExecCount.Inc()
+	m.InferenceCount.Add(rows)
+	m.BatchSize.Update(float64(rows))
+}
+
+// Queued implements batching.Observer.
+func (m *VersionMetrics) Queued(wait time.Duration) {
+	m.QueueDuration.Update(wait.Seconds())
 }
 
 func (m *VersionMetrics) unregister(set *metrics.Set) {

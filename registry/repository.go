@@ -54,10 +54,20 @@ type IndexEntry struct {
 type versionStatus struct {
 	state  string
 	reason string
-	// size and modTime of a file whose load failed, so that polling does
+	// failed marks a file whose load failed (the version may still serve
+	// an earlier file); size and modTime identify it, so that polling does
 	// not retry an unchanged broken file forever.
+	failed  bool
 	size    int64
 	modTime time.Time
+}
+
+// vmEntry is a version's metric series with the number of Version objects
+// using them: a reload or a rollback to a version still draining shares
+// the series, which are removed only when the last user is closed.
+type vmEntry struct {
+	vm   *VersionMetrics
+	refs int
 }
 
 // Repository serves the versions of the models in one directory.
@@ -78,7 +88,7 @@ type Repository struct {
 	// mu protects status and vmetrics, which Index reads while a load runs.
 	mu       sync.Mutex
 	status   map[string]map[int64]versionStatus
-	vmetrics map[string]*VersionMetrics // by model + "/" + version
+	vmetrics map[string]*vmEntry // by model + "/" + version
 
 	loads        *metrics.Counter
 	loadFailures *metrics.Counter
@@ -108,7 +118,7 @@ func New(cfg Config) (*Repository, error) {
 		overrides: make(map[string]*ModelConfig),
 		pollErrs:  make(map[string]string),
 		status:    make(map[string]map[int64]versionStatus),
-		vmetrics:  make(map[string]*VersionMetrics),
+		vmetrics:  make(map[string]*vmEntry),
 	}
 	if r.logf == nil {
 		r.logf = log.Printf
@@ -247,6 +257,7 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 	}
 	var next []*Version
 	var errs []error
+	failed := make(map[int64]versionStatus)
 	for _, n := range want {
 		prev := findVersion(current, n)
 		path := filepath.Join(r.cfg.Dir, name, strconv.FormatInt(n, 10), "model.onnx")
@@ -260,12 +271,19 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 			continue
 		}
 		if !explicit && r.unchangedFailure(name, n, st) {
+			failed[n] = versionStatus{} // keep the recorded failure
 			errs = append(errs, fmt.Errorf("model %q version %d: an earlier load failed and the file has not changed", name, n))
 			continue
 		}
 		v, err := r.loadVersion(name, n, path, cfg)
 		if err != nil {
-			r.setStatus(name, n, versionStatus{state: StateUnavailable, reason: err.Error(), size: st.Size(), modTime: st.ModTime()})
+			fs := versionStatus{state: StateUnavailable, reason: err.Error(), failed: true, size: st.Size(), modTime: st.ModTime()}
+			if prev != nil {
+				fs.state = StateReady
+				fs.reason = "serving the earlier file; the new one failed to load: " + err.Error()
+			}
+			failed[n] = fs
+			r.setStatus(name, n, fs)
 			errs = append(errs, err)
 			continue
 		}
@@ -297,7 +315,9 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 			r.table.with(name, m)
 		}
 		for _, v := range next {
-			r.setStatus(name, v.Number, versionStatus{state: StateReady})
+			if _, ok := failed[v.Number]; !ok {
+				r.setStatus(name, v.Number, versionStatus{state: StateReady})
+			}
 		}
 	}
 	r.retire(retire, next)
@@ -335,26 +355,18 @@ func (r *Repository) loadVersion(name string, n int64, path string, cfg ModelCon
 		return nil, fmt.Errorf("cannot load model %q version %d from %s: %w", name, n, path, err)
 	}
 	sum := sha256.Sum256(data)
-	v := newVersion(name, n, cfg, b)
+	label := strconv.FormatInt(n, 10)
+	vm := r.takeMetrics(name, n, label)
+	v, err := newVersion(name, n, cfg, b, vm, r.logf)
+	if err != nil {
+		r.releaseMetrics(name, label)
+		b.Close()
+		r.loadFailures.Inc()
+		return nil, fmt.Errorf("cannot load model %q version %d: %w", name, n, err)
+	}
 	v.SHA256 = hex.EncodeToString(sum[:])
 	v.size = st.Size()
 	v.modTime = st.ModTime()
-	r.mu.Lock()
-	key := name + "/" + v.Label
-	vm := r.vmetrics[key]
-	if vm == nil {
-		vm = newVersionMetrics(r.cfg.Metrics, name, v.Label, func() float64 {
-			if m := r.Model(name); m != nil {
-				if cur := m.Version(n); cur != nil {
-					return float64(cur.InFlight())
-				}
-			}
-			return 0
-		})
-		r.vmetrics[key] = vm
-	}
-	r.mu.Unlock()
-	v.Metrics = vm
 	r.loads.Inc()
 	r.loadDuration.UpdateDuration(start)
 	r.logf("loaded model %q version %d (sha256 %.12s, %d bytes) in %s", name, n, v.SHA256, v.size, time.Since(start).Round(time.Millisecond))
@@ -374,21 +386,58 @@ func (r *Repository) retire(vs []*Version, keep []*Version) {
 			defer r.wg.Done()
 			start := time.Now()
 			v.drain()
+			v.Batcher.Stop()
 			if err := v.Backend.Close(); err != nil {
 				r.logf("closing model %q version %d: %s", v.Model, v.Number, err)
 			}
+			r.releaseMetrics(v.Model, v.Label)
 			if !replaced {
 				r.mu.Lock()
-				key := v.Model + "/" + v.Label
-				if vm := r.vmetrics[key]; vm == v.Metrics && !r.routable(v.Model, v.Number) {
-					vm.unregister(r.cfg.Metrics)
-					delete(r.vmetrics, key)
+				if !r.routable(v.Model, v.Number) {
 					r.setStatusLocked(v.Model, v.Number, versionStatus{state: StateUnavailable, reason: "unloaded"})
 				}
 				r.mu.Unlock()
 			}
 			r.logf("unloaded model %q version %d after draining for %s", v.Model, v.Number, time.Since(start).Round(time.Millisecond))
 		}()
+	}
+}
+
+// takeMetrics returns the metric series of version n of model, creating
+// them for its first user.
+func (r *Repository) takeMetrics(model string, n int64, label string) *VersionMetrics {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := model + "/" + label
+	e := r.vmetrics[key]
+	if e == nil {
+		e = &vmEntry{vm: newVersionMetrics(r.cfg.Metrics, model, label, func() float64 {
+			if m := r.Model(model); m != nil {
+				if cur := m.Version(n); cur != nil {
+					return float64(cur.InFlight())
+				}
+			}
+			return 0
+		})}
+		r.vmetrics[key] = e
+	}
+	e.refs++
+	return e.vm
+}
+
+// releaseMetrics drops one user of a version's series; the last removes
+// them from /metrics.
+func (r *Repository) releaseMetrics(model, label string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := model + "/" + label
+	e := r.vmetrics[key]
+	if e == nil {
+		panic("BUG: releasing metrics of " + key + " that nobody holds")
+	}
+	if e.refs--; e.refs == 0 {
+		e.vm.unregister(r.cfg.Metrics)
+		delete(r.vmetrics, key)
 	}
 }
 
@@ -523,7 +572,7 @@ func (r *Repository) unchangedFailure(name string, n int64, st os.FileInfo) bool
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s, ok := r.status[name][n]
-	return ok && s.state == StateUnavailable && s.size == st.Size() && s.modTime.Equal(st.ModTime())
+	return ok && s.failed && s.size == st.Size() && s.modTime.Equal(st.ModTime())
 }
 
 func (r *Repository) setStatus(name string, n int64, s versionStatus) {

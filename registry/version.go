@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/infergate/infergate/batching"
 	"github.com/infergate/infergate/oip"
 )
 
@@ -39,6 +40,12 @@ type Version struct {
 	Backend  Backend
 	Metrics  *VersionMetrics
 	LoadedAt time.Time
+	// Batcher queues the version's requests and runs them on Backend, in
+	// batches when Batched.
+	Batcher *batching.Batcher
+	// Batchable reports whether every input and output has a variable
+	// leading (batch) dimension, so that requests can be stacked.
+	Batchable bool
 
 	size    int64
 	modTime time.Time
@@ -50,8 +57,8 @@ type Version struct {
 	drained   chan struct{}
 }
 
-func newVersion(model string, number int64, cfg ModelConfig, b Backend) *Version {
-	return &Version{
+func newVersion(model string, number int64, cfg ModelConfig, b Backend, vm *VersionMetrics, logf func(string, ...any)) (*Version, error) {
+	v := &Version{
 		Model:    model,
 		Number:   number,
 		Label:    strconv.FormatInt(number, 10),
@@ -59,10 +66,57 @@ func newVersion(model string, number int64, cfg ModelConfig, b Backend) *Version
 		Inputs:   b.Inputs(),
 		Outputs:  b.Outputs(),
 		Backend:  b,
+		Metrics:  vm,
 		LoadedAt: time.Now(),
-		limit:    int64(max(cfg.Instances, 1) + cfg.MaxQueue),
 		drained:  make(chan struct{}),
 	}
+	v.Batchable = batchable(v.Inputs) && batchable(v.Outputs)
+	bc := batcherConfig(cfg, v.Batchable)
+	bc.Observer = vm
+	bc.Logf = logf
+	var err error
+	if v.Batcher, err = batching.New(b, bc); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	// Admission before decoding: what may run plus what may wait.
+	v.limit = int64(bc.Instances*max(bc.MaxBatchSize, 1) + bc.MaxQueueSize)
+	return v, nil
+}
+
+// batchable reports whether every tensor's leading dimension is variable.
+func batchable(ts []oip.TensorMetadata) bool {
+	for _, t := range ts {
+		if len(t.Shape) == 0 || t.Shape[0] >= 0 {
+			return false
+		}
+	}
+	return len(ts) > 0
+}
+
+// batcherConfig maps a model's configuration onto the batcher's.
+func batcherConfig(cfg ModelConfig, batchable bool) batching.Config {
+	bc := batching.Config{
+		Instances:    max(cfg.Instances, 1),
+		MaxBatchSize: 1,
+		MaxQueueSize: cfg.MaxQueue,
+	}
+	if bc.MaxQueueSize == 0 {
+		bc.MaxQueueSize = 1024
+	}
+	d := cfg.DynamicBatching
+	if batchable && d.On() && cfg.MaxBatchSize > 1 {
+		bc.MaxBatchSize = int(cfg.MaxBatchSize)
+		if d != nil {
+			bc.MaxQueueDelay = time.Duration(d.MaxQueueDelayUS) * time.Microsecond
+			bc.PreferredBatchSizes = d.PreferredBatchSizes
+		}
+	}
+	if d != nil {
+		bc.PriorityLevels = d.PriorityLevels
+		bc.DefaultPriority = d.DefaultPriorityLevel
+		bc.DefaultTimeout = time.Duration(d.DefaultQueueTimeoutUS) * time.Microsecond
+	}
+	return bc
 }
 
 // acquire takes a reference unless v is draining or full.
@@ -112,7 +166,7 @@ type OverloadError struct {
 }
 
 func (e *OverloadError) Error() string {
-	return fmt.Sprintf("model %q version %s is overloaded: %d requests in flight (instances %d + max_queue %d); retry later, or raise instances or max_queue in the model's config.json",
+	return fmt.Sprintf("model %q version %s is overloaded: %d requests in flight (what its instances %d can run plus max_queue %d); retry later, or raise instances or max_queue in the model's config.json",
 		e.Model, e.Version, e.InFlight, e.Instances, e.MaxQueue)
 }
 

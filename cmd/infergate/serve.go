@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"net/http"
+	_ "net/http/pprof" // served only with --pprof-addr
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -31,6 +33,8 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	shutdownDelay   time.Duration
 	dryRun          bool
+	maxQueueDelay   time.Duration
+	pprofAddr       string
 	defaults        registry.ModelConfig
 	gateway         gateway.Config
 }
@@ -46,12 +50,14 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long to wait for in-flight requests before closing")
 	fs.DurationVar(&c.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long to keep serving while /v2/health/ready reports 503, so load balancers stop sending first")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "validate flags, the library and the repository, then exit")
+	fs.StringVar(&c.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof profiles on this separate address (e.g. 127.0.0.1:6060); off when empty")
 
 	fs.StringVar(&c.defaults.Device, "device", "cpu", "execution provider for models whose config.json sets none: \"cpu\" or \"cuda:N\"")
 	fs.IntVar(&c.defaults.Instances, "instances", 1, "ONNX Runtime sessions per model version run in parallel (config.json: instances)")
 	fs.IntVar(&c.defaults.IntraOpThreads, "intra-op-threads", 1, "ONNX Runtime intra-op threads per session (config.json: intra_op_threads)")
 	fs.IntVar(&c.defaults.InterOpThreads, "inter-op-threads", 1, "ONNX Runtime inter-op threads per session (config.json: inter_op_threads)")
-	fs.Int64Var(&c.defaults.MaxBatchSize, "max-batch-size", 0, "most rows in one request, 0 for no bound but --max-body (config.json: max_batch_size)")
+	fs.Int64Var(&c.defaults.MaxBatchSize, "max-batch-size", 64, "most rows the dynamic batcher packs into one execution; 1 turns batching off; a larger request runs alone (config.json: max_batch_size)")
+	fs.DurationVar(&c.maxQueueDelay, "max-queue-delay", 0, "how long an idle instance may wait to fill a batch; 0 dispatches at once, best on CPUs (config.json: dynamic_batching.max_queue_delay_us)")
 	fs.IntVar(&c.defaults.MaxQueue, "max-queue", 256, "requests per model version that may wait for an instance; beyond it requests get 503 with Retry-After (config.json: max_queue)")
 
 	fs.IntVar(&c.gateway.MaxBodyBytes, "max-body", c.gateway.MaxBodyBytes, "largest request body in bytes; larger ones get 413")
@@ -72,6 +78,12 @@ func (c *serveConfig) validate() error {
 	}
 	if c.shutdownTimeout <= 0 || c.shutdownDelay < 0 {
 		return errors.New("--shutdown-timeout must be positive and --shutdown-delay not negative")
+	}
+	if c.maxQueueDelay < 0 || c.maxQueueDelay > 10*time.Second {
+		return fmt.Errorf("--max-queue-delay %s: use 0 to 10s", c.maxQueueDelay)
+	}
+	if c.maxQueueDelay > 0 {
+		c.defaults.DynamicBatching = &registry.DynamicBatching{MaxQueueDelayUS: c.maxQueueDelay.Microseconds()}
 	}
 	if err := c.defaults.Validate(); err != nil {
 		return fmt.Errorf("model defaults: %w", err)
@@ -131,6 +143,15 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", c.httpAddr, err)
 	}
+	if c.pprofAddr != "" {
+		pln, err := net.Listen("tcp", c.pprofAddr)
+		if err != nil {
+			return fmt.Errorf("cannot listen on --pprof-addr %s: %w", c.pprofAddr, err)
+		}
+		defer pln.Close()
+		go http.Serve(pln, nil) // net/http/pprof registers on the default mux
+		logger.Printf("profiles on http://%s/debug/pprof/", pln.Addr())
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Printf("infergate %s serving on http://%s (ONNX Runtime %s, models in %s)", version, ln.Addr(), engine.RuntimeVersion(), c.modelsDir)
@@ -179,8 +200,18 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	t = time.Now()
 	stopPoll()
 	<-pollDone
-	repo.Close()
-	logger.Printf("models unloaded in %s", time.Since(t).Round(time.Millisecond))
+	closed := make(chan struct{})
+	go func() {
+		repo.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+		logger.Printf("models unloaded in %s", time.Since(t).Round(time.Millisecond))
+	case <-time.After(c.shutdownTimeout):
+		// A backend that never returns must not keep the process alive.
+		logger.Printf("models still unloading after %s; exiting anyway", c.shutdownTimeout)
+	}
 	return nil
 }
 
