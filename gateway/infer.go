@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/infergate/infergate/batching"
 	"github.com/infergate/infergate/engine"
+	"github.com/infergate/infergate/gateway/cache"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 	"github.com/valyala/fasthttp"
@@ -20,6 +22,7 @@ const headerInferenceLen = "Inference-Header-Content-Length"
 
 // scratch holds one request's reusable buffers.
 type scratch struct {
+	key  []byte
 	req  oip.InferRequest
 	breq batching.Request
 	outs []oip.Tensor
@@ -42,7 +45,7 @@ func (p *scratchPool) get() *scratch {
 }
 
 func (p *scratchPool) put(s *scratch) {
-	size := s.req.RetainedBytes() + cap(s.buf) + cap(s.num)
+	size := s.req.RetainedBytes() + cap(s.buf) + cap(s.num) + cap(s.key)
 	for _, o := range s.outs[:cap(s.outs)] {
 		size += cap(o.Data) + 8*cap(o.Shape)
 	}
@@ -85,7 +88,7 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, name, version []byte) error {
 			v.Metrics.Failure[registry.ReasonInternal].Inc()
 		}
 	}()
-	err = s.inferVersion(ctx, v)
+	err = s.inferVersion(ctx, v, start)
 	finished = true
 	if err != nil {
 		he := toHTTPError(err)
@@ -97,7 +100,7 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, name, version []byte) error {
 	return nil
 }
 
-func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version) error {
+func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, start time.Time) error {
 	sc := s.scratch.get()
 	defer s.scratch.put(sc)
 	req := &sc.req
@@ -130,6 +133,20 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version) err
 		}
 	}
 
+	useCache := s.cache != nil && v.Config.ResponseCache != nil && v.Config.ResponseCache.Enable &&
+		!req.CacheBypass && !bytes.Contains(ctx.Request.Header.Peek("Cache-Control"), noCache)
+	if useCache {
+		sc.key = cache.AppendKey(sc.key[:0], v.Generation, req.Inputs, v.Inputs)
+		if e, ok := s.cache.Get(sc.key); ok {
+			v.Metrics.CacheHits.Inc()
+			s.writeResponse(ctx, sc, v, e.Outputs)
+			ctx.Response.Header.Set("X-Cache", "hit")
+			v.Metrics.CacheHitDuration.UpdateDuration(start)
+			return nil
+		}
+		v.Metrics.CacheMisses.Inc()
+	}
+
 	timeout := s.cfg.RequestTimeout
 	if t := req.TimeoutMicros; t > 0 && t < int64(timeout/time.Microsecond) {
 		timeout = time.Duration(t) * time.Microsecond
@@ -146,33 +163,46 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version) err
 	if err != nil {
 		return s.batchError(v, timeout, err)
 	}
+	if useCache {
+		s.cache.Set(sc.key, sc.outs)
+	}
+	s.writeResponse(ctx, sc, v, sc.outs)
+	return nil
+}
 
+var noCache = []byte("no-cache")
+
+// writeResponse encodes outs as the answer to sc.req: the outputs it asked
+// for in the order it asked (all, in model order, when it named none),
+// each as JSON or binary data as it asked.
+func (s *Server) writeResponse(ctx *fasthttp.RequestCtx, sc *scratch, v *registry.Version, outs []oip.Tensor) {
+	req := &sc.req
 	resp := &sc.resp
 	resp.ModelName = v.Model
 	resp.ModelVersion = v.Label
 	resp.ID = req.ID
 	resp.Outputs = resp.Outputs[:0]
 	if len(req.Outputs) == 0 {
-		for i := range sc.outs {
-			resp.Outputs = append(resp.Outputs, oip.OutputTensor{Tensor: sc.outs[i], Binary: req.BinaryDataOutput})
+		for i := range outs {
+			resp.Outputs = append(resp.Outputs, oip.OutputTensor{Tensor: outs[i], Binary: req.BinaryDataOutput})
 		}
 	} else {
-		// The outputs asked for, in the order asked.
 		for j := range req.Outputs {
 			o := &req.Outputs[j]
 			binary := req.BinaryDataOutput
 			if o.HasBinary {
 				binary = o.Binary
 			}
-			for i := range sc.outs {
-				if sc.outs[i].Name == o.Name {
-					resp.Outputs = append(resp.Outputs, oip.OutputTensor{Tensor: sc.outs[i], Binary: binary})
+			for i := range outs {
+				if outs[i].Name == o.Name {
+					resp.Outputs = append(resp.Outputs, oip.OutputTensor{Tensor: outs[i], Binary: binary})
 				}
 			}
 		}
 	}
 	out, jsonLen := oip.AppendResponse(sc.buf[:0], resp)
 	sc.buf = out
+	clear(resp.Outputs) // drop references to outs, which may be a cache entry
 	h := &ctx.Response.Header
 	if jsonLen < len(out) {
 		sc.num = strconv.AppendInt(sc.num[:0], int64(jsonLen), 10)
@@ -182,7 +212,6 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version) err
 		h.SetContentType("application/json")
 	}
 	ctx.SetBody(out)
-	return nil
 }
 
 // batchError maps an error from the batcher or the backend to a response.

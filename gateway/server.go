@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/infergate/infergate/gateway/cache"
 	"github.com/infergate/infergate/registry"
 	"github.com/valyala/fasthttp"
 )
@@ -32,6 +33,9 @@ type Config struct {
 	Name, Version string
 	// RuntimeVersion names the ONNX Runtime in use, for the status page.
 	RuntimeVersion string
+	// CacheBytes is the response cache's budget for the whole node, shared
+	// by the models whose config enables it; 0 disables the cache.
+	CacheBytes int64
 	// Logf logs; nil means log.Printf.
 	Logf func(format string, args ...any)
 }
@@ -45,6 +49,7 @@ func DefaultConfig() Config {
 		WriteTimeout:   30 * time.Second,
 		IdleTimeout:    90 * time.Second,
 		RequestTimeout: 10 * time.Second,
+		CacheBytes:     256 << 20,
 		Name:           "infergate",
 		Version:        "dev",
 	}
@@ -61,6 +66,8 @@ func (c *Config) Validate() error {
 		return errors.New("read, write and idle timeouts must be positive")
 	case c.RequestTimeout <= 0:
 		return fmt.Errorf("request timeout must be positive, got %s", c.RequestTimeout)
+	case c.CacheBytes < 0 || (c.CacheBytes > 0 && c.CacheBytes < 1<<16):
+		return fmt.Errorf("cache bytes %d: use 0 (off) or at least 65536", c.CacheBytes)
 	}
 	return nil
 }
@@ -78,6 +85,7 @@ type Server struct {
 	stopping atomic.Bool
 
 	scratch scratchPool
+	cache   *cache.Cache // nil when disabled
 
 	panics     *metrics.Counter
 	unrouted   [numUnrouted]*metrics.Counter
@@ -99,6 +107,12 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 	}
 	if s.logf == nil {
 		s.logf = log.Printf
+	}
+	if cfg.CacheBytes > 0 {
+		var err error
+		if s.cache, err = cache.New(cfg.CacheBytes); err != nil {
+			return nil, err
+		}
 	}
 	s.panics = set.NewCounter("infergate_http_panics_total")
 	s.httpErrors = set.NewCounter("infergate_http_protocol_errors_total")
@@ -137,7 +151,11 @@ func (s *Server) Serve(ln net.Listener) error {
 // waits until in-flight requests are answered or ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopping.Store(true)
-	return s.srv.ShutdownWithContext(ctx)
+	err := s.srv.ShutdownWithContext(ctx)
+	if s.cache != nil && err == nil {
+		s.cache.Close()
+	}
+	return err
 }
 
 // Handler returns the request handler, for tests that serve it themselves.
@@ -298,4 +316,12 @@ func joinMethods(ms []string) string {
 		b = append(b, m...)
 	}
 	return string(b)
+}
+
+// WaitCache blocks until the response cache has applied the entries stored
+// so far; tests use it, since the cache applies sets asynchronously.
+func (s *Server) WaitCache() {
+	if s.cache != nil {
+		s.cache.Wait()
+	}
 }

@@ -65,8 +65,10 @@ type VersionMetrics struct {
 	ComputeDuration *metrics.PrometheusHistogram
 	// BatchSize is the rows of each execution.
 	BatchSize *metrics.PrometheusHistogram
-	// CacheHits and CacheMisses count response cache lookups.
+	// CacheHits and CacheMisses count response cache lookups;
+	// CacheHitDuration is the whole time of requests answered by a hit.
 	CacheHits, CacheMisses *metrics.Counter
+	CacheHitDuration       *metrics.PrometheusHistogram
 
 	names []string
 }
@@ -94,6 +96,7 @@ func newVersionMetrics(set *metrics.Set, model, version string, inFlight func() 
 	m.BatchSize = set.GetOrCreatePrometheusHistogramExt(name("infergate_inference_batch_size", ""), batchBuckets)
 	m.CacheHits = set.GetOrCreateCounter(name("infergate_cache_hits_total", ""))
 	m.CacheMisses = set.GetOrCreateCounter(name("infergate_cache_misses_total", ""))
+	m.CacheHitDuration = set.GetOrCreatePrometheusHistogramExt(name("infergate_cache_hit_duration_seconds", ""), latencyBuckets)
 	return m
 }
 

@@ -43,6 +43,9 @@ type Version struct {
 	// Batcher queues the version's requests and runs them on Backend, in
 	// batches when Batched.
 	Batcher *batching.Batcher
+	// Generation is unique to this load in the process: a response cache
+	// keyed on it never answers from another load's results.
+	Generation uint64
 	// Batchable reports whether every input and output has a variable
 	// leading (batch) dimension, so that requests can be stacked.
 	Batchable bool
@@ -70,6 +73,7 @@ func newVersion(model string, number int64, cfg ModelConfig, b Backend, vm *Vers
 		LoadedAt: time.Now(),
 		drained:  make(chan struct{}),
 	}
+	v.Generation = generations.Add(1)
 	v.Batchable = batchable(v.Inputs) && batchable(v.Outputs)
 	bc := batcherConfig(cfg, v.Batchable)
 	bc.Observer = vm
@@ -82,6 +86,9 @@ func newVersion(model string, number int64, cfg ModelConfig, b Backend, vm *Vers
 	v.limit = int64(bc.Instances*max(bc.MaxBatchSize, 1) + bc.MaxQueueSize)
 	return v, nil
 }
+
+// generations numbers the loads of this process.
+var generations atomic.Uint64
 
 // batchable reports whether every tensor's leading dimension is variable.
 func batchable(ts []oip.TensorMetadata) bool {

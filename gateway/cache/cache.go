@@ -1,0 +1,111 @@
+// Package cache is infergate's response cache: one byte budget for the
+// node, shared by the models that enable it, over ristretto (TinyLFU
+// admission, sampled LFU eviction).
+//
+// A key is the version's generation (unique per load, so a reloaded file
+// never answers from its predecessor's entries) and every input's name,
+// datatype, shape and bytes, in the model's input order. ristretto keeps
+// two independent 64-bit hashes of it, so a false hit needs both to
+// collide. An entry is an immutable copy of the outputs of a successful
+// inference; requests that hit it build their own response (their own id,
+// output selection and encoding) from it.
+package cache
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"github.com/infergate/infergate/oip"
+)
+
+// Entry is a cached inference result. It is immutable: readers must not
+// modify its tensors.
+type Entry struct {
+	Outputs []oip.Tensor
+}
+
+// Cache maps request keys to Entries within a byte budget. Its methods
+// are safe for concurrent use. A Set is applied asynchronously and may be
+// dropped under contention or by the admission policy.
+type Cache struct {
+	rc *ristretto.Cache[[]byte, *Entry]
+}
+
+// entryOverhead approximates the bytes an entry costs beyond its data:
+// the Entry, its tensor headers and ristretto's bookkeeping.
+const entryOverhead = 256
+
+// New returns a Cache holding at most maxBytes of entries.
+func New(maxBytes int64) (*Cache, error) {
+	if maxBytes < 1<<16 {
+		return nil, fmt.Errorf("response cache of %d bytes is too small; use at least 64 KiB, or 0 to disable it", maxBytes)
+	}
+	// About ten counters per entry expected; entries of a few hundred
+	// bytes are typical of scoring models.
+	counters := max(maxBytes/256*10, 1<<12)
+	rc, err := ristretto.NewCache(&ristretto.Config[[]byte, *Entry]{
+		NumCounters: counters,
+		MaxCost:     maxBytes,
+		BufferItems: 64,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot create the response cache: %w", err)
+	}
+	return &Cache{rc: rc}, nil
+}
+
+// Get returns the entry stored under key.
+func (c *Cache) Get(key []byte) (*Entry, bool) {
+	return c.rc.Get(key)
+}
+
+// Set stores a copy of outputs under key.
+func (c *Cache) Set(key []byte, outputs []oip.Tensor) {
+	e := &Entry{Outputs: make([]oip.Tensor, len(outputs))}
+	cost := int64(entryOverhead)
+	for i := range outputs {
+		o := &outputs[i]
+		e.Outputs[i] = oip.Tensor{
+			Name:     o.Name,
+			Datatype: o.Datatype,
+			Shape:    append([]int64(nil), o.Shape...),
+			Data:     append([]byte(nil), o.Data...),
+		}
+		cost += int64(len(o.Data) + 8*len(o.Shape) + len(o.Name) + 64)
+	}
+	c.rc.Set(key, e, cost)
+}
+
+// Wait blocks until the Sets issued so far are applied; for tests.
+func (c *Cache) Wait() { c.rc.Wait() }
+
+// Close stops the cache's goroutines; it must not be used after.
+func (c *Cache) Close() { c.rc.Close() }
+
+// AppendKey appends the key of a request to dst: generation, then each
+// input in the order of model (its metadata), with its name, datatype,
+// shape and data, each length-prefixed so that no two requests share a
+// key. Inputs must hold every model input (the gateway checked).
+func AppendKey(dst []byte, generation uint64, inputs []oip.Tensor, model []oip.TensorMetadata) []byte {
+	dst = binary.LittleEndian.AppendUint64(dst, generation)
+	for i := range model {
+		name := model[i].Name
+		for j := range inputs {
+			in := &inputs[j]
+			if in.Name != name {
+				continue
+			}
+			dst = binary.AppendUvarint(dst, uint64(len(name)))
+			dst = append(dst, name...)
+			dst = append(dst, byte(in.Datatype), byte(len(in.Shape)))
+			for _, d := range in.Shape {
+				dst = binary.AppendVarint(dst, d)
+			}
+			dst = binary.AppendUvarint(dst, uint64(len(in.Data)))
+			dst = append(dst, in.Data...)
+			break
+		}
+	}
+	return dst
+}
