@@ -46,7 +46,9 @@ type Config struct {
 	// MaxQueueDelay is how long an idle worker may hold queued requests
 	// to fill a batch; 0 (the default) dispatches at once.
 	MaxQueueDelay time.Duration
-	// MaxQueueSize bounds the waiting requests (default 1024).
+	// MaxQueueSize bounds the requests waiting while every worker is busy
+	// (default 1024); a request an idle worker is about to take does not
+	// count.
 	MaxQueueSize int
 	// PriorityLevels is the number of priorities, 1 the highest
 	// (default 1). DefaultPriority is used for requests that give none
@@ -161,6 +163,7 @@ type Batcher struct {
 	levels     []queue // levels[0] is priority 1
 	queued     int
 	queuedRows int
+	idle       int // workers waiting for work: the queue may hold that many more
 	stopped    bool
 
 	wake     chan struct{} // a token per enqueue; workers wait on it
@@ -234,7 +237,7 @@ func (b *Batcher) Do(r *Request) error {
 		b.mu.Unlock()
 		return ErrStopped
 	}
-	if b.queued >= b.cfg.MaxQueueSize {
+	if b.queued >= b.cfg.MaxQueueSize+b.idle {
 		b.mu.Unlock()
 		return ErrQueueFull
 	}
@@ -423,12 +426,14 @@ func (w *worker) next() []*Request {
 				b.mu.Unlock()
 				return nil
 			}
+			b.idle++
 			b.mu.Unlock()
 			select {
 			case <-b.wake:
 			case <-b.stop:
 			}
 			b.mu.Lock()
+			b.idle--
 			continue
 		}
 		now := time.Now()
