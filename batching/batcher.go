@@ -480,9 +480,27 @@ func (w *worker) run(batch []*Request) {
 	start := time.Now()
 	err := w.execute(batch, rows)
 	b.obs.Executed(rows, len(batch), time.Since(start), err)
+	if err != nil && len(batch) > 1 {
+		// One request's values (an index out of range, an output too
+		// large) must not fail its batch-mates: run each alone, so that
+		// every request gets its own answer.
+		for _, r := range batch[:len(batch)-1] {
+			w.runAlone(r)
+		}
+		w.runAlone(batch[len(batch)-1])
+		return
+	}
 	for _, r := range batch {
 		r.done <- err
 	}
+}
+
+// runAlone executes and answers one request of a failed batch.
+func (w *worker) runAlone(r *Request) {
+	start := time.Now()
+	err := w.execute([]*Request{r}, r.Rows)
+	w.b.obs.Executed(r.Rows, 1, time.Since(start), err)
+	r.done <- err
 }
 
 // execute runs the backend, converting a panic into an error so that one

@@ -28,6 +28,8 @@ type fakeBackend struct {
 	panicOn int   // rows that make it panic
 	failOn  int   // rows that make it fail
 	noBatch bool  // answer without the batch dimension
+	// failOnValue, when not 0, fails runs whose input holds it.
+	failOnValue float32
 }
 
 func (f *fakeBackend) Run(ctx context.Context, in []oip.Tensor, names []string, dst []oip.Tensor) ([]oip.Tensor, error) {
@@ -47,6 +49,13 @@ func (f *fakeBackend) Run(ctx context.Context, in []oip.Tensor, names []string, 
 	}
 	if rows == f.failOn {
 		return nil, errors.New("fake backend failure")
+	}
+	if f.failOnValue != 0 {
+		for i := 0; i < len(x.Data); i += 4 {
+			if math.Float32frombits(binary.LittleEndian.Uint32(x.Data[i:])) == f.failOnValue {
+				return nil, fmt.Errorf("fake backend rejects value %g", f.failOnValue)
+			}
+		}
 	}
 	k := int(x.Shape[1])
 	sum := make([]byte, 0, rows*4)
@@ -423,21 +432,58 @@ func TestBackendErrorsAndPanics(t *testing.T) {
 		}
 		checkOutputs(t, r, 1, 7)
 
+		// A backend whose outputs lose the batch dimension cannot be
+		// scattered: the batch fails, and each request runs alone.
 		nb := &fakeBackend{noBatch: true, gate: make(chan struct{}, 8)}
 		b2 := newBatcher(t, nb, Config{MaxBatchSize: 8})
 		busy := goDo(b2, request(1, 1, 0))
 		synctest.Wait() // busy holds the only worker, blocked on the gate
 		c1, c2 := goDo(b2, request(1, 1, 0)), goDo(b2, request(1, 1, 0))
 		synctest.Wait()
-		nb.gate <- struct{}{} // busy
-		nb.gate <- struct{}{} // c1 and c2, batched
+		for range 4 { // busy; c1 and c2 batched; each again alone
+			nb.gate <- struct{}{}
+		}
+		for _, c := range []<-chan error{busy, c1, c2} {
+			if err := <-c; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := nb.runs(); fmt.Sprint(got) != "[1 2 1 1]" {
+			t.Fatalf("runs: got %v; want [1 2 1 1]", got)
+		}
+	})
+}
+
+// TestFailedBatchIsolatesRequests checks that one request whose values
+// the backend rejects fails alone, not with its batch-mates.
+func TestFailedBatchIsolatesRequests(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBackend{compute: time.Millisecond, failOnValue: 666}
+		b := newBatcher(t, f, Config{MaxBatchSize: 8})
+		busy := goDo(b, request(1, 1, 0))
+		synctest.Wait()
+		good1, bad, good2 := request(1, 2, 1), request(1, 2, 666), request(2, 2, 3)
+		c1, c2, c3 := goDo(b, good1), goDo(b, bad), goDo(b, good2)
+		synctest.Wait()
 		if err := <-busy; err != nil {
 			t.Fatal(err)
 		}
-		for _, c := range []<-chan error{c1, c2} {
-			if err := <-c; err == nil || !strings.Contains(err.Error(), "keep the batch dimension") {
-				t.Fatalf("output without batch dimension: got %v", err)
+		if err := <-c2; err == nil || !strings.Contains(err.Error(), "rejects value 666") {
+			t.Fatalf("the poisoned request: got %v; want the backend's error", err)
+		}
+		for i, c := range []<-chan error{c1, c3} {
+			if err := <-c; err != nil {
+				t.Fatalf("batch-mate %d of a poisoned request: %v", i, err)
 			}
+		}
+		checkOutputs(t, good1, 2, 1)
+		checkOutputs(t, good2, 2, 3)
+		got := f.runs()
+		if len(got) == 5 {
+			slices.Sort(got[2:]) // the three arrived in any order
+		}
+		if fmt.Sprint(got) != "[1 4 1 1 2]" {
+			t.Fatalf("runs: got %v; want 1, the batch of 4, then 1, 1 and 2 alone", got)
 		}
 	})
 }

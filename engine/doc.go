@@ -27,13 +27,26 @@
 // batcher's reused batch buffer, the previous result as dst), so such a Run
 // allocates only what onnxruntime_go itself does.
 // Load infers which outputs follow the batch and checks that with a second
-// warm-up at batch 2; if a run shows the inference wrong, Run falls back to
-// letting ONNX Runtime allocate.
+// warm-up at batch 2; if a run shows the inference wrong (ONNX Runtime
+// refuses the buffer), Run runs again letting ONNX Runtime allocate, and
+// after repeated misses of an output it stops preallocating that output.
+// Options.MaxOutputBytes bounds the outputs of a Run: preallocated ones are
+// checked before they are allocated.
 //
 // Supported element types are BOOL, INT8-64, UINT8-64, FP16, FP32 and FP64,
-// in tensors of rank 1 or more. FP16 outputs must have a fixed or [batch,
+// in tensors of rank 1 or more (Load refuses scalars). FP16 outputs must have a fixed or [batch,
 // fixed...] shape, because onnxruntime_go v1.27.0 cannot copy out FP16
 // tensors that ONNX Runtime allocates.
+//
+// # Errors
+//
+// Errors match the sentinels of errors.go with errors.Is. Those of Run say
+// whose fault a failure is: ErrInvalidInput and ErrUnknownOutput for a
+// request that does not fit the model's declared inputs and outputs,
+// ErrInputRejected for one that fits but that an operator fails on (an
+// index past an embedding table), ErrOutputTooLarge for one whose outputs
+// exceed Options.MaxOutputBytes, and ErrRunFailed for the rest (memory,
+// device, bugs).
 //
 // # Resources
 //

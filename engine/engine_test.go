@@ -127,6 +127,11 @@ func TestOptionsValidate(t *testing.T) {
 	f(Options{Instances: 1000}, "instances 1000: must be between 1 and 256 (0 means 1)")
 	f(Options{IntraOpThreads: -2}, "intra-op threads -2: must be between 1 and 1024 (0 means 1)")
 	f(Options{InterOpThreads: 5000}, "inter-op threads 5000: must be between 1 and 1024 (0 means 1)")
+	f(Options{MaxOutputBytes: 1}, "")
+	f(Options{MaxOutputBytes: -1}, "max output bytes -1: must be positive (0 means 268435456, 256 MiB)")
+	if got := DefaultOptions().MaxOutputBytes; got != 256<<20 {
+		t.Fatalf("DefaultOptions().MaxOutputBytes = %d; want 256 MiB", got)
+	}
 }
 
 func TestOrtMessage(t *testing.T) {

@@ -39,8 +39,24 @@ var (
 	// ErrUnknownOutput means a Run that asks for an output the model does
 	// not have, or asks for one twice (HTTP 400).
 	ErrUnknownOutput = errors.New("unknown output")
-	// ErrRunFailed means ONNX Runtime returned an error while running
-	// inputs that passed validation.
+	// ErrInputRejected means an operator of the model failed on the input
+	// values of a Run whose inputs fit the model's declared inputs: an
+	// index past the end of an embedding table (Gather), a Reshape or a
+	// broadcast that the sizes sent do not allow. It is the caller's fault
+	// (HTTP 400); the message is ONNX Runtime's, naming the node, such as
+	// `node "lookup" (Gather): indices element out of data bounds, idx=99
+	// must be within the inclusive range [-10,9]`. Failures to allocate
+	// memory are ErrRunFailed instead. With batching, a Run carries the
+	// rows of several requests, and one bad request fails them all.
+	ErrInputRejected = errors.New("the model rejected the input values")
+	// ErrOutputTooLarge means a Run whose outputs would take more than
+	// Options.MaxOutputBytes: the message names the largest output, its
+	// shape and size, and the limit. The request asks for too much at once
+	// (HTTP 413): fewer rows per request, or a higher limit, help.
+	ErrOutputTooLarge = errors.New("output too large")
+	// ErrRunFailed means ONNX Runtime failed to run inputs that passed
+	// validation for a reason that is not the input values' fault: memory
+	// it could not allocate, a device error, a bug (HTTP 500).
 	ErrRunFailed = errors.New("inference failed")
 	// ErrClosed means the Model was closed.
 	ErrClosed = errors.New("model closed")

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -31,11 +32,11 @@ type Model struct {
 	// batchOnly is set when every input is [batch, fixed...]: the batch
 	// size is then the only thing that varies between runs.
 	batchOnly bool
-	// noPrealloc is set once a run with preallocated outputs failed where
-	// the same run with outputs allocated by ONNX Runtime succeeded: the
-	// shapes Load inferred are wrong for some inputs, so Run stops guessing
-	// (but for FP16 outputs, which it must preallocate).
-	noPrealloc atomic.Bool
+	// maxOutputBytes is Options.MaxOutputBytes with its default applied.
+	maxOutputBytes int64
+	// guesses holds, per output in model order, how the shape Load
+	// inferred for it holds up in Run; Run updates it.
+	guesses []shapeGuess
 
 	// instances holds every instance, for Close.
 	instances []*instance
@@ -65,6 +66,47 @@ const (
 	ruleBatch
 )
 
+// An output that Load gave ruleStatic or ruleBatch can still have another
+// shape for some input values (its shape depends on the data, and the
+// warm-up happened not to show it). ONNX Runtime then refuses the buffer
+// Run preallocated, and Run runs again with the output left to ONNX
+// Runtime. A mismatch costs a second run while preallocating saves only a
+// copy, so an output whose guess keeps failing is better left to ONNX
+// Runtime for good; but one odd request must not decide that for every
+// request to come, nor for the other outputs. So each output keeps a debt:
+// a mismatch adds missCost, a run in which the guess held pays back 1, and
+// at maxDebt Run stops guessing that output's shape. That takes 3
+// mismatches in a row, or more than one mismatch in missCost+1 runs for a
+// while; a lone mismatch is forgotten after missCost good runs.
+const (
+	missCost = 64
+	maxDebt  = 3 * missCost
+)
+
+// shapeGuess is the record of one output's inferred shape in Run. The zero
+// value is a guess that has not failed. Its fields are atomic: concurrent
+// Runs on other instances update it.
+type shapeGuess struct {
+	debt atomic.Int32
+	// off is set once debt reached maxDebt; it is never cleared.
+	off atomic.Bool
+}
+
+// held records a run in which the guess was right.
+func (g *shapeGuess) held() {
+	if d := g.debt.Load(); d > 0 {
+		// A lost race forgets one payment; no harm.
+		g.debt.CompareAndSwap(d, d-1)
+	}
+}
+
+// missed records a run in which ONNX Runtime computed another shape.
+func (g *shapeGuess) missed() {
+	if g.debt.Add(missCost) >= maxDebt {
+		g.off.Store(true)
+	}
+}
+
 // tensorSpec is one input or output of a model as Run needs it.
 type tensorSpec struct {
 	name  string
@@ -86,7 +128,9 @@ type tensorSpec struct {
 // runs one warm-up inference per instance (batch 1: dynamic dims set to 1,
 // zero data) before it returns. Inputs and outputs must be tensors of BOOL,
 // INT8-64, UINT8-64, FP16, FP32 or FP64 of rank 1 or more; others fail with
-// ErrUnsupportedType, naming the tensor and its type.
+// ErrUnsupportedType, naming the tensor and its type. ONNX Runtime reports
+// a tensor whose rank the model leaves unknown as a scalar, so such a
+// tensor is refused too.
 //
 // Every instance holds its own copy of the weights (after ONNX Runtime's
 // graph optimizations), so memory grows with Instances. Init must have
@@ -113,7 +157,7 @@ func Load(onnxData []byte, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, causef(ErrInvalidModel, err, "ONNX Runtime cannot load the model: %s", ortMessage(err))
 	}
-	m := &Model{done: make(chan struct{})}
+	m := &Model{done: make(chan struct{}), maxOutputBytes: opts.MaxOutputBytes}
 	if m.in, m.inputs, err = newSpecs("input", ins); err != nil {
 		return nil, err
 	}
@@ -126,6 +170,7 @@ func Load(onnxData []byte, opts Options) (*Model, error) {
 	if err := m.planOutputs(); err != nil {
 		return nil, err
 	}
+	m.guesses = make([]shapeGuess, len(m.out))
 
 	inNames := make([]string, len(m.in))
 	for i := range m.in {
@@ -185,8 +230,10 @@ func (m *Model) Instances() int { return len(m.instances) }
 // given them again.
 //
 // Errors match ErrInvalidInput or ErrUnknownOutput for a request that does
-// not fit the model, ErrClosed, ctx.Err() (wrapped) when no instance came
-// free in time, and ErrRunFailed when ONNX Runtime fails.
+// not fit the model, ErrInputRejected when an operator fails on the input
+// values, ErrOutputTooLarge when the outputs would exceed
+// Options.MaxOutputBytes, ErrClosed, ctx.Err() (wrapped) when no instance
+// came free in time, and ErrRunFailed when ONNX Runtime fails otherwise.
 func (m *Model) Run(ctx context.Context, inputs []oip.Tensor, outputNames []string, dst []oip.Tensor) ([]oip.Tensor, error) {
 	if m.closed.Load() {
 		return nil, ErrClosed
@@ -264,29 +311,58 @@ func (m *Model) run(inst *instance, inputs []oip.Tensor, outputNames []string, d
 	if err := m.bindInputs(inst, inputs); err != nil {
 		return nil, err
 	}
-	guessed, err := m.bindOutputs(inst, res, batch, allowPrealloc && !m.noPrealloc.Load())
+	guessed, err := m.bindOutputs(inst, res, batch, allowPrealloc)
 	if err != nil {
 		return nil, err
 	}
 	err = inst.sess.Run(inst.inVals, inst.outVals)
-	if err != nil && guessed {
-		// Perhaps an output's shape is not what Load inferred (it may
-		// depend on the data); let ONNX Runtime allocate and see.
+	if err != nil && guessed && m.guessFailed(inst, err) {
+		// The one failure that a second run cures: let ONNX Runtime
+		// allocate the outputs whose shape Run guessed.
 		inst.releaseOutputs()
 		if _, err := m.bindOutputs(inst, res, batch, false); err != nil {
 			return nil, err
 		}
-		if err = inst.sess.Run(inst.inVals, inst.outVals); err == nil {
-			m.noPrealloc.Store(true)
+		err = inst.sess.Run(inst.inVals, inst.outVals)
+	} else if err == nil && guessed {
+		for k := range m.out {
+			if inst.pre[k] && !m.out[k].mustPrealloc {
+				m.guesses[k].held()
+			}
 		}
 	}
 	if err != nil {
-		return nil, causef(ErrRunFailed, err, "ONNX Runtime failed to run the model: %s", ortMessage(err))
+		return nil, runError(err)
 	}
 	if err := m.collect(inst, res); err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// guessFailed reports whether err, from a run in which Run preallocated
+// outputs on the shapes Load inferred, says that ONNX Runtime computed
+// another shape for one of them, and records the miss against that output
+// (against all the guessed ones when the message names none of them). It
+// is false for an FP16 output, which a second run would preallocate again.
+func (m *Model) guessFailed(inst *instance, err error) bool {
+	name, ok := mismatchedOutput(err.Error())
+	if !ok {
+		return false
+	}
+	if k := m.outputIndex(name); k >= 0 && inst.pre[k] {
+		if m.out[k].mustPrealloc {
+			return false
+		}
+		m.guesses[k].missed()
+		return true
+	}
+	for k := range m.out {
+		if inst.pre[k] && !m.out[k].mustPrealloc {
+			m.guesses[k].missed()
+		}
+	}
+	return true
 }
 
 // matchInputs fills inst.inIdx and checks every input against the model.
@@ -400,9 +476,14 @@ func (m *Model) bindInputs(inst *instance, inputs []oip.Tensor) error {
 // bindOutputs gives ONNX Runtime a buffer for every output whose shape is
 // known, the result's Data for those asked for, and leaves the others for
 // ONNX Runtime to allocate. With allowPrealloc false only FP16 outputs get
-// a buffer. It reports whether any buffer rests on Load's inference of the
+// a buffer, and so do outputs whose guessed shape failed too often. It
+// checks the buffers' total size against the limit before it allocates
+// any. It reports whether any buffer rests on Load's inference of the
 // shape rather than on necessity.
 func (m *Model) bindOutputs(inst *instance, res []oip.Tensor, batch int64, allowPrealloc bool) (guessed bool, err error) {
+	// First the shapes, marked in pre, and the total size.
+	var total, largest int64
+	big := -1
 	for k := range m.out {
 		s := &m.out[k]
 		inst.pre[k] = false
@@ -413,7 +494,7 @@ func (m *Model) bindOutputs(inst *instance, res []oip.Tensor, batch int64, allow
 			}
 			continue
 		}
-		if !allowPrealloc && !s.mustPrealloc {
+		if !s.mustPrealloc && (!allowPrealloc || m.guesses[k].off.Load()) {
 			continue
 		}
 		shape := inst.shapes[k]
@@ -422,9 +503,26 @@ func (m *Model) bindOutputs(inst *instance, res []oip.Tensor, batch int64, allow
 		}
 		ne := oip.ShapeElements(shape)
 		if ne < 0 || ne > int64(math.MaxInt/s.size) {
-			return false, errorf(ErrInvalidInput, "output %q would have shape %s, which is too large", s.name, formatShape(shape))
+			return false, errorf(ErrOutputTooLarge, "output %q would have shape %s, which is too large; send fewer rows per request", s.name, formatShape(shape))
 		}
-		size := int(ne) * s.size
+		size := ne * int64(s.size)
+		if size > largest {
+			largest, big = size, k
+		}
+		// total is at most the limit, so this cannot overflow.
+		if size > m.maxOutputBytes-total {
+			return false, m.outputTooLarge(big, inst.shapes[big], largest, total+size)
+		}
+		total += size
+		inst.pre[k] = true
+	}
+	for k := range m.out {
+		if !inst.pre[k] {
+			continue
+		}
+		s := &m.out[k]
+		shape := inst.shapes[k]
+		size := int(oip.ShapeElements(shape)) * s.size
 		var buf []byte
 		if r := inst.sel[k]; r >= 0 {
 			res[r].Data = grow(res[r].Data, size)
@@ -438,7 +536,6 @@ func (m *Model) bindOutputs(inst *instance, res []oip.Tensor, batch int64, allow
 			return false, causef(ErrRunFailed, err, "cannot give ONNX Runtime a buffer for output %q: %s", s.name, ortMessage(err))
 		}
 		inst.outVals[k] = v
-		inst.pre[k] = true
 		if !s.mustPrealloc {
 			guessed = true
 		}
@@ -446,9 +543,51 @@ func (m *Model) bindOutputs(inst *instance, res []oip.Tensor, batch int64, allow
 	return guessed, nil
 }
 
+// outputTooLarge describes outputs of total bytes over the limit, the
+// largest of which is output k of shape and size bytes.
+func (m *Model) outputTooLarge(k int, shape []int64, size, total int64) error {
+	s := &m.out[k]
+	if size == total {
+		return errorf(ErrOutputTooLarge, "output %q would be %s %s, %d bytes, over the limit of %d bytes on the outputs of a request; send fewer rows per request, or raise max_output_bytes",
+			s.name, s.dtype, formatShape(shape), size, m.maxOutputBytes)
+	}
+	return errorf(ErrOutputTooLarge, "output %q would be %s %s, %d bytes, which brings the outputs of the request to %d bytes, over the limit of %d; send fewer rows per request, or raise max_output_bytes",
+		s.name, s.dtype, formatShape(shape), size, total, m.maxOutputBytes)
+}
+
+// checkAllocated checks the total size of the outputs of a run in which
+// ONNX Runtime allocated some, before Run copies them into the result.
+func (m *Model) checkAllocated(inst *instance) error {
+	var total, largest int64
+	big, allocated := -1, false
+	for k := range m.out {
+		var size int64
+		if inst.pre[k] {
+			size = oip.ShapeElements(inst.shapes[k]) * int64(m.out[k].size)
+		} else if b, ok := valueBytes(inst.outVals[k]); ok {
+			size, allocated = int64(len(b)), true
+		}
+		if size > largest {
+			largest, big = size, k
+		}
+		total += size
+	}
+	if !allocated || total <= m.maxOutputBytes {
+		return nil
+	}
+	shape := inst.shapes[big]
+	if !inst.pre[big] {
+		shape = inst.outVals[big].GetShape()
+	}
+	return m.outputTooLarge(big, shape, largest, total)
+}
+
 // collect fills the shapes of the result, and the data of the outputs that
-// ONNX Runtime allocated.
+// ONNX Runtime allocated once checkAllocated lets them through.
 func (m *Model) collect(inst *instance, res []oip.Tensor) error {
+	if err := m.checkAllocated(inst); err != nil {
+		return err
+	}
 	for k, r := range inst.sel {
 		if r < 0 {
 			continue
@@ -482,9 +621,14 @@ func (m *Model) warmUp() error {
 	m.checkShapes(res, 1)
 	if m.batchOnly && m.hasRule(ruleBatch) {
 		res, err := m.runZeros(first, 2, false)
-		if err == nil {
+		switch {
+		case err == nil:
 			m.checkShapes(res, 2)
-		} else {
+		case errors.Is(err, ErrOutputTooLarge):
+			// Batch 1 fits the limit but batch 2 does not, so every
+			// request of more rows will be refused before it runs:
+			// nothing to check, and the guess stands.
+		default:
 			m.demote(ruleBatch)
 		}
 	}
@@ -617,8 +761,10 @@ func newSpecs(kind string, infos []ort.InputOutputInfo) ([]tensorSpec, []oip.Ten
 		for d, n := range info.Dimensions {
 			shape[d] = max(n, -1)
 		}
-		if kind == "input" && len(shape) == 0 {
-			return nil, nil, errorf(ErrUnsupportedType, "input %q is a scalar or has no declared shape; the engine needs inputs of rank 1 or more", info.Name)
+		if len(shape) == 0 {
+			// onnxruntime_go cannot pass a tensor without dimensions either
+			// way: NewTensor refuses the shape.
+			return nil, nil, errorf(ErrUnsupportedType, "%s %q is a scalar (rank 0); infergate serves tensors with at least one dimension", kind, info.Name)
 		}
 		specs[i] = tensorSpec{name: info.Name, dtype: dt, ort: info.DataType, size: dt.Size(), shape: shape}
 		meta[i] = oip.TensorMetadata{Name: info.Name, Datatype: dt, Shape: slices.Clone(shape)}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -120,8 +121,8 @@ func TestDemoModels(t *testing.T) {
 			if &dst[0].Data[0] != before {
 				t.Fatalf("Run did not reuse dst's Data")
 			}
-			if m.noPrealloc.Load() {
-				t.Fatalf("Run stopped preallocating outputs")
+			if g := &m.guesses[0]; g.off.Load() || g.debt.Load() != 0 {
+				t.Fatalf("Run's guess of the output shape failed (debt %d, off %v); want it to hold", g.debt.Load(), g.off.Load())
 			}
 		})
 	}
@@ -339,7 +340,15 @@ func TestUnsupportedTypes(t *testing.T) {
 	f(oneNode("Identity", onnx.String, onnx.String, []int64{-1}, []int64{-1}),
 		`input "x" is a STRING tensor; the engine supports tensors of BOOL, INT8-64, UINT8-64, FP16, FP32 and FP64`)
 	f(oneNode("Identity", onnx.Float, onnx.Float, nil, nil),
-		`input "x" is a scalar or has no declared shape; the engine needs inputs of rank 1 or more`)
+		`input "x" is a scalar (rank 0); infergate serves tensors with at least one dimension`)
+	// A scalar output: the sum of a vector.
+	sum := onnx.Model{Graph: onnx.Graph{
+		Name:    "sum",
+		Inputs:  []onnx.ValueInfo{{Name: "x", Type: onnx.Float, Dims: []int64{-1}}},
+		Outputs: []onnx.ValueInfo{{Name: "s", Type: onnx.Float, Dims: []int64{}}},
+		Nodes:   []onnx.Node{{OpType: "ReduceSum", Name: "sum", Inputs: []string{"x"}, Outputs: []string{"s"}, Attrs: []onnx.Attr{onnx.AttrInt("keepdims", 0)}}},
+	}}
+	f(sum.Marshal(), `output "s" is a scalar (rank 0); infergate serves tensors with at least one dimension`)
 	// A string output from a numeric input.
 	f(oneNode("Cast", onnx.Float, onnx.String, []int64{-1}, []int64{-1}, onnx.AttrInt("to", int64(onnx.String))),
 		`output "y" is a STRING tensor; the engine supports tensors of BOOL, INT8-64, UINT8-64, FP16, FP32 and FP64`)
@@ -474,9 +483,9 @@ func TestClose(t *testing.T) {
 	}
 }
 
-// TestRunFailed checks an error from ONNX Runtime itself: Reshape to [2,2]
-// works only for 4 elements.
-func TestRunFailed(t *testing.T) {
+// TestInputRejected checks an operator that fails on what the client sent:
+// Reshape to [2,2] works only for 4 elements.
+func TestInputRejected(t *testing.T) {
 	initORT(t)
 	mo := onnx.Model{Graph: onnx.Graph{
 		Name:         "reshape",
@@ -488,8 +497,8 @@ func TestRunFailed(t *testing.T) {
 	m := load(t, mo.Marshal(), Options{})
 	x := make([]byte, 3*4*4)
 	_, err := m.Run(context.Background(), []oip.Tensor{{Name: "x", Datatype: oip.FP32, Shape: []int64{3, 4}, Data: x}}, nil, nil)
-	if !errors.Is(err, ErrRunFailed) || !strings.Contains(err.Error(), `node "r" (Reshape)`) {
-		t.Fatalf("Run of 12 elements into [2,2]: got %v; want ErrRunFailed naming node \"r\"", err)
+	if !errors.Is(err, ErrInputRejected) || errors.Is(err, ErrRunFailed) || !strings.HasPrefix(err.Error(), `node "r" (Reshape): `) {
+		t.Fatalf("Run of 12 elements into [2,2]: got %v; want ErrInputRejected naming node \"r\"", err)
 	}
 	out, err := m.Run(context.Background(), []oip.Tensor{{Name: "x", Datatype: oip.FP32, Shape: []int64{1, 4}, Data: x[:16]}}, nil, nil)
 	if err != nil || formatShape(out[0].Shape) != "[2,2]" {
@@ -499,32 +508,114 @@ func TestRunFailed(t *testing.T) {
 
 // TestPreallocFallback makes Run guess an output shape wrong: y = x
 // concatenated with itself has 2*batch rows, not batch. Load's probe sees
-// that; forcing the guess back on, Run must notice, answer right and stop
-// guessing.
+// that; forcing the guess back on, Run must notice, answer right, and stop
+// guessing y's shape after repeated mismatches, but not z's, which holds.
 func TestPreallocFallback(t *testing.T) {
 	initORT(t)
 	mo := onnx.Model{Graph: onnx.Graph{
-		Name:    "concat",
-		Inputs:  []onnx.ValueInfo{{Name: "x", Type: onnx.Float, Dims: []int64{-1, 2}}},
-		Outputs: []onnx.ValueInfo{{Name: "y", Type: onnx.Float, Dims: []int64{-1, 2}}},
-		Nodes:   []onnx.Node{{OpType: "Concat", Name: "c", Inputs: []string{"x", "x"}, Outputs: []string{"y"}, Attrs: []onnx.Attr{onnx.AttrInt("axis", 0)}}},
+		Name:   "concat",
+		Inputs: []onnx.ValueInfo{{Name: "x", Type: onnx.Float, Dims: []int64{-1, 2}}},
+		Outputs: []onnx.ValueInfo{
+			{Name: "y", Type: onnx.Float, Dims: []int64{-1, 2}},
+			{Name: "z", Type: onnx.Float, Dims: []int64{-1, 2}},
+		},
+		Nodes: []onnx.Node{
+			{OpType: "Concat", Name: "c", Inputs: []string{"x", "x"}, Outputs: []string{"y"}, Attrs: []onnx.Attr{onnx.AttrInt("axis", 0)}},
+			{OpType: "Neg", Name: "n", Inputs: []string{"x"}, Outputs: []string{"z"}},
+		},
 	}}
 	m := load(t, mo.Marshal(), Options{})
-	if got := m.out[0].rule; got != ruleDynamic {
-		t.Fatalf("output rule %d after Load's probe; want ruleDynamic", got)
+	if y, z := m.out[0].rule, m.out[1].rule; y != ruleDynamic || z != ruleBatch {
+		t.Fatalf("output rules %d, %d after Load's probe; want ruleDynamic, ruleBatch", y, z)
 	}
 	m.out[0].rule = ruleBatch // what a model with a data-dependent shape could fool Load into
-	x := f32Bytes([]float32{1, 2, 3, 4, 5, 6})
-	out, err := m.Run(context.Background(), []oip.Tensor{{Name: "x", Datatype: oip.FP32, Shape: []int64{3, 2}, Data: x}}, nil, nil)
-	if err != nil {
-		t.Fatalf("Run: %s", err)
+	x := []float32{1, 2, 3, 4, 5, 6}
+	in := []oip.Tensor{{Name: "x", Datatype: oip.FP32, Shape: []int64{3, 2}, Data: f32Bytes(x)}}
+	neg := make([]float32, len(x))
+	for i, v := range x {
+		neg[i] = -v
 	}
-	if formatShape(out[0].Shape) != "[6,2]" || !bytes.Equal(out[0].Data, append(x[:len(x):len(x)], x...)) {
-		t.Fatalf("got %v %v; want [6,2] x twice", out[0].Shape, bytesF32(out[0].Data))
+	// run runs the model and checks the answer; it returns how many times
+	// ONNX Runtime refused y's preallocated buffer.
+	run := func() int {
+		t.Helper()
+		var out []oip.Tensor
+		var err error
+		logged := captureStderr(t, func() {
+			out, err = m.Run(context.Background(), in, nil, nil)
+		})
+		if err != nil {
+			t.Fatalf("Run: %s", err)
+		}
+		if formatShape(out[0].Shape) != "[6,2]" || !slices.Equal(bytesF32(out[0].Data), append(x[:len(x):len(x)], x...)) {
+			t.Fatalf("y: got %v %v; want [6,2] x twice", out[0].Shape, bytesF32(out[0].Data))
+		}
+		if formatShape(out[1].Shape) != "[3,2]" || !slices.Equal(bytesF32(out[1].Data), neg) {
+			t.Fatalf("z: got %v %v; want [3,2] %v", out[1].Shape, bytesF32(out[1].Data), neg)
+		}
+		return bytes.Count(logged, []byte("The output OrtValue provided for output 'y'"))
 	}
-	if !m.noPrealloc.Load() {
-		t.Fatalf("Run kept guessing output shapes after a wrong guess")
+	for i := 1; i <= 3; i++ {
+		if n := run(); n != 1 {
+			t.Fatalf("run %d: ONNX Runtime refused y's buffer %d times; want 1", i, n)
+		}
+		if off := m.guesses[0].off.Load(); off != (i == 3) {
+			t.Fatalf("after %d mismatches in a row, Run stops guessing y's shape: %v; want %v", i, off, i == 3)
+		}
 	}
+	if n := run(); n != 0 {
+		t.Fatalf("ONNX Runtime refused y's buffer %d times after Run stopped guessing; want 0", n)
+	}
+	if g := &m.guesses[1]; g.off.Load() || g.debt.Load() != 0 {
+		t.Fatalf("z's guess: debt %d, off %v; want 0, false: a mismatch of y is not z's", g.debt.Load(), g.off.Load())
+	}
+	inst := <-m.free
+	pre := slices.Clone(inst.pre)
+	m.free <- inst
+	if !slices.Equal(pre, []bool{false, true}) {
+		t.Fatalf("preallocated outputs of the last run: %v; want [false true] (y left to ONNX Runtime, z still preallocated)", pre)
+	}
+}
+
+// TestShapeGuess checks when Run gives up guessing an output's shape: after
+// repeated mismatches, not after one odd request now and then.
+func TestShapeGuess(t *testing.T) {
+	// f plays runs: 'm' a mismatch, 'h' a run whose guess held, a number n
+	// n held runs.
+	f := func(runs string, wantOff bool) {
+		t.Helper()
+		var g shapeGuess
+		for _, step := range strings.Fields(runs) {
+			switch step {
+			case "m":
+				g.missed()
+			case "h":
+				g.held()
+			default:
+				n, err := strconv.Atoi(step)
+				if err != nil {
+					t.Fatalf("bad step %q", step)
+				}
+				for range n {
+					g.held()
+				}
+			}
+		}
+		if off := g.off.Load(); off != wantOff {
+			t.Fatalf("%q: off %v (debt %d); want %v", runs, off, g.debt.Load(), wantOff)
+		}
+	}
+	f("", false)
+	f("m", false)
+	f("m m", false)
+	f("m m m", true)
+	f("m h m h m", false) // 190, just short
+	f("m h m h m h m", true)
+	f("m 64 m 64 m 64 m", false)
+	f("m 1000 m 1000 m 1000 m", false)
+	f("m 32 m 32 m 32 m 32 m 32 m", true)
+	f("m m m 1000", true) // for good
+	f("m m 200 m m", false)
 }
 
 // TestNoLeaks runs many inferences on each path (preallocated, allocated by
@@ -657,7 +748,7 @@ func TestTwoInputs(t *testing.T) {
 		t.Fatalf("Run without b: got %v", err)
 	}
 	b.Shape, b.Data = []int64{3, 3}, i64(1, 2, 3, 4, 5, 6, 7, 8, 9)
-	if _, err = m.Run(context.Background(), []oip.Tensor{a, b}, nil, nil); !errors.Is(err, ErrRunFailed) {
-		t.Fatalf("Run with batches 2 and 3: got %v; want ErrRunFailed", err)
+	if _, err = m.Run(context.Background(), []oip.Tensor{a, b}, nil, nil); !errors.Is(err, ErrInputRejected) {
+		t.Fatalf("Run with batches 2 and 3: got %v; want ErrInputRejected", err)
 	}
 }

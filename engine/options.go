@@ -11,9 +11,13 @@ const (
 	maxThreads   = 1024
 )
 
+// DefaultMaxOutputBytes is the limit on the outputs of one Run that
+// Options.MaxOutputBytes 0 stands for: 256 MiB.
+const DefaultMaxOutputBytes = 256 << 20
+
 // Options are the settings for loading a model version. The zero value is
 // valid and means one CPU instance with one intra-op and one inter-op
-// thread.
+// thread, and outputs of at most 256 MiB a Run.
 type Options struct {
 	// Instances is the number of sessions of the model, each with its own
 	// copy of the weights, that run in parallel; Run blocks while all are
@@ -33,12 +37,25 @@ type Options struct {
 	// Device is "" or "cpu" for the CPU, or "cuda:N" for the CUDA GPU with
 	// index N, which needs a CUDA build of ONNX Runtime.
 	Device string
+	// MaxOutputBytes bounds the bytes of all the outputs of one Run
+	// together, those not asked for included (they are computed anyway);
+	// a Run over it fails with ErrOutputTooLarge. Outputs whose shape is
+	// known before the run are checked before Run allocates them, so a
+	// small request cannot make the process allocate a huge result.
+	// Outputs that ONNX Runtime allocates are checked as soon as the run
+	// returns, before Run copies them into the result: ONNX Runtime has
+	// computed them by then, and onnxruntime_go has copied them into Go
+	// memory (it gives no way to see an output's shape before that copy).
+	// The limit applies to a Run, which with batching is a whole batch.
+	// The warm-up in Load obeys it too, so a model whose outputs at batch
+	// 1 exceed it fails to load. 0 means DefaultMaxOutputBytes.
+	MaxOutputBytes int64
 }
 
 // DefaultOptions returns the options the zero value stands for, written
 // out.
 func DefaultOptions() Options {
-	return Options{Instances: 1, IntraOpThreads: 1, InterOpThreads: 1, Device: "cpu"}
+	return Options{Instances: 1, IntraOpThreads: 1, InterOpThreads: 1, Device: "cpu", MaxOutputBytes: DefaultMaxOutputBytes}
 }
 
 // Validate reports the first setting of o that Load would refuse.
@@ -55,6 +72,9 @@ func (o Options) Validate() error {
 	if _, _, err := parseDevice(o.Device); err != nil {
 		return err
 	}
+	if o.MaxOutputBytes < 0 {
+		return errorf(ErrInvalidOptions, "max output bytes %d: must be positive (0 means %d, 256 MiB)", o.MaxOutputBytes, DefaultMaxOutputBytes)
+	}
 	return nil
 }
 
@@ -65,6 +85,9 @@ func (o Options) withDefaults() Options {
 	o.InterOpThreads = max(o.InterOpThreads, 1)
 	if o.Device == "" {
 		o.Device = "cpu"
+	}
+	if o.MaxOutputBytes == 0 {
+		o.MaxOutputBytes = DefaultMaxOutputBytes
 	}
 	return o
 }

@@ -64,6 +64,7 @@ func loadEngine(data []byte, cfg registry.ModelConfig) (registry.Backend, error)
 		IntraOpThreads: cfg.IntraOpThreads,
 		InterOpThreads: cfg.InterOpThreads,
 		Device:         cfg.Device,
+		MaxOutputBytes: cfg.MaxOutputBytes,
 	})
 }
 

@@ -228,8 +228,10 @@ func (s *Server) batchError(v *registry.Version, timeout time.Duration, err erro
 	case errors.Is(err, batching.ErrStopped), errors.Is(err, engine.ErrClosed):
 		return &httpError{code: fasthttp.StatusServiceUnavailable, retryAfter: 1, reason: registry.ReasonCanceled,
 			msg: fmt.Sprintf("model %q version %s is being unloaded; retry", v.Model, v.Label)}
-	case errors.Is(err, engine.ErrInvalidInput), errors.Is(err, engine.ErrUnknownOutput):
+	case errors.Is(err, engine.ErrInvalidInput), errors.Is(err, engine.ErrUnknownOutput), errors.Is(err, engine.ErrInputRejected):
 		return badRequest("%s", err)
+	case errors.Is(err, engine.ErrOutputTooLarge):
+		return &httpError{code: fasthttp.StatusRequestEntityTooLarge, msg: err.Error(), reason: registry.ReasonBadRequest}
 	}
 	return internal(fmt.Errorf("model %q version %s: %w", v.Model, v.Label, err))
 }

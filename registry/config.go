@@ -32,6 +32,10 @@ type ModelConfig struct {
 	// MaxQueue bounds the requests waiting for an instance of one version;
 	// more are refused with 503 at once.
 	MaxQueue int `json:"max_queue,omitempty"`
+	// MaxOutputBytes bounds the outputs of one execution (a batch); a
+	// request whose outputs would be larger gets 413. 0 takes the node
+	// default.
+	MaxOutputBytes int64 `json:"max_output_bytes,omitempty"`
 	// DynamicBatching tunes the batcher; nil takes the node default.
 	DynamicBatching *DynamicBatching `json:"dynamic_batching,omitempty"`
 	// ResponseCache enables the node's response cache for this model.
@@ -121,6 +125,8 @@ func (c *ModelConfig) Validate() error {
 		return fmt.Errorf("%w: inter_op_threads must be between 1 and 256, got %d", ErrBadConfig, c.InterOpThreads)
 	case c.MaxBatchSize < 0 || c.MaxBatchSize > 1<<16:
 		return fmt.Errorf("%w: max_batch_size must be between 1 and 65536, got %d", ErrBadConfig, c.MaxBatchSize)
+	case c.MaxOutputBytes < 0:
+		return fmt.Errorf("%w: max_output_bytes must not be negative, got %d", ErrBadConfig, c.MaxOutputBytes)
 	case c.MaxQueue < 0:
 		return fmt.Errorf("%w: max_queue must not be negative, got %d", ErrBadConfig, c.MaxQueue)
 	}
@@ -174,6 +180,9 @@ func (c ModelConfig) withDefaults(d ModelConfig) ModelConfig {
 	}
 	if c.MaxQueue == 0 {
 		c.MaxQueue = d.MaxQueue
+	}
+	if c.MaxOutputBytes == 0 {
+		c.MaxOutputBytes = d.MaxOutputBytes
 	}
 	if c.DynamicBatching == nil {
 		c.DynamicBatching = d.DynamicBatching

@@ -19,6 +19,7 @@ type command struct {
 var commands = []command{
 	{"serve", "serve the models of a repository over OIP v2 (HTTP)", runServe},
 	{"demo-models", "write the demo models (ctr, ranker) in Triton layout", runDemoModels},
+	{"bench", "load-test a gateway, with floors and the standard suite (bench suite)", runBench},
 	{"version", "print the version", runVersion},
 }
 

@@ -58,6 +58,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.IntVar(&c.defaults.InterOpThreads, "inter-op-threads", 1, "ONNX Runtime inter-op threads per session (config.json: inter_op_threads)")
 	fs.Int64Var(&c.defaults.MaxBatchSize, "max-batch-size", 64, "most rows the dynamic batcher packs into one execution; 1 turns batching off; a larger request runs alone (config.json: max_batch_size)")
 	fs.DurationVar(&c.maxQueueDelay, "max-queue-delay", 0, "how long an idle instance may wait to fill a batch; 0 dispatches at once, best on CPUs (config.json: dynamic_batching.max_queue_delay_us)")
+	fs.Int64Var(&c.defaults.MaxOutputBytes, "max-output-bytes", 256<<20, "most bytes the outputs of one execution may take; a request whose outputs would be larger gets 413 (config.json: max_output_bytes)")
 	fs.IntVar(&c.defaults.MaxQueue, "max-queue", 256, "requests per model version that may wait for an instance; beyond it requests get 503 with Retry-After (config.json: max_queue)")
 
 	fs.IntVar(&c.gateway.MaxBodyBytes, "max-body", c.gateway.MaxBodyBytes, "largest request body in bytes; larger ones get 413")
@@ -223,6 +224,7 @@ func loadEngine(data []byte, cfg registry.ModelConfig) (registry.Backend, error)
 		IntraOpThreads: cfg.IntraOpThreads,
 		InterOpThreads: cfg.InterOpThreads,
 		Device:         cfg.Device,
+		MaxOutputBytes: cfg.MaxOutputBytes,
 	})
 }
 

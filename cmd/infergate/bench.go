@@ -1,0 +1,314 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/infergate/infergate/bench"
+)
+
+func runBench(args []string) error {
+	if len(args) > 0 && args[0] == "suite" {
+		return runBenchSuite(args[1:])
+	}
+	fs := newFlagSet("bench", "[flags]   or   infergate bench suite [flags]",
+		`Load-test one model of a running gateway over the Open Inference Protocol v2,
+and optionally the floors at the same load: a bare HTTP server answering the
+gateway's own response (--floors http) and the model run in-process through ONNX
+Runtime at batch sizes 1, 2, 4, ... (--floors ort).
+
+Closed loop (--concurrency 1,8,64) keeps N requests outstanding; open loop
+(--rate 1000,5000) sends at a fixed rate, evenly or as a Poisson process, and
+times each request from its intended send time, so a server (or client) that
+falls behind is charged for the delay. Each step warms up (--warmup), then
+measures for --duration. Every answer is checked (status 200, output names,
+types and shapes); a step with more than 1% errors is flagged and not reported
+as clean. Server figures (batch size, queue and compute time, cache, rejections)
+come from the gateway's /metrics before and after each step.
+
+Without --concurrency and --rate, runs --concurrency 1,8,64.
+"infergate bench suite --help" describes the standard suite.`)
+	cfg := bench.DefaultConfig()
+	commonBenchFlags(fs, &cfg.Options)
+	fs.StringVar(&cfg.Target, "target", cfg.Target, "base URL of the gateway to load")
+	fs.StringVar(&cfg.Model, "model", cfg.Model, "model to load; its metadata (GET /v2/models/{model}) shapes the generated requests")
+	conc := intList{}
+	fs.Var(&conc, "concurrency", "closed-loop levels: `N,...` requests kept outstanding, one worker each (e.g. 1,8,64)")
+	rates := floatList{}
+	fs.Var(&rates, "rate", "open-loop levels: `RATE,...` requests per second (e.g. 1000,5000)")
+	fs.BoolVar(&cfg.Poisson, "poisson", false, "open loop: exponentially distributed gaps (a Poisson process) instead of even spacing")
+	fs.IntVar(&cfg.MaxInFlight, "max-inflight", cfg.MaxInFlight, "open loop: most requests outstanding; a request due while this many are out waits (and its latency counts the wait), and those still waiting when the step ends count as errors of kind not_sent")
+	fs.DurationVar(&cfg.MaxP99, "max-p99", 0, "sweep: run each series of levels in increasing order, stop after the first whose p99 exceeds this (or that is flagged), and report the highest level that met it (0: no sweep)")
+	fs.BoolVar(&cfg.CacheHits, "cache-hits", false, "send one request body over and over, without cache_bypass, to measure the gateway's response cache (otherwise --pool distinct bodies carry cache_bypass)")
+	fs.StringVar(&cfg.InputFile, "input", "", "read the request bodies from this file, one OIP JSON infer request a line, instead of generating them; they are re-encoded with --encoding")
+	floors := stringList{}
+	fs.Var(&floors, "floors", "`FLOOR,...` to measure too: http (a bare fasthttp server in this process replaying the gateway's response, at the same levels), ort (the model through ONNX Runtime in this process at batch sizes 1..--max-batch)")
+	fs.StringVar(&cfg.ModelFile, "model-file", "", "ONNX file of the model for the ort floor (default: the demo model of the same name; it is checked against the sha256 the gateway reports)")
+	out := outputFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg.Concurrency, cfg.Rates, cfg.Floors = conc, rates, floors
+	if len(cfg.Concurrency) == 0 && len(cfg.Rates) == 0 {
+		cfg.Concurrency = []int{1, 8, 64}
+	}
+	cfg.Command = commandLine("bench", args)
+	out.apply(&cfg.Options)
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if out.dryRun {
+		fmt.Println("configuration is valid")
+		return nil
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	report, err := bench.Measure(ctx, cfg)
+	return out.finish(report, err)
+}
+
+func runBenchSuite(args []string) error {
+	fs := newFlagSet("bench suite", "[flags]",
+		`Run the standard benchmark suite. Unless --target is given, start a gateway
+(this binary's serve, on 127.0.0.1, over a temporary repository holding the
+demo models) and stop it at the end. For each model (--models):
+
+  ort-floor/M@bN         the model in-process through ONNX Runtime, batch
+                         sizes 1, 2, 4, ... --max-batch, with the gateway's
+                         instances and intra-op threads
+  http-floor/M@cC, @c1   a bare HTTP server replaying the gateway's response
+  gateway/M@cC, @c1      the gateway with batching off (--unbatched-config)
+  gateway-batched/M@cC, @c1   with batching on (--batched-config)
+  gateway-cached/M@cC    on response-cache hits (--cached-config)
+
+all in closed loop at --concurrency C and at 1 (idle). The gateway's model
+configuration is switched between runs with POST
+/v2/repository/models/{m}/load; a configuration the gateway refuses is
+recorded as flagged runs with its error, and the suite goes on.`)
+	cfg := bench.DefaultSuiteConfig()
+	commonBenchFlags(fs, &cfg.Options)
+	fs.StringVar(&cfg.Target, "target", "", "base URL of a running gateway to measure instead of starting one (its models are reconfigured through the repository API)")
+	models := stringList(cfg.Models)
+	fs.Var(&models, "models", "`MODEL,...` to run")
+	modelFiles := keyValueList{}
+	fs.Var(&modelFiles, "model-file", "`NAME=PATH`: the ONNX file of model NAME, for the ort floor and for the gateway the suite starts; repeatable or comma-separated (the demo models ctr and ranker are built in)")
+	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "the loaded level: requests kept outstanding")
+	fs.StringVar(&cfg.UnbatchedConfig, "unbatched-config", cfg.UnbatchedConfig, "model configuration (config.json) of the gateway runs with batching off")
+	fs.StringVar(&cfg.BatchedConfig, "batched-config", cfg.BatchedConfig, "model configuration of the gateway-batched runs")
+	fs.StringVar(&cfg.CachedConfig, "cached-config", cfg.CachedConfig, "model configuration of the gateway-cached runs")
+	serverArgs := repeatedList{}
+	fs.Var(&serverArgs, "server-arg", "extra `FLAG` for the gateway the suite starts, e.g. --server-arg=--max-queue=1024; repeatable")
+	serverLog := fs.String("server-log", "", "write the log of the gateway the suite starts to this file")
+	out := outputFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg.Models, cfg.ModelFiles, cfg.ServerArgs = models, modelFiles, serverArgs
+	cfg.Command = commandLine("bench suite", args)
+	out.apply(&cfg.Options)
+	if cfg.Target == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("cannot find this executable to start a gateway: %w; pass --target", err)
+		}
+		cfg.Executable = exe
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if out.dryRun {
+		fmt.Println("configuration is valid")
+		return nil
+	}
+	if *serverLog != "" {
+		f, err := os.Create(*serverLog)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		cfg.ServerLog = f
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	report, err := bench.RunSuite(ctx, cfg)
+	return out.finish(report, err)
+}
+
+// commonBenchFlags defines the flags of bench.Options.
+func commonBenchFlags(fs *flag.FlagSet, o *bench.Options) {
+	fs.DurationVar(&o.Warmup, "warmup", o.Warmup, "load before each step's measured window, not counted (the ort floor warms up for at most 250ms per batch size)")
+	fs.DurationVar(&o.Duration, "duration", o.Duration, "measured window of each step")
+	fs.IntVar(&o.Repeat, "repeat", o.Repeat, "run each step this many times; the figures are the medians, with the spread (min/max) and every repetition in the JSON")
+	fs.Int64Var(&o.MaxRequests, "max-requests", 0, "end a step once it has sent this many measured requests (0: only --duration bounds it)")
+	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "longest wait for one answer; later ones count as errors of kind timeout")
+	fs.IntVar(&o.Rows, "rows", o.Rows, "rows (the batch dimension) of each generated request")
+	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the generated data and of the Poisson schedule")
+	fs.IntVar(&o.Pool, "pool", o.Pool, "distinct request bodies, encoded before the step, that it cycles through")
+	fs.StringVar(&o.Encoding, "encoding", o.Encoding, "request encoding: json, or binary (Triton's binary tensor extension, for the inputs and, asked with binary_data_output, the outputs)")
+	fs.IntVar(&o.MaxBatch, "max-batch", o.MaxBatch, "largest ort floor batch size: it runs 1, 2, 4, ... up to this")
+	fs.StringVar(&o.ORTLib, "ort-lib", "", "path of libonnxruntime.so for the ort floor (and the gateway the suite starts) (default: $INFERGATE_ORT_LIB, else lib/libonnxruntime.so.1 from \"make setup\")")
+	fs.IntVar(&o.Instances, "instances", 0, "ONNX Runtime sessions of the gateway, which the ort floor copies (0: what GET /v2/models/{m}/config reports, else 1; the suite starts its gateway with it)")
+	fs.IntVar(&o.IntraOpThreads, "intra-op-threads", 0, "ONNX Runtime intra-op threads per session, as --instances")
+}
+
+// benchOutput holds the flags about what to write.
+type benchOutput struct {
+	json, html string
+	quiet      bool
+	dryRun     bool
+}
+
+func outputFlags(fs *flag.FlagSet) *benchOutput {
+	o := &benchOutput{}
+	fs.StringVar(&o.json, "json", "", "write the report as JSON to this file (schema: bench/report.go)")
+	fs.StringVar(&o.html, "html", "", "write the report as one self-contained HTML page with charts to this file")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar and no line per finished run on stderr; only the table")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "validate the flags, then exit")
+	return o
+}
+
+// apply sets where progress and run lines go.
+func (o *benchOutput) apply(opts *bench.Options) {
+	if !o.quiet {
+		opts.Progress = os.Stderr
+		opts.Log = os.Stderr
+	}
+}
+
+// finish prints the table and writes the files of whatever report there
+// is, then returns the run's error.
+func (o *benchOutput) finish(report *bench.Report, runErr error) error {
+	if report == nil {
+		return runErr
+	}
+	if errors.Is(runErr, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "interrupted; reporting the runs so far")
+	}
+	fmt.Println()
+	bench.WriteTable(os.Stdout, report)
+	var errs []error
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		errs = append(errs, runErr)
+	}
+	if o.json != "" {
+		errs = append(errs, bench.SaveJSON(o.json, report))
+	}
+	if o.html != "" {
+		errs = append(errs, bench.SaveHTML(o.html, report))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if runErr != nil {
+		return errors.New("interrupted")
+	}
+	return nil
+}
+
+// commandLine returns the command as typed, for the report.
+func commandLine(cmd string, args []string) string {
+	return strings.TrimSpace("infergate " + cmd + " " + strings.Join(args, " "))
+}
+
+// intList is a comma-separated list of positive integers.
+type intList []int
+
+func (l *intList) String() string {
+	parts := make([]string, len(*l))
+	for i, v := range *l {
+		parts[i] = strconv.Itoa(v)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *intList) Set(s string) error {
+	*l = nil
+	for _, p := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || v < 1 {
+			return fmt.Errorf("%q is not a positive integer", p)
+		}
+		*l = append(*l, v)
+	}
+	return nil
+}
+
+// floatList is a comma-separated list of positive numbers.
+type floatList []float64
+
+func (l *floatList) String() string {
+	parts := make([]string, len(*l))
+	for i, v := range *l {
+		parts[i] = strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *floatList) Set(s string) error {
+	*l = nil
+	for _, p := range strings.Split(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || !(v > 0) {
+			return fmt.Errorf("%q is not a positive number", p)
+		}
+		*l = append(*l, v)
+	}
+	return nil
+}
+
+// stringList is a comma-separated list of names.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(s string) error {
+	*l = nil
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
+
+// repeatedList collects every use of a flag.
+type repeatedList []string
+
+func (l *repeatedList) String() string { return strings.Join(*l, " ") }
+
+func (l *repeatedList) Set(s string) error {
+	*l = append(*l, s)
+	return nil
+}
+
+// keyValueList collects NAME=VALUE pairs, repeated or comma-separated.
+type keyValueList map[string]string
+
+func (l *keyValueList) String() string {
+	var parts []string
+	for k, v := range *l {
+		parts = append(parts, k+"="+v)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *keyValueList) Set(s string) error {
+	if *l == nil {
+		*l = keyValueList{}
+	}
+	for _, p := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+		if !ok || k == "" || v == "" {
+			return fmt.Errorf("%q: want NAME=PATH", p)
+		}
+		(*l)[k] = v
+	}
+	return nil
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/infergate/infergate/bench"
+	"github.com/infergate/infergate/internal/testenv"
+)
+
+// runBenchCommand runs the infergate binary with args and returns its
+// output and the report it wrote to the file after --json.
+func runBenchCommand(t *testing.T, args ...string) (string, *bench.Report) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "report.json")
+	args = append(args, "--quiet", "--json", out)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, args...)
+	output, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("infergate %s: %s\n%s", strings.Join(args, " "), err, output)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatalf("the report is not JSON: %s\n%s", err, data)
+	}
+	return string(output), &rep
+}
+
+// checkRun checks the figures of a run that was measured.
+func checkRun(t *testing.T, r *bench.Run) {
+	t.Helper()
+	l := r.Latency
+	if r.Requests <= 0 || r.ThroughputRPS <= 0 || r.DurationS <= 0 {
+		t.Fatalf("%s: requests %d, %g req/s over %gs", r.Name, r.Requests, r.ThroughputRPS, r.DurationS)
+	}
+	if !(l.P50 > 0 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.P999 && l.P999 <= l.Max) {
+		t.Fatalf("%s: latency percentiles out of order: %+v", r.Name, l)
+	}
+	if r.ClientCPU <= 0 || len(r.Timeline) == 0 || len(r.Histogram) == 0 {
+		t.Fatalf("%s: cpu %g, %d timeline points, %d histogram bins", r.Name, r.ClientCPU, len(r.Timeline), len(r.Histogram))
+	}
+}
+
+func TestBenchSuiteShort(t *testing.T) {
+	start := time.Now()
+	output, rep := runBenchCommand(t, "bench", "suite",
+		"--duration", "300ms", "--warmup", "100ms", "--models", "ctr", "--max-batch", "4",
+		"--ort-lib", testenv.ORTLib(t))
+	t.Logf("suite took %s", time.Since(start).Round(time.Millisecond))
+
+	want := []string{
+		"ort-floor/ctr@b1", "ort-floor/ctr@b2", "ort-floor/ctr@b4",
+		"http-floor/ctr@c64", "http-floor/ctr@c1",
+		"gateway/ctr@c64", "gateway/ctr@c1",
+		"gateway-batched/ctr@c64", "gateway-batched/ctr@c1",
+		"gateway-cached/ctr@c64",
+	}
+	var got []string
+	for i := range rep.Runs {
+		r := &rep.Runs[i]
+		got = append(got, r.Name)
+		if r.Model != "ctr" || r.Mode != bench.ModeClosed {
+			t.Fatalf("%s: model %q mode %q", r.Name, r.Model, r.Mode)
+		}
+		// A configuration the gateway does not know yet is reported, not
+		// measured.
+		if strings.Contains(r.Flagged, "refused the model configuration") {
+			if r.Requests != 0 || r.Kind != bench.KindGateway {
+				t.Fatalf("%s: refused but measured: %+v", r.Name, r)
+			}
+			continue
+		}
+		checkRun(t, r)
+		if r.Errors != 0 {
+			t.Fatalf("%s: %d errors %v", r.Name, r.Errors, r.ErrorKinds)
+		}
+		if r.Kind == bench.KindGateway && r.Server == nil {
+			t.Fatalf("%s: no server figures", r.Name)
+		}
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("runs:\n%s\nwant:\n%s", strings.Join(got, " "), strings.Join(want, " "))
+	}
+	e := rep.Env
+	if !e.SharedCores || e.ORTVersion == "" || e.ServerVersion == "" || e.CPUs == 0 || e.GOMAXPROCS == 0 || e.Instances != 1 || e.IntraOpThreads != 1 {
+		t.Fatalf("env %+v", e)
+	}
+	if !strings.Contains(output, "gateway-cached/ctr@c64") || !strings.Contains(output, "p99.9") {
+		t.Fatalf("no table in the output:\n%s", output)
+	}
+}
+
+func TestBenchOneModel(t *testing.T) {
+	s := startServer(t, "--models", demoRepo(t))
+	_, rep := runBenchCommand(t, "bench", "--target", "http://"+s.addr, "--model", "ranker",
+		"--concurrency", "2", "--rate", "300", "--poisson", "--encoding", "binary", "--rows", "3",
+		"--floors", "http,ort", "--max-batch", "2",
+		"--duration", "300ms", "--warmup", "100ms", "--ort-lib", testenv.ORTLib(t))
+	var got []string
+	for i := range rep.Runs {
+		r := &rep.Runs[i]
+		got = append(got, r.Name)
+		checkRun(t, r)
+		if r.Flagged != "" {
+			t.Fatalf("%s: flagged %q", r.Name, r.Flagged)
+		}
+		if r.Kind != bench.KindORTFloor && (r.RowsPerRequest != 3 || r.Encoding != "binary") {
+			t.Fatalf("%s: rows %d encoding %q", r.Name, r.RowsPerRequest, r.Encoding)
+		}
+		if r.Mode == bench.ModeOpen && (!r.Poisson || r.Rate != 300 || r.SentRPS < 200) {
+			t.Fatalf("%s: poisson %v rate %g sent %g", r.Name, r.Poisson, r.Rate, r.SentRPS)
+		}
+	}
+	want := "gateway/ranker@c2 gateway/ranker@r300 http-floor/ranker@c2 http-floor/ranker@r300 ort-floor/ranker@b1 ort-floor/ranker@b2"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("runs %s; want %s", strings.Join(got, " "), want)
+	}
+}
+
+func TestBenchFlagErrors(t *testing.T) {
+	f := func(wantCode int, wantOut string, args ...string) {
+		t.Helper()
+		out, err := exec.Command(binPath, args...).CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code != wantCode || !strings.Contains(string(out), wantOut) {
+			t.Fatalf("infergate %s: exit %d, output:\n%s\nwant exit %d and %q", strings.Join(args, " "), code, out, wantCode, wantOut)
+		}
+	}
+	f(0, "configuration is valid", "bench", "--dry-run")
+	f(0, "configuration is valid", "bench", "suite", "--dry-run")
+	f(0, "-max-p99 duration", "bench", "--help")
+	f(0, "gateway-batched/M@cC", "bench", "suite", "--help")
+	f(1, "--encoding \"xml\"", "bench", "--encoding", "xml", "--dry-run")
+	f(1, "--floors: unknown floor \"gpu\"", "bench", "--floors", "gpu", "--dry-run")
+	f(1, "pass --model-file", "bench", "--model", "other", "--floors", "ort", "--dry-run")
+	f(1, "not a demo model", "bench", "suite", "--models", "other", "--dry-run")
+	f(1, "is not a JSON object", "bench", "suite", "--batched-config", "nope", "--dry-run")
+	f(2, "not a positive integer", "bench", "--concurrency", "0")
+	f(1, "cannot benchmark the target", "bench", "--target", "http://127.0.0.1:1", "--concurrency", "1", "--duration", "10ms")
+}
