@@ -1,0 +1,231 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+)
+
+// Floors that Config.Floors may name.
+const (
+	FloorHTTP = "http"
+	FloorORT  = "ort"
+)
+
+// Config is what `infergate bench` measures: one model of one gateway at
+// a list of load levels, and optionally the floors at the same levels.
+type Config struct {
+	Options
+	// Target is the gateway's base URL.
+	Target string
+	// Model is the model to load.
+	Model string
+	// Concurrency lists the closed-loop levels: requests outstanding.
+	Concurrency []int
+	// Rates lists the open-loop levels: requests per second.
+	Rates []float64
+	// Poisson spaces open-loop requests with exponential gaps instead of
+	// evenly.
+	Poisson bool
+	// MaxP99 turns the levels into a sweep: each series runs in increasing
+	// order and stops after the first level whose p99 exceeds MaxP99 (or
+	// that is flagged); the report names the highest level that met it.
+	MaxP99 time.Duration
+	// CacheHits sends one body over and over without cache_bypass, to
+	// measure the gateway's response cache; otherwise Pool distinct bodies
+	// carry cache_bypass, so that a cache is not hit by accident.
+	CacheHits bool
+	// InputFile, when set, holds the request bodies, one OIP JSON request
+	// a line, instead of generated ones; they are re-encoded with Encoding.
+	InputFile string
+	// Floors lists the floors to measure too: FloorHTTP, FloorORT.
+	Floors []string
+	// ModelFile is the model the ort-floor runs; "" means the demo model
+	// of the same name.
+	ModelFile string
+}
+
+// DefaultConfig returns the defaults of `infergate bench`.
+func DefaultConfig() Config {
+	return Config{
+		Options: DefaultOptions(),
+		Target:  "http://127.0.0.1:8080",
+		Model:   "ctr",
+	}
+}
+
+// Validate reports the first setting of c that cannot run.
+func (c *Config) Validate() error {
+	if err := c.Options.validate(); err != nil {
+		return err
+	}
+	if _, _, err := splitBaseURL(c.Target); err != nil {
+		return err
+	}
+	if c.Model == "" {
+		return fmt.Errorf("%w: --model is empty", ErrBadConfig)
+	}
+	if len(c.Concurrency) == 0 && len(c.Rates) == 0 {
+		return fmt.Errorf("%w: give --concurrency or --rate", ErrBadConfig)
+	}
+	for _, n := range c.Concurrency {
+		if n < 1 || n > 1<<16 {
+			return fmt.Errorf("%w: --concurrency %d must be between 1 and %d", ErrBadConfig, n, 1<<16)
+		}
+	}
+	for _, r := range c.Rates {
+		if !(r >= 0.1 && r <= 1e7) {
+			return fmt.Errorf("%w: --rate %g must be between 0.1 and 10000000 requests/s", ErrBadConfig, r)
+		}
+	}
+	if c.MaxP99 < 0 {
+		return fmt.Errorf("%w: --max-p99 %s must not be negative", ErrBadConfig, c.MaxP99)
+	}
+	for _, f := range c.Floors {
+		if f != FloorHTTP && f != FloorORT {
+			return fmt.Errorf("%w: --floors: unknown floor %q; use %q, %q or both", ErrBadConfig, f, FloorHTTP, FloorORT)
+		}
+	}
+	if c.InputFile != "" {
+		if _, err := os.Stat(c.InputFile); err != nil {
+			return fmt.Errorf("%w: --input: %s", ErrBadConfig, err)
+		}
+	}
+	if slices.Contains(c.Floors, FloorORT) {
+		if c.ModelFile == "" && demoModel(c.Model) == nil {
+			return fmt.Errorf("%w: the ort floor needs the model's file: pass --model-file (only the demo models ctr and ranker are built in)", ErrBadConfig)
+		}
+		if c.ModelFile != "" {
+			if _, err := os.Stat(c.ModelFile); err != nil {
+				return fmt.Errorf("%w: --model-file: %s", ErrBadConfig, err)
+			}
+		}
+	}
+	return nil
+}
+
+// levels returns the closed-loop and open-loop series, in increasing
+// order when sweeping.
+func (c *Config) levels() (closed, open []level) {
+	for _, n := range c.Concurrency {
+		closed = append(closed, level{mode: ModeClosed, concurrency: n})
+	}
+	for _, r := range c.Rates {
+		open = append(open, level{mode: ModeOpen, rate: r})
+	}
+	if c.MaxP99 > 0 {
+		slices.SortFunc(closed, func(a, b level) int { return a.concurrency - b.concurrency })
+		slices.SortFunc(open, func(a, b level) int {
+			switch {
+			case a.rate < b.rate:
+				return -1
+			case a.rate > b.rate:
+				return 1
+			}
+			return 0
+		})
+	}
+	return closed, open
+}
+
+// Measure measures cfg.Model on the gateway at cfg.Target at every level, then
+// the floors asked for at the same levels (the ort-floor at batch sizes
+// 1..MaxBatch). It returns the report so far with ctx's error when ctx is
+// done early.
+//
+// In this mode the runs' Batching and Cache fields say what the server was
+// seen doing (more rows per execution than per request; answers from its
+// cache), since the bench did not configure it.
+func Measure(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := newSession(ctx, cfg.Options)
+	env := &s.report.Env
+	env.Target = cfg.Target
+	env.SharedCores = isLoopback(cfg.Target)
+
+	ctl, err := newControlClient(cfg.Target)
+	if err != nil {
+		return nil, err
+	}
+	if sm, err := ctl.oip.ServerMetadata(); err == nil {
+		env.ServerVersion = sm.Name + " " + sm.Version
+	}
+	md, err := ctl.oip.ModelMetadata(cfg.Model, "")
+	if err != nil {
+		return nil, fmt.Errorf("%w: model %q: %w", ErrTarget, cfg.Model, err)
+	}
+	pool, err := newPool(md, poolOptions{
+		rows: cfg.Rows, size: cfg.Pool, seed: cfg.Seed,
+		binary: cfg.Encoding == EncodingBinary, cacheHits: cfg.CacheHits, inputFile: cfg.InputFile,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	served := ctl.modelConfig(cfg.Model)
+	env.Instances, env.IntraOpThreads = ortSettings(&cfg.Options, served)
+
+	gw, err := newHTTPTarget(cfg.Target, cfg.Model, pool, cfg.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	captured, err := gw.capture()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := Run{
+		Model:          cfg.Model,
+		Poisson:        cfg.Poisson,
+		RowsPerRequest: pool.bodies[0].rows,
+		Encoding:       cfg.Encoding,
+	}
+	if served != nil {
+		tmpl.Config = served.raw
+	}
+	closed, open := cfg.levels()
+	runLevels := func(kind string, target *httpTarget, control *controlClient) {
+		for _, ls := range [][]level{closed, open} {
+			s.series(kind, cfg.Model, ls, cfg.MaxP99, func(l level) Run {
+				h := httpRun{tmpl: tmpl, target: target, control: control}
+				h.tmpl.Name = runName(kind, cfg.Model, l)
+				h.tmpl.Kind = kind
+				h.tmpl.Mode, h.tmpl.Concurrency, h.tmpl.Rate = l.mode, l.concurrency, l.rate
+				if kind != KindGateway {
+					h.tmpl.Config = ""
+				}
+				return s.measure(func(rep int) Run {
+					r := s.measureHTTP(h, rep)
+					if st := r.Server; st != nil {
+						r.Batching = st.AvgBatch > 1.05*float64(max(r.RowsPerRequest, 1))
+						r.Cache = st.CacheHits > 0
+					}
+					return r
+				})
+			})
+		}
+	}
+	runLevels(KindGateway, gw, ctl)
+
+	if slices.Contains(cfg.Floors, FloorHTTP) && ctx.Err() == nil {
+		floor, err := startHTTPFloor(captured)
+		if err != nil {
+			return s.report, fmt.Errorf("cannot start the http-floor: %w", err)
+		}
+		ft, _ := newHTTPTarget(floor.url(), cfg.Model, pool, cfg.Timeout)
+		runLevels(KindHTTPFloor, ft, nil)
+		floor.close()
+	}
+	if slices.Contains(cfg.Floors, FloorORT) && ctx.Err() == nil {
+		modelBytes := demoModel(cfg.Model)
+		if cfg.ModelFile != "" {
+			if modelBytes, err = os.ReadFile(cfg.ModelFile); err != nil {
+				return s.report, fmt.Errorf("%w: --model-file: %w", ErrBadConfig, err)
+			}
+		}
+		s.ortFloor(cfg.Model, modelBytes, env.Instances, env.IntraOpThreads, modelMismatch(served, modelBytes))
+	}
+	return s.report, ctx.Err()
+}

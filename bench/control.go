@@ -1,0 +1,173 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/infergate/infergate/oip"
+)
+
+// controlTimeout bounds the calls around the steps: metadata, /metrics,
+// configuration and repository loads (which load and warm a model).
+const controlTimeout = 2 * time.Minute
+
+// controlClient makes the untimed calls of a run to a gateway.
+type controlClient struct {
+	base   string
+	host   string
+	prefix string
+	hc     *fasthttp.HostClient
+	oip    *oip.Client
+}
+
+func newControlClient(baseURL string) (*controlClient, error) {
+	host, prefix, err := splitBaseURL(baseURL)
+	if err != nil {
+		return nil, err
+	}
+	c := &controlClient{
+		base:   baseURL,
+		host:   host,
+		prefix: prefix,
+		hc: &fasthttp.HostClient{
+			Addr:                   fasthttp.AddMissingPort(host, false),
+			Name:                   "infergate-bench",
+			MaxConns:               4,
+			DisablePathNormalizing: true,
+			MaxResponseBodySize:    64 << 20,
+		},
+		oip: oip.NewClient(baseURL),
+	}
+	c.oip.SetTimeout(controlTimeout)
+	return c, nil
+}
+
+// splitBaseURL returns the host and path prefix of a gateway URL such as
+// "http://127.0.0.1:8080".
+func splitBaseURL(baseURL string) (host, prefix string, err error) {
+	u, err := url.Parse(baseURL)
+	switch {
+	case err != nil:
+		return "", "", fmt.Errorf("%w: target %q: %s", ErrBadConfig, baseURL, err)
+	case u.Scheme != "http":
+		return "", "", fmt.Errorf("%w: target %q must start with http://", ErrBadConfig, baseURL)
+	case u.Host == "":
+		return "", "", fmt.Errorf("%w: target %q has no host", ErrBadConfig, baseURL)
+	}
+	return u.Host, strings.TrimRight(u.EscapedPath(), "/"), nil
+}
+
+// pathSegment escapes s as one URL path segment.
+func pathSegment(s string) string { return url.PathEscape(s) }
+
+// do makes one call and returns the status and a copy of the body.
+func (c *controlClient) do(method, path string, body []byte) (int, []byte, error) {
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	req.Header.SetMethod(method)
+	req.SetRequestURI(c.prefix + path)
+	req.Header.SetHost(c.host)
+	if body != nil {
+		req.Header.SetContentType("application/json")
+		req.SetBody(body)
+	}
+	if err := c.hc.DoTimeout(req, resp, controlTimeout); err != nil {
+		return 0, nil, fmt.Errorf("%s %s%s: %w", method, c.base, path, err)
+	}
+	return resp.StatusCode(), append([]byte(nil), resp.Body()...), nil
+}
+
+// scrape returns the samples of GET /metrics, or nil when the target has
+// none to give (the figures are then left out, not failed).
+func (c *controlClient) scrape() []Sample {
+	code, body, err := c.do(fasthttp.MethodGet, "/metrics", nil)
+	if err != nil || code != fasthttp.StatusOK {
+		return nil
+	}
+	samples, err := ParseMetrics(body)
+	if err != nil {
+		return nil
+	}
+	return samples
+}
+
+// servedConfig is what GET /v2/models/{m}/config says about the version
+// that serves.
+type servedConfig struct {
+	Instances      int    `json:"instances"`
+	IntraOpThreads int    `json:"intra_op_threads"`
+	SHA256         string `json:"sha256"`
+	// raw is the whole answer, compacted.
+	raw string
+}
+
+// modelConfig calls GET /v2/models/{m}/config; nil when the target has no
+// such endpoint.
+func (c *controlClient) modelConfig(model string) *servedConfig {
+	code, body, err := c.do(fasthttp.MethodGet, "/v2/models/"+pathSegment(model)+"/config", nil)
+	if err != nil || code != fasthttp.StatusOK {
+		return nil
+	}
+	var sc servedConfig
+	if json.Unmarshal(body, &sc) != nil {
+		return nil
+	}
+	var compact bytes.Buffer
+	if json.Compact(&compact, body) == nil {
+		sc.raw = compact.String()
+	}
+	return &sc
+}
+
+// loadModel calls POST /v2/repository/models/{m}/load with config as the
+// model's configuration; the error carries the server's message.
+func (c *controlClient) loadModel(model, config string) error {
+	var req struct {
+		Parameters struct {
+			Config string `json:"config"`
+		} `json:"parameters"`
+	}
+	req.Parameters.Config = config
+	body, _ := json.Marshal(req)
+	code, out, err := c.do(fasthttp.MethodPost, "/v2/repository/models/"+pathSegment(model)+"/load", body)
+	if err != nil {
+		return err
+	}
+	if code != fasthttp.StatusOK {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(out, &e) == nil && e.Error != "" {
+			return fmt.Errorf("the gateway answered %d: %s", code, e.Error)
+		}
+		return fmt.Errorf("the gateway answered %d: %s", code, clip(out, 300))
+	}
+	return nil
+}
+
+// waitReady polls GET /v2/models/{m}/ready until it says 200 or timeout
+// passes.
+func (c *controlClient) waitReady(model string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := c.oip.ModelReady(model, "")
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				err = fmt.Errorf("not ready after %s", timeout)
+			}
+			return fmt.Errorf("model %q: %w", model, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

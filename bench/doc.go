@@ -1,0 +1,72 @@
+// Package bench measures infergate the way a performance engineer would
+// trust: closed- and open-loop load timed from each request's intended send
+// time, one HDR histogram per worker merged at the end, every response
+// checked, the client's own CPU use reported, server-side figures scraped
+// from /metrics, and the floors (a bare HTTP server, ONNX Runtime
+// in-process) measured in the same run so that ratios mean something.
+//
+// bench is a client: it talks to gateways over HTTP through oip and never
+// imports gateway. It imports engine only for the ort-floor, and
+// trainer/onnx for the bytes of the demo models.
+//
+// # Entry points
+//
+// Measure runs one model of one gateway at a list of load levels (and the
+// floors at the same levels); RunSuite runs the standard suite, starting
+// its own gateway unless given one. Both return a Report (report.go, whose
+// JSON names are fixed), which WriteTable, SaveJSON and SaveHTML write out.
+//
+// # Load
+//
+// A step warms up, then measures for a fixed window; each is bounded in
+// time (and optionally in requests) and ends by itself. In closed loop, N
+// workers each send a request and wait for its answer. In open loop, a
+// pacer releases each request at its intended time (evenly spaced, or with
+// exponential gaps) to a free worker, starting workers as needed up to
+// the in-flight bound; latency is measured from the intended time, so
+// when the client or the server falls behind the delay is charged to the
+// requests it held up (no coordinated omission). Requests sent a
+// millisecond or more late are counted (Run.Late); those still due when
+// the window closes with every in-flight slot taken are errors of kind
+// not_sent. The pacer sleeps its last stretch with nanosleep(2): Go's
+// timers wake about a millisecond late on Linux, which would bunch the
+// schedule into bursts.
+//
+// Each worker records into a recorder (an HDR histogram of µs, 1 µs to
+// 60 s, 3 significant figures, plus one 8-byte sample per request for the
+// timeline); beyond 64 workers, workers share recorders round-robin so
+// that 4,096 requests in flight do not cost 4,096 histograms. Latency
+// counts successful requests only; errors are counted by kind. Request
+// bodies are encoded before the step and cycled through; the answer's time
+// is taken before it is decoded and checked, so checking stays out of the
+// latency (in closed loop it is still part of each worker's cycle). A run
+// with more than 1% errors is flagged (Run.Flagged) and never reported as
+// clean.
+//
+// Client CPU is getrusage over the step divided by its wall time, in
+// cores. The http-floor and ort-floor run in this process, so for them it
+// includes the server's share.
+//
+// # Server figures
+//
+// The target's /metrics is read when the measured window opens and after
+// the step; the counters' growth, summed over the model's versions, gives
+// the average batch (rows per execution), queue and compute time per
+// execution, cache hits and misses, overload rejections and the batch
+// size distribution. A run meant to miss the cache that was answered from
+// it, or a run meant to be unbatched that the server batched, is flagged.
+//
+// # Floors
+//
+// The http-floor replays one real answer of the gateway (same body and
+// headers) from a bare fasthttp server on loopback, driven by the same
+// client code; the ort-floor runs the same model bytes through engine at
+// batch sizes 1, 2, 4, ... with the gateway's instances and intra-op
+// threads, one goroutine per instance. When the gateway reports the
+// sha256 of the model it serves, a differing file flags the ort-floor.
+//
+// # HTML
+//
+// SaveHTML calls the writer that html.go installs in the package variable
+// writeHTML; without it SaveHTML returns ErrNoHTML.
+package bench

@@ -1,0 +1,180 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/infergate/infergate/oip"
+)
+
+// httpTarget is an infer endpoint that HTTP steps load: a gateway or the
+// http-floor. Both are driven by the same httpSender.
+type httpTarget struct {
+	addr    string // host:port to connect to
+	host    string // Host header
+	path    string // request URI, /v2/models/{m}/infer
+	pool    *requestPool
+	timeout time.Duration
+}
+
+// newHTTPTarget returns the target of model's infer endpoint at baseURL
+// ("http://host:port").
+func newHTTPTarget(baseURL, model string, pool *requestPool, timeout time.Duration) (*httpTarget, error) {
+	host, prefix, err := splitBaseURL(baseURL)
+	if err != nil {
+		return nil, err
+	}
+	return &httpTarget{
+		addr:    fasthttp.AddMissingPort(host, false),
+		host:    host,
+		path:    prefix + "/v2/models/" + pathSegment(model) + "/infer",
+		pool:    pool,
+		timeout: timeout,
+	}, nil
+}
+
+// newClient returns a client of t that opens at most maxConns connections.
+func (t *httpTarget) newClient(maxConns int) *fasthttp.HostClient {
+	return &fasthttp.HostClient{
+		Addr:                   t.addr,
+		Name:                   "infergate-bench",
+		MaxConns:               maxConns,
+		MaxIdleConnDuration:    time.Minute,
+		MaxResponseBodySize:    oip.MaxClientResponseBody,
+		DisablePathNormalizing: true,
+	}
+}
+
+// httpSender sends the target's requests over one client, reusing its
+// request, response and decoded response.
+type httpSender struct {
+	t    *httpTarget
+	hc   *fasthttp.HostClient
+	req  *fasthttp.Request
+	resp *fasthttp.Response
+	dec  oip.InferResponse
+}
+
+func newHTTPSender(t *httpTarget, hc *fasthttp.HostClient) *httpSender {
+	s := &httpSender{t: t, hc: hc, req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse()}
+	s.req.Header.SetMethod(fasthttp.MethodPost)
+	s.req.SetRequestURI(t.path)
+	s.req.Header.SetHost(t.host)
+	if t.pool.binary {
+		s.req.Header.SetContentType("application/octet-stream")
+	} else {
+		s.req.Header.SetContentType("application/json")
+	}
+	return s
+}
+
+func (s *httpSender) send(seq uint64) (time.Time, int, string) {
+	b := &s.t.pool.bodies[seq%uint64(len(s.t.pool.bodies))]
+	if b.headerLen >= 0 {
+		s.req.Header.SetBytesV(oip.HeaderInferenceHeaderContentLength, b.headerLenText)
+	}
+	s.req.SetBodyRaw(b.data)
+	err := s.hc.DoTimeout(s.req, s.resp, s.t.timeout)
+	done := time.Now()
+	if err != nil {
+		return done, 0, transportErrKind(err)
+	}
+	if code := s.resp.StatusCode(); code != fasthttp.StatusOK {
+		return done, 0, ErrKindStatus(code)
+	}
+	if err := s.check(b); err != nil {
+		return done, 0, ErrKindBadBody
+	}
+	return done, b.rows, ""
+}
+
+// check decodes the answer in s.resp and checks it against b's outputs.
+func (s *httpSender) check(b *body) error {
+	headerLen := -1
+	if v := s.resp.Header.Peek(oip.HeaderInferenceHeaderContentLength); v != nil {
+		n, err := strconv.Atoi(string(v))
+		if err != nil {
+			return fmt.Errorf("%s header %q is not a number", oip.HeaderInferenceHeaderContentLength, v)
+		}
+		headerLen = n
+	}
+	if err := oip.DecodeResponse(&s.dec, s.resp.Body(), headerLen); err != nil {
+		return err
+	}
+	outs := s.dec.Outputs
+	return checkOutputs(len(outs), func(i int) *oip.Tensor { return &outs[i].Tensor }, b.rows, b.outputs)
+}
+
+func (s *httpSender) close() {
+	s.req.SetBodyRaw(nil)
+	fasthttp.ReleaseRequest(s.req)
+	fasthttp.ReleaseResponse(s.resp)
+}
+
+// transportErrKind classifies an error of fasthttp's Do.
+func transportErrKind(err error) string {
+	var op *net.OpError
+	switch {
+	case errors.Is(err, fasthttp.ErrDialTimeout):
+		return ErrKindConnect
+	case errors.As(err, &op) && op.Op == "dial":
+		return ErrKindConnect
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, os.ErrDeadlineExceeded):
+		return ErrKindTimeout
+	}
+	return ErrKindTransport
+}
+
+// capturedResponse is one real answer of the target, which the http-floor
+// replays.
+type capturedResponse struct {
+	body         []byte
+	contentType  string
+	headerLen    string // Inference-Header-Content-Length, "" when absent
+	modelVersion string
+	server       string
+}
+
+// capture sends the pool's first body and returns the answer, which must
+// be a 200 that passes the checks.
+func (t *httpTarget) capture() (*capturedResponse, error) {
+	hc := t.newClient(1)
+	defer hc.CloseIdleConnections()
+	s := newHTTPSender(t, hc)
+	defer s.close()
+	b := &t.pool.bodies[0]
+	if b.headerLen >= 0 {
+		s.req.Header.SetBytesV(oip.HeaderInferenceHeaderContentLength, b.headerLenText)
+	}
+	s.req.SetBodyRaw(b.data)
+	if err := hc.DoTimeout(s.req, s.resp, t.timeout); err != nil {
+		return nil, fmt.Errorf("%w: POST %s: %s", ErrTarget, t.path, err)
+	}
+	if code := s.resp.StatusCode(); code != fasthttp.StatusOK {
+		return nil, fmt.Errorf("%w: POST %s answered %d: %s", ErrTarget, t.path, code, clip(s.resp.Body(), 300))
+	}
+	if err := s.check(b); err != nil {
+		return nil, fmt.Errorf("%w: POST %s: unexpected answer: %s", ErrTarget, t.path, err)
+	}
+	return &capturedResponse{
+		body:         append([]byte(nil), s.resp.Body()...),
+		contentType:  string(s.resp.Header.ContentType()),
+		headerLen:    string(s.resp.Header.Peek(oip.HeaderInferenceHeaderContentLength)),
+		modelVersion: string(s.resp.Header.Peek(oip.HeaderModelVersion)),
+		server:       string(s.resp.Header.Server()),
+	}, nil
+}
+
+// clip returns b as text, cut to n bytes.
+func clip(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "..."
+	}
+	return string(b)
+}

@@ -1,0 +1,237 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/infergate/infergate/oip"
+)
+
+// fakeGateway is an OIP server of the model ctr in this process, with the
+// gateway's metrics, answering every failEvery-th request with 503 (0:
+// never) and, with badBody, a score of the wrong shape.
+type fakeGateway struct {
+	failEvery int64
+	badBody   bool
+	reqs      atomic.Int64
+	rows      atomic.Int64
+	loads     atomic.Int64
+	ln        net.Listener
+	srv       *fasthttp.Server
+}
+
+func startFakeGateway(t *testing.T, g *fakeGateway) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.ln = ln
+	g.srv = &fasthttp.Server{Handler: g.handle, Name: "fake"}
+	go g.srv.Serve(ln)
+	t.Cleanup(func() { g.srv.Shutdown() })
+	return "http://" + ln.Addr().String()
+}
+
+func (g *fakeGateway) handle(ctx *fasthttp.RequestCtx) {
+	switch path := string(ctx.Path()); path {
+	case "/v2":
+		ctx.SetBodyString(`{"name":"fake","version":"0.1","extensions":[]}`)
+	case "/v2/models/ctr":
+		ctx.SetBody(oip.AppendModelMetadata(nil, ctrMetadata))
+	case "/v2/models/ctr/ready":
+	case "/v2/models/ctr/config":
+		ctx.SetBodyString(`{"name":"ctr","version":"1","sha256":"","instances":1,"intra_op_threads":1}`)
+	case "/v2/repository/models/ctr/load":
+		g.loads.Add(1)
+		if strings.Contains(string(ctx.PostBody()), `max_batch_size\":64`) {
+			ctx.SetStatusCode(400)
+			ctx.SetBodyString(`{"error":"parameters.config: max_batch_size 64 is over this gateway's limit"}`)
+			return
+		}
+		ctx.SetBodyString(`{}`)
+	case "/metrics":
+		n := g.rows.Load()
+		fmt.Fprintf(ctx, "# TYPE x counter\ninfergate_inference_count_total{model=\"ctr\",version=\"1\"} %d\ninfergate_inference_exec_count_total{model=\"ctr\",version=\"1\"} %d\n", n, n)
+	case "/v2/models/ctr/infer":
+		k := g.reqs.Add(1)
+		if g.failEvery > 0 && k%g.failEvery == 0 {
+			ctx.SetStatusCode(503)
+			ctx.SetBodyString(`{"error":"overloaded"}`)
+			return
+		}
+		headerLen := -1
+		if v := ctx.Request.Header.Peek(oip.HeaderInferenceHeaderContentLength); v != nil {
+			fmt.Sscan(string(v), &headerLen)
+		}
+		var req oip.InferRequest
+		if err := oip.DecodeRequest(&req, ctx.PostBody(), headerLen); err != nil {
+			ctx.SetStatusCode(400)
+			ctx.SetBody(oip.AppendError(nil, err.Error()))
+			return
+		}
+		rows := req.Inputs[0].Shape[0]
+		g.rows.Add(rows)
+		if g.badBody {
+			rows++
+		}
+		resp := &oip.InferResponse{ModelName: "ctr", ModelVersion: "1", Outputs: []oip.OutputTensor{{
+			Tensor: oip.Tensor{Name: "score", Datatype: oip.FP32, Shape: []int64{rows, 1}, Data: make([]byte, 4*rows)},
+			Binary: req.BinaryDataOutput,
+		}}}
+		body, hl := oip.AppendResponse(nil, resp)
+		if req.BinaryDataOutput {
+			ctx.Response.Header.Set(oip.HeaderInferenceHeaderContentLength, fmt.Sprint(hl))
+		}
+		ctx.SetContentType("application/json")
+		ctx.Response.Header.Set(oip.HeaderModelVersion, "1")
+		ctx.SetBody(body)
+	default:
+		ctx.SetStatusCode(404)
+	}
+}
+
+func shortOptions() Options {
+	o := DefaultOptions()
+	o.Warmup = 50 * time.Millisecond
+	o.Duration = 200 * time.Millisecond
+	o.Pool = 4
+	return o
+}
+
+func TestMeasureAgainstFakeGateway(t *testing.T) {
+	g := &fakeGateway{}
+	url := startFakeGateway(t, g)
+	for _, enc := range []string{EncodingJSON, EncodingBinary} {
+		cfg := DefaultConfig()
+		cfg.Options = shortOptions()
+		cfg.Encoding = enc
+		cfg.Rows = 2
+		cfg.Target = url
+		cfg.Concurrency = []int{1, 4}
+		cfg.Rates = []float64{500}
+		cfg.Floors = []string{FloorHTTP}
+		rep, err := Measure(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, r := range rep.Runs {
+			names = append(names, r.Name)
+			if r.Requests == 0 || r.Errors != 0 || r.Flagged != "" {
+				t.Fatalf("%s %s: requests %d errors %d (%v) flagged %q", enc, r.Name, r.Requests, r.Errors, r.ErrorKinds, r.Flagged)
+			}
+			if !(r.Latency.P50 <= r.Latency.P99 && r.Latency.P99 <= r.Latency.Max) || r.Latency.P50 <= 0 {
+				t.Fatalf("%s: latency %+v", r.Name, r.Latency)
+			}
+			if r.RowsPerS != 2*r.ThroughputRPS && (r.RowsPerS-2*r.ThroughputRPS) > 0.2 {
+				t.Fatalf("%s: rows/s %g for %g req/s of 2 rows", r.Name, r.RowsPerS, r.ThroughputRPS)
+			}
+			if r.Kind == KindGateway && (r.Server == nil || r.Server.AvgBatch != 1) {
+				t.Fatalf("%s: server %+v; want avg batch 1 from the fake's metrics", r.Name, r.Server)
+			}
+			if r.Kind == KindHTTPFloor && r.Server != nil {
+				t.Fatalf("%s: the http-floor has server figures %+v", r.Name, r.Server)
+			}
+			if r.Mode == ModeOpen && (r.SentRPS < 450 || r.ThroughputRPS < 400 || r.Rate != 500) {
+				t.Fatalf("%s: rate %g sent %g achieved %g; want about 500", r.Name, r.Rate, r.SentRPS, r.ThroughputRPS)
+			}
+			if len(r.Timeline) == 0 || len(r.Histogram) == 0 {
+				t.Fatalf("%s: no timeline or histogram", r.Name)
+			}
+		}
+		want := "gateway/ctr@c1 gateway/ctr@c4 gateway/ctr@r500 http-floor/ctr@c1 http-floor/ctr@c4 http-floor/ctr@r500"
+		if got := strings.Join(names, " "); got != want {
+			t.Fatalf("runs %s; want %s", got, want)
+		}
+		if rep.Env.ServerVersion != "fake 0.1" || !rep.Env.SharedCores || rep.Env.Instances != 1 {
+			t.Fatalf("env %+v", rep.Env)
+		}
+		var table strings.Builder
+		WriteTable(&table, rep)
+		if !strings.Contains(table.String(), "http-floor/ctr@r500") {
+			t.Fatalf("table:\n%s", table.String())
+		}
+	}
+}
+
+func TestMeasureFlagsErrors(t *testing.T) {
+	f := func(g *fakeGateway, wantKind string) {
+		t.Helper()
+		url := startFakeGateway(t, g)
+		cfg := DefaultConfig()
+		cfg.Options = shortOptions()
+		cfg.Target = url
+		cfg.Concurrency = []int{2}
+		rep, err := Measure(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rep.Runs[0]
+		if r.Flagged == "" || r.ErrorKinds[wantKind] == 0 || !strings.Contains(r.Flagged, wantKind) {
+			t.Fatalf("run %+v; want flagged with %s errors", r, wantKind)
+		}
+		if r.ThroughputRPS*r.DurationS > float64(r.Requests-r.Errors)*1.01 {
+			t.Fatalf("throughput %g over %gs counts errors: %d requests, %d errors", r.ThroughputRPS, r.DurationS, r.Requests, r.Errors)
+		}
+	}
+	f(&fakeGateway{failEvery: 20}, "http_503") // 5%
+	// The first answer is checked before any step: a gateway that answers
+	// wrong from the start is an error, not a run.
+	g := &fakeGateway{badBody: true}
+	url := startFakeGateway(t, g)
+	cfg := DefaultConfig()
+	cfg.Options = shortOptions()
+	cfg.Target = url
+	cfg.Concurrency = []int{1}
+	if _, err := Measure(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "want 1 rows") {
+		t.Fatalf("bad bodies: %v", err)
+	}
+}
+
+func TestSuiteRecordsRefusedConfig(t *testing.T) {
+	g := &fakeGateway{}
+	url := startFakeGateway(t, g)
+	cfg := DefaultSuiteConfig()
+	cfg.Options = shortOptions()
+	cfg.Target = url
+	cfg.Models = []string{"ctr"}
+	cfg.MaxBatch = 1
+	cfg.ORTLib = "/nonexistent/libonnxruntime.so"
+	rep, err := RunSuite(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]Run{}
+	for _, r := range rep.Runs {
+		byName[r.Name] = r
+	}
+	for _, name := range []string{"http-floor/ctr@c64", "http-floor/ctr@c1", "gateway/ctr@c64", "gateway/ctr@c1", "gateway-cached/ctr@c64"} {
+		if r, ok := byName[name]; !ok || r.Requests == 0 || r.Flagged != "" {
+			t.Fatalf("%s: %+v", name, r)
+		}
+	}
+	for _, name := range []string{"gateway-batched/ctr@c64", "gateway-batched/ctr@c1"} {
+		r := byName[name]
+		if r.Requests != 0 || !strings.Contains(r.Flagged, "max_batch_size 64 is over this gateway's limit") || !r.Batching {
+			t.Fatalf("%s: %+v; want flagged with the gateway's refusal", name, r)
+		}
+	}
+	// Without the ONNX Runtime library the ort-floor is a flagged run too.
+	if r := byName["ort-floor/ctr"]; !strings.Contains(r.Flagged, "not found") {
+		t.Fatalf("ort-floor: %+v", r)
+	}
+	if c := byName["gateway-cached/ctr@c64"]; !c.Cache || c.Batching {
+		t.Fatalf("cached run: %+v", c)
+	}
+	if g.loads.Load() != 4 {
+		t.Fatalf("%d loads; want 4 (unbatched, batched, cached, unbatched again)", g.loads.Load())
+	}
+}

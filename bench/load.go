@@ -1,0 +1,514 @@
+package bench
+
+import (
+	"context"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// sender sends one request and checks its answer. Each worker goroutine
+// owns one; a sender is not safe for concurrent use.
+type sender interface {
+	// send sends request number seq, waits for the answer and checks it.
+	// It returns when the answer arrived (taken before the check, so that
+	// checking stays out of the latency), the rows the request carried,
+	// and "" or the kind of error.
+	send(seq uint64) (done time.Time, rows int, errKind string)
+	// close releases what the sender holds.
+	close()
+}
+
+// Limits of one step's bookkeeping.
+const (
+	// maxRecorders bounds the histograms of a step: workers beyond it
+	// share recorders round-robin (each has a mutex), so that an open-loop
+	// step allowed 4,096 requests in flight does not hold 4,096 histograms.
+	maxRecorders = 64
+	// maxSamples bounds the per-request samples kept for the timeline
+	// (8 bytes each); beyond it the timeline ends early.
+	maxSamples = 8 << 20
+	// lateAfter is how far behind its intended time an open-loop request
+	// may leave before it counts as late.
+	lateAfter = time.Millisecond
+	// sampleUnit is the resolution of a sample's completion time.
+	sampleUnit = 100 * time.Microsecond
+)
+
+// loadStep is one load level run for a warm-up and a measured window.
+//
+// Closed loop: concurrency workers each send a request, wait for its
+// answer and send the next; latency runs from send to answer. Open loop: a
+// pacer hands each request to a free worker at its intended time from
+// the schedule, starting new workers while all are busy up to maxInFlight;
+// latency runs from the intended time, so a request that waited for a free
+// worker (the client fell behind, or the server stalled) is charged for
+// the wait. Requests still due when the window closes while maxInFlight are
+// outstanding are counted as errors of kind ErrKindNotSent.
+type loadStep struct {
+	mode        string
+	concurrency int     // closed loop
+	rate        float64 // open loop, requests per second
+	poisson     bool
+	seed        uint64
+	maxInFlight int // open loop
+	warmup      time.Duration
+	duration    time.Duration
+	// maxRequests ends the step once this many measured requests were
+	// sent; 0 means no bound.
+	maxRequests int64
+	newSender   func() sender
+	// sleepUntil waits until t; nil means preciseSleepUntil. Tests under
+	// testing/synctest pass a time.Sleep-based one.
+	sleepUntil func(t time.Time)
+
+	// recs are the recorders of the running step; progress reads them.
+	recsMu sync.Mutex
+	recs   []*recorder
+}
+
+// recorder collects the measured requests of one or more workers.
+type recorder struct {
+	// mu protects everything below but live and liveErrs.
+	mu       sync.Mutex
+	hist     *hdrhistogram.Histogram
+	ok       int64 // measured successes
+	errs     int64 // measured failures
+	rows     int64 // rows of the successes
+	late     int64
+	kinds    map[string]int64
+	samples  []sample
+	budget   int // samples still allowed
+	lastDone time.Time
+
+	// live and liveErrs count every answer, warm-up included, for the
+	// progress display.
+	live     atomic.Int64
+	liveErrs atomic.Int64
+}
+
+// sample is one measured request, for the timeline.
+type sample struct {
+	at  uint32 // completion, in sampleUnits since the window opened
+	lat uint32 // latency in µs, or errSample
+}
+
+// errSample marks a failed request in a sample.
+const errSample = math.MaxUint32
+
+func newRecorder(budget int) *recorder {
+	return &recorder{hist: newHistogram(), kinds: map[string]int64{}, budget: budget}
+}
+
+// record counts one answer. Requests outside the window (warm-up) only
+// move the live counters.
+func (r *recorder) record(measured bool, windowStart time.Time, lat time.Duration, done time.Time, rows int, kind string, late bool) {
+	r.live.Add(1)
+	if kind != "" {
+		r.liveErrs.Add(1)
+	}
+	if !measured {
+		return
+	}
+	s := sample{at: uint32(min(done.Sub(windowStart)/sampleUnit, math.MaxUint32-1)), lat: errSample}
+	r.mu.Lock()
+	if kind == "" {
+		us := durationUS(lat)
+		r.hist.RecordValue(us)
+		r.ok++
+		r.rows += int64(rows)
+		s.lat = uint32(us)
+	} else {
+		r.errs++
+		r.kinds[kind]++
+	}
+	if late {
+		r.late++
+	}
+	if done.After(r.lastDone) {
+		r.lastDone = done
+	}
+	if r.budget > 0 {
+		r.budget--
+		r.samples = append(r.samples, s)
+	}
+	r.mu.Unlock()
+}
+
+// stepResult is what a step measured.
+type stepResult struct {
+	recs        []*recorder
+	windowStart time.Time
+	// windowEnd is the later of the window's planned end and the last
+	// measured answer, or the last answer when the step ended early.
+	windowEnd time.Time
+	// sendEnd is when the client stopped sending measured requests.
+	sendEnd time.Time
+	// sent counts measured requests that were sent; notSent the open-loop
+	// requests due in the window that could not be sent.
+	sent    int64
+	notSent int64
+	cpu     time.Duration // client CPU time (user + system) over the step
+	wall    time.Duration // the whole step, warm-up and drain included
+}
+
+// live returns the answers so far and how many were errors, warm-up
+// included; safe to call while the step runs.
+func (s *loadStep) live() (done, errs int64) {
+	s.recsMu.Lock()
+	defer s.recsMu.Unlock()
+	for _, r := range s.recs {
+		if r != nil {
+			done += r.live.Load()
+			errs += r.liveErrs.Load()
+		}
+	}
+	return done, errs
+}
+
+// run runs the step until its window closes, ctx is done or maxRequests
+// were sent, then waits for the requests in flight (each bounded by the
+// sender's timeout).
+func (s *loadStep) run(ctx context.Context) *stepResult {
+	var stopped atomic.Bool
+	stopCtx := context.AfterFunc(ctx, func() { stopped.Store(true) })
+	defer stopCtx()
+
+	cpu0 := cpuTime()
+	start := time.Now()
+	ws := start.Add(s.warmup)
+	we := ws.Add(s.duration)
+	res := &stepResult{windowStart: ws}
+	var early bool
+	if s.mode == ModeOpen {
+		early = s.runOpen(ctx, &stopped, start, ws, we, res)
+	} else {
+		early = s.runClosed(&stopped, ws, we, res)
+	}
+	res.wall = time.Since(start)
+	res.cpu = cpuTime() - cpu0
+	res.recs = slices.DeleteFunc(slices.Clone(s.recs), func(r *recorder) bool { return r == nil })
+
+	var last time.Time
+	for _, r := range res.recs {
+		if r.lastDone.After(last) {
+			last = r.lastDone
+		}
+	}
+	switch {
+	case early && last.After(ws):
+		res.windowEnd = last
+	case early:
+		res.windowEnd = res.sendEnd
+	case last.After(we):
+		res.windowEnd = last
+	default:
+		res.windowEnd = we
+	}
+	if !res.windowEnd.After(ws) {
+		res.windowEnd = ws.Add(time.Microsecond)
+	}
+	return res
+}
+
+// setRecorders publishes the recorders for live().
+func (s *loadStep) setRecorders(recs []*recorder) {
+	s.recsMu.Lock()
+	s.recs = recs
+	s.recsMu.Unlock()
+}
+
+// runClosed runs the closed loop; it reports whether the step ended
+// before its window closed.
+func (s *loadStep) runClosed(stopped *atomic.Bool, ws, we time.Time, res *stepResult) (early bool) {
+	n := max(s.concurrency, 1)
+	recs := make([]*recorder, min(n, maxRecorders))
+	for i := range recs {
+		recs[i] = newRecorder(maxSamples / len(recs))
+	}
+	s.setRecorders(recs)
+	var issued atomic.Int64 // measured requests sent
+	var hitLimit atomic.Bool
+	var wg sync.WaitGroup
+	for i := range n {
+		rec := recs[i%len(recs)]
+		snd := s.newSender()
+		wg.Go(func() {
+			defer snd.close()
+			for k := uint64(0); !stopped.Load(); k++ {
+				t0 := time.Now()
+				if !t0.Before(we) {
+					return
+				}
+				measured := !t0.Before(ws)
+				if measured && s.maxRequests > 0 && issued.Add(1) > s.maxRequests {
+					hitLimit.Store(true)
+					return
+				}
+				done, rows, kind := snd.send(uint64(i) + k*uint64(n))
+				rec.record(measured, ws, done.Sub(t0), done, rows, kind, false)
+			}
+		})
+	}
+	wg.Wait()
+	early = stopped.Load() || hitLimit.Load()
+	res.sendEnd = we
+	if early {
+		res.sendEnd = time.Now()
+	}
+	var sent int64
+	for _, r := range recs {
+		sent += r.ok + r.errs
+	}
+	res.sent = sent
+	return early
+}
+
+// ticket is one open-loop request handed to a worker.
+type ticket struct {
+	seq      uint64
+	intended time.Time
+	measured bool
+}
+
+// runOpen runs the open loop; it reports whether the step ended before
+// its window closed.
+func (s *loadStep) runOpen(ctx context.Context, stopped *atomic.Bool, start, ws, we time.Time, res *stepResult) (early bool) {
+	sleep := s.sleepUntil
+	if sleep == nil {
+		sleep = preciseSleepUntil
+	}
+	maxInFlight := max(s.maxInFlight, 1)
+	recs := make([]*recorder, min(maxInFlight, maxRecorders))
+	s.setRecorders(recs)
+	work := make(chan ticket)
+	var wg sync.WaitGroup
+	spawned := 0
+	serve := func(snd sender, rec *recorder, tk ticket) {
+		sentAt := time.Now()
+		done, rows, kind := snd.send(tk.seq)
+		rec.record(tk.measured, ws, done.Sub(tk.intended), done, rows, kind, sentAt.Sub(tk.intended) >= lateAfter)
+	}
+	spawn := func(first ticket) {
+		k := spawned % len(recs)
+		if recs[k] == nil {
+			s.recsMu.Lock()
+			recs[k] = newRecorder(maxSamples / len(recs))
+			s.recsMu.Unlock()
+		}
+		rec := recs[k]
+		snd := s.newSender()
+		spawned++
+		wg.Go(func() {
+			defer snd.close()
+			serve(snd, rec, first)
+			for tk := range work {
+				serve(snd, rec, tk)
+			}
+		})
+	}
+
+	end := time.NewTimer(time.Until(we))
+	defer end.Stop()
+	sched := newSchedule(s.rate, s.poisson, s.seed)
+	var measuredDue int64
+	res.sendEnd = we
+loop:
+	for seq := uint64(0); ; seq++ {
+		at := start.Add(sched.next())
+		if !at.Before(we) {
+			break
+		}
+		measured := !at.Before(ws)
+		if measured {
+			if s.maxRequests > 0 && measuredDue >= s.maxRequests {
+				early = true
+				res.sendEnd = time.Now()
+				break
+			}
+			measuredDue++
+		}
+		if stopped.Load() {
+			early = true
+			res.sendEnd = time.Now()
+			break
+		}
+		sleep(at)
+		tk := ticket{seq: seq, intended: at, measured: measured}
+		select {
+		case work <- tk:
+			continue
+		default:
+		}
+		if spawned < maxInFlight {
+			spawn(tk)
+			continue
+		}
+		// Every worker is busy: wait for one, but not past the window.
+		select {
+		case work <- tk:
+		case <-end.C:
+			// This request and the rest due in the window are not sent.
+			if measured {
+				res.notSent++
+			}
+			for {
+				at := start.Add(sched.next())
+				if !at.Before(we) {
+					break
+				}
+				if !at.Before(ws) {
+					if s.maxRequests > 0 && measuredDue >= s.maxRequests {
+						break
+					}
+					measuredDue++
+					res.notSent++
+				}
+			}
+			break loop
+		case <-ctx.Done():
+			early = true
+			res.sendEnd = time.Now()
+			break loop
+		}
+	}
+	close(work)
+	wg.Wait()
+	res.sent = measuredDue - res.notSent
+	return early
+}
+
+// fill sets the measured figures of run from res: counts, rates,
+// latency percentiles and distribution, client CPU and the timeline with
+// points every interval (0 picks one from the window's length).
+func (res *stepResult) fill(run *Run, interval time.Duration) {
+	window := res.windowEnd.Sub(res.windowStart)
+	secs := window.Seconds()
+	hists := make([]*hdrhistogram.Histogram, len(res.recs))
+	var ok, errs, rows, late int64
+	kinds := map[string]int64{}
+	for i, r := range res.recs {
+		hists[i] = r.hist
+		ok += r.ok
+		errs += r.errs
+		rows += r.rows
+		late += r.late
+		for k, v := range r.kinds {
+			kinds[k] += v
+		}
+	}
+	if res.notSent > 0 {
+		kinds[ErrKindNotSent] += res.notSent
+		errs += res.notSent
+	}
+	h := mergeHistograms(hists...)
+	run.DurationS = round3(secs)
+	run.Requests = ok + errs
+	run.Errors = errs
+	if len(kinds) > 0 {
+		run.ErrorKinds = kinds
+	}
+	run.ThroughputRPS = round1(float64(ok) / secs)
+	run.RowsPerS = round1(float64(rows) / secs)
+	run.Latency = latencyOf(h)
+	run.Histogram = histogramBins(h)
+	if res.wall > 0 {
+		run.ClientCPU = math.Round(res.cpu.Seconds()/res.wall.Seconds()*100) / 100
+	}
+	if run.Mode == ModeOpen {
+		if d := res.sendEnd.Sub(res.windowStart).Seconds(); d > 0 {
+			run.SentRPS = round1(float64(res.sent) / d)
+		}
+		run.Late = late
+	}
+	if interval <= 0 {
+		interval = timelineInterval(window)
+	}
+	run.Timeline = res.timeline(interval)
+}
+
+// timelineInterval picks the timeline's resolution: 250 ms, or finer for
+// windows under 2.5 s so that they still get about ten points.
+func timelineInterval(window time.Duration) time.Duration {
+	const normal = 250 * time.Millisecond
+	if window >= 10*normal {
+		return normal
+	}
+	return max(window/10, 10*time.Millisecond).Round(time.Millisecond)
+}
+
+// timeline bins the samples by completion time: per interval, the
+// successful answers per second, their p50 and p99, and the errors. The
+// last point also holds the answers that arrived after the window's last
+// full interval (the drain).
+func (res *stepResult) timeline(interval time.Duration) []TimelinePoint {
+	window := res.windowEnd.Sub(res.windowStart)
+	if window <= 0 {
+		return nil
+	}
+	// The last point takes the remainder: from interval up to twice that.
+	n := max(int(window/interval), 1)
+	bin := func(s sample) int {
+		return min(int(time.Duration(s.at)*sampleUnit/interval), n-1)
+	}
+	// Counting sort of the latencies by bin.
+	counts := make([]int, n+1)
+	errs := make([]int64, n)
+	for _, r := range res.recs {
+		for _, s := range r.samples {
+			if s.lat == errSample {
+				errs[bin(s)]++
+			} else {
+				counts[bin(s)+1]++
+			}
+		}
+	}
+	for i := 1; i <= n; i++ {
+		counts[i] += counts[i-1]
+	}
+	lats := make([]uint32, counts[n])
+	next := slices.Clone(counts[:n])
+	for _, r := range res.recs {
+		for _, s := range r.samples {
+			if s.lat != errSample {
+				b := bin(s)
+				lats[next[b]] = s.lat
+				next[b]++
+			}
+		}
+	}
+	points := make([]TimelinePoint, n)
+	for i := range points {
+		v := lats[counts[i]:counts[i+1]]
+		slices.Sort(v)
+		length := interval
+		if i == n-1 {
+			length = window - time.Duration(n-1)*interval
+		}
+		points[i] = TimelinePoint{
+			TS:            round3((time.Duration(i)*interval + length).Seconds()),
+			ThroughputRPS: round1(float64(len(v)) / length.Seconds()),
+			P50US:         nearestRank(v, 0.50),
+			P99US:         nearestRank(v, 0.99),
+			Errors:        errs[i],
+		}
+	}
+	return points
+}
+
+// nearestRank returns the q-quantile of sorted by the nearest-rank method;
+// 0 for an empty slice.
+func nearestRank(sorted []uint32, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return float64(sorted[min(max(i, 0), len(sorted)-1)])
+}
+
+func round1(x float64) float64 { return math.Round(x*10) / 10 }
+func round3(x float64) float64 { return math.Round(x*1000) / 1000 }

@@ -1,0 +1,60 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// writeHTML writes r as one self-contained HTML page. html.go sets it in
+// its init; SaveHTML fails with ErrNoHTML while it is nil.
+var writeHTML func(w io.Writer, r *Report) error
+
+// SaveJSON writes r as indented JSON to path, through a temporary file
+// renamed into place.
+func SaveJSON(path string, r *Report) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("cannot encode the report: %w", err)
+	}
+	return writeFile(path, append(b, '\n'))
+}
+
+// SaveHTML writes r as an HTML page to path.
+func SaveHTML(path string, r *Report) error {
+	if writeHTML == nil {
+		return fmt.Errorf("cannot write %s: %w (bench/html.go is missing); use --json", path, ErrNoHTML)
+	}
+	var b bytes.Buffer
+	if err := writeHTML(&b, r); err != nil {
+		return fmt.Errorf("cannot write the HTML report: %w", err)
+	}
+	return writeFile(path, b.Bytes())
+}
+
+// writeFile writes data to path through a temporary file in the same
+// directory, so a reader never sees half a report.
+func writeFile(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".bench-*")
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	err = f.Chmod(0o644)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,174 @@
+package bench
+
+// The JSON report. Other tools read it: fields may be added, never renamed
+// or removed. Durations are in the unit their name says.
+
+// Report is the whole output of a bench run or suite.
+type Report struct {
+	Env  Env   `json:"env"`
+	Runs []Run `json:"runs"`
+	// Sweeps are the outcomes of --max-p99 sweeps: the highest load that
+	// met the latency bound.
+	Sweeps []Sweep `json:"sweeps,omitempty"`
+}
+
+// Env records where and how the figures were measured.
+type Env struct {
+	StartedAt      string `json:"started_at"` // RFC 3339, UTC
+	Host           string `json:"host"`
+	OS             string `json:"os"`
+	Arch           string `json:"arch"`
+	CPUModel       string `json:"cpu_model"`
+	CPUs           int    `json:"cpus"`
+	GOMAXPROCS     int    `json:"gomaxprocs"`
+	GoVersion      string `json:"go_version"`
+	ORTVersion     string `json:"ort_version,omitempty"`
+	Commit         string `json:"commit,omitempty"`
+	Target         string `json:"target,omitempty"` // gateway URL
+	ServerVersion  string `json:"server_version,omitempty"`
+	SharedCores    bool   `json:"shared_cores"` // client and server on the same cores
+	Command        string `json:"command"`
+	IntraOpThreads int    `json:"intra_op_threads,omitempty"`
+	Instances      int    `json:"instances,omitempty"`
+}
+
+// Run is one measured step: one kind, model, mode and load level.
+type Run struct {
+	Name           string  `json:"name"` // e.g. "gateway-batched/ranker@c64"
+	Kind           string  `json:"kind"` // KindGateway, KindHTTPFloor, KindORTFloor
+	Model          string  `json:"model"`
+	Batching       bool    `json:"batching"`
+	Cache          bool    `json:"cache"`
+	Mode           string  `json:"mode"` // ModeClosed or ModeOpen
+	Concurrency    int     `json:"concurrency"`
+	Rate           float64 `json:"rate"` // offered requests/s in open loop; 0 in closed loop
+	Poisson        bool    `json:"poisson,omitempty"`
+	RowsPerRequest int     `json:"rows_per_request"`
+	BatchSize      int     `json:"batch_size"`         // ort-floor only
+	Encoding       string  `json:"encoding,omitempty"` // "json" or "binary"
+	Repetition     int     `json:"repetition,omitempty"`
+
+	DurationS     float64          `json:"duration_s"`
+	Requests      int64            `json:"requests"`
+	Errors        int64            `json:"errors"`
+	ErrorKinds    map[string]int64 `json:"error_kinds,omitempty"`
+	Flagged       string           `json:"flagged,omitempty"` // why the figures are not clean, e.g. "errors 2.1% > 1%"
+	ThroughputRPS float64          `json:"throughput_rps"`
+	RowsPerS      float64          `json:"rows_per_s"`
+	Latency       Latency          `json:"latency_us"`
+	ClientCPU     float64          `json:"client_cpu"` // cores used by the load generator on average
+
+	Server *ServerStats `json:"server,omitempty"`
+
+	// SentRPS is the rate at which requests actually left the client during
+	// the measured window (open loop); below Rate when the client fell
+	// behind.
+	SentRPS float64 `json:"sent_rps,omitempty"`
+	// Late counts open-loop requests sent 1 ms or more after their
+	// intended time (their latency includes the delay).
+	Late int64 `json:"late,omitempty"`
+	// Config is the model configuration the gateway reported for this run
+	// (GET /v2/models/{m}/config), or the one the suite asked for when the
+	// gateway refused it.
+	Config string `json:"config,omitempty"`
+	// Repeats is the number of repetitions (--repeat) the figures above
+	// summarize: each is the median over Repetitions, whose spread is in
+	// Spread; Requests and Errors are totals.
+	Repeats     int     `json:"repeats,omitempty"`
+	Spread      *Spread `json:"spread,omitempty"`
+	Repetitions []Run   `json:"repetitions,omitempty"`
+
+	// Series and distributions for the HTML report.
+	Timeline  []TimelinePoint `json:"timeline,omitempty"`  // one point per interval
+	Histogram []HistogramBin  `json:"histogram,omitempty"` // latency distribution
+	Batches   []BatchBin      `json:"batches,omitempty"`   // server batch-size distribution
+}
+
+// Run kinds and modes.
+const (
+	KindGateway   = "gateway"
+	KindHTTPFloor = "http-floor"
+	KindORTFloor  = "ort-floor"
+	ModeClosed    = "closed"
+	ModeOpen      = "open"
+)
+
+// Latency percentiles in microseconds. In open loop they are measured
+// from each request's intended send time, so a stalled server is charged
+// for the requests it delayed (no coordinated omission).
+type Latency struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p999"`
+	Max  float64 `json:"max"`
+	Mean float64 `json:"mean"`
+}
+
+// ServerStats are figures scraped from the target's /metrics before and
+// after the step; zero when the target does not expose them.
+type ServerStats struct {
+	AvgBatch     float64 `json:"avg_batch"`
+	QueueUSAvg   float64 `json:"queue_us_avg"`
+	ComputeUSAvg float64 `json:"compute_us_avg"`
+	CacheHits    float64 `json:"cache_hits"`
+	CacheMisses  float64 `json:"cache_misses"`
+	Rejected     float64 `json:"rejected"`
+}
+
+// TimelinePoint is one interval of a run.
+type TimelinePoint struct {
+	TS            float64 `json:"t_s"` // seconds since the run's start
+	ThroughputRPS float64 `json:"throughput_rps"`
+	P50US         float64 `json:"p50_us"`
+	P99US         float64 `json:"p99_us"`
+	Errors        int64   `json:"errors"`
+}
+
+// HistogramBin counts requests whose latency is at most UpToUS (and above
+// the previous bin's bound).
+type HistogramBin struct {
+	UpToUS float64 `json:"up_to_us"`
+	Count  int64   `json:"count"`
+}
+
+// Spread is the range of a step's figures over its repetitions.
+type Spread struct {
+	ThroughputRPS MinMax `json:"throughput_rps"`
+	RowsPerS      MinMax `json:"rows_per_s"`
+	P50US         MinMax `json:"p50_us"`
+	P99US         MinMax `json:"p99_us"`
+	P999US        MinMax `json:"p999_us"`
+}
+
+// MinMax is the smallest and largest value of a figure.
+type MinMax struct {
+	Min float64 `json:"min"`
+	Max float64 `json:"max"`
+}
+
+// Sweep is the outcome of running a series of load levels (concurrencies
+// or rates, in increasing order) against a p99 bound: the series stops at
+// the first run over the bound or flagged.
+type Sweep struct {
+	Kind     string  `json:"kind"`
+	Model    string  `json:"model"`
+	Mode     string  `json:"mode"`
+	MaxP99US float64 `json:"max_p99_us"`
+	// Best names the run with the highest load that met the bound; empty
+	// when none did.
+	Best string `json:"best"`
+	// BestLoad is Best's offered rate (open loop) or concurrency (closed
+	// loop), and BestThroughputRPS what it achieved.
+	BestLoad          float64 `json:"best_load"`
+	BestThroughputRPS float64 `json:"best_throughput_rps"`
+	// StoppedAt names the first run that missed the bound; empty when all
+	// met it.
+	StoppedAt string `json:"stopped_at,omitempty"`
+}
+
+// BatchBin counts executions of one batch size on the server.
+type BatchBin struct {
+	Size  float64 `json:"size"` // upper bound of the bucket
+	Count float64 `json:"count"`
+}

@@ -1,0 +1,548 @@
+package bench
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/infergate/infergate/engine"
+	"github.com/infergate/infergate/trainer/onnx"
+)
+
+// Options are the settings that Config and SuiteConfig share. The zero
+// value is not useful; start from DefaultOptions.
+type Options struct {
+	// Warmup runs before each step's measured window; its requests are not
+	// counted (the ort-floor warms up for at most 250 ms per batch size:
+	// loading the model already warmed its sessions).
+	Warmup time.Duration
+	// Duration is each step's measured window.
+	Duration time.Duration
+	// Repeat runs each step this many times and reports the median, with
+	// the spread and every repetition.
+	Repeat int
+	// MaxRequests ends a step once it sent this many measured requests;
+	// 0 means only Duration bounds it.
+	MaxRequests int64
+	// Timeout bounds each request; an answer later than that is an error
+	// of kind "timeout". It also bounds how long a step waits for its last
+	// requests.
+	Timeout time.Duration
+	// MaxInFlight bounds the requests outstanding in open loop.
+	MaxInFlight int
+	// Rows is the batch dimension of each generated request.
+	Rows int
+	// Seed fixes the generated data and the Poisson schedule.
+	Seed uint64
+	// Pool is the number of distinct request bodies a step cycles through.
+	Pool int
+	// Encoding is EncodingJSON or EncodingBinary (Triton's binary tensor
+	// extension, for inputs and outputs).
+	Encoding string
+	// MaxBatch is the largest ort-floor batch size: the floor runs 1, 2,
+	// 4, ... up to it.
+	MaxBatch int
+	// ORTLib is the ONNX Runtime library for the ort-floor ("" resolves as
+	// engine.ResolveLibPath does).
+	ORTLib string
+	// Instances and IntraOpThreads are the gateway's settings, which the
+	// ort-floor copies; 0 takes what GET /v2/models/{m}/config reports,
+	// else 1.
+	Instances      int
+	IntraOpThreads int
+	// Command is recorded in the report's environment.
+	Command string
+	// Progress receives a live progress bar when it is a terminal; nil
+	// for none.
+	Progress io.Writer
+	// Log receives one line per finished run; nil for none.
+	Log io.Writer
+}
+
+// DefaultOptions returns the defaults of the command line.
+func DefaultOptions() Options {
+	return Options{
+		Warmup:      time.Second,
+		Duration:    5 * time.Second,
+		Repeat:      1,
+		Timeout:     5 * time.Second,
+		MaxInFlight: 4096,
+		Rows:        1,
+		Seed:        1,
+		Pool:        64,
+		Encoding:    EncodingJSON,
+		MaxBatch:    64,
+	}
+}
+
+// validate reports the first setting of o that cannot run.
+func (o *Options) validate() error {
+	switch {
+	case o.Warmup < 0:
+		return fmt.Errorf("%w: --warmup %s must not be negative", ErrBadConfig, o.Warmup)
+	case o.Duration <= 0:
+		return fmt.Errorf("%w: --duration %s must be positive", ErrBadConfig, o.Duration)
+	case o.Repeat < 1 || o.Repeat > 100:
+		return fmt.Errorf("%w: --repeat %d must be between 1 and 100", ErrBadConfig, o.Repeat)
+	case o.MaxRequests < 0:
+		return fmt.Errorf("%w: --max-requests %d must not be negative (0 means no bound)", ErrBadConfig, o.MaxRequests)
+	case o.Timeout <= 0:
+		return fmt.Errorf("%w: --timeout %s must be positive", ErrBadConfig, o.Timeout)
+	case o.MaxInFlight < 1 || o.MaxInFlight > 1<<20:
+		return fmt.Errorf("%w: --max-inflight %d must be between 1 and %d", ErrBadConfig, o.MaxInFlight, 1<<20)
+	case o.Rows < 1 || o.Rows > 1<<20:
+		return fmt.Errorf("%w: --rows %d must be between 1 and %d", ErrBadConfig, o.Rows, 1<<20)
+	case o.Pool < 1 || o.Pool > 1<<16:
+		return fmt.Errorf("%w: --pool %d must be between 1 and %d", ErrBadConfig, o.Pool, 1<<16)
+	case o.Encoding != EncodingJSON && o.Encoding != EncodingBinary:
+		return fmt.Errorf("%w: --encoding %q: use %q or %q", ErrBadConfig, o.Encoding, EncodingJSON, EncodingBinary)
+	case o.MaxBatch < 1 || o.MaxBatch > 1<<16:
+		return fmt.Errorf("%w: --max-batch %d must be between 1 and %d", ErrBadConfig, o.MaxBatch, 1<<16)
+	case o.Instances < 0 || o.Instances > 256:
+		return fmt.Errorf("%w: --instances %d must be between 1 and 256 (0: the gateway's)", ErrBadConfig, o.Instances)
+	case o.IntraOpThreads < 0 || o.IntraOpThreads > 1024:
+		return fmt.Errorf("%w: --intra-op-threads %d must be between 1 and 1024 (0: the gateway's)", ErrBadConfig, o.IntraOpThreads)
+	}
+	return nil
+}
+
+// session is the state of one Run or RunSuite: the report it fills and
+// the helpers that measure steps into it.
+type session struct {
+	ctx      context.Context
+	opts     Options
+	report   *Report
+	progress *progress
+}
+
+func newSession(ctx context.Context, opts Options) *session {
+	return &session{
+		ctx:      ctx,
+		opts:     opts,
+		report:   &Report{Env: collectEnv(opts.Command), Runs: []Run{}},
+		progress: newProgress(opts.Progress),
+	}
+}
+
+// add appends r to the report and logs it.
+func (s *session) add(r Run) {
+	s.report.Runs = append(s.report.Runs, r)
+	if s.opts.Log == nil {
+		return
+	}
+	fmt.Fprintf(s.opts.Log, "%-34s %12s req/s %12s rows/s  p50 %8s  p99 %8s  errors %s  cpu %.2f",
+		r.Name, groupThousands(r.ThroughputRPS), groupThousands(r.RowsPerS),
+		formatUS(r.Latency.P50), formatUS(r.Latency.P99), formatErrors(r.Errors, r.Requests), r.ClientCPU)
+	if r.Flagged != "" {
+		fmt.Fprintf(s.opts.Log, "  FLAGGED: %s", r.Flagged)
+	}
+	fmt.Fprintln(s.opts.Log)
+}
+
+// measure runs one step Repeat times through one and returns the run, or
+// the summary of the repetitions. one is given the repetition number, 0
+// when there is a single one.
+func (s *session) measure(one func(rep int) Run) Run {
+	n := max(s.opts.Repeat, 1)
+	if n == 1 {
+		return one(0)
+	}
+	var reps []Run
+	for i := 1; i <= n; i++ {
+		r := one(i)
+		r.Repetition = i
+		reps = append(reps, r)
+		if s.ctx.Err() != nil {
+			break
+		}
+	}
+	return summarize(reps)
+}
+
+// httpRun is one HTTP step: the run's description, where to send, and
+// the gateway to scrape (nil for the http-floor).
+type httpRun struct {
+	tmpl    Run
+	target  *httpTarget
+	control *controlClient
+	// unbatched asks flagRun to check that the server did not batch.
+	unbatched bool
+}
+
+// measureHTTP runs one repetition of h.
+func (s *session) measureHTTP(h httpRun, rep int) Run {
+	r := h.tmpl
+	maxConns := r.Concurrency
+	if r.Mode == ModeOpen {
+		maxConns = s.opts.MaxInFlight
+	}
+	hc := h.target.newClient(maxConns)
+	defer hc.CloseIdleConnections()
+	ls := &loadStep{
+		mode:        r.Mode,
+		concurrency: r.Concurrency,
+		rate:        r.Rate,
+		poisson:     r.Poisson,
+		seed:        s.opts.Seed + uint64(rep),
+		maxInFlight: s.opts.MaxInFlight,
+		warmup:      s.opts.Warmup,
+		duration:    s.opts.Duration,
+		maxRequests: s.opts.MaxRequests,
+		newSender:   func() sender { return newHTTPSender(h.target, hc) },
+	}
+	// The server's counters are read when the measured window opens and
+	// after the step.
+	var before chan []Sample
+	if h.control != nil {
+		before = make(chan []Sample, 1)
+		if s.opts.Warmup == 0 {
+			before <- h.control.scrape()
+		} else {
+			go func() {
+				t := time.NewTimer(s.opts.Warmup)
+				defer t.Stop()
+				select {
+				case <-t.C:
+					before <- h.control.scrape()
+				case <-s.ctx.Done():
+					before <- nil
+				}
+			}()
+		}
+	}
+	stop := s.progress.start(repName(r.Name, rep), s.opts.Warmup+s.opts.Duration, ls.live)
+	res := ls.run(s.ctx)
+	stop()
+	res.fill(&r, 0)
+	if h.control != nil {
+		if b := <-before; b != nil {
+			d := &scrapeDelta{before: b, after: h.control.scrape(), model: r.Model}
+			r.Server = d.stats()
+			r.Batches = d.batches()
+		}
+	}
+	flagRun(&r, h.unbatched)
+	return r
+}
+
+func repName(name string, rep int) string {
+	if rep == 0 {
+		return name
+	}
+	return name + " #" + strconv.Itoa(rep)
+}
+
+// ortFloor measures the model in this process at batch sizes 1, 2, 4, ...
+// up to MaxBatch, with instances sessions of intraOpThreads threads, one
+// goroutine per instance in closed loop. flag, when set, is added to every
+// run's Flagged (a model file that differs from the one served).
+func (s *session) ortFloor(model string, modelBytes []byte, instances, intraOpThreads int, flag string) {
+	base := Run{Kind: KindORTFloor, Model: model, Mode: ModeClosed, Concurrency: instances}
+	fail := func(err error) {
+		r := base
+		r.Name = KindORTFloor + "/" + model
+		r.Flagged = err.Error()
+		s.add(r)
+	}
+	if err := engine.Init(engine.ResolveLibPath(s.opts.ORTLib)); err != nil {
+		fail(err)
+		return
+	}
+	s.report.Env.ORTVersion = engine.RuntimeVersion()
+	m, err := engine.Load(modelBytes, engine.Options{Instances: instances, IntraOpThreads: intraOpThreads})
+	if err != nil {
+		fail(fmt.Errorf("cannot load the model into ONNX Runtime: %w", err))
+		return
+	}
+	defer m.Close()
+	for i, b := range batchSizes(s.opts.MaxBatch) {
+		if s.ctx.Err() != nil {
+			return
+		}
+		tmpl := base
+		tmpl.Name = fmt.Sprintf("%s/%s@b%d", KindORTFloor, model, b)
+		tmpl.RowsPerRequest = b
+		tmpl.BatchSize = b
+		if _, err := newORTSender(s.ctx, m, b, 0); err != nil {
+			fail(err)
+			return
+		}
+		r := s.measure(func(rep int) Run {
+			r := tmpl
+			seed := s.opts.Seed + uint64(i)<<32
+			k := uint64(0)
+			ls := &loadStep{
+				mode:        ModeClosed,
+				concurrency: instances,
+				seed:        seed,
+				warmup:      min(s.opts.Warmup, 250*time.Millisecond),
+				duration:    s.opts.Duration,
+				maxRequests: s.opts.MaxRequests,
+				newSender: func() sender {
+					k++
+					snd, _ := newORTSender(s.ctx, m, b, seed+k)
+					return snd
+				},
+			}
+			stop := s.progress.start(repName(r.Name, rep), ls.warmup+ls.duration, ls.live)
+			res := ls.run(s.ctx)
+			stop()
+			res.fill(&r, 0)
+			r.Flagged = flag
+			flagRun(&r, false)
+			return r
+		})
+		s.add(r)
+	}
+}
+
+// flagRun sets r.Flagged when its figures cannot be taken as they are:
+// nothing measured, more than 1% errors, or a server that did what the
+// run was meant to avoid (answering from its cache, or batching when
+// unbatched is set). Reasons already in r.Flagged are kept.
+func flagRun(r *Run, unbatched bool) {
+	var why []string
+	if r.Flagged != "" {
+		why = append(why, r.Flagged)
+	}
+	switch {
+	case r.Requests == 0:
+		why = append(why, "no requests were measured")
+	case r.Errors*100 > r.Requests:
+		why = append(why, fmt.Sprintf("errors %.1f%% > 1%% (%s)", float64(r.Errors)*100/float64(r.Requests), formatKinds(r.ErrorKinds)))
+	}
+	if st := r.Server; st != nil && r.Kind == KindGateway {
+		if !r.Cache && st.CacheHits > 0.01*float64(r.Requests) {
+			why = append(why, fmt.Sprintf("the server answered %.0f%% of the requests from its response cache in a run meant to miss it",
+				st.CacheHits*100/float64(max(r.Requests, 1))))
+		}
+		if unbatched && st.AvgBatch > 1.05*float64(max(r.RowsPerRequest, 1)) {
+			why = append(why, fmt.Sprintf("the server batched (%.2f rows per execution, %d per request) in a run meant to be unbatched",
+				st.AvgBatch, r.RowsPerRequest))
+		}
+	}
+	r.Flagged = strings.Join(why, "; ")
+}
+
+// formatKinds writes error counts by kind, largest first.
+func formatKinds(kinds map[string]int64) string {
+	keys := slices.Collect(maps.Keys(kinds))
+	sort.Slice(keys, func(i, j int) bool {
+		if kinds[keys[i]] != kinds[keys[j]] {
+			return kinds[keys[i]] > kinds[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, kinds[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// summarize returns the run that stands for reps: each figure is the
+// median over the repetitions, Requests, Errors, Late and DurationS are
+// totals, the series (timeline, histogram, batches) are those of the
+// repetition with the median throughput, and Flagged collects the
+// repetitions' reasons.
+func summarize(reps []Run) Run {
+	byRate := slices.Clone(reps)
+	slices.SortStableFunc(byRate, func(a, b Run) int {
+		switch {
+		case a.ThroughputRPS < b.ThroughputRPS:
+			return -1
+		case a.ThroughputRPS > b.ThroughputRPS:
+			return 1
+		}
+		return 0
+	})
+	r := byRate[(len(byRate)-1)/2]
+	r.Repetition = 0
+	r.Repeats = len(reps)
+	r.Repetitions = reps
+	med := func(f func(*Run) float64) float64 {
+		v := make([]float64, len(reps))
+		for i := range reps {
+			v[i] = f(&reps[i])
+		}
+		return median(v)
+	}
+	spread := func(f func(*Run) float64) MinMax {
+		mm := MinMax{Min: f(&reps[0]), Max: f(&reps[0])}
+		for i := range reps {
+			mm.Min = min(mm.Min, f(&reps[i]))
+			mm.Max = max(mm.Max, f(&reps[i]))
+		}
+		return mm
+	}
+	r.ThroughputRPS = round1(med(func(r *Run) float64 { return r.ThroughputRPS }))
+	r.RowsPerS = round1(med(func(r *Run) float64 { return r.RowsPerS }))
+	r.SentRPS = round1(med(func(r *Run) float64 { return r.SentRPS }))
+	r.ClientCPU = med(func(r *Run) float64 { return r.ClientCPU })
+	r.Latency = Latency{
+		P50:  med(func(r *Run) float64 { return r.Latency.P50 }),
+		P90:  med(func(r *Run) float64 { return r.Latency.P90 }),
+		P99:  med(func(r *Run) float64 { return r.Latency.P99 }),
+		P999: med(func(r *Run) float64 { return r.Latency.P999 }),
+		Max:  med(func(r *Run) float64 { return r.Latency.Max }),
+		Mean: med(func(r *Run) float64 { return r.Latency.Mean }),
+	}
+	r.Spread = &Spread{
+		ThroughputRPS: spread(func(r *Run) float64 { return r.ThroughputRPS }),
+		RowsPerS:      spread(func(r *Run) float64 { return r.RowsPerS }),
+		P50US:         spread(func(r *Run) float64 { return r.Latency.P50 }),
+		P99US:         spread(func(r *Run) float64 { return r.Latency.P99 }),
+		P999US:        spread(func(r *Run) float64 { return r.Latency.P999 }),
+	}
+	allServer := true
+	for i := range reps {
+		allServer = allServer && reps[i].Server != nil
+	}
+	if allServer {
+		r.Server = &ServerStats{
+			AvgBatch:     med(func(r *Run) float64 { return r.Server.AvgBatch }),
+			QueueUSAvg:   med(func(r *Run) float64 { return r.Server.QueueUSAvg }),
+			ComputeUSAvg: med(func(r *Run) float64 { return r.Server.ComputeUSAvg }),
+			CacheHits:    med(func(r *Run) float64 { return r.Server.CacheHits }),
+			CacheMisses:  med(func(r *Run) float64 { return r.Server.CacheMisses }),
+			Rejected:     med(func(r *Run) float64 { return r.Server.Rejected }),
+		}
+	}
+	r.Requests, r.Errors, r.Late, r.DurationS = 0, 0, 0, 0
+	r.ErrorKinds = nil
+	var flags []string
+	for i := range reps {
+		p := &reps[i]
+		r.Requests += p.Requests
+		r.Errors += p.Errors
+		r.Late += p.Late
+		r.DurationS = round3(r.DurationS + p.DurationS)
+		for k, v := range p.ErrorKinds {
+			if r.ErrorKinds == nil {
+				r.ErrorKinds = map[string]int64{}
+			}
+			r.ErrorKinds[k] += v
+		}
+		if p.Flagged != "" {
+			flags = append(flags, fmt.Sprintf("#%d: %s", p.Repetition, p.Flagged))
+		}
+	}
+	r.Flagged = strings.Join(flags, "; ")
+	return r
+}
+
+// median returns the median of v (the mean of the middle two for an even
+// count), reordering v.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[n/2-1] + v[n/2]) / 2
+}
+
+// level is one load level of a series.
+type level struct {
+	mode        string
+	concurrency int
+	rate        float64
+}
+
+// load returns the level's concurrency (closed) or rate (open).
+func (l level) load() float64 {
+	if l.mode == ModeOpen {
+		return l.rate
+	}
+	return float64(l.concurrency)
+}
+
+// runName names a run: "kind/model@c64", "kind/model@r2000".
+func runName(kind, model string, l level) string {
+	if l.mode == ModeOpen {
+		return fmt.Sprintf("%s/%s@r%s", kind, model, strconv.FormatFloat(l.rate, 'f', -1, 64))
+	}
+	return fmt.Sprintf("%s/%s@c%d", kind, model, l.concurrency)
+}
+
+// series runs the levels in order, one run each through one; with
+// maxP99 > 0 it stops after the first run whose p99 is above maxP99 or
+// that is flagged, and records the sweep's outcome.
+func (s *session) series(kind, model string, levels []level, maxP99 time.Duration, one func(l level) Run) {
+	var sw *Sweep
+	for _, l := range levels {
+		if s.ctx.Err() != nil {
+			return
+		}
+		r := one(l)
+		s.add(r)
+		if maxP99 <= 0 {
+			continue
+		}
+		if sw == nil {
+			sw = &Sweep{Kind: kind, Model: model, Mode: l.mode, MaxP99US: float64(maxP99.Microseconds())}
+		}
+		if r.Flagged != "" || r.Latency.P99 > sw.MaxP99US {
+			sw.StoppedAt = r.Name
+			break
+		}
+		sw.Best, sw.BestLoad, sw.BestThroughputRPS = r.Name, l.load(), r.ThroughputRPS
+	}
+	if sw != nil {
+		s.report.Sweeps = append(s.report.Sweeps, *sw)
+	}
+}
+
+// demoModel returns the ONNX bytes of a demo model ("ctr", "ranker") as
+// `infergate demo-models` writes them, or nil for another name.
+func demoModel(name string) []byte {
+	switch name {
+	case "ctr":
+		return onnx.DemoCTR().Model().Marshal()
+	case "ranker":
+		return onnx.DemoRanker().Model().Marshal()
+	}
+	return nil
+}
+
+// sha256Hex returns the hex SHA-256 of b.
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// modelMismatch returns why the ort-floor's model bytes are not what the
+// gateway serves, or "" when they are or the gateway does not say.
+func modelMismatch(served *servedConfig, modelBytes []byte) string {
+	if served == nil || served.SHA256 == "" {
+		return ""
+	}
+	if got := sha256Hex(modelBytes); !strings.EqualFold(got, served.SHA256) {
+		return fmt.Sprintf("the ort-floor's model (sha256 %.12s) is not the one the gateway serves (sha256 %.12s); pass the served file with --model-file", got, served.SHA256)
+	}
+	return ""
+}
+
+// ortSettings picks the ort-floor's instances and threads: the flags when
+// set, else the gateway's reported configuration, else 1.
+func ortSettings(opts *Options, served *servedConfig) (instances, threads int) {
+	instances, threads = opts.Instances, opts.IntraOpThreads
+	if instances == 0 && served != nil {
+		instances = served.Instances
+	}
+	if threads == 0 && served != nil {
+		threads = served.IntraOpThreads
+	}
+	return max(instances, 1), max(threads, 1)
+}

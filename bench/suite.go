@@ -1,0 +1,368 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/infergate/infergate/engine"
+)
+
+// Model configurations the suite loads through the repository API for its
+// gateway runs (POST /v2/repository/models/{m}/load). Batching is off with
+// max_batch_size 1: a gateway's default ({}) batches.
+const (
+	DefaultUnbatchedConfig = `{"max_batch_size":1}`
+	DefaultBatchedConfig   = `{"max_batch_size":64}`
+	DefaultCachedConfig    = `{"response_cache":{"enable":true}}`
+)
+
+// SuiteConfig is what `infergate bench suite` runs: for each model, the
+// ort-floor at batch sizes 1..MaxBatch, the http-floor and the gateway
+// with batching off at Concurrency and at 1 (idle), the gateway with
+// batching on at Concurrency and at 1, and the gateway on cache hits at
+// Concurrency, all in closed loop.
+type SuiteConfig struct {
+	Options
+	// Target is the gateway's base URL; "" starts one: Executable serve on
+	// 127.0.0.1:0 with the models in a temporary repository, with ORTLib,
+	// Instances and IntraOpThreads (0 meaning 1) and ServerArgs, stopped
+	// (SIGTERM, then SIGKILL) at the end.
+	Target string
+	// Executable is the infergate binary that serves when Target is "".
+	Executable string
+	// Models are the models to run, in order.
+	Models []string
+	// ModelFiles maps a model to its ONNX file, for the ort-floor and, when
+	// the suite starts the gateway, its repository; the demo models (ctr,
+	// ranker) need none.
+	ModelFiles map[string]string
+	// Concurrency is the loaded level of the closed-loop runs.
+	Concurrency int
+	// UnbatchedConfig, BatchedConfig and CachedConfig are the model
+	// configurations (config.json text) of the three gateway variants.
+	UnbatchedConfig string
+	BatchedConfig   string
+	CachedConfig    string
+	// ServerArgs are added to the serve command line of the gateway the
+	// suite starts.
+	ServerArgs []string
+	// ServerLog receives that gateway's log; nil discards it (its last
+	// lines are still shown if it fails to start).
+	ServerLog io.Writer
+}
+
+// DefaultSuiteConfig returns the defaults of `infergate bench suite`.
+func DefaultSuiteConfig() SuiteConfig {
+	o := DefaultOptions()
+	o.Duration = 3 * time.Second
+	return SuiteConfig{
+		Options:         o,
+		Models:          []string{"ctr", "ranker"},
+		Concurrency:     64,
+		UnbatchedConfig: DefaultUnbatchedConfig,
+		BatchedConfig:   DefaultBatchedConfig,
+		CachedConfig:    DefaultCachedConfig,
+	}
+}
+
+// Validate reports the first setting of c that cannot run.
+func (c *SuiteConfig) Validate() error {
+	if err := c.Options.validate(); err != nil {
+		return err
+	}
+	if c.Target != "" {
+		if _, _, err := splitBaseURL(c.Target); err != nil {
+			return err
+		}
+	} else if c.Executable == "" {
+		return fmt.Errorf("%w: no --target and no executable to start a gateway with", ErrBadConfig)
+	}
+	if len(c.Models) == 0 {
+		return fmt.Errorf("%w: --models is empty", ErrBadConfig)
+	}
+	for _, m := range c.Models {
+		if f, ok := c.ModelFiles[m]; ok {
+			if _, err := os.Stat(f); err != nil {
+				return fmt.Errorf("%w: --model-file %s=%s: %s", ErrBadConfig, m, f, err)
+			}
+		} else if demoModel(m) == nil {
+			return fmt.Errorf("%w: model %q is not a demo model (ctr, ranker): give its file with --model-file %s=PATH", ErrBadConfig, m, m)
+		}
+	}
+	for m := range c.ModelFiles {
+		if !strings.Contains(","+strings.Join(c.Models, ",")+",", ","+m+",") {
+			return fmt.Errorf("%w: --model-file names %q, which --models does not list", ErrBadConfig, m)
+		}
+	}
+	if c.Concurrency < 1 || c.Concurrency > 1<<16 {
+		return fmt.Errorf("%w: --concurrency %d must be between 1 and %d", ErrBadConfig, c.Concurrency, 1<<16)
+	}
+	for _, cfg := range []struct{ flag, text string }{
+		{"--unbatched-config", c.UnbatchedConfig}, {"--batched-config", c.BatchedConfig}, {"--cached-config", c.CachedConfig},
+	} {
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(cfg.text), &obj); err != nil {
+			return fmt.Errorf("%w: %s %q is not a JSON object: %s", ErrBadConfig, cfg.flag, cfg.text, err)
+		}
+	}
+	return nil
+}
+
+// modelBytes returns the ONNX bytes of model m.
+func (c *SuiteConfig) modelBytes(m string) ([]byte, error) {
+	if f, ok := c.ModelFiles[m]; ok {
+		return os.ReadFile(f)
+	}
+	return demoModel(m), nil
+}
+
+// RunSuite runs the standard suite (see SuiteConfig) and returns its
+// report; with ctx done early, the report so far and ctx's error. A model
+// configuration the gateway refuses (such as one naming a feature it does
+// not have yet) does not stop the suite: the runs that needed it are
+// reported with no figures and Flagged saying what the gateway answered.
+func RunSuite(ctx context.Context, cfg SuiteConfig) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := newSession(ctx, cfg.Options)
+	env := &s.report.Env
+	target := cfg.Target
+	if target == "" {
+		gw, dir, err := startSuiteGateway(ctx, &cfg)
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		defer func() {
+			took := gw.stop()
+			if cfg.Log != nil {
+				fmt.Fprintf(cfg.Log, "gateway stopped in %s\n", took.Round(time.Millisecond))
+			}
+		}()
+		target = gw.url
+		env.SharedCores = true
+	} else {
+		env.SharedCores = isLoopback(target)
+	}
+	env.Target = target
+	ctl, err := newControlClient(target)
+	if err != nil {
+		return nil, err
+	}
+	if sm, err := ctl.oip.ServerMetadata(); err == nil {
+		env.ServerVersion = sm.Name + " " + sm.Version
+	}
+	for i, m := range cfg.Models {
+		if ctx.Err() != nil {
+			break
+		}
+		if err := s.suiteModel(&cfg, ctl, target, m, i == 0); err != nil {
+			return s.report, err
+		}
+	}
+	return s.report, ctx.Err()
+}
+
+// startSuiteGateway writes the models into a temporary repository and
+// starts a gateway on it; the caller removes dir after stopping it.
+func startSuiteGateway(ctx context.Context, cfg *SuiteConfig) (*gatewayProcess, string, error) {
+	dir, err := os.MkdirTemp("", "infergate-bench-")
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %w", ErrGatewayStart, err)
+	}
+	for _, m := range cfg.Models {
+		data, err := cfg.modelBytes(m)
+		if err == nil {
+			p := filepath.Join(dir, "models", m, "1", "model.onnx")
+			if err = os.MkdirAll(filepath.Dir(p), 0o755); err == nil {
+				err = os.WriteFile(p, data, 0o644)
+			}
+		}
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, "", fmt.Errorf("%w: cannot write model %q: %w", ErrGatewayStart, m, err)
+		}
+	}
+	lib, err := filepath.Abs(engine.ResolveLibPath(cfg.ORTLib))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, "", fmt.Errorf("%w: %w", ErrGatewayStart, err)
+	}
+	args := []string{
+		"serve", "--http", "127.0.0.1:0",
+		"--models", filepath.Join(dir, "models"), "--data", filepath.Join(dir, "data"),
+		"--ort-lib", lib,
+		"--instances", strconv.Itoa(max(cfg.Instances, 1)),
+		"--intra-op-threads", strconv.Itoa(max(cfg.IntraOpThreads, 1)),
+	}
+	args = append(args, cfg.ServerArgs...)
+	if cfg.Log != nil {
+		fmt.Fprintf(cfg.Log, "starting %s %s\n", cfg.Executable, strings.Join(args, " "))
+	}
+	gw, err := startGateway(ctx, cfg.Executable, args, cfg.ServerLog)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, "", err
+	}
+	return gw, dir, nil
+}
+
+// suiteModel runs the suite's steps for model m.
+func (s *session) suiteModel(cfg *SuiteConfig, ctl *controlClient, target, m string, first bool) error {
+	md, err := ctl.oip.ModelMetadata(m, "")
+	if err != nil {
+		return fmt.Errorf("%w: model %q: %w", ErrTarget, m, err)
+	}
+	binary := cfg.Encoding == EncodingBinary
+	pool, err := newPool(md, poolOptions{rows: cfg.Rows, size: cfg.Pool, seed: cfg.Seed, binary: binary})
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	hitPool, err := newPool(md, poolOptions{rows: cfg.Rows, seed: cfg.Seed, binary: binary, cacheHits: true})
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	// What the model runs with now, to put it back at the end.
+	restore := DefaultUnbatchedConfig
+	if sc := ctl.modelConfig(m); sc != nil {
+		if c, ok := loadableConfig(sc.raw); ok {
+			restore = c
+		}
+	}
+	// Batching off first: the floors are measured against this gateway.
+	unbatchedErr := s.loadConfig(ctl, m, cfg.UnbatchedConfig)
+	served := ctl.modelConfig(m)
+	instances, threads := ortSettings(&cfg.Options, served)
+	if first {
+		s.report.Env.Instances, s.report.Env.IntraOpThreads = instances, threads
+	}
+	gw, err := newHTTPTarget(target, m, pool, cfg.Timeout)
+	if err != nil {
+		return err
+	}
+	captured, err := gw.capture()
+	if err != nil {
+		return err
+	}
+	tmpl := Run{Model: m, Mode: ModeClosed, RowsPerRequest: pool.bodies[0].rows, Encoding: cfg.Encoding}
+	closed := func(name, kind string, c int) Run {
+		r := tmpl
+		r.Name = runName(name, m, level{mode: ModeClosed, concurrency: c})
+		r.Kind = kind
+		r.Concurrency = c
+		return r
+	}
+	loads := []int{cfg.Concurrency, 1}
+
+	// ort-floor.
+	data, err := cfg.modelBytes(m)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	s.ortFloor(m, data, instances, threads, modelMismatch(served, data))
+
+	// http-floor.
+	if s.ctx.Err() == nil {
+		floor, err := startHTTPFloor(captured)
+		if err != nil {
+			return fmt.Errorf("cannot start the http-floor: %w", err)
+		}
+		ft, _ := newHTTPTarget(floor.url(), m, pool, cfg.Timeout)
+		for _, c := range loads {
+			if s.ctx.Err() != nil {
+				break
+			}
+			h := httpRun{tmpl: closed(KindHTTPFloor, KindHTTPFloor, c), target: ft}
+			s.add(s.measure(func(rep int) Run { return s.measureHTTP(h, rep) }))
+		}
+		floor.close()
+	}
+
+	// The gateway in each configuration.
+	variants := []struct {
+		name      string
+		config    string
+		batching  bool
+		cache     bool
+		loads     []int
+		pool      *requestPool
+		preloaded bool
+		loadErr   error
+	}{
+		{"gateway", cfg.UnbatchedConfig, false, false, loads, pool, true, unbatchedErr},
+		{"gateway-batched", cfg.BatchedConfig, true, false, loads, pool, false, nil},
+		{"gateway-cached", cfg.CachedConfig, false, true, []int{cfg.Concurrency}, hitPool, false, nil},
+	}
+	for _, v := range variants {
+		if s.ctx.Err() != nil {
+			break
+		}
+		loadErr := v.loadErr
+		if !v.preloaded {
+			loadErr = s.loadConfig(ctl, m, v.config)
+		}
+		t, err := newHTTPTarget(target, m, v.pool, cfg.Timeout)
+		if err != nil {
+			return err
+		}
+		config := v.config
+		if loadErr == nil {
+			if sc := ctl.modelConfig(m); sc != nil {
+				config = sc.raw
+			}
+		}
+		for _, c := range v.loads {
+			if s.ctx.Err() != nil {
+				break
+			}
+			h := httpRun{tmpl: closed(v.name, KindGateway, c), target: t, control: ctl, unbatched: !v.batching}
+			h.tmpl.Batching, h.tmpl.Cache, h.tmpl.Config = v.batching, v.cache, config
+			if loadErr != nil {
+				r := h.tmpl
+				r.Flagged = fmt.Sprintf("the gateway refused the model configuration %s: %s", v.config, loadErr)
+				s.add(r)
+				continue
+			}
+			s.add(s.measure(func(rep int) Run { return s.measureHTTP(h, rep) }))
+		}
+	}
+	// Leave the model as the suite found it.
+	if err := s.loadConfig(ctl, m, restore); err != nil && cfg.Log != nil {
+		fmt.Fprintf(cfg.Log, "cannot restore model %q to %s: %s\n", m, restore, err)
+	}
+	return nil
+}
+
+// loadableConfig turns the answer of GET /v2/models/{m}/config into a
+// configuration the load API takes: without the version's name, version
+// and sha256.
+func loadableConfig(served string) (string, bool) {
+	var c map[string]json.RawMessage
+	if json.Unmarshal([]byte(served), &c) != nil {
+		return "", false
+	}
+	delete(c, "name")
+	delete(c, "version")
+	delete(c, "sha256")
+	b, err := json.Marshal(c)
+	return string(b), err == nil
+}
+
+// loadConfig loads model m with config and waits until it is ready again.
+func (s *session) loadConfig(ctl *controlClient, m, config string) error {
+	if err := ctl.loadModel(m, config); err != nil {
+		if s.opts.Log != nil {
+			fmt.Fprintf(s.opts.Log, "model %q: configuration %s refused: %s\n", m, config, err)
+		}
+		return err
+	}
+	return ctl.waitReady(m, controlTimeout)
+}

@@ -1,0 +1,195 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// WriteTable writes r as a table for a terminal: one line per run with
+// its rate, rows/s, latency percentiles, errors, the client's CPU use and
+// the server's figures, then the reasons of the flagged runs and the
+// outcome of the sweeps. A flagged run's figures are not clean: read the
+// reason before using them. A client CPU marked "!" is 90% or more of
+// GOMAXPROCS: the load generator may have been the limit.
+func WriteTable(w io.Writer, r *Report) error {
+	e := &r.Env
+	fmt.Fprintf(w, "%s, %d CPUs, GOMAXPROCS %d, %s", orDash(e.CPUModel), e.CPUs, e.GOMAXPROCS, e.GoVersion)
+	if e.ORTVersion != "" {
+		fmt.Fprintf(w, ", ONNX Runtime %s", e.ORTVersion)
+	}
+	if e.Commit != "" {
+		fmt.Fprintf(w, ", commit %s", e.Commit)
+	}
+	fmt.Fprintf(w, "\ntarget %s (%s), instances %d, intra-op threads %d, client and server share cores: %s\n\n",
+		orDash(e.Target), orDash(e.ServerVersion), e.Instances, e.IntraOpThreads, yesNo(e.SharedCores))
+
+	header := []string{"run", "kind", "req/s", "rows/s", "p50", "p99", "p99.9", "errors", "cpu", "batch", "queue", "compute", "flag"}
+	rows := [][]string{header}
+	var notes []string
+	busyClient := false
+	for i := range r.Runs {
+		run := &r.Runs[i]
+		flag := ""
+		if run.Flagged != "" {
+			notes = append(notes, fmt.Sprintf("[%d] %s: %s", len(notes)+1, run.Name, run.Flagged))
+			flag = fmt.Sprintf("FLAGGED[%d]", len(notes))
+		}
+		rps := groupThousands(run.ThroughputRPS)
+		if run.Spread != nil && run.ThroughputRPS > 0 {
+			rps += fmt.Sprintf(" ±%.0f%%", (run.Spread.ThroughputRPS.Max-run.Spread.ThroughputRPS.Min)/2/run.ThroughputRPS*100)
+		}
+		batch, queue, compute := "-", "-", "-"
+		if s := run.Server; s != nil {
+			batch = strconv.FormatFloat(s.AvgBatch, 'f', 2, 64)
+			queue, compute = formatUS(s.QueueUSAvg), formatUS(s.ComputeUSAvg)
+		}
+		if run.Kind == KindORTFloor {
+			batch = strconv.Itoa(run.BatchSize)
+		}
+		cpu := strconv.FormatFloat(run.ClientCPU, 'f', 2, 64)
+		if e.GOMAXPROCS > 0 && run.ClientCPU >= saturated*float64(e.GOMAXPROCS) {
+			cpu += "!"
+			busyClient = true
+		}
+		row := []string{
+			run.Name, run.Kind, rps, groupThousands(run.RowsPerS),
+			formatUS(run.Latency.P50), formatUS(run.Latency.P99), formatUS(run.Latency.P999),
+			formatErrors(run.Errors, run.Requests), cpu,
+			batch, queue, compute, flag,
+		}
+		if run.Requests == 0 {
+			for i := 2; i < len(row)-1; i++ {
+				row[i] = "-"
+			}
+		}
+		rows = append(rows, row)
+	}
+	widths := make([]int, len(header))
+	for _, row := range rows {
+		for i, c := range row {
+			widths[i] = max(widths[i], utf8.RuneCountInString(c))
+		}
+	}
+	for _, row := range rows {
+		var b strings.Builder
+		for i, c := range row {
+			pad := strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c))
+			if i < 2 || i == len(row)-1 {
+				b.WriteString(c + pad)
+			} else {
+				b.WriteString(pad + c)
+			}
+			if i < len(row)-1 {
+				b.WriteString("  ")
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+	if busyClient {
+		notes = append(notes, fmt.Sprintf("! the load generator used %.0f%% or more of its %d cores (GOMAXPROCS): such a run may measure the client, not the server (a floor's in-process server counts here too)",
+			saturated*100, e.GOMAXPROCS))
+	}
+	if len(notes) > 0 {
+		fmt.Fprintln(w)
+		for _, n := range notes {
+			fmt.Fprintln(w, n)
+		}
+	}
+	for _, s := range r.Sweeps {
+		unit := "/s"
+		if s.Mode == ModeClosed {
+			unit = " connections"
+		}
+		fmt.Fprintf(w, "\nsweep %s/%s (%s loop), p99 <= %s: ", s.Kind, s.Model, s.Mode, formatUS(s.MaxP99US))
+		if s.Best == "" {
+			fmt.Fprintf(w, "no load level met it")
+		} else {
+			fmt.Fprintf(w, "highest load %s%s (%s req/s achieved, %s)", groupThousands(s.BestLoad), unit, groupThousands(s.BestThroughputRPS), s.Best)
+		}
+		if s.StoppedAt != "" {
+			fmt.Fprintf(w, "; stopped at %s", s.StoppedAt)
+		}
+		fmt.Fprintln(w)
+	}
+	return nil
+}
+
+// saturated is the share of its cores above which the load generator is
+// marked busy in the table.
+const saturated = 0.9
+
+// formatUS writes a duration in µs with three significant figures and a
+// unit that fits.
+func formatUS(us float64) string {
+	switch {
+	case us == 0:
+		return "0"
+	case us < 1000:
+		return strconv.FormatFloat(us, 'f', 0, 64) + "µs"
+	case us < 1e6:
+		return trim3(us/1e3) + "ms"
+	default:
+		return trim3(us/1e6) + "s"
+	}
+}
+
+// trim3 writes x (at least 1) with three significant figures.
+func trim3(x float64) string {
+	switch {
+	case x < 10:
+		return strconv.FormatFloat(x, 'f', 2, 64)
+	case x < 100:
+		return strconv.FormatFloat(x, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(x, 'f', 0, 64)
+}
+
+// groupThousands writes x rounded to an integer with thousands separated
+// by commas; below 100 with one decimal.
+func groupThousands(x float64) string {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return "-"
+	}
+	if math.Abs(x) < 100 {
+		return strconv.FormatFloat(x, 'f', 1, 64)
+	}
+	s := strconv.FormatInt(int64(math.Round(x)), 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func formatErrors(errs, requests int64) string {
+	if errs == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%d (%.1f%%)", errs, float64(errs)/float64(max(requests, 1))*100)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

@@ -1,0 +1,63 @@
+package bench
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestWriteTable(t *testing.T) {
+	r := &Report{
+		Env: Env{CPUModel: "AMD EPYC", CPUs: 2, GOMAXPROCS: 2, GoVersion: "go1.26", Target: "http://x", SharedCores: true, Instances: 1, IntraOpThreads: 1},
+		Runs: []Run{
+			{Name: "gateway/ctr@c64", Kind: KindGateway, ThroughputRPS: 12345.6, RowsPerS: 12345.6, Requests: 100,
+				Latency: Latency{P50: 950, P99: 12_340, P999: 1_500_000}, ClientCPU: 0.5,
+				Server: &ServerStats{AvgBatch: 3.25, QueueUSAvg: 120, ComputeUSAvg: 45}},
+			{Name: "http-floor/ctr@c64", Kind: KindHTTPFloor, ThroughputRPS: 40000, Requests: 100, ClientCPU: 1.9},
+			{Name: "gateway-batched/ctr@c64", Kind: KindGateway, Flagged: "the gateway refused the model configuration {}: no"},
+			{Name: "ort-floor/ctr@b8", Kind: KindORTFloor, BatchSize: 8, ThroughputRPS: 5, Requests: 10, Errors: 1},
+		},
+		Sweeps: []Sweep{{Kind: KindGateway, Model: "ctr", Mode: ModeOpen, MaxP99US: 5000, Best: "gateway/ctr@r2000", BestLoad: 2000, BestThroughputRPS: 1999.5, StoppedAt: "gateway/ctr@r4000"}},
+	}
+	var b strings.Builder
+	if err := WriteTable(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"AMD EPYC, 2 CPUs, GOMAXPROCS 2",
+		"client and server share cores: yes",
+		"gateway/ctr@c64          gateway     12,346  12,346  950µs  12.3ms  1.50s          0   0.50   3.25  120µs     45µs",
+		"gateway-batched/ctr@c64  gateway          -       -      -       -      -          -      -      -      -        -  FLAGGED[1]",
+		"1.90!",
+		"FLAGGED[1]",
+		"[1] gateway-batched/ctr@c64: the gateway refused the model configuration {}: no",
+		"! the load generator used 90% or more of its 2 cores",
+		"1 (10.0%)",
+		"sweep gateway/ctr (open loop), p99 <= 5.00ms: highest load 2,000/s (2,000 req/s achieved, gateway/ctr@r2000); stopped at gateway/ctr@r4000",
+	} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("table lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestFormatting(t *testing.T) {
+	f := func(got, want string) {
+		t.Helper()
+		if got != want {
+			t.Fatalf("got %q; want %q", got, want)
+		}
+	}
+	f(formatUS(0), "0")
+	f(formatUS(17), "17µs")
+	f(formatUS(999), "999µs")
+	f(formatUS(1234), "1.23ms")
+	f(formatUS(12_345), "12.3ms")
+	f(formatUS(123_456), "123ms")
+	f(formatUS(2_500_000), "2.50s")
+	f(groupThousands(0), "0.0")
+	f(groupThousands(99.94), "99.9")
+	f(groupThousands(1234567.4), "1,234,567")
+	f(groupThousands(100), "100")
+	f(groupThousands(-12345), "-12,345")
+}
