@@ -46,9 +46,9 @@ type Config struct {
 	// MaxQueueDelay is how long an idle worker may hold queued requests
 	// to fill a batch; 0 (the default) dispatches at once.
 	MaxQueueDelay time.Duration
-	// MaxQueueSize bounds the requests waiting while every worker is busy
-	// (default 1024); a request an idle worker is about to take does not
-	// count.
+	// MaxQueueSize bounds the requests waiting while every instance is
+	// busy (default 1024); a request an idle instance is about to take
+	// does not count.
 	MaxQueueSize int
 	// PriorityLevels is the number of priorities, 1 the highest
 	// (default 1). DefaultPriority is used for requests that give none
@@ -163,7 +163,7 @@ type Batcher struct {
 	levels     []queue // levels[0] is priority 1
 	queued     int
 	queuedRows int
-	idle       int // workers waiting for work: the queue may hold that many more
+	free       int // instances not running anything
 	stopped    bool
 
 	wake     chan struct{} // a token per enqueue; workers wait on it
@@ -183,6 +183,7 @@ func New(backend Backend, cfg Config) (*Batcher, error) {
 		backend: backend,
 		obs:     c.Observer,
 		levels:  make([]queue, c.PriorityLevels),
+		free:    c.Instances,
 		wake:    make(chan struct{}, c.Instances),
 		stop:    make(chan struct{}),
 	}
@@ -237,7 +238,19 @@ func (b *Batcher) Do(r *Request) error {
 		b.mu.Unlock()
 		return ErrStopped
 	}
-	if b.queued >= b.cfg.MaxQueueSize+b.idle {
+	if b.queued == 0 && b.free > 0 && b.cfg.MaxQueueDelay == 0 {
+		// An instance is idle and nobody waits: run on the caller's
+		// goroutine, with no hand-off to a worker and back.
+		b.free--
+		b.mu.Unlock()
+		b.obs.Queued(0)
+		start := time.Now()
+		err := execute(b, r)
+		b.obs.Executed(r.Rows, 1, time.Since(start), err)
+		b.release()
+		return err
+	}
+	if b.queued >= b.cfg.MaxQueueSize+b.free {
 		b.mu.Unlock()
 		return ErrQueueFull
 	}
@@ -294,6 +307,21 @@ func (b *Batcher) unqueueLocked(r *Request) {
 	b.queued--
 	b.queuedRows -= r.Rows
 	r.state = stateTaken
+}
+
+// release returns an instance and wakes a worker for what queued
+// meanwhile.
+func (b *Batcher) release() {
+	b.mu.Lock()
+	b.free++
+	more := b.queued > 0
+	b.mu.Unlock()
+	if more {
+		select {
+		case b.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // oldestLocked returns the earliest enqueue time among the queue heads.
@@ -426,14 +454,29 @@ func (w *worker) next() []*Request {
 				b.mu.Unlock()
 				return nil
 			}
-			b.idle++
+			// Nothing to do: whoever queues a request, or Stop, wakes us.
 			b.mu.Unlock()
 			select {
 			case <-b.wake:
 			case <-b.stop:
 			}
 			b.mu.Lock()
-			b.idle--
+			continue
+		}
+		if b.free == 0 {
+			// Every instance busy: whoever frees one wakes a worker. Once
+			// stopped, only that can help (waiting on the closed stop
+			// channel would spin).
+			stop := b.stop
+			if b.stopped {
+				stop = nil
+			}
+			b.mu.Unlock()
+			select {
+			case <-b.wake:
+			case <-stop:
+			}
+			b.mu.Lock()
 			continue
 		}
 		now := time.Now()
@@ -456,7 +499,8 @@ func (w *worker) next() []*Request {
 		}
 		w.batch = b.collectLocked(w.batch[:0], now)
 		if len(w.batch) > 0 {
-			more := b.queued > 0
+			b.free--
+			more := b.queued > 0 && b.free > 0
 			b.mu.Unlock()
 			if more {
 				// Let an idle worker take what is left.
@@ -477,6 +521,7 @@ func (w *worker) run(batch []*Request) {
 	for _, r := range batch {
 		rows += r.Rows
 	}
+	defer b.release()
 	start := time.Now()
 	err := w.execute(batch, rows)
 	b.obs.Executed(rows, len(batch), time.Since(start), err)
@@ -506,30 +551,36 @@ func (w *worker) runAlone(r *Request) {
 // execute runs the backend, converting a panic into an error so that one
 // bad batch cannot take the process down.
 func (w *worker) execute(batch []*Request, rows int) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			w.b.cfg.Logf("batching: backend panicked: %v\n%s", p, debug.Stack())
-			err = fmt.Errorf("backend panicked: %v", p)
-		}
-	}()
-	ctx := context.Background()
 	if len(batch) == 1 {
-		// Alone: run on the request's own buffers, no copies.
-		r := batch[0]
-		outs, err := w.b.backend.Run(ctx, r.Inputs, nil, r.Outputs)
-		if err != nil {
-			return err
-		}
-		r.Outputs = outs
-		return nil
+		return execute(w.b, batch[0])
 	}
+	defer recoverBackend(w.b, &err)
 	w.gather(batch, rows)
-	outs, err := w.b.backend.Run(ctx, w.in, nil, w.out)
+	outs, err := w.b.backend.Run(context.Background(), w.in, nil, w.out)
 	if err != nil {
 		return err
 	}
 	w.out = outs
 	return w.scatter(batch, rows)
+}
+
+// execute runs one request alone, on its own buffers: no copies.
+func execute(b *Batcher, r *Request) (err error) {
+	defer recoverBackend(b, &err)
+	outs, err := b.backend.Run(context.Background(), r.Inputs, nil, r.Outputs)
+	if err != nil {
+		return err
+	}
+	r.Outputs = outs
+	return nil
+}
+
+// recoverBackend turns a backend panic into *err, logged with its stack.
+func recoverBackend(b *Batcher, err *error) {
+	if p := recover(); p != nil {
+		b.cfg.Logf("batching: backend panicked: %v\n%s", p, debug.Stack())
+		*err = fmt.Errorf("backend panicked: %v", p)
+	}
 }
 
 // gather concatenates the batch's inputs, in the first request's input

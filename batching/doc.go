@@ -2,11 +2,12 @@
 // version into batches, the way a GPU or a vectorised CPU kernel wants
 // them, without making a lone request wait.
 //
-// A Batcher owns one worker goroutine per model instance. Workers pull from
-// a bounded, prioritised queue: a worker that is idle takes what is queued
-// at once (a lone request runs immediately, alone), while all workers are
-// busy requests gather, and the next worker to free up takes as many as fit
-// in MaxBatchSize rows. This adaptive dispatch needs no delay to form large
+// A Batcher owns one worker goroutine per model instance and a count of
+// free instances. A request that finds an instance free and nobody waiting
+// runs at once on its own goroutine, alone: no hand-off, no delay. While
+// every instance is busy, requests gather in a bounded, prioritised queue,
+// and the next instance to free up is taken by a worker with as many of
+// them as fit in MaxBatchSize rows. This adaptive dispatch needs no delay to form large
 // batches under load; MaxQueueDelay only lets an idle worker wait briefly to
 // fill a preferred batch size, which pays on GPUs where a batch of 8 costs
 // what a batch of 1 does.
