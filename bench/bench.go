@@ -146,6 +146,7 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 	env := &s.report.Env
 	env.Target = cfg.Target
 	env.SharedCores = isLoopback(cfg.Target)
+	env.HTTPFloor = floorKind(cfg.FloorExecutable)
 
 	ctl, err := newControlClient(cfg.Target)
 	if err != nil {
@@ -178,6 +179,7 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	tmpl := Run{
 		Model:          cfg.Model,
+		Cache:          cfg.CacheHits, // a run meant to hit the cache is not flagged for it
 		Poisson:        cfg.Poisson,
 		RowsPerRequest: pool.bodies[0].rows,
 		Encoding:       cfg.Encoding,
@@ -210,11 +212,11 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 	runLevels(KindGateway, gw, ctl)
 
 	if slices.Contains(cfg.Floors, FloorHTTP) && ctx.Err() == nil {
-		floor, err := startHTTPFloor(captured)
+		floor, err := startHTTPFloor(ctx, cfg.FloorExecutable, captured)
 		if err != nil {
 			return s.report, fmt.Errorf("cannot start the http-floor: %w", err)
 		}
-		ft, _ := newHTTPTarget(floor.url(), cfg.Model, pool, cfg.Timeout)
+		ft, _ := newHTTPTarget(floor.url, cfg.Model, pool, cfg.Timeout)
 		runLevels(KindHTTPFloor, ft, nil)
 		floor.close()
 	}

@@ -26,7 +26,8 @@ type Env struct {
 	Commit         string `json:"commit,omitempty"`
 	Target         string `json:"target,omitempty"` // gateway URL
 	ServerVersion  string `json:"server_version,omitempty"`
-	SharedCores    bool   `json:"shared_cores"` // client and server on the same cores
+	SharedCores    bool   `json:"shared_cores"`         // client and server on the same cores
+	HTTPFloor      string `json:"http_floor,omitempty"` // "process" or "in-process"
 	Command        string `json:"command"`
 	IntraOpThreads int    `json:"intra_op_threads,omitempty"`
 	Instances      int    `json:"instances,omitempty"`

@@ -58,6 +58,10 @@ type Options struct {
 	// else 1.
 	Instances      int
 	IntraOpThreads int
+	// FloorExecutable is the infergate binary that runs the http-floor as
+	// a separate process, as the gateway is (`infergate bench
+	// floor-server`); empty runs the floor in this process.
+	FloorExecutable string
 	// Command is recorded in the report's environment.
 	Command string
 	// Progress receives a live progress bar when it is a terminal; nil

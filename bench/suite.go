@@ -149,8 +149,10 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Report, error) {
 		}()
 		target = gw.url
 		env.SharedCores = true
+		env.HTTPFloor = floorKind(cfg.FloorExecutable)
 	} else {
 		env.SharedCores = isLoopback(target)
+		env.HTTPFloor = floorKind(cfg.FloorExecutable)
 	}
 	env.Target = target
 	ctl, err := newControlClient(target)
@@ -271,11 +273,11 @@ func (s *session) suiteModel(cfg *SuiteConfig, ctl *controlClient, target, m str
 
 	// http-floor.
 	if s.ctx.Err() == nil {
-		floor, err := startHTTPFloor(captured)
+		floor, err := startHTTPFloor(s.ctx, cfg.FloorExecutable, captured)
 		if err != nil {
 			return fmt.Errorf("cannot start the http-floor: %w", err)
 		}
-		ft, _ := newHTTPTarget(floor.url(), m, pool, cfg.Timeout)
+		ft, _ := newHTTPTarget(floor.url, m, pool, cfg.Timeout)
 		for _, c := range loads {
 			if s.ctx.Err() != nil {
 				break

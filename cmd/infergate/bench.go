@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,6 +18,9 @@ import (
 func runBench(args []string) error {
 	if len(args) > 0 && args[0] == "suite" {
 		return runBenchSuite(args[1:])
+	}
+	if len(args) > 0 && args[0] == "floor-server" {
+		return runFloorServer(args[1:])
 	}
 	fs := newFlagSet("bench", "[flags]   or   infergate bench suite [flags]",
 		`Load-test one model of a running gateway over the Open Inference Protocol v2,
@@ -61,6 +65,14 @@ Without --concurrency and --rate, runs --concurrency 1,8,64.
 	}
 	cfg.Command = commandLine("bench", args)
 	out.apply(&cfg.Options)
+	if exe, err := os.Executable(); err == nil {
+		cfg.FloorExecutable = exe
+	}
+	stopProfile, err := out.startProfile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -113,6 +125,14 @@ recorded as flagged runs with its error, and the suite goes on.`)
 	cfg.Models, cfg.ModelFiles, cfg.ServerArgs = models, modelFiles, serverArgs
 	cfg.Command = commandLine("bench suite", args)
 	out.apply(&cfg.Options)
+	stopProfile, err := out.startProfile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
+	if exe, err := os.Executable(); err == nil {
+		cfg.FloorExecutable = exe
+	}
 	if cfg.Target == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -161,6 +181,7 @@ func commonBenchFlags(fs *flag.FlagSet, o *bench.Options) {
 // benchOutput holds the flags about what to write.
 type benchOutput struct {
 	json, html string
+	cpuProfile string
 	quiet      bool
 	dryRun     bool
 }
@@ -171,7 +192,27 @@ func outputFlags(fs *flag.FlagSet) *benchOutput {
 	fs.StringVar(&o.html, "html", "", "write the report as one self-contained HTML page with charts to this file")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar and no line per finished run on stderr; only the table")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "validate the flags, then exit")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator to this file (go tool pprof), to see what the client costs")
 	return o
+}
+
+// startProfile starts the CPU profile if asked; the returned func stops it.
+func (o *benchOutput) startProfile() (stop func(), err error) {
+	if o.cpuProfile == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(o.cpuProfile)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // apply sets where progress and run lines go.
@@ -311,4 +352,18 @@ func (l *keyValueList) Set(s string) error {
 		(*l)[k] = v
 	}
 	return nil
+}
+
+// runFloorServer is `infergate bench floor-server`, which the bench starts
+// to serve the http-floor in a process of its own; not for people.
+func runFloorServer(args []string) error {
+	fs := newFlagSet("bench floor-server", "--spec FILE",
+		`Serve the http-floor that FILE (written by infergate bench) describes: every
+request gets the same captured gateway answer. The bench starts and stops it.`)
+	spec := fs.String("spec", "", "floor specification (JSON) written by the bench")
+	addr := fs.String("http", "127.0.0.1:0", "address to listen on")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	return bench.ServeFloor(*spec, *addr)
 }
