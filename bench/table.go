@@ -157,20 +157,7 @@ func groupThousands(x float64) string {
 	if math.Abs(x) < 100 {
 		return strconv.FormatFloat(x, 'f', 1, 64)
 	}
-	s := strconv.FormatInt(int64(math.Round(x)), 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
+	return thousands(int64(math.Round(x)))
 }
 
 func formatErrors(errs, requests int64) string {
