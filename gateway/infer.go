@@ -155,7 +155,7 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 	br.Inputs = req.Inputs
 	br.Rows = n
 	br.Priority = int(min(req.Priority, 1<<20))
-	br.Deadline = time.Now().Add(timeout)
+	br.Deadline = start.Add(timeout)
 	br.Outputs = sc.outs
 	err = v.Batcher.Do(br)
 	sc.outs = br.Outputs
