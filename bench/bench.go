@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -117,15 +118,7 @@ func (c *Config) levels() (closed, open []level) {
 	}
 	if c.MaxP99 > 0 {
 		slices.SortFunc(closed, func(a, b level) int { return a.concurrency - b.concurrency })
-		slices.SortFunc(open, func(a, b level) int {
-			switch {
-			case a.rate < b.rate:
-				return -1
-			case a.rate > b.rate:
-				return 1
-			}
-			return 0
-		})
+		slices.SortFunc(open, func(a, b level) int { return cmp.Compare(a.rate, b.rate) })
 	}
 	return closed, open
 }

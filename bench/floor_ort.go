@@ -25,17 +25,7 @@ func newORTSender(ctx context.Context, m *engine.Model, rows int, seed uint64) (
 	rng := rand.New(rand.NewPCG(seed, 0xda3e39cb94b95bdb))
 	s := &ortSender{ctx: ctx, m: m, rows: rows}
 	for _, in := range m.Inputs() {
-		shape := make([]int64, len(in.Shape))
-		for k, d := range in.Shape {
-			switch {
-			case d >= 0:
-				shape[k] = d
-			case k == 0:
-				shape[k] = int64(rows)
-			default:
-				shape[k] = 1
-			}
-		}
+		shape := concreteShape(in.Shape, rows)
 		data, err := randomData(rng, in.Datatype, int(oip.ShapeElements(shape)))
 		if err != nil {
 			return nil, fmt.Errorf("input %q: %w", in.Name, err)

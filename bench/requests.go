@@ -74,17 +74,7 @@ func generatePool(md *oip.ModelMetadata, opts poolOptions) (*requestPool, error)
 	for range n {
 		req := &oip.InferRequest{BinaryDataOutput: opts.binary, CacheBypass: !opts.cacheHits}
 		for _, in := range md.Inputs {
-			shape := make([]int64, len(in.Shape))
-			for k, d := range in.Shape {
-				switch {
-				case d >= 0:
-					shape[k] = d
-				case k == 0:
-					shape[k] = int64(opts.rows)
-				default:
-					shape[k] = 1
-				}
-			}
+			shape := concreteShape(in.Shape, opts.rows)
 			count := oip.ShapeElements(shape)
 			if count < 0 || count > oip.MaxElements {
 				return nil, fmt.Errorf("input %q: shape %v is too large to generate", in.Name, shape)
@@ -307,4 +297,21 @@ func halfBits(f float32) uint16 {
 		h++
 	}
 	return sign | uint16(h)
+}
+
+// concreteShape turns a model's shape into one to generate data for: the
+// leading variable dimension is rows, other variable ones 1.
+func concreteShape(model []int64, rows int) []int64 {
+	shape := make([]int64, len(model))
+	for k, d := range model {
+		switch {
+		case d >= 0:
+			shape[k] = d
+		case k == 0:
+			shape[k] = int64(rows)
+		default:
+			shape[k] = 1
+		}
+	}
+	return shape
 }

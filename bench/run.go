@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -359,15 +360,7 @@ func formatKinds(kinds map[string]int64) string {
 // repetitions' reasons.
 func summarize(reps []Run) Run {
 	byRate := slices.Clone(reps)
-	slices.SortStableFunc(byRate, func(a, b Run) int {
-		switch {
-		case a.ThroughputRPS < b.ThroughputRPS:
-			return -1
-		case a.ThroughputRPS > b.ThroughputRPS:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(byRate, func(a, b Run) int { return cmp.Compare(a.ThroughputRPS, b.ThroughputRPS) })
 	r := byRate[(len(byRate)-1)/2]
 	r.Repetition = 0
 	r.Repeats = len(reps)

@@ -442,23 +442,6 @@ func checkMetric(t testing.TB, text, series string, want float64) {
 	}
 }
 
-// checkFor calls fn until it returns nil or d has passed, then fails with
-// its last error.
-func checkFor(t testing.TB, d time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // fakeBackend is a model "x" FP32 [-1,4] -> "y" FP32 [-1,1] (the sum of
 // each row) that a test can make panic, fail or block.
 type fakeBackend struct {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/infergate/infergate/gateway"
+	"github.com/infergate/infergate/internal/testenv"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 	"github.com/valyala/fasthttp"
@@ -109,7 +110,7 @@ func occupy(t *testing.T, s *testServer, b *fakeBackend) <-chan response {
 		}
 		done <- r
 	}()
-	checkFor(t, 5*time.Second, func() error {
+	testenv.CheckFor(t, 5*time.Second, func() error {
 		if n := b.running.Load(); n != 1 {
 			return fmt.Errorf("%d requests in Run; want 1", n)
 		}
@@ -190,7 +191,7 @@ func TestOverload(t *testing.T) {
 		}()
 	}
 	v := s.repo.Model("fake").Latest()
-	checkFor(t, 5*time.Second, func() error {
+	testenv.CheckFor(t, 5*time.Second, func() error {
 		if n, m := v.InFlight(), b.running.Load(); n != 2 || m != 1 {
 			return fmt.Errorf("in flight: got %d requests, %d in Run; want 2, 1 (one instance, one queued)", n, m)
 		}
@@ -389,7 +390,7 @@ func TestShutdownDrains(t *testing.T) {
 		answered <- err
 	}()
 	v := s.repo.Model("fake").Latest()
-	checkFor(t, 5*time.Second, func() error {
+	testenv.CheckFor(t, 5*time.Second, func() error {
 		if n := b.running.Load(); n != 1 {
 			return fmt.Errorf("requests in Run: got %d; want 1", n)
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/infergate/infergate/internal/testenv"
 	"github.com/infergate/infergate/oip"
 )
 
@@ -195,7 +196,7 @@ func TestHotSwapDrainsOldVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	old.Release()
-	checkFor(t, time.Second, func() error {
+	testenv.CheckFor(t, time.Second, func() error {
 		if !backendOf(old).closed.Load() {
 			return errors.New("version 1 not closed after its last request")
 		}
@@ -274,7 +275,7 @@ func TestReloadChangedFile(t *testing.T) {
 	if v.Metrics != first.Metrics {
 		t.Fatal("a reloaded version must keep its metric series")
 	}
-	checkFor(t, time.Second, func() error {
+	testenv.CheckFor(t, time.Second, func() error {
 		if !backendOf(first).closed.Load() {
 			return errors.New("replaced backend not closed")
 		}
@@ -324,7 +325,7 @@ func TestUnloadAndPoll(t *testing.T) {
 	if _, err := r.Acquire("a", 0); !errors.Is(err, ErrModelNotFound) {
 		t.Fatalf("after unload: got %v; want ErrModelNotFound", err)
 	}
-	checkFor(t, time.Second, func() error {
+	testenv.CheckFor(t, time.Second, func() error {
 		buf.Reset()
 		set.WritePrometheus(&buf)
 		if strings.Contains(buf.String(), `model="a"`) || !backendOf(v).closed.Load() {
@@ -437,21 +438,5 @@ func TestSwapUnderLoad(t *testing.T) {
 	}
 	if served.Load() == 0 {
 		t.Fatal("no request served")
-	}
-}
-
-// checkFor polls fn until it returns nil or d passes.
-func checkFor(t *testing.T, d time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

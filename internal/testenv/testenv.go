@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // RepoRoot returns the directory holding go.mod, searched upwards from the
@@ -43,4 +44,21 @@ func ORTLib(tb testing.TB) string {
 		tb.Fatalf("ONNX Runtime library not found at %s; run `make setup`: %s", p, err)
 	}
 	return p
+}
+
+// CheckFor calls fn until it returns nil or d has passed, then fails the
+// test with fn's last error: polling instead of a fixed sleep.
+func CheckFor(tb testing.TB, d time.Duration, fn func() error) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
