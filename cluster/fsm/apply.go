@@ -1,0 +1,160 @@
+package fsm
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+)
+
+// apply applies the valid command c to s. Each op checks everything
+// against s before it changes anything, so a failing command leaves s as it
+// was.
+func (s *State) apply(c *Command) *Result {
+	var n int64
+	var err error
+	switch c.Op {
+	case OpRegisterVersion:
+		n, err = s.registerVersion(c)
+	case OpSetAlias:
+		n, err = c.Version, s.setAlias(c)
+	case OpRollback:
+		n, err = s.rollback(c)
+	case OpRetireVersion:
+		n, err = c.Version, s.retireVersion(c)
+	case OpSetMember:
+		m := *c.Member
+		s.Members[m.ID] = &m
+	case OpRemoveMember:
+		delete(s.Members, c.Member.ID)
+	default:
+		panic(fmt.Sprintf("BUG: op %q passed Validate but has no apply", c.Op))
+	}
+	if err != nil {
+		return &Result{Err: err}
+	}
+	return &Result{Version: n}
+}
+
+func (s *State) registerVersion(c *Command) (int64, error) {
+	m := s.Models[c.Model]
+	next := int64(1)
+	if m != nil {
+		next = m.NextVersion
+	}
+	n := c.Version
+	switch {
+	case n == 0 && next > maxVersion:
+		return 0, fmt.Errorf("%w: model %q has used every version number up to %d", ErrConflict, c.Model, int64(maxVersion))
+	case n == 0:
+		n = next
+	case m != nil && m.Version(n) != nil:
+		return 0, fmt.Errorf("%w: model %q already has version %d", ErrConflict, c.Model, n)
+	case n < next:
+		return 0, fmt.Errorf("%w: model %q cannot get version %d: numbers below %d were used or skipped and are never reused; ask for version 0 to get %d", ErrConflict, c.Model, n, next, next)
+	}
+
+	var config json.RawMessage
+	if len(c.Config) > 0 {
+		var b bytes.Buffer
+		if err := json.Compact(&b, c.Config); err != nil {
+			panic(fmt.Sprintf("BUG: config passed Validate but does not compact: %v", err))
+		}
+		config = b.Bytes()
+	}
+	if m == nil {
+		m = &Model{Name: c.Model, Aliases: map[string]int64{}}
+		s.Models[c.Model] = m
+	}
+	v := &Version{
+		Number:  n,
+		SHA256:  c.SHA256,
+		Size:    c.Size,
+		Stage:   StageStaged,
+		Created: c.Created,
+		Origin:  c.Origin,
+		Config:  config,
+	}
+	// n >= NextVersion, which is above every number in Versions.
+	m.Versions = append(m.Versions, v)
+	m.NextVersion = n + 1
+	if c.Promote || m.Production() == 0 {
+		m.promote(v)
+	}
+	return n, nil
+}
+
+func (s *State) setAlias(c *Command) error {
+	m, v, err := s.version(c.Model, c.Version)
+	if err != nil {
+		return err
+	}
+	if v.Stage == StageRetired {
+		return fmt.Errorf("%w: cannot point alias %q at version %d of model %q: the version is retired", ErrConflict, c.Alias, v.Number, c.Model)
+	}
+	if c.Alias == AliasProduction {
+		m.promote(v)
+	} else {
+		m.Aliases[c.Alias] = v.Number
+	}
+	return nil
+}
+
+func (s *State) rollback(c *Command) (int64, error) {
+	m := s.Models[c.Model]
+	if m == nil {
+		return 0, fmt.Errorf("%w: model %q", ErrNotFound, c.Model)
+	}
+	cur := m.Production()
+	// Find the most recent usable entry; History[i:] is popped with it.
+	i := len(m.History) - 1
+	for ; i >= 0; i-- {
+		if v := m.Version(m.History[i]); v != nil && v.Number != cur && v.Stage != StageRetired {
+			break
+		}
+	}
+	if i < 0 {
+		return 0, fmt.Errorf("%w: model %q has no earlier production version to roll back to", ErrConflict, c.Model)
+	}
+	to := m.Version(m.History[i])
+	m.History = m.History[:i]
+	if p := m.Version(cur); p != nil {
+		p.Stage = StageStaged
+	}
+	to.Stage = StageProduction
+	m.Aliases[AliasProduction] = to.Number
+	return to.Number, nil
+}
+
+func (s *State) retireVersion(c *Command) error {
+	m, v, err := s.version(c.Model, c.Version)
+	if err != nil || v.Stage == StageRetired {
+		return err
+	}
+	var aliases []string
+	for alias, n := range m.Aliases {
+		if n == v.Number {
+			aliases = append(aliases, alias)
+		}
+	}
+	if len(aliases) > 0 {
+		slices.Sort(aliases)
+		return fmt.Errorf("%w: cannot retire version %d of model %q: aliases %q point to it; point them at another version with %s first", ErrConflict, v.Number, c.Model, aliases, OpSetAlias)
+	}
+	v.Stage = StageRetired
+	return nil
+}
+
+// version returns model name and its version n, or an error wrapping
+// ErrNotFound.
+func (s *State) version(name string, n int64) (*Model, *Version, error) {
+	m := s.Models[name]
+	if m == nil {
+		return nil, nil, fmt.Errorf("%w: model %q", ErrNotFound, name)
+	}
+	v := m.Version(n)
+	if v == nil {
+		return nil, nil, fmt.Errorf("%w: model %q has no version %d", ErrNotFound, name, n)
+	}
+	return m, v, nil
+}

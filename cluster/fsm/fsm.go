@@ -1,0 +1,142 @@
+package fsm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/hashicorp/raft"
+)
+
+// FSM is the raft.FSM holding the State. Raft calls Apply, Snapshot and
+// Restore from its FSM goroutine; State and Changed are safe from any
+// goroutine. Use New; the zero value is not usable.
+type FSM struct {
+	// changed has capacity 1 and is never closed.
+	changed chan struct{}
+
+	// mu protects state and index. Apply and Restore take it for writing;
+	// Snapshot and State copy under it for reading.
+	mu    sync.RWMutex
+	state *State
+	// index is the log index of the last command that succeeded, or of
+	// the restored snapshot.
+	index uint64
+}
+
+var _ raft.FSM = (*FSM)(nil)
+
+// New returns an FSM with an empty State.
+func New() *FSM {
+	return &FSM{changed: make(chan struct{}, 1), state: newState()}
+}
+
+// Apply decodes and applies the command in l.Data and returns a *Result.
+// Bytes that do not decode or a command that fails Validate give a Result
+// whose Err wraps ErrInvalid; a failing command never changes the state.
+func (f *FSM) Apply(l *raft.Log) any {
+	c, err := Decode(l.Data)
+	if err != nil {
+		return &Result{Err: err}
+	}
+	return f.ApplyCommand(c, l.Index)
+}
+
+// ApplyCommand applies c as the log entry at index, like Apply without the
+// encoding. If c succeeds, index becomes the index State returns and
+// Changed is signalled.
+func (f *FSM) ApplyCommand(c Command, index uint64) *Result {
+	if err := c.Validate(); err != nil {
+		return &Result{Err: err}
+	}
+	f.mu.Lock()
+	res := f.state.apply(&c)
+	if res.Err == nil {
+		f.index = index
+	}
+	f.mu.Unlock()
+	if res.Err == nil {
+		f.signal()
+	}
+	return res
+}
+
+// State returns a deep copy of the state and the index of the last command
+// that changed it (or of the restored snapshot).
+func (f *FSM) State() (*State, uint64) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.Clone(), f.index
+}
+
+// Changed returns a channel that receives a value after every successful
+// Apply and every Restore. Changes that come while nobody receives are
+// coalesced into one value, so a reader loops: receive, then call State.
+func (f *FSM) Changed() <-chan struct{} {
+	return f.changed
+}
+
+func (f *FSM) signal() {
+	select {
+	case f.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Snapshot returns a deep copy of the state, so that Persist may run while
+// Apply goes on.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return &snapshot{Index: f.index, State: f.state.Clone()}, nil
+}
+
+// Restore replaces the state with the snapshot in rc, which Persist wrote,
+// and closes rc. It rejects a snapshot that does not decode or breaks an
+// invariant of the State, leaving the state as it was.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	var snap snapshot
+	if err := decodeStrict(rc, &snap); err != nil {
+		return fmt.Errorf("cannot restore snapshot: %w", err)
+	}
+	if snap.State == nil {
+		return errors.New("cannot restore snapshot: it has no state")
+	}
+	snap.State.normalize()
+	if err := snap.State.check(); err != nil {
+		return fmt.Errorf("cannot restore snapshot at index %d: %w", snap.Index, err)
+	}
+	f.mu.Lock()
+	f.state, f.index = snap.State, snap.Index
+	f.mu.Unlock()
+	f.signal()
+	return nil
+}
+
+// snapshot is a raft.FSMSnapshot and the JSON that Persist writes.
+type snapshot struct {
+	Index uint64 `json:"index"`
+	State *State `json:"state"`
+}
+
+// Persist writes s to sink as JSON.
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if err := s.write(sink); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("cannot persist snapshot at index %d: %w", s.Index, err)
+	}
+	return sink.Close()
+}
+
+func (s *snapshot) write(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	// Keep Version.Config byte for byte as Apply stored it.
+	enc.SetEscapeHTML(false)
+	return enc.Encode(s)
+}
+
+// Release does nothing: s holds no resources.
+func (s *snapshot) Release() {}
