@@ -40,7 +40,7 @@ func (s *Server) lookup(name, version []byte) (*registry.Model, *registry.Versio
 	}
 	var v *registry.Version
 	if vnum == 0 {
-		v = m.Latest()
+		v = m.Default()
 	} else {
 		v = m.Version(vnum)
 	}

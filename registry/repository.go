@@ -80,10 +80,11 @@ type Repository struct {
 	table atomicTable
 
 	// loadMu serializes Load, Unload, Poll and Close.
-	loadMu    sync.Mutex
-	closed    bool                    // guarded by loadMu
-	overrides map[string]*ModelConfig // guarded by loadMu
-	pollErrs  map[string]string       // guarded by loadMu: last poll error per model
+	loadMu     sync.Mutex
+	closed     bool                    // guarded by loadMu
+	overrides  map[string]*ModelConfig // guarded by loadMu
+	defVersion map[string]int64        // guarded by loadMu: SetDefault's versions
+	pollErrs   map[string]string       // guarded by loadMu: last poll error per model
 
 	// mu protects status and vmetrics, which Index reads while a load runs.
 	mu       sync.Mutex
@@ -113,12 +114,13 @@ func New(cfg Config) (*Repository, error) {
 		cfg.Metrics = metrics.NewSet()
 	}
 	r := &Repository{
-		cfg:       cfg,
-		logf:      cfg.Logf,
-		overrides: make(map[string]*ModelConfig),
-		pollErrs:  make(map[string]string),
-		status:    make(map[string]map[int64]versionStatus),
-		vmetrics:  make(map[string]*vmEntry),
+		cfg:        cfg,
+		logf:       cfg.Logf,
+		overrides:  make(map[string]*ModelConfig),
+		defVersion: make(map[string]int64),
+		pollErrs:   make(map[string]string),
+		status:     make(map[string]map[int64]versionStatus),
+		vmetrics:   make(map[string]*vmEntry),
 	}
 	if r.logf == nil {
 		r.logf = log.Printf
@@ -143,8 +145,8 @@ func New(cfg Config) (*Repository, error) {
 func (r *Repository) Dir() string { return r.cfg.Dir }
 
 // Acquire returns the requested version of model name with a reference
-// held; the caller must call Release on it. version 0 means the latest
-// ready version. It fails with ErrModelNotFound, ErrModelNotReady,
+// held; the caller must call Release on it. version 0 means the model's default
+// version (Model.Default). It fails with ErrModelNotFound, ErrModelNotReady,
 // ErrVersionNotFound or an *OverloadError, and never blocks.
 func (r *Repository) Acquire(name string, version int64) (*Version, error) {
 	for {
@@ -154,7 +156,7 @@ func (r *Repository) Acquire(name string, version int64) (*Version, error) {
 		}
 		var v *Version
 		if version == 0 {
-			if v = m.Latest(); v == nil {
+			if v = m.Default(); v == nil {
 				return nil, ErrModelNotReady
 			}
 		} else if v = m.Version(version); v == nil {
@@ -266,7 +268,7 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 			errs = append(errs, fmt.Errorf("cannot load model %q version %d: %w", name, n, err))
 			continue
 		}
-		if prev != nil && prev.size == st.Size() && prev.modTime.Equal(st.ModTime()) && reflect.DeepEqual(prev.Config, cfg) {
+		if prev != nil && prev.size == st.Size() && prev.modTime.Equal(st.ModTime()) && sameLoadConfig(prev.Config, cfg) {
 			next = append(next, prev)
 			continue
 		}
@@ -309,6 +311,7 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 		m := old
 		if m == nil {
 			m = &Model{Name: name}
+			m.def.Store(r.defVersion[name])
 		}
 		m.versions.Store(&next)
 		if old == nil {
@@ -325,6 +328,14 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 		return fmt.Errorf("%w: %w", ErrLoadFailed, errors.Join(errs...))
 	}
 	return nil
+}
+
+// sameLoadConfig reports whether a version loaded with a would load the
+// same with b: the version policy picks versions and does not change how
+// one loads.
+func sameLoadConfig(a, b ModelConfig) bool {
+	a.VersionPolicy, b.VersionPolicy = VersionPolicy{}, VersionPolicy{}
+	return reflect.DeepEqual(a, b)
 }
 
 // loadVersion reads, hashes and loads one version file.
@@ -445,6 +456,23 @@ func (r *Repository) releaseMetrics(model, label string) {
 func (r *Repository) routable(model string, n int64) bool {
 	m := r.table.load()[model]
 	return m != nil && m.Version(n) != nil
+}
+
+// SetDefault makes version n the one unversioned requests for model name
+// get while it is ready (a cluster points it at the production alias);
+// 0 goes back to the latest ready version. It holds across reloads and
+// may name a version that is not loaded yet.
+func (r *Repository) SetDefault(name string, n int64) {
+	r.loadMu.Lock()
+	defer r.loadMu.Unlock()
+	if n == 0 {
+		delete(r.defVersion, name)
+	} else {
+		r.defVersion[name] = n
+	}
+	if m := r.table.load()[name]; m != nil {
+		m.def.Store(n)
+	}
 }
 
 // Unload stops serving every version of model name. In-flight requests

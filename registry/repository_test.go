@@ -440,3 +440,42 @@ func TestSwapUnderLoad(t *testing.T) {
 		t.Fatal("no request served")
 	}
 }
+
+func TestSetDefaultRoutesUnversioned(t *testing.T) {
+	r, _, dir := newTestRepo(t, ModelConfig{})
+	writeModel(t, dir, "m", 1, "m1")
+	writeModel(t, dir, "m", 2, "m2")
+	// Set before the model exists: it must hold once the model loads.
+	r.SetDefault("m", 1)
+	all := &ModelConfig{VersionPolicy: VersionPolicy{All: &struct{}{}}}
+	if err := r.Load("m", all); err != nil {
+		t.Fatal(err)
+	}
+	unversioned := func(want int64) {
+		t.Helper()
+		v := mustAcquire(t, r, "m", 0)
+		defer v.Release()
+		if v.Number != want {
+			t.Fatalf("unversioned request: got version %d; want %d", v.Number, want)
+		}
+		if d := r.Model("m").Default(); d == nil || d.Number != want {
+			t.Fatalf("Model.Default: got %v; want version %d", d, want)
+		}
+	}
+	unversioned(1)
+	r.SetDefault("m", 2)
+	unversioned(2)
+	// A default that is not ready falls back to the latest ready version.
+	r.SetDefault("m", 7)
+	unversioned(2)
+	r.SetDefault("m", 1)
+	if err := r.Unload("m"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Load("m", all); err != nil {
+		t.Fatal(err)
+	}
+	unversioned(1) // survives an unload and reload
+	r.SetDefault("m", 0)
+	unversioned(2)
+}

@@ -180,6 +180,9 @@ func (e *OverloadError) Error() string {
 // Model is a served model: its ready versions, swapped as a whole.
 type Model struct {
 	Name string
+	// def is the version unversioned requests get (0: the latest); see
+	// Repository.SetDefault.
+	def atomic.Int64
 	// versions holds the ready versions in ascending order; a new slice
 	// is stored on every change and never mutated after.
 	versions atomic.Pointer[[]*Version]
@@ -192,6 +195,18 @@ func (m *Model) Versions() []*Version {
 		return *p
 	}
 	return nil
+}
+
+// Default returns the version unversioned requests get: the version
+// Repository.SetDefault named while it is ready, else the latest ready
+// one, or nil.
+func (m *Model) Default() *Version {
+	if n := m.def.Load(); n != 0 {
+		if v := m.Version(n); v != nil {
+			return v
+		}
+	}
+	return m.Latest()
 }
 
 // Latest returns the highest ready version, or nil.
