@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/infergate/infergate/cluster"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 	"github.com/valyala/fasthttp"
@@ -17,7 +18,10 @@ type httpError struct {
 	msg        string
 	retryAfter int // seconds; 0 means no Retry-After header
 	reason     registry.FailureReason
-	err        error
+	// kind, when set, goes out as the cluster error-kind header, so that a
+	// node that forwarded the call knows whether to retry elsewhere.
+	kind string
+	err  error
 }
 
 func (e *httpError) Error() string {
@@ -81,6 +85,9 @@ func writeError(ctx *fasthttp.RequestCtx, he *httpError) {
 	ctx.SetContentType("application/json")
 	if he.retryAfter > 0 {
 		ctx.Response.Header.Set("Retry-After", strconv.Itoa(he.retryAfter))
+	}
+	if he.kind != "" {
+		ctx.Response.Header.Set(cluster.HeaderErrorKind, he.kind)
 	}
 	ctx.SetBody(oip.AppendError(nil, he.msg))
 }

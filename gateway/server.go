@@ -36,6 +36,13 @@ type Config struct {
 	// CacheBytes is the response cache's budget for the whole node, shared
 	// by the models whose config enables it; 0 disables the cache.
 	CacheBytes int64
+	// AdminToken, when set, is the bearer token the admin API (/v1 and
+	// the repository API) requires; when empty those answer loopback
+	// clients only.
+	AdminToken string
+	// InferenceToken, when set, is the bearer token inference and
+	// metadata calls (/v2/models/...) require; empty leaves them open.
+	InferenceToken string
 	// Logf logs; nil means log.Printf.
 	Logf func(format string, args ...any)
 }
@@ -86,6 +93,9 @@ type Server struct {
 
 	scratch scratchPool
 	cache   *cache.Cache // nil when disabled
+
+	// plane serves the admin API once AttachCluster sets it.
+	plane atomic.Pointer[controlPlane]
 
 	panics     *metrics.Counter
 	unrouted   [numUnrouted]*metrics.Counter
@@ -210,6 +220,10 @@ var (
 func (s *Server) route(ctx *fasthttp.RequestCtx) error {
 	path := ctx.Path()
 	if rest, ok := bytes.CutPrefix(path, pathModels); ok {
+		if s.cfg.InferenceToken != "" && !bearerMatches(ctx, s.cfg.InferenceToken) {
+			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="infergate"`)
+			return &httpError{code: fasthttp.StatusUnauthorized, msg: "this server needs the inference token: send Authorization: Bearer <token>"}
+		}
 		return s.routeModel(ctx, rest)
 	}
 	switch string(path) {
@@ -250,7 +264,17 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) error {
 		return s.statusPage(ctx)
 	}
 	if rest, ok := bytes.CutPrefix(path, pathRepoModels); ok {
+		if err := s.authorizeAdmin(ctx); err != nil {
+			return err
+		}
 		return s.routeRepository(ctx, rest)
+	}
+	if rest, ok := bytes.CutPrefix(path, pathV1); ok {
+		if bytes.HasPrefix(rest, []byte("models/")) && bytes.IndexByte(rest, ':') >= 0 {
+			// KServe's v1 protocol (/v1/models/{m}:predict) is not spoken.
+			return notFound("%q is KServe's v1 protocol; infergate speaks the OIP v2 protocol: POST /v2/models/{name}/infer (the OIP v2 endpoints live under /v2)", path)
+		}
+		return s.routeAdmin(ctx, rest)
 	}
 	return notFound("no such endpoint %q; the OIP v2 endpoints live under /v2 (GET /v2 describes the server)", path)
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,9 +19,11 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/infergate/infergate/cluster"
 	"github.com/infergate/infergate/engine"
 	"github.com/infergate/infergate/gateway"
 	"github.com/infergate/infergate/registry"
+	"github.com/infergate/infergate/registry/blobs"
 )
 
 // serveConfig is everything `infergate serve` is told by its flags.
@@ -37,6 +41,12 @@ type serveConfig struct {
 	pprofAddr       string
 	defaults        registry.ModelConfig
 	gateway         gateway.Config
+
+	nodeID        string
+	raftAddr      string
+	join          string
+	advertiseHTTP string
+	cluster       cluster.Config
 }
 
 func serveFlags(fs *flag.FlagSet) *serveConfig {
@@ -68,6 +78,15 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.DurationVar(&c.gateway.ReadTimeout, "read-timeout", c.gateway.ReadTimeout, "longest time to read one request")
 	fs.DurationVar(&c.gateway.WriteTimeout, "write-timeout", c.gateway.WriteTimeout, "longest time to write one response")
 	fs.DurationVar(&c.gateway.IdleTimeout, "idle-timeout", c.gateway.IdleTimeout, "close keep-alive connections idle this long")
+
+	c.cluster = cluster.DefaultConfig()
+	fs.StringVar(&c.nodeID, "node-id", "", "this node's name in the cluster (default: the one stored in --data, else a new random one)")
+	fs.StringVar(&c.raftAddr, "cluster", "", "raft address (IP:port) peers reach this node on; empty: a lone node on a loopback port chosen at start (give a fixed address before other nodes join it)")
+	fs.StringVar(&c.join, "join", "", "base URL of a cluster member to join through on first start (e.g. http://10.0.0.5:8080); without it a fresh --data bootstraps a new one-node cluster")
+	fs.StringVar(&c.advertiseHTTP, "advertise-http", "", "base URL peers reach this node's HTTP on (default: http://<--http address>; required when --http listens on 0.0.0.0)")
+	fs.StringVar(&c.gateway.AdminToken, "admin-token", os.Getenv("INFERGATE_ADMIN_TOKEN"), "bearer token required by the admin API (/v1, repository load/unload) and by cluster peers (default $INFERGATE_ADMIN_TOKEN); without it the admin API answers loopback clients only")
+	fs.StringVar(&c.gateway.InferenceToken, "inference-token", os.Getenv("INFERGATE_INFERENCE_TOKEN"), "bearer token required by /v2/models/... calls (default $INFERGATE_INFERENCE_TOKEN); empty leaves inference open")
+	fs.IntVar(&c.cluster.MaxVoters, "max-voters", c.cluster.MaxVoters, "voters the cluster admits (3 or 5); nodes joining beyond them are non-voters, which serve all the same")
 	return c
 }
 
@@ -89,6 +108,12 @@ func (c *serveConfig) validate() error {
 	}
 	if err := c.defaults.Validate(); err != nil {
 		return fmt.Errorf("model defaults: %w", err)
+	}
+	if c.join != "" && c.raftAddr == "" {
+		return errors.New("--join needs --cluster: the raft address (IP:port) the other nodes reach this one on")
+	}
+	if c.join != "" && c.gateway.AdminToken == "" {
+		return errors.New("--join needs --admin-token (or INFERGATE_ADMIN_TOKEN): nodes authenticate each other with it")
 	}
 	return c.gateway.Validate()
 }
@@ -165,6 +190,17 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	srv.SetReady(true)
 	logger.Printf("initial models loaded in %s; ready", time.Since(start).Round(time.Millisecond))
 
+	// The control plane starts after the local models serve: the data
+	// plane never waits on raft, and a fresh node registers what it
+	// serves in the group it bootstraps.
+	node, err := startCluster(c, ln.Addr(), repo, logger)
+	if err != nil {
+		srv.Shutdown(context.Background())
+		repo.Close()
+		return err
+	}
+	srv.AttachCluster(node, c.cluster.Blobs)
+
 	pollCtx, stopPoll := context.WithCancel(context.Background())
 	pollDone := make(chan struct{})
 	go func() {
@@ -180,6 +216,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	case err := <-serveErr:
 		stopPoll()
 		<-pollDone
+		node.Stop()
 		repo.Close()
 		return fmt.Errorf("HTTP server stopped: %w", err)
 	}
@@ -200,6 +237,11 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		logger.Printf("HTTP shutdown: %s", err)
 	}
 	t = time.Now()
+	if err := node.Stop(); err != nil {
+		logger.Printf("cluster: stopping raft: %s", err)
+	}
+	logger.Printf("control plane stopped in %s", time.Since(t).Round(time.Millisecond))
+	t = time.Now()
 	stopPoll()
 	<-pollDone
 	closed := make(chan struct{})
@@ -215,6 +257,99 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		logger.Printf("models still unloading after %s; exiting anyway", c.shutdownTimeout)
 	}
 	return nil
+}
+
+// startCluster starts this node's control plane in --data: its raft
+// state, its blob store, and its id, kept in DATA/node-id.
+func startCluster(c *serveConfig, httpAddr net.Addr, repo *registry.Repository, logger *log.Logger) (*cluster.Node, error) {
+	id, err := nodeID(c.dataDir, c.nodeID)
+	if err != nil {
+		return nil, err
+	}
+	store, err := blobs.Open(filepath.Join(c.dataDir, "blobs"))
+	if err != nil {
+		return nil, err
+	}
+	cc := c.cluster
+	cc.NodeID = id
+	cc.DataDir = filepath.Join(c.dataDir, "raft")
+	cc.RaftAddr = c.raftAddr
+	if cc.RaftAddr == "" {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		cc.RaftAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	cc.HTTPAddr = c.advertiseHTTP
+	if cc.HTTPAddr == "" {
+		cc.HTTPAddr = "http://" + httpAddr.String()
+	}
+	cc.Join = c.join
+	cc.Token = c.gateway.AdminToken
+	cc.Registry = repo
+	cc.Blobs = store
+	cc.Check = checkModel
+	cc.Logf = logger.Printf
+	c.cluster.Blobs = store
+	node, err := cluster.Start(cc)
+	if err != nil {
+		return nil, err
+	}
+	logger.Printf("cluster: node %s, raft on %s, peers reach it at %s", id, cc.RaftAddr, cc.HTTPAddr)
+	if c.gateway.AdminToken == "" {
+		logger.Printf("cluster: no --admin-token; the admin API answers loopback clients only")
+	}
+	return node, nil
+}
+
+// nodeID returns flag, else the id stored in dir, else a new random id,
+// which it stores; a stored id that differs from flag is an error.
+func nodeID(dir, flag string) (string, error) {
+	path := filepath.Join(dir, "node-id")
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		stored := strings.TrimSpace(string(b))
+		if flag != "" && flag != stored {
+			return "", fmt.Errorf("--node-id %q, but %s belongs to node %q; use that id or another --data", flag, dir, stored)
+		}
+		return stored, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", err
+	}
+	id := flag
+	if id == "" {
+		var r [4]byte
+		if _, err := rand.Read(r[:]); err != nil {
+			return "", err
+		}
+		id = "node-" + hex.EncodeToString(r[:])
+	}
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("cannot record the node id: %w", err)
+	}
+	return id, nil
+}
+
+// freePort asks the kernel for a free loopback port.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// checkModel is the trial load of an uploaded model: ONNX Runtime must
+// accept it with the default options.
+func checkModel(data []byte) error {
+	m, err := engine.Load(data, engine.Options{})
+	if err != nil {
+		return err
+	}
+	return m.Close()
 }
 
 // loadEngine is the registry's LoadFunc: ONNX Runtime sessions.

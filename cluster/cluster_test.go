@@ -1,0 +1,326 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/internal/testenv"
+	"github.com/infergate/infergate/oip"
+	"github.com/infergate/infergate/registry"
+	"github.com/infergate/infergate/registry/blobs"
+)
+
+// textBackend stands in for ONNX Runtime: a model is any bytes.
+type textBackend struct{}
+
+func (textBackend) Inputs() []oip.TensorMetadata {
+	return []oip.TensorMetadata{{Name: "x", Datatype: oip.FP32, Shape: []int64{-1, 1}}}
+}
+func (textBackend) Outputs() []oip.TensorMetadata {
+	return []oip.TensorMetadata{{Name: "y", Datatype: oip.FP32, Shape: []int64{-1, 1}}}
+}
+func (textBackend) Run(_ context.Context, in []oip.Tensor, _ []string, dst []oip.Tensor) ([]oip.Tensor, error) {
+	return dst, nil
+}
+func (textBackend) Close() error { return nil }
+
+// testCluster is n nodes over raft's in-memory transport; node 0
+// bootstraps and the others join through it.
+type testCluster struct {
+	t     *testing.T
+	nodes []*Node
+	trans []*raft.InmemTransport
+}
+
+func testConfig(t *testing.T, id string, trans *raft.InmemTransport, join string) Config {
+	t.Helper()
+	repo, err := registry.New(registry.Config{
+		Dir:  t.TempDir(),
+		Load: func([]byte, registry.ModelConfig) (registry.Backend, error) { return textBackend{}, nil },
+		Logf: t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(repo.Close)
+	store, err := blobs.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.NodeID = id
+	cfg.RaftAddr = string(trans.LocalAddr())
+	cfg.HTTPAddr = "http://" + string(trans.LocalAddr())
+	cfg.DataDir = t.TempDir()
+	cfg.Join = join
+	cfg.HeartbeatTimeout = 100 * time.Millisecond
+	cfg.ElectionTimeout = 100 * time.Millisecond
+	cfg.LeaderLeaseTimeout = 50 * time.Millisecond
+	cfg.CommitTimeout = 5 * time.Millisecond
+	cfg.HoldTimeout = 500 * time.Millisecond
+	cfg.ApplyTimeout = time.Second
+	cfg.Registry = repo
+	cfg.Blobs = store
+	cfg.Logf = func(format string, args ...any) { t.Logf(id+": "+format, args...) }
+	cfg.inmem = trans
+	return cfg
+}
+
+func newTestCluster(t *testing.T, n int) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t}
+	for i := range n {
+		addr := raft.ServerAddress(fmt.Sprintf("127.0.0.%d:7000", i+1))
+		_, tr := raft.NewInmemTransport(addr)
+		for _, other := range c.trans {
+			tr.Connect(other.LocalAddr(), other)
+			other.Connect(addr, tr)
+		}
+		c.trans = append(c.trans, tr)
+		join := ""
+		if i > 0 {
+			// Never answers: the test adds the node on the leader.
+			join = "http://127.0.0.1:1"
+		}
+		node, err := Start(testConfig(t, fmt.Sprintf("n%d", i), tr, join))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { node.Stop() })
+		c.nodes = append(c.nodes, node)
+	}
+	c.waitLeader(c.nodes[0])
+	for _, node := range c.nodes[1:] {
+		m := fsm.Member{ID: node.ID(), RaftAddr: node.cfg.RaftAddr, HTTPAddr: node.cfg.HTTPAddr}
+		if err := c.nodes[0].JoinLocal(m); err != nil {
+			t.Fatalf("join %s: %v", node.ID(), err)
+		}
+	}
+	return c
+}
+
+// waitLeader waits until one of among leads and every one of them knows it.
+func (c *testCluster) waitLeader(among ...*Node) *Node {
+	c.t.Helper()
+	var leader *Node
+	testenv.CheckFor(c.t, 5*time.Second, func() error {
+		leader = nil
+		for _, n := range among {
+			if n.IsLeader() {
+				leader = n
+			}
+		}
+		if leader == nil {
+			return errors.New("no leader")
+		}
+		for _, n := range among {
+			if id, _ := n.Leader(); id != leader.ID() {
+				return fmt.Errorf("%s follows %q, not %s", n.ID(), id, leader.ID())
+			}
+		}
+		return nil
+	})
+	return leader
+}
+
+// partition cuts node i off from every other node, both ways.
+func (c *testCluster) partition(i int) {
+	for j, tr := range c.trans {
+		if j != i {
+			tr.Disconnect(c.trans[i].LocalAddr())
+			c.trans[i].Disconnect(tr.LocalAddr())
+		}
+	}
+}
+
+// heal reconnects every pair.
+func (c *testCluster) heal() {
+	for i, a := range c.trans {
+		for j, b := range c.trans {
+			if i != j {
+				a.Connect(b.LocalAddr(), b)
+			}
+		}
+	}
+}
+
+// register applies a register_version command on n for model with
+// content, storing its blob on every node first (there is no HTTP here to
+// pull it from a peer).
+func (c *testCluster) register(n *Node, model, content string) (*fsm.Result, error) {
+	sum := sha256.Sum256([]byte(content))
+	for _, node := range c.nodes {
+		if _, _, err := node.cfg.Blobs.Put(bytes.NewReader([]byte(content)), 1<<20); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	return n.ApplyLocal(fsm.Command{
+		Op: fsm.OpRegisterVersion, Model: model, SHA256: hex.EncodeToString(sum[:]),
+		Size: int64(len(content)), Created: time.Unix(1, 0).UTC(), Origin: n.ID(),
+	})
+}
+
+func stateOf(n *Node) *fsm.State {
+	st, _ := n.FSM().State()
+	return st
+}
+
+// waitConverged waits until every node in among has the same state.
+func (c *testCluster) waitConverged(among ...*Node) {
+	c.t.Helper()
+	testenv.CheckFor(c.t, 5*time.Second, func() error {
+		want := stateOf(among[0])
+		for _, n := range among[1:] {
+			if got := stateOf(n); !reflect.DeepEqual(got, want) {
+				return fmt.Errorf("%s has %d models, %s has %d", n.ID(), len(got.Models), among[0].ID(), len(want.Models))
+			}
+		}
+		return nil
+	})
+}
+
+func TestClusterReplicatesAndServes(t *testing.T) {
+	c := newTestCluster(t, 3)
+	leader := c.waitLeader(c.nodes...)
+	res, err := c.register(leader, "m", "model one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Version != 1 {
+		t.Fatalf("first version: got %d; want 1", res.Version)
+	}
+	c.waitConverged(c.nodes...)
+	// Every node's reconciler links the blob into its repository, loads it
+	// and routes unversioned requests to production.
+	for _, n := range c.nodes {
+		testenv.CheckFor(t, 5*time.Second, func() error {
+			v, err := n.cfg.Registry.Acquire("m", 0)
+			if err != nil {
+				return fmt.Errorf("%s: %w", n.ID(), err)
+			}
+			defer v.Release()
+			if v.Number != 1 {
+				return fmt.Errorf("%s routes version %d; want 1", n.ID(), v.Number)
+			}
+			if s := n.LocalStatus().Models["m"]["1"]; s.State != VersionReady {
+				return fmt.Errorf("%s reports %+v; want ready", n.ID(), s)
+			}
+			return nil
+		})
+	}
+	if st := stateOf(c.nodes[2]); len(st.Members) != 3 {
+		t.Fatalf("members: got %d records; want 3", len(st.Members))
+	}
+}
+
+func TestLeaderLossElectsAndKeepsCommittedWrites(t *testing.T) {
+	c := newTestCluster(t, 3)
+	old := c.waitLeader(c.nodes...)
+	for i := range 5 {
+		if _, err := c.register(old, "m", fmt.Sprintf("v%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rest []*Node
+	for i, n := range c.nodes {
+		if n == old {
+			c.partition(i)
+		} else {
+			rest = append(rest, n)
+		}
+	}
+	start := time.Now()
+	leader := c.waitLeader(rest...)
+	t.Logf("new leader %s after %s", leader.ID(), time.Since(start).Round(time.Millisecond))
+	if m := stateOf(leader).Models["m"]; m == nil || len(m.Versions) != 5 {
+		t.Fatalf("the new leader lost committed writes: %+v", m)
+	}
+	res, err := c.register(leader, "m", "after")
+	if err != nil || res.Version != 6 {
+		t.Fatalf("write on the new leader: got %+v, %v; want version 6", res, err)
+	}
+}
+
+func TestPartitionedMinorityCannotCommit(t *testing.T) {
+	c := newTestCluster(t, 3)
+	old := c.waitLeader(c.nodes...)
+	if _, err := c.register(old, "m", "before"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitConverged(c.nodes...)
+	// Cut the leader off: it is the minority, and what it is asked to
+	// write must never commit.
+	var rest []*Node
+	for i, n := range c.nodes {
+		if n == old {
+			c.partition(i)
+		} else {
+			rest = append(rest, n)
+		}
+	}
+	if res, err := c.register(old, "minority", "lost"); err == nil {
+		t.Fatalf("the partitioned leader committed a write: %+v", res)
+	} else if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrUnknownOutcome) {
+		t.Fatalf("minority write: got %v; want ErrNotLeader or ErrUnknownOutcome", err)
+	}
+	// Apply holds for a leader, then gives up with ErrNoLeader.
+	start := time.Now()
+	_, err := old.Apply(context.Background(), fsm.Command{Op: fsm.OpSetAlias, Model: "m", Alias: "beta", Version: 1})
+	if !errors.Is(err, ErrNoLeader) {
+		t.Fatalf("Apply on the minority: got %v; want ErrNoLeader", err)
+	}
+	if held := time.Since(start); held < old.cfg.HoldTimeout {
+		t.Fatalf("Apply gave up after %s; want it to hold %s", held, old.cfg.HoldTimeout)
+	}
+
+	leader := c.waitLeader(rest...)
+	if _, err := c.register(leader, "majority", "kept"); err != nil {
+		t.Fatal(err)
+	}
+	c.heal()
+	c.waitConverged(c.nodes...)
+	st := stateOf(old)
+	if st.Models["minority"] != nil {
+		t.Fatal("the minority's write survived the heal")
+	}
+	if st.Models["majority"] == nil {
+		t.Fatal("the healed node did not catch up with the majority's write")
+	}
+}
+
+func TestRemoveMember(t *testing.T) {
+	c := newTestCluster(t, 3)
+	leader := c.waitLeader(c.nodes...)
+	var victim *Node
+	for _, n := range c.nodes {
+		if n != leader {
+			victim = n
+			break
+		}
+	}
+	if err := leader.RemoveLocal(victim.ID()); err != nil {
+		t.Fatal(err)
+	}
+	_, members, err := leader.Members()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		if m.ID == victim.ID() {
+			t.Fatalf("removed node still listed: %+v", m)
+		}
+	}
+	if err := leader.RemoveLocal("nobody"); !errors.Is(err, fsm.ErrNotFound) {
+		t.Fatalf("removing an unknown node: got %v; want ErrNotFound", err)
+	}
+}

@@ -1,0 +1,133 @@
+package cluster
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/infergate/infergate/registry"
+	"github.com/infergate/infergate/registry/blobs"
+)
+
+// Config configures a Node. DefaultConfig gives timings suited to loopback
+// and small machines; Validate names the first bad field.
+type Config struct {
+	// NodeID names the node in the raft group; it must stay the same
+	// across restarts on the same data directory.
+	NodeID string
+	// RaftAddr is the TCP address raft listens on and advertises
+	// (host:port; the host must be an IP peers can reach).
+	RaftAddr string
+	// HTTPAddr is this node's gateway base URL as peers reach it
+	// (http://host:port): forwarded writes and blob pulls go there.
+	HTTPAddr string
+	// DataDir holds raft's log (raft.db) and snapshots; the node's
+	// data directory's raft subdirectory.
+	DataDir string
+	// Join is a member's base URL to join through on first start; empty
+	// bootstraps a new one-voter group instead. Ignored once the data
+	// directory holds raft state.
+	Join string
+	// Token is the admin bearer token presented to peers (and required
+	// by them). Empty only for a lone node.
+	Token string
+	// MaxVoters is how many voters the leader admits (3 or 5 make
+	// sense); later nodes join as non-voters, which serve all the same.
+	MaxVoters int
+
+	// HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout are raft's
+	// failure-detection timings; CommitTimeout bounds how long a write
+	// may sit before it is sent.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	// HoldTimeout is how long a write waits for a leader to exist before
+	// failing with ErrNoLeader.
+	HoldTimeout time.Duration
+	// ApplyTimeout bounds one raft apply on the leader.
+	ApplyTimeout time.Duration
+	// SnapshotThreshold is how many log entries trigger a snapshot.
+	SnapshotThreshold uint64
+
+	// Registry receives the replicated models; Blobs stores their bytes.
+	Registry *registry.Repository
+	Blobs    *blobs.Store
+	// Check, when set, is called on uploaded bytes before they are
+	// registered (a trial load), so that the cluster never registers a
+	// version no node can load.
+	Check func(onnx []byte) error
+	// Logf logs control-plane events; nil means log.Printf.
+	Logf func(format string, args ...any)
+
+	// inmem, set by tests, replaces the TCP transport and the on-disk
+	// stores with raft's in-memory ones, so that tests can partition.
+	inmem *raft.InmemTransport
+}
+
+// DefaultConfig returns the timings used by infergate serve. Raft's
+// library defaults (1 s heartbeat and election timeouts) are tuned for
+// WANs; on loopback and LANs half of that elects a new leader in about a
+// second while staying clear of GC pauses on a busy two-core machine.
+func DefaultConfig() Config {
+	return Config{
+		MaxVoters:          3,
+		HeartbeatTimeout:   500 * time.Millisecond,
+		ElectionTimeout:    500 * time.Millisecond,
+		LeaderLeaseTimeout: 250 * time.Millisecond,
+		CommitTimeout:      20 * time.Millisecond,
+		HoldTimeout:        5 * time.Second,
+		ApplyTimeout:       5 * time.Second,
+		SnapshotThreshold:  1024,
+	}
+}
+
+// Validate reports the first problem of c in words a person can act on.
+func (c *Config) Validate() error {
+	switch {
+	case c.NodeID == "":
+		return fmt.Errorf("cluster: the node id is empty; set --node-id")
+	case len(c.NodeID) > 128:
+		return fmt.Errorf("cluster: node id %q is longer than 128 bytes", c.NodeID)
+	case c.DataDir == "":
+		return fmt.Errorf("cluster: the data directory is empty; set --data")
+	case c.MaxVoters < 1 || c.MaxVoters > 9:
+		return fmt.Errorf("cluster: max voters must be between 1 and 9, got %d", c.MaxVoters)
+	case c.HeartbeatTimeout < 5*time.Millisecond || c.ElectionTimeout < 5*time.Millisecond:
+		return fmt.Errorf("cluster: heartbeat and election timeouts must be at least 5ms, got %s and %s", c.HeartbeatTimeout, c.ElectionTimeout)
+	case c.LeaderLeaseTimeout <= 0 || c.LeaderLeaseTimeout > c.HeartbeatTimeout:
+		return fmt.Errorf("cluster: the leader lease timeout must be positive and at most the heartbeat timeout (%s), got %s", c.HeartbeatTimeout, c.LeaderLeaseTimeout)
+	case c.HoldTimeout <= 0 || c.ApplyTimeout <= 0 || c.CommitTimeout <= 0:
+		return fmt.Errorf("cluster: hold, apply and commit timeouts must be positive")
+	case c.Registry == nil || c.Blobs == nil:
+		return fmt.Errorf("cluster: Config.Registry and Config.Blobs are required")
+	}
+	host, port, err := net.SplitHostPort(c.RaftAddr)
+	if err != nil || port == "" || port == "0" {
+		return fmt.Errorf("cluster: raft address %q must be host:port with a fixed port (--cluster)", c.RaftAddr)
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		return fmt.Errorf("cluster: raft address %q must name an IP that peers can reach, not a hostname or 0.0.0.0", c.RaftAddr)
+	}
+	if err := checkBaseURL(c.HTTPAddr); err != nil {
+		return fmt.Errorf("cluster: this node's HTTP address: %w", err)
+	}
+	if c.Join != "" {
+		if err := checkBaseURL(c.Join); err != nil {
+			return fmt.Errorf("cluster: --join: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkBaseURL accepts http(s)://host:port with no path beyond "/".
+func checkBaseURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return fmt.Errorf("%q is not a base URL like http://10.0.0.5:8080", s)
+	}
+	return nil
+}

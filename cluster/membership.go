@@ -1,0 +1,261 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/infergate/infergate/cluster/fsm"
+)
+
+// Member is a member as GET /v1/cluster reports it: its record in the
+// state machine and its place in raft's configuration.
+type Member struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+	Voter    bool   `json:"voter"`
+	// State is "leader", "follower" (a voter), "nonvoter", or "unknown"
+	// for a record raft's configuration does not hold (yet).
+	State string `json:"state"`
+}
+
+// Members returns the leader's id and the members, sorted by id, as this
+// node knows them.
+func (n *Node) Members() (leader string, members []Member, err error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return "", nil, raftError(err)
+	}
+	_, lid := n.raft.LeaderWithID()
+	st, _ := n.fsm.State()
+	seen := make(map[string]bool)
+	for _, s := range f.Configuration().Servers {
+		id := string(s.ID)
+		seen[id] = true
+		m := Member{ID: id, RaftAddr: string(s.Address), Voter: s.Suffrage == raft.Voter}
+		if rec := st.Members[id]; rec != nil {
+			m.HTTPAddr = rec.HTTPAddr
+		}
+		switch {
+		case s.ID == lid:
+			m.State = "leader"
+		case m.Voter:
+			m.State = "follower"
+		default:
+			m.State = "nonvoter"
+		}
+		members = append(members, m)
+	}
+	for id, rec := range st.Members {
+		if !seen[id] {
+			members = append(members, Member{ID: id, RaftAddr: rec.RaftAddr, HTTPAddr: rec.HTTPAddr, State: "unknown"})
+		}
+	}
+	slices.SortFunc(members, func(a, b Member) int { return cmpString(a.ID, b.ID) })
+	return string(lid), members, nil
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Join adds m to the group from any node (forwarded to the leader). The
+// leader adds it as a voter while the group has fewer than
+// Config.MaxVoters, else as a non-voter, then records its addresses. A
+// node that is already a member with the same address is left as it is,
+// so a retried join is harmless.
+func (n *Node) Join(ctx context.Context, m fsm.Member) error {
+	if m.ID == "" || m.RaftAddr == "" {
+		return fmt.Errorf("%w: a join needs the node's id and raft address", fsm.ErrInvalid)
+	}
+	if err := checkBaseURL(m.HTTPAddr); err != nil {
+		return fmt.Errorf("%w: the joining node's http address: %w", fsm.ErrInvalid, err)
+	}
+	return n.withLeader(ctx, func(ctx context.Context, leaderURL string) error {
+		if leaderURL != "" {
+			return n.peers.join(ctx, leaderURL, m)
+		}
+		return n.JoinLocal(m)
+	})
+}
+
+// JoinLocal does Join's work on the leader; ErrNotLeader elsewhere.
+func (n *Node) JoinLocal(m fsm.Member) error {
+	if n.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return raftError(err)
+	}
+	voters := 0
+	m.Voter = false
+	for _, s := range f.Configuration().Servers {
+		if s.ID == raft.ServerID(m.ID) {
+			if s.Address == raft.ServerAddress(m.RaftAddr) {
+				m.Voter = s.Suffrage == raft.Voter
+				_, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetMember, Member: &m})
+				return err
+			}
+			// Same id at a new address: replace it.
+			if err := n.raft.RemoveServer(s.ID, 0, n.cfg.ApplyTimeout).Error(); err != nil {
+				return raftError(err)
+			}
+			continue
+		}
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	var af raft.IndexFuture
+	if voters < n.cfg.MaxVoters {
+		m.Voter = true
+		af = n.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, n.cfg.ApplyTimeout)
+	} else {
+		af = n.raft.AddNonvoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, n.cfg.ApplyTimeout)
+	}
+	if err := af.Error(); err != nil {
+		return raftError(err)
+	}
+	n.logf("cluster: node %s (raft %s, http %s) joined as a %s", m.ID, m.RaftAddr, m.HTTPAddr, map[bool]string{true: "voter", false: "non-voter"}[m.Voter])
+	_, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetMember, Member: &m})
+	return err
+}
+
+// Remove takes node id out of the group and forgets its record, from any
+// node. Removing the last voter is refused.
+func (n *Node) Remove(ctx context.Context, id string) error {
+	return n.withLeader(ctx, func(ctx context.Context, leaderURL string) error {
+		if leaderURL != "" {
+			return n.peers.remove(ctx, leaderURL, id)
+		}
+		return n.RemoveLocal(id)
+	})
+}
+
+// RemoveLocal does Remove's work on the leader; ErrNotLeader elsewhere.
+func (n *Node) RemoveLocal(id string) error {
+	if n.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return raftError(err)
+	}
+	servers := f.Configuration().Servers
+	i := slices.IndexFunc(servers, func(s raft.Server) bool { return s.ID == raft.ServerID(id) })
+	st, _ := n.fsm.State()
+	if i < 0 && st.Members[id] == nil {
+		return fmt.Errorf("%w: node %q is not a member", fsm.ErrNotFound, id)
+	}
+	if i >= 0 {
+		if len(servers) == 1 {
+			return fmt.Errorf("%w: node %q is the only member; a group cannot remove its last voter", fsm.ErrConflict, id)
+		}
+		if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+			return raftError(err)
+		}
+	}
+	if id == n.cfg.NodeID {
+		// The leader removed itself and steps down; its successor
+		// forgets the record when asked again.
+		return nil
+	}
+	_, err := n.ApplyLocal(fsm.Command{Op: fsm.OpRemoveMember, Member: &fsm.Member{ID: id}})
+	return err
+}
+
+// announce makes sure the group holds this node's current addresses: it
+// joins through Config.Join when raft does not know this node yet, and
+// records a changed HTTP address after a restart. It retries until it
+// succeeds or the node stops.
+func (n *Node) announce() {
+	self := fsm.Member{ID: n.cfg.NodeID, RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr}
+	delay := 100 * time.Millisecond
+	for {
+		err := n.announceOnce(self)
+		if err == nil {
+			return
+		}
+		if errors.Is(err, ErrStopped) {
+			return
+		}
+		n.logf("cluster: cannot announce node %s yet: %v; retrying in %s", self.ID, err, delay)
+		select {
+		case <-n.stop:
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+func (n *Node) announceOnce(self fsm.Member) error {
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.HoldTimeout+time.Second)
+	defer cancel()
+	go func() {
+		select {
+		case <-n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if n.inConfiguration() {
+		st, _ := n.fsm.State()
+		if rec := st.Members[self.ID]; rec != nil && rec.HTTPAddr == self.HTTPAddr && rec.RaftAddr == self.RaftAddr {
+			return nil
+		}
+		// Wait until this node has caught up before deciding the record
+		// is missing: a fresh follower starts with an empty state.
+		if err := n.ReadIndex(ctx); err != nil {
+			return err
+		}
+		st, _ = n.fsm.State()
+		if rec := st.Members[self.ID]; rec != nil && rec.HTTPAddr == self.HTTPAddr && rec.RaftAddr == self.RaftAddr {
+			return nil
+		}
+		self.Voter = n.isVoter()
+		_, err := n.Apply(ctx, fsm.Command{Op: fsm.OpSetMember, Member: &self})
+		return err
+	}
+	if n.cfg.Join == "" {
+		return errors.New("this node is not in the raft configuration of its data directory and has no --join address")
+	}
+	return n.peers.join(ctx, n.cfg.Join, self)
+}
+
+// inConfiguration reports whether raft's latest configuration holds this
+// node.
+func (n *Node) inConfiguration() bool {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	return slices.ContainsFunc(f.Configuration().Servers, func(s raft.Server) bool {
+		return s.ID == raft.ServerID(n.cfg.NodeID)
+	})
+}
+
+func (n *Node) isVoter() bool {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.ID == raft.ServerID(n.cfg.NodeID) {
+			return s.Suffrage == raft.Voter
+		}
+	}
+	return false
+}

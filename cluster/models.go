@@ -1,0 +1,139 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/registry"
+)
+
+// Upload stores onnx as the next version of model name, after the trial
+// load of Config.Check, and registers it through raft from any node; with
+// promote it becomes production at once (the first version always does).
+// The bytes stay in this node's blob store; the others pull them.
+func (n *Node) Upload(ctx context.Context, name string, onnx []byte, promote bool) (*fsm.Result, string, error) {
+	if err := registry.CheckName(name); err != nil {
+		return nil, "", fmt.Errorf("%w: %w", fsm.ErrInvalid, err)
+	}
+	if len(onnx) == 0 {
+		return nil, "", fmt.Errorf("%w: the body is empty; send the ONNX model's bytes (Content-Type: application/octet-stream)", fsm.ErrInvalid)
+	}
+	if n.cfg.Check != nil {
+		if err := n.cfg.Check(onnx); err != nil {
+			return nil, "", fmt.Errorf("%w: the body is not a model this gateway can serve: %w", fsm.ErrInvalid, err)
+		}
+	}
+	hex, size, err := n.cfg.Blobs.Put(bytes.NewReader(onnx), int64(len(onnx)))
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot store the upload: %w", err)
+	}
+	res, err := n.Apply(ctx, fsm.Command{
+		Op: fsm.OpRegisterVersion, Model: name, SHA256: hex, Size: size,
+		Created: time.Now().UTC().Truncate(time.Millisecond), Origin: n.cfg.NodeID, Promote: promote,
+	})
+	return res, hex, err
+}
+
+// ModelView is a model as the admin API shows it.
+type ModelView struct {
+	Name       string           `json:"name"`
+	Production int64            `json:"production,omitempty"`
+	Aliases    map[string]int64 `json:"aliases"`
+	Versions   []VersionView    `json:"versions"`
+}
+
+// VersionView is one version with its state on every member.
+type VersionView struct {
+	Version int64     `json:"version"`
+	SHA256  string    `json:"sha256"`
+	Size    int64     `json:"size"`
+	Stage   string    `json:"stage"`
+	Created time.Time `json:"created"`
+	Origin  string    `json:"origin"`
+	// Nodes maps member ids to the version's state there; a member that
+	// did not answer in time is "unreachable". Retired versions have none.
+	Nodes map[string]VersionStatus `json:"nodes,omitempty"`
+}
+
+// peerStatusTimeout bounds the wait for the members' readiness reports.
+const peerStatusTimeout = time.Second
+
+// Models returns the replicated models from the local state (all of them,
+// or the one named), with each version's readiness on every member, asked
+// in parallel and bounded by a second.
+func (n *Node) Models(ctx context.Context, only string) ([]ModelView, error) {
+	st, _ := n.fsm.State()
+	if only != "" && st.Models[only] == nil {
+		return nil, fmt.Errorf("%w: model %q is not registered in the cluster", fsm.ErrNotFound, only)
+	}
+	statuses := n.memberStatuses(ctx, st)
+	var out []ModelView
+	for name, m := range st.Models {
+		if only != "" && name != only {
+			continue
+		}
+		mv := ModelView{Name: name, Production: m.Production(), Aliases: m.Aliases}
+		if mv.Aliases == nil {
+			mv.Aliases = map[string]int64{}
+		}
+		for _, v := range m.Versions {
+			vv := VersionView{Version: v.Number, SHA256: v.SHA256, Size: v.Size, Stage: v.Stage, Created: v.Created, Origin: v.Origin}
+			if v.Stage != fsm.StageRetired {
+				vv.Nodes = make(map[string]VersionStatus, len(statuses))
+				for id, ls := range statuses {
+					switch {
+					case ls == nil:
+						vv.Nodes[id] = VersionStatus{State: "unreachable"}
+					case ls.Models[name] == nil:
+						vv.Nodes[id] = VersionStatus{State: "pending"}
+					default:
+						s, ok := ls.Models[name][strconv.FormatInt(v.Number, 10)]
+						if !ok {
+							s = VersionStatus{State: "pending"}
+						}
+						vv.Nodes[id] = s
+					}
+				}
+			}
+			mv.Versions = append(mv.Versions, vv)
+		}
+		out = append(out, mv)
+	}
+	slices.SortFunc(out, func(a, b ModelView) int { return cmpString(a.Name, b.Name) })
+	return out, nil
+}
+
+// memberStatuses asks every member for its LocalStatus; nil marks one that
+// did not answer.
+func (n *Node) memberStatuses(ctx context.Context, st *fsm.State) map[string]*LocalStatus {
+	ctx, cancel := context.WithTimeout(ctx, peerStatusTimeout)
+	defer cancel()
+	out := make(map[string]*LocalStatus, len(st.Members)+1)
+	out[n.cfg.NodeID] = n.LocalStatus()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for id, m := range st.Members {
+		if id == n.cfg.NodeID {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ls, err := n.peers.localStatus(ctx, m.HTTPAddr)
+			if err != nil {
+				ls = nil
+			}
+			mu.Lock()
+			out[id] = ls
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}

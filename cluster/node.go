@@ -1,0 +1,385 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/infergate/infergate/cluster/fsm"
+)
+
+// Node is one member of the control plane. Its methods are safe for
+// concurrent use.
+type Node struct {
+	cfg   Config
+	logf  func(format string, args ...any)
+	fsm   *fsm.FSM
+	raft  *raft.Raft
+	trans *raft.NetworkTransport
+	store *raftboltdb.BoltStore
+	peers *peerClient
+	rec   *reconciler
+	// bootstrapped is set by open when this start created the group.
+	bootstrapped bool
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+}
+
+// Start opens the raft state in cfg.DataDir and starts the node: on a first
+// start it bootstraps a one-voter group, or joins cfg.Join; on later
+// starts it rejoins the group recorded there. It returns once raft runs;
+// the reconciler and the join (retried until it succeeds or Stop) go on in
+// the background.
+func Start(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:   cfg,
+		logf:  cfg.Logf,
+		fsm:   fsm.New(),
+		peers: newPeerClient(cfg.Token),
+		stop:  make(chan struct{}),
+	}
+	if n.logf == nil {
+		n.logf = log.Printf
+	}
+	if err := n.open(); err != nil {
+		n.closeStores()
+		return nil, err
+	}
+	n.rec = newReconciler(n)
+	n.goFunc(n.rec.loop)
+	n.goFunc(n.announce)
+	if n.bootstrapped {
+		n.goFunc(n.seed)
+	}
+	return n, nil
+}
+
+// open creates the stores, the transport and raft, and bootstraps when
+// this is a fresh lone node.
+func (n *Node) open() error {
+	dir := n.cfg.DataDir
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("cluster: cannot create %s: %w", dir, err)
+	}
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name:   "raft",
+		Level:  hclog.Info,
+		Output: logWriter{n.logf},
+	})
+	var (
+		logs   raft.LogStore
+		stable raft.StableStore
+		snaps  raft.SnapshotStore
+		trans  raft.Transport
+	)
+	if n.cfg.inmem != nil {
+		mem := raft.NewInmemStore()
+		logs, stable, snaps, trans = mem, mem, raft.NewInmemSnapshotStore(), n.cfg.inmem
+	} else {
+		store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+		if err != nil {
+			return fmt.Errorf("cluster: cannot open the raft log %s: %w", filepath.Join(dir, "raft.db"), err)
+		}
+		n.store = store
+		fss, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, logger)
+		if err != nil {
+			return fmt.Errorf("cluster: cannot open the snapshot store in %s: %w", dir, err)
+		}
+		addr, err := net.ResolveTCPAddr("tcp", n.cfg.RaftAddr)
+		if err != nil {
+			return fmt.Errorf("cluster: raft address %q: %w", n.cfg.RaftAddr, err)
+		}
+		tcp, err := raft.NewTCPTransportWithLogger(n.cfg.RaftAddr, addr, 3, 5*time.Second, logger)
+		if err != nil {
+			return fmt.Errorf("cluster: cannot listen for raft on %s: %w", n.cfg.RaftAddr, err)
+		}
+		n.trans = tcp
+		logs, stable, snaps, trans = store, store, fss, tcp
+	}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(n.cfg.NodeID)
+	rc.HeartbeatTimeout = n.cfg.HeartbeatTimeout
+	rc.ElectionTimeout = n.cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = n.cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = n.cfg.CommitTimeout
+	rc.SnapshotThreshold = n.cfg.SnapshotThreshold
+	rc.Logger = logger
+
+	existing, err := raft.HasExistingState(logs, stable, snaps)
+	if err != nil {
+		return fmt.Errorf("cluster: cannot read the raft state in %s: %w", dir, err)
+	}
+	r, err := raft.NewRaft(rc, n.fsm, logs, stable, snaps, trans)
+	if err != nil {
+		return fmt.Errorf("cluster: cannot start raft: %w", err)
+	}
+	n.raft = r
+	switch {
+	case existing:
+		n.logf("cluster: node %s rejoining its group from %s", n.cfg.NodeID, dir)
+	case n.cfg.Join == "":
+		n.logf("cluster: node %s bootstrapping a new one-voter group in %s", n.cfg.NodeID, dir)
+		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+			ID: rc.LocalID, Address: trans.LocalAddr(), Suffrage: raft.Voter,
+		}}})
+		if err := f.Error(); err != nil {
+			return fmt.Errorf("cluster: cannot bootstrap: %w", err)
+		}
+		n.bootstrapped = true
+	default:
+		n.logf("cluster: node %s joining through %s", n.cfg.NodeID, n.cfg.Join)
+	}
+	return nil
+}
+
+// Stop stops the reconciler and raft and closes the stores. It is
+// idempotent. A stopped node's data directory can be started again.
+func (n *Node) Stop() error {
+	var err error
+	n.stopOnce.Do(func() {
+		close(n.stop)
+		n.wg.Wait()
+		if n.raft != nil {
+			err = n.raft.Shutdown().Error()
+		}
+		n.closeStores()
+	})
+	return err
+}
+
+func (n *Node) closeStores() {
+	if n.trans != nil {
+		n.trans.Close()
+	}
+	if n.store != nil {
+		n.store.Close()
+	}
+}
+
+// goFunc runs f on a goroutine that Stop waits for.
+func (n *Node) goFunc(f func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+}
+
+// ID returns the node's id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// FSM returns the node's state machine: State for local reads, Changed
+// to follow it.
+func (n *Node) FSM() *fsm.FSM { return n.fsm }
+
+// IsLeader reports whether this node leads now.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Leader returns the leader's id and HTTP base URL as this node knows
+// them; empty when none is known (or its member record has not arrived).
+func (n *Node) Leader() (id, httpAddr string) {
+	_, lid := n.raft.LeaderWithID()
+	if lid == "" {
+		return "", ""
+	}
+	st, _ := n.fsm.State()
+	if m := st.Members[string(lid)]; m != nil {
+		return string(lid), m.HTTPAddr
+	}
+	return string(lid), ""
+}
+
+// Staleness says how current this node's state is: the last applied log
+// index, whether a leader is known, and how long since the leader was
+// last heard from (0 on the leader itself).
+type Staleness struct {
+	Index       uint64
+	KnownLeader bool
+	LastContact time.Duration
+}
+
+// Staleness returns the node's current Staleness.
+func (n *Node) Staleness() Staleness {
+	s := Staleness{Index: n.raft.AppliedIndex()}
+	_, lid := n.raft.LeaderWithID()
+	s.KnownLeader = lid != ""
+	if n.raft.State() != raft.Leader {
+		if t := n.raft.LastContact(); !t.IsZero() {
+			s.LastContact = time.Since(t)
+		} else {
+			s.LastContact = -1
+		}
+	}
+	return s
+}
+
+// Apply applies c through raft from any node: on the leader directly,
+// elsewhere by forwarding it to the leader. With no leader it holds for
+// Config.HoldTimeout, then fails with ErrNoLeader. Errors of the command
+// itself wrap fsm.ErrInvalid, fsm.ErrNotFound or fsm.ErrConflict.
+func (n *Node) Apply(ctx context.Context, c fsm.Command) (*fsm.Result, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	var res *fsm.Result
+	err := n.withLeader(ctx, func(ctx context.Context, leaderURL string) error {
+		var err error
+		if leaderURL == "" {
+			res, err = n.ApplyLocal(c)
+		} else {
+			res, err = n.peers.apply(ctx, leaderURL, c)
+		}
+		return err
+	})
+	return res, err
+}
+
+// ApplyLocal applies c if this node leads, else fails with ErrNotLeader.
+// The admin API calls it for writes forwarded by other nodes.
+func (n *Node) ApplyLocal(c fsm.Command) (*fsm.Result, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	b, err := c.Encode()
+	if err != nil {
+		return nil, err
+	}
+	f := n.raft.Apply(b, n.cfg.ApplyTimeout)
+	if err := f.Error(); err != nil {
+		return nil, raftError(err)
+	}
+	res, ok := f.Response().(*fsm.Result)
+	if !ok {
+		panic(fmt.Sprintf("BUG: the FSM answered %T", f.Response()))
+	}
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	return res, nil
+}
+
+// raftError maps raft's errors to ours: ErrNotLeader when nothing was
+// applied, ErrUnknownOutcome when the entry may have committed.
+func raftError(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout):
+		return ErrNotLeader
+	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrAbortedByRestore):
+		return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return ErrStopped
+	}
+	return err
+}
+
+// withLeader calls do with the leader's URL ("" when this node leads),
+// retrying while there is none or while do fails with ErrNotLeader or a
+// connection that never reached the leader, until Config.HoldTimeout.
+func (n *Node) withLeader(ctx context.Context, do func(ctx context.Context, leaderURL string) error) error {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.HoldTimeout)
+	defer cancel()
+	var last error
+	for {
+		id, url := n.Leader()
+		switch {
+		case id == n.cfg.NodeID:
+			last = do(ctx, "")
+		case url != "":
+			last = do(ctx, url)
+		default:
+			last = nil
+		}
+		if last == nil && id != "" && (id == n.cfg.NodeID || url != "") {
+			return nil
+		}
+		if last != nil && !errors.Is(last, ErrNotLeader) && !errors.Is(last, errUnreached) {
+			return last
+		}
+		select {
+		case <-ctx.Done():
+			if last != nil {
+				return fmt.Errorf("%w within %s (last try: %v)", ErrNoLeader, n.cfg.HoldTimeout, last)
+			}
+			return fmt.Errorf("%w within %s", ErrNoLeader, n.cfg.HoldTimeout)
+		case <-n.stop:
+			return ErrStopped
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// ReadIndex waits until this node has applied every write the leader had
+// committed when ReadIndex was called, so that a read of the local state
+// that follows is linearizable. The leader confirms it still leads first.
+func (n *Node) ReadIndex(ctx context.Context) error {
+	var index uint64
+	err := n.withLeader(ctx, func(ctx context.Context, leaderURL string) error {
+		var err error
+		if leaderURL == "" {
+			index, err = n.LeaderIndex()
+		} else {
+			index, err = n.peers.readIndex(ctx, leaderURL)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for n.raft.AppliedIndex() < index {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: waiting to apply index %d (at %d): %w", index, n.raft.AppliedIndex(), ctx.Err())
+		case <-n.stop:
+			return ErrStopped
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// LeaderIndex confirms this node leads (a round of heartbeats), makes sure
+// its own state machine has applied every committed entry, and returns
+// that index; ErrNotLeader when it does not lead.
+func (n *Node) LeaderIndex() (uint64, error) {
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		return 0, raftError(err)
+	}
+	if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
+		return 0, raftError(err)
+	}
+	return n.raft.AppliedIndex(), nil
+}
+
+// logWriter feeds hclog's lines to the node's logger.
+type logWriter struct {
+	logf func(format string, args ...any)
+}
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.logf("%s", bytes.TrimRight(p, "\n"))
+	return len(p), nil
+}
+
+var _ io.Writer = logWriter{}
+
+// errUnreached marks a peer call that failed before the peer could have
+// acted on it (connection refused, unknown host), so it is safe to retry.
+var errUnreached = errors.New("peer not reached")

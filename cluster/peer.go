@@ -1,0 +1,205 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/infergate/infergate/cluster/fsm"
+)
+
+// Headers of the peer protocol.
+const (
+	// HeaderForwarded marks a request one node forwards to the leader:
+	// the leader applies it itself or answers ErrNotLeader, and never
+	// forwards it again.
+	HeaderForwarded = "X-Infergate-Forwarded"
+	// HeaderErrorKind tells the forwarding node which cluster error a 503
+	// is: "not-leader" (retry with the new leader), "no-leader" or
+	// "unknown-outcome".
+	HeaderErrorKind = "X-Infergate-Error-Kind"
+)
+
+// ErrorKind returns the HeaderErrorKind value for err, or "".
+func ErrorKind(err error) string {
+	switch {
+	case errors.Is(err, ErrNotLeader):
+		return "not-leader"
+	case errors.Is(err, ErrNoLeader):
+		return "no-leader"
+	case errors.Is(err, ErrUnknownOutcome):
+		return "unknown-outcome"
+	}
+	return ""
+}
+
+// peerClient calls other members' admin API.
+type peerClient struct {
+	token string
+	http  *http.Client
+}
+
+func newPeerClient(token string) *peerClient {
+	return &peerClient{
+		token: token,
+		http: &http.Client{
+			// Forwarded writes and joins are small; blob pulls stream and
+			// set their own deadline through the context.
+			Transport: &http.Transport{
+				DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+				MaxIdleConnsPerHost: 4,
+				IdleConnTimeout:     time.Minute,
+			},
+		},
+	}
+}
+
+// do sends one request and decodes a JSON answer into out (when not nil).
+func (p *peerClient) do(ctx context.Context, method, base, path string, body any, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(base, "/")+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set(HeaderForwarded, "1")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	p.authorize(req)
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return peerError(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: reading the answer: %w", method, req.URL, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return statusError(resp, b)
+	}
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("%s %s: bad answer %q: %w", method, req.URL, b, err)
+		}
+	}
+	return nil
+}
+
+func (p *peerClient) authorize(req *http.Request) {
+	if p.token != "" {
+		req.Header.Set("Authorization", "Bearer "+p.token)
+	}
+}
+
+// peerError marks errors that happened before the peer could act.
+func peerError(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return fmt.Errorf("%w: %w", errUnreached, err)
+	}
+	return err
+}
+
+// statusError turns a peer's error answer back into this package's and
+// fsm's sentinel errors, keeping the peer's message.
+func statusError(resp *http.Response, body []byte) error {
+	var e struct {
+		Error string `json:"error"`
+	}
+	msg := strings.TrimSpace(string(body))
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		msg = e.Error
+	}
+	var kind error
+	switch resp.StatusCode {
+	case http.StatusBadRequest:
+		kind = fsm.ErrInvalid
+	case http.StatusNotFound:
+		kind = fsm.ErrNotFound
+	case http.StatusConflict:
+		kind = fsm.ErrConflict
+	case http.StatusUnauthorized, http.StatusForbidden:
+		kind = ErrUnauthorized
+	case http.StatusServiceUnavailable:
+		switch resp.Header.Get(HeaderErrorKind) {
+		case "not-leader":
+			kind = ErrNotLeader
+		case "unknown-outcome":
+			kind = ErrUnknownOutcome
+		default:
+			kind = ErrNoLeader
+		}
+	default:
+		return fmt.Errorf("peer %s answered %d: %s", resp.Request.URL.Host, resp.StatusCode, msg)
+	}
+	return fmt.Errorf("%w (from %s: %s)", kind, resp.Request.URL.Host, msg)
+}
+
+func (p *peerClient) apply(ctx context.Context, leader string, c fsm.Command) (*fsm.Result, error) {
+	var res fsm.Result
+	if err := p.do(ctx, http.MethodPost, leader, "/v1/cluster/apply", c, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (p *peerClient) readIndex(ctx context.Context, leader string) (uint64, error) {
+	var out struct {
+		Index uint64 `json:"index"`
+	}
+	err := p.do(ctx, http.MethodGet, leader, "/v1/cluster/read-index", nil, &out)
+	return out.Index, err
+}
+
+func (p *peerClient) join(ctx context.Context, base string, m fsm.Member) error {
+	return p.do(ctx, http.MethodPost, base, "/v1/cluster/join", m, nil)
+}
+
+func (p *peerClient) remove(ctx context.Context, leader, id string) error {
+	return p.do(ctx, http.MethodDelete, leader, "/v1/cluster/members/"+url.PathEscape(id), nil, nil)
+}
+
+// localStatus asks a member which versions it has ready (GET
+// /v1/local/models).
+func (p *peerClient) localStatus(ctx context.Context, base string) (*LocalStatus, error) {
+	var out LocalStatus
+	if err := p.do(ctx, http.MethodGet, base, "/v1/local/models", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// openBlob starts a blob download from a peer; the caller closes the body.
+func (p *peerClient) openBlob(ctx context.Context, base, hex string) (io.ReadCloser, int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/v1/blobs/sha256:"+hex, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	p.authorize(req)
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return nil, 0, peerError(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		return nil, 0, statusError(resp, b)
+	}
+	return resp.Body, resp.ContentLength, nil
+}

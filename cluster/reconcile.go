@@ -1,0 +1,360 @@
+package cluster
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/registry"
+)
+
+// Version states of LocalStatus.
+const (
+	VersionFetching = "fetching" // its blob is being pulled from a peer
+	VersionLoading  = "loading"  // linked into the repository, loading
+	VersionReady    = "ready"    // loaded, warmed and routable here
+	VersionFailed   = "failed"   // see Reason; retried on the next change or tick
+)
+
+// VersionStatus is one version's state on one node.
+type VersionStatus struct {
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// LocalStatus is what one node reports about the replicated versions
+// (GET /v1/local/models): model -> version -> status.
+type LocalStatus struct {
+	Node   string                              `json:"node"`
+	Index  uint64                              `json:"index"`
+	Models map[string]map[string]VersionStatus `json:"models"`
+}
+
+// retryInterval is how often the reconciler retries failed work when the
+// replicated state does not change.
+const retryInterval = 5 * time.Second
+
+// reconciler makes the local registry match the replicated state. Only
+// its loop goroutine runs reconcile; LocalStatus may be called from any.
+type reconciler struct {
+	n    *Node
+	repo *registry.Repository
+
+	// mu protects status.
+	mu     sync.Mutex
+	status map[string]map[int64]VersionStatus
+
+	// hashes caches the sha256 of repository files by path, so that an
+	// unchanged file is hashed once; only the loop goroutine uses it.
+	hashes map[string]fileHash
+	// loadErrs is the last load error per model, logged once; only the
+	// loop goroutine uses it.
+	loadErrs map[string]string
+}
+
+type fileHash struct {
+	size    int64
+	modTime time.Time
+	hex     string
+}
+
+func newReconciler(n *Node) *reconciler {
+	return &reconciler{
+		n:        n,
+		repo:     n.cfg.Registry,
+		status:   make(map[string]map[int64]VersionStatus),
+		hashes:   make(map[string]fileHash),
+		loadErrs: make(map[string]string),
+	}
+}
+
+func (r *reconciler) loop() {
+	t := time.NewTicker(retryInterval)
+	defer t.Stop()
+	for {
+		r.reconcile()
+		select {
+		case <-r.n.stop:
+			return
+		case <-r.n.fsm.Changed():
+		case <-t.C:
+		}
+	}
+}
+
+// LocalStatus returns this node's view of every replicated version.
+func (n *Node) LocalStatus() *LocalStatus {
+	r := n.rec
+	out := &LocalStatus{Node: n.cfg.NodeID, Index: n.raft.AppliedIndex(), Models: make(map[string]map[string]VersionStatus)}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name, vs := range r.status {
+		m := make(map[string]VersionStatus, len(vs))
+		for v, s := range vs {
+			m[strconv.FormatInt(v, 10)] = s
+		}
+		out.Models[name] = m
+	}
+	return out
+}
+
+func (r *reconciler) setStatus(model string, v int64, state, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.status[model] == nil {
+		r.status[model] = make(map[int64]VersionStatus)
+	}
+	r.status[model][v] = VersionStatus{State: state, Reason: reason}
+}
+
+// reconcile brings every replicated model to the registry.
+func (r *reconciler) reconcile() {
+	st, _ := r.n.fsm.State()
+	names := make([]string, 0, len(st.Models))
+	for name := range st.Models {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		select {
+		case <-r.n.stop:
+			return
+		default:
+		}
+		r.reconcileModel(st, st.Models[name])
+	}
+}
+
+func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
+	var present []int64
+	live := make(map[int64]bool)
+	for _, v := range m.Versions {
+		if v.Stage == fsm.StageRetired {
+			continue
+		}
+		live[v.Number] = true
+		if err := r.ensureVersion(st, m.Name, v); err != nil {
+			r.setStatus(m.Name, v.Number, VersionFailed, err.Error())
+			continue
+		}
+		present = append(present, v.Number)
+	}
+	r.mu.Lock()
+	for v := range r.status[m.Name] {
+		if !live[v] {
+			delete(r.status[m.Name], v)
+		}
+	}
+	r.mu.Unlock()
+	if len(present) == 0 {
+		if len(live) == 0 && r.repo.Model(m.Name) != nil {
+			if err := r.repo.Unload(m.Name); err != nil {
+				r.n.logf("cluster: cannot unload model %q, all of whose versions are retired: %v", m.Name, err)
+			}
+		}
+		return
+	}
+
+	cfg, err := r.modelConfig(m)
+	if err != nil {
+		for _, v := range present {
+			r.setStatus(m.Name, v, VersionFailed, err.Error())
+		}
+		return
+	}
+	cfg.VersionPolicy = registry.VersionPolicy{Specific: &registry.SpecificPolicy{Versions: present}}
+	for _, v := range present {
+		if lm := r.repo.Model(m.Name); lm == nil || lm.Version(v) == nil {
+			r.setStatus(m.Name, v, VersionLoading, "")
+		}
+	}
+	// Load is cheap when nothing changed: the registry keeps versions
+	// whose file and config are the same.
+	msg := ""
+	if err := r.repo.Load(m.Name, &cfg); err != nil {
+		msg = err.Error()
+	}
+	if msg != r.loadErrs[m.Name] {
+		if msg != "" {
+			r.n.logf("cluster: loading model %q versions %v: %s", m.Name, present, msg)
+		}
+		r.loadErrs[m.Name] = msg
+	}
+	loaded := r.repo.Model(m.Name)
+	reasons := r.loadReasons(m.Name)
+	for _, v := range present {
+		if loaded != nil && loaded.Version(v) != nil {
+			r.setStatus(m.Name, v, VersionReady, "")
+		} else {
+			r.setStatus(m.Name, v, VersionFailed, reasons[v])
+		}
+	}
+	// Route unversioned traffic to production once it is ready here;
+	// until then the previous default keeps serving.
+	if p := m.Production(); p != 0 && loaded != nil && loaded.Version(p) != nil {
+		r.repo.SetDefault(m.Name, p)
+	}
+}
+
+// loadReasons returns why versions of model failed to load, from the
+// registry's index.
+func (r *reconciler) loadReasons(model string) map[int64]string {
+	out := make(map[int64]string)
+	idx, err := r.repo.Index()
+	if err != nil {
+		return out
+	}
+	for _, e := range idx {
+		if e.Name == model && e.Reason != "" {
+			if n, err := strconv.ParseInt(e.Version, 10, 64); err == nil {
+				out[n] = e.Reason
+			}
+		}
+	}
+	return out
+}
+
+// modelConfig is the config.json of m's production version (else its
+// newest), which applies to every version of m served here.
+func (r *reconciler) modelConfig(m *fsm.Model) (registry.ModelConfig, error) {
+	var src *fsm.Version
+	if p := m.Production(); p != 0 {
+		src = m.Version(p)
+	}
+	for i := len(m.Versions) - 1; src == nil && i >= 0; i-- {
+		if m.Versions[i].Stage != fsm.StageRetired {
+			src = m.Versions[i]
+		}
+	}
+	if src == nil || len(src.Config) == 0 {
+		return registry.ModelConfig{}, nil
+	}
+	cfg, err := registry.ParseModelConfig(src.Config)
+	if err != nil {
+		return cfg, fmt.Errorf("model %q version %d: its config: %w", m.Name, src.Number, err)
+	}
+	return cfg, nil
+}
+
+// ensureVersion makes DIR/<model>/<version>/model.onnx hold v's bytes:
+// from the local blob store, from a file already there with the right
+// digest, or pulled from a peer.
+func (r *reconciler) ensureVersion(st *fsm.State, model string, v *fsm.Version) error {
+	path := filepath.Join(r.repo.Dir(), model, strconv.FormatInt(v.Number, 10), "model.onnx")
+	blobs := r.n.cfg.Blobs
+	if !blobs.Has(v.SHA256) {
+		if r.fileHolds(path, v) {
+			// Seeded or copied in by hand: adopt it, so peers can pull it.
+			if err := r.importFile(path, v); err != nil {
+				return err
+			}
+		} else {
+			r.setStatus(model, v.Number, VersionFetching, "")
+			if err := r.fetch(st, v); err != nil {
+				return fmt.Errorf("cannot fetch model %q version %d (sha256:%s): %w", model, v.Number, v.SHA256, err)
+			}
+		}
+	}
+	if r.fileHolds(path, v) {
+		return nil
+	}
+	if err := blobs.Link(v.SHA256, path); err != nil {
+		return fmt.Errorf("cannot place model %q version %d in the repository: %w", model, v.Number, err)
+	}
+	return nil
+}
+
+// fileHolds reports whether path holds v's bytes (hashing it at most once
+// per size and modification time).
+func (r *reconciler) fileHolds(path string, v *fsm.Version) bool {
+	st, err := os.Stat(path)
+	if err != nil || st.Size() != v.Size {
+		return false
+	}
+	if h, ok := r.hashes[path]; ok && h.size == st.Size() && h.modTime.Equal(st.ModTime()) {
+		return h.hex == v.SHA256
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sum := sha256.New()
+	if _, err := io.Copy(sum, f); err != nil {
+		return false
+	}
+	h := fileHash{size: st.Size(), modTime: st.ModTime(), hex: hex.EncodeToString(sum.Sum(nil))}
+	r.hashes[path] = h
+	return h.hex == v.SHA256
+}
+
+func (r *reconciler) importFile(path string, v *fsm.Version) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return r.n.cfg.Blobs.PutExpect(f, v.SHA256, v.Size)
+}
+
+// fetch pulls v's blob from the node that stored it first, then from the
+// other members, verifying size and digest while streaming.
+func (r *reconciler) fetch(st *fsm.State, v *fsm.Version) error {
+	var order []*fsm.Member
+	if m := st.Members[v.Origin]; m != nil && m.ID != r.n.cfg.NodeID {
+		order = append(order, m)
+	}
+	ids := make([]string, 0, len(st.Members))
+	for id := range st.Members {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if id != v.Origin && id != r.n.cfg.NodeID {
+			order = append(order, st.Members[id])
+		}
+	}
+	if len(order) == 0 {
+		return errors.New("no other member to fetch it from")
+	}
+	var errs []error
+	for _, m := range order {
+		err := r.fetchFrom(m.HTTPAddr, v)
+		if err == nil {
+			r.n.logf("cluster: fetched sha256:%s (%d bytes) from %s", v.SHA256, v.Size, m.ID)
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("from %s: %w", m.ID, err))
+	}
+	return errors.Join(errs...)
+}
+
+func (r *reconciler) fetchFrom(base string, v *fsm.Version) error {
+	// Allow 1 MB/s at least, and never less than 30 s.
+	timeout := 30*time.Second + time.Duration(v.Size/(1<<20))*time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-r.n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	body, _, err := r.n.peers.openBlob(ctx, base, v.SHA256)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	return r.n.cfg.Blobs.PutExpect(body, v.SHA256, v.Size)
+}

@@ -1,0 +1,83 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/infergate/infergate/cluster/fsm"
+)
+
+// seed registers the versions the registry serves from its directory when
+// this node has just bootstrapped a new group, so that a lone gateway's
+// models become the cluster's and joining nodes pull them. Version numbers
+// and config.json are kept; the served default becomes production.
+func (n *Node) seed() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	go func() {
+		select {
+		case <-n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := n.ReadIndex(ctx); err != nil {
+		n.logf("cluster: cannot register the local models in the new group: %v", err)
+		return
+	}
+	st, _ := n.fsm.State()
+	for _, m := range n.cfg.Registry.Models() {
+		if st.Models[m.Name] != nil {
+			continue
+		}
+		if err := n.seedModel(ctx, m.Name); err != nil {
+			n.logf("cluster: cannot register local model %q: %v", m.Name, err)
+		}
+	}
+}
+
+func (n *Node) seedModel(ctx context.Context, name string) error {
+	m := n.cfg.Registry.Model(name)
+	if m == nil {
+		return nil
+	}
+	dir := filepath.Join(n.cfg.Registry.Dir(), name)
+	config, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	var first int64 // the first version registered becomes production
+	for _, v := range m.Versions() {
+		path := filepath.Join(dir, strconv.FormatInt(v.Number, 10), "model.onnx")
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		hex, size, err := n.cfg.Blobs.Put(f, 1<<40)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("storing %s: %w", path, err)
+		}
+		res, err := n.Apply(ctx, fsm.Command{
+			Op: fsm.OpRegisterVersion, Model: name, Version: v.Number,
+			SHA256: hex, Size: size, Created: time.Now().UTC(), Origin: n.cfg.NodeID, Config: config,
+		})
+		if err != nil {
+			return err
+		}
+		if first == 0 {
+			first = res.Version
+		}
+		n.logf("cluster: registered local model %q version %d (sha256:%s)", name, res.Version, hex)
+	}
+	if d := m.Default(); d != nil && d.Number != first {
+		_, err := n.Apply(ctx, fsm.Command{Op: fsm.OpSetAlias, Model: name, Alias: fsm.AliasProduction, Version: d.Number})
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,351 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/infergate/infergate/cluster"
+	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/registry/blobs"
+)
+
+// controlPlane is what the admin API serves over.
+type controlPlane struct {
+	node  *cluster.Node
+	blobs *blobs.Store
+}
+
+// AttachCluster serves the admin API (/v1) over node and its blob store;
+// until it is called, /v1 answers 503. It may be called while serving.
+func (s *Server) AttachCluster(node *cluster.Node, store *blobs.Store) {
+	s.plane.Store(&controlPlane{node: node, blobs: store})
+}
+
+var pathV1 = []byte("/v1/")
+
+// authorizeAdmin checks the admin bearer token in constant time. With no
+// token configured, only loopback clients may use the admin API.
+func (s *Server) authorizeAdmin(ctx *fasthttp.RequestCtx) error {
+	if s.cfg.AdminToken == "" {
+		if localClient(ctx) {
+			return nil
+		}
+		return &httpError{code: fasthttp.StatusForbidden, msg: "the admin API answers only loopback clients when the server has no admin token; start it with --admin-token (or INFERGATE_ADMIN_TOKEN)"}
+	}
+	if !bearerMatches(ctx, s.cfg.AdminToken) {
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="infergate admin"`)
+		return &httpError{code: fasthttp.StatusUnauthorized, msg: "this call needs the admin token: send Authorization: Bearer <token>"}
+	}
+	return nil
+}
+
+// localClient reports whether the client is on this host: a loopback TCP
+// peer, or a non-TCP one (a unix socket, an in-memory pipe).
+func localClient(ctx *fasthttp.RequestCtx) bool {
+	a, ok := ctx.RemoteAddr().(*net.TCPAddr)
+	return !ok || a.IP.IsLoopback()
+}
+
+// bearerMatches reports whether the request carries "Bearer <token>".
+func bearerMatches(ctx *fasthttp.RequestCtx, token string) bool {
+	got, ok := bytes.CutPrefix(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization), []byte("Bearer "))
+	return ok && subtle.ConstantTimeCompare(got, []byte(token)) == 1
+}
+
+// routeAdmin serves /v1/...: the cluster's admin API and its peer calls.
+func (s *Server) routeAdmin(ctx *fasthttp.RequestCtx, rest []byte) error {
+	if err := s.authorizeAdmin(ctx); err != nil {
+		return err
+	}
+	cp := s.plane.Load()
+	if cp == nil {
+		return unavailable(1, "the control plane is starting; retry in a moment")
+	}
+	parts := bytes.Split(bytes.TrimSuffix(rest, slash), slash)
+	seg := func(i int) string {
+		if i < len(parts) {
+			return string(parts[i])
+		}
+		return ""
+	}
+	switch {
+	case seg(0) == "models" && len(parts) == 1:
+		if err := allow(ctx, fasthttp.MethodGet); err != nil {
+			return err
+		}
+		return s.listModels(cp, ctx, "")
+	case seg(0) == "models" && len(parts) == 2:
+		if err := allow(ctx, fasthttp.MethodGet); err != nil {
+			return err
+		}
+		return s.listModels(cp, ctx, seg(1))
+	case seg(0) == "models" && len(parts) == 3 && seg(2) == "versions":
+		if err := allow(ctx, fasthttp.MethodPost); err != nil {
+			return err
+		}
+		return s.uploadVersion(cp, ctx, seg(1))
+	case seg(0) == "models" && len(parts) == 4 && seg(2) == "versions":
+		if err := allow(ctx, fasthttp.MethodDelete); err != nil {
+			return err
+		}
+		return s.retireVersion(cp, ctx, seg(1), seg(3))
+	case seg(0) == "models" && len(parts) == 4 && seg(2) == "aliases":
+		if err := allow(ctx, fasthttp.MethodPut); err != nil {
+			return err
+		}
+		return s.setAlias(cp, ctx, seg(1), seg(3))
+	case seg(0) == "models" && len(parts) == 3 && seg(2) == "rollback":
+		if err := allow(ctx, fasthttp.MethodPost); err != nil {
+			return err
+		}
+		return s.apply(cp, ctx, fsm.Command{Op: fsm.OpRollback, Model: seg(1)}, func(res *fsm.Result) any {
+			return map[string]any{"model": seg(1), "version": res.Version}
+		})
+	case seg(0) == "cluster" && len(parts) == 1:
+		if err := allow(ctx, fasthttp.MethodGet); err != nil {
+			return err
+		}
+		return s.clusterStatus(cp, ctx)
+	case seg(0) == "cluster" && seg(1) == "join" && len(parts) == 2:
+		if err := allow(ctx, fasthttp.MethodPost); err != nil {
+			return err
+		}
+		return s.join(cp, ctx)
+	case seg(0) == "cluster" && seg(1) == "members" && len(parts) == 3:
+		if err := allow(ctx, fasthttp.MethodDelete); err != nil {
+			return err
+		}
+		return s.removeMember(cp, ctx, seg(2))
+	case seg(0) == "cluster" && seg(1) == "apply" && len(parts) == 2:
+		if err := allow(ctx, fasthttp.MethodPost); err != nil {
+			return err
+		}
+		return s.applyForwarded(cp, ctx)
+	case seg(0) == "cluster" && seg(1) == "read-index" && len(parts) == 2:
+		if err := allow(ctx, fasthttp.MethodGet); err != nil {
+			return err
+		}
+		index, err := cp.node.LeaderIndex()
+		if err != nil {
+			return clusterError(err)
+		}
+		return writeJSON(ctx, map[string]uint64{"index": index})
+	case seg(0) == "local" && seg(1) == "models" && len(parts) == 2:
+		if err := allow(ctx, fasthttp.MethodGet); err != nil {
+			return err
+		}
+		return writeJSON(ctx, cp.node.LocalStatus())
+	case seg(0) == "blobs" && len(parts) == 2:
+		if err := allow(ctx, fasthttp.MethodGet, fasthttp.MethodHead); err != nil {
+			return err
+		}
+		return s.serveBlob(cp, ctx, seg(1))
+	}
+	return notFound("no such admin endpoint %q; see the README's admin API table", ctx.Path())
+}
+
+// readState sets the headers that say how current a local read is,
+// after a linearizable wait when the request asks ?consistent=1.
+func (s *Server) readState(cp *controlPlane, ctx *fasthttp.RequestCtx) error {
+	if c := ctx.QueryArgs().Peek("consistent"); len(c) > 0 && string(c) != "0" && string(c) != "false" {
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := cp.node.ReadIndex(rctx); err != nil {
+			return clusterError(err)
+		}
+	}
+	st := cp.node.Staleness()
+	h := &ctx.Response.Header
+	h.Set("X-Infergate-Index", strconv.FormatUint(st.Index, 10))
+	h.Set("X-Infergate-Known-Leader", strconv.FormatBool(st.KnownLeader))
+	h.Set("X-Infergate-Last-Contact", strconv.FormatInt(st.LastContact.Milliseconds(), 10))
+	return nil
+}
+
+func (s *Server) listModels(cp *controlPlane, ctx *fasthttp.RequestCtx, name string) error {
+	if err := s.readState(cp, ctx); err != nil {
+		return err
+	}
+	views, err := cp.node.Models(context.Background(), name)
+	if err != nil {
+		return clusterError(err)
+	}
+	if name != "" {
+		return writeJSON(ctx, views[0])
+	}
+	if views == nil {
+		views = []cluster.ModelView{}
+	}
+	return writeJSON(ctx, map[string]any{"models": views})
+}
+
+func (s *Server) uploadVersion(cp *controlPlane, ctx *fasthttp.RequestCtx, name string) error {
+	body, err := s.requestBody(ctx)
+	if err != nil {
+		return err
+	}
+	promote := false
+	if p := ctx.QueryArgs().Peek("promote"); len(p) > 0 {
+		if promote, err = strconv.ParseBool(string(p)); err != nil {
+			return badRequest("promote=%q: use true or false", p)
+		}
+	}
+	res, hex, err := cp.node.Upload(context.Background(), name, body, promote)
+	if err != nil {
+		return clusterError(err)
+	}
+	ctx.SetStatusCode(fasthttp.StatusCreated)
+	return writeJSON(ctx, map[string]any{"model": name, "version": res.Version, "sha256": hex})
+}
+
+func (s *Server) retireVersion(cp *controlPlane, ctx *fasthttp.RequestCtx, name, version string) error {
+	v, err := strconv.ParseInt(version, 10, 64)
+	if err != nil || v < 1 {
+		return badRequest("version %q: versions are positive integers", version)
+	}
+	return s.apply(cp, ctx, fsm.Command{Op: fsm.OpRetireVersion, Model: name, Version: v}, func(*fsm.Result) any {
+		return map[string]any{"model": name, "version": v, "stage": fsm.StageRetired}
+	})
+}
+
+func (s *Server) setAlias(cp *controlPlane, ctx *fasthttp.RequestCtx, name, alias string) error {
+	var q struct {
+		Version int64 `json:"version"`
+	}
+	if err := decodeStrict(ctx.PostBody(), &q); err != nil {
+		return err
+	}
+	if q.Version < 1 {
+		return badRequest(`the body must name the version: {"version": N}`)
+	}
+	return s.apply(cp, ctx, fsm.Command{Op: fsm.OpSetAlias, Model: name, Alias: alias, Version: q.Version}, func(*fsm.Result) any {
+		return map[string]any{"model": name, "alias": alias, "version": q.Version}
+	})
+}
+
+// apply runs c through the cluster and answers with answer's value.
+func (s *Server) apply(cp *controlPlane, ctx *fasthttp.RequestCtx, c fsm.Command, answer func(*fsm.Result) any) error {
+	res, err := cp.node.Apply(context.Background(), c)
+	if err != nil {
+		return clusterError(err)
+	}
+	return writeJSON(ctx, answer(res))
+}
+
+// applyForwarded applies a command another node forwarded to this one,
+// the leader as that node believed.
+func (s *Server) applyForwarded(cp *controlPlane, ctx *fasthttp.RequestCtx) error {
+	c, err := fsm.Decode(ctx.PostBody())
+	if err != nil {
+		return clusterError(err)
+	}
+	res, err := cp.node.ApplyLocal(c)
+	if err != nil {
+		return clusterError(err)
+	}
+	return writeJSON(ctx, res)
+}
+
+func (s *Server) clusterStatus(cp *controlPlane, ctx *fasthttp.RequestCtx) error {
+	if err := s.readState(cp, ctx); err != nil {
+		return err
+	}
+	leader, members, err := cp.node.Members()
+	if err != nil {
+		return clusterError(err)
+	}
+	return writeJSON(ctx, map[string]any{"leader": leader, "members": members})
+}
+
+func (s *Server) join(cp *controlPlane, ctx *fasthttp.RequestCtx) error {
+	var m fsm.Member
+	if err := decodeStrict(ctx.PostBody(), &m); err != nil {
+		return err
+	}
+	var err error
+	if len(ctx.Request.Header.Peek(cluster.HeaderForwarded)) > 0 {
+		err = cp.node.JoinLocal(m)
+	} else {
+		err = cp.node.Join(context.Background(), m)
+	}
+	if err != nil {
+		return clusterError(err)
+	}
+	return writeJSON(ctx, struct{}{})
+}
+
+func (s *Server) removeMember(cp *controlPlane, ctx *fasthttp.RequestCtx, id string) error {
+	var err error
+	if len(ctx.Request.Header.Peek(cluster.HeaderForwarded)) > 0 {
+		err = cp.node.RemoveLocal(id)
+	} else {
+		err = cp.node.Remove(context.Background(), id)
+	}
+	if err != nil {
+		return clusterError(err)
+	}
+	return writeJSON(ctx, struct{}{})
+}
+
+// serveBlob streams a stored blob to a peer.
+func (s *Server) serveBlob(cp *controlPlane, ctx *fasthttp.RequestCtx, digest string) error {
+	hex, err := blobs.ParseDigest(digest)
+	if err != nil {
+		return badRequest("%s; blobs are addressed as sha256:<64 hex digits>", err)
+	}
+	f, size, err := cp.blobs.Open(hex)
+	if err != nil {
+		if errors.Is(err, blobs.ErrNotFound) {
+			return notFound("blob sha256:%s is not stored on this node", hex)
+		}
+		return internal(err)
+	}
+	ctx.SetContentType("application/octet-stream")
+	ctx.Response.Header.Set("Docker-Content-Digest", "sha256:"+hex)
+	if ctx.IsHead() {
+		f.Close()
+		ctx.Response.Header.SetContentLength(int(size))
+		return nil
+	}
+	ctx.SetBodyStream(f, int(size)) // fasthttp closes f
+	return nil
+}
+
+// decodeStrict decodes a JSON body, refusing unknown fields.
+func decodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("the request body is not the expected JSON: %s", err)
+	}
+	return nil
+}
+
+// clusterError maps the control plane's errors to statuses.
+func clusterError(err error) error {
+	var he *httpError
+	switch {
+	case errors.As(err, &he):
+		return err
+	case errors.Is(err, fsm.ErrInvalid):
+		return badRequest("%s", err)
+	case errors.Is(err, fsm.ErrNotFound):
+		return notFound("%s", err)
+	case errors.Is(err, fsm.ErrConflict):
+		return &httpError{code: fasthttp.StatusConflict, msg: err.Error()}
+	case errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrUnknownOutcome), errors.Is(err, cluster.ErrStopped):
+		return &httpError{code: fasthttp.StatusServiceUnavailable, retryAfter: 1, msg: err.Error(), kind: cluster.ErrorKind(err)}
+	case errors.Is(err, cluster.ErrUnauthorized):
+		return &httpError{code: fasthttp.StatusBadGateway, msg: fmt.Sprintf("%s; every node must run with the same --admin-token", err)}
+	}
+	return internal(err)
+}
