@@ -12,7 +12,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 
 export INFERGATE_ORT_LIB ?= $(CURDIR)/$(ORT_LIB)
 
-.PHONY: help setup build run test test-race fuzz bench lint demo-models clean
+.PHONY: help setup build run test test-race soak fuzz bench lint demo-models clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ test: setup ## run all tests with the race detector (what CI runs)
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 test-race: test ## alias of test: the race detector is always on
+
+soak: setup ## kill the leader of a 3-node cluster under load SOAK_ROUNDS times (default 10)
+	INFERGATE_SOAK_ROUNDS=$${SOAK_ROUNDS:-10} $(GO) test -count=1 -timeout 30m -run '^TestClusterFailover$$' -v ./cmd/infergate
 
 fuzz: setup ## run each fuzz target briefly (FUZZTIME, default 20s)
 	@for t in oip:FuzzDecodeRequest oip:FuzzDecodeResponse gateway:FuzzInferHandler; do \

@@ -88,7 +88,7 @@ func (p *peerClient) do(ctx context.Context, method, base, path string, body any
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return fmt.Errorf("%s %s: reading the answer: %w", method, req.URL, err)
+		return fmt.Errorf("%w: %s %s: reading the answer: %w", ErrUnknownOutcome, method, req.URL, err)
 	}
 	if resp.StatusCode/100 != 2 {
 		return statusError(resp, b)
@@ -107,13 +107,15 @@ func (p *peerClient) authorize(req *http.Request) {
 	}
 }
 
-// peerError marks errors that happened before the peer could act.
+// peerError classifies a failed call: errUnreached when it failed before
+// the peer could act (a refused connection), else ErrUnknownOutcome, since
+// the peer may have acted before the connection broke or the time ran out.
 func peerError(err error) error {
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
 		return fmt.Errorf("%w: %w", errUnreached, err)
 	}
-	return err
+	return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
 }
 
 // statusError turns a peer's error answer back into this package's and
