@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"reflect"
 	"testing"
 	"time"
@@ -323,4 +324,97 @@ func TestRemoveMember(t *testing.T) {
 	if err := leader.RemoveLocal("nobody"); !errors.Is(err, fsm.ErrNotFound) {
 		t.Fatalf("removing an unknown node: got %v; want ErrNotFound", err)
 	}
+}
+
+func TestNodesBeyondMaxVotersJoinAsNonvoters(t *testing.T) {
+	c := newTestCluster(t, 4)
+	leader := c.waitLeader(c.nodes...)
+	_, members, err := leader.Members()
+	if err != nil {
+		t.Fatal(err)
+	}
+	voters := 0
+	for _, m := range members {
+		if m.Voter {
+			voters++
+		} else if m.State != "nonvoter" || m.ID != "n3" {
+			t.Fatalf("non-voter: got %+v; want n3 as nonvoter", m)
+		}
+	}
+	if voters != 3 || len(members) != 4 {
+		t.Fatalf("got %d voters of %d members; want 3 of 4", voters, len(members))
+	}
+	// The non-voter replicates and serves like the others.
+	if _, err := c.register(leader, "m", "served everywhere"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		v, err := c.nodes[3].cfg.Registry.Acquire("m", 0)
+		if err != nil {
+			return err
+		}
+		v.Release()
+		return nil
+	})
+}
+
+// TestRestartFromSnapshot restarts a node on its data directory (raft-boltdb
+// and file snapshots over a real TCP transport) after a snapshot, so that
+// its state comes back through FSM.Restore plus the entries after it.
+func TestRestartFromSnapshot(t *testing.T) {
+	addr := freeAddr(t)
+	_, tr := raft.NewInmemTransport("unused")
+	cfg := testConfig(t, "solo", tr, "")
+	cfg.inmem = nil
+	cfg.RaftAddr = addr
+	cfg.SnapshotThreshold = 8
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if !n.IsLeader() {
+			return errors.New("not leader yet")
+		}
+		return nil
+	})
+	c := &testCluster{t: t, nodes: []*Node{n}}
+	for i := range 20 {
+		if _, err := c.register(n, fmt.Sprintf("m%d", i%3), fmt.Sprintf("content %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.raft.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.register(n, "after", "after the snapshot"); err != nil {
+		t.Fatal(err)
+	}
+	want, wantIndex := n.FSM().State()
+	if err := n.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	again, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Stop()
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		got, index := again.FSM().State()
+		if index < wantIndex || !reflect.DeepEqual(got.Models, want.Models) {
+			return fmt.Errorf("after restart: index %d with %d models; want %d with %d", index, len(got.Models), wantIndex, len(want.Models))
+		}
+		return nil
+	})
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -1,0 +1,220 @@
+package gateway_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/infergate/infergate/cluster"
+	"github.com/infergate/infergate/engine"
+	"github.com/infergate/infergate/gateway"
+	"github.com/infergate/infergate/internal/testenv"
+	"github.com/infergate/infergate/registry/blobs"
+)
+
+const adminToken = "admin-test-token"
+
+// startAdmin starts the demo server with a one-node control plane (real
+// raft over loopback TCP) and waits until it has registered ctr.
+func startAdmin(t *testing.T, cfg gateway.Config) *testServer {
+	t.Helper()
+	s := startDemo(t, cfg, false)
+	store, err := blobs.Open(filepath.Join(t.TempDir(), "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raftAddr := ln.Addr().String()
+	ln.Close()
+	cc := cluster.DefaultConfig()
+	cc.NodeID = "n1"
+	cc.RaftAddr = raftAddr
+	cc.HTTPAddr = "http://" + s.listenTCP(t)
+	cc.DataDir = t.TempDir()
+	cc.Token = cfg.AdminToken
+	cc.Registry = s.repo
+	cc.Blobs = store
+	cc.Check = func(b []byte) error {
+		m, err := engine.Load(b, engine.Options{})
+		if err != nil {
+			return err
+		}
+		return m.Close()
+	}
+	cc.Logf = s.log.printf
+	node, err := cluster.Start(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { node.Stop() })
+	s.srv.AttachCluster(node, store)
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if r := s.admin(t, "GET", "/v1/models/ctr", nil); r.code != 200 {
+			return fmt.Errorf("ctr not registered yet: %s", r)
+		}
+		return nil
+	})
+	return s
+}
+
+// admin sends an admin call with the token.
+func (s *testServer) admin(t testing.TB, method, uri string, body []byte, headers ...string) response {
+	t.Helper()
+	return s.do(t, method, uri, body, append([]string{"Authorization", "Bearer " + adminToken}, headers...)...)
+}
+
+func TestAdminAPI(t *testing.T) {
+	cfg := gateway.DefaultConfig()
+	cfg.AdminToken = adminToken
+	s := startAdmin(t, cfg)
+	const (
+		bad, unauthorized, notFound, notAllowed, conflict = fasthttp.StatusBadRequest, fasthttp.StatusUnauthorized,
+			fasthttp.StatusNotFound, fasthttp.StatusMethodNotAllowed, fasthttp.StatusConflict
+	)
+	ctrHex := sha256Hex(ctrONNX())
+	for _, c := range []struct {
+		name, method, uri, body string
+		noToken                 bool
+		headers                 []string
+		code                    int
+		fragment                string
+	}{
+		{name: "no token", method: "GET", uri: "/v1/models", noToken: true, code: unauthorized, fragment: "Authorization: Bearer"},
+		{name: "wrong token", method: "GET", uri: "/v1/models", noToken: true, headers: []string{"Authorization", "Bearer nope"}, code: unauthorized, fragment: "admin token"},
+		{name: "repository load needs the token", method: "POST", uri: "/v2/repository/models/ctr/load", noToken: true, code: unauthorized, fragment: "admin token"},
+		{name: "empty upload", method: "POST", uri: "/v1/models/ctr/versions", code: bad, fragment: "body is empty"},
+		{name: "garbage upload", method: "POST", uri: "/v1/models/ctr/versions", body: "not onnx", code: bad, fragment: "not a model this gateway can serve"},
+		{name: "name with dots", method: "POST", uri: "/v1/models/../versions", body: "x", code: notFound, fragment: "no such admin endpoint"},
+		{name: "bad name", method: "POST", uri: "/v1/models/-x/versions", body: "x", code: bad, fragment: "letters, digits"},
+		{name: "bad promote", method: "POST", uri: "/v1/models/ctr/versions?promote=maybe", body: "x", code: bad, fragment: "promote"},
+		{name: "alias without version", method: "PUT", uri: "/v1/models/ctr/aliases/beta", body: `{}`, code: bad, fragment: `{"version": N}`},
+		{name: "alias body not JSON", method: "PUT", uri: "/v1/models/ctr/aliases/beta", body: `v1`, code: bad, fragment: "not the expected JSON"},
+		{name: "alias unknown field", method: "PUT", uri: "/v1/models/ctr/aliases/beta", body: `{"version":1,"x":2}`, code: bad, fragment: "unknown field"},
+		{name: "alias to a missing version", method: "PUT", uri: "/v1/models/ctr/aliases/beta", body: `{"version":9}`, code: notFound, fragment: "9"},
+		{name: "alias of a missing model", method: "PUT", uri: "/v1/models/nope/aliases/beta", body: `{"version":1}`, code: notFound, fragment: "nope"},
+		{name: "bad alias name", method: "PUT", uri: "/v1/models/ctr/aliases/Bad%20Alias", body: `{"version":1}`, code: bad, fragment: "alias"},
+		{name: "rollback without history", method: "POST", uri: "/v1/models/ctr/rollback", code: conflict, fragment: "roll back"},
+		{name: "retire production", method: "DELETE", uri: "/v1/models/ctr/versions/1", code: conflict, fragment: "production"},
+		{name: "retire non-number", method: "DELETE", uri: "/v1/models/ctr/versions/one", code: bad, fragment: "positive integers"},
+		{name: "unknown model", method: "GET", uri: "/v1/models/nope", code: notFound, fragment: "nope"},
+		{name: "bad digest", method: "GET", uri: "/v1/blobs/sha256:zz", code: bad, fragment: "sha256:<64 hex digits>"},
+		{name: "missing blob", method: "GET", uri: "/v1/blobs/sha256:" + zeros64, code: notFound, fragment: "not stored"},
+		{name: "unknown endpoint", method: "GET", uri: "/v1/nope", code: notFound, fragment: "no such admin endpoint"},
+		{name: "wrong method", method: "GET", uri: "/v1/models/ctr/rollback", code: notAllowed, fragment: "use POST"},
+		{name: "remove unknown member", method: "DELETE", uri: "/v1/cluster/members/ghost", code: notFound, fragment: "ghost"},
+		{name: "remove the last voter", method: "DELETE", uri: "/v1/cluster/members/n1", code: conflict, fragment: "last voter"},
+		{name: "join without address", method: "POST", uri: "/v1/cluster/join", body: `{"id":"x"}`, code: bad, fragment: "raft address"},
+		{name: "KServe v1 predict", method: "POST", uri: "/v1/models/ctr:predict", body: `{}`, noToken: true, code: notFound, fragment: "POST /v2/models/{name}/infer"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var body []byte
+			if c.body != "" {
+				body = []byte(c.body)
+			}
+			var r response
+			if c.noToken {
+				r = s.do(t, c.method, c.uri, body, c.headers...)
+			} else {
+				r = s.admin(t, c.method, c.uri, body, c.headers...)
+			}
+			checkError(t, r, c.code, c.fragment)
+			if c.code == unauthorized && r.header["Www-Authenticate"] == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
+		})
+	}
+
+	// The blob a peer would pull.
+	if r := s.admin(t, "GET", "/v1/blobs/sha256:"+ctrHex, nil); r.code != 200 || !bytes.Equal(r.body, ctrONNX()) {
+		t.Fatalf("GET the ctr blob: %d, %d bytes; want 200 with the model's %d bytes", r.code, len(r.body), len(ctrONNX()))
+	}
+
+	// Upload, promote, roll back: unversioned traffic follows production.
+	infer := func(want string) {
+		t.Helper()
+		testenv.CheckFor(t, 10*time.Second, func() error {
+			r := s.post(t, "/v2/models/ctr/infer", []byte(inputs(input("features", "FP32", "[1,64]", jsonFloats(features(1, 1, 64))))))
+			if r.code != 200 || r.header["X-Model-Version"] != want {
+				return fmt.Errorf("infer: %s, X-Model-Version %q; want 200 from version %s", r, r.header["X-Model-Version"], want)
+			}
+			return nil
+		})
+	}
+	r := s.admin(t, "POST", "/v1/models/ctr/versions", ctrONNX())
+	var up struct {
+		Model   string `json:"model"`
+		Version int64  `json:"version"`
+		SHA256  string `json:"sha256"`
+	}
+	if err := json.Unmarshal(r.body, &up); r.code != 201 || err != nil || up.Version != 2 || up.SHA256 != ctrHex || up.Model != "ctr" {
+		t.Fatalf("upload: %s; want 201 for ctr version 2 with sha256 %s", r, ctrHex)
+	}
+	infer("1") // staged, not promoted
+	if r := s.admin(t, "PUT", "/v1/models/ctr/aliases/production", []byte(`{"version":2}`)); r.code != 200 {
+		t.Fatalf("promote: %s", r)
+	}
+	infer("2")
+	if r := s.admin(t, "POST", "/v1/models/ctr/rollback", nil); r.code != 200 || !bytes.Contains(r.body, []byte(`"version":1`)) {
+		t.Fatalf("rollback: %s; want version 1", r)
+	}
+	infer("1")
+	if r := s.admin(t, "DELETE", "/v1/models/ctr/versions/2", nil); r.code != 200 {
+		t.Fatalf("retire: %s", r)
+	}
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if r := s.post(t, "/v2/models/ctr/versions/2/infer", []byte(inputs(input("features", "FP32", "[1,64]", jsonFloats(features(1, 1, 64)))))); r.code != 404 {
+			return fmt.Errorf("a retired version still answers: %s", r)
+		}
+		return nil
+	})
+
+	// Reads say how current they are; consistent=1 waits for the leader.
+	r = s.admin(t, "GET", "/v1/models/ctr?consistent=1", nil)
+	if r.code != 200 || r.header["X-Infergate-Known-Leader"] != "true" || r.header["X-Infergate-Index"] == "" {
+		t.Fatalf("consistent read: %s with headers %v", r, r.header)
+	}
+	var mv cluster.ModelView
+	if err := json.Unmarshal(r.body, &mv); err != nil {
+		t.Fatal(err)
+	}
+	if mv.Production != 1 || len(mv.Versions) != 2 || mv.Versions[1].Stage != "retired" || mv.Versions[0].Nodes["n1"].State != cluster.VersionReady {
+		t.Fatalf("model view after the round trip: %+v", mv)
+	}
+	r = s.admin(t, "GET", "/v1/cluster", nil)
+	if r.code != 200 || !bytes.Contains(r.body, []byte(`"leader":"n1"`)) || !bytes.Contains(r.body, []byte(`"state":"leader"`)) {
+		t.Fatalf("cluster status: %s", r)
+	}
+}
+
+func TestInferenceToken(t *testing.T) {
+	cfg := gateway.DefaultConfig()
+	cfg.InferenceToken = "infer-token"
+	s := startDemo(t, cfg, false)
+	body := []byte(inputs(input("features", "FP32", "[1,64]", jsonFloats(features(1, 1, 64)))))
+	checkError(t, s.post(t, "/v2/models/ctr/infer", body), fasthttp.StatusUnauthorized, "inference token")
+	if r := s.post(t, "/v2/models/ctr/infer", body, "Authorization", "Bearer infer-token"); r.code != 200 {
+		t.Fatalf("infer with the token: %s", r)
+	}
+	// Health and metrics stay open for probes and scrapers.
+	if r := s.do(t, "GET", "/v2/health/ready", nil); r.code != 200 {
+		t.Fatalf("ready without a token: %s", r)
+	}
+}
+
+const zeros64 = "0000000000000000000000000000000000000000000000000000000000000000"
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
