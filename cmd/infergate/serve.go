@@ -275,11 +275,9 @@ func startCluster(c *serveConfig, httpAddr net.Addr, repo *registry.Repository, 
 	cc.DataDir = filepath.Join(c.dataDir, "raft")
 	cc.RaftAddr = c.raftAddr
 	if cc.RaftAddr == "" {
-		port, err := freePort()
-		if err != nil {
+		if cc.RaftAddr, err = loneRaftAddr(c.dataDir); err != nil {
 			return nil, err
 		}
-		cc.RaftAddr = fmt.Sprintf("127.0.0.1:%d", port)
 	}
 	cc.HTTPAddr = c.advertiseHTTP
 	if cc.HTTPAddr == "" {
@@ -332,14 +330,29 @@ func nodeID(dir, flag string) (string, error) {
 	return id, nil
 }
 
-// freePort asks the kernel for a free loopback port.
-func freePort() (int, error) {
+// loneRaftAddr picks the raft address of a node started without
+// --cluster: the loopback address it used last time (kept in
+// DATA/raft-addr, so that its raft configuration stays true) while that
+// port is free, else a new free one.
+func loneRaftAddr(dir string) (string, error) {
+	path := filepath.Join(dir, "raft-addr")
+	if b, err := os.ReadFile(path); err == nil {
+		addr := strings.TrimSpace(string(b))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr, nil
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, err
+		return "", err
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	addr := ln.Addr().String()
+	ln.Close()
+	if err := os.WriteFile(path, []byte(addr+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("cannot record the raft address: %w", err)
+	}
+	return addr, nil
 }
 
 // checkModel is the trial load of an uploaded model: ONNX Runtime must
