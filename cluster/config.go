@@ -56,6 +56,11 @@ type Config struct {
 	// Registry receives the replicated models; Blobs stores their bytes.
 	Registry *registry.Repository
 	Blobs    *blobs.Store
+	// RegisterLocal makes a node that bootstraps a new group register
+	// the models its registry serves from its own directory, so that they
+	// become the cluster's. Otherwise local models stay local: served by
+	// this node alone, managed through files and the repository API.
+	RegisterLocal bool
 	// Check, when set, is called on uploaded bytes before they are
 	// registered (a trial load), so that the cluster never registers a
 	// version no node can load.

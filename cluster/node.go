@@ -65,7 +65,7 @@ func Start(cfg Config) (*Node, error) {
 	n.rec = newReconciler(n)
 	n.goFunc(n.rec.loop)
 	n.goFunc(n.announce)
-	if n.bootstrapped {
+	if n.bootstrapped && cfg.RegisterLocal {
 		n.goFunc(n.seed)
 	}
 	return n, nil

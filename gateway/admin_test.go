@@ -45,6 +45,7 @@ func startAdmin(t *testing.T, cfg gateway.Config) *testServer {
 	cc.Token = cfg.AdminToken
 	cc.Registry = s.repo
 	cc.Blobs = store
+	cc.RegisterLocal = true
 	cc.Check = func(b []byte) error {
 		m, err := engine.Load(b, engine.Options{})
 		if err != nil {

@@ -139,7 +139,7 @@ func (s *State) retireVersion(c *Command) error {
 	}
 	if len(aliases) > 0 {
 		slices.Sort(aliases)
-		return fmt.Errorf("%w: cannot retire version %d of model %q: aliases %q point to it; point them at another version with %s first", ErrConflict, v.Number, c.Model, aliases, OpSetAlias)
+		return fmt.Errorf("%w: cannot retire version %d of model %q: aliases %q point to it; point them at another version first (PUT /v1/models/%s/aliases/{alias})", ErrConflict, v.Number, c.Model, aliases, c.Model)
 	}
 	v.Stage = StageRetired
 	return nil

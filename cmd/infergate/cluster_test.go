@@ -47,6 +47,8 @@ func startNode(t *testing.T, data, models, raftAddr, join string) *clusterNode {
 	args := []string{"--data", data, "--models", models, "--cluster", raftAddr, "--admin-token", clusterToken}
 	if join != "" {
 		args = append(args, "--join", join)
+	} else {
+		args = append(args, "--register-local-models")
 	}
 	return &clusterNode{server: startServer(t, args...), data: data, models: models, raft: raftAddr}
 }

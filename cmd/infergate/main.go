@@ -19,6 +19,8 @@ type command struct {
 var commands = []command{
 	{"serve", "serve the models of a repository over OIP v2 (HTTP)", runServe},
 	{"demo-models", "write the demo models (ctr, ranker) in Triton layout", runDemoModels},
+	{"models", "manage the cluster's models: list, show, upload, promote, alias, rollback, retire", runModels},
+	{"cluster", "show the cluster's leader and members, or remove a member", runCluster},
 	{"bench", "load-test a gateway, with floors and the standard suite (bench suite)", runBench},
 	{"version", "print the version", runVersion},
 }

@@ -84,8 +84,9 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.StringVar(&c.raftAddr, "cluster", "", "raft address (IP:port) peers reach this node on; empty: a lone node on a loopback port chosen at start (give a fixed address before other nodes join it)")
 	fs.StringVar(&c.join, "join", "", "base URL of a cluster member to join through on first start (e.g. http://10.0.0.5:8080); without it a fresh --data bootstraps a new one-node cluster")
 	fs.StringVar(&c.advertiseHTTP, "advertise-http", "", "base URL peers reach this node's HTTP on (default: http://<--http address>; required when --http listens on 0.0.0.0)")
-	fs.StringVar(&c.gateway.AdminToken, "admin-token", os.Getenv("INFERGATE_ADMIN_TOKEN"), "bearer token required by the admin API (/v1, repository load/unload) and by cluster peers (default $INFERGATE_ADMIN_TOKEN); without it the admin API answers loopback clients only")
-	fs.StringVar(&c.gateway.InferenceToken, "inference-token", os.Getenv("INFERGATE_INFERENCE_TOKEN"), "bearer token required by /v2/models/... calls (default $INFERGATE_INFERENCE_TOKEN); empty leaves inference open")
+	fs.StringVar(&c.gateway.AdminToken, "admin-token", "", "bearer token required by the admin API (/v1, repository load/unload) and by cluster peers (default $INFERGATE_ADMIN_TOKEN); without it the admin API answers loopback clients only")
+	fs.StringVar(&c.gateway.InferenceToken, "inference-token", "", "bearer token required by /v2/models/... calls (default $INFERGATE_INFERENCE_TOKEN); empty leaves inference open")
+	fs.BoolVar(&c.cluster.RegisterLocal, "register-local-models", false, "when this node bootstraps a new cluster, register the models it serves from --models in it, so that nodes joining later serve them too; otherwise they stay local to this node (files, polling and the repository API manage them) and only models uploaded through /v1 are the cluster's")
 	fs.IntVar(&c.cluster.MaxVoters, "max-voters", c.cluster.MaxVoters, "voters the cluster admits (3 or 5); nodes joining beyond them are non-voters, which serve all the same")
 	return c
 }
@@ -108,6 +109,14 @@ func (c *serveConfig) validate() error {
 	}
 	if err := c.defaults.Validate(); err != nil {
 		return fmt.Errorf("model defaults: %w", err)
+	}
+	// Tokens come from the environment unless given: a default would
+	// print them in --help.
+	if c.gateway.AdminToken == "" {
+		c.gateway.AdminToken = os.Getenv("INFERGATE_ADMIN_TOKEN")
+	}
+	if c.gateway.InferenceToken == "" {
+		c.gateway.InferenceToken = os.Getenv("INFERGATE_INFERENCE_TOKEN")
 	}
 	if c.join != "" && c.raftAddr == "" {
 		return errors.New("--join needs --cluster: the raft address (IP:port) the other nodes reach this one on")

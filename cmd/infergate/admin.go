@@ -1,0 +1,854 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/infergate/infergate/cluster"
+)
+
+// This file holds `infergate models` and `infergate cluster`: thin clients
+// over the admin API (/v1) that gateway/admin.go serves. Each subcommand
+// makes one call, then prints the answer as a table, or as it came with
+// --json.
+
+// runModels is `infergate models`. It prints its own errors, prefixed with
+// the subcommand, and exits with their code.
+func runModels(args []string) error { return exitAdmin(modelsGroup.main(args, os.Stdout, os.Stderr)) }
+
+// runCluster is `infergate cluster`; see runModels.
+func runCluster(args []string) error { return exitAdmin(clusterGroup.main(args, os.Stdout, os.Stderr)) }
+
+// exitAdmin exits with code unless it is 0. The admin groups print their
+// errors themselves, since main's prefix would lack the subcommand.
+func exitAdmin(code int) error {
+	if code != 0 {
+		os.Exit(code)
+	}
+	return nil
+}
+
+// adminGroup is a command made of subcommands that call the admin API.
+type adminGroup struct {
+	name        string
+	description string
+	subs        []adminSub
+}
+
+// adminSub is one subcommand of an adminGroup.
+type adminSub struct {
+	name    string
+	args    string // positional arguments, for the group's usage
+	summary string
+	run     func(out adminOutput, args []string) error
+}
+
+// adminOutput is where a subcommand writes: its answer to stdout, usage
+// and flag errors to stderr. Tests replace both.
+type adminOutput struct {
+	stdout, stderr io.Writer
+}
+
+var modelsGroup = &adminGroup{
+	name: "models",
+	description: `Manage the models replicated across the cluster through the admin API (/v1) of
+any member: upload ONNX versions, point aliases at them, roll production back,
+retire old versions. Writes sent to a follower are forwarded to the leader.`,
+	subs: []adminSub{
+		{"list", "", "list every model's versions with their stage, aliases and readiness on each node", modelsList},
+		{"show", "NAME", "show one model's versions and why a node does not serve one", modelsShow},
+		{"upload", "NAME FILE", "upload an ONNX file as the next version of a model", modelsUpload},
+		{"promote", "NAME VERSION", "make a version production (the alias that serves unversioned requests)", modelsPromote},
+		{"alias", "NAME ALIAS VERSION", "point an alias of a model at a version", modelsAlias},
+		{"rollback", "NAME", "point production back at the version it had before", modelsRollback},
+		{"retire", "NAME VERSION", "retire a version no alias points to; nodes unload it", modelsRetire},
+	},
+}
+
+var clusterGroup = &adminGroup{
+	name: "cluster",
+	description: `Inspect and change the cluster's membership through the admin API (/v1) of any
+member. Nodes join with "infergate serve --join".`,
+	subs: []adminSub{
+		{"status", "", "show the leader, the members and how current the answering node is", clusterStatus},
+		{"remove", "ID", "remove a member from the cluster (stop its process first)", clusterRemove},
+	},
+}
+
+// main runs the subcommand args[0] and returns the exit code: 0, 1 after
+// an error it printed as "infergate GROUP SUB: ...", 2 after a usage error.
+func (g *adminGroup) main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		g.usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		g.usage(stdout)
+		return 0
+	}
+	for _, s := range g.subs {
+		if s.name != args[0] {
+			continue
+		}
+		err := s.run(adminOutput{stdout: stdout, stderr: stderr}, args[1:])
+		switch {
+		case err == nil, errors.Is(err, flag.ErrHelp):
+			return 0
+		case err == errUsage:
+			return 2
+		}
+		fmt.Fprintf(stderr, "infergate %s %s: %s\n", g.name, s.name, err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "infergate %s: unknown command %q\n\n", g.name, args[0])
+	g.usage(stderr)
+	return 2
+}
+
+func (g *adminGroup) usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: infergate %s <command> [flags] [arguments]\n\n%s\n\nCommands:\n", g.name, g.description)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, s := range g.subs {
+		fmt.Fprintf(tw, "  %s %s\t%s\n", s.name, s.args, s.summary)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nFlags may come before, between or after the arguments; \"--\" ends them.\nRun `infergate %s <command> --help` for a command's flags.\n", g.name)
+}
+
+// flagSet returns newFlagSet's flag set writing to out.stderr; the usage
+// says where flags may go.
+func (out adminOutput) flagSet(name, synopsis, description string) *flag.FlagSet {
+	fs := newFlagSet(name, synopsis, description+"\n\nFlags may come before, between or after the arguments; \"--\" ends them.")
+	fs.SetOutput(out.stderr)
+	return fs
+}
+
+// adminConfig is what the flags common to the admin subcommands say.
+type adminConfig struct {
+	addr       string
+	token      string
+	json       bool
+	consistent bool
+	timeout    time.Duration
+}
+
+// adminFlags defines the common flags on fs; --consistent only where read.
+func adminFlags(fs *flag.FlagSet, read bool) *adminConfig {
+	c := &adminConfig{}
+	fs.StringVar(&c.addr, "addr", "http://127.0.0.1:8080", "base URL of any cluster member's HTTP server (its --http or --advertise-http address)")
+	// The default is read in client, so that --help never prints a token.
+	fs.StringVar(&c.token, "token", "", "bearer token of the admin API, the server's --admin-token (default $INFERGATE_ADMIN_TOKEN); a server without one answers loopback clients only")
+	fs.BoolVar(&c.json, "json", false, "print the API's JSON answer as it came instead of text")
+	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "give up on the call after this long; uploads of large models may need more")
+	if read {
+		fs.BoolVar(&c.consistent, "consistent", false, "read after the leader confirms its commit index (linearizable) instead of from the answering member's possibly stale state; fails with 503 while there is no leader")
+	}
+	return c
+}
+
+// client validates c and returns the client it describes.
+func (c *adminConfig) client() (*adminClient, error) {
+	if c.timeout <= 0 {
+		return nil, fmt.Errorf("--timeout %s: must be positive", c.timeout)
+	}
+	addr := strings.TrimRight(c.addr, "/")
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	u, err := url.Parse(addr)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("--addr %q: want a base URL such as http://127.0.0.1:8080", c.addr)
+	}
+	token := c.token
+	if token == "" {
+		token = os.Getenv("INFERGATE_ADMIN_TOKEN")
+	}
+	return &adminClient{
+		base:       addr,
+		token:      token,
+		consistent: c.consistent,
+		timeout:    c.timeout,
+		hc:         &http.Client{Timeout: c.timeout},
+	}, nil
+}
+
+// adminClient makes calls to the admin API of one member.
+type adminClient struct {
+	base       string // scheme://host[:port][/prefix], no trailing slash
+	token      string
+	consistent bool
+	timeout    time.Duration
+	hc         *http.Client
+}
+
+// adminAnswer is a successful answer of the admin API.
+type adminAnswer struct {
+	body   []byte
+	header http.Header
+}
+
+// maxAdminAnswer bounds the answers read; a listing of many models with
+// many versions on many nodes stays far below it.
+const maxAdminAnswer = 64 << 20
+
+// call sends method path (with ?consistent=1 on reads when asked) and
+// returns the 2xx answer, or an *adminError for the others.
+func (c *adminClient) call(method, path string, query url.Values, contentType string, body []byte) (*adminAnswer, error) {
+	if c.consistent && method == http.MethodGet {
+		if query == nil {
+			query = url.Values{}
+		}
+		query.Set("consistent", "1")
+	}
+	u := c.base + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequest(method, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("cannot build the request %s %s: %w", method, u, err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "infergate/"+version)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) && ue.Timeout() {
+			return nil, fmt.Errorf("%s %s: no answer within --timeout %s", method, u, c.timeout)
+		}
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("cannot reach the admin API at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAdminAnswer+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: cannot read the answer (HTTP %d): %w", method, u, resp.StatusCode, err)
+	}
+	if len(data) > maxAdminAnswer {
+		return nil, fmt.Errorf("%s %s: the answer is larger than %d MiB", method, u, maxAdminAnswer>>20)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, newAdminError(resp, data, c.token != "")
+	}
+	return &adminAnswer{body: data, header: resp.Header}, nil
+}
+
+// adminError is an answer of the admin API with an error status.
+type adminError struct {
+	status     int
+	msg        string // the server's {"error": ...}, else its body or status text
+	retryAfter string // the Retry-After header of a 503
+	hint       string // what to do, where the status says it
+}
+
+func newAdminError(resp *http.Response, body []byte, hadToken bool) *adminError {
+	e := &adminError{status: resp.StatusCode}
+	var eb struct {
+		Error string `json:"error"`
+	}
+	switch {
+	case json.Unmarshal(body, &eb) == nil && eb.Error != "":
+		e.msg = eb.Error
+	case len(bytes.TrimSpace(body)) > 0 && len(body) <= 512:
+		// Not the gateway's JSON: a proxy's page, or not infergate at all.
+		e.msg = strings.Join(strings.Fields(string(body)), " ")
+	default:
+		e.msg = http.StatusText(resp.StatusCode)
+	}
+	switch resp.StatusCode {
+	case http.StatusServiceUnavailable:
+		e.retryAfter = resp.Header.Get("Retry-After")
+	case http.StatusUnauthorized:
+		if hadToken {
+			e.hint = "the --token given is not the server's --admin-token"
+		} else {
+			e.hint = "pass --token or set INFERGATE_ADMIN_TOKEN"
+		}
+	}
+	return e
+}
+
+func (e *adminError) Error() string {
+	s := fmt.Sprintf("%s (HTTP %d)", e.msg, e.status)
+	if e.status == http.StatusServiceUnavailable {
+		s += "; retry later"
+		if _, err := strconv.Atoi(e.retryAfter); err == nil {
+			s += ", in " + e.retryAfter + "s"
+		}
+	}
+	if e.hint != "" {
+		s += "; " + e.hint
+	}
+	return s
+}
+
+// decode unmarshals the answer to the call named by what into v.
+func (a *adminAnswer) decode(what string, v any) error {
+	if err := json.Unmarshal(a.body, v); err != nil {
+		return fmt.Errorf("cannot decode the answer to %s: %w", what, err)
+	}
+	return nil
+}
+
+// raw prints the answer's body as it came, ending with a newline.
+func (out adminOutput) raw(a *adminAnswer) error {
+	body := a.body
+	if !bytes.HasSuffix(body, []byte("\n")) {
+		body = append(slices.Clip(body), '\n')
+	}
+	_, err := out.stdout.Write(body)
+	return err
+}
+
+// parseArgs parses args, in which flags may come before, between or after
+// the positional arguments ("--" ends them), and returns one positional
+// argument per name. Usage errors are printed; they return errUsage, and
+// --help returns flag.ErrHelp.
+func parseArgs(fs *flag.FlagSet, args []string, names ...string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, flag.ErrHelp
+			}
+			return nil, errUsage
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	switch {
+	case len(pos) < len(names):
+		missing := names[len(pos):]
+		noun := "argument"
+		if len(missing) > 1 {
+			noun = "arguments"
+		}
+		fmt.Fprintf(fs.Output(), "missing %s %s\n", noun, strings.Join(missing, " "))
+	case len(pos) > len(names):
+		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", pos[len(names)])
+	default:
+		return pos, nil
+	}
+	fs.Usage()
+	return nil, errUsage
+}
+
+// parseVersion parses a VERSION argument: a positive integer.
+func parseVersion(fs *flag.FlagSet, s string) (int64, error) {
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 1 {
+		fmt.Fprintf(fs.Output(), "VERSION %q: versions are positive integers\n", s)
+		fs.Usage()
+		return 0, errUsage
+	}
+	return v, nil
+}
+
+// modelPath returns /v1/models/{name} followed by the escaped segments.
+func modelPath(name string, segments ...string) string {
+	p := "/v1/models/" + url.PathEscape(name)
+	for _, s := range segments {
+		p += "/" + url.PathEscape(s)
+	}
+	return p
+}
+
+func modelsList(out adminOutput, args []string) error {
+	fs := out.flagSet("models list", "[flags]",
+		`List the models registered in the cluster, one line per version: its stage,
+the aliases pointing at it, its digest, size and creation time, and how many
+nodes serve it (with the state of those that do not).`)
+	cfg := adminFlags(fs, true)
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	c, err := cfg.client()
+	if err != nil {
+		return err
+	}
+	ans, err := c.call(http.MethodGet, "/v1/models", nil, "", nil)
+	if err != nil {
+		return err
+	}
+	if cfg.json {
+		return out.raw(ans)
+	}
+	var list struct {
+		Models []cluster.ModelView `json:"models"`
+	}
+	if err := ans.decode("GET /v1/models", &list); err != nil {
+		return err
+	}
+	if len(list.Models) == 0 {
+		_, err := fmt.Fprintln(out.stdout, "no models are registered in the cluster; add one with `infergate models upload NAME FILE`")
+		return err
+	}
+	tw := tabwriter.NewWriter(out.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "MODEL\tVERSION\tSTAGE\tALIASES\tSHA256\tSIZE\tCREATED\tNODES")
+	for _, m := range list.Models {
+		if len(m.Versions) == 0 {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\n", m.Name)
+		}
+		aliases := aliasesByVersion(m.Aliases)
+		for _, v := range m.Versions {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, v.Version, v.Stage,
+				orDash(strings.Join(aliases[v.Version], ",")), shortDigest(v.SHA256),
+				formatSize(v.Size), formatCreated(v.Created), nodesSummary(v.Nodes))
+		}
+	}
+	return tw.Flush()
+}
+
+func modelsShow(out adminOutput, args []string) error {
+	fs := out.flagSet("models show", "[flags] NAME",
+		`Show model NAME: its production version and aliases, its versions with their
+full digests, and the state of each node that does not serve a version, with
+the reason it gave.`)
+	cfg := adminFlags(fs, true)
+	pos, err := parseArgs(fs, args, "NAME")
+	if err != nil {
+		return err
+	}
+	c, err := cfg.client()
+	if err != nil {
+		return err
+	}
+	ans, err := c.call(http.MethodGet, modelPath(pos[0]), nil, "", nil)
+	if err != nil {
+		return err
+	}
+	if cfg.json {
+		return out.raw(ans)
+	}
+	var m cluster.ModelView
+	if err := ans.decode("GET "+modelPath(pos[0]), &m); err != nil {
+		return err
+	}
+	w := out.stdout
+	if m.Production > 0 {
+		fmt.Fprintf(w, "model %s: production is version %d\n", m.Name, m.Production)
+	} else {
+		fmt.Fprintf(w, "model %s: no production version\n", m.Name)
+	}
+	names := make([]string, 0, len(m.Aliases))
+	for a := range m.Aliases {
+		names = append(names, a)
+	}
+	slices.Sort(names)
+	for i, a := range names {
+		names[i] = fmt.Sprintf("%s=%d", a, m.Aliases[a])
+	}
+	fmt.Fprintf(w, "aliases: %s\n\n", orDash(strings.Join(names, ", ")))
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tSTAGE\tALIASES\tSIZE\tCREATED\tORIGIN\tNODES\tSHA256")
+	aliases := aliasesByVersion(m.Aliases)
+	for _, v := range m.Versions {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Version, v.Stage,
+			orDash(strings.Join(aliases[v.Version], ",")), formatSize(v.Size),
+			formatCreated(v.Created), orDash(v.Origin), nodesSummary(v.Nodes), v.SHA256)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	var notReady []string
+	for _, v := range m.Versions {
+		for _, id := range sortedKeys(v.Nodes) {
+			s := v.Nodes[id]
+			if s.State == cluster.VersionReady {
+				continue
+			}
+			line := fmt.Sprintf("  version %d on %s: %s", v.Version, id, s.State)
+			if s.Reason != "" {
+				line += ": " + s.Reason
+			}
+			notReady = append(notReady, line)
+		}
+	}
+	if len(notReady) > 0 {
+		fmt.Fprintf(w, "\nnot ready:\n%s\n", strings.Join(notReady, "\n"))
+	}
+	return nil
+}
+
+func modelsUpload(out adminOutput, args []string) error {
+	fs := out.flagSet("models upload", "[flags] NAME FILE",
+		`Upload the ONNX model in FILE as the next version of model NAME. The member
+that receives it loads it once as a trial, keeps the bytes, and registers the
+version; the other nodes then pull and load it. The first version of a model
+becomes production; later ones are staged until promoted.`)
+	cfg := adminFlags(fs, false)
+	promote := fs.Bool("promote", false, "make the new version production at once, instead of staging it for \"infergate models promote\"")
+	pos, err := parseArgs(fs, args, "NAME", "FILE")
+	if err != nil {
+		return err
+	}
+	c, err := cfg.client()
+	if err != nil {
+		return err
+	}
+	name, file := pos[0], pos[1]
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("cannot read the model: %w", err)
+	}
+	if len(data) == 0 {
+		return fmt.Errorf("%s is empty; want an ONNX model", file)
+	}
+	var q url.Values
+	if *promote {
+		q = url.Values{"promote": {"true"}}
+	}
+	ans, err := c.call(http.MethodPost, modelPath(name, "versions"), q, "application/octet-stream", data)
+	if err != nil {
+		return err
+	}
+	if cfg.json {
+		return out.raw(ans)
+	}
+	var res struct {
+		Model   string `json:"model"`
+		Version int64  `json:"version"`
+		SHA256  string `json:"sha256"`
+	}
+	if err := ans.decode("the upload", &res); err != nil {
+		return err
+	}
+	suffix := ""
+	if *promote {
+		suffix = ", now production"
+	}
+	_, err = fmt.Fprintf(out.stdout, "uploaded %s version %d (sha256:%s)%s\n", res.Model, res.Version, res.SHA256, suffix)
+	return err
+}
+
+func modelsPromote(out adminOutput, args []string) error {
+	fs := out.flagSet("models promote", "[flags] NAME VERSION",
+		`Make VERSION of model NAME production: point the production alias, which serves
+requests that name no version, at it. The same as
+"infergate models alias NAME production VERSION".`)
+	cfg := adminFlags(fs, false)
+	pos, err := parseArgs(fs, args, "NAME", "VERSION")
+	if err != nil {
+		return err
+	}
+	return setAlias(out, fs, cfg, pos[0], "production", pos[1])
+}
+
+func modelsAlias(out adminOutput, args []string) error {
+	fs := out.flagSet("models alias", "[flags] NAME ALIAS VERSION",
+		`Point alias ALIAS of model NAME at VERSION, creating the alias if it is new.
+Requests reach it as model NAME with version ALIAS.`)
+	cfg := adminFlags(fs, false)
+	pos, err := parseArgs(fs, args, "NAME", "ALIAS", "VERSION")
+	if err != nil {
+		return err
+	}
+	return setAlias(out, fs, cfg, pos[0], pos[1], pos[2])
+}
+
+// setAlias is promote and alias: PUT /v1/models/{name}/aliases/{alias}.
+func setAlias(out adminOutput, fs *flag.FlagSet, cfg *adminConfig, name, alias, version string) error {
+	v, err := parseVersion(fs, version)
+	if err != nil {
+		return err
+	}
+	c, err := cfg.client()
+	if err != nil {
+		return err
+	}
+	body, _ := json.Marshal(map[string]int64{"version": v})
+	ans, err := c.call(http.MethodPut, modelPath(name, "aliases", alias), nil, "application/json", body)
+	if err != nil {
+		return err
+	}
+	if cfg.json {
+		return out.raw(ans)
+	}
+	var res struct {
+		Model   string `json:"model"`
+		Alias   string `json:"alias"`
+		Version int64  `json:"version"`
+	}
+	if err := ans.decode("the alias change", &res); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(out.stdout, "%s %s now points to version %d\n", res.Model, res.Alias, res.Version)
+	return err
+}
+
+func modelsRollback(out adminOutput, args []string) error {
+	fs := out.flagSet("models rollback", "[flags] NAME",
+		`Point the production alias of model NAME back at the version it had before the
+last promotion; that one goes back to staged.`)
+	cfg := adminFlags(fs, false)
+	pos, err := parseArgs(fs, args, "NAME")
+	if err != nil {
+		return err
+	}
+	c, err := cfg.client()
+	if err != nil {
+		return err
+	}
+	ans, err := c.call(http.MethodPost, modelPath(pos[0], "rollback"), nil, "", nil)
+	if err != nil {
+		return err
+	}
+	if cfg.json {
+		return out.raw(ans)
+	}
+	var res struct {
+		Model   string `json:"model"`
+		Version int64  `json:"version"`
+	}
+	if err := ans.decode("the rollback", &res); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(out.stdout, "rolled %s back: production is version %d\n", res.Model, res.Version)
+	return err
+}
+
+func modelsRetire(out adminOutput, args []string) error {
+	fs := out.flagSet("models retire", "[flags] NAME VERSION",
+		`Retire VERSION of model NAME: the nodes unload it and requests for it fail.
+The API refuses (409) while an alias, production included, points to it.`)
+	cfg := adminFlags(fs, false)
+	pos, err := parseArgs(fs, args, "NAME", "VERSION")
+	if err != nil {
+		return err
+	}
+	v, err := parseVersion(fs, pos[1])
+	if err != nil {
+		return err
+	}
+	c, err := cfg.client()
+	if err != nil {
+		return err
+	}
+	ans, err := c.call(http.MethodDelete, modelPath(pos[0], "versions", strconv.FormatInt(v, 10)), nil, "", nil)
+	if err != nil {
+		return err
+	}
+	if cfg.json {
+		return out.raw(ans)
+	}
+	var res struct {
+		Model   string `json:"model"`
+		Version int64  `json:"version"`
+		Stage   string `json:"stage"`
+	}
+	if err := ans.decode("the retirement", &res); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(out.stdout, "%s version %d is %s\n", res.Model, res.Version, res.Stage)
+	return err
+}
+
+func clusterStatus(out adminOutput, args []string) error {
+	fs := out.flagSet("cluster status", "[flags]",
+		`Show the cluster's leader and members as the member at --addr knows them, and
+how current that is: the raft index it has applied, whether it knows a
+leader, and when it last heard from one (--consistent makes it check first).`)
+	cfg := adminFlags(fs, true)
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	c, err := cfg.client()
+	if err != nil {
+		return err
+	}
+	ans, err := c.call(http.MethodGet, "/v1/cluster", nil, "", nil)
+	if err != nil {
+		return err
+	}
+	if cfg.json {
+		return out.raw(ans)
+	}
+	var st struct {
+		Leader  string           `json:"leader"`
+		Members []cluster.Member `json:"members"`
+	}
+	if err := ans.decode("GET /v1/cluster", &st); err != nil {
+		return err
+	}
+	w := out.stdout
+	fmt.Fprintf(w, "leader: %s\n", orValue(st.Leader, "none known"))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tRAFT\tHTTP\tVOTER\tSTATE")
+	for _, m := range st.Members {
+		voter := "no"
+		if m.Voter {
+			voter = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.ID, orDash(m.RaftAddr), orDash(m.HTTPAddr), voter, m.State)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if line := stalenessLine(ans.header); line != "" {
+		fmt.Fprintln(w, line)
+	}
+	return nil
+}
+
+// stalenessLine describes the X-Infergate-* read-state headers in one
+// line; empty when the server sent none.
+func stalenessLine(h http.Header) string {
+	var parts []string
+	if v := h.Get("X-Infergate-Index"); v != "" {
+		parts = append(parts, "applied index "+v)
+	}
+	switch h.Get("X-Infergate-Known-Leader") {
+	case "true":
+		parts = append(parts, "leader known")
+	case "false":
+		parts = append(parts, "no known leader")
+	}
+	if v := h.Get("X-Infergate-Last-Contact"); v != "" {
+		if v == "-1" {
+			parts = append(parts, "no contact with a leader yet")
+		} else {
+			parts = append(parts, "last leader contact "+v+"ms ago")
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "answered with " + strings.Join(parts, ", ")
+}
+
+func clusterRemove(out adminOutput, args []string) error {
+	fs := out.flagSet("cluster remove", "[flags] ID",
+		`Remove member ID from the cluster's raft configuration and member list. Stop
+its process first: a removed node that still runs keeps serving its models
+but no longer receives changes.`)
+	cfg := adminFlags(fs, false)
+	pos, err := parseArgs(fs, args, "ID")
+	if err != nil {
+		return err
+	}
+	c, err := cfg.client()
+	if err != nil {
+		return err
+	}
+	ans, err := c.call(http.MethodDelete, "/v1/cluster/members/"+url.PathEscape(pos[0]), nil, "", nil)
+	if err != nil {
+		return err
+	}
+	if cfg.json {
+		return out.raw(ans)
+	}
+	_, err = fmt.Fprintf(out.stdout, "removed %s from the cluster\n", pos[0])
+	return err
+}
+
+// aliasesByVersion inverts a model's aliases: version -> sorted aliases.
+func aliasesByVersion(aliases map[string]int64) map[int64][]string {
+	out := make(map[int64][]string, len(aliases))
+	for a, v := range aliases {
+		out[v] = append(out[v], a)
+	}
+	for _, as := range out {
+		slices.Sort(as)
+	}
+	return out
+}
+
+// nodesSummary says how many nodes serve a version, e.g. "3/3 ready" or
+// "1/3 ready; node-b loading, node-c failed"; "-" with none (retired).
+func nodesSummary(nodes map[string]cluster.VersionStatus) string {
+	if len(nodes) == 0 {
+		return "-"
+	}
+	ready := 0
+	var others []string
+	for _, id := range sortedKeys(nodes) {
+		if s := nodes[id].State; s == cluster.VersionReady {
+			ready++
+		} else {
+			others = append(others, id+" "+s)
+		}
+	}
+	s := fmt.Sprintf("%d/%d ready", ready, len(nodes))
+	if len(others) > 0 {
+		s += "; " + strings.Join(others, ", ")
+	}
+	return s
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// shortDigest returns the first 12 hex digits of a sha256 digest.
+func shortDigest(hex string) string {
+	if len(hex) > 12 {
+		return hex[:12]
+	}
+	return orDash(hex)
+}
+
+// formatSize formats n bytes in binary units: 512B, 1.5KiB, 12.0MiB.
+func formatSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// formatCreated formats t in UTC, RFC 3339; "-" for the zero time.
+func formatCreated(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func orDash(s string) string { return orValue(s, "-") }
+
+func orValue(s, dflt string) string {
+	if s == "" {
+		return dflt
+	}
+	return s
+}

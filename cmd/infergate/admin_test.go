@@ -1,0 +1,467 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/infergate/infergate/cluster"
+)
+
+// adminToken is the token the fake admin API expects unless a case says.
+const adminToken = "s3cret"
+
+// fakeCall is the one request a case expects the CLI to make, and the
+// fake admin API's answer to it.
+type fakeCall struct {
+	method string
+	uri    string // path and query, e.g. /v1/models?consistent=1
+	token  string // expected bearer token; "-" for no Authorization header
+	ctype  string // expected Content-Type, when set
+	body   string // expected request body
+
+	status int // 200 when 0
+	answer string
+	header map[string]string
+}
+
+// runAdmin runs `infergate GROUP args...` against a fake admin API that
+// expects call (no call when call.method is empty), with --addr pointing
+// at it appended, and returns the exit code and what was printed.
+func runAdmin(t *testing.T, g *adminGroup, call fakeCall, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	t.Setenv("INFERGATE_ADMIN_TOKEN", "")
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		body, _ := io.ReadAll(r.Body)
+		if r.Method != call.method || r.URL.RequestURI() != call.uri {
+			t.Errorf("request %s %s; want %s %s", r.Method, r.URL.RequestURI(), call.method, call.uri)
+		}
+		wantAuth := "Bearer " + orValue(call.token, adminToken)
+		if call.token == "-" {
+			wantAuth = ""
+		}
+		if got := r.Header.Get("Authorization"); got != wantAuth {
+			t.Errorf("Authorization %q; want %q", got, wantAuth)
+		}
+		if call.ctype != "" && r.Header.Get("Content-Type") != call.ctype {
+			t.Errorf("Content-Type %q; want %q", r.Header.Get("Content-Type"), call.ctype)
+		}
+		if string(body) != call.body {
+			t.Errorf("request body %q; want %q", body, call.body)
+		}
+		for k, v := range call.header {
+			w.Header().Set(k, v)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(cmp(call.status, http.StatusOK))
+		io.WriteString(w, call.answer)
+	}))
+	defer srv.Close()
+	var out, errOut bytes.Buffer
+	code = g.main(append(args, "--addr", srv.URL), &out, &errOut)
+	if want := 0; call.method != "" {
+		want = 1
+		if calls != want {
+			t.Errorf("%d requests; want %d", calls, want)
+		}
+	} else if calls != 0 {
+		t.Errorf("%d requests; want none", calls)
+	}
+	return code, out.String(), errOut.String()
+}
+
+func cmp(v, dflt int) int {
+	if v == 0 {
+		return dflt
+	}
+	return v
+}
+
+const modelsAnswer = `{"models":[
+ {"name":"ctr","production":2,"aliases":{"canary":3,"production":2},"versions":[
+  {"version":1,"sha256":"1111111111111111111111111111111111111111111111111111111111111111","size":900,"stage":"retired","created":"2025-03-01T10:00:00.123Z","origin":"node-a"},
+  {"version":2,"sha256":"2222222222222222222222222222222222222222222222222222222222222222","size":1572864,"stage":"production","created":"2025-03-02T10:00:00Z","origin":"node-a",
+   "nodes":{"node-a":{"state":"ready"},"node-b":{"state":"ready"},"node-c":{"state":"ready"}}},
+  {"version":3,"sha256":"3333333333333333333333333333333333333333333333333333333333333333","size":2048,"stage":"staged","created":"2025-03-03T10:00:00Z","origin":"node-b",
+   "nodes":{"node-a":{"state":"ready"},"node-c":{"state":"failed","reason":"cannot load: out of memory"},"node-b":{"state":"loading"}}}]},
+ {"name":"ranker","production":1,"aliases":{"production":1},"versions":[
+  {"version":1,"sha256":"4444444444444444444444444444444444444444444444444444444444444444","size":10,"stage":"production","created":"2025-03-04T10:00:00Z","origin":"node-c",
+   "nodes":{"node-a":{"state":"ready"}}}]}]}`
+
+func TestModelsCommands(t *testing.T) {
+	onnx := filepath.Join(t.TempDir(), "model.onnx")
+	if err := os.WriteFile(onnx, []byte("ONNX-BYTES"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctrView := `{"name":"ctr","production":2,"aliases":{"canary":3,"production":2},"versions":[
+  {"version":2,"sha256":"2222222222222222222222222222222222222222222222222222222222222222","size":1572864,"stage":"production","created":"2025-03-02T10:00:00Z","origin":"node-a",
+   "nodes":{"node-a":{"state":"ready"},"node-b":{"state":"ready"}}},
+  {"version":3,"sha256":"3333333333333333333333333333333333333333333333333333333333333333","size":2048,"stage":"staged","created":"2025-03-03T10:00:00Z","origin":"node-b",
+   "nodes":{"node-a":{"state":"ready"},"node-b":{"state":"failed","reason":"cannot load: bad input shape"}}}]}`
+	tests := []struct {
+		name string
+		args []string
+		call fakeCall
+		want string
+	}{
+		{
+			name: "list",
+			args: []string{"list", "--token", adminToken},
+			call: fakeCall{method: "GET", uri: "/v1/models", answer: modelsAnswer},
+			want: `MODEL   VERSION  STAGE       ALIASES     SHA256        SIZE    CREATED               NODES
+ctr     1        retired     -           111111111111  900B    2025-03-01T10:00:00Z  -
+ctr     2        production  production  222222222222  1.5MiB  2025-03-02T10:00:00Z  3/3 ready
+ctr     3        staged      canary      333333333333  2.0KiB  2025-03-03T10:00:00Z  1/3 ready; node-b loading, node-c failed
+ranker  1        production  production  444444444444  10B     2025-03-04T10:00:00Z  1/1 ready
+`,
+		},
+		{
+			name: "list consistent",
+			args: []string{"list", "--consistent", "--token", adminToken},
+			call: fakeCall{method: "GET", uri: "/v1/models?consistent=1", answer: `{"models":[]}`},
+			want: "no models are registered in the cluster; add one with `infergate models upload NAME FILE`\n",
+		},
+		{
+			name: "list json",
+			args: []string{"list", "--json", "--token", adminToken},
+			call: fakeCall{method: "GET", uri: "/v1/models", answer: modelsAnswer},
+			want: modelsAnswer + "\n",
+		},
+		{
+			name: "show",
+			args: []string{"show", "ctr", "--token", adminToken},
+			call: fakeCall{method: "GET", uri: "/v1/models/ctr", answer: ctrView},
+			want: `model ctr: production is version 2
+aliases: canary=3, production=2
+
+VERSION  STAGE       ALIASES     SIZE    CREATED               ORIGIN  NODES                     SHA256
+2        production  production  1.5MiB  2025-03-02T10:00:00Z  node-a  2/2 ready                 2222222222222222222222222222222222222222222222222222222222222222
+3        staged      canary      2.0KiB  2025-03-03T10:00:00Z  node-b  1/2 ready; node-b failed  3333333333333333333333333333333333333333333333333333333333333333
+
+not ready:
+  version 3 on node-b: failed: cannot load: bad input shape
+`,
+		},
+		{
+			name: "upload",
+			args: []string{"upload", "--token", adminToken, "ctr", onnx},
+			call: fakeCall{method: "POST", uri: "/v1/models/ctr/versions", ctype: "application/octet-stream", body: "ONNX-BYTES",
+				status: http.StatusCreated, answer: `{"model":"ctr","version":3,"sha256":"abc123"}`},
+			want: "uploaded ctr version 3 (sha256:abc123)\n",
+		},
+		{
+			name: "upload promote",
+			args: []string{"upload", "--token", adminToken, "ctr", onnx, "--promote"},
+			call: fakeCall{method: "POST", uri: "/v1/models/ctr/versions?promote=true", body: "ONNX-BYTES",
+				status: http.StatusCreated, answer: `{"model":"ctr","version":3,"sha256":"abc123"}`},
+			want: "uploaded ctr version 3 (sha256:abc123), now production\n",
+		},
+		{
+			name: "upload json",
+			args: []string{"upload", "--json", "--token", adminToken, "ctr", onnx},
+			call: fakeCall{method: "POST", uri: "/v1/models/ctr/versions", body: "ONNX-BYTES",
+				status: http.StatusCreated, answer: `{"model":"ctr","version":3,"sha256":"abc123"}` + "\n"},
+			want: `{"model":"ctr","version":3,"sha256":"abc123"}` + "\n",
+		},
+		{
+			name: "promote",
+			args: []string{"promote", "ctr", "3", "--token", adminToken},
+			call: fakeCall{method: "PUT", uri: "/v1/models/ctr/aliases/production", ctype: "application/json", body: `{"version":3}`,
+				answer: `{"model":"ctr","alias":"production","version":3}`},
+			want: "ctr production now points to version 3\n",
+		},
+		{
+			name: "alias",
+			args: []string{"alias", "ctr", "canary", "4", "--token", adminToken},
+			call: fakeCall{method: "PUT", uri: "/v1/models/ctr/aliases/canary", body: `{"version":4}`,
+				answer: `{"model":"ctr","alias":"canary","version":4}`},
+			want: "ctr canary now points to version 4\n",
+		},
+		{
+			name: "rollback",
+			args: []string{"rollback", "ctr", "--token", adminToken},
+			call: fakeCall{method: "POST", uri: "/v1/models/ctr/rollback", answer: `{"model":"ctr","version":2}`},
+			want: "rolled ctr back: production is version 2\n",
+		},
+		{
+			name: "retire",
+			args: []string{"retire", "ctr", "1", "--token", adminToken},
+			call: fakeCall{method: "DELETE", uri: "/v1/models/ctr/versions/1", answer: `{"model":"ctr","version":1,"stage":"retired"}`},
+			want: "ctr version 1 is retired\n",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runAdmin(t, modelsGroup, tc.call, tc.args...)
+			if code != 0 || stderr != "" {
+				t.Fatalf("exit %d, stderr %q; want 0 and nothing", code, stderr)
+			}
+			if stdout != tc.want {
+				t.Errorf("got\n%s\nwant\n%s", stdout, tc.want)
+			}
+		})
+	}
+}
+
+func TestClusterCommands(t *testing.T) {
+	members := `{"leader":"node-a","members":[
+ {"id":"node-a","raft_addr":"10.0.0.1:7000","http_addr":"http://10.0.0.1:8080","voter":true,"state":"leader"},
+ {"id":"node-b","raft_addr":"10.0.0.2:7000","http_addr":"http://10.0.0.2:8080","voter":true,"state":"follower"},
+ {"id":"node-d","raft_addr":"10.0.0.4:7000","http_addr":"","voter":false,"state":"unknown"}]}`
+	staleness := map[string]string{"X-Infergate-Index": "42", "X-Infergate-Known-Leader": "true", "X-Infergate-Last-Contact": "7"}
+	tests := []struct {
+		name string
+		args []string
+		call fakeCall
+		want string
+	}{
+		{
+			name: "status",
+			args: []string{"status", "--consistent", "--token", adminToken},
+			call: fakeCall{method: "GET", uri: "/v1/cluster?consistent=1", answer: members, header: staleness},
+			want: `leader: node-a
+ID      RAFT           HTTP                  VOTER  STATE
+node-a  10.0.0.1:7000  http://10.0.0.1:8080  yes    leader
+node-b  10.0.0.2:7000  http://10.0.0.2:8080  yes    follower
+node-d  10.0.0.4:7000  -                     no     unknown
+answered with applied index 42, leader known, last leader contact 7ms ago
+`,
+		},
+		{
+			name: "status without leader",
+			args: []string{"status", "--token", adminToken},
+			call: fakeCall{method: "GET", uri: "/v1/cluster", answer: `{"leader":"","members":[]}`,
+				header: map[string]string{"X-Infergate-Index": "9", "X-Infergate-Known-Leader": "false", "X-Infergate-Last-Contact": "-1"}},
+			want: `leader: none known
+ID  RAFT  HTTP  VOTER  STATE
+answered with applied index 9, no known leader, no contact with a leader yet
+`,
+		},
+		{
+			name: "status json",
+			args: []string{"status", "--json", "--token", adminToken},
+			call: fakeCall{method: "GET", uri: "/v1/cluster", answer: members, header: staleness},
+			want: members + "\n",
+		},
+		{
+			name: "remove",
+			args: []string{"remove", "node-d", "--token", adminToken},
+			call: fakeCall{method: "DELETE", uri: "/v1/cluster/members/node-d", answer: `{}`},
+			want: "removed node-d from the cluster\n",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runAdmin(t, clusterGroup, tc.call, tc.args...)
+			if code != 0 || stderr != "" {
+				t.Fatalf("exit %d, stderr %q; want 0 and nothing", code, stderr)
+			}
+			if stdout != tc.want {
+				t.Errorf("got\n%s\nwant\n%s", stdout, tc.want)
+			}
+		})
+	}
+}
+
+func TestAdminErrors(t *testing.T) {
+	f := func(g *adminGroup, args []string, call fakeCall, wantStderr string) {
+		t.Helper()
+		code, stdout, stderr := runAdmin(t, g, call, args...)
+		if code != 1 {
+			t.Errorf("%v: exit %d; want 1", args, code)
+		}
+		if stdout != "" {
+			t.Errorf("%v: stdout %q; want nothing", args, stdout)
+		}
+		if stderr != wantStderr {
+			t.Errorf("%v: stderr\n%q\nwant\n%q", args, stderr, wantStderr)
+		}
+	}
+	unauthorized := `{"error":"this call needs the admin token: send Authorization: Bearer <token>"}`
+	f(modelsGroup, []string{"list"},
+		fakeCall{method: "GET", uri: "/v1/models", token: "-", status: 401, answer: unauthorized},
+		"infergate models list: this call needs the admin token: send Authorization: Bearer <token> (HTTP 401); pass --token or set INFERGATE_ADMIN_TOKEN\n")
+	f(modelsGroup, []string{"list", "--token", "wrong"},
+		fakeCall{method: "GET", uri: "/v1/models", token: "wrong", status: 401, answer: unauthorized},
+		"infergate models list: this call needs the admin token: send Authorization: Bearer <token> (HTTP 401); the --token given is not the server's --admin-token\n")
+	f(modelsGroup, []string{"retire", "--token", adminToken, "ctr", "2"},
+		fakeCall{method: "DELETE", uri: "/v1/models/ctr/versions/2", status: 409,
+			answer: `{"error":"version conflict: cannot retire version 2 of model \"ctr\": aliases [\"production\"] point to it"}`},
+		`infergate models retire: version conflict: cannot retire version 2 of model "ctr": aliases ["production"] point to it (HTTP 409)`+"\n")
+	f(modelsGroup, []string{"promote", "--token", adminToken, "ctr", "2"},
+		fakeCall{method: "PUT", uri: "/v1/models/ctr/aliases/production", body: `{"version":2}`, status: 503,
+			answer: `{"error":"no leader"}`, header: map[string]string{"Retry-After": "1"}},
+		"infergate models promote: no leader (HTTP 503); retry later, in 1s\n")
+	f(clusterGroup, []string{"status", "--consistent", "--token", adminToken},
+		fakeCall{method: "GET", uri: "/v1/cluster?consistent=1", status: 503, answer: `{"error":"not the leader"}`},
+		"infergate cluster status: not the leader (HTTP 503); retry later\n")
+	f(modelsGroup, []string{"show", "--token", adminToken, "nope"},
+		fakeCall{method: "GET", uri: "/v1/models/nope", status: 404, answer: `{"error":"not found: model \"nope\" is not registered in the cluster"}`},
+		`infergate models show: not found: model "nope" is not registered in the cluster (HTTP 404)`+"\n")
+	f(clusterGroup, []string{"remove", "--token", adminToken, "node-x"},
+		fakeCall{method: "DELETE", uri: "/v1/cluster/members/node-x", status: 502, answer: "<html>Bad   Gateway</html>\n"},
+		"infergate cluster remove: <html>Bad Gateway</html> (HTTP 502)\n")
+	f(modelsGroup, []string{"list", "--token", adminToken},
+		fakeCall{method: "GET", uri: "/v1/models", answer: `{"models":`},
+		"infergate models list: cannot decode the answer to GET /v1/models: unexpected end of JSON input\n")
+
+	// Errors found before any call.
+	missing := filepath.Join(t.TempDir(), "missing.onnx")
+	f(modelsGroup, []string{"upload", "ctr", missing}, fakeCall{},
+		"infergate models upload: cannot read the model: open "+missing+": no such file or directory\n")
+	f(modelsGroup, []string{"list", "--timeout", "0s"}, fakeCall{}, "infergate models list: --timeout 0s: must be positive\n")
+}
+
+func TestAdminErrorsBeforeCall(t *testing.T) {
+	t.Setenv("INFERGATE_ADMIN_TOKEN", "")
+	f := func(args []string, wantStderr string) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if code := modelsGroup.main(args, &out, &errOut); code != 1 || out.Len() > 0 || errOut.String() != wantStderr {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 1, nothing, %q", args, code, out.String(), errOut.String(), wantStderr)
+		}
+	}
+	empty := filepath.Join(t.TempDir(), "empty.onnx")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f([]string{"upload", "ctr", empty}, "infergate models upload: "+empty+" is empty; want an ONNX model\n")
+	f([]string{"list", "--addr", "ftp://x"}, "infergate models list: --addr \"ftp://x\": want a base URL such as http://127.0.0.1:8080\n")
+
+	// Nothing listens on a port just closed.
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.URL
+	srv.Close()
+	var out, errOut bytes.Buffer
+	if code := modelsGroup.main([]string{"list", "--addr", addr}, &out, &errOut); code != 1 ||
+		!strings.HasPrefix(errOut.String(), "infergate models list: cannot reach the admin API at "+addr+": ") {
+		t.Errorf("exit %d, stderr %q; want 1 and cannot reach the admin API", code, errOut.String())
+	}
+}
+
+func TestAdminUsage(t *testing.T) {
+	f := func(g *adminGroup, args []string, wantCode int, wantStdout, wantStderr []string) {
+		t.Helper()
+		code, stdout, stderr := runAdmin(t, g, fakeCall{}, args...)
+		if code != wantCode {
+			t.Errorf("%v: exit %d; want %d", args, code, wantCode)
+		}
+		for _, s := range wantStdout {
+			if !strings.Contains(stdout, s) {
+				t.Errorf("%v: stdout %q lacks %q", args, stdout, s)
+			}
+		}
+		for _, s := range wantStderr {
+			if !strings.Contains(stderr, s) {
+				t.Errorf("%v: stderr %q lacks %q", args, stderr, s)
+			}
+		}
+	}
+	// runAdmin appends --addr, which would be taken for the subcommand.
+	var out, errOut bytes.Buffer
+	if code := modelsGroup.main(nil, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "Usage: infergate models <command>") ||
+		!strings.Contains(errOut.String(), "upload NAME FILE") || !strings.Contains(errOut.String(), "rollback NAME") {
+		t.Errorf("no subcommand: exit %d, stderr %q; want 2 and the list of subcommands", code, errOut.String())
+	}
+	out.Reset()
+	if code := clusterGroup.main([]string{"help"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "remove ID") {
+		t.Errorf("help: exit %d, stdout %q; want 0 and the list of subcommands", code, out.String())
+	}
+
+	f(modelsGroup, []string{"frobnicate"}, 2, nil, []string{`infergate models: unknown command "frobnicate"`, "Commands:", "promote NAME VERSION"})
+	f(modelsGroup, []string{"upload", "ctr"}, 2, nil, []string{"missing argument FILE\n", "Usage: infergate models upload [flags] NAME FILE", "-promote"})
+	f(modelsGroup, []string{"alias", "ctr"}, 2, nil, []string{"missing arguments ALIAS VERSION\n", "Usage: infergate models alias [flags] NAME ALIAS VERSION"})
+	f(modelsGroup, []string{"show"}, 2, nil, []string{"missing argument NAME\n", "-consistent"})
+	f(modelsGroup, []string{"rollback", "ctr", "extra"}, 2, nil, []string{`unexpected argument "extra"`})
+	f(modelsGroup, []string{"list", "ctr"}, 2, nil, []string{`unexpected argument "ctr"`})
+	f(modelsGroup, []string{"retire", "ctr", "v2"}, 2, nil, []string{`VERSION "v2": versions are positive integers`})
+	f(modelsGroup, []string{"promote", "ctr", "0"}, 2, nil, []string{`VERSION "0": versions are positive integers`})
+	f(modelsGroup, []string{"list", "--bogus"}, 2, nil, []string{"flag provided but not defined: -bogus"})
+	f(modelsGroup, []string{"upload", "--help"}, 0, nil, []string{"Usage: infergate models upload [flags] NAME FILE", "Flags may come before, between or after the arguments"})
+	f(clusterGroup, []string{"remove"}, 2, nil, []string{"missing argument ID\n", "Usage: infergate cluster remove [flags] ID"})
+	f(clusterGroup, []string{"status", "node-a"}, 2, nil, []string{`unexpected argument "node-a"`})
+
+	// Writes take no --consistent.
+	f(modelsGroup, []string{"retire", "--consistent", "ctr", "1"}, 2, nil, []string{"flag provided but not defined: -consistent"})
+}
+
+func TestAdminTokenFromEnvironment(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if got := r.Header.Get("Authorization"); got != "Bearer from-env" {
+			t.Errorf("Authorization %q; want %q", got, "Bearer from-env")
+		}
+		io.WriteString(w, `{}`)
+	}))
+	defer srv.Close()
+	t.Setenv("INFERGATE_ADMIN_TOKEN", "from-env")
+	var out, errOut bytes.Buffer
+	if code := clusterGroup.main([]string{"remove", "node-b", "--addr", strings.TrimPrefix(srv.URL, "http://") + "/"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d, stderr %q; want 0", code, errOut.String())
+	}
+	if want := "removed node-b from the cluster\n"; out.String() != want {
+		t.Errorf("got %q; want %q", out.String(), want)
+	}
+	errOut.Reset()
+	if code := clusterGroup.main([]string{"remove", "--help"}, &out, &errOut); code != 0 || strings.Contains(errOut.String(), "from-env") {
+		t.Errorf("--help: exit %d, stderr %q; want 0 and no token", code, errOut.String())
+	}
+}
+
+func TestAdminParseArgs(t *testing.T) {
+	f := func(args []string, wantPos []string, wantJSON bool) {
+		t.Helper()
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		j := fs.Bool("json", false, "")
+		pos, err := parseArgs(fs, args, "A", "B")
+		if err != nil {
+			t.Fatalf("parseArgs(%q): %v", args, err)
+		}
+		if !slices.Equal(pos, wantPos) || *j != wantJSON {
+			t.Errorf("parseArgs(%q) = %q, json %v; want %q, json %v", args, pos, *j, wantPos, wantJSON)
+		}
+	}
+	f([]string{"a", "b"}, []string{"a", "b"}, false)
+	f([]string{"--json", "a", "b"}, []string{"a", "b"}, true)
+	f([]string{"a", "--json", "b"}, []string{"a", "b"}, true)
+	f([]string{"a", "b", "--json"}, []string{"a", "b"}, true)
+	f([]string{"a", "--", "--json"}, []string{"a", "--json"}, false)
+	f([]string{"--json", "--", "-a", "b"}, []string{"-a", "b"}, true)
+}
+
+func TestAdminNodesSummary(t *testing.T) {
+	f := func(nodes map[string]cluster.VersionStatus, want string) {
+		t.Helper()
+		if got := nodesSummary(nodes); got != want {
+			t.Errorf("nodesSummary(%v) = %q; want %q", nodes, got, want)
+		}
+	}
+	f(nil, "-")
+	f(map[string]cluster.VersionStatus{"a": {State: "ready"}}, "1/1 ready")
+	f(map[string]cluster.VersionStatus{"c": {State: "unreachable"}, "a": {State: "ready"}, "b": {State: "fetching"}}, "1/3 ready; b fetching, c unreachable")
+	f(map[string]cluster.VersionStatus{"a": {State: "pending"}}, "0/1 ready; a pending")
+}
+
+func TestAdminFormatSize(t *testing.T) {
+	f := func(n int64, want string) {
+		t.Helper()
+		if got := formatSize(n); got != want {
+			t.Errorf("formatSize(%d) = %q; want %q", n, got, want)
+		}
+	}
+	f(0, "0B")
+	f(1023, "1023B")
+	f(1024, "1.0KiB")
+	f(1536, "1.5KiB")
+	f(12<<20, "12.0MiB")
+	f(3<<30, "3.0GiB")
+}
