@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -16,10 +17,24 @@ import (
 // Upload stores onnx as the next version of model name, after the trial
 // load of Config.Check, and registers it through raft from any node; with
 // promote it becomes production at once (the first version always does).
+// config, when not empty, is the version's config.json (batching,
+// instances, cache; the cluster picks the versions, so no
+// version_policy); the production version's config applies to the model.
 // The bytes stay in this node's blob store; the others pull them.
-func (n *Node) Upload(ctx context.Context, name string, onnx []byte, promote bool) (*fsm.Result, string, error) {
+func (n *Node) Upload(ctx context.Context, name string, onnx []byte, promote bool, config []byte) (*fsm.Result, string, error) {
 	if err := registry.CheckName(name); err != nil {
 		return nil, "", fmt.Errorf("%w: %w", fsm.ErrInvalid, err)
+	}
+	if len(bytes.TrimSpace(config)) > 0 {
+		cfg, err := registry.ParseModelConfig(config)
+		if err != nil {
+			return nil, "", fmt.Errorf("%w: the model config: %w", fsm.ErrInvalid, err)
+		}
+		if p := cfg.VersionPolicy; p.Latest != nil || p.All != nil || p.Specific != nil {
+			return nil, "", fmt.Errorf("%w: the model config sets version_policy; in a cluster the registered versions and the production alias decide what is served, so leave it out", fsm.ErrInvalid)
+		}
+	} else {
+		config = nil
 	}
 	if len(onnx) == 0 {
 		return nil, "", fmt.Errorf("%w: the body is empty; send the ONNX model's bytes (Content-Type: application/octet-stream)", fsm.ErrInvalid)
@@ -35,7 +50,7 @@ func (n *Node) Upload(ctx context.Context, name string, onnx []byte, promote boo
 	}
 	res, err := n.Apply(ctx, fsm.Command{
 		Op: fsm.OpRegisterVersion, Model: name, SHA256: hex, Size: size,
-		Created: time.Now().UTC().Truncate(time.Millisecond), Origin: n.cfg.NodeID, Promote: promote,
+		Created: time.Now().UTC().Truncate(time.Millisecond), Origin: n.cfg.NodeID, Promote: promote, Config: config,
 	})
 	return res, hex, err
 }
@@ -56,6 +71,8 @@ type VersionView struct {
 	Stage   string    `json:"stage"`
 	Created time.Time `json:"created"`
 	Origin  string    `json:"origin"`
+	// Config is the version's config.json, when it was given one.
+	Config json.RawMessage `json:"config,omitempty"`
 	// Nodes maps member ids to the version's state there; a member that
 	// did not answer in time is "unreachable". Retired versions have none.
 	Nodes map[string]VersionStatus `json:"nodes,omitempty"`
@@ -83,7 +100,7 @@ func (n *Node) Models(ctx context.Context, only string) ([]ModelView, error) {
 			mv.Aliases = map[string]int64{}
 		}
 		for _, v := range m.Versions {
-			vv := VersionView{Version: v.Number, SHA256: v.SHA256, Size: v.Size, Stage: v.Stage, Created: v.Created, Origin: v.Origin}
+			vv := VersionView{Version: v.Number, SHA256: v.SHA256, Size: v.Size, Stage: v.Stage, Created: v.Created, Origin: v.Origin, Config: v.Config}
 			if v.Stage != fsm.StageRetired {
 				vv.Nodes = make(map[string]VersionStatus, len(statuses))
 				for id, ls := range statuses {

@@ -32,6 +32,10 @@ func (s *Server) AttachCluster(node *cluster.Node, store *blobs.Store) {
 
 var pathV1 = []byte("/v1/")
 
+// HeaderModelConfig carries an uploaded version's config.json (batching,
+// instances, cache) on POST /v1/models/{name}/versions.
+const HeaderModelConfig = "Infergate-Model-Config"
+
 // authorizeAdmin checks the admin bearer token in constant time. With no
 // token configured, only loopback clients may use the admin API.
 func (s *Server) authorizeAdmin(ctx *fasthttp.RequestCtx) error {
@@ -199,7 +203,8 @@ func (s *Server) uploadVersion(cp *controlPlane, ctx *fasthttp.RequestCtx, name 
 			return badRequest("promote=%q: use true or false", p)
 		}
 	}
-	res, hex, err := cp.node.Upload(context.Background(), name, body, promote)
+	config := ctx.Request.Header.Peek(HeaderModelConfig)
+	res, hex, err := cp.node.Upload(context.Background(), name, body, promote, config)
 	if err != nil {
 		return clusterError(err)
 	}

@@ -219,3 +219,30 @@ func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
+
+func TestAdminUploadConfig(t *testing.T) {
+	cfg := gateway.DefaultConfig()
+	cfg.AdminToken = adminToken
+	s := startAdmin(t, cfg)
+	up := func(config string) response {
+		return s.admin(t, "POST", "/v1/models/ctr/versions?promote=true", ctrONNX(), gateway.HeaderModelConfig, config)
+	}
+	checkError(t, up(`{"max_batch_size":`), fasthttp.StatusBadRequest, "model config")
+	checkError(t, up(`{"max_bach_size":4}`), fasthttp.StatusBadRequest, "max_bach_size")
+	checkError(t, up(`{"version_policy":{"all":{}}}`), fasthttp.StatusBadRequest, "leave it out")
+	if r := up(`{"max_batch_size":1,"dynamic_batching":{"enabled":false}}`); r.code != 201 {
+		t.Fatalf("upload with a config: %s", r)
+	}
+	// The production version's config is what the node serves with.
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		r := s.do(t, "GET", "/v2/models/ctr/config", nil)
+		if r.code != 200 || !bytes.Contains(r.body, []byte(`"max_batch_size":1`)) {
+			return fmt.Errorf("served config: %s", r)
+		}
+		return nil
+	})
+	r := s.admin(t, "GET", "/v1/models/ctr", nil)
+	if !bytes.Contains(r.body, []byte(`"config":{"max_batch_size":1,"dynamic_batching":{"enabled":false}}`)) {
+		t.Fatalf("the version's config is not listed: %s", r)
+	}
+}

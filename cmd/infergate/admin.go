@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/infergate/infergate/cluster"
+	"github.com/infergate/infergate/gateway"
 )
 
 // This file holds `infergate models` and `infergate cluster`: thin clients
@@ -192,6 +193,8 @@ type adminClient struct {
 	consistent bool
 	timeout    time.Duration
 	hc         *http.Client
+	// header is added to every request (the upload's model config).
+	header http.Header
 }
 
 // adminAnswer is a successful answer of the admin API.
@@ -228,6 +231,9 @@ func (c *adminClient) call(method, path string, query url.Values, contentType st
 	req.Header.Set("User-Agent", "infergate/"+version)
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	for k, v := range c.header {
+		req.Header[k] = v
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -508,6 +514,7 @@ version; the other nodes then pull and load it. The first version of a model
 becomes production; later ones are staged until promoted.`)
 	cfg := adminFlags(fs, false)
 	promote := fs.Bool("promote", false, "make the new version production at once, instead of staging it for \"infergate models promote\"")
+	configFile := fs.String("config", "", "a config.json for the version (batching, instances, response cache; no version_policy); the production version's config applies to the model on every node")
 	pos, err := parseArgs(fs, args, "NAME", "FILE")
 	if err != nil {
 		return err
@@ -515,6 +522,17 @@ becomes production; later ones are staged until promoted.`)
 	c, err := cfg.client()
 	if err != nil {
 		return err
+	}
+	if *configFile != "" {
+		raw, err := os.ReadFile(*configFile)
+		if err != nil {
+			return fmt.Errorf("cannot read the config: %w", err)
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, raw); err != nil {
+			return fmt.Errorf("%s is not JSON: %w", *configFile, err)
+		}
+		c.header = http.Header{gateway.HeaderModelConfig: {compact.String()}}
 	}
 	name, file := pos[0], pos[1]
 	data, err := os.ReadFile(file)
