@@ -68,6 +68,15 @@ func (c *Config) Validate() error {
 	if c.Model == "" {
 		return fmt.Errorf("%w: --model is empty", ErrBadConfig)
 	}
+	if c.Overload > 0 {
+		switch {
+		case len(c.Rates) > 0:
+			return fmt.Errorf("%w: --overload sets the open-loop rate itself (%g × the rate sustained in closed loop); drop --rate, or drop --overload and choose the rates yourself",
+				ErrBadConfig, c.Overload)
+		case len(c.Concurrency) == 0:
+			return fmt.Errorf("%w: --overload needs a closed-loop level to measure the sustainable rate: give --concurrency (64 is a good start)", ErrBadConfig)
+		}
+	}
 	if len(c.Concurrency) == 0 && len(c.Rates) == 0 {
 		return fmt.Errorf("%w: give --concurrency or --rate", ErrBadConfig)
 	}
@@ -131,6 +140,11 @@ func (c *Config) levels() (closed, open []level) {
 // In this mode the runs' Batching and Cache fields say what the server was
 // seen doing (more rows per execution than per request; answers from its
 // cache), since the bench did not configure it.
+//
+// With Options.Overload at X, the highest throughput of the closed-loop
+// levels that is not flagged is the sustainable rate, and the overload
+// step (gateway-overload/model@Xx) follows them at X times it, before the
+// floors. Rates cannot be given with it: the overload step picks its own.
 func Measure(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -181,6 +195,13 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 		tmpl.Config = served.raw
 	}
 	closed, open := cfg.levels()
+	// observe records what the gateway was seen doing.
+	observe := func(r *Run) {
+		if st := r.Server; st != nil {
+			r.Batching = st.AvgBatch > 1.05*float64(max(r.RowsPerRequest, 1))
+			r.Cache = st.CacheHits > 0
+		}
+	}
 	runLevels := func(kind string, target *httpTarget, control *controlClient) {
 		for _, ls := range [][]level{closed, open} {
 			s.series(kind, cfg.Model, ls, cfg.MaxP99, func(l level) Run {
@@ -193,16 +214,17 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 				}
 				return s.measure(func(rep int) Run {
 					r := s.measureHTTP(h, rep)
-					if st := r.Server; st != nil {
-						r.Batching = st.AvgBatch > 1.05*float64(max(r.RowsPerRequest, 1))
-						r.Cache = st.CacheHits > 0
-					}
+					observe(&r)
 					return r
 				})
 			})
 		}
 	}
 	runLevels(KindGateway, gw, ctl)
+	if cfg.Overload > 0 && ctx.Err() == nil {
+		sus, found := sustainableRun(s.report.Runs, func(r *Run) bool { return r.Kind == KindGateway })
+		s.add(s.overloadStep(tmpl, gw, ctl, sus, found, observe))
+	}
 
 	if slices.Contains(cfg.Floors, FloorHTTP) && ctx.Err() == nil {
 		floor, err := startHTTPFloor(ctx, cfg.FloorExecutable, captured)

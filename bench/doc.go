@@ -47,6 +47,22 @@
 // cores. The http-floor and ort-floor run in this process, so for them it
 // includes the server's share.
 //
+// # Overload
+//
+// With Options.Overload at X, the closed-loop steps first measure the rate
+// the gateway sustains (the highest req/s of a clean closed-loop run);
+// then an open-loop step offers X times it (gateway-overload/model@Xx).
+// There a 429 or 503 answer is shed, not an error: it is counted apart,
+// with its latency in an HDR histogram of its own per recorder, and must
+// carry a Retry-After header (else it is an error of kind
+// shed_without_retry_after). The accepted (200) answers keep the usual
+// figures. A prober on a connection of its own GETs /v2/health/ready every
+// 10 ms through the step and records the probes of the measured window. The
+// run is flagged when errors other than shedding exceed 1%, the shed p99
+// exceeds 10 ms, a probe fails or the probes' p99 exceeds 50 ms, the
+// accepted p99 exceeds Options.MaxAcceptedP99, or the client sent less
+// than 95% of the offered rate (Run.Shed, Run.Health, flagOverload).
+//
 // # Server figures
 //
 // The target's /metrics is read when the measured window opens and after

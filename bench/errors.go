@@ -36,7 +36,17 @@ const (
 	ErrKindNotSent = "not_sent"
 	// ErrKindRun is an ort-floor inference that failed.
 	ErrKindRun = "run_failed"
+	// ErrKindShedWithoutRetryAfter is, in an overload run, a 429 or 503
+	// answer without a usable Retry-After header (absent, or neither a
+	// number of seconds nor an HTTP date): a client cannot tell when to
+	// come back, so the shedding is not clean.
+	ErrKindShedWithoutRetryAfter = "shed_without_retry_after"
 )
+
+// outcomeShed is what a sender in shedding mode returns as its error kind
+// for a request the server shed properly (429 or 503 with Retry-After).
+// It is not an error kind: recorders count it apart (recorder.shed).
+const outcomeShed = "shed"
 
 // ErrKindStatus returns the error kind of an HTTP answer with status code,
 // such as "http_503".

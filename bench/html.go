@@ -339,6 +339,24 @@ func buildRow(r *Run, i int) runRow {
 	default:
 		row.Load = "—"
 	}
+	if r.Overload > 0 {
+		x := strconv.FormatFloat(r.Overload, 'f', -1, 64)
+		row.Tags = append(row.Tags, "overload "+x+"×")
+		row.LoadTip += fmt.Sprintf("; %s× the %s/s sustained by %s", x, compact(r.SustainableRPS), r.SustainableRun)
+		row.Notes = append(row.Notes, fmt.Sprintf("offered %s× sustained %s/s", x, compact(r.SustainableRPS)))
+	}
+	if sh := r.Shed; sh != nil {
+		if sh.Count == 0 {
+			row.Notes = append(row.Notes, "nothing shed")
+		} else {
+			row.Notes = append(row.Notes, fmt.Sprintf("shed %s (%s), p50 %s, p99 %s, max %s",
+				percent(sh.Fraction), thousands(sh.Count), latency(sh.P50US), latency(sh.P99US), latency(sh.MaxUS)))
+		}
+	}
+	if h := r.Health; h != nil {
+		row.Notes = append(row.Notes, fmt.Sprintf("/v2/health/ready p50 %s, p99 %s, max %s, %s of %s probes failed",
+			latency(h.P50US), latency(h.P99US), latency(h.MaxUS), thousands(h.Failures), thousands(h.Probes)))
+	}
 	if r.Kind == KindORTFloor && r.BatchSize > 0 {
 		row.Rows = strconv.Itoa(r.BatchSize)
 	} else if r.RowsPerRequest > 0 {
@@ -358,6 +376,13 @@ func buildRow(r *Run, i int) runRow {
 		span := func(m MinMax, f func(float64) string) string { return "repeats from " + f(m.Min) + " to " + f(m.Max) }
 		row.NTip += "; " + span(sp.ThroughputRPS, compact) + " req/s"
 		row.P50Tip, row.P99Tip, row.P999Tip = span(sp.P50US, latency), span(sp.P99US, latency), span(sp.P999US, latency)
+	}
+	if r.MaxAcceptedP99US > 0 {
+		tip := "of the accepted requests; bound " + latency(r.MaxAcceptedP99US) + " (--max-accepted-p99)"
+		if row.P99Tip != "" {
+			tip = row.P99Tip + "; " + tip
+		}
+		row.P99Tip = tip
 	}
 	// The rate, with the count and the kinds in the tooltip.
 	row.Errors = compact(float64(r.Errors))
@@ -923,12 +948,26 @@ func timelineChart(r *Run) *chart {
 	c := &chart{Title: r.Name, W: 420, H: 250, Warn: r.Flagged}
 	n := len(r.Timeline)
 	ts, p50, p99, tp := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+	// shed is the rate of shed requests per interval (overload runs).
+	var shed []float64
 	for i, pt := range r.Timeline {
 		ts[i], p50[i], p99[i], tp[i] = pt.TS, measured(pt.P50US), measured(pt.P99US), pt.ThroughputRPS
+		if pt.Shed > 0 && shed == nil {
+			shed = make([]float64, n)
+		}
+	}
+	if shed != nil {
+		prev := 0.0
+		for i, pt := range r.Timeline {
+			if d := pt.TS - prev; d > 0 && finite(d) {
+				shed[i] = float64(pt.Shed) / d
+			}
+			prev = pt.TS
+		}
 	}
 	xs := linearScale(ts, 6)
 	top := autoScale(append(slices.Clone(p50), p99...), 10, 4)
-	bot := linearScale(tp, 2)
+	bot := linearScale(append(slices.Clone(tp), shed...), 2)
 	left := leftFor(max(labelWidth(top, latencyTick), labelWidth(bot, compactTick)))
 	up := &plot{c: c, x: xs, y: top, l: left, t: 10, r: c.W - 12, b: 148}
 	down := &plot{c: c, x: xs, y: bot, l: left, t: 168, r: c.W - 12, b: 208}
@@ -938,6 +977,9 @@ func timelineChart(r *Run) *chart {
 	down.axes("seconds since start", "req/s", compactTick, compactTick)
 	down.area(ts, tp, "area k2")
 	down.series(ts, tp, "ln k2 thin", true)
+	if shed != nil {
+		down.series(ts, shed, "ln k5 thin p99", true)
+	}
 	up.series(ts, p50, "ln k0", true)
 	up.series(ts, p99, "ln k1", true)
 	errs := int64(0)
@@ -958,6 +1000,10 @@ func timelineChart(r *Run) *chart {
 		c.Sub = plural(n, "interval") + " · batch " + strconv.Itoa(r.BatchSize)
 	}
 	c.Legend = []legendKey{{"ln k0", "p50"}, {"ln k1", "p99"}, {"ln k2", "req/s"}}
+	if shed != nil {
+		c.Legend[2].Label = "accepted req/s"
+		c.Legend = append(c.Legend, legendKey{"ln k5 p99", "shed/s"})
+	}
 	if errs > 0 {
 		c.Legend = append(c.Legend, legendKey{"errkey", thousands(errs) + " errors"})
 	}

@@ -664,3 +664,43 @@ func TestHTMLScales(t *testing.T) {
 		t.Errorf("got %v; want 100", got)
 	}
 }
+
+// TestWriteHTMLOverload checks that an overload run shows its shed
+// requests, readiness probes and sustainable rate in the table of runs,
+// and the shed rate in its timeline.
+func TestWriteHTMLOverload(t *testing.T) {
+	r := &Report{Runs: []Run{
+		{Name: "gateway-sustainable/ranker@c64", Kind: KindGateway, Model: "ranker", Batching: true, Mode: ModeClosed,
+			Concurrency: 64, RowsPerRequest: 16, ThroughputRPS: 1000, RowsPerS: 16000, Requests: 3000, Latency: Latency{P50: 60e3, P99: 90e3}},
+		{Name: "gateway-overload/ranker@3x", Kind: KindGateway, Model: "ranker", Batching: true, Mode: ModeOpen, Rate: 3000,
+			RowsPerRequest: 16, Overload: 3, OfferedRPS: 3000, SustainableRPS: 1000, SustainableRun: "gateway-sustainable/ranker@c64",
+			SentRPS: 2990, MaxAcceptedP99US: 1e6, ThroughputRPS: 950, RowsPerS: 15200, Requests: 9000,
+			Latency: Latency{P50: 300e3, P90: 350e3, P99: 420e3, P999: 450e3, Max: 460e3},
+			Shed:    &ShedStats{Count: 6150, Fraction: 0.6833, P50US: 310, P99US: 2100, MaxUS: 9000},
+			Health:  &HealthStats{Probes: 300, P50US: 250, P99US: 1200, MaxUS: 4000},
+			Timeline: []TimelinePoint{
+				{TS: 1, ThroughputRPS: 950, P50US: 300e3, P99US: 420e3, Shed: 2050},
+				{TS: 2, ThroughputRPS: 940, P50US: 310e3, P99US: 430e3, Shed: 2040},
+				{TS: 3, ThroughputRPS: 960, P50US: 290e3, P99US: 410e3, Shed: 2060},
+			}},
+	}}
+	p := renderChecked(t, r)
+	for _, s := range []string{
+		"overload 3×",
+		"offered 3× sustained 1.00k/s",
+		"shed 68.3% (6,150), p50 310 µs, p99 2.10 ms, max 9.00 ms",
+		"/v2/health/ready p50 250 µs, p99 1.20 ms, max 4.00 ms, 0 of 300 probes failed",
+		"accepted req/s", "shed/s",
+	} {
+		if !strings.Contains(p.text, s) {
+			t.Errorf("the page does not show %q", s)
+		}
+	}
+	if !strings.Contains(p.html, "3× the 1.00k/s sustained by gateway-sustainable/ranker@c64") ||
+		!strings.Contains(p.html, "of the accepted requests; bound 1.00 s") {
+		t.Errorf("the overload run's tooltips do not say what it was offered and held to")
+	}
+	if p.svgs != 1+1 { // latency against throughput, one timeline
+		t.Errorf("got %d <svg>; want 2", p.svgs)
+	}
+}

@@ -1,9 +1,11 @@
 package bench
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"time"
@@ -59,6 +61,9 @@ type httpSender struct {
 	req  *fasthttp.Request
 	resp *fasthttp.Response
 	dec  oip.InferResponse
+	// shedding makes 429 and 503 answers outcomeShed rather than errors
+	// (overload runs); see classifyStatus.
+	shedding bool
 }
 
 func newHTTPSender(t *httpTarget, hc *fasthttp.HostClient) *httpSender {
@@ -86,12 +91,41 @@ func (s *httpSender) send(seq uint64) (time.Time, int, string) {
 		return done, 0, transportErrKind(err)
 	}
 	if code := s.resp.StatusCode(); code != fasthttp.StatusOK {
-		return done, 0, ErrKindStatus(code)
+		return done, 0, classifyStatus(code, s.resp.Header.Peek(fasthttp.HeaderRetryAfter), s.shedding)
 	}
 	if err := s.check(b); err != nil {
 		return done, 0, ErrKindBadBody
 	}
 	return done, b.rows, ""
+}
+
+// classifyStatus returns the outcome of an answer other than 200 with
+// status code and Retry-After header retryAfter (nil when absent): with
+// shedding, a 429 or 503 is outcomeShed when retryAfter is usable and
+// ErrKindShedWithoutRetryAfter when not; anything else is the error kind
+// of the status.
+func classifyStatus(code int, retryAfter []byte, shedding bool) string {
+	if !shedding || (code != fasthttp.StatusTooManyRequests && code != fasthttp.StatusServiceUnavailable) {
+		return ErrKindStatus(code)
+	}
+	if !validRetryAfter(retryAfter) {
+		return ErrKindShedWithoutRetryAfter
+	}
+	return outcomeShed
+}
+
+// validRetryAfter reports whether v is a Retry-After value a client can
+// act on (RFC 9110 10.2.3): a number of seconds or an HTTP date.
+func validRetryAfter(v []byte) bool {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 {
+		return false
+	}
+	if _, err := strconv.ParseUint(string(v), 10, 63); err == nil {
+		return true
+	}
+	_, err := http.ParseTime(string(v))
+	return err == nil
 }
 
 // check decodes the answer in s.resp and checks it against b's outputs.

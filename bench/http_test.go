@@ -16,15 +16,23 @@ import (
 
 // fakeGateway is an OIP server of the model ctr in this process, with the
 // gateway's metrics, answering every failEvery-th request with 503 (0:
-// never) and, with badBody, a score of the wrong shape.
+// never) and, with badBody, a score of the wrong shape. With capacity
+// above 0 it serves like a gateway with capacity instances and no queue:
+// each inference takes work, and a request that finds capacity running
+// gets 503 with Retry-After (none with noRetryAfter).
 type fakeGateway struct {
-	failEvery int64
-	badBody   bool
-	reqs      atomic.Int64
-	rows      atomic.Int64
-	loads     atomic.Int64
-	ln        net.Listener
-	srv       *fasthttp.Server
+	failEvery    int64
+	badBody      bool
+	capacity     int64
+	work         time.Duration
+	noRetryAfter bool
+	running      atomic.Int64
+	probes       atomic.Int64
+	reqs         atomic.Int64
+	rows         atomic.Int64
+	loads        atomic.Int64
+	ln           net.Listener
+	srv          *fasthttp.Server
 }
 
 func startFakeGateway(t *testing.T, g *fakeGateway) string {
@@ -47,6 +55,8 @@ func (g *fakeGateway) handle(ctx *fasthttp.RequestCtx) {
 	case "/v2/models/ctr":
 		ctx.SetBody(oip.AppendModelMetadata(nil, ctrMetadata))
 	case "/v2/models/ctr/ready":
+	case "/v2/health/ready":
+		g.probes.Add(1)
 	case "/v2/models/ctr/config":
 		ctx.SetBodyString(`{"name":"ctr","version":"1","sha256":"","instances":1,"intra_op_threads":1}`)
 	case "/v2/repository/models/ctr/load":
@@ -61,6 +71,19 @@ func (g *fakeGateway) handle(ctx *fasthttp.RequestCtx) {
 		n := g.rows.Load()
 		fmt.Fprintf(ctx, "# TYPE x counter\ninfergate_inference_count_total{model=\"ctr\",version=\"1\"} %d\ninfergate_inference_exec_count_total{model=\"ctr\",version=\"1\"} %d\n", n, n)
 	case "/v2/models/ctr/infer":
+		if g.capacity > 0 {
+			n := g.running.Add(1)
+			defer g.running.Add(-1)
+			if n > g.capacity {
+				ctx.SetStatusCode(503)
+				if !g.noRetryAfter {
+					ctx.Response.Header.Set("Retry-After", "1")
+				}
+				ctx.SetBodyString(`{"error":"overloaded"}`)
+				return
+			}
+			time.Sleep(g.work)
+		}
 		k := g.reqs.Add(1)
 		if g.failEvery > 0 && k%g.failEvery == 0 {
 			ctx.SetStatusCode(503)

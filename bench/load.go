@@ -62,6 +62,12 @@ type loadStep struct {
 	// sent; 0 means no bound.
 	maxRequests int64
 	newSender   func() sender
+	// shedding says that the senders report shed requests (outcomeShed):
+	// the result then has shed figures even when nothing was shed.
+	shedding bool
+	// health, when set, probes the server's readiness while the step
+	// runs; run starts it and waits for it.
+	health *healthProber
 	// sleepUntil waits until t; nil means preciseSleepUntil. Tests under
 	// testing/synctest pass a time.Sleep-based one.
 	sleepUntil func(t time.Time)
@@ -74,9 +80,13 @@ type loadStep struct {
 // recorder collects the measured requests of one or more workers.
 type recorder struct {
 	// mu protects everything below but live and liveErrs.
-	mu       sync.Mutex
-	hist     *hdrhistogram.Histogram
+	mu   sync.Mutex
+	hist *hdrhistogram.Histogram
+	// shedHist holds the latency of the shed requests; nil until the
+	// first one.
+	shedHist *hdrhistogram.Histogram
 	ok       int64 // measured successes
+	shed     int64 // measured requests the server shed (outcomeShed)
 	errs     int64 // measured failures
 	rows     int64 // rows of the successes
 	late     int64
@@ -97,18 +107,23 @@ type sample struct {
 	lat uint32 // latency in µs, or errSample
 }
 
-// errSample marks a failed request in a sample.
-const errSample = math.MaxUint32
+// errSample and shedSample mark a failed and a shed request in a
+// sample; latencies stay below both (60 s at most).
+const (
+	errSample  = math.MaxUint32
+	shedSample = math.MaxUint32 - 1
+)
 
 func newRecorder(budget int) *recorder {
 	return &recorder{hist: newHistogram(), kinds: map[string]int64{}, budget: budget}
 }
 
-// record counts one answer. Requests outside the window (warm-up) only
-// move the live counters.
+// record counts one answer: a success when kind is "", a shed request
+// when it is outcomeShed, else an error of that kind. Requests outside
+// the window (warm-up) only move the live counters.
 func (r *recorder) record(measured bool, windowStart time.Time, lat time.Duration, done time.Time, rows int, kind string, late bool) {
 	r.live.Add(1)
-	if kind != "" {
+	if kind != "" && kind != outcomeShed {
 		r.liveErrs.Add(1)
 	}
 	if !measured {
@@ -116,13 +131,21 @@ func (r *recorder) record(measured bool, windowStart time.Time, lat time.Duratio
 	}
 	s := sample{at: uint32(min(done.Sub(windowStart)/sampleUnit, math.MaxUint32-1)), lat: errSample}
 	r.mu.Lock()
-	if kind == "" {
+	switch kind {
+	case "":
 		us := durationUS(lat)
 		r.hist.RecordValue(us)
 		r.ok++
 		r.rows += int64(rows)
 		s.lat = uint32(us)
-	} else {
+	case outcomeShed:
+		if r.shedHist == nil {
+			r.shedHist = newHistogram()
+		}
+		r.shedHist.RecordValue(durationUS(lat))
+		r.shed++
+		s.lat = shedSample
+	default:
 		r.errs++
 		r.kinds[kind]++
 	}
@@ -154,6 +177,10 @@ type stepResult struct {
 	notSent int64
 	cpu     time.Duration // client CPU time (user + system) over the step
 	wall    time.Duration // the whole step, warm-up and drain included
+	// shedding copies loadStep.shedding; health is the step's prober,
+	// done, or nil.
+	shedding bool
+	health   *healthProber
 }
 
 // live returns the answers so far and how many were errors, warm-up
@@ -182,13 +209,20 @@ func (s *loadStep) run(ctx context.Context) *stepResult {
 	start := time.Now()
 	ws := start.Add(s.warmup)
 	we := ws.Add(s.duration)
-	res := &stepResult{windowStart: ws}
+	res := &stepResult{windowStart: ws, shedding: s.shedding, health: s.health}
+	var probing sync.WaitGroup
+	stopProbe := make(chan struct{})
+	if s.health != nil {
+		probing.Go(func() { s.health.run(stopProbe, start, ws, we) })
+	}
 	var early bool
 	if s.mode == ModeOpen {
 		early = s.runOpen(ctx, &stopped, start, ws, we, res)
 	} else {
 		early = s.runClosed(&stopped, ws, we, res)
 	}
+	close(stopProbe)
+	probing.Wait()
 	res.wall = time.Since(start)
 	res.cpu = cpuTime() - cpu0
 	res.recs = slices.DeleteFunc(slices.Clone(s.recs), func(r *recorder) bool { return r == nil })
@@ -262,7 +296,7 @@ func (s *loadStep) runClosed(stopped *atomic.Bool, ws, we time.Time, res *stepRe
 	}
 	var sent int64
 	for _, r := range recs {
-		sent += r.ok + r.errs
+		sent += r.ok + r.shed + r.errs
 	}
 	res.sent = sent
 	return early
@@ -389,11 +423,14 @@ func (res *stepResult) fill(run *Run, interval time.Duration) {
 	window := res.windowEnd.Sub(res.windowStart)
 	secs := window.Seconds()
 	hists := make([]*hdrhistogram.Histogram, len(res.recs))
-	var ok, errs, rows, late int64
+	shedHists := make([]*hdrhistogram.Histogram, len(res.recs))
+	var ok, shed, errs, rows, late int64
 	kinds := map[string]int64{}
 	for i, r := range res.recs {
 		hists[i] = r.hist
+		shedHists[i] = r.shedHist
 		ok += r.ok
+		shed += r.shed
 		errs += r.errs
 		rows += r.rows
 		late += r.late
@@ -407,7 +444,7 @@ func (res *stepResult) fill(run *Run, interval time.Duration) {
 	}
 	h := mergeHistograms(hists...)
 	run.DurationS = round3(secs)
-	run.Requests = ok + errs
+	run.Requests = ok + shed + errs
 	run.Errors = errs
 	if len(kinds) > 0 {
 		run.ErrorKinds = kinds
@@ -424,6 +461,21 @@ func (res *stepResult) fill(run *Run, interval time.Duration) {
 			run.SentRPS = round1(float64(res.sent) / d)
 		}
 		run.Late = late
+	}
+	if res.shedding {
+		sh := mergeHistograms(shedHists...)
+		run.Shed = &ShedStats{Count: shed}
+		if run.Requests > 0 {
+			run.Shed.Fraction = math.Round(float64(shed)/float64(run.Requests)*1e4) / 1e4
+		}
+		if sh.TotalCount() > 0 {
+			run.Shed.P50US = float64(sh.ValueAtQuantile(50))
+			run.Shed.P99US = float64(sh.ValueAtQuantile(99))
+			run.Shed.MaxUS = float64(sh.Max())
+		}
+	}
+	if res.health != nil {
+		run.Health = res.health.stats()
 	}
 	if interval <= 0 {
 		interval = timelineInterval(window)
@@ -442,9 +494,9 @@ func timelineInterval(window time.Duration) time.Duration {
 }
 
 // timeline bins the samples by completion time: per interval, the
-// successful answers per second, their p50 and p99, and the errors. The
-// last point also holds the answers that arrived after the window's last
-// full interval (the drain).
+// successful answers per second, their p50 and p99, the errors and the
+// shed requests. The last point also holds the answers that arrived after
+// the window's last full interval (the drain).
 func (res *stepResult) timeline(interval time.Duration) []TimelinePoint {
 	window := res.windowEnd.Sub(res.windowStart)
 	if window <= 0 {
@@ -458,11 +510,15 @@ func (res *stepResult) timeline(interval time.Duration) []TimelinePoint {
 	// Counting sort of the latencies by bin.
 	counts := make([]int, n+1)
 	errs := make([]int64, n)
+	shed := make([]int64, n)
 	for _, r := range res.recs {
 		for _, s := range r.samples {
-			if s.lat == errSample {
+			switch s.lat {
+			case errSample:
 				errs[bin(s)]++
-			} else {
+			case shedSample:
+				shed[bin(s)]++
+			default:
 				counts[bin(s)+1]++
 			}
 		}
@@ -474,7 +530,7 @@ func (res *stepResult) timeline(interval time.Duration) []TimelinePoint {
 	next := slices.Clone(counts[:n])
 	for _, r := range res.recs {
 		for _, s := range r.samples {
-			if s.lat != errSample {
+			if s.lat != errSample && s.lat != shedSample {
 				b := bin(s)
 				lats[next[b]] = s.lat
 				next[b]++
@@ -495,6 +551,7 @@ func (res *stepResult) timeline(interval time.Duration) []TimelinePoint {
 			P50US:         nearestRank(v, 0.50),
 			P99US:         nearestRank(v, 0.99),
 			Errors:        errs[i],
+			Shed:          shed[i],
 		}
 	}
 	return points

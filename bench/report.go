@@ -79,6 +79,34 @@ type Run struct {
 	Spread      *Spread `json:"spread,omitempty"`
 	Repetitions []Run   `json:"repetitions,omitempty"`
 
+	// Overload runs (`infergate bench --overload X`, and the suite's
+	// gateway-overload step) offer X times the rate the gateway sustained
+	// in closed loop, open loop. Answers 429 and 503 are then shed, not
+	// errors: they are counted in Shed, with their latency, and must carry
+	// a Retry-After header (one without counts as an error of kind
+	// shed_without_retry_after). Requests counts every measured request,
+	// accepted, shed or failed; Errors only the failed ones; ThroughputRPS,
+	// RowsPerS and Latency only the accepted (200) answers. All these
+	// fields are absent from other runs.
+	//
+	// Overload is X; OfferedRPS the rate offered (X × SustainableRPS, the
+	// same as Rate); SustainableRPS the closed-loop rate it is a multiple
+	// of, measured by the run SustainableRun just before.
+	Overload       float64 `json:"overload,omitempty"`
+	OfferedRPS     float64 `json:"offered_rps,omitempty"`
+	SustainableRPS float64 `json:"sustainable_rps,omitempty"`
+	SustainableRun string  `json:"sustainable_run,omitempty"`
+	// MaxAcceptedP99US is the bound on the accepted requests' p99 that
+	// the run was held to (--max-accepted-p99): above it, it is flagged.
+	MaxAcceptedP99US float64 `json:"max_accepted_p99_us,omitempty"`
+	// Shed counts the requests the server refused with 429 or 503 and
+	// Retry-After, and their latency (from the intended send time, as for
+	// the accepted ones).
+	Shed *ShedStats `json:"shed,omitempty"`
+	// Health is what a prober saw of GET /v2/health/ready, sent every
+	// 10 ms on a connection of its own during the measured window.
+	Health *HealthStats `json:"health,omitempty"`
+
 	// Series and distributions for the HTML report.
 	Timeline  []TimelinePoint `json:"timeline,omitempty"`  // one point per interval
 	Histogram []HistogramBin  `json:"histogram,omitempty"` // latency distribution
@@ -124,6 +152,37 @@ type TimelinePoint struct {
 	P50US         float64 `json:"p50_us"`
 	P99US         float64 `json:"p99_us"`
 	Errors        int64   `json:"errors"`
+	// Shed counts the answers of the interval that the server shed
+	// (overload runs only).
+	Shed int64 `json:"shed,omitempty"`
+}
+
+// ShedStats are the requests an overload run's server shed: answered 429
+// or 503 with a Retry-After header. Latencies are in microseconds, from
+// each request's intended send time; all zero when nothing was shed.
+type ShedStats struct {
+	Count int64 `json:"count"`
+	// Fraction is Count over the run's Requests.
+	Fraction float64 `json:"fraction"`
+	P50US    float64 `json:"p50_us"`
+	P99US    float64 `json:"p99_us"`
+	MaxUS    float64 `json:"max_us"`
+}
+
+// HealthStats are the readiness probes of an overload run: GET
+// /v2/health/ready every 10 ms on a connection of the prober's own,
+// those due in the measured window. Failures are probes answered other
+// than 200, or not answered within a second. Latencies are in
+// microseconds, send to answer, over every probe; a probe slower than
+// 10 ms also stands for the probes it held up (HdrHistogram's
+// coordinated-omission correction), so a stall of the server counts for
+// as long as it lasted.
+type HealthStats struct {
+	Probes   int64   `json:"probes"`
+	Failures int64   `json:"failures"`
+	P50US    float64 `json:"p50_us"`
+	P99US    float64 `json:"p99_us"`
+	MaxUS    float64 `json:"max_us"`
 }
 
 // HistogramBin counts requests whose latency is at most UpToUS (and above

@@ -63,6 +63,17 @@ type Options struct {
 	// a separate process, as the gateway is (`infergate bench
 	// floor-server`); empty runs the floor in this process.
 	FloorExecutable string
+	// Overload, when above 1, adds an overload step after the closed-loop
+	// steps that measure the sustainable rate: open loop at Overload times
+	// that rate, where 429 and 503 answers are shed rather than errors and
+	// a prober watches /v2/health/ready (see Run.Shed, Run.Health). 0 is
+	// off.
+	Overload float64
+	// MaxAcceptedP99 is the bound on the p99 of the requests an overload
+	// step's server accepted; a step above it is flagged. Set it from the
+	// model's queue bound: about (what its instances run at once plus
+	// max_queue) divided by the sustainable rate, plus a margin.
+	MaxAcceptedP99 time.Duration
 	// Command is recorded in the report's environment.
 	Command string
 	// Progress receives a live progress bar when it is a terminal; nil
@@ -85,8 +96,13 @@ func DefaultOptions() Options {
 		Pool:        64,
 		Encoding:    EncodingJSON,
 		MaxBatch:    64,
+
+		MaxAcceptedP99: time.Second,
 	}
 }
+
+// maxOverload is the largest Options.Overload.
+const maxOverload = 100
 
 // validate reports the first setting of o that cannot run.
 func (o *Options) validate() error {
@@ -115,6 +131,11 @@ func (o *Options) validate() error {
 		return fmt.Errorf("%w: --instances %d must be between 1 and 256 (0: the gateway's)", ErrBadConfig, o.Instances)
 	case o.IntraOpThreads < 0 || o.IntraOpThreads > 1024:
 		return fmt.Errorf("%w: --intra-op-threads %d must be between 1 and 1024 (0: the gateway's)", ErrBadConfig, o.IntraOpThreads)
+	case !(o.Overload == 0 || (o.Overload > 1 && o.Overload <= maxOverload)):
+		return fmt.Errorf("%w: --overload %g must be 0 (off) or above 1 and at most %d: it multiplies the sustainable rate, and at 1 or below the gateway is not overloaded",
+			ErrBadConfig, o.Overload, maxOverload)
+	case o.Overload > 0 && o.MaxAcceptedP99 <= 0:
+		return fmt.Errorf("%w: --max-accepted-p99 %s must be positive", ErrBadConfig, o.MaxAcceptedP99)
 	}
 	return nil
 }
@@ -146,6 +167,12 @@ func (s *session) add(r Run) {
 	fmt.Fprintf(s.opts.Log, "%-34s %12s req/s %12s rows/s  p50 %8s  p99 %8s  errors %s  cpu %.2f",
 		r.Name, groupThousands(r.ThroughputRPS), groupThousands(r.RowsPerS),
 		formatUS(r.Latency.P50), formatUS(r.Latency.P99), formatErrors(r.Errors, r.Requests), r.ClientCPU)
+	if r.Shed != nil {
+		fmt.Fprintf(s.opts.Log, "  offered %s/s  shed %s", groupThousands(r.OfferedRPS), formatShed(r.Shed))
+	}
+	if r.Health != nil {
+		fmt.Fprintf(s.opts.Log, "  ready %s", formatHealth(r.Health))
+	}
 	if r.Flagged != "" {
 		fmt.Fprintf(s.opts.Log, "  FLAGGED: %s", r.Flagged)
 	}
@@ -180,6 +207,10 @@ type httpRun struct {
 	control *controlClient
 	// unbatched asks flagRun to check that the server did not batch.
 	unbatched bool
+	// overload makes it an overload step: 429 and 503 are shed, not
+	// errors, and a prober watches the gateway's readiness (through
+	// control's address).
+	overload bool
 }
 
 // measureHTTP runs one repetition of h.
@@ -201,7 +232,15 @@ func (s *session) measureHTTP(h httpRun, rep int) Run {
 		warmup:      s.opts.Warmup,
 		duration:    s.opts.Duration,
 		maxRequests: s.opts.MaxRequests,
-		newSender:   func() sender { return newHTTPSender(h.target, hc) },
+		newSender: func() sender {
+			snd := newHTTPSender(h.target, hc)
+			snd.shedding = h.overload
+			return snd
+		},
+		shedding: h.overload,
+	}
+	if h.overload && h.control != nil {
+		ls.health = newHealthProber(h.control.host, h.control.prefix)
 	}
 	// The server's counters are read when the measured window opens and
 	// after the step.
@@ -309,10 +348,23 @@ func (s *session) ortFloor(model string, modelBytes []byte, instances, intraOpTh
 	}
 }
 
+// Bounds of an overload run (see flagOverload).
+const (
+	// maxShedP99US bounds the p99 of the shed requests: refusing must be
+	// cheap.
+	maxShedP99US = 10_000
+	// maxHealthP99US bounds the p99 of the readiness probes.
+	maxHealthP99US = 50_000
+	// minSentShare is the share of the offered rate the client must have
+	// sent for the run to show the gateway overloaded.
+	minSentShare = 0.95
+)
+
 // flagRun sets r.Flagged when its figures cannot be taken as they are:
 // nothing measured, more than 1% errors, or a server that did what the
 // run was meant to avoid (answering from its cache, or batching when
-// unbatched is set). Reasons already in r.Flagged are kept.
+// unbatched is set); an overload run is held to flagOverload's bounds
+// too. Reasons already in r.Flagged are kept.
 func flagRun(r *Run, unbatched bool) {
 	var why []string
 	if r.Flagged != "" {
@@ -334,7 +386,46 @@ func flagRun(r *Run, unbatched bool) {
 				st.AvgBatch, r.RowsPerRequest))
 		}
 	}
+	if r.Requests > 0 {
+		why = append(why, flagOverload(r)...)
+	}
 	r.Flagged = strings.Join(why, "; ")
+}
+
+// flagOverload returns why overload run r does not show the gateway
+// shedding well: the shed requests' p99 above 10 ms, a readiness probe
+// that failed or a probe p99 above 50 ms, an accepted p99 above
+// r.MaxAcceptedP99US, or a client that sent less than 95% of the offered
+// rate (then the gateway was not offered what the run says: the client
+// ran short of CPU, or every --max-inflight slot was taken). Errors other
+// than shedding are flagRun's. Nothing for other runs.
+func flagOverload(r *Run) []string {
+	if r.Shed == nil {
+		return nil
+	}
+	var why []string
+	if r.Shed.Count > 0 && r.Shed.P99US > maxShedP99US {
+		why = append(why, fmt.Sprintf("shedding is slow: shed p99 %s > %s", formatUS(r.Shed.P99US), formatUS(maxShedP99US)))
+	}
+	if h := r.Health; h != nil {
+		switch {
+		case h.Probes == 0:
+			why = append(why, "no readiness probe was measured")
+		case h.Failures > 0:
+			why = append(why, fmt.Sprintf("%s failed %d of %d probes", healthPath, h.Failures, h.Probes))
+		}
+		if h.P99US > maxHealthP99US {
+			why = append(why, fmt.Sprintf("%s is slow: p99 %s > %s", healthPath, formatUS(h.P99US), formatUS(maxHealthP99US)))
+		}
+	}
+	if b := r.MaxAcceptedP99US; b > 0 && r.Latency.P99 > b {
+		why = append(why, fmt.Sprintf("accepted p99 %s > %s (--max-accepted-p99)", formatUS(r.Latency.P99), formatUS(b)))
+	}
+	if r.OfferedRPS > 0 && r.SentRPS < minSentShare*r.OfferedRPS {
+		why = append(why, fmt.Sprintf("the load generator sent %s/s of the %s/s offered (short of CPU, or of --max-inflight): the gateway was not offered %sx",
+			groupThousands(r.SentRPS), groupThousands(r.OfferedRPS), strconv.FormatFloat(r.Overload, 'f', -1, 64)))
+	}
+	return why
 }
 
 // formatKinds writes error counts by kind, largest first.
@@ -463,6 +554,69 @@ func (l level) load() float64 {
 		return l.rate
 	}
 	return float64(l.concurrency)
+}
+
+// Name prefixes of the overload runs: the closed-loop step of the suite
+// that measures the sustainable rate, and the overload step.
+const (
+	sustainablePrefix = "gateway-sustainable"
+	overloadPrefix    = "gateway-overload"
+)
+
+// overloadName names an overload run: "gateway-overload/model@3x".
+func overloadName(model string, x float64) string {
+	return fmt.Sprintf("%s/%s@%sx", overloadPrefix, model, strconv.FormatFloat(x, 'f', -1, 64))
+}
+
+// sustainableRun returns the run that gives the sustainable rate among
+// those ok accepts: the closed-loop one with the highest throughput that
+// is not flagged. ok is false when there is none.
+func sustainableRun(runs []Run, ok func(*Run) bool) (Run, bool) {
+	var best *Run
+	for i := range runs {
+		r := &runs[i]
+		if r.Mode != ModeClosed || r.Flagged != "" || r.ThroughputRPS <= 0 || !ok(r) {
+			continue
+		}
+		if best == nil || r.ThroughputRPS > best.ThroughputRPS {
+			best = r
+		}
+	}
+	if best == nil {
+		return Run{}, false
+	}
+	return *best, true
+}
+
+// overloadStep measures tmpl's model on target at Options.Overload times
+// the throughput of sustainable, in open loop, as an overload run (see
+// httpRun.overload), and returns it after passing each repetition through
+// observe (nil for none). Without a sustainable run (found is false) it
+// returns the run flagged, with no figures.
+func (s *session) overloadStep(tmpl Run, target *httpTarget, control *controlClient, sustainable Run, found bool, observe func(*Run)) Run {
+	x := s.opts.Overload
+	r := tmpl
+	r.Name = overloadName(r.Model, x)
+	r.Kind = KindGateway
+	r.Mode, r.Concurrency = ModeOpen, 0
+	r.Overload = x
+	r.MaxAcceptedP99US = float64(s.opts.MaxAcceptedP99.Microseconds())
+	if !found {
+		r.Flagged = "no sustainable rate to overload: no closed-loop run of the gateway before it was measured without being flagged"
+		return r
+	}
+	r.SustainableRPS = sustainable.ThroughputRPS
+	r.SustainableRun = sustainable.Name
+	r.Rate = round1(x * sustainable.ThroughputRPS)
+	r.OfferedRPS = r.Rate
+	h := httpRun{tmpl: r, target: target, control: control, overload: true}
+	return s.measure(func(rep int) Run {
+		r := s.measureHTTP(h, rep)
+		if observe != nil {
+			observe(&r)
+		}
+		return r
+	})
 }
 
 // runName names a run: "kind/model@c64", "kind/model@r2000".

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/infergate/infergate/engine"
+	"github.com/infergate/infergate/oip"
 )
 
 // Model configurations the suite loads through the repository API for its
@@ -27,7 +28,11 @@ const (
 // ort-floor at batch sizes 1..MaxBatch, the http-floor and the gateway
 // with batching off at Concurrency and at 1 (idle), the gateway with
 // batching on at Concurrency and at 1, and the gateway on cache hits at
-// Concurrency, all in closed loop.
+// Concurrency, all in closed loop. For OverloadModel, unless Overload is
+// 0, the batched runs are followed by an overload pair with OverloadRows
+// rows per request: gateway-sustainable/M@cC, closed loop at Concurrency,
+// measures the sustainable rate, and gateway-overload/M@Xx offers
+// Overload times it in open loop (see Run.Shed).
 type SuiteConfig struct {
 	Options
 	// Target is the gateway's base URL; "" starts one: Executable serve on
@@ -50,6 +55,14 @@ type SuiteConfig struct {
 	UnbatchedConfig string
 	BatchedConfig   string
 	CachedConfig    string
+	// OverloadModel is the model of the overload pair; a suite whose
+	// Models do not list it has none.
+	OverloadModel string
+	// OverloadRows is the rows per request of the overload pair: enough
+	// that the sustainable rate stays low (about 1,000 requests/s for
+	// ranker on 2 vCPUs), so that the load generator can offer a multiple
+	// of it without becoming the bottleneck itself.
+	OverloadRows int
 	// ServerArgs are added to the serve command line of the gateway the
 	// suite starts.
 	ServerArgs []string
@@ -62,9 +75,12 @@ type SuiteConfig struct {
 func DefaultSuiteConfig() SuiteConfig {
 	o := DefaultOptions()
 	o.Duration = 3 * time.Second
+	o.Overload = 3
 	return SuiteConfig{
 		Options:         o,
 		Models:          []string{"ctr", "ranker"},
+		OverloadModel:   "ranker",
+		OverloadRows:    16,
 		Concurrency:     64,
 		UnbatchedConfig: DefaultUnbatchedConfig,
 		BatchedConfig:   DefaultBatchedConfig,
@@ -103,6 +119,9 @@ func (c *SuiteConfig) Validate() error {
 	}
 	if c.Concurrency < 1 || c.Concurrency > 1<<16 {
 		return fmt.Errorf("%w: --concurrency %d must be between 1 and %d", ErrBadConfig, c.Concurrency, 1<<16)
+	}
+	if c.Overload > 0 && (c.OverloadRows < 1 || c.OverloadRows > 1<<20) {
+		return fmt.Errorf("%w: the overload step's rows per request, %d, must be between 1 and %d", ErrBadConfig, c.OverloadRows, 1<<20)
 	}
 	for _, cfg := range []struct{ flag, text string }{
 		{"--unbatched-config", c.UnbatchedConfig}, {"--batched-config", c.BatchedConfig}, {"--cached-config", c.CachedConfig},
@@ -298,10 +317,12 @@ func (s *session) suiteModel(cfg *SuiteConfig, ctl *controlClient, target, m str
 		pool      *requestPool
 		preloaded bool
 		loadErr   error
+		// overload: the overload pair follows, for OverloadModel.
+		overload bool
 	}{
-		{"gateway", cfg.UnbatchedConfig, false, false, loads, pool, true, unbatchedErr},
-		{"gateway-batched", cfg.BatchedConfig, true, false, loads, pool, false, nil},
-		{"gateway-cached", cfg.CachedConfig, false, true, []int{cfg.Concurrency}, hitPool, false, nil},
+		{"gateway", cfg.UnbatchedConfig, false, false, loads, pool, true, unbatchedErr, false},
+		{"gateway-batched", cfg.BatchedConfig, true, false, loads, pool, false, nil, true},
+		{"gateway-cached", cfg.CachedConfig, false, true, []int{cfg.Concurrency}, hitPool, false, nil, false},
 	}
 	for _, v := range variants {
 		if s.ctx.Err() != nil {
@@ -335,11 +356,41 @@ func (s *session) suiteModel(cfg *SuiteConfig, ctl *controlClient, target, m str
 			}
 			s.add(s.measure(func(rep int) Run { return s.measureHTTP(h, rep) }))
 		}
+		if v.overload && loadErr == nil && cfg.Overload > 0 && m == cfg.OverloadModel && s.ctx.Err() == nil {
+			if err := s.suiteOverload(cfg, ctl, target, m, md, config); err != nil {
+				return err
+			}
+		}
 	}
 	// Leave the model as the suite found it.
 	if err := s.loadConfig(ctl, m, restore); err != nil && cfg.Log != nil {
 		fmt.Fprintf(cfg.Log, "cannot restore model %q to %s: %s\n", m, restore, err)
 	}
+	return nil
+}
+
+// suiteOverload runs the overload pair of model m, of metadata md (see
+// SuiteConfig), on the gateway at target, which serves it with config.
+func (s *session) suiteOverload(cfg *SuiteConfig, ctl *controlClient, target, m string, md *oip.ModelMetadata, config string) error {
+	pool, err := newPool(md, poolOptions{rows: cfg.OverloadRows, size: cfg.Pool, seed: cfg.Seed, binary: cfg.Encoding == EncodingBinary})
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	t, err := newHTTPTarget(target, m, pool, cfg.Timeout)
+	if err != nil {
+		return err
+	}
+	tmpl := Run{Model: m, Kind: KindGateway, Batching: true, RowsPerRequest: pool.bodies[0].rows, Encoding: cfg.Encoding, Config: config}
+	h := httpRun{tmpl: tmpl, target: t, control: ctl}
+	h.tmpl.Name = runName(sustainablePrefix, m, level{mode: ModeClosed, concurrency: cfg.Concurrency})
+	h.tmpl.Mode, h.tmpl.Concurrency = ModeClosed, cfg.Concurrency
+	sus := s.measure(func(rep int) Run { return s.measureHTTP(h, rep) })
+	s.add(sus)
+	if s.ctx.Err() != nil {
+		return nil
+	}
+	best, found := sustainableRun([]Run{sus}, func(*Run) bool { return true })
+	s.add(s.overloadStep(tmpl, t, ctl, best, found, nil))
 	return nil
 }
 

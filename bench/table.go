@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -14,7 +15,10 @@ import (
 // the server's figures, then the reasons of the flagged runs and the
 // outcome of the sweeps. A flagged run's figures are not clean: read the
 // reason before using them. A client CPU marked "!" is 90% or more of
-// GOMAXPROCS: the load generator may have been the limit.
+// GOMAXPROCS: the load generator may have been the limit. When some run
+// is an overload run, two columns show the share of requests shed with
+// their p99 and the readiness probes' p99, and a line per overload run
+// after the table tells the whole of it.
 func WriteTable(w io.Writer, r *Report) error {
 	e := &r.Env
 	fmt.Fprintf(w, "%s, %d CPUs, GOMAXPROCS %d, %s", orDash(e.CPUModel), e.CPUs, e.GOMAXPROCS, e.GoVersion)
@@ -28,6 +32,10 @@ func WriteTable(w io.Writer, r *Report) error {
 		orDash(e.Target), orDash(e.ServerVersion), e.Instances, e.IntraOpThreads, yesNo(e.SharedCores))
 
 	header := []string{"run", "kind", "req/s", "rows/s", "p50", "p99", "p99.9", "errors", "cpu", "batch", "queue", "compute", "flag"}
+	overload := slices.ContainsFunc(r.Runs, func(run Run) bool { return run.Shed != nil || run.Health != nil })
+	if overload {
+		header = slices.Insert(header, len(header)-1, "shed (p99)", "ready p99")
+	}
 	rows := [][]string{header}
 	var notes []string
 	busyClient := false
@@ -60,6 +68,19 @@ func WriteTable(w io.Writer, r *Report) error {
 			formatUS(run.Latency.P50), formatUS(run.Latency.P99), formatUS(run.Latency.P999),
 			formatErrors(run.Errors, run.Requests), cpu,
 			batch, queue, compute, flag,
+		}
+		if overload {
+			shed, ready := "-", "-"
+			if run.Shed != nil {
+				shed = formatShed(run.Shed)
+			}
+			if h := run.Health; h != nil {
+				ready = formatUS(h.P99US)
+				if h.Failures > 0 {
+					ready += fmt.Sprintf(", %d failed", h.Failures)
+				}
+			}
+			row = slices.Insert(row, len(row)-1, shed, ready)
 		}
 		if run.Requests == 0 {
 			for i := 2; i < len(row)-1; i++ {
@@ -115,7 +136,50 @@ func WriteTable(w io.Writer, r *Report) error {
 		}
 		fmt.Fprintln(w)
 	}
+	for i := range r.Runs {
+		if run := &r.Runs[i]; run.Shed != nil && run.Requests > 0 {
+			fmt.Fprintf(w, "\n%s\n", overloadLine(run))
+		}
+	}
 	return nil
+}
+
+// overloadLine tells what overload run r measured, in a sentence.
+func overloadLine(r *Run) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "overload %s: offered %s/s = %s × %s/s sustained by %s (sent %s/s); accepted %s/s, p99 %s",
+		r.Name, groupThousands(r.OfferedRPS), strconv.FormatFloat(r.Overload, 'f', -1, 64),
+		groupThousands(r.SustainableRPS), orDash(r.SustainableRun), groupThousands(r.SentRPS),
+		groupThousands(r.ThroughputRPS), formatUS(r.Latency.P99))
+	if r.MaxAcceptedP99US > 0 {
+		fmt.Fprintf(&b, " (bound %s)", formatUS(r.MaxAcceptedP99US))
+	}
+	fmt.Fprintf(&b, "; shed %s of %s requests", thousands(r.Shed.Count), thousands(r.Requests))
+	if r.Shed.Count > 0 {
+		fmt.Fprintf(&b, " (%s), p50 %s, p99 %s, max %s", percent(r.Shed.Fraction),
+			formatUS(r.Shed.P50US), formatUS(r.Shed.P99US), formatUS(r.Shed.MaxUS))
+	}
+	fmt.Fprintf(&b, "; errors %s", formatErrors(r.Errors, r.Requests))
+	if h := r.Health; h != nil {
+		fmt.Fprintf(&b, "; %s p50 %s, p99 %s, max %s, %d of %d probes failed", healthPath,
+			formatUS(h.P50US), formatUS(h.P99US), formatUS(h.MaxUS), h.Failures, h.Probes)
+	}
+	return b.String()
+}
+
+// formatShed writes the share of requests shed and their p99, e.g.
+// "66.5% (2.10ms)"; "0" when none was.
+func formatShed(s *ShedStats) string {
+	if s.Count == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%s (%s)", percent(s.Fraction), formatUS(s.P99US))
+}
+
+// formatHealth writes what the readiness probes saw, e.g. "p99 1.20ms,
+// 0/500 failed".
+func formatHealth(h *HealthStats) string {
+	return fmt.Sprintf("p99 %s, %d/%d failed", formatUS(h.P99US), h.Failures, h.Probes)
 }
 
 // saturated is the share of its cores above which the load generator is

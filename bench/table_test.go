@@ -61,3 +61,42 @@ func TestFormatting(t *testing.T) {
 	f(groupThousands(100), "100")
 	f(groupThousands(-12345), "-12,345")
 }
+
+func TestWriteTableOverload(t *testing.T) {
+	r := &Report{
+		Env: Env{GOMAXPROCS: 2},
+		Runs: []Run{
+			{Name: "gateway/ranker@c64", Kind: KindGateway, ThroughputRPS: 1000, Requests: 100, Latency: Latency{P99: 90e3}},
+			{Name: "gateway-overload/ranker@3x", Kind: KindGateway, Mode: ModeOpen, Rate: 3000, Overload: 3,
+				OfferedRPS: 3000, SustainableRPS: 1000, SustainableRun: "gateway/ranker@c64", SentRPS: 2999, MaxAcceptedP99US: 1e6,
+				ThroughputRPS: 950, Requests: 15000, Errors: 3, Latency: Latency{P50: 300e3, P99: 420e3},
+				Shed:    &ShedStats{Count: 10245, Fraction: 0.683, P50US: 310, P99US: 2100, MaxUS: 9000},
+				Health:  &HealthStats{Probes: 500, Failures: 2, P50US: 250, P99US: 1200, MaxUS: 4000},
+				Flagged: "/v2/health/ready failed 2 of 500 probes"},
+		},
+	}
+	var b strings.Builder
+	if err := WriteTable(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"compute      shed (p99)         ready p99  flag",
+		"-               -                 -\n",
+		"-  68.3% (2.10ms)  1.20ms, 2 failed  FLAGGED[1]",
+		"overload gateway-overload/ranker@3x: offered 3,000/s = 3 × 1,000/s sustained by gateway/ranker@c64 (sent 2,999/s); " +
+			"accepted 950/s, p99 420ms (bound 1.00s); shed 10,245 of 15,000 requests (68.3%), p50 310µs, p99 2.10ms, max 9.00ms; " +
+			"errors 3 (0.0%); /v2/health/ready p50 250µs, p99 1.20ms, max 4.00ms, 2 of 500 probes failed",
+	} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("table lacks %q:\n%s", want, out)
+		}
+	}
+	// Without overload runs, no such columns.
+	r.Runs = r.Runs[:1]
+	b.Reset()
+	WriteTable(&b, r)
+	if strings.Contains(b.String(), "shed") || strings.Contains(b.String(), "ready") {
+		t.Fatalf("table of a plain run shows overload columns:\n%s", b.String())
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,7 +38,19 @@ types and shapes); a step with more than 1% errors is flagged and not reported
 as clean. Server figures (batch size, queue and compute time, cache, rejections)
 come from the gateway's /metrics before and after each step.
 
-Without --concurrency and --rate, runs --concurrency 1,8,64.
+Overload (--overload 3) shows how the gateway sheds what it cannot take: after
+the closed-loop levels, which measure the rate it sustains, it offers 3 times
+that rate in open loop (run gateway-overload/MODEL@3x). There 429 and 503
+answers are shed requests, not errors, and each must carry Retry-After; the
+accepted (200) requests keep the latency and req/s columns; a prober GETs
+/v2/health/ready every 10ms on a connection of its own. The run is flagged
+when errors other than shedding exceed 1%, the shed p99 exceeds 10ms, a probe
+fails or the probes' p99 exceeds 50ms, the accepted p99 exceeds
+--max-accepted-p99, or the load generator sent less than 95% of the offered
+rate.
+
+Without --concurrency and --rate, runs --concurrency 1,8,64 (64 with
+--overload).
 "infergate bench suite --help" describes the standard suite.`)
 	cfg := bench.DefaultConfig()
 	commonBenchFlags(fs, &cfg.Options)
@@ -55,13 +68,20 @@ Without --concurrency and --rate, runs --concurrency 1,8,64.
 	floors := stringList{}
 	fs.Var(&floors, "floors", "`FLOOR,...` to measure too: http (a bare fasthttp server in this process replaying the gateway's response, at the same levels), ort (the model through ONNX Runtime in this process at batch sizes 1..--max-batch)")
 	fs.StringVar(&cfg.ModelFile, "model-file", "", "ONNX file of the model for the ort floor (default: the demo model of the same name; it is checked against the sha256 the gateway reports)")
+	overloadFlags(fs, &cfg.Options, "after the closed-loop levels (--concurrency, 64 by default with it), offer `X` times the highest rate they sustained, in open loop for --duration, as run gateway-overload/MODEL@Xx: 429 and 503 count as shed, not errors, and must carry Retry-After, and /v2/health/ready is probed every 10ms (see above); 0 is off, else above 1, e.g. 3. Not with --rate: it picks the rate itself")
 	out := outputFlags(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := checkOverloadFlags(fs, cfg.Overload); err != nil {
 		return err
 	}
 	cfg.Concurrency, cfg.Rates, cfg.Floors = conc, rates, floors
 	if len(cfg.Concurrency) == 0 && len(cfg.Rates) == 0 {
 		cfg.Concurrency = []int{1, 8, 64}
+		if cfg.Overload > 0 {
+			cfg.Concurrency = []int{64}
+		}
 	}
 	cfg.Command = commandLine("bench", args)
 	out.apply(&cfg.Options)
@@ -100,8 +120,16 @@ demo models) and stop it at the end. For each model (--models):
   gateway-batched/M@cC, @c1   with batching on (--batched-config)
   gateway-cached/M@cC    on response-cache hits (--cached-config)
 
-all in closed loop at --concurrency C and at 1 (idle). The gateway's model
-configuration is switched between runs with POST
+all in closed loop at --concurrency C and at 1 (idle). For ranker, after its
+batched runs, with the batched configuration and 16 rows per request (so that
+the rate stays low enough for the load generator to offer a multiple of it):
+
+  gateway-sustainable/ranker@cC   closed loop at C: the rate it sustains
+  gateway-overload/ranker@Xx      X (--overload) times that rate, open loop:
+                         429/503 are shed, not errors, and /v2/health/ready
+                         is probed every 10ms (see "infergate bench --help")
+
+The gateway's model configuration is switched between runs with POST
 /v2/repository/models/{m}/load; a configuration the gateway refuses is
 recorded as flagged runs with its error, and the suite goes on.`)
 	cfg := bench.DefaultSuiteConfig()
@@ -118,11 +146,19 @@ recorded as flagged runs with its error, and the suite goes on.`)
 	serverArgs := repeatedList{}
 	fs.Var(&serverArgs, "server-arg", "extra `FLAG` for the gateway the suite starts, e.g. --server-arg=--max-queue=1024; repeatable")
 	serverLog := fs.String("server-log", "", "write the log of the gateway the suite starts to this file")
+	overloadFlags(fs, &cfg.Options, "after ranker's batched runs, measure its sustainable rate with 16 rows per request in closed loop at --concurrency, then offer `X` times it in open loop (gateway-overload/ranker@Xx), where 429 and 503 are shed rather than errors and /v2/health/ready is probed; 0 skips the pair")
 	out := outputFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := checkOverloadFlags(fs, cfg.Overload); err != nil {
+		return err
+	}
 	cfg.Models, cfg.ModelFiles, cfg.ServerArgs = models, modelFiles, serverArgs
+	if flagSet(fs, "overload") && cfg.Overload > 0 && !slices.Contains(cfg.Models, cfg.OverloadModel) {
+		return fmt.Errorf("--overload %g: the overload step runs on %s, which --models %s does not list; add it, or drop --overload",
+			cfg.Overload, cfg.OverloadModel, strings.Join(cfg.Models, ","))
+	}
 	cfg.Command = commandLine("bench suite", args)
 	out.apply(&cfg.Options)
 	stopProfile, err := out.startProfile()
@@ -176,6 +212,33 @@ func commonBenchFlags(fs *flag.FlagSet, o *bench.Options) {
 	fs.StringVar(&o.ORTLib, "ort-lib", "", "path of libonnxruntime.so for the ort floor (and the gateway the suite starts) (default: $INFERGATE_ORT_LIB, else lib/libonnxruntime.so.1 from \"make setup\")")
 	fs.IntVar(&o.Instances, "instances", 0, "ONNX Runtime sessions of the gateway, which the ort floor copies (0: what GET /v2/models/{m}/config reports, else 1; the suite starts its gateway with it)")
 	fs.IntVar(&o.IntraOpThreads, "intra-op-threads", 0, "ONNX Runtime intra-op threads per session, as --instances")
+}
+
+// overloadFlags defines --overload, described by usage, and
+// --max-accepted-p99.
+func overloadFlags(fs *flag.FlagSet, o *bench.Options, usage string) {
+	fs.Float64Var(&o.Overload, "overload", o.Overload, "overload mode: "+usage)
+	fs.DurationVar(&o.MaxAcceptedP99, "max-accepted-p99", o.MaxAcceptedP99,
+		"with --overload: flag the overload run when the p99 of the requests the gateway accepted (200) exceeds this. "+
+			"Set it from the model's queue bound: a version admits max_batch_size × instances + max_queue requests "+
+			"(64 × 1 + 256 = 320 by default), which wait about that many over the rate it sustains under overload "+
+			"(320 ms at 1,000/s), so give that plus a margin")
+}
+
+// checkOverloadFlags refuses --max-accepted-p99 without an overload run
+// to apply it to.
+func checkOverloadFlags(fs *flag.FlagSet, overload float64) error {
+	if overload == 0 && flagSet(fs, "max-accepted-p99") {
+		return errors.New("--max-accepted-p99 applies to the overload run only: add --overload (e.g. 3), or drop it")
+	}
+	return nil
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // benchOutput holds the flags about what to write.

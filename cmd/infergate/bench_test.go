@@ -129,6 +129,39 @@ func TestBenchOneModel(t *testing.T) {
 	}
 }
 
+// TestBenchOverload overloads a real gateway briefly: the closed-loop step
+// measures the sustainable rate, the overload step offers 3 times it.
+// The figures on a shared machine vary too much to check the bounds; the
+// structure of the runs is checked.
+func TestBenchOverload(t *testing.T) {
+	s := startServer(t, "--models", demoRepo(t))
+	output, rep := runBenchCommand(t, "bench", "--target", "http://"+s.addr, "--model", "ranker", "--rows", "16",
+		"--overload", "3", "--duration", "500ms", "--warmup", "200ms")
+	if len(rep.Runs) != 2 || rep.Runs[0].Name != "gateway/ranker@c64" || rep.Runs[1].Name != "gateway-overload/ranker@3x" {
+		t.Fatalf("runs %+v; want gateway/ranker@c64 and gateway-overload/ranker@3x", rep.Runs)
+	}
+	sus, r := &rep.Runs[0], &rep.Runs[1]
+	checkRun(t, sus)
+	if sus.Shed != nil || sus.Health != nil || sus.Concurrency != 64 {
+		t.Fatalf("sustainable run %+v", sus)
+	}
+	if r.SustainableRun != sus.Name || r.SustainableRPS != sus.ThroughputRPS || r.Rate != r.OfferedRPS || r.Mode != bench.ModeOpen || r.RowsPerRequest != 16 {
+		t.Fatalf("overload run offered %g/s (rate %g) of %q %g/s", r.OfferedRPS, r.Rate, r.SustainableRun, r.SustainableRPS)
+	}
+	if r.Shed == nil || r.Health == nil || r.Health.Probes == 0 || r.Requests == 0 || r.MaxAcceptedP99US != 1e6 {
+		t.Fatalf("overload run: shed %+v health %+v requests %d", r.Shed, r.Health, r.Requests)
+	}
+	// The gateway sheds with 503 and Retry-After: never an error here.
+	if r.ErrorKinds["http_503"] != 0 || r.ErrorKinds["shed_without_retry_after"] != 0 {
+		t.Fatalf("overload run errors %v", r.ErrorKinds)
+	}
+	t.Logf("sustained %g/s; overload: %g/s accepted, p99 %gµs, shed %+v, health %+v, flagged %q",
+		sus.ThroughputRPS, r.ThroughputRPS, r.Latency.P99, *r.Shed, *r.Health, r.Flagged)
+	if !strings.Contains(output, "overload gateway-overload/ranker@3x: offered") || !strings.Contains(output, "shed (p99)") {
+		t.Fatalf("no overload summary in the output:\n%s", output)
+	}
+}
+
 func TestBenchFlagErrors(t *testing.T) {
 	f := func(wantCode int, wantOut string, args ...string) {
 		t.Helper()
@@ -150,6 +183,16 @@ func TestBenchFlagErrors(t *testing.T) {
 	f(1, "pass --model-file", "bench", "--model", "other", "--floors", "ort", "--dry-run")
 	f(1, "not a demo model", "bench", "suite", "--models", "other", "--dry-run")
 	f(1, "is not a JSON object", "bench", "suite", "--batched-config", "nope", "--dry-run")
+	f(0, "-max-accepted-p99 duration", "bench", "--help")
+	f(0, "gateway-overload/ranker@Xx", "bench", "suite", "--help")
+	f(1, "--overload 1 must be 0 (off) or above 1", "bench", "--overload", "1", "--dry-run")
+	f(1, "--overload sets the open-loop rate itself", "bench", "--overload", "3", "--rate", "100", "--dry-run")
+	f(1, "--max-accepted-p99 applies to the overload run only", "bench", "--max-accepted-p99", "2s", "--dry-run")
+	f(1, "--max-accepted-p99 0s must be positive", "bench", "--overload", "3", "--max-accepted-p99", "0s", "--dry-run")
+	f(0, "configuration is valid", "bench", "--overload", "2.5", "--dry-run")
+	f(1, "which --models ctr does not list", "bench", "suite", "--overload", "3", "--models", "ctr", "--dry-run")
+	f(0, "configuration is valid", "bench", "suite", "--overload", "0", "--dry-run")
+	f(1, "--max-accepted-p99 applies to the overload run only", "bench", "suite", "--overload", "0", "--max-accepted-p99", "2s", "--dry-run")
 	f(2, "not a positive integer", "bench", "--concurrency", "0")
 	f(1, "cannot benchmark the target", "bench", "--target", "http://127.0.0.1:1", "--concurrency", "1", "--duration", "10ms")
 }
