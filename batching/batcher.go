@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/infergate/infergate/oip"
@@ -166,6 +167,9 @@ type Batcher struct {
 	free       int // instances not running anything
 	stopped    bool
 
+	// full mirrors queued >= MaxQueueSize for Full, which takes no lock.
+	full atomic.Bool
+
 	wake     chan struct{} // a token per enqueue; workers wait on it
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -261,6 +265,7 @@ func (b *Batcher) Do(r *Request) error {
 	b.levels[r.level].push(r)
 	b.queued++
 	b.queuedRows += r.Rows
+	b.full.Store(b.queued >= b.cfg.MaxQueueSize)
 	b.mu.Unlock()
 	select {
 	case b.wake <- struct{}{}:
@@ -306,8 +311,14 @@ func (b *Batcher) unqueueLocked(r *Request) {
 	b.levels[r.level].remove(r)
 	b.queued--
 	b.queuedRows -= r.Rows
+	b.full.Store(b.queued >= b.cfg.MaxQueueSize)
 	r.state = stateTaken
 }
+
+// Full reports, without locking, whether MaxQueueSize requests are
+// waiting: a caller can refuse a request before paying to decode it. Do
+// still decides for itself.
+func (b *Batcher) Full() bool { return b.full.Load() }
 
 // release returns an instance and wakes a worker for what queued
 // meanwhile.

@@ -303,9 +303,15 @@ func TestQueueFullRefusesAtOnce(t *testing.T) {
 		obs := &countingObserver{}
 		b := newBatcher(t, f, Config{MaxBatchSize: 1, MaxQueueSize: 2, Observer: obs})
 		var chs []<-chan error
-		for range 3 { // one runs, two wait
+		for i := range 3 { // one runs, two wait
+			if b.Full() {
+				t.Fatalf("Full with %d requests in, one of them running; want not full", i)
+			}
 			chs = append(chs, goDo(b, request(1, 1, 0)))
 			synctest.Wait()
+		}
+		if !b.Full() {
+			t.Fatal("Full with two requests waiting in a queue of two: got false")
 		}
 		start := time.Now()
 		if err := b.Do(request(1, 1, 0)); !errors.Is(err, ErrQueueFull) || time.Since(start) != 0 {
@@ -318,6 +324,9 @@ func TestQueueFullRefusesAtOnce(t *testing.T) {
 			if err := <-c; err != nil {
 				t.Fatal(err)
 			}
+		}
+		if b.Full() {
+			t.Fatal("Full after the queue drained: got true")
 		}
 	})
 }

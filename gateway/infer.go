@@ -101,6 +101,12 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, name, version []byte) error {
 }
 
 func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, start time.Time) error {
+	if v.Batcher.Full() {
+		// Refuse before decoding: under overload, decoding requests only
+		// to refuse them takes the CPU the accepted ones need. (A request
+		// the cache could answer is refused too; it retries.)
+		return s.batchError(v, 0, batching.ErrQueueFull)
+	}
 	sc := s.scratch.get()
 	defer s.scratch.put(sc)
 	req := &sc.req
