@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"reflect"
 	"testing"
 	"time"
@@ -144,6 +143,18 @@ func (c *testCluster) partition(i int) {
 	}
 }
 
+// isolate partitions node n from the others and returns the others.
+func (c *testCluster) isolate(n *Node) (rest []*Node) {
+	for i, m := range c.nodes {
+		if m == n {
+			c.partition(i)
+		} else {
+			rest = append(rest, m)
+		}
+	}
+	return rest
+}
+
 // heal reconnects every pair.
 func (c *testCluster) heal() {
 	for i, a := range c.trans {
@@ -237,14 +248,7 @@ func TestLeaderLossElectsAndKeepsCommittedWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var rest []*Node
-	for i, n := range c.nodes {
-		if n == old {
-			c.partition(i)
-		} else {
-			rest = append(rest, n)
-		}
-	}
+	rest := c.isolate(old)
 	start := time.Now()
 	leader := c.waitLeader(rest...)
 	t.Logf("new leader %s after %s", leader.ID(), time.Since(start).Round(time.Millisecond))
@@ -266,14 +270,7 @@ func TestPartitionedMinorityCannotCommit(t *testing.T) {
 	c.waitConverged(c.nodes...)
 	// Cut the leader off: it is the minority, and what it is asked to
 	// write must never commit.
-	var rest []*Node
-	for i, n := range c.nodes {
-		if n == old {
-			c.partition(i)
-		} else {
-			rest = append(rest, n)
-		}
-	}
+	rest := c.isolate(old)
 	if res, err := c.register(old, "minority", "lost"); err == nil {
 		t.Fatalf("the partitioned leader committed a write: %+v", res)
 	} else if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrUnknownOutcome) {
@@ -367,7 +364,7 @@ func TestNodesBeyondMaxVotersJoinAsNonvoters(t *testing.T) {
 // and file snapshots over a real TCP transport) after a snapshot, so that
 // its state comes back through FSM.Restore plus the entries after it.
 func TestRestartFromSnapshot(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	_, tr := raft.NewInmemTransport("unused")
 	cfg := testConfig(t, "solo", tr, "")
 	cfg.inmem = nil
@@ -412,14 +409,4 @@ func TestRestartFromSnapshot(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

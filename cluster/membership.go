@@ -202,15 +202,8 @@ func (n *Node) announce() {
 }
 
 func (n *Node) announceOnce(self fsm.Member) error {
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.HoldTimeout+time.Second)
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.HoldTimeout+time.Second)
 	defer cancel()
-	go func() {
-		select {
-		case <-n.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	if n.inConfiguration() {
 		st, _ := n.fsm.State()
 		if rec := st.Members[self.ID]; rec != nil && rec.HTTPAddr == self.HTTPAddr && rec.RaftAddr == self.RaftAddr {

@@ -34,7 +34,11 @@ type Node struct {
 	// bootstrapped is set by open when this start created the group.
 	bootstrapped bool
 
+	// stop is closed, and ctx canceled, when Stop begins: background work
+	// and calls in progress give up.
 	stop     chan struct{}
+	ctx      context.Context
+	cancel   context.CancelFunc
 	stopOnce sync.Once
 	wg       sync.WaitGroup
 }
@@ -55,6 +59,7 @@ func Start(cfg Config) (*Node, error) {
 		peers: newPeerClient(cfg.Token),
 		stop:  make(chan struct{}),
 	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if n.logf == nil {
 		n.logf = log.Printf
 	}
@@ -156,6 +161,7 @@ func (n *Node) Stop() error {
 	var err error
 	n.stopOnce.Do(func() {
 		close(n.stop)
+		n.cancel()
 		n.wg.Wait()
 		if n.raft != nil {
 			n.handOver()

@@ -342,15 +342,8 @@ func (r *reconciler) fetch(st *fsm.State, v *fsm.Version) error {
 func (r *reconciler) fetchFrom(base string, v *fsm.Version) error {
 	// Allow 1 MB/s at least, and never less than 30 s.
 	timeout := 30*time.Second + time.Duration(v.Size/(1<<20))*time.Second
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(r.n.ctx, timeout)
 	defer cancel()
-	go func() {
-		select {
-		case <-r.n.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	body, _, err := r.n.peers.openBlob(ctx, base, v.SHA256)
 	if err != nil {
 		return err

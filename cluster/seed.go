@@ -17,15 +17,8 @@ import (
 // models become the cluster's and joining nodes pull them. Version numbers
 // and config.json are kept; the served default becomes production.
 func (n *Node) seed() {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(n.ctx, time.Minute)
 	defer cancel()
-	go func() {
-		select {
-		case <-n.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	if err := n.ReadIndex(ctx); err != nil {
 		n.logf("cluster: cannot register the local models in the new group: %v", err)
 		return

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -31,15 +30,9 @@ func startAdmin(t *testing.T, cfg gateway.Config) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raftAddr := ln.Addr().String()
-	ln.Close()
 	cc := cluster.DefaultConfig()
 	cc.NodeID = "n1"
-	cc.RaftAddr = raftAddr
+	cc.RaftAddr = testenv.FreeAddr(t)
 	cc.HTTPAddr = "http://" + s.listenTCP(t)
 	cc.DataDir = t.TempDir()
 	cc.Token = cfg.AdminToken

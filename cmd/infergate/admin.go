@@ -317,6 +317,19 @@ func (a *adminAnswer) decode(what string, v any) error {
 	return nil
 }
 
+// report prints ans: with --json its body as it came, else the line that
+// line makes of it once decoded into res.
+func (out adminOutput) report(asJSON bool, ans *adminAnswer, what string, res any, line func() string) error {
+	if asJSON {
+		return out.raw(ans)
+	}
+	if err := ans.decode(what, res); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(out.stdout, line())
+	return err
+}
+
 // raw prints the answer's body as it came, ending with a newline.
 func (out adminOutput) raw(a *adminAnswer) error {
 	body := a.body
@@ -550,23 +563,18 @@ becomes production; later ones are staged until promoted.`)
 	if err != nil {
 		return err
 	}
-	if cfg.json {
-		return out.raw(ans)
-	}
 	var res struct {
 		Model   string `json:"model"`
 		Version int64  `json:"version"`
 		SHA256  string `json:"sha256"`
 	}
-	if err := ans.decode("the upload", &res); err != nil {
-		return err
-	}
-	suffix := ""
-	if *promote {
-		suffix = ", now production"
-	}
-	_, err = fmt.Fprintf(out.stdout, "uploaded %s version %d (sha256:%s)%s\n", res.Model, res.Version, res.SHA256, suffix)
-	return err
+	return out.report(cfg.json, ans, "the upload", &res, func() string {
+		suffix := ""
+		if *promote {
+			suffix = ", now production"
+		}
+		return fmt.Sprintf("uploaded %s version %d (sha256:%s)%s", res.Model, res.Version, res.SHA256, suffix)
+	})
 }
 
 func modelsPromote(out adminOutput, args []string) error {
@@ -609,19 +617,14 @@ func setAlias(out adminOutput, fs *flag.FlagSet, cfg *adminConfig, name, alias, 
 	if err != nil {
 		return err
 	}
-	if cfg.json {
-		return out.raw(ans)
-	}
 	var res struct {
 		Model   string `json:"model"`
 		Alias   string `json:"alias"`
 		Version int64  `json:"version"`
 	}
-	if err := ans.decode("the alias change", &res); err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(out.stdout, "%s %s now points to version %d\n", res.Model, res.Alias, res.Version)
-	return err
+	return out.report(cfg.json, ans, "the alias change", &res, func() string {
+		return fmt.Sprintf("%s %s now points to version %d", res.Model, res.Alias, res.Version)
+	})
 }
 
 func modelsRollback(out adminOutput, args []string) error {
@@ -641,18 +644,13 @@ last promotion; that one goes back to staged.`)
 	if err != nil {
 		return err
 	}
-	if cfg.json {
-		return out.raw(ans)
-	}
 	var res struct {
 		Model   string `json:"model"`
 		Version int64  `json:"version"`
 	}
-	if err := ans.decode("the rollback", &res); err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(out.stdout, "rolled %s back: production is version %d\n", res.Model, res.Version)
-	return err
+	return out.report(cfg.json, ans, "the rollback", &res, func() string {
+		return fmt.Sprintf("rolled %s back: production is version %d", res.Model, res.Version)
+	})
 }
 
 func modelsRetire(out adminOutput, args []string) error {
@@ -676,19 +674,14 @@ The API refuses (409) while an alias, production included, points to it.`)
 	if err != nil {
 		return err
 	}
-	if cfg.json {
-		return out.raw(ans)
-	}
 	var res struct {
 		Model   string `json:"model"`
 		Version int64  `json:"version"`
 		Stage   string `json:"stage"`
 	}
-	if err := ans.decode("the retirement", &res); err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(out.stdout, "%s version %d is %s\n", res.Model, res.Version, res.Stage)
-	return err
+	return out.report(cfg.json, ans, "the retirement", &res, func() string {
+		return fmt.Sprintf("%s version %d is %s", res.Model, res.Version, res.Stage)
+	})
 }
 
 func clusterStatus(out adminOutput, args []string) error {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,16 +27,6 @@ const clusterToken = "cluster-test-token"
 type clusterNode struct {
 	*server
 	data, models, raft string
-}
-
-func freeLoopbackPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // startNode starts (or restarts) a cluster node; join is a member's URL or
@@ -185,14 +174,14 @@ func TestClusterFailover(t *testing.T) {
 	}
 	demo := demoRepo(t)
 	var nodes []*clusterNode
-	first := startNode(t, t.TempDir(), demo, freeLoopbackPort(t), "")
+	first := startNode(t, t.TempDir(), demo, testenv.FreeAddr(t), "")
 	nodes = append(nodes, first)
 	testenv.CheckFor(t, 20*time.Second, func() error {
 		_, _, err := first.model(t, "ctr", false)
 		return err
 	})
 	for range 2 {
-		nodes = append(nodes, startNode(t, t.TempDir(), t.TempDir(), freeLoopbackPort(t), first.url()))
+		nodes = append(nodes, startNode(t, t.TempDir(), t.TempDir(), testenv.FreeAddr(t), first.url()))
 	}
 	body, _ := inferBody(1, 64, 7)
 	for _, n := range nodes {

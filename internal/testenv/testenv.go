@@ -4,6 +4,7 @@
 package testenv
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -61,4 +62,17 @@ func CheckFor(tb testing.TB, d time.Duration, fn func() error) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// FreeAddr returns a loopback address whose port was free a moment ago,
+// for a server that must be told its address before it listens (a raft
+// transport, a node restarted on the same address).
+func FreeAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
