@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,6 +45,10 @@ type LocalStatus struct {
 // replicated state does not change.
 const retryInterval = 5 * time.Second
 
+// fullCheckTicks is how many retry intervals pass between full checks of
+// models that are ready and unchanged.
+const fullCheckTicks = 12
+
 // reconciler makes the local registry match the replicated state. Only
 // its loop goroutine runs reconcile; LocalStatus may be called from any.
 type reconciler struct {
@@ -60,6 +65,9 @@ type reconciler struct {
 	// loadErrs is the last load error per model, logged once; only the
 	// loop goroutine uses it.
 	loadErrs map[string]string
+	// done holds the signature of each model last brought fully ready;
+	// only the loop goroutine uses it.
+	done map[string]string
 }
 
 type fileHash struct {
@@ -75,19 +83,25 @@ func newReconciler(n *Node) *reconciler {
 		status:   make(map[string]map[int64]VersionStatus),
 		hashes:   make(map[string]fileHash),
 		loadErrs: make(map[string]string),
+		done:     make(map[string]string),
 	}
 }
 
 func (r *reconciler) loop() {
 	t := time.NewTicker(retryInterval)
 	defer t.Stop()
-	for {
+	for ticks := 0; ; {
 		r.reconcile()
 		select {
 		case <-r.n.stop:
 			return
 		case <-r.n.fsm.Changed():
 		case <-t.C:
+			// Now and then check everything again: a file or blob
+			// removed behind the node's back is put back.
+			if ticks++; ticks%fullCheckTicks == 0 {
+				clear(r.done)
+			}
 		}
 	}
 }
@@ -136,6 +150,14 @@ func (r *reconciler) reconcile() {
 }
 
 func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
+	// Most changes (other aliases, members, other models) leave a model
+	// as it was: skip it while what this node serves of it is unchanged
+	// and ready, so that a burst of admin writes costs no file checks.
+	sig := signature(m)
+	if r.done[m.Name] == sig && r.loadedAsRecorded(m.Name) {
+		return
+	}
+	delete(r.done, m.Name)
 	var present []int64
 	live := make(map[int64]bool)
 	for _, v := range m.Versions {
@@ -204,6 +226,41 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 	if p := m.Production(); p != 0 && loaded != nil && loaded.Version(p) != nil {
 		r.repo.SetDefault(m.Name, p)
 	}
+	if len(present) == len(live) && r.loadedAsRecorded(m.Name) {
+		r.done[m.Name] = sig
+	}
+}
+
+// signature sums up what of m decides what a node serves: its live
+// versions, their digests and the production version with its config.
+func signature(m *fsm.Model) string {
+	var b strings.Builder
+	p := m.Production()
+	fmt.Fprintf(&b, "p%d", p)
+	for _, v := range m.Versions {
+		if v.Stage != fsm.StageRetired {
+			fmt.Fprintf(&b, " %d:%s", v.Number, v.SHA256)
+		}
+	}
+	if pv := m.Version(p); pv != nil {
+		b.Write(pv.Config)
+	}
+	return b.String()
+}
+
+// loadedAsRecorded reports whether every version this node recorded for
+// model is ready in the registry, as it was when recorded (a repository
+// API call may have unloaded it since).
+func (r *reconciler) loadedAsRecorded(model string) bool {
+	loaded := r.repo.Model(model)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for v, s := range r.status[model] {
+		if s.State != VersionReady || loaded == nil || loaded.Version(v) == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // loadReasons returns why versions of model failed to load, from the
