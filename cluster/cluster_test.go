@@ -7,7 +7,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -409,4 +414,75 @@ func TestRestartFromSnapshot(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestCorruptBlobIsNeverLoaded points a version's origin at a peer that
+// serves wrong bytes, then truncated ones: the node refuses both, loads
+// nothing and says why, and takes the blob from an honest peer once there
+// is one.
+func TestCorruptBlobIsNeverLoaded(t *testing.T) {
+	c := newTestCluster(t, 2)
+	leader := c.waitLeader(c.nodes...)
+	var node *Node
+	for _, n := range c.nodes {
+		if n != leader {
+			node = n
+		}
+	}
+	good := []byte("the real model bytes")
+	sum := sha256.Sum256(good)
+	hexSum := hex.EncodeToString(sum[:])
+	serve := func(body []byte) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/v1/blobs/sha256:"+hexSum {
+				http.NotFound(w, r)
+				return
+			}
+			w.Write(body)
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	member := func(id string, srv *httptest.Server) {
+		t.Helper()
+		if _, err := leader.ApplyLocal(fsm.Command{Op: fsm.OpSetMember, Member: &fsm.Member{ID: id, RaftAddr: "10.0.0.1:1", HTTPAddr: srv.URL}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	member("evil", serve([]byte("the fake model bytes")))
+	member("short", serve(good[:7]))
+	if _, err := leader.ApplyLocal(fsm.Command{
+		Op: fsm.OpRegisterVersion, Model: "m", SHA256: hexSum, Size: int64(len(good)),
+		Created: time.Unix(1, 0).UTC(), Origin: "evil",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(node.cfg.Registry.Dir(), "m", "1", "model.onnx")
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		s := node.LocalStatus().Models["m"]["1"]
+		if s.State != VersionFailed || !strings.Contains(s.Reason, "sha256") || !strings.Contains(s.Reason, "got 7 bytes") {
+			return fmt.Errorf("status %+v; want failed, naming the digest and the short read", s)
+		}
+		return nil
+	})
+	if node.cfg.Blobs.Has(hexSum) {
+		t.Fatal("a blob that failed verification was stored")
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the repository holds %s after failed fetches (stat: %v)", path, err)
+	}
+	if node.cfg.Registry.Model("m") != nil {
+		t.Fatal("the registry loaded a model whose blob never verified")
+	}
+
+	member("honest", serve(good))
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if s := node.LocalStatus().Models["m"]["1"]; s.State != VersionReady {
+			return fmt.Errorf("status %+v; want ready from the honest peer", s)
+		}
+		return nil
+	})
+	if b, err := os.ReadFile(path); err != nil || !bytes.Equal(b, good) {
+		t.Fatalf("repository file: %q, %v; want the real bytes", b, err)
+	}
 }
