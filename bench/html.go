@@ -563,7 +563,9 @@ func buildRatios(runs []Run) []modelView {
 
 		// Requests/s against a bare HTTP server at the same concurrency.
 		t = table{Title: "Requests/s: gateway ÷ http-floor at the same concurrency (closed loop)"}
-		closedGW := func(r *Run) bool { return gw(r) && r.Mode != ModeOpen && r.Concurrency > 0 }
+		// The floors answer one-row requests: gateway runs with more rows
+		// per request (the overload pair's) compare only in rows/s above.
+		closedGW := func(r *Run) bool { return gw(r) && r.Mode != ModeOpen && r.Concurrency > 0 && r.RowsPerRequest <= 1 }
 		conc := distinct(runs, closedGW, func(r *Run) int { return r.Concurrency })
 		slices.Sort(conc)
 		if best(runs, httpf, moreRPS) == nil || len(conc) == 0 {

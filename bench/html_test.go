@@ -548,8 +548,19 @@ func TestWriteHTMLRatios(t *testing.T) {
 		{Name: "ort64-flagged", Kind: KindORTFloor, Model: "m", BatchSize: 64, RowsPerS: 900e3, Flagged: "noisy"},
 		{Name: "gw1", Kind: KindGateway, Model: "m", Batching: true, Mode: ModeClosed, Concurrency: 1, RowsPerRequest: 1, ThroughputRPS: 8e3, RowsPerS: 8e3, Latency: Latency{P50: 125}},
 		{Name: "gw8", Kind: KindGateway, Model: "m", Batching: true, Mode: ModeClosed, Concurrency: 8, RowsPerRequest: 1, ThroughputRPS: 50e3, RowsPerS: 100e3, Latency: Latency{P50: 160}},
+		// Sixteen rows a request: compared in rows/s only, never with the
+		// one-row floors' requests/s or latency.
+		{Name: "gw8x16", Kind: KindGateway, Model: "m", Batching: true, Mode: ModeClosed, Concurrency: 8, RowsPerRequest: 16, ThroughputRPS: 5e3, RowsPerS: 80e3, Latency: Latency{P50: 1600}},
 	}}
 	p := renderChecked(t, r)
+	for _, s := range []string{"5.00k · 0.05×", "21.3×"} { // req/s ÷ the floor's; p50 ÷ the floors' sum
+		if strings.Contains(p.text, s) {
+			t.Errorf("a 16-row run is set against the one-row floors: the page shows %q", s)
+		}
+	}
+	if !strings.Contains(p.text, "0.2×") { // 80k rows/s ÷ 400k rows/s
+		t.Error("the 16-row run's rows/s ratio is missing")
+	}
 	for _, s := range []string{
 		"0.25×",        // 100k rows/s ÷ 400k rows/s (the flagged 900k is passed over)
 		"50.0k · 0.5×", // 50k req/s ÷ 100k req/s at c=8
