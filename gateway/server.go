@@ -134,7 +134,7 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 		ErrorHandler:                  s.protocolError,
 		Name:                          cfg.Name,
 		MaxRequestBodySize:            cfg.MaxBodyBytes,
-		Concurrency:                   cfg.MaxConnections,
+		Concurrency:                   cfg.MaxConnections + 64, // Serve's listener refuses first
 		ReadTimeout:                   cfg.ReadTimeout,
 		WriteTimeout:                  cfg.WriteTimeout,
 		IdleTimeout:                   cfg.IdleTimeout,
@@ -152,9 +152,10 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 // its initial models are loaded.
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 
-// Serve accepts connections on ln until Shutdown.
+// Serve accepts connections on ln until Shutdown, at most MaxConnections
+// at once (counted per listener).
 func (s *Server) Serve(ln net.Listener) error {
-	return s.srv.Serve(ln)
+	return s.srv.Serve(newLimitListener(ln, s.cfg.MaxConnections))
 }
 
 // Shutdown stops accepting connections, marks the server not ready, and
