@@ -50,8 +50,13 @@ type testCluster struct {
 func testConfig(t *testing.T, id string, trans *raft.InmemTransport, join string) Config {
 	t.Helper()
 	repo, err := registry.New(registry.Config{
-		Dir:  t.TempDir(),
-		Load: func([]byte, registry.ModelConfig) (registry.Backend, error) { return textBackend{}, nil },
+		Dir: t.TempDir(),
+		Load: func(b []byte, _ registry.ModelConfig) (registry.Backend, error) {
+			if bytes.HasPrefix(b, []byte("broken")) {
+				return nil, errors.New("not a model")
+			}
+			return textBackend{}, nil
+		},
 		Logf: t.Logf,
 	})
 	if err != nil {
@@ -484,5 +489,74 @@ func TestCorruptBlobIsNeverLoaded(t *testing.T) {
 	})
 	if b, err := os.ReadFile(path); err != nil || !bytes.Equal(b, good) {
 		t.Fatalf("repository file: %q, %v; want the real bytes", b, err)
+	}
+}
+
+// TestStagedVersionNeverTakesUnversionedTraffic: production fails to load
+// on a node while a staged version loads; unversioned requests must get
+// "not ready", not the staged version.
+func TestStagedVersionNeverTakesUnversionedTraffic(t *testing.T) {
+	c := newTestCluster(t, 1)
+	n := c.waitLeader(c.nodes...)
+	if _, err := c.register(n, "m", "broken model"); err != nil { // v1, production
+		t.Fatal(err)
+	}
+	if _, err := c.register(n, "m", "good model"); err != nil { // v2, staged
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		st := n.LocalStatus().Models["m"]
+		if st["1"].State != VersionFailed || st["2"].State != VersionReady {
+			return fmt.Errorf("statuses %+v; want 1 failed, 2 ready", st)
+		}
+		return nil
+	})
+	if v, err := n.cfg.Registry.Acquire("m", 0); !errors.Is(err, registry.ErrModelNotReady) {
+		if err == nil {
+			v.Release()
+		}
+		t.Fatalf("unversioned request while production failed: got %v, %v; want ErrModelNotReady", v, err)
+	}
+	v, err := n.cfg.Registry.Acquire("m", 2)
+	if err != nil {
+		t.Fatalf("the staged version by number: %v", err)
+	}
+	v.Release()
+}
+
+// TestRottenLocalBlobIsFetchedAgain damages a node's stored blob; the next
+// reconcile must notice when placing it, drop it, and fetch a good copy.
+func TestRottenLocalBlobIsFetchedAgain(t *testing.T) {
+	c := newTestCluster(t, 1)
+	n := c.waitLeader(c.nodes...)
+	good := []byte("model bytes that will rot")
+	sum := sha256.Sum256(good)
+	hexSum := hex.EncodeToString(sum[:])
+	if _, _, err := n.cfg.Blobs.Put(bytes.NewReader(good), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	// Rot: same size, other bytes.
+	blob := n.cfg.Blobs.Path(hexSum)
+	os.Chmod(blob, 0o644)
+	if err := os.WriteFile(blob, bytes.ToUpper(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(good) }))
+	defer peer.Close()
+	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetMember, Member: &fsm.Member{ID: "peer", RaftAddr: "10.0.0.1:1", HTTPAddr: peer.URL}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpRegisterVersion, Model: "m", SHA256: hexSum, Size: int64(len(good)), Created: time.Unix(1, 0).UTC(), Origin: "peer"}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if s := n.LocalStatus().Models["m"]["1"]; s.State != VersionReady {
+			return fmt.Errorf("status %+v; want ready", s)
+		}
+		return nil
+	})
+	path := filepath.Join(n.cfg.Registry.Dir(), "m", "1", "model.onnx")
+	if b, err := os.ReadFile(path); err != nil || !bytes.Equal(b, good) {
+		t.Fatalf("repository file: %q, %v; want the good bytes", b, err)
 	}
 }

@@ -120,6 +120,11 @@ func (c *Config) Validate() error {
 	if err := checkBaseURL(c.HTTPAddr); err != nil {
 		return fmt.Errorf("cluster: this node's HTTP address: %w", err)
 	}
+	if u, _ := url.Parse(c.HTTPAddr); u != nil {
+		if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsUnspecified() {
+			return fmt.Errorf("cluster: this node's HTTP address %s is not one peers can reach; set --advertise-http (e.g. http://10.0.0.5:8080)", c.HTTPAddr)
+		}
+	}
 	if c.Join != "" {
 		if err := checkBaseURL(c.Join); err != nil {
 			return fmt.Errorf("cluster: --join: %w", err)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -99,6 +101,11 @@ func (n *Node) JoinLocal(m fsm.Member) error {
 	if err := f.Error(); err != nil {
 		return raftError(err)
 	}
+	// A voter the others cannot reach would cost the group its quorum (a
+	// one-voter group could never commit again): check the address first.
+	if err := n.reachable(m.RaftAddr); err != nil {
+		return fmt.Errorf("%w: the leader cannot reach raft address %s of node %q (%v); give --cluster an address the other nodes can reach", fsm.ErrInvalid, m.RaftAddr, m.ID, err)
+	}
 	voters := 0
 	m.Voter = false
 	for _, s := range f.Configuration().Servers {
@@ -108,7 +115,11 @@ func (n *Node) JoinLocal(m fsm.Member) error {
 				_, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetMember, Member: &m})
 				return err
 			}
-			// Same id at a new address: replace it.
+			// Same id at a new address: a restarted node moved, unless the
+			// old address still answers (two nodes given one id).
+			if n.reachable(string(s.Address)) == nil {
+				return fmt.Errorf("%w: node id %q is already a member at %s, which answers; give the new node another --node-id", fsm.ErrConflict, m.ID, s.Address)
+			}
 			if err := n.raft.RemoveServer(s.ID, 0, n.cfg.ApplyTimeout).Error(); err != nil {
 				return raftError(err)
 			}
@@ -118,14 +129,20 @@ func (n *Node) JoinLocal(m fsm.Member) error {
 			voters++
 		}
 	}
+	// prevIndex makes a concurrent membership change fail this one (the
+	// joiner retries) instead of both counting the same voters.
+	prev := f.Index()
 	var af raft.IndexFuture
 	if voters < n.cfg.MaxVoters {
 		m.Voter = true
-		af = n.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, n.cfg.ApplyTimeout)
+		af = n.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), prev, n.cfg.ApplyTimeout)
 	} else {
-		af = n.raft.AddNonvoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, n.cfg.ApplyTimeout)
+		af = n.raft.AddNonvoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), prev, n.cfg.ApplyTimeout)
 	}
 	if err := af.Error(); err != nil {
+		if strings.Contains(err.Error(), "configuration changed since") {
+			return fmt.Errorf("%w: another membership change came first: %w", ErrNotLeader, err)
+		}
 		return raftError(err)
 	}
 	n.logf("cluster: node %s (raft %s, http %s) joined as a %s", m.ID, m.RaftAddr, m.HTTPAddr, map[bool]string{true: "voter", false: "non-voter"}[m.Voter])
@@ -160,8 +177,14 @@ func (n *Node) RemoveLocal(id string) error {
 		return fmt.Errorf("%w: node %q is not a member", fsm.ErrNotFound, id)
 	}
 	if i >= 0 {
-		if len(servers) == 1 {
-			return fmt.Errorf("%w: node %q is the only member; a group cannot remove its last voter", fsm.ErrConflict, id)
+		voters := 0
+		for _, s := range servers {
+			if s.Suffrage == raft.Voter {
+				voters++
+			}
+		}
+		if voters == 1 && servers[i].Suffrage == raft.Voter {
+			return fmt.Errorf("%w: node %q is the only voter; a group cannot remove its last voter", fsm.ErrConflict, id)
 		}
 		if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
 			return raftError(err)
@@ -226,6 +249,18 @@ func (n *Node) announceOnce(self fsm.Member) error {
 		return errors.New("this node is not in the raft configuration of its data directory and has no --join address")
 	}
 	return n.peers.join(ctx, n.cfg.Join, self)
+}
+
+// reachable dials a raft address; in-memory test transports always are.
+func (n *Node) reachable(addr string) error {
+	if n.cfg.inmem != nil {
+		return nil
+	}
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	return c.Close()
 }
 
 // inConfiguration reports whether raft's latest configuration holds this

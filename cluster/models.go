@@ -39,6 +39,9 @@ func (n *Node) Upload(ctx context.Context, name string, onnx []byte, promote boo
 	if len(onnx) == 0 {
 		return nil, "", fmt.Errorf("%w: the body is empty; send the ONNX model's bytes (Content-Type: application/octet-stream)", fsm.ErrInvalid)
 	}
+	if st, _ := n.fsm.State(); st.Models[name] == nil && n.cfg.Registry.Model(name) != nil {
+		return nil, "", fmt.Errorf("%w: model %q is served from this node's --models directory, outside the cluster; a cluster model of that name would replace its files. Pick another name, or move the local model out of --models first", fsm.ErrConflict, name)
+	}
 	if n.cfg.Check != nil {
 		if err := n.cfg.Check(onnx); err != nil {
 			return nil, "", fmt.Errorf("%w: the body is not a model this gateway can serve: %w", fsm.ErrInvalid, err)

@@ -64,14 +64,25 @@ func Start(cfg Config) (*Node, error) {
 		n.logf = log.Printf
 	}
 	if err := n.open(); err != nil {
+		if n.raft != nil {
+			n.raft.Shutdown().Error()
+		}
+		n.cancel()
 		n.closeStores()
 		return nil, err
 	}
 	n.rec = newReconciler(n)
-	n.goFunc(n.rec.loop)
 	n.goFunc(n.announce)
 	if n.bootstrapped && cfg.RegisterLocal {
-		n.goFunc(n.seed)
+		// The reconciler starts once the local models are registered, so
+		// that it never sees a model half registered (and unloads the
+		// versions not registered yet).
+		n.goFunc(func() {
+			n.seed()
+			n.rec.loop()
+		})
+	} else {
+		n.goFunc(n.rec.loop)
 	}
 	return n, nil
 }
@@ -164,7 +175,7 @@ func (n *Node) Stop() error {
 		n.cancel()
 		n.wg.Wait()
 		if n.raft != nil {
-			n.handOver()
+			n.HandOver()
 			err = n.raft.Shutdown().Error()
 		}
 		n.closeStores()
@@ -172,10 +183,12 @@ func (n *Node) Stop() error {
 	return err
 }
 
-// handOver transfers leadership before a clean stop, so that writes pause
-// for one round trip instead of an election timeout. Failing is harmless:
-// the others elect a leader on their own.
-func (n *Node) handOver() {
+// HandOver transfers leadership to another voter if this node leads, so
+// that writes pause for one round trip instead of an election timeout.
+// Call it when shutdown begins, while the node still serves peers; Stop
+// calls it too. Failing is harmless: the others elect a leader on their
+// own.
+func (n *Node) HandOver() {
 	if n.raft.State() != raft.Leader {
 		return
 	}
@@ -252,7 +265,7 @@ type Staleness struct {
 
 // Staleness returns the node's current Staleness.
 func (n *Node) Staleness() Staleness {
-	s := Staleness{Index: n.raft.AppliedIndex()}
+	s := Staleness{Index: n.fsm.Applied()}
 	_, lid := n.raft.LeaderWithID()
 	s.KnownLeader = lid != ""
 	if n.raft.State() != raft.Leader {
@@ -310,16 +323,17 @@ func (n *Node) ApplyLocal(c fsm.Command) (*fsm.Result, error) {
 	return res, nil
 }
 
-// raftError maps raft's errors to ours: ErrNotLeader when nothing was
-// applied, ErrUnknownOutcome when the entry may have committed.
+// raftError maps raft's errors on the write path to ours: ErrNotLeader
+// when nothing was applied, ErrUnknownOutcome when the entry may have
+// committed.
 func raftError(err error) error {
 	switch {
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout):
-		return ErrNotLeader
-	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrAbortedByRestore):
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return fmt.Errorf("%w: %w", ErrNotLeader, err)
+	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrAbortedByRestore), errors.Is(err, raft.ErrRaftShutdown):
+		// Shutdown too: raft answers it for entries that may have
+		// committed already.
 		return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
-	case errors.Is(err, raft.ErrRaftShutdown):
-		return ErrStopped
 	}
 	return err
 }
@@ -328,20 +342,25 @@ func raftError(err error) error {
 // retrying while there is none or while do fails with ErrNotLeader or a
 // connection that never reached the leader, until Config.HoldTimeout.
 func (n *Node) withLeader(ctx context.Context, do func(ctx context.Context, leaderURL string) error) error {
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.HoldTimeout)
 	defer cancel()
 	var last error
 	for {
 		id, url := n.Leader()
 		tried := true
+		// Each try has its own deadline: a write sent late in the hold
+		// must not be cut short (and its outcome made unknown) by it.
+		try, cancelTry := context.WithTimeout(parent, n.cfg.ApplyTimeout+time.Second)
 		switch {
 		case id == n.cfg.NodeID:
-			last = do(ctx, "")
+			last = do(try, "")
 		case url != "":
-			last = do(ctx, url)
+			last = do(try, url)
 		default:
 			tried = false // no leader known (or not its address yet)
 		}
+		cancelTry()
 		if tried && (last == nil || !errors.Is(last, ErrNotLeader) && !errors.Is(last, errUnreached)) {
 			return last
 		}
@@ -370,15 +389,19 @@ func (n *Node) ReadIndex(ctx context.Context) error {
 		} else {
 			index, err = n.peers.readIndex(ctx, leaderURL)
 		}
+		if errors.Is(err, ErrUnknownOutcome) {
+			// A read changes nothing: whatever broke, try again.
+			err = fmt.Errorf("%w: %w", ErrNotLeader, err)
+		}
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	for n.raft.AppliedIndex() < index {
+	for n.fsm.Applied() < index {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("cluster: waiting to apply index %d (at %d): %w", index, n.raft.AppliedIndex(), ctx.Err())
+			return fmt.Errorf("cluster: waiting to apply index %d (at %d): %w", index, n.fsm.Applied(), ctx.Err())
 		case <-n.stop:
 			return ErrStopped
 		case <-time.After(2 * time.Millisecond):
@@ -387,17 +410,28 @@ func (n *Node) ReadIndex(ctx context.Context) error {
 	return nil
 }
 
-// LeaderIndex confirms this node leads (a round of heartbeats), makes sure
-// its own state machine has applied every committed entry, and returns
-// that index; ErrNotLeader when it does not lead.
+// LeaderIndex confirms this node leads (a round of heartbeats), waits
+// until its state machine has processed every committed entry (a raft
+// barrier, one log write), and returns the index of the last command
+// processed: a node whose state machine has reached it holds every write
+// acknowledged before the call. ErrNotLeader when it does not lead.
 func (n *Node) LeaderIndex() (uint64, error) {
 	if err := n.raft.VerifyLeader().Error(); err != nil {
-		return 0, raftError(err)
+		return 0, readError(err)
 	}
 	if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
-		return 0, raftError(err)
+		return 0, readError(err)
 	}
-	return n.raft.AppliedIndex(), nil
+	return n.fsm.Applied(), nil
+}
+
+// readError maps raft's errors on the read path: a read changes nothing,
+// so whatever failed can be retried.
+func readError(err error) error {
+	if errors.Is(err, raft.ErrRaftShutdown) {
+		return ErrStopped
+	}
+	return fmt.Errorf("%w: %w", ErrNotLeader, err)
 }
 
 // logWriter feeds hclog's lines to the node's logger.

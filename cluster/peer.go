@@ -51,6 +51,9 @@ func newPeerClient(token string) *peerClient {
 	return &peerClient{
 		token: token,
 		http: &http.Client{
+			// A peer never redirects; following one would send the
+			// token elsewhere.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 			// Forwarded writes and joins are small; blob pulls stream and
 			// set their own deadline through the context.
 			Transport: &http.Transport{
@@ -142,10 +145,12 @@ func statusError(resp *http.Response, body []byte) error {
 		switch resp.Header.Get(HeaderErrorKind) {
 		case "not-leader":
 			kind = ErrNotLeader
-		case "unknown-outcome":
-			kind = ErrUnknownOutcome
-		default:
+		case "no-leader":
 			kind = ErrNoLeader
+		default:
+			// "unknown-outcome", or a 503 that says nothing: it may
+			// have been applied.
+			kind = ErrUnknownOutcome
 		}
 	default:
 		return fmt.Errorf("peer %s answered %d: %s", resp.Request.URL.Host, resp.StatusCode, msg)

@@ -179,10 +179,13 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 	}
 	r.mu.Unlock()
 	if len(present) == 0 {
-		if len(live) == 0 && r.repo.Model(m.Name) != nil {
-			if err := r.repo.Unload(m.Name); err != nil {
-				r.n.logf("cluster: cannot unload model %q, all of whose versions are retired: %v", m.Name, err)
+		if len(live) == 0 {
+			if r.repo.Model(m.Name) != nil {
+				if err := r.repo.Unload(m.Name); err != nil {
+					r.n.logf("cluster: cannot unload model %q, all of whose versions are retired: %v", m.Name, err)
+				}
 			}
+			r.removeRetired(m)
 		}
 		return
 	}
@@ -200,12 +203,18 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 			r.setStatus(m.Name, v, VersionLoading, "")
 		}
 	}
+	// A model new to this node answers "not ready" until production is
+	// loaded, never from a staged version that loaded first.
+	if p := m.Production(); p != 0 && r.repo.DefaultVersion(m.Name) == 0 {
+		r.repo.SetDefault(m.Name, p)
+	}
 	// Load is cheap when nothing changed: the registry keeps versions
 	// whose file and config are the same.
 	msg := ""
 	if err := r.repo.Load(m.Name, &cfg); err != nil {
 		msg = err.Error()
 	}
+	r.removeRetired(m)
 	if msg != r.loadErrs[m.Name] {
 		if msg != "" {
 			r.n.logf("cluster: loading model %q versions %v: %s", m.Name, present, msg)
@@ -222,9 +231,13 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 		}
 	}
 	// Route unversioned traffic to production once it is ready here;
-	// until then the previous default keeps serving.
-	if p := m.Production(); p != 0 && loaded != nil && loaded.Version(p) != nil {
-		r.repo.SetDefault(m.Name, p)
+	// until then a previous default that is ready keeps serving, and with
+	// none the model answers "not ready" rather than from a staged version.
+	if p := m.Production(); p != 0 {
+		cur := r.repo.DefaultVersion(m.Name)
+		if cur == 0 || loaded == nil || loaded.Version(p) != nil || loaded.Version(cur) == nil {
+			r.repo.SetDefault(m.Name, p)
+		}
 	}
 	if len(present) == len(live) && r.loadedAsRecorded(m.Name) {
 		r.done[m.Name] = sig
@@ -328,7 +341,45 @@ func (r *reconciler) ensureVersion(st *fsm.State, model string, v *fsm.Version) 
 	if err := blobs.Link(v.SHA256, path); err != nil {
 		return fmt.Errorf("cannot place model %q version %d in the repository: %w", model, v.Number, err)
 	}
+	if r.fileHolds(path, v) {
+		return nil
+	}
+	// The stored blob has rotted: drop it, fetch it again, check again.
+	os.Remove(path)
+	if err := blobs.Verify(v.SHA256, v.Size); err == nil {
+		return fmt.Errorf("model %q version %d: %s does not match sha256:%s although the stored blob does", model, v.Number, path, v.SHA256)
+	}
+	r.n.logf("cluster: the stored blob sha256:%s of model %q version %d failed verification; fetching it again", v.SHA256, model, v.Number)
+	r.setStatus(model, v.Number, VersionFetching, "")
+	if err := r.fetch(st, v); err != nil {
+		return fmt.Errorf("cannot fetch model %q version %d (sha256:%s) again after its stored copy failed verification: %w", model, v.Number, v.SHA256, err)
+	}
+	if err := blobs.Link(v.SHA256, path); err != nil {
+		return fmt.Errorf("cannot place model %q version %d in the repository: %w", model, v.Number, err)
+	}
+	if !r.fileHolds(path, v) {
+		os.Remove(path)
+		return fmt.Errorf("model %q version %d: %s does not match sha256:%s", model, v.Number, path, v.SHA256)
+	}
 	return nil
+}
+
+// removeRetired deletes the repository files of m's retired versions, so
+// that a poll of the repository cannot load them again. Only versions the
+// cluster holds are touched.
+func (r *reconciler) removeRetired(m *fsm.Model) {
+	for _, v := range m.Versions {
+		if v.Stage != fsm.StageRetired {
+			continue
+		}
+		dir := filepath.Join(r.repo.Dir(), m.Name, strconv.FormatInt(v.Number, 10))
+		if _, err := os.Stat(dir); err != nil {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			r.n.logf("cluster: cannot remove retired model %q version %d from the repository: %v", m.Name, v.Number, err)
+		}
+	}
 }
 
 // fileHolds reports whether path holds v's bytes (hashing it at most once

@@ -44,6 +44,10 @@ func (n *Node) seedModel(ctx context.Context, name string) error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
+	// What this node serves unversioned now becomes production. (Read it
+	// before registering: the reconciler starts only after seeding, but
+	// this keeps the rule in one place.)
+	def := m.Default()
 	var first int64 // the first version registered becomes production
 	for _, v := range m.Versions() {
 		path := filepath.Join(dir, strconv.FormatInt(v.Number, 10), "model.onnx")
@@ -68,8 +72,8 @@ func (n *Node) seedModel(ctx context.Context, name string) error {
 		}
 		n.logf("cluster: registered local model %q version %d (sha256:%s)", name, res.Version, hex)
 	}
-	if d := m.Default(); d != nil && d.Number != first {
-		_, err := n.Apply(ctx, fsm.Command{Op: fsm.OpSetAlias, Model: name, Alias: fsm.AliasProduction, Version: d.Number})
+	if def != nil && def.Number != first {
+		_, err := n.Apply(ctx, fsm.Command{Op: fsm.OpSetAlias, Model: name, Alias: fsm.AliasProduction, Version: def.Number})
 		return err
 	}
 	return nil

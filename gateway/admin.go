@@ -72,7 +72,8 @@ func (s *Server) routeAdmin(ctx *fasthttp.RequestCtx, rest []byte) error {
 	}
 	cp := s.plane.Load()
 	if cp == nil {
-		return unavailable(1, "the control plane is starting; retry in a moment")
+		return &httpError{code: fasthttp.StatusServiceUnavailable, retryAfter: 1, kind: cluster.ErrorKind(cluster.ErrNotLeader),
+			msg: "the control plane is starting; retry in a moment"}
 	}
 	parts := bytes.Split(bytes.TrimSuffix(rest, slash), slash)
 	seg := func(i int) string {
@@ -171,7 +172,11 @@ func (s *Server) readState(cp *controlPlane, ctx *fasthttp.RequestCtx) error {
 	h := &ctx.Response.Header
 	h.Set("X-Infergate-Index", strconv.FormatUint(st.Index, 10))
 	h.Set("X-Infergate-Known-Leader", strconv.FormatBool(st.KnownLeader))
-	h.Set("X-Infergate-Last-Contact", strconv.FormatInt(st.LastContact.Milliseconds(), 10))
+	lc := st.LastContact.Milliseconds()
+	if st.LastContact < 0 {
+		lc = -1 // never heard from a leader
+	}
+	h.Set("X-Infergate-Last-Contact", strconv.FormatInt(lc, 10))
 	return nil
 }
 
@@ -347,7 +352,11 @@ func clusterError(err error) error {
 		return notFound("%s", err)
 	case errors.Is(err, fsm.ErrConflict):
 		return &httpError{code: fasthttp.StatusConflict, msg: err.Error()}
-	case errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrUnknownOutcome), errors.Is(err, cluster.ErrStopped):
+	case errors.Is(err, cluster.ErrUnknownOutcome):
+		// No Retry-After: a blind retry could apply the write twice.
+		return &httpError{code: fasthttp.StatusServiceUnavailable, kind: cluster.ErrorKind(err),
+			msg: err.Error() + "; read the state back (GET with ?consistent=1) before retrying"}
+	case errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrStopped):
 		return &httpError{code: fasthttp.StatusServiceUnavailable, retryAfter: 1, msg: err.Error(), kind: cluster.ErrorKind(err)}
 	case errors.Is(err, cluster.ErrUnauthorized):
 		return &httpError{code: fasthttp.StatusBadGateway, msg: fmt.Sprintf("%s; every node must run with the same --admin-token", err)}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -77,6 +78,17 @@ func TestAdminAPI(t *testing.T) {
 			fasthttp.StatusNotFound, fasthttp.StatusMethodNotAllowed, fasthttp.StatusConflict
 	)
 	ctrHex := sha256Hex(ctrONNX())
+	// A model served from the directory alone, after the cluster started.
+	local := filepath.Join(s.repo.Dir(), "local", "1", "model.onnx")
+	if err := os.MkdirAll(filepath.Dir(local), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(local, ctrONNX(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.repo.Load("local", nil); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name, method, uri, body string
 		noToken                 bool
@@ -109,6 +121,8 @@ func TestAdminAPI(t *testing.T) {
 		{name: "remove unknown member", method: "DELETE", uri: "/v1/cluster/members/ghost", code: notFound, fragment: "ghost"},
 		{name: "remove the last voter", method: "DELETE", uri: "/v1/cluster/members/n1", code: conflict, fragment: "last voter"},
 		{name: "join without address", method: "POST", uri: "/v1/cluster/join", body: `{"id":"x"}`, code: bad, fragment: "raft address"},
+		{name: "join from an unreachable address", method: "POST", uri: "/v1/cluster/join", body: `{"id":"x","raft_addr":"127.0.0.1:1","http_addr":"http://127.0.0.1:2"}`, code: bad, fragment: "cannot reach raft address 127.0.0.1:1"},
+		{name: "upload over a local model", method: "POST", uri: "/v1/models/local/versions", body: "x", code: conflict, fragment: "outside the cluster"},
 		{name: "KServe v1 predict", method: "POST", uri: "/v1/models/ctr:predict", body: `{}`, noToken: true, code: notFound, fragment: "POST /v2/models/{name}/infer"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -459,9 +459,10 @@ func (r *Repository) routable(model string, n int64) bool {
 }
 
 // SetDefault makes version n the one unversioned requests for model name
-// get while it is ready (a cluster points it at the production alias);
-// 0 goes back to the latest ready version. It holds across reloads and
-// may name a version that is not loaded yet.
+// get (a cluster points it at the production alias); while n is not
+// ready they get ErrModelNotReady. 0 goes back to the latest ready
+// version. It holds across reloads and may name a version that is not
+// loaded yet.
 func (r *Repository) SetDefault(name string, n int64) {
 	r.loadMu.Lock()
 	defer r.loadMu.Unlock()
@@ -473,6 +474,13 @@ func (r *Repository) SetDefault(name string, n int64) {
 	if m := r.table.load()[name]; m != nil {
 		m.def.Store(n)
 	}
+}
+
+// DefaultVersion returns what SetDefault last set for model name, or 0.
+func (r *Repository) DefaultVersion(name string) int64 {
+	r.loadMu.Lock()
+	defer r.loadMu.Unlock()
+	return r.defVersion[name]
 }
 
 // Unload stops serving every version of model name. In-flight requests

@@ -465,9 +465,14 @@ func TestSetDefaultRoutesUnversioned(t *testing.T) {
 	unversioned(1)
 	r.SetDefault("m", 2)
 	unversioned(2)
-	// A default that is not ready falls back to the latest ready version.
+	// A default that is not ready serves nothing, not another version.
 	r.SetDefault("m", 7)
-	unversioned(2)
+	if v, err := r.Acquire("m", 0); !errors.Is(err, ErrModelNotReady) {
+		t.Fatalf("default 7, not loaded: got %v, %v; want ErrModelNotReady", v, err)
+	}
+	if r.DefaultVersion("m") != 7 {
+		t.Fatalf("DefaultVersion: got %d; want 7", r.DefaultVersion("m"))
+	}
 	r.SetDefault("m", 1)
 	if err := r.Unload("m"); err != nil {
 		t.Fatal(err)

@@ -197,14 +197,13 @@ func (m *Model) Versions() []*Version {
 	return nil
 }
 
-// Default returns the version unversioned requests get: the version
-// Repository.SetDefault named while it is ready, else the latest ready
-// one, or nil.
+// Default returns the version unversioned requests get: the one
+// Repository.SetDefault named, or nil while that one is not ready (never
+// another: a cluster's staged versions take no unversioned traffic);
+// without SetDefault, the latest ready version.
 func (m *Model) Default() *Version {
 	if n := m.def.Load(); n != 0 {
-		if v := m.Version(n); v != nil {
-			return v
-		}
+		return m.Version(n)
 	}
 	return m.Latest()
 }

@@ -24,6 +24,11 @@ type FSM struct {
 	// index is the log index of the last command that succeeded, or of
 	// the restored snapshot.
 	index uint64
+	// applied is the log index of the last command processed, whether it
+	// succeeded or not (or of the restored snapshot): what a linearizable
+	// read waits for. Raft's own AppliedIndex runs ahead of it, since raft
+	// counts entries once they are queued for this FSM.
+	applied uint64
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -39,9 +44,21 @@ func New() *FSM {
 func (f *FSM) Apply(l *raft.Log) any {
 	c, err := Decode(l.Data)
 	if err != nil {
+		f.mu.Lock()
+		f.applied = max(f.applied, l.Index)
+		f.mu.Unlock()
 		return &Result{Err: err}
 	}
 	return f.ApplyCommand(c, l.Index)
+}
+
+// Applied returns the log index of the last command this FSM has
+// processed, applied or refused: once it reaches an index, the state holds
+// every write committed up to there.
+func (f *FSM) Applied() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.applied
 }
 
 // ApplyCommand applies c as the log entry at index, like Apply without the
@@ -49,6 +66,9 @@ func (f *FSM) Apply(l *raft.Log) any {
 // Changed is signalled.
 func (f *FSM) ApplyCommand(c Command, index uint64) *Result {
 	if err := c.Validate(); err != nil {
+		f.mu.Lock()
+		f.applied = max(f.applied, index)
+		f.mu.Unlock()
 		return &Result{Err: err}
 	}
 	f.mu.Lock()
@@ -56,6 +76,7 @@ func (f *FSM) ApplyCommand(c Command, index uint64) *Result {
 	if res.Err == nil {
 		f.index = index
 	}
+	f.applied = max(f.applied, index)
 	f.mu.Unlock()
 	if res.Err == nil {
 		f.signal()
@@ -90,7 +111,7 @@ func (f *FSM) signal() {
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return &snapshot{Index: f.index, State: f.state.Clone()}, nil
+	return &snapshot{Index: f.index, Applied: f.applied, State: f.state.Clone()}, nil
 }
 
 // Restore replaces the state with the snapshot in rc, which Persist wrote,
@@ -110,7 +131,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("cannot restore snapshot at index %d: %w", snap.Index, err)
 	}
 	f.mu.Lock()
-	f.state, f.index = snap.State, snap.Index
+	f.state, f.index, f.applied = snap.State, snap.Index, max(snap.Applied, snap.Index)
 	f.mu.Unlock()
 	f.signal()
 	return nil
@@ -118,8 +139,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 
 // snapshot is a raft.FSMSnapshot and the JSON that Persist writes.
 type snapshot struct {
-	Index uint64 `json:"index"`
-	State *State `json:"state"`
+	Index   uint64 `json:"index"`
+	Applied uint64 `json:"applied,omitempty"`
+	State   *State `json:"state"`
 }
 
 // Persist writes s to sink as JSON.

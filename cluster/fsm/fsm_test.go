@@ -53,6 +53,21 @@ func (s *memSink) ID() string    { return "mem" }
 func (s *memSink) Close() error  { s.closed = true; return nil }
 func (s *memSink) Cancel() error { s.cancelled = true; return nil }
 
+// stateBytes returns the state and the index of its last change, encoded:
+// what a refused command must leave alone (it does move Applied).
+func stateBytes(t testing.TB, f *FSM) []byte {
+	t.Helper()
+	st, index := f.State()
+	b, err := json.Marshal(struct {
+		Index uint64
+		State *State
+	}{index, st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // snapshotBytes returns what Persist writes for f now.
 func snapshotBytes(t testing.TB, f *FSM) []byte {
 	t.Helper()
@@ -176,7 +191,7 @@ func TestApply(t *testing.T) {
 	f := New()
 	for i, s := range steps {
 		index := uint64(i + 1)
-		before := snapshotBytes(t, f)
+		before := stateBytes(t, f)
 		data, err := s.c.Encode()
 		if err != nil {
 			t.Fatalf("step %d: Encode(%+v): %v", i, s.c, err)
@@ -186,7 +201,7 @@ func TestApply(t *testing.T) {
 			if !errors.Is(res.Err, s.wantErr) || !strings.Contains(res.Err.Error(), s.wantMsg) {
 				t.Fatalf("step %d %s: got error %v; want %v containing %q", i, data, res.Err, s.wantErr, s.wantMsg)
 			}
-			if after := snapshotBytes(t, f); !bytes.Equal(after, before) {
+			if after := stateBytes(t, f); !bytes.Equal(after, before) {
 				t.Fatalf("step %d %s: the failing command changed the state\nbefore: %s\nafter:  %s", i, data, before, after)
 			}
 			continue
@@ -280,7 +295,7 @@ func TestApplyInvalid(t *testing.T) {
 	f := New()
 	f.ApplyCommand(registerCmd("m", 0), 1)
 	<-f.Changed()
-	before := snapshotBytes(t, f)
+	before := stateBytes(t, f)
 	for _, data := range []string{
 		"", "garbage", "null", "[]", `{"op":"rollback"}`, `{"op":"nope","model":"m"}`,
 		`{"op":"register_version","model":"m","sha256":"x","size":1}`,
@@ -292,7 +307,7 @@ func TestApplyInvalid(t *testing.T) {
 			t.Fatalf("Apply(%q): got %+v; want a *Result with ErrInvalid", data, res)
 		}
 	}
-	if after := snapshotBytes(t, f); !bytes.Equal(after, before) {
+	if after := stateBytes(t, f); !bytes.Equal(after, before) {
 		t.Fatalf("invalid commands changed the state\nbefore: %s\nafter:  %s", before, after)
 	}
 	select {
@@ -381,7 +396,7 @@ func TestSnapshotRestore(t *testing.T) {
 	if b2 := snapshotBytes(t, g); !bytes.Equal(b2, b) {
 		t.Fatalf("snapshot of the restored FSM:\ngot  %s\nwant %s", b2, b)
 	}
-	if !strings.HasPrefix(string(b), `{"index":21,"state":{"models":{`) {
+	if !strings.HasPrefix(string(b), `{"index":21,"applied":21,"state":{"models":{`) {
 		t.Fatalf("snapshot: got %s; want it to start with the index and the models", b)
 	}
 
@@ -592,4 +607,16 @@ func FuzzApply(f *testing.F) {
 			t.Fatalf("snapshot after restore:\ngot  %s\nwant %s", b2, b)
 		}
 	})
+}
+
+func TestAppliedCountsRefusedCommands(t *testing.T) {
+	f := New()
+	f.ApplyCommand(Command{Op: OpRollback, Model: "missing"}, 5) // refused: no such model
+	if _, index := f.State(); index != 0 || f.Applied() != 5 {
+		t.Fatalf("after a refused command at 5: state index %d, Applied %d; want 0, 5", index, f.Applied())
+	}
+	f.Apply(&raft.Log{Index: 6, Data: []byte("not json")})
+	if f.Applied() != 6 {
+		t.Fatalf("after garbage at 6: Applied %d; want 6", f.Applied())
+	}
 }

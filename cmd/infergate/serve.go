@@ -231,7 +231,9 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	}
 	signal.Stop(sig)
 
-	// Stop in reverse order of start, timing each part.
+	// Stop in reverse order of start, timing each part. Leadership goes
+	// first, while this node still answers its peers.
+	node.HandOver()
 	srv.SetReady(false)
 	if c.shutdownDelay > 0 {
 		logger.Printf("reporting not ready for %s before closing", c.shutdownDelay)
@@ -318,6 +320,9 @@ func nodeID(dir, flag string) (string, error) {
 	switch {
 	case err == nil:
 		stored := strings.TrimSpace(string(b))
+		if stored == "" {
+			return "", fmt.Errorf("%s is empty; write this node's id into it (see the raft log for the id it had), or start on a new --data", path)
+		}
 		if flag != "" && flag != stored {
 			return "", fmt.Errorf("--node-id %q, but %s belongs to node %q; use that id or another --data", flag, dir, stored)
 		}
@@ -333,7 +338,7 @@ func nodeID(dir, flag string) (string, error) {
 		}
 		id = "node-" + hex.EncodeToString(r[:])
 	}
-	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
+	if err := writeFileSync(path, []byte(id+"\n")); err != nil {
 		return "", fmt.Errorf("cannot record the node id: %w", err)
 	}
 	return id, nil
@@ -358,10 +363,40 @@ func loneRaftAddr(dir string) (string, error) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	if err := os.WriteFile(path, []byte(addr+"\n"), 0o644); err != nil {
+	if err := writeFileSync(path, []byte(addr+"\n")); err != nil {
 		return "", fmt.Errorf("cannot record the raft address: %w", err)
 	}
 	return addr, nil
+}
+
+// writeFileSync writes data to path durably: a temp file, fsynced, then
+// renamed over path, then the directory fsynced.
+func writeFileSync(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // checkModel is the trial load of an uploaded model: ONNX Runtime must
