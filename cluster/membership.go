@@ -2,9 +2,12 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -227,6 +230,16 @@ func (n *Node) announce() {
 func (n *Node) announceOnce(self fsm.Member) error {
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.HoldTimeout+time.Second)
 	defer cancel()
+	if addr, ok := n.configuredAddr(); ok && addr != self.RaftAddr {
+		// Restarted on another raft address: the leader must replace the
+		// old one in raft's configuration, or peers keep dialing it. A
+		// leader cannot replace itself; it says so and goes on.
+		if n.IsLeader() {
+			n.logf("cluster: this node leads at raft address %s, but the configuration still names %s; nodes that join later cannot reach it there. Restart it on %s, or let another node lead first", self.RaftAddr, addr, addr)
+		} else if err := n.rejoin(ctx, self); err != nil {
+			return fmt.Errorf("moving this node from raft address %s to %s: %w", addr, self.RaftAddr, err)
+		}
+	}
 	if n.inConfiguration() {
 		st, _ := n.fsm.State()
 		if rec := st.Members[self.ID]; rec != nil && rec.HTTPAddr == self.HTTPAddr && rec.RaftAddr == self.RaftAddr {
@@ -261,6 +274,98 @@ func (n *Node) reachable(addr string) error {
 		return err
 	}
 	return c.Close()
+}
+
+// rejoin asks the group to take self at its new raft address. The leader
+// does not know the new address, so it sends this node nothing and this
+// node knows no leader: it asks the members it knows of (and --join)
+// over HTTP, any of which forwards to the leader.
+func (n *Node) rejoin(ctx context.Context, self fsm.Member) error {
+	// A restarted node's state machine is empty until a leader tells it
+	// what has committed, so the members come from the last run's record.
+	urls := n.loadPeers()
+	if n.cfg.Join != "" {
+		urls = append([]string{n.cfg.Join}, urls...)
+	}
+	st, _ := n.fsm.State()
+	for id, m := range st.Members {
+		if id != self.ID && m.HTTPAddr != "" && !slices.Contains(urls, m.HTTPAddr) {
+			urls = append(urls, m.HTTPAddr)
+		}
+	}
+	var errs []error
+	for _, u := range urls {
+		err := n.peers.join(ctx, u, self)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("through %s: %w", u, err))
+	}
+	if len(errs) == 0 {
+		return errors.New("no other member is known to ask")
+	}
+	return errors.Join(errs...)
+}
+
+// peersFile keeps the other members' HTTP addresses in the raft data
+// directory, for a restart that must find the group before raft can.
+const peersFile = "peers.json"
+
+// savePeers records the other members' HTTP addresses when they changed.
+func (n *Node) savePeers(st *fsm.State) {
+	var urls []string
+	for id, m := range st.Members {
+		if id != n.cfg.NodeID && m.HTTPAddr != "" {
+			urls = append(urls, m.HTTPAddr)
+		}
+	}
+	if len(urls) == 0 {
+		return
+	}
+	slices.Sort(urls)
+	if slices.Equal(urls, n.savedPeers) {
+		return
+	}
+	b, _ := json.Marshal(urls)
+	path := filepath.Join(n.cfg.DataDir, peersFile)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		n.logf("cluster: cannot record the members' addresses: %v", err)
+		return
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		n.logf("cluster: cannot record the members' addresses: %v", err)
+		return
+	}
+	n.savedPeers = urls
+}
+
+// loadPeers returns what savePeers recorded last, or nothing.
+func (n *Node) loadPeers() []string {
+	b, err := os.ReadFile(filepath.Join(n.cfg.DataDir, peersFile))
+	if err != nil {
+		return nil
+	}
+	var urls []string
+	if json.Unmarshal(b, &urls) != nil {
+		return nil
+	}
+	return urls
+}
+
+// configuredAddr returns this node's address in raft's latest
+// configuration, if it is there.
+func (n *Node) configuredAddr() (string, bool) {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return "", false
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.ID == raft.ServerID(n.cfg.NodeID) {
+			return string(s.Address), true
+		}
+	}
+	return "", false
 }
 
 // inConfiguration reports whether raft's latest configuration holds this

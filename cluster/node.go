@@ -33,6 +33,9 @@ type Node struct {
 	rec   *reconciler
 	// bootstrapped is set by open when this start created the group.
 	bootstrapped bool
+	// savedPeers is what savePeers wrote last; only the reconciler's
+	// goroutine uses it.
+	savedPeers []string
 
 	// stop is closed, and ctx canceled, when Stop begins: background work
 	// and calls in progress give up.

@@ -134,6 +134,7 @@ func (r *reconciler) setStatus(model string, v int64, state, reason string) {
 // reconcile brings every replicated model to the registry.
 func (r *reconciler) reconcile() {
 	st, _ := r.n.fsm.State()
+	r.n.savePeers(st)
 	names := make([]string, 0, len(st.Models))
 	for name := range st.Models {
 		names = append(names, name)

@@ -58,6 +58,7 @@ type clusterView struct {
 	Leader  string `json:"leader"`
 	Members []struct {
 		ID       string `json:"id"`
+		RaftAddr string `json:"raft_addr"`
 		HTTPAddr string `json:"http_addr"`
 		Voter    bool   `json:"voter"`
 		State    string `json:"state"`
@@ -260,8 +261,23 @@ func TestClusterFailover(t *testing.T) {
 	if err := os.MkdirAll(victim.models, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	again := startNode(t, victim.data, victim.models, victim.raft, "")
+	// It comes back on another raft address too: the leader must replace
+	// the old one in raft's configuration.
+	moved := testenv.FreeAddr(t)
+	again := startNode(t, victim.data, victim.models, moved, "")
 	testenv.CheckFor(t, 20*time.Second, func() error { return servesVersion(t, again, body, "2") })
+	testenv.CheckFor(t, 20*time.Second, func() error {
+		v, err := rest[0].cluster(t)
+		if err != nil {
+			return err
+		}
+		for _, m := range v.Members {
+			if m.HTTPAddr == again.url() && m.RaftAddr == moved && m.State != "unknown" {
+				return nil
+			}
+		}
+		return fmt.Errorf("the moved node is not in raft's configuration at %s: %+v", moved, v.Members)
+	})
 	if log := again.stderr.String(); !strings.Contains(log, "fetched sha256:") {
 		t.Errorf("the wiped node serves without having fetched its blobs; log:\n%s", log)
 	}
