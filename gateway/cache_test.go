@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/infergate/infergate/gateway"
@@ -86,4 +87,56 @@ func TestResponseCacheOffByDefault(t *testing.T) {
 func waitCache(t *testing.T, s *testServer) {
 	t.Helper()
 	s.srv.WaitCache()
+}
+
+// TestResponseCacheReplaysIdenticalBodies checks the body-keyed entries:
+// a byte-identical request is answered with the same bytes (binary outputs
+// included) without being decoded, a bypass or another body is not, and a
+// body that would fail to decode never gets an entry.
+func TestResponseCacheReplaysIdenticalBodies(t *testing.T) {
+	b := newFakeBackend()
+	s := startFake(t, b, gateway.DefaultConfig(), registry.ModelConfig{ResponseCache: &registry.ResponseCache{Enable: true}})
+	first := s.post(t, fakeInfer, fakeRequest)
+	if first.code != fasthttp.StatusOK || first.header["X-Cache"] != "" {
+		t.Fatalf("first request: %s, X-Cache %q", first, first.header["X-Cache"])
+	}
+	waitCache(t, s)
+	again := s.post(t, fakeInfer, fakeRequest)
+	if again.header["X-Cache"] != "hit" || !bytes.Equal(again.body, first.body) || again.header["Content-Type"] != first.header["Content-Type"] {
+		t.Fatalf("identical body: got %s (X-Cache %q, %q); want the first answer's bytes from the cache",
+			again, again.header["X-Cache"], again.header["Content-Type"])
+	}
+	checkFakeAnswer(t, again)
+	checkMetric(t, s.metricsText(t), "infergate_inference_exec_count_total{"+fakeSeries+"}", 1)
+	// Decoding is skipped on a body hit: the misses counter (counted after
+	// decoding) does not move.
+	checkMetric(t, s.metricsText(t), "infergate_cache_misses_total{"+fakeSeries+"}", 1)
+
+	// Binary outputs: the replay keeps the JSON length header.
+	bin := []byte(`{"parameters":{"binary_data_output":true},"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}]}`)
+	r1 := s.post(t, fakeInfer, bin)
+	waitCache(t, s)
+	r2 := s.post(t, fakeInfer, bin)
+	if r1.header["Inference-Header-Content-Length"] == "" || r2.header["Inference-Header-Content-Length"] != r1.header["Inference-Header-Content-Length"] ||
+		!bytes.Equal(r1.body, r2.body) || r2.header["X-Cache"] != "hit" {
+		t.Fatalf("binary replay: %v / %v", r1.header, r2.header)
+	}
+
+	// A body whose bytes differ in a way decoding ignores still answers
+	// from the tensor entry, with its own id.
+	spaced := []byte(`{ "id":"spaced", "inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1, 2, 3, 4]}]}`)
+	r := s.post(t, fakeInfer, spaced)
+	if r.header["X-Cache"] != "hit" || decodeInfer(t, r).ID != "spaced" {
+		t.Fatalf("respaced body: X-Cache %q, id %q; want a hit answered with its own id", r.header["X-Cache"], decodeInfer(t, r).ID)
+	}
+	// Cache-Control: no-cache skips both kinds.
+	if r := s.post(t, fakeInfer, fakeRequest, "Cache-Control", "no-cache"); r.header["X-Cache"] != "" {
+		t.Fatal("no-cache answered from the cache")
+	}
+	// A malformed body is refused every time, never cached.
+	bad := []byte(`{"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,2,3]}]}`)
+	for range 2 {
+		checkError(t, s.post(t, fakeInfer, bad), fasthttp.StatusBadRequest, "")
+		waitCache(t, s)
+	}
 }

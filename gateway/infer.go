@@ -23,6 +23,7 @@ const headerInferenceLen = "Inference-Header-Content-Length"
 // scratch holds one request's reusable buffers.
 type scratch struct {
 	key  []byte
+	bkey []byte // the body key of a cacheable request
 	req  oip.InferRequest
 	breq batching.Request
 	outs []oip.Tensor
@@ -45,7 +46,7 @@ func (p *scratchPool) get() *scratch {
 }
 
 func (p *scratchPool) put(s *scratch) {
-	size := s.req.RetainedBytes() + cap(s.buf) + cap(s.num) + cap(s.key)
+	size := s.req.RetainedBytes() + cap(s.buf) + cap(s.num) + cap(s.key) + cap(s.bkey)
 	for _, o := range s.outs[:cap(s.outs)] {
 		size += cap(o.Data) + 8*cap(o.Shape)
 	}
@@ -123,6 +124,27 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 	if err != nil {
 		return err
 	}
+	cacheable := s.cache != nil && v.Config.ResponseCache != nil && v.Config.ResponseCache.Enable &&
+		!bytes.Contains(ctx.Request.Header.Peek("Cache-Control"), noCache)
+	sc.bkey = sc.bkey[:0]
+	if cacheable {
+		// A byte-identical request got this answer before: replay it
+		// without decoding.
+		sc.bkey = cache.AppendBodyKey(sc.bkey, v.Generation, headerLen, body)
+		if e, ok := s.cache.Get(sc.bkey); ok && e.Response != nil {
+			v.Metrics.CacheHits.Inc()
+			h := &ctx.Response.Header
+			if e.JSONLen < len(e.Response) {
+				sc.num = strconv.AppendInt(sc.num[:0], int64(e.JSONLen), 10)
+				h.SetBytesV(headerInferenceLen, sc.num)
+			}
+			h.SetContentType(e.ContentType)
+			h.Set("X-Cache", "hit")
+			ctx.SetBody(e.Response)
+			v.Metrics.CacheHitDuration.UpdateDuration(start)
+			return nil
+		}
+	}
 	if err := oip.DecodeRequest(req, body, headerLen); err != nil {
 		return err
 	}
@@ -139,13 +161,13 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 		}
 	}
 
-	useCache := s.cache != nil && v.Config.ResponseCache != nil && v.Config.ResponseCache.Enable &&
-		!req.CacheBypass && !bytes.Contains(ctx.Request.Header.Peek("Cache-Control"), noCache)
+	useCache := cacheable && !req.CacheBypass
 	if useCache {
 		sc.key = cache.AppendKey(sc.key[:0], v.Generation, req.Inputs, v.Inputs)
-		if e, ok := s.cache.Get(sc.key); ok {
+		if e, ok := s.cache.Get(sc.key); ok && e.Outputs != nil {
 			v.Metrics.CacheHits.Inc()
 			s.writeResponse(ctx, sc, v, e.Outputs)
+			s.cacheResponse(ctx, sc)
 			ctx.Response.Header.Set("X-Cache", "hit")
 			v.Metrics.CacheHitDuration.UpdateDuration(start)
 			return nil
@@ -169,11 +191,27 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 	if err != nil {
 		return s.batchError(v, timeout, err)
 	}
+	s.writeResponse(ctx, sc, v, sc.outs)
 	if useCache {
 		s.cache.Set(sc.key, sc.outs)
+		s.cacheResponse(ctx, sc)
 	}
-	s.writeResponse(ctx, sc, v, sc.outs)
 	return nil
+}
+
+// cacheResponse stores the response just written under the request's body
+// key, for byte-identical requests to come.
+func (s *Server) cacheResponse(ctx *fasthttp.RequestCtx, sc *scratch) {
+	if len(sc.bkey) == 0 {
+		return
+	}
+	jsonLen := len(sc.buf)
+	if h := ctx.Response.Header.Peek(headerInferenceLen); h != nil {
+		if n, err := fasthttp.ParseUint(h); err == nil {
+			jsonLen = n
+		}
+	}
+	s.cache.SetResponse(sc.bkey, sc.buf, string(ctx.Response.Header.ContentType()), jsonLen)
 }
 
 var noCache = []byte("no-cache")

@@ -9,6 +9,10 @@
 // collide. An entry is an immutable copy of the outputs of a successful
 // inference; requests that hit it build their own response (their own id,
 // output selection and encoding) from it.
+//
+// A second kind of key, the request body itself (AppendBodyKey), maps to
+// the encoded response it got: a byte-identical request, common when
+// clients send no id, is answered without decoding anything.
 package cache
 
 import (
@@ -20,9 +24,17 @@ import (
 )
 
 // Entry is a cached inference result. It is immutable: readers must not
-// modify its tensors.
+// modify it. A tensor key's entry holds Outputs; a body key's entry holds
+// the whole encoded Response.
 type Entry struct {
 	Outputs []oip.Tensor
+
+	// Response is the encoded body answered to a request body, with its
+	// content type and the length of its JSON part (JSONLen < len(Response)
+	// when binary outputs follow it).
+	Response    []byte
+	ContentType string
+	JSONLen     int
 }
 
 // Cache maps request keys to Entries within a byte budget. Its methods
@@ -77,11 +89,31 @@ func (c *Cache) Set(key []byte, outputs []oip.Tensor) {
 	c.rc.Set(key, e, cost)
 }
 
+// SetResponse stores a copy of an encoded response under a body key
+// (AppendBodyKey).
+func (c *Cache) SetResponse(key, response []byte, contentType string, jsonLen int) {
+	e := &Entry{Response: append([]byte(nil), response...), ContentType: contentType, JSONLen: jsonLen}
+	c.rc.Set(key, e, int64(entryOverhead+len(response)))
+}
+
 // Wait blocks until the Sets issued so far are applied; for tests.
 func (c *Cache) Wait() { c.rc.Wait() }
 
 // Close stops the cache's goroutines; it must not be used after.
 func (c *Cache) Close() { c.rc.Close() }
+
+// AppendBodyKey appends the key of a request body to dst: generation, a
+// zero byte (a tensor key has a non-zero name length there, so the two
+// kinds never meet), the binary header length (-1 for none) and the body
+// bytes as received (decompressed). Byte-identical requests, the same id
+// and parameters included, get byte-identical answers, so its entry is
+// the whole response and a hit needs no decoding.
+func AppendBodyKey(dst []byte, generation uint64, headerLen int, body []byte) []byte {
+	dst = binary.LittleEndian.AppendUint64(dst, generation)
+	dst = append(dst, 0)
+	dst = binary.AppendVarint(dst, int64(headerLen))
+	return append(dst, body...)
+}
 
 // AppendKey appends the key of a request to dst: generation, then each
 // input in the order of model (its metadata), with its name, datatype,
