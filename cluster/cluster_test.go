@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,7 +26,11 @@ import (
 	"github.com/infergate/infergate/registry/blobs"
 )
 
-// textBackend stands in for ONNX Runtime: a model is any bytes.
+// brokenLoads counts the test loader's attempts at "broken" models.
+var brokenLoads atomic.Int64
+
+// textBackend stands in for ONNX Runtime: a model is any bytes (those
+// starting with "broken" fail to load).
 type textBackend struct{}
 
 func (textBackend) Inputs() []oip.TensorMetadata {
@@ -53,6 +58,7 @@ func testConfig(t *testing.T, id string, trans *raft.InmemTransport, join string
 		Dir: t.TempDir(),
 		Load: func(b []byte, _ registry.ModelConfig) (registry.Backend, error) {
 			if bytes.HasPrefix(b, []byte("broken")) {
+				brokenLoads.Add(1)
 				return nil, errors.New("not a model")
 			}
 			return textBackend{}, nil
@@ -527,6 +533,19 @@ func TestStagedVersionNeverTakesUnversionedTraffic(t *testing.T) {
 		t.Fatalf("the staged version by number: %v", err)
 	}
 	v.Release()
+
+	// A burst of admin writes does not load the broken version again for
+	// each one: failures are retried on the retry interval.
+	before := brokenLoads.Load()
+	for i := range 50 {
+		if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetAlias, Model: "m", Alias: "beta", Version: int64(1 + i%2)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if got := brokenLoads.Load() - before; got > 1 {
+		t.Fatalf("50 alias writes loaded the broken version %d more times; want at most 1", got)
+	}
 }
 
 // TestRottenLocalBlobIsFetchedAgain damages a node's stored blob; the next

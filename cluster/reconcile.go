@@ -65,9 +65,11 @@ type reconciler struct {
 	// loadErrs is the last load error per model, logged once; only the
 	// loop goroutine uses it.
 	loadErrs map[string]string
-	// done holds the signature of each model last brought fully ready;
-	// only the loop goroutine uses it.
-	done map[string]string
+	// done holds the signature of each model last brought fully ready,
+	// failed the last attempt that did not; only the loop goroutine uses
+	// them.
+	done   map[string]string
+	failed map[string]attempt
 }
 
 type fileHash struct {
@@ -84,6 +86,7 @@ func newReconciler(n *Node) *reconciler {
 		hashes:   make(map[string]fileHash),
 		loadErrs: make(map[string]string),
 		done:     make(map[string]string),
+		failed:   make(map[string]attempt),
 	}
 }
 
@@ -159,6 +162,15 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 		return
 	}
 	delete(r.done, m.Name)
+	// What failed is retried on the retry interval, not on every change:
+	// a broken version must not be loaded again for each alias write. A
+	// change of the model or of the members (a new peer to fetch from)
+	// retries at once.
+	retry := sig + "|" + memberKey(st)
+	if a, ok := r.failed[m.Name]; ok && a.key == retry && time.Since(a.at) < retryInterval {
+		return
+	}
+	delete(r.failed, m.Name)
 	var present []int64
 	live := make(map[int64]bool)
 	for _, v := range m.Versions {
@@ -180,6 +192,9 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 	}
 	r.mu.Unlock()
 	if len(present) == 0 {
+		if len(live) > 0 {
+			r.failed[m.Name] = attempt{key: retry, at: time.Now()}
+		}
 		if len(live) == 0 {
 			if r.repo.Model(m.Name) != nil {
 				if err := r.repo.Unload(m.Name); err != nil {
@@ -242,7 +257,25 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 	}
 	if len(present) == len(live) && r.loadedAsRecorded(m.Name) {
 		r.done[m.Name] = sig
+	} else {
+		r.failed[m.Name] = attempt{key: retry, at: time.Now()}
 	}
+}
+
+// attempt is a reconcile of a model that left something not ready.
+type attempt struct {
+	key string // the model's signature and the members'
+	at  time.Time
+}
+
+// memberKey sums up the members' addresses.
+func memberKey(st *fsm.State) string {
+	ids := make([]string, 0, len(st.Members))
+	for id, m := range st.Members {
+		ids = append(ids, id+"="+m.HTTPAddr)
+	}
+	slices.Sort(ids)
+	return strings.Join(ids, ",")
 }
 
 // signature sums up what of m decides what a node serves: its live
