@@ -584,3 +584,47 @@ func TestRottenLocalBlobIsFetchedAgain(t *testing.T) {
 		t.Fatalf("repository file: %q, %v; want the good bytes", b, err)
 	}
 }
+
+// TestSlowPullDoesNotHoldOtherModels: while one model's blob is still on
+// its way, another model registered after it becomes ready.
+func TestSlowPullDoesNotHoldOtherModels(t *testing.T) {
+	c := newTestCluster(t, 1)
+	n := c.waitLeader(c.nodes...)
+	slow := []byte("a large model, slowly")
+	sum := sha256.Sum256(slow)
+	slowHex := hex.EncodeToString(sum[:])
+	release := make(chan struct{})
+	peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		w.Write(slow)
+	}))
+	defer peer.Close()
+	defer close(release)
+	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetMember, Member: &fsm.Member{ID: "peer", RaftAddr: "10.0.0.1:1", HTTPAddr: peer.URL}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpRegisterVersion, Model: "big", SHA256: slowHex, Size: int64(len(slow)), Created: time.Unix(1, 0).UTC(), Origin: "peer"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.register(n, "small", "quick model"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		st := n.LocalStatus().Models
+		if st["small"]["1"].State != VersionReady || st["big"]["1"].State != VersionFetching {
+			return fmt.Errorf("statuses %+v; want small ready while big is fetching", st)
+		}
+		return nil
+	})
+	release <- struct{}{}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if s := n.LocalStatus().Models["big"]["1"]; s.State != VersionReady {
+			return fmt.Errorf("big: %+v; want ready once its pull ends", s)
+		}
+		return nil
+	})
+}

@@ -70,6 +70,12 @@ type reconciler struct {
 	// them.
 	done   map[string]string
 	failed map[string]attempt
+
+	// pullMu protects pulls, the blob pulls by digest; a pull that ends
+	// sends on kick (capacity 1).
+	pullMu sync.Mutex
+	pulls  map[string]*pull
+	kick   chan struct{}
 }
 
 type fileHash struct {
@@ -87,6 +93,8 @@ func newReconciler(n *Node) *reconciler {
 		loadErrs: make(map[string]string),
 		done:     make(map[string]string),
 		failed:   make(map[string]attempt),
+		pulls:    make(map[string]*pull),
+		kick:     make(chan struct{}, 1),
 	}
 }
 
@@ -99,6 +107,9 @@ func (r *reconciler) loop() {
 		case <-r.n.stop:
 			return
 		case <-r.n.fsm.Changed():
+		case <-r.kick:
+			// A pull ended: what waited for it goes again now.
+			clear(r.failed)
 		case <-t.C:
 			// Now and then check everything again: a file or blob
 			// removed behind the node's back is put back.
@@ -112,7 +123,7 @@ func (r *reconciler) loop() {
 // LocalStatus returns this node's view of every replicated version.
 func (n *Node) LocalStatus() *LocalStatus {
 	r := n.rec
-	out := &LocalStatus{Node: n.cfg.NodeID, Index: n.raft.AppliedIndex(), Models: make(map[string]map[string]VersionStatus)}
+	out := &LocalStatus{Node: n.cfg.NodeID, Index: n.fsm.Applied(), Models: make(map[string]map[string]VersionStatus)}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for name, vs := range r.status {
@@ -179,7 +190,11 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 		}
 		live[v.Number] = true
 		if err := r.ensureVersion(st, m.Name, v); err != nil {
-			r.setStatus(m.Name, v.Number, VersionFailed, err.Error())
+			if errors.Is(err, errFetching) {
+				r.setStatus(m.Name, v.Number, VersionFetching, strings.TrimPrefix(err.Error(), errFetching.Error()))
+			} else {
+				r.setStatus(m.Name, v.Number, VersionFailed, err.Error())
+			}
 			continue
 		}
 		present = append(present, v.Number)
@@ -357,16 +372,12 @@ func (r *reconciler) ensureVersion(st *fsm.State, model string, v *fsm.Version) 
 	path := filepath.Join(r.repo.Dir(), model, strconv.FormatInt(v.Number, 10), "model.onnx")
 	blobs := r.n.cfg.Blobs
 	if !blobs.Has(v.SHA256) {
-		if r.fileHolds(path, v) {
-			// Seeded or copied in by hand: adopt it, so peers can pull it.
-			if err := r.importFile(path, v); err != nil {
-				return err
-			}
-		} else {
-			r.setStatus(model, v.Number, VersionFetching, "")
-			if err := r.fetch(st, v); err != nil {
-				return fmt.Errorf("cannot fetch model %q version %d (sha256:%s): %w", model, v.Number, v.SHA256, err)
-			}
+		if !r.fileHolds(path, v) {
+			return r.startFetch(st, model, v)
+		}
+		// Seeded or copied in by hand: adopt it, so peers can pull it.
+		if err := r.importFile(path, v); err != nil {
+			return err
 		}
 	}
 	if r.fileHolds(path, v) {
@@ -384,18 +395,65 @@ func (r *reconciler) ensureVersion(st *fsm.State, model string, v *fsm.Version) 
 		return fmt.Errorf("model %q version %d: %s does not match sha256:%s although the stored blob does", model, v.Number, path, v.SHA256)
 	}
 	r.n.logf("cluster: the stored blob sha256:%s of model %q version %d failed verification; fetching it again", v.SHA256, model, v.Number)
-	r.setStatus(model, v.Number, VersionFetching, "")
-	if err := r.fetch(st, v); err != nil {
-		return fmt.Errorf("cannot fetch model %q version %d (sha256:%s) again after its stored copy failed verification: %w", model, v.Number, v.SHA256, err)
+	return r.startFetch(st, model, v)
+}
+
+// errFetching means a version's blob is being pulled; the reconciler is
+// kicked when the pull ends.
+var errFetching = errors.New("fetching its blob from a peer")
+
+// maxFetches bounds the blob pulls a node runs at once.
+const maxFetches = 2
+
+// pull is a blob pull, running or ended in failure.
+type pull struct {
+	running bool
+	err     error
+	ended   time.Time
+	members string // memberKey when it started: new members retry at once
+}
+
+// startFetch starts pulling v's blob in the background, unless a pull of
+// it runs already, failed less than a retry interval ago (that error is
+// returned), or maxFetches run (it waits for a later pass). It returns
+// errFetching while the blob is on its way, so that the other versions
+// and models are not held up by a large pull.
+func (r *reconciler) startFetch(st *fsm.State, model string, v *fsm.Version) error {
+	r.pullMu.Lock()
+	defer r.pullMu.Unlock()
+	p := r.pulls[v.SHA256]
+	members := memberKey(st)
+	switch {
+	case p != nil && p.running:
+		return errFetching
+	case p != nil && time.Since(p.ended) < retryInterval && p.members == members:
+		return fmt.Errorf("cannot fetch model %q version %d (sha256:%s): %w", model, v.Number, v.SHA256, p.err)
 	}
-	if err := blobs.Link(v.SHA256, path); err != nil {
-		return fmt.Errorf("cannot place model %q version %d in the repository: %w", model, v.Number, err)
+	running := 0
+	for _, p := range r.pulls {
+		if p.running {
+			running++
+		}
 	}
-	if !r.fileHolds(path, v) {
-		os.Remove(path)
-		return fmt.Errorf("model %q version %d: %s does not match sha256:%s", model, v.Number, path, v.SHA256)
+	if running >= maxFetches {
+		return fmt.Errorf("%w (waiting: %d pulls run already)", errFetching, running)
 	}
-	return nil
+	p = &pull{running: true, members: members}
+	r.pulls[v.SHA256] = p
+	r.n.goFunc(func() {
+		err := r.fetch(st, v)
+		r.pullMu.Lock()
+		p.running, p.err, p.ended = false, err, time.Now()
+		if err == nil {
+			delete(r.pulls, v.SHA256)
+		}
+		r.pullMu.Unlock()
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
+	})
+	return errFetching
 }
 
 // removeRetired deletes the repository files of m's retired versions, so
