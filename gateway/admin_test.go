@@ -203,6 +203,13 @@ func TestAdminAPI(t *testing.T) {
 	if r.code != 200 || !bytes.Contains(r.body, []byte(`"leader":"n1"`)) || !bytes.Contains(r.body, []byte(`"state":"leader"`)) {
 		t.Fatalf("cluster status: %s", r)
 	}
+	// The status page shows the control plane from local state.
+	page := s.do(t, "GET", "/", nil)
+	for _, want := range []string{"<h2>Cluster</h2>", "leader <code>n1</code>", "this node leads", "<td>ctr</td><td>1</td><td>production=1</td><td>2</td>", "1 <small>(unversioned)</small>"} {
+		if !bytes.Contains(page.body, []byte(want)) {
+			t.Errorf("status page lacks %q:\n%s", want, page.body)
+		}
+	}
 }
 
 func TestInferenceToken(t *testing.T) {

@@ -1,9 +1,13 @@
 package gateway
 
 import (
+	"fmt"
 	"html/template"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/infergate/infergate/cluster"
 	"github.com/infergate/infergate/registry"
 	"github.com/valyala/fasthttp"
 )
@@ -20,16 +24,19 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 		InFlight int64
 		SHA256   string
 		Loaded   string
+		Default  bool // answers unversioned requests
 	}
 	rows := make([]row, 0, len(idx))
 	for _, e := range idx {
 		r := row{IndexEntry: e}
 		if m := s.repo.Model(e.Name); m != nil {
+			def := m.Default()
 			for _, v := range m.Versions() {
 				if v.Label == e.Version {
 					r.InFlight = v.InFlight()
 					r.SHA256 = v.SHA256
 					r.Loaded = v.LoadedAt.UTC().Format(time.RFC3339)
+					r.Default = v == def
 				}
 			}
 		}
@@ -39,6 +46,7 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 		Name, Version, Runtime, Uptime, Repo string
 		Ready                                bool
 		Rows                                 []row
+		Cluster                              *clusterStatus
 	}{
 		Name:    s.cfg.Name,
 		Version: s.cfg.Version,
@@ -47,9 +55,63 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 		Repo:    s.repo.Dir(),
 		Ready:   s.ready.Load() && !s.stopping.Load(),
 		Rows:    rows,
+		Cluster: s.clusterView(),
 	}
 	ctx.SetContentType("text/html; charset=utf-8")
 	return statusTemplate.Execute(ctx, data)
+}
+
+// clusterStatus is the status page's view of the control plane, from this
+// node's own state: it never waits on peers.
+type clusterStatus struct {
+	Node, Leader string
+	Index        uint64
+	LastContact  string
+	Members      []cluster.Member
+	Models       []clusterModel
+}
+
+type clusterModel struct {
+	Name       string
+	Production int64
+	Aliases    string
+	Versions   int
+}
+
+func (s *Server) clusterView() *clusterStatus {
+	cp := s.plane.Load()
+	if cp == nil {
+		return nil
+	}
+	n := cp.node
+	cs := &clusterStatus{Node: n.ID()}
+	leader, members, err := n.Members()
+	if err == nil {
+		cs.Leader, cs.Members = leader, members
+	}
+	st := n.Staleness()
+	cs.Index = st.Index
+	switch {
+	case n.IsLeader():
+		cs.LastContact = "this node leads"
+	case st.LastContact < 0:
+		cs.LastContact = "never heard from a leader"
+	default:
+		cs.LastContact = "leader heard from " + st.LastContact.Round(time.Millisecond).String() + " ago"
+	}
+	state, _ := n.FSM().State()
+	for name, m := range state.Models {
+		cm := clusterModel{Name: name, Production: m.Production(), Versions: len(m.Versions)}
+		var aliases []string
+		for a, v := range m.Aliases {
+			aliases = append(aliases, fmt.Sprintf("%s=%d", a, v))
+		}
+		slices.Sort(aliases)
+		cm.Aliases = strings.Join(aliases, " ")
+		cs.Models = append(cs.Models, cm)
+	}
+	slices.SortFunc(cs.Models, func(a, b clusterModel) int { return strings.Compare(a.Name, b.Name) })
+	return cs
 }
 
 var statusTemplate = template.Must(template.New("status").Parse(`<!doctype html>
@@ -67,9 +129,20 @@ code{background:#f4f4f4;padding:1px 4px}
 <p>{{if .Ready}}<span class="READY">ready</span>{{else}}<span class="UNAVAILABLE">not ready</span>{{end}}
  · up {{.Uptime}} · ONNX Runtime {{.Runtime}} · repository <code>{{.Repo}}</code></p>
 <table><tr><th>model</th><th>version</th><th>state</th><th>in flight</th><th>loaded</th><th>sha256</th><th>reason</th></tr>
-{{range .Rows}}<tr><td>{{.Name}}</td><td>{{.Version}}</td><td class="{{.State}}">{{.State}}</td><td>{{.InFlight}}</td><td>{{.Loaded}}</td><td><code>{{printf "%.12s" .SHA256}}</code></td><td>{{.Reason}}</td></tr>
+{{range .Rows}}<tr><td>{{.Name}}</td><td>{{.Version}}{{if .Default}} <small>(unversioned)</small>{{end}}</td><td class="{{.State}}">{{.State}}</td><td>{{.InFlight}}</td><td>{{.Loaded}}</td><td><code>{{printf "%.12s" .SHA256}}</code></td><td>{{.Reason}}</td></tr>
 {{else}}<tr><td colspan="7">the repository holds no models</td></tr>{{end}}
 </table>
-<p>Machine-readable: <code>GET /v2</code>, <code>GET /v2/models/{name}</code>, <code>POST /v2/repository/index</code>, <code>GET /metrics</code>.</p>
+{{with .Cluster}}
+<h2>Cluster</h2>
+<p>node <code>{{.Node}}</code> · leader <code>{{if .Leader}}{{.Leader}}{{else}}none known{{end}}</code> · applied index {{.Index}} · {{.LastContact}}</p>
+<table><tr><th>member</th><th>raft</th><th>http</th><th>voter</th><th>state</th></tr>
+{{range .Members}}<tr><td>{{.ID}}</td><td><code>{{.RaftAddr}}</code></td><td><code>{{.HTTPAddr}}</code></td><td>{{if .Voter}}yes{{else}}no{{end}}</td><td>{{.State}}</td></tr>
+{{end}}</table>
+<table><tr><th>cluster model</th><th>production</th><th>aliases</th><th>versions</th></tr>
+{{range .Models}}<tr><td>{{.Name}}</td><td>{{.Production}}</td><td>{{.Aliases}}</td><td>{{.Versions}}</td></tr>
+{{else}}<tr><td colspan="4">no model is registered in the cluster; <code>infergate models upload NAME FILE</code> adds one</td></tr>{{end}}
+</table>
+{{end}}
+<p>Machine-readable: <code>GET /v2</code>, <code>GET /v2/models/{name}</code>, <code>POST /v2/repository/index</code>, <code>GET /metrics</code>, <code>GET /v1/models</code> and <code>GET /v1/cluster</code> (admin token).</p>
 </body></html>
 `))
