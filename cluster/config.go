@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/hashicorp/raft"
 
 	"github.com/infergate/infergate/registry"
@@ -65,6 +66,9 @@ type Config struct {
 	// registered (a trial load), so that the cluster never registers a
 	// version no node can load.
 	Check func(onnx []byte) error
+	// Metrics receives the control plane's metrics (infergate_cluster_*);
+	// nil means a private set.
+	Metrics *metrics.Set
 	// Logf logs control-plane events; nil means log.Printf.
 	Logf func(format string, args ...any)
 

@@ -36,6 +36,7 @@ type Node struct {
 	// savedPeers is what savePeers wrote last; only the reconciler's
 	// goroutine uses it.
 	savedPeers []string
+	m          nodeMetrics
 
 	// stop is closed, and ctx canceled, when Stop begins: background work
 	// and calls in progress give up.
@@ -75,6 +76,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.rec = newReconciler(n)
+	n.m = newNodeMetrics(n)
 	n.goFunc(n.announce)
 	if n.bootstrapped && cfg.RegisterLocal {
 		// The reconciler starts once the local models are registered, so
@@ -312,14 +314,18 @@ func (n *Node) ApplyLocal(c fsm.Command) (*fsm.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	f := n.raft.Apply(b, n.cfg.ApplyTimeout)
 	if err := f.Error(); err != nil {
-		return nil, raftError(err)
+		err = raftError(err)
+		n.m.applied(start, err)
+		return nil, err
 	}
 	res, ok := f.Response().(*fsm.Result)
 	if !ok {
 		panic(fmt.Sprintf("BUG: the FSM answered %T", f.Response()))
 	}
+	n.m.applied(start, res.Err)
 	if res.Err != nil {
 		return nil, res.Err
 	}

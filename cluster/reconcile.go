@@ -442,6 +442,7 @@ func (r *reconciler) startFetch(st *fsm.State, model string, v *fsm.Version) err
 	r.pulls[v.SHA256] = p
 	r.n.goFunc(func() {
 		err := r.fetch(st, v)
+		r.n.m.fetched(err)
 		r.pullMu.Lock()
 		p.running, p.err, p.ended = false, err, time.Now()
 		if err == nil {

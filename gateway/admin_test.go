@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,6 +49,7 @@ func startAdmin(t *testing.T, cfg gateway.Config) *testServer {
 		return m.Close()
 	}
 	cc.Logf = s.log.printf
+	cc.Metrics = s.set
 	node, err := cluster.Start(cc)
 	if err != nil {
 		t.Fatal(err)
@@ -203,6 +205,17 @@ func TestAdminAPI(t *testing.T) {
 	if r.code != 200 || !bytes.Contains(r.body, []byte(`"leader":"n1"`)) || !bytes.Contains(r.body, []byte(`"state":"leader"`)) {
 		t.Fatalf("cluster status: %s", r)
 	}
+	// The control plane's metrics are on /metrics.
+	text := s.metricsText(t)
+	checkMetric(t, text, "infergate_cluster_is_leader", 1)
+	checkMetric(t, text, "infergate_cluster_voters", 1)
+	checkMetric(t, text, "infergate_cluster_versions_not_ready", 0)
+	// Refused commands (the 404/409 cases above) count apart.
+	ok, _ := metricValue(text, `infergate_cluster_apply_total{result="ok"}`)
+	refused, _ := metricValue(text, `infergate_cluster_apply_total{result="error"}`)
+	if ok < 5 || refused < 3 {
+		t.Errorf("apply counters: %s", grepLines(text, "infergate_cluster_apply_total"))
+	}
 	// The status page shows the control plane from local state.
 	page := s.do(t, "GET", "/", nil)
 	for _, want := range []string{"<h2>Cluster</h2>", "leader <code>n1</code>", "this node leads", "<td>ctr</td><td>1</td><td>production=1</td><td>2</td>", "1 <small>(unversioned)</small>"} {
@@ -259,4 +272,14 @@ func TestAdminUploadConfig(t *testing.T) {
 	if !bytes.Contains(r.body, []byte(`"config":{"max_batch_size":1,"dynamic_batching":{"enabled":false}}`)) {
 		t.Fatalf("the version's config is not listed: %s", r)
 	}
+}
+
+func grepLines(text, substr string) string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, substr) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "; ")
 }

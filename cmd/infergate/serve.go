@@ -202,7 +202,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	// The control plane starts after the local models serve: the data
 	// plane never waits on raft, and a fresh node registers what it
 	// serves in the group it bootstraps.
-	node, err := startCluster(c, ln.Addr(), repo, logger)
+	node, err := startCluster(c, ln.Addr(), repo, set, logger)
 	if err != nil {
 		srv.Shutdown(context.Background())
 		repo.Close()
@@ -272,7 +272,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 
 // startCluster starts this node's control plane in --data: its raft
 // state, its blob store, and its id, kept in DATA/node-id.
-func startCluster(c *serveConfig, httpAddr net.Addr, repo *registry.Repository, logger *log.Logger) (*cluster.Node, error) {
+func startCluster(c *serveConfig, httpAddr net.Addr, repo *registry.Repository, set *metrics.Set, logger *log.Logger) (*cluster.Node, error) {
 	id, err := nodeID(c.dataDir, c.nodeID)
 	if err != nil {
 		return nil, err
@@ -299,6 +299,7 @@ func startCluster(c *serveConfig, httpAddr net.Addr, repo *registry.Repository, 
 	cc.Registry = repo
 	cc.Blobs = store
 	cc.Check = checkModel
+	cc.Metrics = set
 	cc.Logf = logger.Printf
 	c.cluster.Blobs = store
 	node, err := cluster.Start(cc)
