@@ -27,6 +27,8 @@ type fakeCall struct {
 	ctype  string // expected Content-Type, when set
 	body   string // expected request body
 
+	reqHeader map[string]string // request headers expected, when set
+
 	status int // 200 when 0
 	answer string
 	header map[string]string
@@ -57,6 +59,11 @@ func runAdmin(t *testing.T, g *adminGroup, call fakeCall, args ...string) (code 
 		}
 		if string(body) != call.body {
 			t.Errorf("request body %q; want %q", body, call.body)
+		}
+		for k, v := range call.reqHeader {
+			if got := r.Header.Get(k); got != v {
+				t.Errorf("request header %s %q; want %q", k, got, v)
+			}
 		}
 		for k, v := range call.header {
 			w.Header().Set(k, v)
@@ -100,6 +107,10 @@ const modelsAnswer = `{"models":[
 func TestModelsCommands(t *testing.T) {
 	onnx := filepath.Join(t.TempDir(), "model.onnx")
 	if err := os.WriteFile(onnx, []byte("ONNX-BYTES"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(config, []byte("{\n  \"max_batch_size\": 8\n}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ctrView := `{"name":"ctr","production":2,"aliases":{"canary":3,"production":2},"versions":[
@@ -164,6 +175,14 @@ not ready:
 			call: fakeCall{method: "POST", uri: "/v1/models/ctr/versions?promote=true", body: "ONNX-BYTES",
 				status: http.StatusCreated, answer: `{"model":"ctr","version":3,"sha256":"abc123"}`},
 			want: "uploaded ctr version 3 (sha256:abc123), now production\n",
+		},
+		{
+			name: "upload with a config",
+			args: []string{"upload", "--token", adminToken, "--config", config, "ctr", onnx},
+			call: fakeCall{method: "POST", uri: "/v1/models/ctr/versions", body: "ONNX-BYTES",
+				reqHeader: map[string]string{"Infergate-Model-Config": `{"max_batch_size":8}`},
+				status:    http.StatusCreated, answer: `{"model":"ctr","version":3,"sha256":"abc123"}`},
+			want: "uploaded ctr version 3 (sha256:abc123)\n",
 		},
 		{
 			name: "upload json",
