@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"time"
@@ -326,8 +327,27 @@ func (s *Server) serveBlob(cp *controlPlane, ctx *fasthttp.RequestCtx, digest st
 		ctx.Response.Header.SetContentLength(int(size))
 		return nil
 	}
-	ctx.SetBodyStream(f, int(size)) // fasthttp closes f
+	// The server's --write-timeout bounds a whole response; a large model
+	// takes longer. Write this one on the hijacked connection instead,
+	// allowing 1 MiB/s and at least 30 s (what the pulling peer allows).
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		defer f.Close()
+		c.SetWriteDeadline(time.Now().Add(blobWriteTime(size)))
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\nDocker-Content-Digest: sha256:%s\r\nConnection: close\r\n\r\n", size, hex)
+		if lc, ok := c.(*limitConn); ok {
+			c = lc.Conn // its ReadFrom sends the file with sendfile
+		}
+		if _, err := io.Copy(c, f); err != nil {
+			s.logf("sending blob sha256:%s to %s: %v", hex, c.RemoteAddr(), err)
+		}
+	})
 	return nil
+}
+
+// blobWriteTime is how long sending a blob of size bytes may take.
+func blobWriteTime(size int64) time.Duration {
+	return 30*time.Second + time.Duration(size>>20)*time.Second
 }
 
 // decodeStrict decodes a JSON body, refusing unknown fields.
