@@ -159,6 +159,17 @@ func (c *testCluster) partition(i int) {
 	}
 }
 
+// follower returns a node other than leader.
+func (c *testCluster) follower(leader *Node) *Node {
+	for _, n := range c.nodes {
+		if n != leader {
+			return n
+		}
+	}
+	c.t.Fatal("no follower")
+	return nil
+}
+
 // isolate partitions node n from the others and returns the others.
 func (c *testCluster) isolate(n *Node) (rest []*Node) {
 	for i, m := range c.nodes {
@@ -325,13 +336,7 @@ func TestPartitionedMinorityCannotCommit(t *testing.T) {
 func TestRemoveMember(t *testing.T) {
 	c := newTestCluster(t, 3)
 	leader := c.waitLeader(c.nodes...)
-	var victim *Node
-	for _, n := range c.nodes {
-		if n != leader {
-			victim = n
-			break
-		}
-	}
+	victim := c.follower(leader)
 	if err := leader.RemoveLocal(victim.ID()); err != nil {
 		t.Fatal(err)
 	}
@@ -439,12 +444,7 @@ func TestRestartFromSnapshot(t *testing.T) {
 func TestCorruptBlobIsNeverLoaded(t *testing.T) {
 	c := newTestCluster(t, 2)
 	leader := c.waitLeader(c.nodes...)
-	var node *Node
-	for _, n := range c.nodes {
-		if n != leader {
-			node = n
-		}
-	}
+	node := c.follower(leader)
 	good := []byte("the real model bytes")
 	sum := sha256.Sum256(good)
 	hexSum := hex.EncodeToString(sum[:])
