@@ -61,18 +61,8 @@ func (n *Node) Members() (leader string, members []Member, err error) {
 			members = append(members, Member{ID: id, RaftAddr: rec.RaftAddr, HTTPAddr: rec.HTTPAddr, State: "unknown"})
 		}
 	}
-	slices.SortFunc(members, func(a, b Member) int { return cmpString(a.ID, b.ID) })
+	slices.SortFunc(members, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
 	return string(lid), members, nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Join adds m to the group from any node (forwarded to the leader). The

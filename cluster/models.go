@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,7 +126,7 @@ func (n *Node) Models(ctx context.Context, only string) ([]ModelView, error) {
 		}
 		out = append(out, mv)
 	}
-	slices.SortFunc(out, func(a, b ModelView) int { return cmpString(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b ModelView) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
 

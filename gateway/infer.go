@@ -30,6 +30,8 @@ type scratch struct {
 	resp oip.InferResponse
 	buf  []byte
 	num  []byte
+	// jsonLen is the length of the JSON part of the response in buf.
+	jsonLen int
 }
 
 // scratchPool recycles scratch; buffers grown past maxPooledBytes by an
@@ -133,14 +135,8 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 		sc.bkey = cache.AppendBodyKey(sc.bkey, v.Generation, headerLen, body)
 		if e, ok := s.cache.Get(sc.bkey); ok && e.Response != nil {
 			v.Metrics.CacheHits.Inc()
-			h := &ctx.Response.Header
-			if e.JSONLen < len(e.Response) {
-				sc.num = strconv.AppendInt(sc.num[:0], int64(e.JSONLen), 10)
-				h.SetBytesV(headerInferenceLen, sc.num)
-			}
-			h.SetContentType(e.ContentType)
-			h.Set("X-Cache", "hit")
-			ctx.SetBody(e.Response)
+			setBody(ctx, sc, e.Response, e.JSONLen)
+			ctx.Response.Header.Set("X-Cache", "hit")
 			v.Metrics.CacheHitDuration.UpdateDuration(start)
 			return nil
 		}
@@ -167,7 +163,7 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 		if e, ok := s.cache.Get(sc.key); ok && e.Outputs != nil {
 			v.Metrics.CacheHits.Inc()
 			s.writeResponse(ctx, sc, v, e.Outputs)
-			s.cacheResponse(ctx, sc)
+			s.cacheResponse(sc)
 			ctx.Response.Header.Set("X-Cache", "hit")
 			v.Metrics.CacheHitDuration.UpdateDuration(start)
 			return nil
@@ -194,24 +190,17 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 	s.writeResponse(ctx, sc, v, sc.outs)
 	if useCache {
 		s.cache.Set(sc.key, sc.outs)
-		s.cacheResponse(ctx, sc)
+		s.cacheResponse(sc)
 	}
 	return nil
 }
 
 // cacheResponse stores the response just written under the request's body
 // key, for byte-identical requests to come.
-func (s *Server) cacheResponse(ctx *fasthttp.RequestCtx, sc *scratch) {
-	if len(sc.bkey) == 0 {
-		return
+func (s *Server) cacheResponse(sc *scratch) {
+	if len(sc.bkey) > 0 {
+		s.cache.SetResponse(sc.bkey, sc.buf, sc.jsonLen)
 	}
-	jsonLen := len(sc.buf)
-	if h := ctx.Response.Header.Peek(headerInferenceLen); h != nil {
-		if n, err := fasthttp.ParseUint(h); err == nil {
-			jsonLen = n
-		}
-	}
-	s.cache.SetResponse(sc.bkey, sc.buf, string(ctx.Response.Header.ContentType()), jsonLen)
 }
 
 var noCache = []byte("no-cache")
@@ -245,17 +234,24 @@ func (s *Server) writeResponse(ctx *fasthttp.RequestCtx, sc *scratch, v *registr
 		}
 	}
 	out, jsonLen := oip.AppendResponse(sc.buf[:0], resp)
-	sc.buf = out
+	sc.buf, sc.jsonLen = out, jsonLen
 	clear(resp.Outputs) // drop references to outs, which may be a cache entry
+	setBody(ctx, sc, out, jsonLen)
+}
+
+// setBody answers with an encoded response body whose JSON part is
+// jsonLen bytes: binary outputs after it make it application/octet-stream
+// with the JSON length in its header.
+func setBody(ctx *fasthttp.RequestCtx, sc *scratch, body []byte, jsonLen int) {
 	h := &ctx.Response.Header
-	if jsonLen < len(out) {
+	if jsonLen < len(body) {
 		sc.num = strconv.AppendInt(sc.num[:0], int64(jsonLen), 10)
 		h.SetBytesV(headerInferenceLen, sc.num)
 		h.SetContentType("application/octet-stream")
 	} else {
 		h.SetContentType("application/json")
 	}
-	ctx.SetBody(out)
+	ctx.SetBody(body)
 }
 
 // batchError maps an error from the batcher or the backend to a response.

@@ -29,12 +29,11 @@ import (
 type Entry struct {
 	Outputs []oip.Tensor
 
-	// Response is the encoded body answered to a request body, with its
-	// content type and the length of its JSON part (JSONLen < len(Response)
-	// when binary outputs follow it).
-	Response    []byte
-	ContentType string
-	JSONLen     int
+	// Response is the encoded body answered to a request body, and the
+	// length of its JSON part (JSONLen < len(Response) when binary
+	// outputs follow it).
+	Response []byte
+	JSONLen  int
 }
 
 // Cache maps request keys to Entries within a byte budget. Its methods
@@ -91,8 +90,8 @@ func (c *Cache) Set(key []byte, outputs []oip.Tensor) {
 
 // SetResponse stores a copy of an encoded response under a body key
 // (AppendBodyKey).
-func (c *Cache) SetResponse(key, response []byte, contentType string, jsonLen int) {
-	e := &Entry{Response: append([]byte(nil), response...), ContentType: contentType, JSONLen: jsonLen}
+func (c *Cache) SetResponse(key, response []byte, jsonLen int) {
+	e := &Entry{Response: append([]byte(nil), response...), JSONLen: jsonLen}
 	c.rc.Set(key, e, int64(entryOverhead+len(response)))
 }
 
