@@ -154,3 +154,39 @@ func BenchmarkLoad(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRunShapes runs ranker at about 16 rows a batch, the same size
+// every time or varying as the batcher's batches do: ONNX Runtime's cost of
+// changing shapes.
+func BenchmarkRunShapes(b *testing.B) {
+	mlp := onnx.DemoRanker()
+	m := load(b, mlp.Model().Marshal(), Options{Instances: 1, IntraOpThreads: 1})
+	ins := make(map[int][]oip.Tensor)
+	for r := 1; r <= 64; r++ {
+		ins[r] = []oip.Tensor{{Name: "features", Datatype: oip.FP32, Shape: []int64{int64(r), int64(mlp.In())}, Data: f32Bytes(features(1, r, mlp.In()))}}
+	}
+	for _, c := range []struct {
+		name string
+		rows func(i int) int
+	}{
+		{"fixed16", func(int) int { return 16 }},
+		{"12to20", func(i int) int { return 12 + i%9 }},
+		{"1to64", func(i int) int { return 1 + (i*37)%64 }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var dst []oip.Tensor
+			var err error
+			rows, i := 0, 0
+			start := time.Now()
+			for b.Loop() {
+				r := c.rows(i)
+				i++
+				if dst, err = m.Run(context.Background(), ins[r], nil, dst); err != nil {
+					b.Fatal(err)
+				}
+				rows += r
+			}
+			b.ReportMetric(float64(rows)/time.Since(start).Seconds(), "rows/s")
+		})
+	}
+}
