@@ -19,9 +19,10 @@ type instance struct {
 	// output was allocated by ONNX Runtime and is destroyed after the run.
 	inVals  []ort.Value
 	outVals []ort.Value
-	// inBound and outBound are, per input and output, the value that wraps
-	// the Go buffer of the last run, reused while runs pass the same buffer
-	// and shape: it saves two cgo calls and three allocations per tensor.
+	// inBound and outBound are, per input and output, the values that wrap
+	// the Go buffer of the last run, one per shape, reused while runs pass
+	// the same buffer: it saves two cgo calls and three allocations per
+	// tensor.
 	inBound  []boundValue
 	outBound []boundValue
 	// inIdx maps a model input to its index in Run's inputs.
@@ -152,42 +153,63 @@ func (inst *instance) releaseOutputs() {
 	}
 }
 
-// boundValue is an ONNX Runtime value wrapping a Go buffer, kept for reuse
-// by the next run that passes the same buffer and shape. It holds the
-// buffer, so the buffer stays alive (and at its address) while the value
-// exists; ONNX Runtime touches it only during a run that binds it.
+// boundValue holds the ONNX Runtime values that wrap one Go buffer, one
+// per shape that runs have passed with it, for reuse by later runs: a
+// batcher's gather buffer is one buffer whose first rows×width bytes each
+// run passes, so a value per batch size saves two cgo calls and three
+// allocations per tensor on every run whose size was seen before. The
+// values hold the buffer, so it stays alive (and at its address) while
+// they exist; ONNX Runtime touches it only during a run that binds one.
 type boundValue struct {
+	base *byte // first byte of the buffer every value in vals wraps
+	vals []boundShape
+}
+
+// boundShape is one value over the first size bytes of the buffer.
+type boundShape struct {
 	v     *ort.CustomDataTensor
-	data  *byte // first byte of the buffer v wraps
 	size  int
 	shape []int64
 }
 
-// bind returns a value of element type t wrapping data with shape, reusing
-// the previous one when it wraps the same buffer in the same shape. Each
+// maxBoundShapes bounds the values kept per buffer: one per batch size of
+// the default max_batch_size, and more sizes only evict the oldest.
+const maxBoundShapes = 64
+
+// bind returns a value of element type t wrapping data with shape,
+// reusing one made earlier for the same buffer, size and shape. Each
 // boundValue serves one input or output, so t never changes.
 func (b *boundValue) bind(shape []int64, data []byte, t ort.TensorElementDataType) (*ort.CustomDataTensor, error) {
-	if b.v != nil && len(data) > 0 && b.data == &data[0] && b.size == len(data) && slices.Equal(b.shape, shape) {
-		return b.v, nil
+	if len(data) == 0 || b.base != &data[0] {
+		b.release()
+	} else {
+		for i := range b.vals {
+			if s := &b.vals[i]; s.size == len(data) && slices.Equal(s.shape, shape) {
+				return s.v, nil
+			}
+		}
 	}
-	b.release()
 	v, err := ort.NewCustomDataTensor(ort.Shape(shape), data, t)
 	if err != nil {
 		return nil, err
 	}
-	b.v, b.data, b.size = v, &data[0], len(data)
-	b.shape = append(b.shape[:0], shape...)
+	if len(b.vals) == maxBoundShapes {
+		b.vals[0].v.Destroy()
+		b.vals = append(b.vals[:0], b.vals[1:]...)
+	}
+	b.base = &data[0]
+	b.vals = append(b.vals, boundShape{v: v, size: len(data), shape: slices.Clone(shape)})
 	return v, nil
 }
 
-// release destroys the value, if any, and lets go of its buffer.
+// release destroys every value and lets go of the buffer.
 func (b *boundValue) release() {
-	if b.v != nil {
-		b.v.Destroy()
-		b.v = nil
+	for i := range b.vals {
+		b.vals[i].v.Destroy()
 	}
-	b.data = nil
-	b.size = 0
+	clear(b.vals)
+	b.vals = b.vals[:0]
+	b.base = nil
 }
 
 // destroyValue destroys v, which may be a typed nil pointer: onnxruntime_go

@@ -675,7 +675,7 @@ func rssBytes(t *testing.T) int64 {
 
 // TestReuseBuffers passes the same input buffer with new contents and with
 // a new shape, and the result back as dst, as a batcher does: the values
-// that wrap the buffers are reused only while they fit.
+// that wrap the buffers are reused, one per shape, and only while they fit.
 func TestReuseBuffers(t *testing.T) {
 	mlp := onnx.DemoCTR()
 	m := load(t, mlp.Model().Marshal(), Options{})
@@ -712,6 +712,26 @@ func TestReuseBuffers(t *testing.T) {
 	})
 	if allocs > 4 {
 		t.Fatalf("Run allocates %v times per call with reused buffers; want at most 4", allocs)
+	}
+
+	// Batch sizes that come back, over the same buffers, reuse the values
+	// made for them the first time.
+	i := 0
+	allocs = testing.AllocsPerRun(100, func() {
+		rows := []int{8, 3, 1, 5}[i%4]
+		i++
+		in[0].Shape[0] = int64(rows)
+		in[0].Data = buf[:rows*64*4]
+		var err error
+		if dst, err = m.Run(context.Background(), in, nil, dst); err != nil {
+			t.Fatal(err)
+		}
+		if len(dst[0].Data) != rows*4 {
+			t.Fatalf("got %d bytes of output for %d rows", len(dst[0].Data), rows)
+		}
+	})
+	if allocs > 4 {
+		t.Fatalf("Run allocates %v times per call over batch sizes seen before; want at most 4", allocs)
 	}
 }
 
