@@ -227,7 +227,7 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	if slices.Contains(cfg.Floors, FloorHTTP) && ctx.Err() == nil {
-		floor, err := startHTTPFloor(ctx, cfg.FloorExecutable, captured)
+		floor, err := startHTTPFloor(ctx, cfg.FloorExecutable, captured, nil)
 		if err != nil {
 			return s.report, fmt.Errorf("cannot start the http-floor: %w", err)
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 )
@@ -24,7 +25,7 @@ func collectEnv(command string) Env {
 		CPUs:       runtime.NumCPU(),
 		GOMAXPROCS: runtime.GOMAXPROCS(0),
 		GoVersion:  runtime.Version(),
-		Commit:     gitCommit(),
+		Commit:     buildCommit(),
 		Command:    command,
 	}
 }
@@ -43,6 +44,34 @@ func cpuModel() string {
 		}
 	}
 	return ""
+}
+
+// buildCommit returns the commit this binary was built from, with
+// "-dirty" when its tree had changes, from the build information Go
+// stamps; for a binary without it (a test), the working directory's.
+func buildCommit() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return gitCommit()
+	}
+	var rev string
+	var dirty bool
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return gitCommit()
+	}
+	rev = rev[:min(len(rev), 7)]
+	if dirty {
+		rev += "-dirty"
+	}
+	return rev
 }
 
 // gitCommit returns `git rev-parse --short HEAD` in the working directory,

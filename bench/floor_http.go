@@ -71,8 +71,9 @@ func floorServer(spec FloorSpec) *fasthttp.Server {
 }
 
 // startHTTPFloor starts a floor that replays c: as `exe bench
-// floor-server` when exe is set, else in this process.
-func startHTTPFloor(ctx context.Context, exe string, c *capturedResponse) (*httpFloor, error) {
+// floor-server` when exe is set (on the servers' CPUs of cpus, when not
+// nil), else in this process.
+func startHTTPFloor(ctx context.Context, exe string, c *capturedResponse, cpus *cpuSplit) (*httpFloor, error) {
 	spec := specOf(c)
 	if exe == "" {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -102,7 +103,7 @@ func startHTTPFloor(ctx context.Context, exe string, c *capturedResponse) (*http
 		os.Remove(path)
 		return nil, err
 	}
-	p, err := startGateway(ctx, exe, []string{"bench", "floor-server", "--spec", path}, nil)
+	p, err := startGateway(ctx, exe, []string{"bench", "floor-server", "--spec", path}, nil, cpus)
 	if err != nil {
 		os.Remove(path)
 		return nil, err

@@ -37,9 +37,10 @@ type gatewayProcess struct {
 
 // startGateway runs exe with args (a `serve` command line that listens on
 // 127.0.0.1:0), reads its address from its log, and waits until it is
-// ready. Its output also goes to logTo when not nil. The process gets
-// SIGKILL if this one dies first.
-func startGateway(ctx context.Context, exe string, args []string, logTo io.Writer) (*gatewayProcess, error) {
+// ready. Its output also goes to logTo when not nil. It runs on the
+// servers' CPUs of cpus, when not nil. The process gets SIGKILL if this one
+// dies first.
+func startGateway(ctx context.Context, exe string, args []string, logTo io.Writer, cpus *cpuSplit) (*gatewayProcess, error) {
 	g := &gatewayProcess{tail: &tailBuffer{max: gatewayLogTail}, exited: make(chan struct{})}
 	g.cmd = exec.Command(exe, args...)
 	pr, pw := io.Pipe()
@@ -50,7 +51,7 @@ func startGateway(ctx context.Context, exe string, args []string, logTo io.Write
 	g.cmd.Stderr = io.MultiWriter(out...)
 	g.cmd.Stdout = g.cmd.Stderr
 	setDeathSignal(g.cmd)
-	if err := g.cmd.Start(); err != nil {
+	if err := cpus.start(g.cmd); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrGatewayStart, exe, err)
 	}
 	go func() {

@@ -252,6 +252,8 @@ func buildEnv(e *Env) envView {
 	add("commit", e.Commit)
 	add("target", e.Target)
 	add("server", e.ServerVersion)
+	add("server CPUs", e.ServerCPUs)
+	add("load generator CPUs", e.ClientCPUs)
 	add("host", e.Host)
 	if e.OS != "" || e.Arch != "" {
 		add("platform", strings.Trim(e.OS+"/"+e.Arch, "/"))

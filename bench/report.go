@@ -26,8 +26,10 @@ type Env struct {
 	Commit         string `json:"commit,omitempty"`
 	Target         string `json:"target,omitempty"` // gateway URL
 	ServerVersion  string `json:"server_version,omitempty"`
-	SharedCores    bool   `json:"shared_cores"`         // client and server on the same cores
-	HTTPFloor      string `json:"http_floor,omitempty"` // "process" or "in-process"
+	SharedCores    bool   `json:"shared_cores"`          // client and server on the same cores
+	ServerCPUs     string `json:"server_cpus,omitempty"` // CPUs of the servers the suite started, e.g. "0-7"
+	ClientCPUs     string `json:"client_cpus,omitempty"` // CPUs of the load generator (and the ort floor)
+	HTTPFloor      string `json:"http_floor,omitempty"`  // "process" or "in-process"
 	Command        string `json:"command"`
 	IntraOpThreads int    `json:"intra_op_threads,omitempty"`
 	Instances      int    `json:"instances,omitempty"`

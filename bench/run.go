@@ -147,6 +147,9 @@ type session struct {
 	opts     Options
 	report   *Report
 	progress *progress
+	// cpus, when not nil, splits the CPUs between the servers this session
+	// starts and itself.
+	cpus *cpuSplit
 }
 
 func newSession(ctx context.Context, opts Options) *session {

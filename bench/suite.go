@@ -69,6 +69,22 @@ type SuiteConfig struct {
 	// ServerLog receives that gateway's log; nil discards it (its last
 	// lines are still shown if it fails to start).
 	ServerLog io.Writer
+	// ServerCPUs, when Target is "", is the number of CPUs given to the
+	// gateway and the http floor the suite starts (the first ones this
+	// process may use); the load generator and the ort floor run on the
+	// others. 0 lets them all share every CPU.
+	ServerCPUs int
+}
+
+// DefaultServerCPUs is the default of SuiteConfig.ServerCPUs: half of the
+// CPUs this process may use, when it may use 8 or more; below that a
+// split starves one side, and they share.
+func DefaultServerCPUs() int {
+	cpus, err := usableCPUs()
+	if err != nil || len(cpus) < 8 {
+		return 0
+	}
+	return len(cpus) / 2
 }
 
 // DefaultSuiteConfig returns the defaults of `infergate bench suite`.
@@ -85,6 +101,7 @@ func DefaultSuiteConfig() SuiteConfig {
 		UnbatchedConfig: DefaultUnbatchedConfig,
 		BatchedConfig:   DefaultBatchedConfig,
 		CachedConfig:    DefaultCachedConfig,
+		ServerCPUs:      DefaultServerCPUs(),
 	}
 }
 
@@ -93,9 +110,15 @@ func (c *SuiteConfig) Validate() error {
 	if err := c.Options.validate(); err != nil {
 		return err
 	}
+	if c.ServerCPUs < 0 {
+		return fmt.Errorf("%w: --server-cpus %d must not be negative", ErrBadConfig, c.ServerCPUs)
+	}
 	if c.Target != "" {
 		if _, _, err := splitBaseURL(c.Target); err != nil {
 			return err
+		}
+		if c.ServerCPUs > 0 {
+			return fmt.Errorf("%w: --server-cpus applies to the gateway the suite starts, not to --target %s; pin that one yourself (taskset)", ErrBadConfig, c.Target)
 		}
 	} else if c.Executable == "" {
 		return fmt.Errorf("%w: no --target and no executable to start a gateway with", ErrBadConfig)
@@ -151,11 +174,25 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	var cpus *cpuSplit
+	if cfg.Target == "" && cfg.ServerCPUs > 0 {
+		usable, err := usableCPUs()
+		if err == nil {
+			cpus, err = newCPUSplit(usable, cfg.ServerCPUs)
+		}
+		if err == nil {
+			err = pinProcess(cpus.client)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: --server-cpus %d: %w", ErrBadConfig, cfg.ServerCPUs, err)
+		}
+	}
 	s := newSession(ctx, cfg.Options)
+	s.cpus = cpus
 	env := &s.report.Env
 	target := cfg.Target
 	if target == "" {
-		gw, dir, err := startSuiteGateway(ctx, &cfg)
+		gw, dir, err := startSuiteGateway(ctx, &cfg, cpus)
 		if err != nil {
 			return nil, err
 		}
@@ -167,7 +204,10 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Report, error) {
 			}
 		}()
 		target = gw.url
-		env.SharedCores = true
+		env.SharedCores = cpus == nil
+		if cpus != nil {
+			env.ServerCPUs, env.ClientCPUs = formatCPUs(cpus.server), formatCPUs(cpus.client)
+		}
 		env.HTTPFloor = floorKind(cfg.FloorExecutable)
 	} else {
 		env.SharedCores = isLoopback(target)
@@ -193,8 +233,9 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Report, error) {
 }
 
 // startSuiteGateway writes the models into a temporary repository and
-// starts a gateway on it; the caller removes dir after stopping it.
-func startSuiteGateway(ctx context.Context, cfg *SuiteConfig) (*gatewayProcess, string, error) {
+// starts a gateway on it (on the servers' CPUs of cpus, when not nil); the
+// caller removes dir after stopping it.
+func startSuiteGateway(ctx context.Context, cfg *SuiteConfig, cpus *cpuSplit) (*gatewayProcess, string, error) {
 	dir, err := os.MkdirTemp("", "infergate-bench-")
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: %w", ErrGatewayStart, err)
@@ -228,7 +269,7 @@ func startSuiteGateway(ctx context.Context, cfg *SuiteConfig) (*gatewayProcess, 
 	if cfg.Log != nil {
 		fmt.Fprintf(cfg.Log, "starting %s %s\n", cfg.Executable, strings.Join(args, " "))
 	}
-	gw, err := startGateway(ctx, cfg.Executable, args, cfg.ServerLog)
+	gw, err := startGateway(ctx, cfg.Executable, args, cfg.ServerLog, cpus)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, "", err
@@ -292,7 +333,7 @@ func (s *session) suiteModel(cfg *SuiteConfig, ctl *controlClient, target, m str
 
 	// http-floor.
 	if s.ctx.Err() == nil {
-		floor, err := startHTTPFloor(s.ctx, cfg.FloorExecutable, captured)
+		floor, err := startHTTPFloor(s.ctx, cfg.FloorExecutable, captured, s.cpus)
 		if err != nil {
 			return fmt.Errorf("cannot start the http-floor: %w", err)
 		}

@@ -28,8 +28,12 @@ func WriteTable(w io.Writer, r *Report) error {
 	if e.Commit != "" {
 		fmt.Fprintf(w, ", commit %s", e.Commit)
 	}
+	shared := yesNo(e.SharedCores)
+	if e.ServerCPUs != "" {
+		shared += fmt.Sprintf(" (servers on CPUs %s, load generator on %s)", e.ServerCPUs, e.ClientCPUs)
+	}
 	fmt.Fprintf(w, "\ntarget %s (%s), instances %d, intra-op threads %d, client and server share cores: %s\n\n",
-		orDash(e.Target), orDash(e.ServerVersion), e.Instances, e.IntraOpThreads, yesNo(e.SharedCores))
+		orDash(e.Target), orDash(e.ServerVersion), e.Instances, e.IntraOpThreads, shared)
 
 	header := []string{"run", "kind", "req/s", "rows/s", "p50", "p99", "p99.9", "errors", "cpu", "batch", "queue", "compute", "flag"}
 	overload := slices.ContainsFunc(r.Runs, func(run Run) bool { return run.Shed != nil || run.Health != nil })

@@ -1,0 +1,49 @@
+package bench
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestFormatCPUs(t *testing.T) {
+	for _, c := range []struct {
+		cpus []int
+		want string
+	}{
+		{nil, ""},
+		{[]int{3}, "3"},
+		{[]int{0, 1, 2, 3}, "0-3"},
+		{[]int{0, 1, 2, 5, 7, 8}, "0-2,5,7-8"},
+	} {
+		if got := formatCPUs(c.cpus); got != c.want {
+			t.Errorf("formatCPUs(%v) = %q; want %q", c.cpus, got, c.want)
+		}
+	}
+}
+
+func TestNewCPUSplit(t *testing.T) {
+	s, err := newCPUSplit([]int{0, 1, 2, 3, 4, 5, 6, 7}, 3)
+	if err != nil || formatCPUs(s.server) != "0-2" || formatCPUs(s.client) != "3-7" {
+		t.Fatalf("got %v, %v; want servers 0-2, client 3-7", s, err)
+	}
+	for _, n := range []int{0, 8, 9} {
+		if _, err := newCPUSplit([]int{0, 1, 2, 3, 4, 5, 6, 7}, n); err == nil || !strings.Contains(err.Error(), "give 1 to 7") {
+			t.Errorf("split of 8 with %d for the servers: got %v; want an error naming 1 to 7", n, err)
+		}
+	}
+}
+
+func TestSuiteServerCPUsValidate(t *testing.T) {
+	c := DefaultSuiteConfig()
+	c.Executable = "/bin/true"
+	c.ServerCPUs = -1
+	if err := c.Validate(); !errors.Is(err, ErrBadConfig) {
+		t.Fatalf("--server-cpus -1: got %v; want ErrBadConfig", err)
+	}
+	c.ServerCPUs = 2
+	c.Target = "http://127.0.0.1:8080"
+	if err := c.Validate(); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), "taskset") {
+		t.Fatalf("--server-cpus with --target: got %v; want ErrBadConfig telling to pin it yourself", err)
+	}
+}
