@@ -143,10 +143,6 @@ type Request struct {
 
 	done  chan error // capacity 1: the single answer
 	timer *time.Timer
-	// follow links the rest of a batch to its first request, whose
-	// goroutine answers them (see answer). Set by the worker before it
-	// answers the first; read by that goroutine once it has its answer.
-	follow *Request
 }
 
 type reqState uint8
@@ -277,7 +273,7 @@ func (b *Batcher) Do(r *Request) error {
 	}
 
 	if deadline.IsZero() {
-		return r.await()
+		return <-r.done
 	}
 	if r.timer == nil {
 		r.timer = time.NewTimer(time.Until(deadline))
@@ -287,7 +283,7 @@ func (b *Batcher) Do(r *Request) error {
 	select {
 	case err := <-r.done:
 		r.timer.Stop()
-		return r.answerFollowers(err)
+		return err
 	case <-r.timer.C:
 	}
 	b.mu.Lock()
@@ -298,27 +294,7 @@ func (b *Batcher) Do(r *Request) error {
 	}
 	b.mu.Unlock()
 	// A worker took it already: the answer is on its way.
-	return r.await()
-}
-
-// await waits for r's answer and passes it on to the requests that follow
-// r in its batch.
-func (r *Request) await() error {
-	return r.answerFollowers(<-r.done)
-}
-
-// answerFollowers gives err, the answer of r's batch, to the other
-// requests of that batch, and returns it.
-func (r *Request) answerFollowers(err error) error {
-	f := r.follow
-	r.follow = nil
-	for f != nil {
-		next := f.follow
-		f.follow = nil
-		f.done <- err
-		f = next
-	}
-	return err
+	return <-r.done
 }
 
 // Stop refuses new requests, lets the workers finish what is queued, and
@@ -570,21 +546,9 @@ func (w *worker) run(batch []*Request) {
 		w.runAlone(batch[len(batch)-1])
 		return
 	}
-	answer(batch, err)
-}
-
-// answer gives err to every request of batch. The worker wakes only the
-// first request's goroutine, which wakes the others (answerFollowers):
-// a woken goroutine is queued on the processor of the goroutine that woke
-// it, and the worker's processor is about to block in the backend's next
-// run, where the woken ones would wait until another processor steals
-// them. It also hands the instance back sooner.
-func answer(batch []*Request, err error) {
-	for i, r := range batch[:len(batch)-1] {
-		r.follow = batch[i+1]
+	for _, r := range batch {
+		r.done <- err
 	}
-	batch[len(batch)-1].follow = nil
-	batch[0].done <- err
 }
 
 // runAlone executes and answers one request of a failed batch.

@@ -199,48 +199,6 @@ func TestGathersWhileBusy(t *testing.T) {
 	})
 }
 
-// TestBatchAnsweredThroughFirst: the worker answers a batch's first
-// request, whose goroutine answers the rest, also when its deadline fired
-// while its batch ran; no request keeps a link to another afterwards.
-func TestBatchAnsweredThroughFirst(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		f := &fakeBackend{compute: 10 * time.Millisecond}
-		b := newBatcher(t, f, Config{MaxBatchSize: 8})
-		start := time.Now()
-		busy := goDo(b, request(1, 1, 0))
-		synctest.Wait()
-		var reqs []*Request
-		var chs []<-chan error
-		for i := range 3 {
-			r := request(2, 3, float32(i*10))
-			if i == 0 {
-				// Taken at 10ms, before its deadline; the deadline
-				// passes while its batch runs, which must not matter.
-				r.Deadline = start.Add(15 * time.Millisecond)
-			}
-			reqs = append(reqs, r)
-			chs = append(chs, goDo(b, r))
-			synctest.Wait()
-		}
-		<-busy
-		for i, ch := range chs {
-			if err := <-ch; err != nil {
-				t.Fatalf("request %d: %v", i, err)
-			}
-			checkOutputs(t, reqs[i], 3, float32(i*10))
-			if reqs[i].follow != nil {
-				t.Fatalf("request %d still links to another request after its answer", i)
-			}
-		}
-		if d := time.Since(start); d != 20*time.Millisecond {
-			t.Fatalf("answered after %s; want 20ms (two runs of 10ms)", d)
-		}
-		if got := f.runs(); fmt.Sprint(got) != "[1 6]" {
-			t.Fatalf("runs: got %v; want [1 6]", got)
-		}
-	})
-}
-
 func TestMultiRowRequestsPackedWhole(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeBackend{compute: time.Millisecond}
