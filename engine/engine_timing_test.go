@@ -190,3 +190,26 @@ func BenchmarkRunShapes(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRunGatherBuffer runs ctr on 8 and 9 rows in turn out of one
+// buffer, with the result passed back, as a batcher's worker does with its
+// gather buffer: the values that wrap the buffers are kept per shape, so a
+// size seen before costs no cgo call to wrap them again.
+func BenchmarkRunGatherBuffer(b *testing.B) {
+	mlp := onnx.DemoCTR()
+	m := load(b, mlp.Model().Marshal(), Options{Instances: 1, IntraOpThreads: 1})
+	buf := f32Bytes(features(1, 9, mlp.In()))
+	in := []oip.Tensor{{Name: "features", Datatype: oip.FP32, Shape: []int64{0, int64(mlp.In())}}}
+	var dst []oip.Tensor
+	var err error
+	i := 0
+	for b.Loop() {
+		rows := 8 + i%2
+		i++
+		in[0].Shape[0] = int64(rows)
+		in[0].Data = buf[:rows*mlp.In()*4]
+		if dst, err = m.Run(context.Background(), in, nil, dst); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
