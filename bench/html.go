@@ -61,6 +61,7 @@ type page struct {
 	FlaggedMore int      // flagged runs left out of Flagged
 	Flagged     []runRow // the first maxFlagged flagged runs
 	Models      []modelView
+	Targets     *table // nil when the report checked none
 	Sweeps      *table // nil without sweeps
 	Rows        []runRow
 	LatTP       []*chart
@@ -199,6 +200,7 @@ func buildPage(r *Report) *page {
 	}
 	pal := newPalette()
 	p.Models = buildRatios(r.Runs)
+	p.Targets = buildTargets(r.Targets)
 	p.Sweeps = buildSweeps(r.Sweeps)
 	p.LatTP = latencyThroughputCharts(r.Runs, pal)
 	p.ORT = ortFloorCharts(r.Runs)
@@ -650,6 +652,31 @@ func buildRatios(runs []Run) []modelView {
 		out = append(out, mv)
 	}
 	return out
+}
+
+// buildTargets lists the suite's targets as CheckTargets found them.
+func buildTargets(ts []Target) *table {
+	if len(ts) == 0 {
+		return nil
+	}
+	t := &table{Title: "The suite's targets, checked on these runs", Head: []string{"model", "target", "value", "bound", "", "from"}}
+	for _, x := range ts {
+		value, bound := fmt.Sprintf("%.2f", x.Value), fmt.Sprintf("%.2f", x.Bound)
+		switch x.Unit {
+		case "µs":
+			value, bound = formatUS(x.Value), "≤ "+formatUS(x.Bound)
+		case "-":
+			value, bound = "—", "—"
+		default:
+			bound = "≥ " + bound
+		}
+		verdict := cell{S: "met"}
+		if !x.Met {
+			verdict = cell{S: "not met", Class: "bad"}
+		}
+		t.Rows = append(t.Rows, []cell{{S: x.Model}, {S: x.Name}, {S: value, Class: "num em"}, {S: bound, Class: "num"}, verdict, {S: x.Detail, Class: "mute"}})
+	}
+	return t
 }
 
 // buildSweeps lists the outcome of each sweep against a p99 bound.
@@ -1853,6 +1880,7 @@ circle:hover{stroke:#111827;stroke-width:1.5}
 
 <h2 id="ratios">Ratios to the floors</h2>
 <p class="lead">How close the gateway comes to a bare HTTP server (http-floor) and to ONNX Runtime called in-process (ort-floor). Flagged figures carry ⚑; clean runs are preferred when choosing the best.</p>
+{{with .Targets}}<div class="model">{{template "table" .}}</div>{{end}}
 {{if .Models}}{{range .Models}}<div class="model"><h3>{{.Model}}</h3><div class="tables">{{range .Tables}}{{template "table" .}}{{end}}</div></div>{{end}}{{else}}<p class="note">No gateway run: no ratio to compute.</p>{{end}}
 
 <h2 id="runs">Runs</h2>

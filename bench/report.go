@@ -10,6 +10,8 @@ type Report struct {
 	// Sweeps are the outcomes of --max-p99 sweeps: the highest load that
 	// met the latency bound.
 	Sweeps []Sweep `json:"sweeps,omitempty"`
+	// Targets are the suite's targets checked on its runs (CheckTargets).
+	Targets []Target `json:"targets,omitempty"`
 }
 
 // Env records where and how the figures were measured.

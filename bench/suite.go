@@ -229,6 +229,7 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Report, error) {
 			return s.report, err
 		}
 	}
+	s.report.Targets = CheckTargets(s.report)
 	return s.report, ctx.Err()
 }
 

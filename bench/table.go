@@ -145,6 +145,7 @@ func WriteTable(w io.Writer, r *Report) error {
 			fmt.Fprintf(w, "\n%s\n", overloadLine(run))
 		}
 	}
+	writeTargets(w, r.Targets)
 	return nil
 }
 

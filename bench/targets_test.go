@@ -1,0 +1,93 @@
+package bench
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// targetRuns returns the runs of one model as the suite makes them:
+// ort-floor at batch 1 and 64, http-floor, the gateway unbatched, batched
+// and cached at 64 connections, and batched and http-floor at 1.
+func targetRuns(model string, ortB1, ortB64, http, unbatched, batched, cached float64) []Run {
+	closed := func(name, kind string, conc int, batching, cache bool, rps, p50 float64) Run {
+		return Run{Name: name, Kind: kind, Model: model, Mode: ModeClosed, Concurrency: conc, RowsPerRequest: 1,
+			Batching: batching, Cache: cache, ThroughputRPS: rps, RowsPerS: rps, Latency: Latency{P50: p50}}
+	}
+	return []Run{
+		{Name: "ort-floor/" + model + "@b1", Kind: KindORTFloor, Model: model, BatchSize: 1, RowsPerS: ortB1, ThroughputRPS: ortB1, Latency: Latency{P50: 100}},
+		{Name: "ort-floor/" + model + "@b64", Kind: KindORTFloor, Model: model, BatchSize: 64, RowsPerS: ortB64, ThroughputRPS: ortB64 / 64, Latency: Latency{P50: 900}},
+		closed("http-floor/"+model+"@c64", KindHTTPFloor, 64, false, false, http, 100),
+		closed("http-floor/"+model+"@c1", KindHTTPFloor, 1, false, false, 20_000, 40),
+		closed("gateway/"+model+"@c64", KindGateway, 64, false, false, unbatched, 1000),
+		closed("gateway-batched/"+model+"@c64", KindGateway, 64, true, false, batched, 1000),
+		closed("gateway-batched/"+model+"@c1", KindGateway, 1, true, false, 5_000, 180),
+		closed("gateway-cached/"+model+"@c64", KindGateway, 64, false, true, cached, 100),
+	}
+}
+
+func TestCheckTargets(t *testing.T) {
+	// ranker-like: ONNX Runtime is the lower floor (40k < 400k).
+	runs := targetRuns("heavy", 4_000, 40_000, 400_000, 4_000, 33_000, 380_000)
+	// ctr-like: the bare server is (300k < 500k).
+	runs = append(runs, targetRuns("cheap", 100_000, 500_000, 300_000, 50_000, 240_000, 250_000)...)
+	overload := Run{Name: "gateway-overload/heavy@3x", Kind: KindGateway, Model: "heavy", Mode: ModeOpen, Requests: 100,
+		Shed: &ShedStats{Fraction: 0.6, P99US: 500}, Latency: Latency{P99: 100_000}}
+	runs = append(runs, overload)
+	got := CheckTargets(&Report{Runs: runs})
+	want := []string{
+		"heavy|batched rows/s ÷ best ort-floor rows/s|0.82|true",                // 33k / 40k
+		"heavy|batching's gain ÷ ONNX Runtime's gain|0.82|true",                 // 8.25 / 10
+		"heavy|cache hits req/s ÷ http-floor req/s|0.95|true",                   // 380k / 400k
+		"heavy|idle p50 ≤ http-floor p50 + ort-floor b1 p50 + 50µs|180.00|true", // 180 ≤ 40+100+50
+		"cheap|batched req/s ÷ http-floor req/s|0.80|true",                      // 240k / 300k
+		"cheap|cache hits req/s ÷ http-floor req/s|0.83|false",                  // 250k / 300k
+		"cheap|idle p50 ≤ http-floor p50 + ort-floor b1 p50 + 50µs|180.00|true",
+		"heavy|overload gateway-overload/heavy@3x not flagged|0.00|true",
+	}
+	var lines []string
+	for _, x := range got {
+		lines = append(lines, strings.Join([]string{x.Model, x.Name, formatFloat2(x.Value), boolString(x.Met)}, "|"))
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+
+	// A flagged run does not count: with the batched runs flagged, the
+	// model's throughput targets go unchecked; a flagged overload run
+	// fails its target and says why.
+	for i := range runs {
+		if strings.HasPrefix(runs[i].Name, "gateway-batched/cheap") {
+			runs[i].Flagged = "errors 5% > 1%"
+		}
+		if runs[i].Shed != nil {
+			runs[i].Flagged = "shed p99 40ms > 10ms"
+		}
+	}
+	got = CheckTargets(&Report{Runs: runs})
+	for _, x := range got {
+		if x.Model == "cheap" {
+			t.Fatalf("targets checked on flagged runs: %+v", x)
+		}
+		if x.Unit == "-" && (x.Met || !strings.Contains(x.Detail, "shed p99 40ms > 10ms")) {
+			t.Fatalf("flagged overload run: got %+v; want not met, saying why", x)
+		}
+	}
+	var b bytes.Buffer
+	writeTargets(&b, got)
+	if !strings.Contains(b.String(), "NOT MET  heavy: overload") || !strings.Contains(b.String(), "met      heavy: batched rows/s ÷ best ort-floor rows/s = 0.82, bound 0.80") {
+		t.Fatalf("written targets:\n%s", b.String())
+	}
+	b.Reset()
+	if err := WriteHTML(&b, &Report{Runs: runs, Targets: got}); err != nil {
+		t.Fatal(err)
+	}
+	if page := b.String(); !strings.Contains(page, "The suite&#39;s targets, checked on these runs") || !strings.Contains(page, `class="bad">not met`) {
+		t.Fatalf("the HTML report does not list the targets with the one not met")
+	}
+}
+
+func formatFloat2(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
+
+func boolString(b bool) string { return strconv.FormatBool(b) }
