@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -16,13 +17,16 @@ type cpuSplit struct {
 	server, client []int
 }
 
-// newCPUSplit gives the first n of usable to the servers and the rest to
-// the client.
+// newCPUSplit gives the first n of usable (in core order, see
+// usableCPUs) to the servers and the rest to the client.
 func newCPUSplit(usable []int, n int) (*cpuSplit, error) {
 	if n < 1 || n >= len(usable) {
 		return nil, fmt.Errorf("%d CPUs for the servers out of the %d this process may use leaves none for the load generator; give 1 to %d, or 0 to share them all", n, len(usable), len(usable)-1)
 	}
-	return &cpuSplit{server: usable[:n], client: usable[n:]}, nil
+	s := &cpuSplit{server: slices.Clone(usable[:n]), client: slices.Clone(usable[n:])}
+	slices.Sort(s.server)
+	slices.Sort(s.client)
+	return s, nil
 }
 
 // start starts cmd on the servers' CPUs; a nil split starts it anywhere.

@@ -1,28 +1,59 @@
 package bench
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// usableCPUs returns the CPUs this process may run on, in order.
+// usableCPUs returns the CPUs this process may run on, in core order:
+// the hardware threads of one core next to each other (by the kernel's
+// topology, where /sys has it), so that the first N of them are whole
+// cores when N is a multiple of the threads per core.
 func usableCPUs() ([]int, error) {
 	var set unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &set); err != nil {
 		return nil, fmt.Errorf("cannot read this process's CPU affinity: %w", err)
 	}
-	var cpus []int
+	type cpu struct{ id, pkg, core int }
+	var cpus []cpu
 	for c := 0; c < len(set)*64; c++ {
 		if set.IsSet(c) {
-			cpus = append(cpus, c)
+			cpus = append(cpus, cpu{id: c, pkg: topology(c, "physical_package_id"), core: topology(c, "core_id")})
 		}
 	}
-	return cpus, nil
+	slices.SortStableFunc(cpus, func(a, b cpu) int {
+		return cmp.Or(cmp.Compare(a.pkg, b.pkg), cmp.Compare(a.core, b.core), cmp.Compare(a.id, b.id))
+	})
+	ids := make([]int, len(cpus))
+	for i, c := range cpus {
+		ids[i] = c.id
+	}
+	return ids, nil
+}
+
+// topology returns CPU c's number of kind (core_id, physical_package_id)
+// from /sys, or c itself where /sys does not say, which keeps the CPUs'
+// own order.
+func topology(c int, kind string) int {
+	b, err := os.ReadFile(fmt.Sprintf("/sys/devices/system/cpu/cpu%d/topology/%s", c, kind))
+	if err != nil {
+		return c
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return c
+	}
+	return n
 }
 
 func cpuSet(cpus []int) *unix.CPUSet {
@@ -70,15 +101,18 @@ func startPinned(cmd *exec.Cmd, cpus, home []int) error {
 	if err := unix.SchedSetaffinity(0, cpuSet(cpus)); err != nil {
 		return fmt.Errorf("cannot move onto CPUs %s to start %s: %w", formatCPUs(cpus), cmd.Path, err)
 	}
-	if err := cmd.Start(); err != nil {
-		unix.SchedSetaffinity(0, cpuSet(home))
-		return err
+	err := cmd.Start()
+	if herr := unix.SchedSetaffinity(0, cpuSet(home)); herr != nil {
+		// Keep this thread locked, so that it ends with the calling
+		// goroutine rather than serve others on the servers' CPUs.
+		runtime.LockOSThread()
+		if err == nil {
+			// Nobody reads its output yet: bound Wait's wait for it.
+			cmd.Process.Kill()
+			cmd.WaitDelay = time.Second
+			cmd.Wait()
+		}
+		return errors.Join(err, fmt.Errorf("cannot move back onto CPUs %s after starting %s: %w", formatCPUs(home), cmd.Path, herr))
 	}
-	if err := unix.SchedSetaffinity(0, cpuSet(home)); err != nil {
-		// This thread would stay on the servers' CPUs.
-		cmd.Process.Kill()
-		cmd.Wait()
-		return fmt.Errorf("cannot move back onto CPUs %s after starting %s: %w", formatCPUs(home), cmd.Path, err)
-	}
-	return nil
+	return err
 }

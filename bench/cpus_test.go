@@ -36,13 +36,28 @@ func TestNewCPUSplit(t *testing.T) {
 
 func TestSuiteServerCPUsValidate(t *testing.T) {
 	c := DefaultSuiteConfig()
+	if c.ServerCPUs != AutoServerCPUs {
+		t.Fatalf("default --server-cpus %d; want auto (%d)", c.ServerCPUs, AutoServerCPUs)
+	}
 	c.Executable = "/bin/true"
-	c.ServerCPUs = -1
+	c.ServerCPUs = -2
 	if err := c.Validate(); !errors.Is(err, ErrBadConfig) {
-		t.Fatalf("--server-cpus -1: got %v; want ErrBadConfig", err)
+		t.Fatalf("--server-cpus -2: got %v; want ErrBadConfig", err)
+	}
+	// More than this process may use is refused before anything runs
+	// (so --dry-run says so).
+	c.ServerCPUs = 1 << 16
+	if err := c.Validate(); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), "leaves none for the load generator") {
+		t.Fatalf("--server-cpus 65536: got %v; want ErrBadConfig saying it leaves none", err)
+	}
+	// With a target, the default (auto) is no split, and an explicit one
+	// is refused.
+	c.Target = "http://127.0.0.1:8080"
+	c.ServerCPUs = AutoServerCPUs
+	if err := c.Validate(); err != nil || c.serverCPUs() != 0 {
+		t.Fatalf("auto with --target: got %v and %d CPUs; want valid and no split", err, c.serverCPUs())
 	}
 	c.ServerCPUs = 2
-	c.Target = "http://127.0.0.1:8080"
 	if err := c.Validate(); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), "taskset") {
 		t.Fatalf("--server-cpus with --target: got %v; want ErrBadConfig telling to pin it yourself", err)
 	}

@@ -70,16 +70,27 @@ type SuiteConfig struct {
 	// lines are still shown if it fails to start).
 	ServerLog io.Writer
 	// ServerCPUs, when Target is "", is the number of CPUs given to the
-	// gateway and the http floor the suite starts (the first ones this
-	// process may use); the load generator and the ort floor run on the
-	// others. 0 lets them all share every CPU.
+	// gateway and the http floor the suite starts, whole cores first (see
+	// orderByCore); the load generator and the ort floor run on the
+	// others, and RunSuite moves this process onto them for good (with
+	// GOMAXPROCS set to their number). 0 lets them all share every CPU;
+	// AutoServerCPUs (the default) is half of them on 8 CPUs or more, else
+	// 0, and 0 with a Target.
 	ServerCPUs int
 }
 
-// DefaultServerCPUs is the default of SuiteConfig.ServerCPUs: half of the
-// CPUs this process may use, when it may use 8 or more; below that a
-// split starves one side, and they share.
-func DefaultServerCPUs() int {
+// AutoServerCPUs is the default of SuiteConfig.ServerCPUs: split the CPUs in
+// half where there are 8 or more; below that a split starves one side.
+const AutoServerCPUs = -1
+
+// serverCPUs resolves AutoServerCPUs.
+func (c *SuiteConfig) serverCPUs() int {
+	if c.ServerCPUs != AutoServerCPUs {
+		return c.ServerCPUs
+	}
+	if c.Target != "" {
+		return 0
+	}
 	cpus, err := usableCPUs()
 	if err != nil || len(cpus) < 8 {
 		return 0
@@ -101,7 +112,7 @@ func DefaultSuiteConfig() SuiteConfig {
 		UnbatchedConfig: DefaultUnbatchedConfig,
 		BatchedConfig:   DefaultBatchedConfig,
 		CachedConfig:    DefaultCachedConfig,
-		ServerCPUs:      DefaultServerCPUs(),
+		ServerCPUs:      AutoServerCPUs,
 	}
 }
 
@@ -110,7 +121,7 @@ func (c *SuiteConfig) Validate() error {
 	if err := c.Options.validate(); err != nil {
 		return err
 	}
-	if c.ServerCPUs < 0 {
+	if c.ServerCPUs < AutoServerCPUs {
 		return fmt.Errorf("%w: --server-cpus %d must not be negative", ErrBadConfig, c.ServerCPUs)
 	}
 	if c.Target != "" {
@@ -120,7 +131,16 @@ func (c *SuiteConfig) Validate() error {
 		if c.ServerCPUs > 0 {
 			return fmt.Errorf("%w: --server-cpus applies to the gateway the suite starts, not to --target %s; pin that one yourself (taskset)", ErrBadConfig, c.Target)
 		}
-	} else if c.Executable == "" {
+	} else if n := c.serverCPUs(); n > 0 {
+		usable, err := usableCPUs()
+		if err == nil {
+			_, err = newCPUSplit(usable, n)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: --server-cpus %d: %w", ErrBadConfig, n, err)
+		}
+	}
+	if c.Target == "" && c.Executable == "" {
 		return fmt.Errorf("%w: no --target and no executable to start a gateway with", ErrBadConfig)
 	}
 	if len(c.Models) == 0 {
@@ -175,16 +195,16 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Report, error) {
 		return nil, err
 	}
 	var cpus *cpuSplit
-	if cfg.Target == "" && cfg.ServerCPUs > 0 {
+	if n := cfg.serverCPUs(); cfg.Target == "" && n > 0 {
 		usable, err := usableCPUs()
 		if err == nil {
-			cpus, err = newCPUSplit(usable, cfg.ServerCPUs)
+			cpus, err = newCPUSplit(usable, n)
 		}
 		if err == nil {
 			err = pinProcess(cpus.client)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: --server-cpus %d: %w", ErrBadConfig, cfg.ServerCPUs, err)
+			return nil, fmt.Errorf("%w: --server-cpus %d: %w", ErrBadConfig, n, err)
 		}
 	}
 	s := newSession(ctx, cfg.Options)

@@ -29,7 +29,10 @@ func WriteTable(w io.Writer, r *Report) error {
 		fmt.Fprintf(w, ", commit %s", e.Commit)
 	}
 	shared := yesNo(e.SharedCores)
-	if e.ServerCPUs != "" {
+	switch {
+	case e.ServerCPUs != "" && e.HTTPFloor == "in-process":
+		shared += fmt.Sprintf(" (gateway on CPUs %s, load generator and http floor on %s)", e.ServerCPUs, e.ClientCPUs)
+	case e.ServerCPUs != "":
 		shared += fmt.Sprintf(" (servers on CPUs %s, load generator on %s)", e.ServerCPUs, e.ClientCPUs)
 	}
 	fmt.Fprintf(w, "\ntarget %s (%s), instances %d, intra-op threads %d, client and server share cores: %s\n\n",

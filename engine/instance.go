@@ -3,6 +3,7 @@ package engine
 import (
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 
@@ -157,12 +158,13 @@ func (inst *instance) releaseOutputs() {
 // per shape that runs have passed with it, for reuse by later runs: a
 // batcher's gather buffer is one buffer whose first rows×width bytes each
 // run passes, so a value per batch size saves two cgo calls and three
-// allocations per tensor on every run whose size was seen before. The
-// values hold the buffer, so it stays alive (and at its address) while
-// they exist; ONNX Runtime touches it only during a run that binds one.
+// allocations per tensor on every run whose size was seen before. ONNX
+// Runtime keeps the buffer's address, so the buffer is pinned while values
+// wrap it; it touches the bytes only during a run that binds one.
 type boundValue struct {
-	base *byte // first byte of the buffer every value in vals wraps
-	vals []boundShape
+	base   *byte // first byte of the buffer every value in vals wraps
+	pinner runtime.Pinner
+	vals   []boundShape
 }
 
 // boundShape is one value over the first size bytes of the buffer.
@@ -180,35 +182,42 @@ const maxBoundShapes = 64
 // reusing one made earlier for the same buffer, size and shape. Each
 // boundValue serves one input or output, so t never changes.
 func (b *boundValue) bind(shape []int64, data []byte, t ort.TensorElementDataType) (*ort.CustomDataTensor, error) {
-	if len(data) == 0 || b.base != &data[0] {
-		b.release()
-	} else {
+	if len(data) > 0 && b.base == &data[0] {
 		for i := range b.vals {
 			if s := &b.vals[i]; s.size == len(data) && slices.Equal(s.shape, shape) {
 				return s.v, nil
 			}
 		}
+	} else {
+		b.release()
+		if len(data) > 0 {
+			b.pinner.Pin(&data[0])
+			b.base = &data[0]
+		}
 	}
 	v, err := ort.NewCustomDataTensor(ort.Shape(shape), data, t)
 	if err != nil {
+		if len(b.vals) == 0 {
+			b.release()
+		}
 		return nil, err
 	}
 	if len(b.vals) == maxBoundShapes {
 		b.vals[0].v.Destroy()
 		b.vals = append(b.vals[:0], b.vals[1:]...)
 	}
-	b.base = &data[0]
 	b.vals = append(b.vals, boundShape{v: v, size: len(data), shape: slices.Clone(shape)})
 	return v, nil
 }
 
-// release destroys every value and lets go of the buffer.
+// release destroys every value and unpins the buffer.
 func (b *boundValue) release() {
 	for i := range b.vals {
 		b.vals[i].v.Destroy()
 	}
 	clear(b.vals)
 	b.vals = b.vals[:0]
+	b.pinner.Unpin()
 	b.base = nil
 }
 

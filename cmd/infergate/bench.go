@@ -146,7 +146,7 @@ recorded as flagged runs with its error, and the suite goes on.`)
 	serverArgs := repeatedList{}
 	fs.Var(&serverArgs, "server-arg", "extra `FLAG` for the gateway the suite starts, e.g. --server-arg=--max-queue=1024; repeatable")
 	serverLog := fs.String("server-log", "", "write the log of the gateway the suite starts to this file")
-	fs.IntVar(&cfg.ServerCPUs, "server-cpus", cfg.ServerCPUs, "CPUs given to the gateway and the http floor the suite starts (the first N this process may use); the load generator and the ort floor get the others, so that neither measures the other. 0 shares them all (default: half, on 8 CPUs or more; 0 below, where a split starves one side, or with --target)")
+	fs.IntVar(&cfg.ServerCPUs, "server-cpus", cfg.ServerCPUs, "CPUs given to the gateway and the http floor the suite starts, whole cores first; the load generator and the ort floor get the others (and GOMAXPROCS their number), so that neither measures the other. 0 shares them all; -1: half of them on 8 CPUs or more, else 0, and 0 with --target")
 	overloadFlags(fs, &cfg.Options, "after ranker's batched runs, measure its sustainable rate with 16 rows per request in closed loop at --concurrency, then offer `X` times it in open loop (gateway-overload/ranker@Xx), where 429 and 503 are shed rather than errors and /v2/health/ready is probed; 0 skips the pair")
 	out := outputFlags(fs)
 	if err := parse(fs, args); err != nil {
@@ -156,9 +156,6 @@ recorded as flagged runs with its error, and the suite goes on.`)
 		return err
 	}
 	cfg.Models, cfg.ModelFiles, cfg.ServerArgs = models, modelFiles, serverArgs
-	if cfg.Target != "" && !flagSet(fs, "server-cpus") {
-		cfg.ServerCPUs = 0
-	}
 	if flagSet(fs, "overload") && cfg.Overload > 0 && !slices.Contains(cfg.Models, cfg.OverloadModel) {
 		return fmt.Errorf("--overload %g: the overload step runs on %s, which --models %s does not list; add it, or drop --overload",
 			cfg.Overload, cfg.OverloadModel, strings.Join(cfg.Models, ","))

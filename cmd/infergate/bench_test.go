@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,9 +57,16 @@ func checkRun(t *testing.T, r *bench.Run) {
 
 func TestBenchSuiteShort(t *testing.T) {
 	start := time.Now()
+	// One CPU for the gateway and the http floor, the others for the
+	// suite, where there are two or more.
+	split := runtime.NumCPU() >= 2
+	serverCPUs := "0"
+	if split {
+		serverCPUs = "1"
+	}
 	output, rep := runBenchCommand(t, "bench", "suite",
 		"--duration", "300ms", "--warmup", "100ms", "--models", "ctr", "--max-batch", "4",
-		"--ort-lib", testenv.ORTLib(t))
+		"--server-cpus", serverCPUs, "--ort-lib", testenv.ORTLib(t))
 	t.Logf("suite took %s", time.Since(start).Round(time.Millisecond))
 
 	want := []string{
@@ -94,11 +103,26 @@ func TestBenchSuiteShort(t *testing.T) {
 		t.Fatalf("runs:\n%s\nwant:\n%s", strings.Join(got, " "), strings.Join(want, " "))
 	}
 	e := rep.Env
-	if !e.SharedCores || e.ORTVersion == "" || e.ServerVersion == "" || e.CPUs == 0 || e.GOMAXPROCS == 0 || e.Instances != 1 || e.IntraOpThreads != 1 {
+	if e.ORTVersion == "" || e.ServerVersion == "" || e.CPUs == 0 || e.GOMAXPROCS == 0 || e.Instances != 1 || e.IntraOpThreads != 1 {
 		t.Fatalf("env %+v", e)
+	}
+	if split && (e.SharedCores || e.ServerCPUs == "" || e.ClientCPUs == "" || e.GOMAXPROCS != runtime.NumCPU()-1 ||
+		!strings.Contains(output, "client and server share cores: no (servers on CPUs "+e.ServerCPUs)) {
+		t.Fatalf("--server-cpus 1: env %+v; output:\n%s", e, output)
+	}
+	if !split && !e.SharedCores {
+		t.Fatalf("--server-cpus 0: env %+v", e)
 	}
 	if !strings.Contains(output, "gateway-cached/ctr@c64") || !strings.Contains(output, "p99.9") {
 		t.Fatalf("no table in the output:\n%s", output)
+	}
+	// ctr's HTTP costs more than its model: it is held to the http floor.
+	names := make([]string, 0, len(rep.Targets))
+	for _, x := range rep.Targets {
+		names = append(names, x.Model+": "+x.Name)
+	}
+	if !slices.Contains(names, "ctr: batched req/s ÷ http-floor req/s") || !strings.Contains(output, "\ntargets:\n") {
+		t.Fatalf("targets %q; output:\n%s", names, output)
 	}
 }
 
