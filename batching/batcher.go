@@ -3,6 +3,7 @@ package batching
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -166,9 +167,17 @@ type Batcher struct {
 	queuedRows int
 	free       int // instances not running anything
 	stopped    bool
+	// contended is set when a request queues, and cleared when a caller
+	// that found an instance idle yielded and nobody joined it.
+	contended bool
 
 	// full mirrors queued >= MaxQueueSize for Full, which takes no lock.
 	full atomic.Bool
+
+	// callers holds the buffers of batches run on a caller's goroutine.
+	callers sync.Pool
+	// yield is runtime.Gosched; tests replace it.
+	yield func()
 
 	wake     chan struct{} // a token per enqueue; workers wait on it
 	stop     chan struct{}
@@ -191,6 +200,8 @@ func New(backend Backend, cfg Config) (*Batcher, error) {
 		wake:    make(chan struct{}, c.Instances),
 		stop:    make(chan struct{}),
 	}
+	b.callers.New = func() any { return &worker{b: b} }
+	b.yield = runtime.Gosched
 	for range c.Instances {
 		w := &worker{b: b}
 		b.wg.Add(1)
@@ -246,8 +257,24 @@ func (b *Batcher) Do(r *Request) error {
 		// An instance is idle and nobody waits: run on the caller's
 		// goroutine, with no hand-off to a worker and back.
 		b.free--
+		contended := b.contended && b.cfg.MaxBatchSize > 1
 		b.mu.Unlock()
 		b.obs.Queued(0)
+		if contended {
+			// Requests have had to queue lately: let the goroutines
+			// that are ready to run go first, so that those about to ask
+			// for this version queue (the instance is taken) and join
+			// this run. A lone request does not get here, and returns
+			// at once when nothing else is ready.
+			b.yield()
+			b.mu.Lock()
+			if b.queued > 0 {
+				return b.runWith(r)
+			}
+			// Nobody came: stop yielding until requests queue again.
+			b.contended = false
+			b.mu.Unlock()
+		}
 		start := time.Now()
 		err := execute(b, r)
 		b.obs.Executed(r.Rows, 1, time.Since(start), err)
@@ -258,6 +285,7 @@ func (b *Batcher) Do(r *Request) error {
 		b.mu.Unlock()
 		return ErrQueueFull
 	}
+	b.contended = true
 	r.state = stateQueued
 	r.level = level - 1
 	r.enqueued = now
@@ -266,11 +294,15 @@ func (b *Batcher) Do(r *Request) error {
 	b.queued++
 	b.queuedRows += r.Rows
 	b.full.Store(b.queued >= b.cfg.MaxQueueSize)
+	idle := b.free > 0
 	b.mu.Unlock()
-	select {
-	case b.wake <- struct{}{}:
-	default: // every worker has a wake-up pending already
+	if idle {
+		select {
+		case b.wake <- struct{}{}:
+		default: // every worker has a wake-up pending already
+		}
 	}
+	// Else whoever frees an instance wakes a worker (release).
 
 	if deadline.IsZero() {
 		return <-r.done
@@ -294,6 +326,19 @@ func (b *Batcher) Do(r *Request) error {
 	}
 	b.mu.Unlock()
 	// A worker took it already: the answer is on its way.
+	return <-r.done
+}
+
+// runWith runs r, which holds an instance, with the requests queued
+// behind it as one batch on the caller's goroutine, and returns r's
+// answer. b.mu is held on entry.
+func (b *Batcher) runWith(r *Request) error {
+	w := b.callers.Get().(*worker)
+	w.batch = b.collectLocked(append(w.batch[:0], r), time.Now())
+	b.mu.Unlock()
+	w.run(w.batch)
+	clear(w.batch)
+	b.callers.Put(w)
 	return <-r.done
 }
 
@@ -376,6 +421,9 @@ func (b *Batcher) fillTargetLocked() int {
 func (b *Batcher) collectLocked(batch []*Request, now time.Time) []*Request {
 	budget := b.budgetLocked()
 	rows := 0
+	for _, r := range batch {
+		rows += r.Rows
+	}
 	for lvl := range b.levels {
 		for r := b.levels[lvl].head; r != nil; {
 			next := r.next

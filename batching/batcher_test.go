@@ -199,6 +199,69 @@ func TestGathersWhileBusy(t *testing.T) {
 	})
 }
 
+// TestYieldGathersReadyRequests: once requests have had to queue, a
+// request that finds the instance idle lets the goroutines that are ready
+// to run go first, and runs with those that queued meanwhile; a lone
+// request that finds nobody stops the yielding until requests queue
+// again. The yield waits until every other goroutine is blocked, which is
+// what runtime.Gosched does on one processor most of the time.
+func TestYieldGathersReadyRequests(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBackend{compute: time.Millisecond}
+		b := newBatcher(t, f, Config{MaxBatchSize: 8})
+		yields := 0
+		b.yield = func() {
+			yields++
+			synctest.Wait()
+		}
+		// Not contended yet: two requests started together run one by
+		// one, the first at once, the second queued behind it.
+		x, y := request(1, 2, 10), request(1, 2, 20)
+		cx, cy := goDo(b, x), goDo(b, y)
+		for _, ch := range []<-chan error{cx, cy} {
+			if err := <-ch; err != nil {
+				t.Fatal(err)
+			}
+		}
+		checkOutputs(t, x, 2, 10)
+		checkOutputs(t, y, 2, 20)
+		if got := f.runs(); fmt.Sprint(got) != "[1 1]" || yields != 0 {
+			t.Fatalf("runs before contention: got %v after %d yields; want [1 1] and none", got, yields)
+		}
+		// The second queued: contended. Now three started together run
+		// as one batch: the first to run yields, the others queue.
+		var reqs []*Request
+		var chs []<-chan error
+		for i := range 3 {
+			r := request(1, 2, float32(100+i))
+			reqs = append(reqs, r)
+			chs = append(chs, goDo(b, r))
+		}
+		for i, ch := range chs {
+			if err := <-ch; err != nil {
+				t.Fatal(err)
+			}
+			checkOutputs(t, reqs[i], 2, float32(100+i))
+		}
+		if got := f.runs(); fmt.Sprint(got) != "[1 1 3]" || yields != 1 {
+			t.Fatalf("runs: got %v after %d yields; want [1 1 3] after 1: the three ready together form one batch", got, yields)
+		}
+		// A lone request yields, finds nobody, and ends the yielding.
+		if err := b.Do(request(1, 2, 0)); err != nil {
+			t.Fatal(err)
+		}
+		b.mu.Lock()
+		contended := b.contended
+		b.mu.Unlock()
+		if contended || yields != 2 {
+			t.Fatalf("after a lone request: contended %v after %d yields; want it cleared after 2", contended, yields)
+		}
+		if err := b.Do(request(1, 2, 0)); err != nil || yields != 2 {
+			t.Fatalf("the next lone request: %v, %d yields; want no yield", err, yields)
+		}
+	})
+}
+
 func TestMultiRowRequestsPackedWhole(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeBackend{compute: time.Millisecond}
