@@ -264,8 +264,8 @@ func (b *Batcher) Do(r *Request) error {
 			// Requests have had to queue lately: let the goroutines
 			// that are ready to run go first, so that those about to ask
 			// for this version queue (the instance is taken) and join
-			// this run. A lone request does not get here, and returns
-			// at once when nothing else is ready.
+			// this run. With nothing else ready it returns at once, and
+			// a lone request comes here at most once after a burst.
 			b.yield()
 			b.mu.Lock()
 			if b.queued > 0 {
