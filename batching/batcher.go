@@ -174,8 +174,12 @@ type Batcher struct {
 	// full mirrors queued >= MaxQueueSize for Full, which takes no lock.
 	full atomic.Bool
 
-	// callers holds the buffers of batches run on a caller's goroutine.
-	callers sync.Pool
+	// runners holds one runner per instance: whoever holds an instance
+	// takes one to run a batch, and gives it back before it frees the
+	// instance, so one is always there. With one instance every batch
+	// is gathered in the same buffers, whose ONNX Runtime values the
+	// backend can keep.
+	runners chan *runner
 	// yield is runtime.Gosched; tests replace it.
 	yield func()
 
@@ -200,7 +204,10 @@ func New(backend Backend, cfg Config) (*Batcher, error) {
 		wake:    make(chan struct{}, c.Instances),
 		stop:    make(chan struct{}),
 	}
-	b.callers.New = func() any { return &worker{b: b} }
+	b.runners = make(chan *runner, c.Instances)
+	for range c.Instances {
+		b.runners <- &runner{b: b}
+	}
 	b.yield = runtime.Gosched
 	for range c.Instances {
 		w := &worker{b: b}
@@ -333,12 +340,13 @@ func (b *Batcher) Do(r *Request) error {
 // behind it as one batch on the caller's goroutine, and returns r's
 // answer. b.mu is held on entry.
 func (b *Batcher) runWith(r *Request) error {
-	w := b.callers.Get().(*worker)
-	w.batch = b.collectLocked(append(w.batch[:0], r), time.Now())
+	ru := <-b.runners
+	ru.batch = b.collectLocked(append(ru.batch[:0], r), time.Now())
 	b.mu.Unlock()
-	w.run(w.batch)
-	clear(w.batch)
-	b.callers.Put(w)
+	ru.run(ru.batch)
+	clear(ru.batch)
+	b.runners <- ru
+	b.release()
 	return <-r.done
 }
 
@@ -477,23 +485,33 @@ func findInput(ts []oip.Tensor, name string) *oip.Tensor {
 	return nil
 }
 
-// worker runs batches on one backend instance; its buffers are its own.
+// worker takes batches from the queues and runs them on a free instance.
 type worker struct {
 	b     *Batcher
 	batch []*Request
-	in    []oip.Tensor // batch inputs, reused
-	out   []oip.Tensor // batch outputs, reused
 }
 
 func (w *worker) loop() {
+	b := w.b
 	for {
 		batch := w.next()
 		if batch == nil {
 			return
 		}
-		w.run(batch)
+		ru := <-b.runners
+		ru.run(batch)
+		b.runners <- ru
+		b.release()
 		clear(batch)
 	}
+}
+
+// runner runs one batch at a time in its own buffers.
+type runner struct {
+	b     *Batcher
+	batch []*Request   // for runWith
+	in    []oip.Tensor // batch inputs, reused
+	out   []oip.Tensor // batch outputs, reused
 }
 
 // next blocks until it can return a batch, or nil once the batcher is
@@ -573,14 +591,14 @@ func (w *worker) next() []*Request {
 	}
 }
 
-// run executes one batch and answers each of its requests.
-func (w *worker) run(batch []*Request) {
+// run executes one batch and answers each of its requests. The caller
+// holds an instance, and frees it after.
+func (w *runner) run(batch []*Request) {
 	b := w.b
 	rows := 0
 	for _, r := range batch {
 		rows += r.Rows
 	}
-	defer b.release()
 	start := time.Now()
 	err := w.execute(batch, rows)
 	b.obs.Executed(rows, len(batch), time.Since(start), err)
@@ -600,7 +618,7 @@ func (w *worker) run(batch []*Request) {
 }
 
 // runAlone executes and answers one request of a failed batch.
-func (w *worker) runAlone(r *Request) {
+func (w *runner) runAlone(r *Request) {
 	start := time.Now()
 	err := w.execute([]*Request{r}, r.Rows)
 	w.b.obs.Executed(r.Rows, 1, time.Since(start), err)
@@ -609,7 +627,7 @@ func (w *worker) runAlone(r *Request) {
 
 // execute runs the backend, converting a panic into an error so that one
 // bad batch cannot take the process down.
-func (w *worker) execute(batch []*Request, rows int) (err error) {
+func (w *runner) execute(batch []*Request, rows int) (err error) {
 	if len(batch) == 1 {
 		return execute(w.b, batch[0])
 	}
@@ -643,8 +661,8 @@ func recoverBackend(b *Batcher, err *error) {
 }
 
 // gather concatenates the batch's inputs, in the first request's input
-// order, into the worker's buffers.
-func (w *worker) gather(batch []*Request, rows int) {
+// order, into the runner's buffers.
+func (w *runner) gather(batch []*Request, rows int) {
 	first := batch[0].Inputs
 	if cap(w.in) < len(first) {
 		w.in = make([]oip.Tensor, len(first))
@@ -664,7 +682,7 @@ func (w *worker) gather(batch []*Request, rows int) {
 }
 
 // scatter copies each request's rows of every output into its Outputs.
-func (w *worker) scatter(batch []*Request, rows int) error {
+func (w *runner) scatter(batch []*Request, rows int) error {
 	for _, o := range w.out {
 		if len(o.Shape) == 0 || o.Shape[0] != int64(rows) || len(o.Data)%rows != 0 {
 			return fmt.Errorf("output %q has shape %v for a batch of %d rows; batching needs every output to keep the batch dimension first (set max_batch_size 1 for this model)", o.Name, o.Shape, rows)

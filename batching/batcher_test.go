@@ -25,6 +25,9 @@ type fakeBackend struct {
 	gate    chan struct{} // when set, each run waits for a token
 	mu      sync.Mutex
 	batches []int // rows per run
+	// gathered holds the first byte of the input of every run of more
+	// than one row.
+	gathered []*byte
 	panicOn int   // rows that make it panic
 	failOn  int   // rows that make it fail
 	noBatch bool  // answer without the batch dimension
@@ -37,6 +40,9 @@ func (f *fakeBackend) Run(ctx context.Context, in []oip.Tensor, names []string, 
 	rows := int(x.Shape[0])
 	f.mu.Lock()
 	f.batches = append(f.batches, rows)
+	if rows > 1 && len(x.Data) > 0 {
+		f.gathered = append(f.gathered, &x.Data[0])
+	}
 	f.mu.Unlock()
 	if f.gate != nil {
 		<-f.gate
@@ -258,6 +264,45 @@ func TestYieldGathersReadyRequests(t *testing.T) {
 		}
 		if err := b.Do(request(1, 2, 0)); err != nil || yields != 2 {
 			t.Fatalf("the next lone request: %v, %d yields; want no yield", err, yields)
+		}
+	})
+}
+
+// TestOneGatherBufferPerInstance: with one instance, the batches a worker
+// gathers and those a yielding caller gathers use the same buffer, so the
+// backend sees one input buffer and can keep what it made for it.
+func TestOneGatherBufferPerInstance(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBackend{compute: time.Millisecond}
+		b := newBatcher(t, f, Config{MaxBatchSize: 8})
+		b.yield = synctest.Wait
+		wait := func(chs ...<-chan error) {
+			for _, ch := range chs {
+				if err := <-ch; err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		// A worker gathers: one runs, three queue behind it.
+		busy := goDo(b, request(1, 2, 0))
+		synctest.Wait()
+		wait(busy, goDo(b, request(1, 2, 1)), goDo(b, request(1, 2, 2)), goDo(b, request(1, 2, 3)))
+		// Contended now: three started together run as one batch on the
+		// caller that yielded.
+		wait(goDo(b, request(1, 2, 4)), goDo(b, request(1, 2, 5)), goDo(b, request(1, 2, 6)))
+		// And the worker again. (The first yields, finds nobody and
+		// runs alone; the test sleeps rather than waits, since the yield
+		// waits.)
+		busy = goDo(b, request(1, 2, 0))
+		time.Sleep(100 * time.Microsecond)
+		wait(busy, goDo(b, request(1, 2, 7)), goDo(b, request(1, 2, 8)))
+		if got := f.runs(); fmt.Sprint(got) != "[1 3 3 1 2]" {
+			t.Fatalf("runs: got %v; want [1 3 3 1 2]", got)
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if len(f.gathered) != 3 || f.gathered[0] != f.gathered[1] || f.gathered[1] != f.gathered[2] {
+			t.Fatalf("gathered batches used %d inputs at %v; want 3 in one buffer", len(f.gathered), f.gathered)
 		}
 	})
 }
