@@ -28,9 +28,9 @@ type fakeBackend struct {
 	// gathered holds the first byte of the input of every run of more
 	// than one row.
 	gathered []*byte
-	panicOn int   // rows that make it panic
-	failOn  int   // rows that make it fail
-	noBatch bool  // answer without the batch dimension
+	panicOn  int  // rows that make it panic
+	failOn   int  // rows that make it fail
+	noBatch  bool // answer without the batch dimension
 	// failOnValue, when not 0, fails runs whose input holds it.
 	failOnValue float32
 }
