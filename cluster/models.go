@@ -3,7 +3,6 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -69,14 +68,7 @@ type ModelView struct {
 
 // VersionView is one version with its state on every member.
 type VersionView struct {
-	Version int64     `json:"version"`
-	SHA256  string    `json:"sha256"`
-	Size    int64     `json:"size"`
-	Stage   string    `json:"stage"`
-	Created time.Time `json:"created"`
-	Origin  string    `json:"origin"`
-	// Config is the version's config.json, when it was given one.
-	Config json.RawMessage `json:"config,omitempty"`
+	fsm.Version
 	// Nodes maps member ids to the version's state there; a member that
 	// did not answer in time is "unreachable". Retired versions have none.
 	Nodes map[string]VersionStatus `json:"nodes,omitempty"`
@@ -104,7 +96,7 @@ func (n *Node) Models(ctx context.Context, only string) ([]ModelView, error) {
 			mv.Aliases = map[string]int64{}
 		}
 		for _, v := range m.Versions {
-			vv := VersionView{Version: v.Number, SHA256: v.SHA256, Size: v.Size, Stage: v.Stage, Created: v.Created, Origin: v.Origin, Config: v.Config}
+			vv := VersionView{Version: *v}
 			if v.Stage != fsm.StageRetired {
 				vv.Nodes = make(map[string]VersionStatus, len(statuses))
 				for id, ls := range statuses {

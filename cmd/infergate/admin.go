@@ -331,6 +331,24 @@ func (out adminOutput) report(asJSON bool, ans *adminAnswer, what string, res an
 }
 
 // raw prints the answer's body as it came, ending with a newline.
+// getInto GETs path from the member that cfg names and decodes the answer
+// into v. With --json it prints the answer as it came instead and returns
+// a nil answer.
+func (out adminOutput) getInto(cfg *adminConfig, path string, v any) (*adminAnswer, error) {
+	c, err := cfg.client()
+	if err != nil {
+		return nil, err
+	}
+	ans, err := c.call(http.MethodGet, path, nil, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.json {
+		return nil, out.raw(ans)
+	}
+	return ans, ans.decode("GET "+path, v)
+}
+
 func (out adminOutput) raw(a *adminAnswer) error {
 	body := a.body
 	if !bytes.HasSuffix(body, []byte("\n")) {
@@ -410,21 +428,10 @@ nodes serve it (with the state of those that do not).`)
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
 	}
-	c, err := cfg.client()
-	if err != nil {
-		return err
-	}
-	ans, err := c.call(http.MethodGet, "/v1/models", nil, "", nil)
-	if err != nil {
-		return err
-	}
-	if cfg.json {
-		return out.raw(ans)
-	}
 	var list struct {
 		Models []cluster.ModelView `json:"models"`
 	}
-	if err := ans.decode("GET /v1/models", &list); err != nil {
+	if ans, err := out.getInto(cfg, "/v1/models", &list); ans == nil || err != nil {
 		return err
 	}
 	if len(list.Models) == 0 {
@@ -439,8 +446,8 @@ nodes serve it (with the state of those that do not).`)
 		}
 		aliases := aliasesByVersion(m.Aliases)
 		for _, v := range m.Versions {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, v.Version, v.Stage,
-				orDash(strings.Join(aliases[v.Version], ",")), shortDigest(v.SHA256),
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, v.Number, v.Stage,
+				orDash(strings.Join(aliases[v.Number], ",")), shortDigest(v.SHA256),
 				formatSize(v.Size), formatCreated(v.Created), nodesSummary(v.Nodes))
 		}
 	}
@@ -457,19 +464,8 @@ the reason it gave.`)
 	if err != nil {
 		return err
 	}
-	c, err := cfg.client()
-	if err != nil {
-		return err
-	}
-	ans, err := c.call(http.MethodGet, modelPath(pos[0]), nil, "", nil)
-	if err != nil {
-		return err
-	}
-	if cfg.json {
-		return out.raw(ans)
-	}
 	var m cluster.ModelView
-	if err := ans.decode("GET "+modelPath(pos[0]), &m); err != nil {
+	if ans, err := out.getInto(cfg, modelPath(pos[0]), &m); ans == nil || err != nil {
 		return err
 	}
 	w := out.stdout
@@ -492,8 +488,8 @@ the reason it gave.`)
 	fmt.Fprintln(tw, "VERSION\tSTAGE\tALIASES\tSIZE\tCREATED\tORIGIN\tNODES\tSHA256")
 	aliases := aliasesByVersion(m.Aliases)
 	for _, v := range m.Versions {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Version, v.Stage,
-			orDash(strings.Join(aliases[v.Version], ",")), formatSize(v.Size),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Number, v.Stage,
+			orDash(strings.Join(aliases[v.Number], ",")), formatSize(v.Size),
 			formatCreated(v.Created), orDash(v.Origin), nodesSummary(v.Nodes), v.SHA256)
 	}
 	if err := tw.Flush(); err != nil {
@@ -506,7 +502,7 @@ the reason it gave.`)
 			if s.State == cluster.VersionReady {
 				continue
 			}
-			line := fmt.Sprintf("  version %d on %s: %s", v.Version, id, s.State)
+			line := fmt.Sprintf("  version %d on %s: %s", v.Number, id, s.State)
 			if s.Reason != "" {
 				line += ": " + s.Reason
 			}
@@ -693,22 +689,12 @@ leader, and when it last heard from one (--consistent makes it check first).`)
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
 	}
-	c, err := cfg.client()
-	if err != nil {
-		return err
-	}
-	ans, err := c.call(http.MethodGet, "/v1/cluster", nil, "", nil)
-	if err != nil {
-		return err
-	}
-	if cfg.json {
-		return out.raw(ans)
-	}
 	var st struct {
 		Leader  string           `json:"leader"`
 		Members []cluster.Member `json:"members"`
 	}
-	if err := ans.decode("GET /v1/cluster", &st); err != nil {
+	ans, err := out.getInto(cfg, "/v1/cluster", &st)
+	if ans == nil || err != nil {
 		return err
 	}
 	w := out.stdout
