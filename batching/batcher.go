@@ -154,6 +154,11 @@ const (
 	stateTaken           // in a batch, or answered by a worker
 )
 
+// maxYieldGap is the most idle hits between two yields while nothing
+// queues (see Batcher.skip): a lone request pays for one yield, a
+// runtime.Gosched that finds nothing else to run, once in maxYieldGap+1.
+const maxYieldGap = 64
+
 // Batcher schedules the requests of one model version onto its instances.
 type Batcher struct {
 	cfg     Config
@@ -167,9 +172,14 @@ type Batcher struct {
 	queuedRows int
 	free       int // instances not running anything
 	stopped    bool
-	// contended is set when a request queues, and cleared when a caller
-	// that found an instance idle yielded and nobody joined it.
-	contended bool
+	// skip is how many more callers that find an instance idle run at
+	// once before one yields to let others join it (see Do); gap is what
+	// skip is reset to after a yield that nobody joined. A request that
+	// queues sets both to 0: every idle hit yields. Each fruitless yield
+	// doubles gap, up to maxYieldGap, so lone requests rarely pay for one,
+	// while a server on one processor, where nothing ever queues behind a
+	// short run (the run holds the processor), still finds its batches.
+	skip, gap int
 
 	// full mirrors queued >= MaxQueueSize for Full, which takes no lock.
 	full atomic.Bool
@@ -264,22 +274,25 @@ func (b *Batcher) Do(r *Request) error {
 		// An instance is idle and nobody waits: run on the caller's
 		// goroutine, with no hand-off to a worker and back.
 		b.free--
-		contended := b.contended && b.cfg.MaxBatchSize > 1
+		yield := b.cfg.MaxBatchSize > 1 && b.skip == 0
+		if b.skip > 0 {
+			b.skip--
+		}
 		b.mu.Unlock()
 		b.obs.Queued(0)
-		if contended {
-			// Requests have had to queue lately: let the goroutines
-			// that are ready to run go first, so that those about to ask
-			// for this version queue (the instance is taken) and join
-			// this run. With nothing else ready it returns at once, and
-			// a lone request comes here at most once after a burst.
+		if yield {
+			// Let the goroutines that are ready to run go first, so that
+			// those about to ask for this version queue (the instance is
+			// taken) and join this run. With nothing else ready it
+			// returns at once.
 			b.yield()
 			b.mu.Lock()
 			if b.queued > 0 {
 				return b.runWith(r)
 			}
-			// Nobody came: stop yielding until requests queue again.
-			b.contended = false
+			// Nobody came: yield again only after gap more idle hits.
+			b.gap = min(max(2*b.gap, 1), maxYieldGap)
+			b.skip = b.gap
 			b.mu.Unlock()
 		}
 		start := time.Now()
@@ -292,7 +305,7 @@ func (b *Batcher) Do(r *Request) error {
 		b.mu.Unlock()
 		return ErrQueueFull
 	}
-	b.contended = true
+	b.skip, b.gap = 0, 0
 	r.state = stateQueued
 	r.level = level - 1
 	r.enqueued = now

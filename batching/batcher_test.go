@@ -205,12 +205,14 @@ func TestGathersWhileBusy(t *testing.T) {
 	})
 }
 
-// TestYieldGathersReadyRequests: once requests have had to queue, a
-// request that finds the instance idle lets the goroutines that are ready
-// to run go first, and runs with those that queued meanwhile; a lone
-// request that finds nobody stops the yielding until requests queue
-// again. The yield waits until every other goroutine is blocked, which is
-// what runtime.Gosched does on one processor most of the time.
+// TestYieldGathersReadyRequests: a request that finds the instance idle
+// may first let the goroutines that are ready to run go first, and then
+// runs with those that queued meanwhile. It does so at every idle hit once
+// requests have queued, and while nothing queues, after gaps of idle hits
+// that double up to maxYieldGap: on one processor, where nothing can queue
+// behind a short run, that is how batches start at all. The yield waits
+// until every other goroutine is blocked, which is what runtime.Gosched
+// does on one processor most of the time.
 func TestYieldGathersReadyRequests(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeBackend{compute: time.Millisecond}
@@ -220,50 +222,52 @@ func TestYieldGathersReadyRequests(t *testing.T) {
 			yields++
 			synctest.Wait()
 		}
-		// Not contended yet: two requests started together run one by
-		// one, the first at once, the second queued behind it.
-		x, y := request(1, 2, 10), request(1, 2, 20)
-		cx, cy := goDo(b, x), goDo(b, y)
-		for _, ch := range []<-chan error{cx, cy} {
-			if err := <-ch; err != nil {
-				t.Fatal(err)
+		startTogether := func(n int, base float32) {
+			t.Helper()
+			var reqs []*Request
+			var chs []<-chan error
+			for i := range n {
+				r := request(1, 2, base+float32(i))
+				reqs = append(reqs, r)
+				chs = append(chs, goDo(b, r))
+			}
+			for i, ch := range chs {
+				if err := <-ch; err != nil {
+					t.Fatal(err)
+				}
+				checkOutputs(t, reqs[i], 2, base+float32(i))
 			}
 		}
-		checkOutputs(t, x, 2, 10)
-		checkOutputs(t, y, 2, 20)
-		if got := f.runs(); fmt.Sprint(got) != "[1 1]" || yields != 0 {
-			t.Fatalf("runs before contention: got %v after %d yields; want [1 1] and none", got, yields)
+		// The first request ever yields: three started together run as
+		// one batch.
+		startTogether(3, 100)
+		if got := f.runs(); fmt.Sprint(got) != "[3]" || yields != 1 {
+			t.Fatalf("runs: got %v after %d yields; want [3] after 1: the three ready together form one batch", got, yields)
 		}
-		// The second queued: contended. Now three started together run
-		// as one batch: the first to run yields, the others queue.
-		var reqs []*Request
-		var chs []<-chan error
-		for i := range 3 {
-			r := request(1, 2, float32(100+i))
-			reqs = append(reqs, r)
-			chs = append(chs, goDo(b, r))
-		}
-		for i, ch := range chs {
-			if err := <-ch; err != nil {
+		// Lone requests: each yield finds nobody and doubles the gap.
+		var yielded []int
+		for i := range 200 {
+			before := yields
+			if err := b.Do(request(1, 2, 0)); err != nil {
 				t.Fatal(err)
 			}
-			checkOutputs(t, reqs[i], 2, float32(100+i))
+			if yields != before {
+				yielded = append(yielded, i)
+			}
 		}
-		if got := f.runs(); fmt.Sprint(got) != "[1 1 3]" || yields != 1 {
-			t.Fatalf("runs: got %v after %d yields; want [1 1 3] after 1: the three ready together form one batch", got, yields)
+		if got, want := fmt.Sprint(yielded), "[0 2 5 10 19 36 69 134 199]"; got != want {
+			t.Fatalf("lone requests that yielded: got %v; want %v (gaps 1, 2, 4, ... %d)", got, want, maxYieldGap)
 		}
-		// A lone request yields, finds nobody, and ends the yielding.
-		if err := b.Do(request(1, 2, 0)); err != nil {
-			t.Fatal(err)
-		}
-		b.mu.Lock()
-		contended := b.contended
-		b.mu.Unlock()
-		if contended || yields != 2 {
-			t.Fatalf("after a lone request: contended %v after %d yields; want it cleared after 2", contended, yields)
-		}
-		if err := b.Do(request(1, 2, 0)); err != nil || yields != 2 {
-			t.Fatalf("the next lone request: %v, %d yields; want no yield", err, yields)
+		// Deep in a gap, three started together: the first runs at once,
+		// the other two queue behind it, and queueing ends the gap.
+		f.mu.Lock()
+		f.batches = nil
+		f.mu.Unlock()
+		yields = 0
+		startTogether(3, 200)
+		startTogether(3, 300)
+		if got := f.runs(); fmt.Sprint(got) != "[1 2 3]" || yields != 1 {
+			t.Fatalf("runs: got %v after %d yields; want [1 2 3] after 1", got, yields)
 		}
 	})
 }
@@ -276,6 +280,8 @@ func TestOneGatherBufferPerInstance(t *testing.T) {
 		f := &fakeBackend{compute: time.Millisecond}
 		b := newBatcher(t, f, Config{MaxBatchSize: 8})
 		b.yield = synctest.Wait
+		// Start as after many lone requests: the first runs at once.
+		b.skip, b.gap = maxYieldGap, maxYieldGap
 		wait := func(chs ...<-chan error) {
 			for _, ch := range chs {
 				if err := <-ch; err != nil {

@@ -4,13 +4,17 @@
 //
 // A Batcher owns one worker goroutine per model instance and a count of
 // free instances. A request that finds an instance free and nobody waiting
-// runs at once on its own goroutine, alone: no hand-off, no delay. While
-// every instance is busy, requests gather in a bounded, prioritised queue,
-// and the next instance to free up is taken by a worker with as many of
-// them as fit in MaxBatchSize rows. This adaptive dispatch needs no delay to form large
-// batches under load; MaxQueueDelay only lets an idle worker wait briefly to
-// fill a preferred batch size, which pays on GPUs where a batch of 8 costs
-// what a batch of 1 does.
+// runs at once on its own goroutine: no hand-off, no delay. It may first
+// yield the processor once (runtime.Gosched) so that requests ready at the
+// same instant queue behind it and join its run: at every such request
+// while requests have lately queued, else after gaps that double up to
+// maxYieldGap, which is how a process with one processor batches at all.
+// While every instance is busy, requests gather in a bounded, prioritised
+// queue, and the next instance to free up is taken by a worker with as many
+// of them as fit in MaxBatchSize rows. This adaptive dispatch needs no delay
+// to form large batches under load; MaxQueueDelay only lets an idle worker
+// wait briefly to fill a preferred batch size, which pays on GPUs where a
+// batch of 8 costs what a batch of 1 does.
 //
 // Requests carrying several rows are packed whole, never split. A request
 // whose deadline passes while it waits is answered ErrTimeout before it
