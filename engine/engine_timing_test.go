@@ -213,3 +213,30 @@ func BenchmarkRunGatherBuffer(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRunAfterPause times one ctr row, as a lone request runs it,
+// after the thread has spun for a pause without touching the model: what
+// a request at one connection pays over the ort-floor's tight loop once
+// the model's memory has gone cold in the shared caches. ns/op includes
+// the pause; runµs is the run alone.
+func BenchmarkRunAfterPause(b *testing.B) {
+	mlp := onnx.DemoCTR()
+	m := load(b, mlp.Model().Marshal(), Options{Instances: 1, IntraOpThreads: 1})
+	in := []oip.Tensor{{Name: "features", Datatype: oip.FP32, Shape: []int64{1, int64(mlp.In())}, Data: f32Bytes(features(1, 1, mlp.In()))}}
+	for _, pause := range []time.Duration{0, 100 * time.Microsecond, time.Millisecond} {
+		b.Run(fmt.Sprintf("pause=%s", pause), func(b *testing.B) {
+			ctx := context.Background()
+			var run time.Duration
+			for b.Loop() {
+				for t := time.Now(); time.Since(t) < pause; {
+				}
+				t := time.Now()
+				if _, err := m.Run(ctx, in, nil, nil); err != nil {
+					b.Fatal(err)
+				}
+				run += time.Since(t)
+			}
+			b.ReportMetric(float64(run.Microseconds())/float64(b.N), "runµs")
+		})
+	}
+}
