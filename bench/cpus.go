@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"os/exec"
 	"slices"
@@ -56,4 +57,30 @@ func formatCPUs(cpus []int) string {
 		i = j + 1
 	}
 	return b.String()
+}
+
+// hwThread is a CPU as the kernel numbers it, with the package and core
+// it belongs to.
+type hwThread struct{ id, pkg, core int }
+
+// coreOrder returns the ids of cpus with the threads of one core next to
+// each other, cores in package and core order, and the most threads any
+// one core has among them.
+func coreOrder(cpus []hwThread) (ids []int, perCore int) {
+	cpus = slices.Clone(cpus)
+	slices.SortStableFunc(cpus, func(a, b hwThread) int {
+		return cmp.Or(cmp.Compare(a.pkg, b.pkg), cmp.Compare(a.core, b.core), cmp.Compare(a.id, b.id))
+	})
+	ids = make([]int, len(cpus))
+	run := 0
+	for i, c := range cpus {
+		ids[i] = c.id
+		if i > 0 && c.pkg == cpus[i-1].pkg && c.core == cpus[i-1].core {
+			run++
+		} else {
+			run = 1
+		}
+		perCore = max(perCore, run)
+	}
+	return ids, perCore
 }

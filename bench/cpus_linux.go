@@ -1,13 +1,11 @@
 package bench
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,25 +18,35 @@ import (
 // topology, where /sys has it), so that the first N of them are whole
 // cores when N is a multiple of the threads per core.
 func usableCPUs() ([]int, error) {
+	ids, _, err := cpuTopology()
+	return ids, err
+}
+
+// threadsPerCore returns the most hardware threads of one core among the
+// CPUs this process may run on, or 0 where that cannot be told.
+func threadsPerCore() int {
+	_, n, err := cpuTopology()
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// cpuTopology returns usableCPUs' answer and the most of them that share a
+// core.
+func cpuTopology() (ids []int, perCore int, err error) {
 	var set unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &set); err != nil {
-		return nil, fmt.Errorf("cannot read this process's CPU affinity: %w", err)
+		return nil, 0, fmt.Errorf("cannot read this process's CPU affinity: %w", err)
 	}
-	type cpu struct{ id, pkg, core int }
-	var cpus []cpu
+	var cpus []hwThread
 	for c := 0; c < len(set)*64; c++ {
 		if set.IsSet(c) {
-			cpus = append(cpus, cpu{id: c, pkg: topology(c, "physical_package_id"), core: topology(c, "core_id")})
+			cpus = append(cpus, hwThread{id: c, pkg: topology(c, "physical_package_id"), core: topology(c, "core_id")})
 		}
 	}
-	slices.SortStableFunc(cpus, func(a, b cpu) int {
-		return cmp.Or(cmp.Compare(a.pkg, b.pkg), cmp.Compare(a.core, b.core), cmp.Compare(a.id, b.id))
-	})
-	ids := make([]int, len(cpus))
-	for i, c := range cpus {
-		ids[i] = c.id
-	}
-	return ids, nil
+	ids, perCore = coreOrder(cpus)
+	return ids, perCore, nil
 }
 
 // topology returns CPU c's number of kind (core_id, physical_package_id)

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -61,4 +62,21 @@ func TestSuiteServerCPUsValidate(t *testing.T) {
 	if err := c.Validate(); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), "taskset") {
 		t.Fatalf("--server-cpus with --target: got %v; want ErrBadConfig telling to pin it yourself", err)
 	}
+}
+
+func TestCoreOrder(t *testing.T) {
+	f := func(cpus []hwThread, wantIDs string, wantPerCore int) {
+		t.Helper()
+		ids, perCore := coreOrder(cpus)
+		if got := fmt.Sprint(ids); got != wantIDs || perCore != wantPerCore {
+			t.Fatalf("coreOrder(%v) = %s, %d; want %s, %d", cpus, got, perCore, wantIDs, wantPerCore)
+		}
+	}
+	f(nil, "[]", 0)
+	// One thread per core.
+	f([]hwThread{{0, 0, 0}, {1, 0, 1}, {2, 0, 2}}, "[0 1 2]", 1)
+	// Two per core, siblings numbered apart (0 and 4 share core 0).
+	f([]hwThread{{0, 0, 0}, {1, 0, 1}, {2, 0, 2}, {3, 0, 3}, {4, 0, 0}, {5, 0, 1}, {6, 0, 2}, {7, 0, 3}}, "[0 4 1 5 2 6 3 7]", 2)
+	// Two packages reusing core ids; one core with a sibling not usable.
+	f([]hwThread{{0, 0, 0}, {1, 1, 0}, {2, 0, 1}, {3, 1, 0}}, "[0 2 1 3]", 2)
 }

@@ -17,16 +17,17 @@ import (
 func collectEnv(command string) Env {
 	host, _ := os.Hostname()
 	return Env{
-		StartedAt:  time.Now().UTC().Format(time.RFC3339),
-		Host:       host,
-		OS:         runtime.GOOS,
-		Arch:       runtime.GOARCH,
-		CPUModel:   cpuModel(),
-		CPUs:       runtime.NumCPU(),
-		GOMAXPROCS: runtime.GOMAXPROCS(0),
-		GoVersion:  runtime.Version(),
-		Commit:     buildCommit(),
-		Command:    command,
+		StartedAt:      time.Now().UTC().Format(time.RFC3339),
+		Host:           host,
+		OS:             runtime.GOOS,
+		Arch:           runtime.GOARCH,
+		CPUModel:       cpuModel(),
+		CPUs:           runtime.NumCPU(),
+		ThreadsPerCore: threadsPerCore(),
+		GOMAXPROCS:     runtime.GOMAXPROCS(0),
+		GoVersion:      runtime.Version(),
+		Commit:         buildCommit(),
+		Command:        command,
 	}
 }
 

@@ -245,7 +245,8 @@ func buildEnv(e *Env) envView {
 		return strconv.Itoa(n)
 	}
 	add("CPU", e.CPUModel)
-	add("cores", num(e.CPUs))
+	add("CPUs", num(e.CPUs))
+	add("threads per core", num(e.ThreadsPerCore))
 	add("GOMAXPROCS", num(e.GOMAXPROCS))
 	add("Go", e.GoVersion)
 	add("ONNX Runtime", e.ORTVersion)

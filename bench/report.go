@@ -22,6 +22,7 @@ type Env struct {
 	Arch           string `json:"arch"`
 	CPUModel       string `json:"cpu_model"`
 	CPUs           int    `json:"cpus"`
+	ThreadsPerCore int    `json:"threads_per_core,omitempty"` // hardware threads per core, where the kernel says
 	GOMAXPROCS     int    `json:"gomaxprocs"`
 	GoVersion      string `json:"go_version"`
 	ORTVersion     string `json:"ort_version,omitempty"`

@@ -21,7 +21,11 @@ import (
 // after the table tells the whole of it.
 func WriteTable(w io.Writer, r *Report) error {
 	e := &r.Env
-	fmt.Fprintf(w, "%s, %d CPUs, GOMAXPROCS %d, %s", orDash(e.CPUModel), e.CPUs, e.GOMAXPROCS, e.GoVersion)
+	fmt.Fprintf(w, "%s, %d CPUs", orDash(e.CPUModel), e.CPUs)
+	if e.ThreadsPerCore > 1 {
+		fmt.Fprintf(w, " (%d threads per core)", e.ThreadsPerCore)
+	}
+	fmt.Fprintf(w, ", GOMAXPROCS %d, %s", e.GOMAXPROCS, e.GoVersion)
 	if e.ORTVersion != "" {
 		fmt.Fprintf(w, ", ONNX Runtime %s", e.ORTVersion)
 	}
