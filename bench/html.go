@@ -125,9 +125,11 @@ type modelView struct {
 
 // table is a small table of derived figures; Note replaces it when empty.
 type table struct {
-	Title, Note string
-	Head        []string
-	Rows        [][]cell
+	// Note, when set, stands in place of the rows; Caveat is shown above
+	// them.
+	Title, Note, Caveat string
+	Head                []string
+	Rows                [][]cell
 }
 
 // cell is one cell of a table: text, CSS class, tooltip.
@@ -200,7 +202,7 @@ func buildPage(r *Report) *page {
 	}
 	pal := newPalette()
 	p.Models = buildRatios(r.Runs)
-	p.Targets = buildTargets(r.Targets)
+	p.Targets = buildTargets(r.Targets, targetsCaveat(&r.Env, r.Targets))
 	p.Sweeps = buildSweeps(r.Sweeps)
 	p.LatTP = latencyThroughputCharts(r.Runs, pal)
 	p.ORT = ortFloorCharts(r.Runs)
@@ -655,12 +657,13 @@ func buildRatios(runs []Run) []modelView {
 	return out
 }
 
-// buildTargets lists the suite's targets as CheckTargets found them.
-func buildTargets(ts []Target) *table {
+// buildTargets lists the suite's targets as CheckTargets found them, with
+// caveat (see targetsCaveat) above them.
+func buildTargets(ts []Target, caveat string) *table {
 	if len(ts) == 0 {
 		return nil
 	}
-	t := &table{Title: "The suite's targets, checked on these runs", Head: []string{"model", "target", "value", "bound", "", "from"}}
+	t := &table{Title: "The suite's targets, checked on these runs", Caveat: caveat, Head: []string{"model", "target", "value", "bound", "", "from"}}
 	for _, x := range ts {
 		value, bound := fmt.Sprintf("%.2f", x.Value), fmt.Sprintf("%.2f", x.Bound)
 		switch x.Unit {
@@ -1797,7 +1800,7 @@ const pageHTML = `{{define "chart"}}<figure class="chart">
 </svg>{{end}}
 {{with .Legend}}<div class="legend">{{range .}}<span class="key"><i class="{{.Class}}"></i>{{.Label}}</span>{{end}}</div>{{end}}
 {{with .Styles}}<div class="legend styles">{{range .}}<span class="key"><i class="{{.Class}}"></i>{{.Label}}</span>{{end}}</div>{{end}}
-</figure>{{end}}{{define "table"}}<div class="rt"><h4>{{.Title}}</h4>{{if .Note}}<p class="note">{{.Note}}</p>{{else}}<table class="small">
+</figure>{{end}}{{define "table"}}<div class="rt"><h4>{{.Title}}</h4>{{with .Caveat}}<p class="note">{{.}}</p>{{end}}{{if .Note}}<p class="note">{{.Note}}</p>{{else}}<table class="small">
 <thead><tr>{{range .Head}}<th>{{.}}</th>{{end}}</tr></thead>
 <tbody>{{range .Rows}}<tr>{{range .}}<td{{with .Class}} class="{{.}}"{{end}}{{with .Tip}} title="{{.}}"{{end}}>{{.S}}</td>{{end}}</tr>
 {{end}}</tbody></table>{{end}}</div>{{end}}{{define "section"}}{{range .Charts}}{{template "chart" .}}{{end}}{{end}}<!DOCTYPE html>

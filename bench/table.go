@@ -152,7 +152,7 @@ func WriteTable(w io.Writer, r *Report) error {
 			fmt.Fprintf(w, "\n%s\n", overloadLine(run))
 		}
 	}
-	writeTargets(w, r.Targets)
+	writeTargets(w, r.Targets, targetsCaveat(&r.Env, r.Targets))
 	return nil
 }
 

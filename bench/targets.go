@@ -126,8 +126,9 @@ func CheckTargets(r *Report) []Target {
 	return out
 }
 
-// writeTargets writes ts as lines after the table.
-func writeTargets(w io.Writer, ts []Target) {
+// writeTargets writes ts as lines after the table, and caveat (see
+// targetsCaveat) after them.
+func writeTargets(w io.Writer, ts []Target, caveat string) {
 	if len(ts) == 0 {
 		return
 	}
@@ -146,4 +147,20 @@ func writeTargets(w io.Writer, ts []Target) {
 			fmt.Fprintf(w, "  %-7s  %s: %s = %.2f, bound %.2f (%s)\n", verdict, t.Model, t.Name, t.Value, t.Bound, t.Detail)
 		}
 	}
+	if caveat != "" {
+		fmt.Fprintf(w, "  (%s)\n", caveat)
+	}
+}
+
+// targetsCaveat returns what a reader of unmet targets must know about
+// the host when the load generator and the gateway shared its cores, and
+// "" otherwise: the floors did not have to share in the same way, so the
+// ratios measure the host as well as the gateway.
+func targetsCaveat(e *Env, ts []Target) string {
+	if !e.SharedCores || !slices.ContainsFunc(ts, func(t Target) bool { return !t.Met }) {
+		return ""
+	}
+	return "the load generator and the gateway shared these CPUs, while the ort-floor ran alone and the http-floor does almost no work per request: " +
+		"the ratios measure the host as much as the gateway; give the gateway CPUs of its own (--server-cpus N, or taskset with --target) " +
+		"for figures to hold it to"
 }

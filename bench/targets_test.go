@@ -75,16 +75,30 @@ func TestCheckTargets(t *testing.T) {
 		}
 	}
 	var b bytes.Buffer
-	writeTargets(&b, got)
+	writeTargets(&b, got, targetsCaveat(&Env{}, got))
 	if !strings.Contains(b.String(), "NOT MET  heavy: overload") || !strings.Contains(b.String(), "met      heavy: batched rows/s ÷ best ort-floor rows/s = 0.82, bound 0.80") {
 		t.Fatalf("written targets:\n%s", b.String())
 	}
+	if strings.Contains(b.String(), "shared these CPUs") {
+		t.Fatalf("written targets on cores of their own carry the shared-cores caveat:\n%s", b.String())
+	}
+	// On shared cores, with a target not met, the report says what that
+	// is worth.
+	shared := Env{SharedCores: true}
 	b.Reset()
-	if err := WriteHTML(&b, &Report{Runs: runs, Targets: got}); err != nil {
+	writeTargets(&b, got, targetsCaveat(&shared, got))
+	if !strings.Contains(b.String(), "shared these CPUs") || !strings.Contains(b.String(), "--server-cpus N") {
+		t.Fatalf("written targets on shared cores:\n%s", b.String())
+	}
+	if c := targetsCaveat(&shared, []Target{{Met: true}}); c != "" {
+		t.Fatalf("caveat with every target met: %q; want none", c)
+	}
+	b.Reset()
+	if err := WriteHTML(&b, &Report{Env: shared, Runs: runs, Targets: got}); err != nil {
 		t.Fatal(err)
 	}
-	if page := b.String(); !strings.Contains(page, "The suite&#39;s targets, checked on these runs") || !strings.Contains(page, `class="bad">not met`) {
-		t.Fatalf("the HTML report does not list the targets with the one not met")
+	if page := b.String(); !strings.Contains(page, "The suite&#39;s targets, checked on these runs") || !strings.Contains(page, `class="bad">not met`) || !strings.Contains(page, "shared these CPUs") {
+		t.Fatalf("the HTML report does not list the targets with the one not met and the shared-cores caveat")
 	}
 }
 
