@@ -202,10 +202,10 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 			r.Cache = st.CacheHits > 0
 		}
 	}
-	runLevels := func(kind string, target *httpTarget, control *controlClient) {
+	runLevels := func(kind string, target *httpTarget, control *controlClient, serverPID int) {
 		for _, ls := range [][]level{closed, open} {
 			s.series(kind, cfg.Model, ls, cfg.MaxP99, func(l level) Run {
-				h := httpRun{tmpl: tmpl, target: target, control: control}
+				h := httpRun{tmpl: tmpl, target: target, control: control, serverPID: serverPID}
 				h.tmpl.Name = runName(kind, cfg.Model, l)
 				h.tmpl.Kind = kind
 				h.tmpl.Mode, h.tmpl.Concurrency, h.tmpl.Rate = l.mode, l.concurrency, l.rate
@@ -220,7 +220,7 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 			})
 		}
 	}
-	runLevels(KindGateway, gw, ctl)
+	runLevels(KindGateway, gw, ctl, 0)
 	if cfg.Overload > 0 && ctx.Err() == nil {
 		sus, found := sustainableRun(s.report.Runs, func(r *Run) bool { return r.Kind == KindGateway })
 		s.add(s.overloadStep(tmpl, gw, ctl, sus, found, observe))
@@ -232,7 +232,7 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 			return s.report, fmt.Errorf("cannot start the http-floor: %w", err)
 		}
 		ft, _ := newHTTPTarget(floor.url, cfg.Model, pool, cfg.Timeout)
-		runLevels(KindHTTPFloor, ft, nil)
+		runLevels(KindHTTPFloor, ft, nil, floor.pid)
 		floor.close()
 	}
 	if slices.Contains(cfg.Floors, FloorORT) && ctx.Err() == nil {

@@ -1,10 +1,12 @@
 package bench
 
 import (
+	"os"
 	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -46,5 +48,23 @@ func TestStartPinned(t *testing.T) {
 	}
 	if got, want := formatCPUs(now), formatCPUs(split.client); got != want {
 		t.Fatalf("the thread that started the child is on CPUs %s; want %s", got, want)
+	}
+}
+
+// TestProcessCPU reads this process's CPU time, burns some, and reads it
+// again.
+func TestProcessCPU(t *testing.T) {
+	before, ok := processCPU(os.Getpid())
+	if !ok {
+		t.Fatal("cannot read this process's CPU time")
+	}
+	deadline := time.Now().Add(200 * time.Millisecond)
+	x := 0
+	for time.Now().Before(deadline) {
+		x++
+	}
+	after, ok := processCPU(os.Getpid())
+	if !ok || after <= before {
+		t.Fatalf("CPU time %v then %v after 200ms of work (%d loops); want it to grow", before, after, x)
 	}
 }

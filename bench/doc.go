@@ -44,8 +44,14 @@
 // clean.
 //
 // Client CPU is getrusage over the step divided by its wall time, in
-// cores. The http-floor and ort-floor run in this process, so for them it
-// includes the server's share.
+// cores. The ort-floor runs in this process, and so does the http-floor
+// when there is no executable to start it as a process of its own: for
+// them it includes the server's share. Server CPU is the server process's
+// CPU time over the measured window, in cores and per request: from
+// /proc for an http-floor process, from process_cpu_seconds_total in the
+// gateway's /metrics (so also for a --target elsewhere). Where the load
+// generator sets the pace, throughput ratios understate the gateway's
+// efficiency; CPU per request against the http-floor's does not.
 //
 // # Overload
 //

@@ -29,6 +29,8 @@ import (
 type httpFloor struct {
 	url   string
 	close func()
+	// pid is the floor's process, 0 when it runs in this one.
+	pid int
 }
 
 // FloorSpec is what a floor server answers: one captured gateway answer.
@@ -108,7 +110,7 @@ func startHTTPFloor(ctx context.Context, exe string, c *capturedResponse, cpus *
 		os.Remove(path)
 		return nil, err
 	}
-	return &httpFloor{url: p.url, close: func() {
+	return &httpFloor{url: p.url, pid: p.cmd.Process.Pid, close: func() {
 		p.stop()
 		os.Remove(path)
 	}}, nil

@@ -109,6 +109,8 @@ type runRow struct {
 	Errors, ErrTip  string
 	ErrBad          bool
 	CPU             string
+	ServerCPU       string // cores; "—" when not measured
+	ServerCPUPerReq string // µs of server CPU per request
 	HasServer       bool
 	Batch, Queue    string
 	Compute         string
@@ -282,6 +284,13 @@ func buildRow(r *Run, i int) runRow {
 		Max:     measuredLatency(r.Latency.Max),
 		CPU:     sig3(r.ClientCPU),
 		Anchor:  "run-" + strconv.Itoa(i),
+	}
+	row.ServerCPU, row.ServerCPUPerReq = "—", "—"
+	if r.ServerCPU > 0 {
+		row.ServerCPU = sig3(r.ServerCPU)
+	}
+	if r.ServerCPUPerRequestUS > 0 {
+		row.ServerCPUPerReq = latency(r.ServerCPUPerRequestUS)
 	}
 	if row.Name == "" {
 		row.Name = fmt.Sprintf("run %d", i+1)
@@ -1890,12 +1899,12 @@ circle:hover{stroke:#111827;stroke-width:1.5}
 <h2 id="runs">Runs</h2>
 {{if .Rows}}<p class="lead">Latency percentiles in open loop are measured from each request's intended send time. Floors are shaded; flagged runs are marked red with their reason.</p>
 <div class="scroll"><table class="runs"><thead>
-<tr class="groups"><th rowspan="2">run</th><th rowspan="2">kind</th><th rowspan="2" title="closed loop: c=concurrency; open loop: offered rate">load</th><th rowspan="2" class="num">rows<br/>/req</th><th colspan="2" class="sep">throughput</th><th colspan="5" class="sep">latency</th><th colspan="2" class="sep">client</th><th colspan="3" class="sep" title="averages scraped from the target's /metrics over the step">server</th></tr>
-<tr><th class="num sep">req/s</th><th class="num">rows/s</th><th class="num sep">p50</th><th class="num">p90</th><th class="num">p99</th><th class="num">p99.9</th><th class="num">max</th><th class="num sep">errors</th><th class="num">CPU cores</th><th class="num sep">avg batch</th><th class="num">queue</th><th class="num">compute</th></tr></thead>
+<tr class="groups"><th rowspan="2">run</th><th rowspan="2">kind</th><th rowspan="2" title="closed loop: c=concurrency; open loop: offered rate">load</th><th rowspan="2" class="num">rows<br/>/req</th><th colspan="2" class="sep">throughput</th><th colspan="5" class="sep">latency</th><th colspan="2" class="sep">client</th><th colspan="5" class="sep" title="the server process's CPU time over the measured window (from /proc for the http-floor, from the gateway's /metrics), and averages scraped from the target's /metrics over the step">server</th></tr>
+<tr><th class="num sep">req/s</th><th class="num">rows/s</th><th class="num sep">p50</th><th class="num">p90</th><th class="num">p99</th><th class="num">p99.9</th><th class="num">max</th><th class="num sep">errors</th><th class="num">CPU cores</th><th class="num sep">CPU cores</th><th class="num" title="server CPU time per request answered">CPU/req</th><th class="num sep">avg batch</th><th class="num">queue</th><th class="num">compute</th></tr></thead>
 <tbody>{{range .Rows}}<tr id="{{.Anchor}}" class="{{if .Floor}}floor{{end}}{{if .Flagged}} flagged{{end}}"><td class="name">{{range $i, $p := .NameParts}}{{if $i}}<wbr/>{{end}}{{$p}}{{end}}{{with .Flagged}}<span class="reason">⚑ {{.}}</span>{{end}}{{with .Notes}}<span class="notes">{{range $i, $n := .}}{{if $i}} · {{end}}{{$n}}{{end}}</span>{{end}}</td>
 <td class="kind"{{with .ConfigTip}} title="{{.}}"{{end}}><span class="badge {{.KindClass}}">{{.Kind}}</span>{{range .Tags}}<span class="tag">{{.}}</span>{{end}}</td><td{{with .LoadTip}} title="{{.}}"{{end}}><span class="mode">{{.Mode}}</span> {{.Load}}</td><td class="num">{{.Rows}}</td><td class="num sep" title="{{.NTip}}">{{.RPS}}{{with .RPSSpread}}<span class="pm">{{.}}</span>{{end}}</td><td class="num">{{.RowsS}}</td>
 <td class="num sep"{{with .P50Tip}} title="{{.}}"{{end}}>{{.P50}}</td><td class="num">{{.P90}}</td><td class="num"{{with .P99Tip}} title="{{.}}"{{end}}>{{.P99}}</td><td class="num"{{with .P999Tip}} title="{{.}}"{{end}}>{{.P999}}</td><td class="num">{{.Max}}</td>
-<td class="num sep{{if .ErrBad}} bad{{end}}"{{with .ErrTip}} title="{{.}}"{{end}}>{{.Errors}}</td><td class="num">{{.CPU}}</td>
+<td class="num sep{{if .ErrBad}} bad{{end}}"{{with .ErrTip}} title="{{.}}"{{end}}>{{.Errors}}</td><td class="num">{{.CPU}}</td><td class="num sep">{{.ServerCPU}}</td><td class="num">{{.ServerCPUPerReq}}</td>
 {{if .HasServer}}<td class="num sep"{{with .ServerTip}} title="{{.}}"{{end}}>{{.Batch}}</td><td class="num">{{.Queue}}</td><td class="num">{{.Compute}}</td>{{else}}<td class="num sep">—</td><td class="num">—</td><td class="num">—</td>{{end}}</tr>
 {{end}}</tbody></table></div>{{else}}<p class="note">The report holds no run.</p>{{end}}
 

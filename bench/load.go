@@ -568,4 +568,5 @@ func nearestRank(sorted []uint32, q float64) float64 {
 }
 
 func round1(x float64) float64 { return math.Round(x*10) / 10 }
+func round2(x float64) float64 { return math.Round(x*100) / 100 }
 func round3(x float64) float64 { return math.Round(x*1000) / 1000 }

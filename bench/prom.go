@@ -191,6 +191,7 @@ const (
 	metricCacheMisses  = "infergate_cache_misses_total"
 	metricFailures     = "infergate_inference_request_failure_total"
 	metricBatchBucket  = "infergate_inference_batch_size_bucket"
+	metricProcessCPU   = "process_cpu_seconds_total"
 )
 
 // scrapeDelta is the change of the gateway's metrics of one model over a

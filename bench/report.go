@@ -63,6 +63,16 @@ type Run struct {
 	RowsPerS      float64          `json:"rows_per_s"`
 	Latency       Latency          `json:"latency_us"`
 	ClientCPU     float64          `json:"client_cpu"` // cores used by the load generator on average
+	// ServerCPU is the cores the server's process used on average over
+	// the measured window, and ServerCPUPerRequestUS its CPU time per
+	// request answered in it: read from /proc for a server process the
+	// bench started (the http-floor), from process_cpu_seconds_total in
+	// the gateway's /metrics otherwise; absent where neither can be read
+	// (an in-process floor). Against the floors' figure, CPU per request
+	// says how much the gateway's own work costs even where the load
+	// generator, not the server, set the pace.
+	ServerCPU             float64 `json:"server_cpu,omitempty"`
+	ServerCPUPerRequestUS float64 `json:"server_cpu_us_per_request,omitempty"`
 
 	Server *ServerStats `json:"server,omitempty"`
 

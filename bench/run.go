@@ -208,6 +208,11 @@ type httpRun struct {
 	tmpl    Run
 	target  *httpTarget
 	control *controlClient
+	// serverPID, when not 0, is the server's process on this machine,
+	// whose CPU time the step reads from /proc; without it the server's
+	// CPU time comes from process_cpu_seconds_total in control's
+	// /metrics.
+	serverPID int
 	// unbatched asks flagRun to check that the server did not batch.
 	unbatched bool
 	// overload makes it an overload step: 429 and 503 are shed, not
@@ -245,39 +250,86 @@ func (s *session) measureHTTP(h httpRun, rep int) Run {
 	if h.overload && h.control != nil {
 		ls.health = newHealthProber(h.control.host, h.control.prefix)
 	}
-	// The server's counters are read when the measured window opens and
-	// after the step.
-	var before chan []Sample
-	if h.control != nil {
-		before = make(chan []Sample, 1)
-		if s.opts.Warmup == 0 {
-			before <- h.control.scrape()
-		} else {
-			go func() {
-				t := time.NewTimer(s.opts.Warmup)
-				defer t.Stop()
-				select {
-				case <-t.C:
-					before <- h.control.scrape()
-				case <-s.ctx.Done():
-					before <- nil
-				}
-			}()
-		}
+	// The server's counters and CPU time are read when the measured
+	// window opens and after the step.
+	before := make(chan *serverSnapshot, 1)
+	if s.opts.Warmup == 0 {
+		before <- h.snapshot()
+	} else {
+		go func() {
+			t := time.NewTimer(s.opts.Warmup)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				before <- h.snapshot()
+			case <-s.ctx.Done():
+				before <- nil
+			}
+		}()
 	}
 	stop := s.progress.start(repName(r.Name, rep), s.opts.Warmup+s.opts.Duration, ls.live)
 	res := ls.run(s.ctx)
 	stop()
 	res.fill(&r, 0)
-	if h.control != nil {
-		if b := <-before; b != nil {
-			d := &scrapeDelta{before: b, after: h.control.scrape(), model: r.Model}
+	if b := <-before; b != nil {
+		a := h.snapshot()
+		if b.samples != nil && a.samples != nil {
+			d := &scrapeDelta{before: b.samples, after: a.samples, model: r.Model}
 			r.Server = d.stats()
 			r.Batches = d.batches()
 		}
+		serverCPU(&r, b, a)
 	}
 	flagRun(&r, h.unbatched)
 	return r
+}
+
+// serverSnapshot is what the step reads of the server at the start of
+// its measured window and after it.
+type serverSnapshot struct {
+	samples []Sample // its /metrics; nil without a control client
+	cpu     float64  // CPU seconds it has used so far
+	cpuOK   bool
+	at      time.Time
+}
+
+// snapshot reads the server's metrics and CPU time now.
+func (h *httpRun) snapshot() *serverSnapshot {
+	sn := &serverSnapshot{}
+	if h.control != nil {
+		sn.samples = h.control.scrape()
+	}
+	if h.serverPID != 0 {
+		sn.cpu, sn.cpuOK = processCPU(h.serverPID)
+	} else {
+		sn.cpu, sn.cpuOK = processCPUOf(sn.samples)
+	}
+	sn.at = time.Now()
+	return sn
+}
+
+// processCPUOf returns the process_cpu_seconds_total of a scrape.
+func processCPUOf(ss []Sample) (float64, bool) {
+	for i := range ss {
+		if ss[i].Name == metricProcessCPU {
+			return ss[i].Value, true
+		}
+	}
+	return 0, false
+}
+
+// serverCPU sets r's server CPU figures from the snapshots taken before
+// and after its measured window, when both have the CPU time.
+func serverCPU(r *Run, before, after *serverSnapshot) {
+	wall := after.at.Sub(before.at).Seconds()
+	used := after.cpu - before.cpu
+	if !before.cpuOK || !after.cpuOK || wall <= 0 || used < 0 {
+		return
+	}
+	r.ServerCPU = round2(used / wall)
+	if r.Requests > 0 {
+		r.ServerCPUPerRequestUS = round1(used * 1e6 / float64(r.Requests))
+	}
 }
 
 func repName(name string, rep int) string {
@@ -478,6 +530,8 @@ func summarize(reps []Run) Run {
 	r.RowsPerS = round1(med(func(r *Run) float64 { return r.RowsPerS }))
 	r.SentRPS = round1(med(func(r *Run) float64 { return r.SentRPS }))
 	r.ClientCPU = med(func(r *Run) float64 { return r.ClientCPU })
+	r.ServerCPU = med(func(r *Run) float64 { return r.ServerCPU })
+	r.ServerCPUPerRequestUS = med(func(r *Run) float64 { return r.ServerCPUPerRequestUS })
 	r.Latency = Latency{
 		P50:  med(func(r *Run) float64 { return r.Latency.P50 }),
 		P90:  med(func(r *Run) float64 { return r.Latency.P90 }),

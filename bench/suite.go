@@ -363,7 +363,7 @@ func (s *session) suiteModel(cfg *SuiteConfig, ctl *controlClient, target, m str
 			if s.ctx.Err() != nil {
 				break
 			}
-			h := httpRun{tmpl: closed(KindHTTPFloor, KindHTTPFloor, c), target: ft}
+			h := httpRun{tmpl: closed(KindHTTPFloor, KindHTTPFloor, c), target: ft, serverPID: floor.pid}
 			s.add(s.measure(func(rep int) Run { return s.measureHTTP(h, rep) }))
 		}
 		floor.close()

@@ -42,7 +42,7 @@ func WriteTable(w io.Writer, r *Report) error {
 	fmt.Fprintf(w, "\ntarget %s (%s), instances %d, intra-op threads %d, client and server share cores: %s\n\n",
 		orDash(e.Target), orDash(e.ServerVersion), e.Instances, e.IntraOpThreads, shared)
 
-	header := []string{"run", "kind", "req/s", "rows/s", "p50", "p99", "p99.9", "errors", "cpu", "batch", "queue", "compute", "flag"}
+	header := []string{"run", "kind", "req/s", "rows/s", "p50", "p99", "p99.9", "errors", "cpu", "srv cpu", "srv/req", "batch", "queue", "compute", "flag"}
 	overload := slices.ContainsFunc(r.Runs, func(run Run) bool { return run.Shed != nil || run.Health != nil })
 	if overload {
 		header = slices.Insert(header, len(header)-1, "shed (p99)", "ready p99")
@@ -74,10 +74,17 @@ func WriteTable(w io.Writer, r *Report) error {
 			cpu += "!"
 			busyClient = true
 		}
+		srvCPU, srvPerReq := "-", "-"
+		if run.ServerCPU > 0 {
+			srvCPU = strconv.FormatFloat(run.ServerCPU, 'f', 2, 64)
+		}
+		if run.ServerCPUPerRequestUS > 0 {
+			srvPerReq = formatUS(run.ServerCPUPerRequestUS)
+		}
 		row := []string{
 			run.Name, run.Kind, rps, groupThousands(run.RowsPerS),
 			formatUS(run.Latency.P50), formatUS(run.Latency.P99), formatUS(run.Latency.P999),
-			formatErrors(run.Errors, run.Requests), cpu,
+			formatErrors(run.Errors, run.Requests), cpu, srvCPU, srvPerReq,
 			batch, queue, compute, flag,
 		}
 		if overload {

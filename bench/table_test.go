@@ -10,9 +10,9 @@ func TestWriteTable(t *testing.T) {
 		Env: Env{CPUModel: "AMD EPYC", CPUs: 2, GOMAXPROCS: 2, GoVersion: "go1.26", Target: "http://x", SharedCores: true, Instances: 1, IntraOpThreads: 1},
 		Runs: []Run{
 			{Name: "gateway/ctr@c64", Kind: KindGateway, ThroughputRPS: 12345.6, RowsPerS: 12345.6, Requests: 100,
-				Latency: Latency{P50: 950, P99: 12_340, P999: 1_500_000}, ClientCPU: 0.5,
+				Latency: Latency{P50: 950, P99: 12_340, P999: 1_500_000}, ClientCPU: 0.5, ServerCPU: 0.98, ServerCPUPerRequestUS: 31.5,
 				Server: &ServerStats{AvgBatch: 3.25, QueueUSAvg: 120, ComputeUSAvg: 45}},
-			{Name: "http-floor/ctr@c64", Kind: KindHTTPFloor, ThroughputRPS: 40000, Requests: 100, ClientCPU: 1.9},
+			{Name: "http-floor/ctr@c64", Kind: KindHTTPFloor, ThroughputRPS: 40000, Requests: 100, ClientCPU: 1.9, ServerCPU: 0.5, ServerCPUPerRequestUS: 12.4},
 			{Name: "gateway-batched/ctr@c64", Kind: KindGateway, Flagged: "the gateway refused the model configuration {}: no"},
 			{Name: "ort-floor/ctr@b8", Kind: KindORTFloor, BatchSize: 8, ThroughputRPS: 5, Requests: 10, Errors: 1},
 		},
@@ -26,8 +26,9 @@ func TestWriteTable(t *testing.T) {
 	for _, want := range []string{
 		"AMD EPYC, 2 CPUs, GOMAXPROCS 2",
 		"client and server share cores: yes",
-		"gateway/ctr@c64          gateway     12,346  12,346  950µs  12.3ms  1.50s          0   0.50   3.25  120µs     45µs",
-		"gateway-batched/ctr@c64  gateway          -       -      -       -      -          -      -      -      -        -  FLAGGED[1]",
+		"gateway/ctr@c64          gateway     12,346  12,346  950µs  12.3ms  1.50s          0   0.50     0.98     32µs   3.25  120µs     45µs",
+		"http-floor/ctr@c64       http-floor  40,000     0.0      0       0      0          0  1.90!     0.50     12µs      -      -        -",
+		"gateway-batched/ctr@c64  gateway          -       -      -       -      -          -      -        -        -      -      -        -  FLAGGED[1]",
 		"1.90!",
 		"FLAGGED[1]",
 		"[1] gateway-batched/ctr@c64: the gateway refused the model configuration {}: no",

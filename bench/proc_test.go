@@ -1,0 +1,65 @@
+package bench
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseProcStatCPU(t *testing.T) {
+	f := func(stat string, want float64, wantOK bool) {
+		t.Helper()
+		got, ok := parseProcStatCPU(stat)
+		if ok != wantOK || got != want {
+			t.Fatalf("parseProcStatCPU(%q) = %v, %v; want %v, %v", stat, got, ok, want, wantOK)
+		}
+	}
+	// pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt
+	// majflt cmajflt utime stime ...
+	f("1234 (infergate) S 1 1234 1234 0 -1 4194560 9000 0 12 0 250 75 0 0 20 0 9 0", 3.25, true)
+	// A command name with spaces and parentheses.
+	f("77 (a) b (c)) R 1 77 77 0 -1 0 0 0 0 0 1 2 3 4", 0.03, true)
+	f("", 0, false)
+	f("12 (x) S 1 2", 0, false)
+	f("12 (x) S 1 2 3 4 5 6 7 8 9 10 nan 4", 0, false)
+}
+
+func TestServerCPU(t *testing.T) {
+	at := time.Unix(1000, 0)
+	before := &serverSnapshot{cpu: 10, cpuOK: true, at: at}
+	after := &serverSnapshot{cpu: 12.5, cpuOK: true, at: at.Add(5 * time.Second)}
+	r := Run{Requests: 100_000}
+	serverCPU(&r, before, after)
+	if r.ServerCPU != 0.5 || r.ServerCPUPerRequestUS != 25 {
+		t.Fatalf("got %v cores, %v µs per request; want 0.5 and 25", r.ServerCPU, r.ServerCPUPerRequestUS)
+	}
+	// Without the CPU time on either side, nothing is set.
+	r = Run{Requests: 100}
+	serverCPU(&r, &serverSnapshot{at: at}, after)
+	if r.ServerCPU != 0 || r.ServerCPUPerRequestUS != 0 {
+		t.Fatalf("without a reading before: got %v, %v; want nothing", r.ServerCPU, r.ServerCPUPerRequestUS)
+	}
+	if v, ok := processCPUOf([]Sample{{Name: "go_goroutines", Value: 9}, {Name: metricProcessCPU, Value: 4.5}}); !ok || v != 4.5 {
+		t.Fatalf("processCPUOf: got %v, %v; want 4.5", v, ok)
+	}
+	if _, ok := processCPUOf(nil); ok {
+		t.Fatal("processCPUOf(nil) found a value")
+	}
+}
+
+func TestHTMLShowsServerCPU(t *testing.T) {
+	r := &Report{Runs: []Run{
+		{Name: "gateway-batched/ctr@c64", Kind: KindGateway, Model: "ctr", Mode: ModeClosed, Concurrency: 64, Requests: 10, ThroughputRPS: 38626, ServerCPU: 0.99, ServerCPUPerRequestUS: 26},
+		{Name: "http-floor/ctr@c64", Kind: KindHTTPFloor, Model: "ctr", Mode: ModeClosed, Concurrency: 64, Requests: 10, ThroughputRPS: 39419},
+	}}
+	var b strings.Builder
+	if err := WriteHTML(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	for _, want := range []string{"CPU/req", `<td class="num sep">0.99</td><td class="num">` + latency(26) + `</td>`, `<td class="num sep">—</td><td class="num">—</td>`} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("the runs table lacks %q", want)
+		}
+	}
+}
