@@ -63,3 +63,32 @@ func TestHTMLShowsServerCPU(t *testing.T) {
 		}
 	}
 }
+
+func TestWriteCPUPerRequest(t *testing.T) {
+	run := func(name, kind string, batching, cache bool, c int, perReq float64) Run {
+		return Run{Name: name, Kind: kind, Model: "ctr", Mode: ModeClosed, Concurrency: c, RowsPerRequest: 1, Batching: batching, Cache: cache, Requests: 10, ServerCPUPerRequestUS: perReq}
+	}
+	r := &Report{Runs: []Run{
+		run("http-floor/ctr@c64", KindHTTPFloor, false, false, 64, 20),
+		run("http-floor/ctr@c1", KindHTTPFloor, false, false, 1, 40),
+		run("gateway/ctr@c64", KindGateway, false, false, 64, 70),
+		run("gateway-batched/ctr@c64", KindGateway, true, false, 64, 25),
+		run("gateway-batched/ctr@c1", KindGateway, true, false, 1, 80),
+		run("gateway-cached/ctr@c64", KindGateway, false, true, 64, 22),
+	}}
+	var b strings.Builder
+	writeCPUPerRequest(&b, r)
+	want := "\nserver CPU per request, gateway ÷ http-floor:\n" +
+		"  ctr: 25µs ÷ 20µs = 1.25 (gateway-batched/ctr@c64 ÷ http-floor/ctr@c64)\n" +
+		"  ctr: 22µs ÷ 20µs = 1.10 (gateway-cached/ctr@c64 ÷ http-floor/ctr@c64)\n"
+	if b.String() != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+	// Without the floor's CPU (an in-process floor), nothing.
+	r.Runs[0].ServerCPUPerRequestUS, r.Runs[1].ServerCPUPerRequestUS = 0, 0
+	b.Reset()
+	writeCPUPerRequest(&b, r)
+	if b.Len() != 0 {
+		t.Fatalf("without the floor's CPU: got %q; want nothing", b.String())
+	}
+}

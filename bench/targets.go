@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 )
 
 // The suite's targets: how close the gateway must come to its floors.
@@ -163,4 +164,41 @@ func targetsCaveat(e *Env, ts []Target) string {
 	return "the load generator and the gateway shared these CPUs, while the ort-floor ran alone and the http-floor does almost no work per request: " +
 		"the ratios measure the host as much as the gateway; give the gateway CPUs of its own (--server-cpus N, or taskset with --target) " +
 		"for figures to hold it to"
+}
+
+// writeCPUPerRequest writes, for every model with both, the server CPU
+// per request of the batched and cached gateway runs against the
+// http-floor's at the highest concurrency: where the load generator set
+// the pace of the floor, this says what the throughput ratios cannot,
+// how much more the gateway's own work costs per request.
+func writeCPUPerRequest(w io.Writer, r *Report) {
+	var lines []string
+	for _, m := range distinct(r.Runs, func(x *Run) bool { return x.Kind == KindHTTPFloor }, func(x *Run) string { return x.Model }) {
+		closed := func(kind string, batching, cache bool) func(*Run) bool {
+			return func(x *Run) bool {
+				return x.Model == m && x.Kind == kind && x.Mode == ModeClosed && x.RowsPerRequest <= 1 && x.Flagged == "" &&
+					x.ServerCPUPerRequestUS > 0 && (kind != KindGateway || (x.Batching == batching && x.Cache == cache))
+			}
+		}
+		floors := closed(KindHTTPFloor, false, false)
+		conc := distinct(r.Runs, floors, func(x *Run) int { return x.Concurrency })
+		if len(conc) == 0 {
+			continue
+		}
+		top := slices.Max(conc)
+		at := func(ok func(*Run) bool) *Run {
+			return best(r.Runs, func(x *Run) bool { return ok(x) && x.Concurrency == top }, moreRPS)
+		}
+		f := at(floors)
+		for _, g := range []*Run{at(closed(KindGateway, true, false)), at(closed(KindGateway, false, true))} {
+			if g != nil {
+				lines = append(lines, fmt.Sprintf("  %s: %s ÷ %s = %.2f (%s ÷ %s)", m, formatUS(g.ServerCPUPerRequestUS), formatUS(f.ServerCPUPerRequestUS),
+					g.ServerCPUPerRequestUS/f.ServerCPUPerRequestUS, g.Name, f.Name))
+			}
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nserver CPU per request, gateway ÷ http-floor:\n%s\n", strings.Join(lines, "\n"))
 }
