@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"net"
 	"os"
@@ -12,9 +13,10 @@ import (
 	"time"
 )
 
-// collectEnv records the machine and build a run measures on. The ONNX
-// Runtime version, target and server fields are filled in later.
-func collectEnv(command string) Env {
+// collectEnv records the machine and build a run measures on; version is
+// Options.Version. The ONNX Runtime version, target and server fields are
+// filled in later.
+func collectEnv(command, version string) Env {
 	host, _ := os.Hostname()
 	return Env{
 		StartedAt:      time.Now().UTC().Format(time.RFC3339),
@@ -26,7 +28,7 @@ func collectEnv(command string) Env {
 		ThreadsPerCore: threadsPerCore(),
 		GOMAXPROCS:     runtime.GOMAXPROCS(0),
 		GoVersion:      runtime.Version(),
-		Commit:         buildCommit(),
+		Commit:         buildCommit(version),
 		Command:        command,
 	}
 }
@@ -49,11 +51,13 @@ func cpuModel() string {
 
 // buildCommit returns the commit this binary was built from, with
 // "-dirty" when its tree had changes, from the build information Go
-// stamps; for a binary without it (a test), the working directory's.
-func buildCommit() string {
+// stamps; for a binary without it (built with -buildvcs=false, or a
+// test), version when set, else the working directory's head, which may
+// not be what was built.
+func buildCommit(version string) string {
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
-		return gitCommit()
+		return cmp.Or(version, gitCommit())
 	}
 	var rev string
 	var dirty bool
@@ -66,7 +70,7 @@ func buildCommit() string {
 		}
 	}
 	if rev == "" {
-		return gitCommit()
+		return cmp.Or(version, gitCommit())
 	}
 	rev = rev[:min(len(rev), 7)]
 	if dirty {

@@ -81,3 +81,12 @@ func TestReportSchema(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildCommitPrefersVersion: a test binary carries no VCS stamp, so
+// the version the build names itself wins over the working directory's
+// git head.
+func TestBuildCommitPrefersVersion(t *testing.T) {
+	if got := buildCommit("v1.2-3-gabcdef0-dirty"); got != "v1.2-3-gabcdef0-dirty" {
+		t.Fatalf("buildCommit with a version: got %q; want the version", got)
+	}
+}

@@ -76,6 +76,11 @@ type Options struct {
 	MaxAcceptedP99 time.Duration
 	// Command is recorded in the report's environment.
 	Command string
+	// Version is the build's own name for itself (infergate's version,
+	// which `make build` sets from git describe), recorded as the report's
+	// commit when Go stamped no VCS information into the binary; "" falls
+	// back to the working directory's git head.
+	Version string
 	// Progress receives a live progress bar when it is a terminal; nil
 	// for none.
 	Progress io.Writer
@@ -156,7 +161,7 @@ func newSession(ctx context.Context, opts Options) *session {
 	return &session{
 		ctx:      ctx,
 		opts:     opts,
-		report:   &Report{Env: collectEnv(opts.Command), Runs: []Run{}},
+		report:   &Report{Env: collectEnv(opts.Command, opts.Version), Runs: []Run{}},
 		progress: newProgress(opts.Progress),
 	}
 }

@@ -84,6 +84,7 @@ Without --concurrency and --rate, runs --concurrency 1,8,64 (64 with
 		}
 	}
 	cfg.Command = commandLine("bench", args)
+	cfg.Version = builtVersion()
 	out.apply(&cfg.Options)
 	if exe, err := os.Executable(); err == nil {
 		cfg.FloorExecutable = exe
@@ -161,6 +162,7 @@ recorded as flagged runs with its error, and the suite goes on.`)
 			cfg.Overload, cfg.OverloadModel, strings.Join(cfg.Models, ","))
 	}
 	cfg.Command = commandLine("bench suite", args)
+	cfg.Version = builtVersion()
 	out.apply(&cfg.Options)
 	stopProfile, err := out.startProfile()
 	if err != nil {

@@ -13,3 +13,11 @@ func runVersion(args []string) error {
 	fmt.Printf("infergate %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return nil
 }
+
+// builtVersion returns version when the build set it, else "".
+func builtVersion() string {
+	if version == "dev" {
+		return ""
+	}
+	return version
+}
