@@ -51,7 +51,10 @@
 // /proc for an http-floor process, from process_cpu_seconds_total in the
 // gateway's /metrics (so also for a --target elsewhere). Where the load
 // generator sets the pace, throughput ratios understate the gateway's
-// efficiency; CPU per request against the http-floor's does not.
+// efficiency and CPU per request against the http-floor's shows it; an
+// idle-waiting server pays more per request than a saturated one, so the
+// comparison is fairest between servers loaded alike (the server CPU
+// column says how loaded each was).
 //
 // # Overload
 //

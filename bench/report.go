@@ -70,7 +70,10 @@ type Run struct {
 	// the gateway's /metrics otherwise; absent where neither can be read
 	// (an in-process floor). Against the floors' figure, CPU per request
 	// says how much the gateway's own work costs even where the load
-	// generator, not the server, set the pace.
+	// generator, not the server, set the pace; but a server that waits
+	// for work pays more per request (a wake-up for fewer requests each
+	// time) than a saturated one, so it compares best between runs that
+	// load their servers alike.
 	ServerCPU             float64 `json:"server_cpu,omitempty"`
 	ServerCPUPerRequestUS float64 `json:"server_cpu_us_per_request,omitempty"`
 
