@@ -140,3 +140,29 @@ func TestResponseCacheReplaysIdenticalBodies(t *testing.T) {
 		waitCache(t, s)
 	}
 }
+
+// TestStatusPageTraffic: the status page says what each loaded version
+// served, why requests failed, how it batches and how its cache does.
+func TestStatusPageTraffic(t *testing.T) {
+	b := newFakeBackend()
+	s := startFake(t, b, gateway.DefaultConfig(), registry.ModelConfig{ResponseCache: &registry.ResponseCache{Enable: true}})
+	for range 2 {
+		if r := s.post(t, fakeInfer, fakeRequest); r.code != fasthttp.StatusOK {
+			t.Fatalf("got %s; want 200", r)
+		}
+		waitCache(t, s)
+	}
+	if r := s.post(t, fakeInfer, []byte(`{"inputs":[]}`)); r.code != fasthttp.StatusBadRequest {
+		t.Fatalf("no inputs: got %s; want 400", r)
+	}
+	page := s.do(t, "GET", "/", nil)
+	for _, want := range []string{
+		"<h2>Traffic</h2>",
+		`<td>fake</td><td>1</td><td>2</td><td title="bad_request 1">1 <small>(bad_request 1)</small></td><td>1.0</td><td>0 of `,
+		"on: 50% of 2 lookups hit",
+	} {
+		if !bytes.Contains(page.body, []byte(want)) {
+			t.Errorf("status page lacks %q:\n%s", want, page.body)
+		}
+	}
+}

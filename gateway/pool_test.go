@@ -78,3 +78,17 @@ func TestScratchPoolDropsGrownBuffers(t *testing.T) {
 		}
 	})
 }
+
+func TestThousands(t *testing.T) {
+	f := func(n uint64, want string) {
+		t.Helper()
+		if got := thousands(n); got != want {
+			t.Fatalf("thousands(%d) = %q; want %q", n, got, want)
+		}
+	}
+	f(0, "0")
+	f(999, "999")
+	f(1000, "1,000")
+	f(22303, "22,303")
+	f(1234567, "1,234,567")
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html/template"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,10 +43,24 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 		}
 		rows = append(rows, r)
 	}
+	var traffic []versionTraffic
+	seen := map[string]bool{}
+	for _, e := range idx {
+		if seen[e.Name] {
+			continue
+		}
+		seen[e.Name] = true
+		if m := s.repo.Model(e.Name); m != nil {
+			for _, v := range m.Versions() {
+				traffic = append(traffic, trafficOf(v))
+			}
+		}
+	}
 	data := struct {
 		Name, Version, Runtime, Uptime, Repo string
 		Ready                                bool
 		Rows                                 []row
+		Traffic                              []versionTraffic
 		Cluster                              *clusterStatus
 	}{
 		Name:    s.cfg.Name,
@@ -55,10 +70,72 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 		Repo:    s.repo.Dir(),
 		Ready:   s.ready.Load() && !s.stopping.Load(),
 		Rows:    rows,
+		Traffic: traffic,
 		Cluster: s.clusterView(),
 	}
 	ctx.SetContentType("text/html; charset=utf-8")
 	return statusTemplate.Execute(ctx, data)
+}
+
+// versionTraffic is what the status page says of a loaded version's
+// traffic, from its metrics (since the version was first loaded) and its
+// batcher (now).
+type versionTraffic struct {
+	Model, Version string
+	Served, Failed string
+	FailedTip      string // the failures by reason
+	AvgBatch       string // rows per execution
+	Queued         string // waiting now, of the queue's bound
+	Batching       string // the batcher's settings
+	Cache          string
+}
+
+func trafficOf(v *registry.Version) versionTraffic {
+	m := v.Metrics
+	t := versionTraffic{Model: v.Model, Version: v.Label, Served: thousands(m.Success.Get()), AvgBatch: "—", Cache: "off"}
+	var failed uint64
+	var why []string
+	for r, c := range m.Failure {
+		if n := c.Get(); n > 0 {
+			failed += n
+			why = append(why, registry.FailureReason(r).String()+" "+thousands(n))
+		}
+	}
+	t.Failed, t.FailedTip = thousands(failed), strings.Join(why, ", ")
+	if execs := m.ExecCount.Get(); execs > 0 {
+		t.AvgBatch = fmt.Sprintf("%.1f", float64(m.InferenceCount.Get())/float64(execs))
+	}
+	bc := v.Batcher.Config()
+	t.Queued = thousands(uint64(v.Batcher.QueueLen())) + " of " + thousands(uint64(bc.MaxQueueSize))
+	instances := "1 instance"
+	if bc.Instances != 1 {
+		instances = fmt.Sprintf("%d instances", bc.Instances)
+	}
+	if bc.MaxBatchSize > 1 {
+		t.Batching = fmt.Sprintf("up to %d rows, %s", bc.MaxBatchSize, instances)
+		if bc.MaxQueueDelay > 0 {
+			t.Batching += fmt.Sprintf(", waits up to %s", bc.MaxQueueDelay)
+		}
+	} else {
+		t.Batching = "off, " + instances
+	}
+	if rc := v.Config.ResponseCache; rc != nil && rc.Enable {
+		hits, misses := m.CacheHits.Get(), m.CacheMisses.Get()
+		t.Cache = "on"
+		if hits+misses > 0 {
+			t.Cache = fmt.Sprintf("on: %.0f%% of %s lookups hit", 100*float64(hits)/float64(hits+misses), thousands(hits+misses))
+		}
+	}
+	return t
+}
+
+// thousands writes n with commas between groups of three digits.
+func thousands(n uint64) string {
+	s := strconv.FormatUint(n, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 // clusterStatus is the status page's view of the control plane, from this
@@ -132,6 +209,11 @@ code{background:#f4f4f4;padding:1px 4px}
 {{range .Rows}}<tr><td>{{.Name}}</td><td>{{.Version}}{{if .Default}} <small>(unversioned)</small>{{end}}</td><td class="{{.State}}">{{.State}}</td><td>{{.InFlight}}</td><td>{{.Loaded}}</td><td><code>{{printf "%.12s" .SHA256}}</code></td><td>{{.Reason}}</td></tr>
 {{else}}<tr><td colspan="7">the repository holds no models</td></tr>{{end}}
 </table>
+{{with .Traffic}}<h2>Traffic</h2>
+<p>Counts since each version was first loaded; the queue as of now.</p>
+<table><tr><th>model</th><th>version</th><th>served</th><th>failed</th><th>rows per batch</th><th>queued</th><th>batching</th><th>response cache</th></tr>
+{{range .}}<tr><td>{{.Model}}</td><td>{{.Version}}</td><td>{{.Served}}</td><td{{with .FailedTip}} title="{{.}}"{{end}}>{{.Failed}}{{with .FailedTip}} <small>({{.}})</small>{{end}}</td><td>{{.AvgBatch}}</td><td>{{.Queued}}</td><td>{{.Batching}}</td><td>{{.Cache}}</td></tr>
+{{end}}</table>{{end}}
 {{with .Cluster}}
 <h2>Cluster</h2>
 <p>node <code>{{.Node}}</code> · leader <code>{{if .Leader}}{{.Leader}}{{else}}none known{{end}}</code> · applied index {{.Index}} · {{.LastContact}}</p>
