@@ -274,7 +274,8 @@ func (b *Batcher) Do(r *Request) error {
 		// An instance is idle and nobody waits: run on the caller's
 		// goroutine, with no hand-off to a worker and back.
 		b.free--
-		yield := b.cfg.MaxBatchSize > 1 && b.skip == 0
+		// A request that fills a batch alone has no one to wait for.
+		yield := r.Rows < b.cfg.MaxBatchSize && b.skip == 0
 		if b.skip > 0 {
 			b.skip--
 		}

@@ -244,6 +244,10 @@ func TestYieldGathersReadyRequests(t *testing.T) {
 		if got := f.runs(); fmt.Sprint(got) != "[3]" || yields != 1 {
 			t.Fatalf("runs: got %v after %d yields; want [3] after 1: the three ready together form one batch", got, yields)
 		}
+		// A request that fills a batch alone does not yield.
+		if err := b.Do(request(8, 2, 0)); err != nil || yields != 1 {
+			t.Fatalf("a request of max_batch_size rows: %v after %d yields; want none more", err, yields)
+		}
 		// Lone requests: each yield finds nobody and doubles the gap.
 		var yielded []int
 		for i := range 200 {

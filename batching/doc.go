@@ -7,8 +7,8 @@
 // runs at once on its own goroutine: no hand-off, no delay. It may first
 // yield the processor once (runtime.Gosched) so that requests ready at the
 // same instant queue behind it and join its run: at every such request
-// while requests have lately queued, else after gaps that double up to
-// maxYieldGap, which is how a process with one processor batches at all.
+// while requests have lately queued, else after gaps that double up to 64
+// idle hits, which is how a process with one processor batches at all.
 // While every instance is busy, requests gather in a bounded, prioritised
 // queue, and the next instance to free up is taken by a worker with as many
 // of them as fit in MaxBatchSize rows. This adaptive dispatch needs no delay

@@ -33,35 +33,42 @@ func threadsPerCore() int {
 }
 
 // cpuTopology returns usableCPUs' answer and the most of them that share a
-// core.
+// core, 0 when /sys does not say which core each is on.
 func cpuTopology() (ids []int, perCore int, err error) {
 	var set unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &set); err != nil {
 		return nil, 0, fmt.Errorf("cannot read this process's CPU affinity: %w", err)
 	}
 	var cpus []hwThread
+	known := true
 	for c := 0; c < len(set)*64; c++ {
 		if set.IsSet(c) {
-			cpus = append(cpus, hwThread{id: c, pkg: topology(c, "physical_package_id"), core: topology(c, "core_id")})
+			pkg, _ := topology(c, "physical_package_id")
+			core, ok := topology(c, "core_id")
+			known = known && ok
+			cpus = append(cpus, hwThread{id: c, pkg: pkg, core: core})
 		}
 	}
 	ids, perCore = coreOrder(cpus)
+	if !known {
+		perCore = 0
+	}
 	return ids, perCore, nil
 }
 
 // topology returns CPU c's number of kind (core_id, physical_package_id)
-// from /sys, or c itself where /sys does not say, which keeps the CPUs'
-// own order.
-func topology(c int, kind string) int {
+// from /sys, or c itself and false where /sys does not say, which keeps
+// the CPUs' own order.
+func topology(c int, kind string) (int, bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/sys/devices/system/cpu/cpu%d/topology/%s", c, kind))
 	if err != nil {
-		return c
+		return c, false
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil {
-		return c
+		return c, false
 	}
-	return n
+	return n, true
 }
 
 func cpuSet(cpus []int) *unix.CPUSet {

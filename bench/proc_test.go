@@ -33,6 +33,18 @@ func TestServerCPU(t *testing.T) {
 	if r.ServerCPU != 0.5 || r.ServerCPUPerRequestUS != 25 {
 		t.Fatalf("got %v cores, %v µs per request; want 0.5 and 25", r.ServerCPU, r.ServerCPUPerRequestUS)
 	}
+	// Open-loop requests never sent cost the server nothing.
+	r = Run{Requests: 100_000, ErrorKinds: map[string]int64{ErrKindNotSent: 50_000}}
+	serverCPU(&r, before, after)
+	if r.ServerCPUPerRequestUS != 50 {
+		t.Fatalf("with half the requests not sent: got %v µs per request; want 50", r.ServerCPUPerRequestUS)
+	}
+	// Repeated, the median leaves out the repetitions that could not
+	// read the server's CPU.
+	sum := summarize([]Run{{ServerCPU: 0.5, ServerCPUPerRequestUS: 20}, {}, {ServerCPU: 0.7, ServerCPUPerRequestUS: 30}})
+	if sum.ServerCPU != 0.6 || sum.ServerCPUPerRequestUS != 25 {
+		t.Fatalf("summarized: got %v cores, %v µs; want 0.6 and 25", sum.ServerCPU, sum.ServerCPUPerRequestUS)
+	}
 	// Without the CPU time on either side, nothing is set.
 	r = Run{Requests: 100}
 	serverCPU(&r, &serverSnapshot{at: at}, after)

@@ -65,7 +65,8 @@ type Run struct {
 	ClientCPU     float64          `json:"client_cpu"` // cores used by the load generator on average
 	// ServerCPU is the cores the server's process used on average over
 	// the measured window, and ServerCPUPerRequestUS its CPU time per
-	// request answered in it: read from /proc for a server process the
+	// request it saw in it (answered, shed or failed; not the open-loop
+	// requests the load generator could not send): read from /proc for a server process the
 	// bench started (the http-floor), from process_cpu_seconds_total in
 	// the gateway's /metrics otherwise; absent where neither can be read
 	// (an in-process floor). Against the floors' figure, CPU per request

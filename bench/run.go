@@ -332,8 +332,10 @@ func serverCPU(r *Run, before, after *serverSnapshot) {
 		return
 	}
 	r.ServerCPU = round2(used / wall)
-	if r.Requests > 0 {
-		r.ServerCPUPerRequestUS = round1(used * 1e6 / float64(r.Requests))
+	// Per request the server saw: answered, shed or failed there, not
+	// those the load generator could not send.
+	if n := r.Requests - r.ErrorKinds[ErrKindNotSent]; n > 0 {
+		r.ServerCPUPerRequestUS = round1(used * 1e6 / float64(n))
 	}
 }
 
@@ -535,8 +537,18 @@ func summarize(reps []Run) Run {
 	r.RowsPerS = round1(med(func(r *Run) float64 { return r.RowsPerS }))
 	r.SentRPS = round1(med(func(r *Run) float64 { return r.SentRPS }))
 	r.ClientCPU = med(func(r *Run) float64 { return r.ClientCPU })
-	r.ServerCPU = med(func(r *Run) float64 { return r.ServerCPU })
-	r.ServerCPUPerRequestUS = med(func(r *Run) float64 { return r.ServerCPUPerRequestUS })
+	// The server's CPU over the repetitions that could read it.
+	measured := func(f func(*Run) float64) float64 {
+		var v []float64
+		for i := range reps {
+			if x := f(&reps[i]); x > 0 {
+				v = append(v, x)
+			}
+		}
+		return median(v)
+	}
+	r.ServerCPU = round2(measured(func(r *Run) float64 { return r.ServerCPU }))
+	r.ServerCPUPerRequestUS = round1(measured(func(r *Run) float64 { return r.ServerCPUPerRequestUS }))
 	r.Latency = Latency{
 		P50:  med(func(r *Run) float64 { return r.Latency.P50 }),
 		P90:  med(func(r *Run) float64 { return r.Latency.P90 }),

@@ -194,6 +194,8 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	// Read before the split narrows this process to the client's CPUs.
+	perCore := threadsPerCore()
 	var cpus *cpuSplit
 	if n := cfg.serverCPUs(); cfg.Target == "" && n > 0 {
 		usable, err := usableCPUs()
@@ -210,6 +212,7 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Report, error) {
 	s := newSession(ctx, cfg.Options)
 	s.cpus = cpus
 	env := &s.report.Env
+	env.ThreadsPerCore = perCore
 	target := cfg.Target
 	if target == "" {
 		gw, dir, err := startSuiteGateway(ctx, &cfg, cpus)

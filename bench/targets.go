@@ -162,8 +162,8 @@ func targetsCaveat(e *Env, ts []Target) string {
 		return ""
 	}
 	return "the load generator and the gateway shared these CPUs, while the ort-floor ran alone and the http-floor does almost no work per request: " +
-		"the ratios measure the host as much as the gateway; give the gateway CPUs of its own (--server-cpus N, or taskset with --target) " +
-		"for figures to hold it to"
+		"the ratios measure the host as much as the gateway; unless they were already pinned apart, give the gateway CPUs of its own " +
+		"(--server-cpus N, or taskset with --target) for figures to hold it to"
 }
 
 // writeCPUPerRequest writes, for every model with both, the server CPU

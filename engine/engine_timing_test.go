@@ -236,7 +236,7 @@ func BenchmarkRunAfterPause(b *testing.B) {
 				}
 				run += time.Since(t)
 			}
-			b.ReportMetric(float64(run.Microseconds())/float64(b.N), "runµs")
+			b.ReportMetric(run.Seconds()*1e6/float64(b.N), "runµs")
 		})
 	}
 }

@@ -165,4 +165,11 @@ func TestStatusPageTraffic(t *testing.T) {
 			t.Errorf("status page lacks %q:\n%s", want, page.body)
 		}
 	}
+	// A model that asks for the cache on a node without one.
+	cfg := gateway.DefaultConfig()
+	cfg.CacheBytes = 0
+	s = startFake(t, newFakeBackend(), cfg, registry.ModelConfig{ResponseCache: &registry.ResponseCache{Enable: true}})
+	if page := s.do(t, "GET", "/", nil); !bytes.Contains(page.body, []byte("off: this node has no cache (--cache-bytes 0)")) {
+		t.Errorf("status page on a node without a cache:\n%s", page.body)
+	}
 }

@@ -52,7 +52,7 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 		seen[e.Name] = true
 		if m := s.repo.Model(e.Name); m != nil {
 			for _, v := range m.Versions() {
-				traffic = append(traffic, trafficOf(v))
+				traffic = append(traffic, trafficOf(v, s.cache != nil))
 			}
 		}
 	}
@@ -90,7 +90,9 @@ type versionTraffic struct {
 	Cache          string
 }
 
-func trafficOf(v *registry.Version) versionTraffic {
+// trafficOf reads v's traffic; nodeCache says whether this node has a
+// response cache at all (--cache-bytes above 0).
+func trafficOf(v *registry.Version, nodeCache bool) versionTraffic {
 	m := v.Metrics
 	t := versionTraffic{Model: v.Model, Version: v.Label, Served: thousands(m.Success.Get()), AvgBatch: "—", Cache: "off"}
 	var failed uint64
@@ -119,7 +121,9 @@ func trafficOf(v *registry.Version) versionTraffic {
 	} else {
 		t.Batching = "off, " + instances
 	}
-	if rc := v.Config.ResponseCache; rc != nil && rc.Enable {
+	if rc := v.Config.ResponseCache; rc != nil && rc.Enable && !nodeCache {
+		t.Cache = "off: this node has no cache (--cache-bytes 0)"
+	} else if rc != nil && rc.Enable {
 		hits, misses := m.CacheHits.Get(), m.CacheMisses.Get()
 		t.Cache = "on"
 		if hits+misses > 0 {
