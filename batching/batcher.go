@@ -192,12 +192,6 @@ type Batcher struct {
 	runners chan *runner
 	// yield is runtime.Gosched; tests replace it.
 	yield func()
-	// afterBatch, when set, runs on a worker after each batch, before it
-	// frees the instance: runtime.Gosched with more than one processor
-	// (see worker.loop); nil with one, where the yielding worker would
-	// wait behind every ready goroutine while it holds the instance. Tests
-	// replace it.
-	afterBatch func()
 
 	wake     chan struct{} // a token per enqueue; workers wait on it
 	stop     chan struct{}
@@ -225,9 +219,6 @@ func New(backend Backend, cfg Config) (*Batcher, error) {
 		b.runners <- &runner{b: b}
 	}
 	b.yield = runtime.Gosched
-	if runtime.GOMAXPROCS(0) > 1 {
-		b.afterBatch = runtime.Gosched
-	}
 	for range c.Instances {
 		w := &worker{b: b}
 		b.wg.Add(1)
@@ -523,14 +514,6 @@ func (w *worker) loop() {
 		}
 		ru := <-b.runners
 		ru.run(batch)
-		if b.afterBatch != nil {
-			// The batch's callers were just made ready on this processor.
-			// Let them run before this worker takes the next batch into
-			// cgo, where they would wait for the runtime to take the
-			// processor back (tens of µs); the instance stays taken
-			// meanwhile, so whoever comes queues for the next batch.
-			b.afterBatch()
-		}
 		b.runners <- ru
 		b.release()
 		clear(batch)

@@ -142,9 +142,6 @@ func newBatcher(t *testing.T, f *fakeBackend, cfg Config) *Batcher {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A real yield would make the tests' batches depend on the
-	// scheduler; TestWorkerYieldsAfterBatch tests the hook.
-	b.afterBatch = nil
 	t.Cleanup(b.Stop)
 	return b
 }
@@ -275,45 +272,6 @@ func TestYieldGathersReadyRequests(t *testing.T) {
 		startTogether(3, 300)
 		if got := f.runs(); fmt.Sprint(got) != "[1 2 3]" || yields != 1 {
 			t.Fatalf("runs: got %v after %d yields; want [1 2 3] after 1", got, yields)
-		}
-	})
-}
-
-// TestWorkerYieldsAfterBatch: a worker yields after its batch while it
-// still holds the instance, so that the batch's callers run before the
-// next batch goes into cgo; a request that comes meanwhile queues for the
-// next batch rather than running on an instance it finds idle.
-func TestWorkerYieldsAfterBatch(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		f := &fakeBackend{compute: time.Millisecond}
-		b := newBatcher(t, f, Config{MaxBatchSize: 8})
-		b.skip, b.gap = maxYieldGap, maxYieldGap // the first caller runs at once
-		came := make(chan (<-chan error), 1)
-		var yields atomic.Int32
-		b.afterBatch = func() {
-			if yields.Add(1) == 1 {
-				late := goDo(b, request(1, 2, 9))
-				synctest.Wait()
-				if n := b.QueueLen(); n != 1 {
-					t.Errorf("a request that came while the worker yielded: %d queued; want 1", n)
-				}
-				came <- late
-			}
-		}
-		wait := func(chs ...<-chan error) {
-			for _, ch := range chs {
-				if err := <-ch; err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		busy := goDo(b, request(1, 2, 0))
-		synctest.Wait()
-		wait(busy, goDo(b, request(1, 2, 1)), goDo(b, request(1, 2, 2)))
-		wait(<-came)
-		synctest.Wait() // the worker's second yield
-		if got, n := f.runs(), yields.Load(); fmt.Sprint(got) != "[1 2 1]" || n != 2 {
-			t.Fatalf("runs: got %v after %d worker yields; want [1 2 1] after 2: the late request in a batch of its own", got, n)
 		}
 	})
 }

@@ -11,10 +11,7 @@
 // idle hits, which is how a process with one processor batches at all.
 // While every instance is busy, requests gather in a bounded, prioritised
 // queue, and the next instance to free up is taken by a worker with as many
-// of them as fit in MaxBatchSize rows. With more than one processor a
-// worker yields after each batch, before it frees the instance, so that
-// the callers it just woke run before its next batch takes the processor
-// into cgo. This adaptive dispatch needs no delay
+// of them as fit in MaxBatchSize rows. This adaptive dispatch needs no delay
 // to form large batches under load; MaxQueueDelay only lets an idle worker
 // wait briefly to fill a preferred batch size, which pays on GPUs where a
 // batch of 8 costs what a batch of 1 does.
