@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"net"
 	"os"
@@ -57,7 +56,7 @@ func cpuModel() string {
 func buildCommit(version string) string {
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
-		return cmp.Or(version, gitCommit())
+		return versionOrGit(version)
 	}
 	var rev string
 	var dirty bool
@@ -70,13 +69,22 @@ func buildCommit(version string) string {
 		}
 	}
 	if rev == "" {
-		return cmp.Or(version, gitCommit())
+		return versionOrGit(version)
 	}
 	rev = rev[:min(len(rev), 7)]
 	if dirty {
 		rev += "-dirty"
 	}
 	return rev
+}
+
+// versionOrGit returns version, or without one the working directory's
+// git head.
+func versionOrGit(version string) string {
+	if version != "" {
+		return version
+	}
+	return gitCommit()
 }
 
 // gitCommit returns `git rev-parse --short HEAD` in the working directory,

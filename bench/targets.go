@@ -33,6 +33,15 @@ type Target struct {
 	Detail string `json:"detail"`
 }
 
+// cleanClosedRun selects the unflagged closed-loop, one-row runs of model
+// m and kind; for the gateway, those with batching and cache as given.
+func cleanClosedRun(m, kind string, batching, cache bool) func(*Run) bool {
+	return func(x *Run) bool {
+		return x.Flagged == "" && x.Model == m && x.Kind == kind && x.Mode == ModeClosed && x.RowsPerRequest <= 1 &&
+			(kind != KindGateway || (x.Batching == batching && x.Cache == cache))
+	}
+}
+
 // CheckTargets checks the suite's targets for every model that r has the
 // runs for, at the highest concurrency of its closed-loop, one-row runs:
 // the batched gateway's throughput against the lower of its two floors
@@ -51,10 +60,7 @@ func CheckTargets(r *Report) []Target {
 	}
 	for _, m := range distinct(runs, func(x *Run) bool { return x.Kind == KindGateway }, func(x *Run) string { return x.Model }) {
 		closed := func(kind string, batching, cache bool) func(*Run) bool {
-			return clean(func(x *Run) bool {
-				return x.Model == m && x.Kind == kind && x.Mode == ModeClosed && x.RowsPerRequest <= 1 &&
-					(kind != KindGateway || (x.Batching == batching && x.Cache == cache))
-			})
+			return cleanClosedRun(m, kind, batching, cache)
 		}
 		batched := closed(KindGateway, true, false)
 		conc := distinct(runs, batched, func(x *Run) int { return x.Concurrency })
@@ -175,10 +181,8 @@ func writeCPUPerRequest(w io.Writer, r *Report) {
 	var lines []string
 	for _, m := range distinct(r.Runs, func(x *Run) bool { return x.Kind == KindHTTPFloor }, func(x *Run) string { return x.Model }) {
 		closed := func(kind string, batching, cache bool) func(*Run) bool {
-			return func(x *Run) bool {
-				return x.Model == m && x.Kind == kind && x.Mode == ModeClosed && x.RowsPerRequest <= 1 && x.Flagged == "" &&
-					x.ServerCPUPerRequestUS > 0 && (kind != KindGateway || (x.Batching == batching && x.Cache == cache))
-			}
+			run := cleanClosedRun(m, kind, batching, cache)
+			return func(x *Run) bool { return run(x) && x.ServerCPUPerRequestUS > 0 }
 		}
 		floors := closed(KindHTTPFloor, false, false)
 		conc := distinct(r.Runs, floors, func(x *Run) int { return x.Concurrency })

@@ -160,6 +160,15 @@ func adminFlags(fs *flag.FlagSet, read bool) *adminConfig {
 	return c
 }
 
+// call sends one request through a client that c describes.
+func (c *adminConfig) call(method, path string, query url.Values, contentType string, body []byte) (*adminAnswer, error) {
+	cl, err := c.client()
+	if err != nil {
+		return nil, err
+	}
+	return cl.call(method, path, query, contentType, body)
+}
+
 // client validates c and returns the client it describes.
 func (c *adminConfig) client() (*adminClient, error) {
 	if c.timeout <= 0 {
@@ -330,16 +339,11 @@ func (out adminOutput) report(asJSON bool, ans *adminAnswer, what string, res an
 	return err
 }
 
-// raw prints the answer's body as it came, ending with a newline.
 // getInto GETs path from the member that cfg names and decodes the answer
 // into v. With --json it prints the answer as it came instead and returns
 // a nil answer.
 func (out adminOutput) getInto(cfg *adminConfig, path string, v any) (*adminAnswer, error) {
-	c, err := cfg.client()
-	if err != nil {
-		return nil, err
-	}
-	ans, err := c.call(http.MethodGet, path, nil, "", nil)
+	ans, err := cfg.call(http.MethodGet, path, nil, "", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -349,6 +353,7 @@ func (out adminOutput) getInto(cfg *adminConfig, path string, v any) (*adminAnsw
 	return ans, ans.decode("GET "+path, v)
 }
 
+// raw prints the answer's body as it came, ending with a newline.
 func (out adminOutput) raw(a *adminAnswer) error {
 	body := a.body
 	if !bytes.HasSuffix(body, []byte("\n")) {
@@ -604,12 +609,8 @@ func setAlias(out adminOutput, fs *flag.FlagSet, cfg *adminConfig, name, alias, 
 	if err != nil {
 		return err
 	}
-	c, err := cfg.client()
-	if err != nil {
-		return err
-	}
 	body, _ := json.Marshal(map[string]int64{"version": v})
-	ans, err := c.call(http.MethodPut, modelPath(name, "aliases", alias), nil, "application/json", body)
+	ans, err := cfg.call(http.MethodPut, modelPath(name, "aliases", alias), nil, "application/json", body)
 	if err != nil {
 		return err
 	}
@@ -632,11 +633,7 @@ last promotion; that one goes back to staged.`)
 	if err != nil {
 		return err
 	}
-	c, err := cfg.client()
-	if err != nil {
-		return err
-	}
-	ans, err := c.call(http.MethodPost, modelPath(pos[0], "rollback"), nil, "", nil)
+	ans, err := cfg.call(http.MethodPost, modelPath(pos[0], "rollback"), nil, "", nil)
 	if err != nil {
 		return err
 	}
@@ -662,11 +659,7 @@ The API refuses (409) while an alias, production included, points to it.`)
 	if err != nil {
 		return err
 	}
-	c, err := cfg.client()
-	if err != nil {
-		return err
-	}
-	ans, err := c.call(http.MethodDelete, modelPath(pos[0], "versions", strconv.FormatInt(v, 10)), nil, "", nil)
+	ans, err := cfg.call(http.MethodDelete, modelPath(pos[0], "versions", strconv.FormatInt(v, 10)), nil, "", nil)
 	if err != nil {
 		return err
 	}
@@ -753,11 +746,7 @@ but no longer receives changes.`)
 	if err != nil {
 		return err
 	}
-	c, err := cfg.client()
-	if err != nil {
-		return err
-	}
-	ans, err := c.call(http.MethodDelete, "/v1/cluster/members/"+url.PathEscape(pos[0]), nil, "", nil)
+	ans, err := cfg.call(http.MethodDelete, "/v1/cluster/members/"+url.PathEscape(pos[0]), nil, "", nil)
 	if err != nil {
 		return err
 	}

@@ -118,12 +118,7 @@ func TestModelsCommands(t *testing.T) {
    "nodes":{"node-a":{"state":"ready"},"node-b":{"state":"ready"}}},
   {"version":3,"sha256":"3333333333333333333333333333333333333333333333333333333333333333","size":2048,"stage":"staged","created":"2025-03-03T10:00:00Z","origin":"node-b",
    "nodes":{"node-a":{"state":"ready"},"node-b":{"state":"failed","reason":"cannot load: bad input shape"}}}]}`
-	tests := []struct {
-		name string
-		args []string
-		call fakeCall
-		want string
-	}{
+	tests := []adminCase{
 		{
 			name: "list",
 			args: []string{"list", "--token", adminToken},
@@ -218,17 +213,7 @@ not ready:
 			want: "ctr version 1 is retired\n",
 		},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			code, stdout, stderr := runAdmin(t, modelsGroup, tc.call, tc.args...)
-			if code != 0 || stderr != "" {
-				t.Fatalf("exit %d, stderr %q; want 0 and nothing", code, stderr)
-			}
-			if stdout != tc.want {
-				t.Errorf("got\n%s\nwant\n%s", stdout, tc.want)
-			}
-		})
-	}
+	runAdminCases(t, modelsGroup, tests)
 }
 
 func TestClusterCommands(t *testing.T) {
@@ -237,12 +222,7 @@ func TestClusterCommands(t *testing.T) {
  {"id":"node-b","raft_addr":"10.0.0.2:7000","http_addr":"http://10.0.0.2:8080","voter":true,"state":"follower"},
  {"id":"node-d","raft_addr":"10.0.0.4:7000","http_addr":"","voter":false,"state":"unknown"}]}`
 	staleness := map[string]string{"X-Infergate-Index": "42", "X-Infergate-Known-Leader": "true", "X-Infergate-Last-Contact": "7"}
-	tests := []struct {
-		name string
-		args []string
-		call fakeCall
-		want string
-	}{
+	tests := []adminCase{
 		{
 			name: "status",
 			args: []string{"status", "--consistent", "--token", adminToken},
@@ -278,9 +258,23 @@ answered with applied index 9, no known leader, no contact with a leader yet
 			want: "removed node-d from the cluster\n",
 		},
 	}
+	runAdminCases(t, clusterGroup, tests)
+}
+
+// adminCase is one successful command of an admin group: its arguments,
+// the one call it must make, and what it must print.
+type adminCase struct {
+	name string
+	args []string
+	call fakeCall
+	want string
+}
+
+func runAdminCases(t *testing.T, g *adminGroup, tests []adminCase) {
+	t.Helper()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			code, stdout, stderr := runAdmin(t, clusterGroup, tc.call, tc.args...)
+			code, stdout, stderr := runAdmin(t, g, tc.call, tc.args...)
 			if code != 0 || stderr != "" {
 				t.Fatalf("exit %d, stderr %q; want 0 and nothing", code, stderr)
 			}
