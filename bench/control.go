@@ -127,6 +127,15 @@ func (c *controlClient) modelConfig(model string) *servedConfig {
 	return &sc
 }
 
+// configText returns the model's configuration as the target reports it
+// (GET /v2/models/{m}/config, compacted), or asked when it does not say.
+func (c *controlClient) configText(model, asked string) string {
+	if sc := c.modelConfig(model); sc != nil && sc.raw != "" {
+		return sc.raw
+	}
+	return asked
+}
+
 // loadModel calls POST /v2/repository/models/{m}/load with config as the
 // model's configuration; the error carries the server's message.
 func (c *controlClient) loadModel(model, config string) error {

@@ -15,6 +15,9 @@
 // floors at the same levels); RunSuite runs the standard suite, starting
 // its own gateway unless given one. Both return a Report (report.go, whose
 // JSON names are fixed), which WriteTable, SaveJSON and SaveHTML write out.
+// With Options.Repeat above 1, Measure repeats each step in a row, while
+// RunSuite runs all its steps once per round (runRounds), and CheckTargets
+// judges each target on the median of the rounds' own ratios.
 //
 // # Load
 //

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,8 +32,12 @@ type fakeGateway struct {
 	reqs         atomic.Int64
 	rows         atomic.Int64
 	loads        atomic.Int64
-	ln           net.Listener
-	srv          *fasthttp.Server
+	// mu protects loaded: a letter per configuration loaded, in order
+	// (see configLetter).
+	mu     sync.Mutex
+	loaded []byte
+	ln     net.Listener
+	srv    *fasthttp.Server
 }
 
 func startFakeGateway(t *testing.T, g *fakeGateway) string {
@@ -61,6 +66,9 @@ func (g *fakeGateway) handle(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString(`{"name":"ctr","version":"1","sha256":"","instances":1,"intra_op_threads":1}`)
 	case "/v2/repository/models/ctr/load":
 		g.loads.Add(1)
+		g.mu.Lock()
+		g.loaded = append(g.loaded, configLetter(string(ctx.PostBody())))
+		g.mu.Unlock()
 		if strings.Contains(string(ctx.PostBody()), `max_batch_size\":64`) {
 			ctx.SetStatusCode(400)
 			ctx.SetBodyString(`{"error":"parameters.config: max_batch_size 64 is over this gateway's limit"}`)
@@ -119,6 +127,22 @@ func (g *fakeGateway) handle(ctx *fasthttp.RequestCtx) {
 	default:
 		ctx.SetStatusCode(404)
 	}
+}
+
+// configLetter names a load request's configuration: u for batching off
+// (max_batch_size 1), b for batching on (any other max_batch_size), c for
+// the response cache, r for anything else (the suite restoring the
+// configuration it found).
+func configLetter(body string) byte {
+	switch {
+	case strings.Contains(body, `max_batch_size\":1}`):
+		return 'u'
+	case strings.Contains(body, `max_batch_size`):
+		return 'b'
+	case strings.Contains(body, `response_cache`):
+		return 'c'
+	}
+	return 'r'
 }
 
 func shortOptions() Options {
@@ -256,5 +280,66 @@ func TestSuiteRecordsRefusedConfig(t *testing.T) {
 	}
 	if g.loads.Load() != 4 {
 		t.Fatalf("%d loads; want 4 (unbatched, batched, cached, unbatched again)", g.loads.Load())
+	}
+}
+
+// TestSuiteRounds checks that a suite with --repeat runs in rounds: every
+// step once per round, the gateway's configurations loaded again in each,
+// and one summary per step with its repetitions numbered by round; the
+// overload pair comes after the rounds, its steps repeated in a row.
+func TestSuiteRounds(t *testing.T) {
+	g := &fakeGateway{capacity: 4, work: time.Millisecond}
+	url := startFakeGateway(t, g)
+	cfg := DefaultSuiteConfig()
+	cfg.Options = shortOptions()
+	cfg.Warmup, cfg.Duration = 20*time.Millisecond, 100*time.Millisecond
+	cfg.Repeat = 3
+	cfg.Overload = 3
+	cfg.Target = url
+	cfg.Models = []string{"ctr"}
+	cfg.OverloadModel = "ctr"
+	cfg.OverloadRows = 2
+	cfg.Concurrency = 4
+	cfg.BatchedConfig = `{"max_batch_size":32}`
+	cfg.MaxBatch = 1
+	cfg.ORTLib = "/nonexistent/libonnxruntime.so"
+	rep, err := RunSuite(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	loaded := string(g.loaded)
+	g.mu.Unlock()
+	// Unbatched, batched, cached per round; batched for the overload
+	// pair; then the configuration the suite found.
+	if want := "ubcubcubcbr"; loaded != want {
+		t.Fatalf("configurations loaded %q; want %q", loaded, want)
+	}
+	var names []string
+	for _, r := range rep.Runs {
+		names = append(names, r.Name)
+	}
+	want := "ort-floor/ctr http-floor/ctr@c4 http-floor/ctr@c1 gateway/ctr@c4 gateway/ctr@c1 " +
+		"gateway-batched/ctr@c4 gateway-batched/ctr@c1 gateway-cached/ctr@c4 gateway-sustainable/ctr@c4 gateway-overload/ctr@3x"
+	if got := strings.Join(names, " "); got != want {
+		t.Fatalf("runs %s; want %s", got, want)
+	}
+	for _, r := range rep.Runs {
+		var reps []int
+		for _, p := range r.Repetitions {
+			reps = append(reps, p.Repetition)
+			if p.Name != r.Name {
+				t.Fatalf("%s: repetition %d is named %s", r.Name, p.Repetition, p.Name)
+			}
+		}
+		if r.Repeats != 3 || fmt.Sprint(reps) != "[1 2 3]" {
+			t.Fatalf("%s: %d repeats, repetitions %v; want 3, [1 2 3]", r.Name, r.Repeats, reps)
+		}
+		if r.Name != "ort-floor/ctr" && r.Shed == nil && (r.Flagged != "" || r.Requests == 0) {
+			t.Fatalf("%s: flagged %q, %d requests", r.Name, r.Flagged, r.Requests)
+		}
+	}
+	if ovl := rep.Runs[9]; ovl.Shed == nil || ovl.SustainableRun != "gateway-sustainable/ctr@c4" {
+		t.Fatalf("overload run: shed %+v, sustainable run %q", ovl.Shed, ovl.SustainableRun)
 	}
 }

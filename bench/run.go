@@ -155,6 +155,11 @@ type session struct {
 	// cpus, when not nil, splits the CPUs between the servers this session
 	// starts and itself.
 	cpus *cpuSplit
+	// round, while a suite runs its steps in rounds (--repeat above 1), is
+	// the round under way, from 1: measure then runs one repetition, so
+	// numbered, and add collects runs into rounds instead of the report.
+	round  int
+	rounds *roundRuns
 }
 
 func newSession(ctx context.Context, opts Options) *session {
@@ -166,14 +171,25 @@ func newSession(ctx context.Context, opts Options) *session {
 	}
 }
 
-// add appends r to the report and logs it.
+// add appends r to the report, or to the round's runs while a suite runs
+// in rounds, and logs it.
 func (s *session) add(r Run) {
-	s.report.Runs = append(s.report.Runs, r)
+	if s.rounds != nil {
+		r.Repetition = s.round
+		s.rounds.add(r)
+	} else {
+		s.report.Runs = append(s.report.Runs, r)
+	}
+	s.logRun(r)
+}
+
+// logRun writes one line about r to the log, if any.
+func (s *session) logRun(r Run) {
 	if s.opts.Log == nil {
 		return
 	}
 	fmt.Fprintf(s.opts.Log, "%-34s %12s req/s %12s rows/s  p50 %8s  p99 %8s  errors %s  cpu %.2f",
-		r.Name, groupThousands(r.ThroughputRPS), groupThousands(r.RowsPerS),
+		repName(r.Name, r.Repetition), groupThousands(r.ThroughputRPS), groupThousands(r.RowsPerS),
 		formatUS(r.Latency.P50), formatUS(r.Latency.P99), formatErrors(r.Errors, r.Requests), r.ClientCPU)
 	if r.Shed != nil {
 		fmt.Fprintf(s.opts.Log, "  offered %s/s  shed %s", groupThousands(r.OfferedRPS), formatShed(r.Shed))
@@ -189,8 +205,14 @@ func (s *session) add(r Run) {
 
 // measure runs one step Repeat times through one and returns the run, or
 // the summary of the repetitions. one is given the repetition number, 0
-// when there is a single one.
+// when there is a single one. In a suite's round it runs one repetition,
+// numbered by the round.
 func (s *session) measure(one func(rep int) Run) Run {
+	if s.round > 0 {
+		r := one(s.round)
+		r.Repetition = s.round
+		return r
+	}
 	n := max(s.opts.Repeat, 1)
 	if n == 1 {
 		return one(0)

@@ -301,7 +301,10 @@ func startSuiteGateway(ctx context.Context, cfg *SuiteConfig, cpus *cpuSplit) (*
 	return gw, dir, nil
 }
 
-// suiteModel runs the suite's steps for model m.
+// suiteModel runs the suite's steps for model m: once, or with Repeat
+// above 1 in as many rounds, each of which runs every step once (see
+// runRounds). The overload pair follows the batched runs in a single
+// round, and the rounds otherwise.
 func (s *session) suiteModel(cfg *SuiteConfig, ctl *controlClient, target, m string, first bool) error {
 	md, err := ctl.oip.ModelMetadata(m, "")
 	if err != nil {
@@ -316,6 +319,10 @@ func (s *session) suiteModel(cfg *SuiteConfig, ctl *controlClient, target, m str
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
+	data, err := cfg.modelBytes(m)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
 	// What the model runs with now, to put it back at the end.
 	restore := DefaultUnbatchedConfig
 	if sc := ctl.modelConfig(m); sc != nil {
@@ -325,11 +332,6 @@ func (s *session) suiteModel(cfg *SuiteConfig, ctl *controlClient, target, m str
 	}
 	// Batching off first: the floors are measured against this gateway.
 	unbatchedErr := s.loadConfig(ctl, m, cfg.UnbatchedConfig)
-	served := ctl.modelConfig(m)
-	instances, threads := ortSettings(&cfg.Options, served)
-	if first {
-		s.report.Env.Instances, s.report.Env.IntraOpThreads = instances, threads
-	}
 	gw, err := newHTTPTarget(target, m, pool, cfg.Timeout)
 	if err != nil {
 		return err
@@ -338,7 +340,97 @@ func (s *session) suiteModel(cfg *SuiteConfig, ctl *controlClient, target, m str
 	if err != nil {
 		return err
 	}
-	tmpl := Run{Model: m, Mode: ModeClosed, RowsPerRequest: pool.bodies[0].rows, Encoding: cfg.Encoding}
+	sm := &suiteModelRun{
+		cfg: cfg, ctl: ctl, target: target, m: m, md: md, data: data,
+		pool: pool, hitPool: hitPool, captured: captured, first: first,
+	}
+	if n := max(cfg.Repeat, 1); n == 1 {
+		err = sm.round(s, unbatchedErr, true)
+	} else {
+		err = s.runRounds(n, func(i int) error {
+			if i > 1 {
+				unbatchedErr = s.loadConfig(ctl, m, cfg.UnbatchedConfig)
+			}
+			return sm.round(s, unbatchedErr, false)
+		})
+		if err == nil && sm.overload() && s.ctx.Err() == nil {
+			if loadErr := s.loadConfig(ctl, m, cfg.BatchedConfig); loadErr == nil {
+				err = s.suiteOverload(cfg, ctl, target, m, md, ctl.configText(m, cfg.BatchedConfig))
+			}
+		}
+	}
+	// Leave the model as the suite found it.
+	if err := s.loadConfig(ctl, m, restore); err != nil && cfg.Log != nil {
+		fmt.Fprintf(cfg.Log, "cannot restore model %q to %s: %s\n", m, restore, err)
+	}
+	return err
+}
+
+// runRounds runs round n times, numbered from 1, unless the context ends
+// first, and then adds to the report, in the order of the first round,
+// one run per step: the summary of its repetitions (see summarize).
+// Running every step once per round, rather than each step n times in a
+// row, lets the floors and the gateway see the same drift of a shared
+// host, so that the ratios of one round hold in it; the targets are then
+// judged on the median of the rounds' ratios (see CheckTargets).
+func (s *session) runRounds(n int, round func(i int) error) error {
+	s.rounds = &roundRuns{reps: map[string][]Run{}}
+	defer func() { s.round, s.rounds = 0, nil }()
+	var err error
+	for i := 1; i <= n && err == nil && s.ctx.Err() == nil; i++ {
+		s.round = i
+		err = round(i)
+	}
+	for _, name := range s.rounds.names {
+		s.report.Runs = append(s.report.Runs, summarize(s.rounds.reps[name]))
+	}
+	return err
+}
+
+// roundRuns collects the repetitions of a suite's steps over its rounds,
+// by run name.
+type roundRuns struct {
+	names []string // in the order of the first round
+	reps  map[string][]Run
+}
+
+func (c *roundRuns) add(r Run) {
+	if _, ok := c.reps[r.Name]; !ok {
+		c.names = append(c.names, r.Name)
+	}
+	c.reps[r.Name] = append(c.reps[r.Name], r)
+}
+
+// suiteModelRun is what every round of one model's steps needs.
+type suiteModelRun struct {
+	cfg      *SuiteConfig
+	ctl      *controlClient
+	target   string
+	m        string
+	md       *oip.ModelMetadata
+	data     []byte // the model's ONNX bytes, for the ort-floor
+	pool     *requestPool
+	hitPool  *requestPool
+	captured *capturedResponse
+	first    bool // the suite's first model: its settings go into Env
+}
+
+// overload reports whether the overload pair runs on this model.
+func (sm *suiteModelRun) overload() bool {
+	return sm.cfg.Overload > 0 && sm.m == sm.cfg.OverloadModel
+}
+
+// round runs the model's steps once, with the gateway serving the
+// unbatched configuration (or having refused it with unbatchedErr), and
+// with withOverload the overload pair after the batched runs.
+func (sm *suiteModelRun) round(s *session, unbatchedErr error, withOverload bool) error {
+	cfg, ctl, m := sm.cfg, sm.ctl, sm.m
+	served := ctl.modelConfig(m)
+	instances, threads := ortSettings(&cfg.Options, served)
+	if sm.first {
+		s.report.Env.Instances, s.report.Env.IntraOpThreads = instances, threads
+	}
+	tmpl := Run{Model: m, Mode: ModeClosed, RowsPerRequest: sm.pool.bodies[0].rows, Encoding: cfg.Encoding}
 	closed := func(name, kind string, c int) Run {
 		r := tmpl
 		r.Name = runName(name, m, level{mode: ModeClosed, concurrency: c})
@@ -349,19 +441,15 @@ func (s *session) suiteModel(cfg *SuiteConfig, ctl *controlClient, target, m str
 	loads := []int{cfg.Concurrency, 1}
 
 	// ort-floor.
-	data, err := cfg.modelBytes(m)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrBadConfig, err)
-	}
-	s.ortFloor(m, data, instances, threads, modelMismatch(served, data))
+	s.ortFloor(m, sm.data, instances, threads, modelMismatch(served, sm.data))
 
 	// http-floor.
 	if s.ctx.Err() == nil {
-		floor, err := startHTTPFloor(s.ctx, cfg.FloorExecutable, captured, s.cpus)
+		floor, err := startHTTPFloor(s.ctx, cfg.FloorExecutable, sm.captured, s.cpus)
 		if err != nil {
 			return fmt.Errorf("cannot start the http-floor: %w", err)
 		}
-		ft, _ := newHTTPTarget(floor.url, m, pool, cfg.Timeout)
+		ft, _ := newHTTPTarget(floor.url, m, sm.pool, cfg.Timeout)
 		for _, c := range loads {
 			if s.ctx.Err() != nil {
 				break
@@ -385,9 +473,9 @@ func (s *session) suiteModel(cfg *SuiteConfig, ctl *controlClient, target, m str
 		// overload: the overload pair follows, for OverloadModel.
 		overload bool
 	}{
-		{"gateway", cfg.UnbatchedConfig, false, false, loads, pool, true, unbatchedErr, false},
-		{"gateway-batched", cfg.BatchedConfig, true, false, loads, pool, false, nil, true},
-		{"gateway-cached", cfg.CachedConfig, false, true, []int{cfg.Concurrency}, hitPool, false, nil, false},
+		{"gateway", cfg.UnbatchedConfig, false, false, loads, sm.pool, true, unbatchedErr, false},
+		{"gateway-batched", cfg.BatchedConfig, true, false, loads, sm.pool, false, nil, true},
+		{"gateway-cached", cfg.CachedConfig, false, true, []int{cfg.Concurrency}, sm.hitPool, false, nil, false},
 	}
 	for _, v := range variants {
 		if s.ctx.Err() != nil {
@@ -397,15 +485,13 @@ func (s *session) suiteModel(cfg *SuiteConfig, ctl *controlClient, target, m str
 		if !v.preloaded {
 			loadErr = s.loadConfig(ctl, m, v.config)
 		}
-		t, err := newHTTPTarget(target, m, v.pool, cfg.Timeout)
+		t, err := newHTTPTarget(sm.target, m, v.pool, cfg.Timeout)
 		if err != nil {
 			return err
 		}
 		config := v.config
 		if loadErr == nil {
-			if sc := ctl.modelConfig(m); sc != nil {
-				config = sc.raw
-			}
+			config = ctl.configText(m, v.config)
 		}
 		for _, c := range v.loads {
 			if s.ctx.Err() != nil {
@@ -421,15 +507,11 @@ func (s *session) suiteModel(cfg *SuiteConfig, ctl *controlClient, target, m str
 			}
 			s.add(s.measure(func(rep int) Run { return s.measureHTTP(h, rep) }))
 		}
-		if v.overload && loadErr == nil && cfg.Overload > 0 && m == cfg.OverloadModel && s.ctx.Err() == nil {
-			if err := s.suiteOverload(cfg, ctl, target, m, md, config); err != nil {
+		if withOverload && v.overload && loadErr == nil && sm.overload() && s.ctx.Err() == nil {
+			if err := s.suiteOverload(cfg, ctl, sm.target, m, sm.md, config); err != nil {
 				return err
 			}
 		}
-	}
-	// Leave the model as the suite found it.
-	if err := s.loadConfig(ctl, m, restore); err != nil && cfg.Log != nil {
-		fmt.Fprintf(cfg.Log, "cannot restore model %q to %s: %s\n", m, restore, err)
 	}
 	return nil
 }

@@ -135,6 +135,9 @@ The gateway's model configuration is switched between runs with POST
 recorded as flagged runs with its error, and the suite goes on.`)
 	cfg := bench.DefaultSuiteConfig()
 	commonBenchFlags(fs, &cfg.Options)
+	fs.Lookup("repeat").Usage = "run the suite this many rounds, each step once per round, so that the floors and the gateway share the host's drift; " +
+		"each figure is the median over the rounds, with the spread and every round in the JSON, and each target is judged on the median of the rounds' own ratios. " +
+		"The overload pair runs after the rounds, its steps repeated in a row"
 	fs.StringVar(&cfg.Target, "target", "", "base URL of a running gateway to measure instead of starting one (its models are reconfigured through the repository API)")
 	models := stringList(cfg.Models)
 	fs.Var(&models, "models", "`MODEL,...` to run")
