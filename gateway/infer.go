@@ -84,22 +84,22 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, name, version []byte) error {
 		return s.routeError(name, version, err)
 	}
 	defer v.Release()
+	v.Metrics.Arrived(start)
 	ctx.Response.Header.Set("X-Model-Version", v.Label)
 	finished := false
 	defer func() {
 		if !finished { // inferVersion panicked; handle recovers and answers 500
-			v.Metrics.Failure[registry.ReasonInternal].Inc()
+			v.Metrics.Failed(registry.ReasonInternal, time.Since(start))
 		}
 	}()
 	err = s.inferVersion(ctx, v, start)
 	finished = true
 	if err != nil {
 		he := toHTTPError(err)
-		v.Metrics.Failure[he.reason].Inc()
+		v.Metrics.Failed(he.reason, time.Since(start))
 		return he
 	}
-	v.Metrics.Success.Inc()
-	v.Metrics.Duration.UpdateDuration(start)
+	v.Metrics.Succeeded(time.Since(start))
 	return nil
 }
 
@@ -134,10 +134,9 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 		// without decoding.
 		sc.bkey = cache.AppendBodyKey(sc.bkey, v.Generation, headerLen, body)
 		if e, ok := s.cache.Get(sc.bkey); ok && e.Response != nil {
-			v.Metrics.CacheHits.Inc()
 			setBody(ctx, sc, e.Response, e.JSONLen)
 			ctx.Response.Header.Set("X-Cache", "hit")
-			v.Metrics.CacheHitDuration.UpdateDuration(start)
+			v.Metrics.CacheHit(time.Since(start))
 			return nil
 		}
 	}
@@ -161,11 +160,10 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 	if useCache {
 		sc.key = cache.AppendKey(sc.key[:0], v.Generation, req.Inputs, v.Inputs)
 		if e, ok := s.cache.Get(sc.key); ok && e.Outputs != nil {
-			v.Metrics.CacheHits.Inc()
 			s.writeResponse(ctx, sc, v, e.Outputs)
 			s.cacheResponse(sc)
 			ctx.Response.Header.Set("X-Cache", "hit")
-			v.Metrics.CacheHitDuration.UpdateDuration(start)
+			v.Metrics.CacheHit(time.Since(start))
 			return nil
 		}
 		v.Metrics.CacheMisses.Inc()

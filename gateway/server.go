@@ -280,8 +280,15 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) error {
 	return notFound("no such endpoint %q; the OIP v2 endpoints live under /v2 (GET /v2 describes the server)", path)
 }
 
-// routeModel handles /v2/models/{m}[/versions/{v}][/ready|/infer].
+// routeModel handles /v2/models/{m}[/versions/{v}][/ready|/infer|/config|/stats]
+// and /v2/models/stats.
 func (s *Server) routeModel(ctx *fasthttp.RequestCtx, rest []byte) error {
+	if string(rest) == "stats" {
+		if err := allow(ctx, fasthttp.MethodGet); err != nil {
+			return err
+		}
+		return s.modelStats(ctx, nil, nil)
+	}
 	name, rest, _ := bytes.Cut(rest, slash)
 	var version []byte
 	if v, ok := bytes.CutPrefix(rest, versionsPrefix); ok {
@@ -311,8 +318,13 @@ func (s *Server) routeModel(ctx *fasthttp.RequestCtx, rest []byte) error {
 			return err
 		}
 		return s.modelConfig(ctx, name, version)
+	case "stats":
+		if err := allow(ctx, fasthttp.MethodGet); err != nil {
+			return err
+		}
+		return s.modelStats(ctx, name, version)
 	}
-	return notFound("no such endpoint %q; under /v2/models/{name}[/versions/{v}] there are GET (metadata), GET /ready, GET /config and POST /infer", ctx.Path())
+	return notFound("no such endpoint %q; under /v2/models/{name}[/versions/{v}] there are GET (metadata), GET /ready, GET /config, GET /stats and POST /infer", ctx.Path())
 }
 
 var (

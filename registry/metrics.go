@@ -2,6 +2,9 @@ package registry
 
 import (
 	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -70,7 +73,36 @@ type VersionMetrics struct {
 	CacheHits, CacheMisses *metrics.Counter
 	CacheHitDuration       *metrics.PrometheusHistogram
 
+	// The same events as counts and total durations, for the statistics
+	// extension (see Statistics): Prometheus histograms do not give their
+	// sums back.
+	success, fail, queue, computeInfer, cacheHit durationStat
+	// lastInference is when the last request for the version arrived,
+	// in Unix milliseconds.
+	lastInference atomic.Int64
+	// batches maps the rows of an execution to its durationStat.
+	batches sync.Map
+
 	names []string
+}
+
+// durationStat is a count of events and their total duration. The zero
+// value is ready; it is safe for concurrent use.
+type durationStat struct {
+	count, ns atomic.Uint64
+}
+
+// add counts n events that took d in all.
+func (s *durationStat) add(n int, d time.Duration) {
+	s.count.Add(uint64(n))
+	if d > 0 {
+		s.ns.Add(uint64(d))
+	}
+}
+
+// value returns the count and the total duration.
+func (s *durationStat) value() StatValue {
+	return StatValue{Count: s.count.Load(), NS: s.ns.Load()}
 }
 
 // newVersionMetrics creates the series of one version; inFlight reports
@@ -114,11 +146,112 @@ func (m *VersionMetrics) Executed(rows, requests int, compute time.Duration, err
 	m.ExecCount.Inc()
 	m.InferenceCount.Add(rows)
 	m.BatchSize.Update(float64(rows))
+	// Each request of the batch waited for the whole execution.
+	m.computeInfer.add(requests, time.Duration(requests)*compute)
+	bs, ok := m.batches.Load(rows)
+	if !ok {
+		bs, _ = m.batches.LoadOrStore(rows, new(durationStat))
+	}
+	bs.(*durationStat).add(1, compute)
 }
 
 // Queued implements batching.Observer.
 func (m *VersionMetrics) Queued(wait time.Duration) {
 	m.QueueDuration.Update(wait.Seconds())
+	m.queue.add(1, wait)
+}
+
+// Arrived records that a request for the version arrived at t.
+func (m *VersionMetrics) Arrived(t time.Time) {
+	// Written at most once a millisecond (a write on every request would
+	// bounce the cache line between the cores that serve them), and never
+	// back in time.
+	ms := t.UnixMilli()
+	for {
+		old := m.lastInference.Load()
+		if old >= ms || m.lastInference.CompareAndSwap(old, ms) {
+			return
+		}
+	}
+}
+
+// Succeeded counts a request answered with 2xx after d.
+func (m *VersionMetrics) Succeeded(d time.Duration) {
+	m.Success.Inc()
+	m.Duration.Update(d.Seconds())
+	m.success.add(1, d)
+}
+
+// CacheHit counts a request that the response cache answered, d after
+// it arrived.
+func (m *VersionMetrics) CacheHit(d time.Duration) {
+	m.CacheHits.Inc()
+	m.CacheHitDuration.Update(d.Seconds())
+	m.cacheHit.add(1, d)
+}
+
+// Failed counts a request that failed for reason after d.
+func (m *VersionMetrics) Failed(reason FailureReason, d time.Duration) {
+	m.Failure[reason].Inc()
+	m.fail.add(1, d)
+}
+
+// Statistics is what GET /v2/models/{m}/stats reports of a version: its
+// activity since its series were created (when it was first loaded on
+// this node; reloads with a new configuration keep them).
+type Statistics struct {
+	// LastInference is when the last request arrived, in Unix
+	// milliseconds; 0 before the first.
+	LastInference int64
+	// InferenceCount is the rows executed, ExecutionCount the executions
+	// (batches); neither counts cache hits.
+	InferenceCount, ExecutionCount uint64
+	// Success counts requests answered with 2xx, cache hits included, and
+	// their whole time in the gateway; Fail the failed ones.
+	Success, Fail StatValue
+	// Queue counts requests that went through the batcher and their wait
+	// for an instance.
+	Queue StatValue
+	// ComputeInfer counts requests that went through the backend and the
+	// time of the executions they were part of (inputs gathered into the
+	// batch, the run, outputs taken out of it).
+	ComputeInfer StatValue
+	// CacheHit counts the requests the response cache answered and their
+	// whole time in the gateway.
+	CacheHit StatValue
+	// Batches are the executions by rows, in ascending order.
+	Batches []BatchStat
+}
+
+// StatValue is a count of events and their total duration in
+// nanoseconds.
+type StatValue struct{ Count, NS uint64 }
+
+// BatchStat is the executions of one size: their count and total time.
+type BatchStat struct {
+	Rows int
+	StatValue
+}
+
+// Statistics returns the version's statistics now. The counters are read
+// one after the other, not as one snapshot.
+func (m *VersionMetrics) Statistics() Statistics {
+	st := Statistics{
+		LastInference:  m.lastInference.Load(),
+		InferenceCount: m.InferenceCount.Get(),
+		ExecutionCount: m.ExecCount.Get(),
+		Success:        m.success.value(),
+		Fail:           m.fail.value(),
+		Queue:          m.queue.value(),
+		ComputeInfer:   m.computeInfer.value(),
+		CacheHit:       m.cacheHit.value(),
+	}
+	m.batches.Range(func(k, v any) bool {
+		st.Batches = append(st.Batches, BatchStat{Rows: k.(int), StatValue: v.(*durationStat).value()})
+		return true
+	})
+	sort.Slice(st.Batches, func(i, j int) bool { return st.Batches[i].Rows < st.Batches[j].Rows })
+	return st
 }
 
 func (m *VersionMetrics) unregister(set *metrics.Set) {
