@@ -46,6 +46,11 @@ type Config struct {
 	// ModelFile is the model the ort-floor runs; "" means the demo model
 	// of the same name.
 	ModelFile string
+	// ReloadEvery, when set, reloads the model through the repository API
+	// this often during the measured window of every gateway step (see
+	// Run.Reloads): the step then measures what reloads cost, and any
+	// failed request flags it.
+	ReloadEvery time.Duration
 }
 
 // DefaultConfig returns the defaults of `infergate bench`.
@@ -89,6 +94,13 @@ func (c *Config) Validate() error {
 		if !(r >= 0.1 && r <= 1e7) {
 			return fmt.Errorf("%w: --rate %g must be between 0.1 and 10000000 requests/s", ErrBadConfig, r)
 		}
+	}
+	if c.ReloadEvery != 0 && (c.ReloadEvery < minReloadEvery || c.ReloadEvery > maxReloadEvery) {
+		return fmt.Errorf("%w: --reload-every %s must be between %s and %s (each reload builds and warms new sessions)",
+			ErrBadConfig, c.ReloadEvery, minReloadEvery, maxReloadEvery)
+	}
+	if c.ReloadEvery > 0 && c.Overload > 0 {
+		return fmt.Errorf("%w: --reload-every and --overload measure different things; run them apart", ErrBadConfig)
 	}
 	if c.MaxP99 < 0 {
 		return fmt.Errorf("%w: --max-p99 %s must not be negative", ErrBadConfig, c.MaxP99)
@@ -206,6 +218,9 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 		for _, ls := range [][]level{closed, open} {
 			s.series(kind, cfg.Model, ls, cfg.MaxP99, func(l level) Run {
 				h := httpRun{tmpl: tmpl, target: target, control: control, serverPID: serverPID}
+				if kind == KindGateway {
+					h.reloadEvery = cfg.ReloadEvery
+				}
 				h.tmpl.Name = runName(kind, cfg.Model, l)
 				h.tmpl.Kind = kind
 				h.tmpl.Mode, h.tmpl.Concurrency, h.tmpl.Rate = l.mode, l.concurrency, l.rate

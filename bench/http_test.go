@@ -32,12 +32,11 @@ type fakeGateway struct {
 	reqs         atomic.Int64
 	rows         atomic.Int64
 	loads        atomic.Int64
-	// mu protects loaded: a letter per configuration loaded, in order
-	// (see configLetter).
-	mu     sync.Mutex
-	loaded []byte
-	ln     net.Listener
-	srv    *fasthttp.Server
+	// mu protects loads: the body of every load call, in order.
+	mu         sync.Mutex
+	loadBodies []string
+	ln         net.Listener
+	srv        *fasthttp.Server
 }
 
 func startFakeGateway(t *testing.T, g *fakeGateway) string {
@@ -63,11 +62,11 @@ func (g *fakeGateway) handle(ctx *fasthttp.RequestCtx) {
 	case "/v2/health/ready":
 		g.probes.Add(1)
 	case "/v2/models/ctr/config":
-		ctx.SetBodyString(`{"name":"ctr","version":"1","sha256":"","instances":1,"intra_op_threads":1}`)
+		ctx.SetBodyString(`{"name":"ctr","version":"1","sha256":"","instances":1,"intra_op_threads":1,"max_queue":256}`)
 	case "/v2/repository/models/ctr/load":
 		g.loads.Add(1)
 		g.mu.Lock()
-		g.loaded = append(g.loaded, configLetter(string(ctx.PostBody())))
+		g.loadBodies = append(g.loadBodies, string(ctx.PostBody()))
 		g.mu.Unlock()
 		if strings.Contains(string(ctx.PostBody()), `max_batch_size\":64`) {
 			ctx.SetStatusCode(400)
@@ -127,6 +126,18 @@ func (g *fakeGateway) handle(ctx *fasthttp.RequestCtx) {
 	default:
 		ctx.SetStatusCode(404)
 	}
+}
+
+// loaded returns a letter per configuration loaded so far, in order (see
+// configLetter).
+func (g *fakeGateway) loaded() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var b []byte
+	for _, body := range g.loadBodies {
+		b = append(b, configLetter(body))
+	}
+	return string(b)
 }
 
 // configLetter names a load request's configuration: u for batching off
@@ -307,9 +318,7 @@ func TestSuiteRounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.mu.Lock()
-	loaded := string(g.loaded)
-	g.mu.Unlock()
+	loaded := g.loaded()
 	// Unbatched, batched, cached per round; batched for the overload
 	// pair; then the configuration the suite found.
 	if want := "ubcubcubcbr"; loaded != want {

@@ -68,6 +68,8 @@ type loadStep struct {
 	// health, when set, probes the server's readiness while the step
 	// runs; run starts it and waits for it.
 	health *healthProber
+	// reload, when set, reloads the model through the measured window.
+	reload *reloader
 	// sleepUntil waits until t; nil means preciseSleepUntil. Tests under
 	// testing/synctest pass a time.Sleep-based one.
 	sleepUntil func(t time.Time)
@@ -181,6 +183,7 @@ type stepResult struct {
 	// done, or nil.
 	shedding bool
 	health   *healthProber
+	reload   *reloader
 }
 
 // live returns the answers so far and how many were errors, warm-up
@@ -209,11 +212,14 @@ func (s *loadStep) run(ctx context.Context) *stepResult {
 	start := time.Now()
 	ws := start.Add(s.warmup)
 	we := ws.Add(s.duration)
-	res := &stepResult{windowStart: ws, shedding: s.shedding, health: s.health}
+	res := &stepResult{windowStart: ws, shedding: s.shedding, health: s.health, reload: s.reload}
 	var probing sync.WaitGroup
 	stopProbe := make(chan struct{})
 	if s.health != nil {
 		probing.Go(func() { s.health.run(stopProbe, start, ws, we) })
+	}
+	if s.reload != nil {
+		probing.Go(func() { s.reload.run(stopProbe, ws, we) })
 	}
 	var early bool
 	if s.mode == ModeOpen {
@@ -476,6 +482,9 @@ func (res *stepResult) fill(run *Run, interval time.Duration) {
 	}
 	if res.health != nil {
 		run.Health = res.health.stats()
+	}
+	if res.reload != nil {
+		run.Reloads = res.reload.stats()
 	}
 	if interval <= 0 {
 		interval = timelineInterval(window)

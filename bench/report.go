@@ -125,6 +125,9 @@ type Run struct {
 	// Health is what a prober saw of GET /v2/health/ready, sent every
 	// 10 ms on a connection of its own during the measured window.
 	Health *HealthStats `json:"health,omitempty"`
+	// Reloads is what the model's reloads did to a run measured with
+	// --reload-every.
+	Reloads *ReloadStats `json:"reloads,omitempty"`
 
 	// Series and distributions for the HTML report.
 	Timeline  []TimelinePoint `json:"timeline,omitempty"`  // one point per interval
@@ -202,6 +205,22 @@ type HealthStats struct {
 	P50US    float64 `json:"p50_us"`
 	P99US    float64 `json:"p99_us"`
 	MaxUS    float64 `json:"max_us"`
+}
+
+// ReloadStats says what the reloads of a --reload-every run were: Loads
+// calls of POST /v2/repository/models/{m}/load, one every EveryMS through
+// the measured window, alternating the model's configuration with the
+// same at max_queue one higher so that each built and swapped in new
+// sessions; Failures of them answered with an error (the last one is
+// LastError). P50US and MaxUS are how long the load calls took: loading,
+// warming and swapping in the new sessions.
+type ReloadStats struct {
+	EveryMS   float64 `json:"every_ms"`
+	Loads     int64   `json:"loads"`
+	Failures  int64   `json:"failures"`
+	LastError string  `json:"last_error,omitempty"`
+	P50US     float64 `json:"p50_us"`
+	MaxUS     float64 `json:"max_us"`
 }
 
 // HistogramBin counts requests whose latency is at most UpToUS (and above

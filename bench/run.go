@@ -246,6 +246,9 @@ type httpRun struct {
 	// errors, and a prober watches the gateway's readiness (through
 	// control's address).
 	overload bool
+	// reloadEvery, when set, reloads the model through control's
+	// repository API this often in the measured window (see reloader).
+	reloadEvery time.Duration
 }
 
 // measureHTTP runs one repetition of h.
@@ -276,6 +279,19 @@ func (s *session) measureHTTP(h httpRun, rep int) Run {
 	}
 	if h.overload && h.control != nil {
 		ls.health = newHealthProber(h.control.host, h.control.prefix)
+	}
+	if h.reloadEvery > 0 && h.control != nil {
+		rl, err := newReloader(h.control, r.Model, h.reloadEvery)
+		if err != nil {
+			r.Flagged = err.Error()
+			return r
+		}
+		ls.reload = rl
+		defer func() {
+			if err := rl.restore(); err != nil && s.opts.Log != nil {
+				fmt.Fprintln(s.opts.Log, err)
+			}
+		}()
 	}
 	// The server's counters and CPU time are read when the measured
 	// window opens and after the step.
@@ -472,6 +488,18 @@ func flagRun(r *Run, unbatched bool) {
 	}
 	if r.Requests > 0 {
 		why = append(why, flagOverload(r)...)
+	}
+	if rl := r.Reloads; rl != nil {
+		switch {
+		case rl.Loads == 0:
+			why = append(why, "no reload fell in the measured window: lengthen --duration or shorten --reload-every")
+		case rl.Failures > 0:
+			why = append(why, fmt.Sprintf("%d of %d reloads failed: %s", rl.Failures, rl.Loads, rl.LastError))
+		}
+		// A reload must lose nothing: any error counts, not only above 1%.
+		if r.Errors > 0 && r.Errors*100 <= r.Requests {
+			why = append(why, fmt.Sprintf("%d requests failed while the model reloaded (%s)", r.Errors, formatKinds(r.ErrorKinds)))
+		}
 	}
 	r.Flagged = strings.Join(why, "; ")
 }

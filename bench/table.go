@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -158,10 +159,27 @@ func WriteTable(w io.Writer, r *Report) error {
 		if run := &r.Runs[i]; run.Shed != nil && run.Requests > 0 {
 			fmt.Fprintf(w, "\n%s\n", overloadLine(run))
 		}
+		if run := &r.Runs[i]; run.Reloads != nil && run.Requests > 0 {
+			fmt.Fprintf(w, "\n%s\n", reloadLine(run))
+		}
 	}
 	writeTargets(w, r.Targets, targetsCaveat(&r.Env, r.Targets))
 	writeCPUPerRequest(w, r)
 	return nil
+}
+
+// reloadLine tells what the reloads of run r did, in a sentence.
+func reloadLine(r *Run) string {
+	rl := r.Reloads
+	s := fmt.Sprintf("reloads %s: %d, one every %s (its configuration, then max_queue one higher, in turn)",
+		r.Name, rl.Loads, time.Duration(rl.EveryMS)*time.Millisecond)
+	if rl.Loads > 0 {
+		s += fmt.Sprintf(", each load %s p50, %s max", formatUS(rl.P50US), formatUS(rl.MaxUS))
+	}
+	if rl.Failures > 0 {
+		s += fmt.Sprintf(", %d failed (%s)", rl.Failures, rl.LastError)
+	}
+	return s + fmt.Sprintf("; requests: errors %s, p99 %s, max %s", formatErrors(r.Errors, r.Requests), formatUS(r.Latency.P99), formatUS(r.Latency.Max))
 }
 
 // overloadLine tells what overload run r measured, in a sentence.

@@ -68,6 +68,7 @@ Without --concurrency and --rate, runs --concurrency 1,8,64 (64 with
 	floors := stringList{}
 	fs.Var(&floors, "floors", "`FLOOR,...` to measure too: http (a bare fasthttp server in this process replaying the gateway's response, at the same levels), ort (the model through ONNX Runtime in this process at batch sizes 1..--max-batch)")
 	fs.StringVar(&cfg.ModelFile, "model-file", "", "ONNX file of the model for the ort floor (default: the demo model of the same name; it is checked against the sha256 the gateway reports)")
+	fs.DurationVar(&cfg.ReloadEvery, "reload-every", 0, "reload the model through POST /v2/repository/models/{model}/load this often during each gateway step's measured window, alternating its configuration with the same at max_queue one higher, so that every load builds, warms and swaps in new sessions; the step then measures what reloads cost the requests in flight, and any failed request flags it (needs the admin API: loopback, or a gateway without --admin-token)")
 	overloadFlags(fs, &cfg.Options, "after the closed-loop levels (--concurrency, 64 by default with it), offer `X` times the highest rate they sustained, in open loop for --duration, as run gateway-overload/MODEL@Xx: 429 and 503 count as shed, not errors, and must carry Retry-After, and /v2/health/ready is probed every 10ms (see above); 0 is off, else above 1, e.g. 3. Not with --rate: it picks the rate itself")
 	out := outputFlags(fs)
 	if err := parse(fs, args); err != nil {

@@ -217,6 +217,9 @@ func TestBenchFlagErrors(t *testing.T) {
 	f(1, "which --models ctr does not list", "bench", "suite", "--overload", "3", "--models", "ctr", "--dry-run")
 	f(0, "configuration is valid", "bench", "suite", "--overload", "0", "--dry-run")
 	f(1, "--max-accepted-p99 applies to the overload run only", "bench", "suite", "--overload", "0", "--max-accepted-p99", "2s", "--dry-run")
+	f(1, "--reload-every 10ms must be between 50ms and 1h0m0s", "bench", "--reload-every", "10ms", "--dry-run")
+	f(1, "--reload-every and --overload measure different things", "bench", "--reload-every", "1s", "--overload", "3", "--dry-run")
+	f(0, "configuration is valid", "bench", "--reload-every", "500ms", "--dry-run")
 	f(2, "not a positive integer", "bench", "--concurrency", "0")
 	f(1, "cannot benchmark the target", "bench", "--target", "http://127.0.0.1:1", "--concurrency", "1", "--duration", "10ms")
 }
