@@ -16,8 +16,9 @@
 // its own gateway unless given one. Both return a Report (report.go, whose
 // JSON names are fixed), which WriteTable, SaveJSON and SaveHTML write out.
 // With Options.Repeat above 1, Measure repeats each step in a row, while
-// RunSuite runs all its steps once per round (runRounds), and CheckTargets
-// judges each target on the median of the rounds' own ratios.
+// RunSuite runs all its steps once per round (runRounds; its overload pair
+// follows the rounds, repeated in a row), and CheckTargets judges each
+// target on each round's own figures, by the round with the median margin.
 //
 // # Load
 //

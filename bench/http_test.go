@@ -32,7 +32,7 @@ type fakeGateway struct {
 	reqs         atomic.Int64
 	rows         atomic.Int64
 	loads        atomic.Int64
-	// mu protects loads: the body of every load call, in order.
+	// mu protects loadBodies: the body of every load call, in order.
 	mu         sync.Mutex
 	loadBodies []string
 	ln         net.Listener

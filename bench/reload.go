@@ -23,16 +23,20 @@ const (
 // and warms new sessions beside it and swaps them in, as a new version
 // or a new configuration would.
 type reloader struct {
-	ctl      *controlClient
 	model    string
 	configs  [2]string // served, altered
 	interval time.Duration
+	// load loads the model with a configuration (controlClient.loadModel;
+	// tests replace it).
+	load func(config string) error
 
 	// Written by run only; read after it returns.
 	loads, failures int64
 	hist            *hdrhistogram.Histogram
 	lastErr         string
-	altered         bool // configs[1] is the one loaded now
+	// clean says that the served configuration is the one loaded last,
+	// and that its load succeeded: no restore is needed.
+	clean bool
 }
 
 // newReloader prepares the reloads of model on the gateway of ctl.
@@ -49,7 +53,11 @@ func newReloader(ctl *controlClient, model string, interval time.Duration) (*rel
 	if err != nil {
 		return nil, fmt.Errorf("%w: --reload-every: %w", ErrTarget, err)
 	}
-	return &reloader{ctl: ctl, model: model, configs: [2]string{served, altered}, interval: interval}, nil
+	return &reloader{
+		model: model, configs: [2]string{served, altered}, interval: interval,
+		load:  func(config string) error { return ctl.loadModel(model, config) },
+		clean: true,
+	}, nil
 }
 
 // alterMaxQueue returns config with its max_queue one higher.
@@ -72,9 +80,10 @@ func alterMaxQueue(config string) (string, error) {
 	return string(b), err
 }
 
-// run reloads at ws + interval/2, ws + 3·interval/2, ... while before we,
-// until stop is closed. Each load is waited for: a load slower than the
-// interval delays the next.
+// run reloads at ws + interval/2, ws + 3·interval/2, ... while before
+// we, until stop is closed, with the altered and the served configuration
+// in turn. Each load is waited for: one slower than the interval delays
+// the next, and none starts at or after we.
 func (p *reloader) run(stop <-chan struct{}, ws, we time.Time) {
 	p.hist = newHistogram()
 	t := time.NewTimer(time.Hour)
@@ -90,30 +99,33 @@ func (p *reloader) run(stop <-chan struct{}, ws, we time.Time) {
 			return
 		case <-t.C:
 		}
-		next := !p.altered
 		start := time.Now()
-		err := p.ctl.loadModel(p.model, p.configs[btoi(next)])
+		if !start.Before(we) {
+			return // the loads before ran past the window
+		}
+		i := int(p.loads+1) % 2 // 1, 0, 1, ...: altered first
+		err := p.load(p.configs[i])
 		p.hist.RecordValue(durationUS(time.Since(start)))
 		p.loads++
+		p.clean = i == 0 && err == nil
 		if err != nil {
 			p.failures++
 			p.lastErr = err.Error()
-			continue
 		}
-		p.altered = next
 	}
 }
 
-// restore loads the served configuration again if the altered one is
-// loaded.
+// restore loads the served configuration again unless it was the last
+// load and that load succeeded: after a failed load, or one the client
+// gave up on, the gateway may serve either.
 func (p *reloader) restore() error {
-	if !p.altered {
+	if p.clean {
 		return nil
 	}
-	if err := p.ctl.loadModel(p.model, p.configs[0]); err != nil {
-		return fmt.Errorf("cannot restore model %q to %s: %w", p.model, p.configs[0], err)
+	if err := p.load(p.configs[0]); err != nil {
+		return fmt.Errorf("cannot restore model %q to its configuration %s: %w", p.model, p.configs[0], err)
 	}
-	p.altered = false
+	p.clean = true
 	return nil
 }
 
@@ -125,11 +137,4 @@ func (p *reloader) stats() *ReloadStats {
 		st.MaxUS = float64(p.hist.Max())
 	}
 	return st
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }

@@ -36,6 +36,9 @@ type Env struct {
 	Command        string `json:"command"`
 	IntraOpThreads int    `json:"intra_op_threads,omitempty"`
 	Instances      int    `json:"instances,omitempty"`
+	// Rounds, above 1, is the number of rounds a suite ran (--repeat):
+	// every step once per round, its repetitions numbered by round.
+	Rounds int `json:"rounds,omitempty"`
 }
 
 // Run is one measured step: one kind, model, mode and load level.

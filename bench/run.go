@@ -287,11 +287,6 @@ func (s *session) measureHTTP(h httpRun, rep int) Run {
 			return r
 		}
 		ls.reload = rl
-		defer func() {
-			if err := rl.restore(); err != nil && s.opts.Log != nil {
-				fmt.Fprintln(s.opts.Log, err)
-			}
-		}()
 	}
 	// The server's counters and CPU time are read when the measured
 	// window opens and after the step.
@@ -322,6 +317,13 @@ func (s *session) measureHTTP(h httpRun, rep int) Run {
 			r.Batches = d.batches()
 		}
 		serverCPU(&r, b, a)
+	}
+	if ls.reload != nil {
+		if err := ls.reload.restore(); err != nil {
+			// The next step would take the altered configuration for
+			// the served one.
+			r.Flagged = err.Error()
+		}
 	}
 	flagRun(&r, h.unbatched)
 	return r

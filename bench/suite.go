@@ -213,6 +213,9 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Report, error) {
 	s.cpus = cpus
 	env := &s.report.Env
 	env.ThreadsPerCore = perCore
+	if cfg.Repeat > 1 {
+		env.Rounds = cfg.Repeat
+	}
 	target := cfg.Target
 	if target == "" {
 		gw, dir, err := startSuiteGateway(ctx, &cfg, cpus)
@@ -354,6 +357,8 @@ func (s *session) suiteModel(cfg *SuiteConfig, ctl *controlClient, target, m str
 			return sm.round(s, unbatchedErr, false)
 		})
 		if err == nil && sm.overload() && s.ctx.Err() == nil {
+			// A refused batched configuration has flagged the batched
+			// runs of every round already, and loadConfig logs it.
 			if loadErr := s.loadConfig(ctl, m, cfg.BatchedConfig); loadErr == nil {
 				err = s.suiteOverload(cfg, ctl, target, m, md, ctl.configText(m, cfg.BatchedConfig))
 			}
@@ -372,7 +377,7 @@ func (s *session) suiteModel(cfg *SuiteConfig, ctl *controlClient, target, m str
 // Running every step once per round, rather than each step n times in a
 // row, lets the floors and the gateway see the same drift of a shared
 // host, so that the ratios of one round hold in it; the targets are then
-// judged on the median of the rounds' ratios (see CheckTargets).
+// judged on each round's own figures (see CheckTargets).
 func (s *session) runRounds(n int, round func(i int) error) error {
 	s.rounds = &roundRuns{reps: map[string][]Run{}}
 	defer func() { s.round, s.rounds = 0, nil }()

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -51,7 +52,8 @@ func cleanClosedRun(m, kind string, batching, cache bool) func(*Run) bool {
 // requests/s against the http-floor's, and at concurrency 1 its p50
 // against the floors' p50s plus 50 µs; and that no overload run was
 // flagged. Flagged runs are left out, so a target whose runs were all
-// flagged is not checked.
+// flagged is not checked. When the suite ran in rounds (Env.Rounds), each
+// target is judged on each round's own figures (see judgeRounds).
 func CheckTargets(r *Report) []Target {
 	var out []Target
 	runs := r.Runs
@@ -85,8 +87,10 @@ func CheckTargets(r *Report) []Target {
 			whole := f(func(r *Run) *Run { return r })
 			t := Target{Model: m, Name: name, Unit: unit, Value: whole.value, Bound: whole.bound, Detail: detail}
 			var per []figure
-			for _, i := range roundsOf(rs...) {
-				per = append(per, f(func(r *Run) *Run { return inRound(r, i) }))
+			if r.Env.Rounds > 1 {
+				for _, i := range roundsOf(rs...) {
+					per = append(per, f(func(r *Run) *Run { return inRound(r, i) }))
+				}
 			}
 			t.Met = whole.met(atMost)
 			if len(per) > 1 {
@@ -166,20 +170,23 @@ func (f figure) met(atMost bool) bool {
 	return f.value >= f.bound
 }
 
-// judgeRounds judges a target on its figures in each round: value and
-// bound are the medians of the rounds', and the target is met when the
-// median round's margin over its own bound is (so that a floor measured
-// fast in one round and the gateway slow in another do not meet).
+// judgeRounds judges a target on its figures in each round, each held to
+// its own round's bound (so that a floor measured fast in one round and
+// the gateway slow in another do not meet together), by the round whose
+// margin over its bound is the median: the lower of the middle two for an
+// even count, so that a tie does not meet. That round's value and bound
+// are returned with the verdict, so that the three agree.
 func judgeRounds(per []figure, atMost bool) (value, bound float64, met bool) {
-	vs, bs, margins := make([]float64, len(per)), make([]float64, len(per)), make([]float64, len(per))
-	for i, f := range per {
-		vs[i], bs[i] = f.value, f.bound
-		margins[i] = f.value - f.bound
+	margin := func(f figure) float64 {
 		if atMost {
-			margins[i] = -margins[i]
+			return f.bound - f.value
 		}
+		return f.value - f.bound
 	}
-	return median(vs), median(bs), median(margins) >= 0
+	sorted := slices.Clone(per)
+	slices.SortStableFunc(sorted, func(a, b figure) int { return cmp.Compare(margin(a), margin(b)) })
+	m := sorted[(len(sorted)-1)/2]
+	return m.value, m.bound, margin(m) >= 0
 }
 
 // describeRounds says how the target fared in each round.
@@ -200,9 +207,9 @@ func describeRounds(per []figure, atMost bool, unit string) string {
 }
 
 // roundsOf returns the rounds that every run of rs has a repetition of,
-// in order, when they all were measured in rounds; nil otherwise (a run
-// measured once, or repeated in a row outside a suite's rounds, has its
-// repetitions numbered too, but alone).
+// in order; nil when one has no repetitions. Only a report whose runs
+// were measured in rounds (Env.Rounds) may be read this way: repetitions
+// of steps repeated in a row are numbered alike.
 func roundsOf(rs ...*Run) []int {
 	var out []int
 	for i, r := range rs {

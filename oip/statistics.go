@@ -36,7 +36,8 @@ type InferenceStats struct {
 	// time in the server; Fail: the failed ones.
 	Success DurationStat `json:"success"`
 	Fail    DurationStat `json:"fail"`
-	// Queue: the wait of each request for an instance.
+	// Queue: the wait of each request for an instance; cache hits count
+	// here too.
 	Queue DurationStat `json:"queue"`
 	// ComputeInput, ComputeInfer and ComputeOutput: preparing the inputs,
 	// running the model, taking the outputs, per request. A server that
@@ -45,7 +46,8 @@ type InferenceStats struct {
 	ComputeInput  DurationStat `json:"compute_input"`
 	ComputeInfer  DurationStat `json:"compute_infer"`
 	ComputeOutput DurationStat `json:"compute_output"`
-	// CacheHit: the requests the response cache answered.
+	// CacheHit: the requests the response cache answered, and the time
+	// spent looking their entries up and copying them into the responses.
 	CacheHit DurationStat `json:"cache_hit"`
 }
 

@@ -182,12 +182,15 @@ func (m *VersionMetrics) Succeeded(d time.Duration) {
 	m.success.add(1, d)
 }
 
-// CacheHit counts a request that the response cache answered, d after
-// it arrived.
-func (m *VersionMetrics) CacheHit(d time.Duration) {
+// CacheHit counts a request that the response cache answered, total after
+// it arrived, of which lookup went into finding the entry and copying it
+// into the response. In the statistics, as in Triton's, a hit also
+// counts as a request queued for no time.
+func (m *VersionMetrics) CacheHit(total, lookup time.Duration) {
 	m.CacheHits.Inc()
-	m.CacheHitDuration.Update(d.Seconds())
-	m.cacheHit.add(1, d)
+	m.CacheHitDuration.Update(total.Seconds())
+	m.cacheHit.add(1, lookup)
+	m.queue.add(1, 0)
 }
 
 // Failed counts a request that failed for reason after d.
@@ -209,15 +212,16 @@ type Statistics struct {
 	// Success counts requests answered with 2xx, cache hits included, and
 	// their whole time in the gateway; Fail the failed ones.
 	Success, Fail StatValue
-	// Queue counts requests that went through the batcher and their wait
-	// for an instance.
+	// Queue counts requests that went through the batcher, and their wait
+	// for an instance, and cache hits, which waited for none.
 	Queue StatValue
 	// ComputeInfer counts requests that went through the backend and the
 	// time of the executions they were part of (inputs gathered into the
 	// batch, the run, outputs taken out of it).
 	ComputeInfer StatValue
-	// CacheHit counts the requests the response cache answered and their
-	// whole time in the gateway.
+	// CacheHit counts the requests the response cache answered and the
+	// time spent finding their entries and copying them into the
+	// responses.
 	CacheHit StatValue
 	// Batches are the executions by rows, in ascending order.
 	Batches []BatchStat

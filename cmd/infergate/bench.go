@@ -68,7 +68,7 @@ Without --concurrency and --rate, runs --concurrency 1,8,64 (64 with
 	floors := stringList{}
 	fs.Var(&floors, "floors", "`FLOOR,...` to measure too: http (a bare fasthttp server in this process replaying the gateway's response, at the same levels), ort (the model through ONNX Runtime in this process at batch sizes 1..--max-batch)")
 	fs.StringVar(&cfg.ModelFile, "model-file", "", "ONNX file of the model for the ort floor (default: the demo model of the same name; it is checked against the sha256 the gateway reports)")
-	fs.DurationVar(&cfg.ReloadEvery, "reload-every", 0, "reload the model through POST /v2/repository/models/{model}/load this often during each gateway step's measured window, alternating its configuration with the same at max_queue one higher, so that every load builds, warms and swaps in new sessions; the step then measures what reloads cost the requests in flight, and any failed request flags it (needs the admin API: loopback, or a gateway without --admin-token)")
+	fs.DurationVar(&cfg.ReloadEvery, "reload-every", 0, "reload the model through POST /v2/repository/models/{model}/load this often during each gateway step's measured window, alternating its configuration with the same at max_queue one higher, so that every load builds, warms and swaps in new sessions; the step then measures what reloads cost the requests in flight, and any failed request flags it; the last load puts the served configuration back, which the gateway then keeps in place of config.json until it restarts, as after any load with a configuration (needs the admin API: loopback, or a gateway without --admin-token)")
 	overloadFlags(fs, &cfg.Options, "after the closed-loop levels (--concurrency, 64 by default with it), offer `X` times the highest rate they sustained, in open loop for --duration, as run gateway-overload/MODEL@Xx: 429 and 503 count as shed, not errors, and must carry Retry-After, and /v2/health/ready is probed every 10ms (see above); 0 is off, else above 1, e.g. 3. Not with --rate: it picks the rate itself")
 	out := outputFlags(fs)
 	if err := parse(fs, args); err != nil {
@@ -137,7 +137,7 @@ recorded as flagged runs with its error, and the suite goes on.`)
 	cfg := bench.DefaultSuiteConfig()
 	commonBenchFlags(fs, &cfg.Options)
 	fs.Lookup("repeat").Usage = "run the suite this many rounds, each step once per round, so that the floors and the gateway share the host's drift; " +
-		"each figure is the median over the rounds, with the spread and every round in the JSON, and each target is judged on the median of the rounds' own ratios. " +
+		"each figure is the median over the rounds, with the spread and every round in the JSON, and each target is judged on the median of the rounds' own ratios (the idle target on each round's p50 against that round's floors). " +
 		"The overload pair runs after the rounds, its steps repeated in a row"
 	fs.StringVar(&cfg.Target, "target", "", "base URL of a running gateway to measure instead of starting one (its models are reconfigured through the repository API)")
 	models := stringList(cfg.Models)
