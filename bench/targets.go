@@ -3,6 +3,7 @@ package bench
 import (
 	"cmp"
 	"fmt"
+	"strconv"
 	"io"
 	"slices"
 	"strings"
@@ -270,11 +271,23 @@ func writeTargets(w io.Writer, ts []Target, caveat string) {
 		case "µs":
 			fmt.Fprintf(w, "  %-7s  %s: %s: %s, bound %s (%s)\n", verdict, t.Model, t.Name, formatUS(t.Value), formatUS(t.Bound), t.Detail)
 		default:
-			fmt.Fprintf(w, "  %-7s  %s: %s = %.2f, bound %.2f (%s)\n", verdict, t.Model, t.Name, t.Value, t.Bound, t.Detail)
+			fmt.Fprintf(w, "  %-7s  %s: %s = %s, bound %.2f (%s)\n", verdict, t.Model, t.Name, formatBeside(t.Value, t.Bound), t.Bound, t.Detail)
 		}
 	}
 	if caveat != "" {
 		fmt.Fprintf(w, "  (%s)\n", caveat)
+	}
+}
+
+// formatBeside writes v with two decimals, or with as many more (up to
+// six) as it takes not to read the same as bound: 0.8997 against 0.90
+// must not read "0.90, bound 0.90" next to NOT MET.
+func formatBeside(v, bound float64) string {
+	for prec := 2; ; prec++ {
+		s := strconv.FormatFloat(v, 'f', prec, 64)
+		if shown, _ := strconv.ParseFloat(s, 64); shown != bound || prec == 6 {
+			return s
+		}
 	}
 }
 

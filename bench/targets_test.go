@@ -103,6 +103,20 @@ func TestCheckTargets(t *testing.T) {
 	}
 }
 
+func TestFormatBeside(t *testing.T) {
+	f := func(v, bound float64, want string) {
+		t.Helper()
+		if got := formatBeside(v, bound); got != want {
+			t.Fatalf("formatBeside(%g, %g) = %q; want %q", v, bound, got, want)
+		}
+	}
+	f(0.82, 0.8, "0.82")
+	f(0.8997, 0.9, "0.8997")
+	f(0.9004, 0.9, "0.9004")
+	f(0.9, 0.9, "0.900000")
+	f(1.06, 0.9, "1.06")
+}
+
 func formatFloat2(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
 
 func boolString(b bool) string { return strconv.FormatBool(b) }
