@@ -3,9 +3,9 @@ package bench
 import (
 	"cmp"
 	"fmt"
-	"strconv"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 )
 
