@@ -256,6 +256,7 @@ func buildEnv(e *Env) envView {
 	add("ONNX Runtime", e.ORTVersion)
 	add("intra-op threads", num(e.IntraOpThreads))
 	add("instances", num(e.Instances))
+	add("rounds", num(e.Rounds))
 	add("commit", e.Commit)
 	add("target", e.Target)
 	add("server", e.ServerVersion)

@@ -348,6 +348,14 @@ func TestSuiteRounds(t *testing.T) {
 			t.Fatalf("%s: flagged %q, %d requests", r.Name, r.Flagged, r.Requests)
 		}
 	}
+	if rep.Env.Rounds != 3 {
+		t.Fatalf("env.rounds %d; want 3", rep.Env.Rounds)
+	}
+	var table strings.Builder
+	WriteTable(&table, rep)
+	if !strings.Contains(table.String(), ", 3 rounds\n") {
+		t.Fatalf("the table does not say the suite ran in 3 rounds:\n%s", table.String())
+	}
 	if ovl := rep.Runs[9]; ovl.Shed == nil || ovl.SustainableRun != "gateway-sustainable/ctr@c4" {
 		t.Fatalf("overload run: shed %+v, sustainable run %q", ovl.Shed, ovl.SustainableRun)
 	}

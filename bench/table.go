@@ -33,6 +33,9 @@ func WriteTable(w io.Writer, r *Report) error {
 	if e.Commit != "" {
 		fmt.Fprintf(w, ", commit %s", e.Commit)
 	}
+	if e.Rounds > 1 {
+		fmt.Fprintf(w, ", %d rounds", e.Rounds)
+	}
 	shared := yesNo(e.SharedCores)
 	switch {
 	case e.ServerCPUs != "" && e.HTTPFloor == "in-process":
