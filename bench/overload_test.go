@@ -268,8 +268,11 @@ func TestMeasureOverloadAgainstFakeGateway(t *testing.T) {
 			r.OfferedRPS != round1(3*sus.ThroughputRPS) || r.Rate != r.OfferedRPS || r.Mode != ModeOpen || r.MaxAcceptedP99US != 1e6 {
 			t.Fatalf("overload run %+v; want 3 × %g/s of %s", r, sus.ThroughputRPS, sus.Name)
 		}
-		// The prober also probes through the warm-up, unmeasured.
-		if r.Shed == nil || r.Health == nil || r.Health.Probes < 5 || g.probes.Load() < r.Health.Probes {
+		// The prober also probes through the warm-up, unmeasured: the
+		// server saw more probes than were measured. (How many fall in
+		// the window depends on the machine: on one busy enough that a
+		// probe takes 40 ms, it skips the ticks it overran.)
+		if r.Shed == nil || r.Health == nil || r.Health.Probes < 1 || g.probes.Load() <= r.Health.Probes {
 			t.Fatalf("shed %+v health %+v; the server saw %d probes", r.Shed, r.Health, g.probes.Load())
 		}
 		var table strings.Builder
