@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
@@ -27,11 +28,15 @@ type fakeGateway struct {
 	capacity     int64
 	work         time.Duration
 	noRetryAfter bool
-	running      atomic.Int64
-	probes       atomic.Int64
-	reqs         atomic.Int64
-	rows         atomic.Int64
-	loads        atomic.Int64
+	// tritonLike has no /metrics and answers the statistics extension as
+	// if every two requests ran as one execution of two rows, each
+	// waiting 100 µs in the queue and computing for 10 + 50 + 10 µs.
+	tritonLike bool
+	running    atomic.Int64
+	probes     atomic.Int64
+	reqs       atomic.Int64
+	rows       atomic.Int64
+	loads      atomic.Int64
 	// mu protects loadBodies: the body of every load call, in order.
 	mu         sync.Mutex
 	loadBodies []string
@@ -74,7 +79,26 @@ func (g *fakeGateway) handle(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		ctx.SetBodyString(`{}`)
+	case "/v2/models/ctr/stats":
+		if !g.tritonLike {
+			ctx.SetStatusCode(404)
+			return
+		}
+		n := uint64(g.reqs.Load())
+		d := func(count, ns uint64) oip.DurationStat { return oip.DurationStat{Count: count, NS: ns} }
+		execs := n / 2
+		st := oip.ModelStatistics{ModelStats: []oip.ModelStat{{
+			Name: "ctr", Version: "1", InferenceCount: uint64(g.rows.Load()), ExecutionCount: execs,
+			InferenceStats: oip.InferenceStats{Success: d(n, n*200e3), Queue: d(n, n*100e3), ComputeInfer: d(n, n*50e3)},
+			BatchStats:     []oip.BatchStats{{BatchSize: 2, ComputeInput: d(execs, execs*10e3), ComputeInfer: d(execs, execs*50e3), ComputeOutput: d(execs, execs*10e3)}},
+		}}}
+		b, _ := json.Marshal(st)
+		ctx.SetBody(b)
 	case "/metrics":
+		if g.tritonLike {
+			ctx.SetStatusCode(404)
+			return
+		}
 		n := g.rows.Load()
 		fmt.Fprintf(ctx, "# TYPE x counter\ninfergate_inference_count_total{model=\"ctr\",version=\"1\"} %d\ninfergate_inference_exec_count_total{model=\"ctr\",version=\"1\"} %d\n", n, n)
 	case "/v2/models/ctr/infer":
@@ -217,6 +241,32 @@ func TestMeasureAgainstFakeGateway(t *testing.T) {
 		if !strings.Contains(table.String(), "http-floor/ctr@r500") {
 			t.Fatalf("table:\n%s", table.String())
 		}
+	}
+}
+
+// TestServerFiguresFromStatistics checks that a server without infergate's
+// /metrics, such as Triton, still gets its batch, queue and compute
+// figures, from the statistics extension.
+func TestServerFiguresFromStatistics(t *testing.T) {
+	url := startFakeGateway(t, &fakeGateway{tritonLike: true})
+	cfg := DefaultConfig()
+	cfg.Options = shortOptions()
+	cfg.Target = url
+	cfg.Concurrency = []int{2}
+	rep, err := Measure(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Runs[0]
+	st := r.Server
+	if st == nil || st.From != ServerStatsFromStatistics || st.AvgBatch < 1.9 || st.AvgBatch > 2.1 || st.QueueUSAvg != 100 || st.ComputeUSAvg != 70 {
+		t.Fatalf("server figures %+v; want from the statistics: about 2 rows per execution, queue 100µs, compute 70µs", st)
+	}
+	if len(r.Batches) != 1 || r.Batches[0].Size != 2 || r.Batches[0].Count < 1 {
+		t.Fatalf("batches %+v; want executions of 2 rows only", r.Batches)
+	}
+	if !r.Batching {
+		t.Fatalf("run %s: batching not seen in 2 rows per execution", r.Name)
 	}
 }
 

@@ -168,7 +168,15 @@ type ServerStats struct {
 	CacheHits    float64 `json:"cache_hits"`
 	CacheMisses  float64 `json:"cache_misses"`
 	Rejected     float64 `json:"rejected"`
+	// From says where the figures come from: "" for infergate's /metrics,
+	// ServerStatsFromStatistics for the statistics extension (a Triton
+	// server, say), which has no cache misses or rejections to give.
+	From string `json:"from,omitempty"`
 }
+
+// ServerStatsFromStatistics is ServerStats.From for figures read from
+// GET /v2/models/{m}/stats.
+const ServerStatsFromStatistics = "statistics"
 
 // TimelinePoint is one interval of a run.
 type TimelinePoint struct {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/infergate/infergate/engine"
+	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/trainer/onnx"
 )
 
@@ -316,6 +317,11 @@ func (s *session) measureHTTP(h httpRun, rep int) Run {
 			r.Server = d.stats()
 			r.Batches = d.batches()
 		}
+		if r.Server == nil && b.stats != nil && a.stats != nil {
+			d := statsDelta{before: b.stats, after: a.stats}
+			r.Server = d.stats()
+			r.Batches = d.batches()
+		}
 		serverCPU(&r, b, a)
 	}
 	if ls.reload != nil {
@@ -333,9 +339,12 @@ func (s *session) measureHTTP(h httpRun, rep int) Run {
 // its measured window and after it.
 type serverSnapshot struct {
 	samples []Sample // its /metrics; nil without a control client
-	cpu     float64  // CPU seconds it has used so far
-	cpuOK   bool
-	at      time.Time
+	// stats is the model's statistics (GET /v2/models/{m}/stats), read
+	// only when samples has none of infergate's inference series.
+	stats *oip.ModelStatistics
+	cpu   float64 // CPU seconds it has used so far
+	cpuOK bool
+	at    time.Time
 }
 
 // snapshot reads the server's metrics and CPU time now.
@@ -343,6 +352,9 @@ func (h *httpRun) snapshot() *serverSnapshot {
 	sn := &serverSnapshot{}
 	if h.control != nil {
 		sn.samples = h.control.scrape()
+		if !slices.ContainsFunc(sn.samples, func(s Sample) bool { return s.Name == metricRows }) {
+			sn.stats, _ = h.control.oip.ModelStatistics(h.tmpl.Model, "")
+		}
 	}
 	if h.serverPID != 0 {
 		sn.cpu, sn.cpuOK = processCPU(h.serverPID)
