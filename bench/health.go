@@ -82,14 +82,8 @@ func (p *healthProber) run(stop <-chan struct{}, start, ws, we time.Time) {
 	defer t.Stop()
 	for k := int64(0); ; k++ {
 		at := start.Add(time.Duration(k) * p.interval)
-		if !at.Before(we) {
+		if !at.Before(we) || !sleepUntil(t, stop, at) {
 			return
-		}
-		t.Reset(time.Until(at))
-		select {
-		case <-stop:
-			return
-		case <-t.C:
 		}
 		sent := time.Now()
 		code, err := p.probe()
@@ -104,6 +98,19 @@ func (p *healthProber) run(stop <-chan struct{}, start, ws, we time.Time) {
 		// The next tick is the first at or after now.
 		next := (now.Sub(start) + p.interval - 1) / p.interval
 		k = max(k, int64(next)-1)
+	}
+}
+
+// sleepUntil resets t to fire at at and waits for it; false when stop
+// was closed first. (Since Go 1.23 a Reset timer never delivers an
+// earlier, stale time.)
+func sleepUntil(t *time.Timer, stop <-chan struct{}, at time.Time) bool {
+	t.Reset(time.Until(at))
+	select {
+	case <-stop:
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

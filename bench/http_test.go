@@ -188,6 +188,45 @@ func shortOptions() Options {
 	return o
 }
 
+// measureFake measures the fake gateway g in closed loop at 2
+// connections with shortOptions, after set, when not nil, adjusts the
+// configuration.
+func measureFake(t *testing.T, g *fakeGateway, set func(*Config)) *Report {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Options = shortOptions()
+	cfg.Target = startFakeGateway(t, g)
+	cfg.Concurrency = []int{2}
+	if set != nil {
+		set(&cfg)
+	}
+	rep, err := Measure(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// overloadSuite returns the configuration of a short suite of ctr on the
+// gateway at url, at 4 connections, whose overload pair runs on ctr with
+// rows rows per request, without the ONNX Runtime library (its ort-floor
+// is a flagged run).
+func overloadSuite(url string, rows int) SuiteConfig {
+	cfg := DefaultSuiteConfig()
+	cfg.Options = shortOptions()
+	cfg.Warmup, cfg.Duration = 20*time.Millisecond, 100*time.Millisecond
+	cfg.Overload = 3
+	cfg.Target = url
+	cfg.Models = []string{"ctr"}
+	cfg.OverloadModel = "ctr"
+	cfg.OverloadRows = rows
+	cfg.Concurrency = 4
+	cfg.BatchedConfig = `{"max_batch_size":32}`
+	cfg.MaxBatch = 1
+	cfg.ORTLib = "/nonexistent/libonnxruntime.so"
+	return cfg
+}
+
 func TestMeasureAgainstFakeGateway(t *testing.T) {
 	g := &fakeGateway{}
 	url := startFakeGateway(t, g)
@@ -248,16 +287,7 @@ func TestMeasureAgainstFakeGateway(t *testing.T) {
 // /metrics, such as Triton, still gets its batch, queue and compute
 // figures, from the statistics extension.
 func TestServerFiguresFromStatistics(t *testing.T) {
-	url := startFakeGateway(t, &fakeGateway{tritonLike: true})
-	cfg := DefaultConfig()
-	cfg.Options = shortOptions()
-	cfg.Target = url
-	cfg.Concurrency = []int{2}
-	rep, err := Measure(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := rep.Runs[0]
+	r := measureFake(t, &fakeGateway{tritonLike: true}, nil).Runs[0]
 	st := r.Server
 	if st == nil || st.From != ServerStatsFromStatistics || st.AvgBatch < 1.9 || st.AvgBatch > 2.1 || st.QueueUSAvg != 100 || st.ComputeUSAvg != 70 {
 		t.Fatalf("server figures %+v; want from the statistics: about 2 rows per execution, queue 100µs, compute 70µs", st)
@@ -273,16 +303,7 @@ func TestServerFiguresFromStatistics(t *testing.T) {
 func TestMeasureFlagsErrors(t *testing.T) {
 	f := func(g *fakeGateway, wantKind string) {
 		t.Helper()
-		url := startFakeGateway(t, g)
-		cfg := DefaultConfig()
-		cfg.Options = shortOptions()
-		cfg.Target = url
-		cfg.Concurrency = []int{2}
-		rep, err := Measure(context.Background(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := rep.Runs[0]
+		r := measureFake(t, g, nil).Runs[0]
 		if r.Flagged == "" || r.ErrorKinds[wantKind] == 0 || !strings.Contains(r.Flagged, wantKind) {
 			t.Fatalf("run %+v; want flagged with %s errors", r, wantKind)
 		}
@@ -350,20 +371,8 @@ func TestSuiteRecordsRefusedConfig(t *testing.T) {
 // overload pair comes after the rounds, its steps repeated in a row.
 func TestSuiteRounds(t *testing.T) {
 	g := &fakeGateway{capacity: 4, work: time.Millisecond}
-	url := startFakeGateway(t, g)
-	cfg := DefaultSuiteConfig()
-	cfg.Options = shortOptions()
-	cfg.Warmup, cfg.Duration = 20*time.Millisecond, 100*time.Millisecond
+	cfg := overloadSuite(startFakeGateway(t, g), 2)
 	cfg.Repeat = 3
-	cfg.Overload = 3
-	cfg.Target = url
-	cfg.Models = []string{"ctr"}
-	cfg.OverloadModel = "ctr"
-	cfg.OverloadRows = 2
-	cfg.Concurrency = 4
-	cfg.BatchedConfig = `{"max_batch_size":32}`
-	cfg.MaxBatch = 1
-	cfg.ORTLib = "/nonexistent/libonnxruntime.so"
 	rep, err := RunSuite(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

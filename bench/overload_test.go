@@ -400,19 +400,8 @@ func TestReportOverloadFields(t *testing.T) {
 func TestSuiteOverloadPair(t *testing.T) {
 	run := func(overload float64) []Run {
 		g := &fakeGateway{capacity: 4, work: 5 * time.Millisecond}
-		url := startFakeGateway(t, g)
-		cfg := DefaultSuiteConfig()
-		cfg.Options = shortOptions()
-		cfg.Warmup, cfg.Duration = 20*time.Millisecond, 100*time.Millisecond
+		cfg := overloadSuite(startFakeGateway(t, g), 3)
 		cfg.Overload = overload
-		cfg.Target = url
-		cfg.Models = []string{"ctr"}
-		cfg.OverloadModel = "ctr"
-		cfg.OverloadRows = 3
-		cfg.Concurrency = 4
-		cfg.BatchedConfig = `{"max_batch_size":32}`
-		cfg.MaxBatch = 1
-		cfg.ORTLib = "/nonexistent/libonnxruntime.so"
 		rep, err := RunSuite(context.Background(), cfg)
 		if err != nil {
 			t.Fatal(err)

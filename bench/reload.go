@@ -90,14 +90,8 @@ func (p *reloader) run(stop <-chan struct{}, ws, we time.Time) {
 	defer t.Stop()
 	for k := 0; ; k++ {
 		at := ws.Add(p.interval/2 + time.Duration(k)*p.interval)
-		if !at.Before(we) {
+		if !at.Before(we) || !sleepUntil(t, stop, at) {
 			return
-		}
-		t.Reset(time.Until(at))
-		select {
-		case <-stop:
-			return
-		case <-t.C:
 		}
 		start := time.Now()
 		if !start.Before(we) {

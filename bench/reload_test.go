@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -100,17 +99,10 @@ func TestReloaderSchedule(t *testing.T) {
 func TestReloadEvery(t *testing.T) {
 	run := func(g *fakeGateway, window time.Duration) (Run, []string) {
 		t.Helper()
-		url := startFakeGateway(t, g)
-		cfg := DefaultConfig()
-		cfg.Options = shortOptions()
-		cfg.Warmup, cfg.Duration = 20*time.Millisecond, window
-		cfg.Target = url
-		cfg.Concurrency = []int{2}
-		cfg.ReloadEvery = 100 * time.Millisecond
-		rep, err := Measure(context.Background(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		rep := measureFake(t, g, func(cfg *Config) {
+			cfg.Warmup, cfg.Duration = 20*time.Millisecond, window
+			cfg.ReloadEvery = 100 * time.Millisecond
+		})
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		return rep.Runs[0], g.loadBodies
