@@ -85,6 +85,8 @@ type versionTraffic struct {
 	Served, Failed string
 	FailedTip      string // the failures by reason
 	AvgBatch       string // rows per execution
+	AvgWait        string // a request's mean wait for an instance
+	AvgRun         string // an execution's mean time
 	Queued         string // waiting now, of the queue's bound
 	Batching       string // the batcher's settings
 	Cache          string
@@ -94,7 +96,7 @@ type versionTraffic struct {
 // response cache at all (--cache-bytes above 0).
 func trafficOf(v *registry.Version, nodeCache bool) versionTraffic {
 	m := v.Metrics
-	t := versionTraffic{Model: v.Model, Version: v.Label, Served: thousands(m.Success.Get()), AvgBatch: "—", Cache: "off"}
+	t := versionTraffic{Model: v.Model, Version: v.Label, Served: thousands(m.Success.Get()), AvgBatch: "—", AvgWait: "—", AvgRun: "—", Cache: "off"}
 	var failed uint64
 	var why []string
 	for r, c := range m.Failure {
@@ -104,8 +106,19 @@ func trafficOf(v *registry.Version, nodeCache bool) versionTraffic {
 		}
 	}
 	t.Failed, t.FailedTip = thousands(failed), strings.Join(why, ", ")
-	if execs := m.ExecCount.Get(); execs > 0 {
-		t.AvgBatch = fmt.Sprintf("%.1f", float64(m.InferenceCount.Get())/float64(execs))
+	st := m.Statistics()
+	if st.ExecutionCount > 0 {
+		t.AvgBatch = fmt.Sprintf("%.1f", float64(st.InferenceCount)/float64(st.ExecutionCount))
+	}
+	if q := st.Queue; q.Count > 0 {
+		t.AvgWait = meanDuration(q.NS, q.Count)
+	}
+	var runs, ns uint64
+	for _, b := range st.Batches {
+		runs, ns = runs+b.Count, ns+b.NS
+	}
+	if runs > 0 {
+		t.AvgRun = meanDuration(ns, runs)
 	}
 	bc := v.Batcher.Config()
 	t.Queued = thousands(uint64(v.Batcher.QueueLen())) + " of " + thousands(uint64(bc.MaxQueueSize))
@@ -131,6 +144,18 @@ func trafficOf(v *registry.Version, nodeCache bool) versionTraffic {
 		}
 	}
 	return t
+}
+
+// meanDuration writes ns/n nanoseconds as a duration rounded for people.
+func meanDuration(ns, n uint64) string {
+	d := time.Duration(ns / n)
+	switch {
+	case d < time.Microsecond:
+		return d.String()
+	case d < time.Millisecond:
+		return d.Round(100 * time.Nanosecond).String()
+	}
+	return d.Round(10 * time.Microsecond).String()
 }
 
 // thousands writes n with commas between groups of three digits.
@@ -214,9 +239,9 @@ code{background:#f4f4f4;padding:1px 4px}
 {{else}}<tr><td colspan="7">the repository holds no models</td></tr>{{end}}
 </table>
 {{with .Traffic}}<h2>Traffic</h2>
-<p>Counts since each version was first loaded; the queue as of now.</p>
-<table><tr><th>model</th><th>version</th><th>served</th><th>failed</th><th>rows per batch</th><th>queued</th><th>batching</th><th>response cache</th></tr>
-{{range .}}<tr><td>{{.Model}}</td><td>{{.Version}}</td><td>{{.Served}}</td><td{{with .FailedTip}} title="{{.}}"{{end}}>{{.Failed}}{{with .FailedTip}} <small>({{.}})</small>{{end}}</td><td>{{.AvgBatch}}</td><td>{{.Queued}}</td><td>{{.Batching}}</td><td>{{.Cache}}</td></tr>
+<p>Counts and means since each version was first loaded (as JSON: <code>GET /v2/models/stats</code>); the queue as of now.</p>
+<table><tr><th>model</th><th>version</th><th>served</th><th>failed</th><th>rows per batch</th><th>mean wait</th><th>mean run</th><th>queued</th><th>batching</th><th>response cache</th></tr>
+{{range .}}<tr><td>{{.Model}}</td><td>{{.Version}}</td><td>{{.Served}}</td><td{{with .FailedTip}} title="{{.}}"{{end}}>{{.Failed}}{{with .FailedTip}} <small>({{.}})</small>{{end}}</td><td>{{.AvgBatch}}</td><td>{{.AvgWait}}</td><td>{{.AvgRun}}</td><td>{{.Queued}}</td><td>{{.Batching}}</td><td>{{.Cache}}</td></tr>
 {{end}}</table>{{end}}
 {{with .Cluster}}
 <h2>Cluster</h2>
