@@ -28,6 +28,10 @@ type Observer interface {
 	Executed(rows, requests int, compute time.Duration, err error)
 	// Queued reports how long a request waited before its batch started.
 	Queued(wait time.Duration)
+	// Woken reports, for a request whose caller waited while another
+	// goroutine ran it, how long the caller took to run again once its
+	// answer was sent: the scheduler's part of its latency.
+	Woken(wait time.Duration)
 }
 
 // Config configures a Batcher. The zero value of an optional field takes
@@ -142,8 +146,11 @@ type Request struct {
 	deadline   time.Time
 	prev, next *Request
 
-	done  chan error // capacity 1: the single answer
-	timer *time.Timer
+	done chan error // capacity 1: the single answer
+	// answered is when another goroutine sent the answer on done; the
+	// send orders it before the caller's receive.
+	answered time.Time
+	timer    *time.Timer
 }
 
 type reqState uint8
@@ -326,7 +333,7 @@ func (b *Batcher) Do(r *Request) error {
 	// Else whoever frees an instance wakes a worker (release).
 
 	if deadline.IsZero() {
-		return <-r.done
+		return b.woken(r, <-r.done)
 	}
 	if r.timer == nil {
 		r.timer = time.NewTimer(time.Until(deadline))
@@ -336,7 +343,7 @@ func (b *Batcher) Do(r *Request) error {
 	select {
 	case err := <-r.done:
 		r.timer.Stop()
-		return err
+		return b.woken(r, err)
 	case <-r.timer.C:
 	}
 	b.mu.Lock()
@@ -347,7 +354,14 @@ func (b *Batcher) Do(r *Request) error {
 	}
 	b.mu.Unlock()
 	// A worker took it already: the answer is on its way.
-	return <-r.done
+	return b.woken(r, <-r.done)
+}
+
+// woken reports how long r's caller, which waited for another goroutine
+// to answer it, took to run again, and returns err.
+func (b *Batcher) woken(r *Request, err error) error {
+	b.obs.Woken(time.Since(r.answered))
+	return err
 }
 
 // runWith runs r, which holds an instance, with the requests queued
@@ -451,6 +465,7 @@ func (b *Batcher) collectLocked(batch []*Request, now time.Time) []*Request {
 			next := r.next
 			if !r.deadline.IsZero() && now.After(r.deadline) {
 				b.unqueueLocked(r)
+				r.answered = now
 				r.done <- ErrTimeout
 				r = next
 				continue
@@ -626,7 +641,9 @@ func (w *runner) run(batch []*Request) {
 		w.runAlone(batch[len(batch)-1])
 		return
 	}
+	now := time.Now()
 	for _, r := range batch {
+		r.answered = now
 		r.done <- err
 	}
 }
@@ -636,6 +653,7 @@ func (w *runner) runAlone(r *Request) {
 	start := time.Now()
 	err := w.execute([]*Request{r}, r.Rows)
 	w.b.obs.Executed(r.Rows, 1, time.Since(start), err)
+	r.answered = time.Now()
 	r.done <- err
 }
 
@@ -727,3 +745,4 @@ type nopObserver struct{}
 
 func (nopObserver) Executed(int, int, time.Duration, error) {}
 func (nopObserver) Queued(time.Duration)                    {}
+func (nopObserver) Woken(time.Duration)                     {}

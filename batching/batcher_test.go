@@ -127,7 +127,7 @@ func checkOutputs(t *testing.T, r *Request, k int, base float32) {
 }
 
 type countingObserver struct {
-	executed, queued, rows atomic.Int64
+	executed, queued, woken, rows atomic.Int64
 }
 
 func (o *countingObserver) Executed(rows, n int, d time.Duration, err error) {
@@ -135,6 +135,7 @@ func (o *countingObserver) Executed(rows, n int, d time.Duration, err error) {
 	o.rows.Add(int64(rows))
 }
 func (o *countingObserver) Queued(time.Duration) { o.queued.Add(1) }
+func (o *countingObserver) Woken(time.Duration)  { o.woken.Add(1) }
 
 func newBatcher(t *testing.T, f *fakeBackend, cfg Config) *Batcher {
 	t.Helper()
@@ -201,6 +202,11 @@ func TestGathersWhileBusy(t *testing.T) {
 		}
 		if obs.executed.Load() != 2 || obs.queued.Load() != 6 || obs.rows.Load() != 6 {
 			t.Fatalf("observer: executed %d, queued %d, rows %d; want 2, 6, 6", obs.executed.Load(), obs.queued.Load(), obs.rows.Load())
+		}
+		// The first ran on its caller's goroutine; the worker answered
+		// the five, whose callers were woken.
+		if obs.woken.Load() != 5 {
+			t.Fatalf("observer: woken %d; want 5", obs.woken.Load())
 		}
 	})
 }

@@ -113,7 +113,7 @@ type runRow struct {
 	ServerCPUPerReq string // µs of server CPU per request
 	HasServer       bool
 	Batch, Queue    string
-	Compute         string
+	Compute, Wake   string
 	ServerTip       string
 	Notes           []string // server figures worth a line under the name
 	Anchor          string
@@ -424,6 +424,10 @@ func buildRow(r *Run, i int) runRow {
 		row.Batch = sig3(s.AvgBatch)
 		row.Queue = latency(s.QueueUSAvg)
 		row.Compute = latency(s.ComputeUSAvg)
+		row.Wake = "—"
+		if s.WakeUSAvg > 0 {
+			row.Wake = latency(s.WakeUSAvg)
+		}
 		var tip []string
 		if n := s.CacheHits + s.CacheMisses; n > 0 {
 			row.Notes = append(row.Notes, "cache hits "+percent(s.CacheHits/n))
@@ -1900,13 +1904,13 @@ circle:hover{stroke:#111827;stroke-width:1.5}
 <h2 id="runs">Runs</h2>
 {{if .Rows}}<p class="lead">Latency percentiles in open loop are measured from each request's intended send time. Floors are shaded; flagged runs are marked red with their reason.</p>
 <div class="scroll"><table class="runs"><thead>
-<tr class="groups"><th rowspan="2">run</th><th rowspan="2">kind</th><th rowspan="2" title="closed loop: c=concurrency; open loop: offered rate">load</th><th rowspan="2" class="num">rows<br/>/req</th><th colspan="2" class="sep">throughput</th><th colspan="5" class="sep">latency</th><th colspan="2" class="sep">client</th><th colspan="5" class="sep" title="the server process's CPU time over the measured window (from /proc for the http-floor, from the gateway's /metrics), and averages scraped from the target's /metrics over the step">server</th></tr>
-<tr><th class="num sep">req/s</th><th class="num">rows/s</th><th class="num sep">p50</th><th class="num">p90</th><th class="num">p99</th><th class="num">p99.9</th><th class="num">max</th><th class="num sep">errors</th><th class="num">CPU cores</th><th class="num sep">CPU cores</th><th class="num" title="server CPU time per request it saw (answered, shed or failed)">CPU/req</th><th class="num sep">avg batch</th><th class="num">queue</th><th class="num">compute</th></tr></thead>
+<tr class="groups"><th rowspan="2">run</th><th rowspan="2">kind</th><th rowspan="2" title="closed loop: c=concurrency; open loop: offered rate">load</th><th rowspan="2" class="num">rows<br/>/req</th><th colspan="2" class="sep">throughput</th><th colspan="5" class="sep">latency</th><th colspan="2" class="sep">client</th><th colspan="6" class="sep" title="the server process's CPU time over the measured window (from /proc for the http-floor, from the gateway's /metrics), and averages scraped from the target's /metrics over the step">server</th></tr>
+<tr><th class="num sep">req/s</th><th class="num">rows/s</th><th class="num sep">p50</th><th class="num">p90</th><th class="num">p99</th><th class="num">p99.9</th><th class="num">max</th><th class="num sep">errors</th><th class="num">CPU cores</th><th class="num sep">CPU cores</th><th class="num" title="server CPU time per request it saw (answered, shed or failed)">CPU/req</th><th class="num sep">avg batch</th><th class="num">queue</th><th class="num">compute</th><th class="num" title="time from the end of the batch that answered a request to its caller running again">wake</th></tr></thead>
 <tbody>{{range .Rows}}<tr id="{{.Anchor}}" class="{{if .Floor}}floor{{end}}{{if .Flagged}} flagged{{end}}"><td class="name">{{range $i, $p := .NameParts}}{{if $i}}<wbr/>{{end}}{{$p}}{{end}}{{with .Flagged}}<span class="reason">⚑ {{.}}</span>{{end}}{{with .Notes}}<span class="notes">{{range $i, $n := .}}{{if $i}} · {{end}}{{$n}}{{end}}</span>{{end}}</td>
 <td class="kind"{{with .ConfigTip}} title="{{.}}"{{end}}><span class="badge {{.KindClass}}">{{.Kind}}</span>{{range .Tags}}<span class="tag">{{.}}</span>{{end}}</td><td{{with .LoadTip}} title="{{.}}"{{end}}><span class="mode">{{.Mode}}</span> {{.Load}}</td><td class="num">{{.Rows}}</td><td class="num sep" title="{{.NTip}}">{{.RPS}}{{with .RPSSpread}}<span class="pm">{{.}}</span>{{end}}</td><td class="num">{{.RowsS}}</td>
 <td class="num sep"{{with .P50Tip}} title="{{.}}"{{end}}>{{.P50}}</td><td class="num">{{.P90}}</td><td class="num"{{with .P99Tip}} title="{{.}}"{{end}}>{{.P99}}</td><td class="num"{{with .P999Tip}} title="{{.}}"{{end}}>{{.P999}}</td><td class="num">{{.Max}}</td>
 <td class="num sep{{if .ErrBad}} bad{{end}}"{{with .ErrTip}} title="{{.}}"{{end}}>{{.Errors}}</td><td class="num">{{.CPU}}</td><td class="num sep">{{.ServerCPU}}</td><td class="num">{{.ServerCPUPerReq}}</td>
-{{if .HasServer}}<td class="num sep"{{with .ServerTip}} title="{{.}}"{{end}}>{{.Batch}}</td><td class="num">{{.Queue}}</td><td class="num">{{.Compute}}</td>{{else}}<td class="num sep">—</td><td class="num">—</td><td class="num">—</td>{{end}}</tr>
+{{if .HasServer}}<td class="num sep"{{with .ServerTip}} title="{{.}}"{{end}}>{{.Batch}}</td><td class="num">{{.Queue}}</td><td class="num">{{.Compute}}</td><td class="num">{{.Wake}}</td>{{else}}<td class="num sep">—</td><td class="num">—</td><td class="num">—</td><td class="num">—</td>{{end}}</tr>
 {{end}}</tbody></table></div>{{else}}<p class="note">The report holds no run.</p>{{end}}
 
 <h2 id="latency">Latency against throughput</h2>

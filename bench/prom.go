@@ -185,6 +185,8 @@ const (
 	metricExecs        = "infergate_inference_exec_count_total"
 	metricQueueSum     = "infergate_inference_queue_duration_seconds_sum"
 	metricQueueCount   = "infergate_inference_queue_duration_seconds_count"
+	metricWakeSum      = "infergate_inference_wake_duration_seconds_sum"
+	metricWakeCount    = "infergate_inference_wake_duration_seconds_count"
 	metricComputeSum   = "infergate_inference_compute_duration_seconds_sum"
 	metricComputeCount = "infergate_inference_compute_duration_seconds_count"
 	metricCacheHits    = "infergate_cache_hits_total"
@@ -274,6 +276,9 @@ func (d *scrapeDelta) stats() *ServerStats {
 	}
 	if n := d.delta(metricComputeCount); n > 0 {
 		st.ComputeUSAvg = round1(d.delta(metricComputeSum) / n * 1e6)
+	}
+	if n := d.delta(metricWakeCount); n > 0 {
+		st.WakeUSAvg = round1(d.delta(metricWakeSum) / n * 1e6)
 	}
 	st.CacheHits = d.delta(metricCacheHits)
 	st.CacheMisses = d.delta(metricCacheMisses)

@@ -73,6 +73,8 @@ infergate_inference_queue_duration_seconds_sum{model="ctr",version="1"} 1
 infergate_inference_queue_duration_seconds_count{model="ctr",version="1"} 100
 infergate_inference_compute_duration_seconds_sum{model="ctr",version="1"} 2
 infergate_inference_compute_duration_seconds_count{model="ctr",version="1"} 100
+infergate_inference_wake_duration_seconds_sum{model="ctr",version="1"} 0.5
+infergate_inference_wake_duration_seconds_count{model="ctr",version="1"} 100
 infergate_inference_request_failure_total{model="ctr",version="1",reason="overloaded"} 5
 infergate_inference_request_failure_total{model="ctr",version="1",reason="bad_request"} 7
 infergate_cache_hits_total 10
@@ -94,6 +96,8 @@ infergate_inference_queue_duration_seconds_sum{model="ctr",version="1"} 1.05
 infergate_inference_queue_duration_seconds_count{model="ctr",version="1"} 350
 infergate_inference_compute_duration_seconds_sum{model="ctr",version="1"} 2.1
 infergate_inference_compute_duration_seconds_count{model="ctr",version="1"} 150
+infergate_inference_wake_duration_seconds_sum{model="ctr",version="1"} 0.508
+infergate_inference_wake_duration_seconds_count{model="ctr",version="1"} 300
 infergate_inference_request_failure_total{model="ctr",version="1",reason="overloaded"} 8
 infergate_inference_request_failure_total{model="ctr",version="1",reason="bad_request"} 70
 infergate_cache_hits_total 15
@@ -120,6 +124,7 @@ func TestServerStats(t *testing.T) {
 		AvgBatch:     4,    // 1000 rows / 250 executions
 		QueueUSAvg:   200,  // 0.05 s / 250
 		ComputeUSAvg: 2000, // 0.1 s / 50
+		WakeUSAvg:    40,   // 0.008 s / 200
 		CacheHits:    5,    // node-wide: no model label
 		CacheMisses:  1000, //
 		Rejected:     3,    // reason="overloaded" only

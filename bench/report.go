@@ -165,9 +165,13 @@ type ServerStats struct {
 	AvgBatch     float64 `json:"avg_batch"`
 	QueueUSAvg   float64 `json:"queue_us_avg"`
 	ComputeUSAvg float64 `json:"compute_us_avg"`
-	CacheHits    float64 `json:"cache_hits"`
-	CacheMisses  float64 `json:"cache_misses"`
-	Rejected     float64 `json:"rejected"`
+	// WakeUSAvg is how long, on average, a request's caller took to run
+	// again after the batch that answered it ended: the scheduler's part
+	// of the latency (infergate's /metrics only).
+	WakeUSAvg   float64 `json:"wake_us_avg,omitempty"`
+	CacheHits   float64 `json:"cache_hits"`
+	CacheMisses float64 `json:"cache_misses"`
+	Rejected    float64 `json:"rejected"`
 	// From says where the figures come from: "" for infergate's /metrics,
 	// ServerStatsFromStatistics for the statistics extension (a Triton
 	// server, say), which has no cache misses or rejections to give.

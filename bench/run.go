@@ -636,6 +636,7 @@ func summarize(reps []Run) Run {
 		r.Server = &ServerStats{
 			AvgBatch:     med(func(r *Run) float64 { return r.Server.AvgBatch }),
 			QueueUSAvg:   med(func(r *Run) float64 { return r.Server.QueueUSAvg }),
+			WakeUSAvg:    med(func(r *Run) float64 { return r.Server.WakeUSAvg }),
 			ComputeUSAvg: med(func(r *Run) float64 { return r.Server.ComputeUSAvg }),
 			CacheHits:    med(func(r *Run) float64 { return r.Server.CacheHits }),
 			CacheMisses:  med(func(r *Run) float64 { return r.Server.CacheMisses }),

@@ -46,7 +46,7 @@ func WriteTable(w io.Writer, r *Report) error {
 	fmt.Fprintf(w, "\ntarget %s (%s), instances %d, intra-op threads %d, client and server share cores: %s\n\n",
 		orDash(e.Target), orDash(e.ServerVersion), e.Instances, e.IntraOpThreads, shared)
 
-	header := []string{"run", "kind", "req/s", "rows/s", "p50", "p99", "p99.9", "errors", "cpu", "srv cpu", "srv/req", "batch", "queue", "compute", "flag"}
+	header := []string{"run", "kind", "req/s", "rows/s", "p50", "p99", "p99.9", "errors", "cpu", "srv cpu", "srv/req", "batch", "queue", "compute", "wake", "flag"}
 	overload := slices.ContainsFunc(r.Runs, func(run Run) bool { return run.Shed != nil || run.Health != nil })
 	if overload {
 		header = slices.Insert(header, len(header)-1, "shed (p99)", "ready p99")
@@ -65,10 +65,13 @@ func WriteTable(w io.Writer, r *Report) error {
 		if run.Spread != nil && run.ThroughputRPS > 0 {
 			rps += fmt.Sprintf(" ±%.0f%%", (run.Spread.ThroughputRPS.Max-run.Spread.ThroughputRPS.Min)/2/run.ThroughputRPS*100)
 		}
-		batch, queue, compute := "-", "-", "-"
+		batch, queue, compute, wake := "-", "-", "-", "-"
 		if s := run.Server; s != nil {
 			batch = strconv.FormatFloat(s.AvgBatch, 'f', 2, 64)
 			queue, compute = formatUS(s.QueueUSAvg), formatUS(s.ComputeUSAvg)
+			if s.WakeUSAvg > 0 {
+				wake = formatUS(s.WakeUSAvg)
+			}
 		}
 		if run.Kind == KindORTFloor {
 			batch = strconv.Itoa(run.BatchSize)
@@ -89,7 +92,7 @@ func WriteTable(w io.Writer, r *Report) error {
 			run.Name, run.Kind, rps, groupThousands(run.RowsPerS),
 			formatUS(run.Latency.P50), formatUS(run.Latency.P99), formatUS(run.Latency.P999),
 			formatErrors(run.Errors, run.Requests), cpu, srvCPU, srvPerReq,
-			batch, queue, compute, flag,
+			batch, queue, compute, wake, flag,
 		}
 		if overload {
 			shed, ready := "-", "-"

@@ -28,7 +28,7 @@ func TestWriteTable(t *testing.T) {
 		"client and server share cores: yes",
 		"gateway/ctr@c64          gateway     12,346  12,346  950µs  12.3ms  1.50s          0   0.50     0.98     32µs   3.25  120µs     45µs",
 		"http-floor/ctr@c64       http-floor  40,000     0.0      0       0      0          0  1.90!     0.50     12µs      -      -        -",
-		"gateway-batched/ctr@c64  gateway          -       -      -       -      -          -      -        -        -      -      -        -  FLAGGED[1]",
+		"gateway-batched/ctr@c64  gateway          -       -      -       -      -          -      -        -        -      -      -        -     -  FLAGGED[1]",
 		"1.90!",
 		"FLAGGED[1]",
 		"[1] gateway-batched/ctr@c64: the gateway refused the model configuration {}: no",
@@ -82,7 +82,7 @@ func TestWriteTableOverload(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		"compute      shed (p99)         ready p99  flag",
+		"compute  wake      shed (p99)         ready p99  flag",
 		"-               -                 -\n",
 		"-  68.3% (2.10ms)  1.20ms, 2 failed  FLAGGED[1]",
 		"overload gateway-overload/ranker@3x: offered 3,000/s = 3 × 1,000/s sustained by gateway/ranker@c64 (sent 2,999/s); " +

@@ -64,6 +64,9 @@ type VersionMetrics struct {
 	ExecCount *metrics.Counter
 	// QueueDuration is each request's wait for its batch to start.
 	QueueDuration *metrics.PrometheusHistogram
+	// WakeDuration is, for each request that another goroutine ran, the
+	// time from its answer to its caller running again.
+	WakeDuration *metrics.PrometheusHistogram
 	// ComputeDuration is each execution's time in the backend.
 	ComputeDuration *metrics.PrometheusHistogram
 	// BatchSize is the rows of each execution.
@@ -124,12 +127,21 @@ func newVersionMetrics(set *metrics.Set, model, version string, inFlight func() 
 	m.ExecCount = set.GetOrCreateCounter(name("infergate_inference_exec_count_total", ""))
 	set.GetOrCreateGauge(name("infergate_inference_requests_in_flight", ""), inFlight)
 	m.QueueDuration = set.GetOrCreatePrometheusHistogramExt(name("infergate_inference_queue_duration_seconds", ""), latencyBuckets)
+	m.WakeDuration = set.GetOrCreatePrometheusHistogramExt(name("infergate_inference_wake_duration_seconds", ""), wakeBuckets)
 	m.ComputeDuration = set.GetOrCreatePrometheusHistogramExt(name("infergate_inference_compute_duration_seconds", ""), latencyBuckets)
 	m.BatchSize = set.GetOrCreatePrometheusHistogramExt(name("infergate_inference_batch_size", ""), batchBuckets)
 	m.CacheHits = set.GetOrCreateCounter(name("infergate_cache_hits_total", ""))
 	m.CacheMisses = set.GetOrCreateCounter(name("infergate_cache_misses_total", ""))
 	m.CacheHitDuration = set.GetOrCreatePrometheusHistogramExt(name("infergate_cache_hit_duration_seconds", ""), latencyBuckets)
 	return m
+}
+
+// wakeBuckets are the upper bounds, in seconds, of the wake-up histogram:
+// a goroutine the scheduler runs at once takes a microsecond or two, one
+// queued behind a processor in cgo tens of them.
+var wakeBuckets = []float64{
+	1e-6, 2e-6, 5e-6, 10e-6, 20e-6, 50e-6, 100e-6, 200e-6, 500e-6,
+	1e-3, 2e-3, 5e-3, 10e-3, 50e-3,
 }
 
 // batchBuckets are the upper bounds of the batch size histograms, in rows.
@@ -159,6 +171,11 @@ func (m *VersionMetrics) Executed(rows, requests int, compute time.Duration, err
 func (m *VersionMetrics) Queued(wait time.Duration) {
 	m.QueueDuration.Update(wait.Seconds())
 	m.queue.add(1, wait)
+}
+
+// Woken implements batching.Observer.
+func (m *VersionMetrics) Woken(wait time.Duration) {
+	m.WakeDuration.Update(wait.Seconds())
 }
 
 // Arrived records that a request for the version arrived at t.
