@@ -166,8 +166,9 @@ type ServerStats struct {
 	QueueUSAvg   float64 `json:"queue_us_avg"`
 	ComputeUSAvg float64 `json:"compute_us_avg"`
 	// WakeUSAvg is how long, on average, a request's caller took to run
-	// again after the batch that answered it ended: the scheduler's part
-	// of the latency (infergate's /metrics only).
+	// again after another goroutine answered it (at the end of its batch,
+	// or on its expiry in the queue): the scheduler's part of the latency,
+	// over the requests that were answered so (infergate's /metrics only).
 	WakeUSAvg   float64 `json:"wake_us_avg,omitempty"`
 	CacheHits   float64 `json:"cache_hits"`
 	CacheMisses float64 `json:"cache_misses"`

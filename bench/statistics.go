@@ -12,12 +12,12 @@ import (
 // measured window. The bench reads them only from a server whose /metrics
 // has none of infergate's series: Triton, whose metrics live on another
 // port under other names, or an infergate behind a proxy that hides
-// /metrics. Every version of the model counts.
+// /metrics. Every version of the model counts that is in both readings.
 type statsDelta struct {
 	before, after *oip.ModelStatistics
 }
 
-// counters are the totals of one reading that the figures come from.
+// counters are what the figures come from, for one version or summed.
 type counters struct {
 	rows, execs         uint64
 	queueN, queueNS     uint64
@@ -26,58 +26,111 @@ type counters struct {
 	bySize              map[int]uint64 // executions by batch size
 }
 
-func readCounters(st *oip.ModelStatistics) counters {
-	c := counters{bySize: map[int]uint64{}}
-	for _, ms := range st.ModelStats {
-		c.rows += ms.InferenceCount
-		c.execs += ms.ExecutionCount
-		c.queueN += ms.InferenceStats.Queue.Count
-		c.queueNS += ms.InferenceStats.Queue.NS
-		c.cacheHits += ms.InferenceStats.CacheHit.Count
-		for _, b := range ms.BatchStats {
-			c.computeN += b.ComputeInfer.Count
-			c.computeNS += b.ComputeInput.NS + b.ComputeInfer.NS + b.ComputeOutput.NS
-			c.bySize[b.BatchSize] += b.ComputeInfer.Count
-		}
+func versionCounters(ms *oip.ModelStat) counters {
+	is := &ms.InferenceStats
+	c := counters{
+		rows: ms.InferenceCount, execs: ms.ExecutionCount,
+		queueN: is.Queue.Count, queueNS: is.Queue.NS,
+		cacheHits: is.CacheHit.Count,
+		bySize:    map[int]uint64{},
+	}
+	for _, b := range ms.BatchStats {
+		c.computeN += b.ComputeInfer.Count
+		c.computeNS += b.ComputeInput.NS + b.ComputeInfer.NS + b.ComputeOutput.NS
+		c.bySize[b.BatchSize] += b.ComputeInfer.Count
 	}
 	return c
 }
 
-// grew returns how much a counter grew from b to a; one that went down
-// was reset (the model was unloaded and loaded again), and a is the
-// growth since.
-func grew(a, b uint64) float64 {
-	if a < b {
-		return float64(a)
-	}
-	return float64(a - b)
+// fields lists c's counters, for sub and the reset check.
+func (c *counters) fields() []*uint64 {
+	return []*uint64{&c.rows, &c.execs, &c.queueN, &c.queueNS, &c.computeN, &c.computeNS, &c.cacheHits}
 }
 
-// stats returns the step's server figures.
+// sub returns what c gained since b. When any counter went down, the
+// version was loaded again in between, and all of c is new.
+func (c counters) sub(b counters) counters {
+	reset := false
+	bf := b.fields()
+	for i, f := range c.fields() {
+		reset = reset || *f < *bf[i]
+	}
+	for size, n := range c.bySize {
+		reset = reset || n < b.bySize[size]
+	}
+	if reset {
+		return c
+	}
+	d := counters{bySize: map[int]uint64{}}
+	df := d.fields()
+	for i, f := range c.fields() {
+		*df[i] = *f - *bf[i]
+	}
+	for size, n := range c.bySize {
+		if n > b.bySize[size] {
+			d.bySize[size] = n - b.bySize[size]
+		}
+	}
+	return d
+}
+
+// add adds o to c.
+func (c *counters) add(o counters) {
+	of := o.fields()
+	for i, f := range c.fields() {
+		*f += *of[i]
+	}
+	for size, n := range o.bySize {
+		c.bySize[size] += n
+	}
+}
+
+// grown returns the growth of every version in both readings, summed. A
+// version loaded or unloaded during the step is left out: its counts
+// cannot be split at the window.
+func (d statsDelta) grown() counters {
+	before := map[[2]string]counters{}
+	for i := range d.before.ModelStats {
+		ms := &d.before.ModelStats[i]
+		before[[2]string{ms.Name, ms.Version}] = versionCounters(ms)
+	}
+	sum := counters{bySize: map[int]uint64{}}
+	for i := range d.after.ModelStats {
+		ms := &d.after.ModelStats[i]
+		if b, ok := before[[2]string{ms.Name, ms.Version}]; ok {
+			sum.add(versionCounters(ms).sub(b))
+		}
+	}
+	return sum
+}
+
+// stats returns the step's server figures. The queue figure leaves cache
+// hits out, which the extension counts as queued for no time, to match
+// what infergate's /metrics gives.
 func (d statsDelta) stats() *ServerStats {
-	a, b := readCounters(d.after), readCounters(d.before)
+	g := d.grown()
 	st := &ServerStats{From: ServerStatsFromStatistics}
-	if execs := grew(a.execs, b.execs); execs > 0 {
-		st.AvgBatch = round3(grew(a.rows, b.rows) / execs)
+	if g.execs > 0 {
+		st.AvgBatch = round3(float64(g.rows) / float64(g.execs))
 	}
-	if n := grew(a.queueN, b.queueN); n > 0 {
-		st.QueueUSAvg = round1(grew(a.queueNS, b.queueNS) / n / 1e3)
+	if n := g.queueN - min(g.cacheHits, g.queueN); n > 0 {
+		st.QueueUSAvg = round1(float64(g.queueNS) / float64(n) / 1e3)
 	}
-	if n := grew(a.computeN, b.computeN); n > 0 {
-		st.ComputeUSAvg = round1(grew(a.computeNS, b.computeNS) / n / 1e3)
+	if g.computeN > 0 {
+		st.ComputeUSAvg = round1(float64(g.computeNS) / float64(g.computeN) / 1e3)
 	}
-	st.CacheHits = grew(a.cacheHits, b.cacheHits)
+	st.CacheHits = float64(g.cacheHits)
 	return st
 }
 
 // batches returns the executions of the step by batch size, one bin per
 // size that ran.
 func (d statsDelta) batches() []BatchBin {
-	a, b := readCounters(d.after), readCounters(d.before)
+	g := d.grown()
 	var out []BatchBin
-	for _, size := range slices.Sorted(maps.Keys(a.bySize)) {
-		if n := grew(a.bySize[size], b.bySize[size]); n > 0 {
-			out = append(out, BatchBin{Size: float64(size), Count: n})
+	for _, size := range slices.Sorted(maps.Keys(g.bySize)) {
+		if n := g.bySize[size]; n > 0 {
+			out = append(out, BatchBin{Size: float64(size), Count: float64(n)})
 		}
 	}
 	return out

@@ -283,6 +283,9 @@ func writeTargets(w io.Writer, ts []Target, caveat string) {
 // six) as it takes not to read the same as bound: 0.8997 against 0.90
 // must not read "0.90, bound 0.90" next to NOT MET.
 func formatBeside(v, bound float64) string {
+	if v == bound {
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
 	for prec := 2; ; prec++ {
 		s := strconv.FormatFloat(v, 'f', prec, 64)
 		if shown, _ := strconv.ParseFloat(s, 64); shown != bound || prec == 6 {

@@ -164,10 +164,10 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 		lookup := time.Now()
 		if e, ok := s.cache.Get(sc.key); ok && e.Outputs != nil {
 			s.writeResponse(ctx, sc, v, e.Outputs)
+			copied := time.Since(lookup)
 			s.cacheResponse(sc)
 			ctx.Response.Header.Set("X-Cache", "hit")
-			now := time.Now()
-			v.Metrics.CacheHit(now.Sub(start), now.Sub(lookup))
+			v.Metrics.CacheHit(time.Since(start), copied)
 			return nil
 		}
 		v.Metrics.CacheMisses.Inc()

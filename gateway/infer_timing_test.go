@@ -1,6 +1,9 @@
 package gateway_test
 
 import (
+	"bytes"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/infergate/infergate/gateway"
@@ -47,6 +50,39 @@ func BenchmarkHandler(b *testing.B) {
 	b.Run("fake", func(b *testing.B) {
 		s := startFake(b, newFakeBackend(), gateway.DefaultConfig(), registry.ModelConfig{})
 		run(b, s, fakeInfer, fakeRequest)
+	})
+	// Many callers at once on the free backend: requests queue, a worker
+	// runs them in batches and wakes their callers, which "fake" alone
+	// never does.
+	b.Run("fake-parallel", func(b *testing.B) {
+		s := startFake(b, newFakeBackend(), gateway.DefaultConfig(), registry.ModelConfig{})
+		h := s.srv.Handler()
+		b.ReportAllocs()
+		b.SetParallelism(8)
+		b.RunParallel(func(pb *testing.PB) {
+			var ctx fasthttp.RequestCtx
+			ctx.Request.Header.SetMethod(fasthttp.MethodPost)
+			ctx.Request.SetRequestURI(fakeInfer)
+			ctx.Request.SetBody(fakeRequest)
+			for pb.Next() {
+				ctx.Response.Reset()
+				h(&ctx)
+				if ctx.Response.StatusCode() != fasthttp.StatusOK {
+					b.Errorf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+					return
+				}
+			}
+		})
+		// The share of requests whose callers a worker woke.
+		var m bytes.Buffer
+		s.set.WritePrometheus(&m)
+		for line := range strings.Lines(m.String()) {
+			if rest, ok := strings.CutPrefix(line, "infergate_inference_wake_duration_seconds_count{"); ok {
+				_, v, _ := strings.Cut(rest, "} ")
+				n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				b.ReportMetric(n/float64(b.N), "woken/op")
+			}
+		}
 	})
 	b.Run("live", func(b *testing.B) {
 		s := startFake(b, newFakeBackend(), gateway.DefaultConfig(), registry.ModelConfig{})

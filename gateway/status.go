@@ -110,8 +110,10 @@ func trafficOf(v *registry.Version, nodeCache bool) versionTraffic {
 	if st.ExecutionCount > 0 {
 		t.AvgBatch = fmt.Sprintf("%.1f", float64(st.InferenceCount)/float64(st.ExecutionCount))
 	}
-	if q := st.Queue; q.Count > 0 {
-		t.AvgWait = meanDuration(q.NS, q.Count)
+	// The statistics count cache hits as queued for no time; the wait
+	// is that of the requests that went to an instance.
+	if n := st.Queue.Count - min(st.CacheHit.Count, st.Queue.Count); n > 0 {
+		t.AvgWait = meanDuration(st.Queue.NS, n)
 	}
 	var runs, ns uint64
 	for _, b := range st.Batches {
