@@ -76,10 +76,13 @@ type VersionMetrics struct {
 	CacheHits, CacheMisses *metrics.Counter
 	CacheHitDuration       *metrics.PrometheusHistogram
 
-	// The same events as counts and total durations, for the statistics
-	// extension (see Statistics): Prometheus histograms do not give their
-	// sums back.
-	success, fail, queue, computeInfer, cacheHit durationStat
+	// Total durations for the statistics extension (see Statistics),
+	// which Prometheus histograms do not give back: of the requests
+	// counted by Success, by Failure (those refused before they were
+	// timed add nothing) and by CacheHits, in nanoseconds; and counts with
+	// durations of the events no counter above counts per request.
+	successNS, failNS, cacheHitNS atomic.Uint64
+	queue, computeInfer           durationStat
 	// lastInference is when the last request for the version arrived,
 	// in Unix milliseconds.
 	lastInference atomic.Int64
@@ -196,7 +199,7 @@ func (m *VersionMetrics) Arrived(t time.Time) {
 func (m *VersionMetrics) Succeeded(d time.Duration) {
 	m.Success.Inc()
 	m.Duration.Update(d.Seconds())
-	m.success.add(1, d)
+	m.successNS.Add(uint64(max(d, 0)))
 }
 
 // CacheHit counts a request that the response cache answered, total after
@@ -206,14 +209,14 @@ func (m *VersionMetrics) Succeeded(d time.Duration) {
 func (m *VersionMetrics) CacheHit(total, lookup time.Duration) {
 	m.CacheHits.Inc()
 	m.CacheHitDuration.Update(total.Seconds())
-	m.cacheHit.add(1, lookup)
+	m.cacheHitNS.Add(uint64(max(lookup, 0)))
 	m.queue.add(1, 0)
 }
 
 // Failed counts a request that failed for reason after d.
 func (m *VersionMetrics) Failed(reason FailureReason, d time.Duration) {
 	m.Failure[reason].Inc()
-	m.fail.add(1, d)
+	m.failNS.Add(uint64(max(d, 0)))
 }
 
 // Statistics is what GET /v2/models/{m}/stats reports of a version: its
@@ -227,7 +230,8 @@ type Statistics struct {
 	// (batches); neither counts cache hits.
 	InferenceCount, ExecutionCount uint64
 	// Success counts requests answered with 2xx, cache hits included, and
-	// their whole time in the gateway; Fail the failed ones.
+	// their whole time in the gateway; Fail the failed ones, those refused
+	// for too many in flight included (with no time).
 	Success, Fail StatValue
 	// Queue counts requests that went through the batcher, and their wait
 	// for an instance, and cache hits, which waited for none.
@@ -257,15 +261,19 @@ type BatchStat struct {
 // Statistics returns the version's statistics now. The counters are read
 // one after the other, not as one snapshot.
 func (m *VersionMetrics) Statistics() Statistics {
+	var failed uint64
+	for _, c := range m.Failure {
+		failed += c.Get()
+	}
 	st := Statistics{
 		LastInference:  m.lastInference.Load(),
 		InferenceCount: m.InferenceCount.Get(),
 		ExecutionCount: m.ExecCount.Get(),
-		Success:        m.success.value(),
-		Fail:           m.fail.value(),
+		Success:        StatValue{Count: m.Success.Get(), NS: m.successNS.Load()},
+		Fail:           StatValue{Count: failed, NS: m.failNS.Load()},
 		Queue:          m.queue.value(),
 		ComputeInfer:   m.computeInfer.value(),
-		CacheHit:       m.cacheHit.value(),
+		CacheHit:       StatValue{Count: m.CacheHits.Get(), NS: m.cacheHitNS.Load()},
 	}
 	m.batches.Range(func(k, v any) bool {
 		st.Batches = append(st.Batches, BatchStat{Rows: k.(int), StatValue: v.(*durationStat).value()})
