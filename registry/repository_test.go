@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -483,4 +484,42 @@ func TestSetDefaultRoutesUnversioned(t *testing.T) {
 	unversioned(1) // survives an unload and reload
 	r.SetDefault("m", 0)
 	unversioned(2)
+}
+
+// TestDrainWaitsForHolders: a drain ends only once no request holds the
+// version, whatever released to zero before it began, and a request that
+// tries to acquire it while it drains is turned away without ending the
+// drain.
+func TestDrainWaitsForHolders(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		v := &Version{drained: make(chan struct{})}
+		if err := v.acquire(); err != nil {
+			t.Fatal(err)
+		}
+		v.Release() // to zero before the drain
+		if err := v.acquire(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			v.drain()
+			close(done)
+		}()
+		synctest.Wait() // the drain has begun and blocks
+		if err := v.acquire(); err != errRetry {
+			t.Fatalf("acquire while draining: %v; want errRetry", err)
+		}
+		synctest.Wait()
+		select {
+		case <-done:
+			t.Fatal("the drain ended while a request held the version")
+		default:
+		}
+		if n := v.InFlight(); n != 1 {
+			t.Fatalf("in flight while draining: %d; want 1", n)
+		}
+		v.Release()
+		<-done
+		v.drain() // a second drain returns at once
+	})
 }

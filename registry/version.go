@@ -54,11 +54,16 @@ type Version struct {
 	modTime time.Time
 	limit   int64 // most requests in flight: instances + max queue
 
+	// refs counts the requests holding v in its low bits, and has
+	// drainingBit set once v drains: one word, so that a holder's release
+	// to zero and the start of a drain cannot interleave (see Release).
 	refs      atomic.Int64
-	draining  atomic.Bool
 	drainOnce sync.Once
 	drained   chan struct{}
 }
+
+// drainingBit marks Version.refs of a version that drains.
+const drainingBit = 1 << 62
 
 func newVersion(model string, number int64, cfg ModelConfig, b Backend, vm *VersionMetrics, logf func(string, ...any)) (*Version, error) {
 	v := &Version{
@@ -129,7 +134,7 @@ func batcherConfig(cfg ModelConfig, batchable bool) batching.Config {
 // acquire takes a reference unless v is draining or full.
 func (v *Version) acquire() error {
 	n := v.refs.Add(1)
-	if v.draining.Load() {
+	if n&drainingBit != 0 {
 		v.Release()
 		return errRetry
 	}
@@ -143,21 +148,33 @@ func (v *Version) acquire() error {
 
 // Release gives back the reference taken by Repository.Acquire.
 func (v *Version) Release() {
-	if v.refs.Add(-1) == 0 && v.draining.Load() {
+	// The count and the draining mark are read in the same operation:
+	// with a separate flag, a release to zero before a drain began could
+	// read the flag after it began, and end the drain of a version that
+	// a new request had meanwhile taken.
+	if v.refs.Add(-1) == drainingBit {
 		v.drainOnce.Do(func() { close(v.drained) })
 	}
 }
 
 // InFlight returns the number of requests holding v.
 func (v *Version) InFlight() int64 {
-	return v.refs.Load()
+	return v.refs.Load() &^ drainingBit
 }
 
 // drain stops new acquisitions and waits until in-flight requests are done.
 func (v *Version) drain() {
-	v.draining.Store(true)
-	if v.refs.Load() == 0 {
-		v.drainOnce.Do(func() { close(v.drained) })
+	for {
+		n := v.refs.Load()
+		if n&drainingBit != 0 {
+			break // draining already
+		}
+		if v.refs.CompareAndSwap(n, n|drainingBit) {
+			if n == 0 {
+				v.drainOnce.Do(func() { close(v.drained) })
+			}
+			break
+		}
 	}
 	<-v.drained
 }
