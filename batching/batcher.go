@@ -150,7 +150,6 @@ type Request struct {
 	// answered is when another goroutine sent the answer on done; the
 	// send orders it before the caller's receive.
 	answered time.Time
-	timer    *time.Timer
 }
 
 type reqState uint8
@@ -187,6 +186,15 @@ type Batcher struct {
 	// while a server on one processor, where nothing ever queues behind a
 	// short run (the run holds the processor), still finds its batches.
 	skip, gap int
+
+	// expireAt is when the expiry timer fires: no later than the earliest
+	// deadline among the queued requests, zero when none has one. It may
+	// be earlier (that request has left the queue since); the timer then
+	// finds nothing to expire and sets itself for the next one. One timer
+	// per batcher, not one per request: arming a runtime timer and
+	// selecting on it cost a busy server more than the rest of Do.
+	expireAt time.Time
+	expiry   *time.Timer
 
 	// full mirrors queued >= MaxQueueSize for Full, which takes no lock.
 	full atomic.Bool
@@ -322,6 +330,9 @@ func (b *Batcher) Do(r *Request) error {
 	b.queued++
 	b.queuedRows += r.Rows
 	b.full.Store(b.queued >= b.cfg.MaxQueueSize)
+	if !deadline.IsZero() && (b.expireAt.IsZero() || deadline.Before(b.expireAt)) {
+		b.armExpiryLocked(deadline, now)
+	}
 	idle := b.free > 0
 	b.mu.Unlock()
 	if idle {
@@ -330,31 +341,48 @@ func (b *Batcher) Do(r *Request) error {
 		default: // every worker has a wake-up pending already
 		}
 	}
-	// Else whoever frees an instance wakes a worker (release).
-
-	if deadline.IsZero() {
-		return b.woken(r, <-r.done)
-	}
-	if r.timer == nil {
-		r.timer = time.NewTimer(time.Until(deadline))
-	} else {
-		r.timer.Reset(time.Until(deadline))
-	}
-	select {
-	case err := <-r.done:
-		r.timer.Stop()
-		return b.woken(r, err)
-	case <-r.timer.C:
-	}
-	b.mu.Lock()
-	if r.state == stateQueued {
-		b.unqueueLocked(r)
-		b.mu.Unlock()
-		return ErrTimeout
-	}
-	b.mu.Unlock()
-	// A worker took it already: the answer is on its way.
+	// Else whoever frees an instance wakes a worker (release). A worker
+	// or the expiry timer answers, exactly once.
 	return b.woken(r, <-r.done)
+}
+
+// armExpiryLocked sets the expiry timer to fire at t.
+func (b *Batcher) armExpiryLocked(t, now time.Time) {
+	b.expireAt = t
+	if b.expiry == nil {
+		b.expiry = time.AfterFunc(t.Sub(now), b.expire)
+		return
+	}
+	b.expiry.Reset(t.Sub(now))
+}
+
+// expire runs on the expiry timer's goroutine: it answers ErrTimeout to
+// every queued request whose deadline has passed and sets the timer for
+// the earliest deadline left.
+func (b *Batcher) expire() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	var next time.Time
+	for lvl := range b.levels {
+		for r := b.levels[lvl].head; r != nil; {
+			following := r.next
+			switch {
+			case r.deadline.IsZero():
+			case !now.Before(r.deadline):
+				b.unqueueLocked(r)
+				r.answered = now
+				r.done <- ErrTimeout
+			case next.IsZero() || r.deadline.Before(next):
+				next = r.deadline
+			}
+			r = following
+		}
+	}
+	b.expireAt = time.Time{}
+	if !next.IsZero() {
+		b.armExpiryLocked(next, now)
+	}
 }
 
 // woken reports how long r's caller, which waited for another goroutine
@@ -386,6 +414,13 @@ func (b *Batcher) Stop() {
 	b.mu.Unlock()
 	b.stopOnce.Do(func() { close(b.stop) })
 	b.wg.Wait()
+	b.mu.Lock()
+	if b.expiry != nil {
+		// The queue is empty: nothing is left to expire.
+		b.expiry.Stop()
+		b.expireAt = time.Time{}
+	}
+	b.mu.Unlock()
 }
 
 func (b *Batcher) unqueueLocked(r *Request) {

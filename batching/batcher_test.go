@@ -431,6 +431,86 @@ func TestTimeoutBeforeCompute(t *testing.T) {
 	})
 }
 
+// TestExpiryTimer checks the one timer that expires queued requests: each
+// times out at its own deadline whatever order the deadlines came in, one
+// whose batch started first is not answered twice, and the timer goes on
+// to the next deadline after a request that set it left the queue.
+func TestExpiryTimer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBackend{gate: make(chan struct{})}
+		b := newBatcher(t, f, Config{MaxBatchSize: 1, MaxQueueSize: 8, PriorityLevels: 2})
+		busy := goDo(b, request(1, 1, 0)) // holds the only instance
+		synctest.Wait()
+		start := time.Now()
+		type waiter struct {
+			after time.Duration // deadline from start; 0: none
+			ch    <-chan error
+			at    time.Duration // when it was answered
+		}
+		// Deadlines out of order, the earliest one on the high priority
+		// (which the next batch takes), and one request with none.
+		ws := []*waiter{{after: 30 * time.Millisecond}, {after: 10 * time.Millisecond}, {}, {after: 20 * time.Millisecond}}
+		for i, w := range ws {
+			r := request(1, 1, float32(i))
+			if w.after > 0 {
+				r.Deadline = start.Add(w.after)
+			}
+			if i == 1 {
+				r.Priority = 1
+			}
+			ch := make(chan error, 1)
+			w.ch = ch
+			go func() {
+				err := b.Do(r)
+				w.at = time.Since(start)
+				ch <- err
+			}()
+			synctest.Wait()
+		}
+		// Free the instance at 5ms: the high-priority request (deadline
+		// 10ms) runs, and holds the instance with its own gate token.
+		time.Sleep(5 * time.Millisecond)
+		f.gate <- struct{}{}
+		if err := <-busy; err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		time.Sleep(40 * time.Millisecond)
+		synctest.Wait()
+		for i, want := range []time.Duration{30 * time.Millisecond, 20 * time.Millisecond} {
+			w := ws[[]int{0, 3}[i]]
+			select {
+			case err := <-w.ch:
+				if !errors.Is(err, ErrTimeout) || w.at != want {
+					t.Fatalf("request with deadline %s: got %v at %s; want ErrTimeout at %s", w.after, err, w.at, want)
+				}
+			default:
+				t.Fatalf("request with deadline %s: not answered at 45ms", w.after)
+			}
+		}
+		// The request that ran before its deadline gets its own answer
+		// once its run ends, and the one without a deadline still waits.
+		select {
+		case err := <-ws[1].ch:
+			t.Fatalf("running request answered %v before its run ended", err)
+		case err := <-ws[2].ch:
+			t.Fatalf("request without a deadline answered %v", err)
+		default:
+		}
+		f.gate <- struct{}{}
+		if err := <-ws[1].ch; err != nil {
+			t.Fatalf("request taken before its deadline: got %v; want its result", err)
+		}
+		f.gate <- struct{}{}
+		if err := <-ws[2].ch; err != nil {
+			t.Fatalf("request without a deadline: got %v; want its result", err)
+		}
+		if got := f.runs(); !slices.Equal(got, []int{1, 1, 1}) {
+			t.Fatalf("runs %v; want three single rows (the expired requests never ran)", got)
+		}
+	})
+}
+
 func TestQueueFullRefusesAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeBackend{compute: time.Second}
