@@ -22,7 +22,9 @@ type Backend interface {
 // Observer receives the batcher's events, for metrics. Its methods are
 // called on the request path, Queued with the queue lock held: they must
 // be quick and must not call back into the Batcher. Refusals and timeouts
-// are not reported here: the caller sees them as errors from Do.
+// are not reported as executions or queue waits: the caller sees them as
+// errors from Do. A request that timed out in the queue is reported to
+// Woken, like every request another goroutine answered.
 type Observer interface {
 	// Executed follows each backend run.
 	Executed(rows, requests int, compute time.Duration, err error)
@@ -331,7 +333,7 @@ func (b *Batcher) Do(r *Request) error {
 	b.queuedRows += r.Rows
 	b.full.Store(b.queued >= b.cfg.MaxQueueSize)
 	if !deadline.IsZero() && (b.expireAt.IsZero() || deadline.Before(b.expireAt)) {
-		b.armExpiryLocked(deadline, now)
+		b.armExpiryLocked(deadline)
 	}
 	idle := b.free > 0
 	b.mu.Unlock()
@@ -346,19 +348,24 @@ func (b *Batcher) Do(r *Request) error {
 	return b.woken(r, <-r.done)
 }
 
-// armExpiryLocked sets the expiry timer to fire at t.
-func (b *Batcher) armExpiryLocked(t, now time.Time) {
+// armExpiryLocked sets the expiry timer to fire at t. It reads the clock
+// itself: the caller may have waited for the lock since it last did.
+func (b *Batcher) armExpiryLocked(t time.Time) {
 	b.expireAt = t
 	if b.expiry == nil {
-		b.expiry = time.AfterFunc(t.Sub(now), b.expire)
+		b.expiry = time.AfterFunc(time.Until(t), b.expire)
 		return
 	}
-	b.expiry.Reset(t.Sub(now))
+	b.expiry.Reset(time.Until(t))
 }
 
 // expire runs on the expiry timer's goroutine: it answers ErrTimeout to
 // every queued request whose deadline has passed and sets the timer for
-// the earliest deadline left.
+// the earliest deadline left. It scans the whole queue under the lock.
+// With the default timeout alone that happens about once a timeout period
+// (the earliest deadline is the oldest request's, which leaves first, so
+// the timer mostly finds nothing); clients that send short timeouts of
+// their own make it fire at each of them.
 func (b *Batcher) expire() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -381,7 +388,7 @@ func (b *Batcher) expire() {
 	}
 	b.expireAt = time.Time{}
 	if !next.IsZero() {
-		b.armExpiryLocked(next, now)
+		b.armExpiryLocked(next)
 	}
 }
 

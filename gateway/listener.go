@@ -54,8 +54,9 @@ type limitConn struct {
 	l    *limitListener
 	once sync.Once
 
-	// mu protects the deadlines; fasthttp sets them from the serving
-	// goroutine, and from others on shutdown.
+	// mu protects the deadlines: fasthttp sets them from the serving
+	// goroutine, a handler may from its own (RequestCtx.SetReadDeadline),
+	// and Read and Write re-arm them.
 	mu            sync.Mutex
 	read, written lazyDeadline
 }

@@ -2,10 +2,13 @@ package gateway_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -84,8 +87,70 @@ func TestConnectionTimeouts(t *testing.T) {
 		c, br := dial()
 		get(c, br)
 		start := time.Now()
-		if d := closedAfter(br, start); d < idleTimeout || d > idleTimeout+5*time.Second {
+		// The server arms the idle deadline right after it writes the
+		// response, which may be a little before start: the lower bound
+		// only tells the idle timeout from the read timeout.
+		if d := closedAfter(br, start); d < idleTimeout-100*time.Millisecond || d > idleTimeout+5*time.Second {
 			t.Fatalf("an idle connection was closed after %s; want %s", d, idleTimeout)
 		}
 	})
+}
+
+// TestWriteTimeout checks --write-timeout over TCP with the lazily set
+// write deadlines: a connection kept busy for several times the timeout
+// sees no error, and one whose client stops reading while the server has
+// responses to write is closed after the timeout.
+func TestWriteTimeout(t *testing.T) {
+	const writeTimeout = 200 * time.Millisecond
+	cfg := gateway.DefaultConfig()
+	cfg.WriteTimeout = writeTimeout
+	s := startDemo(t, cfg, false)
+	addr := s.listenTCP(t)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(c)
+	const get = "GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n"
+	for end := time.Now().Add(3 * writeTimeout); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if _, err := io.WriteString(c, get); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("a busy connection past the write timeout: %v", err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	// A client that asks for far more than the sockets' buffers hold
+	// (pipelined GET /metrics, tens of KB each) and reads nothing: the
+	// server's write blocks, and must give up after the write timeout.
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	slow.(*net.TCPConn).SetReadBuffer(4096)
+	go func() {
+		batch := []byte(strings.Repeat("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 100))
+		for range 20 {
+			if _, err := slow.Write(batch); err != nil {
+				return // the server closed the connection
+			}
+		}
+	}()
+	time.Sleep(writeTimeout + 1500*time.Millisecond)
+	// Now drain: a closed connection ends at once; one the server
+	// still holds would go on, then hang until this deadline.
+	slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := io.Copy(io.Discard, slow)
+	// Closing with requests still unread makes the kernel reset the
+	// connection rather than end it: both mean closed.
+	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("a client that stopped reading: %v after %d bytes; want the server to have closed the connection after %s", err, n, writeTimeout)
+	}
+	t.Logf("%d bytes of responses before the close", n)
 }
