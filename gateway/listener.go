@@ -99,19 +99,20 @@ func (d *lazyDeadline) rearm(now time.Time) bool {
 }
 
 func (c *limitConn) SetReadDeadline(t time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.read.set(t) {
-		return c.Conn.SetReadDeadline(t)
-	}
-	return nil
+	return c.setDeadline(&c.read, t, c.Conn.SetReadDeadline)
 }
 
 func (c *limitConn) SetWriteDeadline(t time.Time) error {
+	return c.setDeadline(&c.written, t, c.Conn.SetWriteDeadline)
+}
+
+// setDeadline records t as d's deadline and arms it with arm when it must
+// be armed now.
+func (c *limitConn) setDeadline(d *lazyDeadline, t time.Time, arm func(time.Time) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.written.set(t) {
-		return c.Conn.SetWriteDeadline(t)
+	if d.set(t) {
+		return arm(t)
 	}
 	return nil
 }
