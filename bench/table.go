@@ -171,6 +171,7 @@ func WriteTable(w io.Writer, r *Report) error {
 	}
 	writeTargets(w, r.Targets, targetsCaveat(&r.Env, r.Targets))
 	writeCPUPerRequest(w, r)
+	writeComputePerRow(w, r)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -340,4 +341,56 @@ func writeCPUPerRequest(w io.Writer, r *Report) {
 		return
 	}
 	fmt.Fprintf(w, "\nserver CPU per request, gateway ÷ http-floor:\n%s\n", strings.Join(lines, "\n"))
+}
+
+// writeComputePerRow writes, for every model with both, ONNX Runtime's
+// time per row inside the batched gateway at the highest concurrency
+// (its compute per batch over its rows per batch) against the ort-floor's
+// at the batch size nearest the gateway's batches: where the gateway
+// falls short of the ort-floor with full batches, this says whether
+// batching or the model's speed inside a loaded server is why. The
+// gateway's compute includes gathering inputs and scattering outputs.
+func writeComputePerRow(w io.Writer, r *Report) {
+	var lines []string
+	for _, m := range distinct(r.Runs, func(x *Run) bool { return x.Kind == KindORTFloor }, func(x *Run) string { return x.Model }) {
+		batched := func(x *Run) bool {
+			return cleanClosedRun(m, KindGateway, true, false)(x) && x.Server != nil && x.Server.AvgBatch > 0 && x.Server.ComputeUSAvg > 0
+		}
+		conc := distinct(r.Runs, batched, func(x *Run) int { return x.Concurrency })
+		if len(conc) == 0 {
+			continue
+		}
+		top := slices.Max(conc)
+		g := best(r.Runs, func(x *Run) bool { return batched(x) && x.Concurrency == top }, moreRPS)
+		rows := g.Server.AvgBatch
+		var o *Run
+		for i := range r.Runs {
+			x := &r.Runs[i]
+			if x.Flagged != "" || x.Model != m || x.Kind != KindORTFloor || x.BatchSize < 1 || x.Latency.Mean <= 0 {
+				continue
+			}
+			// Nearest on a log scale: 24 rows sit as near 16 as 32 do.
+			if o == nil || math.Abs(math.Log(float64(x.BatchSize)/rows)) < math.Abs(math.Log(float64(o.BatchSize)/rows)) {
+				o = x
+			}
+		}
+		if o == nil {
+			continue
+		}
+		in, alone := g.Server.ComputeUSAvg/rows, o.Latency.Mean/float64(o.BatchSize)
+		lines = append(lines, fmt.Sprintf("  %s: %s ÷ %s = %.2f (batches of %.1f rows in %s; %s)", m, formatRowUS(in), formatRowUS(alone), in/alone, rows, g.Name, o.Name))
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nONNX Runtime per row, inside the gateway ÷ alone:\n%s\n", strings.Join(lines, "\n"))
+}
+
+// formatRowUS writes a time per row: with a decimal below 100 µs, where
+// formatUS's whole microseconds would hide the difference.
+func formatRowUS(us float64) string {
+	if us < 100 {
+		return strconv.FormatFloat(us, 'f', 1, 64) + "µs"
+	}
+	return formatUS(us)
 }

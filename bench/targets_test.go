@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -215,5 +216,38 @@ func TestCheckTargetsRounds(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("without Env.Rounds: no batched target for cheap")
+	}
+}
+
+func TestWriteComputePerRow(t *testing.T) {
+	ort := func(m string, batch int, meanUS float64) Run {
+		return Run{Name: fmt.Sprintf("ort-floor/%s@b%d", m, batch), Kind: KindORTFloor, Model: m, BatchSize: batch, Requests: 10, Latency: Latency{Mean: meanUS}}
+	}
+	gw := func(m string, c int, batch, computeUS float64) Run {
+		return Run{Name: fmt.Sprintf("gateway-batched/%s@c%d", m, c), Kind: KindGateway, Model: m, Mode: ModeClosed, Concurrency: c, RowsPerRequest: 1,
+			Batching: true, Requests: 10, Server: &ServerStats{AvgBatch: batch, ComputeUSAvg: computeUS}}
+	}
+	r := &Report{Runs: []Run{
+		ort("ranker", 16, 334), ort("ranker", 32, 627), ort("ranker", 64, 1450),
+		gw("ranker", 64, 32, 960), gw("ranker", 1, 1, 216),
+		ort("ctr", 8, 20), ort("ctr", 16, 34),
+		gw("ctr", 64, 15.6, 48),
+	}}
+	var b strings.Builder
+	writeComputePerRow(&b, r)
+	want := "\nONNX Runtime per row, inside the gateway ÷ alone:\n" +
+		"  ranker: 30.0µs ÷ 19.6µs = 1.53 (batches of 32.0 rows in gateway-batched/ranker@c64; ort-floor/ranker@b32)\n" +
+		"  ctr: 3.1µs ÷ 2.1µs = 1.45 (batches of 15.6 rows in gateway-batched/ctr@c64; ort-floor/ctr@b16)\n"
+	if b.String() != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+	// A gateway without infergate's figures (no compute time): nothing.
+	for i := range r.Runs {
+		r.Runs[i].Server = nil
+	}
+	b.Reset()
+	writeComputePerRow(&b, r)
+	if b.Len() != 0 {
+		t.Fatalf("without the gateway's compute figures: got %q; want nothing", b.String())
 	}
 }
