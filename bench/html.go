@@ -548,6 +548,7 @@ func distinct[T comparable](runs []Run, ok func(*Run) bool, f func(*Run) T) []T 
 // how close the gateway comes to its floors.
 func buildRatios(runs []Run) []modelView {
 	isGW := func(r *Run) bool { return r.Kind == KindGateway }
+	costs := rowCosts(runs)
 	var out []modelView
 	for _, m := range distinct(runs, isGW, func(r *Run) string { return r.Model }) {
 		gw := func(r *Run) bool { return r.Kind == KindGateway && r.Model == m }
@@ -664,6 +665,28 @@ func buildRatios(runs []Run) []modelView {
 		}
 		if len(t.Rows) == 0 {
 			t.Note = "No closed-loop gateway run for this model."
+		}
+		mv.Tables = append(mv.Tables, t)
+
+		// ONNX Runtime's speed inside the loaded gateway against alone.
+		t = table{
+			Title: "ONNX Runtime per row: inside the batched gateway ÷ alone, at the nearest batch size (the gateway's figure includes gathering and scattering)",
+			Head:  []string{"gateway", "rows per batch", "µs per row", "ort-floor", "µs per row", "ratio"},
+		}
+		for _, c := range costs {
+			if c.model == m {
+				t.Rows = append(t.Rows, []cell{
+					{S: c.gateway.Name},
+					{S: strconv.FormatFloat(c.rows, 'f', 1, 64), Class: "num"},
+					{S: formatRowUS(c.inside), Class: "num"},
+					{S: c.floor.Name},
+					{S: formatRowUS(c.alone), Class: "num"},
+					{S: ratio(c.inside, c.alone), Class: "num em"},
+				})
+			}
+		}
+		if len(t.Rows) == 0 {
+			t.Note = "Needs a batched gateway run with the server's batch and compute figures, and an ort-floor run."
 		}
 		mv.Tables = append(mv.Tables, t)
 		out = append(out, mv)

@@ -544,10 +544,11 @@ func TestWriteHTMLRatios(t *testing.T) {
 		{Name: "hf1", Kind: KindHTTPFloor, Mode: ModeClosed, Concurrency: 1, ThroughputRPS: 20e3, Latency: Latency{P50: 40}},
 		{Name: "hf8", Kind: KindHTTPFloor, Mode: ModeClosed, Concurrency: 8, ThroughputRPS: 100e3, Latency: Latency{P50: 70}},
 		{Name: "ort1", Kind: KindORTFloor, Model: "m", BatchSize: 1, RowsPerS: 25e3, Latency: Latency{P50: 35}},
-		{Name: "ort32", Kind: KindORTFloor, Model: "m", BatchSize: 32, RowsPerS: 400e3, Latency: Latency{P50: 80}},
+		{Name: "ort32", Kind: KindORTFloor, Model: "m", BatchSize: 32, RowsPerS: 400e3, Latency: Latency{P50: 80, Mean: 640}},
 		{Name: "ort64-flagged", Kind: KindORTFloor, Model: "m", BatchSize: 64, RowsPerS: 900e3, Flagged: "noisy"},
 		{Name: "gw1", Kind: KindGateway, Model: "m", Batching: true, Mode: ModeClosed, Concurrency: 1, RowsPerRequest: 1, ThroughputRPS: 8e3, RowsPerS: 8e3, Latency: Latency{P50: 125}},
-		{Name: "gw8", Kind: KindGateway, Model: "m", Batching: true, Mode: ModeClosed, Concurrency: 8, RowsPerRequest: 1, ThroughputRPS: 50e3, RowsPerS: 100e3, Latency: Latency{P50: 160}},
+		{Name: "gw8", Kind: KindGateway, Model: "m", Batching: true, Mode: ModeClosed, Concurrency: 8, RowsPerRequest: 1, ThroughputRPS: 50e3, RowsPerS: 100e3, Latency: Latency{P50: 160},
+			Server: &ServerStats{AvgBatch: 32, ComputeUSAvg: 1600}},
 		// Sixteen rows a request: compared in rows/s only, never with the
 		// one-row floors' requests/s or latency.
 		{Name: "gw8x16", Kind: KindGateway, Model: "m", Batching: true, Mode: ModeClosed, Concurrency: 8, RowsPerRequest: 16, ThroughputRPS: 5e3, RowsPerS: 80e3, Latency: Latency{P50: 1600}},
@@ -568,6 +569,10 @@ func TestWriteHTMLRatios(t *testing.T) {
 		"+50.0 µs",     // overhead 125 - 75
 		"1.67×",        // 125 / 75
 		"400k (batch 32)",
+		"ONNX Runtime per row", // 1600 µs ÷ 32 rows inside, 640 µs ÷ 32 alone
+		"50.0µs",
+		"20.0µs",
+		"2.50×",
 	} {
 		if !strings.Contains(p.text, s) {
 			t.Errorf("the page does not show %q", s)

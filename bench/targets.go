@@ -343,29 +343,37 @@ func writeCPUPerRequest(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "\nserver CPU per request, gateway ÷ http-floor:\n%s\n", strings.Join(lines, "\n"))
 }
 
-// writeComputePerRow writes, for every model with both, ONNX Runtime's
-// time per row inside the batched gateway at the highest concurrency
-// (its compute per batch over its rows per batch) against the ort-floor's
-// at the batch size nearest the gateway's batches: where the gateway
-// falls short of the ort-floor with full batches, this says whether
-// batching or the model's speed inside a loaded server is why. The
-// gateway's compute includes gathering inputs and scattering outputs.
-func writeComputePerRow(w io.Writer, r *Report) {
-	var lines []string
-	for _, m := range distinct(r.Runs, func(x *Run) bool { return x.Kind == KindORTFloor }, func(x *Run) string { return x.Model }) {
+// rowCost is ONNX Runtime's time per row inside a model's batched gateway
+// at the highest concurrency (its compute per batch over its rows per
+// batch) and in the ort-floor at the batch size nearest the gateway's
+// batches. Where the gateway falls short of the ort-floor with full
+// batches, it says whether batching or the model's speed inside a loaded
+// server is why. The gateway's compute includes gathering inputs and
+// scattering outputs.
+type rowCost struct {
+	model          string
+	gateway, floor *Run
+	rows           float64 // the gateway's mean rows per batch
+	inside, alone  float64 // µs per row
+}
+
+// rowCosts returns the rowCost of every model of runs that has both runs.
+func rowCosts(runs []Run) []rowCost {
+	var out []rowCost
+	for _, m := range distinct(runs, func(x *Run) bool { return x.Kind == KindORTFloor }, func(x *Run) string { return x.Model }) {
 		batched := func(x *Run) bool {
 			return cleanClosedRun(m, KindGateway, true, false)(x) && x.Server != nil && x.Server.AvgBatch > 0 && x.Server.ComputeUSAvg > 0
 		}
-		conc := distinct(r.Runs, batched, func(x *Run) int { return x.Concurrency })
+		conc := distinct(runs, batched, func(x *Run) int { return x.Concurrency })
 		if len(conc) == 0 {
 			continue
 		}
 		top := slices.Max(conc)
-		g := best(r.Runs, func(x *Run) bool { return batched(x) && x.Concurrency == top }, moreRPS)
+		g := best(runs, func(x *Run) bool { return batched(x) && x.Concurrency == top }, moreRPS)
 		rows := g.Server.AvgBatch
 		var o *Run
-		for i := range r.Runs {
-			x := &r.Runs[i]
+		for i := range runs {
+			x := &runs[i]
 			if x.Flagged != "" || x.Model != m || x.Kind != KindORTFloor || x.BatchSize < 1 || x.Latency.Mean <= 0 {
 				continue
 			}
@@ -377,8 +385,21 @@ func writeComputePerRow(w io.Writer, r *Report) {
 		if o == nil {
 			continue
 		}
-		in, alone := g.Server.ComputeUSAvg/rows, o.Latency.Mean/float64(o.BatchSize)
-		lines = append(lines, fmt.Sprintf("  %s: %s ÷ %s = %.2f (batches of %.1f rows in %s; %s)", m, formatRowUS(in), formatRowUS(alone), in/alone, rows, g.Name, o.Name))
+		c := rowCost{model: m, gateway: g, floor: o, rows: rows,
+			inside: g.Server.ComputeUSAvg / rows, alone: o.Latency.Mean / float64(o.BatchSize)}
+		if !math.IsInf(c.inside, 0) && !math.IsInf(c.alone, 0) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// writeComputePerRow writes rowCosts' figures as lines after the targets.
+func writeComputePerRow(w io.Writer, r *Report) {
+	var lines []string
+	for _, c := range rowCosts(r.Runs) {
+		lines = append(lines, fmt.Sprintf("  %s: %s ÷ %s = %.2f (batches of %.1f rows in %s; %s)",
+			c.model, formatRowUS(c.inside), formatRowUS(c.alone), c.inside/c.alone, c.rows, c.gateway.Name, c.floor.Name))
 	}
 	if len(lines) == 0 {
 		return
