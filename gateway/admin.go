@@ -335,8 +335,17 @@ func (s *Server) serveBlob(cp *controlPlane, ctx *fasthttp.RequestCtx, digest st
 		defer f.Close()
 		c.SetWriteDeadline(time.Now().Add(blobWriteTime(size)))
 		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\nDocker-Content-Digest: sha256:%s\r\nConnection: close\r\n\r\n", size, hex)
-		if lc, ok := c.(*limitConn); ok {
-			c = lc.Conn // its ReadFrom sends the file with sendfile
+		// fasthttp hands over its own wrapper; under it is the listener's
+		// limitConn, and under that the TCP connection, whose ReadFrom
+		// sends the file with sendfile. The write deadline set above is
+		// armed on it already: a hijack clears the deadlines first, so
+		// limitConn arms a new one at once.
+		raw := c
+		if u, ok := raw.(interface{ UnsafeConn() net.Conn }); ok {
+			raw = u.UnsafeConn()
+		}
+		if lc, ok := raw.(*limitConn); ok {
+			c = lc.Conn
 		}
 		if _, err := io.Copy(c, f); err != nil {
 			s.logf("sending blob sha256:%s to %s: %v", hex, c.RemoteAddr(), err)

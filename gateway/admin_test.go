@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,6 +150,22 @@ func TestAdminAPI(t *testing.T) {
 	// The blob a peer would pull.
 	if r := s.admin(t, "GET", "/v1/blobs/sha256:"+ctrHex, nil); r.code != 200 || !bytes.Equal(r.body, ctrONNX()) {
 		t.Fatalf("GET the ctr blob: %d, %d bytes; want 200 with the model's %d bytes", r.code, len(r.body), len(ctrONNX()))
+	}
+	// And over TCP, where the file goes out through the TCP connection
+	// under fasthttp's and the listener's wrappers (sendfile).
+	req, err := http.NewRequest("GET", "http://"+s.listenTCP(t)+"/v1/blobs/sha256:"+ctrHex, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || !bytes.Equal(blob, ctrONNX()) {
+		t.Fatalf("GET the ctr blob over TCP: %d, %d bytes, %v; want 200 with the model's %d bytes", resp.StatusCode, len(blob), err, len(ctrONNX()))
 	}
 
 	// Upload, promote, roll back: unversioned traffic follows production.

@@ -114,6 +114,8 @@ type testServer struct {
 	// serving counts the Serve calls; served gets their results.
 	serving sync.WaitGroup
 	served  chan error
+	// tcpAddr is the loopback address listenTCP serves on, once it has.
+	tcpAddr string
 }
 
 // startServer starts a server as o says; it is shut down at cleanup.
@@ -190,15 +192,20 @@ func (s *testServer) serve(ln net.Listener) {
 	}()
 }
 
-// listenTCP serves on a loopback port too and returns its address.
+// listenTCP serves on a loopback port too and returns its address; called
+// again, it returns the same one.
 func (s *testServer) listenTCP(t testing.TB) string {
 	t.Helper()
+	if s.tcpAddr != "" {
+		return s.tcpAddr
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.serve(ln)
-	return ln.Addr().String()
+	s.tcpAddr = ln.Addr().String()
+	return s.tcpAddr
 }
 
 // startDemo starts a server over ONNX Runtime with the demo model ctr
