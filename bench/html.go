@@ -203,7 +203,7 @@ func buildPage(r *Report) *page {
 		}
 	}
 	pal := newPalette()
-	p.Models = buildRatios(r.Runs)
+	p.Models = buildRatios(r.Runs, rowCosts(r))
 	p.Targets = buildTargets(r.Targets, targetsCaveat(&r.Env, r.Targets))
 	p.Sweeps = buildSweeps(r.Sweeps)
 	p.LatTP = latencyThroughputCharts(r.Runs, pal)
@@ -545,10 +545,9 @@ func distinct[T comparable](runs []Run, ok func(*Run) bool, f func(*Run) T) []T 
 }
 
 // buildRatios computes, per model served by a gateway, the ratios that say
-// how close the gateway comes to its floors.
-func buildRatios(runs []Run) []modelView {
+// how close the gateway comes to its floors; costs are rowCosts' figures.
+func buildRatios(runs []Run, costs []rowCost) []modelView {
 	isGW := func(r *Run) bool { return r.Kind == KindGateway }
-	costs := rowCosts(runs)
 	var out []modelView
 	for _, m := range distinct(runs, isGW, func(r *Run) string { return r.Model }) {
 		gw := func(r *Run) bool { return r.Kind == KindGateway && r.Model == m }
@@ -681,7 +680,7 @@ func buildRatios(runs []Run) []modelView {
 					{S: formatRowUS(c.inside), Class: "num"},
 					{S: c.floor.Name},
 					{S: formatRowUS(c.alone), Class: "num"},
-					{S: ratio(c.inside, c.alone), Class: "num em"},
+					{S: ratio(c.inside, c.alone), Class: "num em", Tip: roundsTip(c.rounds)},
 				})
 			}
 		}
@@ -1953,3 +1952,15 @@ circle:hover{stroke:#111827;stroke-width:1.5}
 
 </main></body></html>
 `
+
+// roundsTip lists the ratio of each round, "" when there were none.
+func roundsTip(rounds []float64) string {
+	if len(rounds) < 2 {
+		return ""
+	}
+	parts := make([]string, len(rounds))
+	for i, x := range rounds {
+		parts[i] = sig3(x)
+	}
+	return "rounds " + strings.Join(parts, ", ")
+}

@@ -346,23 +346,45 @@ func writeCPUPerRequest(w io.Writer, r *Report) {
 // rowCost is ONNX Runtime's time per row inside a model's batched gateway
 // at the highest concurrency (its compute per batch over its rows per
 // batch) and in the ort-floor at the batch size nearest the gateway's
-// batches. Where the gateway falls short of the ort-floor with full
-// batches, it says whether batching or the model's speed inside a loaded
-// server is why. The gateway's compute includes gathering inputs and
-// scattering outputs.
+// batches. Where the gateway falls short of the ort-floor with its
+// batches as large as the load makes them, it says whether batching or
+// the model's speed inside a loaded server is why. The gateway's compute
+// includes gathering inputs and scattering outputs.
 type rowCost struct {
 	model          string
 	gateway, floor *Run
 	rows           float64 // the gateway's mean rows per batch
 	inside, alone  float64 // µs per row
+	// rounds holds each round's ratio when the suite ran in rounds; the
+	// figures above are then those of the round with the median ratio.
+	rounds []float64
 }
 
-// rowCosts returns the rowCost of every model of runs that has both runs.
-func rowCosts(runs []Run) []rowCost {
+// costOf returns the rowCost of gateway run g and ort-floor run o, false
+// when a figure is missing or not finite.
+func costOf(g, o *Run) (rowCost, bool) {
+	if g == nil || o == nil || g.Server == nil || o.BatchSize < 1 {
+		return rowCost{}, false
+	}
+	c := rowCost{model: g.Model, gateway: g, floor: o, rows: g.Server.AvgBatch,
+		inside: g.Server.ComputeUSAvg / g.Server.AvgBatch, alone: o.Latency.Mean / float64(o.BatchSize)}
+	for _, v := range []float64{c.rows, c.inside, c.alone} {
+		if !(v > 0) || math.IsInf(v, 0) {
+			return rowCost{}, false
+		}
+	}
+	return c, true
+}
+
+// rowCosts returns the rowCost of every model of r that has both runs.
+// When the suite ran in rounds, each round is read on its own figures,
+// as CheckTargets reads them, and the round with the median ratio speaks.
+func rowCosts(r *Report) []rowCost {
 	var out []rowCost
+	runs := r.Runs
 	for _, m := range distinct(runs, func(x *Run) bool { return x.Kind == KindORTFloor }, func(x *Run) string { return x.Model }) {
 		batched := func(x *Run) bool {
-			return cleanClosedRun(m, KindGateway, true, false)(x) && x.Server != nil && x.Server.AvgBatch > 0 && x.Server.ComputeUSAvg > 0
+			return cleanClosedRun(m, KindGateway, true, false)(x) && x.Server != nil
 		}
 		conc := distinct(runs, batched, func(x *Run) int { return x.Concurrency })
 		if len(conc) == 0 {
@@ -371,25 +393,43 @@ func rowCosts(runs []Run) []rowCost {
 		top := slices.Max(conc)
 		g := best(runs, func(x *Run) bool { return batched(x) && x.Concurrency == top }, moreRPS)
 		rows := g.Server.AvgBatch
+		if !(rows > 0) || math.IsInf(rows, 0) {
+			continue
+		}
 		var o *Run
 		for i := range runs {
 			x := &runs[i]
-			if x.Flagged != "" || x.Model != m || x.Kind != KindORTFloor || x.BatchSize < 1 || x.Latency.Mean <= 0 {
+			if x.Flagged != "" || x.Model != m || x.Kind != KindORTFloor || x.BatchSize < 1 || !(x.Latency.Mean > 0) {
 				continue
 			}
-			// Nearest on a log scale: 24 rows sit as near 16 as 32 do.
+			// Nearest on a log scale: the midpoint of 16 and 32 is 22.6.
 			if o == nil || math.Abs(math.Log(float64(x.BatchSize)/rows)) < math.Abs(math.Log(float64(o.BatchSize)/rows)) {
 				o = x
 			}
 		}
-		if o == nil {
+		c, ok := costOf(g, o)
+		if !ok {
 			continue
 		}
-		c := rowCost{model: m, gateway: g, floor: o, rows: rows,
-			inside: g.Server.ComputeUSAvg / rows, alone: o.Latency.Mean / float64(o.BatchSize)}
-		if !math.IsInf(c.inside, 0) && !math.IsInf(c.alone, 0) {
-			out = append(out, c)
+		if r.Env.Rounds > 1 {
+			var per []rowCost
+			for _, i := range roundsOf(g, o) {
+				if rc, ok := costOf(inRound(g, i), inRound(o, i)); ok {
+					per = append(per, rc)
+				}
+			}
+			if len(per) > 1 {
+				ratios := make([]float64, len(per))
+				for i, rc := range per {
+					ratios[i] = rc.inside / rc.alone
+				}
+				sorted := slices.Clone(per)
+				slices.SortStableFunc(sorted, func(a, b rowCost) int { return cmp.Compare(a.inside/a.alone, b.inside/b.alone) })
+				c = sorted[(len(sorted)-1)/2]
+				c.gateway, c.floor, c.rounds = g, o, ratios
+			}
 		}
+		out = append(out, c)
 	}
 	return out
 }
@@ -397,9 +437,17 @@ func rowCosts(runs []Run) []rowCost {
 // writeComputePerRow writes rowCosts' figures as lines after the targets.
 func writeComputePerRow(w io.Writer, r *Report) {
 	var lines []string
-	for _, c := range rowCosts(r.Runs) {
-		lines = append(lines, fmt.Sprintf("  %s: %s ÷ %s = %.2f (batches of %.1f rows in %s; %s)",
-			c.model, formatRowUS(c.inside), formatRowUS(c.alone), c.inside/c.alone, c.rows, c.gateway.Name, c.floor.Name))
+	for _, c := range rowCosts(r) {
+		rounds := ""
+		if len(c.rounds) > 1 {
+			parts := make([]string, len(c.rounds))
+			for i, x := range c.rounds {
+				parts[i] = fmt.Sprintf("%.2f", x)
+			}
+			rounds = "rounds " + strings.Join(parts, ", ") + "; "
+		}
+		lines = append(lines, fmt.Sprintf("  %s: %s ÷ %s = %.2f (%sbatches of %.1f rows in %s; %s)",
+			c.model, formatRowUS(c.inside), formatRowUS(c.alone), c.inside/c.alone, rounds, c.rows, c.gateway.Name, c.floor.Name))
 	}
 	if len(lines) == 0 {
 		return

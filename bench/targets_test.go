@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -227,19 +228,56 @@ func TestWriteComputePerRow(t *testing.T) {
 		return Run{Name: fmt.Sprintf("gateway-batched/%s@c%d", m, c), Kind: KindGateway, Model: m, Mode: ModeClosed, Concurrency: c, RowsPerRequest: 1,
 			Batching: true, Requests: 10, Server: &ServerStats{AvgBatch: batch, ComputeUSAvg: computeUS}}
 	}
+	flaggedORT := ort("ranker", 32, 100)
+	flaggedORT.Flagged = "noisy"
+	multiRow := gw("ctr", 64, 23, 10000)
+	multiRow.Name, multiRow.RowsPerRequest = "gateway-sustainable/ctr@c64", 16
+	multiRow.ThroughputRPS = 1e9 // would win a pick that did not skip it
 	r := &Report{Runs: []Run{
-		ort("ranker", 16, 334), ort("ranker", 32, 627), ort("ranker", 64, 1450),
+		flaggedORT,
+		ort("ranker", 16, 334), ort("ranker", 32, 659), ort("ranker", 64, 1450),
 		gw("ranker", 64, 32, 960), gw("ranker", 1, 1, 216),
-		ort("ctr", 8, 20), ort("ctr", 16, 34),
-		gw("ctr", 64, 15.6, 48),
+		// 23 rows: nearer 16 on a linear scale, nearer 32 on a log one.
+		ort("ctr", 16, 34), ort("ctr", 32, 64),
+		gw("ctr", 64, 23, 69), multiRow,
 	}}
 	var b strings.Builder
 	writeComputePerRow(&b, r)
 	want := "\nONNX Runtime per row, inside the gateway ÷ alone:\n" +
-		"  ranker: 30.0µs ÷ 19.6µs = 1.53 (batches of 32.0 rows in gateway-batched/ranker@c64; ort-floor/ranker@b32)\n" +
-		"  ctr: 3.1µs ÷ 2.1µs = 1.45 (batches of 15.6 rows in gateway-batched/ctr@c64; ort-floor/ctr@b16)\n"
+		"  ranker: 30.0µs ÷ 20.6µs = 1.46 (batches of 32.0 rows in gateway-batched/ranker@c64; ort-floor/ranker@b32)\n" +
+		"  ctr: 3.0µs ÷ 2.0µs = 1.50 (batches of 23.0 rows in gateway-batched/ctr@c64; ort-floor/ctr@b32)\n"
 	if b.String() != want {
 		t.Fatalf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+
+	// In rounds, each round on its own figures; the median round speaks.
+	g := gw("ctr", 64, 16, 48)
+	o := ort("ctr", 16, 32)
+	for i, x := range []struct{ batch, compute, mean float64 }{{16, 48, 32}, {16, 64, 32}, {16, 40, 40}} {
+		gr, or := gw("ctr", 64, x.batch, x.compute), ort("ctr", 16, x.mean)
+		gr.Repetition, or.Repetition = i+1, i+1
+		g.Repetitions = append(g.Repetitions, gr)
+		o.Repetitions = append(o.Repetitions, or)
+	}
+	rounds := &Report{Env: Env{Rounds: 3}, Runs: []Run{o, g}}
+	b.Reset()
+	writeComputePerRow(&b, rounds)
+	// Rounds: 3/2 = 1.50, 4/2 = 2.00, 2.5/2.5 = 1.00; the median is 1.50.
+	want = "\nONNX Runtime per row, inside the gateway ÷ alone:\n" +
+		"  ctr: 3.0µs ÷ 2.0µs = 1.50 (rounds 1.50, 2.00, 1.00; batches of 16.0 rows in gateway-batched/ctr@c64; ort-floor/ctr@b16)\n"
+	if b.String() != want {
+		t.Fatalf("in rounds: got:\n%s\nwant:\n%s", b.String(), want)
+	}
+
+	// Figures that are missing, zero, NaN or infinite: nothing, not NaN.
+	nan, inf := math.NaN(), math.Inf(1)
+	for _, c := range []struct{ batch, compute, mean float64 }{{nan, 10, 10}, {inf, 10, 10}, {10, inf, 10}, {10, nan, 10}, {10, 10, nan}, {10, 10, inf}, {0, 10, 10}, {10, 10, 0}} {
+		bad := &Report{Runs: []Run{ort("m", 8, c.mean), gw("m", 64, c.batch, c.compute)}}
+		b.Reset()
+		writeComputePerRow(&b, bad)
+		if b.Len() != 0 {
+			t.Fatalf("batch %v, compute %v, ort mean %v: got %q; want nothing", c.batch, c.compute, c.mean, b.String())
+		}
 	}
 	// A gateway without infergate's figures (no compute time): nothing.
 	for i := range r.Runs {
