@@ -23,6 +23,24 @@ func SaveJSON(path string, r *Report) error {
 	return writeFile(path, append(b, '\n'))
 }
 
+// LoadJSON reads a report that SaveJSON wrote. Unknown fields are kept
+// out, so a report from a newer infergate reads as far as this one knows
+// it; a file that is not a report is an error.
+func LoadJSON(path string) (*Report, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the report: %w", err)
+	}
+	var r Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s is not a bench report (JSON, as --json writes it): %w", path, err)
+	}
+	if len(r.Runs) == 0 && r.Env.StartedAt == "" {
+		return nil, fmt.Errorf("%s is not a bench report: it has no runs and no environment", path)
+	}
+	return &r, nil
+}
+
 // SaveHTML writes r as an HTML page to path.
 func SaveHTML(path string, r *Report) error {
 	if writeHTML == nil {

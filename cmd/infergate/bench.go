@@ -23,7 +23,10 @@ func runBench(args []string) error {
 	if len(args) > 0 && args[0] == "floor-server" {
 		return runFloorServer(args[1:])
 	}
-	fs := newFlagSet("bench", "[flags]   or   infergate bench suite [flags]",
+	if len(args) > 0 && args[0] == "report" {
+		return runBenchReport(args[1:])
+	}
+	fs := newFlagSet("bench", "[flags]   or   infergate bench suite [flags]   or   infergate bench report [--html FILE] REPORT.json",
 		`Load-test one model of a running gateway over the Open Inference Protocol v2,
 and optionally the floors at the same load: a bare HTTP server answering the
 gateway's own response (--floors http) and the model run in-process through ONNX
@@ -51,7 +54,8 @@ rate.
 
 Without --concurrency and --rate, runs --concurrency 1,8,64 (64 with
 --overload).
-"infergate bench suite --help" describes the standard suite.`)
+"infergate bench suite --help" describes the standard suite; "infergate bench
+report out.json" prints a saved report again (--html to draw its page).`)
 	cfg := bench.DefaultConfig()
 	commonBenchFlags(fs, &cfg.Options)
 	fs.StringVar(&cfg.Target, "target", cfg.Target, "base URL of the gateway to load")
@@ -436,4 +440,36 @@ request gets the same captured gateway answer. The bench starts and stops it.`)
 		return err
 	}
 	return bench.ServeFloor(*spec, *addr)
+}
+
+// runBenchReport prints a saved report again, and writes it as HTML if
+// asked: the text and the page of an older run, drawn by this binary.
+func runBenchReport(args []string) error {
+	fs := newFlagSet("bench report", "[--html FILE] REPORT.json",
+		`Print the table of a report that --json saved, as this binary prints it
+(with the summaries it adds after the targets), and with --html write its
+page. The targets are those the report recorded when it ran.`)
+	html := fs.String("html", "", "write the report as one self-contained HTML page with charts to this file")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		return errUsage
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintf(fs.Output(), "give one report file, as --json wrote it, after the flags\n")
+		fs.Usage()
+		return errUsage
+	}
+	r, err := bench.LoadJSON(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if err := bench.WriteTable(os.Stdout, r); err != nil {
+		return err
+	}
+	if *html != "" {
+		return bench.SaveHTML(*html, r)
+	}
+	return nil
 }

@@ -189,14 +189,7 @@ func TestBenchOverload(t *testing.T) {
 func TestBenchFlagErrors(t *testing.T) {
 	f := func(wantCode int, wantOut string, args ...string) {
 		t.Helper()
-		out, err := exec.Command(binPath, args...).CombinedOutput()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		}
-		if code != wantCode || !strings.Contains(string(out), wantOut) {
-			t.Fatalf("infergate %s: exit %d, output:\n%s\nwant exit %d and %q", strings.Join(args, " "), code, out, wantCode, wantOut)
-		}
+		checkExit(t, wantCode, wantOut, args...)
 	}
 	f(0, "configuration is valid", "bench", "--dry-run")
 	f(0, "configuration is valid", "bench", "suite", "--dry-run")
@@ -222,4 +215,60 @@ func TestBenchFlagErrors(t *testing.T) {
 	f(0, "configuration is valid", "bench", "--reload-every", "500ms", "--dry-run")
 	f(2, "not a positive integer", "bench", "--concurrency", "0")
 	f(1, "cannot benchmark the target", "bench", "--target", "http://127.0.0.1:1", "--concurrency", "1", "--duration", "10ms")
+}
+
+// TestBenchReport prints a saved report again and writes its page, and
+// refuses what is not a report.
+func TestBenchReport(t *testing.T) {
+	dir := t.TempDir()
+	saved := filepath.Join(dir, "r.json")
+	r := &bench.Report{
+		Env: bench.Env{StartedAt: "2026-11-27T12:00:00Z", CPUs: 16},
+		Runs: []bench.Run{
+			{Name: "ort-floor/ctr@b16", Kind: bench.KindORTFloor, Model: "ctr", BatchSize: 16, Requests: 10, RowsPerS: 470e3, Latency: bench.Latency{Mean: 34}},
+			{Name: "gateway-batched/ctr@c64", Kind: bench.KindGateway, Model: "ctr", Mode: bench.ModeClosed, Concurrency: 64, RowsPerRequest: 1,
+				Batching: true, Requests: 10, ThroughputRPS: 235e3, RowsPerS: 235e3, Server: &bench.ServerStats{AvgBatch: 16, ComputeUSAvg: 48}},
+		},
+	}
+	if err := bench.SaveJSON(saved, r); err != nil {
+		t.Fatal(err)
+	}
+	page := filepath.Join(dir, "r.html")
+	out, err := exec.Command(binPath, "bench", "report", "--html", page, saved).CombinedOutput()
+	if err != nil {
+		t.Fatalf("bench report: %v\n%s", err, out)
+	}
+	for _, want := range []string{"gateway-batched/ctr@c64", "ONNX Runtime per row, inside the gateway ÷ alone", "ctr: 3.0µs ÷ 2.1µs = 1.41"} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("the printed report lacks %q:\n%s", want, out)
+		}
+	}
+	if b, err := os.ReadFile(page); err != nil || !strings.Contains(string(b), "gateway-batched/ctr@c64") {
+		t.Fatalf("the page: %v, %d bytes; want it written with the runs", err, len(b))
+	}
+
+	notReport := filepath.Join(dir, "x.json")
+	os.WriteFile(notReport, []byte(`{"hello": 1}`), 0o644)
+	f := func(wantCode int, wantOut string, args ...string) {
+		t.Helper()
+		checkExit(t, wantCode, wantOut, args...)
+	}
+	f(2, "give one report file", "bench", "report")
+	f(1, "cannot read the report", "bench", "report", filepath.Join(dir, "missing.json"))
+	f(1, "is not a bench report", "bench", "report", notReport)
+	f(1, "is not a bench report", "bench", "report", "/dev/null")
+}
+
+// checkExit runs the binary with args and expects its exit code and a
+// fragment of its output.
+func checkExit(t *testing.T, wantCode int, wantOut string, args ...string) {
+	t.Helper()
+	out, err := exec.Command(binPath, args...).CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	if code != wantCode || !strings.Contains(string(out), wantOut) {
+		t.Fatalf("infergate %s: exit %d, output:\n%s\nwant exit %d and %q", strings.Join(args, " "), code, out, wantCode, wantOut)
+	}
 }
