@@ -376,10 +376,8 @@ func (b *Batcher) expire() {
 			following := r.next
 			switch {
 			case r.deadline.IsZero():
-			case !now.Before(r.deadline):
-				b.unqueueLocked(r)
-				r.answered = now
-				r.done <- ErrTimeout
+			case expired(r, now):
+				b.timeOutLocked(r, now)
 			case next.IsZero() || r.deadline.Before(next):
 				next = r.deadline
 			}
@@ -390,6 +388,19 @@ func (b *Batcher) expire() {
 	if !next.IsZero() {
 		b.armExpiryLocked(next)
 	}
+}
+
+// expired reports whether queued request r's deadline has passed at now.
+func expired(r *Request, now time.Time) bool {
+	return !r.deadline.IsZero() && !now.Before(r.deadline)
+}
+
+// timeOutLocked takes expired request r out of its queue and answers it
+// ErrTimeout.
+func (b *Batcher) timeOutLocked(r *Request, now time.Time) {
+	b.unqueueLocked(r)
+	r.answered = now
+	r.done <- ErrTimeout
 }
 
 // woken reports how long r's caller, which waited for another goroutine
@@ -505,10 +516,8 @@ func (b *Batcher) collectLocked(batch []*Request, now time.Time) []*Request {
 	for lvl := range b.levels {
 		for r := b.levels[lvl].head; r != nil; {
 			next := r.next
-			if !r.deadline.IsZero() && now.After(r.deadline) {
-				b.unqueueLocked(r)
-				r.answered = now
-				r.done <- ErrTimeout
+			if expired(r, now) {
+				b.timeOutLocked(r, now)
 				r = next
 				continue
 			}

@@ -360,6 +360,9 @@ type rowCost struct {
 	rounds []float64
 }
 
+// ratio is how many times longer a row takes inside the gateway.
+func (c rowCost) ratio() float64 { return c.inside / c.alone }
+
 // costOf returns the rowCost of gateway run g and ort-floor run o, false
 // when a figure is missing or not finite.
 func costOf(g, o *Run) (rowCost, bool) {
@@ -421,10 +424,10 @@ func rowCosts(r *Report) []rowCost {
 			if len(per) > 1 {
 				ratios := make([]float64, len(per))
 				for i, rc := range per {
-					ratios[i] = rc.inside / rc.alone
+					ratios[i] = rc.ratio()
 				}
 				sorted := slices.Clone(per)
-				slices.SortStableFunc(sorted, func(a, b rowCost) int { return cmp.Compare(a.inside/a.alone, b.inside/b.alone) })
+				slices.SortStableFunc(sorted, func(a, b rowCost) int { return cmp.Compare(a.ratio(), b.ratio()) })
 				c = sorted[(len(sorted)-1)/2]
 				c.gateway, c.floor, c.rounds = g, o, ratios
 			}
@@ -447,7 +450,7 @@ func writeComputePerRow(w io.Writer, r *Report) {
 			rounds = "rounds " + strings.Join(parts, ", ") + "; "
 		}
 		lines = append(lines, fmt.Sprintf("  %s: %s ÷ %s = %.2f (%sbatches of %.1f rows in %s; %s)",
-			c.model, formatRowUS(c.inside), formatRowUS(c.alone), c.inside/c.alone, rounds, c.rows, c.gateway.Name, c.floor.Name))
+			c.model, formatRowUS(c.inside), formatRowUS(c.alone), c.ratio(), rounds, c.rows, c.gateway.Name, c.floor.Name))
 	}
 	if len(lines) == 0 {
 		return
