@@ -111,9 +111,11 @@ type testServer struct {
 	ln   *fasthttputil.InmemoryListener
 	log  *syncLog
 
-	// serving counts the Serve calls; served gets their results.
-	serving sync.WaitGroup
-	served  chan error
+	// serving counts the Serve calls; served gets their results;
+	// listeners are what they serve.
+	serving   sync.WaitGroup
+	served    chan error
+	listeners []net.Listener
 	// tcpAddr is the loopback address listenTCP serves on, once it has.
 	tcpAddr string
 }
@@ -160,6 +162,12 @@ func startServer(t testing.TB, o serverOptions) *testServer {
 		if err := srv.Shutdown(ctx); err != nil {
 			t.Errorf("Shutdown: %s", err)
 		}
+		// Shutdown closes the listeners that Serve has registered; a Serve
+		// goroutine that had not started yet registers its listener after
+		// that and would wait on it for ever. Closed, it returns at once.
+		for _, ln := range s.listeners {
+			ln.Close()
+		}
 		s.serving.Wait()
 		close(s.served)
 		for err := range s.served {
@@ -185,6 +193,7 @@ func startServer(t testing.TB, o serverOptions) *testServer {
 // serve serves ln too until the server shuts down; at most one more
 // listener than the in-memory one.
 func (s *testServer) serve(ln net.Listener) {
+	s.listeners = append(s.listeners, ln)
 	s.serving.Add(1)
 	go func() {
 		defer s.serving.Done()
