@@ -116,7 +116,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if slices.Contains(c.Floors, FloorORT) {
-		if c.ModelFile == "" && demoModel(c.Model) == nil {
+		if c.ModelFile == "" && !isDemoModel(c.Model) {
 			return fmt.Errorf("%w: the ort floor needs the model's file: pass --model-file (only the demo models ctr and ranker are built in)", ErrBadConfig)
 		}
 		if c.ModelFile != "" {

@@ -84,3 +84,27 @@ func coreOrder(cpus []hwThread) (ids []int, perCore int) {
 	}
 	return ids, perCore
 }
+
+// ParseCPUs reads a CPU list in the kernel's notation ("0-7,12"), as
+// formatCPUs writes it; the CPUs come back in the order given.
+func ParseCPUs(s string) ([]int, error) {
+	var cpus []int
+	for part := range strings.SplitSeq(s, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
+		a, err := strconv.Atoi(lo)
+		b := a
+		if err == nil && isRange {
+			b, err = strconv.Atoi(hi)
+		}
+		if err != nil || a < 0 || b < a {
+			return nil, fmt.Errorf("%q is not a CPU number or range (as in 0-7,12)", part)
+		}
+		if b-a >= 1<<16 {
+			return nil, fmt.Errorf("%q: more CPUs than any machine has", part)
+		}
+		for c := a; c <= b; c++ {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus, nil
+}

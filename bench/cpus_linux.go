@@ -131,3 +131,13 @@ func startPinned(cmd *exec.Cmd, cpus, home []int) error {
 	}
 	return err
 }
+
+// pinThread binds the calling thread to cpu. The caller has locked its
+// goroutine to the thread and never unlocks it, so that the binding ends
+// with the goroutine.
+func pinThread(cpu int) error {
+	if err := unix.SchedSetaffinity(0, cpuSet([]int{cpu})); err != nil {
+		return fmt.Errorf("cannot bind a thread to CPU %d: %w", cpu, err)
+	}
+	return nil
+}

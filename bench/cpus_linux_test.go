@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"runtime"
@@ -66,5 +68,63 @@ func TestProcessCPU(t *testing.T) {
 	after, ok := processCPU(os.Getpid())
 	if !ok || after <= before {
 		t.Fatalf("CPU time %v then %v after 200ms of work (%d loops); want it to grow", before, after, x)
+	}
+}
+
+// TestPinnedLoop checks that a loop's work runs on a thread bound to its
+// CPU alone, that its rate counts the rows work returns, and that a
+// failing work ends the measurement with its error.
+func TestPinnedLoop(t *testing.T) {
+	usable, err := usableCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu := usable[len(usable)-1]
+	var affinity unix.CPUSet
+	seen := make(chan struct{})
+	first := true
+	l := startLoop(cpu, func() (int, error) {
+		if first {
+			first = false
+			if err := unix.SchedGetaffinity(0, &affinity); err != nil {
+				return 0, err
+			}
+			close(seen)
+		}
+		time.Sleep(100 * time.Microsecond)
+		return 3, nil
+	})
+	<-seen
+	if affinity.Count() != 1 || !affinity.IsSet(cpu) {
+		t.Fatalf("the loop's thread may run on %d CPUs; want CPU %d only", affinity.Count(), cpu)
+	}
+	rate, err := l.rate(context.Background(), 0, 50*time.Millisecond)
+	if err != nil || rate <= 0 || rate > 3/100e-6 {
+		t.Fatalf("rate %g rows/s, %v; want above 0 and at most 30,000 (3 rows a 100µs sleep)", rate, err)
+	}
+	if err := l.halt(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.halt(); err != nil {
+		t.Fatalf("second halt: %v", err)
+	}
+
+	boom := errors.New("boom")
+	l = startLoop(cpu, func() (int, error) { return 0, boom })
+	start := time.Now()
+	if _, err := l.rate(context.Background(), 0, time.Minute); !errors.Is(err, boom) {
+		t.Fatalf("rate of a failing loop: %v; want boom", err)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Fatalf("a failing loop took %s to end the measurement", time.Since(start))
+	}
+	if err := l.halt(); !errors.Is(err, boom) {
+		t.Fatalf("halt after failure: %v; want boom", err)
+	}
+
+	// A CPU this process may not use fails the loop at once.
+	l = startLoop(len(usable)+4096, func() (int, error) { return 1, nil })
+	if err := l.halt(); err == nil || !strings.Contains(err.Error(), "cannot bind a thread to CPU") {
+		t.Fatalf("loop on a CPU out of reach: %v", err)
 	}
 }

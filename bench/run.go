@@ -794,6 +794,10 @@ func (s *session) series(kind, model string, levels []level, maxP99 time.Duratio
 	}
 }
 
+// isDemoModel says whether name is a model demoModel builds, without
+// building it.
+func isDemoModel(name string) bool { return name == "ctr" || name == "ranker" }
+
 // demoModel returns the ONNX bytes of a demo model ("ctr", "ranker") as
 // `infergate demo-models` writes them, or nil for another name.
 func demoModel(name string) []byte {

@@ -151,7 +151,7 @@ func (c *SuiteConfig) Validate() error {
 			if _, err := os.Stat(f); err != nil {
 				return fmt.Errorf("%w: --model-file %s=%s: %s", ErrBadConfig, m, f, err)
 			}
-		} else if demoModel(m) == nil {
+		} else if !isDemoModel(m) {
 			return fmt.Errorf("%w: model %q is not a demo model (ctr, ranker): give its file with --model-file %s=PATH", ErrBadConfig, m, m)
 		}
 	}

@@ -26,6 +26,9 @@ func runBench(args []string) error {
 	if len(args) > 0 && args[0] == "report" {
 		return runBenchReport(args[1:])
 	}
+	if len(args) > 0 && args[0] == "neighbors" {
+		return runBenchNeighbors(args[1:])
+	}
 	fs := newFlagSet("bench", "[flags]   or   infergate bench suite [flags]   or   infergate bench report [--html FILE] REPORT.json",
 		`Load-test one model of a running gateway over the Open Inference Protocol v2,
 and optionally the floors at the same load: a bare HTTP server answering the
@@ -55,7 +58,9 @@ rate.
 Without --concurrency and --rate, runs --concurrency 1,8,64 (64 with
 --overload).
 "infergate bench suite --help" describes the standard suite; "infergate bench
-report out.json" prints a saved report again (--html to draw its page).`)
+report out.json" prints a saved report again (--html to draw its page);
+"infergate bench neighbors --help" measures which CPUs slow ONNX Runtime on
+another when busy.`)
 	cfg := bench.DefaultConfig()
 	commonBenchFlags(fs, &cfg.Options)
 	fs.StringVar(&cfg.Target, "target", cfg.Target, "base URL of the gateway to load")
@@ -470,6 +475,65 @@ page. The targets are those the report recorded when it ran.`)
 	}
 	if *html != "" {
 		return bench.SaveHTML(*html, r)
+	}
+	return nil
+}
+
+// runBenchNeighbors measures how busy neighbor CPUs slow ONNX Runtime on
+// one CPU.
+func runBenchNeighbors(args []string) error {
+	fs := newFlagSet("bench neighbors", "[flags]",
+		`Run the model through ONNX Runtime in closed loop on one CPU (one session,
+one intra-op thread, its thread bound to the CPU) and measure its rows/s with
+each other CPU busy in turn, then with all of them busy at once, and alone
+before and after each of those, to which each is compared. A busy neighbor
+that slows it shares something with it: on a VM, two vCPUs that are the
+hardware threads of one physical core (which the guest's CPU topology may not
+show); on any machine, a cache or memory bandwidth, and with all CPUs busy,
+the power budget that sets the clock.
+
+Use it to choose the CPUs of a gateway and of what runs beside it (bench
+suite --server-cpus keeps the load generator off the gateway's CPUs, which
+helps only if those CPUs do not slow each other), and to read a gateway
+whose ONNX Runtime runs slower per row than the ort-floor. It runs for
+about (2 x CPUs + 1) x (--warmup + --duration); nothing else should be busy.`)
+	cfg := bench.DefaultNeighborConfig()
+	fs.StringVar(&cfg.Model, "model", cfg.Model, "demo model to run (ctr, ranker), or any name with --model-file")
+	fs.StringVar(&cfg.ModelFile, "model-file", "", "ONNX file to run instead of the demo model")
+	fs.StringVar(&cfg.ORTLib, "ort-lib", "", "path of libonnxruntime.so (default: $INFERGATE_ORT_LIB, else lib/libonnxruntime.so.1 from \"make setup\")")
+	fs.IntVar(&cfg.Batch, "batch", cfg.Batch, "rows of each run; use the batch size the gateway reaches under load (its batch column)")
+	fs.IntVar(&cfg.CPU, "cpu", cfg.CPU, "CPU to measure; -1 is the first this process may use")
+	fs.Func("neighbors", "`CPUs` to make busy, one at a time and then all at once, in the kernel's notation (0-7,12) (default: every other CPU this process may use)", func(s string) error {
+		cpus, err := bench.ParseCPUs(s)
+		cfg.Neighbors = cpus
+		return err
+	})
+	fs.StringVar(&cfg.Load, "load", cfg.Load, "what a busy neighbor runs: ort (the same model and batch: vector units, caches, memory) or spin (an integer loop in registers: a core's execution units only)")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured window of each step")
+	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "time each step runs before its window")
+	jsonOut := fs.String("json", "", "also write the result as JSON to this file")
+	dryRun := fs.Bool("dry-run", false, "validate the flags, then exit")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if *dryRun {
+		fmt.Println("configuration is valid")
+		return nil
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	r, err := bench.MeasureNeighbors(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if err := bench.WriteNeighbors(os.Stdout, r); err != nil {
+		return err
+	}
+	if *jsonOut != "" {
+		return bench.SaveNeighborsJSON(*jsonOut, r)
 	}
 	return nil
 }

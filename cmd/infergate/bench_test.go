@@ -259,6 +259,38 @@ func TestBenchReport(t *testing.T) {
 	f(1, "is not a bench report", "bench", "report", "/dev/null")
 }
 
+// TestBenchNeighbors runs bench neighbors briefly on ctr and checks its
+// table, its JSON, and its refusals.
+func TestBenchNeighbors(t *testing.T) {
+	f := func(wantCode int, wantOut string, args ...string) {
+		t.Helper()
+		checkExit(t, wantCode, wantOut, args...)
+	}
+	f(0, "configuration is valid", "bench", "neighbors", "--dry-run")
+	f(0, "hardware threads of one physical core", "bench", "neighbors", "--help")
+	f(2, `"1-x" is not a CPU number or range`, "bench", "neighbors", "--neighbors", "1-x")
+	f(1, `neighbor load "disk"`, "bench", "neighbors", "--load", "disk", "--dry-run")
+	f(1, "is not one this process may use", "bench", "neighbors", "--cpu", "100000", "--duration", "10ms")
+	if runtime.NumCPU() < 2 {
+		return
+	}
+	saved := filepath.Join(t.TempDir(), "n.json")
+	out, err := exec.Command(binPath, "bench", "neighbors", "--ort-lib", testenv.ORTLib(t), "--model", "ctr", "--batch", "4",
+		"--duration", "30ms", "--warmup", "5ms", "--json", saved).CombinedOutput()
+	if err != nil {
+		t.Fatalf("bench neighbors: %v\n%s", err, out)
+	}
+	for _, want := range []string{"ctr in batches of 4 rows on CPU ", "rows/s on CPU ", "alone: ", "below 0.85"} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("output lacks %q:\n%s", want, out)
+		}
+	}
+	var r bench.NeighborReport
+	if b, err := os.ReadFile(saved); err != nil || json.Unmarshal(b, &r) != nil || len(r.Steps) == 0 || r.Steps[0].RowsPerSec <= 0 || len(r.Alone) != len(r.Steps)+1 {
+		t.Fatalf("the JSON: %v, %+v", err, r)
+	}
+}
+
 // checkExit runs the binary with args and expects its exit code and a
 // fragment of its output.
 func checkExit(t *testing.T, wantCode int, wantOut string, args ...string) {
