@@ -34,6 +34,14 @@ type Observer interface {
 	// goroutine ran it, how long the caller took to run again once its
 	// answer was sent: the scheduler's part of its latency.
 	Woken(wait time.Duration)
+	// OnCPU reports, for one successful backend run in cpuSampleEvery
+	// (on Linux), its duration and the CPU time that the thread which
+	// called the backend used meanwhile. When the backend computes on the
+	// calling thread alone (ONNX Runtime with one intra-op thread on a
+	// CPU), cpu falls short of compute by the time the thread was ready
+	// but waited for a CPU; with a thread pool or a GPU, the rest of the
+	// work is not counted.
+	OnCPU(compute, cpu time.Duration)
 }
 
 // Config configures a Batcher. The zero value of an optional field takes
@@ -162,6 +170,11 @@ const (
 	stateTaken           // in a batch, or answered by a worker
 )
 
+// cpuSampleEvery is how often a backend run is timed on its thread's CPU
+// clock too (one in so many): two system calls, too dear for every run of
+// a short model, are negligible once in 16.
+const cpuSampleEvery = 16
+
 // maxYieldGap is the most idle hits between two yields while nothing
 // queues (see Batcher.skip): a lone request pays for one yield, a
 // runtime.Gosched that finds nothing else to run, once in maxYieldGap+1.
@@ -200,6 +213,8 @@ type Batcher struct {
 
 	// full mirrors queued >= MaxQueueSize for Full, which takes no lock.
 	full atomic.Bool
+	// runs counts backend runs, to sample one in cpuSampleEvery.
+	runs atomic.Uint32
 
 	// runners holds one runner per instance: whoever holds an instance
 	// takes one to run a batch, and gives it back before it frees the
@@ -716,7 +731,7 @@ func (w *runner) execute(batch []*Request, rows int) (err error) {
 	}
 	defer recoverBackend(w.b, &err)
 	w.gather(batch, rows)
-	outs, err := w.b.backend.Run(context.Background(), w.in, nil, w.out)
+	outs, err := w.b.runBackend(w.in, w.out)
 	if err != nil {
 		return err
 	}
@@ -727,12 +742,36 @@ func (w *runner) execute(batch []*Request, rows int) (err error) {
 // execute runs one request alone, on its own buffers: no copies.
 func execute(b *Batcher, r *Request) (err error) {
 	defer recoverBackend(b, &err)
-	outs, err := b.backend.Run(context.Background(), r.Inputs, nil, r.Outputs)
+	outs, err := b.runBackend(r.Inputs, r.Outputs)
 	if err != nil {
 		return err
 	}
 	r.Outputs = outs
 	return nil
+}
+
+// runBackend runs the backend on the calling goroutine. One call in
+// cpuSampleEvery also reads the thread's CPU clock around the run, for
+// Observer.OnCPU.
+func (b *Batcher) runBackend(inputs, dst []oip.Tensor) ([]oip.Tensor, error) {
+	if b.runs.Add(1)%cpuSampleEvery == 0 {
+		return b.runSampled(inputs, dst)
+	}
+	return b.backend.Run(context.Background(), inputs, nil, dst)
+}
+
+func (b *Batcher) runSampled(inputs, dst []oip.Tensor) ([]oip.Tensor, error) {
+	// Locked, the goroutine cannot move to another thread between the
+	// readings (a cgo call never does; the Go code around it might).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cpu0, start := threadCPU(), time.Now()
+	outs, err := b.backend.Run(context.Background(), inputs, nil, dst)
+	compute, cpu1 := time.Since(start), threadCPU()
+	if err == nil && cpu0 >= 0 && cpu1 >= cpu0 {
+		b.obs.OnCPU(compute, cpu1-cpu0)
+	}
+	return outs, err
 }
 
 // recoverBackend turns a backend panic into *err, logged with its stack.
@@ -797,3 +836,4 @@ type nopObserver struct{}
 func (nopObserver) Executed(int, int, time.Duration, error) {}
 func (nopObserver) Queued(time.Duration)                    {}
 func (nopObserver) Woken(time.Duration)                     {}
+func (nopObserver) OnCPU(time.Duration, time.Duration)      {}

@@ -670,7 +670,7 @@ func buildRatios(runs []Run, costs []rowCost) []modelView {
 		// ONNX Runtime's speed inside the loaded gateway against alone.
 		t = table{
 			Title: "ONNX Runtime per row: inside the batched gateway ÷ alone, at the nearest batch size (the gateway's figure includes gathering and scattering)",
-			Head:  []string{"gateway", "rows per batch", "µs per row", "ort-floor", "µs per row", "ratio"},
+			Head:  []string{"gateway", "rows per batch", "µs per row", "on a CPU", "ort-floor", "µs per row", "ratio"},
 		}
 		for _, c := range costs {
 			if c.model == m {
@@ -678,6 +678,7 @@ func buildRatios(runs []Run, costs []rowCost) []modelView {
 					{S: c.gateway.Name},
 					{S: strconv.FormatFloat(c.rows, 'f', 1, 64), Class: "num"},
 					{S: formatRowUS(c.inside), Class: "num"},
+					onCPUCell(c.onCPU),
 					{S: c.floor.Name},
 					{S: formatRowUS(c.alone), Class: "num"},
 					{S: ratio(c.inside, c.alone), Class: "num em", Tip: roundsTip(c.rounds)},
@@ -691,6 +692,16 @@ func buildRatios(runs []Run, costs []rowCost) []modelView {
 		out = append(out, mv)
 	}
 	return out
+}
+
+// onCPUCell shows the share of the gateway's compute time that ONNX
+// Runtime's thread had a CPU, "—" when the gateway did not report it.
+func onCPUCell(share float64) cell {
+	if !(share > 0) {
+		return cell{S: "—", Class: "num"}
+	}
+	return cell{S: fmt.Sprintf("%.0f%%", 100*share), Class: "num",
+		Tip: "the CPU time of the thread that ran ONNX Runtime over the compute time, for one execution in 16; below 100% the thread waited for a CPU"}
 }
 
 // buildTargets lists the suite's targets as CheckTargets found them, with

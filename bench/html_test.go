@@ -548,7 +548,7 @@ func TestWriteHTMLRatios(t *testing.T) {
 		{Name: "ort64-flagged", Kind: KindORTFloor, Model: "m", BatchSize: 64, RowsPerS: 900e3, Flagged: "noisy"},
 		{Name: "gw1", Kind: KindGateway, Model: "m", Batching: true, Mode: ModeClosed, Concurrency: 1, RowsPerRequest: 1, ThroughputRPS: 8e3, RowsPerS: 8e3, Latency: Latency{P50: 125}},
 		{Name: "gw8", Kind: KindGateway, Model: "m", Batching: true, Mode: ModeClosed, Concurrency: 8, RowsPerRequest: 1, ThroughputRPS: 50e3, RowsPerS: 100e3, Latency: Latency{P50: 160},
-			Server: &ServerStats{AvgBatch: 32, ComputeUSAvg: 1600}},
+			Server: &ServerStats{AvgBatch: 32, ComputeUSAvg: 1600, ComputeOnCPU: 0.436}},
 		// Sixteen rows a request: compared in rows/s only, never with the
 		// one-row floors' requests/s or latency.
 		{Name: "gw8x16", Kind: KindGateway, Model: "m", Batching: true, Mode: ModeClosed, Concurrency: 8, RowsPerRequest: 16, ThroughputRPS: 5e3, RowsPerS: 80e3, Latency: Latency{P50: 1600}},
@@ -573,6 +573,7 @@ func TestWriteHTMLRatios(t *testing.T) {
 		"50.0µs",
 		"20.0µs",
 		"2.50×",
+		"44%", // the share of the compute that ONNX Runtime's thread had a CPU
 	} {
 		if !strings.Contains(p.text, s) {
 			t.Errorf("the page does not show %q", s)

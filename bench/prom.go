@@ -189,6 +189,8 @@ const (
 	metricWakeCount    = "infergate_inference_wake_duration_seconds_count"
 	metricComputeSum   = "infergate_inference_compute_duration_seconds_sum"
 	metricComputeCount = "infergate_inference_compute_duration_seconds_count"
+	metricSampledWall  = "infergate_inference_compute_sampled_seconds_total"
+	metricSampledCPU   = "infergate_inference_compute_sampled_cpu_seconds_total"
 	metricCacheHits    = "infergate_cache_hits_total"
 	metricCacheMisses  = "infergate_cache_misses_total"
 	metricFailures     = "infergate_inference_request_failure_total"
@@ -279,6 +281,9 @@ func (d *scrapeDelta) stats() *ServerStats {
 	}
 	if n := d.delta(metricWakeCount); n > 0 {
 		st.WakeUSAvg = round1(d.delta(metricWakeSum) / n * 1e6)
+	}
+	if wall := d.delta(metricSampledWall); wall > 0 {
+		st.ComputeOnCPU = round3(d.delta(metricSampledCPU) / wall)
 	}
 	st.CacheHits = d.delta(metricCacheHits)
 	st.CacheMisses = d.delta(metricCacheMisses)

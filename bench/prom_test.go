@@ -75,6 +75,10 @@ infergate_inference_compute_duration_seconds_sum{model="ctr",version="1"} 2
 infergate_inference_compute_duration_seconds_count{model="ctr",version="1"} 100
 infergate_inference_wake_duration_seconds_sum{model="ctr",version="1"} 0.5
 infergate_inference_wake_duration_seconds_count{model="ctr",version="1"} 100
+infergate_inference_compute_sampled_seconds_total{model="ctr",version="1"} 0.2
+infergate_inference_compute_sampled_cpu_seconds_total{model="ctr",version="1"} 0.1
+infergate_inference_compute_sampled_seconds_total{model="ranker",version="1"} 5
+infergate_inference_compute_sampled_cpu_seconds_total{model="ranker",version="1"} 1
 infergate_inference_request_failure_total{model="ctr",version="1",reason="overloaded"} 5
 infergate_inference_request_failure_total{model="ctr",version="1",reason="bad_request"} 7
 infergate_cache_hits_total 10
@@ -98,6 +102,10 @@ infergate_inference_compute_duration_seconds_sum{model="ctr",version="1"} 2.1
 infergate_inference_compute_duration_seconds_count{model="ctr",version="1"} 150
 infergate_inference_wake_duration_seconds_sum{model="ctr",version="1"} 0.508
 infergate_inference_wake_duration_seconds_count{model="ctr",version="1"} 300
+infergate_inference_compute_sampled_seconds_total{model="ctr",version="1"} 0.21
+infergate_inference_compute_sampled_cpu_seconds_total{model="ctr",version="1"} 0.1075
+infergate_inference_compute_sampled_seconds_total{model="ranker",version="1"} 6
+infergate_inference_compute_sampled_cpu_seconds_total{model="ranker",version="1"} 2
 infergate_inference_request_failure_total{model="ctr",version="1",reason="overloaded"} 8
 infergate_inference_request_failure_total{model="ctr",version="1",reason="bad_request"} 70
 infergate_cache_hits_total 15
@@ -125,6 +133,7 @@ func TestServerStats(t *testing.T) {
 		QueueUSAvg:   200,  // 0.05 s / 250
 		ComputeUSAvg: 2000, // 0.1 s / 50
 		WakeUSAvg:    40,   // 0.008 s / 200
+		ComputeOnCPU: 0.75, // 0.0075 s of CPU / 0.01 s sampled
 		CacheHits:    5,    // node-wide: no model label
 		CacheMisses:  1000, //
 		Rejected:     3,    // reason="overloaded" only

@@ -169,10 +169,16 @@ type ServerStats struct {
 	// again after another goroutine answered it (at the end of its batch,
 	// or on its expiry in the queue): the scheduler's part of the latency,
 	// over the requests that were answered so (infergate's /metrics only).
-	WakeUSAvg   float64 `json:"wake_us_avg,omitempty"`
-	CacheHits   float64 `json:"cache_hits"`
-	CacheMisses float64 `json:"cache_misses"`
-	Rejected    float64 `json:"rejected"`
+	WakeUSAvg float64 `json:"wake_us_avg,omitempty"`
+	// ComputeOnCPU is, over the executions the gateway sampled (one in
+	// 16), the CPU time of the thread that ran the backend over their
+	// duration: with one intra-op thread on a CPU, the share of ONNX
+	// Runtime's time that its thread had a CPU (infergate's /metrics on
+	// Linux only; 0 when absent).
+	ComputeOnCPU float64 `json:"compute_on_cpu,omitempty"`
+	CacheHits    float64 `json:"cache_hits"`
+	CacheMisses  float64 `json:"cache_misses"`
+	Rejected     float64 `json:"rejected"`
 	// From says where the figures come from: "" for infergate's /metrics,
 	// ServerStatsFromStatistics for the statistics extension (a Triton
 	// server, say), which has no cache misses or rejections to give.

@@ -638,6 +638,7 @@ func summarize(reps []Run) Run {
 			QueueUSAvg:   med(func(r *Run) float64 { return r.Server.QueueUSAvg }),
 			WakeUSAvg:    med(func(r *Run) float64 { return r.Server.WakeUSAvg }),
 			ComputeUSAvg: med(func(r *Run) float64 { return r.Server.ComputeUSAvg }),
+			ComputeOnCPU: med(func(r *Run) float64 { return r.Server.ComputeOnCPU }),
 			CacheHits:    med(func(r *Run) float64 { return r.Server.CacheHits }),
 			CacheMisses:  med(func(r *Run) float64 { return r.Server.CacheMisses }),
 			Rejected:     med(func(r *Run) float64 { return r.Server.Rejected }),

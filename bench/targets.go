@@ -355,6 +355,11 @@ type rowCost struct {
 	gateway, floor *Run
 	rows           float64 // the gateway's mean rows per batch
 	inside, alone  float64 // µs per row
+	// onCPU is the share of the gateway's compute time that the thread
+	// running ONNX Runtime had a CPU (ServerStats.ComputeOnCPU), 0 when
+	// unknown. Well below 1, the CPUs were oversubscribed: the row took
+	// longer because its thread waited, not because it ran slower.
+	onCPU float64
 	// rounds holds each round's ratio when the suite ran in rounds; the
 	// figures above are then those of the round with the median ratio.
 	rounds []float64
@@ -370,7 +375,8 @@ func costOf(g, o *Run) (rowCost, bool) {
 		return rowCost{}, false
 	}
 	c := rowCost{model: g.Model, gateway: g, floor: o, rows: g.Server.AvgBatch,
-		inside: g.Server.ComputeUSAvg / g.Server.AvgBatch, alone: o.Latency.Mean / float64(o.BatchSize)}
+		inside: g.Server.ComputeUSAvg / g.Server.AvgBatch, alone: o.Latency.Mean / float64(o.BatchSize),
+		onCPU: g.Server.ComputeOnCPU}
 	for _, v := range []float64{c.rows, c.inside, c.alone} {
 		if !(v > 0) || math.IsInf(v, 0) {
 			return rowCost{}, false
@@ -449,8 +455,12 @@ func writeComputePerRow(w io.Writer, r *Report) {
 			}
 			rounds = "rounds " + strings.Join(parts, ", ") + "; "
 		}
-		lines = append(lines, fmt.Sprintf("  %s: %s ÷ %s = %.2f (%sbatches of %.1f rows in %s; %s)",
-			c.model, formatRowUS(c.inside), formatRowUS(c.alone), c.ratio(), rounds, c.rows, c.gateway.Name, c.floor.Name))
+		onCPU := ""
+		if c.onCPU > 0 {
+			onCPU = fmt.Sprintf("; its thread on a CPU %.0f%% of the time", 100*c.onCPU)
+		}
+		lines = append(lines, fmt.Sprintf("  %s: %s ÷ %s = %.2f (%sbatches of %.1f rows in %s; %s%s)",
+			c.model, formatRowUS(c.inside), formatRowUS(c.alone), c.ratio(), rounds, c.rows, c.gateway.Name, c.floor.Name, onCPU))
 	}
 	if len(lines) == 0 {
 		return

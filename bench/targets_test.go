@@ -233,10 +233,12 @@ func TestWriteComputePerRow(t *testing.T) {
 	multiRow := gw("ctr", 64, 23, 10000)
 	multiRow.Name, multiRow.RowsPerRequest = "gateway-sustainable/ctr@c64", 16
 	multiRow.ThroughputRPS = 1e9 // would win a pick that did not skip it
+	rankerGW := gw("ranker", 64, 32, 960)
+	rankerGW.Server.ComputeOnCPU = 0.684
 	r := &Report{Runs: []Run{
 		flaggedORT,
 		ort("ranker", 16, 334), ort("ranker", 32, 659), ort("ranker", 64, 1450),
-		gw("ranker", 64, 32, 960), gw("ranker", 1, 1, 216),
+		rankerGW, gw("ranker", 1, 1, 216),
 		// 23 rows: nearer 16 on a linear scale, nearer 32 on a log one.
 		ort("ctr", 16, 34), ort("ctr", 32, 64),
 		gw("ctr", 64, 23, 69), multiRow,
@@ -244,7 +246,7 @@ func TestWriteComputePerRow(t *testing.T) {
 	var b strings.Builder
 	writeComputePerRow(&b, r)
 	want := "\nONNX Runtime per row, inside the gateway ÷ alone:\n" +
-		"  ranker: 30.0µs ÷ 20.6µs = 1.46 (batches of 32.0 rows in gateway-batched/ranker@c64; ort-floor/ranker@b32)\n" +
+		"  ranker: 30.0µs ÷ 20.6µs = 1.46 (batches of 32.0 rows in gateway-batched/ranker@c64; ort-floor/ranker@b32; its thread on a CPU 68% of the time)\n" +
 		"  ctr: 3.0µs ÷ 2.0µs = 1.50 (batches of 23.0 rows in gateway-batched/ctr@c64; ort-floor/ctr@b32)\n"
 	if b.String() != want {
 		t.Fatalf("got:\n%s\nwant:\n%s", b.String(), want)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -421,5 +422,37 @@ func TestShutdownDrains(t *testing.T) {
 	}
 	if r, err := s.send(fasthttp.MethodPost, fakeInfer, fakeRequest); err == nil {
 		t.Fatalf("a request after Shutdown: got %s; want no connection", r)
+	}
+}
+
+// TestComputeOnCPUMetrics serves 32 ctr requests one after another and
+// checks the sampled compute and CPU series: two runs sampled, CPU time
+// above zero and within the compute time (Linux only).
+func TestComputeOnCPUMetrics(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the thread CPU clock is read on Linux only")
+	}
+	s := startDemo(t, gateway.DefaultConfig(), false)
+	for i := range 32 {
+		if r := s.post(t, "/v2/models/ctr/infer", ctrRequest(features(uint64(i), 1, 64), 1)); r.code != fasthttp.StatusOK {
+			t.Fatalf("request %d: %s", i, r)
+		}
+	}
+	text := s.metricsText(t)
+	const series = `{model="ctr",version="1"}`
+	compute, err := metricValue(text, "infergate_inference_compute_sampled_seconds_total"+series)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu, err := metricValue(text, "infergate_inference_compute_sampled_cpu_seconds_total"+series)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := metricValue(text, "infergate_inference_compute_duration_seconds_sum"+series)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(compute > 0 && compute < all && cpu > 0 && cpu <= compute+1e-3) {
+		t.Fatalf("sampled compute %gs, its CPU %gs, all compute %gs; want 0 < CPU ≤ sampled < all", compute, cpu, all)
 	}
 }

@@ -71,6 +71,12 @@ type VersionMetrics struct {
 	ComputeDuration *metrics.PrometheusHistogram
 	// BatchSize is the rows of each execution.
 	BatchSize *metrics.PrometheusHistogram
+	// SampledCompute and SampledCPU add up, over one execution in 16 (see
+	// batching.Observer.OnCPU), the execution's time and the CPU time of
+	// the thread that ran it. With one intra-op thread on a CPU, their
+	// ratio is the share of ONNX Runtime's time that its thread had a CPU:
+	// below 1 when the machine's CPUs were oversubscribed.
+	SampledCompute, SampledCPU *metrics.FloatCounter
 	// CacheHits and CacheMisses count response cache lookups;
 	// CacheHitDuration is the whole time of requests answered by a hit.
 	CacheHits, CacheMisses *metrics.Counter
@@ -133,6 +139,8 @@ func newVersionMetrics(set *metrics.Set, model, version string, inFlight func() 
 	m.WakeDuration = set.GetOrCreatePrometheusHistogramExt(name("infergate_inference_wake_duration_seconds", ""), wakeBuckets)
 	m.ComputeDuration = set.GetOrCreatePrometheusHistogramExt(name("infergate_inference_compute_duration_seconds", ""), latencyBuckets)
 	m.BatchSize = set.GetOrCreatePrometheusHistogramExt(name("infergate_inference_batch_size", ""), batchBuckets)
+	m.SampledCompute = set.GetOrCreateFloatCounter(name("infergate_inference_compute_sampled_seconds_total", ""))
+	m.SampledCPU = set.GetOrCreateFloatCounter(name("infergate_inference_compute_sampled_cpu_seconds_total", ""))
 	m.CacheHits = set.GetOrCreateCounter(name("infergate_cache_hits_total", ""))
 	m.CacheMisses = set.GetOrCreateCounter(name("infergate_cache_misses_total", ""))
 	m.CacheHitDuration = set.GetOrCreatePrometheusHistogramExt(name("infergate_cache_hit_duration_seconds", ""), latencyBuckets)
@@ -179,6 +187,12 @@ func (m *VersionMetrics) Queued(wait time.Duration) {
 // Woken implements batching.Observer.
 func (m *VersionMetrics) Woken(wait time.Duration) {
 	m.WakeDuration.Update(wait.Seconds())
+}
+
+// OnCPU implements batching.Observer.
+func (m *VersionMetrics) OnCPU(compute, cpu time.Duration) {
+	m.SampledCompute.Add(compute.Seconds())
+	m.SampledCPU.Add(cpu.Seconds())
 }
 
 // Arrived records that a request for the version arrived at t.
