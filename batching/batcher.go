@@ -765,9 +765,14 @@ func (b *Batcher) runSampled(inputs, dst []oip.Tensor) ([]oip.Tensor, error) {
 	// readings (a cgo call never does; the Go code around it might).
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	cpu0, start := threadCPU(), time.Now()
+	// The wall clock's interval encloses the CPU clock's, so that the
+	// readings' own cost counts against the share rather than lift it
+	// above 1.
+	start := time.Now()
+	cpu0 := threadCPU()
 	outs, err := b.backend.Run(context.Background(), inputs, nil, dst)
-	compute, cpu1 := time.Since(start), threadCPU()
+	cpu1 := threadCPU()
+	compute := time.Since(start)
 	if err == nil && cpu0 >= 0 && cpu1 >= cpu0 {
 		b.obs.OnCPU(compute, cpu1-cpu0)
 	}

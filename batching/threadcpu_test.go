@@ -79,7 +79,7 @@ func TestOnCPU(t *testing.T) {
 			t.Fatalf("%s: %d samples of %d runs; want one in %d", name, len(obs.samples), runs, cpuSampleEvery)
 		}
 		for _, s := range obs.samples {
-			if !check(s[0], s[1]) || s[1] > s[0]+time.Millisecond {
+			if !check(s[0], s[1]) || s[1] > s[0] {
 				t.Fatalf("%s: sampled compute %s, CPU %s; want %s, and the CPU time within the compute", name, s[0], s[1], want)
 			}
 		}

@@ -257,7 +257,9 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 				return s.report, fmt.Errorf("%w: --model-file: %w", ErrBadConfig, err)
 			}
 		}
-		s.ortFloor(cfg.Model, modelBytes, env.Instances, env.IntraOpThreads, modelMismatch(served, modelBytes))
+		if err := s.ortFloor(cfg.Model, modelBytes, env.Instances, env.IntraOpThreads, modelMismatch(served, modelBytes)); err != nil {
+			return s.report, err
+		}
 	}
 	return s.report, ctx.Err()
 }

@@ -128,3 +128,62 @@ func TestPinnedLoop(t *testing.T) {
 		t.Fatalf("loop on a CPU out of reach: %v", err)
 	}
 }
+
+// TestOnServerCPUs checks that the ort-floor's helper runs its function
+// with the whole process on the servers' CPUs and moves it back.
+func TestOnServerCPUs(t *testing.T) {
+	usable, err := usableCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(usable) < 2 {
+		t.Skipf("this machine lets the test use %d CPU; a split needs 2", len(usable))
+	}
+	split, err := newCPUSplit(usable, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	procs := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() {
+		if err := pinProcess(usable); err != nil {
+			t.Errorf("cannot give the test process its CPUs back: %v", err)
+		}
+		runtime.GOMAXPROCS(procs)
+	})
+	if err := pinProcess(split.client); err != nil {
+		t.Fatal(err)
+	}
+	affinity := func() string {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		var set unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &set); err != nil {
+			t.Fatal(err)
+		}
+		var cpus []int
+		for c := range len(set) * 64 {
+			if set.IsSet(c) {
+				cpus = append(cpus, c)
+			}
+		}
+		return formatCPUs(cpus)
+	}
+	s := &session{cpus: split}
+	var inside string
+	var insideProcs int
+	err = s.onServerCPUs(func(pinErr error) {
+		if pinErr != nil {
+			t.Errorf("pin: %v", pinErr)
+		}
+		inside, insideProcs = affinity(), runtime.GOMAXPROCS(0)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inside != formatCPUs(split.server) || insideProcs != len(split.server) {
+		t.Errorf("inside: CPUs %s, GOMAXPROCS %d; want the servers' %s and %d", inside, insideProcs, formatCPUs(split.server), len(split.server))
+	}
+	if after := affinity(); after != formatCPUs(split.client) || runtime.GOMAXPROCS(0) != len(split.client) {
+		t.Errorf("after: CPUs %s, GOMAXPROCS %d; want the client's %s and %d", after, runtime.GOMAXPROCS(0), formatCPUs(split.client), len(split.client))
+	}
+}

@@ -16,7 +16,9 @@ func TestORTFloor(t *testing.T) {
 	opts.Duration = 150 * time.Millisecond
 	opts.MaxBatch = 4
 	s := newSession(context.Background(), opts)
-	s.ortFloor("ctr", demoModel("ctr"), 2, 1, "")
+	if err := s.ortFloor("ctr", demoModel("ctr"), 2, 1, ""); err != nil {
+		t.Fatal(err)
+	}
 	var names []string
 	for _, r := range s.report.Runs {
 		names = append(names, r.Name)

@@ -262,6 +262,7 @@ func buildEnv(e *Env) envView {
 	add("server", e.ServerVersion)
 	add("server CPUs", e.ServerCPUs)
 	add("load generator CPUs", e.ClientCPUs)
+	add("ort floor CPUs", e.ORTFloorCPUs)
 	add("host", e.Host)
 	if e.OS != "" || e.Arch != "" {
 		add("platform", strings.Trim(e.OS+"/"+e.Arch, "/"))

@@ -31,8 +31,12 @@ type Env struct {
 	ServerVersion  string `json:"server_version,omitempty"`
 	SharedCores    bool   `json:"shared_cores"`          // client and server on the same cores
 	ServerCPUs     string `json:"server_cpus,omitempty"` // CPUs of the servers the suite started, e.g. "0-7"
-	ClientCPUs     string `json:"client_cpus,omitempty"` // CPUs of the load generator (and the ort floor)
-	HTTPFloor      string `json:"http_floor,omitempty"`  // "process" or "in-process"
+	ClientCPUs     string `json:"client_cpus,omitempty"` // CPUs of the load generator
+	// ORTFloorCPUs are the CPUs the ort floor ran on when the suite split
+	// them: the servers', idle meanwhile. Reports written before it was
+	// recorded ran the ort floor on ClientCPUs.
+	ORTFloorCPUs   string `json:"ort_floor_cpus,omitempty"`
+	HTTPFloor      string `json:"http_floor,omitempty"` // "process" or "in-process"
 	Command        string `json:"command"`
 	IntraOpThreads int    `json:"intra_op_threads,omitempty"`
 	Instances      int    `json:"instances,omitempty"`

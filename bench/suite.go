@@ -233,6 +233,7 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Report, error) {
 		env.SharedCores = cpus == nil
 		if cpus != nil {
 			env.ServerCPUs, env.ClientCPUs = formatCPUs(cpus.server), formatCPUs(cpus.client)
+			env.ORTFloorCPUs = env.ServerCPUs
 		}
 		env.HTTPFloor = floorKind(cfg.FloorExecutable)
 	} else {
@@ -446,7 +447,9 @@ func (sm *suiteModelRun) round(s *session, unbatchedErr error, withOverload bool
 	loads := []int{cfg.Concurrency, 1}
 
 	// ort-floor.
-	s.ortFloor(m, sm.data, instances, threads, modelMismatch(served, sm.data))
+	if err := s.ortFloor(m, sm.data, instances, threads, modelMismatch(served, sm.data)); err != nil {
+		return err
+	}
 
 	// http-floor.
 	if s.ctx.Err() == nil {

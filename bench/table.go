@@ -43,6 +43,9 @@ func WriteTable(w io.Writer, r *Report) error {
 	case e.ServerCPUs != "":
 		shared += fmt.Sprintf(" (servers on CPUs %s, load generator on %s)", e.ServerCPUs, e.ClientCPUs)
 	}
+	if e.ORTFloorCPUs != "" {
+		shared += fmt.Sprintf("; ort floor on CPUs %s while the servers idle", e.ORTFloorCPUs)
+	}
 	fmt.Fprintf(w, "\ntarget %s (%s), instances %d, intra-op threads %d, client and server share cores: %s\n\n",
 		orDash(e.Target), orDash(e.ServerVersion), e.Instances, e.IntraOpThreads, shared)
 

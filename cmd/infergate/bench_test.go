@@ -106,11 +106,12 @@ func TestBenchSuiteShort(t *testing.T) {
 	if e.ORTVersion == "" || e.ServerVersion == "" || e.CPUs == 0 || e.GOMAXPROCS == 0 || e.Instances != 1 || e.IntraOpThreads != 1 {
 		t.Fatalf("env %+v", e)
 	}
-	if split && (e.SharedCores || e.ServerCPUs == "" || e.ClientCPUs == "" || e.GOMAXPROCS != runtime.NumCPU()-1 ||
-		!strings.Contains(output, "client and server share cores: no (servers on CPUs "+e.ServerCPUs)) {
+	if split && (e.SharedCores || e.ServerCPUs == "" || e.ClientCPUs == "" || e.GOMAXPROCS != runtime.NumCPU()-1 || e.ORTFloorCPUs != e.ServerCPUs ||
+		!strings.Contains(output, "client and server share cores: no (servers on CPUs "+e.ServerCPUs) ||
+		!strings.Contains(output, "; ort floor on CPUs "+e.ServerCPUs+" while the servers idle")) {
 		t.Fatalf("--server-cpus 1: env %+v; output:\n%s", e, output)
 	}
-	if !split && !e.SharedCores {
+	if !split && (!e.SharedCores || e.ORTFloorCPUs != "") {
 		t.Fatalf("--server-cpus 0: env %+v", e)
 	}
 	if !strings.Contains(output, "gateway-cached/ctr@c64") || !strings.Contains(output, "p99.9") {
