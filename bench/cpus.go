@@ -5,14 +5,14 @@ import (
 	"fmt"
 	"os/exec"
 	"slices"
-	"strconv"
-	"strings"
+
+	"github.com/infergate/infergate/internal/affinity"
 )
 
 // cpuSplit gives the servers the suite starts (the gateway and the http
 // floor) some of the CPUs this process may use, and the load generator
-// (with the ort floor, which runs in this process) the others, so that
-// neither takes cores from the other: a gateway that shares its cores with
+// the others (the ort floor runs on the servers' CPUs while they idle), so
+// that neither takes cores from the other: a gateway that shares its cores with
 // the client that loads it measures the client as much as itself.
 type cpuSplit struct {
 	server, client []int
@@ -39,25 +39,7 @@ func (s *cpuSplit) start(cmd *exec.Cmd) error {
 }
 
 // formatCPUs writes a CPU list in the kernel's notation: "0-7,12".
-func formatCPUs(cpus []int) string {
-	var b strings.Builder
-	for i := 0; i < len(cpus); {
-		j := i
-		for j+1 < len(cpus) && cpus[j+1] == cpus[j]+1 {
-			j++
-		}
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.Itoa(cpus[i]))
-		if j > i {
-			b.WriteByte('-')
-			b.WriteString(strconv.Itoa(cpus[j]))
-		}
-		i = j + 1
-	}
-	return b.String()
-}
+func formatCPUs(cpus []int) string { return affinity.Format(cpus) }
 
 // hwThread is a CPU as the kernel numbers it, with the package and core
 // it belongs to.
@@ -83,28 +65,4 @@ func coreOrder(cpus []hwThread) (ids []int, perCore int) {
 		perCore = max(perCore, run)
 	}
 	return ids, perCore
-}
-
-// ParseCPUs reads a CPU list in the kernel's notation ("0-7,12"), as
-// formatCPUs writes it; the CPUs come back in the order given.
-func ParseCPUs(s string) ([]int, error) {
-	var cpus []int
-	for part := range strings.SplitSeq(s, ",") {
-		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
-		a, err := strconv.Atoi(lo)
-		b := a
-		if err == nil && isRange {
-			b, err = strconv.Atoi(hi)
-		}
-		if err != nil || a < 0 || b < a {
-			return nil, fmt.Errorf("%q is not a CPU number or range (as in 0-7,12)", part)
-		}
-		if b-a >= 1<<16 {
-			return nil, fmt.Errorf("%q: more CPUs than any machine has", part)
-		}
-		for c := a; c <= b; c++ {
-			cpus = append(cpus, c)
-		}
-	}
-	return cpus, nil
 }

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/infergate/infergate/internal/affinity"
 )
 
 // usableCPUs returns the CPUs this process may run on, in core order:
@@ -35,19 +35,17 @@ func threadsPerCore() int {
 // cpuTopology returns usableCPUs' answer and the most of them that share a
 // core, 0 when /sys does not say which core each is on.
 func cpuTopology() (ids []int, perCore int, err error) {
-	var set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &set); err != nil {
-		return nil, 0, fmt.Errorf("cannot read this process's CPU affinity: %w", err)
+	allowed, err := affinity.Allowed()
+	if err != nil {
+		return nil, 0, err
 	}
 	var cpus []hwThread
 	known := true
-	for c := 0; c < len(set)*64; c++ {
-		if set.IsSet(c) {
-			pkg, _ := topology(c, "physical_package_id")
-			core, ok := topology(c, "core_id")
-			known = known && ok
-			cpus = append(cpus, hwThread{id: c, pkg: pkg, core: core})
-		}
+	for _, c := range allowed {
+		pkg, _ := topology(c, "physical_package_id")
+		core, ok := topology(c, "core_id")
+		known = known && ok
+		cpus = append(cpus, hwThread{id: c, pkg: pkg, core: core})
 	}
 	ids, perCore = coreOrder(cpus)
 	if !known {
@@ -71,36 +69,12 @@ func topology(c int, kind string) (int, bool) {
 	return n, true
 }
 
-func cpuSet(cpus []int) *unix.CPUSet {
-	var set unix.CPUSet
-	for _, c := range cpus {
-		set.Set(c)
-	}
-	return &set
-}
-
 // pinProcess moves every thread of this process onto cpus (threads made
 // later inherit it from the thread that makes them) and sets GOMAXPROCS
 // to their number.
 func pinProcess(cpus []int) error {
-	set := cpuSet(cpus)
-	// Twice: a thread started while the first pass ran is caught by the
-	// second.
-	for range 2 {
-		tasks, err := os.ReadDir("/proc/self/task")
-		if err != nil {
-			return fmt.Errorf("cannot list this process's threads: %w", err)
-		}
-		for _, t := range tasks {
-			tid, err := strconv.Atoi(t.Name())
-			if err != nil {
-				continue
-			}
-			// A thread that has exited meanwhile answers ESRCH.
-			if err := unix.SchedSetaffinity(tid, set); err != nil && err != unix.ESRCH {
-				return fmt.Errorf("cannot move thread %d onto CPUs %s: %w", tid, formatCPUs(cpus), err)
-			}
-		}
+	if err := affinity.PinProcess(cpus); err != nil {
+		return err
 	}
 	runtime.GOMAXPROCS(len(cpus))
 	return nil
@@ -113,11 +87,11 @@ func pinProcess(cpus []int) error {
 func startPinned(cmd *exec.Cmd, cpus, home []int) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := unix.SchedSetaffinity(0, cpuSet(cpus)); err != nil {
-		return fmt.Errorf("cannot move onto CPUs %s to start %s: %w", formatCPUs(cpus), cmd.Path, err)
+	if err := affinity.PinThread(cpus); err != nil {
+		return fmt.Errorf("cannot start %s: %w", cmd.Path, err)
 	}
 	err := cmd.Start()
-	if herr := unix.SchedSetaffinity(0, cpuSet(home)); herr != nil {
+	if herr := affinity.PinThread(home); herr != nil {
 		// Keep this thread locked, so that it ends with the calling
 		// goroutine rather than serve others on the servers' CPUs.
 		runtime.LockOSThread()
@@ -127,7 +101,7 @@ func startPinned(cmd *exec.Cmd, cpus, home []int) error {
 			cmd.WaitDelay = time.Second
 			cmd.Wait()
 		}
-		return errors.Join(err, fmt.Errorf("cannot move back onto CPUs %s after starting %s: %w", formatCPUs(home), cmd.Path, herr))
+		return errors.Join(err, fmt.Errorf("after starting %s: %w", cmd.Path, herr))
 	}
 	return err
 }
@@ -135,9 +109,4 @@ func startPinned(cmd *exec.Cmd, cpus, home []int) error {
 // pinThread binds the calling thread to cpu. The caller has locked its
 // goroutine to the thread and never unlocks it, so that the binding ends
 // with the goroutine.
-func pinThread(cpu int) error {
-	if err := unix.SchedSetaffinity(0, cpuSet([]int{cpu})); err != nil {
-		return fmt.Errorf("cannot bind a thread to CPU %d: %w", cpu, err)
-	}
-	return nil
-}
+func pinThread(cpu int) error { return affinity.PinThread([]int{cpu}) }

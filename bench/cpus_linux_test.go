@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/infergate/infergate/internal/affinity"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,7 +31,7 @@ func TestStartPinned(t *testing.T) {
 	// Locked here, the thread that forks is this test's.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	defer unix.SchedSetaffinity(0, cpuSet(usable))
+	defer affinity.PinThread(usable)
 	cmd := exec.Command("grep", "Cpus_allowed_list", "/proc/self/status")
 	var out strings.Builder
 	cmd.Stdout = &out
@@ -124,7 +125,7 @@ func TestPinnedLoop(t *testing.T) {
 
 	// A CPU this process may not use fails the loop at once.
 	l = startLoop(len(usable)+4096, func() (int, error) { return 1, nil })
-	if err := l.halt(); err == nil || !strings.Contains(err.Error(), "cannot bind a thread to CPU") {
+	if err := l.halt(); err == nil || !strings.Contains(err.Error(), "cannot move a thread onto CPUs") {
 		t.Fatalf("loop on a CPU out of reach: %v", err)
 	}
 }

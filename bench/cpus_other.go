@@ -3,14 +3,13 @@
 package bench
 
 import (
-	"errors"
 	"os/exec"
+
+	"github.com/infergate/infergate/internal/affinity"
 )
 
-var errNoAffinity = errors.New("setting CPU affinity is supported on Linux only")
-
-func usableCPUs() ([]int, error)                { return nil, errNoAffinity }
-func pinProcess([]int) error                    { return errNoAffinity }
-func startPinned(*exec.Cmd, []int, []int) error { return errNoAffinity }
-func pinThread(int) error                       { return errNoAffinity }
+func usableCPUs() ([]int, error)                { return nil, affinity.ErrUnsupported }
+func pinProcess([]int) error                    { return affinity.ErrUnsupported }
+func startPinned(*exec.Cmd, []int, []int) error { return affinity.ErrUnsupported }
+func pinThread(int) error                       { return affinity.ErrUnsupported }
 func threadsPerCore() int                       { return 0 }

@@ -7,22 +7,6 @@ import (
 	"testing"
 )
 
-func TestFormatCPUs(t *testing.T) {
-	for _, c := range []struct {
-		cpus []int
-		want string
-	}{
-		{nil, ""},
-		{[]int{3}, "3"},
-		{[]int{0, 1, 2, 3}, "0-3"},
-		{[]int{0, 1, 2, 5, 7, 8}, "0-2,5,7-8"},
-	} {
-		if got := formatCPUs(c.cpus); got != c.want {
-			t.Errorf("formatCPUs(%v) = %q; want %q", c.cpus, got, c.want)
-		}
-	}
-}
-
 func TestNewCPUSplit(t *testing.T) {
 	s, err := newCPUSplit([]int{0, 1, 2, 3, 4, 5, 6, 7}, 3)
 	if err != nil || formatCPUs(s.server) != "0-2" || formatCPUs(s.client) != "3-7" {

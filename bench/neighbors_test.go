@@ -14,29 +14,6 @@ import (
 	"github.com/infergate/infergate/internal/testenv"
 )
 
-func TestParseCPUs(t *testing.T) {
-	f := func(s string, want []int) {
-		t.Helper()
-		got, err := ParseCPUs(s)
-		if err != nil || !slices.Equal(got, want) {
-			t.Errorf("ParseCPUs(%q) = %v, %v; want %v", s, got, err, want)
-		}
-		if err == nil && formatCPUs(slices.Sorted(slices.Values(got))) == "" {
-			t.Errorf("ParseCPUs(%q) gave no CPUs", s)
-		}
-	}
-	f("0", []int{0})
-	f("3,1", []int{3, 1})
-	f("0-3", []int{0, 1, 2, 3})
-	f(" 0-2, 5,7-8", []int{0, 1, 2, 5, 7, 8})
-	f(formatCPUs([]int{0, 1, 2, 5, 7, 8}), []int{0, 1, 2, 5, 7, 8})
-	for _, bad := range []string{"", "x", "-1", "3-1", "1-", "1,,2", "0-99999999"} {
-		if got, err := ParseCPUs(bad); err == nil {
-			t.Errorf("ParseCPUs(%q) = %v; want an error", bad, got)
-		}
-	}
-}
-
 func TestNeighborCPUs(t *testing.T) {
 	usable := []int{4, 0, 2, 1}
 	cpu, ns, err := neighborCPUs(usable, -1, nil)

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/infergate/infergate/bench"
+	"github.com/infergate/infergate/internal/affinity"
 )
 
 func runBench(args []string) error {
@@ -505,7 +506,7 @@ about (2 x CPUs + 1) x (--warmup + --duration); nothing else should be busy.`)
 	fs.IntVar(&cfg.Batch, "batch", cfg.Batch, "rows of each run; use the batch size the gateway reaches under load (its batch column)")
 	fs.IntVar(&cfg.CPU, "cpu", cfg.CPU, "CPU to measure; -1 is the first this process may use")
 	fs.Func("neighbors", "`CPUs` to make busy, one at a time and then all at once, in the kernel's notation (0-7,12) (default: every other CPU this process may use)", func(s string) error {
-		cpus, err := bench.ParseCPUs(s)
+		cpus, err := affinity.Parse(s)
 		cfg.Neighbors = cpus
 		return err
 	})
