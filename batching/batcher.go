@@ -74,6 +74,15 @@ type Config struct {
 	// DefaultTimeout bounds a request's time in the queue when it gives
 	// no earlier deadline; 0 means no bound.
 	DefaultTimeout time.Duration
+	// WorkerThread, when set, makes every run a worker's, each worker on
+	// an OS thread of its own: a worker locks its goroutine to its thread
+	// and calls WorkerThread on it before it takes work (to bind the
+	// thread to CPUs reserved for the model, say), and a request that
+	// finds an instance idle wakes a worker instead of running on its
+	// caller's goroutine. That costs a lone request a thread wake-up; it
+	// keeps the backend's thread, and its caches, apart from the callers'.
+	// An error is logged, and the worker runs anyway.
+	WorkerThread func() error
 	// Observer receives events; nil ignores them.
 	Observer Observer
 	// Logf reports backend panics; nil discards.
@@ -302,7 +311,7 @@ func (b *Batcher) Do(r *Request) error {
 		b.mu.Unlock()
 		return ErrStopped
 	}
-	if b.queued == 0 && b.free > 0 && b.cfg.MaxQueueDelay == 0 {
+	if b.queued == 0 && b.free > 0 && b.cfg.MaxQueueDelay == 0 && b.cfg.WorkerThread == nil {
 		// An instance is idle and nobody waits: run on the caller's
 		// goroutine, with no hand-off to a worker and back.
 		b.free--
@@ -588,6 +597,14 @@ type worker struct {
 
 func (w *worker) loop() {
 	b := w.b
+	if b.cfg.WorkerThread != nil {
+		// Never unlocked: the thread ends with the worker, so that what
+		// WorkerThread did to it is not handed on to other goroutines.
+		runtime.LockOSThread()
+		if err := b.cfg.WorkerThread(); err != nil {
+			b.cfg.Logf("batching: worker thread: %v; the worker runs anyway", err)
+		}
+	}
 	for {
 		batch := w.next()
 		if batch == nil {

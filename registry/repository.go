@@ -32,6 +32,11 @@ type Config struct {
 	Metrics *metrics.Set
 	// Logf logs control-plane events; nil means log.Printf.
 	Logf func(format string, args ...any)
+	// WorkerThread, when set, runs every version's batches on worker
+	// threads of their own, and is called on each (see
+	// batching.Config.WorkerThread): the gateway binds them to the CPUs
+	// it reserves for ONNX Runtime.
+	WorkerThread func() error
 }
 
 // Version states reported by Index, as Triton names them.
@@ -368,7 +373,7 @@ func (r *Repository) loadVersion(name string, n int64, path string, cfg ModelCon
 	sum := sha256.Sum256(data)
 	label := strconv.FormatInt(n, 10)
 	vm := r.takeMetrics(name, n, label)
-	v, err := newVersion(name, n, cfg, b, vm, r.logf)
+	v, err := newVersion(name, n, cfg, b, vm, r.logf, r.cfg.WorkerThread)
 	if err != nil {
 		r.releaseMetrics(name, label)
 		b.Close()

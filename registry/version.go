@@ -65,7 +65,7 @@ type Version struct {
 // drainingBit marks Version.refs of a version that drains.
 const drainingBit = 1 << 62
 
-func newVersion(model string, number int64, cfg ModelConfig, b Backend, vm *VersionMetrics, logf func(string, ...any)) (*Version, error) {
+func newVersion(model string, number int64, cfg ModelConfig, b Backend, vm *VersionMetrics, logf func(string, ...any), workerThread func() error) (*Version, error) {
 	v := &Version{
 		Model:    model,
 		Number:   number,
@@ -83,6 +83,7 @@ func newVersion(model string, number int64, cfg ModelConfig, b Backend, vm *Vers
 	bc := batcherConfig(cfg, v.Batchable)
 	bc.Observer = vm
 	bc.Logf = logf
+	bc.WorkerThread = workerThread
 	var err error
 	if v.Batcher, err = batching.New(b, bc); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)

@@ -22,6 +22,7 @@ import (
 	"github.com/infergate/infergate/cluster"
 	"github.com/infergate/infergate/engine"
 	"github.com/infergate/infergate/gateway"
+	"github.com/infergate/infergate/internal/affinity"
 	"github.com/infergate/infergate/registry"
 	"github.com/infergate/infergate/registry/blobs"
 )
@@ -39,6 +40,8 @@ type serveConfig struct {
 	dryRun          bool
 	maxQueueDelay   time.Duration
 	pprofAddr       string
+	runtimeCPUs     string
+	reservation     *cpuReservation // from runtimeCPUs
 	defaults        registry.ModelConfig
 	gateway         gateway.Config
 
@@ -61,6 +64,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.DurationVar(&c.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long to keep serving while /v2/health/ready reports 503, so load balancers stop sending first")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "validate flags, the library and the repository, then exit")
 	fs.StringVar(&c.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof profiles on this separate address (e.g. 127.0.0.1:6060); off when empty")
+	fs.StringVar(&c.runtimeCPUs, "runtime-cpus", "", "CPUs to reserve for ONNX Runtime, in the kernel's notation (e.g. 7 or 6-7; Linux): every batch then runs on a worker thread bound to them, and nothing else of this process runs there, so that HTTP work neither takes their time nor evicts the model from their caches. A lone request pays a thread wake-up for it. Size it to the models' instances × intra-op threads")
 
 	fs.StringVar(&c.defaults.Device, "device", "cpu", "execution provider for models whose config.json sets none: \"cpu\" or \"cuda:N\"")
 	fs.IntVar(&c.defaults.Instances, "instances", 1, "ONNX Runtime sessions per model version run in parallel (config.json: instances)")
@@ -118,6 +122,13 @@ func (c *serveConfig) validate() error {
 	if c.gateway.InferenceToken == "" {
 		c.gateway.InferenceToken = os.Getenv("INFERGATE_INFERENCE_TOKEN")
 	}
+	if c.runtimeCPUs != "" {
+		r, err := reserveCPUs(c.runtimeCPUs)
+		if err != nil {
+			return err
+		}
+		c.reservation = r
+	}
 	if c.join != "" && c.raftAddr == "" {
 		return errors.New("--join needs --cluster: the raft address (IP:port) the other nodes reach this one on")
 	}
@@ -156,14 +167,25 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	}
 	defer unlock()
 
-	set := metrics.NewSet()
-	repo, err := registry.New(registry.Config{
+	rc := registry.Config{
 		Dir:      c.modelsDir,
 		Defaults: c.defaults,
 		Load:     loadEngine,
-		Metrics:  set,
 		Logf:     logger.Printf,
-	})
+	}
+	if r := c.reservation; r != nil {
+		procs, err := r.apply()
+		if err != nil {
+			return err
+		}
+		rc.Load = r.load(rc.Load)
+		rc.WorkerThread = r.workerThread
+		logger.Printf("CPUs %s reserved for ONNX Runtime (the batch workers); everything else on CPUs %s; GOMAXPROCS %d",
+			affinity.Format(r.reserved), affinity.Format(r.rest), procs)
+	}
+	set := metrics.NewSet()
+	rc.Metrics = set
+	repo, err := registry.New(rc)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/infergate/infergate/internal/affinity"
+)
+
+// threadCPUs returns, per CPU list, how many threads of process pid may
+// run on exactly that list.
+func threadCPUs(t *testing.T, pid int) map[string]int {
+	t.Helper()
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	if err != nil || len(tasks) == 0 {
+		t.Fatalf("threads of %d: %v", pid, err)
+	}
+	lists := map[string]int{}
+	for _, p := range tasks {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+				lists[strings.TrimSpace(v)]++
+			}
+		}
+	}
+	return lists
+}
+
+// TestServeRuntimeCPUs serves the demo models with the last CPU reserved
+// for ONNX Runtime and checks, after requests from many clients at once,
+// that the batch workers' threads are the only ones on it and every other
+// thread is on the rest; and that bad lists are refused.
+func TestServeRuntimeCPUs(t *testing.T) {
+	allowed, err := affinity.Allowed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := func(list, want string) {
+		t.Helper()
+		checkExit(t, 1, want, "serve", "--dry-run", "--ort-lib", "/nonexistent", "--runtime-cpus", list)
+	}
+	f("x", `"x" is not a CPU number or range`)
+	f("100000", "CPU 100000 is not one this process may use")
+	f(affinity.Format(allowed), "reserves every CPU this process may use")
+	if len(allowed) < 2 {
+		t.Skipf("this machine lets the test use %d CPU; a reservation needs 2", len(allowed))
+	}
+
+	reserved := []int{allowed[len(allowed)-1]}
+	rest := affinity.Format(allowed[:len(allowed)-1])
+	s := startServer(t, "--models", demoRepo(t), "--runtime-cpus", affinity.Format(reserved), "--instances", "2")
+	if !strings.Contains(s.stderr.String(), "CPUs "+affinity.Format(reserved)+" reserved for ONNX Runtime") {
+		t.Fatalf("no reservation in the log:\n%s", s.stderr.String())
+	}
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			for j := range 10 {
+				m, cols := "ctr", 64
+				if j%2 == 1 {
+					m, cols = "ranker", 256
+				}
+				body, _ := inferBody(1+i%3, cols, uint64(i*10+j))
+				if code, out, _ := s.post(t, "/v2/models/"+m+"/infer", body); code != 200 {
+					t.Errorf("%s: %d %s", m, code, out)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	lists := threadCPUs(t, s.cmd.Process.Pid)
+	// Two models with two instances each: four workers.
+	if lists[affinity.Format(reserved)] != 4 || lists[rest] == 0 || len(lists) != 2 {
+		t.Fatalf("threads per CPU list: %v; want 4 workers on %s and all others on %s", lists, affinity.Format(reserved), rest)
+	}
+	s.stop(t)
+}
