@@ -180,9 +180,10 @@ const (
 )
 
 // cpuSampleEvery is how often a backend run is timed on its thread's CPU
-// clock too (one in so many): two system calls, too dear for every run of
-// a short model, are negligible once in 16.
-const cpuSampleEvery = 16
+// clock too (one in so many). The two system calls cost about 1.5 µs on
+// the development VM: once in 16 they were 4% of a lone request's
+// handler with a backend that costs nothing (BenchmarkHandler/fake).
+const cpuSampleEvery = 64
 
 // maxYieldGap is the most idle hits between two yields while nothing
 // queues (see Batcher.skip): a lone request pays for one yield, a

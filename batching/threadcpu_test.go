@@ -46,7 +46,7 @@ func TestOnCPU(t *testing.T) {
 	if threadCPU() < 0 {
 		t.Skip("no thread CPU clock on this platform: OnCPU is never called")
 	}
-	const burn = 2 * time.Millisecond
+	const burn = time.Millisecond
 	f := func(name string, backend Backend, check func(compute, cpu time.Duration) bool, want string) {
 		t.Helper()
 		obs := &cpuObserver{}
@@ -85,10 +85,10 @@ func TestOnCPU(t *testing.T) {
 		}
 	}
 	f("burning", spinBackend{Backend: &fakeBackend{}, burn: burn},
-		func(compute, cpu time.Duration) bool { return cpu >= burn }, "CPU of at least 2ms")
-	f("sleeping", &fakeBackend{compute: 5 * time.Millisecond},
+		func(compute, cpu time.Duration) bool { return cpu >= burn }, "CPU of at least 1ms")
+	f("sleeping", &fakeBackend{compute: 3 * time.Millisecond},
 		func(compute, cpu time.Duration) bool {
-			return compute >= 5*time.Millisecond && cpu < 2*time.Millisecond
+			return compute >= 3*time.Millisecond && cpu < 1500*time.Microsecond
 		},
-		"5ms or more of compute with under 2ms of CPU")
+		"3ms or more of compute with under 1.5ms of CPU")
 }

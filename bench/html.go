@@ -702,7 +702,7 @@ func onCPUCell(share float64) cell {
 		return cell{S: "—", Class: "num"}
 	}
 	return cell{S: fmt.Sprintf("%.0f%%", 100*share), Class: "num",
-		Tip: "the CPU time of the thread that ran ONNX Runtime over the compute time, for one execution in 16; below 100% the thread waited for a CPU"}
+		Tip: "the CPU time of the thread that ran ONNX Runtime over the compute time, for one execution in 64; below 100% the thread waited for a CPU"}
 }
 
 // buildTargets lists the suite's targets as CheckTargets found them, with

@@ -175,7 +175,7 @@ type ServerStats struct {
 	// over the requests that were answered so (infergate's /metrics only).
 	WakeUSAvg float64 `json:"wake_us_avg,omitempty"`
 	// ComputeOnCPU is, over the executions the gateway sampled (one in
-	// 16), the CPU time of the thread that ran the backend over their
+	// 64), the CPU time of the thread that ran the backend over their
 	// duration: with one intra-op thread on a CPU, the share of ONNX
 	// Runtime's time that its thread had a CPU (infergate's /metrics on
 	// Linux only; 0 when absent).

@@ -425,7 +425,7 @@ func TestShutdownDrains(t *testing.T) {
 	}
 }
 
-// TestComputeOnCPUMetrics serves 32 ctr requests one after another and
+// TestComputeOnCPUMetrics serves 128 ctr requests one after another and
 // checks the sampled compute and CPU series: two runs sampled, CPU time
 // above zero and within the compute time (Linux only).
 func TestComputeOnCPUMetrics(t *testing.T) {
@@ -433,7 +433,7 @@ func TestComputeOnCPUMetrics(t *testing.T) {
 		t.Skip("the thread CPU clock is read on Linux only")
 	}
 	s := startDemo(t, gateway.DefaultConfig(), false)
-	for i := range 32 {
+	for i := range 128 {
 		if r := s.post(t, "/v2/models/ctr/infer", ctrRequest(features(uint64(i), 1, 64), 1)); r.code != fasthttp.StatusOK {
 			t.Fatalf("request %d: %s", i, r)
 		}

@@ -71,7 +71,7 @@ type VersionMetrics struct {
 	ComputeDuration *metrics.PrometheusHistogram
 	// BatchSize is the rows of each execution.
 	BatchSize *metrics.PrometheusHistogram
-	// SampledCompute and SampledCPU add up, over one execution in 16 (see
+	// SampledCompute and SampledCPU add up, over one execution in 64 (see
 	// batching.Observer.OnCPU), the execution's time and the CPU time of
 	// the thread that ran it. With one intra-op thread on a CPU, their
 	// ratio is the share of ONNX Runtime's time that its thread had a CPU:
