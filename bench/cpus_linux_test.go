@@ -17,13 +17,7 @@ import (
 // TestStartPinned starts a child on one CPU, which it reports, and checks
 // that the forking thread went back to the others.
 func TestStartPinned(t *testing.T) {
-	usable, err := usableCPUs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(usable) < 2 {
-		t.Skipf("this machine lets the test use %d CPU; a split needs 2", len(usable))
-	}
+	usable := twoCPUs(t, "a split")
 	split, err := newCPUSplit(usable, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -133,13 +127,7 @@ func TestPinnedLoop(t *testing.T) {
 // TestOnServerCPUs checks that the ort-floor's helper runs its function
 // with the whole process on the servers' CPUs and moves it back.
 func TestOnServerCPUs(t *testing.T) {
-	usable, err := usableCPUs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(usable) < 2 {
-		t.Skipf("this machine lets the test use %d CPU; a split needs 2", len(usable))
-	}
+	usable := twoCPUs(t, "a split")
 	split, err := newCPUSplit(usable, 1)
 	if err != nil {
 		t.Fatal(err)

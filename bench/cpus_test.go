@@ -64,3 +64,17 @@ func TestCoreOrder(t *testing.T) {
 	// Two packages reusing core ids; one core with a sibling not usable.
 	f([]hwThread{{0, 0, 0}, {1, 1, 0}, {2, 0, 1}, {3, 1, 0}}, "[0 2 1 3]", 2)
 }
+
+// twoCPUs returns the CPUs this test may use, in core order, and skips it
+// when there are fewer than two, which what needs names.
+func twoCPUs(t *testing.T, what string) []int {
+	t.Helper()
+	usable, err := usableCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(usable) < 2 {
+		t.Skipf("this machine lets the test use %d CPU; %s needs 2", len(usable), what)
+	}
+	return usable
+}

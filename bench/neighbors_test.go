@@ -104,13 +104,7 @@ func TestWriteNeighbors(t *testing.T) {
 // TestMeasureNeighbors runs the real thing briefly: ctr on the first CPU,
 // the others busy in turn.
 func TestMeasureNeighbors(t *testing.T) {
-	usable, err := usableCPUs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(usable) < 2 {
-		t.Skipf("this machine lets the test use %d CPU; a neighbor needs a second", len(usable))
-	}
+	usable := twoCPUs(t, "a neighbor")
 	neighbors := slices.Sorted(slices.Values(usable))[1:min(len(usable), 3)]
 	for _, load := range []string{NeighborORT, NeighborSpin} {
 		c := DefaultNeighborConfig()
