@@ -34,13 +34,19 @@ type Observer interface {
 	// goroutine ran it, how long the caller took to run again once its
 	// answer was sent: the scheduler's part of its latency.
 	Woken(wait time.Duration)
-	// OnCPU reports, for one successful backend run in cpuSampleEvery
-	// (on Linux), its duration and the CPU time that the thread which
-	// called the backend used meanwhile. When the backend computes on the
-	// calling thread alone (ONNX Runtime with one intra-op thread on a
-	// CPU), cpu falls short of compute by the time the thread was ready
-	// but waited for a CPU; with a thread pool or a GPU, the rest of the
-	// work is not counted.
+}
+
+// CPUObserver is an Observer that also wants, for one backend run in
+// cpuSampleEvery of its batcher (on Linux; a failed batch's runs one by
+// one count as runs), the run's duration and the CPU time of the thread
+// that called the backend meanwhile. When the backend computes on the
+// calling thread alone (ONNX Runtime with one intra-op thread on a CPU),
+// cpu falls short of compute by the time the thread was ready but waited
+// for a CPU; with a thread pool or a GPU, the rest of the work is not
+// counted. The batcher reads the thread's clock only for an Observer that
+// implements it.
+type CPUObserver interface {
+	Observer
 	OnCPU(compute, cpu time.Duration)
 }
 
@@ -81,8 +87,11 @@ type Config struct {
 	// finds an instance idle wakes a worker instead of running on its
 	// caller's goroutine. That costs a lone request a thread wake-up; it
 	// keeps the backend's thread, and its caches, apart from the callers'.
-	// An error is logged, and the worker runs anyway.
-	WorkerThread func() error
+	// An error is logged, and the worker runs anyway. The worker calls
+	// undo, when not nil, on the same thread as it ends. The thread then
+	// ends with it, except the process's main thread, which Go keeps,
+	// asleep: undo is where to put back what the hook changed.
+	WorkerThread func() (undo func(), err error)
 	// Observer receives events; nil ignores them.
 	Observer Observer
 	// Logf reports backend panics; nil discards.
@@ -195,6 +204,7 @@ type Batcher struct {
 	cfg     Config
 	backend Backend
 	obs     Observer
+	cpuObs  CPUObserver // obs, when it wants CPU samples; else nil
 
 	// mu guards the queues and the fields below.
 	mu         sync.Mutex
@@ -255,6 +265,9 @@ func New(backend Backend, cfg Config) (*Batcher, error) {
 		free:    c.Instances,
 		wake:    make(chan struct{}, c.Instances),
 		stop:    make(chan struct{}),
+	}
+	if co, ok := c.Observer.(CPUObserver); ok && threadCPU() >= 0 {
+		b.cpuObs = co
 	}
 	b.runners = make(chan *runner, c.Instances)
 	for range c.Instances {
@@ -602,8 +615,12 @@ func (w *worker) loop() {
 		// Never unlocked: the thread ends with the worker, so that what
 		// WorkerThread did to it is not handed on to other goroutines.
 		runtime.LockOSThread()
-		if err := b.cfg.WorkerThread(); err != nil {
+		undo, err := b.cfg.WorkerThread()
+		if err != nil {
 			b.cfg.Logf("batching: worker thread: %v; the worker runs anyway", err)
+		}
+		if undo != nil {
+			defer undo()
 		}
 	}
 	for {
@@ -768,11 +785,11 @@ func execute(b *Batcher, r *Request) (err error) {
 	return nil
 }
 
-// runBackend runs the backend on the calling goroutine. One call in
-// cpuSampleEvery also reads the thread's CPU clock around the run, for
-// Observer.OnCPU.
+// runBackend runs the backend on the calling goroutine. For a
+// CPUObserver, one call in cpuSampleEvery also reads the thread's CPU
+// clock around the run.
 func (b *Batcher) runBackend(inputs, dst []oip.Tensor) ([]oip.Tensor, error) {
-	if b.runs.Add(1)%cpuSampleEvery == 0 {
+	if b.cpuObs != nil && b.runs.Add(1)%cpuSampleEvery == 0 {
 		return b.runSampled(inputs, dst)
 	}
 	return b.backend.Run(context.Background(), inputs, nil, dst)
@@ -792,7 +809,7 @@ func (b *Batcher) runSampled(inputs, dst []oip.Tensor) ([]oip.Tensor, error) {
 	cpu1 := threadCPU()
 	compute := time.Since(start)
 	if err == nil && cpu0 >= 0 && cpu1 >= cpu0 {
-		b.obs.OnCPU(compute, cpu1-cpu0)
+		b.cpuObs.OnCPU(compute, cpu1-cpu0)
 	}
 	return outs, err
 }
@@ -859,4 +876,3 @@ type nopObserver struct{}
 func (nopObserver) Executed(int, int, time.Duration, error) {}
 func (nopObserver) Queued(time.Duration)                    {}
 func (nopObserver) Woken(time.Duration)                     {}
-func (nopObserver) OnCPU(time.Duration, time.Duration)      {}

@@ -135,8 +135,7 @@ func (o *countingObserver) Executed(rows, n int, d time.Duration, err error) {
 	o.executed.Add(1)
 	o.rows.Add(int64(rows))
 }
-func (o *countingObserver) Queued(time.Duration)               { o.queued.Add(1) }
-func (o *countingObserver) OnCPU(time.Duration, time.Duration) {}
+func (o *countingObserver) Queued(time.Duration) { o.queued.Add(1) }
 func (o *countingObserver) Woken(d time.Duration) {
 	o.woken.Add(1)
 	for {

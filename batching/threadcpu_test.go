@@ -39,24 +39,28 @@ func (s spinBackend) Run(ctx context.Context, in []oip.Tensor, names []string, d
 }
 
 // TestOnCPU checks the sampling of the backend thread's CPU time: one run
-// in cpuSampleEvery, on the batch worker and on the caller's goroutine, a
-// backend that burns CPU shows at least what it burned, and one that
-// sleeps next to none of its time.
+// in cpuSampleEvery, on the caller's goroutine and on the batch workers
+// (all of them with WorkerThread set); a backend that burns CPU shows at
+// least what it burned, one that sleeps next to none of its time; and an
+// Observer that is no CPUObserver costs no clock readings.
 func TestOnCPU(t *testing.T) {
 	if threadCPU() < 0 {
 		t.Skip("no thread CPU clock on this platform: OnCPU is never called")
 	}
 	const burn = time.Millisecond
-	f := func(name string, backend Backend, check func(compute, cpu time.Duration) bool, want string) {
+	f := func(name string, backend Backend, workers bool, check func(compute, cpu time.Duration) bool, want string) {
 		t.Helper()
 		obs := &cpuObserver{}
-		b, err := New(backend, Config{MaxBatchSize: 8, Observer: obs})
+		cfg := Config{MaxBatchSize: 8, Observer: obs}
+		if workers {
+			cfg.WorkerThread = func() (func(), error) { return nil, nil }
+		}
+		b, err := New(backend, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer b.Stop()
-		// Callers one at a time run on their own goroutines; a burst
-		// queues behind a held instance, for the worker.
+		// One at a time, then a burst.
 		for i := range 2 * cpuSampleEvery {
 			r := request(1, 3, float32(i))
 			if err := b.Do(r); err != nil {
@@ -84,11 +88,26 @@ func TestOnCPU(t *testing.T) {
 			}
 		}
 	}
-	f("burning", spinBackend{Backend: &fakeBackend{}, burn: burn},
-		func(compute, cpu time.Duration) bool { return cpu >= burn }, "CPU of at least 1ms")
-	f("sleeping", &fakeBackend{compute: 3 * time.Millisecond},
+	burning := func(compute, cpu time.Duration) bool { return cpu >= burn }
+	f("burning", spinBackend{Backend: &fakeBackend{}, burn: burn}, false, burning, "CPU of at least 1ms")
+	f("burning on workers", spinBackend{Backend: &fakeBackend{}, burn: burn}, true, burning, "CPU of at least 1ms")
+	f("sleeping", &fakeBackend{compute: 3 * time.Millisecond}, false,
 		func(compute, cpu time.Duration) bool {
 			return compute >= 3*time.Millisecond && cpu < 1500*time.Microsecond
 		},
 		"3ms or more of compute with under 1.5ms of CPU")
+
+	b, err := New(&fakeBackend{}, Config{Observer: &countingObserver{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	for range 2 * cpuSampleEvery {
+		if err := b.Do(request(1, 3, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := b.runs.Load(); n != 0 {
+		t.Fatalf("%d runs counted for sampling with an Observer that wants no samples", n)
+	}
 }

@@ -3,6 +3,7 @@ package batching
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,11 +35,16 @@ func TestWorkerThread(t *testing.T) {
 		var mu sync.Mutex
 		hooked := map[int]bool{}
 		be := &tidBackend{tids: map[int]int{}}
-		b, err := New(be, Config{Instances: instances, MaxBatchSize: 8, WorkerThread: func() error {
+		undone := map[int]bool{}
+		b, err := New(be, Config{Instances: instances, MaxBatchSize: 8, WorkerThread: func() (func(), error) {
 			mu.Lock()
 			hooked[syscall.Gettid()] = true
 			mu.Unlock()
-			return nil
+			return func() {
+				mu.Lock()
+				undone[syscall.Gettid()] = true
+				mu.Unlock()
+			}, nil
 		}})
 		if err != nil {
 			t.Fatal(err)
@@ -66,6 +72,9 @@ func TestWorkerThread(t *testing.T) {
 		if len(hooked) != instances {
 			t.Fatalf("%d instances: the hook ran on %d threads; want one per worker", instances, len(hooked))
 		}
+		if !maps.Equal(hooked, undone) {
+			t.Fatalf("%d instances: hooked threads %v, undone on %v; want each undone on its own thread by Stop", instances, hooked, undone)
+		}
 		for tid, n := range be.tids {
 			if !hooked[tid] {
 				t.Fatalf("%d instances: %d runs on thread %d, which is no worker's (workers: %v)", instances, n, tid, hooked)
@@ -75,7 +84,7 @@ func TestWorkerThread(t *testing.T) {
 
 	var logged []string
 	var mu sync.Mutex
-	b, err := New(&fakeBackend{}, Config{WorkerThread: func() error { return errors.New("no such CPU") },
+	b, err := New(&fakeBackend{}, Config{WorkerThread: func() (func(), error) { return nil, errors.New("no such CPU") },
 		Logf: func(format string, args ...any) {
 			mu.Lock()
 			logged = append(logged, format)

@@ -27,6 +27,10 @@ const (
 	NeighborSpin = "spin"
 )
 
+// maxNeighbors bounds the neighbors, which with NeighborORT each hold a
+// session of the engine (at most 256 with the measured CPU's).
+const maxNeighbors = 255
+
 // slowedBelow is the ratio to running alone under which a neighbor is
 // said to slow the measured CPU: well outside the few percent that one
 // step differs from the next on a quiet machine.
@@ -189,6 +193,10 @@ func MeasureNeighbors(ctx context.Context, c NeighborConfig) (*NeighborReport, e
 		if serr := stop(); err == nil {
 			err = serr
 		}
+		if err == nil && rate == 0 {
+			err = fmt.Errorf("no run of %d rows finished on CPU %d within %s (with CPUs %q busy): give a longer --duration, or free the CPU of other work",
+				c.Batch, cpu, c.Duration, formatCPUs(busy))
+		}
 		return rate, err
 	}
 	sets := make([][]int, 0, len(neighbors)+1)
@@ -236,6 +244,9 @@ func neighborCPUs(usable []int, cpu int, neighbors []int) (int, []int, error) {
 	}
 	if len(neighbors) == 0 {
 		return 0, nil, fmt.Errorf("%w: this process may use CPU %d only; it needs a second CPU to load", ErrBadConfig, cpu)
+	}
+	if len(neighbors) > maxNeighbors {
+		return 0, nil, fmt.Errorf("%w: %d neighbors; at most %d run at once (one ONNX Runtime session each): name some with --neighbors", ErrBadConfig, len(neighbors), maxNeighbors)
 	}
 	seen := map[int]bool{}
 	for _, n := range neighbors {
@@ -387,7 +398,7 @@ func WriteNeighbors(w io.Writer, r *NeighborReport) error {
 	fmt.Fprintf(w, "\nalone: %s to %s rows/s over the run (%.0f%% apart); each ratio is to the steps alone just before and after it.\n",
 		groupThousands(lo), groupThousands(hi), 100*(hi-lo)/hi)
 	if len(slowed) > 0 {
-		fmt.Fprintf(w, "slowed below %.2f by CPU %s: CPU %d shares a physical core with it (hardware threads a VM may present as separate cores), or a cache.\n"+
+		fmt.Fprintf(w, "slowed below %.2f by CPU %s: each shares something with CPU %d, a physical core (hardware threads a VM may present as separate cores), a cache, or memory bandwidth.\n"+
 			"Keep the gateway's ONNX Runtime threads and other busy work (its HTTP, a load generator) off CPUs that slow each other.\n",
 			slowedBelow, formatCPUs(slowed), r.CPU)
 	} else {

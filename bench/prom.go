@@ -283,7 +283,9 @@ func (d *scrapeDelta) stats() *ServerStats {
 		st.WakeUSAvg = round1(d.delta(metricWakeSum) / n * 1e6)
 	}
 	if wall := d.delta(metricSampledWall); wall > 0 {
-		st.ComputeOnCPU = round3(d.delta(metricSampledCPU) / wall)
+		// The thread's clock is read inside the wall clock's interval;
+		// two clocks can still disagree by a hair.
+		st.ComputeOnCPU = round3(min(d.delta(metricSampledCPU)/wall, 1))
 	}
 	st.CacheHits = d.delta(metricCacheHits)
 	st.CacheMisses = d.delta(metricCacheMisses)

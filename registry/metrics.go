@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/infergate/infergate/batching"
 )
 
 // FailureReason classifies a failed inference request for metrics.
@@ -71,9 +72,9 @@ type VersionMetrics struct {
 	ComputeDuration *metrics.PrometheusHistogram
 	// BatchSize is the rows of each execution.
 	BatchSize *metrics.PrometheusHistogram
-	// SampledCompute and SampledCPU add up, over one execution in 64 (see
-	// batching.Observer.OnCPU), the execution's time and the CPU time of
-	// the thread that ran it. With one intra-op thread on a CPU, their
+	// SampledCompute and SampledCPU add up, over one backend run in 64
+	// (see batching.CPUObserver), the run's time and the CPU time of the
+	// thread that ran it. With one intra-op thread on a CPU, their
 	// ratio is the share of ONNX Runtime's time that its thread had a CPU:
 	// below 1 when the machine's CPUs were oversubscribed.
 	SampledCompute, SampledCPU *metrics.FloatCounter
@@ -189,7 +190,9 @@ func (m *VersionMetrics) Woken(wait time.Duration) {
 	m.WakeDuration.Update(wait.Seconds())
 }
 
-// OnCPU implements batching.Observer.
+var _ batching.CPUObserver = (*VersionMetrics)(nil)
+
+// OnCPU implements batching.CPUObserver.
 func (m *VersionMetrics) OnCPU(compute, cpu time.Duration) {
 	m.SampledCompute.Add(compute.Seconds())
 	m.SampledCPU.Add(cpu.Seconds())

@@ -36,7 +36,7 @@ type Config struct {
 	// threads of their own, and is called on each (see
 	// batching.Config.WorkerThread): the gateway binds them to the CPUs
 	// it reserves for ONNX Runtime.
-	WorkerThread func() error
+	WorkerThread func() (undo func(), err error)
 }
 
 // Version states reported by Index, as Triton names them.

@@ -65,7 +65,7 @@ type Version struct {
 // drainingBit marks Version.refs of a version that drains.
 const drainingBit = 1 << 62
 
-func newVersion(model string, number int64, cfg ModelConfig, b Backend, vm *VersionMetrics, logf func(string, ...any), workerThread func() error) (*Version, error) {
+func newVersion(model string, number int64, cfg ModelConfig, b Backend, vm *VersionMetrics, logf func(string, ...any), workerThread func() (func(), error)) (*Version, error) {
 	v := &Version{
 		Model:    model,
 		Number:   number,

@@ -498,7 +498,8 @@ Use it to choose the CPUs of a gateway and of what runs beside it (bench
 suite --server-cpus keeps the load generator off the gateway's CPUs, which
 helps only if those CPUs do not slow each other), and to read a gateway
 whose ONNX Runtime runs slower per row than the ort-floor. It runs for
-about (2 x CPUs + 1) x (--warmup + --duration); nothing else should be busy.`)
+about (2 x neighbors + 3) x (--warmup + --duration); nothing else should be
+busy.`)
 	cfg := bench.DefaultNeighborConfig()
 	fs.StringVar(&cfg.Model, "model", cfg.Model, "demo model to run (ctr, ranker), or any name with --model-file")
 	fs.StringVar(&cfg.ModelFile, "model-file", "", "ONNX file to run instead of the demo model")

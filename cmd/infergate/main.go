@@ -5,10 +5,17 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
+
+// init keeps the main thread for the main goroutine (main runs on it, and
+// no other goroutine does): a goroutine that binds its thread to other
+// CPUs, as serve --runtime-cpus's batch workers do, never lands on it.
+// Tools such as taskset -p read a process's CPUs from its main thread.
+func init() { runtime.LockOSThread() }
 
 type command struct {
 	name    string

@@ -51,46 +51,68 @@ func reserveCPUs(list string) (*cpuReservation, error) {
 	return r, nil
 }
 
-// apply moves every thread of the process onto the rest, and fixes
-// GOMAXPROCS at what it was (unless the environment sets it): the
-// workers, on the reserved CPUs, need processors too, and Go would
-// otherwise size it down to the rest.
+// apply fixes GOMAXPROCS at what it is (unless the environment sets it)
+// and moves every thread of the process onto the rest. The workers, on
+// the reserved CPUs, need processors too, and Go would otherwise size
+// GOMAXPROCS down to the rest within a second of the move; setting it
+// first leaves no such moment.
 func (r *cpuReservation) apply() (procs int, err error) {
-	if err := affinity.PinProcess(r.rest); err != nil {
-		return 0, err
-	}
 	procs = runtime.GOMAXPROCS(0)
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(procs)
 	}
+	if err := affinity.PinProcess(r.rest); err != nil {
+		return 0, err
+	}
 	return procs, nil
 }
 
-// workerThread binds a batch worker's thread to the reserved CPUs: the
-// registry's WorkerThread.
-func (r *cpuReservation) workerThread() error { return affinity.PinThread(r.reserved) }
+// workerThread binds a batch worker's thread to the reserved CPUs, and
+// its undo moves it back as the worker ends: the registry's WorkerThread.
+// (A worker that ran on the main thread leaves it asleep for good rather
+// than ended, and tools read the process's CPUs from the main thread.)
+func (r *cpuReservation) workerThread() (undo func(), err error) {
+	if err := affinity.PinThread(r.reserved); err != nil {
+		return nil, err
+	}
+	return r.unpin, nil
+}
+
+// unpin moves the calling thread back onto the rest; the thread is about
+// to end, so a failure only leaves a thread that ends anyway.
+func (r *cpuReservation) unpin() { affinity.PinThread(r.rest) }
 
 // load wraps a LoadFunc so that it runs on a thread bound to the reserved
 // CPUs: the threads ONNX Runtime starts for a session (its intra-op pool)
-// inherit them.
+// inherit them. The load runs on a goroutine of its own that never
+// unlocks its thread, so that the thread ends with it, whatever f does,
+// rather than serve other goroutines from the reserved CPUs; it moves the
+// thread back first, for the main thread, which Go keeps asleep instead.
+// Building and warming a session there, during a reload, takes time from
+// the serving workers; that is the price of its threads landing there.
 func (r *cpuReservation) load(f registry.LoadFunc) registry.LoadFunc {
-	return func(data []byte, cfg registry.ModelConfig) (b registry.Backend, err error) {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := affinity.PinThread(r.reserved); err != nil {
-			return nil, err
-		}
-		b, err = f(data, cfg)
-		if perr := affinity.PinThread(r.rest); perr != nil {
-			// This thread must not serve other goroutines from the
-			// reserved CPUs: keep it locked, so that it ends with this
-			// goroutine.
+	type result struct {
+		b   registry.Backend
+		err error
+	}
+	return func(data []byte, cfg registry.ModelConfig) (registry.Backend, error) {
+		done := make(chan result, 1)
+		go func() {
 			runtime.LockOSThread()
-			if b != nil {
-				b.Close()
+			if err := affinity.PinThread(r.reserved); err != nil {
+				done <- result{err: err}
+				return
 			}
-			return nil, fmt.Errorf("after loading the model: %w", perr)
-		}
-		return b, err
+			defer func() {
+				r.unpin()
+				if p := recover(); p != nil {
+					done <- result{err: fmt.Errorf("loading the model panicked: %v", p)}
+				}
+			}()
+			b, err := f(data, cfg)
+			done <- result{b, err}
+		}()
+		res := <-done
+		return res.b, res.err
 	}
 }

@@ -81,5 +81,11 @@ func TestServeRuntimeCPUs(t *testing.T) {
 	if lists[affinity.Format(reserved)] != 4 || lists[rest] == 0 || len(lists) != 2 {
 		t.Fatalf("threads per CPU list: %v; want 4 workers on %s and all others on %s", lists, affinity.Format(reserved), rest)
 	}
+	// The main thread, which taskset -p reads, is on the rest, even when
+	// a load or a worker ran on it.
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil || !strings.Contains(string(b), "Cpus_allowed_list:\t"+rest+"\n") {
+		t.Fatalf("the process's own CPUs: %v\n%s; want %s", err, b, rest)
+	}
 	s.stop(t)
 }

@@ -44,8 +44,9 @@ func PinThread(cpus []int) error {
 }
 
 // PinProcess moves every thread of this process onto cpus; threads made
-// later inherit the affinity of the thread that makes them. It leaves
-// GOMAXPROCS alone.
+// later inherit the affinity of the thread that makes them. It does not
+// set GOMAXPROCS, but Go lowers it to the CPUs now allowed within about a
+// second unless it was set (by the environment or runtime.GOMAXPROCS).
 func PinProcess(cpus []int) error {
 	s := set(cpus)
 	// Twice: a thread started while the first pass ran is caught by the
