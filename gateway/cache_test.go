@@ -159,10 +159,10 @@ func TestStatusPageTraffic(t *testing.T) {
 	page := s.do(t, "GET", "/", nil)
 	for _, want := range []string{
 		"<h2>Traffic</h2>",
-		// Served 2, failed 1, 1 row per batch, the mean wait and run, the
-		// queue now.
+		// Served 2, failed 1, 1 row per batch, the mean wait and run, no
+		// run sampled for its CPU share yet, the queue now.
 		`<td>fake</td><td>1</td><td>2</td><td title="bad_request 1">1 <small>\(bad_request 1\)</small></td><td>1.0</td>` +
-			`<td>[0-9.]+(ns|µs|ms|s)</td><td>[0-9.]+(ns|µs|ms)</td><td>0 of `,
+			`<td>[0-9.]+(ns|µs|ms|s)</td><td>[0-9.]+(ns|µs|ms)</td><td>—</td><td>0 of `,
 		"on: 50% of 2 lookups hit",
 	} {
 		if !regexp.MustCompile(want).Match(page.body) {

@@ -455,4 +455,9 @@ func TestComputeOnCPUMetrics(t *testing.T) {
 	if !(compute > 0 && compute < all && cpu > 0 && cpu <= compute+1e-3) {
 		t.Fatalf("sampled compute %gs, its CPU %gs, all compute %gs; want 0 < CPU ≤ sampled < all", compute, cpu, all)
 	}
+	// The status page gives the share.
+	want := fmt.Sprintf("<td>%.0f%%</td>", 100*min(cpu/compute, 1))
+	if page := s.do(t, "GET", "/", nil); !strings.Contains(string(page.body), want) {
+		t.Fatalf("status page lacks %s:\n%s", want, page.body)
+	}
 }

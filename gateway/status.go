@@ -87,6 +87,7 @@ type versionTraffic struct {
 	AvgBatch       string // rows per execution
 	AvgWait        string // a request's mean wait for an instance
 	AvgRun         string // an execution's mean time
+	OnCPU          string // the share of the sampled runs' time their thread had a CPU
 	Queued         string // waiting now, of the queue's bound
 	Batching       string // the batcher's settings
 	Cache          string
@@ -96,7 +97,7 @@ type versionTraffic struct {
 // response cache at all (--cache-bytes above 0).
 func trafficOf(v *registry.Version, nodeCache bool) versionTraffic {
 	m := v.Metrics
-	t := versionTraffic{Model: v.Model, Version: v.Label, Served: thousands(m.Success.Get()), AvgBatch: "—", AvgWait: "—", AvgRun: "—", Cache: "off"}
+	t := versionTraffic{Model: v.Model, Version: v.Label, Served: thousands(m.Success.Get()), AvgBatch: "—", AvgWait: "—", AvgRun: "—", OnCPU: "—", Cache: "off"}
 	var failed uint64
 	var why []string
 	for r, c := range m.Failure {
@@ -122,6 +123,9 @@ func trafficOf(v *registry.Version, nodeCache bool) versionTraffic {
 	if runs > 0 {
 		t.AvgRun = meanDuration(ns, runs)
 	}
+	if wall := m.SampledCompute.Get(); wall > 0 {
+		t.OnCPU = fmt.Sprintf("%.0f%%", 100*min(m.SampledCPU.Get()/wall, 1))
+	}
 	bc := v.Batcher.Config()
 	t.Queued = thousands(uint64(v.Batcher.QueueLen())) + " of " + thousands(uint64(bc.MaxQueueSize))
 	instances := "1 instance"
@@ -135,6 +139,9 @@ func trafficOf(v *registry.Version, nodeCache bool) versionTraffic {
 		}
 	} else {
 		t.Batching = "off, " + instances
+	}
+	if bc.WorkerThread != nil {
+		t.Batching += ", on the reserved CPUs"
 	}
 	if rc := v.Config.ResponseCache; rc != nil && rc.Enable && !nodeCache {
 		t.Cache = "off: this node has no cache (--cache-bytes 0)"
@@ -242,8 +249,8 @@ code{background:#f4f4f4;padding:1px 4px}
 </table>
 {{with .Traffic}}<h2>Traffic</h2>
 <p>Counts and means since each version was first loaded (as JSON: <code>GET /v2/models/stats</code>); the queue as of now.</p>
-<table><tr><th>model</th><th>version</th><th>served</th><th>failed</th><th>rows per batch</th><th>mean wait</th><th>mean run</th><th>queued</th><th>batching</th><th>response cache</th></tr>
-{{range .}}<tr><td>{{.Model}}</td><td>{{.Version}}</td><td>{{.Served}}</td><td{{with .FailedTip}} title="{{.}}"{{end}}>{{.Failed}}{{with .FailedTip}} <small>({{.}})</small>{{end}}</td><td>{{.AvgBatch}}</td><td>{{.AvgWait}}</td><td>{{.AvgRun}}</td><td>{{.Queued}}</td><td>{{.Batching}}</td><td>{{.Cache}}</td></tr>
+<table><tr><th>model</th><th>version</th><th>served</th><th>failed</th><th>rows per batch</th><th>mean wait</th><th>mean run</th><th title="of the sampled runs' time (one in 64), how much their thread had a CPU; well under 100%, the CPUs are oversubscribed">on a CPU</th><th>queued</th><th>batching</th><th>response cache</th></tr>
+{{range .}}<tr><td>{{.Model}}</td><td>{{.Version}}</td><td>{{.Served}}</td><td{{with .FailedTip}} title="{{.}}"{{end}}>{{.Failed}}{{with .FailedTip}} <small>({{.}})</small>{{end}}</td><td>{{.AvgBatch}}</td><td>{{.AvgWait}}</td><td>{{.AvgRun}}</td><td>{{.OnCPU}}</td><td>{{.Queued}}</td><td>{{.Batching}}</td><td>{{.Cache}}</td></tr>
 {{end}}</table>{{end}}
 {{with .Cluster}}
 <h2>Cluster</h2>

@@ -87,5 +87,8 @@ func TestServeRuntimeCPUs(t *testing.T) {
 	if err != nil || !strings.Contains(string(b), "Cpus_allowed_list:\t"+rest+"\n") {
 		t.Fatalf("the process's own CPUs: %v\n%s; want %s", err, b, rest)
 	}
+	if _, page, _ := s.get(t, "/"); !strings.Contains(string(page), "up to 64 rows, 2 instances, on the reserved CPUs") {
+		t.Fatalf("the status page does not say the workers run on the reserved CPUs:\n%s", page)
+	}
 	s.stop(t)
 }
