@@ -16,6 +16,25 @@ import (
 // the client that loads it measures the client as much as itself.
 type cpuSplit struct {
 	server, client []int
+	// runtime, when set, are the servers' CPUs that the gateway reserves
+	// for ONNX Runtime (serve --runtime-cpus).
+	runtime []int
+}
+
+// reserve sets runtime to the last n of the servers' CPUs.
+func (s *cpuSplit) reserve(n int) {
+	if n > 0 && n < len(s.server) {
+		s.runtime = slices.Clone(s.server[len(s.server)-n:])
+	}
+}
+
+// floor returns the CPUs the ort floor runs on: where the gateway runs
+// ONNX Runtime.
+func (s *cpuSplit) floor() []int {
+	if len(s.runtime) > 0 {
+		return s.runtime
+	}
+	return s.server
 }
 
 // newCPUSplit gives the first n of usable (in core order, see

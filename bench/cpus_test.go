@@ -48,6 +48,50 @@ func TestSuiteServerCPUsValidate(t *testing.T) {
 	if err := c.Validate(); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), "taskset") {
 		t.Fatalf("--server-cpus with --target: got %v; want ErrBadConfig telling to pin it yourself", err)
 	}
+
+	// --runtime-cpus needs the gateway's own CPUs, and leaves it one.
+	f := func(server, runtime int, target, want string) {
+		t.Helper()
+		c := DefaultSuiteConfig()
+		c.Executable, c.Target, c.ServerCPUs, c.RuntimeCPUs = "/bin/true", target, server, runtime
+		if err := c.Validate(); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), want) {
+			t.Errorf("--server-cpus %d --runtime-cpus %d --target %q: got %v; want ErrBadConfig with %q", server, runtime, target, err, want)
+		}
+	}
+	f(0, -1, "", "must not be negative")
+	f(0, 1, "", "has none of its own here")
+	f(AutoServerCPUs, 1, "http://127.0.0.1:8080", "has none of its own here")
+	if usable, err := usableCPUs(); err == nil && len(usable) >= 2 {
+		f(1, 1, "", "leaves none for its HTTP; give at most 0")
+	}
+}
+
+func TestCPUSplitReserve(t *testing.T) {
+	s, err := newCPUSplit([]int{0, 1, 2, 3, 4, 5, 6, 7}, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := formatCPUs(s.floor()); got != "0-3" {
+		t.Fatalf("floor without a reservation: %s; want the servers' 0-3", got)
+	}
+	s.reserve(0)
+	s.reserve(4) // all of them: refused by Validate, ignored here
+	if s.runtime != nil {
+		t.Fatalf("reserve(0), reserve(4) of 4: runtime %v; want none", s.runtime)
+	}
+	s.reserve(1)
+	if got := formatCPUs(s.runtime) + " " + formatCPUs(s.floor()); got != "3 3" {
+		t.Fatalf("reserve(1): runtime and floor %s; want 3 3", got)
+	}
+	cfg := DefaultSuiteConfig()
+	cfg.ServerArgs = []string{"--max-queue=9"}
+	args := strings.Join(gatewayArgs(&cfg, s, "/d", "/lib.so"), " ")
+	if !strings.HasSuffix(args, " --runtime-cpus 3 --max-queue=9") {
+		t.Fatalf("gateway command line %q; want --runtime-cpus 3 before the server args", args)
+	}
+	if args := strings.Join(gatewayArgs(&cfg, nil, "/d", "/lib.so"), " "); strings.Contains(args, "--runtime-cpus") {
+		t.Fatalf("gateway command line without a split: %q", args)
+	}
 }
 
 func TestCoreOrder(t *testing.T) {

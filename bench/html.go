@@ -263,6 +263,7 @@ func buildEnv(e *Env) envView {
 	add("server CPUs", e.ServerCPUs)
 	add("load generator CPUs", e.ClientCPUs)
 	add("ort floor CPUs", e.ORTFloorCPUs)
+	add("ONNX Runtime's reserved CPUs", e.RuntimeCPUs)
 	add("host", e.Host)
 	if e.OS != "" || e.Arch != "" {
 		add("platform", strings.Trim(e.OS+"/"+e.Arch, "/"))

@@ -35,7 +35,10 @@ type Env struct {
 	// ORTFloorCPUs are the CPUs the ort floor ran on when the suite split
 	// them: the servers', idle meanwhile. Reports written before it was
 	// recorded ran the ort floor on ClientCPUs.
-	ORTFloorCPUs   string `json:"ort_floor_cpus,omitempty"`
+	ORTFloorCPUs string `json:"ort_floor_cpus,omitempty"`
+	// RuntimeCPUs are the servers' CPUs the gateway reserved for ONNX
+	// Runtime (bench suite --runtime-cpus), "" when none.
+	RuntimeCPUs    string `json:"runtime_cpus,omitempty"`
 	HTTPFloor      string `json:"http_floor,omitempty"` // "process" or "in-process"
 	Command        string `json:"command"`
 	IntraOpThreads int    `json:"intra_op_threads,omitempty"`

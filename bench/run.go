@@ -403,24 +403,26 @@ func repName(name string, rep int) string {
 // goroutine per instance in closed loop. flag, when set, is added to every
 // run's Flagged (a model file that differs from the one served).
 //
-// With the CPUs split, it runs on the servers' CPUs, which are idle
-// meanwhile: the gateway runs ONNX Runtime there, and the client's CPUs
-// may be slower or faster ones (another socket, other cores' neighbors).
+// With the CPUs split, it runs on the servers' CPUs (those reserved for
+// ONNX Runtime, if any), which are idle meanwhile: the gateway runs ONNX
+// Runtime there, and the client's CPUs may be slower or faster ones
+// (another socket, other cores' neighbors).
 // It returns an error only when it cannot move this process back onto the
 // client's CPUs, which would leave the load generator on the servers'.
 func (s *session) ortFloor(model string, modelBytes []byte, instances, intraOpThreads int, flag string) error {
 	return s.onServerCPUs(func(pinErr error) { s.ortFloorHere(model, modelBytes, instances, intraOpThreads, flag, pinErr) })
 }
 
-// onServerCPUs calls f with this process on the servers' CPUs when the
-// CPUs are split (pinErr says why it could not move there), and moves it
-// back onto the client's. Its error is a failure to move back.
+// onServerCPUs calls f with this process on the servers' CPUs where the
+// gateway runs ONNX Runtime (cpuSplit.floor) when the CPUs are split
+// (pinErr says why it could not move there), and moves it back onto the
+// client's. Its error is a failure to move back.
 func (s *session) onServerCPUs(f func(pinErr error)) error {
 	if s.cpus == nil {
 		f(nil)
 		return nil
 	}
-	f(pinProcess(s.cpus.server))
+	f(pinProcess(s.cpus.floor()))
 	if err := pinProcess(s.cpus.client); err != nil {
 		return fmt.Errorf("cannot move the load generator back onto its CPUs: %w", err)
 	}

@@ -77,6 +77,11 @@ type SuiteConfig struct {
 	// AutoServerCPUs (the default) is half of them on 8 CPUs or more, else
 	// 0, and 0 with a Target.
 	ServerCPUs int
+	// RuntimeCPUs, above 0, reserves the last RuntimeCPUs of the servers'
+	// CPUs for the gateway's ONNX Runtime (serve --runtime-cpus); the ort
+	// floor then runs on them too. It needs a split (ServerCPUs) that
+	// leaves the gateway at least one other CPU.
+	RuntimeCPUs int
 }
 
 // AutoServerCPUs is the default of SuiteConfig.ServerCPUs: split the CPUs in
@@ -139,6 +144,14 @@ func (c *SuiteConfig) Validate() error {
 		if err != nil {
 			return fmt.Errorf("%w: --server-cpus %d: %w", ErrBadConfig, n, err)
 		}
+	}
+	switch n := c.serverCPUs(); {
+	case c.RuntimeCPUs < 0:
+		return fmt.Errorf("%w: --runtime-cpus %d must not be negative", ErrBadConfig, c.RuntimeCPUs)
+	case c.RuntimeCPUs > 0 && n == 0:
+		return fmt.Errorf("%w: --runtime-cpus %d reserves some of the gateway's CPUs, and the suite's gateway has none of its own here (--server-cpus 0, or --target); give --server-cpus, or pass serve --runtime-cpus to a gateway you start", ErrBadConfig, c.RuntimeCPUs)
+	case c.RuntimeCPUs >= n && n > 0:
+		return fmt.Errorf("%w: --runtime-cpus %d of the gateway's %d CPUs leaves none for its HTTP; give at most %d", ErrBadConfig, c.RuntimeCPUs, n, n-1)
 	}
 	if c.Target == "" && c.Executable == "" {
 		return fmt.Errorf("%w: no --target and no executable to start a gateway with", ErrBadConfig)
@@ -203,6 +216,7 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Report, error) {
 			cpus, err = newCPUSplit(usable, n)
 		}
 		if err == nil {
+			cpus.reserve(cfg.RuntimeCPUs)
 			err = pinProcess(cpus.client)
 		}
 		if err != nil {
@@ -233,7 +247,8 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Report, error) {
 		env.SharedCores = cpus == nil
 		if cpus != nil {
 			env.ServerCPUs, env.ClientCPUs = formatCPUs(cpus.server), formatCPUs(cpus.client)
-			env.ORTFloorCPUs = env.ServerCPUs
+			env.RuntimeCPUs = formatCPUs(cpus.runtime)
+			env.ORTFloorCPUs = formatCPUs(cpus.floor())
 		}
 		env.HTTPFloor = floorKind(cfg.FloorExecutable)
 	} else {
@@ -286,14 +301,7 @@ func startSuiteGateway(ctx context.Context, cfg *SuiteConfig, cpus *cpuSplit) (*
 		os.RemoveAll(dir)
 		return nil, "", fmt.Errorf("%w: %w", ErrGatewayStart, err)
 	}
-	args := []string{
-		"serve", "--http", "127.0.0.1:0",
-		"--models", filepath.Join(dir, "models"), "--data", filepath.Join(dir, "data"),
-		"--ort-lib", lib,
-		"--instances", strconv.Itoa(max(cfg.Instances, 1)),
-		"--intra-op-threads", strconv.Itoa(max(cfg.IntraOpThreads, 1)),
-	}
-	args = append(args, cfg.ServerArgs...)
+	args := gatewayArgs(cfg, cpus, dir, lib)
 	if cfg.Log != nil {
 		fmt.Fprintf(cfg.Log, "starting %s %s\n", cfg.Executable, strings.Join(args, " "))
 	}
@@ -303,6 +311,22 @@ func startSuiteGateway(ctx context.Context, cfg *SuiteConfig, cpus *cpuSplit) (*
 		return nil, "", err
 	}
 	return gw, dir, nil
+}
+
+// gatewayArgs returns the command line of the suite's gateway, serving
+// the repository in dir with ONNX Runtime from lib.
+func gatewayArgs(cfg *SuiteConfig, cpus *cpuSplit, dir, lib string) []string {
+	args := []string{
+		"serve", "--http", "127.0.0.1:0",
+		"--models", filepath.Join(dir, "models"), "--data", filepath.Join(dir, "data"),
+		"--ort-lib", lib,
+		"--instances", strconv.Itoa(max(cfg.Instances, 1)),
+		"--intra-op-threads", strconv.Itoa(max(cfg.IntraOpThreads, 1)),
+	}
+	if cpus != nil && len(cpus.runtime) > 0 {
+		args = append(args, "--runtime-cpus", formatCPUs(cpus.runtime))
+	}
+	return append(args, cfg.ServerArgs...)
 }
 
 // suiteModel runs the suite's steps for model m: once, or with Repeat

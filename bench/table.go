@@ -43,6 +43,9 @@ func WriteTable(w io.Writer, r *Report) error {
 	case e.ServerCPUs != "":
 		shared += fmt.Sprintf(" (servers on CPUs %s, load generator on %s)", e.ServerCPUs, e.ClientCPUs)
 	}
+	if e.RuntimeCPUs != "" {
+		shared += fmt.Sprintf("; the gateway reserves CPUs %s for ONNX Runtime", e.RuntimeCPUs)
+	}
 	if e.ORTFloorCPUs != "" {
 		shared += fmt.Sprintf("; ort floor on CPUs %s while the servers idle", e.ORTFloorCPUs)
 	}

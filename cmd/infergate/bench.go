@@ -127,7 +127,8 @@ demo models) and stop it at the end. For each model (--models):
   ort-floor/M@bN         the model in-process through ONNX Runtime, batch
                          sizes 1, 2, 4, ... --max-batch, with the gateway's
                          instances and intra-op threads (on the gateway's
-                         CPUs, idle meanwhile, with --server-cpus)
+                         CPUs, idle meanwhile, with --server-cpus; on those
+                         it reserves for ONNX Runtime with --runtime-cpus)
   http-floor/M@cC, @c1   a bare HTTP server replaying the gateway's response
   gateway/M@cC, @c1      the gateway with batching off (--unbatched-config)
   gateway-batched/M@cC, @c1   with batching on (--batched-config)
@@ -163,6 +164,7 @@ recorded as flagged runs with its error, and the suite goes on.`)
 	fs.Var(&serverArgs, "server-arg", "extra `FLAG` for the gateway the suite starts, e.g. --server-arg=--max-queue=1024; repeatable")
 	serverLog := fs.String("server-log", "", "write the log of the gateway the suite starts to this file")
 	fs.IntVar(&cfg.ServerCPUs, "server-cpus", cfg.ServerCPUs, "CPUs given to the gateway and the http floor the suite starts, whole cores first; the load generator gets the others (and GOMAXPROCS their number), so that neither measures the other, and the ort floor runs on the gateway's CPUs while they are idle. 0 shares them all; -1: half of them on 8 CPUs or more, else 0, and 0 with --target")
+	fs.IntVar(&cfg.RuntimeCPUs, "runtime-cpus", 0, "reserve the last `N` of the gateway's CPUs (--server-cpus) for its ONNX Runtime (serve --runtime-cpus), where the ort floor then runs too; 0 reserves none")
 	overloadFlags(fs, &cfg.Options, "after ranker's batched runs, measure its sustainable rate with 16 rows per request in closed loop at --concurrency, then offer `X` times it in open loop (gateway-overload/ranker@Xx), where 429 and 503 are shed rather than errors and /v2/health/ready is probed; 0 skips the pair")
 	out := outputFlags(fs)
 	if err := parse(fs, args); err != nil {

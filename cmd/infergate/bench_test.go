@@ -211,6 +211,7 @@ func TestBenchFlagErrors(t *testing.T) {
 	f(1, "--max-accepted-p99 0s must be positive", "bench", "--overload", "3", "--max-accepted-p99", "0s", "--dry-run")
 	f(0, "configuration is valid", "bench", "--overload", "2.5", "--dry-run")
 	f(1, "which --models ctr does not list", "bench", "suite", "--overload", "3", "--models", "ctr", "--dry-run")
+	f(1, "has none of its own here", "bench", "suite", "--server-cpus", "0", "--runtime-cpus", "1", "--dry-run")
 	f(0, "configuration is valid", "bench", "suite", "--overload", "0", "--dry-run")
 	f(1, "--max-accepted-p99 applies to the overload run only", "bench", "suite", "--overload", "0", "--max-accepted-p99", "2s", "--dry-run")
 	f(1, "--reload-every 10ms must be between 50ms and 1h0m0s", "bench", "--reload-every", "10ms", "--dry-run")
