@@ -69,8 +69,9 @@ func (r *cpuReservation) apply() (procs int, err error) {
 
 // workerThread binds a batch worker's thread to the reserved CPUs, and
 // its undo moves it back as the worker ends: the registry's WorkerThread.
-// (A worker that ran on the main thread leaves it asleep for good rather
-// than ended, and tools read the process's CPUs from the main thread.)
+// Go ends a locked thread with its goroutine, except the main thread,
+// which it keeps asleep; main's init keeps that thread from workers, and
+// undo keeps the binding from outliving a worker all the same.
 func (r *cpuReservation) workerThread() (undo func(), err error) {
 	if err := affinity.PinThread(r.reserved); err != nil {
 		return nil, err
@@ -78,8 +79,8 @@ func (r *cpuReservation) workerThread() (undo func(), err error) {
 	return r.unpin, nil
 }
 
-// unpin moves the calling thread back onto the rest; the thread is about
-// to end, so a failure only leaves a thread that ends anyway.
+// unpin moves the calling thread back onto the rest. The thread is about
+// to end, so a failure is not reported.
 func (r *cpuReservation) unpin() { affinity.PinThread(r.rest) }
 
 // load wraps a LoadFunc so that it runs on a thread bound to the reserved
@@ -87,7 +88,7 @@ func (r *cpuReservation) unpin() { affinity.PinThread(r.rest) }
 // inherit them. The load runs on a goroutine of its own that never
 // unlocks its thread, so that the thread ends with it, whatever f does,
 // rather than serve other goroutines from the reserved CPUs; it moves the
-// thread back first, for the main thread, which Go keeps asleep instead.
+// thread back first all the same (see workerThread).
 // Building and warming a session there, during a reload, takes time from
 // the serving workers; that is the price of its threads landing there.
 func (r *cpuReservation) load(f registry.LoadFunc) registry.LoadFunc {

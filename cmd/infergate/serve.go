@@ -64,7 +64,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.DurationVar(&c.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long to keep serving while /v2/health/ready reports 503, so load balancers stop sending first")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "validate flags, the library and the repository, then exit")
 	fs.StringVar(&c.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof profiles on this separate address (e.g. 127.0.0.1:6060); off when empty")
-	fs.StringVar(&c.runtimeCPUs, "runtime-cpus", "", "CPUs to reserve for ONNX Runtime, in the kernel's notation (e.g. 7 or 6-7; Linux): every batch then runs on a worker thread bound to them, and nothing else of this process runs there, so that HTTP work neither takes their time nor evicts the model from their caches. A lone request pays a thread wake-up for it. Size it to the models' instances × intra-op threads")
+	fs.StringVar(&c.runtimeCPUs, "runtime-cpus", "", "CPUs to reserve for ONNX Runtime, in the kernel's notation (e.g. 7 or 6-7; Linux): every batch then runs on a worker thread bound to them, and nothing else of this process runs there, so that HTTP work neither takes their time nor evicts the model from their caches. A lone request pays a thread wake-up for it. Size it to the sum over the models of instances × intra-op threads")
 
 	fs.StringVar(&c.defaults.Device, "device", "cpu", "execution provider for models whose config.json sets none: \"cpu\" or \"cuda:N\"")
 	fs.IntVar(&c.defaults.Instances, "instances", 1, "ONNX Runtime sessions per model version run in parallel (config.json: instances)")
