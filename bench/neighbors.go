@@ -31,6 +31,10 @@ const (
 // session of the engine (at most 256 with the measured CPU's).
 const maxNeighbors = 255
 
+// minRunsPerStep is the fewest runs a step should count for its ratio to
+// be read to a few percent; below it WriteNeighbors says so.
+const minRunsPerStep = 50
+
 // slowedBelow is the ratio to running alone under which a neighbor is
 // said to slow the measured CPU: well outside the few percent that one
 // step differs from the next on a quiet machine.
@@ -194,8 +198,12 @@ func MeasureNeighbors(ctx context.Context, c NeighborConfig) (*NeighborReport, e
 			err = serr
 		}
 		if err == nil && rate == 0 {
-			err = fmt.Errorf("no run of %d rows finished on CPU %d within %s (with CPUs %q busy): give a longer --duration, or free the CPU of other work",
-				c.Batch, cpu, c.Duration, formatCPUs(busy))
+			with := "alone"
+			if len(busy) > 0 {
+				with = "with CPUs " + formatCPUs(slices.Sorted(slices.Values(busy))) + " busy"
+			}
+			err = fmt.Errorf("no run of %d rows finished on CPU %d within %s, %s: give a longer --duration, or free the CPU of other work",
+				c.Batch, cpu, c.Duration, with)
 		}
 		return rate, err
 	}
@@ -397,6 +405,14 @@ func WriteNeighbors(w io.Writer, r *NeighborReport) error {
 	lo, hi := slices.Min(r.Alone), slices.Max(r.Alone)
 	fmt.Fprintf(w, "\nalone: %s to %s rows/s over the run (%.0f%% apart); each ratio is to the steps alone just before and after it.\n",
 		groupThousands(lo), groupThousands(hi), 100*(hi-lo)/hi)
+	slowest := lo
+	for _, s := range r.Steps {
+		slowest = min(slowest, s.RowsPerSec)
+	}
+	if runs := slowest * r.DurationSecs / float64(max(r.Batch, 1)); runs < minRunsPerStep {
+		fmt.Fprintf(w, "a step counted as few as %.0f runs: a run cut by the window's edge moves its ratio by %.0f%% or more; lengthen --duration.\n",
+			runs, 100/max(runs, 1))
+	}
 	if len(slowed) > 0 {
 		fmt.Fprintf(w, "slowed below %.2f by CPU %s: each shares something with CPU %d, a physical core (hardware threads a VM may present as separate cores), a cache, or memory bandwidth.\n"+
 			"Keep the gateway's ONNX Runtime threads and other busy work (its HTTP, a load generator) off CPUs that slow each other.\n",

@@ -62,7 +62,7 @@ func TestNeighborConfigValidate(t *testing.T) {
 // TestWriteNeighbors checks that each step is compared with the steps
 // alone just around it, and that only single CPUs are named as slowing.
 func TestWriteNeighbors(t *testing.T) {
-	r := &NeighborReport{Model: "ranker", Batch: 32, CPU: 0, Load: NeighborORT, DurationSecs: 1, ORTVersion: "1.30.0",
+	r := &NeighborReport{Model: "ranker", Batch: 32, CPU: 0, Load: NeighborORT, DurationSecs: 10, ORTVersion: "1.30.0",
 		Steps: []NeighborStep{
 			{Busy: []int{1}, RowsPerSec: 990},
 			{Busy: []int{2}, RowsPerSec: 600},  // alone 1,200 and 1,000 around it: 0.55
@@ -92,12 +92,17 @@ func TestWriteNeighbors(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	if strings.Contains(out, "few as") {
+		t.Errorf("190 runs or more a step, and a caution about few runs:\n%s", out)
+	}
 	r.Steps = r.Steps[2:3]
 	r.Alone = r.Alone[2:4]
+	r.DurationSecs = 0.32 // 10 runs of 32 rows a step at 1,000 rows/s
 	b.Reset()
 	WriteNeighbors(&b, r)
-	if out := b.String(); !strings.Contains(out, "no single busy CPU slowed CPU 0 below 0.85") || strings.Contains(out, "slowed below") {
-		t.Errorf("no slowed CPU:\n%s", out)
+	if out := b.String(); !strings.Contains(out, "no single busy CPU slowed CPU 0 below 0.85") || strings.Contains(out, "slowed below") ||
+		!strings.Contains(out, "as few as 10 runs: a run cut by the window's edge moves its ratio by 10% or more") {
+		t.Errorf("no slowed CPU, few runs:\n%s", out)
 	}
 }
 
