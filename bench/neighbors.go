@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"runtime"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/infergate/infergate/engine"
+	"github.com/infergate/infergate/internal/affinity"
 )
 
 // What a neighbor runs in MeasureNeighbors.
@@ -25,6 +27,10 @@ const (
 	// contends for a core's execution units only, as a thread sharing
 	// the core would.
 	NeighborSpin = "spin"
+	// NeighborHTTP runs request/response round trips over a loopback TCP
+	// connection, both ends on the neighbor CPU: the system calls, the
+	// kernel's network path and the cache traffic of a gateway's HTTP.
+	NeighborHTTP = "http"
 )
 
 // maxNeighbors bounds the neighbors, which with NeighborORT each hold a
@@ -56,7 +62,8 @@ type NeighborConfig struct {
 	// Neighbors are the CPUs made busy one at a time, and then all at
 	// once; nil means every other CPU this process may use.
 	Neighbors []int
-	// Load is what the neighbors run: NeighborORT or NeighborSpin.
+	// Load is what the neighbors run: NeighborORT, NeighborSpin or
+	// NeighborHTTP.
 	Load string
 	// Duration is each step's measured window; Warmup runs before it.
 	Duration, Warmup time.Duration
@@ -78,8 +85,8 @@ func (c *NeighborConfig) Validate() error {
 		return fmt.Errorf("%w: model %q is not a demo model (ctr, ranker); give its ONNX file with --model-file", ErrBadConfig, c.Model)
 	case c.Batch < 1:
 		return fmt.Errorf("%w: batch %d: give 1 or more rows", ErrBadConfig, c.Batch)
-	case c.Load != NeighborORT && c.Load != NeighborSpin:
-		return fmt.Errorf("%w: neighbor load %q: use %s or %s", ErrBadConfig, c.Load, NeighborORT, NeighborSpin)
+	case c.Load != NeighborORT && c.Load != NeighborSpin && c.Load != NeighborHTTP:
+		return fmt.Errorf("%w: neighbor load %q: use %s, %s or %s", ErrBadConfig, c.Load, NeighborORT, NeighborSpin, NeighborHTTP)
 	case c.Duration < 10*time.Millisecond:
 		return fmt.Errorf("%w: duration %s is too short to count runs; give 10ms or more (1s measures a batch of milliseconds to 0.1%%)", ErrBadConfig, c.Duration)
 	case c.Warmup < 0:
@@ -157,41 +164,58 @@ func MeasureNeighbors(ctx context.Context, c NeighborConfig) (*NeighborReport, e
 	}
 	defer m.Close()
 
-	// One ortSender per loop: each owns its inputs and outputs.
-	work := func() (func() (int, error), error) {
-		if c.Load == NeighborSpin {
-			return spin, nil
+	// startNeighbor makes CPU n busy with the load; stop ends it.
+	startNeighbor := func(n int) (stop func() error, err error) {
+		switch c.Load {
+		case NeighborSpin:
+			return startLoop(n, spin).halt, nil
+		case NeighborHTTP:
+			return startPingPong(n)
 		}
+		// One ortSender per loop: each owns its inputs and outputs.
 		s, err := newORTSender(ctx, m, c.Batch, 0)
 		if err != nil {
 			return nil, err
 		}
-		return s.run, nil
+		return startLoop(n, s.run).halt, nil
 	}
 	measuredWork, err := newORTSender(ctx, m, c.Batch, 0)
 	if err != nil {
 		return nil, err
 	}
+	// Every other thread of this process (the scheduler's, the network
+	// poller's that wakes the http load) keeps off the measured CPU. Go
+	// would then shrink GOMAXPROCS to the CPUs left; it must stay at one
+	// processor per loop at least, or a spinning neighbor holding the
+	// only one makes the measured loop wait for it after each run.
+	procs := runtime.GOMAXPROCS(0)
+	runtime.GOMAXPROCS(max(procs, len(neighbors)+2))
+	defer runtime.GOMAXPROCS(procs)
+	others := slices.DeleteFunc(slices.Clone(usable), func(x int) bool { return x == cpu })
+	if err := affinity.PinProcess(others); err != nil {
+		return nil, err
+	}
+	defer affinity.PinProcess(usable)
 	r := &NeighborReport{Model: c.Model, Batch: c.Batch, CPU: cpu, Load: c.Load,
 		DurationSecs: c.Duration.Seconds(), ORTVersion: engine.RuntimeVersion()}
 	measured := startLoop(cpu, measuredWork.run)
 	defer measured.halt()
 
 	step := func(busy []int) (float64, error) {
-		var loops []*pinnedLoop
+		var stops []func() error
 		stop := func() error {
 			var errs []error
-			for _, l := range loops {
-				errs = append(errs, l.halt())
+			for _, s := range stops {
+				errs = append(errs, s())
 			}
 			return errors.Join(errs...)
 		}
 		for _, n := range busy {
-			w, err := work()
+			s, err := startNeighbor(n)
 			if err != nil {
 				return 0, errors.Join(err, stop())
 			}
-			loops = append(loops, startLoop(n, w))
+			stops = append(stops, s)
 		}
 		rate, err := measured.rate(ctx, c.Warmup, c.Duration)
 		if serr := stop(); err == nil {
@@ -297,6 +321,66 @@ func spin() (int, error) {
 	return 0, nil
 }
 
+// Sizes of NeighborHTTP's messages: about a ctr request in JSON and its
+// answer.
+const (
+	pingBytes = 1024
+	pongBytes = 160
+)
+
+// startPingPong runs NeighborHTTP's round trips on CPU n: a client loop
+// and an echo loop, each on a thread bound to n, over a loopback TCP
+// connection. stop ends both and closes the connection.
+func startPingPong(n int) (stop func() error, err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("the http neighbor load: %w", err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			c = nil
+		}
+		accepted <- c
+	}()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return nil, fmt.Errorf("the http neighbor load: %w", err)
+	}
+	server := <-accepted
+	if server == nil {
+		client.Close()
+		return nil, fmt.Errorf("the http neighbor load: the loopback connection was not accepted")
+	}
+	ping, pong := make([]byte, pingBytes), make([]byte, pongBytes)
+	in, out := make([]byte, pingBytes), make([]byte, pongBytes)
+	echo := startLoop(n, func() (int, error) {
+		if _, err := io.ReadFull(server, in); err != nil {
+			return 0, err
+		}
+		_, err := server.Write(pong)
+		return 0, err
+	})
+	caller := startLoop(n, func() (int, error) {
+		if _, err := client.Write(ping); err != nil {
+			return 0, err
+		}
+		_, err := io.ReadFull(client, out)
+		return 0, err
+	})
+	return func() error {
+		err := caller.halt()
+		// Closing ends the echo loop's read with an error, which is its
+		// way to stop.
+		client.Close()
+		server.Close()
+		echo.halt()
+		return err
+	}, nil
+}
+
 // pinnedLoop calls work over and over on a thread of its own bound to one
 // CPU, counting the rows it returns, until halted.
 type pinnedLoop struct {
@@ -375,8 +459,11 @@ func (l *pinnedLoop) halt() error {
 // CPU and its ratio to running alone, marking the neighbors that slow it.
 func WriteNeighbors(w io.Writer, r *NeighborReport) error {
 	load := "the same model and batch"
-	if r.Load == NeighborSpin {
+	switch r.Load {
+	case NeighborSpin:
 		load = "an integer loop (no memory traffic)"
+	case NeighborHTTP:
+		load = "round trips over a loopback TCP connection"
 	}
 	fmt.Fprintf(w, "ONNX Runtime %s, %s in batches of %d rows on CPU %d, one session with one intra-op thread; busy neighbors run %s; %gs a step\n\n",
 		r.ORTVersion, r.Model, r.Batch, r.CPU, load, r.DurationSecs)

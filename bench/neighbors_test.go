@@ -6,11 +6,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/infergate/infergate/internal/affinity"
 	"github.com/infergate/infergate/internal/testenv"
 )
 
@@ -111,7 +113,8 @@ func TestWriteNeighbors(t *testing.T) {
 func TestMeasureNeighbors(t *testing.T) {
 	usable := twoCPUs(t, "a neighbor")
 	neighbors := slices.Sorted(slices.Values(usable))[1:min(len(usable), 3)]
-	for _, load := range []string{NeighborORT, NeighborSpin} {
+	procs := runtime.GOMAXPROCS(0)
+	for _, load := range []string{NeighborORT, NeighborSpin, NeighborHTTP} {
 		c := DefaultNeighborConfig()
 		c.ORTLib = testenv.ORTLib(t)
 		c.Model, c.Batch, c.Load = "ctr", 2, load
@@ -140,6 +143,14 @@ func TestMeasureNeighbors(t *testing.T) {
 		}
 		if r.CPU != slices.Min(usable) || r.ORTVersion == "" || r.Load != load {
 			t.Fatalf("%s: report %+v", load, r)
+		}
+		// The process had every CPU but the measured one meanwhile, and
+		// has them all back.
+		if a, err := affinity.Allowed(); err != nil || !slices.Equal(a, slices.Sorted(slices.Values(usable))) {
+			t.Fatalf("%s: this thread may run on %v after the run (%v); want %v", load, a, err, usable)
+		}
+		if p := runtime.GOMAXPROCS(0); p != procs {
+			t.Fatalf("%s: GOMAXPROCS %d after the run; want %d as before", load, p, procs)
 		}
 		path := filepath.Join(t.TempDir(), "n.json")
 		if err := SaveNeighborsJSON(path, r); err != nil {

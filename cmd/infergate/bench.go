@@ -488,13 +488,14 @@ page. The targets are those the report recorded when it ran.`)
 func runBenchNeighbors(args []string) error {
 	fs := newFlagSet("bench neighbors", "[flags]",
 		`Run the model through ONNX Runtime in closed loop on one CPU (one session,
-one intra-op thread, its thread bound to the CPU) and measure its rows/s with
-each other CPU busy in turn, then with all of them busy at once, and alone
-before and after each of those, to which each is compared. A busy neighbor
-that slows it shares something with it: on a VM, two vCPUs that are the
-hardware threads of one physical core (which the guest's CPU topology may not
-show); on any machine, a cache or memory bandwidth, and with all CPUs busy,
-the power budget that sets the clock.
+one intra-op thread, its thread bound to the CPU, every other thread of the
+process kept off it) and measure its rows/s with each other CPU busy in
+turn, then with all of them busy at once, and alone before and after each of
+those, to which each is compared. A busy neighbor that slows it shares
+something with it: on a VM, two vCPUs that are the hardware threads of one
+physical core (which the guest's CPU topology may not show); on any machine,
+a cache or memory bandwidth, and with all CPUs busy, the power budget that
+sets the clock.
 
 Use it to choose the CPUs of a gateway and of what runs beside it (bench
 suite --server-cpus keeps the load generator off the gateway's CPUs, which
@@ -513,7 +514,7 @@ busy.`)
 		cfg.Neighbors = cpus
 		return err
 	})
-	fs.StringVar(&cfg.Load, "load", cfg.Load, "what a busy neighbor runs: ort (the same model and batch: vector units, caches, memory) or spin (an integer loop in registers: a core's execution units only)")
+	fs.StringVar(&cfg.Load, "load", cfg.Load, "what a busy neighbor runs: ort (the same model and batch: vector units, caches, memory), spin (an integer loop in registers: a core's execution units only) or http (round trips over a loopback TCP connection, both ends on the neighbor: system calls and the kernel's network path, as a gateway's HTTP)")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured window of each step")
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "time each step runs before its window")
 	jsonOut := fs.String("json", "", "also write the result as JSON to this file")
