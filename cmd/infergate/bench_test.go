@@ -271,7 +271,7 @@ func TestBenchNeighbors(t *testing.T) {
 		checkExit(t, wantCode, wantOut, args...)
 	}
 	f(0, "configuration is valid", "bench", "neighbors", "--dry-run")
-	f(0, "hardware threads of one physical core", "bench", "neighbors", "--help")
+	f(0, "physical core (which the guest's CPU topology may not", "bench", "neighbors", "--help")
 	f(2, `"1-x" is not a CPU number or range`, "bench", "neighbors", "--neighbors", "1-x")
 	f(1, `neighbor load "disk"`, "bench", "neighbors", "--load", "disk", "--dry-run")
 	f(1, "is not one this process may use", "bench", "neighbors", "--cpu", "100000", "--duration", "10ms")
