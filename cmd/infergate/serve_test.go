@@ -397,9 +397,9 @@ func TestHotSwapUnderLoad(t *testing.T) {
 // every one must be answered.
 func TestShutdownDrains(t *testing.T) {
 	s := startServer(t, "--models", demoRepo(t), "--load", "ranker", "--instances", "1")
-	// 2,048 rows of ranker in binary tensors: tens of milliseconds each on
-	// the one instance, so eight queue up behind each other.
-	const rows = 2048
+	// 4,096 rows of ranker in binary tensors: a tenth of a second or more
+	// each on the one instance, so eight queue up behind each other.
+	const rows = 4096
 	header := fmt.Sprintf(`{"inputs":[{"name":"features","datatype":"FP32","shape":[%d,256],"parameters":{"binary_data_size":%d}}]}`, rows, rows*256*4)
 	body := append([]byte(header), make([]byte, rows*256*4)...)
 	hdr := map[string]string{"Inference-Header-Content-Length": strconv.Itoa(len(header))}
@@ -415,16 +415,26 @@ func TestShutdownDrains(t *testing.T) {
 			errs[i] = string(out)
 		}()
 	}
-	// SIGTERM once all eight are inside the server.
+	// SIGTERM once all eight are inside the server (in flight, or
+	// answered already on a slow, busy machine) and some still run.
 	inFlight := regexp.MustCompile(`infergate_inference_requests_in_flight\{model="ranker",version="1"\} (\d+)`)
+	answered := regexp.MustCompile(`infergate_inference_request_success_total\{model="ranker",version="1"\} (\d+)`)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		_, m, _ := s.get(t, "/metrics")
-		if sm := inFlight.FindSubmatch(m); sm != nil && string(sm[1]) == "8" {
-			break
+		f, a := inFlight.FindSubmatch(m), answered.FindSubmatch(m)
+		if f != nil && a != nil {
+			nf, _ := strconv.Atoi(string(f[1]))
+			na, _ := strconv.Atoi(string(a[1]))
+			if nf+na == 8 {
+				if nf == 0 {
+					t.Fatalf("all eight requests were answered before SIGTERM could catch one in flight; make them slower")
+				}
+				break
+			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the eight requests were never in flight together; metrics:\n%s", m)
+			t.Fatalf("the eight requests never all reached the server; metrics:\n%s", m)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
