@@ -16,15 +16,20 @@ import (
 // the client that loads it measures the client as much as itself.
 type cpuSplit struct {
 	server, client []int
+	// serverCores is server in core order (see usableCPUs): the hardware
+	// threads of one core next to each other.
+	serverCores []int
 	// runtime, when set, are the servers' CPUs that the gateway reserves
 	// for ONNX Runtime (serve --runtime-cpus).
 	runtime []int
 }
 
-// reserve sets runtime to the last n of the servers' CPUs.
+// reserve sets runtime to the last n of the servers' CPUs in core order,
+// so that with n a multiple of the threads per core the reservation is
+// whole cores, none of whose hardware threads runs the gateway's HTTP.
 func (s *cpuSplit) reserve(n int) {
-	if n > 0 && n < len(s.server) {
-		s.runtime = slices.Clone(s.server[len(s.server)-n:])
+	if n > 0 && n < len(s.serverCores) {
+		s.runtime = slices.Sorted(slices.Values(s.serverCores[len(s.serverCores)-n:]))
 	}
 }
 
@@ -43,7 +48,7 @@ func newCPUSplit(usable []int, n int) (*cpuSplit, error) {
 	if n < 1 || n >= len(usable) {
 		return nil, fmt.Errorf("%d CPUs for the servers out of the %d this process may use leaves none for the load generator; give 1 to %d, or 0 to share them all", n, len(usable), len(usable)-1)
 	}
-	s := &cpuSplit{server: slices.Clone(usable[:n]), client: slices.Clone(usable[n:])}
+	s := &cpuSplit{server: slices.Clone(usable[:n]), client: slices.Clone(usable[n:]), serverCores: slices.Clone(usable[:n])}
 	slices.Sort(s.server)
 	slices.Sort(s.client)
 	return s, nil

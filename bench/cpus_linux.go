@@ -92,8 +92,9 @@ func startPinned(cmd *exec.Cmd, cpus, home []int) error {
 	}
 	err := cmd.Start()
 	if herr := affinity.PinThread(home); herr != nil {
-		// Keep this thread locked, so that it ends with the calling
-		// goroutine rather than serve others on the servers' CPUs.
+		// Keep this thread locked, so that it serves no other goroutine
+		// from the servers' CPUs; it ends with the calling goroutine, or,
+		// the main goroutine's, with the command, which this error ends.
 		runtime.LockOSThread()
 		if err == nil {
 			// Nobody reads its output yet: bound Wait's wait for it.

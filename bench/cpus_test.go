@@ -83,6 +83,18 @@ func TestCPUSplitReserve(t *testing.T) {
 	if got := formatCPUs(s.runtime) + " " + formatCPUs(s.floor()); got != "3 3" {
 		t.Fatalf("reserve(1): runtime and floor %s; want 3 3", got)
 	}
+	// Two threads per core, siblings numbered apart (0 and 4 share a
+	// core): the reservation takes a whole core, not the siblings of the
+	// HTTP CPUs.
+	smt, err := newCPUSplit([]int{0, 4, 1, 5, 2, 6, 3, 7}, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	smt.reserve(2)
+	if got := formatCPUs(smt.server) + " " + formatCPUs(smt.runtime); got != "0-1,4-5 1,5" {
+		t.Fatalf("SMT split of 4, reserve(2): servers and runtime %s; want 0-1,4-5 1,5", got)
+	}
+
 	cfg := DefaultSuiteConfig()
 	cfg.ServerArgs = []string{"--max-queue=9"}
 	args := strings.Join(gatewayArgs(&cfg, s, "/d", "/lib.so"), " ")

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -185,17 +186,24 @@ func MeasureNeighbors(ctx context.Context, c NeighborConfig) (*NeighborReport, e
 	}
 	// Every other thread of this process (the scheduler's, the network
 	// poller's that wakes the http load) keeps off the measured CPU. Go
-	// would then shrink GOMAXPROCS to the CPUs left; it must stay at one
-	// processor per loop at least, or a spinning neighbor holding the
-	// only one makes the measured loop wait for it after each run.
+	// would then shrink GOMAXPROCS to the CPUs left; it must stay at a
+	// processor per busy CPU and one more at least, or a spinning
+	// neighbor holding the only one left makes the measured loop wait
+	// for it after each run. (The http load's two loops take turns.)
 	procs := runtime.GOMAXPROCS(0)
 	runtime.GOMAXPROCS(max(procs, len(neighbors)+2))
-	defer runtime.GOMAXPROCS(procs)
+	defer func() {
+		if os.Getenv("GOMAXPROCS") == "" {
+			runtime.SetDefaultGOMAXPROCS() // Go's own sizing again
+		} else {
+			runtime.GOMAXPROCS(procs)
+		}
+	}()
 	others := slices.DeleteFunc(slices.Clone(usable), func(x int) bool { return x == cpu })
+	defer affinity.PinProcess(usable) // also after a move that failed halfway
 	if err := affinity.PinProcess(others); err != nil {
 		return nil, err
 	}
-	defer affinity.PinProcess(usable)
 	r := &NeighborReport{Model: c.Model, Batch: c.Batch, CPU: cpu, Load: c.Load,
 		DurationSecs: c.Duration.Seconds(), ORTVersion: engine.RuntimeVersion()}
 	measured := startLoop(cpu, measuredWork.run)
@@ -371,14 +379,26 @@ func startPingPong(n int) (stop func() error, err error) {
 		return 0, err
 	})
 	return func() error {
-		err := caller.halt()
-		// Closing ends the echo loop's read with an error, which is its
-		// way to stop.
+		// Closing ends whatever read or write each loop is in with an
+		// error, which is then its way to stop; only other errors (a
+		// thread that could not be bound) are reported.
+		caller.stop.Store(true)
+		echo.stop.Store(true)
 		client.Close()
 		server.Close()
-		echo.halt()
-		return err
+		return errors.Join(connError(caller.halt()), connError(echo.halt()))
 	}, nil
+}
+
+// connError drops the errors that closing a connection gives its reader
+// and writer.
+func connError(err error) error {
+	switch {
+	case errors.Is(err, net.ErrClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return nil
+	}
+	return err
 }
 
 // pinnedLoop calls work over and over on a thread of its own bound to one
@@ -497,7 +517,7 @@ func WriteNeighbors(w io.Writer, r *NeighborReport) error {
 		slowest = min(slowest, s.RowsPerSec)
 	}
 	if runs := slowest * r.DurationSecs / float64(max(r.Batch, 1)); runs < minRunsPerStep {
-		fmt.Fprintf(w, "a step counted as few as %.0f runs: a run cut by the window's edge moves its ratio by %.0f%% or more; lengthen --duration.\n",
+		fmt.Fprintf(w, "a step counted as few as %.0f runs: a run cut by the window's edge moves its ratio by up to %.0f%%; lengthen --duration.\n",
 			runs, 100/max(runs, 1))
 	}
 	if len(slowed) > 0 {

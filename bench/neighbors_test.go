@@ -103,7 +103,7 @@ func TestWriteNeighbors(t *testing.T) {
 	b.Reset()
 	WriteNeighbors(&b, r)
 	if out := b.String(); !strings.Contains(out, "no single busy CPU slowed CPU 0 below 0.85") || strings.Contains(out, "slowed below") ||
-		!strings.Contains(out, "as few as 10 runs: a run cut by the window's edge moves its ratio by 10% or more") {
+		!strings.Contains(out, "as few as 10 runs: a run cut by the window's edge moves its ratio by up to 10%") {
 		t.Errorf("no slowed CPU, few runs:\n%s", out)
 	}
 }
@@ -149,7 +149,7 @@ func TestMeasureNeighbors(t *testing.T) {
 		if a, err := affinity.Allowed(); err != nil || !slices.Equal(a, slices.Sorted(slices.Values(usable))) {
 			t.Fatalf("%s: this thread may run on %v after the run (%v); want %v", load, a, err, usable)
 		}
-		if p := runtime.GOMAXPROCS(0); p != procs {
+		if p := runtime.GOMAXPROCS(0); p != procs && os.Getenv("GOMAXPROCS") == "" {
 			t.Fatalf("%s: GOMAXPROCS %d after the run; want %d as before", load, p, procs)
 		}
 		path := filepath.Join(t.TempDir(), "n.json")

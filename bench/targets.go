@@ -438,6 +438,10 @@ func rowCosts(r *Report) []rowCost {
 				c.gateway, c.floor, c.rounds = g, o, ratios
 			}
 		}
+		if r.Env.IntraOpThreads > 1 {
+			// The calling thread does part of the work only.
+			c.onCPU = 0
+		}
 		out = append(out, c)
 	}
 	return out

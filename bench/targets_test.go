@@ -244,6 +244,13 @@ func TestWriteComputePerRow(t *testing.T) {
 		gw("ctr", 64, 23, 69), multiRow,
 	}}
 	var b strings.Builder
+	r.Env.IntraOpThreads = 2
+	writeComputePerRow(&b, r)
+	if strings.Contains(b.String(), "on a CPU") {
+		t.Fatalf("a CPU share with two intra-op threads:\n%s", b.String())
+	}
+	r.Env.IntraOpThreads = 1
+	b.Reset()
 	writeComputePerRow(&b, r)
 	want := "\nONNX Runtime per row, inside the gateway ÷ alone:\n" +
 		"  ranker: 30.0µs ÷ 20.6µs = 1.46 (batches of 32.0 rows in gateway-batched/ranker@c64; ort-floor/ranker@b32; its thread on a CPU 68% of the time)\n" +

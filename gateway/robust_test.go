@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -459,5 +460,21 @@ func TestComputeOnCPUMetrics(t *testing.T) {
 	want := fmt.Sprintf("<td>%.0f%%</td>", 100*min(cpu/compute, 1))
 	if page := s.do(t, "GET", "/", nil); !strings.Contains(string(page.body), want) {
 		t.Fatalf("status page lacks %s:\n%s", want, page.body)
+	}
+
+	// With two intra-op threads the calling thread does part of the work:
+	// the page gives no share.
+	s = startServer(t, serverOptions{cfg: gateway.DefaultConfig(), defaults: registry.ModelConfig{IntraOpThreads: 2},
+		files: map[string][]byte{"ctr/1": ctrONNX()}})
+	for i := range 64 {
+		if r := s.post(t, "/v2/models/ctr/infer", ctrRequest(features(uint64(i), 1, 64), 1)); r.code != fasthttp.StatusOK {
+			t.Fatalf("request %d: %s", i, r)
+		}
+	}
+	if v, err := metricValue(s.metricsText(t), "infergate_inference_compute_sampled_seconds_total"+series); err != nil || v <= 0 {
+		t.Fatalf("two intra-op threads: sampled %g, %v; want a sample", v, err)
+	}
+	if page := s.do(t, "GET", "/", nil); !regexp.MustCompile(`<td>[0-9.]+(µs|ms)</td><td>—</td>`).Match(page.body) {
+		t.Fatalf("two intra-op threads: the status page gives a CPU share:\n%s", page.body)
 	}
 }

@@ -123,7 +123,9 @@ func trafficOf(v *registry.Version, nodeCache bool) versionTraffic {
 	if runs > 0 {
 		t.AvgRun = meanDuration(ns, runs)
 	}
-	if wall := m.SampledCompute.Get(); wall > 0 {
+	// The calling thread does all the work only with one intra-op thread
+	// on a CPU; otherwise its share says nothing of oversubscription.
+	if wall := m.SampledCompute.Get(); wall > 0 && v.Config.IntraOpThreads <= 1 && !strings.HasPrefix(v.Config.Device, "cuda") {
 		t.OnCPU = fmt.Sprintf("%.0f%%", 100*min(m.SampledCPU.Get()/wall, 1))
 	}
 	bc := v.Batcher.Config()
@@ -249,7 +251,7 @@ code{background:#f4f4f4;padding:1px 4px}
 </table>
 {{with .Traffic}}<h2>Traffic</h2>
 <p>Counts and means since each version was first loaded (as JSON: <code>GET /v2/models/stats</code>); the queue as of now.</p>
-<table><tr><th>model</th><th>version</th><th>served</th><th>failed</th><th>rows per batch</th><th>mean wait</th><th>mean run</th><th title="of the sampled runs' time (one in 64), how much their thread had a CPU; well under 100%, the CPUs are oversubscribed">on a CPU</th><th>queued</th><th>batching</th><th>response cache</th></tr>
+<table><tr><th>model</th><th>version</th><th>served</th><th>failed</th><th>rows per batch</th><th>mean wait</th><th>mean run</th><th title="of the sampled runs' time (one in 64), how much their thread had a CPU; well under 100%, the CPUs are oversubscribed (shown with one intra-op thread on a CPU only)">on a CPU</th><th>queued</th><th>batching</th><th>response cache</th></tr>
 {{range .}}<tr><td>{{.Model}}</td><td>{{.Version}}</td><td>{{.Served}}</td><td{{with .FailedTip}} title="{{.}}"{{end}}>{{.Failed}}{{with .FailedTip}} <small>({{.}})</small>{{end}}</td><td>{{.AvgBatch}}</td><td>{{.AvgWait}}</td><td>{{.AvgRun}}</td><td>{{.OnCPU}}</td><td>{{.Queued}}</td><td>{{.Batching}}</td><td>{{.Cache}}</td></tr>
 {{end}}</table>{{end}}
 {{with .Cluster}}

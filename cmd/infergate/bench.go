@@ -164,7 +164,7 @@ recorded as flagged runs with its error, and the suite goes on.`)
 	fs.Var(&serverArgs, "server-arg", "extra `FLAG` for the gateway the suite starts, e.g. --server-arg=--max-queue=1024; repeatable")
 	serverLog := fs.String("server-log", "", "write the log of the gateway the suite starts to this file")
 	fs.IntVar(&cfg.ServerCPUs, "server-cpus", cfg.ServerCPUs, "CPUs given to the gateway and the http floor the suite starts, whole cores first; the load generator gets the others (and GOMAXPROCS their number), so that neither measures the other, and the ort floor runs on the gateway's CPUs while they are idle. 0 shares them all; -1: half of them on 8 CPUs or more, else 0, and 0 with --target")
-	fs.IntVar(&cfg.RuntimeCPUs, "runtime-cpus", 0, "reserve the last `N` of the gateway's CPUs (--server-cpus) for its ONNX Runtime (serve --runtime-cpus), where the ort floor then runs too; 0 reserves none")
+	fs.IntVar(&cfg.RuntimeCPUs, "runtime-cpus", 0, "reserve the last `N` of the gateway's CPUs (--server-cpus) in core order for its ONNX Runtime (serve --runtime-cpus), where the ort floor then runs too; a multiple of the threads per core reserves whole cores; 0 reserves none")
 	overloadFlags(fs, &cfg.Options, "after ranker's batched runs, measure its sustainable rate with 16 rows per request in closed loop at --concurrency, then offer `X` times it in open loop (gateway-overload/ranker@Xx), where 429 and 503 are shed rather than errors and /v2/health/ready is probed; 0 skips the pair")
 	out := outputFlags(fs)
 	if err := parse(fs, args); err != nil {

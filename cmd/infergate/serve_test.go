@@ -416,22 +416,31 @@ func TestShutdownDrains(t *testing.T) {
 		}()
 	}
 	// SIGTERM once all eight are inside the server (in flight, or
-	// answered already on a slow, busy machine) and some still run.
+	// answered already on a slow, busy machine) and some still run. A
+	// request answered but not yet released counts in both for a moment:
+	// two polls in a row must agree.
 	inFlight := regexp.MustCompile(`infergate_inference_requests_in_flight\{model="ranker",version="1"\} (\d+)`)
 	answered := regexp.MustCompile(`infergate_inference_request_success_total\{model="ranker",version="1"\} (\d+)`)
 	deadline := time.Now().Add(10 * time.Second)
+	agreed := 0
 	for {
 		_, m, _ := s.get(t, "/metrics")
 		f, a := inFlight.FindSubmatch(m), answered.FindSubmatch(m)
-		if f != nil && a != nil {
+		agreed++
+		if f == nil || a == nil {
+			agreed = 0
+		} else {
 			nf, _ := strconv.Atoi(string(f[1]))
 			na, _ := strconv.Atoi(string(a[1]))
-			if nf+na == 8 {
-				if nf == 0 {
-					t.Fatalf("all eight requests were answered before SIGTERM could catch one in flight; make them slower")
-				}
-				break
+			switch {
+			case nf+na != 8:
+				agreed = 0
+			case nf == 0:
+				t.Fatalf("all eight requests were answered before SIGTERM could catch one in flight; make them slower")
 			}
+		}
+		if agreed == 2 {
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the eight requests never all reached the server; metrics:\n%s", m)
