@@ -671,7 +671,7 @@ func buildRatios(runs []Run, costs []rowCost) []modelView {
 
 		// ONNX Runtime's speed inside the loaded gateway against alone.
 		t = table{
-			Title: "ONNX Runtime per row: inside the batched gateway ÷ alone, at the nearest batch size (the gateway's figure includes gathering and scattering)",
+			Title: "ONNX Runtime per row: inside the batched gateway ÷ alone, for the same batch sizes (or, from a gateway that does not report them, the nearest) (the gateway's figure includes gathering and scattering)",
 			Head:  []string{"gateway", "rows per batch", "µs per row", "on a CPU", "ort-floor", "µs per row", "ratio"},
 		}
 		for _, c := range costs {
@@ -681,7 +681,7 @@ func buildRatios(runs []Run, costs []rowCost) []modelView {
 					{S: strconv.FormatFloat(c.rows, 'f', 1, 64), Class: "num"},
 					{S: formatRowUS(c.inside), Class: "num"},
 					onCPUCell(c.onCPU),
-					{S: c.floor.Name},
+					floorCell(c),
 					{S: formatRowUS(c.alone), Class: "num"},
 					{S: ratio(c.inside, c.alone), Class: "num em", Tip: roundsTip(c.rounds)},
 				})
@@ -694,6 +694,14 @@ func buildRatios(runs []Run, costs []rowCost) []modelView {
 		out = append(out, mv)
 	}
 	return out
+}
+
+// floorCell names what the per-row figure alone comes from.
+func floorCell(c rowCost) cell {
+	if c.sameSizes {
+		return cell{S: "at the same batch sizes", Tip: "the ort-floor's time for each batch size the gateway ran, interpolated between the sizes it measured"}
+	}
+	return cell{S: c.floor.Name}
 }
 
 // onCPUCell shows the share of the gateway's compute time that ONNX

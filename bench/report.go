@@ -143,6 +143,19 @@ type Run struct {
 	Timeline  []TimelinePoint `json:"timeline,omitempty"`  // one point per interval
 	Histogram []HistogramBin  `json:"histogram,omitempty"` // latency distribution
 	Batches   []BatchBin      `json:"batches,omitempty"`   // server batch-size distribution
+	// ComputeBySize is the server's executions of the step by exact batch
+	// size with their compute time, from the statistics extension; the
+	// per-row comparison with the ort-floor weighs the floor's batch
+	// sizes by it.
+	ComputeBySize []SizeCompute `json:"compute_by_size,omitempty"`
+}
+
+// SizeCompute is a step's executions of one batch size: how many, and
+// their compute time in all (µs).
+type SizeCompute struct {
+	Size      int     `json:"size"`
+	Count     uint64  `json:"count"`
+	ComputeUS float64 `json:"compute_us"`
 }
 
 // Run kinds and modes.

@@ -317,10 +317,13 @@ func (s *session) measureHTTP(h httpRun, rep int) Run {
 			r.Server = d.stats()
 			r.Batches = d.batches()
 		}
-		if r.Server == nil && b.stats != nil && a.stats != nil {
+		if b.stats != nil && a.stats != nil {
 			d := statsDelta{before: b.stats, after: a.stats}
-			r.Server = d.stats()
-			r.Batches = d.batches()
+			if r.Server == nil {
+				r.Server = d.stats()
+				r.Batches = d.batches()
+			}
+			r.ComputeBySize = d.computeBySize()
 		}
 		serverCPU(&r, b, a)
 	}
@@ -339,8 +342,9 @@ func (s *session) measureHTTP(h httpRun, rep int) Run {
 // its measured window and after it.
 type serverSnapshot struct {
 	samples []Sample // its /metrics; nil without a control client
-	// stats is the model's statistics (GET /v2/models/{m}/stats), read
-	// only when samples has none of infergate's inference series.
+	// stats is the model's statistics (GET /v2/models/{m}/stats): the
+	// server figures when samples has none of infergate's inference
+	// series, and the compute time by batch size either way.
 	stats *oip.ModelStatistics
 	cpu   float64 // CPU seconds it has used so far
 	cpuOK bool
@@ -352,9 +356,7 @@ func (h *httpRun) snapshot() *serverSnapshot {
 	sn := &serverSnapshot{}
 	if h.control != nil {
 		sn.samples = h.control.scrape()
-		if !slices.ContainsFunc(sn.samples, func(s Sample) bool { return s.Name == metricRows }) {
-			sn.stats, _ = h.control.oip.ModelStatistics(h.tmpl.Model, "")
-		}
+		sn.stats, _ = h.control.oip.ModelStatistics(h.tmpl.Model, "")
 	}
 	if h.serverPID != 0 {
 		sn.cpu, sn.cpuOK = processCPU(h.serverPID)

@@ -24,6 +24,7 @@ type counters struct {
 	computeN, computeNS uint64 // per execution: input, infer and output
 	cacheHits           uint64
 	bySize              map[int]uint64 // executions by batch size
+	nsBySize            map[int]uint64 // their compute time, ns
 }
 
 func versionCounters(ms *oip.ModelStat) counters {
@@ -33,11 +34,14 @@ func versionCounters(ms *oip.ModelStat) counters {
 		queueN: is.Queue.Count, queueNS: is.Queue.NS,
 		cacheHits: is.CacheHit.Count,
 		bySize:    map[int]uint64{},
+		nsBySize:  map[int]uint64{},
 	}
 	for _, b := range ms.BatchStats {
+		ns := b.ComputeInput.NS + b.ComputeInfer.NS + b.ComputeOutput.NS
 		c.computeN += b.ComputeInfer.Count
-		c.computeNS += b.ComputeInput.NS + b.ComputeInfer.NS + b.ComputeOutput.NS
+		c.computeNS += ns
 		c.bySize[b.BatchSize] += b.ComputeInfer.Count
+		c.nsBySize[b.BatchSize] += ns
 	}
 	return c
 }
@@ -56,12 +60,12 @@ func (c counters) sub(b counters) counters {
 		reset = reset || *f < *bf[i]
 	}
 	for size, n := range c.bySize {
-		reset = reset || n < b.bySize[size]
+		reset = reset || n < b.bySize[size] || c.nsBySize[size] < b.nsBySize[size]
 	}
 	if reset {
 		return c
 	}
-	d := counters{bySize: map[int]uint64{}}
+	d := counters{bySize: map[int]uint64{}, nsBySize: map[int]uint64{}}
 	df := d.fields()
 	for i, f := range c.fields() {
 		*df[i] = *f - *bf[i]
@@ -69,6 +73,7 @@ func (c counters) sub(b counters) counters {
 	for size, n := range c.bySize {
 		if n > b.bySize[size] {
 			d.bySize[size] = n - b.bySize[size]
+			d.nsBySize[size] = c.nsBySize[size] - b.nsBySize[size]
 		}
 	}
 	return d
@@ -83,6 +88,9 @@ func (c *counters) add(o counters) {
 	for size, n := range o.bySize {
 		c.bySize[size] += n
 	}
+	for size, ns := range o.nsBySize {
+		c.nsBySize[size] += ns
+	}
 }
 
 // grown returns the growth of every version in both readings, summed. A
@@ -94,7 +102,7 @@ func (d statsDelta) grown() counters {
 		ms := &d.before.ModelStats[i]
 		before[[2]string{ms.Name, ms.Version}] = versionCounters(ms)
 	}
-	sum := counters{bySize: map[int]uint64{}}
+	sum := counters{bySize: map[int]uint64{}, nsBySize: map[int]uint64{}}
 	for i := range d.after.ModelStats {
 		ms := &d.after.ModelStats[i]
 		if b, ok := before[[2]string{ms.Name, ms.Version}]; ok {
@@ -131,6 +139,19 @@ func (d statsDelta) batches() []BatchBin {
 	for _, size := range slices.Sorted(maps.Keys(g.bySize)) {
 		if n := g.bySize[size]; n > 0 {
 			out = append(out, BatchBin{Size: float64(size), Count: float64(n)})
+		}
+	}
+	return out
+}
+
+// computeBySize returns the executions of the step by batch size with
+// their compute time.
+func (d statsDelta) computeBySize() []SizeCompute {
+	g := d.grown()
+	var out []SizeCompute
+	for _, size := range slices.Sorted(maps.Keys(g.bySize)) {
+		if n := g.bySize[size]; n > 0 {
+			out = append(out, SizeCompute{Size: size, Count: n, ComputeUS: round1(float64(g.nsBySize[size]) / 1e3)})
 		}
 	}
 	return out

@@ -73,4 +73,33 @@ func TestStatsDelta(t *testing.T) {
 	if got, want := d.batches(), []BatchBin{{Size: 2, Count: 110}}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("batches %+v; want %+v", got, want)
 	}
+	// 110 executions of 2 rows at 50 µs.
+	if got, want := d.computeBySize(), []SizeCompute{{Size: 2, Count: 110, ComputeUS: 5500}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("compute by size %+v; want %+v", got, want)
+	}
+}
+
+func TestSameSizeCost(t *testing.T) {
+	floor := func(b int, meanUS float64) *Run {
+		return &Run{Kind: KindORTFloor, BatchSize: b, Latency: Latency{Mean: meanUS}}
+	}
+	floors := []*Run{floor(8, 24), floor(2, 12), nil, floor(4, 16), floor(16, 0)} // a nil and a run without a mean are skipped
+	bySize := []SizeCompute{
+		{Size: 1, Count: 2, ComputeUS: 30},  // below the smallest floor: its 12 µs each
+		{Size: 3, Count: 1, ComputeUS: 30},  // between 2 and 4: 14 µs
+		{Size: 4, Count: 1, ComputeUS: 20},  // at 4: 16 µs
+		{Size: 16, Count: 1, ComputeUS: 99}, // above the largest: 24 µs × 16/8
+		{Size: 0, Count: 5, ComputeUS: 1e6}, // not a batch: skipped
+	}
+	inside, alone, ok := sameSizeCost(bySize, floors)
+	const rows = 2 + 3 + 4 + 16
+	if !ok || inside != 179.0/rows || alone != (2*12+14+16+48)/float64(rows) {
+		t.Fatalf("got %g, %g, %v; want %g, %g", inside, alone, ok, 179.0/rows, (2*12+14+16+48)/float64(rows))
+	}
+	if _, _, ok := sameSizeCost(nil, floors); ok {
+		t.Fatal("no executions: ok")
+	}
+	if _, _, ok := sameSizeCost(bySize, []*Run{nil}); ok {
+		t.Fatal("no floors: ok")
+	}
 }

@@ -355,6 +355,12 @@ type rowCost struct {
 	gateway, floor *Run
 	rows           float64 // the gateway's mean rows per batch
 	inside, alone  float64 // µs per row
+	// sameSizes is set when alone is the ort-floor's time for the very
+	// batch sizes the gateway ran (Run.ComputeBySize), each interpolated
+	// between the floor's sizes, rather than the floor's per-row time at
+	// the size nearest the gateway's mean: a mix of small and large
+	// batches costs more per row than batches of its mean size.
+	sameSizes bool
 	// onCPU is the share of the gateway's compute time that the thread
 	// running ONNX Runtime had a CPU (ServerStats.ComputeOnCPU), 0 when
 	// unknown. Well below 1, the CPUs were oversubscribed: the row took
@@ -368,21 +374,74 @@ type rowCost struct {
 // ratio is how many times longer a row takes inside the gateway.
 func (c rowCost) ratio() float64 { return c.inside / c.alone }
 
-// costOf returns the rowCost of gateway run g and ort-floor run o, false
-// when a figure is missing or not finite.
-func costOf(g, o *Run) (rowCost, bool) {
+// costOf returns the rowCost of gateway run g and ort-floor run o (the
+// floor's batch size nearest g's mean), false when a figure is missing
+// or not finite. With g's compute by batch size and the floor's runs at
+// several sizes (floors), alone is the floors' time for g's very batches.
+func costOf(g, o *Run, floors []*Run) (rowCost, bool) {
 	if g == nil || o == nil || g.Server == nil || o.BatchSize < 1 {
 		return rowCost{}, false
 	}
 	c := rowCost{model: g.Model, gateway: g, floor: o, rows: g.Server.AvgBatch,
 		inside: g.Server.ComputeUSAvg / g.Server.AvgBatch, alone: o.Latency.Mean / float64(o.BatchSize),
 		onCPU: g.Server.ComputeOnCPU}
+	if inside, alone, ok := sameSizeCost(g.ComputeBySize, floors); ok {
+		c.inside, c.alone, c.sameSizes = inside, alone, true
+	}
 	for _, v := range []float64{c.rows, c.inside, c.alone} {
 		if !(v > 0) || math.IsInf(v, 0) {
 			return rowCost{}, false
 		}
 	}
 	return c, true
+}
+
+// sameSizeCost returns, for the executions in bySize, the gateway's
+// compute per row and what the ort-floor takes per row for batches of the
+// same sizes: each size's floor time interpolated linearly between the
+// floor's nearest sizes, the smallest's time below them (a batch that
+// small costs about its fixed part), and the largest's time per row
+// above. ok is false without both.
+func sameSizeCost(bySize []SizeCompute, floors []*Run) (inside, alone float64, ok bool) {
+	var fs []*Run
+	for _, f := range floors {
+		if f != nil && f.BatchSize >= 1 && f.Latency.Mean > 0 {
+			fs = append(fs, f)
+		}
+	}
+	if len(bySize) == 0 || len(fs) == 0 {
+		return 0, 0, false
+	}
+	slices.SortFunc(fs, func(a, b *Run) int { return cmp.Compare(a.BatchSize, b.BatchSize) })
+	floorUS := func(k int) float64 {
+		lo, hi := fs[0], fs[len(fs)-1]
+		switch {
+		case k <= lo.BatchSize:
+			return lo.Latency.Mean
+		case k >= hi.BatchSize:
+			return hi.Latency.Mean * float64(k) / float64(hi.BatchSize)
+		}
+		i, _ := slices.BinarySearchFunc(fs, k, func(f *Run, k int) int { return cmp.Compare(f.BatchSize, k) })
+		a, b := fs[i-1], fs[i]
+		if b.BatchSize == k {
+			return b.Latency.Mean
+		}
+		w := float64(k-a.BatchSize) / float64(b.BatchSize-a.BatchSize)
+		return a.Latency.Mean + w*(b.Latency.Mean-a.Latency.Mean)
+	}
+	var rows, insideUS, aloneUS float64
+	for _, s := range bySize {
+		if s.Size < 1 || s.Count == 0 {
+			continue
+		}
+		rows += float64(s.Size) * float64(s.Count)
+		insideUS += s.ComputeUS
+		aloneUS += float64(s.Count) * floorUS(s.Size)
+	}
+	if rows == 0 {
+		return 0, 0, false
+	}
+	return insideUS / rows, aloneUS / rows, true
 }
 
 // rowCosts returns the rowCost of every model of r that has both runs.
@@ -406,24 +465,30 @@ func rowCosts(r *Report) []rowCost {
 			continue
 		}
 		var o *Run
+		var floors []*Run
 		for i := range runs {
 			x := &runs[i]
 			if x.Flagged != "" || x.Model != m || x.Kind != KindORTFloor || x.BatchSize < 1 || !(x.Latency.Mean > 0) {
 				continue
 			}
+			floors = append(floors, x)
 			// Nearest on a log scale: the midpoint of 16 and 32 is 22.6.
 			if o == nil || math.Abs(math.Log(float64(x.BatchSize)/rows)) < math.Abs(math.Log(float64(o.BatchSize)/rows)) {
 				o = x
 			}
 		}
-		c, ok := costOf(g, o)
+		c, ok := costOf(g, o, floors)
 		if !ok {
 			continue
 		}
 		if r.Env.Rounds > 1 {
 			var per []rowCost
 			for _, i := range roundsOf(g, o) {
-				if rc, ok := costOf(inRound(g, i), inRound(o, i)); ok {
+				var fl []*Run
+				for _, f := range floors {
+					fl = append(fl, inRound(f, i))
+				}
+				if rc, ok := costOf(inRound(g, i), inRound(o, i), fl); ok {
 					per = append(per, rc)
 				}
 			}
@@ -463,8 +528,12 @@ func writeComputePerRow(w io.Writer, r *Report) {
 		if c.onCPU > 0 {
 			onCPU = fmt.Sprintf("; its thread on a CPU %.0f%% of the time", 100*c.onCPU)
 		}
+		floor := c.floor.Name
+		if c.sameSizes {
+			floor = "ort-floor at the same batch sizes"
+		}
 		lines = append(lines, fmt.Sprintf("  %s: %s ÷ %s = %.2f (%sbatches of %.1f rows in %s; %s%s)",
-			c.model, formatRowUS(c.inside), formatRowUS(c.alone), c.ratio(), rounds, c.rows, c.gateway.Name, c.floor.Name, onCPU))
+			c.model, formatRowUS(c.inside), formatRowUS(c.alone), c.ratio(), rounds, c.rows, c.gateway.Name, floor, onCPU))
 	}
 	if len(lines) == 0 {
 		return

@@ -259,6 +259,17 @@ func TestWriteComputePerRow(t *testing.T) {
 		t.Fatalf("got:\n%s\nwant:\n%s", b.String(), want)
 	}
 
+	// With the gateway's compute by batch size, alone is the floors' time
+	// for those sizes: 10 batches of 16 rows and 10 of 48 (between 32 at
+	// 659 µs and 64 at 1,450: 1,054.5 µs), against 640 rows.
+	mixed := gw("ranker", 64, 32, 960)
+	mixed.ComputeBySize = []SizeCompute{{Size: 16, Count: 10, ComputeUS: 10 * 500}, {Size: 48, Count: 10, ComputeUS: 10 * 1500}}
+	b.Reset()
+	writeComputePerRow(&b, &Report{Runs: []Run{ort("ranker", 16, 334), ort("ranker", 32, 659), ort("ranker", 64, 1450), mixed}})
+	if want := "  ranker: 31.2µs ÷ 21.7µs = 1.44 (batches of 32.0 rows in gateway-batched/ranker@c64; ort-floor at the same batch sizes)\n"; !strings.HasSuffix(b.String(), want) {
+		t.Fatalf("same sizes: got:\n%s\nwant a line:\n%s", b.String(), want)
+	}
+
 	// In rounds, each round on its own figures; the median round speaks.
 	g := gw("ctr", 64, 16, 48)
 	o := ort("ctr", 16, 32)
