@@ -7,8 +7,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/infergate/infergate/internal/affinity"
+	"github.com/infergate/infergate/internal/testenv"
 )
 
 // threadCPUs returns, per CPU list, how many threads of process pid may
@@ -90,5 +92,26 @@ func TestServeRuntimeCPUs(t *testing.T) {
 	if _, page, _ := s.get(t, "/"); !strings.Contains(string(page), "up to 64 rows, 2 instances, on the reserved CPUs") {
 		t.Fatalf("the status page does not say the workers run on the reserved CPUs:\n%s", page)
 	}
+
+	// A reload with another configuration builds new sessions and workers
+	// and drains the old: their threads end, none is left on the reserved
+	// CPU beside the new ones.
+	load := []byte(`{"parameters":{"config":"{\"max_batch_size\":64,\"instances\":2,\"max_queue\":300}"}}`)
+	if code, out, _ := s.post(t, "/v2/repository/models/ctr/load", load); code != 200 {
+		t.Fatalf("reload: %d %s", code, out)
+	}
+	body, _ := inferBody(2, 64, 99)
+	if code, out, _ := s.post(t, "/v2/models/ctr/infer", body); code != 200 {
+		t.Fatalf("after the reload: %d %s", code, out)
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if !strings.Contains(s.stderr.String(), `unloaded model "ctr" version 1 after draining`) {
+			return fmt.Errorf("the old ctr sessions have not drained yet")
+		}
+		if lists := threadCPUs(t, s.cmd.Process.Pid); lists[affinity.Format(reserved)] != 4 {
+			return fmt.Errorf("threads per CPU list after a reload: %v; want 4 on %s", lists, affinity.Format(reserved))
+		}
+		return nil
+	})
 	s.stop(t)
 }
