@@ -671,7 +671,7 @@ func buildRatios(runs []Run, costs []rowCost) []modelView {
 
 		// ONNX Runtime's speed inside the loaded gateway against alone.
 		t = table{
-			Title: "ONNX Runtime per row: inside the batched gateway ÷ alone, for the same batch sizes (or, from a gateway that does not report them, the nearest) (the gateway's figure includes gathering and scattering)",
+			Title: "ONNX Runtime per row: inside the batched gateway (with gathering and scattering) ÷ alone, at the same batch sizes or the nearest",
 			Head:  []string{"gateway", "rows per batch", "µs per row", "on a CPU", "ort-floor", "µs per row", "ratio"},
 		}
 		for _, c := range costs {
