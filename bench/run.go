@@ -319,11 +319,11 @@ func (s *session) measureHTTP(h httpRun, rep int) Run {
 		}
 		if b.stats != nil && a.stats != nil {
 			d := statsDelta{before: b.stats, after: a.stats}
+			r.ComputeBySize = d.computeBySize()
 			if r.Server == nil {
 				r.Server = d.stats()
-				r.Batches = d.batches()
+				r.Batches = batchBins(r.ComputeBySize)
 			}
-			r.ComputeBySize = d.computeBySize()
 		}
 		serverCPU(&r, b, a)
 	}

@@ -131,15 +131,12 @@ func (d statsDelta) stats() *ServerStats {
 	return st
 }
 
-// batches returns the executions of the step by batch size, one bin per
-// size that ran.
-func (d statsDelta) batches() []BatchBin {
-	g := d.grown()
-	var out []BatchBin
-	for _, size := range slices.Sorted(maps.Keys(g.bySize)) {
-		if n := g.bySize[size]; n > 0 {
-			out = append(out, BatchBin{Size: float64(size), Count: float64(n)})
-		}
+// batchBins returns the executions of bySize as the report's batch-size
+// distribution, one bin per size that ran.
+func batchBins(bySize []SizeCompute) []BatchBin {
+	out := make([]BatchBin, len(bySize))
+	for i, s := range bySize {
+		out[i] = BatchBin{Size: float64(s.Size), Count: float64(s.Count)}
 	}
 	return out
 }

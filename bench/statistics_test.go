@@ -70,7 +70,7 @@ func TestStatsDelta(t *testing.T) {
 	if got := d.stats(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("stats\ngot  %+v\nwant %+v", got, want)
 	}
-	if got, want := d.batches(), []BatchBin{{Size: 2, Count: 110}}; !reflect.DeepEqual(got, want) {
+	if got, want := batchBins(d.computeBySize()), []BatchBin{{Size: 2, Count: 110}}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("batches %+v; want %+v", got, want)
 	}
 	// 110 executions of 2 rows at 50 µs.
