@@ -1,0 +1,116 @@
+#!/bin/sh
+# diagnose.sh runs, in one go, what tells why a gateway on a host with
+# many CPUs runs ONNX Runtime slower per row than the ort-floor, and which
+# setting helps (BENCHMARKS.md, "Reading the 16-core gap"):
+#
+#   1. bench neighbors: ranker on CPU 0, with as many other CPUs busy as
+#      the gateway has besides it, running the same model, then loopback
+#      HTTP;
+#   2. bench suite for each model on a split of the CPUs, as is, then
+#      with the variants that each answer one question:
+#      ranker --runtime-cpus 1 (ONNX Runtime on a CPU of its own) and
+#      ranker with GOMAXPROCS one below the gateway's CPUs (both only
+#      when the gateway has 2 CPUs or more), ctr --instances 2 (the one
+#      batch worker as the limit).
+#
+# Run it from the repository root after "make build", with nothing else
+# busy: about 5 minutes on 16 CPUs. Every run's output, its JSON report,
+# and the host's description go under OUT; the last lines of each are
+# printed as it ends.
+#
+#   bench/diagnose.sh [BINARY]
+#
+# Environment: OUT (default diagnose-<date>-<time>), SERVER_CPUS (the
+# gateway's CPUs; default half of them), MODELS (default "ranker ctr"),
+# DURATION and WARMUP of each step (default 2s and 1s).
+set -eu
+
+bin=${1:-./bin/infergate}
+ncpu=$(nproc)
+s=${SERVER_CPUS:-$((ncpu / 2))}
+out=${OUT:-diagnose-$(date +%Y%m%d-%H%M%S)}
+models=${MODELS:-ranker ctr}
+dur=${DURATION:-2s}
+warm=${WARMUP:-1s}
+
+if [ ! -x "$bin" ]; then
+	echo "diagnose.sh: $bin is not an executable; run make build, or give the binary" >&2
+	exit 2
+fi
+if [ "$s" -lt 1 ] || [ "$s" -ge "$ncpu" ]; then
+	echo "diagnose.sh: SERVER_CPUS=$s; give the gateway at least 1 and fewer than this host's $ncpu CPUs" >&2
+	exit 2
+fi
+mkdir -p "$out"
+
+# run NAME COMMAND...: COMMAND's output goes to OUT/NAME.txt; a failure is
+# recorded there and the script goes on to the next run.
+run() {
+	name=$1
+	shift
+	echo "== $name: $*"
+	start=$(date +%s)
+	if "$@" >"$out/$name.txt" 2>&1; then
+		rc=0
+	else
+		rc=$?
+	fi
+	echo "(exit $rc after $(($(date +%s) - start))s)" >>"$out/$name.txt"
+	tail -n 20 "$out/$name.txt"
+}
+
+{
+	date -u
+	"$bin" version
+	uname -a
+	lscpu || true
+	echo "steal and other /proc/stat CPU times at the start:"
+	head -n 1 /proc/stat
+} >"$out/host.txt" 2>&1
+
+# neighbors measures CPU 0 with as many others busy as the gateway has
+# besides it (CPUs 1 to SERVER_CPUS-1), or with every other CPU busy when
+# the gateway has one.
+neighbors=
+if [ "$s" -ge 2 ]; then
+	neighbors="--neighbors 1-$((s - 1))"
+fi
+for load in ort http; do
+	# shellcheck disable=SC2086 # neighbors is a flag and its value, or nothing
+	run "neighbors-$load" "$bin" bench neighbors --cpu 0 --model ranker --batch 32 --load "$load" $neighbors \
+		--json "$out/neighbors-$load.json"
+done
+
+# suite NAME MODEL [FLAGS...]: the suite on the split, with FLAGS, and
+# with suite_env (NAME=VALUE words, or nothing) in its environment.
+suite_env=
+suite() {
+	name=$1
+	model=$2
+	shift 2
+	# shellcheck disable=SC2086 # suite_env is split into its words
+	run "$name" env $suite_env "$bin" bench suite --server-cpus "$s" --models "$model" \
+		--duration "$dur" --warmup "$warm" --quiet --json "$out/$name.json" "$@"
+}
+for m in $models; do
+	suite "$m" "$m"
+	case $m in
+	ranker)
+		if [ "$s" -ge 2 ]; then
+			suite ranker-runtime-cpus ranker --runtime-cpus 1
+			suite_env="GOMAXPROCS=$((s - 1))"
+			suite ranker-gomaxprocs ranker
+			suite_env=
+		fi
+		;;
+	ctr)
+		suite ctr-instances-2 ctr --instances 2
+		;;
+	esac
+done
+
+{
+	echo "at the end:"
+	head -n 1 /proc/stat
+} >>"$out/host.txt"
+echo "results in $out"
