@@ -4,8 +4,8 @@
 # setting helps (BENCHMARKS.md, "Reading the 16-core gap"):
 #
 #   1. bench neighbors: ranker on CPU 0, with as many other CPUs busy as
-#      the gateway has besides it, running the same model, then loopback
-#      HTTP;
+#      the gateway has besides it, running the same model, an integer
+#      loop (the clock that many busy cores allow), then loopback HTTP;
 #   2. bench suite for each model on a split of the CPUs, as is, then
 #      with the variants that each answer one question:
 #      ranker --runtime-cpus 1 (ONNX Runtime on a CPU of its own) and
@@ -14,7 +14,7 @@
 #      batch worker as the limit).
 #
 # Run it from the repository root after "make build", with nothing else
-# busy: about 5 minutes on 16 CPUs. Every run's output, its JSON report,
+# busy: about 6 minutes on 16 CPUs. Every run's output, its JSON report,
 # and the host's description go under OUT; the last lines of each are
 # printed as it ends.
 #
@@ -75,7 +75,7 @@ neighbors=
 if [ "$s" -ge 2 ]; then
 	neighbors="--neighbors 1-$((s - 1))"
 fi
-for load in ort http; do
+for load in ort spin http; do
 	# shellcheck disable=SC2086 # neighbors is a flag and its value, or nothing
 	run "neighbors-$load" "$bin" bench neighbors --cpu 0 --model ranker --batch 32 --load "$load" $neighbors \
 		--json "$out/neighbors-$load.json"
