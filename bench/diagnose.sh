@@ -4,8 +4,9 @@
 # setting helps (BENCHMARKS.md, "Reading the 16-core gap"):
 #
 #   1. bench neighbors: ranker on CPU 0, with as many other CPUs busy as
-#      the gateway has besides it, running the same model, an integer
-#      loop (the clock that many busy cores allow), then loopback HTTP;
+#      the gateway has besides it running the same model, then every
+#      other CPU running an integer loop (the clock a busy machine
+#      allows), then the gateway's others running loopback HTTP;
 #   2. bench suite for each model on a split of the CPUs, as is, then
 #      with the variants that each answer one question:
 #      ranker --runtime-cpus 1 (ONNX Runtime on a CPU of its own) and
@@ -68,18 +69,21 @@ run() {
 	head -n 1 /proc/stat
 } >"$out/host.txt" 2>&1
 
-# neighbors measures CPU 0 with as many others busy as the gateway has
-# besides it (CPUs 1 to SERVER_CPUS-1), or with every other CPU busy when
-# the gateway has one.
+# neighbors measures CPU 0. With the same model and with loopback HTTP
+# beside it, as many other CPUs are busy as the gateway has besides CPU 0
+# (1 to SERVER_CPUS-1; all others when it has one): what its own threads
+# share with ONNX Runtime's. With the integer loop, every other CPU is:
+# the clock when the whole machine is busy, as the load generator's CPUs
+# are in every gateway run, though not while the ort-floor runs.
 neighbors=
 if [ "$s" -ge 2 ]; then
 	neighbors="--neighbors 1-$((s - 1))"
 fi
-for load in ort spin http; do
-	# shellcheck disable=SC2086 # neighbors is a flag and its value, or nothing
-	run "neighbors-$load" "$bin" bench neighbors --cpu 0 --model ranker --batch 32 --load "$load" $neighbors \
-		--json "$out/neighbors-$load.json"
-done
+# shellcheck disable=SC2086 # neighbors is a flag and its value, or nothing
+run neighbors-ort "$bin" bench neighbors --cpu 0 --model ranker --batch 32 --load ort $neighbors --json "$out/neighbors-ort.json"
+run neighbors-spin "$bin" bench neighbors --cpu 0 --model ranker --batch 32 --load spin --json "$out/neighbors-spin.json"
+# shellcheck disable=SC2086
+run neighbors-http "$bin" bench neighbors --cpu 0 --model ranker --batch 32 --load http $neighbors --json "$out/neighbors-http.json"
 
 # suite NAME MODEL [FLAGS...]: the suite on the split, with FLAGS, and
 # with suite_env (NAME=VALUE words, or nothing) in its environment.
