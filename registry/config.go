@@ -127,8 +127,8 @@ func (c *ModelConfig) Validate() error {
 		return fmt.Errorf("%w: max_batch_size must be between 1 and 65536, got %d", ErrBadConfig, c.MaxBatchSize)
 	case c.MaxOutputBytes < 0:
 		return fmt.Errorf("%w: max_output_bytes must not be negative, got %d", ErrBadConfig, c.MaxOutputBytes)
-	case c.MaxQueue < 0:
-		return fmt.Errorf("%w: max_queue must not be negative, got %d", ErrBadConfig, c.MaxQueue)
+	case c.MaxQueue < 0 || c.MaxQueue > maxQueueLimit:
+		return fmt.Errorf("%w: max_queue must be between 1 and %d, got %d", ErrBadConfig, maxQueueLimit, c.MaxQueue)
 	}
 	if c.Device != "" && c.Device != "cpu" && !cudaDevice.MatchString(c.Device) {
 		return fmt.Errorf("%w: device %q: use \"cpu\" or \"cuda:N\"", ErrBadConfig, c.Device)
@@ -141,8 +141,8 @@ func (c *ModelConfig) Validate() error {
 			return fmt.Errorf("%w: dynamic_batching.priority_levels must be between 1 and 16, got %d", ErrBadConfig, d.PriorityLevels)
 		case d.DefaultPriorityLevel < 0 || d.DefaultPriorityLevel > max(d.PriorityLevels, 1):
 			return fmt.Errorf("%w: dynamic_batching.default_priority_level must be between 1 and priority_levels (%d), got %d", ErrBadConfig, max(d.PriorityLevels, 1), d.DefaultPriorityLevel)
-		case d.DefaultQueueTimeoutUS < 0:
-			return fmt.Errorf("%w: dynamic_batching.default_queue_timeout_us must not be negative, got %d", ErrBadConfig, d.DefaultQueueTimeoutUS)
+		case d.DefaultQueueTimeoutUS < 0 || d.DefaultQueueTimeoutUS > maxQueueTimeoutUS:
+			return fmt.Errorf("%w: dynamic_batching.default_queue_timeout_us must be between 0 and %d (1 h), got %d", ErrBadConfig, int64(maxQueueTimeoutUS), d.DefaultQueueTimeoutUS)
 		}
 		for _, p := range d.PreferredBatchSizes {
 			if p < 1 || (c.MaxBatchSize > 0 && int64(p) > c.MaxBatchSize) {
@@ -154,6 +154,40 @@ func (c *ModelConfig) Validate() error {
 }
 
 var cudaDevice = regexp.MustCompile(`^cuda:[0-9]{1,3}$`)
+
+const (
+	// maxQueueLimit bounds max_queue: each waiting request holds its
+	// inputs, and instances × max_batch_size + max_queue, the requests a
+	// version admits, must not overflow.
+	maxQueueLimit = 1 << 20
+	// maxQueueTimeoutUS bounds default_queue_timeout_us: an hour in a
+	// queue is already no answer, and the bound keeps the microseconds'
+	// conversion to a time.Duration from overflowing.
+	maxQueueTimeoutUS = 3_600_000_000
+)
+
+// checkMerged reports what Validate cannot see in a model's own
+// configuration, own, once the node's defaults have filled it in as c:
+// the preferred batch sizes against a max_batch_size the node gave.
+// Checked before any file is read, it spares loading a model only for the
+// batcher to refuse it.
+func (c ModelConfig) checkMerged(own ModelConfig) error {
+	d := c.DynamicBatching
+	if c.MaxBatchSize <= 1 || !d.On() {
+		return nil // no batching: the preferred sizes are not used
+	}
+	for _, p := range d.PreferredBatchSizes {
+		if int64(p) > c.MaxBatchSize {
+			from := ""
+			if own.MaxBatchSize == 0 {
+				from = " (the node's default, serve --max-batch-size)"
+			}
+			return fmt.Errorf("%w: dynamic_batching.preferred_batch_sizes holds %d, above max_batch_size %d%s; lower the preferred size, or set max_batch_size in the model's configuration",
+				ErrBadConfig, p, c.MaxBatchSize, from)
+		}
+	}
+	return nil
+}
 
 // withDefaults returns c with every unset field taken from d.
 func (c ModelConfig) withDefaults(d ModelConfig) ModelConfig {
@@ -256,8 +290,11 @@ func CheckName(name string) error {
 
 // modelOnDisk is what a scan of one model directory found.
 type modelOnDisk struct {
-	config   ModelConfig
-	versions []int64 // ascending; each has a model.onnx
+	config ModelConfig
+	// configErr is why config.json could not be read or parsed; it
+	// matters only where no override replaces the file.
+	configErr error
+	versions  []int64 // ascending; each has a model.onnx
 }
 
 // scanModel reads DIR/name: its config.json and the numeric version
@@ -275,10 +312,10 @@ func scanModel(dir, name string) (modelOnDisk, error) {
 	cfgPath := filepath.Join(mdir, "config.json")
 	if data, err := os.ReadFile(cfgPath); err == nil {
 		if m.config, err = ParseModelConfig(data); err != nil {
-			return m, fmt.Errorf("%s: %w", cfgPath, err)
+			m.configErr = fmt.Errorf("%s: %w", cfgPath, err)
 		}
 	} else if !os.IsNotExist(err) {
-		return m, fmt.Errorf("cannot read %s: %w", cfgPath, err)
+		m.configErr = fmt.Errorf("cannot read %s: %w", cfgPath, err)
 	}
 	entries, err := os.ReadDir(mdir)
 	if err != nil {
@@ -305,7 +342,16 @@ func listModels(dir string) ([]string, error) {
 	}
 	var names []string
 	for _, e := range entries {
-		if e.IsDir() && CheckName(e.Name()) == nil {
+		if CheckName(e.Name()) != nil {
+			continue
+		}
+		isDir := e.IsDir()
+		if e.Type()&os.ModeSymlink != 0 {
+			// A linked model directory counts, as scanModel follows it.
+			st, err := os.Stat(filepath.Join(dir, e.Name()))
+			isDir = err == nil && st.IsDir()
+		}
+		if isDir {
 			names = append(names, e.Name())
 		}
 	}

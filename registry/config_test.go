@@ -41,6 +41,12 @@ func TestParseModelConfig(t *testing.T) {
 	f(`{"response_cache":{"enable":true}}`, "")
 	f(`{} {}`, "trailing data")
 	f(`{"instances":"two"}`, "cannot unmarshal")
+	f(`{"max_queue":1048576}`, "")
+	f(`{"max_queue":1048577}`, "max_queue must be between 1 and 1048576")
+	f(`{"max_queue":9223372036854775807}`, "max_queue must be between 1 and 1048576")
+	f(`{"dynamic_batching":{"default_queue_timeout_us":3600000000}}`, "")
+	f(`{"dynamic_batching":{"default_queue_timeout_us":3600000001}}`, "default_queue_timeout_us must be between 0 and 3600000000 (1 h)")
+	f(`{"dynamic_batching":{"default_queue_timeout_us":18446744073709552}}`, "default_queue_timeout_us must be between 0 and")
 }
 
 func TestSelectVersions(t *testing.T) {

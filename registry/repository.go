@@ -60,11 +60,13 @@ type versionStatus struct {
 	state  string
 	reason string
 	// failed marks a file whose load failed (the version may still serve
-	// an earlier file); size and modTime identify it, so that polling does
-	// not retry an unchanged broken file forever.
+	// an earlier file); size and modTime identify it, and config is the
+	// configuration it failed with, so that polling does not retry an
+	// unchanged broken file forever, but does once either changes.
 	failed  bool
 	size    int64
 	modTime time.Time
+	config  ModelConfig
 }
 
 // vmEntry is a version's metric series with the number of Version objects
@@ -233,10 +235,23 @@ func (r *Repository) Load(name string, override *ModelConfig) error {
 	if r.closed {
 		return ErrClosed
 	}
-	if override != nil {
-		r.overrides[name] = override
+	if override == nil {
+		return r.loadLocked(name, true)
 	}
-	return r.loadLocked(name, true)
+	prev, had := r.overrides[name]
+	r.overrides[name] = override
+	err := r.loadLocked(name, true)
+	if err != nil {
+		// A configuration that did not load is not kept: later loads and
+		// polls go on from the one before it, and bring back to it any
+		// version that did load with this one.
+		if had {
+			r.overrides[name] = prev
+		} else {
+			delete(r.overrides, name)
+		}
+	}
+	return err
 }
 
 // loadLocked does Load's work; explicit is false when a poll asks, which
@@ -246,11 +261,16 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 	if err != nil {
 		return fmt.Errorf("cannot load model %q: %w", name, err)
 	}
-	cfg := disk.config
+	own := disk.config
 	if o := r.overrides[name]; o != nil {
-		cfg = *o
+		own = *o
+	} else if disk.configErr != nil {
+		return fmt.Errorf("cannot load model %q: %w", name, disk.configErr)
 	}
-	cfg = cfg.withDefaults(r.cfg.Defaults)
+	cfg := own.withDefaults(r.cfg.Defaults)
+	if err := cfg.checkMerged(own); err != nil {
+		return fmt.Errorf("cannot load model %q: %w", name, err)
+	}
 	want := selectVersions(cfg.VersionPolicy, disk.versions)
 	if len(want) == 0 {
 		return fmt.Errorf("cannot load model %q: %w: no version directory under %s holds a model.onnx that its version policy selects",
@@ -277,14 +297,14 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 			next = append(next, prev)
 			continue
 		}
-		if !explicit && r.unchangedFailure(name, n, st) {
+		if !explicit && r.unchangedFailure(name, n, st, cfg) {
 			failed[n] = versionStatus{} // keep the recorded failure
 			errs = append(errs, fmt.Errorf("model %q version %d: an earlier load failed and the file has not changed", name, n))
 			continue
 		}
 		v, err := r.loadVersion(name, n, path, cfg)
 		if err != nil {
-			fs := versionStatus{state: StateUnavailable, reason: err.Error(), failed: true, size: st.Size(), modTime: st.ModTime()}
+			fs := versionStatus{state: StateUnavailable, reason: err.Error(), failed: true, size: st.Size(), modTime: st.ModTime(), config: cfg}
 			if prev != nil {
 				fs.state = StateReady
 				fs.reason = "serving the earlier file; the new one failed to load: " + err.Error()
@@ -609,11 +629,11 @@ func (r *Repository) Close() {
 	r.wg.Wait()
 }
 
-func (r *Repository) unchangedFailure(name string, n int64, st os.FileInfo) bool {
+func (r *Repository) unchangedFailure(name string, n int64, st os.FileInfo, cfg ModelConfig) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s, ok := r.status[name][n]
-	return ok && s.failed && s.size == st.Size() && s.modTime.Equal(st.ModTime())
+	return ok && s.failed && s.size == st.Size() && s.modTime.Equal(st.ModTime()) && sameLoadConfig(s.config, cfg)
 }
 
 func (r *Repository) setStatus(name string, n int64, s versionStatus) {

@@ -51,6 +51,12 @@ func (b *fakeBackend) Close() error {
 	return nil
 }
 
+// failDevice is a device the fake loader refuses, as ONNX Runtime refuses a
+// device it does not have: a load that fails for its configuration.
+const failDevice = "cuda:99"
+
+// fakeLoader loads fakeBackends; a model file whose text starts with
+// "fail", or a configuration on failDevice, fails to load.
 type fakeLoader struct {
 	t     *testing.T
 	mu    sync.Mutex
@@ -63,7 +69,7 @@ func (l *fakeLoader) load(data []byte, cfg ModelConfig) (Backend, error) {
 	defer l.mu.Unlock()
 	tag := string(bytes.TrimSpace(data))
 	l.loads = append(l.loads, tag)
-	if strings.HasPrefix(tag, "fail") {
+	if strings.HasPrefix(tag, "fail") || cfg.Device == failDevice {
 		return nil, fmt.Errorf("broken model %q", tag)
 	}
 	b := &fakeBackend{tag: tag, t: l.t}
@@ -522,4 +528,115 @@ func TestDrainWaitsForHolders(t *testing.T) {
 		<-done
 		v.drain() // a second drain returns at once
 	})
+}
+
+// A config.json that is valid alone but not with the node's defaults is
+// refused before any model file is read, with the default named.
+func TestLoadChecksMergedConfig(t *testing.T) {
+	r, l, dir := newTestRepo(t, ModelConfig{MaxBatchSize: 64})
+	writeModel(t, dir, "m", 1, "m1")
+	writeConfig(t, dir, "m", `{"dynamic_batching":{"preferred_batch_sizes":[128]}}`)
+	err := r.Load("m", nil)
+	if !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), "above max_batch_size 64 (the node's default, serve --max-batch-size)") {
+		t.Fatalf("Load: got %v; want ErrBadConfig naming the node's max_batch_size", err)
+	}
+	if n := l.count(); n != 0 {
+		t.Fatalf("the loader ran %d times for a configuration refused before loading", n)
+	}
+	// With batching off, preferred sizes are unused and do not stop it.
+	writeConfig(t, dir, "m", `{"dynamic_batching":{"enabled":false,"preferred_batch_sizes":[128]}}`)
+	if err := r.Load("m", nil); err != nil {
+		t.Fatalf("Load with batching off: %v", err)
+	}
+}
+
+// A version whose load failed for its configuration is retried by a poll
+// once the configuration changes, though its file has not.
+func TestPollRetriesAfterConfigChange(t *testing.T) {
+	r, l, dir := newTestRepo(t, ModelConfig{})
+	writeModel(t, dir, "m", 1, "m1")
+	writeConfig(t, dir, "m", `{"device":"`+failDevice+`"}`)
+	if err := r.Poll(); err == nil {
+		t.Fatal("the first poll loaded a model on a device the loader refuses")
+	}
+	n := l.count()
+	if err := r.Poll(); err == nil || l.count() != n {
+		t.Fatalf("a poll with nothing changed: err %v and %d more loads; want an error and none", err, l.count()-n)
+	}
+	writeConfig(t, dir, "m", `{"device":"cpu"}`)
+	if err := r.Poll(); err != nil {
+		t.Fatalf("the poll after config.json was fixed: %v", err)
+	}
+	mustAcquire(t, r, "m", 1).Release()
+}
+
+// A load with an override that fails leaves the override before it in
+// place: later loads do not fail for it.
+func TestFailedOverrideNotKept(t *testing.T) {
+	r, l, dir := newTestRepo(t, ModelConfig{})
+	writeModel(t, dir, "m", 1, "m1")
+	if err := r.Load("m", &ModelConfig{Instances: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Load("m", &ModelConfig{Device: failDevice}); !errors.Is(err, ErrLoadFailed) {
+		t.Fatalf("Load with an override the loader refuses: got %v; want ErrLoadFailed", err)
+	}
+	writeModel(t, dir, "m", 2, "m2")
+	if err := r.Load("m", nil); err != nil {
+		t.Fatalf("Load after a failed override: %v", err)
+	}
+	v := mustAcquire(t, r, "m", 2)
+	defer v.Release()
+	if v.Config.Instances != 2 || v.Config.Device == failDevice {
+		t.Fatalf("version 2 loaded with %+v; want the override before the failed one (2 instances)", v.Config)
+	}
+	if n := l.count(); n != 3 {
+		t.Fatalf("the loader ran %d times; want 3 (version 1 twice, version 2 once)", n)
+	}
+}
+
+// An override replaces config.json, broken or not; without one, a broken
+// config.json stops the load and says where it is.
+func TestOverrideOverBrokenConfigJSON(t *testing.T) {
+	r, _, dir := newTestRepo(t, ModelConfig{})
+	writeModel(t, dir, "m", 1, "m1")
+	writeConfig(t, dir, "m", `{"instancs":1}`)
+	if err := r.Load("m", nil); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), filepath.Join(dir, "m", "config.json")) {
+		t.Fatalf("Load over a broken config.json: got %v; want ErrBadConfig naming the file", err)
+	}
+	if err := r.Load("m", &ModelConfig{Instances: 1}); err != nil {
+		t.Fatalf("Load with an override over a broken config.json: %v", err)
+	}
+}
+
+// A model directory that is a symbolic link is a model like any other, to
+// LoadAll and to polls.
+func TestSymlinkedModelDir(t *testing.T) {
+	r, _, dir := newTestRepo(t, ModelConfig{})
+	elsewhere := t.TempDir()
+	writeModel(t, elsewhere, "real", 1, "m1")
+	if err := os.Symlink(filepath.Join(elsewhere, "real"), filepath.Join(dir, "m")); err != nil {
+		t.Fatal(err)
+	}
+	// A link to a file is not a model directory.
+	if err := os.Symlink(filepath.Join(elsewhere, "real", "1", "model.onnx"), filepath.Join(dir, "f")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.LoadAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Poll(); err != nil {
+		t.Fatal(err)
+	}
+	mustAcquire(t, r, "m", 1).Release()
+	if r.Model("f") != nil {
+		t.Fatal("a link to a file was loaded as a model")
+	}
+}
+
+func writeConfig(t *testing.T, dir, name, text string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name, "config.json"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
