@@ -145,7 +145,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("default timeout must not be negative, got %s", c.DefaultTimeout)
 	}
 	for _, p := range c.PreferredBatchSizes {
-		if p < 1 || (c.MaxBatchSize > 0 && p > c.MaxBatchSize) {
+		if p < 1 || p > max(c.MaxBatchSize, 1) {
 			return fmt.Errorf("preferred batch size %d is outside 1..%d (the max batch size)", p, max(c.MaxBatchSize, 1))
 		}
 	}
@@ -213,6 +213,9 @@ type Batcher struct {
 	queuedRows int
 	free       int // instances not running anything
 	stopped    bool
+	// allFree is signaled, once stopped, when every instance is free
+	// again; Stop waits on it for the runs of callers' goroutines.
+	allFree sync.Cond
 	// skip is how many more callers that find an instance idle run at
 	// once before one yields to let others join it (see Do); gap is what
 	// skip is reset to after a yield that nobody joined. A request that
@@ -269,6 +272,7 @@ func New(backend Backend, cfg Config) (*Batcher, error) {
 	if co, ok := c.Observer.(CPUObserver); ok && threadCPU() >= 0 {
 		b.cpuObs = co
 	}
+	b.allFree.L = &b.mu
 	b.runners = make(chan *runner, c.Instances)
 	for range c.Instances {
 		b.runners <- &runner{b: b}
@@ -301,6 +305,11 @@ func (b *Batcher) QueueLen() int {
 func (b *Batcher) Do(r *Request) error {
 	if r.Rows < 1 || len(r.Inputs) == 0 {
 		return fmt.Errorf("%w: %d rows and %d inputs", ErrBadRequest, r.Rows, len(r.Inputs))
+	}
+	if b.cfg.MaxBatchSize > 1 {
+		if err := checkRows(r); err != nil {
+			return err
+		}
 	}
 	level := b.cfg.DefaultPriority
 	if r.Priority != 0 {
@@ -386,6 +395,24 @@ func (b *Batcher) Do(r *Request) error {
 	return b.woken(r, <-r.done)
 }
 
+// checkRows reports an input of r whose first dimension is not r.Rows, or
+// whose data does not fill its shape. Packed with other requests, its rows
+// would shift theirs, and each caller would get another's answer.
+func checkRows(r *Request) error {
+	for i := range r.Inputs {
+		in := &r.Inputs[i]
+		if len(in.Shape) == 0 || in.Shape[0] != int64(r.Rows) {
+			return fmt.Errorf("%w: input %q has shape %v in a request of %d rows; its first dimension must be the row count", ErrBadRequest, in.Name, in.Shape, r.Rows)
+		}
+		if size := in.Datatype.Size(); size > 0 {
+			if n := oip.ShapeElements(in.Shape); n < 0 || int64(len(in.Data)) != n*int64(size) {
+				return fmt.Errorf("%w: input %q holds %d bytes, not what shape %v of %s takes", ErrBadRequest, in.Name, len(in.Data), in.Shape, in.Datatype)
+			}
+		}
+	}
+	return nil
+}
+
 // armExpiryLocked sets the expiry timer to fire at t. It reads the clock
 // itself: the caller may have waited for the lock since it last did.
 func (b *Batcher) armExpiryLocked(t time.Time) {
@@ -463,7 +490,9 @@ func (b *Batcher) runWith(r *Request) error {
 }
 
 // Stop refuses new requests, lets the workers finish what is queued, and
-// waits for them. It is idempotent.
+// waits for them and for every run in progress, on a worker or on a
+// caller's goroutine: once it returns, nothing calls the backend. It is
+// idempotent.
 func (b *Batcher) Stop() {
 	b.mu.Lock()
 	b.stopped = true
@@ -471,6 +500,9 @@ func (b *Batcher) Stop() {
 	b.stopOnce.Do(func() { close(b.stop) })
 	b.wg.Wait()
 	b.mu.Lock()
+	for b.free < b.cfg.Instances {
+		b.allFree.Wait()
+	}
 	if b.expiry != nil {
 		// The queue is empty: nothing is left to expire.
 		b.expiry.Stop()
@@ -497,7 +529,13 @@ func (b *Batcher) Full() bool { return b.full.Load() }
 func (b *Batcher) release() {
 	b.mu.Lock()
 	b.free++
-	more := b.queued > 0
+	// Once stopped, a worker may wait for this instance with nothing
+	// queued any more (the queue emptied by expiry, or into a caller's
+	// run): wake it to find that out and end.
+	more := b.queued > 0 || b.stopped
+	if b.stopped && b.free == b.cfg.Instances {
+		b.allFree.Broadcast()
+	}
 	b.mu.Unlock()
 	if more {
 		select {
@@ -688,7 +726,15 @@ func (w *worker) next() []*Request {
 		}
 		now := time.Now()
 		if d := b.cfg.MaxQueueDelay; d > 0 && !b.stopped && b.queuedRows < b.fillTargetLocked() {
-			if wait := b.oldestLocked().Add(d).Sub(now); wait > 0 {
+			until := b.oldestLocked().Add(d)
+			if e := b.expireAt; !e.IsZero() && e.Before(until) {
+				// A queued request's deadline comes first: waiting would
+				// time it out with an instance idle. (expireAt may be an
+				// earlier deadline, of a request gone: this batch then
+				// starts early, which costs nothing but its size.)
+				until = now
+			}
+			if wait := until.Sub(now); wait > 0 {
 				b.mu.Unlock()
 				if timer == nil {
 					timer = time.NewTimer(wait)

@@ -728,6 +728,7 @@ func TestValidate(t *testing.T) {
 	f(Config{}, "")
 	f(Config{MaxBatchSize: 8, PreferredBatchSizes: []int{2, 8}}, "")
 	f(Config{MaxBatchSize: 8, PreferredBatchSizes: []int{16}}, "preferred batch size 16 is outside 1..8")
+	f(Config{PreferredBatchSizes: []int{4}}, "preferred batch size 4 is outside 1..1") // batching off
 	f(Config{MaxQueueDelay: -1}, "max queue delay must not be negative")
 	f(Config{PriorityLevels: 2, DefaultPriority: 3}, "default priority 3 is outside 1..2")
 	f(Config{Instances: -1}, "instances must be at least 1")
@@ -765,4 +766,192 @@ func TestStress(t *testing.T) {
 		}
 	}
 	t.Logf("%d runs, %d of them larger than any single request", len(f.runs()), batched)
+}
+
+// stopReturns reports whether the Stop that closes stopped has returned
+// after an hour of synctest time. When it has not, it unblocks a worker
+// stuck on the wake channel with a spare token, so that the bubble can end.
+func stopReturns(t *testing.T, b *Batcher, stopped <-chan struct{}) bool {
+	t.Helper()
+	time.Sleep(time.Hour)
+	synctest.Wait()
+	select {
+	case <-stopped:
+		return true
+	default:
+	}
+	b.wake <- struct{}{} // rescue the parked worker
+	<-stopped
+	return false
+}
+
+// Stop is called while a caller's goroutine holds the only instance and a
+// request waits. The worker, stopped with no instance free, waits for a
+// release; the request then leaves the queue by expiring. The release that
+// follows must still wake the worker, though nothing is queued, or Stop
+// never returns.
+func TestStopAfterQueueExpires(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBackend{gate: make(chan struct{})}
+		b := newBatcher(t, f, Config{MaxBatchSize: 1})
+		busy := goDo(b, request(1, 1, 0)) // fast path: holds the only instance
+		synctest.Wait()
+		r := request(1, 1, 1)
+		r.Deadline = time.Now().Add(10 * time.Millisecond)
+		queued := goDo(b, r)
+		synctest.Wait()
+		stopped := make(chan struct{})
+		go func() { b.Stop(); close(stopped) }()
+		synctest.Wait()
+		time.Sleep(20 * time.Millisecond)
+		if err := <-queued; !errors.Is(err, ErrTimeout) {
+			t.Fatalf("queued request: got %v; want ErrTimeout", err)
+		}
+		f.gate <- struct{}{}
+		if err := <-busy; err != nil {
+			t.Fatal(err)
+		}
+		if !stopReturns(t, b, stopped) {
+			t.Fatal("Stop never returned: the release found the queue empty and woke no worker")
+		}
+	})
+}
+
+// As TestStopAfterQueueExpires, with the queue emptied by the caller that
+// yielded, which takes the queued request into its own run.
+func TestStopAfterCallerTakesQueue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBackend{}
+		b := newBatcher(t, f, Config{MaxBatchSize: 8})
+		inYield, resume := make(chan struct{}), make(chan struct{})
+		b.yield = func() {
+			close(inYield)
+			<-resume
+		}
+		first := goDo(b, request(1, 1, 0)) // takes the instance, yields
+		<-inYield
+		second := request(1, 1, 5)
+		queued := goDo(b, second)
+		synctest.Wait() // second is queued (instance taken)
+		if b.QueueLen() != 1 {
+			t.Fatalf("queue %d; want 1", b.QueueLen())
+		}
+		stopped := make(chan struct{})
+		go func() { b.Stop(); close(stopped) }()
+		synctest.Wait() // the worker now waits on wake alone
+		close(resume)
+		for _, ch := range []<-chan error{first, queued} {
+			if err := <-ch; err != nil {
+				t.Fatal(err)
+			}
+		}
+		checkOutputs(t, second, 1, 5)
+		if !stopReturns(t, b, stopped) {
+			t.Fatal("Stop never returned after the yielding caller took the queued request")
+		}
+	})
+}
+
+// A request whose inputs do not hold the rows it claims is refused: packed
+// with another, a request claiming 1 row but carrying 2 would shift its
+// batch-mate's rows, which would get its answer.
+func TestRowsMustMatchShapes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBackend{compute: time.Millisecond}
+		b := newBatcher(t, f, Config{MaxBatchSize: 8})
+		busy := goDo(b, request(1, 2, 0))
+		synctest.Wait()
+		liar := request(2, 2, 100) // two rows of data and shape [2,2] ...
+		liar.Rows = 1              // ... but claims one row
+		victim := request(1, 2, 500)
+		cl := goDo(b, liar)
+		synctest.Wait()
+		cv := goDo(b, victim)
+		synctest.Wait()
+		<-busy
+		errLiar, errVictim := <-cl, <-cv
+		if errVictim != nil {
+			t.Fatal(errVictim)
+		}
+		if !errors.Is(errLiar, ErrBadRequest) {
+			t.Errorf("request with Rows 1 and input shape [2 2]: got %v; want ErrBadRequest", errLiar)
+		}
+		checkOutputs(t, victim, 2, 500)
+		short := request(1, 2, 7)
+		short.Inputs[0].Data = short.Inputs[0].Data[:4] // half a row
+		if err := b.Do(short); !errors.Is(err, ErrBadRequest) {
+			t.Errorf("request with 4 bytes for shape [1 2] of FP32: got %v; want ErrBadRequest", err)
+		}
+	})
+}
+
+// An idle worker waiting MaxQueueDelay to fill a batch does not hold a
+// request past its deadline: the request runs, and in time.
+func TestQueueDelayYieldsToDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBackend{compute: time.Millisecond}
+		b := newBatcher(t, f, Config{MaxBatchSize: 8, MaxQueueDelay: 10 * time.Millisecond})
+		start := time.Now()
+		r := request(1, 2, 3)
+		r.Deadline = start.Add(2 * time.Millisecond)
+		if err := b.Do(r); err != nil {
+			t.Fatalf("lone request with a 2ms deadline on an idle batcher (10ms max queue delay): got %v; want it run", err)
+		}
+		checkOutputs(t, r, 2, 3)
+		if d := time.Since(start); d > 2*time.Millisecond {
+			t.Errorf("the request was answered after %s; want within its 2ms deadline", d)
+		}
+	})
+}
+
+// gatedBackend blocks in Run until released, and says when it entered.
+type gatedBackend struct {
+	fakeBackend
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedBackend) Run(ctx context.Context, in []oip.Tensor, names []string, dst []oip.Tensor) ([]oip.Tensor, error) {
+	g.entered <- struct{}{}
+	<-g.release
+	return g.fakeBackend.Run(ctx, in, names, dst)
+}
+
+// Stop waits for a run on a caller's goroutine, here of a request that
+// had queued, so that an owner may close the backend once it returns.
+func TestStopWaitsForCallerRuns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := &gatedBackend{entered: make(chan struct{}, 4), release: make(chan struct{})}
+		b, err := New(g, Config{MaxBatchSize: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inYield, resume := make(chan struct{}), make(chan struct{})
+		b.yield = func() {
+			close(inYield)
+			<-resume
+		}
+		first := goDo(b, request(1, 1, 0))
+		<-inYield
+		queued := goDo(b, request(1, 1, 1))
+		synctest.Wait()
+		close(resume)
+		<-g.entered // the batch of both, queued one included, is in the backend
+		stopped := make(chan struct{})
+		go func() { b.Stop(); close(stopped) }()
+		synctest.Wait()
+		returnedEarly := false
+		select {
+		case <-stopped:
+			returnedEarly = true
+		default:
+		}
+		close(g.release)
+		<-first
+		<-queued
+		<-stopped
+		if returnedEarly {
+			t.Fatal("Stop returned while a request that had queued was still running in the backend")
+		}
+	})
 }
