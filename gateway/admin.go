@@ -60,10 +60,15 @@ func localClient(ctx *fasthttp.RequestCtx) bool {
 	return !ok || a.IP.IsLoopback()
 }
 
-// bearerMatches reports whether the request carries "Bearer <token>".
+// bearerMatches reports whether the request carries "Bearer <token>" (the
+// scheme's name in any case, as HTTP has it).
 func bearerMatches(ctx *fasthttp.RequestCtx, token string) bool {
-	got, ok := bytes.CutPrefix(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization), []byte("Bearer "))
-	return ok && subtle.ConstantTimeCompare(got, []byte(token)) == 1
+	h := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
+	const scheme = "bearer "
+	if len(h) < len(scheme) || !bytes.EqualFold(h[:len(scheme)], []byte(scheme)) {
+		return false
+	}
+	return subtle.ConstantTimeCompare(h[len(scheme):], []byte(token)) == 1
 }
 
 // routeAdmin serves /v1/...: the cluster's admin API and its peer calls.
@@ -359,12 +364,17 @@ func blobWriteTime(size int64) time.Duration {
 	return 30*time.Second + time.Duration(size>>20)*time.Second
 }
 
-// decodeStrict decodes a JSON body, refusing unknown fields.
+// decodeStrict decodes a JSON body, refusing unknown fields and anything
+// after the object: a misspelled or misplaced field must not leave a
+// setting silently at its old value.
 func decodeStrict(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return badRequest("the request body is not the expected JSON: %s", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest("the request body has more after its JSON object, at byte %d; send one object", dec.InputOffset())
 	}
 	return nil
 }

@@ -180,7 +180,10 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 	br := &sc.breq
 	br.Inputs = req.Inputs
 	br.Rows = n
-	br.Priority = int(min(req.Priority, 1<<20))
+	if p, levels := req.Priority, v.Batcher.Config().PriorityLevels; p < 0 || p > int64(levels) {
+		return badRequest("parameters.priority is %d; model %q has priorities 1 (highest) to %d, and 0 or none takes its default", p, v.Model, levels)
+	}
+	br.Priority = int(req.Priority)
 	br.Deadline = start.Add(timeout)
 	br.Outputs = sc.outs
 	err = v.Batcher.Do(br)
@@ -205,7 +208,10 @@ func (s *Server) cacheResponse(sc *scratch) {
 	}
 }
 
-var noCache = []byte("no-cache")
+var (
+	noCache  = []byte("no-cache")
+	identity = []byte("identity")
+)
 
 // writeResponse encodes outs as the answer to sc.req: the outputs it asked
 // for in the order it asked (all, in model order, when it named none),
@@ -263,8 +269,13 @@ func (s *Server) batchError(v *registry.Version, timeout time.Duration, err erro
 		return unavailable(1, "model %q version %s has %d requests queued, its max_queue; retry later, or raise max_queue or instances in the model's config.json",
 			v.Model, v.Label, v.Batcher.Config().MaxQueueSize)
 	case errors.Is(err, batching.ErrTimeout):
+		bc := v.Batcher.Config()
+		if bc.DefaultTimeout > 0 && bc.DefaultTimeout < timeout {
+			return timedOut(fmt.Sprintf("timed out after %s waiting in the queue of model %q version %s (%d instances busy), its dynamic_batching.default_queue_timeout_us; retry later, raise that in the model's configuration, or add instances",
+				bc.DefaultTimeout, v.Model, v.Label, bc.Instances))
+		}
 		return timedOut(fmt.Sprintf("timed out after %s waiting in the queue of model %q version %s (%d instances busy); retry later, raise the request's timeout parameter or the server's --request-timeout, or add instances",
-			timeout, v.Model, v.Label, v.Batcher.Config().Instances))
+			timeout, v.Model, v.Label, bc.Instances))
 	case errors.Is(err, batching.ErrBadPriority), errors.Is(err, batching.ErrBadRequest):
 		return badRequest("%s", strings.TrimPrefix(err.Error(), "batching: "))
 	case errors.Is(err, batching.ErrStopped), errors.Is(err, engine.ErrClosed):
@@ -282,7 +293,7 @@ func (s *Server) batchError(v *registry.Version, timeout time.Duration, err erro
 // Content-Encoding (gzip, deflate, br, zstd), never past MaxBodyBytes.
 func (s *Server) requestBody(ctx *fasthttp.RequestCtx) ([]byte, error) {
 	ce := ctx.Request.Header.ContentEncoding()
-	if len(ce) == 0 || string(ce) == "identity" {
+	if len(ce) == 0 || bytes.EqualFold(ce, identity) {
 		return ctx.PostBody(), nil
 	}
 	b, err := ctx.Request.BodyUncompressedWithLimit(s.cfg.MaxBodyBytes)

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -176,15 +177,13 @@ func cutLast(b []byte) (head []byte, tail string, ok bool) {
 	return nil, string(b), false
 }
 
-// decodeJSONBody decodes an optional JSON control body into v.
+// decodeJSONBody decodes an optional JSON control body into v, as
+// strictly as decodeStrict.
 func decodeJSONBody(body []byte, v any) error {
-	if len(body) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return badRequest("the request body is not the expected JSON: %s", err)
-	}
-	return nil
+	return decodeStrict(body, v)
 }
 
 func writeJSON(ctx *fasthttp.RequestCtx, v any) error {

@@ -21,6 +21,9 @@ import (
 type Config struct {
 	// MaxBodyBytes bounds a request body; larger ones get 413.
 	MaxBodyBytes int
+	// MaxHeaderBytes bounds a request's line and headers, which every
+	// connection keeps a buffer of; larger ones get 431.
+	MaxHeaderBytes int
 	// MaxConnections bounds concurrent connections.
 	MaxConnections int
 	// ReadTimeout and WriteTimeout bound reading one request and writing
@@ -51,6 +54,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		MaxBodyBytes:   64 << 20,
+		MaxHeaderBytes: 4096,
 		MaxConnections: 4096,
 		ReadTimeout:    30 * time.Second,
 		WriteTimeout:   30 * time.Second,
@@ -67,6 +71,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.MaxBodyBytes < 1024:
 		return fmt.Errorf("max body %d bytes is too small; use at least 1024", c.MaxBodyBytes)
+	case c.MaxHeaderBytes < 1024 || c.MaxHeaderBytes > 1<<20:
+		return fmt.Errorf("max header bytes %d: use 1024 to 1048576", c.MaxHeaderBytes)
 	case c.MaxConnections < 1:
 		return fmt.Errorf("max connections must be at least 1, got %d", c.MaxConnections)
 	case c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
@@ -134,6 +140,7 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 		ErrorHandler:                  s.protocolError,
 		Name:                          cfg.Name,
 		MaxRequestBodySize:            cfg.MaxBodyBytes,
+		ReadBufferSize:                cfg.MaxHeaderBytes,
 		Concurrency:                   cfg.MaxConnections + 64, // Serve's listener refuses first
 		ReadTimeout:                   cfg.ReadTimeout,
 		WriteTimeout:                  cfg.WriteTimeout,
@@ -182,6 +189,12 @@ func (s *Server) protocolError(ctx *fasthttp.RequestCtx, err error) {
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		writeError(ctx, &httpError{code: fasthttp.StatusRequestEntityTooLarge,
 			msg: fmt.Sprintf("request body exceeds the %d-byte limit; send fewer rows per request, or raise the server's --max-body", s.cfg.MaxBodyBytes)})
+		return
+	}
+	var small *fasthttp.ErrSmallBuffer
+	if errors.As(err, &small) {
+		writeError(ctx, &httpError{code: fasthttp.StatusRequestHeaderFieldsTooLarge,
+			msg: fmt.Sprintf("the request line and headers exceed the %d-byte limit; send a shorter URI or fewer or shorter headers, or raise the server's --max-header-bytes", s.cfg.MaxHeaderBytes)})
 		return
 	}
 	var nerr net.Error

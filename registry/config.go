@@ -173,7 +173,7 @@ const (
 // batcher to refuse it.
 func (c ModelConfig) checkMerged(own ModelConfig) error {
 	d := c.DynamicBatching
-	if c.MaxBatchSize <= 1 || !d.On() {
+	if c.MaxBatchSize <= 1 || d == nil || !d.On() {
 		return nil // no batching: the preferred sizes are not used
 	}
 	for _, p := range d.PreferredBatchSizes {

@@ -543,6 +543,11 @@ func TestLoadChecksMergedConfig(t *testing.T) {
 	if n := l.count(); n != 0 {
 		t.Fatalf("the loader ran %d times for a configuration refused before loading", n)
 	}
+	// Without a dynamic_batching block there is nothing to check.
+	writeConfig(t, dir, "m", `{}`)
+	if err := r.Load("m", nil); err != nil {
+		t.Fatalf("Load with no dynamic_batching: %v", err)
+	}
 	// With batching off, preferred sizes are unused and do not stop it.
 	writeConfig(t, dir, "m", `{"dynamic_batching":{"enabled":false,"preferred_batch_sizes":[128]}}`)
 	if err := r.Load("m", nil); err != nil {

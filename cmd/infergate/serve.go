@@ -76,6 +76,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.IntVar(&c.defaults.MaxQueue, "max-queue", 256, "requests per model version that may wait for an instance; beyond it requests get 503 with Retry-After (config.json: max_queue)")
 
 	fs.IntVar(&c.gateway.MaxBodyBytes, "max-body", c.gateway.MaxBodyBytes, "largest request body in bytes; larger ones get 413")
+	fs.IntVar(&c.gateway.MaxHeaderBytes, "max-header-bytes", c.gateway.MaxHeaderBytes, "largest request line and headers in bytes, which every connection keeps a buffer of; larger ones get 431")
 	fs.Int64Var(&c.gateway.CacheBytes, "cache-bytes", c.gateway.CacheBytes, "response cache budget for the node, shared by the models whose config.json sets response_cache.enable; 0 disables it")
 	fs.IntVar(&c.gateway.MaxConnections, "max-connections", c.gateway.MaxConnections, "most concurrent client connections")
 	fs.DurationVar(&c.gateway.RequestTimeout, "request-timeout", c.gateway.RequestTimeout, "longest an inference may wait and run, unless the request's timeout parameter asks for less")
