@@ -36,6 +36,15 @@
 // timers wake about a millisecond late on Linux, which would bunch the
 // schedule into bursts.
 //
+// Rates count the requests sent in the window. In closed loop they are
+// divided by the window's length: each answer sends the next request, so
+// those are the requests its answers started, and one that takes long
+// (a timeout) does not stretch the window. In open loop they are divided
+// by the time until the last of them was served (answered or shed), so
+// that a server slower than the offered rate is measured at its own pace
+// while it works off its backlog; a step cut short by --max-requests ends
+// at its last answer, or at its schedule's end if that came later.
+//
 // Each worker records into a recorder (an HDR histogram of µs, 1 µs to
 // 60 s, 3 significant figures, plus one 8-byte sample per request for the
 // timeline); beyond 64 workers, workers share recorders round-robin so
@@ -79,11 +88,13 @@
 // # Server figures
 //
 // The target's /metrics is read when the measured window opens and after
-// the step; the counters' growth, summed over the model's versions, gives
-// the average batch (rows per execution), queue and compute time per
-// execution, cache hits and misses, overload rejections and the batch
-// size distribution. A run meant to miss the cache that was answered from
+// the step; the counters' growth, each series from its own value before
+// and summed over the model's versions, gives the average batch (rows
+// per execution), queue and compute time per execution, cache hits and
+// misses, overload rejections and the batch size distribution. A run meant to miss the cache that was answered from
 // it, or a run meant to be unbatched that the server batched, is flagged.
+// A version reloaded during the step (its series made again: one of its
+// counters went down) counts all of its values after as growth.
 //
 // # Floors
 //

@@ -96,6 +96,10 @@ type recorder struct {
 	samples  []sample
 	budget   int // samples still allowed
 	lastDone time.Time
+	// lastServed is the last answer that was not an error (a success or
+	// a shed request): the end of the server's backlog, which a request
+	// that timed out does not stretch.
+	lastServed time.Time
 
 	// live and liveErrs count every answer, warm-up included, for the
 	// progress display.
@@ -156,6 +160,9 @@ func (r *recorder) record(measured bool, windowStart time.Time, lat time.Duratio
 	}
 	if done.After(r.lastDone) {
 		r.lastDone = done
+	}
+	if (kind == "" || kind == outcomeShed) && done.After(r.lastServed) {
+		r.lastServed = done
 	}
 	if r.budget > 0 {
 		r.budget--
@@ -233,20 +240,34 @@ func (s *loadStep) run(ctx context.Context) *stepResult {
 	res.cpu = cpuTime() - cpu0
 	res.recs = slices.DeleteFunc(slices.Clone(s.recs), func(r *recorder) bool { return r == nil })
 
-	var last time.Time
+	var last, lastServed time.Time
 	for _, r := range res.recs {
 		if r.lastDone.After(last) {
 			last = r.lastDone
 		}
+		if r.lastServed.After(lastServed) {
+			lastServed = r.lastServed
+		}
 	}
+	// The window's rates count the requests sent in it.
 	switch {
-	case early && last.After(ws):
-		res.windowEnd = last
 	case early:
+		// Cut short (--max-requests): until the last answer, or the
+		// schedule's end if that came later.
 		res.windowEnd = res.sendEnd
-	case last.After(we):
-		res.windowEnd = last
+		if last.After(res.windowEnd) {
+			res.windowEnd = last
+		}
+	case s.mode == ModeOpen && lastServed.After(we):
+		// A server slower than the offered rate answers the window's
+		// requests after it: until its backlog is served. A request that
+		// timed out does not stretch it.
+		res.windowEnd = lastServed
 	default:
+		// Closed loop: each answer sends the next request, so the
+		// requests sent in the window are those its answers started; the
+		// window's own length divides them, however long the last of
+		// them took.
 		res.windowEnd = we
 	}
 	if !res.windowEnd.After(ws) {
@@ -366,8 +387,10 @@ loop:
 		measured := !at.Before(ws)
 		if measured {
 			if s.maxRequests > 0 && measuredDue >= s.maxRequests {
+				// The requests sent fill the schedule up to this one's
+				// time, which is when the next would have gone.
 				early = true
-				res.sendEnd = time.Now()
+				res.sendEnd = at
 				break
 			}
 			measuredDue++

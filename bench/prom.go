@@ -203,31 +203,94 @@ const (
 type scrapeDelta struct {
 	before, after []Sample
 	model         string
+
+	// prev maps each series of before (sampleKey) to its value, and reset
+	// holds the groups (seriesGroup) whose series were made again between
+	// the scrapes; both are filled on first use.
+	prev  map[string]float64
+	reset map[string]bool
 }
 
-// sum returns the sum over the series of name in ss that belong to the
-// model and carry every label of match. A series belongs to the model
-// when its "model" label names it; when no series of name has a "model"
-// label (a node-wide metric), all do.
-func (d *scrapeDelta) sum(ss []Sample, name string, match ...Label) float64 {
-	byModel := false
-	for i := range ss {
-		if ss[i].Name == name {
-			if _, ok := ss[i].Label("model"); ok {
-				byModel = true
-				break
+// sampleKey names a series: its name and labels, as the server wrote them
+// (one server writes a series' labels in the same order every time).
+func sampleKey(s *Sample) string {
+	var b strings.Builder
+	b.WriteString(s.Name)
+	for _, l := range s.Labels {
+		b.WriteByte(0)
+		b.WriteString(l.Name)
+		b.WriteByte('=')
+		b.WriteString(l.Value)
+	}
+	return b.String()
+}
+
+// seriesGroup names the series that are made together: those of one model
+// version (a reload may make them again, all at once), or the node's own.
+func seriesGroup(s *Sample) string {
+	m, _ := s.Label("model")
+	v, _ := s.Label("version")
+	return m + "\x00" + v
+}
+
+// isCounter reports whether the series of name only ever grow while they
+// live: counters, and a histogram's or summary's sums, counts and buckets.
+func isCounter(name string) bool {
+	for _, suffix := range []string{"_total", "_count", "_sum", "_bucket"} {
+		if strings.HasSuffix(name, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+// index fills d.prev and d.reset. A group was reset when any of its
+// counters went down: then all its series started again from zero, and
+// their values after the step are their growth, even those that have
+// since grown past where they were (deciding counter by counter would
+// divide a growth by a total).
+func (d *scrapeDelta) index() {
+	if d.prev != nil {
+		return
+	}
+	d.prev = make(map[string]float64, len(d.before))
+	for i := range d.before {
+		d.prev[sampleKey(&d.before[i])] = d.before[i].Value
+	}
+	d.reset = map[string]bool{}
+	for i := range d.after {
+		s := &d.after[i]
+		if b, ok := d.prev[sampleKey(s)]; ok && s.Value < b && isCounter(s.Name) {
+			d.reset[seriesGroup(s)] = true
+		}
+	}
+}
+
+// growth returns how much counter series s (of the scrape after the step)
+// grew over it: from its value before, from zero when it was made during
+// the step, or since it was made again.
+func (d *scrapeDelta) growth(s *Sample) float64 {
+	d.index()
+	if d.reset[seriesGroup(s)] {
+		return s.Value
+	}
+	return max(s.Value-d.prev[sampleKey(s)], 0)
+}
+
+// byModel reports whether the series of name carry a "model" label: then
+// a series belongs to the model when that label names it; otherwise (a
+// node-wide metric) all do.
+func (d *scrapeDelta) byModel(name string) bool {
+	for _, ss := range [][]Sample{d.after, d.before} {
+		for i := range ss {
+			if ss[i].Name == name {
+				if _, ok := ss[i].Label("model"); ok {
+					return true
+				}
 			}
 		}
 	}
-	var total float64
-	for i := range ss {
-		s := &ss[i]
-		if s.Name != name || !d.belongs(s, byModel) || !hasLabels(s, match) {
-			continue
-		}
-		total += s.Value
-	}
-	return total
+	return false
 }
 
 func (d *scrapeDelta) belongs(s *Sample, byModel bool) bool {
@@ -247,15 +310,19 @@ func hasLabels(s *Sample, match []Label) bool {
 	return true
 }
 
-// delta returns how much the counter name grew over the step. A counter
-// that went down was reset (the model was reloaded): its value after is
-// the growth since.
+// delta returns how much the counter name grew over the step, summed over
+// its series that belong to the model and carry every label of match,
+// each series from its own value before (see growth).
 func (d *scrapeDelta) delta(name string, match ...Label) float64 {
-	a, b := d.sum(d.after, name, match...), d.sum(d.before, name, match...)
-	if a < b {
-		return a
+	byModel := d.byModel(name)
+	var total float64
+	for i := range d.after {
+		s := &d.after[i]
+		if s.Name == name && d.belongs(s, byModel) && hasLabels(s, match) {
+			total += d.growth(s)
+		}
 	}
-	return a - b
+	return total
 }
 
 // has reports whether the scrape after the step has a series of name.
@@ -302,27 +369,23 @@ func (d *scrapeDelta) stats() *ServerStats {
 func (d *scrapeDelta) batches() []BatchBin {
 	le := map[float64]float64{}
 	vm := map[float64]float64{}
-	bounds := func(ss []Sample, sign float64) {
-		for i := range ss {
-			s := &ss[i]
-			if s.Name != metricBatchBucket || !d.belongs(s, true) {
-				continue
+	for i := range d.after {
+		s := &d.after[i]
+		if s.Name != metricBatchBucket || !d.belongs(s, true) {
+			continue
+		}
+		if v, ok := s.Label("le"); ok {
+			if b, err := strconv.ParseFloat(v, 64); err == nil {
+				le[b] += d.growth(s)
 			}
-			if v, ok := s.Label("le"); ok {
-				if b, err := strconv.ParseFloat(v, 64); err == nil {
-					le[b] += sign * s.Value
-				}
-			} else if v, ok := s.Label("vmrange"); ok {
-				if _, hi, ok := strings.Cut(v, "..."); ok {
-					if b, err := strconv.ParseFloat(hi, 64); err == nil {
-						vm[b] += sign * s.Value
-					}
+		} else if v, ok := s.Label("vmrange"); ok {
+			if _, hi, ok := strings.Cut(v, "..."); ok {
+				if b, err := strconv.ParseFloat(hi, 64); err == nil {
+					vm[b] += d.growth(s)
 				}
 			}
 		}
 	}
-	bounds(d.after, 1)
-	bounds(d.before, -1)
 	var out []BatchBin
 	if len(le) > 0 {
 		keys := slices.Sorted(maps.Keys(le))

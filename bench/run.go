@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -605,9 +606,11 @@ func formatKinds(kinds map[string]int64) string {
 
 // summarize returns the run that stands for reps: each figure is the
 // median over the repetitions, Requests, Errors, Late and DurationS are
-// totals, the series (timeline, histogram, batches) are those of the
-// repetition with the median throughput, and Flagged collects the
-// repetitions' reasons.
+// totals, and so are the counts of shed requests, readiness probes and
+// reloads (with the shed fraction of the total); the series (timeline,
+// histogram, batches) and the latencies of shed requests, probes and
+// reloads are those of the repetition with the median throughput, and
+// Flagged collects the repetitions' reasons.
 func summarize(reps []Run) Run {
 	byRate := slices.Clone(reps)
 	slices.SortStableFunc(byRate, func(a, b Run) int { return cmp.Compare(a.ThroughputRPS, b.ThroughputRPS) })
@@ -679,12 +682,39 @@ func summarize(reps []Run) Run {
 	}
 	r.Requests, r.Errors, r.Late, r.DurationS = 0, 0, 0, 0
 	r.ErrorKinds = nil
+	// Copies: the median repetition's own figures stay as they were.
+	if r.Shed != nil {
+		sh := *r.Shed
+		sh.Count = 0
+		r.Shed = &sh
+	}
+	if r.Health != nil {
+		h := *r.Health
+		h.Probes, h.Failures = 0, 0
+		r.Health = &h
+	}
+	if r.Reloads != nil {
+		rl := *r.Reloads
+		rl.Loads, rl.Failures = 0, 0
+		r.Reloads = &rl
+	}
 	var flags []string
 	for i := range reps {
 		p := &reps[i]
 		r.Requests += p.Requests
 		r.Errors += p.Errors
 		r.Late += p.Late
+		if r.Shed != nil && p.Shed != nil {
+			r.Shed.Count += p.Shed.Count
+		}
+		if r.Health != nil && p.Health != nil {
+			r.Health.Probes += p.Health.Probes
+			r.Health.Failures += p.Health.Failures
+		}
+		if r.Reloads != nil && p.Reloads != nil {
+			r.Reloads.Loads += p.Reloads.Loads
+			r.Reloads.Failures += p.Reloads.Failures
+		}
 		r.DurationS = round3(r.DurationS + p.DurationS)
 		for k, v := range p.ErrorKinds {
 			if r.ErrorKinds == nil {
@@ -697,6 +727,9 @@ func summarize(reps []Run) Run {
 		}
 	}
 	r.Flagged = strings.Join(flags, "; ")
+	if r.Shed != nil && r.Requests > 0 {
+		r.Shed.Fraction = math.Round(float64(r.Shed.Count)/float64(r.Requests)*1e4) / 1e4
+	}
 	return r
 }
 
