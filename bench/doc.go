@@ -91,10 +91,11 @@
 // the step; the counters' growth, each series from its own value before
 // and summed over the model's versions, gives the average batch (rows
 // per execution), queue and compute time per execution, cache hits and
-// misses, overload rejections and the batch size distribution. A run meant to miss the cache that was answered from
-// it, or a run meant to be unbatched that the server batched, is flagged.
-// A version reloaded during the step (its series made again: one of its
-// counters went down) counts all of its values after as growth.
+// misses, overload rejections and the batch size distribution. A version
+// reloaded during the step (its series made again: one of its counters
+// went down) counts all of its values after as growth. A run meant to
+// miss the cache that was answered from it, or a run meant to be
+// unbatched that the server batched, is flagged.
 //
 // # Floors
 //
