@@ -251,7 +251,7 @@ func (n *Node) announceOnce(self fsm.Member) error {
 	if n.cfg.Join == "" {
 		return errors.New("this node is not in the raft configuration of its data directory and has no --join address")
 	}
-	return n.peers.join(ctx, n.cfg.Join, self)
+	return n.peers.askJoin(ctx, n.cfg.Join, self)
 }
 
 // reachable dials a raft address; in-memory test transports always are.
@@ -285,7 +285,7 @@ func (n *Node) rejoin(ctx context.Context, self fsm.Member) error {
 	}
 	var errs []error
 	for _, u := range urls {
-		err := n.peers.join(ctx, u, self)
+		err := n.peers.askJoin(ctx, u, self)
 		if err == nil {
 			return nil
 		}

@@ -14,6 +14,18 @@ type nodeMetrics struct {
 	applyOK, applyNotLeader, applyUnknown, applyRefused *metrics.Counter
 	applyDuration                                       *metrics.Histogram
 	fetchOK, fetchFailed                                *metrics.Counter
+
+	// set holds the metrics, under names; Stop takes them out, so that a
+	// node started again on the same Config registers them anew.
+	set   *metrics.Set
+	names []string
+}
+
+// unregister takes the node's metrics out of its set.
+func (m *nodeMetrics) unregister() {
+	for _, name := range m.names {
+		m.set.UnregisterMetric(name)
+	}
 }
 
 func newNodeMetrics(n *Node) nodeMetrics {
@@ -21,21 +33,27 @@ func newNodeMetrics(n *Node) nodeMetrics {
 	if set == nil {
 		set = metrics.NewSet()
 	}
-	set.NewGauge(`infergate_cluster_is_leader`, func() float64 {
+	m := nodeMetrics{set: set}
+	// name records each name as it is registered.
+	name := func(s string) string {
+		m.names = append(m.names, s)
+		return s
+	}
+	set.NewGauge(name(`infergate_cluster_is_leader`), func() float64 {
 		if n.IsLeader() {
 			return 1
 		}
 		return 0
 	})
-	set.NewGauge(`infergate_cluster_known_leader`, func() float64 {
+	set.NewGauge(name(`infergate_cluster_known_leader`), func() float64 {
 		if _, id := n.raft.LeaderWithID(); id != "" {
 			return 1
 		}
 		return 0
 	})
-	set.NewGauge(`infergate_cluster_applied_index`, func() float64 { return float64(n.fsm.Applied()) })
-	set.NewGauge(`infergate_cluster_commit_index`, func() float64 { return float64(n.raft.CommitIndex()) })
-	set.NewGauge(`infergate_cluster_last_contact_seconds`, func() float64 {
+	set.NewGauge(name(`infergate_cluster_applied_index`), func() float64 { return float64(n.fsm.Applied()) })
+	set.NewGauge(name(`infergate_cluster_commit_index`), func() float64 { return float64(n.raft.CommitIndex()) })
+	set.NewGauge(name(`infergate_cluster_last_contact_seconds`), func() float64 {
 		if n.raft.State() == raft.Leader {
 			return 0
 		}
@@ -45,7 +63,7 @@ func newNodeMetrics(n *Node) nodeMetrics {
 		}
 		return time.Since(t).Seconds()
 	})
-	set.NewGauge(`infergate_cluster_voters`, func() float64 {
+	set.NewGauge(name(`infergate_cluster_voters`), func() float64 {
 		f := n.raft.GetConfiguration()
 		if f.Error() != nil {
 			return 0
@@ -58,7 +76,7 @@ func newNodeMetrics(n *Node) nodeMetrics {
 		}
 		return float64(v)
 	})
-	set.NewGauge(`infergate_cluster_versions_not_ready`, func() float64 {
+	set.NewGauge(name(`infergate_cluster_versions_not_ready`), func() float64 {
 		r := n.rec
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -72,15 +90,14 @@ func newNodeMetrics(n *Node) nodeMetrics {
 		}
 		return float64(c)
 	})
-	return nodeMetrics{
-		applyOK:        set.NewCounter(`infergate_cluster_apply_total{result="ok"}`),
-		applyNotLeader: set.NewCounter(`infergate_cluster_apply_total{result="not_leader"}`),
-		applyUnknown:   set.NewCounter(`infergate_cluster_apply_total{result="unknown_outcome"}`),
-		applyRefused:   set.NewCounter(`infergate_cluster_apply_total{result="error"}`),
-		applyDuration:  set.NewHistogram(`infergate_cluster_apply_duration_seconds`),
-		fetchOK:        set.NewCounter(`infergate_cluster_blob_fetch_total{result="ok"}`),
-		fetchFailed:    set.NewCounter(`infergate_cluster_blob_fetch_total{result="failed"}`),
-	}
+	m.applyOK = set.NewCounter(name(`infergate_cluster_apply_total{result="ok"}`))
+	m.applyNotLeader = set.NewCounter(name(`infergate_cluster_apply_total{result="not_leader"}`))
+	m.applyUnknown = set.NewCounter(name(`infergate_cluster_apply_total{result="unknown_outcome"}`))
+	m.applyRefused = set.NewCounter(name(`infergate_cluster_apply_total{result="error"}`))
+	m.applyDuration = set.NewHistogram(name(`infergate_cluster_apply_duration_seconds`))
+	m.fetchOK = set.NewCounter(name(`infergate_cluster_blob_fetch_total{result="ok"}`))
+	m.fetchFailed = set.NewCounter(name(`infergate_cluster_blob_fetch_total{result="failed"}`))
+	return m
 }
 
 // applied counts one raft apply on this node (the leader) and its outcome.

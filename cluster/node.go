@@ -184,6 +184,8 @@ func (n *Node) Stop() error {
 			err = n.raft.Shutdown().Error()
 		}
 		n.closeStores()
+		n.peers.http.CloseIdleConnections()
+		n.m.unregister()
 	})
 	return err
 }

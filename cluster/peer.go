@@ -65,8 +65,16 @@ func newPeerClient(token string) *peerClient {
 	}
 }
 
-// do sends one request and decodes a JSON answer into out (when not nil).
+// do forwards one request to the leader (marked HeaderForwarded) and
+// decodes a JSON answer into out (when not nil).
 func (p *peerClient) do(ctx context.Context, method, base, path string, body any, out any) error {
+	return p.send(ctx, method, base, path, body, out, true)
+}
+
+// send is do, with the request marked forwarded or not: a node's own call
+// to a member that may not lead (its join) is not, so that the member
+// forwards it to the leader instead of refusing it as no leader.
+func (p *peerClient) send(ctx context.Context, method, base, path string, body, out any, forwarded bool) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -79,7 +87,9 @@ func (p *peerClient) do(ctx context.Context, method, base, path string, body any
 	if err != nil {
 		return err
 	}
-	req.Header.Set(HeaderForwarded, "1")
+	if forwarded {
+		req.Header.Set(HeaderForwarded, "1")
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -174,8 +184,15 @@ func (p *peerClient) readIndex(ctx context.Context, leader string) (uint64, erro
 	return out.Index, err
 }
 
+// join forwards member m's join to the leader at base.
 func (p *peerClient) join(ctx context.Context, base string, m fsm.Member) error {
 	return p.do(ctx, http.MethodPost, base, "/v1/cluster/join", m, nil)
+}
+
+// askJoin asks the member at base, which may not lead, to have m joined:
+// it forwards the join to the leader.
+func (p *peerClient) askJoin(ctx context.Context, base string, m fsm.Member) error {
+	return p.send(ctx, http.MethodPost, base, "/v1/cluster/join", m, nil, false)
 }
 
 func (p *peerClient) remove(ctx context.Context, leader, id string) error {

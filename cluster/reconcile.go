@@ -62,6 +62,10 @@ type reconciler struct {
 	// hashes caches the sha256 of repository files by path, so that an
 	// unchanged file is hashed once; only the loop goroutine uses it.
 	hashes map[string]fileHash
+	// placed holds the repository files this node has put in place since
+	// it started, which it may replace or remove; only the loop goroutine
+	// uses it.
+	placed map[string]bool
 	// loadErrs is the last load error per model, logged once; only the
 	// loop goroutine uses it.
 	loadErrs map[string]string
@@ -90,6 +94,7 @@ func newReconciler(n *Node) *reconciler {
 		repo:     n.cfg.Registry,
 		status:   make(map[string]map[int64]VersionStatus),
 		hashes:   make(map[string]fileHash),
+		placed:   make(map[string]bool),
 		loadErrs: make(map[string]string),
 		done:     make(map[string]string),
 		failed:   make(map[string]attempt),
@@ -210,14 +215,7 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 		if len(live) > 0 {
 			r.failed[m.Name] = attempt{key: retry, at: time.Now()}
 		}
-		if len(live) == 0 {
-			if r.repo.Model(m.Name) != nil {
-				if err := r.repo.Unload(m.Name); err != nil {
-					r.n.logf("cluster: cannot unload model %q, all of whose versions are retired: %v", m.Name, err)
-				}
-			}
-			r.removeRetired(m)
-		}
+		r.dropNotLive(m, live)
 		return
 	}
 
@@ -226,6 +224,7 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 		for _, v := range present {
 			r.setStatus(m.Name, v, VersionFailed, err.Error())
 		}
+		r.dropNotLive(m, live)
 		return
 	}
 	cfg.VersionPolicy = registry.VersionPolicy{Specific: &registry.SpecificPolicy{Versions: present}}
@@ -274,6 +273,43 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 		r.done[m.Name] = sig
 	} else {
 		r.failed[m.Name] = attempt{key: retry, at: time.Now()}
+	}
+}
+
+// dropNotLive unloads the versions of m this node serves that are not
+// live (retired), when it cannot load m as the cluster has it (no live
+// version here yet, or a configuration it cannot read): a retired version
+// must not go on serving meanwhile. The live ones it serves stay, with
+// the configuration they run with; with none, the model is unloaded.
+func (r *reconciler) dropNotLive(m *fsm.Model, live map[int64]bool) {
+	defer r.removeRetired(m)
+	lm := r.repo.Model(m.Name)
+	if lm == nil {
+		return
+	}
+	var keep []int64
+	var cfg registry.ModelConfig
+	stale := false
+	for _, v := range lm.Versions() {
+		if live[v.Number] {
+			keep = append(keep, v.Number)
+			cfg = v.Config
+		} else {
+			stale = true
+		}
+	}
+	if !stale {
+		return
+	}
+	if len(keep) == 0 {
+		if err := r.repo.Unload(m.Name); err != nil {
+			r.n.logf("cluster: cannot unload model %q, none of whose live versions is ready here: %v", m.Name, err)
+		}
+		return
+	}
+	cfg.VersionPolicy = registry.VersionPolicy{Specific: &registry.SpecificPolicy{Versions: keep}}
+	if err := r.repo.Load(m.Name, &cfg); err != nil {
+		r.n.logf("cluster: cannot drop the retired versions of model %q: %v", m.Name, err)
 	}
 }
 
@@ -383,9 +419,17 @@ func (r *reconciler) ensureVersion(st *fsm.State, model string, v *fsm.Version) 
 	if r.fileHolds(path, v) {
 		return nil
 	}
+	if _, err := os.Stat(path); err == nil && !r.placed[path] {
+		// Not this version's bytes, and not put there by this node: a
+		// local model of the same name (served from --models outside the
+		// cluster), or a file changed by hand. Never overwrite it.
+		return fmt.Errorf("%s holds other bytes than the cluster's model %q version %d (sha256:%s), and this node did not put them there: a model of that name is served from this node's --models directory outside the cluster, or the file was changed by hand. Move it out of the repository, and the node places the cluster's version",
+			path, model, v.Number, v.SHA256)
+	}
 	if err := blobs.Link(v.SHA256, path); err != nil {
 		return fmt.Errorf("cannot place model %q version %d in the repository: %w", model, v.Number, err)
 	}
+	r.placed[path] = true
 	if r.fileHolds(path, v) {
 		return nil
 	}
@@ -467,6 +511,11 @@ func (r *reconciler) removeRetired(m *fsm.Model) {
 		}
 		dir := filepath.Join(r.repo.Dir(), m.Name, strconv.FormatInt(v.Number, 10))
 		if _, err := os.Stat(dir); err != nil {
+			continue
+		}
+		if path := filepath.Join(dir, "model.onnx"); !r.placed[path] && !r.fileHolds(path, v) {
+			// Not the retired version's file: another model's of the same
+			// name (see ensureVersion). Leave it.
 			continue
 		}
 		if err := os.RemoveAll(dir); err != nil {

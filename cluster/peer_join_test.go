@@ -1,0 +1,356 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/hashicorp/raft"
+
+	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/internal/testenv"
+)
+
+// adminStub is the part of the admin API that the peer protocol uses,
+// with the contract gateway/admin.go implements: a join marked with
+// HeaderForwarded goes to JoinLocal, any other to Join (which forwards to
+// the leader); forwarded applies go to ApplyLocal.
+type adminStub struct {
+	node           atomic.Pointer[Node]
+	forwardedJoins atomic.Int64
+	plainJoins     atomic.Int64
+}
+
+func (a *adminStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := a.node.Load()
+	if n == nil {
+		stubWriteErr(w, fmt.Errorf("%w: starting", ErrNotLeader))
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/cluster/join":
+		var m fsm.Member
+		if err := json.Unmarshal(body, &m); err != nil {
+			stubWriteErr(w, fmt.Errorf("%w: %w", fsm.ErrInvalid, err))
+			return
+		}
+		var err error
+		if r.Header.Get(HeaderForwarded) != "" {
+			a.forwardedJoins.Add(1)
+			err = n.JoinLocal(m)
+		} else {
+			a.plainJoins.Add(1)
+			err = n.Join(r.Context(), m)
+		}
+		if err != nil {
+			stubWriteErr(w, err)
+			return
+		}
+		w.Write([]byte("{}"))
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/cluster/apply":
+		c, err := fsm.Decode(body)
+		if err != nil {
+			stubWriteErr(w, err)
+			return
+		}
+		res, err := n.ApplyLocal(c)
+		if err != nil {
+			stubWriteErr(w, err)
+			return
+		}
+		json.NewEncoder(w).Encode(res)
+	case r.Method == http.MethodGet && r.URL.Path == "/v1/cluster/read-index":
+		index, err := n.LeaderIndex()
+		if err != nil {
+			stubWriteErr(w, err)
+			return
+		}
+		fmt.Fprintf(w, `{"index":%d}`, index)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func stubWriteErr(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	switch {
+	case ErrorKind(err) != "":
+		w.Header().Set(HeaderErrorKind, ErrorKind(err))
+		code = http.StatusServiceUnavailable
+	case errors.Is(err, fsm.ErrInvalid):
+		code = http.StatusBadRequest
+	case errors.Is(err, fsm.ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, fsm.ErrConflict):
+		code = http.StatusConflict
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+}
+
+func inConfig(t *testing.T, n *Node, id string) bool {
+	t.Helper()
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		t.Fatal(err)
+	}
+	return slices.ContainsFunc(f.Configuration().Servers, func(s raft.Server) bool { return s.ID == raft.ServerID(id) })
+}
+
+// A node joins through any member's HTTP API, a follower's too: its own
+// join is not marked forwarded, so a follower forwards it to the leader
+// instead of answering that it does not lead.
+func TestJoinThroughFollower(t *testing.T) {
+	var (
+		apis  []*adminStub
+		srvs  []*httptest.Server
+		trans []*raft.InmemTransport
+		nodes []*Node
+	)
+	for i := range 3 {
+		addr := raft.ServerAddress(fmt.Sprintf("127.0.0.%d:7100", i+1))
+		_, tr := raft.NewInmemTransport(addr)
+		for _, other := range trans {
+			tr.Connect(other.LocalAddr(), other)
+			other.Connect(addr, tr)
+		}
+		trans = append(trans, tr)
+		api := &adminStub{}
+		srv := httptest.NewServer(api)
+		t.Cleanup(srv.Close)
+		apis, srvs = append(apis, api), append(srvs, srv)
+	}
+	start := func(i int, join string) *Node {
+		cfg := testConfig(t, fmt.Sprintf("n%d", i), trans[i], join)
+		cfg.HTTPAddr = srvs[i].URL
+		n, err := Start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Stop() })
+		apis[i].node.Store(n)
+		nodes = append(nodes, n)
+		return n
+	}
+	n0 := start(0, "")
+	c := &testCluster{t: t}
+	c.waitLeader(n0)
+	n1 := start(1, "http://127.0.0.1:1") // joined by hand below
+	if err := n0.JoinLocal(fsm.Member{ID: "n1", RaftAddr: n1.cfg.RaftAddr, HTTPAddr: n1.cfg.HTTPAddr}); err != nil {
+		t.Fatal(err)
+	}
+	// n1 follows n0 and knows its HTTP address: it could forward a join.
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if id, url := n1.Leader(); id != "n0" || url != srvs[0].URL {
+			return fmt.Errorf("n1 knows leader %q at %q", id, url)
+		}
+		return nil
+	})
+
+	// n2 joins through the follower n1, as --join allows.
+	start(2, srvs[1].URL)
+	time.Sleep(3 * time.Second)
+	if !n0.IsLeader() {
+		t.Skip("leadership moved; the scenario needs n1 to be a follower")
+	}
+	joined := inConfig(t, n0, "n2")
+	t.Logf("joins n1 received: %d marked forwarded, %d plain; n2 in configuration: %t",
+		apis[1].forwardedJoins.Load(), apis[1].plainJoins.Load(), joined)
+
+	// Control: the same join without the header is forwarded by n1 to the
+	// leader and succeeds at once.
+	if !joined {
+		b, _ := json.Marshal(fsm.Member{ID: "n2", RaftAddr: nodes[2].cfg.RaftAddr, HTTPAddr: nodes[2].cfg.HTTPAddr})
+		resp, err := http.Post(srvs[1].URL+"/v1/cluster/join", "application/json", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		t.Logf("control join without %s through n1: %d %s; n2 in configuration: %t", HeaderForwarded, resp.StatusCode, msg, inConfig(t, n0, "n2"))
+		t.Fatalf("a node given --join %s (a follower) did not join in 3s: its join carried %s, so the follower answered not-leader %d times instead of forwarding it", srvs[1].URL, HeaderForwarded, apis[1].forwardedJoins.Load())
+	}
+}
+
+// While no live version of a model is on a node yet (the new production's
+// blob is not there), a version retired meanwhile stops serving there,
+// versioned and unversioned.
+func TestRetiredVersionStopsServing(t *testing.T) {
+	c := newTestCluster(t, 1)
+	n := c.waitLeader(c.nodes...)
+	if _, err := c.register(n, "m", "version one"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if s := n.LocalStatus().Models["m"]["1"]; s.State != VersionReady {
+			return fmt.Errorf("v1: %+v", s)
+		}
+		return nil
+	})
+	// Version 2 becomes production; its blob is nowhere to be had (a peer
+	// that is down, a slow pull).
+	sum := sha256.Sum256([]byte("version two"))
+	if _, err := n.ApplyLocal(fsm.Command{
+		Op: fsm.OpRegisterVersion, Model: "m", SHA256: hex.EncodeToString(sum[:]), Size: 11,
+		Created: time.Unix(2, 0).UTC(), Origin: "elsewhere", Promote: true,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpRetireVersion, Model: "m", Version: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// The reconciler has seen the retirement once it drops v1's status.
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		st := n.LocalStatus().Models["m"]
+		if _, ok := st["1"]; ok || st["2"].State == "" {
+			return fmt.Errorf("statuses %+v; want v1 gone and v2 reported", st)
+		}
+		return nil
+	})
+	time.Sleep(300 * time.Millisecond)
+	if v, err := n.cfg.Registry.Acquire("m", 1); err == nil {
+		v.Release()
+		t.Errorf("retired version 1 still serves versioned requests")
+	}
+	if v, err := n.cfg.Registry.Acquire("m", 0); err == nil {
+		t.Errorf("unversioned requests are served by version %d, which is retired (production is 2, not ready here)", v.Number)
+		v.Release()
+	}
+}
+
+// A cluster model never replaces the files of a local model of the same
+// name on another node (Upload refuses the name only on the node that
+// serves it): the version is reported failed, saying why, and the local
+// file stays.
+func TestClusterModelSparesLocalModel(t *testing.T) {
+	c := newTestCluster(t, 2)
+	leader := c.waitLeader(c.nodes...)
+	other := c.follower(leader)
+	path := filepath.Join(other.cfg.Registry.Dir(), "m", "1", "model.onnx")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	local := []byte("local model bytes")
+	if err := os.WriteFile(path, local, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.cfg.Registry.Load("m", nil); err != nil {
+		t.Fatal(err)
+	}
+	// The guard on the node that has the local model:
+	if _, _, err := other.Upload(context.Background(), "m", []byte("cluster bytes"), false, nil); !errors.Is(err, fsm.ErrConflict) {
+		t.Fatalf("Upload of a local model's name on its node: got %v; want ErrConflict", err)
+	}
+	// The same name registered through the leader, which has no local "m"
+	// (c.register stands in for Upload plus the blob pull).
+	if _, err := c.register(leader, "m", "cluster bytes"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, local) {
+		t.Fatalf("%s, a local model's file on node %s, now holds %q; want the local bytes %q left alone", path, other.ID(), got, local)
+	}
+	vs := other.LocalStatus().Models["m"]["1"]
+	if vs.State != VersionFailed || !strings.Contains(vs.Reason, "this node did not put them there") {
+		t.Fatalf("model m version 1 on node %s: %+v; want failed, saying the file is not the node's", other.ID(), vs)
+	}
+}
+
+// A stopped node starts again on the same Config, metrics set included.
+func TestRestartWithSameMetricsSet(t *testing.T) {
+	_, tr := raft.NewInmemTransport("unused")
+	cfg := testConfig(t, "solo", tr, "")
+	cfg.inmem = nil
+	cfg.RaftAddr = testenv.FreeAddr(t)
+	cfg.Metrics = metrics.NewSet()
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	var again *Node
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				t.Errorf("second Start with the same Config panicked: %v", p)
+			}
+		}()
+		again, err = Start(cfg)
+	}()
+	if again != nil {
+		again.Stop()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Stop closes the peer client's idle keep-alive connections.
+func TestStopClosesPeerConnections(t *testing.T) {
+	c := newTestCluster(t, 1)
+	n := c.waitLeader(c.nodes...)
+	good := []byte("bytes a peer serves")
+	sum := sha256.Sum256(good)
+	var mu sync.Mutex
+	open := map[net.Conn]bool{}
+	peer := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(good) }))
+	peer.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch s {
+		case http.StateNew:
+			open[c] = true
+		case http.StateClosed, http.StateHijacked:
+			delete(open, c)
+		}
+	}
+	peer.Start()
+	defer peer.Close()
+	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetMember, Member: &fsm.Member{ID: "peer", RaftAddr: "10.0.0.1:1", HTTPAddr: peer.URL}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpRegisterVersion, Model: "m", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(good)), Created: time.Unix(1, 0).UTC(), Origin: "peer"}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if s := n.LocalStatus().Models["m"]["1"]; s.State != VersionReady {
+			return fmt.Errorf("status %+v", s)
+		}
+		return nil
+	})
+	if err := n.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	mu.Lock()
+	left := len(open)
+	mu.Unlock()
+	if left > 0 {
+		t.Fatalf("%d connection(s) from the stopped node to its peer are still open 500ms after Stop", left)
+	}
+}
