@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,6 +50,10 @@ type Model struct {
 	closed atomic.Bool
 	// closeMu serializes Close.
 	closeMu sync.Mutex
+	// cleanup destroys the instances of a Model dropped without Close:
+	// their pinned buffers would otherwise make the runtime panic when it
+	// collects them. Close stops it.
+	cleanup runtime.Cleanup
 }
 
 // outputRule says how Run hands ONNX Runtime the buffer of an output.
@@ -130,7 +135,10 @@ type tensorSpec struct {
 // INT8-64, UINT8-64, FP16, FP32 or FP64 of rank 1 or more; others fail with
 // ErrUnsupportedType, naming the tensor and its type. ONNX Runtime reports
 // a tensor whose rank the model leaves unknown as a scalar, so such a
-// tensor is refused too.
+// tensor is refused too. A warm-up that the model's operators refuse for its
+// zeros (a division by an input) does not stop the load; the zero inputs,
+// and the outputs of fixed shape, must fit Options.MaxOutputBytes, checked
+// before they are allocated.
 //
 // Every instance holds its own copy of the weights (after ONNX Runtime's
 // graph optimizations), so memory grows with Instances. Init must have
@@ -196,6 +204,11 @@ func Load(onnxData []byte, opts Options) (*Model, error) {
 	for _, inst := range m.instances {
 		m.free <- inst
 	}
+	m.cleanup = runtime.AddCleanup(m, func(insts []*instance) {
+		for _, inst := range insts {
+			inst.destroy()
+		}
+	}, m.instances)
 	return m, nil
 }
 
@@ -256,6 +269,7 @@ func (m *Model) Close() error {
 		return nil
 	}
 	m.closed.Store(true)
+	m.cleanup.Stop()
 	close(m.done)
 	for range m.instances {
 		inst := <-m.free
@@ -494,9 +508,16 @@ func (m *Model) bindOutputs(inst *instance, res []oip.Tensor, batch int64, allow
 			}
 			continue
 		}
-		if !s.mustPrealloc && (!allowPrealloc || m.guesses[k].off.Load()) {
+		prealloc := s.mustPrealloc || (allowPrealloc && !m.guesses[k].off.Load())
+		if !prealloc && allowPrealloc {
+			// The guess failed too often: ONNX Runtime allocates it,
+			// checked after the run.
 			continue
 		}
+		// Else preallocated, or, in the warm-up, left to ONNX Runtime
+		// with the size the model declares checked first: a model whose
+		// fixed outputs are over the limit fails to load before ONNX
+		// Runtime allocates them.
 		shape := inst.shapes[k]
 		if s.rule == ruleBatch {
 			shape[0] = batch
@@ -514,7 +535,7 @@ func (m *Model) bindOutputs(inst *instance, res []oip.Tensor, batch int64, allow
 			return false, m.outputTooLarge(big, inst.shapes[big], largest, total+size)
 		}
 		total += size
-		inst.pre[k] = true
+		inst.pre[k] = prealloc
 	}
 	for k := range m.out {
 		if !inst.pre[k] {
@@ -611,14 +632,23 @@ func (m *Model) collect(inst *instance, res []oip.Tensor) error {
 
 // warmUp runs each instance once with zero inputs of batch 1, and the first
 // also without preallocated outputs at batch 1 and 2 to check the output
-// shapes planOutputs inferred against what ONNX Runtime computes.
+// shapes planOutputs inferred against what ONNX Runtime computes. A model
+// whose operators refuse zeros (a division by an input) loads all the
+// same, its shapes unchecked: ONNX Runtime then allocates every output but
+// the FP16 ones, and a request that sends such values gets
+// ErrInputRejected.
 func (m *Model) warmUp() error {
 	first := m.instances[0]
 	res, err := m.runZeros(first, 1, false)
-	if err != nil {
+	switch {
+	case err == nil:
+		m.checkShapes(res, 1)
+	case errors.Is(err, ErrInputRejected):
+		m.demote(ruleStatic)
+		m.demote(ruleBatch)
+	default:
 		return causef(ErrInvalidModel, err, "warm-up inference (batch 1, zero inputs) failed: %s", err)
 	}
-	m.checkShapes(res, 1)
 	if m.batchOnly && m.hasRule(ruleBatch) {
 		res, err := m.runZeros(first, 2, false)
 		switch {
@@ -633,7 +663,7 @@ func (m *Model) warmUp() error {
 		}
 	}
 	for i, inst := range m.instances {
-		if _, err := m.runZeros(inst, 1, true); err != nil {
+		if _, err := m.runZeros(inst, 1, true); err != nil && !errors.Is(err, ErrInputRejected) {
 			return causef(ErrInvalidModel, err, "warm-up inference of instance %d failed: %s", i, err)
 		}
 	}
@@ -644,6 +674,7 @@ func (m *Model) warmUp() error {
 // and dim 0 to batch when every input is [batch, fixed...].
 func (m *Model) runZeros(inst *instance, batch int64, allowPrealloc bool) ([]oip.Tensor, error) {
 	inputs := make([]oip.Tensor, len(m.in))
+	var total int64
 	for i := range m.in {
 		s := &m.in[i]
 		shape := make([]int64, len(s.shape))
@@ -653,11 +684,19 @@ func (m *Model) runZeros(inst *instance, batch int64, allowPrealloc bool) ([]oip
 		if m.batchOnly {
 			shape[0] = batch
 		}
+		// The model file declares these shapes: bound them before
+		// allocating, as the outputs are.
+		n := oip.ShapeElements(shape)
+		if n < 0 || n > (m.maxOutputBytes-total)/int64(s.size) {
+			return nil, errorf(ErrInvalidModel, "input %q is %s %s: its zero inputs for the warm-up at batch %d would take more than the %d bytes of max_output_bytes",
+				s.name, s.dtype, formatShape(s.shape), batch, m.maxOutputBytes)
+		}
+		total += n * int64(s.size)
 		inputs[i] = oip.Tensor{
 			Name:     s.name,
 			Datatype: s.dtype,
 			Shape:    shape,
-			Data:     make([]byte, int(oip.ShapeElements(shape))*s.size),
+			Data:     make([]byte, int(n)*s.size),
 		}
 	}
 	return m.run(inst, inputs, nil, nil, allowPrealloc)
@@ -719,7 +758,16 @@ func (m *Model) planOutputs() error {
 	for k := range m.out {
 		s := &m.out[k]
 		s.mustPrealloc = s.dtype == oip.FP16
+		// An output that is a graph input ONNX Runtime answers with the
+		// input's own value, leaving a buffer given for it untouched: let
+		// it allocate the output, which then holds the input's bytes.
+		passthrough := m.inputIndex(s.name) >= 0
+		if passthrough && s.mustPrealloc {
+			return errorf(ErrUnsupportedType, "output %q is the FP16 input of that name passed through, which the engine does not support; give the output a name of its own (an Identity node)", s.name)
+		}
 		switch {
+		case passthrough:
+			s.rule = ruleDynamic
 		case len(s.shape) > 0 && fixed(s.shape):
 			s.rule = ruleStatic
 		case len(s.shape) > 0 && m.batchOnly && s.shape[0] < 0 && fixed(s.shape[1:]):
