@@ -113,15 +113,24 @@ func (n *nesting) leaves(l, k int, w *where) error {
 	return nil
 }
 
-// check compares nested data with shape; flat data fits any shape.
+// check compares nested data with shape; flat data fits any shape. Data
+// of empty arrays only is as deep as its deepest array.
 func (n *nesting) check(shape []int64, w *where) error {
-	if n.leafLevel <= 1 {
+	if n.maxLevel <= 1 {
 		return nil
 	}
-	if n.leafLevel != len(shape) {
-		return errorf("%s is nested %d deep but shape %s has %d dimensions; nest it as the shape says or send it flat", w.String(), n.leafLevel, formatShape(shape), len(shape))
+	depth := n.leafLevel
+	if depth == 0 {
+		depth = n.maxLevel
 	}
-	for l := 1; l <= n.leafLevel; l++ {
+	if depth != n.maxLevel {
+		// Values beside arrays that hold none ([1,[],2]).
+		return errorf("%s mixes values and arrays at the same depth; nest it as the shape says or send it flat", w.String())
+	}
+	if depth != len(shape) {
+		return errorf("%s is nested %d deep but shape %s has %d dimensions; nest it as the shape says or send it flat", w.String(), depth, formatShape(shape), len(shape))
+	}
+	for l := 1; l <= depth; l++ {
 		if int64(n.dims[l]) != shape[l-1] {
 			return errorf("%s has %s at depth %d but shape %s says %d there", w.String(), plural(int64(n.dims[l]), "element"), l, formatShape(shape), shape[l-1])
 		}
@@ -559,6 +568,9 @@ func (d *decoder) response(resp *InferResponse) error {
 			if err := once(&seen, fVersion, &top, "model_version"); err != nil {
 				return err
 			}
+			if d.isNull() {
+				continue // as KServe writes a model without versions
+			}
 			w := where{field: `"model_version"`}
 			b, err := d.readStringValue(&w)
 			if err != nil {
@@ -836,7 +848,8 @@ func (d *decoder) tensorParams(w *where) (int64, error) {
 // binaryTensor takes the next size bytes of the binary part of the body as
 // the data of t.
 func (d *decoder) binaryTensor(t *Tensor, size int64, w *where) error {
-	if d.headerLen < 0 {
+	if d.headerLen < 0 && size > 0 {
+		// (With no bytes to take, where the JSON ends does not matter.)
 		return errorf("%s has a binary_data_size parameter but there is no Inference-Header-Content-Length header to say where the JSON ends", w.tensor())
 	}
 	if rest := int64(len(d.body) - d.bin); size > rest {

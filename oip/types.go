@@ -96,8 +96,19 @@ func (t *Tensor) NumElements() int64 {
 }
 
 // ShapeElements returns the product of the dimensions of shape, or -1 when
-// a dimension is negative or the product overflows int64.
+// a dimension is negative or the product overflows int64. A shape with a 0
+// is 0 elements, whatever its other dimensions.
 func ShapeElements(shape []int64) int64 {
+	zero := false
+	for _, d := range shape {
+		if d < 0 {
+			return -1
+		}
+		zero = zero || d == 0
+	}
+	if zero {
+		return 0
+	}
 	n := int64(1)
 	for _, d := range shape {
 		if d < 0 {
