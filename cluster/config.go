@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/hashicorp/raft"
@@ -103,8 +105,6 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("cluster: node id %q is longer than 128 bytes", c.NodeID)
 	case c.DataDir == "":
 		return fmt.Errorf("cluster: the data directory is empty; set --data")
-	case c.MaxVoters < 1 || c.MaxVoters > 9:
-		return fmt.Errorf("cluster: max voters must be between 1 and 9, got %d", c.MaxVoters)
 	case c.HeartbeatTimeout < 5*time.Millisecond || c.ElectionTimeout < 5*time.Millisecond:
 		return fmt.Errorf("cluster: heartbeat and election timeouts must be at least 5ms, got %s and %s", c.HeartbeatTimeout, c.ElectionTimeout)
 	case c.LeaderLeaseTimeout <= 0 || c.LeaderLeaseTimeout > c.HeartbeatTimeout:
@@ -113,6 +113,19 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("cluster: hold, apply and commit timeouts must be positive")
 	case c.Registry == nil || c.Blobs == nil:
 		return fmt.Errorf("cluster: Config.Registry and Config.Blobs are required")
+	}
+	return c.ValidateAddrs()
+}
+
+// ValidateAddrs reports the first bad one of the settings a person gives
+// (the node id, the addresses and MaxVoters), so that a server can refuse
+// them before it starts anything.
+func (c *Config) ValidateAddrs() error {
+	if c.NodeID != "" && (len(c.NodeID) > 128 || strings.TrimSpace(c.NodeID) != c.NodeID || strings.ContainsFunc(c.NodeID, unicode.IsControl)) {
+		return fmt.Errorf("cluster: node id %q: use at most 128 bytes, without spaces at either end or control characters", c.NodeID)
+	}
+	if c.MaxVoters < 1 || c.MaxVoters > 9 {
+		return fmt.Errorf("cluster: max voters must be between 1 and 9, got %d", c.MaxVoters)
 	}
 	host, port, err := net.SplitHostPort(c.RaftAddr)
 	if err != nil || port == "" || port == "0" {

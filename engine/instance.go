@@ -77,6 +77,23 @@ func newSessionOptions(o Options) (*ort.SessionOptions, error) {
 }
 
 // appendCUDA adds the CUDA execution provider for GPU id to so.
+// CheckDevice reports whether Load can place sessions on device: the CPU
+// always; "cuda:N" only with a CUDA build of ONNX Runtime whose provider
+// accepts that GPU, which it tries without loading a model. Init must have
+// been called.
+func CheckDevice(device string) error {
+	cuda, id, err := parseDevice(device)
+	if err != nil || !cuda {
+		return err
+	}
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return causef(ErrRunFailed, err, "cannot create ONNX Runtime session options: %s", ortMessage(err))
+	}
+	defer so.Destroy()
+	return appendCUDA(so, device, id)
+}
+
 func appendCUDA(so *ort.SessionOptions, device string, id int) error {
 	co, err := ort.NewCUDAProviderOptions()
 	if err == nil {

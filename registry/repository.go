@@ -92,6 +92,7 @@ type Repository struct {
 	overrides  map[string]*ModelConfig // guarded by loadMu
 	defVersion map[string]int64        // guarded by loadMu: SetDefault's versions
 	pollErrs   map[string]string       // guarded by loadMu: last poll error per model
+	unloaded   map[string]bool         // guarded by loadMu: unloaded by Unload, which polls leave alone
 
 	// mu protects status and vmetrics, which Index reads while a load runs.
 	mu       sync.Mutex
@@ -124,6 +125,7 @@ func New(cfg Config) (*Repository, error) {
 		cfg:        cfg,
 		logf:       cfg.Logf,
 		overrides:  make(map[string]*ModelConfig),
+		unloaded:   make(map[string]bool),
 		defVersion: make(map[string]int64),
 		pollErrs:   make(map[string]string),
 		status:     make(map[string]map[int64]versionStatus),
@@ -235,6 +237,7 @@ func (r *Repository) Load(name string, override *ModelConfig) error {
 	if r.closed {
 		return ErrClosed
 	}
+	delete(r.unloaded, name)
 	if override == nil {
 		return r.loadLocked(name, true)
 	}
@@ -519,7 +522,12 @@ func (r *Repository) Unload(name string) error {
 	if r.closed {
 		return ErrClosed
 	}
-	return r.unloadLocked(name)
+	if err := r.unloadLocked(name); err != nil {
+		return err
+	}
+	// Polls leave it unloaded until a Load asks for it again.
+	r.unloaded[name] = true
+	return nil
 }
 
 func (r *Repository) unloadLocked(name string) error {
@@ -558,6 +566,9 @@ func (r *Repository) Poll() error {
 		}
 	}
 	for _, name := range names {
+		if r.unloaded[name] {
+			continue
+		}
 		err := r.loadLocked(name, false)
 		msg := ""
 		if err != nil {

@@ -344,8 +344,15 @@ func TestUnloadAndPoll(t *testing.T) {
 		t.Fatalf("second unload: got %v; want ErrModelNotFound", err)
 	}
 
-	// Poll loads it again and unloads it when its directory goes.
+	// Polls leave it unloaded (TestPollLeavesUnloaded); a Load brings it
+	// back, and a poll unloads it when its directory goes.
 	if err := r.Poll(); err != nil {
+		t.Fatal(err)
+	}
+	if r.Model("a") != nil {
+		t.Fatal("a poll loaded model a again after Unload")
+	}
+	if err := r.Load("a", nil); err != nil {
 		t.Fatal(err)
 	}
 	mustAcquire(t, r, "a", 1).Release()
@@ -643,5 +650,40 @@ func writeConfig(t *testing.T, dir, name, text string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, name, "config.json"), []byte(text), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A model unloaded through Unload stays unloaded through polls until a
+// Load asks for it again.
+func TestPollLeavesUnloaded(t *testing.T) {
+	r, _, dir := newTestRepo(t, ModelConfig{})
+	writeModel(t, dir, "a", 1, "a1")
+	writeModel(t, dir, "b", 1, "b1")
+	if err := r.LoadAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Unload("a"); err != nil {
+		t.Fatal(err)
+	}
+	writeModel(t, dir, "b", 2, "b2")
+	if err := r.Poll(); err != nil {
+		t.Fatal(err)
+	}
+	if r.Model("a") != nil {
+		t.Fatal("a poll loaded model a again after Unload")
+	}
+	mustAcquire(t, r, "b", 2).Release() // polls go on for the others
+	if err := r.Load("a", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Unload("b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Poll(); err != nil {
+		t.Fatal(err)
+	}
+	mustAcquire(t, r, "a", 1).Release()
+	if r.Model("b") != nil {
+		t.Fatal("a poll loaded model b again after Unload")
 	}
 }

@@ -274,6 +274,7 @@ type adminError struct {
 	status     int
 	msg        string // the server's {"error": ...}, else its body or status text
 	retryAfter string // the Retry-After header of a 503
+	unknown    bool   // a 503 whose write may have been applied: no blind retry
 	hint       string // what to do, where the status says it
 }
 
@@ -294,6 +295,12 @@ func newAdminError(resp *http.Response, body []byte, hadToken bool) *adminError 
 	switch resp.StatusCode {
 	case http.StatusServiceUnavailable:
 		e.retryAfter = resp.Header.Get("Retry-After")
+		if resp.Header.Get(cluster.HeaderErrorKind) == "unknown-outcome" {
+			e.unknown = true
+			// The write may have been applied: a blind retry could apply
+			// it twice (the server sends no Retry-After for this).
+			e.hint = "read the state back (infergate models list or show, with --consistent) before retrying"
+		}
 	case http.StatusUnauthorized:
 		if hadToken {
 			e.hint = "the --token given is not the server's --admin-token"
@@ -306,7 +313,7 @@ func newAdminError(resp *http.Response, body []byte, hadToken bool) *adminError 
 
 func (e *adminError) Error() string {
 	s := fmt.Sprintf("%s (HTTP %d)", e.msg, e.status)
-	if e.status == http.StatusServiceUnavailable {
+	if e.status == http.StatusServiceUnavailable && !e.unknown {
 		s += "; retry later"
 		if _, err := strconv.Atoi(e.retryAfter); err == nil {
 			s += ", in " + e.retryAfter + "s"

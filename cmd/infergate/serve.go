@@ -58,9 +58,9 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.StringVar(&c.modelsDir, "models", "models", "model repository in Triton layout: DIR/<model>/<version>/model.onnx, optional DIR/<model>/config.json")
 	fs.StringVar(&c.dataDir, "data", "data", "directory for this node's state; one server per directory")
 	fs.StringVar(&c.ortLib, "ort-lib", "", "path of libonnxruntime.so (default: $INFERGATE_ORT_LIB, else lib/libonnxruntime.so.1 from `make setup`)")
-	fs.StringVar(&c.load, "load", "*", "models to load at start: \"*\" for every model in the repository, or a comma-separated list; others load through POST /v2/repository/models/{name}/load")
-	fs.DurationVar(&c.pollInterval, "poll-interval", 0, "rescan the repository this often and load new or changed versions, unload removed models (0 disables; then use the repository API)")
-	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long to wait for in-flight requests before closing")
+	fs.StringVar(&c.load, "load", "*", "models to load at start: \"*\" for every model in the repository, or a comma-separated list (not with --poll-interval, which loads every model); others load through POST /v2/repository/models/{name}/load")
+	fs.DurationVar(&c.pollInterval, "poll-interval", 0, "rescan the repository this often and load new or changed versions, unload removed models (0 disables; then use the repository API); a model unloaded through the API stays unloaded until the API loads it")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long to wait for in-flight requests before cutting them off (and exiting 1), and again for the models to unload")
 	fs.DurationVar(&c.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long to keep serving while /v2/health/ready reports 503, so load balancers stop sending first")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "validate flags, the library and the repository, then exit")
 	fs.StringVar(&c.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof profiles on this separate address (e.g. 127.0.0.1:6060); off when empty")
@@ -136,7 +136,38 @@ func (c *serveConfig) validate() error {
 	if c.join != "" && c.gateway.AdminToken == "" {
 		return errors.New("--join needs --admin-token (or INFERGATE_ADMIN_TOKEN): nodes authenticate each other with it")
 	}
+	if c.join != "" && c.cluster.RegisterLocal {
+		return errors.New("--register-local-models acts only when a node bootstraps a new cluster, which a node given --join never does; drop one of them")
+	}
+	if c.pollInterval > 0 && c.load != "*" {
+		return fmt.Errorf("--load %q with --poll-interval: polling loads every model in the repository; use --load '*' with polling, or load the others through the repository API without it", c.load)
+	}
+	if err := c.clusterAddrs().ValidateAddrs(); err != nil {
+		return err
+	}
 	return c.gateway.Validate()
+}
+
+// clusterAddrs is the control plane's configuration as far as the flags
+// give it, for validate: the addresses a node given no --cluster picks, a
+// loopback one, and the one it advertises from --http.
+func (c *serveConfig) clusterAddrs() *cluster.Config {
+	cc := c.cluster
+	cc.NodeID = c.nodeID
+	cc.RaftAddr = c.raftAddr
+	if cc.RaftAddr == "" {
+		cc.RaftAddr = "127.0.0.1:1"
+	}
+	cc.HTTPAddr = c.advertiseHTTP
+	if cc.HTTPAddr == "" {
+		host, port, _ := net.SplitHostPort(c.httpAddr)
+		if host == "" {
+			host = "0.0.0.0" // what listening on all addresses looks like
+		}
+		cc.HTTPAddr = "http://" + net.JoinHostPort(host, port)
+	}
+	cc.Join = c.join
+	return &cc
 }
 
 func runServe(args []string) error {
@@ -150,10 +181,18 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		return err
 	}
 	logger := log.New(os.Stderr, "", log.LstdFlags|log.Lmicroseconds)
+	// From here on a signal stops the server in order, whatever it is
+	// doing (loading the initial models, say).
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
 
 	libPath := engine.ResolveLibPath(c.ortLib)
 	if err := engine.Init(libPath); err != nil {
 		return err
+	}
+	if err := engine.CheckDevice(c.defaults.Device); err != nil {
+		return fmt.Errorf("--device: %w", err)
 	}
 	if c.dryRun {
 		if _, err := registry.New(registry.Config{Dir: c.modelsDir, Defaults: c.defaults, Load: loadEngine}); err != nil {
@@ -196,35 +235,50 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	c.gateway.Logf = logger.Printf
 	srv, err := gateway.New(c.gateway, repo, set)
 	if err != nil {
+		repo.Close()
 		return err
-	}
-	ln, err := net.Listen("tcp", c.httpAddr)
-	if err != nil {
-		return fmt.Errorf("cannot listen on %s: %w", c.httpAddr, err)
 	}
 	if c.pprofAddr != "" {
 		pln, err := net.Listen("tcp", c.pprofAddr)
 		if err != nil {
+			repo.Close()
 			return fmt.Errorf("cannot listen on --pprof-addr %s: %w", c.pprofAddr, err)
 		}
 		defer pln.Close()
 		go http.Serve(pln, nil) // net/http/pprof registers on the default mux
 		logger.Printf("profiles on http://%s/debug/pprof/", pln.Addr())
 	}
+	ln, err := net.Listen("tcp", c.httpAddr)
+	if err != nil {
+		repo.Close()
+		return fmt.Errorf("cannot listen on %s: %w", c.httpAddr, err)
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Printf("infergate %s serving on http://%s (ONNX Runtime %s, models in %s)", version, ln.Addr(), engine.RuntimeVersion(), c.modelsDir)
 
 	start := time.Now()
-	if err := loadInitial(repo, c.load); err != nil {
-		logger.Printf("some models failed to load; the others serve: %s", err)
+	loaded := make(chan error, 1)
+	go func() { loaded <- loadInitial(repo, c.load) }()
+	select {
+	case err := <-loaded:
+		if err != nil {
+			logger.Printf("some models failed to load; the others serve: %s", err)
+		}
+	case s := <-sig:
+		// Not ready yet, so nothing routes here: close the door, and let
+		// the model being loaded finish (the others are not started).
+		logger.Printf("received %s while loading the initial models; shutting down", s)
+		srv.Shutdown(context.Background())
+		repo.Close()
+		return nil
 	}
-	srv.SetReady(true)
-	logger.Printf("initial models loaded in %s; ready", time.Since(start).Round(time.Millisecond))
+	logger.Printf("initial models loaded in %s", time.Since(start).Round(time.Millisecond))
 
 	// The control plane starts after the local models serve: the data
 	// plane never waits on raft, and a fresh node registers what it
-	// serves in the group it bootstraps.
+	// serves in the group it bootstraps. The node is ready once both are
+	// up (joining the group goes on in the background).
 	node, err := startCluster(c, ln.Addr(), repo, set, logger)
 	if err != nil {
 		srv.Shutdown(context.Background())
@@ -232,6 +286,8 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		return err
 	}
 	srv.AttachCluster(node, c.cluster.Blobs)
+	srv.SetReady(true)
+	logger.Printf("ready")
 
 	pollCtx, stopPoll := context.WithCancel(context.Background())
 	pollDone := make(chan struct{})
@@ -240,8 +296,6 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		pollRepository(pollCtx, repo, c.pollInterval)
 	}()
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	select {
 	case s := <-sig:
 		logger.Printf("received %s; shutting down", s)
@@ -262,6 +316,9 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		logger.Printf("reporting not ready for %s before closing", c.shutdownDelay)
 		time.Sleep(c.shutdownDelay)
 	}
+	// A shutdown that had to cut requests off or leave models behind
+	// still ends the process, with a failure status that says so.
+	var stopErrs []error
 	t := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 	err = srv.Shutdown(ctx)
@@ -269,6 +326,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	logger.Printf("HTTP server stopped in %s", time.Since(t).Round(time.Millisecond))
 	if err != nil {
 		logger.Printf("HTTP shutdown: %s", err)
+		stopErrs = append(stopErrs, fmt.Errorf("requests still in flight after --shutdown-timeout %s were cut off: %w", c.shutdownTimeout, err))
 	}
 	t = time.Now()
 	if err := node.Stop(); err != nil {
@@ -289,8 +347,9 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	case <-time.After(c.shutdownTimeout):
 		// A backend that never returns must not keep the process alive.
 		logger.Printf("models still unloading after %s; exiting anyway", c.shutdownTimeout)
+		stopErrs = append(stopErrs, fmt.Errorf("models were still unloading after --shutdown-timeout %s", c.shutdownTimeout))
 	}
-	return nil
+	return errors.Join(stopErrs...)
 }
 
 // startCluster starts this node's control plane in --data: its raft
