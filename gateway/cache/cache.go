@@ -47,23 +47,43 @@ type Cache struct {
 // the Entry, its tensor headers and ristretto's bookkeeping.
 const entryOverhead = 256
 
-// New returns a Cache holding at most maxBytes of entries.
+// New returns a Cache that holds at most maxBytes: its entries and the
+// counters its admission policy keeps, which it allocates at once (about
+// a tenth of maxBytes). ristretto's own buffers, about 300 KB whatever
+// the budget, are not counted.
 func New(maxBytes int64) (*Cache, error) {
 	if maxBytes < 1<<16 {
 		return nil, fmt.Errorf("response cache of %d bytes is too small; use at least 64 KiB, or 0 to disable it", maxBytes)
 	}
-	// About ten counters per entry expected; entries of a few hundred
-	// bytes are typical of scoring models.
-	counters := max(maxBytes/256*10, 1<<12)
+	// About ten counters per entry expected, as ristretto advises; an
+	// entry of a scoring model costs 400 bytes or more (entryOverhead,
+	// its names and shapes, its data).
+	counters := max(maxBytes/512*10, 1<<12)
 	rc, err := ristretto.NewCache(&ristretto.Config[[]byte, *Entry]{
 		NumCounters: counters,
-		MaxCost:     maxBytes,
+		MaxCost:     maxBytes - admissionBytes(counters),
 		BufferItems: 64,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot create the response cache: %w", err)
 	}
 	return &Cache{rc: rc}, nil
+}
+
+// admissionBytes is what ristretto allocates for its admission policy's
+// counters: a count-min sketch of four rows of 4-bit counters, their
+// number rounded up to a power of two, and a bloom filter of 9.6 bits a
+// counter (1% false positives), rounded up to a power of two too.
+func admissionBytes(counters int64) int64 {
+	return 2*nextPow2(counters) + nextPow2(counters*96/10)/8
+}
+
+func nextPow2(n int64) int64 {
+	p := int64(1)
+	for p < n {
+		p <<= 1
+	}
+	return p
 }
 
 // Get returns the entry stored under key.
@@ -83,7 +103,9 @@ func (c *Cache) Set(key []byte, outputs []oip.Tensor) {
 			Shape:    append([]int64(nil), o.Shape...),
 			Data:     append([]byte(nil), o.Data...),
 		}
-		cost += int64(len(o.Data) + 8*len(o.Shape) + len(o.Name) + 64)
+		// What the copies take: the allocator rounds them up.
+		t := &e.Outputs[i]
+		cost += int64(cap(t.Data) + 8*cap(t.Shape) + len(o.Name) + 64)
 	}
 	c.rc.Set(key, e, cost)
 }
@@ -92,7 +114,7 @@ func (c *Cache) Set(key []byte, outputs []oip.Tensor) {
 // (AppendBodyKey).
 func (c *Cache) SetResponse(key, response []byte, jsonLen int) {
 	e := &Entry{Response: append([]byte(nil), response...), JSONLen: jsonLen}
-	c.rc.Set(key, e, int64(entryOverhead+len(response)))
+	c.rc.Set(key, e, int64(entryOverhead+cap(e.Response)))
 }
 
 // Wait blocks until the Sets issued so far are applied; for tests.
@@ -129,7 +151,8 @@ func AppendKey(dst []byte, generation uint64, inputs []oip.Tensor, model []oip.T
 			}
 			dst = binary.AppendUvarint(dst, uint64(len(name)))
 			dst = append(dst, name...)
-			dst = append(dst, byte(in.Datatype), byte(len(in.Shape)))
+			dst = append(dst, byte(in.Datatype))
+			dst = binary.AppendUvarint(dst, uint64(len(in.Shape)))
 			for _, d := range in.Shape {
 				dst = binary.AppendVarint(dst, d)
 			}

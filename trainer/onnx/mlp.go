@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -184,12 +185,21 @@ func (m *MLP) Validate() error {
 
 // validateShape is Validate without the O(weights) scan for non-finite
 // values, cheap enough for every Forward call.
+// internalName matches the names Model gives the graph's own values: the
+// layers' initializers and intermediate outputs.
+var internalName = regexp.MustCompile(`^layer[0-9]+\.(weight|bias|gemm|relu|sigmoid)$`)
+
 func (m *MLP) validateShape() error {
 	if m.InputName == "" || m.OutputName == "" {
 		return fmt.Errorf("input name %q, output name %q: both must be set: %w", m.InputName, m.OutputName, ErrInvalid)
 	}
 	if m.InputName == m.OutputName {
 		return fmt.Errorf("input and output are both named %q: %w", m.InputName, ErrInvalid)
+	}
+	for _, name := range []string{m.InputName, m.OutputName} {
+		if internalName.MatchString(name) {
+			return fmt.Errorf("%q names a value Model makes itself (layer<N>.weight, .bias, .gemm or an activation); choose another: %w", name, ErrInvalid)
+		}
 	}
 	if len(m.Layers) == 0 {
 		return fmt.Errorf("no layers: %w", ErrInvalid)
