@@ -167,7 +167,7 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 	env.SharedCores = isLoopback(cfg.Target)
 	env.HTTPFloor = floorKind(cfg.FloorExecutable)
 
-	ctl, err := newControlClient(cfg.Target)
+	ctl, err := newControlClient(cfg.Target, &cfg.Options)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +188,7 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 	served := ctl.modelConfig(cfg.Model)
 	env.Instances, env.IntraOpThreads = ortSettings(&cfg.Options, served)
 
-	gw, err := newHTTPTarget(cfg.Target, cfg.Model, pool, cfg.Timeout)
+	gw, err := newHTTPTarget(cfg.Target, cfg.Model, pool, cfg.Timeout, cfg.Token)
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +246,7 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 		if err != nil {
 			return s.report, fmt.Errorf("cannot start the http-floor: %w", err)
 		}
-		ft, _ := newHTTPTarget(floor.url, cfg.Model, pool, cfg.Timeout)
+		ft, _ := newHTTPTarget(floor.url, cfg.Model, pool, cfg.Timeout, cfg.Token)
 		runLevels(KindHTTPFloor, ft, nil, floor.pid)
 		floor.close()
 	}

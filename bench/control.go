@@ -24,9 +24,12 @@ type controlClient struct {
 	prefix string
 	hc     *fasthttp.HostClient
 	oip    *oip.Client
+	// token and adminToken are the Authorization values of the
+	// /v2/models and the /v2/repository calls, or "".
+	token, adminToken string
 }
 
-func newControlClient(baseURL string) (*controlClient, error) {
+func newControlClient(baseURL string, o *Options) (*controlClient, error) {
 	host, prefix, err := splitBaseURL(baseURL)
 	if err != nil {
 		return nil, err
@@ -45,6 +48,13 @@ func newControlClient(baseURL string) (*controlClient, error) {
 		oip: oip.NewClient(baseURL),
 	}
 	c.oip.SetTimeout(controlTimeout)
+	c.oip.SetToken(o.Token)
+	if o.Token != "" {
+		c.token = "Bearer " + o.Token
+	}
+	if o.AdminToken != "" {
+		c.adminToken = "Bearer " + o.AdminToken
+	}
 	return c, nil
 }
 
@@ -75,6 +85,12 @@ func (c *controlClient) do(method, path string, body []byte) (int, []byte, error
 	req.Header.SetMethod(method)
 	req.SetRequestURI(c.prefix + path)
 	req.Header.SetHost(c.host)
+	switch {
+	case strings.HasPrefix(path, "/v2/repository") && c.adminToken != "":
+		req.Header.Set(fasthttp.HeaderAuthorization, c.adminToken)
+	case strings.HasPrefix(path, "/v2/models") && c.token != "":
+		req.Header.Set(fasthttp.HeaderAuthorization, c.token)
+	}
 	if body != nil {
 		req.Header.SetContentType("application/json")
 		req.SetBody(body)

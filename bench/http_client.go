@@ -23,11 +23,12 @@ type httpTarget struct {
 	path    string // request URI, /v2/models/{m}/infer
 	pool    *requestPool
 	timeout time.Duration
+	token   string // bearer token, or ""
 }
 
 // newHTTPTarget returns the target of model's infer endpoint at baseURL
 // ("http://host:port").
-func newHTTPTarget(baseURL, model string, pool *requestPool, timeout time.Duration) (*httpTarget, error) {
+func newHTTPTarget(baseURL, model string, pool *requestPool, timeout time.Duration, token string) (*httpTarget, error) {
 	host, prefix, err := splitBaseURL(baseURL)
 	if err != nil {
 		return nil, err
@@ -38,6 +39,7 @@ func newHTTPTarget(baseURL, model string, pool *requestPool, timeout time.Durati
 		path:    prefix + "/v2/models/" + pathSegment(model) + "/infer",
 		pool:    pool,
 		timeout: timeout,
+		token:   token,
 	}, nil
 }
 
@@ -75,6 +77,9 @@ func newHTTPSender(t *httpTarget, hc *fasthttp.HostClient) *httpSender {
 		s.req.Header.SetContentType("application/octet-stream")
 	} else {
 		s.req.Header.SetContentType("application/json")
+	}
+	if t.token != "" {
+		s.req.Header.Set(fasthttp.HeaderAuthorization, "Bearer "+t.token)
 	}
 	return s
 }

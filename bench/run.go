@@ -61,6 +61,12 @@ type Options struct {
 	// else 1.
 	Instances      int
 	IntraOpThreads int
+	// Token is the bearer token of the inference and metadata calls
+	// (/v2/models/...), for a gateway started with --inference-token;
+	// the http-floor gets the same header, so that both read the same
+	// requests. AdminToken is the repository API's (--admin-token). ""
+	// sends none.
+	Token, AdminToken string
 	// FloorExecutable is the infergate binary that runs the http-floor as
 	// a separate process, as the gateway is (`infergate bench
 	// floor-server`); empty runs the floor in this process.

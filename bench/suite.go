@@ -256,7 +256,7 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Report, error) {
 		env.HTTPFloor = floorKind(cfg.FloorExecutable)
 	}
 	env.Target = target
-	ctl, err := newControlClient(target)
+	ctl, err := newControlClient(target, &cfg.Options)
 	if err != nil {
 		return nil, err
 	}
@@ -360,7 +360,7 @@ func (s *session) suiteModel(cfg *SuiteConfig, ctl *controlClient, target, m str
 	}
 	// Batching off first: the floors are measured against this gateway.
 	unbatchedErr := s.loadConfig(ctl, m, cfg.UnbatchedConfig)
-	gw, err := newHTTPTarget(target, m, pool, cfg.Timeout)
+	gw, err := newHTTPTarget(target, m, pool, cfg.Timeout, cfg.Token)
 	if err != nil {
 		return err
 	}
@@ -481,7 +481,7 @@ func (sm *suiteModelRun) round(s *session, unbatchedErr error, withOverload bool
 		if err != nil {
 			return fmt.Errorf("cannot start the http-floor: %w", err)
 		}
-		ft, _ := newHTTPTarget(floor.url, m, sm.pool, cfg.Timeout)
+		ft, _ := newHTTPTarget(floor.url, m, sm.pool, cfg.Timeout, cfg.Token)
 		for _, c := range loads {
 			if s.ctx.Err() != nil {
 				break
@@ -517,7 +517,7 @@ func (sm *suiteModelRun) round(s *session, unbatchedErr error, withOverload bool
 		if !v.preloaded {
 			loadErr = s.loadConfig(ctl, m, v.config)
 		}
-		t, err := newHTTPTarget(sm.target, m, v.pool, cfg.Timeout)
+		t, err := newHTTPTarget(sm.target, m, v.pool, cfg.Timeout, cfg.Token)
 		if err != nil {
 			return err
 		}
@@ -555,7 +555,7 @@ func (s *session) suiteOverload(cfg *SuiteConfig, ctl *controlClient, target, m 
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
-	t, err := newHTTPTarget(target, m, pool, cfg.Timeout)
+	t, err := newHTTPTarget(target, m, pool, cfg.Timeout, cfg.Token)
 	if err != nil {
 		return err
 	}

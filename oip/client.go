@@ -28,6 +28,8 @@ type Client struct {
 	host    string
 	prefix  string // path of the base URL, without a trailing slash
 	timeout time.Duration
+	// auth is the Authorization header's value, or nil (SetToken).
+	auth []byte
 	// err is the problem with the base URL, which every call returns.
 	err error
 }
@@ -67,6 +69,15 @@ func (c *Client) SetMaxConnsPerHost(n int) { c.hc.MaxConns = n }
 // SetTimeout bounds each call, from sending the request to reading the
 // whole response; 0 means no bound. The default is DefaultClientTimeout.
 func (c *Client) SetTimeout(d time.Duration) { c.timeout = d }
+
+// SetToken makes every call carry "Authorization: Bearer token", as a
+// gateway started with --inference-token requires; "" sends none.
+func (c *Client) SetToken(token string) {
+	c.auth = nil
+	if token != "" {
+		c.auth = []byte("Bearer " + token)
+	}
+}
 
 // CloseIdleConnections closes the connections that no call is using.
 func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
@@ -201,6 +212,9 @@ func (c *Client) prepare(freq *fasthttp.Request, method string, path []byte) {
 	freq.Header.SetMethod(method)
 	freq.SetRequestURIBytes(path)
 	freq.Header.SetHost(c.host)
+	if c.auth != nil {
+		freq.Header.SetBytesV(fasthttp.HeaderAuthorization, c.auth)
+	}
 }
 
 // do sends freq and reads the answer into fresp; an answer other than 2xx

@@ -87,6 +87,7 @@ another when busy.`)
 	if err := checkOverloadFlags(fs, cfg.Overload); err != nil {
 		return err
 	}
+	benchTokens(&cfg.Options)
 	cfg.Concurrency, cfg.Rates, cfg.Floors = conc, rates, floors
 	if len(cfg.Concurrency) == 0 && len(cfg.Rates) == 0 {
 		cfg.Concurrency = []int{1, 8, 64}
@@ -173,6 +174,7 @@ recorded as flagged runs with its error, and the suite goes on.`)
 	if err := checkOverloadFlags(fs, cfg.Overload); err != nil {
 		return err
 	}
+	benchTokens(&cfg.Options)
 	cfg.Models, cfg.ModelFiles, cfg.ServerArgs = models, modelFiles, serverArgs
 	if flagSet(fs, "overload") && cfg.Overload > 0 && !slices.Contains(cfg.Models, cfg.OverloadModel) {
 		return fmt.Errorf("--overload %g: the overload step runs on %s, which --models %s does not list; add it, or drop --overload",
@@ -232,6 +234,21 @@ func commonBenchFlags(fs *flag.FlagSet, o *bench.Options) {
 	fs.StringVar(&o.ORTLib, "ort-lib", "", "path of libonnxruntime.so for the ort floor (and the gateway the suite starts) (default: $INFERGATE_ORT_LIB, else lib/libonnxruntime.so.1 from \"make setup\")")
 	fs.IntVar(&o.Instances, "instances", 0, "ONNX Runtime sessions of the gateway, which the ort floor copies (0: what GET /v2/models/{m}/config reports, else 1; the suite starts its gateway with it)")
 	fs.IntVar(&o.IntraOpThreads, "intra-op-threads", 0, "ONNX Runtime intra-op threads per session, as --instances")
+	// Tokens come from the environment, as serve's do: a default would print
+	// them in --help.
+	fs.StringVar(&o.Token, "token", "", "bearer token of the inference and metadata calls, for a gateway started with --inference-token (default $INFERGATE_INFERENCE_TOKEN); a gateway the suite starts needs none")
+	fs.StringVar(&o.AdminToken, "admin-token", "", "bearer token of the repository API (configuration switches), for a gateway started with --admin-token (default $INFERGATE_ADMIN_TOKEN)")
+}
+
+// benchTokens fills o's tokens from the environment where no flag gave
+// them.
+func benchTokens(o *bench.Options) {
+	if o.Token == "" {
+		o.Token = os.Getenv("INFERGATE_INFERENCE_TOKEN")
+	}
+	if o.AdminToken == "" {
+		o.AdminToken = os.Getenv("INFERGATE_ADMIN_TOKEN")
+	}
 }
 
 // overloadFlags defines --overload, described by usage, and

@@ -66,9 +66,15 @@ func TestBenchSuiteShort(t *testing.T) {
 	if split {
 		serverCPUs = "1"
 	}
+	// A shell that exports the tokens of its gateways does not lock the suite
+	// out of the one it starts, which gets none of them: tokens other than
+	// the shell's get through.
+	t.Setenv("INFERGATE_ADMIN_TOKEN", "shell-admin")
+	t.Setenv("INFERGATE_INFERENCE_TOKEN", "shell-infer")
 	output, rep := runBenchCommand(t, "bench", "suite",
 		"--duration", "300ms", "--warmup", "100ms", "--models", "ctr", "--max-batch", "4",
-		"--server-cpus", serverCPUs, "--ort-lib", testenv.ORTLib(t))
+		"--server-cpus", serverCPUs, "--ort-lib", testenv.ORTLib(t),
+		"--token", "not-the-shells", "--admin-token", "not-the-shells")
 	t.Logf("suite took %s", time.Since(start).Round(time.Millisecond))
 
 	want := []string{
@@ -308,5 +314,33 @@ func checkExit(t *testing.T, wantCode int, wantOut string, args ...string) {
 	}
 	if code != wantCode || !strings.Contains(string(out), wantOut) {
 		t.Fatalf("infergate %s: exit %d, output:\n%s\nwant exit %d and %q", strings.Join(args, " "), code, out, wantCode, wantOut)
+	}
+}
+
+// A gateway started with tokens is measured with them: --token for the
+// inference and metadata calls (the statistics each step reads too), or
+// INFERGATE_INFERENCE_TOKEN as serve reads it; without one, bench stops at
+// the first call with the gateway's own message.
+func TestBenchTokens(t *testing.T) {
+	s := startServer(t, "--models", demoRepo(t), "--load", "ctr", "--inference-token", "infer-secret")
+	args := []string{"bench", "--target", "http://" + s.addr, "--model", "ctr", "--concurrency", "2", "--duration", "300ms", "--warmup", "100ms"}
+	check := func(rep *bench.Report) {
+		t.Helper()
+		r := &rep.Runs[0]
+		checkRun(t, r)
+		if r.Flagged != "" || r.Errors != 0 || len(r.ComputeBySize) == 0 {
+			t.Fatalf("%s: flagged %q, %d errors, %d batch sizes from the statistics; want a clean run that read them", r.Name, r.Flagged, r.Errors, len(r.ComputeBySize))
+		}
+	}
+	_, rep := runBenchCommand(t, append(args, "--token", "infer-secret")...)
+	check(rep)
+	t.Setenv("INFERGATE_INFERENCE_TOKEN", "infer-secret")
+	_, rep = runBenchCommand(t, args...)
+	check(rep)
+
+	t.Setenv("INFERGATE_INFERENCE_TOKEN", "")
+	out, err := exec.Command(binPath, append(args, "--quiet")...).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "this server needs the inference token") {
+		t.Fatalf("bench without the token: %v\n%s; want a failure with the gateway's message", err, out)
 	}
 }
