@@ -53,7 +53,8 @@ func cleanClosedRun(m, kind string, batching, cache bool) func(*Run) bool {
 // best; or requests/s against the http-floor's), the cache hits'
 // requests/s against the http-floor's, and at concurrency 1 its p50
 // against the floors' p50s plus 50 µs; and that no overload run was
-// flagged. Flagged runs are left out, so a target whose runs were all
+// flagged (one that measured nothing is not met). Flagged runs are left
+// out, so a target whose runs were all
 // flagged is not checked. When the suite ran in rounds (Env.Rounds), each
 // target is judged on each round's own figures (see judgeRounds).
 func CheckTargets(r *Report) []Target {
@@ -146,17 +147,23 @@ func CheckTargets(r *Report) []Target {
 	}
 	for i := range runs {
 		x := &runs[i]
-		if x.Shed == nil || x.Requests == 0 {
+		if x.Overload <= 1 {
 			continue
 		}
-		detail := fmt.Sprintf("shed %.0f%%, shed p99 %s, accepted p99 %s", x.Shed.Fraction*100, formatUS(x.Shed.P99US), formatUS(x.Latency.P99))
-		if x.Health != nil {
-			detail += ", ready p99 " + formatUS(x.Health.P99US)
+		// An overload run that measured nothing (no sustainable rate to
+		// multiply, say) is listed as not met, not left out.
+		measured := x.Shed != nil && x.Requests > 0
+		detail := "nothing was measured"
+		if measured {
+			detail = fmt.Sprintf("shed %.0f%%, shed p99 %s, accepted p99 %s", x.Shed.Fraction*100, formatUS(x.Shed.P99US), formatUS(x.Latency.P99))
+			if x.Health != nil {
+				detail += ", ready p99 " + formatUS(x.Health.P99US)
+			}
 		}
 		if x.Flagged != "" {
 			detail += ": " + x.Flagged
 		}
-		out = append(out, Target{Model: x.Model, Name: "overload " + x.Name + " not flagged", Unit: "-", Met: x.Flagged == "", Detail: detail})
+		out = append(out, Target{Model: x.Model, Name: "overload " + x.Name + " not flagged", Unit: "-", Met: measured && x.Flagged == "", Detail: detail})
 	}
 	return out
 }

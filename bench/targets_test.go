@@ -35,7 +35,7 @@ func TestCheckTargets(t *testing.T) {
 	runs := targetRuns("heavy", 4_000, 40_000, 400_000, 4_000, 33_000, 380_000)
 	// ctr-like: the bare server is (300k < 500k).
 	runs = append(runs, targetRuns("cheap", 100_000, 500_000, 300_000, 50_000, 240_000, 250_000)...)
-	overload := Run{Name: "gateway-overload/heavy@3x", Kind: KindGateway, Model: "heavy", Mode: ModeOpen, Requests: 100,
+	overload := Run{Name: "gateway-overload/heavy@3x", Kind: KindGateway, Model: "heavy", Mode: ModeOpen, Overload: 3, Requests: 100,
 		Shed: &ShedStats{Fraction: 0.6, P99US: 500}, Latency: Latency{P99: 100_000}}
 	runs = append(runs, overload)
 	got := CheckTargets(&Report{Runs: runs})
@@ -84,6 +84,14 @@ func TestCheckTargets(t *testing.T) {
 	}
 	if strings.Contains(b.String(), "shared these CPUs") {
 		t.Fatalf("written targets on cores of their own carry the shared-cores caveat:\n%s", b.String())
+	}
+	// An overload run that measured nothing (no sustainable rate) is not
+	// met, and listed as such rather than left out.
+	none := Run{Name: "gateway-overload/cheap@3x", Kind: KindGateway, Model: "cheap", Mode: ModeOpen, Overload: 3,
+		Flagged: "no sustainable rate to overload"}
+	got = CheckTargets(&Report{Runs: []Run{none}})
+	if len(got) != 1 || got[0].Met || got[0].Detail != "nothing was measured: no sustainable rate to overload" {
+		t.Fatalf("overload run that measured nothing: got %+v; want one target, not met, saying why", got)
 	}
 	// On shared cores, with a target not met, the report says what that
 	// is worth.
