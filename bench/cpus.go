@@ -22,14 +22,19 @@ type cpuSplit struct {
 	// runtime, when set, are the servers' CPUs that the gateway reserves
 	// for ONNX Runtime (serve --runtime-cpus).
 	runtime []int
+	// perCore is the most hardware threads of a core (1 when unknown).
+	perCore int
 }
 
 // reserve sets runtime to the last n of the servers' CPUs in core order,
 // so that with n a multiple of the threads per core the reservation is
 // whole cores, none of whose hardware threads runs the gateway's HTTP.
+// With the servers' share ending in part of a core (its other threads the
+// load generator's), that part is left out of it.
 func (s *cpuSplit) reserve(n int) {
-	if n > 0 && n < len(s.serverCores) {
-		s.runtime = slices.Sorted(slices.Values(s.serverCores[len(s.serverCores)-n:]))
+	whole := len(s.serverCores) - len(s.serverCores)%max(s.perCore, 1)
+	if n > 0 && n < whole {
+		s.runtime = slices.Sorted(slices.Values(s.serverCores[whole-n : whole]))
 	}
 }
 
@@ -43,12 +48,13 @@ func (s *cpuSplit) floor() []int {
 }
 
 // newCPUSplit gives the first n of usable (in core order, see
-// usableCPUs) to the servers and the rest to the client.
-func newCPUSplit(usable []int, n int) (*cpuSplit, error) {
+// usableCPUs, with cores of perCore threads) to the servers and the rest to
+// the client.
+func newCPUSplit(usable []int, n, perCore int) (*cpuSplit, error) {
 	if n < 1 || n >= len(usable) {
 		return nil, fmt.Errorf("%d CPUs for the servers out of the %d this process may use leaves none for the load generator; give 1 to %d, or 0 to share them all", n, len(usable), len(usable)-1)
 	}
-	s := &cpuSplit{server: slices.Clone(usable[:n]), client: slices.Clone(usable[n:]), serverCores: slices.Clone(usable[:n])}
+	s := &cpuSplit{server: slices.Clone(usable[:n]), client: slices.Clone(usable[n:]), serverCores: slices.Clone(usable[:n]), perCore: perCore}
 	slices.Sort(s.server)
 	slices.Sort(s.client)
 	return s, nil
@@ -70,12 +76,21 @@ func formatCPUs(cpus []int) string { return affinity.Format(cpus) }
 type hwThread struct{ id, pkg, core int }
 
 // coreOrder returns the ids of cpus with the threads of one core next to
-// each other, cores in package and core order, and the most threads any
-// one core has among them.
+// each other, cores in package and core order, those with fewer of their
+// threads among cpus (a sibling outside this process's cpuset) after the
+// others, and the most threads any one core has among them. So the first
+// N, with N a multiple of that most, are whole cores when there are so
+// many.
 func coreOrder(cpus []hwThread) (ids []int, perCore int) {
 	cpus = slices.Clone(cpus)
+	type coreKey struct{ pkg, core int }
+	threads := map[coreKey]int{}
+	for _, c := range cpus {
+		threads[coreKey{c.pkg, c.core}]++
+	}
 	slices.SortStableFunc(cpus, func(a, b hwThread) int {
-		return cmp.Or(cmp.Compare(a.pkg, b.pkg), cmp.Compare(a.core, b.core), cmp.Compare(a.id, b.id))
+		return cmp.Or(cmp.Compare(threads[coreKey{b.pkg, b.core}], threads[coreKey{a.pkg, a.core}]),
+			cmp.Compare(a.pkg, b.pkg), cmp.Compare(a.core, b.core), cmp.Compare(a.id, b.id))
 	})
 	ids = make([]int, len(cpus))
 	run := 0

@@ -18,7 +18,7 @@ import (
 // that the forking thread went back to the others.
 func TestStartPinned(t *testing.T) {
 	usable := twoCPUs(t, "a split")
-	split, err := newCPUSplit(usable, 1)
+	split, err := newCPUSplit(usable, 1, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestPinnedLoop(t *testing.T) {
 	}
 
 	// A CPU this process may not use fails the loop at once.
-	l = startLoop(len(usable)+4096, func() (int, error) { return 1, nil })
+	l = startLoop(1023, func() (int, error) { return 1, nil })
 	if err := l.halt(); err == nil || !strings.Contains(err.Error(), "cannot move a thread onto CPUs") {
 		t.Fatalf("loop on a CPU out of reach: %v", err)
 	}
@@ -128,7 +128,7 @@ func TestPinnedLoop(t *testing.T) {
 // with the whole process on the servers' CPUs and moves it back.
 func TestOnServerCPUs(t *testing.T) {
 	usable := twoCPUs(t, "a split")
-	split, err := newCPUSplit(usable, 1)
+	split, err := newCPUSplit(usable, 1, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,12 +10,12 @@ import (
 )
 
 func TestNewCPUSplit(t *testing.T) {
-	s, err := newCPUSplit([]int{0, 1, 2, 3, 4, 5, 6, 7}, 3)
+	s, err := newCPUSplit([]int{0, 1, 2, 3, 4, 5, 6, 7}, 3, 1)
 	if err != nil || formatCPUs(s.server) != "0-2" || formatCPUs(s.client) != "3-7" {
 		t.Fatalf("got %v, %v; want servers 0-2, client 3-7", s, err)
 	}
 	for _, n := range []int{0, 8, 9} {
-		if _, err := newCPUSplit([]int{0, 1, 2, 3, 4, 5, 6, 7}, n); err == nil || !strings.Contains(err.Error(), "give 1 to 7") {
+		if _, err := newCPUSplit([]int{0, 1, 2, 3, 4, 5, 6, 7}, n, 1); err == nil || !strings.Contains(err.Error(), "give 1 to 7") {
 			t.Errorf("split of 8 with %d for the servers: got %v; want an error naming 1 to 7", n, err)
 		}
 	}
@@ -67,7 +67,7 @@ func TestSuiteServerCPUsValidate(t *testing.T) {
 }
 
 func TestCPUSplitReserve(t *testing.T) {
-	s, err := newCPUSplit([]int{0, 1, 2, 3, 4, 5, 6, 7}, 4)
+	s, err := newCPUSplit([]int{0, 1, 2, 3, 4, 5, 6, 7}, 4, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestCPUSplitReserve(t *testing.T) {
 	// Two threads per core, siblings numbered apart (0 and 4 share a
 	// core): the reservation takes a whole core, not the siblings of the
 	// HTTP CPUs.
-	smt, err := newCPUSplit([]int{0, 4, 1, 5, 2, 6, 3, 7}, 4)
+	smt, err := newCPUSplit([]int{0, 4, 1, 5, 2, 6, 3, 7}, 4, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,8 +119,9 @@ func TestCoreOrder(t *testing.T) {
 	f([]hwThread{{0, 0, 0}, {1, 0, 1}, {2, 0, 2}}, "[0 1 2]", 1)
 	// Two per core, siblings numbered apart (0 and 4 share core 0).
 	f([]hwThread{{0, 0, 0}, {1, 0, 1}, {2, 0, 2}, {3, 0, 3}, {4, 0, 0}, {5, 0, 1}, {6, 0, 2}, {7, 0, 3}}, "[0 4 1 5 2 6 3 7]", 2)
-	// Two packages reusing core ids; one core with a sibling not usable.
-	f([]hwThread{{0, 0, 0}, {1, 1, 0}, {2, 0, 1}, {3, 1, 0}}, "[0 2 1 3]", 2)
+	// Two packages reusing core ids; the whole core (package 1's core 0)
+	// first, then the cores with a sibling not usable.
+	f([]hwThread{{0, 0, 0}, {1, 1, 0}, {2, 0, 1}, {3, 1, 0}}, "[1 3 0 2]", 2)
 }
 
 // twoCPUs returns the CPUs this test may use, in core order, and skips it

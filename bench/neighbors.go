@@ -193,9 +193,11 @@ func MeasureNeighbors(ctx context.Context, c NeighborConfig) (*NeighborReport, e
 	procs := runtime.GOMAXPROCS(0)
 	runtime.GOMAXPROCS(max(procs, len(neighbors)+2))
 	defer func() {
+		// Go's own sizing again, unless the caller had set another value.
 		if os.Getenv("GOMAXPROCS") == "" {
-			runtime.SetDefaultGOMAXPROCS() // Go's own sizing again
-		} else {
+			runtime.SetDefaultGOMAXPROCS()
+		}
+		if runtime.GOMAXPROCS(0) != procs {
 			runtime.GOMAXPROCS(procs)
 		}
 	}()

@@ -100,7 +100,9 @@ func (c *SuiteConfig) serverCPUs() int {
 	if err != nil || len(cpus) < 8 {
 		return 0
 	}
-	return len(cpus) / 2
+	// Half, in whole cores.
+	perCore := max(threadsPerCore(), 1)
+	return len(cpus) / 2 / perCore * perCore
 }
 
 // DefaultSuiteConfig returns the defaults of `infergate bench suite`.
@@ -139,7 +141,7 @@ func (c *SuiteConfig) Validate() error {
 	} else if n := c.serverCPUs(); n > 0 {
 		usable, err := usableCPUs()
 		if err == nil {
-			_, err = newCPUSplit(usable, n)
+			_, err = newCPUSplit(usable, n, threadsPerCore())
 		}
 		if err != nil {
 			return fmt.Errorf("%w: --server-cpus %d: %w", ErrBadConfig, n, err)
@@ -213,7 +215,7 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Report, error) {
 	if n := cfg.serverCPUs(); cfg.Target == "" && n > 0 {
 		usable, err := usableCPUs()
 		if err == nil {
-			cpus, err = newCPUSplit(usable, n)
+			cpus, err = newCPUSplit(usable, n, perCore)
 		}
 		if err == nil {
 			cpus.reserve(cfg.RuntimeCPUs)

@@ -50,7 +50,8 @@ func TestServeRuntimeCPUs(t *testing.T) {
 		checkExit(t, 1, want, "serve", "--dry-run", "--ort-lib", "/nonexistent", "--runtime-cpus", list)
 	}
 	f("x", `"x" is not a CPU number or range`)
-	f("100000", "CPU 100000 is not one this process may use")
+	f("100000", `"100000": CPU numbers go up to 1023`)
+	f("1000", "CPU 1000 is not one this process may use")
 	f(affinity.Format(allowed), "reserves every CPU this process may use")
 	if len(allowed) < 2 {
 		t.Skipf("this machine lets the test use %d CPU; a reservation needs 2", len(allowed))

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -289,19 +290,21 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	srv.SetReady(true)
 	logger.Printf("ready")
 
+	// The background loops: polling the repository, and the sweep that
+	// keeps the reserved CPUs to the workers.
 	pollCtx, stopPoll := context.WithCancel(context.Background())
-	pollDone := make(chan struct{})
-	go func() {
-		defer close(pollDone)
-		pollRepository(pollCtx, repo, c.pollInterval)
-	}()
+	var background sync.WaitGroup
+	background.Go(func() { pollRepository(pollCtx, repo, c.pollInterval) })
+	if r := c.reservation; r != nil {
+		background.Go(func() { r.sweep(pollCtx, logger.Printf) })
+	}
 
 	select {
 	case s := <-sig:
 		logger.Printf("received %s; shutting down", s)
 	case err := <-serveErr:
 		stopPoll()
-		<-pollDone
+		background.Wait()
 		node.Stop()
 		repo.Close()
 		return fmt.Errorf("HTTP server stopped: %w", err)
@@ -335,7 +338,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	logger.Printf("control plane stopped in %s", time.Since(t).Round(time.Millisecond))
 	t = time.Now()
 	stopPoll()
-	<-pollDone
+	background.Wait()
 	closed := make(chan struct{})
 	go func() {
 		repo.Close()

@@ -37,6 +37,10 @@ func Format(cpus []int) string {
 	return b.String()
 }
 
+// MaxCPUs bounds the CPU numbers this package handles: those of an
+// affinity mask of the usual size (the kernel's default for most builds).
+const MaxCPUs = 1024
+
 // Parse reads a CPU list in the kernel's notation ("0-7,12"), as Format
 // writes it; the CPUs come back in the order given.
 func Parse(s string) ([]int, error) {
@@ -51,8 +55,8 @@ func Parse(s string) ([]int, error) {
 		if err != nil || a < 0 || b < a {
 			return nil, fmt.Errorf("%q is not a CPU number or range (as in 0-7,12)", part)
 		}
-		if b-a >= 1<<16 {
-			return nil, fmt.Errorf("%q: more CPUs than any machine has", part)
+		if b >= MaxCPUs {
+			return nil, fmt.Errorf("%q: CPU numbers go up to %d", part, MaxCPUs-1)
 		}
 		for c := a; c <= b; c++ {
 			cpus = append(cpus, c)

@@ -10,3 +10,6 @@ func PinThread([]int) error { return ErrUnsupported }
 
 // PinProcess returns ErrUnsupported.
 func PinProcess([]int) error { return ErrUnsupported }
+
+// Sweep returns ErrUnsupported.
+func Sweep([]int, []int) (int, error) { return 0, ErrUnsupported }
