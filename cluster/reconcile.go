@@ -63,7 +63,8 @@ type reconciler struct {
 	// unchanged file is hashed once; only the loop goroutine uses it.
 	hashes map[string]fileHash
 	// placed holds the repository files this node has put in place since
-	// it started, which it may replace or remove; only the loop goroutine
+	// it started, which it may replace or remove (so may it those that are
+	// hard links to its blobs, from earlier runs); only the loop goroutine
 	// uses it.
 	placed map[string]bool
 	// loadErrs is the last load error per model, logged once; only the
@@ -419,7 +420,7 @@ func (r *reconciler) ensureVersion(st *fsm.State, model string, v *fsm.Version) 
 	if r.fileHolds(path, v) {
 		return nil
 	}
-	if _, err := os.Stat(path); err == nil && !r.placed[path] {
+	if st, err := os.Stat(path); err == nil && !r.placed[path] && !sameAsBlob(st, blobs.Path(v.SHA256)) {
 		// Not this version's bytes, and not put there by this node: a
 		// local model of the same name (served from --models outside the
 		// cluster), or a file changed by hand. Never overwrite it.
@@ -440,6 +441,14 @@ func (r *reconciler) ensureVersion(st *fsm.State, model string, v *fsm.Version) 
 	}
 	r.n.logf("cluster: the stored blob sha256:%s of model %q version %d failed verification; fetching it again", v.SHA256, model, v.Number)
 	return r.startFetch(st, model, v)
+}
+
+// sameAsBlob reports whether the file of st is the blob at blobPath (the
+// hard link blobs.Link makes): a file this node placed, in this run or an
+// earlier one, which it may replace when it rots.
+func sameAsBlob(st os.FileInfo, blobPath string) bool {
+	b, err := os.Stat(blobPath)
+	return err == nil && os.SameFile(st, b)
 }
 
 // errFetching means a version's blob is being pulled; the reconciler is

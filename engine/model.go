@@ -50,6 +50,8 @@ type Model struct {
 	closed atomic.Bool
 	// closeMu serializes Close.
 	closeMu sync.Mutex
+	// warmOnes makes the warm-up feed ones: the model refused zeros.
+	warmOnes bool
 	// cleanup destroys the instances of a Model dropped without Close:
 	// their pinned buffers would otherwise make the runtime panic when it
 	// collects them. Close stops it.
@@ -135,10 +137,10 @@ type tensorSpec struct {
 // INT8-64, UINT8-64, FP16, FP32 or FP64 of rank 1 or more; others fail with
 // ErrUnsupportedType, naming the tensor and its type. ONNX Runtime reports
 // a tensor whose rank the model leaves unknown as a scalar, so such a
-// tensor is refused too. A warm-up that the model's operators refuse for its
-// zeros (a division by an input) does not stop the load; the zero inputs,
-// and the outputs of fixed shape, must fit Options.MaxOutputBytes, checked
-// before they are allocated.
+// tensor is refused too. A model whose operators refuse zeros (a division
+// by an input) warms up on ones. The warm-up's inputs (at most 1 GiB) and
+// its outputs of fixed shape (Options.MaxOutputBytes) are bounded before
+// they are allocated.
 //
 // Every instance holds its own copy of the weights (after ONNX Runtime's
 // graph optimizations), so memory grows with Instances. Init must have
@@ -633,22 +635,21 @@ func (m *Model) collect(inst *instance, res []oip.Tensor) error {
 // warmUp runs each instance once with zero inputs of batch 1, and the first
 // also without preallocated outputs at batch 1 and 2 to check the output
 // shapes planOutputs inferred against what ONNX Runtime computes. A model
-// whose operators refuse zeros (a division by an input) loads all the
-// same, its shapes unchecked: ONNX Runtime then allocates every output but
-// the FP16 ones, and a request that sends such values gets
-// ErrInputRejected.
+// whose operators refuse zeros (a division by an input) warms up on ones;
+// a request that sends zeros then gets ErrInputRejected.
 func (m *Model) warmUp() error {
 	first := m.instances[0]
 	res, err := m.runZeros(first, 1, false)
-	switch {
-	case err == nil:
-		m.checkShapes(res, 1)
-	case errors.Is(err, ErrInputRejected):
-		m.demote(ruleStatic)
-		m.demote(ruleBatch)
-	default:
-		return causef(ErrInvalidModel, err, "warm-up inference (batch 1, zero inputs) failed: %s", err)
+	if errors.Is(err, ErrInputRejected) {
+		// An operator refused zeros (a division by an input): warm up on
+		// ones instead. A model that refuses those too fails to load.
+		m.warmOnes = true
+		res, err = m.runZeros(first, 1, false)
 	}
+	if err != nil {
+		return causef(ErrInvalidModel, err, "warm-up inference (batch 1, %s inputs) failed: %s", m.warmValue(), err)
+	}
+	m.checkShapes(res, 1)
 	if m.batchOnly && m.hasRule(ruleBatch) {
 		res, err := m.runZeros(first, 2, false)
 		switch {
@@ -663,7 +664,7 @@ func (m *Model) warmUp() error {
 		}
 	}
 	for i, inst := range m.instances {
-		if _, err := m.runZeros(inst, 1, true); err != nil && !errors.Is(err, ErrInputRejected) {
+		if _, err := m.runZeros(inst, 1, true); err != nil {
 			return causef(ErrInvalidModel, err, "warm-up inference of instance %d failed: %s", i, err)
 		}
 	}
@@ -685,21 +686,56 @@ func (m *Model) runZeros(inst *instance, batch int64, allowPrealloc bool) ([]oip
 			shape[0] = batch
 		}
 		// The model file declares these shapes: bound them before
-		// allocating, as the outputs are.
+		// allocating.
 		n := oip.ShapeElements(shape)
-		if n < 0 || n > (m.maxOutputBytes-total)/int64(s.size) {
-			return nil, errorf(ErrInvalidModel, "input %q is %s %s: its zero inputs for the warm-up at batch %d would take more than the %d bytes of max_output_bytes",
-				s.name, s.dtype, formatShape(s.shape), batch, m.maxOutputBytes)
+		if n < 0 || n > (maxWarmUpInputBytes-total)/int64(s.size) {
+			return nil, errorf(ErrInvalidModel, "input %q is %s %s: its inputs for the warm-up at batch %d would take more than %d bytes",
+				s.name, s.dtype, formatShape(s.shape), batch, int64(maxWarmUpInputBytes))
 		}
 		total += n * int64(s.size)
+		data := make([]byte, int(n)*s.size)
+		if m.warmOnes {
+			fillOnes(data, s.dtype)
+		}
 		inputs[i] = oip.Tensor{
 			Name:     s.name,
 			Datatype: s.dtype,
 			Shape:    shape,
-			Data:     make([]byte, int(n)*s.size),
+			Data:     data,
 		}
 	}
 	return m.run(inst, inputs, nil, nil, allowPrealloc)
+}
+
+// maxWarmUpInputBytes bounds the inputs of a warm-up run, whose shapes
+// the model file declares: 1 GiB, beyond any input a request could carry.
+const maxWarmUpInputBytes = 1 << 30
+
+// warmValue names the value of the warm-up's inputs.
+func (m *Model) warmValue() string {
+	if m.warmOnes {
+		return "ones as"
+	}
+	return "zero"
+}
+
+// fillOnes writes the value 1 of dtype into every element of data.
+func fillOnes(data []byte, dtype oip.DataType) {
+	var one []byte
+	switch dtype {
+	case oip.FP16:
+		one = []byte{0x00, 0x3c}
+	case oip.FP32:
+		one = []byte{0x00, 0x00, 0x80, 0x3f}
+	case oip.FP64:
+		one = []byte{0, 0, 0, 0, 0, 0, 0xf0, 0x3f}
+	default: // BOOL and the integers, little-endian
+		one = make([]byte, dtype.Size())
+		one[0] = 1
+	}
+	for i := 0; i+len(one) <= len(data); i += len(one) {
+		copy(data[i:], one)
+	}
 }
 
 // checkShapes demotes to ruleDynamic every output whose shape in res,

@@ -48,8 +48,7 @@ type Options struct {
 	// memory (it gives no way to see an output's shape before that copy).
 	// The limit applies to a Run, which with batching is a whole batch.
 	// The warm-up in Load obeys it too, so a model whose outputs at batch
-	// 1 exceed it fails to load, and so do its zero inputs. 0 means
-	// DefaultMaxOutputBytes.
+	// 1 exceed it fails to load. 0 means DefaultMaxOutputBytes.
 	MaxOutputBytes int64
 }
 

@@ -244,10 +244,11 @@ func (r *Repository) Load(name string, override *ModelConfig) error {
 	prev, had := r.overrides[name]
 	r.overrides[name] = override
 	err := r.loadLocked(name, true)
-	if err != nil {
-		// A configuration that did not load is not kept: later loads and
-		// polls go on from the one before it, and bring back to it any
-		// version that did load with this one.
+	if err != nil && !r.servesWith(name, override.withDefaults(r.cfg.Defaults)) {
+		// A configuration with which no version loaded is not kept: later
+		// loads and polls go on from the one before it. (One with which
+		// some did stays, or the next poll would reload those with
+		// another.)
 		if had {
 			r.overrides[name] = prev
 		} else {
@@ -669,4 +670,19 @@ func findVersion(vs []*Version, n int64) *Version {
 		}
 	}
 	return nil
+}
+
+// servesWith reports whether a version of model name serves with
+// configuration cfg (version policy aside).
+func (r *Repository) servesWith(name string, cfg ModelConfig) bool {
+	m := r.table.load()[name]
+	if m == nil {
+		return false
+	}
+	for _, v := range m.Versions() {
+		if sameLoadConfig(v.Config, cfg) {
+			return true
+		}
+	}
+	return false
 }

@@ -268,11 +268,24 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		}
 	case s := <-sig:
 		// Not ready yet, so nothing routes here: close the door, and let
-		// the model being loaded finish (the others are not started).
+		// the model being loaded finish (the others are not started), for
+		// --shutdown-timeout at most. A second signal ends the process.
+		signal.Stop(sig)
 		logger.Printf("received %s while loading the initial models; shutting down", s)
-		srv.Shutdown(context.Background())
-		repo.Close()
-		return nil
+		ctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+		srv.Shutdown(ctx)
+		cancel()
+		closed := make(chan struct{})
+		go func() {
+			repo.Close()
+			close(closed)
+		}()
+		select {
+		case <-closed:
+			return nil
+		case <-time.After(c.shutdownTimeout):
+			return fmt.Errorf("a model was still loading after --shutdown-timeout %s", c.shutdownTimeout)
+		}
 	}
 	logger.Printf("initial models loaded in %s", time.Since(start).Round(time.Millisecond))
 

@@ -1,0 +1,246 @@
+package cluster
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/internal/testenv"
+	"github.com/infergate/infergate/registry"
+)
+
+// A node restarts (a new process: a new registry on the same repository
+// directory, the same blob store and raft state). A version's file that
+// the cluster placed in the earlier run has rotted since (its stored blob
+// with it: the file is a hard link to it). The node must repair it as it
+// does within one run (TestRottenLocalBlobIsFetchedAgain): drop the
+// rotten copy and fetch the version again from a peer, not report it
+// failed for ever as "a local model of that name".
+func TestRestartRepairsRottenPlacedFile(t *testing.T) {
+	_, tr := raft.NewInmemTransport("unused")
+	cfg := testConfig(t, "solo", tr, "")
+	cfg.inmem = nil
+	cfg.RaftAddr = testenv.FreeAddr(t)
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			n.Stop()
+		}
+	}()
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if !n.IsLeader() {
+			return errors.New("not leader yet")
+		}
+		return nil
+	})
+
+	good := []byte("model bytes placed in the first run")
+	sum := sha256.Sum256(good)
+	hexSum := hex.EncodeToString(sum[:])
+	if _, _, err := n.cfg.Blobs.Put(bytes.NewReader(good), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(good) }))
+	defer peer.Close()
+	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetMember, Member: &fsm.Member{ID: "peer", RaftAddr: "10.0.0.1:1", HTTPAddr: peer.URL}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpRegisterVersion, Model: "m", SHA256: hexSum, Size: int64(len(good)), Created: time.Unix(1, 0).UTC(), Origin: "peer"}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if s := n.LocalStatus().Models["m"]["1"]; s.State != VersionReady {
+			return fmt.Errorf("status %+v; want ready", s)
+		}
+		return nil
+	})
+	path := filepath.Join(n.cfg.Registry.Dir(), "m", "1", "model.onnx")
+	if err := n.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	stopped = true
+
+	// Rot: same size, other bytes, in the blob and so in the file linked
+	// to it (and in the file itself, should it be a copy).
+	rotten := bytes.ToUpper(good)
+	for _, p := range []string{n.cfg.Blobs.Path(hexSum), path} {
+		os.Chmod(p, 0o644)
+		if err := os.WriteFile(p, rotten, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The restart: a fresh registry over the same directory.
+	repo, err := registry.New(registry.Config{
+		Dir:  cfg.Registry.Dir(),
+		Load: func(b []byte, _ registry.ModelConfig) (registry.Backend, error) { return textBackend{}, nil },
+		Logf: t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer repo.Close()
+	cfg2 := cfg
+	cfg2.Registry = repo
+	again, err := Start(cfg2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Stop()
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if s := again.LocalStatus().Models["m"]["1"]; s.State != VersionReady {
+			return fmt.Errorf("after restart: status %+v; want ready, the rotten file replaced", s)
+		}
+		return nil
+	})
+	if b, err := os.ReadFile(path); err != nil || !bytes.Equal(b, good) {
+		t.Fatalf("repository file after restart: %q, %v; want the good bytes", b, err)
+	}
+}
+
+// A node polls its repository (serve --poll-interval; every server is a
+// cluster node). A cluster model has production version 1, version 2
+// that fails to load on this node, and staged version 3. The reconciler's
+// load of [1 2 3] fails in part (version 2); a poll must leave alone what
+// the reconciler loaded, here after a first load of [1] alone (the
+// failed load of [1 2 3] must not put back that override, or the poll
+// would unload the staged version 3).
+func TestPollKeepsProductionBesideFailedVersion(t *testing.T) {
+	c := newTestCluster(t, 1)
+	n := c.waitLeader(c.nodes...)
+	if _, err := c.register(n, "m", "good one"); err != nil { // v1, production
+		t.Fatal(err)
+	}
+	if _, err := c.register(n, "m", "broken two"); err != nil { // v2
+		t.Fatal(err)
+	}
+	if _, err := c.register(n, "m", "good three"); err != nil { // v3, staged
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		st := n.LocalStatus().Models["m"]
+		if st["1"].State != VersionReady || st["2"].State != VersionFailed || st["3"].State != VersionReady {
+			return fmt.Errorf("statuses %+v; want 1 ready, 2 failed, 3 ready", st)
+		}
+		return nil
+	})
+	repo := n.cfg.Registry
+	checkServesOneAndThree(t, repo, "before the poll")
+	repo.Poll()
+	checkServesOneAndThree(t, repo, "after a poll")
+}
+
+// checkServesOneAndThree checks that model m serves production version 1
+// unversioned and staged version 3 by number.
+func checkServesOneAndThree(t *testing.T, repo *registry.Repository, when string) {
+	t.Helper()
+	v, err := repo.Acquire("m", 0)
+	if err != nil {
+		t.Fatalf("unversioned request %s: %v; want production version 1 serving (loaded: %v)", when, err, loadedVersions(repo, "m"))
+	}
+	num := v.Number
+	v.Release()
+	if num != 1 {
+		t.Fatalf("unversioned request %s got version %d; want 1", when, num)
+	}
+	if m := repo.Model("m"); m == nil || m.Version(3) == nil {
+		t.Fatalf("staged version 3 %s: not loaded (loaded: %v); want it serving", when, loadedVersions(repo, "m"))
+	}
+}
+
+func loadedVersions(r *registry.Repository, name string) []int64 {
+	m := r.Model(name)
+	if m == nil {
+		return nil
+	}
+	var out []int64
+	for _, v := range m.Versions() {
+		out = append(out, v.Number)
+	}
+	return out
+}
+
+// The same after a restart (or on a node that joins). When the
+// reconciler's first load is of [1 2 3] (raft replays the log before it
+// runs), it fails in part (version 2); its override must stay, or a poll
+// would load the model as its directory alone says: the latest version, 3,
+// with production version 1 no longer serving.
+func TestPollAfterRestartKeepsProduction(t *testing.T) {
+	_, tr := raft.NewInmemTransport("unused")
+	cfg := testConfig(t, "solo", tr, "")
+	cfg.inmem = nil
+	cfg.RaftAddr = testenv.FreeAddr(t)
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if !n.IsLeader() {
+			return errors.New("not leader yet")
+		}
+		return nil
+	})
+	c := &testCluster{t: t, nodes: []*Node{n}}
+	for _, content := range []string{"good one", "broken two", "good three"} {
+		if _, err := c.register(n, "m", content); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		st := n.LocalStatus().Models["m"]
+		if st["1"].State != VersionReady || st["2"].State != VersionFailed || st["3"].State != VersionReady {
+			return fmt.Errorf("statuses %+v; want 1 ready, 2 failed, 3 ready", st)
+		}
+		return nil
+	})
+	if err := n.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	repo, err := registry.New(registry.Config{
+		Dir: cfg.Registry.Dir(),
+		Load: func(b []byte, _ registry.ModelConfig) (registry.Backend, error) {
+			if bytes.HasPrefix(b, []byte("broken")) {
+				return nil, errors.New("not a model")
+			}
+			return textBackend{}, nil
+		},
+		Logf: t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer repo.Close()
+	cfg2 := cfg
+	cfg2.Registry = repo
+	again, err := Start(cfg2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Stop()
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		st := again.LocalStatus().Models["m"]
+		if st["1"].State != VersionReady || st["2"].State != VersionFailed || st["3"].State != VersionReady {
+			return fmt.Errorf("after restart: statuses %+v; want 1 ready, 2 failed, 3 ready", st)
+		}
+		return nil
+	})
+	checkServesOneAndThree(t, repo, "after the restart")
+	repo.Poll()
+	checkServesOneAndThree(t, repo, "after a poll")
+}
