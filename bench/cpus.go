@@ -33,8 +33,12 @@ type cpuSplit struct {
 // load generator's), that part is left out of it.
 func (s *cpuSplit) reserve(n int) {
 	whole := len(s.serverCores) - len(s.serverCores)%max(s.perCore, 1)
-	if n > 0 && n < whole {
+	switch {
+	case n > 0 && n < whole:
 		s.runtime = slices.Sorted(slices.Values(s.serverCores[whole-n : whole]))
+	case n > 0 && n < len(s.serverCores):
+		// Too many to leave the HTTP a whole core: the last n, as asked.
+		s.runtime = slices.Sorted(slices.Values(s.serverCores[len(s.serverCores)-n:]))
 	}
 }
 

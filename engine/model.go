@@ -51,7 +51,9 @@ type Model struct {
 	// closeMu serializes Close.
 	closeMu sync.Mutex
 	// warmOnes makes the warm-up feed ones: the model refused zeros.
-	warmOnes bool
+	// warmTolerant marks a model that refused ones too, elsewhere: its
+	// warm-up runs may fail on their values.
+	warmOnes, warmTolerant bool
 	// cleanup destroys the instances of a Model dropped without Close:
 	// their pinned buffers would otherwise make the runtime panic when it
 	// collects them. Close stops it.
@@ -636,21 +638,35 @@ func (m *Model) collect(inst *instance, res []oip.Tensor) error {
 // also without preallocated outputs at batch 1 and 2 to check the output
 // shapes planOutputs inferred against what ONNX Runtime computes. A model
 // whose operators refuse zeros (a division by an input) warms up on ones;
-// a request that sends zeros then gets ErrInputRejected.
+// one that refuses ones elsewhere loads unchecked; one that refuses both
+// the same way fails to load.
 func (m *Model) warmUp() error {
 	first := m.instances[0]
 	res, err := m.runZeros(first, 1, false)
-	if errors.Is(err, ErrInputRejected) {
+	if zerr := err; errors.Is(zerr, ErrInputRejected) {
 		// An operator refused zeros (a division by an input): warm up on
-		// ones instead. A model that refuses those too fails to load.
+		// ones instead.
 		m.warmOnes = true
 		res, err = m.runZeros(first, 1, false)
+		if errors.Is(err, ErrInputRejected) && err.Error() != zerr.Error() {
+			// Ones are refused elsewhere (a divisor b-1, an index into a
+			// table of one row): the model wants values no constant
+			// input gives. It loads, its output shapes unchecked (ONNX
+			// Runtime allocates all but the FP16 ones), and its requests
+			// are the judges. Refused the same way by both, it is broken.
+			m.warmTolerant = true
+			m.demote(ruleStatic)
+			m.demote(ruleBatch)
+			err = nil
+		}
 	}
 	if err != nil {
 		return causef(ErrInvalidModel, err, "warm-up inference (batch 1, %s inputs) failed: %s", m.warmValue(), err)
 	}
-	m.checkShapes(res, 1)
-	if m.batchOnly && m.hasRule(ruleBatch) {
+	if !m.warmTolerant {
+		m.checkShapes(res, 1)
+	}
+	if m.batchOnly && m.hasRule(ruleBatch) && !m.warmTolerant {
 		res, err := m.runZeros(first, 2, false)
 		switch {
 		case err == nil:
@@ -664,7 +680,7 @@ func (m *Model) warmUp() error {
 		}
 	}
 	for i, inst := range m.instances {
-		if _, err := m.runZeros(inst, 1, true); err != nil {
+		if _, err := m.runZeros(inst, 1, true); err != nil && !(m.warmTolerant && errors.Is(err, ErrInputRejected)) {
 			return causef(ErrInvalidModel, err, "warm-up inference of instance %d failed: %s", i, err)
 		}
 	}

@@ -673,14 +673,15 @@ func findVersion(vs []*Version, n int64) *Version {
 }
 
 // servesWith reports whether a version of model name serves with
-// configuration cfg (version policy aside).
+// configuration cfg, version policy included: one kept from an earlier
+// configuration that differs only in its policy does not count.
 func (r *Repository) servesWith(name string, cfg ModelConfig) bool {
 	m := r.table.load()[name]
 	if m == nil {
 		return false
 	}
 	for _, v := range m.Versions() {
-		if sameLoadConfig(v.Config, cfg) {
+		if reflect.DeepEqual(v.Config, cfg) {
 			return true
 		}
 	}

@@ -355,7 +355,26 @@ func (o *benchOutput) finish(report *bench.Report, runErr error) error {
 
 // commandLine returns the command as typed, for the report.
 func commandLine(cmd string, args []string) string {
-	return strings.TrimSpace("infergate " + cmd + " " + strings.Join(args, " "))
+	return strings.TrimSpace("infergate " + cmd + " " + strings.Join(redactTokens(args), " "))
+}
+
+// redactTokens returns args with the values of --token and --admin-token
+// (either form, --flag v or --flag=v, one dash or two) replaced: a report
+// or a log must never hold them.
+func redactTokens(args []string) []string {
+	out := slices.Clone(args)
+	for i, a := range out {
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || (name != "token" && name != "admin-token") {
+			continue
+		}
+		if hasValue {
+			out[i] = a[:strings.Index(a, "=")+1] + "REDACTED"
+		} else if i+1 < len(out) {
+			out[i+1] = "REDACTED"
+		}
+	}
+	return out
 }
 
 // intList is a comma-separated list of positive integers.

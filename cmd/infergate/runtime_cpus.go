@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/infergate/infergate/internal/affinity"
@@ -19,6 +20,10 @@ import (
 // however busy the HTTP side is.
 type cpuReservation struct {
 	reserved, rest []int
+	// pinMu keeps a sweep from moving a thread between reading its CPUs
+	// and setting them while a worker or a load binds it to the reserved
+	// ones.
+	pinMu sync.Mutex
 }
 
 // reserveCPUs checks list (the kernel's notation) against the CPUs this
@@ -88,7 +93,7 @@ func (r *cpuReservation) sweep(ctx context.Context, logf func(string, ...any)) {
 			return
 		case <-t.C:
 		}
-		n, err := affinity.Sweep(r.rest, r.reserved)
+		n, err := r.sweepOnce()
 		switch {
 		case err != nil:
 			logf("--runtime-cpus: %v", err)
@@ -104,10 +109,25 @@ func (r *cpuReservation) sweep(ctx context.Context, logf func(string, ...any)) {
 // which it keeps asleep; main's init keeps that thread from workers, and
 // undo keeps the binding from outliving a worker all the same.
 func (r *cpuReservation) workerThread() (undo func(), err error) {
-	if err := affinity.PinThread(r.reserved); err != nil {
+	if err := r.pin(); err != nil {
 		return nil, err
 	}
 	return r.unpin, nil
+}
+
+// sweepOnce is one sweep, apart from any pin.
+func (r *cpuReservation) sweepOnce() (int, error) {
+	r.pinMu.Lock()
+	defer r.pinMu.Unlock()
+	return affinity.Sweep(r.rest, r.reserved)
+}
+
+// pin binds the calling thread, locked, to the reserved CPUs, apart from
+// any sweep.
+func (r *cpuReservation) pin() error {
+	r.pinMu.Lock()
+	defer r.pinMu.Unlock()
+	return affinity.PinThread(r.reserved)
 }
 
 // unpin moves the calling thread back onto the rest. The thread is about
@@ -131,7 +151,7 @@ func (r *cpuReservation) load(f registry.LoadFunc) registry.LoadFunc {
 		done := make(chan result, 1)
 		go func() {
 			runtime.LockOSThread()
-			if err := affinity.PinThread(r.reserved); err != nil {
+			if err := r.pin(); err != nil {
 				done <- result{err: err}
 				return
 			}

@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,4 +118,64 @@ func TestServeRuntimeCPUs(t *testing.T) {
 		return nil
 	})
 	s.stop(t)
+}
+
+// A sweep never moves a thread that binds itself to the reserved CPUs
+// meanwhile: it reads a thread's CPUs and then sets them, and a worker
+// whose thread was off both sets (one a move missed) and bound itself in
+// between would be moved onto the rest for its life. The reservation's
+// pin and sweep take turns.
+func TestSweepSparesWorkerPin(t *testing.T) {
+	all, err := affinity.Allowed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) < 2 {
+		t.Skip("needs 2 CPUs")
+	}
+	r := &cpuReservation{reserved: all[len(all)-1:], rest: all[:len(all)-1]}
+	t.Cleanup(func() {
+		for range 3 {
+			affinity.PinProcess(all)
+		}
+	})
+	if err := affinity.PinProcess(r.rest); err != nil {
+		t.Fatal(err)
+	}
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for !stop.Load() {
+			if _, err := r.sweepOnce(); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	defer func() {
+		stop.Store(true)
+		wg.Wait()
+	}()
+	got := make(chan string, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with it
+		for i := 0; i < 300; i++ {
+			affinity.PinThread(all) // a thread a move missed
+			if err := r.pin(); err != nil {
+				got <- err.Error()
+				return
+			}
+			for t0 := time.Now(); time.Since(t0) < 100*time.Microsecond; {
+				// Let a sweep in flight finish.
+			}
+			if now, _ := affinity.Allowed(); !slices.Equal(now, r.reserved) {
+				got <- fmt.Sprintf("iteration %d: a worker bound to %v is on %v after a sweep", i, r.reserved, now)
+				return
+			}
+		}
+		got <- ""
+	}()
+	if msg := <-got; msg != "" {
+		t.Fatal(msg)
+	}
 }

@@ -81,7 +81,9 @@ func PinProcess(cpus []int) error {
 // cpus nor leave (CPUs some threads keep on purpose, as a reservation's
 // workers do; nil for none), and returns how many it moved. Run now and
 // then after PinProcess, it moves the threads PinProcess missed, and
-// those they started since.
+// those they started since. It reads a thread's CPUs before it sets them:
+// a thread that binds itself to leave in between is moved all the same,
+// so callers keep such binding and Sweep from running at once.
 func Sweep(cpus, leave []int) (moved int, err error) {
 	s, err := set(cpus)
 	if err != nil {
