@@ -86,22 +86,7 @@ func TestRestartRepairsRottenPlacedFile(t *testing.T) {
 	}
 
 	// The restart: a fresh registry over the same directory.
-	repo, err := registry.New(registry.Config{
-		Dir:  cfg.Registry.Dir(),
-		Load: func(b []byte, _ registry.ModelConfig) (registry.Backend, error) { return textBackend{}, nil },
-		Logf: t.Logf,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer repo.Close()
-	cfg2 := cfg
-	cfg2.Registry = repo
-	again, err := Start(cfg2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer again.Stop()
+	again, _ := restartNode(t, cfg, func(b []byte, _ registry.ModelConfig) (registry.Backend, error) { return textBackend{}, nil })
 	testenv.CheckFor(t, 10*time.Second, func() error {
 		if s := again.LocalStatus().Models["m"]["1"]; s.State != VersionReady {
 			return fmt.Errorf("after restart: status %+v; want ready, the rotten file replaced", s)
@@ -212,27 +197,12 @@ func TestPollAfterRestartKeepsProduction(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	repo, err := registry.New(registry.Config{
-		Dir: cfg.Registry.Dir(),
-		Load: func(b []byte, _ registry.ModelConfig) (registry.Backend, error) {
-			if bytes.HasPrefix(b, []byte("broken")) {
-				return nil, errors.New("not a model")
-			}
-			return textBackend{}, nil
-		},
-		Logf: t.Logf,
+	again, repo := restartNode(t, cfg, func(b []byte, _ registry.ModelConfig) (registry.Backend, error) {
+		if bytes.HasPrefix(b, []byte("broken")) {
+			return nil, errors.New("not a model")
+		}
+		return textBackend{}, nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer repo.Close()
-	cfg2 := cfg
-	cfg2.Registry = repo
-	again, err := Start(cfg2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer again.Stop()
 	testenv.CheckFor(t, 5*time.Second, func() error {
 		st := again.LocalStatus().Models["m"]
 		if st["1"].State != VersionReady || st["2"].State != VersionFailed || st["3"].State != VersionReady {
@@ -243,4 +213,23 @@ func TestPollAfterRestartKeepsProduction(t *testing.T) {
 	checkServesOneAndThree(t, repo, "after the restart")
 	repo.Poll()
 	checkServesOneAndThree(t, repo, "after a poll")
+}
+
+// restartNode starts a node again on cfg's directories, with a fresh
+// registry over the same repository that loads with load: a new process,
+// as far as the node can tell. Both stop at the end of the test.
+func restartNode(t *testing.T, cfg Config, load registry.LoadFunc) (*Node, *registry.Repository) {
+	t.Helper()
+	repo, err := registry.New(registry.Config{Dir: cfg.Registry.Dir(), Load: load, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(repo.Close)
+	cfg.Registry = repo
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Stop() })
+	return n, repo
 }

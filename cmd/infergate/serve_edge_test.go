@@ -103,32 +103,7 @@ func TestSIGTERMDuringInitialLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command(binPath, "serve", "--ort-lib", testenv.ORTLib(t), "--models", repo, "--data", t.TempDir(), "--http", "127.0.0.1:0")
-	pr, pw := io.Pipe()
-	var log syncBuffer
-	cmd.Stderr = io.MultiWriter(pw, &log)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { err := cmd.Wait(); pw.Close(); done <- err }()
-	t.Cleanup(func() { cmd.Process.Kill() })
-	loading := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), `loaded model "r00"`) {
-				close(loading)
-				break
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	select {
-	case <-loading:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("no model loaded; log:\n%s", log.String())
-	}
+	cmd, done, log := startServeUntil(t, `loaded model "r00"`, "--models", repo, "--data", t.TempDir(), "--http", "127.0.0.1:0")
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -147,6 +122,40 @@ func TestSIGTERMDuringInitialLoad(t *testing.T) {
 	if strings.Contains(log.String(), `loaded model "r59"`) {
 		t.Errorf("the last model loaded after SIGTERM; want the load to stop; log tail:\n%s", tail(log.String(), 5))
 	}
+}
+
+// startServeUntil starts `infergate serve args...` and returns once its log
+// has a line holding mark, with the command, its exit and its log; the
+// process is killed at the end of the test.
+func startServeUntil(t *testing.T, mark string, args ...string) (*exec.Cmd, <-chan error, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(binPath, append([]string{"serve", "--ort-lib", testenv.ORTLib(t)}, args...)...)
+	pr, pw := io.Pipe()
+	log := &syncBuffer{}
+	cmd.Stderr = io.MultiWriter(pw, log)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { err := cmd.Wait(); pw.Close(); done <- err }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	seen := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), mark) {
+				close(seen)
+				break
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	select {
+	case <-seen:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("serve logged no line with %q; log:\n%s", mark, log.String())
+	}
+	return cmd, done, log
 }
 
 func tail(s string, n int) string {
