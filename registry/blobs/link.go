@@ -45,6 +45,12 @@ func (s *Store) Link(hex, path string) error {
 		os.Remove(tmp)
 		return fmt.Errorf("cannot link blob %s to %q: %w", hex, path, err)
 	}
+	// Renaming a link onto a name of the same file does nothing and succeeds
+	// (path was already this blob): the temp name would stay, and keep the
+	// blob's bytes on disk after the blob goes.
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("cannot link blob %s to %q: %w", hex, path, err)
+	}
 	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("cannot link blob %s to %q: %w", hex, path, err)
 	}

@@ -1,0 +1,42 @@
+package blobs
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// Linking a blob to a path that is already a hard link to it (placing it
+// again, or again after the placed file rotted with its blob) leaves no
+// temp name beside path: rename(2) of two names of one file does nothing
+// and succeeds, and a stray name would keep the blob's bytes on disk after
+// the blob goes.
+func TestLinkSameBlobAgain(t *testing.T) {
+	s := openStore(t)
+	v1, v2 := []byte("model v1"), []byte("model v2")
+	h1, h2 := mustPut(t, s, v1), mustPut(t, s, v2)
+	dir := filepath.Join(t.TempDir(), "m", "1")
+	path := filepath.Join(dir, "model.onnx")
+	for range 3 {
+		if err := s.Link(h1, path); err != nil {
+			t.Fatalf("Link: %v", err)
+		}
+	}
+	if err := s.Link(h2, path); err != nil {
+		t.Fatalf("Link: %v", err)
+	}
+	if err := s.Remove(h1); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if len(names) != 1 {
+		t.Fatalf("%s after linking h1 three times, then h2, then removing h1: got %v; want [model.onnx] (the extra names are temp links still holding h1's bytes)", dir, names)
+	}
+}
