@@ -315,7 +315,7 @@ func scanModel(dir, name string) (modelOnDisk, error) {
 			m.configErr = fmt.Errorf("%s: %w", cfgPath, err)
 		}
 	} else if !os.IsNotExist(err) {
-		m.configErr = fmt.Errorf("cannot read %s: %w", cfgPath, err)
+		m.configErr = fmt.Errorf("%w: cannot read %s: %w", ErrBadConfig, cfgPath, err)
 	}
 	entries, err := os.ReadDir(mdir)
 	if err != nil {
