@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -13,18 +15,39 @@ import (
 // limitListener bounds the connections served at once. One over the limit
 // gets a 503 with Retry-After and a JSON body, like every other refusal,
 // and is closed; fasthttp's own limit (set above this one) stays as a
-// backstop and answers in plain text.
+// backstop and answers in plain text. At most maxRefusing refused
+// connections are answered at once; beyond them one is closed unanswered.
 type limitListener struct {
 	net.Listener
-	limit  int64
-	open   atomic.Int64
-	refuse []byte // the whole response sent to a refused connection
+	limit     int64
+	open      atomic.Int64
+	refuse    []byte // the whole response sent to a refused connection
+	headBytes int    // the most of a refused request read before answering
+
+	// refusing holds a token per refused connection being answered.
+	refusing chan struct{}
+	// mu protects refused (the connections being answered) and closed.
+	mu      sync.Mutex
+	refused map[net.Conn]struct{}
+	closed  bool
+	// answering counts the goroutines that answer refused connections;
+	// Close waits for them.
+	answering sync.WaitGroup
 }
 
-func newLimitListener(ln net.Listener, limit int) *limitListener {
+// Limits on answering a refused connection (see answer).
+const (
+	maxRefusing     = 64
+	refuseReadTime  = time.Second
+	refuseDrainTime = 200 * time.Millisecond
+	refuseDrainMax  = 1 << 20
+)
+
+func newLimitListener(ln net.Listener, limit, headBytes int) *limitListener {
 	body := fmt.Sprintf(`{"error":"this server has %d connections open, its --max-connections; retry later, or reuse connections (keep-alive)"}`, limit)
 	resp := fmt.Sprintf("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-	return &limitListener{Listener: ln, limit: int64(limit), refuse: []byte(resp)}
+	return &limitListener{Listener: ln, limit: int64(limit), refuse: []byte(resp), headBytes: headBytes,
+		refusing: make(chan struct{}, maxRefusing), refused: make(map[net.Conn]struct{})}
 }
 
 // Accept returns the next connection within the limit, refusing those
@@ -39,12 +62,83 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return &limitConn{Conn: c, l: l}, nil
 		}
 		l.open.Add(-1)
-		// A new connection's send buffer is empty: this write does not
-		// block, and the deadline makes sure of it.
-		c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-		c.Write(l.refuse)
+		l.refuseConn(c)
+	}
+}
+
+// refuseConn answers c, a connection over the limit, on a goroutine of
+// its own, or closes it when maxRefusing are being answered already or the
+// listener is closed.
+func (l *limitListener) refuseConn(c net.Conn) {
+	select {
+	case l.refusing <- struct{}{}:
+	default:
+		c.Close()
+		return
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		<-l.refusing
+		c.Close()
+		return
+	}
+	l.refused[c] = struct{}{}
+	l.answering.Add(1)
+	l.mu.Unlock()
+	go l.answer(c)
+}
+
+// answer reads the head of the refused request before it writes the 503:
+// an answer that comes before the request is discarded by clients (Go's:
+// "unsolicited response on idle HTTP channel"). It then ends its side of
+// the connection and reads what the client still sends (its body), for a
+// moment and a MiB at most, because closing with unread bytes resets the
+// connection, and the client may lose the answer with it.
+func (l *limitListener) answer(c net.Conn) {
+	defer func() {
+		l.mu.Lock()
+		delete(l.refused, c)
+		l.mu.Unlock()
+		c.Close()
+		<-l.refusing
+		l.answering.Done()
+	}()
+	c.SetReadDeadline(time.Now().Add(refuseReadTime))
+	var head []byte
+	buf := make([]byte, 2048)
+	for len(head) < l.headBytes && !bytes.Contains(head, headEnd) {
+		n, err := c.Read(buf)
+		head = append(head, buf[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, err := c.Write(l.refuse); err != nil {
+		return
+	}
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	c.SetReadDeadline(time.Now().Add(refuseDrainTime))
+	io.CopyN(io.Discard, c, refuseDrainMax)
+}
+
+var headEnd = []byte("\r\n\r\n")
+
+// Close closes the listener, then the refused connections still being
+// answered, and waits for their goroutines.
+func (l *limitListener) Close() error {
+	err := l.Listener.Close()
+	l.mu.Lock()
+	l.closed = true
+	for c := range l.refused {
 		c.Close()
 	}
+	l.mu.Unlock()
+	l.answering.Wait()
+	return err
 }
 
 // limitConn gives its slot back when closed, once, and sets deadlines

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -66,4 +67,50 @@ func TestMaxConnectionsRefusesWithRetryAfter(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A connection over the limit gets its 503 whatever the client does: the
+// server reads the request before answering (Go's client discards an
+// answer that comes first as unsolicited), and reads the rest of a body
+// after it (closing on unread bytes resets the connection, and can take
+// the answer with it).
+func TestRefusedConnectionsGetTheir503(t *testing.T) {
+	cfg := gateway.DefaultConfig()
+	cfg.MaxConnections = 1
+	s := startDemo(t, cfg, false)
+	addr := s.listenTCP(t)
+	held, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	held.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(held, "GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, err := http.ReadResponse(bufio.NewReader(held), nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the connection within the limit: %v, %v", resp, err)
+	}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	body := bytes.Repeat([]byte("x"), 256<<10)
+	lost := 0
+	for i := range 150 {
+		var resp *http.Response
+		var err error
+		if i%3 == 2 {
+			resp, err = client.Post("http://"+addr+"/v2/models/ctr/infer", "application/json", bytes.NewReader(body))
+		} else {
+			resp, err = client.Get("http://" + addr + "/v2/health/live")
+		}
+		if err != nil {
+			lost++
+			t.Logf("request %d: %v", i, err)
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("request %d over the limit: got %d, Retry-After %q; want 503 with Retry-After", i, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
+	if lost > 0 {
+		t.Fatalf("%d of 150 requests over the limit got no answer; want every one its 503", lost)
+	}
 }

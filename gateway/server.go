@@ -162,7 +162,7 @@ func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 // Serve accepts connections on ln until Shutdown, at most MaxConnections
 // at once (counted per listener).
 func (s *Server) Serve(ln net.Listener) error {
-	return s.srv.Serve(newLimitListener(ln, s.cfg.MaxConnections))
+	return s.srv.Serve(newLimitListener(ln, s.cfg.MaxConnections, s.cfg.MaxHeaderBytes))
 }
 
 // Shutdown stops accepting connections, marks the server not ready, and
