@@ -159,7 +159,9 @@ type Request struct {
 	Inputs []oip.Tensor
 	Rows   int
 	// Priority is 1 (highest) to PriorityLevels; 0 means the default.
-	Priority int
+	// It is int64, as the protocol's parameter is, so that a value out of
+	// range is refused as sent.
+	Priority int64
 	// Deadline, when set, is when the request gives up waiting in the
 	// queue; it can only shorten Config.DefaultTimeout.
 	Deadline time.Time
@@ -313,10 +315,10 @@ func (b *Batcher) Do(r *Request) error {
 	}
 	level := b.cfg.DefaultPriority
 	if r.Priority != 0 {
-		if r.Priority < 1 || r.Priority > b.cfg.PriorityLevels {
+		if r.Priority < 1 || r.Priority > int64(b.cfg.PriorityLevels) {
 			return fmt.Errorf("%w: priority %d; this model has priorities 1 (highest) to %d", ErrBadPriority, r.Priority, b.cfg.PriorityLevels)
 		}
-		level = r.Priority
+		level = int(r.Priority)
 	}
 	if r.done == nil {
 		r.done = make(chan error, 1)

@@ -749,7 +749,7 @@ func TestStress(t *testing.T) {
 				rows := 1 + (g+i)%5
 				base := float32(g*1000 + i)
 				r := request(rows, 4, base)
-				r.Priority = 1 + i%2
+				r.Priority = int64(1 + i%2)
 				if err := b.Do(r); err != nil {
 					t.Error(err)
 					return

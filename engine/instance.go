@@ -76,7 +76,6 @@ func newSessionOptions(o Options) (*ort.SessionOptions, error) {
 	return so, nil
 }
 
-// appendCUDA adds the CUDA execution provider for GPU id to so.
 // CheckDevice reports whether Load can place sessions on device: the CPU
 // always; "cuda:N" only with a CUDA build of ONNX Runtime whose provider
 // accepts that GPU, which it tries without loading a model. Init must have
@@ -94,6 +93,7 @@ func CheckDevice(device string) error {
 	return appendCUDA(so, device, id)
 }
 
+// appendCUDA adds the CUDA execution provider for GPU id to so.
 func appendCUDA(so *ort.SessionOptions, device string, id int) error {
 	co, err := ort.NewCUDAProviderOptions()
 	if err == nil {

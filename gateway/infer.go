@@ -180,10 +180,7 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 	br := &sc.breq
 	br.Inputs = req.Inputs
 	br.Rows = n
-	if p, levels := req.Priority, v.Batcher.Config().PriorityLevels; p < 0 || p > int64(levels) {
-		return badRequest("parameters.priority is %d; model %q has priorities 1 (highest) to %d, and 0 or none takes its default", p, v.Model, levels)
-	}
-	br.Priority = int(req.Priority)
+	br.Priority = req.Priority // the batcher refuses one out of range
 	br.Deadline = start.Add(timeout)
 	br.Outputs = sc.outs
 	err = v.Batcher.Do(br)

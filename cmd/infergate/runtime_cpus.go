@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"runtime"
@@ -78,28 +77,19 @@ func (r *cpuReservation) apply() (procs int, err error) {
 // that its move missed (see sweep).
 const sweepEvery = 2 * time.Second
 
-// sweep moves onto the rest, every sweepEvery until ctx is done, the
-// threads that are on neither the rest nor the reserved CPUs: one that a
-// thread not yet moved started while apply moved the process keeps the
-// old CPUs, and so does every thread it starts, which would let HTTP work
-// run on the reserved CPUs for good. Each sweep costs two system calls a
+// sweep moves onto the rest the threads that are on neither the rest nor
+// the reserved CPUs: one that a thread not yet moved started while apply
+// moved the process keeps the old CPUs, and so does every thread it
+// starts, which would let HTTP work run on the reserved CPUs for good.
+// serve runs it every sweepEvery. Each sweep costs two system calls a
 // thread. It logs what it moves.
-func (r *cpuReservation) sweep(ctx context.Context, logf func(string, ...any)) {
-	t := time.NewTicker(sweepEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		n, err := r.sweepOnce()
-		switch {
-		case err != nil:
-			logf("--runtime-cpus: %v", err)
-		case n > 0:
-			logf("--runtime-cpus: moved %d threads that were still on the reserved CPUs onto %s", n, affinity.Format(r.rest))
-		}
+func (r *cpuReservation) sweep(logf func(string, ...any)) {
+	n, err := r.sweepOnce()
+	switch {
+	case err != nil:
+		logf("--runtime-cpus: %v", err)
+	case n > 0:
+		logf("--runtime-cpus: moved %d threads that were still on the reserved CPUs onto %s", n, affinity.Format(r.rest))
 	}
 }
 

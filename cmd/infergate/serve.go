@@ -307,9 +307,11 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	// keeps the reserved CPUs to the workers.
 	pollCtx, stopPoll := context.WithCancel(context.Background())
 	var background sync.WaitGroup
-	background.Go(func() { pollRepository(pollCtx, repo, c.pollInterval) })
+	background.Go(func() {
+		everyUntil(pollCtx, c.pollInterval, func() { _ = repo.Poll() }) // Poll logs each distinct error once
+	})
 	if r := c.reservation; r != nil {
-		background.Go(func() { r.sweep(pollCtx, logger.Printf) })
+		background.Go(func() { everyUntil(pollCtx, sweepEvery, func() { r.sweep(logger.Printf) }) })
 	}
 
 	select {
@@ -534,18 +536,20 @@ func loadInitial(repo *registry.Repository, which string) error {
 	return errors.Join(errs...)
 }
 
-func pollRepository(ctx context.Context, repo *registry.Repository, every time.Duration) {
-	if every <= 0 {
+// everyUntil calls f every period until ctx is done; a period of 0 or
+// less never calls it.
+func everyUntil(ctx context.Context, period time.Duration, f func()) {
+	if period <= 0 {
 		return
 	}
-	t := time.NewTicker(every)
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			_ = repo.Poll() // Poll logs each distinct error once.
+			f()
 		}
 	}
 }

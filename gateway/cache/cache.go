@@ -18,6 +18,7 @@ package cache
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/infergate/infergate/oip"
@@ -78,13 +79,8 @@ func admissionBytes(counters int64) int64 {
 	return 2*nextPow2(counters) + nextPow2(counters*96/10)/8
 }
 
-func nextPow2(n int64) int64 {
-	p := int64(1)
-	for p < n {
-		p <<= 1
-	}
-	return p
-}
+// nextPow2 returns the least power of two at least n (n ≥ 1).
+func nextPow2(n int64) int64 { return 1 << bits.Len64(uint64(n-1)) }
 
 // Get returns the entry stored under key.
 func (c *Cache) Get(key []byte) (*Entry, bool) {
