@@ -15,6 +15,11 @@ var (
 	ErrUnknownOutcome = errors.New("the write may or may not have been applied")
 	// ErrUnauthorized means a peer refused this node's admin token.
 	ErrUnauthorized = errors.New("the peer refused the admin token")
+	// ErrBehind means a linearizable read gave up waiting for this node to
+	// apply what the leader had committed (a follower cut off from the
+	// leader's log, or slow to apply it). Nothing changed: retry, or read
+	// from another node (HTTP 503 with Retry-After).
+	ErrBehind = errors.New("this node has not caught up with the leader's log")
 	// ErrStopped means the node has been stopped.
 	ErrStopped = errors.New("cluster node stopped")
 )

@@ -409,10 +409,16 @@ func (n *Node) ReadIndex(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	return n.waitApplied(ctx, index)
+}
+
+// waitApplied waits until this node's state machine has applied index:
+// ErrBehind once ctx ends first.
+func (n *Node) waitApplied(ctx context.Context, index uint64) error {
 	for n.fsm.Applied() < index {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("cluster: waiting to apply index %d (at %d): %w", index, n.fsm.Applied(), ctx.Err())
+			return fmt.Errorf("%w: it had applied index %d of the leader's %d when the wait ended (%w)", ErrBehind, n.fsm.Applied(), index, ctx.Err())
 		case <-n.stop:
 			return ErrStopped
 		case <-time.After(2 * time.Millisecond):

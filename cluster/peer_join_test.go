@@ -354,3 +354,90 @@ func TestStopClosesPeerConnections(t *testing.T) {
 		t.Fatalf("%d connection(s) from the stopped node to its peer are still open 500ms after Stop", left)
 	}
 }
+
+// A follower cut off from the leader's log, but not from its HTTP API,
+// learns the leader's index and cannot reach it: the linearizable read
+// ends with ErrBehind (a 503 at the API), not a bare deadline error (a
+// 500). While the follower can read the log again, the same read passes.
+func TestReadIndexBehind(t *testing.T) {
+	var (
+		srvs  []*httptest.Server
+		trans []*raft.InmemTransport
+		nodes []*Node
+	)
+	for i := range 3 {
+		addr := raft.ServerAddress(fmt.Sprintf("127.0.0.%d:7200", i+1))
+		_, tr := raft.NewInmemTransport(addr)
+		for _, other := range trans {
+			tr.Connect(other.LocalAddr(), other)
+			other.Connect(addr, tr)
+		}
+		trans = append(trans, tr)
+		api := &adminStub{}
+		srv := httptest.NewServer(api)
+		t.Cleanup(srv.Close)
+		srvs = append(srvs, srv)
+		cfg := testConfig(t, fmt.Sprintf("n%d", i), tr, "")
+		cfg.HTTPAddr = srv.URL
+		if i > 0 {
+			cfg.Join = "http://127.0.0.1:1" // joined by hand below
+		}
+		if i == 2 {
+			// n2 keeps following n0 for the whole test, cut off or not,
+			// rather than losing its leader and starting elections.
+			cfg.HeartbeatTimeout = time.Minute
+			cfg.ElectionTimeout = time.Minute
+		}
+		n, err := Start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Stop() })
+		api.node.Store(n)
+		nodes = append(nodes, n)
+	}
+	c := &testCluster{t: t, nodes: nodes, trans: trans}
+	c.waitLeader(nodes[0])
+	for _, n := range nodes[1:] {
+		if err := nodes[0].JoinLocal(fsm.Member{ID: n.ID(), RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n2 := nodes[2]
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if id, url := n2.Leader(); id != "n0" || url != srvs[0].URL {
+			return fmt.Errorf("n2 knows leader %q at %q", id, url)
+		}
+		return nil
+	})
+	read := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		return n2.ReadIndex(ctx)
+	}
+	if err := read(); err != nil {
+		t.Fatalf("read on a follower in step: %v", err)
+	}
+
+	// Cut n2's raft transport only, then commit a write on n0 and n1.
+	for _, tr := range trans[:2] {
+		tr.Disconnect(trans[2].LocalAddr())
+		trans[2].Disconnect(tr.LocalAddr())
+	}
+	if _, err := c.register(nodes[0], "m", "after the cut"); err != nil {
+		t.Fatal(err)
+	}
+	err := read()
+	if !errors.Is(err, ErrBehind) {
+		t.Fatalf("read on a follower cut off from the log: got %v; want ErrBehind", err)
+	}
+	if !strings.Contains(err.Error(), "when the wait ended") {
+		t.Errorf("error %q does not say how far the node got", err)
+	}
+
+	c.heal()
+	testenv.CheckFor(t, 5*time.Second, read)
+	if stateOf(n2).Models["m"] == nil {
+		t.Fatal("the read passed before n2 applied the write")
+	}
+}

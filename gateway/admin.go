@@ -395,7 +395,7 @@ func clusterError(err error) error {
 		// No Retry-After: a blind retry could apply the write twice.
 		return &httpError{code: fasthttp.StatusServiceUnavailable, kind: cluster.ErrorKind(err),
 			msg: err.Error() + "; read the state back (GET with ?consistent=1) before retrying"}
-	case errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrStopped):
+	case errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrStopped), errors.Is(err, cluster.ErrBehind):
 		return &httpError{code: fasthttp.StatusServiceUnavailable, retryAfter: 1, msg: err.Error(), kind: cluster.ErrorKind(err)}
 	case errors.Is(err, cluster.ErrUnauthorized):
 		return &httpError{code: fasthttp.StatusBadGateway, msg: fmt.Sprintf("%s; every node must run with the same --admin-token", err)}
