@@ -155,7 +155,7 @@ func adminFlags(fs *flag.FlagSet, read bool) *adminConfig {
 	fs.BoolVar(&c.json, "json", false, "print the API's JSON answer as it came instead of text")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "give up on the call after this long; uploads of large models may need more")
 	if read {
-		fs.BoolVar(&c.consistent, "consistent", false, "read after the leader confirms its commit index (linearizable) instead of from the answering member's possibly stale state; fails with 503 while there is no leader")
+		fs.BoolVar(&c.consistent, "consistent", false, "read after the leader confirms its commit index (linearizable) instead of from the answering member's possibly stale state; fails with 503 while there is no leader, or while this member cannot catch up with its log")
 	}
 	return c
 }
