@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // linkFile is os.Link; tests replace it to exercise the copy fallback.
@@ -18,7 +19,9 @@ var linkFile = os.Link
 // atomically replacing whatever was at path. It makes a hard link where the
 // filesystem allows, else a durable copy. Either way the file outlives
 // Remove of the blob; a hard link shares the blob's bytes, so nobody may
-// write to path in place.
+// write to path in place. It first removes the temp files that a Link to
+// the same path cut short by a crash left beside it (each may hold a
+// model's bytes), so calls for one path must not overlap.
 func (s *Store) Link(hex, path string) error {
 	if err := checkHex(hex); err != nil {
 		return err
@@ -34,7 +37,8 @@ func (s *Store) Link(hex, path string) error {
 		return fmt.Errorf("cannot link blob %s: %w", hex, err)
 	}
 	// Temp files sit beside path, so that the rename stays on one filesystem.
-	tmp := filepath.Join(dir, "."+filepath.Base(path)+".tmp-"+rand.Text())
+	removeTemps(path)
+	tmp := filepath.Join(dir, tempPrefix(path)+rand.Text())
 	if linkFile(src, tmp) != nil {
 		if err := copyFile(src, path); err != nil {
 			return fmt.Errorf("cannot copy blob %s to %q: %w", hex, path, err)
@@ -57,6 +61,24 @@ func (s *Store) Link(hex, path string) error {
 	return nil
 }
 
+// tempPrefix is how the names of Link's temp files for path begin.
+func tempPrefix(path string) string { return "." + filepath.Base(path) + ".tmp-" }
+
+// removeTemps removes the temp files of Links to path that never finished.
+// It does its best: a temp file it cannot remove costs disk space only.
+func removeTemps(path string) {
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		return
+	}
+	prefix := tempPrefix(path)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) && e.Type().IsRegular() {
+			os.Remove(filepath.Join(filepath.Dir(path), e.Name()))
+		}
+	}
+}
+
 // copyFile copies src to a temp file beside dst and commits it as dst.
 func copyFile(src, dst string) (err error) {
 	in, err := os.Open(src)
@@ -64,7 +86,7 @@ func copyFile(src, dst string) (err error) {
 		return err
 	}
 	defer in.Close()
-	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
+	f, err := os.CreateTemp(filepath.Dir(dst), tempPrefix(dst)+"*")
 	if err != nil {
 		return err
 	}
