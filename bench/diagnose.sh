@@ -12,10 +12,12 @@
 #      ranker --runtime-cpus 1 (ONNX Runtime on a CPU of its own) and
 #      ranker with GOMAXPROCS one below the gateway's CPUs (both only
 #      when the gateway has 2 CPUs or more), ctr --instances 2 (the one
-#      batch worker as the limit).
+#      batch worker as the limit), ctr --encoding binary (JSON decoding's
+#      share) and ctr --runtime-cpus 1 (the model's weights kept in one
+#      CPU's caches; 2 CPUs or more).
 #
 # Run it from the repository root after "make build", with nothing else
-# busy: about 6 minutes on 16 CPUs. Every run's output, its JSON report,
+# busy: about 6 to 7 minutes on 16 CPUs. Every run's output, its JSON report,
 # and the host's description go under OUT; the last lines of each are
 # printed as it ends.
 #
@@ -109,6 +111,10 @@ for m in $models; do
 		;;
 	ctr)
 		suite ctr-instances-2 ctr --instances 2
+		suite ctr-binary ctr --encoding binary
+		if [ "$s" -ge 2 ]; then
+			suite ctr-runtime-cpus ctr --runtime-cpus 1
+		fi
 		;;
 	esac
 done
