@@ -303,7 +303,9 @@ func (b *Batcher) QueueLen() int {
 
 // Do queues r and waits for its answer: nil with r.Outputs filled, or
 // ErrQueueFull / ErrBadPriority / ErrBadRequest / ErrStopped at once,
-// ErrTimeout when its deadline passes in the queue, or the backend's error.
+// ErrTimeout when its deadline passes in the queue, ErrDisplaced when a
+// request of higher priority takes its place in the full queue, or the
+// backend's error.
 func (b *Batcher) Do(r *Request) error {
 	if r.Rows < 1 || len(r.Inputs) == 0 {
 		return fmt.Errorf("%w: %d rows and %d inputs", ErrBadRequest, r.Rows, len(r.Inputs))
@@ -369,8 +371,15 @@ func (b *Batcher) Do(r *Request) error {
 		return err
 	}
 	if b.queued >= b.cfg.MaxQueueSize+b.free {
-		b.mu.Unlock()
-		return ErrQueueFull
+		victim := b.lowestBelowLocked(level - 1)
+		if victim == nil {
+			b.mu.Unlock()
+			return ErrQueueFull
+		}
+		// The newest request of the lowest priority gives its place up.
+		b.unqueueLocked(victim)
+		victim.answered = now
+		victim.done <- ErrDisplaced
 	}
 	b.skip, b.gap = 0, 0
 	r.state = stateQueued
@@ -380,7 +389,7 @@ func (b *Batcher) Do(r *Request) error {
 	b.levels[r.level].push(r)
 	b.queued++
 	b.queuedRows += r.Rows
-	b.full.Store(b.queued >= b.cfg.MaxQueueSize)
+	b.setFullLocked()
 	if !deadline.IsZero() && (b.expireAt.IsZero() || deadline.Before(b.expireAt)) {
 		b.armExpiryLocked(deadline)
 	}
@@ -517,13 +526,33 @@ func (b *Batcher) unqueueLocked(r *Request) {
 	b.levels[r.level].remove(r)
 	b.queued--
 	b.queuedRows -= r.Rows
-	b.full.Store(b.queued >= b.cfg.MaxQueueSize)
+	b.setFullLocked()
 	r.state = stateTaken
 }
 
-// Full reports, without locking, whether MaxQueueSize requests are
-// waiting: a caller can refuse a request before paying to decode it. Do
-// still decides for itself.
+// lowestBelowLocked returns the newest queued request of the lowest
+// priority level below level (0 is the highest), or nil if none is queued
+// below it.
+func (b *Batcher) lowestBelowLocked(level int) *Request {
+	for lvl := len(b.levels) - 1; lvl > level; lvl-- {
+		if t := b.levels[lvl].tail; t != nil {
+			return t
+		}
+	}
+	return nil
+}
+
+// setFullLocked sets what Full reports: MaxQueueSize requests wait, all
+// of the highest priority, so that Do refuses any request, whatever its
+// priority.
+func (b *Batcher) setFullLocked() {
+	b.full.Store(b.queued >= b.cfg.MaxQueueSize && b.levels[0].n == b.queued)
+}
+
+// Full reports, without locking, whether MaxQueueSize requests of the
+// highest priority are waiting, which no request can displace: a caller
+// can refuse a request before paying to decode it. Do still decides for
+// itself.
 func (b *Batcher) Full() bool { return b.full.Load() }
 
 // release returns an instance and wakes a worker for what queued

@@ -545,6 +545,87 @@ func TestQueueFullRefusesAtOnce(t *testing.T) {
 	})
 }
 
+// A request of higher priority that finds the queue full takes the place
+// of the newest request of the lowest priority below its own, which is
+// answered ErrDisplaced at once; Full stays false while a place could be
+// taken so, and a request that cannot take one is refused.
+func TestHigherPriorityDisplacesLower(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBackend{compute: time.Second}
+		b := newBatcher(t, f, Config{MaxBatchSize: 1, MaxQueueSize: 2, PriorityLevels: 3})
+		do := func(rows int, priority int64) <-chan error {
+			r := request(rows, 1, 0)
+			r.Priority = priority
+			ch := goDo(b, r)
+			synctest.Wait()
+			return ch
+		}
+		pending := func(ch <-chan error) bool {
+			select {
+			case err := <-ch:
+				t.Fatalf("answered early: %v", err)
+			default:
+			}
+			return true
+		}
+		busy := do(1, 3) // runs
+		low2 := do(2, 3) // lowest priority
+		low3 := do(3, 3) // lowest priority, newer
+		if b.Full() {
+			t.Fatal("Full with lowest-priority requests queued: got true; a higher priority can take a place")
+		}
+		mid := do(4, 2) // displaces 3, the newest of the lowest
+		if err := <-low3; !errors.Is(err, ErrDisplaced) {
+			t.Fatalf("newest lowest-priority request: got %v; want ErrDisplaced", err)
+		}
+		pending(low2)
+		// Priority 3 cannot displace anyone: refused.
+		if err := b.Do(request(5, 1, 0)); !errors.Is(err, ErrQueueFull) {
+			t.Fatalf("lowest priority into a full queue: got %v; want ErrQueueFull", err)
+		}
+		r6 := request(6, 1, 0)
+		r6.Priority = 2
+		// Priority 2 displaces the priority-3 request 2, not its equal 4.
+		high6 := goDo(b, r6)
+		synctest.Wait()
+		if err := <-low2; !errors.Is(err, ErrDisplaced) {
+			t.Fatalf("last lowest-priority request: got %v; want ErrDisplaced", err)
+		}
+		pending(mid)
+		pending(high6)
+		if b.Full() {
+			t.Fatal("Full with priority-2 requests queued: got true; priority 1 can take a place")
+		}
+		top := do(7, 1) // displaces 6, the newest priority 2
+		if err := <-high6; !errors.Is(err, ErrDisplaced) {
+			t.Fatalf("newest priority-2 request: got %v; want ErrDisplaced", err)
+		}
+		top8 := do(8, 1) // displaces 4
+		if err := <-mid; !errors.Is(err, ErrDisplaced) {
+			t.Fatalf("priority-2 request: got %v; want ErrDisplaced", err)
+		}
+		if !b.Full() {
+			t.Fatal("Full with the queue full of priority 1: got false")
+		}
+		r9 := request(9, 1, 0)
+		r9.Priority = 1
+		if err := b.Do(r9); !errors.Is(err, ErrQueueFull) {
+			t.Fatalf("priority 1 into a queue full of priority 1: got %v; want ErrQueueFull", err)
+		}
+		for _, c := range []<-chan error{busy, top, top8} {
+			if err := <-c; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := f.runs(); fmt.Sprint(got) != "[1 7 8]" {
+			t.Fatalf("runs: got %v; want [1 7 8]", got)
+		}
+		if b.Full() || b.QueueLen() != 0 {
+			t.Fatalf("after the queue drained: Full %v, %d queued; want false, 0", b.Full(), b.QueueLen())
+		}
+	})
+}
+
 func TestMaxQueueDelayFillsPreferredBatch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeBackend{compute: time.Millisecond}
@@ -766,6 +847,54 @@ func TestStress(t *testing.T) {
 		}
 	}
 	t.Logf("%d runs, %d of them larger than any single request", len(f.runs()), batched)
+}
+
+// TestStressDisplacement runs three priorities into a queue too small for
+// them: every request is answered, with its own rows or at once with
+// ErrQueueFull or ErrDisplaced, and the queue is empty at the end.
+func TestStressDisplacement(t *testing.T) {
+	f := &fakeBackend{compute: 20 * time.Microsecond}
+	b := newBatcher(t, f, Config{Instances: 2, MaxBatchSize: 8, MaxQueueSize: 8, PriorityLevels: 3})
+	var wg sync.WaitGroup
+	var ok, full, displaced [3]atomic.Int64
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 300 {
+				rows := 1 + (g+i)%3
+				base := float32(g*1000 + i)
+				r := request(rows, 4, base)
+				p := (g + i) % 3
+				r.Priority = int64(1 + p)
+				switch err := b.Do(r); {
+				case err == nil:
+					checkOutputs(t, r, 4, base)
+					ok[p].Add(1)
+				case errors.Is(err, ErrQueueFull):
+					full[p].Add(1)
+				case errors.Is(err, ErrDisplaced):
+					if p == 0 {
+						t.Error("a request of the highest priority was displaced")
+					}
+					displaced[p].Add(1)
+				default:
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := b.QueueLen(); n != 0 || b.Full() {
+		t.Fatalf("after every caller returned: %d queued, Full %v; want 0, false", n, b.Full())
+	}
+	for p := range 3 {
+		t.Logf("priority %d: %d answered, %d refused, %d displaced", p+1, ok[p].Load(), full[p].Load(), displaced[p].Load())
+	}
+	if displaced[1].Load()+displaced[2].Load() == 0 {
+		t.Fatal("no request was displaced: the test did not fill the queue")
+	}
 }
 
 // stopReturns reports whether the Stop that closes stopped has returned

@@ -18,7 +18,10 @@
 //
 // Requests carrying several rows are packed whole, never split. A request
 // whose deadline passes while it waits is answered ErrTimeout before it
-// costs any compute. A full queue refuses at once with ErrQueueFull.
+// costs any compute. A full queue refuses at once with ErrQueueFull, unless
+// it holds a request of lower priority than the newcomer: then the newest of
+// the lowest priority gives up its place and is answered ErrDisplaced, so
+// that a flood of low-priority work never sheds high-priority requests.
 //
 // Inputs are copied into per-worker batch buffers that are reused from batch
 // to batch; outputs are scattered back by row into each request's own

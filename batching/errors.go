@@ -5,6 +5,9 @@ import "errors"
 var (
 	// ErrQueueFull means the queue holds MaxQueueSize requests already.
 	ErrQueueFull = errors.New("batching: queue full")
+	// ErrDisplaced means a queued request gave its place in a full queue
+	// to one of higher priority.
+	ErrDisplaced = errors.New("batching: displaced from a full queue by a request of higher priority")
 	// ErrTimeout means the request's deadline passed before it ran.
 	ErrTimeout = errors.New("batching: request timed out in the queue")
 	// ErrStopped means the Batcher was stopped.

@@ -4,6 +4,7 @@ package batching
 // cost O(1) and no allocation. Batcher.mu guards it.
 type queue struct {
 	head, tail *Request
+	n          int // requests in the queue
 }
 
 func (q *queue) push(r *Request) {
@@ -14,6 +15,7 @@ func (q *queue) push(r *Request) {
 		q.head = r
 	}
 	q.tail = r
+	q.n++
 }
 
 func (q *queue) remove(r *Request) {
@@ -28,4 +30,5 @@ func (q *queue) remove(r *Request) {
 		q.tail = r.prev
 	}
 	r.prev, r.next = nil, nil
+	q.n--
 }

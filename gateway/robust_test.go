@@ -221,6 +221,55 @@ func TestOverload(t *testing.T) {
 	checkMetric(t, text, failureSeries(fakeSeries, "overloaded"), 1)
 }
 
+// TestPriorityDisplacesUnderOverload: with the queue full of
+// default-priority requests, one sent with priority 1 takes the place of
+// the newest of them, which gets a 503 naming why; the priority-1 request
+// is answered, and the early refusal before decoding does not turn it away.
+func TestPriorityDisplacesUnderOverload(t *testing.T) {
+	b := newFakeBackend()
+	s := startFake(t, b, gateway.DefaultConfig(), registry.ModelConfig{Instances: 1, MaxQueue: 1,
+		DynamicBatching: &registry.DynamicBatching{PriorityLevels: 2, DefaultPriorityLevel: 2}})
+	b.mode.Store(fakeBlock)
+
+	send := func(body []byte) <-chan response {
+		ch := make(chan response, 1)
+		go func() {
+			r, err := s.send(fasthttp.MethodPost, fakeInfer, body)
+			if err != nil {
+				t.Error(err)
+			}
+			ch <- r
+		}()
+		return ch
+	}
+	v := s.repo.Model("fake").Latest()
+	inFlight := func(n int64) {
+		t.Helper()
+		testenv.CheckFor(t, 5*time.Second, func() error {
+			if got := v.InFlight(); got != n {
+				return fmt.Errorf("in flight: got %d; want %d", got, n)
+			}
+			return nil
+		})
+	}
+	running := send(fakeRequest)
+	inFlight(1)
+	queued := send(fakeRequest)
+	inFlight(2)
+	urgent := send([]byte(`{"parameters":{"priority":1},"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}]}`))
+
+	r := <-queued
+	checkError(t, r, fasthttp.StatusServiceUnavailable, "to one of higher priority")
+	checkRetryAfter(t, r)
+	b.unblock()
+	for _, ch := range []<-chan response{running, urgent} {
+		if r := <-ch; r.code != fasthttp.StatusOK {
+			t.Fatalf("got %s; want 200", r)
+		}
+	}
+	checkMetric(t, s.metricsText(t), failureSeries(fakeSeries, "overloaded"), 1)
+}
+
 // TestMetricsByReason checks the per-version success and failure
 // counters, the row and execution counters, the latency histogram, and
 // the counters of requests that found no version.

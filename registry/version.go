@@ -90,6 +90,12 @@ func newVersion(model string, number int64, cfg ModelConfig, b Backend, vm *Vers
 	}
 	// Admission before decoding: what may run plus what may wait.
 	v.limit = int64(bc.Instances*max(bc.MaxBatchSize, 1) + bc.MaxQueueSize)
+	if bc.PriorityLevels > 1 {
+		// A request of higher priority may take the place of a queued one
+		// (batching.ErrDisplaced), which it can do only once decoded:
+		// room for max_queue more requests to decode meanwhile.
+		v.limit += int64(bc.MaxQueueSize)
+	}
 	return v, nil
 }
 
@@ -142,7 +148,8 @@ func (v *Version) acquire() error {
 	if v.limit > 0 && n > v.limit {
 		v.Release()
 		v.Metrics.Failure[ReasonOverloaded].Inc()
-		return &OverloadError{Model: v.Model, Version: v.Label, InFlight: v.limit, Instances: v.Config.Instances, MaxQueue: v.Config.MaxQueue}
+		return &OverloadError{Model: v.Model, Version: v.Label, InFlight: v.limit, Instances: v.Config.Instances, MaxQueue: v.Config.MaxQueue,
+			Priorities: v.Batcher.Config().PriorityLevels > 1}
 	}
 	return nil
 }
@@ -188,11 +195,18 @@ type OverloadError struct {
 	Model, Version      string
 	InFlight            int64
 	Instances, MaxQueue int
+	// Priorities is set when the version has priority levels, which let
+	// max_queue more requests in to be decoded.
+	Priorities bool
 }
 
 func (e *OverloadError) Error() string {
-	return fmt.Sprintf("model %q version %s is overloaded: %d requests in flight (what its instances %d can run plus max_queue %d); retry later, or raise instances or max_queue in the model's config.json",
-		e.Model, e.Version, e.InFlight, e.Instances, e.MaxQueue)
+	also := ""
+	if e.Priorities {
+		also = ", twice over with priority levels"
+	}
+	return fmt.Sprintf("model %q version %s is overloaded: %d requests in flight (what its instances %d can run plus max_queue %d%s); retry later, or raise instances or max_queue in the model's config.json",
+		e.Model, e.Version, e.InFlight, e.Instances, e.MaxQueue, also)
 }
 
 // Model is a served model: its ready versions, swapped as a whole.
