@@ -376,6 +376,12 @@ func (b *Batcher) Do(r *Request) error {
 			b.mu.Unlock()
 			return ErrQueueFull
 		}
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			// Past its deadline already: it would take a place only to
+			// time out, and cost the displaced request its run.
+			b.mu.Unlock()
+			return ErrTimeout
+		}
 		// The newest request of the lowest priority gives its place up.
 		b.unqueueLocked(victim)
 		victim.answered = now

@@ -1084,3 +1084,35 @@ func TestStopWaitsForCallerRuns(t *testing.T) {
 		}
 	})
 }
+
+// A request already past its deadline when it finds the queue full is
+// answered ErrTimeout and displaces nobody: it could never run, and the
+// request it displaced would have. (Through the gateway: a tiny "timeout"
+// parameter, or a decode that outlasted the request's timeout.)
+func TestExpiredRequestDisplacesNobody(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBackend{compute: time.Second}
+		b := newBatcher(t, f, Config{MaxBatchSize: 1, MaxQueueSize: 1, PriorityLevels: 2})
+		low := func(base float32) <-chan error {
+			r := request(1, 1, base)
+			r.Priority = 2
+			ch := goDo(b, r)
+			synctest.Wait()
+			return ch
+		}
+		busy := low(1)   // runs
+		queued := low(2) // fills the queue
+
+		late := request(1, 1, 3)
+		late.Priority = 1
+		late.Deadline = time.Now().Add(-time.Millisecond)
+		if err := b.Do(late); !errors.Is(err, ErrTimeout) {
+			t.Fatalf("request already past its deadline: got %v; want ErrTimeout", err)
+		}
+		for _, c := range []<-chan error{busy, queued} {
+			if err := <-c; err != nil {
+				t.Fatalf("got %v; want the queued request to run", err)
+			}
+		}
+	})
+}

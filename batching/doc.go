@@ -21,7 +21,8 @@
 // costs any compute. A full queue refuses at once with ErrQueueFull, unless
 // it holds a request of lower priority than the newcomer: then the newest of
 // the lowest priority gives up its place and is answered ErrDisplaced, so
-// that a flood of low-priority work never sheds high-priority requests.
+// that a queue full of low-priority work never refuses a high-priority
+// request. A request already past its deadline displaces nobody.
 //
 // Inputs are copied into per-worker batch buffers that are reused from batch
 // to batch; outputs are scattered back by row into each request's own
