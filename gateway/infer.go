@@ -159,6 +159,7 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 	}
 
 	useCache := cacheable && !req.CacheBypass
+	var missed time.Duration // looking up a request the cache then misses
 	if useCache {
 		sc.key = cache.AppendKey(sc.key[:0], v.Generation, req.Inputs, v.Inputs)
 		lookup := time.Now()
@@ -170,7 +171,7 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 			v.Metrics.CacheHit(time.Since(start), copied)
 			return nil
 		}
-		v.Metrics.CacheMisses.Inc()
+		missed = time.Since(lookup)
 	}
 
 	timeout := s.cfg.RequestTimeout
@@ -187,12 +188,17 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 	sc.outs = br.Outputs
 	br.Inputs = nil
 	if err != nil {
+		if useCache {
+			v.Metrics.CacheMiss(missed)
+		}
 		return s.batchError(v, timeout, err)
 	}
 	s.writeResponse(ctx, sc, v, sc.outs)
 	if useCache {
+		store := time.Now()
 		s.cache.Set(sc.key, sc.outs)
 		s.cacheResponse(sc)
+		v.Metrics.CacheMiss(missed + time.Since(store))
 	}
 	return nil
 }

@@ -62,6 +62,7 @@ func modelStat(v *registry.Version) oip.ModelStat {
 			ComputeInfer:  d(st.ComputeInfer),
 			ComputeOutput: none(st.ComputeInfer),
 			CacheHit:      d(st.CacheHit),
+			CacheMiss:     d(st.CacheMiss),
 		},
 		BatchStats: make([]oip.BatchStats, 0, len(st.Batches)),
 	}

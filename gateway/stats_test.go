@@ -77,11 +77,12 @@ func TestModelStatistics(t *testing.T) {
 		f("success.count", is.Success.Count, 3)
 		f("fail.count", is.Fail.Count, 1)
 		f("cache_hit.count", is.CacheHit.Count, 1)
+		f("cache_miss.count (the two computed)", is.CacheMiss.Count, 2)
 		f("queue.count (the hit too, as in Triton)", is.Queue.Count, 3)
 		f("compute_infer.count", is.ComputeInfer.Count, 2)
 		f("compute_input.count", is.ComputeInput.Count, 2)
 		f("compute_input.ns", is.ComputeInput.NS, 0)
-		for _, d := range []oip.DurationStat{is.Success, is.Fail, is.CacheHit, is.ComputeInfer} {
+		for _, d := range []oip.DurationStat{is.Success, is.Fail, is.CacheHit, is.CacheMiss, is.ComputeInfer} {
 			if d.NS == 0 {
 				t.Errorf("GET %s: a duration of 0 ns in %+v", uri, is)
 			}

@@ -49,6 +49,9 @@ type InferenceStats struct {
 	// CacheHit: the requests the response cache answered, and the time
 	// spent looking their entries up and copying them into the responses.
 	CacheHit DurationStat `json:"cache_hit"`
+	// CacheMiss: the requests the response cache could not answer, and
+	// the time spent looking them up and storing their responses.
+	CacheMiss DurationStat `json:"cache_miss"`
 }
 
 // BatchStats are the executions of one batch size.

@@ -88,8 +88,8 @@ type VersionMetrics struct {
 	// counted by Success, by Failure (those refused before they were
 	// timed add nothing) and by CacheHits, in nanoseconds; and counts with
 	// durations of the events no counter above counts per request.
-	successNS, failNS, cacheHitNS atomic.Uint64
-	queue, computeInfer           durationStat
+	successNS, failNS, cacheHitNS, cacheMissNS atomic.Uint64
+	queue, computeInfer                        durationStat
 	// lastInference is when the last request for the version arrived,
 	// in Unix milliseconds.
 	lastInference atomic.Int64
@@ -230,6 +230,13 @@ func (m *VersionMetrics) CacheHit(total, lookup time.Duration) {
 	m.queue.add(1, 0)
 }
 
+// CacheMiss counts a request that the response cache could not answer;
+// d is the time spent looking it up and storing its response.
+func (m *VersionMetrics) CacheMiss(d time.Duration) {
+	m.CacheMisses.Inc()
+	m.cacheMissNS.Add(uint64(max(d, 0)))
+}
+
 // Failed counts a request that failed for reason after d.
 func (m *VersionMetrics) Failed(reason FailureReason, d time.Duration) {
 	m.Failure[reason].Inc()
@@ -261,6 +268,10 @@ type Statistics struct {
 	// time spent finding their entries and copying them into the
 	// responses.
 	CacheHit StatValue
+	// CacheMiss counts the requests the response cache looked up and
+	// could not answer, and the time spent looking them up and storing
+	// their responses.
+	CacheMiss StatValue
 	// Batches are the executions by rows, in ascending order.
 	Batches []BatchStat
 }
@@ -291,6 +302,7 @@ func (m *VersionMetrics) Statistics() Statistics {
 		Queue:          m.queue.value(),
 		ComputeInfer:   m.computeInfer.value(),
 		CacheHit:       StatValue{Count: m.CacheHits.Get(), NS: m.cacheHitNS.Load()},
+		CacheMiss:      StatValue{Count: m.CacheMisses.Get(), NS: m.cacheMissNS.Load()},
 	}
 	m.batches.Range(func(k, v any) bool {
 		st.Batches = append(st.Batches, BatchStat{Rows: k.(int), StatValue: v.(*durationStat).value()})
