@@ -27,9 +27,13 @@ type scratch struct {
 	req  oip.InferRequest
 	breq batching.Request
 	outs []oip.Tensor
-	resp oip.InferResponse
-	buf  []byte
-	num  []byte
+	// cls holds the outputs asked for as classifications, and order
+	// their sorting scratch.
+	cls   []oip.Tensor
+	order []int
+	resp  oip.InferResponse
+	buf   []byte
+	num   []byte
 	// jsonLen is the length of the JSON part of the response in buf.
 	jsonLen int
 }
@@ -52,6 +56,10 @@ func (p *scratchPool) put(s *scratch) {
 	for _, o := range s.outs[:cap(s.outs)] {
 		size += cap(o.Data) + 8*cap(o.Shape)
 	}
+	for _, o := range s.cls[:cap(s.cls)] {
+		size += cap(o.Data) + 8*cap(o.Shape)
+	}
+	size += 8 * cap(s.order)
 	if size > maxPooledBytes {
 		return
 	}
@@ -164,7 +172,9 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 		sc.key = cache.AppendKey(sc.key[:0], v.Generation, req.Inputs, v.Inputs)
 		lookup := time.Now()
 		if e, ok := s.cache.Get(sc.key); ok && e.Outputs != nil {
-			s.writeResponse(ctx, sc, v, e.Outputs)
+			if err := s.writeResponse(ctx, sc, v, e.Outputs); err != nil {
+				return err
+			}
 			copied := time.Since(lookup)
 			s.cacheResponse(sc)
 			ctx.Response.Header.Set("X-Cache", "hit")
@@ -193,7 +203,12 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 		}
 		return s.batchError(v, timeout, err)
 	}
-	s.writeResponse(ctx, sc, v, sc.outs)
+	if err := s.writeResponse(ctx, sc, v, sc.outs); err != nil {
+		if useCache {
+			v.Metrics.CacheMiss(missed)
+		}
+		return err
+	}
 	if useCache {
 		store := time.Now()
 		s.cache.Set(sc.key, sc.outs)
@@ -218,8 +233,9 @@ var (
 
 // writeResponse encodes outs as the answer to sc.req: the outputs it asked
 // for in the order it asked (all, in model order, when it named none),
-// each as JSON or binary data as it asked.
-func (s *Server) writeResponse(ctx *fasthttp.RequestCtx, sc *scratch, v *registry.Version, outs []oip.Tensor) {
+// each as JSON or binary data as it asked, and as its top classes where it
+// asked with the classification parameter.
+func (s *Server) writeResponse(ctx *fasthttp.RequestCtx, sc *scratch, v *registry.Version, outs []oip.Tensor) error {
 	req := &sc.req
 	resp := &sc.resp
 	resp.ModelName = v.Model
@@ -231,6 +247,7 @@ func (s *Server) writeResponse(ctx *fasthttp.RequestCtx, sc *scratch, v *registr
 			resp.Outputs = append(resp.Outputs, oip.OutputTensor{Tensor: outs[i], Binary: req.BinaryDataOutput})
 		}
 	} else {
+		ncls := 0
 		for j := range req.Outputs {
 			o := &req.Outputs[j]
 			binary := req.BinaryDataOutput
@@ -238,9 +255,28 @@ func (s *Server) writeResponse(ctx *fasthttp.RequestCtx, sc *scratch, v *registr
 				binary = o.Binary
 			}
 			for i := range outs {
-				if outs[i].Name == o.Name {
-					resp.Outputs = append(resp.Outputs, oip.OutputTensor{Tensor: outs[i], Binary: binary})
+				if outs[i].Name != o.Name {
+					continue
 				}
+				t := outs[i]
+				if o.Classification > 0 {
+					if ncls == len(sc.cls) {
+						sc.cls = append(sc.cls, oip.Tensor{})
+					}
+					limit := v.Config.MaxOutputBytes
+					if limit <= 0 {
+						limit = engine.DefaultMaxOutputBytes
+					}
+					var err error
+					sc.order, err = oip.Classify(&sc.cls[ncls], &outs[i], o.Classification, v.Batchable, int(limit), sc.order)
+					if err != nil {
+						clear(resp.Outputs)
+						return &httpError{code: fasthttp.StatusRequestEntityTooLarge, msg: fmt.Sprintf("%s (max_output_bytes %d)", err, limit), reason: registry.ReasonBadRequest}
+					}
+					t = sc.cls[ncls]
+					ncls++
+				}
+				resp.Outputs = append(resp.Outputs, oip.OutputTensor{Tensor: t, Binary: binary})
 			}
 		}
 	}
@@ -248,6 +284,7 @@ func (s *Server) writeResponse(ctx *fasthttp.RequestCtx, sc *scratch, v *registr
 	sc.buf, sc.jsonLen = out, jsonLen
 	clear(resp.Outputs) // drop references to outs, which may be a cache entry
 	setBody(ctx, sc, out, jsonLen)
+	return nil
 }
 
 // setBody answers with an encoded response body whose JSON part is

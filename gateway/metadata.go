@@ -16,7 +16,7 @@ import (
 const Platform = "onnxruntime_onnx"
 
 // extensions are the protocol extensions infergate implements.
-var extensions = []string{"binary_tensor_data", "model_repository", "model_configuration", "parameters", "statistics"}
+var extensions = []string{"binary_tensor_data", "classification", "model_repository", "model_configuration", "parameters", "statistics"}
 
 func (s *Server) serverMetadata(ctx *fasthttp.RequestCtx) error {
 	ctx.SetContentType("application/json")

@@ -91,8 +91,12 @@ func batched(want []TensorMetadata) bool {
 func CheckOutputs(requested []RequestedOutput, have []TensorMetadata) error {
 	for i := range requested {
 		name := requested[i].Name
-		if findMetadata(have, name) == nil {
+		md := findMetadata(have, name)
+		if md == nil {
 			return errorf("unknown output %q; the model's outputs are %s", name, metadataNames(have))
+		}
+		if requested[i].Classification > 0 && !Classifiable(md.Datatype) {
+			return errorf("output %q is %s: the classification parameter needs an integer, FP16, FP32 or FP64 output", name, md.Datatype)
 		}
 		for j := 0; j < i; j++ {
 			if requested[j].Name == name {

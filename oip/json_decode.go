@@ -460,6 +460,7 @@ func (d *decoder) requestedOutput(o *RequestedOutput, index int) error {
 		fName = 1 << iota
 		fParams
 		fBinary
+		fClassification
 	)
 	var seen uint8
 	for n := 0; ; {
@@ -504,20 +505,29 @@ func (d *decoder) requestedOutput(o *RequestedOutput, index int) error {
 				if !ok {
 					break
 				}
-				if string(key) != "binary_data" {
+				switch string(key) {
+				case "binary_data":
+					if err := once(&seen, fBinary, &w, "binary_data"); err != nil {
+						return err
+					}
+					w.field = `parameter "binary_data"`
+					if o.Binary, err = d.readBool(&w); err != nil {
+						return err
+					}
+					o.HasBinary = true
+				case "classification":
+					if err := once(&seen, fClassification, &w, "classification"); err != nil {
+						return err
+					}
+					w.field = `parameter "classification"`
+					if o.Classification, err = d.readInt(&w, 0, MaxClassification); err != nil {
+						return err
+					}
+				default:
 					if err := d.skipValue(); err != nil {
 						return err
 					}
-					continue
 				}
-				if err := once(&seen, fBinary, &w, "binary_data"); err != nil {
-					return err
-				}
-				w.field = `parameter "binary_data"`
-				if o.Binary, err = d.readBool(&w); err != nil {
-					return err
-				}
-				o.HasBinary = true
 			}
 		default:
 			if err := d.skipValue(); err != nil {

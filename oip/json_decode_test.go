@@ -36,7 +36,7 @@ func TestDecodeRequest(t *testing.T) {
 		InferRequest{
 			BinaryDataOutput: true, TimeoutMicros: 1500, Priority: 2, CacheBypass: true, UnitID: "user-7",
 			Inputs:  []Tensor{x(1.0)},
-			Outputs: []RequestedOutput{{Name: "y"}, {Name: "z", HasBinary: true}},
+			Outputs: []RequestedOutput{{Name: "y"}, {Name: "z", HasBinary: true, Classification: 3}},
 		})
 
 	// Unknown members are skipped, and members come in any order: "data"
@@ -249,6 +249,11 @@ func TestDecodeRequestErrors(t *testing.T) {
 	f(`{"inputs":[],"outputs":[{"name":"y"},{"name":"y"}]}`, -1, `the request asks twice for output "y"`)
 	f(`{"inputs":[],"outputs":[{}]}`, -1, `outputs[0] has no "name"`)
 	f(`{"inputs":[],"outputs":[{"name":"y","parameters":{"binary_data":"yes"}}]}`, -1, `output "y": parameter "binary_data" must be true or false, not a string`)
+	f(`{"inputs":[],"outputs":[{"name":"y","parameters":{"classification":-1}}]}`, -1, `output "y": parameter "classification"`, "-1")
+	f(`{"inputs":[],"outputs":[{"name":"y","parameters":{"classification":2.5}}]}`, -1, `output "y": parameter "classification"`)
+	f(`{"inputs":[],"outputs":[{"name":"y","parameters":{"classification":"3"}}]}`, -1, `output "y": parameter "classification" must be an integer, not a string`)
+	f(`{"inputs":[],"outputs":[{"name":"y","parameters":{"classification":2000000}}]}`, -1, `output "y": parameter "classification"`, "2000000")
+	f(`{"inputs":[],"outputs":[{"name":"y","parameters":{"classification":1,"classification":2}}]}`, -1, `output "y"`, `two "classification"`)
 	many := make([]string, MaxTensors+1)
 	for i := range many {
 		many[i] = `{"name":"x` + strconv.Itoa(i) + `","datatype":"FP32","shape":[0],"data":[]}`

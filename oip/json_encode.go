@@ -115,9 +115,19 @@ func AppendRequest(dst []byte, req *InferRequest, binaryInputs bool) (out []byte
 			}
 			dst = append(dst, `{"name":`...)
 			dst = appendString(dst, o.Name)
-			if o.HasBinary {
-				dst = append(dst, `,"parameters":{"binary_data":`...)
-				dst = strconv.AppendBool(dst, o.Binary)
+			if o.HasBinary || o.Classification > 0 {
+				dst = append(dst, `,"parameters":{`...)
+				if o.HasBinary {
+					dst = append(dst, `"binary_data":`...)
+					dst = strconv.AppendBool(dst, o.Binary)
+				}
+				if o.Classification > 0 {
+					if o.HasBinary {
+						dst = append(dst, ',')
+					}
+					dst = append(dst, `"classification":`...)
+					dst = strconv.AppendInt(dst, o.Classification, 10)
+				}
 				dst = append(dst, '}')
 			}
 			dst = append(dst, '}')

@@ -152,7 +152,8 @@ func TestRoundTrip(t *testing.T) {
 	}
 	req := InferRequest{
 		ID: "id-\u2028", Inputs: inputs,
-		Outputs:          []RequestedOutput{{Name: "a"}, {Name: "b", Binary: true, HasBinary: true}, {Name: "c", HasBinary: true}},
+		Outputs: []RequestedOutput{{Name: "a"}, {Name: "b", Binary: true, HasBinary: true}, {Name: "c", HasBinary: true},
+			{Name: "d", Classification: 5}, {Name: "e", HasBinary: true, Classification: 1}},
 		BinaryDataOutput: true, TimeoutMicros: 10, Priority: 1, CacheBypass: true, UnitID: "u",
 	}
 	var got InferRequest

@@ -129,6 +129,10 @@ type RequestedOutput struct {
 	// when HasBinary is set, otherwise the request-level default applies.
 	Binary    bool
 	HasBinary bool
+	// Classification is the output's "classification" parameter: return
+	// its that many highest-valued elements per batch entry in place of
+	// its values (see Classify); 0 means the values.
+	Classification int64
 }
 
 // InferRequest is a decoded infer request.
