@@ -116,18 +116,11 @@ func inConfig(t *testing.T, n *Node, id string) bool {
 	return slices.ContainsFunc(f.Configuration().Servers, func(s raft.Server) bool { return s.ID == raft.ServerID(id) })
 }
 
-// A node joins through any member's HTTP API, a follower's too: its own
-// join is not marked forwarded, so a follower forwards it to the leader
-// instead of answering that it does not lead.
-func TestJoinThroughFollower(t *testing.T) {
-	var (
-		apis  []*adminStub
-		srvs  []*httptest.Server
-		trans []*raft.InmemTransport
-		nodes []*Node
-	)
-	for i := range 3 {
-		addr := raft.ServerAddress(fmt.Sprintf("127.0.0.%d:7100", i+1))
+// stubNet returns n in-memory raft transports at 127.0.0.i:port, each
+// connected to the others, and for each an HTTP server of the admin stub.
+func stubNet(t *testing.T, n, port int) (trans []*raft.InmemTransport, apis []*adminStub, srvs []*httptest.Server) {
+	for i := range n {
+		addr := raft.ServerAddress(fmt.Sprintf("127.0.0.%d:%d", i+1, port))
 		_, tr := raft.NewInmemTransport(addr)
 		for _, other := range trans {
 			tr.Connect(other.LocalAddr(), other)
@@ -139,6 +132,15 @@ func TestJoinThroughFollower(t *testing.T) {
 		t.Cleanup(srv.Close)
 		apis, srvs = append(apis, api), append(srvs, srv)
 	}
+	return trans, apis, srvs
+}
+
+// A node joins through any member's HTTP API, a follower's too: its own
+// join is not marked forwarded, so a follower forwards it to the leader
+// instead of answering that it does not lead.
+func TestJoinThroughFollower(t *testing.T) {
+	trans, apis, srvs := stubNet(t, 3, 7100)
+	var nodes []*Node
 	start := func(i int, join string) *Node {
 		cfg := testConfig(t, fmt.Sprintf("n%d", i), trans[i], join)
 		cfg.HTTPAddr = srvs[i].URL
@@ -360,25 +362,11 @@ func TestStopClosesPeerConnections(t *testing.T) {
 // ends with ErrBehind (a 503 at the API), not a bare deadline error (a
 // 500). While the follower can read the log again, the same read passes.
 func TestReadIndexBehind(t *testing.T) {
-	var (
-		srvs  []*httptest.Server
-		trans []*raft.InmemTransport
-		nodes []*Node
-	)
-	for i := range 3 {
-		addr := raft.ServerAddress(fmt.Sprintf("127.0.0.%d:7200", i+1))
-		_, tr := raft.NewInmemTransport(addr)
-		for _, other := range trans {
-			tr.Connect(other.LocalAddr(), other)
-			other.Connect(addr, tr)
-		}
-		trans = append(trans, tr)
-		api := &adminStub{}
-		srv := httptest.NewServer(api)
-		t.Cleanup(srv.Close)
-		srvs = append(srvs, srv)
+	trans, apis, srvs := stubNet(t, 3, 7200)
+	var nodes []*Node
+	for i, tr := range trans {
 		cfg := testConfig(t, fmt.Sprintf("n%d", i), tr, "")
-		cfg.HTTPAddr = srv.URL
+		cfg.HTTPAddr = srvs[i].URL
 		if i > 0 {
 			cfg.Join = "http://127.0.0.1:1" // joined by hand below
 		}
@@ -393,7 +381,7 @@ func TestReadIndexBehind(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { n.Stop() })
-		api.node.Store(n)
+		apis[i].node.Store(n)
 		nodes = append(nodes, n)
 	}
 	c := &testCluster{t: t, nodes: nodes, trans: trans}
