@@ -135,6 +135,19 @@ func stubNet(t *testing.T, n, port int) (trans []*raft.InmemTransport, apis []*a
 	return trans, apis, srvs
 }
 
+// startOn starts a node with cfg, stopped when the test ends, and serves
+// it through api.
+func startOn(t *testing.T, cfg Config, api *adminStub) *Node {
+	t.Helper()
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Stop() })
+	api.node.Store(n)
+	return n
+}
+
 // A node joins through any member's HTTP API, a follower's too: its own
 // join is not marked forwarded, so a follower forwards it to the leader
 // instead of answering that it does not lead.
@@ -144,12 +157,7 @@ func TestJoinThroughFollower(t *testing.T) {
 	start := func(i int, join string) *Node {
 		cfg := testConfig(t, fmt.Sprintf("n%d", i), trans[i], join)
 		cfg.HTTPAddr = srvs[i].URL
-		n, err := Start(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.Stop() })
-		apis[i].node.Store(n)
+		n := startOn(t, cfg, apis[i])
 		nodes = append(nodes, n)
 		return n
 	}
@@ -376,13 +384,7 @@ func TestReadIndexBehind(t *testing.T) {
 			cfg.HeartbeatTimeout = time.Minute
 			cfg.ElectionTimeout = time.Minute
 		}
-		n, err := Start(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.Stop() })
-		apis[i].node.Store(n)
-		nodes = append(nodes, n)
+		nodes = append(nodes, startOn(t, cfg, apis[i]))
 	}
 	c := &testCluster{t: t, nodes: nodes, trans: trans}
 	c.waitLeader(nodes[0])
