@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -74,4 +75,39 @@ func TestClassification(t *testing.T) {
 	}
 	r = small.post(t, "/v2/models/emb/infer", []byte(asked))
 	checkError(t, r, fasthttp.StatusRequestEntityTooLarge, "fewer classes (max_output_bytes 40)")
+}
+
+// classifiedFake asks for the fake model's output y as its top class:
+// "10.000000:0", 15 bytes with its length, past a max_output_bytes of 8
+// that y's own 4 bytes fit.
+var classifiedFake = []byte(`{"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}],"outputs":[{"name":"y","parameters":{"classification":1}}]}`)
+
+// A classification too large for max_output_bytes (413) still leaves the
+// model's values in the response cache, and every request that looked
+// the cache up counts as a hit or a miss, the 413s included.
+func TestClassificationTooLargeKeepsCacheAndCounts(t *testing.T) {
+	b := newFakeBackend()
+	s := startFake(t, b, gateway.DefaultConfig(), registry.ModelConfig{MaxOutputBytes: 8, ResponseCache: &registry.ResponseCache{Enable: true}})
+	stats := func() oip.ModelStat {
+		t.Helper()
+		var st oip.ModelStatistics
+		if err := json.Unmarshal(s.do(t, fasthttp.MethodGet, "/v2/models/fake/stats", nil).body, &st); err != nil || len(st.ModelStats) != 1 {
+			t.Fatalf("stats: %v", err)
+		}
+		return st.ModelStats[0]
+	}
+	// Computed on an empty cache: 413, a miss; the values are stored.
+	checkError(t, s.post(t, fakeInfer, classifiedFake), fasthttp.StatusRequestEntityTooLarge, "fewer classes")
+	waitCache(t, s)
+	r := s.post(t, fakeInfer, fakeRequest)
+	if r.code != fasthttp.StatusOK || r.header["X-Cache"] != "hit" {
+		t.Fatalf("the same inputs again, values asked: got %s, X-Cache %q; want 200 from the cache", r, r.header["X-Cache"])
+	}
+	// The stored values found, their classes too large: a hit.
+	checkError(t, s.post(t, fakeInfer, classifiedFake), fasthttp.StatusRequestEntityTooLarge, "fewer classes")
+	st := stats()
+	is := st.InferenceStats
+	if st.ExecutionCount != 1 || is.CacheMiss.Count != 1 || is.CacheHit.Count != 2 || is.Fail.Count != 2 {
+		t.Fatalf("executions %d, cache misses %d, hits %d, failures %d; want 1, 1, 2, 2", st.ExecutionCount, is.CacheMiss.Count, is.CacheHit.Count, is.Fail.Count)
+	}
 }

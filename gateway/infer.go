@@ -173,6 +173,9 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 		lookup := time.Now()
 		if e, ok := s.cache.Get(sc.key); ok && e.Outputs != nil {
 			if err := s.writeResponse(ctx, sc, v, e.Outputs); err != nil {
+				// Found, though its classes are too large: a hit, as
+				// Triton counts its cache lookups.
+				v.Metrics.CacheHit(time.Since(start), time.Since(lookup))
 				return err
 			}
 			copied := time.Since(lookup)
@@ -203,6 +206,14 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 		}
 		return s.batchError(v, timeout, err)
 	}
+	if useCache {
+		// The values are stored whatever becomes of this response (its
+		// classes may be too large), the response itself only once
+		// written.
+		store := time.Now()
+		s.cache.Set(sc.key, sc.outs)
+		missed += time.Since(store)
+	}
 	if err := s.writeResponse(ctx, sc, v, sc.outs); err != nil {
 		if useCache {
 			v.Metrics.CacheMiss(missed)
@@ -211,7 +222,6 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 	}
 	if useCache {
 		store := time.Now()
-		s.cache.Set(sc.key, sc.outs)
 		s.cacheResponse(sc)
 		v.Metrics.CacheMiss(missed + time.Since(store))
 	}

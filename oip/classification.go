@@ -14,8 +14,9 @@ import (
 // the model does not batch), highest first, each as the BYTES string
 // "<value>:<index>". The index counts the entry's elements in row-major
 // order; equal values keep index order. Values are printed as Triton
-// prints them: integers in decimal, floats with six decimals. infergate
-// has no label files, so no ":<label>" part follows.
+// prints them: integers in decimal, floats with six decimals, and "inf",
+// "-inf" and "nan". infergate has no label files, so no ":<label>" part
+// follows.
 
 // MaxClassification bounds the "classification" parameter.
 const MaxClassification = 1 << 20
@@ -138,5 +139,14 @@ func appendClassValue(dst []byte, dt DataType, row []byte, i int) []byte {
 	case INT64:
 		return strconv.AppendInt(dst, int64(binary.LittleEndian.Uint64(row[8*i:])), 10)
 	}
-	return strconv.AppendFloat(dst, floatElem(dt, row, i), 'f', 6, 64)
+	switch f := floatElem(dt, row, i); {
+	case math.IsNaN(f):
+		return append(dst, "nan"...)
+	case math.IsInf(f, 1):
+		return append(dst, "inf"...)
+	case math.IsInf(f, -1):
+		return append(dst, "-inf"...)
+	default:
+		return strconv.AppendFloat(dst, f, 'f', 6, 64)
+	}
 }

@@ -50,7 +50,7 @@ func TestClassify(t *testing.T) {
 	f(tensor("p", FP32, shape(2, 2), 0.0, 4.0, 3.0, 1.0), 1, false, "[1]", "4.000000:1")
 	// NaN below every number; infinities in their place.
 	f(tensor("p", FP32, shape(4), math.NaN(), math.Inf(-1), 2.0, math.Inf(1)), 4, false, "[4]",
-		"+Inf:3", "2.000000:2", "-Inf:1", "NaN:0")
+		"inf:3", "2.000000:2", "-inf:1", "nan:0")
 	// Integer types compare and print exactly, at their extremes too.
 	f(tensor("p", INT64, shape(3), int64(math.MinInt64), int64(math.MaxInt64), int64(math.MaxInt64-1)), 3, false, "[3]",
 		"9223372036854775807:1", "9223372036854775806:2", "-9223372036854775808:0")
