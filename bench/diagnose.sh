@@ -14,7 +14,10 @@
 #      when the gateway has 2 CPUs or more), ctr --instances 2 (the one
 #      batch worker as the limit), ctr --encoding binary (JSON decoding's
 #      share) and ctr --runtime-cpus 1 (the model's weights kept in one
-#      CPU's caches; 2 CPUs or more).
+#      CPU's caches; 2 CPUs or more);
+#   3. a CPU profile of a gateway serving ctr on the split
+#      (ctr-profile.pprof), the breakdown BENCHMARKS.md's session-9
+#      section reads.
 #
 # Run it from the repository root after "make build", with nothing else
 # busy: about 6 to 7 minutes on 16 CPUs. Every run's output, its JSON report,
@@ -118,6 +121,50 @@ for m in $models; do
 		;;
 	esac
 done
+
+# profile_ctr takes a 3 s CPU profile of a gateway serving ctr at 64
+# connections, gateway and load on the split as in the suite, into
+# OUT/ctr-profile.pprof: where a request's CPU goes (go tool pprof -top
+# -cum, anywhere; the profile carries its symbols). Ports 18391 and 18392.
+profile_ctr() {
+	tmp=$(mktemp -d)
+	"$bin" demo-models --out "$tmp/models" >/dev/null 2>&1
+	taskset -c "0-$((s - 1))" "$bin" serve --models "$tmp/models" --data "$tmp/data" \
+		--http 127.0.0.1:18391 --pprof-addr 127.0.0.1:18392 >"$out/ctr-profile-serve.txt" 2>&1 &
+	spid=$!
+	i=0
+	until curl -sf 127.0.0.1:18391/v2/health/ready >/dev/null 2>&1; do
+		i=$((i + 1))
+		if [ "$i" -gt 300 ]; then
+			echo "== ctr-profile: the gateway was not ready in 30 s; see ctr-profile-serve.txt"
+			kill "$spid" 2>/dev/null
+			wait "$spid" 2>/dev/null
+			rm -rf "$tmp"
+			return
+		fi
+		sleep 0.1
+	done
+	echo "== ctr-profile: bench --model ctr --concurrency 64 --duration 5s, profile of its seconds 2.5 to 5.5"
+	taskset -c "$s-$((ncpu - 1))" "$bin" bench --target http://127.0.0.1:18391 --model ctr \
+		--concurrency 64 --duration 5s --warmup 1s --quiet >"$out/ctr-profile-bench.txt" 2>&1 &
+	bpid=$!
+	sleep 2.5
+	curl -s -o "$out/ctr-profile.pprof" '127.0.0.1:18392/debug/pprof/profile?seconds=3'
+	wait "$bpid"
+	kill "$spid"
+	wait "$spid" 2>/dev/null
+	rm -rf "$tmp"
+	tail -n 3 "$out/ctr-profile-bench.txt"
+}
+case " $models " in
+*" ctr "*)
+	if command -v curl >/dev/null && command -v taskset >/dev/null; then
+		profile_ctr
+	else
+		echo "== ctr-profile: skipped (needs curl and taskset)"
+	fi
+	;;
+esac
 
 {
 	echo "at the end:"
