@@ -33,6 +33,7 @@ type scratch struct {
 	order []int
 	resp  oip.InferResponse
 	buf   []byte
+	zbuf  []byte // buf compressed, when the client accepts it
 	num   []byte
 	// jsonLen is the length of the JSON part of the response in buf.
 	jsonLen int
@@ -52,7 +53,7 @@ func (p *scratchPool) get() *scratch {
 }
 
 func (p *scratchPool) put(s *scratch) {
-	size := s.req.RetainedBytes() + cap(s.buf) + cap(s.num) + cap(s.key) + cap(s.bkey)
+	size := s.req.RetainedBytes() + cap(s.buf) + cap(s.zbuf) + cap(s.num) + cap(s.key) + cap(s.bkey)
 	for _, o := range s.outs[:cap(s.outs)] {
 		size += cap(o.Data) + 8*cap(o.Shape)
 	}
@@ -143,7 +144,7 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 		sc.bkey = cache.AppendBodyKey(sc.bkey, v.Generation, headerLen, body)
 		lookup := time.Now()
 		if e, ok := s.cache.Get(sc.bkey); ok && e.Response != nil {
-			setBody(ctx, sc, e.Response, e.JSONLen)
+			s.setBody(ctx, sc, e.Response, e.JSONLen)
 			ctx.Response.Header.Set("X-Cache", "hit")
 			now := time.Now()
 			v.Metrics.CacheHit(now.Sub(start), now.Sub(lookup))
@@ -293,14 +294,17 @@ func (s *Server) writeResponse(ctx *fasthttp.RequestCtx, sc *scratch, v *registr
 	out, jsonLen := oip.AppendResponse(sc.buf[:0], resp)
 	sc.buf, sc.jsonLen = out, jsonLen
 	clear(resp.Outputs) // drop references to outs, which may be a cache entry
-	setBody(ctx, sc, out, jsonLen)
+	s.setBody(ctx, sc, out, jsonLen)
 	return nil
 }
 
 // setBody answers with an encoded response body whose JSON part is
 // jsonLen bytes: binary outputs after it make it application/octet-stream
-// with the JSON length in its header.
-func setBody(ctx *fasthttp.RequestCtx, sc *scratch, body []byte, jsonLen int) {
+// with the JSON length in its header. With Config.CompressResponses, a
+// body of minCompressBytes or more goes out compressed when the request's
+// Accept-Encoding takes gzip or deflate, as Triton does; the JSON length
+// still counts the body before compression.
+func (s *Server) setBody(ctx *fasthttp.RequestCtx, sc *scratch, body []byte, jsonLen int) {
 	h := &ctx.Response.Header
 	if jsonLen < len(body) {
 		sc.num = strconv.AppendInt(sc.num[:0], int64(jsonLen), 10)
@@ -309,7 +313,57 @@ func setBody(ctx *fasthttp.RequestCtx, sc *scratch, body []byte, jsonLen int) {
 	} else {
 		h.SetContentType("application/json")
 	}
+	if ae := ctx.Request.Header.Peek(fasthttp.HeaderAcceptEncoding); s.cfg.CompressResponses && len(ae) > 0 {
+		h.Set(fasthttp.HeaderVary, fasthttp.HeaderAcceptEncoding)
+		if len(body) >= minCompressBytes {
+			switch responseEncoding(ae) {
+			case "gzip":
+				sc.zbuf = fasthttp.AppendGzipBytesLevel(sc.zbuf[:0], body, fasthttp.CompressBestSpeed)
+				h.Set(fasthttp.HeaderContentEncoding, "gzip")
+				body = sc.zbuf
+			case "deflate":
+				sc.zbuf = fasthttp.AppendDeflateBytesLevel(sc.zbuf[:0], body, fasthttp.CompressBestSpeed)
+				h.Set(fasthttp.HeaderContentEncoding, "deflate")
+				body = sc.zbuf
+			}
+		}
+	}
 	ctx.SetBody(body)
+}
+
+// minCompressBytes is the smallest response body worth compressing:
+// smaller ones would barely shrink, or grow, for the CPU spent.
+const minCompressBytes = 1024
+
+// responseEncoding picks the content coding of a response from the
+// request's Accept-Encoding: "gzip" if it accepts gzip, else "deflate" if
+// it accepts that, else "" (identity). A coding given q=0 is refused.
+func responseEncoding(accept []byte) string {
+	gzip, deflate := false, false
+	for len(accept) > 0 {
+		var item []byte
+		item, accept, _ = bytes.Cut(accept, []byte{','})
+		coding, params, _ := bytes.Cut(item, []byte{';'})
+		coding = bytes.TrimSpace(coding)
+		if q, ok := bytes.CutPrefix(bytes.TrimSpace(params), []byte("q=")); ok {
+			if v, err := strconv.ParseFloat(string(bytes.TrimSpace(q)), 64); err == nil && v == 0 {
+				continue
+			}
+		}
+		switch {
+		case bytes.EqualFold(coding, []byte("gzip")), bytes.EqualFold(coding, []byte("*")):
+			gzip = true
+		case bytes.EqualFold(coding, []byte("deflate")):
+			deflate = true
+		}
+	}
+	switch {
+	case gzip:
+		return "gzip"
+	case deflate:
+		return "deflate"
+	}
+	return ""
 }
 
 // batchError maps an error from the batcher or the backend to a response.
