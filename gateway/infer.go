@@ -313,7 +313,11 @@ func (s *Server) setBody(ctx *fasthttp.RequestCtx, sc *scratch, body []byte, jso
 	} else {
 		h.SetContentType("application/json")
 	}
-	if ae := ctx.Request.Header.Peek(fasthttp.HeaderAcceptEncoding); s.cfg.CompressResponses && len(ae) > 0 {
+	if !s.cfg.CompressResponses {
+		ctx.SetBody(body)
+		return
+	}
+	if ae := ctx.Request.Header.Peek(fasthttp.HeaderAcceptEncoding); len(ae) > 0 {
 		h.Set(fasthttp.HeaderVary, fasthttp.HeaderAcceptEncoding)
 		if len(body) >= minCompressBytes {
 			switch responseEncoding(ae) {
