@@ -123,7 +123,8 @@ for m in $models; do
 done
 
 # profile_ctr takes a 3 s CPU profile of a gateway serving ctr at 64
-# connections, gateway and load on the split as in the suite, into
+# connections, the gateway on CPUs 0 to SERVER_CPUS-1 and the load on the
+# rest (the suite's split on a host of one thread per core), into
 # OUT/ctr-profile.pprof: where a request's CPU goes (go tool pprof -top
 # -cum, anywhere; the profile carries its symbols). Ports 18391 and 18392.
 profile_ctr() {
