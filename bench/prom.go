@@ -356,7 +356,7 @@ func (d *scrapeDelta) stats() *ServerStats {
 	}
 	st.CacheHits = d.delta(metricCacheHits)
 	st.CacheMisses = d.delta(metricCacheMisses)
-	st.Rejected = d.delta(metricFailures, Label{"reason", "overloaded"})
+	st.Rejected = d.delta(metricFailures, Label{"reason", "overloaded"}) + d.delta(metricFailures, Label{"reason", "displaced"})
 	return st
 }
 

@@ -377,8 +377,9 @@ func (s *Server) batchError(v *registry.Version, timeout time.Duration, err erro
 		return unavailable(1, "model %q version %s has %d requests queued, its max_queue; retry later, or raise max_queue or instances in the model's config.json",
 			v.Model, v.Label, v.Batcher.Config().MaxQueueSize)
 	case errors.Is(err, batching.ErrDisplaced):
-		return unavailable(1, "model %q version %s gave this request's place in its full queue (max_queue %d) to one of higher priority; retry later, send it with a higher priority, or raise max_queue or instances in the model's config.json",
-			v.Model, v.Label, v.Batcher.Config().MaxQueueSize)
+		return &httpError{code: fasthttp.StatusServiceUnavailable, retryAfter: 1, reason: registry.ReasonDisplaced,
+			msg: fmt.Sprintf("model %q version %s gave this request's place in its full queue (max_queue %d) to one of higher priority; retry later, send it with a higher priority, or raise max_queue or instances in the model's config.json",
+				v.Model, v.Label, v.Batcher.Config().MaxQueueSize)}
 	case errors.Is(err, batching.ErrTimeout):
 		bc := v.Batcher.Config()
 		if bc.DefaultTimeout > 0 && bc.DefaultTimeout < timeout {

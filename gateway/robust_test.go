@@ -267,7 +267,9 @@ func TestPriorityDisplacesUnderOverload(t *testing.T) {
 			t.Fatalf("got %s; want 200", r)
 		}
 	}
-	checkMetric(t, s.metricsText(t), failureSeries(fakeSeries, "overloaded"), 1)
+	text := s.metricsText(t)
+	checkMetric(t, text, failureSeries(fakeSeries, "displaced"), 1)
+	checkMetric(t, text, failureSeries(fakeSeries, "overloaded"), 0)
 }
 
 // TestMetricsByReason checks the per-version success and failure

@@ -22,6 +22,9 @@ const (
 	ReasonTimeout
 	ReasonCanceled
 	ReasonInternal
+	// ReasonDisplaced is a queued request that gave its place to one of
+	// higher priority (batching.ErrDisplaced).
+	ReasonDisplaced
 	numReasons
 )
 
@@ -31,6 +34,7 @@ var reasonNames = [numReasons]string{
 	ReasonTimeout:    "timeout",
 	ReasonCanceled:   "canceled",
 	ReasonInternal:   "internal",
+	ReasonDisplaced:  "displaced",
 }
 
 // String returns the reason's metric label.
