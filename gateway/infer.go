@@ -317,8 +317,8 @@ func (s *Server) setBody(ctx *fasthttp.RequestCtx, sc *scratch, body []byte, jso
 		ctx.SetBody(body)
 		return
 	}
+	h.Set(fasthttp.HeaderVary, fasthttp.HeaderAcceptEncoding)
 	if ae := ctx.Request.Header.Peek(fasthttp.HeaderAcceptEncoding); len(ae) > 0 {
-		h.Set(fasthttp.HeaderVary, fasthttp.HeaderAcceptEncoding)
 		if len(body) >= minCompressBytes {
 			switch responseEncoding(ae) {
 			case "gzip":
@@ -340,31 +340,45 @@ func (s *Server) setBody(ctx *fasthttp.RequestCtx, sc *scratch, body []byte, jso
 const minCompressBytes = 1024
 
 // responseEncoding picks the content coding of a response from the
-// request's Accept-Encoding: "gzip" if it accepts gzip, else "deflate" if
-// it accepts that, else "" (identity). A coding given q=0 is refused.
+// request's Accept-Encoding (RFC 9110, 12.5.3): of gzip and deflate, the
+// one with the higher weight, gzip on a tie; a coding not listed takes the
+// weight of "*", if listed; weight 0 refuses. "" means identity.
 func responseEncoding(accept []byte) string {
-	gzip, deflate := false, false
+	qGzip, qDeflate, qAny := -1.0, -1.0, -1.0 // -1: not listed
 	for len(accept) > 0 {
 		var item []byte
 		item, accept, _ = bytes.Cut(accept, []byte{','})
 		coding, params, _ := bytes.Cut(item, []byte{';'})
-		coding = bytes.TrimSpace(coding)
-		if q, ok := bytes.CutPrefix(bytes.TrimSpace(params), []byte("q=")); ok {
-			if v, err := strconv.ParseFloat(string(bytes.TrimSpace(q)), 64); err == nil && v == 0 {
-				continue
+		q := 1.0
+		for len(params) > 0 {
+			var p []byte
+			p, params, _ = bytes.Cut(params, []byte{';'})
+			name, value, ok := bytes.Cut(bytes.TrimSpace(p), []byte{'='})
+			if ok && bytes.EqualFold(name, []byte("q")) {
+				if v, err := strconv.ParseFloat(string(value), 64); err == nil && v >= 0 && v <= 1 {
+					q = v
+				}
 			}
 		}
-		switch {
-		case bytes.EqualFold(coding, []byte("gzip")), bytes.EqualFold(coding, []byte("*")):
-			gzip = true
+		switch coding = bytes.TrimSpace(coding); {
+		case bytes.EqualFold(coding, []byte("gzip")):
+			qGzip = q
 		case bytes.EqualFold(coding, []byte("deflate")):
-			deflate = true
+			qDeflate = q
+		case bytes.Equal(coding, []byte("*")):
+			qAny = q
 		}
 	}
+	if qGzip < 0 {
+		qGzip = qAny
+	}
+	if qDeflate < 0 {
+		qDeflate = qAny
+	}
 	switch {
-	case gzip:
+	case qGzip > 0 && qGzip >= qDeflate:
 		return "gzip"
-	case deflate:
+	case qDeflate > 0:
 		return "deflate"
 	}
 	return ""
