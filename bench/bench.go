@@ -41,6 +41,9 @@ type Config struct {
 	// InputFile, when set, holds the request bodies, one OIP JSON request
 	// a line, instead of generated ones; they are re-encoded with Encoding.
 	InputFile string
+	// Priority, when above 0, is the "priority" parameter of every request
+	// (1 is the highest), over any an InputFile body has.
+	Priority int64
 	// Floors lists the floors to measure too: FloorHTTP, FloorORT.
 	Floors []string
 	// ModelFile is the model the ort-floor runs; "" means the demo model
@@ -72,6 +75,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Model == "" {
 		return fmt.Errorf("%w: --model is empty", ErrBadConfig)
+	}
+	if c.Priority < 0 {
+		return fmt.Errorf("%w: --priority %d must not be negative (1 is the highest; 0 sends none)", ErrBadConfig, c.Priority)
 	}
 	if c.Overload > 0 {
 		switch {
@@ -181,6 +187,7 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 	pool, err := newPool(md, poolOptions{
 		rows: cfg.Rows, size: cfg.Pool, seed: cfg.Seed,
 		binary: cfg.Encoding == EncodingBinary, cacheHits: cfg.CacheHits, inputFile: cfg.InputFile,
+		priority: cfg.Priority,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)

@@ -50,6 +50,7 @@ type poolOptions struct {
 	binary    bool
 	cacheHits bool // one body, cacheable; otherwise cache_bypass is set
 	inputFile string
+	priority  int64 // parameters.priority of every body; 0 leaves it out
 }
 
 // newPool makes the bodies for model md: from opts.inputFile when set,
@@ -72,7 +73,7 @@ func generatePool(md *oip.ModelMetadata, opts poolOptions) (*requestPool, error)
 	rng := rand.New(rand.NewPCG(opts.seed, 0x5851f42d4c957f2d))
 	p := &requestPool{binary: opts.binary}
 	for range n {
-		req := &oip.InferRequest{BinaryDataOutput: opts.binary, CacheBypass: !opts.cacheHits}
+		req := &oip.InferRequest{BinaryDataOutput: opts.binary, CacheBypass: !opts.cacheHits, Priority: opts.priority}
 		for _, in := range md.Inputs {
 			shape := concreteShape(in.Shape, opts.rows)
 			count := oip.ShapeElements(shape)
@@ -117,6 +118,9 @@ func readPool(md *oip.ModelMetadata, opts poolOptions) (*requestPool, error) {
 		}
 		req.BinaryDataOutput = opts.binary
 		req.CacheBypass = !opts.cacheHits
+		if opts.priority > 0 {
+			req.Priority = opts.priority
+		}
 		for i := range req.Outputs {
 			req.Outputs[i].HasBinary = false
 		}

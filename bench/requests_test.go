@@ -54,7 +54,17 @@ func TestGeneratePool(t *testing.T) {
 			t.Fatalf("%d distinct bodies; want 8", len(seen))
 		}
 	}
-	p, err := generatePool(ctrMetadata, poolOptions{rows: 1, size: 64, seed: 1, cacheHits: true})
+	p, err := generatePool(ctrMetadata, poolOptions{rows: 1, size: 2, seed: 1, priority: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range p.bodies {
+		var req oip.InferRequest
+		if err := oip.DecodeRequest(&req, b.data, b.headerLen); err != nil || req.Priority != 2 {
+			t.Fatalf("--priority 2: priority %d, %v; want 2", req.Priority, err)
+		}
+	}
+	p, err = generatePool(ctrMetadata, poolOptions{rows: 1, size: 64, seed: 1, cacheHits: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +150,7 @@ func TestReadPool(t *testing.T) {
 	if err := os.WriteFile(path, []byte(lines), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p, err := readPool(ctrMetadata, poolOptions{inputFile: path, binary: true})
+	p, err := readPool(ctrMetadata, poolOptions{inputFile: path, binary: true, priority: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +158,7 @@ func TestReadPool(t *testing.T) {
 		t.Fatalf("bodies %d rows %d,%d", len(p.bodies), p.bodies[0].rows, p.bodies[1].rows)
 	}
 	var req oip.InferRequest
-	if err := oip.DecodeRequest(&req, p.bodies[1].data, p.bodies[1].headerLen); err != nil || !req.CacheBypass || !req.BinaryDataOutput || req.ID != "x" {
+	if err := oip.DecodeRequest(&req, p.bodies[1].data, p.bodies[1].headerLen); err != nil || !req.CacheBypass || !req.BinaryDataOutput || req.ID != "x" || req.Priority != 1 {
 		t.Fatalf("re-encoded body: %v %+v", err, req)
 	}
 	if err := os.WriteFile(path, []byte(`{"inputs":[{"name":"nope","datatype":"FP32","shape":[1],"data":[1]}]}`), 0o644); err != nil {

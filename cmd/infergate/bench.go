@@ -75,6 +75,7 @@ another when busy.`)
 	fs.DurationVar(&cfg.MaxP99, "max-p99", 0, "sweep: run each series of levels in increasing order, stop after the first whose p99 exceeds this (or that is flagged), and report the highest level that met it (0: no sweep)")
 	fs.BoolVar(&cfg.CacheHits, "cache-hits", false, "send one request body over and over, without cache_bypass, to measure the gateway's response cache (otherwise --pool distinct bodies carry cache_bypass)")
 	fs.StringVar(&cfg.InputFile, "input", "", "read the request bodies from this file, one OIP JSON infer request a line, instead of generating them; they are re-encoded with --encoding")
+	fs.Int64Var(&cfg.Priority, "priority", 0, "send every request with this priority parameter (1 is the highest; 0 sends none): two runs at once at different priorities, against a model with dynamic_batching.priority_levels, show what each gets when the queue is full")
 	floors := stringList{}
 	fs.Var(&floors, "floors", "`FLOOR,...` to measure too: http (a bare fasthttp server in this process replaying the gateway's response, at the same levels), ort (the model through ONNX Runtime in this process at batch sizes 1..--max-batch)")
 	fs.StringVar(&cfg.ModelFile, "model-file", "", "ONNX file of the model for the ort floor (default: the demo model of the same name; it is checked against the sha256 the gateway reports)")
