@@ -197,11 +197,19 @@ func writeJSON(ctx *fasthttp.RequestCtx, v any) error {
 }
 
 // modelConfig serves GET /v2/models/{name}[/versions/{version}]/config: the
-// configuration the version was loaded with, node defaults filled in.
+// configuration the version was loaded with, node defaults filled in. For
+// a version that cannot batch (a tensor without a variable first
+// dimension) max_batch_size is left out: Triton reports 0 there, and its
+// tools (perf_analyzer) take a max_batch_size above 0 to mean that the
+// metadata's first dimension is the batch.
 func (s *Server) modelConfig(ctx *fasthttp.RequestCtx, name, version []byte) error {
 	_, v, err := s.lookup(name, version)
 	if err != nil {
 		return err
+	}
+	cfg := v.Config
+	if !v.Batchable {
+		cfg.MaxBatchSize = 0
 	}
 	ctx.Response.Header.Set("X-Model-Version", v.Label)
 	return writeJSON(ctx, struct {
@@ -209,5 +217,5 @@ func (s *Server) modelConfig(ctx *fasthttp.RequestCtx, name, version []byte) err
 		Version string `json:"version"`
 		SHA256  string `json:"sha256"`
 		registry.ModelConfig
-	}{v.Model, v.Label, v.SHA256, v.Config})
+	}{v.Model, v.Label, v.SHA256, cfg})
 }
