@@ -53,25 +53,7 @@ func TestCompressResponses(t *testing.T) {
 		if got := r.header["Content-Encoding"]; got != wantCoding {
 			t.Fatalf("Accept-Encoding %q, %d-byte answer: Content-Encoding %q; want %q", accept, len(w.body), got, wantCoding)
 		}
-		got := r.body
-		switch wantCoding {
-		case "gzip":
-			zr, err := gzip.NewReader(bytes.NewReader(r.body))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got, err = io.ReadAll(zr); err != nil {
-				t.Fatal(err)
-			}
-		case "deflate":
-			zr, err := zlib.NewReader(bytes.NewReader(r.body))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got, err = io.ReadAll(zr); err != nil {
-				t.Fatal(err)
-			}
-		}
+		got := decompress(t, wantCoding, r.body)
 		if wantCoding != "" && len(r.body) >= len(w.body) {
 			t.Errorf("Accept-Encoding %q: %d bytes compressed, %d not; want fewer", accept, len(r.body), len(w.body))
 		}
@@ -95,8 +77,7 @@ func TestCompressResponses(t *testing.T) {
 
 	// The answer decodes as the model's output once decompressed.
 	r, _ := s.send(fasthttp.MethodPost, "/v2/models/emb/infer", largeBinary, "Accept-Encoding", "gzip")
-	zr, _ := gzip.NewReader(bytes.NewReader(r.body))
-	r.body, _ = io.ReadAll(zr)
+	r.body = decompress(t, "gzip", r.body)
 	if out := decodeInfer(t, r).Outputs[0]; out.Name != "emb" || out.Datatype != oip.FP32 || len(out.Data) != 300*4*4 {
 		t.Fatalf("decompressed binary answer: %s %s, %d bytes; want emb FP32, %d", out.Name, out.Datatype, len(out.Data), 300*4*4)
 	}
@@ -104,4 +85,29 @@ func TestCompressResponses(t *testing.T) {
 	if r, _ := plain.send(fasthttp.MethodPost, "/v2/models/emb/infer", large, "Accept-Encoding", "gzip"); r.header["Content-Encoding"] != "" {
 		t.Fatalf("without --compress-responses: Content-Encoding %q; want none", r.header["Content-Encoding"])
 	}
+}
+
+// decompress returns body decoded from coding ("" for none).
+func decompress(t *testing.T, coding string, body []byte) []byte {
+	t.Helper()
+	var zr io.Reader
+	var err error
+	switch coding {
+	case "":
+		return body
+	case "gzip":
+		zr, err = gzip.NewReader(bytes.NewReader(body))
+	case "deflate":
+		zr, err = zlib.NewReader(bytes.NewReader(body))
+	default:
+		t.Fatalf("no decoder for %q", coding)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
