@@ -28,7 +28,8 @@
 #
 # Environment: OUT (default diagnose-<date>-<time>), SERVER_CPUS (the
 # gateway's CPUs; default half of them), MODELS (default "ranker ctr"),
-# DURATION and WARMUP of each step (default 2s and 1s).
+# DURATION and WARMUP of each step (default 2s and 1s), REPEAT (rounds of
+# each model's first suite, as is; default 1).
 set -eu
 
 bin=${1:-./bin/infergate}
@@ -38,6 +39,7 @@ out=${OUT:-diagnose-$(date +%Y%m%d-%H%M%S)}
 models=${MODELS:-ranker ctr}
 dur=${DURATION:-2s}
 warm=${WARMUP:-1s}
+repeat=${REPEAT:-1}
 
 if [ ! -x "$bin" ]; then
 	echo "diagnose.sh: $bin is not an executable; run make build, or give the binary" >&2
@@ -102,7 +104,7 @@ suite() {
 		--duration "$dur" --warmup "$warm" --quiet --json "$out/$name.json" "$@"
 }
 for m in $models; do
-	suite "$m" "$m"
+	suite "$m" "$m" --repeat "$repeat"
 	case $m in
 	ranker)
 		if [ "$s" -ge 2 ]; then
