@@ -28,26 +28,7 @@ import (
 // rotten copy and fetch the version again from a peer, not report it
 // failed for ever as "a local model of that name".
 func TestRestartRepairsRottenPlacedFile(t *testing.T) {
-	_, tr := raft.NewInmemTransport("unused")
-	cfg := testConfig(t, "solo", tr, "")
-	cfg.inmem = nil
-	cfg.RaftAddr = testenv.FreeAddr(t)
-	n, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			n.Stop()
-		}
-	}()
-	testenv.CheckFor(t, 5*time.Second, func() error {
-		if !n.IsLeader() {
-			return errors.New("not leader yet")
-		}
-		return nil
-	})
+	cfg, n := startSolo(t)
 
 	good := []byte("model bytes placed in the first run")
 	sum := sha256.Sum256(good)
@@ -73,7 +54,6 @@ func TestRestartRepairsRottenPlacedFile(t *testing.T) {
 	if err := n.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	stopped = true
 
 	// Rot: same size, other bytes, in the blob and so in the file linked
 	// to it (and in the file itself, should it be a copy).
@@ -166,20 +146,7 @@ func loadedVersions(r *registry.Repository, name string) []int64 {
 // would load the model as its directory alone says: the latest version, 3,
 // with production version 1 no longer serving.
 func TestPollAfterRestartKeepsProduction(t *testing.T) {
-	_, tr := raft.NewInmemTransport("unused")
-	cfg := testConfig(t, "solo", tr, "")
-	cfg.inmem = nil
-	cfg.RaftAddr = testenv.FreeAddr(t)
-	n, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testenv.CheckFor(t, 5*time.Second, func() error {
-		if !n.IsLeader() {
-			return errors.New("not leader yet")
-		}
-		return nil
-	})
+	cfg, n := startSolo(t)
 	c := &testCluster{t: t, nodes: []*Node{n}}
 	for _, content := range []string{"good one", "broken two", "good three"} {
 		if _, err := c.register(n, "m", content); err != nil {
@@ -213,6 +180,29 @@ func TestPollAfterRestartKeepsProduction(t *testing.T) {
 	checkServesOneAndThree(t, repo, "after the restart")
 	repo.Poll()
 	checkServesOneAndThree(t, repo, "after a poll")
+}
+
+// startSolo starts a one-node cluster over real TCP, whose raft state and
+// stores restartNode can take over, and waits until it leads. It stops
+// when the test ends, if the test has not stopped it.
+func startSolo(t *testing.T) (Config, *Node) {
+	t.Helper()
+	_, tr := raft.NewInmemTransport("unused")
+	cfg := testConfig(t, "solo", tr, "")
+	cfg.inmem = nil
+	cfg.RaftAddr = testenv.FreeAddr(t)
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Stop() })
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if !n.IsLeader() {
+			return errors.New("not leader yet")
+		}
+		return nil
+	})
+	return cfg, n
 }
 
 // restartNode starts a node again on cfg's directories, with a fresh

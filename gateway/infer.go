@@ -186,6 +186,9 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 			return nil
 		}
 		missed = time.Since(lookup)
+		// A miss, whatever becomes of the request from here; storing its
+		// outputs below adds to its time.
+		defer func() { v.Metrics.CacheMiss(missed) }()
 	}
 
 	timeout := s.cfg.RequestTimeout
@@ -202,9 +205,6 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 	sc.outs = br.Outputs
 	br.Inputs = nil
 	if err != nil {
-		if useCache {
-			v.Metrics.CacheMiss(missed)
-		}
 		return s.batchError(v, timeout, err)
 	}
 	if useCache {
@@ -216,15 +216,10 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 		missed += time.Since(store)
 	}
 	if err := s.writeResponse(ctx, sc, v, sc.outs); err != nil {
-		if useCache {
-			v.Metrics.CacheMiss(missed)
-		}
 		return err
 	}
 	if useCache {
-		store := time.Now()
 		s.cacheResponse(sc)
-		v.Metrics.CacheMiss(missed + time.Since(store))
 	}
 	return nil
 }

@@ -50,7 +50,7 @@ type InferenceStats struct {
 	// spent looking their entries up and copying them into the responses.
 	CacheHit DurationStat `json:"cache_hit"`
 	// CacheMiss: the requests the response cache could not answer, and
-	// the time spent looking them up and storing their responses.
+	// the time spent looking them up and storing their outputs.
 	CacheMiss DurationStat `json:"cache_miss"`
 }
 

@@ -235,7 +235,7 @@ func (m *VersionMetrics) CacheHit(total, lookup time.Duration) {
 }
 
 // CacheMiss counts a request that the response cache could not answer;
-// d is the time spent looking it up and storing its response.
+// d is the time spent looking it up and storing its outputs.
 func (m *VersionMetrics) CacheMiss(d time.Duration) {
 	m.CacheMisses.Inc()
 	m.cacheMissNS.Add(uint64(max(d, 0)))
@@ -274,7 +274,7 @@ type Statistics struct {
 	CacheHit StatValue
 	// CacheMiss counts the requests the response cache looked up and
 	// could not answer, and the time spent looking them up and storing
-	// their responses.
+	// their outputs.
 	CacheMiss StatValue
 	// Batches are the executions by rows, in ascending order.
 	Batches []BatchStat
