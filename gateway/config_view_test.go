@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -56,5 +57,112 @@ func TestConfigMaxBatchSizeOfUnbatchableModel(t *testing.T) {
 	r := s.post(t, "/v2/models/fixed/infer", []byte(`{"inputs":[{"name":"x","datatype":"FP32","shape":[3,4],"data":[0,0,0,0,0,0,0,0,0,0,0,0]}]}`))
 	if r.code != fasthttp.StatusOK {
 		t.Fatalf("fixed model: %s", r)
+	}
+}
+
+// GET .../config carries Triton's description of the version (platform,
+// backend, input, output, instance_group), and what it answers loads back
+// as it is, with version and sha256 left out; a configuration in Triton's
+// own spelling loads too, and one that disagrees with the model is a 400
+// that leaves the loaded version serving.
+func TestConfigTritonFieldsRoundTrip(t *testing.T) {
+	// The defaults that serve fills in, so that the view names them.
+	s := startServer(t, serverOptions{cfg: gateway.DefaultConfig(),
+		defaults: registry.ModelConfig{MaxBatchSize: 64, Instances: 1, Device: "cpu"},
+		files:    map[string][]byte{"fixed/1": fixedONNX(), "ctr/1": ctrONNX()}})
+	get := func(model string) map[string]any {
+		t.Helper()
+		r := s.do(t, fasthttp.MethodGet, "/v2/models/"+model+"/config", nil)
+		if r.code != fasthttp.StatusOK {
+			t.Fatalf("GET %s config: %s", model, r)
+		}
+		var c map[string]any
+		if err := json.Unmarshal(r.body, &c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	load := func(model string, config any) response {
+		t.Helper()
+		text, err := json.Marshal(config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := json.Marshal(map[string]any{"parameters": map[string]string{"config": string(text)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.post(t, "/v2/repository/models/"+model+"/load", body)
+	}
+	field := func(c map[string]any, key string) string {
+		t.Helper()
+		b, err := json.Marshal(c[key])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	f := func(model, wantInput, wantOutput string) {
+		t.Helper()
+		c := get(model)
+		for key, want := range map[string]string{
+			"name":           `"` + model + `"`,
+			"platform":       `"onnxruntime_onnx"`,
+			"backend":        `"onnxruntime"`,
+			"input":          wantInput,
+			"output":         wantOutput,
+			"instance_group": `[{"count":1,"kind":"KIND_CPU"}]`,
+		} {
+			if got := field(c, key); got != want {
+				t.Fatalf("%s: %s is %s; want %s", model, key, got, want)
+			}
+		}
+		delete(c, "version")
+		delete(c, "sha256")
+		if r := load(model, c); r.code != fasthttp.StatusOK {
+			t.Fatalf("%s: loading its own configuration back: %s", model, r)
+		}
+		again := get(model)
+		delete(again, "version")
+		delete(again, "sha256")
+		if a, b := field(map[string]any{"c": c}, "c"), field(map[string]any{"c": again}, "c"); a != b {
+			t.Fatalf("%s: configuration after the round trip\n%s\nwant\n%s", model, b, a)
+		}
+	}
+	// ctr batches: dims leave the batch dimension out. fixed does not.
+	f("ctr", `[{"data_type":"TYPE_FP32","dims":[64],"name":"features"}]`, `[{"data_type":"TYPE_FP32","dims":[1],"name":"score"}]`)
+	f("fixed", `[{"data_type":"TYPE_FP32","dims":[3,4],"name":"x"}]`, `[{"data_type":"TYPE_FP32","dims":[3,4],"name":"y"}]`)
+
+	triton := map[string]any{
+		"name": "ctr", "platform": "onnxruntime_onnx", "max_batch_size": 16,
+		"input":          []any{map[string]any{"name": "features", "data_type": "TYPE_FP32", "dims": []string{"64"}}},
+		"instance_group": []any{map[string]any{"count": 2, "kind": "KIND_CPU"}},
+		"dynamic_batching": map[string]any{"preferred_batch_size": []int{8}, "max_queue_delay_microseconds": "200",
+			"default_queue_policy": map[string]any{"max_queue_size": "32", "default_timeout_microseconds": "9000"}},
+	}
+	if r := load("ctr", triton); r.code != fasthttp.StatusOK {
+		t.Fatalf("loading a Triton configuration: %s", r)
+	}
+	c := get("ctr")
+	for key, want := range map[string]string{
+		"instances":        "2",
+		"max_batch_size":   "16",
+		"max_queue":        "32",
+		"instance_group":   `[{"count":2,"kind":"KIND_CPU"}]`,
+		"dynamic_batching": `{"default_queue_timeout_us":9000,"max_queue_delay_us":200,"preferred_batch_sizes":[8]}`,
+	} {
+		if got := field(c, key); got != want {
+			t.Fatalf("after a Triton configuration: %s is %s; want %s", key, got, want)
+		}
+	}
+
+	bad := map[string]any{"input": []any{map[string]any{"name": "features", "data_type": "TYPE_FP32", "dims": []int{-1, 64}}}}
+	checkError(t, load("ctr", bad), fasthttp.StatusBadRequest, `input "features" has dims [64] in the model (its shape [-1,64] without the batch dimension`)
+	if got := field(get("ctr"), "instances"); got != "2" {
+		t.Fatalf("a refused configuration changed the loaded one: instances %s; want 2", got)
+	}
+	r := s.post(t, "/v2/models/ctr/infer", []byte(`{"inputs":[{"name":"features","datatype":"FP32","shape":[1,64],"data":[`+strings.TrimSuffix(strings.Repeat("0.5,", 64), ",")+`]}]}`))
+	if r.code != fasthttp.StatusOK {
+		t.Fatalf("ctr after a refused configuration: %s", r)
 	}
 }

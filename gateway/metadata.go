@@ -197,7 +197,9 @@ func writeJSON(ctx *fasthttp.RequestCtx, v any) error {
 }
 
 // modelConfig serves GET /v2/models/{name}[/versions/{version}]/config: the
-// configuration the version was loaded with, node defaults filled in. For
+// configuration the version was loaded with, node defaults filled in, and
+// Triton's fields that describe it (platform, backend, input, output,
+// instance_group), which the load API takes back as they are. For
 // a version that cannot batch (a tensor without a variable first
 // dimension) max_batch_size is left out: Triton reports 0 there, and its
 // tools (perf_analyzer) take a max_batch_size above 0 to mean that the
@@ -211,9 +213,13 @@ func (s *Server) modelConfig(ctx *fasthttp.RequestCtx, name, version []byte) err
 	if !v.Batchable {
 		cfg.MaxBatchSize = 0
 	}
+	cfg.Platform, cfg.Backend = registry.TritonPlatform, registry.TritonBackend
+	cfg.Input = registry.TensorConfigs(v.Inputs, v.Batchable)
+	cfg.Output = registry.TensorConfigs(v.Outputs, v.Batchable)
+	cfg.InstanceGroup = cfg.InstanceGroups()
 	ctx.Response.Header.Set("X-Model-Version", v.Label)
 	return writeJSON(ctx, struct {
-		Name    string `json:"name"`
+		Name    string `json:"name"` // hides the embedded one, which a load may leave out
 		Version string `json:"version"`
 		SHA256  string `json:"sha256"`
 		registry.ModelConfig

@@ -15,6 +15,13 @@ import (
 // value takes the node's default (the serve flags). Unknown fields are an
 // error, so that a typo does not silently fall back to a default.
 type ModelConfig struct {
+	// Name, when set, must be the model's name (Triton's configurations
+	// carry it).
+	Name string `json:"name,omitempty"`
+	// Platform and Backend, when set, must be TritonPlatform and
+	// TritonBackend.
+	Platform string `json:"platform,omitempty"`
+	Backend  string `json:"backend,omitempty"`
 	// VersionPolicy picks which versions on disk are served.
 	VersionPolicy VersionPolicy `json:"version_policy"`
 	// Instances is the number of ONNX Runtime sessions run in parallel.
@@ -40,6 +47,12 @@ type ModelConfig struct {
 	DynamicBatching *DynamicBatching `json:"dynamic_batching,omitempty"`
 	// ResponseCache enables the node's response cache for this model.
 	ResponseCache *ResponseCache `json:"response_cache,omitempty"`
+	// Input and Output, when set, are what the model's tensors of those
+	// names must be; a version whose tensors differ fails to load.
+	Input  []TensorConfig `json:"input,omitempty"`
+	Output []TensorConfig `json:"output,omitempty"`
+	// InstanceGroup is Triton's spelling of Instances and Device.
+	InstanceGroup []InstanceGroup `json:"instance_group,omitempty"`
 }
 
 // DynamicBatching configures the batcher of a model, in the spirit of
@@ -52,6 +65,12 @@ type DynamicBatching struct {
 	MaxQueueDelayUS int64 `json:"max_queue_delay_us,omitempty"`
 	// PreferredBatchSizes are the batch sizes (rows) to aim for.
 	PreferredBatchSizes []int `json:"preferred_batch_sizes,omitempty"`
+	// PreferredBatchSize, MaxQueueDelayMicroseconds and
+	// DefaultQueuePolicy are Triton's spellings, folded into the fields
+	// above (and into ModelConfig.MaxQueue) when parsed.
+	PreferredBatchSize        []int        `json:"preferred_batch_size,omitempty"`
+	MaxQueueDelayMicroseconds *JSONInt     `json:"max_queue_delay_microseconds,omitempty"`
+	DefaultQueuePolicy        *QueuePolicy `json:"default_queue_policy,omitempty"`
 	// PriorityLevels is the number of request priorities, 1 the highest;
 	// DefaultPriorityLevel applies to requests that give none.
 	PriorityLevels       int `json:"priority_levels,omitempty"`
@@ -240,6 +259,9 @@ func ParseModelConfig(data []byte) (ModelConfig, error) {
 	}
 	if dec.More() {
 		return c, fmt.Errorf("%w: trailing data after the JSON object", ErrBadConfig)
+	}
+	if err := c.fromTriton(); err != nil {
+		return c, err
 	}
 	if err := c.Validate(); err != nil {
 		return c, err

@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/infergate/infergate/oip"
 )
 
 func TestParseModelConfig(t *testing.T) {
@@ -106,4 +108,113 @@ func TestParseVersion(t *testing.T) {
 	f("1a", 0, false)
 	f("", 0, false)
 	f("1234567890123456789", 0, false)
+}
+
+// A configuration in the JSON form of Triton's, 64-bit fields as strings,
+// folds into infergate's own fields.
+func TestParseTritonConfig(t *testing.T) {
+	c, err := ParseModelConfig([]byte(`{
+		"name": "ctr", "platform": "onnxruntime_onnx", "backend": "onnxruntime",
+		"max_batch_size": 32,
+		"input": [{"name": "features", "data_type": "TYPE_FP32", "dims": ["64"]}],
+		"output": [{"name": "score", "data_type": "TYPE_FP32", "dims": [1]}],
+		"instance_group": [{"name": "ctr_0", "count": 2, "kind": "KIND_GPU", "gpus": [1]}],
+		"dynamic_batching": {
+			"preferred_batch_size": [8, 16],
+			"max_queue_delay_microseconds": "100",
+			"priority_levels": 2,
+			"default_queue_policy": {"timeout_action": "REJECT", "default_timeout_microseconds": "5000",
+				"allow_timeout_override": true, "max_queue_size": "64"}
+		}
+	}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := c.DynamicBatching
+	got := []any{c.Instances, c.Device, c.MaxBatchSize, c.MaxQueue, c.InstanceGroup == nil,
+		d.PreferredBatchSizes, d.MaxQueueDelayUS, d.DefaultQueueTimeoutUS, d.PriorityLevels,
+		d.PreferredBatchSize == nil, d.MaxQueueDelayMicroseconds == nil, d.DefaultQueuePolicy == nil,
+		c.Input[0].Dims}
+	want := []any{2, "cuda:1", int64(32), 64, true,
+		[]int{8, 16}, int64(100), int64(5000), 2,
+		true, true, true,
+		[]JSONInt{64}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v; want %v", got, want)
+	}
+}
+
+func TestParseTritonConfigErrors(t *testing.T) {
+	f := func(in, wantErr string) {
+		t.Helper()
+		_, err := ParseModelConfig([]byte(in))
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("ParseModelConfig(%s): got %v; want an error containing %q", in, err, wantErr)
+		}
+	}
+	f(`{"platform":"tensorrt_plan"}`, `platform "tensorrt_plan": infergate serves ONNX models`)
+	f(`{"backend":"python"}`, `backend "python"`)
+	f(`{"input":[{"data_type":"TYPE_FP32","dims":[1]}]}`, "input[0] has no name")
+	f(`{"output":[{"name":"y","data_type":"FP32","dims":[1]}]}`, `data_type "FP32" is not a Triton type`)
+	f(`{"input":[{"name":"x","data_type":"TYPE_BYTES","dims":[1]}]}`, `data_type "TYPE_BYTES"`)
+	f(`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":[1]},{"name":"x","data_type":"TYPE_FP32","dims":[1]}]}`, `input lists "x" twice`)
+	f(`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":["1.5"]}]}`, `"1.5" is not an integer`)
+	f(`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":[1],"format":"FORMAT_NCHW"}]}`, `unknown field "format"`)
+	f(`{"instance_group":[{"count":1},{"count":1}]}`, "instance_group has 2 groups")
+	f(`{"instance_group":[{"count":-1}]}`, "count must be between 1 and 64")
+	f(`{"instance_group":[{"count":65}]}`, "instances must be between 1 and 64")
+	f(`{"instance_group":[{"kind":"KIND_CPU","gpus":[0]}]}`, "KIND_CPU lists gpus")
+	f(`{"instance_group":[{"kind":"KIND_GPU","gpus":[0,1]}]}`, "list one")
+	f(`{"instance_group":[{"kind":"KIND_GPU","gpus":[-1]}]}`, "GPUs are numbered from 0")
+	f(`{"instance_group":[{"kind":"KIND_MODEL"}]}`, `kind "KIND_MODEL"`)
+	f(`{"instances":3,"instance_group":[{"count":2}]}`, "instances is 3 but instance_group's count is 2")
+	f(`{"device":"cpu","instance_group":[{"kind":"KIND_GPU"}]}`, `device is "cpu" but instance_group places the instances on "cuda:0"`)
+	f(`{"max_batch_size":8,"dynamic_batching":{"preferred_batch_size":[16]}}`, "preferred_batch_sizes holds 16")
+	f(`{"dynamic_batching":{"preferred_batch_size":[4],"preferred_batch_sizes":[8]}}`, "give one of them")
+	f(`{"dynamic_batching":{"max_queue_delay_us":5,"max_queue_delay_microseconds":6}}`, "give one of them")
+	f(`{"dynamic_batching":{"max_queue_delay_microseconds":"-1"}}`, "max_queue_delay_us must be between 0 and")
+	f(`{"dynamic_batching":{"default_queue_policy":{"timeout_action":"DELAY"}}}`, "DELAY is not supported")
+	f(`{"dynamic_batching":{"default_queue_policy":{"allow_timeout_override":false}}}`, "allow_timeout_override false")
+	f(`{"dynamic_batching":{"default_queue_timeout_us":7,"default_queue_policy":{"default_timeout_microseconds":8}}}`, "give one of them")
+	f(`{"dynamic_batching":{"default_queue_policy":{"max_queue_size":2000000}}}`, "max_queue_size must be between 1 and 1048576")
+	f(`{"max_queue":5,"dynamic_batching":{"default_queue_policy":{"max_queue_size":6}}}`, "max_queue is 5 but")
+	f(`{"dynamic_batching":{"default_queue_policy":{"max_queue":6}}}`, `unknown field "max_queue"`)
+
+	// Two spellings that agree, and Triton's unbounded queue (0), load.
+	for _, in := range []string{
+		`{"instances":2,"device":"cuda:0","instance_group":[{"count":2,"kind":"KIND_GPU","gpus":[0]}]}`,
+		`{"dynamic_batching":{"preferred_batch_sizes":[4],"preferred_batch_size":[4]}}`,
+		`{"max_queue":5,"dynamic_batching":{"default_queue_policy":{"max_queue_size":"0"}}}`,
+	} {
+		if _, err := ParseModelConfig([]byte(in)); err != nil {
+			t.Fatalf("ParseModelConfig(%s): %v", in, err)
+		}
+	}
+}
+
+func TestCheckModel(t *testing.T) {
+	in := []oip.TensorMetadata{{Name: "features", Datatype: oip.FP32, Shape: []int64{-1, 64}}, {Name: "ids", Datatype: oip.BYTES, Shape: []int64{-1, 2}}}
+	out := []oip.TensorMetadata{{Name: "score", Datatype: oip.FP32, Shape: []int64{-1, 1}}}
+	f := func(config string, batched bool, wantErr string) {
+		t.Helper()
+		c, err := ParseModelConfig([]byte(config))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.checkModel("ctr", in, out, batched)
+		switch {
+		case wantErr == "" && err != nil:
+			t.Fatalf("%s: %v", config, err)
+		case wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)):
+			t.Fatalf("%s: got %v; want an error containing %q", config, err, wantErr)
+		}
+	}
+	f(`{}`, true, "")
+	f(`{"name":"ctr","input":[{"name":"ids","data_type":"TYPE_STRING","dims":[2]}],"output":[{"name":"score","data_type":"TYPE_FP32","dims":[1]}]}`, true, "")
+	f(`{"input":[{"name":"features","data_type":"TYPE_FP32","dims":[-1,64]}]}`, false, "")
+	f(`{"name":"rank"}`, true, `names model "rank", but it is loaded as "ctr"`)
+	f(`{"input":[{"name":"feature","data_type":"TYPE_FP32","dims":[64]}]}`, true, `input "feature" is not one of the model's; its inputs are features, ids`)
+	f(`{"output":[{"name":"score","data_type":"TYPE_FP16","dims":[1]}]}`, true, `output "score" is TYPE_FP32 in the model, not TYPE_FP16`)
+	f(`{"input":[{"name":"features","data_type":"TYPE_FP32","dims":[-1,64]}]}`, true, `has dims [64] in the model (its shape [-1,64] without the batch dimension, which dims leave out when a version batches), not [-1,64]`)
+	f(`{"input":[{"name":"features","data_type":"TYPE_FP32","dims":[64]}]}`, false, `has dims [-1,64] in the model, not [64]`)
 }

@@ -80,6 +80,9 @@ func newVersion(model string, number int64, cfg ModelConfig, b Backend, vm *Vers
 	}
 	v.Generation = generations.Add(1)
 	v.Batchable = batchable(v.Inputs) && batchable(v.Outputs)
+	if err := cfg.checkModel(model, v.Inputs, v.Outputs, v.Batchable); err != nil {
+		return nil, err
+	}
 	bc := batcherConfig(cfg, v.Batchable)
 	bc.Observer = vm
 	bc.Logf = logf
