@@ -22,6 +22,9 @@ type ModelConfig struct {
 	// TritonBackend.
 	Platform string `json:"platform,omitempty"`
 	Backend  string `json:"backend,omitempty"`
+	// DefaultModelFilename, when set, must be "model.onnx", the one file
+	// name infergate reads in a version's directory.
+	DefaultModelFilename string `json:"default_model_filename,omitempty"`
 	// VersionPolicy picks which versions on disk are served.
 	VersionPolicy VersionPolicy `json:"version_policy"`
 	// Instances is the number of ONNX Runtime sessions run in parallel.
@@ -331,14 +334,7 @@ func scanModel(dir, name string) (modelOnDisk, error) {
 	if !st.IsDir() {
 		return m, fmt.Errorf("%w: %s is not a directory", ErrModelNotFound, mdir)
 	}
-	cfgPath := filepath.Join(mdir, "config.json")
-	if data, err := os.ReadFile(cfgPath); err == nil {
-		if m.config, err = ParseModelConfig(data); err != nil {
-			m.configErr = fmt.Errorf("%s: %w", cfgPath, err)
-		}
-	} else if !os.IsNotExist(err) {
-		m.configErr = fmt.Errorf("%w: cannot read %s: %w", ErrBadConfig, cfgPath, err)
-	}
+	m.config, m.configErr = readModelConfig(mdir)
 	entries, err := os.ReadDir(mdir)
 	if err != nil {
 		return m, fmt.Errorf("cannot list %s: %w", mdir, err)
@@ -354,6 +350,39 @@ func scanModel(dir, name string) (modelOnDisk, error) {
 	}
 	sort.Slice(m.versions, func(i, j int) bool { return m.versions[i] < m.versions[j] })
 	return m, nil
+}
+
+// readModelConfig reads the configuration in model directory mdir: its
+// config.json, or else the config.pbtxt of a model moved from Triton. A
+// directory with both is refused, rather than one of them silently
+// ignored.
+func readModelConfig(mdir string) (ModelConfig, error) {
+	jsonPath, textPath := filepath.Join(mdir, "config.json"), filepath.Join(mdir, "config.pbtxt")
+	data, err := os.ReadFile(jsonPath)
+	if err != nil && !os.IsNotExist(err) {
+		return ModelConfig{}, fmt.Errorf("%w: cannot read %s: %w", ErrBadConfig, jsonPath, err)
+	}
+	jsonFound := err == nil
+	text, err := os.ReadFile(textPath)
+	switch {
+	case err != nil && !os.IsNotExist(err):
+		return ModelConfig{}, fmt.Errorf("%w: cannot read %s: %w", ErrBadConfig, textPath, err)
+	case err == nil && jsonFound:
+		return ModelConfig{}, fmt.Errorf("%w: %s has both config.json and config.pbtxt; keep one", ErrBadConfig, mdir)
+	case err == nil:
+		c, err := ParseModelConfigText(text)
+		if err != nil {
+			return c, fmt.Errorf("%s: %w", textPath, err)
+		}
+		return c, nil
+	case jsonFound:
+		c, err := ParseModelConfig(data)
+		if err != nil {
+			return c, fmt.Errorf("%s: %w", jsonPath, err)
+		}
+		return c, nil
+	}
+	return ModelConfig{}, nil
 }
 
 // listModels returns the names of the model directories in dir, sorted.

@@ -131,6 +131,12 @@ func (c *ModelConfig) fromTriton() error {
 	if c.Backend != "" && c.Backend != TritonBackend {
 		return fmt.Errorf("%w: backend %q: infergate serves ONNX models through ONNX Runtime; use %q or leave backend out", ErrBadConfig, c.Backend, TritonBackend)
 	}
+	if c.DefaultModelFilename != "" {
+		if c.DefaultModelFilename != "model.onnx" {
+			return fmt.Errorf("%w: default_model_filename %q: infergate reads each version from model.onnx; rename the files, or leave default_model_filename out", ErrBadConfig, c.DefaultModelFilename)
+		}
+		c.DefaultModelFilename = ""
+	}
 	for _, list := range []struct {
 		key string
 		ts  []TensorConfig
