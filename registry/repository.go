@@ -37,6 +37,10 @@ type Config struct {
 	// batching.Config.WorkerThread): the gateway binds them to the CPUs
 	// it reserves for ONNX Runtime.
 	WorkerThread func() (undo func(), err error)
+	// TritonMetrics adds, for every version, the series Triton exports
+	// under its own names (nv_inference_*, nv_cache_*), so that
+	// dashboards and alerts written for Triton read infergate.
+	TritonMetrics bool
 }
 
 // Version states reported by Index, as Triton names them.
@@ -451,14 +455,23 @@ func (r *Repository) takeMetrics(model string, n int64, label string) *VersionMe
 	key := model + "/" + label
 	e := r.vmetrics[key]
 	if e == nil {
-		e = &vmEntry{vm: newVersionMetrics(r.cfg.Metrics, model, label, func() float64 {
-			if m := r.Model(model); m != nil {
-				if cur := m.Version(n); cur != nil {
-					return float64(cur.InFlight())
+		// The series outlive the loads of the version they count: they
+		// read whichever load serves it now.
+		current := func(f func(*Version) int) func() float64 {
+			return func() float64 {
+				if m := r.Model(model); m != nil {
+					if cur := m.Version(n); cur != nil {
+						return float64(f(cur))
+					}
 				}
+				return 0
 			}
-			return 0
-		})}
+		}
+		vm := newVersionMetrics(r.cfg.Metrics, model, label, current(func(v *Version) int { return int(v.InFlight()) }))
+		if r.cfg.TritonMetrics {
+			vm.registerTritonMetrics(r.cfg.Metrics, fmt.Sprintf(`model=%q,version=%q`, model, label), current(func(v *Version) int { return v.Batcher.QueueLen() }))
+		}
+		e = &vmEntry{vm: vm}
 		r.vmetrics[key] = e
 	}
 	e.refs++

@@ -687,3 +687,83 @@ func TestPollLeavesUnloaded(t *testing.T) {
 		t.Fatal("a poll loaded model b again after Unload")
 	}
 }
+
+// With TritonMetrics, every version also exports Triton's series, computed
+// from its own counters, and they leave /metrics with the version.
+func TestTritonMetrics(t *testing.T) {
+	dir := t.TempDir()
+	l := &fakeLoader{t: t}
+	set := metrics.NewSet()
+	r, err := New(Config{Dir: dir, Load: l.load, Logf: t.Logf, Metrics: set, TritonMetrics: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	writeModel(t, dir, "m", 1, "m1")
+	if err := r.LoadAll(); err != nil {
+		t.Fatal(err)
+	}
+	v := mustAcquire(t, r, "m", 0)
+	vm := v.Metrics
+	vm.Succeeded(1500 * time.Microsecond)
+	vm.Succeeded(2500 * time.Microsecond)
+	vm.Failed(ReasonOverloaded, 0)
+	vm.Failed(ReasonTimeout, 700*time.Microsecond)
+	vm.Failed(ReasonDisplaced, 0)
+	vm.Failed(ReasonInternal, 300*time.Microsecond)
+	vm.Failed(ReasonBadRequest, 0)
+	vm.Executed(5, 2, 400*time.Microsecond, nil)
+	vm.Queued(90 * time.Microsecond)
+	vm.Queued(10 * time.Microsecond)
+	vm.CacheHit(50*time.Microsecond, 20*time.Microsecond)
+	vm.CacheMiss(3 * time.Microsecond)
+	v.Release()
+
+	var buf bytes.Buffer
+	set.WritePrometheus(&buf)
+	text := buf.String()
+	for series, want := range map[string]string{
+		`nv_inference_request_success{model="m",version="1"}`:                   "2",
+		`nv_inference_request_failure{model="m",version="1",reason="REJECTED"}`: "3",
+		`nv_inference_request_failure{model="m",version="1",reason="BACKEND"}`:  "1",
+		`nv_inference_request_failure{model="m",version="1",reason="OTHER"}`:    "1",
+		`nv_inference_request_failure{model="m",version="1",reason="CANCELED"}`: "0",
+		`nv_inference_count{model="m",version="1"}`:                             "5",
+		`nv_inference_exec_count{model="m",version="1"}`:                        "1",
+		`nv_inference_pending_request_count{model="m",version="1"}`:             "0",
+		`nv_inference_request_duration_us{model="m",version="1"}`:               "5000",
+		`nv_inference_queue_duration_us{model="m",version="1"}`:                 "100",
+		`nv_inference_compute_infer_duration_us{model="m",version="1"}`:         "800",
+		`nv_cache_num_hits_per_model{model="m",version="1"}`:                    "1",
+		`nv_cache_num_misses_per_model{model="m",version="1"}`:                  "1",
+		`nv_cache_hit_duration_per_model{model="m",version="1"}`:                "20",
+		`nv_cache_miss_duration_per_model{model="m",version="1"}`:               "3",
+	} {
+		if !strings.Contains(text, series+" "+want+"\n") {
+			t.Errorf("want %s %s in\n%s", series, want, text)
+		}
+	}
+	if err := r.Unload("m"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		buf.Reset()
+		set.WritePrometheus(&buf)
+		if strings.Contains(buf.String(), "nv_") {
+			return fmt.Errorf("series of the unloaded version left:\n%s", buf.String())
+		}
+		return nil
+	})
+
+	// Without the option, none.
+	r2, _, dir2 := newTestRepo(t, ModelConfig{})
+	writeModel(t, dir2, "m", 1, "m1")
+	if err := r2.LoadAll(); err != nil {
+		t.Fatal(err)
+	}
+	buf.Reset()
+	r2.cfg.Metrics.WritePrometheus(&buf)
+	if strings.Contains(buf.String(), "nv_") {
+		t.Fatalf("Triton's series without TritonMetrics:\n%s", buf.String())
+	}
+}

@@ -42,6 +42,7 @@ type serveConfig struct {
 	maxQueueDelay   time.Duration
 	pprofAddr       string
 	runtimeCPUs     string
+	tritonMetrics   bool
 	reservation     *cpuReservation // from runtimeCPUs
 	defaults        registry.ModelConfig
 	gateway         gateway.Config
@@ -78,6 +79,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 
 	fs.IntVar(&c.gateway.MaxBodyBytes, "max-body", c.gateway.MaxBodyBytes, "largest request body in bytes; larger ones get 413")
 	fs.IntVar(&c.gateway.MaxHeaderBytes, "max-header-bytes", c.gateway.MaxHeaderBytes, "largest request line and headers in bytes, which every connection keeps a buffer of; larger ones get 431")
+	fs.BoolVar(&c.tritonMetrics, "triton-metrics", false, "also export each version's series under Triton's names on /metrics (nv_inference_request_success, nv_inference_request_failure, nv_inference_count, nv_inference_exec_count, nv_inference_pending_request_count, nv_inference_*_duration_us, nv_cache_*), so that dashboards and alerts written for Triton read this gateway; computed when scraped, at no cost to requests")
 	fs.BoolVar(&c.gateway.CompressResponses, "compress-responses", false, "compress infer responses of 1 KiB or more with gzip or deflate when the request's Accept-Encoding takes them, as Triton does: less bandwidth for large outputs, at 6 to 13 µs of server CPU a KiB (many HTTP libraries send Accept-Encoding: gzip unasked, hence off by default)")
 	fs.Int64Var(&c.gateway.CacheBytes, "cache-bytes", c.gateway.CacheBytes, "response cache budget for the node, shared by the models whose config.json sets response_cache.enable; 0 disables it")
 	fs.IntVar(&c.gateway.MaxConnections, "max-connections", c.gateway.MaxConnections, "most concurrent client connections")
@@ -210,10 +212,11 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	defer unlock()
 
 	rc := registry.Config{
-		Dir:      c.modelsDir,
-		Defaults: c.defaults,
-		Load:     loadEngine,
-		Logf:     logger.Printf,
+		Dir:           c.modelsDir,
+		Defaults:      c.defaults,
+		Load:          loadEngine,
+		Logf:          logger.Printf,
+		TritonMetrics: c.tritonMetrics,
 	}
 	if r := c.reservation; r != nil {
 		procs, err := r.apply()
