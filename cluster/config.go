@@ -65,9 +65,12 @@ type Config struct {
 	// this node alone, managed through files and the repository API.
 	RegisterLocal bool
 	// Check, when set, is called on uploaded bytes before they are
-	// registered (a trial load), so that the cluster never registers a
-	// version no node can load.
-	Check func(onnx []byte) error
+	// registered (a trial load), with the model's name and the
+	// configuration uploaded with them (zero when none was), so that the
+	// cluster never registers a version no node can load: the bytes must
+	// load, and the configuration's model checks must hold
+	// (registry.ModelConfig.CheckModel).
+	Check func(onnx []byte, model string, cfg registry.ModelConfig) error
 	// Metrics receives the control plane's metrics (infergate_cluster_*);
 	// nil means a private set.
 	Metrics *metrics.Set

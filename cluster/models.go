@@ -25,8 +25,10 @@ func (n *Node) Upload(ctx context.Context, name string, onnx []byte, promote boo
 	if err := registry.CheckName(name); err != nil {
 		return nil, "", fmt.Errorf("%w: %w", fsm.ErrInvalid, err)
 	}
+	var cfg registry.ModelConfig
 	if len(bytes.TrimSpace(config)) > 0 {
-		cfg, err := registry.ParseModelConfig(config)
+		var err error
+		cfg, err = registry.ParseModelConfig(config)
 		if err != nil {
 			return nil, "", fmt.Errorf("%w: the model config: %w", fsm.ErrInvalid, err)
 		}
@@ -43,8 +45,8 @@ func (n *Node) Upload(ctx context.Context, name string, onnx []byte, promote boo
 		return nil, "", fmt.Errorf("%w: model %q is served from this node's --models directory, outside the cluster; a cluster model of that name would replace its files. Pick another name, or move the local model out of --models first", fsm.ErrConflict, name)
 	}
 	if n.cfg.Check != nil {
-		if err := n.cfg.Check(onnx); err != nil {
-			return nil, "", fmt.Errorf("%w: the body is not a model this gateway can serve: %w", fsm.ErrInvalid, err)
+		if err := n.cfg.Check(onnx, name, cfg); err != nil {
+			return nil, "", fmt.Errorf("%w: the model, with its config, is not one this gateway can serve: %w", fsm.ErrInvalid, err)
 		}
 	}
 	hex, size, err := n.cfg.Blobs.Put(bytes.NewReader(onnx), int64(len(onnx)))

@@ -20,6 +20,7 @@ import (
 	"github.com/infergate/infergate/engine"
 	"github.com/infergate/infergate/gateway"
 	"github.com/infergate/infergate/internal/testenv"
+	"github.com/infergate/infergate/registry"
 	"github.com/infergate/infergate/registry/blobs"
 )
 
@@ -43,12 +44,13 @@ func startAdmin(t *testing.T, cfg gateway.Config) *testServer {
 	cc.Registry = s.repo
 	cc.Blobs = store
 	cc.RegisterLocal = true
-	cc.Check = func(b []byte) error {
+	cc.Check = func(b []byte, model string, mc registry.ModelConfig) error {
 		m, err := engine.Load(b, engine.Options{})
 		if err != nil {
 			return err
 		}
-		return m.Close()
+		defer m.Close()
+		return mc.CheckModel(model, m.Inputs(), m.Outputs())
 	}
 	cc.Logf = s.log.printf
 	cc.Metrics = s.set
@@ -104,7 +106,14 @@ func TestAdminAPI(t *testing.T) {
 		{name: "wrong token", method: "GET", uri: "/v1/models", noToken: true, headers: []string{"Authorization", "Bearer nope"}, code: unauthorized, fragment: "admin token"},
 		{name: "repository load needs the token", method: "POST", uri: "/v2/repository/models/ctr/load", noToken: true, code: unauthorized, fragment: "admin token"},
 		{name: "empty upload", method: "POST", uri: "/v1/models/ctr/versions", code: bad, fragment: "body is empty"},
-		{name: "garbage upload", method: "POST", uri: "/v1/models/ctr/versions", body: "not onnx", code: bad, fragment: "not a model this gateway can serve"},
+		{name: "garbage upload", method: "POST", uri: "/v1/models/ctr/versions", body: "not onnx", code: bad, fragment: "is not one this gateway can serve"},
+		// The config uploaded with a version is checked against it, as a
+		// node loading it would: else the cluster would register a version
+		// no node can load.
+		{name: "upload whose config names another model", method: "POST", uri: "/v1/models/ctr/versions?promote=true", body: string(ctrONNX()),
+			headers: []string{gateway.HeaderModelConfig, `{"name":"rank"}`}, code: bad, fragment: `names model "rank", but it is loaded as "ctr"`},
+		{name: "upload whose config does not fit the model", method: "POST", uri: "/v1/models/ctr/versions?promote=true", body: string(ctrONNX()),
+			headers: []string{gateway.HeaderModelConfig, `{"input":[{"name":"features","data_type":"TYPE_FP32","dims":[32]}]}`}, code: bad, fragment: `input "features" has dims [64] in the model`},
 		{name: "name with dots", method: "POST", uri: "/v1/models/../versions", body: "x", code: notFound, fragment: "no such admin endpoint"},
 		{name: "bad name", method: "POST", uri: "/v1/models/-x/versions", body: "x", code: bad, fragment: "letters, digits"},
 		{name: "bad promote", method: "POST", uri: "/v1/models/ctr/versions?promote=maybe", body: "x", code: bad, fragment: "promote"},

@@ -166,3 +166,43 @@ func TestConfigTritonFieldsRoundTrip(t *testing.T) {
 		t.Fatalf("ctr after a refused configuration: %s", r)
 	}
 }
+
+// The view of a version that does not batch says max_batch_size 0, as
+// Triton does, and leaves out the preferred batch sizes it does not use:
+// loaded back, they would have to fit the node's max_batch_size.
+func TestConfigViewOfUnbatchableModelLoadsBack(t *testing.T) {
+	s := startServer(t, serverOptions{cfg: gateway.DefaultConfig(),
+		defaults: registry.ModelConfig{MaxBatchSize: 4, Instances: 1, Device: "cpu"},
+		files:    map[string][]byte{"fixed/1": fixedONNX()}})
+	load := func(config []byte) response {
+		t.Helper()
+		body, err := json.Marshal(map[string]any{"parameters": map[string]string{"config": string(config)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.post(t, "/v2/repository/models/fixed/load", body)
+	}
+	if r := load([]byte(`{"max_batch_size":8,"dynamic_batching":{"preferred_batch_sizes":[8],"priority_levels":2}}`)); r.code != fasthttp.StatusOK {
+		t.Fatalf("first load: %s", r)
+	}
+	r := s.do(t, fasthttp.MethodGet, "/v2/models/fixed/config", nil)
+	if r.code != fasthttp.StatusOK {
+		t.Fatalf("GET config: %s", r)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(r.body, &c); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := json.Marshal([]any{c["max_batch_size"], c["dynamic_batching"]}); err != nil || string(got) != `[0,{"priority_levels":2}]` {
+		t.Fatalf("max_batch_size and dynamic_batching: %s; want [0,{\"priority_levels\":2}]", got)
+	}
+	delete(c, "version")
+	delete(c, "sha256")
+	view, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := load(view); r.code != fasthttp.StatusOK {
+		t.Fatalf("loading the view back:\n%s\n%s", view, r)
+	}
+}

@@ -199,29 +199,40 @@ func writeJSON(ctx *fasthttp.RequestCtx, v any) error {
 // modelConfig serves GET /v2/models/{name}[/versions/{version}]/config: the
 // configuration the version was loaded with, node defaults filled in, and
 // Triton's fields that describe it (platform, backend, input, output,
-// instance_group), which the load API takes back as they are. For
-// a version that cannot batch (a tensor without a variable first
-// dimension) max_batch_size is left out: Triton reports 0 there, and its
-// tools (perf_analyzer) take a max_batch_size above 0 to mean that the
-// metadata's first dimension is the batch.
+// instance_group), which the load API takes back as they are. For a
+// version that does not batch (a tensor without a variable first
+// dimension, or max_batch_size 0 in its configuration) max_batch_size is
+// 0, as Triton reports it: its tools (perf_analyzer) take a max_batch_size
+// above 0 to mean that the metadata's first dimension is the batch. The
+// preferred batch sizes, which such a version does not use, are left out:
+// loaded back, they would have to fit the node's max_batch_size.
 func (s *Server) modelConfig(ctx *fasthttp.RequestCtx, name, version []byte) error {
 	_, v, err := s.lookup(name, version)
 	if err != nil {
 		return err
 	}
 	cfg := v.Config
+	maxBatch := max(cfg.MaxBatchSize, 1) // what the batcher takes 0 for
 	if !v.Batchable {
-		cfg.MaxBatchSize = 0
+		maxBatch = 0
+		if d := cfg.DynamicBatching; d != nil && d.PreferredBatchSizes != nil {
+			dc := *d
+			dc.PreferredBatchSizes = nil
+			cfg.DynamicBatching = &dc
+		}
 	}
 	cfg.Platform, cfg.Backend = registry.TritonPlatform, registry.TritonBackend
 	cfg.Input = registry.TensorConfigs(v.Inputs, v.Batchable)
 	cfg.Output = registry.TensorConfigs(v.Outputs, v.Batchable)
 	cfg.InstanceGroup = cfg.InstanceGroups()
 	ctx.Response.Header.Set("X-Model-Version", v.Label)
+	// The outer fields hide the embedded ones: name, which a load may
+	// leave out, and max_batch_size, whose 0 is said, not left out.
 	return writeJSON(ctx, struct {
-		Name    string `json:"name"` // hides the embedded one, which a load may leave out
-		Version string `json:"version"`
-		SHA256  string `json:"sha256"`
+		Name         string `json:"name"`
+		Version      string `json:"version"`
+		SHA256       string `json:"sha256"`
+		MaxBatchSize int64  `json:"max_batch_size"`
 		registry.ModelConfig
-	}{v.Model, v.Label, v.SHA256, cfg})
+	}{v.Model, v.Label, v.SHA256, maxBatch, cfg})
 }

@@ -56,6 +56,15 @@ type ModelConfig struct {
 	Output []TensorConfig `json:"output,omitempty"`
 	// InstanceGroup is Triton's spelling of Instances and Device.
 	InstanceGroup []InstanceGroup `json:"instance_group,omitempty"`
+
+	// noBatchDim records a max_batch_size given as 0, Triton's way of
+	// saying that the model's first dimension is not a batch: requests
+	// are never stacked, and the dims of Input and Output are the whole
+	// shapes. (Left out, max_batch_size takes the node's default.)
+	noBatchDim bool
+	// anyGPU records an instance_group of kind KIND_GPU that names no
+	// GPU: the node's CUDA device when it has one, else cuda:0.
+	anyGPU bool
 }
 
 // DynamicBatching configures the batcher of a model, in the spirit of
@@ -72,7 +81,7 @@ type DynamicBatching struct {
 	// DefaultQueuePolicy are Triton's spellings, folded into the fields
 	// above (and into ModelConfig.MaxQueue) when parsed.
 	PreferredBatchSize        []int        `json:"preferred_batch_size,omitempty"`
-	MaxQueueDelayMicroseconds *JSONInt     `json:"max_queue_delay_microseconds,omitempty"`
+	MaxQueueDelayMicroseconds *int64       `json:"max_queue_delay_microseconds,omitempty"`
 	DefaultQueuePolicy        *QueuePolicy `json:"default_queue_policy,omitempty"`
 	// PriorityLevels is the number of request priorities, 1 the highest;
 	// DefaultPriorityLevel applies to requests that give none.
@@ -139,14 +148,14 @@ func (c *ModelConfig) Validate() error {
 		return fmt.Errorf("%w: version_policy sets more than one of latest, all, specific; keep one", ErrBadConfig)
 	}
 	switch {
-	case c.Instances < 0 || c.Instances > 64:
-		return fmt.Errorf("%w: instances must be between 1 and 64, got %d", ErrBadConfig, c.Instances)
+	case c.Instances < 0 || c.Instances > maxInstances:
+		return fmt.Errorf("%w: instances must be between 1 and %d, got %d", ErrBadConfig, maxInstances, c.Instances)
 	case c.IntraOpThreads < 0 || c.IntraOpThreads > 256:
 		return fmt.Errorf("%w: intra_op_threads must be between 1 and 256, got %d", ErrBadConfig, c.IntraOpThreads)
 	case c.InterOpThreads < 0 || c.InterOpThreads > 256:
 		return fmt.Errorf("%w: inter_op_threads must be between 1 and 256, got %d", ErrBadConfig, c.InterOpThreads)
 	case c.MaxBatchSize < 0 || c.MaxBatchSize > 1<<16:
-		return fmt.Errorf("%w: max_batch_size must be between 1 and 65536, got %d", ErrBadConfig, c.MaxBatchSize)
+		return fmt.Errorf("%w: max_batch_size must be between 1 and 65536 (or 0: the model has no batch dimension), got %d", ErrBadConfig, c.MaxBatchSize)
 	case c.MaxOutputBytes < 0:
 		return fmt.Errorf("%w: max_output_bytes must not be negative, got %d", ErrBadConfig, c.MaxOutputBytes)
 	case c.MaxQueue < 0 || c.MaxQueue > maxQueueLimit:
@@ -157,14 +166,17 @@ func (c *ModelConfig) Validate() error {
 	}
 	if d := c.DynamicBatching; d != nil {
 		switch {
-		case d.MaxQueueDelayUS < 0 || d.MaxQueueDelayUS > 10_000_000:
-			return fmt.Errorf("%w: dynamic_batching.max_queue_delay_us must be between 0 and 10000000 (10 s), got %d", ErrBadConfig, d.MaxQueueDelayUS)
+		case d.MaxQueueDelayUS < 0 || d.MaxQueueDelayUS > maxQueueDelayUS:
+			return fmt.Errorf("%w: dynamic_batching.max_queue_delay_us must be between 0 and %d (10 s), got %d", ErrBadConfig, int64(maxQueueDelayUS), d.MaxQueueDelayUS)
 		case d.PriorityLevels < 0 || d.PriorityLevels > 16:
 			return fmt.Errorf("%w: dynamic_batching.priority_levels must be between 1 and 16, got %d", ErrBadConfig, d.PriorityLevels)
 		case d.DefaultPriorityLevel < 0 || d.DefaultPriorityLevel > max(d.PriorityLevels, 1):
 			return fmt.Errorf("%w: dynamic_batching.default_priority_level must be between 1 and priority_levels (%d), got %d", ErrBadConfig, max(d.PriorityLevels, 1), d.DefaultPriorityLevel)
 		case d.DefaultQueueTimeoutUS < 0 || d.DefaultQueueTimeoutUS > maxQueueTimeoutUS:
 			return fmt.Errorf("%w: dynamic_batching.default_queue_timeout_us must be between 0 and %d (1 h), got %d", ErrBadConfig, int64(maxQueueTimeoutUS), d.DefaultQueueTimeoutUS)
+		}
+		if c.noBatchDim && len(d.PreferredBatchSizes) > 0 {
+			return fmt.Errorf("%w: dynamic_batching.preferred_batch_sizes are given with max_batch_size 0, which says the model has no batch dimension; leave them out, or give max_batch_size", ErrBadConfig)
 		}
 		for _, p := range d.PreferredBatchSizes {
 			if p < 1 || (c.MaxBatchSize > 0 && int64(p) > c.MaxBatchSize) {
@@ -178,6 +190,10 @@ func (c *ModelConfig) Validate() error {
 var cudaDevice = regexp.MustCompile(`^cuda:[0-9]{1,3}$`)
 
 const (
+	// maxInstances bounds instances: sessions of one version.
+	maxInstances = 64
+	// maxQueueDelayUS bounds max_queue_delay_us: 10 s.
+	maxQueueDelayUS = 10_000_000
 	// maxQueueLimit bounds max_queue: each waiting request holds its
 	// inputs, and instances × max_batch_size + max_queue, the requests a
 	// version admits, must not overflow.
@@ -230,8 +246,11 @@ func (c ModelConfig) withDefaults(d ModelConfig) ModelConfig {
 	}
 	if c.Device == "" {
 		c.Device = d.Device
+		if c.anyGPU && !strings.HasPrefix(c.Device, "cuda:") {
+			c.Device = "cuda:0"
+		}
 	}
-	if c.MaxBatchSize == 0 {
+	if c.MaxBatchSize == 0 && !c.noBatchDim {
 		c.MaxBatchSize = d.MaxBatchSize
 	}
 	if c.MaxQueue == 0 {
@@ -251,25 +270,65 @@ func (c ModelConfig) withDefaults(d ModelConfig) ModelConfig {
 
 // ParseModelConfig decodes and validates a config.json body.
 func ParseModelConfig(data []byte) (ModelConfig, error) {
-	var c ModelConfig
 	if len(bytes.TrimSpace(data)) == 0 {
-		return c, nil
+		return ModelConfig{}, nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return c, fmt.Errorf("%w: %s", ErrBadConfig, err)
+	dec.UseNumber()
+	var tree any
+	if err := dec.Decode(&tree); err != nil {
+		return ModelConfig{}, fmt.Errorf("%w: %s", ErrBadConfig, err)
 	}
 	if dec.More() {
-		return c, fmt.Errorf("%w: trailing data after the JSON object", ErrBadConfig)
+		return ModelConfig{}, fmt.Errorf("%w: trailing data after the JSON object", ErrBadConfig)
 	}
-	if err := c.fromTriton(); err != nil {
+	return parseTree(tree, func(string) string { return "" })
+}
+
+// parseTree reads a configuration from its tree of JSON values (objects
+// as maps, numbers as json.Number); where names a field's place in the
+// text, by its path.
+func parseTree(tree any, where func(path string) string) (ModelConfig, error) {
+	var c ModelConfig
+	m, ok := tree.(map[string]any)
+	if !ok {
+		return c, fmt.Errorf("%w: a configuration is an object of fields, not %s", ErrBadConfig, jsonKind(tree))
+	}
+	tree, err := checkTree(m, configType, "", where)
+	if err != nil {
+		return c, fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	if err := decodeTree(tree, &c, where); err != nil {
+		return c, err
+	}
+	if n, ok := m["max_batch_size"].(json.Number); ok && n == "0" {
+		// Triton's 0: the model has no batch dimension (see noBatchDim).
+		c.noBatchDim = true
+	}
+	if err := c.fromTriton(where); err != nil {
 		return c, err
 	}
 	if err := c.Validate(); err != nil {
 		return c, err
 	}
 	return c, nil
+}
+
+// jsonKind names the kind of a JSON value.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case []any:
+		return "a list"
+	case string:
+		return "a string"
+	case json.Number, float64:
+		return "a number"
+	case bool:
+		return "true or false"
+	case nil:
+		return "null"
+	}
+	return "an object"
 }
 
 // selectVersions applies policy p to the versions present on disk

@@ -42,7 +42,7 @@ func TestParseModelConfig(t *testing.T) {
 	f(`{"dynamic_batching":{"max_delay":5}}`, `unknown field "max_delay"`)
 	f(`{"response_cache":{"enable":true}}`, "")
 	f(`{} {}`, "trailing data")
-	f(`{"instances":"two"}`, "cannot unmarshal")
+	f(`{"instances":"two"}`, "instances takes an integer, not a string")
 	f(`{"max_queue":1048576}`, "")
 	f(`{"max_queue":1048577}`, "max_queue must be between 1 and 1048576")
 	f(`{"max_queue":9223372036854775807}`, "max_queue must be between 1 and 1048576")
@@ -138,7 +138,7 @@ func TestParseTritonConfig(t *testing.T) {
 	want := []any{2, "cuda:1", int64(32), 64, true,
 		[]int{8, 16}, int64(100), int64(5000), 2,
 		true, true, true,
-		[]JSONInt{64}}
+		[]int64{64}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v; want %v", got, want)
 	}
@@ -158,21 +158,21 @@ func TestParseTritonConfigErrors(t *testing.T) {
 	f(`{"output":[{"name":"y","data_type":"FP32","dims":[1]}]}`, `data_type "FP32" is not a Triton type`)
 	f(`{"input":[{"name":"x","data_type":"TYPE_BYTES","dims":[1]}]}`, `data_type "TYPE_BYTES"`)
 	f(`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":[1]},{"name":"x","data_type":"TYPE_FP32","dims":[1]}]}`, `input lists "x" twice`)
-	f(`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":["1.5"]}]}`, `"1.5" is not an integer`)
+	f(`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":["1.5"]}]}`, "input.dims takes an integer, not a string")
 	f(`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":[1],"format":"FORMAT_NCHW"}]}`, `unknown field "format"`)
 	f(`{"instance_group":[{"count":1},{"count":1}]}`, "instance_group has 2 groups")
 	f(`{"instance_group":[{"count":-1}]}`, "count must be between 1 and 64")
-	f(`{"instance_group":[{"count":65}]}`, "instances must be between 1 and 64")
+	f(`{"instance_group":[{"count":65}]}`, "instance_group's count must be between 1 and 64, got 65")
 	f(`{"instance_group":[{"kind":"KIND_CPU","gpus":[0]}]}`, "KIND_CPU lists gpus")
 	f(`{"instance_group":[{"kind":"KIND_GPU","gpus":[0,1]}]}`, "list one")
-	f(`{"instance_group":[{"kind":"KIND_GPU","gpus":[-1]}]}`, "GPUs are numbered from 0")
+	f(`{"instance_group":[{"kind":"KIND_GPU","gpus":[-1]}]}`, "GPUs are numbered 0 to 999")
 	f(`{"instance_group":[{"kind":"KIND_MODEL"}]}`, `kind "KIND_MODEL"`)
 	f(`{"instances":3,"instance_group":[{"count":2}]}`, "instances is 3 but instance_group's count is 2")
-	f(`{"device":"cpu","instance_group":[{"kind":"KIND_GPU"}]}`, `device is "cpu" but instance_group places the instances on "cuda:0"`)
-	f(`{"max_batch_size":8,"dynamic_batching":{"preferred_batch_size":[16]}}`, "preferred_batch_sizes holds 16")
+	f(`{"device":"cpu","instance_group":[{"kind":"KIND_GPU"}]}`, `device is "cpu" but instance_group's kind is KIND_GPU; give one of them`)
+	f(`{"max_batch_size":8,"dynamic_batching":{"preferred_batch_size":[16]}}`, "dynamic_batching.preferred_batch_size holds 16")
 	f(`{"dynamic_batching":{"preferred_batch_size":[4],"preferred_batch_sizes":[8]}}`, "give one of them")
 	f(`{"dynamic_batching":{"max_queue_delay_us":5,"max_queue_delay_microseconds":6}}`, "give one of them")
-	f(`{"dynamic_batching":{"max_queue_delay_microseconds":"-1"}}`, "max_queue_delay_us must be between 0 and")
+	f(`{"dynamic_batching":{"max_queue_delay_microseconds":"-1"}}`, "dynamic_batching.max_queue_delay_microseconds must be between 0 and")
 	f(`{"dynamic_batching":{"default_queue_policy":{"timeout_action":"DELAY"}}}`, "DELAY is not supported")
 	f(`{"dynamic_batching":{"default_queue_policy":{"allow_timeout_override":false}}}`, "allow_timeout_override false")
 	f(`{"dynamic_batching":{"default_queue_timeout_us":7,"default_queue_policy":{"default_timeout_microseconds":8}}}`, "give one of them")
@@ -193,15 +193,16 @@ func TestParseTritonConfigErrors(t *testing.T) {
 }
 
 func TestCheckModel(t *testing.T) {
-	in := []oip.TensorMetadata{{Name: "features", Datatype: oip.FP32, Shape: []int64{-1, 64}}, {Name: "ids", Datatype: oip.BYTES, Shape: []int64{-1, 2}}}
+	in := []oip.TensorMetadata{{Name: "features", Datatype: oip.FP32, Shape: []int64{-1, 64}}, {Name: "ids", Datatype: oip.BYTES, Shape: []int64{-1, -1}}}
 	out := []oip.TensorMetadata{{Name: "score", Datatype: oip.FP32, Shape: []int64{-1, 1}}}
-	f := func(config string, batched bool, wantErr string) {
+	fixed := []oip.TensorMetadata{{Name: "x", Datatype: oip.FP32, Shape: []int64{3, 4}}}
+	f := func(config string, in, out []oip.TensorMetadata, wantErr string) {
 		t.Helper()
 		c, err := ParseModelConfig([]byte(config))
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = c.checkModel("ctr", in, out, batched)
+		err = c.CheckModel("ctr", in, out)
 		switch {
 		case wantErr == "" && err != nil:
 			t.Fatalf("%s: %v", config, err)
@@ -209,12 +210,50 @@ func TestCheckModel(t *testing.T) {
 			t.Fatalf("%s: got %v; want an error containing %q", config, err, wantErr)
 		}
 	}
-	f(`{}`, true, "")
-	f(`{"name":"ctr","input":[{"name":"ids","data_type":"TYPE_STRING","dims":[2]}],"output":[{"name":"score","data_type":"TYPE_FP32","dims":[1]}]}`, true, "")
-	f(`{"input":[{"name":"features","data_type":"TYPE_FP32","dims":[-1,64]}]}`, false, "")
-	f(`{"name":"rank"}`, true, `names model "rank", but it is loaded as "ctr"`)
-	f(`{"input":[{"name":"feature","data_type":"TYPE_FP32","dims":[64]}]}`, true, `input "feature" is not one of the model's; its inputs are features, ids`)
-	f(`{"output":[{"name":"score","data_type":"TYPE_FP16","dims":[1]}]}`, true, `output "score" is TYPE_FP32 in the model, not TYPE_FP16`)
-	f(`{"input":[{"name":"features","data_type":"TYPE_FP32","dims":[-1,64]}]}`, true, `has dims [64] in the model (its shape [-1,64] without the batch dimension, which dims leave out when a version batches), not [-1,64]`)
-	f(`{"input":[{"name":"features","data_type":"TYPE_FP32","dims":[64]}]}`, false, `has dims [-1,64] in the model, not [64]`)
+	f(`{}`, in, out, "")
+	// A model that batches: dims leave the batch dimension out, with
+	// max_batch_size above 0 or left out (the node's default).
+	f(`{"name":"ctr","input":[{"name":"ids","data_type":"TYPE_STRING","dims":[-1]}],"output":[{"name":"score","data_type":"TYPE_FP32","dims":[1]}]}`, in, out, "")
+	f(`{"max_batch_size":8,"input":[{"name":"features","data_type":"TYPE_FP32","dims":[64]}]}`, in, out, "")
+	f(`{"input":[{"name":"features","data_type":"TYPE_FP32","dims":[-1,64]}]}`, in, out,
+		`has dims [64] in the model (its shape [-1,64] without the batch dimension, which dims leave out when max_batch_size is above 0), not [-1,64]`)
+	// max_batch_size 0, as Triton says it: no batch dimension, whole shapes.
+	f(`{"max_batch_size":0,"input":[{"name":"features","data_type":"TYPE_FP32","dims":[-1,64]}]}`, in, out, "")
+	f(`{"max_batch_size":"0","input":[{"name":"features","data_type":"TYPE_FP32","dims":["-1","64"]}]}`, in, out, "")
+	f(`{"max_batch_size":0,"input":[{"name":"features","data_type":"TYPE_FP32","dims":[64]}]}`, in, out,
+		`has dims [-1,64] in the model (its whole shape: max_batch_size 0 says the model has no batch dimension), not [64]`)
+	// A model that cannot batch: whole shapes either way.
+	f(`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":[3,4]}]}`, fixed, fixed, "")
+	f(`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":[4]}]}`, fixed, fixed, `has dims [3,4] in the model, not [4]`)
+	// A dimension the model leaves variable may not be fixed: requests are
+	// checked against the model.
+	f(`{"input":[{"name":"ids","data_type":"TYPE_STRING","dims":[128]}]}`, in, out,
+		`input "ids" has dims [-1] in the model; [128] fixes a dimension it leaves variable (-1), which infergate would not check requests against: write -1 there`)
+	f(`{"name":"rank"}`, in, out, `names model "rank", but it is loaded as "ctr"`)
+	f(`{"input":[{"name":"feature","data_type":"TYPE_FP32","dims":[64]}]}`, in, out, `input "feature" is not one of the model's; its inputs are features, ids`)
+	f(`{"output":[{"name":"score","data_type":"TYPE_FP16","dims":[1]}]}`, in, out, `output "score" is TYPE_FP32 in the model, not TYPE_FP16`)
+
+	c, err := ParseModelConfig([]byte(`{"max_batch_size":0}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Batched(in, out) || batcherConfig(c.withDefaults(ModelConfig{MaxBatchSize: 64}), c.Batched(in, out)).MaxBatchSize != 1 {
+		t.Fatalf("max_batch_size 0 batches")
+	}
+}
+
+// FuzzParseModelConfig: any body of the load API is a configuration that
+// validates, or an error.
+func FuzzParseModelConfig(f *testing.F) {
+	f.Add([]byte(`{"max_batch_size":"8","input":[{"name":"x","data_type":"TYPE_FP32","dims":["-1"]}],"instance_group":[{"kind":"KIND_GPU"}]}`))
+	f.Add([]byte(`{"max_batch_size":0,"dynamic_batching":{"default_queue_policy":{"max_queue_size":"0"}}}`))
+	f.Add([]byte(`[1, {"a": null}]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseModelConfig(data)
+		if err == nil {
+			if verr := c.Validate(); verr != nil {
+				t.Fatalf("%q parsed into a configuration that fails Validate: %v", data, verr)
+			}
+		}
+	})
 }

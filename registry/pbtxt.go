@@ -3,7 +3,10 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
+	"reflect"
 	"strconv"
 	"strings"
 )
@@ -11,68 +14,132 @@ import (
 // ParseModelConfigText decodes and validates a Triton config.pbtxt: the
 // protobuf text form of Triton's model configuration, limited to the
 // fields ParseModelConfig takes in Triton's spelling (and infergate's
-// own). It turns the text into the JSON form, which ParseModelConfig then
-// reads, so that both files are held to the same rules and a field that
-// has no counterpart is refused by name.
+// own). It turns the text into the tree of JSON values that
+// ParseModelConfig reads, so that both files are held to the same rules;
+// errors name the line.
 func ParseModelConfigText(data []byte) (ModelConfig, error) {
-	j, err := pbtxtToJSON(data)
+	p := &pbtxtParser{s: data, line: 1}
+	o, err := p.fields(0)
 	if err != nil {
 		return ModelConfig{}, fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
-	return ParseModelConfig(j)
-}
-
-// repeatedFields are the fields of Triton's model configuration (and of
-// infergate's) that hold lists: in the text form a list may be written
-// once in brackets, or as the field given again and again, or once alone.
-var repeatedFields = map[string]bool{
-	"input": true, "output": true, "instance_group": true, "dims": true,
-	"gpus": true, "preferred_batch_size": true, "preferred_batch_sizes": true,
-	"versions": true,
-}
-
-// pbtxtToJSON converts protobuf text to JSON: messages become objects,
-// enum values strings, and the repeated fields (and any field given more
-// than once) arrays.
-func pbtxtToJSON(data []byte) ([]byte, error) {
-	p := &pbtxtParser{s: data, line: 1}
-	v, err := p.fields(0)
+	lines := map[string]int{}
+	tree, err := o.toJSON(configType, "", lines)
 	if err != nil {
-		return nil, err
+		return ModelConfig{}, fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
-	return json.Marshal(v)
+	return parseTree(tree, func(path string) string {
+		if l, ok := lines[stripIndices(path)]; ok {
+			return fmt.Sprintf("config.pbtxt line %d: ", l)
+		}
+		return ""
+	})
 }
 
-// pbtxtObject is one message: its fields in order of first appearance.
+// stripIndices turns input[0].dims into input.dims.
+func stripIndices(path string) string {
+	var b strings.Builder
+	depth := 0
+	for i := range len(path) {
+		switch c := path[i]; {
+		case c == '[':
+			depth++
+		case c == ']':
+			depth--
+		case depth == 0:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// pbtxtObject is one message: its fields in order of first appearance,
+// each with every value it was given.
 type pbtxtObject struct {
 	keys   []string
-	values map[string]any
-	listed map[string]bool // given in brackets
+	values map[string][]pbtxtValue
 }
 
-// MarshalJSON writes the fields in order of first appearance.
-func (o *pbtxtObject) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, k := range o.keys {
-		if i > 0 {
-			b.WriteByte(',')
+// pbtxtValue is one value in the text: a scalar (string, int64,
+// json.Number, bool, or an enum value's name as a string), a message
+// (*pbtxtObject), or a bracketed list ([]pbtxtValue).
+type pbtxtValue struct {
+	v    any
+	line int
+}
+
+// errorAt returns an error that names line.
+func errorAt(line int, format string, args ...any) error {
+	return fmt.Errorf("config.pbtxt line %d: %s", line, fmt.Sprintf(format, args...))
+}
+
+// toJSON converts o, a message of Go type t at path, into JSON values,
+// checking its fields against t: a field t has not is refused at its
+// line; a list field takes its values from brackets and from repeats
+// alike; any other field takes one value. lines receives the line of
+// each field's first value, by path without list indices.
+func (o *pbtxtObject) toJSON(t reflect.Type, path string, lines map[string]int) (map[string]any, error) {
+	t = indirect(t)
+	out := make(map[string]any, len(o.keys))
+	for _, k := range o.keys {
+		vals := o.values[k]
+		p := joinPath(path, k)
+		if _, ok := lines[stripIndices(p)]; !ok {
+			lines[stripIndices(p)] = vals[0].line
 		}
-		kb, _ := json.Marshal(k)
-		b.Write(kb)
-		b.WriteByte(':')
-		v := o.values[k]
-		if list, ok := v.([]any); ok && !o.listed[k] && !repeatedFields[k] && len(list) == 1 {
-			v = list[0]
+		ft, ok := jsonField(t, k)
+		if !ok {
+			in := ""
+			if path != "" {
+				in = " in " + path
+			}
+			return nil, errorAt(vals[0].line, "unknown field %q%s: infergate reads no such field there (names are case-sensitive)", k, in)
 		}
-		vb, err := json.Marshal(v)
+		if it := indirect(ft); it.Kind() == reflect.Slice {
+			list := []any{}
+			for _, v := range vals {
+				items := []pbtxtValue{v}
+				if l, ok := v.v.([]pbtxtValue); ok {
+					items = l
+				}
+				for _, item := range items {
+					e, err := item.toJSON(it.Elem(), fmt.Sprintf("%s[%d]", p, len(list)), lines)
+					if err != nil {
+						return nil, err
+					}
+					list = append(list, e)
+				}
+			}
+			out[k] = list
+			continue
+		}
+		if len(vals) > 1 {
+			return nil, errorAt(vals[1].line, "field %q is given again; it takes one value", k)
+		}
+		if _, ok := vals[0].v.([]pbtxtValue); ok {
+			return nil, errorAt(vals[0].line, "field %q takes one value, not a list", k)
+		}
+		v, err := vals[0].toJSON(ft, p, lines)
 		if err != nil {
 			return nil, err
 		}
-		b.Write(vb)
+		out[k] = v
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return out, nil
+}
+
+// toJSON converts one value of type t.
+func (v pbtxtValue) toJSON(t reflect.Type, path string, lines map[string]int) (any, error) {
+	switch x := v.v.(type) {
+	case *pbtxtObject:
+		if it := indirect(t); it.Kind() != reflect.Struct {
+			return nil, errorAt(v.line, "%s takes %s, not a message", path, typeWords(it))
+		}
+		return x.toJSON(t, path, lines)
+	case []pbtxtValue:
+		return nil, errorAt(v.line, "%s takes one value, not a list", path)
+	}
+	return v.v, nil
 }
 
 // pbtxtParser reads protobuf text: fields "name: value", "name { ... }"
@@ -85,12 +152,12 @@ type pbtxtParser struct {
 	line int
 }
 
-// maxPbtxtDepth bounds the nesting of messages and lists: Triton's
-// configuration nests four deep; a file nested far deeper is not one.
+// maxPbtxtDepth bounds the nesting of messages: Triton's configuration
+// nests four deep; a file nested far deeper is not one.
 const maxPbtxtDepth = 32
 
 func (p *pbtxtParser) errorf(format string, args ...any) error {
-	return fmt.Errorf("config.pbtxt line %d: %s", p.line, fmt.Sprintf(format, args...))
+	return errorAt(p.line, format, args...)
 }
 
 // skip passes over spaces and comments.
@@ -124,7 +191,7 @@ func (p *pbtxtParser) peek() byte {
 // fields reads fields until the end of the text (depth 0) or the closing
 // bracket of a message, which it leaves for the caller.
 func (p *pbtxtParser) fields(depth int) (*pbtxtObject, error) {
-	o := &pbtxtObject{values: map[string]any{}, listed: map[string]bool{}}
+	o := &pbtxtObject{values: map[string][]pbtxtValue{}}
 	for {
 		c := p.peek()
 		switch {
@@ -146,6 +213,7 @@ func (p *pbtxtParser) fields(depth int) (*pbtxtObject, error) {
 		if name == "" {
 			return nil, p.errorf("want a field name, found %s", p.found())
 		}
+		line := p.line
 		colon := false
 		if p.peek() == ':' {
 			p.i++
@@ -157,33 +225,21 @@ func (p *pbtxtParser) fields(depth int) (*pbtxtObject, error) {
 		case c == '[':
 			p.i++
 			v, err = p.list(depth + 1)
-			o.listed[name] = true
 		case c == '{' || c == '<':
 			v, err = p.message(depth + 1)
 		case !colon:
 			return nil, p.errorf("want ':' or '{' after field %q, found %s", name, p.found())
 		default:
+			line = p.line
 			v, err = p.scalar()
 		}
 		if err != nil {
 			return nil, err
 		}
-		prev, seen := o.values[name]
-		if seen && !repeatedFields[name] {
-			return nil, p.errorf("field %q is given twice; it takes one value", name)
-		}
-		if !seen {
+		if _, seen := o.values[name]; !seen {
 			o.keys = append(o.keys, name)
 		}
-		list, _ := prev.([]any)
-		if list == nil {
-			list = []any{} // dims: [] is a list, not null
-		}
-		if more, ok := v.([]any); ok {
-			o.values[name] = append(list, more...)
-		} else {
-			o.values[name] = append(list, v)
-		}
+		o.values[name] = append(o.values[name], pbtxtValue{v: v, line: line})
 	}
 }
 
@@ -207,11 +263,8 @@ func (p *pbtxtParser) message(depth int) (*pbtxtObject, error) {
 }
 
 // list reads the values of a bracketed list, its '[' read.
-func (p *pbtxtParser) list(depth int) ([]any, error) {
-	if depth > maxPbtxtDepth {
-		return nil, p.errorf("lists nest deeper than %d", maxPbtxtDepth)
-	}
-	out := []any{}
+func (p *pbtxtParser) list(depth int) ([]pbtxtValue, error) {
+	out := []pbtxtValue{}
 	for {
 		switch c := p.peek(); c {
 		case ']':
@@ -220,17 +273,19 @@ func (p *pbtxtParser) list(depth int) ([]any, error) {
 		case 0:
 			return nil, p.errorf("the text ends inside a list: a ']' is missing")
 		case '{', '<':
+			line := p.line
 			m, err := p.message(depth + 1)
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, m)
+			out = append(out, pbtxtValue{v: m, line: line})
 		default:
+			line := p.line
 			v, err := p.scalar()
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, v)
+			out = append(out, pbtxtValue{v: v, line: line})
 		}
 		switch c := p.peek(); c {
 		case ',':
@@ -264,18 +319,7 @@ func (p *pbtxtParser) scalar() (any, error) {
 		for p.i < len(p.s) && isNumberByte(p.s[p.i]) {
 			p.i++
 		}
-		tok := string(p.s[start:p.i])
-		if strings.Contains(tok, "_") {
-			return nil, p.errorf("%q is not a number", tok)
-		}
-		if n, err := strconv.ParseInt(tok, 0, 64); err == nil {
-			return n, nil
-		}
-		f, err := strconv.ParseFloat(strings.TrimRight(tok, "fF"), 64)
-		if err != nil {
-			return nil, p.errorf("%q is not a number", tok)
-		}
-		return json.Number(strconv.FormatFloat(f, 'g', -1, 64)), nil
+		return p.number(string(p.s[start:p.i]))
 	}
 	id := p.ident()
 	switch id {
@@ -287,6 +331,26 @@ func (p *pbtxtParser) scalar() (any, error) {
 		return false, nil
 	}
 	return id, nil
+}
+
+// number converts a number token: an integer (decimal, 0x hexadecimal or
+// 0 octal) or a finite decimal fraction.
+func (p *pbtxtParser) number(tok string) (any, error) {
+	n, err := strconv.ParseInt(tok, 0, 64)
+	if err == nil && !strings.ContainsAny(tok, "_bBoO") {
+		return n, nil
+	}
+	if errors.Is(err, strconv.ErrRange) {
+		return nil, p.errorf("%s is out of the range of a 64-bit integer", tok)
+	}
+	if strings.ContainsAny(tok, "_xXbBoO") {
+		return nil, p.errorf("%q is not a number", tok)
+	}
+	f, err := strconv.ParseFloat(strings.TrimRight(tok, "fF"), 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return nil, p.errorf("%q is not a finite number", tok)
+	}
+	return json.Number(strconv.FormatFloat(f, 'g', -1, 64)), nil
 }
 
 // isNumberByte reports whether c may continue a number token: digits,

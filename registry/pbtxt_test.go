@@ -67,7 +67,7 @@ func TestParseModelConfigText(t *testing.T) {
 	d := got.DynamicBatching
 	if got.Instances != 2 || got.Device != "cpu" || got.MaxQueue != 64 || got.VersionPolicy.Latest.NumVersions != 2 ||
 		!reflect.DeepEqual(d.PreferredBatchSizes, []int{8, 16}) || d.MaxQueueDelayUS != 100 || d.DefaultQueueTimeoutUS != 5000 ||
-		!got.ResponseCache.Enable || len(got.Output) != 1 || !reflect.DeepEqual(got.Output[0].Dims, []JSONInt{1}) {
+		!got.ResponseCache.Enable || len(got.Output) != 1 || !reflect.DeepEqual(got.Output[0].Dims, []int64{1}) {
 		t.Fatalf("config.pbtxt gave %+v (dynamic batching %+v)", got, *d)
 	}
 
@@ -78,7 +78,7 @@ func TestParseModelConfigText(t *testing.T) {
 			t.Fatalf("ParseModelConfigText(%q): got %v; want an error containing %q", in, err, wantErr)
 		}
 	}
-	f(`max_batch_size: 8 max_batch_size: 16`, `line 1: field "max_batch_size" is given twice`)
+	f(`max_batch_size: 8 max_batch_size: 16`, `line 1: field "max_batch_size" is given again; it takes one value`)
 	f("input {\n name: \"x\"", "line 2: the text ends inside a message")
 	f(`input { name: "x" >`, `a message opened with '{' is closed with '>'`)
 	f(`}`, `'}' closes no message`)
@@ -94,7 +94,7 @@ func TestParseModelConfigText(t *testing.T) {
 	f(`input [{ name: "x" data_type: TYPE_FP32 dims: [3] format: FORMAT_NCHW }]`, `unknown field "format"`)
 	f(`platform: "tensorflow_savedmodel"`, `platform "tensorflow_savedmodel"`)
 	f(`default_model_filename: "model.plan"`, `default_model_filename "model.plan"`)
-	f(`max_batch_size: 1.5`, "cannot unmarshal number 1.5")
+	f(`max_batch_size: 1.5`, "line 1: max_batch_size takes an integer, not a number 1.5")
 	f(strings.Repeat("a {", 40), "nest deeper than 32")
 	f(`input: [`+strings.Repeat("{a: [", 40), "nest deeper than 32")
 	f(`dims: [[1]]`, `want a value, found "[1]]"`)
@@ -105,7 +105,7 @@ func TestParseModelConfigText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Name != "ctr" || len(c.Input) != 2 || !reflect.DeepEqual(c.Input[0].Dims, []JSONInt{1, 2}) || c.Input[1].Dims == nil || len(c.Input[1].Dims) != 0 {
+	if c.Name != "ctr" || len(c.Input) != 2 || !reflect.DeepEqual(c.Input[0].Dims, []int64{1, 2}) || c.Input[1].Dims == nil || len(c.Input[1].Dims) != 0 {
 		t.Fatalf("got name %q, inputs %+v", c.Name, c.Input)
 	}
 }

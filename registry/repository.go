@@ -302,6 +302,15 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 			continue
 		}
 		if prev != nil && prev.size == st.Size() && prev.modTime.Equal(st.ModTime()) && sameLoadConfig(prev.Config, cfg) {
+			// What the configuration says of the model is checked again:
+			// it may have changed without changing how the version runs.
+			if err := cfg.CheckModel(name, prev.Inputs, prev.Outputs); err != nil {
+				err = fmt.Errorf("cannot load model %q version %d: %w", name, n, err)
+				fs := versionStatus{state: StateReady, reason: "serving the earlier configuration; the new one does not fit the model: " + err.Error()}
+				failed[n] = fs
+				r.setStatus(name, n, fs)
+				errs = append(errs, err)
+			}
 			next = append(next, prev)
 			continue
 		}
@@ -368,6 +377,9 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 // one loads.
 func sameLoadConfig(a, b ModelConfig) bool {
 	a.VersionPolicy, b.VersionPolicy = VersionPolicy{}, VersionPolicy{}
+	// Checks of the model, not settings: CheckModel runs them again.
+	a.Name, a.Input, a.Output = "", nil, nil
+	b.Name, b.Input, b.Output = "", nil, nil
 	return reflect.DeepEqual(a, b)
 }
 

@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 	"strconv"
@@ -35,8 +34,8 @@ type TensorConfig struct {
 	Name string `json:"name"`
 	// DataType is Triton's name of the type: TYPE_FP32, TYPE_STRING for
 	// the protocol's BYTES, and so on.
-	DataType string    `json:"data_type"`
-	Dims     []JSONInt `json:"dims"`
+	DataType string  `json:"data_type"`
+	Dims     []int64 `json:"dims"`
 }
 
 // InstanceGroup is Triton's instance_group entry: Count instances of the
@@ -57,29 +56,10 @@ type InstanceGroup struct {
 // refused (timeout_action REJECT), and a request's own shorter timeout
 // applies (allow_timeout_override true).
 type QueuePolicy struct {
-	TimeoutAction              string   `json:"timeout_action,omitempty"`
-	DefaultTimeoutMicroseconds *JSONInt `json:"default_timeout_microseconds,omitempty"`
-	AllowTimeoutOverride       *bool    `json:"allow_timeout_override,omitempty"`
-	MaxQueueSize               *JSONInt `json:"max_queue_size,omitempty"`
-}
-
-// JSONInt is an integer that JSON may give as a number or as a string of
-// decimal digits, as the JSON form of a Triton configuration gives its
-// 64-bit fields ("dims": ["64"]).
-type JSONInt int64
-
-// UnmarshalJSON accepts 64, "64" and -1, "-1".
-func (n *JSONInt) UnmarshalJSON(b []byte) error {
-	s := string(bytes.TrimSpace(b))
-	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
-		s = s[1 : len(s)-1]
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return fmt.Errorf("%s is not an integer: dims and Triton's other 64-bit fields take integers, as numbers or strings of digits", b)
-	}
-	*n = JSONInt(v)
-	return nil
+	TimeoutAction              string `json:"timeout_action,omitempty"`
+	DefaultTimeoutMicroseconds *int64 `json:"default_timeout_microseconds,omitempty"`
+	AllowTimeoutOverride       *bool  `json:"allow_timeout_override,omitempty"`
+	MaxQueueSize               *int64 `json:"max_queue_size,omitempty"`
 }
 
 // tritonType returns Triton's name of data type d.
@@ -99,11 +79,7 @@ func TensorConfigs(ts []oip.TensorMetadata, batched bool) []TensorConfig {
 		if batched && len(shape) > 0 {
 			shape = shape[1:]
 		}
-		dims := make([]JSONInt, len(shape))
-		for j, d := range shape {
-			dims[j] = JSONInt(d)
-		}
-		out[i] = TensorConfig{Name: t.Name, DataType: tritonType(t.Datatype), Dims: dims}
+		out[i] = TensorConfig{Name: t.Name, DataType: tritonType(t.Datatype), Dims: slices.Clone(shape)}
 	}
 	return out
 }
@@ -120,110 +96,134 @@ func (c *ModelConfig) InstanceGroups() []InstanceGroup {
 }
 
 // fromTriton folds the Triton spellings of c into infergate's own fields,
-// which Validate and the loader read, and clears them (Name, Platform,
-// Backend, Input and Output stay: the loader checks the model against
-// them). It refuses what has no counterpart, and two spellings of one
-// setting that disagree.
-func (c *ModelConfig) fromTriton() error {
+// which Validate and the loader read, and clears them; Name, Input and
+// Output stay, for the loader to check the model against. It refuses
+// what has no counterpart, values out of range (under Triton's names),
+// and two spellings of one setting that disagree. where names a field's
+// place in the text, by its path.
+func (c *ModelConfig) fromTriton(where func(string) string) error {
+	bad := func(path, format string, args ...any) error {
+		return fmt.Errorf("%w: %s%s", ErrBadConfig, where(path), fmt.Sprintf(format, args...))
+	}
 	if c.Platform != "" && c.Platform != TritonPlatform {
-		return fmt.Errorf("%w: platform %q: infergate serves ONNX models through ONNX Runtime; use %q or leave platform out", ErrBadConfig, c.Platform, TritonPlatform)
+		return bad("platform", "platform %q: infergate serves ONNX models through ONNX Runtime; use %q or leave platform out", c.Platform, TritonPlatform)
 	}
 	if c.Backend != "" && c.Backend != TritonBackend {
-		return fmt.Errorf("%w: backend %q: infergate serves ONNX models through ONNX Runtime; use %q or leave backend out", ErrBadConfig, c.Backend, TritonBackend)
+		return bad("backend", "backend %q: infergate serves ONNX models through ONNX Runtime; use %q or leave backend out", c.Backend, TritonBackend)
 	}
-	if c.DefaultModelFilename != "" {
-		if c.DefaultModelFilename != "model.onnx" {
-			return fmt.Errorf("%w: default_model_filename %q: infergate reads each version from model.onnx; rename the files, or leave default_model_filename out", ErrBadConfig, c.DefaultModelFilename)
-		}
-		c.DefaultModelFilename = ""
+	if c.DefaultModelFilename != "" && c.DefaultModelFilename != "model.onnx" {
+		return bad("default_model_filename", "default_model_filename %q: infergate reads each version from model.onnx; rename the files, or leave default_model_filename out", c.DefaultModelFilename)
 	}
+	// Checked: they say nothing more.
+	c.Platform, c.Backend, c.DefaultModelFilename = "", "", ""
 	for _, list := range []struct {
 		key string
 		ts  []TensorConfig
 	}{{"input", c.Input}, {"output", c.Output}} {
+		seen := make(map[string]bool, len(list.ts))
 		for i, t := range list.ts {
+			path := fmt.Sprintf("%s[%d]", list.key, i)
 			if t.Name == "" {
-				return fmt.Errorf("%w: %s[%d] has no name", ErrBadConfig, list.key, i)
+				return bad(path, "%s has no name", path)
 			}
 			if _, ok := tritonDataType(t.DataType); !ok {
-				return fmt.Errorf("%w: %s %q: data_type %q is not a Triton type such as TYPE_FP32", ErrBadConfig, list.key, t.Name, t.DataType)
+				return bad(path, "%s %q: data_type %q is not a Triton type such as TYPE_FP32", list.key, t.Name, t.DataType)
 			}
-			if j := slices.IndexFunc(list.ts[:i], func(o TensorConfig) bool { return o.Name == t.Name }); j >= 0 {
-				return fmt.Errorf("%w: %s lists %q twice", ErrBadConfig, list.key, t.Name)
+			if seen[t.Name] {
+				return bad(path, "%s lists %q twice", list.key, t.Name)
 			}
+			seen[t.Name] = true
 		}
 	}
-	if err := c.instanceGroupFromTriton(); err != nil {
+	if err := c.instanceGroupFromTriton(bad); err != nil {
 		return err
 	}
 	if d := c.DynamicBatching; d != nil {
-		return c.dynamicBatchingFromTriton(d)
+		return c.dynamicBatchingFromTriton(d, bad)
 	}
 	return nil
 }
 
-func (c *ModelConfig) instanceGroupFromTriton() error {
+func (c *ModelConfig) instanceGroupFromTriton(bad func(path, format string, args ...any) error) error {
 	switch len(c.InstanceGroup) {
 	case 0:
 		return nil
 	case 1:
 	default:
-		return fmt.Errorf("%w: instance_group has %d groups; infergate runs a version's instances on one device: give one group", ErrBadConfig, len(c.InstanceGroup))
+		return bad("instance_group", "instance_group has %d groups; infergate runs a version's instances on one device: give one group", len(c.InstanceGroup))
 	}
 	g := c.InstanceGroup[0]
 	c.InstanceGroup = nil
-	if g.Count != 0 {
-		if c.Instances != 0 && c.Instances != g.Count {
-			return fmt.Errorf("%w: instances is %d but instance_group's count is %d; give one of them", ErrBadConfig, c.Instances, g.Count)
-		}
-		if g.Count < 0 {
-			return fmt.Errorf("%w: instance_group's count must be between 1 and 64, got %d", ErrBadConfig, g.Count)
-		}
-		c.Instances = g.Count
+	count := g.Count
+	if count < 0 || count > maxInstances {
+		return bad("instance_group.count", "instance_group's count must be between 1 and %d, got %d", maxInstances, count)
 	}
+	switch {
+	case count == 0 && c.Instances == 0:
+		count = 1 // as Triton counts a group that gives none
+	case count == 0:
+		count = c.Instances
+	case c.Instances != 0 && c.Instances != count:
+		return bad("instance_group.count", "instances is %d but instance_group's count is %d; give one of them", c.Instances, count)
+	}
+	c.Instances = count
 	device := ""
 	switch g.Kind {
 	case "KIND_CPU":
 		if len(g.GPUs) > 0 {
-			return fmt.Errorf("%w: instance_group of kind KIND_CPU lists gpus; leave them out, or use KIND_GPU", ErrBadConfig)
+			return bad("instance_group.kind", "instance_group of kind KIND_CPU lists gpus; leave them out, or use KIND_GPU")
 		}
 		device = "cpu"
 	case "KIND_GPU", "KIND_AUTO", "":
 		switch {
 		case len(g.GPUs) > 1:
-			return fmt.Errorf("%w: instance_group lists gpus %v; infergate runs a version's instances on one GPU: list one", ErrBadConfig, g.GPUs)
+			return bad("instance_group.gpus", "instance_group lists gpus %v; infergate runs a version's instances on one GPU: list one", g.GPUs)
 		case len(g.GPUs) == 1:
-			if g.GPUs[0] < 0 {
-				return fmt.Errorf("%w: instance_group lists gpu %d; GPUs are numbered from 0", ErrBadConfig, g.GPUs[0])
+			if g.GPUs[0] < 0 || g.GPUs[0] > 999 {
+				return bad("instance_group.gpus", "instance_group lists gpu %d; GPUs are numbered 0 to 999", g.GPUs[0])
 			}
 			device = "cuda:" + strconv.Itoa(g.GPUs[0])
 		case g.Kind == "KIND_GPU":
-			device = "cuda:0"
+			// Triton's "every GPU": the node's, or the first.
+			if c.Device == "cpu" {
+				return bad("instance_group.kind", "device is \"cpu\" but instance_group's kind is KIND_GPU; give one of them")
+			}
+			if c.Device == "" {
+				c.anyGPU = true
+			}
 		}
 	default:
-		return fmt.Errorf("%w: instance_group's kind %q: use KIND_CPU, KIND_GPU or KIND_AUTO", ErrBadConfig, g.Kind)
+		return bad("instance_group.kind", "instance_group's kind %q: use KIND_CPU, KIND_GPU or KIND_AUTO", g.Kind)
 	}
 	if device != "" {
 		if c.Device != "" && c.Device != device {
-			return fmt.Errorf("%w: device is %q but instance_group places the instances on %q; give one of them", ErrBadConfig, c.Device, device)
+			return bad("instance_group", "device is %q but instance_group places the instances on %q; give one of them", c.Device, device)
 		}
 		c.Device = device
 	}
 	return nil
 }
 
-func (c *ModelConfig) dynamicBatchingFromTriton(d *DynamicBatching) error {
+func (c *ModelConfig) dynamicBatchingFromTriton(d *DynamicBatching, bad func(path, format string, args ...any) error) error {
 	if d.PreferredBatchSize != nil {
+		for _, p := range d.PreferredBatchSize {
+			if p < 1 || (c.MaxBatchSize > 0 && int64(p) > c.MaxBatchSize) {
+				return bad("dynamic_batching.preferred_batch_size", "dynamic_batching.preferred_batch_size holds %d; each must be between 1 and max_batch_size", p)
+			}
+		}
 		if d.PreferredBatchSizes != nil && !slices.Equal(d.PreferredBatchSizes, d.PreferredBatchSize) {
-			return fmt.Errorf("%w: dynamic_batching gives preferred_batch_sizes %v and preferred_batch_size %v; give one of them", ErrBadConfig, d.PreferredBatchSizes, d.PreferredBatchSize)
+			return bad("dynamic_batching.preferred_batch_size", "dynamic_batching gives preferred_batch_sizes %v and preferred_batch_size %v; give one of them", d.PreferredBatchSizes, d.PreferredBatchSize)
 		}
 		d.PreferredBatchSizes, d.PreferredBatchSize = d.PreferredBatchSize, nil
 	}
 	if p := d.MaxQueueDelayMicroseconds; p != nil {
-		if d.MaxQueueDelayUS != 0 && d.MaxQueueDelayUS != int64(*p) {
-			return fmt.Errorf("%w: dynamic_batching gives max_queue_delay_us %d and max_queue_delay_microseconds %d; give one of them", ErrBadConfig, d.MaxQueueDelayUS, *p)
+		if *p < 0 || *p > maxQueueDelayUS {
+			return bad("dynamic_batching.max_queue_delay_microseconds", "dynamic_batching.max_queue_delay_microseconds must be between 0 and %d (10 s), got %d", int64(maxQueueDelayUS), *p)
 		}
-		d.MaxQueueDelayUS, d.MaxQueueDelayMicroseconds = int64(*p), nil
+		if d.MaxQueueDelayUS != 0 && d.MaxQueueDelayUS != *p {
+			return bad("dynamic_batching.max_queue_delay_microseconds", "dynamic_batching gives max_queue_delay_us %d and max_queue_delay_microseconds %d; give one of them", d.MaxQueueDelayUS, *p)
+		}
+		d.MaxQueueDelayUS, d.MaxQueueDelayMicroseconds = *p, nil
 	}
 	q := d.DefaultQueuePolicy
 	if q == nil {
@@ -231,25 +231,28 @@ func (c *ModelConfig) dynamicBatchingFromTriton(d *DynamicBatching) error {
 	}
 	d.DefaultQueuePolicy = nil
 	if q.TimeoutAction != "" && q.TimeoutAction != "REJECT" {
-		return fmt.Errorf("%w: dynamic_batching.default_queue_policy.timeout_action %q: infergate refuses a request whose queue time runs out (REJECT); DELAY is not supported", ErrBadConfig, q.TimeoutAction)
+		return bad("dynamic_batching.default_queue_policy.timeout_action", "dynamic_batching.default_queue_policy.timeout_action %q: infergate refuses a request whose queue time runs out (REJECT); DELAY is not supported", q.TimeoutAction)
 	}
 	if q.AllowTimeoutOverride != nil && !*q.AllowTimeoutOverride {
-		return fmt.Errorf("%w: dynamic_batching.default_queue_policy.allow_timeout_override false: infergate always lets a request shorten its timeout; leave it out or set it true", ErrBadConfig)
+		return bad("dynamic_batching.default_queue_policy.allow_timeout_override", "dynamic_batching.default_queue_policy.allow_timeout_override false: infergate always lets a request shorten its timeout; leave it out or set it true")
 	}
 	if p := q.DefaultTimeoutMicroseconds; p != nil {
-		if d.DefaultQueueTimeoutUS != 0 && d.DefaultQueueTimeoutUS != int64(*p) {
-			return fmt.Errorf("%w: dynamic_batching gives default_queue_timeout_us %d and default_queue_policy.default_timeout_microseconds %d; give one of them", ErrBadConfig, d.DefaultQueueTimeoutUS, *p)
+		if *p < 0 || *p > maxQueueTimeoutUS {
+			return bad("dynamic_batching.default_queue_policy.default_timeout_microseconds", "dynamic_batching.default_queue_policy.default_timeout_microseconds must be between 0 and %d (1 h), got %d", int64(maxQueueTimeoutUS), *p)
 		}
-		d.DefaultQueueTimeoutUS = int64(*p)
+		if d.DefaultQueueTimeoutUS != 0 && d.DefaultQueueTimeoutUS != *p {
+			return bad("dynamic_batching.default_queue_policy.default_timeout_microseconds", "dynamic_batching gives default_queue_timeout_us %d and default_queue_policy.default_timeout_microseconds %d; give one of them", d.DefaultQueueTimeoutUS, *p)
+		}
+		d.DefaultQueueTimeoutUS = *p
 	}
 	if p := q.MaxQueueSize; p != nil && *p != 0 {
 		// Triton's 0 means no bound; infergate's queue is always bounded,
 		// and 0 takes the node's bound.
 		if *p < 0 || *p > maxQueueLimit {
-			return fmt.Errorf("%w: dynamic_batching.default_queue_policy.max_queue_size must be between 1 and %d, got %d", ErrBadConfig, maxQueueLimit, *p)
+			return bad("dynamic_batching.default_queue_policy.max_queue_size", "dynamic_batching.default_queue_policy.max_queue_size must be between 1 and %d, got %d", maxQueueLimit, *p)
 		}
 		if c.MaxQueue != 0 && c.MaxQueue != int(*p) {
-			return fmt.Errorf("%w: max_queue is %d but dynamic_batching.default_queue_policy.max_queue_size is %d; give one of them", ErrBadConfig, c.MaxQueue, *p)
+			return bad("dynamic_batching.default_queue_policy.max_queue_size", "max_queue is %d but dynamic_batching.default_queue_policy.max_queue_size is %d; give one of them", c.MaxQueue, *p)
 		}
 		c.MaxQueue = int(*p)
 	}
@@ -272,14 +275,15 @@ func tritonDataType(s string) (oip.DataType, bool) {
 	return oip.ParseDataType(name)
 }
 
-// checkModel reports where the configuration's name, input and output
-// lists, checked once the model is open, disagree with model name and the
-// model's tensors. batched says whether the version stacks requests, so
-// that dims leave the batch dimension out.
-func (c *ModelConfig) checkModel(name string, inputs, outputs []oip.TensorMetadata, batched bool) error {
+// CheckModel reports where c's name, input and output lists disagree
+// with model name and a version whose tensors are inputs and outputs. The
+// dims of a version that batches (see Batched) leave the batch dimension
+// out, as Triton's do when max_batch_size is above 0.
+func (c *ModelConfig) CheckModel(name string, inputs, outputs []oip.TensorMetadata) error {
 	if c.Name != "" && c.Name != name {
 		return fmt.Errorf("%w: the configuration names model %q, but it is loaded as %q; fix name or leave it out", ErrBadConfig, c.Name, name)
 	}
+	batched := c.Batched(inputs, outputs)
 	for _, list := range []struct {
 		key    string
 		want   []TensorConfig
@@ -299,16 +303,49 @@ func (c *ModelConfig) checkModel(name string, inputs, outputs []oip.TensorMetada
 			if w.DataType != a.DataType {
 				return fmt.Errorf("%w: %s %q is %s in the model, not %s", ErrBadConfig, list.key, w.Name, a.DataType, w.DataType)
 			}
+			if narrows(w.Dims, a.Dims) {
+				return fmt.Errorf("%w: %s %q has dims %s in the model; %s fixes a dimension it leaves variable (-1), which infergate would not check requests against: write -1 there", ErrBadConfig, list.key, w.Name, formatDims(a.Dims), formatDims(w.Dims))
+			}
 			if !slices.Equal(w.Dims, a.Dims) {
 				hint := ""
-				if batched {
-					hint = fmt.Sprintf(" (its shape %s without the batch dimension, which dims leave out when a version batches)", formatDims(list.actual[i].Shape))
+				switch {
+				case batched:
+					hint = fmt.Sprintf(" (its shape %s without the batch dimension, which dims leave out when max_batch_size is above 0)", formatDims(list.actual[i].Shape))
+				case batchable(inputs) && batchable(outputs):
+					hint = " (its whole shape: max_batch_size 0 says the model has no batch dimension)"
 				}
 				return fmt.Errorf("%w: %s %q has dims %s in the model%s, not %s", ErrBadConfig, list.key, w.Name, formatDims(a.Dims), hint, formatDims(w.Dims))
 			}
 		}
 	}
 	return nil
+}
+
+// Batched reports whether a version whose tensors are inputs and outputs
+// stacks requests along a batch dimension under c: every tensor has a
+// variable first dimension, and c does not say there is none
+// (max_batch_size 0).
+func (c *ModelConfig) Batched(inputs, outputs []oip.TensorMetadata) bool {
+	return !c.noBatchDim && batchable(inputs) && batchable(outputs)
+}
+
+// narrows reports whether dims want fix some dimension that dims model
+// leaves variable, and agree with it elsewhere.
+func narrows(want, model []int64) bool {
+	if len(want) != len(model) {
+		return false
+	}
+	fixed := false
+	for j := range model {
+		switch {
+		case want[j] == model[j]:
+		case model[j] < 0 && want[j] >= 0:
+			fixed = true
+		default:
+			return false
+		}
+	}
+	return fixed
 }
 
 // formatDims writes dims as JSON does: [-1,64].

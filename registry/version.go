@@ -79,8 +79,8 @@ func newVersion(model string, number int64, cfg ModelConfig, b Backend, vm *Vers
 		drained:  make(chan struct{}),
 	}
 	v.Generation = generations.Add(1)
-	v.Batchable = batchable(v.Inputs) && batchable(v.Outputs)
-	if err := cfg.checkModel(model, v.Inputs, v.Outputs, v.Batchable); err != nil {
+	v.Batchable = cfg.Batched(v.Inputs, v.Outputs)
+	if err := cfg.CheckModel(model, v.Inputs, v.Outputs); err != nil {
 		return nil, err
 	}
 	bc := batcherConfig(cfg, v.Batchable)

@@ -492,13 +492,18 @@ func writeFileSync(path string, data []byte) error {
 }
 
 // checkModel is the trial load of an uploaded model: ONNX Runtime must
-// accept it with the default options.
-func checkModel(data []byte) error {
+// accept it with the default options, and what its configuration says of
+// the model (name, inputs, outputs) must hold.
+func checkModel(data []byte, model string, cfg registry.ModelConfig) error {
 	m, err := engine.Load(data, engine.Options{})
 	if err != nil {
 		return err
 	}
-	return m.Close()
+	err = cfg.CheckModel(model, m.Inputs(), m.Outputs())
+	if cerr := m.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // loadEngine is the registry's LoadFunc: ONNX Runtime sessions.

@@ -1,0 +1,147 @@
+package registry
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A Triton configuration of a model without a batch dimension
+// (max_batch_size 0, whole shapes in dims) loads, and its requests are
+// never stacked.
+func TestMaxBatchSizeZeroLoads(t *testing.T) {
+	r, _, dir := newTestRepo(t, ModelConfig{MaxBatchSize: 64})
+	writeModel(t, dir, "m", 1, "v1")
+	writeConfig(t, dir, "m", `{"max_batch_size":0,
+		"input":[{"name":"x","data_type":"TYPE_FP32","dims":[-1,2]}],
+		"output":[{"name":"y","data_type":"TYPE_FP32","dims":[-1,1]}]}`)
+	if err := r.Load("m", nil); err != nil {
+		t.Fatal(err)
+	}
+	v := mustAcquire(t, r, "m", 0)
+	defer v.Release()
+	if v.Batchable || v.Batcher.Config().MaxBatchSize != 1 || v.Config.MaxBatchSize != 0 {
+		t.Fatalf("batchable %v, batcher max batch %d, config max_batch_size %d; want false, 1, 0",
+			v.Batchable, v.Batcher.Config().MaxBatchSize, v.Config.MaxBatchSize)
+	}
+}
+
+// Every integer may be given as a string of digits, as the JSON form of
+// Triton's configuration gives its 64-bit fields; field names match
+// exactly.
+func TestConfigIntegersAsStrings(t *testing.T) {
+	c, err := ParseModelConfig([]byte(`{"max_batch_size":"8","dynamic_batching":{"priority_levels":"2","default_priority_level":"1"},
+		"version_policy":{"specific":{"versions":["1","3"]}},"instance_group":[{"count":"2"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := c.DynamicBatching
+	if c.MaxBatchSize != 8 || d.PriorityLevels != 2 || d.DefaultPriorityLevel != 1 || len(c.VersionPolicy.Specific.Versions) != 2 || c.Instances != 2 {
+		t.Fatalf("got %+v, %+v", c, *d)
+	}
+	for in, want := range map[string]string{
+		`{"MAX_BATCH_SIZE":8}`:                       `unknown field "MAX_BATCH_SIZE": infergate reads no such field there (names are case-sensitive)`,
+		`{"dynamic_batching":{"Priority_Levels":2}}`: `unknown field "Priority_Levels" in dynamic_batching`,
+		`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":[1],"format":"FORMAT_NCHW"}]}`: `unknown field "format" in input[0]`,
+		`{"max_batch_size":"8x"}`: "max_batch_size takes an integer, not a string",
+		`[]`:                      "a configuration is an object of fields, not a list",
+	} {
+		if _, err := ParseModelConfig([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v; want an error containing %q", in, err, want)
+		}
+	}
+}
+
+// An instance_group that gives no count runs one instance, as Triton's
+// does, unless instances says otherwise; KIND_GPU without gpus takes the
+// node's CUDA device, or the first.
+func TestInstanceGroupDefaults(t *testing.T) {
+	f := func(config string, node ModelConfig, instances int, device string) {
+		t.Helper()
+		c, err := ParseModelConfig([]byte(config))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := c.withDefaults(node)
+		if got.Instances != instances || got.Device != device {
+			t.Fatalf("%s on a node with %d instances on %q: %d on %q; want %d on %q", config, node.Instances, node.Device, got.Instances, got.Device, instances, device)
+		}
+	}
+	f(`{"instance_group":[{"kind":"KIND_CPU"}]}`, ModelConfig{Instances: 4}, 1, "cpu")
+	f(`{"instance_group":[{"count":0,"kind":"KIND_CPU"}]}`, ModelConfig{Instances: 4}, 1, "cpu")
+	f(`{"instances":3,"instance_group":[{"kind":"KIND_CPU"}]}`, ModelConfig{Instances: 4}, 3, "cpu")
+	f(`{"instance_group":[{"count":1,"kind":"KIND_GPU"}]}`, ModelConfig{Device: "cuda:1"}, 1, "cuda:1")
+	f(`{"instance_group":[{"count":1,"kind":"KIND_GPU"}]}`, ModelConfig{Device: "cpu"}, 1, "cuda:0")
+	f(`{"device":"cuda:2","instance_group":[{"count":1,"kind":"KIND_GPU"}]}`, ModelConfig{Device: "cuda:1"}, 1, "cuda:2")
+	f(`{"instance_group":[{"count":1,"kind":"KIND_AUTO"}]}`, ModelConfig{Device: "cuda:1"}, 1, "cuda:1")
+}
+
+// Triton's fields that only check (platform, backend) or only describe
+// (name, input, output) do not reload a version whose file and settings
+// are unchanged; input and output are checked again against it all the
+// same, and a configuration that does not fit it is refused while it
+// keeps serving.
+func TestTritonChecksDoNotReload(t *testing.T) {
+	r, l, dir := newTestRepo(t, ModelConfig{})
+	writeModel(t, dir, "m", 1, "v1")
+	load := func(config, wantErr string) {
+		t.Helper()
+		writeConfig(t, dir, "m", config)
+		err := r.Load("m", nil)
+		switch {
+		case wantErr == "" && err != nil:
+			t.Fatalf("%s: %v", config, err)
+		case wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)):
+			t.Fatalf("%s: got %v; want an error containing %q", config, err, wantErr)
+		}
+	}
+	load(`{"max_batch_size":8}`, "")
+	load(`{"max_batch_size":8,"platform":"onnxruntime_onnx","backend":"onnxruntime","default_model_filename":"model.onnx"}`, "")
+	load(`{"max_batch_size":8,"name":"m","input":[{"name":"x","data_type":"TYPE_FP32","dims":[2]}],"output":[{"name":"y","data_type":"TYPE_FP32","dims":[1]}]}`, "")
+	if n := l.count(); n != 1 {
+		t.Fatalf("%d loads; want the first only", n)
+	}
+	load(`{"max_batch_size":8,"input":[{"name":"x","data_type":"TYPE_FP32","dims":[3]}]}`, `input "x" has dims [2] in the model`)
+	v := mustAcquire(t, r, "m", 1)
+	v.Release()
+	if n := l.count(); n != 1 {
+		t.Fatalf("%d loads; want the first only", n)
+	}
+	idx, err := r.Index()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(idx) != 1 || idx[0].State != StateReady || !strings.Contains(idx[0].Reason, "serving the earlier configuration; the new one does not fit the model") {
+		t.Fatalf("index %+v", idx)
+	}
+}
+
+// config.pbtxt errors name the line, whether the text cannot be read or
+// a field is unknown, repeated, or of the wrong type.
+func TestConfigTextErrorsNameTheLine(t *testing.T) {
+	for text, want := range map[string]string{
+		"name: \"m\"\nmax_batch_size: 8\n\nsequence_batching { }\n":                            `config.pbtxt line 4: unknown field "sequence_batching"`,
+		"name: \"m\"\nparameters { key: \"a\" }\nparameters { key: \"b\" }\n":                  `config.pbtxt line 2: unknown field "parameters"`,
+		"input [ { name: \"x\"\n data_type: TYPE_FP32\n dims: [ 1 ]\n format: FORMAT_NCHW } ]": `config.pbtxt line 4: unknown field "format" in input[0]`,
+		"name: \"m\"\n\nresponse_cache { enable: 1 }\n":                                        "config.pbtxt line 3: response_cache.enable takes true or false, not a number",
+		"name: \"m\"\nmax_batch_size: -infinity\n":                                             `config.pbtxt line 2: "-infinity" is not a finite number`,
+		"name: \"m\"\nmax_batch_size: 1e400\n":                                                 `config.pbtxt line 2: "1e400" is not a finite number`,
+		"input [ { name: \"x\" data_type: TYPE_FP32\n dims: [ 9223372036854775808 ] } ]":       "config.pbtxt line 2: 9223372036854775808 is out of the range of a 64-bit integer",
+		"max_batch_size: 8\nMAX_BATCH_SIZE: 16\n":                                              `config.pbtxt line 2: unknown field "MAX_BATCH_SIZE"`,
+		"name: \"m\"\nname: \"n\"\n":                                                           `config.pbtxt line 2: field "name" is given again; it takes one value`,
+		"max_batch_size: [ 8 ]\n":                                                              `config.pbtxt line 1: field "max_batch_size" takes one value, not a list`,
+		"response_cache: 8\n":                                                                  "config.pbtxt line 1: response_cache takes an object, not a number",
+		"max_batch_size { }\n":                                                                 "config.pbtxt line 1: max_batch_size takes an integer, not a message",
+		"instance_group [ { count: 100 } ]\n":                                                  "config.pbtxt line 1: instance_group's count must be between 1 and 64, got 100",
+		"dynamic_batching {\n  max_queue_delay_microseconds: 20000000\n}\n":                    "config.pbtxt line 2: dynamic_batching.max_queue_delay_microseconds must be between 0 and 10000000",
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "config.pbtxt"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := readModelConfig(dir); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v; want an error containing %q", text, err, want)
+		}
+	}
+}
