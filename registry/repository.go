@@ -98,10 +98,15 @@ type Repository struct {
 	pollErrs   map[string]string       // guarded by loadMu: last poll error per model
 	unloaded   map[string]bool         // guarded by loadMu: unloaded by Unload, which polls leave alone
 
-	// mu protects status and vmetrics, which Index reads while a load runs.
-	mu       sync.Mutex
-	status   map[string]map[int64]versionStatus
-	vmetrics map[string]*vmEntry // by model + "/" + version
+	// mu protects status, modelErrs and vmetrics, which Index reads while
+	// a load runs.
+	mu     sync.Mutex
+	status map[string]map[int64]versionStatus
+	// modelErrs holds, per model, why its last load failed before any
+	// version was tried (its directory, its configuration, its version
+	// policy): Index reports it, as no version's status can.
+	modelErrs map[string]string
+	vmetrics  map[string]*vmEntry // by model + "/" + version
 
 	loads        *metrics.Counter
 	loadFailures *metrics.Counter
@@ -133,6 +138,7 @@ func New(cfg Config) (*Repository, error) {
 		defVersion: make(map[string]int64),
 		pollErrs:   make(map[string]string),
 		status:     make(map[string]map[int64]versionStatus),
+		modelErrs:  make(map[string]string),
 		vmetrics:   make(map[string]*vmEntry),
 	}
 	if r.logf == nil {
@@ -265,24 +271,16 @@ func (r *Repository) Load(name string, override *ModelConfig) error {
 // loadLocked does Load's work; explicit is false when a poll asks, which
 // skips files whose last load failed and that have not changed since.
 func (r *Repository) loadLocked(name string, explicit bool) error {
-	disk, err := scanModel(r.cfg.Dir, name)
+	cfg, want, err := r.selectLocked(name)
+	r.mu.Lock()
 	if err != nil {
-		return fmt.Errorf("cannot load model %q: %w", name, err)
+		r.modelErrs[name] = err.Error()
+	} else {
+		delete(r.modelErrs, name)
 	}
-	own := disk.config
-	if o := r.overrides[name]; o != nil {
-		own = *o
-	} else if disk.configErr != nil {
-		return fmt.Errorf("cannot load model %q: %w", name, disk.configErr)
-	}
-	cfg := own.withDefaults(r.cfg.Defaults)
-	if err := cfg.checkMerged(own); err != nil {
-		return fmt.Errorf("cannot load model %q: %w", name, err)
-	}
-	want := selectVersions(cfg.VersionPolicy, disk.versions)
-	if len(want) == 0 {
-		return fmt.Errorf("cannot load model %q: %w: no version directory under %s holds a model.onnx that its version policy selects",
-			name, ErrModelNotFound, filepath.Join(r.cfg.Dir, name))
+	r.mu.Unlock()
+	if err != nil {
+		return err
 	}
 
 	old := r.table.load()[name]
@@ -370,6 +368,32 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 		return fmt.Errorf("%w: %w", ErrLoadFailed, errors.Join(errs...))
 	}
 	return nil
+}
+
+// selectLocked reads model name's directory and configuration and
+// returns the configuration, node defaults filled in, and the versions
+// its policy selects.
+func (r *Repository) selectLocked(name string) (ModelConfig, []int64, error) {
+	disk, err := scanModel(r.cfg.Dir, name)
+	if err != nil {
+		return ModelConfig{}, nil, fmt.Errorf("cannot load model %q: %w", name, err)
+	}
+	own := disk.config
+	if o := r.overrides[name]; o != nil {
+		own = *o
+	} else if disk.configErr != nil {
+		return ModelConfig{}, nil, fmt.Errorf("cannot load model %q: %w", name, disk.configErr)
+	}
+	cfg := own.withDefaults(r.cfg.Defaults)
+	if err := cfg.checkMerged(own); err != nil {
+		return ModelConfig{}, nil, fmt.Errorf("cannot load model %q: %w", name, err)
+	}
+	want := selectVersions(cfg.VersionPolicy, disk.versions)
+	if len(want) == 0 {
+		return ModelConfig{}, nil, fmt.Errorf("cannot load model %q: %w: no version directory under %s holds a model.onnx that its version policy selects",
+			name, ErrModelNotFound, filepath.Join(r.cfg.Dir, name))
+	}
+	return cfg, want, nil
 }
 
 // sameLoadConfig reports whether a version loaded with a would load the
@@ -628,8 +652,13 @@ func (r *Repository) Index() ([]IndexEntry, error) {
 		}
 		seen[name] = true
 		vs := r.status[name]
+		failed := r.modelErrs[name]
 		if len(vs) == 0 {
-			out = append(out, IndexEntry{Name: name})
+			e := IndexEntry{Name: name}
+			if failed != "" {
+				e.State, e.Reason = StateUnavailable, failed
+			}
+			out = append(out, e)
 			return
 		}
 		nums := make([]int64, 0, len(vs))
@@ -639,6 +668,9 @@ func (r *Repository) Index() ([]IndexEntry, error) {
 		slices.Sort(nums)
 		for _, n := range nums {
 			s := vs[n]
+			if failed != "" && s.state == StateReady && s.reason == "" {
+				s.reason = "serving as loaded before; the model's latest load failed: " + failed
+			}
 			out = append(out, IndexEntry{Name: name, Version: strconv.FormatInt(n, 10), State: s.state, Reason: s.reason})
 		}
 	}

@@ -767,3 +767,41 @@ func TestTritonMetrics(t *testing.T) {
 		t.Fatalf("Triton's series without TritonMetrics:\n%s", buf.String())
 	}
 }
+
+// A load that fails before any version is tried (here, on its
+// configuration) says why in the index: as the model's state when nothing
+// serves, beside each serving version otherwise; a load that succeeds
+// clears it.
+func TestIndexReportsModelFailures(t *testing.T) {
+	r, _, dir := newTestRepo(t, ModelConfig{})
+	writeModel(t, dir, "m", 1, "v1")
+	writeConfig(t, dir, "m", `{"instancez":2}`)
+	index := func() []IndexEntry {
+		t.Helper()
+		idx, err := r.Index()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return idx
+	}
+	if err := r.Load("m", nil); err == nil {
+		t.Fatal("loaded with a bad configuration")
+	}
+	if idx := index(); len(idx) != 1 || idx[0].State != StateUnavailable || !strings.Contains(idx[0].Reason, `unknown field "instancez"`) {
+		t.Fatalf("index %+v; want m unavailable, naming the field", idx)
+	}
+	writeConfig(t, dir, "m", `{}`)
+	if err := r.Load("m", nil); err != nil {
+		t.Fatal(err)
+	}
+	if idx := index(); len(idx) != 1 || idx[0].State != StateReady || idx[0].Reason != "" {
+		t.Fatalf("index %+v; want version 1 ready, no reason", idx)
+	}
+	writeConfig(t, dir, "m", `{"instancez":2}`)
+	if err := r.Load("m", nil); err == nil {
+		t.Fatal("loaded with a bad configuration")
+	}
+	if idx := index(); len(idx) != 1 || idx[0].State != StateReady || !strings.Contains(idx[0].Reason, `serving as loaded before; the model's latest load failed: `) {
+		t.Fatalf("index %+v; want version 1 ready, with the failure beside it", idx)
+	}
+}

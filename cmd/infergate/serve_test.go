@@ -469,3 +469,58 @@ func TestShutdownDrains(t *testing.T) {
 		t.Fatalf("shutdown log lacks its steps:\n%s", log)
 	}
 }
+
+// A model repository as Triton keeps it, each model with its
+// config.pbtxt, serves as written: the settings it gives, Triton's
+// metric names with --triton-metrics, and a model whose file infergate
+// cannot honor is refused with the file and line in the index, while the
+// others serve.
+func TestServeTritonRepository(t *testing.T) {
+	dir := demoRepo(t)
+	write := func(model, text string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, model, "config.pbtxt"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("ctr", `name: "ctr"
+platform: "onnxruntime_onnx"
+max_batch_size: 16
+input [ { name: "features", data_type: TYPE_FP32, dims: [ 64 ] } ]
+output [ { name: "score", data_type: TYPE_FP32, dims: [ 1 ] } ]
+instance_group [ { count: 2, kind: KIND_CPU } ]
+dynamic_batching { preferred_batch_size: [ 8, 16 ] }
+`)
+	write("ranker", `name: "ranker"
+platform: "onnxruntime_onnx"
+max_batch_size: 8
+input [ { name: "features", data_type: TYPE_FP32, format: FORMAT_NONE, dims: [ 256 ] } ]
+`)
+	s := startServer(t, "--models", dir, "--triton-metrics")
+
+	body, _ := inferBody(5, 64, 1)
+	if code, out, _ := s.post(t, "/v2/models/ctr/infer", body); code != 200 {
+		t.Fatalf("ctr infer: %d %s", code, out)
+	}
+	f := func(path, wantFragment string) {
+		t.Helper()
+		code, out, _ := s.do(t, "GET", path, nil, nil)
+		if code != 200 || !strings.Contains(string(out), wantFragment) {
+			t.Fatalf("GET %s: got %d %s; want 200 containing %q", path, code, out, wantFragment)
+		}
+	}
+	f("/v2/models/ctr/config", `"max_batch_size":16`)
+	f("/v2/models/ctr/config", `"instances":2`)
+	f("/v2/models/ctr/config", `"preferred_batch_sizes":[8,16]`)
+	f("/v2/models/ctr/config", `"input":[{"name":"features","data_type":"TYPE_FP32","dims":[64]}]`)
+	f("/metrics", `nv_inference_request_success{model="ctr",version="1"} 1`)
+	f("/metrics", `nv_inference_count{model="ctr",version="1"} 5`)
+	code, out, _ := s.do(t, "POST", "/v2/repository/index", nil, nil)
+	if code != 200 || !strings.Contains(string(out), `config.pbtxt line 4: unknown field \"format\" in input[0]`) {
+		t.Fatalf("index: %d %s; want ranker refused, naming config.pbtxt line 4", code, out)
+	}
+	if code, out, _ := s.do(t, "GET", "/v2/models/ranker/ready", nil, nil); code == 200 {
+		t.Fatalf("ranker ready despite its config: %s", out)
+	}
+	s.stop(t)
+}
