@@ -56,6 +56,10 @@ type ModelConfig struct {
 	Output []TensorConfig `json:"output,omitempty"`
 	// InstanceGroup is Triton's spelling of Instances and Device.
 	InstanceGroup []InstanceGroup `json:"instance_group,omitempty"`
+	// Parameters are the ONNX Runtime backend's parameters in Triton's
+	// spelling: intra_op_thread_count and inter_op_thread_count, folded
+	// into IntraOpThreads and InterOpThreads.
+	Parameters map[string]TritonParameter `json:"parameters,omitempty"`
 
 	// noBatchDim records a max_batch_size given as 0, Triton's way of
 	// saying that the model's first dimension is not a batch: requests

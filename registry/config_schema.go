@@ -81,6 +81,13 @@ func checkTree(v any, t reflect.Type, path string, where func(string) string) (a
 		for k, sub := range m {
 			ft, ok := jsonField(t, k)
 			p := joinPath(path, k)
+			if def, inert := inertFields[stripIndices(p)]; !ok && inert {
+				if !sameAsDefault(sub, def) {
+					return nil, fmt.Errorf("%s%s is %s: infergate has no such setting, and takes only Triton's default, %s; remove it", where(p), p, compactJSON(sub), compactJSON(def))
+				}
+				delete(m, k) // it says nothing
+				continue
+			}
 			if !ok {
 				in := ""
 				if path != "" {
@@ -89,6 +96,19 @@ func checkTree(v any, t reflect.Type, path string, where func(string) string) (a
 				return nil, fmt.Errorf("%sunknown field %q%s: infergate reads no such field there (names are case-sensitive)", where(p), k, in)
 			}
 			out, err := checkTree(sub, ft, p, where)
+			if err != nil {
+				return nil, err
+			}
+			m[k] = out
+		}
+		return m, nil
+	case reflect.Map:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return v, nil
+		}
+		for k, sub := range m {
+			out, err := checkTree(sub, t.Elem(), joinPath(path, k), where)
 			if err != nil {
 				return nil, err
 			}
@@ -154,4 +174,87 @@ func typeWords(t reflect.Type) string {
 		return "an object"
 	}
 	return t.String()
+}
+
+// inertFields are fields of Triton's model configuration that infergate
+// has no setting for, by path without list indices, with Triton's default
+// value (as JSON): Triton's own GET .../config prints every one of them,
+// so that a configuration copied from it holds them all. A field that
+// holds its default, or an object with part of it, says nothing and is
+// dropped; any other value is refused, naming the default.
+var inertFields = func() map[string]any {
+	m := map[string]string{
+		"runtime":                                `""`,
+		"batch_input":                            `[]`,
+		"batch_output":                           `[]`,
+		"cc_model_filenames":                     `{}`,
+		"metric_tags":                            `{}`,
+		"model_warmup":                           `[]`,
+		"model_transaction_policy":               `{"decoupled":false}`,
+		"input.format":                           `"FORMAT_NONE"`,
+		"input.is_shape_tensor":                  `false`,
+		"input.allow_ragged_batch":               `false`,
+		"input.optional":                         `false`,
+		"input.is_non_linear_format_io":          `false`,
+		"output.label_filename":                  `""`,
+		"output.is_shape_tensor":                 `false`,
+		"output.is_non_linear_format_io":         `false`,
+		"instance_group.passive":                 `false`,
+		"instance_group.host_policy":             `""`,
+		"instance_group.secondary_devices":       `[]`,
+		"instance_group.profile":                 `[]`,
+		"dynamic_batching.preserve_ordering":     `false`,
+		"dynamic_batching.priority_queue_policy": `{}`,
+		"optimization": `{"priority":"PRIORITY_DEFAULT","input_pinned_memory":{"enable":true},
+			"output_pinned_memory":{"enable":true},"gather_kernel_buffer_threshold":0,"eager_batching":false,
+			"cuda":{"graphs":false,"busy_wait_events":false,"graph_spec":[],"output_copy_stream":false},
+			"execution_accelerators":{"gpu_execution_accelerator":[],"cpu_execution_accelerator":[]}}`,
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		dec := json.NewDecoder(strings.NewReader(v))
+		dec.UseNumber()
+		var d any
+		if err := dec.Decode(&d); err != nil {
+			panic("BUG: inert default of " + k + ": " + err.Error())
+		}
+		out[k] = d
+	}
+	return out
+}()
+
+// sameAsDefault reports whether v says no more than def: equal scalars,
+// an empty list, or an object whose fields each say no more than def's.
+func sameAsDefault(v, def any) bool {
+	switch d := def.(type) {
+	case map[string]any:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return false
+		}
+		for k, sub := range m {
+			dsub, ok := d[k]
+			if !ok || !sameAsDefault(sub, dsub) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		l, ok := v.([]any)
+		return ok && len(l) == 0
+	}
+	switch v.(type) {
+	case map[string]any, []any, nil:
+		return false
+	}
+	return fmt.Sprint(v) == fmt.Sprint(def)
+}
+
+// compactJSON writes v as JSON, for messages.
+func compactJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
 }

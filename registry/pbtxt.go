@@ -88,12 +88,42 @@ func (o *pbtxtObject) toJSON(t reflect.Type, path string, lines map[string]int) 
 			lines[stripIndices(p)] = vals[0].line
 		}
 		ft, ok := jsonField(t, k)
+		if _, inert := inertFields[stripIndices(p)]; !ok && inert {
+			// Not a setting: checkTree drops it if it holds Triton's
+			// default, and refuses it otherwise.
+			out[k] = genericJSON(vals)
+			continue
+		}
 		if !ok {
 			in := ""
 			if path != "" {
 				in = " in " + path
 			}
 			return nil, errorAt(vals[0].line, "unknown field %q%s: infergate reads no such field there (names are case-sensitive)", k, in)
+		}
+		if it := indirect(ft); it.Kind() == reflect.Map {
+			// A map is written as its entries, each a message of a key
+			// and a value, repeated or in brackets.
+			m := map[string]any{}
+			for _, v := range flatten(vals) {
+				o, ok := v.v.(*pbtxtObject)
+				var key pbtxtValue
+				if ok && len(o.values["key"]) == 1 && len(o.values["value"]) == 1 && len(o.keys) == 2 {
+					key = o.values["key"][0]
+				}
+				name, isString := key.v.(string)
+				if !isString {
+					return nil, errorAt(v.line, "each entry of %s is a message of a key (a string) and a value: { key: \"...\" value { ... } }", p)
+				}
+				lines[stripIndices(joinPath(p, name))] = v.line
+				e, err := o.values["value"][0].toJSON(it.Elem(), joinPath(p, name), lines)
+				if err != nil {
+					return nil, err
+				}
+				m[name] = e
+			}
+			out[k] = m
+			continue
 		}
 		if it := indirect(ft); it.Kind() == reflect.Slice {
 			list := []any{}
@@ -126,6 +156,50 @@ func (o *pbtxtObject) toJSON(t reflect.Type, path string, lines map[string]int) 
 		out[k] = v
 	}
 	return out, nil
+}
+
+// flatten returns the values of vals, a field's occurrences, with
+// bracketed lists spread out.
+func flatten(vals []pbtxtValue) []pbtxtValue {
+	var out []pbtxtValue
+	for _, v := range vals {
+		if l, ok := v.v.([]pbtxtValue); ok {
+			out = append(out, l...)
+		} else {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// genericJSON converts a field's occurrences without a type to follow:
+// one value as itself, more as a list.
+func genericJSON(vals []pbtxtValue) any {
+	conv := func(v pbtxtValue) any {
+		switch x := v.v.(type) {
+		case *pbtxtObject:
+			m := make(map[string]any, len(x.keys))
+			for _, k := range x.keys {
+				m[k] = genericJSON(x.values[k])
+			}
+			return m
+		case []pbtxtValue:
+			l := make([]any, len(x))
+			for i, e := range x {
+				l[i] = genericJSON([]pbtxtValue{e})
+			}
+			return l
+		}
+		return v.v
+	}
+	if len(vals) == 1 {
+		return conv(vals[0])
+	}
+	l := make([]any, len(vals))
+	for i, v := range vals {
+		l[i] = conv(v)
+	}
+	return l
 }
 
 // toJSON converts one value of type t.

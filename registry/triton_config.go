@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,6 +50,11 @@ type InstanceGroup struct {
 	Kind string `json:"kind,omitempty"`
 	// GPUs lists the CUDA device of a KIND_GPU group: one at most.
 	GPUs []int `json:"gpus,omitempty"`
+}
+
+// TritonParameter is the value of one of Triton's model parameters.
+type TritonParameter struct {
+	StringValue string `json:"string_value"`
 }
 
 // QueuePolicy is Triton's default_queue_policy, as far as infergate's
@@ -138,6 +144,9 @@ func (c *ModelConfig) fromTriton(where func(string) string) error {
 	if err := c.instanceGroupFromTriton(bad); err != nil {
 		return err
 	}
+	if err := c.parametersFromTriton(bad); err != nil {
+		return err
+	}
 	if d := c.DynamicBatching; d != nil {
 		return c.dynamicBatchingFromTriton(d, bad)
 	}
@@ -200,6 +209,38 @@ func (c *ModelConfig) instanceGroupFromTriton(bad func(path, format string, args
 			return bad("instance_group", "device is %q but instance_group places the instances on %q; give one of them", c.Device, device)
 		}
 		c.Device = device
+	}
+	return nil
+}
+
+// parametersFromTriton folds the ONNX Runtime backend's thread counts
+// into IntraOpThreads and InterOpThreads; other parameters are refused.
+func (c *ModelConfig) parametersFromTriton(bad func(path, format string, args ...any) error) error {
+	params := c.Parameters
+	c.Parameters = nil
+	keys := slices.Sorted(maps.Keys(params))
+	for _, k := range keys {
+		path := "parameters." + k
+		var dst *int
+		switch k {
+		case "intra_op_thread_count":
+			dst = &c.IntraOpThreads
+		case "inter_op_thread_count":
+			dst = &c.InterOpThreads
+		default:
+			return bad(path, "parameters: %q is not one infergate reads; it reads intra_op_thread_count and inter_op_thread_count", k)
+		}
+		n, err := strconv.Atoi(params[k].StringValue)
+		if err != nil || n < 0 || n > 256 {
+			return bad(path, "parameters: %s must be a string_value of 0 to 256, got %q", k, params[k].StringValue)
+		}
+		if n == 0 {
+			continue // ONNX Runtime chooses in Triton; here the node's flag does
+		}
+		if *dst != 0 && *dst != n {
+			return bad(path, "parameters: %s is %d but the configuration's own thread count is %d; give one of them", k, n, *dst)
+		}
+		*dst = n
 	}
 	return nil
 }

@@ -43,7 +43,7 @@ func TestConfigIntegersAsStrings(t *testing.T) {
 	for in, want := range map[string]string{
 		`{"MAX_BATCH_SIZE":8}`:                       `unknown field "MAX_BATCH_SIZE": infergate reads no such field there (names are case-sensitive)`,
 		`{"dynamic_batching":{"Priority_Levels":2}}`: `unknown field "Priority_Levels" in dynamic_batching`,
-		`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":[1],"format":"FORMAT_NCHW"}]}`: `unknown field "format" in input[0]`,
+		`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":[1],"reshape":{"shape":[1]}}]}`: `unknown field "reshape" in input[0]`,
 		`{"max_batch_size":"8x"}`: "max_batch_size takes an integer, not a string",
 		`[]`:                      "a configuration is an object of fields, not a list",
 	} {
@@ -122,8 +122,8 @@ func TestTritonChecksDoNotReload(t *testing.T) {
 func TestConfigTextErrorsNameTheLine(t *testing.T) {
 	for text, want := range map[string]string{
 		"name: \"m\"\nmax_batch_size: 8\n\nsequence_batching { }\n":                            `config.pbtxt line 4: unknown field "sequence_batching"`,
-		"name: \"m\"\nparameters { key: \"a\" }\nparameters { key: \"b\" }\n":                  `config.pbtxt line 2: unknown field "parameters"`,
-		"input [ { name: \"x\"\n data_type: TYPE_FP32\n dims: [ 1 ]\n format: FORMAT_NCHW } ]": `config.pbtxt line 4: unknown field "format" in input[0]`,
+		"name: \"m\"\nparameters { key: \"a\" }\nparameters { key: \"b\" }\n":                  "config.pbtxt line 2: each entry of parameters is a message of a key (a string) and a value",
+		"input [ { name: \"x\"\n data_type: TYPE_FP32\n dims: [ 1 ]\n format: FORMAT_NCHW } ]": `config.pbtxt line 4: input[0].format is "FORMAT_NCHW"`,
 		"name: \"m\"\n\nresponse_cache { enable: 1 }\n":                                        "config.pbtxt line 3: response_cache.enable takes true or false, not a number",
 		"name: \"m\"\nmax_batch_size: -infinity\n":                                             `config.pbtxt line 2: "-infinity" is not a finite number`,
 		"name: \"m\"\nmax_batch_size: 1e400\n":                                                 `config.pbtxt line 2: "1e400" is not a finite number`,
@@ -142,6 +142,69 @@ func TestConfigTextErrorsNameTheLine(t *testing.T) {
 		}
 		if _, err := readModelConfig(dir); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: got %v; want an error containing %q", text, err, want)
+		}
+	}
+}
+
+// A configuration as Triton's GET .../config prints it, every default
+// included, loads; the defaults say nothing. A setting infergate has not,
+// given a value other than Triton's default, is refused naming it.
+func TestTritonPrintedConfig(t *testing.T) {
+	printed := `{"name":"ctr","platform":"onnxruntime_onnx","backend":"onnxruntime","runtime":"",
+	"version_policy":{"latest":{"num_versions":1}},"max_batch_size":16,
+	"input":[{"name":"features","data_type":"TYPE_FP32","format":"FORMAT_NONE","dims":["64"],"is_shape_tensor":false,"allow_ragged_batch":false,"optional":false,"is_non_linear_format_io":false}],
+	"output":[{"name":"score","data_type":"TYPE_FP32","dims":["1"],"label_filename":"","is_shape_tensor":false,"is_non_linear_format_io":false}],
+	"batch_input":[],"batch_output":[],
+	"optimization":{"priority":"PRIORITY_DEFAULT","input_pinned_memory":{"enable":true},"output_pinned_memory":{"enable":true},"gather_kernel_buffer_threshold":0,"eager_batching":false},
+	"dynamic_batching":{"preferred_batch_size":[8],"max_queue_delay_microseconds":"0","preserve_ordering":false,"priority_levels":"0","default_priority_level":"0","priority_queue_policy":{}},
+	"instance_group":[{"name":"ctr_0","kind":"KIND_CPU","count":2,"gpus":[],"secondary_devices":[],"profile":[],"passive":false,"host_policy":""}],
+	"default_model_filename":"model.onnx","cc_model_filenames":{},"metric_tags":{},
+	"parameters":{"intra_op_thread_count":{"string_value":"2"},"inter_op_thread_count":{"string_value":"0"}},
+	"model_warmup":[],"model_transaction_policy":{"decoupled":false}}`
+	c, err := ParseModelConfig([]byte(printed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Instances != 2 || c.Device != "cpu" || c.IntraOpThreads != 2 || c.InterOpThreads != 0 || c.MaxBatchSize != 16 || c.Parameters != nil {
+		t.Fatalf("got %+v", c)
+	}
+	for in, want := range map[string]string{
+		`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":[3],"format":"FORMAT_NCHW"}]}`: `input[0].format is "FORMAT_NCHW": infergate has no such setting, and takes only Triton's default, "FORMAT_NONE"; remove it`,
+		`{"optimization":{"cuda":{"graphs":true}}}`:                                          `optimization is {"cuda":{"graphs":true}}`,
+		`{"model_warmup":[{"name":"w"}]}`:                                                    `model_warmup is [{"name":"w"}]`,
+		`{"dynamic_batching":{"priority_queue_policy":{"1":{}}}}`:                            `dynamic_batching.priority_queue_policy is {"1":{}}`,
+		`{"parameters":{"execution_mode":{"string_value":"1"}}}`:                             `parameters: "execution_mode" is not one infergate reads`,
+		`{"parameters":{"intra_op_thread_count":{"string_value":"many"}}}`:                   `parameters: intra_op_thread_count must be a string_value of 0 to 256, got "many"`,
+		`{"intra_op_threads":3,"parameters":{"intra_op_thread_count":{"string_value":"2"}}}`: "parameters: intra_op_thread_count is 2 but the configuration's own thread count is 3",
+		`{"parameters":{"intra_op_thread_count":{"int_value":2}}}`:                           `unknown field "int_value" in parameters.intra_op_thread_count`,
+	} {
+		if _, err := ParseModelConfig([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v; want an error containing %q", in, err, want)
+		}
+	}
+
+	// The same in config.pbtxt, parameters written as map entries.
+	text := `name: "ctr"
+input [ { name: "features" data_type: TYPE_FP32 format: FORMAT_NONE dims: [ 64 ] } ]
+instance_group [ { name: "ctr_0" count: 2 kind: KIND_CPU passive: false } ]
+optimization { input_pinned_memory { enable: true } }
+parameters { key: "intra_op_thread_count" value { string_value: "2" } }
+parameters [ { key: "inter_op_thread_count", value: { string_value: "1" } } ]
+`
+	c, err = ParseModelConfigText([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Instances != 2 || c.IntraOpThreads != 2 || c.InterOpThreads != 1 {
+		t.Fatalf("got %+v", c)
+	}
+	for in, want := range map[string]string{
+		"input [ { name: \"x\"\n format: FORMAT_NHWC } ]":           `config.pbtxt line 2: input[0].format is "FORMAT_NHWC"`,
+		"parameters { key: \"a\" }":                                 "config.pbtxt line 1: each entry of parameters is a message of a key (a string) and a value",
+		"\nparameters { key: \"a\" value { string_value: \"1\" } }": `config.pbtxt line 2: parameters: "a" is not one infergate reads`,
+	} {
+		if _, err := ParseModelConfigText([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v; want an error containing %q", in, err, want)
 		}
 	}
 }

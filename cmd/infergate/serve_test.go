@@ -494,7 +494,7 @@ dynamic_batching { preferred_batch_size: [ 8, 16 ] }
 	write("ranker", `name: "ranker"
 platform: "onnxruntime_onnx"
 max_batch_size: 8
-input [ { name: "features", data_type: TYPE_FP32, format: FORMAT_NONE, dims: [ 256 ] } ]
+input [ { name: "features", data_type: TYPE_FP32, format: FORMAT_NCHW, dims: [ 256 ] } ]
 `)
 	s := startServer(t, "--models", dir, "--triton-metrics")
 
@@ -516,7 +516,7 @@ input [ { name: "features", data_type: TYPE_FP32, format: FORMAT_NONE, dims: [ 2
 	f("/metrics", `nv_inference_request_success{model="ctr",version="1"} 1`)
 	f("/metrics", `nv_inference_count{model="ctr",version="1"} 5`)
 	code, out, _ := s.do(t, "POST", "/v2/repository/index", nil, nil)
-	if code != 200 || !strings.Contains(string(out), `config.pbtxt line 4: unknown field \"format\" in input[0]`) {
+	if code != 200 || !strings.Contains(string(out), `config.pbtxt line 4: input[0].format is \"FORMAT_NCHW\"`) {
 		t.Fatalf("index: %d %s; want ranker refused, naming config.pbtxt line 4", code, out)
 	}
 	if code, out, _ := s.do(t, "GET", "/v2/models/ranker/ready", nil, nil); code == 200 {
