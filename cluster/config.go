@@ -11,6 +11,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/hashicorp/raft"
 
+	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 	"github.com/infergate/infergate/registry/blobs"
 )
@@ -65,12 +66,11 @@ type Config struct {
 	// this node alone, managed through files and the repository API.
 	RegisterLocal bool
 	// Check, when set, is called on uploaded bytes before they are
-	// registered (a trial load), with the model's name and the
-	// configuration uploaded with them (zero when none was), so that the
-	// cluster never registers a version no node can load: the bytes must
-	// load, and the configuration's model checks must hold
-	// (registry.ModelConfig.CheckModel).
-	Check func(onnx []byte, model string, cfg registry.ModelConfig) error
+	// registered (a trial load) and returns the model's inputs and
+	// outputs, so that the cluster never registers a version no node can
+	// load: the bytes must load, and the configurations the version will
+	// run with must fit it (registry.ModelConfig.CheckModel).
+	Check func(onnx []byte) (inputs, outputs []oip.TensorMetadata, err error)
 	// Metrics receives the control plane's metrics (infergate_cluster_*);
 	// nil means a private set.
 	Metrics *metrics.Set

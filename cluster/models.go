@@ -45,8 +45,19 @@ func (n *Node) Upload(ctx context.Context, name string, onnx []byte, promote boo
 		return nil, "", fmt.Errorf("%w: model %q is served from this node's --models directory, outside the cluster; a cluster model of that name would replace its files. Pick another name, or move the local model out of --models first", fsm.ErrConflict, name)
 	}
 	if n.cfg.Check != nil {
-		if err := n.cfg.Check(onnx, name, cfg); err != nil {
-			return nil, "", fmt.Errorf("%w: the model, with its config, is not one this gateway can serve: %w", fsm.ErrInvalid, err)
+		in, out, err := n.cfg.Check(onnx)
+		if err != nil {
+			return nil, "", fmt.Errorf("%w: the body is not a model this gateway can serve: %w", fsm.ErrInvalid, err)
+		}
+		// Its own config applies once it is production; while it is
+		// staged, production's does (see reconciler.modelConfig).
+		if err := cfg.CheckModel(name, in, out); err != nil {
+			return nil, "", fmt.Errorf("%w: the model config does not fit the model: %w", fsm.ErrInvalid, err)
+		}
+		if pc, p, ok := n.productionConfig(name); ok && !promote {
+			if err := pc.CheckModel(name, in, out); err != nil {
+				return nil, "", fmt.Errorf("%w: the config of version %d, production, which applies to every version of %q while this one is staged, does not fit it (upload it with promote, or a config of its own to promote later): %w", fsm.ErrInvalid, p, name, err)
+			}
 		}
 	}
 	hex, size, err := n.cfg.Blobs.Put(bytes.NewReader(onnx), int64(len(onnx)))
@@ -58,6 +69,27 @@ func (n *Node) Upload(ctx context.Context, name string, onnx []byte, promote boo
 		Created: time.Now().UTC().Truncate(time.Millisecond), Origin: n.cfg.NodeID, Promote: promote, Config: config,
 	})
 	return res, hex, err
+}
+
+// productionConfig returns the config of model name's production version
+// from the local state, and the version; ok is false when there is none
+// or it cannot be read (the reconciler reports that).
+func (n *Node) productionConfig(name string) (cfg registry.ModelConfig, version int64, ok bool) {
+	st, _ := n.fsm.State()
+	m := st.Models[name]
+	if m == nil {
+		return cfg, 0, false
+	}
+	p := m.Production()
+	pv := m.Version(p)
+	if p == 0 || pv == nil {
+		return cfg, 0, false
+	}
+	if len(pv.Config) == 0 {
+		return cfg, p, true
+	}
+	cfg, err := registry.ParseModelConfig(pv.Config)
+	return cfg, p, err == nil
 }
 
 // ModelView is a model as the admin API shows it.

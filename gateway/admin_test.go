@@ -20,7 +20,7 @@ import (
 	"github.com/infergate/infergate/engine"
 	"github.com/infergate/infergate/gateway"
 	"github.com/infergate/infergate/internal/testenv"
-	"github.com/infergate/infergate/registry"
+	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry/blobs"
 )
 
@@ -44,13 +44,13 @@ func startAdmin(t *testing.T, cfg gateway.Config) *testServer {
 	cc.Registry = s.repo
 	cc.Blobs = store
 	cc.RegisterLocal = true
-	cc.Check = func(b []byte, model string, mc registry.ModelConfig) error {
+	cc.Check = func(b []byte) ([]oip.TensorMetadata, []oip.TensorMetadata, error) {
 		m, err := engine.Load(b, engine.Options{})
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		defer m.Close()
-		return mc.CheckModel(model, m.Inputs(), m.Outputs())
+		return m.Inputs(), m.Outputs(), nil
 	}
 	cc.Logf = s.log.printf
 	cc.Metrics = s.set
@@ -106,7 +106,7 @@ func TestAdminAPI(t *testing.T) {
 		{name: "wrong token", method: "GET", uri: "/v1/models", noToken: true, headers: []string{"Authorization", "Bearer nope"}, code: unauthorized, fragment: "admin token"},
 		{name: "repository load needs the token", method: "POST", uri: "/v2/repository/models/ctr/load", noToken: true, code: unauthorized, fragment: "admin token"},
 		{name: "empty upload", method: "POST", uri: "/v1/models/ctr/versions", code: bad, fragment: "body is empty"},
-		{name: "garbage upload", method: "POST", uri: "/v1/models/ctr/versions", body: "not onnx", code: bad, fragment: "is not one this gateway can serve"},
+		{name: "garbage upload", method: "POST", uri: "/v1/models/ctr/versions", body: "not onnx", code: bad, fragment: "not a model this gateway can serve"},
 		// The config uploaded with a version is checked against it, as a
 		// node loading it would: else the cluster would register a version
 		// no node can load.
@@ -309,4 +309,25 @@ func grepLines(text, substr string) string {
 		}
 	}
 	return strings.Join(out, "; ")
+}
+
+// A version uploaded without promote runs with production's config until
+// it is promoted: the upload is checked against that config as well as
+// its own, so that the cluster does not register a version that no node
+// can load.
+func TestUploadCheckedAgainstProductionConfig(t *testing.T) {
+	cfg := gateway.DefaultConfig()
+	cfg.AdminToken = adminToken
+	s := startAdmin(t, cfg)
+	ctrConfig := `{"input":[{"name":"features","data_type":"TYPE_FP32","dims":[64]}]}`
+	if r := s.admin(t, "POST", "/v1/models/ctr/versions?promote=true", ctrONNX(), gateway.HeaderModelConfig, ctrConfig); r.code != fasthttp.StatusCreated {
+		t.Fatalf("upload of ctr with its config: %s", r)
+	}
+	// ranker's features are [-1,256]: production's config does not fit it.
+	r := s.admin(t, "POST", "/v1/models/ctr/versions", rankerONNX())
+	checkError(t, r, fasthttp.StatusBadRequest, `which applies to every version of "ctr" while this one is staged, does not fit it`)
+	// Promoted, it runs with its own (none): accepted.
+	if r := s.admin(t, "POST", "/v1/models/ctr/versions?promote=true", rankerONNX()); r.code != fasthttp.StatusCreated {
+		t.Fatalf("promoted upload: %s", r)
+	}
 }

@@ -24,8 +24,8 @@ func fixedONNX() []byte {
 	return m.Marshal()
 }
 
-// GET .../config leaves max_batch_size out for a model that cannot batch,
-// as Triton reports 0 there: perf_analyzer takes a max_batch_size above 0
+// GET .../config says max_batch_size 0 for a model that cannot batch, as
+// Triton does: perf_analyzer takes a max_batch_size above 0
 // to mean that the first dimension of the metadata's shapes is the batch,
 // and would send [1,4] for a [3,4] input. A model that batches reports it.
 func TestConfigMaxBatchSizeOfUnbatchableModel(t *testing.T) {

@@ -183,7 +183,11 @@ func (c *ModelConfig) Validate() error {
 			return fmt.Errorf("%w: dynamic_batching.preferred_batch_sizes are given with max_batch_size 0, which says the model has no batch dimension; leave them out, or give max_batch_size", ErrBadConfig)
 		}
 		for _, p := range d.PreferredBatchSizes {
-			if p < 1 || (c.MaxBatchSize > 0 && int64(p) > c.MaxBatchSize) {
+			// Above max_batch_size only where they would be used: batching
+			// off (max_batch_size 1, enabled false) keeps them for when it
+			// is on again, and a configuration seen with the node's
+			// defaults filled in loads back.
+			if p < 1 || (c.MaxBatchSize > 1 && d.On() && int64(p) > c.MaxBatchSize) {
 				return fmt.Errorf("%w: dynamic_batching.preferred_batch_sizes holds %d; each must be between 1 and max_batch_size", ErrBadConfig, p)
 			}
 		}
@@ -305,7 +309,7 @@ func parseTree(tree any, where func(path string) string) (ModelConfig, error) {
 	if err := decodeTree(tree, &c, where); err != nil {
 		return c, err
 	}
-	if n, ok := m["max_batch_size"].(json.Number); ok && n == "0" {
+	if isZero(m["max_batch_size"]) {
 		// Triton's 0: the model has no batch dimension (see noBatchDim).
 		c.noBatchDim = true
 	}
@@ -316,6 +320,18 @@ func parseTree(tree any, where func(path string) string) (ModelConfig, error) {
 		return c, err
 	}
 	return c, nil
+}
+
+// isZero reports whether v, a value of a checked tree, is the number 0.
+func isZero(v any) bool {
+	switch n := v.(type) {
+	case json.Number:
+		f, err := n.Float64()
+		return err == nil && f == 0
+	case int64:
+		return n == 0
+	}
+	return false
 }
 
 // jsonKind names the kind of a JSON value.

@@ -51,10 +51,11 @@ func isIntKind(t reflect.Type) bool {
 	return false
 }
 
-// isDigits reports whether s is an optional '-' and decimal digits.
+// isDigits reports whether s is an optional '-' and decimal digits, as
+// JSON writes an integer (no leading zero).
 func isDigits(s string) bool {
 	s = strings.TrimPrefix(s, "-")
-	if s == "" {
+	if s == "" || (len(s) > 1 && s[0] == '0') {
 		return false
 	}
 	for i := range len(s) {

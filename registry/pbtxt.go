@@ -424,7 +424,9 @@ func (p *pbtxtParser) number(tok string) (any, error) {
 	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 		return nil, p.errorf("%q is not a finite number", tok)
 	}
-	return json.Number(strconv.FormatFloat(f, 'g', -1, 64)), nil
+	// In exponent form, so that an integer field refuses it (8.0 is no
+	// integer in protobuf text either).
+	return json.Number(strconv.FormatFloat(f, 'e', -1, 64)), nil
 }
 
 // isNumberByte reports whether c may continue a number token: digits,

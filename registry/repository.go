@@ -238,9 +238,15 @@ func (r *Repository) Load(name string, override *ModelConfig) error {
 		return err
 	}
 	if override != nil {
-		if err := override.Validate(); err != nil {
+		// An override built in Go, not parsed, is held to the same rules.
+		o := *override
+		if err := o.fromTriton(func(string) string { return "" }); err != nil {
 			return err
 		}
+		if err := o.Validate(); err != nil {
+			return err
+		}
+		override = &o
 	}
 	r.loadMu.Lock()
 	defer r.loadMu.Unlock()
@@ -702,7 +708,10 @@ func (r *Repository) unchangedFailure(name string, n int64, st os.FileInfo, cfg 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s, ok := r.status[name][n]
-	return ok && s.failed && s.size == st.Size() && s.modTime.Equal(st.ModTime()) && sameLoadConfig(s.config, cfg)
+	// The whole configuration: a load may have failed on its checks of
+	// the model (name, input, output), which sameLoadConfig leaves out.
+	return ok && s.failed && s.size == st.Size() && s.modTime.Equal(st.ModTime()) && sameLoadConfig(s.config, cfg) &&
+		s.config.Name == cfg.Name && reflect.DeepEqual(s.config.Input, cfg.Input) && reflect.DeepEqual(s.config.Output, cfg.Output)
 }
 
 func (r *Repository) setStatus(name string, n int64, s versionStatus) {

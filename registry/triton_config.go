@@ -248,7 +248,7 @@ func (c *ModelConfig) parametersFromTriton(bad func(path, format string, args ..
 func (c *ModelConfig) dynamicBatchingFromTriton(d *DynamicBatching, bad func(path, format string, args ...any) error) error {
 	if d.PreferredBatchSize != nil {
 		for _, p := range d.PreferredBatchSize {
-			if p < 1 || (c.MaxBatchSize > 0 && int64(p) > c.MaxBatchSize) {
+			if p < 1 || (c.MaxBatchSize > 1 && d.On() && int64(p) > c.MaxBatchSize) { // as Validate
 				return bad("dynamic_batching.preferred_batch_size", "dynamic_batching.preferred_batch_size holds %d; each must be between 1 and max_batch_size", p)
 			}
 		}

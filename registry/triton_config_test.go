@@ -208,3 +208,115 @@ parameters [ { key: "inter_op_thread_count", value: { string_value: "1" } } ]
 		}
 	}
 }
+
+// max_batch_size 0 means no batch dimension however the text spells the
+// zero, in config.pbtxt as in config.json.
+func TestMaxBatchSizeZeroSpellings(t *testing.T) {
+	for _, in := range []string{`{"max_batch_size":0}`, `{"max_batch_size":-0}`, `{"max_batch_size":"0"}`, `{"max_batch_size":"-0"}`} {
+		c, err := ParseModelConfig([]byte(in))
+		if err != nil || !c.noBatchDim {
+			t.Errorf("%s: no batch dimension %v, error %v; want true, nil", in, c.noBatchDim, err)
+		}
+	}
+	for _, in := range []string{"max_batch_size: 0", "max_batch_size: -0", "max_batch_size: 0x0"} {
+		c, err := ParseModelConfigText([]byte(in))
+		if err != nil || !c.noBatchDim {
+			t.Errorf("%s: no batch dimension %v, error %v; want true, nil", in, c.noBatchDim, err)
+		}
+	}
+	for in, want := range map[string]string{
+		`{"max_batch_size":"08"}`: "max_batch_size takes an integer, not a string",
+		`{"max_batch_size":8.0}`:  "max_batch_size takes an integer, not a number 8.0",
+	} {
+		if _, err := ParseModelConfig([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v; want an error containing %q", in, err, want)
+		}
+	}
+	if _, err := ParseModelConfigText([]byte("max_batch_size: 8.0")); err == nil || !strings.Contains(err.Error(), "line 1: max_batch_size takes an integer") {
+		t.Errorf("max_batch_size: 8.0: got %v; want it refused", err)
+	}
+
+	r, _, dir := newTestRepo(t, ModelConfig{MaxBatchSize: 64})
+	writeModel(t, dir, "m", 1, "v1")
+	text := "max_batch_size: 0\ninput [ { name: \"x\", data_type: TYPE_FP32, dims: [ -1, 2 ] } ]\n"
+	if err := os.WriteFile(filepath.Join(dir, "m", "config.pbtxt"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Load("m", nil); err != nil {
+		t.Fatalf("config.pbtxt with max_batch_size 0 and whole shapes: %v", err)
+	}
+	v := mustAcquire(t, r, "m", 0)
+	defer v.Release()
+	if v.Batchable {
+		t.Fatal("batches with max_batch_size 0 in config.pbtxt")
+	}
+}
+
+// A version that failed on what its configuration says of the model is
+// retried by the next poll once the configuration is fixed.
+func TestPollRetriesAfterChecksFixed(t *testing.T) {
+	for _, c := range []struct{ bad, good string }{
+		{`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":[3]}]}`, `{"input":[{"name":"x","data_type":"TYPE_FP32","dims":[2]}]}`},
+		{`{"name":"other"}`, `{"name":"m"}`},
+	} {
+		r, _, dir := newTestRepo(t, ModelConfig{})
+		writeModel(t, dir, "m", 1, "m1")
+		writeConfig(t, dir, "m", c.bad)
+		if err := r.Poll(); err == nil {
+			t.Fatalf("%s: the first poll loaded it", c.bad)
+		}
+		writeConfig(t, dir, "m", c.good)
+		if err := r.Poll(); err != nil {
+			t.Fatalf("the poll after %s became %s: %v", c.bad, c.good, err)
+		}
+		mustAcquire(t, r, "m", 1).Release()
+	}
+}
+
+// What a version runs with, node defaults filled in, loads back as an
+// override (the cluster hands a serving version's configuration back),
+// even with preferred sizes that batching does not use.
+func TestServingConfigLoadsBack(t *testing.T) {
+	for _, c := range []struct {
+		node   ModelConfig
+		config string
+	}{
+		{ModelConfig{MaxBatchSize: 1}, `{"dynamic_batching":{"preferred_batch_sizes":[4]}}`},
+		{ModelConfig{MaxBatchSize: 8}, `{"dynamic_batching":{"enabled":false,"preferred_batch_sizes":[16]}}`},
+		{ModelConfig{MaxBatchSize: 8}, `{"max_batch_size":0,"dynamic_batching":{"priority_levels":2}}`},
+	} {
+		r, _, dir := newTestRepo(t, c.node)
+		writeModel(t, dir, "m", 1, "m1")
+		writeConfig(t, dir, "m", c.config)
+		if err := r.Load("m", nil); err != nil {
+			t.Fatalf("%s: %v", c.config, err)
+		}
+		v := mustAcquire(t, r, "m", 1)
+		cfg := v.Config
+		v.Release()
+		if err := r.Load("m", &cfg); err != nil {
+			t.Fatalf("%s: loading back what it runs with: %v", c.config, err)
+		}
+	}
+	// Where batching is on, preferred sizes must fit.
+	if _, err := ParseModelConfig([]byte(`{"max_batch_size":8,"dynamic_batching":{"preferred_batch_sizes":[16]}}`)); err == nil {
+		t.Fatal("preferred size 16 above max_batch_size 8 accepted with batching on")
+	}
+}
+
+// An override built in Go is held to the rules of a parsed one.
+func TestGoOverrideFoldsTriton(t *testing.T) {
+	r, _, dir := newTestRepo(t, ModelConfig{Instances: 1})
+	writeModel(t, dir, "m", 1, "m1")
+	if err := r.Load("m", &ModelConfig{Platform: "tensorflow_savedmodel"}); err == nil || !strings.Contains(err.Error(), `platform "tensorflow_savedmodel"`) {
+		t.Fatalf("got %v; want the platform refused", err)
+	}
+	if err := r.Load("m", &ModelConfig{InstanceGroup: []InstanceGroup{{Count: 3, Kind: "KIND_CPU"}}}); err != nil {
+		t.Fatal(err)
+	}
+	v := mustAcquire(t, r, "m", 1)
+	defer v.Release()
+	if v.Config.Instances != 3 || v.Config.Device != "cpu" {
+		t.Fatalf("instance_group of 3 on the CPU: loaded with %d on %q", v.Config.Instances, v.Config.Device)
+	}
+}

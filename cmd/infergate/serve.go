@@ -24,6 +24,7 @@ import (
 	"github.com/infergate/infergate/engine"
 	"github.com/infergate/infergate/gateway"
 	"github.com/infergate/infergate/internal/affinity"
+	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 	"github.com/infergate/infergate/registry/blobs"
 )
@@ -492,18 +493,15 @@ func writeFileSync(path string, data []byte) error {
 }
 
 // checkModel is the trial load of an uploaded model: ONNX Runtime must
-// accept it with the default options, and what its configuration says of
-// the model (name, inputs, outputs) must hold.
-func checkModel(data []byte, model string, cfg registry.ModelConfig) error {
+// accept it with the default options. It returns the model's tensors, for
+// the cluster to check the configurations against.
+func checkModel(data []byte) (inputs, outputs []oip.TensorMetadata, err error) {
 	m, err := engine.Load(data, engine.Options{})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	err = cfg.CheckModel(model, m.Inputs(), m.Outputs())
-	if cerr := m.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	inputs, outputs = m.Inputs(), m.Outputs()
+	return inputs, outputs, m.Close()
 }
 
 // loadEngine is the registry's LoadFunc: ONNX Runtime sessions.
