@@ -56,33 +56,9 @@ func BenchmarkHandler(b *testing.B) {
 	// never does.
 	b.Run("fake-parallel", func(b *testing.B) {
 		s := startFake(b, newFakeBackend(), gateway.DefaultConfig(), registry.ModelConfig{})
-		h := s.srv.Handler()
-		b.ReportAllocs()
-		b.SetParallelism(8)
-		b.RunParallel(func(pb *testing.PB) {
-			var ctx fasthttp.RequestCtx
-			ctx.Request.Header.SetMethod(fasthttp.MethodPost)
-			ctx.Request.SetRequestURI(fakeInfer)
-			ctx.Request.SetBody(fakeRequest)
-			for pb.Next() {
-				ctx.Response.Reset()
-				h(&ctx)
-				if ctx.Response.StatusCode() != fasthttp.StatusOK {
-					b.Errorf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
-					return
-				}
-			}
-		})
+		runParallel(b, s, 8, fakeInfer, fakeRequest)
 		// The share of requests whose callers a worker woke.
-		var m bytes.Buffer
-		s.set.WritePrometheus(&m)
-		for line := range strings.Lines(m.String()) {
-			if rest, ok := strings.CutPrefix(line, "infergate_inference_wake_duration_seconds_count{"); ok {
-				_, v, _ := strings.Cut(rest, "} ")
-				n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-				b.ReportMetric(n/float64(b.N), "woken/op")
-			}
-		}
+		b.ReportMetric(metricSum(b, s, "infergate_inference_wake_duration_seconds_count{")/float64(b.N), "woken/op")
 	})
 	// ctr from many callers at once: the batched path on ONNX Runtime
 	// without the network. Under taskset -c N (one processor) ns/op is
@@ -91,23 +67,7 @@ func BenchmarkHandler(b *testing.B) {
 		s := startServer(b, serverOptions{cfg: gateway.DefaultConfig(),
 			defaults: registry.ModelConfig{MaxBatchSize: 64}, // serve's default
 			files:    map[string][]byte{"ctr/1": ctrONNX()}})
-		h := s.srv.Handler()
-		b.ReportAllocs()
-		b.SetParallelism(32)
-		b.RunParallel(func(pb *testing.PB) {
-			var ctx fasthttp.RequestCtx
-			ctx.Request.Header.SetMethod(fasthttp.MethodPost)
-			ctx.Request.SetRequestURI("/v2/models/ctr/infer")
-			ctx.Request.SetBody(body)
-			for pb.Next() {
-				ctx.Response.Reset()
-				h(&ctx)
-				if ctx.Response.StatusCode() != fasthttp.StatusOK {
-					b.Errorf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
-					return
-				}
-			}
-		})
+		runParallel(b, s, 32, "/v2/models/ctr/infer", body)
 		b.ReportMetric(float64(b.N)/metricSum(b, s, "infergate_inference_exec_count_total{"), "rows/batch")
 	})
 	b.Run("live", func(b *testing.B) {
@@ -141,4 +101,27 @@ func metricSum(tb testing.TB, s *testServer, prefix string) float64 {
 		}
 	}
 	return sum
+}
+
+// runParallel calls s's handler with body on uri from parallelism
+// goroutines per processor, b.N times in all, and fails on any answer but
+// 200.
+func runParallel(b *testing.B, s *testServer, parallelism int, uri string, body []byte) {
+	h := s.srv.Handler()
+	b.ReportAllocs()
+	b.SetParallelism(parallelism)
+	b.RunParallel(func(pb *testing.PB) {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.Header.SetMethod(fasthttp.MethodPost)
+		ctx.Request.SetRequestURI(uri)
+		ctx.Request.SetBody(body)
+		for pb.Next() {
+			ctx.Response.Reset()
+			h(&ctx)
+			if ctx.Response.StatusCode() != fasthttp.StatusOK {
+				b.Errorf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+				return
+			}
+		}
+	})
 }
