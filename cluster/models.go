@@ -56,7 +56,7 @@ func (n *Node) Upload(ctx context.Context, name string, onnx []byte, promote boo
 		}
 		if pc, p, ok := n.productionConfig(name); ok && !promote {
 			if err := pc.CheckModel(name, in, out); err != nil {
-				return nil, "", fmt.Errorf("%w: the config of version %d, production, which applies to every version of %q while this one is staged, does not fit it (upload it with promote, or a config of its own to promote later): %w", fsm.ErrInvalid, p, name, err)
+				return nil, "", fmt.Errorf("%w: the config of version %d, production, which applies to every version of %q while this one is staged, does not fit it; upload it with promote, so that its own config applies, or first give production a config that fits both: %w", fsm.ErrInvalid, p, name, err)
 			}
 		}
 	}

@@ -258,7 +258,13 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 		if loaded != nil && loaded.Version(v) != nil {
 			r.setStatus(m.Name, v, VersionReady, "")
 		} else {
-			r.setStatus(m.Name, v, VersionFailed, reasons[v])
+			reason := reasons[v]
+			if reason == "" {
+				// The load failed before any version was tried (the
+				// configuration, say): its error is every version's reason.
+				reason = msg
+			}
+			r.setStatus(m.Name, v, VersionFailed, reason)
 		}
 	}
 	// Route unversioned traffic to production once it is ready here;

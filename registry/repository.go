@@ -238,8 +238,13 @@ func (r *Repository) Load(name string, override *ModelConfig) error {
 		return err
 	}
 	if override != nil {
-		// An override built in Go, not parsed, is held to the same rules.
+		// An override built in Go, not parsed, is held to the same rules,
+		// on a copy: folding clears the Triton spellings it reads.
 		o := *override
+		if d := o.DynamicBatching; d != nil {
+			dc := *d
+			o.DynamicBatching = &dc
+		}
 		if err := o.fromTriton(func(string) string { return "" }); err != nil {
 			return err
 		}
@@ -283,6 +288,13 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 		r.modelErrs[name] = err.Error()
 	} else {
 		delete(r.modelErrs, name)
+		// A version that failed to load and is no longer selected is
+		// nobody's concern now: its failure leaves the index.
+		for n, s := range r.status[name] {
+			if s.failed && s.state == StateUnavailable && !slices.Contains(want, n) {
+				delete(r.status[name], n)
+			}
+		}
 	}
 	r.mu.Unlock()
 	if err != nil {
@@ -659,12 +671,17 @@ func (r *Repository) Index() ([]IndexEntry, error) {
 		seen[name] = true
 		vs := r.status[name]
 		failed := r.modelErrs[name]
-		if len(vs) == 0 {
-			e := IndexEntry{Name: name}
-			if failed != "" {
-				e.State, e.Reason = StateUnavailable, failed
-			}
-			out = append(out, e)
+		ready := false
+		for _, s := range vs {
+			ready = ready || s.state == StateReady
+		}
+		switch {
+		case failed != "" && !ready:
+			// Nothing serves: the failure is the model's state, beside
+			// whatever its versions last were.
+			out = append(out, IndexEntry{Name: name, State: StateUnavailable, Reason: failed})
+		case len(vs) == 0:
+			out = append(out, IndexEntry{Name: name})
 			return
 		}
 		nums := make([]int64, 0, len(vs))

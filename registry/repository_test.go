@@ -805,3 +805,100 @@ func TestIndexReportsModelFailures(t *testing.T) {
 		t.Fatalf("index %+v; want version 1 ready, with the failure beside it", idx)
 	}
 }
+
+// Load folds Triton's spellings of an override on a copy: the caller's
+// override is left as it was, and loads the same again.
+func TestLoadLeavesCallerOverride(t *testing.T) {
+	r, _, dir := newTestRepo(t, ModelConfig{MaxQueue: 100})
+	writeModel(t, dir, "m", 1, "m1")
+	size := int64(7)
+	override := &ModelConfig{DynamicBatching: &DynamicBatching{DefaultQueuePolicy: &QueuePolicy{MaxQueueSize: &size}}}
+	if err := r.Load("m", override); err != nil {
+		t.Fatal(err)
+	}
+	v := mustAcquire(t, r, "m", 1)
+	first := v.Config.MaxQueue
+	v.Release()
+	if first != 7 {
+		t.Fatalf("first load: max_queue %d; want 7", first)
+	}
+	if override.DynamicBatching.DefaultQueuePolicy == nil {
+		t.Errorf("Load cleared the caller's dynamic_batching.default_queue_policy")
+	}
+	if err := r.Load("m", override); err != nil {
+		t.Fatal(err)
+	}
+	v = mustAcquire(t, r, "m", 1)
+	defer v.Release()
+	if v.Config.MaxQueue != 7 {
+		t.Fatalf("the same override loaded again: max_queue %d; want 7", v.Config.MaxQueue)
+	}
+}
+
+// A model that served, was unloaded, and whose configuration is then
+// broken: the load asked for fails before any version is tried, and
+// nothing serves, yet the index shows only the stale "unloaded" and never
+// why the load failed.
+// A load that fails on its configuration after the model was unloaded
+// says why in the index, beside the versions' last states.
+func TestIndexShowsLoadFailureAfterUnload(t *testing.T) {
+	r, _, dir := newTestRepo(t, ModelConfig{})
+	writeModel(t, dir, "m", 1, "v1")
+	if err := r.Load("m", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Unload("m"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		idx, _ := r.Index()
+		if len(idx) != 1 || idx[0].Reason != "unloaded" {
+			return fmt.Errorf("index %+v; want version 1 unloaded", idx)
+		}
+		return nil
+	})
+	writeConfig(t, dir, "m", `{"instancez":2}`)
+	if err := r.Load("m", nil); err == nil {
+		t.Fatal("loaded with a bad configuration")
+	}
+	idx, err := r.Index()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range idx {
+		if strings.Contains(e.Reason, `unknown field "instancez"`) {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("index %+v after the failed load; want the reason (unknown field \"instancez\") shown", idx)
+	}
+}
+
+// A version whose load failed and that the version policy no longer
+// selects keeps its failure in the index after later loads succeed.
+// A version's failure leaves the index once a successful load no longer
+// selects it.
+func TestIndexDropsFailureOfDeselectedVersion(t *testing.T) {
+	r, _, dir := newTestRepo(t, ModelConfig{})
+	writeModel(t, dir, "m", 1, "v1")
+	writeModel(t, dir, "m", 2, "fail v2")
+	writeConfig(t, dir, "m", `{"version_policy":{"all":{}}}`)
+	if err := r.Load("m", nil); err == nil {
+		t.Fatal("version 2 loaded")
+	}
+	writeConfig(t, dir, "m", `{"version_policy":{"specific":{"versions":[1]}}}`)
+	if err := r.Load("m", nil); err != nil {
+		t.Fatal(err)
+	}
+	idx, err := r.Index()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range idx {
+		if strings.Contains(e.Reason, "broken model") {
+			t.Fatalf("index %+v after a successful load that no longer selects version 2; its old failure is still shown", idx)
+		}
+	}
+}

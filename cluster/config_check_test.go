@@ -1,0 +1,106 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/internal/testenv"
+	"github.com/infergate/infergate/oip"
+	"github.com/infergate/infergate/registry"
+	"github.com/infergate/infergate/registry/blobs"
+)
+
+// checkedNode starts a one-node cluster whose registry has defaults and
+// whose trial load reads the model's input from its bytes.
+func checkedNode(t *testing.T, defaults registry.ModelConfig) *Node {
+	t.Helper()
+	_, tr := raft.NewInmemTransport(raft.ServerAddress("127.0.0.1:7000"))
+	cfg := testConfig(t, "n0", tr, "")
+	repo, err := registry.New(registry.Config{
+		Dir:      t.TempDir(),
+		Defaults: defaults,
+		Load:     func([]byte, registry.ModelConfig) (registry.Backend, error) { return textBackend{}, nil },
+		Logf:     t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(repo.Close)
+	cfg.Registry = repo
+	store, err := blobs.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Blobs = store
+	// The trial load: "wide" models take x of shape [-1,2].
+	cfg.Check = func(b []byte) ([]oip.TensorMetadata, []oip.TensorMetadata, error) {
+		in := []oip.TensorMetadata{{Name: "x", Datatype: oip.FP32, Shape: []int64{-1, 1}}}
+		if bytes.HasPrefix(b, []byte("wide")) {
+			in[0].Shape = []int64{-1, 2}
+		}
+		return in, textBackend{}.Outputs(), nil
+	}
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Stop() })
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if !n.IsLeader() {
+			return errors.New("not leader yet")
+		}
+		return nil
+	})
+	return n
+}
+
+// A version uploaded without promote runs with production's config while
+// it is staged, so the upload is refused when that config does not fit
+// it, with advice that works: promoted, its own config applies.
+func TestUploadStagedCheckedAgainstProduction(t *testing.T) {
+	n := checkedNode(t, registry.ModelConfig{})
+	ctx := context.Background()
+	if _, _, err := n.Upload(ctx, "m", []byte("narrow"), false, []byte(`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":[1]}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, config := range []string{"", `{"input":[{"name":"x","data_type":"TYPE_FP32","dims":[2]}]}`} {
+		_, _, err := n.Upload(ctx, "m", []byte("wide"), false, []byte(config))
+		if !errors.Is(err, fsm.ErrInvalid) || !strings.Contains(err.Error(), "upload it with promote, so that its own config applies, or first give production a config that fits both") {
+			t.Fatalf("staged upload with config %q: got %v; want it refused with its advice", config, err)
+		}
+	}
+	if _, _, err := n.Upload(ctx, "m", []byte("wide"), true, []byte(`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":[2]}]}`)); err != nil {
+		t.Fatalf("promoted with a config of its own that fits: %v", err)
+	}
+	if _, _, err := n.Upload(ctx, "m", []byte("wide"), true, []byte(`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":[1]}]}`)); !errors.Is(err, fsm.ErrInvalid) || !strings.Contains(err.Error(), "the model config does not fit the model") {
+		t.Fatalf("promoted with a config of its own that does not fit: got %v; want it refused", err)
+	}
+}
+
+// A version that fails because its model's configuration cannot load on
+// this node (preferred sizes above the node's --max-batch-size, refused
+// before any version is tried) is reported failed with that reason.
+func TestFailedVersionHasModelReason(t *testing.T) {
+	n := checkedNode(t, registry.ModelConfig{MaxBatchSize: 8})
+	if _, _, err := n.Upload(context.Background(), "m", []byte("narrow"), true, []byte(`{"dynamic_batching":{"preferred_batch_sizes":[16]}}`)); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		s, ok := n.LocalStatus().Models["m"]["1"]
+		if !ok || s.State != VersionFailed {
+			return fmt.Errorf("version 1: %+v; want failed", s)
+		}
+		return nil
+	})
+	if s := n.LocalStatus().Models["m"]["1"]; !strings.Contains(s.Reason, "preferred_batch_sizes holds 16, above max_batch_size 8") {
+		t.Fatalf("version 1 is %+v; want the configuration's error as its reason", s)
+	}
+}
