@@ -18,6 +18,13 @@ import (
 	"github.com/infergate/infergate/registry/blobs"
 )
 
+// wideBackend is textBackend with input x of shape [-1,2].
+type wideBackend struct{ textBackend }
+
+func (wideBackend) Inputs() []oip.TensorMetadata {
+	return []oip.TensorMetadata{{Name: "x", Datatype: oip.FP32, Shape: []int64{-1, 2}}}
+}
+
 // checkedNode starts a one-node cluster whose registry has defaults and
 // whose trial load reads the model's input from its bytes.
 func checkedNode(t *testing.T, defaults registry.ModelConfig) *Node {
@@ -27,8 +34,13 @@ func checkedNode(t *testing.T, defaults registry.ModelConfig) *Node {
 	repo, err := registry.New(registry.Config{
 		Dir:      t.TempDir(),
 		Defaults: defaults,
-		Load:     func([]byte, registry.ModelConfig) (registry.Backend, error) { return textBackend{}, nil },
-		Logf:     t.Logf,
+		Load: func(b []byte, _ registry.ModelConfig) (registry.Backend, error) {
+			if bytes.HasPrefix(b, []byte("wide")) {
+				return wideBackend{}, nil
+			}
+			return textBackend{}, nil
+		},
+		Logf: t.Logf,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -42,11 +54,10 @@ func checkedNode(t *testing.T, defaults registry.ModelConfig) *Node {
 	cfg.Blobs = store
 	// The trial load: "wide" models take x of shape [-1,2].
 	cfg.Check = func(b []byte) ([]oip.TensorMetadata, []oip.TensorMetadata, error) {
-		in := []oip.TensorMetadata{{Name: "x", Datatype: oip.FP32, Shape: []int64{-1, 1}}}
 		if bytes.HasPrefix(b, []byte("wide")) {
-			in[0].Shape = []int64{-1, 2}
+			return wideBackend{}.Inputs(), wideBackend{}.Outputs(), nil
 		}
-		return in, textBackend{}.Outputs(), nil
+		return textBackend{}.Inputs(), textBackend{}.Outputs(), nil
 	}
 	n, err := Start(cfg)
 	if err != nil {
@@ -102,5 +113,28 @@ func TestFailedVersionHasModelReason(t *testing.T) {
 	})
 	if s := n.LocalStatus().Models["m"]["1"]; !strings.Contains(s.Reason, "preferred_batch_sizes holds 16, above max_batch_size 8") {
 		t.Fatalf("version 1 is %+v; want the configuration's error as its reason", s)
+	}
+}
+
+// Promoted, an upload's config applies to every live version of the
+// model: one that does not fit a live version loaded here is refused.
+func TestUploadPromotedCheckedAgainstLiveVersions(t *testing.T) {
+	n := checkedNode(t, registry.ModelConfig{})
+	ctx := context.Background()
+	if _, _, err := n.Upload(ctx, "m", []byte("narrow1"), true, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := n.Upload(ctx, "m", []byte("wide2"), false, nil); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if s := n.LocalStatus().Models["m"]["2"]; s.State != VersionReady {
+			return fmt.Errorf("version 2: %+v; want ready", s)
+		}
+		return nil
+	})
+	_, _, err := n.Upload(ctx, "m", []byte("narrow3"), true, []byte(`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":[1]}]}`))
+	if !errors.Is(err, fsm.ErrInvalid) || !strings.Contains(err.Error(), "does not fit version 2, which is live") {
+		t.Fatalf("got %v; want the promoted upload refused for version 2", err)
 	}
 }

@@ -54,6 +54,11 @@ func (n *Node) Upload(ctx context.Context, name string, onnx []byte, promote boo
 		if err := cfg.CheckModel(name, in, out); err != nil {
 			return nil, "", fmt.Errorf("%w: the model config does not fit the model: %w", fsm.ErrInvalid, err)
 		}
+		if promote {
+			if err := n.checkLiveVersions(name, cfg); err != nil {
+				return nil, "", err
+			}
+		}
 		if pc, p, ok := n.productionConfig(name); ok && !promote {
 			if err := pc.CheckModel(name, in, out); err != nil {
 				return nil, "", fmt.Errorf("%w: the config of version %d, production, which applies to every version of %q while this one is staged, does not fit it; upload it with promote, so that its own config applies, or first give production a config that fits both: %w", fsm.ErrInvalid, p, name, err)
@@ -69,6 +74,29 @@ func (n *Node) Upload(ctx context.Context, name string, onnx []byte, promote boo
 		Created: time.Now().UTC().Truncate(time.Millisecond), Origin: n.cfg.NodeID, Promote: promote, Config: config,
 	})
 	return res, hex, err
+}
+
+// checkLiveVersions reports a live version of model name, loaded on this
+// node, that cfg does not fit: promoted with an upload, cfg applies to
+// every version of the model (reconciler.modelConfig). Versions this node
+// has not loaded cannot be checked here; they fail where they load, with
+// the reason in their status.
+func (n *Node) checkLiveVersions(name string, cfg registry.ModelConfig) error {
+	st, _ := n.fsm.State()
+	m := st.Models[name]
+	lm := n.cfg.Registry.Model(name)
+	if m == nil || lm == nil {
+		return nil
+	}
+	for _, v := range lm.Versions() {
+		if fv := m.Version(v.Number); fv == nil || fv.Stage == fsm.StageRetired {
+			continue
+		}
+		if err := cfg.CheckModel(name, v.Inputs, v.Outputs); err != nil {
+			return fmt.Errorf("%w: promoted, the model config applies to every version of %q, and does not fit version %d, which is live: %w", fsm.ErrInvalid, name, v.Number, err)
+		}
+	}
+	return nil
 }
 
 // productionConfig returns the config of model name's production version

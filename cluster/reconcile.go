@@ -260,8 +260,9 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 		} else {
 			reason := reasons[v]
 			if reason == "" {
-				// The load failed before any version was tried (the
-				// configuration, say): its error is every version's reason.
+				// No reason of its own in the registry's index, as when the
+				// load failed before any version was tried (the
+				// configuration, say): the load's error says why.
 				reason = msg
 			}
 			r.setStatus(m.Name, v, VersionFailed, reason)

@@ -12,7 +12,8 @@ import (
 )
 
 // ModelConfig is a model's config.json. Every field is optional; a zero
-// value takes the node's default (the serve flags). Unknown fields are an
+// value takes the node's default (the serve flags), except a
+// max_batch_size written as 0 (see noBatchDim). Unknown fields are an
 // error, so that a typo does not silently fall back to a default.
 type ModelConfig struct {
 	// Name, when set, must be the model's name (Triton's configurations
@@ -37,7 +38,8 @@ type ModelConfig struct {
 	Device string `json:"device,omitempty"`
 	// MaxBatchSize is the most rows the dynamic batcher packs into one
 	// execution; 1 turns batching off. A single request with more rows
-	// still runs, alone.
+	// still runs, alone. Left out it takes the node's default; written as
+	// 0 it says, as in Triton, that the model has no batch dimension.
 	MaxBatchSize int64 `json:"max_batch_size,omitempty"`
 	// MaxQueue bounds the requests waiting for an instance of one version;
 	// more are refused with 503 at once.

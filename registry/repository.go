@@ -604,6 +604,9 @@ func (r *Repository) unloadLocked(name string) error {
 		return fmt.Errorf("cannot unload model %q: %w", name, ErrModelNotFound)
 	}
 	r.table.without(name)
+	r.mu.Lock()
+	delete(r.modelErrs, name) // its last load's failure is history now
+	r.mu.Unlock()
 	vs := m.Versions()
 	empty := []*Version{}
 	m.versions.Store(&empty)
@@ -624,6 +627,13 @@ func (r *Repository) Poll() error {
 	if err != nil {
 		return err
 	}
+	r.mu.Lock()
+	for name := range r.modelErrs {
+		if !slices.Contains(names, name) {
+			delete(r.modelErrs, name) // gone with its directory
+		}
+	}
+	r.mu.Unlock()
 	var errs []error
 	for name := range r.table.load() {
 		if !slices.Contains(names, name) {

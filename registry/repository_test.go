@@ -876,8 +876,6 @@ func TestIndexShowsLoadFailureAfterUnload(t *testing.T) {
 	}
 }
 
-// A version whose load failed and that the version policy no longer
-// selects keeps its failure in the index after later loads succeed.
 // A version's failure leaves the index once a successful load no longer
 // selects it.
 func TestIndexDropsFailureOfDeselectedVersion(t *testing.T) {
@@ -899,6 +897,38 @@ func TestIndexDropsFailureOfDeselectedVersion(t *testing.T) {
 	for _, e := range idx {
 		if strings.Contains(e.Reason, "broken model") {
 			t.Fatalf("index %+v after a successful load that no longer selects version 2; its old failure is still shown", idx)
+		}
+	}
+}
+
+// A model's load failure leaves the index with the model's directory.
+func TestIndexForgetsModelThatLeft(t *testing.T) {
+	r, _, dir := newTestRepo(t, ModelConfig{})
+	writeModel(t, dir, "m", 1, "v1")
+	writeModel(t, dir, "gone", 1, "g1")
+	if err := r.Load("m", nil); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, dir, "m", `{"instancez":2}`)
+	writeConfig(t, dir, "gone", `{"instancez":2}`)
+	for _, name := range []string{"m", "gone"} {
+		if err := r.Load(name, nil); err == nil {
+			t.Fatalf("%s loaded with a bad configuration", name)
+		}
+	}
+	for _, name := range []string{"m", "gone"} {
+		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = r.Poll() // unloads m, which left the repository
+	idx, err := r.Index()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range idx {
+		if strings.Contains(e.Reason, "instancez") {
+			t.Errorf("index row %+v after the model left the repository: its removed config's error is still there", e)
 		}
 	}
 }

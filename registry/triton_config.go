@@ -13,12 +13,13 @@ import (
 // This file holds the parts of a model's configuration that Triton spells
 // its own way. A user moving from Triton can load a configuration in the
 // JSON form of Triton's model configuration as written (name, platform,
-// input, output, instance_group, and dynamic_batching's
-// preferred_batch_size, max_queue_delay_microseconds and
-// default_queue_policy), and GET /v2/models/{m}/config answers with the
-// same fields, as Triton does. Every
-// such field maps onto one of infergate's own; a configuration that gives
-// both spellings must give one value.
+// backend, default_model_filename, input, output, instance_group,
+// parameters, and dynamic_batching's preferred_batch_size,
+// max_queue_delay_microseconds and default_queue_policy; the settings
+// infergate has not, at their defaults, in config_schema.go), and GET
+// /v2/models/{m}/config answers with the same fields, as Triton does.
+// Every such field maps onto one of infergate's own; a configuration that
+// gives both spellings must give one value.
 
 // TritonPlatform and TritonBackend are the only platform and backend a
 // configuration may name: infergate runs ONNX models on ONNX Runtime.
