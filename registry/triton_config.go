@@ -29,9 +29,9 @@ const (
 )
 
 // TensorConfig is one entry of a configuration's input or output list:
-// what the model's tensor of that name must be. With batching (a version
-// whose tensors all lead with a variable dimension), Dims leave the batch
-// dimension out, as Triton's do when max_batch_size is above 0.
+// what the model's tensor of that name must be. For a version that
+// batches (ModelConfig.Batched), Dims leave the batch dimension out, as
+// Triton's do when max_batch_size is above 0.
 type TensorConfig struct {
 	Name string `json:"name"`
 	// DataType is Triton's name of the type: TYPE_FP32, TYPE_STRING for
