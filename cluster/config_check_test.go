@@ -59,18 +59,7 @@ func checkedNode(t *testing.T, defaults registry.ModelConfig) *Node {
 		}
 		return textBackend{}.Inputs(), textBackend{}.Outputs(), nil
 	}
-	n, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Stop() })
-	testenv.CheckFor(t, 5*time.Second, func() error {
-		if !n.IsLeader() {
-			return errors.New("not leader yet")
-		}
-		return nil
-	})
-	return n
+	return startLeading(t, cfg)
 }
 
 // A version uploaded without promote runs with production's config while

@@ -191,6 +191,13 @@ func startSolo(t *testing.T) (Config, *Node) {
 	cfg := testConfig(t, "solo", tr, "")
 	cfg.inmem = nil
 	cfg.RaftAddr = testenv.FreeAddr(t)
+	return cfg, startLeading(t, cfg)
+}
+
+// startLeading starts a one-node cluster on cfg and waits until it leads.
+// It stops when the test ends, if the test has not stopped it.
+func startLeading(t *testing.T, cfg Config) *Node {
+	t.Helper()
 	n, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -202,7 +209,7 @@ func startSolo(t *testing.T) (Config, *Node) {
 		}
 		return nil
 	})
-	return cfg, n
+	return n
 }
 
 // restartNode starts a node again on cfg's directories, with a fresh
