@@ -192,7 +192,7 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 	}
 
 	timeout := s.cfg.RequestTimeout
-	if t := req.TimeoutMicros; t > 0 && t < int64(timeout/time.Microsecond) {
+	if t := req.TimeoutMicros; t > 0 && t < int64(timeout/time.Microsecond) && v.Config.DynamicBatching.TimeoutOverride() {
 		timeout = time.Duration(t) * time.Microsecond
 	}
 	br := &sc.breq

@@ -151,6 +151,37 @@ func TestRequestTimeout(t *testing.T) {
 		b.mode.Store(fakeOK)
 		checkFakeAnswer(t, s.post(t, fakeInfer, []byte(body)))
 	})
+	// With allow_timeout_override false (Triton's queue policy), the
+	// parameter is ignored: the request waits for the busy instance.
+	t.Run("parameter not allowed", func(t *testing.T) {
+		b := newFakeBackend()
+		cfg := gateway.DefaultConfig()
+		cfg.RequestTimeout = time.Minute
+		no := false
+		s := startFake(t, b, cfg, registry.ModelConfig{Instances: 1, DynamicBatching: &registry.DynamicBatching{AllowTimeoutOverride: &no}})
+		running := occupy(t, s, b)
+		body := `{"parameters":{"timeout":1000},"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}]}`
+		answered := make(chan response, 1)
+		go func() {
+			r, err := s.send(fasthttp.MethodPost, fakeInfer, []byte(body))
+			if err != nil {
+				t.Error(err)
+			}
+			answered <- r
+		}()
+		select {
+		case r := <-answered:
+			t.Fatalf("answered %s while the instance was busy; want it to wait past its 1 ms timeout parameter", r)
+		case <-time.After(100 * time.Millisecond):
+		}
+		b.unblock()
+		if r := <-running; r.code != fasthttp.StatusOK {
+			t.Fatalf("the running request: got %s; want 200", r)
+		}
+		if r := <-answered; r.code != fasthttp.StatusOK {
+			t.Fatalf("the waiting request: got %s; want 200", r)
+		}
+	})
 	t.Run("server", func(t *testing.T) {
 		b := newFakeBackend()
 		cfg := gateway.DefaultConfig()

@@ -93,9 +93,20 @@ type DynamicBatching struct {
 	// DefaultPriorityLevel applies to requests that give none.
 	PriorityLevels       int `json:"priority_levels,omitempty"`
 	DefaultPriorityLevel int `json:"default_priority_level,omitempty"`
+	// AllowTimeoutOverride false makes the version ignore the timeout
+	// parameter of its requests, as Triton's queue policy of that name
+	// does: they wait as long as the server's and the model's own bounds
+	// let them. Nil means true: a request may shorten its wait.
+	AllowTimeoutOverride *bool `json:"allow_timeout_override,omitempty"`
 	// DefaultQueueTimeoutUS bounds the queue time of requests that give no
 	// timeout; 0 leaves it to the server's request timeout.
 	DefaultQueueTimeoutUS int64 `json:"default_queue_timeout_us,omitempty"`
+}
+
+// TimeoutOverride reports whether requests' own timeouts apply under d
+// (nil means yes).
+func (d *DynamicBatching) TimeoutOverride() bool {
+	return d == nil || d.AllowTimeoutOverride == nil || *d.AllowTimeoutOverride
 }
 
 // On reports whether batching is enabled by d (nil means yes).

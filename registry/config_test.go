@@ -174,7 +174,7 @@ func TestParseTritonConfigErrors(t *testing.T) {
 	f(`{"dynamic_batching":{"max_queue_delay_us":5,"max_queue_delay_microseconds":6}}`, "give one of them")
 	f(`{"dynamic_batching":{"max_queue_delay_microseconds":"-1"}}`, "dynamic_batching.max_queue_delay_microseconds must be between 0 and")
 	f(`{"dynamic_batching":{"default_queue_policy":{"timeout_action":"DELAY"}}}`, "DELAY is not supported")
-	f(`{"dynamic_batching":{"default_queue_policy":{"allow_timeout_override":false}}}`, "allow_timeout_override false")
+	f(`{"dynamic_batching":{"allow_timeout_override":true,"default_queue_policy":{"allow_timeout_override":false}}}`, "gives allow_timeout_override true and default_queue_policy.allow_timeout_override false; give one of them")
 	f(`{"dynamic_batching":{"default_queue_timeout_us":7,"default_queue_policy":{"default_timeout_microseconds":8}}}`, "give one of them")
 	f(`{"dynamic_batching":{"default_queue_policy":{"max_queue_size":2000000}}}`, "max_queue_size must be between 1 and 1048576")
 	f(`{"max_queue":5,"dynamic_batching":{"default_queue_policy":{"max_queue_size":6}}}`, "max_queue is 5 but")

@@ -60,8 +60,7 @@ type TritonParameter struct {
 
 // QueuePolicy is Triton's default_queue_policy, as far as infergate's
 // batcher has the same settings: a request that waits past the timeout is
-// refused (timeout_action REJECT), and a request's own shorter timeout
-// applies (allow_timeout_override true).
+// refused (timeout_action REJECT).
 type QueuePolicy struct {
 	TimeoutAction              string `json:"timeout_action,omitempty"`
 	DefaultTimeoutMicroseconds *int64 `json:"default_timeout_microseconds,omitempty"`
@@ -275,8 +274,11 @@ func (c *ModelConfig) dynamicBatchingFromTriton(d *DynamicBatching, bad func(pat
 	if q.TimeoutAction != "" && q.TimeoutAction != "REJECT" {
 		return bad("dynamic_batching.default_queue_policy.timeout_action", "dynamic_batching.default_queue_policy.timeout_action %q: infergate refuses a request whose queue time runs out (REJECT); DELAY is not supported", q.TimeoutAction)
 	}
-	if q.AllowTimeoutOverride != nil && !*q.AllowTimeoutOverride {
-		return bad("dynamic_batching.default_queue_policy.allow_timeout_override", "dynamic_batching.default_queue_policy.allow_timeout_override false: infergate always lets a request shorten its timeout; leave it out or set it true")
+	if p := q.AllowTimeoutOverride; p != nil {
+		if d.AllowTimeoutOverride != nil && *d.AllowTimeoutOverride != *p {
+			return bad("dynamic_batching.default_queue_policy.allow_timeout_override", "dynamic_batching gives allow_timeout_override %v and default_queue_policy.allow_timeout_override %v; give one of them", *d.AllowTimeoutOverride, *p)
+		}
+		d.AllowTimeoutOverride = p
 	}
 	if p := q.DefaultTimeoutMicroseconds; p != nil {
 		if *p < 0 || *p > maxQueueTimeoutUS {

@@ -156,7 +156,8 @@ func TestTritonPrintedConfig(t *testing.T) {
 	"output":[{"name":"score","data_type":"TYPE_FP32","dims":["1"],"label_filename":"","is_shape_tensor":false,"is_non_linear_format_io":false}],
 	"batch_input":[],"batch_output":[],
 	"optimization":{"priority":"PRIORITY_DEFAULT","input_pinned_memory":{"enable":true},"output_pinned_memory":{"enable":true},"gather_kernel_buffer_threshold":0,"eager_batching":false},
-	"dynamic_batching":{"preferred_batch_size":[8],"max_queue_delay_microseconds":"0","preserve_ordering":false,"priority_levels":"0","default_priority_level":"0","priority_queue_policy":{}},
+	"dynamic_batching":{"preferred_batch_size":[8],"max_queue_delay_microseconds":"0","preserve_ordering":false,"priority_levels":"0","default_priority_level":"0","priority_queue_policy":{},
+		"default_queue_policy":{"timeout_action":"REJECT","default_timeout_microseconds":"0","allow_timeout_override":false,"max_queue_size":100}},
 	"instance_group":[{"name":"ctr_0","kind":"KIND_CPU","count":2,"gpus":[],"secondary_devices":[],"profile":[],"passive":false,"host_policy":""}],
 	"default_model_filename":"model.onnx","cc_model_filenames":{},"metric_tags":{},
 	"parameters":{"intra_op_thread_count":{"string_value":"2"},"inter_op_thread_count":{"string_value":"0"}},
@@ -165,7 +166,8 @@ func TestTritonPrintedConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Instances != 2 || c.Device != "cpu" || c.IntraOpThreads != 2 || c.InterOpThreads != 0 || c.MaxBatchSize != 16 || c.Parameters != nil {
+	if c.Instances != 2 || c.Device != "cpu" || c.IntraOpThreads != 2 || c.InterOpThreads != 0 || c.MaxBatchSize != 16 || c.Parameters != nil ||
+		c.MaxQueue != 100 || c.DynamicBatching.TimeoutOverride() {
 		t.Fatalf("got %+v", c)
 	}
 	for in, want := range map[string]string{
