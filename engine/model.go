@@ -406,7 +406,7 @@ func (m *Model) matchInputs(inst *instance, inputs []oip.Tensor) (int64, error) 
 	for i := range m.in {
 		s := &m.in[i]
 		if idx[i] < 0 {
-			return -1, errorf(ErrInvalidInput, "missing input %q (%s %s); the model needs all of %s", s.name, s.dtype, formatShape(s.shape), specNames(m.in))
+			return -1, errorf(ErrInvalidInput, "missing input %q (%s %s); the model needs all of %s", s.name, s.dtype, oip.FormatShape(s.shape), specNames(m.in))
 		}
 		t := &inputs[idx[i]]
 		if err := s.check(t); err != nil {
@@ -431,21 +431,21 @@ func (s *tensorSpec) check(t *oip.Tensor) error {
 	fits := len(t.Shape) == len(s.shape)
 	for d, n := range t.Shape {
 		if n < 1 {
-			return errorf(ErrInvalidInput, "input %q has shape %s; every dimension must be at least 1", s.name, formatShape(t.Shape))
+			return errorf(ErrInvalidInput, "input %q has shape %s; every dimension must be at least 1", s.name, oip.FormatShape(t.Shape))
 		}
 		if fits && s.shape[d] >= 0 && n != s.shape[d] {
 			fits = false
 		}
 	}
 	if !fits {
-		return errorf(ErrInvalidInput, "input %q has shape %s; the model expects %s (-1: any size)", s.name, formatShape(t.Shape), formatShape(s.shape))
+		return errorf(ErrInvalidInput, "input %q has shape %s; the model expects %s (-1: any size)", s.name, oip.FormatShape(t.Shape), oip.FormatShape(s.shape))
 	}
 	n := oip.ShapeElements(t.Shape)
 	if n < 0 || n > int64(math.MaxInt/s.size) {
-		return errorf(ErrInvalidInput, "input %q has shape %s, which is too large", s.name, formatShape(t.Shape))
+		return errorf(ErrInvalidInput, "input %q has shape %s, which is too large", s.name, oip.FormatShape(t.Shape))
 	}
 	if want := int(n) * s.size; len(t.Data) != want {
-		return errorf(ErrInvalidInput, "input %q has %d bytes of data; shape %s of %s needs %d", s.name, len(t.Data), formatShape(t.Shape), s.dtype, want)
+		return errorf(ErrInvalidInput, "input %q has %d bytes of data; shape %s of %s needs %d", s.name, len(t.Data), oip.FormatShape(t.Shape), s.dtype, want)
 	}
 	return nil
 }
@@ -508,7 +508,7 @@ func (m *Model) bindOutputs(inst *instance, res []oip.Tensor, batch int64, allow
 		inst.outVals[k] = nil
 		if s.rule == ruleDynamic || (s.rule == ruleBatch && batch < 0) {
 			if s.mustPrealloc {
-				return false, errorf(ErrInvalidInput, "output %q is FP16 of shape %s: the inputs must agree on dim 0 (the batch size)", s.name, formatShape(s.shape))
+				return false, errorf(ErrInvalidInput, "output %q is FP16 of shape %s: the inputs must agree on dim 0 (the batch size)", s.name, oip.FormatShape(s.shape))
 			}
 			continue
 		}
@@ -528,7 +528,7 @@ func (m *Model) bindOutputs(inst *instance, res []oip.Tensor, batch int64, allow
 		}
 		ne := oip.ShapeElements(shape)
 		if ne < 0 || ne > int64(math.MaxInt/s.size) {
-			return false, errorf(ErrOutputTooLarge, "output %q would have shape %s, which is too large; send fewer rows per request", s.name, formatShape(shape))
+			return false, errorf(ErrOutputTooLarge, "output %q would have shape %s, which is too large; send fewer rows per request", s.name, oip.FormatShape(shape))
 		}
 		size := ne * int64(s.size)
 		if size > largest {
@@ -574,10 +574,10 @@ func (m *Model) outputTooLarge(k int, shape []int64, size, total int64) error {
 	s := &m.out[k]
 	if size == total {
 		return errorf(ErrOutputTooLarge, "output %q would be %s %s, %d bytes, over the limit of %d bytes on the outputs of a request; send fewer rows per request, or raise max_output_bytes",
-			s.name, s.dtype, formatShape(shape), size, m.maxOutputBytes)
+			s.name, s.dtype, oip.FormatShape(shape), size, m.maxOutputBytes)
 	}
 	return errorf(ErrOutputTooLarge, "output %q would be %s %s, %d bytes, which brings the outputs of the request to %d bytes, over the limit of %d; send fewer rows per request, or raise max_output_bytes",
-		s.name, s.dtype, formatShape(shape), size, total, m.maxOutputBytes)
+		s.name, s.dtype, oip.FormatShape(shape), size, total, m.maxOutputBytes)
 }
 
 // checkAllocated checks the total size of the outputs of a run in which
@@ -706,7 +706,7 @@ func (m *Model) runZeros(inst *instance, batch int64, allowPrealloc bool) ([]oip
 		n := oip.ShapeElements(shape)
 		if n < 0 || n > (maxWarmUpInputBytes-total)/int64(s.size) {
 			return nil, errorf(ErrInvalidModel, "input %q is %s %s: its inputs for the warm-up at batch %d would take more than %d bytes",
-				s.name, s.dtype, formatShape(s.shape), batch, int64(maxWarmUpInputBytes))
+				s.name, s.dtype, oip.FormatShape(s.shape), batch, int64(maxWarmUpInputBytes))
 		}
 		total += n * int64(s.size)
 		data := make([]byte, int(n)*s.size)
@@ -828,7 +828,7 @@ func (m *Model) planOutputs() error {
 			s.rule = ruleDynamic
 		}
 		if s.mustPrealloc && s.rule == ruleDynamic {
-			return errorf(ErrUnsupportedType, "output %q is FP16 of shape %s; the engine supports FP16 outputs only of a fixed shape or of [batch, fixed...] with every input [batch, fixed...]", s.name, formatShape(s.shape))
+			return errorf(ErrUnsupportedType, "output %q is FP16 of shape %s; the engine supports FP16 outputs only of a fixed shape or of [batch, fixed...] with every input [batch, fixed...]", s.name, oip.FormatShape(s.shape))
 		}
 	}
 	return nil
@@ -917,20 +917,6 @@ func grow(b []byte, n int) []byte {
 		return b[:n]
 	}
 	return make([]byte, n)
-}
-
-// formatShape writes a shape as the protocol's JSON does: [-1,64].
-func formatShape(shape []int64) string {
-	var b strings.Builder
-	b.WriteByte('[')
-	for d, n := range shape {
-		if d > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.FormatInt(n, 10))
-	}
-	b.WriteByte(']')
-	return b.String()
 }
 
 // specNames lists the names of specs for error messages: "a", "b".

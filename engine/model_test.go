@@ -135,7 +135,7 @@ func checkMeta(t *testing.T, what string, got, want []oip.TensorMetadata) {
 	}
 	for i := range want {
 		g, w := got[i], want[i]
-		if g.Name != w.Name || g.Datatype != w.Datatype || formatShape(g.Shape) != formatShape(w.Shape) {
+		if g.Name != w.Name || g.Datatype != w.Datatype || oip.FormatShape(g.Shape) != oip.FormatShape(w.Shape) {
 			t.Fatalf("%s[%d]: got %+v; want %+v", what, i, g, w)
 		}
 	}
@@ -218,7 +218,7 @@ func TestDatatypes(t *testing.T) {
 						if err != nil {
 							t.Fatalf("Run: %s", err)
 						}
-						if len(out) != 1 || out[0].Name != "y" || out[0].Datatype != dt || formatShape(out[0].Shape) != formatShape(tc.shape) {
+						if len(out) != 1 || out[0].Name != "y" || out[0].Datatype != dt || oip.FormatShape(out[0].Shape) != oip.FormatShape(tc.shape) {
 							t.Fatalf("got %+v; want one output \"y\" %s %v", out, dt, tc.shape)
 						}
 						if !bytes.Equal(out[0].Data, data) {
@@ -265,7 +265,7 @@ func TestOutputSelection(t *testing.T) {
 		}
 		for i, name := range want {
 			o := out[i]
-			if o.Name != name || formatShape(o.Shape) != "[2,2]" {
+			if o.Name != name || oip.FormatShape(o.Shape) != "[2,2]" {
 				t.Fatalf("Run(%q): output %d is %q %v; want %q [2,2]", names, i, o.Name, o.Shape, name)
 			}
 			switch name {
@@ -501,7 +501,7 @@ func TestInputRejected(t *testing.T) {
 		t.Fatalf("Run of 12 elements into [2,2]: got %v; want ErrInputRejected naming node \"r\"", err)
 	}
 	out, err := m.Run(context.Background(), []oip.Tensor{{Name: "x", Datatype: oip.FP32, Shape: []int64{1, 4}, Data: x[:16]}}, nil, nil)
-	if err != nil || formatShape(out[0].Shape) != "[2,2]" {
+	if err != nil || oip.FormatShape(out[0].Shape) != "[2,2]" {
 		t.Fatalf("Run of 4 elements: got %v, %v; want [2,2]", out, err)
 	}
 }
@@ -547,10 +547,10 @@ func TestPreallocFallback(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Run: %s", err)
 		}
-		if formatShape(out[0].Shape) != "[6,2]" || !slices.Equal(bytesF32(out[0].Data), append(x[:len(x):len(x)], x...)) {
+		if oip.FormatShape(out[0].Shape) != "[6,2]" || !slices.Equal(bytesF32(out[0].Data), append(x[:len(x):len(x)], x...)) {
 			t.Fatalf("y: got %v %v; want [6,2] x twice", out[0].Shape, bytesF32(out[0].Data))
 		}
-		if formatShape(out[1].Shape) != "[3,2]" || !slices.Equal(bytesF32(out[1].Data), neg) {
+		if oip.FormatShape(out[1].Shape) != "[3,2]" || !slices.Equal(bytesF32(out[1].Data), neg) {
 			t.Fatalf("z: got %v %v; want [3,2] %v", out[1].Shape, bytesF32(out[1].Data), neg)
 		}
 		return bytes.Count(logged, []byte("The output OrtValue provided for output 'y'"))
@@ -759,7 +759,7 @@ func TestTwoInputs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %s", err)
 	}
-	if want := i64(11, 22, 33, -36, -45, -54); !bytes.Equal(out[0].Data, want) || formatShape(out[0].Shape) != "[2,3]" {
+	if want := i64(11, 22, 33, -36, -45, -54); !bytes.Equal(out[0].Data, want) || oip.FormatShape(out[0].Shape) != "[2,3]" {
 		t.Fatalf("got %v %x; want [2,3] %x", out[0].Shape, out[0].Data, want)
 	}
 

@@ -79,7 +79,7 @@ func TestFailedRunNotRetried(t *testing.T) {
 	}
 	// The model still works, on the preallocated path.
 	in[0].Data = binary.LittleEndian.AppendUint64(nil, 9)
-	if out, err := m.Run(context.Background(), in, nil, nil); err != nil || formatShape(out[0].Shape) != "[1,4]" {
+	if out, err := m.Run(context.Background(), in, nil, nil); err != nil || oip.FormatShape(out[0].Shape) != "[1,4]" {
 		t.Fatalf("good id: got %v, %v; want [1,4]", out, err)
 	}
 }

@@ -163,7 +163,7 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 	n := 1
 	if v.Batchable {
 		if n = int(req.Inputs[0].Shape[0]); n == 0 {
-			return badRequest("input %q has shape %s: 0 rows; send at least one", req.Inputs[0].Name, formatShape(req.Inputs[0].Shape))
+			return badRequest("input %q has shape %s: 0 rows; send at least one", req.Inputs[0].Name, oip.FormatShape(req.Inputs[0].Shape))
 		}
 	}
 
@@ -489,16 +489,4 @@ func (s *Server) readyVersions(name string) string {
 // so it is used only for lookups.
 func b2s(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
-}
-
-// formatShape writes a shape as JSON does: [2,64].
-func formatShape(shape []int64) string {
-	b := []byte{'['}
-	for i, d := range shape {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendInt(b, d, 10)
-	}
-	return string(append(b, ']'))
 }

@@ -37,7 +37,7 @@ func nextBytesElement(data []byte) (elem, rest []byte, ok bool) {
 func checkBinary(dt DataType, shape []int64, data []byte, w *where) error {
 	if size := int64(dt.Size()); size > 0 {
 		if n := ShapeElements(shape); int64(len(data)) != n*size {
-			return errorf("%s: binary_data_size is %d but shape %s of %s needs %d bytes", w.tensor(), len(data), formatShape(shape), dt, n*size)
+			return errorf("%s: binary_data_size is %d but shape %s of %s needs %d bytes", w.tensor(), len(data), FormatShape(shape), dt, n*size)
 		}
 	}
 	if err := checkData(dt, shape, data); err != nil {
@@ -57,7 +57,7 @@ func (e dataError) Error() string { return string(e) }
 func checkData(dt DataType, shape []int64, data []byte) error {
 	n := ShapeElements(shape)
 	if n < 0 {
-		return dataError(fmt.Sprintf("cannot be checked against shape %s, which has a negative dimension or overflows", formatShape(shape)))
+		return dataError(fmt.Sprintf("cannot be checked against shape %s, which has a negative dimension or overflows", FormatShape(shape)))
 	}
 	if dt == BYTES {
 		count := int64(0)
@@ -68,7 +68,7 @@ func checkData(dt DataType, shape []int64, data []byte) error {
 			}
 		}
 		if count != n {
-			return dataError(fmt.Sprintf("holds %s but shape %s needs %d", plural(count, "BYTES element"), formatShape(shape), n))
+			return dataError(fmt.Sprintf("holds %s but shape %s needs %d", plural(count, "BYTES element"), FormatShape(shape), n))
 		}
 		return nil
 	}
@@ -77,7 +77,7 @@ func checkData(dt DataType, shape []int64, data []byte) error {
 		return dataError(fmt.Sprintf("cannot be checked for datatype %s", dt))
 	}
 	if int64(len(data)) != n*size {
-		return dataError(fmt.Sprintf("has %d bytes but shape %s of %s needs %d", len(data), formatShape(shape), dt, n*size))
+		return dataError(fmt.Sprintf("has %d bytes but shape %s of %s needs %d", len(data), FormatShape(shape), dt, n*size))
 	}
 	if dt == BOOL {
 		for i, b := range data {

@@ -34,20 +34,20 @@ func CheckInputs(inputs []Tensor, want []TensorMetadata, maxBatch int64) error {
 		}
 		if len(in.Shape) != len(m.Shape) {
 			return errorf("input %q: shape %s has %s but the model's %s has %d",
-				in.Name, formatShape(in.Shape), plural(int64(len(in.Shape)), "dimension"), formatShape(m.Shape), len(m.Shape))
+				in.Name, FormatShape(in.Shape), plural(int64(len(in.Shape)), "dimension"), FormatShape(m.Shape), len(m.Shape))
 		}
 		for k, d := range in.Shape {
 			if d < 0 {
-				return errorf("input %q: shape %s has a negative dimension", in.Name, formatShape(in.Shape))
+				return errorf("input %q: shape %s has a negative dimension", in.Name, FormatShape(in.Shape))
 			}
 			if md := m.Shape[k]; md >= 0 && d != md {
 				return errorf("input %q: shape %s does not match the model's %s: dimension %d must be %d",
-					in.Name, formatShape(in.Shape), formatShape(m.Shape), k, md)
+					in.Name, FormatShape(in.Shape), FormatShape(m.Shape), k, md)
 			}
 		}
 		if maxBatch > 0 && len(m.Shape) > 0 && m.Shape[0] < 0 && in.Shape[0] > maxBatch {
 			return errorf("input %q: batch size %d (the first dimension of shape %s) exceeds the model's maximum of %d; split the request",
-				in.Name, in.Shape[0], formatShape(in.Shape), maxBatch)
+				in.Name, in.Shape[0], FormatShape(in.Shape), maxBatch)
 		}
 		if err := checkData(in.Datatype, in.Shape, in.Data); err != nil {
 			return errorf("input %q: data %s", in.Name, err.Error())
@@ -152,7 +152,7 @@ func metadataNames(ms []TensorMetadata) string {
 		b.WriteString(" (")
 		b.WriteString(ms[i].Datatype.String())
 		b.WriteByte(' ')
-		b.WriteString(formatShape(ms[i].Shape))
+		b.WriteString(FormatShape(ms[i].Shape))
 		b.WriteByte(')')
 	}
 	return b.String()

@@ -27,13 +27,13 @@ func TestClassify(t *testing.T) {
 		t.Helper()
 		var dst Tensor
 		if _, err := Classify(&dst, &in, k, batched, 1<<20, nil); err != nil {
-			t.Fatalf("Classify(%s %s, %d): %v", in.Datatype, formatShape(in.Shape), k, err)
+			t.Fatalf("Classify(%s %s, %d): %v", in.Datatype, FormatShape(in.Shape), k, err)
 		}
-		if dst.Name != in.Name || dst.Datatype != BYTES || formatShape(dst.Shape) != wantShape {
-			t.Fatalf("Classify(%s, %d): %s %s %s; want %s BYTES %s", formatShape(in.Shape), k, dst.Name, dst.Datatype, formatShape(dst.Shape), in.Name, wantShape)
+		if dst.Name != in.Name || dst.Datatype != BYTES || FormatShape(dst.Shape) != wantShape {
+			t.Fatalf("Classify(%s, %d): %s %s %s; want %s BYTES %s", FormatShape(in.Shape), k, dst.Name, dst.Datatype, FormatShape(dst.Shape), in.Name, wantShape)
 		}
 		if got := bytesElems(t, dst.Data); strings.Join(got, " ") != strings.Join(want, " ") {
-			t.Fatalf("Classify(%s %s, %d): got %q; want %q", in.Datatype, formatShape(in.Shape), k, got, want)
+			t.Fatalf("Classify(%s %s, %d): got %q; want %q", in.Datatype, FormatShape(in.Shape), k, got, want)
 		}
 	}
 	// Triton's example: [1, 5, 10, 4], top 2 are indexes 2 and 1.

@@ -128,11 +128,11 @@ func (n *nesting) check(shape []int64, w *where) error {
 		return errorf("%s mixes values and arrays at the same depth; nest it as the shape says or send it flat", w.String())
 	}
 	if depth != len(shape) {
-		return errorf("%s is nested %d deep but shape %s has %d dimensions; nest it as the shape says or send it flat", w.String(), depth, formatShape(shape), len(shape))
+		return errorf("%s is nested %d deep but shape %s has %d dimensions; nest it as the shape says or send it flat", w.String(), depth, FormatShape(shape), len(shape))
 	}
 	for l := 1; l <= depth; l++ {
 		if int64(n.dims[l]) != shape[l-1] {
-			return errorf("%s has %s at depth %d but shape %s says %d there", w.String(), plural(int64(n.dims[l]), "element"), l, formatShape(shape), shape[l-1])
+			return errorf("%s has %s at depth %d but shape %s says %d there", w.String(), plural(int64(n.dims[l]), "element"), l, FormatShape(shape), shape[l-1])
 		}
 	}
 	return nil
@@ -768,7 +768,7 @@ func (d *decoder) tensor(t *Tensor, index int) (binaryData bool, err error) {
 		d.pos = end
 	}
 	if want := t.NumElements(); int64(count) != want {
-		return false, errorf("%s: data has %s but shape %s needs %d", w.tensor(), plural(int64(count), "element"), formatShape(t.Shape), want)
+		return false, errorf("%s: data has %s but shape %s needs %d", w.tensor(), plural(int64(count), "element"), FormatShape(t.Shape), want)
 	}
 	w.field = `"data"`
 	return false, d.nest.check(t.Shape, &w)
@@ -815,7 +815,7 @@ func (d *decoder) shape(t *Tensor, w *where) error {
 		t.Shape = append(t.Shape, int64(mag))
 	}
 	if n := ShapeElements(t.Shape); n < 0 || n > MaxElements {
-		return errorf("%s: %s has more than %d elements", w.String(), formatShape(t.Shape), MaxElements)
+		return errorf("%s: %s has more than %d elements", w.String(), FormatShape(t.Shape), MaxElements)
 	}
 	return nil
 }
@@ -1271,7 +1271,7 @@ func lookupDataType(b []byte) DataType {
 }
 
 // formatShape writes a shape as JSON, for messages: [1,64].
-func formatShape(shape []int64) string {
+func FormatShape(shape []int64) string {
 	b := make([]byte, 0, 2+len(shape)*4)
 	return string(appendShape(b, shape))
 }

@@ -196,16 +196,22 @@ func (c *ModelConfig) Validate() error {
 			return fmt.Errorf("%w: dynamic_batching.preferred_batch_sizes are given with max_batch_size 0, which says the model has no batch dimension; leave them out, or give max_batch_size", ErrBadConfig)
 		}
 		for _, p := range d.PreferredBatchSizes {
-			// Above max_batch_size only where they would be used: batching
-			// off (max_batch_size 1, enabled false) keeps them for when it
-			// is on again, and a configuration seen with the node's
-			// defaults filled in loads back.
-			if p < 1 || (c.MaxBatchSize > 1 && d.On() && int64(p) > c.MaxBatchSize) {
+			if !c.preferredFits(p) {
 				return fmt.Errorf("%w: dynamic_batching.preferred_batch_sizes holds %d; each must be between 1 and max_batch_size", ErrBadConfig, p)
 			}
 		}
 	}
 	return nil
+}
+
+// preferredFits reports whether preferred batch size p fits c: at least
+// 1, and above max_batch_size only where it would not be used. Batching
+// off (max_batch_size 1, enabled false) keeps preferred sizes for when it
+// is on again, and a configuration seen with the node's defaults filled
+// in loads back.
+func (c *ModelConfig) preferredFits(p int) bool {
+	d := c.DynamicBatching
+	return p >= 1 && (c.MaxBatchSize <= 1 || !d.On() || int64(p) <= c.MaxBatchSize)
 }
 
 var cudaDevice = regexp.MustCompile(`^cuda:[0-9]{1,3}$`)
@@ -232,11 +238,11 @@ const (
 // batcher to refuse it.
 func (c ModelConfig) checkMerged(own ModelConfig) error {
 	d := c.DynamicBatching
-	if c.MaxBatchSize <= 1 || d == nil || !d.On() {
-		return nil // no batching: the preferred sizes are not used
+	if d == nil {
+		return nil
 	}
 	for _, p := range d.PreferredBatchSizes {
-		if int64(p) > c.MaxBatchSize {
+		if !c.preferredFits(p) {
 			from := ""
 			if own.MaxBatchSize == 0 {
 				from = " (the node's default, serve --max-batch-size)"

@@ -90,11 +90,7 @@ func checkTree(v any, t reflect.Type, path string, where func(string) string) (a
 				continue
 			}
 			if !ok {
-				in := ""
-				if path != "" {
-					in = " in " + path
-				}
-				return nil, fmt.Errorf("%sunknown field %q%s: infergate reads no such field there (names are case-sensitive)", where(p), k, in)
+				return nil, fmt.Errorf("%s%s", where(p), unknownField(k, path))
 			}
 			out, err := checkTree(sub, ft, p, where)
 			if err != nil {
@@ -134,6 +130,15 @@ func checkTree(v any, t reflect.Type, path string, where func(string) string) (a
 		return json.Number(s), nil
 	}
 	return v, nil
+}
+
+// unknownField says that the object at path has no field key.
+func unknownField(key, path string) string {
+	in := ""
+	if path != "" {
+		in = " in " + path
+	}
+	return fmt.Sprintf("unknown field %q%s: infergate reads no such field there (names are case-sensitive)", key, in)
 }
 
 func joinPath(path, key string) string {

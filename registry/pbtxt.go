@@ -95,11 +95,7 @@ func (o *pbtxtObject) toJSON(t reflect.Type, path string, lines map[string]int) 
 			continue
 		}
 		if !ok {
-			in := ""
-			if path != "" {
-				in = " in " + path
-			}
-			return nil, errorAt(vals[0].line, "unknown field %q%s: infergate reads no such field there (names are case-sensitive)", k, in)
+			return nil, errorAt(vals[0].line, "%s", unknownField(k, path))
 		}
 		if it := indirect(ft); it.Kind() == reflect.Map {
 			// A map is written as its entries, each a message of a key
@@ -127,18 +123,12 @@ func (o *pbtxtObject) toJSON(t reflect.Type, path string, lines map[string]int) 
 		}
 		if it := indirect(ft); it.Kind() == reflect.Slice {
 			list := []any{}
-			for _, v := range vals {
-				items := []pbtxtValue{v}
-				if l, ok := v.v.([]pbtxtValue); ok {
-					items = l
+			for _, item := range flatten(vals) {
+				e, err := item.toJSON(it.Elem(), fmt.Sprintf("%s[%d]", p, len(list)), lines)
+				if err != nil {
+					return nil, err
 				}
-				for _, item := range items {
-					e, err := item.toJSON(it.Elem(), fmt.Sprintf("%s[%d]", p, len(list)), lines)
-					if err != nil {
-						return nil, err
-					}
-					list = append(list, e)
-				}
+				list = append(list, e)
 			}
 			out[k] = list
 			continue

@@ -248,7 +248,7 @@ func (c *ModelConfig) parametersFromTriton(bad func(path, format string, args ..
 func (c *ModelConfig) dynamicBatchingFromTriton(d *DynamicBatching, bad func(path, format string, args ...any) error) error {
 	if d.PreferredBatchSize != nil {
 		for _, p := range d.PreferredBatchSize {
-			if p < 1 || (c.MaxBatchSize > 1 && d.On() && int64(p) > c.MaxBatchSize) { // as Validate
+			if !c.preferredFits(p) {
 				return bad("dynamic_batching.preferred_batch_size", "dynamic_batching.preferred_batch_size holds %d; each must be between 1 and max_batch_size", p)
 			}
 		}
@@ -348,17 +348,17 @@ func (c *ModelConfig) CheckModel(name string, inputs, outputs []oip.TensorMetada
 				return fmt.Errorf("%w: %s %q is %s in the model, not %s", ErrBadConfig, list.key, w.Name, a.DataType, w.DataType)
 			}
 			if narrows(w.Dims, a.Dims) {
-				return fmt.Errorf("%w: %s %q has dims %s in the model; %s fixes a dimension it leaves variable (-1), which infergate would not check requests against: write -1 there", ErrBadConfig, list.key, w.Name, formatDims(a.Dims), formatDims(w.Dims))
+				return fmt.Errorf("%w: %s %q has dims %s in the model; %s fixes a dimension it leaves variable (-1), which infergate would not check requests against: write -1 there", ErrBadConfig, list.key, w.Name, oip.FormatShape(a.Dims), oip.FormatShape(w.Dims))
 			}
 			if !slices.Equal(w.Dims, a.Dims) {
 				hint := ""
 				switch {
 				case batched:
-					hint = fmt.Sprintf(" (its shape %s without the batch dimension, which dims leave out when max_batch_size is above 0)", formatDims(list.actual[i].Shape))
+					hint = fmt.Sprintf(" (its shape %s without the batch dimension, which dims leave out when max_batch_size is above 0)", oip.FormatShape(list.actual[i].Shape))
 				case batchable(inputs) && batchable(outputs):
 					hint = " (its whole shape: max_batch_size 0 says the model has no batch dimension)"
 				}
-				return fmt.Errorf("%w: %s %q has dims %s in the model%s, not %s", ErrBadConfig, list.key, w.Name, formatDims(a.Dims), hint, formatDims(w.Dims))
+				return fmt.Errorf("%w: %s %q has dims %s in the model%s, not %s", ErrBadConfig, list.key, w.Name, oip.FormatShape(a.Dims), hint, oip.FormatShape(w.Dims))
 			}
 		}
 	}
@@ -390,16 +390,4 @@ func narrows(want, model []int64) bool {
 		}
 	}
 	return fixed
-}
-
-// formatDims writes dims as JSON does: [-1,64].
-func formatDims[T ~int64](dims []T) string {
-	b := []byte{'['}
-	for i, d := range dims {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendInt(b, int64(d), 10)
-	}
-	return string(append(b, ']'))
 }
