@@ -8,7 +8,6 @@ import (
 	"io"
 	"log"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -18,6 +17,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/registry/blobs"
 )
 
 // Node is one member of the control plane. Its methods are safe for
@@ -96,7 +96,9 @@ func Start(cfg Config) (*Node, error) {
 // this is a fresh lone node.
 func (n *Node) open() error {
 	dir := n.cfg.DataDir
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// Durably: raft state written into a directory whose own entry a
+	// crash lost would make this node bootstrap afresh.
+	if err := blobs.MakeDirs(dir); err != nil {
 		return fmt.Errorf("cluster: cannot create %s: %w", dir, err)
 	}
 	logger := hclog.New(&hclog.LoggerOptions{

@@ -12,7 +12,9 @@
 // visible under its hex only after its size and digest are checked, so a
 // corrupt or truncated download never does. Writes are durable: a temp file
 // is fsynced, renamed into place, and its directory fsynced. Link then puts
-// a blob into the model repository that the registry package reads.
+// a blob into the model repository that the registry package reads, as
+// durably: the directories it creates are fsynced into their parents too
+// (MakeDirs).
 //
 // A Store is safe for concurrent use, including concurrent writes of the
 // same blob: each write has its own temp file and the last rename wins with

@@ -33,7 +33,7 @@ func (s *Store) Link(hex, path string) error {
 		return fmt.Errorf("cannot link blob %s: %w", hex, err)
 	}
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := MakeDirs(dir); err != nil {
 		return fmt.Errorf("cannot link blob %s: %w", hex, err)
 	}
 	// Temp files sit beside path, so that the rename stays on one filesystem.

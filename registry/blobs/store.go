@@ -30,7 +30,7 @@ func Open(dir string) (*Store, error) {
 		tmp: filepath.Join(dir, "tmp"),
 	}
 	for _, d := range []string{s.sha, s.tmp} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := MakeDirs(d); err != nil {
 			return nil, fmt.Errorf("cannot open blob store: %w", err)
 		}
 	}
@@ -265,8 +265,12 @@ func commit(f *os.File, dst string) error {
 	return syncDir(filepath.Dir(dst))
 }
 
-// syncDir fsyncs directory dir, making the renames and removals in it durable.
-func syncDir(dir string) error {
+// syncDir fsyncs directory dir, making the renames, removals and new
+// directories in it durable. Tests replace it to see which directories are
+// synced.
+var syncDir = syncDirectory
+
+func syncDirectory(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -276,4 +280,38 @@ func syncDir(dir string) error {
 		err = cerr
 	}
 	return err
+}
+
+// MakeDirs creates dir and its missing parents, as os.MkdirAll does, and
+// fsyncs the parent of each directory it created: without that, a crash
+// may lose a new directory, and with it every file renamed into it since,
+// however durable each rename was in its own directory.
+func MakeDirs(dir string) error {
+	var created []string
+	for d := filepath.Clean(dir); ; {
+		_, err := os.Stat(d)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		created = append(created, d)
+		parent := filepath.Dir(d)
+		if parent == d {
+			break
+		}
+		d = parent
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	// Deepest first: a crash part way leaves the new directories either
+	// reachable with their entries or not reachable at all.
+	for _, d := range created {
+		if err := syncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
