@@ -3,6 +3,7 @@ package batching
 import (
 	"context"
 	"fmt"
+	"maps"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -80,6 +81,10 @@ type Config struct {
 	// DefaultTimeout bounds a request's time in the queue when it gives
 	// no earlier deadline; 0 means no bound.
 	DefaultTimeout time.Duration
+	// LevelPolicies give priority levels queue policies of their own,
+	// keyed by level (1 the highest); a level without one follows
+	// MaxQueueSize and DefaultTimeout alone.
+	LevelPolicies map[int]LevelPolicy
 	// WorkerThread, when set, makes every run a worker's, each worker on
 	// an OS thread of its own: a worker locks its goroutine to its thread
 	// and calls WorkerThread on it before it takes work (to bind the
@@ -100,6 +105,7 @@ type Config struct {
 
 func (c *Config) withDefaults() Config {
 	d := *c
+	d.LevelPolicies = maps.Clone(c.LevelPolicies) // the caller's map stays the caller's
 	if d.Instances == 0 {
 		d.Instances = 1
 	}
@@ -149,7 +155,37 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("preferred batch size %d is outside 1..%d (the max batch size)", p, max(c.MaxBatchSize, 1))
 		}
 	}
+	for level, p := range c.LevelPolicies {
+		switch {
+		case level < 1 || level > max(c.PriorityLevels, 1):
+			return fmt.Errorf("a queue policy is given for priority %d, outside 1..%d", level, max(c.PriorityLevels, 1))
+		case p.MaxQueueSize < 0:
+			return fmt.Errorf("priority %d: max queue size must not be negative, got %d", level, p.MaxQueueSize)
+		case p.DefaultTimeout < 0:
+			return fmt.Errorf("priority %d: default timeout must not be negative, got %s", level, p.DefaultTimeout)
+		}
+	}
 	return nil
+}
+
+// LevelPolicy is the queue policy of one priority level.
+type LevelPolicy struct {
+	// MaxQueueSize bounds the level's waiting requests, within
+	// Config.MaxQueueSize, which bounds them all: a request of the level
+	// that finds that many of it queued is refused with ErrLevelFull,
+	// displacing nobody. 0 sets no bound of the level's own.
+	MaxQueueSize int
+	// DefaultTimeout takes the place of Config.DefaultTimeout for the
+	// level's requests; 0 means no bound.
+	DefaultTimeout time.Duration
+}
+
+// LevelTimeout returns the default timeout of priority level's requests.
+func (c *Config) LevelTimeout(level int) time.Duration {
+	if p, ok := c.LevelPolicies[level]; ok {
+		return p.DefaultTimeout
+	}
+	return c.DefaultTimeout
 }
 
 // Request is one inference request. The caller owns it and may reuse it
@@ -163,7 +199,7 @@ type Request struct {
 	// range is refused as sent.
 	Priority int64
 	// Deadline, when set, is when the request gives up waiting in the
-	// queue; it can only shorten Config.DefaultTimeout.
+	// queue; it can only shorten its level's default timeout.
 	Deadline time.Time
 	// Outputs receives every model output, Rows long, on success. Its
 	// buffers are reused.
@@ -207,6 +243,11 @@ type Batcher struct {
 	backend Backend
 	obs     Observer
 	cpuObs  CPUObserver // obs, when it wants CPU samples; else nil
+	// levelMax and timeouts hold each level's queue bound (0: none of its
+	// own) and default timeout, from Config.LevelPolicies; set by New,
+	// read-only after.
+	levelMax []int
+	timeouts []time.Duration
 
 	// mu guards the queues and the fields below.
 	mu         sync.Mutex
@@ -271,6 +312,12 @@ func New(backend Backend, cfg Config) (*Batcher, error) {
 		wake:    make(chan struct{}, c.Instances),
 		stop:    make(chan struct{}),
 	}
+	b.levelMax = make([]int, c.PriorityLevels)
+	b.timeouts = make([]time.Duration, c.PriorityLevels)
+	for i := range c.PriorityLevels {
+		b.levelMax[i] = c.LevelPolicies[i+1].MaxQueueSize
+		b.timeouts[i] = c.LevelTimeout(i + 1)
+	}
 	if co, ok := c.Observer.(CPUObserver); ok && threadCPU() >= 0 {
 		b.cpuObs = co
 	}
@@ -302,10 +349,10 @@ func (b *Batcher) QueueLen() int {
 }
 
 // Do queues r and waits for its answer: nil with r.Outputs filled, or
-// ErrQueueFull / ErrBadPriority / ErrBadRequest / ErrStopped at once,
-// ErrTimeout when its deadline passes in the queue, ErrDisplaced when a
-// request of higher priority takes its place in the full queue, or the
-// backend's error.
+// ErrQueueFull / ErrLevelFull / ErrBadPriority / ErrBadRequest /
+// ErrStopped at once, ErrTimeout when its deadline passes in the queue,
+// ErrDisplaced when a request of higher priority takes its place in the
+// full queue, or the backend's error.
 func (b *Batcher) Do(r *Request) error {
 	if r.Rows < 1 || len(r.Inputs) == 0 {
 		return fmt.Errorf("%w: %d rows and %d inputs", ErrBadRequest, r.Rows, len(r.Inputs))
@@ -327,8 +374,8 @@ func (b *Batcher) Do(r *Request) error {
 	}
 	now := time.Now()
 	deadline := r.Deadline
-	if b.cfg.DefaultTimeout > 0 {
-		if d := now.Add(b.cfg.DefaultTimeout); deadline.IsZero() || d.Before(deadline) {
+	if t := b.timeouts[level-1]; t > 0 {
+		if d := now.Add(t); deadline.IsZero() || d.Before(deadline) {
 			deadline = d
 		}
 	}
@@ -369,6 +416,10 @@ func (b *Batcher) Do(r *Request) error {
 		b.obs.Executed(r.Rows, 1, time.Since(start), err)
 		b.release()
 		return err
+	}
+	if m := b.levelMax[level-1]; m > 0 && b.levels[level-1].n >= m {
+		b.mu.Unlock()
+		return ErrLevelFull
 	}
 	if b.queued >= b.cfg.MaxQueueSize+b.free {
 		victim := b.lowestBelowLocked(level - 1)

@@ -850,13 +850,15 @@ func TestStress(t *testing.T) {
 }
 
 // TestStressDisplacement runs three priorities into a queue too small for
-// them: every request is answered, with its own rows or at once with
-// ErrQueueFull or ErrDisplaced, and the queue is empty at the end.
+// them, priority 2 with a bound of its own: every request is answered,
+// with its own rows or at once with ErrQueueFull, ErrLevelFull (priority 2
+// alone) or ErrDisplaced, and the queue is empty at the end.
 func TestStressDisplacement(t *testing.T) {
 	f := &fakeBackend{compute: 20 * time.Microsecond}
-	b := newBatcher(t, f, Config{Instances: 2, MaxBatchSize: 8, MaxQueueSize: 8, PriorityLevels: 3})
+	b := newBatcher(t, f, Config{Instances: 2, MaxBatchSize: 8, MaxQueueSize: 8, PriorityLevels: 3,
+		LevelPolicies: map[int]LevelPolicy{2: {MaxQueueSize: 2}}})
 	var wg sync.WaitGroup
-	var ok, full, displaced [3]atomic.Int64
+	var ok, full, levelFull, displaced [3]atomic.Int64
 	for g := range 16 {
 		wg.Add(1)
 		go func() {
@@ -873,6 +875,11 @@ func TestStressDisplacement(t *testing.T) {
 					ok[p].Add(1)
 				case errors.Is(err, ErrQueueFull):
 					full[p].Add(1)
+				case errors.Is(err, ErrLevelFull):
+					if p != 1 {
+						t.Errorf("priority %d, which has no bound of its own: ErrLevelFull", p+1)
+					}
+					levelFull[p].Add(1)
 				case errors.Is(err, ErrDisplaced):
 					if p == 0 {
 						t.Error("a request of the highest priority was displaced")
@@ -890,10 +897,13 @@ func TestStressDisplacement(t *testing.T) {
 		t.Fatalf("after every caller returned: %d queued, Full %v; want 0, false", n, b.Full())
 	}
 	for p := range 3 {
-		t.Logf("priority %d: %d answered, %d refused, %d displaced", p+1, ok[p].Load(), full[p].Load(), displaced[p].Load())
+		t.Logf("priority %d: %d answered, %d refused, %d refused by its level's bound, %d displaced", p+1, ok[p].Load(), full[p].Load(), levelFull[p].Load(), displaced[p].Load())
 	}
 	if displaced[1].Load()+displaced[2].Load() == 0 {
 		t.Fatal("no request was displaced: the test did not fill the queue")
+	}
+	if levelFull[1].Load() == 0 {
+		t.Fatal("no priority-2 request met its level's bound: the test did not fill it")
 	}
 }
 

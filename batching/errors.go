@@ -5,6 +5,9 @@ import "errors"
 var (
 	// ErrQueueFull means the queue holds MaxQueueSize requests already.
 	ErrQueueFull = errors.New("batching: queue full")
+	// ErrLevelFull means the queue holds as many requests of the
+	// request's priority as that level's LevelPolicy allows.
+	ErrLevelFull = errors.New("batching: the queue of this priority is full")
 	// ErrDisplaced means a queued request gave its place in a full queue
 	// to one of higher priority.
 	ErrDisplaced = errors.New("batching: displaced from a full queue by a request of higher priority")

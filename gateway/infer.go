@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -117,7 +118,7 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 		// Refuse before decoding: under overload, decoding requests only
 		// to refuse them takes the CPU the accepted ones need. (A request
 		// the cache could answer is refused too; it retries.)
-		return s.batchError(v, 0, batching.ErrQueueFull)
+		return s.batchError(v, 0, 0, batching.ErrQueueFull)
 	}
 	sc := s.scratch.get()
 	defer s.scratch.put(sc)
@@ -192,7 +193,7 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 	}
 
 	timeout := s.cfg.RequestTimeout
-	if t := req.TimeoutMicros; t > 0 && t < int64(timeout/time.Microsecond) && v.Config.DynamicBatching.TimeoutOverride() {
+	if t := req.TimeoutMicros; t > 0 && t < int64(timeout/time.Microsecond) && v.Config.DynamicBatching.TimeoutOverride(priorityLevel(v, req.Priority)) {
 		timeout = time.Duration(t) * time.Microsecond
 	}
 	br := &sc.breq
@@ -205,7 +206,7 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 	sc.outs = br.Outputs
 	br.Inputs = nil
 	if err != nil {
-		return s.batchError(v, timeout, err)
+		return s.batchError(v, priorityLevel(v, req.Priority), timeout, err)
 	}
 	if useCache {
 		// The values are stored whatever becomes of this response (its
@@ -379,21 +380,39 @@ func responseEncoding(accept []byte) string {
 	return ""
 }
 
-// batchError maps an error from the batcher or the backend to a response.
-func (s *Server) batchError(v *registry.Version, timeout time.Duration, err error) error {
+// priorityLevel returns the priority level of a request that gives
+// priority (0: none) to version v; one out of range is returned as it is,
+// for the batcher to refuse.
+func priorityLevel(v *registry.Version, priority int64) int {
+	if priority == 0 {
+		return v.Batcher.Config().DefaultPriority
+	}
+	return int(max(min(priority, math.MaxInt32), math.MinInt32))
+}
+
+// batchError maps an error from the batcher or the backend, for a request
+// of priority level that waited at most timeout, to a response.
+func (s *Server) batchError(v *registry.Version, level int, timeout time.Duration, err error) error {
 	switch {
 	case errors.Is(err, batching.ErrQueueFull):
 		return unavailable(1, "model %q version %s has %d requests queued, its max_queue; retry later, or raise max_queue or instances in the model's config.json",
 			v.Model, v.Label, v.Batcher.Config().MaxQueueSize)
+	case errors.Is(err, batching.ErrLevelFull):
+		return unavailable(1, "model %q version %s has %d requests of priority %d queued, the max_queue_size of that priority in its dynamic_batching.priority_queue_policy; retry later, send it at another priority, or raise that bound",
+			v.Model, v.Label, v.Batcher.Config().LevelPolicies[level].MaxQueueSize, level)
 	case errors.Is(err, batching.ErrDisplaced):
 		return &httpError{code: fasthttp.StatusServiceUnavailable, retryAfter: 1, reason: registry.ReasonDisplaced,
 			msg: fmt.Sprintf("model %q version %s gave this request's place in its full queue (max_queue %d) to one of higher priority; retry later, send it with a higher priority, or raise max_queue or instances in the model's config.json",
 				v.Model, v.Label, v.Batcher.Config().MaxQueueSize)}
 	case errors.Is(err, batching.ErrTimeout):
 		bc := v.Batcher.Config()
-		if bc.DefaultTimeout > 0 && bc.DefaultTimeout < timeout {
-			return timedOut(fmt.Sprintf("timed out after %s waiting in the queue of model %q version %s (%d instances busy), its dynamic_batching.default_queue_timeout_us; retry later, raise that in the model's configuration, or add instances",
-				bc.DefaultTimeout, v.Model, v.Label, bc.Instances))
+		if t := bc.LevelTimeout(level); t > 0 && t < timeout {
+			setting := "dynamic_batching.default_queue_timeout_us"
+			if _, ok := bc.LevelPolicies[level]; ok {
+				setting = fmt.Sprintf("dynamic_batching.priority_queue_policy's default_timeout_microseconds for priority %d", level)
+			}
+			return timedOut(fmt.Sprintf("timed out after %s waiting in the queue of model %q version %s (%d instances busy), its %s; retry later, raise that in the model's configuration, or add instances",
+				t, v.Model, v.Label, bc.Instances, setting))
 		}
 		return timedOut(fmt.Sprintf("timed out after %s waiting in the queue of model %q version %s (%d instances busy); retry later, raise the request's timeout parameter or the server's --request-timeout, or add instances",
 			timeout, v.Model, v.Label, bc.Instances))

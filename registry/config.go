@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -101,12 +104,49 @@ type DynamicBatching struct {
 	// DefaultQueueTimeoutUS bounds the queue time of requests that give no
 	// timeout; 0 leaves it to the server's request timeout.
 	DefaultQueueTimeoutUS int64 `json:"default_queue_timeout_us,omitempty"`
+	// PriorityQueuePolicy gives priority levels queue policies of their
+	// own, keyed by level ("1" is the highest), in Triton's spelling: a
+	// level's max_queue_size bounds its own waiting requests (within
+	// max_queue, which bounds them all; 0 sets no bound of its own), its
+	// default_timeout_microseconds takes the place of
+	// default_queue_timeout_us for its requests, and its
+	// allow_timeout_override the place of allow_timeout_override. A
+	// field a level's policy leaves out takes the model's setting.
+	PriorityQueuePolicy map[string]QueuePolicy `json:"priority_queue_policy,omitempty"`
 }
 
-// TimeoutOverride reports whether requests' own timeouts apply under d
-// (nil means yes).
-func (d *DynamicBatching) TimeoutOverride() bool {
-	return d == nil || d.AllowTimeoutOverride == nil || *d.AllowTimeoutOverride
+// TimeoutOverride reports whether the own timeouts of requests of
+// priority level apply under d (nil means yes).
+func (d *DynamicBatching) TimeoutOverride(level int) bool {
+	if d == nil {
+		return true
+	}
+	if p := d.PriorityQueuePolicy[strconv.Itoa(level)].AllowTimeoutOverride; p != nil {
+		return *p
+	}
+	return d.AllowTimeoutOverride == nil || *d.AllowTimeoutOverride
+}
+
+// checkPriorityQueuePolicy reports the first bad setting of d's priority
+// queue policies.
+func (d *DynamicBatching) checkPriorityQueuePolicy() error {
+	levels := max(d.PriorityLevels, 1)
+	for _, k := range slices.Sorted(maps.Keys(d.PriorityQueuePolicy)) {
+		q := d.PriorityQueuePolicy[k]
+		path := "dynamic_batching.priority_queue_policy." + k
+		if level, err := strconv.Atoi(k); err != nil || level < 1 || level > levels || strconv.Itoa(level) != k {
+			return fmt.Errorf("%w: dynamic_batching.priority_queue_policy has a policy for priority %q; its keys are priority levels, 1 to priority_levels (%d)", ErrBadConfig, k, levels)
+		}
+		switch {
+		case q.TimeoutAction != "" && q.TimeoutAction != "REJECT":
+			return fmt.Errorf("%w: %s.timeout_action %q: infergate refuses a request whose queue time runs out (REJECT); DELAY is not supported", ErrBadConfig, path, q.TimeoutAction)
+		case q.DefaultTimeoutMicroseconds != nil && (*q.DefaultTimeoutMicroseconds < 0 || *q.DefaultTimeoutMicroseconds > maxQueueTimeoutUS):
+			return fmt.Errorf("%w: %s.default_timeout_microseconds must be between 0 and %d (1 h), got %d", ErrBadConfig, path, int64(maxQueueTimeoutUS), *q.DefaultTimeoutMicroseconds)
+		case q.MaxQueueSize != nil && (*q.MaxQueueSize < 0 || *q.MaxQueueSize > maxQueueLimit):
+			return fmt.Errorf("%w: %s.max_queue_size must be between 0 (no bound of the level's own) and %d, got %d", ErrBadConfig, path, maxQueueLimit, *q.MaxQueueSize)
+		}
+	}
+	return nil
 }
 
 // On reports whether batching is enabled by d (nil means yes).
@@ -191,6 +231,9 @@ func (c *ModelConfig) Validate() error {
 			return fmt.Errorf("%w: dynamic_batching.default_priority_level must be between 1 and priority_levels (%d), got %d", ErrBadConfig, max(d.PriorityLevels, 1), d.DefaultPriorityLevel)
 		case d.DefaultQueueTimeoutUS < 0 || d.DefaultQueueTimeoutUS > maxQueueTimeoutUS:
 			return fmt.Errorf("%w: dynamic_batching.default_queue_timeout_us must be between 0 and %d (1 h), got %d", ErrBadConfig, int64(maxQueueTimeoutUS), d.DefaultQueueTimeoutUS)
+		}
+		if err := d.checkPriorityQueuePolicy(); err != nil {
+			return err
 		}
 		if c.noBatchDim && len(d.PreferredBatchSizes) > 0 {
 			return fmt.Errorf("%w: dynamic_batching.preferred_batch_sizes are given with max_batch_size 0, which says the model has no batch dimension; leave them out, or give max_batch_size", ErrBadConfig)

@@ -107,9 +107,14 @@ func (o *pbtxtObject) toJSON(t reflect.Type, path string, lines map[string]int) 
 				if ok && len(o.values["key"]) == 1 && len(o.values["value"]) == 1 && len(o.keys) == 2 {
 					key = o.values["key"][0]
 				}
-				name, isString := key.v.(string)
-				if !isString {
-					return nil, errorAt(v.line, "each entry of %s is a message of a key (a string) and a value: { key: \"...\" value { ... } }", p)
+				var name string
+				switch k := key.v.(type) {
+				case string:
+					name = k
+				case int64: // priority_queue_policy's keys are priority levels
+					name = strconv.FormatInt(k, 10)
+				default:
+					return nil, errorAt(v.line, "each entry of %s is a message of a key (a string or an integer) and a value: { key: \"...\" value { ... } }", p)
 				}
 				lines[stripIndices(joinPath(p, name))] = v.line
 				e, err := o.values["value"][0].toJSON(it.Elem(), joinPath(p, name), lines)

@@ -122,7 +122,7 @@ func TestTritonChecksDoNotReload(t *testing.T) {
 func TestConfigTextErrorsNameTheLine(t *testing.T) {
 	for text, want := range map[string]string{
 		"name: \"m\"\nmax_batch_size: 8\n\nsequence_batching { }\n":                            `config.pbtxt line 4: unknown field "sequence_batching"`,
-		"name: \"m\"\nparameters { key: \"a\" }\nparameters { key: \"b\" }\n":                  "config.pbtxt line 2: each entry of parameters is a message of a key (a string) and a value",
+		"name: \"m\"\nparameters { key: \"a\" }\nparameters { key: \"b\" }\n":                  "config.pbtxt line 2: each entry of parameters is a message of a key (a string or an integer) and a value",
 		"input [ { name: \"x\"\n data_type: TYPE_FP32\n dims: [ 1 ]\n format: FORMAT_NCHW } ]": `config.pbtxt line 4: input[0].format is "FORMAT_NCHW"`,
 		"name: \"m\"\n\nresponse_cache { enable: 1 }\n":                                        "config.pbtxt line 3: response_cache.enable takes true or false, not a number",
 		"name: \"m\"\nmax_batch_size: -infinity\n":                                             `config.pbtxt line 2: "-infinity" is not a finite number`,
@@ -167,14 +167,14 @@ func TestTritonPrintedConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Instances != 2 || c.Device != "cpu" || c.IntraOpThreads != 2 || c.InterOpThreads != 0 || c.MaxBatchSize != 16 || c.Parameters != nil ||
-		c.MaxQueue != 100 || c.DynamicBatching.TimeoutOverride() {
+		c.MaxQueue != 100 || c.DynamicBatching.TimeoutOverride(1) {
 		t.Fatalf("got %+v", c)
 	}
 	for in, want := range map[string]string{
 		`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":[3],"format":"FORMAT_NCHW"}]}`: `input[0].format is "FORMAT_NCHW": infergate has no such setting, and takes only Triton's default, "FORMAT_NONE"; remove it`,
 		`{"optimization":{"cuda":{"graphs":true}}}`:                                          `optimization is {"cuda":{"graphs":true}}`,
 		`{"model_warmup":[{"name":"w"}]}`:                                                    `model_warmup is [{"name":"w"}]`,
-		`{"dynamic_batching":{"priority_queue_policy":{"1":{}}}}`:                            `dynamic_batching.priority_queue_policy is {"1":{}}`,
+		`{"dynamic_batching":{"priority_queue_policy":{"2":{}}}}`:                            `dynamic_batching.priority_queue_policy has a policy for priority "2"; its keys are priority levels, 1 to priority_levels (1)`,
 		`{"parameters":{"execution_mode":{"string_value":"1"}}}`:                             `parameters: "execution_mode" is not one infergate reads`,
 		`{"parameters":{"intra_op_thread_count":{"string_value":"many"}}}`:                   `parameters: intra_op_thread_count must be a string_value of 0 to 256, got "many"`,
 		`{"intra_op_threads":3,"parameters":{"intra_op_thread_count":{"string_value":"2"}}}`: "parameters: intra_op_thread_count is 2 but the configuration's own thread count is 3",
@@ -202,7 +202,7 @@ parameters [ { key: "inter_op_thread_count", value: { string_value: "1" } } ]
 	}
 	for in, want := range map[string]string{
 		"input [ { name: \"x\"\n format: FORMAT_NHWC } ]":           `config.pbtxt line 2: input[0].format is "FORMAT_NHWC"`,
-		"parameters { key: \"a\" }":                                 "config.pbtxt line 1: each entry of parameters is a message of a key (a string) and a value",
+		"parameters { key: \"a\" }":                                 "config.pbtxt line 1: each entry of parameters is a message of a key (a string or an integer) and a value",
 		"\nparameters { key: \"a\" value { string_value: \"1\" } }": `config.pbtxt line 2: parameters: "a" is not one infergate reads`,
 	} {
 		if _, err := ParseModelConfigText([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {

@@ -137,8 +137,30 @@ func batcherConfig(cfg ModelConfig, batchable bool) batching.Config {
 		bc.PriorityLevels = d.PriorityLevels
 		bc.DefaultPriority = d.DefaultPriorityLevel
 		bc.DefaultTimeout = time.Duration(d.DefaultQueueTimeoutUS) * time.Microsecond
+		bc.LevelPolicies = d.levelPolicies()
 	}
 	return bc
+}
+
+// levelPolicies returns d's priority queue policies as the batcher takes
+// them, the fields a policy leaves out filled in from d.
+func (d *DynamicBatching) levelPolicies() map[int]batching.LevelPolicy {
+	if d == nil || len(d.PriorityQueuePolicy) == 0 {
+		return nil
+	}
+	m := make(map[int]batching.LevelPolicy, len(d.PriorityQueuePolicy))
+	for k, q := range d.PriorityQueuePolicy {
+		level, _ := strconv.Atoi(k) // checked by Validate
+		p := batching.LevelPolicy{DefaultTimeout: time.Duration(d.DefaultQueueTimeoutUS) * time.Microsecond}
+		if q.MaxQueueSize != nil {
+			p.MaxQueueSize = int(*q.MaxQueueSize)
+		}
+		if q.DefaultTimeoutMicroseconds != nil {
+			p.DefaultTimeout = time.Duration(*q.DefaultTimeoutMicroseconds) * time.Microsecond
+		}
+		m[level] = p
+	}
+	return m
 }
 
 // acquire takes a reference unless v is draining or full.
