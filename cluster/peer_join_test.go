@@ -247,6 +247,41 @@ func TestRetiredVersionStopsServing(t *testing.T) {
 	}
 }
 
+// A version retired while another live version fails to load on a node
+// stops serving there: the failed load keeps what served before it, and
+// the reconciler drops the retired version from that.
+func TestRetiredVersionStopsServingBesideFailedVersion(t *testing.T) {
+	c := newTestCluster(t, 1)
+	n := c.waitLeader(c.nodes...)
+	for _, content := range []string{"good one", "good two", "broken three"} {
+		if _, err := c.register(n, "m", content); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		st := n.LocalStatus().Models["m"]
+		if st["1"].State != VersionReady || st["2"].State != VersionReady || st["3"].State != VersionFailed {
+			return fmt.Errorf("statuses %+v; want 1 and 2 ready, 3 failed", st)
+		}
+		return nil
+	})
+	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpRetireVersion, Model: "m", Version: 2}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if v, err := n.cfg.Registry.Acquire("m", 2); err == nil {
+			v.Release()
+			return fmt.Errorf("retired version 2 still serves versioned requests (loaded: %v)", loadedVersions(n.cfg.Registry, "m"))
+		}
+		return nil
+	})
+	if v, err := n.cfg.Registry.Acquire("m", 1); err != nil {
+		t.Fatalf("production version 1 after the retirement: %v; want it serving", err)
+	} else {
+		v.Release()
+	}
+}
+
 // A cluster model never replaces the files of a local model of the same
 // name on another node (Upload refuses the name only on the node that
 // serves it): the version is reported failed, saying why, and the local

@@ -244,6 +244,9 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 	msg := ""
 	if err := r.repo.Load(m.Name, &cfg); err != nil {
 		msg = err.Error()
+		// A load that fails keeps what served before it, and that may
+		// include a version the cluster has retired since.
+		r.dropNotLive(m, live)
 	}
 	r.removeRetired(m)
 	if msg != r.loadErrs[m.Name] {
