@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,12 +9,15 @@ import (
 	"time"
 
 	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/registry"
 )
 
 // seed registers the versions the registry serves from its directory when
 // this node has just bootstrapped a new group, so that a lone gateway's
 // models become the cluster's and joining nodes pull them. Version numbers
-// and config.json are kept; the served default becomes production.
+// and the configuration are kept (config.json, or config.pbtxt in the same
+// JSON form); the served default becomes production. A configuration given
+// through the repository load API is not: the cluster's is the file's.
 func (n *Node) seed() {
 	ctx, cancel := context.WithTimeout(n.ctx, time.Minute)
 	defer cancel()
@@ -40,8 +42,8 @@ func (n *Node) seedModel(ctx context.Context, name string) error {
 		return nil
 	}
 	dir := filepath.Join(n.cfg.Registry.Dir(), name)
-	config, err := os.ReadFile(filepath.Join(dir, "config.json"))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	config, err := registry.ModelConfigJSON(dir)
+	if err != nil {
 		return err
 	}
 	// What this node serves unversioned now becomes production. (Read it

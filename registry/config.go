@@ -498,32 +498,63 @@ func scanModel(dir, name string) (modelOnDisk, error) {
 // directory with both is refused, rather than one of them silently
 // ignored.
 func readModelConfig(mdir string) (ModelConfig, error) {
+	data, path, err := readConfigFile(mdir)
+	switch {
+	case err != nil:
+		return ModelConfig{}, err
+	case data == nil:
+		return ModelConfig{}, nil
+	}
+	parse := ParseModelConfig
+	if filepath.Base(path) == "config.pbtxt" {
+		parse = ParseModelConfigText
+	}
+	c, err := parse(data)
+	if err != nil {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// readConfigFile returns the contents and the path of model directory
+// mdir's configuration file, config.json or config.pbtxt; nil when it has
+// neither, and an error when it has both.
+func readConfigFile(mdir string) (data []byte, path string, err error) {
 	jsonPath, textPath := filepath.Join(mdir, "config.json"), filepath.Join(mdir, "config.pbtxt")
-	data, err := os.ReadFile(jsonPath)
+	data, err = os.ReadFile(jsonPath)
 	if err != nil && !os.IsNotExist(err) {
-		return ModelConfig{}, fmt.Errorf("%w: cannot read %s: %w", ErrBadConfig, jsonPath, err)
+		return nil, "", fmt.Errorf("%w: cannot read %s: %w", ErrBadConfig, jsonPath, err)
 	}
 	jsonFound := err == nil
 	text, err := os.ReadFile(textPath)
 	switch {
 	case err != nil && !os.IsNotExist(err):
-		return ModelConfig{}, fmt.Errorf("%w: cannot read %s: %w", ErrBadConfig, textPath, err)
+		return nil, "", fmt.Errorf("%w: cannot read %s: %w", ErrBadConfig, textPath, err)
 	case err == nil && jsonFound:
-		return ModelConfig{}, fmt.Errorf("%w: %s has both config.json and config.pbtxt; keep one", ErrBadConfig, mdir)
+		return nil, "", fmt.Errorf("%w: %s has both config.json and config.pbtxt; keep one", ErrBadConfig, mdir)
 	case err == nil:
-		c, err := ParseModelConfigText(text)
-		if err != nil {
-			return c, fmt.Errorf("%s: %w", textPath, err)
-		}
-		return c, nil
+		return text, textPath, nil
 	case jsonFound:
-		c, err := ParseModelConfig(data)
-		if err != nil {
-			return c, fmt.Errorf("%s: %w", jsonPath, err)
-		}
-		return c, nil
+		return data, jsonPath, nil
 	}
-	return ModelConfig{}, nil
+	return nil, "", nil
+}
+
+// ModelConfigJSON returns the configuration in model directory mdir as the
+// text of a config.json: config.json as it is, or config.pbtxt turned into
+// the same JSON form, which loads as the text did. It returns nil when the
+// directory has neither, and an error when it has both or config.pbtxt
+// cannot be read.
+func ModelConfigJSON(mdir string) ([]byte, error) {
+	data, path, err := readConfigFile(mdir)
+	if err != nil || data == nil || filepath.Base(path) == "config.json" {
+		return data, err
+	}
+	tree, _, err := configTextTree(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", path, ErrBadConfig, err)
+	}
+	return json.Marshal(tree)
 }
 
 // listModels returns the names of the model directories in dir, sorted.

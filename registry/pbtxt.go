@@ -18,13 +18,7 @@ import (
 // ParseModelConfig reads, so that both files are held to the same rules;
 // errors name the line.
 func ParseModelConfigText(data []byte) (ModelConfig, error) {
-	p := &pbtxtParser{s: data, line: 1}
-	o, err := p.fields(0)
-	if err != nil {
-		return ModelConfig{}, fmt.Errorf("%w: %w", ErrBadConfig, err)
-	}
-	lines := map[string]int{}
-	tree, err := o.toJSON(configType, "", lines)
+	tree, lines, err := configTextTree(data)
 	if err != nil {
 		return ModelConfig{}, fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
@@ -34,6 +28,19 @@ func ParseModelConfigText(data []byte) (ModelConfig, error) {
 		}
 		return ""
 	})
+}
+
+// configTextTree turns config.pbtxt text into the tree of JSON values
+// that parseTree reads, and the line of each field's path.
+func configTextTree(data []byte) (tree map[string]any, lines map[string]int, err error) {
+	p := &pbtxtParser{s: data, line: 1}
+	o, err := p.fields(0)
+	if err != nil {
+		return nil, nil, err
+	}
+	lines = map[string]int{}
+	tree, err = o.toJSON(configType, "", lines)
+	return tree, lines, err
 }
 
 // stripIndices turns input[0].dims into input.dims.

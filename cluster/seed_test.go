@@ -1,0 +1,60 @@
+package cluster
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/infergate/infergate/internal/testenv"
+	"github.com/infergate/infergate/registry"
+)
+
+// A lone node that bootstraps a group registers its local models with
+// their configuration, config.pbtxt included: without it the reconciler
+// would load the model again with the node's defaults.
+func TestSeedKeepsConfigPbtxt(t *testing.T) {
+	_, tr := raft.NewInmemTransport("127.0.0.9:7000")
+	cfg := testConfig(t, "seed", tr, "")
+	cfg.RegisterLocal = true
+	dir := cfg.Registry.Dir()
+	if err := os.MkdirAll(filepath.Join(dir, "m", "1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "m", "1", "model.onnx"), []byte("good one"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "m", "config.pbtxt"), []byte("instance_group [ { count: 3, kind: KIND_CPU } ]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Registry.Load("m", nil); err != nil {
+		t.Fatal(err)
+	}
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Stop() })
+	var registered []byte
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		st, _ := n.FSM().State()
+		if st.Models["m"] == nil || st.Models["m"].Version(1) == nil {
+			return fmt.Errorf("m not registered yet")
+		}
+		registered = st.Models["m"].Version(1).Config
+		if s := n.LocalStatus().Models["m"]["1"]; s.State != VersionReady {
+			return fmt.Errorf("status %+v; want ready", s)
+		}
+		return nil
+	})
+	c, err := registry.ParseModelConfig(registered)
+	if err != nil || c.Instances != 3 || c.Device != "cpu" {
+		t.Fatalf("registered configuration %q parses to instances %d, device %q, %v; want 3 on cpu, as config.pbtxt says", registered, c.Instances, c.Device, err)
+	}
+	if v := cfg.Registry.Model("m").Version(1); v.Config.Instances != 3 {
+		t.Fatalf("version 1 serves with %d instances; want 3", v.Config.Instances)
+	}
+}
