@@ -317,13 +317,7 @@ func (n *Node) savePeers(st *fsm.State) {
 		return
 	}
 	b, _ := json.Marshal(urls)
-	path := filepath.Join(n.cfg.DataDir, peersFile)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		n.logf("cluster: cannot record the members' addresses: %v", err)
-		return
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := writeFileDurably(filepath.Join(n.cfg.DataDir, peersFile), b); err != nil {
 		n.logf("cluster: cannot record the members' addresses: %v", err)
 		return
 	}

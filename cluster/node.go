@@ -36,6 +36,9 @@ type Node struct {
 	// savedPeers is what savePeers wrote last; only the reconciler's
 	// goroutine uses it.
 	savedPeers []string
+	// savedProduction is what saveProduction wrote last; only the
+	// reconciler's goroutine uses it.
+	savedProduction map[string]int64
 	m          nodeMetrics
 
 	// stop is closed, and ctx canceled, when Stop begins: background work
@@ -75,6 +78,7 @@ func Start(cfg Config) (*Node, error) {
 		n.closeStores()
 		return nil, err
 	}
+	n.restoreProduction()
 	n.rec = newReconciler(n)
 	n.m = newNodeMetrics(n)
 	n.goFunc(n.announce)

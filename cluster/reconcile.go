@@ -155,6 +155,7 @@ func (r *reconciler) setStatus(model string, v int64, state, reason string) {
 func (r *reconciler) reconcile() {
 	st, _ := r.n.fsm.State()
 	r.n.savePeers(st)
+	r.n.saveProduction(st)
 	names := make([]string, 0, len(st.Models))
 	for name := range st.Models {
 		names = append(names, name)

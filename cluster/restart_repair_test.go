@@ -230,3 +230,72 @@ func restartNode(t *testing.T, cfg Config, load registry.LoadFunc) (*Node, *regi
 	t.Cleanup(func() { n.Stop() })
 	return n, repo
 }
+
+// A node restarts as serve does it: a new registry over the same
+// repository loads what is on disk (LoadAll, whose rule for unversioned
+// requests is the highest version), then the control plane starts. Model m
+// has production version 1 and staged version 2. From Start's return, and
+// before raft has given the node the group's state back (an election, or
+// a quorum, away), unversioned requests never reach staged version 2:
+// production.json routes them to version 1, which serves once the
+// reconciler has loaded it again.
+func TestRestartKeepsStagedVersionFromUnversioned(t *testing.T) {
+	cfg, n := startSolo(t)
+	c := &testCluster{t: t, nodes: []*Node{n}}
+	for _, content := range []string{"good one", "good two"} {
+		if _, err := c.register(n, "m", content); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		st := n.LocalStatus().Models["m"]
+		if st["1"].State != VersionReady || st["2"].State != VersionReady {
+			return fmt.Errorf("statuses %+v; want 1 and 2 ready", st)
+		}
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, productionFile)); err != nil {
+			return err
+		}
+		return nil
+	})
+	if err := n.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := registry.New(registry.Config{Dir: cfg.Registry.Dir(), Load: func(b []byte, _ registry.ModelConfig) (registry.Backend, error) { return textBackend{}, nil }, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(repo.Close)
+	if err := repo.LoadAll(); err != nil { // serve's loadInitial
+		t.Fatal(err)
+	}
+	if v := repo.Model("m").Default(); v == nil || v.Number != 2 {
+		t.Fatalf("after LoadAll, before the control plane: default %v; want version 2, the repository's own rule (else this test tests nothing)", v)
+	}
+	d := DefaultConfig() // the timings serve runs with: an election takes a while
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = d.HeartbeatTimeout, d.ElectionTimeout, d.LeaderLeaseTimeout
+	cfg.Registry = repo
+	again, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { again.Stop() })
+	// serve reports ready here.
+	if v, err := repo.Acquire("m", 0); err == nil {
+		v.Release()
+		if v.Number != 1 {
+			st, _ := again.FSM().State()
+			t.Fatalf("right after the restart: unversioned requests for m are served by version %d (models known to the state machine: %d); production is 1, version 2 is staged", v.Number, len(st.Models))
+		}
+	}
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		v, err := repo.Acquire("m", 0)
+		if err != nil {
+			return err
+		}
+		defer v.Release()
+		if v.Number != 1 {
+			return fmt.Errorf("unversioned requests served by version %d; want 1", v.Number)
+		}
+		return nil
+	})
+}
