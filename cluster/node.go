@@ -39,7 +39,7 @@ type Node struct {
 	// savedProduction is what saveProduction wrote last; only the
 	// reconciler's goroutine uses it.
 	savedProduction map[string]int64
-	m          nodeMetrics
+	m               nodeMetrics
 
 	// stop is closed, and ctx canceled, when Stop begins: background work
 	// and calls in progress give up.
