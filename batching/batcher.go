@@ -180,6 +180,16 @@ type LevelPolicy struct {
 	DefaultTimeout time.Duration
 }
 
+// CheckPriority returns ErrBadPriority, saying why, for a request
+// priority outside 1..PriorityLevels; 0 (none given) is fine. c must have
+// its defaults filled in, as Batcher.Config's are.
+func (c *Config) CheckPriority(p int64) error {
+	if p != 0 && (p < 1 || p > int64(c.PriorityLevels)) {
+		return fmt.Errorf("%w: priority %d; this model has priorities 1 (highest) to %d", ErrBadPriority, p, c.PriorityLevels)
+	}
+	return nil
+}
+
 // LevelTimeout returns the default timeout of priority level's requests.
 func (c *Config) LevelTimeout(level int) time.Duration {
 	if p, ok := c.LevelPolicies[level]; ok {
@@ -364,8 +374,8 @@ func (b *Batcher) Do(r *Request) error {
 	}
 	level := b.cfg.DefaultPriority
 	if r.Priority != 0 {
-		if r.Priority < 1 || r.Priority > int64(b.cfg.PriorityLevels) {
-			return fmt.Errorf("%w: priority %d; this model has priorities 1 (highest) to %d", ErrBadPriority, r.Priority, b.cfg.PriorityLevels)
+		if err := b.cfg.CheckPriority(r.Priority); err != nil {
+			return err
 		}
 		level = int(r.Priority)
 	}
@@ -599,17 +609,18 @@ func (b *Batcher) lowestBelowLocked(level int) *Request {
 	return nil
 }
 
-// setFullLocked sets what Full reports: MaxQueueSize requests wait, all
-// of the highest priority, so that Do refuses any request, whatever its
-// priority.
+// setFullLocked sets what Full reports: as many requests wait as Do
+// admits (MaxQueueSize, and one more for each idle instance about to take
+// one), all of the highest priority, so that Do refuses any request,
+// whatever its priority. It is called wherever queued or free changes.
 func (b *Batcher) setFullLocked() {
-	b.full.Store(b.queued >= b.cfg.MaxQueueSize && b.levels[0].n == b.queued)
+	b.full.Store(b.queued >= b.cfg.MaxQueueSize+b.free && b.levels[0].n == b.queued)
 }
 
-// Full reports, without locking, whether MaxQueueSize requests of the
-// highest priority are waiting, which no request can displace: a caller
-// can refuse a request before paying to decode it. Do still decides for
-// itself.
+// Full reports, without locking, whether the queue holds all that Do
+// admits, every request of the highest priority, which no request can
+// displace: a caller can refuse a request before paying to decode it. Do
+// still decides for itself.
 func (b *Batcher) Full() bool { return b.full.Load() }
 
 // release returns an instance and wakes a worker for what queued
@@ -617,6 +628,7 @@ func (b *Batcher) Full() bool { return b.full.Load() }
 func (b *Batcher) release() {
 	b.mu.Lock()
 	b.free++
+	b.setFullLocked()
 	// Once stopped, a worker may wait for this instance with nothing
 	// queued any more (the queue emptied by expiry, or into a caller's
 	// run): wake it to find that out and end.
@@ -841,6 +853,7 @@ func (w *worker) next() []*Request {
 		w.batch = b.collectLocked(w.batch[:0], now)
 		if len(w.batch) > 0 {
 			b.free--
+			b.setFullLocked()
 			more := b.queued > 0 && b.free > 0
 			b.mu.Unlock()
 			if more {

@@ -1126,3 +1126,37 @@ func TestExpiredRequestDisplacesNobody(t *testing.T) {
 		}
 	})
 }
+
+// Full agrees with Do: a request waiting for its batch to fill while the
+// only instance is idle (a queue delay) leaves room for one more, which
+// Do takes, so Full must not say the queue is full.
+func TestFullAgreesWithDo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBackend{}
+		b := newBatcher(t, f, Config{Instances: 1, MaxBatchSize: 8, MaxQueueSize: 1, MaxQueueDelay: time.Second})
+		first := goDo(b, request(1, 2, 1))
+		synctest.Wait()
+		if b.Full() {
+			t.Fatal("Full with one request waiting for an idle instance: got true; Do takes one more")
+		}
+		second := goDo(b, request(1, 2, 5))
+		synctest.Wait()
+		if !b.Full() {
+			t.Fatal("Full with the idle instance's request and max queue size 1 waiting: got false")
+		}
+		if err := b.Do(request(1, 2, 9)); !errors.Is(err, ErrQueueFull) {
+			t.Fatalf("a third request: got %v; want ErrQueueFull, as Full said", err)
+		}
+		for _, ch := range []<-chan error{first, second} {
+			if err := <-ch; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := fmt.Sprint(f.runs()); got != "[2]" {
+			t.Fatalf("runs %s; want [2]: both in one batch", got)
+		}
+		if b.Full() {
+			t.Fatal("Full after the batch ran: got true")
+		}
+	})
+}

@@ -177,3 +177,47 @@ func TestStatusPageTraffic(t *testing.T) {
 		t.Errorf("status page on a node without a cache:\n%s", page.body)
 	}
 }
+
+// A priority out of range is a 400 whether or not the cache holds the
+// request's inputs, and a body refused so is never replayed.
+func TestCacheHitChecksPriority(t *testing.T) {
+	b := newFakeBackend()
+	s := startFake(t, b, gateway.DefaultConfig(), registry.ModelConfig{ResponseCache: &registry.ResponseCache{Enable: true}})
+	bad := []byte(`{"parameters":{"priority":7},"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}]}`)
+	const want = "priority out of range: priority 7; this model has priorities 1 (highest) to 1"
+	checkError(t, s.post(t, fakeInfer, bad), fasthttp.StatusBadRequest, want)
+	if r := s.post(t, fakeInfer, fakeRequest); r.code != fasthttp.StatusOK {
+		t.Fatalf("good request: %s", r)
+	}
+	waitCache(t, s)
+	for range 2 {
+		r := s.post(t, fakeInfer, bad)
+		checkError(t, r, fasthttp.StatusBadRequest, want)
+		waitCache(t, s)
+	}
+}
+
+// Cache-Control's no-cache skips the cache in any case of its name, among
+// other directives, and in a second Cache-Control header.
+func TestNoCacheDirectiveAnyCase(t *testing.T) {
+	b := newFakeBackend()
+	s := startFake(t, b, gateway.DefaultConfig(), registry.ModelConfig{ResponseCache: &registry.ResponseCache{Enable: true}})
+	if r := s.post(t, fakeInfer, fakeRequest); r.code != fasthttp.StatusOK {
+		t.Fatalf("first: %s", r)
+	}
+	waitCache(t, s)
+	if r := s.post(t, fakeInfer, fakeRequest); r.header["X-Cache"] != "hit" {
+		t.Fatalf("a repeated request: X-Cache %q; want hit", r.header["X-Cache"])
+	}
+	for _, h := range []string{"no-cache", "No-Cache", "max-age=0, NO-CACHE", " no-cache=\"x\" "} {
+		if r := s.post(t, fakeInfer, fakeRequest, "Cache-Control", h); r.code != fasthttp.StatusOK || r.header["X-Cache"] != "" {
+			t.Errorf("Cache-Control: %s: %s, X-Cache %q; want 200 from the model", h, r, r.header["X-Cache"])
+		}
+	}
+	if r := s.post(t, fakeInfer, fakeRequest, "Cache-Control", "max-age=0", "Cache-Control", "no-cache"); r.header["X-Cache"] != "" {
+		t.Errorf("no-cache in a second Cache-Control header: X-Cache %q; want none", r.header["X-Cache"])
+	}
+	if r := s.post(t, fakeInfer, fakeRequest, "Cache-Control", "no-cache-please"); r.header["X-Cache"] != "hit" {
+		t.Errorf("Cache-Control: no-cache-please: X-Cache %q; want hit (not the directive)", r.header["X-Cache"])
+	}
+}

@@ -137,7 +137,7 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 		return err
 	}
 	cacheable := s.cache != nil && v.Config.ResponseCache != nil && v.Config.ResponseCache.Enable &&
-		!bytes.Contains(ctx.Request.Header.Peek("Cache-Control"), noCache)
+		!noCacheAsked(&ctx.Request.Header)
 	sc.bkey = sc.bkey[:0]
 	if cacheable {
 		// A byte-identical request got this answer before: replay it
@@ -160,6 +160,14 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 	}
 	if err := oip.CheckOutputs(req.Outputs, v.Outputs); err != nil {
 		return err
+	}
+	if req.Priority != 0 {
+		// The batcher refuses a priority out of range too, but a cache
+		// hit never reaches it: the answer must not depend on the cache.
+		bc := v.Batcher.Config()
+		if err := bc.CheckPriority(req.Priority); err != nil {
+			return s.batchError(v, 0, 0, err)
+		}
 	}
 	n := 1
 	if v.Batchable {
@@ -237,6 +245,25 @@ var (
 	noCache  = []byte("no-cache")
 	identity = []byte("identity")
 )
+
+// noCacheAsked reports whether a Cache-Control header of h holds the
+// no-cache directive, whose name is case-insensitive (RFC 9111, 5.2).
+func noCacheAsked(h *fasthttp.RequestHeader) bool {
+	if h.Peek(fasthttp.HeaderCacheControl) == nil {
+		return false // the usual case, without PeekAll's work
+	}
+	for _, v := range h.PeekAll(fasthttp.HeaderCacheControl) {
+		for len(v) > 0 {
+			var directive []byte
+			directive, v, _ = bytes.Cut(v, []byte{','})
+			name, _, _ := bytes.Cut(directive, []byte{'='})
+			if bytes.EqualFold(bytes.TrimSpace(name), noCache) {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // writeResponse encodes outs as the answer to sc.req: the outputs it asked
 // for in the order it asked (all, in model order, when it named none),

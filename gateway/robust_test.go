@@ -560,3 +560,36 @@ func TestComputeOnCPUMetrics(t *testing.T) {
 		t.Fatalf("two intra-op threads: the status page gives a CPU share:\n%s", page.body)
 	}
 }
+
+// A request that waits for its batch to fill while the instance is idle
+// (a queue delay) does not count against max_queue for the refusal
+// before decoding either: the batcher takes the next request, so the
+// gateway does not answer it 503.
+func TestEarlyRefusalCountsIdleInstances(t *testing.T) {
+	b := newFakeBackend()
+	s := startFake(t, b, gateway.DefaultConfig(), registry.ModelConfig{Instances: 1, MaxQueue: 1, MaxBatchSize: 8,
+		DynamicBatching: &registry.DynamicBatching{MaxQueueDelayUS: 2_000_000}})
+	first := make(chan response, 1)
+	go func() {
+		r, err := s.send(fasthttp.MethodPost, fakeInfer, fakeRequest)
+		if err != nil {
+			t.Error(err)
+		}
+		first <- r
+	}()
+	v := s.repo.Model("fake").Latest()
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if n := v.Batcher.QueueLen(); n != 1 {
+			return fmt.Errorf("queued: %d; want 1", n)
+		}
+		return nil
+	})
+	r := s.post(t, fakeInfer, fakeRequest)
+	if r.code != fasthttp.StatusOK {
+		t.Fatalf("second request while the instance is idle: got %s; want 200", r)
+	}
+	checkFakeAnswer(t, r)
+	if r := <-first; r.code != fasthttp.StatusOK {
+		t.Fatalf("first: %s", r)
+	}
+}
