@@ -932,3 +932,45 @@ func TestIndexForgetsModelThatLeft(t *testing.T) {
 		}
 	}
 }
+
+// Removing every version directory of a model is a load that fails: the
+// versions that served keep serving, and the index says why beside them
+// (Triton, polling, would unload them). Removing one of two versions
+// unloads it.
+func TestPollWithVersionDirectoriesRemoved(t *testing.T) {
+	r, _, dir := newTestRepo(t, ModelConfig{VersionPolicy: VersionPolicy{All: &struct{}{}}})
+	writeModel(t, dir, "m", 1, "m1")
+	writeModel(t, dir, "m", 2, "m2")
+	if err := r.Load("m", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "m", "2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Poll(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Acquire("m", 2); err == nil {
+		t.Fatal("version 2 serves after its directory was removed")
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "m", "1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Poll(); err == nil || !strings.Contains(err.Error(), "no version directory under") {
+		t.Fatalf("poll with no version left: got %v; want the load's error", err)
+	}
+	mustAcquire(t, r, "m", 0).Release()
+	idx, err := r.Index()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range idx {
+		if e.Name == "m" && e.Version == "1" {
+			if e.State != "READY" || !strings.Contains(e.Reason, "no version directory under") {
+				t.Fatalf("index row of version 1: %+v; want READY with the reason", e)
+			}
+			return
+		}
+	}
+	t.Fatalf("index %+v has no row for m version 1", idx)
+}
