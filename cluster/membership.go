@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/internal/durable"
 )
 
 // Member is a member as GET /v1/cluster reports it: its record in the
@@ -317,7 +318,7 @@ func (n *Node) savePeers(st *fsm.State) {
 		return
 	}
 	b, _ := json.Marshal(urls)
-	if err := writeFileDurably(filepath.Join(n.cfg.DataDir, peersFile), b); err != nil {
+	if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, peersFile), b, 0o644); err != nil {
 		n.logf("cluster: cannot record the members' addresses: %v", err)
 		return
 	}

@@ -17,7 +17,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/infergate/infergate/cluster/fsm"
-	"github.com/infergate/infergate/registry/blobs"
+	"github.com/infergate/infergate/internal/durable"
 )
 
 // Node is one member of the control plane. Its methods are safe for
@@ -102,7 +102,7 @@ func (n *Node) open() error {
 	dir := n.cfg.DataDir
 	// Durably: raft state written into a directory whose own entry a
 	// crash lost would make this node bootstrap afresh.
-	if err := blobs.MakeDirs(dir); err != nil {
+	if err := durable.MakeDirs(dir); err != nil {
 		return fmt.Errorf("cluster: cannot create %s: %w", dir, err)
 	}
 	logger := hclog.New(&hclog.LoggerOptions{

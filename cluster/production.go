@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/internal/durable"
 )
 
 // productionFile keeps, in the raft data directory, each replicated
@@ -33,7 +34,7 @@ func (n *Node) saveProduction(st *fsm.State) {
 		return
 	}
 	b, _ := json.Marshal(prod)
-	if err := writeFileDurably(filepath.Join(n.cfg.DataDir, productionFile), b); err != nil {
+	if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, productionFile), b, 0o644); err != nil {
 		n.logf("cluster: cannot record the models' production versions: %v", err)
 		return
 	}

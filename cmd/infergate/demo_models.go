@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/infergate/infergate/internal/durable"
 	"github.com/infergate/infergate/trainer/onnx"
 )
 
@@ -37,35 +38,16 @@ same bytes are left alone.`)
 	return nil
 }
 
-// writeFileAtomic writes data to path through a temporary file that is
-// fsynced and renamed, so a reader sees the old file or the whole new one.
+// writeFileAtomic writes data to path, creating its directory, so that
+// a reader (or whoever looks after a crash) sees the old file or the whole
+// new one.
 func writeFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := durable.MakeDirs(dir); err != nil {
 		return fmt.Errorf("cannot create %s: %w", dir, err)
 	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("cannot write into %s: %w", dir, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := durable.WriteFile(path, data, 0o644); err != nil {
 		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -14,7 +14,7 @@
 // is fsynced, renamed into place, and its directory fsynced. Link then puts
 // a blob into the model repository that the registry package reads, as
 // durably: the directories it creates are fsynced into their parents too
-// (MakeDirs).
+// (durable.MakeDirs).
 //
 // A Store is safe for concurrent use, including concurrent writes of the
 // same blob: each write has its own temp file and the last rename wins with

@@ -9,10 +9,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/infergate/infergate/internal/durable"
 )
 
 // linkFile is os.Link; tests replace it to exercise the copy fallback.
 var linkFile = os.Link
+
+// makeDirs is durable.MakeDirs; tests replace it to see what Link creates.
+var makeDirs = durable.MakeDirs
 
 // Link makes blob hex appear at path, such as a model repository's
 // DIR/<model>/<version>/model.onnx, creating its parent directories and
@@ -33,7 +38,7 @@ func (s *Store) Link(hex, path string) error {
 		return fmt.Errorf("cannot link blob %s: %w", hex, err)
 	}
 	dir := filepath.Dir(path)
-	if err := MakeDirs(dir); err != nil {
+	if err := makeDirs(dir); err != nil {
 		return fmt.Errorf("cannot link blob %s: %w", hex, err)
 	}
 	// Temp files sit beside path, so that the rename stays on one filesystem.
@@ -55,7 +60,7 @@ func (s *Store) Link(hex, path string) error {
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("cannot link blob %s to %q: %w", hex, path, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return fmt.Errorf("cannot link blob %s to %q: %w", hex, path, err)
 	}
 	return nil

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/infergate/infergate/internal/durable"
 )
 
 // Store is a content-addressed blob store in one directory. It holds no
@@ -30,11 +32,11 @@ func Open(dir string) (*Store, error) {
 		tmp: filepath.Join(dir, "tmp"),
 	}
 	for _, d := range []string{s.sha, s.tmp} {
-		if err := MakeDirs(d); err != nil {
+		if err := durable.MakeDirs(d); err != nil {
 			return nil, fmt.Errorf("cannot open blob store: %w", err)
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return nil, fmt.Errorf("cannot open blob store: %w", err)
 	}
 	entries, err := os.ReadDir(s.tmp)
@@ -226,7 +228,7 @@ func (s *Store) Remove(hex string) error {
 	if err != nil {
 		return fmt.Errorf("cannot remove blob %s: %w", hex, err)
 	}
-	if err := syncDir(s.sha); err != nil {
+	if err := durable.SyncDir(s.sha); err != nil {
 		return fmt.Errorf("cannot remove blob %s: %w", hex, err)
 	}
 	return nil
@@ -262,56 +264,5 @@ func commit(f *os.File, dst string) error {
 	if err := os.Rename(f.Name(), dst); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(dst))
-}
-
-// syncDir fsyncs directory dir, making the renames, removals and new
-// directories in it durable. Tests replace it to see which directories are
-// synced.
-var syncDir = syncDirectory
-
-func syncDirectory(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// MakeDirs creates dir and its missing parents, as os.MkdirAll does, and
-// fsyncs the parent of each directory it created: without that, a crash
-// may lose a new directory, and with it every file renamed into it since,
-// however durable each rename was in its own directory.
-func MakeDirs(dir string) error {
-	var created []string
-	for d := filepath.Clean(dir); ; {
-		_, err := os.Stat(d)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		created = append(created, d)
-		parent := filepath.Dir(d)
-		if parent == d {
-			break
-		}
-		d = parent
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	// Deepest first: a crash part way leaves the new directories either
-	// reachable with their entries or not reachable at all.
-	for _, d := range created {
-		if err := syncDir(filepath.Dir(d)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return durable.SyncDir(filepath.Dir(dst))
 }
