@@ -435,7 +435,9 @@ func (s *Server) batchError(v *registry.Version, level int, timeout time.Duratio
 		bc := v.Batcher.Config()
 		if t := bc.LevelTimeout(level); t > 0 && t < timeout {
 			setting := "dynamic_batching.default_queue_timeout_us"
-			if _, ok := bc.LevelPolicies[level]; ok {
+			if d := v.Config.DynamicBatching; d != nil && d.PriorityQueuePolicy[strconv.Itoa(level)].DefaultTimeoutMicroseconds != nil {
+				// The level's own; a level's policy that gives none
+				// takes the model's.
 				setting = fmt.Sprintf("dynamic_batching.priority_queue_policy's default_timeout_microseconds for priority %d", level)
 			}
 			return timedOut(fmt.Sprintf("timed out after %s waiting in the queue of model %q version %s (%d instances busy), its %s; retry later, raise that in the model's configuration, or add instances",

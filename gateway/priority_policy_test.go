@@ -86,3 +86,25 @@ func TestPriorityQueuePolicy(t *testing.T) {
 		t.Fatalf("loading the view back: %s", r)
 	}
 }
+
+// A level whose policy sets only max_queue_size takes the model's
+// default_queue_timeout_us, and a request of it that times out names that
+// setting, not one its policy leaves out.
+func TestLevelTimeoutNamesTheSettingThatApplied(t *testing.T) {
+	b := newFakeBackend()
+	cfg := gateway.DefaultConfig()
+	cfg.RequestTimeout = time.Minute
+	five := int64(5)
+	s := startFake(t, b, cfg, registry.ModelConfig{Instances: 1, DynamicBatching: &registry.DynamicBatching{
+		PriorityLevels: 2, DefaultPriorityLevel: 2,
+		DefaultQueueTimeoutUS: 30000,
+		PriorityQueuePolicy: map[string]registry.QueuePolicy{
+			"2": {MaxQueueSize: &five},
+		},
+	}})
+	running := occupy(t, s, b)
+	r := s.post(t, fakeInfer, []byte(`{"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}]}`))
+	b.unblock()
+	<-running
+	checkError(t, r, fasthttp.StatusServiceUnavailable, "timed out after 30ms waiting in the queue of model \"fake\" version 1 (1 instances busy), its dynamic_batching.default_queue_timeout_us;")
+}
