@@ -95,3 +95,50 @@ func TestBatchSizes(t *testing.T) {
 	f(64, "1,2,4,8,16,32,64")
 	f(48, "1,2,4,8,16,32,48")
 }
+
+// A suite that stops with an error after switching the model's
+// configuration puts back the one it found.
+func TestSuiteRestoresConfigOnError(t *testing.T) {
+	g := &fakeGateway{badBody: true} // the first answer fails its checks
+	cfg := DefaultSuiteConfig()
+	cfg.Options = shortOptions()
+	cfg.Target = startFakeGateway(t, g)
+	cfg.Models = []string{"ctr"}
+	cfg.MaxBatch = 1
+	cfg.ORTLib = "/nonexistent/libonnxruntime.so"
+	_, err := RunSuite(t.Context(), cfg)
+	if err == nil {
+		t.Fatal("want the capture's error")
+	}
+	if loaded := g.loaded(); loaded == "" || loaded[len(loaded)-1] != 'r' {
+		t.Fatalf("configurations loaded %q (error: %v); want the configuration the suite found loaded back last ('r')", loaded, err)
+	}
+}
+
+// bench suite --concurrency 1 runs each step once.
+func TestSuiteConcurrencyOneRunsStepsOnce(t *testing.T) {
+	g := &fakeGateway{}
+	cfg := DefaultSuiteConfig()
+	cfg.Options = shortOptions()
+	cfg.Warmup, cfg.Duration = 10*time.Millisecond, 50*time.Millisecond
+	cfg.Target = startFakeGateway(t, g)
+	cfg.Models = []string{"ctr"}
+	cfg.MaxBatch = 1
+	cfg.Overload = 0
+	cfg.Concurrency = 1
+	cfg.BatchedConfig = `{"max_batch_size":32}`
+	cfg.ORTLib = "/nonexistent/libonnxruntime.so"
+	rep, err := RunSuite(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, r := range rep.Runs {
+		seen[r.Name]++
+	}
+	for name, n := range seen {
+		if n > 1 {
+			t.Errorf("%s measured %d times", name, n)
+		}
+	}
+}

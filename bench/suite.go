@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -362,6 +363,12 @@ func (s *session) suiteModel(cfg *SuiteConfig, ctl *controlClient, target, m str
 	}
 	// Batching off first: the floors are measured against this gateway.
 	unbatchedErr := s.loadConfig(ctl, m, cfg.UnbatchedConfig)
+	// Leave the model as the suite found it, whatever ends the run.
+	defer func() {
+		if err := s.loadConfig(ctl, m, restore); err != nil && cfg.Log != nil {
+			fmt.Fprintf(cfg.Log, "cannot restore model %q to %s: %s\n", m, restore, err)
+		}
+	}()
 	gw, err := newHTTPTarget(target, m, pool, cfg.Timeout, cfg.Token)
 	if err != nil {
 		return err
@@ -390,10 +397,6 @@ func (s *session) suiteModel(cfg *SuiteConfig, ctl *controlClient, target, m str
 				err = s.suiteOverload(cfg, ctl, target, m, md, ctl.configText(m, cfg.BatchedConfig))
 			}
 		}
-	}
-	// Leave the model as the suite found it.
-	if err := s.loadConfig(ctl, m, restore); err != nil && cfg.Log != nil {
-		fmt.Fprintf(cfg.Log, "cannot restore model %q to %s: %s\n", m, restore, err)
 	}
 	return err
 }
@@ -470,7 +473,7 @@ func (sm *suiteModelRun) round(s *session, unbatchedErr error, withOverload bool
 		r.Concurrency = c
 		return r
 	}
-	loads := []int{cfg.Concurrency, 1}
+	loads := slices.Compact([]int{cfg.Concurrency, 1}) // --concurrency 1: once
 
 	// ort-floor.
 	if err := s.ortFloor(m, sm.data, instances, threads, modelMismatch(served, sm.data)); err != nil {

@@ -39,8 +39,17 @@ type Target struct {
 // cleanClosedRun selects the unflagged closed-loop, one-row runs of model
 // m and kind; for the gateway, those with batching and cache as given.
 func cleanClosedRun(m, kind string, batching, cache bool) func(*Run) bool {
+	run := closedRun(m, kind, batching, cache)
+	return func(x *Run) bool { return x.Flagged == "" && run(x) }
+}
+
+// closedRun is cleanClosedRun with flagged runs too. The concurrency a
+// figure is read at comes from these, so that a flagged run at the
+// loaded level leaves its figure out rather than one at a lower level
+// standing in for it.
+func closedRun(m, kind string, batching, cache bool) func(*Run) bool {
 	return func(x *Run) bool {
-		return x.Flagged == "" && x.Model == m && x.Kind == kind && x.Mode == ModeClosed && x.RowsPerRequest <= 1 &&
+		return x.Model == m && x.Kind == kind && x.Mode == ModeClosed && x.RowsPerRequest <= 1 &&
 			(kind != KindGateway || (x.Batching == batching && x.Cache == cache))
 	}
 }
@@ -68,7 +77,7 @@ func CheckTargets(r *Report) []Target {
 			return cleanClosedRun(m, kind, batching, cache)
 		}
 		batched := closed(KindGateway, true, false)
-		conc := distinct(runs, batched, func(x *Run) int { return x.Concurrency })
+		conc := distinct(runs, closedRun(m, KindGateway, true, false), func(x *Run) int { return x.Concurrency })
 		if len(conc) == 0 {
 			continue
 		}
@@ -82,6 +91,9 @@ func CheckTargets(r *Report) []Target {
 		g := at(batched, top)
 		u := at(closed(KindGateway, false, false), top)
 		hf := at(closed(KindHTTPFloor, false, false), top)
+		// An http-floor run there that was flagged leaves the lower floor
+		// unknown: the throughput targets are then not checked.
+		hfFlagged := hf == nil && at(closedRun(m, KindHTTPFloor, false, false), top) != nil
 		orts := all(runs, ort)
 		// add judges a target on figure f (at least its bound, or at most
 		// with atMost) as the summaries give it and, when rs, the runs it
@@ -115,7 +127,7 @@ func CheckTargets(r *Report) []Target {
 		// The throughput target is set by the lower floor: a model that
 		// costs more than HTTP (ranker) is held to ONNX Runtime's best and
 		// to its gain from batching, a cheap one (ctr) to the bare server.
-		ortBound := bo != nil && (hf == nil || bo.RowsPerS <= hf.ThroughputRPS)
+		ortBound := g != nil && bo != nil && !hfFlagged && (hf == nil || bo.RowsPerS <= hf.ThroughputRPS)
 		if ortBound {
 			add("batched rows/s ÷ best ort-floor rows/s", "", false, append([]*Run{g}, orts...), func(pick func(*Run) *Run) figure {
 				return figure{pick(g).RowsPerS / bestORT(pick), targetORTShare}
@@ -126,7 +138,7 @@ func CheckTargets(r *Report) []Target {
 					return figure{pick(g).RowsPerS / pick(u).RowsPerS / (bestORT(pick) / pick(ob1).RowsPerS), targetGainShare}
 				}, fmt.Sprintf("%.2f (%s ÷ %s) against %.2f (%s ÷ %s)", gain, g.Name, u.Name, ortGain, bo.Name, ob1.Name))
 			}
-		} else if hf != nil {
+		} else if g != nil && hf != nil {
 			add("batched req/s ÷ http-floor req/s", "", false, []*Run{g, hf}, func(pick func(*Run) *Run) figure {
 				return figure{pick(g).ThroughputRPS / pick(hf).ThroughputRPS, targetHTTPShare}
 			}, fmt.Sprintf("%s / %s at %d connections", groupThousands(g.ThroughputRPS), groupThousands(hf.ThroughputRPS), top))
@@ -328,7 +340,7 @@ func writeCPUPerRequest(w io.Writer, r *Report) {
 			return func(x *Run) bool { return run(x) && x.ServerCPUPerRequestUS > 0 }
 		}
 		floors := closed(KindHTTPFloor, false, false)
-		conc := distinct(r.Runs, floors, func(x *Run) int { return x.Concurrency })
+		conc := distinct(r.Runs, closedRun(m, KindHTTPFloor, false, false), func(x *Run) int { return x.Concurrency })
 		if len(conc) == 0 {
 			continue
 		}
@@ -337,6 +349,9 @@ func writeCPUPerRequest(w io.Writer, r *Report) {
 			return best(r.Runs, func(x *Run) bool { return ok(x) && x.Concurrency == top }, moreRPS)
 		}
 		f := at(floors)
+		if f == nil {
+			continue // flagged there
+		}
 		for _, g := range []*Run{at(closed(KindGateway, true, false)), at(closed(KindGateway, false, true))} {
 			if g != nil {
 				lines = append(lines, fmt.Sprintf("  %s: %s ÷ %s = %.2f (%s ÷ %s)", m, formatUS(g.ServerCPUPerRequestUS), formatUS(f.ServerCPUPerRequestUS),
@@ -461,12 +476,15 @@ func rowCosts(r *Report) []rowCost {
 		batched := func(x *Run) bool {
 			return cleanClosedRun(m, KindGateway, true, false)(x) && x.Server != nil
 		}
-		conc := distinct(runs, batched, func(x *Run) int { return x.Concurrency })
+		conc := distinct(runs, closedRun(m, KindGateway, true, false), func(x *Run) int { return x.Concurrency })
 		if len(conc) == 0 {
 			continue
 		}
 		top := slices.Max(conc)
 		g := best(runs, func(x *Run) bool { return batched(x) && x.Concurrency == top }, moreRPS)
+		if g == nil {
+			continue // flagged there, or without the server's figures
+		}
 		rows := g.Server.AvgBatch
 		if !(rows > 0) || math.IsInf(rows, 0) {
 			continue
