@@ -237,7 +237,11 @@ func (s *Server) setAlias(cp *controlPlane, ctx *fasthttp.RequestCtx, name, alia
 	var q struct {
 		Version int64 `json:"version"`
 	}
-	if err := decodeStrict(ctx.PostBody(), &q); err != nil {
+	body, err := s.requestBody(ctx)
+	if err != nil {
+		return err
+	}
+	if err := decodeStrict(body, &q); err != nil {
 		return err
 	}
 	if q.Version < 1 {
@@ -284,10 +288,13 @@ func (s *Server) clusterStatus(cp *controlPlane, ctx *fasthttp.RequestCtx) error
 
 func (s *Server) join(cp *controlPlane, ctx *fasthttp.RequestCtx) error {
 	var m fsm.Member
-	if err := decodeStrict(ctx.PostBody(), &m); err != nil {
+	body, err := s.requestBody(ctx)
+	if err != nil {
 		return err
 	}
-	var err error
+	if err := decodeStrict(body, &m); err != nil {
+		return err
+	}
 	if len(ctx.Request.Header.Peek(cluster.HeaderForwarded)) > 0 {
 		err = cp.node.JoinLocal(m)
 	} else {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -30,9 +31,11 @@ type limitListener struct {
 	mu      sync.Mutex
 	refused map[net.Conn]struct{}
 	closed  bool
-	// answering counts the goroutines that answer refused connections;
-	// Close waits for them.
+	// answering counts the goroutines that answer refused connections
+	// and those that drain closing ones; Close waits for them.
 	answering sync.WaitGroup
+	// logf reports accept errors the listener waits out.
+	logf func(format string, args ...any)
 }
 
 // Limits on answering a refused connection (see answer).
@@ -41,23 +44,42 @@ const (
 	refuseReadTime  = time.Second
 	refuseDrainTime = 200 * time.Millisecond
 	refuseDrainMax  = 1 << 20
+	// lingerTime bounds reading what a client still sends after the
+	// server answered a request it could not read whole (see linger).
+	lingerTime = time.Second
+	// maxAcceptDelay is the longest wait between accepts that fail for
+	// want of file descriptors or memory.
+	maxAcceptDelay = time.Second
 )
 
-func newLimitListener(ln net.Listener, limit, headBytes int) *limitListener {
+func newLimitListener(ln net.Listener, limit, headBytes int, logf func(string, ...any)) *limitListener {
 	body := fmt.Sprintf(`{"error":"this server has %d connections open, its --max-connections; retry later, or reuse connections (keep-alive)"}`, limit)
 	resp := fmt.Sprintf("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 	return &limitListener{Listener: ln, limit: int64(limit), refuse: []byte(resp), headBytes: headBytes,
-		refusing: make(chan struct{}, maxRefusing), refused: make(map[net.Conn]struct{})}
+		refusing: make(chan struct{}, maxRefusing), refused: make(map[net.Conn]struct{}), logf: logf}
 }
 
 // Accept returns the next connection within the limit, refusing those
-// beyond it on the way.
+// beyond it on the way. An accept that fails for want of file
+// descriptors or memory is tried again after a pause that doubles up to
+// maxAcceptDelay: passed up, it would end fasthttp's Serve, and the
+// server with it.
 func (l *limitListener) Accept() (net.Conn, error) {
+	var delay time.Duration
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			return nil, err
+			if !resourceShortage(err) {
+				return nil, err
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), maxAcceptDelay)
+			if l.logf != nil {
+				l.logf("gateway: cannot accept a connection: %v; trying again in %s (raise the open files limit, ulimit -n, or lower --max-connections)", err, delay)
+			}
+			time.Sleep(delay)
+			continue
 		}
+		delay = 0
 		if l.open.Add(1) <= l.limit {
 			return &limitConn{Conn: c, l: l}, nil
 		}
@@ -127,6 +149,58 @@ func (l *limitListener) answer(c net.Conn) {
 
 var headEnd = []byte("\r\n\r\n")
 
+// resourceShortage reports whether accept failed for want of file
+// descriptors or kernel memory, which passes.
+func resourceShortage(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// linger closes c, a connection the server answered without reading the
+// whole request (a body over the limit, headers too large, a malformed
+// request): it ends its side, then reads what the client still sends,
+// for lingerTime at most, on a goroutine of its own, and closes. Closed at
+// once with unread bytes, the connection would be reset, and the client
+// would likely lose the answer (RFC 9112, 9.6). When maxRefusing
+// connections are being answered or drained already, or the listener is
+// closed, it reports false and the caller closes c at once.
+func (l *limitListener) linger(c net.Conn) bool {
+	select {
+	case l.refusing <- struct{}{}:
+	default:
+		return false
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		<-l.refusing
+		return false
+	}
+	l.refused[c] = struct{}{}
+	l.answering.Add(1)
+	l.mu.Unlock()
+	go func() {
+		defer func() {
+			l.mu.Lock()
+			delete(l.refused, c)
+			l.mu.Unlock()
+			c.Close()
+			<-l.refusing
+			l.answering.Done()
+		}()
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		c.SetReadDeadline(time.Now().Add(lingerTime))
+		io.Copy(io.Discard, c)
+	}()
+	return true
+}
+
 // Close closes the listener, then the refused connections still being
 // answered, and waits for their goroutines.
 func (l *limitListener) Close() error {
@@ -147,6 +221,9 @@ type limitConn struct {
 	net.Conn
 	l    *limitListener
 	once sync.Once
+	// lingers is set by the server when it answered a request it did
+	// not read whole: Close then lingers (see limitListener.linger).
+	lingers atomic.Bool
 
 	// mu protects the deadlines: fasthttp sets them from the serving
 	// goroutine, a handler may from its own (RequestCtx.SetReadDeadline),
@@ -251,6 +328,13 @@ func (c *limitConn) extend(d *lazyDeadline, arm func(time.Time) error) bool {
 }
 
 func (c *limitConn) Close() error {
-	c.once.Do(func() { c.l.open.Add(-1) })
+	first := false
+	c.once.Do(func() {
+		first = true
+		c.l.open.Add(-1)
+	})
+	if first && c.lingers.Load() && c.l.linger(c.Conn) {
+		return nil
+	}
 	return c.Conn.Close()
 }

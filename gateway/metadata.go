@@ -92,7 +92,11 @@ func (s *Server) repositoryIndex(ctx *fasthttp.RequestCtx) error {
 	var q struct {
 		Ready bool `json:"ready"`
 	}
-	if err := decodeJSONBody(ctx.PostBody(), &q); err != nil {
+	body, err := s.requestBody(ctx)
+	if err != nil {
+		return err
+	}
+	if err := decodeJSONBody(body, &q); err != nil {
 		return err
 	}
 	idx, err := s.repo.Index()
@@ -113,10 +117,13 @@ func (s *Server) repositoryIndex(ctx *fasthttp.RequestCtx) error {
 
 // routeRepository handles /v2/repository/models/{name}/load|unload.
 func (s *Server) routeRepository(ctx *fasthttp.RequestCtx, rest []byte) error {
+	name, action, _ := cutLast(rest)
+	if action != "load" && action != "unload" {
+		return notFound("no such endpoint %q; use POST /v2/repository/models/{name}/load or /unload", ctx.Path())
+	}
 	if err := allow(ctx, fasthttp.MethodPost); err != nil {
 		return err
 	}
-	name, action, _ := cutLast(rest)
 	switch action {
 	case "load":
 		return s.loadModel(ctx, string(name))
@@ -138,7 +145,11 @@ func (s *Server) loadModel(ctx *fasthttp.RequestCtx, name string) error {
 			Config string `json:"config"`
 		} `json:"parameters"`
 	}
-	if err := decodeJSONBody(ctx.PostBody(), &q); err != nil {
+	body, err := s.requestBody(ctx)
+	if err != nil {
+		return err
+	}
+	if err := decodeJSONBody(body, &q); err != nil {
 		return err
 	}
 	var override *registry.ModelConfig

@@ -8,6 +8,7 @@ import (
 	"log"
 	"net"
 	"runtime/debug"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -168,7 +169,7 @@ func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 // Serve accepts connections on ln until Shutdown, at most MaxConnections
 // at once (counted per listener).
 func (s *Server) Serve(ln net.Listener) error {
-	return s.srv.Serve(newLimitListener(ln, s.cfg.MaxConnections, s.cfg.MaxHeaderBytes))
+	return s.srv.Serve(newLimitListener(ln, s.cfg.MaxConnections, s.cfg.MaxHeaderBytes, s.logf))
 }
 
 // Shutdown stops accepting connections, marks the server not ready, and
@@ -192,6 +193,11 @@ func (l fasthttpLogger) Printf(format string, args ...any) { l.logf(format, args
 // protocolError answers requests fasthttp could not parse.
 func (s *Server) protocolError(ctx *fasthttp.RequestCtx, err error) {
 	s.httpErrors.Inc()
+	if c, ok := ctx.Conn().(*limitConn); ok {
+		// What is left of the request is still coming: closing on it
+		// would reset the connection and lose this answer.
+		c.lingers.Store(true)
+	}
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		writeError(ctx, &httpError{code: fasthttp.StatusRequestEntityTooLarge,
 			msg: fmt.Sprintf("request body exceeds the %d-byte limit; send fewer rows per request, or raise the server's --max-body", s.cfg.MaxBodyBytes)})
@@ -355,9 +361,13 @@ var (
 func allow(ctx *fasthttp.RequestCtx, methods ...string) error {
 	m := ctx.Method()
 	for _, want := range methods {
-		if string(m) == want {
+		// HEAD wherever GET: fasthttp leaves the body out.
+		if string(m) == want || (want == fasthttp.MethodGet && string(m) == fasthttp.MethodHead) {
 			return nil
 		}
+	}
+	if slices.Contains(methods, fasthttp.MethodGet) && !slices.Contains(methods, fasthttp.MethodHead) {
+		methods = append(methods[:len(methods):len(methods)], fasthttp.MethodHead)
 	}
 	ctx.Response.Header.Set("Allow", joinMethods(methods))
 	return &httpError{code: fasthttp.StatusMethodNotAllowed, msg: fmt.Sprintf("method %s is not allowed here; use %s", m, joinMethods(methods))}
