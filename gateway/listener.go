@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"sync"
@@ -92,23 +93,43 @@ func (l *limitListener) Accept() (net.Conn, error) {
 // its own, or closes it when maxRefusing are being answered already or the
 // listener is closed.
 func (l *limitListener) refuseConn(c net.Conn) {
+	if !l.goTracked(c, l.answer) {
+		c.Close()
+	}
+}
+
+// goTracked runs f(c) on a goroutine of its own, for a connection that
+// the server is done with but must still read from, and then closes c:
+// reported false, without running f, when maxRefusing such goroutines run
+// already or the listener is closed. Close closes c meanwhile and waits
+// for the goroutine.
+func (l *limitListener) goTracked(c net.Conn, f func(net.Conn)) bool {
 	select {
 	case l.refusing <- struct{}{}:
 	default:
-		c.Close()
-		return
+		return false
 	}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
 		<-l.refusing
-		c.Close()
-		return
+		return false
 	}
 	l.refused[c] = struct{}{}
 	l.answering.Add(1)
 	l.mu.Unlock()
-	go l.answer(c)
+	go func() {
+		defer func() {
+			l.mu.Lock()
+			delete(l.refused, c)
+			l.mu.Unlock()
+			c.Close()
+			<-l.refusing
+			l.answering.Done()
+		}()
+		f(c)
+	}()
+	return true
 }
 
 // answer reads the head of the refused request before it writes the 503:
@@ -118,14 +139,6 @@ func (l *limitListener) refuseConn(c net.Conn) {
 // moment and a MiB at most, because closing with unread bytes resets the
 // connection, and the client may lose the answer with it.
 func (l *limitListener) answer(c net.Conn) {
-	defer func() {
-		l.mu.Lock()
-		delete(l.refused, c)
-		l.mu.Unlock()
-		c.Close()
-		<-l.refusing
-		l.answering.Done()
-	}()
 	c.SetReadDeadline(time.Now().Add(refuseReadTime))
 	var head []byte
 	buf := make([]byte, 2048)
@@ -140,11 +153,18 @@ func (l *limitListener) answer(c net.Conn) {
 	if _, err := c.Write(l.refuse); err != nil {
 		return
 	}
+	drain(c, refuseDrainTime, refuseDrainMax)
+}
+
+// drain ends the server's side of c and reads what the client still
+// sends, for d and max bytes at most: closing with unread bytes resets
+// the connection, and the client may lose the answer with it.
+func drain(c net.Conn, d time.Duration, max int64) {
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
-	c.SetReadDeadline(time.Now().Add(refuseDrainTime))
-	io.CopyN(io.Discard, c, refuseDrainMax)
+	c.SetReadDeadline(time.Now().Add(d))
+	io.CopyN(io.Discard, c, max)
 }
 
 var headEnd = []byte("\r\n\r\n")
@@ -169,50 +189,7 @@ func resourceShortage(err error) bool {
 // connections are being answered or drained already, or the listener is
 // closed, it reports false and the caller closes c at once.
 func (l *limitListener) linger(c net.Conn) bool {
-	select {
-	case l.refusing <- struct{}{}:
-	default:
-		return false
-	}
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		<-l.refusing
-		return false
-	}
-	l.refused[c] = struct{}{}
-	l.answering.Add(1)
-	l.mu.Unlock()
-	go func() {
-		defer func() {
-			l.mu.Lock()
-			delete(l.refused, c)
-			l.mu.Unlock()
-			c.Close()
-			<-l.refusing
-			l.answering.Done()
-		}()
-		if cw, ok := c.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		}
-		c.SetReadDeadline(time.Now().Add(lingerTime))
-		io.Copy(io.Discard, c)
-	}()
-	return true
-}
-
-// Close closes the listener, then the refused connections still being
-// answered, and waits for their goroutines.
-func (l *limitListener) Close() error {
-	err := l.Listener.Close()
-	l.mu.Lock()
-	l.closed = true
-	for c := range l.refused {
-		c.Close()
-	}
-	l.mu.Unlock()
-	l.answering.Wait()
-	return err
+	return l.goTracked(c, func(c net.Conn) { drain(c, lingerTime, math.MaxInt64) })
 }
 
 // limitConn gives its slot back when closed, once, and sets deadlines
