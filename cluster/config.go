@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -131,8 +132,8 @@ func (c *Config) ValidateAddrs() error {
 		return fmt.Errorf("cluster: max voters must be between 1 and 9, got %d", c.MaxVoters)
 	}
 	host, port, err := net.SplitHostPort(c.RaftAddr)
-	if err != nil || port == "" || port == "0" {
-		return fmt.Errorf("cluster: raft address %q must be host:port with a fixed port (--cluster)", c.RaftAddr)
+	if p, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil || p == 0 || port != strconv.FormatUint(p, 10) {
+		return fmt.Errorf("cluster: raft address %q must be host:port with a fixed port, 1 to 65535 (--cluster)", c.RaftAddr)
 	}
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 		return fmt.Errorf("cluster: raft address %q must name an IP that peers can reach, not a hostname or 0.0.0.0", c.RaftAddr)

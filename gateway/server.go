@@ -199,8 +199,12 @@ func (s *Server) protocolError(ctx *fasthttp.RequestCtx, err error) {
 		c.lingers.Store(true)
 	}
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		advice := "send fewer rows per request, or raise the server's --max-body"
+		if p := ctx.Path(); bytes.HasPrefix(p, []byte("/v1/models/")) && bytes.HasSuffix(p, []byte("/versions")) {
+			advice = "the model file is larger than that; raise the --max-body of the server it is uploaded to"
+		}
 		writeError(ctx, &httpError{code: fasthttp.StatusRequestEntityTooLarge,
-			msg: fmt.Sprintf("request body exceeds the %d-byte limit; send fewer rows per request, or raise the server's --max-body", s.cfg.MaxBodyBytes)})
+			msg: fmt.Sprintf("request body exceeds the %d-byte limit; %s", s.cfg.MaxBodyBytes, advice)})
 		return
 	}
 	var small *fasthttp.ErrSmallBuffer

@@ -225,6 +225,35 @@ func (r *Repository) LoadAll() error {
 	return errors.Join(errs...)
 }
 
+// Check reads the named models' directories and configurations, every
+// model's when names is empty, as Load would, and reports what Load would
+// refuse before it loads anything: a missing model, a configuration that
+// does not parse or validate against the node's defaults, no version its
+// policy selects. It loads nothing; what only ONNX Runtime can tell (a
+// model that does not fit its configuration) shows at Load.
+func (r *Repository) Check(names ...string) error {
+	if len(names) == 0 {
+		all, err := listModels(r.cfg.Dir)
+		if err != nil {
+			return err
+		}
+		names = all
+	}
+	r.loadMu.Lock()
+	defer r.loadMu.Unlock()
+	var errs []error
+	for _, name := range names {
+		if err := CheckName(name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if _, _, err := r.selectLocked(name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Load (re)reads model name from the repository and makes the versions its
 // policy selects ready: new or changed versions are loaded and warmed
 // beside the serving ones, then swapped in at once; versions the policy no

@@ -974,3 +974,39 @@ func TestPollWithVersionDirectoriesRemoved(t *testing.T) {
 	}
 	t.Fatalf("index %+v has no row for m version 1", idx)
 }
+
+// Check refuses what Load would, reading only the directory: a model that
+// is not there, a configuration that does not parse, one with no version
+// its policy selects; it loads nothing.
+func TestCheck(t *testing.T) {
+	r, loader, dir := newTestRepo(t, ModelConfig{})
+	writeModel(t, dir, "good", 1, "g1")
+	writeModel(t, dir, "bad", 1, "b1")
+	if err := os.WriteFile(filepath.Join(dir, "bad", "config.json"), []byte(`{"instances":"many"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "empty", "1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Check("good"); err != nil {
+		t.Fatalf("Check(good): %v", err)
+	}
+	err := r.Check()
+	for _, want := range []string{`cannot load model "bad"`, "instances", `cannot load model "empty"`, "no version directory"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Check(): %v; want it to contain %q", err, want)
+		}
+	}
+	if err := r.Check("nosuch"); err == nil || !strings.Contains(err.Error(), `"nosuch"`) {
+		t.Errorf("Check(nosuch): %v; want an error naming it", err)
+	}
+	if err := r.Check("../x"); err == nil {
+		t.Error("Check(../x): nil; want the name refused")
+	}
+	loader.mu.Lock()
+	loads := len(loader.loads)
+	loader.mu.Unlock()
+	if r.Model("good") != nil || loads != 0 {
+		t.Fatalf("Check loaded something: model %v, %d loads", r.Model("good"), loads)
+	}
+}

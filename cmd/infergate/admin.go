@@ -568,6 +568,11 @@ becomes production; later ones are staged until promoted.`)
 		q = url.Values{"promote": {"true"}}
 	}
 	ans, err := c.call(http.MethodPost, modelPath(name, "versions"), q, "application/octet-stream", data)
+	var ae *adminError
+	if errors.As(err, &ae) && ae.status == http.StatusRequestHeaderFieldsTooLarge && c.header != nil && ae.hint == "" {
+		ae.hint = fmt.Sprintf("--config %s (%d bytes compacted) travels in the %s header, which the server's --max-header-bytes bounds; raise that, or leave out what the configuration need not say",
+			*configFile, len(c.header.Get(gateway.HeaderModelConfig)), gateway.HeaderModelConfig)
+	}
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"os/signal"
 	"runtime/pprof"
 	"slices"
@@ -102,18 +103,21 @@ another when busy.`)
 	if exe, err := os.Executable(); err == nil {
 		cfg.FloorExecutable = exe
 	}
-	stopProfile, err := out.startProfile()
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	defer stopProfile()
-	if err := cfg.Validate(); err != nil {
+	if err := out.check(); err != nil {
 		return err
 	}
 	if out.dryRun {
 		fmt.Println("configuration is valid")
 		return nil
 	}
+	stopProfile, err := out.startProfile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	report, err := bench.Measure(ctx, cfg)
@@ -184,11 +188,6 @@ recorded as flagged runs with its error, and the suite goes on.`)
 	cfg.Command = commandLine("bench suite", args)
 	cfg.Version = builtVersion()
 	out.apply(&cfg.Options)
-	stopProfile, err := out.startProfile()
-	if err != nil {
-		return err
-	}
-	defer stopProfile()
 	if exe, err := os.Executable(); err == nil {
 		cfg.FloorExecutable = exe
 	}
@@ -202,10 +201,18 @@ recorded as flagged runs with its error, and the suite goes on.`)
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if err := out.check(); err != nil {
+		return err
+	}
 	if out.dryRun {
 		fmt.Println("configuration is valid")
 		return nil
 	}
+	stopProfile, err := out.startProfile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	if *serverLog != "" {
 		f, err := os.Create(*serverLog)
 		if err != nil {
@@ -295,6 +302,21 @@ func outputFlags(fs *flag.FlagSet) *benchOutput {
 	fs.BoolVar(&o.dryRun, "dry-run", false, "validate the flags, then exit")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator to this file (go tool pprof), to see what the client costs")
 	return o
+}
+
+// check refuses, before anything runs, an output file whose directory
+// does not exist: a run learns it only once it has measured.
+func (o *benchOutput) check() error {
+	for _, f := range []struct{ flag, path string }{{"--json", o.json}, {"--html", o.html}, {"--cpuprofile", o.cpuProfile}} {
+		if f.path == "" {
+			continue
+		}
+		dir := filepath.Dir(f.path)
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return fmt.Errorf("%s %s: directory %s does not exist; create it first", f.flag, f.path, dir)
+		}
+	}
+	return nil
 }
 
 // startProfile starts the CPU profile if asked; the returned func stops it.

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,6 +25,7 @@ import (
 	"github.com/infergate/infergate/engine"
 	"github.com/infergate/infergate/gateway"
 	"github.com/infergate/infergate/internal/affinity"
+	"github.com/infergate/infergate/internal/durable"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 	"github.com/infergate/infergate/registry/blobs"
@@ -60,7 +62,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.StringVar(&c.httpAddr, "http", "127.0.0.1:8080", "address to serve HTTP on (OIP v2, repository API, /metrics, status page at /)")
 	fs.StringVar(&c.modelsDir, "models", "models", "model repository in Triton layout: DIR/<model>/<version>/model.onnx, optional DIR/<model>/config.json")
 	fs.StringVar(&c.dataDir, "data", "data", "directory for this node's state; one server per directory")
-	fs.StringVar(&c.ortLib, "ort-lib", "", "path of libonnxruntime.so (default: $INFERGATE_ORT_LIB, else lib/libonnxruntime.so.1 from `make setup`)")
+	fs.StringVar(&c.ortLib, "ort-lib", "", "path of libonnxruntime.so (default: $INFERGATE_ORT_LIB, else lib/libonnxruntime.so.1 from \"make setup\")")
 	fs.StringVar(&c.load, "load", "*", "models to load at start: \"*\" for every model in the repository, or a comma-separated list (not with --poll-interval, which loads every model); others load through POST /v2/repository/models/{name}/load")
 	fs.DurationVar(&c.pollInterval, "poll-interval", 0, "rescan the repository this often and load new or changed versions, unload removed models (0 disables; then use the repository API); a model unloaded through the API stays unloaded until the API loads it")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long to wait for in-flight requests before cutting them off (and exiting 1), and again for the models to unload")
@@ -102,8 +104,18 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 }
 
 func (c *serveConfig) validate() error {
-	if _, _, err := net.SplitHostPort(c.httpAddr); err != nil {
-		return fmt.Errorf("--http %q: want host:port, e.g. 127.0.0.1:8080", c.httpAddr)
+	if err := checkListenAddr(c.httpAddr); err != nil {
+		return fmt.Errorf("--http %q: %w", c.httpAddr, err)
+	}
+	if c.pprofAddr != "" {
+		if err := checkListenAddr(c.pprofAddr); err != nil {
+			return fmt.Errorf("--pprof-addr %q: %w", c.pprofAddr, err)
+		}
+	}
+	if c.defaults.MaxQueue < 1 {
+		// In config.json 0 means "take the node's"; the node's own
+		// bound must be one.
+		return fmt.Errorf("--max-queue %d: use 1 to 1048576", c.defaults.MaxQueue)
 	}
 	if c.pollInterval < 0 || (c.pollInterval > 0 && c.pollInterval < 100*time.Millisecond) {
 		return fmt.Errorf("--poll-interval %s: use 0 (off) or at least 100ms", c.pollInterval)
@@ -153,6 +165,19 @@ func (c *serveConfig) validate() error {
 	return c.gateway.Validate()
 }
 
+// checkListenAddr checks addr, an address to listen on, as far as it can
+// without listening: host:port, with a port from 0 to 65535 (0: any).
+func checkListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port, e.g. 127.0.0.1:8080")
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || port != strconv.FormatUint(p, 10) {
+		return fmt.Errorf("port %q: want a number from 0 to 65535", port)
+	}
+	return nil
+}
+
 // clusterAddrs is the control plane's configuration as far as the flags
 // give it, for validate: the addresses a node given no --cluster picks, a
 // loopback one, and the one it advertises from --http.
@@ -199,8 +224,17 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	if err := engine.CheckDevice(c.defaults.Device); err != nil {
 		return fmt.Errorf("--device: %w", err)
 	}
+	// Before anything loads: a --node-id that --data refuses would
+	// otherwise show only once every model had loaded.
+	if _, err := storedNodeID(c.dataDir, c.nodeID); err != nil {
+		return err
+	}
 	if c.dryRun {
-		if _, err := registry.New(registry.Config{Dir: c.modelsDir, Defaults: c.defaults, Load: loadEngine}); err != nil {
+		repo, err := registry.New(registry.Config{Dir: c.modelsDir, Defaults: c.defaults, Load: loadEngine})
+		if err != nil {
+			return err
+		}
+		if err := repo.Check(loadNames(c.load)...); err != nil {
 			return err
 		}
 		fmt.Printf("configuration is valid; ONNX Runtime %s from %s\n", engine.RuntimeVersion(), libPath)
@@ -408,21 +442,11 @@ func startCluster(c *serveConfig, httpAddr net.Addr, repo *registry.Repository, 
 // nodeID returns flag, else the id stored in dir, else a new random id,
 // which it stores; a stored id that differs from flag is an error.
 func nodeID(dir, flag string) (string, error) {
-	path := filepath.Join(dir, "node-id")
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		stored := strings.TrimSpace(string(b))
-		if stored == "" {
-			return "", fmt.Errorf("%s is empty; write this node's id into it (see the raft log for the id it had), or start on a new --data", path)
-		}
-		if flag != "" && flag != stored {
-			return "", fmt.Errorf("--node-id %q, but %s belongs to node %q; use that id or another --data", flag, dir, stored)
-		}
-		return stored, nil
-	case !errors.Is(err, os.ErrNotExist):
-		return "", err
+	stored, err := storedNodeID(dir, flag)
+	if err != nil || stored != "" {
+		return stored, err
 	}
+	path := filepath.Join(dir, "node-id")
 	id := flag
 	if id == "" {
 		var r [4]byte
@@ -431,10 +455,32 @@ func nodeID(dir, flag string) (string, error) {
 		}
 		id = "node-" + hex.EncodeToString(r[:])
 	}
-	if err := writeFileSync(path, []byte(id+"\n")); err != nil {
+	if err := durable.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
 		return "", fmt.Errorf("cannot record the node id: %w", err)
 	}
 	return id, nil
+}
+
+// storedNodeID returns the id stored in dir ("" when none is), or an
+// error when it cannot be read or differs from flag. It writes nothing:
+// serve checks it before it loads any model, and --dry-run too.
+func storedNodeID(dir, flag string) (string, error) {
+	path := filepath.Join(dir, "node-id")
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "", nil
+	case err != nil:
+		return "", err
+	}
+	stored := strings.TrimSpace(string(b))
+	if stored == "" {
+		return "", fmt.Errorf("%s is empty; write this node's id into it (see the raft log for the id it had), or start on a new --data", path)
+	}
+	if flag != "" && flag != stored {
+		return "", fmt.Errorf("--node-id %q, but %s belongs to node %q; use that id or another --data", flag, dir, stored)
+	}
+	return stored, nil
 }
 
 // loneRaftAddr picks the raft address of a node started without
@@ -456,40 +502,10 @@ func loneRaftAddr(dir string) (string, error) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	if err := writeFileSync(path, []byte(addr+"\n")); err != nil {
+	if err := durable.WriteFile(path, []byte(addr+"\n"), 0o644); err != nil {
 		return "", fmt.Errorf("cannot record the raft address: %w", err)
 	}
 	return addr, nil
-}
-
-// writeFileSync writes data to path durably: a temp file, fsynced, then
-// renamed over path, then the directory fsynced.
-func writeFileSync(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // checkModel is the trial load of an uploaded model: ONNX Runtime must
@@ -520,14 +536,26 @@ func loadInitial(repo *registry.Repository, which string) error {
 		return repo.LoadAll()
 	}
 	var errs []error
-	for _, name := range strings.Split(which, ",") {
-		if name = strings.TrimSpace(name); name != "" {
-			if err := repo.Load(name, nil); err != nil {
-				errs = append(errs, err)
-			}
+	for _, name := range loadNames(which) {
+		if err := repo.Load(name, nil); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// loadNames returns the models --load names; none for "*" (every model).
+func loadNames(which string) []string {
+	if which == "*" {
+		return nil
+	}
+	var names []string
+	for _, name := range strings.Split(which, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // everyUntil calls f every period until ctx is done; a period of 0 or
