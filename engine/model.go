@@ -147,7 +147,7 @@ type tensorSpec struct {
 // Every instance holds its own copy of the weights (after ONNX Runtime's
 // graph optimizations), so memory grows with Instances. Init must have
 // been called. Load does not keep onnxData.
-func Load(onnxData []byte, opts Options) (*Model, error) {
+func Load(onnxData []byte, opts Options) (m *Model, err error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -169,7 +169,7 @@ func Load(onnxData []byte, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, causef(ErrInvalidModel, err, "ONNX Runtime cannot load the model: %s", ortMessage(err))
 	}
-	m := &Model{done: make(chan struct{}), maxOutputBytes: opts.MaxOutputBytes}
+	m = &Model{done: make(chan struct{}), maxOutputBytes: opts.MaxOutputBytes}
 	if m.in, m.inputs, err = newSpecs("input", ins); err != nil {
 		return nil, err
 	}
@@ -179,6 +179,22 @@ func Load(onnxData []byte, opts Options) (*Model, error) {
 	if len(m.in) == 0 {
 		return nil, errorf(ErrUnsupportedType, "the model has no inputs; the engine serves models that take at least one tensor")
 	}
+	if len(m.out) == 0 {
+		return nil, errorf(ErrUnsupportedType, "the model has no outputs; the engine serves models that return at least one tensor")
+	}
+	// Whatever ends Load early, a panic included, destroys the instances
+	// made so far: their pinned buffers would otherwise outlive them,
+	// and the runtime ends the process over a leaked pin.
+	loaded, built := false, m // a return sets m to nil before this runs
+	defer func() {
+		if loaded {
+			return
+		}
+		built.destroyInstances()
+		if p := recover(); p != nil {
+			m, err = nil, errorf(ErrInvalidModel, "BUG: loading the model panicked: %v", p)
+		}
+	}()
 	if err := m.planOutputs(); err != nil {
 		return nil, err
 	}
@@ -195,13 +211,11 @@ func Load(onnxData []byte, opts Options) (*Model, error) {
 	for range opts.Instances {
 		inst, err := m.newInstance(onnxData, inNames, outNames, so, opts.Device)
 		if err != nil {
-			m.destroyInstances()
 			return nil, err
 		}
 		m.instances = append(m.instances, inst)
 	}
 	if err := m.warmUp(); err != nil {
-		m.destroyInstances()
 		return nil, err
 	}
 	m.free = make(chan *instance, len(m.instances))
@@ -213,6 +227,7 @@ func Load(onnxData []byte, opts Options) (*Model, error) {
 			inst.destroy()
 		}
 	}, m.instances)
+	loaded = true
 	return m, nil
 }
 
@@ -648,12 +663,16 @@ func (m *Model) warmUp() error {
 		// ones instead.
 		m.warmOnes = true
 		res, err = m.runZeros(first, 1, false)
-		if errors.Is(err, ErrInputRejected) && err.Error() != zerr.Error() {
+		if errors.Is(err, ErrInputRejected) && (err.Error() != zerr.Error() || m.pickedDims()) {
 			// Ones are refused elsewhere (a divisor b-1, an index into a
 			// table of one row): the model wants values no constant
-			// input gives. It loads, its output shapes unchecked (ONNX
-			// Runtime allocates all but the FP16 ones), and its requests
-			// are the judges. Refused the same way by both, it is broken.
+			// input gives. Or the warm-up's shape is refused, whatever
+			// the values: a dimension other than the batch's that the
+			// model leaves variable was set to 1 (an image of 1x1 to a
+			// 3x3 convolution). It loads, its output shapes unchecked
+			// (ONNX Runtime allocates all but the FP16 ones), and its
+			// requests are the judges. Refused the same way by both, on
+			// a shape the model fixes, it is broken.
 			m.warmTolerant = true
 			m.demote(ruleStatic)
 			m.demote(ruleBatch)
@@ -685,6 +704,21 @@ func (m *Model) warmUp() error {
 		}
 	}
 	return nil
+}
+
+// pickedDims reports whether the warm-up picks the size of a dimension
+// other than the batch's: an input with a variable dimension that is not
+// the leading one of a [batch, fixed...] model.
+func (m *Model) pickedDims() bool {
+	if m.batchOnly {
+		return false
+	}
+	for i := range m.in {
+		if slices.Contains(m.in[i].shape, -1) {
+			return true
+		}
+	}
+	return false
 }
 
 // runZeros runs inst on zero inputs with every dynamic dimension set to 1,

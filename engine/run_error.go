@@ -35,11 +35,20 @@ var serverSide = []string{
 	"cudnn",
 }
 
+// scalarOutput is onnxruntime_go's complaint about an output that ONNX
+// Runtime allocated without dimensions: a model whose outputs' rank
+// depends on its inputs' values (ReduceSum over input-given axes without
+// keepdims) made a scalar of one it declares with dimensions.
+const scalarOutput = "The shape has no dimensions"
+
 // runError classifies an error of a session run and describes it.
 func runError(err error) error {
 	text := err.Error()
 	if rejectsInput(text) {
 		return causef(ErrInputRejected, err, "%s", ortMessage(err))
+	}
+	if strings.Contains(text, scalarOutput) {
+		return causef(ErrInputRejected, err, "these inputs make the model return an output without dimensions (a scalar), which it declares with dimensions and infergate cannot carry; send inputs that keep every output's dimensions")
 	}
 	return causef(ErrRunFailed, err, "ONNX Runtime failed to run the model: %s", ortMessage(err))
 }

@@ -144,3 +144,37 @@ func TestMismatchedOutput(t *testing.T) {
 	f("Non-zero status code returned while running Gather node. Name:'lookup' Status Message: indices element out of data bounds", "", false)
 	f("", "", false)
 }
+
+// A model whose output's rank depends on its inputs' values (ReduceSum
+// over axes the request gives, without keepdims) answers inputs that make
+// a scalar of it with ErrInputRejected, saying so, not a server failure.
+func TestScalarOutputRejected(t *testing.T) {
+	mo := onnx.Model{Opset: 18, Graph: onnx.Graph{
+		Name:    "reduce",
+		Inputs:  []onnx.ValueInfo{{Name: "x", Type: onnx.Float, Dims: []int64{-1, -1}}, {Name: "axes", Type: onnx.Int64, Dims: []int64{-1}}},
+		Outputs: []onnx.ValueInfo{{Name: "s", Type: onnx.Float, Dims: []int64{-1}}},
+		Nodes: []onnx.Node{
+			{OpType: "ReduceSum", Name: "sum", Inputs: []string{"x", "axes"}, Outputs: []string{"s"}, Attrs: []onnx.Attr{onnx.AttrInt("keepdims", 0)}},
+		},
+	}}
+	m := load(t, mo.Marshal(), Options{})
+	axes := func(v ...int64) []byte {
+		var b []byte
+		for _, x := range v {
+			b = binary.LittleEndian.AppendUint64(b, uint64(x))
+		}
+		return b
+	}
+	in := []oip.Tensor{
+		{Name: "x", Datatype: oip.FP32, Shape: []int64{2, 2}, Data: make([]byte, 16)},
+		{Name: "axes", Datatype: oip.INT64, Shape: []int64{1}, Data: axes(0)},
+	}
+	if _, err := m.Run(context.Background(), in, nil, nil); err != nil {
+		t.Fatalf("axes [0]: %v", err)
+	}
+	in[1] = oip.Tensor{Name: "axes", Datatype: oip.INT64, Shape: []int64{2}, Data: axes(0, 1)}
+	_, err := m.Run(context.Background(), in, nil, nil)
+	if !errors.Is(err, ErrInputRejected) || !bytes.Contains([]byte(err.Error()), []byte("an output without dimensions (a scalar)")) {
+		t.Fatalf("axes [0,1]: %v; want ErrInputRejected saying the output became a scalar", err)
+	}
+}
