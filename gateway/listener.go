@@ -192,6 +192,20 @@ func (l *limitListener) linger(c net.Conn) bool {
 	return l.goTracked(c, func(c net.Conn) { drain(c, lingerTime, math.MaxInt64) })
 }
 
+// Close closes the listener, then the connections still being answered
+// or drained, and waits for their goroutines.
+func (l *limitListener) Close() error {
+	err := l.Listener.Close()
+	l.mu.Lock()
+	l.closed = true
+	for c := range l.refused {
+		c.Close()
+	}
+	l.mu.Unlock()
+	l.answering.Wait()
+	return err
+}
+
 // limitConn gives its slot back when closed, once, and sets deadlines
 // lazily (see lazyDeadline).
 type limitConn struct {

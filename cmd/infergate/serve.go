@@ -234,8 +234,11 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		if err != nil {
 			return err
 		}
-		if err := repo.Check(loadNames(c.load)...); err != nil {
-			return err
+		// What the start loads: every model for "*", none for "".
+		if names := loadNames(c.load); c.load == "*" || len(names) > 0 {
+			if err := repo.Check(names...); err != nil {
+				return err
+			}
 		}
 		fmt.Printf("configuration is valid; ONNX Runtime %s from %s\n", engine.RuntimeVersion(), libPath)
 		return nil
