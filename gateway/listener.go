@@ -157,20 +157,20 @@ func (l *limitListener) answer(c net.Conn) {
 }
 
 // drain ends the server's side of c and reads what the client still
-// sends, for d and max bytes at most: closing with unread bytes resets
+// sends, for d and limit bytes at most: closing with unread bytes resets
 // the connection, and the client may lose the answer with it.
-func drain(c net.Conn, d time.Duration, max int64) {
+func drain(c net.Conn, d time.Duration, limit int64) {
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
 	c.SetReadDeadline(time.Now().Add(d))
-	io.CopyN(io.Discard, c, max)
+	io.CopyN(io.Discard, c, limit)
 }
 
 var headEnd = []byte("\r\n\r\n")
 
 // resourceShortage reports whether accept failed for want of file
-// descriptors or kernel memory, which passes.
+// descriptors or kernel memory, a shortage that passes.
 func resourceShortage(err error) bool {
 	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM} {
 		if errors.Is(err, e) {
