@@ -234,8 +234,14 @@ func seriesGroup(s *Sample) string {
 }
 
 // isCounter reports whether the series of name only ever grow while they
-// live: counters, and a histogram's or summary's sums, counts and buckets.
+// live: the gateway's counters, and its histograms' sums, counts and
+// buckets. Series of other names are left out, whatever they end in: the
+// Triton-named ones (serve --triton-metrics) are gauges, and
+// nv_inference_pending_request_count goes down without any reset.
 func isCounter(name string) bool {
+	if !strings.HasPrefix(name, "infergate_") {
+		return false
+	}
 	for _, suffix := range []string{"_total", "_count", "_sum", "_bucket"} {
 		if strings.HasSuffix(name, suffix) {
 			return true

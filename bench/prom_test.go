@@ -3,6 +3,7 @@ package bench
 import (
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -160,6 +161,16 @@ func TestServerStats(t *testing.T) {
 	other, _ := ParseMetrics([]byte("go_goroutines 7\n"))
 	if s := (&scrapeDelta{before: other, after: other, model: "ctr"}).stats(); s != nil {
 		t.Fatalf("stats of a non-infergate target: %+v; want nil", s)
+	}
+
+	// A gauge whose name ends in _count (serve --triton-metrics) going
+	// down is no reset: the step's figures stay its growth.
+	pending := func(samples []Sample, v float64) []Sample {
+		return append(slices.Clone(samples), Sample{Name: "nv_inference_pending_request_count", Labels: []Label{{"model", "ctr"}, {"version", "1"}}, Value: v})
+	}
+	triton := &scrapeDelta{before: pending(before, 12), after: pending(after, 0), model: "ctr"}
+	if s := triton.stats(); !reflect.DeepEqual(s, want) {
+		t.Fatalf("with Triton's pending-request gauge falling from 12 to 0:\ngot  %+v\nwant %+v", s, want)
 	}
 
 	vm := `infergate_inference_batch_size_bucket{model="ctr",version="1",vmrange="1.000e+00...1.000e+00"} 3
