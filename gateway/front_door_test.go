@@ -132,3 +132,23 @@ func TestCompressedControlBodies(t *testing.T) {
 		t.Errorf("gzip load: got %s; want 200", r)
 	}
 }
+
+// The load API takes the configuration as Triton does, a JSON string
+// holding config.json's text, and as a JSON object too; anything else is
+// a 400 that says which.
+func TestLoadConfigStringOrObject(t *testing.T) {
+	s := startFake(t, newFakeBackend(), gateway.DefaultConfig(), registry.ModelConfig{})
+	for _, body := range []string{
+		`{"parameters":{"config":"{\"max_batch_size\":4}"}}`,
+		`{"parameters":{"config":{"max_batch_size":4}}}`,
+		`{"parameters":{"config":null}}`,
+	} {
+		if r := s.post(t, "/v2/repository/models/fake/load", []byte(body)); r.code != 200 {
+			t.Errorf("load %s: %s; want 200", body, r)
+		}
+	}
+	checkError(t, s.post(t, "/v2/repository/models/fake/load", []byte(`{"parameters":{"config":4}}`)), fasthttp.StatusBadRequest,
+		"parameters.config is 4; give the configuration as a JSON string")
+	checkError(t, s.post(t, "/v2/repository/models/fake/load", []byte(`{"parameters":{"config":{"max_batch_size":"x"}}}`)), fasthttp.StatusBadRequest,
+		"parameters.config:")
+}

@@ -440,11 +440,11 @@ func (s *Server) batchError(v *registry.Version, level int, timeout time.Duratio
 				// takes the model's.
 				setting = fmt.Sprintf("dynamic_batching.priority_queue_policy's default_timeout_microseconds for priority %d", level)
 			}
-			return timedOut(fmt.Sprintf("timed out after %s waiting in the queue of model %q version %s (%d instances busy), its %s; retry later, raise that in the model's configuration, or add instances",
-				t, v.Model, v.Label, bc.Instances, setting))
+			return timedOut(fmt.Sprintf("timed out after %s waiting in the queue of model %q version %s (%s), its %s; retry later, raise that in the model's configuration, or add instances",
+				t, v.Model, v.Label, queueState(bc), setting))
 		}
-		return timedOut(fmt.Sprintf("timed out after %s waiting in the queue of model %q version %s (%d instances busy); retry later, raise the request's timeout parameter or the server's --request-timeout, or add instances",
-			timeout, v.Model, v.Label, bc.Instances))
+		return timedOut(fmt.Sprintf("timed out after %s waiting in the queue of model %q version %s (%s); retry later, raise the request's timeout parameter or the server's --request-timeout, or add instances",
+			timeout, v.Model, v.Label, queueState(bc)))
 	case errors.Is(err, batching.ErrBadPriority), errors.Is(err, batching.ErrBadRequest):
 		return badRequest("%s", strings.TrimPrefix(err.Error(), "batching: "))
 	case errors.Is(err, batching.ErrStopped), errors.Is(err, engine.ErrClosed):
@@ -456,6 +456,16 @@ func (s *Server) batchError(v *registry.Version, level int, timeout time.Duratio
 		return &httpError{code: fasthttp.StatusRequestEntityTooLarge, msg: err.Error(), reason: registry.ReasonBadRequest}
 	}
 	return internal(fmt.Errorf("model %q version %s: %w", v.Model, v.Label, err))
+}
+
+// queueState says why a request of a version with batcher configuration
+// bc waits in its queue: its instances are busy, or an idle one holds
+// requests for up to the queue delay to fill a batch.
+func queueState(bc batching.Config) string {
+	if bc.MaxQueueDelay > 0 {
+		return fmt.Sprintf("%d instances, busy or holding requests up to max_queue_delay_us %d to fill a batch", bc.Instances, bc.MaxQueueDelay.Microseconds())
+	}
+	return fmt.Sprintf("%d instances busy", bc.Instances)
 }
 
 // requestBody returns the request body, decompressed when it carries a

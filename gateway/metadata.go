@@ -138,11 +138,12 @@ func (s *Server) routeRepository(ctx *fasthttp.RequestCtx, rest []byte) error {
 
 // loadModel serves POST /v2/repository/models/{name}/load. The optional
 // body {"parameters": {"config": "<config.json text>"}} overrides the
-// model's config.json, as Triton's load API does.
+// model's config.json, as Triton's load API does. The configuration may
+// also be given as a JSON object rather than a string holding one.
 func (s *Server) loadModel(ctx *fasthttp.RequestCtx, name string) error {
 	var q struct {
 		Parameters struct {
-			Config string `json:"config"`
+			Config json.RawMessage `json:"config"`
 		} `json:"parameters"`
 	}
 	body, err := s.requestBody(ctx)
@@ -152,9 +153,23 @@ func (s *Server) loadModel(ctx *fasthttp.RequestCtx, name string) error {
 	if err := decodeJSONBody(body, &q); err != nil {
 		return err
 	}
+	var text []byte
+	switch raw := bytes.TrimSpace(q.Parameters.Config); {
+	case len(raw) == 0 || bytes.Equal(raw, []byte("null")):
+	case raw[0] == '{':
+		text = raw
+	case raw[0] == '"':
+		var str string
+		if err := json.Unmarshal(raw, &str); err != nil {
+			return badRequest("parameters.config: %s", err)
+		}
+		text = []byte(str)
+	default:
+		return badRequest("parameters.config is %.40s; give the configuration as a JSON string holding config.json's text, as Triton's load API takes it, or as a JSON object", raw)
+	}
 	var override *registry.ModelConfig
-	if q.Parameters.Config != "" {
-		c, err := registry.ParseModelConfig([]byte(q.Parameters.Config))
+	if len(text) > 0 {
+		c, err := registry.ParseModelConfig(text)
 		if err != nil {
 			return badRequest("parameters.config: %s", err)
 		}

@@ -152,6 +152,7 @@ func adminFlags(fs *flag.FlagSet, read bool) *adminConfig {
 	fs.StringVar(&c.addr, "addr", "http://127.0.0.1:8080", "base URL of any cluster member's HTTP server (its --http or --advertise-http address)")
 	// The default is read in client, so that --help never prints a token.
 	fs.StringVar(&c.token, "token", "", "bearer token of the admin API, the server's --admin-token (default $INFERGATE_ADMIN_TOKEN); a server without one answers loopback clients only")
+	fs.StringVar(&c.token, "admin-token", "", "the same as --token, spelled as serve spells it")
 	fs.BoolVar(&c.json, "json", false, "print the API's JSON answer as it came instead of text")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "give up on the call after this long; uploads of large models may need more")
 	if read {

@@ -60,7 +60,7 @@ type serveConfig struct {
 func serveFlags(fs *flag.FlagSet) *serveConfig {
 	c := &serveConfig{gateway: gateway.DefaultConfig()}
 	fs.StringVar(&c.httpAddr, "http", "127.0.0.1:8080", "address to serve HTTP on (OIP v2, repository API, /metrics, status page at /)")
-	fs.StringVar(&c.modelsDir, "models", "models", "model repository in Triton layout: DIR/<model>/<version>/model.onnx, optional DIR/<model>/config.json")
+	fs.StringVar(&c.modelsDir, "models", "models", "model repository in Triton layout: DIR/<model>/<version>/model.onnx, optional DIR/<model>/config.json or config.pbtxt")
 	fs.StringVar(&c.dataDir, "data", "data", "directory for this node's state; one server per directory")
 	fs.StringVar(&c.ortLib, "ort-lib", "", "path of libonnxruntime.so (default: $INFERGATE_ORT_LIB, else lib/libonnxruntime.so.1 from \"make setup\")")
 	fs.StringVar(&c.load, "load", "*", "models to load at start: \"*\" for every model in the repository, or a comma-separated list (not with --poll-interval, which loads every model); others load through POST /v2/repository/models/{name}/load")

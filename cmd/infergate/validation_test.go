@@ -144,3 +144,10 @@ func TestUploadLimitsSayWhichFlag(t *testing.T) {
 		t.Errorf("upload of 2 MiB to --max-body 1 MiB: exit %d:\n%s\nwant advice for an upload", code, out)
 	}
 }
+
+// models and cluster take the admin token as --admin-token too, as serve
+// spells it.
+func TestAdminTokenFlagAsServeSpellsIt(t *testing.T) {
+	checkExit(t, 1, "cannot reach the admin API at http://127.0.0.1:1", "cluster", "status", "--admin-token", "x", "--addr", "http://127.0.0.1:1")
+	checkExit(t, 1, "cannot reach the admin API at http://127.0.0.1:1", "models", "list", "--admin-token", "x", "--addr", "http://127.0.0.1:1")
+}
