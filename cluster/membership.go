@@ -180,14 +180,19 @@ func (n *Node) RemoveLocal(id string) error {
 		if voters == 1 && servers[i].Suffrage == raft.Voter {
 			return fmt.Errorf("%w: node %q is the only voter; a group cannot remove its last voter", fsm.ErrConflict, id)
 		}
+		if id == n.cfg.NodeID {
+			// Removing itself, the leader would step down before it
+			// could forget the node's record: it hands leadership over
+			// instead, and the caller's retry (Remove's withLeader, or
+			// the forwarding node's) removes it through the new leader.
+			if err := n.raft.LeadershipTransfer().Error(); err != nil {
+				return raftError(err)
+			}
+			return fmt.Errorf("%w: handed leadership over to remove this node", ErrNotLeader)
+		}
 		if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
 			return raftError(err)
 		}
-	}
-	if id == n.cfg.NodeID {
-		// The leader removed itself and steps down; its successor
-		// forgets the record when asked again.
-		return nil
 	}
 	_, err := n.ApplyLocal(fsm.Command{Op: fsm.OpRemoveMember, Member: &fsm.Member{ID: id}})
 	return err

@@ -41,6 +41,13 @@ func (n *Node) Upload(ctx context.Context, name string, onnx []byte, promote boo
 	if len(onnx) == 0 {
 		return nil, "", fmt.Errorf("%w: the body is empty; send the ONNX model's bytes (Content-Type: application/octet-stream)", fsm.ErrInvalid)
 	}
+	if st, _ := n.fsm.State(); st.Models[name] == nil && n.cfg.Registry.Model(name) != nil && n.behind() {
+		// A restart serves the cluster's files before raft has caught
+		// up: decide on the group's state, not on a stale one.
+		if err := n.ReadIndex(ctx); err != nil {
+			return nil, "", err
+		}
+	}
 	if st, _ := n.fsm.State(); st.Models[name] == nil && n.cfg.Registry.Model(name) != nil {
 		return nil, "", fmt.Errorf("%w: model %q is served from this node's --models directory, outside the cluster; a cluster model of that name would replace its files. Pick another name, or move the local model out of --models first", fsm.ErrConflict, name)
 	}
@@ -211,4 +218,14 @@ func (n *Node) memberStatuses(ctx context.Context, st *fsm.State) map[string]*Lo
 	}
 	wg.Wait()
 	return out
+}
+
+// behind reports whether this node's state may lag the group's by more
+// than replication does: it knows of no leader (it has just started, or is
+// cut off), or it has not applied what it knows to be committed.
+func (n *Node) behind() bool {
+	if addr, _ := n.raft.LeaderWithID(); addr == "" {
+		return true
+	}
+	return n.raft.AppliedIndex() < n.raft.CommitIndex()
 }
