@@ -257,28 +257,11 @@ func TestRestartKeepsStagedVersionFromUnversioned(t *testing.T) {
 		}
 		return nil
 	})
-	if err := n.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	repo, err := registry.New(registry.Config{Dir: cfg.Registry.Dir(), Load: func(b []byte, _ registry.ModelConfig) (registry.Backend, error) { return textBackend{}, nil }, Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(repo.Close)
-	if err := repo.LoadAll(); err != nil { // serve's loadInitial
-		t.Fatal(err)
-	}
-	if v := repo.Model("m").Default(); v == nil || v.Number != 2 {
-		t.Fatalf("after LoadAll, before the control plane: default %v; want version 2, the repository's own rule (else this test tests nothing)", v)
-	}
-	d := DefaultConfig() // the timings serve runs with: an election takes a while
-	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = d.HeartbeatTimeout, d.ElectionTimeout, d.LeaderLeaseTimeout
-	cfg.Registry = repo
-	again, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { again.Stop() })
+	repo, again := restartAsServe(t, cfg, n, func(repo *registry.Repository) {
+		if v := repo.Model("m").Default(); v == nil || v.Number != 2 {
+			t.Fatalf("after LoadAll, before the control plane: default %v; want version 2, the repository's own rule (else this test tests nothing)", v)
+		}
+	})
 	// serve reports ready here.
 	if v, err := repo.Acquire("m", 0); err == nil {
 		v.Release()
@@ -298,4 +281,36 @@ func TestRestartKeepsStagedVersionFromUnversioned(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// restartAsServe stops n and starts it again on cfg as serve does: a new
+// registry over the same repository loads what is on disk (LoadAll), then
+// the control plane starts, with serve's timings (an election takes a
+// while). beforeStart, when not nil, sees the registry in between.
+func restartAsServe(t *testing.T, cfg Config, n *Node, beforeStart func(*registry.Repository)) (*registry.Repository, *Node) {
+	t.Helper()
+	if err := n.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := registry.New(registry.Config{Dir: cfg.Registry.Dir(), Load: func(b []byte, _ registry.ModelConfig) (registry.Backend, error) { return textBackend{}, nil }, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(repo.Close)
+	if err := repo.LoadAll(); err != nil { // serve's loadInitial
+		t.Fatal(err)
+	}
+	if beforeStart != nil {
+		beforeStart(repo)
+	}
+	d := DefaultConfig()
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = d.HeartbeatTimeout, d.ElectionTimeout, d.LeaderLeaseTimeout
+	cfg.HoldTimeout = 5 * time.Second
+	cfg.Registry = repo
+	again, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { again.Stop() })
+	return repo, again
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/internal/testenv"
-	"github.com/infergate/infergate/registry"
 )
 
 // removeStub adds DELETE /v1/cluster/members/{id} to adminStub, as
@@ -119,26 +118,7 @@ func TestUploadRightAfterRestart(t *testing.T) {
 		}
 		return nil
 	})
-	if err := n.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	repo, err := registry.New(registry.Config{Dir: cfg.Registry.Dir(), Load: func(b []byte, _ registry.ModelConfig) (registry.Backend, error) { return textBackend{}, nil }, Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(repo.Close)
-	if err := repo.LoadAll(); err != nil { // serve's loadInitial
-		t.Fatal(err)
-	}
-	d := DefaultConfig() // serve's timings
-	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = d.HeartbeatTimeout, d.ElectionTimeout, d.LeaderLeaseTimeout
-	cfg.HoldTimeout = 5 * time.Second
-	cfg.Registry = repo
-	again, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { again.Stop() })
+	_, again := restartAsServe(t, cfg, n, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	res, _, err := again.Upload(ctx, "m", []byte("good two"), false, nil)
