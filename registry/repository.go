@@ -71,6 +71,8 @@ type versionStatus struct {
 	size    int64
 	modTime time.Time
 	config  ModelConfig
+	// gen is, while UNLOADING, the Generation of the load that drains.
+	gen uint64
 }
 
 // vmEntry is a version's metric series with the number of Version objects
@@ -506,7 +508,7 @@ func (r *Repository) retire(vs []*Version, keep []*Version) {
 	for _, v := range vs {
 		replaced := findVersion(keep, v.Number) != nil
 		if !replaced {
-			r.setStatus(v.Model, v.Number, versionStatus{state: StateUnloading})
+			r.setStatus(v.Model, v.Number, versionStatus{state: StateUnloading, gen: v.Generation})
 		}
 		r.wg.Add(1)
 		go func() {
@@ -520,7 +522,7 @@ func (r *Repository) retire(vs []*Version, keep []*Version) {
 			r.releaseMetrics(v.Model, v.Label)
 			if !replaced {
 				r.mu.Lock()
-				if !r.routable(v.Model, v.Number) {
+				if s := r.status[v.Model][v.Number]; s.state == StateUnloading && s.gen == v.Generation && !r.routable(v.Model, v.Number) {
 					r.setStatusLocked(v.Model, v.Number, versionStatus{state: StateUnavailable, reason: "unloaded"})
 				}
 				r.mu.Unlock()
