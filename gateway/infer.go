@@ -155,7 +155,11 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 	if err := oip.DecodeRequest(req, body, headerLen); err != nil {
 		return err
 	}
-	if err := oip.CheckInputs(req.Inputs, v.Inputs, 0); err != nil {
+	noBatchDim := int64(0)
+	if !v.Batchable {
+		noBatchDim = -1 // the first dimensions are each input's own
+	}
+	if err := oip.CheckInputs(req.Inputs, v.Inputs, noBatchDim); err != nil {
 		return err
 	}
 	if err := oip.CheckOutputs(req.Outputs, v.Outputs); err != nil {

@@ -11,7 +11,9 @@ import (
 // and each variable (negative) one may be any size, except that a variable
 // first dimension, the batch size, may not exceed maxBatch when maxBatch > 0;
 // when every model input has a variable first dimension, all inputs must
-// agree on it.
+// agree on it, unless maxBatch < 0, which says the model has no batch
+// dimension (Triton's max_batch_size 0): its first dimensions are the
+// inputs' own.
 // Finally each input's Data must hold exactly the elements its shape says.
 //
 // The error is an *Error for the person who sent the request, such as
@@ -58,7 +60,7 @@ func CheckInputs(inputs []Tensor, want []TensorMetadata, maxBatch int64) error {
 			return errorf("missing input %q; the model's inputs are %s", want[i].Name, metadataNames(want))
 		}
 	}
-	if !batched(want) || len(inputs) == 0 {
+	if maxBatch < 0 || !batched(want) || len(inputs) == 0 {
 		return nil
 	}
 	batch := inputs[0].Shape[0]

@@ -52,6 +52,9 @@ func TestCheckInputs(t *testing.T) {
 	bad([]Tensor{ints("ids", INT64, 2, 8)}, two, 0, `missing input "mask"; the model's inputs are "ids" (INT64 [-1,8]), "mask" (BOOL [-1,8])`)
 	bad([]Tensor{ints("ids", INT64, 2, 8), ints("mask", BOOL, 3, 8)}, two, 0,
 		`inputs disagree on the batch size (the first dimension): "ids" has 2, "mask" has 3`)
+	// A model without a batch dimension (maxBatch < 0): the first
+	// dimensions are each input's own.
+	ok([]Tensor{ints("ids", INT64, 2, 8), ints("mask", BOOL, 3, 8)}, two, -1)
 	bad([]Tensor{ints("img", UINT8, 4, 5, 7), ints("k", INT32)}, fixed, 0, `dimension 0 must be 3`)
 	bad([]Tensor{{Name: "features", Datatype: FP32, Shape: shape(-1, 64)}}, ctr, 0, `shape [-1,64] has a negative dimension`)
 	short := feats(2, 64)
