@@ -274,11 +274,18 @@ func (g *Graph) validate() error {
 			return fmt.Errorf("%s %q: %w", what, t.Name, err)
 		}
 	}
+	nodeNames := make(map[string]int, len(g.Nodes)) // ONNX Runtime refuses a name twice; any number may be empty
 	for i := range g.Nodes {
 		n := &g.Nodes[i]
 		what := fmt.Sprintf("node %d (%s %q)", i, n.OpType, n.Name)
 		if n.OpType == "" {
 			return fmt.Errorf("%s: empty op type: %w", what, ErrInvalid)
+		}
+		if n.Name != "" {
+			if j, ok := nodeNames[n.Name]; ok {
+				return fmt.Errorf("%s: node name %q is already node %d's: %w", what, n.Name, j, ErrInvalid)
+			}
+			nodeNames[n.Name] = i
 		}
 		for _, in := range n.Inputs {
 			if _, ok := defined[in]; !ok && in != "" {

@@ -109,3 +109,24 @@ func TestDataType(t *testing.T) {
 	f(0, "DataType(0)", 0)
 	f(14, "DataType(14)", 0)
 }
+
+// Validate reports two nodes of one name, which ONNX Runtime refuses
+// ("two nodes with same node name"); any number of nodes may have none.
+func TestValidateDuplicateNodeNames(t *testing.T) {
+	graph := func(a, b string) *Model {
+		return &Model{Graph: Graph{
+			Inputs:  []ValueInfo{{Name: "x", Type: Float, Dims: []int64{-1, 2}}},
+			Outputs: []ValueInfo{{Name: "z", Type: Float, Dims: []int64{-1, 2}}},
+			Nodes: []Node{
+				{OpType: "Relu", Name: a, Inputs: []string{"x"}, Outputs: []string{"y"}},
+				{OpType: "Sigmoid", Name: b, Inputs: []string{"y"}, Outputs: []string{"z"}},
+			},
+		}}
+	}
+	if err := graph("act", "act").Validate(); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `node name "act" is already node 0's`) {
+		t.Fatalf("two nodes named act: %v; want ErrInvalid naming the first", err)
+	}
+	if err := graph("", "").Validate(); err != nil {
+		t.Fatalf("two nodes without names: %v; want nil", err)
+	}
+}
