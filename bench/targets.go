@@ -43,15 +43,24 @@ func cleanClosedRun(m, kind string, batching, cache bool) func(*Run) bool {
 	return func(x *Run) bool { return x.Flagged == "" && run(x) }
 }
 
-// closedRun is cleanClosedRun with flagged runs too. The concurrency a
-// figure is read at comes from these, so that a flagged run at the
-// loaded level leaves its figure out rather than one at a lower level
-// standing in for it.
+// closedRun is cleanClosedRun with flagged runs too, for topConcurrency.
 func closedRun(m, kind string, batching, cache bool) func(*Run) bool {
 	return func(x *Run) bool {
 		return x.Model == m && x.Kind == kind && x.Mode == ModeClosed && x.RowsPerRequest <= 1 &&
 			(kind != KindGateway || (x.Batching == batching && x.Cache == cache))
 	}
+}
+
+// topConcurrency returns the highest concurrency of the runs that sel
+// selects, flagged ones too: the level a figure is read at, so that a
+// flagged run there leaves its figure out rather than one at a lower level
+// standing in for it. ok is false when sel selects none.
+func topConcurrency(runs []Run, sel func(*Run) bool) (top int, ok bool) {
+	conc := distinct(runs, sel, func(x *Run) int { return x.Concurrency })
+	if len(conc) == 0 {
+		return 0, false
+	}
+	return slices.Max(conc), true
 }
 
 // CheckTargets checks the suite's targets for every model that r has the
@@ -77,11 +86,10 @@ func CheckTargets(r *Report) []Target {
 			return cleanClosedRun(m, kind, batching, cache)
 		}
 		batched := closed(KindGateway, true, false)
-		conc := distinct(runs, closedRun(m, KindGateway, true, false), func(x *Run) int { return x.Concurrency })
-		if len(conc) == 0 {
+		top, ok := topConcurrency(runs, closedRun(m, KindGateway, true, false))
+		if !ok {
 			continue
 		}
-		top := slices.Max(conc)
 		at := func(ok func(*Run) bool, c int) *Run {
 			return best(runs, func(x *Run) bool { return ok(x) && x.Concurrency == c }, moreRPS)
 		}
@@ -340,11 +348,10 @@ func writeCPUPerRequest(w io.Writer, r *Report) {
 			return func(x *Run) bool { return run(x) && x.ServerCPUPerRequestUS > 0 }
 		}
 		floors := closed(KindHTTPFloor, false, false)
-		conc := distinct(r.Runs, closedRun(m, KindHTTPFloor, false, false), func(x *Run) int { return x.Concurrency })
-		if len(conc) == 0 {
+		top, ok := topConcurrency(r.Runs, closedRun(m, KindHTTPFloor, false, false))
+		if !ok {
 			continue
 		}
-		top := slices.Max(conc)
 		at := func(ok func(*Run) bool) *Run {
 			return best(r.Runs, func(x *Run) bool { return ok(x) && x.Concurrency == top }, moreRPS)
 		}
@@ -476,11 +483,10 @@ func rowCosts(r *Report) []rowCost {
 		batched := func(x *Run) bool {
 			return cleanClosedRun(m, KindGateway, true, false)(x) && x.Server != nil
 		}
-		conc := distinct(runs, closedRun(m, KindGateway, true, false), func(x *Run) int { return x.Concurrency })
-		if len(conc) == 0 {
+		top, ok := topConcurrency(runs, closedRun(m, KindGateway, true, false))
+		if !ok {
 			continue
 		}
-		top := slices.Max(conc)
 		g := best(runs, func(x *Run) bool { return batched(x) && x.Concurrency == top }, moreRPS)
 		if g == nil {
 			continue // flagged there, or without the server's figures

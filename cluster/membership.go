@@ -322,25 +322,38 @@ func (n *Node) savePeers(st *fsm.State) {
 	if slices.Equal(urls, n.savedPeers) {
 		return
 	}
-	b, _ := json.Marshal(urls)
-	if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, peersFile), b, 0o644); err != nil {
-		n.logf("cluster: cannot record the members' addresses: %v", err)
-		return
+	if n.saveJSON(peersFile, "the members' addresses", urls) {
+		n.savedPeers = urls
 	}
-	n.savedPeers = urls
 }
 
 // loadPeers returns what savePeers recorded last, or nothing.
 func (n *Node) loadPeers() []string {
-	b, err := os.ReadFile(filepath.Join(n.cfg.DataDir, peersFile))
-	if err != nil {
-		return nil
-	}
 	var urls []string
-	if json.Unmarshal(b, &urls) != nil {
+	if loadJSON(filepath.Join(n.cfg.DataDir, peersFile), &urls) != nil {
 		return nil
 	}
 	return urls
+}
+
+// saveJSON writes v as JSON to file in the raft data directory, durably,
+// and reports whether it did; a failure is logged as recording what.
+func (n *Node) saveJSON(file, what string, v any) bool {
+	b, _ := json.Marshal(v)
+	if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, file), b, 0o644); err != nil {
+		n.logf("cluster: cannot record %s: %v", what, err)
+		return false
+	}
+	return true
+}
+
+// loadJSON reads the JSON file at path into v.
+func loadJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
 }
 
 // configuredAddr returns this node's address in raft's latest

@@ -1,13 +1,11 @@
 package cluster
 
 import (
-	"encoding/json"
 	"maps"
 	"os"
 	"path/filepath"
 
 	"github.com/infergate/infergate/cluster/fsm"
-	"github.com/infergate/infergate/internal/durable"
 )
 
 // productionFile keeps, in the raft data directory, each replicated
@@ -33,12 +31,9 @@ func (n *Node) saveProduction(st *fsm.State) {
 	if maps.Equal(prod, n.savedProduction) {
 		return
 	}
-	b, _ := json.Marshal(prod)
-	if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, productionFile), b, 0o644); err != nil {
-		n.logf("cluster: cannot record the models' production versions: %v", err)
-		return
+	if n.saveJSON(productionFile, "the models' production versions", prod) {
+		n.savedProduction = prod
 	}
-	n.savedProduction = prod
 }
 
 // restoreProduction routes the unversioned requests of every model that
@@ -46,16 +41,11 @@ func (n *Node) saveProduction(st *fsm.State) {
 // set the model's default already. Start calls it before the reconciler
 // starts.
 func (n *Node) restoreProduction() {
-	b, err := os.ReadFile(filepath.Join(n.cfg.DataDir, productionFile))
-	if err != nil {
-		if !os.IsNotExist(err) {
-			n.logf("cluster: cannot read the models' production versions: %v", err)
-		}
-		return
-	}
 	var prod map[string]int64
-	if err := json.Unmarshal(b, &prod); err != nil {
-		n.logf("cluster: cannot read the models' production versions from %s: %v", productionFile, err)
+	if err := loadJSON(filepath.Join(n.cfg.DataDir, productionFile), &prod); err != nil {
+		if !os.IsNotExist(err) {
+			n.logf("cluster: cannot read the models' production versions from %s: %v", productionFile, err)
+		}
 		return
 	}
 	for name, v := range prod {
