@@ -89,6 +89,7 @@ func testConfig(t *testing.T, id string, trans *raft.InmemTransport, join string
 	cfg.Blobs = store
 	cfg.Logf = func(format string, args ...any) { t.Logf(id+": "+format, args...) }
 	cfg.inmem = trans
+	cfg.voterCheck = 100 * time.Millisecond
 	return cfg
 }
 

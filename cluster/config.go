@@ -81,6 +81,8 @@ type Config struct {
 	// inmem, set by tests, replaces the TCP transport and the on-disk
 	// stores with raft's in-memory ones, so that tests can partition.
 	inmem *raft.InmemTransport
+	// voterCheck, set by tests, replaces voterCheckInterval.
+	voterCheck time.Duration
 }
 
 // DefaultConfig returns the timings used by infergate serve. Raft's

@@ -7,7 +7,8 @@
 // A lone node bootstraps a one-voter group in its data directory on first
 // start, so the embedded default runs the same code as a cluster. Further
 // nodes join through any member's HTTP API; the leader adds them as voters
-// up to Config.MaxVoters and as non-voters beyond.
+// up to Config.MaxVoters and as non-voters beyond. A seat that a removed
+// voter frees goes to a non-voter (voters.go).
 //
 // Writes go through Node.Apply on any node: the leader applies them, a
 // follower forwards them to the leader over HTTP, and with no leader the

@@ -195,6 +195,10 @@ func (n *Node) RemoveLocal(id string) error {
 		}
 	}
 	_, err := n.ApplyLocal(fsm.Command{Op: fsm.OpRemoveMember, Member: &fsm.Member{ID: id}})
+	if i >= 0 && servers[i].Suffrage == raft.Voter {
+		// Its seat goes to a non-voter, if there is one.
+		n.fillVoters()
+	}
 	return err
 }
 

@@ -41,6 +41,12 @@ type Node struct {
 	savedProduction map[string]int64
 	m               nodeMetrics
 
+	// votersMu serializes fillVoters and guards unanswered.
+	votersMu sync.Mutex
+	// unanswered holds the non-voters that fillVoters found unreachable
+	// last time, so that it logs each once until it answers again.
+	unanswered map[raft.ServerID]bool
+
 	// stop is closed, and ctx canceled, when Stop begins: background work
 	// and calls in progress give up.
 	stop     chan struct{}
@@ -82,6 +88,7 @@ func Start(cfg Config) (*Node, error) {
 	n.rec = newReconciler(n)
 	n.m = newNodeMetrics(n)
 	n.goFunc(n.announce)
+	n.goFunc(n.voterLoop)
 	if n.bootstrapped && cfg.RegisterLocal {
 		// The reconciler starts once the local models are registered, so
 		// that it never sees a model half registered (and unloads the
