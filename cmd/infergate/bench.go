@@ -518,18 +518,14 @@ func runBenchReport(args []string) error {
 (with the summaries it adds after the targets), and with --html write its
 page. The targets are those the report recorded when it ran.`)
 	html := fs.String("html", "", "write the report as one self-contained HTML page with charts to this file")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		return errUsage
+	pos, err := parseArgs(fs, args, "REPORT.json")
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
 	}
-	if fs.NArg() != 1 {
-		fmt.Fprintf(fs.Output(), "give one report file, as --json wrote it, after the flags\n")
-		fs.Usage()
-		return errUsage
+	if err != nil {
+		return err
 	}
-	r, err := bench.LoadJSON(fs.Arg(0))
+	r, err := bench.LoadJSON(pos[0])
 	if err != nil {
 		return err
 	}

@@ -263,7 +263,14 @@ func TestBenchReport(t *testing.T) {
 		t.Helper()
 		checkExit(t, wantCode, wantOut, args...)
 	}
-	f(2, "give one report file", "bench", "report")
+	f(2, "missing argument REPORT.json", "bench", "report")
+	f(2, `unexpected argument "r2.json"`, "bench", "report", saved, "r2.json")
+	// The flag may come after the file too.
+	page2 := filepath.Join(dir, "r2.html")
+	f(0, "gateway-batched/ctr@c64", "bench", "report", saved, "--html", page2)
+	if _, err := os.Stat(page2); err != nil {
+		t.Fatalf("--html after the file: %v; want the page written", err)
+	}
 	f(1, "cannot read the report", "bench", "report", filepath.Join(dir, "missing.json"))
 	f(1, "is not a bench report", "bench", "report", notReport)
 	f(1, "is not a bench report", "bench", "report", "/dev/null")
