@@ -52,7 +52,8 @@
 //
 // Each instance is a full session with its own copy of the weights (as
 // ONNX Runtime prepacks them) and, with IntraOpThreads above 1, its own
-// thread pool. The defaults (one instance, one thread) suit a small box
+// thread pool; with Options.ShareSession the instances run on one
+// session instead, which holds the weights once. The defaults (one instance, one thread) suit a small box
 // that serves several models: parallelism comes from batching and from
 // Instances, not from threads inside an operator.
 //

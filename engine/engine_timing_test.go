@@ -64,26 +64,33 @@ func BenchmarkRunNoReuse(b *testing.B) {
 	}
 }
 
-// BenchmarkRunParallel runs the ctr model from many goroutines on two
-// instances: the semaphore's cost under contention.
+// BenchmarkRunParallel runs each demo model from many goroutines on two
+// instances, with a session each and sharing one: the semaphore's cost
+// under contention, and what a shared session costs concurrent runs.
 func BenchmarkRunParallel(b *testing.B) {
-	mlp := onnx.DemoCTR()
-	m := load(b, mlp.Model().Marshal(), Options{Instances: 2})
-	const rows = 4
-	in := []oip.Tensor{{Name: "features", Datatype: oip.FP32, Shape: []int64{rows, 64}, Data: f32Bytes(features(1, rows, 64))}}
-	b.ReportAllocs()
-	start := time.Now()
-	b.RunParallel(func(pb *testing.PB) {
-		var dst []oip.Tensor
-		var err error
-		for pb.Next() {
-			if dst, err = m.Run(context.Background(), in, nil, dst); err != nil {
-				b.Error(err)
-				return
-			}
+	for _, bm := range benchModels {
+		mlp := bm.mlp()
+		for _, share := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%s/share=%v", bm.name, share), func(b *testing.B) {
+				m := load(b, mlp.Model().Marshal(), Options{Instances: 2, ShareSession: share})
+				const rows = 4
+				in := []oip.Tensor{{Name: "features", Datatype: oip.FP32, Shape: []int64{rows, int64(mlp.In())}, Data: f32Bytes(features(1, rows, mlp.In()))}}
+				b.ReportAllocs()
+				start := time.Now()
+				b.RunParallel(func(pb *testing.PB) {
+					var dst []oip.Tensor
+					var err error
+					for pb.Next() {
+						if dst, err = m.Run(context.Background(), in, nil, dst); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				b.ReportMetric(float64(rows*b.N)/time.Since(start).Seconds(), "rows/s")
+			})
 		}
-	})
-	b.ReportMetric(float64(rows*b.N)/time.Since(start).Seconds(), "rows/s")
+	}
 }
 
 // BenchmarkRawORT is the floor under BenchmarkRun: onnxruntime_go with

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"sync/atomic"
 
 	ort "github.com/yalue/onnxruntime_go"
 )
@@ -14,6 +15,9 @@ import (
 // Only the goroutine that took it from Model.free touches it.
 type instance struct {
 	sess *ort.DynamicAdvancedSession
+	// owner counts the instances that run on sess (Options.ShareSession);
+	// the last one to be destroyed destroys it.
+	owner *session
 	// inVals and outVals are the ONNX Runtime values of the current run in
 	// model order. An input, and an output whose buffer Run provides (pre),
 	// is a value of inBound or outBound, which outlive the run; any other
@@ -114,8 +118,15 @@ func appendCUDA(so *ort.SessionOptions, device string, id int) error {
 	return causef(ErrDeviceUnavailable, err, "cannot use device %s: %s; check the GPU index and the CUDA and cuDNN libraries that ONNX Runtime needs, or use --device cpu", device, ortMessage(err))
 }
 
-// newInstance creates one session of the model and its scratch space.
-func (m *Model) newInstance(onnxData []byte, inNames, outNames []string, so *ort.SessionOptions, device string) (*instance, error) {
+// session is an ONNX Runtime session and the number of instances that
+// run on it.
+type session struct {
+	s    *ort.DynamicAdvancedSession
+	refs atomic.Int32
+}
+
+// newSession creates a session of the model.
+func newSession(onnxData []byte, inNames, outNames []string, so *ort.SessionOptions, device string) (*session, error) {
 	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(onnxData, inNames, outNames, so)
 	if err != nil {
 		if cuda, _, _ := parseDevice(device); cuda {
@@ -125,8 +136,16 @@ func (m *Model) newInstance(onnxData []byte, inNames, outNames []string, so *ort
 		}
 		return nil, causef(ErrInvalidModel, err, "ONNX Runtime cannot create a session of the model: %s", ortMessage(err))
 	}
+	return &session{s: sess}, nil
+}
+
+// newInstance creates the scratch space of one instance that runs on
+// sess, which it then holds a reference to.
+func (m *Model) newInstance(sess *session) *instance {
+	sess.refs.Add(1)
 	inst := &instance{
-		sess:     sess,
+		sess:     sess.s,
+		owner:    sess,
 		inVals:   make([]ort.Value, len(m.in)),
 		outVals:  make([]ort.Value, len(m.out)),
 		inBound:  make([]boundValue, len(m.in)),
@@ -140,7 +159,7 @@ func (m *Model) newInstance(onnxData []byte, inNames, outNames []string, so *ort
 	for k := range m.out {
 		inst.shapes[k] = slices.Clone(m.out[k].shape)
 	}
-	return inst, nil
+	return inst
 }
 
 // destroy releases the session and every value.
@@ -155,7 +174,9 @@ func (inst *instance) destroy() {
 	}
 	clear(inst.spare)
 	if inst.sess != nil {
-		inst.sess.Destroy()
+		if inst.owner.refs.Add(-1) == 0 {
+			inst.sess.Destroy()
+		}
 		inst.sess = nil
 	}
 }

@@ -18,7 +18,8 @@ import (
 )
 
 // Model is one loaded model version: Instances ONNX Runtime sessions of the
-// same ONNX bytes, each run by one Run call at a time.
+// same ONNX bytes (or one session, shared), each instance run by one Run
+// call at a time.
 //
 // Run is safe for concurrent use; Inputs, Outputs and Instances may be
 // called at any time, Close once the caller stops calling Run.
@@ -145,8 +146,9 @@ type tensorSpec struct {
 // they are allocated.
 //
 // Every instance holds its own copy of the weights (after ONNX Runtime's
-// graph optimizations), so memory grows with Instances. Init must have
-// been called. Load does not keep onnxData.
+// graph optimizations), so memory grows with Instances, unless
+// Options.ShareSession puts them all on one session. Init must have been
+// called. Load does not keep onnxData.
 func Load(onnxData []byte, opts Options) (m *Model, err error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -208,12 +210,14 @@ func Load(onnxData []byte, opts Options) (m *Model, err error) {
 	for k := range m.out {
 		outNames[k] = m.out[k].name
 	}
+	var sess *session
 	for range opts.Instances {
-		inst, err := m.newInstance(onnxData, inNames, outNames, so, opts.Device)
-		if err != nil {
-			return nil, err
+		if sess == nil || !opts.ShareSession {
+			if sess, err = newSession(onnxData, inNames, outNames, so, opts.Device); err != nil {
+				return nil, err
+			}
 		}
-		m.instances = append(m.instances, inst)
+		m.instances = append(m.instances, m.newInstance(sess))
 	}
 	if err := m.warmUp(); err != nil {
 		return nil, err
@@ -238,9 +242,21 @@ func (m *Model) Inputs() []oip.TensorMetadata { return m.inputs }
 // Outputs returns the model's outputs in model order, like Inputs.
 func (m *Model) Outputs() []oip.TensorMetadata { return m.outputs }
 
-// Instances returns the number of sessions, which is the number of Runs
+// Instances returns the number of instances, which is the number of Runs
 // that execute at once.
 func (m *Model) Instances() int { return len(m.instances) }
+
+// Sessions returns the number of ONNX Runtime sessions that hold the
+// model: Instances, or 1 when they share one (Options.ShareSession).
+func (m *Model) Sessions() int {
+	n := 0
+	for i, inst := range m.instances {
+		if i == 0 || inst.owner != m.instances[i-1].owner {
+			n++
+		}
+	}
+	return n
+}
 
 // Run executes one inference on a free instance, waiting for one while all
 // are busy until ctx is done (an inference that started is not

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -386,23 +387,45 @@ func TestDevice(t *testing.T) {
 	}
 }
 
+// TestConcurrentRuns runs 8 goroutines on 3 instances, each on its own
+// session or all on one (ShareSession), checking every answer.
 func TestConcurrentRuns(t *testing.T) {
-	mlp := onnx.DemoCTR()
-	m := load(t, mlp.Model().Marshal(), Options{Instances: 2})
-	if m.Instances() != 2 {
-		t.Fatalf("Instances() = %d; want 2", m.Instances())
-	}
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Go(func() {
-			var dst []oip.Tensor
-			for i := range 20 {
-				rows := 1 + (g*7+i*13)%64
-				dst = checkMLP(t, m, mlp, rows, uint64(g*100+i), dst)
+	for _, share := range []bool{false, true} {
+		t.Run(fmt.Sprintf("share=%v", share), func(t *testing.T) {
+			mlp := onnx.DemoCTR()
+			m := load(t, mlp.Model().Marshal(), Options{Instances: 3, ShareSession: share})
+			if m.Instances() != 3 {
+				t.Fatalf("Instances() = %d; want 3", m.Instances())
+			}
+			sessions := make(map[*session]bool)
+			for _, inst := range m.instances {
+				sessions[inst.owner] = true
+			}
+			if want := map[bool]int{false: 3, true: 1}[share]; len(sessions) != want || m.Sessions() != want {
+				t.Fatalf("%d sessions, Sessions() %d; want %d", len(sessions), m.Sessions(), want)
+			}
+			var wg sync.WaitGroup
+			for g := range 8 {
+				wg.Go(func() {
+					var dst []oip.Tensor
+					for i := range 20 {
+						rows := 1 + (g*7+i*13)%64
+						dst = checkMLP(t, m, mlp, rows, uint64(g*100+i), dst)
+					}
+				})
+			}
+			wg.Wait()
+			// Close destroys each session once, after its last instance.
+			if err := m.Close(); err != nil {
+				t.Fatal(err)
+			}
+			for s := range sessions {
+				if n := s.refs.Load(); n != 0 {
+					t.Fatalf("a session has %d references left after Close; want 0", n)
+				}
 			}
 		})
 	}
-	wg.Wait()
 }
 
 func TestRunBounded(t *testing.T) {

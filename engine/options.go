@@ -19,10 +19,15 @@ const DefaultMaxOutputBytes = 256 << 20
 // valid and means one CPU instance with one intra-op and one inter-op
 // thread, and outputs of at most 256 MiB a Run.
 type Options struct {
-	// Instances is the number of sessions of the model, each with its own
-	// copy of the weights, that run in parallel; Run blocks while all are
-	// busy. 0 means 1.
+	// Instances is the number of inferences of the model that run in
+	// parallel, each on a session with its own copy of the weights unless
+	// ShareSession is set; Run blocks while all are busy. 0 means 1.
 	Instances int
+	// ShareSession runs every instance on one ONNX Runtime session, which
+	// runs concurrent inferences: the weights are held once, so memory
+	// does not grow with Instances. Each instance keeps its own input and
+	// output buffers.
+	ShareSession bool
 	// IntraOpThreads is the number of threads one inference may use inside
 	// an operator (a MatMul split across cores). 0 means 1: the gateway
 	// runs several models and instances on a few cores, and parallelism

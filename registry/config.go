@@ -31,8 +31,12 @@ type ModelConfig struct {
 	DefaultModelFilename string `json:"default_model_filename,omitempty"`
 	// VersionPolicy picks which versions on disk are served.
 	VersionPolicy VersionPolicy `json:"version_policy"`
-	// Instances is the number of ONNX Runtime sessions run in parallel.
+	// Instances is the number of inferences run in parallel, each on an
+	// ONNX Runtime session of its own unless ShareSession is set.
 	Instances int `json:"instances,omitempty"`
+	// ShareSession runs the instances on one session, which holds the
+	// weights once: memory does not grow with Instances.
+	ShareSession bool `json:"share_session,omitempty"`
 	// IntraOpThreads and InterOpThreads are ONNX Runtime's thread pools
 	// per session.
 	IntraOpThreads int `json:"intra_op_threads,omitempty"`
@@ -62,8 +66,9 @@ type ModelConfig struct {
 	// InstanceGroup is Triton's spelling of Instances and Device.
 	InstanceGroup []InstanceGroup `json:"instance_group,omitempty"`
 	// Parameters are the ONNX Runtime backend's parameters in Triton's
-	// spelling: intra_op_thread_count and inter_op_thread_count, folded
-	// into IntraOpThreads and InterOpThreads.
+	// spelling: intra_op_thread_count, inter_op_thread_count and
+	// share_session_between_instances, folded into IntraOpThreads,
+	// InterOpThreads and ShareSession.
 	Parameters map[string]TritonParameter `json:"parameters,omitempty"`
 
 	// noBatchDim records a max_batch_size given as 0, Triton's way of

@@ -214,7 +214,8 @@ func (c *ModelConfig) instanceGroupFromTriton(bad func(path, format string, args
 }
 
 // parametersFromTriton folds the ONNX Runtime backend's thread counts
-// into IntraOpThreads and InterOpThreads; other parameters are refused.
+// into IntraOpThreads and InterOpThreads, and its session sharing into
+// ShareSession; other parameters are refused.
 func (c *ModelConfig) parametersFromTriton(bad func(path, format string, args ...any) error) error {
 	params := c.Parameters
 	c.Parameters = nil
@@ -227,8 +228,19 @@ func (c *ModelConfig) parametersFromTriton(bad func(path, format string, args ..
 			dst = &c.IntraOpThreads
 		case "inter_op_thread_count":
 			dst = &c.InterOpThreads
+		case "share_session_between_instances":
+			// Triton's backend reads it as a boolean string.
+			on, err := strconv.ParseBool(params[k].StringValue)
+			if err != nil {
+				return bad(path, "parameters: %s must be a string_value of \"true\" or \"false\", got %q", k, params[k].StringValue)
+			}
+			if c.ShareSession && !on {
+				return bad(path, "parameters: %s is \"false\" but the configuration's own share_session is true; give one of them", k)
+			}
+			c.ShareSession = on
+			continue
 		default:
-			return bad(path, "parameters: %q is not one infergate reads; it reads intra_op_thread_count and inter_op_thread_count", k)
+			return bad(path, "parameters: %q is not one infergate reads; it reads intra_op_thread_count, inter_op_thread_count and share_session_between_instances", k)
 		}
 		n, err := strconv.Atoi(params[k].StringValue)
 		if err != nil || n < 0 || n > 256 {

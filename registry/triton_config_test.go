@@ -171,14 +171,16 @@ func TestTritonPrintedConfig(t *testing.T) {
 		t.Fatalf("got %+v", c)
 	}
 	for in, want := range map[string]string{
-		`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":[3],"format":"FORMAT_NCHW"}]}`: `input[0].format is "FORMAT_NCHW": infergate has no such setting, and takes only Triton's default, "FORMAT_NONE"; remove it`,
-		`{"optimization":{"cuda":{"graphs":true}}}`:                                          `optimization is {"cuda":{"graphs":true}}`,
-		`{"model_warmup":[{"name":"w"}]}`:                                                    `model_warmup is [{"name":"w"}]`,
-		`{"dynamic_batching":{"priority_queue_policy":{"2":{}}}}`:                            `dynamic_batching.priority_queue_policy has a policy for priority "2"; its keys are priority levels, 1 to priority_levels (1)`,
-		`{"parameters":{"execution_mode":{"string_value":"1"}}}`:                             `parameters: "execution_mode" is not one infergate reads`,
-		`{"parameters":{"intra_op_thread_count":{"string_value":"many"}}}`:                   `parameters: intra_op_thread_count must be a string_value of 0 to 256, got "many"`,
-		`{"intra_op_threads":3,"parameters":{"intra_op_thread_count":{"string_value":"2"}}}`: "parameters: intra_op_thread_count is 2 but the configuration's own thread count is 3",
-		`{"parameters":{"intra_op_thread_count":{"int_value":2}}}`:                           `unknown field "int_value" in parameters.intra_op_thread_count`,
+		`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":[3],"format":"FORMAT_NCHW"}]}`:               `input[0].format is "FORMAT_NCHW": infergate has no such setting, and takes only Triton's default, "FORMAT_NONE"; remove it`,
+		`{"optimization":{"cuda":{"graphs":true}}}`:                                                        `optimization is {"cuda":{"graphs":true}}`,
+		`{"model_warmup":[{"name":"w"}]}`:                                                                  `model_warmup is [{"name":"w"}]`,
+		`{"dynamic_batching":{"priority_queue_policy":{"2":{}}}}`:                                          `dynamic_batching.priority_queue_policy has a policy for priority "2"; its keys are priority levels, 1 to priority_levels (1)`,
+		`{"parameters":{"execution_mode":{"string_value":"1"}}}`:                                           `parameters: "execution_mode" is not one infergate reads`,
+		`{"parameters":{"intra_op_thread_count":{"string_value":"many"}}}`:                                 `parameters: intra_op_thread_count must be a string_value of 0 to 256, got "many"`,
+		`{"intra_op_threads":3,"parameters":{"intra_op_thread_count":{"string_value":"2"}}}`:               "parameters: intra_op_thread_count is 2 but the configuration's own thread count is 3",
+		`{"parameters":{"intra_op_thread_count":{"int_value":2}}}`:                                         `unknown field "int_value" in parameters.intra_op_thread_count`,
+		`{"parameters":{"share_session_between_instances":{"string_value":"yes"}}}`:                        `parameters: share_session_between_instances must be a string_value of "true" or "false", got "yes"`,
+		`{"share_session":true,"parameters":{"share_session_between_instances":{"string_value":"false"}}}`: `share_session_between_instances is "false" but the configuration's own share_session is true`,
 	} {
 		if _, err := ParseModelConfig([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: got %v; want an error containing %q", in, err, want)
@@ -192,13 +194,20 @@ instance_group [ { name: "ctr_0" count: 2 kind: KIND_CPU passive: false } ]
 optimization { input_pinned_memory { enable: true } }
 parameters { key: "intra_op_thread_count" value { string_value: "2" } }
 parameters [ { key: "inter_op_thread_count", value: { string_value: "1" } } ]
+parameters { key: "share_session_between_instances" value { string_value: "true" } }
 `
 	c, err = ParseModelConfigText([]byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Instances != 2 || c.IntraOpThreads != 2 || c.InterOpThreads != 1 {
+	if c.Instances != 2 || c.IntraOpThreads != 2 || c.InterOpThreads != 1 || !c.ShareSession {
 		t.Fatalf("got %+v", c)
+	}
+	// infergate's own spelling, and Triton's agreeing with it.
+	for _, in := range []string{`{"instances":2,"share_session":true}`, `{"share_session":true,"parameters":{"share_session_between_instances":{"string_value":"true"}}}`} {
+		if c, err := ParseModelConfig([]byte(in)); err != nil || !c.ShareSession {
+			t.Fatalf("%s: got %+v, %v; want ShareSession", in, c, err)
+		}
 	}
 	for in, want := range map[string]string{
 		"input [ { name: \"x\"\n format: FORMAT_NHWC } ]":           `config.pbtxt line 2: input[0].format is "FORMAT_NHWC"`,

@@ -527,6 +527,7 @@ func checkModel(data []byte) (inputs, outputs []oip.TensorMetadata, err error) {
 func loadEngine(data []byte, cfg registry.ModelConfig) (registry.Backend, error) {
 	return engine.Load(data, engine.Options{
 		Instances:      cfg.Instances,
+		ShareSession:   cfg.ShareSession,
 		IntraOpThreads: cfg.IntraOpThreads,
 		InterOpThreads: cfg.InterOpThreads,
 		Device:         cfg.Device,
