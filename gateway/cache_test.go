@@ -221,3 +221,22 @@ func TestNoCacheDirectiveAnyCase(t *testing.T) {
 		t.Errorf("Cache-Control: no-cache-please: X-Cache %q; want hit (not the directive)", r.header["X-Cache"])
 	}
 }
+
+// Nothing of a Cache-Control: no-store request is stored (RFC 9111,
+// 5.2.1.5): the next identical request is computed again.
+func TestNoStoreRequestIsNotStored(t *testing.T) {
+	s := startFake(t, newFakeBackend(), gateway.DefaultConfig(), registry.ModelConfig{ResponseCache: &registry.ResponseCache{Enable: true}})
+	r := s.post(t, fakeInfer, fakeRequest, "Cache-Control", "No-Store")
+	if r.code != fasthttp.StatusOK || r.header["X-Cache"] != "" {
+		t.Fatalf("no-store request: %s, X-Cache %q; want 200 from the model", r, r.header["X-Cache"])
+	}
+	waitCache(t, s)
+	if r := s.post(t, fakeInfer, fakeRequest); r.header["X-Cache"] == "hit" {
+		t.Fatalf("the answer to a Cache-Control: no-store request was stored: the next identical request got X-Cache %q", r.header["X-Cache"])
+	}
+	// The plain request's answer is stored, and no-store skips it too.
+	waitCache(t, s)
+	if r := s.post(t, fakeInfer, fakeRequest, "Cache-Control", "no-store"); r.header["X-Cache"] != "" {
+		t.Fatalf("no-store after a stored answer: X-Cache %q; want none", r.header["X-Cache"])
+	}
+}

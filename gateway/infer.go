@@ -247,11 +247,15 @@ func (s *Server) cacheResponse(sc *scratch) {
 
 var (
 	noCache  = []byte("no-cache")
+	noStore  = []byte("no-store")
 	identity = []byte("identity")
 )
 
 // noCacheAsked reports whether a Cache-Control header of h holds the
-// no-cache directive, whose name is case-insensitive (RFC 9111, 5.2).
+// no-cache or the no-store directive, whose names are case-insensitive
+// (RFC 9111, 5.2). Either keeps the request away from the cache, both
+// ways: no-cache must not be answered from it, and nothing of a no-store
+// request may be stored.
 func noCacheAsked(h *fasthttp.RequestHeader) bool {
 	if h.Peek(fasthttp.HeaderCacheControl) == nil {
 		return false // the usual case, without PeekAll's work
@@ -261,7 +265,7 @@ func noCacheAsked(h *fasthttp.RequestHeader) bool {
 			var directive []byte
 			directive, v, _ = bytes.Cut(v, []byte{','})
 			name, _, _ := bytes.Cut(directive, []byte{'='})
-			if bytes.EqualFold(bytes.TrimSpace(name), noCache) {
+			if name = bytes.TrimSpace(name); bytes.EqualFold(name, noCache) || bytes.EqualFold(name, noStore) {
 				return true
 			}
 		}

@@ -16,7 +16,7 @@ import (
 const Platform = "onnxruntime_onnx"
 
 // extensions are the protocol extensions infergate implements.
-var extensions = []string{"binary_tensor_data", "classification", "model_repository", "model_configuration", "parameters", "statistics"}
+var extensions = []string{"binary_tensor_data", "classification", "model_repository", "model_configuration", "parameters", "schedule_policy", "statistics"}
 
 func (s *Server) serverMetadata(ctx *fasthttp.RequestCtx) error {
 	ctx.SetContentType("application/json")
@@ -80,10 +80,16 @@ func (s *Server) modelMetadata(ctx *fasthttp.RequestCtx, name, version []byte) e
 }
 
 // modelReady serves GET /v2/models/{name}[/versions/{version}]/ready:
-// 200 when ready, otherwise the error that says why (404 or 503).
+// 200 with the protocol's {"name", "ready": true} when ready (KServe's
+// clients read the body), otherwise the error that says why (404 or 503).
 func (s *Server) modelReady(ctx *fasthttp.RequestCtx, name, version []byte) error {
-	_, _, err := s.lookup(name, version)
-	return err
+	if _, _, err := s.lookup(name, version); err != nil {
+		return err
+	}
+	return writeJSON(ctx, struct {
+		Name  string `json:"name"`
+		Ready bool   `json:"ready"`
+	}{string(name), true})
 }
 
 // repositoryIndex serves POST /v2/repository/index, body {"ready": bool}

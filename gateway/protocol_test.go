@@ -277,12 +277,15 @@ func TestMetadataAndHealth(t *testing.T) {
 		t.Helper()
 		return s.do(t, fasthttp.MethodGet, uri, nil)
 	}
-	ok := func(uri string) {
+	// ok checks a health or ready answer: 200 with the protocol's JSON
+	// body, which KServe's clients read.
+	ok := func(uri, body string) {
 		t.Helper()
 		r := get(uri)
-		if r.code != fasthttp.StatusOK || len(r.body) != 0 {
-			t.Fatalf("GET %s: got %s; want 200 with an empty body", uri, r)
+		if r.code != fasthttp.StatusOK || r.header["Content-Type"] != "application/json" {
+			t.Fatalf("GET %s: got %s, Content-Type %q; want 200 JSON", uri, r, r.header["Content-Type"])
 		}
+		checkJSON(t, "GET "+uri, r.body, body)
 	}
 
 	ctrMeta := `{"name":"ctr","versions":["1"],"platform":"onnxruntime_onnx",
@@ -321,23 +324,25 @@ func TestMetadataAndHealth(t *testing.T) {
 		t.Fatalf("GET /v2: got %s; want name infergate, version 1.2.3, extensions with binary_tensor_data", r.body)
 	}
 
-	ok("/v2/health/live")
-	ok("/v2/health/ready")
-	ok("/v2/models/ctr/ready")
-	ok("/v2/models/ctr/versions/1/ready")
-	ok("/v2/models/ranker/ready")
+	ok("/v2/health/live", `{"live":true}`)
+	ok("/v2/health/ready", `{"ready":true}`)
+	ok("/v2/models/ctr/ready", `{"name":"ctr","ready":true}`)
+	ok("/v2/models/ctr/versions/1/ready", `{"name":"ctr","ready":true}`)
+	ok("/v2/models/ranker/ready", `{"name":"ranker","ready":true}`)
 	checkError(t, get("/v2/models/ctr/versions/2/ready"), fasthttp.StatusNotFound, `model "ctr" has no ready version 2`)
 	checkError(t, get("/v2/models/nope/ready"), fasthttp.StatusNotFound, `model "nope" is not served here`)
 	checkError(t, get("/v2/models/ctr/versions/0/ready"), fasthttp.StatusBadRequest, "not a positive integer")
 
 	// Not ready: live stays 200, ready says 503.
 	s.srv.SetReady(false)
-	ok("/v2/health/live")
-	if r := get("/v2/health/ready"); r.code != fasthttp.StatusServiceUnavailable {
+	ok("/v2/health/live", `{"live":true}`)
+	r = get("/v2/health/ready")
+	if r.code != fasthttp.StatusServiceUnavailable {
 		t.Fatalf("GET /v2/health/ready while not ready: got %s; want 503", r)
 	}
+	checkJSON(t, "GET /v2/health/ready while not ready", r.body, `{"ready":false,"error":"the server is still loading its initial models"}`)
 	s.srv.SetReady(true)
-	ok("/v2/health/ready")
+	ok("/v2/health/ready", `{"ready":true}`)
 }
 
 // TestModelVersionHeader checks that every successful infer answer, JSON

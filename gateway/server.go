@@ -260,13 +260,28 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) error {
 	case "/v2/health/live":
 		// Live while the process answers, shutting down or not: a failed
 		// liveness probe gets a process restarted, which never helps here.
-		return allow(ctx, fasthttp.MethodGet)
+		if err := allow(ctx, fasthttp.MethodGet); err != nil {
+			return err
+		}
+		// The protocol's body, which KServe's clients read; Triton's look
+		// at the status alone.
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"live":true}`)
+		return nil
 	case "/v2/health/ready":
 		if err := allow(ctx, fasthttp.MethodGet); err != nil {
 			return err
 		}
-		if !s.ready.Load() || s.stopping.Load() {
+		ctx.SetContentType("application/json")
+		switch {
+		case s.stopping.Load():
 			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+			ctx.SetBodyString(`{"ready":false,"error":"the server is shutting down"}`)
+		case !s.ready.Load():
+			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+			ctx.SetBodyString(`{"ready":false,"error":"the server is still loading its initial models"}`)
+		default:
+			ctx.SetBodyString(`{"ready":true}`)
 		}
 		return nil
 	case "/v2", "/v2/":

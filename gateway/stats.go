@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"github.com/valyala/fasthttp"
 
 	"github.com/infergate/infergate/oip"
@@ -64,7 +65,9 @@ func modelStat(v *registry.Version) oip.ModelStat {
 			CacheHit:      d(st.CacheHit),
 			CacheMiss:     d(st.CacheMiss),
 		},
-		BatchStats: make([]oip.BatchStats, 0, len(st.Batches)),
+		BatchStats:    make([]oip.BatchStats, 0, len(st.Batches)),
+		ResponseStats: map[string]json.RawMessage{},
+		MemoryUsage:   []json.RawMessage{},
 	}
 	for _, b := range st.Batches {
 		ms.BatchStats = append(ms.BatchStats, oip.BatchStats{

@@ -26,8 +26,16 @@ type ModelStat struct {
 	InferenceCount uint64         `json:"inference_count"`
 	ExecutionCount uint64         `json:"execution_count"`
 	InferenceStats InferenceStats `json:"inference_stats"`
+	// ResponseStats are Triton's statistics per response of a decoupled
+	// model, keyed by the response's index. A server that sends one
+	// response per request, which InferenceStats counts, leaves it empty,
+	// but writes it: Triton's clients read the field.
+	ResponseStats map[string]json.RawMessage `json:"response_stats"`
 	// BatchStats are the executions by size, smallest first.
 	BatchStats []BatchStats `json:"batch_stats"`
+	// MemoryUsage is Triton's memory held by the model, by kind and
+	// device; written empty, as ResponseStats.
+	MemoryUsage []json.RawMessage `json:"memory_usage"`
 }
 
 // InferenceStats counts requests and their cumulative durations by stage.

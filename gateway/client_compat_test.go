@@ -1,0 +1,109 @@
+package gateway_test
+
+// Client compatibility: each test sends what Triton's or KServe's
+// clients send (or what the protocol documents say a server must take)
+// and checks what those clients parse.
+
+import (
+	"encoding/json"
+	"slices"
+	"testing"
+
+	"github.com/infergate/infergate/gateway"
+	"github.com/valyala/fasthttp"
+)
+
+// KServe's InferenceRESTClient (python/kserve/kserve/inference_client.py)
+// answers is_server_live with response.json().get("live") and
+// is_server_ready with response.json().get("ready"); the Open Inference
+// Protocol's REST spec (inference_rest.md, "Server Live"/"Server Ready")
+// gives those bodies. An empty body makes both calls raise a JSON decode
+// error instead of returning True.
+func TestKServeServerHealthJSONBody(t *testing.T) {
+	s := startDemo(t, gateway.DefaultConfig(), false)
+	for _, c := range []struct{ path, key string }{
+		{"/v2/health/live", "live"},
+		{"/v2/health/ready", "ready"},
+	} {
+		r := s.do(t, fasthttp.MethodGet, c.path, nil, "Accept", "*/*")
+		if r.code != fasthttp.StatusOK {
+			t.Errorf("GET %s: got %s; want 200", c.path, r)
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(r.body, &m); err != nil {
+			t.Errorf("GET %s: body %q (Content-Type %q) is not a JSON object: %s; KServe's client calls response.json().get(%q) on it",
+				c.path, r.body, r.header["Content-Type"], err, c.key)
+			continue
+		}
+		if m[c.key] != true {
+			t.Errorf("GET %s: body %s; want %q: true", c.path, r.body, c.key)
+		}
+	}
+}
+
+// The OIP REST spec's model ready answer is {"name": ..., "ready": ...};
+// KServe's InferenceRESTClient before kserve commit 2925c919b (KServe 0.14
+// and earlier, inference_client.py:682 there) returns
+// response.json().get("ready") for the v2 protocol.
+func TestKServeModelReadyJSONBody(t *testing.T) {
+	s := startDemo(t, gateway.DefaultConfig(), false)
+	for _, path := range []string{"/v2/models/ctr/ready", "/v2/models/ctr/versions/1/ready"} {
+		r := s.do(t, fasthttp.MethodGet, path, nil)
+		if r.code != fasthttp.StatusOK {
+			t.Errorf("GET %s: got %s; want 200", path, r)
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(r.body, &m); err != nil {
+			t.Errorf("GET %s: body %q is not the spec's {\"name\",\"ready\"} object: %s", path, r.body, err)
+			continue
+		}
+		if m["name"] != "ctr" || m["ready"] != true {
+			t.Errorf("GET %s: body %s; want name ctr, ready true", path, r.body)
+		}
+	}
+}
+
+// Triton's statistics extension (docs/protocol/extension_statistics.md,
+// "$model_stat") gives every model_stat "response_stats" (an object) and
+// "memory_usage" (an array); only "version" is marked #optional. Scripts
+// reading get_inference_statistics()'s dict hit a KeyError.
+func TestStatisticsModelStatFields(t *testing.T) {
+	s := startDemo(t, gateway.DefaultConfig(), false)
+	for _, path := range []string{"/v2/models/stats", "/v2/models/ctr/stats", "/v2/models/ctr/versions/1/stats"} {
+		r := s.do(t, fasthttp.MethodGet, path, nil)
+		var st struct {
+			ModelStats []map[string]json.RawMessage `json:"model_stats"`
+		}
+		if r.code != fasthttp.StatusOK || json.Unmarshal(r.body, &st) != nil || len(st.ModelStats) != 1 {
+			t.Fatalf("GET %s: got %s; want 200 with one model_stat", path, r)
+		}
+		var missing []string
+		for _, f := range []string{"name", "version", "last_inference", "inference_count", "execution_count", "inference_stats", "response_stats", "batch_stats", "memory_usage"} {
+			if _, ok := st.ModelStats[0][f]; !ok {
+				missing = append(missing, f)
+			}
+		}
+		if len(missing) > 0 {
+			t.Errorf("GET %s: model_stat lacks %v (Triton's $model_stat has them)", path, missing)
+		}
+	}
+}
+
+// Triton reports "schedule_policy" in the server metadata's extensions
+// when it takes the "priority" and "timeout" request parameters
+// (docs/protocol/extension_schedule_policy.md); infergate takes both.
+func TestServerMetadataSchedulePolicy(t *testing.T) {
+	s := startDemo(t, gateway.DefaultConfig(), false)
+	r := s.do(t, fasthttp.MethodGet, "/v2", nil)
+	var sm struct {
+		Extensions []string `json:"extensions"`
+	}
+	if err := json.Unmarshal(r.body, &sm); err != nil {
+		t.Fatalf("GET /v2: %s: %s", r, err)
+	}
+	if !slices.Contains(sm.Extensions, "schedule_policy") {
+		t.Errorf("GET /v2 extensions %v; want %q, the extension that defines the priority and timeout parameters served here", sm.Extensions, "schedule_policy")
+	}
+}
