@@ -180,14 +180,20 @@ type LevelPolicy struct {
 	DefaultTimeout time.Duration
 }
 
-// CheckPriority returns ErrBadPriority, saying why, for a request
-// priority outside 1..PriorityLevels; 0 (none given) is fine. c must have
-// its defaults filled in, as Batcher.Config's are.
-func (c *Config) CheckPriority(p int64) error {
-	if p != 0 && (p < 1 || p > int64(c.PriorityLevels)) {
-		return fmt.Errorf("%w: priority %d; this model has priorities 1 (highest) to %d", ErrBadPriority, p, c.PriorityLevels)
+// Level returns the priority level that a request of priority p queues
+// at: p itself within 1..PriorityLevels, else DefaultPriority, for 0
+// (none given) and, as in Triton, for a priority above the model's
+// levels, so that clients that send one priority to every model work
+// with models of fewer levels. A negative p is ErrBadPriority. c must
+// have its defaults filled in, as Batcher.Config's are.
+func (c *Config) Level(p int64) (int, error) {
+	switch {
+	case p < 0:
+		return 0, fmt.Errorf("%w: priority %d; priorities are 1 (highest) to %d, or 0 for the default", ErrBadPriority, p, c.PriorityLevels)
+	case p == 0 || p > int64(c.PriorityLevels):
+		return c.DefaultPriority, nil
 	}
-	return nil
+	return int(p), nil
 }
 
 // LevelTimeout returns the default timeout of priority level's requests.
@@ -204,9 +210,9 @@ type Request struct {
 	// Inputs carry the batch dimension first, Rows long.
 	Inputs []oip.Tensor
 	Rows   int
-	// Priority is 1 (highest) to PriorityLevels; 0 means the default.
-	// It is int64, as the protocol's parameter is, so that a value out of
-	// range is refused as sent.
+	// Priority is 1 (highest) to PriorityLevels; 0, or one above
+	// PriorityLevels, means the default (see Config.Level). It is int64,
+	// as the protocol's parameter is.
 	Priority int64
 	// Deadline, when set, is when the request gives up waiting in the
 	// queue; it can only shorten its level's default timeout.
@@ -372,12 +378,9 @@ func (b *Batcher) Do(r *Request) error {
 			return err
 		}
 	}
-	level := b.cfg.DefaultPriority
-	if r.Priority != 0 {
-		if err := b.cfg.CheckPriority(r.Priority); err != nil {
-			return err
-		}
-		level = int(r.Priority)
+	level, err := b.cfg.Level(r.Priority)
+	if err != nil {
+		return err
 	}
 	if r.done == nil {
 		r.done = make(chan error, 1)

@@ -385,12 +385,36 @@ func TestPriorities(t *testing.T) {
 		if got := f.runs(); fmt.Sprint(got) != "[1 4 2 3]" {
 			t.Fatalf("runs: got %v; want [1 4 2 3]", got)
 		}
+		// As in Triton, a priority above the levels runs at the default
+		// level; a negative one is refused.
+		above := request(1, 1, 0)
+		above.Priority = 3
+		if err := b.Do(above); err != nil {
+			t.Fatalf("priority 3 of 2: got %v; want it run at the default level", err)
+		}
 		bad := request(1, 1, 0)
-		bad.Priority = 3
-		if err := b.Do(bad); !errors.Is(err, ErrBadPriority) || !strings.Contains(err.Error(), "priorities 1 (highest) to 2") {
-			t.Fatalf("priority 3 of 2: got %v; want ErrBadPriority naming the range", err)
+		bad.Priority = -1
+		if err := b.Do(bad); !errors.Is(err, ErrBadPriority) || !strings.Contains(err.Error(), "priorities are 1 (highest) to 2") {
+			t.Fatalf("priority -1: got %v; want ErrBadPriority naming the range", err)
 		}
 	})
+}
+
+func TestLevel(t *testing.T) {
+	c := Config{PriorityLevels: 3, DefaultPriority: 2}
+	f := func(p int64, want int, wantErr bool) {
+		t.Helper()
+		got, err := c.Level(p)
+		if got != want || (err != nil) != wantErr {
+			t.Fatalf("Level(%d): got %d, %v; want %d, error %v", p, got, err, want, wantErr)
+		}
+	}
+	f(0, 2, false)
+	f(1, 1, false)
+	f(3, 3, false)
+	f(4, 2, false)
+	f(1<<62, 2, false)
+	f(-1, 0, true)
 }
 
 func TestTimeoutBeforeCompute(t *testing.T) {

@@ -15,7 +15,7 @@ var (
 	ErrTimeout = errors.New("batching: request timed out in the queue")
 	// ErrStopped means the Batcher was stopped.
 	ErrStopped = errors.New("batching: stopped")
-	// ErrBadPriority means a priority outside 1..PriorityLevels.
+	// ErrBadPriority means a negative priority.
 	ErrBadPriority = errors.New("batching: priority out of range")
 	// ErrBadRequest means a request the batcher cannot carry: no rows, or
 	// inputs without the batch dimension it claims.

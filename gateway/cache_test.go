@@ -178,22 +178,21 @@ func TestStatusPageTraffic(t *testing.T) {
 	}
 }
 
-// A priority out of range is a 400 whether or not the cache holds the
-// request's inputs, and a body refused so is never replayed.
-func TestCacheHitChecksPriority(t *testing.T) {
+// A priority above the model's levels runs at the default level whether
+// or not the cache holds the request's inputs: the answer never depends on
+// the cache.
+func TestCacheHitPriorityAboveLevels(t *testing.T) {
 	b := newFakeBackend()
 	s := startFake(t, b, gateway.DefaultConfig(), registry.ModelConfig{ResponseCache: &registry.ResponseCache{Enable: true}})
-	bad := []byte(`{"parameters":{"priority":7},"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}]}`)
-	const want = "priority out of range: priority 7; this model has priorities 1 (highest) to 1"
-	checkError(t, s.post(t, fakeInfer, bad), fasthttp.StatusBadRequest, want)
-	if r := s.post(t, fakeInfer, fakeRequest); r.code != fasthttp.StatusOK {
-		t.Fatalf("good request: %s", r)
+	above := []byte(`{"parameters":{"priority":7},"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}]}`)
+	first := s.post(t, fakeInfer, above)
+	if first.code != fasthttp.StatusOK || first.header["X-Cache"] != "" {
+		t.Fatalf("first: %s, X-Cache %q; want 200 from the model", first, first.header["X-Cache"])
 	}
 	waitCache(t, s)
-	for range 2 {
-		r := s.post(t, fakeInfer, bad)
-		checkError(t, r, fasthttp.StatusBadRequest, want)
-		waitCache(t, s)
+	r := s.post(t, fakeInfer, above)
+	if r.code != fasthttp.StatusOK || r.header["X-Cache"] != "hit" || !bytes.Equal(r.body, first.body) {
+		t.Fatalf("again: %s, X-Cache %q; want the same answer from the cache", r, r.header["X-Cache"])
 	}
 }
 

@@ -107,3 +107,20 @@ func TestServerMetadataSchedulePolicy(t *testing.T) {
 		t.Errorf("GET /v2 extensions %v; want %q, the extension that defines the priority and timeout parameters served here", sm.Extensions, "schedule_policy")
 	}
 }
+
+// Triton's InferenceRequest::SetPriority (core/src/infer_request.cc:241)
+// runs a request whose priority is 0 or above the model's priority levels
+// at the model's default level. tritonclient sends "priority" whenever it
+// is not 0 (_utils.py _get_inference_request), so a client that sends
+// priority 2 to every model works on Triton against models with fewer
+// levels (or none configured); here it gets 400.
+func TestTritonPriorityAboveLevelsRunsAtDefault(t *testing.T) {
+	s := startDemo(t, gateway.DefaultConfig(), false)
+	x := features(60, 1, 64)
+	body := `{"parameters":{"priority":2},"inputs":[{"name":"features","shape":[1,64],"datatype":"FP32","data":` + jsonFloats(x) + `}],"outputs":[{"name":"score","parameters":{"binary_data":false}}]}`
+	r := s.post(t, "/v2/models/ctr/infer", []byte(body))
+	if r.code != fasthttp.StatusOK {
+		t.Fatalf("priority 2 on a model without priority levels: got %s; want 200 (Triton runs it at the default priority)", r)
+	}
+	checkScores(t, bytesF32(decodeInfer(t, r).Outputs[0].Data), x, 1)
+}

@@ -131,12 +131,15 @@ func TestBearerSchemeAnyCase(t *testing.T) {
 	}
 }
 
-// A priority the model does not have gets 400 naming the value sent, even
-// one far out of range.
+// A priority above the model's levels runs at the default level, as in
+// Triton, even one far out of range; a negative one gets 400 naming the
+// value sent.
 func TestPriorityOutOfRange(t *testing.T) {
 	s := startDemo(t, gateway.DefaultConfig(), false)
 	body := `{"parameters":{"priority":99999999999},"inputs":[` + input("features", "FP32", "[1,64]", jsonFloats(features(1, 1, 64))) + `]}`
-	checkError(t, s.post(t, "/v2/models/ctr/infer", []byte(body)), fasthttp.StatusBadRequest, "99999999999")
+	if r := s.post(t, "/v2/models/ctr/infer", []byte(body)); r.code != fasthttp.StatusOK {
+		t.Fatalf("priority 99999999999: got %s; want 200 at the default level", r)
+	}
 	body = `{"parameters":{"priority":-1},"inputs":[` + input("features", "FP32", "[1,64]", jsonFloats(features(1, 1, 64))) + `]}`
 	checkError(t, s.post(t, "/v2/models/ctr/infer", []byte(body)), fasthttp.StatusBadRequest, `parameter "priority" is -1`)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -164,14 +163,6 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 	}
 	if err := oip.CheckOutputs(req.Outputs, v.Outputs); err != nil {
 		return err
-	}
-	if req.Priority != 0 {
-		// The batcher refuses a priority out of range too, but a cache
-		// hit never reaches it: the answer must not depend on the cache.
-		bc := v.Batcher.Config()
-		if err := bc.CheckPriority(req.Priority); err != nil {
-			return s.batchError(v, 0, 0, err)
-		}
 	}
 	n := 1
 	if v.Batchable {
@@ -416,13 +407,14 @@ func responseEncoding(accept []byte) string {
 }
 
 // priorityLevel returns the priority level of a request that gives
-// priority (0: none) to version v; one out of range is returned as it is,
-// for the batcher to refuse.
+// priority (0: none) to version v. The decoder refuses a negative one.
 func priorityLevel(v *registry.Version, priority int64) int {
-	if priority == 0 {
-		return v.Batcher.Config().DefaultPriority
+	bc := v.Batcher.Config()
+	level, err := bc.Level(priority)
+	if err != nil {
+		return bc.DefaultPriority
 	}
-	return int(max(min(priority, math.MaxInt32), math.MinInt32))
+	return level
 }
 
 // batchError maps an error from the batcher or the backend, for a request
