@@ -7,6 +7,7 @@ package gateway_test
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/infergate/infergate/gateway"
@@ -123,4 +124,26 @@ func TestTritonPriorityAboveLevelsRunsAtDefault(t *testing.T) {
 		t.Fatalf("priority 2 on a model without priority levels: got %s; want 200 (Triton runs it at the default priority)", r)
 	}
 	checkScores(t, bytesF32(decodeInfer(t, r).Outputs[0].Data), x, 1)
+}
+
+// tritonclient.http serializes requests with python-rapidjson, whose dumps
+// writes NaN and infinities as the bare tokens NaN, Infinity and -Infinity
+// (allow_nan defaults to true); InferInput.set_data_from_numpy(...,
+// binary_data=False) puts the array's values in "data" as they are
+// (tritonclient/http/_utils.py _get_inference_request: json.dumps). The
+// C++ client (perf_analyzer's) writes them the same way (TritonJson with
+// kWriteNanAndInfFlag). Triton parses them (triton_json.h:
+// kParseNanAndInfFlag). A missing feature sent as NaN is a 400 here.
+func TestTritonClientBareNaNInput(t *testing.T) {
+	s := startDemo(t, gateway.DefaultConfig(), false)
+	x := features(59, 1, 64)
+	for _, tok := range []string{"NaN", "Infinity", "-Infinity"} {
+		data := strings.Replace(jsonFloats(x), "[", "["+tok+",", 1)
+		data = data[:strings.LastIndexByte(data, ',')] + "]" // still 64 values
+		body := `{"inputs":[{"name":"features","shape":[1,64],"datatype":"FP32","data":` + data + `}],"outputs":[{"name":"score","parameters":{"binary_data":false}}]}`
+		r := s.post(t, "/v2/models/ctr/infer", []byte(body))
+		if r.code != fasthttp.StatusOK {
+			t.Errorf("FP32 data with a bare %s, as tritonclient's rapidjson writes it: got %s; want 200", tok, r)
+		}
+	}
 }

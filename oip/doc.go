@@ -24,13 +24,15 @@
 // no allocations where goccy makes three. It also parses every number
 // exactly as strconv.ParseFloat does at the tensor's precision, where
 // goccy/go-json parses float64 and rounds again, which is wrong for some
-// inputs, and it decodes any datatype without a second pass. It accepts only
-// strict JSON (RFC 8259) in UTF-8.
+// inputs, and it decodes any datatype without a second pass. It accepts
+// strict JSON (RFC 8259) in UTF-8, with one extension, below.
 //
 // JSON numbers cannot be NaN or infinite. The encoders write such floating
 // point elements as the strings "NaN", "Infinity" and "-Infinity", as the
 // protobuf JSON mapping does, and the decoders accept these strings for
-// FP16, FP32 and FP64 tensors.
+// FP16, FP32 and FP64 tensors. The request decoder also takes them bare
+// (NaN, Infinity, -Infinity), as Triton does: its Python and C++ clients
+// write them so.
 //
 // # Errors
 //

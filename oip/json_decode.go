@@ -952,15 +952,21 @@ func (d *decoder) data(t *Tensor, w *where, haveShape bool) (int, error) {
 			if n > 0 {
 				break
 			}
-			num, err := d.scanNumber()
-			if err != nil {
-				return 0, err
+			if f, k := d.nonFinite(); k > 0 {
+				// -Infinity, bare.
+				d.pos += k
+				dst = appendFloat64As(dst, dt, f)
+			} else {
+				num, err := d.scanNumber()
+				if err != nil {
+					return 0, err
+				}
+				f, ok := d.parseFloat32(num)
+				if !ok {
+					return 0, d.outOfRange(w, count, num, dt)
+				}
+				dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(f))
 			}
-			f, ok := d.parseFloat32(num)
-			if !ok {
-				return 0, d.outOfRange(w, count, num, dt)
-			}
-			dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(f))
 			count++
 			if err := nest.leaves(d.depth-outer, 1, w); err != nil {
 				return 0, err
@@ -1105,6 +1111,12 @@ func (d *decoder) element(dst []byte, dt DataType, c byte, w *where, count int) 
 		if c == '"' {
 			return d.specialFloat(dst, dt, w, count)
 		}
+		if c == 'N' || c == 'I' || c == '-' {
+			if f, n := d.nonFinite(); n > 0 {
+				d.pos += n
+				return appendFloat64As(dst, dt, f), nil
+			}
+		}
 		if !isNum {
 			break
 		}
@@ -1170,7 +1182,7 @@ func (d *decoder) element(dst []byte, dt DataType, c byte, w *where, count int) 
 }
 
 // specialFloat reads one of the strings that stand for floats JSON cannot
-// write: "NaN", "Infinity", "-Infinity".
+// write: "NaN", "Infinity", "-Infinity" (element takes them bare too).
 func (d *decoder) specialFloat(dst []byte, dt DataType, w *where, count int) ([]byte, error) {
 	b, err := d.readString()
 	if err != nil {
@@ -1190,13 +1202,18 @@ func (d *decoder) specialFloat(dst []byte, dt DataType, w *where, count int) ([]
 		}
 		return nil, errorf(`%s: data element %d is the string %q but %s needs numbers (or "NaN", "Infinity", "-Infinity")`, w.tensor(), count, b, dt)
 	}
+	return appendFloat64As(dst, dt, f), nil
+}
+
+// appendFloat64As appends f as an element of float type dt.
+func appendFloat64As(dst []byte, dt DataType, f float64) []byte {
 	switch dt {
 	case FP16:
-		return binary.LittleEndian.AppendUint16(dst, halfFromFloat64(f)), nil
+		return binary.LittleEndian.AppendUint16(dst, halfFromFloat64(f))
 	case FP32:
-		return binary.LittleEndian.AppendUint32(dst, math.Float32bits(float32(f))), nil
+		return binary.LittleEndian.AppendUint32(dst, math.Float32bits(float32(f)))
 	}
-	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(f)), nil
+	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
 }
 
 // outOfRange reports a number too large for a float type.

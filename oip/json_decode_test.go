@@ -121,17 +121,29 @@ func TestDecodeRequestDatatypes(t *testing.T) {
 	f(FP64, "[1,-2.5,1.7976931348623157e308,5e-324,0.1,\"Infinity\",-0]",
 		1.0, -2.5, math.MaxFloat64, 5e-324, 0.1, math.Inf(1), math.Copysign(0, -1))
 	f(BYTES, `["", "abc", "\u0000"]`, "", "abc", "\x00")
+	// Bare, as Triton's clients write them (python-rapidjson, TritonJson),
+	// first in the data, after plain numbers, and nested.
+	for _, dt := range []DataType{FP16, FP32, FP64} {
+		f(dt, "[Infinity, -Infinity,1,-Infinity,Infinity , 2]", math.Inf(1), math.Inf(-1), 1.0, math.Inf(-1), math.Inf(1), 2.0)
+		f(dt, "[-Infinity]", math.Inf(-1))
+	}
 
-	// NaN decodes to a NaN of the type.
+	// NaN decodes to a NaN of the type, quoted or bare, and bare before
+	// "datatype" (checked, then decoded).
 	var req InferRequest
 	for _, dt := range []DataType{FP16, FP32, FP64} {
-		body := `{"inputs":[{"name":"x","datatype":"` + dt.String() + `","shape":[1],"data":["NaN"]}]}`
-		if err := DecodeRequest(&req, []byte(body), -1); err != nil {
-			t.Fatalf("%s: %s", body, err)
-		}
-		w := tensor("x", dt, shape(1), math.NaN())
-		if !dataEqual(dt, req.Inputs[0].Data, w.Data, true) {
-			t.Fatalf("%s: got %x; want a NaN", body, req.Inputs[0].Data)
+		for _, body := range []string{
+			`{"inputs":[{"name":"x","datatype":"` + dt.String() + `","shape":[1],"data":["NaN"]}]}`,
+			`{"inputs":[{"name":"x","datatype":"` + dt.String() + `","shape":[1],"data":[NaN]}]}`,
+			`{"inputs":[{"name":"x","data":[[NaN]],"shape":[1,1],"datatype":"` + dt.String() + `"}]}`,
+		} {
+			if err := DecodeRequest(&req, []byte(body), -1); err != nil {
+				t.Fatalf("%s: %s", body, err)
+			}
+			w := tensor("x", dt, req.Inputs[0].Shape, math.NaN())
+			if !dataEqual(dt, req.Inputs[0].Data, w.Data, true) {
+				t.Fatalf("%s: got %x; want a NaN", body, req.Inputs[0].Data)
+			}
 		}
 	}
 }
@@ -163,7 +175,9 @@ func TestDecodeRequestErrors(t *testing.T) {
 	f(x("FP32", "[1]", "[1e]"), -1, "a digit in the exponent")
 	f(x("FP32", "[1]", "[+1]"), -1, "expected a value")
 	f(x("FP32", "[1]", "[.5]"), -1, "expected a value")
-	f(x("FP32", "[1]", "[NaN]"), -1, "expected a value")
+	f(x("FP32", "[1]", "[Nan]"), -1, "expected a value")
+	f(x("FP32", "[1]", "[-Inf]"), -1, "expected a digit")
+	f(x("INT32", "[1]", "[NaN]"), -1, "data element 0 is a non-finite number but INT32 needs")
 	f(x("BOOL", "[1]", "[tru]"), -1, "expected true")
 	f(x("BYTES", "[1]", `["abc`), -1, "string is not terminated")
 	f(x("BYTES", "[1]", "[\"a\tb\"]"), -1, "control character 0x09")

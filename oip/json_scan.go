@@ -1,6 +1,7 @@
 package oip
 
 import (
+	"bytes"
 	"math"
 	"strconv"
 	"unicode/utf16"
@@ -79,9 +80,35 @@ func (s *scanner) kind() string {
 		return "null"
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 		return "a number"
+	case 'N', 'I':
+		if _, n := s.nonFinite(); n > 0 {
+			return "a non-finite number"
+		}
 	}
 	return "invalid JSON"
 }
+
+// nonFinite returns the value of the bare token NaN, Infinity or
+// -Infinity at s.pos, which JSON has not but Triton's clients write (their
+// JSON libraries allow them, and Triton reads them), and its length; 0 if
+// none is there.
+func (s *scanner) nonFinite() (f float64, n int) {
+	b := s.buf[s.pos:]
+	switch {
+	case bytes.HasPrefix(b, nanToken):
+		return math.NaN(), len(nanToken)
+	case bytes.HasPrefix(b, infToken):
+		return math.Inf(1), len(infToken)
+	case len(b) > 1 && b[0] == '-' && bytes.HasPrefix(b[1:], infToken):
+		return math.Inf(-1), 1 + len(infToken)
+	}
+	return 0, 0
+}
+
+var (
+	nanToken = []byte("NaN")
+	infToken = []byte("Infinity")
+)
 
 // enter counts one more level of nesting, refusing more than MaxDepth.
 func (s *scanner) enter() error {
@@ -827,7 +854,11 @@ func (s *scanner) skipValue() error {
 		return s.literal("false")
 	case 'n':
 		return s.literal("null")
-	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'N', 'I':
+		if _, n := s.nonFinite(); n > 0 {
+			s.pos += n
+			return nil
+		}
 		_, err := s.scanNumber()
 		return err
 	}
