@@ -7,6 +7,7 @@ package gateway_test
 import (
 	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -146,4 +147,27 @@ func TestTritonClientBareNaNInput(t *testing.T) {
 			t.Errorf("FP32 data with a bare %s, as tritonclient's rapidjson writes it: got %s; want 200", tok, r)
 		}
 	}
+}
+
+// Triton's binary tensor extension (docs/protocol/extension_binary_data.md,
+// "Raw Binary Request"): a request whose Inference-Header-Content-Length is
+// 0 has no JSON header; its body is the one input's bytes, taken as a
+// batch-1 request (one variable dimension at most), and every output comes
+// back binary. Triton's http_server.cc (EVBufferToRawInput) serves it;
+// infergate advertises "binary_tensor_data" and says its binary tensors
+// follow Triton's extension.
+func TestTritonRawBinaryRequest(t *testing.T) {
+	s := startDemo(t, gateway.DefaultConfig(), false)
+	x := features(58, 1, 64)
+	r := s.do(t, fasthttp.MethodPost, "/v2/models/ctr/infer", f32Bytes(x),
+		"Content-Type", "application/octet-stream", "Inference-Header-Content-Length", "0")
+	if r.code != fasthttp.StatusOK {
+		t.Fatalf("raw binary request (256 bytes of FP32, Inference-Header-Content-Length: 0): got %s; want 200", r)
+	}
+	h, ok := r.header["Inference-Header-Content-Length"]
+	n, err := strconv.Atoi(h)
+	if !ok || err != nil || n+4 != len(r.body) {
+		t.Fatalf("response: Inference-Header-Content-Length %q for %d bytes; want the JSON length and 4 bytes of score after it", h, len(r.body))
+	}
+	checkScores(t, bytesF32(r.body[n:]), x, 1)
 }

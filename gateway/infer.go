@@ -151,7 +151,12 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 			return nil
 		}
 	}
-	if err := oip.DecodeRequest(req, body, headerLen); err != nil {
+	if headerLen == 0 {
+		err = rawRequest(req, v, body)
+	} else {
+		err = oip.DecodeRequest(req, body, headerLen)
+	}
+	if err != nil {
 		return err
 	}
 	noBatchDim := int64(0)
