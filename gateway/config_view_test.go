@@ -62,7 +62,8 @@ func TestConfigMaxBatchSizeOfUnbatchableModel(t *testing.T) {
 
 // GET .../config carries Triton's description of the version (platform,
 // backend, input, output, instance_group), and what it answers loads back
-// as it is, with version and sha256 left out; a configuration in Triton's
+// as it is, version and sha256 included (a load ignores them); a
+// configuration in Triton's
 // own spelling loads too, and one that disagrees with the model is a 400
 // that leaves the loaded version serving.
 func TestConfigTritonFieldsRoundTrip(t *testing.T) {
@@ -117,11 +118,11 @@ func TestConfigTritonFieldsRoundTrip(t *testing.T) {
 				t.Fatalf("%s: %s is %s; want %s", model, key, got, want)
 			}
 		}
-		delete(c, "version")
-		delete(c, "sha256")
 		if r := load(model, c); r.code != fasthttp.StatusOK {
 			t.Fatalf("%s: loading its own configuration back: %s", model, r)
 		}
+		delete(c, "version")
+		delete(c, "sha256")
 		again := get(model)
 		delete(again, "version")
 		delete(again, "sha256")

@@ -175,6 +175,7 @@ func (s *Server) loadModel(ctx *fasthttp.RequestCtx, name string) error {
 	}
 	var override *registry.ModelConfig
 	if len(text) > 0 {
+		text = withoutReportedFields(text)
 		c, err := registry.ParseModelConfig(text)
 		if err != nil {
 			return badRequest("parameters.config: %s", err)
@@ -185,6 +186,33 @@ func (s *Server) loadModel(ctx *fasthttp.RequestCtx, name string) error {
 		return repoError(err)
 	}
 	return writeJSON(ctx, struct{}{})
+}
+
+// withoutReportedFields returns the configuration text without the
+// top-level "version" and "sha256" that GET .../config reports beside the
+// configuration, so that what it answers loads back as it is (the usual
+// way to change one setting: get, edit, load). Text that is not a JSON
+// object, or has neither, is returned as it is.
+func withoutReportedFields(text []byte) []byte {
+	if !bytes.Contains(text, []byte(`"version"`)) && !bytes.Contains(text, []byte(`"sha256"`)) {
+		return text
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(text, &m) != nil {
+		return text // the parser says what is wrong with it
+	}
+	_, v := m["version"]
+	_, h := m["sha256"]
+	if !v && !h {
+		return text
+	}
+	delete(m, "version")
+	delete(m, "sha256")
+	b, err := json.Marshal(m)
+	if err != nil {
+		return text
+	}
+	return b
 }
 
 // repoError maps a repository control error to a status.
