@@ -123,7 +123,11 @@ func (s *Store) put(r io.Reader, limit int64, check func(hex string, n int64) er
 	}
 	dst := filepath.Join(s.sha, sum)
 	if _, err := os.Stat(dst); err == nil {
-		return sum, n, nil // already stored; the temp file goes
+		// Already stored, unless the stored copy rotted: then the new
+		// bytes, verified, take its place.
+		if s.Verify(sum, n) == nil {
+			return sum, n, nil // the temp file goes
+		}
 	}
 	if err := commit(f, dst); err != nil {
 		return "", 0, err
