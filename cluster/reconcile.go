@@ -249,6 +249,9 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 		// include a version the cluster has retired since.
 		r.dropNotLive(m, live)
 	}
+	// A file that rotted in place (same size and time, which the hash
+	// cache trusts) is seen only in what was loaded from it.
+	rotten := r.dropRotten(m, live)
 	r.removeRetired(m)
 	if msg != r.loadErrs[m.Name] {
 		if msg != "" {
@@ -259,6 +262,10 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 	loaded := r.repo.Model(m.Name)
 	reasons := r.loadReasons(m.Name)
 	for _, v := range present {
+		if reason, ok := rotten[v]; ok {
+			r.setStatus(m.Name, v, VersionFailed, reason)
+			continue
+		}
 		if loaded != nil && loaded.Version(v) != nil {
 			r.setStatus(m.Name, v, VersionReady, "")
 		} else {
@@ -281,7 +288,7 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 			r.repo.SetDefault(m.Name, p)
 		}
 	}
-	if len(present) == len(live) && r.loadedAsRecorded(m.Name) {
+	if len(present) == len(live) && len(rotten) == 0 && r.loadedAsRecorded(m.Name) {
 		r.done[m.Name] = sig
 	} else {
 		r.failed[m.Name] = attempt{key: retry, at: time.Now()}
@@ -289,10 +296,12 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 }
 
 // dropNotLive unloads the versions of m this node serves that are not
-// live (retired), when it cannot load m as the cluster has it (no live
-// version here yet, or a configuration it cannot read): a retired version
-// must not go on serving meanwhile. The live ones it serves stay, with
-// the configuration they run with; with none, the model is unloaded.
+// live (retired) or whose loaded bytes are not the ones the cluster
+// registered, when it cannot load m as the cluster has it (no live
+// version here yet, or a configuration it cannot read): a retired or
+// corrupt version must not go on serving meanwhile. The other live ones
+// it serves stay, with the configuration they run with; with none, the
+// model is unloaded.
 func (r *reconciler) dropNotLive(m *fsm.Model, live map[int64]bool) {
 	defer r.removeRetired(m)
 	lm := r.repo.Model(m.Name)
@@ -303,7 +312,7 @@ func (r *reconciler) dropNotLive(m *fsm.Model, live map[int64]bool) {
 	var cfg registry.ModelConfig
 	stale := false
 	for _, v := range lm.Versions() {
-		if live[v.Number] {
+		if live[v.Number] && registeredBytes(m, v) {
 			keep = append(keep, v.Number)
 			cfg = v.Config
 		} else {
@@ -323,6 +332,54 @@ func (r *reconciler) dropNotLive(m *fsm.Model, live map[int64]bool) {
 	if err := r.repo.Load(m.Name, &cfg); err != nil {
 		r.n.logf("cluster: cannot drop the retired versions of model %q: %v", m.Name, err)
 	}
+}
+
+// registeredBytes reports whether loaded version lv was loaded from the
+// bytes the cluster registered for its number (a number the cluster does
+// not hold counts as matching: liveness decides about it).
+func registeredBytes(m *fsm.Model, lv *registry.Version) bool {
+	for _, v := range m.Versions {
+		if v.Number == lv.Number {
+			return v.SHA256 == lv.SHA256
+		}
+	}
+	return true
+}
+
+// dropRotten unloads the versions of m that were loaded from bytes other
+// than the ones the cluster registered, which a file that rotted in place
+// gives, removes their files and checks their blobs (Verify removes a
+// rotten one), so that the next reconcile fetches them again. It returns
+// each such version's reason.
+func (r *reconciler) dropRotten(m *fsm.Model, live map[int64]bool) map[int64]string {
+	lm := r.repo.Model(m.Name)
+	if lm == nil {
+		return nil
+	}
+	var rotten map[int64]string
+	for _, lv := range lm.Versions() {
+		if registeredBytes(m, lv) {
+			continue
+		}
+		v := m.Version(lv.Number)
+		path := filepath.Join(r.repo.Dir(), m.Name, strconv.FormatInt(v.Number, 10), "model.onnx")
+		delete(r.hashes, path)
+		os.Remove(path)
+		next := "placing it again from the stored blob, which is sound"
+		if err := r.n.cfg.Blobs.Verify(v.SHA256, v.Size); err != nil {
+			next = "the stored blob failed too (" + err.Error() + "); fetching it from a peer again"
+		}
+		reason := fmt.Sprintf("the bytes loaded from %s had sha256:%s, not the registered sha256:%s (the file changed on disk); unloaded it, and %s", path, lv.SHA256, v.SHA256, next)
+		r.n.logf("cluster: model %q version %d: %s", m.Name, v.Number, reason)
+		if rotten == nil {
+			rotten = make(map[int64]string)
+		}
+		rotten[v.Number] = reason
+	}
+	if rotten != nil {
+		r.dropNotLive(m, live)
+	}
+	return rotten
 }
 
 // attempt is a reconcile of a model that left something not ready.
