@@ -64,13 +64,12 @@ type versionStatus struct {
 	state  string
 	reason string
 	// failed marks a file whose load failed (the version may still serve
-	// an earlier file); size and modTime identify it, and config is the
+	// an earlier file); file identifies it, and config is the
 	// configuration it failed with, so that polling does not retry an
 	// unchanged broken file forever, but does once either changes.
-	failed  bool
-	size    int64
-	modTime time.Time
-	config  ModelConfig
+	failed bool
+	file   os.FileInfo
+	config ModelConfig
 	// gen is, while UNLOADING, the Generation of the load that drains.
 	gen uint64
 }
@@ -348,7 +347,7 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 			errs = append(errs, fmt.Errorf("cannot load model %q version %d: %w", name, n, err))
 			continue
 		}
-		if prev != nil && prev.size == st.Size() && prev.modTime.Equal(st.ModTime()) && sameLoadConfig(prev.Config, cfg) {
+		if prev != nil && sameFile(prev.file, st) && sameLoadConfig(prev.Config, cfg) {
 			// What the configuration says of the model is checked again:
 			// it may have changed without changing how the version runs.
 			if err := cfg.CheckModel(name, prev.Inputs, prev.Outputs); err != nil {
@@ -368,7 +367,7 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 		}
 		v, err := r.loadVersion(name, n, path, cfg)
 		if err != nil {
-			fs := versionStatus{state: StateUnavailable, reason: err.Error(), failed: true, size: st.Size(), modTime: st.ModTime(), config: cfg}
+			fs := versionStatus{state: StateUnavailable, reason: err.Error(), failed: true, file: st, config: cfg}
 			if prev != nil {
 				fs.state = StateReady
 				fs.reason = "serving the earlier file; the new one failed to load: " + err.Error()
@@ -494,11 +493,10 @@ func (r *Repository) loadVersion(name string, n int64, path string, cfg ModelCon
 		return nil, fmt.Errorf("cannot load model %q version %d: %w", name, n, err)
 	}
 	v.SHA256 = hex.EncodeToString(sum[:])
-	v.size = st.Size()
-	v.modTime = st.ModTime()
+	v.file = st
 	r.loads.Inc()
 	r.loadDuration.UpdateDuration(start)
-	r.logf("loaded model %q version %d (sha256 %.12s, %d bytes) in %s", name, n, v.SHA256, v.size, time.Since(start).Round(time.Millisecond))
+	r.logf("loaded model %q version %d (sha256 %.12s, %d bytes) in %s", name, n, v.SHA256, st.Size(), time.Since(start).Round(time.Millisecond))
 	return v, nil
 }
 
@@ -762,13 +760,21 @@ func (r *Repository) Close() {
 	r.wg.Wait()
 }
 
+// sameFile reports whether st is the file that was, described by was: the
+// same size and modification time, and the same file, so that one
+// renamed into place counts as new even with both kept (as cp -p, rsync
+// -a and archives keep them).
+func sameFile(was, st os.FileInfo) bool {
+	return was != nil && was.Size() == st.Size() && was.ModTime().Equal(st.ModTime()) && os.SameFile(was, st)
+}
+
 func (r *Repository) unchangedFailure(name string, n int64, st os.FileInfo, cfg ModelConfig) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s, ok := r.status[name][n]
 	// The whole configuration: a load may have failed on its checks of
 	// the model (name, input, output), which sameLoadConfig leaves out.
-	return ok && s.failed && s.size == st.Size() && s.modTime.Equal(st.ModTime()) && sameLoadConfig(s.config, cfg) &&
+	return ok && s.failed && sameFile(s.file, st) && sameLoadConfig(s.config, cfg) &&
 		s.config.Name == cfg.Name && reflect.DeepEqual(s.config.Input, cfg.Input) && reflect.DeepEqual(s.config.Output, cfg.Output)
 }
 

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -50,9 +51,8 @@ type Version struct {
 	// leading (batch) dimension, so that requests can be stacked.
 	Batchable bool
 
-	size    int64
-	modTime time.Time
-	limit   int64 // most requests in flight: instances + max queue
+	file  os.FileInfo // the model file as loaded (see sameFile)
+	limit int64       // most requests in flight: instances + max queue
 
 	// refs counts the requests holding v in its low bits, and has
 	// drainingBit set once v drains: one word, so that a holder's release
