@@ -283,7 +283,7 @@ func (n *Node) reachable(addr string) error {
 func (n *Node) rejoin(ctx context.Context, self fsm.Member) error {
 	// A restarted node's state machine is empty until a leader tells it
 	// what has committed, so the members come from the last run's record.
-	urls := n.loadPeers()
+	urls, perr := n.loadPeers()
 	if n.cfg.Join != "" {
 		urls = append([]string{n.cfg.Join}, urls...)
 	}
@@ -294,6 +294,11 @@ func (n *Node) rejoin(ctx context.Context, self fsm.Member) error {
 		}
 	}
 	var errs []error
+	if perr != nil {
+		// Without it this node may know no member to ask: say so, and how
+		// to go on.
+		errs = append(errs, fmt.Errorf("%w; give --join a member's URL", perr))
+	}
 	for _, u := range urls {
 		err := n.peers.askJoin(ctx, u, self)
 		if err == nil {
@@ -331,13 +336,18 @@ func (n *Node) savePeers(st *fsm.State) {
 	}
 }
 
-// loadPeers returns what savePeers recorded last, or nothing.
-func (n *Node) loadPeers() []string {
+// loadPeers returns what savePeers recorded last: nothing, with no error,
+// before the first save.
+func (n *Node) loadPeers() ([]string, error) {
+	path := filepath.Join(n.cfg.DataDir, peersFile)
 	var urls []string
-	if loadJSON(filepath.Join(n.cfg.DataDir, peersFile), &urls) != nil {
-		return nil
+	if err := loadJSON(path, &urls); err != nil {
+		if os.IsNotExist(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("cannot read the members' addresses from %s: %v", path, err)
 	}
-	return urls
+	return urls, nil
 }
 
 // saveJSON writes v as JSON to file in the raft data directory, durably,

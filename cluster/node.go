@@ -56,7 +56,8 @@ type Node struct {
 	wg       sync.WaitGroup
 }
 
-// Start opens the raft state in cfg.DataDir and starts the node: on a first
+// Start opens the raft state in cfg.DataDir and starts the node (call
+// RestoreProduction first, before the repository loads): on a first
 // start it bootstraps a one-voter group, or joins cfg.Join; on later
 // starts it rejoins the group recorded there. It returns once raft runs;
 // the reconciler and the join (retried until it succeeds or Stop) go on in
@@ -84,7 +85,6 @@ func Start(cfg Config) (*Node, error) {
 		n.closeStores()
 		return nil, err
 	}
-	n.restoreProduction()
 	n.rec = newReconciler(n)
 	n.m = newNodeMetrics(n)
 	n.goFunc(n.announce)
@@ -135,6 +135,12 @@ func (n *Node) open() error {
 		fss, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, logger)
 		if err != nil {
 			return fmt.Errorf("cluster: cannot open the snapshot store in %s: %w", dir, err)
+		}
+		// The entries of raft.db and of the snapshot directory, which a
+		// first start creates: a crash that lost them would lose the log
+		// and what it acknowledged.
+		if err := durable.SyncDir(dir); err != nil {
+			return fmt.Errorf("cluster: cannot sync %s: %w", dir, err)
 		}
 		addr, err := net.ResolveTCPAddr("tcp", n.cfg.RaftAddr)
 		if err != nil {

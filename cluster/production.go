@@ -1,11 +1,13 @@
 package cluster
 
 import (
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
 
 	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/registry"
 )
 
 // productionFile keeps, in the raft data directory, each replicated
@@ -13,8 +15,9 @@ import (
 // restarts serves the versions on its disk before raft has given it the
 // group's state back, with the repository's own rule for unversioned
 // requests, the highest version, which may be a staged one: the file lets
-// Start route them to production from the first request (or answer "not
-// ready" until production loads) instead.
+// RestoreProduction, called before the repository loads, route them to
+// production from the first request (or answer "not ready" until
+// production loads) instead.
 const productionFile = "production.json"
 
 // saveProduction records st's production versions when they changed. Only
@@ -36,21 +39,28 @@ func (n *Node) saveProduction(st *fsm.State) {
 	}
 }
 
-// restoreProduction routes the unversioned requests of every model that
-// saveProduction recorded to its production version, unless something
-// set the model's default already. Start calls it before the reconciler
-// starts.
-func (n *Node) restoreProduction() {
+// RestoreProduction routes the unversioned requests of every model whose
+// production version the node in raft data directory dir recorded to that
+// version, unless something set the model's default already, so that a
+// restarted node never sends them to a staged version while raft catches
+// up. Call it before the repository loads: models load and serve before
+// the control plane starts. A missing file (a new node) is no error; a
+// damaged one is, saying what it means: the repository's own rule, the
+// highest version, routes those requests until raft has caught up and
+// the file is written again.
+func RestoreProduction(dir string, repo *registry.Repository) error {
+	path := filepath.Join(dir, productionFile)
 	var prod map[string]int64
-	if err := loadJSON(filepath.Join(n.cfg.DataDir, productionFile), &prod); err != nil {
-		if !os.IsNotExist(err) {
-			n.logf("cluster: cannot read the models' production versions from %s: %v", productionFile, err)
+	if err := loadJSON(path, &prod); err != nil {
+		if os.IsNotExist(err) {
+			return nil
 		}
-		return
+		return fmt.Errorf("cannot read the models' production versions from %s (%v): until raft catches up with the group and writes it again, unversioned requests go to each model's highest version, which may be a staged one; remove the file to silence this", path, err)
 	}
 	for name, v := range prod {
-		if v > 0 && n.cfg.Registry.DefaultVersion(name) == 0 {
-			n.cfg.Registry.SetDefault(name, v)
+		if v > 0 && repo.DefaultVersion(name) == 0 {
+			repo.SetDefault(name, v)
 		}
 	}
+	return nil
 }

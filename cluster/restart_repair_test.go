@@ -258,8 +258,14 @@ func TestRestartKeepsStagedVersionFromUnversioned(t *testing.T) {
 		return nil
 	})
 	repo, again := restartAsServe(t, cfg, n, func(repo *registry.Repository) {
-		if v := repo.Model("m").Default(); v == nil || v.Number != 2 {
-			t.Fatalf("after LoadAll, before the control plane: default %v; want version 2, the repository's own rule (else this test tests nothing)", v)
+		// The repository's own rule loaded version 2 alone (latest 1),
+		// and production.json, applied before, keeps unversioned
+		// requests off it: "not ready" until version 1 loads.
+		if lm := repo.Model("m"); lm == nil || lm.Version(2) == nil {
+			t.Fatalf("after LoadAll, before the control plane: version 2 not loaded (else this test tests nothing)")
+		}
+		if v := repo.Model("m").Default(); v != nil {
+			t.Fatalf("after LoadAll, before the control plane: unversioned requests go to version %d; want none until production, 1, loads", v.Number)
 		}
 	})
 	// serve reports ready here.
@@ -284,7 +290,8 @@ func TestRestartKeepsStagedVersionFromUnversioned(t *testing.T) {
 }
 
 // restartAsServe stops n and starts it again on cfg as serve does: a new
-// registry over the same repository loads what is on disk (LoadAll), then
+// registry over the same repository takes the recorded production
+// versions (RestoreProduction) and loads what is on disk (LoadAll), then
 // the control plane starts, with serve's timings (an election takes a
 // while). beforeStart, when not nil, sees the registry in between.
 func restartAsServe(t *testing.T, cfg Config, n *Node, beforeStart func(*registry.Repository)) (*registry.Repository, *Node) {
@@ -297,6 +304,9 @@ func restartAsServe(t *testing.T, cfg Config, n *Node, beforeStart func(*registr
 		t.Fatal(err)
 	}
 	t.Cleanup(repo.Close)
+	if err := RestoreProduction(cfg.DataDir, repo); err != nil {
+		cfg.Logf("%v", err) // serve logs it and goes on
+	}
 	if err := repo.LoadAll(); err != nil { // serve's loadInitial
 		t.Fatal(err)
 	}

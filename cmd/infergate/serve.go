@@ -300,6 +300,12 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Printf("infergate %s serving on http://%s (ONNX Runtime %s, models in %s)", version, ln.Addr(), engine.RuntimeVersion(), c.modelsDir)
 
+	// Unversioned requests go to each cluster model's production version
+	// as the node last knew it, from the first one: the models serve as
+	// they load, before the control plane starts.
+	if err := cluster.RestoreProduction(c.raftDir(), repo); err != nil {
+		logger.Printf("%v", err)
+	}
 	start := time.Now()
 	loaded := make(chan error, 1)
 	go func() { loaded <- loadInitial(repo, c.load) }()
@@ -412,7 +418,7 @@ func startCluster(c *serveConfig, httpAddr net.Addr, repo *registry.Repository, 
 	}
 	cc := c.cluster
 	cc.NodeID = id
-	cc.DataDir = filepath.Join(c.dataDir, "raft")
+	cc.DataDir = c.raftDir()
 	cc.RaftAddr = c.raftAddr
 	if cc.RaftAddr == "" {
 		if cc.RaftAddr, err = loneRaftAddr(c.dataDir); err != nil {
@@ -580,10 +586,14 @@ func everyUntil(ctx context.Context, period time.Duration, f func()) {
 	}
 }
 
-// lockDataDir creates dir and takes an exclusive lock on dir/LOCK, so
-// that two servers never share one node's state.
+// raftDir is where the control plane keeps its state, in --data.
+func (c *serveConfig) raftDir() string { return filepath.Join(c.dataDir, "raft") }
+
+// lockDataDir creates dir, durably (the node's state lives under it), and
+// takes an exclusive lock on dir/LOCK, so that two servers never share one
+// node's state.
 func lockDataDir(dir string) (unlock func(), err error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := durable.MakeDirs(dir); err != nil {
 		return nil, fmt.Errorf("cannot create data directory: %w", err)
 	}
 	path := filepath.Join(dir, "LOCK")
