@@ -45,6 +45,23 @@ func rotInPlace(t *testing.T, path string, rotten []byte) {
 	}
 }
 
+// registerReady registers content as version 1 of model m on n, waits
+// until n serves it, and returns its sha256.
+func registerReady(t *testing.T, c *testCluster, n *Node, content string) string {
+	t.Helper()
+	if _, err := c.register(n, "m", content); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if s := n.LocalStatus().Models["m"]["1"]; s.State != VersionReady {
+			return fmt.Errorf("status %+v; want ready", s)
+		}
+		return nil
+	})
+	sum := sha256.Sum256([]byte(content))
+	return hex.EncodeToString(sum[:])
+}
+
 // A lone node's only copy of a version rots while the node is down (the
 // stored blob, and with it the repository file, a hard link to it).
 // serve loads the repository before the control plane starts, so the
@@ -55,17 +72,7 @@ func TestRottenFileLoadedAtStartIsUnloaded(t *testing.T) {
 	cfg, n := startSolo(t)
 	c := &testCluster{t: t, nodes: []*Node{n}}
 	good := "model bytes that rot while the node is down"
-	if _, err := c.register(n, "m", good); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256([]byte(good))
-	want := hex.EncodeToString(sum[:])
-	testenv.CheckFor(t, 5*time.Second, func() error {
-		if s := n.LocalStatus().Models["m"]["1"]; s.State != VersionReady {
-			return fmt.Errorf("status %+v; want ready", s)
-		}
-		return nil
-	})
+	want := registerReady(t, c, n, good)
 	path := filepath.Join(cfg.Registry.Dir(), "m", "1", "model.onnx")
 	if err := n.Stop(); err != nil {
 		t.Fatal(err)
@@ -100,17 +107,7 @@ func TestRotDuringRunSeenOnReload(t *testing.T) {
 	c := newTestCluster(t, 1)
 	n := c.waitLeader(c.nodes...)
 	good := "version one, good bytes"
-	if _, err := c.register(n, "m", good); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256([]byte(good))
-	want := hex.EncodeToString(sum[:])
-	testenv.CheckFor(t, 5*time.Second, func() error {
-		if s := n.LocalStatus().Models["m"]["1"]; s.State != VersionReady {
-			return fmt.Errorf("status %+v; want ready", s)
-		}
-		return nil
-	})
+	want := registerReady(t, c, n, good)
 	rotInPlace(t, n.cfg.Blobs.Path(want), []byte(strings.ToUpper(good)))
 
 	two := []byte("version two, good bytes")
