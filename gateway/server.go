@@ -166,6 +166,23 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 // its initial models are loaded.
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 
+// BeginShutdown marks the server as shutting down: GET /v2/health/ready
+// answers 503 saying so, while requests are still served, so that load
+// balancers stop sending before Shutdown closes the listener. Shutdown
+// calls it too.
+func (s *Server) BeginShutdown() { s.stopping.Store(true) }
+
+// readiness returns whether the server is ready and, when it is not, why.
+func (s *Server) readiness() (bool, string) {
+	switch {
+	case s.stopping.Load():
+		return false, "the server is shutting down"
+	case !s.ready.Load():
+		return false, "the server is still loading its initial models"
+	}
+	return true, ""
+}
+
 // Serve accepts connections on ln until Shutdown, at most MaxConnections
 // at once (counted per listener).
 func (s *Server) Serve(ln net.Listener) error {
@@ -175,7 +192,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting connections, marks the server not ready, and
 // waits until in-flight requests are answered or ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.stopping.Store(true)
+	s.BeginShutdown()
 	err := s.srv.ShutdownWithContext(ctx)
 	if s.cache != nil && err == nil {
 		s.cache.Close()
@@ -273,16 +290,12 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) error {
 			return err
 		}
 		ctx.SetContentType("application/json")
-		switch {
-		case s.stopping.Load():
+		if ready, why := s.readiness(); !ready {
 			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-			ctx.SetBodyString(`{"ready":false,"error":"the server is shutting down"}`)
-		case !s.ready.Load():
-			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-			ctx.SetBodyString(`{"ready":false,"error":"the server is still loading its initial models"}`)
-		default:
-			ctx.SetBodyString(`{"ready":true}`)
+			ctx.SetBody(append(append([]byte(`{"ready":false,"error":"`), why...), `"}`...))
+			return nil
 		}
+		ctx.SetBodyString(`{"ready":true}`)
 		return nil
 	case "/v2", "/v2/":
 		if err := allow(ctx, fasthttp.MethodGet); err != nil {

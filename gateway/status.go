@@ -43,6 +43,7 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 		}
 		rows = append(rows, r)
 	}
+	ready, why := s.readiness()
 	var traffic []versionTraffic
 	seen := map[string]bool{}
 	for _, e := range idx {
@@ -59,19 +60,21 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 	data := struct {
 		Name, Version, Runtime, Uptime, Repo string
 		Ready                                bool
+		NotReady                             string // why not, when not
 		Rows                                 []row
 		Traffic                              []versionTraffic
 		Cluster                              *clusterStatus
 	}{
-		Name:    s.cfg.Name,
-		Version: s.cfg.Version,
-		Runtime: s.cfg.RuntimeVersion,
-		Uptime:  time.Since(s.started).Round(time.Second).String(),
-		Repo:    s.repo.Dir(),
-		Ready:   s.ready.Load() && !s.stopping.Load(),
-		Rows:    rows,
-		Traffic: traffic,
-		Cluster: s.clusterView(),
+		Name:     s.cfg.Name,
+		Version:  s.cfg.Version,
+		Runtime:  s.cfg.RuntimeVersion,
+		Uptime:   time.Since(s.started).Round(time.Second).String(),
+		Repo:     s.repo.Dir(),
+		Ready:    ready,
+		NotReady: why,
+		Rows:     rows,
+		Traffic:  traffic,
+		Cluster:  s.clusterView(),
 	}
 	ctx.SetContentType("text/html; charset=utf-8")
 	return statusTemplate.Execute(ctx, data)
@@ -243,7 +246,7 @@ th{background:#f4f4f4}
 code{background:#f4f4f4;padding:1px 4px}
 </style></head><body>
 <h1>{{.Name}} {{.Version}}</h1>
-<p>{{if .Ready}}<span class="READY">ready</span>{{else}}<span class="UNAVAILABLE">not ready</span>{{end}}
+<p>{{if .Ready}}<span class="READY">ready</span>{{else}}<span class="UNAVAILABLE">not ready: {{.NotReady}}</span>{{end}}
  · up {{.Uptime}} · ONNX Runtime {{.Runtime}} · repository <code>{{.Repo}}</code></p>
 <table><tr><th>model</th><th>version</th><th>state</th><th>in flight</th><th>loaded</th><th>sha256</th><th>reason</th></tr>
 {{range .Rows}}<tr><td>{{.Name}}</td><td>{{.Version}}{{if .Default}} <small>(unversioned)</small>{{end}}</td><td class="{{.State}}">{{.State}}</td><td>{{.InFlight}}</td><td>{{.Loaded}}</td><td>{{with .SHA256}}<code>{{printf "%.12s" .}}</code>{{end}}</td><td>{{.Reason}}</td></tr>

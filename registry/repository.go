@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -248,7 +249,7 @@ func (r *Repository) Check(names ...string) error {
 			errs = append(errs, err)
 			continue
 		}
-		if _, _, err := r.selectLocked(name); err != nil {
+		if _, _, _, err := r.selectLocked(name); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -312,7 +313,7 @@ func (r *Repository) Load(name string, override *ModelConfig) error {
 // loadLocked does Load's work; explicit is false when a poll asks, which
 // skips files whose last load failed and that have not changed since.
 func (r *Repository) loadLocked(name string, explicit bool) error {
-	cfg, want, err := r.selectLocked(name)
+	cfg, want, older, err := r.selectLocked(name)
 	r.mu.Lock()
 	if err != nil {
 		r.modelErrs[name] = err.Error()
@@ -381,12 +382,43 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 	}
 
 	var retire []*Version
+	stands := make(map[int64]string) // a fallback version: whose place it takes
 	if len(errs) > 0 {
 		// Keep every serving version that was not replaced.
 		for _, v := range current {
 			if findVersion(next, v.Number) == nil {
 				next = append(next, v)
 			}
+		}
+		// Under the latest policy, a place that a failed version leaves
+		// empty goes to the next older version on disk: a broken new
+		// version copied in leaves the one before it serving, after a
+		// restart as before it.
+		var lost []string
+		for n := range failed {
+			if findVersion(next, n) == nil {
+				lost = append(lost, strconv.FormatInt(n, 10))
+			}
+		}
+		for _, n := range older {
+			if len(next) >= len(want) {
+				break
+			}
+			if findVersion(next, n) != nil {
+				continue
+			}
+			path := filepath.Join(r.cfg.Dir, name, strconv.FormatInt(n, 10), "model.onnx")
+			v, err := r.loadVersion(name, n, path, cfg)
+			if err != nil {
+				st, _ := os.Stat(path)
+				fs := versionStatus{state: StateUnavailable, reason: err.Error(), failed: true, file: st, config: cfg}
+				failed[n] = fs
+				r.setStatus(name, n, fs)
+				errs = append(errs, err)
+				continue
+			}
+			next = append(next, v)
+			stands[n] = strings.Join(lost, ", ")
 		}
 	}
 	for _, v := range current {
@@ -407,7 +439,11 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 		}
 		for _, v := range next {
 			if _, ok := failed[v.Number]; !ok {
-				r.setStatus(name, v.Number, versionStatus{state: StateReady})
+				fs := versionStatus{state: StateReady}
+				if lost, ok := stands[v.Number]; ok {
+					fs.reason = "serving in place of version " + lost + ", which failed to load (the version policy picks the newest)"
+				}
+				r.setStatus(name, v.Number, fs)
 			}
 		}
 	}
@@ -419,29 +455,35 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 }
 
 // selectLocked reads model name's directory and configuration and
-// returns the configuration, node defaults filled in, and the versions
-// its policy selects.
-func (r *Repository) selectLocked(name string) (ModelConfig, []int64, error) {
+// returns the configuration, node defaults filled in, the versions its
+// policy selects, and under the latest policy the older versions on
+// disk, newest first, to stand in for selected ones that fail to load.
+func (r *Repository) selectLocked(name string) (cfg ModelConfig, want, older []int64, err error) {
 	disk, err := scanModel(r.cfg.Dir, name)
 	if err != nil {
-		return ModelConfig{}, nil, fmt.Errorf("cannot load model %q: %w", name, err)
+		return ModelConfig{}, nil, nil, fmt.Errorf("cannot load model %q: %w", name, err)
 	}
 	own := disk.config
 	if o := r.overrides[name]; o != nil {
 		own = *o
 	} else if disk.configErr != nil {
-		return ModelConfig{}, nil, fmt.Errorf("cannot load model %q: %w", name, disk.configErr)
+		return ModelConfig{}, nil, nil, fmt.Errorf("cannot load model %q: %w", name, disk.configErr)
 	}
-	cfg := own.withDefaults(r.cfg.Defaults)
+	cfg = own.withDefaults(r.cfg.Defaults)
 	if err := cfg.checkMerged(own); err != nil {
-		return ModelConfig{}, nil, fmt.Errorf("cannot load model %q: %w", name, err)
+		return ModelConfig{}, nil, nil, fmt.Errorf("cannot load model %q: %w", name, err)
 	}
-	want := selectVersions(cfg.VersionPolicy, disk.versions)
+	want = selectVersions(cfg.VersionPolicy, disk.versions)
 	if len(want) == 0 {
-		return ModelConfig{}, nil, fmt.Errorf("cannot load model %q: %w: no version directory under %s holds a model.onnx that its version policy selects",
+		return ModelConfig{}, nil, nil, fmt.Errorf("cannot load model %q: %w: no version directory under %s holds a model.onnx that its version policy selects",
 			name, ErrModelNotFound, filepath.Join(r.cfg.Dir, name))
 	}
-	return cfg, want, nil
+	if p := cfg.VersionPolicy; p.All == nil && p.Specific == nil {
+		for i := len(disk.versions) - len(want) - 1; i >= 0; i-- {
+			older = append(older, disk.versions[i])
+		}
+	}
+	return cfg, want, older, nil
 }
 
 // sameLoadConfig reports whether a version loaded with a would load the

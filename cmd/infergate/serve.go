@@ -370,7 +370,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	// Stop in reverse order of start, timing each part. Leadership goes
 	// first, while this node still answers its peers.
 	node.HandOver()
-	srv.SetReady(false)
+	srv.BeginShutdown()
 	if c.shutdownDelay > 0 {
 		logger.Printf("reporting not ready for %s before closing", c.shutdownDelay)
 		time.Sleep(c.shutdownDelay)
