@@ -723,7 +723,10 @@ func (d *decoder) tensor(t *Tensor, index int) (binaryData bool, err error) {
 			if seen&fType == 0 {
 				// Convert once the datatype is known; check the JSON now.
 				dataPos = d.pos
-				if err := d.skipValue(); err != nil {
+				d.inData = true
+				err := d.skipValue()
+				d.inData = false
+				if err != nil {
 					return false, err
 				}
 				continue
@@ -1084,6 +1087,9 @@ func (d *decoder) fp32Run(dst []byte) (out []byte, n int, atValue bool) {
 // c, and appends it to dst as dt says.
 func (d *decoder) element(dst []byte, dt DataType, c byte, w *where, count int) ([]byte, error) {
 	isNum := c == '-' || ('0' <= c && c <= '9')
+	if _, n := d.nonFinite(); n > 0 && c == '-' {
+		isNum = false // -Infinity: only float types take it
+	}
 	switch dt {
 	case BOOL:
 		switch c {

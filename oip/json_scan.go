@@ -24,6 +24,10 @@ type scanner struct {
 	// scratch holds unescaped strings; the decoders hand it back to the
 	// request for reuse.
 	scratch []byte
+	// inData lets skipValue pass the bare tokens NaN, Infinity and
+	// -Infinity: set while it checks tensor data that comes before its
+	// datatype, the one place they are taken (see nonFinite).
+	inData bool
 }
 
 // isSpace reports whether c is JSON whitespace.
@@ -78,11 +82,12 @@ func (s *scanner) kind() string {
 		return "a boolean"
 	case 'n':
 		return "null"
-	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		return "a number"
-	case 'N', 'I':
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'N', 'I':
 		if _, n := s.nonFinite(); n > 0 {
 			return "a non-finite number"
+		}
+		if s.peek() != 'N' && s.peek() != 'I' {
+			return "a number"
 		}
 	}
 	return "invalid JSON"
@@ -855,7 +860,7 @@ func (s *scanner) skipValue() error {
 	case 'n':
 		return s.literal("null")
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'N', 'I':
-		if _, n := s.nonFinite(); n > 0 {
+		if _, n := s.nonFinite(); n > 0 && s.inData {
 			s.pos += n
 			return nil
 		}
