@@ -116,6 +116,9 @@ func (n *Node) open() error {
 		Name:   "raft",
 		Level:  hclog.Info,
 		Output: logWriter{n.logf},
+		// n.logf stamps the time; a second stamp in another format
+		// would only make the line longer.
+		DisableTime: true,
 	})
 	var (
 		logs   raft.LogStore

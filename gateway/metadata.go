@@ -183,6 +183,8 @@ func (s *Server) loadModel(ctx *fasthttp.RequestCtx, name string) error {
 		override = &c
 	}
 	if err := s.repo.Load(name, override); err != nil {
+		// A deploy that failed: the log says so, not only the caller.
+		s.logf("load API: model %q: %v", name, err)
 		return repoError(err)
 	}
 	return writeJSON(ctx, struct{}{})

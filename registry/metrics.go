@@ -123,8 +123,10 @@ func (s *durationStat) value() StatValue {
 }
 
 // newVersionMetrics creates the series of one version; inFlight reports
-// the requests holding whichever object currently serves that version.
-func newVersionMetrics(set *metrics.Set, model, version string, inFlight func() float64) *VersionMetrics {
+// the requests holding whichever object currently serves that version,
+// queued its requests waiting for an instance and queueBound the most
+// that may wait (max_queue).
+func newVersionMetrics(set *metrics.Set, model, version string, inFlight, queued, queueBound func() float64) *VersionMetrics {
 	m := &VersionMetrics{}
 	labels := fmt.Sprintf(`model=%q,version=%q`, model, version)
 	name := func(base, extra string) string {
@@ -140,6 +142,8 @@ func newVersionMetrics(set *metrics.Set, model, version string, inFlight func() 
 	m.InferenceCount = set.GetOrCreateCounter(name("infergate_inference_count_total", ""))
 	m.ExecCount = set.GetOrCreateCounter(name("infergate_inference_exec_count_total", ""))
 	set.GetOrCreateGauge(name("infergate_inference_requests_in_flight", ""), inFlight)
+	set.GetOrCreateGauge(name("infergate_inference_queue_requests", ""), queued)
+	set.GetOrCreateGauge(name("infergate_inference_queue_max_requests", ""), queueBound)
 	m.QueueDuration = set.GetOrCreatePrometheusHistogramExt(name("infergate_inference_queue_duration_seconds", ""), latencyBuckets)
 	m.WakeDuration = set.GetOrCreatePrometheusHistogramExt(name("infergate_inference_wake_duration_seconds", ""), wakeBuckets)
 	m.ComputeDuration = set.GetOrCreatePrometheusHistogramExt(name("infergate_inference_compute_duration_seconds", ""), latencyBuckets)
@@ -159,6 +163,10 @@ var wakeBuckets = []float64{
 	1e-6, 2e-6, 5e-6, 10e-6, 20e-6, 50e-6, 100e-6, 200e-6, 500e-6,
 	1e-3, 2e-3, 5e-3, 10e-3, 50e-3,
 }
+
+// loadBuckets are the upper bounds, in seconds, of the model load
+// histogram: a small model loads in milliseconds, a large one in a minute.
+var loadBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
 
 // batchBuckets are the upper bounds of the batch size histograms, in rows.
 var batchBuckets = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096}

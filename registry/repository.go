@@ -112,7 +112,7 @@ type Repository struct {
 
 	loads        *metrics.Counter
 	loadFailures *metrics.Counter
-	loadDuration *metrics.Histogram
+	loadDuration *metrics.PrometheusHistogram
 
 	// wg tracks the goroutines that drain and close retired versions.
 	wg sync.WaitGroup
@@ -148,7 +148,22 @@ func New(cfg Config) (*Repository, error) {
 	}
 	r.loads = cfg.Metrics.NewCounter(`infergate_model_load_total{result="success"}`)
 	r.loadFailures = cfg.Metrics.NewCounter(`infergate_model_load_total{result="failure"}`)
-	r.loadDuration = cfg.Metrics.NewHistogram(`infergate_model_load_duration_seconds`)
+	r.loadDuration = cfg.Metrics.NewPrometheusHistogramExt(`infergate_model_load_duration_seconds`, loadBuckets)
+	// What is failing now, not what failed once: a fixed file or
+	// configuration takes its entry away.
+	cfg.Metrics.NewGauge(`infergate_model_load_failing`, func() float64 {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		n := len(r.modelErrs)
+		for _, vs := range r.status {
+			for _, s := range vs {
+				if s.failed {
+					n++
+				}
+			}
+		}
+		return float64(n)
+	})
 	cfg.Metrics.NewGauge(`infergate_models_ready`, func() float64 {
 		n := 0
 		for _, m := range r.table.load() {
@@ -592,7 +607,10 @@ func (r *Repository) takeMetrics(model string, n int64, label string) *VersionMe
 				return 0
 			}
 		}
-		vm := newVersionMetrics(r.cfg.Metrics, model, label, current(func(v *Version) int { return int(v.InFlight()) }))
+		vm := newVersionMetrics(r.cfg.Metrics, model, label,
+			current(func(v *Version) int { return int(v.InFlight()) }),
+			current(func(v *Version) int { return v.Batcher.QueueLen() }),
+			current(func(v *Version) int { return v.Batcher.Config().MaxQueueSize }))
 		if r.cfg.TritonMetrics {
 			vm.registerTritonMetrics(r.cfg.Metrics, fmt.Sprintf(`model=%q,version=%q`, model, label), current(func(v *Version) int { return v.Batcher.QueueLen() }))
 		}

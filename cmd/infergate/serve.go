@@ -266,6 +266,9 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		logger.Printf("CPUs %s reserved for ONNX Runtime (the batch workers); everything else on CPUs %s; GOMAXPROCS %d",
 			affinity.Format(r.reserved), affinity.Format(r.rest), procs)
 	}
+	// # HELP and # TYPE lines, so that Prometheus knows each series'
+	// type (a process-wide switch of the metrics package).
+	metrics.ExposeMetadata(true)
 	set := metrics.NewSet()
 	rc.Metrics = set
 	repo, err := registry.New(rc)

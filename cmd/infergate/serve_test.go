@@ -262,6 +262,9 @@ func TestServeDemoModels(t *testing.T) {
 	f("GET", "/v2/models/ctr/infer", "", 405, "use POST")
 	f("POST", "/v2/repository/index", "", 200, `{"name":"ctr","version":"1","state":"READY"}`)
 	f("GET", "/metrics", "", 200, `infergate_inference_request_success_total{model="ctr",version="1"} 1`)
+	f("GET", "/metrics", "", 200, "# TYPE infergate_inference_request_success_total counter")
+	f("GET", "/metrics", "", 200, "# TYPE infergate_inference_request_duration_seconds histogram")
+	f("GET", "/metrics", "", 200, `infergate_model_load_duration_seconds_bucket{le="`)
 	f("GET", "/", "", 200, "<table>")
 
 	s.stop(t)

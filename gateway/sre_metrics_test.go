@@ -1,0 +1,169 @@
+package gateway_test
+
+// What /metrics and the log tell the person paged at 3 a.m.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/infergate/infergate/gateway"
+	"github.com/infergate/infergate/registry"
+	"github.com/valyala/fasthttp"
+)
+
+// startFakeWithLoader starts a server over a fake model "fake" version 1 whose
+// loader refuses files that start with "broken"; triton turns on
+// --triton-metrics.
+func startFakeWithLoader(t *testing.T, b *fakeBackend, triton bool) *testServer {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "fake", "1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "fake", "1", "model.onnx"), []byte("fake"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	load := func(data []byte, _ registry.ModelConfig) (registry.Backend, error) {
+		if bytes.HasPrefix(data, []byte("broken")) {
+			return nil, errors.New("not an ONNX model")
+		}
+		return b, nil
+	}
+	logs := &syncLog{}
+	set := metrics.NewSet()
+	repo, err := registry.New(registry.Config{Dir: dir, Load: load, Metrics: set, Logf: logs.printf, TritonMetrics: triton})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(repo.Close)
+	if err := repo.LoadAll(); err != nil {
+		t.Fatal(err)
+	}
+	gcfg := gateway.DefaultConfig()
+	gcfg.Logf = logs.printf
+	srv, err := gateway.New(gcfg, repo, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.SetReady(true)
+	s := &testServer{srv: srv, repo: repo, set: set, log: logs, served: make(chan error, 2)}
+	addr := s.listenTCP(t)
+	s.hc = &fasthttp.HostClient{Addr: addr, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, MaxIdemponentCallAttempts: 1}
+	t.Cleanup(func() {
+		b.unblock()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		for _, ln := range s.listeners {
+			ln.Close()
+		}
+		s.serving.Wait()
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs)
+		}
+	})
+	return s
+}
+
+// breakVersion2 puts a model file the loader refuses as version 2 and
+// asks the load API for the model again.
+func breakVersion2(t *testing.T, s *testServer) response {
+	t.Helper()
+	p := filepath.Join(s.repo.Dir(), "fake", "2", "model.onnx")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("broken bytes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := s.post(t, "/v2/repository/models/fake/load", nil)
+	if r.code != 400 {
+		t.Fatalf("load of a broken version 2: got %s; want 400", r)
+	}
+	return r
+}
+
+// Every histogram on /metrics is usable by Prometheus' histogram_quantile:
+// cumulative buckets labelled le (infergate_model_load_duration_seconds
+// had VictoriaMetrics' vmrange buckets).
+func TestMetricsHistogramsAreUsableByPrometheus(t *testing.T) {
+	s := startFakeWithLoader(t, newFakeBackend(), false)
+	checkFakeAnswer(t, s.post(t, "/v2/models/fake/infer", fakeRequest))
+	text := s.metricsText(t)
+	var bad []string
+	for line := range strings.SplitSeq(text, "\n") {
+		name, _, _ := strings.Cut(line, "{")
+		if strings.HasSuffix(name, "_bucket") && !strings.Contains(line, `le="`) {
+			bad = append(bad, line)
+		}
+	}
+	if len(bad) > 0 {
+		t.Fatalf("%d histogram bucket lines have no le label, so histogram_quantile() cannot read them; e.g.\n%s", len(bad), strings.Join(bad[:min(3, len(bad))], "\n"))
+	}
+}
+
+// A version's queue, which the status page shows as "queued N of M", is
+// on /metrics too, depth and bound, for an alert before it sheds.
+func TestQueueDepthIsOnMetrics(t *testing.T) {
+	s := startFakeWithLoader(t, newFakeBackend(), false)
+	text := s.metricsText(t)
+	for _, want := range []string{
+		`infergate_inference_queue_requests{model="fake",version="1"} 0`,
+		`infergate_inference_queue_max_requests{model="fake",version="1"} 1024`,
+	} {
+		if !strings.Contains(text, want+"\n") {
+			t.Fatalf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// A load through the repository API that fails is logged, naming the
+// model and version, not only answered 400 to its caller.
+func TestFailedLoadIsLogged(t *testing.T) {
+	s := startFakeWithLoader(t, newFakeBackend(), false)
+	before := s.log.String()
+	r := breakVersion2(t, s)
+	time.Sleep(100 * time.Millisecond)
+	after := strings.TrimPrefix(s.log.String(), before)
+	if !strings.Contains(after, "fake") || !strings.Contains(after, "version 2") {
+		t.Fatalf("the load API answered %s, but the server logged nothing about it; log since the load: %q", r, after)
+	}
+}
+
+// A version whose load fails counts in infergate_model_load_failing for
+// as long as it fails, and leaves it once fixed: an alert can fire on it
+// and clear, where the load failure counter only says one failed once.
+func TestFailedVersionIsOnMetrics(t *testing.T) {
+	s := startFakeWithLoader(t, newFakeBackend(), false)
+	failing := func() float64 {
+		t.Helper()
+		v, err := metricValue(s.metricsText(t), "infergate_model_load_failing")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if n := failing(); n != 0 {
+		t.Fatalf("infergate_model_load_failing %v before; want 0", n)
+	}
+	breakVersion2(t, s)
+	if n := failing(); n != 1 {
+		t.Fatalf("infergate_model_load_failing %v with version 2 broken; want 1", n)
+	}
+	if err := os.WriteFile(filepath.Join(s.repo.Dir(), "fake", "2", "model.onnx"), []byte("fixed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.post(t, "/v2/repository/models/fake/load", nil); r.code != 200 {
+		t.Fatalf("load of the fixed version 2: %s", r)
+	}
+	if n := failing(); n != 0 {
+		t.Fatalf("infergate_model_load_failing %v once version 2 loads; want 0", n)
+	}
+}
