@@ -272,6 +272,8 @@ type Batcher struct {
 	queuedRows int
 	free       int // instances not running anything
 	stopped    bool
+	// hurried is set by Hurry: batches no longer wait for MaxQueueDelay.
+	hurried bool
 	// allFree is signaled, once stopped, when every instance is free
 	// again; Stop waits on it for the runs of callers' goroutines.
 	allFree sync.Cond
@@ -570,6 +572,22 @@ func (b *Batcher) runWith(r *Request) error {
 	return <-r.done
 }
 
+// Hurry makes the workers stop waiting for MaxQueueDelay to fill a batch:
+// what is queued runs at once, as it arrives. A server that is shutting
+// down calls it, so that its drain does not wait out the delay. It is
+// idempotent, and cannot be undone.
+func (b *Batcher) Hurry() {
+	b.mu.Lock()
+	b.hurried = true
+	b.mu.Unlock()
+	for range b.cfg.Instances {
+		select {
+		case b.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // Stop refuses new requests, lets the workers finish what is queued, and
 // waits for them and for every run in progress, on a worker or on a
 // caller's goroutine: once it returns, nothing calls the backend. It is
@@ -828,7 +846,7 @@ func (w *worker) next() []*Request {
 			continue
 		}
 		now := time.Now()
-		if d := b.cfg.MaxQueueDelay; d > 0 && !b.stopped && b.queuedRows < b.fillTargetLocked() {
+		if d := b.cfg.MaxQueueDelay; d > 0 && !b.stopped && !b.hurried && b.queuedRows < b.fillTargetLocked() {
 			until := b.oldestLocked().Add(d)
 			if e := b.expireAt; !e.IsZero() && e.Before(until) {
 				// A queued request's deadline comes first: waiting would

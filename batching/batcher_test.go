@@ -1184,3 +1184,29 @@ func TestFullAgreesWithDo(t *testing.T) {
 		}
 	})
 }
+
+// Hurry ends a wait for the queue delay at once, and later requests run as
+// they come: a server that shuts down does not wait out the delay.
+func TestHurry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBackend{compute: time.Millisecond}
+		b := newBatcher(t, f, Config{MaxBatchSize: 16, MaxQueueDelay: time.Hour})
+		start := time.Now()
+		c := goDo(b, request(1, 1, 0))
+		time.Sleep(10 * time.Millisecond)
+		b.Hurry()
+		if err := <-c; err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d != 11*time.Millisecond {
+			t.Fatalf("a request waiting out an hour's delay, hurried after 10ms: took %s; want 11ms", d)
+		}
+		start = time.Now()
+		if err := b.Do(request(1, 1, 0)); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d != time.Millisecond {
+			t.Fatalf("a request after Hurry took %s; want 1ms, its compute alone", d)
+		}
+	})
+}

@@ -248,6 +248,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			writeError(ctx, &httpError{code: fasthttp.StatusInternalServerError, msg: errInternalMsg})
 		}
 	}()
+	if s.stopping.Load() {
+		// Shutting down: each client closes its connection after this
+		// answer, so that few keep-alive connections are left for
+		// Shutdown to close under a request on its way in.
+		ctx.SetConnectionClose()
+	}
 	if err := s.route(ctx); err != nil {
 		he := toHTTPError(err)
 		if he.code >= 500 && he.err != nil {

@@ -661,6 +661,17 @@ func (r *Repository) SetDefault(name string, n int64) {
 	}
 }
 
+// Hurry makes every loaded version's batcher run what it queues at once,
+// without waiting to fill a batch (batching.Batcher.Hurry): a server that
+// shuts down calls it, so that its drain does not wait out queue delays.
+func (r *Repository) Hurry() {
+	for _, m := range r.table.load() {
+		for _, v := range m.Versions() {
+			v.Batcher.Hurry()
+		}
+	}
+}
+
 // DefaultVersion returns what SetDefault last set for model name, or 0.
 func (r *Repository) DefaultVersion(name string) int64 {
 	r.loadMu.Lock()

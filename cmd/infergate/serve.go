@@ -216,6 +216,9 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
+	// A terminal that closes, or a habit of sending SIGHUP to reload,
+	// must not kill a server with requests in flight.
+	signal.Ignore(syscall.SIGHUP)
 
 	libPath := engine.ResolveLibPath(c.ortLib)
 	if err := engine.Init(libPath); err != nil {
@@ -228,6 +231,15 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	// otherwise show only once every model had loaded.
 	if _, err := storedNodeID(c.dataDir, c.nodeID); err != nil {
 		return err
+	}
+	if c.raftAddr != "" && !c.dryRun {
+		// The same for a --cluster port that is taken: raft listens on
+		// it only after the models load.
+		ln, err := net.Listen("tcp", c.raftAddr)
+		if err != nil {
+			return fmt.Errorf("--cluster %s: cannot listen for raft: %w", c.raftAddr, err)
+		}
+		ln.Close()
 	}
 	if c.dryRun {
 		repo, err := registry.New(registry.Config{Dir: c.modelsDir, Defaults: c.defaults, Load: loadEngine})
@@ -323,13 +335,23 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		// --shutdown-timeout at most. A second signal ends the process.
 		signal.Stop(sig)
 		logger.Printf("received %s while loading the initial models; shutting down", s)
+		var stopErrs []error
+		t := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
-		srv.Shutdown(ctx)
+		err := srv.Shutdown(ctx)
 		cancel()
-		if !doneWithin(c.shutdownTimeout, repo.Close) {
-			return fmt.Errorf("a model was still loading after --shutdown-timeout %s", c.shutdownTimeout)
+		logger.Printf("HTTP server stopped in %s", time.Since(t).Round(time.Millisecond))
+		if err != nil {
+			logger.Printf("HTTP shutdown: %s", err)
+			stopErrs = append(stopErrs, fmt.Errorf("requests still in flight after --shutdown-timeout %s were cut off: %w", c.shutdownTimeout, err))
 		}
-		return nil
+		t = time.Now()
+		if doneWithin(c.shutdownTimeout, repo.Close) {
+			logger.Printf("models unloaded in %s", time.Since(t).Round(time.Millisecond))
+		} else {
+			stopErrs = append(stopErrs, fmt.Errorf("a model was still loading or draining after --shutdown-timeout %s", c.shutdownTimeout))
+		}
+		return errors.Join(stopErrs...)
 	}
 	logger.Printf("initial models loaded in %s", time.Since(start).Round(time.Millisecond))
 
@@ -363,9 +385,9 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		logger.Printf("received %s; shutting down", s)
 	case err := <-serveErr:
 		stopPoll()
-		background.Wait()
+		doneWithin(c.shutdownTimeout, background.Wait)
 		node.Stop()
-		repo.Close()
+		doneWithin(c.shutdownTimeout, repo.Close)
 		return fmt.Errorf("HTTP server stopped: %w", err)
 	}
 	signal.Stop(sig)
@@ -374,10 +396,15 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	// first, while this node still answers its peers.
 	node.HandOver()
 	srv.BeginShutdown()
+	repo.Hurry()
 	if c.shutdownDelay > 0 {
 		logger.Printf("reporting not ready for %s before closing", c.shutdownDelay)
-		time.Sleep(c.shutdownDelay)
 	}
+	// Meanwhile every answer asks its client to close the connection. A
+	// busy client's connections are closed by the client within the
+	// grace, so that Shutdown, which closes idle keep-alive connections,
+	// rarely closes one under a request on its way in.
+	time.Sleep(max(c.shutdownDelay, closeGrace))
 	// A shutdown that had to cut requests off or leave models behind
 	// still ends the process, with a failure status that says so.
 	var stopErrs []error
@@ -397,7 +424,13 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	logger.Printf("control plane stopped in %s", time.Since(t).Round(time.Millisecond))
 	t = time.Now()
 	stopPoll()
-	background.Wait()
+	if !doneWithin(c.shutdownTimeout, background.Wait) {
+		// A poll stuck reading the repository (a stalled network
+		// filesystem) holds the registry too: repo.Close below gives up
+		// after its own --shutdown-timeout.
+		logger.Printf("a repository poll was still running after %s; going on", c.shutdownTimeout)
+		stopErrs = append(stopErrs, fmt.Errorf("a repository poll was still running after --shutdown-timeout %s", c.shutdownTimeout))
+	}
 	if doneWithin(c.shutdownTimeout, repo.Close) {
 		logger.Printf("models unloaded in %s", time.Since(t).Round(time.Millisecond))
 	} else {
@@ -588,6 +621,10 @@ func everyUntil(ctx context.Context, period time.Duration, f func()) {
 		}
 	}
 }
+
+// closeGrace is the least time between the start of a shutdown and the
+// closing of the listener and the idle connections (see serve).
+const closeGrace = 250 * time.Millisecond
 
 // raftDir is where the control plane keeps its state, in --data.
 func (c *serveConfig) raftDir() string { return filepath.Join(c.dataDir, "raft") }
