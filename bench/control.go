@@ -118,9 +118,15 @@ func (c *controlClient) scrape() []Sample {
 // servedConfig is what GET /v2/models/{m}/config says about the version
 // that serves.
 type servedConfig struct {
+	// Instances is the instance count: infergate's instances, else the
+	// sum of Triton's instance_group counts, the form infergate's view
+	// and Triton's give it in.
 	Instances      int    `json:"instances"`
 	IntraOpThreads int    `json:"intra_op_threads"`
 	SHA256         string `json:"sha256"`
+	InstanceGroup  []struct {
+		Count int `json:"count"`
+	} `json:"instance_group"`
 	// raw is the whole answer, compacted.
 	raw string
 }
@@ -132,9 +138,20 @@ func (c *controlClient) modelConfig(model string) *servedConfig {
 	if err != nil || code != fasthttp.StatusOK {
 		return nil
 	}
+	return parseServedConfig(body)
+}
+
+// parseServedConfig reads a GET /v2/models/{m}/config answer; nil when it
+// is no JSON object.
+func parseServedConfig(body []byte) *servedConfig {
 	var sc servedConfig
 	if json.Unmarshal(body, &sc) != nil {
 		return nil
+	}
+	if sc.Instances == 0 {
+		for _, g := range sc.InstanceGroup {
+			sc.Instances += max(g.Count, 1) // no count is 1, as in Triton
+		}
 	}
 	var compact bytes.Buffer
 	if json.Compact(&compact, body) == nil {

@@ -137,3 +137,20 @@ func TestReloadEvery(t *testing.T) {
 		t.Fatalf("run with %d errors of %d: flagged %q; want flagged for the lost requests", r.Errors, r.Requests, r.Flagged)
 	}
 }
+
+// The instance count comes from infergate's instances or, as infergate's
+// view and Triton give it, from instance_group.
+func TestParseServedConfigInstances(t *testing.T) {
+	f := func(body string, want int) {
+		t.Helper()
+		sc := parseServedConfig([]byte(body))
+		if sc == nil || sc.Instances != want {
+			t.Fatalf("%s: got %+v; want %d instances", body, sc, want)
+		}
+	}
+	f(`{"instances":3}`, 3)
+	f(`{"instance_group":[{"count":2,"kind":"KIND_CPU"}]}`, 2)
+	f(`{"instance_group":[{"count":2},{"count":3}]}`, 5)
+	f(`{"instance_group":[{"kind":"KIND_GPU"}]}`, 1)
+	f(`{}`, 0)
+}

@@ -146,7 +146,7 @@ func TestConfigTritonFieldsRoundTrip(t *testing.T) {
 	}
 	c := get("ctr")
 	for key, want := range map[string]string{
-		"instances":        "2",
+		"instances":        "null", // said once, in instance_group
 		"max_batch_size":   "16",
 		"max_queue":        "32",
 		"instance_group":   `[{"count":2,"kind":"KIND_CPU"}]`,
@@ -159,8 +159,8 @@ func TestConfigTritonFieldsRoundTrip(t *testing.T) {
 
 	bad := map[string]any{"input": []any{map[string]any{"name": "features", "data_type": "TYPE_FP32", "dims": []int{-1, 64}}}}
 	checkError(t, load("ctr", bad), fasthttp.StatusBadRequest, `input "features" has dims [64] in the model (its shape [-1,64] without the batch dimension`)
-	if got := field(get("ctr"), "instances"); got != "2" {
-		t.Fatalf("a refused configuration changed the loaded one: instances %s; want 2", got)
+	if got := field(get("ctr"), "instance_group"); got != `[{"count":2,"kind":"KIND_CPU"}]` {
+		t.Fatalf("a refused configuration changed the loaded one: instance_group %s; want a count of 2", got)
 	}
 	r := s.post(t, "/v2/models/ctr/infer", []byte(`{"inputs":[{"name":"features","datatype":"FP32","shape":[1,64],"data":[`+strings.TrimSuffix(strings.Repeat("0.5,", 64), ",")+`]}]}`))
 	if r.code != fasthttp.StatusOK {
@@ -205,5 +205,59 @@ func TestConfigViewOfUnbatchableModelLoadsBack(t *testing.T) {
 	}
 	if r := load(view); r.code != fasthttp.StatusOK {
 		t.Fatalf("loading the view back:\n%s\n%s", view, r)
+	}
+}
+
+// GET .../config says the instance count once, as Triton's instance_group
+// (with instances beside it, an edit of either disagreed with the other
+// and the load was refused): get, edit, load changes it.
+func TestGetEditLoadChangesInstanceCount(t *testing.T) {
+	s := startServer(t, serverOptions{cfg: gateway.DefaultConfig(),
+		defaults: registry.ModelConfig{MaxBatchSize: 64, Instances: 1, Device: "cpu"},
+		files:    map[string][]byte{"ctr/1": ctrONNX()}})
+	get := func() map[string]any {
+		t.Helper()
+		r := s.do(t, fasthttp.MethodGet, "/v2/models/ctr/config", nil)
+		if r.code != fasthttp.StatusOK {
+			t.Fatalf("GET ctr config: %s", r)
+		}
+		var c map[string]any
+		if err := json.Unmarshal(r.body, &c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	load := func(c map[string]any) response {
+		t.Helper()
+		body, err := json.Marshal(map[string]any{"parameters": map[string]any{"config": c}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.post(t, "/v2/repository/models/ctr/load", body)
+	}
+
+	count := func() string {
+		t.Helper()
+		b, _ := json.Marshal(get()["instance_group"])
+		return string(b)
+	}
+	// A Triton user's edit: instance_group's count.
+	c := get()
+	c["instance_group"].([]any)[0].(map[string]any)["count"] = 2
+	if r := load(c); r.code != fasthttp.StatusOK {
+		t.Fatalf("get, edit instance_group[0].count to 2, load: %s; want 200", r)
+	}
+	if got := count(); got != `[{"count":2,"kind":"KIND_CPU"}]` {
+		t.Fatalf("after editing instance_group[0].count to 2: instance_group %s", got)
+	}
+	// infergate's spelling in place of Triton's.
+	c = get()
+	delete(c, "instance_group")
+	c["instances"] = 3
+	if r := load(c); r.code != fasthttp.StatusOK {
+		t.Fatalf("get, instances 3 in place of instance_group, load: %s; want 200", r)
+	}
+	if got := count(); got != `[{"count":3,"kind":"KIND_CPU"}]` {
+		t.Fatalf("after instances 3: instance_group %s", got)
 	}
 }

@@ -287,6 +287,9 @@ func (s *Server) modelConfig(ctx *fasthttp.RequestCtx, name, version []byte) err
 	cfg.Input = registry.TensorConfigs(v.Inputs, v.Batchable)
 	cfg.Output = registry.TensorConfigs(v.Outputs, v.Batchable)
 	cfg.InstanceGroup = cfg.InstanceGroups()
+	// Said once, in Triton's form: with instances and device beside it,
+	// an edit of either would disagree with the other on the way back.
+	cfg.Instances, cfg.Device = 0, ""
 	ctx.Response.Header.Set("X-Model-Version", v.Label)
 	// The outer fields hide the embedded ones: name, which a load may
 	// leave out, and max_batch_size, whose 0 is said, not left out.

@@ -256,7 +256,7 @@ func TestServeDemoModels(t *testing.T) {
 	f("GET", "/v2/models/ctr/versions/2/ready", "", 404, "no ready version 2")
 	f("GET", "/v2/models/ctr", "", 200, `"inputs":[{"name":"features","datatype":"FP32","shape":[-1,64]}]`)
 	f("GET", "/v2", "", 200, `"extensions"`)
-	f("GET", "/v2/models/ranker/versions/1/config", "", 200, `"version_policy":{"latest":{"num_versions":1}},"instances":1`)
+	f("GET", "/v2/models/ranker/versions/1/config", "", 200, `"instance_group":[{"count":1,"kind":"KIND_CPU"}]`)
 	f("POST", "/v2/models/nope/infer", "{}", 404, `{"error":"model \"nope\" is not served here`)
 	f("POST", "/v2/models/ctr/infer", "{", 400, `{"error":`)
 	f("GET", "/v2/models/ctr/infer", "", 405, "use POST")
@@ -513,7 +513,7 @@ input [ { name: "features", data_type: TYPE_FP32, format: FORMAT_NCHW, dims: [ 2
 		}
 	}
 	f("/v2/models/ctr/config", `"max_batch_size":16`)
-	f("/v2/models/ctr/config", `"instances":2`)
+	f("/v2/models/ctr/config", `"instance_group":[{"count":2,"kind":"KIND_CPU"}]`)
 	f("/v2/models/ctr/config", `"preferred_batch_sizes":[8,16]`)
 	f("/v2/models/ctr/config", `"input":[{"name":"features","data_type":"TYPE_FP32","dims":[64]}]`)
 	f("/metrics", `nv_inference_request_success{model="ctr",version="1"} 1`)
