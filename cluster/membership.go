@@ -25,8 +25,10 @@ type Member struct {
 	RaftAddr string `json:"raft_addr"`
 	HTTPAddr string `json:"http_addr"`
 	Voter    bool   `json:"voter"`
-	// State is "leader", "follower" (a voter), "nonvoter", or "unknown"
-	// for a record raft's configuration does not hold (yet).
+	// State is "leader", "follower" (a voter), "nonvoter", "unreachable"
+	// (on the leader: its heartbeats have not reached it for longer than
+	// the heartbeat timeout), or "unknown" for a record raft's
+	// configuration does not hold (yet).
 	State string `json:"state"`
 }
 
@@ -50,6 +52,8 @@ func (n *Node) Members() (leader string, members []Member, err error) {
 		switch {
 		case s.ID == lid:
 			m.State = "leader"
+		case n.unreachable(s.ID):
+			m.State = "unreachable"
 		case m.Voter:
 			m.State = "follower"
 		default:

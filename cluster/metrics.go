@@ -81,6 +81,9 @@ func newNodeMetrics(n *Node) nodeMetrics {
 		}
 		return float64(v)
 	})
+	set.NewGauge(name(`infergate_cluster_members_unreachable`), func() float64 {
+		return float64(n.unreachableCount())
+	})
 	set.NewGauge(name(`infergate_cluster_versions_not_ready`), func() float64 {
 		r := n.rec
 		r.mu.Lock()

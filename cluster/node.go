@@ -41,6 +41,9 @@ type Node struct {
 	savedProduction map[string]int64
 	m               nodeMetrics
 
+	// health is the leader's view of unreachable members (watchPeers).
+	health peerHealth
+
 	// votersMu serializes fillVoters and guards unanswered.
 	votersMu sync.Mutex
 	// unanswered holds the non-voters that fillVoters found unreachable
@@ -89,6 +92,7 @@ func Start(cfg Config) (*Node, error) {
 	n.m = newNodeMetrics(n)
 	n.goFunc(n.announce)
 	n.goFunc(n.voterLoop)
+	n.goFunc(n.watchPeers)
 	if n.bootstrapped && cfg.RegisterLocal {
 		// The reconciler starts once the local models are registered, so
 		// that it never sees a model half registered (and unloads the

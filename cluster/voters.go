@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -67,7 +68,11 @@ func (n *Node) fillVoters() {
 		if voters >= n.cfg.MaxVoters {
 			return
 		}
-		if err := n.reachable(string(s.Address)); err != nil {
+		err := n.reachable(string(s.Address))
+		if err == nil && n.unreachable(s.ID) {
+			err = errors.New("the leader's heartbeats do not reach it")
+		}
+		if err != nil {
 			if !n.unanswered[s.ID] {
 				n.logf("cluster: not promoting non-voter %s to a free voter seat while its raft address %s does not answer (%v)", s.ID, s.Address, err)
 				if n.unanswered == nil {

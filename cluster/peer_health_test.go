@@ -1,0 +1,60 @@
+package cluster
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/infergate/infergate/internal/testenv"
+)
+
+// stateOn returns member id's state in n's member list.
+func stateOn(t *testing.T, n *Node, id string) string {
+	t.Helper()
+	_, members, err := n.Members()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		if m.ID == id {
+			return m.State
+		}
+	}
+	return "absent"
+}
+
+// A follower cut off from the leader is listed as unreachable on the
+// leader, and counted in infergate_cluster_members_unreachable, until it
+// answers again (before, it stayed a follower in every view).
+func TestCutOffFollowerListedUnreachable(t *testing.T) {
+	c := newTestCluster(t, 3)
+	leader := c.waitLeader(c.nodes...)
+	victim := c.follower(leader)
+	if got := stateOn(t, leader, victim.ID()); got != "follower" {
+		t.Fatalf("before: %s is %q; want follower", victim.ID(), got)
+	}
+	for i, n := range c.nodes {
+		if n == victim {
+			c.partition(i)
+		}
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if got := stateOn(t, leader, victim.ID()); got != "unreachable" {
+			return fmt.Errorf("%s is %q on the leader; want unreachable", victim.ID(), got)
+		}
+		if got := leader.unreachableCount(); got != 1 {
+			return fmt.Errorf("unreachable count %d; want 1", got)
+		}
+		return nil
+	})
+	c.heal()
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if !leader.IsLeader() {
+			return nil // a new term clears the view; the test is over
+		}
+		if got := stateOn(t, leader, victim.ID()); got != "follower" {
+			return fmt.Errorf("%s is %q after healing; want follower", victim.ID(), got)
+		}
+		return nil
+	})
+}
