@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -151,4 +152,41 @@ func TestLoadConfigStringOrObject(t *testing.T) {
 		"parameters.config is 4; give the configuration as a JSON string")
 	checkError(t, s.post(t, "/v2/repository/models/fake/load", []byte(`{"parameters":{"config":{"max_batch_size":"x"}}}`)), fasthttp.StatusBadRequest,
 		"parameters.config:")
+}
+
+// A connection that never sent a byte (a pool's spare, a pre-connect)
+// does not hold a shutdown up: Shutdown closes it and returns at once
+// (fasthttp counted it busy for its first seconds, and a shutdown waited
+// for it, then failed its timeout).
+func TestShutdownClosesUnusedConnection(t *testing.T) {
+	s := startFake(t, newFakeBackend(), gateway.DefaultConfig(), registry.ModelConfig{})
+	addr := s.listenTCP(t)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// And one that served a request, kept alive.
+	used, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer used.Close()
+	fmt.Fprintf(used, "GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, err := bufio.NewReader(used).ReadString('}'); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown with an unused connection open: %v after %s; want nil at once", err, time.Since(start))
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Shutdown took %s with an unused connection open; want well under a second", d)
+	}
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the unused connection is still open after Shutdown")
+	}
 }

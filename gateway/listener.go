@@ -28,9 +28,11 @@ type limitListener struct {
 
 	// refusing holds a token per refused connection being answered.
 	refusing chan struct{}
-	// mu protects refused (the connections being answered) and closed.
+	// mu protects refused (the connections being answered), served (those
+	// Accept returned, until closed) and closed.
 	mu      sync.Mutex
 	refused map[net.Conn]struct{}
+	served  map[*limitConn]struct{}
 	closed  bool
 	// answering counts the goroutines that answer refused connections
 	// and those that drain closing ones; Close waits for them.
@@ -57,7 +59,7 @@ func newLimitListener(ln net.Listener, limit, headBytes int, logf func(string, .
 	body := fmt.Sprintf(`{"error":"this server has %d connections open, its --max-connections; retry later, or reuse connections (keep-alive)"}`, limit)
 	resp := fmt.Sprintf("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 	return &limitListener{Listener: ln, limit: int64(limit), refuse: []byte(resp), headBytes: headBytes,
-		refusing: make(chan struct{}, maxRefusing), refused: make(map[net.Conn]struct{}), logf: logf}
+		refusing: make(chan struct{}, maxRefusing), refused: make(map[net.Conn]struct{}), served: make(map[*limitConn]struct{}), logf: logf}
 }
 
 // Accept returns the next connection within the limit, refusing those
@@ -82,7 +84,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		delay = 0
 		if l.open.Add(1) <= l.limit {
-			return &limitConn{Conn: c, l: l}, nil
+			lc := &limitConn{Conn: c, l: l}
+			l.mu.Lock()
+			l.served[lc] = struct{}{}
+			l.mu.Unlock()
+			return lc, nil
 		}
 		l.open.Add(-1)
 		l.refuseConn(c)
@@ -192,6 +198,24 @@ func (l *limitListener) linger(c net.Conn) bool {
 	return l.goTracked(c, func(c net.Conn) { drain(c, lingerTime, math.MaxInt64) })
 }
 
+// closeUnused closes the connections that have not sent a byte: a client
+// pool's spare connection, a browser's or a load balancer's pre-connect.
+// fasthttp counts such a connection as busy for its first seconds, so
+// that a shutdown would wait for it; closed, nothing is lost.
+func (l *limitListener) closeUnused() {
+	l.mu.Lock()
+	var unused []*limitConn
+	for c := range l.served {
+		if !c.used.Load() {
+			unused = append(unused, c)
+		}
+	}
+	l.mu.Unlock()
+	for _, c := range unused {
+		c.Conn.Close() // its serving goroutine reads the error and Closes c
+	}
+}
+
 // Close closes the listener, then the connections still being answered
 // or drained, and waits for their goroutines.
 func (l *limitListener) Close() error {
@@ -215,6 +239,8 @@ type limitConn struct {
 	// lingers is set by the server when it answered a request it did
 	// not read whole: Close then lingers (see limitListener.linger).
 	lingers atomic.Bool
+	// used is set once the client sent a byte (see closeUnused).
+	used atomic.Bool
 
 	// mu protects the deadlines: fasthttp sets them from the serving
 	// goroutine, a handler may from its own (RequestCtx.SetReadDeadline),
@@ -288,6 +314,9 @@ func (c *limitConn) SetDeadline(t time.Time) error {
 func (c *limitConn) Read(p []byte) (int, error) {
 	for {
 		n, err := c.Conn.Read(p)
+		if n > 0 && !c.used.Load() {
+			c.used.Store(true)
+		}
 		if n > 0 || err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || !c.extend(&c.read, c.Conn.SetReadDeadline) {
 			return n, err
 		}
@@ -323,6 +352,9 @@ func (c *limitConn) Close() error {
 	c.once.Do(func() {
 		first = true
 		c.l.open.Add(-1)
+		c.l.mu.Lock()
+		delete(c.l.served, c)
+		c.l.mu.Unlock()
 	})
 	if first && c.lingers.Load() && c.l.linger(c.Conn) {
 		return nil

@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime/debug"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -103,6 +104,9 @@ type Server struct {
 
 	ready    atomic.Bool
 	stopping atomic.Bool
+	// lnMu guards listeners, the listeners Serve was given, for Shutdown.
+	lnMu      sync.Mutex
+	listeners []*limitListener
 
 	scratch scratchPool
 	cache   *cache.Cache // nil when disabled
@@ -186,13 +190,40 @@ func (s *Server) readiness() (bool, string) {
 // Serve accepts connections on ln until Shutdown, at most MaxConnections
 // at once (counted per listener).
 func (s *Server) Serve(ln net.Listener) error {
-	return s.srv.Serve(newLimitListener(ln, s.cfg.MaxConnections, s.cfg.MaxHeaderBytes, s.logf))
+	l := newLimitListener(ln, s.cfg.MaxConnections, s.cfg.MaxHeaderBytes, s.logf)
+	s.lnMu.Lock()
+	s.listeners = append(s.listeners, l)
+	s.lnMu.Unlock()
+	return s.srv.Serve(l)
 }
 
 // Shutdown stops accepting connections, marks the server not ready, and
 // waits until in-flight requests are answered or ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.BeginShutdown()
+	// Connections that never sent a byte hold nothing to answer, but
+	// fasthttp would wait for them: close them now, and those accepted
+	// until the listeners close, while the shutdown waits.
+	done := make(chan struct{})
+	var closer sync.WaitGroup
+	defer closer.Wait()
+	defer close(done)
+	closer.Go(func() {
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			s.lnMu.Lock()
+			for _, l := range s.listeners {
+				l.closeUnused()
+			}
+			s.lnMu.Unlock()
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	})
 	err := s.srv.ShutdownWithContext(ctx)
 	if s.cache != nil && err == nil {
 		s.cache.Close()
