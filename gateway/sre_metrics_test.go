@@ -140,6 +140,7 @@ func TestFailedLoadIsLogged(t *testing.T) {
 // A version whose load fails counts in infergate_model_load_failing for
 // as long as it fails, and leaves it once fixed: an alert can fire on it
 // and clear, where the load failure counter only says one failed once.
+// The status page's head counts it too.
 func TestFailedVersionIsOnMetrics(t *testing.T) {
 	s := startFakeWithLoader(t, newFakeBackend(), false)
 	failing := func() float64 {
@@ -156,6 +157,10 @@ func TestFailedVersionIsOnMetrics(t *testing.T) {
 	breakVersion2(t, s)
 	if n := failing(); n != 1 {
 		t.Fatalf("infergate_model_load_failing %v with version 2 broken; want 1", n)
+	}
+	// The status page's head says so too.
+	if page := string(s.do(t, fasthttp.MethodGet, "/", nil).body); !strings.Contains(page, "1 not serving (below, with the reason)") {
+		t.Fatalf("the status page's head does not say a version is not serving:\n%.600s", page)
 	}
 	if err := os.WriteFile(filepath.Join(s.repo.Dir(), "fake", "2", "model.onnx"), []byte("fixed"), 0o644); err != nil {
 		t.Fatal(err)

@@ -44,6 +44,12 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 		rows = append(rows, r)
 	}
 	ready, why := s.readiness()
+	unavailable := 0
+	for _, r := range rows {
+		if r.State == registry.StateUnavailable {
+			unavailable++
+		}
+	}
 	var traffic []versionTraffic
 	seen := map[string]bool{}
 	for _, e := range idx {
@@ -61,20 +67,22 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 		Name, Version, Runtime, Uptime, Repo string
 		Ready                                bool
 		NotReady                             string // why not, when not
+		Unavailable                          int    // index rows not serving
 		Rows                                 []row
 		Traffic                              []versionTraffic
 		Cluster                              *clusterStatus
 	}{
-		Name:     s.cfg.Name,
-		Version:  s.cfg.Version,
-		Runtime:  s.cfg.RuntimeVersion,
-		Uptime:   time.Since(s.started).Round(time.Second).String(),
-		Repo:     s.repo.Dir(),
-		Ready:    ready,
-		NotReady: why,
-		Rows:     rows,
-		Traffic:  traffic,
-		Cluster:  s.clusterView(),
+		Name:        s.cfg.Name,
+		Version:     s.cfg.Version,
+		Runtime:     s.cfg.RuntimeVersion,
+		Uptime:      time.Since(s.started).Round(time.Second).String(),
+		Repo:        s.repo.Dir(),
+		Ready:       ready,
+		NotReady:    why,
+		Unavailable: unavailable,
+		Rows:        rows,
+		Traffic:     traffic,
+		Cluster:     s.clusterView(),
 	}
 	ctx.SetContentType("text/html; charset=utf-8")
 	return statusTemplate.Execute(ctx, data)
@@ -246,7 +254,7 @@ th{background:#f4f4f4}
 code{background:#f4f4f4;padding:1px 4px}
 </style></head><body>
 <h1>{{.Name}} {{.Version}}</h1>
-<p>{{if .Ready}}<span class="READY">ready</span>{{else}}<span class="UNAVAILABLE">not ready: {{.NotReady}}</span>{{end}}
+<p>{{if .Ready}}<span class="READY">ready</span>{{else}}<span class="UNAVAILABLE">not ready: {{.NotReady}}</span>{{end}}{{with .Unavailable}} · <span class="UNAVAILABLE">{{.}} not serving (below, with the reason)</span>{{end}}
  · up {{.Uptime}} · ONNX Runtime {{.Runtime}} · repository <code>{{.Repo}}</code></p>
 <table><tr><th>model</th><th>version</th><th>state</th><th>in flight</th><th>loaded</th><th>sha256</th><th>reason</th></tr>
 {{range .Rows}}<tr><td>{{.Name}}</td><td>{{.Version}}{{if .Default}} <small>(unversioned)</small>{{end}}</td><td class="{{.State}}">{{.State}}</td><td>{{.InFlight}}</td><td>{{.Loaded}}</td><td>{{with .SHA256}}<code>{{printf "%.12s" .}}</code>{{end}}</td><td>{{.Reason}}</td></tr>
