@@ -125,7 +125,8 @@ type servedConfig struct {
 	IntraOpThreads int    `json:"intra_op_threads"`
 	SHA256         string `json:"sha256"`
 	InstanceGroup  []struct {
-		Count int `json:"count"`
+		Count int   `json:"count"`
+		GPUs  []int `json:"gpus"`
 	} `json:"instance_group"`
 	// raw is the whole answer, compacted.
 	raw string
@@ -149,8 +150,10 @@ func parseServedConfig(body []byte) *servedConfig {
 		return nil
 	}
 	if sc.Instances == 0 {
+		// As Triton counts them: no count is 1, and a group runs its
+		// count on each GPU it lists.
 		for _, g := range sc.InstanceGroup {
-			sc.Instances += max(g.Count, 1) // no count is 1, as in Triton
+			sc.Instances += max(g.Count, 1) * max(len(g.GPUs), 1)
 		}
 	}
 	var compact bytes.Buffer

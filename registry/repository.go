@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -113,6 +114,8 @@ type Repository struct {
 	loads        *metrics.Counter
 	loadFailures *metrics.Counter
 	loadDuration *metrics.PrometheusHistogram
+	// hurried is set by Hurry: versions loaded after it are hurried too.
+	hurried atomic.Bool
 
 	// wg tracks the goroutines that drain and close retired versions.
 	wg sync.WaitGroup
@@ -334,13 +337,6 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 		r.modelErrs[name] = err.Error()
 	} else {
 		delete(r.modelErrs, name)
-		// A version that failed to load and is no longer selected is
-		// nobody's concern now: its failure leaves the index.
-		for n, s := range r.status[name] {
-			if s.failed && s.state == StateUnavailable && !slices.Contains(want, n) {
-				delete(r.status[name], n)
-			}
-		}
 	}
 	r.mu.Unlock()
 	if err != nil {
@@ -354,14 +350,17 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 	}
 	var next []*Version
 	var errs []error
+	// failed holds this round's failures, and the recorded ones it kept.
 	failed := make(map[int64]versionStatus)
-	for _, n := range want {
+	// try loads version n into next, or reuses its serving load when its
+	// file and configuration did not change, or records why it failed.
+	try := func(n int64) {
 		prev := findVersion(current, n)
 		path := filepath.Join(r.cfg.Dir, name, strconv.FormatInt(n, 10), "model.onnx")
 		st, err := os.Stat(path)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("cannot load model %q version %d: %w", name, n, err))
-			continue
+			return
 		}
 		if prev != nil && sameFile(prev.file, st) && sameLoadConfig(prev.Config, cfg) {
 			// What the configuration says of the model is checked again:
@@ -374,12 +373,12 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 				errs = append(errs, err)
 			}
 			next = append(next, prev)
-			continue
+			return
 		}
 		if !explicit && r.unchangedFailure(name, n, st, cfg) {
 			failed[n] = versionStatus{} // keep the recorded failure
 			errs = append(errs, fmt.Errorf("model %q version %d: an earlier load failed and the file has not changed", name, n))
-			continue
+			return
 		}
 		v, err := r.loadVersion(name, n, path, cfg)
 		if err != nil {
@@ -391,51 +390,60 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 			failed[n] = fs
 			r.setStatus(name, n, fs)
 			errs = append(errs, err)
-			continue
+			return
 		}
 		next = append(next, v)
 	}
+	for _, n := range want {
+		try(n)
+	}
 
-	var retire []*Version
-	stands := make(map[int64]string) // a fallback version: whose place it takes
-	if len(errs) > 0 {
-		// Keep every serving version that was not replaced.
+	// A selected version whose new file failed keeps serving its earlier
+	// one. The places that are left empty go, under the latest policy, to
+	// the next older versions on disk, newest first: a broken new version
+	// copied in leaves the one before it serving, after a restart as
+	// before it.
+	var lost []string
+	for _, n := range want {
+		if findVersion(next, n) != nil {
+			continue
+		}
+		if prev := findVersion(current, n); prev != nil {
+			next = append(next, prev)
+		} else {
+			lost = append(lost, strconv.FormatInt(n, 10))
+		}
+	}
+	stands := make(map[int64]string) // a stand-in version: whose place it takes
+	for _, n := range older {
+		if len(next) >= len(want) {
+			break
+		}
+		before := len(next)
+		try(n)
+		if len(next) > before {
+			stands[n] = strings.Join(lost, ", ")
+		}
+	}
+	if len(errs) > 0 && len(next) < len(want) {
+		// Still short: keep every serving version that was not replaced.
 		for _, v := range current {
 			if findVersion(next, v.Number) == nil {
 				next = append(next, v)
 			}
 		}
-		// Under the latest policy, a place that a failed version leaves
-		// empty goes to the next older version on disk: a broken new
-		// version copied in leaves the one before it serving, after a
-		// restart as before it.
-		var lost []string
-		for n := range failed {
-			if findVersion(next, n) == nil {
-				lost = append(lost, strconv.FormatInt(n, 10))
-			}
-		}
-		for _, n := range older {
-			if len(next) >= len(want) {
-				break
-			}
-			if findVersion(next, n) != nil {
-				continue
-			}
-			path := filepath.Join(r.cfg.Dir, name, strconv.FormatInt(n, 10), "model.onnx")
-			v, err := r.loadVersion(name, n, path, cfg)
-			if err != nil {
-				st, _ := os.Stat(path)
-				fs := versionStatus{state: StateUnavailable, reason: err.Error(), failed: true, file: st, config: cfg}
-				failed[n] = fs
-				r.setStatus(name, n, fs)
-				errs = append(errs, err)
-				continue
-			}
-			next = append(next, v)
-			stands[n] = strings.Join(lost, ", ")
+	}
+	// A failure of a version that this round neither selected nor tried
+	// is nobody's concern now: it leaves the index.
+	r.mu.Lock()
+	for n, s := range r.status[name] {
+		if _, tried := failed[n]; s.failed && s.state == StateUnavailable && !tried && !slices.Contains(want, n) {
+			delete(r.status[name], n)
 		}
 	}
+	r.mu.Unlock()
+
+	var retire []*Version
 	for _, v := range current {
 		if w := findVersion(next, v.Number); w != v {
 			retire = append(retire, v)
@@ -551,6 +559,9 @@ func (r *Repository) loadVersion(name string, n int64, path string, cfg ModelCon
 	}
 	v.SHA256 = hex.EncodeToString(sum[:])
 	v.file = st
+	if r.hurried.Load() {
+		v.Batcher.Hurry()
+	}
 	r.loads.Inc()
 	r.loadDuration.UpdateDuration(start)
 	r.logf("loaded model %q version %d (sha256 %.12s, %d bytes) in %s", name, n, v.SHA256, st.Size(), time.Since(start).Round(time.Millisecond))
@@ -665,6 +676,7 @@ func (r *Repository) SetDefault(name string, n int64) {
 // without waiting to fill a batch (batching.Batcher.Hurry): a server that
 // shuts down calls it, so that its drain does not wait out queue delays.
 func (r *Repository) Hurry() {
+	r.hurried.Store(true) // and the versions loaded from now on
 	for _, m := range r.table.load() {
 		for _, v := range m.Versions() {
 			v.Batcher.Hurry()
@@ -731,6 +743,16 @@ func (r *Repository) Poll() error {
 	for name := range r.modelErrs {
 		if !slices.Contains(names, name) {
 			delete(r.modelErrs, name) // gone with its directory
+		}
+	}
+	for name, vs := range r.status {
+		if slices.Contains(names, name) {
+			continue
+		}
+		for n, st := range vs {
+			if st.failed && st.state == StateUnavailable {
+				delete(vs, n) // a failure gone with its directory
+			}
 		}
 	}
 	r.mu.Unlock()
