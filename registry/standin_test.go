@@ -78,16 +78,7 @@ func TestLoadFailingGaugeDropsRemovedModel(t *testing.T) {
 	t.Cleanup(r.Close)
 	writeModel(t, dir, "m", 1, "fail1")
 	_ = r.Load("m", nil)
-	gauge := func() string {
-		var b bytes.Buffer
-		set.WritePrometheus(&b)
-		for _, line := range strings.Split(b.String(), "\n") {
-			if strings.HasPrefix(line, "infergate_model_load_failing ") {
-				return line
-			}
-		}
-		return "(absent)"
-	}
+	gauge := func() string { return loadFailingLine(set) }
 	if g := gauge(); g != "infergate_model_load_failing 1" {
 		t.Fatalf("after the failed load: %s", g)
 	}
@@ -223,20 +214,23 @@ func TestFailedStandInKeptByPoll(t *testing.T) {
 	writeModel(t, dir, "m", 2, "fail2")
 	writeModel(t, dir, "m", 3, "fail3")
 	_ = r.Load("m", nil)
-	gauge := func() string {
-		var b bytes.Buffer
-		set.WritePrometheus(&b)
-		for _, line := range strings.Split(b.String(), "\n") {
-			if strings.HasPrefix(line, "infergate_model_load_failing ") {
-				return line
-			}
-		}
-		return "(absent)"
-	}
+	gauge := func() string { return loadFailingLine(set) }
 	g1, i1 := gauge(), indexString(t, r)
 	_ = r.Poll()
 	g2, i2 := gauge(), indexString(t, r)
 	if g1 != g2 || i1 != i2 {
 		t.Fatalf("nothing changed on disk; before the poll %s, index\n%safter it %s, index\n%s", g1, i1, g2, i2)
 	}
+}
+
+// loadFailingLine returns set's infergate_model_load_failing line.
+func loadFailingLine(set *metrics.Set) string {
+	var b bytes.Buffer
+	set.WritePrometheus(&b)
+	for _, line := range strings.Split(b.String(), "\n") {
+		if strings.HasPrefix(line, "infergate_model_load_failing ") {
+			return line
+		}
+	}
+	return "(absent)"
 }

@@ -15,15 +15,7 @@ import (
 // second SIGTERM ends the process at once.
 func TestSIGTERMDuringHungInitialLoad(t *testing.T) {
 	repo := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(repo, "hang", "1"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(repo, "hang", "1", "model.onnx"), []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mkfifo(filepath.Join(repo, "hang", "config.json"), 0o644); err != nil {
-		t.Skipf("mkfifo: %v", err)
-	}
+	addHungModel(t, repo, "hang")
 	cmd, done, log := startServeUntil(t, "serving on", "--models", repo, "--data", t.TempDir(),
 		"--http", "127.0.0.1:0", "--shutdown-timeout", "2s")
 	time.Sleep(500 * time.Millisecond) // into the hung load
@@ -39,5 +31,21 @@ func TestSIGTERMDuringHungInitialLoad(t *testing.T) {
 		t.Errorf("serve ended only on a second SIGTERM, 10s after the first; log:\n%s", log.String())
 	case <-time.After(10 * time.Second):
 		t.Fatalf("serve still running 20s after SIGTERM (twice) while a model load hangs; log:\n%s", log.String())
+	}
+}
+
+// addHungModel puts model name in repo with a config.json that is a FIFO
+// nobody writes, as a stalled network filesystem would be: whatever reads
+// it waits for good.
+func addHungModel(t *testing.T, repo, name string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(repo, name, "1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(repo, name, "1", "model.onnx"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(repo, name, "config.json"), 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
 	}
 }

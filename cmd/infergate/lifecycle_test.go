@@ -40,15 +40,7 @@ func bigRankerRequest() ([]byte, map[string]string) {
 func TestSIGTERMWhilePollHangs(t *testing.T) {
 	repo := demoRepo(t)
 	s := startServer(t, "--models", repo, "--load", "*", "--poll-interval", "100ms", "--shutdown-timeout", "2s")
-	if err := os.MkdirAll(filepath.Join(repo, "hang", "1"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(repo, "hang", "1", "model.onnx"), []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mkfifo(filepath.Join(repo, "hang", "config.json"), 0o644); err != nil {
-		t.Skipf("mkfifo: %v", err)
-	}
+	addHungModel(t, repo, "hang")
 	time.Sleep(500 * time.Millisecond) // a poll is now stuck reading it
 	t0 := time.Now()
 	s.cmd.Process.Signal(syscall.SIGTERM)

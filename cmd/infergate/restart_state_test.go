@@ -56,15 +56,7 @@ func TestProductionKeptDuringInitialLoad(t *testing.T) {
 	s.stop(t)
 
 	// A model that loads after ctr, and takes its time.
-	if err := os.MkdirAll(filepath.Join(models, "zzslow", "1"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(models, "zzslow", "1", "model.onnx"), []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mkfifo(filepath.Join(models, "zzslow", "config.json"), 0o644); err != nil {
-		t.Skipf("mkfifo: %v", err)
-	}
+	addHungModel(t, models, "zzslow")
 	_, _, log := startServeUntil(t, `loaded model "ctr"`, "--models", models, "--data", data, "--http", "127.0.0.1:0")
 	m := servingLine.FindStringSubmatch(log.String())
 	if m == nil {
