@@ -53,6 +53,9 @@ const (
 	// maxAcceptDelay is the longest wait between accepts that fail for
 	// want of file descriptors or memory.
 	maxAcceptDelay = time.Second
+	// unusedAfter is how long a connection must have sent nothing that
+	// was read before a shutdown takes it for unused (see closeUnused).
+	unusedAfter = time.Second
 )
 
 func newLimitListener(ln net.Listener, limit, headBytes int, logf func(string, ...any)) *limitListener {
@@ -84,7 +87,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		delay = 0
 		if l.open.Add(1) <= l.limit {
-			lc := &limitConn{Conn: c, l: l}
+			lc := &limitConn{Conn: c, l: l, accepted: time.Now()}
 			l.mu.Lock()
 			l.served[lc] = struct{}{}
 			l.mu.Unlock()
@@ -198,15 +201,16 @@ func (l *limitListener) linger(c net.Conn) bool {
 	return l.goTracked(c, func(c net.Conn) { drain(c, lingerTime, math.MaxInt64) })
 }
 
-// closeUnused closes the connections that have not sent a byte: a client
-// pool's spare connection, a browser's or a load balancer's pre-connect.
-// fasthttp counts such a connection as busy for its first seconds, so
-// that a shutdown would wait for it; closed, nothing is lost.
+// closeUnused closes the connections from which nothing was read in
+// their first unusedAfter: a client pool's spare connection, a browser's
+// or a load balancer's pre-connect. fasthttp counts such a connection as
+// busy for its first seconds, so that a shutdown would wait for it;
+// closed, nothing is lost. A younger one may hold a request not read yet.
 func (l *limitListener) closeUnused() {
 	l.mu.Lock()
 	var unused []*limitConn
 	for c := range l.served {
-		if !c.used.Load() {
+		if !c.used.Load() && time.Since(c.accepted) > unusedAfter {
 			unused = append(unused, c)
 		}
 	}
@@ -239,8 +243,10 @@ type limitConn struct {
 	// lingers is set by the server when it answered a request it did
 	// not read whole: Close then lingers (see limitListener.linger).
 	lingers atomic.Bool
-	// used is set once the client sent a byte (see closeUnused).
-	used atomic.Bool
+	// used is set once a byte was read from it, and accepted is when
+	// Accept returned it (see closeUnused).
+	used     atomic.Bool
+	accepted time.Time
 
 	// mu protects the deadlines: fasthttp sets them from the serving
 	// goroutine, a handler may from its own (RequestCtx.SetReadDeadline),

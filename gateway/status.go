@@ -44,9 +44,9 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 		rows = append(rows, r)
 	}
 	ready, why := s.readiness()
-	unavailable := 0
+	unavailable := 0 // for a failure: not those unloaded on purpose
 	for _, r := range rows {
-		if r.State == registry.StateUnavailable {
+		if r.State == registry.StateUnavailable && r.Reason != registry.ReasonUnloaded {
 			unavailable++
 		}
 	}

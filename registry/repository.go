@@ -53,6 +53,10 @@ const (
 	StateUnavailable = "UNAVAILABLE"
 )
 
+// ReasonUnloaded is the reason of a version that was unloaded on purpose
+// (retired by a newer one, or an unload), not for a failure.
+const ReasonUnloaded = "unloaded"
+
 // IndexEntry is one row of the repository index.
 type IndexEntry struct {
 	Name    string `json:"name"`
@@ -398,19 +402,23 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 		try(n)
 	}
 
-	// A selected version whose new file failed keeps serving its earlier
-	// one. The places that are left empty go, under the latest policy, to
-	// the next older versions on disk, newest first: a broken new version
-	// copied in leaves the one before it serving, after a restart as
-	// before it.
-	var lost []string
-	for _, n := range want {
+	// A version whose new file failed keeps serving its earlier one. The
+	// places that are left empty go, under the latest policy, to the next
+	// older versions on disk, newest first: a broken new version copied
+	// in leaves the one before it serving, after a restart as before it.
+	kept := func(n int64) bool {
 		if findVersion(next, n) != nil {
-			continue
+			return true
 		}
 		if prev := findVersion(current, n); prev != nil {
 			next = append(next, prev)
-		} else {
+			return true
+		}
+		return false
+	}
+	var lost []string
+	for _, n := range want {
+		if !kept(n) {
 			lost = append(lost, strconv.FormatInt(n, 10))
 		}
 	}
@@ -419,14 +427,15 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 		if len(next) >= len(want) {
 			break
 		}
-		before := len(next)
 		try(n)
-		if len(next) > before {
+		if kept(n) {
 			stands[n] = strings.Join(lost, ", ")
 		}
 	}
-	if len(errs) > 0 && len(next) < len(want) {
-		// Still short: keep every serving version that was not replaced.
+	if len(errs) > 0 {
+		// A load that failed anywhere retires nothing that serves: what
+		// served before keeps serving (unversioned requests go to the
+		// highest, or to the default set).
 		for _, v := range current {
 			if findVersion(next, v.Number) == nil {
 				next = append(next, v)
@@ -457,6 +466,13 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 			m.def.Store(r.defVersion[name])
 		}
 		m.versions.Store(&next)
+		if r.hurried.Load() {
+			// Hurry may have come while this round loaded, after a
+			// version checked and before it was here to be found.
+			for _, v := range next {
+				v.Batcher.Hurry()
+			}
+		}
 		if old == nil {
 			r.table.with(name, m)
 		}
@@ -589,7 +605,7 @@ func (r *Repository) retire(vs []*Version, keep []*Version) {
 			if !replaced {
 				r.mu.Lock()
 				if s := r.status[v.Model][v.Number]; s.state == StateUnloading && s.gen == v.Generation && !r.routable(v.Model, v.Number) {
-					r.setStatusLocked(v.Model, v.Number, versionStatus{state: StateUnavailable, reason: "unloaded"})
+					r.setStatusLocked(v.Model, v.Number, versionStatus{state: StateUnavailable, reason: ReasonUnloaded})
 				}
 				r.mu.Unlock()
 			}
