@@ -3,9 +3,6 @@ package registry
 import (
 	"testing"
 	"time"
-
-	"github.com/infergate/infergate/batching"
-	"github.com/infergate/infergate/oip"
 )
 
 // A failed load retires nothing that serves (README, "Hot swap"): version
@@ -132,20 +129,7 @@ func TestHurryDuringLoadRound(t *testing.T) {
 	if err := r.Load("m", two); err != nil {
 		t.Fatal(err)
 	}
-	do := func(n int64) time.Duration {
-		v := mustAcquire(t, r, "m", n)
-		defer v.Release()
-		req := &batching.Request{Rows: 1, Inputs: []oip.Tensor{{Name: "x", Datatype: oip.FP32, Shape: []int64{1, 2}, Data: make([]byte, 8)}}}
-		start := time.Now()
-		done := make(chan error, 1)
-		go func() { done <- v.Batcher.Do(req) }()
-		select {
-		case <-done:
-			return time.Since(start)
-		case <-time.After(2 * time.Second):
-			return -1
-		}
-	}
+	do := func(n int64) time.Duration { return runOne(t, r, n) }
 	if d := do(2); d < 0 {
 		t.Fatal("version 2 not hurried either")
 	}

@@ -68,14 +68,7 @@ func TestPollSkipsUnchangedFailingStandIn(t *testing.T) {
 // infergate_model_load_failing counts what is failing now: a model whose
 // directory is removed drops out of it (its failures stayed counted).
 func TestLoadFailingGaugeDropsRemovedModel(t *testing.T) {
-	dir := t.TempDir()
-	l := &fakeLoader{t: t}
-	set := metrics.NewSet()
-	r, err := New(Config{Dir: dir, Load: l.load, Logf: t.Logf, Metrics: set})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
+	r, set, dir := newRepoWithMetrics(t)
 	writeModel(t, dir, "m", 1, "fail1")
 	_ = r.Load("m", nil)
 	gauge := func() string { return loadFailingLine(set) }
@@ -131,20 +124,7 @@ func TestVersionLoadedAfterHurryIsHurried(t *testing.T) {
 	if err := r.Load("m", nil); err != nil {
 		t.Fatal(err)
 	}
-	do := func(n int64) time.Duration {
-		v := mustAcquire(t, r, "m", n)
-		defer v.Release()
-		req := &batching.Request{Rows: 1, Inputs: []oip.Tensor{{Name: "x", Datatype: oip.FP32, Shape: []int64{1, 2}, Data: make([]byte, 8)}}}
-		start := time.Now()
-		done := make(chan error, 1)
-		go func() { done <- v.Batcher.Do(req) }()
-		select {
-		case <-done:
-			return time.Since(start)
-		case <-time.After(2 * time.Second):
-			return -1
-		}
-	}
+	do := func(n int64) time.Duration { return runOne(t, r, n) }
 	r.Hurry() // the shutdown begins
 	if d := do(1); d < 0 {
 		t.Fatal("version 1, loaded before Hurry, still waits for the queue delay")
@@ -202,14 +182,7 @@ func newTestRepoAt(t *testing.T, dir string) (*Repository, *fakeLoader, string) 
 // and in infergate_model_load_failing over a poll that changed nothing
 // (version 2's was dropped).
 func TestFailedStandInKeptByPoll(t *testing.T) {
-	dir := t.TempDir()
-	l := &fakeLoader{t: t}
-	set := metrics.NewSet()
-	r, err := New(Config{Dir: dir, Load: l.load, Logf: t.Logf, Metrics: set})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
+	r, set, dir := newRepoWithMetrics(t)
 	writeModel(t, dir, "m", 1, "m1")
 	writeModel(t, dir, "m", 2, "fail2")
 	writeModel(t, dir, "m", 3, "fail3")
@@ -233,4 +206,37 @@ func loadFailingLine(set *metrics.Set) string {
 		}
 	}
 	return "(absent)"
+}
+
+// newRepoWithMetrics is newTestRepo with the repository's metrics in a set
+// of the test's own.
+func newRepoWithMetrics(t *testing.T) (*Repository, *metrics.Set, string) {
+	t.Helper()
+	dir := t.TempDir()
+	l := &fakeLoader{t: t}
+	set := metrics.NewSet()
+	r, err := New(Config{Dir: dir, Load: l.load, Logf: t.Logf, Metrics: set})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r, set, dir
+}
+
+// runOne runs a one-row request on version n of model m and returns how
+// long it took, or -1 when it had no answer within 2 s.
+func runOne(t *testing.T, r *Repository, n int64) time.Duration {
+	t.Helper()
+	v := mustAcquire(t, r, "m", n)
+	defer v.Release()
+	req := &batching.Request{Rows: 1, Inputs: []oip.Tensor{{Name: "x", Datatype: oip.FP32, Shape: []int64{1, 2}, Data: make([]byte, 8)}}}
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- v.Batcher.Do(req) }()
+	select {
+	case <-done:
+		return time.Since(start)
+	case <-time.After(2 * time.Second):
+		return -1
+	}
 }
