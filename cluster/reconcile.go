@@ -364,7 +364,11 @@ func (r *reconciler) dropRotten(m *fsm.Model, live map[int64]bool) map[int64]str
 		v := m.Version(lv.Number)
 		path := filepath.Join(r.repo.Dir(), m.Name, strconv.FormatInt(v.Number, 10), "model.onnx")
 		delete(r.hashes, path)
-		os.Remove(path)
+		// Only a file this node placed: one it did not is a local
+		// model's, which ensureVersion reports and never touches.
+		if st, err := os.Stat(path); err == nil && (r.placed[path] || sameAsBlob(st, r.n.cfg.Blobs.Path(v.SHA256))) {
+			os.Remove(path)
+		}
 		next := "placing it again from the stored blob, which is sound"
 		if err := r.n.cfg.Blobs.Verify(v.SHA256, v.Size); err != nil {
 			next = "the stored blob failed too (" + err.Error() + "); fetching it from a peer again"
