@@ -14,10 +14,9 @@ import (
 // instance is one session with the scratch space of the Run that holds it.
 // Only the goroutine that took it from Model.free touches it.
 type instance struct {
-	sess *ort.DynamicAdvancedSession
-	// owner counts the instances that run on sess (Options.ShareSession);
-	// the last one to be destroyed destroys it.
-	owner *session
+	// sess is the session it runs on, which others may share
+	// (Options.ShareSession); nil once destroyed.
+	sess *session
 	// inVals and outVals are the ONNX Runtime values of the current run in
 	// model order. An input, and an output whose buffer Run provides (pre),
 	// is a value of inBound or outBound, which outlive the run; any other
@@ -119,7 +118,7 @@ func appendCUDA(so *ort.SessionOptions, device string, id int) error {
 }
 
 // session is an ONNX Runtime session and the number of instances that
-// run on it.
+// run on it: the last one to be destroyed destroys it.
 type session struct {
 	s    *ort.DynamicAdvancedSession
 	refs atomic.Int32
@@ -144,8 +143,7 @@ func newSession(onnxData []byte, inNames, outNames []string, so *ort.SessionOpti
 func (m *Model) newInstance(sess *session) *instance {
 	sess.refs.Add(1)
 	inst := &instance{
-		sess:     sess.s,
-		owner:    sess,
+		sess:     sess,
 		inVals:   make([]ort.Value, len(m.in)),
 		outVals:  make([]ort.Value, len(m.out)),
 		inBound:  make([]boundValue, len(m.in)),
@@ -174,8 +172,8 @@ func (inst *instance) destroy() {
 	}
 	clear(inst.spare)
 	if inst.sess != nil {
-		if inst.owner.refs.Add(-1) == 0 {
-			inst.sess.Destroy()
+		if inst.sess.refs.Add(-1) == 0 {
+			inst.sess.s.Destroy()
 		}
 		inst.sess = nil
 	}

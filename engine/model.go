@@ -251,7 +251,7 @@ func (m *Model) Instances() int { return len(m.instances) }
 func (m *Model) Sessions() int {
 	n := 0
 	for i, inst := range m.instances {
-		if i == 0 || inst.owner != m.instances[i-1].owner {
+		if i == 0 || inst.sess != m.instances[i-1].sess {
 			n++
 		}
 	}
@@ -364,7 +364,7 @@ func (m *Model) run(inst *instance, inputs []oip.Tensor, outputNames []string, d
 	if err != nil {
 		return nil, err
 	}
-	err = inst.sess.Run(inst.inVals, inst.outVals)
+	err = inst.sess.s.Run(inst.inVals, inst.outVals)
 	if err != nil && guessed && m.guessFailed(inst, err) {
 		// The one failure that a second run cures: let ONNX Runtime
 		// allocate the outputs whose shape Run guessed.
@@ -372,7 +372,7 @@ func (m *Model) run(inst *instance, inputs []oip.Tensor, outputNames []string, d
 		if _, err := m.bindOutputs(inst, res, batch, false); err != nil {
 			return nil, err
 		}
-		err = inst.sess.Run(inst.inVals, inst.outVals)
+		err = inst.sess.s.Run(inst.inVals, inst.outVals)
 	} else if err == nil && guessed {
 		for k := range m.out {
 			if inst.pre[k] && !m.out[k].mustPrealloc {

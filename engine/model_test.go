@@ -399,7 +399,7 @@ func TestConcurrentRuns(t *testing.T) {
 			}
 			sessions := make(map[*session]bool)
 			for _, inst := range m.instances {
-				sessions[inst.owner] = true
+				sessions[inst.sess] = true
 			}
 			if want := map[bool]int{false: 3, true: 1}[share]; len(sessions) != want || m.Sessions() != want {
 				t.Fatalf("%d sessions, Sessions() %d; want %d", len(sessions), m.Sessions(), want)
