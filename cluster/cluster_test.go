@@ -116,14 +116,21 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 		t.Cleanup(func() { node.Stop() })
 		c.nodes = append(c.nodes, node)
 	}
+	c.joinAll()
+	return c
+}
+
+// joinAll waits for the first node to lead and joins the others to it on
+// the leader, by hand.
+func (c *testCluster) joinAll() {
+	c.t.Helper()
 	c.waitLeader(c.nodes[0])
 	for _, node := range c.nodes[1:] {
 		m := fsm.Member{ID: node.ID(), RaftAddr: node.cfg.RaftAddr, HTTPAddr: node.cfg.HTTPAddr}
 		if err := c.nodes[0].JoinLocal(m); err != nil {
-			t.Fatalf("join %s: %v", node.ID(), err)
+			c.t.Fatalf("join %s: %v", node.ID(), err)
 		}
 	}
-	return c
 }
 
 // waitLeader waits until one of among leads and every one of them knows it.
@@ -574,12 +581,7 @@ func TestRottenLocalBlobIsFetchedAgain(t *testing.T) {
 	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpRegisterVersion, Model: "m", SHA256: hexSum, Size: int64(len(good)), Created: time.Unix(1, 0).UTC(), Origin: "peer"}); err != nil {
 		t.Fatal(err)
 	}
-	testenv.CheckFor(t, 5*time.Second, func() error {
-		if s := n.LocalStatus().Models["m"]["1"]; s.State != VersionReady {
-			return fmt.Errorf("status %+v; want ready", s)
-		}
-		return nil
-	})
+	waitReady(t, n)
 	path := filepath.Join(n.cfg.Registry.Dir(), "m", "1", "model.onnx")
 	if b, err := os.ReadFile(path); err != nil || !bytes.Equal(b, good) {
 		t.Fatalf("repository file: %q, %v; want the good bytes", b, err)

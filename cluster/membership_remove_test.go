@@ -56,12 +56,7 @@ func TestRemoveLeaderForgetsRecord(t *testing.T) {
 		nodes = append(nodes, startOn(t, cfg, apis[i]))
 	}
 	c := &testCluster{t: t, nodes: nodes, trans: trans}
-	c.waitLeader(nodes[0])
-	for _, n := range nodes[1:] {
-		if err := nodes[0].JoinLocal(fsm.Member{ID: n.ID(), RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.joinAll()
 	leader := c.waitLeader(nodes...)
 	// Every node holds every member's record (each node's announce
 	// writes its own) before the removal.
@@ -112,12 +107,7 @@ func TestUploadRightAfterRestart(t *testing.T) {
 	if _, err := c.register(n, "m", "good one"); err != nil {
 		t.Fatal(err)
 	}
-	testenv.CheckFor(t, 5*time.Second, func() error {
-		if s := n.LocalStatus().Models["m"]["1"]; s.State != VersionReady {
-			return fmt.Errorf("status %+v", s)
-		}
-		return nil
-	})
+	waitReady(t, n)
 	_, again := restartAsServe(t, cfg, n, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

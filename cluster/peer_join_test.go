@@ -210,12 +210,7 @@ func TestRetiredVersionStopsServing(t *testing.T) {
 	if _, err := c.register(n, "m", "version one"); err != nil {
 		t.Fatal(err)
 	}
-	testenv.CheckFor(t, 5*time.Second, func() error {
-		if s := n.LocalStatus().Models["m"]["1"]; s.State != VersionReady {
-			return fmt.Errorf("v1: %+v", s)
-		}
-		return nil
-	})
+	waitReady(t, n)
 	// Version 2 becomes production; its blob is nowhere to be had (a peer
 	// that is down, a slow pull).
 	sum := sha256.Sum256([]byte("version two"))
@@ -382,12 +377,7 @@ func TestStopClosesPeerConnections(t *testing.T) {
 	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpRegisterVersion, Model: "m", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(good)), Created: time.Unix(1, 0).UTC(), Origin: "peer"}); err != nil {
 		t.Fatal(err)
 	}
-	testenv.CheckFor(t, 5*time.Second, func() error {
-		if s := n.LocalStatus().Models["m"]["1"]; s.State != VersionReady {
-			return fmt.Errorf("status %+v", s)
-		}
-		return nil
-	})
+	waitReady(t, n)
 	if err := n.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -422,12 +412,7 @@ func TestReadIndexBehind(t *testing.T) {
 		nodes = append(nodes, startOn(t, cfg, apis[i]))
 	}
 	c := &testCluster{t: t, nodes: nodes, trans: trans}
-	c.waitLeader(nodes[0])
-	for _, n := range nodes[1:] {
-		if err := nodes[0].JoinLocal(fsm.Member{ID: n.ID(), RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.joinAll()
 	n2 := nodes[2]
 	testenv.CheckFor(t, 5*time.Second, func() error {
 		if id, url := n2.Leader(); id != "n0" || url != srvs[0].URL {

@@ -44,12 +44,7 @@ func TestRestartRepairsRottenPlacedFile(t *testing.T) {
 	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpRegisterVersion, Model: "m", SHA256: hexSum, Size: int64(len(good)), Created: time.Unix(1, 0).UTC(), Origin: "peer"}); err != nil {
 		t.Fatal(err)
 	}
-	testenv.CheckFor(t, 5*time.Second, func() error {
-		if s := n.LocalStatus().Models["m"]["1"]; s.State != VersionReady {
-			return fmt.Errorf("status %+v; want ready", s)
-		}
-		return nil
-	})
+	waitReady(t, n)
 	path := filepath.Join(n.cfg.Registry.Dir(), "m", "1", "model.onnx")
 	if err := n.Stop(); err != nil {
 		t.Fatal(err)

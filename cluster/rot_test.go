@@ -52,14 +52,20 @@ func registerReady(t *testing.T, c *testCluster, n *Node, content string) string
 	if _, err := c.register(n, "m", content); err != nil {
 		t.Fatal(err)
 	}
+	waitReady(t, n)
+	sum := sha256.Sum256([]byte(content))
+	return hex.EncodeToString(sum[:])
+}
+
+// waitReady waits until n reports version 1 of model m ready.
+func waitReady(t *testing.T, n *Node) {
+	t.Helper()
 	testenv.CheckFor(t, 5*time.Second, func() error {
 		if s := n.LocalStatus().Models["m"]["1"]; s.State != VersionReady {
 			return fmt.Errorf("status %+v; want ready", s)
 		}
 		return nil
 	})
-	sum := sha256.Sum256([]byte(content))
-	return hex.EncodeToString(sum[:])
 }
 
 // A lone node's only copy of a version rots while the node is down (the
