@@ -23,11 +23,29 @@ func ParseModelConfigText(data []byte) (ModelConfig, error) {
 		return ModelConfig{}, fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
 	return parseTree(tree, func(path string) string {
-		if l, ok := lines[stripIndices(path)]; ok {
+		if l, ok := lineOf(lines, path); ok {
 			return fmt.Sprintf("config.pbtxt line %d: ", l)
 		}
 		return ""
 	})
+}
+
+// lineOf returns the line of the field at path (input[1].data_type names
+// the second entry's field; input.data_type, as the checks of a list as a
+// whole give it, the first entry's). A field the text leaves out takes
+// the line of the nearest message around it that the text has.
+func lineOf(lines map[string]int, path string) (int, bool) {
+	for p := path; p != ""; {
+		if l, ok := lines[p]; ok {
+			return l, true
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return 0, false
 }
 
 // configTextTree turns config.pbtxt text into the tree of JSON values
@@ -84,13 +102,17 @@ func errorAt(line int, format string, args ...any) error {
 // checking its fields against t: a field t has not is refused at its
 // line; a list field takes its values from brackets and from repeats
 // alike; any other field takes one value. lines receives the line of
-// each field's first value, by path without list indices.
+// each field's first value and of each list entry, by path with list
+// indices (input[1].dims) and, for the first, without (input.dims).
 func (o *pbtxtObject) toJSON(t reflect.Type, path string, lines map[string]int) (map[string]any, error) {
 	t = indirect(t)
 	out := make(map[string]any, len(o.keys))
 	for _, k := range o.keys {
 		vals := o.values[k]
 		p := joinPath(path, k)
+		if _, ok := lines[p]; !ok {
+			lines[p] = vals[0].line
+		}
 		if _, ok := lines[stripIndices(p)]; !ok {
 			lines[stripIndices(p)] = vals[0].line
 		}
@@ -136,7 +158,9 @@ func (o *pbtxtObject) toJSON(t reflect.Type, path string, lines map[string]int) 
 		if it := indirect(ft); it.Kind() == reflect.Slice {
 			list := []any{}
 			for _, item := range flatten(vals) {
-				e, err := item.toJSON(it.Elem(), fmt.Sprintf("%s[%d]", p, len(list)), lines)
+				ip := fmt.Sprintf("%s[%d]", p, len(list))
+				lines[ip] = item.line
+				e, err := item.toJSON(it.Elem(), ip, lines)
 				if err != nil {
 					return nil, err
 				}

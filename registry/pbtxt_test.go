@@ -99,6 +99,13 @@ func TestParseModelConfigText(t *testing.T) {
 	f(strings.Repeat("a {", 40), "nest deeper than 32")
 	f(`input: [`+strings.Repeat("{a: [", 40), "nest deeper than 32")
 	f(`dims: [[1]]`, `want a value, found "[1]]"`)
+	// An error in the second entry of a list names that entry's line, not
+	// the first's or the list's.
+	two := "input [\n  {\n    name: \"a\"\n    data_type: TYPE_FP32\n  },\n  {\n    name: \"b\"\n    data_type: TYPE_FOO\n  }\n]\n"
+	f(two, `config.pbtxt line 8: input "b": data_type "TYPE_FOO"`)
+	f(strings.NewReplacer(`"b"`, `"a"`, "TYPE_FOO", "TYPE_FP32").Replace(two), `config.pbtxt line 7: input lists "a" twice`)
+	f("input [\n  { name: \"a\" data_type: TYPE_FP32 },\n  {\n    data_type: TYPE_FP32\n  }\n]\n", `config.pbtxt line 3: input[1] has no name`)
+	f("input [\n  { name: \"a\" data_type: TYPE_FP32 },\n  {\n    name: \"b\"\n  }\n]\n", `config.pbtxt line 3: input "b": data_type ""`)
 
 	// Strings join as in C; a field given again adds to a list; an empty
 	// list is one.

@@ -133,10 +133,10 @@ func (c *ModelConfig) fromTriton(where func(string) string) error {
 				return bad(path, "%s has no name", path)
 			}
 			if _, ok := tritonDataType(t.DataType); !ok {
-				return bad(path, "%s %q: data_type %q is not a Triton type such as TYPE_FP32", list.key, t.Name, t.DataType)
+				return bad(path+".data_type", "%s %q: data_type %q is not a Triton type such as TYPE_FP32", list.key, t.Name, t.DataType)
 			}
 			if seen[t.Name] {
-				return bad(path, "%s lists %q twice", list.key, t.Name)
+				return bad(path+".name", "%s lists %q twice", list.key, t.Name)
 			}
 			seen[t.Name] = true
 		}
