@@ -26,6 +26,7 @@ import (
 
 	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/internal/testenv"
+	"github.com/infergate/infergate/registry"
 )
 
 // adminStub is the part of the admin API that the peer protocol uses,
@@ -316,6 +317,26 @@ func TestClusterModelSparesLocalModel(t *testing.T) {
 	vs := other.LocalStatus().Models["m"]["1"]
 	if vs.State != VersionFailed || !strings.Contains(vs.Reason, "this node did not put them there") {
 		t.Fatalf("model m version 1 on node %s: %+v; want failed, saying the file is not the node's", other.ID(), vs)
+	}
+	// The local model stops serving, since the cluster owns the name, and
+	// its row in the repository index says why, not only "unloaded".
+	var row registry.IndexEntry
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		idx, err := other.cfg.Registry.Index()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range idx {
+			if e.Name == "m" && e.Version == "1" {
+				row = e
+			}
+		}
+		if row.State == registry.StateUnavailable || time.Now().After(deadline) {
+			break
+		}
+	}
+	if want := "unloaded: the cluster registered other bytes for this model"; row.State != registry.StateUnavailable || !strings.HasPrefix(row.Reason, want) {
+		t.Fatalf("index row of model m version 1 on node %s: %+v; want %s, reason starting %q", other.ID(), row, registry.StateUnavailable, want)
 	}
 }
 

@@ -310,12 +310,15 @@ func (r *reconciler) dropNotLive(m *fsm.Model, live map[int64]bool) {
 	}
 	var keep []int64
 	var cfg registry.ModelConfig
-	stale := false
+	stale, foreign := false, false
 	for _, v := range lm.Versions() {
-		if live[v.Number] && registeredBytes(m, v) {
+		switch {
+		case !registeredBytes(m, v):
+			stale, foreign = true, true
+		case live[v.Number]:
 			keep = append(keep, v.Number)
 			cfg = v.Config
-		} else {
+		default:
 			stale = true
 		}
 	}
@@ -323,7 +326,13 @@ func (r *reconciler) dropNotLive(m *fsm.Model, live map[int64]bool) {
 		return
 	}
 	if len(keep) == 0 {
-		if err := r.repo.Unload(m.Name); err != nil {
+		why := "" // retired by the cluster: on purpose
+		if foreign {
+			// A local model of the cluster's name, or a file changed by
+			// hand: the index row says so, not only "unloaded".
+			why = "the cluster registered other bytes for this model; GET /v1/cluster says why and what to do"
+		}
+		if err := r.repo.UnloadBecause(m.Name, why); err != nil {
 			r.n.logf("cluster: cannot unload model %q, none of whose live versions is ready here: %v", m.Name, err)
 		}
 		return

@@ -54,7 +54,9 @@ const (
 )
 
 // ReasonUnloaded is the reason of a version that was unloaded on purpose
-// (retired by a newer one, or an unload), not for a failure.
+// (retired by a newer one, an unload, its directory removed), not for a
+// failure. One the server unloaded on its own says "unloaded: " and why
+// (see UnloadBecause).
 const ReasonUnloaded = "unloaded"
 
 // IndexEntry is one row of the repository index.
@@ -486,7 +488,7 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 			}
 		}
 	}
-	r.retire(retire, next)
+	r.retire(retire, next, ReasonUnloaded)
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrLoadFailed, errors.Join(errs...))
 	}
@@ -585,8 +587,9 @@ func (r *Repository) loadVersion(name string, n int64, path string, cfg ModelCon
 }
 
 // retire drains and closes versions in the background; keep lists the
-// versions that stay routable, whose metrics must survive.
-func (r *Repository) retire(vs []*Version, keep []*Version) {
+// versions that stay routable, whose metrics must survive. The others'
+// index rows then give reason.
+func (r *Repository) retire(vs []*Version, keep []*Version, reason string) {
 	for _, v := range vs {
 		replaced := findVersion(keep, v.Number) != nil
 		if !replaced {
@@ -605,7 +608,7 @@ func (r *Repository) retire(vs []*Version, keep []*Version) {
 			if !replaced {
 				r.mu.Lock()
 				if s := r.status[v.Model][v.Number]; s.state == StateUnloading && s.gen == v.Generation && !r.routable(v.Model, v.Number) {
-					r.setStatusLocked(v.Model, v.Number, versionStatus{state: StateUnavailable, reason: ReasonUnloaded})
+					r.setStatusLocked(v.Model, v.Number, versionStatus{state: StateUnavailable, reason: reason})
 				}
 				r.mu.Unlock()
 			}
@@ -709,7 +712,13 @@ func (r *Repository) DefaultVersion(name string) int64 {
 
 // Unload stops serving every version of model name. In-flight requests
 // finish first; Unload returns without waiting for them.
-func (r *Repository) Unload(name string) error {
+func (r *Repository) Unload(name string) error { return r.UnloadBecause(name, "") }
+
+// UnloadBecause is Unload for an unload the server decides on, not a
+// person: the versions' index rows say "unloaded: why", which counts as
+// a version not serving (see ReasonUnloaded), where Unload's say
+// ReasonUnloaded alone.
+func (r *Repository) UnloadBecause(name, why string) error {
 	if err := CheckName(name); err != nil {
 		return err
 	}
@@ -718,7 +727,11 @@ func (r *Repository) Unload(name string) error {
 	if r.closed {
 		return ErrClosed
 	}
-	if err := r.unloadLocked(name); err != nil {
+	reason := ReasonUnloaded
+	if why != "" {
+		reason += ": " + why
+	}
+	if err := r.unloadLocked(name, reason); err != nil {
 		return err
 	}
 	// Polls leave it unloaded until a Load asks for it again.
@@ -726,7 +739,7 @@ func (r *Repository) Unload(name string) error {
 	return nil
 }
 
-func (r *Repository) unloadLocked(name string) error {
+func (r *Repository) unloadLocked(name, reason string) error {
 	m := r.table.load()[name]
 	if m == nil {
 		return fmt.Errorf("cannot unload model %q: %w", name, ErrModelNotFound)
@@ -738,7 +751,7 @@ func (r *Repository) unloadLocked(name string) error {
 	vs := m.Versions()
 	empty := []*Version{}
 	m.versions.Store(&empty)
-	r.retire(vs, nil)
+	r.retire(vs, nil, reason)
 	return nil
 }
 
@@ -776,7 +789,7 @@ func (r *Repository) Poll() error {
 	for name := range r.table.load() {
 		if !slices.Contains(names, name) {
 			r.logf("model %q left the repository; unloading it", name)
-			if err := r.unloadLocked(name); err != nil {
+			if err := r.unloadLocked(name, ReasonUnloaded); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -862,7 +875,7 @@ func (r *Repository) Close() {
 	if !r.closed {
 		r.closed = true
 		for name := range r.table.load() {
-			_ = r.unloadLocked(name)
+			_ = r.unloadLocked(name, ReasonUnloaded)
 		}
 	}
 	r.loadMu.Unlock()
