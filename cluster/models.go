@@ -35,6 +35,9 @@ func (n *Node) Upload(ctx context.Context, name string, onnx []byte, promote boo
 		if p := cfg.VersionPolicy; p.Latest != nil || p.All != nil || p.Specific != nil {
 			return nil, "", fmt.Errorf("%w: the model config sets version_policy; in a cluster the registered versions and the production alias decide what is served, so leave it out", fsm.ErrInvalid)
 		}
+		if err := cfg.CheckClusterConfig(); err != nil {
+			return nil, "", fmt.Errorf("%w: the model config: %w", fsm.ErrInvalid, err)
+		}
 	} else {
 		config = nil
 	}

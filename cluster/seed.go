@@ -46,6 +46,11 @@ func (n *Node) seedModel(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	if cfg, err := registry.ParseModelConfig(config); err != nil {
+		return err
+	} else if err := cfg.CheckClusterConfig(); err != nil {
+		return err
+	}
 	// What this node serves unversioned now becomes production. (Read it
 	// before registering: the reconciler starts only after seeding, but
 	// this keeps the rule in one place.)

@@ -219,7 +219,7 @@ func Load(onnxData []byte, opts Options) (m *Model, err error) {
 		}
 		m.instances = append(m.instances, m.newInstance(sess))
 	}
-	if err := m.warmUp(); err != nil {
+	if err := m.warmUp(opts.Warmup); err != nil {
 		return nil, err
 	}
 	m.free = make(chan *instance, len(m.instances))
@@ -670,8 +670,8 @@ func (m *Model) collect(inst *instance, res []oip.Tensor) error {
 // shapes planOutputs inferred against what ONNX Runtime computes. A model
 // whose operators refuse zeros (a division by an input) warms up on ones;
 // one that refuses ones elsewhere loads unchecked; one that refuses both
-// the same way fails to load.
-func (m *Model) warmUp() error {
+// the same way fails to load. Each instance then runs samples.
+func (m *Model) warmUp(samples []WarmupRun) error {
 	first := m.instances[0]
 	res, err := m.runZeros(first, 1, false)
 	if zerr := err; errors.Is(zerr, ErrInputRejected) {
@@ -717,6 +717,13 @@ func (m *Model) warmUp() error {
 	for i, inst := range m.instances {
 		if _, err := m.runZeros(inst, 1, true); err != nil && !(m.warmTolerant && errors.Is(err, ErrInputRejected)) {
 			return causef(ErrInvalidModel, err, "warm-up inference of instance %d failed: %s", i, err)
+		}
+		for _, w := range samples {
+			for range max(w.Count, 1) {
+				if _, err := m.run(inst, w.Inputs, nil, nil, true); err != nil {
+					return causef(ErrInvalidModel, err, "warm-up sample %q (model_warmup) failed on instance %d: %s", w.Name, i, err)
+				}
+			}
 		}
 	}
 	return nil

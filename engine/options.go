@@ -3,6 +3,8 @@ package engine
 import (
 	"strconv"
 	"strings"
+
+	"github.com/infergate/infergate/oip"
 )
 
 // Limits that Validate enforces; they catch typos, not tune anything.
@@ -55,6 +57,19 @@ type Options struct {
 	// The warm-up in Load obeys it too, so a model whose outputs at batch
 	// 1 exceed it fails to load. 0 means DefaultMaxOutputBytes.
 	MaxOutputBytes int64
+	// Warmup lists inferences that every instance runs, each Count times,
+	// after Load's own warm-up and before Load returns: the shapes and
+	// values a configuration picks (Triton's model_warmup). A run that
+	// fails fails the load.
+	Warmup []WarmupRun
+}
+
+// WarmupRun is one warm-up inference: whole input tensors (the batch
+// dimension included), run Count times on each instance (0 means 1).
+type WarmupRun struct {
+	Name   string
+	Inputs []oip.Tensor
+	Count  int
 }
 
 // DefaultOptions returns the options the zero value stands for, written

@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/infergate/infergate/oip"
@@ -73,4 +75,46 @@ func TestLoadRefusesModelThatFailsEveryInput(t *testing.T) {
 	if !errors.Is(err, ErrInvalidModel) {
 		t.Fatalf("Load: got %v; want ErrInvalidModel", err)
 	}
+}
+
+// Options.Warmup's samples run on every instance before Load returns
+// (config's model_warmup): a sample the model refuses fails the load,
+// naming the sample; ones it takes leave the model serving.
+func TestLoadRunsWarmupSamples(t *testing.T) {
+	initORT(t)
+	ones := func(rows, cols int) oip.Tensor {
+		x := make([]float32, rows*cols)
+		for i := range x {
+			x[i] = 1
+		}
+		return oip.Tensor{Name: "x", Datatype: oip.FP32, Shape: []int64{int64(rows), int64(cols)}, Data: f32Bytes(x)}
+	}
+	m, err := Load(bigInputModel(), Options{Instances: 2, Warmup: []WarmupRun{
+		{Name: "eight", Inputs: []oip.Tensor{ones(8, 1024)}, Count: 3},
+		{Name: "one", Inputs: []oip.Tensor{ones(1, 1024)}},
+	}})
+	if err != nil {
+		t.Fatalf("Load with warm-up samples the model takes: %v", err)
+	}
+	out, err := m.Run(context.Background(), []oip.Tensor{ones(2, 1024)}, nil, nil)
+	m.Close()
+	if err != nil || len(out) != 1 || !slices.Equal(bytesF32(out[0].Data), []float32{1024, 1024}) {
+		t.Fatalf("Run after the warm-up: %v, %v; want [1024 1024]", out, err)
+	}
+
+	f := func(w WarmupRun, want string) {
+		t.Helper()
+		m, err := Load(bigInputModel(), Options{Instances: 2, Warmup: []WarmupRun{{Name: "fine", Inputs: []oip.Tensor{ones(1, 1024)}}, w}})
+		if err == nil {
+			m.Close()
+		}
+		if !errors.Is(err, ErrInvalidModel) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("Load with warm-up sample %q: got %v; want ErrInvalidModel containing %q", w.Name, err, want)
+		}
+	}
+	f(WarmupRun{Name: "narrow", Inputs: []oip.Tensor{ones(4, 1000)}}, `warm-up sample "narrow" (model_warmup) failed on instance 0: `)
+	wrongName := ones(1, 1024)
+	wrongName.Name = "features"
+	f(WarmupRun{Name: "named", Inputs: []oip.Tensor{wrongName}}, `warm-up sample "named" (model_warmup) failed on instance 0: `)
+	f(WarmupRun{Name: "empty"}, `warm-up sample "empty" (model_warmup) failed`)
 }

@@ -70,6 +70,9 @@ type ModelConfig struct {
 	// share_session_between_instances, folded into IntraOpThreads,
 	// InterOpThreads and ShareSession.
 	Parameters map[string]TritonParameter `json:"parameters,omitempty"`
+	// ModelWarmup lists inferences each instance runs before a version
+	// serves (Triton's model_warmup; see WarmupSample).
+	ModelWarmup []WarmupSample `json:"model_warmup,omitempty"`
 
 	// noBatchDim records a max_batch_size given as 0, Triton's way of
 	// saying that the model's first dimension is not a batch: requests
@@ -79,6 +82,9 @@ type ModelConfig struct {
 	// anyGPU records an instance_group of kind KIND_GPU that names no
 	// GPU: the node's CUDA device when it has one, else cuda:0.
 	anyGPU bool
+	// warmups are ModelWarmup's inputs, made by the registry for a load
+	// (see Warmups).
+	warmups []WarmupRun
 }
 
 // DynamicBatching configures the batcher of a model, in the spirit of

@@ -195,7 +195,6 @@ var inertFields = func() map[string]any {
 		"batch_output":                       `[]`,
 		"cc_model_filenames":                 `{}`,
 		"metric_tags":                        `{}`,
-		"model_warmup":                       `[]`,
 		"model_transaction_policy":           `{"decoupled":false}`,
 		"input.format":                       `"FORMAT_NONE"`,
 		"input.is_shape_tensor":              `false`,

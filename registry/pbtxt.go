@@ -145,6 +145,7 @@ func (o *pbtxtObject) toJSON(t reflect.Type, path string, lines map[string]int) 
 				default:
 					return nil, errorAt(v.line, "each entry of %s is a message of a key (a string or an integer) and a value: { key: \"...\" value { ... } }", p)
 				}
+				lines[joinPath(p, name)] = v.line
 				lines[stripIndices(joinPath(p, name))] = v.line
 				e, err := o.values["value"][0].toJSON(it.Elem(), joinPath(p, name), lines)
 				if err != nil {

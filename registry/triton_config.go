@@ -147,6 +147,9 @@ func (c *ModelConfig) fromTriton(where func(string) string) error {
 	if err := c.parametersFromTriton(bad); err != nil {
 		return err
 	}
+	if err := c.checkWarmup(bad); err != nil {
+		return err
+	}
 	if d := c.DynamicBatching; d != nil {
 		return c.dynamicBatchingFromTriton(d, bad)
 	}

@@ -173,7 +173,7 @@ func TestTritonPrintedConfig(t *testing.T) {
 	for in, want := range map[string]string{
 		`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":[3],"format":"FORMAT_NCHW"}]}`:               `input[0].format is "FORMAT_NCHW": infergate has no such setting, and takes only Triton's default, "FORMAT_NONE"; remove it`,
 		`{"optimization":{"cuda":{"graphs":true}}}`:                                                        `optimization is {"cuda":{"graphs":true}}`,
-		`{"model_warmup":[{"name":"w"}]}`:                                                                  `model_warmup is [{"name":"w"}]`,
+		`{"model_warmup":[{"name":"w"}]}`:                                                                  `model_warmup "w" gives no inputs`,
 		`{"dynamic_batching":{"priority_queue_policy":{"2":{}}}}`:                                          `dynamic_batching.priority_queue_policy has a policy for priority "2"; its keys are priority levels, 1 to priority_levels (1)`,
 		`{"parameters":{"execution_mode":{"string_value":"1"}}}`:                                           `parameters: "execution_mode" is not one infergate reads`,
 		`{"parameters":{"intra_op_thread_count":{"string_value":"many"}}}`:                                 `parameters: intra_op_thread_count must be a string_value of 0 to 256, got "many"`,

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/infergate/infergate/engine"
@@ -31,4 +34,55 @@ func TestLoadEngineSharesSession(t *testing.T) {
 	f(registry.ModelConfig{Instances: 3}, 3, 3)
 	f(registry.ModelConfig{Instances: 3, ShareSession: true}, 3, 1)
 	f(registry.ModelConfig{Instances: 1, ShareSession: true}, 1, 1)
+}
+
+// A model's model_warmup reaches ONNX Runtime: every sample runs before
+// the version serves, and one the model refuses fails the load, naming
+// the sample and why.
+func TestModelWarmupReachesEngine(t *testing.T) {
+	if err := engine.Init(testenv.ORTLib(t)); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	vdir := filepath.Join(dir, "ctr", "1")
+	if err := os.MkdirAll(vdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(vdir, "model.onnx"), onnx.DemoCTR().Model().Marshal(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := registry.New(registry.Config{Dir: dir, Load: loadEngine, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer repo.Close()
+	pbtxt := func(dims string) {
+		t.Helper()
+		text := `max_batch_size: 16
+instance_group [ { count: 2 kind: KIND_CPU } ]
+model_warmup [
+  { name: "zeros" batch_size: 16 inputs { key: "features" value: { data_type: TYPE_FP32 dims: [ 64 ] zero_data: true } } },
+  { name: "random" batch_size: 3 count: 2 inputs { key: "features" value: { data_type: TYPE_FP32 dims: [ ` + dims + ` ] random_data: true } } }
+]
+`
+		if err := os.WriteFile(filepath.Join(dir, "ctr", "config.pbtxt"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pbtxt("64")
+	if err := repo.Load("ctr", nil); err != nil {
+		t.Fatalf("Load with warm-up samples ctr takes: %v", err)
+	}
+	pbtxt("63")
+	err = repo.Load("ctr", nil)
+	if err == nil || !strings.Contains(err.Error(), `warm-up sample "random" (model_warmup) failed on instance 0: `) || !strings.Contains(err.Error(), "63") {
+		t.Fatalf("Load with a warm-up sample ctr refuses: got %v; want the sample named, and its shape", err)
+	}
+	t.Logf("refused: %v", err)
+	// The version that loaded first keeps serving.
+	v, err := repo.Acquire("ctr", 1)
+	if err != nil {
+		t.Fatalf("after a failed warm-up: %v; want version 1 still serving", err)
+	}
+	v.Release()
 }

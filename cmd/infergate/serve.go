@@ -574,7 +574,17 @@ func loadEngine(data []byte, cfg registry.ModelConfig) (registry.Backend, error)
 		InterOpThreads: cfg.InterOpThreads,
 		Device:         cfg.Device,
 		MaxOutputBytes: cfg.MaxOutputBytes,
+		Warmup:         warmupRuns(cfg.Warmups()),
 	})
+}
+
+// warmupRuns converts the registry's warm-up runs into the engine's.
+func warmupRuns(ws []registry.WarmupRun) []engine.WarmupRun {
+	var out []engine.WarmupRun
+	for _, w := range ws {
+		out = append(out, engine.WarmupRun{Name: w.Name, Inputs: w.Inputs, Count: w.Count})
+	}
+	return out
 }
 
 func loadInitial(repo *registry.Repository, which string) error {
