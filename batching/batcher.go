@@ -173,7 +173,9 @@ type LevelPolicy struct {
 	// MaxQueueSize bounds the level's waiting requests, within
 	// Config.MaxQueueSize, which bounds them all: a request of the level
 	// that finds that many of it queued is refused with ErrLevelFull,
-	// displacing nobody. 0 sets no bound of the level's own.
+	// displacing nobody. As with Config.MaxQueueSize, the requests idle
+	// instances are about to take do not count. 0 sets no bound of the
+	// level's own.
 	MaxQueueSize int
 	// DefaultTimeout takes the place of Config.DefaultTimeout for the
 	// level's requests; 0 means no bound.
@@ -247,6 +249,12 @@ const (
 // the development VM: once in 16 they were 4% of a lone request's
 // handler with a backend that costs nothing (BenchmarkHandler/fake).
 const cpuSampleEvery = 64
+
+// expirySlack is how long before a queued request's deadline an idle
+// worker stops waiting for MaxQueueDelay to fill a batch: a woken
+// goroutine runs some time after its timer fires (up to a few hundred µs
+// on a busy machine), and the request must not expire meanwhile.
+const expirySlack = time.Millisecond
 
 // maxYieldGap is the most idle hits between two yields while nothing
 // queues (see Batcher.skip): a lone request pays for one yield, a
@@ -432,7 +440,9 @@ func (b *Batcher) Do(r *Request) error {
 		b.release()
 		return err
 	}
-	if m := b.levelMax[level-1]; m > 0 && b.levels[level-1].n >= m {
+	if m := b.levelMax[level-1]; m > 0 && b.levels[level-1].n >= m+b.free {
+		// As with MaxQueueSize, a request an idle instance is about to
+		// take does not count.
 		b.mu.Unlock()
 		return ErrLevelFull
 	}
@@ -677,11 +687,12 @@ func (b *Batcher) oldestLocked() time.Time {
 	return t
 }
 
-// budgetLocked returns the rows the next batch aims for.
-func (b *Batcher) budgetLocked() int {
+// budgetLocked returns the rows the next batch aims for, when it holds
+// have rows already (a caller's own, in runWith) besides the queued ones.
+func (b *Batcher) budgetLocked(have int) int {
 	budget := b.cfg.MaxBatchSize
 	if ps := b.cfg.PreferredBatchSizes; len(ps) > 0 {
-		avail := min(b.queuedRows, budget)
+		avail := min(b.queuedRows+have, budget)
 		for i := len(ps) - 1; i >= 0; i-- {
 			if ps[i] <= avail {
 				return ps[i]
@@ -705,11 +716,11 @@ func (b *Batcher) fillTargetLocked() int {
 // budget, and only requests whose inputs stack with the first one's.
 // Requests past their deadline are answered ErrTimeout on the way.
 func (b *Batcher) collectLocked(batch []*Request, now time.Time) []*Request {
-	budget := b.budgetLocked()
 	rows := 0
 	for _, r := range batch {
 		rows += r.Rows
 	}
+	budget := b.budgetLocked(rows)
 	for lvl := range b.levels {
 		for r := b.levels[lvl].head; r != nil; {
 			next := r.next
@@ -848,12 +859,14 @@ func (w *worker) next() []*Request {
 		now := time.Now()
 		if d := b.cfg.MaxQueueDelay; d > 0 && !b.stopped && !b.hurried && b.queuedRows < b.fillTargetLocked() {
 			until := b.oldestLocked().Add(d)
-			if e := b.expireAt; !e.IsZero() && e.Before(until) {
-				// A queued request's deadline comes first: waiting would
-				// time it out with an instance idle. (expireAt may be an
+			if e := b.expireAt.Add(-expirySlack); !b.expireAt.IsZero() && e.Before(until) {
+				// A queued request's deadline comes first: waiting past
+				// it would time it out with an instance idle, and a
+				// wait that ends at it would too, since the worker runs
+				// a little after its timer fires. (expireAt may be an
 				// earlier deadline, of a request gone: this batch then
 				// starts early, which costs nothing but its size.)
-				until = now
+				until = e
 			}
 			if wait := until.Sub(now); wait > 0 {
 				b.mu.Unlock()
