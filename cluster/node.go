@@ -33,6 +33,10 @@ type Node struct {
 	rec   *reconciler
 	// bootstrapped is set by open when this start created the group.
 	bootstrapped bool
+	// replayTo is the index of the last command in the log this start
+	// found on disk (0 for none); set by open, read-only after. The
+	// reconciler waits for the state machine to reach it (catchUp).
+	replayTo uint64
 	// savedPeers is what savePeers wrote last; only the reconciler's
 	// goroutine uses it.
 	savedPeers []string
@@ -174,6 +178,9 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("cluster: cannot read the raft state in %s: %w", dir, err)
 	}
+	if existing {
+		n.replayTo = lastCommand(logs)
+	}
 	r, err := raft.NewRaft(rc, n.fsm, logs, stable, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("cluster: cannot start raft: %w", err)
@@ -195,6 +202,30 @@ func (n *Node) open() error {
 		n.logf("cluster: node %s joining through %s", n.cfg.NodeID, n.cfg.Join)
 	}
 	return nil
+}
+
+// lastCommand returns the index of the last command in logs, or 0 when
+// the entries after the last snapshot hold none: what the state machine
+// has to apply again before its state is as new as when the node stopped.
+func lastCommand(logs raft.LogStore) uint64 {
+	first, err := logs.FirstIndex()
+	if err != nil {
+		return 0
+	}
+	last, err := logs.LastIndex()
+	if err != nil {
+		return 0
+	}
+	for i := last; i >= first && i > 0; i-- {
+		var l raft.Log
+		if err := logs.GetLog(i, &l); err != nil {
+			return 0
+		}
+		if l.Type == raft.LogCommand {
+			return i
+		}
+	}
+	return 0
 }
 
 // Stop stops the reconciler and raft and closes the stores. It is

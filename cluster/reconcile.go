@@ -105,6 +105,9 @@ func newReconciler(n *Node) *reconciler {
 }
 
 func (r *reconciler) loop() {
+	if !r.catchUp() {
+		return
+	}
 	t := time.NewTicker(retryInterval)
 	defer t.Stop()
 	for ticks := 0; ; {
@@ -124,6 +127,56 @@ func (r *reconciler) loop() {
 			}
 		}
 	}
+}
+
+// catchUp waits until this node's state machine is as new as when the
+// node last stopped: it has applied the last command of the log on disk
+// (Node.replayTo). Until then the states it applies are the group's past,
+// replayed from the log after a restart: a version not registered yet,
+// an old production. Acting on them would unload versions that serve and
+// route unversioned requests to a staged one. Meanwhile the node serves
+// what it loaded from disk, with the production it recorded last
+// (RestoreProduction). Commands at the log's end that were never
+// committed, which a new leader drops, are not waited for: once a leader
+// is known and every committed entry applied for two heartbeat timeouts,
+// the wait ends. It returns false when the node stops first.
+func (r *reconciler) catchUp() bool {
+	n := r.n
+	if n.replayTo == 0 {
+		return true
+	}
+	start := time.Now()
+	var settled time.Time // since when a leader is known and all committed applied
+	logged := false
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if n.fsm.Applied() >= n.replayTo {
+			break
+		}
+		if addr, _ := n.raft.LeaderWithID(); addr != "" && n.raft.AppliedIndex() >= n.raft.CommitIndex() {
+			if settled.IsZero() {
+				settled = time.Now()
+			} else if time.Since(settled) >= 2*n.cfg.HeartbeatTimeout {
+				break
+			}
+		} else {
+			settled = time.Time{}
+		}
+		if !logged && time.Since(start) > time.Second {
+			n.logf("cluster: replaying the raft log up to index %d (at %d now) before changing what this node serves, which stays what it loaded from disk", n.replayTo, n.fsm.Applied())
+			logged = true
+		}
+		select {
+		case <-n.stop:
+			return false
+		case <-t.C:
+		}
+	}
+	if logged {
+		n.logf("cluster: caught up with the raft log after %s (index %d); reconciling the models", time.Since(start).Round(time.Millisecond), n.fsm.Applied())
+	}
+	return true
 }
 
 // LocalStatus returns this node's view of every replicated version.
