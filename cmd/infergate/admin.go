@@ -607,7 +607,10 @@ requests that name no version, at it. The same as
 func modelsAlias(out adminOutput, args []string) error {
 	fs := out.flagSet("models alias", "[flags] NAME ALIAS VERSION",
 		`Point alias ALIAS of model NAME at VERSION, creating the alias if it is new.
-Requests reach it as model NAME with version ALIAS.`)
+Alias production routes the model's unversioned requests (as "models promote"
+does); any other alias is a name for people and tools: "models list" shows it,
+and a version an alias points to cannot be retired. Requests name versions by
+number, not by alias.`)
 	cfg := adminFlags(fs, false)
 	pos, err := parseArgs(fs, args, "NAME", "ALIAS", "VERSION")
 	if err != nil {
