@@ -40,10 +40,13 @@
 // divided by the window's length: each answer sends the next request, so
 // those are the requests its answers started, and one that takes long
 // (a timeout) does not stretch the window. In open loop they are divided
-// by the time until the last of them was served (answered or shed), so
-// that a server slower than the offered rate is measured at its own pace
-// while it works off its backlog; a step cut short by --max-requests ends
-// at its last answer, or at its schedule's end if that came later.
+// by the span of their answers served (answered or shed), from the first
+// to the last, when that is longer than the window: a server slower than
+// the offered rate is measured at its own pace while it works off its
+// backlog, and one that keeps up is not charged for its latency. A step
+// cut short by --max-requests ends at its last answer served, or at its
+// schedule's end (closed loop: when the limit was reached) if that came
+// later. A request that failed stretches no window.
 //
 // Each worker records into a recorder (an HDR histogram of µs, 1 µs to
 // 60 s, 3 significant figures, plus one 8-byte sample per request for the

@@ -85,7 +85,10 @@ func histogramBins(h *hdrhistogram.Histogram) []HistogramBin {
 		if bar.Count == 0 {
 			continue
 		}
-		k := min(max(binOf(bar.To)-lo, 0), len(bins)-1)
+		// By the bucket's lowest value: a latency of exactly a bin's
+		// bound belongs in that bin ("at most UpToUS"), though its
+		// bucket reaches a little past it.
+		k := min(max(binOf(bar.From)-lo, 0), len(bins)-1)
 		bins[k].Count += bar.Count
 	}
 	return bins

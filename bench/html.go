@@ -722,10 +722,11 @@ func buildTargets(ts []Target, caveat string) *table {
 	}
 	t := &table{Title: "The suite's targets, checked on these runs", Caveat: caveat, Head: []string{"model", "target", "value", "bound", "", "from"}}
 	for _, x := range ts {
-		value, bound := fmt.Sprintf("%.2f", x.Value), fmt.Sprintf("%.2f", x.Bound)
+		value, bound := formatBeside(x.Value, x.Bound), fmt.Sprintf("%.2f", x.Bound)
 		switch x.Unit {
 		case "µs":
-			value, bound = formatUS(x.Value), "≤ "+formatUS(x.Bound)
+			value, bound = formatUSPair(x.Value, x.Bound)
+			bound = "≤ " + bound
 		case "-":
 			value, bound = "—", "—"
 		default:

@@ -37,6 +37,10 @@ type fakeGateway struct {
 	reqs       atomic.Int64
 	rows       atomic.Int64
 	loads      atomic.Int64
+	// caching is set while the configuration last loaded enables the
+	// response cache: requests then count as cache hits, not inferences.
+	caching atomic.Bool
+	hits    atomic.Int64
 	// mu protects loadBodies: the body of every load call, in order.
 	mu         sync.Mutex
 	loadBodies []string
@@ -73,6 +77,7 @@ func (g *fakeGateway) handle(ctx *fasthttp.RequestCtx) {
 		g.mu.Lock()
 		g.loadBodies = append(g.loadBodies, string(ctx.PostBody()))
 		g.mu.Unlock()
+		g.caching.Store(configLetter(string(ctx.PostBody())) == 'c')
 		if strings.Contains(string(ctx.PostBody()), `max_batch_size\":64`) {
 			ctx.SetStatusCode(400)
 			ctx.SetBodyString(`{"error":"parameters.config: max_batch_size 64 is over this gateway's limit"}`)
@@ -101,6 +106,7 @@ func (g *fakeGateway) handle(ctx *fasthttp.RequestCtx) {
 		}
 		n := g.rows.Load()
 		fmt.Fprintf(ctx, "# TYPE x counter\ninfergate_inference_count_total{model=\"ctr\",version=\"1\"} %d\ninfergate_inference_exec_count_total{model=\"ctr\",version=\"1\"} %d\n", n, n)
+		fmt.Fprintf(ctx, "infergate_cache_hits_total{model=\"ctr\",version=\"1\"} %d\n", g.hits.Load())
 	case "/v2/models/ctr/infer":
 		if g.capacity > 0 {
 			n := g.running.Add(1)
@@ -132,7 +138,11 @@ func (g *fakeGateway) handle(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		rows := req.Inputs[0].Shape[0]
-		g.rows.Add(rows)
+		if g.caching.Load() {
+			g.hits.Add(1)
+		} else {
+			g.rows.Add(rows)
+		}
 		if g.badBody {
 			rows++
 		}

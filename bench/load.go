@@ -30,7 +30,7 @@ const (
 	// step allowed 4,096 requests in flight does not hold 4,096 histograms.
 	maxRecorders = 64
 	// maxSamples bounds the per-request samples kept for the timeline
-	// (8 bytes each); beyond it the timeline ends early.
+	// (8 bytes each); beyond it the timeline ends early (see timeline).
 	maxSamples = 8 << 20
 	// lateAfter is how far behind its intended time an open-loop request
 	// may leave before it counts as late.
@@ -95,11 +95,12 @@ type recorder struct {
 	kinds    map[string]int64
 	samples  []sample
 	budget   int // samples still allowed
-	lastDone time.Time
 	// lastServed is the last answer that was not an error (a success or
 	// a shed request): the end of the server's backlog, which a request
 	// that timed out does not stretch.
 	lastServed time.Time
+	// firstServed is the first of those answers.
+	firstServed time.Time
 
 	// live and liveErrs count every answer, warm-up included, for the
 	// progress display.
@@ -158,11 +159,13 @@ func (r *recorder) record(measured bool, windowStart time.Time, lat time.Duratio
 	if late {
 		r.late++
 	}
-	if done.After(r.lastDone) {
-		r.lastDone = done
-	}
-	if (kind == "" || kind == outcomeShed) && done.After(r.lastServed) {
-		r.lastServed = done
+	if kind == "" || kind == outcomeShed {
+		if done.After(r.lastServed) {
+			r.lastServed = done
+		}
+		if r.firstServed.IsZero() || done.Before(r.firstServed) {
+			r.firstServed = done
+		}
 	}
 	if r.budget > 0 {
 		r.budget--
@@ -184,8 +187,11 @@ type stepResult struct {
 	// requests due in the window that could not be sent.
 	sent    int64
 	notSent int64
-	cpu     time.Duration // client CPU time (user + system) over the step
-	wall    time.Duration // the whole step, warm-up and drain included
+	// sentInWindow counts the open-loop measured requests that left
+	// before the window closed (a lagging pacer sends some after it).
+	sentInWindow int64
+	cpu          time.Duration // client CPU time (user + system) over the step
+	wall         time.Duration // the whole step, warm-up and drain included
 	// shedding copies loadStep.shedding; health is the step's prober,
 	// done, or nil.
 	shedding bool
@@ -240,29 +246,35 @@ func (s *loadStep) run(ctx context.Context) *stepResult {
 	res.cpu = cpuTime() - cpu0
 	res.recs = slices.DeleteFunc(slices.Clone(s.recs), func(r *recorder) bool { return r == nil })
 
-	var last, lastServed time.Time
+	var firstServed, lastServed time.Time
 	for _, r := range res.recs {
-		if r.lastDone.After(last) {
-			last = r.lastDone
-		}
 		if r.lastServed.After(lastServed) {
 			lastServed = r.lastServed
 		}
+		if !r.firstServed.IsZero() && (firstServed.IsZero() || r.firstServed.Before(firstServed)) {
+			firstServed = r.firstServed
+		}
 	}
-	// The window's rates count the requests sent in it.
+	// The window's rates count the requests sent in it. A request that
+	// failed (timed out, say) stretches no window: it was not served.
 	switch {
 	case early:
-		// Cut short (--max-requests): until the last answer, or the
-		// schedule's end if that came later.
+		// Cut short (--max-requests): until the last answer served, or
+		// the schedule's end if that came later.
 		res.windowEnd = res.sendEnd
-		if last.After(res.windowEnd) {
-			res.windowEnd = last
+		if lastServed.After(res.windowEnd) {
+			res.windowEnd = lastServed
 		}
 	case s.mode == ModeOpen && lastServed.After(we):
 		// A server slower than the offered rate answers the window's
-		// requests after it: until its backlog is served. A request that
-		// timed out does not stretch it.
-		res.windowEnd = lastServed
+		// requests after it: until its backlog is served. The answers'
+		// span is what divides them, not the time since the window
+		// opened: a server that keeps up, each answer taking L, answers
+		// the window's requests from ws+L to we+L.
+		res.windowEnd = lastServed.Add(-max(firstServed.Sub(ws), 0))
+		if res.windowEnd.Before(we) {
+			res.windowEnd = we
+		}
 	default:
 		// Closed loop: each answer sends the next request, so the
 		// requests sent in the window are those its answers started; the
@@ -294,6 +306,7 @@ func (s *loadStep) runClosed(stopped *atomic.Bool, ws, we time.Time, res *stepRe
 	s.setRecorders(recs)
 	var issued atomic.Int64 // measured requests sent
 	var hitLimit atomic.Bool
+	var limitAt atomic.Int64 // when hitLimit was set, in Unix ns
 	var wg sync.WaitGroup
 	for i := range n {
 		rec := recs[i%len(recs)]
@@ -307,7 +320,9 @@ func (s *loadStep) runClosed(stopped *atomic.Bool, ws, we time.Time, res *stepRe
 				}
 				measured := !t0.Before(ws)
 				if measured && s.maxRequests > 0 && issued.Add(1) > s.maxRequests {
-					hitLimit.Store(true)
+					if hitLimit.CompareAndSwap(false, true) {
+						limitAt.Store(t0.UnixNano())
+					}
 					return
 				}
 				done, rows, kind := snd.send(uint64(i) + k*uint64(n))
@@ -318,7 +333,13 @@ func (s *loadStep) runClosed(stopped *atomic.Bool, ws, we time.Time, res *stepRe
 	wg.Wait()
 	early = stopped.Load() || hitLimit.Load()
 	res.sendEnd = we
-	if early {
+	switch {
+	case hitLimit.Load():
+		// The last request was sent when the first worker found the
+		// limit reached; the others may have waited long after (a
+		// timeout) to find it too.
+		res.sendEnd = time.Unix(0, limitAt.Load())
+	case early:
 		res.sendEnd = time.Now()
 	}
 	var sent int64
@@ -377,6 +398,35 @@ func (s *loadStep) runOpen(ctx context.Context, stopped *atomic.Bool, start, ws,
 	defer end.Stop()
 	sched := newSchedule(s.rate, s.poisson, s.seed)
 	var measuredDue int64
+	// dropRest counts the request at hand (measured or not) and the rest
+	// due in the window as not sent.
+	dropRest := func(measured bool) {
+		if measured {
+			res.notSent++
+		}
+		for {
+			at := start.Add(sched.next())
+			if !at.Before(we) {
+				return
+			}
+			if !at.Before(ws) {
+				if s.maxRequests > 0 && measuredDue >= s.maxRequests {
+					return
+				}
+				measuredDue++
+				res.notSent++
+			}
+		}
+	}
+	// handed counts a measured request that left before the window
+	// closed. A pacer short of CPU falls behind its schedule and sends
+	// what was due in the window after it: those do not count toward
+	// the rate at which the client sent (Run.SentRPS).
+	handed := func(tk ticket) {
+		if tk.measured && time.Now().Before(we) {
+			res.sentInWindow++
+		}
+	}
 	res.sendEnd = we
 loop:
 	for seq := uint64(0); ; seq++ {
@@ -404,34 +454,21 @@ loop:
 		tk := ticket{seq: seq, intended: at, measured: measured}
 		select {
 		case work <- tk:
+			handed(tk)
 			continue
 		default:
 		}
 		if spawned < maxInFlight {
+			handed(tk)
 			spawn(tk)
 			continue
 		}
 		// Every worker is busy: wait for one, but not past the window.
 		select {
 		case work <- tk:
+			handed(tk)
 		case <-end.C:
-			// This request and the rest due in the window are not sent.
-			if measured {
-				res.notSent++
-			}
-			for {
-				at := start.Add(sched.next())
-				if !at.Before(we) {
-					break
-				}
-				if !at.Before(ws) {
-					if s.maxRequests > 0 && measuredDue >= s.maxRequests {
-						break
-					}
-					measuredDue++
-					res.notSent++
-				}
-			}
+			dropRest(measured)
 			break loop
 		case <-ctx.Done():
 			early = true
@@ -487,7 +524,7 @@ func (res *stepResult) fill(run *Run, interval time.Duration) {
 	}
 	if run.Mode == ModeOpen {
 		if d := res.sendEnd.Sub(res.windowStart).Seconds(); d > 0 {
-			run.SentRPS = round1(float64(res.sent) / d)
+			run.SentRPS = round1(float64(res.sentInWindow) / d)
 		}
 		run.Late = late
 	}
@@ -528,7 +565,10 @@ func timelineInterval(window time.Duration) time.Duration {
 // timeline bins the samples by completion time: per interval, the
 // successful answers per second, their p50 and p99, the errors and the
 // shed requests. The last point also holds the answers that arrived after
-// the window's last full interval (the drain).
+// the window's last full interval (the drain). Once a recorder's sample
+// budget ran out it kept no more: the timeline then ends with the last
+// whole interval that every recorder covered, rather than read a
+// collapse that never happened.
 func (res *stepResult) timeline(interval time.Duration) []TimelinePoint {
 	window := res.windowEnd.Sub(res.windowStart)
 	if window <= 0 {
@@ -536,6 +576,16 @@ func (res *stepResult) timeline(interval time.Duration) []TimelinePoint {
 	}
 	// The last point takes the remainder: from interval up to twice that.
 	n := max(int(window/interval), 1)
+	cut := false
+	for _, r := range res.recs {
+		if r.budget == 0 && len(r.samples) > 0 {
+			covered := time.Duration(r.samples[len(r.samples)-1].at) * sampleUnit
+			n, cut = min(n, int(covered/interval)), true
+		}
+	}
+	if n == 0 {
+		return nil
+	}
 	bin := func(s sample) int {
 		return min(int(time.Duration(s.at)*sampleUnit/interval), n-1)
 	}
@@ -545,6 +595,9 @@ func (res *stepResult) timeline(interval time.Duration) []TimelinePoint {
 	shed := make([]int64, n)
 	for _, r := range res.recs {
 		for _, s := range r.samples {
+			if cut && time.Duration(s.at)*sampleUnit >= time.Duration(n)*interval {
+				continue
+			}
 			switch s.lat {
 			case errSample:
 				errs[bin(s)]++
@@ -562,6 +615,9 @@ func (res *stepResult) timeline(interval time.Duration) []TimelinePoint {
 	next := slices.Clone(counts[:n])
 	for _, r := range res.recs {
 		for _, s := range r.samples {
+			if cut && time.Duration(s.at)*sampleUnit >= time.Duration(n)*interval {
+				continue
+			}
 			if s.lat != errSample && s.lat != shedSample {
 				b := bin(s)
 				lats[next[b]] = s.lat
@@ -574,7 +630,7 @@ func (res *stepResult) timeline(interval time.Duration) []TimelinePoint {
 		v := lats[counts[i]:counts[i+1]]
 		slices.Sort(v)
 		length := interval
-		if i == n-1 {
+		if i == n-1 && !cut {
 			length = window - time.Duration(n-1)*interval
 		}
 		points[i] = TimelinePoint{

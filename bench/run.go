@@ -130,6 +130,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("%w: --max-requests %d must not be negative (0 means no bound)", ErrBadConfig, o.MaxRequests)
 	case o.Timeout <= 0:
 		return fmt.Errorf("%w: --timeout %s must be positive", ErrBadConfig, o.Timeout)
+	case o.Timeout > histMaxUS*time.Microsecond:
+		return fmt.Errorf("%w: --timeout %s: latencies are recorded up to %s; give at most that", ErrBadConfig, o.Timeout, histMaxUS*time.Microsecond)
 	case o.MaxInFlight < 1 || o.MaxInFlight > 1<<20:
 		return fmt.Errorf("%w: --max-inflight %d must be between 1 and %d", ErrBadConfig, o.MaxInFlight, 1<<20)
 	case o.Rows < 1 || o.Rows > 1<<20:
@@ -534,6 +536,10 @@ func flagRun(r *Run, unbatched bool) {
 		if !r.Cache && st.CacheHits > 0.01*float64(r.Requests) {
 			why = append(why, fmt.Sprintf("the server answered %.0f%% of the requests from its response cache in a run meant to miss it",
 				st.CacheHits*100/float64(max(r.Requests, 1))))
+		}
+		if r.Cache && r.Requests > 0 && st.CacheHits < 0.9*float64(r.Requests) {
+			why = append(why, fmt.Sprintf("the server answered %.0f%% of the requests from its response cache in a run meant to hit it: is the cache on for the model (response_cache), and large enough for one answer (--cache-bytes)?",
+				st.CacheHits*100/float64(r.Requests)))
 		}
 		if unbatched && st.AvgBatch > 1.05*float64(max(r.RowsPerRequest, 1)) {
 			why = append(why, fmt.Sprintf("the server batched (%.2f rows per execution, %d per request) in a run meant to be unbatched",

@@ -135,6 +135,9 @@ func CheckTargets(r *Report) []Target {
 		// The throughput target is set by the lower floor: a model that
 		// costs more than HTTP (ranker) is held to ONNX Runtime's best and
 		// to its gain from batching, a cheap one (ctr) to the bare server.
+		// So does an ort-floor whose every run was flagged (a model file
+		// other than the served one, ONNX Runtime that did not load).
+		ortFlagged := bo == nil && best(runs, func(x *Run) bool { return x.Model == m && x.Kind == KindORTFloor }, moreRows) != nil
 		ortBound := g != nil && bo != nil && !hfFlagged && (hf == nil || bo.RowsPerS <= hf.ThroughputRPS)
 		if ortBound {
 			add("batched rows/s ÷ best ort-floor rows/s", "", false, append([]*Run{g}, orts...), func(pick func(*Run) *Run) figure {
@@ -146,7 +149,7 @@ func CheckTargets(r *Report) []Target {
 					return figure{pick(g).RowsPerS / pick(u).RowsPerS / (bestORT(pick) / pick(ob1).RowsPerS), targetGainShare}
 				}, fmt.Sprintf("%.2f (%s ÷ %s) against %.2f (%s ÷ %s)", gain, g.Name, u.Name, ortGain, bo.Name, ob1.Name))
 			}
-		} else if g != nil && hf != nil {
+		} else if g != nil && hf != nil && !ortFlagged {
 			add("batched req/s ÷ http-floor req/s", "", false, []*Run{g, hf}, func(pick func(*Run) *Run) figure {
 				return figure{pick(g).ThroughputRPS / pick(hf).ThroughputRPS, targetHTTPShare}
 			}, fmt.Sprintf("%s / %s at %d connections", groupThousands(g.ThroughputRPS), groupThousands(hf.ThroughputRPS), top))
@@ -297,7 +300,8 @@ func writeTargets(w io.Writer, ts []Target, caveat string) {
 		case "-":
 			fmt.Fprintf(w, "  %-7s  %s: %s (%s)\n", verdict, t.Model, t.Name, t.Detail)
 		case "µs":
-			fmt.Fprintf(w, "  %-7s  %s: %s: %s, bound %s (%s)\n", verdict, t.Model, t.Name, formatUS(t.Value), formatUS(t.Bound), t.Detail)
+			v, b := formatUSPair(t.Value, t.Bound)
+			fmt.Fprintf(w, "  %-7s  %s: %s: %s, bound %s (%s)\n", verdict, t.Model, t.Name, v, b, t.Detail)
 		default:
 			fmt.Fprintf(w, "  %-7s  %s: %s = %s, bound %.2f (%s)\n", verdict, t.Model, t.Name, formatBeside(t.Value, t.Bound), t.Bound, t.Detail)
 		}
@@ -320,6 +324,17 @@ func formatBeside(v, bound float64) string {
 			return s
 		}
 	}
+}
+
+// formatUSPair writes a value and its bound in µs as formatUS does, or in
+// whole µs where formatUS would write them the same though they differ:
+// 1,234 µs against 1,231 µs must not read "1.23ms, bound 1.23ms".
+func formatUSPair(v, bound float64) (string, string) {
+	a, b := formatUS(v), formatUS(bound)
+	if a == b && v != bound {
+		return groupThousands(math.Round(v)) + "µs", groupThousands(math.Round(bound)) + "µs"
+	}
+	return a, b
 }
 
 // targetsCaveat returns what a reader of unmet targets must know about
