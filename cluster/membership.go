@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -216,6 +217,7 @@ func (n *Node) announce() {
 	for {
 		err := n.announceOnce(self)
 		if err == nil {
+			n.announced.Store(true)
 			return
 		}
 		if errors.Is(err, ErrStopped) {
@@ -285,18 +287,7 @@ func (n *Node) reachable(addr string) error {
 // node knows no leader: it asks the members it knows of (and --join)
 // over HTTP, any of which forwards to the leader.
 func (n *Node) rejoin(ctx context.Context, self fsm.Member) error {
-	// A restarted node's state machine is empty until a leader tells it
-	// what has committed, so the members come from the last run's record.
-	urls, perr := n.loadPeers()
-	if n.cfg.Join != "" {
-		urls = append([]string{n.cfg.Join}, urls...)
-	}
-	st, _ := n.fsm.State()
-	for id, m := range st.Members {
-		if id != self.ID && m.HTTPAddr != "" && !slices.Contains(urls, m.HTTPAddr) {
-			urls = append(urls, m.HTTPAddr)
-		}
-	}
+	urls, perr := n.knownPeers()
 	var errs []error
 	if perr != nil {
 		// Without it this node may know no member to ask: say so, and how
@@ -314,6 +305,111 @@ func (n *Node) rejoin(ctx context.Context, self fsm.Member) error {
 		return errors.New("no other member is known to ask")
 	}
 	return errors.Join(errs...)
+}
+
+// knownPeers returns the HTTP addresses of the members this node knows
+// of: --join, then the last run's record (a restarted node's state
+// machine is empty until a leader tells it what has committed), then its
+// state's members. The error says why the record could not be read.
+func (n *Node) knownPeers() ([]string, error) {
+	urls, err := n.loadPeers()
+	if n.cfg.Join != "" {
+		urls = append([]string{n.cfg.Join}, urls...)
+	}
+	st, _ := n.fsm.State()
+	for id, m := range st.Members {
+		if id != n.cfg.NodeID && m.HTTPAddr != "" && !slices.Contains(urls, m.HTTPAddr) {
+			urls = append(urls, m.HTTPAddr)
+		}
+	}
+	return urls, err
+}
+
+// watchRemoval notices that the group removed this node while it ran or
+// while it was away (cut off, stopped, its machine asleep). Such a node
+// knows no leader for good (nobody sends it anything; it may not even have
+// received the entry that removed it, and count itself a voter), and would
+// go on serving what the group has retired since. Once it has known no
+// leader for removalCheckAfter election timeouts, it asks the members it
+// knows for theirs; when one that knows a leader no longer lists it, it
+// asks to join again, as a node that restarts with --join after a removal
+// does: it comes back (a voter where a seat is free, else a non-voter)
+// and catches up. A member that still lists it is cut off from it, not rid
+// of it: it waits. To take a node out for good, stop it, then remove it.
+func (n *Node) watchRemoval() {
+	t := time.NewTicker(n.cfg.ElectionTimeout)
+	defer t.Stop()
+	var since time.Time // when this node, a member, last knew a leader
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		if addr, _ := n.raft.LeaderWithID(); addr != "" || !n.announced.Load() || n.raft.State() == raft.Shutdown {
+			// With a leader, nothing to do; until this start's
+			// announcement succeeded, announce is joining.
+			since = time.Time{}
+			continue
+		}
+		if since.IsZero() {
+			since = time.Now()
+		}
+		if time.Since(since) < removalCheckAfter*n.cfg.ElectionTimeout {
+			continue
+		}
+		if err := n.rejoinIfRemoved(); err != nil {
+			n.logf("cluster: node %s was removed from the group while it was away, and cannot join again yet: %v", n.cfg.NodeID, err)
+		}
+		since = time.Now() // ask again after another spell
+	}
+}
+
+// removalCheckAfter is how many election timeouts a member knows no
+// leader before it asks whether the group still lists it.
+const removalCheckAfter = 6
+
+// rejoinIfRemoved asks the members this node knows of whether the group
+// still lists it, and joins again when a member that knows a leader says
+// it does not.
+func (n *Node) rejoinIfRemoved() error {
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.HoldTimeout+time.Second)
+	defer cancel()
+	urls, _ := n.knownPeers()
+	for _, u := range urls {
+		var v groupView
+		if err := n.peers.do(ctx, http.MethodGet, u, "/v1/cluster", nil, &v); err != nil || v.Leader == "" {
+			continue
+		}
+		if v.lists(n.cfg.NodeID) {
+			return nil
+		}
+		n.logf("cluster: the group (member %s, leader %s) no longer lists node %s: it was removed while this node was away; asking to join again", u, v.Leader, n.cfg.NodeID)
+		self := fsm.Member{ID: n.cfg.NodeID, RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr}
+		if err := n.peers.askJoin(ctx, u, self); err != nil {
+			return fmt.Errorf("through %s: %w", u, err)
+		}
+		return nil
+	}
+	return nil
+}
+
+// groupView is what rejoinIfRemoved reads of a member's GET /v1/cluster.
+type groupView struct {
+	Leader  string `json:"leader"`
+	Members []struct {
+		ID string `json:"id"`
+	} `json:"members"`
+}
+
+// lists reports whether v lists member id.
+func (v *groupView) lists(id string) bool {
+	for _, m := range v.Members {
+		if m.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // peersFile keeps the other members' HTTP addresses in the raft data

@@ -10,6 +10,7 @@ import (
 	"net"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -33,6 +34,9 @@ type Node struct {
 	rec   *reconciler
 	// bootstrapped is set by open when this start created the group.
 	bootstrapped bool
+	// announced is set once announce has made sure the group holds this
+	// node (see watchRemoval).
+	announced atomic.Bool
 	// replayTo is the index of the last command in the log this start
 	// found on disk (0 for none); set by open, read-only after. The
 	// reconciler waits for the state machine to reach it (catchUp).
@@ -97,6 +101,7 @@ func Start(cfg Config) (*Node, error) {
 	n.goFunc(n.announce)
 	n.goFunc(n.voterLoop)
 	n.goFunc(n.watchPeers)
+	n.goFunc(n.watchRemoval)
 	if n.bootstrapped && cfg.RegisterLocal {
 		// The reconciler starts once the local models are registered, so
 		// that it never sees a model half registered (and unloads the

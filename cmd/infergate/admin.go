@@ -755,8 +755,10 @@ func stalenessLine(h http.Header) string {
 func clusterRemove(out adminOutput, args []string) error {
 	fs := out.flagSet("cluster remove", "[flags] ID",
 		`Remove member ID from the cluster's raft configuration and member list. Stop
-its process first: a removed node that still runs keeps serving its models
-but no longer receives changes.`)
+its process first: a removed node that still runs, or that comes back later
+(a machine that slept, a network that healed), finds out within a few seconds
+(it knows no leader, and the members it asks no longer list it) and joins
+again, so that it never serves what the group retired while it was away.`)
 	cfg := adminFlags(fs, false)
 	pos, err := parseArgs(fs, args, "ID")
 	if err != nil {
