@@ -383,7 +383,7 @@ func (r *reconciler) dropNotLive(m *fsm.Model, live map[int64]bool) {
 		if foreign {
 			// A local model of the cluster's name, or a file changed by
 			// hand: the index row says so, not only "unloaded".
-			why = "the cluster registered other bytes for this model; GET /v1/cluster says why and what to do"
+			why = "the cluster registered other bytes for this model; GET /v1/models/" + m.Name + " (infergate models show " + m.Name + ") says why and what to do"
 		}
 		if err := r.repo.UnloadBecause(m.Name, why); err != nil {
 			r.n.logf("cluster: cannot unload model %q, none of whose live versions is ready here: %v", m.Name, err)
