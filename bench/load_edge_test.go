@@ -17,22 +17,7 @@ func TestMaxRequestsClosedStraggler(t *testing.T) {
 		const straggler = 999 * 4
 		ls := &loadStep{
 			concurrency: 4, duration: time.Hour, maxRequests: 4000,
-			newSender: func() sender {
-				return &fakeSender{
-					latency: func(seq uint64) time.Duration {
-						if seq == straggler {
-							return 5 * time.Second
-						}
-						return time.Millisecond
-					},
-					errKind: func(seq uint64) string {
-						if seq == straggler {
-							return ErrKindTimeout
-						}
-						return ""
-					},
-				}
-			},
+			newSender: stragglerSender(straggler),
 		}
 		r := runFake(t, ls, ModeClosed)
 		if r.Requests != 4000 || r.Errors != 1 {
@@ -55,22 +40,7 @@ func TestMaxRequestsOpenStraggler(t *testing.T) {
 		const straggler = 500
 		ls := &loadStep{
 			rate: 1000, maxInFlight: 16, duration: time.Hour, maxRequests: 1000,
-			newSender: func() sender {
-				return &fakeSender{
-					latency: func(seq uint64) time.Duration {
-						if seq == straggler {
-							return 5 * time.Second
-						}
-						return time.Millisecond
-					},
-					errKind: func(seq uint64) string {
-						if seq == straggler {
-							return ErrKindTimeout
-						}
-						return ""
-					},
-				}
-			},
+			newSender: stragglerSender(straggler),
 		}
 		r := runFake(t, ls, ModeOpen)
 		if r.Requests != 1000 || r.Errors != 1 {

@@ -107,6 +107,27 @@ infergate_inference_exec_count_total{model="ctr",version="1"} 80
 	}
 }
 
+// stragglerSender answers every request in 1 ms but request straggler,
+// which times out after 5 s.
+func stragglerSender(straggler uint64) func() sender {
+	return func() sender {
+		return &fakeSender{
+			latency: func(seq uint64) time.Duration {
+				if seq == straggler {
+					return 5 * time.Second
+				}
+				return time.Millisecond
+			},
+			errKind: func(seq uint64) string {
+				if seq == straggler {
+					return ErrKindTimeout
+				}
+				return ""
+			},
+		}
+	}
+}
+
 // One request of about 4,000, sent 1 ms before the window closes, times
 // out after 5 s: a closed loop's rates stay those of its window (3,999
 // req/s), not of the time until the straggler's answer.
@@ -115,22 +136,7 @@ func TestStragglerKeepsWindow(t *testing.T) {
 		const straggler = 999 * 4 // worker 0's request sent at 999 ms
 		ls := &loadStep{
 			concurrency: 4, duration: time.Second,
-			newSender: func() sender {
-				return &fakeSender{
-					latency: func(seq uint64) time.Duration {
-						if seq == straggler {
-							return 5 * time.Second
-						}
-						return time.Millisecond
-					},
-					errKind: func(seq uint64) string {
-						if seq == straggler {
-							return ErrKindTimeout
-						}
-						return ""
-					},
-				}
-			},
+			newSender: stragglerSender(straggler),
 		}
 		r := runFake(t, ls, ModeClosed)
 		flagRun(&r, false)
