@@ -219,7 +219,13 @@ func Load(onnxData []byte, opts Options) (m *Model, err error) {
 		}
 		m.instances = append(m.instances, m.newInstance(sess))
 	}
-	if err := m.warmUp(opts.Warmup); err != nil {
+	var samples []WarmupRun
+	if opts.Warmup != nil {
+		if samples, err = opts.Warmup(m.inputs, m.outputs); err != nil {
+			return nil, err
+		}
+	}
+	if err := m.warmUp(samples); err != nil {
 		return nil, err
 	}
 	m.free = make(chan *instance, len(m.instances))

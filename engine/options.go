@@ -57,11 +57,13 @@ type Options struct {
 	// The warm-up in Load obeys it too, so a model whose outputs at batch
 	// 1 exceed it fails to load. 0 means DefaultMaxOutputBytes.
 	MaxOutputBytes int64
-	// Warmup lists inferences that every instance runs, each Count times,
-	// after Load's own warm-up and before Load returns: the shapes and
-	// values a configuration picks (Triton's model_warmup). A run that
-	// fails fails the load.
-	Warmup []WarmupRun
+	// Warmup, when set, is called once Load knows the model's inputs and
+	// outputs, and returns inferences that every instance runs, each
+	// Count times, after Load's own warm-up and before Load returns: the
+	// shapes and values a configuration picks (Triton's model_warmup),
+	// which may depend on whether the model batches. An error, or a run
+	// that fails, fails the load.
+	Warmup func(inputs, outputs []oip.TensorMetadata) ([]WarmupRun, error)
 }
 
 // WarmupRun is one warm-up inference: whole input tensors (the batch

@@ -89,10 +89,18 @@ func TestLoadRunsWarmupSamples(t *testing.T) {
 		}
 		return oip.Tensor{Name: "x", Datatype: oip.FP32, Shape: []int64{int64(rows), int64(cols)}, Data: f32Bytes(x)}
 	}
-	m, err := Load(bigInputModel(), Options{Instances: 2, Warmup: []WarmupRun{
-		{Name: "eight", Inputs: []oip.Tensor{ones(8, 1024)}, Count: 3},
-		{Name: "one", Inputs: []oip.Tensor{ones(1, 1024)}},
-	}})
+	samples := func(ws ...WarmupRun) func(in, out []oip.TensorMetadata) ([]WarmupRun, error) {
+		return func(in, out []oip.TensorMetadata) ([]WarmupRun, error) {
+			if len(in) != 1 || in[0].Name != "x" || len(out) != 1 {
+				t.Errorf("Warmup called with inputs %v, outputs %v; want the model's x and y", in, out)
+			}
+			return ws, nil
+		}
+	}
+	m, err := Load(bigInputModel(), Options{Instances: 2, Warmup: samples(
+		WarmupRun{Name: "eight", Inputs: []oip.Tensor{ones(8, 1024)}, Count: 3},
+		WarmupRun{Name: "one", Inputs: []oip.Tensor{ones(1, 1024)}},
+	)})
 	if err != nil {
 		t.Fatalf("Load with warm-up samples the model takes: %v", err)
 	}
@@ -104,7 +112,7 @@ func TestLoadRunsWarmupSamples(t *testing.T) {
 
 	f := func(w WarmupRun, want string) {
 		t.Helper()
-		m, err := Load(bigInputModel(), Options{Instances: 2, Warmup: []WarmupRun{{Name: "fine", Inputs: []oip.Tensor{ones(1, 1024)}}, w}})
+		m, err := Load(bigInputModel(), Options{Instances: 2, Warmup: samples(WarmupRun{Name: "fine", Inputs: []oip.Tensor{ones(1, 1024)}}, w)})
 		if err == nil {
 			m.Close()
 		}
@@ -117,4 +125,10 @@ func TestLoadRunsWarmupSamples(t *testing.T) {
 	wrongName.Name = "features"
 	f(WarmupRun{Name: "named", Inputs: []oip.Tensor{wrongName}}, `warm-up sample "named" (model_warmup) failed on instance 0: `)
 	f(WarmupRun{Name: "empty"}, `warm-up sample "empty" (model_warmup) failed`)
+
+	// The samples' own error fails the load as it is.
+	bad := errors.New("no such warm-up file")
+	if _, err := Load(bigInputModel(), Options{Warmup: func(in, out []oip.TensorMetadata) ([]WarmupRun, error) { return nil, bad }}); !errors.Is(err, bad) {
+		t.Fatalf("Load whose Warmup fails: got %v; want its error", err)
+	}
 }

@@ -57,15 +57,29 @@ var (
 	ctrMLP     = sync.OnceValue(onnx.DemoCTR)
 )
 
-// loadEngine is the registry.LoadFunc of `infergate serve`: ONNX Runtime.
+// loadEngine is the registry.LoadFunc of `infergate serve`: ONNX Runtime,
+// with the configuration's instances, threads, device, output bound and
+// model_warmup.
 func loadEngine(data []byte, cfg registry.ModelConfig) (registry.Backend, error) {
-	return engine.Load(data, engine.Options{
+	opts := engine.Options{
 		Instances:      cfg.Instances,
+		ShareSession:   cfg.ShareSession,
 		IntraOpThreads: cfg.IntraOpThreads,
 		InterOpThreads: cfg.InterOpThreads,
 		Device:         cfg.Device,
 		MaxOutputBytes: cfg.MaxOutputBytes,
-	})
+	}
+	if len(cfg.ModelWarmup) > 0 {
+		opts.Warmup = func(in, out []oip.TensorMetadata) ([]engine.WarmupRun, error) {
+			ws, err := cfg.Warmups(in, out)
+			var runs []engine.WarmupRun
+			for _, w := range ws {
+				runs = append(runs, engine.WarmupRun{Name: w.Name, Inputs: w.Inputs, Count: w.Count})
+			}
+			return runs, err
+		}
+	}
+	return engine.Load(data, opts)
 }
 
 // syncLog collects what the server and the registry log; the test prints

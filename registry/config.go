@@ -82,9 +82,9 @@ type ModelConfig struct {
 	// anyGPU records an instance_group of kind KIND_GPU that names no
 	// GPU: the node's CUDA device when it has one, else cuda:0.
 	anyGPU bool
-	// warmups are ModelWarmup's inputs, made by the registry for a load
-	// (see Warmups).
-	warmups []WarmupRun
+	// warmupDir is the model's warmup directory, set by the registry on
+	// the copy it hands a LoadFunc (see Warmups).
+	warmupDir string
 }
 
 // DynamicBatching configures the batcher of a model, in the spirit of
@@ -287,10 +287,19 @@ const (
 
 // checkMerged reports what Validate cannot see in a model's own
 // configuration, own, once the node's defaults have filled it in as c:
-// the preferred batch sizes against a max_batch_size the node gave.
+// the preferred batch sizes and the warm-up samples' batch_size against a
+// max_batch_size the node gave.
 // Checked before any file is read, it spares loading a model only for the
 // batcher to refuse it.
 func (c ModelConfig) checkMerged(own ModelConfig) error {
+	if own.MaxBatchSize == 0 && !c.noBatchDim && c.MaxBatchSize > 0 {
+		for _, s := range c.ModelWarmup {
+			if s.BatchSize > c.MaxBatchSize {
+				return fmt.Errorf("%w: model_warmup %q: batch_size %d is above max_batch_size %d (the node's default, serve --max-batch-size); lower batch_size, or set max_batch_size in the model's configuration",
+					ErrBadConfig, s.Name, s.BatchSize, c.MaxBatchSize)
+			}
+		}
+	}
 	d := c.DynamicBatching
 	if d == nil {
 		return nil
@@ -414,7 +423,7 @@ func jsonKind(v any) string {
 		return "a list"
 	case string:
 		return "a string"
-	case json.Number, float64:
+	case json.Number, float64, int64:
 		return "a number"
 	case bool:
 		return "true or false"

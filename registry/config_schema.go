@@ -129,6 +129,24 @@ func checkTree(v any, t reflect.Type, path string, where func(string) string) (a
 	if s, ok := v.(string); ok && isIntKind(t) && isDigits(s) {
 		return json.Number(s), nil
 	}
+	// A value of the wrong kind is refused here, where the path has its
+	// list indices (input[1].dims): decoding would name input.dims, and
+	// config.pbtxt the first entry's line.
+	wrong := false
+	switch _, isNum := v.(json.Number); {
+	case isIntKind(t):
+		_, isInt := v.(int64)
+		wrong = !isNum && !isInt
+	case t.Kind() == reflect.Bool:
+		_, ok := v.(bool)
+		wrong = !ok
+	case t.Kind() == reflect.String:
+		_, ok := v.(string)
+		wrong = !ok
+	}
+	if wrong && v != nil {
+		return nil, fmt.Errorf("%s%s takes %s, not %s", where(path), path, typeWords(t), jsonKind(v))
+	}
 	return v, nil
 }
 

@@ -158,7 +158,7 @@ func TestParseTritonConfigErrors(t *testing.T) {
 	f(`{"output":[{"name":"y","data_type":"FP32","dims":[1]}]}`, `data_type "FP32" is not a Triton type`)
 	f(`{"input":[{"name":"x","data_type":"TYPE_BYTES","dims":[1]}]}`, `data_type "TYPE_BYTES"`)
 	f(`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":[1]},{"name":"x","data_type":"TYPE_FP32","dims":[1]}]}`, `input lists "x" twice`)
-	f(`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":["1.5"]}]}`, "input.dims takes an integer, not a string")
+	f(`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":["1.5"]}]}`, "input[0].dims[0] takes an integer, not a string")
 	f(`{"input":[{"name":"x","data_type":"TYPE_FP32","dims":[1],"reshape":{"shape":[1]}}]}`, `unknown field "reshape" in input[0]`)
 	f(`{"instance_group":[{"count":1},{"count":1}]}`, "instance_group has 2 groups")
 	f(`{"instance_group":[{"count":-1}]}`, "count must be between 1 and 64")

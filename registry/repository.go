@@ -560,11 +560,11 @@ func (r *Repository) loadVersion(name string, n int64, path string, cfg ModelCon
 		r.loadFailures.Inc()
 		return nil, fmt.Errorf("cannot read model %q version %d from %s: %w", name, n, path, err)
 	}
-	if err := cfg.makeWarmups(filepath.Join(r.cfg.Dir, name, "warmup")); err != nil {
-		r.loadFailures.Inc()
-		return nil, fmt.Errorf("cannot load model %q version %d: %w", name, n, err)
-	}
-	b, err := r.cfg.Load(data, cfg)
+	// The LoadFunc's copy says where the warm-up files are; the version
+	// keeps the configuration as given, which the next load compares.
+	loadCfg := cfg
+	loadCfg.warmupDir = filepath.Join(r.cfg.Dir, name, "warmup")
+	b, err := r.cfg.Load(data, loadCfg)
 	if err != nil {
 		r.loadFailures.Inc()
 		return nil, fmt.Errorf("cannot load model %q version %d from %s: %w", name, n, path, err)

@@ -377,7 +377,69 @@ func (c *ModelConfig) CheckModel(name string, inputs, outputs []oip.TensorMetada
 			}
 		}
 	}
+	return c.checkWarmupModel(inputs, batched)
+}
+
+// checkWarmupModel reports a model_warmup sample that does not fit a
+// version whose inputs are inputs: one that leaves an input out, names
+// one the model has not, or gives one another type or shape (built as
+// Warmups builds it, the batch dimension first when batched).
+func (c *ModelConfig) checkWarmupModel(inputs []oip.TensorMetadata, batched bool) error {
+	for _, s := range c.ModelWarmup {
+		for _, in := range inputs {
+			if _, ok := s.Inputs[in.Name]; !ok {
+				return fmt.Errorf("%w: model_warmup %q gives no input %q; a warm-up gives every input of the model", ErrBadConfig, s.Name, in.Name)
+			}
+		}
+		for _, name := range slices.Sorted(maps.Keys(s.Inputs)) {
+			w := s.Inputs[name]
+			i := slices.IndexFunc(inputs, func(m oip.TensorMetadata) bool { return m.Name == name })
+			if i < 0 {
+				return fmt.Errorf("%w: model_warmup %q gives input %q, which the model has not; its inputs are %s", ErrBadConfig, s.Name, name, tensorNames(inputs))
+			}
+			m := inputs[i]
+			if dt, _ := tritonDataType(w.DataType); dt != m.Datatype {
+				return fmt.Errorf("%w: model_warmup %q input %q is %s, but the model takes %s (TYPE_%s)", ErrBadConfig, s.Name, name, w.DataType, m.Datatype, m.Datatype)
+			}
+			shape := w.Dims
+			if batched {
+				shape = append([]int64{max(s.BatchSize, 1)}, w.Dims...)
+			}
+			if !fits(shape, m.Shape) {
+				hint := ""
+				if batched {
+					hint = fmt.Sprintf(" (batch_size %d, then dims %s: the model batches, so dims leave the batch dimension out)", max(s.BatchSize, 1), oip.FormatShape(w.Dims))
+				} else {
+					hint = " (dims are the whole shape: the model has no batch dimension)"
+				}
+				return fmt.Errorf("%w: model_warmup %q input %q has shape %s%s, which the model's %s does not take", ErrBadConfig, s.Name, name, oip.FormatShape(shape), hint, oip.FormatShape(m.Shape))
+			}
+		}
+	}
 	return nil
+}
+
+// fits reports whether a tensor of shape fits a model's shape, where -1
+// takes any size.
+func fits(shape, model []int64) bool {
+	if len(shape) != len(model) {
+		return false
+	}
+	for i := range model {
+		if model[i] >= 0 && model[i] != shape[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// tensorNames lists the names of ts, comma-separated.
+func tensorNames(ts []oip.TensorMetadata) string {
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = t.Name
+	}
+	return strings.Join(names, ", ")
 }
 
 // Batched reports whether a version whose tensors are inputs and outputs

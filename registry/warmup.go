@@ -3,6 +3,7 @@ package registry
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"math/rand/v2"
@@ -169,53 +170,76 @@ type WarmupRun struct {
 	Count  int
 }
 
-// Warmups returns the warm-up runs that the registry made from
-// c.ModelWarmup for a load (see makeWarmups); the LoadFunc runs them on
-// every instance before the version serves. Nil when there are none.
-func (c *ModelConfig) Warmups() []WarmupRun { return c.warmups }
-
-// makeWarmups makes the inputs of c.ModelWarmup, reading files from dir
-// (the model's warmup directory), into c.warmups.
-func (c *ModelConfig) makeWarmups(dir string) error {
-	c.warmups = nil
+// Warmups makes the inputs of c.ModelWarmup for a version whose tensors
+// are inputs and outputs, reading input_data_file from the model's warmup
+// directory: a LoadFunc calls it once the model's tensors are known, and
+// runs them on every instance before the version serves. For a version
+// that batches (Batched), a sample's shapes are its batch_size followed by
+// its dims; for one that does not, as for its input dims, the dims are the
+// whole shapes. Nil when there are none.
+func (c *ModelConfig) Warmups(inputs, outputs []oip.TensorMetadata) ([]WarmupRun, error) {
+	batched := c.Batched(inputs, outputs)
+	if err := c.checkWarmupModel(inputs, batched); err != nil {
+		return nil, err
+	}
+	var runs []WarmupRun
 	for _, s := range c.ModelWarmup {
 		run := WarmupRun{Name: s.Name, Count: int(max(s.Count, 1))}
 		for _, name := range slices.Sorted(maps.Keys(s.Inputs)) {
 			in := s.Inputs[name]
 			dt, _ := tritonDataType(in.DataType)
-			shape := in.Dims
-			if !c.noBatchDim {
+			shape := slices.Clone(in.Dims)
+			if batched {
 				shape = append([]int64{max(s.BatchSize, 1)}, in.Dims...)
 			}
 			size := oip.ShapeElements(shape) * int64(dt.Size())
+			if size < 0 || size > maxWarmupBytes {
+				return nil, fmt.Errorf("%w: model_warmup %q input %q: shape %s of %s takes more than %d bytes", ErrBadConfig, s.Name, name, oip.FormatShape(shape), dt, maxWarmupBytes)
+			}
 			var data []byte
 			switch {
 			case in.InputDataFile != "":
-				path := filepath.Join(dir, in.InputDataFile)
-				st, err := os.Stat(path)
-				if err != nil {
-					return fmt.Errorf("%w: model_warmup %q input %q: %w", ErrBadConfig, s.Name, name, err)
-				}
-				if st.Size() != size {
-					return fmt.Errorf("%w: model_warmup %q input %q: %s holds %d bytes; shape %s of %s takes %d",
-						ErrBadConfig, s.Name, name, path, st.Size(), oip.FormatShape(shape), dt, size)
-				}
-				if data, err = os.ReadFile(path); err != nil {
-					return fmt.Errorf("%w: model_warmup %q input %q: %w", ErrBadConfig, s.Name, name, err)
-				}
-				if int64(len(data)) != size {
-					return fmt.Errorf("%w: model_warmup %q input %q: %s changed while it was read", ErrBadConfig, s.Name, name, path)
+				var err error
+				if data, err = c.warmupFile(in.InputDataFile, size); err != nil {
+					return nil, fmt.Errorf("%w: model_warmup %q input %q: %w (shape %s of %s takes %d bytes)",
+						ErrBadConfig, s.Name, name, err, oip.FormatShape(shape), dt, size)
 				}
 			case in.RandomData:
 				data = randomData(dt, size, s.Name+"/"+name)
 			default:
 				data = make([]byte, size)
 			}
-			run.Inputs = append(run.Inputs, oip.Tensor{Name: name, Datatype: dt, Shape: slices.Clone(shape), Data: data})
+			run.Inputs = append(run.Inputs, oip.Tensor{Name: name, Datatype: dt, Shape: shape, Data: data})
 		}
-		c.warmups = append(c.warmups, run)
+		runs = append(runs, run)
 	}
-	return nil
+	return runs, nil
+}
+
+// warmupFile reads file from the warmup directory, which must hold
+// exactly size bytes.
+func (c *ModelConfig) warmupFile(file string, size int64) ([]byte, error) {
+	if c.warmupDir == "" {
+		return nil, fmt.Errorf("input_data_file %q: this model has no warmup directory (a cluster model carries only model.onnx)", file)
+	}
+	path := filepath.Join(c.warmupDir, file)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() != size {
+		return nil, fmt.Errorf("%s holds %d bytes", path, st.Size())
+	}
+	data := make([]byte, size)
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return data, nil
 }
 
 // randomData returns size bytes of random values of dt, the same for the

@@ -83,10 +83,19 @@ type warmupLoader struct {
 }
 
 func (l *warmupLoader) load(data []byte, cfg ModelConfig) (Backend, error) {
+	b, err := l.fakeLoader.load(data, cfg)
+	if err != nil {
+		return nil, err
+	}
+	fb := b.(*fakeBackend)
+	runs, err := cfg.Warmups(fb.Inputs(), fb.Outputs())
+	if err != nil {
+		return nil, err
+	}
 	l.mu.Lock()
-	l.runs = append(l.runs, cfg.Warmups())
+	l.runs = append(l.runs, runs)
 	l.mu.Unlock()
-	return l.fakeLoader.load(data, cfg)
+	return b, nil
 }
 
 func (l *warmupLoader) last() []WarmupRun {
@@ -167,7 +176,7 @@ func TestWarmupsMadeForLoad(t *testing.T) {
 	}
 
 	// max_batch_size 0: dims are whole shapes.
-	if runs := mustLoad(`{"max_batch_size":0,"model_warmup":[{"name":"w","inputs":{"x":{"data_type":"TYPE_INT64","dims":[3,2],"zero_data":true}}}]}`); !slices.Equal(runs[0].Inputs[0].Shape, []int64{3, 2}) || len(runs[0].Inputs[0].Data) != 48 {
+	if runs := mustLoad(`{"max_batch_size":0,"model_warmup":[{"name":"w","inputs":{"x":{"data_type":"TYPE_FP32","dims":[3,2],"zero_data":true}}}]}`); !slices.Equal(runs[0].Inputs[0].Shape, []int64{3, 2}) || len(runs[0].Inputs[0].Data) != 24 {
 		t.Fatalf("max_batch_size 0: got %+v", runs[0])
 	}
 
@@ -177,7 +186,7 @@ func TestWarmupsMadeForLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Load("m", &bad); err == nil || !strings.Contains(err.Error(), `model_warmup "file" input "x": `+filepath.Join(dir, "m", "warmup", "x.bin")+` holds 24 bytes; shape [2,2] of FP32 takes 16`) {
+	if err := r.Load("m", &bad); err == nil || !strings.Contains(err.Error(), `model_warmup "file" input "x": `+filepath.Join(dir, "m", "warmup", "x.bin")+` holds 24 bytes (shape [2,2] of FP32 takes 16 bytes)`) {
 		t.Fatalf("Load with a short warm-up file: got %v", err)
 	}
 	missing, err := ParseModelConfig([]byte(strings.Replace(cfg, "x.bin", "y.bin", 1)))

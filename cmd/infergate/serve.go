@@ -574,17 +574,23 @@ func loadEngine(data []byte, cfg registry.ModelConfig) (registry.Backend, error)
 		InterOpThreads: cfg.InterOpThreads,
 		Device:         cfg.Device,
 		MaxOutputBytes: cfg.MaxOutputBytes,
-		Warmup:         warmupRuns(cfg.Warmups()),
+		Warmup:         warmupRuns(cfg),
 	})
 }
 
-// warmupRuns converts the registry's warm-up runs into the engine's.
-func warmupRuns(ws []registry.WarmupRun) []engine.WarmupRun {
-	var out []engine.WarmupRun
-	for _, w := range ws {
-		out = append(out, engine.WarmupRun{Name: w.Name, Inputs: w.Inputs, Count: w.Count})
+// warmupRuns returns the engine's Warmup for cfg's model_warmup, or nil.
+func warmupRuns(cfg registry.ModelConfig) func(inputs, outputs []oip.TensorMetadata) ([]engine.WarmupRun, error) {
+	if len(cfg.ModelWarmup) == 0 {
+		return nil
 	}
-	return out
+	return func(inputs, outputs []oip.TensorMetadata) ([]engine.WarmupRun, error) {
+		ws, err := cfg.Warmups(inputs, outputs)
+		var out []engine.WarmupRun
+		for _, w := range ws {
+			out = append(out, engine.WarmupRun{Name: w.Name, Inputs: w.Inputs, Count: w.Count})
+		}
+		return out, err
+	}
 }
 
 func loadInitial(repo *registry.Repository, which string) error {
