@@ -346,9 +346,10 @@ func (n *Node) watchRemoval() {
 			return
 		case <-t.C:
 		}
-		if addr, _ := n.raft.LeaderWithID(); addr != "" || !n.announced.Load() || n.raft.State() == raft.Shutdown {
-			// With a leader, nothing to do; until this start's
-			// announcement succeeded, announce is joining.
+		if addr, _ := n.raft.LeaderWithID(); addr != "" || !n.announced.Load() && !n.existing || n.raft.State() == raft.Shutdown {
+			// With a leader, nothing to do; a new node joins through
+			// announce. (A restarted one that the group removed while
+			// it was down announces in vain: it waits for a leader.)
 			since = time.Time{}
 			continue
 		}

@@ -32,15 +32,18 @@ type Node struct {
 	store *raftboltdb.BoltStore
 	peers *peerClient
 	rec   *reconciler
-	// bootstrapped is set by open when this start created the group.
-	bootstrapped bool
+	// bootstrapped is set by open when this start created the group;
+	// existing when it found raft state on disk.
+	bootstrapped, existing bool
 	// announced is set once announce has made sure the group holds this
 	// node (see watchRemoval).
 	announced atomic.Bool
-	// replayTo is the index of the last command in the log this start
-	// found on disk (0 for none); set by open, read-only after. The
-	// reconciler waits for the state machine to reach it (catchUp).
-	replayTo uint64
+	// replayTo and replayTerm are the index and term of the last command
+	// in the log this start found on disk (0 for none), and logs that
+	// log; set by open, read-only after. The reconciler waits for the
+	// state machine to reach it (catchUp).
+	replayTo, replayTerm uint64
+	logs                 raft.LogStore
 	// savedPeers is what savePeers wrote last; only the reconciler's
 	// goroutine uses it.
 	savedPeers []string
@@ -183,8 +186,9 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("cluster: cannot read the raft state in %s: %w", dir, err)
 	}
+	n.logs, n.existing = logs, existing
 	if existing {
-		n.replayTo = lastCommand(logs)
+		n.replayTo, n.replayTerm = lastCommand(logs)
 	}
 	r, err := raft.NewRaft(rc, n.fsm, logs, stable, snaps, trans)
 	if err != nil {
@@ -209,28 +213,37 @@ func (n *Node) open() error {
 	return nil
 }
 
-// lastCommand returns the index of the last command in logs, or 0 when
-// the entries after the last snapshot hold none: what the state machine
-// has to apply again before its state is as new as when the node stopped.
-func lastCommand(logs raft.LogStore) uint64 {
+// lastCommand returns the index and term of the last command in logs, or
+// 0 when the entries after the last snapshot hold none: what the state
+// machine has to apply again before its state is as new as when the node
+// stopped.
+func lastCommand(logs raft.LogStore) (index, term uint64) {
 	first, err := logs.FirstIndex()
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	last, err := logs.LastIndex()
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	for i := last; i >= first && i > 0; i-- {
 		var l raft.Log
 		if err := logs.GetLog(i, &l); err != nil {
-			return 0
+			return 0, 0
 		}
 		if l.Type == raft.LogCommand {
-			return i
+			return i, l.Term
 		}
 	}
-	return 0
+	return 0, 0
+}
+
+// replayDropped reports whether the log no longer holds the command
+// catchUp waits for: a leader replaced it with its own entries (it was
+// never committed), or a snapshot took it in.
+func (n *Node) replayDropped() bool {
+	var l raft.Log
+	return n.logs.GetLog(n.replayTo, &l) != nil || l.Term != n.replayTerm
 }
 
 // Stop stops the reconciler and raft and closes the stores. It is

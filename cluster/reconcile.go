@@ -136,17 +136,16 @@ func (r *reconciler) loop() {
 // an old production. Acting on them would unload versions that serve and
 // route unversioned requests to a staged one. Meanwhile the node serves
 // what it loaded from disk, with the production it recorded last
-// (RestoreProduction). Commands at the log's end that were never
-// committed, which a new leader drops, are not waited for: once a leader
-// is known and every committed entry applied for two heartbeat timeouts,
-// the wait ends. It returns false when the node stops first.
+// (RestoreProduction). A command at the log's end that was never
+// committed is dropped by the leader, which writes its own entries there:
+// once the log no longer holds it, the wait is for what the leader has
+// committed. It returns false when the node stops first.
 func (r *reconciler) catchUp() bool {
 	n := r.n
 	if n.replayTo == 0 {
 		return true
 	}
 	start := time.Now()
-	var settled time.Time // since when a leader is known and all committed applied
 	logged := false
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
@@ -154,14 +153,10 @@ func (r *reconciler) catchUp() bool {
 		if n.fsm.Applied() >= n.replayTo {
 			break
 		}
-		if addr, _ := n.raft.LeaderWithID(); addr != "" && n.raft.AppliedIndex() >= n.raft.CommitIndex() {
-			if settled.IsZero() {
-				settled = time.Now()
-			} else if time.Since(settled) >= 2*n.cfg.HeartbeatTimeout {
-				break
-			}
-		} else {
-			settled = time.Time{}
+		// The leader's entries replaced it: they came with its commit
+		// index, which is what to wait for now.
+		if n.replayDropped() && n.raft.CommitIndex() > 0 && n.raft.AppliedIndex() >= n.raft.CommitIndex() {
+			break
 		}
 		if !logged && time.Since(start) > time.Second {
 			n.logf("cluster: replaying the raft log up to index %d (at %d now) before changing what this node serves, which stays what it loaded from disk", n.replayTo, n.fsm.Applied())

@@ -116,22 +116,34 @@ func TestReplayNeverRoutesToPastProduction(t *testing.T) {
 // configuration entries, and 0 in a log without one.
 func TestLastCommand(t *testing.T) {
 	logs := raft.NewInmemStore()
-	if got := lastCommand(logs); got != 0 {
+	if got, _ := lastCommand(logs); got != 0 {
 		t.Fatalf("empty log: got %d; want 0", got)
 	}
 	types := []raft.LogType{raft.LogConfiguration, raft.LogCommand, raft.LogCommand, raft.LogNoop, raft.LogConfiguration}
 	for i, typ := range types {
-		if err := logs.StoreLog(&raft.Log{Index: uint64(i + 1), Type: typ}); err != nil {
+		if err := logs.StoreLog(&raft.Log{Index: uint64(i + 1), Term: uint64(i/2 + 1), Type: typ}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := lastCommand(logs); got != 3 {
-		t.Fatalf("got %d; want 3, the last command", got)
+	if got, term := lastCommand(logs); got != 3 || term != 2 {
+		t.Fatalf("got index %d term %d; want 3 and 2, the last command's", got, term)
 	}
-	if err := logs.DeleteRange(1, 3); err != nil { // compacted into a snapshot
+	// The same index in another term (a leader's entry in its place) is
+	// not the command waited for; nor is an index compacted away.
+	n := &Node{logs: logs, replayTo: 3, replayTerm: 2}
+	if n.replayDropped() {
+		t.Fatal("replayDropped with the command still in the log")
+	}
+	if err := logs.StoreLog(&raft.Log{Index: 3, Term: 3, Type: raft.LogNoop}); err != nil {
 		t.Fatal(err)
 	}
-	if got := lastCommand(logs); got != 0 {
-		t.Fatalf("after compaction: got %d; want 0 (the snapshot holds the commands)", got)
+	if !n.replayDropped() {
+		t.Fatal("replayDropped false with another term's entry at the command's index")
+	}
+	if err := logs.DeleteRange(1, 5); err != nil { // compacted into a snapshot
+		t.Fatal(err)
+	}
+	if got, _ := lastCommand(logs); got != 0 || !n.replayDropped() {
+		t.Fatalf("after compaction: got %d, dropped %v; want 0 (the snapshot holds the commands), true", got, n.replayDropped())
 	}
 }
