@@ -76,20 +76,22 @@ func histogramBins(h *hdrhistogram.Histogram) []HistogramBin {
 		}
 		return k
 	}
-	lo, hi := binOf(h.Min()), binOf(h.Max())
+	// Each bucket by its lowest value: a latency of exactly a bin's bound
+	// belongs in that bin ("at most UpToUS"), though its bucket reaches a
+	// little past it. The bins run from the first bucket's to the last's.
+	var bars []hdrhistogram.Bar
+	for _, bar := range h.Distribution() {
+		if bar.Count > 0 {
+			bars = append(bars, bar)
+		}
+	}
+	lo, hi := binOf(bars[0].From), binOf(bars[len(bars)-1].From)
 	bins := make([]HistogramBin, hi-lo+1)
 	for i := range bins {
 		bins[i].UpToUS = bound(lo + i)
 	}
-	for _, bar := range h.Distribution() {
-		if bar.Count == 0 {
-			continue
-		}
-		// By the bucket's lowest value: a latency of exactly a bin's
-		// bound belongs in that bin ("at most UpToUS"), though its
-		// bucket reaches a little past it.
-		k := min(max(binOf(bar.From)-lo, 0), len(bins)-1)
-		bins[k].Count += bar.Count
+	for _, bar := range bars {
+		bins[binOf(bar.From)-lo].Count += bar.Count
 	}
 	return bins
 }

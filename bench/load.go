@@ -586,6 +586,18 @@ func (res *stepResult) timeline(interval time.Duration) []TimelinePoint {
 	if n == 0 {
 		return nil
 	}
+	// The last point runs to the last answer: answers that came after the
+	// window (the requests in flight when it closed, or an open loop's
+	// answers taking their latency past it) are not packed into one
+	// interval's length.
+	end := window
+	if !cut {
+		for _, r := range res.recs {
+			for _, s := range r.samples {
+				end = max(end, time.Duration(s.at)*sampleUnit)
+			}
+		}
+	}
 	bin := func(s sample) int {
 		return min(int(time.Duration(s.at)*sampleUnit/interval), n-1)
 	}
@@ -631,7 +643,7 @@ func (res *stepResult) timeline(interval time.Duration) []TimelinePoint {
 		slices.Sort(v)
 		length := interval
 		if i == n-1 && !cut {
-			length = window - time.Duration(n-1)*interval
+			length = end - time.Duration(n-1)*interval
 		}
 		points[i] = TimelinePoint{
 			TS:            round3((time.Duration(i)*interval + length).Seconds()),

@@ -230,7 +230,8 @@ func describeRounds(per []figure, atMost bool, unit string) string {
 			met++
 		}
 		if unit == "µs" {
-			parts[i] = formatUS(f.value) + " against " + formatUS(f.bound)
+			v, b := formatUSPair(f.value, f.bound)
+			parts[i] = v + " against " + b
 		} else {
 			parts[i] = fmt.Sprintf("%.2f", f.value)
 		}
@@ -327,12 +328,18 @@ func formatBeside(v, bound float64) string {
 }
 
 // formatUSPair writes a value and its bound in µs as formatUS does, or in
-// whole µs where formatUS would write them the same though they differ:
-// 1,234 µs against 1,231 µs must not read "1.23ms, bound 1.23ms".
+// whole µs, or with up to three decimals, where that would write them the
+// same though they differ: 1,234 µs against 1,231 µs must not read
+// "1.23ms, bound 1.23ms", nor 1,001 against 1,000.5 "1,001µs, bound
+// 1,001µs".
 func formatUSPair(v, bound float64) (string, string) {
 	a, b := formatUS(v), formatUS(bound)
-	if a == b && v != bound {
-		return groupThousands(math.Round(v)) + "µs", groupThousands(math.Round(bound)) + "µs"
+	if a != b || v == bound {
+		return a, b
+	}
+	a, b = groupThousands(math.Round(v))+"µs", groupThousands(math.Round(bound))+"µs"
+	for prec := 1; a == b && prec <= 3; prec++ {
+		a, b = strconv.FormatFloat(v, 'f', prec, 64)+"µs", strconv.FormatFloat(bound, 'f', prec, 64)+"µs"
 	}
 	return a, b
 }
