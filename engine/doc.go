@@ -36,7 +36,11 @@
 // Supported element types are BOOL, INT8-64, UINT8-64, FP16, FP32 and FP64,
 // in tensors of rank 1 or more (Load refuses scalars). FP16 outputs must have a fixed or [batch,
 // fixed...] shape, because onnxruntime_go v1.27.0 cannot copy out FP16
-// tensors that ONNX Runtime allocates.
+// tensors that ONNX Runtime allocates: one declared [batch, fixed...] that
+// does not follow the batch at the warm-up's batch 2 is refused too. A
+// model that every warm-up at batch 1 refuses the same way loads when it
+// takes 2 rows (it may want several, as a top 2 of the batch does); one
+// that refuses both is broken.
 //
 // # Errors
 //

@@ -685,7 +685,15 @@ func (m *Model) warmUp(samples []WarmupRun) error {
 		// ones instead.
 		m.warmOnes = true
 		res, err = m.runZeros(first, 1, false)
-		if errors.Is(err, ErrInputRejected) && (err.Error() != zerr.Error() || m.pickedDims()) {
+		if errors.Is(err, ErrInputRejected) && err.Error() == zerr.Error() && !m.pickedDims() && m.batchOnly {
+			// Refused the same way at batch 1, on a shape the model fixes
+			// but for the batch: the model may want more rows (the top 2
+			// of a batch). Two rows that it takes mean it is not broken.
+			if _, err2 := m.runZeros(first, 2, false); err2 == nil {
+				err = errNeedsRows
+			}
+		}
+		if errors.Is(err, errNeedsRows) || errors.Is(err, ErrInputRejected) && (err.Error() != zerr.Error() || m.pickedDims()) {
 			// Ones are refused elsewhere (a divisor b-1, an index into a
 			// table of one row): the model wants values no constant
 			// input gives. Or the warm-up's shape is refused, whatever
@@ -718,6 +726,18 @@ func (m *Model) warmUp(samples []WarmupRun) error {
 			// nothing to check, and the guess stands.
 		default:
 			m.demote(ruleBatch)
+			// An FP16 output keeps its rule (demote cannot let ONNX
+			// Runtime allocate it): if batch 2 still fails, it does not
+			// follow the batch, and every request of more rows would.
+			if m.hasRule(ruleBatch) {
+				if _, err := m.runZeros(first, 2, false); err != nil && !errors.Is(err, ErrOutputTooLarge) {
+					for k := range m.out {
+						if s := &m.out[k]; s.rule == ruleBatch {
+							return causef(ErrUnsupportedType, err, "output %q is FP16 of shape %s but does not follow the batch dimension (a run of 2 rows failed: %s); the engine supports FP16 outputs only of a fixed shape or of [batch, fixed...]", s.name, oip.FormatShape(s.shape), err)
+						}
+					}
+				}
+			}
 		}
 	}
 	for i, inst := range m.instances {
@@ -737,13 +757,17 @@ func (m *Model) warmUp(samples []WarmupRun) error {
 
 // pickedDims reports whether the warm-up picks the size of a dimension
 // other than the batch's: an input with a variable dimension that is not
-// the leading one of a [batch, fixed...] model.
+// the leading one of a [batch, fixed...] input.
 func (m *Model) pickedDims() bool {
 	if m.batchOnly {
 		return false
 	}
 	for i := range m.in {
-		if slices.Contains(m.in[i].shape, -1) {
+		shape := m.in[i].shape
+		if len(shape) > 0 && shape[0] == -1 && !slices.Contains(shape[1:], -1) {
+			continue // [batch, fixed...]: its batch is no picked size
+		}
+		if slices.Contains(shape, -1) {
 			return true
 		}
 	}
@@ -785,6 +809,10 @@ func (m *Model) runZeros(inst *instance, batch int64, allowPrealloc bool) ([]oip
 	}
 	return m.run(inst, inputs, nil, nil, allowPrealloc)
 }
+
+// errNeedsRows marks, in warmUp, a model refused at batch 1 that takes a
+// batch of 2: it loads, and its requests are the judges.
+var errNeedsRows = errors.New("the model takes 2 rows but not 1")
 
 // maxWarmUpInputBytes bounds the inputs of a warm-up run, whose shapes
 // the model file declares: 1 GiB, beyond any input a request could carry.
