@@ -32,6 +32,7 @@ type WarmupSample struct {
 	// Inputs gives each input of the model, by name.
 	Inputs map[string]WarmupInput `json:"inputs"`
 	// Count is how many times each instance runs the sample; 0 means 1.
+	// The counts of a configuration's samples add up to at most 1,000.
 	Count int64 `json:"count,omitempty"`
 }
 
@@ -71,7 +72,11 @@ func (c *ModelConfig) checkWarmup(bad func(path, format string, args ...any) err
 		return bad("model_warmup", "model_warmup has %d samples; give at most %d", len(c.ModelWarmup), maxWarmupSamples)
 	}
 	seen := make(map[string]bool, len(c.ModelWarmup))
+	runs := int64(0)
 	for i, s := range c.ModelWarmup {
+		if runs += max(s.Count, 1); s.Count <= maxWarmupCount && runs > maxWarmupCount {
+			return bad(fmt.Sprintf("model_warmup[%d].count", i), "model_warmup runs %d inferences on each instance by sample %q; give at most %d together (counts of 0 count 1)", runs, s.Name, maxWarmupCount)
+		}
 		path := fmt.Sprintf("model_warmup[%d]", i)
 		switch {
 		case s.Name == "":

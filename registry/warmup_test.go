@@ -41,6 +41,7 @@ func TestModelWarmupConfig(t *testing.T) {
 	f(`{"model_warmup":[{`+ok+`}]}`, `model_warmup[0] has no name`)
 	f(`{"model_warmup":[{"name":"a",`+ok+`},{"name":"a",`+ok+`}]}`, `model_warmup names "a" twice`)
 	f(`{"model_warmup":[{"name":"a","count":1001,`+ok+`}]}`, `model_warmup "a": count must be between 1 and 1000`)
+	f(`{"model_warmup":[{"name":"a","count":600,`+ok+`},{"name":"b","count":401,`+ok+`}]}`, `model_warmup runs 1001 inferences on each instance by sample "b"; give at most 1000 together`)
 	f(`{"max_batch_size":8,"model_warmup":[{"name":"a","batch_size":9,`+ok+`}]}`, `batch_size 9 is above max_batch_size 8`)
 	f(`{"max_batch_size":0,"model_warmup":[{"name":"a","batch_size":2,`+ok+`}]}`, `max_batch_size 0 says the model has no batch dimension`)
 	f(`{"model_warmup":[{"name":"a","batch_size":-1,`+ok+`}]}`, `batch_size must be between 1 and max_batch_size`)
