@@ -730,9 +730,11 @@ func (m *Model) warmUp(samples []WarmupRun) error {
 			// Runtime allocate it): if batch 2 still fails, it does not
 			// follow the batch, and every request of more rows would.
 			if m.hasRule(ruleBatch) {
-				if _, err := m.runZeros(first, 2, false); err != nil && !errors.Is(err, ErrOutputTooLarge) {
+				if _, err := m.runZeros(first, 2, false); errors.Is(err, ErrRunFailed) {
+					// Only ONNX Runtime refusing that output's buffer
+					// blames it; a model that refuses 2 rows does not.
 					for k := range m.out {
-						if s := &m.out[k]; s.rule == ruleBatch {
+						if s := &m.out[k]; s.rule == ruleBatch && strings.Contains(err.Error(), "output '"+s.name+"'") {
 							return causef(ErrUnsupportedType, err, "output %q is FP16 of shape %s but does not follow the batch dimension (a run of 2 rows failed: %s); the engine supports FP16 outputs only of a fixed shape or of [batch, fixed...]", s.name, oip.FormatShape(s.shape), err)
 						}
 					}
@@ -756,18 +758,16 @@ func (m *Model) warmUp(samples []WarmupRun) error {
 }
 
 // pickedDims reports whether the warm-up picks the size of a dimension
-// other than the batch's: an input with a variable dimension that is not
-// the leading one of a [batch, fixed...] input.
+// other than the batch's: an input with a variable dimension in a model
+// that is not [batch, fixed...] throughout.
 func (m *Model) pickedDims() bool {
 	if m.batchOnly {
 		return false
 	}
 	for i := range m.in {
-		shape := m.in[i].shape
-		if len(shape) > 0 && shape[0] == -1 && !slices.Contains(shape[1:], -1) {
-			continue // [batch, fixed...]: its batch is no picked size
-		}
-		if slices.Contains(shape, -1) {
+		// Beside a fixed input, even the leading -1 of [-1, fixed...]
+		// may be a size the model ties to another input's, not a batch.
+		if slices.Contains(m.in[i].shape, -1) {
 			return true
 		}
 	}

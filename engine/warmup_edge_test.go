@@ -36,40 +36,6 @@ func TestWarmUpLoadsModelThatNeedsTwoRows(t *testing.T) {
 	}
 }
 
-// The same broken model as TestLoadRefusesModelThatFailsEveryInput (a
-// Reshape of [N,4] into [3], which no N allows) is refused with one more
-// input of fixed shape too: the leading -1 of x is its batch, not a
-// dimension the warm-up picked, so the model does not load tolerant (a
-// hot swap or an upload's trial load would accept a model that answers
-// every request with an error).
-func TestWarmUpRefusesBrokenModelWithFixedInput(t *testing.T) {
-	initORT(t)
-	mo := onnx.Model{Graph: onnx.Graph{
-		Name:    "badreshape_bias",
-		Inputs:  []onnx.ValueInfo{{Name: "x", Type: onnx.Float, Dims: []int64{-1, 4}}, {Name: "b", Type: onnx.Float, Dims: []int64{1}}},
-		Outputs: []onnx.ValueInfo{{Name: "y", Type: onnx.Float, Dims: []int64{3}}},
-		Nodes: []onnx.Node{
-			{OpType: "Reshape", Name: "r", Inputs: []string{"x", "s"}, Outputs: []string{"t"}},
-			{OpType: "Add", Name: "a", Inputs: []string{"t", "b"}, Outputs: []string{"y"}},
-		},
-		Initializers: []onnx.Tensor{{Name: "s", Type: onnx.Int64, Dims: []int64{1}, Int64s: []int64{3}}},
-	}}
-	var m *Model
-	var err error
-	captureStderr(t, func() { m, err = Load(mo.Marshal(), Options{}) })
-	if err == nil {
-		defer m.Close()
-		_, rerr := m.Run(context.Background(), []oip.Tensor{
-			{Name: "x", Datatype: oip.FP32, Shape: []int64{2, 4}, Data: make([]byte, 32)},
-			{Name: "b", Datatype: oip.FP32, Shape: []int64{1}, Data: make([]byte, 4)},
-		}, nil, nil)
-		t.Fatalf("Load of a model that fails for every input succeeded (a Run of 2 rows: %v); want ErrInvalidModel", rerr)
-	}
-	if !errors.Is(err, ErrInvalidModel) {
-		t.Fatalf("Load: got %v; want ErrInvalidModel", err)
-	}
-}
-
 // An FP16 output declared [batch,4] that does not follow the batch (the
 // first row of x) must be refused like any FP16 output of another shape
 // (onnxruntime_go cannot copy out an FP16 output that ONNX Runtime
