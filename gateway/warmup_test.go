@@ -13,8 +13,8 @@ import (
 
 // A model that does not batch (fixed [3,4] input), max_batch_size left to
 // the node: its model_warmup dims are whole shapes, as its input dims are
-// ([3,4], as GET .../config says); batch_size and dims [4] do not fit it,
-// and say so. What GET .../config answers loads back.
+// ([3,4], as GET .../config says); batch_size 3 and dims [4] are refused,
+// saying so. What GET .../config answers loads back.
 func TestWarmupOfUnbatchableModel(t *testing.T) {
 	initORT(t)
 	s := startServer(t, serverOptions{cfg: gateway.DefaultConfig(),
@@ -30,7 +30,7 @@ func TestWarmupOfUnbatchableModel(t *testing.T) {
 		return s.post(t, "/v2/repository/models/fixed/load", body)
 	}
 	split := `{"model_warmup":[{"name":"w","batch_size":3,"inputs":{"x":{"data_type":"TYPE_FP32","dims":[4],"zero_data":true}}}]}`
-	if r := load(split); r.code != fasthttp.StatusBadRequest || !strings.Contains(string(r.body), `model_warmup \"w\" input \"x\" has shape [4] (dims are the whole shape: the model has no batch dimension), which the model's [3,4] does not take`) {
+	if r := load(split); r.code != fasthttp.StatusBadRequest || !strings.Contains(string(r.body), `model_warmup \"w\": batch_size is 3, but this version has no batch dimension: leave batch_size out and give the whole shapes as dims`) {
 		t.Fatalf("warm-up as batch_size 3, dims [4], on a model without a batch dimension: %s; want 400 saying dims are the whole shape", r)
 	}
 	whole := `{"model_warmup":[{"name":"w","inputs":{"x":{"data_type":"TYPE_FP32","dims":[3,4],"random_data":true}}}]}`

@@ -386,6 +386,9 @@ func (c *ModelConfig) CheckModel(name string, inputs, outputs []oip.TensorMetada
 // Warmups builds it, the batch dimension first when batched).
 func (c *ModelConfig) checkWarmupModel(inputs []oip.TensorMetadata, batched bool) error {
 	for _, s := range c.ModelWarmup {
+		if !batched && s.BatchSize > 1 {
+			return fmt.Errorf("%w: model_warmup %q: batch_size is %d, but this version has no batch dimension: leave batch_size out and give the whole shapes as dims", ErrBadConfig, s.Name, s.BatchSize)
+		}
 		for _, in := range inputs {
 			if _, ok := s.Inputs[in.Name]; !ok {
 				return fmt.Errorf("%w: model_warmup %q gives no input %q; a warm-up gives every input of the model", ErrBadConfig, s.Name, in.Name)
