@@ -12,18 +12,7 @@ import (
 // (it was, at every poll, while its Config held the warm-up inputs made
 // for its load).
 func TestWarmupPollKeepsUnchangedVersion(t *testing.T) {
-	dir := t.TempDir()
-	l := &fakeLoader{t: t}
-	r, err := New(Config{Dir: dir, Load: l.load, Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	writeModel(t, dir, "m", 1, "m1")
-	cfg := `{"max_batch_size":8,"model_warmup":[{"name":"w","batch_size":2,"inputs":{"x":{"data_type":"TYPE_FP32","dims":[2],"zero_data":true}}}]}`
-	if err := os.WriteFile(filepath.Join(dir, "m", "config.json"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	r, l := repoWithConfig(t, ModelConfig{}, `{"max_batch_size":8,"model_warmup":[{"name":"w","batch_size":2,"inputs":{"x":{"data_type":"TYPE_FP32","dims":[2],"zero_data":true}}}]}`)
 	if err := r.Load("m", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -44,18 +33,7 @@ func TestWarmupPollKeepsUnchangedVersion(t *testing.T) {
 // load; the serving version's Config keeps the configuration as given, no
 // inputs and no warmup directory, which the next load compares.
 func TestWarmupInputsNotKeptByVersion(t *testing.T) {
-	dir := t.TempDir()
-	l := &fakeLoader{t: t}
-	r, err := New(Config{Dir: dir, Load: l.load, Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	writeModel(t, dir, "m", 1, "m1")
-	cfg := `{"max_batch_size":8,"model_warmup":[{"name":"w","batch_size":8,"inputs":{"x":{"data_type":"TYPE_FP32","dims":[2],"zero_data":true}}}]}`
-	if err := os.WriteFile(filepath.Join(dir, "m", "config.json"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	r, _ := repoWithConfig(t, ModelConfig{}, `{"max_batch_size":8,"model_warmup":[{"name":"w","batch_size":8,"inputs":{"x":{"data_type":"TYPE_FP32","dims":[2],"zero_data":true}}}]}`)
 	if err := r.Load("m", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -68,19 +46,20 @@ func TestWarmupInputsNotKeptByVersion(t *testing.T) {
 // max_batch_size the configuration gives is (checkMerged), rather than
 // warm a batch that never serves.
 func TestWarmupBatchAboveNodeMaxBatchSize(t *testing.T) {
-	dir := t.TempDir()
-	l := &fakeLoader{t: t}
-	r, err := New(Config{Dir: dir, Load: l.load, Logf: t.Logf, Defaults: ModelConfig{MaxBatchSize: 8}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	writeModel(t, dir, "m", 1, "m1")
-	cfg := `{"model_warmup":[{"name":"w","batch_size":64,"inputs":{"x":{"data_type":"TYPE_FP32","dims":[2],"zero_data":true}}}]}`
-	if err := os.WriteFile(filepath.Join(dir, "m", "config.json"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	r, _ := repoWithConfig(t, ModelConfig{MaxBatchSize: 8}, `{"model_warmup":[{"name":"w","batch_size":64,"inputs":{"x":{"data_type":"TYPE_FP32","dims":[2],"zero_data":true}}}]}`)
 	if err := r.Load("m", nil); err == nil || !strings.Contains(err.Error(), "above max_batch_size 8") {
 		t.Fatalf("Load with a warm-up batch_size 64 over the node's max_batch_size 8: got %v; want it refused as a configured max_batch_size 8 is", err)
 	}
+}
+
+// repoWithConfig returns a repository on the fake loader, with defaults,
+// holding model m version 1 and config.json cfg.
+func repoWithConfig(t *testing.T, defaults ModelConfig, cfg string) (*Repository, *fakeLoader) {
+	t.Helper()
+	r, l, dir := newTestRepo(t, defaults)
+	writeModel(t, dir, "m", 1, "m1")
+	if err := os.WriteFile(filepath.Join(dir, "m", "config.json"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return r, l
 }

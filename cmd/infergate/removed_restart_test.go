@@ -21,70 +21,9 @@ func TestRemovedWhileDownRejoinsAfterRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three gateways")
 	}
-	demo := demoRepo(t)
-	first := startNode(t, t.TempDir(), demo, testenv.FreeAddr(t), "")
-	testenv.CheckFor(t, 20*time.Second, func() error {
-		_, _, err := first.model(t, "ctr", false)
-		return err
-	})
-	nodes := []*clusterNode{first}
-	for range 2 {
-		nodes = append(nodes, startNode(t, t.TempDir(), t.TempDir(), testenv.FreeAddr(t), first.url()))
-	}
-	body, _ := inferBody(1, 64, 7)
-	for _, n := range nodes {
-		testenv.CheckFor(t, 30*time.Second, func() error { return servesVersion(t, n, body, "1") })
-	}
-	onnxBytes, err := os.ReadFile(filepath.Join(demo, "ctr", "1", "model.onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code, b, _ := first.admin(t, "POST", "/v1/models/ctr/versions", onnxBytes); code != 201 {
-		t.Fatalf("upload version 2: %d %s", code, b)
-	}
-	for _, n := range nodes {
-		testenv.CheckFor(t, 20*time.Second, func() error {
-			if code, b, _ := n.post(t, "/v2/models/ctr/versions/2/infer", body); code != 200 {
-				return fmt.Errorf("%s: version 2: %d %s", n.addr, code, b)
-			}
-			return nil
-		})
-	}
-	v, err := first.cluster(t)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var victim *clusterNode
-	var victimID string
-	for _, n := range nodes {
-		for _, m := range v.Members {
-			if m.HTTPAddr == n.url() && m.ID != v.Leader && victim == nil {
-				victim, victimID = n, m.ID
-			}
-		}
-	}
-	var rest []*clusterNode
-	for _, n := range nodes {
-		if n != victim {
-			rest = append(rest, n)
-		}
-	}
+	victim, victimID, rest, body := threeNodesWithStagedVersion(t)
 	victim.kill(t)
-	admin := func(method, path string, body []byte) {
-		t.Helper()
-		testenv.CheckFor(t, 20*time.Second, func() error {
-			if code, b, _ := rest[0].admin(t, method, path, body); code/100 != 2 {
-				return fmt.Errorf("%s %s: %d %s", method, path, code, b)
-			}
-			return nil
-		})
-	}
-	admin("DELETE", "/v1/cluster/members/"+victimID, nil)
-	admin("PUT", "/v1/models/ctr/aliases/production", []byte(`{"version":2}`))
-	admin("DELETE", "/v1/models/ctr/versions/1", nil)
-	for _, n := range rest {
-		testenv.CheckFor(t, 20*time.Second, func() error { return servesVersion(t, n, body, "2") })
-	}
+	removeAndRetire(t, rest, victimID, body)
 
 	again := startNode(t, victim.data, victim.models, victim.raft, rest[0].url())
 	defer func() {
@@ -107,4 +46,79 @@ func TestRemovedWhileDownRejoinsAfterRestart(t *testing.T) {
 		}
 		return fmt.Errorf("the group does not list %s again", victimID)
 	})
+}
+
+// threeNodesWithStagedVersion starts a cluster of three gateways on the
+// demo models, uploads ctr version 2 (staged: version 1 stays production)
+// and waits until every node serves both. It returns a follower, its id,
+// the two other nodes, and a ctr request body.
+func threeNodesWithStagedVersion(t *testing.T) (victim *clusterNode, victimID string, rest []*clusterNode, body []byte) {
+	t.Helper()
+	demo := demoRepo(t)
+	first := startNode(t, t.TempDir(), demo, testenv.FreeAddr(t), "")
+	testenv.CheckFor(t, 20*time.Second, func() error {
+		_, _, err := first.model(t, "ctr", false)
+		return err
+	})
+	nodes := []*clusterNode{first}
+	for range 2 {
+		nodes = append(nodes, startNode(t, t.TempDir(), t.TempDir(), testenv.FreeAddr(t), first.url()))
+	}
+	body, _ = inferBody(1, 64, 7)
+	for _, n := range nodes {
+		testenv.CheckFor(t, 30*time.Second, func() error { return servesVersion(t, n, body, "1") })
+	}
+	onnxBytes, err := os.ReadFile(filepath.Join(demo, "ctr", "1", "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, b, _ := first.admin(t, "POST", "/v1/models/ctr/versions", onnxBytes); code != 201 {
+		t.Fatalf("upload version 2: %d %s", code, b)
+	}
+	for _, n := range nodes {
+		testenv.CheckFor(t, 20*time.Second, func() error {
+			if code, b, _ := n.post(t, "/v2/models/ctr/versions/2/infer", body); code != 200 {
+				return fmt.Errorf("%s: version 2: %d %s", n.addr, code, b)
+			}
+			return nil
+		})
+	}
+	v, err := first.cluster(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		for _, m := range v.Members {
+			if m.HTTPAddr == n.url() && m.ID != v.Leader && victim == nil {
+				victim, victimID = n, m.ID
+			}
+		}
+	}
+	for _, n := range nodes {
+		if n != victim {
+			rest = append(rest, n)
+		}
+	}
+	return victim, victimID, rest, body
+}
+
+// removeAndRetire has the group of rest remove member victimID, promote
+// ctr version 2 and retire version 1, and waits until rest serve 2.
+func removeAndRetire(t *testing.T, rest []*clusterNode, victimID string, body []byte) {
+	t.Helper()
+	admin := func(method, path string, body []byte) {
+		t.Helper()
+		testenv.CheckFor(t, 20*time.Second, func() error {
+			if code, b, _ := rest[0].admin(t, method, path, body); code/100 != 2 {
+				return fmt.Errorf("%s %s: %d %s", method, path, code, b)
+			}
+			return nil
+		})
+	}
+	admin("DELETE", "/v1/cluster/members/"+victimID, nil)
+	admin("PUT", "/v1/models/ctr/aliases/production", []byte(`{"version":2}`))
+	admin("DELETE", "/v1/models/ctr/versions/1", nil)
+	for _, n := range rest {
+		testenv.CheckFor(t, 20*time.Second, func() error { return servesVersion(t, n, body, "2") })
+	}
 }
