@@ -114,7 +114,8 @@ func (n *nesting) leaves(l, k int, w *where) error {
 }
 
 // check compares nested data with shape; flat data fits any shape. Data
-// of empty arrays only is as deep as its deepest array.
+// of empty arrays only is as deep as its deepest array, which for a shape
+// with a 0 dimension is that dimension's depth ([[]] for [1,0,2]).
 func (n *nesting) check(shape []int64, w *where) error {
 	if n.maxLevel <= 1 {
 		return nil
@@ -127,7 +128,12 @@ func (n *nesting) check(shape []int64, w *where) error {
 		// Values beside arrays that hold none ([1,[],2]).
 		return errorf("%s mixes values and arrays at the same depth; nest it as the shape says or send it flat", w.String())
 	}
-	if depth != len(shape) {
+	rank := len(shape)
+	if n.leafLevel == 0 && depth < rank && shape[depth-1] == 0 {
+		// Nested data stops at the first 0 dimension: [[]] for [1,0,2].
+		rank = depth
+	}
+	if depth != rank {
 		return errorf("%s is nested %d deep but shape %s has %d dimensions; nest it as the shape says or send it flat", w.String(), depth, FormatShape(shape), len(shape))
 	}
 	for l := 1; l <= depth; l++ {
