@@ -30,11 +30,14 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 	rows := make([]row, 0, len(idx))
 	for _, e := range idx {
 		r := row{IndexEntry: e}
+		if n, err := strconv.ParseInt(e.Version, 10, 64); err == nil {
+			r.InFlight = s.repo.DrainingInFlight(e.Name, n)
+		}
 		if m := s.repo.Model(e.Name); m != nil {
 			def := m.Default()
 			for _, v := range m.Versions() {
 				if v.Label == e.Version {
-					r.InFlight = v.InFlight()
+					r.InFlight += v.InFlight()
 					r.SHA256 = v.SHA256
 					r.Loaded = v.LoadedAt.UTC().Format(time.RFC3339)
 					r.Default = v == def

@@ -107,8 +107,8 @@ type Repository struct {
 	pollErrs   map[string]string       // guarded by loadMu: last poll error per model
 	unloaded   map[string]bool         // guarded by loadMu: unloaded by Unload, which polls leave alone
 
-	// mu protects status, modelErrs and vmetrics, which Index reads while
-	// a load runs.
+	// mu protects status, modelErrs, vmetrics and draining, which Index
+	// and /metrics read while a load runs.
 	mu     sync.Mutex
 	status map[string]map[int64]versionStatus
 	// modelErrs holds, per model, why its last load failed before any
@@ -116,6 +116,9 @@ type Repository struct {
 	// policy): Index reports it, as no version's status can.
 	modelErrs map[string]string
 	vmetrics  map[string]*vmEntry // by model + "/" + version
+	// draining holds the versions retired and not closed yet: their
+	// requests in flight count with their number's (DrainingInFlight).
+	draining map[*Version]struct{}
 
 	loads        *metrics.Counter
 	loadFailures *metrics.Counter
@@ -150,6 +153,7 @@ func New(cfg Config) (*Repository, error) {
 		pollErrs:   make(map[string]string),
 		status:     make(map[string]map[int64]versionStatus),
 		modelErrs:  make(map[string]string),
+		draining:   make(map[*Version]struct{}),
 		vmetrics:   make(map[string]*vmEntry),
 	}
 	if r.logf == nil {
@@ -313,7 +317,16 @@ func (r *Repository) Load(name string, override *ModelConfig) error {
 	if r.closed {
 		return ErrClosed
 	}
+	// A load asks for the model again, but one that serves nothing
+	// leaves an unloaded model unloaded: polls must not bring it back
+	// with a configuration nobody asked for.
+	wasUnloaded := r.unloaded[name]
 	delete(r.unloaded, name)
+	defer func() {
+		if wasUnloaded && r.table.load()[name] == nil {
+			r.unloaded[name] = true
+		}
+	}()
 	if override == nil {
 		return r.loadLocked(name, true)
 	}
@@ -339,9 +352,14 @@ func (r *Repository) Load(name string, override *ModelConfig) error {
 func (r *Repository) loadLocked(name string, explicit bool) error {
 	cfg, want, older, err := r.selectLocked(name)
 	r.mu.Lock()
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrModelNotFound) && r.table.load()[name] == nil:
+		// No directory and nothing served: a name that is not the
+		// repository's fails nothing that goes on failing.
+		delete(r.modelErrs, name)
+	case err != nil:
 		r.modelErrs[name] = err.Error()
-	} else {
+	default:
 		delete(r.modelErrs, name)
 	}
 	r.mu.Unlock()
@@ -540,7 +558,13 @@ func sameLoadConfig(a, b ModelConfig) bool {
 
 // loadVersion reads, hashes and loads one version file.
 func (r *Repository) loadVersion(name string, n int64, path string, cfg ModelConfig) (*Version, error) {
-	r.setStatus(name, n, versionStatus{state: StateLoading})
+	loading := versionStatus{state: StateLoading}
+	if r.routable(name, n) {
+		// It serves while its replacement loads: ready, and saying so,
+		// not LOADING (a readiness check would drop a model that serves).
+		loading = versionStatus{state: StateReady, reason: "serving while a new load of it (file or configuration) runs"}
+	}
+	r.setStatus(name, n, loading)
 	start := time.Now()
 	f, err := os.Open(path)
 	if err != nil {
@@ -599,9 +623,17 @@ func (r *Repository) retire(vs []*Version, keep []*Version, reason string) {
 		if !replaced {
 			r.setStatus(v.Model, v.Number, versionStatus{state: StateUnloading, gen: v.Generation})
 		}
+		r.mu.Lock()
+		r.draining[v] = struct{}{}
+		r.mu.Unlock()
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
+			defer func() {
+				r.mu.Lock()
+				delete(r.draining, v)
+				r.mu.Unlock()
+			}()
 			start := time.Now()
 			v.drain()
 			v.Batcher.Stop()
@@ -641,8 +673,13 @@ func (r *Repository) takeMetrics(model string, n int64, label string) *VersionMe
 				return 0
 			}
 		}
+		// In flight counts the requests still running on loads of the
+		// version that are draining, too.
+		inFlight := func() float64 {
+			return current(func(v *Version) int { return int(v.InFlight()) })() + float64(r.DrainingInFlight(model, n))
+		}
 		vm := newVersionMetrics(r.cfg.Metrics, model, label,
-			current(func(v *Version) int { return int(v.InFlight()) }),
+			inFlight,
 			current(func(v *Version) int { return v.Batcher.QueueLen() }),
 			current(func(v *Version) int { return v.Batcher.Config().MaxQueueSize }))
 		if r.cfg.TritonMetrics {
@@ -653,6 +690,21 @@ func (r *Repository) takeMetrics(model string, n int64, label string) *VersionMe
 	}
 	e.refs++
 	return e.vm
+}
+
+// DrainingInFlight returns the requests in flight on loads of model's
+// version n that were retired and are draining (after a swap or an
+// unload), which the serving load's InFlight does not count.
+func (r *Repository) DrainingInFlight(model string, n int64) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var total int64
+	for v := range r.draining {
+		if v.Model == model && v.Number == n {
+			total += v.InFlight()
+		}
+	}
+	return total
 }
 
 // releaseMetrics drops one user of a version's series; the last removes
@@ -715,7 +767,9 @@ func (r *Repository) DefaultVersion(name string) int64 {
 }
 
 // Unload stops serving every version of model name. In-flight requests
-// finish first; Unload returns without waiting for them.
+// finish first; Unload returns without waiting for them. A model of the
+// repository that is not loaded unloads without error (as in Triton);
+// ErrModelNotFound is for a name the repository does not know.
 func (r *Repository) Unload(name string) error { return r.UnloadBecause(name, "") }
 
 // UnloadBecause is Unload for an unload the server decides on, not a
@@ -736,11 +790,27 @@ func (r *Repository) UnloadBecause(name, why string) error {
 		reason += ": " + why
 	}
 	if err := r.unloadLocked(name, reason); err != nil {
-		return err
+		if !errors.Is(err, ErrModelNotFound) || !r.knownLocked(name) {
+			return err
+		}
+		// The repository's model, not loaded: unloading it changes
+		// nothing and succeeds, as in Triton, so that teardown scripts
+		// may repeat it (and a model whose load failed stays unloaded).
 	}
 	// Polls leave it unloaded until a Load asks for it again.
 	r.unloaded[name] = true
 	return nil
+}
+
+// knownLocked reports whether model name has a directory in the
+// repository or a row in the index. r.loadMu is held.
+func (r *Repository) knownLocked(name string) bool {
+	if st, err := os.Stat(filepath.Join(r.cfg.Dir, name)); err == nil && st.IsDir() {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.status[name]) > 0
 }
 
 func (r *Repository) unloadLocked(name, reason string) error {

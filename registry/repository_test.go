@@ -340,8 +340,11 @@ func TestUnloadAndPoll(t *testing.T) {
 		}
 		return nil
 	})
-	if err := r.Unload("a"); !errors.Is(err, ErrModelNotFound) {
-		t.Fatalf("second unload: got %v; want ErrModelNotFound", err)
+	if err := r.Unload("a"); err != nil {
+		t.Fatalf("second unload: got %v; want nil, as in Triton", err)
+	}
+	if err := r.Unload("no_such_model"); !errors.Is(err, ErrModelNotFound) {
+		t.Fatalf("unload of a name the repository does not know: got %v; want ErrModelNotFound", err)
 	}
 
 	// Polls leave it unloaded (TestPollLeavesUnloaded); a Load brings it
