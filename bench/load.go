@@ -183,9 +183,8 @@ type stepResult struct {
 	windowEnd time.Time
 	// sendEnd is when the client stopped sending measured requests.
 	sendEnd time.Time
-	// sent counts measured requests that were sent; notSent the open-loop
-	// requests due in the window that could not be sent.
-	sent    int64
+	// notSent counts the open-loop requests due in the window that could
+	// not be sent.
 	notSent int64
 	// sentInWindow counts the open-loop measured requests that left
 	// before the window closed (a lagging pacer sends some after it).
@@ -342,11 +341,6 @@ func (s *loadStep) runClosed(stopped *atomic.Bool, ws, we time.Time, res *stepRe
 	case early:
 		res.sendEnd = time.Now()
 	}
-	var sent int64
-	for _, r := range recs {
-		sent += r.ok + r.shed + r.errs
-	}
-	res.sent = sent
 	return early
 }
 
@@ -478,7 +472,6 @@ loop:
 	}
 	close(work)
 	wg.Wait()
-	res.sent = measuredDue - res.notSent
 	return early
 }
 

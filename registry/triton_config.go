@@ -352,11 +352,7 @@ func (c *ModelConfig) CheckModel(name string, inputs, outputs []oip.TensorMetada
 		for _, w := range list.want {
 			i := slices.IndexFunc(actual, func(a TensorConfig) bool { return a.Name == w.Name })
 			if i < 0 {
-				names := make([]string, len(actual))
-				for j, a := range actual {
-					names[j] = a.Name
-				}
-				return fmt.Errorf("%w: %s %q is not one of the model's; its %ss are %s", ErrBadConfig, list.key, w.Name, list.key, strings.Join(names, ", "))
+				return fmt.Errorf("%w: %s %q is not one of the model's; its %ss are %s", ErrBadConfig, list.key, w.Name, list.key, tensorNames(list.actual))
 			}
 			a := actual[i]
 			if w.DataType != a.DataType {
