@@ -685,15 +685,17 @@ func (m *Model) warmUp(samples []WarmupRun) error {
 		// ones instead.
 		m.warmOnes = true
 		res, err = m.runZeros(first, 1, false)
-		if errors.Is(err, ErrInputRejected) && err.Error() == zerr.Error() && !m.pickedDims() && m.batchOnly {
+		refused := errors.Is(err, ErrInputRejected)
+		sameWay := refused && err.Error() == zerr.Error()
+		needsRows := false
+		if sameWay && m.batchOnly {
 			// Refused the same way at batch 1, on a shape the model fixes
 			// but for the batch: the model may want more rows (the top 2
 			// of a batch). Two rows that it takes mean it is not broken.
-			if _, err2 := m.runZeros(first, 2, false); err2 == nil {
-				err = errNeedsRows
-			}
+			_, err2 := m.runZeros(first, 2, false)
+			needsRows = err2 == nil
 		}
-		if errors.Is(err, errNeedsRows) || errors.Is(err, ErrInputRejected) && (err.Error() != zerr.Error() || m.pickedDims()) {
+		if needsRows || refused && (!sameWay || m.pickedDims()) {
 			// Ones are refused elsewhere (a divisor b-1, an index into a
 			// table of one row): the model wants values no constant
 			// input gives. Or the warm-up's shape is refused, whatever
@@ -809,10 +811,6 @@ func (m *Model) runZeros(inst *instance, batch int64, allowPrealloc bool) ([]oip
 	}
 	return m.run(inst, inputs, nil, nil, allowPrealloc)
 }
-
-// errNeedsRows marks, in warmUp, a model refused at batch 1 that takes a
-// batch of 2: it loads, and its requests are the judges.
-var errNeedsRows = errors.New("the model takes 2 rows but not 1")
 
 // maxWarmUpInputBytes bounds the inputs of a warm-up run, whose shapes
 // the model file declares: 1 GiB, beyond any input a request could carry.
