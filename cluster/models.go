@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/gateway/route"
 	"github.com/infergate/infergate/registry"
 )
 
@@ -136,6 +137,8 @@ type ModelView struct {
 	Production int64            `json:"production,omitempty"`
 	Aliases    map[string]int64 `json:"aliases"`
 	Versions   []VersionView    `json:"versions"`
+	// Experiment is the A/B experiment the model runs, if any.
+	Experiment *route.Experiment `json:"experiment,omitempty"`
 }
 
 // VersionView is one version with its state on every member.
@@ -163,7 +166,7 @@ func (n *Node) Models(ctx context.Context, only string) ([]ModelView, error) {
 		if only != "" && name != only {
 			continue
 		}
-		mv := ModelView{Name: name, Production: m.Production(), Aliases: m.Aliases}
+		mv := ModelView{Name: name, Production: m.Production(), Aliases: m.Aliases, Experiment: m.Experiment}
 		if mv.Aliases == nil {
 			mv.Aliases = map[string]int64{}
 		}

@@ -220,6 +220,9 @@ func (r *reconciler) reconcile() {
 }
 
 func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
+	// The split takes effect at once: an arm whose version is not ready
+	// here yet falls back to the default version, counted, until it is.
+	r.repo.SetExperiment(m.Name, m.Experiment)
 	// Most changes (other aliases, members, other models) leave a model
 	// as it was: skip it while what this node serves of it is unchanged
 	// and ready, so that a burst of admin writes costs no file checks.

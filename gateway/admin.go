@@ -16,6 +16,7 @@ import (
 
 	"github.com/infergate/infergate/cluster"
 	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/gateway/route"
 	"github.com/infergate/infergate/registry/blobs"
 )
 
@@ -114,6 +115,16 @@ func (s *Server) routeAdmin(ctx *fasthttp.RequestCtx, rest []byte) error {
 			return err
 		}
 		return s.setAlias(cp, ctx, seg(1), seg(3))
+	case seg(0) == "models" && len(parts) == 3 && seg(2) == "experiment":
+		if err := allow(ctx, fasthttp.MethodPut, fasthttp.MethodDelete); err != nil {
+			return err
+		}
+		if string(ctx.Method()) == fasthttp.MethodDelete {
+			return s.apply(cp, ctx, fsm.Command{Op: fsm.OpEndExperiment, Model: seg(1)}, func(*fsm.Result) any {
+				return map[string]any{"model": seg(1), "experiment": nil}
+			})
+		}
+		return s.setExperiment(cp, ctx, seg(1))
 	case seg(0) == "models" && len(parts) == 3 && seg(2) == "rollback":
 		if err := allow(ctx, fasthttp.MethodPost); err != nil {
 			return err
@@ -249,6 +260,27 @@ func (s *Server) setAlias(cp *controlPlane, ctx *fasthttp.RequestCtx, name, alia
 	}
 	return s.apply(cp, ctx, fsm.Command{Op: fsm.OpSetAlias, Model: name, Alias: alias, Version: q.Version}, func(*fsm.Result) any {
 		return map[string]any{"model": name, "alias": alias, "version": q.Version}
+	})
+}
+
+// setExperiment starts model name's A/B experiment, or replaces the one
+// it runs, from a body like {"name": "ranking", "arms": [{"name":
+// "control", "version": 1, "weight": 90}, {"name": "treatment",
+// "version": 2, "weight": 10}]}.
+func (s *Server) setExperiment(cp *controlPlane, ctx *fasthttp.RequestCtx, name string) error {
+	body, err := s.requestBody(ctx)
+	if err != nil {
+		return err
+	}
+	var e route.Experiment
+	if err := decodeStrict(body, &e); err != nil {
+		return err
+	}
+	if err := e.Validate(); err != nil {
+		return badRequest("%s", err)
+	}
+	return s.apply(cp, ctx, fsm.Command{Op: fsm.OpSetExperiment, Model: name, Experiment: &e}, func(*fsm.Result) any {
+		return map[string]any{"model": name, "experiment": &e}
 	})
 }
 

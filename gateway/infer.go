@@ -13,6 +13,7 @@ import (
 	"github.com/infergate/infergate/batching"
 	"github.com/infergate/infergate/engine"
 	"github.com/infergate/infergate/gateway/cache"
+	"github.com/infergate/infergate/gateway/route"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 	"github.com/valyala/fasthttp"
@@ -83,18 +84,16 @@ func unroutedReason(i int) string {
 // infer serves POST /v2/models/{name}[/versions/{version}]/infer.
 func (s *Server) infer(ctx *fasthttp.RequestCtx, name, version []byte) error {
 	start := time.Now()
-	vnum, err := parseVersion(version)
+	v, arm, err := s.acquire(ctx, name, version)
 	if err != nil {
 		return err
-	}
-	v, err := s.repo.Acquire(b2s(name), vnum)
-	if err != nil {
-		s.countUnrouted(err)
-		return s.routeError(name, version, err)
 	}
 	defer v.Release()
 	v.Metrics.Arrived(start)
 	ctx.Response.Header.Set("X-Model-Version", v.Label)
+	if arm != "" {
+		ctx.Response.Header.Set(HeaderExperimentArm, arm)
+	}
 	finished := false
 	defer func() {
 		if !finished { // inferVersion panicked; handle recovers and answers 500
@@ -110,6 +109,41 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, name, version []byte) error {
 	}
 	v.Metrics.Succeeded(time.Since(start))
 	return nil
+}
+
+// HeaderUnitID carries the unit (a user, a session) that a model's A/B
+// experiment assigns an arm to: the same unit gets the same arm on every
+// node. Without it, each request gets an arm at random.
+const HeaderUnitID = "X-Unit-Id"
+
+// HeaderExperimentArm names, on a response, the experiment arm that
+// served the request.
+const HeaderExperimentArm = "X-Experiment-Arm"
+
+// acquire picks and acquires the version an inference request gets: the
+// one its path names, else its unit's arm of the model's experiment, else
+// the model's default.
+func (s *Server) acquire(ctx *fasthttp.RequestCtx, name, version []byte) (*registry.Version, string, error) {
+	vnum, err := parseVersion(version)
+	if err != nil {
+		return nil, "", err
+	}
+	var v *registry.Version
+	arm := ""
+	if vnum == 0 {
+		unit := ctx.Request.Header.Peek(HeaderUnitID)
+		if len(unit) > route.MaxUnitLen {
+			return nil, "", badRequest("header %s has %d bytes; a unit id has at most %d", HeaderUnitID, len(unit), route.MaxUnitLen)
+		}
+		v, arm, err = s.repo.AcquireUnversioned(b2s(name), unit)
+	} else {
+		v, err = s.repo.Acquire(b2s(name), vnum)
+	}
+	if err != nil {
+		s.countUnrouted(err)
+		return nil, "", s.routeError(name, version, err)
+	}
+	return v, arm, nil
 }
 
 func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, start time.Time) error {

@@ -100,12 +100,13 @@ type Repository struct {
 	table atomicTable
 
 	// loadMu serializes Load, Unload, Poll and Close.
-	loadMu     sync.Mutex
-	closed     bool                    // guarded by loadMu
-	overrides  map[string]*ModelConfig // guarded by loadMu
-	defVersion map[string]int64        // guarded by loadMu: SetDefault's versions
-	pollErrs   map[string]string       // guarded by loadMu: last poll error per model
-	unloaded   map[string]bool         // guarded by loadMu: unloaded by Unload, which polls leave alone
+	loadMu      sync.Mutex
+	closed      bool                    // guarded by loadMu
+	overrides   map[string]*ModelConfig // guarded by loadMu
+	defVersion  map[string]int64        // guarded by loadMu: SetDefault's versions
+	experiments map[string]*Experiment  // guarded by loadMu: SetExperiment's experiments
+	pollErrs    map[string]string       // guarded by loadMu: last poll error per model
+	unloaded    map[string]bool         // guarded by loadMu: unloaded by Unload, which polls leave alone
 
 	// mu protects status, modelErrs, vmetrics and draining, which Index
 	// and /metrics read while a load runs.
@@ -145,16 +146,17 @@ func New(cfg Config) (*Repository, error) {
 		cfg.Metrics = metrics.NewSet()
 	}
 	r := &Repository{
-		cfg:        cfg,
-		logf:       cfg.Logf,
-		overrides:  make(map[string]*ModelConfig),
-		unloaded:   make(map[string]bool),
-		defVersion: make(map[string]int64),
-		pollErrs:   make(map[string]string),
-		status:     make(map[string]map[int64]versionStatus),
-		modelErrs:  make(map[string]string),
-		draining:   make(map[*Version]struct{}),
-		vmetrics:   make(map[string]*vmEntry),
+		cfg:         cfg,
+		logf:        cfg.Logf,
+		overrides:   make(map[string]*ModelConfig),
+		unloaded:    make(map[string]bool),
+		defVersion:  make(map[string]int64),
+		experiments: make(map[string]*Experiment),
+		pollErrs:    make(map[string]string),
+		status:      make(map[string]map[int64]versionStatus),
+		modelErrs:   make(map[string]string),
+		draining:    make(map[*Version]struct{}),
+		vmetrics:    make(map[string]*vmEntry),
 	}
 	if r.logf == nil {
 		r.logf = log.Printf
@@ -484,6 +486,7 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 		if m == nil {
 			m = &Model{Name: name}
 			m.def.Store(r.defVersion[name])
+			m.exp.Store(r.experiments[name])
 		}
 		m.versions.Store(&next)
 		if r.hurried.Load() {

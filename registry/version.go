@@ -240,6 +240,9 @@ type Model struct {
 	// def is the version unversioned requests get (0: the latest); see
 	// Repository.SetDefault.
 	def atomic.Int64
+	// exp is the experiment unversioned requests split by, or nil; see
+	// Repository.SetExperiment.
+	exp atomic.Pointer[Experiment]
 	// versions holds the ready versions in ascending order; a new slice
 	// is stored on every change and never mutated after.
 	versions atomic.Pointer[[]*Version]

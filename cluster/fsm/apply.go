@@ -27,6 +27,10 @@ func (s *State) apply(c *Command) *Result {
 		s.Members[m.ID] = &m
 	case OpRemoveMember:
 		delete(s.Members, c.Member.ID)
+	case OpSetExperiment:
+		err = s.setExperiment(c)
+	case OpEndExperiment:
+		err = s.endExperiment(c)
 	default:
 		panic(fmt.Sprintf("BUG: op %q passed Validate but has no apply", c.Op))
 	}
@@ -141,6 +145,9 @@ func (s *State) retireVersion(c *Command) error {
 		slices.Sort(aliases)
 		return fmt.Errorf("%w: cannot retire version %d of model %q: aliases %q point to it; point them at another version first (PUT /v1/models/%s/aliases/{alias})", ErrConflict, v.Number, c.Model, aliases, c.Model)
 	}
+	if e := m.Experiment; e != nil && e.Uses(v.Number) {
+		return fmt.Errorf("%w: cannot retire version %d of model %q: it is an arm of experiment %q; end the experiment (DELETE /v1/models/%s/experiment) or set it without this version first", ErrConflict, v.Number, c.Model, e.Name, c.Model)
+	}
 	v.Stage = StageRetired
 	return nil
 }
@@ -157,4 +164,34 @@ func (s *State) version(name string, n int64) (*Model, *Version, error) {
 		return nil, nil, fmt.Errorf("%w: model %q has no version %d", ErrNotFound, name, n)
 	}
 	return m, v, nil
+}
+
+func (s *State) setExperiment(c *Command) error {
+	m := s.Models[c.Model]
+	if m == nil {
+		return fmt.Errorf("%w: model %q is not registered in the cluster", ErrNotFound, c.Model)
+	}
+	for _, a := range c.Experiment.Arms {
+		v := m.Version(a.Version)
+		if v == nil {
+			return fmt.Errorf("%w: arm %q: model %q has no version %d", ErrNotFound, a.Name, c.Model, a.Version)
+		}
+		if v.Stage == StageRetired {
+			return fmt.Errorf("%w: arm %q: version %d of model %q is retired; retired versions are not served", ErrConflict, a.Name, a.Version, c.Model)
+		}
+	}
+	m.Experiment = c.Experiment.Clone()
+	return nil
+}
+
+func (s *State) endExperiment(c *Command) error {
+	m := s.Models[c.Model]
+	if m == nil {
+		return fmt.Errorf("%w: model %q is not registered in the cluster", ErrNotFound, c.Model)
+	}
+	if m.Experiment == nil {
+		return fmt.Errorf("%w: model %q runs no experiment", ErrNotFound, c.Model)
+	}
+	m.Experiment = nil
+	return nil
 }

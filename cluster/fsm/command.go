@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/infergate/infergate/gateway/route"
 	"github.com/infergate/infergate/registry"
 )
 
@@ -33,6 +34,12 @@ const (
 	OpSetMember Op = "set_member"
 	// OpRemoveMember removes a cluster member.
 	OpRemoveMember Op = "remove_member"
+	// OpSetExperiment starts an A/B experiment on a model, or replaces the
+	// one it runs: its unversioned requests split among the arms.
+	OpSetExperiment Op = "set_experiment"
+	// OpEndExperiment ends a model's experiment: its unversioned requests
+	// go to production again.
+	OpEndExperiment Op = "end_experiment"
 )
 
 // Command is one change to the State: the payload of one raft log entry.
@@ -63,6 +70,8 @@ type Command struct {
 	// Member is the member OpSetMember stores; OpRemoveMember uses only
 	// its ID.
 	Member *Member `json:"member,omitempty"`
+	// Experiment is the experiment OpSetExperiment sets.
+	Experiment *route.Experiment `json:"experiment,omitempty"`
 }
 
 // Result is what FSM.Apply returns, as the raft ApplyFuture's Response.
@@ -98,9 +107,16 @@ func (c *Command) Validate() error {
 		if c.Member == nil || c.Member.ID == "" {
 			err = errors.New("member.id is required")
 		}
+	case OpSetExperiment:
+		err = registry.CheckName(c.Model)
+		if err == nil {
+			err = c.Experiment.Validate()
+		}
+	case OpEndExperiment:
+		err = registry.CheckName(c.Model)
 	default:
-		return fmt.Errorf("%w: unknown op %q; want %s, %s, %s, %s, %s or %s", ErrInvalid, c.Op,
-			OpRegisterVersion, OpSetAlias, OpRollback, OpRetireVersion, OpSetMember, OpRemoveMember)
+		return fmt.Errorf("%w: unknown op %q; want %s, %s, %s, %s, %s, %s, %s or %s", ErrInvalid, c.Op,
+			OpRegisterVersion, OpSetAlias, OpRollback, OpRetireVersion, OpSetMember, OpRemoveMember, OpSetExperiment, OpEndExperiment)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrInvalid, c.Op, err)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/infergate/infergate/gateway/route"
 )
 
 // summary renders what the ops change in s, in a stable order.
@@ -521,7 +523,7 @@ func randomCommands(rng *rand.Rand, n int) []Command {
 		model := models[rng.IntN(len(models))]
 		version := 1 + rng.Int64N(8)
 		var c Command
-		switch rng.IntN(7) {
+		switch rng.IntN(9) {
 		case 0, 1:
 			c = registerCmd(model, 0)
 			if rng.IntN(4) == 0 {
@@ -542,6 +544,13 @@ func randomCommands(rng *rand.Rand, n int) []Command {
 			c = Command{Op: OpSetMember, Member: &Member{ID: id, RaftAddr: id + ":7000", HTTPAddr: "http://" + id, Voter: rng.IntN(2) == 0}}
 		case 6:
 			c = Command{Op: OpRemoveMember, Member: &Member{ID: fmt.Sprintf("n%d", rng.IntN(4))}}
+		case 7:
+			c = Command{Op: OpSetExperiment, Model: model, Experiment: &route.Experiment{Name: "e", Arms: []route.Arm{
+				{Name: "control", Version: version, Weight: rng.IntN(10)},
+				{Name: "treatment", Version: 1 + rng.Int64N(8), Weight: 1 + rng.IntN(10)},
+			}}}
+		case 8:
+			c = Command{Op: OpEndExperiment, Model: model}
 		}
 		cs = append(cs, c)
 	}

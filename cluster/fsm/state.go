@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/infergate/infergate/gateway/route"
 	"github.com/infergate/infergate/registry"
 )
 
@@ -61,6 +62,10 @@ type Model struct {
 	// NextVersion is the number the next registered version gets when it
 	// asks for none. Numbers are never reused, even after retirement.
 	NextVersion int64 `json:"next_version"`
+	// Experiment, when set, splits the model's unversioned requests among
+	// its arms' versions in place of the production alias. Its arms name
+	// versions that exist and are not retired.
+	Experiment *route.Experiment `json:"experiment,omitempty"`
 }
 
 // Version is one immutable version of a model.
@@ -138,6 +143,7 @@ func (m *Model) clone() *Model {
 	}
 	c.Aliases = maps.Clone(m.Aliases)
 	c.History = slices.Clone(m.History)
+	c.Experiment = m.Experiment.Clone()
 	return &c
 }
 
@@ -265,6 +271,16 @@ func (m *Model) check() error {
 		}
 		if alias == AliasProduction && v.Stage != StageProduction {
 			return fmt.Errorf("the production alias points to version %d in stage %s", n, v.Stage)
+		}
+	}
+	if e := m.Experiment; e != nil {
+		if err := e.Validate(); err != nil {
+			return fmt.Errorf("experiment: %w", err)
+		}
+		for _, a := range e.Arms {
+			if v := m.Version(a.Version); v == nil || v.Stage == StageRetired {
+				return fmt.Errorf("arm %q of experiment %q serves version %d, which does not exist or is retired", a.Name, e.Name, a.Version)
+			}
 		}
 	}
 	if len(m.History) > maxHistory {

@@ -1,0 +1,103 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/infergate/infergate/gateway/route"
+)
+
+// Experiment is a model's running A/B experiment as the data plane uses
+// it: the split, and the counters of its arms. It is immutable; a change
+// replaces it (Repository.SetExperiment).
+type Experiment struct {
+	route.Experiment
+	// requests counts, per arm, the requests routed to the arm's version.
+	requests []*metrics.Counter
+	// fallbacks counts, per arm, the requests of the arm that went to the
+	// model's default version because the arm's was not ready here.
+	fallbacks []*metrics.Counter
+	// series names every series above, to unregister them.
+	series []string
+}
+
+func newExperiment(set *metrics.Set, model string, e *route.Experiment) *Experiment {
+	x := &Experiment{Experiment: *e.Clone()}
+	for _, a := range e.Arms {
+		req := fmt.Sprintf(`infergate_experiment_requests_total{model=%q,experiment=%q,arm=%q,version="%d"}`, model, e.Name, a.Name, a.Version)
+		fb := fmt.Sprintf(`infergate_experiment_fallback_total{model=%q,experiment=%q,arm=%q,version="%d"}`, model, e.Name, a.Name, a.Version)
+		x.requests = append(x.requests, set.GetOrCreateCounter(req))
+		x.fallbacks = append(x.fallbacks, set.GetOrCreateCounter(fb))
+		x.series = append(x.series, req, fb)
+	}
+	return x
+}
+
+// SetExperiment makes model name's unversioned requests split among e's
+// arms, or, with e nil, go to the default version again (see
+// AcquireUnversioned). It may be called before the model loads, and
+// outlives its loads and unloads. Setting the experiment it runs does
+// nothing; the series of arms that a change drops leave /metrics, and
+// those it keeps count on. e must be valid (route.Experiment.Validate).
+func (r *Repository) SetExperiment(name string, e *route.Experiment) {
+	r.loadMu.Lock()
+	defer r.loadMu.Unlock()
+	old := r.experiments[name]
+	if old == nil && e == nil || old != nil && old.Equal(e) {
+		return
+	}
+	var x *Experiment
+	if e != nil {
+		x = newExperiment(r.cfg.Metrics, name, e)
+		r.experiments[name] = x
+	} else {
+		delete(r.experiments, name)
+	}
+	if m := r.table.load()[name]; m != nil {
+		m.exp.Store(x)
+	}
+	if old != nil {
+		for _, s := range old.series {
+			if x == nil || !slices.Contains(x.series, s) {
+				r.cfg.Metrics.UnregisterMetric(s)
+			}
+		}
+	}
+}
+
+// Experiment returns the experiment model m runs, or nil.
+func (m *Model) Experiment() *Experiment { return m.exp.Load() }
+
+// AcquireUnversioned is Acquire for a request that names no version. When
+// model name runs an experiment, it acquires the version of the arm unit
+// belongs to (any arm, in proportion to the weights, for an empty unit)
+// and returns the arm's name; an arm whose version is not ready on this
+// node falls back to the default version, counted, with arm "". Without
+// an experiment it is Acquire(name, 0).
+func (r *Repository) AcquireUnversioned(name string, unit []byte) (v *Version, arm string, err error) {
+	m := r.table.load()[name]
+	if m == nil {
+		return nil, "", ErrModelNotFound
+	}
+	x := m.Experiment()
+	if x == nil {
+		v, err = r.Acquire(name, 0)
+		return v, "", err
+	}
+	i := x.Assign(unit)
+	a := &x.Arms[i]
+	v, err = r.Acquire(name, a.Version)
+	if errors.Is(err, ErrVersionNotFound) {
+		x.fallbacks[i].Inc()
+		v, err = r.Acquire(name, 0)
+		return v, "", err
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	x.requests[i].Inc()
+	return v, a.Name, nil
+}

@@ -1,0 +1,118 @@
+package registry
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/infergate/infergate/gateway/route"
+)
+
+// seriesLines returns set's lines that start with prefix, sorted as
+// WritePrometheus writes them.
+func seriesLines(set *metrics.Set, prefix string) string {
+	var b bytes.Buffer
+	set.WritePrometheus(&b)
+	var out []string
+	for _, line := range strings.Split(b.String(), "\n") {
+		if strings.HasPrefix(line, prefix) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestAcquireUnversionedFollowsTheExperiment(t *testing.T) {
+	r, set, dir := newRepoWithMetrics(t)
+	writeModel(t, dir, "m", 1, "m1")
+	writeModel(t, dir, "m", 2, "m2")
+	writeModel(t, dir, "m", 3, "m3")
+	// Set before the model loads: the load picks it up.
+	e := &route.Experiment{Name: "exp", Arms: []route.Arm{
+		{Name: "a", Version: 1, Weight: 1},
+		{Name: "b", Version: 2, Weight: 1},
+	}}
+	r.SetExperiment("m", e)
+	if err := r.Load("m", &ModelConfig{VersionPolicy: VersionPolicy{Specific: &SpecificPolicy{Versions: []int64{1, 2, 3}}}}); err != nil {
+		t.Fatal(err)
+	}
+	acquire := func(unit string) (int64, string) {
+		t.Helper()
+		v, arm, err := r.AcquireUnversioned("m", []byte(unit))
+		if err != nil {
+			t.Fatalf("AcquireUnversioned(m, %q): %v", unit, err)
+		}
+		v.Release()
+		return v.Number, arm
+	}
+	counts := map[string]int{}
+	for i := range 100 {
+		unit := fmt.Sprint("u", i)
+		want := e.Arms[e.Assign([]byte(unit))]
+		if n, arm := acquire(unit); n != want.Version || arm != want.Name {
+			t.Fatalf("unit %s: version %d arm %q; want %d %q", unit, n, arm, want.Version, want.Name)
+		}
+		counts[want.Name]++
+	}
+	want := fmt.Sprintf("infergate_experiment_fallback_total{model=\"m\",experiment=\"exp\",arm=\"a\",version=\"1\"} 0\n"+
+		"infergate_experiment_fallback_total{model=\"m\",experiment=\"exp\",arm=\"b\",version=\"2\"} 0\n"+
+		"infergate_experiment_requests_total{model=\"m\",experiment=\"exp\",arm=\"a\",version=\"1\"} %d\n"+
+		"infergate_experiment_requests_total{model=\"m\",experiment=\"exp\",arm=\"b\",version=\"2\"} %d", counts["a"], counts["b"])
+	if got := seriesLines(set, "infergate_experiment_"); got != want {
+		t.Fatalf("series:\n%s\nwant\n%s", got, want)
+	}
+
+	// Replace it: arm b now serves version 4, which is not loaded here.
+	// Its requests fall back to the default (the latest, 3), counted, and
+	// arm a's series counts on.
+	r.SetExperiment("m", &route.Experiment{Name: "exp", Arms: []route.Arm{
+		{Name: "a", Version: 1, Weight: 1},
+		{Name: "b", Version: 4, Weight: 1},
+	}})
+	fell := 0
+	for i := range 100 {
+		n, arm := acquire(fmt.Sprint("u", i))
+		switch {
+		case n == 1 && arm == "a":
+		case n == 3 && arm == "":
+			fell++
+		default:
+			t.Fatalf("unit u%d: version %d arm %q; want 1 \"a\", or the fallback 3 \"\"", i, n, arm)
+		}
+	}
+	want = fmt.Sprintf("infergate_experiment_fallback_total{model=\"m\",experiment=\"exp\",arm=\"a\",version=\"1\"} 0\n"+
+		"infergate_experiment_fallback_total{model=\"m\",experiment=\"exp\",arm=\"b\",version=\"4\"} %d\n"+
+		"infergate_experiment_requests_total{model=\"m\",experiment=\"exp\",arm=\"a\",version=\"1\"} %d\n"+
+		"infergate_experiment_requests_total{model=\"m\",experiment=\"exp\",arm=\"b\",version=\"4\"} 0", fell, 2*counts["a"])
+	if got := seriesLines(set, "infergate_experiment_"); got != want || fell != counts["b"] {
+		t.Fatalf("after the change, %d fell back; series:\n%s\nwant\n%s", fell, got, want)
+	}
+
+	// The experiment outlives an unload and a load.
+	if err := r.Unload("m"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Load("m", &ModelConfig{VersionPolicy: VersionPolicy{Specific: &SpecificPolicy{Versions: []int64{1, 3}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if m := r.Model("m"); m == nil || m.Experiment() == nil || m.Experiment().Arms[1].Version != 4 {
+		t.Fatalf("after a reload the model runs %+v; want the experiment", m.Experiment())
+	}
+
+	// Ended: the default again, and no series left.
+	r.SetExperiment("m", nil)
+	for i := range 20 {
+		if n, arm := acquire(fmt.Sprint("u", i)); n != 3 || arm != "" {
+			t.Fatalf("after the end, unit u%d: version %d arm %q; want 3 without an arm", i, n, arm)
+		}
+	}
+	if got := seriesLines(set, "infergate_experiment_"); got != "" {
+		t.Fatalf("series left after the end:\n%s", got)
+	}
+	if _, _, err := r.AcquireUnversioned("nope", nil); err != ErrModelNotFound {
+		t.Fatalf("unknown model: %v; want ErrModelNotFound", err)
+	}
+}
