@@ -207,6 +207,7 @@ type clusterModel struct {
 	Production int64
 	Aliases    string
 	Versions   int
+	Experiment string
 }
 
 func (s *Server) clusterView() *clusterStatus {
@@ -239,6 +240,9 @@ func (s *Server) clusterView() *clusterStatus {
 		}
 		slices.Sort(aliases)
 		cm.Aliases = strings.Join(aliases, " ")
+		if m.Experiment != nil {
+			cm.Experiment = m.Experiment.String()
+		}
 		cs.Models = append(cs.Models, cm)
 	}
 	slices.SortFunc(cs.Models, func(a, b clusterModel) int { return strings.Compare(a.Name, b.Name) })
@@ -274,8 +278,8 @@ code{background:#f4f4f4;padding:1px 4px}
 <table><tr><th>member</th><th>raft</th><th>http</th><th>voter</th><th>state</th></tr>
 {{range .Members}}<tr><td>{{.ID}}</td><td><code>{{.RaftAddr}}</code></td><td><code>{{.HTTPAddr}}</code></td><td>{{if .Voter}}yes{{else}}no{{end}}</td><td>{{.State}}</td></tr>
 {{end}}</table>
-<table><tr><th>cluster model</th><th>production</th><th>aliases</th><th>versions</th></tr>
-{{range .Models}}<tr><td>{{.Name}}</td><td>{{.Production}}</td><td>{{.Aliases}}</td><td>{{.Versions}}</td></tr>
+<table><tr><th>cluster model</th><th>production</th><th>aliases</th><th>versions</th><th>experiment</th></tr>
+{{range .Models}}<tr><td>{{.Name}}</td><td>{{.Production}}</td><td>{{.Aliases}}</td><td>{{.Versions}}</td><td>{{.Experiment}}</td></tr>
 {{else}}<tr><td colspan="4">no model is registered in the cluster; <code>infergate models upload NAME FILE</code> adds one</td></tr>{{end}}
 </table>
 {{end}}

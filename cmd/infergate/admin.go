@@ -66,7 +66,7 @@ var modelsGroup = &adminGroup{
 	name: "models",
 	description: `Manage the models replicated across the cluster through the admin API (/v1) of
 any member: upload ONNX versions, point aliases at them, roll production back,
-retire old versions. Writes sent to a follower are forwarded to the leader.`,
+run A/B experiments between versions, retire old versions. Writes sent to a follower are forwarded to the leader.`,
 	subs: []adminSub{
 		{"list", "", "list every model's versions with their stage, aliases and readiness on each node", modelsList},
 		{"show", "NAME", "show one model's versions and why a node does not serve one", modelsShow},
@@ -75,6 +75,8 @@ retire old versions. Writes sent to a follower are forwarded to the leader.`,
 		{"alias", "NAME ALIAS VERSION", "point an alias of a model at a version", modelsAlias},
 		{"rollback", "NAME", "point production back at the version it had before", modelsRollback},
 		{"retire", "NAME VERSION", "retire a version no alias points to; nodes unload it", modelsRetire},
+		{"experiment", "NAME EXPERIMENT --arm ...", "split a model's unversioned requests among versions (A/B test)", modelsExperiment},
+		{"end-experiment", "NAME", "end a model's A/B experiment: production takes its requests again", modelsEndExperiment},
 	},
 }
 
@@ -495,7 +497,11 @@ the reason it gave.`)
 	for i, a := range names {
 		names[i] = fmt.Sprintf("%s=%d", a, m.Aliases[a])
 	}
-	fmt.Fprintf(w, "aliases: %s\n\n", orDash(strings.Join(names, ", ")))
+	fmt.Fprintf(w, "aliases: %s\n", orDash(strings.Join(names, ", ")))
+	if m.Experiment != nil {
+		fmt.Fprintf(w, "experiment %s\n", m.Experiment)
+	}
+	fmt.Fprintln(w)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "VERSION\tSTAGE\tALIASES\tSIZE\tCREATED\tORIGIN\tNODES\tSHA256")

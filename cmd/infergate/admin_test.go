@@ -207,6 +207,40 @@ not ready:
 			want: "rolled ctr back: production is version 2\n",
 		},
 		{
+			name: "show with an experiment",
+			args: []string{"show", "ctr", "--token", adminToken},
+			call: fakeCall{method: "GET", uri: "/v1/models/ctr", answer: `{"name":"ctr","production":2,"aliases":{"production":2},"versions":[],
+  "experiment":{"name":"ranking","salt":"s1","arms":[{"name":"control","version":2,"weight":9},{"name":"treatment","version":3,"weight":1}]}}`},
+			want: `model ctr: production is version 2
+aliases: production=2
+experiment ranking: control=version 2 (90%), treatment=version 3 (10%), salt "s1"
+
+VERSION  STAGE  ALIASES  SIZE  CREATED  ORIGIN  NODES  SHA256
+`,
+		},
+		{
+			name: "experiment",
+			args: []string{"experiment", "ctr", "ranking", "--arm", "control=2:90", "--arm", "treatment=3:10", "--token", adminToken},
+			call: fakeCall{method: "PUT", uri: "/v1/models/ctr/experiment", ctype: "application/json",
+				body:   `{"name":"ranking","arms":[{"name":"control","version":2,"weight":90},{"name":"treatment","version":3,"weight":10}]}`,
+				answer: `{"model":"ctr","experiment":{"name":"ranking","arms":[{"name":"control","version":2,"weight":90},{"name":"treatment","version":3,"weight":10}]}}`},
+			want: "ctr runs experiment ranking: control=version 2 (90%), treatment=version 3 (10%)\n",
+		},
+		{
+			name: "experiment with a salt",
+			args: []string{"experiment", "--salt", "round-2", "ctr", "ranking", "--arm", "a=1:1", "--arm", "b=1:2", "--token", adminToken},
+			call: fakeCall{method: "PUT", uri: "/v1/models/ctr/experiment",
+				body:   `{"name":"ranking","salt":"round-2","arms":[{"name":"a","version":1,"weight":1},{"name":"b","version":1,"weight":2}]}`,
+				answer: `{"model":"ctr","experiment":{"name":"ranking","salt":"round-2","arms":[{"name":"a","version":1,"weight":1},{"name":"b","version":1,"weight":2}]}}`},
+			want: "ctr runs experiment ranking: a=version 1 (33.3%), b=version 1 (66.7%), salt \"round-2\"\n",
+		},
+		{
+			name: "end-experiment",
+			args: []string{"end-experiment", "ctr", "--token", adminToken},
+			call: fakeCall{method: "DELETE", uri: "/v1/models/ctr/experiment", answer: `{"model":"ctr","experiment":null}`},
+			want: "ctr runs no experiment: unversioned requests go to production\n",
+		},
+		{
 			name: "retire",
 			args: []string{"retire", "ctr", "1", "--token", adminToken},
 			call: fakeCall{method: "DELETE", uri: "/v1/models/ctr/versions/1", answer: `{"model":"ctr","version":1,"stage":"retired"}`},
@@ -402,6 +436,12 @@ func TestAdminUsage(t *testing.T) {
 	f(modelsGroup, []string{"upload", "--help"}, 0, nil, []string{"Usage: infergate models upload [flags] NAME FILE", "Flags may come before, between or after the arguments"})
 	f(clusterGroup, []string{"remove"}, 2, nil, []string{"missing argument ID\n", "Usage: infergate cluster remove [flags] ID"})
 	f(clusterGroup, []string{"status", "node-a"}, 2, nil, []string{`unexpected argument "node-a"`})
+
+	f(modelsGroup, []string{"experiment", "ctr", "e", "--arm", "a=1"}, 2, nil, []string{`invalid value "a=1" for flag -arm: "a=1" is not ARM=VERSION:WEIGHT, like control=1:90`})
+	f(modelsGroup, []string{"experiment", "ctr", "e", "--arm", "a=x:1"}, 2, nil, []string{`version "x" is not a positive integer`})
+	f(modelsGroup, []string{"experiment", "ctr", "e", "--arm", "a=1:-2"}, 2, nil, []string{`weight "-2" is not an integer of 0 or more`})
+	f(modelsGroup, []string{"experiment", "ctr", "e", "--arm", "a=1:1"}, 2, nil, []string{"the experiment has 1 arms; give 2 to 16", "Usage: infergate models experiment"})
+	f(modelsGroup, []string{"experiment", "ctr"}, 2, nil, []string{"missing argument EXPERIMENT\n"})
 
 	// Writes take no --consistent.
 	f(modelsGroup, []string{"retire", "--consistent", "ctr", "1"}, 2, nil, []string{"flag provided but not defined: -consistent"})

@@ -24,6 +24,8 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"regexp"
+	"strconv"
+	"strings"
 )
 
 // Limits of an Experiment.
@@ -149,6 +151,33 @@ func (e *Experiment) Equal(o *Experiment) bool {
 		}
 	}
 	return true
+}
+
+// String renders e on one line: its name, each arm's version and share
+// of the weights, and its salt when it is not the name.
+func (e *Experiment) String() string {
+	total := 0
+	for _, a := range e.Arms {
+		total += a.Weight
+	}
+	var b strings.Builder
+	b.WriteString(e.Name)
+	b.WriteString(": ")
+	for i, a := range e.Arms {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		share := 0.0
+		if total > 0 {
+			share = 100 * float64(a.Weight) / float64(total)
+		}
+		pct := strings.TrimSuffix(strconv.FormatFloat(share, 'f', 1, 64), ".0")
+		fmt.Fprintf(&b, "%s=version %d (%s%%)", a.Name, a.Version, pct)
+	}
+	if e.Salt != "" && e.Salt != e.Name {
+		fmt.Fprintf(&b, ", salt %q", e.Salt)
+	}
+	return b.String()
 }
 
 func (e *Experiment) salt() string {

@@ -183,3 +183,17 @@ func TestEqualAndUses(t *testing.T) {
 		t.Fatalf("Uses: %+v", a)
 	}
 }
+
+func TestString(t *testing.T) {
+	f := func(e *Experiment, want string) {
+		t.Helper()
+		if got := e.String(); got != want {
+			t.Fatalf("String() = %q; want %q", got, want)
+		}
+	}
+	f(exp(90, 10), "ranker-v2: arm0=version 1 (90%), arm1=version 2 (10%)")
+	f(exp(1, 2, 0), "ranker-v2: arm0=version 1 (33.3%), arm1=version 2 (66.7%), arm2=version 3 (0%)")
+	salted := exp(1, 1)
+	salted.Salt = "round-2"
+	f(salted, `ranker-v2: arm0=version 1 (50%), arm1=version 2 (50%), salt "round-2"`)
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/infergate/infergate/gateway/route"
+)
+
+// armFlags collects the --arm flags of "models experiment".
+type armFlags []route.Arm
+
+func (a *armFlags) String() string { return "" }
+
+// Set parses ARM=VERSION:WEIGHT.
+func (a *armFlags) Set(s string) error {
+	name, rest, ok := strings.Cut(s, "=")
+	version, weight, ok2 := strings.Cut(rest, ":")
+	if !ok || !ok2 {
+		return fmt.Errorf("%q is not ARM=VERSION:WEIGHT, like control=1:90", s)
+	}
+	v, err := strconv.ParseInt(version, 10, 64)
+	if err != nil || v < 1 {
+		return fmt.Errorf("%q: version %q is not a positive integer", s, version)
+	}
+	w, err := strconv.Atoi(weight)
+	if err != nil || w < 0 {
+		return fmt.Errorf("%q: weight %q is not an integer of 0 or more", s, weight)
+	}
+	*a = append(*a, route.Arm{Name: name, Version: v, Weight: w})
+	return nil
+}
+
+func modelsExperiment(out adminOutput, args []string) error {
+	fs := out.flagSet("models experiment", "[flags] NAME EXPERIMENT --arm ARM=VERSION:WEIGHT --arm ...",
+		`Start A/B experiment EXPERIMENT on model NAME, or change the one it runs: its
+unversioned requests split among the arms, each a version with a weight (two
+to 16 arms; weights are relative, 0 pauses an arm). A request carrying the
+header X-Unit-Id gets the arm its unit hashes to, the same on every node for
+as long as the salt and the arms stay the same; one without it gets an arm at
+random. Responses name the arm in X-Experiment-Arm. Requests that name a
+version get that version. Growing the share of the first or the last arm keeps
+every unit it had, so list the arm you ramp up last:
+
+  infergate models experiment ranker new-ranker --arm control=1:90 --arm treatment=2:10
+  infergate models experiment ranker new-ranker --arm control=1:50 --arm treatment=2:50
+
+The arms' versions cannot be retired while it runs; "models end-experiment"
+ends it, and "models show" shows it.`)
+	cfg := adminFlags(fs, false)
+	var arms armFlags
+	fs.Var(&arms, "arm", "an arm: `ARM=VERSION:WEIGHT` (repeat for each arm, in order)")
+	salt := fs.String("salt", "", "hashed with each unit id (default: the experiment's name); a new salt reassigns every unit")
+	pos, err := parseArgs(fs, args, "NAME", "EXPERIMENT")
+	if err != nil {
+		return err
+	}
+	e := route.Experiment{Name: pos[1], Salt: *salt, Arms: arms}
+	if err := e.Validate(); err != nil {
+		fmt.Fprintf(fs.Output(), "%v\n", err)
+		fs.Usage()
+		return errUsage
+	}
+	body, _ := json.Marshal(e)
+	ans, err := cfg.call(http.MethodPut, modelPath(pos[0], "experiment"), nil, "application/json", body)
+	if err != nil {
+		return err
+	}
+	var res struct {
+		Model      string            `json:"model"`
+		Experiment *route.Experiment `json:"experiment"`
+	}
+	return out.report(cfg.json, ans, "the experiment", &res, func() string {
+		if res.Experiment == nil {
+			return fmt.Sprintf("%s runs no experiment", res.Model)
+		}
+		return fmt.Sprintf("%s runs experiment %s", res.Model, res.Experiment)
+	})
+}
+
+func modelsEndExperiment(out adminOutput, args []string) error {
+	fs := out.flagSet("models end-experiment", "[flags] NAME",
+		`End the A/B experiment of model NAME: its unversioned requests go to production
+again, and the arms' versions can be retired.`)
+	cfg := adminFlags(fs, false)
+	pos, err := parseArgs(fs, args, "NAME")
+	if err != nil {
+		return err
+	}
+	ans, err := cfg.call(http.MethodDelete, modelPath(pos[0], "experiment"), nil, "", nil)
+	if err != nil {
+		return err
+	}
+	var res struct {
+		Model string `json:"model"`
+	}
+	return out.report(cfg.json, ans, "the end of the experiment", &res, func() string {
+		return fmt.Sprintf("%s runs no experiment: unversioned requests go to production", res.Model)
+	})
+}
