@@ -139,6 +139,9 @@ type ModelView struct {
 	Versions   []VersionView    `json:"versions"`
 	// Experiment is the A/B experiment the model runs, if any.
 	Experiment *route.Experiment `json:"experiment,omitempty"`
+	// Shadow is the version that gets copies of the model's requests, if
+	// any.
+	Shadow *route.Shadow `json:"shadow,omitempty"`
 }
 
 // VersionView is one version with its state on every member.
@@ -166,7 +169,7 @@ func (n *Node) Models(ctx context.Context, only string) ([]ModelView, error) {
 		if only != "" && name != only {
 			continue
 		}
-		mv := ModelView{Name: name, Production: m.Production(), Aliases: m.Aliases, Experiment: m.Experiment}
+		mv := ModelView{Name: name, Production: m.Production(), Aliases: m.Aliases, Experiment: m.Experiment, Shadow: m.Shadow}
 		if mv.Aliases == nil {
 			mv.Aliases = map[string]int64{}
 		}

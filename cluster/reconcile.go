@@ -223,6 +223,7 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 	// The split takes effect at once: an arm whose version is not ready
 	// here yet falls back to the default version, counted, until it is.
 	r.repo.SetExperiment(m.Name, m.Experiment)
+	r.repo.SetShadow(m.Name, m.Shadow)
 	// Most changes (other aliases, members, other models) leave a model
 	// as it was: skip it while what this node serves of it is unchanged
 	// and ready, so that a burst of admin writes costs no file checks.

@@ -125,6 +125,16 @@ func (s *Server) routeAdmin(ctx *fasthttp.RequestCtx, rest []byte) error {
 			})
 		}
 		return s.setExperiment(cp, ctx, seg(1))
+	case seg(0) == "models" && len(parts) == 3 && seg(2) == "shadow":
+		if err := allow(ctx, fasthttp.MethodPut, fasthttp.MethodDelete); err != nil {
+			return err
+		}
+		if string(ctx.Method()) == fasthttp.MethodDelete {
+			return s.apply(cp, ctx, fsm.Command{Op: fsm.OpEndShadow, Model: seg(1)}, func(*fsm.Result) any {
+				return map[string]any{"model": seg(1), "shadow": nil}
+			})
+		}
+		return s.setShadow(cp, ctx, seg(1))
 	case seg(0) == "models" && len(parts) == 3 && seg(2) == "rollback":
 		if err := allow(ctx, fasthttp.MethodPost); err != nil {
 			return err
@@ -281,6 +291,26 @@ func (s *Server) setExperiment(cp *controlPlane, ctx *fasthttp.RequestCtx, name 
 	}
 	return s.apply(cp, ctx, fsm.Command{Op: fsm.OpSetExperiment, Model: name, Experiment: &e}, func(*fsm.Result) any {
 		return map[string]any{"model": name, "experiment": &e}
+	})
+}
+
+// setShadow starts copying a sample of model name's requests to a shadow
+// version, or changes what it copies, from a body like {"version": 2,
+// "percent": 10, "tolerance": 0.001}.
+func (s *Server) setShadow(cp *controlPlane, ctx *fasthttp.RequestCtx, name string) error {
+	body, err := s.requestBody(ctx)
+	if err != nil {
+		return err
+	}
+	var sh route.Shadow
+	if err := decodeStrict(body, &sh); err != nil {
+		return err
+	}
+	if err := sh.Validate(); err != nil {
+		return badRequest("%s", err)
+	}
+	return s.apply(cp, ctx, fsm.Command{Op: fsm.OpSetShadow, Model: name, Shadow: &sh}, func(*fsm.Result) any {
+		return map[string]any{"model": name, "shadow": &sh}
 	})
 }
 

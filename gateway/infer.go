@@ -250,6 +250,11 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 	if err != nil {
 		return s.batchError(v, priorityLevel(v, req.Priority), timeout, err)
 	}
+	if m := s.repo.Model(v.Model); m != nil {
+		if sh := m.Shadow(); sh != nil && sh.Version != v.Number && sh.Sample() {
+			s.shadows.submit(sh, req.Inputs, sc.outs)
+		}
+	}
 	if useCache {
 		// The values are stored whatever becomes of this response (its
 		// classes may be too large), the response itself only once

@@ -110,6 +110,7 @@ type Server struct {
 
 	scratch scratchPool
 	cache   *cache.Cache // nil when disabled
+	shadows *shadower
 
 	// plane serves the admin API once AttachCluster sets it.
 	plane atomic.Pointer[controlPlane]
@@ -135,6 +136,9 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 	if s.logf == nil {
 		s.logf = log.Printf
 	}
+	s.shadows = newShadower(repo, cfg.RequestTimeout, func(v *registry.Version, err error) registry.FailureReason {
+		return toHTTPError(s.batchError(v, v.Batcher.Config().PriorityLevels, cfg.RequestTimeout, err)).reason
+	})
 	if cfg.CacheBytes > 0 {
 		var err error
 		if s.cache, err = cache.New(cfg.CacheBytes); err != nil {
@@ -225,6 +229,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	})
 	err := s.srv.ShutdownWithContext(ctx)
+	if err == nil {
+		// No handler queues copies any more.
+		s.shadows.close()
+	}
 	if s.cache != nil && err == nil {
 		s.cache.Close()
 	}

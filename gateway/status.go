@@ -208,6 +208,7 @@ type clusterModel struct {
 	Aliases    string
 	Versions   int
 	Experiment string
+	Shadow     string
 }
 
 func (s *Server) clusterView() *clusterStatus {
@@ -242,6 +243,9 @@ func (s *Server) clusterView() *clusterStatus {
 		cm.Aliases = strings.Join(aliases, " ")
 		if m.Experiment != nil {
 			cm.Experiment = m.Experiment.String()
+		}
+		if m.Shadow != nil {
+			cm.Shadow = m.Shadow.String()
 		}
 		cs.Models = append(cs.Models, cm)
 	}
@@ -278,8 +282,8 @@ code{background:#f4f4f4;padding:1px 4px}
 <table><tr><th>member</th><th>raft</th><th>http</th><th>voter</th><th>state</th></tr>
 {{range .Members}}<tr><td>{{.ID}}</td><td><code>{{.RaftAddr}}</code></td><td><code>{{.HTTPAddr}}</code></td><td>{{if .Voter}}yes{{else}}no{{end}}</td><td>{{.State}}</td></tr>
 {{end}}</table>
-<table><tr><th>cluster model</th><th>production</th><th>aliases</th><th>versions</th><th>experiment</th></tr>
-{{range .Models}}<tr><td>{{.Name}}</td><td>{{.Production}}</td><td>{{.Aliases}}</td><td>{{.Versions}}</td><td>{{.Experiment}}</td></tr>
+<table><tr><th>cluster model</th><th>production</th><th>aliases</th><th>versions</th><th>experiment</th><th>shadow</th></tr>
+{{range .Models}}<tr><td>{{.Name}}</td><td>{{.Production}}</td><td>{{.Aliases}}</td><td>{{.Versions}}</td><td>{{.Experiment}}</td><td>{{.Shadow}}</td></tr>
 {{else}}<tr><td colspan="4">no model is registered in the cluster; <code>infergate models upload NAME FILE</code> adds one</td></tr>{{end}}
 </table>
 {{end}}

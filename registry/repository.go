@@ -105,6 +105,7 @@ type Repository struct {
 	overrides   map[string]*ModelConfig // guarded by loadMu
 	defVersion  map[string]int64        // guarded by loadMu: SetDefault's versions
 	experiments map[string]*Experiment  // guarded by loadMu: SetExperiment's experiments
+	shadows     map[string]*Shadow      // guarded by loadMu: SetShadow's shadows
 	pollErrs    map[string]string       // guarded by loadMu: last poll error per model
 	unloaded    map[string]bool         // guarded by loadMu: unloaded by Unload, which polls leave alone
 
@@ -152,6 +153,7 @@ func New(cfg Config) (*Repository, error) {
 		unloaded:    make(map[string]bool),
 		defVersion:  make(map[string]int64),
 		experiments: make(map[string]*Experiment),
+		shadows:     make(map[string]*Shadow),
 		pollErrs:    make(map[string]string),
 		status:      make(map[string]map[int64]versionStatus),
 		modelErrs:   make(map[string]string),
@@ -487,6 +489,7 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 			m = &Model{Name: name}
 			m.def.Store(r.defVersion[name])
 			m.exp.Store(r.experiments[name])
+			m.shadow.Store(r.shadows[name])
 		}
 		m.versions.Store(&next)
 		if r.hurried.Load() {

@@ -243,6 +243,9 @@ type Model struct {
 	// exp is the experiment unversioned requests split by, or nil; see
 	// Repository.SetExperiment.
 	exp atomic.Pointer[Experiment]
+	// shadow is the shadow a sample of requests is copied to, or nil; see
+	// Repository.SetShadow.
+	shadow atomic.Pointer[Shadow]
 	// versions holds the ready versions in ascending order; a new slice
 	// is stored on every change and never mutated after.
 	versions atomic.Pointer[[]*Version]

@@ -31,6 +31,10 @@ func (s *State) apply(c *Command) *Result {
 		err = s.setExperiment(c)
 	case OpEndExperiment:
 		err = s.endExperiment(c)
+	case OpSetShadow:
+		err = s.setShadow(c)
+	case OpEndShadow:
+		err = s.endShadow(c)
 	default:
 		panic(fmt.Sprintf("BUG: op %q passed Validate but has no apply", c.Op))
 	}
@@ -145,6 +149,9 @@ func (s *State) retireVersion(c *Command) error {
 		slices.Sort(aliases)
 		return fmt.Errorf("%w: cannot retire version %d of model %q: aliases %q point to it; point them at another version first (PUT /v1/models/%s/aliases/{alias})", ErrConflict, v.Number, c.Model, aliases, c.Model)
 	}
+	if sh := m.Shadow; sh != nil && sh.Version == v.Number {
+		return fmt.Errorf("%w: cannot retire version %d of model %q: it is the model's shadow; end the shadow (DELETE /v1/models/%s/shadow) first", ErrConflict, v.Number, c.Model, c.Model)
+	}
 	if e := m.Experiment; e != nil && e.Uses(v.Number) {
 		return fmt.Errorf("%w: cannot retire version %d of model %q: it is an arm of experiment %q; end the experiment (DELETE /v1/models/%s/experiment) or set it without this version first", ErrConflict, v.Number, c.Model, e.Name, c.Model)
 	}
@@ -193,5 +200,33 @@ func (s *State) endExperiment(c *Command) error {
 		return fmt.Errorf("%w: model %q runs no experiment", ErrNotFound, c.Model)
 	}
 	m.Experiment = nil
+	return nil
+}
+
+func (s *State) setShadow(c *Command) error {
+	m := s.Models[c.Model]
+	if m == nil {
+		return fmt.Errorf("%w: model %q is not registered in the cluster", ErrNotFound, c.Model)
+	}
+	v := m.Version(c.Shadow.Version)
+	if v == nil {
+		return fmt.Errorf("%w: model %q has no version %d", ErrNotFound, c.Model, c.Shadow.Version)
+	}
+	if v.Stage == StageRetired {
+		return fmt.Errorf("%w: version %d of model %q is retired; retired versions are not served", ErrConflict, v.Number, c.Model)
+	}
+	m.Shadow = c.Shadow.Clone()
+	return nil
+}
+
+func (s *State) endShadow(c *Command) error {
+	m := s.Models[c.Model]
+	if m == nil {
+		return fmt.Errorf("%w: model %q is not registered in the cluster", ErrNotFound, c.Model)
+	}
+	if m.Shadow == nil {
+		return fmt.Errorf("%w: model %q has no shadow", ErrNotFound, c.Model)
+	}
+	m.Shadow = nil
 	return nil
 }

@@ -40,6 +40,11 @@ const (
 	// OpEndExperiment ends a model's experiment: its unversioned requests
 	// go to production again.
 	OpEndExperiment Op = "end_experiment"
+	// OpSetShadow starts copying a sample of a model's requests to a
+	// shadow version, or changes what it copies.
+	OpSetShadow Op = "set_shadow"
+	// OpEndShadow stops a model's shadow.
+	OpEndShadow Op = "end_shadow"
 )
 
 // Command is one change to the State: the payload of one raft log entry.
@@ -72,6 +77,8 @@ type Command struct {
 	Member *Member `json:"member,omitempty"`
 	// Experiment is the experiment OpSetExperiment sets.
 	Experiment *route.Experiment `json:"experiment,omitempty"`
+	// Shadow is the shadow OpSetShadow sets.
+	Shadow *route.Shadow `json:"shadow,omitempty"`
 }
 
 // Result is what FSM.Apply returns, as the raft ApplyFuture's Response.
@@ -112,11 +119,17 @@ func (c *Command) Validate() error {
 		if err == nil {
 			err = c.Experiment.Validate()
 		}
-	case OpEndExperiment:
+	case OpSetShadow:
+		err = registry.CheckName(c.Model)
+		if err == nil {
+			err = c.Shadow.Validate()
+		}
+	case OpEndExperiment, OpEndShadow:
 		err = registry.CheckName(c.Model)
 	default:
-		return fmt.Errorf("%w: unknown op %q; want %s, %s, %s, %s, %s, %s, %s or %s", ErrInvalid, c.Op,
-			OpRegisterVersion, OpSetAlias, OpRollback, OpRetireVersion, OpSetMember, OpRemoveMember, OpSetExperiment, OpEndExperiment)
+		return fmt.Errorf("%w: unknown op %q; want %s, %s, %s, %s, %s, %s, %s, %s, %s or %s", ErrInvalid, c.Op,
+			OpRegisterVersion, OpSetAlias, OpRollback, OpRetireVersion, OpSetMember, OpRemoveMember,
+			OpSetExperiment, OpEndExperiment, OpSetShadow, OpEndShadow)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrInvalid, c.Op, err)

@@ -142,3 +142,47 @@ func TestRandomCommandsKeepExperimentsValid(t *testing.T) {
 func arm(name string, version int64, weight int) route.Arm {
 	return route.Arm{Name: name, Version: version, Weight: weight}
 }
+
+func TestApplyShadow(t *testing.T) {
+	f := seeded(t) // m: 1 staged, 2 production, 3 canary
+	index := uint64(100)
+	apply := func(c Command, wantErr error, wantMsg string) {
+		t.Helper()
+		index++
+		before := stateBytes(t, f)
+		res := f.ApplyCommand(c, index)
+		if wantErr == nil {
+			if res.Err != nil {
+				t.Fatalf("%s: %v", c.Op, res.Err)
+			}
+			checkState(t, f)
+			return
+		}
+		if !errors.Is(res.Err, wantErr) || !strings.Contains(res.Err.Error(), wantMsg) {
+			t.Fatalf("%s: got %v; want %v containing %q", c.Op, res.Err, wantErr, wantMsg)
+		}
+		if after := stateBytes(t, f); !bytes.Equal(after, before) {
+			t.Fatalf("%s failed but changed the state", c.Op)
+		}
+	}
+	shadow := func(model string, v int64) Command {
+		return Command{Op: OpSetShadow, Model: model, Shadow: &route.Shadow{Version: v, Percent: 10}}
+	}
+	apply(shadow("nope", 1), ErrNotFound, `model "nope" is not registered`)
+	apply(shadow("m", 9), ErrNotFound, `model "m" has no version 9`)
+	apply(Command{Op: OpEndShadow, Model: "m"}, ErrNotFound, `model "m" has no shadow`)
+	apply(Command{Op: OpRetireVersion, Model: "m", Version: 1}, nil, "")
+	apply(shadow("m", 1), ErrConflict, "version 1 of model \"m\" is retired")
+	apply(Command{Op: OpSetAlias, Model: "m", Alias: "canary", Version: 2}, nil, "")
+	apply(shadow("m", 3), nil, "")
+	apply(Command{Op: OpRetireVersion, Model: "m", Version: 3}, ErrConflict, "it is the model's shadow; end the shadow (DELETE /v1/models/m/shadow) first")
+	g := restore(t, snapshotBytes(t, f))
+	if st, _ := g.State(); !st.Models["m"].Shadow.Equal(&route.Shadow{Version: 3, Percent: 10}) {
+		t.Fatalf("restored shadow %+v", st.Models["m"].Shadow)
+	}
+	apply(Command{Op: OpEndShadow, Model: "m"}, nil, "")
+	apply(Command{Op: OpRetireVersion, Model: "m", Version: 3}, nil, "")
+	if _, err := (&Command{Op: OpSetShadow, Model: "m", Shadow: &route.Shadow{Version: 2}}).Encode(); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "percent 0") {
+		t.Fatalf("a shadow without percent: %v", err)
+	}
+}

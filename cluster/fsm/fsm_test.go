@@ -523,7 +523,7 @@ func randomCommands(rng *rand.Rand, n int) []Command {
 		model := models[rng.IntN(len(models))]
 		version := 1 + rng.Int64N(8)
 		var c Command
-		switch rng.IntN(9) {
+		switch rng.IntN(11) {
 		case 0, 1:
 			c = registerCmd(model, 0)
 			if rng.IntN(4) == 0 {
@@ -551,6 +551,10 @@ func randomCommands(rng *rand.Rand, n int) []Command {
 			}}}
 		case 8:
 			c = Command{Op: OpEndExperiment, Model: model}
+		case 9:
+			c = Command{Op: OpSetShadow, Model: model, Shadow: &route.Shadow{Version: version, Percent: float64(1 + rng.IntN(100))}}
+		case 10:
+			c = Command{Op: OpEndShadow, Model: model}
 		}
 		cs = append(cs, c)
 	}

@@ -66,6 +66,9 @@ type Model struct {
 	// its arms' versions in place of the production alias. Its arms name
 	// versions that exist and are not retired.
 	Experiment *route.Experiment `json:"experiment,omitempty"`
+	// Shadow, when set, copies a sample of the model's requests to its
+	// version, which exists and is not retired, to compare the answers.
+	Shadow *route.Shadow `json:"shadow,omitempty"`
 }
 
 // Version is one immutable version of a model.
@@ -144,6 +147,7 @@ func (m *Model) clone() *Model {
 	c.Aliases = maps.Clone(m.Aliases)
 	c.History = slices.Clone(m.History)
 	c.Experiment = m.Experiment.Clone()
+	c.Shadow = m.Shadow.Clone()
 	return &c
 }
 
@@ -281,6 +285,14 @@ func (m *Model) check() error {
 			if v := m.Version(a.Version); v == nil || v.Stage == StageRetired {
 				return fmt.Errorf("arm %q of experiment %q serves version %d, which does not exist or is retired", a.Name, e.Name, a.Version)
 			}
+		}
+	}
+	if sh := m.Shadow; sh != nil {
+		if err := sh.Validate(); err != nil {
+			return fmt.Errorf("shadow: %w", err)
+		}
+		if v := m.Version(sh.Version); v == nil || v.Stage == StageRetired {
+			return fmt.Errorf("the shadow is version %d, which does not exist or is retired", sh.Version)
 		}
 	}
 	if len(m.History) > maxHistory {

@@ -66,7 +66,7 @@ var modelsGroup = &adminGroup{
 	name: "models",
 	description: `Manage the models replicated across the cluster through the admin API (/v1) of
 any member: upload ONNX versions, point aliases at them, roll production back,
-run A/B experiments between versions, retire old versions. Writes sent to a follower are forwarded to the leader.`,
+run A/B experiments and shadows between versions, retire old versions. Writes sent to a follower are forwarded to the leader.`,
 	subs: []adminSub{
 		{"list", "", "list every model's versions with their stage, aliases and readiness on each node", modelsList},
 		{"show", "NAME", "show one model's versions and why a node does not serve one", modelsShow},
@@ -77,6 +77,8 @@ run A/B experiments between versions, retire old versions. Writes sent to a foll
 		{"retire", "NAME VERSION", "retire a version no alias points to; nodes unload it", modelsRetire},
 		{"experiment", "NAME EXPERIMENT --arm ...", "split a model's unversioned requests among versions (A/B test)", modelsExperiment},
 		{"end-experiment", "NAME", "end a model's A/B experiment: production takes its requests again", modelsEndExperiment},
+		{"shadow", "NAME VERSION --percent P", "copy a sample of a model's requests to a version and compare its answers", modelsShadow},
+		{"end-shadow", "NAME", "stop copying a model's requests to its shadow", modelsEndShadow},
 	},
 }
 
@@ -500,6 +502,9 @@ the reason it gave.`)
 	fmt.Fprintf(w, "aliases: %s\n", orDash(strings.Join(names, ", ")))
 	if m.Experiment != nil {
 		fmt.Fprintf(w, "experiment %s\n", m.Experiment)
+	}
+	if m.Shadow != nil {
+		fmt.Fprintf(w, "shadow: %s\n", m.Shadow)
 	}
 	fmt.Fprintln(w)
 

@@ -210,10 +210,12 @@ not ready:
 			name: "show with an experiment",
 			args: []string{"show", "ctr", "--token", adminToken},
 			call: fakeCall{method: "GET", uri: "/v1/models/ctr", answer: `{"name":"ctr","production":2,"aliases":{"production":2},"versions":[],
-  "experiment":{"name":"ranking","salt":"s1","arms":[{"name":"control","version":2,"weight":9},{"name":"treatment","version":3,"weight":1}]}}`},
+  "experiment":{"name":"ranking","salt":"s1","arms":[{"name":"control","version":2,"weight":9},{"name":"treatment","version":3,"weight":1}]},
+  "shadow":{"version":4,"percent":2.5}}`},
 			want: `model ctr: production is version 2
 aliases: production=2
 experiment ranking: control=version 2 (90%), treatment=version 3 (10%), salt "s1"
+shadow: version 4 gets a copy of 2.5% of the requests (tolerance 0.001)
 
 VERSION  STAGE  ALIASES  SIZE  CREATED  ORIGIN  NODES  SHA256
 `,
@@ -233,6 +235,20 @@ VERSION  STAGE  ALIASES  SIZE  CREATED  ORIGIN  NODES  SHA256
 				body:   `{"name":"ranking","salt":"round-2","arms":[{"name":"a","version":1,"weight":1},{"name":"b","version":1,"weight":2}]}`,
 				answer: `{"model":"ctr","experiment":{"name":"ranking","salt":"round-2","arms":[{"name":"a","version":1,"weight":1},{"name":"b","version":1,"weight":2}]}}`},
 			want: "ctr runs experiment ranking: a=version 1 (33.3%), b=version 1 (66.7%), salt \"round-2\"\n",
+		},
+		{
+			name: "shadow",
+			args: []string{"shadow", "ctr", "4", "--percent", "10", "--tolerance", "0.01", "--token", adminToken},
+			call: fakeCall{method: "PUT", uri: "/v1/models/ctr/shadow", ctype: "application/json",
+				body:   `{"version":4,"percent":10,"tolerance":0.01}`,
+				answer: `{"model":"ctr","shadow":{"version":4,"percent":10,"tolerance":0.01}}`},
+			want: "ctr: version 4 gets a copy of 10% of the requests (tolerance 0.01)\n",
+		},
+		{
+			name: "end-shadow",
+			args: []string{"end-shadow", "ctr", "--token", adminToken},
+			call: fakeCall{method: "DELETE", uri: "/v1/models/ctr/shadow", answer: `{"model":"ctr","shadow":null}`},
+			want: "ctr has no shadow\n",
 		},
 		{
 			name: "end-experiment",
@@ -442,6 +458,8 @@ func TestAdminUsage(t *testing.T) {
 	f(modelsGroup, []string{"experiment", "ctr", "e", "--arm", "a=1:-2"}, 2, nil, []string{`weight "-2" is not an integer of 0 or more`})
 	f(modelsGroup, []string{"experiment", "ctr", "e", "--arm", "a=1:1"}, 2, nil, []string{"the experiment has 1 arms; give 2 to 16", "Usage: infergate models experiment"})
 	f(modelsGroup, []string{"experiment", "ctr"}, 2, nil, []string{"missing argument EXPERIMENT\n"})
+	f(modelsGroup, []string{"shadow", "ctr", "2"}, 2, nil, []string{"percent 0 is out of range", "Usage: infergate models shadow"})
+	f(modelsGroup, []string{"shadow", "ctr", "x", "--percent", "5"}, 2, nil, []string{`VERSION "x": versions are positive integers`})
 
 	// Writes take no --consistent.
 	f(modelsGroup, []string{"retire", "--consistent", "ctr", "1"}, 2, nil, []string{"flag provided but not defined: -consistent"})

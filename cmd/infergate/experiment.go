@@ -101,3 +101,70 @@ again, and the arms' versions can be retired.`)
 		return fmt.Sprintf("%s runs no experiment: unversioned requests go to production", res.Model)
 	})
 }
+
+func modelsShadow(out adminOutput, args []string) error {
+	fs := out.flagSet("models shadow", "[flags] NAME VERSION --percent P",
+		`Copy a sample of model NAME's requests to VERSION, a shadow: each node runs the
+copies after answering, on two workers of its own at the lowest priority, and
+compares the shadow's outputs with the ones the client got, which never change.
+infergate_shadow_requests_total counts the copies (compared, failed, dropped
+when the node's queue of 64 copies is full, not_ready), and
+infergate_shadow_max_abs_diff and infergate_shadow_disagreements_total say how
+far the shadow's values are from the client's. Requests the response cache
+answers and those that name VERSION are not copied. The version cannot be
+retired while it shadows; "models end-shadow" stops it.
+
+  infergate models shadow ranker 2 --percent 10`)
+	cfg := adminFlags(fs, false)
+	percent := fs.Float64("percent", 0, "share of the model's requests to copy, more than 0 and at most 100")
+	tolerance := fs.Float64("tolerance", 0, "largest absolute difference of an output value that still agrees (0: 0.001)")
+	pos, err := parseArgs(fs, args, "NAME", "VERSION")
+	if err != nil {
+		return err
+	}
+	v, err := parseVersion(fs, pos[1])
+	if err != nil {
+		return err
+	}
+	sh := route.Shadow{Version: v, Percent: *percent, Tolerance: *tolerance}
+	if err := sh.Validate(); err != nil {
+		fmt.Fprintf(fs.Output(), "%v\n", err)
+		fs.Usage()
+		return errUsage
+	}
+	body, _ := json.Marshal(sh)
+	ans, err := cfg.call(http.MethodPut, modelPath(pos[0], "shadow"), nil, "application/json", body)
+	if err != nil {
+		return err
+	}
+	var res struct {
+		Model  string        `json:"model"`
+		Shadow *route.Shadow `json:"shadow"`
+	}
+	return out.report(cfg.json, ans, "the shadow", &res, func() string {
+		if res.Shadow == nil {
+			return fmt.Sprintf("%s has no shadow", res.Model)
+		}
+		return fmt.Sprintf("%s: %s", res.Model, res.Shadow)
+	})
+}
+
+func modelsEndShadow(out adminOutput, args []string) error {
+	fs := out.flagSet("models end-shadow", "[flags] NAME",
+		`Stop copying model NAME's requests to its shadow version.`)
+	cfg := adminFlags(fs, false)
+	pos, err := parseArgs(fs, args, "NAME")
+	if err != nil {
+		return err
+	}
+	ans, err := cfg.call(http.MethodDelete, modelPath(pos[0], "shadow"), nil, "", nil)
+	if err != nil {
+		return err
+	}
+	var res struct {
+		Model string `json:"model"`
+	}
+	return out.report(cfg.json, ans, "the end of the shadow", &res, func() string {
+		return fmt.Sprintf("%s has no shadow", res.Model)
+	})
+}

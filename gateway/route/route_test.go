@@ -197,3 +197,51 @@ func TestString(t *testing.T) {
 	salted.Salt = "round-2"
 	f(salted, `ranker-v2: arm0=version 1 (50%), arm1=version 2 (50%), salt "round-2"`)
 }
+
+func TestShadow(t *testing.T) {
+	f := func(s *Shadow, want string) {
+		t.Helper()
+		err := s.Validate()
+		if want == "" {
+			if err != nil {
+				t.Fatalf("Validate(%+v) = %v; want nil", s, err)
+			}
+			return
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("Validate(%+v) = %v; want an error containing %q", s, err, want)
+		}
+	}
+	f(&Shadow{Version: 2, Percent: 10}, "")
+	f(&Shadow{Version: 2, Percent: 100, Tolerance: 0.5}, "")
+	f(nil, "missing")
+	f(&Shadow{Version: 0, Percent: 10}, "version 0")
+	f(&Shadow{Version: 2, Percent: 0}, "percent 0 is out of range")
+	f(&Shadow{Version: 2, Percent: 100.5}, "percent 100.5")
+	f(&Shadow{Version: 2, Percent: math.NaN()}, "percent NaN")
+	f(&Shadow{Version: 2, Percent: 5, Tolerance: -1}, "tolerance -1")
+	f(&Shadow{Version: 2, Percent: 5, Tolerance: math.Inf(1)}, "tolerance +Inf")
+
+	s := &Shadow{Version: 2, Percent: 25}
+	n, hits := 100_000, 0
+	for range n {
+		if s.Sample() {
+			hits++
+		}
+	}
+	if !within(hits, n, 0.25) {
+		t.Fatalf("25%% sampled %d of %d", hits, n)
+	}
+	all := &Shadow{Version: 2, Percent: 100}
+	for range 1000 {
+		if !all.Sample() {
+			t.Fatal("100% skipped a request")
+		}
+	}
+	if got, want := s.String(), "version 2 gets a copy of 25% of the requests (tolerance 0.001)"; got != want {
+		t.Fatalf("String() = %q; want %q", got, want)
+	}
+	if c := s.Clone(); !c.Equal(s) || c == s || s.Equal(nil) || s.Limit() != DefaultTolerance {
+		t.Fatal("Clone, Equal or Limit")
+	}
+}

@@ -1,0 +1,194 @@
+package gateway
+
+import (
+	"bytes"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/infergate/infergate/batching"
+	"github.com/infergate/infergate/oip"
+	"github.com/infergate/infergate/registry"
+)
+
+// Shadow copies run apart from the requests they copy: a bounded queue
+// feeds a few workers, and a copy that finds the queue full is dropped
+// (counted), so that a shadow never delays or changes an answer.
+const (
+	shadowQueue   = 64
+	shadowWorkers = 2
+)
+
+// shadowJob is one copied request: its inputs and the outputs the client
+// got, owned by the job.
+type shadowJob struct {
+	sh      *registry.Shadow
+	inputs  []oip.Tensor
+	outputs []oip.Tensor
+}
+
+// shadower runs the copies. Its workers start with the first copy;
+// close stops them.
+type shadower struct {
+	repo    *registry.Repository
+	timeout time.Duration
+	// reason classifies a failed run for the version's metrics.
+	reason func(v *registry.Version, err error) registry.FailureReason
+
+	queue   chan *shadowJob
+	start   sync.Once
+	stop    chan struct{}
+	stopped atomic.Bool
+	wg      sync.WaitGroup
+	closeMu sync.Once
+}
+
+func newShadower(repo *registry.Repository, timeout time.Duration, reason func(*registry.Version, error) registry.FailureReason) *shadower {
+	return &shadower{repo: repo, timeout: timeout, reason: reason, queue: make(chan *shadowJob, shadowQueue), stop: make(chan struct{})}
+}
+
+// submit queues a copy of a request that version v answered with outs,
+// unless the queue is full. It copies what it keeps: the caller's tensors
+// are its own again once submit returns.
+func (w *shadower) submit(sh *registry.Shadow, inputs, outs []oip.Tensor) {
+	if w.stopped.Load() {
+		return
+	}
+	w.start.Do(func() {
+		for range shadowWorkers {
+			w.wg.Go(w.work)
+		}
+	})
+	j := &shadowJob{sh: sh, inputs: cloneTensors(inputs), outputs: cloneTensors(outs)}
+	select {
+	case w.queue <- j:
+	default:
+		sh.Count(registry.ShadowDropped)
+	}
+}
+
+// close stops the workers after the copies they are running; queued
+// copies are dropped. It is idempotent.
+func (w *shadower) close() {
+	w.closeMu.Do(func() {
+		w.stopped.Store(true)
+		close(w.stop)
+		w.wg.Wait()
+	})
+}
+
+func (w *shadower) work() {
+	for {
+		select {
+		case <-w.stop:
+			return
+		case j := <-w.queue:
+			w.run(j)
+		}
+	}
+}
+
+// run sends j to its shadow version and compares the answers.
+func (w *shadower) run(j *shadowJob) {
+	sh := j.sh
+	v, err := w.repo.Acquire(sh.Model, sh.Version)
+	if err != nil {
+		sh.Count(registry.ShadowNotReady)
+		return
+	}
+	defer v.Release()
+	start := time.Now()
+	v.Metrics.Arrived(start)
+	noBatchDim, rows := int64(0), 1
+	if !v.Batchable {
+		noBatchDim = -1
+	}
+	if err := oip.CheckInputs(j.inputs, v.Inputs, noBatchDim); err != nil {
+		// A shadow whose inputs differ from the model's: every copy fails
+		// the same way, which its series show.
+		v.Metrics.Failed(registry.ReasonBadRequest, time.Since(start))
+		sh.Count(registry.ShadowFailed)
+		return
+	}
+	if v.Batchable {
+		rows = int(j.inputs[0].Shape[0])
+	}
+	bc := v.Batcher.Config()
+	r := &batching.Request{
+		Inputs:   j.inputs,
+		Rows:     rows,
+		Priority: int64(bc.PriorityLevels), // the lowest
+		Deadline: start.Add(w.timeout),
+	}
+	if err := v.Batcher.Do(r); err != nil {
+		v.Metrics.Failed(w.reason(v, err), time.Since(start))
+		sh.Count(registry.ShadowFailed)
+		return
+	}
+	v.Metrics.Succeeded(time.Since(start))
+	sh.Count(registry.ShadowCompared)
+	diff, same := compareOutputs(j.outputs, r.Outputs)
+	if same {
+		sh.MaxDiff.Update(diff)
+	}
+	if !same || diff > sh.Limit() {
+		sh.Disagreements.Inc()
+	}
+}
+
+// compareOutputs returns the largest absolute difference between the
+// values of client's outputs and the shadow's, matched by name; same is
+// false when an output is missing or differs in type or shape. Values of
+// type BYTES count as 0 apart when equal, else as +Inf; a NaN against a
+// number is +Inf apart, two NaNs are equal.
+func compareOutputs(client, shadow []oip.Tensor) (diff float64, same bool) {
+	for i := range client {
+		c := &client[i]
+		j := slices.IndexFunc(shadow, func(t oip.Tensor) bool { return t.Name == c.Name })
+		if j < 0 {
+			return 0, false
+		}
+		s := &shadow[j]
+		if s.Datatype != c.Datatype || !slices.Equal(s.Shape, c.Shape) || len(s.Data) != len(c.Data) {
+			return 0, false
+		}
+		if c.Datatype == oip.BYTES || c.Datatype.Size() == 0 {
+			if !bytes.Equal(s.Data, c.Data) {
+				diff = math.Inf(1)
+			}
+			continue
+		}
+		n := len(c.Data) / c.Datatype.Size()
+		for k := range n {
+			a, _ := oip.Float64At(c.Datatype, c.Data, k)
+			b, _ := oip.Float64At(s.Datatype, s.Data, k)
+			d := math.Abs(a - b)
+			switch {
+			case math.IsNaN(a) && math.IsNaN(b):
+				d = 0
+			case math.IsNaN(d):
+				d = math.Inf(1)
+			}
+			diff = max(diff, d)
+		}
+	}
+	return diff, true
+}
+
+// cloneTensors returns a deep copy of ts, its data in one allocation.
+func cloneTensors(ts []oip.Tensor) []oip.Tensor {
+	size := 0
+	for i := range ts {
+		size += len(ts[i].Data)
+	}
+	data := make([]byte, 0, size)
+	out := make([]oip.Tensor, len(ts))
+	for i, t := range ts {
+		start := len(data)
+		data = append(data, t.Data...)
+		out[i] = oip.Tensor{Name: t.Name, Datatype: t.Datatype, Shape: slices.Clone(t.Shape), Data: data[start:len(data):len(data)]}
+	}
+	return out
+}
