@@ -50,7 +50,10 @@ type Node struct {
 	// savedProduction is what saveProduction wrote last; only the
 	// reconciler's goroutine uses it.
 	savedProduction map[string]int64
-	m               nodeMetrics
+	// savedSplits is what saveSplits wrote last; only the reconciler's
+	// goroutine uses it.
+	savedSplits map[string]split
+	m           nodeMetrics
 
 	// health is the leader's view of unreachable members (watchPeers).
 	health peerHealth

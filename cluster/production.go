@@ -1,12 +1,14 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
 
 	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/gateway/route"
 	"github.com/infergate/infergate/registry"
 )
 
@@ -39,16 +41,59 @@ func (n *Node) saveProduction(st *fsm.State) {
 	}
 }
 
+// splitsFile keeps, in the raft data directory, each replicated model's
+// experiment and shadow as this node last knew them, for the reason
+// productionFile keeps production: a restarted node splits a unit's
+// requests as the other nodes do from its first request, not only once
+// raft has replayed its log.
+const splitsFile = "splits.json"
+
+// split is a model's experiment and shadow, as splitsFile holds them.
+type split struct {
+	Experiment *route.Experiment `json:"experiment,omitempty"`
+	Shadow     *route.Shadow     `json:"shadow,omitempty"`
+}
+
+func (a split) equal(b split) bool {
+	return a.Experiment.Equal(b.Experiment) && a.Shadow.Equal(b.Shadow)
+}
+
+// saveSplits records st's experiments and shadows when they changed, as
+// saveProduction does production.
+func (n *Node) saveSplits(st *fsm.State) {
+	splits := make(map[string]split)
+	for name, m := range st.Models {
+		if m.Experiment != nil || m.Shadow != nil {
+			splits[name] = split{Experiment: m.Experiment, Shadow: m.Shadow}
+		}
+	}
+	if len(st.Models) == 0 && n.savedSplits == nil {
+		return
+	}
+	if n.savedSplits != nil && maps.EqualFunc(splits, n.savedSplits, split.equal) {
+		return
+	}
+	if n.saveJSON(splitsFile, "the models' experiments and shadows", splits) {
+		n.savedSplits = splits
+	}
+}
+
 // RestoreProduction routes the unversioned requests of every model whose
 // production version the node in raft data directory dir recorded to that
 // version, unless something set the model's default already, so that a
 // restarted node never sends them to a staged version while raft catches
-// up. Call it before the repository loads: models load and serve before
-// the control plane starts. A missing file (a new node) is no error; a
+// up; and it gives every model the experiment and shadow the node
+// recorded, so that a unit gets the same arm there as on the other nodes.
+// Call it before the repository loads: models load and serve before the
+// control plane starts. Missing files (a new node) are no error; a
 // damaged one is, saying what it means: the repository's own rule, the
-// highest version, routes those requests until raft has caught up and
-// the file is written again.
+// highest version, routes those requests until raft has caught up and the
+// file is written again.
 func RestoreProduction(dir string, repo *registry.Repository) error {
+	return errors.Join(restoreProduction(dir, repo), restoreSplits(dir, repo))
+}
+
+func restoreProduction(dir string, repo *registry.Repository) error {
 	path := filepath.Join(dir, productionFile)
 	var prod map[string]int64
 	if err := loadJSON(path, &prod); err != nil {
@@ -61,6 +106,41 @@ func RestoreProduction(dir string, repo *registry.Repository) error {
 		if v > 0 && repo.DefaultVersion(name) == 0 {
 			repo.SetDefault(name, v)
 		}
+	}
+	return nil
+}
+
+// restoreSplits gives every model the experiment and shadow the node in
+// dir recorded. A missing file is no error; a damaged one, or a damaged
+// entry, is, and leaves those models without until raft catches up.
+func restoreSplits(dir string, repo *registry.Repository) error {
+	path := filepath.Join(dir, splitsFile)
+	var splits map[string]split
+	if err := loadJSON(path, &splits); err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return fmt.Errorf("cannot read the models' experiments and shadows from %s (%v): until raft catches up with the group and writes it again, unversioned requests go to production and nothing is shadowed; remove the file to silence this", path, err)
+	}
+	var errs []error
+	for name, sp := range splits {
+		if sp.Experiment != nil {
+			if err := sp.Experiment.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("model %q: experiment: %w", name, err))
+			} else {
+				repo.SetExperiment(name, sp.Experiment)
+			}
+		}
+		if sp.Shadow != nil {
+			if err := sp.Shadow.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("model %q: shadow: %w", name, err))
+			} else {
+				repo.SetShadow(name, sp.Shadow)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s holds entries that are not valid, left out until raft catches up: %w", path, errors.Join(errs...))
 	}
 	return nil
 }

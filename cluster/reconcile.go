@@ -204,6 +204,7 @@ func (r *reconciler) reconcile() {
 	st, _ := r.n.fsm.State()
 	r.n.savePeers(st)
 	r.n.saveProduction(st)
+	r.n.saveSplits(st)
 	names := make([]string, 0, len(st.Models))
 	for name := range st.Models {
 		names = append(names, name)

@@ -284,7 +284,7 @@ code{background:#f4f4f4;padding:1px 4px}
 {{end}}</table>
 <table><tr><th>cluster model</th><th>production</th><th>aliases</th><th>versions</th><th>experiment</th><th>shadow</th></tr>
 {{range .Models}}<tr><td>{{.Name}}</td><td>{{.Production}}</td><td>{{.Aliases}}</td><td>{{.Versions}}</td><td>{{.Experiment}}</td><td>{{.Shadow}}</td></tr>
-{{else}}<tr><td colspan="4">no model is registered in the cluster; <code>infergate models upload NAME FILE</code> adds one</td></tr>{{end}}
+{{else}}<tr><td colspan="6">no model is registered in the cluster; <code>infergate models upload NAME FILE</code> adds one</td></tr>{{end}}
 </table>
 {{end}}
 <p>Machine-readable: <code>GET /v2</code>, <code>GET /v2/models/{name}</code>, <code>POST /v2/repository/index</code>, <code>GET /metrics</code>, <code>GET /v1/models</code> and <code>GET /v1/cluster</code> (admin token).</p>

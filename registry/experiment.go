@@ -68,6 +68,14 @@ func (r *Repository) SetExperiment(name string, e *route.Experiment) {
 	}
 }
 
+// ExperimentOf returns what SetExperiment last set for model name, loaded
+// or not, or nil.
+func (r *Repository) ExperimentOf(name string) *Experiment {
+	r.loadMu.Lock()
+	defer r.loadMu.Unlock()
+	return r.experiments[name]
+}
+
 // Experiment returns the experiment model m runs, or nil.
 func (m *Model) Experiment() *Experiment { return m.exp.Load() }
 

@@ -102,5 +102,13 @@ func (r *Repository) SetShadow(name string, sh *route.Shadow) {
 	}
 }
 
+// ShadowOf returns what SetShadow last set for model name, loaded or not,
+// or nil.
+func (r *Repository) ShadowOf(name string) *Shadow {
+	r.loadMu.Lock()
+	defer r.loadMu.Unlock()
+	return r.shadows[name]
+}
+
 // Shadow returns model m's shadow, or nil.
 func (m *Model) Shadow() *Shadow { return m.shadow.Load() }
