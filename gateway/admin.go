@@ -278,19 +278,12 @@ func (s *Server) setAlias(cp *controlPlane, ctx *fasthttp.RequestCtx, name, alia
 // "control", "version": 1, "weight": 90}, {"name": "treatment",
 // "version": 2, "weight": 10}]}.
 func (s *Server) setExperiment(cp *controlPlane, ctx *fasthttp.RequestCtx, name string) error {
-	body, err := s.requestBody(ctx)
+	e, err := decodeValid[route.Experiment](s, ctx)
 	if err != nil {
 		return err
 	}
-	var e route.Experiment
-	if err := decodeStrict(body, &e); err != nil {
-		return err
-	}
-	if err := e.Validate(); err != nil {
-		return badRequest("%s", err)
-	}
-	return s.apply(cp, ctx, fsm.Command{Op: fsm.OpSetExperiment, Model: name, Experiment: &e}, func(*fsm.Result) any {
-		return map[string]any{"model": name, "experiment": &e}
+	return s.apply(cp, ctx, fsm.Command{Op: fsm.OpSetExperiment, Model: name, Experiment: e}, func(*fsm.Result) any {
+		return map[string]any{"model": name, "experiment": e}
 	})
 }
 
@@ -298,20 +291,33 @@ func (s *Server) setExperiment(cp *controlPlane, ctx *fasthttp.RequestCtx, name 
 // version, or changes what it copies, from a body like {"version": 2,
 // "percent": 10, "tolerance": 0.001}.
 func (s *Server) setShadow(cp *controlPlane, ctx *fasthttp.RequestCtx, name string) error {
-	body, err := s.requestBody(ctx)
+	sh, err := decodeValid[route.Shadow](s, ctx)
 	if err != nil {
 		return err
 	}
-	var sh route.Shadow
-	if err := decodeStrict(body, &sh); err != nil {
-		return err
-	}
-	if err := sh.Validate(); err != nil {
-		return badRequest("%s", err)
-	}
-	return s.apply(cp, ctx, fsm.Command{Op: fsm.OpSetShadow, Model: name, Shadow: &sh}, func(*fsm.Result) any {
-		return map[string]any{"model": name, "shadow": &sh}
+	return s.apply(cp, ctx, fsm.Command{Op: fsm.OpSetShadow, Model: name, Shadow: sh}, func(*fsm.Result) any {
+		return map[string]any{"model": name, "shadow": sh}
 	})
+}
+
+// decodeValid decodes the request body into a T strictly and validates
+// it; both failures are 400s that say what to fix.
+func decodeValid[T any, P interface {
+	*T
+	Validate() error
+}](s *Server, ctx *fasthttp.RequestCtx) (P, error) {
+	body, err := s.requestBody(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v := P(new(T))
+	if err := decodeStrict(body, v); err != nil {
+		return nil, err
+	}
+	if err := v.Validate(); err != nil {
+		return nil, badRequest("%s", err)
+	}
+	return v, nil
 }
 
 // apply runs c through the cluster and answers with answer's value.

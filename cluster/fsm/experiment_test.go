@@ -10,16 +10,12 @@ import (
 	"github.com/infergate/infergate/gateway/route"
 )
 
-func setExperiment(model string, arms ...route.Arm) Command {
-	return Command{Op: OpSetExperiment, Model: model, Experiment: &route.Experiment{Name: "ranking", Arms: arms}}
-}
-
-// TestApplyExperiment walks an experiment through the states a person
-// puts it in, on the seeded model "m" (1 staged, 2 production, 3 canary).
-func TestApplyExperiment(t *testing.T) {
-	f := seeded(t)
+// applier returns a function that applies a command to f, with the next
+// index from 101, and checks its outcome: success and the state's
+// invariants, or the error wanted and the state left as it was.
+func applier(t *testing.T, f *FSM) func(c Command, wantErr error, wantMsg string) {
 	index := uint64(100)
-	apply := func(c Command, wantErr error, wantMsg string) {
+	return func(c Command, wantErr error, wantMsg string) {
 		t.Helper()
 		index++
 		before := stateBytes(t, f)
@@ -38,6 +34,17 @@ func TestApplyExperiment(t *testing.T) {
 			t.Fatalf("%s failed but changed the state", c.Op)
 		}
 	}
+}
+
+func setExperiment(model string, arms ...route.Arm) Command {
+	return Command{Op: OpSetExperiment, Model: model, Experiment: &route.Experiment{Name: "ranking", Arms: arms}}
+}
+
+// TestApplyExperiment walks an experiment through the states a person
+// puts it in, on the seeded model "m" (1 staged, 2 production, 3 canary).
+func TestApplyExperiment(t *testing.T) {
+	f := seeded(t)
+	apply := applier(t, f)
 	experiment := func() *route.Experiment {
 		st, _ := f.State()
 		return st.Models["m"].Experiment
@@ -145,26 +152,7 @@ func arm(name string, version int64, weight int) route.Arm {
 
 func TestApplyShadow(t *testing.T) {
 	f := seeded(t) // m: 1 staged, 2 production, 3 canary
-	index := uint64(100)
-	apply := func(c Command, wantErr error, wantMsg string) {
-		t.Helper()
-		index++
-		before := stateBytes(t, f)
-		res := f.ApplyCommand(c, index)
-		if wantErr == nil {
-			if res.Err != nil {
-				t.Fatalf("%s: %v", c.Op, res.Err)
-			}
-			checkState(t, f)
-			return
-		}
-		if !errors.Is(res.Err, wantErr) || !strings.Contains(res.Err.Error(), wantMsg) {
-			t.Fatalf("%s: got %v; want %v containing %q", c.Op, res.Err, wantErr, wantMsg)
-		}
-		if after := stateBytes(t, f); !bytes.Equal(after, before) {
-			t.Fatalf("%s failed but changed the state", c.Op)
-		}
-	}
+	apply := applier(t, f)
 	shadow := func(model string, v int64) Command {
 		return Command{Op: OpSetShadow, Model: model, Shadow: &route.Shadow{Version: v, Percent: 10}}
 	}
