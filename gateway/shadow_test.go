@@ -111,8 +111,11 @@ func TestShadowComparesWithoutChangingAnswers(t *testing.T) {
 	send(10)
 	waitFor(shadowed("3", "compared"), 20)
 	waitFor(`infergate_shadow_disagreements_total{model="ctr",version="3"}`, 20)
-	if page := s.do(t, "GET", "/", nil); !bytes.Contains(page.body, []byte("<td>version 3 gets a copy of 100% of the requests (tolerance 0.001)</td>")) {
-		t.Errorf("the status page does not show the shadow:\n%s", page.body)
+	page := s.do(t, "GET", "/", nil)
+	for _, want := range []string{"<td>version 3 gets a copy of 100% of the requests (tolerance 0.001)</td>", "<td>3 <small>(shadow)</small></td>"} {
+		if !bytes.Contains(page.body, []byte(want)) {
+			t.Errorf("the status page lacks %q:\n%s", want, page.body)
+		}
 	}
 	checkError(t, s.admin(t, "DELETE", "/v1/models/ctr/versions/3", nil), 409, "it is the model's shadow")
 

@@ -26,6 +26,9 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 		SHA256   string
 		Loaded   string
 		Default  bool // answers unversioned requests
+		// Roles says what else the version does: its experiment arms, and
+		// "shadow".
+		Roles string
 	}
 	rows := make([]row, 0, len(idx))
 	for _, e := range idx {
@@ -41,6 +44,7 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 					r.SHA256 = v.SHA256
 					r.Loaded = v.LoadedAt.UTC().Format(time.RFC3339)
 					r.Default = v == def
+					r.Roles = roles(m, v.Number)
 				}
 			}
 		}
@@ -211,6 +215,24 @@ type clusterModel struct {
 	Shadow     string
 }
 
+// roles names what version n of m does besides answering the requests
+// that name it: the arms of m's experiment it serves ("arm control") and
+// whether it is m's shadow.
+func roles(m *registry.Model, n int64) string {
+	var rs []string
+	if e := m.Experiment(); e != nil {
+		for _, a := range e.Arms {
+			if a.Version == n {
+				rs = append(rs, "arm "+a.Name)
+			}
+		}
+	}
+	if sh := m.Shadow(); sh != nil && sh.Version == n {
+		rs = append(rs, "shadow")
+	}
+	return strings.Join(rs, ", ")
+}
+
 func (s *Server) clusterView() *clusterStatus {
 	cp := s.plane.Load()
 	if cp == nil {
@@ -268,7 +290,7 @@ code{background:#f4f4f4;padding:1px 4px}
 <p>{{if .Ready}}<span class="READY">ready</span>{{else}}<span class="UNAVAILABLE">not ready: {{.NotReady}}</span>{{end}}{{with .Unavailable}} · <span class="UNAVAILABLE">{{.}} not serving (below, with the reason)</span>{{end}}
  · up {{.Uptime}} · ONNX Runtime {{.Runtime}} · repository <code>{{.Repo}}</code></p>
 <table><tr><th>model</th><th>version</th><th>state</th><th>in flight</th><th>loaded</th><th>sha256</th><th>reason</th></tr>
-{{range .Rows}}<tr><td>{{.Name}}</td><td>{{.Version}}{{if .Default}} <small>(unversioned)</small>{{end}}</td><td class="{{.State}}">{{.State}}</td><td>{{.InFlight}}</td><td>{{.Loaded}}</td><td>{{with .SHA256}}<code>{{printf "%.12s" .}}</code>{{end}}</td><td>{{.Reason}}</td></tr>
+{{range .Rows}}<tr><td>{{.Name}}</td><td>{{.Version}}{{if .Default}} <small>(unversioned)</small>{{end}}{{with .Roles}} <small>({{.}})</small>{{end}}</td><td class="{{.State}}">{{.State}}</td><td>{{.InFlight}}</td><td>{{.Loaded}}</td><td>{{with .SHA256}}<code>{{printf "%.12s" .}}</code>{{end}}</td><td>{{.Reason}}</td></tr>
 {{else}}<tr><td colspan="7">the repository holds no models</td></tr>{{end}}
 </table>
 {{with .Traffic}}<h2>Traffic</h2>
