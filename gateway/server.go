@@ -229,9 +229,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	})
 	err := s.srv.ShutdownWithContext(ctx)
-	if err == nil {
-		// No handler queues copies any more.
-		s.shadows.close()
+	// No handler queues shadow copies any more, or those still running
+	// (ctx ended) find the shadower stopped.
+	if serr := s.shadows.close(ctx); err == nil {
+		err = serr
 	}
 	if s.cache != nil && err == nil {
 		s.cache.Close()

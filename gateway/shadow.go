@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"math"
 	"slices"
 	"sync"
@@ -14,8 +16,9 @@ import (
 )
 
 // Shadow copies run apart from the requests they copy: a bounded queue
-// feeds a few workers, and a copy that finds the queue full is dropped
-// (counted), so that a shadow never delays or changes an answer.
+// feeds a few workers, and a copy that finds the queue full, or its
+// version busy, is dropped (counted), so that a shadow never changes an
+// answer nor delays one of the version it copies.
 const (
 	shadowQueue   = 64
 	shadowWorkers = 2
@@ -69,14 +72,31 @@ func (w *shadower) submit(sh *registry.Shadow, inputs, outs []oip.Tensor) {
 	}
 }
 
-// close stops the workers after the copies they are running; queued
-// copies are dropped. It is idempotent.
-func (w *shadower) close() {
+// close stops the workers: queued copies are dropped, and it waits for
+// the copies they are running until ctx ends, then leaves them behind
+// (their run holds a reference to its version, which the version's drain
+// waits for). It is idempotent; a second call does not wait.
+func (w *shadower) close(ctx context.Context) error {
+	first := false
 	w.closeMu.Do(func() {
+		first = true
 		w.stopped.Store(true)
 		close(w.stop)
-		w.wg.Wait()
 	})
+	if !first {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		w.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (w *shadower) work() {
@@ -93,12 +113,19 @@ func (w *shadower) work() {
 // run sends j to its shadow version and compares the answers.
 func (w *shadower) run(j *shadowJob) {
 	sh := j.sh
-	v, err := w.repo.Acquire(sh.Model, sh.Version)
-	if err != nil {
+	// Only an idle shadow version runs a copy, outside its in-flight
+	// limit: a copy never waits in a queue its clients wait in, nor
+	// takes one of their places there.
+	v, err := w.repo.AcquireIdle(sh.Model, sh.Version)
+	switch {
+	case errors.Is(err, registry.ErrVersionNotFound) || errors.Is(err, registry.ErrModelNotFound):
 		sh.Count(registry.ShadowNotReady)
 		return
+	case err != nil:
+		sh.Count(registry.ShadowDropped)
+		return
 	}
-	defer v.Release()
+	defer v.ReleaseIdle()
 	start := time.Now()
 	v.Metrics.Arrived(start)
 	noBatchDim, rows := int64(0), 1
@@ -151,14 +178,17 @@ func compareOutputs(client, shadow []oip.Tensor) (diff float64, same bool) {
 			return 0, false
 		}
 		s := &shadow[j]
-		if s.Datatype != c.Datatype || !slices.Equal(s.Shape, c.Shape) || len(s.Data) != len(c.Data) {
+		if s.Datatype != c.Datatype || !slices.Equal(s.Shape, c.Shape) {
 			return 0, false
 		}
-		if c.Datatype == oip.BYTES || c.Datatype.Size() == 0 {
+		if c.Datatype.Size() == 0 { // BYTES: strings of any length
 			if !bytes.Equal(s.Data, c.Data) {
 				diff = math.Inf(1)
 			}
 			continue
+		}
+		if len(s.Data) != len(c.Data) {
+			return 0, false
 		}
 		n := len(c.Data) / c.Datatype.Size()
 		for k := range n {
@@ -166,7 +196,7 @@ func compareOutputs(client, shadow []oip.Tensor) (diff float64, same bool) {
 			b, _ := oip.Float64At(s.Datatype, s.Data, k)
 			d := math.Abs(a - b)
 			switch {
-			case math.IsNaN(a) && math.IsNaN(b):
+			case a == b, math.IsNaN(a) && math.IsNaN(b): // equal infinities too
 				d = 0
 			case math.IsNaN(d):
 				d = math.Inf(1)

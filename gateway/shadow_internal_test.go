@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"math"
 	"strings"
@@ -41,6 +42,17 @@ func TestCompareOutputs(t *testing.T) {
 	f([]oip.Tensor{fp32("a", s, 1, 2)}, []oip.Tensor{fp32("a", []int64{2, 1}, 1, 2)}, 0, false)
 	f([]oip.Tensor{{Name: "a", Datatype: oip.BYTES, Shape: []int64{1}, Data: []byte("\x01\x00\x00\x00x")}},
 		[]oip.Tensor{{Name: "a", Datatype: oip.BYTES, Shape: []int64{1}, Data: []byte("\x01\x00\x00\x00y")}}, math.Inf(1), true)
+	// Equal infinities agree; strings of other lengths are +Inf apart
+	// (both found by a reviewing helper).
+	inf := float32(math.Inf(-1))
+	f([]oip.Tensor{fp32("logp", s, inf, -1)}, []oip.Tensor{fp32("logp", s, inf, -1)}, 0, true)
+	f([]oip.Tensor{fp32("logp", s, inf, -1)}, []oip.Tensor{fp32("logp", s, -inf, -1)}, math.Inf(1), true)
+	str := func(x string) oip.Tensor {
+		d := binary.LittleEndian.AppendUint32(nil, uint32(len(x)))
+		return oip.Tensor{Name: "label", Datatype: oip.BYTES, Shape: []int64{1}, Data: append(d, x...)}
+	}
+	f([]oip.Tensor{str("cat")}, []oip.Tensor{str("dogs")}, math.Inf(1), true)
+	f([]oip.Tensor{str("cat")}, []oip.Tensor{str("cat")}, 0, true)
 	i32 := oip.Tensor{Name: "a", Datatype: oip.INT32, Shape: []int64{1}, Data: binary.LittleEndian.AppendUint32(nil, 5)}
 	f([]oip.Tensor{i32}, []oip.Tensor{{Name: "a", Datatype: oip.INT32, Shape: []int64{1}, Data: binary.LittleEndian.AppendUint32(nil, 2)}}, 3, true)
 }
@@ -59,9 +71,9 @@ func TestShadowQueueDropsWhenFull(t *testing.T) {
 	if want := `infergate_shadow_requests_total{model="m",version="2",result="dropped"} 3`; !strings.Contains(b.String(), want) {
 		t.Fatalf("metrics lack %q:\n%s", want, b.String())
 	}
-	w.close()
-	w.close()            // idempotent
-	w.submit(sh, in, in) // after close: neither queued nor counted
+	w.close(context.Background())
+	w.close(context.Background()) // idempotent
+	w.submit(sh, in, in)          // after close: neither queued nor counted
 	if len(w.queue) != shadowQueue {
 		t.Fatalf("queue holds %d; want %d", len(w.queue), shadowQueue)
 	}

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -114,5 +115,49 @@ func TestAcquireUnversionedFollowsTheExperiment(t *testing.T) {
 	}
 	if _, _, err := r.AcquireUnversioned("nope", nil); err != ErrModelNotFound {
 		t.Fatalf("unknown model: %v; want ErrModelNotFound", err)
+	}
+}
+
+// TestAcquireIdle: a background holder gets a version only while nothing
+// holds it, and takes no place under its in-flight limit.
+func TestAcquireIdle(t *testing.T) {
+	r, _, dir := newTestRepo(t, ModelConfig{Instances: 1, MaxBatchSize: 1})
+	writeModel(t, dir, "m", 1, "m1")
+	if err := r.Load("m", nil); err != nil {
+		t.Fatal(err)
+	}
+	v := mustAcquire(t, r, "m", 1)
+	if _, err := r.AcquireIdle("m", 1); !errors.Is(err, ErrVersionBusy) {
+		t.Fatalf("AcquireIdle while a client holds the version: %v; want ErrVersionBusy", err)
+	}
+	v.Release()
+	bg, err := r.AcquireIdle("m", 1)
+	if err != nil {
+		t.Fatalf("AcquireIdle of an idle version: %v", err)
+	}
+	// The clients' limit (instances × max batch + max_queue) is the same
+	// as without the background holder.
+	limit := int(bg.limit)
+	var held []*Version
+	for i := range limit {
+		c, err := r.Acquire("m", 1)
+		if err != nil {
+			t.Fatalf("client %d of %d beside a background holder: %v", i+1, limit, err)
+		}
+		held = append(held, c)
+	}
+	var oe *OverloadError
+	if _, err := r.Acquire("m", 1); !errors.As(err, &oe) {
+		t.Fatalf("client %d: %v; want the overload", limit+1, err)
+	}
+	for _, c := range held {
+		c.Release()
+	}
+	bg.ReleaseIdle()
+	if n := bg.InFlight(); n != 0 {
+		t.Fatalf("in flight after every release: %d", n)
+	}
+	if _, err := r.AcquireIdle("m", 9); !errors.Is(err, ErrVersionNotFound) {
+		t.Fatalf("AcquireIdle of a missing version: %v", err)
 	}
 }

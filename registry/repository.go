@@ -227,6 +227,31 @@ func (r *Repository) Acquire(name string, version int64) (*Version, error) {
 	}
 }
 
+// AcquireIdle is Acquire of version n (not 0) of model name for work in
+// the background, like a shadow's copy of a request: it succeeds only
+// while nothing holds the version, fails with ErrVersionBusy otherwise,
+// and takes no place under the version's in-flight limit, so that
+// clients arriving while it runs are admitted as if it did not. The
+// caller must call ReleaseIdle on it.
+func (r *Repository) AcquireIdle(name string, n int64) (*Version, error) {
+	for {
+		m := r.table.load()[name]
+		if m == nil {
+			return nil, ErrModelNotFound
+		}
+		v := m.Version(n)
+		if v == nil {
+			return nil, ErrVersionNotFound
+		}
+		if err := v.acquireIdle(); err != errRetry {
+			if err != nil {
+				return nil, err
+			}
+			return v, nil
+		}
+	}
+}
+
 // Model returns the served model called name, or nil.
 func (r *Repository) Model(name string) *Model {
 	return r.table.load()[name]

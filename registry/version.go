@@ -57,7 +57,10 @@ type Version struct {
 	// refs counts the requests holding v in its low bits, and has
 	// drainingBit set once v drains: one word, so that a holder's release
 	// to zero and the start of a drain cannot interleave (see Release).
-	refs      atomic.Int64
+	refs atomic.Int64
+	// idle counts the holders that AcquireIdle admitted, which the
+	// in-flight limit leaves out: they take no client's place.
+	idle      atomic.Int64
 	drainOnce sync.Once
 	drained   chan struct{}
 }
@@ -170,7 +173,7 @@ func (v *Version) acquire() error {
 		v.Release()
 		return errRetry
 	}
-	if v.limit > 0 && n > v.limit {
+	if v.limit > 0 && n-v.idle.Load() > v.limit {
 		v.Release()
 		v.Metrics.Failure[ReasonOverloaded].Inc()
 		return &OverloadError{Model: v.Model, Version: v.Label, InFlight: v.limit, Instances: v.Config.Instances, MaxQueue: v.Config.MaxQueue,
@@ -188,6 +191,28 @@ func (v *Version) Release() {
 	if v.refs.Add(-1) == drainingBit {
 		v.drainOnce.Do(func() { close(v.drained) })
 	}
+}
+
+// acquireIdle takes a reference to v only when it has none, outside the
+// in-flight limit; ReleaseIdle gives it back.
+func (v *Version) acquireIdle() error {
+	// idle rises first and falls last, so that a client's limit check
+	// never counts this holder as one of its own.
+	v.idle.Add(1)
+	if v.refs.CompareAndSwap(0, 1) {
+		return nil
+	}
+	v.idle.Add(-1)
+	if v.refs.Load()&drainingBit != 0 {
+		return errRetry
+	}
+	return ErrVersionBusy
+}
+
+// ReleaseIdle gives back the reference taken by Repository.AcquireIdle.
+func (v *Version) ReleaseIdle() {
+	v.Release()
+	v.idle.Add(-1)
 }
 
 // InFlight returns the number of requests holding v.
