@@ -113,9 +113,9 @@ func (w *shadower) work() {
 // run sends j to its shadow version and compares the answers.
 func (w *shadower) run(j *shadowJob) {
 	sh := j.sh
-	// Only an idle shadow version runs a copy, outside its in-flight
-	// limit: a copy never waits in a queue its clients wait in, nor
-	// takes one of their places there.
+	// Only a shadow version that no client is using runs a copy, outside
+	// its in-flight limit: a copy never waits in a queue its clients wait
+	// in, nor takes one of their places there.
 	v, err := w.repo.AcquireIdle(sh.Model, sh.Version)
 	switch {
 	case errors.Is(err, registry.ErrVersionNotFound) || errors.Is(err, registry.ErrModelNotFound):

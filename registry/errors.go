@@ -18,7 +18,7 @@ var (
 	ErrLoadFailed = errors.New("model load failed")
 	// ErrClosed means the repository was closed.
 	ErrClosed = errors.New("repository closed")
-	// ErrVersionBusy means AcquireIdle found requests in flight on the
-	// version.
+	// ErrVersionBusy means AcquireIdle found a client's request in
+	// flight on the version.
 	ErrVersionBusy = errors.New("model version has requests in flight")
 )

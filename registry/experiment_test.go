@@ -135,6 +135,12 @@ func TestAcquireIdle(t *testing.T) {
 	if err != nil {
 		t.Fatalf("AcquireIdle of an idle version: %v", err)
 	}
+	// Background holders stack.
+	bg2, err := r.AcquireIdle("m", 1)
+	if err != nil {
+		t.Fatalf("AcquireIdle beside another background holder: %v", err)
+	}
+	bg2.ReleaseIdle()
 	// The clients' limit (instances × max batch + max_queue) is the same
 	// as without the background holder.
 	limit := int(bg.limit)

@@ -229,7 +229,8 @@ func (r *Repository) Acquire(name string, version int64) (*Version, error) {
 
 // AcquireIdle is Acquire of version n (not 0) of model name for work in
 // the background, like a shadow's copy of a request: it succeeds only
-// while nothing holds the version, fails with ErrVersionBusy otherwise,
+// while no client holds the version (other background holders may), fails
+// with ErrVersionBusy otherwise,
 // and takes no place under the version's in-flight limit, so that
 // clients arriving while it runs are admitted as if it did not. The
 // caller must call ReleaseIdle on it.

@@ -193,20 +193,31 @@ func (v *Version) Release() {
 	}
 }
 
-// acquireIdle takes a reference to v only when it has none, outside the
-// in-flight limit; ReleaseIdle gives it back.
+// acquireIdle takes a reference to v only while no client holds one
+// (other idle holders may), outside the in-flight limit; ReleaseIdle gives
+// it back.
 func (v *Version) acquireIdle() error {
 	// idle rises first and falls last, so that a client's limit check
 	// never counts this holder as one of its own.
-	v.idle.Add(1)
-	if v.refs.CompareAndSwap(0, 1) {
-		return nil
+	others := v.idle.Add(1) - 1
+	for {
+		n := v.refs.Load()
+		if n&drainingBit != 0 {
+			v.idle.Add(-1)
+			return errRetry
+		}
+		// n counts the clients and the idle holders that took their
+		// reference already, at most others of them. (A client may go
+		// unseen while another idle holder is between its two steps.)
+		if n > others {
+			v.idle.Add(-1)
+			return ErrVersionBusy
+		}
+		if v.refs.CompareAndSwap(n, n+1) {
+			return nil
+		}
+		others = v.idle.Load() - 1
 	}
-	v.idle.Add(-1)
-	if v.refs.Load()&drainingBit != 0 {
-		return errRetry
-	}
-	return ErrVersionBusy
 }
 
 // ReleaseIdle gives back the reference taken by Repository.AcquireIdle.

@@ -105,8 +105,8 @@ again, and the arms' versions can be retired.`)
 func modelsShadow(out adminOutput, args []string) error {
 	fs := out.flagSet("models shadow", "[flags] NAME VERSION --percent P",
 		`Copy a sample of model NAME's requests to VERSION, a shadow: each node runs the
-copies after answering, on two workers of its own, each only while nothing else
-is in flight on VERSION, and compares the shadow's outputs with the ones the
+copies after answering, on two workers of its own, each only while no client's
+request is in flight on VERSION, and compares the shadow's outputs with the ones the
 client got, which never change.
 infergate_shadow_requests_total counts the copies (compared, failed, dropped
 when the node's queue of 64 copies is full, not_ready), and
