@@ -77,6 +77,9 @@ func (w *shadower) submit(sh *registry.Shadow, inputs, outs []oip.Tensor) {
 // (their run holds a reference to its version, which the version's drain
 // waits for). It is idempotent; a second call does not wait.
 func (w *shadower) close(ctx context.Context) error {
+	// A submit that is starting the workers finishes that first, so
+	// that the wait below covers them; none starts after this.
+	w.start.Do(func() {})
 	first := false
 	w.closeMu.Do(func() {
 		first = true
@@ -105,6 +108,9 @@ func (w *shadower) work() {
 		case <-w.stop:
 			return
 		case j := <-w.queue:
+			if w.stopped.Load() {
+				return // close drops what is queued
+			}
 			w.run(j)
 		}
 	}
@@ -113,9 +119,9 @@ func (w *shadower) work() {
 // run sends j to its shadow version and compares the answers.
 func (w *shadower) run(j *shadowJob) {
 	sh := j.sh
-	// Only a shadow version that no client is using runs a copy, outside
-	// its in-flight limit: a copy never waits in a queue its clients wait
-	// in, nor takes one of their places there.
+	// Only a shadow version that no client is using runs a copy: a copy
+	// never waits in a queue its clients wait in. (While it runs, it
+	// holds one of the version's places, as a client would.)
 	v, err := w.repo.AcquireIdle(sh.Model, sh.Version)
 	switch {
 	case errors.Is(err, registry.ErrVersionNotFound) || errors.Is(err, registry.ErrModelNotFound):

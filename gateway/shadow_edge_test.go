@@ -81,10 +81,10 @@ func TestShutdownBoundsShadowCopies(t *testing.T) {
 	}
 }
 
-// TestShadowCopyTakesNoClientPlace: a copy runs only on an idle shadow
-// version, and outside its in-flight limit (found by a reviewing helper:
-// copies queued at the clients' priority and took their places, so a
-// client of the shadow version got a 503).
+// TestShadowCopyTakesNoClientPlace: a copy runs only on a shadow version
+// that no client is using, so it never waits in their queue (found by a
+// reviewing helper: copies queued at the clients' priority and took their
+// places, so a client of the shadow version got a 503).
 func TestShadowCopyTakesNoClientPlace(t *testing.T) {
 	type fixture struct {
 		s     *testServer
@@ -153,8 +153,8 @@ func TestShadowCopyTakesNoClientPlace(t *testing.T) {
 	})
 
 	// Idle: the copy runs, holding the one instance for its run; a client
-	// who comes meanwhile is admitted outside the copy's in-flight count
-	// and waits for that run, as it would for another client's.
+	// who comes meanwhile waits for that run, as it would for another
+	// client's.
 	t.Run("idle", func(t *testing.T) {
 		x := setup(t)
 		if r := x.s.post(t, "/v2/models/fake/versions/1/infer", fakeRequest); r.code != 200 {

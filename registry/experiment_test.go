@@ -118,8 +118,8 @@ func TestAcquireUnversionedFollowsTheExperiment(t *testing.T) {
 	}
 }
 
-// TestAcquireIdle: a background holder gets a version only while nothing
-// holds it, and takes no place under its in-flight limit.
+// TestAcquireIdle: a background holder gets a version only while no client
+// holds it, and then counts under its in-flight limit like a client.
 func TestAcquireIdle(t *testing.T) {
 	r, _, dir := newTestRepo(t, ModelConfig{Instances: 1, MaxBatchSize: 1})
 	writeModel(t, dir, "m", 1, "m1")
@@ -141,9 +141,9 @@ func TestAcquireIdle(t *testing.T) {
 		t.Fatalf("AcquireIdle beside another background holder: %v", err)
 	}
 	bg2.ReleaseIdle()
-	// The clients' limit (instances × max batch + max_queue) is the same
-	// as without the background holder.
-	limit := int(bg.limit)
+	// The background holder takes one of the places under the in-flight
+	// limit (instances × max batch + max_queue), as a client does.
+	limit := int(bg.limit) - 1
 	var held []*Version
 	for i := range limit {
 		c, err := r.Acquire("m", 1)

@@ -229,10 +229,9 @@ func (r *Repository) Acquire(name string, version int64) (*Version, error) {
 
 // AcquireIdle is Acquire of version n (not 0) of model name for work in
 // the background, like a shadow's copy of a request: it succeeds only
-// while no client holds the version (other background holders may), fails
-// with ErrVersionBusy otherwise,
-// and takes no place under the version's in-flight limit, so that
-// clients arriving while it runs are admitted as if it did not. The
+// while no client holds the version (other background holders may), and
+// fails with ErrVersionBusy otherwise, or as Acquire fails. While held,
+// it takes one of the version's in-flight places, as a client does. The
 // caller must call ReleaseIdle on it.
 func (r *Repository) AcquireIdle(name string, n int64) (*Version, error) {
 	for {

@@ -58,8 +58,8 @@ type Version struct {
 	// drainingBit set once v drains: one word, so that a holder's release
 	// to zero and the start of a drain cannot interleave (see Release).
 	refs atomic.Int64
-	// idle counts the holders that AcquireIdle admitted, which the
-	// in-flight limit leaves out: they take no client's place.
+	// idle counts the holders that AcquireIdle admitted, to tell them
+	// from clients; they count under the in-flight limit like clients.
 	idle      atomic.Int64
 	drainOnce sync.Once
 	drained   chan struct{}
@@ -173,7 +173,7 @@ func (v *Version) acquire() error {
 		v.Release()
 		return errRetry
 	}
-	if v.limit > 0 && n-v.idle.Load() > v.limit {
+	if v.limit > 0 && n > v.limit {
 		v.Release()
 		v.Metrics.Failure[ReasonOverloaded].Inc()
 		return &OverloadError{Model: v.Model, Version: v.Label, InFlight: v.limit, Instances: v.Config.Instances, MaxQueue: v.Config.MaxQueue,
@@ -193,31 +193,22 @@ func (v *Version) Release() {
 	}
 }
 
-// acquireIdle takes a reference to v only while no client holds one
-// (other idle holders may), outside the in-flight limit; ReleaseIdle gives
-// it back.
+// acquireIdle takes a reference to v, as acquire does, only while no
+// client holds one (other idle holders may); ReleaseIdle gives it back.
+// Which holders are clients is read apart from the reference count, so a
+// client may go unseen or a copy be turned away in a race: it decides
+// only whether background work runs, never who is admitted.
 func (v *Version) acquireIdle() error {
-	// idle rises first and falls last, so that a client's limit check
-	// never counts this holder as one of its own.
-	others := v.idle.Add(1) - 1
-	for {
-		n := v.refs.Load()
-		if n&drainingBit != 0 {
-			v.idle.Add(-1)
-			return errRetry
-		}
-		// n counts the clients and the idle holders that took their
-		// reference already, at most others of them. (A client may go
-		// unseen while another idle holder is between its two steps.)
-		if n > others {
-			v.idle.Add(-1)
-			return ErrVersionBusy
-		}
-		if v.refs.CompareAndSwap(n, n+1) {
-			return nil
-		}
-		others = v.idle.Load() - 1
+	v.idle.Add(1)
+	if err := v.acquire(); err != nil {
+		v.idle.Add(-1)
+		return err
 	}
+	if v.InFlight() > v.idle.Load() {
+		v.ReleaseIdle()
+		return ErrVersionBusy
+	}
+	return nil
 }
 
 // ReleaseIdle gives back the reference taken by Repository.AcquireIdle.
