@@ -15,13 +15,10 @@ import (
 	"github.com/infergate/infergate/registry"
 )
 
-// TestRestartedNodeKeepsTheExperiment: a unit gets the same arm on every
-// node, after restarts too. A node restarts as serve does
-// (RestoreProduction, then the models load and serve before the control
-// plane starts); while raft replays its log, splits.json gives it the
-// experiment (found by a reviewing helper: before it, a treatment unit
-// was served by production until the node caught up).
-func TestRestartedNodeKeepsTheExperiment(t *testing.T) {
+// soloWithTwoVersions starts a one-node cluster with model "m" versions 1
+// (production) and 2 (staged).
+func soloWithTwoVersions(t *testing.T) (Config, *Node) {
+	t.Helper()
 	cfg, n := startSolo(t)
 	c := &testCluster{t: t, nodes: []*Node{n}}
 	for _, content := range []string{"good one", "good two"} {
@@ -29,6 +26,17 @@ func TestRestartedNodeKeepsTheExperiment(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return cfg, n
+}
+
+// TestRestartedNodeKeepsTheExperiment: a unit gets the same arm on every
+// node, after restarts too. A node restarts as serve does
+// (RestoreProduction, then the models load and serve before the control
+// plane starts); while raft replays its log, splits.json gives it the
+// experiment (found by a reviewing helper: before it, a treatment unit
+// was served by production until the node caught up).
+func TestRestartedNodeKeepsTheExperiment(t *testing.T) {
+	cfg, n := soloWithTwoVersions(t)
 	e := &route.Experiment{Name: "exp", Arms: []route.Arm{
 		{Name: "control", Version: 1, Weight: 1},
 		{Name: "treatment", Version: 2, Weight: 1},

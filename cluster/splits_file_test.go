@@ -16,13 +16,7 @@ import (
 // splits.json follows set_shadow and end_shadow, including the end of the
 // last one; a restarted node has the shadow from its first request.
 func TestSplitsFileFollowsShadow(t *testing.T) {
-	cfg, n := startSolo(t)
-	c := &testCluster{t: t, nodes: []*Node{n}}
-	for _, content := range []string{"good one", "good two"} {
-		if _, err := c.register(n, "m", content); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cfg, n := soloWithTwoVersions(t)
 	path := filepath.Join(cfg.DataDir, splitsFile)
 	want := func(s string) {
 		t.Helper()
