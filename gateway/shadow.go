@@ -52,8 +52,8 @@ func newShadower(repo *registry.Repository, timeout time.Duration, reason func(*
 	return &shadower{repo: repo, timeout: timeout, reason: reason, queue: make(chan *shadowJob, shadowQueue), stop: make(chan struct{})}
 }
 
-// submit queues a copy of a request that version v answered with outs,
-// unless the queue is full. It copies what it keeps: the caller's tensors
+// submit queues a copy of a request, with the outputs outs its client
+// got, for sh's version, unless the queue is full. It copies what it keeps: the caller's tensors
 // are its own again once submit returns.
 func (w *shadower) submit(sh *registry.Shadow, inputs, outs []oip.Tensor) {
 	if w.stopped.Load() {
