@@ -44,7 +44,7 @@ func (n *Node) saveProduction(st *fsm.State) {
 // splitsFile keeps, in the raft data directory, each replicated model's
 // experiment and shadow as this node last knew them, for the reason
 // productionFile keeps production: a restarted node splits a unit's
-// requests as the other nodes do from its first request, not only once
+// requests as the other nodes do as soon as the arms have loaded, not only once
 // raft has replayed its log.
 const splitsFile = "splits.json"
 

@@ -156,7 +156,9 @@ type InferRequest struct {
 	// CacheBypass is the "cache_bypass" parameter: do not answer from, or
 	// store into, the response cache.
 	CacheBypass bool
-	// UnitID is the "unit_id" parameter that experiments hash to pick an arm.
+	// UnitID is the "unit_id" parameter. The gateway picks an experiment arm
+	// before it reads the body, from the X-Unit-Id header, so it does not
+	// use this one.
 	UnitID string
 
 	// names and scratch are kept across Reset for the decoder to reuse.
