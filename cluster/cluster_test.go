@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,6 +29,10 @@ import (
 
 // brokenLoads counts the test loader's attempts at "broken" models.
 var brokenLoads atomic.Int64
+
+// loadGates holds, by model content, a channel the test loader receives
+// from before it loads those bytes, for a test to hold a load running.
+var loadGates sync.Map // string -> chan struct{}
 
 // textBackend stands in for ONNX Runtime: a model is any bytes (those
 // starting with "broken" fail to load).
@@ -60,6 +65,9 @@ func testConfig(t *testing.T, id string, trans *raft.InmemTransport, join string
 			if bytes.HasPrefix(b, []byte("broken")) {
 				brokenLoads.Add(1)
 				return nil, errors.New("not a model")
+			}
+			if gate, ok := loadGates.Load(string(b)); ok {
+				<-gate.(chan struct{})
 			}
 			return textBackend{}, nil
 		},

@@ -134,3 +134,113 @@ func TestRestoreSplitsReportsDamage(t *testing.T) {
 	f(`{`+good+`,"bad":{"experiment":{"name":"e","arms":[]}}}`, `model "bad": experiment: the experiment has 0 arms`, true)
 	f(`garbage`, "cannot read the models' experiments and shadows", false)
 }
+
+// TestRestartedNodeServesAsBeforeWhenReady restarts a node whose model
+// runs an experiment between production and a staged version: once its
+// initial loads are done, before raft has caught up, it must serve
+// production and both arms, and the reconciler must then keep the
+// versions it loaded instead of loading them again. Found by a walk on
+// real servers: the repository's own rule loaded only the highest
+// version, so for the first second unversioned requests got 503 and the
+// control arm fell back.
+func TestRestartedNodeServesAsBeforeWhenReady(t *testing.T) {
+	cfg, n := soloWithTwoVersions(t)
+	e := &route.Experiment{Name: "exp", Arms: []route.Arm{
+		{Name: "control", Version: 1, Weight: 1},
+		{Name: "treatment", Version: 2, Weight: 1},
+	}}
+	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetExperiment, Model: "m", Experiment: e}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		var served map[string]servedModel
+		if err := loadJSON(filepath.Join(cfg.DataDir, servedFile), &served); err != nil {
+			return err
+		}
+		if got := served["m"].Versions; len(got) != 2 {
+			return fmt.Errorf("served.json lists versions %v of m; want 1 and 2", got)
+		}
+		return nil
+	})
+
+	var before map[int64]*registry.Version
+	repo, again := restartAsServe(t, cfg, n, func(repo *registry.Repository) {
+		lm := repo.Model("m")
+		if lm == nil || lm.Version(1) == nil || lm.Version(2) == nil {
+			var got []int64
+			if lm != nil {
+				for _, v := range lm.Versions() {
+					got = append(got, v.Number)
+				}
+			}
+			t.Fatalf("after the initial loads m serves versions %v; want 1 and 2", got)
+		}
+		before = map[int64]*registry.Version{1: lm.Version(1), 2: lm.Version(2)}
+		v, err := repo.Acquire("m", 0)
+		if err != nil {
+			t.Fatalf("an unversioned request after the initial loads: %v; want production, version 1", err)
+		}
+		v.Release()
+		if v.Number != 1 {
+			t.Fatalf("an unversioned request went to version %d; want production, 1", v.Number)
+		}
+		for i := range 40 {
+			unit := fmt.Sprint("user-", i)
+			want := e.Arms[e.Assign([]byte(unit))]
+			v, arm, err := repo.AcquireUnversioned("m", []byte(unit))
+			if err != nil {
+				t.Fatalf("unit %s: %v", unit, err)
+			}
+			v.Release()
+			if v.Number != want.Version || arm != want.Name {
+				t.Fatalf("unit %s: version %d arm %q; want %d %q", unit, v.Number, arm, want.Version, want.Name)
+			}
+		}
+	})
+	testenv.CheckFor(t, 15*time.Second, func() error {
+		st := again.LocalStatus().Models["m"]
+		if st["1"].State != VersionReady || st["2"].State != VersionReady {
+			return fmt.Errorf("statuses %+v; want both ready", st)
+		}
+		return nil
+	})
+	lm := repo.Model("m")
+	for v, was := range before {
+		if lm.Version(v) != was {
+			t.Errorf("the reconciler loaded version %d again; it should keep what the restart loaded with the same configuration", v)
+		}
+	}
+}
+
+func TestRestoredLoadsReportsDamage(t *testing.T) {
+	f := func(content, wantErr string, wantModels ...string) {
+		t.Helper()
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, servedFile), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := RestoredLoads(dir)
+		if wantErr == "" && err != nil || wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)) {
+			t.Fatalf("RestoredLoads with %s: %v; want an error containing %q", content, err, wantErr)
+		}
+		if len(got) != len(wantModels) {
+			t.Fatalf("with %s: %d models; want %v", content, len(got), wantModels)
+		}
+		for _, name := range wantModels {
+			cfg := got[name]
+			if cfg == nil || cfg.VersionPolicy.Specific == nil || len(cfg.VersionPolicy.Specific.Versions) == 0 {
+				t.Fatalf("with %s: model %s: %+v; want its versions", content, name, cfg)
+			}
+		}
+	}
+	good := `"good":{"versions":[1,3],"config":{"max_batch_size":8}}`
+	f(`{`+good+`}`, "", "good")
+	f(`{"plain":{"versions":[2]}}`, "", "plain")
+	f(`{`+good+`,"none":{"versions":[]}}`, `model "none": no versions`, "good")
+	f(`{`+good+`,"zero":{"versions":[0]}}`, `model "zero": version 0 is not`, "good")
+	f(`{`+good+`,"cfg":{"versions":[1],"config":{"max_batch_size":-1}}}`, `model "cfg": its config`, "good")
+	f(`garbage`, "cannot read the versions this node served")
+	if got, err := RestoredLoads(t.TempDir()); got != nil || err != nil {
+		t.Fatalf("without the file: %v, %v; want nothing", got, err)
+	}
+}

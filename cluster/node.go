@@ -53,7 +53,12 @@ type Node struct {
 	// savedSplits is what saveSplits wrote last; only the reconciler's
 	// goroutine uses it.
 	savedSplits map[string]split
+	// savedServed is what saveServed wrote last; only the reconciler's
+	// goroutine uses it.
+	savedServed map[string]servedModel
 	m           nodeMetrics
+	// routeMu serializes route.
+	routeMu sync.Mutex
 
 	// health is the leader's view of unreachable members (watchPeers).
 	health peerHealth

@@ -1,11 +1,14 @@
 package cluster
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/gateway/route"
@@ -143,4 +146,92 @@ func restoreSplits(dir string, repo *registry.Repository) error {
 		return fmt.Errorf("%s holds entries that are not valid, left out until raft catches up: %w", path, errors.Join(errs...))
 	}
 	return nil
+}
+
+// servedFile keeps, in the raft data directory, the versions of each
+// replicated model this node last loaded and the configuration it loaded
+// them with, for the reason productionFile keeps production: a restarted
+// node loads what it served before, production and the experiment's arms
+// included, before it says it is ready. Without it the repository's own
+// rule loads only each model's highest version, and the others come
+// later, once raft has caught up: meanwhile unversioned requests find no
+// production and the arms fall back.
+const servedFile = "served.json"
+
+// servedModel is what servedFile holds of one model.
+type servedModel struct {
+	Versions []int64         `json:"versions"`
+	Config   json.RawMessage `json:"config,omitempty"`
+}
+
+func (a servedModel) equal(b servedModel) bool {
+	return slices.Equal(a.Versions, b.Versions) && bytes.Equal(a.Config, b.Config)
+}
+
+// saveServed records served when it changed, as saveProduction does
+// production. Only the reconciler's goroutine calls it.
+func (n *Node) saveServed(st *fsm.State, served map[string]servedModel) {
+	if len(st.Models) == 0 && n.savedServed == nil {
+		return
+	}
+	if n.savedServed != nil && maps.EqualFunc(served, n.savedServed, servedModel.equal) {
+		return
+	}
+	if n.saveJSON(servedFile, "the versions this node serves", served) {
+		n.savedServed = maps.Clone(served)
+	}
+}
+
+// RestoredLoads returns, for each replicated model the node in raft data
+// directory dir served when it stopped, the configuration to load it with
+// (repository.Load's override): the versions it served and the
+// configuration the cluster gave them. Load them so, before the control
+// plane starts, and the node serves as it did from its first ready
+// moment. A missing file (a new node) gives none and no error; a damaged
+// one, or a damaged entry, gives an error saying what it means, and the
+// other entries.
+func RestoredLoads(dir string) (map[string]*registry.ModelConfig, error) {
+	path := filepath.Join(dir, servedFile)
+	var served map[string]servedModel
+	if err := loadJSON(path, &served); err != nil {
+		if os.IsNotExist(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("cannot read the versions this node served from %s (%v): each model's highest version loads first, the others once raft catches up; remove the file to silence this", path, err)
+	}
+	out := make(map[string]*registry.ModelConfig, len(served))
+	var errs []error
+	for name, sm := range served {
+		cfg, err := sm.modelConfig()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("model %q: %w", name, err))
+			continue
+		}
+		out[name] = cfg
+	}
+	if len(errs) > 0 {
+		return out, fmt.Errorf("%s holds entries that are not valid; those models load their highest version first, the others once raft catches up: %w", path, errors.Join(errs...))
+	}
+	return out, nil
+}
+
+// modelConfig is the override that loads sm's versions as recorded.
+func (sm servedModel) modelConfig() (*registry.ModelConfig, error) {
+	if len(sm.Versions) == 0 {
+		return nil, errors.New("no versions")
+	}
+	for _, v := range sm.Versions {
+		if v < 1 {
+			return nil, fmt.Errorf("version %d is not a positive integer", v)
+		}
+	}
+	var cfg registry.ModelConfig
+	if len(sm.Config) > 0 {
+		var err error
+		if cfg, err = registry.ParseModelConfig(sm.Config); err != nil {
+			return nil, fmt.Errorf("its config: %w", err)
+		}
+	}
+	cfg.VersionPolicy = registry.VersionPolicy{Specific: &registry.SpecificPolicy{Versions: slices.Clone(sm.Versions)}}
+	return &cfg, nil
 }

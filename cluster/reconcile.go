@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -75,6 +76,10 @@ type reconciler struct {
 	// them.
 	done   map[string]string
 	failed map[string]attempt
+	// served holds, per model, the versions and configuration the last
+	// load was asked for, which saveServed records; only the loop
+	// goroutine uses it.
+	served map[string]servedModel
 
 	// pullMu protects pulls, the blob pulls by digest; a pull that ends
 	// sends on kick (capacity 1).
@@ -99,6 +104,7 @@ func newReconciler(n *Node) *reconciler {
 		loadErrs: make(map[string]string),
 		done:     make(map[string]string),
 		failed:   make(map[string]attempt),
+		served:   make(map[string]servedModel),
 		pulls:    make(map[string]*pull),
 		kick:     make(chan struct{}, 1),
 	}
@@ -108,6 +114,7 @@ func (r *reconciler) loop() {
 	if !r.catchUp() {
 		return
 	}
+	r.n.goFunc(r.n.routeLoop)
 	t := time.NewTicker(retryInterval)
 	defer t.Stop()
 	for ticks := 0; ; {
@@ -218,13 +225,15 @@ func (r *reconciler) reconcile() {
 		}
 		r.reconcileModel(st, st.Models[name])
 	}
+	for name := range r.served {
+		if st.Models[name] == nil {
+			delete(r.served, name)
+		}
+	}
+	r.n.saveServed(st, r.served)
 }
 
 func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
-	// The split takes effect at once: an arm whose version is not ready
-	// here yet falls back to the default version, counted, until it is.
-	r.repo.SetExperiment(m.Name, m.Experiment)
-	r.repo.SetShadow(m.Name, m.Shadow)
 	// Most changes (other aliases, members, other models) leave a model
 	// as it was: skip it while what this node serves of it is unchanged
 	// and ready, so that a burst of admin writes costs no file checks.
@@ -270,29 +279,31 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 		if len(live) > 0 {
 			r.failed[m.Name] = attempt{key: retry, at: time.Now()}
 		}
+		delete(r.served, m.Name)
 		r.dropNotLive(m, live)
 		return
 	}
 
-	cfg, err := r.modelConfig(m)
+	cfg, raw, err := r.modelConfig(m)
 	if err != nil {
 		for _, v := range present {
 			r.setStatus(m.Name, v, VersionFailed, err.Error())
 		}
+		delete(r.served, m.Name)
 		r.dropNotLive(m, live)
 		return
 	}
 	cfg.VersionPolicy = registry.VersionPolicy{Specific: &registry.SpecificPolicy{Versions: present}}
+	r.served[m.Name] = servedModel{Versions: present, Config: raw}
 	for _, v := range present {
 		if lm := r.repo.Model(m.Name); lm == nil || lm.Version(v) == nil {
 			r.setStatus(m.Name, v, VersionLoading, "")
 		}
 	}
 	// A model new to this node answers "not ready" until production is
-	// loaded, never from a staged version that loaded first.
-	if p := m.Production(); p != 0 && r.repo.DefaultVersion(m.Name) == 0 {
-		r.repo.SetDefault(m.Name, p)
-	}
+	// loaded, never from a staged version that loaded first (routeLoop
+	// has most likely seen to it already).
+	r.n.route()
 	// Load is cheap when nothing changed: the registry keeps versions
 	// whose file and config are the same.
 	msg := ""
@@ -332,15 +343,8 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 			r.setStatus(m.Name, v, VersionFailed, reason)
 		}
 	}
-	// Route unversioned traffic to production once it is ready here;
-	// until then a previous default that is ready keeps serving, and with
-	// none the model answers "not ready" rather than from a staged version.
-	if p := m.Production(); p != 0 {
-		cur := r.repo.DefaultVersion(m.Name)
-		if cur == 0 || loaded == nil || loaded.Version(p) != nil || loaded.Version(cur) == nil {
-			r.repo.SetDefault(m.Name, p)
-		}
-	}
+	// Route unversioned traffic to production now that it may be ready.
+	r.n.route()
 	if len(present) == len(live) && len(rotten) == 0 && r.loadedAsRecorded(m.Name) {
 		r.done[m.Name] = sig
 	} else {
@@ -515,8 +519,9 @@ func (r *reconciler) loadReasons(model string) map[int64]string {
 }
 
 // modelConfig is the config.json of m's production version (else its
-// newest), which applies to every version of m served here.
-func (r *reconciler) modelConfig(m *fsm.Model) (registry.ModelConfig, error) {
+// newest), which applies to every version of m served here, parsed and as
+// registered (nil for none).
+func (r *reconciler) modelConfig(m *fsm.Model) (registry.ModelConfig, json.RawMessage, error) {
 	var src *fsm.Version
 	if p := m.Production(); p != 0 {
 		src = m.Version(p)
@@ -527,13 +532,13 @@ func (r *reconciler) modelConfig(m *fsm.Model) (registry.ModelConfig, error) {
 		}
 	}
 	if src == nil || len(src.Config) == 0 {
-		return registry.ModelConfig{}, nil
+		return registry.ModelConfig{}, nil, nil
 	}
 	cfg, err := registry.ParseModelConfig(src.Config)
 	if err != nil {
-		return cfg, fmt.Errorf("model %q version %d: its config: %w", m.Name, src.Number, err)
+		return cfg, nil, fmt.Errorf("model %q version %d: its config: %w", m.Name, src.Number, err)
 	}
-	return cfg, nil
+	return cfg, src.Config, nil
 }
 
 // ensureVersion makes DIR/<model>/<version>/model.onnx hold v's bytes:

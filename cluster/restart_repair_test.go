@@ -250,8 +250,17 @@ func TestRestartKeepsStagedVersionFromUnversioned(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(cfg.DataDir, productionFile)); err != nil {
 			return err
 		}
-		return nil
+		_, err := os.Stat(filepath.Join(cfg.DataDir, servedFile))
+		return err
 	})
+	// Without served.json (a node upgraded from a release that did not
+	// write it, or one whose file was damaged), the restart loads by the
+	// repository's own rule, and production.json alone must keep the
+	// staged version from unversioned requests. (With it, both versions
+	// load: TestRestartedNodeServesAsBeforeWhenReady.)
+	if err := os.Remove(filepath.Join(cfg.DataDir, servedFile)); err != nil {
+		t.Fatal(err)
+	}
 	repo, again := restartAsServe(t, cfg, n, func(repo *registry.Repository) {
 		// The repository's own rule loaded version 2 alone (latest 1),
 		// and production.json, applied before, keeps unversioned
@@ -286,7 +295,8 @@ func TestRestartKeepsStagedVersionFromUnversioned(t *testing.T) {
 
 // restartAsServe stops n and starts it again on cfg as serve does: a new
 // registry over the same repository takes the recorded production
-// versions (RestoreProduction) and loads what is on disk (LoadAll), then
+// versions (RestoreProduction), loads the versions the node served
+// (RestoredLoads, LoadRestored) and what else is on disk (LoadAll), then
 // the control plane starts, with serve's timings (an election takes a
 // while). beforeStart, when not nil, sees the registry in between.
 func restartAsServe(t *testing.T, cfg Config, n *Node, beforeStart func(*registry.Repository)) (*registry.Repository, *Node) {
@@ -299,10 +309,18 @@ func restartAsServe(t *testing.T, cfg Config, n *Node, beforeStart func(*registr
 		t.Fatal(err)
 	}
 	t.Cleanup(repo.Close)
+	// serve's order: RestoreProduction, then its loadInitial.
 	if err := RestoreProduction(cfg.DataDir, repo); err != nil {
 		cfg.Logf("%v", err) // serve logs it and goes on
 	}
-	if err := repo.LoadAll(); err != nil { // serve's loadInitial
+	restored, err := RestoredLoads(cfg.DataDir)
+	if err != nil {
+		cfg.Logf("%v", err)
+	}
+	if err := repo.LoadRestored(restored); err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.LoadAll(); err != nil {
 		t.Fatal(err)
 	}
 	if beforeStart != nil {

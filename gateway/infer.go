@@ -564,6 +564,11 @@ func (s *Server) routeError(name, version []byte, err error) error {
 	case errors.Is(err, registry.ErrVersionNotFound):
 		return notFound("model %q has no ready version %s; ready versions: %s", name, version, s.readyVersions(b2s(name)))
 	case errors.Is(err, registry.ErrModelNotReady):
+		if d := s.repo.DefaultVersion(b2s(name)); d != 0 {
+			// Pinned, as a cluster pins production, to a version that
+			// is not ready here while others may be.
+			return unavailable(1, "model %q: unversioned requests go to version %d (its production version), which is not ready on this node yet; ready versions, which a request may name: %s; POST /v2/repository/index shows why", name, d, s.readyVersions(b2s(name)))
+		}
 		return unavailable(1, "model %q has no ready version yet; POST /v2/repository/index shows why", name)
 	}
 	return err

@@ -593,3 +593,18 @@ func TestEarlyRefusalCountsIdleInstances(t *testing.T) {
 		t.Fatalf("first: %s", r)
 	}
 }
+
+// TestPinnedDefaultNotReadySaysWhich: a model whose unversioned requests
+// are pinned to a version that is not ready (a cluster's production on a
+// node still loading it) answers 503 naming that version and the ready
+// ones a request may name, not "no ready version".
+func TestPinnedDefaultNotReadySaysWhich(t *testing.T) {
+	b := newFakeBackend()
+	s := startFake(t, b, gateway.DefaultConfig(), registry.ModelConfig{})
+	s.repo.SetDefault("fake", 3)
+	r := s.post(t, "/v2/models/fake/infer", fakeRequest)
+	checkError(t, r, fasthttp.StatusServiceUnavailable, `model "fake": unversioned requests go to version 3 (its production version), which is not ready on this node yet; ready versions, which a request may name: 1`)
+	checkFakeAnswer(t, s.post(t, "/v2/models/fake/versions/1/infer", fakeRequest))
+	s.repo.SetDefault("fake", 0)
+	checkFakeAnswer(t, s.post(t, "/v2/models/fake/infer", fakeRequest))
+}

@@ -43,8 +43,8 @@ func newExperiment(set *metrics.Set, model string, e *route.Experiment) *Experim
 // nothing; the series of arms that a change drops leave /metrics, and
 // those it keeps count on. e must be valid (route.Experiment.Validate).
 func (r *Repository) SetExperiment(name string, e *route.Experiment) {
-	r.loadMu.Lock()
-	defer r.loadMu.Unlock()
+	r.routeMu.Lock()
+	defer r.routeMu.Unlock()
 	old := r.experiments[name]
 	if old == nil && e == nil || old != nil && old.Equal(e) {
 		return
@@ -71,8 +71,8 @@ func (r *Repository) SetExperiment(name string, e *route.Experiment) {
 // ExperimentOf returns what SetExperiment last set for model name, loaded
 // or not, or nil.
 func (r *Repository) ExperimentOf(name string) *Experiment {
-	r.loadMu.Lock()
-	defer r.loadMu.Unlock()
+	r.routeMu.Lock()
+	defer r.routeMu.Unlock()
 	return r.experiments[name]
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -100,14 +101,24 @@ type Repository struct {
 	table atomicTable
 
 	// loadMu serializes Load, Unload, Poll and Close.
-	loadMu      sync.Mutex
-	closed      bool                    // guarded by loadMu
-	overrides   map[string]*ModelConfig // guarded by loadMu
-	defVersion  map[string]int64        // guarded by loadMu: SetDefault's versions
-	experiments map[string]*Experiment  // guarded by loadMu: SetExperiment's experiments
-	shadows     map[string]*Shadow      // guarded by loadMu: SetShadow's shadows
-	pollErrs    map[string]string       // guarded by loadMu: last poll error per model
-	unloaded    map[string]bool         // guarded by loadMu: unloaded by Unload, which polls leave alone
+	loadMu    sync.Mutex
+	closed    bool                    // guarded by loadMu
+	overrides map[string]*ModelConfig // guarded by loadMu
+	pollErrs  map[string]string       // guarded by loadMu: last poll error per model
+	unloaded  map[string]bool         // guarded by loadMu: unloaded by Unload, which polls leave alone
+
+	// routeMu protects defVersion, experiments and shadows: how a model's
+	// unversioned requests are routed, which SetDefault, SetExperiment and
+	// SetShadow change without waiting for a load that runs (they take
+	// effect in a second, a load may take minutes). A load that adds a
+	// model to the table holds it while it copies them into the new Model
+	// and publishes it, so that a change either finds the Model in the
+	// table or is in the maps the Model is made from. Never take loadMu
+	// while holding it.
+	routeMu     sync.Mutex
+	defVersion  map[string]int64       // SetDefault's versions
+	experiments map[string]*Experiment // SetExperiment's experiments
+	shadows     map[string]*Shadow     // SetShadow's shadows
 
 	// mu protects status, modelErrs, vmetrics and draining, which Index
 	// and /metrics read while a load runs.
@@ -266,6 +277,32 @@ func (r *Repository) Models() []*Model {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// LoadRestored loads each model in restored with its configuration
+// (Load's override), in name order: a cluster node that restarts loads
+// the versions it served before, with the cluster's configuration, as
+// cluster.RestoredLoads returns them. A model none of whose versions
+// loads with it (their files gone) loads without it, by its directory's
+// own configuration, so that it serves what it can until the cluster's
+// reconciler takes over. It returns the joined errors.
+func (r *Repository) LoadRestored(restored map[string]*ModelConfig) error {
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(restored)) {
+		err := r.Load(name, restored[name])
+		if err != nil && r.Model(name) == nil {
+			err = r.Load(name, nil)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ModelNames lists the model directories in the repository, sorted.
+func (r *Repository) ModelNames() ([]string, error) {
+	return listModels(r.cfg.Dir)
 }
 
 // LoadAll loads every model in the repository. It returns the joined
@@ -512,9 +549,6 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 		m := old
 		if m == nil {
 			m = &Model{Name: name}
-			m.def.Store(r.defVersion[name])
-			m.exp.Store(r.experiments[name])
-			m.shadow.Store(r.shadows[name])
 		}
 		m.versions.Store(&next)
 		if r.hurried.Load() {
@@ -525,7 +559,12 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 			}
 		}
 		if old == nil {
+			r.routeMu.Lock()
+			m.def.Store(r.defVersion[name])
+			m.exp.Store(r.experiments[name])
+			m.shadow.Store(r.shadows[name])
 			r.table.with(name, m)
+			r.routeMu.Unlock()
 		}
 		for _, v := range next {
 			if _, ok := failed[v.Number]; !ok {
@@ -764,10 +803,10 @@ func (r *Repository) routable(model string, n int64) bool {
 // get (a cluster points it at the production alias); while n is not
 // ready they get ErrModelNotReady. 0 goes back to the latest ready
 // version. It holds across reloads and may name a version that is not
-// loaded yet.
+// loaded yet. It does not wait for a load that runs.
 func (r *Repository) SetDefault(name string, n int64) {
-	r.loadMu.Lock()
-	defer r.loadMu.Unlock()
+	r.routeMu.Lock()
+	defer r.routeMu.Unlock()
 	if n == 0 {
 		delete(r.defVersion, name)
 	} else {
@@ -792,8 +831,8 @@ func (r *Repository) Hurry() {
 
 // DefaultVersion returns what SetDefault last set for model name, or 0.
 func (r *Repository) DefaultVersion(name string) int64 {
-	r.loadMu.Lock()
-	defer r.loadMu.Unlock()
+	r.routeMu.Lock()
+	defer r.routeMu.Unlock()
 	return r.defVersion[name]
 }
 

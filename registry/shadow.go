@@ -79,8 +79,8 @@ func NewShadow(set *metrics.Set, model string, sh *route.Shadow) *Shadow {
 // version drops the old version's series, a change of the sample or the
 // tolerance keeps them counting. sh must be valid.
 func (r *Repository) SetShadow(name string, sh *route.Shadow) {
-	r.loadMu.Lock()
-	defer r.loadMu.Unlock()
+	r.routeMu.Lock()
+	defer r.routeMu.Unlock()
 	old := r.shadows[name]
 	if old == nil && sh == nil || old != nil && old.Equal(sh) {
 		return
@@ -105,8 +105,8 @@ func (r *Repository) SetShadow(name string, sh *route.Shadow) {
 // ShadowOf returns what SetShadow last set for model name, loaded or not,
 // or nil.
 func (r *Repository) ShadowOf(name string) *Shadow {
-	r.loadMu.Lock()
-	defer r.loadMu.Unlock()
+	r.routeMu.Lock()
+	defer r.routeMu.Unlock()
 	return r.shadows[name]
 }
 

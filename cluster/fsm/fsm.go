@@ -16,6 +16,10 @@ import (
 type FSM struct {
 	// changed has capacity 1 and is never closed.
 	changed chan struct{}
+	// watchMu protects watches, the channels Watch returned, each like
+	// changed.
+	watchMu sync.Mutex
+	watches []chan struct{}
 
 	// mu protects state and index. Apply and Restore take it for writing;
 	// Snapshot and State copy under it for reading.
@@ -99,10 +103,28 @@ func (f *FSM) Changed() <-chan struct{} {
 	return f.changed
 }
 
+// Watch returns a new channel that is signalled as Changed is, for a
+// second reader: two readers of Changed would take each other's signals.
+func (f *FSM) Watch() <-chan struct{} {
+	c := make(chan struct{}, 1)
+	f.watchMu.Lock()
+	f.watches = append(f.watches, c)
+	f.watchMu.Unlock()
+	return c
+}
+
 func (f *FSM) signal() {
 	select {
 	case f.changed <- struct{}{}:
 	default:
+	}
+	f.watchMu.Lock()
+	defer f.watchMu.Unlock()
+	for _, c := range f.watches {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
 	}
 }
 

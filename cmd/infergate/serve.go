@@ -321,9 +321,13 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	if err := cluster.RestoreProduction(c.raftDir(), repo); err != nil {
 		logger.Printf("%v", err)
 	}
+	restored, err := cluster.RestoredLoads(c.raftDir())
+	if err != nil {
+		logger.Printf("%v", err)
+	}
 	start := time.Now()
 	loaded := make(chan error, 1)
-	go func() { loaded <- loadInitial(repo, c.load) }()
+	go func() { loaded <- loadInitial(repo, c.load, restored) }()
 	select {
 	case err := <-loaded:
 		if err != nil {
@@ -593,12 +597,23 @@ func warmupRuns(cfg registry.ModelConfig) func(inputs, outputs []oip.TensorMetad
 	}
 }
 
-func loadInitial(repo *registry.Repository, which string) error {
+// loadInitial loads every cluster model the node served when it stopped
+// as it served them (restored, from cluster.RestoredLoads; see
+// registry.LoadRestored), then the other models --load names (which).
+func loadInitial(repo *registry.Repository, which string, restored map[string]*registry.ModelConfig) error {
+	errs := []error{repo.LoadRestored(restored)}
+	names := loadNames(which)
 	if which == "*" {
-		return repo.LoadAll()
+		all, err := repo.ModelNames()
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		names = all
 	}
-	var errs []error
-	for _, name := range loadNames(which) {
+	for _, name := range names {
+		if restored[name] != nil {
+			continue
+		}
 		if err := repo.Load(name, nil); err != nil {
 			errs = append(errs, err)
 		}

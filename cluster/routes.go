@@ -1,0 +1,50 @@
+package cluster
+
+// route sets how the registry routes each replicated model's unversioned
+// requests, from the newest replicated state: the experiment and the
+// shadow as they are, and the default version as production once it is
+// ready here. Until production is ready a previous default that is ready
+// keeps serving; with none the model answers "not ready" rather than from
+// a staged version that loaded first.
+//
+// routeLoop calls it on every change of the state, so that a new
+// experiment, shadow or promotion takes effect at once instead of after
+// the reconciler's pass, which may be loading another version for
+// minutes; the reconciler calls it around its loads, whose outcome
+// decides the default. routeMu makes each call read the state and apply
+// it as one step, so the last call applies the newest state.
+func (n *Node) route() {
+	n.routeMu.Lock()
+	defer n.routeMu.Unlock()
+	st, _ := n.fsm.State()
+	repo := n.cfg.Registry
+	for name, m := range st.Models {
+		repo.SetExperiment(name, m.Experiment)
+		repo.SetShadow(name, m.Shadow)
+		p := m.Production()
+		if p == 0 {
+			continue
+		}
+		cur := repo.DefaultVersion(name)
+		lm := repo.Model(name)
+		if cur == 0 || lm == nil || lm.Version(p) != nil || lm.Version(cur) == nil {
+			repo.SetDefault(name, p)
+		}
+	}
+}
+
+// routeLoop calls route on every change of the replicated state until the
+// node stops. The reconciler starts it once the node has caught up with
+// its log (see catchUp): the states replayed before that are the group's
+// past.
+func (n *Node) routeLoop() {
+	changed := n.fsm.Watch()
+	for {
+		n.route()
+		select {
+		case <-n.stop:
+			return
+		case <-changed:
+		}
+	}
+}
