@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
+	"github.com/infergate/infergate/cluster"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 	"github.com/valyala/fasthttp"
@@ -105,7 +108,7 @@ func (s *Server) repositoryIndex(ctx *fasthttp.RequestCtx) error {
 	if err := decodeJSONBody(body, &q); err != nil {
 		return err
 	}
-	idx, err := s.repo.Index()
+	idx, err := s.index()
 	if err != nil {
 		return err
 	}
@@ -119,6 +122,84 @@ func (s *Server) repositoryIndex(ctx *fasthttp.RequestCtx) error {
 		out = []registry.IndexEntry{}
 	}
 	return writeJSON(ctx, out)
+}
+
+// index is the repository's index (registry.Repository.Index) with the
+// cluster's versions this node does not serve added, as the reconciler
+// reports them (cluster.Node.LocalStatus): one being fetched from a peer
+// is LOADING, one that failed here (bytes on disk other than the
+// registered ones, a pull that failed) UNAVAILABLE with the reason. The
+// registry knows nothing of those until their files load, and an
+// operator looking for why a version does not serve on this node looks
+// here and on the status page.
+func (s *Server) index() ([]registry.IndexEntry, error) {
+	idx, err := s.repo.Index()
+	if err != nil {
+		return nil, err
+	}
+	cp := s.plane.Load()
+	if cp == nil {
+		return idx, nil
+	}
+	type key struct{ model, version string }
+	at := make(map[key]int, len(idx))
+	for i, e := range idx {
+		at[key{e.Name, e.Version}] = i
+	}
+	local := cp.node.LocalStatus()
+	var added []registry.IndexEntry
+	for name, vs := range local.Models {
+		for v, st := range vs {
+			e := registry.IndexEntry{Name: name, Version: v}
+			switch st.State {
+			case cluster.VersionFetching:
+				e.State, e.Reason = registry.StateLoading, "fetching its bytes from a peer"
+				if st.Reason != "" {
+					e.Reason += ": " + st.Reason
+				}
+			case cluster.VersionFailed:
+				e.State, e.Reason = registry.StateUnavailable, st.Reason
+			default:
+				continue // loading or ready: the registry's row says more
+			}
+			if i, ok := at[key{name, v}]; ok {
+				if idx[i].State != registry.StateReady && idx[i].Reason == "" {
+					idx[i].Reason = e.Reason
+				}
+				continue
+			}
+			added = append(added, e)
+		}
+	}
+	if len(added) == 0 {
+		return idx, nil
+	}
+	// A model's bare row (a directory with no version tried) gives way to
+	// its versions' rows.
+	out := idx[:0:0]
+	for _, e := range idx {
+		bare := e.Version == "" && e.State == ""
+		if bare && slices.ContainsFunc(added, func(a registry.IndexEntry) bool { return a.Name == e.Name }) {
+			continue
+		}
+		out = append(out, e)
+	}
+	out = append(out, added...)
+	slices.SortStableFunc(out, func(a, b registry.IndexEntry) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return cmpVersion(a.Version, b.Version)
+	})
+	return out, nil
+}
+
+// cmpVersion orders version labels by number, a model's row ("") first.
+func cmpVersion(a, b string) int {
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	return strings.Compare(a, b)
 }
 
 // routeRepository handles /v2/repository/models/{name}/load|unload.

@@ -16,7 +16,7 @@ import (
 // statusPage serves a small HTML page for people: what is served, in
 // which state, and where the machine-readable endpoints are.
 func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
-	idx, err := s.repo.Index()
+	idx, err := s.index()
 	if err != nil {
 		return err
 	}
@@ -25,7 +25,10 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 		InFlight int64
 		SHA256   string
 		Loaded   string
-		Default  bool // answers unversioned requests
+		// Default says how the version answers unversioned requests: all
+		// of them ("unversioned"), or, while an experiment splits them,
+		// those whose arm is not ready here ("fallback of the arms").
+		Default string
 		// Roles says what else the version does: its experiment arms, and
 		// "shadow".
 		Roles string
@@ -43,7 +46,12 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 					r.InFlight += v.InFlight()
 					r.SHA256 = v.SHA256
 					r.Loaded = v.LoadedAt.UTC().Format(time.RFC3339)
-					r.Default = v == def
+					if v == def {
+						r.Default = "unversioned"
+						if m.Experiment() != nil {
+							r.Default = "fallback of the arms"
+						}
+					}
 					r.Roles = roles(m, v.Number)
 				}
 			}
@@ -290,7 +298,7 @@ code{background:#f4f4f4;padding:1px 4px}
 <p>{{if .Ready}}<span class="READY">ready</span>{{else}}<span class="UNAVAILABLE">not ready: {{.NotReady}}</span>{{end}}{{with .Unavailable}} · <span class="UNAVAILABLE">{{.}} not serving (below, with the reason)</span>{{end}}
  · up {{.Uptime}} · ONNX Runtime {{.Runtime}} · repository <code>{{.Repo}}</code></p>
 <table><tr><th>model</th><th>version</th><th>state</th><th>in flight</th><th>loaded</th><th>sha256</th><th>reason</th></tr>
-{{range .Rows}}<tr><td>{{.Name}}</td><td>{{.Version}}{{if .Default}} <small>(unversioned)</small>{{end}}{{with .Roles}} <small>({{.}})</small>{{end}}</td><td class="{{.State}}">{{.State}}</td><td>{{.InFlight}}</td><td>{{.Loaded}}</td><td>{{with .SHA256}}<code>{{printf "%.12s" .}}</code>{{end}}</td><td>{{.Reason}}</td></tr>
+{{range .Rows}}<tr><td>{{.Name}}</td><td>{{.Version}}{{with .Default}} <small>({{.}})</small>{{end}}{{with .Roles}} <small>({{.}})</small>{{end}}</td><td class="{{.State}}">{{.State}}</td><td>{{.InFlight}}</td><td>{{.Loaded}}</td><td>{{with .SHA256}}<code>{{printf "%.12s" .}}</code>{{end}}</td><td>{{.Reason}}</td></tr>
 {{else}}<tr><td colspan="7">the repository holds no models</td></tr>{{end}}
 </table>
 {{with .Traffic}}<h2>Traffic</h2>
