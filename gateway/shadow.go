@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"sync"
@@ -40,6 +41,14 @@ type shadower struct {
 	// reason classifies a failed run for the version's metrics.
 	reason func(v *registry.Version, err error) registry.FailureReason
 
+	logf func(format string, args ...any)
+
+	// logMu protects logged, when each shadow's failure was last logged,
+	// and unlogged, how many failed since without a line.
+	logMu    sync.Mutex
+	logged   map[*registry.Shadow]time.Time
+	unlogged map[*registry.Shadow]int
+
 	queue   chan *shadowJob
 	start   sync.Once
 	stop    chan struct{}
@@ -48,8 +57,45 @@ type shadower struct {
 	closeMu sync.Once
 }
 
-func newShadower(repo *registry.Repository, timeout time.Duration, reason func(*registry.Version, error) registry.FailureReason) *shadower {
-	return &shadower{repo: repo, timeout: timeout, reason: reason, queue: make(chan *shadowJob, shadowQueue), stop: make(chan struct{})}
+func newShadower(repo *registry.Repository, timeout time.Duration, reason func(*registry.Version, error) registry.FailureReason, logf func(string, ...any)) *shadower {
+	return &shadower{repo: repo, timeout: timeout, reason: reason, logf: logf,
+		logged: make(map[*registry.Shadow]time.Time), unlogged: make(map[*registry.Shadow]int),
+		queue: make(chan *shadowJob, shadowQueue), stop: make(chan struct{})}
+}
+
+// shadowLogEvery bounds how often one shadow's failed copies are logged.
+const shadowLogEvery = time.Minute
+
+// logFailure logs why a copy for sh failed: the first failure, then at
+// most one line a minute with how many failed in between, so that a
+// shadow that fails every copy (inputs that differ from the model's, say)
+// says why once without flooding the log.
+func (w *shadower) logFailure(sh *registry.Shadow, err error) {
+	w.logMu.Lock()
+	now := time.Now()
+	if last, ok := w.logged[sh]; ok && now.Sub(last) < shadowLogEvery {
+		w.unlogged[sh]++
+		w.logMu.Unlock()
+		return
+	}
+	more := w.unlogged[sh]
+	w.logged[sh] = now
+	delete(w.unlogged, sh)
+	if len(w.logged) > 4*shadowQueue {
+		// Shadows replaced long ago: forget them.
+		for k, t := range w.logged {
+			if now.Sub(t) >= shadowLogEvery {
+				delete(w.logged, k)
+				delete(w.unlogged, k)
+			}
+		}
+	}
+	w.logMu.Unlock()
+	suffix := ""
+	if more > 0 {
+		suffix = fmt.Sprintf(" (and %d more since the last line)", more)
+	}
+	w.logf("shadow: a copy of a request of model %q failed on its shadow, version %d: %v%s", sh.Model, sh.Version, err, suffix)
 }
 
 // submit queues a copy of a request, with the outputs outs its client
@@ -143,6 +189,7 @@ func (w *shadower) run(j *shadowJob) {
 		// the same way, which its series show.
 		v.Metrics.Failed(registry.ReasonBadRequest, time.Since(start))
 		sh.Count(registry.ShadowFailed)
+		w.logFailure(sh, err)
 		return
 	}
 	if v.Batchable {
@@ -158,6 +205,7 @@ func (w *shadower) run(j *shadowJob) {
 	if err := v.Batcher.Do(r); err != nil {
 		v.Metrics.Failed(w.reason(v, err), time.Since(start))
 		sh.Count(registry.ShadowFailed)
+		w.logFailure(sh, err)
 		return
 	}
 	v.Metrics.Succeeded(time.Since(start))

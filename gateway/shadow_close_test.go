@@ -80,7 +80,7 @@ func TestShadowCloseDropsQueuedCopies(t *testing.T) {
 		r := reviewRepo(t, b, true)
 		set := metrics.NewSet()
 		sh := registry.NewShadow(set, "m", &route.Shadow{Version: 1, Percent: 100})
-		w := newShadower(r, 10*time.Second, func(*registry.Version, error) registry.FailureReason { return registry.ReasonInternal })
+		w := newShadower(r, 10*time.Second, func(*registry.Version, error) registry.FailureReason { return registry.ReasonInternal }, t.Logf)
 		// Two copies, one per worker, both held in Run.
 		w.submit(sh, in, in)
 		w.submit(sh, in, in)
@@ -118,7 +118,7 @@ func TestShadowSubmitRacingClose(t *testing.T) {
 	in := []oip.Tensor{fp32("x", []int64{1, 1}, 1)}
 	deadline := time.Now().Add(2 * time.Second)
 	for i := 0; time.Now().Before(deadline); i++ {
-		w := newShadower(r, time.Second, nil)
+		w := newShadower(r, time.Second, nil, t.Logf)
 		start := make(chan struct{})
 		var wg sync.WaitGroup
 		wg.Add(1)

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,7 +62,7 @@ func TestCompareOutputs(t *testing.T) {
 func TestShadowQueueDropsWhenFull(t *testing.T) {
 	set := metrics.NewSet()
 	sh := registry.NewShadow(set, "m", &route.Shadow{Version: 2, Percent: 100})
-	w := newShadower(nil, time.Second, nil)
+	w := newShadower(nil, time.Second, nil, t.Logf)
 	w.start.Do(func() {}) // no workers: the queue only fills
 	in := []oip.Tensor{fp32("a", []int64{1, 1}, 1)}
 	for range shadowQueue + 3 {
@@ -85,5 +87,38 @@ func TestCloneTensorsOwnsItsData(t *testing.T) {
 	in[0].Data[0], in[1].Shape[0] = 9, 7
 	if c[0].Data[0] == 9 || c[1].Shape[0] == 7 || len(c[1].Data) != 4 || cap(c[0].Data) != 8 {
 		t.Fatalf("the clone shares or mis-sizes: %+v", c)
+	}
+}
+
+// TestShadowFailuresAreLoggedSparingly: a shadow that fails every copy
+// (here its inputs differ from the requests') says why in the log once,
+// then at most once a minute with a count, instead of nothing (the
+// series counted "failed" without a reason) or a line per copy.
+func TestShadowFailuresAreLoggedSparingly(t *testing.T) {
+	b := &blockingBackend{release: make(chan struct{})}
+	close(b.release)
+	r := reviewRepo(t, b, true)
+	sh := registry.NewShadow(metrics.NewSet(), "m", &route.Shadow{Version: 1, Percent: 100})
+	var mu sync.Mutex
+	var lines []string
+	logf := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, fmt.Sprintf(format, args...))
+	}
+	w := newShadower(r, time.Second, nil, logf)
+	in := []oip.Tensor{fp32("wrong", []int64{1, 1}, 1)}
+	for range 5 {
+		w.run(&shadowJob{sh: sh, inputs: in, outputs: in})
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], `model "m" failed on its shadow, version 1`) || !strings.Contains(lines[0], `"wrong"`) {
+		t.Fatalf("5 failed copies logged %q; want one line naming the model, the version and the reason", lines)
+	}
+	w.logMu.Lock()
+	w.logged[sh] = w.logged[sh].Add(-shadowLogEvery)
+	w.logMu.Unlock()
+	w.run(&shadowJob{sh: sh, inputs: in, outputs: in})
+	if len(lines) != 2 || !strings.Contains(lines[1], "(and 4 more since the last line)") {
+		t.Fatalf("a minute later: %q; want a second line counting the 4 not logged", lines)
 	}
 }

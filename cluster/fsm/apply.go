@@ -147,13 +147,13 @@ func (s *State) retireVersion(c *Command) error {
 	}
 	if len(aliases) > 0 {
 		slices.Sort(aliases)
-		return fmt.Errorf("%w: cannot retire version %d of model %q: aliases %q point to it; point them at another version first (PUT /v1/models/%s/aliases/{alias})", ErrConflict, v.Number, c.Model, aliases, c.Model)
+		return fmt.Errorf("%w: cannot retire version %d of model %q: aliases %q point to it; point them at another version first (infergate models alias, or PUT /v1/models/%s/aliases/{alias})", ErrConflict, v.Number, c.Model, aliases, c.Model)
 	}
 	if sh := m.Shadow; sh != nil && sh.Version == v.Number {
-		return fmt.Errorf("%w: cannot retire version %d of model %q: it is the model's shadow; end the shadow (DELETE /v1/models/%s/shadow) first", ErrConflict, v.Number, c.Model, c.Model)
+		return fmt.Errorf("%w: cannot retire version %d of model %q: it is the model's shadow; end the shadow first (infergate models end-shadow %s, or DELETE /v1/models/%s/shadow)", ErrConflict, v.Number, c.Model, c.Model, c.Model)
 	}
 	if e := m.Experiment; e != nil && e.Uses(v.Number) {
-		return fmt.Errorf("%w: cannot retire version %d of model %q: it is an arm of experiment %q; end the experiment (DELETE /v1/models/%s/experiment) or set it without this version first", ErrConflict, v.Number, c.Model, e.Name, c.Model)
+		return fmt.Errorf("%w: cannot retire version %d of model %q: it is an arm of experiment %q; end the experiment (infergate models end-experiment %s, or DELETE /v1/models/%s/experiment) or set it without this version first", ErrConflict, v.Number, c.Model, e.Name, c.Model, c.Model)
 	}
 	v.Stage = StageRetired
 	return nil

@@ -70,7 +70,7 @@ func TestApplyExperiment(t *testing.T) {
 	// An arm's version cannot be retired, even without an alias.
 	apply(Command{Op: OpRemoveMember, Member: &Member{ID: "n1"}}, nil, "")
 	apply(Command{Op: OpSetAlias, Model: "m", Alias: "canary", Version: 2}, nil, "")
-	apply(Command{Op: OpRetireVersion, Model: "m", Version: 3}, ErrConflict, `it is an arm of experiment "ranking"; end the experiment (DELETE /v1/models/m/experiment)`)
+	apply(Command{Op: OpRetireVersion, Model: "m", Version: 3}, ErrConflict, `it is an arm of experiment "ranking"; end the experiment (infergate models end-experiment m, or DELETE /v1/models/m/experiment)`)
 
 	// Setting again replaces it: ramp the treatment to half.
 	apply(setExperiment("m", arm("control", 2, 50), arm("treatment", 3, 50)), nil, "")
@@ -163,7 +163,7 @@ func TestApplyShadow(t *testing.T) {
 	apply(shadow("m", 1), ErrConflict, "version 1 of model \"m\" is retired")
 	apply(Command{Op: OpSetAlias, Model: "m", Alias: "canary", Version: 2}, nil, "")
 	apply(shadow("m", 3), nil, "")
-	apply(Command{Op: OpRetireVersion, Model: "m", Version: 3}, ErrConflict, "it is the model's shadow; end the shadow (DELETE /v1/models/m/shadow) first")
+	apply(Command{Op: OpRetireVersion, Model: "m", Version: 3}, ErrConflict, "it is the model's shadow; end the shadow first (infergate models end-shadow m, or DELETE /v1/models/m/shadow)")
 	g := restore(t, snapshotBytes(t, f))
 	if st, _ := g.State(); !st.Models["m"].Shadow.Equal(&route.Shadow{Version: 3, Percent: 10}) {
 		t.Fatalf("restored shadow %+v", st.Models["m"].Shadow)

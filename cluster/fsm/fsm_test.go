@@ -141,7 +141,7 @@ func TestApply(t *testing.T) {
 		{c: alias("canary", 3), wantErr: ErrConflict,
 			wantMsg: `conflict: cannot point alias "canary" at version 3 of model "m": the version is retired`},
 		{c: retire(2), wantErr: ErrConflict,
-			wantMsg: `conflict: cannot retire version 2 of model "m": aliases ["canary" "production"] point to it; point them at another version first (PUT /v1/models/m/aliases/{alias})`},
+			wantMsg: `conflict: cannot retire version 2 of model "m": aliases ["canary" "production"] point to it; point them at another version first (infergate models alias, or PUT /v1/models/m/aliases/{alias})`},
 		// 3 is retired, so rollback skips it and goes back to 1.
 		{c: rollback, wantVersion: 1,
 			want: "m next=4 1:production 2:staged 3:retired aliases=canary:2,production:1 history=[]; members="},

@@ -473,9 +473,9 @@ nodes serve it (with the state of those that do not).`)
 
 func modelsShow(out adminOutput, args []string) error {
 	fs := out.flagSet("models show", "[flags] NAME",
-		`Show model NAME: its production version and aliases, its versions with their
-full digests, and the state of each node that does not serve a version, with
-the reason it gave.`)
+		`Show model NAME: its production version and aliases, its A/B experiment and
+shadow if it has them, its versions with their full digests, and the state of
+each node that does not serve a version, with the reason it gave.`)
 	cfg := adminFlags(fs, true)
 	pos, err := parseArgs(fs, args, "NAME")
 	if err != nil {

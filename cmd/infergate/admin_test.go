@@ -456,9 +456,9 @@ func TestAdminUsage(t *testing.T) {
 	f(modelsGroup, []string{"experiment", "ctr", "e", "--arm", "a=1"}, 2, nil, []string{`invalid value "a=1" for flag -arm: "a=1" is not ARM=VERSION:WEIGHT, like control=1:90`})
 	f(modelsGroup, []string{"experiment", "ctr", "e", "--arm", "a=x:1"}, 2, nil, []string{`version "x" is not a positive integer`})
 	f(modelsGroup, []string{"experiment", "ctr", "e", "--arm", "a=1:-2"}, 2, nil, []string{`weight "-2" is not an integer of 0 or more`})
-	f(modelsGroup, []string{"experiment", "ctr", "e", "--arm", "a=1:1"}, 2, nil, []string{"the experiment has 1 arms; give 2 to 16", "Usage: infergate models experiment"})
+	f(modelsGroup, []string{"experiment", "ctr", "e", "--arm", "a=1:1"}, 2, nil, []string{"1 --arm flags; give 2 to 16, one per arm, like --arm control=1:90", "Usage: infergate models experiment"})
 	f(modelsGroup, []string{"experiment", "ctr"}, 2, nil, []string{"missing argument EXPERIMENT\n"})
-	f(modelsGroup, []string{"shadow", "ctr", "2"}, 2, nil, []string{"percent 0 is out of range", "Usage: infergate models shadow"})
+	f(modelsGroup, []string{"shadow", "ctr", "2"}, 2, nil, []string{"--percent is missing: give the share", "Usage: infergate models shadow"})
 	f(modelsGroup, []string{"shadow", "ctr", "x", "--percent", "5"}, 2, nil, []string{`VERSION "x": versions are positive integers`})
 
 	// Writes take no --consistent.

@@ -38,7 +38,7 @@ func modelsExperiment(out adminOutput, args []string) error {
 	fs := out.flagSet("models experiment", "[flags] NAME EXPERIMENT --arm ARM=VERSION:WEIGHT --arm ...",
 		`Start A/B experiment EXPERIMENT on model NAME, or change the one it runs: its
 unversioned requests split among the arms, each a version with a weight (two
-to 16 arms; weights are relative, 0 pauses an arm). A request carrying the
+to 16 arms; weights are relative, from 0 to 1000000, and 0 pauses an arm). A request carrying the
 header X-Unit-Id gets the arm its unit hashes to, the same on every node for
 as long as the salt and the arms stay the same; one without it gets an arm at
 random. Responses name the arm in X-Experiment-Arm. Requests that name a
@@ -59,6 +59,11 @@ ends it, and "models show" shows it.`)
 		return err
 	}
 	e := route.Experiment{Name: pos[1], Salt: *salt, Arms: arms}
+	if len(arms) < 2 || len(arms) > route.MaxArms {
+		fmt.Fprintf(fs.Output(), "%d --arm flags; give 2 to %d, one per arm, like --arm control=1:90 --arm treatment=2:10\n", len(arms), route.MaxArms)
+		fs.Usage()
+		return errUsage
+	}
 	if err := e.Validate(); err != nil {
 		fmt.Fprintf(fs.Output(), "%v\n", err)
 		fs.Usage()
@@ -118,7 +123,7 @@ retired while it shadows; "models end-shadow" stops it.
   infergate models shadow ranker 2 --percent 10`)
 	cfg := adminFlags(fs, false)
 	percent := fs.Float64("percent", 0, "share of the model's requests to copy, more than 0 and at most 100")
-	tolerance := fs.Float64("tolerance", 0, "largest absolute difference of an output value that still agrees (0: 0.001)")
+	tolerance := fs.Float64("tolerance", 0, "largest absolute difference of an output value that still agrees (0 means the default, 0.001; for an all but exact comparison give a tiny one, like 1e-12)")
 	pos, err := parseArgs(fs, args, "NAME", "VERSION")
 	if err != nil {
 		return err
@@ -126,6 +131,11 @@ retired while it shadows; "models end-shadow" stops it.
 	v, err := parseVersion(fs, pos[1])
 	if err != nil {
 		return err
+	}
+	if *percent == 0 {
+		fmt.Fprintf(fs.Output(), "--percent is missing: give the share of the model's requests to copy, more than 0 and at most 100, like --percent 10\n")
+		fs.Usage()
+		return errUsage
 	}
 	sh := route.Shadow{Version: v, Percent: *percent, Tolerance: *tolerance}
 	if err := sh.Validate(); err != nil {
