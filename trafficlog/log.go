@@ -1,0 +1,627 @@
+package trafficlog
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/infergate/infergate/internal/durable"
+)
+
+// Config configures a Log. Zero fields take DefaultConfig's values.
+type Config struct {
+	// Dir holds the segment files; it is created if missing.
+	Dir string
+	// SegmentBytes is the size at which the writer starts a new segment.
+	SegmentBytes int64
+	// MaxBytes is the log's byte budget: when a new segment starts, the
+	// oldest are deleted until the others and a full new one fit in it.
+	MaxBytes int64
+	// MaxRecordBytes bounds one encoded event; Append refuses larger ones.
+	MaxRecordBytes int
+	// QueueBytes bounds the encoded events waiting for the writer: past
+	// it Append drops and AppendSync refuses.
+	QueueBytes int64
+	// SyncInterval is how often records added by Append are fsynced (and
+	// so become readable). AppendSync does not wait for it.
+	SyncInterval time.Duration
+	// Metrics receives the log's series; nil makes a set of its own.
+	Metrics *metrics.Set
+	// Logf logs what an operator should know (a torn record cut off, a
+	// write error); nil means log.Printf.
+	Logf func(format string, args ...any)
+}
+
+// DefaultConfig returns the defaults: 64 MiB segments, a 1 GiB budget,
+// 4 MiB records, a 64 MiB queue, a sync a second.
+func DefaultConfig() Config {
+	return Config{
+		SegmentBytes:   64 << 20,
+		MaxBytes:       1 << 30,
+		MaxRecordBytes: 4 << 20,
+		QueueBytes:     64 << 20,
+		SyncInterval:   time.Second,
+	}
+}
+
+func (c *Config) fill() {
+	d := DefaultConfig()
+	if c.SegmentBytes <= 0 {
+		c.SegmentBytes = d.SegmentBytes
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = d.MaxBytes
+	}
+	if c.MaxRecordBytes <= 0 {
+		c.MaxRecordBytes = d.MaxRecordBytes
+	}
+	if c.QueueBytes <= 0 {
+		c.QueueBytes = d.QueueBytes
+	}
+	if c.SyncInterval <= 0 {
+		c.SyncInterval = d.SyncInterval
+	}
+	if c.Metrics == nil {
+		c.Metrics = metrics.NewSet()
+	}
+	if c.Logf == nil {
+		c.Logf = log.Printf
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	c.fill()
+	switch {
+	case c.Dir == "":
+		return errors.New("the traffic log needs a directory")
+	case c.SegmentBytes < 1<<16:
+		return fmt.Errorf("traffic log segments of %d bytes are too small; give at least 64 KiB", c.SegmentBytes)
+	case c.MaxBytes < 2*c.SegmentBytes:
+		return fmt.Errorf("a traffic log budget of %d bytes holds fewer than two segments of %d bytes; raise the budget or shrink the segments", c.MaxBytes, c.SegmentBytes)
+	case int64(c.MaxRecordBytes) > c.SegmentBytes:
+		return fmt.Errorf("traffic log records of up to %d bytes do not fit segments of %d bytes", c.MaxRecordBytes, c.SegmentBytes)
+	case int64(c.MaxRecordBytes) > c.QueueBytes:
+		return fmt.Errorf("traffic log records of up to %d bytes do not fit its queue of %d bytes", c.MaxRecordBytes, c.QueueBytes)
+	}
+	return nil
+}
+
+// queueSlots bounds the number of events waiting for the writer, beside
+// Config.QueueBytes.
+const queueSlots = 4096
+
+// segment is one file of the log.
+type segment struct {
+	base int64 // the position of its first record: its name
+	size int64 // bytes in it: final once sealed; the last one's grows
+}
+
+// pending is an encoded record on its way to the writer; done, for
+// AppendSync, receives the outcome once it is on disk.
+type pending struct {
+	rec  []byte
+	done chan error
+}
+
+// Log is a node's traffic log. Append, AppendSync, Read and Stats are safe
+// for concurrent use; one goroutine of its own writes the files.
+type Log struct {
+	cfg Config
+
+	queue  chan *pending
+	queued atomic.Int64 // bytes in queue
+	stop   chan struct{}
+	done   chan struct{}
+	closed atomic.Bool
+	once   sync.Once
+
+	// mu protects segs and synced, which readers snapshot.
+	mu   sync.Mutex
+	segs []segment
+	// synced is the end of the fsynced records: what readers may read.
+	synced int64
+
+	// Only the writer goroutine uses these.
+	f     *os.File
+	w     *bufio.Writer
+	end   int64 // the position after the last record written
+	dirty bool  // written since the last sync
+	// waiters are the AppendSync records written since the last sync, and
+	// unsynced counts the predictions and feedback among them all.
+	waiters  []*pending
+	unsynced [2]int
+	// loggedErr is when a write error was last logged (at most one line a
+	// minute), unloggedErrs how many came since.
+	loggedErr    time.Time
+	unloggedErrs int
+
+	// beforeBatch, when set (by tests, before the first Append), runs on
+	// the writer before each batch.
+	beforeBatch func()
+
+	written, feedback, dropFull, dropLarge, dropWrite, dropClosed, writeErrors *metrics.Counter
+	syncDuration                                                               *metrics.Histogram
+}
+
+// segName is the file name of the segment whose first record is at base.
+func segName(base int64) string { return fmt.Sprintf("%020d.seg", base) }
+
+// Open opens the log in cfg.Dir, creating it if needed, cuts off a record
+// a crash tore at the end of the last segment, and starts the writer.
+func Open(cfg Config) (*Log, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.fill()
+	if err := durable.MakeDirs(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("cannot create the traffic log directory: %w", err)
+	}
+	l := &Log{cfg: cfg, queue: make(chan *pending, queueSlots), stop: make(chan struct{}), done: make(chan struct{})}
+	if err := l.recover(); err != nil {
+		return nil, err
+	}
+	set := cfg.Metrics
+	l.written = set.GetOrCreateCounter(`infergate_traffic_events_total{kind="prediction"}`)
+	l.feedback = set.GetOrCreateCounter(`infergate_traffic_events_total{kind="feedback"}`)
+	l.dropFull = set.GetOrCreateCounter(`infergate_traffic_dropped_total{reason="queue_full"}`)
+	l.dropLarge = set.GetOrCreateCounter(`infergate_traffic_dropped_total{reason="too_large"}`)
+	l.dropWrite = set.GetOrCreateCounter(`infergate_traffic_dropped_total{reason="write_error"}`)
+	l.dropClosed = set.GetOrCreateCounter(`infergate_traffic_dropped_total{reason="closed"}`)
+	l.writeErrors = set.GetOrCreateCounter(`infergate_traffic_write_errors_total`)
+	l.syncDuration = set.GetOrCreateHistogram(`infergate_traffic_sync_duration_seconds`)
+	set.GetOrCreateGauge(`infergate_traffic_log_bytes`, func() float64 { return float64(l.Stats().Bytes) })
+	set.GetOrCreateGauge(`infergate_traffic_queued_bytes`, func() float64 { return float64(l.queued.Load()) })
+	go l.run()
+	return l, nil
+}
+
+// recover lists the segments, checks the last one record by record and
+// cuts off what follows its last whole record, and opens it for writing.
+func (l *Log) recover() error {
+	entries, err := os.ReadDir(l.cfg.Dir)
+	if err != nil {
+		return fmt.Errorf("cannot list the traffic log directory: %w", err)
+	}
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".seg")
+		if !ok || e.IsDir() {
+			continue
+		}
+		base, err := strconv.ParseInt(name, 10, 64)
+		if err != nil || base < 0 || segName(base) != e.Name() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			return fmt.Errorf("cannot read traffic log segment %s: %w", e.Name(), err)
+		}
+		l.segs = append(l.segs, segment{base: base, size: info.Size()})
+	}
+	slices.SortFunc(l.segs, func(a, b segment) int { return int(a.base - b.base) })
+	if len(l.segs) == 0 {
+		l.segs = []segment{{}}
+	}
+	last := &l.segs[len(l.segs)-1]
+	path := filepath.Join(l.cfg.Dir, segName(last.base))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("cannot open traffic log segment: %w", err)
+	}
+	valid, err := validPrefix(f)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if valid < last.size {
+		l.cfg.Logf("traffic log: cut off the last %d bytes of %s, a record a crash left unfinished or damaged", last.size-valid, path)
+		if err := f.Truncate(valid); err != nil {
+			f.Close()
+			return fmt.Errorf("cannot cut the damaged end off %s: %w", path, err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("cannot sync %s: %w", path, err)
+	}
+	if err := durable.SyncDir(l.cfg.Dir); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Seek(valid, io.SeekStart); err != nil {
+		f.Close()
+		return err
+	}
+	last.size = valid
+	l.f = f
+	l.w = bufio.NewWriterSize(f, 1<<20)
+	l.end = last.base + valid
+	l.synced = l.end
+	return nil
+}
+
+// validPrefix returns the length of the whole, intact records at the start
+// of f.
+func validPrefix(f *os.File) (int64, error) {
+	info, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	r := bufio.NewReaderSize(f, 1<<20)
+	var off int64
+	var e Event
+	var buf []byte
+	for {
+		rec, err := readRecord(r, buf, info.Size()-off)
+		if err == io.EOF {
+			return off, nil
+		}
+		if err != nil {
+			if errors.Is(err, ErrCorrupt) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return off, nil
+			}
+			return 0, fmt.Errorf("cannot read traffic log segment %s: %w", f.Name(), err)
+		}
+		if _, err := Decode(rec, &e); err != nil {
+			return off, nil
+		}
+		buf = rec[:0]
+		off += int64(len(rec))
+	}
+}
+
+// readRecord reads one framed record, at most left bytes, from r into
+// buf's storage and checks its checksum. It returns io.EOF at a clean end,
+// io.ErrUnexpectedEOF for a torn one, and an error wrapping ErrCorrupt for
+// a damaged one.
+func readRecord(r *bufio.Reader, buf []byte, left int64) ([]byte, error) {
+	hdr, err := r.Peek(frameLen)
+	if err != nil {
+		if err == io.EOF && len(hdr) == 0 {
+			return nil, io.EOF
+		}
+		if err == io.EOF {
+			return nil, io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	n := int(uint32(hdr[0]) | uint32(hdr[1])<<8 | uint32(hdr[2])<<16 | uint32(hdr[3])<<24)
+	if int64(n) > left-frameLen {
+		// Torn, or damaged: a length that claims more than is there must
+		// not make a reader allocate it.
+		return nil, io.ErrUnexpectedEOF
+	}
+	buf = slices.Grow(buf[:0], frameLen+n)[:frameLen+n]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	if crc32.Checksum(buf[frameLen:], castagnoli) != binary.LittleEndian.Uint32(buf[4:]) {
+		return nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
+	}
+	return buf, nil
+}
+
+// Append hands e to the writer without waiting: it is on disk within
+// Config.SyncInterval. It returns ErrFull (the writer lags), ErrTooLarge
+// or ErrClosed, each counted, when e is dropped. e is encoded before
+// Append returns: the caller keeps its tensors.
+func (l *Log) Append(e *Event) error {
+	_, err := l.enqueue(e, false)
+	return err
+}
+
+// AppendSync appends e and waits until it is fsynced. It fails as Append
+// does without waiting, or with the write's error.
+func (l *Log) AppendSync(e *Event) error {
+	p, err := l.enqueue(e, true)
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-p.done:
+		return err
+	case <-l.done:
+		// Closed: the writer answered p before it stopped, or never saw it.
+		select {
+		case err := <-p.done:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
+}
+
+func (l *Log) enqueue(e *Event, wait bool) (*pending, error) {
+	if l.closed.Load() {
+		l.dropClosed.Inc()
+		return nil, ErrClosed
+	}
+	rec := AppendRecord(nil, e)
+	if len(rec) > l.cfg.MaxRecordBytes {
+		l.dropLarge.Inc()
+		return nil, fmt.Errorf("%w: %d bytes, over %d", ErrTooLarge, len(rec), l.cfg.MaxRecordBytes)
+	}
+	if l.queued.Add(int64(len(rec))) > l.cfg.QueueBytes {
+		l.queued.Add(-int64(len(rec)))
+		l.dropFull.Inc()
+		return nil, ErrFull
+	}
+	p := &pending{rec: rec}
+	if wait {
+		p.done = make(chan error, 1)
+	}
+	select {
+	case l.queue <- p:
+		return p, nil
+	default:
+		l.queued.Add(-int64(len(rec)))
+		l.dropFull.Inc()
+		return nil, ErrFull
+	}
+}
+
+// Close stops the writer once it has written and fsynced what is queued,
+// and closes the files. It is idempotent.
+func (l *Log) Close() error {
+	l.once.Do(func() {
+		l.closed.Store(true)
+		close(l.stop)
+	})
+	<-l.done
+	return nil
+}
+
+// run is the writer goroutine.
+func (l *Log) run() {
+	defer close(l.done)
+	t := time.NewTicker(l.cfg.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case p := <-l.queue:
+			l.writeBatch(p)
+			if len(l.waiters) > 0 {
+				l.sync()
+			}
+		case <-t.C:
+			if l.dirty {
+				l.sync()
+			}
+		case <-l.stop:
+			// Appends after closed was set are refused, but one may have
+			// passed the check before: write what is queued.
+			for {
+				select {
+				case p := <-l.queue:
+					l.writeBatch(p)
+					continue
+				default:
+				}
+				break
+			}
+			l.sync()
+			l.f.Close()
+			return
+		}
+	}
+}
+
+// writeBatch writes p and whatever else is queued now (up to a bound) and
+// flushes them to the file.
+func (l *Log) writeBatch(p *pending) {
+	if l.beforeBatch != nil {
+		l.beforeBatch()
+	}
+	for i := 0; ; i++ {
+		l.write(p)
+		if i == 255 {
+			break
+		}
+		select {
+		case p = <-l.queue:
+			continue
+		default:
+		}
+		break
+	}
+	if err := l.w.Flush(); err != nil {
+		l.writeFailed(err)
+	}
+}
+
+// write appends one record to the active segment, starting a new one
+// first when it is full.
+func (l *Log) write(p *pending) {
+	l.queued.Add(-int64(len(p.rec)))
+	last := l.segs[len(l.segs)-1] // only this goroutine changes segs
+	if l.end > last.base && l.end-last.base+int64(len(p.rec)) > l.cfg.SegmentBytes {
+		if err := l.rotate(); err != nil {
+			l.writeFailed(err)
+			l.answer(p, err)
+			return
+		}
+	}
+	if _, err := l.w.Write(p.rec); err != nil {
+		l.writeFailed(err)
+		l.answer(p, err)
+		return
+	}
+	l.end += int64(len(p.rec))
+	l.dirty = true
+	if Kind(p.rec[frameLen+1]) == Feedback {
+		l.unsynced[1]++
+	} else {
+		l.unsynced[0]++
+	}
+	if p.done != nil {
+		l.waiters = append(l.waiters, p)
+	}
+}
+
+// answer tells p's waiter, if it has one, that it failed with err; a
+// record without one is counted dropped.
+func (l *Log) answer(p *pending, err error) {
+	if p.done != nil {
+		p.done <- fmt.Errorf("cannot write the traffic log: %w", err)
+	} else {
+		l.dropWrite.Inc()
+	}
+}
+
+// sync fsyncs the active segment, makes what it holds readable, counts
+// it, and answers the waiters.
+func (l *Log) sync() {
+	if l.dirty {
+		start := time.Now()
+		err := l.w.Flush()
+		if err == nil {
+			err = l.f.Sync()
+		}
+		l.syncDuration.UpdateDuration(start)
+		if err != nil {
+			l.writeFailed(err) // answers the waiters
+			return
+		}
+		l.synced0()
+	}
+	for _, p := range l.waiters {
+		p.done <- nil
+	}
+	l.waiters = l.waiters[:0]
+}
+
+// synced0 records that everything written is on disk: readers may read
+// it, and it counts.
+func (l *Log) synced0() {
+	l.dirty = false
+	l.mu.Lock()
+	l.synced = l.end
+	l.segs[len(l.segs)-1].size = l.end - l.segs[len(l.segs)-1].base
+	l.mu.Unlock()
+	l.written.Add(l.unsynced[0])
+	l.feedback.Add(l.unsynced[1])
+	l.unsynced = [2]int{}
+}
+
+// writeFailed handles a write or sync error: what was written since the
+// last sync is cut off (counted dropped, and its waiters get the error),
+// and the log goes on from the last synced record.
+func (l *Log) writeFailed(err error) {
+	l.writeErrors.Inc()
+	if now := time.Now(); now.Sub(l.loggedErr) >= time.Minute {
+		more := ""
+		if l.unloggedErrs > 0 {
+			more = fmt.Sprintf(" (%d more errors since the last line)", l.unloggedErrs)
+		}
+		l.cfg.Logf("traffic log: %v; the records written since the last sync are dropped, and the log goes on from position %d%s", err, l.synced, more)
+		l.loggedErr, l.unloggedErrs = now, 0
+	} else {
+		l.unloggedErrs++
+	}
+	for _, p := range l.waiters {
+		p.done <- fmt.Errorf("cannot write the traffic log: %w", err)
+	}
+	l.waiters = l.waiters[:0]
+	l.dropWrite.Add(l.unsynced[0] + l.unsynced[1])
+	l.unsynced = [2]int{}
+	l.mu.Lock()
+	synced := l.synced
+	base := l.segs[len(l.segs)-1].base
+	l.mu.Unlock()
+	l.end = synced
+	l.dirty = false
+	if terr := l.f.Truncate(synced - base); terr != nil {
+		l.cfg.Logf("traffic log: cannot cut %s back to its synced end: %v", l.f.Name(), terr)
+	}
+	if _, serr := l.f.Seek(synced-base, io.SeekStart); serr != nil {
+		l.cfg.Logf("traffic log: cannot seek in %s: %v", l.f.Name(), serr)
+	}
+	l.w.Reset(l.f)
+}
+
+// rotate seals the active segment (flushed and fsynced), starts the next
+// one at the log's end and deletes the oldest segments past the budget.
+func (l *Log) rotate() error {
+	if err := l.w.Flush(); err != nil {
+		return err
+	}
+	if err := l.f.Sync(); err != nil {
+		return err
+	}
+	l.synced0()
+	for _, p := range l.waiters {
+		p.done <- nil
+	}
+	l.waiters = l.waiters[:0]
+	path := filepath.Join(l.cfg.Dir, segName(l.end))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := durable.SyncDir(l.cfg.Dir); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	l.f.Close()
+	l.f = f
+	l.w.Reset(f)
+	l.mu.Lock()
+	l.segs = append(l.segs, segment{base: l.end})
+	var drop []segment
+	total := int64(0)
+	for _, s := range l.segs {
+		total += s.size
+	}
+	// Room for the new segment to fill: the budget holds whatever it
+	// does.
+	for len(l.segs) > 1 && total+l.cfg.SegmentBytes > l.cfg.MaxBytes {
+		drop = append(drop, l.segs[0])
+		total -= l.segs[0].size
+		l.segs = l.segs[1:]
+	}
+	l.mu.Unlock()
+	for _, s := range drop {
+		if err := os.Remove(filepath.Join(l.cfg.Dir, segName(s.base))); err != nil {
+			l.cfg.Logf("traffic log: cannot delete the old segment %s: %v", segName(s.base), err)
+		}
+	}
+	return nil
+}
+
+// Stats is what the log holds now.
+type Stats struct {
+	// First is the position of the oldest record, Next the position the
+	// next record readable will have: [First, Next) is readable.
+	First, Next int64
+	Segments    int
+	Bytes       int64 // on disk, in the segments listed
+}
+
+// Stats returns what the log holds now.
+func (l *Log) Stats() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := Stats{First: l.segs[0].base, Next: l.synced, Segments: len(l.segs)}
+	for _, s := range l.segs {
+		st.Bytes += s.size
+	}
+	return st
+}

@@ -1,0 +1,87 @@
+package trafficlog
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Read calls fn with each record from position from on, in order, with
+// the record's position and its framed bytes (valid only during the call;
+// Decode decodes them), until fn returns false, the readable end, or the
+// records passed reach maxBytes (the first is passed whatever its size).
+// It returns the position after the last record passed: where the next
+// Read goes on. from must be the position of a record, or the end: one
+// before the first record (deleted to keep the log in its budget) or
+// after the end gives a *PositionError, and one inside a record an error
+// wrapping ErrCorrupt.
+func (l *Log) Read(from int64, maxBytes int, fn func(pos int64, rec []byte) bool) (int64, error) {
+	l.mu.Lock()
+	segs := append([]segment(nil), l.segs...)
+	end := l.synced
+	l.mu.Unlock()
+	if from < segs[0].base || from > end {
+		return from, &PositionError{Position: from, First: segs[0].base, Next: end}
+	}
+	pos := from
+	passed := 0
+	var buf []byte
+	for i := len(segs) - 1; i >= 0; i-- {
+		if segs[i].base > pos {
+			continue
+		}
+		// segs[i] holds pos; read it and the ones after it.
+		for ; i < len(segs) && pos < end; i++ {
+			s := segs[i]
+			if pos < s.base {
+				pos = s.base // a gap: files removed by hand
+			}
+			limit := s.base + s.size
+			if i == len(segs)-1 || limit > end {
+				limit = end
+			}
+			if pos >= limit {
+				continue
+			}
+			f, err := os.Open(filepath.Join(l.cfg.Dir, segName(s.base)))
+			if err != nil {
+				if errors.Is(err, os.ErrNotExist) {
+					// Deleted by retention since the snapshot.
+					st := l.Stats()
+					return pos, &PositionError{Position: pos, First: st.First, Next: st.Next}
+				}
+				return pos, err
+			}
+			r := bufio.NewReaderSize(io.NewSectionReader(f, pos-s.base, limit-pos), 256<<10)
+			for pos < limit {
+				rec, err := readRecord(r, buf, limit-pos)
+				if err != nil {
+					f.Close()
+					if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+						err = fmt.Errorf("%w: the record at position %d runs past the end of segment %s (is %d the position of a record?)", ErrCorrupt, pos, segName(s.base), from)
+					} else if errors.Is(err, ErrCorrupt) {
+						err = fmt.Errorf("position %d: %w (is %d the position of a record?)", pos, err, from)
+					}
+					return pos, err
+				}
+				buf = rec[:0]
+				if passed > 0 && passed+len(rec) > maxBytes {
+					f.Close()
+					return pos, nil
+				}
+				if !fn(pos, rec) {
+					f.Close()
+					return pos + int64(len(rec)), nil
+				}
+				passed += len(rec)
+				pos += int64(len(rec))
+			}
+			f.Close()
+		}
+		return pos, nil
+	}
+	return pos, nil
+}
