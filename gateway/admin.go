@@ -77,6 +77,19 @@ func (s *Server) routeAdmin(ctx *fasthttp.RequestCtx, rest []byte) error {
 	if err := s.authorizeAdmin(ctx); err != nil {
 		return err
 	}
+	switch string(rest) {
+	case "traffic":
+		// This node's own log: no control plane involved.
+		if err := allow(ctx, fasthttp.MethodGet); err != nil {
+			return err
+		}
+		return s.readTraffic(ctx)
+	case "traffic/stats":
+		if err := allow(ctx, fasthttp.MethodGet); err != nil {
+			return err
+		}
+		return s.trafficStats(ctx)
+	}
 	cp := s.plane.Load()
 	if cp == nil {
 		return &httpError{code: fasthttp.StatusServiceUnavailable, retryAfter: 1, kind: cluster.ErrorKind(cluster.ErrNotLeader),

@@ -100,7 +100,7 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, name, version []byte) error {
 			v.Metrics.Failed(registry.ReasonInternal, time.Since(start))
 		}
 	}()
-	err = s.inferVersion(ctx, v, start)
+	err = s.inferVersion(ctx, v, arm, start)
 	finished = true
 	if err != nil {
 		he := toHTTPError(err)
@@ -146,7 +146,9 @@ func (s *Server) acquire(ctx *fasthttp.RequestCtx, name, version []byte) (*regis
 	return v, arm, nil
 }
 
-func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, start time.Time) error {
+// inferVersion answers the request with version v, which experiment arm
+// arm picked (empty when none did).
+func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, arm string, start time.Time) error {
 	if v.Batcher.Full() {
 		// Refuse before decoding: under overload, decoding requests only
 		// to refuse them takes the CPU the accepted ones need. (A request
@@ -203,6 +205,13 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 	if err := oip.CheckOutputs(req.Outputs, v.Outputs); err != nil {
 		return err
 	}
+	if made, err := s.ensureID(req); err != nil {
+		return err
+	} else if made {
+		// A response with an id of its own must not be replayed to the
+		// next byte-identical request: each prediction gets its id.
+		sc.bkey = sc.bkey[:0]
+	}
 	n := 1
 	if v.Batchable {
 		if n = int(req.Inputs[0].Shape[0]); n == 0 {
@@ -216,6 +225,7 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 		sc.key = cache.AppendKey(sc.key[:0], v.Generation, req.Inputs, v.Inputs)
 		lookup := time.Now()
 		if e, ok := s.cache.Get(sc.key); ok && e.Outputs != nil {
+			s.logPrediction(ctx, req, v, arm, e.Outputs)
 			if err := s.writeResponse(ctx, sc, v, e.Outputs); err != nil {
 				// Found, though its classes are too large: a hit, as
 				// Triton counts its cache lookups.
@@ -255,6 +265,7 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, sta
 			s.shadows.submit(sh, req.Inputs, sc.outs)
 		}
 	}
+	s.logPrediction(ctx, req, v, arm, sc.outs)
 	if useCache {
 		// The values are stored whatever becomes of this response (its
 		// classes may be too large), the response itself only once

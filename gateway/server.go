@@ -16,6 +16,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/infergate/infergate/gateway/cache"
 	"github.com/infergate/infergate/registry"
+	"github.com/infergate/infergate/trafficlog"
 	"github.com/valyala/fasthttp"
 )
 
@@ -54,6 +55,14 @@ type Config struct {
 	// InferenceToken, when set, is the bearer token inference and
 	// metadata calls (/v2/models/...) require; empty leaves them open.
 	InferenceToken string
+	// TrafficLog, when set, receives a sample of the predictions
+	// (TrafficPercent of them) and every feedback (POST
+	// /v2/models/{m}/feedback), and GET /v1/traffic reads it; every infer
+	// response then carries an id. The caller owns it: close it after
+	// Shutdown.
+	TrafficLog *trafficlog.Log
+	// TrafficPercent is the share of predictions logged, 0 to 100.
+	TrafficPercent float64
 	// Logf logs; nil means log.Printf.
 	Logf func(format string, args ...any)
 }
@@ -89,6 +98,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("request timeout must be positive, got %s", c.RequestTimeout)
 	case c.CacheBytes < 0 || (c.CacheBytes > 0 && c.CacheBytes < 1<<16):
 		return fmt.Errorf("cache bytes %d: use 0 (off) or at least 65536", c.CacheBytes)
+	case !(c.TrafficPercent >= 0 && c.TrafficPercent <= 100):
+		return fmt.Errorf("traffic percent %v is out of range; use 0 to 100", c.TrafficPercent)
+	case c.TrafficPercent > 0 && c.TrafficLog == nil:
+		return errors.New("traffic percent is set without a traffic log to write to")
 	}
 	return nil
 }
@@ -426,8 +439,13 @@ func (s *Server) routeModel(ctx *fasthttp.RequestCtx, rest []byte) error {
 			return err
 		}
 		return s.modelStats(ctx, name, version)
+	case "feedback":
+		if err := allow(ctx, fasthttp.MethodPost); err != nil {
+			return err
+		}
+		return s.feedback(ctx, name, version)
 	}
-	return notFound("no such endpoint %q; under /v2/models/{name}[/versions/{v}] there are GET (metadata), GET /ready, GET /config, GET /stats and POST /infer", ctx.Path())
+	return notFound("no such endpoint %q; under /v2/models/{name}[/versions/{v}] there are GET (metadata), GET /ready, GET /config, GET /stats, POST /infer and POST /feedback", ctx.Path())
 }
 
 var (

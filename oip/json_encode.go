@@ -324,3 +324,14 @@ func appendString(dst []byte, s string) []byte {
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
+
+// AppendTensorJSON appends t as a JSON object of the protocol, its data as
+// a JSON array: {"name", "datatype", "shape", "data"}.
+func AppendTensorJSON(dst []byte, t *Tensor) []byte {
+	return appendTensor(dst, t, false)
+}
+
+// AppendJSONString appends s as a JSON string, escaped.
+func AppendJSONString(dst []byte, s string) []byte {
+	return appendString(dst, s)
+}

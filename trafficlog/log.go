@@ -323,14 +323,28 @@ func readRecord(r *bufio.Reader, buf []byte, left int64) ([]byte, error) {
 // or ErrClosed, each counted, when e is dropped. e is encoded before
 // Append returns: the caller keeps its tensors.
 func (l *Log) Append(e *Event) error {
-	_, err := l.enqueue(e, false)
+	if l.closed.Load() {
+		l.dropClosed.Inc()
+		return ErrClosed
+	}
+	_, err := l.push(AppendRecord(nil, e), false)
 	return err
 }
 
-// AppendSync appends e and waits until it is fsynced. It fails as Append
-// does without waiting, or with the write's error.
-func (l *Log) AppendSync(e *Event) error {
-	p, err := l.enqueue(e, true)
+// AppendSync appends es, in order and all or none, and waits until they
+// are fsynced. It fails as Append does without waiting (ErrTooLarge when
+// they encode to more than Config.MaxRecordBytes together), or with the
+// write's error.
+func (l *Log) AppendSync(es ...*Event) error {
+	if l.closed.Load() {
+		l.dropClosed.Add(len(es))
+		return ErrClosed
+	}
+	var recs []byte
+	for _, e := range es {
+		recs = AppendRecord(recs, e)
+	}
+	p, err := l.push(recs, true)
 	if err != nil {
 		return err
 	}
@@ -348,22 +362,19 @@ func (l *Log) AppendSync(e *Event) error {
 	}
 }
 
-func (l *Log) enqueue(e *Event, wait bool) (*pending, error) {
-	if l.closed.Load() {
-		l.dropClosed.Inc()
-		return nil, ErrClosed
+// push queues recs, one or more framed records written as one.
+func (l *Log) push(recs []byte, wait bool) (*pending, error) {
+	n := records(recs)
+	if len(recs) > l.cfg.MaxRecordBytes {
+		l.dropLarge.Add(n)
+		return nil, fmt.Errorf("%w: %d bytes, over %d", ErrTooLarge, len(recs), l.cfg.MaxRecordBytes)
 	}
-	rec := AppendRecord(nil, e)
-	if len(rec) > l.cfg.MaxRecordBytes {
-		l.dropLarge.Inc()
-		return nil, fmt.Errorf("%w: %d bytes, over %d", ErrTooLarge, len(rec), l.cfg.MaxRecordBytes)
-	}
-	if l.queued.Add(int64(len(rec))) > l.cfg.QueueBytes {
-		l.queued.Add(-int64(len(rec)))
-		l.dropFull.Inc()
+	if l.queued.Add(int64(len(recs))) > l.cfg.QueueBytes {
+		l.queued.Add(-int64(len(recs)))
+		l.dropFull.Add(n)
 		return nil, ErrFull
 	}
-	p := &pending{rec: rec}
+	p := &pending{rec: recs}
 	if wait {
 		p.done = make(chan error, 1)
 	}
@@ -371,10 +382,19 @@ func (l *Log) enqueue(e *Event, wait bool) (*pending, error) {
 	case l.queue <- p:
 		return p, nil
 	default:
-		l.queued.Add(-int64(len(rec)))
-		l.dropFull.Inc()
+		l.queued.Add(-int64(len(recs)))
+		l.dropFull.Add(n)
 		return nil, ErrFull
 	}
+}
+
+// records counts the framed records in recs, which AppendRecord wrote.
+func records(recs []byte) int {
+	n := 0
+	for off := 0; off+frameLen <= len(recs); n++ {
+		off += frameLen + int(binary.LittleEndian.Uint32(recs[off:]))
+	}
+	return n
 }
 
 // Close stops the writer once it has written and fsynced what is queued,
@@ -465,10 +485,12 @@ func (l *Log) write(p *pending) {
 	}
 	l.end += int64(len(p.rec))
 	l.dirty = true
-	if Kind(p.rec[frameLen+1]) == Feedback {
-		l.unsynced[1]++
-	} else {
-		l.unsynced[0]++
+	for off := 0; off+frameLen < len(p.rec); off += frameLen + int(binary.LittleEndian.Uint32(p.rec[off:])) {
+		if Kind(p.rec[off+frameLen+1]) == Feedback {
+			l.unsynced[1]++
+		} else {
+			l.unsynced[0]++
+		}
 	}
 	if p.done != nil {
 		l.waiters = append(l.waiters, p)
@@ -481,7 +503,7 @@ func (l *Log) answer(p *pending, err error) {
 	if p.done != nil {
 		p.done <- fmt.Errorf("cannot write the traffic log: %w", err)
 	} else {
-		l.dropWrite.Inc()
+		l.dropWrite.Add(records(p.rec))
 	}
 }
 

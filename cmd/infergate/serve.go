@@ -29,6 +29,7 @@ import (
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 	"github.com/infergate/infergate/registry/blobs"
+	"github.com/infergate/infergate/trafficlog"
 )
 
 // serveConfig is everything `infergate serve` is told by its flags.
@@ -49,6 +50,7 @@ type serveConfig struct {
 	reservation     *cpuReservation // from runtimeCPUs
 	defaults        registry.ModelConfig
 	gateway         gateway.Config
+	traffic         trafficlog.Config
 
 	nodeID        string
 	raftAddr      string
@@ -90,6 +92,11 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.DurationVar(&c.gateway.ReadTimeout, "read-timeout", c.gateway.ReadTimeout, "longest time to read one request")
 	fs.DurationVar(&c.gateway.WriteTimeout, "write-timeout", c.gateway.WriteTimeout, "longest time to write one response")
 	fs.DurationVar(&c.gateway.IdleTimeout, "idle-timeout", c.gateway.IdleTimeout, "close keep-alive connections idle this long")
+	c.traffic = trafficlog.DefaultConfig()
+	fs.Float64Var(&c.gateway.TrafficPercent, "traffic-percent", 0, "log this percentage (0 to 100) of the predictions, inputs and outputs, in the traffic log, for the trainer; above 0 it also takes clients' feedback (POST /v2/models/{m}/feedback) and gives every infer response an id (0: no traffic log)")
+	fs.StringVar(&c.traffic.Dir, "traffic-dir", "", "directory of the traffic log (default: <--data>/traffic)")
+	fs.Int64Var(&c.traffic.MaxBytes, "traffic-max-bytes", c.traffic.MaxBytes, "the traffic log's byte budget on disk: its oldest segments are deleted beyond it")
+	fs.Int64Var(&c.traffic.SegmentBytes, "traffic-segment-bytes", c.traffic.SegmentBytes, "size of one traffic log segment file, the unit of deletion")
 
 	c.cluster = cluster.DefaultConfig()
 	fs.StringVar(&c.nodeID, "node-id", "", "this node's name in the cluster (default: the one stored in --data, else a new random one)")
@@ -162,7 +169,21 @@ func (c *serveConfig) validate() error {
 	if err := c.clusterAddrs().ValidateAddrs(); err != nil {
 		return err
 	}
-	return c.gateway.Validate()
+	if c.gateway.TrafficPercent > 0 {
+		if c.traffic.Dir == "" {
+			c.traffic.Dir = filepath.Join(c.dataDir, "traffic")
+		}
+		if err := c.traffic.Validate(); err != nil {
+			return fmt.Errorf("--traffic-*: %w", err)
+		}
+	}
+	if !(c.gateway.TrafficPercent >= 0 && c.gateway.TrafficPercent <= 100) {
+		return fmt.Errorf("--traffic-percent %v is out of range; use 0 (no traffic log) to 100", c.gateway.TrafficPercent)
+	}
+	// The traffic log is opened later, once the data directory is ours.
+	g := c.gateway
+	g.TrafficPercent = 0
+	return g.Validate()
 }
 
 // checkListenAddr checks addr, an address to listen on, as far as it can
@@ -291,6 +312,24 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	c.gateway.Version = version
 	c.gateway.RuntimeVersion = engine.RuntimeVersion()
 	c.gateway.Logf = logger.Printf
+	if c.gateway.TrafficPercent > 0 {
+		c.traffic.Metrics = set
+		c.traffic.Logf = logger.Printf
+		tl, err := trafficlog.Open(c.traffic)
+		if err != nil {
+			repo.Close()
+			return err
+		}
+		// Closed last, after the HTTP server: no handler writes it then.
+		defer func() {
+			t := time.Now()
+			tl.Close()
+			logger.Printf("traffic log closed in %s", time.Since(t).Round(time.Millisecond))
+		}()
+		st := tl.Stats()
+		logger.Printf("traffic log in %s: %.3g%% of the predictions and all feedback; positions %d to %d, %d bytes", c.traffic.Dir, c.gateway.TrafficPercent, st.First, st.Next, st.Bytes)
+		c.gateway.TrafficLog = tl
+	}
 	srv, err := gateway.New(c.gateway, repo, set)
 	if err != nil {
 		repo.Close()

@@ -1,0 +1,312 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/infergate/infergate/oip"
+	"github.com/infergate/infergate/registry"
+	"github.com/infergate/infergate/trafficlog"
+)
+
+// MaxRequestIDLen bounds a request's id, and a feedback's: it is logged
+// with every prediction and outcome.
+const MaxRequestIDLen = 256
+
+// ensureID gives req an id when the traffic log is on and it has none,
+// so that its response names the prediction feedback may refer to. It
+// reports whether it made one up.
+func (s *Server) ensureID(req *oip.InferRequest) (bool, error) {
+	if s.cfg.TrafficLog == nil {
+		return false, nil
+	}
+	if len(req.ID) > MaxRequestIDLen {
+		return false, badRequest("the request's id has %d bytes; at most %d", len(req.ID), MaxRequestIDLen)
+	}
+	if req.ID != "" {
+		return false, nil
+	}
+	var raw [8]byte
+	var text [16]byte
+	binary.LittleEndian.PutUint64(raw[:], rand.Uint64())
+	hex.Encode(text[:], raw[:])
+	req.ID = string(text[:])
+	return true, nil
+}
+
+// logPrediction logs, for a sample of the requests, what v answered to
+// req: outs, by arm (empty outside experiments). It never blocks; a
+// prediction the log cannot take is dropped and counted there.
+func (s *Server) logPrediction(ctx *fasthttp.RequestCtx, req *oip.InferRequest, v *registry.Version, arm string, outs []oip.Tensor) {
+	l := s.cfg.TrafficLog
+	if l == nil || s.cfg.TrafficPercent <= 0 || rand.Float64()*100 >= s.cfg.TrafficPercent {
+		return
+	}
+	e := trafficlog.Event{
+		Kind: trafficlog.Prediction, Time: time.Now(), ID: req.ID, Model: v.Model, Version: v.Number,
+		Arm: arm, Inputs: req.Inputs, Outputs: outs,
+	}
+	if arm != "" {
+		e.Unit = string(ctx.Request.Header.Peek(HeaderUnitID))
+	}
+	l.Append(&e) // encoded before it returns
+}
+
+// feedbackEntry is one outcome in a POST /v2/models/{m}/feedback body.
+type feedbackEntry struct {
+	// ID is the prediction's: the "id" of its request or response.
+	ID string `json:"id"`
+	// Label and Reward are the outcome: what the right answer was, and
+	// what the answer was worth. At least one.
+	Label  *float64 `json:"label"`
+	Reward *float64 `json:"reward"`
+	// Version is the version that answered (X-Model-Version), when the
+	// client knows it; the log's prediction has it anyway.
+	Version int64 `json:"version"`
+}
+
+func (f *feedbackEntry) validate() error {
+	switch {
+	case f.ID == "":
+		return errors.New(`"id" is missing: give the id of the request, or of the response, the outcome is for`)
+	case len(f.ID) > MaxRequestIDLen:
+		return errors.New(`"id" has ` + strconv.Itoa(len(f.ID)) + " bytes; at most " + strconv.Itoa(MaxRequestIDLen))
+	case f.Label == nil && f.Reward == nil:
+		return errors.New(`neither "label" nor "reward" is given: give the outcome as one or both`)
+	case f.Label != nil && (math.IsNaN(*f.Label) || math.IsInf(*f.Label, 0)):
+		return errors.New(`"label" is not a finite number`)
+	case f.Reward != nil && (math.IsNaN(*f.Reward) || math.IsInf(*f.Reward, 0)):
+		return errors.New(`"reward" is not a finite number`)
+	case f.Version < 0:
+		return errors.New(`"version" is negative`)
+	}
+	return nil
+}
+
+// feedback serves POST /v2/models/{m}[/versions/{v}]/feedback: one
+// outcome as a JSON object, or several as an array, logged for the
+// trainer to join with the predictions. It answers once they are on disk.
+func (s *Server) feedback(ctx *fasthttp.RequestCtx, name, version []byte) error {
+	l := s.cfg.TrafficLog
+	if l == nil {
+		return notFound("this server keeps no traffic log, so it takes no feedback; start it with --traffic-percent above 0")
+	}
+	if s.repo.Model(b2s(name)) == nil {
+		return notFound("model %q is not served here; POST /v2/repository/index lists the repository's models and their state", name)
+	}
+	vnum, err := parseVersion(version)
+	if err != nil {
+		return err
+	}
+	body, err := s.requestBody(ctx)
+	if err != nil {
+		return err
+	}
+	var entries []feedbackEntry
+	if trimmed := bytes.TrimSpace(body); len(trimmed) > 0 && trimmed[0] == '[' {
+		err = decodeStrict(body, &entries)
+	} else {
+		var one feedbackEntry
+		err = decodeStrict(body, &one)
+		entries = []feedbackEntry{one}
+	}
+	if err != nil {
+		return err
+	}
+	if len(entries) == 0 {
+		return badRequest("the feedback array is empty; send at least one {\"id\": ..., \"label\": ...}")
+	}
+	now := time.Now()
+	events := make([]*trafficlog.Event, len(entries))
+	for i := range entries {
+		f := &entries[i]
+		if err := f.validate(); err != nil {
+			if len(entries) > 1 {
+				return badRequest("feedback %d: %s", i, err)
+			}
+			return badRequest("%s", err)
+		}
+		e := &trafficlog.Event{Kind: trafficlog.Feedback, Time: now, ID: f.ID, Model: string(name), Version: f.Version}
+		if vnum != 0 {
+			if f.Version != 0 && f.Version != vnum {
+				return badRequest("feedback %d names version %d, the path version %d", i, f.Version, vnum)
+			}
+			e.Version = vnum
+		}
+		if f.Label != nil {
+			e.Label, e.HasLabel = *f.Label, true
+		}
+		if f.Reward != nil {
+			e.Reward, e.HasReward = *f.Reward, true
+		}
+		events[i] = e
+	}
+	switch err := l.AppendSync(events...); {
+	case errors.Is(err, trafficlog.ErrTooLarge):
+		return &httpError{code: fasthttp.StatusRequestEntityTooLarge, msg: "these " + strconv.Itoa(len(events)) + " outcomes are more than the traffic log takes in one record; send fewer at once"}
+	case errors.Is(err, trafficlog.ErrFull):
+		return unavailable(1, "the traffic log's writer is behind; retry the feedback in a moment")
+	case errors.Is(err, trafficlog.ErrClosed):
+		return unavailable(1, "the server is shutting down; send the feedback to another node")
+	case err != nil:
+		return &httpError{code: fasthttp.StatusServiceUnavailable, retryAfter: 5, msg: "the traffic log cannot write to its disk; retry later (the server log says why)", err: err}
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBodyString(`{"accepted":` + strconv.Itoa(len(events)) + `}`)
+	return nil
+}
+
+// Traffic read bounds.
+const (
+	defaultTrafficRead = 4 << 20
+	maxTrafficRead     = 64 << 20
+)
+
+// readTraffic serves GET /v1/traffic?from=P&max_bytes=N&format=jsonl|binary:
+// the records of this node's traffic log from position P (the oldest by
+// default), as JSON lines (one event each, with its position) or as the
+// log's own framed records (trafficlog.Decode reads them). The
+// X-Traffic-Next header is where the next read goes on; X-Traffic-First
+// and X-Traffic-End say what the log holds now.
+func (s *Server) readTraffic(ctx *fasthttp.RequestCtx) error {
+	l := s.cfg.TrafficLog
+	if l == nil {
+		return notFound("this server keeps no traffic log; start it with --traffic-percent above 0")
+	}
+	args := ctx.QueryArgs()
+	st := l.Stats()
+	from := st.First
+	if b := args.Peek("from"); b != nil {
+		n, err := strconv.ParseInt(string(b), 10, 64)
+		if err != nil || n < 0 {
+			return badRequest("from=%q is not a position (0 or more, as X-Traffic-Next gives)", b)
+		}
+		from = n
+	}
+	maxBytes := defaultTrafficRead
+	if b := args.Peek("max_bytes"); b != nil {
+		n, err := strconv.Atoi(string(b))
+		if err != nil || n < 1 || n > maxTrafficRead {
+			return badRequest("max_bytes=%q: give 1 to %d", b, maxTrafficRead)
+		}
+		maxBytes = n
+	}
+	format := string(args.Peek("format"))
+	if format != "" && format != "jsonl" && format != "binary" {
+		return badRequest("format=%q: use jsonl (the default) or binary", format)
+	}
+	var out []byte
+	var e trafficlog.Event
+	var decodeErr error
+	next, err := l.Read(from, maxBytes, func(pos int64, rec []byte) bool {
+		if format == "binary" {
+			out = append(out, rec...)
+			return true
+		}
+		if _, decodeErr = trafficlog.Decode(rec, &e); decodeErr != nil {
+			return false
+		}
+		out = appendEventJSON(out, pos, &e)
+		return true
+	})
+	var pe *trafficlog.PositionError
+	switch {
+	case errors.As(err, &pe):
+		ctx.Response.Header.Set("X-Traffic-First", strconv.FormatInt(pe.First, 10))
+		ctx.Response.Header.Set("X-Traffic-End", strconv.FormatInt(pe.Next, 10))
+		if pe.Position < pe.First {
+			return &httpError{code: fasthttp.StatusGone, msg: pe.Error()}
+		}
+		return badRequest("%s", pe.Error())
+	case errors.Is(err, trafficlog.ErrCorrupt):
+		return badRequest("%s", err)
+	case err != nil:
+		return internal(err)
+	case decodeErr != nil:
+		return internal(decodeErr)
+	}
+	st = l.Stats()
+	h := &ctx.Response.Header
+	h.Set("X-Traffic-Next", strconv.FormatInt(next, 10))
+	h.Set("X-Traffic-First", strconv.FormatInt(st.First, 10))
+	h.Set("X-Traffic-End", strconv.FormatInt(st.Next, 10))
+	if format == "binary" {
+		ctx.SetContentType("application/octet-stream")
+	} else {
+		ctx.SetContentType("application/x-ndjson")
+	}
+	ctx.SetBody(out)
+	return nil
+}
+
+// appendEventJSON appends e, read at position pos, as one JSON line.
+func appendEventJSON(dst []byte, pos int64, e *trafficlog.Event) []byte {
+	dst = append(dst, `{"position":`...)
+	dst = strconv.AppendInt(dst, pos, 10)
+	dst = append(dst, `,"kind":"`...)
+	dst = append(dst, e.Kind.String()...)
+	dst = append(dst, `","time":"`...)
+	dst = e.Time.UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, `","id":`...)
+	dst = oip.AppendJSONString(dst, e.ID)
+	dst = append(dst, `,"model":`...)
+	dst = oip.AppendJSONString(dst, e.Model)
+	if e.Version != 0 {
+		dst = append(dst, `,"version":`...)
+		dst = strconv.AppendInt(dst, e.Version, 10)
+	}
+	if e.Arm != "" {
+		dst = append(dst, `,"arm":`...)
+		dst = oip.AppendJSONString(dst, e.Arm)
+	}
+	if e.Unit != "" {
+		dst = append(dst, `,"unit":`...)
+		dst = oip.AppendJSONString(dst, e.Unit)
+	}
+	for _, side := range []struct {
+		key string
+		ts  []oip.Tensor
+	}{{`,"inputs":[`, e.Inputs}, {`,"outputs":[`, e.Outputs}} {
+		if e.Kind != trafficlog.Prediction {
+			break
+		}
+		dst = append(dst, side.key...)
+		for i := range side.ts {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = oip.AppendTensorJSON(dst, &side.ts[i])
+		}
+		dst = append(dst, ']')
+	}
+	if e.HasLabel {
+		dst = append(dst, `,"label":`...)
+		dst = strconv.AppendFloat(dst, e.Label, 'g', -1, 64)
+	}
+	if e.HasReward {
+		dst = append(dst, `,"reward":`...)
+		dst = strconv.AppendFloat(dst, e.Reward, 'g', -1, 64)
+	}
+	return append(dst, "}\n"...)
+}
+
+// trafficStats serves GET /v1/traffic/stats.
+func (s *Server) trafficStats(ctx *fasthttp.RequestCtx) error {
+	l := s.cfg.TrafficLog
+	if l == nil {
+		return notFound("this server keeps no traffic log; start it with --traffic-percent above 0")
+	}
+	st := l.Stats()
+	return writeJSON(ctx, map[string]any{
+		"first": st.First, "end": st.Next, "segments": st.Segments, "bytes": st.Bytes,
+		"percent": s.cfg.TrafficPercent,
+	})
+}
