@@ -38,6 +38,9 @@ type scratch struct {
 	num   []byte
 	// jsonLen is the length of the JSON part of the response in buf.
 	jsonLen int
+	// id holds the id ensureID makes up for a request, which req.ID then
+	// views until the request is done.
+	id [16]byte
 }
 
 // scratchPool recycles scratch; buffers grown past maxPooledBytes by an
@@ -205,7 +208,7 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, arm
 	if err := oip.CheckOutputs(req.Outputs, v.Outputs); err != nil {
 		return err
 	}
-	if made, err := s.ensureID(req); err != nil {
+	if made, err := s.ensureID(sc); err != nil {
 		return err
 	} else if made {
 		// A response with an id of its own must not be replayed to the

@@ -2,12 +2,14 @@ package gateway_test
 
 import (
 	"bytes"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/infergate/infergate/gateway"
 	"github.com/infergate/infergate/registry"
+	"github.com/infergate/infergate/trafficlog"
 	"github.com/valyala/fasthttp"
 )
 
@@ -51,6 +53,24 @@ func BenchmarkHandler(b *testing.B) {
 		s := startFake(b, newFakeBackend(), gateway.DefaultConfig(), registry.ModelConfig{})
 		run(b, s, fakeInfer, fakeRequest)
 	})
+	// The traffic log's cost: an id for every response, and a sample of
+	// the predictions encoded and handed to the log's writer.
+	for _, percent := range []float64{1, 100} {
+		b.Run(fmt.Sprintf("fake-traffic-%g%%", percent), func(b *testing.B) {
+			tc := trafficlog.DefaultConfig()
+			tc.Dir = b.TempDir()
+			tc.Logf = b.Logf
+			tl, err := trafficlog.Open(tc)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cfg := gateway.DefaultConfig()
+			cfg.TrafficLog, cfg.TrafficPercent = tl, percent
+			s := startFake(b, newFakeBackend(), cfg, registry.ModelConfig{})
+			b.Cleanup(func() { tl.Close() })
+			run(b, s, fakeInfer, fakeRequest)
+		})
+	}
 	// Many callers at once on the free backend: requests queue, a worker
 	// runs them in batches and wakes their callers, which "fake" alone
 	// never does.

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 
@@ -21,10 +22,13 @@ import (
 // with every prediction and outcome.
 const MaxRequestIDLen = 256
 
-// ensureID gives req an id when the traffic log is on and it has none,
-// so that its response names the prediction feedback may refer to. It
+// ensureID gives sc's request an id when the traffic log is on and it
+// has none, so that its response names the prediction feedback may refer
+// to: 16 hex digits, random, held in sc (the request's ID views them
+// until sc goes back to its pool, which resets the request first). It
 // reports whether it made one up.
-func (s *Server) ensureID(req *oip.InferRequest) (bool, error) {
+func (s *Server) ensureID(sc *scratch) (bool, error) {
+	req := &sc.req
 	if s.cfg.TrafficLog == nil {
 		return false, nil
 	}
@@ -35,10 +39,9 @@ func (s *Server) ensureID(req *oip.InferRequest) (bool, error) {
 		return false, nil
 	}
 	var raw [8]byte
-	var text [16]byte
 	binary.LittleEndian.PutUint64(raw[:], rand.Uint64())
-	hex.Encode(text[:], raw[:])
-	req.ID = string(text[:])
+	hex.Encode(sc.id[:], raw[:])
+	req.ID = unsafe.String(&sc.id[0], len(sc.id))
 	return true, nil
 }
 

@@ -57,6 +57,8 @@ func TestServeDryRunRefusesWhatStartWould(t *testing.T) {
 		{[]string{"--load", "ranker", "--pprof-addr", "nonsense"}, `--pprof-addr "nonsense": want host:port`},
 		{[]string{"--load", "ranker", "--cluster", "127.0.0.1:99999"}, `raft address "127.0.0.1:99999" must be host:port with a fixed port, 1 to 65535`},
 		{[]string{"--load", "ranker", "--max-queue", "0"}, `--max-queue 0: use 1 to 1048576`},
+		{[]string{"--load", "ranker", "--traffic-percent", "150"}, `--traffic-percent 150 is out of range; use 0 (no traffic log) to 100`},
+		{[]string{"--load", "ranker", "--traffic-percent", "5", "--traffic-max-bytes", "1000000"}, `--traffic-*: a traffic log budget of 1000000 bytes holds fewer than two segments`},
 	} {
 		args := append([]string{"--dry-run", "--models", repo, "--data", t.TempDir()}, c.args...)
 		code, out := runServeFor(t, 30*time.Second, args...)
