@@ -124,6 +124,7 @@ type Server struct {
 	scratch scratchPool
 	cache   *cache.Cache // nil when disabled
 	shadows *shadower
+	recent  recentArms // with a traffic log: which arm answered, for feedback
 
 	// plane serves the admin API once AttachCluster sets it.
 	plane atomic.Pointer[controlPlane]

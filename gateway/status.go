@@ -85,6 +85,7 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 		Unavailable                          int    // index rows not serving
 		Rows                                 []row
 		Traffic                              []versionTraffic
+		Arms                                 []armRow
 		Cluster                              *clusterStatus
 	}{
 		Name:        s.cfg.Name,
@@ -97,6 +98,7 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 		Unavailable: unavailable,
 		Rows:        rows,
 		Traffic:     traffic,
+		Arms:        s.armRows(),
 		Cluster:     s.clusterView(),
 	}
 	ctx.SetContentType("text/html; charset=utf-8")
@@ -223,6 +225,42 @@ type clusterModel struct {
 	Shadow     string
 }
 
+// armRow is the status page's line for one arm of a running experiment:
+// what this node counted for it.
+type armRow struct {
+	Model, Experiment, Arm string
+	Version                int64
+	Weight                 int
+	Requests, Fallbacks    uint64
+	Labels, Rewards        string // "n (mean m)", or "—"
+}
+
+func (s *Server) armRows() []armRow {
+	var rows []armRow
+	for _, m := range s.repo.Models() {
+		x := m.Experiment()
+		if x == nil {
+			continue
+		}
+		for i, a := range x.Arms {
+			st := x.Stats(i)
+			rows = append(rows, armRow{
+				Model: m.Name, Experiment: x.Name, Arm: a.Name, Version: a.Version, Weight: a.Weight,
+				Requests: st.Requests, Fallbacks: st.Fallbacks,
+				Labels: meanOf(st.Labels, st.LabelSum), Rewards: meanOf(st.Rewards, st.RewardSum),
+			})
+		}
+	}
+	return rows
+}
+
+func meanOf(n uint64, sum float64) string {
+	if n == 0 {
+		return "—"
+	}
+	return thousands(n) + " (mean " + strconv.FormatFloat(sum/float64(n), 'g', 4, 64) + ")"
+}
+
 // roles names what version n of m does besides answering the requests
 // that name it: the arms of m's experiment it serves ("arm control") and
 // whether it is m's shadow.
@@ -305,6 +343,11 @@ code{background:#f4f4f4;padding:1px 4px}
 <p>Counts and means since each version was first loaded (as JSON: <code>GET /v2/models/stats</code>); the queue as of now.</p>
 <table><tr><th>model</th><th>version</th><th>served</th><th>failed</th><th>rows per batch</th><th>mean wait</th><th>mean run</th><th title="of the sampled runs' time (one in 64), how much their thread had a CPU; well under 100%, the CPUs are oversubscribed (shown with one intra-op thread on a CPU only)">on a CPU</th><th>queued</th><th>batching</th><th>response cache</th></tr>
 {{range .}}<tr><td>{{.Model}}</td><td>{{.Version}}</td><td>{{.Served}}</td><td{{with .FailedTip}} title="{{.}}"{{end}}>{{.Failed}}{{with .FailedTip}} <small>({{.}})</small>{{end}}</td><td>{{.AvgBatch}}</td><td>{{.AvgWait}}</td><td>{{.AvgRun}}</td><td>{{.OnCPU}}</td><td>{{.Queued}}</td><td>{{.Batching}}</td><td>{{.Cache}}</td></tr>
+{{end}}</table>{{end}}
+{{with .Arms}}<h2>Experiments</h2>
+<p>What this node counted for each arm since the experiment started here: requests, those that fell back to production (the arm's version not ready here), and the outcomes clients reported (POST /v2/models/{name}/feedback, with a traffic log) with their means. Each node counts its own: sum <code>infergate_experiment_*</code> over the nodes in Prometheus for the whole picture.</p>
+<table><tr><th>model</th><th>experiment</th><th>arm</th><th>version</th><th>weight</th><th>requests</th><th>fell back</th><th>labels</th><th>rewards</th></tr>
+{{range .}}<tr><td>{{.Model}}</td><td>{{.Experiment}}</td><td>{{.Arm}}</td><td>{{.Version}}</td><td>{{.Weight}}</td><td>{{.Requests}}</td><td>{{.Fallbacks}}</td><td>{{.Labels}}</td><td>{{.Rewards}}</td></tr>
 {{end}}</table>{{end}}
 {{with .Cluster}}
 <h2>Cluster</h2>

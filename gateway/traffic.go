@@ -8,6 +8,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -45,12 +47,63 @@ func (s *Server) ensureID(sc *scratch) (bool, error) {
 	return true, nil
 }
 
+// recentArms remembers which experiment arm answered the last
+// recentArmsSize predictions that an arm answered on this node, by id, so
+// that feedback naming only the id counts for its arm. Older ones are
+// forgotten: feedback for them (or sent to another node) counts for an
+// arm only when it names the arm.
+type recentArms struct {
+	// mu protects byID, ring and next.
+	mu   sync.Mutex
+	byID map[string]armRef
+	ring []string // ids, oldest at next once full
+	next int
+}
+
+type armRef struct{ model, arm string }
+
+const recentArmsSize = 1 << 16
+
+// add records that arm of model answered prediction id.
+func (r *recentArms) add(id, model, arm string) {
+	id = strings.Clone(id) // the request's id views its buffers
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byID == nil {
+		r.byID = make(map[string]armRef)
+		r.ring = make([]string, recentArmsSize)
+	}
+	if old := r.ring[r.next]; old != "" {
+		delete(r.byID, old)
+	}
+	r.ring[r.next] = id
+	r.next = (r.next + 1) % len(r.ring)
+	r.byID[id] = armRef{model: model, arm: arm}
+}
+
+// arm returns the arm of model that answered prediction id, if known.
+func (r *recentArms) arm(id, model string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if a, ok := r.byID[id]; ok && a.model == model {
+		return a.arm
+	}
+	return ""
+}
+
 // logPrediction logs, for a sample of the requests, what v answered to
 // req: outs, by arm (empty outside experiments). It never blocks; a
-// prediction the log cannot take is dropped and counted there.
+// prediction the log cannot take is dropped and counted there. It
+// remembers every prediction an arm answered, for feedback.
 func (s *Server) logPrediction(ctx *fasthttp.RequestCtx, req *oip.InferRequest, v *registry.Version, arm string, outs []oip.Tensor) {
 	l := s.cfg.TrafficLog
-	if l == nil || s.cfg.TrafficPercent <= 0 || rand.Float64()*100 >= s.cfg.TrafficPercent {
+	if l == nil {
+		return
+	}
+	if arm != "" {
+		s.recent.add(req.ID, v.Model, arm)
+	}
+	if s.cfg.TrafficPercent <= 0 || rand.Float64()*100 >= s.cfg.TrafficPercent {
 		return
 	}
 	e := trafficlog.Event{
@@ -74,6 +127,10 @@ type feedbackEntry struct {
 	// Version is the version that answered (X-Model-Version), when the
 	// client knows it; the log's prediction has it anyway.
 	Version int64 `json:"version"`
+	// Arm is the experiment arm that answered (X-Experiment-Arm), when the
+	// client knows it; else the node that answered remembers it for a
+	// while.
+	Arm string `json:"arm"`
 }
 
 func (f *feedbackEntry) validate() error {
@@ -90,6 +147,8 @@ func (f *feedbackEntry) validate() error {
 		return errors.New(`"reward" is not a finite number`)
 	case f.Version < 0:
 		return errors.New(`"version" is negative`)
+	case len(f.Arm) > 64:
+		return errors.New(`"arm" has ` + strconv.Itoa(len(f.Arm)) + " bytes; arm names have at most 63")
 	}
 	return nil
 }
@@ -102,7 +161,8 @@ func (s *Server) feedback(ctx *fasthttp.RequestCtx, name, version []byte) error 
 	if l == nil {
 		return notFound("this server keeps no traffic log, so it takes no feedback; start it with --traffic-percent above 0")
 	}
-	if s.repo.Model(b2s(name)) == nil {
+	m := s.repo.Model(b2s(name))
+	if m == nil {
 		return notFound("model %q is not served here; POST /v2/repository/index lists the repository's models and their state", name)
 	}
 	vnum, err := parseVersion(version)
@@ -150,6 +210,10 @@ func (s *Server) feedback(ctx *fasthttp.RequestCtx, name, version []byte) error 
 		if f.Reward != nil {
 			e.Reward, e.HasReward = *f.Reward, true
 		}
+		e.Arm = f.Arm
+		if e.Arm == "" {
+			e.Arm = s.recent.arm(f.ID, e.Model)
+		}
 		events[i] = e
 	}
 	switch err := l.AppendSync(events...); {
@@ -162,8 +226,18 @@ func (s *Server) feedback(ctx *fasthttp.RequestCtx, name, version []byte) error 
 	case err != nil:
 		return &httpError{code: fasthttp.StatusServiceUnavailable, retryAfter: 5, msg: "the traffic log cannot write to its disk; retry later (the server log says why)", err: err}
 	}
+	// Counted for their arms once logged: a retry after a failure above
+	// is not counted twice.
+	attributed := 0
+	if x := m.Experiment(); x != nil {
+		for i, e := range events {
+			if e.Arm != "" && x.Outcome(e.Arm, entries[i].Label, entries[i].Reward) {
+				attributed++
+			}
+		}
+	}
 	ctx.SetContentType("application/json")
-	ctx.SetBodyString(`{"accepted":` + strconv.Itoa(len(events)) + `}`)
+	ctx.SetBodyString(`{"accepted":` + strconv.Itoa(len(events)) + `,"attributed":` + strconv.Itoa(attributed) + `}`)
 	return nil
 }
 

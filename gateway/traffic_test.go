@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/infergate/infergate/gateway"
+	"github.com/infergate/infergate/gateway/route"
 	"github.com/infergate/infergate/registry"
 	"github.com/infergate/infergate/trafficlog"
 )
@@ -59,6 +60,7 @@ type trafficLine struct {
 	} `json:"outputs"`
 	Label  *float64 `json:"label"`
 	Reward *float64 `json:"reward"`
+	Arm    string   `json:"arm"`
 }
 
 func readTraffic(t *testing.T, s *testServer, query string) ([]trafficLine, response) {
@@ -98,11 +100,11 @@ func TestTrafficLogAndFeedback(t *testing.T) {
 	if ids[0] != "imp-1" || len(ids[1]) != 16 || len(ids[2]) != 16 || ids[1] == ids[2] {
 		t.Fatalf("response ids %q; want imp-1, then two distinct ids of 16 hex digits", ids)
 	}
-	if r := s.post(t, "/v2/models/ctr/feedback", []byte(`{"id":"imp-1","label":1}`)); r.code != 200 || string(r.body) != `{"accepted":1}` {
+	if r := s.post(t, "/v2/models/ctr/feedback", []byte(`{"id":"imp-1","label":1}`)); r.code != 200 || string(r.body) != `{"accepted":1,"attributed":0}` {
 		t.Fatalf("feedback: %s", r)
 	}
 	fb := fmt.Appendf(nil, `[{"id":%q,"reward":0.25},{"id":%q,"label":0,"reward":-1,"version":1}]`, ids[1], ids[2])
-	if r := s.post(t, "/v2/models/ctr/feedback", fb); r.code != 200 || string(r.body) != `{"accepted":2}` {
+	if r := s.post(t, "/v2/models/ctr/feedback", fb); r.code != 200 || string(r.body) != `{"accepted":2,"attributed":0}` {
 		t.Fatalf("feedback array: %s", r)
 	}
 	// Feedback is answered once on disk, and the predictions before it
@@ -216,7 +218,10 @@ func TestTrafficSampleAndCache(t *testing.T) {
 	body := ctrRequest(features(2, 1, 64), 1)
 	seen := map[string]bool{}
 	hits := 0
-	for range 50 {
+	for i := range 50 {
+		if i == 1 {
+			s.srv.WaitCache() // the first answer is stored
+		}
 		r := s.post(t, "/v2/models/ctr/infer", body)
 		if r.header["X-Cache"] == "hit" {
 			hits++
@@ -227,11 +232,82 @@ func TestTrafficSampleAndCache(t *testing.T) {
 		}
 		seen[id] = true
 	}
-	if hits < 40 {
-		t.Fatalf("%d cache hits of 50 identical requests; the test needs the cache answering", hits)
+	if hits != 49 {
+		t.Fatalf("%d cache hits of 50 identical requests; want 49, the test needs the cache answering", hits)
 	}
 	time.Sleep(50 * time.Millisecond)
 	if st := tl.Stats(); st.Next > 2000 {
 		t.Fatalf("at 0.001%%, 50 requests wrote %d bytes; want about none", st.Next)
+	}
+}
+
+// TestFeedbackCountsForItsArm: while an experiment runs, feedback counts
+// for the arm that answered: named in the feedback (X-Experiment-Arm), or
+// remembered by the node that answered when only the id is given. The
+// traffic log's feedback events carry the arm for the trainer.
+func TestFeedbackCountsForItsArm(t *testing.T) {
+	tc := trafficlog.DefaultConfig()
+	tc.Dir = t.TempDir()
+	tc.Logf = t.Logf
+	tl, err := trafficlog.Open(tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := gateway.DefaultConfig()
+	cfg.TrafficLog, cfg.TrafficPercent = tl, 100
+	s := startServer(t, serverOptions{cfg: cfg,
+		defaults: registry.ModelConfig{VersionPolicy: registry.VersionPolicy{All: &struct{}{}}},
+		files:    map[string][]byte{"ctr/1": ctrONNX(), "ctr/2": ctrONNX()}})
+	t.Cleanup(func() { tl.Close() })
+	e := &route.Experiment{Name: "exp", Arms: []route.Arm{{Name: "control", Version: 1, Weight: 1}, {Name: "treatment", Version: 2, Weight: 1}}}
+	s.repo.SetExperiment("ctr", e)
+	byArm := map[string][]string{} // arm -> response ids
+	for i := 0; len(byArm["control"]) < 3 || len(byArm["treatment"]) < 3; i++ {
+		r := s.post(t, "/v2/models/ctr/infer", ctrRequest(features(1, 1, 64), 1), gateway.HeaderUnitID, fmt.Sprint("user-", i))
+		arm := r.header[gateway.HeaderExperimentArm]
+		byArm[arm] = append(byArm[arm], decodeInfer(t, r).ID)
+	}
+	c, tr := byArm["control"], byArm["treatment"]
+	post := func(body string, want string) {
+		t.Helper()
+		if r := s.post(t, "/v2/models/ctr/feedback", []byte(body)); r.code != 200 || string(r.body) != want {
+			t.Fatalf("feedback %s: %s; want %s", body, r, want)
+		}
+	}
+	// By id alone: this node remembers the arms.
+	post(fmt.Sprintf(`[{"id":%q,"reward":1},{"id":%q,"reward":3,"label":1},{"id":%q,"reward":-2}]`, c[0], c[1], tr[0]), `{"accepted":3,"attributed":3}`)
+	// Naming the arm, as a client does whose feedback reaches another
+	// node; an arm the experiment does not have (any more) is logged, not
+	// counted; an id nobody knows, without an arm, neither.
+	post(`{"id":"from-elsewhere","reward":5,"arm":"treatment"}`, `{"accepted":1,"attributed":1}`)
+	post(`{"id":"older","reward":5,"arm":"gone"}`, `{"accepted":1,"attributed":0}`)
+	post(`{"id":"unknown","reward":5}`, `{"accepted":1,"attributed":0}`)
+
+	text := s.metricsText(t)
+	for series, want := range map[string]float64{
+		`infergate_experiment_rewards_total{model="ctr",experiment="exp",arm="control",version="1"}`:   2,
+		`infergate_experiment_reward_sum{model="ctr",experiment="exp",arm="control",version="1"}`:      4,
+		`infergate_experiment_labels_total{model="ctr",experiment="exp",arm="control",version="1"}`:    1,
+		`infergate_experiment_rewards_total{model="ctr",experiment="exp",arm="treatment",version="2"}`: 2,
+		`infergate_experiment_reward_sum{model="ctr",experiment="exp",arm="treatment",version="2"}`:    3,
+		`infergate_experiment_labels_total{model="ctr",experiment="exp",arm="treatment",version="2"}`:  0,
+	} {
+		checkMetric(t, text, series, want)
+	}
+	lines, _ := readTraffic(t, s, "")
+	arms := map[string]string{}
+	for _, l := range lines {
+		if l.Kind == "feedback" {
+			arms[l.ID] = l.Arm
+		}
+	}
+	if arms[c[0]] != "control" || arms[tr[0]] != "treatment" || arms["older"] != "gone" || arms["unknown"] != "" {
+		t.Fatalf("feedback arms in the log: %v", arms)
+	}
+	page := string(s.do(t, "GET", "/", nil).body)
+	for _, want := range []string{"<td>control</td>", "<td>treatment</td>", "2 (mean 2)", "2 (mean 1.5)"} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("the status page lacks %q:\n%s", want, page)
+		}
 	}
 }

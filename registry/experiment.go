@@ -20,20 +20,79 @@ type Experiment struct {
 	// fallbacks counts, per arm, the requests of the arm that went to the
 	// model's default version because the arm's was not ready here.
 	fallbacks []*metrics.Counter
+	// outcomes holds, per arm, the feedback its predictions got.
+	outcomes []armOutcomes
 	// series names every series above, to unregister them.
 	series []string
+}
+
+// armOutcomes counts one arm's feedback: how many labels and rewards, and
+// their sums (gauges: rewards may be negative), so that a mean is a ratio
+// of two series.
+type armOutcomes struct {
+	labels, rewards     *metrics.Counter
+	labelSum, rewardSum *metrics.Gauge
 }
 
 func newExperiment(set *metrics.Set, model string, e *route.Experiment) *Experiment {
 	x := &Experiment{Experiment: *e.Clone()}
 	for _, a := range e.Arms {
-		req := fmt.Sprintf(`infergate_experiment_requests_total{model=%q,experiment=%q,arm=%q,version="%d"}`, model, e.Name, a.Name, a.Version)
-		fb := fmt.Sprintf(`infergate_experiment_fallback_total{model=%q,experiment=%q,arm=%q,version="%d"}`, model, e.Name, a.Name, a.Version)
+		labels := fmt.Sprintf(`{model=%q,experiment=%q,arm=%q,version="%d"}`, model, e.Name, a.Name, a.Version)
+		req := "infergate_experiment_requests_total" + labels
+		fb := "infergate_experiment_fallback_total" + labels
 		x.requests = append(x.requests, set.GetOrCreateCounter(req))
 		x.fallbacks = append(x.fallbacks, set.GetOrCreateCounter(fb))
-		x.series = append(x.series, req, fb)
+		names := []string{
+			"infergate_experiment_labels_total" + labels, "infergate_experiment_label_sum" + labels,
+			"infergate_experiment_rewards_total" + labels, "infergate_experiment_reward_sum" + labels,
+		}
+		x.outcomes = append(x.outcomes, armOutcomes{
+			labels: set.GetOrCreateCounter(names[0]), labelSum: set.GetOrCreateGauge(names[1], nil),
+			rewards: set.GetOrCreateCounter(names[2]), rewardSum: set.GetOrCreateGauge(names[3], nil),
+		})
+		x.series = append(append(x.series, req, fb), names...)
 	}
 	return x
+}
+
+// Outcome counts feedback for a prediction that arm answered: a label, a
+// reward, or both (nil for neither). It reports whether the experiment has
+// that arm.
+func (x *Experiment) Outcome(arm string, label, reward *float64) bool {
+	for i, a := range x.Arms {
+		if a.Name != arm {
+			continue
+		}
+		o := &x.outcomes[i]
+		if label != nil {
+			o.labels.Inc()
+			o.labelSum.Add(*label)
+		}
+		if reward != nil {
+			o.rewards.Inc()
+			o.rewardSum.Add(*reward)
+		}
+		return true
+	}
+	return false
+}
+
+// ArmStats is what an experiment's arm has counted on this node since the
+// experiment started here (or last changed its arms).
+type ArmStats struct {
+	Requests, Fallbacks uint64
+	Labels, Rewards     uint64
+	LabelSum, RewardSum float64
+}
+
+// Stats returns arm i's counts.
+func (x *Experiment) Stats(i int) ArmStats {
+	o := &x.outcomes[i]
+	return ArmStats{
+		Requests: x.requests[i].Get(), Fallbacks: x.fallbacks[i].Get(),
+		Labels: o.labels.Get(), LabelSum: o.labelSum.Get(),
+		Rewards: o.rewards.Get(), RewardSum: o.rewardSum.Get(),
+	}
 }
 
 // SetExperiment makes model name's unversioned requests split among e's

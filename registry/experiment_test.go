@@ -14,16 +14,56 @@ import (
 
 // seriesLines returns set's lines that start with prefix, sorted as
 // WritePrometheus writes them.
-func seriesLines(set *metrics.Set, prefix string) string {
+func seriesLines(set *metrics.Set, prefixes ...string) string {
 	var b bytes.Buffer
 	set.WritePrometheus(&b)
 	var out []string
 	for _, line := range strings.Split(b.String(), "\n") {
-		if strings.HasPrefix(line, prefix) {
-			out = append(out, line)
+		for _, p := range prefixes {
+			if strings.HasPrefix(line, p) {
+				out = append(out, line)
+				break
+			}
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// armSeries are the series of arms' requests, for seriesLines.
+var armSeries = []string{"infergate_experiment_fallback_total", "infergate_experiment_requests_total"}
+
+func TestExperimentOutcomes(t *testing.T) {
+	r, set, _ := newRepoWithMetrics(t)
+	r.SetExperiment("m", &route.Experiment{Name: "exp", Arms: []route.Arm{
+		{Name: "a", Version: 1, Weight: 1},
+		{Name: "b", Version: 2, Weight: 1},
+	}})
+	x := r.ExperimentOf("m")
+	one, half, minus := 1.0, 2.5, -1.0
+	if !x.Outcome("a", &one, &half) || !x.Outcome("a", nil, &half) || !x.Outcome("b", &one, &minus) {
+		t.Fatal("Outcome of a known arm: false")
+	}
+	if x.Outcome("c", &one, nil) {
+		t.Fatal("Outcome of an unknown arm: true")
+	}
+	if got, want := x.Stats(0), (ArmStats{Labels: 1, LabelSum: 1, Rewards: 2, RewardSum: 5}); got != want {
+		t.Fatalf("arm a: %+v; want %+v", got, want)
+	}
+	want := `infergate_experiment_label_sum{model="m",experiment="exp",arm="a",version="1"} 1
+infergate_experiment_label_sum{model="m",experiment="exp",arm="b",version="2"} 1
+infergate_experiment_labels_total{model="m",experiment="exp",arm="a",version="1"} 1
+infergate_experiment_labels_total{model="m",experiment="exp",arm="b",version="2"} 1
+infergate_experiment_reward_sum{model="m",experiment="exp",arm="a",version="1"} 5
+infergate_experiment_reward_sum{model="m",experiment="exp",arm="b",version="2"} -1
+infergate_experiment_rewards_total{model="m",experiment="exp",arm="a",version="1"} 2
+infergate_experiment_rewards_total{model="m",experiment="exp",arm="b",version="2"} 1`
+	if got := seriesLines(set, "infergate_experiment_label", "infergate_experiment_reward"); got != want {
+		t.Fatalf("series:\n%s\nwant\n%s", got, want)
+	}
+	r.SetExperiment("m", nil)
+	if got := seriesLines(set, "infergate_experiment_"); got != "" {
+		t.Fatalf("after the end: %s", got)
+	}
 }
 
 func TestAcquireUnversionedFollowsTheExperiment(t *testing.T) {
@@ -62,7 +102,7 @@ func TestAcquireUnversionedFollowsTheExperiment(t *testing.T) {
 		"infergate_experiment_fallback_total{model=\"m\",experiment=\"exp\",arm=\"b\",version=\"2\"} 0\n"+
 		"infergate_experiment_requests_total{model=\"m\",experiment=\"exp\",arm=\"a\",version=\"1\"} %d\n"+
 		"infergate_experiment_requests_total{model=\"m\",experiment=\"exp\",arm=\"b\",version=\"2\"} %d", counts["a"], counts["b"])
-	if got := seriesLines(set, "infergate_experiment_"); got != want {
+	if got := seriesLines(set, armSeries...); got != want {
 		t.Fatalf("series:\n%s\nwant\n%s", got, want)
 	}
 
@@ -88,7 +128,7 @@ func TestAcquireUnversionedFollowsTheExperiment(t *testing.T) {
 		"infergate_experiment_fallback_total{model=\"m\",experiment=\"exp\",arm=\"b\",version=\"4\"} %d\n"+
 		"infergate_experiment_requests_total{model=\"m\",experiment=\"exp\",arm=\"a\",version=\"1\"} %d\n"+
 		"infergate_experiment_requests_total{model=\"m\",experiment=\"exp\",arm=\"b\",version=\"4\"} 0", fell, 2*counts["a"])
-	if got := seriesLines(set, "infergate_experiment_"); got != want || fell != counts["b"] {
+	if got := seriesLines(set, armSeries...); got != want || fell != counts["b"] {
 		t.Fatalf("after the change, %d fell back; series:\n%s\nwant\n%s", fell, got, want)
 	}
 
