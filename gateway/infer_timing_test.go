@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/infergate/infergate/gateway"
+	"github.com/infergate/infergate/gateway/route"
 	"github.com/infergate/infergate/registry"
 	"github.com/infergate/infergate/trafficlog"
 	"github.com/valyala/fasthttp"
@@ -55,8 +56,15 @@ func BenchmarkHandler(b *testing.B) {
 	})
 	// The traffic log's cost: an id for every response, and a sample of
 	// the predictions encoded and handed to the log's writer.
-	for _, percent := range []float64{1, 100} {
-		b.Run(fmt.Sprintf("fake-traffic-%g%%", percent), func(b *testing.B) {
+	for _, c := range []struct {
+		percent float64
+		arms    bool // an A/A experiment splits the requests
+	}{{1, false}, {100, false}, {1, true}} {
+		name := fmt.Sprintf("fake-traffic-%g%%", c.percent)
+		if c.arms {
+			name += "-arms"
+		}
+		b.Run(name, func(b *testing.B) {
 			tc := trafficlog.DefaultConfig()
 			tc.Dir = b.TempDir()
 			tc.Logf = b.Logf
@@ -65,10 +73,13 @@ func BenchmarkHandler(b *testing.B) {
 				b.Fatal(err)
 			}
 			cfg := gateway.DefaultConfig()
-			cfg.TrafficLog, cfg.TrafficPercent = tl, percent
+			cfg.TrafficLog, cfg.TrafficPercent = tl, c.percent
 			s := startFake(b, newFakeBackend(), cfg, registry.ModelConfig{})
 			b.Cleanup(func() { tl.Close() })
-			run(b, s, fakeInfer, fakeRequest)
+			if c.arms {
+				s.repo.SetExperiment("fake", &route.Experiment{Name: "aa", Arms: []route.Arm{{Name: "a", Version: 1, Weight: 1}, {Name: "b", Version: 1, Weight: 1}}})
+			}
+			run(b, s, "/v2/models/fake/infer", fakeRequest)
 		})
 	}
 	// Many callers at once on the free backend: requests queue, a worker

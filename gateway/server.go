@@ -124,7 +124,7 @@ type Server struct {
 	scratch scratchPool
 	cache   *cache.Cache // nil when disabled
 	shadows *shadower
-	recent  recentArms // with a traffic log: which arm answered, for feedback
+	recent  *recentArms // with a traffic log: which arm answered, for feedback
 
 	// plane serves the admin API once AttachCluster sets it.
 	plane atomic.Pointer[controlPlane]
@@ -149,6 +149,9 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 	}
 	if s.logf == nil {
 		s.logf = log.Printf
+	}
+	if cfg.TrafficLog != nil {
+		s.recent = newRecentArms()
 	}
 	s.shadows = newShadower(repo, cfg.RequestTimeout, func(v *registry.Version, err error) registry.FailureReason {
 		return toHTTPError(s.batchError(v, v.Batcher.Config().PriorityLevels, cfg.RequestTimeout, err)).reason

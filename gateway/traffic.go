@@ -5,10 +5,10 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"hash/maphash"
 	"math"
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -47,48 +47,57 @@ func (s *Server) ensureID(sc *scratch) (bool, error) {
 	return true, nil
 }
 
-// recentArms remembers which experiment arm answered the last
-// recentArmsSize predictions that an arm answered on this node, by id, so
-// that feedback naming only the id counts for its arm. Older ones are
-// forgotten: feedback for them (or sent to another node) counts for an
-// arm only when it names the arm.
+// recentArms remembers which experiment arm answered the predictions an
+// arm answered on this node, by id, so that feedback naming only the id
+// counts for its arm: a direct-mapped table of recentArmsSize slots by a
+// hash of the id, where a newer prediction takes the slot of an older
+// one. It holds about the last recentArmsSize of them; feedback for older
+// ones (or sent to another node) counts for an arm only when it names
+// the arm. The zero value is ready; it allocates nothing per prediction.
 type recentArms struct {
-	// mu protects byID, ring and next.
-	mu   sync.Mutex
-	byID map[string]armRef
-	ring []string // ids, oldest at next once full
-	next int
+	seed maphash.Seed
+	// mu protects slots.
+	mu    sync.Mutex
+	slots []recentSlot
 }
 
-type armRef struct{ model, arm string }
+// recentSlot is one remembered prediction: h, its id's hash (0: empty),
+// and arm Arm of experiment x.
+type recentSlot struct {
+	h   uint64
+	x   *registry.Experiment
+	arm int
+}
 
 const recentArmsSize = 1 << 16
 
-// add records that arm of model answered prediction id.
-func (r *recentArms) add(id, model, arm string) {
-	id = strings.Clone(id) // the request's id views its buffers
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.byID == nil {
-		r.byID = make(map[string]armRef)
-		r.ring = make([]string, recentArmsSize)
-	}
-	if old := r.ring[r.next]; old != "" {
-		delete(r.byID, old)
-	}
-	r.ring[r.next] = id
-	r.next = (r.next + 1) % len(r.ring)
-	r.byID[id] = armRef{model: model, arm: arm}
+func newRecentArms() *recentArms {
+	return &recentArms{seed: maphash.MakeSeed(), slots: make([]recentSlot, recentArmsSize)}
 }
 
-// arm returns the arm of model that answered prediction id, if known.
-func (r *recentArms) arm(id, model string) string {
+func (r *recentArms) hash(id string) uint64 {
+	return maphash.String(r.seed, id) | 1
+}
+
+// add records that arm number arm of experiment x answered prediction id.
+func (r *recentArms) add(id string, x *registry.Experiment, arm int) {
+	h := r.hash(id)
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if a, ok := r.byID[id]; ok && a.model == model {
-		return a.arm
+	r.slots[h&(recentArmsSize-1)] = recentSlot{h: h, x: x, arm: arm}
+	r.mu.Unlock()
+}
+
+// arm returns the name of the arm of model's experiment that answered
+// prediction id, if it is remembered.
+func (r *recentArms) arm(id, model string) string {
+	h := r.hash(id)
+	r.mu.Lock()
+	sl := r.slots[h&(recentArmsSize-1)]
+	r.mu.Unlock()
+	if sl.h != h || sl.x == nil || sl.x.Model != model {
+		return ""
 	}
-	return ""
+	return sl.x.Arms[sl.arm].Name
 }
 
 // logPrediction logs, for a sample of the requests, what v answered to
@@ -101,7 +110,13 @@ func (s *Server) logPrediction(ctx *fasthttp.RequestCtx, req *oip.InferRequest, 
 		return
 	}
 	if arm != "" {
-		s.recent.add(req.ID, v.Model, arm)
+		if m := s.repo.Model(v.Model); m != nil {
+			if x := m.Experiment(); x != nil {
+				if i := x.ArmIndex(arm); i >= 0 {
+					s.recent.add(req.ID, x, i)
+				}
+			}
+		}
 	}
 	if s.cfg.TrafficPercent <= 0 || rand.Float64()*100 >= s.cfg.TrafficPercent {
 		return

@@ -15,6 +15,8 @@ import (
 // replaces it (Repository.SetExperiment).
 type Experiment struct {
 	route.Experiment
+	// Model is the model it splits.
+	Model string
 	// requests counts, per arm, the requests routed to the arm's version.
 	requests []*metrics.Counter
 	// fallbacks counts, per arm, the requests of the arm that went to the
@@ -35,7 +37,7 @@ type armOutcomes struct {
 }
 
 func newExperiment(set *metrics.Set, model string, e *route.Experiment) *Experiment {
-	x := &Experiment{Experiment: *e.Clone()}
+	x := &Experiment{Experiment: *e.Clone(), Model: model}
 	for _, a := range e.Arms {
 		labels := fmt.Sprintf(`{model=%q,experiment=%q,arm=%q,version="%d"}`, model, e.Name, a.Name, a.Version)
 		req := "infergate_experiment_requests_total" + labels
@@ -55,26 +57,34 @@ func newExperiment(set *metrics.Set, model string, e *route.Experiment) *Experim
 	return x
 }
 
+// ArmIndex returns the index of the arm called name, or -1.
+func (x *Experiment) ArmIndex(name string) int {
+	for i, a := range x.Arms {
+		if a.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
 // Outcome counts feedback for a prediction that arm answered: a label, a
 // reward, or both (nil for neither). It reports whether the experiment has
 // that arm.
 func (x *Experiment) Outcome(arm string, label, reward *float64) bool {
-	for i, a := range x.Arms {
-		if a.Name != arm {
-			continue
-		}
-		o := &x.outcomes[i]
-		if label != nil {
-			o.labels.Inc()
-			o.labelSum.Add(*label)
-		}
-		if reward != nil {
-			o.rewards.Inc()
-			o.rewardSum.Add(*reward)
-		}
-		return true
+	i := x.ArmIndex(arm)
+	if i < 0 {
+		return false
 	}
-	return false
+	o := &x.outcomes[i]
+	if label != nil {
+		o.labels.Inc()
+		o.labelSum.Add(*label)
+	}
+	if reward != nil {
+		o.rewards.Inc()
+		o.rewardSum.Add(*reward)
+	}
+	return true
 }
 
 // ArmStats is what an experiment's arm has counted on this node since the
