@@ -28,6 +28,7 @@ var commands = []command{
 	{"demo-models", "write the demo models (ctr, ranker) in Triton layout", runDemoModels},
 	{"models", "manage the cluster's models: list, show, upload, promote, alias, rollback, retire", runModels},
 	{"cluster", "show the cluster's leader and members, or remove a member", runCluster},
+	{"traffic", "read a node's traffic log: sampled predictions and feedback", runTraffic},
 	{"bench", "load-test a gateway, with floors and the standard suite (bench suite)", runBench},
 	{"version", "print the version", runVersion},
 }

@@ -1,10 +1,16 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/infergate/infergate/internal/testenv"
 	"github.com/infergate/infergate/trafficlog"
 )
 
@@ -24,6 +30,31 @@ func TestTrafficLogSurvivesSIGTERM(t *testing.T) {
 			t.Fatalf("infer: %d %s", code, resp)
 		}
 	}
+	// The CLI reads it over HTTP: all of it, then from a line's position.
+	addr := "http://" + s.addr
+	checkExit(t, 0, "logging 100% of the predictions and all feedback", "traffic", "stats", "--addr", addr)
+	// The predictions are readable once fsynced, within a second.
+	var lines []string
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		all, err := exec.Command(binPath, "traffic", "read", "--addr", addr, "--max-bytes", "300").Output()
+		if err != nil {
+			return fmt.Errorf("traffic read: %v", err)
+		}
+		lines = strings.Split(strings.TrimSpace(string(all)), "\n")
+		if len(lines) != 6 || !strings.Contains(lines[0], `"kind":"feedback","time"`) || !strings.Contains(lines[5], `"id":"req-4"`) {
+			return fmt.Errorf("traffic read, 300 bytes a request: %d lines:\n%s", len(lines), all)
+		}
+		return nil
+	})
+	var third struct{ Position int64 }
+	if err := json.Unmarshal([]byte(lines[3]), &third); err != nil {
+		t.Fatal(err)
+	}
+	tail, err := exec.Command(binPath, "traffic", "read", "--addr", addr, "--from", strconv.FormatInt(third.Position, 10)).Output()
+	if err != nil || strings.Count(string(tail), "\n") != 3 || !strings.HasPrefix(string(tail), lines[3]+"\n") {
+		t.Fatalf("traffic read --from %d: %v\n%s", third.Position, err, tail)
+	}
+	checkExit(t, 1, "is 1 the position of a record?", "traffic", "read", "--addr", addr, "--from", "1")
 	s.stop(t)
 	l, err := trafficlog.Open(trafficlog.Config{Dir: dir, Logf: t.Logf})
 	if err != nil {

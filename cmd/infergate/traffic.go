@@ -1,0 +1,110 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"time"
+)
+
+// This file holds `infergate traffic`: reading a node's traffic log
+// (GET /v1/traffic) for people and scripts.
+
+// runTraffic is `infergate traffic`; see runModels.
+func runTraffic(args []string) error { return exitAdmin(trafficGroup.main(args, os.Stdout, os.Stderr)) }
+
+var trafficGroup = &adminGroup{
+	name: "traffic",
+	description: `Read the traffic log of one node (serve --traffic-percent): the sampled
+predictions with their inputs and outputs, and the feedback clients reported.
+Each node keeps its own log; read every node's for the whole traffic.`,
+	subs: []adminSub{
+		{"stats", "", "show what the node's traffic log holds: positions, segments, bytes", trafficStats},
+		{"read", "", "print the node's traffic log as JSON lines, from a position, or follow it", trafficRead},
+	},
+}
+
+func trafficStats(out adminOutput, args []string) error {
+	fs := out.flagSet("traffic stats", "[flags]", `Show what the traffic log of the node at --addr holds: the positions of its
+oldest record and of its end, its segment files and bytes, and the share of
+predictions it logs.`)
+	cfg := adminFlags(fs, false)
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	var st struct {
+		First    int64   `json:"first"`
+		End      int64   `json:"end"`
+		Segments int     `json:"segments"`
+		Bytes    int64   `json:"bytes"`
+		Percent  float64 `json:"percent"`
+	}
+	if ans, err := out.getInto(cfg, "/v1/traffic/stats", &st); ans == nil || err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(out.stdout, "positions %d to %d, %d bytes in %d segments; logging %g%% of the predictions and all feedback\n",
+		st.First, st.End, st.Bytes, st.Segments, st.Percent)
+	return err
+}
+
+func trafficRead(out adminOutput, args []string) error {
+	fs := out.flagSet("traffic read", "[flags]", `Print the traffic log of the node at --addr as JSON lines, one event each with
+its position, from --from (default: the oldest record) to the end, or, with
+--follow, on as new records come (until interrupted). A position the log
+deleted to keep within its budget is reported, and with --follow reading goes
+on from the oldest record.
+
+  infergate traffic read --from 0 | jq -c 'select(.kind == "feedback")'
+  infergate traffic read --follow`)
+	cfg := adminFlags(fs, false)
+	from := fs.Int64("from", -1, "position to start at, as a line's \"position\" or the last read's end (default: the oldest record)")
+	follow := fs.Bool("follow", false, "keep reading new records as they come, until interrupted")
+	poll := fs.Duration("poll", time.Second, "with --follow, how often to ask for new records")
+	maxBytes := fs.Int("max-bytes", 4<<20, "most bytes of records one request reads")
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	if *poll <= 0 || *maxBytes < 1 {
+		fmt.Fprintln(fs.Output(), "--poll must be positive and --max-bytes at least 1")
+		fs.Usage()
+		return errUsage
+	}
+	cl, err := cfg.client()
+	if err != nil {
+		return err
+	}
+	pos := *from
+	for {
+		q := url.Values{"max_bytes": {strconv.Itoa(*maxBytes)}}
+		if pos >= 0 {
+			q.Set("from", strconv.FormatInt(pos, 10))
+		}
+		ans, err := cl.call(http.MethodGet, "/v1/traffic", q, "", nil)
+		if ae, ok := err.(*adminError); ok && ae.status == http.StatusGone && *follow {
+			fmt.Fprintf(out.stderr, "infergate traffic read: %s; going on from the oldest record\n", ae.msg)
+			pos = -1
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := out.stdout.Write(ans.body); err != nil {
+			return err
+		}
+		next, err := strconv.ParseInt(ans.header.Get("X-Traffic-Next"), 10, 64)
+		if err != nil {
+			return fmt.Errorf("the answer's X-Traffic-Next header %q is not a position; is %s an infergate node?", ans.header.Get("X-Traffic-Next"), cfg.addr)
+		}
+		end, _ := strconv.ParseInt(ans.header.Get("X-Traffic-End"), 10, 64)
+		pos = next
+		if next < end {
+			continue // more to read now
+		}
+		if !*follow {
+			return nil
+		}
+		time.Sleep(*poll)
+	}
+}
