@@ -29,6 +29,7 @@ var commands = []command{
 	{"models", "manage the cluster's models: list, show, upload, promote, alias, rollback, retire", runModels},
 	{"cluster", "show the cluster's leader and members, or remove a member", runCluster},
 	{"traffic", "read a node's traffic log: sampled predictions and feedback", runTraffic},
+	{"train", "train a new version of a model from its logged traffic and feedback", runTrain},
 	{"bench", "load-test a gateway, with floors and the standard suite (bench suite)", runBench},
 	{"version", "print the version", runVersion},
 }
