@@ -173,7 +173,7 @@ func TestJoiner(t *testing.T) {
 	pred("a", "ctr", fp32Row("features", 1, 2), 0.25)
 	pred("b", "ctr", fp32Row("features", 3, 4), 0.75)
 	label("b", "ctr", 0)
-	label("b", "ctr", 1) // the later label wins
+	label("b", "ctr", 1)                             // the later label wins
 	pred("c", "ctr", fp32Row("features", 5, 6), 0.5) // no label
 	two := fp32Row("features", 1, 2, 3, 4)
 	two.Shape = []int64{2, 2}
