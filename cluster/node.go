@@ -122,6 +122,9 @@ func Start(cfg Config) (*Node, error) {
 			n.rec.loop()
 		})
 	} else {
+		if cfg.RegisterLocal && n.existing {
+			n.logf("cluster: --register-local-models acts only when a node bootstraps a new cluster; %s holds one already, so the models in the repository are not registered now (upload them with \"infergate models upload\", or start on a new --data)", cfg.DataDir)
+		}
 		n.goFunc(n.rec.loop)
 	}
 	return n, nil
@@ -377,16 +380,38 @@ func (n *Node) Apply(ctx context.Context, c fsm.Command) (*fsm.Result, error) {
 		return nil, err
 	}
 	var res *fsm.Result
+	forwarded := false
 	err := n.withLeader(ctx, func(ctx context.Context, leaderURL string) error {
 		var err error
 		if leaderURL == "" {
 			res, err = n.ApplyLocal(c)
 		} else {
+			forwarded = true
 			res, err = n.peers.apply(ctx, leaderURL, c)
 		}
 		return err
 	})
-	return res, err
+	if err != nil {
+		return res, err
+	}
+	if forwarded {
+		if res.Index == 0 {
+			return res, nil // a leader of an earlier release
+		}
+		// A client that writes through this node and then asks it sees
+		// its write: wait (briefly; the write is done either way) for
+		// this node's state machine to apply it.
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := n.waitApplied(wctx, res.Index)
+		cancel()
+		if err != nil {
+			return res, nil
+		}
+	}
+	// Its state machine holds every write up to this one: route by it
+	// now, without waiting for routeLoop.
+	n.route()
+	return res, nil
 }
 
 // ApplyLocal applies c if this node leads, else fails with ErrNotLeader.
@@ -414,6 +439,7 @@ func (n *Node) ApplyLocal(c fsm.Command) (*fsm.Result, error) {
 	if res.Err != nil {
 		return nil, res.Err
 	}
+	res.Index = f.Index()
 	return res, nil
 }
 

@@ -25,14 +25,21 @@ import (
 // production loads) instead.
 const productionFile = "production.json"
 
-// saveProduction records st's production versions when they changed. Only
-// the reconciler's goroutine calls it. An empty state before the first
-// save writes nothing, so that a restarted node that has not caught up
-// yet keeps the file it found.
+// saveProduction records, for each of st's models with a production
+// version, the version this node routes its unversioned requests to:
+// production, or while production is not ready here (it failed to load on
+// this node, say) the version that serves in its place (see route), so
+// that a restart serves as the node served before it, not "not ready"
+// for ever. Only the reconciler's goroutine calls it. An empty state
+// before the first save writes nothing, so that a restarted node that has
+// not caught up yet keeps the file it found.
 func (n *Node) saveProduction(st *fsm.State) {
 	prod := make(map[string]int64, len(st.Models))
 	for name, m := range st.Models {
 		if p := m.Production(); p != 0 {
+			if d := n.cfg.Registry.DefaultVersion(name); d != 0 {
+				p = d
+			}
 			prod[name] = p
 		}
 	}

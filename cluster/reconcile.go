@@ -68,9 +68,11 @@ type reconciler struct {
 	// hard links to its blobs, from earlier runs); only the loop goroutine
 	// uses it.
 	placed map[string]bool
-	// loadErrs is the last load error per model, logged once; only the
-	// loop goroutine uses it.
-	loadErrs map[string]string
+	// loadErrs is the last load error per model, logged once, and
+	// placeErrs the last error placing each version's file ("model/N");
+	// only the loop goroutine uses them.
+	loadErrs  map[string]string
+	placeErrs map[string]string
 	// done holds the signature of each model last brought fully ready,
 	// failed the last attempt that did not; only the loop goroutine uses
 	// them.
@@ -96,17 +98,18 @@ type fileHash struct {
 
 func newReconciler(n *Node) *reconciler {
 	return &reconciler{
-		n:        n,
-		repo:     n.cfg.Registry,
-		status:   make(map[string]map[int64]VersionStatus),
-		hashes:   make(map[string]fileHash),
-		placed:   make(map[string]bool),
-		loadErrs: make(map[string]string),
-		done:     make(map[string]string),
-		failed:   make(map[string]attempt),
-		served:   make(map[string]servedModel),
-		pulls:    make(map[string]*pull),
-		kick:     make(chan struct{}, 1),
+		n:         n,
+		repo:      n.cfg.Registry,
+		status:    make(map[string]map[int64]VersionStatus),
+		hashes:    make(map[string]fileHash),
+		placed:    make(map[string]bool),
+		loadErrs:  make(map[string]string),
+		placeErrs: make(map[string]string),
+		done:      make(map[string]string),
+		failed:    make(map[string]attempt),
+		served:    make(map[string]servedModel),
+		pulls:     make(map[string]*pull),
+		kick:      make(chan struct{}, 1),
 	}
 }
 
@@ -210,7 +213,6 @@ func (r *reconciler) setStatus(model string, v int64, state, reason string) {
 func (r *reconciler) reconcile() {
 	st, _ := r.n.fsm.State()
 	r.n.savePeers(st)
-	r.n.saveProduction(st)
 	r.n.saveSplits(st)
 	names := make([]string, 0, len(st.Models))
 	for name := range st.Models {
@@ -231,6 +233,9 @@ func (r *reconciler) reconcile() {
 		}
 	}
 	r.n.saveServed(st, r.served)
+	// What the loads above made of the routing, as route decides it.
+	r.n.route()
+	r.n.saveProduction(st)
 }
 
 func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
@@ -263,9 +268,15 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 				r.setStatus(m.Name, v.Number, VersionFetching, strings.TrimPrefix(err.Error(), errFetching.Error()))
 			} else {
 				r.setStatus(m.Name, v.Number, VersionFailed, err.Error())
+				key := m.Name + "/" + strconv.FormatInt(v.Number, 10)
+				if r.placeErrs[key] != err.Error() {
+					r.n.logf("cluster: model %q version %d cannot serve on this node: %s", m.Name, v.Number, err)
+					r.placeErrs[key] = err.Error()
+				}
 			}
 			continue
 		}
+		delete(r.placeErrs, m.Name+"/"+strconv.FormatInt(v.Number, 10))
 		present = append(present, v.Number)
 	}
 	r.mu.Lock()

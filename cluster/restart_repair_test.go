@@ -337,3 +337,57 @@ func restartAsServe(t *testing.T, cfg Config, n *Node, beforeStart func(*registr
 	t.Cleanup(func() { again.Stop() })
 	return repo, again
 }
+
+// TestRestartKeepsServingWhenProductionFailsHere: production moved to a
+// version that fails to load on this node, so its unversioned requests
+// stay with the version that served before; after a restart they must
+// too, not get "not ready" for as long as the version fails here (found
+// by a walk on real servers: the node said ready and answered every
+// unversioned request 503).
+func TestRestartKeepsServingWhenProductionFailsHere(t *testing.T) {
+	cfg, n := soloWithTwoVersions(t)
+	c := &testCluster{t: t, nodes: []*Node{n}}
+	if _, err := c.register(n, "m", "broken three"); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetAlias, Model: "m", Alias: fsm.AliasProduction, Version: 3}); err != nil || res.Err != nil {
+		t.Fatalf("promote 3: %v %v", err, res)
+	}
+	unversioned := func(repo *registry.Repository) (int64, error) {
+		v, err := repo.Acquire("m", 0)
+		if err != nil {
+			return 0, err
+		}
+		v.Release()
+		return v.Number, nil
+	}
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if s := n.LocalStatus().Models["m"]["3"]; s.State != VersionFailed {
+			return fmt.Errorf("version 3: %+v; want failed", s)
+		}
+		var prod map[string]int64
+		if err := loadJSON(filepath.Join(cfg.DataDir, productionFile), &prod); err != nil {
+			return err
+		}
+		if prod["m"] != 1 {
+			return fmt.Errorf("production.json %v; want m routed to 1, which serves in production's place", prod)
+		}
+		return nil
+	})
+	if v, err := unversioned(n.cfg.Registry); err != nil || v != 1 {
+		t.Fatalf("before the restart: version %d, %v; want 1 serving in place of production", v, err)
+	}
+	repo, _ := restartAsServe(t, cfg, n, func(repo *registry.Repository) {
+		if v, err := unversioned(repo); err != nil || v != 1 {
+			t.Fatalf("after the initial loads: version %d, %v; want 1, as before the restart", v, err)
+		}
+	})
+	// restartAsServe's loader takes any bytes: version 3 loads now, and
+	// takes production's requests once it does.
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if v, err := unversioned(repo); err != nil || v != 3 {
+			return fmt.Errorf("after catching up: version %d, %v; want 3, production, loaded now", v, err)
+		}
+		return nil
+	})
+}

@@ -56,6 +56,10 @@ func TestIndexShowsClusterVersionFailedHere(t *testing.T) {
 	if r := s.do(t, "POST", "/v2/repository/index", []byte(`{"ready":true}`)); strings.Contains(string(r.body), `"clash"`) {
 		t.Fatalf("the index of ready versions lists clash: %s", r.body)
 	}
+	// The node's log says so too, once.
+	if n := strings.Count(s.log.String(), `cluster: model "clash" version 1 cannot serve on this node: `); n != 1 {
+		t.Fatalf("the log says %d times that clash version 1 cannot serve here; want once:\n%s", n, s.log)
+	}
 	page := string(s.do(t, "GET", "/", nil).body)
 	if !strings.Contains(page, "<td>clash</td><td>1") || !strings.Contains(page, "holds other bytes than the cluster") {
 		t.Fatalf("the status page does not show clash version 1 failing (%q):\n%s", row.Reason, page)

@@ -172,6 +172,7 @@ func (w *shadower) run(j *shadowJob) {
 	switch {
 	case errors.Is(err, registry.ErrVersionNotFound) || errors.Is(err, registry.ErrModelNotFound):
 		sh.Count(registry.ShadowNotReady)
+		w.logFailure(sh, errors.New("the shadow version is not loaded on this node (POST /v2/repository/index says why)"))
 		return
 	case err != nil:
 		sh.Count(registry.ShadowDropped)

@@ -86,6 +86,10 @@ type Result struct {
 	// Version is the version number the command registered, aliased,
 	// rolled back to or retired; 0 for member ops.
 	Version int64 `json:"version,omitempty"`
+	// Index is the raft log index the command was applied at (0 from a
+	// leader of an earlier release), for the node that forwarded it to
+	// wait for.
+	Index uint64 `json:"index,omitempty"`
 	// Err is nil if the command was applied, or wraps ErrInvalid,
 	// ErrNotFound or ErrConflict.
 	Err error `json:"-"`

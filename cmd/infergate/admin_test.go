@@ -248,13 +248,13 @@ VERSION  STAGE  ALIASES  SIZE  CREATED  ORIGIN  NODES  SHA256
 			name: "end-shadow",
 			args: []string{"end-shadow", "ctr", "--token", adminToken},
 			call: fakeCall{method: "DELETE", uri: "/v1/models/ctr/shadow", answer: `{"model":"ctr","shadow":null}`},
-			want: "ctr has no shadow\n",
+			want: "ended ctr's shadow: its requests are copied nowhere now\n",
 		},
 		{
 			name: "end-experiment",
 			args: []string{"end-experiment", "ctr", "--token", adminToken},
 			call: fakeCall{method: "DELETE", uri: "/v1/models/ctr/experiment", answer: `{"model":"ctr","experiment":null}`},
-			want: "ctr runs no experiment: unversioned requests go to production\n",
+			want: "ended ctr's experiment: its unversioned requests go to production\n",
 		},
 		{
 			name: "retire",

@@ -550,3 +550,59 @@ func TestRemovedWhileAwayRejoins(t *testing.T) {
 		t.Errorf("the victim's log does not say it found itself removed:\n%s", log)
 	}
 }
+
+// TestFollowerWriteIsLiveOnReturn: a change of routing written through a
+// follower takes effect on that follower by the time the call returns,
+// so that a script that ramps an experiment and then checks sees the new
+// split (found by a walk on real servers: the follower routed by the
+// previous experiment for a moment after each call).
+func TestFollowerWriteIsLiveOnReturn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two gateways")
+	}
+	demo := demoRepo(t)
+	first := startNode(t, t.TempDir(), demo, testenv.FreeAddr(t), "")
+	testenv.CheckFor(t, 20*time.Second, func() error {
+		_, _, err := first.model(t, "ctr", false)
+		return err
+	})
+	onnxBytes, err := os.ReadFile(filepath.Join(demo, "ctr", "1", "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, b, _ := first.admin(t, "POST", "/v1/models/ctr/versions", onnxBytes); code != 201 {
+		t.Fatalf("upload: %d %s", code, b)
+	}
+	second := startNode(t, t.TempDir(), t.TempDir(), testenv.FreeAddr(t), first.url())
+	testenv.CheckFor(t, 30*time.Second, func() error {
+		for _, v := range []string{"1", "2"} {
+			if code, b, _ := second.get(t, "/v2/models/ctr/versions/"+v+"/ready"); code != 200 {
+				return fmt.Errorf("version %s on the second node: %d %s", v, code, b)
+			}
+		}
+		return nil
+	})
+	if v, err := second.cluster(t); err != nil || isSelf(second, v, v.Leader) {
+		t.Fatalf("the second node must follow: %+v %v", v, err)
+	}
+	body, _ := inferBody(1, 64, 1)
+	arm := func() string {
+		_, _, h := second.do(t, "POST", "/v2/models/ctr/infer", body, map[string]string{"X-Unit-Id": "user-1"})
+		return string(h.Peek("X-Experiment-Arm"))
+	}
+	for i := range 5 {
+		exp := fmt.Sprintf(`{"name":"e%d","arms":[{"name":"a","version":1,"weight":1},{"name":"b","version":2,"weight":1}]}`, i)
+		if code, b, _ := second.admin(t, "PUT", "/v1/models/ctr/experiment", []byte(exp)); code != 200 {
+			t.Fatalf("set experiment e%d through the follower: %d %s", i, code, b)
+		}
+		if got := arm(); got == "" {
+			t.Fatalf("round %d: right after setting the experiment through the follower, it answered without an arm", i)
+		}
+		if code, b, _ := second.admin(t, "DELETE", "/v1/models/ctr/experiment", nil); code != 200 {
+			t.Fatalf("end experiment e%d through the follower: %d %s", i, code, b)
+		}
+		if got := arm(); got != "" {
+			t.Fatalf("round %d: right after ending the experiment through the follower, it answered from arm %q", i, got)
+		}
+	}
+}

@@ -103,7 +103,7 @@ again, and the arms' versions can be retired.`)
 		Model string `json:"model"`
 	}
 	return out.report(cfg.json, ans, "the end of the experiment", &res, func() string {
-		return fmt.Sprintf("%s runs no experiment: unversioned requests go to production", res.Model)
+		return fmt.Sprintf("ended %s's experiment: its unversioned requests go to production", res.Model)
 	})
 }
 
@@ -117,7 +117,8 @@ infergate_shadow_requests_total counts the copies (compared, failed, dropped
 when the node's queue of 64 copies is full, not_ready), and
 infergate_shadow_max_abs_diff and infergate_shadow_disagreements_total say how
 far the shadow's values are from the client's. Requests the response cache
-answers and those that name VERSION are not copied. The version cannot be
+answers and those VERSION answered itself (naming it, or as an experiment's
+arm) are not copied. The version cannot be
 retired while it shadows; "models end-shadow" stops it.
 
   infergate models shadow ranker 2 --percent 10`)
@@ -176,6 +177,6 @@ func modelsEndShadow(out adminOutput, args []string) error {
 		Model string `json:"model"`
 	}
 	return out.report(cfg.json, ans, "the end of the shadow", &res, func() string {
-		return fmt.Sprintf("%s has no shadow", res.Model)
+		return fmt.Sprintf("ended %s's shadow: its requests are copied nowhere now", res.Model)
 	})
 }

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -75,5 +77,31 @@ func TestTrafficLogSurvivesSIGTERM(t *testing.T) {
 	want := "[feedback req-3 prediction req-0 prediction req-1 prediction req-2 prediction req-3 prediction req-4]"
 	if fmt.Sprint(got) != want {
 		t.Fatalf("the log after SIGTERM: %v; want %s", got, want)
+	}
+}
+
+// TestDemoModelsSeed: --seed writes the demo models' shapes with other
+// weights, the same for the same seed, served like the demo ones.
+func TestDemoModelsSeed(t *testing.T) {
+	base, a, b := t.TempDir(), t.TempDir(), t.TempDir()
+	for _, c := range [][]string{{"--out", base}, {"--out", a, "--seed", "7"}, {"--out", b, "--seed", "7"}} {
+		if out, err := exec.Command(binPath, append([]string{"demo-models"}, c...)...).CombinedOutput(); err != nil {
+			t.Fatalf("demo-models %v: %v\n%s", c, err, out)
+		}
+	}
+	read := func(dir string) []byte {
+		data, err := os.ReadFile(filepath.Join(dir, "ranker", "1", "model.onnx"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	if bytes.Equal(read(base), read(a)) || !bytes.Equal(read(a), read(b)) {
+		t.Fatal("--seed 7 must give other weights than the demo's, and the same twice")
+	}
+	s := startServer(t, "--models", a, "--load", "ranker")
+	body, _ := inferBody(1, 256, 3)
+	if code, resp, _ := s.post(t, "/v2/models/ranker/infer", body); code != 200 {
+		t.Fatalf("the seeded ranker: %d %s", code, resp)
 	}
 }
