@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -17,6 +19,7 @@ import (
 	"github.com/infergate/infergate/cluster"
 	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/gateway/route"
+	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry/blobs"
 )
 
@@ -281,6 +284,11 @@ func (s *Server) setAlias(cp *controlPlane, ctx *fasthttp.RequestCtx, name, alia
 	if q.Version < 1 {
 		return badRequest(`the body must name the version: {"version": N}`)
 	}
+	if alias == fsm.AliasProduction {
+		if err := s.checkSignature(cp, ctx, name, q.Version, "promoting"); err != nil {
+			return err
+		}
+	}
 	return s.apply(cp, ctx, fsm.Command{Op: fsm.OpSetAlias, Model: name, Alias: alias, Version: q.Version}, func(*fsm.Result) any {
 		return map[string]any{"model": name, "alias": alias, "version": q.Version}
 	})
@@ -294,6 +302,14 @@ func (s *Server) setExperiment(cp *controlPlane, ctx *fasthttp.RequestCtx, name 
 	e, err := decodeValid[route.Experiment](s, ctx)
 	if err != nil {
 		return err
+	}
+	for _, a := range e.Arms {
+		if a.Weight == 0 {
+			continue // paused: it takes no requests
+		}
+		if err := s.checkSignature(cp, ctx, name, a.Version, "arm "+strconv.Quote(a.Name)+" of the experiment, sending clients' unversioned requests to"); err != nil {
+			return err
+		}
 	}
 	return s.apply(cp, ctx, fsm.Command{Op: fsm.OpSetExperiment, Model: name, Experiment: e}, func(*fsm.Result) any {
 		return map[string]any{"model": name, "experiment": e}
@@ -489,4 +505,67 @@ func clusterError(err error) error {
 		return &httpError{code: fasthttp.StatusBadGateway, msg: fmt.Sprintf("%s; every node must run with the same --admin-token", err)}
 	}
 	return internal(err)
+}
+
+// checkSignature refuses (409) a write that would send model name's
+// unversioned requests to version v when v's inputs or outputs differ
+// from production's: every client still sending what production takes
+// would get 400. It knows only what this node has loaded, and lets the
+// write through when it cannot tell; ?force=true lets it through too, for
+// clients that have moved to the new signature.
+func (s *Server) checkSignature(cp *controlPlane, ctx *fasthttp.RequestCtx, name string, v int64, doing string) error {
+	if f := ctx.QueryArgs().Peek("force"); len(f) > 0 {
+		force, err := strconv.ParseBool(string(f))
+		if err != nil {
+			return badRequest("force=%q: use true or false", f)
+		}
+		if force {
+			return nil
+		}
+	}
+	st, _ := cp.node.FSM().State()
+	cm := st.Models[name]
+	if cm == nil {
+		return nil
+	}
+	prod := cm.Production()
+	m := s.repo.Model(name)
+	if prod == 0 || prod == v || m == nil {
+		return nil
+	}
+	from, to := m.Version(prod), m.Version(v)
+	if from == nil || to == nil {
+		return nil
+	}
+	if diff := signatureDiff("input", from.Inputs, to.Inputs) + signatureDiff("output", from.Outputs, to.Outputs); diff != "" {
+		return &httpError{code: fasthttp.StatusConflict, msg: fmt.Sprintf(
+			"%s version %d of model %q would change what clients send and get:%s; requests that fit production (version %d) would fail. If the clients have moved to version %d's, add ?force=true (infergate models promote or experiment --force)",
+			doing, v, name, diff, prod, v)}
+	}
+	return nil
+}
+
+// signatureDiff describes how the tensors want differ from have, or "".
+func signatureDiff(what string, have, want []oip.TensorMetadata) string {
+	var b strings.Builder
+	byName := map[string]oip.TensorMetadata{}
+	for _, t := range want {
+		byName[t.Name] = t
+	}
+	for _, h := range have {
+		w, ok := byName[h.Name]
+		switch {
+		case !ok:
+			fmt.Fprintf(&b, " %s %q would be gone;", what, h.Name)
+		case w.Datatype != h.Datatype || !slices.Equal(w.Shape, h.Shape):
+			fmt.Fprintf(&b, " %s %q would be %s %s instead of %s %s;", what, h.Name, w.Datatype, oip.FormatShape(w.Shape), h.Datatype, oip.FormatShape(h.Shape))
+		}
+		delete(byName, h.Name)
+	}
+	for _, w := range want {
+		if _, ok := byName[w.Name]; ok {
+			fmt.Fprintf(&b, " %s %q would be new;", what, w.Name)
+		}
+	}
+	return strings.TrimSuffix(b.String(), ";")
 }

@@ -608,11 +608,12 @@ func modelsPromote(out adminOutput, args []string) error {
 requests that name no version, at it. The same as
 "infergate models alias NAME production VERSION".`)
 	cfg := adminFlags(fs, false)
+	force := fs.Bool("force", false, "promote even when the version's inputs or outputs differ from production's (the server refuses otherwise, with 409, when it has both loaded): for clients that have moved to the new ones")
 	pos, err := parseArgs(fs, args, "NAME", "VERSION")
 	if err != nil {
 		return err
 	}
-	return setAlias(out, fs, cfg, pos[0], "production", pos[1])
+	return setAlias(out, fs, cfg, pos[0], "production", pos[1], *force)
 }
 
 func modelsAlias(out adminOutput, args []string) error {
@@ -623,21 +624,26 @@ does); any other alias is a name for people and tools: "models list" shows it,
 and a version an alias points to cannot be retired. Requests name versions by
 number, not by alias.`)
 	cfg := adminFlags(fs, false)
+	force := fs.Bool("force", false, "with alias production, as promote --force")
 	pos, err := parseArgs(fs, args, "NAME", "ALIAS", "VERSION")
 	if err != nil {
 		return err
 	}
-	return setAlias(out, fs, cfg, pos[0], pos[1], pos[2])
+	return setAlias(out, fs, cfg, pos[0], pos[1], pos[2], *force)
 }
 
 // setAlias is promote and alias: PUT /v1/models/{name}/aliases/{alias}.
-func setAlias(out adminOutput, fs *flag.FlagSet, cfg *adminConfig, name, alias, version string) error {
+func setAlias(out adminOutput, fs *flag.FlagSet, cfg *adminConfig, name, alias, version string, force bool) error {
 	v, err := parseVersion(fs, version)
 	if err != nil {
 		return err
 	}
 	body, _ := json.Marshal(map[string]int64{"version": v})
-	ans, err := cfg.call(http.MethodPut, modelPath(name, "aliases", alias), nil, "application/json", body)
+	var q url.Values
+	if force {
+		q = url.Values{"force": {"true"}}
+	}
+	ans, err := cfg.call(http.MethodPut, modelPath(name, "aliases", alias), q, "application/json", body)
 	if err != nil {
 		return err
 	}

@@ -194,6 +194,13 @@ not ready:
 			want: "ctr production now points to version 3\n",
 		},
 		{
+			name: "promote --force",
+			args: []string{"promote", "ctr", "3", "--force", "--token", adminToken},
+			call: fakeCall{method: "PUT", uri: "/v1/models/ctr/aliases/production?force=true", ctype: "application/json", body: `{"version":3}`,
+				answer: `{"model":"ctr","alias":"production","version":3}`},
+			want: "ctr production now points to version 3\n",
+		},
+		{
 			name: "alias",
 			args: []string{"alias", "ctr", "canary", "4", "--token", adminToken},
 			call: fakeCall{method: "PUT", uri: "/v1/models/ctr/aliases/canary", body: `{"version":4}`,

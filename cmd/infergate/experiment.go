@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -54,6 +55,7 @@ ends it, and "models show" shows it.`)
 	var arms armFlags
 	fs.Var(&arms, "arm", "an arm: `ARM=VERSION:WEIGHT` (repeat for each arm, in order)")
 	salt := fs.String("salt", "", "hashed with each unit id (default: the experiment's name); a new salt reassigns every unit")
+	force := fs.Bool("force", false, "start it even when an arm's version takes other inputs or gives other outputs than production (the server refuses otherwise, with 409, when it has both loaded)")
 	pos, err := parseArgs(fs, args, "NAME", "EXPERIMENT")
 	if err != nil {
 		return err
@@ -70,7 +72,11 @@ ends it, and "models show" shows it.`)
 		return errUsage
 	}
 	body, _ := json.Marshal(e)
-	ans, err := cfg.call(http.MethodPut, modelPath(pos[0], "experiment"), nil, "application/json", body)
+	var q url.Values
+	if *force {
+		q = url.Values{"force": {"true"}}
+	}
+	ans, err := cfg.call(http.MethodPut, modelPath(pos[0], "experiment"), q, "application/json", body)
 	if err != nil {
 		return err
 	}
