@@ -228,13 +228,13 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, arm
 		sc.key = cache.AppendKey(sc.key[:0], v.Generation, req.Inputs, v.Inputs)
 		lookup := time.Now()
 		if e, ok := s.cache.Get(sc.key); ok && e.Outputs != nil {
-			s.logPrediction(ctx, req, v, arm, e.Outputs)
 			if err := s.writeResponse(ctx, sc, v, e.Outputs); err != nil {
 				// Found, though its classes are too large: a hit, as
 				// Triton counts its cache lookups.
 				v.Metrics.CacheHit(time.Since(start), time.Since(lookup))
 				return err
 			}
+			s.logPrediction(ctx, req, v, arm, e.Outputs)
 			copied := time.Since(lookup)
 			s.cacheResponse(sc)
 			ctx.Response.Header.Set("X-Cache", "hit")
@@ -268,7 +268,6 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, arm
 			s.shadows.submit(sh, req.Inputs, sc.outs)
 		}
 	}
-	s.logPrediction(ctx, req, v, arm, sc.outs)
 	if useCache {
 		// The values are stored whatever becomes of this response (its
 		// classes may be too large), the response itself only once
@@ -280,6 +279,9 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, arm
 	if err := s.writeResponse(ctx, sc, v, sc.outs); err != nil {
 		return err
 	}
+	// Logged once the client's answer is written: a prediction whose
+	// response failed (classes over max_output_bytes) is none.
+	s.logPrediction(ctx, req, v, arm, sc.outs)
 	if useCache {
 		s.cacheResponse(sc)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"math"
 	"math/rand/v2"
@@ -75,29 +76,31 @@ func newRecentArms() *recentArms {
 	return &recentArms{seed: maphash.MakeSeed(), slots: make([]recentSlot, recentArmsSize)}
 }
 
-func (r *recentArms) hash(id string) uint64 {
-	return maphash.String(r.seed, id) | 1
+// hash returns the tag stored for id (never 0) and its slot.
+func (r *recentArms) hash(id string) (tag uint64, slot int) {
+	h := maphash.String(r.seed, id)
+	return h | 1, int(h >> 48 & (recentArmsSize - 1))
 }
 
 // add records that arm number arm of experiment x answered prediction id.
 func (r *recentArms) add(id string, x *registry.Experiment, arm int) {
-	h := r.hash(id)
+	h, i := r.hash(id)
 	r.mu.Lock()
-	r.slots[h&(recentArmsSize-1)] = recentSlot{h: h, x: x, arm: arm}
+	r.slots[i] = recentSlot{h: h, x: x, arm: arm}
 	r.mu.Unlock()
 }
 
-// arm returns the name of the arm of model's experiment that answered
-// prediction id, if it is remembered.
-func (r *recentArms) arm(id, model string) string {
-	h := r.hash(id)
+// arm returns the arm of model's experiment that answered prediction id,
+// and that experiment, if it is remembered.
+func (r *recentArms) arm(id, model string) (string, *registry.Experiment) {
+	h, i := r.hash(id)
 	r.mu.Lock()
-	sl := r.slots[h&(recentArmsSize-1)]
+	sl := r.slots[i]
 	r.mu.Unlock()
 	if sl.h != h || sl.x == nil || sl.x.Model != model {
-		return ""
+		return "", nil
 	}
-	return sl.x.Arms[sl.arm].Name
+	return sl.x.Arms[sl.arm].Name, sl.x
 }
 
 // logPrediction logs, for a sample of the requests, what v answered to
@@ -162,7 +165,7 @@ func (f *feedbackEntry) validate() error {
 		return errors.New(`"reward" is not a finite number`)
 	case f.Version < 0:
 		return errors.New(`"version" is negative`)
-	case len(f.Arm) > 64:
+	case len(f.Arm) > 63:
 		return errors.New(`"arm" has ` + strconv.Itoa(len(f.Arm)) + " bytes; arm names have at most 63")
 	}
 	return nil
@@ -188,6 +191,11 @@ func (s *Server) feedback(ctx *fasthttp.RequestCtx, name, version []byte) error 
 	if err != nil {
 		return err
 	}
+	if max := l.MaxRecordBytes(); len(body) > 2*max {
+		// More than the log takes at once, whatever it holds: refused
+		// before it is decoded (which takes many times its size).
+		return &httpError{code: fasthttp.StatusRequestEntityTooLarge, msg: fmt.Sprintf("a feedback body of %d bytes is more than the traffic log takes in one request (about %d); send fewer outcomes at once", len(body), 2*max)}
+	}
 	var entries []feedbackEntry
 	if trimmed := bytes.TrimSpace(body); len(trimmed) > 0 && trimmed[0] == '[' {
 		err = decodeStrict(body, &entries)
@@ -204,6 +212,9 @@ func (s *Server) feedback(ctx *fasthttp.RequestCtx, name, version []byte) error 
 	}
 	now := time.Now()
 	events := make([]*trafficlog.Event, len(entries))
+	// remembered holds the experiment this node remembers answering an
+	// entry's prediction, when the entry names no arm.
+	remembered := make([]*registry.Experiment, len(entries))
 	for i := range entries {
 		f := &entries[i]
 		if err := f.validate(); err != nil {
@@ -227,7 +238,7 @@ func (s *Server) feedback(ctx *fasthttp.RequestCtx, name, version []byte) error 
 		}
 		e.Arm = f.Arm
 		if e.Arm == "" {
-			e.Arm = s.recent.arm(f.ID, e.Model)
+			e.Arm, remembered[i] = s.recent.arm(f.ID, e.Model)
 		}
 		events[i] = e
 	}
@@ -246,6 +257,9 @@ func (s *Server) feedback(ctx *fasthttp.RequestCtx, name, version []byte) error 
 	attributed := 0
 	if x := m.Experiment(); x != nil {
 		for i, e := range events {
+			if remembered[i] != nil && remembered[i] != x {
+				continue // answered under another experiment, since replaced
+			}
 			if e.Arm != "" && x.Outcome(e.Arm, entries[i].Label, entries[i].Reward) {
 				attributed++
 			}

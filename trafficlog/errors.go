@@ -26,7 +26,7 @@ type PositionError struct {
 
 func (e *PositionError) Error() string {
 	if e.Position < e.First {
-		return "traffic log position " + itoa(e.Position) + " was deleted to keep the log within its byte budget; the oldest record is at " + itoa(e.First)
+		return "traffic log position " + itoa(e.Position) + " was deleted (to keep the log within its byte budget, or by hand); the oldest record is at " + itoa(e.First)
 	}
 	return "traffic log position " + itoa(e.Position) + " is beyond the log's end, " + itoa(e.Next)
 }

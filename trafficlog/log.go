@@ -20,6 +20,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/infergate/infergate/internal/durable"
+	"github.com/infergate/infergate/oip"
 )
 
 // Config configures a Log. Zero fields take DefaultConfig's values.
@@ -137,10 +138,11 @@ type Log struct {
 	synced int64
 
 	// Only the writer goroutine uses these.
-	f     *os.File
-	w     *bufio.Writer
-	end   int64 // the position after the last record written
-	dirty bool  // written since the last sync
+	f          *os.File
+	w          *bufio.Writer
+	activeBase int64 // the base of the segment f is
+	end        int64 // the position after the last record written
+	dirty      bool  // written since the last sync
 	// waiters are the AppendSync records written since the last sync, and
 	// unsynced counts the predictions and feedback among them all.
 	waiters  []*pending
@@ -247,6 +249,7 @@ func (l *Log) recover() error {
 		return err
 	}
 	last.size = valid
+	l.activeBase = last.base
 	l.f = f
 	l.w = bufio.NewWriterSize(f, 1<<20)
 	l.end = last.base + valid
@@ -263,9 +266,10 @@ func validPrefix(f *os.File) (int64, error) {
 	}
 	r := bufio.NewReaderSize(f, 1<<20)
 	var off int64
-	var e Event
 	var buf []byte
 	for {
+		// A whole frame with a good checksum is a record this log wrote:
+		// only a torn or damaged end is cut off.
 		rec, err := readRecord(r, buf, info.Size()-off)
 		if err == io.EOF {
 			return off, nil
@@ -275,9 +279,6 @@ func validPrefix(f *os.File) (int64, error) {
 				return off, nil
 			}
 			return 0, fmt.Errorf("cannot read traffic log segment %s: %w", f.Name(), err)
-		}
-		if _, err := Decode(rec, &e); err != nil {
-			return off, nil
 		}
 		buf = rec[:0]
 		off += int64(len(rec))
@@ -300,6 +301,12 @@ func readRecord(r *bufio.Reader, buf []byte, left int64) ([]byte, error) {
 		return nil, err
 	}
 	n := int(uint32(hdr[0]) | uint32(hdr[1])<<8 | uint32(hdr[2])<<16 | uint32(hdr[3])<<24)
+	if n < 2 {
+		// Every payload starts with the format and the kind: eight zero
+		// bytes (inside a record's data) have a good checksum, and are
+		// no record.
+		return nil, fmt.Errorf("%w: a record of %d bytes", ErrCorrupt, n)
+	}
 	if int64(n) > left-frameLen {
 		// Torn, or damaged: a length that claims more than is there must
 		// not make a reader allocate it.
@@ -315,6 +322,9 @@ func readRecord(r *bufio.Reader, buf []byte, left int64) ([]byte, error) {
 	if crc32.Checksum(buf[frameLen:], castagnoli) != binary.LittleEndian.Uint32(buf[4:]) {
 		return nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
+	if k := Kind(buf[frameLen+1]); buf[frameLen] != formatVersion || k != Prediction && k != Feedback {
+		return nil, fmt.Errorf("%w: format %d, kind %d", ErrCorrupt, buf[frameLen], k)
+	}
 	return buf, nil
 }
 
@@ -327,8 +337,28 @@ func (l *Log) Append(e *Event) error {
 		l.dropClosed.Inc()
 		return ErrClosed
 	}
+	if err := decodable(e); err != nil {
+		l.dropLarge.Inc()
+		return err
+	}
 	_, err := l.push(AppendRecord(nil, e), false)
 	return err
+}
+
+// decodable refuses an event with more tensors or dimensions than Decode
+// takes: a record must read back.
+func decodable(e *Event) error {
+	for _, ts := range [][]oip.Tensor{e.Inputs, e.Outputs} {
+		if len(ts) > maxTensors {
+			return fmt.Errorf("%w: %d tensors, over %d", ErrTooLarge, len(ts), maxTensors)
+		}
+		for i := range ts {
+			if len(ts[i].Shape) > maxDims {
+				return fmt.Errorf("%w: tensor %q has %d dimensions, over %d", ErrTooLarge, ts[i].Name, len(ts[i].Shape), maxDims)
+			}
+		}
+	}
+	return nil
 }
 
 // AppendSync appends es, in order and all or none, and waits until they
@@ -342,7 +372,15 @@ func (l *Log) AppendSync(es ...*Event) error {
 	}
 	var recs []byte
 	for _, e := range es {
+		if err := decodable(e); err != nil {
+			l.dropLarge.Add(len(es))
+			return err
+		}
 		recs = AppendRecord(recs, e)
+		if len(recs) > l.cfg.MaxRecordBytes {
+			l.dropLarge.Add(len(es))
+			return fmt.Errorf("%w: %d events take more than %d bytes together", ErrTooLarge, len(es), l.cfg.MaxRecordBytes)
+		}
 	}
 	p, err := l.push(recs, true)
 	if err != nil {
@@ -470,8 +508,7 @@ func (l *Log) writeBatch(p *pending) {
 // first when it is full.
 func (l *Log) write(p *pending) {
 	l.queued.Add(-int64(len(p.rec)))
-	last := l.segs[len(l.segs)-1] // only this goroutine changes segs
-	if l.end > last.base && l.end-last.base+int64(len(p.rec)) > l.cfg.SegmentBytes {
+	if l.end > l.activeBase && l.end-l.activeBase+int64(len(p.rec)) > l.cfg.SegmentBytes {
 		if err := l.rotate(); err != nil {
 			l.writeFailed(err)
 			l.answer(p, err)
@@ -565,8 +602,8 @@ func (l *Log) writeFailed(err error) {
 	l.unsynced = [2]int{}
 	l.mu.Lock()
 	synced := l.synced
-	base := l.segs[len(l.segs)-1].base
 	l.mu.Unlock()
+	base := l.activeBase
 	l.end = synced
 	l.dirty = false
 	if terr := l.f.Truncate(synced - base); terr != nil {
@@ -605,6 +642,7 @@ func (l *Log) rotate() error {
 	l.f.Close()
 	l.f = f
 	l.w.Reset(f)
+	l.activeBase = l.end
 	l.mu.Lock()
 	l.segs = append(l.segs, segment{base: l.end})
 	var drop []segment
@@ -647,3 +685,6 @@ func (l *Log) Stats() Stats {
 	}
 	return st
 }
+
+// MaxRecordBytes returns the most bytes AppendSync takes at once.
+func (l *Log) MaxRecordBytes() int { return l.cfg.MaxRecordBytes }

@@ -219,7 +219,7 @@ func TestRotationAndRetention(t *testing.T) {
 		t.Fatalf("stats %+v, %d files; want next %d, at most %d bytes in at most 3 segments, the first ones deleted", st, len(files), total, cfg.MaxBytes)
 	}
 	var pe *PositionError
-	if _, err := l.Read(0, 1<<20, func(int64, []byte) bool { return true }); !errors.As(err, &pe) || pe.First != st.First || !strings.Contains(err.Error(), "deleted to keep the log within its byte budget") {
+	if _, err := l.Read(0, 1<<20, func(int64, []byte) bool { return true }); !errors.As(err, &pe) || pe.First != st.First || !strings.Contains(err.Error(), "was deleted (to keep the log within its byte budget") {
 		t.Fatalf("reading a deleted position: %v; want a PositionError naming the first, %d", err, st.First)
 	}
 	got, poss, next := readAll(t, l, st.First)

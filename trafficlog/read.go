@@ -49,7 +49,8 @@ func (l *Log) Read(from int64, maxBytes int, fn func(pos int64, rec []byte) bool
 			f, err := os.Open(filepath.Join(l.cfg.Dir, segName(s.base)))
 			if err != nil {
 				if errors.Is(err, os.ErrNotExist) {
-					// Deleted by retention since the snapshot.
+					// Deleted by retention since the snapshot, or by hand.
+					l.forgetMissing(s.base)
 					st := l.Stats()
 					return pos, &PositionError{Position: pos, First: st.First, Next: st.Next}
 				}
@@ -84,4 +85,23 @@ func (l *Log) Read(from int64, maxBytes int, fn func(pos int64, rec []byte) bool
 		return pos, nil
 	}
 	return pos, nil
+}
+
+// forgetMissing drops from the list the sealed segments up to base whose
+// files are gone (removed by hand while the log runs), so that Stats and
+// reads move on to the oldest segment still there.
+func (l *Log) forgetMissing(base int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	keep := l.segs[:0:0]
+	for i, s := range l.segs {
+		if i < len(l.segs)-1 && s.base <= base {
+			if _, err := os.Stat(filepath.Join(l.cfg.Dir, segName(s.base))); errors.Is(err, os.ErrNotExist) {
+				l.cfg.Logf("traffic log: segment %s is gone from %s; reads go on from the next one", segName(s.base), l.cfg.Dir)
+				continue
+			}
+		}
+		keep = append(keep, s)
+	}
+	l.segs = keep
 }

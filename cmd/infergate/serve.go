@@ -96,7 +96,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.Float64Var(&c.gateway.TrafficPercent, "traffic-percent", 0, "log this percentage (0 to 100) of the predictions, inputs and outputs, in the traffic log, for the trainer; above 0 it also takes clients' feedback (POST /v2/models/{m}/feedback) and gives every infer response an id (0: no traffic log)")
 	fs.StringVar(&c.traffic.Dir, "traffic-dir", "", "directory of the traffic log (default: <--data>/traffic)")
 	fs.Int64Var(&c.traffic.MaxBytes, "traffic-max-bytes", c.traffic.MaxBytes, "the traffic log's byte budget on disk: its oldest segments are deleted beyond it")
-	fs.Int64Var(&c.traffic.SegmentBytes, "traffic-segment-bytes", c.traffic.SegmentBytes, "size of one traffic log segment file, the unit of deletion")
+	fs.Int64Var(&c.traffic.SegmentBytes, "traffic-segment-bytes", c.traffic.SegmentBytes, "size of one traffic log segment file, the unit of deletion (64 KiB or more); a sampled request or a feedback call larger than min(4 MiB, this) is not logged")
 
 	c.cluster = cluster.DefaultConfig()
 	fs.StringVar(&c.nodeID, "node-id", "", "this node's name in the cluster (default: the one stored in --data, else a new random one)")
@@ -173,6 +173,9 @@ func (c *serveConfig) validate() error {
 		if c.traffic.Dir == "" {
 			c.traffic.Dir = filepath.Join(c.dataDir, "traffic")
 		}
+		// A record (a sampled request, or one feedback call) fits a
+		// segment: smaller segments take smaller records.
+		c.traffic.MaxRecordBytes = int(min(int64(c.traffic.MaxRecordBytes), c.traffic.SegmentBytes))
 		if err := c.traffic.Validate(); err != nil {
 			return fmt.Errorf("--traffic-*: %w", err)
 		}
