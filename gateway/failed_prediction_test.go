@@ -2,12 +2,9 @@ package gateway_test
 
 import (
 	"testing"
-	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
-	"github.com/infergate/infergate/gateway"
 	"github.com/infergate/infergate/registry"
 	"github.com/infergate/infergate/trafficlog"
 )
@@ -18,19 +15,8 @@ import (
 // (found by a reviewing helper: it was logged before the response was
 // written).
 func TestFailedResponseIsNotLogged(t *testing.T) {
-	tc := trafficlog.DefaultConfig()
-	tc.Dir = t.TempDir()
-	tc.SyncInterval = 10 * time.Millisecond
-	tc.Logf = t.Logf
-	tc.Metrics = metrics.NewSet()
-	tl, err := trafficlog.Open(tc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := gateway.DefaultConfig()
-	cfg.TrafficLog, cfg.TrafficPercent = tl, 100
+	cfg, tl, _ := trafficConfig(t, 100)
 	s := startFake(t, newFakeBackend(), cfg, registry.ModelConfig{MaxOutputBytes: 8})
-	t.Cleanup(func() { tl.Close() })
 	body := []byte(`{"id":"refused-1","inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}],"outputs":[{"name":"y","parameters":{"classification":1}}]}`)
 	checkError(t, s.post(t, fakeInfer, body), fasthttp.StatusRequestEntityTooLarge, "fewer classes")
 	// A feedback is fsynced after anything appended before it.

@@ -16,19 +16,7 @@ import (
 // model runs exp2 (found by a reviewing helper: the arm's name alone was
 // matched against the current experiment).
 func TestRememberedArmCountsOnlyForItsExperiment(t *testing.T) {
-	tc := trafficlog.DefaultConfig()
-	tc.Dir = t.TempDir()
-	tc.Logf = t.Logf
-	tl, err := trafficlog.Open(tc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := gateway.DefaultConfig()
-	cfg.TrafficLog, cfg.TrafficPercent = tl, 100
-	s := startServer(t, serverOptions{cfg: cfg,
-		defaults: registry.ModelConfig{VersionPolicy: registry.VersionPolicy{All: &struct{}{}}},
-		files:    map[string][]byte{"ctr/1": ctrONNX(), "ctr/2": ctrONNX()}})
-	t.Cleanup(func() { tl.Close() })
+	s := startTwoVersions(t)
 	s.repo.SetExperiment("ctr", &route.Experiment{Name: "exp1", Arms: []route.Arm{{Name: "control", Version: 1, Weight: 1}, {Name: "treatment", Version: 2, Weight: 1}}})
 	id := ""
 	for i := 0; id == ""; i++ {

@@ -19,9 +19,10 @@ import (
 	"github.com/infergate/infergate/trafficlog"
 )
 
-// startTraffic starts the demo server (ctr, real ONNX Runtime) with a
-// traffic log logging percent of the predictions.
-func startTraffic(t *testing.T, percent float64, defaults registry.ModelConfig) (*testServer, *trafficlog.Log, *metrics.Set) {
+// trafficConfig returns the gateway's default config with a traffic log
+// logging percent of the predictions, and the log's metrics. The log
+// closes when the test ends, after a server started later has shut down.
+func trafficConfig(t *testing.T, percent float64) (gateway.Config, *trafficlog.Log, *metrics.Set) {
 	t.Helper()
 	tc := trafficlog.DefaultConfig()
 	tc.Dir = t.TempDir()
@@ -32,12 +33,28 @@ func startTraffic(t *testing.T, percent float64, defaults registry.ModelConfig) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { tl.Close() })
 	cfg := gateway.DefaultConfig()
-	cfg.TrafficLog = tl
-	cfg.TrafficPercent = percent
-	s := startServer(t, serverOptions{cfg: cfg, defaults: defaults, files: map[string][]byte{"ctr/1": ctrONNX()}})
-	t.Cleanup(func() { tl.Close() }) // after the server's Shutdown
-	return s, tl, tc.Metrics
+	cfg.TrafficLog, cfg.TrafficPercent = tl, percent
+	return cfg, tl, tc.Metrics
+}
+
+// startTraffic starts the demo server (ctr, real ONNX Runtime) with a
+// traffic log logging percent of the predictions.
+func startTraffic(t *testing.T, percent float64, defaults registry.ModelConfig) (*testServer, *trafficlog.Log, *metrics.Set) {
+	t.Helper()
+	cfg, tl, set := trafficConfig(t, percent)
+	return startServer(t, serverOptions{cfg: cfg, defaults: defaults, files: map[string][]byte{"ctr/1": ctrONNX()}}), tl, set
+}
+
+// startTwoVersions starts ctr versions 1 and 2 (the same model) with a
+// traffic log of every prediction, for experiments.
+func startTwoVersions(t *testing.T) *testServer {
+	t.Helper()
+	cfg, _, _ := trafficConfig(t, 100)
+	return startServer(t, serverOptions{cfg: cfg,
+		defaults: registry.ModelConfig{VersionPolicy: registry.VersionPolicy{All: &struct{}{}}},
+		files:    map[string][]byte{"ctr/1": ctrONNX(), "ctr/2": ctrONNX()}})
 }
 
 // trafficLine is a line of GET /v1/traffic.
@@ -246,19 +263,7 @@ func TestTrafficSampleAndCache(t *testing.T) {
 // remembered by the node that answered when only the id is given. The
 // traffic log's feedback events carry the arm for the trainer.
 func TestFeedbackCountsForItsArm(t *testing.T) {
-	tc := trafficlog.DefaultConfig()
-	tc.Dir = t.TempDir()
-	tc.Logf = t.Logf
-	tl, err := trafficlog.Open(tc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := gateway.DefaultConfig()
-	cfg.TrafficLog, cfg.TrafficPercent = tl, 100
-	s := startServer(t, serverOptions{cfg: cfg,
-		defaults: registry.ModelConfig{VersionPolicy: registry.VersionPolicy{All: &struct{}{}}},
-		files:    map[string][]byte{"ctr/1": ctrONNX(), "ctr/2": ctrONNX()}})
-	t.Cleanup(func() { tl.Close() })
+	s := startTwoVersions(t)
 	e := &route.Experiment{Name: "exp", Arms: []route.Arm{{Name: "control", Version: 1, Weight: 1}, {Name: "treatment", Version: 2, Weight: 1}}}
 	s.repo.SetExperiment("ctr", e)
 	byArm := map[string][]string{} // arm -> response ids
