@@ -258,6 +258,10 @@ func TestRestartKeepsStagedVersionFromUnversioned(t *testing.T) {
 	// repository's own rule, and production.json alone must keep the
 	// staged version from unversioned requests. (With it, both versions
 	// load: TestRestartedNodeServesAsBeforeWhenReady.)
+	// Stopped first: a reconcile pass still running would write it again.
+	if err := n.Stop(); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Remove(filepath.Join(cfg.DataDir, servedFile)); err != nil {
 		t.Fatal(err)
 	}
