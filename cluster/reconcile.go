@@ -219,10 +219,14 @@ func (r *reconciler) reconcile() {
 		names = append(names, name)
 	}
 	slices.Sort(names)
+models:
 	for _, name := range names {
 		select {
 		case <-r.n.stop:
-			return
+			// What this pass loaded is recorded still: a load that
+			// finished as the node stops served, and the restart
+			// serves it.
+			break models
 		default:
 		}
 		r.reconcileModel(st, st.Models[name])
