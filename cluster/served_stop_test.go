@@ -44,7 +44,7 @@ func TestServedFileSurvivesStopMidPass(t *testing.T) {
 	defer loadGates.Delete(slow)
 	var once sync.Once
 	release := func() { once.Do(func() { close(gate) }) }
-	defer release() // a failure before the stop must not leave Stop waiting on the load
+	defer release()                                     // a failure before the stop must not leave Stop waiting on the load
 	if _, err := c.register(n, "a", slow); err != nil { // version 2
 		t.Fatal(err)
 	}
