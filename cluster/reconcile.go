@@ -309,7 +309,6 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 		return
 	}
 	cfg.VersionPolicy = registry.VersionPolicy{Specific: &registry.SpecificPolicy{Versions: present}}
-	r.served[m.Name] = servedModel{Versions: present, Config: raw}
 	for _, v := range present {
 		if lm := r.repo.Model(m.Name); lm == nil || lm.Version(v) == nil {
 			r.setStatus(m.Name, v, VersionLoading, "")
@@ -322,7 +321,13 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 	// Load is cheap when nothing changed: the registry keeps versions
 	// whose file and config are the same.
 	msg := ""
-	if err := r.repo.Load(m.Name, &cfg); err != nil {
+	err = r.repo.Load(m.Name, &cfg)
+	if err == nil {
+		// What serves now, for a restart to load first. A load that
+		// failed leaves the record of what served before it.
+		r.served[m.Name] = servedModel{Versions: present, Config: raw}
+	}
+	if err != nil {
 		msg = err.Error()
 		// A load that fails keeps what served before it, and that may
 		// include a version the cluster has retired since.

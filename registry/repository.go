@@ -282,16 +282,19 @@ func (r *Repository) Models() []*Model {
 // LoadRestored loads each model in restored with its configuration
 // (Load's override), in name order: a cluster node that restarts loads
 // the versions it served before, with the cluster's configuration, as
-// cluster.RestoredLoads returns them. A model none of whose versions
-// loads with it (their files gone) loads without it, by its directory's
-// own configuration, so that it serves what it can until the cluster's
+// cluster.RestoredLoads returns them. A model none of whose recorded
+// versions' files are there loads without it, by its directory's own
+// configuration, so that it serves what it can until the cluster's
 // reconciler takes over. It returns the joined errors.
 func (r *Repository) LoadRestored(restored map[string]*ModelConfig) error {
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(restored)) {
 		err := r.Load(name, restored[name])
-		if err != nil && r.Model(name) == nil {
-			err = r.Load(name, nil)
+		if errors.Is(err, ErrModelNotFound) && r.Model(name) == nil {
+			// None of the recorded versions' files is there.
+			if err2 := r.Load(name, nil); err2 != nil {
+				err = errors.Join(err, err2)
+			}
 		}
 		if err != nil {
 			errs = append(errs, err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -139,7 +140,9 @@ retired while it shadows; "models end-shadow" stops it.
 	if err != nil {
 		return err
 	}
-	if *percent == 0 {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "percent" })
+	if !given {
 		fmt.Fprintf(fs.Output(), "--percent is missing: give the share of the model's requests to copy, more than 0 and at most 100, like --percent 10\n")
 		fs.Usage()
 		return errUsage
