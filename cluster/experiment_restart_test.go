@@ -197,6 +197,14 @@ func TestRestartedNodeServesAsBeforeWhenReady(t *testing.T) {
 			}
 		}
 	})
+	checkKeptLoads(t, again, repo, before)
+}
+
+// checkKeptLoads waits until the restarted node again has caught up and
+// reports model m's versions 1 and 2 ready, then checks that it kept the
+// Versions the restart loaded (before) instead of loading them again.
+func checkKeptLoads(t *testing.T, again *Node, repo *registry.Repository, before map[int64]*registry.Version) {
+	t.Helper()
 	testenv.CheckFor(t, 15*time.Second, func() error {
 		st := again.LocalStatus().Models["m"]
 		if st["1"].State != VersionReady || st["2"].State != VersionReady {

@@ -54,17 +54,5 @@ func TestRestartWithClusterConfigKeepsLoads(t *testing.T) {
 		}
 		before = map[int64]*registry.Version{1: lm.Version(1), 2: lm.Version(2)}
 	})
-	testenv.CheckFor(t, 15*time.Second, func() error {
-		st := again.LocalStatus().Models["m"]
-		if st["1"].State != VersionReady || st["2"].State != VersionReady {
-			return fmt.Errorf("statuses %+v; want both ready", st)
-		}
-		return nil
-	})
-	lm := repo.Model("m")
-	for v, was := range before {
-		if lm.Version(v) != was {
-			t.Errorf("the reconciler loaded version %d again", v)
-		}
-	}
+	checkKeptLoads(t, again, repo, before)
 }

@@ -31,6 +31,32 @@ const adminToken = "admin-test-token"
 func startAdmin(t *testing.T, cfg gateway.Config) *testServer {
 	t.Helper()
 	s := startDemo(t, cfg, false)
+	attachNode(t, s, cfg.AdminToken, func(cc *cluster.Config) {
+		cc.RegisterLocal = true
+		cc.Check = func(b []byte) ([]oip.TensorMetadata, []oip.TensorMetadata, error) {
+			m, err := engine.Load(b, engine.Options{})
+			if err != nil {
+				return nil, nil, err
+			}
+			defer m.Close()
+			return m.Inputs(), m.Outputs(), nil
+		}
+	})
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if r := s.admin(t, "GET", "/v1/models/ctr", nil); r.code != 200 {
+			return fmt.Errorf("ctr not registered yet: %s", r)
+		}
+		return nil
+	})
+	return s
+}
+
+// attachNode starts a one-node control plane over s's repository (real
+// raft over loopback TCP, token as its admin token), attaches it to s and
+// returns it; mod, when set, changes its config first. It stops when the
+// test ends.
+func attachNode(t *testing.T, s *testServer, token string, mod func(*cluster.Config)) *cluster.Node {
+	t.Helper()
 	store, err := blobs.Open(filepath.Join(t.TempDir(), "blobs"))
 	if err != nil {
 		t.Fatal(err)
@@ -40,33 +66,21 @@ func startAdmin(t *testing.T, cfg gateway.Config) *testServer {
 	cc.RaftAddr = testenv.FreeAddr(t)
 	cc.HTTPAddr = "http://" + s.listenTCP(t)
 	cc.DataDir = t.TempDir()
-	cc.Token = cfg.AdminToken
+	cc.Token = token
 	cc.Registry = s.repo
 	cc.Blobs = store
-	cc.RegisterLocal = true
-	cc.Check = func(b []byte) ([]oip.TensorMetadata, []oip.TensorMetadata, error) {
-		m, err := engine.Load(b, engine.Options{})
-		if err != nil {
-			return nil, nil, err
-		}
-		defer m.Close()
-		return m.Inputs(), m.Outputs(), nil
-	}
 	cc.Logf = s.log.printf
 	cc.Metrics = s.set
+	if mod != nil {
+		mod(&cc)
+	}
 	node, err := cluster.Start(cc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { node.Stop() })
 	s.srv.AttachCluster(node, store)
-	testenv.CheckFor(t, 10*time.Second, func() error {
-		if r := s.admin(t, "GET", "/v1/models/ctr", nil); r.code != 200 {
-			return fmt.Errorf("ctr not registered yet: %s", r)
-		}
-		return nil
-	})
-	return s
+	return node
 }
 
 // admin sends an admin call with the token.

@@ -3,17 +3,14 @@ package gateway_test
 import (
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/infergate/infergate/cluster"
 	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/gateway"
 	"github.com/infergate/infergate/internal/testenv"
 	"github.com/infergate/infergate/registry"
-	"github.com/infergate/infergate/registry/blobs"
 )
 
 // TestIndexClusterOnlyRowsSorted: a model this
@@ -25,26 +22,7 @@ func TestIndexClusterOnlyRowsSorted(t *testing.T) {
 	cfg := gateway.DefaultConfig()
 	cfg.AdminToken = adminToken
 	s := startDemo(t, cfg, false)
-	store, err := blobs.Open(filepath.Join(t.TempDir(), "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc := cluster.DefaultConfig()
-	cc.NodeID = "n1"
-	cc.RaftAddr = testenv.FreeAddr(t)
-	cc.HTTPAddr = "http://" + s.listenTCP(t)
-	cc.DataDir = t.TempDir()
-	cc.Token = cfg.AdminToken
-	cc.Registry = s.repo
-	cc.Blobs = store
-	cc.Logf = s.log.printf
-	cc.Metrics = s.set
-	node, err := cluster.Start(cc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { node.Stop() })
-	s.srv.AttachCluster(node, store)
+	node := attachNode(t, s, cfg.AdminToken, nil)
 	testenv.CheckFor(t, 10*time.Second, func() error {
 		if !node.IsLeader() {
 			return fmt.Errorf("not leader")

@@ -36,6 +36,7 @@ func TestRecentArmsUsesEverySlot(t *testing.T) {
 			remembered++
 		}
 	}
+	t.Logf("%d of the last %d predictions remembered", remembered, recentArmsSize)
 	if even == 0 || remembered < 38000 {
 		t.Fatalf("after %d predictions: %d slots used (%d of them even), %d predictions remembered; a %d-slot table holds ~41,400",
 			recentArmsSize, used, even, remembered, recentArmsSize)
