@@ -41,6 +41,9 @@ type scratch struct {
 	// id holds the id ensureID makes up for a request, which req.ID then
 	// views until the request is done.
 	id [16]byte
+	// sampled is whether the traffic log logs this request (ensureID
+	// decides).
+	sampled bool
 }
 
 // scratchPool recycles scratch; buffers grown past maxPooledBytes by an
@@ -234,7 +237,7 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, arm
 				v.Metrics.CacheHit(time.Since(start), time.Since(lookup))
 				return err
 			}
-			s.logPrediction(ctx, req, v, arm, e.Outputs)
+			s.logPrediction(ctx, sc, v, arm, e.Outputs)
 			copied := time.Since(lookup)
 			s.cacheResponse(sc)
 			ctx.Response.Header.Set("X-Cache", "hit")
@@ -265,7 +268,11 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, arm
 	}
 	if m := s.repo.Model(v.Model); m != nil {
 		if sh := m.Shadow(); sh != nil && sh.Version != v.Number && sh.Sample() {
-			s.shadows.submit(sh, req.Inputs, sc.outs)
+			logID := ""
+			if sc.sampled {
+				logID = req.ID
+			}
+			s.shadows.submit(sh, req.Inputs, sc.outs, logID)
 		}
 	}
 	if useCache {
@@ -281,7 +288,7 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, arm
 	}
 	// Logged once the client's answer is written: a prediction whose
 	// response failed (classes over max_output_bytes) is none.
-	s.logPrediction(ctx, req, v, arm, sc.outs)
+	s.logPrediction(ctx, sc, v, arm, sc.outs)
 	if useCache {
 		s.cacheResponse(sc)
 	}

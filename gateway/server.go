@@ -156,6 +156,7 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 	s.shadows = newShadower(repo, cfg.RequestTimeout, func(v *registry.Version, err error) registry.FailureReason {
 		return toHTTPError(s.batchError(v, v.Batcher.Config().PriorityLevels, cfg.RequestTimeout, err)).reason
 	}, s.logf)
+	s.shadows.traffic = cfg.TrafficLog
 	if cfg.CacheBytes > 0 {
 		var err error
 		if s.cache, err = cache.New(cfg.CacheBytes); err != nil {

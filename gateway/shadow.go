@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/infergate/infergate/batching"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
+	"github.com/infergate/infergate/trafficlog"
 )
 
 // Shadow copies run apart from the requests they copy: a bounded queue
@@ -26,11 +28,13 @@ const (
 )
 
 // shadowJob is one copied request: its inputs and the outputs the client
-// got, owned by the job.
+// got, owned by the job; logID is the request's id when the traffic log
+// sampled the request (the shadow's outputs are logged under it).
 type shadowJob struct {
 	sh      *registry.Shadow
 	inputs  []oip.Tensor
 	outputs []oip.Tensor
+	logID   string
 }
 
 // shadower runs the copies. Its workers start with the first copy;
@@ -42,6 +46,9 @@ type shadower struct {
 	reason func(v *registry.Version, err error) registry.FailureReason
 
 	logf func(format string, args ...any)
+	// traffic, when set (before the first submit), logs what the shadow
+	// answered to the copies of the predictions it logged.
+	traffic *trafficlog.Log
 
 	// logMu protects logged, when each shadow's failure was last logged,
 	// and unlogged, how many failed since without a line.
@@ -99,9 +106,11 @@ func (w *shadower) logFailure(sh *registry.Shadow, err error) {
 }
 
 // submit queues a copy of a request, with the outputs outs its client
-// got, for sh's version, unless the queue is full. It copies what it keeps: the caller's tensors
-// are its own again once submit returns.
-func (w *shadower) submit(sh *registry.Shadow, inputs, outs []oip.Tensor) {
+// got, for sh's version, unless the queue is full. logID, when not empty,
+// is the id under which the traffic log logged the request: the shadow's
+// outputs are logged under it too. It copies what it keeps: the caller's
+// tensors are its own again once submit returns.
+func (w *shadower) submit(sh *registry.Shadow, inputs, outs []oip.Tensor, logID string) {
 	if w.stopped.Load() {
 		return
 	}
@@ -111,6 +120,9 @@ func (w *shadower) submit(sh *registry.Shadow, inputs, outs []oip.Tensor) {
 		}
 	})
 	j := &shadowJob{sh: sh, inputs: cloneTensors(inputs), outputs: cloneTensors(outs)}
+	if logID != "" && w.traffic != nil {
+		j.logID = strings.Clone(logID)
+	}
 	select {
 	case w.queue <- j:
 	default:
@@ -211,6 +223,11 @@ func (w *shadower) run(j *shadowJob) {
 	}
 	v.Metrics.Succeeded(time.Since(start))
 	sh.Count(registry.ShadowCompared)
+	if j.logID != "" {
+		// Dropped and counted by the log when it lags, as predictions are.
+		w.traffic.Append(&trafficlog.Event{Kind: trafficlog.Shadow, Time: time.Now(), ID: j.logID,
+			Model: sh.Model, Version: sh.Version, Outputs: r.Outputs})
+	}
 	diff, same := compareOutputs(j.outputs, r.Outputs)
 	if same {
 		sh.MaxDiff.Update(diff)

@@ -82,13 +82,13 @@ func TestShadowCloseDropsQueuedCopies(t *testing.T) {
 		sh := registry.NewShadow(set, "m", &route.Shadow{Version: 1, Percent: 100})
 		w := newShadower(r, 10*time.Second, func(*registry.Version, error) registry.FailureReason { return registry.ReasonInternal }, t.Logf)
 		// Two copies, one per worker, both held in Run.
-		w.submit(sh, in, in)
-		w.submit(sh, in, in)
+		w.submit(sh, in, in, "")
+		w.submit(sh, in, in, "")
 		for b.started.Load() < 2 {
 			time.Sleep(time.Millisecond)
 		}
 		for range shadowQueue {
-			w.submit(sh, in, in) // queued behind them
+			w.submit(sh, in, in, "") // queued behind them
 		}
 		closed := make(chan error, 1)
 		go func() { closed <- w.close(context.Background()) }()
@@ -125,7 +125,7 @@ func TestShadowSubmitRacingClose(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			w.submit(sh, in, in)
+			w.submit(sh, in, in, "")
 		}()
 		close(start)
 		if err := w.close(context.Background()); err != nil {

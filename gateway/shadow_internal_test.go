@@ -66,7 +66,7 @@ func TestShadowQueueDropsWhenFull(t *testing.T) {
 	w.start.Do(func() {}) // no workers: the queue only fills
 	in := []oip.Tensor{fp32("a", []int64{1, 1}, 1)}
 	for range shadowQueue + 3 {
-		w.submit(sh, in, in)
+		w.submit(sh, in, in, "")
 	}
 	var b bytes.Buffer
 	set.WritePrometheus(&b)
@@ -75,7 +75,7 @@ func TestShadowQueueDropsWhenFull(t *testing.T) {
 	}
 	w.close(context.Background())
 	w.close(context.Background()) // idempotent
-	w.submit(sh, in, in)          // after close: neither queued nor counted
+	w.submit(sh, in, in, "")      // after close: neither queued nor counted
 	if len(w.queue) != shadowQueue {
 		t.Fatalf("queue holds %d; want %d", len(w.queue), shadowQueue)
 	}

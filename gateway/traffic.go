@@ -29,12 +29,15 @@ const MaxRequestIDLen = 256
 // has none, so that its response names the prediction feedback may refer
 // to: 16 hex digits, random, held in sc (the request's ID views them
 // until sc goes back to its pool, which resets the request first). It
-// reports whether it made one up.
+// reports whether it made one up. It also decides whether the log
+// samples the request (sc.sampled).
 func (s *Server) ensureID(sc *scratch) (bool, error) {
 	req := &sc.req
+	sc.sampled = false
 	if s.cfg.TrafficLog == nil {
 		return false, nil
 	}
+	sc.sampled = s.cfg.TrafficPercent > 0 && rand.Float64()*100 < s.cfg.TrafficPercent
 	if len(req.ID) > MaxRequestIDLen {
 		return false, badRequest("the request's id has %d bytes; at most %d", len(req.ID), MaxRequestIDLen)
 	}
@@ -103,15 +106,16 @@ func (r *recentArms) arm(id, model string) (string, *registry.Experiment) {
 	return sl.x.Arms[sl.arm].Name, sl.x
 }
 
-// logPrediction logs, for a sample of the requests, what v answered to
-// req: outs, by arm (empty outside experiments). It never blocks; a
-// prediction the log cannot take is dropped and counted there. It
+// logPrediction logs what v answered to sc's request, when the log
+// sampled it: outs, by arm (empty outside experiments). It never blocks;
+// a prediction the log cannot take is dropped and counted there. It
 // remembers every prediction an arm answered, for feedback.
-func (s *Server) logPrediction(ctx *fasthttp.RequestCtx, req *oip.InferRequest, v *registry.Version, arm string, outs []oip.Tensor) {
+func (s *Server) logPrediction(ctx *fasthttp.RequestCtx, sc *scratch, v *registry.Version, arm string, outs []oip.Tensor) {
 	l := s.cfg.TrafficLog
 	if l == nil {
 		return
 	}
+	req := &sc.req
 	if arm != "" {
 		if m := s.repo.Model(v.Model); m != nil {
 			if x := m.Experiment(); x != nil {
@@ -121,7 +125,7 @@ func (s *Server) logPrediction(ctx *fasthttp.RequestCtx, req *oip.InferRequest, 
 			}
 		}
 	}
-	if s.cfg.TrafficPercent <= 0 || rand.Float64()*100 >= s.cfg.TrafficPercent {
+	if !sc.sampled {
 		return
 	}
 	e := trafficlog.Event{
@@ -381,7 +385,7 @@ func appendEventJSON(dst []byte, pos int64, e *trafficlog.Event) []byte {
 		key string
 		ts  []oip.Tensor
 	}{{`,"inputs":[`, e.Inputs}, {`,"outputs":[`, e.Outputs}} {
-		if e.Kind != trafficlog.Prediction {
+		if e.Kind == trafficlog.Feedback {
 			break
 		}
 		dst = append(dst, side.key...)

@@ -10,6 +10,9 @@ var (
 	ErrFull = errors.New("the traffic log's write queue is full")
 	// ErrTooLarge means an event encodes to more than Config.MaxRecordBytes.
 	ErrTooLarge = errors.New("the event is larger than the traffic log's record limit")
+	// ErrUnknownKind means an event's Kind is none of Prediction,
+	// Feedback or Shadow.
+	ErrUnknownKind = errors.New("unknown traffic log event kind")
 	// ErrCorrupt means a record does not decode or fails its checksum.
 	ErrCorrupt = errors.New("damaged traffic log record")
 	// ErrPosition means a read asked for a position the log does not have:

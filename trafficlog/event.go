@@ -22,7 +22,18 @@ const (
 	// Feedback is an outcome a client reported for an earlier prediction,
 	// by its ID: a label, a reward, or both.
 	Feedback Kind = 2
+	// Shadow is what a shadow version answered to a copy of a logged
+	// prediction, which no client saw: its outputs, under the ID of the
+	// prediction it copied (whose record holds the inputs), and the
+	// shadow's version. Outputs only: Inputs are empty.
+	Shadow Kind = 3
 )
+
+// numKinds is how many kinds there are: 1 to numKinds.
+const numKinds = 3
+
+// known reports whether k is a kind this release reads.
+func (k Kind) known() bool { return k >= 1 && k <= numKinds }
 
 func (k Kind) String() string {
 	switch k {
@@ -30,6 +41,8 @@ func (k Kind) String() string {
 		return "prediction"
 	case Feedback:
 		return "feedback"
+	case Shadow:
+		return "shadow"
 	}
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -80,7 +93,7 @@ func AppendRecord(dst []byte, e *Event) []byte {
 	dst = appendString(dst, e.Arm)
 	dst = appendString(dst, e.Unit)
 	switch e.Kind {
-	case Prediction:
+	case Prediction, Shadow:
 		dst = appendTensors(dst, e.Inputs)
 		dst = appendTensors(dst, e.Outputs)
 	case Feedback:
@@ -157,7 +170,7 @@ func Decode(b []byte, e *Event) (int, error) {
 	e.Arm = d.string()
 	e.Unit = d.string()
 	switch e.Kind {
-	case Prediction:
+	case Prediction, Shadow:
 		e.Inputs = d.tensors()
 		e.Outputs = d.tensors()
 	case Feedback:

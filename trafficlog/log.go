@@ -144,9 +144,9 @@ type Log struct {
 	end        int64 // the position after the last record written
 	dirty      bool  // written since the last sync
 	// waiters are the AppendSync records written since the last sync, and
-	// unsynced counts the predictions and feedback among them all.
+	// unsynced counts all those records by kind (index kind-1).
 	waiters  []*pending
-	unsynced [2]int
+	unsynced [numKinds]int
 	// loggedErr is when a write error was last logged (at most one line a
 	// minute), unloggedErrs how many came since.
 	loggedErr    time.Time
@@ -156,8 +156,10 @@ type Log struct {
 	// the writer before each batch.
 	beforeBatch func()
 
-	written, feedback, dropFull, dropLarge, dropWrite, dropClosed, writeErrors *metrics.Counter
-	syncDuration                                                               *metrics.Histogram
+	// events counts the records synced by kind (index kind-1).
+	events                                                  [numKinds]*metrics.Counter
+	dropFull, dropLarge, dropWrite, dropClosed, writeErrors *metrics.Counter
+	syncDuration                                            *metrics.Histogram
 }
 
 // segName is the file name of the segment whose first record is at base.
@@ -178,8 +180,9 @@ func Open(cfg Config) (*Log, error) {
 		return nil, err
 	}
 	set := cfg.Metrics
-	l.written = set.GetOrCreateCounter(`infergate_traffic_events_total{kind="prediction"}`)
-	l.feedback = set.GetOrCreateCounter(`infergate_traffic_events_total{kind="feedback"}`)
+	for i := range l.events {
+		l.events[i] = set.GetOrCreateCounter(`infergate_traffic_events_total{kind="` + Kind(i+1).String() + `"}`)
+	}
 	l.dropFull = set.GetOrCreateCounter(`infergate_traffic_dropped_total{reason="queue_full"}`)
 	l.dropLarge = set.GetOrCreateCounter(`infergate_traffic_dropped_total{reason="too_large"}`)
 	l.dropWrite = set.GetOrCreateCounter(`infergate_traffic_dropped_total{reason="write_error"}`)
@@ -322,7 +325,7 @@ func readRecord(r *bufio.Reader, buf []byte, left int64) ([]byte, error) {
 	if crc32.Checksum(buf[frameLen:], castagnoli) != binary.LittleEndian.Uint32(buf[4:]) {
 		return nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
-	if k := Kind(buf[frameLen+1]); buf[frameLen] != formatVersion || k != Prediction && k != Feedback {
+	if k := Kind(buf[frameLen+1]); buf[frameLen] != formatVersion || !k.known() {
 		return nil, fmt.Errorf("%w: format %d, kind %d", ErrCorrupt, buf[frameLen], k)
 	}
 	return buf, nil
@@ -345,9 +348,12 @@ func (l *Log) Append(e *Event) error {
 	return err
 }
 
-// decodable refuses an event with more tensors or dimensions than Decode
-// takes: a record must read back.
+// decodable refuses an event of an unknown kind, or with more tensors or
+// dimensions than Decode takes: a record must read back.
 func decodable(e *Event) error {
+	if !e.Kind.known() {
+		return fmt.Errorf("%w: %d", ErrUnknownKind, e.Kind)
+	}
 	for _, ts := range [][]oip.Tensor{e.Inputs, e.Outputs} {
 		if len(ts) > maxTensors {
 			return fmt.Errorf("%w: %d tensors, over %d", ErrTooLarge, len(ts), maxTensors)
@@ -523,11 +529,7 @@ func (l *Log) write(p *pending) {
 	l.end += int64(len(p.rec))
 	l.dirty = true
 	for off := 0; off+frameLen < len(p.rec); off += frameLen + int(binary.LittleEndian.Uint32(p.rec[off:])) {
-		if Kind(p.rec[off+frameLen+1]) == Feedback {
-			l.unsynced[1]++
-		} else {
-			l.unsynced[0]++
-		}
+		l.unsynced[p.rec[off+frameLen+1]-1]++ // a known kind: Append checks
 	}
 	if p.done != nil {
 		l.waiters = append(l.waiters, p)
@@ -574,9 +576,10 @@ func (l *Log) synced0() {
 	l.synced = l.end
 	l.segs[len(l.segs)-1].size = l.end - l.segs[len(l.segs)-1].base
 	l.mu.Unlock()
-	l.written.Add(l.unsynced[0])
-	l.feedback.Add(l.unsynced[1])
-	l.unsynced = [2]int{}
+	for i, n := range l.unsynced {
+		l.events[i].Add(n)
+	}
+	l.unsynced = [numKinds]int{}
 }
 
 // writeFailed handles a write or sync error: what was written since the
@@ -598,8 +601,10 @@ func (l *Log) writeFailed(err error) {
 		p.done <- fmt.Errorf("cannot write the traffic log: %w", err)
 	}
 	l.waiters = l.waiters[:0]
-	l.dropWrite.Add(l.unsynced[0] + l.unsynced[1])
-	l.unsynced = [2]int{}
+	for _, n := range l.unsynced {
+		l.dropWrite.Add(n)
+	}
+	l.unsynced = [numKinds]int{}
 	l.mu.Lock()
 	synced := l.synced
 	l.mu.Unlock()
