@@ -18,13 +18,14 @@ import (
 const maxTrafficAnswer = 16 << 20
 
 // ReadTraffic reads the traffic log of the gateway at base (its HTTP base
-// URL) from its oldest record to its end, in answers of up to 16 MiB, and
-// calls fn with each event (valid only during the call). token is the
-// admin token, if the gateway has one. It returns the position where a
-// later read goes on.
-func ReadTraffic(ctx context.Context, hc *http.Client, base, token string, fn func(*trafficlog.Event)) (int64, error) {
+// URL) from position from (-1: its oldest record) to its end, in answers
+// of up to 16 MiB, and calls fn with each event (valid only during the
+// call). token is the admin token, if the gateway has one. It returns the
+// position where a later read goes on. A position the log deleted (410)
+// is an *HTTPError with Code 410.
+func ReadTraffic(ctx context.Context, hc *http.Client, base, token string, from int64, fn func(*trafficlog.Event)) (int64, error) {
 	base = strings.TrimRight(base, "/")
-	pos := int64(-1)
+	pos := from
 	var e trafficlog.Event
 	for {
 		q := url.Values{"format": {"binary"}, "max_bytes": {strconv.Itoa(maxTrafficAnswer)}}
@@ -48,7 +49,7 @@ func ReadTraffic(ctx context.Context, hc *http.Client, base, token string, fn fu
 			return pos, fmt.Errorf("cannot read the traffic log of %s: %w", base, err)
 		}
 		if resp.StatusCode != http.StatusOK {
-			return pos, fmt.Errorf("the traffic log of %s: HTTP %d: %s", base, resp.StatusCode, strings.TrimSpace(string(body)))
+			return pos, &HTTPError{Code: resp.StatusCode, Msg: fmt.Sprintf("the traffic log of %s: HTTP %d: %s", base, resp.StatusCode, strings.TrimSpace(string(body)))}
 		}
 		next, err1 := strconv.ParseInt(resp.Header.Get("X-Traffic-Next"), 10, 64)
 		end, err2 := strconv.ParseInt(resp.Header.Get("X-Traffic-End"), 10, 64)

@@ -4,20 +4,34 @@ import (
 	"encoding/binary"
 	"hash/fnv"
 	"math"
+	"time"
 
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/trafficlog"
 )
 
-// Example is one labeled prediction: the features the model got, the
-// label the client reported, and the score the version that answered
-// gave (its first output value), to compare a candidate with.
+// Example is one logged prediction of one row: the features the model
+// got, the score the version that answered gave (its first output value),
+// and what feedback and a shadow said of it.
 type Example struct {
 	ID       string
+	Time     time.Time
 	Features []float32
-	Label    float32
-	Live     float32
-	Version  int64
+	// Live is the answering version's score; Version that version, and
+	// Arm the experiment arm that answered (empty outside experiments).
+	Live    float32
+	Version int64
+	Arm     string
+	// Label is the latest label feedback gave (HasLabel), Reward the
+	// latest reward (HasReward).
+	Label     float32
+	HasLabel  bool
+	Reward    float64
+	HasReward bool
+	// Shadow is what the shadow version ShadowVersion scored the same
+	// request (0: no shadow copy was logged).
+	Shadow        float32
+	ShadowVersion int64
 }
 
 // JoinStats says what Join made of the events.
@@ -26,27 +40,43 @@ type JoinStats struct {
 	Joined                int // predictions with a usable label
 	// Why the others were left out.
 	Unlabeled, MultiRow, WrongInput, BadLabel, Orphans int
+	// Evicted counts the predictions dropped to stay within the limit.
+	Evicted int
 }
 
-// Joiner pairs a model's logged predictions with their feedback labels.
-// Add events in any order; Examples returns the pairs.
+// Joiner pairs a model's logged predictions with their feedback and the
+// shadow copies of them. Add events in any order; Examples returns the
+// labeled pairs, All every prediction kept. It keeps the latest limit
+// predictions (NewJoiner's), dropping the oldest, and outcomes only while
+// their prediction is kept or may still come.
 type Joiner struct {
 	model, input string
-	width        int
+	width, limit int
 	preds        map[string]*Example
-	order        []string
-	labels       map[string]float64
-	stats        JoinStats
+	// order lists the kept predictions' ids from order[head] on, oldest
+	// first.
+	order   []string
+	head    int
+	labels  map[string]float64
+	rewards map[string]float64
+	shadows map[string]shadowScore
+	stats   JoinStats
+}
+
+type shadowScore struct {
+	version int64
+	score   float32
 }
 
 // NewJoiner returns a Joiner for model's predictions whose input named
-// input is FP32 [1, width].
-func NewJoiner(model, input string, width int) *Joiner {
-	return &Joiner{model: model, input: input, width: width, preds: map[string]*Example{}, labels: map[string]float64{}}
+// input is FP32 [1, width], keeping the latest limit of them (0: all).
+func NewJoiner(model, input string, width, limit int) *Joiner {
+	return &Joiner{model: model, input: input, width: width, limit: limit, preds: map[string]*Example{},
+		labels: map[string]float64{}, rewards: map[string]float64{}, shadows: map[string]shadowScore{}}
 }
 
 // Add takes one event of the log; events of other models are ignored. A
-// later label for an id replaces an earlier one.
+// later label or reward for an id replaces an earlier one.
 func (j *Joiner) Add(e *trafficlog.Event) {
 	if e.Model != j.model {
 		return
@@ -57,22 +87,79 @@ func (j *Joiner) Add(e *trafficlog.Event) {
 		if e.HasLabel {
 			j.labels[e.ID] = e.Label
 		}
+		if e.HasReward {
+			j.rewards[e.ID] = e.Reward
+		}
+	case trafficlog.Shadow:
+		if s, ok := firstFP32(e.Outputs); ok {
+			j.shadows[e.ID] = shadowScore{e.Version, s}
+		}
 	case trafficlog.Prediction:
 		j.stats.Predictions++
 		x, ok := j.features(e)
 		if !ok {
 			return
 		}
-		if len(e.Outputs) == 0 || e.Outputs[0].Datatype != oip.FP32 || len(e.Outputs[0].Data) < 4 {
+		live, ok := firstFP32(e.Outputs)
+		if !ok {
 			j.stats.WrongInput++
 			return
 		}
-		live := math.Float32frombits(binary.LittleEndian.Uint32(e.Outputs[0].Data))
 		if _, seen := j.preds[e.ID]; !seen {
 			j.order = append(j.order, e.ID)
 		}
-		j.preds[e.ID] = &Example{ID: e.ID, Features: x, Live: live, Version: e.Version}
+		j.preds[e.ID] = &Example{ID: e.ID, Time: e.Time, Features: x, Live: live, Version: e.Version, Arm: e.Arm}
+		j.evict()
 	}
+	if j.limit > 0 && len(j.labels)+len(j.rewards)+len(j.shadows) > 6*j.limit {
+		j.forgetOrphans()
+	}
+}
+
+// evict drops the oldest predictions over the limit, with their outcomes.
+func (j *Joiner) evict() {
+	for j.limit > 0 && len(j.preds) > j.limit {
+		id := j.order[j.head]
+		j.order[j.head] = ""
+		j.head++
+		delete(j.preds, id)
+		delete(j.labels, id)
+		delete(j.rewards, id)
+		delete(j.shadows, id)
+		j.stats.Evicted++
+	}
+	if j.head > len(j.order)/2 && j.head > 1024 {
+		j.order = append(j.order[:0], j.order[j.head:]...)
+		j.head = 0
+	}
+}
+
+// forgetOrphans drops the outcomes and shadow scores of predictions not
+// kept: outcomes come after their prediction (or just before, from
+// another node's log), so these are of predictions the log did not
+// sample, or that were dropped.
+func (j *Joiner) forgetOrphans() {
+	for _, m := range []map[string]float64{j.labels, j.rewards} {
+		for id := range m {
+			if j.preds[id] == nil {
+				delete(m, id)
+				j.stats.Orphans++
+			}
+		}
+	}
+	for id := range j.shadows {
+		if j.preds[id] == nil {
+			delete(j.shadows, id)
+		}
+	}
+}
+
+// firstFP32 returns the first value of the first output, if FP32.
+func firstFP32(outs []oip.Tensor) (float32, bool) {
+	if len(outs) == 0 || outs[0].Datatype != oip.FP32 || len(outs[0].Data) < 4 {
+		return 0, false
+	}
+	return math.Float32frombits(binary.LittleEndian.Uint32(outs[0].Data)), true
 }
 
 // features returns e's input as a row of width values, if it is one.
@@ -106,22 +193,41 @@ func (j *Joiner) features(e *trafficlog.Event) ([]float32, bool) {
 	return nil, false
 }
 
-// Examples returns the predictions that have a label from 0 to 1, in the
-// order they were first seen, and what was left out.
+// All returns every prediction kept, oldest first, with the outcomes and
+// shadow score known for it (a label outside 0 to 1 is left off). The
+// examples share their Features with the Joiner.
+func (j *Joiner) All() []Example {
+	out := make([]Example, 0, len(j.preds))
+	for _, id := range j.order[j.head:] {
+		ex := *j.preds[id]
+		if y, ok := j.labels[id]; ok && y >= 0 && y <= 1 {
+			ex.Label, ex.HasLabel = float32(y), true
+		}
+		if r, ok := j.rewards[id]; ok {
+			ex.Reward, ex.HasReward = r, true
+		}
+		if s, ok := j.shadows[id]; ok {
+			ex.Shadow, ex.ShadowVersion = s.score, s.version
+		}
+		out = append(out, ex)
+	}
+	return out
+}
+
+// Examples returns the predictions that have a label from 0 to 1, oldest
+// first, and what was left out.
 func (j *Joiner) Examples() ([]Example, JoinStats) {
 	st := j.stats
 	var out []Example
-	for _, id := range j.order {
-		ex := j.preds[id]
-		y, ok := j.labels[id]
-		switch {
-		case !ok:
-			st.Unlabeled++
-		case !(y >= 0 && y <= 1):
+	for _, ex := range j.All() {
+		if ex.HasLabel {
+			out = append(out, ex)
+			continue
+		}
+		if _, ok := j.labels[ex.ID]; ok {
 			st.BadLabel++
-		default:
-			ex.Label = float32(y)
-			out = append(out, *ex)
+		} else {
+			st.Unlabeled++
 		}
 	}
 	for id := range j.labels {

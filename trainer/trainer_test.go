@@ -161,7 +161,7 @@ func fp32Row(name string, vals ...float32) oip.Tensor {
 }
 
 func TestJoiner(t *testing.T) {
-	j := NewJoiner("ctr", "features", 2)
+	j := NewJoiner("ctr", "features", 2, 0)
 	pred := func(id, model string, in oip.Tensor, score float32) {
 		j.Add(&trafficlog.Event{Kind: trafficlog.Prediction, ID: id, Model: model, Version: 3,
 			Inputs: []oip.Tensor{in}, Outputs: []oip.Tensor{fp32Row("score", score)}})
@@ -188,8 +188,8 @@ func TestJoiner(t *testing.T) {
 	j.Add(&trafficlog.Event{Kind: trafficlog.Feedback, ID: "a", Model: "ctr", Reward: 5, HasReward: true}) // no label: keeps a's
 	exs, st := j.Examples()
 	want := []Example{
-		{ID: "a", Features: []float32{1, 2}, Label: 0, Live: 0.25, Version: 3},
-		{ID: "b", Features: []float32{3, 4}, Label: 1, Live: 0.75, Version: 3},
+		{ID: "a", Features: []float32{1, 2}, Label: 0, HasLabel: true, Reward: 5, HasReward: true, Live: 0.25, Version: 3},
+		{ID: "b", Features: []float32{3, 4}, Label: 1, HasLabel: true, Live: 0.75, Version: 3},
 	}
 	if !reflect.DeepEqual(exs, want) {
 		t.Fatalf("examples %+v; want %+v", exs, want)
@@ -197,5 +197,41 @@ func TestJoiner(t *testing.T) {
 	wantStats := JoinStats{Predictions: 6, Feedback: 7, Joined: 2, Unlabeled: 1, MultiRow: 1, WrongInput: 1, BadLabel: 1, Orphans: 2}
 	if st != wantStats {
 		t.Fatalf("stats %+v; want %+v", st, wantStats)
+	}
+}
+
+// TestJoinerKeepsTheLatest: with a limit, the Joiner keeps the latest
+// predictions with their outcomes and shadow scores, drops the oldest
+// with theirs, and forgets outcomes of predictions it never saw once
+// they pile up.
+func TestJoinerKeepsTheLatest(t *testing.T) {
+	j := NewJoiner("ctr", "features", 1, 3)
+	for i := range 5 {
+		id := fmt.Sprint("p-", i)
+		j.Add(&trafficlog.Event{Kind: trafficlog.Prediction, ID: id, Model: "ctr", Version: 1, Arm: "a",
+			Inputs: []oip.Tensor{fp32Row("features", float32(i))}, Outputs: []oip.Tensor{fp32Row("score", 0.5)}})
+		j.Add(&trafficlog.Event{Kind: trafficlog.Feedback, ID: id, Model: "ctr", Label: 1, HasLabel: true, Reward: float64(i), HasReward: true})
+		j.Add(&trafficlog.Event{Kind: trafficlog.Shadow, ID: id, Model: "ctr", Version: 2, Outputs: []oip.Tensor{fp32Row("score", 0.25)}})
+	}
+	all := j.All()
+	if len(all) != 3 {
+		t.Fatalf("kept %d predictions; want the latest 3", len(all))
+	}
+	for k, ex := range all {
+		i := k + 2
+		want := Example{ID: fmt.Sprint("p-", i), Features: []float32{float32(i)}, Live: 0.5, Version: 1, Arm: "a",
+			Label: 1, HasLabel: true, Reward: float64(i), HasReward: true, Shadow: 0.25, ShadowVersion: 2}
+		if !reflect.DeepEqual(ex, want) {
+			t.Fatalf("kept %+v; want %+v", ex, want)
+		}
+	}
+	for i := range 100 { // outcomes of predictions the log did not sample
+		j.Add(&trafficlog.Event{Kind: trafficlog.Feedback, ID: fmt.Sprint("x-", i), Model: "ctr", Label: 0, HasLabel: true})
+	}
+	if n := len(j.labels) + len(j.rewards) + len(j.shadows); n > 6*3+1 {
+		t.Fatalf("%d outcomes kept with a limit of 3 predictions", n)
+	}
+	if _, st := j.Examples(); st.Evicted != 2 || st.Joined != 3 {
+		t.Fatalf("stats %+v; want 2 evicted, 3 joined", st)
 	}
 }

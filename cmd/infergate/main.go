@@ -30,6 +30,7 @@ var commands = []command{
 	{"cluster", "show the cluster's leader and members, or remove a member", runCluster},
 	{"traffic", "read a node's traffic log: sampled predictions and feedback", runTraffic},
 	{"train", "train a new version of a model from its logged traffic and feedback", runTrain},
+	{"trainer", "the sidecar trainer: watch a model for drift, retrain, shadow, canary, promote or roll back", runTrainer},
 	{"bench", "load-test a gateway, with floors and the standard suite (bench suite)", runBench},
 	{"version", "print the version", runVersion},
 }

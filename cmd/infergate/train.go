@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -62,15 +61,8 @@ log loss than the live versions is uploaded as a staged version, for
 		return err
 	}
 	model := pos[0]
-	for _, h := range strings.Split(*hidden, ",") {
-		if h = strings.TrimSpace(h); h == "" {
-			continue
-		}
-		n, err := strconv.Atoi(h)
-		if err != nil {
-			return fmt.Errorf("--hidden %q: %q is not a layer size", *hidden, h)
-		}
-		cfg.Hidden = append(cfg.Hidden, n)
+	if cfg.Hidden, err = parseHidden(*hidden); err != nil {
+		return err
 	}
 	if *holdoutEvery < 2 {
 		return fmt.Errorf("--holdout-every %d: use 2 or more", *holdoutEvery)
@@ -78,16 +70,17 @@ log loss than the live versions is uploaded as a staged version, for
 	if *token == "" {
 		*token = os.Getenv("INFERGATE_ADMIN_TOKEN")
 	}
-	nodes := strings.Split(*addrs, ",")
-	for i := range nodes {
-		nodes[i] = strings.TrimRight(strings.TrimSpace(nodes[i]), "/")
+	nodes := splitAddrs(*addrs)
+	if len(nodes) == 0 {
+		return fmt.Errorf("--addr %q: name a node", *addrs)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	hc := &http.Client{Timeout: *timeout}
 
 	// The model's input, as the first node serves it.
-	input, width, output, err := modelShape(ctx, hc, nodes[0], model)
+	gw := &trainer.Gateway{Nodes: nodes, Token: *token, InferenceToken: os.Getenv("INFERGATE_INFERENCE_TOKEN"), HTTP: hc}
+	input, width, output, err := gw.Signature(ctx, model)
 	if err != nil {
 		return err
 	}
@@ -95,10 +88,10 @@ log loss than the live versions is uploaded as a staged version, for
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	j := trainer.NewJoiner(model, input, width)
+	j := trainer.NewJoiner(model, input, width, 0)
 	events := 0
 	for _, n := range nodes {
-		if _, err := trainer.ReadTraffic(ctx, hc, n, *token, func(e *trafficlog.Event) { events++; j.Add(e) }); err != nil {
+		if _, err := trainer.ReadTraffic(ctx, hc, n, *token, -1, func(e *trafficlog.Event) { events++; j.Add(e) }); err != nil {
 			return err
 		}
 	}
@@ -135,9 +128,11 @@ log loss than the live versions is uploaded as a staged version, for
 		return fmt.Errorf("BUG: the trained model does not validate: %w", err)
 	}
 	data := m.Model().Marshal()
-	if err := checkParity(*ortLib, data, m, holdout); err != nil {
+	rows, err := checkParity(*ortLib, data, m, holdout)
+	if err != nil {
 		return err
 	}
+	fmt.Printf("ONNX Runtime agrees with the trainer on %d holdout rows\n", rows)
 	if *outFile != "" {
 		if err := os.WriteFile(*outFile, data, 0o644); err != nil {
 			return err
@@ -169,55 +164,17 @@ log loss than the live versions is uploaded as a staged version, for
 	return nil
 }
 
-// modelShape reads model's metadata from the node at base: its input's
-// name and row width (an FP32 [-1, width] input is what the trainer
-// learns from) and its output's name.
-func modelShape(ctx context.Context, hc *http.Client, base, model string) (input string, width int, output string, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v2/models/"+model, nil)
-	if err != nil {
-		return "", 0, "", err
-	}
-	if t := os.Getenv("INFERGATE_INFERENCE_TOKEN"); t != "" {
-		req.Header.Set("Authorization", "Bearer "+t)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "", 0, "", fmt.Errorf("cannot read model %s's metadata from %s: %w", model, base, err)
-	}
-	defer resp.Body.Close()
-	var md struct {
-		Error  string `json:"error"`
-		Inputs []struct {
-			Name     string  `json:"name"`
-			Datatype string  `json:"datatype"`
-			Shape    []int64 `json:"shape"`
-		} `json:"inputs"`
-		Outputs []struct {
-			Name string `json:"name"`
-		} `json:"outputs"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&md); err != nil {
-		return "", 0, "", fmt.Errorf("model %s's metadata from %s: %w", model, base, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", 0, "", fmt.Errorf("model %s's metadata from %s: HTTP %d: %s", model, base, resp.StatusCode, md.Error)
-	}
-	if len(md.Inputs) != 1 || len(md.Outputs) != 1 || md.Inputs[0].Datatype != "FP32" || len(md.Inputs[0].Shape) != 2 || md.Inputs[0].Shape[1] < 1 {
-		return "", 0, "", fmt.Errorf("model %s has inputs %+v and %d outputs; the trainer learns models of one FP32 input [-1, N] and one output", model, md.Inputs, len(md.Outputs))
-	}
-	return md.Inputs[0].Name, int(md.Inputs[0].Shape[1]), md.Outputs[0].Name, nil
-}
-
-// checkParity runs the exported model in ONNX Runtime on the holdout and
-// compares it with the trainer's forward pass: what is published must
-// compute what was evaluated.
-func checkParity(lib string, data []byte, m *onnx.MLP, holdout []trainer.Example) error {
+// checkParity runs the exported model in ONNX Runtime on (up to 256 of)
+// the holdout and compares it with the trainer's forward pass: what is
+// published must compute what was evaluated. It returns how many rows
+// agreed.
+func checkParity(lib string, data []byte, m *onnx.MLP, holdout []trainer.Example) (int, error) {
 	if err := engine.Init(engine.ResolveLibPath(lib)); err != nil {
-		return fmt.Errorf("ONNX Runtime is needed to check the exported model: %w", err)
+		return 0, fmt.Errorf("ONNX Runtime is needed to check the exported model: %w", err)
 	}
 	em, err := engine.Load(data, engine.Options{})
 	if err != nil {
-		return fmt.Errorf("BUG: ONNX Runtime refuses the exported model: %w", err)
+		return 0, fmt.Errorf("BUG: ONNX Runtime refuses the exported model: %w", err)
 	}
 	defer em.Close()
 	rows := min(len(holdout), 256)
@@ -228,10 +185,10 @@ func checkParity(lib string, data []byte, m *onnx.MLP, holdout []trainer.Example
 	in := oip.Tensor{Name: m.InputName, Datatype: oip.FP32, Shape: []int64{int64(rows), int64(m.In())}, Data: f32le(x)}
 	outs, err := em.Run(context.Background(), []oip.Tensor{in}, nil, nil)
 	if err != nil {
-		return fmt.Errorf("ONNX Runtime cannot run the exported model: %w", err)
+		return 0, fmt.Errorf("ONNX Runtime cannot run the exported model: %w", err)
 	}
 	if len(outs) != 1 || len(outs[0].Data) != 4*rows {
-		return errors.New("BUG: ONNX Runtime's output of the exported model has the wrong shape")
+		return 0, errors.New("BUG: ONNX Runtime's output of the exported model has the wrong shape")
 	}
 	want := m.Forward(x, rows)
 	worst := 0.0
@@ -240,10 +197,25 @@ func checkParity(lib string, data []byte, m *onnx.MLP, holdout []trainer.Example
 		worst = math.Max(worst, math.Abs(float64(got-want[i])))
 	}
 	if worst > 1e-4 {
-		return fmt.Errorf("BUG: ONNX Runtime and the trainer's forward pass differ by %g on the holdout; nothing published", worst)
+		return 0, fmt.Errorf("BUG: ONNX Runtime and the trainer's forward pass differ by %g on the holdout; nothing published", worst)
 	}
-	fmt.Printf("ONNX Runtime agrees with the trainer on %d holdout rows (largest difference %.2g)\n", rows, worst)
-	return nil
+	return rows, nil
+}
+
+// parseHidden parses --hidden: layer sizes, comma-separated.
+func parseHidden(s string) ([]int, error) {
+	var sizes []int
+	for _, h := range strings.Split(s, ",") {
+		if h = strings.TrimSpace(h); h == "" {
+			continue
+		}
+		n, err := strconv.Atoi(h)
+		if err != nil {
+			return nil, fmt.Errorf("--hidden %q: %q is not a layer size", s, h)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes, nil
 }
 
 func f32le(x []float32) []byte {

@@ -1,0 +1,397 @@
+package trainer
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/infergate/infergate/oip"
+	"github.com/infergate/infergate/trafficlog"
+)
+
+// fakeGateway is the part of a gateway node's API a Loop uses, over
+// state a test sets: the model "ctr" (one FP32 [-1, 4] input), its
+// versions, routing, /metrics text, and a traffic log of encoded
+// records. It records the writes it takes.
+type fakeGateway struct {
+	mu         sync.Mutex
+	production int64
+	versions   []int64
+	retired    map[int64]bool
+	shadow     *struct {
+		Version int64   `json:"version"`
+		Percent float64 `json:"percent"`
+	}
+	experiment *Experiment
+	metrics    string
+	log        []byte
+	writes     []string
+	// refuse answers the next write named so 503 (and records it).
+	refuse string
+}
+
+func (f *fakeGateway) append(e *trafficlog.Event) {
+	f.mu.Lock()
+	f.log = trafficlog.AppendRecord(f.log, e)
+	f.mu.Unlock()
+}
+
+func (f *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	body, _ := io.ReadAll(r.Body)
+	reply := func(v any) { json.NewEncoder(w).Encode(v) }
+	write := func() { f.writes = append(f.writes, r.Method+" "+strings.TrimPrefix(r.URL.Path, "/v1/models/ctr")) }
+	if name := r.Method + " " + strings.TrimPrefix(r.URL.Path, "/v1/models/ctr"); name == f.refuse {
+		f.refuse = ""
+		f.writes = append(f.writes, name+" (refused)")
+		http.Error(w, `{"error":"no leader"}`, 503)
+		return
+	}
+	switch p := r.URL.Path; {
+	case p == "/v2/models/ctr":
+		reply(map[string]any{"inputs": []any{map[string]any{"name": "x", "datatype": "FP32", "shape": []int{-1, 4}}},
+			"outputs": []any{map[string]any{"name": "p"}}})
+	case p == "/metrics":
+		io.WriteString(w, f.metrics)
+	case p == "/v1/traffic":
+		from, _ := strconv.Atoi(r.URL.Query().Get("from"))
+		w.Header().Set("X-Traffic-Next", strconv.Itoa(len(f.log)))
+		w.Header().Set("X-Traffic-End", strconv.Itoa(len(f.log)))
+		w.Write(f.log[from:])
+	case p == "/v1/models/ctr" && r.Method == "GET":
+		m := map[string]any{"production": f.production, "experiment": f.experiment, "shadow": f.shadow}
+		var vs []any
+		for _, v := range f.versions {
+			vv := map[string]any{"version": v, "stage": "staged"}
+			if !f.retired[v] {
+				vv["nodes"] = map[string]any{"n1": map[string]string{"state": "ready"}}
+			}
+			vs = append(vs, vv)
+		}
+		m["versions"] = vs
+		reply(m)
+	case p == "/v1/models/ctr/versions" && r.Method == "POST":
+		write()
+		v := f.versions[len(f.versions)-1] + 1
+		f.versions = append(f.versions, v)
+		w.WriteHeader(201)
+		reply(map[string]any{"version": v})
+	case strings.HasPrefix(p, "/v1/models/ctr/versions/") && r.Method == "DELETE":
+		write()
+		v, _ := strconv.ParseInt(strings.TrimPrefix(p, "/v1/models/ctr/versions/"), 10, 64)
+		f.retired[v] = true
+		reply(map[string]any{})
+	case p == "/v1/models/ctr/shadow":
+		write()
+		if r.Method == "DELETE" {
+			f.shadow = nil
+		} else if err := json.Unmarshal(body, &f.shadow); err != nil {
+			http.Error(w, err.Error(), 400)
+		}
+		reply(map[string]any{})
+	case p == "/v1/models/ctr/experiment":
+		write()
+		if r.Method == "DELETE" {
+			f.experiment = nil
+		} else if err := json.Unmarshal(body, &f.experiment); err != nil {
+			http.Error(w, err.Error(), 400)
+		}
+		reply(map[string]any{})
+	case p == "/v1/models/ctr/aliases/production" && r.Method == "PUT":
+		write()
+		var q struct{ Version int64 }
+		json.Unmarshal(body, &q)
+		f.production = q.Version
+		reply(map[string]any{})
+	default:
+		http.Error(w, `{"error":"no such call in the fake"}`, 404)
+	}
+}
+
+func (f *fakeGateway) takeWrites() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w := f.writes
+	f.writes = nil
+	return w
+}
+
+// loopWorld drives a Loop against a fakeGateway on a clock the test
+// moves: it logs predictions of four features (feature 3 shifted when
+// drifted), labeled by x0 > 0, with the live and shadow scores a test
+// chooses.
+type loopWorld struct {
+	t       *testing.T
+	f       *fakeGateway
+	cfg     LoopConfig
+	now     time.Time
+	rng     *rand.Rand
+	n       int
+	drifted bool
+	logs    []string
+}
+
+func newLoopWorld(t *testing.T) *loopWorld {
+	w := &loopWorld{t: t, f: &fakeGateway{production: 1, versions: []int64{1}, retired: map[int64]bool{}},
+		now: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC), rng: rand.New(rand.NewPCG(1, 2))}
+	srv := httptest.NewServer(w.f)
+	t.Cleanup(srv.Close)
+	cfg := DefaultLoopConfig()
+	cfg.Model = "ctr"
+	cfg.Gateway = &Gateway{Nodes: []string{srv.URL}}
+	cfg.StateFile = filepath.Join(t.TempDir(), "state.json")
+	cfg.DriftRows, cfg.MinExamples, cfg.Window = 200, 200, 5000
+	cfg.Policy.MinShadowPairs, cfg.Policy.MinCanaryExamples = 50, 50
+	cfg.Now = func() time.Time { return w.now }
+	cfg.Logf = func(format string, args ...any) { w.logs = append(w.logs, fmt.Sprintf(format, args...)) }
+	w.cfg = cfg
+	return w
+}
+
+func (w *loopWorld) loop() *Loop {
+	w.t.Helper()
+	l, err := NewLoop(w.t.Context(), w.cfg)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return l
+}
+
+func f32bytes(xs ...float32) []byte {
+	var b []byte
+	for _, x := range xs {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
+	}
+	return b
+}
+
+// traffic logs n labeled predictions answered by version (arm, when not
+// empty), a second apart. live and shadow give the scores from the label
+// (shadow nil: no shadow copy).
+func (w *loopWorld) traffic(n int, version int64, arm string, live func(y float64) float32, shadow func(y float64) float32, shadowVersion int64) {
+	for range n {
+		w.now = w.now.Add(time.Second)
+		x := make([]float32, 4)
+		for k := range x {
+			x[k] = float32(w.rng.NormFloat64())
+		}
+		if w.drifted {
+			x[3] += 2
+		}
+		y := 0.0
+		if x[0] > 0 {
+			y = 1
+		}
+		id := fmt.Sprint("r-", w.n)
+		w.n++
+		w.f.append(&trafficlog.Event{Kind: trafficlog.Prediction, Time: w.now, ID: id, Model: "ctr", Version: version, Arm: arm,
+			Inputs:  []oip.Tensor{{Name: "x", Datatype: oip.FP32, Shape: []int64{1, 4}, Data: f32bytes(x...)}},
+			Outputs: []oip.Tensor{{Name: "p", Datatype: oip.FP32, Shape: []int64{1, 1}, Data: f32bytes(live(y))}}})
+		if shadow != nil {
+			w.f.append(&trafficlog.Event{Kind: trafficlog.Shadow, Time: w.now, ID: id, Model: "ctr", Version: shadowVersion,
+				Outputs: []oip.Tensor{{Name: "p", Datatype: oip.FP32, Shape: []int64{1, 1}, Data: f32bytes(shadow(y))}}})
+		}
+		w.f.append(&trafficlog.Event{Kind: trafficlog.Feedback, Time: w.now, ID: id, Model: "ctr", Label: y, HasLabel: true})
+	}
+}
+
+func (w *loopWorld) step(l *Loop) {
+	w.t.Helper()
+	if err := l.Step(w.t.Context()); err != nil {
+		w.t.Fatalf("step: %v\nlog:\n%s", err, strings.Join(w.logs, "\n"))
+	}
+}
+
+func (w *loopWorld) wantWrites(want ...string) {
+	w.t.Helper()
+	if got := w.f.takeWrites(); strings.Join(got, "; ") != strings.Join(want, "; ") {
+		w.t.Fatalf("the loop made the writes %q; want %q\nlog:\n%s", got, want, strings.Join(w.logs, "\n"))
+	}
+}
+
+func (w *loopWorld) wantLast(action string, v int64, reason string) {
+	w.t.Helper()
+	b, err := os.ReadFile(w.cfg.StateFile)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		w.t.Fatal(err)
+	}
+	d := st.History[len(st.History)-1]
+	if d.Action != action || d.Version != v || !strings.Contains(d.Reason, reason) {
+		w.t.Fatalf("the last decision is %+v; want %s version %d, saying %q", d, action, v, reason)
+	}
+}
+
+// Scores: the demo's coin flip, a model that knows the rule, one that
+// has it backwards.
+func coin(float64) float32     { return 0.5 }
+func knows(y float64) float32  { return float32(0.1 + 0.8*y) }
+func wrongs(y float64) float32 { return float32(0.9 - 0.8*y) }
+
+// uploadCandidate takes the world from no drift to a candidate, version
+// 2, uploaded and shadowing.
+func (w *loopWorld) uploadCandidate(l *Loop) {
+	w.t.Helper()
+	w.traffic(400, 1, "", coin, nil, 0)
+	w.step(l)
+	w.wantWrites() // the inputs keep to the reference: nothing to do
+	w.drifted = true
+	w.traffic(300, 1, "", coin, nil, 0)
+	w.step(l)
+	w.wantWrites("POST /versions")
+	w.wantLast("upload", 2, "drift: ")
+	w.step(l)
+	w.wantWrites("PUT /shadow")
+	w.wantLast("shadow", 2, "ready on every node")
+}
+
+// TestLoopRollsBackAWorseShadow: a candidate that scores the shadowed
+// requests worse than production is rolled back (shadow ended, version
+// retired), and the loop does not train again during the cool-down
+// though the inputs are still drifted.
+func TestLoopRollsBackAWorseShadow(t *testing.T) {
+	w := newLoopWorld(t)
+	l := w.loop()
+	w.uploadCandidate(l)
+	w.traffic(20, 1, "", coin, wrongs, 2)
+	w.step(l)
+	w.wantWrites() // 20 of the 50 pairs needed
+	w.traffic(40, 1, "", coin, wrongs, 2)
+	// The retire fails once (no leader, say): the next step finishes the
+	// roll back, though the shadow is gone by then.
+	w.f.refuse = "DELETE /versions/2"
+	if err := l.Step(t.Context()); err == nil || !strings.Contains(err.Error(), "no leader") {
+		t.Fatalf("step: %v; want the refused retire", err)
+	}
+	w.wantWrites("DELETE /shadow", "DELETE /versions/2 (refused)")
+	w.step(l)
+	w.wantWrites("DELETE /versions/2")
+	w.wantLast("roll back", 2, "in the shadow stage, worse: ")
+	if st := l.State(); st.Stage != Watching || !st.NextTrain.Equal(w.now.Add(w.cfg.Cooldown)) {
+		t.Fatalf("state %+v; want watching, training again after the cool-down", st)
+	}
+	w.traffic(300, 1, "", coin, nil, 0)
+	w.step(l)
+	w.wantWrites()
+}
+
+// TestLoopPromotesAcrossARestart: a better shadow goes on to the canary
+// (an experiment against production); a trainer restarted from its state
+// file judges the canary where the first left off and promotes it, then
+// watches the new production.
+func TestLoopPromotesAcrossARestart(t *testing.T) {
+	w := newLoopWorld(t)
+	l := w.loop()
+	w.uploadCandidate(l)
+	w.traffic(60, 1, "", coin, knows, 2)
+	w.step(l)
+	w.wantWrites("PUT /experiment", "DELETE /shadow")
+	w.wantLast("canary", 2, "better: ")
+	if x := w.f.experiment; x == nil || x.Name != "trainer-v2" || len(x.Arms) != 2 || x.Arms[0] != (Arm{"control", 1, 90}) || x.Arms[1] != (Arm{"candidate", 2, 10}) {
+		t.Fatalf("experiment %+v; want trainer-v2 with control 1 at 90 and candidate 2 at 10", x)
+	}
+
+	l = w.loop() // a restart
+	if st := l.State(); st.Stage != Canary || st.Candidate != 2 || st.Control != 1 {
+		t.Fatalf("restarted in %+v; want the canary of version 2 against 1", st)
+	}
+	for range 3 {
+		w.traffic(20, 1, "control", coin, nil, 0)
+		w.traffic(20, 2, "candidate", knows, nil, 0)
+	}
+	w.step(l)
+	w.wantWrites("PUT /aliases/production", "DELETE /experiment")
+	w.wantLast("promote", 2, "the canary stage passed: better: ")
+	if st := l.State(); st.Stage != Watching || !st.ReferenceSince.Equal(w.now) || w.f.production != 2 {
+		t.Fatalf("state %+v, production %d; want watching version 2 from now on", st, w.f.production)
+	}
+}
+
+// TestLoopCanaryGuards: the canary is rolled back when its version fails
+// more than the policy allows, whatever its log loss; a stage someone
+// else ended is abandoned (the version left as it is); a shadow someone
+// else runs keeps the loop from training.
+func TestLoopCanaryGuards(t *testing.T) {
+	w := newLoopWorld(t)
+	l := w.loop()
+	w.uploadCandidate(l)
+	w.traffic(60, 1, "", coin, knows, 2)
+	w.step(l)
+	w.wantWrites("PUT /experiment", "DELETE /shadow")
+	w.f.metrics = `# TYPE infergate_inference_request_success_total counter
+infergate_inference_request_success_total{model="ctr",version="2"} 190
+infergate_inference_request_failure_total{model="ctr",version="2",reason="internal"} 2
+infergate_inference_request_failure_total{model="ctr",version="2",reason="bad_request"} 50
+infergate_experiment_fallback_total{model="ctr",experiment="trainer-v2",arm="candidate",version="2"} 8
+`
+	for range 3 {
+		w.traffic(20, 1, "control", coin, nil, 0)
+		w.traffic(20, 2, "candidate", knows, nil, 0)
+	}
+	w.step(l)
+	w.wantWrites("DELETE /experiment", "DELETE /versions/2")
+	w.wantLast("roll back", 2, "the canary fails: 10 of its 200 runs failed")
+
+	// Someone ends the next candidate's shadow: abandoned, not retired.
+	w.f.metrics = ""
+	w.now = w.now.Add(w.cfg.Cooldown)
+	w.traffic(100, 1, "", coin, nil, 0)
+	w.step(l)
+	w.wantWrites("POST /versions")
+	w.step(l)
+	w.wantWrites("PUT /shadow")
+	w.f.shadow = nil
+	w.step(l)
+	w.wantWrites()
+	w.wantLast("abandon", 3, "its shadow was ended or replaced by someone else")
+
+	// A shadow the loop did not start: it would train, but waits.
+	w.f.shadow = &struct {
+		Version int64   `json:"version"`
+		Percent float64 `json:"percent"`
+	}{3, 5}
+	w.now = w.now.Add(w.cfg.Cooldown)
+	w.traffic(100, 1, "", coin, nil, 0)
+	w.step(l)
+	w.wantWrites()
+	if last := w.logs[len(w.logs)-1]; !strings.Contains(last, "a shadow (version 3) the trainer did not start") {
+		t.Fatalf("the loop logged %q; want it to say why it waits", last)
+	}
+}
+
+func TestSumSeries(t *testing.T) {
+	text := `# HELP x
+a_total{model="ctr",version="2",result="ok"} 3
+a_total{model="ctr",version="2",result="failed"} 1.5
+a_total{model="ctr",version="12",result="ok"} 100
+a_total{model="c\"tr",version="2"} 7
+a_total_more{model="ctr"} 9
+a_total 2
+`
+	f := func(match map[string]string, want float64) {
+		t.Helper()
+		if got := SumSeries(text+text, "a_total", match); got != want {
+			t.Fatalf("SumSeries(%v) = %v; want %v", match, got, want)
+		}
+	}
+	f(map[string]string{"model": "ctr", "version": "2"}, 9)
+	f(map[string]string{"model": "ctr", "version": "2", "result": "failed"}, 3)
+	f(map[string]string{"model": `c"tr`}, 14)
+	f(nil, 2*(3+1.5+100+7+2))
+}

@@ -1,0 +1,191 @@
+package trainer
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Policy is what a Loop demands of a candidate version at each stage
+// before it takes more traffic, and when it gives up on it.
+type Policy struct {
+	// Level is the confidence of the intervals that decide: a stage
+	// passes when the interval of the candidate's log loss minus the live
+	// version's lies below 0, and fails when it lies above.
+	Level float64
+	// MinShadowPairs is how many labeled requests the shadow must have
+	// scored beside the live version before the shadow stage is judged.
+	MinShadowPairs int
+	// MinCanaryExamples is how many labeled requests each arm of the
+	// canary must have answered before it is judged.
+	MinCanaryExamples int
+	// MaxShadow and MaxCanary bound how long a stage runs without a
+	// verdict: then the candidate is rolled back, for want of evidence
+	// that it is better.
+	MaxShadow, MaxCanary time.Duration
+	// MaxFailureRate is the share of the candidate's runs (the shadow's
+	// copies, the canary arm's requests) that may fail; judged once
+	// MinRuns ran.
+	MaxFailureRate float64
+	MinRuns        int
+}
+
+// DefaultPolicy returns settings for a model of a few requests a second
+// with feedback on most of them.
+func DefaultPolicy() Policy {
+	return Policy{Level: 0.99, MinShadowPairs: 200, MinCanaryExamples: 200,
+		MaxShadow: time.Hour, MaxCanary: 24 * time.Hour, MaxFailureRate: 0.01, MinRuns: 100}
+}
+
+// Validate reports settings that cannot judge.
+func (p *Policy) Validate() error {
+	switch {
+	case !(p.Level >= 0.5 && p.Level < 1):
+		return fmt.Errorf("confidence level %v: use 0.5 or more and less than 1 (0.99, say)", p.Level)
+	case p.MinShadowPairs < 2 || p.MinCanaryExamples < 2:
+		return fmt.Errorf("minimum samples %d (shadow) and %d (canary): use 2 or more", p.MinShadowPairs, p.MinCanaryExamples)
+	case p.MaxShadow <= 0 || p.MaxCanary <= 0:
+		return errors.New("the stages' longest durations must be positive")
+	case !(p.MaxFailureRate >= 0 && p.MaxFailureRate <= 1):
+		return fmt.Errorf("failure rate %v: use 0 to 1", p.MaxFailureRate)
+	case p.MinRuns < 1:
+		return fmt.Errorf("minimum runs %d: use 1 or more", p.MinRuns)
+	}
+	return nil
+}
+
+// Verdict is what a stage's evidence says so far.
+type Verdict int
+
+// The verdicts.
+const (
+	// Wait: not enough evidence yet.
+	Wait Verdict = iota
+	// Pass: the candidate is better; it goes on to the next stage.
+	Pass
+	// Fail: the candidate is worse, fails, or found no evidence in time;
+	// it is rolled back.
+	Fail
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Pass:
+		return "pass"
+	case Fail:
+		return "fail"
+	}
+	return "wait"
+}
+
+// Judgement is a Verdict with its reason and evidence.
+type Judgement struct {
+	Verdict Verdict
+	Reason  string
+	// Loss compares the log losses: sample 1 the live version's, sample
+	// 2 the candidate's (Diff < 0: the candidate is better).
+	Loss Test
+	// Reward compares the canary arms' rewards (N1 or N2 0 when none).
+	Reward Test
+}
+
+// Runs is how many times the candidate ran in a stage and how many of
+// those failed, summed over the nodes.
+type Runs struct{ Ran, Failed float64 }
+
+// failing returns why runs break the policy, if they do.
+func (p *Policy) failing(r Runs) string {
+	if r.Ran >= float64(p.MinRuns) && r.Failed > p.MaxFailureRate*r.Ran {
+		return fmt.Sprintf("%.0f of its %.0f runs failed, over %.3g%% (see the gateways' logs and infergate_inference_request_failure_total)", r.Failed, r.Ran, 100*p.MaxFailureRate)
+	}
+	return ""
+}
+
+// JudgeShadow judges a candidate running as a shadow since since: on the
+// labeled requests the shadow scored (exs with ShadowVersion candidate),
+// its log loss against the live version's on the same requests.
+func (p *Policy) JudgeShadow(exs []Example, candidate int64, since, now time.Time, runs Runs) Judgement {
+	var live, cand []float64
+	for i := range exs {
+		ex := &exs[i]
+		if ex.ShadowVersion != candidate || !ex.HasLabel || ex.Time.Before(since) {
+			continue
+		}
+		live = append(live, bce(float64(ex.Live), float64(ex.Label)))
+		cand = append(cand, bce(float64(ex.Shadow), float64(ex.Label)))
+	}
+	j := Judgement{Loss: Paired(live, cand, p.Level)}
+	if why := p.failing(runs); why != "" {
+		j.Verdict, j.Reason = Fail, "the shadow fails: "+why
+		return j
+	}
+	return p.verdict(j, len(live), p.MinShadowPairs, "labeled requests shadowed", "production's on the same requests", since, now, p.MaxShadow)
+}
+
+// JudgeCanary judges a candidate answering the arm named candidate of an
+// experiment against the arm control (version controlVersion) since
+// since: the log loss of each arm on its own labeled requests, and the
+// rewards, which must not be worse.
+func (p *Policy) JudgeCanary(exs []Example, control string, controlVersion int64, candidate string, candidateVersion int64, since, now time.Time, runs Runs) Judgement {
+	var live, cand, liveR, candR []float64
+	for i := range exs {
+		ex := &exs[i]
+		if ex.Time.Before(since) {
+			continue
+		}
+		// A request whose arm's version was not ready on its node fell
+		// back to production: it is evidence of neither arm.
+		var loss, reward *[]float64
+		switch {
+		case ex.Arm == control && ex.Version == controlVersion:
+			loss, reward = &live, &liveR
+		case ex.Arm == candidate && ex.Version == candidateVersion:
+			loss, reward = &cand, &candR
+		default:
+			continue
+		}
+		if ex.HasLabel {
+			*loss = append(*loss, bce(float64(ex.Live), float64(ex.Label)))
+		}
+		if ex.HasReward {
+			*reward = append(*reward, ex.Reward)
+		}
+	}
+	j := Judgement{Loss: Welch(live, cand, p.Level), Reward: Welch(liveR, candR, p.Level)}
+	if why := p.failing(runs); why != "" {
+		j.Verdict, j.Reason = Fail, "the canary fails: "+why
+		return j
+	}
+	if r := j.Reward; min(r.N1, r.N2) >= p.MinCanaryExamples && r.High < 0 {
+		j.Verdict = Fail
+		j.Reason = fmt.Sprintf("the canary's mean reward %.4g is below control's %.4g (difference in [%.3g, %.3g] at %g%%, p=%.2g)",
+			r.Mean2, r.Mean1, r.Low, r.High, 100*p.Level, r.P)
+		return j
+	}
+	return p.verdict(j, min(len(live), len(cand)), p.MinCanaryExamples, "labeled requests in each arm", "the control arm's", since, now, p.MaxCanary)
+}
+
+// verdict decides on the log loss evidence in j: n samples of the min
+// needed, what they are, whose loss the candidate's is compared with, a
+// stage that started at since and may run max.
+func (p *Policy) verdict(j Judgement, n, min int, what, against string, since, now time.Time, max time.Duration) Judgement {
+	t := j.Loss
+	ci := fmt.Sprintf("log loss %.4f against %s %.4f; the difference is in [%.4f, %.4f] at %g%% (p=%.2g, %d and %d requests)",
+		t.Mean2, against, t.Mean1, t.Low, t.High, 100*p.Level, t.P, t.N1, t.N2)
+	late := now.Sub(since) >= max
+	switch {
+	case n >= min && t.High < 0:
+		j.Verdict, j.Reason = Pass, "better: "+ci
+	case n >= min && t.Low > 0:
+		j.Verdict, j.Reason = Fail, "worse: "+ci
+	case late && n < min:
+		j.Verdict, j.Reason = Fail, fmt.Sprintf("no verdict after %s: %d %s, fewer than the %d needed", max, n, what, min)
+	case late:
+		j.Verdict, j.Reason = Fail, fmt.Sprintf("no better after %s: %s", max, ci)
+	case n < min:
+		j.Verdict, j.Reason = Wait, fmt.Sprintf("%d of the %d %s needed", n, min, what)
+	default:
+		j.Verdict, j.Reason = Wait, "no verdict yet: "+ci
+	}
+	return j
+}
