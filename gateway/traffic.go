@@ -253,6 +253,9 @@ func (s *Server) feedback(ctx *fasthttp.RequestCtx, name, version []byte) error 
 		return unavailable(1, "the traffic log's writer is behind; retry the feedback in a moment")
 	case errors.Is(err, trafficlog.ErrClosed):
 		return unavailable(1, "the server is shutting down; send the feedback to another node")
+	case errors.Is(err, trafficlog.ErrSyncTimeout):
+		return &httpError{code: fasthttp.StatusServiceUnavailable, retryAfter: 5, err: err,
+			msg: "the traffic log's disk did not confirm these outcomes in time; they may still be logged, and sending them again is safe (the trainer keeps an id's latest label and reward)"}
 	case err != nil:
 		return &httpError{code: fasthttp.StatusServiceUnavailable, retryAfter: 5, msg: "the traffic log cannot write to its disk; retry later (the server log says why)", err: err}
 	}

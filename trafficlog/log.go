@@ -10,6 +10,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,6 +41,9 @@ type Config struct {
 	// SyncInterval is how often records added by Append are fsynced (and
 	// so become readable). AppendSync does not wait for it.
 	SyncInterval time.Duration
+	// SyncTimeout bounds AppendSync's wait for the disk: a disk that hangs
+	// makes it fail with ErrSyncTimeout rather than hold its caller.
+	SyncTimeout time.Duration
 	// Metrics receives the log's series; nil makes a set of its own.
 	Metrics *metrics.Set
 	// Logf logs what an operator should know (a torn record cut off, a
@@ -48,7 +52,7 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: 64 MiB segments, a 1 GiB budget,
-// 4 MiB records, a 64 MiB queue, a sync a second.
+// 4 MiB records, a 64 MiB queue, a sync a second, 10 s for AppendSync.
 func DefaultConfig() Config {
 	return Config{
 		SegmentBytes:   64 << 20,
@@ -56,6 +60,7 @@ func DefaultConfig() Config {
 		MaxRecordBytes: 4 << 20,
 		QueueBytes:     64 << 20,
 		SyncInterval:   time.Second,
+		SyncTimeout:    10 * time.Second,
 	}
 }
 
@@ -75,6 +80,9 @@ func (c *Config) fill() {
 	}
 	if c.SyncInterval <= 0 {
 		c.SyncInterval = d.SyncInterval
+	}
+	if c.SyncTimeout <= 0 {
+		c.SyncTimeout = d.SyncTimeout
 	}
 	if c.Metrics == nil {
 		c.Metrics = metrics.NewSet()
@@ -129,7 +137,11 @@ type Log struct {
 	stop   chan struct{}
 	done   chan struct{}
 	closed atomic.Bool
-	once   sync.Once
+	// pushing counts the appends between their check of closed and their
+	// push: Close waits for them, so that the writer sees every record an
+	// append queued.
+	pushing atomic.Int64
+	once    sync.Once
 
 	// mu protects segs and synced, which readers snapshot.
 	mu   sync.Mutex
@@ -336,10 +348,11 @@ func readRecord(r *bufio.Reader, buf []byte, left int64) ([]byte, error) {
 // or ErrClosed, each counted, when e is dropped. e is encoded before
 // Append returns: the caller keeps its tensors.
 func (l *Log) Append(e *Event) error {
-	if l.closed.Load() {
+	if !l.enter() {
 		l.dropClosed.Inc()
 		return ErrClosed
 	}
+	defer l.pushing.Add(-1)
 	if err := decodable(e); err != nil {
 		l.dropLarge.Inc()
 		return err
@@ -369,13 +382,10 @@ func decodable(e *Event) error {
 
 // AppendSync appends es, in order and all or none, and waits until they
 // are fsynced. It fails as Append does without waiting (ErrTooLarge when
-// they encode to more than Config.MaxRecordBytes together), or with the
-// write's error.
+// they encode to more than Config.MaxRecordBytes together), with the
+// write's error, or with ErrSyncTimeout when the disk did not confirm
+// them within Config.SyncTimeout (they may still be written).
 func (l *Log) AppendSync(es ...*Event) error {
-	if l.closed.Load() {
-		l.dropClosed.Add(len(es))
-		return ErrClosed
-	}
 	var recs []byte
 	for _, e := range es {
 		if err := decodable(e); err != nil {
@@ -388,13 +398,22 @@ func (l *Log) AppendSync(es ...*Event) error {
 			return fmt.Errorf("%w: %d events take more than %d bytes together", ErrTooLarge, len(es), l.cfg.MaxRecordBytes)
 		}
 	}
+	if !l.enter() {
+		l.dropClosed.Add(len(es))
+		return ErrClosed
+	}
 	p, err := l.push(recs, true)
+	l.pushing.Add(-1)
 	if err != nil {
 		return err
 	}
+	timeout := time.NewTimer(l.cfg.SyncTimeout)
+	defer timeout.Stop()
 	select {
 	case err := <-p.done:
 		return err
+	case <-timeout.C:
+		return fmt.Errorf("%w: waited %s", ErrSyncTimeout, l.cfg.SyncTimeout)
 	case <-l.done:
 		// Closed: the writer answered p before it stopped, or never saw it.
 		select {
@@ -441,11 +460,27 @@ func records(recs []byte) int {
 	return n
 }
 
+// enter starts an append: false once the log is closed. An append that
+// entered ends with l.pushing.Add(-1) once it pushed (or gave up).
+func (l *Log) enter() bool {
+	l.pushing.Add(1)
+	if l.closed.Load() {
+		l.pushing.Add(-1)
+		return false
+	}
+	return true
+}
+
 // Close stops the writer once it has written and fsynced what is queued,
 // and closes the files. It is idempotent.
 func (l *Log) Close() error {
 	l.once.Do(func() {
 		l.closed.Store(true)
+		// Appends that passed the check push without blocking: wait for
+		// them, so that what they queued is written below.
+		for l.pushing.Load() > 0 {
+			runtime.Gosched()
+		}
 		close(l.stop)
 	})
 	<-l.done
@@ -469,8 +504,9 @@ func (l *Log) run() {
 				l.sync()
 			}
 		case <-l.stop:
-			// Appends after closed was set are refused, but one may have
-			// passed the check before: write what is queued.
+			// Appends after closed was set are refused, and Close waited
+			// for those that passed the check before: write what is
+			// queued.
 			for {
 				select {
 				case p := <-l.queue:
@@ -666,6 +702,13 @@ func (l *Log) rotate() error {
 	for _, s := range drop {
 		if err := os.Remove(filepath.Join(l.cfg.Dir, segName(s.base))); err != nil {
 			l.cfg.Logf("traffic log: cannot delete the old segment %s: %v", segName(s.base), err)
+		}
+	}
+	if len(drop) > 0 {
+		// Else a crash could bring a deleted segment back, and with it
+		// positions readers were told are gone.
+		if err := durable.SyncDir(l.cfg.Dir); err != nil {
+			l.cfg.Logf("traffic log: cannot sync the directory after deleting old segments: %v", err)
 		}
 	}
 	return nil
