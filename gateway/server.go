@@ -61,6 +61,10 @@ type Config struct {
 	// response then carries an id. The caller owns it: close it after
 	// Shutdown.
 	TrafficLog *trafficlog.Log
+	// TrafficSink, when set instead of TrafficLog, takes the events in its
+	// place (a Kafka topic, which readers read there: GET /v1/traffic
+	// answers 404). The caller owns it.
+	TrafficSink trafficlog.Sink
 	// TrafficPercent is the share of predictions logged, 0 to 100.
 	TrafficPercent float64
 	// Logf logs; nil means log.Printf.
@@ -100,8 +104,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("cache bytes %d: use 0 (off) or at least 65536", c.CacheBytes)
 	case !(c.TrafficPercent >= 0 && c.TrafficPercent <= 100):
 		return fmt.Errorf("traffic percent %v is out of range; use 0 to 100", c.TrafficPercent)
-	case c.TrafficPercent > 0 && c.TrafficLog == nil:
+	case c.TrafficPercent > 0 && c.TrafficLog == nil && c.TrafficSink == nil:
 		return errors.New("traffic percent is set without a traffic log to write to")
+	case c.TrafficLog != nil && c.TrafficSink != nil:
+		return errors.New("set the traffic log or another sink, not both")
 	}
 	return nil
 }
@@ -125,6 +131,9 @@ type Server struct {
 	cache   *cache.Cache // nil when disabled
 	shadows *shadower
 	recent  *recentArms // with a traffic log: which arm answered, for feedback
+	// traffic is where events go: cfg.TrafficLog or cfg.TrafficSink (nil:
+	// no log).
+	traffic trafficlog.Sink
 
 	// plane serves the admin API once AttachCluster sets it.
 	plane atomic.Pointer[controlPlane]
@@ -150,13 +159,19 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 	if s.logf == nil {
 		s.logf = log.Printf
 	}
-	if cfg.TrafficLog != nil {
+	switch {
+	case cfg.TrafficSink != nil:
+		s.traffic = cfg.TrafficSink
+	case cfg.TrafficLog != nil:
+		s.traffic = cfg.TrafficLog
+	}
+	if s.traffic != nil {
 		s.recent = newRecentArms()
 	}
 	s.shadows = newShadower(repo, cfg.RequestTimeout, func(v *registry.Version, err error) registry.FailureReason {
 		return toHTTPError(s.batchError(v, v.Batcher.Config().PriorityLevels, cfg.RequestTimeout, err)).reason
 	}, s.logf)
-	s.shadows.traffic = cfg.TrafficLog
+	s.shadows.traffic = s.traffic
 	if cfg.CacheBytes > 0 {
 		var err error
 		if s.cache, err = cache.New(cfg.CacheBytes); err != nil {

@@ -48,7 +48,7 @@ type shadower struct {
 	logf func(format string, args ...any)
 	// traffic, when set (before the first submit), logs what the shadow
 	// answered to the copies of the predictions it logged.
-	traffic *trafficlog.Log
+	traffic trafficlog.Sink
 
 	// logMu protects logged, when each shadow's failure was last logged,
 	// and unlogged, how many failed since without a line.

@@ -34,7 +34,7 @@ const MaxRequestIDLen = 256
 func (s *Server) ensureID(sc *scratch) (bool, error) {
 	req := &sc.req
 	sc.sampled = false
-	if s.cfg.TrafficLog == nil {
+	if s.traffic == nil {
 		return false, nil
 	}
 	sc.sampled = s.cfg.TrafficPercent > 0 && rand.Float64()*100 < s.cfg.TrafficPercent
@@ -111,7 +111,7 @@ func (r *recentArms) arm(id, model string) (string, *registry.Experiment) {
 // a prediction the log cannot take is dropped and counted there. It
 // remembers every prediction an arm answered, for feedback.
 func (s *Server) logPrediction(ctx *fasthttp.RequestCtx, sc *scratch, v *registry.Version, arm string, outs []oip.Tensor) {
-	l := s.cfg.TrafficLog
+	l := s.traffic
 	if l == nil {
 		return
 	}
@@ -179,7 +179,7 @@ func (f *feedbackEntry) validate() error {
 // outcome as a JSON object, or several as an array, logged for the
 // trainer to join with the predictions. It answers once they are on disk.
 func (s *Server) feedback(ctx *fasthttp.RequestCtx, name, version []byte) error {
-	l := s.cfg.TrafficLog
+	l := s.traffic
 	if l == nil {
 		return notFound("this server keeps no traffic log, so it takes no feedback; start it with --traffic-percent above 0")
 	}
@@ -292,7 +292,7 @@ const (
 func (s *Server) readTraffic(ctx *fasthttp.RequestCtx) error {
 	l := s.cfg.TrafficLog
 	if l == nil {
-		return notFound("this server keeps no traffic log; start it with --traffic-percent above 0")
+		return s.noTrafficLog()
 	}
 	args := ctx.QueryArgs()
 	st := l.Stats()
@@ -327,7 +327,7 @@ func (s *Server) readTraffic(ctx *fasthttp.RequestCtx) error {
 		if _, decodeErr = trafficlog.Decode(rec, &e); decodeErr != nil {
 			return false
 		}
-		out = appendEventJSON(out, pos, &e)
+		out = trafficlog.AppendJSON(out, pos, &e)
 		return true
 	})
 	var pe *trafficlog.PositionError
@@ -360,62 +360,20 @@ func (s *Server) readTraffic(ctx *fasthttp.RequestCtx) error {
 	return nil
 }
 
-// appendEventJSON appends e, read at position pos, as one JSON line.
-func appendEventJSON(dst []byte, pos int64, e *trafficlog.Event) []byte {
-	dst = append(dst, `{"position":`...)
-	dst = strconv.AppendInt(dst, pos, 10)
-	dst = append(dst, `,"kind":"`...)
-	dst = append(dst, e.Kind.String()...)
-	dst = append(dst, `","time":"`...)
-	dst = e.Time.UTC().AppendFormat(dst, time.RFC3339Nano)
-	dst = append(dst, `","id":`...)
-	dst = oip.AppendJSONString(dst, e.ID)
-	dst = append(dst, `,"model":`...)
-	dst = oip.AppendJSONString(dst, e.Model)
-	if e.Version != 0 {
-		dst = append(dst, `,"version":`...)
-		dst = strconv.AppendInt(dst, e.Version, 10)
+// noTrafficLog is the answer of the read endpoints without an embedded
+// log.
+func (s *Server) noTrafficLog() error {
+	if s.traffic != nil {
+		return notFound("this server logs its traffic to Kafka, not to its disk; read the topic (infergate traffic read --kafka-brokers ... --kafka-topic ...)")
 	}
-	if e.Arm != "" {
-		dst = append(dst, `,"arm":`...)
-		dst = oip.AppendJSONString(dst, e.Arm)
-	}
-	if e.Unit != "" {
-		dst = append(dst, `,"unit":`...)
-		dst = oip.AppendJSONString(dst, e.Unit)
-	}
-	for _, side := range []struct {
-		key string
-		ts  []oip.Tensor
-	}{{`,"inputs":[`, e.Inputs}, {`,"outputs":[`, e.Outputs}} {
-		if e.Kind == trafficlog.Feedback {
-			break
-		}
-		dst = append(dst, side.key...)
-		for i := range side.ts {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = oip.AppendTensorJSON(dst, &side.ts[i])
-		}
-		dst = append(dst, ']')
-	}
-	if e.HasLabel {
-		dst = append(dst, `,"label":`...)
-		dst = strconv.AppendFloat(dst, e.Label, 'g', -1, 64)
-	}
-	if e.HasReward {
-		dst = append(dst, `,"reward":`...)
-		dst = strconv.AppendFloat(dst, e.Reward, 'g', -1, 64)
-	}
-	return append(dst, "}\n"...)
+	return notFound("this server keeps no traffic log; start it with --traffic-percent above 0")
 }
 
 // trafficStats serves GET /v1/traffic/stats.
 func (s *Server) trafficStats(ctx *fasthttp.RequestCtx) error {
 	l := s.cfg.TrafficLog
 	if l == nil {
-		return notFound("this server keeps no traffic log; start it with --traffic-percent above 0")
+		return s.noTrafficLog()
 	}
 	st := l.Stats()
 	return writeJSON(ctx, map[string]any{

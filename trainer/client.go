@@ -70,3 +70,52 @@ func ReadTraffic(ctx context.Context, hc *http.Client, base, token string, from 
 		}
 	}
 }
+
+// Source is where traffic is read from: each Read calls fn with the
+// events that came since the last (fn's event is valid only during the
+// call).
+type Source interface {
+	Read(ctx context.Context, fn func(*trafficlog.Event)) error
+}
+
+// NodeLogs reads the traffic logs of a Gateway's nodes over HTTP, each
+// from where the last read of it ended. One goroutine uses it.
+type NodeLogs struct {
+	g    *Gateway
+	logf func(string, ...any)
+	// pos is where each node's log is read on from (-1: its oldest).
+	pos []int64
+}
+
+// Logs returns a Source over g's nodes' logs, from their oldest records;
+// logf says when retention deleted records before they were read.
+func (g *Gateway) Logs(logf func(string, ...any)) *NodeLogs {
+	pos := make([]int64, len(g.Nodes))
+	for i := range pos {
+		pos[i] = -1
+	}
+	return &NodeLogs{g: g, logf: logf, pos: pos}
+}
+
+// Read reads what every node's log gained since the last Read.
+func (n *NodeLogs) Read(ctx context.Context, fn func(*trafficlog.Event)) error {
+	hc := n.g.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	for i, node := range n.g.Nodes {
+		next, err := ReadTraffic(ctx, hc, node, n.g.Token, n.pos[i], fn)
+		if isStatus(err, http.StatusGone) {
+			// Retention deleted what was next: go on from the oldest.
+			n.logf("trainer: %v; reading on from the oldest record", err)
+			next, err = ReadTraffic(ctx, hc, node, n.g.Token, -1, fn)
+		}
+		if next >= 0 {
+			n.pos[i] = next
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

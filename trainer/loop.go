@@ -71,6 +71,9 @@ type LoopConfig struct {
 	// Model is the model the loop looks after; Gateway its nodes.
 	Model   string
 	Gateway *Gateway
+	// Source is where the traffic is read: nil reads every node's own
+	// log over HTTP (Gateway.Logs); a Kafka topic's reader otherwise.
+	Source Source
 	// StateFile keeps State across restarts (written atomically).
 	StateFile string
 	// Interval is how often the loop reads the traffic logs and acts.
@@ -165,8 +168,7 @@ type Loop struct {
 	input, output string
 	width         int
 	joiner        *Joiner
-	// pos is where each node's log is read on from (-1: its oldest).
-	pos []int64
+	source        Source
 
 	// ref is the drift reference and what it was made of.
 	ref        *Reference
@@ -208,9 +210,9 @@ func NewLoop(ctx context.Context, cfg LoopConfig) (*Loop, error) {
 	}
 	l.cfg.Train.InputName, l.cfg.Train.OutputName = l.input, l.output
 	l.joiner = NewJoiner(cfg.Model, l.input, l.width, cfg.Window)
-	l.pos = make([]int64, len(cfg.Gateway.Nodes))
-	for i := range l.pos {
-		l.pos[i] = -1
+	l.source = cfg.Source
+	if l.source == nil {
+		l.source = cfg.Gateway.Logs(cfg.Logf)
 	}
 	return l, nil
 }
@@ -240,7 +242,7 @@ func (l *Loop) Run(ctx context.Context) error {
 
 // Step reads what the logs gained and takes the stage's next step.
 func (l *Loop) Step(ctx context.Context) error {
-	if err := l.read(ctx); err != nil {
+	if err := l.source.Read(ctx, l.joiner.Add); err != nil {
 		return err
 	}
 	m, err := l.cfg.Gateway.Model(ctx, l.cfg.Model)
@@ -256,30 +258,6 @@ func (l *Loop) Step(ctx context.Context) error {
 		return l.canary(ctx, m)
 	}
 	return l.watch(ctx, m)
-}
-
-// read reads every node's log on from where the last read ended.
-func (l *Loop) read(ctx context.Context) error {
-	g := l.cfg.Gateway
-	hc := g.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	for i, n := range g.Nodes {
-		next, err := ReadTraffic(ctx, hc, n, g.Token, l.pos[i], l.joiner.Add)
-		if isStatus(err, http.StatusGone) {
-			// Retention deleted what was next: go on from the oldest.
-			l.cfg.Logf("trainer: %v; reading on from the oldest record", err)
-			next, err = ReadTraffic(ctx, hc, n, g.Token, -1, l.joiner.Add)
-		}
-		if next >= 0 {
-			l.pos[i] = next
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // decide records a decision, logs it and saves the state.

@@ -30,6 +30,7 @@ import (
 	"github.com/infergate/infergate/registry"
 	"github.com/infergate/infergate/registry/blobs"
 	"github.com/infergate/infergate/trafficlog"
+	"github.com/infergate/infergate/trafficlog/kafka"
 )
 
 // serveConfig is everything `infergate serve` is told by its flags.
@@ -51,6 +52,8 @@ type serveConfig struct {
 	defaults        registry.ModelConfig
 	gateway         gateway.Config
 	traffic         trafficlog.Config
+	kafka           kafka.Config
+	kafkaBrokers    string
 
 	nodeID        string
 	raftAddr      string
@@ -97,6 +100,9 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.StringVar(&c.traffic.Dir, "traffic-dir", "", "directory of the traffic log (default: <--data>/traffic)")
 	fs.Int64Var(&c.traffic.MaxBytes, "traffic-max-bytes", c.traffic.MaxBytes, "the traffic log's byte budget on disk: its oldest segments are deleted beyond it")
 	fs.Int64Var(&c.traffic.SegmentBytes, "traffic-segment-bytes", c.traffic.SegmentBytes, "size of one traffic log segment file, the unit of deletion (64 KiB or more); a sampled request or a feedback call larger than min(4 MiB, this) is not logged")
+	c.kafka = kafka.DefaultConfig()
+	fs.StringVar(&c.kafkaBrokers, "traffic-kafka-brokers", "", "keep the traffic log in a Kafka topic instead of --traffic-dir: seed brokers, host:port, comma-separated (plain TCP); every node may write the same topic")
+	fs.StringVar(&c.kafka.Topic, "traffic-kafka-topic", "infergate-traffic", "the Kafka topic of the traffic log, which must exist")
 
 	c.cluster = cluster.DefaultConfig()
 	fs.StringVar(&c.nodeID, "node-id", "", "this node's name in the cluster (default: the one stored in --data, else a new random one)")
@@ -169,7 +175,18 @@ func (c *serveConfig) validate() error {
 	if err := c.clusterAddrs().ValidateAddrs(); err != nil {
 		return err
 	}
-	if c.gateway.TrafficPercent > 0 {
+	if c.kafkaBrokers != "" {
+		if c.gateway.TrafficPercent <= 0 {
+			return errors.New("--traffic-kafka-brokers needs --traffic-percent above 0")
+		}
+		if c.traffic.Dir != "" {
+			return errors.New("--traffic-kafka-brokers and --traffic-dir: the log goes to one of them; drop one")
+		}
+		c.kafka.Brokers = splitAddrs(c.kafkaBrokers)
+		if err := c.kafka.Validate(); err != nil {
+			return fmt.Errorf("--traffic-kafka-*: %w", err)
+		}
+	} else if c.gateway.TrafficPercent > 0 {
 		if c.traffic.Dir == "" {
 			c.traffic.Dir = filepath.Join(c.dataDir, "traffic")
 		}
@@ -315,7 +332,27 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	c.gateway.Version = version
 	c.gateway.RuntimeVersion = engine.RuntimeVersion()
 	c.gateway.Logf = logger.Printf
-	if c.gateway.TrafficPercent > 0 {
+	if c.kafkaBrokers != "" {
+		c.kafka.Metrics = set
+		c.kafka.Logf = logger.Printf
+		kw, err := kafka.Open(context.Background(), c.kafka)
+		if err != nil {
+			repo.Close()
+			return err
+		}
+		// Closed last, after the HTTP server: no handler writes it then.
+		defer func() {
+			t := time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := kw.Close(ctx); err != nil {
+				logger.Printf("%v", err)
+			}
+			cancel()
+			logger.Printf("traffic log (Kafka) closed in %s", time.Since(t).Round(time.Millisecond))
+		}()
+		logger.Printf("traffic log in Kafka topic %q at %s: %.3g%% of the predictions and all feedback", c.kafka.Topic, strings.Join(c.kafka.Brokers, ","), c.gateway.TrafficPercent)
+		c.gateway.TrafficSink = kw
+	} else if c.gateway.TrafficPercent > 0 {
 		c.traffic.Metrics = set
 		c.traffic.Logf = logger.Printf
 		tl, err := trafficlog.Open(c.traffic)

@@ -1,12 +1,19 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
 	"time"
+
+	"github.com/infergate/infergate/trafficlog"
+	"github.com/infergate/infergate/trafficlog/kafka"
 )
 
 // This file holds `infergate traffic`: reading a node's traffic log
@@ -56,13 +63,20 @@ its position, from --from (default: the oldest record) to the end, or, with
 deleted to keep within its budget is reported, and with --follow reading goes
 on from the oldest record.
 
+With --kafka-brokers it reads the Kafka topic the nodes log to (serve
+--traffic-kafka-brokers) instead, from its oldest records; its lines carry no
+position.
+
   infergate traffic read --from 0 | jq -c 'select(.kind == "feedback")'
-  infergate traffic read --follow`)
+  infergate traffic read --follow
+  infergate traffic read --kafka-brokers 10.0.0.9:9092 --kafka-topic infergate-traffic`)
 	cfg := adminFlags(fs, false)
 	from := fs.Int64("from", -1, "position to start at, as a line's \"position\" or the last read's end (default: the oldest record)")
 	follow := fs.Bool("follow", false, "keep reading new records as they come, until interrupted")
 	poll := fs.Duration("poll", time.Second, "with --follow, how often to ask for new records")
 	maxBytes := fs.Int("max-bytes", 4<<20, "most bytes of records one request reads")
+	kafkaBrokers := fs.String("kafka-brokers", "", "read a Kafka topic instead of a node's log: seed brokers, host:port, comma-separated")
+	kafkaTopic := fs.String("kafka-topic", "infergate-traffic", "with --kafka-brokers, the topic")
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -70,6 +84,9 @@ on from the oldest record.
 		fmt.Fprintln(fs.Output(), "--poll must be positive and --max-bytes at least 1")
 		fs.Usage()
 		return errUsage
+	}
+	if *kafkaBrokers != "" {
+		return readKafka(out, splitAddrs(*kafkaBrokers), *kafkaTopic, *follow, *poll)
 	}
 	cl, err := cfg.client()
 	if err != nil {
@@ -106,5 +123,45 @@ on from the oldest record.
 			return nil
 		}
 		time.Sleep(*poll)
+	}
+}
+
+// readKafka prints a Kafka topic's events as JSON lines, once or on.
+func readKafka(out adminOutput, brokers []string, topic string, follow bool, poll time.Duration) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	r, err := kafka.NewReader(ctx, brokers, topic)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	var line []byte
+	skipped := 0
+	for {
+		var werr error
+		err := r.Read(ctx, func(e *trafficlog.Event) {
+			if werr == nil {
+				line = trafficlog.AppendJSON(line[:0], -1, e)
+				_, werr = out.stdout.Write(line)
+			}
+		})
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err := errors.Join(err, werr); err != nil {
+			return err
+		}
+		if n := r.Skipped(); n > skipped {
+			fmt.Fprintf(out.stderr, "infergate traffic read: skipped %d Kafka records that are not infergate's events\n", n-skipped)
+			skipped = n
+		}
+		if !follow {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(poll):
+		}
 	}
 }

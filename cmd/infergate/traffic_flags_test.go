@@ -3,7 +3,12 @@ package main
 import (
 	"flag"
 	"io"
+	"os/exec"
+	"strings"
 	"testing"
+
+	"github.com/infergate/infergate/internal/testenv"
+	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // TestTrafficSegmentBytesBelowRecordLimit: --traffic-segment-bytes from
@@ -20,5 +25,39 @@ func TestTrafficSegmentBytesBelowRecordLimit(t *testing.T) {
 	}
 	if err := c.validate(); err != nil {
 		t.Fatalf("--traffic-segment-bytes 1 MiB (above the documented 64 KiB minimum) with a 16 MiB budget: %v", err)
+	}
+}
+
+// TestTrafficKafkaFlags: the Kafka log needs a sampling percent, excludes
+// --traffic-dir, and wants host:port brokers; a topic the brokers lack
+// stops serve before it serves, naming the topic.
+func TestTrafficKafkaFlags(t *testing.T) {
+	f := func(want string, args ...string) {
+		t.Helper()
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		c := serveFlags(fs)
+		if err := fs.Parse(append([]string{"--data", t.TempDir()}, args...)); err != nil {
+			t.Fatal(err)
+		}
+		err := c.validate()
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Fatalf("serve %q: %v; want %q", args, err, want)
+		}
+	}
+	f("needs --traffic-percent above 0", "--traffic-kafka-brokers", "127.0.0.1:9092")
+	f("drop one", "--traffic-percent", "5", "--traffic-kafka-brokers", "127.0.0.1:9092", "--traffic-dir", "/tmp/x")
+	f(`broker "kafka": want host:port`, "--traffic-percent", "5", "--traffic-kafka-brokers", "kafka")
+	f("", "--traffic-percent", "5", "--traffic-kafka-brokers", "127.0.0.1:9092,127.0.0.2:9092")
+
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "traffic"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	out, err := exec.Command(binPath, "serve", "--http", "127.0.0.1:0", "--data", t.TempDir(), "--models", t.TempDir(), "--ort-lib", testenv.ORTLib(t),
+		"--traffic-percent", "5", "--traffic-kafka-brokers", c.ListenAddrs()[0], "--traffic-kafka-topic", "trafic").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `topic "trafic" does not exist`) {
+		t.Fatalf("serve with a topic the brokers lack: %v\n%s", err, out)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/infergate/infergate/engine"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/trafficlog"
+	"github.com/infergate/infergate/trafficlog/kafka"
 	"github.com/infergate/infergate/trainer"
 	"github.com/infergate/infergate/trainer/onnx"
 )
@@ -50,6 +51,8 @@ log loss than the live versions is uploaded as a staged version, for
 	holdoutEvery := fs.Int("holdout-every", 5, "put one example in this many in the holdout")
 	minExamples := fs.Int("min-examples", 100, "refuse to train on fewer labeled examples")
 	outFile := fs.String("out", "", "also write the candidate's ONNX model to this file")
+	kafkaBrokers := fs.String("kafka-brokers", "", "read the traffic from a Kafka topic (serve --traffic-kafka-brokers) instead of the nodes' logs: seed brokers, host:port, comma-separated")
+	kafkaTopic := fs.String("kafka-topic", "infergate-traffic", "the Kafka topic of the traffic log")
 	upload := fs.Bool("upload", false, "upload the candidate as a staged version when its holdout log loss beats the live versions'")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up reading the logs and uploading after this long")
 	ortLib := fs.String("ort-lib", "", "path of libonnxruntime.so, which checks the exported model (default: $INFERGATE_ORT_LIB, else lib/libonnxruntime.so.1 from \"make setup\")")
@@ -90,13 +93,24 @@ log loss than the live versions is uploaded as a staged version, for
 	}
 	j := trainer.NewJoiner(model, input, width, 0)
 	events := 0
-	for _, n := range nodes {
-		if _, err := trainer.ReadTraffic(ctx, hc, n, *token, -1, func(e *trafficlog.Event) { events++; j.Add(e) }); err != nil {
+	add := func(e *trafficlog.Event) { events++; j.Add(e) }
+	from := fmt.Sprintf("%d node(s)", len(nodes))
+	if *kafkaBrokers != "" {
+		r, err := kafka.NewReader(ctx, splitAddrs(*kafkaBrokers), *kafkaTopic)
+		if err != nil {
 			return err
 		}
+		err = r.Read(ctx, add)
+		r.Close()
+		if err != nil {
+			return err
+		}
+		from = fmt.Sprintf("Kafka topic %q", *kafkaTopic)
+	} else if err := gw.Logs(func(string, ...any) {}).Read(ctx, add); err != nil {
+		return err
 	}
 	exs, st := j.Examples()
-	fmt.Printf("read %d events from %d node(s): %d predictions and %d feedback of %s\n", events, len(nodes), st.Predictions, st.Feedback, model)
+	fmt.Printf("read %d events from %s: %d predictions and %d feedback of %s\n", events, from, st.Predictions, st.Feedback, model)
 	fmt.Printf("joined %d labeled examples; left out: %d predictions without a label, %d of several rows, %d of another input, %d with a label outside 0 to 1; %d labels without a logged prediction\n",
 		st.Joined, st.Unlabeled, st.MultiRow, st.WrongInput, st.BadLabel, st.Orphans)
 	if len(exs) < *minExamples {

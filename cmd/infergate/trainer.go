@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/infergate/infergate/trafficlog/kafka"
 	"github.com/infergate/infergate/trainer"
 	"github.com/infergate/infergate/trainer/onnx"
 )
@@ -21,7 +22,8 @@ import (
 // model until stopped (SIGINT, SIGTERM).
 func runTrainer(args []string) error {
 	fs := newFlagSet("trainer", "[flags] MODEL", `Look after MODEL until stopped: every --interval, read the traffic logs of
-the gateway nodes (serve --traffic-percent), and
+the gateway nodes (serve --traffic-percent), or their Kafka topic
+(--kafka-brokers), and
 
   - watching: compare production's recent inputs and scores with a
     reference window of its own (the population stability index, PSI); when
@@ -70,6 +72,8 @@ never touches a shadow or experiment it did not start.
 	fs.DurationVar(&cfg.Policy.MaxShadow, "max-shadow", cfg.Policy.MaxShadow, "roll back a candidate the shadow stage has not passed after this long")
 	fs.DurationVar(&cfg.Policy.MaxCanary, "max-canary", cfg.Policy.MaxCanary, "roll back a candidate the canary stage has not passed after this long")
 	fs.Float64Var(&cfg.Policy.MaxFailureRate, "max-failure-rate", cfg.Policy.MaxFailureRate, "roll back a candidate when more than this share of its runs fail")
+	kafkaBrokers := fs.String("kafka-brokers", "", "read the traffic from a Kafka topic (serve --traffic-kafka-brokers) instead of the nodes' logs: seed brokers, host:port, comma-separated")
+	kafkaTopic := fs.String("kafka-topic", "infergate-traffic", "the Kafka topic of the traffic log")
 	once := fs.Bool("once", false, "take one step and exit (for a scheduler that runs the trainer now and then)")
 	timeout := fs.Duration("timeout", time.Minute, "give up one call to a node after this long")
 	ortLib := fs.String("ort-lib", "", "path of libonnxruntime.so, which checks each candidate (default: $INFERGATE_ORT_LIB, else lib/libonnxruntime.so.1 from \"make setup\")")
@@ -104,6 +108,14 @@ never touches a shadow or experiment it did not start.
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if *kafkaBrokers != "" {
+		r, err := kafka.NewReader(ctx, splitAddrs(*kafkaBrokers), *kafkaTopic)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		cfg.Source = r
+	}
 	l, err := trainer.NewLoop(ctx, cfg)
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/infergate/infergate/internal/testenv"
 	"github.com/infergate/infergate/trainer"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/valyala/fasthttp"
 )
 
@@ -121,7 +122,43 @@ func (w *world) close(t *testing.T) {
 // same requests, runs it as a canary arm, finds it better on its own
 // requests, and promotes it; the state file records each step.
 func TestTrainerPromotesOnEvidence(t *testing.T) {
-	s := startServer(t, "--models", demoRepo(t), "--load", "ctr", "--register-local-models", "--traffic-percent", "100")
+	t.Run("node-logs", func(t *testing.T) { promoteOnEvidence(t, nil, nil) })
+	// The same with the traffic in a Kafka topic (an in-process broker):
+	// the gateway writes it, the trainer reads it.
+	t.Run("kafka", func(t *testing.T) {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "traffic"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		brokers := strings.Join(c.ListenAddrs(), ",")
+		s := promoteOnEvidence(t, []string{"--traffic-kafka-brokers", brokers, "--traffic-kafka-topic", "traffic"},
+			[]string{"--kafka-brokers", brokers, "--kafka-topic", "traffic"})
+		if code, body, _ := s.get(t, "/v1/traffic"); code != 404 || !strings.Contains(string(body), "logs its traffic to Kafka") {
+			t.Fatalf("GET /v1/traffic of a node logging to Kafka: %d %s; want 404 saying where the log is", code, body)
+		}
+		out, err := exec.Command(binPath, "traffic", "read", "--kafka-brokers", brokers, "--kafka-topic", "traffic").Output()
+		if err != nil {
+			t.Fatalf("traffic read: %v", err)
+		}
+		kinds := map[string]int{}
+		for line := range strings.Lines(string(out)) {
+			var e struct{ Kind string }
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				t.Fatalf("line %q: %v", line, err)
+			}
+			kinds[e.Kind]++
+		}
+		if kinds["prediction"] < 1000 || kinds["feedback"] < 1000 || kinds["shadow"] < 100 {
+			t.Fatalf("traffic read of the topic gave %v; want predictions, feedback and the shadow's lines", kinds)
+		}
+	})
+}
+
+// promoteOnEvidence is TestTrainerPromotesOnEvidence with more arguments
+// for serve and the trainer; it returns the server.
+func promoteOnEvidence(t *testing.T, serveArgs, trainerArgs []string) *server {
+	s := startServer(t, append([]string{"--models", demoRepo(t), "--load", "ctr", "--register-local-models", "--traffic-percent", "100"}, serveArgs...)...)
 	testenv.CheckFor(t, 10*time.Second, func() error {
 		if code, body, _ := s.get(t, "/v1/models/ctr"); code != 200 {
 			return fmt.Errorf("ctr not registered yet: %d %s", code, body)
@@ -132,10 +169,10 @@ func TestTrainerPromotesOnEvidence(t *testing.T) {
 	defer w.close(t)
 
 	state := filepath.Join(t.TempDir(), "trainer.json")
-	cmd := exec.Command(binPath, "trainer", "ctr", "--addr", "http://"+s.addr, "--state", state, "--interval", "100ms",
+	cmd := exec.Command(binPath, append([]string{"trainer", "ctr", "--addr", "http://" + s.addr, "--state", state, "--interval", "100ms",
 		"--drift-rows", "300", "--window", "5000", "--min-examples", "300", "--epochs", "40",
 		"--shadow-percent", "100", "--canary-percent", "50", "--min-shadow-examples", "100", "--min-canary-examples", "100",
-		"--ort-lib", testenv.ORTLib(t))
+		"--ort-lib", testenv.ORTLib(t)}, trainerArgs...)...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -202,6 +239,7 @@ func TestTrainerPromotesOnEvidence(t *testing.T) {
 	for _, d := range st.History {
 		t.Logf("%s %s version %d: %s", d.Time.Format(time.StampMilli), d.Action, d.Version, d.Reason)
 	}
+	return s
 }
 
 // TestTrainerFlags: settings that cannot run are refused before the

@@ -1,4 +1,4 @@
-package gateway
+package trafficlog
 
 import (
 	"encoding/binary"
@@ -7,10 +7,9 @@ import (
 	"time"
 
 	"github.com/infergate/infergate/oip"
-	"github.com/infergate/infergate/trafficlog"
 )
 
-// TestEventJSONEveryDatatype: every line appendEventJSON writes is valid
+// TestEventJSONEveryDatatype: every line AppendJSON writes is valid
 // JSON and carries the id, arm and unit back exactly, for each datatype
 // and for strings with quotes, control characters, U+2028 and
 // backslashes.
@@ -38,8 +37,8 @@ func TestEventJSONEveryDatatype(t *testing.T) {
 		{Name: "i", Datatype: oip.INT64, Shape: []int64{2}, Data: u64(1<<63, 1<<62+1)},
 		{Name: "f", Datatype: oip.FP32, Shape: []int64{1}, Data: []byte{0, 0, 0xc0, 0x7f}}, // NaN
 	}
-	e := &trafficlog.Event{Kind: trafficlog.Prediction, Time: time.Unix(1, 2), ID: weird, Model: "m", Version: 3, Arm: weird, Unit: weird, Inputs: ts, Outputs: ts}
-	line := appendEventJSON(nil, 42, e)
+	e := &Event{Kind: Prediction, Time: time.Unix(1, 2), ID: weird, Model: "m", Version: 3, Arm: weird, Unit: weird, Inputs: ts, Outputs: ts}
+	line := AppendJSON(nil, 42, e)
 	if !json.Valid(line) {
 		t.Fatalf("not JSON: %s", line)
 	}
@@ -56,8 +55,15 @@ func TestEventJSONEveryDatatype(t *testing.T) {
 	if got.ID != weird || got.Arm != weird || got.Unit != weird || len(got.Inputs) != len(ts) || got.Inputs[0].Data[1] != weird {
 		t.Fatalf("round trip: %+v\nline %s", got, line)
 	}
-	fb := appendEventJSON(nil, 0, &trafficlog.Event{Kind: trafficlog.Feedback, ID: weird, Model: "m", HasLabel: true, Label: -0.5, HasReward: true, Reward: 1e-300})
+	fb := AppendJSON(nil, 0, &Event{Kind: Feedback, ID: weird, Model: "m", HasLabel: true, Label: -0.5, HasReward: true, Reward: 1e-300})
 	if !json.Valid(fb) {
 		t.Fatalf("feedback not JSON: %s", fb)
+	}
+	// Without a position (a Kafka topic's events have none), none is
+	// written.
+	sh := AppendJSON(nil, -1, &Event{Kind: Shadow, ID: "a", Model: "m", Version: 3, Outputs: ts[:1]})
+	var m map[string]any
+	if err := json.Unmarshal(sh, &m); err != nil || m["position"] != nil || m["kind"] != "shadow" || m["version"] != 3.0 {
+		t.Fatalf("shadow line %s: %v; want kind shadow, version 3, no position", sh, err)
 	}
 }

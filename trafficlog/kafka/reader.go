@@ -1,0 +1,117 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/infergate/infergate/trafficlog"
+)
+
+// Reader reads the topic from its oldest records on, in steps: each Read
+// returns what the topic held when it was called. One goroutine uses it.
+type Reader struct {
+	topic string
+	cl    *kgo.Client
+	adm   *kadm.Client
+	// next is, per partition, the offset after the last record read.
+	next map[int32]int64
+	// skipped counts the records whose value did not decode.
+	skipped int
+}
+
+// Skipped returns how many Kafka records Read skipped because their value
+// was not the traffic log's framed records (another writer's, or
+// damaged).
+func (r *Reader) Skipped() int { return r.skipped }
+
+// NewReader connects to the brokers and checks that the topic exists.
+func NewReader(ctx context.Context, brokers []string, topic string) (*Reader, error) {
+	if len(brokers) == 0 || topic == "" {
+		return nil, errors.New("name the Kafka brokers and topic")
+	}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(brokers...),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(200*time.Millisecond),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("kafka traffic log: %w", err)
+	}
+	if err := checkTopic(ctx, cl, topic); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	return &Reader{topic: topic, cl: cl, adm: kadm.NewClient(cl), next: map[int32]int64{}}, nil
+}
+
+// Close disconnects.
+func (r *Reader) Close() { r.cl.Close() }
+
+// quietPoll is how long Read waits for more of the records its end
+// offsets promise before it returns with what it has (a partition whose
+// last offsets hold no data records; a broker that does not answer,
+// whose error it then returns).
+const quietPoll = 2 * time.Second
+
+// Read calls fn with every event the topic held when Read was called that
+// an earlier Read did not return (fn's event is valid only during the
+// call). A Kafka record whose value does not decode is skipped (from its
+// first bad event on) and counted (Skipped).
+func (r *Reader) Read(ctx context.Context, fn func(*trafficlog.Event)) error {
+	ends, err := r.adm.ListEndOffsets(ctx, r.topic)
+	if err != nil {
+		return fmt.Errorf("kafka traffic log: cannot list topic %q's end offsets: %w", r.topic, err)
+	}
+	behind := func() bool {
+		for p, o := range ends[r.topic] {
+			if o.Err == nil && r.next[p] < o.Offset {
+				return true
+			}
+		}
+		return false
+	}
+	var e trafficlog.Event
+	var fetchErr error // the last, reported if the records never come
+	quiet := time.Now().Add(quietPoll)
+	for behind() {
+		if time.Now().After(quiet) {
+			// The end offsets promised records that did not come (the
+			// partition's last offsets hold no data records, say).
+			return fetchErr
+		}
+		pctx, cancel := context.WithDeadline(ctx, quiet)
+		fs := r.cl.PollFetches(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if fs.IsClientClosed() {
+			return errors.New("kafka traffic log: the reader is closed")
+		}
+		fs.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				fetchErr = fmt.Errorf("kafka traffic log: topic %q partition %d: %w", t, p, err)
+			}
+		})
+		fs.EachRecord(func(rec *kgo.Record) {
+			quiet = time.Now().Add(quietPoll)
+			r.next[rec.Partition] = rec.Offset + 1
+			for b := rec.Value; len(b) > 0; {
+				k, err := trafficlog.Decode(b, &e)
+				if err != nil {
+					r.skipped++
+					return
+				}
+				fn(&e)
+				b = b[k:]
+			}
+		})
+	}
+	return nil
+}
