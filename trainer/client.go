@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/infergate/infergate/trafficlog"
 )
@@ -41,7 +42,7 @@ func ReadTraffic(ctx context.Context, hc *http.Client, base, token string, from 
 		}
 		resp, err := hc.Do(req)
 		if err != nil {
-			return pos, fmt.Errorf("cannot read the traffic log of %s: %w", base, err)
+			return pos, &NodeError{Node: base, Err: err}
 		}
 		body, err := io.ReadAll(io.LimitReader(resp.Body, 2*maxTrafficAnswer))
 		resp.Body.Close()
@@ -49,7 +50,7 @@ func ReadTraffic(ctx context.Context, hc *http.Client, base, token string, from 
 			return pos, fmt.Errorf("cannot read the traffic log of %s: %w", base, err)
 		}
 		if resp.StatusCode != http.StatusOK {
-			return pos, &HTTPError{Code: resp.StatusCode, Msg: fmt.Sprintf("the traffic log of %s: HTTP %d: %s", base, resp.StatusCode, strings.TrimSpace(string(body)))}
+			return pos, &HTTPError{Code: resp.StatusCode, Msg: fmt.Sprintf("the traffic log of %s: HTTP %d: %s", base, resp.StatusCode, errorText(body))}
 		}
 		next, err1 := strconv.ParseInt(resp.Header.Get("X-Traffic-Next"), 10, 64)
 		end, err2 := strconv.ParseInt(resp.Header.Get("X-Traffic-End"), 10, 64)
@@ -85,6 +86,10 @@ type NodeLogs struct {
 	logf func(string, ...any)
 	// pos is where each node's log is read on from (-1: its oldest).
 	pos []int64
+	// missing names the nodes the last Read could not reach; logged
+	// when each was last said to be unreachable.
+	missing []string
+	logged  map[string]time.Time
 }
 
 // Logs returns a Source over g's nodes' logs, from their oldest records;
@@ -94,15 +99,23 @@ func (g *Gateway) Logs(logf func(string, ...any)) *NodeLogs {
 	for i := range pos {
 		pos[i] = -1
 	}
-	return &NodeLogs{g: g, logf: logf, pos: pos}
+	return &NodeLogs{g: g, logf: logf, pos: pos, logged: map[string]time.Time{}}
 }
 
-// Read reads what every node's log gained since the last Read.
+// Missing names the nodes the last Read could not reach.
+func (n *NodeLogs) Missing() []string { return n.missing }
+
+// Read reads what every node's log gained since the last Read. A node
+// that cannot be reached is left for the next Read (Missing names it,
+// and it is logged once a minute); Read fails when none can be, or when
+// a node refuses (a node without a traffic log, a wrong token).
 func (n *NodeLogs) Read(ctx context.Context, fn func(*trafficlog.Event)) error {
 	hc := n.g.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
 	}
+	n.missing = n.missing[:0]
+	var errs []error
 	for i, node := range n.g.Nodes {
 		next, err := ReadTraffic(ctx, hc, node, n.g.Token, n.pos[i], fn)
 		if isStatus(err, http.StatusGone) {
@@ -113,9 +126,22 @@ func (n *NodeLogs) Read(ctx context.Context, fn func(*trafficlog.Event)) error {
 		if next >= 0 {
 			n.pos[i] = next
 		}
+		var ne *NodeError
+		if errors.As(err, &ne) {
+			n.missing = append(n.missing, node)
+			errs = append(errs, err)
+			if now := time.Now(); now.Sub(n.logged[node]) >= time.Minute {
+				n.logged[node] = now
+				n.logf("trainer: %v; going on with the other nodes (no stage passes until it is back)", err)
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}
+	}
+	if len(n.missing) == len(n.g.Nodes) {
+		return fmt.Errorf("cannot read any node's traffic log: %w", errors.Join(errs...))
 	}
 	return nil
 }

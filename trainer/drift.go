@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -44,7 +45,7 @@ var ErrWindow = errors.New("unusable drift window")
 // by cmp.Compare: NaN is below every number, so it falls in the first
 // bin (and drift to NaN shows as drift to the bottom).
 type Bins struct {
-	Cuts []float64
+	Cuts []float64 `json:"cuts"`
 }
 
 // NewBins returns the bins of ref cut at its quantiles j/n for j = 1 to
@@ -258,4 +259,37 @@ func column32(col []float64, xs []float32) {
 	for i, x := range xs {
 		col[i] = float64(x)
 	}
+}
+
+// referenceJSON is a Reference as its JSON has it.
+type referenceJSON struct {
+	Features   []Bins  `json:"features"`
+	FeatCounts [][]int `json:"feature_counts"`
+	Score      Bins    `json:"score"`
+	ScoreCount []int   `json:"score_counts"`
+	N          int     `json:"n"`
+}
+
+// MarshalJSON makes a Reference JSON, to be kept across restarts. A
+// reference with an infinite cut (made of infinite values) cannot be.
+func (r *Reference) MarshalJSON() ([]byte, error) {
+	return json.Marshal(referenceJSON{r.features, r.featCounts, r.score, r.scoreCount, r.n})
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote, and checks that it holds
+// together.
+func (r *Reference) UnmarshalJSON(b []byte) error {
+	var j referenceJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	ok := len(j.Features) == len(j.FeatCounts) && len(j.ScoreCount) == j.Score.Len() && j.N > 0
+	for i := range j.Features {
+		ok = ok && len(j.FeatCounts[i]) == j.Features[i].Len()
+	}
+	if !ok {
+		return fmt.Errorf("%w: a saved reference whose bins and counts do not match", ErrWindow)
+	}
+	*r = Reference{features: j.Features, featCounts: j.FeatCounts, score: j.Score, scoreCount: j.ScoreCount, n: j.N}
+	return nil
 }

@@ -113,3 +113,22 @@ func Compare(m *onnx.MLP, holdout []Example) Comparison {
 	}
 	return Comparison{Live: Score(live, labels), Candidate: Score(m.Forward(x, len(holdout)), labels)}
 }
+
+// BaseRate returns the log loss on holdout of always predicting the mean
+// label of train: what a model must beat to have learned anything from
+// the features.
+func BaseRate(train, holdout []Example) float64 {
+	if len(train) == 0 || len(holdout) == 0 {
+		return math.NaN()
+	}
+	p := 0.0
+	for i := range train {
+		p += float64(train[i].Label)
+	}
+	p /= float64(len(train))
+	loss := 0.0
+	for i := range holdout {
+		loss += bce(p, float64(holdout[i].Label))
+	}
+	return loss / float64(len(holdout))
+}

@@ -82,7 +82,8 @@ func (m *ModelState) NotReady(v int64) string {
 }
 
 // call makes one admin call to node base; out, when not nil, takes the
-// JSON answer.
+// JSON answer (a *string the text). A node that cannot be reached is a
+// *NodeError.
 func (g *Gateway) call(ctx context.Context, base, method, path string, ctype string, body []byte, out any) error {
 	var rd io.Reader
 	if body != nil {
@@ -92,12 +93,13 @@ func (g *Gateway) call(ctx context.Context, base, method, path string, ctype str
 	if err != nil {
 		return err
 	}
-	token := g.Token
+	token, hint := g.Token, "pass --token or set INFERGATE_ADMIN_TOKEN"
 	if strings.HasPrefix(path, "/v2/models/") {
-		token = g.InferenceToken
+		token, hint = g.InferenceToken, "pass --inference-token or set INFERGATE_INFERENCE_TOKEN"
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+		hint = "the token given is not the one the gateway was started with"
 	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
@@ -108,20 +110,17 @@ func (g *Gateway) call(ctx context.Context, base, method, path string, ctype str
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s%s: %w", method, base, path, err)
+		return &NodeError{Node: base, Err: err}
 	}
 	defer resp.Body.Close()
 	ans, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return fmt.Errorf("%s %s%s: %w", method, base, path, err)
+		return &NodeError{Node: base, Err: err}
 	}
 	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		msg := strings.TrimSpace(string(ans))
-		if json.Unmarshal(ans, &e) == nil && e.Error != "" {
-			msg = e.Error
+		msg := errorText(ans)
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			msg += " (" + hint + ")"
 		}
 		return &HTTPError{Code: resp.StatusCode, Msg: fmt.Sprintf("%s %s%s: HTTP %d: %s", method, base, path, resp.StatusCode, msg)}
 	}
@@ -136,6 +135,43 @@ func (g *Gateway) call(ctx context.Context, base, method, path string, ctype str
 		return fmt.Errorf("%s %s%s: the answer is not what an infergate node says: %w", method, base, path, err)
 	}
 	return nil
+}
+
+// errorText is the message of an error body: its "error" field, else the
+// body.
+func errorText(body []byte) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return e.Error
+	}
+	return strings.TrimSpace(string(body))
+}
+
+// NodeError is a node that could not be reached.
+type NodeError struct {
+	Node string
+	Err  error
+}
+
+func (e *NodeError) Error() string { return "cannot reach " + e.Node + ": " + e.Err.Error() }
+
+func (e *NodeError) Unwrap() error { return e.Err }
+
+// any makes a call to the first node that answers: any node serves reads
+// from its state and forwards writes to the leader.
+func (g *Gateway) any(ctx context.Context, method, path, ctype string, body []byte, out any) error {
+	var errs []error
+	for _, n := range g.Nodes {
+		err := g.call(ctx, n, method, path, ctype, body, out)
+		var ne *NodeError
+		if !errors.As(err, &ne) {
+			return err
+		}
+		errs = append(errs, err)
+	}
+	return fmt.Errorf("no node answered: %w", errors.Join(errs...))
 }
 
 // HTTPError is an admin call a node refused.
@@ -168,7 +204,7 @@ func (g *Gateway) write(ctx context.Context, method, path string, v any) error {
 			return err
 		}
 	}
-	return g.call(ctx, g.Nodes[0], method, path, "application/json", body, nil)
+	return g.any(ctx, method, path, "application/json", body, nil)
 }
 
 // Signature reads model name's metadata from the first node: its input's
@@ -185,7 +221,7 @@ func (g *Gateway) Signature(ctx context.Context, name string) (input string, wid
 			Name string `json:"name"`
 		} `json:"outputs"`
 	}
-	if err := g.call(ctx, g.Nodes[0], http.MethodGet, "/v2/models/"+url.PathEscape(name), "", nil, &md); err != nil {
+	if err := g.any(ctx, http.MethodGet, "/v2/models/"+url.PathEscape(name), "", nil, &md); err != nil {
 		return "", 0, "", fmt.Errorf("cannot read model %s's metadata: %w", name, err)
 	}
 	if len(md.Inputs) != 1 || len(md.Outputs) != 1 || md.Inputs[0].Datatype != "FP32" || len(md.Inputs[0].Shape) != 2 || md.Inputs[0].Shape[1] < 1 {
@@ -197,7 +233,11 @@ func (g *Gateway) Signature(ctx context.Context, name string) (input string, wid
 // Model returns the cluster's state of model name.
 func (g *Gateway) Model(ctx context.Context, name string) (*ModelState, error) {
 	var m ModelState
-	if err := g.call(ctx, g.Nodes[0], http.MethodGet, modelURL(name), "", nil, &m); err != nil {
+	err := g.any(ctx, http.MethodGet, modelURL(name), "", nil, &m)
+	if isStatus(err, http.StatusNotFound) {
+		return nil, fmt.Errorf("%w (the trainer looks after cluster models: upload a version with \"infergate models upload\", or start the nodes with --register-local-models)", err)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return &m, nil
@@ -209,7 +249,7 @@ func (g *Gateway) Upload(ctx context.Context, name string, data []byte) (int64, 
 	var res struct {
 		Version int64 `json:"version"`
 	}
-	if err := g.call(ctx, g.Nodes[0], http.MethodPost, modelURL(name, "versions"), "application/octet-stream", data, &res); err != nil {
+	if err := g.any(ctx, http.MethodPost, modelURL(name, "versions"), "application/octet-stream", data, &res); err != nil {
 		return 0, err
 	}
 	return res.Version, nil
@@ -270,22 +310,29 @@ func (g *Gateway) Retire(ctx context.Context, name string, v int64) error {
 	return g.write(ctx, http.MethodDelete, modelURL(name, "versions", strconv.FormatInt(v, 10)), nil)
 }
 
-// Scrape returns every node's /metrics, one after the other: SumSeries
-// of it sums a series over the nodes. A node that cannot be read is an
-// error: a guardrail must not pass on missing evidence.
-func (g *Gateway) Scrape(ctx context.Context) (string, error) {
+// Scrape returns the nodes' /metrics, one after the other: SumSeries of
+// it sums a series over the nodes. missing names the nodes that could not
+// be read (a guardrail must not pass on missing evidence); it fails when
+// none could.
+func (g *Gateway) Scrape(ctx context.Context) (text string, missing []string, err error) {
 	var all strings.Builder
+	var errs []error
 	for _, n := range g.Nodes {
-		var text string
-		if err := g.call(ctx, n, http.MethodGet, "/metrics", "", nil, &text); err != nil {
-			return "", err
+		var t string
+		if err := g.call(ctx, n, http.MethodGet, "/metrics", "", nil, &t); err != nil {
+			missing = append(missing, n)
+			errs = append(errs, err)
+			continue
 		}
-		all.WriteString(text)
-		if !strings.HasSuffix(text, "\n") {
+		all.WriteString(t)
+		if !strings.HasSuffix(t, "\n") {
 			all.WriteByte('\n')
 		}
 	}
-	return all.String(), nil
+	if len(missing) == len(g.Nodes) {
+		return "", missing, fmt.Errorf("cannot read any node's metrics: %w", errors.Join(errs...))
+	}
+	return all.String(), missing, nil
 }
 
 // SumSeries sums the values of the series of metric name in Prometheus
@@ -367,4 +414,18 @@ func parseLabels(s string) (map[string]string, int) {
 			i++
 		}
 	}
+}
+
+// CheckLogs asks every node for its traffic log's figures: a node that
+// keeps none, or refuses the token, is an error (the trainer cannot work
+// with it); one that cannot be reached is left for later.
+func (g *Gateway) CheckLogs(ctx context.Context) error {
+	for _, n := range g.Nodes {
+		err := g.call(ctx, n, http.MethodGet, "/v1/traffic/stats", "", nil, nil)
+		var ne *NodeError
+		if err != nil && !errors.As(err, &ne) {
+			return err
+		}
+	}
+	return nil
 }

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/infergate/infergate/internal/durable"
@@ -44,15 +46,30 @@ type State struct {
 	// ReferenceSince is where the drift reference starts: production's
 	// predictions from then on (its promotion).
 	ReferenceSince time.Time `json:"reference_since,omitzero"`
+	// Reference is the drift reference once made: of Version's
+	// predictions logged from First to Last.
+	Reference *SavedReference `json:"reference,omitempty"`
 	// LastTrain is when the loop last trained; NextTrain when it may
 	// train again (a cool-down after a candidate that did not make it).
 	LastTrain time.Time `json:"last_train,omitzero"`
 	NextTrain time.Time `json:"next_train,omitzero"`
-	// RollBack, when set, is why the candidate is being rolled back: the
-	// calls that do it are made again at each step until all succeed.
-	RollBack string `json:"roll_back,omitempty"`
+	// Pending, when set, is a step under way ("canary", "promote" or
+	// "roll back", for PendingReason): recorded before its calls to the
+	// cluster, which are made again at each step, before anything else,
+	// until all succeed; so a trainer stopped or killed between them
+	// finishes the step when it starts again.
+	Pending       string `json:"pending,omitempty"`
+	PendingReason string `json:"pending_reason,omitempty"`
 	// History is the latest decisions, oldest first.
 	History []Decision `json:"history"`
+}
+
+// SavedReference is a drift reference and what it was made of.
+type SavedReference struct {
+	Version int64      `json:"version"`
+	First   time.Time  `json:"first"`
+	Last    time.Time  `json:"last"`
+	Bins    *Reference `json:"bins"`
 }
 
 // Decision is one thing a Loop decided, and why.
@@ -148,6 +165,10 @@ func (c *LoopConfig) Validate() error {
 		return fmt.Errorf("shadow percent %v: use more than 0, at most 100", c.ShadowPercent)
 	case c.CanaryPercent < 1 || c.CanaryPercent > 99:
 		return fmt.Errorf("canary percent %d: use 1 to 99", c.CanaryPercent)
+	case c.Policy.MinShadowPairs > c.Window:
+		return fmt.Errorf("minimum shadow examples %d: the window of %d predictions can never hold them", c.Policy.MinShadowPairs, c.Window)
+	case 2*c.Policy.MinCanaryExamples > c.Window:
+		return fmt.Errorf("minimum canary examples %d in each arm: the window of %d predictions can never hold them", c.Policy.MinCanaryExamples, c.Window)
 	}
 	if err := c.Train.Validate(); err != nil {
 		return err
@@ -170,16 +191,21 @@ type Loop struct {
 	joiner        *Joiner
 	source        Source
 
-	// ref is the drift reference and what it was made of.
-	ref        *Reference
-	refVersion int64
-	refSince   time.Time
-	refLast    time.Time // the reference's newest prediction
+	// missing names the nodes this step could not read (their logs or
+	// metrics): a stage does not pass on part of the evidence.
+	missing []string
+	// heartbeat is when the watching stage last said how it stands;
+	// coolLogged the cool-down whose drift it logged.
+	heartbeat  time.Time
+	coolLogged time.Time
 }
 
+// heartbeatEvery is how often the watching stage logs that it watches.
+const heartbeatEvery = 10 * time.Minute
+
 // NewLoop returns a Loop; its state comes from cfg.StateFile when that
-// exists. It asks the first node for the model's signature, which must
-// be one FP32 [-1, N] input and one output.
+// exists. It asks the nodes for the model's signature, which must be one
+// FP32 [-1, N] input and one output.
 func NewLoop(ctx context.Context, cfg LoopConfig) (*Loop, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -199,14 +225,20 @@ func NewLoop(ctx context.Context, cfg LoopConfig) (*Loop, error) {
 		if err := json.Unmarshal(b, &l.state); err != nil {
 			return nil, fmt.Errorf("state file %s: %w (move it away to start afresh)", cfg.StateFile, err)
 		}
-		if l.state.Stage != Watching && l.state.Stage != Shadowing && l.state.Stage != Canary {
+		switch {
+		case l.state.Stage != Watching && l.state.Stage != Shadowing && l.state.Stage != Canary:
 			return nil, fmt.Errorf("state file %s: unknown stage %q", cfg.StateFile, l.state.Stage)
+		case l.state.Pending != "" && l.state.Pending != "canary" && l.state.Pending != "promote" && l.state.Pending != "roll back":
+			return nil, fmt.Errorf("state file %s: unknown pending step %q", cfg.StateFile, l.state.Pending)
 		}
 	}
 	var err error
 	l.input, l.width, l.output, err = cfg.Gateway.Signature(ctx, cfg.Model)
 	if err != nil {
 		return nil, err
+	}
+	if r := l.state.Reference; r != nil && r.Bins != nil && r.Bins.Width() != l.width {
+		l.state.Reference = nil // the model's input changed: a new one
 	}
 	l.cfg.Train.InputName, l.cfg.Train.OutputName = l.input, l.output
 	l.joiner = NewJoiner(cfg.Model, l.input, l.width, cfg.Window)
@@ -245,13 +277,21 @@ func (l *Loop) Step(ctx context.Context) error {
 	if err := l.source.Read(ctx, l.joiner.Add); err != nil {
 		return err
 	}
+	l.missing = nil
+	if mm, ok := l.source.(interface{ Missing() []string }); ok {
+		l.missing = mm.Missing()
+	}
 	m, err := l.cfg.Gateway.Model(ctx, l.cfg.Model)
 	if err != nil {
 		return err
 	}
 	switch {
-	case l.state.RollBack != "":
-		return l.rollBack(ctx, l.state.RollBack)
+	case l.state.Pending == "canary":
+		return l.startCanary(ctx)
+	case l.state.Pending == "promote":
+		return l.promote(ctx)
+	case l.state.Pending == "roll back":
+		return l.rollBack(ctx, l.state.PendingReason)
 	case l.state.Stage == Shadowing:
 		return l.shadow(ctx, m)
 	case l.state.Stage == Canary:
@@ -260,23 +300,37 @@ func (l *Loop) Step(ctx context.Context) error {
 	return l.watch(ctx, m)
 }
 
-// decide records a decision, logs it and saves the state.
+// decide records a decision, saves the state and logs it.
 func (l *Loop) decide(action string, v int64, format string, args ...any) error {
 	d := Decision{Time: l.cfg.Now().UTC(), Action: action, Version: v, Reason: fmt.Sprintf(format, args...)}
 	l.state.History = append(l.state.History, d)
 	if n := len(l.state.History) - historyLen; n > 0 {
 		l.state.History = append(l.state.History[:0], l.state.History[n:]...)
 	}
+	err := l.save()
 	ver := ""
 	if v != 0 {
 		ver = " version " + strconv.FormatInt(v, 10)
 	}
 	l.cfg.Logf("trainer: %s %s%s: %s", action, l.cfg.Model, ver, d.Reason)
+	return err
+}
+
+// pend records a step about to be taken (see State.Pending).
+func (l *Loop) pend(step, reason string) error {
+	l.state.Pending, l.state.PendingReason = step, reason
 	return l.save()
 }
 
 func (l *Loop) save() error {
 	b, err := json.MarshalIndent(&l.state, "", "  ")
+	if err != nil && l.state.Reference != nil {
+		// A reference of infinite values cannot be saved; the rest can.
+		l.cfg.Logf("trainer: the drift reference is not saved: %v", err)
+		st := l.state
+		st.Reference = nil
+		b, err = json.MarshalIndent(&st, "", "  ")
+	}
 	if err != nil {
 		return err
 	}
@@ -286,8 +340,8 @@ func (l *Loop) save() error {
 	return nil
 }
 
-// ownsRouting reports whether the model's shadow and experiment are
-// none, or the loop's own.
+// foreignRouting says what routing the model has that the loop did not
+// start ("" when none).
 func (l *Loop) foreignRouting(m *ModelState) string {
 	switch {
 	case m.Shadow != nil && (l.state.Stage != Shadowing || m.Shadow.Version != l.state.Candidate):
@@ -302,26 +356,54 @@ func (l *Loop) experimentName() string {
 	return "trainer-v" + strconv.FormatInt(l.state.Candidate, 10)
 }
 
+// driftThreshold is the PSI that counts as drift: the configured
+// threshold, or four times the noise floor of windows this size when
+// that is higher (the PSI of two samples of one distribution is about
+// (bins-1)(1/N + 1/M), and the largest of many features' more).
+func (l *Loop) driftThreshold(rep DriftReport) float64 {
+	floor := float64(DefaultBins-1) * (1/float64(rep.N) + 1/float64(rep.RefN))
+	return math.Max(l.cfg.DriftThreshold, 4*floor)
+}
+
 // watch is the watching stage: measure drift, and train when the inputs
 // or scores drifted (or on schedule).
 func (l *Loop) watch(ctx context.Context, m *ModelState) error {
 	now := l.cfg.Now()
 	all := l.joiner.All()
 	why := ""
-	if rep, ok, err := l.drift(all, m.Production); err != nil {
+	rep, ok, err := l.drift(all, m.Production)
+	if err != nil {
 		return err
-	} else if ok && rep.Drifted(l.cfg.DriftThreshold) {
-		from := "the oldest kept"
-		if !l.refSince.IsZero() {
-			from = l.refSince.UTC().Format(time.RFC3339)
+	}
+	if ok {
+		th := l.driftThreshold(rep)
+		ref := l.state.Reference
+		if rep.Drifted(th) {
+			why = fmt.Sprintf("drift: score PSI %.3f, feature %d PSI %.3f (threshold %.3g; %d reference predictions of version %d logged %s to %s, %d recent)",
+				rep.Score, rep.Worst, worstPSI(rep), th, rep.RefN, ref.Version,
+				ref.First.UTC().Format(time.RFC3339), ref.Last.UTC().Format(time.RFC3339), rep.N)
+		} else if now.Sub(l.heartbeat) >= heartbeatEvery {
+			l.heartbeat = now
+			l.cfg.Logf("trainer: watching %s version %d: no drift (score PSI %.3f, worst feature %d PSI %.3f; threshold %.3g)",
+				l.cfg.Model, m.Production, rep.Score, rep.Worst, worstPSI(rep), th)
 		}
-		why = fmt.Sprintf("drift: score PSI %.3f, feature %d PSI %.3f (threshold %g; %d reference predictions of version %d from %s, %d recent)",
-			rep.Score, rep.Worst, worstPSI(rep), l.cfg.DriftThreshold, rep.RefN, l.refVersion, from, rep.N)
+	} else if now.Sub(l.heartbeat) >= heartbeatEvery {
+		l.heartbeat = now
+		l.cfg.Logf("trainer: watching %s version %d: gathering its predictions (%d of version %d kept; drift is measured on %d reference and %d recent ones)",
+			l.cfg.Model, m.Production, countVersion(all, m.Production), m.Production, l.cfg.DriftRows, l.cfg.DriftRows)
 	}
 	if why == "" && l.cfg.RetrainEvery > 0 && now.Sub(l.state.LastTrain) >= l.cfg.RetrainEvery {
 		why = fmt.Sprintf("%s since the last training", l.cfg.RetrainEvery)
 	}
-	if why == "" || now.Before(l.state.NextTrain) {
+	if why == "" {
+		return nil
+	}
+	if now.Before(l.state.NextTrain) {
+		if !l.coolLogged.Equal(l.state.NextTrain) {
+			l.coolLogged = l.state.NextTrain
+			l.cfg.Logf("trainer: would train (%s), but the cool-down after the last attempt lasts until %s",
+				why, l.state.NextTrain.UTC().Format(time.RFC3339))
+		}
 		return nil
 	}
 	if f := l.foreignRouting(m); f != "" {
@@ -341,6 +423,16 @@ func (l *Loop) watch(ctx context.Context, m *ModelState) error {
 	return l.train(ctx, exs, why)
 }
 
+func countVersion(all []Example, v int64) int {
+	n := 0
+	for i := range all {
+		if all[i].Version == v {
+			n++
+		}
+	}
+	return n
+}
+
 func worstPSI(r DriftReport) float64 {
 	if r.Worst < 0 {
 		return 0
@@ -348,19 +440,25 @@ func worstPSI(r DriftReport) float64 {
 	return r.Features[r.Worst]
 }
 
-// drift compares production's recent predictions with its reference
-// (built once from the first DriftRows of its predictions since the
-// reference's start); ok is false until there are enough of both.
+// drift compares production's recent predictions with its reference,
+// made once (and saved) from the first DriftRows of its predictions
+// since ReferenceSince; ok is false until there are enough of both.
 func (l *Loop) drift(all []Example, production int64) (DriftReport, bool, error) {
 	n := l.cfg.DriftRows
-	if l.ref == nil || l.refVersion != production || !l.refSince.Equal(l.state.ReferenceSince) {
-		l.ref = nil
+	ref := l.state.Reference
+	if ref == nil || ref.Bins == nil || ref.Version != production || ref.First.Before(l.state.ReferenceSince) {
 		var x [][]float32
 		var s []float32
+		var first, last time.Time
 		for _, ex := range all {
 			if ex.Version == production && !ex.Time.Before(l.state.ReferenceSince) {
 				x, s = append(x, ex.Features), append(s, ex.Live)
-				l.refLast = ex.Time
+				if first.IsZero() || ex.Time.Before(first) {
+					first = ex.Time
+				}
+				if ex.Time.After(last) {
+					last = ex.Time
+				}
 				if len(x) == n {
 					break
 				}
@@ -369,32 +467,34 @@ func (l *Loop) drift(all []Example, production int64) (DriftReport, bool, error)
 		if len(x) < n {
 			return DriftReport{}, false, nil
 		}
-		ref, err := NewReference(x, s, DefaultBins)
+		bins, err := NewReference(x, s, DefaultBins)
 		if err != nil {
 			return DriftReport{}, false, err
 		}
-		l.ref, l.refVersion, l.refSince = ref, production, l.state.ReferenceSince
+		ref = &SavedReference{Version: production, First: first, Last: last, Bins: bins}
+		l.state.Reference = ref
+		if err := l.save(); err != nil {
+			return DriftReport{}, false, err
+		}
 	}
 	var x [][]float32
 	var s []float32
 	for i := len(all) - 1; i >= 0 && len(x) < n; i-- {
 		ex := &all[i]
-		if !ex.Time.After(l.refLast) {
-			continue // the reference's era (nodes' logs interleave)
-		}
-		if ex.Version == production {
+		if ex.Version == production && ex.Time.After(ref.Last) {
 			x, s = append(x, ex.Features), append(s, ex.Live)
 		}
 	}
 	if len(x) < n {
 		return DriftReport{}, false, nil
 	}
-	rep, err := l.ref.Compare(x, s)
+	rep, err := ref.Bins.Compare(x, s)
 	return rep, err == nil, err
 }
 
 // train trains a candidate on exs and, when it beats the live versions
-// on the holdout, uploads it and starts its shadow stage.
+// and the labels' base rate on the holdout, uploads it and starts its
+// shadow stage.
 func (l *Loop) train(ctx context.Context, exs []Example, why string) error {
 	now := l.cfg.Now()
 	l.state.LastTrain = now
@@ -408,9 +508,14 @@ func (l *Loop) train(ctx context.Context, exs []Example, why string) error {
 		return err
 	}
 	cmp := Compare(m, holdout)
-	if !cmp.Better() {
+	base := BaseRate(train, holdout)
+	switch {
+	case !cmp.Better():
 		return l.decide("keep", 0, "%s; a candidate trained on %d examples is not better on the holdout of %d: live %s; candidate %s",
 			why, len(train), len(holdout), cmp.Live, cmp.Candidate)
+	case !(cmp.Candidate.LogLoss < base):
+		return l.decide("keep", 0, "%s; a candidate trained on %d examples predicts no better than the labels' base rate on the holdout of %d (log loss %.4f against %.4f): the labels look like noise to it",
+			why, len(train), len(holdout), cmp.Candidate.LogLoss, base)
 	}
 	m.Metadata[onnx.MetaModel] = l.cfg.Model
 	m.Metadata["infergate.trained_on"] = strconv.Itoa(len(train))
@@ -431,10 +536,10 @@ func (l *Loop) train(ctx context.Context, exs []Example, why string) error {
 		l.state.NextTrain = now.Add(min(l.cfg.Cooldown, 10*l.cfg.Interval))
 		return fmt.Errorf("cannot upload the candidate (training again after %s): %w", l.state.NextTrain.Sub(now), err)
 	}
-	l.state = State{Stage: Shadowing, Candidate: v, Uploaded: now, ReferenceSince: l.state.ReferenceSince,
+	l.state = State{Stage: Shadowing, Candidate: v, Uploaded: now, ReferenceSince: l.state.ReferenceSince, Reference: l.state.Reference,
 		LastTrain: l.state.LastTrain, NextTrain: l.state.NextTrain, History: l.state.History}
-	return l.decide("upload", v, "%s; trained on %d examples; holdout of %d: live %s; candidate %s",
-		why, len(train), len(holdout), cmp.Live, cmp.Candidate)
+	return l.decide("upload", v, "%s; trained on %d examples; holdout of %d: live %s; candidate %s; the labels' base rate: log loss %.4f",
+		why, len(train), len(holdout), cmp.Live, cmp.Candidate, base)
 }
 
 // shadow is the shadow stage: start the shadow once the candidate is
@@ -462,78 +567,129 @@ func (l *Loop) shadow(ctx context.Context, m *ModelState) error {
 		l.state.Since = now
 		return l.decide("shadow", v, "ready on every node; copying %g%% of the requests to it", l.cfg.ShadowPercent)
 	}
-	if m.Shadow == nil || m.Shadow.Version != v {
+	switch {
+	case m.Production == v:
+		// A shadow of production copies requests to the version that
+		// answered them: end it.
+		if err := l.cfg.Gateway.EndShadowIf(ctx, l.cfg.Model, v); err != nil {
+			return err
+		}
+		return l.abandon(fmt.Sprintf("someone made version %d production during its shadow stage (its shadow ended)", v))
+	case m.Shadow == nil || m.Shadow.Version != v:
 		return l.abandon("its shadow was ended or replaced by someone else")
 	}
-	runs, err := l.shadowRuns(ctx, v)
+	runs, missing, err := l.runs(ctx, shadowRuns(l.cfg.Model, v))
 	if err != nil {
 		return err
 	}
 	j := l.cfg.Policy.JudgeShadow(l.joiner.All(), v, l.state.Since, now, runs)
+	j = l.partial(j, missing)
 	switch j.Verdict {
 	case Fail:
 		return l.rollBack(ctx, "in the shadow stage, "+j.Reason)
 	case Pass:
-		prod := m.Production
-		x := Experiment{Name: "trainer-v" + strconv.FormatInt(v, 10), Arms: []Arm{
-			{Name: "control", Version: prod, Weight: 100 - l.cfg.CanaryPercent},
-			{Name: "candidate", Version: v, Weight: l.cfg.CanaryPercent},
-		}}
-		if err := l.cfg.Gateway.SetExperiment(ctx, l.cfg.Model, x); err != nil {
+		l.state.Control = m.Production
+		if err := l.pend("canary", j.Reason); err != nil {
 			return err
 		}
-		if err := l.cfg.Gateway.EndShadow(ctx, l.cfg.Model); err != nil {
-			return err
-		}
-		l.state.Stage, l.state.Since, l.state.Control = Canary, now, prod
-		return l.decide("canary", v, "the shadow stage passed (%s); %d%% of the requests go to it, against version %d", j.Reason, l.cfg.CanaryPercent, prod)
+		return l.startCanary(ctx)
 	}
 	l.cfg.Logf("trainer: version %d in the shadow stage: %s", v, j.Reason)
 	return nil
+}
+
+// partial turns a pass into a wait while some nodes could not be read:
+// a stage does not pass on part of the evidence (it may fail on it).
+func (l *Loop) partial(j Judgement, missing []string) Judgement {
+	missing = append(missing, l.missing...)
+	if j.Verdict == Pass && len(missing) > 0 {
+		j.Verdict = Wait
+		j.Reason = fmt.Sprintf("would pass (%s), but cannot read %s: waiting for every node", j.Reason, strings.Join(missing, ", "))
+	}
+	return j
+}
+
+// startCanary is the pending step "canary": the experiment starts, the
+// shadow ends.
+func (l *Loop) startCanary(ctx context.Context) error {
+	v := l.state.Candidate
+	x := Experiment{Name: l.experimentName(), Arms: []Arm{
+		{Name: "control", Version: l.state.Control, Weight: 100 - l.cfg.CanaryPercent},
+		{Name: "candidate", Version: v, Weight: l.cfg.CanaryPercent},
+	}}
+	if err := l.cfg.Gateway.SetExperiment(ctx, l.cfg.Model, x); err != nil {
+		return err
+	}
+	if err := l.cfg.Gateway.EndShadowIf(ctx, l.cfg.Model, v); err != nil {
+		return err
+	}
+	reason := l.state.PendingReason
+	l.state.Stage, l.state.Since = Canary, l.cfg.Now()
+	l.state.Pending, l.state.PendingReason = "", ""
+	return l.decide("canary", v, "the shadow stage passed (%s); %d%% of the requests go to it, against version %d", reason, l.cfg.CanaryPercent, l.state.Control)
 }
 
 // canary is the canary stage: judge the arms; promote or roll back.
 func (l *Loop) canary(ctx context.Context, m *ModelState) error {
 	now := l.cfg.Now()
 	v := l.state.Candidate
-	if m.Experiment == nil || m.Experiment.Name != l.experimentName() {
+	switch {
+	case m.Production != l.state.Control:
+		// The experiment would go on splitting the traffic with a
+		// version that is no longer production: end it.
+		if err := l.cfg.Gateway.EndExperimentIf(ctx, l.cfg.Model, l.experimentName()); err != nil {
+			return err
+		}
+		return l.abandon(fmt.Sprintf("someone made version %d production during its canary against version %d (its experiment ended)", m.Production, l.state.Control))
+	case m.Experiment == nil || m.Experiment.Name != l.experimentName():
 		return l.abandon("its experiment was ended or replaced by someone else")
 	}
-	runs, err := l.canaryRuns(ctx, v)
+	runs, missing, err := l.runs(ctx, canaryRuns(l.cfg.Model, v, l.experimentName()))
 	if err != nil {
 		return err
 	}
 	j := l.cfg.Policy.JudgeCanary(l.joiner.All(), "control", l.state.Control, "candidate", v, l.state.Since, now, runs)
+	j = l.partial(j, missing)
 	switch j.Verdict {
 	case Fail:
 		return l.rollBack(ctx, "in the canary stage, "+j.Reason)
 	case Pass:
-		// Production first: unversioned requests never go back to the
-		// old version in between.
-		if err := l.cfg.Gateway.Promote(ctx, l.cfg.Model, v); err != nil {
+		if err := l.pend("promote", j.Reason); err != nil {
 			return err
 		}
-		if err := l.cfg.Gateway.EndExperiment(ctx, l.cfg.Model); err != nil {
-			return err
-		}
-		l.state = State{Stage: Watching, ReferenceSince: now, LastTrain: l.state.LastTrain, History: l.state.History}
-		return l.decide("promote", v, "the canary stage passed: %s", j.Reason)
+		return l.promote(ctx)
 	}
 	l.cfg.Logf("trainer: version %d in the canary stage: %s", v, j.Reason)
 	return nil
 }
 
+// promote is the pending step "promote": production first, so that
+// unversioned requests never go back to the old version in between; then
+// the experiment ends.
+func (l *Loop) promote(ctx context.Context) error {
+	v := l.state.Candidate
+	if err := l.cfg.Gateway.Promote(ctx, l.cfg.Model, v); err != nil {
+		return err
+	}
+	if err := l.cfg.Gateway.EndExperimentIf(ctx, l.cfg.Model, l.experimentName()); err != nil {
+		return err
+	}
+	reason, replaced := l.state.PendingReason, l.state.Control
+	l.state = State{Stage: Watching, ReferenceSince: l.cfg.Now(), LastTrain: l.state.LastTrain, History: l.state.History}
+	return l.decide("promote", v, "the canary stage passed: %s; the version it replaced (%d) stays, staged, for \"infergate models rollback\"", reason, replaced)
+}
+
 // rollBack ends the candidate's shadow or experiment and retires it. The
-// reason is saved first: a call that fails is made again at the next
-// step, before anything else.
+// reason is saved and logged first: a call that fails is made again at
+// the next step, before anything else.
 func (l *Loop) rollBack(ctx context.Context, why string) error {
 	v := l.state.Candidate
 	g := l.cfg.Gateway
-	if l.state.RollBack == "" {
-		l.state.RollBack = why
-		if err := l.save(); err != nil {
+	if l.state.Pending != "roll back" {
+		if err := l.pend("roll back", why); err != nil {
 			return err
 		}
+		l.cfg.Logf("trainer: rolling back %s version %d: %s", l.cfg.Model, v, why)
 	}
 	if err := g.EndExperimentIf(ctx, l.cfg.Model, l.experimentName()); err != nil {
 		return err
@@ -541,58 +697,71 @@ func (l *Loop) rollBack(ctx context.Context, why string) error {
 	if err := g.EndShadowIf(ctx, l.cfg.Model, v); err != nil {
 		return err
 	}
-	if err := g.Retire(ctx, l.cfg.Model, v); err != nil && !isStatus(err, http.StatusNotFound) {
+	retired := fmt.Sprintf("version %d retired", v)
+	if err := g.Retire(ctx, l.cfg.Model, v); isStatus(err, http.StatusConflict) {
+		// Production now, say (someone promoted it): not the trainer's
+		// to undo.
+		retired = fmt.Sprintf("version %d not retired: %v", v, err)
+	} else if err != nil && !isStatus(err, http.StatusNotFound) {
 		return err
 	}
-	l.state = State{Stage: Watching, ReferenceSince: l.state.ReferenceSince, LastTrain: l.state.LastTrain,
+	l.state = State{Stage: Watching, ReferenceSince: l.state.ReferenceSince, Reference: l.state.Reference, LastTrain: l.state.LastTrain,
 		NextTrain: l.cfg.Now().Add(l.cfg.Cooldown), History: l.state.History}
-	return l.decide("roll back", v, "%s; version %d retired", why, v)
+	return l.decide("roll back", v, "%s; %s; training again after the cool-down (%s)", why, retired, l.cfg.Cooldown)
 }
 
 // abandon leaves a candidate whose stage someone else ended alone.
 func (l *Loop) abandon(why string) error {
 	v := l.state.Candidate
-	l.state = State{Stage: Watching, ReferenceSince: l.state.ReferenceSince, LastTrain: l.state.LastTrain,
+	l.state = State{Stage: Watching, ReferenceSince: l.state.ReferenceSince, Reference: l.state.Reference, LastTrain: l.state.LastTrain,
 		NextTrain: l.cfg.Now().Add(l.cfg.Cooldown), History: l.state.History}
-	return l.decide("abandon", v, "%s; the trainer leaves version %d as it is", why, v)
+	return l.decide("abandon", v, "%s; the trainer leaves version %d as it is, and trains again after the cool-down (%s)", why, v, l.cfg.Cooldown)
 }
 
-// shadowRuns counts the shadow's copies over the nodes: a copy that
-// failed, or found the version not loaded, failed.
-func (l *Loop) shadowRuns(ctx context.Context, v int64) (Runs, error) {
-	text, err := l.cfg.Gateway.Scrape(ctx)
+// runCounter sums a stage's runs from the nodes' metrics text.
+type runCounter func(text string) Runs
+
+// runs scrapes the nodes and counts; missing names those not read.
+func (l *Loop) runs(ctx context.Context, count runCounter) (Runs, []string, error) {
+	text, missing, err := l.cfg.Gateway.Scrape(ctx)
 	if err != nil {
-		return Runs{}, err
+		return Runs{}, nil, err
 	}
-	var r Runs
-	for _, res := range []string{"compared", "failed", "not_ready"} {
-		n := SumSeries(text, "infergate_shadow_requests_total",
-			map[string]string{"model": l.cfg.Model, "version": strconv.FormatInt(v, 10), "result": res})
-		r.Ran += n
-		if res != "compared" {
+	return count(text), missing, nil
+}
+
+// shadowRuns counts the shadow's copies: a copy that failed, or found
+// the version not loaded, failed.
+func shadowRuns(model string, v int64) runCounter {
+	return func(text string) Runs {
+		var r Runs
+		for _, res := range []string{"compared", "failed", "not_ready"} {
+			n := SumSeries(text, "infergate_shadow_requests_total",
+				map[string]string{"model": model, "version": strconv.FormatInt(v, 10), "result": res})
+			r.Ran += n
+			if res != "compared" {
+				r.Failed += n
+			}
+		}
+		return r
+	}
+}
+
+// canaryRuns counts the candidate's requests: failed for the version's
+// own reasons (errors, timeouts), or fallen back to production because
+// the version was not ready.
+func canaryRuns(model string, v int64, experiment string) runCounter {
+	return func(text string) Runs {
+		ver := strconv.FormatInt(v, 10)
+		r := Runs{Ran: SumSeries(text, "infergate_inference_request_success_total", map[string]string{"model": model, "version": ver})}
+		for _, reason := range []string{"internal", "timeout"} {
+			n := SumSeries(text, "infergate_inference_request_failure_total", map[string]string{"model": model, "version": ver, "reason": reason})
+			r.Ran += n
 			r.Failed += n
 		}
+		fb := SumSeries(text, "infergate_experiment_fallback_total", map[string]string{"model": model, "experiment": experiment, "arm": "candidate"})
+		r.Ran += fb
+		r.Failed += fb
+		return r
 	}
-	return r, nil
-}
-
-// canaryRuns counts the candidate's requests over the nodes: failed for
-// the version's own reasons (errors, timeouts), or fallen back to
-// production because the version was not ready.
-func (l *Loop) canaryRuns(ctx context.Context, v int64) (Runs, error) {
-	text, err := l.cfg.Gateway.Scrape(ctx)
-	if err != nil {
-		return Runs{}, err
-	}
-	ver := strconv.FormatInt(v, 10)
-	r := Runs{Ran: SumSeries(text, "infergate_inference_request_success_total", map[string]string{"model": l.cfg.Model, "version": ver})}
-	for _, reason := range []string{"internal", "timeout"} {
-		n := SumSeries(text, "infergate_inference_request_failure_total", map[string]string{"model": l.cfg.Model, "version": ver, "reason": reason})
-		r.Ran += n
-		r.Failed += n
-	}
-	fb := SumSeries(text, "infergate_experiment_fallback_total", map[string]string{"model": l.cfg.Model, "experiment": l.experimentName(), "arm": "candidate"})
-	r.Ran += fb
-	r.Failed += fb
-	return r, nil
 }

@@ -38,8 +38,9 @@ type fakeGateway struct {
 	metrics    string
 	log        []byte
 	writes     []string
-	// refuse answers the next write named so 503 (and records it).
-	refuse string
+	// refuse answers the next write named so 503, conflict 409 (and
+	// records it).
+	refuse, conflict string
 }
 
 func (f *fakeGateway) append(e *trafficlog.Event) {
@@ -58,6 +59,11 @@ func (f *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.refuse = ""
 		f.writes = append(f.writes, name+" (refused)")
 		http.Error(w, `{"error":"no leader"}`, 503)
+		return
+	} else if name == f.conflict {
+		f.conflict = ""
+		f.writes = append(f.writes, name+" (conflict)")
+		http.Error(w, `{"error":"conflict: aliases point to it"}`, 409)
 		return
 	}
 	switch p := r.URL.Path; {
@@ -141,7 +147,9 @@ type loopWorld struct {
 	rng     *rand.Rand
 	n       int
 	drifted bool
-	logs    []string
+	// noise labels at random, whatever the features.
+	noise bool
+	logs  []string
 }
 
 func newLoopWorld(t *testing.T) *loopWorld {
@@ -194,6 +202,9 @@ func (w *loopWorld) traffic(n int, version int64, arm string, live func(y float6
 		y := 0.0
 		if x[0] > 0 {
 			y = 1
+		}
+		if w.noise {
+			y = float64(w.rng.IntN(2))
 		}
 		id := fmt.Sprint("r-", w.n)
 		w.n++
@@ -394,4 +405,154 @@ a_total 2
 	f(map[string]string{"model": "ctr", "version": "2", "result": "failed"}, 3)
 	f(map[string]string{"model": `c"tr`}, 14)
 	f(nil, 2*(3+1.5+100+7+2))
+}
+
+// readState reads the loop's state file.
+func (w *loopWorld) readState() State {
+	w.t.Helper()
+	b, err := os.ReadFile(w.cfg.StateFile)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		w.t.Fatal(err)
+	}
+	return st
+}
+
+// TestLoopFinishesAStepCutShort: a trainer stopped between the calls of
+// a step (here: the experiment started, the shadow not yet ended) has
+// recorded the step first; started again, it finishes it and goes on,
+// rather than taking its own experiment for someone else's.
+func TestLoopFinishesAStepCutShort(t *testing.T) {
+	w := newLoopWorld(t)
+	l := w.loop()
+	w.uploadCandidate(l)
+	w.traffic(60, 1, "", coin, knows, 2)
+	w.f.refuse = "DELETE /shadow"
+	if err := l.Step(t.Context()); err == nil {
+		t.Fatal("the step went through though ending the shadow failed")
+	}
+	w.wantWrites("PUT /experiment", "DELETE /shadow (refused)")
+	if st := w.readState(); st.Pending != "canary" || st.Stage != Shadowing {
+		t.Fatalf("state after the cut: %+v; want the canary step pending", st)
+	}
+	l = w.loop() // a restart
+	w.step(l)
+	w.wantWrites("PUT /experiment", "DELETE /shadow")
+	w.wantLast("canary", 2, "the shadow stage passed (better: ")
+	if st := l.State(); st.Stage != Canary || st.Pending != "" || st.Control != 1 {
+		t.Fatalf("state %+v; want the canary against version 1", st)
+	}
+}
+
+// TestLoopLeavesAPersonsPromotion: a candidate someone promoted by hand
+// during its canary is left alone (not retired, not rolled back), and a
+// roll back whose retire the cluster refuses (409) ends, saying so.
+func TestLoopLeavesAPersonsPromotion(t *testing.T) {
+	w := newLoopWorld(t)
+	l := w.loop()
+	w.uploadCandidate(l)
+	w.traffic(60, 1, "", coin, knows, 2)
+	w.step(l)
+	w.wantWrites("PUT /experiment", "DELETE /shadow")
+	w.f.production = 2
+	w.step(l)
+	w.wantWrites("DELETE /experiment") // its own, which would still split traffic with the old version
+	w.wantLast("abandon", 2, "someone made version 2 production during its canary")
+
+	// The next candidate is worse in its shadow, and its retire is
+	// refused as a conflict.
+	w.now = w.now.Add(w.cfg.Cooldown)
+	w.traffic(400, 2, "", coin, nil, 0)
+	w.step(l)
+	w.wantWrites() // the reference of version 2
+	w.drifted = false
+	w.traffic(300, 2, "", coin, nil, 0)
+	w.step(l)
+	w.wantWrites("POST /versions")
+	w.step(l)
+	w.wantWrites("PUT /shadow")
+	w.traffic(60, 2, "", coin, wrongs, 3)
+	w.f.conflict = "DELETE /versions/3"
+	w.step(l)
+	w.wantWrites("DELETE /shadow", "DELETE /versions/3 (conflict)")
+	w.wantLast("roll back", 3, "version 3 not retired: ")
+	if st := l.State(); st.Stage != Watching || st.Pending != "" {
+		t.Fatalf("state %+v; want watching, nothing pending", st)
+	}
+}
+
+// TestLoopWithANodeDown: a node that cannot be reached does not stop the
+// loop: it judges on the others, rolls a worse candidate back, but does
+// not pass a stage until every node can be read.
+func TestLoopWithANodeDown(t *testing.T) {
+	w := newLoopWorld(t)
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	w.cfg.Gateway.Nodes = append(w.cfg.Gateway.Nodes, down.URL)
+	l := w.loop()
+	w.uploadCandidate(l)
+	w.traffic(60, 1, "", coin, knows, 2)
+	w.step(l)
+	w.wantWrites()
+	if last := w.logs[len(w.logs)-1]; !strings.Contains(last, "would pass (better: ") || !strings.Contains(last, "cannot read "+down.URL) {
+		t.Fatalf("the loop logged %q; want a pass held back for the node down", last)
+	}
+	w.traffic(100, 1, "", coin, wrongs, 2)
+	w.step(l)
+	w.wantWrites("DELETE /shadow", "DELETE /versions/2")
+	w.wantLast("roll back", 2, "worse: ")
+}
+
+// TestLoopKeepsItsReference: the drift reference is saved: a trainer
+// restarted after the inputs drifted while it was down (its window now
+// holds only drifted predictions) still sees the drift.
+func TestLoopKeepsItsReference(t *testing.T) {
+	w := newLoopWorld(t)
+	w.cfg.Window, w.cfg.DriftRows, w.cfg.MinExamples = 600, 200, 200
+	w.cfg.Policy.MinShadowPairs, w.cfg.Policy.MinCanaryExamples = 50, 50
+	l := w.loop()
+	w.traffic(300, 1, "", coin, nil, 0)
+	w.step(l)
+	w.wantWrites()
+	if st := w.readState(); st.Reference == nil || st.Reference.Version != 1 || st.Reference.Bins.N() != 200 {
+		t.Fatalf("saved reference %+v; want one of 200 predictions of version 1", st.Reference)
+	}
+	w.drifted = true
+	w.traffic(800, 1, "", coin, nil, 0) // while the trainer is down
+	l = w.loop()
+	w.step(l)
+	w.wantWrites("POST /versions")
+	w.wantLast("upload", 2, "drift: ")
+}
+
+// TestLoopKeepsNoiseOut: labels the features do not predict give a
+// candidate no better than their base rate: nothing is uploaded, however
+// miscalibrated production is.
+func TestLoopKeepsNoiseOut(t *testing.T) {
+	w := newLoopWorld(t)
+	w.noise = true
+	l := w.loop()
+	w.traffic(400, 1, "", coin, nil, 0)
+	w.step(l)
+	w.drifted = true
+	w.traffic(600, 1, "", func(float64) float32 { return 0.9 }, nil, 0)
+	w.step(l)
+	w.wantWrites()
+	w.wantLast("keep", 0, "no better than the labels' base rate")
+}
+
+func TestDriftThreshold(t *testing.T) {
+	l := &Loop{cfg: LoopConfig{DriftThreshold: 0.2}}
+	f := func(n, refN int, want float64) {
+		t.Helper()
+		if got := l.driftThreshold(DriftReport{N: n, RefN: refN}); math.Abs(got-want) > 1e-12 {
+			t.Fatalf("threshold for %d and %d rows: %v; want %v", n, refN, got, want)
+		}
+	}
+	f(100, 100, 4*9*0.02) // the noise of small windows raises it
+	f(300, 300, 4*9*2.0/300)
+	f(2000, 2000, 0.2) // large ones keep the configured threshold
 }

@@ -158,8 +158,8 @@ func (p *Policy) JudgeCanary(exs []Example, control string, controlVersion int64
 	}
 	if r := j.Reward; min(r.N1, r.N2) >= p.MinCanaryExamples && r.High < 0 {
 		j.Verdict = Fail
-		j.Reason = fmt.Sprintf("the canary's mean reward %.4g is below control's %.4g (difference in [%.3g, %.3g] at %g%%, p=%.2g)",
-			r.Mean2, r.Mean1, r.Low, r.High, 100*p.Level, r.P)
+		j.Reason = fmt.Sprintf("the canary's mean reward %.4g is below control's %.4g (difference in [%.3g, %.3g] at %g%%, %s)",
+			r.Mean2, r.Mean1, r.Low, r.High, 100*p.Level, pValue(r.P))
 		return j
 	}
 	return p.verdict(j, min(len(live), len(cand)), p.MinCanaryExamples, "labeled requests in each arm", "the control arm's", since, now, p.MaxCanary)
@@ -170,8 +170,8 @@ func (p *Policy) JudgeCanary(exs []Example, control string, controlVersion int64
 // stage that started at since and may run max.
 func (p *Policy) verdict(j Judgement, n, min int, what, against string, since, now time.Time, max time.Duration) Judgement {
 	t := j.Loss
-	ci := fmt.Sprintf("log loss %.4f against %s %.4f; the difference is in [%.4f, %.4f] at %g%% (p=%.2g, %d and %d requests)",
-		t.Mean2, against, t.Mean1, t.Low, t.High, 100*p.Level, t.P, t.N1, t.N2)
+	ci := fmt.Sprintf("log loss %.4f against %s %.4f; the difference is in [%.3g, %.3g] at %g%% (%s, %d and %d requests)",
+		t.Mean2, against, t.Mean1, t.Low, t.High, 100*p.Level, pValue(t.P), t.N1, t.N2)
 	late := now.Sub(since) >= max
 	switch {
 	case n >= min && t.High < 0:
@@ -183,9 +183,18 @@ func (p *Policy) verdict(j Judgement, n, min int, what, against string, since, n
 	case late:
 		j.Verdict, j.Reason = Fail, fmt.Sprintf("no better after %s: %s", max, ci)
 	case n < min:
-		j.Verdict, j.Reason = Wait, fmt.Sprintf("%d of the %d %s needed", n, min, what)
+		j.Verdict, j.Reason = Wait, fmt.Sprintf("%d %s so far; %d needed", n, what, min)
 	default:
 		j.Verdict, j.Reason = Wait, "no verdict yet: "+ci
 	}
 	return j
+}
+
+// pValue formats a p-value; below the precision of the test's arithmetic
+// it says so rather than print 0.
+func pValue(p float64) string {
+	if p < 1e-15 {
+		return "p<1e-15"
+	}
+	return fmt.Sprintf("p=%.2g", p)
 }

@@ -41,6 +41,8 @@ log loss than the live versions is uploaded as a staged version, for
   infergate train ctr --hidden 32 --epochs 30 --upload`)
 	addrs := fs.String("addr", "http://127.0.0.1:8080", "base URLs of the nodes whose traffic logs to read, comma-separated; the first also takes the upload")
 	token := fs.String("token", "", "the admin token (default $INFERGATE_ADMIN_TOKEN)")
+	fs.StringVar(token, "admin-token", "", "the same as --token")
+	inferToken := fs.String("inference-token", "", "the token of /v2/models calls, for gateways started with --inference-token (default $INFERGATE_INFERENCE_TOKEN)")
 	hidden := fs.String("hidden", "", "hidden layer sizes, comma-separated (e.g. 32,16); empty trains a logistic regression")
 	cfg := trainer.DefaultConfig()
 	fs.IntVar(&cfg.Epochs, "epochs", cfg.Epochs, "passes over the training examples")
@@ -82,7 +84,10 @@ log loss than the live versions is uploaded as a staged version, for
 	hc := &http.Client{Timeout: *timeout}
 
 	// The model's input, as the first node serves it.
-	gw := &trainer.Gateway{Nodes: nodes, Token: *token, InferenceToken: os.Getenv("INFERGATE_INFERENCE_TOKEN"), HTTP: hc}
+	if *inferToken == "" {
+		*inferToken = os.Getenv("INFERGATE_INFERENCE_TOKEN")
+	}
+	gw := &trainer.Gateway{Nodes: nodes, Token: *token, InferenceToken: *inferToken, HTTP: hc}
 	input, width, output, err := gw.Signature(ctx, model)
 	if err != nil {
 		return err

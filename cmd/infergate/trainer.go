@@ -50,6 +50,8 @@ never touches a shadow or experiment it did not start.
   infergate trainer ctr --addr http://10.0.0.5:8080,http://10.0.0.6:8080 --state /var/lib/infergate/ctr-trainer.json`)
 	addrs := fs.String("addr", "http://127.0.0.1:8080", "base URLs of the nodes whose traffic logs to read, comma-separated; the first takes the writes")
 	token := fs.String("token", "", "the admin token (default $INFERGATE_ADMIN_TOKEN)")
+	fs.StringVar(token, "admin-token", "", "the same as --token")
+	inferToken := fs.String("inference-token", "", "the token of /v2/models calls, for gateways started with --inference-token (default $INFERGATE_INFERENCE_TOKEN)")
 	cfg := trainer.DefaultLoopConfig()
 	state := fs.String("state", "", "the trainer's state file (default infergate-trainer-MODEL.json in the working directory)")
 	hidden := fs.String("hidden", "", "hidden layer sizes of the candidates, comma-separated (e.g. 32,16); empty trains a logistic regression")
@@ -95,8 +97,10 @@ never touches a shadow or experiment it did not start.
 		*state = "infergate-trainer-" + cfg.Model + ".json"
 	}
 	cfg.StateFile = *state
-	cfg.Gateway = &trainer.Gateway{Nodes: splitAddrs(*addrs), Token: *token,
-		InferenceToken: os.Getenv("INFERGATE_INFERENCE_TOKEN"), HTTP: &http.Client{Timeout: *timeout}}
+	if *inferToken == "" {
+		*inferToken = os.Getenv("INFERGATE_INFERENCE_TOKEN")
+	}
+	cfg.Gateway = &trainer.Gateway{Nodes: splitAddrs(*addrs), Token: *token, InferenceToken: *inferToken, HTTP: &http.Client{Timeout: *timeout}}
 	logger := log.New(os.Stderr, "", log.LstdFlags)
 	cfg.Logf = logger.Printf
 	cfg.Check = func(data []byte, m *onnx.MLP, holdout []trainer.Example) error {
@@ -115,6 +119,8 @@ never touches a shadow or experiment it did not start.
 		}
 		defer r.Close()
 		cfg.Source = r
+	} else if err := cfg.Gateway.CheckLogs(ctx); err != nil {
+		return err
 	}
 	l, err := trainer.NewLoop(ctx, cfg)
 	if err != nil {
