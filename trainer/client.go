@@ -106,9 +106,10 @@ func (g *Gateway) Logs(logf func(string, ...any)) *NodeLogs {
 func (n *NodeLogs) Missing() []string { return n.missing }
 
 // Read reads what every node's log gained since the last Read. A node
-// that cannot be reached is left for the next Read (Missing names it,
-// and it is logged once a minute); Read fails when none can be, or when
-// a node refuses (a node without a traffic log, a wrong token).
+// that cannot be reached, or refuses, is left for the next Read (Missing
+// names it, and it is logged once a minute); Read fails when no node can
+// be read. A node whose log deleted the next position goes on from its
+// oldest record, as does one whose log started over.
 func (n *NodeLogs) Read(ctx context.Context, fn func(*trafficlog.Event)) error {
 	hc := n.g.HTTP
 	if hc == nil {
@@ -118,26 +119,29 @@ func (n *NodeLogs) Read(ctx context.Context, fn func(*trafficlog.Event)) error {
 	var errs []error
 	for i, node := range n.g.Nodes {
 		next, err := ReadTraffic(ctx, hc, node, n.g.Token, n.pos[i], fn)
-		if isStatus(err, http.StatusGone) {
+		switch {
+		case isStatus(err, http.StatusGone):
 			// Retention deleted what was next: go on from the oldest.
 			n.logf("trainer: %v; reading on from the oldest record", err)
+			next, err = ReadTraffic(ctx, hc, node, n.g.Token, -1, fn)
+		case isStatus(err, http.StatusBadRequest) && n.pos[i] >= 0 && next == n.pos[i]:
+			// A position beyond the log's end: the log started over
+			// (the node's data replaced or wiped).
+			n.logf("trainer: %v; the log started over: reading it from its oldest record", err)
 			next, err = ReadTraffic(ctx, hc, node, n.g.Token, -1, fn)
 		}
 		if next >= 0 {
 			n.pos[i] = next
 		}
-		var ne *NodeError
-		if errors.As(err, &ne) {
+		if err != nil {
+			// Unreachable, or refusing now (its log turned off, say):
+			// left for the next Read.
 			n.missing = append(n.missing, node)
 			errs = append(errs, err)
 			if now := time.Now(); now.Sub(n.logged[node]) >= time.Minute {
 				n.logged[node] = now
 				n.logf("trainer: %v; going on with the other nodes (no stage passes until it is back)", err)
 			}
-			continue
-		}
-		if err != nil {
-			return err
 		}
 	}
 	if len(n.missing) == len(n.g.Nodes) {

@@ -38,8 +38,9 @@ type Example struct {
 type JoinStats struct {
 	Predictions, Feedback int // events of the model
 	Joined                int // predictions with a usable label
-	// Why the others were left out.
-	Unlabeled, MultiRow, WrongInput, BadLabel, Orphans int
+	// Why the others were left out (NonFinite: a feature NaN or
+	// infinite, which would poison the training).
+	Unlabeled, MultiRow, WrongInput, BadLabel, Orphans, NonFinite int
 	// Evicted counts the predictions dropped to stay within the limit.
 	Evicted int
 }
@@ -186,6 +187,10 @@ func (j *Joiner) features(e *trafficlog.Event) ([]float32, bool) {
 		x := make([]float32, j.width)
 		for k := range x {
 			x[k] = math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*k:]))
+			if f := float64(x[k]); math.IsNaN(f) || math.IsInf(f, 0) {
+				j.stats.NonFinite++
+				return nil, false
+			}
 		}
 		return x, true
 	}

@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -57,20 +58,13 @@ func Score(scores, labels []float32) Metrics {
 		m.AUC = math.NaN()
 		return m
 	}
-	// Mann-Whitney: the positives' rank sum, ties at their mean rank.
-	slices.SortFunc(pairs, func(a, b pair) int {
-		switch {
-		case a.s < b.s:
-			return -1
-		case a.s > b.s:
-			return 1
-		}
-		return 0
-	})
+	// Mann-Whitney: the positives' rank sum, ties at their mean rank. NaN
+	// scores rank lowest, tied with each other (cmp.Compare's order).
+	slices.SortFunc(pairs, func(a, b pair) int { return cmp.Compare(a.s, b.s) })
 	rankSum := 0.0
 	for i := 0; i < len(pairs); {
 		j := i
-		for j < len(pairs) && pairs[j].s == pairs[i].s {
+		for j < len(pairs) && cmp.Compare(pairs[j].s, pairs[i].s) == 0 {
 			j++
 		}
 		mean := float64(i+j+1) / 2 // ranks i+1..j

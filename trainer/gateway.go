@@ -30,6 +30,7 @@ type ModelState struct {
 	Versions   []struct {
 		Version int64  `json:"version"`
 		Stage   string `json:"stage"`
+		SHA256  string `json:"sha256"`
 		// Nodes maps member ids to the version's state there.
 		Nodes map[string]struct {
 			State  string `json:"state"`

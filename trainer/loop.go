@@ -2,6 +2,8 @@ package trainer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,8 +44,12 @@ type State struct {
 	Candidate int64     `json:"candidate,omitempty"`
 	Since     time.Time `json:"since,omitzero"`
 	Uploaded  time.Time `json:"uploaded,omitzero"`
-	// Control is production's version when the canary started.
-	Control int64 `json:"control,omitempty"`
+	// Control is production's version when the canary started;
+	// CanaryFailuresBefore what the candidate's version had failed on
+	// every node by then (in the shadow stage), which its canary's
+	// failures do not count.
+	Control              int64   `json:"control,omitempty"`
+	CanaryFailuresBefore float64 `json:"canary_failures_before,omitempty"`
 	// ReferenceSince is where the drift reference starts: production's
 	// predictions from then on (its promotion).
 	ReferenceSince time.Time `json:"reference_since,omitzero"`
@@ -53,13 +60,16 @@ type State struct {
 	// train again (a cool-down after a candidate that did not make it).
 	LastTrain time.Time `json:"last_train,omitzero"`
 	NextTrain time.Time `json:"next_train,omitzero"`
-	// Pending, when set, is a step under way ("canary", "promote" or
-	// "roll back", for PendingReason): recorded before its calls to the
-	// cluster, which are made again at each step, before anything else,
-	// until all succeed; so a trainer stopped or killed between them
-	// finishes the step when it starts again.
+	// Pending, when set, is a step under way ("upload", "canary",
+	// "promote" or "roll back", for PendingReason): recorded before its
+	// calls to the cluster, which are made again at each step, before
+	// anything else, until all succeed; so a trainer stopped or killed
+	// between them finishes the step when it starts again. An upload is
+	// not made again: the version uploaded with digest UploadSHA256 is
+	// looked for, and taken on when the cluster has it.
 	Pending       string `json:"pending,omitempty"`
 	PendingReason string `json:"pending_reason,omitempty"`
+	UploadSHA256  string `json:"upload_sha256,omitempty"`
 	// History is the latest decisions, oldest first.
 	History []Decision `json:"history"`
 }
@@ -165,10 +175,12 @@ func (c *LoopConfig) Validate() error {
 		return fmt.Errorf("shadow percent %v: use more than 0, at most 100", c.ShadowPercent)
 	case c.CanaryPercent < 1 || c.CanaryPercent > 99:
 		return fmt.Errorf("canary percent %d: use 1 to 99", c.CanaryPercent)
-	case c.Policy.MinShadowPairs > c.Window:
-		return fmt.Errorf("minimum shadow examples %d: the window of %d predictions can never hold them", c.Policy.MinShadowPairs, c.Window)
-	case 2*c.Policy.MinCanaryExamples > c.Window:
-		return fmt.Errorf("minimum canary examples %d in each arm: the window of %d predictions can never hold them", c.Policy.MinCanaryExamples, c.Window)
+	case float64(c.Policy.MinShadowPairs) > float64(c.Window)*c.ShadowPercent/100:
+		return fmt.Errorf("minimum shadow examples %d: a window of %d predictions holds at most %.0f shadowed at %g%%; widen the window or lower the minimum",
+			c.Policy.MinShadowPairs, c.Window, float64(c.Window)*c.ShadowPercent/100, c.ShadowPercent)
+	case c.Policy.MinCanaryExamples > c.Window*c.CanaryPercent/100:
+		return fmt.Errorf("minimum canary examples %d in each arm: a window of %d predictions holds at most %d of the candidate's at %d%%; widen the window or lower the minimum",
+			c.Policy.MinCanaryExamples, c.Window, c.Window*c.CanaryPercent/100, c.CanaryPercent)
 	}
 	if err := c.Train.Validate(); err != nil {
 		return err
@@ -228,7 +240,7 @@ func NewLoop(ctx context.Context, cfg LoopConfig) (*Loop, error) {
 		switch {
 		case l.state.Stage != Watching && l.state.Stage != Shadowing && l.state.Stage != Canary:
 			return nil, fmt.Errorf("state file %s: unknown stage %q", cfg.StateFile, l.state.Stage)
-		case l.state.Pending != "" && l.state.Pending != "canary" && l.state.Pending != "promote" && l.state.Pending != "roll back":
+		case l.state.Pending != "" && l.state.Pending != "upload" && l.state.Pending != "canary" && l.state.Pending != "promote" && l.state.Pending != "roll back":
 			return nil, fmt.Errorf("state file %s: unknown pending step %q", cfg.StateFile, l.state.Pending)
 		}
 	}
@@ -272,8 +284,21 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 }
 
-// Step reads what the logs gained and takes the stage's next step.
+// Step finishes a step under way, or reads what the logs gained and
+// takes the stage's next step.
 func (l *Loop) Step(ctx context.Context) error {
+	// A step under way needs no traffic: a node whose log cannot be read
+	// must not hold back a roll back.
+	switch l.state.Pending {
+	case "upload":
+		return l.findUpload(ctx)
+	case "canary":
+		return l.startCanary(ctx)
+	case "promote":
+		return l.promote(ctx)
+	case "roll back":
+		return l.rollBack(ctx, l.state.PendingReason)
+	}
 	if err := l.source.Read(ctx, l.joiner.Add); err != nil {
 		return err
 	}
@@ -285,16 +310,10 @@ func (l *Loop) Step(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case l.state.Pending == "canary":
-		return l.startCanary(ctx)
-	case l.state.Pending == "promote":
-		return l.promote(ctx)
-	case l.state.Pending == "roll back":
-		return l.rollBack(ctx, l.state.PendingReason)
-	case l.state.Stage == Shadowing:
+	switch l.state.Stage {
+	case Shadowing:
 		return l.shadow(ctx, m)
-	case l.state.Stage == Canary:
+	case Canary:
 		return l.canary(ctx, m)
 	}
 	return l.watch(ctx, m)
@@ -420,7 +439,7 @@ func (l *Loop) watch(ctx context.Context, m *ModelState) error {
 		l.cfg.Logf("trainer: would train (%s), but %d labeled examples are fewer than the %d needed", why, len(exs), l.cfg.MinExamples)
 		return nil
 	}
-	return l.train(ctx, exs, why)
+	return l.train(ctx, exs, m.Production, why)
 }
 
 func countVersion(all []Example, v int64) int {
@@ -442,66 +461,68 @@ func worstPSI(r DriftReport) float64 {
 
 // drift compares production's recent predictions with its reference,
 // made once (and saved) from the first DriftRows of its predictions
-// since ReferenceSince; ok is false until there are enough of both.
+// logged since ReferenceSince, by their time (the nodes' logs are read
+// one after the other); ok is false until there are enough of both.
 func (l *Loop) drift(all []Example, production int64) (DriftReport, bool, error) {
 	n := l.cfg.DriftRows
+	var prod []*Example
+	for i := range all {
+		if all[i].Version == production && !all[i].Time.Before(l.state.ReferenceSince) {
+			prod = append(prod, &all[i])
+		}
+	}
+	slices.SortStableFunc(prod, func(a, b *Example) int { return a.Time.Compare(b.Time) })
 	ref := l.state.Reference
 	if ref == nil || ref.Bins == nil || ref.Version != production || ref.First.Before(l.state.ReferenceSince) {
-		var x [][]float32
-		var s []float32
-		var first, last time.Time
-		for _, ex := range all {
-			if ex.Version == production && !ex.Time.Before(l.state.ReferenceSince) {
-				x, s = append(x, ex.Features), append(s, ex.Live)
-				if first.IsZero() || ex.Time.Before(first) {
-					first = ex.Time
-				}
-				if ex.Time.After(last) {
-					last = ex.Time
-				}
-				if len(x) == n {
-					break
-				}
-			}
-		}
-		if len(x) < n {
+		if len(prod) < n {
 			return DriftReport{}, false, nil
 		}
-		bins, err := NewReference(x, s, DefaultBins)
+		bins, err := NewReference(rows(prod[:n]))
 		if err != nil {
 			return DriftReport{}, false, err
 		}
-		ref = &SavedReference{Version: production, First: first, Last: last, Bins: bins}
+		ref = &SavedReference{Version: production, First: prod[0].Time, Last: prod[n-1].Time, Bins: bins}
 		l.state.Reference = ref
 		if err := l.save(); err != nil {
 			return DriftReport{}, false, err
 		}
 	}
-	var x [][]float32
-	var s []float32
-	for i := len(all) - 1; i >= 0 && len(x) < n; i-- {
-		ex := &all[i]
-		if ex.Version == production && ex.Time.After(ref.Last) {
-			x, s = append(x, ex.Features), append(s, ex.Live)
-		}
-	}
-	if len(x) < n {
+	if len(prod) < n || !prod[len(prod)-n].Time.After(ref.Last) {
 		return DriftReport{}, false, nil
 	}
+	x, s, _ := rows(prod[len(prod)-n:])
 	rep, err := ref.Bins.Compare(x, s)
 	return rep, err == nil, err
+}
+
+// rows returns exs' features and live scores.
+func rows(exs []*Example) ([][]float32, []float32, int) {
+	x := make([][]float32, len(exs))
+	s := make([]float32, len(exs))
+	for i, ex := range exs {
+		x[i], s[i] = ex.Features, ex.Live
+	}
+	return x, s, DefaultBins
 }
 
 // train trains a candidate on exs and, when it beats the live versions
 // and the labels' base rate on the holdout, uploads it and starts its
 // shadow stage.
-func (l *Loop) train(ctx context.Context, exs []Example, why string) error {
+func (l *Loop) train(ctx context.Context, exs []Example, production int64, why string) error {
 	now := l.cfg.Now()
 	l.state.LastTrain = now
 	l.state.NextTrain = now.Add(l.cfg.Cooldown)
-	train, holdout := Split(exs, l.cfg.HoldoutEvery)
-	if len(train) == 0 || len(holdout) == 0 {
-		return l.decide("skip", 0, "%s; the split left %d examples to train on and %d to hold out", why, len(train), len(holdout))
+	train, all := Split(exs, l.cfg.HoldoutEvery)
+	// The candidate is compared with production on what production
+	// answered (not with a rolled back candidate's canary, say).
+	var holdout []Example
+	for _, ex := range all {
+		if ex.Version == production {
+			holdout = append(holdout, ex)
+		}
+	}
+	if len(train) == 0 || len(holdout) < 10 {
+		return l.decide("skip", 0, "%s; the split left %d examples to train on and %d of production's to hold out", why, len(train), len(holdout))
 	}
 	m, _, err := Train(l.cfg.Train, train)
 	if err != nil {
@@ -529,17 +550,49 @@ func (l *Loop) train(ctx context.Context, exs []Example, why string) error {
 			return l.decide("keep", 0, "%s; the candidate failed its check: %v", why, err)
 		}
 	}
+	reason := fmt.Sprintf("%s; trained on %d examples; holdout of %d: live %s; candidate %s; the labels' base rate: log loss %.4f",
+		why, len(train), len(holdout), cmp.Live, cmp.Candidate, base)
+	sum := sha256.Sum256(data)
+	l.state.UploadSHA256 = hex.EncodeToString(sum[:])
+	if err := l.pend("upload", reason); err != nil {
+		return err
+	}
 	v, err := l.cfg.Gateway.Upload(ctx, l.cfg.Model, data)
 	if err != nil {
-		// Try again soon (a leader election, say), not after the whole
-		// cool-down.
-		l.state.NextTrain = now.Add(min(l.cfg.Cooldown, 10*l.cfg.Interval))
-		return fmt.Errorf("cannot upload the candidate (training again after %s): %w", l.state.NextTrain.Sub(now), err)
+		// The upload may have taken effect though its answer was lost:
+		// the next step looks for it.
+		return fmt.Errorf("cannot upload the candidate: %w", err)
 	}
-	l.state = State{Stage: Shadowing, Candidate: v, Uploaded: now, ReferenceSince: l.state.ReferenceSince, Reference: l.state.Reference,
+	return l.uploaded(v)
+}
+
+// uploaded starts the shadow stage of version v, just uploaded.
+func (l *Loop) uploaded(v int64) error {
+	reason := l.state.PendingReason
+	l.state = State{Stage: Shadowing, Candidate: v, Uploaded: l.cfg.Now(), ReferenceSince: l.state.ReferenceSince, Reference: l.state.Reference,
 		LastTrain: l.state.LastTrain, NextTrain: l.state.NextTrain, History: l.state.History}
-	return l.decide("upload", v, "%s; trained on %d examples; holdout of %d: live %s; candidate %s; the labels' base rate: log loss %.4f",
-		why, len(train), len(holdout), cmp.Live, cmp.Candidate, base)
+	return l.decide("upload", v, "%s", reason)
+}
+
+// findUpload is the pending step "upload", whose answer was lost: the
+// version with the candidate's digest, if the cluster has it, is the
+// candidate; else the upload did not happen, and the loop trains again
+// soon (a leader election, say), not after the whole cool-down.
+func (l *Loop) findUpload(ctx context.Context) error {
+	m, err := l.cfg.Gateway.Model(ctx, l.cfg.Model)
+	if err != nil {
+		return err
+	}
+	for _, v := range m.Versions {
+		if v.SHA256 == l.state.UploadSHA256 && v.Stage != "retired" {
+			return l.uploaded(v.Version)
+		}
+	}
+	now := l.cfg.Now()
+	l.state.Pending, l.state.PendingReason, l.state.UploadSHA256 = "", "", ""
+	l.state.NextTrain = now.Add(min(l.cfg.Cooldown, 10*l.cfg.Interval))
+	l.cfg.Logf("trainer: the candidate's upload did not reach the cluster; training again after %s", l.state.NextTrain.Sub(now))
+	return l.save()
 }
 
 // shadow is the shadow stage: start the shadow once the candidate is
@@ -577,18 +630,31 @@ func (l *Loop) shadow(ctx context.Context, m *ModelState) error {
 		return l.abandon(fmt.Sprintf("someone made version %d production during its shadow stage (its shadow ended)", v))
 	case m.Shadow == nil || m.Shadow.Version != v:
 		return l.abandon("its shadow was ended or replaced by someone else")
+	case m.Experiment != nil:
+		// Someone's A/B test, which the canary would replace: the
+		// candidate gives way.
+		if err := l.cfg.Gateway.EndShadowIf(ctx, l.cfg.Model, v); err != nil {
+			return err
+		}
+		return l.abandon(fmt.Sprintf("someone started experiment %q during its shadow stage (its shadow ended)", m.Experiment.Name))
 	}
 	runs, missing, err := l.runs(ctx, shadowRuns(l.cfg.Model, v))
 	if err != nil {
 		return err
 	}
-	j := l.cfg.Policy.JudgeShadow(l.joiner.All(), v, l.state.Since, now, runs)
+	j := l.cfg.Policy.JudgeShadow(l.joiner.All(), m.Production, v, l.state.Since, now, runs)
 	j = l.partial(j, missing)
 	switch j.Verdict {
 	case Fail:
 		return l.rollBack(ctx, "in the shadow stage, "+j.Reason)
 	case Pass:
-		l.state.Control = m.Production
+		// What the version failed in the shadow stage is not the
+		// canary's.
+		failed, _, err := l.runs(ctx, versionFailures(l.cfg.Model, v))
+		if err != nil {
+			return err
+		}
+		l.state.Control, l.state.CanaryFailuresBefore = m.Production, failed.Failed
 		if err := l.pend("canary", j.Reason); err != nil {
 			return err
 		}
@@ -613,6 +679,17 @@ func (l *Loop) partial(j Judgement, missing []string) Judgement {
 // shadow ends.
 func (l *Loop) startCanary(ctx context.Context) error {
 	v := l.state.Candidate
+	m, err := l.cfg.Gateway.Model(ctx, l.cfg.Model)
+	if err != nil {
+		return err
+	}
+	if m.Experiment != nil && m.Experiment.Name != l.experimentName() {
+		l.state.Pending, l.state.PendingReason = "", ""
+		if err := l.cfg.Gateway.EndShadowIf(ctx, l.cfg.Model, v); err != nil {
+			return err
+		}
+		return l.abandon(fmt.Sprintf("someone started experiment %q as its canary was to start (its shadow ended)", m.Experiment.Name))
+	}
 	x := Experiment{Name: l.experimentName(), Arms: []Arm{
 		{Name: "control", Version: l.state.Control, Weight: 100 - l.cfg.CanaryPercent},
 		{Name: "candidate", Version: v, Weight: l.cfg.CanaryPercent},
@@ -648,6 +725,7 @@ func (l *Loop) canary(ctx context.Context, m *ModelState) error {
 	if err != nil {
 		return err
 	}
+	runs.Failed = max(0, runs.Failed-l.state.CanaryFailuresBefore)
 	j := l.cfg.Policy.JudgeCanary(l.joiner.All(), "control", l.state.Control, "candidate", v, l.state.Since, now, runs)
 	j = l.partial(j, missing)
 	switch j.Verdict {
@@ -747,21 +825,28 @@ func shadowRuns(model string, v int64) runCounter {
 	}
 }
 
-// canaryRuns counts the candidate's requests: failed for the version's
-// own reasons (errors, timeouts), or fallen back to production because
-// the version was not ready.
+// versionFailures counts version v's failures for its own reasons
+// (errors, timeouts), its shadow copies' included.
+func versionFailures(model string, v int64) runCounter {
+	return func(text string) Runs {
+		var r Runs
+		for _, reason := range []string{"internal", "timeout"} {
+			r.Failed += SumSeries(text, "infergate_inference_request_failure_total",
+				map[string]string{"model": model, "version": strconv.FormatInt(v, 10), "reason": reason})
+		}
+		return r
+	}
+}
+
+// canaryRuns counts the candidate arm's requests (the experiment's own
+// series, which start with it) and its version's failures (from which
+// the caller takes those of the shadow stage), with the requests of the
+// arm that fell back to production because the version was not ready.
 func canaryRuns(model string, v int64, experiment string) runCounter {
 	return func(text string) Runs {
-		ver := strconv.FormatInt(v, 10)
-		r := Runs{Ran: SumSeries(text, "infergate_inference_request_success_total", map[string]string{"model": model, "version": ver})}
-		for _, reason := range []string{"internal", "timeout"} {
-			n := SumSeries(text, "infergate_inference_request_failure_total", map[string]string{"model": model, "version": ver, "reason": reason})
-			r.Ran += n
-			r.Failed += n
-		}
-		fb := SumSeries(text, "infergate_experiment_fallback_total", map[string]string{"model": model, "experiment": experiment, "arm": "candidate"})
-		r.Ran += fb
-		r.Failed += fb
+		arm := map[string]string{"model": model, "experiment": experiment, "arm": "candidate"}
+		r := Runs{Ran: SumSeries(text, "infergate_experiment_requests_total", arm)}
+		r.Failed = versionFailures(model, v)(text).Failed + SumSeries(text, "infergate_experiment_fallback_total", arm)
 		return r
 	}
 }

@@ -1,7 +1,9 @@
 package trainer
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,6 +31,7 @@ type fakeGateway struct {
 	mu         sync.Mutex
 	production int64
 	versions   []int64
+	sums       map[int64]string // sha256 of the uploaded bytes
 	retired    map[int64]bool
 	shadow     *struct {
 		Version int64   `json:"version"`
@@ -81,7 +84,7 @@ func (f *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m := map[string]any{"production": f.production, "experiment": f.experiment, "shadow": f.shadow}
 		var vs []any
 		for _, v := range f.versions {
-			vv := map[string]any{"version": v, "stage": "staged"}
+			vv := map[string]any{"version": v, "stage": "staged", "sha256": f.sums[v]}
 			if !f.retired[v] {
 				vv["nodes"] = map[string]any{"n1": map[string]string{"state": "ready"}}
 			}
@@ -93,6 +96,11 @@ func (f *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		write()
 		v := f.versions[len(f.versions)-1] + 1
 		f.versions = append(f.versions, v)
+		sum := sha256.Sum256(body)
+		if f.sums == nil {
+			f.sums = map[int64]string{}
+		}
+		f.sums[v] = hex.EncodeToString(sum[:])
 		w.WriteHeader(201)
 		reply(map[string]any{"version": v})
 	case strings.HasPrefix(p, "/v1/models/ctr/versions/") && r.Method == "DELETE":
@@ -350,6 +358,7 @@ infergate_inference_request_success_total{model="ctr",version="2"} 190
 infergate_inference_request_failure_total{model="ctr",version="2",reason="internal"} 2
 infergate_inference_request_failure_total{model="ctr",version="2",reason="bad_request"} 50
 infergate_experiment_fallback_total{model="ctr",experiment="trainer-v2",arm="candidate",version="2"} 8
+infergate_experiment_requests_total{model="ctr",experiment="trainer-v2",arm="candidate",version="2"} 200
 `
 	for range 3 {
 		w.traffic(20, 1, "control", coin, nil, 0)

@@ -94,28 +94,31 @@ type Judgement struct {
 type Runs struct{ Ran, Failed float64 }
 
 // failing returns why runs break the policy, if they do.
-func (p *Policy) failing(r Runs) string {
+func (p *Policy) failing(r Runs, series string) string {
 	if r.Ran >= float64(p.MinRuns) && r.Failed > p.MaxFailureRate*r.Ran {
-		return fmt.Sprintf("%.0f of its %.0f runs failed, over %.3g%% (see the gateways' logs and infergate_inference_request_failure_total)", r.Failed, r.Ran, 100*p.MaxFailureRate)
+		return fmt.Sprintf("%.0f of its %.0f runs failed, over %.3g%% (see the gateways' logs and %s)", r.Failed, r.Ran, 100*p.MaxFailureRate, series)
 	}
 	return ""
 }
 
 // JudgeShadow judges a candidate running as a shadow since since: on the
-// labeled requests the shadow scored (exs with ShadowVersion candidate),
+// labeled requests production answered and the shadow scored (exs with
+// Version production and ShadowVersion candidate),
 // its log loss against the live version's on the same requests.
-func (p *Policy) JudgeShadow(exs []Example, candidate int64, since, now time.Time, runs Runs) Judgement {
+func (p *Policy) JudgeShadow(exs []Example, production, candidate int64, since, now time.Time, runs Runs) Judgement {
 	var live, cand []float64
 	for i := range exs {
 		ex := &exs[i]
-		if ex.ShadowVersion != candidate || !ex.HasLabel || ex.Time.Before(since) {
+		// Requests that named another version are copied too: they
+		// compare the candidate with that version, not production.
+		if ex.ShadowVersion != candidate || ex.Version != production || !ex.HasLabel || ex.Time.Before(since) {
 			continue
 		}
 		live = append(live, bce(float64(ex.Live), float64(ex.Label)))
 		cand = append(cand, bce(float64(ex.Shadow), float64(ex.Label)))
 	}
 	j := Judgement{Loss: Paired(live, cand, p.Level)}
-	if why := p.failing(runs); why != "" {
+	if why := p.failing(runs, `infergate_shadow_requests_total{result="failed"|"not_ready"}`); why != "" {
 		j.Verdict, j.Reason = Fail, "the shadow fails: "+why
 		return j
 	}
@@ -152,7 +155,7 @@ func (p *Policy) JudgeCanary(exs []Example, control string, controlVersion int64
 		}
 	}
 	j := Judgement{Loss: Welch(live, cand, p.Level), Reward: Welch(liveR, candR, p.Level)}
-	if why := p.failing(runs); why != "" {
+	if why := p.failing(runs, "infergate_inference_request_failure_total and infergate_experiment_fallback_total"); why != "" {
 		j.Verdict, j.Reason = Fail, "the canary fails: "+why
 		return j
 	}
