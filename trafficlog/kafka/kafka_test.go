@@ -21,7 +21,7 @@ import (
 
 // broker starts an in-process Kafka cluster with topic "traffic" of three
 // partitions.
-func broker(t *testing.T) []string {
+func broker(t testing.TB) []string {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "traffic"))
 	if err != nil {
@@ -31,7 +31,7 @@ func broker(t *testing.T) []string {
 	return c.ListenAddrs()
 }
 
-func open(t *testing.T, brokers []string) (*Writer, *metrics.Set) {
+func open(t testing.TB, brokers []string) (*Writer, *metrics.Set) {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Brokers, cfg.Topic = brokers, "traffic"
