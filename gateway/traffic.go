@@ -255,9 +255,9 @@ func (s *Server) feedback(ctx *fasthttp.RequestCtx, name, version []byte) error 
 		return unavailable(1, "the server is shutting down; send the feedback to another node")
 	case errors.Is(err, trafficlog.ErrSyncTimeout):
 		return &httpError{code: fasthttp.StatusServiceUnavailable, retryAfter: 5, err: err,
-			msg: "the traffic log's disk did not confirm these outcomes in time; they may still be logged, and sending them again is safe (the trainer keeps an id's latest label and reward)"}
+			msg: "the traffic log's " + s.trafficStore() + " did not confirm these outcomes in time; they may still be logged, and sending them again is safe (the trainer keeps an id's latest label and reward)"}
 	case err != nil:
-		return &httpError{code: fasthttp.StatusServiceUnavailable, retryAfter: 5, msg: "the traffic log cannot write to its disk; retry later (the server log says why)", err: err}
+		return &httpError{code: fasthttp.StatusServiceUnavailable, retryAfter: 5, msg: "the traffic log cannot write to its " + s.trafficStore() + "; retry later (the server log says why)", err: err}
 	}
 	// Counted for their arms once logged: a retry after a failure above
 	// is not counted twice.
@@ -358,6 +358,14 @@ func (s *Server) readTraffic(ctx *fasthttp.RequestCtx) error {
 	}
 	ctx.SetBody(out)
 	return nil
+}
+
+// trafficStore names where the traffic log writes, for error messages.
+func (s *Server) trafficStore() string {
+	if s.cfg.TrafficLog == nil {
+		return "Kafka brokers"
+	}
+	return "disk"
 }
 
 // noTrafficLog is the answer of the read endpoints without an embedded

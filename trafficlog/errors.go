@@ -8,10 +8,10 @@ var (
 	// ErrFull means the writer's queue is full: the disk is slower than
 	// the traffic, or stuck.
 	ErrFull = errors.New("the traffic log's write queue is full")
-	// ErrSyncTimeout means AppendSync's events were not on disk within
-	// Config.SyncTimeout: the disk is stuck or very slow. They may still
-	// be written.
-	ErrSyncTimeout = errors.New("the traffic log's disk did not confirm the write in time")
+	// ErrSyncTimeout means AppendSync's events were not durable within
+	// the sink's sync timeout: the disk, or the Kafka brokers, are stuck
+	// or very slow. They may still be written.
+	ErrSyncTimeout = errors.New("the traffic log did not confirm the write in time")
 	// ErrTooLarge means an event encodes to more than Config.MaxRecordBytes.
 	ErrTooLarge = errors.New("the event is larger than the traffic log's record limit")
 	// ErrUnknownKind means an event's Kind is none of Prediction,

@@ -353,7 +353,7 @@ func (l *Log) Append(e *Event) error {
 		return ErrClosed
 	}
 	defer l.pushing.Add(-1)
-	if err := decodable(e); err != nil {
+	if err := Check(e); err != nil {
 		l.dropLarge.Inc()
 		return err
 	}
@@ -361,9 +361,10 @@ func (l *Log) Append(e *Event) error {
 	return err
 }
 
-// decodable refuses an event of an unknown kind, or with more tensors or
-// dimensions than Decode takes: a record must read back.
-func decodable(e *Event) error {
+// Check refuses an event of an unknown kind, or with more tensors or
+// dimensions than Decode takes: a record must read back. Every Sink
+// checks what it takes with it.
+func Check(e *Event) error {
 	if !e.Kind.known() {
 		return fmt.Errorf("%w: %d", ErrUnknownKind, e.Kind)
 	}
@@ -388,7 +389,7 @@ func decodable(e *Event) error {
 func (l *Log) AppendSync(es ...*Event) error {
 	var recs []byte
 	for _, e := range es {
-		if err := decodable(e); err != nil {
+		if err := Check(e); err != nil {
 			l.dropLarge.Add(len(es))
 			return err
 		}

@@ -182,6 +182,10 @@ func (c *serveConfig) validate() error {
 		if c.traffic.Dir != "" {
 			return errors.New("--traffic-kafka-brokers and --traffic-dir: the log goes to one of them; drop one")
 		}
+		d := trafficlog.DefaultConfig()
+		if c.traffic.MaxBytes != d.MaxBytes || c.traffic.SegmentBytes != d.SegmentBytes {
+			return errors.New("--traffic-max-bytes and --traffic-segment-bytes apply to the log on disk; with --traffic-kafka-brokers the topic's own retention and max.message.bytes govern")
+		}
 		c.kafka.Brokers = splitAddrs(c.kafkaBrokers)
 		if err := c.kafka.Validate(); err != nil {
 			return fmt.Errorf("--traffic-kafka-*: %w", err)
@@ -343,7 +347,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		// Closed last, after the HTTP server: no handler writes it then.
 		defer func() {
 			t := time.Now()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 			if err := kw.Close(ctx); err != nil {
 				logger.Printf("%v", err)
 			}

@@ -86,6 +86,9 @@ position.
 		return errUsage
 	}
 	if *kafkaBrokers != "" {
+		if *from != -1 || *maxBytes != 4<<20 {
+			return errors.New("--from and --max-bytes read a node's log; a Kafka topic is read from its oldest records")
+		}
 		return readKafka(out, splitAddrs(*kafkaBrokers), *kafkaTopic, *follow, *poll)
 	}
 	cl, err := cfg.client()

@@ -48,6 +48,7 @@ func TestTrafficKafkaFlags(t *testing.T) {
 	f("needs --traffic-percent above 0", "--traffic-kafka-brokers", "127.0.0.1:9092")
 	f("drop one", "--traffic-percent", "5", "--traffic-kafka-brokers", "127.0.0.1:9092", "--traffic-dir", "/tmp/x")
 	f(`broker "kafka": want host:port`, "--traffic-percent", "5", "--traffic-kafka-brokers", "kafka")
+	f("the topic's own retention", "--traffic-percent", "5", "--traffic-kafka-brokers", "127.0.0.1:9092", "--traffic-max-bytes", "1000000000")
 	f("", "--traffic-percent", "5", "--traffic-kafka-brokers", "127.0.0.1:9092,127.0.0.2:9092")
 
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "traffic"))

@@ -9,20 +9,24 @@
 // their ids, whatever partition they land in.
 //
 // The topic must exist: Open refuses to start without it, naming it, so
-// that a typo does not create one no trainer reads. Plain TCP only for now
-// (no TLS, no SASL).
+// that a typo does not create one no trainer reads; brokers that cannot be
+// reached at the start are no error (a node serves while Kafka is down).
+// Records are kept within the topic's max.message.bytes. Plain TCP only
+// for now (no TLS, no SASL).
 package kafka
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/infergate/infergate/trafficlog"
@@ -45,8 +49,10 @@ type Config struct {
 	// it fails with trafficlog.ErrSyncTimeout (the events may still be
 	// written).
 	SyncTimeout time.Duration
-	// DeliveryTimeout bounds how long a record Append buffered may take
-	// to be acknowledged before it is dropped (counted as write_error).
+	// DeliveryTimeout bounds how long a record sent to the brokers may go
+	// unacknowledged before it is dropped (counted as write_error). While
+	// the brokers cannot be reached at all, records wait in the buffer
+	// (BufferBytes), and those that do not fit are dropped.
 	DeliveryTimeout time.Duration
 	// Metrics receives the writer's series; nil makes a set of its own.
 	Metrics *metrics.Set
@@ -85,9 +91,15 @@ func (c *Config) Validate() error {
 // Writer appends a node's events to the topic. It is a trafficlog.Sink,
 // safe for concurrent use.
 type Writer struct {
-	cfg    Config
-	cl     *kgo.Client
-	closed atomic.Bool
+	cfg Config
+	cl  *kgo.Client
+	// maxRecord is the largest record taken: MaxRecordBytes, or less
+	// when the topic's max.message.bytes is smaller.
+	maxRecord int
+	closed    atomic.Bool
+	// pending counts the records handed to the producer whose outcome
+	// has not come back: Close waits for them, so that they are counted.
+	pending atomic.Int64
 
 	events                                     [3]*metrics.Counter // by kind-1
 	dropFull, dropLarge, dropWrite, dropClosed *metrics.Counter
@@ -95,7 +107,13 @@ type Writer struct {
 	loggedErr                                  atomic.Int64 // unix seconds of the last logged error
 }
 
-// Open connects to the brokers and checks that the topic exists.
+// recordOverhead is what a Kafka record batch adds to its records' values.
+const recordOverhead = 1024
+
+// Open connects to the brokers and checks that the topic exists. Brokers
+// that cannot be reached are no error (a node must serve while Kafka is
+// down): it says so, and the writer holds what it is given (up to
+// BufferBytes) until they can be. A topic the brokers do not have is one.
 func Open(ctx context.Context, cfg Config) (*Writer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -106,10 +124,15 @@ func Open(ctx context.Context, cfg Config) (*Writer, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.NewSet()
 	}
+	w := &Writer{cfg: cfg, maxRecord: cfg.MaxRecordBytes}
+	var batchMax atomic.Int32
+	batchMax.Store(int32(cfg.MaxRecordBytes + recordOverhead))
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.DefaultProduceTopic(cfg.Topic),
-		kgo.ProducerBatchMaxBytes(int32(cfg.MaxRecordBytes)+1024),
+		kgo.ProducerBatchMaxBytesFn(func(string) int32 { return batchMax.Load() }),
+		// Bytes bound the buffer, not the number of records.
+		kgo.MaxBufferedRecords(1<<24),
 		kgo.MaxBufferedBytes(int(cfg.BufferBytes)),
 		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
 		kgo.ProducerLinger(5*time.Millisecond),
@@ -117,11 +140,23 @@ func Open(ctx context.Context, cfg Config) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka traffic log: %w", err)
 	}
-	if err := checkTopic(ctx, cl, cfg.Topic); err != nil {
+	limit, err := checkTopic(ctx, cl, cfg.Topic)
+	var unreachable *unreachableError
+	switch {
+	case errors.As(err, &unreachable):
+		cfg.Logf("traffic log: %v; going on: events wait for the brokers (up to %d bytes), then are dropped and counted", err, cfg.BufferBytes)
+	case err != nil:
 		cl.Close()
 		return nil, err
+	case limit > 0 && limit < cfg.MaxRecordBytes+recordOverhead:
+		if limit <= 2*recordOverhead {
+			cl.Close()
+			return nil, fmt.Errorf("kafka traffic log: topic %q takes messages of %d bytes at most (max.message.bytes); too small for the traffic log's records", cfg.Topic, limit)
+		}
+		w.maxRecord = limit - recordOverhead
+		batchMax.Store(int32(limit))
 	}
-	w := &Writer{cfg: cfg, cl: cl}
+	w.cl = cl
 	set := cfg.Metrics
 	for i := range w.events {
 		w.events[i] = set.GetOrCreateCounter(`infergate_traffic_events_total{kind="` + trafficlog.Kind(i+1).String() + `"}`)
@@ -135,103 +170,147 @@ func Open(ctx context.Context, cfg Config) (*Writer, error) {
 	return w, nil
 }
 
-// checkTopic fails unless the brokers know topic.
-func checkTopic(ctx context.Context, cl *kgo.Client, topic string) error {
+// unreachableError is brokers that could not be reached.
+type unreachableError struct{ err error }
+
+func (e *unreachableError) Error() string { return "cannot reach the Kafka brokers: " + e.err.Error() }
+
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// checkTopic fails unless the brokers know topic, and returns its
+// max.message.bytes (0 when it does not say).
+func checkTopic(ctx context.Context, cl *kgo.Client, topic string) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	topics, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	adm := kadm.NewClient(cl)
+	topics, err := adm.ListTopics(ctx, topic)
 	if err != nil {
-		return fmt.Errorf("kafka traffic log: cannot reach the brokers: %w", err)
+		return 0, &unreachableError{err}
 	}
 	if !topics.Has(topic) || topics[topic].Err != nil {
-		return fmt.Errorf("kafka traffic log: topic %q does not exist on the brokers; create it (kafka-topics.sh --create --topic %s) or name another", topic, topic)
+		return 0, fmt.Errorf("kafka traffic log: topic %q does not exist on the brokers; create it (kafka-topics.sh --create --topic %s) or name another", topic, topic)
 	}
-	return nil
+	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		return 0, nil // the topic's limit unknown: the writer's own applies
+	}
+	for _, rc := range rcs {
+		for _, c := range rc.Configs {
+			if c.Key == "max.message.bytes" && c.Value != nil {
+				if n, err := strconv.Atoi(*c.Value); err == nil && n > 0 {
+					return n, nil
+				}
+			}
+		}
+	}
+	return 0, nil
 }
 
 // MaxRecordBytes is the largest record (events together) the writer takes.
-func (w *Writer) MaxRecordBytes() int { return w.cfg.MaxRecordBytes }
+func (w *Writer) MaxRecordBytes() int { return w.maxRecord }
+
+// encode checks es and encodes them as one record.
+func (w *Writer) encode(es []*trafficlog.Event) ([]byte, error) {
+	var recs []byte
+	for _, e := range es {
+		if err := trafficlog.Check(e); err != nil {
+			return nil, err
+		}
+		recs = trafficlog.AppendRecord(recs, e)
+	}
+	if len(recs) > w.maxRecord {
+		return nil, fmt.Errorf("%w: %d events take %d bytes, over %d", trafficlog.ErrTooLarge, len(es), len(recs), w.maxRecord)
+	}
+	return recs, nil
+}
+
+// produce hands rec, holding events of kinds, to the producer; the
+// outcome is counted when it comes, and passed to done when not nil.
+func (w *Writer) produce(rec []byte, kinds []trafficlog.Kind, done func(error)) {
+	w.pending.Add(1)
+	w.cl.TryProduce(context.Background(), &kgo.Record{Value: rec}, func(_ *kgo.Record, err error) {
+		n := len(kinds)
+		switch {
+		case err == nil:
+			for _, k := range kinds {
+				w.events[k-1].Inc()
+			}
+		case errors.Is(err, kgo.ErrMaxBuffered):
+			w.dropFull.Add(n)
+		case errors.Is(err, kgo.ErrClientClosed):
+			w.dropClosed.Add(n)
+		case errors.Is(err, kerr.MessageTooLarge):
+			w.dropLarge.Add(n)
+		default:
+			w.dropWrite.Add(n)
+			w.writeFailed(err)
+		}
+		w.pending.Add(-1)
+		if done != nil {
+			done(err)
+		}
+	})
+}
 
 // Append sends e without waiting: it returns once e is encoded and
-// buffered. An event the buffer cannot take is dropped and counted.
+// buffered. An event the buffer cannot take, or the brokers refuse, is
+// dropped and counted.
 func (w *Writer) Append(e *trafficlog.Event) error {
 	if w.closed.Load() {
 		w.dropClosed.Inc()
 		return trafficlog.ErrClosed
 	}
-	if !validKind(e.Kind) {
+	rec, err := w.encode([]*trafficlog.Event{e})
+	if err != nil {
 		w.dropLarge.Inc()
-		return fmt.Errorf("%w: %d", trafficlog.ErrUnknownKind, e.Kind)
+		return err
 	}
-	rec := trafficlog.AppendRecord(nil, e)
-	if len(rec) > w.cfg.MaxRecordBytes {
-		w.dropLarge.Inc()
-		return fmt.Errorf("%w: %d bytes, over %d", trafficlog.ErrTooLarge, len(rec), w.cfg.MaxRecordBytes)
-	}
-	kind := e.Kind
-	w.cl.TryProduce(context.Background(), &kgo.Record{Value: rec}, func(_ *kgo.Record, err error) {
-		switch {
-		case err == nil:
-			w.events[kind-1].Inc()
-		case errors.Is(err, kgo.ErrMaxBuffered):
-			w.dropFull.Inc()
-		case errors.Is(err, kgo.ErrClientClosed):
-			w.dropClosed.Inc()
-		default:
-			w.dropWrite.Inc()
-			w.writeFailed(err)
-		}
-	})
+	w.produce(rec, []trafficlog.Kind{e.Kind}, nil)
 	return nil
 }
 
-func validKind(k trafficlog.Kind) bool { return k >= trafficlog.Prediction && k <= trafficlog.Shadow }
-
 // AppendSync sends es as one Kafka record, all or none, and waits for the
-// brokers' ack, at most SyncTimeout.
+// brokers' ack, at most SyncTimeout: then it fails with
+// trafficlog.ErrSyncTimeout, and the record may still be written (its
+// outcome is counted when it comes).
 func (w *Writer) AppendSync(es ...*trafficlog.Event) error {
 	if w.closed.Load() {
 		w.dropClosed.Add(len(es))
 		return trafficlog.ErrClosed
 	}
-	var recs []byte
-	for _, e := range es {
-		if !validKind(e.Kind) {
-			w.dropLarge.Add(len(es))
-			return fmt.Errorf("%w: %d", trafficlog.ErrUnknownKind, e.Kind)
-		}
-		recs = trafficlog.AppendRecord(recs, e)
-	}
-	if len(recs) > w.cfg.MaxRecordBytes {
+	rec, err := w.encode(es)
+	if err != nil {
 		w.dropLarge.Add(len(es))
-		return fmt.Errorf("%w: %d events take %d bytes together, over %d", trafficlog.ErrTooLarge, len(es), len(recs), w.cfg.MaxRecordBytes)
+		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.SyncTimeout)
-	defer cancel()
+	kinds := make([]trafficlog.Kind, len(es))
+	for i, e := range es {
+		kinds[i] = e.Kind
+	}
 	done := make(chan error, 1)
-	w.cl.TryProduce(ctx, &kgo.Record{Value: recs}, func(_ *kgo.Record, err error) { done <- err })
-	err := <-done
-	switch {
-	case err == nil:
-		for _, e := range es {
-			w.events[e.Kind-1].Inc()
-		}
-		return nil
-	case errors.Is(err, kgo.ErrMaxBuffered):
-		w.dropFull.Add(len(es))
-		return trafficlog.ErrFull
-	case errors.Is(err, kgo.ErrClientClosed):
-		w.dropClosed.Add(len(es))
-		return trafficlog.ErrClosed
-	case errors.Is(err, context.DeadlineExceeded):
+	w.produce(rec, kinds, func(err error) { done <- err })
+	timeout := time.NewTimer(w.cfg.SyncTimeout)
+	defer timeout.Stop()
+	select {
+	case err = <-done:
+	case <-timeout.C:
 		return fmt.Errorf("%w: no ack from the Kafka brokers within %s", trafficlog.ErrSyncTimeout, w.cfg.SyncTimeout)
 	}
-	w.dropWrite.Add(len(es))
-	w.writeFailed(err)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, kgo.ErrMaxBuffered):
+		return trafficlog.ErrFull
+	case errors.Is(err, kgo.ErrClientClosed):
+		return trafficlog.ErrClosed
+	case errors.Is(err, kerr.MessageTooLarge):
+		return fmt.Errorf("%w: topic %q refuses a message of %d bytes", trafficlog.ErrTooLarge, w.cfg.Topic, len(rec))
+	}
 	return fmt.Errorf("cannot write to Kafka topic %q: %w", w.cfg.Topic, err)
 }
 
-// writeFailed counts a failed write and logs it, at most once a minute.
+// writeFailed counts a record the brokers did not take and logs why, at
+// most once a minute.
 func (w *Writer) writeFailed(err error) {
 	w.writeErrors.Inc()
 	now := time.Now().Unix()
@@ -240,16 +319,23 @@ func (w *Writer) writeFailed(err error) {
 	}
 }
 
-// Close sends what is buffered (waiting up to ctx) and disconnects.
+// Close sends what is buffered (waiting up to ctx) and disconnects; what
+// could not be sent by then is dropped and counted before it returns.
 // Appends after Close are refused. It is idempotent.
 func (w *Writer) Close(ctx context.Context) error {
 	if w.closed.Swap(true) {
 		return nil
 	}
 	err := w.cl.Flush(ctx)
+	unsent, records := w.cl.BufferedProduceBytes(), w.pending.Load()
 	w.cl.Close()
+	// The producer fails what it still held on its own goroutine: wait
+	// for those outcomes (counted dropped) a little.
+	for deadline := time.Now().Add(time.Second); w.pending.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	if err != nil {
-		return fmt.Errorf("kafka traffic log: %d bytes not sent before the deadline: %w", w.cl.BufferedProduceBytes(), err)
+		return fmt.Errorf("kafka traffic log: %d records (%d bytes) not sent before the deadline, dropped: %w", records, unsent, err)
 	}
 	return nil
 }

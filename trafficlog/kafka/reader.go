@@ -18,8 +18,10 @@ type Reader struct {
 	topic string
 	cl    *kgo.Client
 	adm   *kadm.Client
-	// next is, per partition, the offset after the last record read.
-	next map[int32]int64
+	// next is, per partition, the offset after the last record read;
+	// known the partitions the consumer was told of.
+	next  map[int32]int64
+	known map[int32]bool
 	// skipped counts the records whose value did not decode.
 	skipped int
 }
@@ -39,15 +41,17 @@ func NewReader(ctx context.Context, brokers []string, topic string) (*Reader, er
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(200*time.Millisecond),
+		// What it fetches ahead between Reads stays small.
+		kgo.FetchMaxBytes(16<<20),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("kafka traffic log: %w", err)
 	}
-	if err := checkTopic(ctx, cl, topic); err != nil {
+	if _, err := checkTopic(ctx, cl, topic); err != nil {
 		cl.Close()
 		return nil, err
 	}
-	return &Reader{topic: topic, cl: cl, adm: kadm.NewClient(cl), next: map[int32]int64{}}, nil
+	return &Reader{topic: topic, cl: cl, adm: kadm.NewClient(cl), next: map[int32]int64{}, known: map[int32]bool{}}, nil
 }
 
 // Close disconnects.
@@ -64,13 +68,24 @@ const quietPoll = 2 * time.Second
 // call). A Kafka record whose value does not decode is skipped (from its
 // first bad event on) and counted (Skipped).
 func (r *Reader) Read(ctx context.Context, fn func(*trafficlog.Event)) error {
-	ends, err := r.adm.ListEndOffsets(ctx, r.topic)
+	ends, err := r.endOffsets(ctx)
 	if err != nil {
-		return fmt.Errorf("kafka traffic log: cannot list topic %q's end offsets: %w", r.topic, err)
+		return err
+	}
+	// Records retention deleted are not waited for: a partition emptied
+	// so has nothing to read.
+	starts, err := r.adm.ListStartOffsets(ctx, r.topic)
+	if err != nil {
+		return fmt.Errorf("kafka traffic log: cannot list topic %q's start offsets: %w", r.topic, err)
+	}
+	for p, o := range starts[r.topic] {
+		if o.Err == nil && r.next[p] < o.Offset {
+			r.next[p] = o.Offset
+		}
 	}
 	behind := func() bool {
 		for p, o := range ends[r.topic] {
-			if o.Err == nil && r.next[p] < o.Offset {
+			if r.next[p] < o.Offset {
 				return true
 			}
 		}
@@ -88,9 +103,6 @@ func (r *Reader) Read(ctx context.Context, fn func(*trafficlog.Event)) error {
 		pctx, cancel := context.WithDeadline(ctx, quiet)
 		fs := r.cl.PollFetches(pctx)
 		cancel()
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
 		if fs.IsClientClosed() {
 			return errors.New("kafka traffic log: the reader is closed")
 		}
@@ -112,6 +124,57 @@ func (r *Reader) Read(ctx context.Context, fn func(*trafficlog.Event)) error {
 				b = b[k:]
 			}
 		})
+		// Only once the records polled are read: the consumer has moved
+		// past them.
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 	}
 	return nil
+}
+
+// endOffsets lists the topic's partitions' end offsets. A partition whose
+// offset cannot be listed (a leader election) is asked again once, then
+// is an error: a Read must not return part of the topic as all of it. A
+// partition the consumer has not been told of makes it refresh its
+// metadata, so that Read reads it.
+func (r *Reader) endOffsets(ctx context.Context) (kadm.ListedOffsets, error) {
+	var ends kadm.ListedOffsets
+	var bad error
+	for try := 0; try < 2; try++ {
+		if try > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+		var err error
+		ends, err = r.adm.ListEndOffsets(ctx, r.topic)
+		if err != nil {
+			return nil, fmt.Errorf("kafka traffic log: cannot list topic %q's end offsets: %w", r.topic, err)
+		}
+		bad = nil
+		for p, o := range ends[r.topic] {
+			if o.Err != nil {
+				bad = fmt.Errorf("kafka traffic log: cannot list the end offset of topic %q partition %d: %w", r.topic, p, o.Err)
+			}
+		}
+		if bad == nil {
+			break
+		}
+	}
+	if bad != nil {
+		return nil, bad
+	}
+	first, fresh := len(r.known) == 0, false
+	for p := range ends[r.topic] {
+		if !r.known[p] {
+			r.known[p], fresh = true, true
+		}
+	}
+	if fresh && !first {
+		r.cl.ForceMetadataRefresh()
+	}
+	return ends, nil
 }
