@@ -168,10 +168,8 @@ type Log struct {
 	// the writer before each batch.
 	beforeBatch func()
 
-	// events counts the records synced by kind (index kind-1).
-	events                                                  [numKinds]*metrics.Counter
-	dropFull, dropLarge, dropWrite, dropClosed, writeErrors *metrics.Counter
-	syncDuration                                            *metrics.Histogram
+	c            *Counters
+	syncDuration *metrics.Histogram
 }
 
 // segName is the file name of the segment whose first record is at base.
@@ -192,14 +190,7 @@ func Open(cfg Config) (*Log, error) {
 		return nil, err
 	}
 	set := cfg.Metrics
-	for i := range l.events {
-		l.events[i] = set.GetOrCreateCounter(`infergate_traffic_events_total{kind="` + Kind(i+1).String() + `"}`)
-	}
-	l.dropFull = set.GetOrCreateCounter(`infergate_traffic_dropped_total{reason="queue_full"}`)
-	l.dropLarge = set.GetOrCreateCounter(`infergate_traffic_dropped_total{reason="too_large"}`)
-	l.dropWrite = set.GetOrCreateCounter(`infergate_traffic_dropped_total{reason="write_error"}`)
-	l.dropClosed = set.GetOrCreateCounter(`infergate_traffic_dropped_total{reason="closed"}`)
-	l.writeErrors = set.GetOrCreateCounter(`infergate_traffic_write_errors_total`)
+	l.c = NewCounters(set)
 	l.syncDuration = set.GetOrCreateHistogram(`infergate_traffic_sync_duration_seconds`)
 	set.GetOrCreateGauge(`infergate_traffic_log_bytes`, func() float64 { return float64(l.Stats().Bytes) })
 	set.GetOrCreateGauge(`infergate_traffic_queued_bytes`, func() float64 { return float64(l.queued.Load()) })
@@ -349,12 +340,12 @@ func readRecord(r *bufio.Reader, buf []byte, left int64) ([]byte, error) {
 // Append returns: the caller keeps its tensors.
 func (l *Log) Append(e *Event) error {
 	if !l.enter() {
-		l.dropClosed.Inc()
+		l.c.DropClosed.Inc()
 		return ErrClosed
 	}
 	defer l.pushing.Add(-1)
 	if err := Check(e); err != nil {
-		l.dropLarge.Inc()
+		l.c.DropLarge.Inc()
 		return err
 	}
 	_, err := l.push(AppendRecord(nil, e), false)
@@ -390,17 +381,17 @@ func (l *Log) AppendSync(es ...*Event) error {
 	var recs []byte
 	for _, e := range es {
 		if err := Check(e); err != nil {
-			l.dropLarge.Add(len(es))
+			l.c.DropLarge.Add(len(es))
 			return err
 		}
 		recs = AppendRecord(recs, e)
 		if len(recs) > l.cfg.MaxRecordBytes {
-			l.dropLarge.Add(len(es))
+			l.c.DropLarge.Add(len(es))
 			return fmt.Errorf("%w: %d events take more than %d bytes together", ErrTooLarge, len(es), l.cfg.MaxRecordBytes)
 		}
 	}
 	if !l.enter() {
-		l.dropClosed.Add(len(es))
+		l.c.DropClosed.Add(len(es))
 		return ErrClosed
 	}
 	p, err := l.push(recs, true)
@@ -430,12 +421,12 @@ func (l *Log) AppendSync(es ...*Event) error {
 func (l *Log) push(recs []byte, wait bool) (*pending, error) {
 	n := records(recs)
 	if len(recs) > l.cfg.MaxRecordBytes {
-		l.dropLarge.Add(n)
+		l.c.DropLarge.Add(n)
 		return nil, fmt.Errorf("%w: %d bytes, over %d", ErrTooLarge, len(recs), l.cfg.MaxRecordBytes)
 	}
 	if l.queued.Add(int64(len(recs))) > l.cfg.QueueBytes {
 		l.queued.Add(-int64(len(recs)))
-		l.dropFull.Add(n)
+		l.c.DropFull.Add(n)
 		return nil, ErrFull
 	}
 	p := &pending{rec: recs}
@@ -447,7 +438,7 @@ func (l *Log) push(recs []byte, wait bool) (*pending, error) {
 		return p, nil
 	default:
 		l.queued.Add(-int64(len(recs)))
-		l.dropFull.Add(n)
+		l.c.DropFull.Add(n)
 		return nil, ErrFull
 	}
 }
@@ -579,7 +570,7 @@ func (l *Log) answer(p *pending, err error) {
 	if p.done != nil {
 		p.done <- fmt.Errorf("cannot write the traffic log: %w", err)
 	} else {
-		l.dropWrite.Add(records(p.rec))
+		l.c.DropWrite.Add(records(p.rec))
 	}
 }
 
@@ -614,7 +605,7 @@ func (l *Log) synced0() {
 	l.segs[len(l.segs)-1].size = l.end - l.segs[len(l.segs)-1].base
 	l.mu.Unlock()
 	for i, n := range l.unsynced {
-		l.events[i].Add(n)
+		l.c.Written(Kind(i+1), n)
 	}
 	l.unsynced = [numKinds]int{}
 }
@@ -623,7 +614,7 @@ func (l *Log) synced0() {
 // last sync is cut off (counted dropped, and its waiters get the error),
 // and the log goes on from the last synced record.
 func (l *Log) writeFailed(err error) {
-	l.writeErrors.Inc()
+	l.c.WriteErrors.Inc()
 	if now := time.Now(); now.Sub(l.loggedErr) >= time.Minute {
 		more := ""
 		if l.unloggedErrs > 0 {
@@ -639,7 +630,7 @@ func (l *Log) writeFailed(err error) {
 	}
 	l.waiters = l.waiters[:0]
 	for _, n := range l.unsynced {
-		l.dropWrite.Add(n)
+		l.c.DropWrite.Add(n)
 	}
 	l.unsynced = [numKinds]int{}
 	l.mu.Lock()

@@ -101,10 +101,8 @@ type Writer struct {
 	// has not come back: Close waits for them, so that they are counted.
 	pending atomic.Int64
 
-	events                                     [3]*metrics.Counter // by kind-1
-	dropFull, dropLarge, dropWrite, dropClosed *metrics.Counter
-	writeErrors                                *metrics.Counter
-	loggedErr                                  atomic.Int64 // unix seconds of the last logged error
+	c         *trafficlog.Counters
+	loggedErr atomic.Int64 // unix seconds of the last logged error
 }
 
 // recordOverhead is what a Kafka record batch adds to its records' values.
@@ -158,14 +156,7 @@ func Open(ctx context.Context, cfg Config) (*Writer, error) {
 	}
 	w.cl = cl
 	set := cfg.Metrics
-	for i := range w.events {
-		w.events[i] = set.GetOrCreateCounter(`infergate_traffic_events_total{kind="` + trafficlog.Kind(i+1).String() + `"}`)
-	}
-	w.dropFull = set.GetOrCreateCounter(`infergate_traffic_dropped_total{reason="queue_full"}`)
-	w.dropLarge = set.GetOrCreateCounter(`infergate_traffic_dropped_total{reason="too_large"}`)
-	w.dropWrite = set.GetOrCreateCounter(`infergate_traffic_dropped_total{reason="write_error"}`)
-	w.dropClosed = set.GetOrCreateCounter(`infergate_traffic_dropped_total{reason="closed"}`)
-	w.writeErrors = set.GetOrCreateCounter(`infergate_traffic_write_errors_total`)
+	w.c = trafficlog.NewCounters(set)
 	set.GetOrCreateGauge(`infergate_traffic_queued_bytes`, func() float64 { return float64(cl.BufferedProduceBytes()) })
 	return w, nil
 }
@@ -233,16 +224,16 @@ func (w *Writer) produce(rec []byte, kinds []trafficlog.Kind, done func(error)) 
 		switch {
 		case err == nil:
 			for _, k := range kinds {
-				w.events[k-1].Inc()
+				w.c.Written(k, 1)
 			}
 		case errors.Is(err, kgo.ErrMaxBuffered):
-			w.dropFull.Add(n)
+			w.c.DropFull.Add(n)
 		case errors.Is(err, kgo.ErrClientClosed):
-			w.dropClosed.Add(n)
+			w.c.DropClosed.Add(n)
 		case errors.Is(err, kerr.MessageTooLarge):
-			w.dropLarge.Add(n)
+			w.c.DropLarge.Add(n)
 		default:
-			w.dropWrite.Add(n)
+			w.c.DropWrite.Add(n)
 			w.writeFailed(err)
 		}
 		w.pending.Add(-1)
@@ -257,12 +248,12 @@ func (w *Writer) produce(rec []byte, kinds []trafficlog.Kind, done func(error)) 
 // dropped and counted.
 func (w *Writer) Append(e *trafficlog.Event) error {
 	if w.closed.Load() {
-		w.dropClosed.Inc()
+		w.c.DropClosed.Inc()
 		return trafficlog.ErrClosed
 	}
 	rec, err := w.encode([]*trafficlog.Event{e})
 	if err != nil {
-		w.dropLarge.Inc()
+		w.c.DropLarge.Inc()
 		return err
 	}
 	w.produce(rec, []trafficlog.Kind{e.Kind}, nil)
@@ -275,12 +266,12 @@ func (w *Writer) Append(e *trafficlog.Event) error {
 // outcome is counted when it comes).
 func (w *Writer) AppendSync(es ...*trafficlog.Event) error {
 	if w.closed.Load() {
-		w.dropClosed.Add(len(es))
+		w.c.DropClosed.Add(len(es))
 		return trafficlog.ErrClosed
 	}
 	rec, err := w.encode(es)
 	if err != nil {
-		w.dropLarge.Add(len(es))
+		w.c.DropLarge.Add(len(es))
 		return err
 	}
 	kinds := make([]trafficlog.Kind, len(es))
@@ -312,7 +303,7 @@ func (w *Writer) AppendSync(es ...*trafficlog.Event) error {
 // writeFailed counts a record the brokers did not take and logs why, at
 // most once a minute.
 func (w *Writer) writeFailed(err error) {
-	w.writeErrors.Inc()
+	w.c.WriteErrors.Inc()
 	now := time.Now().Unix()
 	if last := w.loggedErr.Load(); now-last >= 60 && w.loggedErr.CompareAndSwap(last, now) {
 		w.cfg.Logf("traffic log: cannot write to Kafka topic %q: %v", w.cfg.Topic, err)
