@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -58,13 +59,16 @@ type Arm struct {
 }
 
 // NotReady returns, for version v, the nodes where it is not ready and
-// why ("" when it is ready on every node the cluster lists).
-func (m *ModelState) NotReady(v int64) string {
+// why ("" when it is ready on every node the cluster lists); unreachable
+// is whether every one of them is only unreachable (not the version's
+// fault).
+func (m *ModelState) NotReady(v int64) (why string, unreachable bool) {
 	for _, vv := range m.Versions {
 		if vv.Version != v {
 			continue
 		}
 		var not []string
+		unreachable = true
 		for id, st := range vv.Nodes {
 			if st.State != "ready" {
 				s := id + ": " + st.State
@@ -72,14 +76,48 @@ func (m *ModelState) NotReady(v int64) string {
 					s += " (" + st.Reason + ")"
 				}
 				not = append(not, s)
+				unreachable = unreachable && st.State == "unreachable"
 			}
 		}
 		if len(vv.Nodes) == 0 {
-			return "no node reports it"
+			return "no node reports it", false
 		}
-		return strings.Join(not, "; ")
+		slices.Sort(not)
+		return strings.Join(not, "; "), unreachable && len(not) > 0
 	}
-	return "the cluster has no such version"
+	return "the cluster has no such version", false
+}
+
+// MissingMembers returns the cluster's members (their HTTP addresses)
+// that g's Nodes do not name: their traffic logs would go unread.
+func (g *Gateway) MissingMembers(ctx context.Context) ([]string, error) {
+	var st struct {
+		Members []struct {
+			ID       string `json:"id"`
+			HTTPAddr string `json:"http_addr"`
+		} `json:"members"`
+	}
+	if err := g.any(ctx, http.MethodGet, "/v1/cluster", "", nil, &st); err != nil {
+		return nil, err
+	}
+	bare := func(a string) string {
+		a = strings.TrimRight(a, "/")
+		if i := strings.Index(a, "://"); i >= 0 {
+			a = a[i+3:]
+		}
+		return a
+	}
+	named := map[string]bool{}
+	for _, n := range g.Nodes {
+		named[bare(n)] = true
+	}
+	var missing []string
+	for _, m := range st.Members {
+		if !named[bare(m.HTTPAddr)] {
+			missing = append(missing, m.ID+" ("+m.HTTPAddr+")")
+		}
+	}
+	return missing, nil
 }
 
 // call makes one admin call to node base; out, when not nil, takes the

@@ -60,6 +60,9 @@ type State struct {
 	// train again (a cool-down after a candidate that did not make it).
 	LastTrain time.Time `json:"last_train,omitzero"`
 	NextTrain time.Time `json:"next_train,omitzero"`
+	// TrainedUpTo is the time of the newest labeled example the last
+	// training had: the next one waits for newer.
+	TrainedUpTo time.Time `json:"trained_up_to,omitzero"`
 	// Pending, when set, is a step under way ("upload", "canary",
 	// "promote" or "roll back", for PendingReason): recorded before its
 	// calls to the cluster, which are made again at each step, before
@@ -178,9 +181,9 @@ func (c *LoopConfig) Validate() error {
 	case float64(c.Policy.MinShadowPairs) > float64(c.Window)*c.ShadowPercent/100:
 		return fmt.Errorf("minimum shadow examples %d: a window of %d predictions holds at most %.0f shadowed at %g%%; widen the window or lower the minimum",
 			c.Policy.MinShadowPairs, c.Window, float64(c.Window)*c.ShadowPercent/100, c.ShadowPercent)
-	case c.Policy.MinCanaryExamples > c.Window*c.CanaryPercent/100:
-		return fmt.Errorf("minimum canary examples %d in each arm: a window of %d predictions holds at most %d of the candidate's at %d%%; widen the window or lower the minimum",
-			c.Policy.MinCanaryExamples, c.Window, c.Window*c.CanaryPercent/100, c.CanaryPercent)
+	case c.Policy.MinCanaryExamples > c.Window*min(c.CanaryPercent, 100-c.CanaryPercent)/100:
+		return fmt.Errorf("minimum canary examples %d in each arm: a window of %d predictions holds at most %d of the smaller arm's at %d%% against %d%%; widen the window or lower the minimum",
+			c.Policy.MinCanaryExamples, c.Window, c.Window*min(c.CanaryPercent, 100-c.CanaryPercent)/100, c.CanaryPercent, 100-c.CanaryPercent)
 	}
 	if err := c.Train.Validate(); err != nil {
 		return err
@@ -207,9 +210,34 @@ type Loop struct {
 	// metrics): a stage does not pass on part of the evidence.
 	missing []string
 	// heartbeat is when the watching stage last said how it stands;
-	// coolLogged the cool-down whose drift it logged.
-	heartbeat  time.Time
-	coolLogged time.Time
+	// noted when each recurring note (by its kind) was last logged, and
+	// what it said.
+	heartbeat time.Time
+	noted     map[string]note
+}
+
+// note is a recurring log line's last time and key.
+type note struct {
+	at   time.Time
+	text string
+}
+
+// notePeriod is how often a recurring note that says the same is logged.
+const notePeriod = 10 * time.Minute
+
+// note logs a recurring line of kind: when its key (what it says, less
+// the figures that change at every step) differs from the last one's, or
+// every period while it holds.
+func (l *Loop) note(kind, key string, period time.Duration, format string, args ...any) {
+	now := l.cfg.Now()
+	if n, ok := l.noted[kind]; ok && n.text == key && now.Sub(n.at) < period {
+		return
+	}
+	if l.noted == nil {
+		l.noted = map[string]note{}
+	}
+	l.noted[kind] = note{now, key}
+	l.cfg.Logf(format, args...)
 }
 
 // heartbeatEvery is how often the watching stage logs that it watches.
@@ -228,7 +256,7 @@ func NewLoop(ctx context.Context, cfg LoopConfig) (*Loop, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	l := &Loop{cfg: cfg, state: State{Stage: Watching}}
+	l := &Loop{cfg: cfg, state: State{Stage: Watching, History: []Decision{}}}
 	switch b, err := os.ReadFile(cfg.StateFile); {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -274,7 +302,8 @@ func (l *Loop) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			l.cfg.Logf("trainer: %v; trying again in %s", err, l.cfg.Interval)
+			// The same error at every step is logged every notePeriod.
+			l.note("error", err.Error(), time.Minute, "trainer: %v; trying again every %s", err, l.cfg.Interval)
 		}
 		select {
 		case <-ctx.Done():
@@ -304,7 +333,7 @@ func (l *Loop) Step(ctx context.Context) error {
 	}
 	l.missing = nil
 	if mm, ok := l.source.(interface{ Missing() []string }); ok {
-		l.missing = mm.Missing()
+		l.missing = slices.Clone(mm.Missing())
 	}
 	m, err := l.cfg.Gateway.Model(ctx, l.cfg.Model)
 	if err != nil {
@@ -413,32 +442,48 @@ func (l *Loop) watch(ctx context.Context, m *ModelState) error {
 	}
 	if why == "" && l.cfg.RetrainEvery > 0 && now.Sub(l.state.LastTrain) >= l.cfg.RetrainEvery {
 		why = fmt.Sprintf("%s since the last training", l.cfg.RetrainEvery)
+		if l.state.LastTrain.IsZero() {
+			why = fmt.Sprintf("a first training (--retrain-every %s)", l.cfg.RetrainEvery)
+		}
 	}
 	if why == "" {
 		return nil
 	}
+	// Each reason not to train yet is logged when it changes, and every
+	// notePeriod while it holds.
 	if now.Before(l.state.NextTrain) {
-		if !l.coolLogged.Equal(l.state.NextTrain) {
-			l.coolLogged = l.state.NextTrain
-			l.cfg.Logf("trainer: would train (%s), but the cool-down after the last attempt lasts until %s",
-				why, l.state.NextTrain.UTC().Format(time.RFC3339))
-		}
+		l.note("wait", "cool-down", notePeriod, "trainer: would train (%s), but the cool-down after the last attempt lasts until %s",
+			why, l.state.NextTrain.UTC().Format(time.RFC3339))
+		return nil
+	}
+	if len(l.missing) > 0 {
+		l.note("wait", "missing "+strings.Join(l.missing, ","), notePeriod, "trainer: would train (%s), but cannot read %s: a candidate must be ready on every node; waiting for them",
+			why, strings.Join(l.missing, ", "))
 		return nil
 	}
 	if f := l.foreignRouting(m); f != "" {
-		l.cfg.Logf("trainer: would train (%s), but %s: waiting for it to end", why, f)
+		l.note("wait", f, notePeriod, "trainer: would train (%s), but %s: waiting for it to end", why, f)
 		return nil
 	}
 	var exs []Example
+	newest := time.Time{}
 	for _, ex := range all {
 		if ex.HasLabel {
 			exs = append(exs, ex)
+			if ex.Time.After(newest) {
+				newest = ex.Time
+			}
 		}
 	}
 	if len(exs) < l.cfg.MinExamples {
-		l.cfg.Logf("trainer: would train (%s), but %d labeled examples are fewer than the %d needed", why, len(exs), l.cfg.MinExamples)
+		l.note("wait", "few", notePeriod, "trainer: would train (%s), but %d labeled examples are fewer than the %d needed", why, len(exs), l.cfg.MinExamples)
 		return nil
 	}
+	if !newest.After(l.state.TrainedUpTo) {
+		l.note("wait", "no new", notePeriod, "trainer: would train (%s), but no labeled example came since the last training", why)
+		return nil
+	}
+	l.state.TrainedUpTo = newest
 	return l.train(ctx, exs, m.Production, why)
 }
 
@@ -570,7 +615,7 @@ func (l *Loop) train(ctx context.Context, exs []Example, production int64, why s
 func (l *Loop) uploaded(v int64) error {
 	reason := l.state.PendingReason
 	l.state = State{Stage: Shadowing, Candidate: v, Uploaded: l.cfg.Now(), ReferenceSince: l.state.ReferenceSince, Reference: l.state.Reference,
-		LastTrain: l.state.LastTrain, NextTrain: l.state.NextTrain, History: l.state.History}
+		LastTrain: l.state.LastTrain, TrainedUpTo: l.state.TrainedUpTo, NextTrain: l.state.NextTrain, History: l.state.History}
 	return l.decide("upload", v, "%s", reason)
 }
 
@@ -605,12 +650,18 @@ func (l *Loop) shadow(ctx context.Context, m *ModelState) error {
 			if now.Sub(l.state.Uploaded) >= l.cfg.ReadyTimeout {
 				return l.rollBack(ctx, "while "+f)
 			}
-			l.cfg.Logf("trainer: version %d waits: %s", v, f)
+			l.note("ready", f, time.Minute, "trainer: version %d waits: %s", v, f)
 			return nil
 		}
-		if not := m.NotReady(v); not != "" {
-			if now.Sub(l.state.Uploaded) >= l.cfg.ReadyTimeout {
+		if not, unreachable := m.NotReady(v); not != "" {
+			switch {
+			case unreachable:
+				// A node down is not the candidate's fault: it waits.
+				l.note("ready", not, time.Minute, "trainer: version %d waits to be ready on every node: %s", v, not)
+			case now.Sub(l.state.Uploaded) >= l.cfg.ReadyTimeout:
 				return l.rollBack(ctx, fmt.Sprintf("not ready on every node after %s: %s", l.cfg.ReadyTimeout, not))
+			default:
+				l.note("ready", not, time.Minute, "trainer: version %d waits to be ready on every node: %s", v, not)
 			}
 			return nil
 		}
@@ -660,7 +711,7 @@ func (l *Loop) shadow(ctx context.Context, m *ModelState) error {
 		}
 		return l.startCanary(ctx)
 	}
-	l.cfg.Logf("trainer: version %d in the shadow stage: %s", v, j.Reason)
+	l.note("stage", "shadow", time.Minute, "trainer: version %d in the shadow stage: %s", v, j.Reason)
 	return nil
 }
 
@@ -668,6 +719,8 @@ func (l *Loop) shadow(ctx context.Context, m *ModelState) error {
 // a stage does not pass on part of the evidence (it may fail on it).
 func (l *Loop) partial(j Judgement, missing []string) Judgement {
 	missing = append(missing, l.missing...)
+	slices.Sort(missing)
+	missing = slices.Compact(missing)
 	if j.Verdict == Pass && len(missing) > 0 {
 		j.Verdict = Wait
 		j.Reason = fmt.Sprintf("would pass (%s), but cannot read %s: waiting for every node", j.Reason, strings.Join(missing, ", "))
@@ -737,7 +790,7 @@ func (l *Loop) canary(ctx context.Context, m *ModelState) error {
 		}
 		return l.promote(ctx)
 	}
-	l.cfg.Logf("trainer: version %d in the canary stage: %s", v, j.Reason)
+	l.note("stage", "canary", time.Minute, "trainer: version %d in the canary stage: %s", v, j.Reason)
 	return nil
 }
 
@@ -753,7 +806,7 @@ func (l *Loop) promote(ctx context.Context) error {
 		return err
 	}
 	reason, replaced := l.state.PendingReason, l.state.Control
-	l.state = State{Stage: Watching, ReferenceSince: l.cfg.Now(), LastTrain: l.state.LastTrain, History: l.state.History}
+	l.state = State{Stage: Watching, ReferenceSince: l.cfg.Now(), LastTrain: l.state.LastTrain, TrainedUpTo: l.state.TrainedUpTo, History: l.state.History}
 	return l.decide("promote", v, "the canary stage passed: %s; the version it replaced (%d) stays, staged, for \"infergate models rollback\"", reason, replaced)
 }
 
@@ -783,7 +836,7 @@ func (l *Loop) rollBack(ctx context.Context, why string) error {
 	} else if err != nil && !isStatus(err, http.StatusNotFound) {
 		return err
 	}
-	l.state = State{Stage: Watching, ReferenceSince: l.state.ReferenceSince, Reference: l.state.Reference, LastTrain: l.state.LastTrain,
+	l.state = State{Stage: Watching, ReferenceSince: l.state.ReferenceSince, Reference: l.state.Reference, LastTrain: l.state.LastTrain, TrainedUpTo: l.state.TrainedUpTo,
 		NextTrain: l.cfg.Now().Add(l.cfg.Cooldown), History: l.state.History}
 	return l.decide("roll back", v, "%s; %s; training again after the cool-down (%s)", why, retired, l.cfg.Cooldown)
 }
@@ -791,7 +844,7 @@ func (l *Loop) rollBack(ctx context.Context, why string) error {
 // abandon leaves a candidate whose stage someone else ended alone.
 func (l *Loop) abandon(why string) error {
 	v := l.state.Candidate
-	l.state = State{Stage: Watching, ReferenceSince: l.state.ReferenceSince, Reference: l.state.Reference, LastTrain: l.state.LastTrain,
+	l.state = State{Stage: Watching, ReferenceSince: l.state.ReferenceSince, Reference: l.state.Reference, LastTrain: l.state.LastTrain, TrainedUpTo: l.state.TrainedUpTo,
 		NextTrain: l.cfg.Now().Add(l.cfg.Cooldown), History: l.state.History}
 	return l.decide("abandon", v, "%s; the trainer leaves version %d as it is, and trains again after the cool-down (%s)", why, v, l.cfg.Cooldown)
 }

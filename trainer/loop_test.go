@@ -33,7 +33,9 @@ type fakeGateway struct {
 	versions   []int64
 	sums       map[int64]string // sha256 of the uploaded bytes
 	retired    map[int64]bool
-	shadow     *struct {
+	// unreachable makes a version's node report "unreachable".
+	unreachable map[int64]bool
+	shadow      *struct {
 		Version int64   `json:"version"`
 		Percent float64 `json:"percent"`
 	}
@@ -75,6 +77,11 @@ func (f *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"outputs": []any{map[string]any{"name": "p"}}})
 	case p == "/metrics":
 		io.WriteString(w, f.metrics)
+	case p == "/v1/cluster":
+		reply(map[string]any{"members": []any{
+			map[string]string{"id": "n1", "http_addr": r.Host + "/"},
+			map[string]string{"id": "n2", "http_addr": "http://10.0.0.2:8080"},
+		}})
 	case p == "/v1/traffic":
 		from, _ := strconv.Atoi(r.URL.Query().Get("from"))
 		w.Header().Set("X-Traffic-Next", strconv.Itoa(len(f.log)))
@@ -85,7 +92,10 @@ func (f *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var vs []any
 		for _, v := range f.versions {
 			vv := map[string]any{"version": v, "stage": "staged", "sha256": f.sums[v]}
-			if !f.retired[v] {
+			switch {
+			case f.unreachable[v]:
+				vv["nodes"] = map[string]any{"n1": map[string]string{"state": "ready"}, "n2": map[string]string{"state": "unreachable"}}
+			case !f.retired[v]:
 				vv["nodes"] = map[string]any{"n1": map[string]string{"state": "ready"}}
 			}
 			vs = append(vs, vv)
@@ -495,14 +505,15 @@ func TestLoopLeavesAPersonsPromotion(t *testing.T) {
 
 // TestLoopWithANodeDown: a node that cannot be reached does not stop the
 // loop: it judges on the others, rolls a worse candidate back, but does
-// not pass a stage until every node can be read.
+// not pass a stage until every node can be read; nor does it train while
+// a node is down (the candidate could not be ready on every node).
 func TestLoopWithANodeDown(t *testing.T) {
 	w := newLoopWorld(t)
-	down := httptest.NewServer(http.NotFoundHandler())
-	down.Close()
+	down := httptest.NewServer(w.f) // a second node, down once the shadow runs
 	w.cfg.Gateway.Nodes = append(w.cfg.Gateway.Nodes, down.URL)
 	l := w.loop()
 	w.uploadCandidate(l)
+	down.Close()
 	w.traffic(60, 1, "", coin, knows, 2)
 	w.step(l)
 	w.wantWrites()
@@ -513,6 +524,13 @@ func TestLoopWithANodeDown(t *testing.T) {
 	w.step(l)
 	w.wantWrites("DELETE /shadow", "DELETE /versions/2")
 	w.wantLast("roll back", 2, "worse: ")
+	w.now = w.now.Add(w.cfg.Cooldown)
+	w.traffic(100, 1, "", coin, nil, 0)
+	w.step(l)
+	w.wantWrites()
+	if last := w.logs[len(w.logs)-1]; !strings.Contains(last, "would train (drift: ") || !strings.Contains(last, "but cannot read "+down.URL) {
+		t.Fatalf("the loop logged %q; want it to wait for the node down", last)
+	}
 }
 
 // TestLoopKeepsItsReference: the drift reference is saved: a trainer
@@ -551,6 +569,39 @@ func TestLoopKeepsNoiseOut(t *testing.T) {
 	w.step(l)
 	w.wantWrites()
 	w.wantLast("keep", 0, "no better than the labels' base rate")
+	// After the cool-down, the same examples would give the same
+	// verdict: it waits for new ones.
+	w.now = w.now.Add(w.cfg.Cooldown)
+	w.step(l)
+	if last := w.logs[len(w.logs)-1]; !strings.Contains(last, "no labeled example came since the last training") {
+		t.Fatalf("the loop logged %q; want it to wait for new examples", last)
+	}
+}
+
+// TestLoopWaitsForAnUnreachableNode: a candidate that is not ready on a
+// node only because the node cannot be reached waits for it, past the
+// ready timeout, and says so; it is not rolled back for another's outage.
+func TestLoopWaitsForAnUnreachableNode(t *testing.T) {
+	w := newLoopWorld(t)
+	l := w.loop()
+	w.traffic(400, 1, "", coin, nil, 0)
+	w.step(l)
+	w.drifted = true
+	w.traffic(300, 1, "", coin, nil, 0)
+	w.f.unreachable = map[int64]bool{2: true}
+	w.step(l)
+	w.wantWrites("POST /versions")
+	w.now = w.now.Add(2 * w.cfg.ReadyTimeout)
+	w.step(l)
+	w.wantWrites()
+	if last := w.logs[len(w.logs)-1]; !strings.Contains(last, "version 2 waits to be ready on every node: n2: unreachable") {
+		t.Fatalf("the loop logged %q; want it to wait for the unreachable node", last)
+	}
+	w.f.mu.Lock()
+	w.f.unreachable = nil
+	w.f.mu.Unlock()
+	w.step(l)
+	w.wantWrites("PUT /shadow")
 }
 
 func TestDriftThreshold(t *testing.T) {
@@ -564,4 +615,15 @@ func TestDriftThreshold(t *testing.T) {
 	f(100, 100, 4*9*0.02) // the noise of small windows raises it
 	f(300, 300, 4*9*2.0/300)
 	f(2000, 2000, 0.2) // large ones keep the configured threshold
+}
+
+// TestMissingMembers: the members --addr leaves out are named, however
+// the addresses are written.
+func TestMissingMembers(t *testing.T) {
+	w := newLoopWorld(t)
+	g := w.cfg.Gateway
+	missing, err := g.MissingMembers(t.Context())
+	if err != nil || len(missing) != 1 || missing[0] != "n2 (http://10.0.0.2:8080)" {
+		t.Fatalf("missing %q, %v; want n2 alone", missing, err)
+	}
 }

@@ -48,7 +48,7 @@ why, is logged and kept in --state, where a restarted trainer goes on. It
 never touches a shadow or experiment it did not start.
 
   infergate trainer ctr --addr http://10.0.0.5:8080,http://10.0.0.6:8080 --state /var/lib/infergate/ctr-trainer.json`)
-	addrs := fs.String("addr", "http://127.0.0.1:8080", "base URLs of the nodes whose traffic logs to read, comma-separated; the first takes the writes")
+	addrs := fs.String("addr", "http://127.0.0.1:8080", "base URLs of the nodes whose traffic logs to read, comma-separated: every member of the cluster (it warns of one left out); the cluster's calls go to the first that answers")
 	token := fs.String("token", "", "the admin token (default $INFERGATE_ADMIN_TOKEN)")
 	fs.StringVar(token, "admin-token", "", "the same as --token")
 	inferToken := fs.String("inference-token", "", "the token of /v2/models calls, for gateways started with --inference-token (default $INFERGATE_INFERENCE_TOKEN)")
@@ -77,7 +77,7 @@ never touches a shadow or experiment it did not start.
 	kafkaBrokers := fs.String("kafka-brokers", "", "read the traffic from a Kafka topic (serve --traffic-kafka-brokers) instead of the nodes' logs: seed brokers, host:port, comma-separated")
 	kafkaTopic := fs.String("kafka-topic", "infergate-traffic", "the Kafka topic of the traffic log")
 	once := fs.Bool("once", false, "take one step and exit (for a scheduler that runs the trainer now and then)")
-	timeout := fs.Duration("timeout", time.Minute, "give up one call to a node after this long")
+	timeout := fs.Duration("timeout", 15*time.Second, "give up one call to a node after this long (a node that hangs delays each step by as much)")
 	ortLib := fs.String("ort-lib", "", "path of libonnxruntime.so, which checks each candidate (default: $INFERGATE_ORT_LIB, else lib/libonnxruntime.so.1 from \"make setup\")")
 	pos, err := parseArgs(fs, args, "MODEL")
 	if errors.Is(err, flag.ErrHelp) {
@@ -92,6 +92,9 @@ never touches a shadow or experiment it did not start.
 	}
 	if *token == "" {
 		*token = os.Getenv("INFERGATE_ADMIN_TOKEN")
+	}
+	if *timeout <= 0 {
+		return fmt.Errorf("--timeout %s: must be positive", *timeout)
 	}
 	if *state == "" {
 		*state = "infergate-trainer-" + cfg.Model + ".json"
@@ -121,6 +124,10 @@ never touches a shadow or experiment it did not start.
 		cfg.Source = r
 	} else if err := cfg.Gateway.CheckLogs(ctx); err != nil {
 		return err
+	} else if missing, err := cfg.Gateway.MissingMembers(ctx); err != nil {
+		logger.Printf("trainer: cannot list the cluster's members to check --addr: %v", err)
+	} else if len(missing) > 0 {
+		logger.Printf("trainer: --addr leaves out members %s: their traffic logs (predictions, feedback) go unread, and a stage could pass on part of the evidence; name every member", strings.Join(missing, ", "))
 	}
 	l, err := trainer.NewLoop(ctx, cfg)
 	if err != nil {
