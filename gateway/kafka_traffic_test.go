@@ -6,7 +6,6 @@ package gateway_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -19,68 +18,17 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/infergate/infergate/gateway"
+	"github.com/infergate/infergate/internal/kafkatest"
 	"github.com/infergate/infergate/registry"
 	"github.com/infergate/infergate/trafficlog/kafka"
 )
 
-// downListener is a kfake broker's listener that can be taken down:
-// it stops accepting and closes every connection (the brokers' host
-// gone, connections refused).
-type downListener struct {
-	net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-	down  bool
-}
-
-func (l *downListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.down {
-		c.Close()
-	} else {
-		l.conns = append(l.conns, c)
-	}
-	return c, nil
-}
-
-func (l *downListener) takeDown() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.down = true
-	l.Listener.Close()
-	for _, c := range l.conns {
-		c.Close()
-	}
-}
-
 // startKafkaTraffic starts the demo server logging every prediction to a
 // kfake topic; it returns the cluster and a function that takes its
 // brokers down.
-func startKafkaTraffic(t *testing.T) (*testServer, *kfake.Cluster, func()) {
+func startKafkaTraffic(t *testing.T) (*testServer, *kfake.Cluster, func(...int32)) {
 	t.Helper()
-	var mu sync.Mutex
-	var lns []*downListener
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "traffic"),
-		kfake.ListenFn(func(network, addr string) (net.Listener, error) {
-			ln, err := net.Listen(network, addr)
-			if err != nil {
-				return nil, err
-			}
-			rl := &downListener{Listener: ln}
-			mu.Lock()
-			lns = append(lns, rl)
-			mu.Unlock()
-			return rl, nil
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c, takeDown := kafkatest.Cluster(t, "traffic", 3)
 	kc := kafka.DefaultConfig()
 	kc.Brokers, kc.Topic = c.ListenAddrs(), "traffic"
 	kc.SyncTimeout = 500 * time.Millisecond
@@ -101,14 +49,7 @@ func startKafkaTraffic(t *testing.T) (*testServer, *kfake.Cluster, func()) {
 		defer cancel()
 		kw.Close(ctx)
 	})
-	down := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, l := range lns {
-			l.takeDown()
-		}
-	}
-	return s, c, down
+	return s, c, takeDown
 }
 
 // sendWithin sends a request and fails the test unless it is answered

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/infergate/infergate/internal/kafkatest"
 	"github.com/infergate/infergate/trafficlog"
 )
 
@@ -226,16 +227,7 @@ func TestReadEmptiedPartition(t *testing.T) {
 // is down (connections refused): Read fails at once (ListEndOffsets
 // cannot reach it).
 func TestReadBrokerDown(t *testing.T) {
-	var lns []*downListener
-	c := faultCluster(t, 2, kfake.NumBrokers(2), kfake.ListenFn(func(network, addr string) (net.Listener, error) {
-		ln, err := net.Listen(network, addr)
-		if err != nil {
-			return nil, err
-		}
-		dl := &downListener{Listener: ln}
-		lns = append(lns, dl)
-		return dl, nil
-	}))
+	c, takeDown := kafkatest.Cluster(t, "traffic", 2, kfake.NumBrokers(2))
 	brokers := c.ListenAddrs()
 	produceTo(t, brokers, 0, predictions(0, 5)...)
 	produceTo(t, brokers, 1, predictions(100, 5)...)
@@ -246,7 +238,7 @@ func TestReadBrokerDown(t *testing.T) {
 		}
 	}
 	r := newTestReader(t, brokers)
-	lns[leader1].takeDown()
+	takeDown(leader1)
 	got, err, took := readIDs(t.Context(), r)
 	if err == nil {
 		t.Fatalf("Read returned nil in %s with %d of 10 events (partition 1's: %d)", took.Round(time.Millisecond), len(got), countFrom(got, 100, 5))

@@ -8,9 +8,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/infergate/infergate/internal/kafkatest"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/trafficlog"
 )
@@ -220,63 +219,9 @@ func TestTopicMessageLimitBatch(t *testing.T) {
 	}
 }
 
-// downListener is a broker's listener that can be taken down: it stops
-// accepting and closes every connection (the brokers' host gone).
-type downListener struct {
-	net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-	down  bool
-}
-
-func (l *downListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.down {
-		c.Close()
-	} else {
-		l.conns = append(l.conns, c)
-	}
-	return c, nil
-}
-
-func (l *downListener) takeDown() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.down = true
-	l.Listener.Close()
-	for _, c := range l.conns {
-		c.Close()
-	}
-}
-
-// downCluster starts a cluster whose brokers take down takes down.
-func downCluster(t *testing.T, partitions int32) (c *kfake.Cluster, takeDown func()) {
-	t.Helper()
-	var mu sync.Mutex
-	var lns []*downListener
-	c = faultCluster(t, partitions, kfake.ListenFn(func(network, addr string) (net.Listener, error) {
-		ln, err := net.Listen(network, addr)
-		if err != nil {
-			return nil, err
-		}
-		dl := &downListener{Listener: ln}
-		mu.Lock()
-		lns = append(lns, dl)
-		mu.Unlock()
-		return dl, nil
-	}))
-	return c, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, l := range lns {
-			l.takeDown()
-		}
-	}
+// downCluster starts a cluster whose brokers takeDown takes down.
+func downCluster(t *testing.T, partitions int32) (c *kfake.Cluster, takeDown func(...int32)) {
+	return kafkatest.Cluster(t, "traffic", partitions)
 }
 
 // TestAppendSyncBrokersDown: the brokers go down mid-run (their
