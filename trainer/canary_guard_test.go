@@ -5,6 +5,7 @@ package trainer
 // which the test now shows fixed.
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -150,5 +151,35 @@ func TestWindowMustHoldTheCanary(t *testing.T) {
 	}
 	if d := lastDecision(l); d.Action != "promote" {
 		t.Fatalf("a candidate with log loss 0.11 against 0.69, given 240 labeled canary requests over 24h, got %q: %s", d.Action, d.Reason)
+	}
+}
+
+// TestCanaryCountsUnits: arms are assigned by unit, so a unit's requests
+// are one sample: 200 requests of 4 units do not pass a canary that needs
+// 50, however good they look; 200 of 200 units do.
+func TestCanaryCountsUnits(t *testing.T) {
+	p := DefaultPolicy()
+	p.MinCanaryExamples = 50
+	since := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	exs := func(candidateUnits int) []Example {
+		var out []Example
+		for i := range 400 {
+			y := float32(i % 2)
+			ex := Example{ID: fmt.Sprint(i), Time: since.Add(time.Duration(i) * time.Second), Label: y, HasLabel: true}
+			if i%2 == 0 {
+				ex.Arm, ex.Version, ex.Unit, ex.Live = "control", 1, fmt.Sprint("c-", i), 0.5
+			} else {
+				ex.Arm, ex.Version, ex.Unit, ex.Live = "candidate", 2, fmt.Sprint("u-", i%(2*candidateUnits)), 0.1+0.8*y
+			}
+			out = append(out, ex)
+		}
+		return out
+	}
+	now := since.Add(time.Hour)
+	if j := p.JudgeCanary(exs(2), "control", 1, "candidate", 2, since, now, Runs{}); j.Verdict != Wait || !strings.Contains(j.Reason, "units with labels in the smaller arm so far; 50 needed") {
+		t.Fatalf("200 requests of 2 units: %v, %s; want a wait for more units", j.Verdict, j.Reason)
+	}
+	if j := p.JudgeCanary(exs(100), "control", 1, "candidate", 2, since, now, Runs{}); j.Verdict != Pass || !strings.Contains(j.Reason, "(p<1e-15, 200 and 100 units)") {
+		t.Fatalf("200 requests of 100 units: %v, %s; want a pass on 200 and 100 units", j.Verdict, j.Reason)
 	}
 }

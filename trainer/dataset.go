@@ -18,10 +18,11 @@ type Example struct {
 	Time     time.Time
 	Features []float32
 	// Live is the answering version's score; Version that version, and
-	// Arm the experiment arm that answered (empty outside experiments).
-	Live    float32
-	Version int64
-	Arm     string
+	// Arm the experiment arm that answered and Unit the unit it was
+	// assigned by (empty outside experiments).
+	Live      float32
+	Version   int64
+	Arm, Unit string
 	// Label is the latest label feedback gave (HasLabel), Reward the
 	// latest reward (HasReward).
 	Label     float32
@@ -109,7 +110,7 @@ func (j *Joiner) Add(e *trafficlog.Event) {
 		if _, seen := j.preds[e.ID]; !seen {
 			j.order = append(j.order, e.ID)
 		}
-		j.preds[e.ID] = &Example{ID: e.ID, Time: e.Time, Features: x, Live: live, Version: e.Version, Arm: e.Arm}
+		j.preds[e.ID] = &Example{ID: e.ID, Time: e.Time, Features: x, Live: live, Version: e.Version, Arm: e.Arm, Unit: e.Unit}
 		j.evict()
 	}
 	if j.limit > 0 && len(j.labels)+len(j.rewards)+len(j.shadows) > 6*j.limit {

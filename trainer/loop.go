@@ -182,7 +182,7 @@ func (c *LoopConfig) Validate() error {
 		return fmt.Errorf("minimum shadow examples %d: a window of %d predictions holds at most %.0f shadowed at %g%%; widen the window or lower the minimum",
 			c.Policy.MinShadowPairs, c.Window, float64(c.Window)*c.ShadowPercent/100, c.ShadowPercent)
 	case c.Policy.MinCanaryExamples > c.Window*min(c.CanaryPercent, 100-c.CanaryPercent)/100:
-		return fmt.Errorf("minimum canary examples %d in each arm: a window of %d predictions holds at most %d of the smaller arm's at %d%% against %d%%; widen the window or lower the minimum",
+		return fmt.Errorf("minimum canary units %d in each arm: a window of %d predictions holds at most %d of the smaller arm's at %d%% against %d%%; widen the window or lower the minimum",
 			c.Policy.MinCanaryExamples, c.Window, c.Window*min(c.CanaryPercent, 100-c.CanaryPercent)/100, c.CanaryPercent, 100-c.CanaryPercent)
 	}
 	if err := c.Train.Validate(); err != nil {

@@ -3,6 +3,7 @@ package trainer
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -16,8 +17,10 @@ type Policy struct {
 	// MinShadowPairs is how many labeled requests the shadow must have
 	// scored beside the live version before the shadow stage is judged.
 	MinShadowPairs int
-	// MinCanaryExamples is how many labeled requests each arm of the
-	// canary must have answered before it is judged.
+	// MinCanaryExamples is how many units (X-Unit-Id: users, sessions;
+	// a request without one is a unit of its own) with labeled requests
+	// each arm of the canary must have before it is judged: a unit's
+	// requests are one sample, their mean.
 	MinCanaryExamples int
 	// MaxShadow and MaxCanary bound how long a stage runs without a
 	// verdict: then the candidate is rolled back, for want of evidence
@@ -122,7 +125,7 @@ func (p *Policy) JudgeShadow(exs []Example, production, candidate int64, since, 
 		j.Verdict, j.Reason = Fail, "the shadow fails: "+why
 		return j
 	}
-	return p.verdict(j, len(live), p.MinShadowPairs, "labeled requests shadowed", "production's on the same requests", since, now, p.MaxShadow)
+	return p.verdict(j, len(live), p.MinShadowPairs, "labeled requests shadowed", "production's on the same requests", "requests", since, now, p.MaxShadow)
 }
 
 // JudgeCanary judges a candidate answering the arm named candidate of an
@@ -130,7 +133,10 @@ func (p *Policy) JudgeShadow(exs []Example, production, candidate int64, since, 
 // since: the log loss of each arm on its own labeled requests, and the
 // rewards, which must not be worse.
 func (p *Policy) JudgeCanary(exs []Example, control string, controlVersion int64, candidate string, candidateVersion int64, since, now time.Time, runs Runs) Judgement {
-	var live, cand, liveR, candR []float64
+	// Arms are assigned by unit: the requests of one unit are not
+	// independent, so each unit is one sample (its mean), and a request
+	// without a unit is a unit of its own.
+	var liveU, candU, liveRU, candRU units
 	for i := range exs {
 		ex := &exs[i]
 		if ex.Time.Before(since) {
@@ -138,22 +144,23 @@ func (p *Policy) JudgeCanary(exs []Example, control string, controlVersion int64
 		}
 		// A request whose arm's version was not ready on its node fell
 		// back to production: it is evidence of neither arm.
-		var loss, reward *[]float64
+		var loss, reward *units
 		switch {
 		case ex.Arm == control && ex.Version == controlVersion:
-			loss, reward = &live, &liveR
+			loss, reward = &liveU, &liveRU
 		case ex.Arm == candidate && ex.Version == candidateVersion:
-			loss, reward = &cand, &candR
+			loss, reward = &candU, &candRU
 		default:
 			continue
 		}
 		if ex.HasLabel {
-			*loss = append(*loss, bce(float64(ex.Live), float64(ex.Label)))
+			loss.add(ex.Unit, bce(float64(ex.Live), float64(ex.Label)))
 		}
 		if ex.HasReward {
-			*reward = append(*reward, ex.Reward)
+			reward.add(ex.Unit, ex.Reward)
 		}
 	}
+	live, cand, liveR, candR := liveU.means(), candU.means(), liveRU.means(), candRU.means()
 	j := Judgement{Loss: Welch(live, cand, p.Level), Reward: Welch(liveR, candR, p.Level)}
 	if why := p.failing(runs, "infergate_inference_request_failure_total and infergate_experiment_fallback_total"); why != "" {
 		j.Verdict, j.Reason = Fail, "the canary fails: "+why
@@ -165,16 +172,45 @@ func (p *Policy) JudgeCanary(exs []Example, control string, controlVersion int64
 			r.Mean2, r.Mean1, r.Low, r.High, 100*p.Level, pValue(r.P))
 		return j
 	}
-	return p.verdict(j, min(len(live), len(cand)), p.MinCanaryExamples, "labeled requests in each arm", "the control arm's", since, now, p.MaxCanary)
+	return p.verdict(j, min(len(live), len(cand)), p.MinCanaryExamples, "units with labels in the smaller arm", "the control arm's", "units", since, now, p.MaxCanary)
+}
+
+// units gathers values by unit; values without a unit are units of their
+// own.
+type units struct {
+	sum   map[string]float64
+	n     map[string]int
+	alone []float64
+}
+
+func (u *units) add(unit string, v float64) {
+	if unit == "" {
+		u.alone = append(u.alone, v)
+		return
+	}
+	if u.sum == nil {
+		u.sum, u.n = map[string]float64{}, map[string]int{}
+	}
+	u.sum[unit] += v
+	u.n[unit]++
+}
+
+// means returns each unit's mean value.
+func (u *units) means() []float64 {
+	out := slices.Clone(u.alone)
+	for k, s := range u.sum {
+		out = append(out, s/float64(u.n[k]))
+	}
+	return out
 }
 
 // verdict decides on the log loss evidence in j: n samples of the min
-// needed, what they are, whose loss the candidate's is compared with, a
-// stage that started at since and may run max.
-func (p *Policy) verdict(j Judgement, n, min int, what, against string, since, now time.Time, max time.Duration) Judgement {
+// needed, what they are, whose loss the candidate's is compared with,
+// what a sample is, a stage that started at since and may run max.
+func (p *Policy) verdict(j Judgement, n, min int, what, against, samples string, since, now time.Time, max time.Duration) Judgement {
 	t := j.Loss
-	ci := fmt.Sprintf("log loss %.4f against %s %.4f; the difference is in [%.3g, %.3g] at %g%% (%s, %d and %d requests)",
-		t.Mean2, against, t.Mean1, t.Low, t.High, 100*p.Level, pValue(t.P), t.N1, t.N2)
+	ci := fmt.Sprintf("log loss %.4f against %s %.4f; the difference is in [%.3g, %.3g] at %g%% (%s, %d and %d %s)",
+		t.Mean2, against, t.Mean1, t.Low, t.High, 100*p.Level, pValue(t.P), t.N1, t.N2, samples)
 	late := now.Sub(since) >= max
 	switch {
 	case n >= min && t.High < 0:

@@ -70,7 +70,7 @@ never touches a shadow or experiment it did not start.
 	fs.IntVar(&cfg.CanaryPercent, "canary-percent", cfg.CanaryPercent, "share of the units the candidate answers in the canary stage")
 	fs.Float64Var(&cfg.Policy.Level, "confidence", cfg.Policy.Level, "confidence of the intervals that pass or fail a stage")
 	fs.IntVar(&cfg.Policy.MinShadowPairs, "min-shadow-examples", cfg.Policy.MinShadowPairs, "labeled requests the shadow must score before it is judged")
-	fs.IntVar(&cfg.Policy.MinCanaryExamples, "min-canary-examples", cfg.Policy.MinCanaryExamples, "labeled requests each canary arm must answer before it is judged")
+	fs.IntVar(&cfg.Policy.MinCanaryExamples, "min-canary-examples", cfg.Policy.MinCanaryExamples, "units (X-Unit-Id; a request without one is its own) with labeled requests each canary arm must have before it is judged: a unit's requests count as one sample")
 	fs.DurationVar(&cfg.Policy.MaxShadow, "max-shadow", cfg.Policy.MaxShadow, "roll back a candidate the shadow stage has not passed after this long")
 	fs.DurationVar(&cfg.Policy.MaxCanary, "max-canary", cfg.Policy.MaxCanary, "roll back a candidate the canary stage has not passed after this long")
 	fs.Float64Var(&cfg.Policy.MaxFailureRate, "max-failure-rate", cfg.Policy.MaxFailureRate, "roll back a candidate when more than this share of its runs fail")
