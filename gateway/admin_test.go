@@ -30,8 +30,15 @@ const adminToken = "admin-test-token"
 // raft over loopback TCP) and waits until it has registered ctr.
 func startAdmin(t *testing.T, cfg gateway.Config) *testServer {
 	t.Helper()
-	s := startDemo(t, cfg, false)
-	attachNode(t, s, cfg.AdminToken, func(cc *cluster.Config) {
+	return startAdminWith(t, serverOptions{cfg: cfg, files: map[string][]byte{"ctr/1": ctrONNX()}})
+}
+
+// startAdminWith is startAdmin with the server's options (its models'
+// defaults, say).
+func startAdminWith(t *testing.T, o serverOptions) *testServer {
+	t.Helper()
+	s := startServer(t, o)
+	attachNode(t, s, o.cfg.AdminToken, func(cc *cluster.Config) {
 		cc.RegisterLocal = true
 		cc.Check = func(b []byte) ([]oip.TensorMetadata, []oip.TensorMetadata, error) {
 			m, err := engine.Load(b, engine.Options{})

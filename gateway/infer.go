@@ -42,8 +42,9 @@ type scratch struct {
 	// views until the request is done.
 	id [16]byte
 	// sampled is whether the traffic log logs this request (ensureID
-	// decides).
+	// decides); shadow the shadow that gets a copy of it, if any.
 	sampled bool
+	shadow  *registry.Shadow
 }
 
 // scratchPool recycles scratch; buffers grown past maxPooledBytes by an
@@ -72,6 +73,7 @@ func (p *scratchPool) put(s *scratch) {
 		return
 	}
 	s.req.Reset()
+	s.shadow = nil
 	p.p.Put(s)
 }
 
@@ -180,7 +182,11 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, arm
 	cacheable := s.cache != nil && v.Config.ResponseCache != nil && v.Config.ResponseCache.Enable &&
 		!noCacheAsked(&ctx.Request.Header)
 	sc.bkey = sc.bkey[:0]
-	if cacheable {
+	// Whether the model's shadow gets a copy of this request is decided
+	// once, here: a copy needs the request decoded, so a replay below
+	// is for requests the shadow does not sample.
+	sc.shadow = s.sampleShadow(v)
+	if cacheable && sc.shadow == nil {
 		// A byte-identical request got this answer before: replay it
 		// without decoding.
 		sc.bkey = cache.AppendBodyKey(sc.bkey, v.Generation, headerLen, body)
@@ -237,6 +243,9 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, arm
 				v.Metrics.CacheHit(time.Since(start), time.Since(lookup))
 				return err
 			}
+			// A hit is a request of production's traffic like any other:
+			// its shadow gets its copy too.
+			s.copyToShadow(sc, e.Outputs)
 			s.logPrediction(ctx, sc, v, arm, e.Outputs)
 			copied := time.Since(lookup)
 			s.cacheResponse(sc)
@@ -266,15 +275,7 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, arm
 	if err != nil {
 		return s.batchError(v, priorityLevel(v, req.Priority), timeout, err)
 	}
-	if m := s.repo.Model(v.Model); m != nil {
-		if sh := m.Shadow(); sh != nil && sh.Version != v.Number && sh.Sample() {
-			logID := ""
-			if sc.sampled {
-				logID = req.ID
-			}
-			s.shadows.submit(sh, req.Inputs, sc.outs, logID)
-		}
-	}
+	s.copyToShadow(sc, sc.outs)
 	if useCache {
 		// The values are stored whatever becomes of this response (its
 		// classes may be too large), the response itself only once
@@ -293,6 +294,31 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, arm
 		s.cacheResponse(sc)
 	}
 	return nil
+}
+
+// sampleShadow returns the model's shadow when it samples a request v
+// answers (nil otherwise).
+func (s *Server) sampleShadow(v *registry.Version) *registry.Shadow {
+	if m := s.repo.Model(v.Model); m != nil {
+		if sh := m.Shadow(); sh != nil && sh.Version != v.Number && sh.Sample() {
+			return sh
+		}
+	}
+	return nil
+}
+
+// copyToShadow submits a copy of sc's request, answered outs, to the
+// shadow that sampled it, if one did; the copy is logged under the
+// request's id when the traffic log sampled the request.
+func (s *Server) copyToShadow(sc *scratch, outs []oip.Tensor) {
+	if sc.shadow == nil {
+		return
+	}
+	logID := ""
+	if sc.sampled {
+		logID = sc.req.ID
+	}
+	s.shadows.submit(sc.shadow, sc.req.Inputs, outs, logID)
 }
 
 // cacheResponse stores the response just written under the request's body

@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/infergate/infergate/gateway"
 	"github.com/infergate/infergate/internal/testenv"
+	"github.com/infergate/infergate/registry"
 	"github.com/infergate/infergate/trainer/onnx"
 )
 
@@ -74,6 +76,54 @@ func TestShadowOutputsAreLogged(t *testing.T) {
 		if len(sampled) == 0 || len(sampled) == n {
 			// Also while the log has not synced them all yet.
 			return fmt.Errorf("the log sampled %d of %d predictions at 50%%; the test needs some of each", len(sampled), n)
+		}
+		return nil
+	})
+}
+
+// TestShadowGetsCacheHits: a request the response cache answers is a
+// request of production's traffic like any other: its shadow gets a copy
+// (found by a review: only misses were copied, so the shadow never saw
+// repeated inputs).
+func TestShadowGetsCacheHits(t *testing.T) {
+	cfg := gateway.DefaultConfig()
+	cfg.AdminToken = adminToken
+	s := startAdminWith(t, serverOptions{cfg: cfg, files: map[string][]byte{"ctr/1": ctrONNX()},
+		defaults: registry.ModelConfig{ResponseCache: &registry.ResponseCache{Enable: true}}})
+	if r := s.admin(t, "POST", "/v1/models/ctr/versions", ctrONNX()); r.code != 201 {
+		t.Fatalf("upload: %s", r)
+	}
+	body := ctrRequest(features(3, 1, 64), 1)
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if r := s.post(t, "/v2/models/ctr/versions/2/infer", body); r.code != 200 {
+			return fmt.Errorf("version 2 not ready: %s", r)
+		}
+		return nil
+	})
+	if r := s.admin(t, "PUT", "/v1/models/ctr/shadow", []byte(`{"version":2,"percent":100}`)); r.code != 200 {
+		t.Fatalf("start the shadow: %s", r)
+	}
+	hits := 0
+	for i := range 10 {
+		if i == 1 {
+			s.srv.WaitCache()
+		}
+		if r := s.post(t, "/v2/models/ctr/infer", body); r.header["X-Cache"] == "hit" {
+			hits++
+		}
+	}
+	if hits != 9 {
+		t.Fatalf("%d hits of 10 identical requests; the test needs 9", hits)
+	}
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		text := s.metricsText(t)
+		n := 0.0
+		for _, res := range []string{"compared", "dropped", "failed", "not_ready"} {
+			v, _ := metricValue(text, fmt.Sprintf(`infergate_shadow_requests_total{model="ctr",version="2",result=%q}`, res))
+			n += v
+		}
+		if n != 10 {
+			return fmt.Errorf("%v copies of 10 requests (9 of them cache hits) reached the shadow", n)
 		}
 		return nil
 	})
