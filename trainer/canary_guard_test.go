@@ -179,7 +179,7 @@ func TestCanaryCountsUnits(t *testing.T) {
 	if j := p.JudgeCanary(exs(2), "control", 1, "candidate", 2, since, now, Runs{}); j.Verdict != Wait || !strings.Contains(j.Reason, "units with labels in the smaller arm so far; 50 needed") {
 		t.Fatalf("200 requests of 2 units: %v, %s; want a wait for more units", j.Verdict, j.Reason)
 	}
-	if j := p.JudgeCanary(exs(100), "control", 1, "candidate", 2, since, now, Runs{}); j.Verdict != Pass || !strings.Contains(j.Reason, "(p<1e-15, 200 and 100 units)") {
+	if j := p.JudgeCanary(exs(100), "control", 1, "candidate", 2, since, now, Runs{}); j.Verdict != Pass || !strings.Contains(j.Reason, "(p<1e-15 at this look alone, 200 and 100 units)") {
 		t.Fatalf("200 requests of 100 units: %v, %s; want a pass on 200 and 100 units", j.Verdict, j.Reason)
 	}
 }

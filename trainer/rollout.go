@@ -12,8 +12,15 @@ import (
 type Policy struct {
 	// Level is the confidence of the intervals that decide: a stage
 	// passes when the interval of the candidate's log loss minus the live
-	// version's lies below 0, and fails when it lies above.
+	// version's lies below 0, and fails when it lies above. The intervals
+	// are always valid (AlwaysValid): the loop looks at them at every
+	// step, and the chance that noise ever passes or fails a stage stays
+	// within 1 - Level however long it runs.
 	Level float64
+	// Effect is the size of log-loss difference the always-valid
+	// intervals are tuned for (their mixture's scale): they are
+	// narrowest for differences about that large.
+	Effect float64
 	// MinShadowPairs is how many labeled requests the shadow must have
 	// scored beside the live version before the shadow stage is judged.
 	MinShadowPairs int
@@ -36,7 +43,7 @@ type Policy struct {
 // DefaultPolicy returns settings for a model of a few requests a second
 // with feedback on most of them.
 func DefaultPolicy() Policy {
-	return Policy{Level: 0.99, MinShadowPairs: 200, MinCanaryExamples: 200,
+	return Policy{Level: 0.99, Effect: 0.05, MinShadowPairs: 200, MinCanaryExamples: 200,
 		MaxShadow: time.Hour, MaxCanary: 24 * time.Hour, MaxFailureRate: 0.01, MinRuns: 100}
 }
 
@@ -45,6 +52,8 @@ func (p *Policy) Validate() error {
 	switch {
 	case !(p.Level >= 0.5 && p.Level < 1):
 		return fmt.Errorf("confidence level %v: use 0.5 or more and less than 1 (0.99, say)", p.Level)
+	case !(p.Effect > 0 && p.Effect < 10):
+		return fmt.Errorf("effect %v: use a log-loss difference above 0 (0.05, say)", p.Effect)
 	case p.MinShadowPairs < 2 || p.MinCanaryExamples < 2:
 		return fmt.Errorf("minimum samples %d (shadow) and %d (canary): use 2 or more", p.MinShadowPairs, p.MinCanaryExamples)
 	case p.MaxShadow <= 0 || p.MaxCanary <= 0:
@@ -209,13 +218,14 @@ func (u *units) means() []float64 {
 // what a sample is, a stage that started at since and may run max.
 func (p *Policy) verdict(j Judgement, n, min int, what, against, samples string, since, now time.Time, max time.Duration) Judgement {
 	t := j.Loss
-	ci := fmt.Sprintf("log loss %.4f against %s %.4f; the difference is in [%.3g, %.3g] at %g%% (%s, %d and %d %s)",
-		t.Mean2, against, t.Mean1, t.Low, t.High, 100*p.Level, pValue(t.P), t.N1, t.N2, samples)
+	low, high := AlwaysValid(t, 1-p.Level, p.Effect)
+	ci := fmt.Sprintf("log loss %.4f against %s %.4f; the difference is in [%.3g, %.3g] at %g%%, always valid (%s at this look alone, %d and %d %s)",
+		t.Mean2, against, t.Mean1, low, high, 100*p.Level, pValue(t.P), t.N1, t.N2, samples)
 	late := now.Sub(since) >= max
 	switch {
-	case n >= min && t.High < 0:
+	case n >= min && high < 0:
 		j.Verdict, j.Reason = Pass, "better: "+ci
-	case n >= min && t.Low > 0:
+	case n >= min && low > 0:
 		j.Verdict, j.Reason = Fail, "worse: "+ci
 	case late && n < min:
 		j.Verdict, j.Reason = Fail, fmt.Sprintf("no verdict after %s: %d %s, fewer than the %d needed", max, n, what, min)

@@ -362,3 +362,22 @@ func betaFraction(a, b, x float64) float64 {
 	}
 	return f
 }
+
+// AlwaysValid returns the bounds of an always-valid confidence interval
+// for t's difference: a confidence sequence, whose chance of ever
+// excluding the true difference, however often it is looked at as the
+// samples grow, is at most alpha. It is the mixture sequential
+// probability ratio test for a normal mean, with a normal mixture of
+// scale tau over the differences (tune tau to the size of difference
+// worth finding), and t's standard error as the known one: sound once
+// each sample holds some dozens of values. Degenerate tests (StdErr 0)
+// give Diff for both bounds, as Test does.
+func AlwaysValid(t Test, alpha, tau float64) (low, high float64) {
+	v := t.StdErr * t.StdErr
+	if v == 0 || math.IsInf(t.T, 0) {
+		return t.Low, t.High
+	}
+	t2 := tau * tau
+	half := math.Sqrt(2 * v * (v + t2) / t2 * math.Log(math.Sqrt((v+t2)/v)/alpha))
+	return t.Diff - half, t.Diff + half
+}

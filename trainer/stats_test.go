@@ -403,3 +403,53 @@ func TestLnGammaRatio(t *testing.T) {
 	}
 	f(math.Nextafter(100, 0), 0.5, lnGammaRatio(100, 0.5), 1e-13)
 }
+
+// TestAlwaysValidUnderPeeking: under the null (both arms drawn from one
+// normal), a rule that looks at Welch's test 25 times as the samples grow
+// and stops at the first 95% interval that excludes 0 is fooled far more
+// often than 5%; the always-valid interval at 5% is fooled at most about
+// 5% of the time, and still finds a real difference.
+func TestAlwaysValidUnderPeeking(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	const sims, looks, step = 400, 25, 40
+	fixed, valid := 0, 0
+	for range sims {
+		var a, b []float64
+		fixedHit, validHit := false, false
+		for range looks {
+			for range step {
+				a, b = append(a, r.NormFloat64()), append(b, r.NormFloat64())
+			}
+			tt := Welch(a, b, 0.95)
+			if tt.Low > 0 || tt.High < 0 {
+				fixedHit = true
+			}
+			if lo, hi := AlwaysValid(tt, 0.05, 0.1); lo > 0 || hi < 0 {
+				validHit = true
+			}
+		}
+		if fixedHit {
+			fixed++
+		}
+		if validHit {
+			valid++
+		}
+	}
+	if f, v := float64(fixed)/sims, float64(valid)/sims; f < 0.15 || v > 0.07 {
+		t.Fatalf("false discoveries over %d looks: fixed 95%% intervals %.3f (want well over 0.05), always valid %.3f (want at most about 0.05)", looks, f, v)
+	} else {
+		t.Logf("false discoveries over %d looks: fixed 95%% intervals %.3f, always valid %.3f", looks, f, v)
+	}
+	// A real difference of 0.3 standard deviations is found.
+	var a, b []float64
+	for range 1000 {
+		a, b = append(a, r.NormFloat64()), append(b, r.NormFloat64()-0.3)
+	}
+	if _, hi := AlwaysValid(Welch(a, b, 0.95), 0.05, 0.1); !(hi < 0) {
+		t.Fatalf("a difference of -0.3 over 1,000 samples each: always-valid upper bound %v; want below 0", hi)
+	}
+	// Degenerate tests keep their bounds.
+	if lo, hi := AlwaysValid(Test{Diff: 2, Low: 2, High: 2, T: math.Inf(1)}, 0.05, 0.1); lo != 2 || hi != 2 {
+		t.Fatalf("degenerate: [%v, %v]; want [2, 2]", lo, hi)
+	}
+}
