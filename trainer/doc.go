@@ -13,10 +13,11 @@
 // production's inputs and scores for drift (the population stability index
 // against a reference window, Reference), retrains when they drift, and
 // takes a candidate that beats production on the holdout through a shadow
-// stage (judged by a paired t-test of the log losses on the same labeled
-// requests) and a canary stage (an experiment arm, judged by Welch's test
-// against the control arm, with rewards and failures as guardrails),
-// promoting it or rolling it back (Policy). Its state survives restarts.
+// stage (the paired difference of the log losses on the same labeled
+// requests) and a canary stage (an experiment arm against the control arm,
+// over units, with rewards and failures as guardrails), deciding on
+// always-valid intervals (AlwaysValid) that it may look at every step,
+// and promoting or rolling back (Policy). Its state survives restarts.
 //
 // The trainer is a client: it reads traffic and drives the cluster over
 // HTTP (GET /v1/traffic and the admin API, Gateway) and never imports the
