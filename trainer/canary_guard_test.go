@@ -6,6 +6,7 @@ package trainer
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -181,5 +182,37 @@ func TestCanaryCountsUnits(t *testing.T) {
 	}
 	if j := p.JudgeCanary(exs(100), "control", 1, "candidate", 2, since, now, Runs{}); j.Verdict != Pass || !strings.Contains(j.Reason, "(p<1e-15 at this look alone, 200 and 100 units)") {
 		t.Fatalf("200 requests of 100 units: %v, %s; want a pass on 200 and 100 units", j.Verdict, j.Reason)
+	}
+}
+
+// TestCanaryRewardGuard: a candidate better on log loss whose arm earns
+// clearly less reward is rolled back; one whose rewards match passes.
+func TestCanaryRewardGuard(t *testing.T) {
+	p := DefaultPolicy()
+	p.MinCanaryExamples = 50
+	since := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	exs := func(candidateReward float64) []Example {
+		r := rand.New(rand.NewPCG(5, 6))
+		var out []Example
+		for i := range 600 {
+			y := float32(i % 2)
+			ex := Example{ID: fmt.Sprint(i), Time: since.Add(time.Duration(i) * time.Second), Label: y, HasLabel: true,
+				Reward: 1 + r.NormFloat64(), HasReward: true}
+			if i%3 == 0 {
+				ex.Arm, ex.Version, ex.Live = "control", 1, 0.5
+			} else {
+				ex.Arm, ex.Version, ex.Live = "candidate", 2, 0.1+0.8*y
+				ex.Reward += candidateReward - 1
+			}
+			out = append(out, ex)
+		}
+		return out
+	}
+	now := since.Add(time.Hour)
+	if j := p.JudgeCanary(exs(0.3), "control", 1, "candidate", 2, since, now, Runs{}); j.Verdict != Fail || !strings.Contains(j.Reason, "mean reward") {
+		t.Fatalf("rewards 0.3 against 1: %v, %s; want a failure on the rewards", j.Verdict, j.Reason)
+	}
+	if j := p.JudgeCanary(exs(1), "control", 1, "candidate", 2, since, now, Runs{}); j.Verdict != Pass {
+		t.Fatalf("equal rewards: %v, %s; want a pass on log loss", j.Verdict, j.Reason)
 	}
 }

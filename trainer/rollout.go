@@ -3,6 +3,7 @@ package trainer
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 )
@@ -175,11 +176,16 @@ func (p *Policy) JudgeCanary(exs []Example, control string, controlVersion int64
 		j.Verdict, j.Reason = Fail, "the canary fails: "+why
 		return j
 	}
-	if r := j.Reward; min(r.N1, r.N2) >= p.MinCanaryExamples && r.High < 0 {
-		j.Verdict = Fail
-		j.Reason = fmt.Sprintf("the canary's mean reward %.4g is below control's %.4g (difference in [%.3g, %.3g] at %g%%, %s)",
-			r.Mean2, r.Mean1, r.Low, r.High, 100*p.Level, pValue(r.P))
-		return j
+	if r := j.Reward; min(r.N1, r.N2) >= p.MinCanaryExamples {
+		// Rewards come in the model's own units: the interval is tuned
+		// to a tenth of their standard deviation.
+		sd := r.StdErr / math.Sqrt(1/float64(r.N1)+1/float64(r.N2))
+		if low, high := AlwaysValid(r, 1-p.Level, 0.1*sd); high < 0 {
+			j.Verdict = Fail
+			j.Reason = fmt.Sprintf("the canary's mean reward %.4g is below control's %.4g (difference in [%.3g, %.3g] at %g%%, always valid; %s at this look alone)",
+				r.Mean2, r.Mean1, low, high, 100*p.Level, pValue(r.P))
+			return j
+		}
 	}
 	return p.verdict(j, min(len(live), len(cand)), p.MinCanaryExamples, "units with labels in the smaller arm", "the control arm's", "units", since, now, p.MaxCanary)
 }
