@@ -522,7 +522,8 @@ func (l *Loop) drift(all []Example, production int64) (DriftReport, bool, error)
 		if len(prod) < n {
 			return DriftReport{}, false, nil
 		}
-		bins, err := NewReference(rows(prod[:n]))
+		x, s := rows(prod[:n])
+		bins, err := NewReference(x, s, DefaultBins)
 		if err != nil {
 			return DriftReport{}, false, err
 		}
@@ -535,19 +536,19 @@ func (l *Loop) drift(all []Example, production int64) (DriftReport, bool, error)
 	if len(prod) < n || !prod[len(prod)-n].Time.After(ref.Last) {
 		return DriftReport{}, false, nil
 	}
-	x, s, _ := rows(prod[len(prod)-n:])
+	x, s := rows(prod[len(prod)-n:])
 	rep, err := ref.Bins.Compare(x, s)
 	return rep, err == nil, err
 }
 
 // rows returns exs' features and live scores.
-func rows(exs []*Example) ([][]float32, []float32, int) {
+func rows(exs []*Example) ([][]float32, []float32) {
 	x := make([][]float32, len(exs))
 	s := make([]float32, len(exs))
 	for i, ex := range exs {
 		x[i], s[i] = ex.Features, ex.Live
 	}
-	return x, s, DefaultBins
+	return x, s
 }
 
 // train trains a candidate on exs and, when it beats the live versions

@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
 	"math"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -15,7 +15,6 @@ import (
 	"github.com/infergate/infergate/engine"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/trafficlog"
-	"github.com/infergate/infergate/trafficlog/kafka"
 	"github.com/infergate/infergate/trainer"
 	"github.com/infergate/infergate/trainer/onnx"
 )
@@ -39,10 +38,7 @@ log loss than the live versions is uploaded as a staged version, for
 
   infergate train ctr --addr http://10.0.0.5:8080,http://10.0.0.6:8080
   infergate train ctr --hidden 32 --epochs 30 --upload`)
-	addrs := fs.String("addr", "http://127.0.0.1:8080", "base URLs of the nodes whose traffic logs to read, comma-separated; the first also takes the upload")
-	token := fs.String("token", "", "the admin token (default $INFERGATE_ADMIN_TOKEN)")
-	fs.StringVar(token, "admin-token", "", "the same as --token")
-	inferToken := fs.String("inference-token", "", "the token of /v2/models calls, for gateways started with --inference-token (default $INFERGATE_INFERENCE_TOKEN)")
+	gf := addGatewayFlags(fs, "base URLs of the nodes whose traffic logs to read, comma-separated; the first that answers takes the upload")
 	hidden := fs.String("hidden", "", "hidden layer sizes, comma-separated (e.g. 32,16); empty trains a logistic regression")
 	cfg := trainer.DefaultConfig()
 	fs.IntVar(&cfg.Epochs, "epochs", cfg.Epochs, "passes over the training examples")
@@ -53,8 +49,6 @@ log loss than the live versions is uploaded as a staged version, for
 	holdoutEvery := fs.Int("holdout-every", 5, "put one example in this many in the holdout")
 	minExamples := fs.Int("min-examples", 100, "refuse to train on fewer labeled examples")
 	outFile := fs.String("out", "", "also write the candidate's ONNX model to this file")
-	kafkaBrokers := fs.String("kafka-brokers", "", "read the traffic from a Kafka topic (serve --traffic-kafka-brokers) instead of the nodes' logs: seed brokers, host:port, comma-separated")
-	kafkaTopic := fs.String("kafka-topic", "infergate-traffic", "the Kafka topic of the traffic log")
 	upload := fs.Bool("upload", false, "upload the candidate as a staged version when its holdout log loss beats the live versions'")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up reading the logs and uploading after this long")
 	ortLib := fs.String("ort-lib", "", "path of libonnxruntime.so, which checks the exported model (default: $INFERGATE_ORT_LIB, else lib/libonnxruntime.so.1 from \"make setup\")")
@@ -72,22 +66,14 @@ log loss than the live versions is uploaded as a staged version, for
 	if *holdoutEvery < 2 {
 		return fmt.Errorf("--holdout-every %d: use 2 or more", *holdoutEvery)
 	}
-	if *token == "" {
-		*token = os.Getenv("INFERGATE_ADMIN_TOKEN")
-	}
-	nodes := splitAddrs(*addrs)
-	if len(nodes) == 0 {
-		return fmt.Errorf("--addr %q: name a node", *addrs)
+	gw, err := gf.gateway(*timeout)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	hc := &http.Client{Timeout: *timeout}
 
-	// The model's input, as the first node serves it.
-	if *inferToken == "" {
-		*inferToken = os.Getenv("INFERGATE_INFERENCE_TOKEN")
-	}
-	gw := &trainer.Gateway{Nodes: nodes, Token: *token, InferenceToken: *inferToken, HTTP: hc}
+	// The model's input, as the first node that answers serves it.
 	input, width, output, err := gw.Signature(ctx, model)
 	if err != nil {
 		return err
@@ -99,19 +85,15 @@ log loss than the live versions is uploaded as a staged version, for
 	j := trainer.NewJoiner(model, input, width, 0)
 	events := 0
 	add := func(e *trafficlog.Event) { events++; j.Add(e) }
-	from := fmt.Sprintf("%d node(s)", len(nodes))
-	if *kafkaBrokers != "" {
-		r, err := kafka.NewReader(ctx, splitAddrs(*kafkaBrokers), *kafkaTopic)
-		if err != nil {
-			return err
-		}
-		err = r.Read(ctx, add)
-		r.Close()
-		if err != nil {
-			return err
-		}
-		from = fmt.Sprintf("Kafka topic %q", *kafkaTopic)
-	} else if err := gw.Logs(func(string, ...any) {}).Read(ctx, add); err != nil {
+	from := fmt.Sprintf("%d node(s)", len(gw.Nodes))
+	var src trainer.Source = gw.Logs(func(string, ...any) {})
+	if r, err := gf.kafkaReader(ctx); err != nil {
+		return err
+	} else if r != nil {
+		defer r.Close()
+		src, from = r, fmt.Sprintf("Kafka topic %q", gf.kafkaTopic)
+	}
+	if err := src.Read(ctx, add); err != nil {
 		return err
 	}
 	exs, st := j.Examples()
@@ -166,20 +148,12 @@ log loss than the live versions is uploaded as a staged version, for
 		fmt.Println("the candidate is better on the holdout; --upload uploads it as a staged version")
 		return nil
 	}
-	ac := &adminConfig{addr: nodes[0], token: *token, timeout: *timeout}
-	ans, err := ac.call(http.MethodPost, modelPath(model, "versions"), nil, "application/octet-stream", data)
+	v, err := gw.Upload(ctx, model, data)
 	if err != nil {
 		return err
 	}
-	var res struct {
-		Version int64  `json:"version"`
-		SHA256  string `json:"sha256"`
-	}
-	if err := ans.decode("the upload", &res); err != nil {
-		return err
-	}
-	fmt.Printf("uploaded %s version %d (sha256:%s), staged; next: infergate models shadow %s %d --percent 10, then an experiment or a promotion\n",
-		model, res.Version, res.SHA256, model, res.Version)
+	fmt.Printf("uploaded %s version %d (sha256:%x), staged; next: infergate models shadow %s %d --percent 10, then an experiment or a promotion\n",
+		model, v, sha256.Sum256(data), model, v)
 	return nil
 }
 

@@ -6,14 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/infergate/infergate/trafficlog/kafka"
 	"github.com/infergate/infergate/trainer"
 	"github.com/infergate/infergate/trainer/onnx"
 )
@@ -48,10 +46,7 @@ why, is logged and kept in --state, where a restarted trainer goes on. It
 never touches a shadow or experiment it did not start.
 
   infergate trainer ctr --addr http://10.0.0.5:8080,http://10.0.0.6:8080 --state /var/lib/infergate/ctr-trainer.json`)
-	addrs := fs.String("addr", "http://127.0.0.1:8080", "base URLs of the nodes whose traffic logs to read, comma-separated: every member of the cluster (it warns of one left out); the cluster's calls go to the first that answers")
-	token := fs.String("token", "", "the admin token (default $INFERGATE_ADMIN_TOKEN)")
-	fs.StringVar(token, "admin-token", "", "the same as --token")
-	inferToken := fs.String("inference-token", "", "the token of /v2/models calls, for gateways started with --inference-token (default $INFERGATE_INFERENCE_TOKEN)")
+	gf := addGatewayFlags(fs, "base URLs of the nodes whose traffic logs to read, comma-separated: every member of the cluster (it warns of one left out); the cluster's calls go to the first that answers")
 	cfg := trainer.DefaultLoopConfig()
 	state := fs.String("state", "", "the trainer's state file (default infergate-trainer-MODEL.json in the working directory)")
 	hidden := fs.String("hidden", "", "hidden layer sizes of the candidates, comma-separated (e.g. 32,16); empty trains a logistic regression")
@@ -75,8 +70,6 @@ never touches a shadow or experiment it did not start.
 	fs.DurationVar(&cfg.Policy.MaxShadow, "max-shadow", cfg.Policy.MaxShadow, "roll back a candidate the shadow stage has not passed after this long")
 	fs.DurationVar(&cfg.Policy.MaxCanary, "max-canary", cfg.Policy.MaxCanary, "roll back a candidate the canary stage has not passed after this long")
 	fs.Float64Var(&cfg.Policy.MaxFailureRate, "max-failure-rate", cfg.Policy.MaxFailureRate, "roll back a candidate when more than this share of its runs fail")
-	kafkaBrokers := fs.String("kafka-brokers", "", "read the traffic from a Kafka topic (serve --traffic-kafka-brokers) instead of the nodes' logs: seed brokers, host:port, comma-separated")
-	kafkaTopic := fs.String("kafka-topic", "infergate-traffic", "the Kafka topic of the traffic log")
 	once := fs.Bool("once", false, "take one step and exit (for a scheduler that runs the trainer now and then)")
 	timeout := fs.Duration("timeout", 15*time.Second, "give up one call to a node after this long (a node that hangs delays each step by as much)")
 	ortLib := fs.String("ort-lib", "", "path of libonnxruntime.so, which checks each candidate (default: $INFERGATE_ORT_LIB, else lib/libonnxruntime.so.1 from \"make setup\")")
@@ -91,9 +84,6 @@ never touches a shadow or experiment it did not start.
 	if cfg.Train.Hidden, err = parseHidden(*hidden); err != nil {
 		return err
 	}
-	if *token == "" {
-		*token = os.Getenv("INFERGATE_ADMIN_TOKEN")
-	}
 	if *timeout <= 0 {
 		return fmt.Errorf("--timeout %s: must be positive", *timeout)
 	}
@@ -101,10 +91,9 @@ never touches a shadow or experiment it did not start.
 		*state = "infergate-trainer-" + cfg.Model + ".json"
 	}
 	cfg.StateFile = *state
-	if *inferToken == "" {
-		*inferToken = os.Getenv("INFERGATE_INFERENCE_TOKEN")
+	if cfg.Gateway, err = gf.gateway(*timeout); err != nil {
+		return err
 	}
-	cfg.Gateway = &trainer.Gateway{Nodes: splitAddrs(*addrs), Token: *token, InferenceToken: *inferToken, HTTP: &http.Client{Timeout: *timeout}}
 	logger := log.New(os.Stderr, "", log.LstdFlags)
 	cfg.Logf = logger.Printf
 	cfg.Check = func(data []byte, m *onnx.MLP, holdout []trainer.Example) error {
@@ -116,11 +105,9 @@ never touches a shadow or experiment it did not start.
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if *kafkaBrokers != "" {
-		r, err := kafka.NewReader(ctx, splitAddrs(*kafkaBrokers), *kafkaTopic)
-		if err != nil {
-			return err
-		}
+	if r, err := gf.kafkaReader(ctx); err != nil {
+		return err
+	} else if r != nil {
 		defer r.Close()
 		cfg.Source = r
 	} else if err := cfg.Gateway.CheckLogs(ctx); err != nil {
