@@ -195,7 +195,7 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 	served := ctl.modelConfig(cfg.Model)
 	env.Instances, env.IntraOpThreads = ortSettings(&cfg.Options, served)
 
-	gw, err := newHTTPTarget(cfg.Target, cfg.Model, pool, cfg.Timeout, cfg.Token)
+	gw, err := newHTTPTarget(cfg.Target, cfg.Model, pool, cfg.Timeout, cfg.Token, cfg.TLS)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +253,7 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 		if err != nil {
 			return s.report, fmt.Errorf("cannot start the http-floor: %w", err)
 		}
-		ft, _ := newHTTPTarget(floor.url, cfg.Model, pool, cfg.Timeout, cfg.Token)
+		ft, _ := newHTTPTarget(floor.url, cfg.Model, pool, cfg.Timeout, cfg.Token, nil)
 		runLevels(KindHTTPFloor, ft, nil, floor.pid)
 		floor.close()
 	}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -38,15 +39,12 @@ func newControlClient(baseURL string, o *Options) (*controlClient, error) {
 		base:   baseURL,
 		host:   host,
 		prefix: prefix,
-		hc: &fasthttp.HostClient{
-			Addr:                   fasthttp.AddMissingPort(host, false),
-			Name:                   "infergate-bench",
-			MaxConns:               4,
-			DisablePathNormalizing: true,
-			MaxResponseBodySize:    64 << 20,
-		},
-		oip: oip.NewClient(baseURL),
+		hc:     newHostClient(baseURL, "infergate-bench", o.TLS),
+		oip:    oip.NewClient(baseURL),
 	}
+	c.hc.MaxConns = 4
+	c.hc.MaxResponseBodySize = 64 << 20
+	c.oip.SetTLSConfig(o.TLS)
 	c.oip.SetTimeout(controlTimeout)
 	c.oip.SetToken(o.Token)
 	if o.Token != "" {
@@ -65,12 +63,27 @@ func splitBaseURL(baseURL string) (host, prefix string, err error) {
 	switch {
 	case err != nil:
 		return "", "", fmt.Errorf("%w: target %q: %s", ErrBadConfig, baseURL, err)
-	case u.Scheme != "http":
-		return "", "", fmt.Errorf("%w: target %q must start with http://", ErrBadConfig, baseURL)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", "", fmt.Errorf("%w: target %q must start with http:// or https://", ErrBadConfig, baseURL)
 	case u.Host == "":
 		return "", "", fmt.Errorf("%w: target %q has no host", ErrBadConfig, baseURL)
 	}
 	return u.Host, strings.TrimRight(u.EscapedPath(), "/"), nil
+}
+
+// newHostClient returns a client of the server at baseURL (which
+// splitBaseURL accepted) named name: over TLS under tc (nil: the
+// system's CAs) for https.
+func newHostClient(baseURL, name string, tc *tls.Config) *fasthttp.HostClient {
+	u, _ := url.Parse(baseURL)
+	https := u.Scheme == "https"
+	return &fasthttp.HostClient{
+		Addr:                   fasthttp.AddMissingPort(u.Host, https),
+		Name:                   name,
+		IsTLS:                  https,
+		TLSConfig:              tc,
+		DisablePathNormalizing: true,
+	}
 }
 
 // pathSegment escapes s as one URL path segment.

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"crypto/tls"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -39,15 +40,12 @@ type healthProber struct {
 }
 
 // newHealthProber returns a prober of the gateway at host with path
-// prefix prefix (see splitBaseURL), on a client of one connection.
-func newHealthProber(host, prefix string) *healthProber {
-	hc := &fasthttp.HostClient{
-		Addr:                   fasthttp.AddMissingPort(host, false),
-		Name:                   "infergate-bench-health",
-		MaxConns:               1,
-		MaxIdleConnDuration:    time.Minute,
-		DisablePathNormalizing: true,
-	}
+// prefix prefix at baseURL (see splitBaseURL), on a client of one
+// connection.
+func newHealthProber(baseURL, host, prefix string, tc *tls.Config) *healthProber {
+	hc := newHostClient(baseURL, "infergate-bench-health", tc)
+	hc.MaxConns = 1
+	hc.MaxIdleConnDuration = time.Minute
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	req.Header.SetMethod(fasthttp.MethodGet)
 	req.SetRequestURI(prefix + healthPath)

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -18,23 +19,25 @@ import (
 // httpTarget is an infer endpoint that HTTP steps load: a gateway or the
 // http-floor. Both are driven by the same httpSender.
 type httpTarget struct {
-	addr    string // host:port to connect to
+	base    string // the base URL
 	host    string // Host header
 	path    string // request URI, /v2/models/{m}/infer
 	pool    *requestPool
 	timeout time.Duration
 	token   string // bearer token, or ""
+	tls     *tls.Config
 }
 
 // newHTTPTarget returns the target of model's infer endpoint at baseURL
-// ("http://host:port").
-func newHTTPTarget(baseURL, model string, pool *requestPool, timeout time.Duration, token string) (*httpTarget, error) {
+// ("http://host:port"), over TLS under tc for https.
+func newHTTPTarget(baseURL, model string, pool *requestPool, timeout time.Duration, token string, tc *tls.Config) (*httpTarget, error) {
 	host, prefix, err := splitBaseURL(baseURL)
 	if err != nil {
 		return nil, err
 	}
 	return &httpTarget{
-		addr:    fasthttp.AddMissingPort(host, false),
+		base:    baseURL,
+		tls:     tc,
 		host:    host,
 		path:    prefix + "/v2/models/" + pathSegment(model) + "/infer",
 		pool:    pool,
@@ -45,14 +48,11 @@ func newHTTPTarget(baseURL, model string, pool *requestPool, timeout time.Durati
 
 // newClient returns a client of t that opens at most maxConns connections.
 func (t *httpTarget) newClient(maxConns int) *fasthttp.HostClient {
-	return &fasthttp.HostClient{
-		Addr:                   t.addr,
-		Name:                   "infergate-bench",
-		MaxConns:               maxConns,
-		MaxIdleConnDuration:    time.Minute,
-		MaxResponseBodySize:    oip.MaxClientResponseBody,
-		DisablePathNormalizing: true,
-	}
+	hc := newHostClient(t.base, "infergate-bench", t.tls)
+	hc.MaxConns = maxConns
+	hc.MaxIdleConnDuration = time.Minute
+	hc.MaxResponseBodySize = oip.MaxClientResponseBody
+	return hc
 }
 
 // httpSender sends the target's requests over one client, reusing its

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -67,6 +68,9 @@ type Options struct {
 	// requests. AdminToken is the repository API's (--admin-token). ""
 	// sends none.
 	Token, AdminToken string
+	// TLS is the configuration of https targets; nil trusts the system's
+	// CAs and presents no client certificate.
+	TLS *tls.Config
 	// FloorExecutable is the infergate binary that runs the http-floor as
 	// a separate process, as the gateway is (`infergate bench
 	// floor-server`); empty runs the floor in this process.
@@ -288,7 +292,7 @@ func (s *session) measureHTTP(h httpRun, rep int) Run {
 		shedding: h.overload,
 	}
 	if h.overload && h.control != nil {
-		ls.health = newHealthProber(h.control.host, h.control.prefix)
+		ls.health = newHealthProber(h.control.base, h.control.host, h.control.prefix, s.opts.TLS)
 	}
 	if h.reloadEvery > 0 && h.control != nil {
 		rl, err := newReloader(h.control, r.Model, h.reloadEvery)

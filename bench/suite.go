@@ -369,7 +369,7 @@ func (s *session) suiteModel(cfg *SuiteConfig, ctl *controlClient, target, m str
 			fmt.Fprintf(cfg.Log, "cannot restore model %q to %s: %s\n", m, restore, err)
 		}
 	}()
-	gw, err := newHTTPTarget(target, m, pool, cfg.Timeout, cfg.Token)
+	gw, err := newHTTPTarget(target, m, pool, cfg.Timeout, cfg.Token, cfg.TLS)
 	if err != nil {
 		return err
 	}
@@ -486,7 +486,7 @@ func (sm *suiteModelRun) round(s *session, unbatchedErr error, withOverload bool
 		if err != nil {
 			return fmt.Errorf("cannot start the http-floor: %w", err)
 		}
-		ft, _ := newHTTPTarget(floor.url, m, sm.pool, cfg.Timeout, cfg.Token)
+		ft, _ := newHTTPTarget(floor.url, m, sm.pool, cfg.Timeout, cfg.Token, nil)
 		for _, c := range loads {
 			if s.ctx.Err() != nil {
 				break
@@ -522,7 +522,7 @@ func (sm *suiteModelRun) round(s *session, unbatchedErr error, withOverload bool
 		if !v.preloaded {
 			loadErr = s.loadConfig(ctl, m, v.config)
 		}
-		t, err := newHTTPTarget(sm.target, m, v.pool, cfg.Timeout, cfg.Token)
+		t, err := newHTTPTarget(sm.target, m, v.pool, cfg.Timeout, cfg.Token, cfg.TLS)
 		if err != nil {
 			return err
 		}
@@ -560,7 +560,7 @@ func (s *session) suiteOverload(cfg *SuiteConfig, ctl *controlClient, target, m 
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
-	t, err := newHTTPTarget(target, m, pool, cfg.Timeout, cfg.Token)
+	t, err := newHTTPTarget(target, m, pool, cfg.Timeout, cfg.Token, cfg.TLS)
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,9 @@ type Config struct {
 	// Token is the admin bearer token presented to peers (and required
 	// by them). Empty only for a lone node.
 	Token string
+	// TLS, when set, makes raft and the calls between peers mutual TLS;
+	// HTTPAddr and Join must then be https URLs. Nil: plain TCP.
+	TLS *TLS
 	// MaxVoters is how many voters the leader admits (3 or 5 make
 	// sense); later nodes join as non-voters, which serve all the same.
 	MaxVoters int
@@ -151,6 +154,14 @@ func (c *Config) ValidateAddrs() error {
 	if c.Join != "" {
 		if err := checkBaseURL(c.Join); err != nil {
 			return fmt.Errorf("cluster: --join: %w", err)
+		}
+	}
+	if c.TLS != nil {
+		if u, _ := url.Parse(c.HTTPAddr); u != nil && u.Scheme != "https" {
+			return fmt.Errorf("cluster: this node's HTTP address %s must be https:// when the cluster runs over TLS (--cluster-ca); set --advertise-http", c.HTTPAddr)
+		}
+		if u, _ := url.Parse(c.Join); u != nil && c.Join != "" && u.Scheme != "https" {
+			return fmt.Errorf("cluster: --join %s must be https:// when the cluster runs over TLS (--cluster-ca): its members serve HTTPS", c.Join)
 		}
 	}
 	return nil

@@ -275,6 +275,15 @@ func (n *Node) reachable(addr string) error {
 	if n.cfg.inmem != nil {
 		return nil
 	}
+	if n.cfg.TLS != nil {
+		// A handshake: the address answers as a member would.
+		l := tlsStreamLayer{client: n.cfg.TLS.clientConfig()}
+		c, err := l.Dial(raft.ServerAddress(addr), 2*time.Second)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
 		return err

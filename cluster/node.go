@@ -92,7 +92,7 @@ func Start(cfg Config) (*Node, error) {
 		cfg:   cfg,
 		logf:  cfg.Logf,
 		fsm:   fsm.New(),
-		peers: newPeerClient(cfg.Token),
+		peers: newPeerClient(cfg.Token, cfg.TLS),
 		stop:  make(chan struct{}),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -176,12 +176,21 @@ func (n *Node) open() error {
 		if err != nil {
 			return fmt.Errorf("cluster: raft address %q: %w", n.cfg.RaftAddr, err)
 		}
-		tcp, err := raft.NewTCPTransportWithLogger(n.cfg.RaftAddr, addr, 3, 5*time.Second, logger)
+		var nt *raft.NetworkTransport
+		if n.cfg.TLS != nil {
+			var layer *tlsStreamLayer
+			layer, err = newTLSStreamLayer(n.cfg.RaftAddr, addr, n.cfg.TLS)
+			if err == nil {
+				nt = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: layer, MaxPool: 3, Timeout: 5 * time.Second, Logger: logger})
+			}
+		} else {
+			nt, err = raft.NewTCPTransportWithLogger(n.cfg.RaftAddr, addr, 3, 5*time.Second, logger)
+		}
 		if err != nil {
 			return fmt.Errorf("cluster: cannot listen for raft on %s: %w", n.cfg.RaftAddr, err)
 		}
-		n.trans = tcp
-		logs, stable, snaps, trans = store, store, fss, tcp
+		n.trans = nt
+		logs, stable, snaps, trans = store, store, fss, nt
 	}
 
 	rc := raft.DefaultConfig()

@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,7 +48,13 @@ type peerClient struct {
 	http  *http.Client
 }
 
-func newPeerClient(token string) *peerClient {
+// newPeerClient returns the client of a node presenting token, and with
+// t, calling peers over verified TLS.
+func newPeerClient(token string, t *TLS) *peerClient {
+	var tc *tls.Config
+	if t != nil {
+		tc = t.clientConfig()
+	}
 	return &peerClient{
 		token: token,
 		http: &http.Client{
@@ -58,6 +65,8 @@ func newPeerClient(token string) *peerClient {
 			// set their own deadline through the context.
 			Transport: &http.Transport{
 				DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+				TLSClientConfig:     tc,
+				TLSHandshakeTimeout: 5 * time.Second,
 				MaxIdleConnsPerHost: 4,
 				IdleConnTimeout:     time.Minute,
 			},
@@ -125,7 +134,11 @@ func (p *peerClient) authorize(req *http.Request) {
 // the peer may have acted before the connection broke or the time ran out.
 func peerError(err error) error {
 	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
+	var verify *tls.CertificateVerificationError
+	// A handshake that failed (this node refused the peer's certificate,
+	// or the peer this node's: a "remote error" alert) ends before the
+	// peer reads the request.
+	if (errors.As(err, &op) && (op.Op == "dial" || op.Op == "remote error")) || errors.As(err, &verify) {
 		return fmt.Errorf("%w: %w", errUnreached, err)
 	}
 	return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)

@@ -39,6 +39,9 @@ type limitListener struct {
 	answering sync.WaitGroup
 	// logf reports accept errors the listener waits out.
 	logf func(format string, args ...any)
+	// eagerWrites arms every write deadline when it is set (see
+	// limitConn.SetWriteDeadline); set before Accept is first called.
+	eagerWrites bool
 }
 
 // Limits on answering a refused connection (see answer).
@@ -294,6 +297,12 @@ func (c *limitConn) SetReadDeadline(t time.Time) error {
 }
 
 func (c *limitConn) SetWriteDeadline(t time.Time) error {
+	if c.l.eagerWrites {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.written = lazyDeadline{armed: t, want: t}
+		return c.Conn.SetWriteDeadline(t)
+	}
 	return c.setDeadline(&c.written, t, c.Conn.SetWriteDeadline)
 }
 

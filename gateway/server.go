@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log"
@@ -55,6 +56,9 @@ type Config struct {
 	// InferenceToken, when set, is the bearer token inference and
 	// metadata calls (/v2/models/...) require; empty leaves them open.
 	InferenceToken string
+	// TLS, when set, makes Serve speak HTTPS with it; a client speaking
+	// plain HTTP to it gets a 400 saying so.
+	TLS *tls.Config
 	// TrafficLog, when set, receives a sample of the predictions
 	// (TrafficPercent of them) and every feedback (POST
 	// /v2/models/{m}/feedback), and GET /v1/traffic reads it; every infer
@@ -117,9 +121,11 @@ type Server struct {
 	cfg     Config
 	repo    *registry.Repository
 	metrics *metrics.Set
-	srv     *fasthttp.Server
-	logf    func(format string, args ...any)
-	started time.Time
+	// handshakes counts and logs failed TLS handshakes; nil without TLS.
+	handshakes *handshakeLog
+	srv        *fasthttp.Server
+	logf       func(format string, args ...any)
+	started    time.Time
 
 	ready    atomic.Bool
 	stopping atomic.Bool
@@ -178,6 +184,9 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 			return nil, err
 		}
 	}
+	if cfg.TLS != nil {
+		s.handshakes = newHandshakeLog(set, s.logf)
+	}
 	s.panics = set.NewCounter("infergate_http_panics_total")
 	s.httpErrors = set.NewCounter("infergate_http_protocol_errors_total")
 	for i := range s.unrouted {
@@ -227,7 +236,14 @@ func (s *Server) readiness() (bool, string) {
 // Serve accepts connections on ln until Shutdown, at most MaxConnections
 // at once (counted per listener).
 func (s *Server) Serve(ln net.Listener) error {
+	if s.cfg.TLS != nil {
+		ln = tlsListener{Listener: ln, cfg: s.cfg.TLS, hs: s.handshakes}
+	}
 	l := newLimitListener(ln, s.cfg.MaxConnections, s.cfg.MaxHeaderBytes, s.logf)
+	// A TLS connection's write that times out breaks it for good
+	// (crypto/tls), so its write deadlines are armed as they are set,
+	// never late.
+	l.eagerWrites = s.cfg.TLS != nil
 	s.lnMu.Lock()
 	s.listeners = append(s.listeners, l)
 	s.lnMu.Unlock()
@@ -278,7 +294,14 @@ func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 
 type fasthttpLogger struct{ logf func(string, ...any) }
 
-func (l fasthttpLogger) Printf(format string, args ...any) { l.logf(format, args...) }
+// Printf logs what fasthttp reports, less the failed TLS handshakes
+// (counted and logged by handshakeLog, at most once a minute).
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	if quietLine(args) {
+		return
+	}
+	l.logf(format, args...)
+}
 
 // protocolError answers requests fasthttp could not parse.
 func (s *Server) protocolError(ctx *fasthttp.RequestCtx, err error) {

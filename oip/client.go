@@ -1,6 +1,7 @@
 package oip
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -69,6 +70,10 @@ func (c *Client) SetMaxConnsPerHost(n int) { c.hc.MaxConns = n }
 // SetTimeout bounds each call, from sending the request to reading the
 // whole response; 0 means no bound. The default is DefaultClientTimeout.
 func (c *Client) SetTimeout(d time.Duration) { c.timeout = d }
+
+// SetTLSConfig sets the TLS configuration of https base URLs (the CAs
+// trusted, a client certificate); nil trusts the system's CAs.
+func (c *Client) SetTLSConfig(tc *tls.Config) { c.hc.TLSConfig = tc }
 
 // SetToken makes every call carry "Authorization: Bearer token", as a
 // gateway started with --inference-token requires; "" sends none.

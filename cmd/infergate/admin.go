@@ -148,6 +148,7 @@ type adminConfig struct {
 	json       bool
 	consistent bool
 	timeout    time.Duration
+	tls        *tlsClientFlags
 }
 
 // adminFlags defines the common flags on fs; --consistent only where read.
@@ -159,6 +160,7 @@ func adminFlags(fs *flag.FlagSet, read bool) *adminConfig {
 	fs.StringVar(&c.token, "admin-token", "", "the same as --token, spelled as serve spells it")
 	fs.BoolVar(&c.json, "json", false, "print the API's JSON answer as it came instead of text")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "give up on the call after this long; uploads of large models may need more")
+	c.tls = addTLSClientFlags(fs)
 	if read {
 		fs.BoolVar(&c.consistent, "consistent", false, "read after the leader confirms its commit index (linearizable) instead of from the answering member's possibly stale state; fails with 503 while there is no leader, or while this member cannot catch up with its log")
 	}
@@ -191,12 +193,16 @@ func (c *adminConfig) client() (*adminClient, error) {
 	if token == "" {
 		token = os.Getenv("INFERGATE_ADMIN_TOKEN")
 	}
+	hc, err := c.tls.httpClient(c.timeout)
+	if err != nil {
+		return nil, err
+	}
 	return &adminClient{
 		base:       addr,
 		token:      token,
 		consistent: c.consistent,
 		timeout:    c.timeout,
-		hc:         &http.Client{Timeout: c.timeout},
+		hc:         hc,
 	}, nil
 }
 
@@ -258,7 +264,7 @@ func (c *adminClient) call(method, path string, query url.Values, contentType st
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, fmt.Errorf("cannot reach the admin API at %s: %w", c.base, err)
+		return nil, fmt.Errorf("cannot reach the admin API at %s: %w%s", c.base, err, tlsHint(err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAdminAnswer+1))

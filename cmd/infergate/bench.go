@@ -64,7 +64,7 @@ report out.json" prints a saved report again (--html to draw its page);
 "infergate bench neighbors --help" measures which CPUs slow ONNX Runtime on
 another when busy.`)
 	cfg := bench.DefaultConfig()
-	commonBenchFlags(fs, &cfg.Options)
+	tf := commonBenchFlags(fs, &cfg.Options)
 	fs.StringVar(&cfg.Target, "target", cfg.Target, "base URL of the gateway to load")
 	fs.StringVar(&cfg.Model, "model", cfg.Model, "model to load; its metadata (GET /v2/models/{model}) shapes the generated requests")
 	conc := intList{}
@@ -89,7 +89,9 @@ another when busy.`)
 	if err := checkOverloadFlags(fs, cfg.Overload); err != nil {
 		return err
 	}
-	benchTokens(&cfg.Options)
+	if err := benchClient(&cfg.Options, tf); err != nil {
+		return err
+	}
 	cfg.Concurrency, cfg.Rates, cfg.Floors = conc, rates, floors
 	if len(cfg.Concurrency) == 0 && len(cfg.Rates) == 0 {
 		cfg.Concurrency = []int{1, 8, 64}
@@ -153,7 +155,7 @@ The gateway's model configuration is switched between runs with POST
 /v2/repository/models/{m}/load; a configuration the gateway refuses is
 recorded as flagged runs with its error, and the suite goes on.`)
 	cfg := bench.DefaultSuiteConfig()
-	commonBenchFlags(fs, &cfg.Options)
+	tf := commonBenchFlags(fs, &cfg.Options)
 	fs.Lookup("repeat").Usage = "run the suite this many rounds, each step once per round, so that the floors and the gateway share the host's drift; " +
 		"each figure is the median over the rounds, with the spread and every round in the JSON, and each target is judged on the median of the rounds' own ratios (the idle target on each round's p50 against that round's floors). " +
 		"The overload pair runs after the rounds, its steps repeated in a row"
@@ -179,7 +181,9 @@ recorded as flagged runs with its error, and the suite goes on.`)
 	if err := checkOverloadFlags(fs, cfg.Overload); err != nil {
 		return err
 	}
-	benchTokens(&cfg.Options)
+	if err := benchClient(&cfg.Options, tf); err != nil {
+		return err
+	}
 	cfg.Models, cfg.ModelFiles, cfg.ServerArgs = models, modelFiles, serverArgs
 	if flagSet(fs, "overload") && cfg.Overload > 0 && !slices.Contains(cfg.Models, cfg.OverloadModel) {
 		return fmt.Errorf("--overload %g: the overload step runs on %s, which --models %s does not list; add it, or drop --overload",
@@ -227,8 +231,9 @@ recorded as flagged runs with its error, and the suite goes on.`)
 	return out.finish(report, err)
 }
 
-// commonBenchFlags defines the flags of bench.Options.
-func commonBenchFlags(fs *flag.FlagSet, o *bench.Options) {
+// commonBenchFlags defines the flags of bench.Options; those of its TLS
+// come back for benchClient.
+func commonBenchFlags(fs *flag.FlagSet, o *bench.Options) *tlsClientFlags {
 	fs.DurationVar(&o.Warmup, "warmup", o.Warmup, "load before each step's measured window, not counted (the ort floor warms up for at most 250ms per batch size)")
 	fs.DurationVar(&o.Duration, "duration", o.Duration, "measured window of each step")
 	fs.IntVar(&o.Repeat, "repeat", o.Repeat, "run each step this many times; the figures are the medians, with the spread (min/max) and every repetition in the JSON")
@@ -246,17 +251,24 @@ func commonBenchFlags(fs *flag.FlagSet, o *bench.Options) {
 	// them in --help.
 	fs.StringVar(&o.Token, "token", "", "bearer token of the inference and metadata calls, for a gateway started with --inference-token (default $INFERGATE_INFERENCE_TOKEN); a gateway the suite starts needs none")
 	fs.StringVar(&o.AdminToken, "admin-token", "", "bearer token of the repository API (configuration switches), for a gateway started with --admin-token (default $INFERGATE_ADMIN_TOKEN)")
+	return addTLSClientFlags(fs)
 }
 
-// benchTokens fills o's tokens from the environment where no flag gave
-// them.
-func benchTokens(o *bench.Options) {
+// benchClient fills o's tokens from the environment where no flag gave
+// them, and its TLS from tf.
+func benchClient(o *bench.Options, tf *tlsClientFlags) error {
+	tc, err := tf.config()
+	if err != nil {
+		return err
+	}
+	o.TLS = tc
 	if o.Token == "" {
 		o.Token = os.Getenv("INFERGATE_INFERENCE_TOKEN")
 	}
 	if o.AdminToken == "" {
 		o.AdminToken = os.Getenv("INFERGATE_ADMIN_TOKEN")
 	}
+	return nil
 }
 
 // overloadFlags defines --overload, described by usage, and

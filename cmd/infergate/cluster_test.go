@@ -42,7 +42,7 @@ func startNode(t *testing.T, data, models, raftAddr, join string) *clusterNode {
 	return &clusterNode{server: startServer(t, args...), data: data, models: models, raft: raftAddr}
 }
 
-func (n *clusterNode) url() string { return "http://" + n.addr }
+func (n *clusterNode) url() string { return n.scheme + "://" + n.addr }
 
 // admin calls the admin API with the token.
 func (n *clusterNode) admin(t *testing.T, method, path string, body []byte) (int, []byte, string) {

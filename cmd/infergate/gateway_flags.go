@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 // topic).
 type gatewayFlags struct {
 	addrs, token, inferToken, kafkaBrokers, kafkaTopic string
+	tls                                                *tlsClientFlags
 }
 
 // addGatewayFlags defines the flags on fs; addrHelp says what --addr is
@@ -29,6 +29,7 @@ func addGatewayFlags(fs *flag.FlagSet, addrHelp string) *gatewayFlags {
 	fs.StringVar(&f.inferToken, "inference-token", "", "the token of /v2/models calls, for gateways started with --inference-token (default $INFERGATE_INFERENCE_TOKEN)")
 	fs.StringVar(&f.kafkaBrokers, "kafka-brokers", "", "read the traffic from a Kafka topic (serve --traffic-kafka-brokers) instead of the nodes' logs: seed brokers, host:port, comma-separated")
 	fs.StringVar(&f.kafkaTopic, "kafka-topic", "infergate-traffic", "the Kafka topic of the traffic log")
+	f.tls = addTLSClientFlags(fs)
 	return f
 }
 
@@ -45,7 +46,11 @@ func (f *gatewayFlags) gateway(timeout time.Duration) (*trainer.Gateway, error) 
 	if f.inferToken == "" {
 		f.inferToken = os.Getenv("INFERGATE_INFERENCE_TOKEN")
 	}
-	return &trainer.Gateway{Nodes: nodes, Token: f.token, InferenceToken: f.inferToken, HTTP: &http.Client{Timeout: timeout}}, nil
+	hc, err := f.tls.httpClient(timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &trainer.Gateway{Nodes: nodes, Token: f.token, InferenceToken: f.inferToken, HTTP: hc}, nil
 }
 
 // kafkaReader opens the Kafka topic's reader, or returns nil when the

@@ -94,7 +94,7 @@ func TestSIGTERMDuringInitialLoadSaysWhatWasCut(t *testing.T) {
 	}
 	cmd, done, log := startServeUntil(t, `loaded model "r00"`, "--models", repo, "--data", t.TempDir(),
 		"--http", "127.0.0.1:0", "--shutdown-timeout", "1s")
-	addr := servingLine.FindStringSubmatch(log.String())[1]
+	addr := servingLine.FindStringSubmatch(log.String())[2]
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)

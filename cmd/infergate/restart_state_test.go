@@ -62,7 +62,7 @@ func TestProductionKeptDuringInitialLoad(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no address in the log:\n%s", log.String())
 	}
-	again := &server{addr: m[1]}
+	again := &server{scheme: m[1], addr: m[2]}
 	body, _ := inferBody(1, 64, 1)
 	code, b, _ := again.post(t, "/v2/models/ctr/infer", body)
 	var resp inferResponse

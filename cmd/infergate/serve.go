@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -25,6 +26,7 @@ import (
 	"github.com/infergate/infergate/engine"
 	"github.com/infergate/infergate/gateway"
 	"github.com/infergate/infergate/internal/affinity"
+	"github.com/infergate/infergate/internal/certs"
 	"github.com/infergate/infergate/internal/durable"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
@@ -60,6 +62,12 @@ type serveConfig struct {
 	join          string
 	advertiseHTTP string
 	cluster       cluster.Config
+
+	// TLS: the files named by the flags, and what validate loads from them.
+	tlsCert, tlsKey, tlsClientCA, clusterCA string
+	certs                                   *certs.Reloader // nil: plain HTTP
+	clientCAs                               *x509.CertPool  // nil: no client certificates asked for
+	logf                                    func(format string, args ...any)
 }
 
 func serveFlags(fs *flag.FlagSet) *serveConfig {
@@ -108,11 +116,16 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.StringVar(&c.nodeID, "node-id", "", "this node's name in the cluster (default: the one stored in --data, else a new random one)")
 	fs.StringVar(&c.raftAddr, "cluster", "", "raft address (IP:port) peers reach this node on; empty: a lone node on a loopback port chosen at start (give a fixed address before other nodes join it)")
 	fs.StringVar(&c.join, "join", "", "base URL of a cluster member to join through on first start (e.g. http://10.0.0.5:8080); without it a fresh --data bootstraps a new one-node cluster")
-	fs.StringVar(&c.advertiseHTTP, "advertise-http", "", "base URL peers reach this node's HTTP on (default: http://<--http address>; required when --http listens on 0.0.0.0)")
+	fs.StringVar(&c.advertiseHTTP, "advertise-http", "", "base URL peers reach this node's HTTP on (default: http://<--http address>, https:// with --tls-cert; required when --http listens on 0.0.0.0)")
 	fs.StringVar(&c.gateway.AdminToken, "admin-token", "", "bearer token required by the admin API (/v1, repository load/unload) and by cluster peers (default $INFERGATE_ADMIN_TOKEN); without it the admin API answers loopback clients only")
 	fs.StringVar(&c.gateway.InferenceToken, "inference-token", "", "bearer token required by /v2/models/... calls (default $INFERGATE_INFERENCE_TOKEN); empty leaves inference open")
 	fs.BoolVar(&c.cluster.RegisterLocal, "register-local-models", false, "when this node bootstraps a new cluster, register the models it serves from --models in it, so that nodes joining later serve them too; otherwise they stay local to this node (files, polling and the repository API manage them) and only models uploaded through /v1 are the cluster's")
 	fs.IntVar(&c.cluster.MaxVoters, "max-voters", c.cluster.MaxVoters, "voters the cluster admits (3 or 5); nodes joining beyond them are non-voters, which serve all the same")
+
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve HTTPS on --http with this PEM certificate (the chain after the leaf; with --tls-key); the files are read again when they change, so a rotated certificate takes effect at the next handshake")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "the PEM private key of --tls-cert")
+	fs.StringVar(&c.tlsClientCA, "tls-client-ca", "", "require every client of --http to present a certificate signed by one of the CAs in this PEM file (mutual TLS): inference, admin tools, peers and health probes alike")
+	fs.StringVar(&c.clusterCA, "cluster-ca", "", "run the cluster over mutual TLS: raft and the calls between peers present --tls-cert and accept only members whose certificate a CA in this PEM file signed; each member's certificate must name its --cluster IP and its --advertise-http host. Needed with --tls-cert whenever other nodes may join")
 	return c
 }
 
@@ -159,6 +172,9 @@ func (c *serveConfig) validate() error {
 			return err
 		}
 		c.reservation = r
+	}
+	if err := c.loadTLS(); err != nil {
+		return err
 	}
 	if c.join != "" && c.raftAddr == "" {
 		return errors.New("--join needs --cluster: the raft address (IP:port) the other nodes reach this one on")
@@ -239,10 +255,70 @@ func (c *serveConfig) clusterAddrs() *cluster.Config {
 		if host == "" {
 			host = "0.0.0.0" // what listening on all addresses looks like
 		}
-		cc.HTTPAddr = "http://" + net.JoinHostPort(host, port)
+		cc.HTTPAddr = c.scheme() + "://" + net.JoinHostPort(host, port)
 	}
 	cc.Join = c.join
 	return &cc
+}
+
+// loadTLS checks the TLS flags and loads their files.
+func (c *serveConfig) loadTLS() error {
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together: give both, or neither for plain HTTP")
+	}
+	if c.tlsCert == "" {
+		switch {
+		case c.tlsClientCA != "":
+			return errors.New("--tls-client-ca needs --tls-cert and --tls-key: client certificates are asked for in a TLS handshake")
+		case c.clusterCA != "":
+			return errors.New("--cluster-ca needs --tls-cert and --tls-key: each member presents its certificate to the others")
+		}
+		return nil
+	}
+	if c.clusterCA == "" && (c.join != "" || !loopbackAddr(c.raftAddr)) {
+		return errors.New("--tls-cert on a node other nodes may join needs --cluster-ca, the CA that signed every member's certificate: without it raft would speak plain TCP beside an HTTPS port")
+	}
+	logf := c.logf
+	if logf == nil {
+		logf = log.Printf
+	}
+	r, err := certs.NewReloader(c.tlsCert, c.tlsKey, logf)
+	if err != nil {
+		return fmt.Errorf("--tls-cert: %w", err)
+	}
+	c.certs = r
+	if c.tlsClientCA != "" {
+		if c.clientCAs, err = certs.LoadPool(c.tlsClientCA); err != nil {
+			return fmt.Errorf("--tls-client-ca: %w", err)
+		}
+	}
+	if c.clusterCA != "" {
+		pool, err := certs.LoadPool(c.clusterCA)
+		if err != nil {
+			return fmt.Errorf("--cluster-ca: %w", err)
+		}
+		c.cluster.TLS = &cluster.TLS{Cert: r, CA: pool}
+	}
+	return nil
+}
+
+// loopbackAddr reports whether addr, a raft address or "" (a loopback
+// port chosen at start), is on loopback.
+func loopbackAddr(addr string) bool {
+	if addr == "" {
+		return true
+	}
+	host, _, err := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	return err == nil && ip != nil && ip.IsLoopback()
+}
+
+// scheme is the scheme of this node's URLs: https with --tls-cert.
+func (c *serveConfig) scheme() string {
+	if c.tlsCert != "" {
+		return "https"
+	}
+	return "http"
 }
 
 func runServe(args []string) error {
@@ -252,10 +328,11 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	logger := log.New(os.Stderr, "", log.LstdFlags|log.Lmicroseconds)
+	c.logf = logger.Printf
 	if err := c.validate(); err != nil {
 		return err
 	}
-	logger := log.New(os.Stderr, "", log.LstdFlags|log.Lmicroseconds)
 	// From here on a signal stops the server in order, whatever it is
 	// doing (loading the initial models, say).
 	sig := make(chan os.Signal, 1)
@@ -374,6 +451,9 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		logger.Printf("traffic log in %s: %.3g%% of the predictions and all feedback; positions %d to %d, %d bytes", c.traffic.Dir, c.gateway.TrafficPercent, st.First, st.Next, st.Bytes)
 		c.gateway.TrafficLog = tl
 	}
+	if c.certs != nil {
+		c.gateway.TLS = certs.ServerConfig(c.certs, c.clientCAs)
+	}
 	srv, err := gateway.New(c.gateway, repo, set)
 	if err != nil {
 		repo.Close()
@@ -394,9 +474,16 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		repo.Close()
 		return fmt.Errorf("cannot listen on %s: %w", c.httpAddr, err)
 	}
+	if c.certs != nil {
+		c.tlsMetrics(set)
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	logger.Printf("infergate %s serving on http://%s (ONNX Runtime %s, models in %s)", version, ln.Addr(), engine.RuntimeVersion(), c.modelsDir)
+	logger.Printf("infergate %s serving on %s://%s (ONNX Runtime %s, models in %s)", version, c.scheme(), ln.Addr(), engine.RuntimeVersion(), c.modelsDir)
+	if c.certs != nil {
+		leaf := c.certs.Certificate().Leaf
+		logger.Printf("TLS certificate %s: subject %q, valid until %s%s", c.tlsCert, leaf.Subject.String(), leaf.NotAfter.UTC().Format(time.RFC3339), c.tlsModes())
+	}
 
 	// Unversioned requests go to each cluster model's production version
 	// as the node last knew it, from the first one: the models serve as
@@ -550,7 +637,7 @@ func startCluster(c *serveConfig, httpAddr net.Addr, repo *registry.Repository, 
 	}
 	cc.HTTPAddr = c.advertiseHTTP
 	if cc.HTTPAddr == "" {
-		cc.HTTPAddr = "http://" + httpAddr.String()
+		cc.HTTPAddr = c.scheme() + "://" + httpAddr.String()
 	}
 	cc.Join = c.join
 	cc.Token = c.gateway.AdminToken
@@ -777,4 +864,30 @@ func doneWithin(d time.Duration, f func()) bool {
 	case <-time.After(d):
 		return false
 	}
+}
+
+// tlsModes says what else TLS covers, for the start's log line.
+func (c *serveConfig) tlsModes() string {
+	var s string
+	if c.clientCAs != nil {
+		s += "; clients must present a certificate of " + c.tlsClientCA
+	}
+	if c.cluster.TLS != nil {
+		s += "; raft and peers over mutual TLS under " + c.clusterCA
+	}
+	return s
+}
+
+// tlsMetrics exports when the served certificate expires, and whether
+// its files fail to load, for alerts.
+func (c *serveConfig) tlsMetrics(set *metrics.Set) {
+	set.NewGauge("infergate_tls_certificate_expiry_timestamp_seconds", func() float64 {
+		return float64(c.certs.NotAfter().Unix())
+	})
+	set.NewGauge("infergate_tls_certificate_reload_failing", func() float64 {
+		if c.certs.Err() != nil {
+			return 1
+		}
+		return 0
+	})
 }

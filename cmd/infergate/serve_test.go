@@ -49,6 +49,8 @@ func TestMain(m *testing.M) {
 type server struct {
 	cmd    *exec.Cmd
 	addr   string
+	scheme string           // http, or https with --tls-cert
+	hc     *fasthttp.Client // nil: client
 	stderr *syncBuffer
 	done   chan error
 }
@@ -70,16 +72,23 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-var servingLine = regexp.MustCompile(`serving on http://(\S+)`)
+var servingLine = regexp.MustCompile(`serving on (https?)://(\S+)`)
 
 // startServer runs `infergate serve` on a random loopback port with args
 // and waits until it reports ready. The process is killed at cleanup.
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
+	return startServerWith(t, nil, args...)
+}
+
+// startServerWith is startServer with the client the test calls it
+// through (nil: client).
+func startServerWith(t *testing.T, hc *fasthttp.Client, args ...string) *server {
+	t.Helper()
 	args = append([]string{"serve", "--http", "127.0.0.1:0", "--data", t.TempDir(), "--ort-lib", testenv.ORTLib(t)}, args...)
 	cmd := exec.Command(binPath, args...)
 	pr, pw := io.Pipe()
-	s := &server{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	s := &server{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1), hc: hc}
 	cmd.Stderr = io.MultiWriter(pw, s.stderr)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -96,19 +105,20 @@ func startServer(t *testing.T, args ...string) *server {
 			t.Logf("server log:\n%s", s.stderr.String())
 		}
 	})
-	addrCh := make(chan string, 1)
+	addrCh := make(chan []string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			if m := servingLine.FindStringSubmatch(sc.Text()); m != nil {
-				addrCh <- m[1]
+				addrCh <- m[1:]
 				break
 			}
 		}
 		io.Copy(io.Discard, pr)
 	}()
 	select {
-	case s.addr = <-addrCh:
+	case m := <-addrCh:
+		s.scheme, s.addr = m[0], m[1]
 	case <-time.After(30 * time.Second):
 		t.Fatalf("server did not start; log:\n%s", s.stderr.String())
 	}
@@ -132,13 +142,17 @@ func (s *server) do(t *testing.T, method, path string, body []byte, hdr map[stri
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + s.addr + path)
+	req.SetRequestURI(s.scheme + "://" + s.addr + path)
 	req.Header.SetMethod(method)
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
 	req.SetBody(body)
-	if err := client.Do(req, resp); err != nil {
+	hc := s.hc
+	if hc == nil {
+		hc = client
+	}
+	if err := hc.Do(req, resp); err != nil {
 		return 0, []byte(err.Error()), nil
 	}
 	var h fasthttp.ResponseHeader

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/infergate/infergate/internal/certs"
+)
+
+// tlsClientFlags say how a command's calls trust servers that serve
+// HTTPS (serve --tls-cert), and which certificate they present to those
+// that ask for one (serve --tls-client-ca).
+type tlsClientFlags struct {
+	caFile, certFile, keyFile string
+}
+
+// addTLSClientFlags defines --ca-cert, --client-cert and --client-key on fs.
+func addTLSClientFlags(fs *flag.FlagSet) *tlsClientFlags {
+	f := &tlsClientFlags{}
+	fs.StringVar(&f.caFile, "ca-cert", "", "for https:// addresses, trust the CAs in this PEM file instead of the system's (default $INFERGATE_CA_CERT)")
+	fs.StringVar(&f.certFile, "client-cert", "", "present this PEM certificate to servers started with --tls-client-ca (default $INFERGATE_CLIENT_CERT)")
+	fs.StringVar(&f.keyFile, "client-key", "", "the PEM private key of --client-cert (default $INFERGATE_CLIENT_KEY)")
+	return f
+}
+
+// config returns the TLS configuration the flags and the environment
+// describe, or nil when they describe none (the system's CAs, no client
+// certificate).
+func (f *tlsClientFlags) config() (*tls.Config, error) {
+	ca, cert, key := orEnv(f.caFile, "INFERGATE_CA_CERT"), orEnv(f.certFile, "INFERGATE_CLIENT_CERT"), orEnv(f.keyFile, "INFERGATE_CLIENT_KEY")
+	if ca == "" && cert == "" && key == "" {
+		return nil, nil
+	}
+	if (cert == "") != (key == "") {
+		return nil, fmt.Errorf("--client-cert and --client-key go together: give both (or $INFERGATE_CLIENT_CERT and $INFERGATE_CLIENT_KEY)")
+	}
+	var r *certs.Reloader
+	if cert != "" {
+		var err error
+		if r, err = certs.NewReloader(cert, key, nil); err != nil {
+			return nil, fmt.Errorf("--client-cert: %w", err)
+		}
+	}
+	tc := certs.ClientConfig(nil, r)
+	if ca != "" {
+		pool, err := certs.LoadPool(ca)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-cert: %w", err)
+		}
+		tc.RootCAs = pool
+	}
+	return tc, nil
+}
+
+// httpClient returns a client whose calls each take at most timeout,
+// over TLS as the flags say.
+func (f *tlsClientFlags) httpClient(timeout time.Duration) (*http.Client, error) {
+	tc, err := f.config()
+	if err != nil {
+		return nil, err
+	}
+	hc := &http.Client{Timeout: timeout}
+	if tc != nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = tc
+		hc.Transport = tr
+	}
+	return hc, nil
+}
+
+// orEnv returns s, else the environment's variable name.
+func orEnv(s, name string) string {
+	if s == "" {
+		return os.Getenv(name)
+	}
+	return s
+}
+
+// tlsHint returns what to do about err when it is a TLS failure a flag
+// mends, as a sentence to append; "" otherwise.
+func tlsHint(err error) string {
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	switch {
+	case errors.As(err, &ua):
+		return "; give --ca-cert the file of the CA that signed the server's certificate (serve --tls-cert)"
+	case errors.As(err, &hn):
+		return "; use the address the server's certificate names, or have it reissued for this one"
+	case strings.Contains(err.Error(), "certificate required"):
+		return "; the server asks for a client certificate (serve --tls-client-ca): give --client-cert and --client-key"
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return "; the server speaks plain HTTP: use http://"
+	}
+	return ""
+}

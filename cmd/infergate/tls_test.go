@@ -1,0 +1,260 @@
+package main
+
+import (
+	"crypto/tls"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/infergate/infergate/internal/testcerts"
+	"github.com/infergate/infergate/internal/testenv"
+)
+
+// tlsClient returns a test client trusting ca, presenting cert (if any).
+func tlsClient(ca *testcerts.CA, cert *tls.Certificate) *fasthttp.Client {
+	tc := &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		tc.Certificates = []tls.Certificate{*cert}
+	}
+	return &fasthttp.Client{TLSConfig: tc, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+}
+
+// A server with --tls-cert serves HTTPS: predictions, the admin CLI with
+// --ca-cert, a 400 that says so to plain HTTP, the certificate's expiry
+// in /metrics; it reloads rotated files without a restart; and a
+// keep-alive connection outlives --write-timeout (a TLS write that times
+// out breaks its connection for good).
+func TestServeTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcerts.NewCA(t, dir, "ca")
+	certFile, keyFile := ca.Issue(t, "gateway", time.Now().Add(2*time.Hour).Truncate(time.Second), "127.0.0.1")
+	s := startServerWith(t, tlsClient(ca, nil), "--models", demoRepo(t), "--load", "ctr",
+		"--tls-cert", certFile, "--tls-key", keyFile, "--write-timeout", "1s")
+	if s.scheme != "https" {
+		t.Fatalf("serving on %s://; want https", s.scheme)
+	}
+	body, _ := inferBody(1, 64, 1)
+	if code, b, _ := s.post(t, "/v2/models/ctr/infer", body); code != 200 {
+		t.Fatalf("infer over HTTPS: %d %s", code, b)
+	}
+
+	// One connection, used again after the write timeout has passed.
+	one := tlsClient(ca, nil)
+	one.MaxConnsPerHost = 1
+	s.hc = one
+	for i := range 2 {
+		if code, b, _ := s.post(t, "/v2/models/ctr/infer", body); code != 200 {
+			t.Fatalf("request %d on a kept-alive connection: %d %s", i, code, b)
+		}
+		time.Sleep(1500 * time.Millisecond)
+	}
+	s.hc = tlsClient(ca, nil)
+
+	// Plain HTTP on the HTTPS port.
+	plain := &server{scheme: "http", addr: s.addr}
+	if code, b, _ := plain.get(t, "/v2/health/ready"); code != 400 || !strings.Contains(string(b), "use https://") {
+		t.Fatalf("plain HTTP: %d %s; want 400 saying to use https://", code, b)
+	}
+	// A client that does not trust the certificate: logged once, counted.
+	untrusting := &server{scheme: "https", addr: s.addr, hc: &fasthttp.Client{}}
+	for range 3 {
+		if code, _, _ := untrusting.get(t, "/v2/health/ready"); code != 0 {
+			t.Fatalf("a client without the CA got %d", code)
+		}
+	}
+	metric := func(name string) float64 {
+		t.Helper()
+		_, b, _ := s.get(t, "/metrics")
+		m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindSubmatch(b)
+		if m == nil {
+			t.Fatalf("no %s in /metrics", name)
+		}
+		v, _ := strconv.ParseFloat(string(m[1]), 64)
+		return v
+	}
+	if got, want := metric("infergate_tls_certificate_expiry_timestamp_seconds"), float64(time.Now().Add(2*time.Hour).Truncate(time.Second).Unix()); got < want-5 || got > want {
+		t.Fatalf("expiry %v; want about %v", got, want)
+	}
+	if got := metric("infergate_tls_handshake_errors_total"); got < 4 {
+		t.Fatalf("handshake errors %v; want at least 4 (plain HTTP and 3 untrusting clients)", got)
+	}
+	if strings.Contains(s.stderr.String(), "error when serving connection") {
+		t.Fatalf("fasthttp logged the failed handshakes too:\n%s", s.stderr.String())
+	}
+	if n := strings.Count(s.stderr.String(), "tls: handshake with"); n != 1 {
+		t.Fatalf("%d log lines about failed handshakes; want 1 (a minute's first):\n%s", n, s.stderr.String())
+	}
+
+	// The admin CLI: with --ca-cert, and without, told what to give.
+	checkExit(t, 0, "no models are registered", "models", "list", "--addr", "https://"+s.addr, "--ca-cert", ca.File)
+	checkExit(t, 1, "give --ca-cert", "models", "list", "--addr", "https://"+s.addr)
+
+	// Rotation: new files under the same names, picked up by the next
+	// handshake a second later.
+	later := time.Now().Add(5 * time.Hour).Truncate(time.Second)
+	c2, k2 := ca.Issue(t, "gateway-next", later, "127.0.0.1")
+	for _, p := range [][2]string{{c2, certFile}, {k2, keyFile}} {
+		if err := os.Rename(p[0], p[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conn, err := tls.Dial("tcp", s.addr, &tls.Config{RootCAs: ca.Pool()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := conn.ConnectionState().PeerCertificates[0].NotAfter
+		conn.Close()
+		if got.Equal(later) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server still presents the certificate valid until %s; want the rotated one, until %s", got, later)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(s.stderr.String(), "tls: reloaded the certificate") {
+		t.Fatalf("no reload in the log")
+	}
+	s.stop(t)
+}
+
+// With --tls-client-ca every client presents a certificate of that CA.
+func TestServeTLSClientCertificates(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcerts.NewCA(t, dir, "ca")
+	other := testcerts.NewCA(t, dir, "other")
+	certFile, keyFile := ca.Issue(t, "gateway", time.Time{}, "127.0.0.1")
+	cc, ck := ca.Issue(t, "client", time.Time{}, "client")
+	oc, ok := other.Issue(t, "stranger", time.Time{}, "stranger")
+	client := testcerts.KeyPair(t, cc, ck)
+	s := startServerWith(t, tlsClient(ca, &client), "--models", demoRepo(t), "--load", "ctr",
+		"--tls-cert", certFile, "--tls-key", keyFile, "--tls-client-ca", ca.File)
+	stranger := testcerts.KeyPair(t, oc, ok)
+	for name, hc := range map[string]*fasthttp.Client{"no certificate": tlsClient(ca, nil), "another CA's": tlsClient(ca, &stranger)} {
+		c := &server{scheme: "https", addr: s.addr, hc: hc}
+		if code, b, _ := c.get(t, "/v2/health/ready"); code != 0 {
+			t.Fatalf("a client with %s got %d %s", name, code, b)
+		}
+	}
+	checkExit(t, 1, "give --client-cert and --client-key", "models", "list", "--addr", "https://"+s.addr, "--ca-cert", ca.File)
+	checkExit(t, 0, "no models are registered", "models", "list", "--addr", "https://"+s.addr, "--ca-cert", ca.File, "--client-cert", cc, "--client-key", ck)
+}
+
+// Two nodes over mutual TLS: the second joins over HTTPS, raft replicates
+// over TLS, and a version uploaded to one is pulled by the other over
+// HTTPS and served. A node whose certificate another CA signed cannot
+// join, and says why.
+func TestClusterTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcerts.NewCA(t, dir, "ca")
+	tlsArgs := func(name string, ca *testcerts.CA) []string {
+		c, k := ca.Issue(t, name, time.Time{}, "127.0.0.1")
+		return []string{"--tls-cert", c, "--tls-key", k, "--cluster-ca", ca.File}
+	}
+	hc := tlsClient(ca, nil)
+	raft1, raft2 := freeAddr(t), freeAddr(t)
+	n1 := startServerWith(t, hc, append([]string{"--models", demoRepo(t), "--load", "ctr", "--cluster", raft1,
+		"--admin-token", clusterToken, "--register-local-models"}, tlsArgs("n1", ca)...)...)
+	n2 := startServerWith(t, hc, append([]string{"--models", t.TempDir(), "--cluster", raft2,
+		"--admin-token", clusterToken, "--join", "https://" + n1.addr}, tlsArgs("n2", ca)...)...)
+	admin := map[string]string{"Authorization": "Bearer " + clusterToken}
+
+	// A new version uploaded through n1 serves on n2.
+	onnx, err := os.ReadFile(filepath.Join(demoRepo(t), "ctr", "1", "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for { // n1 registers its local models once it leads
+		code, b, _ := n1.do(t, "POST", "/v1/models/ctr/versions", onnx, admin)
+		if code == 201 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("upload: %d %s", code, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	body, _ := inferBody(1, 64, 1)
+	for {
+		code, b, _ := n2.post(t, "/v2/models/ctr/versions/2/infer", body)
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("version 2 on the joined node: %d %s\nn2 log:\n%s", code, b, n2.stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	checkExit(t, 0, "https://"+n2.addr, "cluster", "status", "--addr", "https://"+n2.addr, "--ca-cert", ca.File, "--admin-token", clusterToken)
+
+	// A stranger: its CA is not the cluster's.
+	other := testcerts.NewCA(t, dir, "other")
+	args := append([]string{"serve", "--http", "127.0.0.1:0", "--data", t.TempDir(), "--ort-lib", testenv.ORTLib(t),
+		"--models", t.TempDir(), "--cluster", freeAddr(t), "--admin-token", clusterToken, "--join", "https://" + n1.addr}, tlsArgs("stranger", other)...)
+	cmd := exec.Command(binPath, args...)
+	log := &syncBuffer{}
+	cmd.Stderr = log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	deadline = time.Now().Add(20 * time.Second)
+	for !strings.Contains(log.String(), "cannot announce") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stranger did not report its failed join:\n%s", log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if l := log.String(); !strings.Contains(l, "certificate signed by unknown authority") || strings.Contains(l, "may or may not have been applied") {
+		t.Fatalf("the stranger's log does not say its join failed for the certificate, for sure:\n%s", l)
+	}
+	code, b, _ := n1.do(t, "GET", "/v1/cluster", nil, admin)
+	if code != 200 || strings.Count(string(b), `"id"`) != 2 {
+		t.Fatalf("cluster after the stranger's attempts: %d %s; want the two members", code, b)
+	}
+}
+
+// freeAddr returns a loopback address whose port was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// The TLS flags are checked before anything starts.
+func TestServeTLSFlags(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcerts.NewCA(t, dir, "ca")
+	c, k := ca.Issue(t, "n", time.Time{}, "127.0.0.1")
+	_, k2 := ca.Issue(t, "m", time.Time{}, "127.0.0.1")
+	base := []string{"serve", "--dry-run", "--models", demoRepo(t), "--data", t.TempDir(), "--ort-lib", testenv.ORTLib(t)}
+	f := func(want string, args ...string) {
+		t.Helper()
+		checkExit(t, 1, want, append(append([]string{}, base...), args...)...)
+	}
+	f("--tls-cert and --tls-key go together", "--tls-cert", c)
+	f("--tls-client-ca needs --tls-cert", "--tls-client-ca", ca.File)
+	f("--cluster-ca needs --tls-cert", "--cluster-ca", ca.File)
+	f("needs --cluster-ca", "--tls-cert", c, "--tls-key", k, "--cluster", "10.0.0.5:7000")
+	f("needs --cluster-ca", "--tls-cert", c, "--tls-key", k, "--cluster", "127.0.0.1:7000", "--join", "https://127.0.0.1:8081", "--admin-token", "x")
+	f("private key does not match", "--tls-cert", c, "--tls-key", k2)
+	f("--join http://127.0.0.1:8081 must be https://", "--tls-cert", c, "--tls-key", k, "--cluster-ca", ca.File, "--cluster", "127.0.0.1:7000", "--join", "http://127.0.0.1:8081", "--admin-token", "x")
+	f("must be https://", "--tls-cert", c, "--tls-key", k, "--cluster-ca", ca.File, "--advertise-http", "http://127.0.0.1:8080")
+	f("holds no PEM certificate", "--tls-cert", c, "--tls-key", k, "--tls-client-ca", k)
+	checkExit(t, 0, "configuration is valid", append(append([]string{}, base...), "--tls-cert", c, "--tls-key", k, "--cluster-ca", ca.File, "--cluster", "127.0.0.1:7000")...)
+}

@@ -1,0 +1,140 @@
+package gateway
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// tlsListener serves TLS over a listener. A connection's handshake runs
+// at its first read, on the goroutine that serves it and under the read
+// deadline fasthttp sets, so that a client that stalls in it holds
+// neither Accept nor anything past that deadline.
+type tlsListener struct {
+	net.Listener
+	cfg *tls.Config
+	hs  *handshakeLog
+}
+
+func (l tlsListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &tlsConn{Conn: tls.Server(c, l.cfg), hs: l.hs}, nil
+}
+
+// tlsConn is a server's TLS connection. Its failed handshake is counted
+// and logged at most once a minute (scanners and clients that do not
+// trust the certificate fail them all day); a client speaking plain HTTP
+// to it gets a 400 saying so, where it would otherwise see the
+// connection close without a word.
+type tlsConn struct {
+	*tls.Conn
+	hs *handshakeLog
+	// shaken is set after the handshake, err to its error; both are
+	// used by the goroutine that reads (fasthttp's serving one) alone.
+	shaken bool
+	err    error
+}
+
+// plainHTTPAnswer is the answer to plain HTTP on a TLS port.
+var plainHTTPAnswer = func() []byte {
+	const body = `{"error":"this server speaks HTTPS: use https:// in the URL, not http://"}`
+	return fmt.Appendf(nil, "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+}()
+
+func (c *tlsConn) Read(p []byte) (int, error) {
+	if !c.shaken {
+		c.shaken = true
+		if err := c.Conn.Handshake(); err != nil {
+			var rhe tls.RecordHeaderError
+			if errors.As(err, &rhe) && rhe.Conn != nil && looksLikeHTTP(rhe.RecordHeader[:]) {
+				rhe.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+				rhe.Conn.Write(plainHTTPAnswer)
+				err = errors.New("a plain HTTP request on the HTTPS port, answered 400")
+			}
+			c.err = &handshakeError{err: err}
+			c.hs.failed(c.RemoteAddr(), err)
+		}
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	return c.Conn.Read(p)
+}
+
+// looksLikeHTTP reports whether the first bytes a client sent start an
+// HTTP/1 request line: a method in capitals, then a space.
+func looksLikeHTTP(b []byte) bool {
+	for i, ch := range b {
+		switch {
+		case ch == ' ':
+			return i > 0
+		case ch < 'A' || ch > 'Z':
+			return false
+		}
+	}
+	return true
+}
+
+// handshakeError is a failed TLS handshake, already counted and logged
+// by handshakeLog: fasthttp's logger drops it (see fasthttpLogger).
+type handshakeError struct{ err error }
+
+func (e *handshakeError) Error() string { return handshakeErrorPrefix + e.err.Error() }
+func (e *handshakeError) Unwrap() error { return e.err }
+
+const handshakeErrorPrefix = "tls handshake: "
+
+// handshakeLog counts failed handshakes and logs one a minute at most.
+type handshakeLog struct {
+	count *metrics.Counter
+	logf  func(format string, args ...any)
+
+	// mu protects next and quiet.
+	mu    sync.Mutex
+	next  time.Time // when the next failure may be logged
+	quiet int       // failures not logged since the last line
+}
+
+func newHandshakeLog(set *metrics.Set, logf func(format string, args ...any)) *handshakeLog {
+	return &handshakeLog{count: set.NewCounter("infergate_tls_handshake_errors_total"), logf: logf}
+}
+
+func (h *handshakeLog) failed(remote net.Addr, err error) {
+	h.count.Inc()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := time.Now()
+	if now.Before(h.next) {
+		h.quiet++
+		return
+	}
+	more := ""
+	if h.quiet > 0 {
+		more = fmt.Sprintf(" (and %d more since the last line; infergate_tls_handshake_errors_total counts them)", h.quiet)
+	}
+	h.logf("tls: handshake with %s failed: %v%s", remote, err, more)
+	h.next, h.quiet = now.Add(time.Minute), 0
+}
+
+// quietLine reports whether fasthttp's log line with args is about a failed
+// handshake, which handshakeLog has dealt with.
+func quietLine(args []any) bool {
+	for _, a := range args {
+		if err, ok := a.(error); ok {
+			var he *handshakeError
+			if errors.As(err, &he) || strings.Contains(err.Error(), handshakeErrorPrefix) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,213 @@
+// Package certs reads TLS certificates and certificate authorities from
+// PEM files for infergate's servers and clients, and reloads a
+// certificate when its files change, so that a rotated certificate
+// (cert-manager, a cron job running certbot) takes effect at the next
+// handshake without a restart.
+//
+// A Reloader is safe for concurrent use; its zero value is not usable.
+package certs
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// checkEvery is how often, at most, a Reloader looks at its files: a
+// handshake costs about a millisecond of CPU, two stat calls a second are
+// nothing beside it.
+const checkEvery = time.Second
+
+// Reloader holds a certificate and its key read from two PEM files and
+// parses them again when either file's contents change (compared byte
+// for byte: a rotation can keep the size, and file systems stamp
+// modification times coarsely).
+// A pair that fails to load (a half-written file, a key that does not
+// match) leaves the previous certificate in use; the error is logged
+// once per change of the files and kept for Err.
+type Reloader struct {
+	certFile, keyFile string
+	logf              func(format string, args ...any)
+	now               func() time.Time
+
+	cur atomic.Pointer[tls.Certificate]
+
+	// mu protects the fields below and serializes reloads.
+	mu      sync.Mutex
+	checked time.Time // when the files were last looked at
+	certPEM []byte    // the files' contents that cur was parsed from
+	keyPEM  []byte
+	err     error // the last look's error, nil after a good one
+}
+
+// NewReloader reads certFile and keyFile (PEM; the certificate file may
+// hold the chain after the leaf) and returns a Reloader serving them.
+// logf reports reloads and their failures; nil means no logging.
+func NewReloader(certFile, keyFile string, logf func(format string, args ...any)) (*Reloader, error) {
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	r := &Reloader{certFile: certFile, keyFile: keyFile, logf: logf, now: time.Now}
+	cb, kb, err := r.read()
+	if err != nil {
+		return nil, err
+	}
+	cert, err := r.parse(cb, kb)
+	if err != nil {
+		return nil, err
+	}
+	r.cur.Store(cert)
+	r.certPEM, r.keyPEM, r.checked = cb, kb, r.now()
+	return r, nil
+}
+
+// maxFile bounds what is read of a certificate or key file.
+const maxFile = 1 << 20
+
+func (r *Reloader) read() (cert, key []byte, err error) {
+	if cert, err = readFile(r.certFile); err != nil {
+		return nil, nil, err
+	}
+	if key, err = readFile(r.keyFile); err != nil {
+		return nil, nil, err
+	}
+	return cert, key, nil
+}
+
+func readFile(file string) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the TLS file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the TLS file %s: %w", file, err)
+	}
+	if len(b) > maxFile {
+		return nil, fmt.Errorf("the TLS file %s is larger than %d bytes", file, maxFile)
+	}
+	return b, nil
+}
+
+func (r *Reloader) parse(certPEM, keyPEM []byte) (*tls.Certificate, error) {
+	c, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load the TLS certificate %s with the key %s: %w", r.certFile, r.keyFile, err)
+	}
+	// The leaf, parsed once here rather than at every handshake (Go fills
+	// it unless GODEBUG x509keypairleaf=0).
+	if c.Leaf == nil {
+		if c.Leaf, err = x509.ParseCertificate(c.Certificate[0]); err != nil {
+			return nil, fmt.Errorf("cannot parse the TLS certificate %s: %w", r.certFile, err)
+		}
+	}
+	return &c, nil
+}
+
+// Certificate returns the certificate in use, reloading it first when
+// its files changed since they were last looked at (at most once a
+// second).
+func (r *Reloader) Certificate() *tls.Certificate {
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now.Sub(r.checked) < checkEvery && !now.Before(r.checked) {
+		return r.cur.Load()
+	}
+	r.checked = now
+	cb, kb, err := r.read()
+	if err != nil {
+		r.failed(err)
+		return r.cur.Load()
+	}
+	if bytes.Equal(cb, r.certPEM) && bytes.Equal(kb, r.keyPEM) {
+		r.err = nil
+		return r.cur.Load()
+	}
+	cert, err := r.parse(cb, kb)
+	if err != nil {
+		r.failed(err)
+		return r.cur.Load()
+	}
+	r.cur.Store(cert)
+	r.certPEM, r.keyPEM, r.err = cb, kb, nil
+	r.logf("tls: reloaded the certificate %s (subject %q, valid until %s)", r.certFile, cert.Leaf.Subject.String(), cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	return cert
+}
+
+// failed keeps err and logs it when it differs from the last one. r.mu
+// is held.
+func (r *Reloader) failed(err error) {
+	if r.err == nil || r.err.Error() != err.Error() {
+		r.logf("tls: keeping the certificate loaded before: %s", err)
+	}
+	r.err = err
+}
+
+// Err returns why the files could not be loaded at the last look, or nil
+// when the certificate in use is what they hold.
+func (r *Reloader) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// NotAfter returns when the certificate in use expires.
+func (r *Reloader) NotAfter() time.Time { return r.Certificate().Leaf.NotAfter }
+
+// GetCertificate is for tls.Config.GetCertificate.
+func (r *Reloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return r.Certificate(), nil
+}
+
+// GetClientCertificate is for tls.Config.GetClientCertificate.
+func (r *Reloader) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	return r.Certificate(), nil
+}
+
+// LoadPool reads the PEM certificates in file into a new pool: the
+// authorities a server or client trusts.
+func LoadPool(file string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("the CA file %s holds no PEM certificate", file)
+	}
+	return pool, nil
+}
+
+// ServerConfig returns the configuration of a TLS server presenting r's
+// certificate. With clientCAs, clients must present a certificate one of
+// them signed.
+func ServerConfig(r *Reloader, clientCAs *x509.CertPool) *tls.Config {
+	c := &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: r.GetCertificate,
+	}
+	if clientCAs != nil {
+		c.ClientCAs = clientCAs
+		c.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return c
+}
+
+// ClientConfig returns the configuration of a TLS client that trusts
+// roots (nil: the system's) and presents r's certificate when a server
+// asks for one (r may be nil).
+func ClientConfig(roots *x509.CertPool, r *Reloader) *tls.Config {
+	c := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
+	if r != nil {
+		c.GetClientCertificate = r.GetClientCertificate
+	}
+	return c
+}
