@@ -17,6 +17,7 @@ import (
 type gatewayFlags struct {
 	addrs, token, inferToken, kafkaBrokers, kafkaTopic string
 	tls                                                *tlsClientFlags
+	kafkaSec                                           *kafkaSecurityFlags
 }
 
 // addGatewayFlags defines the flags on fs; addrHelp says what --addr is
@@ -30,6 +31,7 @@ func addGatewayFlags(fs *flag.FlagSet, addrHelp string) *gatewayFlags {
 	fs.StringVar(&f.kafkaBrokers, "kafka-brokers", "", "read the traffic from a Kafka topic (serve --traffic-kafka-brokers) instead of the nodes' logs: seed brokers, host:port, comma-separated")
 	fs.StringVar(&f.kafkaTopic, "kafka-topic", "infergate-traffic", "the Kafka topic of the traffic log")
 	f.tls = addTLSClientFlags(fs)
+	f.kafkaSec = addKafkaSecurityFlags(fs, "kafka-")
 	return f
 }
 
@@ -59,5 +61,9 @@ func (f *gatewayFlags) kafkaReader(ctx context.Context) (*kafka.Reader, error) {
 	if f.kafkaBrokers == "" {
 		return nil, nil
 	}
-	return kafka.NewReader(ctx, splitAddrs(f.kafkaBrokers), f.kafkaTopic)
+	sec, err := f.kafkaSec.security()
+	if err != nil {
+		return nil, err
+	}
+	return kafka.NewReader(ctx, splitAddrs(f.kafkaBrokers), f.kafkaTopic, sec)
 }

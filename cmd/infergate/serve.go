@@ -56,6 +56,7 @@ type serveConfig struct {
 	traffic         trafficlog.Config
 	kafka           kafka.Config
 	kafkaBrokers    string
+	kafkaSec        *kafkaSecurityFlags
 
 	nodeID        string
 	raftAddr      string
@@ -109,8 +110,9 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.Int64Var(&c.traffic.MaxBytes, "traffic-max-bytes", c.traffic.MaxBytes, "the traffic log's byte budget on disk: its oldest segments are deleted beyond it")
 	fs.Int64Var(&c.traffic.SegmentBytes, "traffic-segment-bytes", c.traffic.SegmentBytes, "size of one traffic log segment file, the unit of deletion (64 KiB or more); a sampled request or a feedback call larger than min(4 MiB, this) is not logged")
 	c.kafka = kafka.DefaultConfig()
-	fs.StringVar(&c.kafkaBrokers, "traffic-kafka-brokers", "", "keep the traffic log in a Kafka topic instead of --traffic-dir: seed brokers, host:port, comma-separated (plain TCP); every node may write the same topic")
+	fs.StringVar(&c.kafkaBrokers, "traffic-kafka-brokers", "", "keep the traffic log in a Kafka topic instead of --traffic-dir: seed brokers, host:port, comma-separated; every node may write the same topic (TLS and SASL: --traffic-kafka-tls, --traffic-kafka-sasl)")
 	fs.StringVar(&c.kafka.Topic, "traffic-kafka-topic", "infergate-traffic", "the Kafka topic of the traffic log, which must exist")
+	c.kafkaSec = addKafkaSecurityFlags(fs, "traffic-kafka-")
 
 	c.cluster = cluster.DefaultConfig()
 	fs.StringVar(&c.nodeID, "node-id", "", "this node's name in the cluster (default: the one stored in --data, else a new random one)")
@@ -203,6 +205,11 @@ func (c *serveConfig) validate() error {
 			return errors.New("--traffic-max-bytes and --traffic-segment-bytes apply to the log on disk; with --traffic-kafka-brokers the topic's own retention and max.message.bytes govern")
 		}
 		c.kafka.Brokers = splitAddrs(c.kafkaBrokers)
+		sec, err := c.kafkaSec.security()
+		if err != nil {
+			return err
+		}
+		c.kafka.Security = sec
 		if err := c.kafka.Validate(); err != nil {
 			return fmt.Errorf("--traffic-kafka-*: %w", err)
 		}
@@ -431,7 +438,14 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 			cancel()
 			logger.Printf("traffic log (Kafka) closed in %s", time.Since(t).Round(time.Millisecond))
 		}()
-		logger.Printf("traffic log in Kafka topic %q at %s: %.3g%% of the predictions and all feedback", c.kafka.Topic, strings.Join(c.kafka.Brokers, ","), c.gateway.TrafficPercent)
+		how := "plain TCP"
+		if c.kafka.Security.TLS != nil {
+			how = "TLS"
+		}
+		if a := c.kafka.Security.SASL; a != nil {
+			how += ", SASL " + strings.ToUpper(a.Mechanism) + " as " + a.User
+		}
+		logger.Printf("traffic log in Kafka topic %q at %s (%s): %.3g%% of the predictions and all feedback", c.kafka.Topic, strings.Join(c.kafka.Brokers, ","), how, c.gateway.TrafficPercent)
 		c.gateway.TrafficSink = kw
 	} else if c.gateway.TrafficPercent > 0 {
 		c.traffic.Metrics = set

@@ -258,3 +258,26 @@ func TestServeTLSFlags(t *testing.T) {
 	f("holds no PEM certificate", "--tls-cert", c, "--tls-key", k, "--tls-client-ca", k)
 	checkExit(t, 0, "configuration is valid", append(append([]string{}, base...), "--tls-cert", c, "--tls-key", k, "--cluster-ca", ca.File, "--cluster", "127.0.0.1:7000")...)
 }
+
+// The Kafka TLS and SASL flags are checked before anything starts; the
+// password comes from the environment only.
+func TestKafkaSecurityFlags(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcerts.NewCA(t, dir, "ca")
+	c, _ := ca.Issue(t, "n", time.Time{}, "127.0.0.1")
+	base := []string{"serve", "--dry-run", "--models", demoRepo(t), "--data", t.TempDir(), "--ort-lib", testenv.ORTLib(t),
+		"--traffic-percent", "10", "--traffic-kafka-brokers", "127.0.0.1:9092"}
+	f := func(want string, args ...string) {
+		t.Helper()
+		checkExit(t, 1, want, append(append([]string{}, base...), args...)...)
+	}
+	f("--traffic-kafka-cert and --traffic-kafka-key go together", "--traffic-kafka-cert", c)
+	f("holds no PEM certificate", "--traffic-kafka-ca", filepath.Join(dir, "n-key.pem"))
+	f("needs a user", "--traffic-kafka-sasl", "SCRAM-SHA-512")
+	f("$INFERGATE_KAFKA_PASSWORD", "--traffic-kafka-sasl", "PLAIN", "--traffic-kafka-sasl-user", "gw")
+	f("--traffic-kafka-sasl-user without --traffic-kafka-sasl", "--traffic-kafka-sasl-user", "gw")
+	t.Setenv("INFERGATE_KAFKA_PASSWORD", "pw")
+	f("use one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", "--traffic-kafka-sasl", "KERBEROS", "--traffic-kafka-sasl-user", "gw")
+	checkExit(t, 0, "configuration is valid", append(append([]string{}, base...), "--traffic-kafka-ca", ca.File, "--traffic-kafka-sasl", "scram-sha-512", "--traffic-kafka-sasl-user", "gw")...)
+	checkExit(t, 1, "needs a user", "traffic", "read", "--kafka-brokers", "127.0.0.1:1", "--kafka-sasl", "PLAIN")
+}

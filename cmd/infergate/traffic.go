@@ -77,6 +77,7 @@ position.
 	maxBytes := fs.Int("max-bytes", 4<<20, "most bytes of records one request reads")
 	kafkaBrokers := fs.String("kafka-brokers", "", "read a Kafka topic instead of a node's log: seed brokers, host:port, comma-separated")
 	kafkaTopic := fs.String("kafka-topic", "infergate-traffic", "with --kafka-brokers, the topic")
+	kafkaSec := addKafkaSecurityFlags(fs, "kafka-")
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -89,7 +90,11 @@ position.
 		if *from != -1 || *maxBytes != 4<<20 {
 			return errors.New("--from and --max-bytes read a node's log; a Kafka topic is read from its oldest records")
 		}
-		return readKafka(out, splitAddrs(*kafkaBrokers), *kafkaTopic, *follow, *poll)
+		sec, err := kafkaSec.security()
+		if err != nil {
+			return err
+		}
+		return readKafka(out, splitAddrs(*kafkaBrokers), *kafkaTopic, sec, *follow, *poll)
 	}
 	cl, err := cfg.client()
 	if err != nil {
@@ -130,10 +135,10 @@ position.
 }
 
 // readKafka prints a Kafka topic's events as JSON lines, once or on.
-func readKafka(out adminOutput, brokers []string, topic string, follow bool, poll time.Duration) error {
+func readKafka(out adminOutput, brokers []string, topic string, sec kafka.Security, follow bool, poll time.Duration) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	r, err := kafka.NewReader(ctx, brokers, topic)
+	r, err := kafka.NewReader(ctx, brokers, topic, sec)
 	if err != nil {
 		return err
 	}

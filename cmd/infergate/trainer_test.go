@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/infergate/infergate/internal/testcerts"
 	"github.com/infergate/infergate/internal/testenv"
 	"github.com/infergate/infergate/trainer"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -123,21 +125,31 @@ func (w *world) close(t *testing.T) {
 // requests, and promotes it; the state file records each step.
 func TestTrainerPromotesOnEvidence(t *testing.T) {
 	t.Run("node-logs", func(t *testing.T) { promoteOnEvidence(t, nil, nil) })
-	// The same with the traffic in a Kafka topic (an in-process broker):
-	// the gateway writes it, the trainer reads it.
+	// The same with the traffic in a Kafka topic (an in-process broker
+	// that takes TLS and SCRAM only): the gateway writes it, the trainer
+	// reads it.
 	t.Run("kafka", func(t *testing.T) {
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "traffic"))
+		dir := t.TempDir()
+		ca := testcerts.NewCA(t, dir, "ca")
+		bc, bk := ca.Issue(t, "broker", time.Time{}, "127.0.0.1")
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "traffic"),
+			kfake.TLS(&tls.Config{Certificates: []tls.Certificate{testcerts.KeyPair(t, bc, bk)}}),
+			kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "infergate", "kafka-secret"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
+		t.Setenv("INFERGATE_KAFKA_PASSWORD", "kafka-secret")
 		brokers := strings.Join(c.ListenAddrs(), ",")
-		s := promoteOnEvidence(t, []string{"--traffic-kafka-brokers", brokers, "--traffic-kafka-topic", "traffic"},
-			[]string{"--kafka-brokers", brokers, "--kafka-topic", "traffic"})
+		secure := func(prefix string) []string {
+			return []string{"--" + prefix + "ca", ca.File, "--" + prefix + "sasl", "SCRAM-SHA-512", "--" + prefix + "sasl-user", "infergate"}
+		}
+		s := promoteOnEvidence(t, append([]string{"--traffic-kafka-brokers", brokers, "--traffic-kafka-topic", "traffic"}, secure("traffic-kafka-")...),
+			append([]string{"--kafka-brokers", brokers, "--kafka-topic", "traffic"}, secure("kafka-")...))
 		if code, body, _ := s.get(t, "/v1/traffic"); code != 404 || !strings.Contains(string(body), "logs its traffic to Kafka") {
 			t.Fatalf("GET /v1/traffic of a node logging to Kafka: %d %s; want 404 saying where the log is", code, body)
 		}
-		out, err := exec.Command(binPath, "traffic", "read", "--kafka-brokers", brokers, "--kafka-topic", "traffic").Output()
+		out, err := exec.Command(binPath, append([]string{"traffic", "read", "--kafka-brokers", brokers, "--kafka-topic", "traffic"}, secure("kafka-")...)...).Output()
 		if err != nil {
 			t.Fatalf("traffic read: %v", err)
 		}

@@ -38,6 +38,8 @@ type Config struct {
 	// exist.
 	Brokers []string
 	Topic   string
+	// Security is how the brokers are reached: TLS, SASL.
+	Security Security
 	// MaxRecordBytes bounds one Kafka record (Append's event, or
 	// AppendSync's events together); keep it within the topic's
 	// max.message.bytes (1 MB by default).
@@ -79,6 +81,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("buffer of %d bytes: must hold one record of %d", c.BufferBytes, c.MaxRecordBytes)
 	case c.SyncTimeout <= 0 || c.DeliveryTimeout <= 0:
 		return errors.New("the sync and delivery timeouts must be positive")
+	}
+	if err := c.Security.Validate(); err != nil {
+		return err
 	}
 	for _, b := range c.Brokers {
 		if b == "" || !strings.Contains(b, ":") {
@@ -125,7 +130,11 @@ func Open(ctx context.Context, cfg Config) (*Writer, error) {
 	w := &Writer{cfg: cfg, maxRecord: cfg.MaxRecordBytes}
 	var batchMax atomic.Int32
 	batchMax.Store(int32(cfg.MaxRecordBytes + recordOverhead))
-	cl, err := kgo.NewClient(
+	sec, err := cfg.Security.opts()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(sec,
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.DefaultProduceTopic(cfg.Topic),
 		kgo.ProducerBatchMaxBytesFn(func(string) int32 { return batchMax.Load() }),
@@ -134,7 +143,7 @@ func Open(ctx context.Context, cfg Config) (*Writer, error) {
 		kgo.MaxBufferedBytes(int(cfg.BufferBytes)),
 		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
 		kgo.ProducerLinger(5*time.Millisecond),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka traffic log: %w", err)
 	}
@@ -176,6 +185,9 @@ func checkTopic(ctx context.Context, cl *kgo.Client, topic string) (int, error) 
 	adm := kadm.NewClient(cl)
 	topics, err := adm.ListTopics(ctx, topic)
 	if err != nil {
+		if refused(err) {
+			return 0, fmt.Errorf("kafka traffic log: the brokers and this client do not accept each other: %w; check the TLS and SASL settings", err)
+		}
 		return 0, &unreachableError{err}
 	}
 	if !topics.Has(topic) || topics[topic].Err != nil {

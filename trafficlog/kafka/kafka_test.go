@@ -101,7 +101,7 @@ func TestWriteAndRead(t *testing.T) {
 	if err := w.cl.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewReader(t.Context(), brokers, "traffic")
+	r, err := NewReader(t.Context(), brokers, "traffic", Security{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestTopicMustExist(t *testing.T) {
 	if _, err := Open(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), `topic "trafic" does not exist`) {
 		t.Fatalf("Open with a missing topic: %v", err)
 	}
-	if _, err := NewReader(t.Context(), brokers, "trafic"); err == nil || !strings.Contains(err.Error(), `topic "trafic" does not exist`) {
+	if _, err := NewReader(t.Context(), brokers, "trafic", Security{}); err == nil || !strings.Contains(err.Error(), `topic "trafic" does not exist`) {
 		t.Fatalf("NewReader with a missing topic: %v", err)
 	}
 	f := func(mod func(*Config), want string) {
@@ -228,7 +228,7 @@ func TestReaderSkipsForeignRecords(t *testing.T) {
 	if err := w.AppendSync(feedback(2)); err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewReader(t.Context(), brokers, "traffic")
+	r, err := NewReader(t.Context(), brokers, "traffic", Security{})
 	if err != nil {
 		t.Fatal(err)
 	}

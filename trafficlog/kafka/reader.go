@@ -31,19 +31,24 @@ type Reader struct {
 // damaged).
 func (r *Reader) Skipped() int { return r.skipped }
 
-// NewReader connects to the brokers and checks that the topic exists.
-func NewReader(ctx context.Context, brokers []string, topic string) (*Reader, error) {
+// NewReader connects to the brokers, as sec says, and checks that the
+// topic exists.
+func NewReader(ctx context.Context, brokers []string, topic string, sec Security) (*Reader, error) {
 	if len(brokers) == 0 || topic == "" {
 		return nil, errors.New("name the Kafka brokers and topic")
 	}
-	cl, err := kgo.NewClient(
+	opts, err := sec.opts()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(opts,
 		kgo.SeedBrokers(brokers...),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(200*time.Millisecond),
 		// What it fetches ahead between Reads stays small.
 		kgo.FetchMaxBytes(16<<20),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka traffic log: %w", err)
 	}

@@ -38,7 +38,7 @@ func produceTo(t *testing.T, brokers []string, partition int32, es ...*trafficlo
 
 func newTestReader(t *testing.T, brokers []string) *Reader {
 	t.Helper()
-	r, err := NewReader(t.Context(), brokers, "traffic")
+	r, err := NewReader(t.Context(), brokers, "traffic", Security{})
 	if err != nil {
 		t.Fatal(err)
 	}

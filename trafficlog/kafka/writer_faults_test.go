@@ -296,7 +296,7 @@ func TestSyncTimeoutIsCounted(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	r, rerr := NewReader(t.Context(), c.ListenAddrs(), "traffic")
+	r, rerr := NewReader(t.Context(), c.ListenAddrs(), "traffic", Security{})
 	if rerr != nil {
 		t.Fatal(rerr)
 	}
@@ -352,7 +352,7 @@ func TestUndecodableEventRefused(t *testing.T) {
 		e.Inputs[0].Shape[i] = 1
 	}
 	err := w.AppendSync(e)
-	r, rerr := NewReader(t.Context(), c.ListenAddrs(), "traffic")
+	r, rerr := NewReader(t.Context(), c.ListenAddrs(), "traffic", Security{})
 	if rerr != nil {
 		t.Fatal(rerr)
 	}

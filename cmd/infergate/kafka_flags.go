@@ -1,0 +1,74 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/infergate/infergate/internal/certs"
+	"github.com/infergate/infergate/trafficlog/kafka"
+)
+
+// kafkaSecurityFlags say how a command reaches Kafka brokers: over TLS,
+// with SASL. serve spells them --traffic-kafka-*, the readers --kafka-*.
+type kafkaSecurityFlags struct {
+	prefix                    string
+	tls                       bool
+	caFile, certFile, keyFile string
+	mechanism, user           string
+}
+
+// addKafkaSecurityFlags defines the flags on fs, each named prefix+name.
+func addKafkaSecurityFlags(fs *flag.FlagSet, prefix string) *kafkaSecurityFlags {
+	f := &kafkaSecurityFlags{prefix: prefix}
+	fs.BoolVar(&f.tls, prefix+"tls", false, "connect to the Kafka brokers over TLS, trusting the system's CAs unless --"+prefix+"ca")
+	fs.StringVar(&f.caFile, prefix+"ca", "", "connect over TLS, trusting the CAs in this PEM file for the brokers' certificates")
+	fs.StringVar(&f.certFile, prefix+"cert", "", "connect over TLS, presenting this PEM certificate to brokers that ask for one (with --"+prefix+"key)")
+	fs.StringVar(&f.keyFile, prefix+"key", "", "the PEM private key of --"+prefix+"cert")
+	fs.StringVar(&f.mechanism, prefix+"sasl", "", "authenticate to the brokers with SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (PLAIN sends the password as is: use it over TLS); the password comes from $INFERGATE_KAFKA_PASSWORD")
+	fs.StringVar(&f.user, prefix+"sasl-user", "", "the SASL user (default $INFERGATE_KAFKA_USER)")
+	return f
+}
+
+// security returns what the flags and the environment describe.
+func (f *kafkaSecurityFlags) security() (kafka.Security, error) {
+	var sec kafka.Security
+	if f.tls || f.caFile != "" || f.certFile != "" || f.keyFile != "" {
+		if (f.certFile == "") != (f.keyFile == "") {
+			return sec, fmt.Errorf("--%scert and --%skey go together: give both", f.prefix, f.prefix)
+		}
+		var r *certs.Reloader
+		if f.certFile != "" {
+			var err error
+			if r, err = certs.NewReloader(f.certFile, f.keyFile, nil); err != nil {
+				return sec, fmt.Errorf("--%scert: %w", f.prefix, err)
+			}
+		}
+		sec.TLS = certs.ClientConfig(nil, r)
+		if f.caFile != "" {
+			pool, err := certs.LoadPool(f.caFile)
+			if err != nil {
+				return sec, fmt.Errorf("--%sca: %w", f.prefix, err)
+			}
+			sec.TLS.RootCAs = pool
+		}
+	}
+	if f.mechanism == "" {
+		if f.user != "" {
+			return sec, fmt.Errorf("--%ssasl-user without --%ssasl: name the mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", f.prefix, f.prefix)
+		}
+		return sec, nil
+	}
+	sec.SASL = &kafka.SASL{Mechanism: f.mechanism, User: orEnv(f.user, "INFERGATE_KAFKA_USER"), Password: os.Getenv("INFERGATE_KAFKA_PASSWORD")}
+	switch {
+	case sec.SASL.User == "":
+		return sec, fmt.Errorf("--%ssasl %s needs a user: --%ssasl-user or $INFERGATE_KAFKA_USER", f.prefix, f.mechanism, f.prefix)
+	case sec.SASL.Password == "":
+		return sec, errors.New("--" + f.prefix + "sasl needs the password in $INFERGATE_KAFKA_PASSWORD (never a flag: flags show in ps)")
+	}
+	if err := sec.Validate(); err != nil {
+		return sec, fmt.Errorf("--%ssasl: %w", f.prefix, err)
+	}
+	return sec, nil
+}
