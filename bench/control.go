@@ -71,6 +71,14 @@ func splitBaseURL(baseURL string) (host, prefix string, err error) {
 	return u.Host, strings.TrimRight(u.EscapedPath(), "/"), nil
 }
 
+// httpsScheme marks req, whose URI and host are set, as https when hc
+// speaks TLS: fasthttp refuses an http request on a TLS client.
+func httpsScheme(req *fasthttp.Request, hc *fasthttp.HostClient) {
+	if hc.IsTLS {
+		req.URI().SetScheme("https")
+	}
+}
+
 // newHostClient returns a client of the server at baseURL (which
 // splitBaseURL accepted) named name: over TLS under tc (nil: the
 // system's CAs) for https.
@@ -98,6 +106,7 @@ func (c *controlClient) do(method, path string, body []byte) (int, []byte, error
 	req.Header.SetMethod(method)
 	req.SetRequestURI(c.prefix + path)
 	req.Header.SetHost(c.host)
+	httpsScheme(req, c.hc)
 	switch {
 	case strings.HasPrefix(path, "/v2/repository") && c.adminToken != "":
 		req.Header.Set(fasthttp.HeaderAuthorization, c.adminToken)

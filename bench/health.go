@@ -50,6 +50,7 @@ func newHealthProber(baseURL, host, prefix string, tc *tls.Config) *healthProber
 	req.Header.SetMethod(fasthttp.MethodGet)
 	req.SetRequestURI(prefix + healthPath)
 	req.Header.SetHost(host)
+	httpsScheme(req, hc)
 	return &healthProber{
 		interval: healthInterval,
 		probe: func() (int, error) {

@@ -73,6 +73,7 @@ func newHTTPSender(t *httpTarget, hc *fasthttp.HostClient) *httpSender {
 	s.req.Header.SetMethod(fasthttp.MethodPost)
 	s.req.SetRequestURI(t.path)
 	s.req.Header.SetHost(t.host)
+	httpsScheme(s.req, hc)
 	if t.pool.binary {
 		s.req.Header.SetContentType("application/octet-stream")
 	} else {

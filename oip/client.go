@@ -217,6 +217,9 @@ func (c *Client) prepare(freq *fasthttp.Request, method string, path []byte) {
 	freq.Header.SetMethod(method)
 	freq.SetRequestURIBytes(path)
 	freq.Header.SetHost(c.host)
+	if c.hc.IsTLS {
+		freq.URI().SetScheme("https") // else fasthttp takes it for a redirect to http
+	}
 	if c.auth != nil {
 		freq.Header.SetBytesV(fasthttp.HeaderAuthorization, c.auth)
 	}

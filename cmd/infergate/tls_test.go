@@ -89,6 +89,9 @@ func TestServeTLS(t *testing.T) {
 	if strings.Contains(s.stderr.String(), "error when serving connection") {
 		t.Fatalf("fasthttp logged the failed handshakes too:\n%s", s.stderr.String())
 	}
+	for wait := time.Now().Add(5 * time.Second); !strings.Contains(s.stderr.String(), "tls: handshake with") && time.Now().Before(wait); {
+		time.Sleep(50 * time.Millisecond) // the log comes through a pipe
+	}
 	if n := strings.Count(s.stderr.String(), "tls: handshake with"); n != 1 {
 		t.Fatalf("%d log lines about failed handshakes; want 1 (a minute's first):\n%s", n, s.stderr.String())
 	}
@@ -96,6 +99,13 @@ func TestServeTLS(t *testing.T) {
 	// The admin CLI: with --ca-cert, and without, told what to give.
 	checkExit(t, 0, "no models are registered", "models", "list", "--addr", "https://"+s.addr, "--ca-cert", ca.File)
 	checkExit(t, 1, "give --ca-cert", "models", "list", "--addr", "https://"+s.addr)
+
+	// bench measures an HTTPS gateway, its statistics included.
+	_, rep := runBenchCommand(t, "bench", "--target", "https://"+s.addr, "--ca-cert", ca.File, "--model", "ctr",
+		"--concurrency", "2", "--duration", "300ms", "--warmup", "100ms")
+	if r := &rep.Runs[0]; r.Errors != 0 || r.Flagged != "" || len(r.ComputeBySize) == 0 {
+		t.Fatalf("bench over HTTPS: %d errors, flagged %q, %d batch sizes from the statistics", r.Errors, r.Flagged, len(r.ComputeBySize))
+	}
 
 	// Rotation: new files under the same names, picked up by the next
 	// handshake a second later.
@@ -122,8 +132,11 @@ func TestServeTLS(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if !strings.Contains(s.stderr.String(), "tls: reloaded the certificate") {
-		t.Fatalf("no reload in the log")
+	for !strings.Contains(s.stderr.String(), "tls: reloaded the certificate") { // the log comes through a pipe
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload in the log")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	s.stop(t)
 }
