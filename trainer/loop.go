@@ -73,6 +73,9 @@ type State struct {
 	Pending       string `json:"pending,omitempty"`
 	PendingReason string `json:"pending_reason,omitempty"`
 	UploadSHA256  string `json:"upload_sha256,omitempty"`
+	// Promoted is the versions the loop promoted, oldest first, less
+	// those it retired since (see LoopConfig.KeepVersions).
+	Promoted []int64 `json:"promoted,omitempty"`
 	// History is the latest decisions, oldest first.
 	History []Decision `json:"history"`
 }
@@ -127,6 +130,11 @@ type LoopConfig struct {
 	// ReadyTimeout bounds the wait for an uploaded candidate to be ready
 	// on every node.
 	ReadyTimeout time.Duration
+	// KeepVersions bounds the versions the loop promoted that stay in the
+	// cluster, production among them: older ones are retired, so that
+	// every node does not keep each past production loaded. 0 keeps
+	// them all. Versions a person uploaded are never retired.
+	KeepVersions int
 	// ShadowPercent is the share of requests copied to the candidate in
 	// the shadow stage; CanaryPercent its arm's weight in the canary.
 	ShadowPercent float64
@@ -145,7 +153,7 @@ type LoopConfig struct {
 // DefaultLoopConfig returns the settings `infergate trainer` starts from.
 func DefaultLoopConfig() LoopConfig {
 	return LoopConfig{Interval: 30 * time.Second, Train: DefaultConfig(), Window: 100_000, MinExamples: 500, HoldoutEvery: 5,
-		DriftRows: 2000, DriftThreshold: 0.2, Cooldown: time.Hour, ReadyTimeout: 5 * time.Minute,
+		DriftRows: 2000, DriftThreshold: 0.2, Cooldown: time.Hour, ReadyTimeout: 5 * time.Minute, KeepVersions: 2,
 		ShadowPercent: 20, CanaryPercent: 10, Policy: DefaultPolicy()}
 }
 
@@ -172,6 +180,8 @@ func (c *LoopConfig) Validate() error {
 		return fmt.Errorf("drift rows %d: the window %d must hold twice as many", c.DriftRows, c.Window)
 	case !(c.DriftThreshold > 0):
 		return fmt.Errorf("drift threshold %v: must be positive (0.2, say)", c.DriftThreshold)
+	case c.KeepVersions < 0 || c.KeepVersions == 1:
+		return fmt.Errorf("keep versions %d: use 0 (keep all) or 2 and more (production and the version \"infergate models rollback\" goes back to)", c.KeepVersions)
 	case c.RetrainEvery < 0 || c.Cooldown < 0 || c.ReadyTimeout <= 0:
 		return errors.New("retrain-every and cooldown must not be negative, ready-timeout must be positive")
 	case !(c.ShadowPercent > 0 && c.ShadowPercent <= 100):
@@ -416,6 +426,9 @@ func (l *Loop) driftThreshold(rep DriftReport) float64 {
 // watch is the watching stage: measure drift, and train when the inputs
 // or scores drifted (or on schedule).
 func (l *Loop) watch(ctx context.Context, m *ModelState) error {
+	if err := l.retireOld(ctx, m); err != nil {
+		return err
+	}
 	now := l.cfg.Now()
 	all := l.joiner.All()
 	why := ""
@@ -615,7 +628,7 @@ func (l *Loop) train(ctx context.Context, exs []Example, production int64, why s
 // uploaded starts the shadow stage of version v, just uploaded.
 func (l *Loop) uploaded(v int64) error {
 	reason := l.state.PendingReason
-	l.state = State{Stage: Shadowing, Candidate: v, Uploaded: l.cfg.Now(), ReferenceSince: l.state.ReferenceSince, Reference: l.state.Reference,
+	l.state = State{Stage: Shadowing, Candidate: v, Uploaded: l.cfg.Now(), ReferenceSince: l.state.ReferenceSince, Reference: l.state.Reference, Promoted: l.state.Promoted,
 		LastTrain: l.state.LastTrain, TrainedUpTo: l.state.TrainedUpTo, NextTrain: l.state.NextTrain, History: l.state.History}
 	return l.decide("upload", v, "%s", reason)
 }
@@ -807,7 +820,8 @@ func (l *Loop) promote(ctx context.Context) error {
 		return err
 	}
 	reason, replaced := l.state.PendingReason, l.state.Control
-	l.state = State{Stage: Watching, ReferenceSince: l.cfg.Now(), LastTrain: l.state.LastTrain, TrainedUpTo: l.state.TrainedUpTo, History: l.state.History}
+	l.state = State{Stage: Watching, ReferenceSince: l.cfg.Now(), LastTrain: l.state.LastTrain, TrainedUpTo: l.state.TrainedUpTo, History: l.state.History,
+		Promoted: append(slices.DeleteFunc(slices.Clone(l.state.Promoted), func(p int64) bool { return p == v }), v)}
 	return l.decide("promote", v, "the canary stage passed: %s; the version it replaced (%d) stays, staged, for \"infergate models rollback\"", reason, replaced)
 }
 
@@ -838,7 +852,7 @@ func (l *Loop) rollBack(ctx context.Context, why string) error {
 		return err
 	}
 	l.state = State{Stage: Watching, ReferenceSince: l.state.ReferenceSince, Reference: l.state.Reference, LastTrain: l.state.LastTrain, TrainedUpTo: l.state.TrainedUpTo,
-		NextTrain: l.cfg.Now().Add(l.cfg.Cooldown), History: l.state.History}
+		NextTrain: l.cfg.Now().Add(l.cfg.Cooldown), History: l.state.History, Promoted: l.state.Promoted}
 	return l.decide("roll back", v, "%s; %s; training again after the cool-down (%s)", why, retired, l.cfg.Cooldown)
 }
 
@@ -846,7 +860,7 @@ func (l *Loop) rollBack(ctx context.Context, why string) error {
 func (l *Loop) abandon(why string) error {
 	v := l.state.Candidate
 	l.state = State{Stage: Watching, ReferenceSince: l.state.ReferenceSince, Reference: l.state.Reference, LastTrain: l.state.LastTrain, TrainedUpTo: l.state.TrainedUpTo,
-		NextTrain: l.cfg.Now().Add(l.cfg.Cooldown), History: l.state.History}
+		NextTrain: l.cfg.Now().Add(l.cfg.Cooldown), History: l.state.History, Promoted: l.state.Promoted}
 	return l.decide("abandon", v, "%s; the trainer leaves version %d as it is, and trains again after the cool-down (%s)", why, v, l.cfg.Cooldown)
 }
 
@@ -903,4 +917,51 @@ func canaryRuns(model string, v int64, experiment string) runCounter {
 		r.Failed = versionFailures(model, v)(text).Failed + SumSeries(text, "infergate_experiment_fallback_total", arm)
 		return r
 	}
+}
+
+// retireOld retires the versions the loop promoted beyond KeepVersions:
+// production stays (whoever promoted it), and the KeepVersions-1 newest
+// others, the one production replaced among them for "infergate models
+// rollback". A version the cluster
+// refuses to retire (an alias, an arm or a shadow of a person's points to
+// it) is left to them, and so is one that is gone.
+func (l *Loop) retireOld(ctx context.Context, m *ModelState) error {
+	keep := l.cfg.KeepVersions
+	if keep == 0 || len(l.state.Promoted) < keep {
+		return nil
+	}
+	// Production, and the keep-1 newest others.
+	var old []int64
+	kept := 0
+	for _, v := range slices.Backward(l.state.Promoted) {
+		switch {
+		case v == m.Production:
+		case kept < keep-1:
+			kept++
+		default:
+			old = append(old, v)
+		}
+	}
+	slices.Reverse(old) // oldest first
+	for _, v := range old {
+		why := fmt.Sprintf("the trainer keeps the %d newest versions it promoted (--keep-versions)", keep)
+		err := l.cfg.Gateway.Retire(ctx, l.cfg.Model, v)
+		switch {
+		case isStatus(err, http.StatusConflict):
+			why = fmt.Sprintf("not retired, the cluster keeps it: %v", err)
+		case isStatus(err, http.StatusNotFound):
+			why = "already gone"
+		case err != nil:
+			return err
+		}
+		l.state.Promoted = slices.DeleteFunc(l.state.Promoted, func(p int64) bool { return p == v })
+		action := "retire"
+		if !strings.HasPrefix(why, "the trainer") {
+			action = "leave"
+		}
+		if err := l.decide(action, v, "%s", why); err != nil {
+			return err
+		}
+	}
+	return nil
 }

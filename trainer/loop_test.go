@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -625,5 +626,54 @@ func TestMissingMembers(t *testing.T) {
 	missing, err := g.MissingMembers(t.Context())
 	if err != nil || len(missing) != 1 || missing[0] != "n2 (http://10.0.0.2:8080)" {
 		t.Fatalf("missing %q, %v; want n2 alone", missing, err)
+	}
+}
+
+// TestLoopRetiresOldPromotions: the loop keeps production and the
+// version before it of those it promoted (KeepVersions 2), retires the
+// older ones, leaves one the cluster keeps (409) and never touches a
+// version a person uploaded.
+func TestLoopRetiresOldPromotions(t *testing.T) {
+	w := newLoopWorld(t)
+	w.f.versions, w.f.production = []int64{1, 2, 3, 4}, 4
+	l := w.loop()
+	l.state.Promoted = []int64{2, 3, 4}
+	w.step(l)
+	w.wantWrites("DELETE /versions/2")
+	w.wantLast("retire", 2, "keeps the 2 newest versions it promoted")
+	if p := l.State().Promoted; !slices.Equal(p, []int64{3, 4}) {
+		t.Fatalf("promoted %v; want [3 4]", p)
+	}
+	w.step(l)
+	w.wantWrites() // nothing more to retire
+
+	// Version 5 promoted; 3 is held by the cluster (an alias, say).
+	w.f.versions, w.f.production = append(w.f.versions, 5), 5
+	l.state.Promoted = append(l.state.Promoted, 5)
+	w.f.conflict = "DELETE /versions/3"
+	w.step(l)
+	w.wantWrites("DELETE /versions/3 (conflict)")
+	w.wantLast("leave", 3, "not retired, the cluster keeps it")
+	if p := l.State().Promoted; !slices.Equal(p, []int64{4, 5}) {
+		t.Fatalf("promoted %v; want [4 5]", p)
+	}
+
+	// A person promotes version 6 of theirs: the loop keeps its newest (5),
+	// which "infergate models rollback" goes back to, and retires 4.
+	w.f.versions, w.f.production = append(w.f.versions, 6), 6
+	w.step(l)
+	w.wantWrites("DELETE /versions/4")
+	if p := l.State().Promoted; !slices.Equal(p, []int64{5}) {
+		t.Fatalf("promoted %v; want [5]", p)
+	}
+
+	// A restart keeps the list.
+	l = w.loop()
+	if p := l.State().Promoted; !slices.Equal(p, []int64{5}) {
+		t.Fatalf("promoted after a restart %v; want [5]", p)
+	}
+	w.cfg.KeepVersions = 1
+	if _, err := NewLoop(t.Context(), w.cfg); err == nil || !strings.Contains(err.Error(), "keep versions 1") {
+		t.Fatalf("KeepVersions 1: %v", err)
 	}
 }

@@ -61,6 +61,7 @@ never touches a shadow or experiment it did not start.
 	fs.DurationVar(&cfg.RetrainEvery, "retrain-every", cfg.RetrainEvery, "also retrain this long after the last training, drift or not (0: on drift only)")
 	fs.DurationVar(&cfg.Cooldown, "cooldown", cfg.Cooldown, "after a candidate that did not make it, wait this long before training again")
 	fs.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "roll back a candidate not ready on every node this long after its upload")
+	fs.IntVar(&cfg.KeepVersions, "keep-versions", cfg.KeepVersions, "versions the trainer promoted that stay in the cluster, production and the one \"infergate models rollback\" goes back to among them: older ones are retired, so that the nodes do not keep every past production loaded (0 keeps them all; versions people uploaded are never retired)")
 	fs.Float64Var(&cfg.ShadowPercent, "shadow-percent", cfg.ShadowPercent, "share of the requests copied to the candidate in the shadow stage")
 	fs.IntVar(&cfg.CanaryPercent, "canary-percent", cfg.CanaryPercent, "share of the units the candidate answers in the canary stage")
 	fs.Float64Var(&cfg.Policy.Level, "confidence", cfg.Policy.Level, "confidence of the always-valid intervals that pass or fail a stage (looked at every step: noise passes or fails one at most 1 - this of the time)")
