@@ -86,6 +86,8 @@ type Config struct {
 	inmem *raft.InmemTransport
 	// voterCheck, set by tests, replaces voterCheckInterval.
 	voterCheck time.Duration
+	// blobSweep, set by tests, replaces blobSweepEvery and blobGrace.
+	blobSweep time.Duration
 }
 
 // DefaultConfig returns the timings used by infergate serve. Raft's

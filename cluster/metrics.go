@@ -19,6 +19,7 @@ type nodeMetrics struct {
 	applyOK, applyNotLeader, applyUnknown, applyRefused *metrics.Counter
 	applyDuration                                       *metrics.PrometheusHistogram
 	fetchOK, fetchFailed                                *metrics.Counter
+	blobsRemoved, blobBytesRemoved                      *metrics.Counter
 
 	// set holds the metrics, under names; Stop takes them out, so that a
 	// node started again on the same Config registers them anew.
@@ -105,6 +106,8 @@ func newNodeMetrics(n *Node) nodeMetrics {
 	m.applyDuration = set.NewPrometheusHistogramExt(name(`infergate_cluster_apply_duration_seconds`), applyBuckets)
 	m.fetchOK = set.NewCounter(name(`infergate_cluster_blob_fetch_total{result="ok"}`))
 	m.fetchFailed = set.NewCounter(name(`infergate_cluster_blob_fetch_total{result="failed"}`))
+	m.blobsRemoved = set.NewCounter(name(`infergate_cluster_blobs_removed_total`))
+	m.blobBytesRemoved = set.NewCounter(name(`infergate_cluster_blob_bytes_removed_total`))
 	return m
 }
 

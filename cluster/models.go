@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"slices"
 	"strconv"
@@ -76,6 +77,8 @@ func (n *Node) Upload(ctx context.Context, name string, onnx []byte, promote boo
 			}
 		}
 	}
+	sum := sha256.Sum256(onnx)
+	defer n.holdBlob(fmt.Sprintf("%x", sum))() // until registered: see sweepBlobs
 	hex, size, err := n.cfg.Blobs.Put(bytes.NewReader(onnx), int64(len(onnx)))
 	if err != nil {
 		return nil, "", fmt.Errorf("cannot store the upload: %w", err)

@@ -32,6 +32,9 @@ type Node struct {
 	store *raftboltdb.BoltStore
 	peers *peerClient
 	rec   *reconciler
+	// heldMu protects held, the blobs kept from sweeps (holdBlob).
+	heldMu sync.Mutex
+	held   map[string]int
 	// bootstrapped is set by open when this start created the group;
 	// existing when it found raft state on disk.
 	bootstrapped, existing bool
@@ -93,6 +96,7 @@ func Start(cfg Config) (*Node, error) {
 		logf:  cfg.Logf,
 		fsm:   fsm.New(),
 		peers: newPeerClient(cfg.Token, cfg.TLS),
+		held:  make(map[string]int),
 		stop:  make(chan struct{}),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())

@@ -88,6 +88,9 @@ type reconciler struct {
 	pullMu sync.Mutex
 	pulls  map[string]*pull
 	kick   chan struct{}
+
+	// swept is when sweepBlobs last ran; only the loop goroutine uses it.
+	swept time.Time
 }
 
 type fileHash struct {
@@ -240,6 +243,7 @@ models:
 	// What the loads above made of the routing, as route decides it.
 	r.n.route()
 	r.n.saveProduction(st)
+	r.sweepBlobs(st)
 }
 
 func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {

@@ -1,0 +1,103 @@
+package cluster
+
+import (
+	"os"
+	"time"
+
+	"github.com/infergate/infergate/cluster/fsm"
+)
+
+// Sweeping the blob store: a retired version's bytes stay in --data/blobs
+// (its repository file goes at once, see removeRetired) until a sweep
+// finds that no live version of any model holds them. Without it, every
+// upload, a retraining trainer's too, would grow every node's disk for
+// good.
+const (
+	// blobSweepEvery is how often the reconciler sweeps, at most.
+	blobSweepEvery = 10 * time.Minute
+	// blobGrace is how long a blob stays after it was written whoever
+	// holds it: an upload stores its bytes before raft registers them
+	// (held meanwhile, see holdBlob), and a blob put there by hand, or
+	// by a write that failed, gets time to be registered.
+	blobGrace = time.Hour
+)
+
+// holdBlob keeps blob hex from sweeps until the returned release is
+// called: an upload's, between storing its bytes and the registration.
+func (n *Node) holdBlob(hex string) (release func()) {
+	n.heldMu.Lock()
+	n.held[hex]++
+	n.heldMu.Unlock()
+	return func() {
+		n.heldMu.Lock()
+		if n.held[hex]--; n.held[hex] <= 0 {
+			delete(n.held, hex)
+		}
+		n.heldMu.Unlock()
+	}
+}
+
+func (n *Node) blobHeld(hex string) bool {
+	n.heldMu.Lock()
+	defer n.heldMu.Unlock()
+	return n.held[hex] > 0
+}
+
+// sweepBlobs removes the blobs no live version of st holds, written over
+// blobGrace ago, at most once per blobSweepEvery. Only the loop goroutine
+// calls it, once the state machine has caught up with the log (a state of
+// the past would take a blob registered since for unheld).
+func (r *reconciler) sweepBlobs(st *fsm.State) {
+	every, grace := blobSweepEvery, blobGrace
+	if r.n.cfg.blobSweep > 0 {
+		every, grace = r.n.cfg.blobSweep, r.n.cfg.blobSweep
+	}
+	if !r.swept.IsZero() && time.Since(r.swept) < every {
+		return
+	}
+	r.swept = time.Now()
+	live := make(map[string]bool)
+	for _, m := range st.Models {
+		for _, v := range m.Versions {
+			if v.Stage != fsm.StageRetired {
+				live[v.SHA256] = true
+			}
+		}
+	}
+	store := r.n.cfg.Blobs
+	hexes, err := store.List()
+	if err != nil {
+		r.n.logf("cluster: cannot list the blob store to sweep it: %v", err)
+		return
+	}
+	for _, hex := range hexes {
+		if live[hex] || r.n.blobHeld(hex) || r.pulling(hex) {
+			continue
+		}
+		fi, err := os.Stat(store.Path(hex))
+		if err != nil || time.Since(fi.ModTime()) < grace {
+			continue
+		}
+		if err := store.Remove(hex); err != nil {
+			r.n.logf("cluster: cannot remove blob %s, which no live version holds: %v", hex, err)
+			continue
+		}
+		r.n.m.blobsRemoved.Inc()
+		r.n.m.blobBytesRemoved.Add(int(fi.Size()))
+		r.n.logf("cluster: removed blob %s (%d bytes): no live version holds it", shortHex(hex), fi.Size())
+	}
+}
+
+// pulling reports whether blob hex is being fetched.
+func (r *reconciler) pulling(hex string) bool {
+	r.pullMu.Lock()
+	defer r.pullMu.Unlock()
+	return r.pulls[hex] != nil
+}
+
+func shortHex(hex string) string {
+	if len(hex) > 12 {
+		return hex[:12]
+	}
+	return hex
+}
