@@ -105,7 +105,7 @@ func startHTTPFloor(ctx context.Context, exe string, c *capturedResponse, cpus *
 		os.Remove(path)
 		return nil, err
 	}
-	p, err := startGateway(ctx, exe, []string{"bench", "floor-server", "--spec", path}, nil, cpus)
+	p, err := startGateway(ctx, exe, []string{"bench", "floor-server", "--spec", path}, nil, cpus, nil)
 	if err != nil {
 		os.Remove(path)
 		return nil, err

@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"os"
@@ -26,7 +27,7 @@ const (
 )
 
 // servingLine is the log line of `infergate serve` that gives its address.
-var servingLine = regexp.MustCompile(`serving on http://(\S+)`)
+var servingLine = regexp.MustCompile(`serving on (https?://\S+)`)
 
 // gatewayProcess is an `infergate serve` the suite started and stops.
 type gatewayProcess struct {
@@ -40,10 +41,11 @@ type gatewayProcess struct {
 
 // startGateway runs exe with args (a `serve` command line that listens on
 // 127.0.0.1:0), reads its address from its log, and waits until it is
-// ready. Its output also goes to logTo when not nil. It runs on the
+// ready (over TLS under tc, when it serves https). Its output also goes
+// to logTo when not nil. It runs on the
 // servers' CPUs of cpus, when not nil. The process gets SIGKILL if this one
 // dies first.
-func startGateway(ctx context.Context, exe string, args []string, logTo io.Writer, cpus *cpuSplit) (*gatewayProcess, error) {
+func startGateway(ctx context.Context, exe string, args []string, logTo io.Writer, cpus *cpuSplit, tc *tls.Config) (*gatewayProcess, error) {
 	g := &gatewayProcess{tail: &tailBuffer{max: gatewayLogTail}, exited: make(chan struct{})}
 	g.cmd = exec.Command(exe, args...)
 	// A gateway of its own, on loopback, answers the suite without
@@ -86,7 +88,7 @@ func startGateway(ctx context.Context, exe string, args []string, logTo io.Write
 	defer timer.Stop()
 	select {
 	case a := <-addr:
-		g.url = "http://" + a
+		g.url = a
 	case <-g.exited:
 		return fail("it exited (%v)", g.waitErr)
 	case <-timer.C:
@@ -95,6 +97,7 @@ func startGateway(ctx context.Context, exe string, args []string, logTo io.Write
 		return fail("%s", ctx.Err())
 	}
 	c := oip.NewClient(g.url)
+	c.SetTLSConfig(tc)
 	c.SetTimeout(5 * time.Second)
 	deadline := time.Now().Add(gatewayReadyTimeout)
 	for {

@@ -308,7 +308,7 @@ func startSuiteGateway(ctx context.Context, cfg *SuiteConfig, cpus *cpuSplit) (*
 	if cfg.Log != nil {
 		fmt.Fprintf(cfg.Log, "starting %s %s\n", cfg.Executable, strings.Join(args, " "))
 	}
-	gw, err := startGateway(ctx, cfg.Executable, args, cfg.ServerLog, cpus)
+	gw, err := startGateway(ctx, cfg.Executable, args, cfg.ServerLog, cpus, cfg.TLS)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, "", err

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -276,8 +277,13 @@ func (n *Node) reachable(addr string) error {
 		return nil
 	}
 	if n.cfg.TLS != nil {
-		// A handshake: the address answers as a member would.
-		l := tlsStreamLayer{client: n.cfg.TLS.clientConfig()}
+		// A handshake: the address answers as a member would, and takes
+		// this node's certificate. In TLS 1.3 the server judges the
+		// client's certificate after the client's side is done, so the
+		// probe speaks TLS 1.2, where the handshake ends only after it.
+		cfg := n.cfg.TLS.clientConfig()
+		cfg.MaxVersion = tls.VersionTLS12
+		l := tlsStreamLayer{client: cfg}
 		c, err := l.Dial(raft.ServerAddress(addr), 2*time.Second)
 		if err != nil {
 			return err

@@ -46,6 +46,9 @@ func ErrorKind(err error) string {
 type peerClient struct {
 	token string
 	http  *http.Client
+	// tls is set when the cluster runs over TLS: every call then goes
+	// over https (see url).
+	tls bool
 }
 
 // newPeerClient returns the client of a node presenting token, and with
@@ -56,6 +59,7 @@ func newPeerClient(token string, t *TLS) *peerClient {
 		tc = t.clientConfig()
 	}
 	return &peerClient{
+		tls:   t != nil,
 		token: token,
 		http: &http.Client{
 			// A peer never redirects; following one would send the
@@ -72,6 +76,18 @@ func newPeerClient(token string, t *TLS) *peerClient {
 			},
 		},
 	}
+}
+
+// url is path at a member's base URL. In a cluster over TLS it is https
+// whatever the base says: the raft state keeps the http:// addresses of
+// members from before the cluster moved to TLS until each announces its
+// new one, and the token must never go out in the clear.
+func (p *peerClient) url(base, path string) string {
+	base = strings.TrimRight(base, "/")
+	if rest, ok := strings.CutPrefix(base, "http://"); ok && p.tls {
+		base = "https://" + rest
+	}
+	return base + path
 }
 
 // do forwards one request to the leader (marked HeaderForwarded) and
@@ -92,7 +108,7 @@ func (p *peerClient) send(ctx context.Context, method, base, path string, body, 
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(base, "/")+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, p.url(base, path), rd)
 	if err != nil {
 		return err
 	}
@@ -138,7 +154,10 @@ func peerError(err error) error {
 	// A handshake that failed (this node refused the peer's certificate,
 	// or the peer this node's: a "remote error" alert) ends before the
 	// peer reads the request.
-	if (errors.As(err, &op) && (op.Op == "dial" || op.Op == "remote error")) || errors.As(err, &verify) {
+	// Nor did one that timed out, or met a server speaking plain HTTP
+	// (net/http says so in errors of its own).
+	if (errors.As(err, &op) && (op.Op == "dial" || op.Op == "remote error")) || errors.As(err, &verify) ||
+		strings.Contains(err.Error(), "TLS handshake timeout") || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
 		return fmt.Errorf("%w: %w", errUnreached, err)
 	}
 	return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
@@ -224,7 +243,7 @@ func (p *peerClient) localStatus(ctx context.Context, base string) (*LocalStatus
 
 // openBlob starts a blob download from a peer; the caller closes the body.
 func (p *peerClient) openBlob(ctx context.Context, base, hex string) (io.ReadCloser, int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/v1/blobs/sha256:"+hex, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url(base, "/v1/blobs/sha256:"+hex), nil)
 	if err != nil {
 		return nil, 0, err
 	}

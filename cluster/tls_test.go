@@ -1,13 +1,21 @@
 package cluster
 
 import (
+	"context"
+	"crypto/x509"
+	"errors"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/infergate/infergate/cluster/fsm"
 
 	"github.com/infergate/infergate/internal/certs"
 	"github.com/infergate/infergate/internal/testcerts"
@@ -86,5 +94,121 @@ func TestTLSStreamLayer(t *testing.T) {
 	c.Write([]byte("hello"))
 	if g := <-got; !strings.Contains(g, "error") {
 		t.Fatalf("the server read %q from plain TCP; want an error", g)
+	}
+}
+
+// tlsOf returns a TLS of ca for a certificate of 127.0.0.1 with ekus.
+func tlsOf(t *testing.T, ca *testcerts.CA, name string, ekus ...x509.ExtKeyUsage) *TLS {
+	t.Helper()
+	c, k := ca.IssueFor(t, name, time.Time{}, ekus, "127.0.0.1")
+	r, err := certs.NewReloader(c, k, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &TLS{Cert: r, CA: ca.Pool()}
+}
+
+// The leader checks a joining node's raft address with reachable before
+// it makes it a member. A raft layer that refuses this node's
+// certificate (here a server-only one, which cannot authenticate a
+// client) is not reachable: admitted, it would be a voter no raft call
+// reaches, and a one-voter group would lose its quorum. In TLS 1.3 the
+// server judges the client's certificate after the client's side of the
+// handshake is done, so a plain handshake passed.
+func TestReachableSeesARefusedCertificate(t *testing.T) {
+	ca := testcerts.NewCA(t, t.TempDir(), "ca")
+	serverOnly := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	layer, err := newTLSStreamLayer("127.0.0.1:0", nil, tlsOf(t, ca, "joiner", serverOnly...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer layer.Close()
+	go func() {
+		for {
+			c, err := layer.Accept()
+			if err != nil {
+				return
+			}
+			go func() { // what raft's handleConn does: read commands
+				defer c.Close()
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	addr := layer.Listener.Addr().String()
+	refused := &Node{cfg: Config{TLS: tlsOf(t, ca, "leader", serverOnly...)}}
+	if err := refused.reachable(addr); err == nil {
+		t.Fatalf("reachable: nil for a raft layer that refuses the node's certificate")
+	}
+	taken := &Node{cfg: Config{TLS: tlsOf(t, ca, "member", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)}}
+	if err := taken.reachable(addr); err != nil {
+		t.Fatalf("reachable with a certificate the layer takes: %v", err)
+	}
+}
+
+// In a cluster over TLS the peer client calls https whatever address the
+// raft state holds (members keep their http:// ones from before the move
+// to TLS until they announce their new one): the admin token never goes
+// out in the clear.
+func TestPeerClientNeverSendsTheTokenInTheClear(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Get("Authorization"))
+		mu.Unlock()
+		w.WriteHeader(http.StatusBadRequest)
+	}))
+	defer plain.Close()
+	ca := testcerts.NewCA(t, t.TempDir(), "ca")
+	p := newPeerClient("s3cret-admin-token", tlsOf(t, ca, "node", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth))
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	_, err := p.apply(ctx, plain.URL, fsm.Command{Op: fsm.OpSetMember, Member: &fsm.Member{ID: "n2", RaftAddr: "127.0.0.1:1", HTTPAddr: "https://127.0.0.1:2"}})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) > 0 {
+		t.Fatalf("the peer client of a TLS cluster sent %q to %s over plain HTTP", seen, plain.URL)
+	}
+	if err == nil || !errors.Is(err, errUnreached) {
+		t.Fatalf("a call over https to a plain HTTP server: %v; want errUnreached (nothing was sent)", err)
+	}
+}
+
+// A peer that takes the connection but stalls the handshake never saw
+// the request: the call is unreached, not of unknown outcome.
+func TestPeerHandshakeTimeoutIsUnreached(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var mu sync.Mutex
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // never answered
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	ca := testcerts.NewCA(t, t.TempDir(), "ca")
+	p := newPeerClient("tok", tlsOf(t, ca, "node", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth))
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	_, err = p.apply(ctx, "https://"+ln.Addr().String(), fsm.Command{Op: fsm.OpSetMember, Member: &fsm.Member{ID: "n2"}})
+	if !errors.Is(err, errUnreached) {
+		t.Fatalf("a call whose TLS handshake timed out: %v; want errUnreached", err)
 	}
 }

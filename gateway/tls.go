@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"net"
 	"strings"
 	"sync"
@@ -58,10 +60,18 @@ func (c *tlsConn) Read(p []byte) (int, error) {
 			if errors.As(err, &rhe) && rhe.Conn != nil && looksLikeHTTP(rhe.RecordHeader[:]) {
 				rhe.Conn.SetWriteDeadline(time.Now().Add(time.Second))
 				rhe.Conn.Write(plainHTTPAnswer)
+				// What the client still sends (a body) is read, for a
+				// while, so that closing does not reset the connection
+				// under the answer.
+				drain(rhe.Conn, lingerTime, math.MaxInt64)
 				err = errors.New("a plain HTTP request on the HTTPS port, answered 400")
 			}
 			c.err = &handshakeError{err: err}
-			c.hs.failed(c.RemoteAddr(), err)
+			if !errors.Is(err, io.EOF) {
+				// A connection closed before it said anything is a
+				// load balancer's port check, not a failure.
+				c.hs.failed(c.RemoteAddr(), err)
+			}
 		}
 	}
 	if c.err != nil {

@@ -181,9 +181,9 @@ func (c *adminConfig) client() (*adminClient, error) {
 	if c.timeout <= 0 {
 		return nil, fmt.Errorf("--timeout %s: must be positive", c.timeout)
 	}
-	addr := strings.TrimRight(c.addr, "/")
-	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr
+	addr, err := c.tls.baseURL(strings.TrimRight(c.addr, "/"))
+	if err != nil {
+		return nil, err
 	}
 	u, err := url.Parse(addr)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {

@@ -42,6 +42,12 @@ func (f *gatewayFlags) gateway(timeout time.Duration) (*trainer.Gateway, error) 
 	if len(nodes) == 0 {
 		return nil, fmt.Errorf("--addr %q: name a node", f.addrs)
 	}
+	for i, n := range nodes {
+		var err error
+		if nodes[i], err = f.tls.baseURL(n); err != nil {
+			return nil, err
+		}
+	}
 	if f.token == "" {
 		f.token = os.Getenv("INFERGATE_ADMIN_TOKEN")
 	}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	_ "net/http/pprof" // served only with --pprof-addr
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -294,17 +295,50 @@ func (c *serveConfig) loadTLS() error {
 		return fmt.Errorf("--tls-cert: %w", err)
 	}
 	c.certs = r
-	if c.tlsClientCA != "" {
-		if c.clientCAs, err = certs.LoadPool(c.tlsClientCA); err != nil {
-			return fmt.Errorf("--tls-client-ca: %w", err)
-		}
-	}
 	if c.clusterCA != "" {
 		pool, err := certs.LoadPool(c.clusterCA)
 		if err != nil {
 			return fmt.Errorf("--cluster-ca: %w", err)
 		}
 		c.cluster.TLS = &cluster.TLS{Cert: r, CA: pool}
+		if err := c.checkMemberCert(pool); err != nil {
+			return err
+		}
+	}
+	if c.tlsClientCA != "" {
+		// Peers present their member certificates to this port too.
+		files := []string{c.tlsClientCA}
+		if c.clusterCA != "" {
+			files = append(files, c.clusterCA)
+		}
+		if c.clientCAs, err = certs.LoadPool(files...); err != nil {
+			return fmt.Errorf("--tls-client-ca: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkMemberCert refuses a --tls-cert the other members would refuse:
+// not signed by a CA of --cluster-ca, not fit to be both a server and a
+// client (raft dials both ways), or not naming the --cluster IP and the
+// --advertise-http host, which peers check.
+func (c *serveConfig) checkMemberCert(pool *x509.CertPool) error {
+	if err := certs.CheckLeaf(c.certs, pool, "", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth); err != nil {
+		return fmt.Errorf("--tls-cert %s: the other members would refuse it: %w; a member's certificate must be signed by a CA of --cluster-ca and allow server and client authentication (extendedKeyUsage=serverAuth,clientAuth)", c.tlsCert, err)
+	}
+	if host, _, err := net.SplitHostPort(c.raftAddr); err == nil && c.raftAddr != "" {
+		if err := certs.CheckLeaf(c.certs, pool, host); err != nil {
+			return fmt.Errorf("--tls-cert %s does not name this node's --cluster IP, which peers check: %w", c.tlsCert, err)
+		}
+	}
+	host, _, _ := net.SplitHostPort(c.httpAddr)
+	if u, err := url.Parse(c.advertiseHTTP); err == nil && c.advertiseHTTP != "" {
+		host = u.Hostname()
+	}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		if err := certs.CheckLeaf(c.certs, pool, host); err != nil {
+			return fmt.Errorf("--tls-cert %s does not name the host peers reach this node's HTTPS on (--advertise-http, else --http): %w", c.tlsCert, err)
+		}
 	}
 	return nil
 }

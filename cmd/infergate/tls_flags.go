@@ -75,6 +75,24 @@ func (f *tlsClientFlags) httpClient(timeout time.Duration) (*http.Client, error)
 	return hc, nil
 }
 
+// baseURL returns addr with its scheme: one without gets https when TLS
+// is configured (the flags or the environment), else http. An http://
+// address with the TLS flags given is refused: they would be ignored, and
+// a token sent in the clear.
+func (f *tlsClientFlags) baseURL(addr string) (string, error) {
+	flags := f.caFile != "" || f.certFile != "" || f.keyFile != ""
+	if !strings.Contains(addr, "://") {
+		if flags || orEnv("", "INFERGATE_CA_CERT") != "" || orEnv("", "INFERGATE_CLIENT_CERT") != "" {
+			return "https://" + addr, nil
+		}
+		return "http://" + addr, nil
+	}
+	if flags && strings.HasPrefix(addr, "http://") {
+		return "", fmt.Errorf("--addr %s is plain HTTP, which --ca-cert, --client-cert and --client-key do not apply to: use https://", addr)
+	}
+	return addr, nil
+}
+
 // orEnv returns s, else the environment's variable name.
 func orEnv(s, name string) string {
 	if s == "" {

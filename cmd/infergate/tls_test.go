@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"os"
 	"os/exec"
@@ -99,6 +100,11 @@ func TestServeTLS(t *testing.T) {
 	// The admin CLI: with --ca-cert, and without, told what to give.
 	checkExit(t, 0, "no models are registered", "models", "list", "--addr", "https://"+s.addr, "--ca-cert", ca.File)
 	checkExit(t, 1, "give --ca-cert", "models", "list", "--addr", "https://"+s.addr)
+	// An address without a scheme is https with the TLS flags; http://
+	// with them is refused (the token would go in the clear).
+	checkExit(t, 0, "no models are registered", "models", "list", "--addr", s.addr, "--ca-cert", ca.File)
+	checkExit(t, 1, "is plain HTTP, which --ca-cert", "models", "list", "--addr", "http://"+s.addr, "--ca-cert", ca.File)
+	checkExit(t, 1, "is plain HTTP, which --ca-cert", "trainer", "ctr", "--once", "--addr", "http://"+s.addr, "--ca-cert", ca.File, "--state", filepath.Join(t.TempDir(), "st.json"))
 
 	// bench measures an HTTPS gateway, its statistics included.
 	_, rep := runBenchCommand(t, "bench", "--target", "https://"+s.addr, "--ca-cert", ca.File, "--model", "ctr",
@@ -269,6 +275,14 @@ func TestServeTLSFlags(t *testing.T) {
 	f("--join http://127.0.0.1:8081 must be https://", "--tls-cert", c, "--tls-key", k, "--cluster-ca", ca.File, "--cluster", "127.0.0.1:7000", "--join", "http://127.0.0.1:8081", "--admin-token", "x")
 	f("must be https://", "--tls-cert", c, "--tls-key", k, "--cluster-ca", ca.File, "--advertise-http", "http://127.0.0.1:8080")
 	f("holds no PEM certificate", "--tls-cert", c, "--tls-key", k, "--tls-client-ca", k)
+	so, sok := ca.IssueFor(t, "server-only", time.Time{}, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, "127.0.0.1")
+	f("the other members would refuse it", "--tls-cert", so, "--tls-key", sok, "--cluster-ca", ca.File)
+	other := testcerts.NewCA(t, dir, "other")
+	oc, ok := other.Issue(t, "o", time.Time{}, "127.0.0.1")
+	f("the other members would refuse it", "--tls-cert", oc, "--tls-key", ok, "--cluster-ca", ca.File)
+	elsewhere, ek := ca.Issue(t, "elsewhere", time.Time{}, "10.0.0.9")
+	f("does not name this node's --cluster IP", "--tls-cert", elsewhere, "--tls-key", ek, "--cluster-ca", ca.File, "--cluster", "127.0.0.1:7000")
+	f("does not name the host peers reach", "--tls-cert", c, "--tls-key", k, "--cluster-ca", ca.File, "--cluster", "127.0.0.1:7000", "--advertise-http", "https://gw.example:8080")
 	checkExit(t, 0, "configuration is valid", append(append([]string{}, base...), "--tls-cert", c, "--tls-key", k, "--cluster-ca", ca.File, "--cluster", "127.0.0.1:7000")...)
 }
 

@@ -172,18 +172,44 @@ func (r *Reloader) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certi
 	return r.Certificate(), nil
 }
 
-// LoadPool reads the PEM certificates in file into a new pool: the
+// LoadPool reads the PEM certificates in files into a new pool: the
 // authorities a server or client trusts.
-func LoadPool(file string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read the CA file: %w", err)
-	}
+func LoadPool(files ...string) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("the CA file %s holds no PEM certificate", file)
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read the CA file: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("the CA file %s holds no PEM certificate", file)
+		}
 	}
 	return pool, nil
+}
+
+// CheckLeaf reports why peers trusting roots would refuse r's
+// certificate as a server or as a client of theirs (usages), or why it
+// does not name host ("" skips that check).
+func CheckLeaf(r *Reloader, roots *x509.CertPool, host string, usages ...x509.ExtKeyUsage) error {
+	cert := r.Certificate()
+	inter := x509.NewCertPool()
+	for _, der := range cert.Certificate[1:] {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return err
+		}
+		inter.AddCert(c)
+	}
+	for _, u := range usages {
+		if _, err := cert.Leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{u}}); err != nil {
+			return err
+		}
+	}
+	if host != "" {
+		return cert.Leaf.VerifyHostname(host)
+	}
+	return nil
 }
 
 // ServerConfig returns the configuration of a TLS server presenting r's

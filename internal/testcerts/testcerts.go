@@ -60,6 +60,13 @@ func NewCA(tb testing.TB, dir, name string) *CA {
 // dir/name-key.pem. notAfter zero means a day from now.
 func (ca *CA) Issue(tb testing.TB, name string, notAfter time.Time, hosts ...string) (certFile, keyFile string) {
 	tb.Helper()
+	return ca.IssueFor(tb, name, notAfter, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, hosts...)
+}
+
+// IssueFor is Issue with the extended key usages ekus (a server-only
+// certificate, say).
+func (ca *CA) IssueFor(tb testing.TB, name string, notAfter time.Time, ekus []x509.ExtKeyUsage, hosts ...string) (certFile, keyFile string) {
+	tb.Helper()
 	if notAfter.IsZero() {
 		notAfter = time.Now().Add(24 * time.Hour)
 	}
@@ -70,7 +77,7 @@ func (ca *CA) Issue(tb testing.TB, name string, notAfter time.Time, hosts ...str
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		ExtKeyUsage:  ekus,
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {

@@ -1,0 +1,90 @@
+package gateway_test
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/infergate/infergate/gateway"
+	"github.com/infergate/infergate/internal/certs"
+	"github.com/infergate/infergate/internal/testcerts"
+	"github.com/infergate/infergate/registry"
+)
+
+// startTLS serves a fake model over HTTPS and returns its address.
+func startTLS(t *testing.T) (*testServer, string) {
+	t.Helper()
+	ca := testcerts.NewCA(t, t.TempDir(), "ca")
+	cf, kf := ca.Issue(t, "gw", time.Time{}, "127.0.0.1")
+	r, err := certs.NewReloader(cf, kf, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := gateway.DefaultConfig()
+	cfg.TLS = certs.ServerConfig(r, nil)
+	s := startFake(t, newFakeBackend(), cfg, registry.ModelConfig{})
+	return s, s.listenTCP(t)
+}
+
+// A plain-HTTP client of the HTTPS port gets the 400 that says to use
+// https:// even while it is still sending a body: the server reads the
+// rest before it closes, which would otherwise reset the connection
+// under the answer ("connection reset by peer" in Go's client, which the
+// admin CLI and the trainer use).
+func TestPlainHTTPWithABodyGets400(t *testing.T) {
+	_, addr := startTLS(t)
+	hc := &http.Client{Timeout: 10 * time.Second}
+	body := bytes.Repeat([]byte("x"), 4<<20)
+	for i := range 3 {
+		resp, err := hc.Post("http://"+addr+"/v2/models/fake/infer", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatalf("attempt %d: a plain-HTTP POST with a body to the HTTPS port: %v; want the 400 that says to use https://", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(string(b), "https://") {
+			t.Fatalf("attempt %d: %d %s; want 400 saying to use https://", i, resp.StatusCode, b)
+		}
+	}
+}
+
+// A connection closed before it sent anything (a load balancer's port
+// check) is no failed handshake.
+func TestPortChecksAreNoHandshakeErrors(t *testing.T) {
+	s, addr := startTLS(t)
+	for range 3 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	c, err := net.Dial("tcp", addr) // one that speaks nonsense is one
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("\x16\x03\x01\x00\x05hello"))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	io.Copy(io.Discard, c)
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var text strings.Builder
+		s.set.WritePrometheus(&text) // the in-memory client speaks no TLS
+		got, err := metricValue(text.String(), "infergate_tls_handshake_errors_total")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got == 1 {
+			break
+		}
+		if got > 1 || time.Now().After(deadline) {
+			t.Fatalf("infergate_tls_handshake_errors_total %v; want 1 (three port checks and one bad handshake)", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
