@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -181,7 +180,7 @@ func TestClusterTLS(t *testing.T) {
 		return []string{"--tls-cert", c, "--tls-key", k, "--cluster-ca", ca.File}
 	}
 	hc := tlsClient(ca, nil)
-	raft1, raft2 := freeAddr(t), freeAddr(t)
+	raft1, raft2 := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	n1 := startServerWith(t, hc, append([]string{"--models", demoRepo(t), "--load", "ctr", "--cluster", raft1,
 		"--admin-token", clusterToken, "--register-local-models"}, tlsArgs("n1", ca)...)...)
 	n2 := startServerWith(t, hc, append([]string{"--models", t.TempDir(), "--cluster", raft2,
@@ -220,7 +219,7 @@ func TestClusterTLS(t *testing.T) {
 	// A stranger: its CA is not the cluster's.
 	other := testcerts.NewCA(t, dir, "other")
 	args := append([]string{"serve", "--http", "127.0.0.1:0", "--data", t.TempDir(), "--ort-lib", testenv.ORTLib(t),
-		"--models", t.TempDir(), "--cluster", freeAddr(t), "--admin-token", clusterToken, "--join", "https://" + n1.addr}, tlsArgs("stranger", other)...)
+		"--models", t.TempDir(), "--cluster", testenv.FreeAddr(t), "--admin-token", clusterToken, "--join", "https://" + n1.addr}, tlsArgs("stranger", other)...)
 	cmd := exec.Command(binPath, args...)
 	log := &syncBuffer{}
 	cmd.Stderr = log
@@ -242,17 +241,6 @@ func TestClusterTLS(t *testing.T) {
 	if code != 200 || strings.Count(string(b), `"id"`) != 2 {
 		t.Fatalf("cluster after the stranger's attempts: %d %s; want the two members", code, b)
 	}
-}
-
-// freeAddr returns a loopback address whose port was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // The TLS flags are checked before anything starts.
