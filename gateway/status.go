@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"fmt"
 	"html/template"
 	"slices"
@@ -87,6 +88,8 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 		Traffic                              []versionTraffic
 		Arms                                 []armRow
 		Cluster                              *clusterStatus
+		TLS                                  string // the certificate served, when HTTPS
+		TLSSoon                              bool   // it expires within two weeks
 	}{
 		Name:        s.cfg.Name,
 		Version:     s.cfg.Version,
@@ -101,8 +104,31 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 		Arms:        s.armRows(),
 		Cluster:     s.clusterView(),
 	}
+	data.TLS, data.TLSSoon = s.certificateLine()
 	ctx.SetContentType("text/html; charset=utf-8")
 	return statusTemplate.Execute(ctx, data)
+}
+
+// certificateLine says which certificate the server presents and until
+// when, and whether that is within two weeks; "" without TLS.
+func (s *Server) certificateLine() (string, bool) {
+	if s.cfg.TLS == nil || s.cfg.TLS.GetCertificate == nil {
+		return "", false
+	}
+	c, err := s.cfg.TLS.GetCertificate(&tls.ClientHelloInfo{})
+	if err != nil || c == nil || c.Leaf == nil {
+		return "", false
+	}
+	left := time.Until(c.Leaf.NotAfter)
+	in := fmt.Sprintf("%.0f days left", left.Hours()/24)
+	switch {
+	case left <= 0:
+		in = "expired"
+	case left < 48*time.Hour:
+		in = fmt.Sprintf("%.0f hours left", left.Hours())
+	}
+	return fmt.Sprintf("HTTPS certificate %s, valid until %s (%s)", c.Leaf.Subject.CommonName, c.Leaf.NotAfter.UTC().Format(time.RFC3339), in),
+		left < 14*24*time.Hour
 }
 
 // versionTraffic is what the status page says of a loaded version's
@@ -334,7 +360,7 @@ code{background:#f4f4f4;padding:1px 4px}
 </style></head><body>
 <h1>{{.Name}} {{.Version}}</h1>
 <p>{{if .Ready}}<span class="READY">ready</span>{{else}}<span class="UNAVAILABLE">not ready: {{.NotReady}}</span>{{end}}{{with .Unavailable}} · <span class="UNAVAILABLE">{{.}} not serving (below, with the reason)</span>{{end}}
- · up {{.Uptime}} · ONNX Runtime {{.Runtime}} · repository <code>{{.Repo}}</code></p>
+ · up {{.Uptime}} · ONNX Runtime {{.Runtime}} · repository <code>{{.Repo}}</code>{{with .TLS}} · <span{{if $.TLSSoon}} class="UNAVAILABLE"{{end}}>{{.}}</span>{{end}}</p>
 <table><tr><th>model</th><th>version</th><th>state</th><th>in flight</th><th>loaded</th><th>sha256</th><th>reason</th></tr>
 {{range .Rows}}<tr><td>{{.Name}}</td><td>{{.Version}}{{with .Default}} <small>({{.}})</small>{{end}}{{with .Roles}} <small>({{.}})</small>{{end}}</td><td class="{{.State}}">{{.State}}</td><td>{{.InFlight}}</td><td>{{.Loaded}}</td><td>{{with .SHA256}}<code>{{printf "%.12s" .}}</code>{{end}}</td><td>{{.Reason}}</td></tr>
 {{else}}<tr><td colspan="7">the repository holds no models</td></tr>{{end}}

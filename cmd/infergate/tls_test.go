@@ -96,6 +96,11 @@ func TestServeTLS(t *testing.T) {
 		t.Fatalf("%d log lines about failed handshakes; want 1 (a minute's first):\n%s", n, s.stderr.String())
 	}
 
+	// The status page names the certificate and its expiry.
+	if code, b, _ := s.get(t, "/"); code != 200 || !strings.Contains(string(b), "HTTPS certificate gateway, valid until") {
+		t.Fatalf("status page: %d; want the certificate named", code)
+	}
+
 	// The admin CLI: with --ca-cert, and without, told what to give.
 	checkExit(t, 0, "no models are registered", "models", "list", "--addr", "https://"+s.addr, "--ca-cert", ca.File)
 	checkExit(t, 1, "give --ca-cert", "models", "list", "--addr", "https://"+s.addr)
