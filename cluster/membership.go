@@ -102,7 +102,13 @@ func (n *Node) JoinLocal(m fsm.Member) error {
 		return raftError(err)
 	}
 	// A voter the others cannot reach would cost the group its quorum (a
-	// one-voter group could never commit again): check the address first.
+	// one-voter group could never commit again): check the address first,
+	// and that it speaks raft as this node does (a plain TCP dial passes
+	// a TLS port).
+	if tls := n.cfg.TLS != nil; m.RaftTLS != tls {
+		how := map[bool]string{true: "over mutual TLS (--cluster-ca)", false: "over plain TCP (no --cluster-ca)"}
+		return fmt.Errorf("%w: node %q speaks raft %s, this cluster %s; start it as the members are", fsm.ErrInvalid, m.ID, how[m.RaftTLS], how[tls])
+	}
 	if err := n.reachable(m.RaftAddr); err != nil {
 		return fmt.Errorf("%w: the leader cannot reach raft address %s of node %q (%v); give --cluster an address the other nodes can reach", fsm.ErrInvalid, m.RaftAddr, m.ID, err)
 	}
@@ -213,7 +219,7 @@ func (n *Node) RemoveLocal(id string) error {
 // records a changed HTTP address after a restart. It retries until it
 // succeeds or the node stops.
 func (n *Node) announce() {
-	self := fsm.Member{ID: n.cfg.NodeID, RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr}
+	self := fsm.Member{ID: n.cfg.NodeID, RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr, RaftTLS: n.cfg.TLS != nil}
 	delay := 100 * time.Millisecond
 	for {
 		err := n.announceOnce(self)
@@ -249,7 +255,7 @@ func (n *Node) announceOnce(self fsm.Member) error {
 	}
 	if n.inConfiguration() {
 		st, _ := n.fsm.State()
-		if rec := st.Members[self.ID]; rec != nil && rec.HTTPAddr == self.HTTPAddr && rec.RaftAddr == self.RaftAddr {
+		if rec := st.Members[self.ID]; rec != nil && rec.HTTPAddr == self.HTTPAddr && rec.RaftAddr == self.RaftAddr && rec.RaftTLS == self.RaftTLS {
 			return nil
 		}
 		// Wait until this node has caught up before deciding the record
@@ -258,7 +264,7 @@ func (n *Node) announceOnce(self fsm.Member) error {
 			return err
 		}
 		st, _ = n.fsm.State()
-		if rec := st.Members[self.ID]; rec != nil && rec.HTTPAddr == self.HTTPAddr && rec.RaftAddr == self.RaftAddr {
+		if rec := st.Members[self.ID]; rec != nil && rec.HTTPAddr == self.HTTPAddr && rec.RaftAddr == self.RaftAddr && rec.RaftTLS == self.RaftTLS {
 			return nil
 		}
 		self.Voter = n.isVoter()
@@ -401,7 +407,7 @@ func (n *Node) rejoinIfRemoved() error {
 			return nil
 		}
 		n.logf("cluster: the group (member %s, leader %s) no longer lists node %s: it was removed while this node was away; asking to join again", u, v.Leader, n.cfg.NodeID)
-		self := fsm.Member{ID: n.cfg.NodeID, RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr}
+		self := fsm.Member{ID: n.cfg.NodeID, RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr, RaftTLS: n.cfg.TLS != nil}
 		if err := n.peers.askJoin(ctx, u, self); err != nil {
 			return fmt.Errorf("through %s: %w", u, err)
 		}

@@ -212,3 +212,19 @@ func TestPeerHandshakeTimeoutIsUnreached(t *testing.T) {
 		t.Fatalf("a call whose TLS handshake timed out: %v; want errUnreached", err)
 	}
 }
+
+// A node that speaks raft over TLS cannot join a group that speaks it
+// over plain TCP, nor the other way round: a plain TCP dial passes a TLS
+// port, and the node would be a voter nobody reaches (a one-voter group
+// lost its quorum for good).
+func TestJoinRefusesTheOtherRaft(t *testing.T) {
+	c := newTestCluster(t, 1)
+	leader := c.waitLeader(c.nodes...)
+	err := leader.JoinLocal(fsm.Member{ID: "tls-node", RaftAddr: "127.0.0.9:7000", HTTPAddr: "https://127.0.0.9:8080", RaftTLS: true})
+	if !errors.Is(err, fsm.ErrInvalid) || !strings.Contains(err.Error(), "speaks raft over mutual TLS (--cluster-ca), this cluster over plain TCP") {
+		t.Fatalf("JoinLocal of a TLS node into a plain group: %v", err)
+	}
+	if f := leader.raft.GetConfiguration(); f.Error() != nil || len(f.Configuration().Servers) != 1 {
+		t.Fatalf("the configuration changed: %v %+v", f.Error(), f.Configuration())
+	}
+}

@@ -102,6 +102,8 @@ type Member struct {
 	HTTPAddr string `json:"http_addr"`
 	// Voter says whether the node votes in raft elections.
 	Voter bool `json:"voter"`
+	// RaftTLS says the node speaks raft over mutual TLS (--cluster-ca).
+	RaftTLS bool `json:"raft_tls,omitempty"`
 }
 
 // newState returns an empty State.
