@@ -160,7 +160,7 @@ func (c *Config) ValidateAddrs() error {
 	}
 	if c.TLS != nil {
 		if u, _ := url.Parse(c.HTTPAddr); u != nil && u.Scheme != "https" {
-			return fmt.Errorf("cluster: this node's HTTP address %s must be https:// when the cluster runs over TLS (--cluster-ca); set --advertise-http", c.HTTPAddr)
+			return fmt.Errorf("cluster: this node's HTTP address %s must be https:// when the cluster runs over TLS (--cluster-ca): give --advertise-http an https:// URL", c.HTTPAddr)
 		}
 		if u, _ := url.Parse(c.Join); u != nil && c.Join != "" && u.Scheme != "https" {
 			return fmt.Errorf("cluster: --join %s must be https:// when the cluster runs over TLS (--cluster-ca): its members serve HTTPS", c.Join)

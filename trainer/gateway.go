@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/infergate/infergate/internal/certs"
 )
 
 // Gateway is the admin API of the gateway nodes a Loop looks after: Nodes
@@ -194,7 +196,9 @@ type NodeError struct {
 	Err  error
 }
 
-func (e *NodeError) Error() string { return "cannot reach " + e.Node + ": " + e.Err.Error() }
+func (e *NodeError) Error() string {
+	return "cannot reach " + e.Node + ": " + e.Err.Error() + certs.Hint(e.Err)
+}
 
 func (e *NodeError) Unwrap() error { return e.Err }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/infergate/infergate/cluster"
 	"github.com/infergate/infergate/gateway"
+	"github.com/infergate/infergate/internal/certs"
 )
 
 // This file holds `infergate models` and `infergate cluster`: thin clients
@@ -154,7 +155,7 @@ type adminConfig struct {
 // adminFlags defines the common flags on fs; --consistent only where read.
 func adminFlags(fs *flag.FlagSet, read bool) *adminConfig {
 	c := &adminConfig{}
-	fs.StringVar(&c.addr, "addr", "http://127.0.0.1:8080", "base URL of any cluster member's HTTP server (its --http or --advertise-http address)")
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "base URL of any cluster member's HTTP server (its --http or --advertise-http address); without a scheme, https:// when --ca-cert or --client-cert (or their variables) are given, else http://")
 	// The default is read in client, so that --help never prints a token.
 	fs.StringVar(&c.token, "token", "", "bearer token of the admin API, the server's --admin-token (default $INFERGATE_ADMIN_TOKEN); a server without one answers loopback clients only")
 	fs.StringVar(&c.token, "admin-token", "", "the same as --token, spelled as serve spells it")
@@ -264,7 +265,7 @@ func (c *adminClient) call(method, path string, query url.Values, contentType st
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, fmt.Errorf("cannot reach the admin API at %s: %w%s", c.base, err, tlsHint(err))
+		return nil, fmt.Errorf("cannot reach the admin API at %s: %w%s", c.base, err, certs.Hint(err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAdminAnswer+1))

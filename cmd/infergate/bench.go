@@ -16,6 +16,7 @@ import (
 
 	"github.com/infergate/infergate/bench"
 	"github.com/infergate/infergate/internal/affinity"
+	"github.com/infergate/infergate/internal/certs"
 )
 
 func runBench(args []string) error {
@@ -123,6 +124,9 @@ another when busy.`)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	report, err := bench.Measure(ctx, cfg)
+	if err != nil {
+		err = fmt.Errorf("%w%s", err, benchTLSHint(cfg.Target, err))
+	}
 	return out.finish(report, err)
 }
 
@@ -609,4 +613,18 @@ busy.`)
 		return bench.SaveNeighborsJSON(*jsonOut, r)
 	}
 	return nil
+}
+
+// benchTLSHint is certs.Hint, and for an https target whose server closed
+// the connection before answering, the likeliest cause: over TLS 1.3 a
+// server that refuses the client's certificate says so only after the
+// client's handshake, and fasthttp reports just the close.
+func benchTLSHint(target string, err error) string {
+	if h := certs.Hint(err); h != "" {
+		return h
+	}
+	if strings.HasPrefix(target, "https://") && strings.Contains(err.Error(), "server closed connection before returning the first response byte") {
+		return "; over https that is often a server that refused this client's certificate, or asked for one (serve --tls-client-ca): give --client-cert and --client-key"
+	}
+	return ""
 }

@@ -24,7 +24,7 @@ type gatewayFlags struct {
 // for in the command.
 func addGatewayFlags(fs *flag.FlagSet, addrHelp string) *gatewayFlags {
 	f := &gatewayFlags{}
-	fs.StringVar(&f.addrs, "addr", "http://127.0.0.1:8080", addrHelp)
+	fs.StringVar(&f.addrs, "addr", "127.0.0.1:8080", addrHelp+"; without a scheme, https:// when --ca-cert or --client-cert (or their variables) are given, else http://")
 	fs.StringVar(&f.token, "token", "", "the admin token (default $INFERGATE_ADMIN_TOKEN)")
 	fs.StringVar(&f.token, "admin-token", "", "the same as --token")
 	fs.StringVar(&f.inferToken, "inference-token", "", "the token of /v2/models calls, for gateways started with --inference-token (default $INFERGATE_INFERENCE_TOKEN)")
@@ -64,6 +64,9 @@ func (f *gatewayFlags) gateway(timeout time.Duration) (*trainer.Gateway, error) 
 // kafkaReader opens the Kafka topic's reader, or returns nil when the
 // traffic is read from the nodes' logs.
 func (f *gatewayFlags) kafkaReader(ctx context.Context) (*kafka.Reader, error) {
+	if err := f.kafkaSec.check(f.kafkaBrokers); err != nil {
+		return nil, err
+	}
 	if f.kafkaBrokers == "" {
 		return nil, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/infergate/infergate/internal/certs"
 	"github.com/infergate/infergate/trafficlog/kafka"
@@ -29,6 +30,20 @@ func addKafkaSecurityFlags(fs *flag.FlagSet, prefix string) *kafkaSecurityFlags 
 	fs.StringVar(&f.mechanism, prefix+"sasl", "", "authenticate to the brokers with SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (PLAIN sends the password as is: use it over TLS); the password comes from $INFERGATE_KAFKA_PASSWORD")
 	fs.StringVar(&f.user, prefix+"sasl-user", "", "the SASL user (default $INFERGATE_KAFKA_USER)")
 	return f
+}
+
+// given reports whether any of the flags was given.
+func (f *kafkaSecurityFlags) given() bool {
+	return f.tls || f.caFile != "" || f.certFile != "" || f.keyFile != "" || f.mechanism != "" || f.user != ""
+}
+
+// check refuses the flags when no brokers are named: they would be
+// ignored, silently.
+func (f *kafkaSecurityFlags) check(brokers string) error {
+	if brokers == "" && f.given() {
+		return fmt.Errorf("--%stls, --%sca, --%scert, --%skey and --%ssasl apply to Kafka brokers: name them with --%sbrokers, or drop these", f.prefix, f.prefix, f.prefix, f.prefix, f.prefix, f.prefix)
+	}
+	return nil
 }
 
 // security returns what the flags and the environment describe.
@@ -59,6 +74,9 @@ func (f *kafkaSecurityFlags) security() (kafka.Security, error) {
 			return sec, fmt.Errorf("--%ssasl-user without --%ssasl: name the mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", f.prefix, f.prefix)
 		}
 		return sec, nil
+	}
+	if strings.EqualFold(f.mechanism, "PLAIN") && sec.TLS == nil {
+		return sec, fmt.Errorf("--%ssasl PLAIN sends the password as it is: add --%stls (or --%sca), or use SCRAM-SHA-256 or SCRAM-SHA-512", f.prefix, f.prefix, f.prefix)
 	}
 	sec.SASL = &kafka.SASL{Mechanism: f.mechanism, User: orEnv(f.user, "INFERGATE_KAFKA_USER"), Password: os.Getenv("INFERGATE_KAFKA_PASSWORD")}
 	switch {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -118,7 +119,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	c.cluster = cluster.DefaultConfig()
 	fs.StringVar(&c.nodeID, "node-id", "", "this node's name in the cluster (default: the one stored in --data, else a new random one)")
 	fs.StringVar(&c.raftAddr, "cluster", "", "raft address (IP:port) peers reach this node on; empty: a lone node on a loopback port chosen at start (give a fixed address before other nodes join it)")
-	fs.StringVar(&c.join, "join", "", "base URL of a cluster member to join through on first start (e.g. http://10.0.0.5:8080); without it a fresh --data bootstraps a new one-node cluster")
+	fs.StringVar(&c.join, "join", "", "base URL of a cluster member to join through on first start (e.g. http://10.0.0.5:8080, https:// in a cluster over TLS); without it a fresh --data bootstraps a new one-node cluster")
 	fs.StringVar(&c.advertiseHTTP, "advertise-http", "", "base URL peers reach this node's HTTP on (default: http://<--http address>, https:// with --tls-cert; required when --http listens on 0.0.0.0)")
 	fs.StringVar(&c.gateway.AdminToken, "admin-token", "", "bearer token required by the admin API (/v1, repository load/unload) and by cluster peers (default $INFERGATE_ADMIN_TOKEN); without it the admin API answers loopback clients only")
 	fs.StringVar(&c.gateway.InferenceToken, "inference-token", "", "bearer token required by /v2/models/... calls (default $INFERGATE_INFERENCE_TOKEN); empty leaves inference open")
@@ -192,6 +193,9 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--load %q with --poll-interval: polling loads every model in the repository; use --load '*' with polling, or load the others through the repository API without it", c.load)
 	}
 	if err := c.clusterAddrs().ValidateAddrs(); err != nil {
+		return err
+	}
+	if err := c.kafkaSec.check(c.kafkaBrokers); err != nil {
 		return err
 	}
 	if c.kafkaBrokers != "" {
@@ -301,8 +305,8 @@ func (c *serveConfig) loadTLS() error {
 			return fmt.Errorf("--cluster-ca: %w", err)
 		}
 		c.cluster.TLS = &cluster.TLS{Cert: r, CA: pool}
-		if err := c.checkMemberCert(pool); err != nil {
-			return err
+		if err := r.SetCheck(c.memberCheck(pool)); err != nil {
+			return fmt.Errorf("--tls-cert %s: %w", c.tlsCert, err)
 		}
 	}
 	if c.tlsClientCA != "" {
@@ -318,29 +322,36 @@ func (c *serveConfig) loadTLS() error {
 	return nil
 }
 
-// checkMemberCert refuses a --tls-cert the other members would refuse:
-// not signed by a CA of --cluster-ca, not fit to be both a server and a
-// client (raft dials both ways), or not naming the --cluster IP and the
-// --advertise-http host, which peers check.
-func (c *serveConfig) checkMemberCert(pool *x509.CertPool) error {
-	if err := certs.CheckLeaf(c.certs, pool, "", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth); err != nil {
-		return fmt.Errorf("--tls-cert %s: the other members would refuse it: %w; a member's certificate must be signed by a CA of --cluster-ca and allow server and client authentication (extendedKeyUsage=serverAuth,clientAuth)", c.tlsCert, err)
-	}
-	if host, _, err := net.SplitHostPort(c.raftAddr); err == nil && c.raftAddr != "" {
-		if err := certs.CheckLeaf(c.certs, pool, host); err != nil {
-			return fmt.Errorf("--tls-cert %s does not name this node's --cluster IP, which peers check: %w", c.tlsCert, err)
-		}
-	}
-	host, _, _ := net.SplitHostPort(c.httpAddr)
+// memberCheck returns the check of a member's certificate, at start and
+// at every reload: one the other members would refuse (not signed by a
+// CA of --cluster-ca, not fit to be both a server and a client, as raft
+// dials both ways, or not naming the --cluster IP and the
+// --advertise-http host, which peers check) is refused.
+func (c *serveConfig) memberCheck(pool *x509.CertPool) func(*tls.Certificate) error {
+	raftHost, _, _ := net.SplitHostPort(c.raftAddr)
+	httpHost, _, _ := net.SplitHostPort(c.httpAddr)
 	if u, err := url.Parse(c.advertiseHTTP); err == nil && c.advertiseHTTP != "" {
-		host = u.Hostname()
+		httpHost = u.Hostname()
 	}
-	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
-		if err := certs.CheckLeaf(c.certs, pool, host); err != nil {
-			return fmt.Errorf("--tls-cert %s does not name the host peers reach this node's HTTPS on (--advertise-http, else --http): %w", c.tlsCert, err)
+	if ip := net.ParseIP(httpHost); ip != nil && ip.IsUnspecified() {
+		httpHost = ""
+	}
+	return func(cert *tls.Certificate) error {
+		if err := certs.CheckLeaf(cert, pool, "", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth); err != nil {
+			return fmt.Errorf("the other members would refuse it: %w; a member's certificate must be signed by a CA of --cluster-ca and allow server and client authentication (extendedKeyUsage=serverAuth,clientAuth)", err)
 		}
+		if raftHost != "" {
+			if err := certs.CheckLeaf(cert, pool, raftHost); err != nil {
+				return fmt.Errorf("it does not name this node's --cluster IP, which peers check: %w", err)
+			}
+		}
+		if httpHost != "" {
+			if err := certs.CheckLeaf(cert, pool, httpHost); err != nil {
+				return fmt.Errorf("it does not name the host peers reach this node's HTTPS on (--advertise-http, else --http): %w", err)
+			}
+		}
+		return nil
 	}
-	return nil
 }
 
 // loopbackAddr reports whether addr, a raft address or "" (a loopback

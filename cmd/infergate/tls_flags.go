@@ -2,8 +2,6 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -77,18 +75,23 @@ func (f *tlsClientFlags) httpClient(timeout time.Duration) (*http.Client, error)
 
 // baseURL returns addr with its scheme: one without gets https when TLS
 // is configured (the flags or the environment), else http. An http://
-// address with the TLS flags given is refused: they would be ignored, and
-// a token sent in the clear.
+// address with TLS configured is refused: the settings would be ignored,
+// and a token sent in the clear.
 func (f *tlsClientFlags) baseURL(addr string) (string, error) {
-	flags := f.caFile != "" || f.certFile != "" || f.keyFile != ""
+	var given []string
+	for _, s := range [][2]string{{f.caFile, "--ca-cert"}, {f.certFile, "--client-cert"}, {os.Getenv("INFERGATE_CA_CERT"), "$INFERGATE_CA_CERT"}, {os.Getenv("INFERGATE_CLIENT_CERT"), "$INFERGATE_CLIENT_CERT"}} {
+		if s[0] != "" {
+			given = append(given, s[1])
+		}
+	}
 	if !strings.Contains(addr, "://") {
-		if flags || orEnv("", "INFERGATE_CA_CERT") != "" || orEnv("", "INFERGATE_CLIENT_CERT") != "" {
+		if len(given) > 0 {
 			return "https://" + addr, nil
 		}
 		return "http://" + addr, nil
 	}
-	if flags && strings.HasPrefix(addr, "http://") {
-		return "", fmt.Errorf("--addr %s is plain HTTP, which --ca-cert, --client-cert and --client-key do not apply to: use https://", addr)
+	if len(given) > 0 && strings.HasPrefix(addr, "http://") {
+		return "", fmt.Errorf("--addr %s is plain HTTP, but HTTPS is configured (%s): use https:// (the token would go in the clear), or, for a plain server, drop the TLS settings", addr, strings.Join(given, ", "))
 	}
 	return addr, nil
 }
@@ -99,22 +102,4 @@ func orEnv(s, name string) string {
 		return os.Getenv(name)
 	}
 	return s
-}
-
-// tlsHint returns what to do about err when it is a TLS failure a flag
-// mends, as a sentence to append; "" otherwise.
-func tlsHint(err error) string {
-	var ua x509.UnknownAuthorityError
-	var hn x509.HostnameError
-	switch {
-	case errors.As(err, &ua):
-		return "; give --ca-cert the file of the CA that signed the server's certificate (serve --tls-cert)"
-	case errors.As(err, &hn):
-		return "; use the address the server's certificate names, or have it reissued for this one"
-	case strings.Contains(err.Error(), "certificate required"):
-		return "; the server asks for a client certificate (serve --tls-client-ca): give --client-cert and --client-key"
-	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
-		return "; the server speaks plain HTTP: use http://"
-	}
-	return ""
 }

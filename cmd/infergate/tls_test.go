@@ -107,8 +107,12 @@ func TestServeTLS(t *testing.T) {
 	// An address without a scheme is https with the TLS flags; http://
 	// with them is refused (the token would go in the clear).
 	checkExit(t, 0, "no models are registered", "models", "list", "--addr", s.addr, "--ca-cert", ca.File)
-	checkExit(t, 1, "is plain HTTP, which --ca-cert", "models", "list", "--addr", "http://"+s.addr, "--ca-cert", ca.File)
-	checkExit(t, 1, "is plain HTTP, which --ca-cert", "trainer", "ctr", "--once", "--addr", "http://"+s.addr, "--ca-cert", ca.File, "--state", filepath.Join(t.TempDir(), "st.json"))
+	checkExit(t, 1, "is plain HTTP, but HTTPS is configured (--ca-cert)", "models", "list", "--addr", "http://"+s.addr, "--ca-cert", ca.File)
+	t.Setenv("INFERGATE_CA_CERT", ca.File)
+	checkExit(t, 1, "is plain HTTP, but HTTPS is configured ($INFERGATE_CA_CERT)", "models", "list", "--addr", "http://"+s.addr)
+	checkExit(t, 0, "no models are registered", "models", "list", "--addr", s.addr)
+	os.Unsetenv("INFERGATE_CA_CERT")
+	checkExit(t, 1, "is plain HTTP, but HTTPS is configured (--ca-cert)", "trainer", "ctr", "--once", "--addr", "http://"+s.addr, "--ca-cert", ca.File, "--state", filepath.Join(t.TempDir(), "st.json"))
 
 	// bench measures an HTTPS gateway, its statistics included.
 	_, rep := runBenchCommand(t, "bench", "--target", "https://"+s.addr, "--ca-cert", ca.File, "--model", "ctr",
@@ -268,6 +272,8 @@ func TestServeTLSFlags(t *testing.T) {
 	f("--join http://127.0.0.1:8081 must be https://", "--tls-cert", c, "--tls-key", k, "--cluster-ca", ca.File, "--cluster", "127.0.0.1:7000", "--join", "http://127.0.0.1:8081", "--admin-token", "x")
 	f("must be https://", "--tls-cert", c, "--tls-key", k, "--cluster-ca", ca.File, "--advertise-http", "http://127.0.0.1:8080")
 	f("holds no PEM certificate", "--tls-cert", c, "--tls-key", k, "--tls-client-ca", k)
+	old, oldk := ca.Issue(t, "old", time.Now().Add(-time.Minute), "127.0.0.1")
+	f("expired at", "--tls-cert", old, "--tls-key", oldk)
 	so, sok := ca.IssueFor(t, "server-only", time.Time{}, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, "127.0.0.1")
 	f("the other members would refuse it", "--tls-cert", so, "--tls-key", sok, "--cluster-ca", ca.File)
 	other := testcerts.NewCA(t, dir, "other")
@@ -294,10 +300,14 @@ func TestKafkaSecurityFlags(t *testing.T) {
 	f("--traffic-kafka-cert and --traffic-kafka-key go together", "--traffic-kafka-cert", c)
 	f("holds no PEM certificate", "--traffic-kafka-ca", filepath.Join(dir, "n-key.pem"))
 	f("needs a user", "--traffic-kafka-sasl", "SCRAM-SHA-512")
-	f("$INFERGATE_KAFKA_PASSWORD", "--traffic-kafka-sasl", "PLAIN", "--traffic-kafka-sasl-user", "gw")
+	f("$INFERGATE_KAFKA_PASSWORD", "--traffic-kafka-sasl", "PLAIN", "--traffic-kafka-tls", "--traffic-kafka-sasl-user", "gw")
+	f("PLAIN sends the password as it is", "--traffic-kafka-sasl", "PLAIN", "--traffic-kafka-sasl-user", "gw")
+	checkExit(t, 1, "apply to Kafka brokers: name them with --traffic-kafka-brokers",
+		"serve", "--dry-run", "--models", demoRepo(t), "--data", t.TempDir(), "--ort-lib", testenv.ORTLib(t), "--traffic-percent", "10", "--traffic-kafka-tls")
+	checkExit(t, 1, "apply to Kafka brokers: name them with --kafka-brokers", "traffic", "read", "--kafka-ca", ca.File)
 	f("--traffic-kafka-sasl-user without --traffic-kafka-sasl", "--traffic-kafka-sasl-user", "gw")
 	t.Setenv("INFERGATE_KAFKA_PASSWORD", "pw")
 	f("use one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", "--traffic-kafka-sasl", "KERBEROS", "--traffic-kafka-sasl-user", "gw")
 	checkExit(t, 0, "configuration is valid", append(append([]string{}, base...), "--traffic-kafka-ca", ca.File, "--traffic-kafka-sasl", "scram-sha-512", "--traffic-kafka-sasl-user", "gw")...)
-	checkExit(t, 1, "needs a user", "traffic", "read", "--kafka-brokers", "127.0.0.1:1", "--kafka-sasl", "PLAIN")
+	checkExit(t, 1, "needs a user", "traffic", "read", "--kafka-brokers", "127.0.0.1:1", "--kafka-sasl", "SCRAM-SHA-256")
 }

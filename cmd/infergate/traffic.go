@@ -86,6 +86,9 @@ position.
 		fs.Usage()
 		return errUsage
 	}
+	if err := kafkaSec.check(*kafkaBrokers); err != nil {
+		return err
+	}
 	if *kafkaBrokers != "" {
 		if *from != -1 || *maxBytes != 4<<20 {
 			return errors.New("--from and --max-bytes read a node's log; a Kafka topic is read from its oldest records")

@@ -11,9 +11,11 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,7 +41,9 @@ type Reloader struct {
 	cur atomic.Pointer[tls.Certificate]
 
 	// mu protects the fields below and serializes reloads.
-	mu      sync.Mutex
+	mu sync.Mutex
+	// check, when set, must accept a pair before it is served (SetCheck).
+	check   func(*tls.Certificate) error
 	checked time.Time // when the files were last looked at
 	certPEM []byte    // the files' contents that cur was parsed from
 	keyPEM  []byte
@@ -96,6 +100,9 @@ func readFile(file string) ([]byte, error) {
 	return b, nil
 }
 
+// parse makes a certificate of the files' bytes, and refuses one that is
+// expired, not valid yet, or that the check set refuses. r.mu is held,
+// or r is not shared yet.
 func (r *Reloader) parse(certPEM, keyPEM []byte) (*tls.Certificate, error) {
 	c, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
@@ -108,7 +115,40 @@ func (r *Reloader) parse(certPEM, keyPEM []byte) (*tls.Certificate, error) {
 			return nil, fmt.Errorf("cannot parse the TLS certificate %s: %w", r.certFile, err)
 		}
 	}
+	if err := r.valid(&c); err != nil {
+		return nil, err
+	}
 	return &c, nil
+}
+
+// valid refuses c when it is expired or not valid yet (every peer would
+// refuse it), or when the check refuses it.
+func (r *Reloader) valid(c *tls.Certificate) error {
+	now := r.now()
+	switch {
+	case now.After(c.Leaf.NotAfter):
+		return fmt.Errorf("the TLS certificate %s expired at %s", r.certFile, c.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	case now.Before(c.Leaf.NotBefore):
+		return fmt.Errorf("the TLS certificate %s is not valid before %s (check this machine's clock)", r.certFile, c.Leaf.NotBefore.UTC().Format(time.RFC3339))
+	}
+	if r.check != nil {
+		if err := r.check(c); err != nil {
+			return fmt.Errorf("the TLS certificate %s: %w", r.certFile, err)
+		}
+	}
+	return nil
+}
+
+// SetCheck makes check accept every pair from now on, the one in use
+// first: an error leaves r as it is.
+func (r *Reloader) SetCheck(check func(*tls.Certificate) error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := check(r.cur.Load()); err != nil {
+		return err
+	}
+	r.check = check
+	return nil
 }
 
 // Certificate returns the certificate in use, reloading it first when
@@ -128,7 +168,10 @@ func (r *Reloader) Certificate() *tls.Certificate {
 		return r.cur.Load()
 	}
 	if bytes.Equal(cb, r.certPEM) && bytes.Equal(kb, r.keyPEM) {
-		r.err = nil
+		if r.err != nil {
+			r.logf("tls: the files of %s hold the certificate in use again", r.certFile)
+			r.err = nil
+		}
 		return r.cur.Load()
 	}
 	cert, err := r.parse(cb, kb)
@@ -188,11 +231,10 @@ func LoadPool(files ...string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// CheckLeaf reports why peers trusting roots would refuse r's
-// certificate as a server or as a client of theirs (usages), or why it
-// does not name host ("" skips that check).
-func CheckLeaf(r *Reloader, roots *x509.CertPool, host string, usages ...x509.ExtKeyUsage) error {
-	cert := r.Certificate()
+// CheckLeaf reports why peers trusting roots would refuse cert as a
+// server or as a client of theirs (usages), or why it does not name host
+// ("" skips that check).
+func CheckLeaf(cert *tls.Certificate, roots *x509.CertPool, host string, usages ...x509.ExtKeyUsage) error {
 	inter := x509.NewCertPool()
 	for _, der := range cert.Certificate[1:] {
 		c, err := x509.ParseCertificate(der)
@@ -236,4 +278,34 @@ func ClientConfig(roots *x509.CertPool, r *Reloader) *tls.Config {
 		c.GetClientCertificate = r.GetClientCertificate
 	}
 	return c
+}
+
+// Hint returns what to do about err when it is a TLS failure that a
+// setting of infergate's commands mends, as a clause to append ("; give
+// --ca-cert ..."); "" otherwise.
+func Hint(err error) string {
+	if err == nil {
+		return ""
+	}
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var inv x509.CertificateInvalidError
+	msg := err.Error()
+	switch {
+	case errors.As(err, &ua):
+		return "; give --ca-cert the file of the CA that signed the server's certificate (serve --tls-cert)"
+	case errors.As(err, &hn):
+		return "; use the address the server's certificate names, or have it reissued for this one"
+	case errors.As(err, &inv) && inv.Reason == x509.Expired:
+		return "; the server's certificate has expired, or is not valid yet (check both clocks): the server needs a new one (its files are read again when they change)"
+	case strings.Contains(msg, "certificate required"):
+		return "; the server asks for a client certificate (serve --tls-client-ca): give --client-cert and --client-key"
+	case strings.Contains(msg, "tls: expired certificate"):
+		return "; the server refused this client's certificate as expired: renew --client-cert"
+	case strings.Contains(msg, "tls: unknown certificate authority"), strings.Contains(msg, "tls: bad certificate"):
+		return "; the server does not take this client's certificate: --client-cert must be signed by a CA of the server's --tls-client-ca"
+	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
+		return "; the server speaks plain HTTP: use http://, without --ca-cert and --client-cert"
+	}
+	return ""
 }

@@ -2,6 +2,8 @@ package certs
 
 import (
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -151,5 +153,67 @@ func TestMutualTLS(t *testing.T) {
 	}
 	if err := dial(oc, ok); err == nil {
 		t.Fatalf("a client of another CA got through")
+	}
+}
+
+// A pair that is expired, not valid yet, or that the check refuses is
+// not served: refused at start, kept out at a reload (the one in use
+// stays, Err says why); when the files hold the one in use again, the
+// log says so.
+func TestReloaderRefusesUnfitCertificates(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcerts.NewCA(t, dir, "ca")
+	expired, expiredKey := ca.Issue(t, "expired", time.Now().Add(-time.Minute), "127.0.0.1")
+	if _, err := NewReloader(expired, expiredKey, nil); err == nil || !strings.Contains(err.Error(), "expired at") {
+		t.Fatalf("NewReloader of an expired certificate: %v", err)
+	}
+	certFile, keyFile := ca.Issue(t, "node", time.Time{}, "127.0.0.1", "node.example")
+	var logged []string
+	r, err := NewReloader(certFile, keyFile, func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	r.now = func() time.Time { return now }
+	good := r.Certificate()
+	named := func(c *tls.Certificate) error { return c.Leaf.VerifyHostname("node.example") }
+	if err := r.SetCheck(named); err != nil {
+		t.Fatal(err)
+	}
+	keep := func(what string) {
+		t.Helper()
+		now = now.Add(checkEvery)
+		if r.Certificate() != good || r.Err() == nil {
+			t.Fatalf("%s replaced the certificate in use (err %v)", what, r.Err())
+		}
+	}
+	save, _ := os.ReadFile(certFile)
+	saveKey, _ := os.ReadFile(keyFile)
+	copyFile(t, expired, certFile)
+	copyFile(t, expiredKey, keyFile)
+	keep("an expired pair")
+	other, otherKey := ca.Issue(t, "other", time.Time{}, "127.0.0.1") // does not name node.example
+	copyFile(t, other, certFile)
+	copyFile(t, otherKey, keyFile)
+	keep("a pair the check refuses")
+	os.WriteFile(certFile, save, 0o600)
+	os.WriteFile(keyFile, saveKey, 0o600)
+	now = now.Add(checkEvery)
+	if r.Certificate() != good || r.Err() != nil || !strings.Contains(logged[len(logged)-1], "hold the certificate in use again") {
+		t.Fatalf("after the files were put back: err %v, log %q", r.Err(), logged)
+	}
+	if err := r.SetCheck(func(*tls.Certificate) error { return errors.New("no") }); err == nil {
+		t.Fatalf("SetCheck of a check that refuses the certificate in use succeeded")
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
