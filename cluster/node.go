@@ -327,6 +327,16 @@ func (n *Node) closeStores() {
 	}
 }
 
+// Joining reports whether this node, started on a fresh data directory
+// with Config.Join, has yet to be admitted to the group: it has none of
+// the cluster's models, and nothing it serves is the cluster's.
+func (n *Node) Joining() bool {
+	return n.cfg.Join != "" && !n.existing && !n.announced.Load()
+}
+
+// JoinAddr is Config.Join.
+func (n *Node) JoinAddr() string { return n.cfg.Join }
+
 // goFunc runs f on a goroutine that Stop waits for.
 func (n *Node) goFunc(f func()) {
 	n.wg.Add(1)

@@ -246,6 +246,16 @@ func TestClusterTLS(t *testing.T) {
 	if l := log.String(); !strings.Contains(l, "certificate signed by unknown authority") || strings.Contains(l, "may or may not have been applied") {
 		t.Fatalf("the stranger's log does not say its join failed for the certificate, for sure:\n%s", l)
 	}
+	// Meanwhile it says it is not ready: it serves none of the cluster's
+	// models.
+	m := servingLine.FindStringSubmatch(log.String())
+	if m == nil {
+		t.Fatalf("no address in the stranger's log:\n%s", log.String())
+	}
+	probe := &server{scheme: m[1], addr: m[2], hc: &fasthttp.Client{TLSConfig: &tls.Config{InsecureSkipVerify: true}}}
+	if code, b, _ := probe.get(t, "/v2/health/ready"); code != 503 || !strings.Contains(string(b), "has not joined its cluster yet") {
+		t.Fatalf("the stranger's readiness: %d %s; want 503, not joined", code, b)
+	}
 	code, b, _ := n1.do(t, "GET", "/v1/cluster", nil, admin)
 	if code != 200 || strings.Count(string(b), `"id"`) != 2 {
 		t.Fatalf("cluster after the stranger's attempts: %d %s; want the two members", code, b)
