@@ -105,9 +105,9 @@ func (n *Node) JoinLocal(m fsm.Member) error {
 	// one-voter group could never commit again): check the address first,
 	// and that it speaks raft as this node does (a plain TCP dial passes
 	// a TLS port).
-	if tls := n.cfg.TLS != nil; m.RaftTLS != tls {
+	if ours := n.cfg.TLS != nil; m.RaftTLS != ours {
 		how := map[bool]string{true: "over mutual TLS (--cluster-ca)", false: "over plain TCP (no --cluster-ca)"}
-		return fmt.Errorf("%w: node %q speaks raft %s, this cluster %s; start it as the members are", fsm.ErrInvalid, m.ID, how[m.RaftTLS], how[tls])
+		return fmt.Errorf("%w: node %q speaks raft %s, this cluster %s; start it as the members are", fsm.ErrInvalid, m.ID, how[m.RaftTLS], how[ours])
 	}
 	if err := n.reachable(m.RaftAddr); err != nil {
 		return fmt.Errorf("%w: the leader cannot reach raft address %s of node %q (%v); give --cluster an address the other nodes can reach", fsm.ErrInvalid, m.RaftAddr, m.ID, err)
