@@ -84,7 +84,7 @@ func (r *reconciler) sweepBlobs(st *fsm.State) {
 		}
 		r.n.m.blobsRemoved.Inc()
 		r.n.m.blobBytesRemoved.Add(int(fi.Size()))
-		r.n.logf("cluster: removed blob %s (%d bytes): no live version holds it", shortHex(hex), fi.Size())
+		r.n.logf("cluster: removed blob %.12s (%d bytes): no live version holds it", hex, fi.Size())
 	}
 }
 
@@ -93,11 +93,4 @@ func (r *reconciler) pulling(hex string) bool {
 	r.pullMu.Lock()
 	defer r.pullMu.Unlock()
 	return r.pulls[hex] != nil
-}
-
-func shortHex(hex string) string {
-	if len(hex) > 12 {
-		return hex[:12]
-	}
-	return hex
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -50,11 +49,8 @@ type shadower struct {
 	// answered to the copies of the predictions it logged.
 	traffic trafficlog.Sink
 
-	// logMu protects logged, when each shadow's failure was last logged,
-	// and unlogged, how many failed since without a line.
-	logMu    sync.Mutex
-	logged   map[*registry.Shadow]time.Time
-	unlogged map[*registry.Shadow]int
+	// failures limits the lines about each shadow's failed copies.
+	failures *logLimiter[*registry.Shadow]
 
 	queue   chan *shadowJob
 	start   sync.Once
@@ -66,8 +62,8 @@ type shadower struct {
 
 func newShadower(repo *registry.Repository, timeout time.Duration, reason func(*registry.Version, error) registry.FailureReason, logf func(string, ...any)) *shadower {
 	return &shadower{repo: repo, timeout: timeout, reason: reason, logf: logf,
-		logged: make(map[*registry.Shadow]time.Time), unlogged: make(map[*registry.Shadow]int),
-		queue: make(chan *shadowJob, shadowQueue), stop: make(chan struct{})}
+		failures: newLogLimiter[*registry.Shadow](shadowLogEvery, 4*shadowQueue),
+		queue:    make(chan *shadowJob, shadowQueue), stop: make(chan struct{})}
 }
 
 // shadowLogEvery bounds how often one shadow's failed copies are logged.
@@ -78,29 +74,9 @@ const shadowLogEvery = time.Minute
 // shadow that fails every copy (inputs that differ from the model's, say)
 // says why once without flooding the log.
 func (w *shadower) logFailure(sh *registry.Shadow, err error) {
-	w.logMu.Lock()
-	now := time.Now()
-	if last, ok := w.logged[sh]; ok && now.Sub(last) < shadowLogEvery {
-		w.unlogged[sh]++
-		w.logMu.Unlock()
+	suffix, ok := w.failures.allow(sh)
+	if !ok {
 		return
-	}
-	more := w.unlogged[sh]
-	w.logged[sh] = now
-	delete(w.unlogged, sh)
-	if len(w.logged) > 4*shadowQueue {
-		// Shadows replaced long ago: forget them.
-		for k, t := range w.logged {
-			if now.Sub(t) >= shadowLogEvery {
-				delete(w.logged, k)
-				delete(w.unlogged, k)
-			}
-		}
-	}
-	w.logMu.Unlock()
-	suffix := ""
-	if more > 0 {
-		suffix = fmt.Sprintf(" (and %d more since the last line)", more)
 	}
 	w.logf("shadow: a copy of a request of model %q failed on its shadow, version %d: %v%s", sh.Model, sh.Version, err, suffix)
 }

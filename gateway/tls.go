@@ -8,7 +8,6 @@ import (
 	"math"
 	"net"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -107,32 +106,18 @@ const handshakeErrorPrefix = "tls handshake: "
 type handshakeLog struct {
 	count *metrics.Counter
 	logf  func(format string, args ...any)
-
-	// mu protects next and quiet.
-	mu    sync.Mutex
-	next  time.Time // when the next failure may be logged
-	quiet int       // failures not logged since the last line
+	limit *logLimiter[struct{}]
 }
 
 func newHandshakeLog(set *metrics.Set, logf func(format string, args ...any)) *handshakeLog {
-	return &handshakeLog{count: set.NewCounter("infergate_tls_handshake_errors_total"), logf: logf}
+	return &handshakeLog{count: set.NewCounter("infergate_tls_handshake_errors_total"), logf: logf, limit: newLogLimiter[struct{}](time.Minute, 1)}
 }
 
 func (h *handshakeLog) failed(remote net.Addr, err error) {
 	h.count.Inc()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	now := time.Now()
-	if now.Before(h.next) {
-		h.quiet++
-		return
+	if more, ok := h.limit.allow(struct{}{}); ok {
+		h.logf("tls: handshake with %s failed: %v%s", remote, err, more)
 	}
-	more := ""
-	if h.quiet > 0 {
-		more = fmt.Sprintf(" (and %d more since the last line; infergate_tls_handshake_errors_total counts them)", h.quiet)
-	}
-	h.logf("tls: handshake with %s failed: %v%s", remote, err, more)
-	h.next, h.quiet = now.Add(time.Minute), 0
 }
 
 // quietLine reports whether fasthttp's log line with args is about a failed

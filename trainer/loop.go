@@ -944,21 +944,17 @@ func (l *Loop) retireOld(ctx context.Context, m *ModelState) error {
 	}
 	slices.Reverse(old) // oldest first
 	for _, v := range old {
-		why := fmt.Sprintf("the trainer keeps the %d newest versions it promoted (--keep-versions)", keep)
+		action, why := "retire", fmt.Sprintf("the trainer keeps the %d newest versions it promoted (--keep-versions)", keep)
 		err := l.cfg.Gateway.Retire(ctx, l.cfg.Model, v)
 		switch {
 		case isStatus(err, http.StatusConflict):
-			why = fmt.Sprintf("not retired, the cluster keeps it: %v", err)
+			action, why = "leave", fmt.Sprintf("not retired, the cluster keeps it: %v", err)
 		case isStatus(err, http.StatusNotFound):
-			why = "already gone"
+			action, why = "leave", "already gone"
 		case err != nil:
 			return err
 		}
 		l.state.Promoted = slices.DeleteFunc(l.state.Promoted, func(p int64) bool { return p == v })
-		action := "retire"
-		if !strings.HasPrefix(why, "the trainer") {
-			action = "leave"
-		}
 		if err := l.decide(action, v, "%s", why); err != nil {
 			return err
 		}

@@ -53,20 +53,9 @@ func (f *kafkaSecurityFlags) security() (kafka.Security, error) {
 		if (f.certFile == "") != (f.keyFile == "") {
 			return sec, fmt.Errorf("--%scert and --%skey go together: give both", f.prefix, f.prefix)
 		}
-		var r *certs.Reloader
-		if f.certFile != "" {
-			var err error
-			if r, err = certs.NewReloader(f.certFile, f.keyFile, nil); err != nil {
-				return sec, fmt.Errorf("--%scert: %w", f.prefix, err)
-			}
-		}
-		sec.TLS = certs.ClientConfig(nil, r)
-		if f.caFile != "" {
-			pool, err := certs.LoadPool(f.caFile)
-			if err != nil {
-				return sec, fmt.Errorf("--%sca: %w", f.prefix, err)
-			}
-			sec.TLS.RootCAs = pool
+		var err error
+		if sec.TLS, err = certs.ClientFiles(f.caFile, f.certFile, f.keyFile, "--"+f.prefix+"ca", "--"+f.prefix+"cert"); err != nil {
+			return sec, err
 		}
 	}
 	if f.mechanism == "" {

@@ -337,16 +337,16 @@ func (c *serveConfig) memberCheck(pool *x509.CertPool) func(*tls.Certificate) er
 		httpHost = ""
 	}
 	return func(cert *tls.Certificate) error {
-		if err := certs.CheckLeaf(cert, pool, "", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth); err != nil {
+		if err := certs.CheckLeaf(cert, pool, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth); err != nil {
 			return fmt.Errorf("the other members would refuse it: %w; a member's certificate must be signed by a CA of --cluster-ca and allow server and client authentication (extendedKeyUsage=serverAuth,clientAuth)", err)
 		}
 		if raftHost != "" {
-			if err := certs.CheckLeaf(cert, pool, raftHost); err != nil {
+			if err := cert.Leaf.VerifyHostname(raftHost); err != nil {
 				return fmt.Errorf("it does not name this node's --cluster IP, which peers check: %w", err)
 			}
 		}
 		if httpHost != "" {
-			if err := certs.CheckLeaf(cert, pool, httpHost); err != nil {
+			if err := cert.Leaf.VerifyHostname(httpHost); err != nil {
 				return fmt.Errorf("it does not name the host peers reach this node's HTTPS on (--advertise-http, else --http): %w", err)
 			}
 		}

@@ -39,22 +39,7 @@ func (f *tlsClientFlags) config() (*tls.Config, error) {
 	if (cert == "") != (key == "") {
 		return nil, fmt.Errorf("--client-cert and --client-key go together: give both (or $INFERGATE_CLIENT_CERT and $INFERGATE_CLIENT_KEY)")
 	}
-	var r *certs.Reloader
-	if cert != "" {
-		var err error
-		if r, err = certs.NewReloader(cert, key, nil); err != nil {
-			return nil, fmt.Errorf("--client-cert: %w", err)
-		}
-	}
-	tc := certs.ClientConfig(nil, r)
-	if ca != "" {
-		pool, err := certs.LoadPool(ca)
-		if err != nil {
-			return nil, fmt.Errorf("--ca-cert: %w", err)
-		}
-		tc.RootCAs = pool
-	}
-	return tc, nil
+	return certs.ClientFiles(ca, cert, key, "--ca-cert", "--client-cert")
 }
 
 // httpClient returns a client whose calls each take at most timeout,
