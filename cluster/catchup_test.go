@@ -16,16 +16,24 @@ import (
 // (the test adds it on the leader).
 func tcpNode(t *testing.T, id, join string) (Config, *Node) {
 	t.Helper()
-	_, tr := raft.NewInmemTransport("unused-" + raft.ServerAddress(id))
-	cfg := testConfig(t, id, tr, join)
-	cfg.inmem = nil
-	cfg.RaftAddr = testenv.FreeAddr(t)
+	cfg := tcpConfig(t, id, join)
 	n, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Stop() })
 	return cfg, n
+}
+
+// tcpConfig is tcpNode's configuration, for a test that changes it
+// before the start.
+func tcpConfig(t *testing.T, id, join string) Config {
+	t.Helper()
+	_, tr := raft.NewInmemTransport("unused-" + raft.ServerAddress(id))
+	cfg := testConfig(t, id, tr, join)
+	cfg.inmem = nil
+	cfg.RaftAddr = testenv.FreeAddr(t)
+	return cfg
 }
 
 // A follower restarts after it was down a while. The leader's replication

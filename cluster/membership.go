@@ -97,6 +97,8 @@ func (n *Node) JoinLocal(m fsm.Member) error {
 	if n.raft.State() != raft.Leader {
 		return ErrNotLeader
 	}
+	n.joinMu.Lock()
+	defer n.joinMu.Unlock()
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return raftError(err)

@@ -62,6 +62,9 @@ type Node struct {
 	m           nodeMetrics
 	// routeMu serializes route.
 	routeMu sync.Mutex
+	// joinMu serializes JoinLocal and removeRecords, so that a record a
+	// recovery left to remove is never one a join has just written.
+	joinMu sync.Mutex
 
 	// health is the leader's view of unreachable members (watchPeers).
 	health peerHealth
@@ -117,6 +120,7 @@ func Start(cfg Config) (*Node, error) {
 	n.goFunc(n.voterLoop)
 	n.goFunc(n.watchPeers)
 	n.goFunc(n.watchRemoval)
+	n.goFunc(n.forgetDropped)
 	if n.bootstrapped && cfg.RegisterLocal {
 		// The reconciler starts once the local models are registered, so
 		// that it never sees a model half registered (and unloads the

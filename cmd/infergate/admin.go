@@ -86,10 +86,12 @@ run A/B experiments and shadows between versions, retire old versions. Writes se
 var clusterGroup = &adminGroup{
 	name: "cluster",
 	description: `Inspect and change the cluster's membership through the admin API (/v1) of any
-member. Nodes join with "infergate serve --join".`,
+member. Nodes join with "infergate serve --join". "recover" works offline on a
+stopped node's data directory instead.`,
 	subs: []adminSub{
 		{"status", "", "show the leader, the members and how current the answering node is", clusterStatus},
 		{"remove", "ID", "remove a member from the cluster (stop its process first)", clusterRemove},
+		{"recover", "--data DIR", "make a stopped node its group's only voter, when the group lost most of its voters for good", clusterRecover},
 	},
 }
 
