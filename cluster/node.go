@@ -41,6 +41,10 @@ type Node struct {
 	// announced is set once announce has made sure the group holds this
 	// node (see watchRemoval).
 	announced atomic.Bool
+	// caughtUp and settled are set by settle, for a node started fresh
+	// with Config.Join (see Settling); settled is set at Start for any
+	// other.
+	caughtUp, settled atomic.Bool
 	// replayTo and replayTerm are the index and term of the last command
 	// in the log this start found on disk (0 for none), and logs that
 	// log; set by open, read-only after. The reconciler waits for the
@@ -121,6 +125,11 @@ func Start(cfg Config) (*Node, error) {
 	n.goFunc(n.watchPeers)
 	n.goFunc(n.watchRemoval)
 	n.goFunc(n.forgetDropped)
+	if n.cfg.Join == "" || n.existing {
+		n.settled.Store(true)
+	} else {
+		n.goFunc(n.settle)
+	}
 	if n.bootstrapped && cfg.RegisterLocal {
 		// The reconciler starts once the local models are registered, so
 		// that it never sees a model half registered (and unloads the
@@ -330,16 +339,6 @@ func (n *Node) closeStores() {
 		n.store.Close()
 	}
 }
-
-// Joining reports whether this node, started on a fresh data directory
-// with Config.Join, has yet to be admitted to the group: it has none of
-// the cluster's models, and nothing it serves is the cluster's.
-func (n *Node) Joining() bool {
-	return n.cfg.Join != "" && !n.existing && !n.announced.Load()
-}
-
-// JoinAddr is Config.Join.
-func (n *Node) JoinAddr() string { return n.cfg.Join }
 
 // goFunc runs f on a goroutine that Stop waits for.
 func (n *Node) goFunc(f func()) {

@@ -230,10 +230,13 @@ func (s *Server) readiness() (bool, string) {
 	case !s.ready.Load():
 		return false, "the server is still loading its initial models"
 	}
-	if p := s.plane.Load(); p != nil && p.node.Joining() {
+	if p := s.plane.Load(); p != nil {
 		// A fresh node that cannot join (a certificate or token its
-		// members refuse, say) serves none of the cluster's models.
-		return false, "this node has not joined its cluster yet, through " + p.node.JoinAddr() + " (the log says what holds it up)"
+		// members refuse, say), or is still fetching the cluster's
+		// models, would answer their requests 404.
+		if settling, why := p.node.Settling(); settling {
+			return false, why
+		}
 	}
 	return true, ""
 }
