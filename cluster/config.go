@@ -12,6 +12,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/hashicorp/raft"
 
+	"github.com/infergate/infergate/internal/diskfree"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 	"github.com/infergate/infergate/registry/blobs"
@@ -64,6 +65,11 @@ type Config struct {
 	// Registry receives the replicated models; Blobs stores their bytes.
 	Registry *registry.Repository
 	Blobs    *blobs.Store
+	// Disk, when set, keeps its minimum free where Blobs is: an upload
+	// or a pull from a peer that would eat into it is refused with a
+	// *diskfree.LowError (a pulled version fails on this node, saying
+	// so, and is tried again later). Nil: no check.
+	Disk *diskfree.Guard
 	// RegisterLocal makes a node that bootstraps a new group register
 	// the models its registry serves from its own directory, so that they
 	// become the cluster's. Otherwise local models stay local: served by

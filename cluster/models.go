@@ -77,6 +77,9 @@ func (n *Node) Upload(ctx context.Context, name string, onnx []byte, promote boo
 			}
 		}
 	}
+	if err := n.cfg.Disk.Check(int64(len(onnx))); err != nil {
+		return nil, "", fmt.Errorf("cannot store the upload on node %s: %w", n.cfg.NodeID, err)
+	}
 	sum := sha256.Sum256(onnx)
 	defer n.holdBlob(fmt.Sprintf("%x", sum))() // until registered: see sweepBlobs
 	hex, size, err := n.cfg.Blobs.Put(bytes.NewReader(onnx), int64(len(onnx)))

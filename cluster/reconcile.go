@@ -749,6 +749,9 @@ func (r *reconciler) fetch(st *fsm.State, v *fsm.Version) error {
 	if len(order) == 0 {
 		return errors.New("no other member to fetch it from")
 	}
+	if err := r.n.cfg.Disk.Check(v.Size); err != nil {
+		return err
+	}
 	var errs []error
 	for _, m := range order {
 		err := r.fetchFrom(m.HTTPAddr, v)

@@ -504,7 +504,7 @@ func clusterError(err error) error {
 	case errors.Is(err, cluster.ErrUnauthorized):
 		return &httpError{code: fasthttp.StatusBadGateway, msg: fmt.Sprintf("%s; every node must run with the same --admin-token", err)}
 	}
-	return internal(err)
+	return toHTTPError(err)
 }
 
 // checkSignature refuses (409) a write that would send model name's

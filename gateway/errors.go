@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/infergate/infergate/cluster"
+	"github.com/infergate/infergate/internal/diskfree"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 	"github.com/valyala/fasthttp"
@@ -73,6 +74,14 @@ func toHTTPError(err error) *httpError {
 	var de *oip.Error
 	if errors.As(err, &de) {
 		return &httpError{code: fasthttp.StatusBadRequest, msg: de.Error(), reason: registry.ReasonBadRequest}
+	}
+	switch {
+	case errors.Is(err, diskfree.ErrLow):
+		// Refused before the write: the message says where and what to do.
+		return &httpError{code: fasthttp.StatusInsufficientStorage, msg: err.Error()}
+	case diskfree.IsFull(err):
+		return &httpError{code: fasthttp.StatusInsufficientStorage, err: err,
+			msg: "this node's disk is full, and nothing was stored: free space in its --data (the server log names the file), or keep more free with --min-free-disk"}
 	}
 	return internal(err).(*httpError)
 }

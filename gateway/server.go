@@ -16,6 +16,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/infergate/infergate/gateway/cache"
+	"github.com/infergate/infergate/internal/diskfree"
 	"github.com/infergate/infergate/registry"
 	"github.com/infergate/infergate/trafficlog"
 	"github.com/valyala/fasthttp"
@@ -71,6 +72,10 @@ type Config struct {
 	TrafficSink trafficlog.Sink
 	// TrafficPercent is the share of predictions logged, 0 to 100.
 	TrafficPercent float64
+	// Disks are the guards of the node's directories (--data, a
+	// --traffic-dir elsewhere): the status page shows their free space,
+	// in red under the minimum. The caller owns them.
+	Disks []*diskfree.Guard
 	// Logf logs; nil means log.Printf.
 	Logf func(format string, args ...any)
 }

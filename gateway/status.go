@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/infergate/infergate/cluster"
+	"github.com/infergate/infergate/internal/diskfree"
 	"github.com/infergate/infergate/registry"
 	"github.com/valyala/fasthttp"
 )
@@ -90,6 +91,7 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 		Cluster                              *clusterStatus
 		TLS                                  string // the certificate served, when HTTPS
 		TLSSoon                              bool   // it expires within two weeks
+		Disks                                []diskLine
 	}{
 		Name:        s.cfg.Name,
 		Version:     s.cfg.Version,
@@ -105,8 +107,33 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 		Cluster:     s.clusterView(),
 	}
 	data.TLS, data.TLSSoon = s.certificateLine()
+	data.Disks = s.diskLines()
 	ctx.SetContentType("text/html; charset=utf-8")
 	return statusTemplate.Execute(ctx, data)
+}
+
+// diskLine is what the status page says of one guarded directory.
+type diskLine struct {
+	Text string
+	Low  bool // under the minimum free: writes that grow the disk are refused
+}
+
+// diskLines says how much space each guarded directory has left.
+func (s *Server) diskLines() []diskLine {
+	var out []diskLine
+	for _, g := range s.cfg.Disks {
+		free, err := g.Free()
+		if err != nil {
+			out = append(out, diskLine{Text: fmt.Sprintf("%s: free space unknown (%v)", g.Dir(), err)})
+			continue
+		}
+		l := diskLine{Text: fmt.Sprintf("%s free in %s", diskfree.Size(free), g.Dir()), Low: g.Low()}
+		if l.Low {
+			l.Text += fmt.Sprintf(", under the %s the node keeps: uploads, blob pulls and the traffic log are refused", diskfree.Size(g.Min()))
+		}
+		out = append(out, l)
+	}
+	return out
 }
 
 // certificateLine says which certificate the server presents and until
@@ -360,7 +387,7 @@ code{background:#f4f4f4;padding:1px 4px}
 </style></head><body>
 <h1>{{.Name}} {{.Version}}</h1>
 <p>{{if .Ready}}<span class="READY">ready</span>{{else}}<span class="UNAVAILABLE">not ready: {{.NotReady}}</span>{{end}}{{with .Unavailable}} · <span class="UNAVAILABLE">{{.}} not serving (below, with the reason)</span>{{end}}
- · up {{.Uptime}} · ONNX Runtime {{.Runtime}} · repository <code>{{.Repo}}</code>{{with .TLS}} · <span{{if $.TLSSoon}} class="UNAVAILABLE"{{end}}>{{.}}</span>{{end}}</p>
+ · up {{.Uptime}} · ONNX Runtime {{.Runtime}} · repository <code>{{.Repo}}</code>{{with .TLS}} · <span{{if $.TLSSoon}} class="UNAVAILABLE"{{end}}>{{.}}</span>{{end}}{{range .Disks}} · <span{{if .Low}} class="UNAVAILABLE"{{end}}>{{.Text}}</span>{{end}}</p>
 <table><tr><th>model</th><th>version</th><th>state</th><th>in flight</th><th>loaded</th><th>sha256</th><th>reason</th></tr>
 {{range .Rows}}<tr><td>{{.Name}}</td><td>{{.Version}}{{with .Default}} <small>({{.}})</small>{{end}}{{with .Roles}} <small>({{.}})</small>{{end}}</td><td class="{{.State}}">{{.State}}</td><td>{{.InFlight}}</td><td>{{.Loaded}}</td><td>{{with .SHA256}}<code>{{printf "%.12s" .}}</code>{{end}}</td><td>{{.Reason}}</td></tr>
 {{else}}<tr><td colspan="7">the repository holds no models</td></tr>{{end}}

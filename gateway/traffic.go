@@ -16,6 +16,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/infergate/infergate/internal/diskfree"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 	"github.com/infergate/infergate/trafficlog"
@@ -251,6 +252,9 @@ func (s *Server) feedback(ctx *fasthttp.RequestCtx, name, version []byte) error 
 		return &httpError{code: fasthttp.StatusRequestEntityTooLarge, msg: "these " + strconv.Itoa(len(events)) + " outcomes are more than the traffic log takes in one record; send fewer at once"}
 	case errors.Is(err, trafficlog.ErrFull):
 		return unavailable(1, "the traffic log's writer is behind; retry the feedback in a moment")
+	case errors.Is(err, diskfree.ErrLow):
+		// The log says why, once a minute; the client is told what to do.
+		return &httpError{code: fasthttp.StatusInsufficientStorage, msg: "this node's disk is nearly full, so its traffic log takes no outcomes now; send them to another node, or retry once its operator has freed space"}
 	case errors.Is(err, trafficlog.ErrClosed):
 		return unavailable(1, "the server is shutting down; send the feedback to another node")
 	case errors.Is(err, trafficlog.ErrSyncTimeout):

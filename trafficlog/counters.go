@@ -8,11 +8,12 @@ type Counters struct {
 	// events counts the events written, by kind-1
 	// (infergate_traffic_events_total).
 	events [numKinds]*metrics.Counter
-	// DropFull, DropLarge, DropWrite and DropClosed count the events
-	// dropped (infergate_traffic_dropped_total) because the sink's queue
-	// was full, they were too large (or not readable back), the write
-	// failed, or the sink was closed; WriteErrors the failed writes.
-	DropFull, DropLarge, DropWrite, DropClosed, WriteErrors *metrics.Counter
+	// DropFull, DropLarge, DropWrite, DropClosed and DropDiskLow count
+	// the events dropped (infergate_traffic_dropped_total) because the
+	// sink's queue was full, they were too large (or not readable back),
+	// the write failed, the sink was closed, or the disk kept too little
+	// free; WriteErrors the failed writes.
+	DropFull, DropLarge, DropWrite, DropClosed, DropDiskLow, WriteErrors *metrics.Counter
 }
 
 // NewCounters makes (or finds) the series in set.
@@ -22,6 +23,7 @@ func NewCounters(set *metrics.Set) *Counters {
 		DropLarge:   set.GetOrCreateCounter(`infergate_traffic_dropped_total{reason="too_large"}`),
 		DropWrite:   set.GetOrCreateCounter(`infergate_traffic_dropped_total{reason="write_error"}`),
 		DropClosed:  set.GetOrCreateCounter(`infergate_traffic_dropped_total{reason="closed"}`),
+		DropDiskLow: set.GetOrCreateCounter(`infergate_traffic_dropped_total{reason="disk_low"}`),
 		WriteErrors: set.GetOrCreateCounter(`infergate_traffic_write_errors_total`),
 	}
 	for i := range c.events {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/infergate/infergate/internal/diskfree"
 	"github.com/infergate/infergate/internal/durable"
 	"github.com/infergate/infergate/oip"
 )
@@ -44,6 +45,11 @@ type Config struct {
 	// SyncTimeout bounds AppendSync's wait for the disk: a disk that hangs
 	// makes it fail with ErrSyncTimeout rather than hold its caller.
 	SyncTimeout time.Duration
+	// Disk, when set, keeps its minimum free on the log's filesystem:
+	// an event that would eat into it is dropped (Append) or refused
+	// (AppendSync) with a *diskfree.LowError, and counted. Nil: the log
+	// writes until the disk is full.
+	Disk *diskfree.Guard
 	// Metrics receives the log's series; nil makes a set of its own.
 	Metrics *metrics.Set
 	// Logf logs what an operator should know (a torn record cut off, a
@@ -163,6 +169,9 @@ type Log struct {
 	// minute), unloggedErrs how many came since.
 	loggedErr    time.Time
 	unloggedErrs int
+	// loggedLow is when an event dropped for disk space was last logged
+	// (UnixNano; at most one line a minute, by whoever moves it on).
+	loggedLow atomic.Int64
 
 	// beforeBatch, when set (by tests, before the first Append), runs on
 	// the writer before each batch.
@@ -423,6 +432,14 @@ func (l *Log) push(recs []byte, wait bool) (*pending, error) {
 	if len(recs) > l.cfg.MaxRecordBytes {
 		l.c.DropLarge.Add(n)
 		return nil, fmt.Errorf("%w: %d bytes, over %d", ErrTooLarge, len(recs), l.cfg.MaxRecordBytes)
+	}
+	if err := l.cfg.Disk.Check(int64(len(recs))); err != nil {
+		l.c.DropDiskLow.Add(n)
+		now := time.Now().UnixNano()
+		if last := l.loggedLow.Load(); now-last >= int64(time.Minute) && l.loggedLow.CompareAndSwap(last, now) {
+			l.cfg.Logf("traffic log: dropping events until there is room: %v", err)
+		}
+		return nil, err
 	}
 	if l.queued.Add(int64(len(recs))) > l.cfg.QueueBytes {
 		l.queued.Add(-int64(len(recs)))

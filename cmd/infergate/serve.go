@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math"
 	"net"
 	"net/http"
 	_ "net/http/pprof" // served only with --pprof-addr
@@ -29,6 +30,7 @@ import (
 	"github.com/infergate/infergate/gateway"
 	"github.com/infergate/infergate/internal/affinity"
 	"github.com/infergate/infergate/internal/certs"
+	"github.com/infergate/infergate/internal/diskfree"
 	"github.com/infergate/infergate/internal/durable"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
@@ -59,6 +61,7 @@ type serveConfig struct {
 	kafka           kafka.Config
 	kafkaBrokers    string
 	kafkaSec        *kafkaSecurityFlags
+	minFreeDisk     int64
 
 	nodeID        string
 	raftAddr      string
@@ -106,6 +109,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.DurationVar(&c.gateway.ReadTimeout, "read-timeout", c.gateway.ReadTimeout, "longest time to read one request")
 	fs.DurationVar(&c.gateway.WriteTimeout, "write-timeout", c.gateway.WriteTimeout, "longest time to write one response")
 	fs.DurationVar(&c.gateway.IdleTimeout, "idle-timeout", c.gateway.IdleTimeout, "close keep-alive connections idle this long")
+	fs.Int64Var(&c.minFreeDisk, "min-free-disk", 64<<20, "free space in bytes this node keeps on the filesystems of --data and --traffic-dir: below it, model uploads, blob pulls from peers and the traffic log are refused (507, or dropped and counted), so that raft's log and the node's state can still be written; 0 disables the check (infergate_disk_free_bytes reports the free space either way)")
 	c.traffic = trafficlog.DefaultConfig()
 	fs.Float64Var(&c.gateway.TrafficPercent, "traffic-percent", 0, "log this percentage (0 to 100) of the predictions, inputs and outputs, in the traffic log, for the trainer; above 0 it also takes clients' feedback (POST /v2/models/{m}/feedback) and gives every infer response an id (0: no traffic log)")
 	fs.StringVar(&c.traffic.Dir, "traffic-dir", "", "directory of the traffic log (default: <--data>/traffic)")
@@ -228,6 +232,9 @@ func (c *serveConfig) validate() error {
 		if err := c.traffic.Validate(); err != nil {
 			return fmt.Errorf("--traffic-*: %w", err)
 		}
+	}
+	if c.minFreeDisk < 0 {
+		return fmt.Errorf("--min-free-disk %d is negative; give the bytes to keep free, or 0 for no check", c.minFreeDisk)
 	}
 	if !(c.gateway.TrafficPercent >= 0 && c.gateway.TrafficPercent <= 100) {
 		return fmt.Errorf("--traffic-percent %v is out of range; use 0 (no traffic log) to 100", c.gateway.TrafficPercent)
@@ -434,6 +441,9 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		return err
 	}
 	defer unlock()
+	dataDisk := diskfree.New(c.dataDir, uint64(c.minFreeDisk))
+	c.cluster.Disk = dataDisk
+	c.gateway.Disks = []*diskfree.Guard{dataDisk}
 
 	rc := registry.Config{
 		Dir:           c.modelsDir,
@@ -495,6 +505,17 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	} else if c.gateway.TrafficPercent > 0 {
 		c.traffic.Metrics = set
 		c.traffic.Logf = logger.Printf
+		c.traffic.Disk = dataDisk
+		if c.traffic.Dir != filepath.Join(c.dataDir, "traffic") {
+			// Another directory, maybe on another filesystem: a guard
+			// of its own.
+			if err := durable.MakeDirs(c.traffic.Dir); err != nil {
+				repo.Close()
+				return fmt.Errorf("cannot create --traffic-dir: %w", err)
+			}
+			c.traffic.Disk = diskfree.New(c.traffic.Dir, uint64(c.minFreeDisk))
+			c.gateway.Disks = append(c.gateway.Disks, c.traffic.Disk)
+		}
 		tl, err := trafficlog.Open(c.traffic)
 		if err != nil {
 			repo.Close()
@@ -536,6 +557,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	if c.certs != nil {
 		c.tlsMetrics(set)
 	}
+	diskMetrics(set, c.gateway.Disks)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Printf("infergate %s serving on %s://%s (ONNX Runtime %s, models in %s)", version, c.scheme(), ln.Addr(), engine.RuntimeVersion(), c.modelsDir)
@@ -935,6 +957,22 @@ func (c *serveConfig) tlsModes() string {
 		s += "; raft and peers over mutual TLS under " + c.clusterCA
 	}
 	return s
+}
+
+// diskMetrics exports the free space of each guarded directory, and the
+// minimum the node keeps there, for alerts.
+func diskMetrics(set *metrics.Set, disks []*diskfree.Guard) {
+	for _, g := range disks {
+		label := `{path=` + strconv.Quote(g.Dir()) + `}`
+		set.NewGauge("infergate_disk_free_bytes"+label, func() float64 {
+			free, err := g.Free()
+			if err != nil {
+				return math.NaN()
+			}
+			return float64(free)
+		})
+		set.NewGauge("infergate_disk_free_min_bytes"+label, func() float64 { return float64(g.Min()) })
+	}
 }
 
 // tlsMetrics exports when the served certificate expires, and whether
