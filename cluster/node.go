@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/internal/durable"
@@ -176,6 +177,10 @@ func (n *Node) open() error {
 	} else {
 		store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
 		if err != nil {
+			if errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) || errors.Is(err, berrors.ErrVersionMismatch) {
+				return fmt.Errorf("cluster: the raft log %s is damaged (%w). If this node has a group, the others hold the state: remove it there (\"infergate cluster remove %s\" on another member), move %s aside, and start it again with --join, which fetches everything back. A lone node's cluster state (its uploaded versions, aliases and experiments) is lost with the file: move %s aside and start again, then upload the models again",
+					filepath.Join(dir, "raft.db"), err, n.cfg.NodeID, dir, dir)
+			}
 			return fmt.Errorf("cluster: cannot open the raft log %s: %w", filepath.Join(dir, "raft.db"), err)
 		}
 		n.store = store

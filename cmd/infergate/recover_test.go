@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +95,57 @@ func TestRecoverAfterLosingMajority(t *testing.T) {
 			}
 		}
 		return nil
+	})
+}
+
+// A member's raft log is damaged (a disk that lost its pages): serve
+// refuses to start and says how to rebuild the node from its group, and
+// that way works: remove it on another member, move its raft directory
+// aside, start it with --join.
+func TestDamagedRaftLogRebuiltFromGroup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three gateways")
+	}
+	victim, victimID, rest, body := threeNodesWithStagedVersion(t)
+	victim.kill(t)
+	db := filepath.Join(victim.data, "raft", "raft.db")
+	f, err := os.OpenFile(db, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0xa5}, 8192), 0); err != nil { // both meta pages
+		t.Fatal(err)
+	}
+	f.Close()
+	cmd := exec.Command(binPath, "serve", "--http", "127.0.0.1:0", "--data", victim.data, "--models", victim.models,
+		"--cluster", victim.raft, "--admin-token", clusterToken, "--ort-lib", testenv.ORTLib(t))
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "is damaged") || !strings.Contains(string(out), "infergate cluster remove "+victimID) {
+		t.Fatalf("serve on a damaged raft log: %v\n%s\nwant it refused, saying how to rebuild the node", err, out)
+	}
+	if code, b, _ := rest[0].admin(t, "DELETE", "/v1/cluster/members/"+victimID, nil); code != 200 {
+		t.Fatalf("remove %s: %d %s", victimID, code, b)
+	}
+	if err := os.Rename(filepath.Join(victim.data, "raft"), filepath.Join(victim.data, "raft.damaged")); err != nil {
+		t.Fatal(err)
+	}
+	again := startNode(t, victim.data, victim.models, victim.raft, rest[0].url())
+	testenv.CheckFor(t, 30*time.Second, func() error {
+		if err := servesVersion(t, again, body, "1"); err != nil {
+			return err
+		}
+		if code, b, _ := again.post(t, "/v2/models/ctr/versions/2/infer", body); code != 200 {
+			return fmt.Errorf("version 2 on the rebuilt node: %d %s", code, b)
+		}
+		v, err := rest[0].cluster(t)
+		if err != nil {
+			return err
+		}
+		for _, m := range v.Members {
+			if m.ID == victimID && m.Voter {
+				return nil
+			}
+		}
+		return fmt.Errorf("the group does not list %s as a voter again: %+v", victimID, v.Members)
 	})
 }
