@@ -1,6 +1,11 @@
 package cluster
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/infergate/infergate/cluster/fsm"
+)
 
 var (
 	// ErrNoLeader means no leader was known for the whole hold time; the
@@ -22,4 +27,9 @@ var (
 	ErrBehind = errors.New("this node has not caught up with the leader's log")
 	// ErrStopped means the node has been stopped.
 	ErrStopped = errors.New("cluster node stopped")
+	// ErrDropped means a recovery dropped the node that asks to join
+	// (see Recover), and it asks with the raft state it had: that may
+	// hold entries the group does not. It joins again once started on
+	// fresh raft state. It wraps fsm.ErrConflict (HTTP 409).
+	ErrDropped = fmt.Errorf("%w: the node was dropped from its group by a recovery", fsm.ErrConflict)
 )

@@ -29,8 +29,9 @@ type Member struct {
 	Voter    bool   `json:"voter"`
 	// State is "leader", "follower" (a voter), "nonvoter", "unreachable"
 	// (on the leader: its heartbeats have not reached it for longer than
-	// the heartbeat timeout), or "unknown" for a record raft's
-	// configuration does not hold (yet).
+	// the heartbeat timeout), "unknown" for a record raft's
+	// configuration does not hold (yet), or "dropped" for a node a
+	// recovery dropped, which may join again only on fresh raft state.
 	State string `json:"state"`
 }
 
@@ -66,6 +67,12 @@ func (n *Node) Members() (leader string, members []Member, err error) {
 	for id, rec := range st.Members {
 		if !seen[id] {
 			members = append(members, Member{ID: id, RaftAddr: rec.RaftAddr, HTTPAddr: rec.HTTPAddr, State: "unknown"})
+			seen[id] = true
+		}
+	}
+	for id := range st.Dropped {
+		if !seen[id] {
+			members = append(members, Member{ID: id, State: "dropped"})
 		}
 	}
 	slices.SortFunc(members, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
@@ -103,6 +110,9 @@ func (n *Node) JoinLocal(m fsm.Member) error {
 	if err := f.Error(); err != nil {
 		return raftError(err)
 	}
+	if st, _ := n.fsm.State(); st.Dropped[m.ID] && !m.Fresh {
+		return fmt.Errorf("%w: node %q was dropped when its group was recovered, and its raft log may hold entries the group does not have; stop it, move its --data/raft aside, and start it again with --join", ErrDropped, m.ID)
+	}
 	// A voter the others cannot reach would cost the group its quorum (a
 	// one-voter group could never commit again): check the address first,
 	// and that it speaks raft as this node does (a plain TCP dial passes
@@ -125,6 +135,16 @@ func (n *Node) JoinLocal(m fsm.Member) error {
 			}
 			// Same id at a new address: a restarted node moved, unless the
 			// old address still answers (two nodes given one id).
+			if s.ID == raft.ServerID(n.cfg.NodeID) {
+				// This leader itself: removing its old address, it would
+				// remove itself and its raft would shut down. It hands
+				// leadership over; the retry moves it through the new
+				// leader.
+				if err := n.raft.LeadershipTransfer().Error(); err != nil {
+					return fmt.Errorf("%w: this node leads at raft address %s, but the configuration names %s, and it cannot hand leadership over to move (%v): restart it on %s, or, if it is the only voter, stop it and run \"infergate cluster recover --cluster %s\" on its --data", fsm.ErrConflict, m.RaftAddr, s.Address, err, s.Address, m.RaftAddr)
+				}
+				return fmt.Errorf("%w: handed leadership over to move this node to raft address %s", ErrNotLeader, m.RaftAddr)
+			}
 			if n.reachable(string(s.Address)) == nil {
 				return fmt.Errorf("%w: node id %q is already a member at %s, which answers; give the new node another --node-id", fsm.ErrConflict, m.ID, s.Address)
 			}
@@ -221,10 +241,9 @@ func (n *Node) RemoveLocal(id string) error {
 // records a changed HTTP address after a restart. It retries until it
 // succeeds or the node stops.
 func (n *Node) announce() {
-	self := fsm.Member{ID: n.cfg.NodeID, RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr, RaftTLS: n.cfg.TLS != nil}
 	delay := 100 * time.Millisecond
 	for {
-		err := n.announceOnce(self)
+		err := n.announceOnce(n.self())
 		if err == nil {
 			n.announced.Store(true)
 			return
@@ -232,7 +251,11 @@ func (n *Node) announce() {
 		if errors.Is(err, ErrStopped) {
 			return
 		}
-		n.logf("cluster: cannot announce node %s yet: %v; retrying in %s", self.ID, err, delay)
+		if errors.Is(err, ErrDropped) {
+			n.droppedBy(err)
+		} else {
+			n.logf("cluster: cannot announce node %s yet: %v; retrying in %s", n.cfg.NodeID, err, delay)
+		}
 		select {
 		case <-n.stop:
 			return
@@ -277,6 +300,21 @@ func (n *Node) announceOnce(self fsm.Member) error {
 		return errors.New("this node is not in the raft configuration of its data directory and has no --join address")
 	}
 	return n.peers.askJoin(ctx, n.cfg.Join, self)
+}
+
+// self is this node as it asks to join: Fresh while its raft state is
+// empty.
+func (n *Node) self() fsm.Member {
+	return fsm.Member{ID: n.cfg.NodeID, RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr, RaftTLS: n.cfg.TLS != nil, Fresh: n.raft.LastIndex() == 0}
+}
+
+// droppedBy records that the group refused this node for a recovery that
+// dropped it (err, ErrDropped), and logs what to do the first time: the
+// node then reports not ready (Settling).
+func (n *Node) droppedBy(err error) {
+	if !n.dropped.Swap(true) {
+		n.logf("cluster: node %s cannot join its group again: %v. It goes on serving what it had, and reports not ready", n.cfg.NodeID, err)
+	}
 }
 
 // reachable dials a raft address; in-memory test transports always are.
@@ -382,7 +420,9 @@ func (n *Node) watchRemoval() {
 		if time.Since(since) < removalCheckAfter*n.cfg.ElectionTimeout {
 			continue
 		}
-		if err := n.rejoinIfRemoved(); err != nil {
+		if err := n.rejoinIfRemoved(); errors.Is(err, ErrDropped) {
+			n.droppedBy(err)
+		} else if err != nil {
 			n.logf("cluster: node %s was removed from the group while it was away, and cannot join again yet: %v", n.cfg.NodeID, err)
 		}
 		since = time.Now() // ask again after another spell
@@ -408,9 +448,10 @@ func (n *Node) rejoinIfRemoved() error {
 		if v.lists(n.cfg.NodeID) {
 			return nil
 		}
-		n.logf("cluster: the group (member %s, leader %s) no longer lists node %s: it was removed while this node was away; asking to join again", u, v.Leader, n.cfg.NodeID)
-		self := fsm.Member{ID: n.cfg.NodeID, RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr, RaftTLS: n.cfg.TLS != nil}
-		if err := n.peers.askJoin(ctx, u, self); err != nil {
+		if !n.dropped.Load() {
+			n.logf("cluster: the group (member %s, leader %s) no longer lists node %s: it was removed while this node was away; asking to join again", u, v.Leader, n.cfg.NodeID)
+		}
+		if err := n.peers.askJoin(ctx, u, n.self()); err != nil {
 			return fmt.Errorf("through %s: %w", u, err)
 		}
 		return nil
@@ -422,14 +463,15 @@ func (n *Node) rejoinIfRemoved() error {
 type groupView struct {
 	Leader  string `json:"leader"`
 	Members []struct {
-		ID string `json:"id"`
+		ID    string `json:"id"`
+		State string `json:"state"`
 	} `json:"members"`
 }
 
-// lists reports whether v lists member id.
+// lists reports whether v lists member id, other than as dropped.
 func (v *groupView) lists(id string) bool {
 	for _, m := range v.Members {
-		if m.ID == id {
+		if m.ID == id && m.State != "dropped" {
 			return true
 		}
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/internal/durable"
+	"github.com/infergate/infergate/internal/loglimit"
 )
 
 // Node is one member of the control plane. Its methods are safe for
@@ -46,6 +47,9 @@ type Node struct {
 	// with Config.Join (see Settling); settled is set at Start for any
 	// other.
 	caughtUp, settled atomic.Bool
+	// dropped is set once the group refused this node because a recovery
+	// dropped it (droppedBy).
+	dropped atomic.Bool
 	// replayTo and replayTerm are the index and term of the last command
 	// in the log this start found on disk (0 for none), and logs that
 	// log; set by open, read-only after. The reconciler waits for the
@@ -126,10 +130,10 @@ func Start(cfg Config) (*Node, error) {
 	n.goFunc(n.watchPeers)
 	n.goFunc(n.watchRemoval)
 	n.goFunc(n.forgetDropped)
-	if n.cfg.Join == "" || n.existing {
-		n.settled.Store(true)
-	} else {
+	if n.joining() {
 		n.goFunc(n.settle)
+	} else {
+		n.settled.Store(true)
 	}
 	if n.bootstrapped && cfg.RegisterLocal {
 		// The reconciler starts once the local models are registered, so
@@ -160,7 +164,7 @@ func (n *Node) open() error {
 	logger := hclog.New(&hclog.LoggerOptions{
 		Name:   "raft",
 		Level:  hclog.Info,
-		Output: logWriter{n.logf},
+		Output: newLogWriter(n.logf),
 		// n.logf stamps the time; a second stamp in another format
 		// would only make the line longer.
 		DisableTime: true,
@@ -591,13 +595,24 @@ func readError(err error) error {
 	return fmt.Errorf("%w: %w", ErrNotLeader, err)
 }
 
-// logWriter feeds hclog's lines to the node's logger.
+// logWriter feeds hclog's lines to the node's logger, each distinct line
+// at most once a minute: a group without a quorum repeats the same few
+// lines of its election several times a second for as long as it lasts.
+// A line let through again says how many times it was held back.
 type logWriter struct {
-	logf func(format string, args ...any)
+	logf  func(format string, args ...any)
+	limit *loglimit.Limiter[string]
+}
+
+func newLogWriter(logf func(format string, args ...any)) logWriter {
+	return logWriter{logf: logf, limit: loglimit.New[string](time.Minute, 256)}
 }
 
 func (w logWriter) Write(p []byte) (int, error) {
-	w.logf("%s", bytes.TrimRight(p, "\n"))
+	line := string(bytes.TrimRight(p, "\n"))
+	if more, ok := w.limit.Allow(line); ok {
+		w.logf("%s%s", line, more)
+	}
 	return len(p), nil
 }
 

@@ -38,6 +38,8 @@ func ErrorKind(err error) string {
 		return "no-leader"
 	case errors.Is(err, ErrUnknownOutcome):
 		return "unknown-outcome"
+	case errors.Is(err, ErrDropped):
+		return "dropped"
 	}
 	return ""
 }
@@ -181,6 +183,9 @@ func statusError(resp *http.Response, body []byte) error {
 		kind = fsm.ErrNotFound
 	case http.StatusConflict:
 		kind = fsm.ErrConflict
+		if resp.Header.Get(HeaderErrorKind) == "dropped" {
+			kind = ErrDropped
+		}
 	case http.StatusUnauthorized, http.StatusForbidden:
 		kind = ErrUnauthorized
 	case http.StatusServiceUnavailable:

@@ -25,49 +25,49 @@ type Recovery struct {
 	NodeID string
 	// LastIndex and LastTerm are of the newest entry the node holds, in
 	// its log or its latest snapshot. Of several survivors, recover the
-	// one with the highest term, then the highest index: the others lose
-	// what only they held when they join it again.
+	// one with the highest term, then the highest index: the others
+	// start again on fresh raft state and get the recovered node's.
 	LastIndex, LastTerm uint64
 	// Before is raft's latest configuration as the node has it; After is
-	// the one the recovery writes: the node the only voter, the
-	// non-voters kept.
+	// the one the recovery writes: the node alone, a voter.
 	Before, After raft.Configuration
-	// Dropped lists, sorted, the voters After leaves out and the member
-	// records the state machine holds for nodes After does not list;
-	// the recovery forgets both.
+	// Dropped lists, sorted, every other member: the servers of Before
+	// and the nodes the state machine holds records of.
 	Dropped []string
 	// Written is set when Recover wrote the new configuration.
 	Written bool
 }
 
 // Needed reports whether the recovery changes raft's configuration:
-// false when the node is its group's only voter already (records left
-// over from an earlier recovery go once the node leads).
+// false when the node is its group's only voter, at that address,
+// already (records left over from an earlier recovery go once the node
+// leads).
 func (r *Recovery) Needed() bool {
 	return !slices.Equal(r.Before.Servers, r.After.Servers)
 }
 
-// Recover makes node nodeID the only voter of its group, in the raft state
-// the node keeps in dir (Config.DataDir), for a group that lost most of
-// its voters for good: with no majority left it elects no leader and takes
-// no writes, and raft offers no way out while it runs. The node must be
-// stopped. Recover reads the state, works out the new configuration: the
-// node as the only voter, the non-voters kept (the leader promotes them
-// to free seats once they answer), the other voters dropped; and, when
-// write is set and there is something to change, writes it with raft's
-// RecoverCluster: a snapshot holding every entry the node has, committed
-// or not, under the new configuration, and an emptied log. The state
-// machine's records of the dropped nodes go too, through the log, once
-// the node leads again.
+// Recover makes node nodeID the only member of its group, in the raft
+// state the node keeps in dir (Config.DataDir), for a group that lost
+// most of its voters for good: with no majority it elects no leader and
+// takes no writes, and raft offers no way out while it runs. The node
+// must be stopped. raftAddr, when set, is the address the node will
+// listen on from now (its --cluster); else it keeps the configured one.
+// When write is set and there is something to change, Recover writes the
+// new configuration with raft's RecoverCluster: a snapshot holding every
+// entry the node has, committed or not, under it, and an emptied log.
 //
-// Started again, the node elects itself and takes writes. A dropped voter
-// that still runs, or comes back with its data, knows no leader: it asks
-// the members it knows, finds itself no longer listed, and joins again,
-// giving up whatever only it held. Two dropped voters that come back
-// together before that may elect each other under the old configuration:
-// recover only when the other voters' data is gone, or their processes
-// will stay down until they start on a fresh --data.
-func Recover(dir, nodeID string, write bool) (*Recovery, error) {
+// Every other member is dropped, non-voters too: their logs and state
+// machines may hold entries the recovered node never had (a term it will
+// use again, commands it never applied), which raft cannot reconcile. So
+// once the node leads, it marks them dropped in the replicated state
+// (forgetDropped), and the leader refuses a dropped node that asks to
+// join with the raft state it had (ErrDropped). Each joins again on fresh
+// raft state: its --data/raft moved aside, started with --join, it gets
+// the recovered node's state and serves again. Two lost voters that come
+// back together with their data may still elect each other under the old
+// configuration: recover only when the others cannot come back, or keep
+// them down until they start on fresh raft state.
+func Recover(dir, nodeID, raftAddr string, write bool) (*Recovery, error) {
 	path := filepath.Join(dir, "raft.db")
 	if _, err := os.Stat(path); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -120,20 +120,19 @@ func Recover(dir, nodeID string, write bool) (*Recovery, error) {
 	if self < 0 {
 		return nil, fmt.Errorf("cluster: node %s is not in the group's configuration as this node last knew it (it was removed, or never joined): recover another survivor, or start this one on a fresh --data with --join", nodeID)
 	}
-	kept := make(map[string]bool)
-	for i, s := range before.Servers {
-		switch {
-		case i == self:
-			s.Suffrage = raft.Voter
-		case s.Suffrage != raft.Nonvoter:
+	me := before.Servers[self]
+	me.Suffrage = raft.Voter
+	if raftAddr != "" {
+		me.Address = raft.ServerAddress(raftAddr)
+	}
+	r.After.Servers = []raft.Server{me}
+	for _, s := range before.Servers {
+		if s.ID != me.ID {
 			r.Dropped = append(r.Dropped, string(s.ID))
-			continue
 		}
-		r.After.Servers = append(r.After.Servers, s)
-		kept[string(s.ID)] = true
 	}
 	for id := range st.Members {
-		if !kept[id] && !slices.Contains(r.Dropped, id) {
+		if id != nodeID && !slices.Contains(r.Dropped, id) {
 			r.Dropped = append(r.Dropped, id)
 		}
 	}
@@ -141,9 +140,9 @@ func Recover(dir, nodeID string, write bool) (*Recovery, error) {
 	if !write || !r.Needed() {
 		return r, nil
 	}
-	// The records go through the log once the node leads again (see
-	// forgetDropped): changed here, in the snapshot, they would differ
-	// from the kept non-voters', whose logs go on from the same entry.
+	// The marks go through the log once the node leads again (see
+	// forgetDropped), so that every node taken in later has them with
+	// the rest of the state.
 	if err := durable.WriteFile(filepath.Join(dir, droppedFile), mustJSON(r.Dropped), 0o644); err != nil {
 		return nil, fmt.Errorf("cluster: cannot record the dropped members: %w", err)
 	}
@@ -201,7 +200,7 @@ func replayState(logs raft.LogStore, snaps raft.SnapshotStore, r *Recovery) (*fs
 }
 
 // droppedFile, in the raft data directory, lists the members a recovery
-// dropped whose records the node has yet to remove.
+// dropped, for the node to mark dropped once it leads.
 const droppedFile = "recovered-dropped.json"
 
 // mustJSON encodes ids, which cannot fail.
@@ -214,23 +213,24 @@ func mustJSON(ids []string) []byte {
 }
 
 // forgetDropped, on a node Recover left a droppedFile for, waits until
-// the node leads and removes the records of the dropped members that the
-// configuration does not hold (a member that joined again since keeps
-// its record), then deletes the file. It gives up only when the node
-// stops; the next start tries again.
+// the node leads and marks the dropped members dropped in the replicated
+// state (their records go), then deletes the file. A member in the
+// configuration again by then (taken in on fresh raft state) is left
+// alone. It gives up only when the node stops; the next start tries
+// again.
 func (n *Node) forgetDropped() {
 	path := filepath.Join(n.cfg.DataDir, droppedFile)
 	var ids []string
 	if err := loadJSON(path, &ids); err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
-			n.logf("cluster: cannot read %s, the members the recovery dropped: %v; remove their records with \"infergate cluster remove\"", path, err)
+			n.logf("cluster: cannot read %s, the members the recovery dropped: %v; until they are marked dropped, one that comes back with its old raft state could join again", path, err)
 		}
 		return
 	}
 	t := time.NewTicker(n.cfg.ElectionTimeout)
 	defer t.Stop()
 	for {
-		if n.IsLeader() && n.removeRecords(ids) == nil {
+		if n.IsLeader() && n.dropMembers(ids) == nil {
 			break
 		}
 		select {
@@ -244,9 +244,9 @@ func (n *Node) forgetDropped() {
 	}
 }
 
-// removeRecords removes, on the leader, the member records of ids that
-// raft's configuration does not hold.
-func (n *Node) removeRecords(ids []string) error {
+// dropMembers marks, on the leader, the members ids that raft's
+// configuration does not hold dropped (fsm.OpDropMember).
+func (n *Node) dropMembers(ids []string) error {
 	n.joinMu.Lock()
 	defer n.joinMu.Unlock()
 	f := n.raft.GetConfiguration()
@@ -256,13 +256,13 @@ func (n *Node) removeRecords(ids []string) error {
 	st, _ := n.fsm.State()
 	for _, id := range ids {
 		inConfig := slices.ContainsFunc(f.Configuration().Servers, func(s raft.Server) bool { return s.ID == raft.ServerID(id) })
-		if inConfig || st.Members[id] == nil {
+		if inConfig || st.Dropped[id] && st.Members[id] == nil {
 			continue
 		}
-		if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpRemoveMember, Member: &fsm.Member{ID: id}}); err != nil && !errors.Is(err, fsm.ErrNotFound) {
+		if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpDropMember, Member: &fsm.Member{ID: id}}); err != nil {
 			return err
 		}
-		n.logf("cluster: forgot member %s, which the recovery dropped", id)
+		n.logf("cluster: marked member %s dropped by the recovery: it joins again only on fresh raft state", id)
 	}
 	return nil
 }

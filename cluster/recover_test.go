@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,21 +17,42 @@ import (
 	"github.com/infergate/infergate/internal/testenv"
 )
 
-// A group of two voters and a non-voter loses a voter for good: with no
-// majority it elects no leader and takes no writes. Recover, on the
-// stopped survivor, makes it the only voter and keeps the non-voter;
-// started again, it leads, takes writes, forgets the lost node, and
-// promotes the non-voter to the free seat.
-func TestRecoverMakesSurvivorOnlyVoter(t *testing.T) {
-	cfg0 := tcpConfig(t, "n0", "")
-	cfg0.MaxVoters = 2
-	n0 := startTCP(t, cfg0)
-	testenv.CheckFor(t, 5*time.Second, func() error {
-		if !n0.IsLeader() {
-			return errors.New("n0 does not lead yet")
+// waitLeads waits until n leads.
+func waitLeads(t *testing.T, n *Node) {
+	t.Helper()
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if !n.IsLeader() {
+			return fmt.Errorf("%s does not lead", n.ID())
 		}
 		return nil
 	})
+}
+
+// joinOn has leader take m in, retrying while leadership settles.
+func joinOn(t *testing.T, leader *Node, m fsm.Member) error {
+	t.Helper()
+	var err error
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		err = leader.JoinLocal(m)
+		if errors.Is(err, ErrNotLeader) {
+			return err
+		}
+		return nil
+	})
+	return err
+}
+
+// A group of two voters and a non-voter loses a voter for good: with no
+// majority it elects no leader and takes no writes. Recover, on the
+// stopped survivor, makes it the group's only member; started again, it
+// leads, takes writes, and marks the others dropped. The non-voter, on
+// the raft state it had, is refused; on fresh raft state it is taken in,
+// gets the recovered state and takes the free voter seat.
+func TestRecoverMakesSurvivorOnlyMember(t *testing.T) {
+	cfg0 := tcpConfig(t, "n0", "")
+	cfg0.MaxVoters = 2
+	n0 := startTCP(t, cfg0)
+	waitLeads(t, n0)
 	cfg1, cfg2 := tcpConfig(t, "n1", "http://127.0.0.1:1"), tcpConfig(t, "n2", "http://127.0.0.1:1")
 	cfg1.MaxVoters, cfg2.MaxVoters = 2, 2
 	n1, n2 := startTCP(t, cfg1), startTCP(t, cfg2)
@@ -52,90 +74,244 @@ func TestRecoverMakesSurvivorOnlyVoter(t *testing.T) {
 		}
 		return nil
 	})
-	if _, err := Recover(cfg0.DataDir, "n0", true); err == nil || !strings.Contains(err.Error(), "stop the node") {
+	if _, err := Recover(cfg0.DataDir, "n0", "", true); err == nil || !strings.Contains(err.Error(), "stop the node") {
 		t.Fatalf("Recover of a running node: %v; want it refused as in use", err)
 	}
 	want, _ := n0.FSM().State()
 	n0.Stop()
 	n2.Stop()
 
-	if _, err := Recover(cfg0.DataDir, "stranger", false); err == nil || !strings.Contains(err.Error(), "not in the group's configuration") {
+	if _, err := Recover(cfg0.DataDir, "stranger", "", false); err == nil || !strings.Contains(err.Error(), "not in the group's configuration") {
 		t.Fatalf("Recover as a node the configuration does not hold: %v", err)
 	}
-	if _, err := Recover(t.TempDir(), "n0", false); err == nil || !strings.Contains(err.Error(), "no raft state") {
+	if _, err := Recover(t.TempDir(), "n0", "", false); err == nil || !strings.Contains(err.Error(), "no raft state") {
 		t.Fatalf("Recover of an empty directory: %v", err)
 	}
-	wantAfter := []raft.Server{
-		{Suffrage: raft.Voter, ID: "n0", Address: raft.ServerAddress(cfg0.RaftAddr)},
-		{Suffrage: raft.Nonvoter, ID: "n2", Address: raft.ServerAddress(cfg2.RaftAddr)},
-	}
+	wantAfter := []raft.Server{{Suffrage: raft.Voter, ID: "n0", Address: raft.ServerAddress(cfg0.RaftAddr)}}
 	for range 2 { // a dry run writes nothing: the second finds the same
-		r, err := Recover(cfg0.DataDir, "n0", false)
+		r, err := Recover(cfg0.DataDir, "n0", "", false)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if r.Written || !r.Needed() || len(r.Before.Servers) != 3 {
 			t.Fatalf("dry run: written %v, needed %v, before %v", r.Written, r.Needed(), r.Before.Servers)
 		}
-		if !reflect.DeepEqual(r.After.Servers, wantAfter) || !reflect.DeepEqual(r.Dropped, []string{"n1"}) {
-			t.Fatalf("dry run: after %v dropping %v; want %v dropping [n1]", r.After.Servers, r.Dropped, wantAfter)
+		if !reflect.DeepEqual(r.After.Servers, wantAfter) || !reflect.DeepEqual(r.Dropped, []string{"n1", "n2"}) {
+			t.Fatalf("dry run: after %v dropping %v; want %v dropping [n1 n2]", r.After.Servers, r.Dropped, wantAfter)
 		}
 		if r.LastIndex == 0 || r.LastTerm == 0 {
 			t.Fatalf("dry run: newest entry %d term %d", r.LastIndex, r.LastTerm)
 		}
 	}
-	r, err := Recover(cfg0.DataDir, "n0", true)
-	if err != nil {
-		t.Fatal(err)
+	if r, err := Recover(cfg0.DataDir, "n0", "", true); err != nil || !r.Written {
+		t.Fatalf("Recover: %+v, %v", r, err)
 	}
-	if !r.Written {
-		t.Fatal("Recover wrote nothing")
-	}
-	if again, err := Recover(cfg0.DataDir, "n0", false); err != nil || again.Needed() || !reflect.DeepEqual(again.Before.Servers, wantAfter) {
+	if again, err := Recover(cfg0.DataDir, "n0", "", false); err != nil || again.Needed() || !reflect.DeepEqual(again.Before.Servers, wantAfter) {
 		t.Fatalf("after the recovery: %+v, %v; want nothing left to do", again, err)
 	}
 
 	n0 = startTCP(t, cfg0)
-	n2 = startTCP(t, cfg2)
+	waitLeads(t, n0)
+	if got := stateOf(n0); !reflect.DeepEqual(got.Models, want.Models) {
+		t.Fatalf("the recovered state's models differ from the group's:\n%+v\nwant\n%+v", got.Models, want.Models)
+	}
 	testenv.CheckFor(t, 10*time.Second, func() error {
-		if !n0.IsLeader() {
-			return errors.New("the recovered node does not lead")
+		st := stateOf(n0)
+		if len(st.Members) != 1 || st.Members["n0"] == nil || !st.Dropped["n1"] || !st.Dropped["n2"] {
+			return fmt.Errorf("after the recovery: members %v, dropped %v; want n0, and n1 and n2 dropped", st.Members, st.Dropped)
 		}
 		return nil
 	})
-	got, _ := n0.FSM().State()
-	if !reflect.DeepEqual(got.Models, want.Models) {
-		t.Fatalf("the recovered state's models differ from the group's:\n%+v\nwant\n%+v", got.Models, want.Models)
-	}
-	c.nodes = []*Node{n0, n2}
-	for _, n := range c.nodes { // through the log, so the non-voter's state agrees
-		testenv.CheckFor(t, 10*time.Second, func() error {
-			st := stateOf(n)
-			if st.Members["n1"] != nil || st.Members["n0"] == nil || st.Members["n2"] == nil {
-				return fmt.Errorf("%s's members after the recovery: %v; want n0 and n2", n.ID(), st.Members)
-			}
-			return nil
-		})
-	}
 	if _, err := os.Stat(filepath.Join(cfg0.DataDir, droppedFile)); !os.IsNotExist(err) {
-		t.Fatalf("%s is left after the records went: %v", droppedFile, err)
+		t.Fatalf("%s is left after the marks went in: %v", droppedFile, err)
 	}
+	c.nodes = []*Node{n0}
 	if _, err := c.register(n0, "m", "version two"); err != nil {
 		t.Fatalf("a write after the recovery: %v", err)
 	}
-	c.waitConverged(n0, n2)
-	testenv.CheckFor(t, 10*time.Second, func() error {
-		if !n2.isVoter() {
-			return fmt.Errorf("n2 is not promoted to the free seat")
-		}
-		return nil
-	})
 	_, members, err := n0.Members()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(members) != 2 {
-		t.Fatalf("members %+v; want n0 and n2", members)
+	if got := fmt.Sprint(members); !strings.Contains(got, "{n1   false dropped}") || !strings.Contains(got, "{n2   false dropped}") {
+		t.Fatalf("members %s; want n1 and n2 listed dropped", got)
+	}
+
+	// n2 comes back on the raft state it had: refused.
+	n2 = startTCP(t, cfg2)
+	if self := n2.self(); self.Fresh {
+		t.Fatal("a node with raft state calls itself fresh")
+	}
+	if err := joinOn(t, n0, n2.self()); !errors.Is(err, ErrDropped) || !strings.Contains(err.Error(), "move its --data/raft aside") {
+		t.Fatalf("the dropped n2 on its old raft state: %v; want ErrDropped saying what to do", err)
+	}
+	n2.Stop()
+	// On fresh raft state it is taken in, gets the group's state and a seat.
+	cfg2.DataDir = t.TempDir()
+	n2 = startTCP(t, cfg2)
+	if err := joinOn(t, n0, n2.self()); err != nil {
+		t.Fatalf("n2 on fresh raft state: %v", err)
+	}
+	c.nodes = []*Node{n0, n2}
+	c.waitConverged(n0, n2)
+	st := stateOf(n2)
+	if st.Dropped["n2"] || !st.Dropped["n1"] {
+		t.Fatalf("dropped after n2 joined again: %v; want n1 only", st.Dropped)
+	}
+	if st.Members["n2"].Fresh {
+		t.Fatal("the join's fresh flag was stored in the record")
+	}
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if !n2.isVoter() {
+			return errors.New("n2 is not promoted to the free seat")
+		}
+		return nil
+	})
+}
+
+// n2 goes down first; leadership moves to n1 in a term n2 never sees, and
+// n0 and n1 commit a write. Then n0 is lost and n1 goes down; n2, the
+// survivor up, is recovered. It elects itself in the term n1 already led:
+// had n1 been taken back on its old log, raft would have counted its
+// entries of that term as n2's, and the two states would differ for
+// good. n1 is refused on its old raft state, and on fresh raft state
+// gets exactly the recovered group's state.
+func TestRecoverNeverMergesADroppedLog(t *testing.T) {
+	cfg0 := tcpConfig(t, "n0", "")
+	n0 := startTCP(t, cfg0)
+	waitLeads(t, n0)
+	cfg1, cfg2 := tcpConfig(t, "n1", "http://127.0.0.1:1"), tcpConfig(t, "n2", "http://127.0.0.1:1")
+	n1, n2 := startTCP(t, cfg1), startTCP(t, cfg2)
+	for _, n := range []*Node{n1, n2} {
+		if err := n0.JoinLocal(fsm.Member{ID: n.ID(), RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &testCluster{t: t, nodes: []*Node{n0, n1, n2}}
+	if _, err := c.register(n0, "m", "version one"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitConverged(n0, n1, n2)
+	n2.Stop()
+	if err := n0.raft.LeadershipTransferToServer("n1", raft.ServerAddress(cfg1.RaftAddr)).Error(); err != nil {
+		t.Fatal(err)
+	}
+	waitLeads(t, n1)
+	c.nodes = []*Node{n0, n1}
+	if _, err := c.register(n1, "only-the-pair", "committed by n0 and n1"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitConverged(n0, n1)
+	n0.Stop()
+	n1.Stop()
+
+	if _, err := Recover(cfg2.DataDir, "n2", "", true); err != nil {
+		t.Fatal(err)
+	}
+	n2 = startTCP(t, cfg2)
+	waitLeads(t, n2)
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if st := stateOf(n2); !st.Dropped["n1"] {
+			return fmt.Errorf("n1 not marked dropped yet: %v", st.Dropped)
+		}
+		return nil
+	})
+	n1 = startTCP(t, cfg1)
+	if err := joinOn(t, n2, n1.self()); !errors.Is(err, ErrDropped) {
+		t.Fatalf("n1 on its old raft state: %v; want ErrDropped", err)
+	}
+	n1.Stop()
+	cfg1.DataDir = t.TempDir()
+	n1 = startTCP(t, cfg1)
+	if err := joinOn(t, n2, n1.self()); err != nil {
+		t.Fatal(err)
+	}
+	c.nodes = []*Node{n2, n1}
+	if _, err := c.register(n2, "after-recovery", "written after the recovery"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitConverged(n2, n1)
+	if st := stateOf(n1); st.Models["only-the-pair"] != nil || st.Models["after-recovery"] == nil {
+		t.Fatalf("n1's models %v; want the recovered group's", slices.Sorted(mapKeys(st.Models)))
+	}
+}
+
+// mapKeys returns m's keys.
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// A survivor recovered onto another raft address (its machine replaced)
+// leads there; a join of itself at that address, which a restarted node
+// sends through its peers, must not make the leader remove its own old
+// entry: raft would shut down on it ("removed ourself"). It hands
+// leadership over instead, and the new leader moves it.
+func TestRecoveredLeaderMovedDoesNotRemoveItself(t *testing.T) {
+	cfg0 := tcpConfig(t, "n0", "")
+	n0 := startTCP(t, cfg0)
+	waitLeads(t, n0)
+	cfg1 := tcpConfig(t, "n1", "http://127.0.0.1:1")
+	n1 := startTCP(t, cfg1)
+	if err := n0.JoinLocal(fsm.Member{ID: "n1", RaftAddr: cfg1.RaftAddr, HTTPAddr: cfg1.HTTPAddr}); err != nil {
+		t.Fatal(err)
+	}
+	c := &testCluster{t: t, nodes: []*Node{n0, n1}}
+	if _, err := c.register(n0, "m", "version one"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitConverged(n0, n1)
+	n1.Stop() // lost for good
+	n0.Stop()
+	old := cfg0.RaftAddr
+	// Recovered without --cluster: the configuration keeps the old
+	// address, and the node comes back on another.
+	if _, err := Recover(cfg0.DataDir, "n0", "", true); err != nil {
+		t.Fatal(err)
+	}
+	cfg0.RaftAddr = testenv.FreeAddr(t)
+	n0 = startTCP(t, cfg0)
+	waitLeads(t, n0)
+	cfg2 := tcpConfig(t, "n2", "http://127.0.0.1:1")
+	startTCP(t, cfg2)
+	if err := n0.JoinLocal(fsm.Member{ID: "n2", RaftAddr: cfg2.RaftAddr, HTTPAddr: cfg2.HTTPAddr}); err != nil {
+		t.Fatal(err)
+	}
+	err := n0.JoinLocal(fsm.Member{ID: "n0", RaftAddr: cfg0.RaftAddr, HTTPAddr: cfg0.HTTPAddr})
+	if !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("the leader asked to move itself from %s to %s: %v; want it to hand leadership over (ErrNotLeader)", old, cfg0.RaftAddr, err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if st := n0.raft.State(); st == raft.Shutdown {
+		t.Fatal("the leader removed itself and its raft shut down")
+	}
+}
+
+// With --cluster, the recovered configuration names the node's new raft
+// address.
+func TestRecoverAtNewAddress(t *testing.T) {
+	cfg0 := tcpConfig(t, "n0", "")
+	n0 := startTCP(t, cfg0)
+	waitLeads(t, n0)
+	n0.Stop()
+	moved := testenv.FreeAddr(t)
+	r, err := Recover(cfg0.DataDir, "n0", moved, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Written || len(r.After.Servers) != 1 || string(r.After.Servers[0].Address) != moved {
+		t.Fatalf("recovered at %s: %+v", moved, r)
+	}
+	cfg0.RaftAddr = moved
+	n0 = startTCP(t, cfg0)
+	waitLeads(t, n0)
+	if addr, ok := n0.configuredAddr(); !ok || addr != moved {
+		t.Fatalf("configured address %q; want %s", addr, moved)
 	}
 }
 

@@ -2,13 +2,19 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/internal/durable"
 )
 
 // Settling reports whether this node, started on a fresh data directory
@@ -22,6 +28,16 @@ import (
 // gateway answers /v2/health/ready with 503 and the reason meanwhile, so
 // that a load balancer sends a new gateway nothing it would answer 404.
 func (n *Node) Settling() (bool, string) {
+	if n.dropped.Load() {
+		return true, "this node was dropped from its group when the group was recovered, and it serves what it had, which may be stale: stop it, move its --data/raft aside, and start it again with --join"
+	}
+	if n.raft.State() == raft.Shutdown {
+		select {
+		case <-n.stop:
+		default:
+			return true, "raft has stopped on this node: its group removed it (the log says why); restart it"
+		}
+	}
 	if n.settled.Load() {
 		return false, ""
 	}
@@ -43,6 +59,26 @@ func (n *Node) Settling() (bool, string) {
 		pending = pending[:3]
 	}
 	return true, "this node joined its cluster and is still fetching or loading " + strings.Join(pending, ", ") + more
+}
+
+// joiningFile, in the raft data directory, marks a node that joined on a
+// fresh data directory and has not settled yet: a restart before it has
+// must settle all the same (its raft state is not fresh then, and
+// served.json lists nothing to wait for).
+const joiningFile = "joining"
+
+// joining reports whether this start has to settle, and marks it on disk:
+// a fresh start with Config.Join, or a start that finds the mark.
+func (n *Node) joining() bool {
+	path := filepath.Join(n.cfg.DataDir, joiningFile)
+	if n.cfg.Join == "" || n.existing {
+		_, err := os.Stat(path)
+		return err == nil
+	}
+	if err := durable.WriteFile(path, nil, 0o644); err != nil {
+		n.logf("cluster: cannot mark this node as joining (%v): a restart before it serves the cluster's models would report it ready at once", err)
+	}
+	return true
 }
 
 // settle, on a node started fresh with Config.Join, waits until the node
@@ -84,6 +120,9 @@ func (n *Node) settle() {
 		}
 	}
 	n.settled.Store(true)
+	if err := os.Remove(filepath.Join(n.cfg.DataDir, joiningFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		n.logf("cluster: cannot remove the joining mark: %v", err)
+	}
 	st, _ := n.fsm.State()
 	n.logf("cluster: node %s serves the cluster's %d model(s), %s after it was admitted", n.cfg.NodeID, len(st.Models), time.Since(start).Round(time.Millisecond))
 }

@@ -494,7 +494,8 @@ func clusterError(err error) error {
 	case errors.Is(err, fsm.ErrNotFound):
 		return notFound("%s", err)
 	case errors.Is(err, fsm.ErrConflict):
-		return &httpError{code: fasthttp.StatusConflict, msg: err.Error()}
+		// The kind tells a joining node that it was dropped (ErrDropped).
+		return &httpError{code: fasthttp.StatusConflict, msg: err.Error(), kind: cluster.ErrorKind(err)}
 	case errors.Is(err, cluster.ErrUnknownOutcome):
 		// No Retry-After: a blind retry could apply the write twice.
 		return &httpError{code: fasthttp.StatusServiceUnavailable, kind: cluster.ErrorKind(err),

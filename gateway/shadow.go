@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/infergate/infergate/batching"
+	"github.com/infergate/infergate/internal/loglimit"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 	"github.com/infergate/infergate/trafficlog"
@@ -50,7 +51,7 @@ type shadower struct {
 	traffic trafficlog.Sink
 
 	// failures limits the lines about each shadow's failed copies.
-	failures *logLimiter[*registry.Shadow]
+	failures *loglimit.Limiter[*registry.Shadow]
 
 	queue   chan *shadowJob
 	start   sync.Once
@@ -62,7 +63,7 @@ type shadower struct {
 
 func newShadower(repo *registry.Repository, timeout time.Duration, reason func(*registry.Version, error) registry.FailureReason, logf func(string, ...any)) *shadower {
 	return &shadower{repo: repo, timeout: timeout, reason: reason, logf: logf,
-		failures: newLogLimiter[*registry.Shadow](shadowLogEvery, 4*shadowQueue),
+		failures: loglimit.New[*registry.Shadow](shadowLogEvery, 4*shadowQueue),
 		queue:    make(chan *shadowJob, shadowQueue), stop: make(chan struct{})}
 }
 
@@ -74,7 +75,7 @@ const shadowLogEvery = time.Minute
 // shadow that fails every copy (inputs that differ from the model's, say)
 // says why once without flooding the log.
 func (w *shadower) logFailure(sh *registry.Shadow, err error) {
-	suffix, ok := w.failures.allow(sh)
+	suffix, ok := w.failures.Allow(sh)
 	if !ok {
 		return
 	}

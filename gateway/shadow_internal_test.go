@@ -114,9 +114,7 @@ func TestShadowFailuresAreLoggedSparingly(t *testing.T) {
 	if len(lines) != 1 || !strings.Contains(lines[0], `model "m" failed on its shadow, version 1`) || !strings.Contains(lines[0], `"wrong"`) {
 		t.Fatalf("5 failed copies logged %q; want one line naming the model, the version and the reason", lines)
 	}
-	w.failures.mu.Lock()
-	w.failures.last[sh] = w.failures.last[sh].Add(-shadowLogEvery)
-	w.failures.mu.Unlock()
+	w.failures.Backdate(shadowLogEvery)
 	w.run(&shadowJob{sh: sh, inputs: in, outputs: in})
 	if len(lines) != 2 || !strings.Contains(lines[1], "(and 4 more since the last line)") {
 		t.Fatalf("a minute later: %q; want a second line counting the 4 not logged", lines)

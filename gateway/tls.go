@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/infergate/infergate/internal/loglimit"
 )
 
 // tlsListener serves TLS over a listener. A connection's handshake runs
@@ -106,16 +108,16 @@ const handshakeErrorPrefix = "tls handshake: "
 type handshakeLog struct {
 	count *metrics.Counter
 	logf  func(format string, args ...any)
-	limit *logLimiter[struct{}]
+	limit *loglimit.Limiter[struct{}]
 }
 
 func newHandshakeLog(set *metrics.Set, logf func(format string, args ...any)) *handshakeLog {
-	return &handshakeLog{count: set.NewCounter("infergate_tls_handshake_errors_total"), logf: logf, limit: newLogLimiter[struct{}](time.Minute, 1)}
+	return &handshakeLog{count: set.NewCounter("infergate_tls_handshake_errors_total"), logf: logf, limit: loglimit.New[struct{}](time.Minute, 1)}
 }
 
 func (h *handshakeLog) failed(remote net.Addr, err error) {
 	h.count.Inc()
-	if more, ok := h.limit.allow(struct{}{}); ok {
+	if more, ok := h.limit.Allow(struct{}{}); ok {
 		h.logf("tls: handshake with %s failed: %v%s", remote, err, more)
 	}
 }

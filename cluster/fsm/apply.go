@@ -24,9 +24,16 @@ func (s *State) apply(c *Command) *Result {
 		n, err = c.Version, s.retireVersion(c)
 	case OpSetMember:
 		m := *c.Member
+		m.Fresh = false // a join request's, not the member's
 		s.Members[m.ID] = &m
+		// Taken in again (on fresh raft state, which the leader checks):
+		// no longer barred.
+		delete(s.Dropped, m.ID)
 	case OpRemoveMember:
 		delete(s.Members, c.Member.ID)
+	case OpDropMember:
+		delete(s.Members, c.Member.ID)
+		s.Dropped[c.Member.ID] = true
 	case OpSetExperiment:
 		err = s.setExperiment(c)
 	case OpEndExperiment:

@@ -34,6 +34,9 @@ const (
 	OpSetMember Op = "set_member"
 	// OpRemoveMember removes a cluster member.
 	OpRemoveMember Op = "remove_member"
+	// OpDropMember removes a member a recovery dropped and records it in
+	// State.Dropped: it may join again only on fresh raft state.
+	OpDropMember Op = "drop_member"
 	// OpSetExperiment starts an A/B experiment on a model, or replaces the
 	// one it runs: its unversioned requests split among the arms.
 	OpSetExperiment Op = "set_experiment"
@@ -72,8 +75,8 @@ type Command struct {
 	Alias string `json:"alias,omitempty"`
 	// Promote makes the version OpRegisterVersion adds production.
 	Promote bool `json:"promote,omitempty"`
-	// Member is the member OpSetMember stores; OpRemoveMember uses only
-	// its ID.
+	// Member is the member OpSetMember stores; OpRemoveMember and
+	// OpDropMember use only its ID.
 	Member *Member `json:"member,omitempty"`
 	// Experiment is the experiment OpSetExperiment sets.
 	Experiment *route.Experiment `json:"experiment,omitempty"`
@@ -114,7 +117,7 @@ func (c *Command) Validate() error {
 		} else {
 			err = checkMember(c.Member)
 		}
-	case OpRemoveMember:
+	case OpRemoveMember, OpDropMember:
 		if c.Member == nil || c.Member.ID == "" {
 			err = errors.New("member.id is required")
 		}
@@ -131,8 +134,8 @@ func (c *Command) Validate() error {
 	case OpEndExperiment, OpEndShadow:
 		err = registry.CheckName(c.Model)
 	default:
-		return fmt.Errorf("%w: unknown op %q; want %s, %s, %s, %s, %s, %s, %s, %s, %s or %s", ErrInvalid, c.Op,
-			OpRegisterVersion, OpSetAlias, OpRollback, OpRetireVersion, OpSetMember, OpRemoveMember,
+		return fmt.Errorf("%w: unknown op %q; want %s, %s, %s, %s, %s, %s, %s, %s, %s, %s or %s", ErrInvalid, c.Op,
+			OpRegisterVersion, OpSetAlias, OpRollback, OpRetireVersion, OpSetMember, OpRemoveMember, OpDropMember,
 			OpSetExperiment, OpEndExperiment, OpSetShadow, OpEndShadow)
 	}
 	if err != nil {

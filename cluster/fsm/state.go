@@ -45,6 +45,10 @@ type State struct {
 	Models map[string]*Model `json:"models"`
 	// Members holds every cluster member by node id.
 	Members map[string]*Member `json:"members"`
+	// Dropped holds the ids of the members a recovery dropped
+	// (cluster.Recover): their raft logs may hold entries the group does
+	// not, so the leader takes them in again only on fresh raft state.
+	Dropped map[string]bool `json:"dropped,omitempty"`
 }
 
 // Model is one model and all its versions.
@@ -104,11 +108,14 @@ type Member struct {
 	Voter bool `json:"voter"`
 	// RaftTLS says the node speaks raft over mutual TLS (--cluster-ca).
 	RaftTLS bool `json:"raft_tls,omitempty"`
+	// Fresh, in a join request, says the node's raft state is empty
+	// (nothing in its log or snapshots); never stored.
+	Fresh bool `json:"fresh,omitempty"`
 }
 
 // newState returns an empty State.
 func newState() *State {
-	return &State{Models: map[string]*Model{}, Members: map[string]*Member{}}
+	return &State{Models: map[string]*Model{}, Members: map[string]*Member{}, Dropped: map[string]bool{}}
 }
 
 // Model returns the model called name, or nil. s may be nil.
@@ -127,6 +134,10 @@ func (s *State) Clone() *State {
 	c := &State{
 		Models:  make(map[string]*Model, len(s.Models)),
 		Members: make(map[string]*Member, len(s.Members)),
+		Dropped: make(map[string]bool, len(s.Dropped)),
+	}
+	for id := range s.Dropped {
+		c.Dropped[id] = true
 	}
 	for name, m := range s.Models {
 		c.Models[name] = m.clone()
@@ -201,6 +212,9 @@ func (s *State) normalize() {
 	}
 	if s.Members == nil {
 		s.Members = map[string]*Member{}
+	}
+	if s.Dropped == nil {
+		s.Dropped = map[string]bool{}
 	}
 	for _, m := range s.Models {
 		if m != nil && m.Aliases == nil {

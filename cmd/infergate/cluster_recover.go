@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,28 +14,32 @@ import (
 )
 
 func clusterRecover(out adminOutput, args []string) error {
-	fs := out.flagSet("cluster recover", "--data DIR [--dry-run]",
-		`Make a stopped node the only voter of its group, for a group that lost most
+	fs := out.flagSet("cluster recover", "--data DIR [--cluster ADDR] [--dry-run]",
+		`Make a stopped node the only member of its group, for a group that lost most
 of its voters for good (their machines or data directories gone): with no
 majority it elects no leader and takes no writes, though every node goes on
 serving what it has loaded.
 
 Run it on one survivor whose process is stopped, with that node's --data. It
 prints the node's newest raft entry (index and term): with several survivors,
-run it with --dry-run on each and recover the one with the highest term, then
-the highest index. It keeps the non-voters, which the leader promotes to free
-seats, and drops the other voters and the member records of nodes no longer
-in the group. Then start the node as before: it elects itself and takes
-writes. Survivors it dropped that still run, or that you start again on their
-own --data, find out they were dropped within a few seconds and join it again
-(they give up what only they held); start a replacement for a lost node on a
-fresh --data with --join.
+run it with --dry-run on each, non-voters too, and recover the one with the
+highest term, then the highest index. Then start that node as before: it
+elects itself and takes writes.
+
+Every other member is dropped: its raft log may hold entries the recovered
+node does not have, which raft cannot reconcile, so the group takes it in
+again only on fresh raft state. For each survivor: stop it, move its
+--data/raft aside, and start it again with --join (a member's URL); it gets
+the recovered state and serves again. Started on its old raft state, it is
+refused, says so in its log and reports not ready. A lost machine's
+replacement joins the same way, on a fresh --data.
 
 Do not run it while the lost voters could come back with their data: two of
 them started together may elect each other under the old configuration, and
-the group would have two leaders. Keep them down, or start them on a fresh
---data.`)
+the group would have two leaders. Keep them down until they start on fresh
+raft state.`)
 	data := fs.String("data", "", "the stopped node's data directory (serve's --data); required")
+	raftAddr := fs.String("cluster", "", "the raft address the node will listen on from now (serve's --cluster), when it moves; default: the one its configuration names")
 	dryRun := fs.Bool("dry-run", false, "print what the node holds and what would change, and write nothing")
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
@@ -43,6 +48,11 @@ the group would have two leaders. Keep them down, or start them on a fresh
 		fmt.Fprintln(fs.Output(), "--data is required: the stopped node's data directory")
 		fs.Usage()
 		return errUsage
+	}
+	if *raftAddr != "" {
+		if _, _, err := net.SplitHostPort(*raftAddr); err != nil {
+			return fmt.Errorf("--cluster %q: want host:port, as serve's --cluster: %v", *raftAddr, err)
+		}
 	}
 	if fi, err := os.Stat(*data); err != nil || !fi.IsDir() {
 		return fmt.Errorf("--data %s is not a directory", *data)
@@ -56,11 +66,10 @@ the group would have two leaders. Keep them down, or start them on a fresh
 	}
 	unlock, err := lockDataDir(*data)
 	if err != nil {
-		return fmt.Errorf("%w; stop the node before recovering it", err)
+		return fmt.Errorf("node %s is running on %s (its lock is held): stop it first", id, *data)
 	}
 	defer unlock()
-	raftDir := filepath.Join(*data, "raft")
-	r, err := cluster.Recover(raftDir, id, !*dryRun)
+	r, err := cluster.Recover(filepath.Join(*data, "raft"), id, *raftAddr, !*dryRun)
 	if err != nil {
 		return err
 	}
@@ -72,9 +81,9 @@ the group would have two leaders. Keep them down, or start them on a fresh
 // what to do next.
 func printRecovery(w io.Writer, r *cluster.Recovery, data string, dryRun bool) {
 	fmt.Fprintf(w, "node %s in %s: newest raft entry %d, term %d\n", r.NodeID, data, r.LastIndex, r.LastTerm)
-	fmt.Fprintf(w, "configuration now:      %s\n", describeServers(r.Before.Servers))
+	fmt.Fprintf(w, "configuration now:       %s\n", describeServers(r.Before.Servers))
 	if !r.Needed() {
-		fmt.Fprintf(w, "nothing to recover: %s is its group's only voter already\n", r.NodeID)
+		fmt.Fprintf(w, "nothing to recover: %s is its group's only member already\n", r.NodeID)
 		return
 	}
 	fmt.Fprintf(w, "configuration recovered: %s\n", describeServers(r.After.Servers))
@@ -86,8 +95,8 @@ func printRecovery(w io.Writer, r *cluster.Recovery, data string, dryRun bool) {
 		return
 	}
 	fmt.Fprintf(w, `recovered: start the node again on --data %s; it elects itself and takes writes.
-Dropped nodes that still run join it again within seconds; start a replacement
-for a lost one on a fresh --data with --join.
+Each dropped node joins again only on fresh raft state: stop it, move its
+--data/raft aside, and start it with --join and a member's URL.
 `, data)
 }
 

@@ -16,9 +16,11 @@ import (
 // Two of a group's three voters are lost: one machine for good (its data
 // gone), one down for a while. The survivor has no majority: it serves
 // what it loaded and takes no writes. `cluster recover` on the stopped
-// survivor makes it the only voter; started again, it takes writes, and
-// the other voter, started on its own data, finds itself dropped, joins
-// again and serves what the recovered group decided.
+// survivor makes it the group's only member; started again, it takes
+// writes. The other voter, started on its old raft state, is refused and
+// reports not ready, saying what to do; done (its --data/raft moved
+// aside, started with --join), it joins again and serves what the
+// recovered group decided.
 func TestRecoverAfterLosingMajority(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three gateways")
@@ -54,7 +56,7 @@ func TestRecoverAfterLosingMajority(t *testing.T) {
 		code := clusterGroup.main(append([]string{"recover"}, args...), &stdout, &stderr)
 		return code, stdout.String() + stderr.String()
 	}
-	if code, out := recover("--data", survivor.data); code != 1 || !strings.Contains(out, "stop the node") {
+	if code, out := recover("--data", survivor.data); code != 1 || !strings.Contains(out, "is running on") || !strings.Contains(out, "stop it first") {
 		t.Fatalf("recover of a running node: exit %d, %q; want it refused", code, out)
 	}
 	survivor.kill(t)
@@ -77,6 +79,28 @@ func TestRecoverAfterLosingMajority(t *testing.T) {
 		return servesVersion(t, again, body, "2")
 	})
 
+	// The other voter on its old raft state: refused, not ready, and says why.
+	stale, log := startUnready(t, "--data", away.data, "--models", away.models, "--cluster", away.raft,
+		"--admin-token", clusterToken, "--join", again.url())
+	testenv.CheckFor(t, 30*time.Second, func() error {
+		code, b, _ := stale.get(t, "/v2/health/ready")
+		if code != 503 || !strings.Contains(string(b), "dropped from its group") {
+			return fmt.Errorf("the dropped node's readiness: %d %s; want 503 saying it was dropped", code, b)
+		}
+		return nil
+	})
+	if l := log.String(); !strings.Contains(l, "move its --data/raft aside") {
+		t.Fatalf("the dropped node's log does not say what to do:\n%s", l)
+	}
+	if v, err := again.cluster(t); err != nil || len(v.Members) != 3 || !strings.Contains(fmt.Sprint(v.Members), "dropped") {
+		t.Fatalf("the group with the dropped node refused: %+v, %v; want it and the lost one listed dropped", v.Members, err)
+	}
+	stale.cmd.Process.Kill()
+	<-stale.done
+
+	if err := os.Rename(filepath.Join(away.data, "raft"), filepath.Join(away.data, "raft.old")); err != nil {
+		t.Fatal(err)
+	}
 	back := startNode(t, away.data, away.models, away.raft, again.url())
 	testenv.CheckFor(t, 30*time.Second, func() error {
 		if err := servesVersion(t, back, body, "2"); err != nil {
@@ -86,16 +110,46 @@ func TestRecoverAfterLosingMajority(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if v.Leader != ids[survivor] || len(v.Members) != 2 {
-			return fmt.Errorf("leader %s, members %+v; want %s leading %s", v.Leader, v.Members, ids[survivor], ids[away])
-		}
+		var voters []string
 		for _, m := range v.Members {
-			if !m.Voter {
-				return fmt.Errorf("member %s is not a voter", m.ID)
+			if m.Voter {
+				voters = append(voters, m.ID)
 			}
+		}
+		if v.Leader != ids[survivor] || len(voters) != 2 {
+			return fmt.Errorf("leader %s, members %+v; want %s leading, %s a voter again", v.Leader, v.Members, ids[survivor], ids[away])
 		}
 		return nil
 	})
+}
+
+// startUnready starts serve with args and returns once it serves, ready
+// or not, with its log; the test kills it.
+func startUnready(t *testing.T, args ...string) (*server, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(binPath, append([]string{"serve", "--http", "127.0.0.1:0", "--ort-lib", testenv.ORTLib(t)}, args...)...)
+	log := &syncBuffer{}
+	cmd.Stderr = log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{cmd: cmd, stderr: log, done: make(chan error, 1)}
+	go func() { s.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("log of %v:\n%s", args, log.String())
+		}
+	})
+	testenv.CheckFor(t, 30*time.Second, func() error {
+		m := servingLine.FindStringSubmatch(log.String())
+		if m == nil {
+			return fmt.Errorf("not serving yet")
+		}
+		s.scheme, s.addr = m[1], m[2]
+		return nil
+	})
+	return s, log
 }
 
 // A member's raft log is damaged (a disk that lost its pages): serve

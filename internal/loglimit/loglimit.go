@@ -1,0 +1,71 @@
+// Package loglimit keeps recurring log lines from flooding a log: a
+// Limiter lets each key's line through at most once a period and says
+// how many it held back in between.
+package loglimit
+
+import (
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Limiter lets a recurring log line through at most once per period for
+// each key (a shadow, a kind of failure, the line itself), and counts
+// those it holds back, so that a failure that repeats on every request
+// says why once a minute without flooding the log. Safe for concurrent
+// use.
+type Limiter[K comparable] struct {
+	every time.Duration
+	// maxKeys bounds the keys remembered: past it, those not logged for
+	// a period are forgotten (shadows replaced long ago, say).
+	maxKeys int
+
+	// mu protects last, when each key was last logged, and held, how many
+	// lines of it were held back since.
+	mu   sync.Mutex
+	last map[K]time.Time
+	held map[K]int
+}
+
+// New returns a Limiter that lets each key through once per every, and
+// remembers up to about maxKeys keys.
+func New[K comparable](every time.Duration, maxKeys int) *Limiter[K] {
+	return &Limiter[K]{every: every, maxKeys: maxKeys, last: make(map[K]time.Time), held: make(map[K]int)}
+}
+
+// Allow reports whether k's line may be logged now, and if so, a suffix
+// for it saying how many were held back since the last one ("" for none).
+func (l *Limiter[K]) Allow(k K) (suffix string, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if last, seen := l.last[k]; seen && now.Sub(last) < l.every {
+		l.held[k]++
+		return "", false
+	}
+	more := l.held[k]
+	l.last[k] = now
+	delete(l.held, k)
+	if len(l.last) > l.maxKeys {
+		for key, t := range l.last {
+			if now.Sub(t) >= l.every {
+				delete(l.last, key)
+				delete(l.held, key)
+			}
+		}
+	}
+	if more > 0 {
+		suffix = fmt.Sprintf(" (and %d more since the last line)", more)
+	}
+	return suffix, true
+}
+
+// Backdate moves every key's last line d into the past, as if d had
+// passed: tests use it to skip a period.
+func (l *Limiter[K]) Backdate(d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k, t := range l.last {
+		l.last[k] = t.Add(-d)
+	}
+}
