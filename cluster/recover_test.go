@@ -49,23 +49,9 @@ func joinOn(t *testing.T, leader *Node, m fsm.Member) error {
 // the raft state it had, is refused; on fresh raft state it is taken in,
 // gets the recovered state and takes the free voter seat.
 func TestRecoverMakesSurvivorOnlyMember(t *testing.T) {
-	cfg0 := tcpConfig(t, "n0", "")
-	cfg0.MaxVoters = 2
-	n0 := startTCP(t, cfg0)
-	waitLeads(t, n0)
-	cfg1, cfg2 := tcpConfig(t, "n1", "http://127.0.0.1:1"), tcpConfig(t, "n2", "http://127.0.0.1:1")
-	cfg1.MaxVoters, cfg2.MaxVoters = 2, 2
-	n1, n2 := startTCP(t, cfg1), startTCP(t, cfg2)
-	for _, n := range []*Node{n1, n2} {
-		if err := n0.JoinLocal(fsm.Member{ID: n.ID(), RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c := &testCluster{t: t, nodes: []*Node{n0, n1, n2}}
-	if _, err := c.register(n0, "m", "version one"); err != nil {
-		t.Fatal(err)
-	}
-	c.waitConverged(n0, n1, n2)
+	c, cfgs := threeTCPNodes(t, 2) // n2 a non-voter
+	n0, n1, n2 := c.nodes[0], c.nodes[1], c.nodes[2]
+	cfg0, cfg2 := cfgs[0], cfgs[2]
 
 	n1.Stop() // its machine is gone for good
 	testenv.CheckFor(t, 5*time.Second, func() error {
@@ -177,21 +163,9 @@ func TestRecoverMakesSurvivorOnlyMember(t *testing.T) {
 // good. n1 is refused on its old raft state, and on fresh raft state
 // gets exactly the recovered group's state.
 func TestRecoverNeverMergesADroppedLog(t *testing.T) {
-	cfg0 := tcpConfig(t, "n0", "")
-	n0 := startTCP(t, cfg0)
-	waitLeads(t, n0)
-	cfg1, cfg2 := tcpConfig(t, "n1", "http://127.0.0.1:1"), tcpConfig(t, "n2", "http://127.0.0.1:1")
-	n1, n2 := startTCP(t, cfg1), startTCP(t, cfg2)
-	for _, n := range []*Node{n1, n2} {
-		if err := n0.JoinLocal(fsm.Member{ID: n.ID(), RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c := &testCluster{t: t, nodes: []*Node{n0, n1, n2}}
-	if _, err := c.register(n0, "m", "version one"); err != nil {
-		t.Fatal(err)
-	}
-	c.waitConverged(n0, n1, n2)
+	c, cfgs := threeTCPNodes(t, 3)
+	n0, n1, n2 := c.nodes[0], c.nodes[1], c.nodes[2]
+	cfg1, cfg2 := cfgs[1], cfgs[2]
 	n2.Stop()
 	if err := n0.raft.LeadershipTransferToServer("n1", raft.ServerAddress(cfg1.RaftAddr)).Error(); err != nil {
 		t.Fatal(err)
@@ -313,6 +287,31 @@ func TestRecoverAtNewAddress(t *testing.T) {
 	if addr, ok := n0.configuredAddr(); !ok || addr != moved {
 		t.Fatalf("configured address %q; want %s", addr, moved)
 	}
+}
+
+// threeTCPNodes starts n0, n1 and n2 over TCP with raft state on disk,
+// admitting maxVoters voters, and registers model m on them.
+func threeTCPNodes(t *testing.T, maxVoters int) (*testCluster, []Config) {
+	t.Helper()
+	cfgs := []Config{tcpConfig(t, "n0", ""), tcpConfig(t, "n1", "http://127.0.0.1:1"), tcpConfig(t, "n2", "http://127.0.0.1:1")}
+	c := &testCluster{t: t}
+	for i := range cfgs {
+		cfgs[i].MaxVoters = maxVoters
+		c.nodes = append(c.nodes, startTCP(t, cfgs[i]))
+		if i == 0 {
+			waitLeads(t, c.nodes[0])
+			continue
+		}
+		n := c.nodes[i]
+		if err := c.nodes[0].JoinLocal(fsm.Member{ID: n.ID(), RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.register(c.nodes[0], "m", "version one"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitConverged(c.nodes...)
+	return c, cfgs
 }
 
 // startTCP starts a node on cfg and stops it when the test ends.
