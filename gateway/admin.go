@@ -256,6 +256,11 @@ func (s *Server) uploadVersion(cp *controlPlane, ctx *fasthttp.RequestCtx, name 
 	if err != nil {
 		return clusterError(err)
 	}
+	how := "staged"
+	if promote {
+		how = "promoted to production"
+	}
+	s.audit(ctx, "uploaded model %q version %d (sha256:%.12s, %d bytes), %s", name, res.Version, hex, len(body), how)
 	ctx.SetStatusCode(fasthttp.StatusCreated)
 	return writeJSON(ctx, map[string]any{"model": name, "version": res.Version, "sha256": hex})
 }
@@ -355,6 +360,7 @@ func (s *Server) apply(cp *controlPlane, ctx *fasthttp.RequestCtx, c fsm.Command
 	if err != nil {
 		return clusterError(err)
 	}
+	s.audit(ctx, "%s", describeCommand(&c, res))
 	return writeJSON(ctx, answer(res))
 }
 
@@ -405,13 +411,17 @@ func (s *Server) join(cp *controlPlane, ctx *fasthttp.RequestCtx) error {
 
 func (s *Server) removeMember(cp *controlPlane, ctx *fasthttp.RequestCtx, id string) error {
 	var err error
-	if len(ctx.Request.Header.Peek(cluster.HeaderForwarded)) > 0 {
+	forwarded := len(ctx.Request.Header.Peek(cluster.HeaderForwarded)) > 0
+	if forwarded {
 		err = cp.node.RemoveLocal(id)
 	} else {
 		err = cp.node.Remove(context.Background(), id)
 	}
 	if err != nil {
 		return clusterError(err)
+	}
+	if !forwarded {
+		s.audit(ctx, "removed member %s from the cluster", id)
 	}
 	return writeJSON(ctx, struct{}{})
 }

@@ -218,6 +218,7 @@ func (s *Server) routeRepository(ctx *fasthttp.RequestCtx, rest []byte) error {
 		if err := s.repo.Unload(string(name)); err != nil {
 			return repoError(err)
 		}
+		s.audit(ctx, "unloaded model %q through the repository API", name)
 		return writeJSON(ctx, struct{}{})
 	}
 	return notFound("no such endpoint %q; use POST /v2/repository/models/{name}/load or /unload", ctx.Path())
@@ -268,6 +269,11 @@ func (s *Server) loadModel(ctx *fasthttp.RequestCtx, name string) error {
 		s.logf("load API: model %q: %v", name, err)
 		return repoError(err)
 	}
+	with := ""
+	if override != nil {
+		with = " with a configuration given in the call"
+	}
+	s.audit(ctx, "loaded model %q through the repository API%s", name, with)
 	return writeJSON(ctx, struct{}{})
 }
 

@@ -79,6 +79,11 @@ func TestRecoverAfterLosingMajority(t *testing.T) {
 		return servesVersion(t, again, body, "2")
 	})
 
+	// Who made the change is in the log of the node called.
+	if l := again.stderr.String(); !strings.Contains(l, `admin: 127.0.0.1 promoted model "ctr" version 2 to production`) {
+		t.Fatalf("the promotion is not in the log of the node called:\n%s", l)
+	}
+
 	// The other voter on its old raft state: refused, not ready, and says why.
 	stale, log := startUnready(t, "--data", away.data, "--models", away.models, "--cluster", away.raft,
 		"--admin-token", clusterToken, "--join", again.url())

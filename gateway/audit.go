@@ -1,0 +1,46 @@
+package gateway
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/infergate/infergate/cluster/fsm"
+)
+
+// audit logs a change an admin call made, on the node the client called
+// ("admin: 10.0.0.5 promoted model ..."), so that the log answers who
+// changed what and when. Writes a follower forwards to the leader are
+// logged where the client's call came in, once.
+func (s *Server) audit(ctx *fasthttp.RequestCtx, format string, args ...any) {
+	s.logf("admin: %s %s", ctx.RemoteIP(), fmt.Sprintf(format, args...))
+}
+
+// describeCommand says in words what applying c did; res is its result.
+func describeCommand(c *fsm.Command, res *fsm.Result) string {
+	switch c.Op {
+	case fsm.OpSetAlias:
+		if c.Alias == fsm.AliasProduction {
+			return fmt.Sprintf("promoted model %q version %d to production", c.Model, c.Version)
+		}
+		return fmt.Sprintf("pointed alias %q of model %q at version %d", c.Alias, c.Model, c.Version)
+	case fsm.OpRollback:
+		return fmt.Sprintf("rolled model %q back: production is version %d", c.Model, res.Version)
+	case fsm.OpRetireVersion:
+		return fmt.Sprintf("retired model %q version %d", c.Model, c.Version)
+	case fsm.OpSetExperiment:
+		arms := make([]string, len(c.Experiment.Arms))
+		for i, a := range c.Experiment.Arms {
+			arms[i] = fmt.Sprintf("%s=%d:%d", a.Name, a.Version, a.Weight)
+		}
+		return fmt.Sprintf("set model %q's experiment %q: %s", c.Model, c.Experiment.Name, strings.Join(arms, ", "))
+	case fsm.OpEndExperiment:
+		return fmt.Sprintf("ended model %q's experiment", c.Model)
+	case fsm.OpSetShadow:
+		return fmt.Sprintf("set model %q's shadow: version %d, %g%% of its requests", c.Model, c.Shadow.Version, c.Shadow.Percent)
+	case fsm.OpEndShadow:
+		return fmt.Sprintf("ended model %q's shadow", c.Model)
+	}
+	return fmt.Sprintf("applied %s", c.Op)
+}
