@@ -135,6 +135,11 @@ func TestRotDuringRunSeenOnReload(t *testing.T) {
 		if v1 := lm.Version(1); v1 != nil {
 			return fmt.Errorf("version 1 serves, loaded from bytes with sha256:%s (registered sha256:%s)", v1.SHA256, want)
 		}
+		// The reconciler routes right after the load that dropped
+		// version 1: until then unversioned requests still name it.
+		if d := n.cfg.Registry.DefaultVersion("m"); d != 2 {
+			return fmt.Errorf("unversioned requests go to version %d", d)
+		}
 		// Failed for the digest, and once the reconciler has tried
 		// again, for want of a good copy: this lone node has no peer.
 		if s := n.LocalStatus().Models["m"]["1"]; s.State != VersionFailed ||
