@@ -111,7 +111,7 @@ func (n *Node) JoinLocal(m fsm.Member) error {
 		return raftError(err)
 	}
 	if st, _ := n.fsm.State(); st.Dropped[m.ID] && !m.Fresh {
-		return fmt.Errorf("%w: node %q was dropped when its group was recovered, and its raft log may hold entries the group does not have; stop it, move its --data/raft aside, and start it again with --join", ErrDropped, m.ID)
+		return fmt.Errorf("%w: node %q was dropped when its group was recovered, and its raft log may hold entries the group does not have; stop it, move its --data/raft aside, and start it again with --join (a node of an earlier release cannot tell the leader its raft state is fresh: upgrade it)", ErrDropped, m.ID)
 	}
 	// A voter the others cannot reach would cost the group its quorum (a
 	// one-voter group could never commit again): check the address first,
@@ -201,7 +201,7 @@ func (n *Node) RemoveLocal(id string) error {
 	servers := f.Configuration().Servers
 	i := slices.IndexFunc(servers, func(s raft.Server) bool { return s.ID == raft.ServerID(id) })
 	st, _ := n.fsm.State()
-	if i < 0 && st.Members[id] == nil {
+	if i < 0 && st.Members[id] == nil && !st.Dropped[id] {
 		return fmt.Errorf("%w: node %q is not a member", fsm.ErrNotFound, id)
 	}
 	if i >= 0 {

@@ -16,7 +16,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/internal/durable"
@@ -129,7 +128,6 @@ func Start(cfg Config) (*Node, error) {
 	n.goFunc(n.voterLoop)
 	n.goFunc(n.watchPeers)
 	n.goFunc(n.watchRemoval)
-	n.goFunc(n.forgetDropped)
 	if n.joining() {
 		n.goFunc(n.settle)
 	} else {
@@ -179,13 +177,13 @@ func (n *Node) open() error {
 		mem := raft.NewInmemStore()
 		logs, stable, snaps, trans = mem, mem, raft.NewInmemSnapshotStore(), n.cfg.inmem
 	} else {
-		store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+		path := filepath.Join(dir, "raft.db")
+		if err := checkRaftDB(path); err != nil {
+			return n.damagedError(path, dir, err)
+		}
+		store, err := raftboltdb.New(raftboltdb.Options{Path: path})
 		if err != nil {
-			if errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) || errors.Is(err, berrors.ErrVersionMismatch) {
-				return fmt.Errorf("cluster: the raft log %s is damaged (%w). If this node has a group, the others hold the state: remove it there (\"infergate cluster remove %s\" on another member), move %s aside, and start it again with --join, which fetches everything back. A lone node's cluster state (its uploaded versions, aliases and experiments) is lost with the file: move %s aside and start again, then upload the models again",
-					filepath.Join(dir, "raft.db"), err, n.cfg.NodeID, dir, dir)
-			}
-			return fmt.Errorf("cluster: cannot open the raft log %s: %w", filepath.Join(dir, "raft.db"), err)
+			return fmt.Errorf("cluster: cannot open the raft log %s: %w", path, err)
 		}
 		n.store = store
 		fss, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, logger)

@@ -23,6 +23,10 @@ const (
 	// the leader applies it itself or answers ErrNotLeader, and never
 	// forwards it again.
 	HeaderForwarded = "X-Infergate-Forwarded"
+	// HeaderFresh marks a join request from a node whose raft state is
+	// empty (fsm.Member.Fresh): the only way a node a recovery dropped
+	// is taken in again.
+	HeaderFresh = "X-Infergate-Raft-Fresh"
 	// HeaderErrorKind tells the forwarding node which cluster error a 503
 	// is: "not-leader" (retry with the new leader), "no-leader" or
 	// "unknown-outcome".
@@ -98,10 +102,18 @@ func (p *peerClient) do(ctx context.Context, method, base, path string, body any
 	return p.send(ctx, method, base, path, body, out, true)
 }
 
+// joinHeader is the header pair that says a joining member is fresh.
+func joinHeader(m fsm.Member) []string {
+	if m.Fresh {
+		return []string{HeaderFresh, "1"}
+	}
+	return nil
+}
+
 // send is do, with the request marked forwarded or not: a node's own call
 // to a member that may not lead (its join) is not, so that the member
 // forwards it to the leader instead of refusing it as no leader.
-func (p *peerClient) send(ctx context.Context, method, base, path string, body, out any, forwarded bool) error {
+func (p *peerClient) send(ctx context.Context, method, base, path string, body, out any, forwarded bool, header ...string) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -116,6 +128,9 @@ func (p *peerClient) send(ctx context.Context, method, base, path string, body, 
 	}
 	if forwarded {
 		req.Header.Set(HeaderForwarded, "1")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -223,13 +238,13 @@ func (p *peerClient) readIndex(ctx context.Context, leader string) (uint64, erro
 
 // join forwards member m's join to the leader at base.
 func (p *peerClient) join(ctx context.Context, base string, m fsm.Member) error {
-	return p.do(ctx, http.MethodPost, base, "/v1/cluster/join", m, nil)
+	return p.send(ctx, http.MethodPost, base, "/v1/cluster/join", m, nil, true, joinHeader(m)...)
 }
 
 // askJoin asks the member at base, which may not lead, to have m joined:
 // it forwards the join to the leader.
 func (p *peerClient) askJoin(ctx context.Context, base string, m fsm.Member) error {
-	return p.send(ctx, http.MethodPost, base, "/v1/cluster/join", m, nil, false)
+	return p.send(ctx, http.MethodPost, base, "/v1/cluster/join", m, nil, false, joinHeader(m)...)
 }
 
 func (p *peerClient) remove(ctx context.Context, leader, id string) error {

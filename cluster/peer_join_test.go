@@ -53,6 +53,7 @@ func (a *adminStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			stubWriteErr(w, fmt.Errorf("%w: %w", fsm.ErrInvalid, err))
 			return
 		}
+		m.Fresh = r.Header.Get(HeaderFresh) != ""
 		var err error
 		if r.Header.Get(HeaderForwarded) != "" {
 			a.forwardedJoins.Add(1)
@@ -93,6 +94,9 @@ func (a *adminStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func stubWriteErr(w http.ResponseWriter, err error) {
 	code := http.StatusInternalServerError
 	switch {
+	case errors.Is(err, ErrDropped):
+		w.Header().Set(HeaderErrorKind, ErrorKind(err))
+		code = http.StatusConflict
 	case ErrorKind(err) != "":
 		w.Header().Set(HeaderErrorKind, ErrorKind(err))
 		code = http.StatusServiceUnavailable

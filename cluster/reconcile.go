@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/internal/diskfree"
 	"github.com/infergate/infergate/registry"
 )
 
@@ -576,7 +577,11 @@ func (r *reconciler) ensureVersion(st *fsm.State, model string, v *fsm.Version) 
 			return r.startFetch(st, model, v)
 		}
 		// Seeded or copied in by hand: adopt it, so peers can pull it.
-		if err := r.importFile(path, v); err != nil {
+		if err := r.importFile(path, v); errors.Is(err, diskfree.ErrLow) {
+			// Too little disk for a copy: serve the file as it is, and
+			// let peers pull from the others.
+			return nil
+		} else if err != nil {
 			return err
 		}
 	}
@@ -721,6 +726,9 @@ func (r *reconciler) fileHolds(path string, v *fsm.Version) bool {
 }
 
 func (r *reconciler) importFile(path string, v *fsm.Version) error {
+	if err := r.n.cfg.Disk.Check(v.Size); err != nil {
+		return err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return err

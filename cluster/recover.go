@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/infergate/infergate/cluster/fsm"
-	"github.com/infergate/infergate/internal/durable"
 )
 
 // Recovery is what Recover found in a stopped node's raft state and what
@@ -58,10 +56,10 @@ func (r *Recovery) Needed() bool {
 //
 // Every other member is dropped, non-voters too: their logs and state
 // machines may hold entries the recovered node never had (a term it will
-// use again, commands it never applied), which raft cannot reconcile. So
-// once the node leads, it marks them dropped in the replicated state
-// (forgetDropped), and the leader refuses a dropped node that asks to
-// join with the raft state it had (ErrDropped). Each joins again on fresh
+// use again, commands it never applied), which raft cannot reconcile. The
+// recovered snapshot marks them dropped in the replicated state, and the
+// leader refuses a dropped node that asks to join with the raft state it
+// had (ErrDropped). Each joins again on fresh
 // raft state: its --data/raft moved aside, started with --join, it gets
 // the recovered node's state and serves again. Two lost voters that come
 // back together with their data may still elect each other under the old
@@ -140,14 +138,17 @@ func Recover(dir, nodeID, raftAddr string, write bool) (*Recovery, error) {
 	if !write || !r.Needed() {
 		return r, nil
 	}
-	// The marks go through the log once the node leads again (see
-	// forgetDropped), so that every node taken in later has them with
-	// the rest of the state.
-	if err := durable.WriteFile(filepath.Join(dir, droppedFile), mustJSON(r.Dropped), 0o644); err != nil {
-		return nil, fmt.Errorf("cluster: cannot record the dropped members: %w", err)
-	}
-	if err := raft.RecoverCluster(rc(), fsm.New(), store, store, snaps, trans, r.After); err != nil {
+	// The marks go into the snapshot the recovery writes, so that they
+	// hold from the recovered node's first term, on it and on every node
+	// taken in later (each gets the snapshot): no dropped node can join
+	// on its old log in between. Every other member is dropped, so no
+	// node goes on from an older snapshot of the same index.
+	f := &recoveryFSM{FSM: fsm.New(), drop: r.Dropped}
+	if err := raft.RecoverCluster(rc(), f, store, store, snaps, trans, r.After); err != nil {
 		return nil, fmt.Errorf("cluster: cannot write the recovered configuration in %s: %w", dir, err)
+	}
+	if f.err != nil {
+		return nil, fmt.Errorf("cluster: cannot mark the dropped members in %s: %w", dir, f.err)
 	}
 	if err := store.Sync(); err != nil {
 		return nil, fmt.Errorf("cluster: cannot sync %s: %w", path, err)
@@ -199,70 +200,24 @@ func replayState(logs raft.LogStore, snaps raft.SnapshotStore, r *Recovery) (*fs
 	return st, nil
 }
 
-// droppedFile, in the raft data directory, lists the members a recovery
-// dropped, for the node to mark dropped once it leads.
-const droppedFile = "recovered-dropped.json"
-
-// mustJSON encodes ids, which cannot fail.
-func mustJSON(ids []string) []byte {
-	b, err := json.Marshal(ids)
-	if err != nil {
-		panic("BUG: " + err.Error())
-	}
-	return b
+// recoveryFSM is the state machine RecoverCluster replays the node's
+// state into: before raft snapshots it, it marks the members drop names
+// dropped (fsm.OpDropMember), so that the recovered snapshot holds the
+// marks.
+type recoveryFSM struct {
+	*fsm.FSM
+	drop []string
+	err  error
 }
 
-// forgetDropped, on a node Recover left a droppedFile for, waits until
-// the node leads and marks the dropped members dropped in the replicated
-// state (their records go), then deletes the file. A member in the
-// configuration again by then (taken in on fresh raft state) is left
-// alone. It gives up only when the node stops; the next start tries
-// again.
-func (n *Node) forgetDropped() {
-	path := filepath.Join(n.cfg.DataDir, droppedFile)
-	var ids []string
-	if err := loadJSON(path, &ids); err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			n.logf("cluster: cannot read %s, the members the recovery dropped: %v; until they are marked dropped, one that comes back with its old raft state could join again", path, err)
-		}
-		return
-	}
-	t := time.NewTicker(n.cfg.ElectionTimeout)
-	defer t.Stop()
-	for {
-		if n.IsLeader() && n.dropMembers(ids) == nil {
-			break
-		}
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
+// Snapshot marks the dropped members, then snapshots.
+func (f *recoveryFSM) Snapshot() (raft.FSMSnapshot, error) {
+	_, index := f.FSM.State()
+	for _, id := range f.drop {
+		if res := f.FSM.ApplyCommand(fsm.Command{Op: fsm.OpDropMember, Member: &fsm.Member{ID: id}}, index); res.Err != nil {
+			f.err = fmt.Errorf("member %s: %w", id, res.Err)
+			return nil, f.err
 		}
 	}
-	if err := os.Remove(path); err != nil {
-		n.logf("cluster: cannot remove %s: %v", path, err)
-	}
-}
-
-// dropMembers marks, on the leader, the members ids that raft's
-// configuration does not hold dropped (fsm.OpDropMember).
-func (n *Node) dropMembers(ids []string) error {
-	n.joinMu.Lock()
-	defer n.joinMu.Unlock()
-	f := n.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return err
-	}
-	st, _ := n.fsm.State()
-	for _, id := range ids {
-		inConfig := slices.ContainsFunc(f.Configuration().Servers, func(s raft.Server) bool { return s.ID == raft.ServerID(id) })
-		if inConfig || st.Dropped[id] && st.Members[id] == nil {
-			continue
-		}
-		if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpDropMember, Member: &fsm.Member{ID: id}}); err != nil {
-			return err
-		}
-		n.logf("cluster: marked member %s dropped by the recovery: it joins again only on fresh raft state", id)
-	}
-	return nil
+	return f.FSM.Snapshot()
 }

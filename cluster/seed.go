@@ -62,6 +62,12 @@ func (n *Node) seedModel(ctx context.Context, name string) error {
 		if err != nil {
 			return err
 		}
+		if st, err := f.Stat(); err == nil {
+			if err := n.cfg.Disk.Check(st.Size()); err != nil {
+				f.Close()
+				return fmt.Errorf("storing %s: %w", path, err)
+			}
+		}
 		hex, size, err := n.cfg.Blobs.Put(f, 1<<40)
 		f.Close()
 		if err != nil {

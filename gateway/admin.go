@@ -398,6 +398,7 @@ func (s *Server) join(cp *controlPlane, ctx *fasthttp.RequestCtx) error {
 	if err := decodeStrict(body, &m); err != nil {
 		return err
 	}
+	m.Fresh = len(ctx.Request.Header.Peek(cluster.HeaderFresh)) > 0
 	if len(ctx.Request.Header.Peek(cluster.HeaderForwarded)) > 0 {
 		err = cp.node.JoinLocal(m)
 	} else {

@@ -75,7 +75,7 @@ type Config struct {
 	// Disks are the guards of the node's directories (--data, a
 	// --traffic-dir elsewhere): the status page shows their free space,
 	// in red under the minimum. The caller owns them.
-	Disks []*diskfree.Guard
+	Disks []Disk
 	// Logf logs; nil means log.Printf.
 	Logf func(format string, args ...any)
 }
@@ -215,6 +215,14 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 		Logger:                        fasthttpLogger{s.logf},
 	}
 	return s, nil
+}
+
+// Disk is a guarded directory, for the status page.
+type Disk struct {
+	Guard *diskfree.Guard
+	// Refuses says what the node refuses while the directory's disk is
+	// under the minimum ("uploads and blob pulls").
+	Refuses string
 }
 
 // SetReady marks the server ready (GET /v2/health/ready answers 200) once

@@ -121,7 +121,8 @@ type diskLine struct {
 // diskLines says how much space each guarded directory has left.
 func (s *Server) diskLines() []diskLine {
 	var out []diskLine
-	for _, g := range s.cfg.Disks {
+	for _, d := range s.cfg.Disks {
+		g := d.Guard
 		free, err := g.Free()
 		if err != nil {
 			out = append(out, diskLine{Text: fmt.Sprintf("%s: free space unknown (%v)", g.Dir(), err)})
@@ -129,7 +130,7 @@ func (s *Server) diskLines() []diskLine {
 		}
 		l := diskLine{Text: fmt.Sprintf("%s free in %s", diskfree.Size(free), g.Dir()), Low: g.Low()}
 		if l.Low {
-			l.Text += fmt.Sprintf(", under the %s the node keeps: uploads, blob pulls and the traffic log are refused", diskfree.Size(g.Min()))
+			l.Text += fmt.Sprintf(", under the %s the node keeps: it refuses %s", diskfree.Size(g.Min()), d.Refuses)
 		}
 		out = append(out, l)
 	}

@@ -30,7 +30,9 @@ func (s *State) apply(c *Command) *Result {
 		// no longer barred.
 		delete(s.Dropped, m.ID)
 	case OpRemoveMember:
+		// Removed for good: a mark from a recovery goes too.
 		delete(s.Members, c.Member.ID)
+		delete(s.Dropped, c.Member.ID)
 	case OpDropMember:
 		delete(s.Members, c.Member.ID)
 		s.Dropped[c.Member.ID] = true

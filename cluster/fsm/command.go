@@ -32,7 +32,8 @@ const (
 	OpRetireVersion Op = "retire_version"
 	// OpSetMember adds or replaces a cluster member.
 	OpSetMember Op = "set_member"
-	// OpRemoveMember removes a cluster member.
+	// OpRemoveMember removes a cluster member, and the mark of one a
+	// recovery dropped.
 	OpRemoveMember Op = "remove_member"
 	// OpDropMember removes a member a recovery dropped and records it in
 	// State.Dropped: it may join again only on fresh raft state.

@@ -109,8 +109,10 @@ type Member struct {
 	// RaftTLS says the node speaks raft over mutual TLS (--cluster-ca).
 	RaftTLS bool `json:"raft_tls,omitempty"`
 	// Fresh, in a join request, says the node's raft state is empty
-	// (nothing in its log or snapshots); never stored.
-	Fresh bool `json:"fresh,omitempty"`
+	// (nothing in its log or snapshots). It travels in a header
+	// (cluster.HeaderFresh), never in JSON, so that a node of an earlier
+	// release reads the request and the log entry.
+	Fresh bool `json:"-"`
 }
 
 // newState returns an empty State.

@@ -91,7 +91,7 @@ stopped node's data directory instead.`,
 	subs: []adminSub{
 		{"status", "", "show the leader, the members and how current the answering node is", clusterStatus},
 		{"remove", "ID", "remove a member from the cluster (stop its process first)", clusterRemove},
-		{"recover", "--data DIR", "make a stopped node its group's only voter, when the group lost most of its voters for good", clusterRecover},
+		{"recover", "--data DIR", "make a stopped node its group's only member, when the group lost most of its voters for good", clusterRecover},
 	},
 }
 

@@ -58,8 +58,12 @@ func TestLowDiskRefusesWhatGrowsIt(t *testing.T) {
 	if re := regexp.MustCompile(`infergate_traffic_dropped_total\{reason="disk_low"\} ([0-9]+)`); re.FindStringSubmatch(text) == nil || re.FindStringSubmatch(text)[1] == "0" {
 		t.Fatalf("the sampled prediction is not counted dropped:\n%s", grepLines(text, "infergate_traffic_dropped"))
 	}
-	if _, page, _ := s.get(t, "/"); !strings.Contains(string(page), "uploads, blob pulls and the traffic log are refused") {
-		t.Fatalf("the status page does not say the disk is low")
+	_, page, _ := s.get(t, "/")
+	for _, want := range []string{"in " + data + ", under the 4096 PiB the node keeps: it refuses uploads and blob pulls",
+		"in " + traffic + ", under the 4096 PiB the node keeps: it refuses the traffic log&#39;s records"} {
+		if !strings.Contains(string(page), want) {
+			t.Fatalf("the status page does not say %q:\n%s", want, grepLines(string(page), "free in"))
+		}
 	}
 }
 

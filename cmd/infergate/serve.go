@@ -443,7 +443,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	defer unlock()
 	dataDisk := diskfree.New(c.dataDir, uint64(c.minFreeDisk))
 	c.cluster.Disk = dataDisk
-	c.gateway.Disks = []*diskfree.Guard{dataDisk}
+	c.gateway.Disks = []gateway.Disk{{Guard: dataDisk, Refuses: "uploads and blob pulls"}}
 
 	rc := registry.Config{
 		Dir:           c.modelsDir,
@@ -506,7 +506,9 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		c.traffic.Metrics = set
 		c.traffic.Logf = logger.Printf
 		c.traffic.Disk = dataDisk
+		c.gateway.Disks[0].Refuses = "uploads, blob pulls and the traffic log's records"
 		if c.traffic.Dir != filepath.Join(c.dataDir, "traffic") {
+			c.gateway.Disks[0].Refuses = "uploads and blob pulls"
 			// Another directory, maybe on another filesystem: a guard
 			// of its own.
 			if err := durable.MakeDirs(c.traffic.Dir); err != nil {
@@ -514,7 +516,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 				return fmt.Errorf("cannot create --traffic-dir: %w", err)
 			}
 			c.traffic.Disk = diskfree.New(c.traffic.Dir, uint64(c.minFreeDisk))
-			c.gateway.Disks = append(c.gateway.Disks, c.traffic.Disk)
+			c.gateway.Disks = append(c.gateway.Disks, gateway.Disk{Guard: c.traffic.Disk, Refuses: "the traffic log's records"})
 		}
 		tl, err := trafficlog.Open(c.traffic)
 		if err != nil {
@@ -961,8 +963,9 @@ func (c *serveConfig) tlsModes() string {
 
 // diskMetrics exports the free space of each guarded directory, and the
 // minimum the node keeps there, for alerts.
-func diskMetrics(set *metrics.Set, disks []*diskfree.Guard) {
-	for _, g := range disks {
+func diskMetrics(set *metrics.Set, disks []gateway.Disk) {
+	for _, d := range disks {
+		g := d.Guard
 		label := `{path=` + strconv.Quote(g.Dir()) + `}`
 		set.NewGauge("infergate_disk_free_bytes"+label, func() float64 {
 			free, err := g.Free()

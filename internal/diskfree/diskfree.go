@@ -16,18 +16,24 @@ import (
 
 // Guard checks the free space of one directory's filesystem against a
 // minimum. The free space is read at most once per refresh interval (a
-// second), so Check is cheap enough for a request path. Its methods are
-// safe for concurrent use. A nil *Guard allows everything.
+// second), on a goroutine of its own, so that Check, which only reads
+// the last reading, is cheap enough for a request path and never waits
+// on a filesystem that hangs (a network mount whose server went away:
+// the reading then stays as it was). Its methods are safe for concurrent
+// use. A nil *Guard allows everything.
 type Guard struct {
 	dir   string
 	min   uint64
 	every time.Duration
-	// statfs reads the free bytes of dir; tests replace it.
+	// statfs reads the free bytes of dir; tests replace it, and set
+	// inline to have Free read on the caller's goroutine.
 	statfs func(dir string) (uint64, error)
-	// at is when reading was last taken (UnixNano); whoever moves it on
-	// takes the next one.
-	at      atomic.Int64
-	reading atomic.Pointer[reading]
+	inline bool
+	// at is when reading was last asked for (UnixNano); whoever moves it
+	// on starts the next one, unless one is still running (reading1).
+	at       atomic.Int64
+	reading  atomic.Pointer[reading]
+	reading1 atomic.Bool // a reading is running
 	// spent counts the bytes Check let through since the last reading,
 	// so that a fast writer cannot run past the minimum between two.
 	spent atomic.Int64
@@ -46,15 +52,17 @@ func New(dir string, min uint64) *Guard {
 
 func newGuard(dir string, min uint64, read func(string) (uint64, error)) *Guard {
 	g := &Guard{dir: dir, min: min, every: time.Second, statfs: read}
-	g.refresh(time.Now().UnixNano())
+	g.at.Store(time.Now().UnixNano())
+	g.refresh()
 	return g
 }
 
-func (g *Guard) refresh(now int64) {
+// refresh takes a reading; New calls it, then Free's goroutines, one at
+// a time.
+func (g *Guard) refresh() {
 	free, err := g.statfs(g.dir)
 	g.reading.Store(&reading{free: free, err: err})
 	g.spent.Store(0)
-	g.at.Store(now)
 }
 
 // Dir is the directory the Guard watches.
@@ -63,12 +71,23 @@ func (g *Guard) Dir() string { return g.dir }
 // Min is the free space the Guard keeps, in bytes.
 func (g *Guard) Min() uint64 { return g.min }
 
-// Free returns the free bytes of the filesystem, as read within the last
-// refresh interval, for unprivileged users.
+// Free returns the free bytes of the filesystem for unprivileged users,
+// as last read (within about a refresh interval, unless the filesystem
+// hangs), and starts the next reading when one is due.
 func (g *Guard) Free() (uint64, error) {
 	now := time.Now().UnixNano()
 	if last := g.at.Load(); now-last >= int64(g.every) && g.at.CompareAndSwap(last, now) {
-		g.refresh(now)
+		switch {
+		case g.inline:
+			g.refresh()
+		case g.reading1.CompareAndSwap(false, true):
+			// Not waited for by anyone: a statfs that hangs holds this
+			// goroutine alone, and no other starts until it returns.
+			go func() {
+				defer g.reading1.Store(false)
+				g.refresh()
+			}()
+		}
 	}
 	r := g.reading.Load()
 	return r.free, r.err

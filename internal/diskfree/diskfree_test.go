@@ -14,7 +14,7 @@ import (
 func TestCheck(t *testing.T) {
 	var free atomic.Uint64
 	g := newGuard("/data", 100, func(string) (uint64, error) { return free.Load(), nil })
-	g.every = 0 // read at every call
+	g.every, g.inline = 0, true // read at every call, at once
 	f := func(have uint64, need int64, wantLow bool) {
 		t.Helper()
 		free.Store(have)
@@ -61,7 +61,7 @@ func TestLowErrorSaysWhatToDo(t *testing.T) {
 func TestFreeIsCached(t *testing.T) {
 	var reads atomic.Int64
 	g := newGuard("/data", 1, func(string) (uint64, error) { reads.Add(1); return 10, nil })
-	g.every = time.Hour
+	g.every, g.inline = time.Hour, true
 	for range 1000 {
 		g.Check(1)
 	}
@@ -122,7 +122,7 @@ func TestSize(t *testing.T) {
 // space: a writer faster than the refresh stops at the minimum.
 func TestCheckCountsWhatItLetThrough(t *testing.T) {
 	g := newGuard("/data", 100, func(string) (uint64, error) { return 1000, nil })
-	g.every = time.Hour
+	g.every, g.inline = time.Hour, true
 	passed := 0
 	for g.Check(10) == nil {
 		passed++
@@ -136,5 +136,44 @@ func TestCheckCountsWhatItLetThrough(t *testing.T) {
 	g.at.Store(0) // the next reading sees the same 1000 free: the writes were deleted meanwhile
 	if err := g.Check(10); err != nil {
 		t.Fatalf("after a new reading: %v", err)
+	}
+}
+
+// Check never waits for the filesystem: a statfs that stops answering (a
+// network mount whose server went away) holds one goroutine of the
+// guard's, not the request that found the reading due, and no other
+// reading starts meanwhile.
+func TestCheckDoesNotWaitForAHungStatfs(t *testing.T) {
+	hang := make(chan struct{})
+	defer close(hang)
+	var calls atomic.Int32
+	g := newGuard("/data", 1, func(string) (uint64, error) {
+		if calls.Add(1) > 1 {
+			<-hang
+		}
+		return 1 << 30, nil
+	})
+	g.every = time.Millisecond
+	done := make(chan error, 1)
+	go func() {
+		for range 100 {
+			time.Sleep(2 * time.Millisecond)
+			if err := g.Check(100); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Check with the last reading 1 GiB free: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Check waited on a statfs that does not return")
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("%d readings started; want 2 (New's, then one that hangs)", n)
 	}
 }
