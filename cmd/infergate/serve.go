@@ -441,7 +441,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		return err
 	}
 	defer unlock()
-	dataDisk := diskfree.New(c.dataDir, uint64(c.minFreeDisk))
+	dataDisk := diskfree.New(absPath(c.dataDir), uint64(c.minFreeDisk))
 	c.cluster.Disk = dataDisk
 	c.gateway.Disks = []gateway.Disk{{Guard: dataDisk, Refuses: "uploads and blob pulls"}}
 
@@ -515,7 +515,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 				repo.Close()
 				return fmt.Errorf("cannot create --traffic-dir: %w", err)
 			}
-			c.traffic.Disk = diskfree.New(c.traffic.Dir, uint64(c.minFreeDisk))
+			c.traffic.Disk = diskfree.New(absPath(c.traffic.Dir), uint64(c.minFreeDisk))
 			c.gateway.Disks = append(c.gateway.Disks, gateway.Disk{Guard: c.traffic.Disk, Refuses: "the traffic log's records"})
 		}
 		tl, err := trafficlog.Open(c.traffic)
@@ -959,6 +959,15 @@ func (c *serveConfig) tlsModes() string {
 		s += "; raft and peers over mutual TLS under " + c.clusterCA
 	}
 	return s
+}
+
+// absPath returns dir made absolute, for messages and labels an operator
+// reads far from the command line; dir itself when that fails.
+func absPath(dir string) string {
+	if a, err := filepath.Abs(dir); err == nil {
+		return a
+	}
+	return dir
 }
 
 // diskMetrics exports the free space of each guarded directory, and the
