@@ -2,7 +2,7 @@ package cluster
 
 import (
 	"errors"
-	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,10 +10,10 @@ import (
 	"github.com/infergate/infergate/internal/testenv"
 )
 
-// A machine a recovery dropped that is gone for good is removed like any
-// member ("infergate cluster remove ID"): its mark goes, so that status
-// stops listing it and snapshots drop the field.
-func TestDroppedIDCanBeForgotten(t *testing.T) {
+// A node a recovery dropped cannot be removed: it is not a member, and
+// the mark stays, since removing it would let the node back in on its
+// old log (it asks to join again by itself). The answer says so.
+func TestDroppedMarkOutlastsRemove(t *testing.T) {
 	cfg0 := tcpConfig(t, "n0", "")
 	n0 := startTCP(t, cfg0)
 	waitLeads(t, n0)
@@ -34,15 +34,22 @@ func TestDroppedIDCanBeForgotten(t *testing.T) {
 		}
 		return nil
 	})
-	if err := n0.RemoveLocal("n1"); err != nil {
-		_, members, _ := n0.Members()
-		t.Fatalf("forgetting the lost n1: %v (not found: %v); members %v: it is listed dropped for good", err, errors.Is(err, fsm.ErrNotFound), fmt.Sprint(members))
+	err := n0.RemoveLocal("n1")
+	if !errors.Is(err, fsm.ErrConflict) || !strings.Contains(err.Error(), "the mark stays") {
+		t.Fatalf("removing the dropped n1: %v; want a conflict saying the mark stays", err)
 	}
-	if st := stateOf(n0); len(st.Dropped) != 0 {
-		t.Fatalf("dropped after the removal: %v", st.Dropped)
+	if st := stateOf(n0); !st.Dropped["n1"] {
+		t.Fatalf("dropped after the removal: %v; want n1 still marked", st.Dropped)
 	}
-	_, members, _ := n0.Members()
-	if len(members) != 1 {
-		t.Fatalf("members %v; want n0 alone", members)
+	// Asking again on its old raft state, it is refused.
+	n1 = startTCP(t, n1.cfg)
+	if err := joinOn(t, n0, n1.self()); !errors.Is(err, ErrDropped) {
+		t.Fatalf("the dropped n1 on its old log after the removal: %v; want ErrDropped", err)
+	}
+	// A node of an earlier release (no freshness header) is refused too:
+	// it could not read the recovered snapshots.
+	old := fsm.Member{ID: "old", RaftAddr: testenv.FreeAddr(t), HTTPAddr: "http://127.0.0.1:1", Fresh: true}
+	if err := n0.JoinLocal(old); !errors.Is(err, fsm.ErrConflict) || !strings.Contains(err.Error(), "earlier release") {
+		t.Fatalf("a join from an earlier release after a recovery: %v; want a conflict saying to upgrade", err)
 	}
 }

@@ -110,7 +110,11 @@ func (n *Node) JoinLocal(m fsm.Member) error {
 	if err := f.Error(); err != nil {
 		return raftError(err)
 	}
-	if st, _ := n.fsm.State(); st.Dropped[m.ID] && !m.Fresh {
+	st, _ := n.fsm.State()
+	if len(st.Dropped) > 0 && !m.KnowsDropped {
+		return fmt.Errorf("%w: node %q runs an earlier release, which cannot read this group's state since a recovery (its snapshots hold the members the recovery dropped); upgrade it, then start it again", fsm.ErrConflict, m.ID)
+	}
+	if st.Dropped[m.ID] && !m.Fresh {
 		return fmt.Errorf("%w: node %q was dropped when its group was recovered, and its raft log may hold entries the group does not have; stop it, move its --data/raft aside, and start it again with --join (a node of an earlier release cannot tell the leader its raft state is fresh: upgrade it)", ErrDropped, m.ID)
 	}
 	// A voter the others cannot reach would cost the group its quorum (a
@@ -201,7 +205,10 @@ func (n *Node) RemoveLocal(id string) error {
 	servers := f.Configuration().Servers
 	i := slices.IndexFunc(servers, func(s raft.Server) bool { return s.ID == raft.ServerID(id) })
 	st, _ := n.fsm.State()
-	if i < 0 && st.Members[id] == nil && !st.Dropped[id] {
+	if i < 0 && st.Members[id] == nil {
+		if st.Dropped[id] {
+			return fmt.Errorf("%w: node %q is not a member: a recovery dropped it, and the mark stays, so that it can come back only on fresh raft state (its old log could hold entries the group does not)", fsm.ErrConflict, id)
+		}
 		return fmt.Errorf("%w: node %q is not a member", fsm.ErrNotFound, id)
 	}
 	if i >= 0 {
@@ -305,7 +312,7 @@ func (n *Node) announceOnce(self fsm.Member) error {
 // self is this node as it asks to join: Fresh while its raft state is
 // empty.
 func (n *Node) self() fsm.Member {
-	return fsm.Member{ID: n.cfg.NodeID, RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr, RaftTLS: n.cfg.TLS != nil, Fresh: n.raft.LastIndex() == 0}
+	return fsm.Member{ID: n.cfg.NodeID, RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr, RaftTLS: n.cfg.TLS != nil, Fresh: n.raft.LastIndex() == 0, KnowsDropped: true}
 }
 
 // droppedBy records that the group refused this node for a recovery that

@@ -23,9 +23,10 @@ const (
 	// the leader applies it itself or answers ErrNotLeader, and never
 	// forwards it again.
 	HeaderForwarded = "X-Infergate-Forwarded"
-	// HeaderFresh marks a join request from a node whose raft state is
-	// empty (fsm.Member.Fresh): the only way a node a recovery dropped
-	// is taken in again.
+	// HeaderFresh is on every join request of this release: "1" from a
+	// node whose raft state is empty (fsm.Member.Fresh), the only way a
+	// node a recovery dropped is taken in again, else "0". A join
+	// without it comes from an earlier release.
 	HeaderFresh = "X-Infergate-Raft-Fresh"
 	// HeaderErrorKind tells the forwarding node which cluster error a 503
 	// is: "not-leader" (retry with the new leader), "no-leader" or
@@ -102,12 +103,13 @@ func (p *peerClient) do(ctx context.Context, method, base, path string, body any
 	return p.send(ctx, method, base, path, body, out, true)
 }
 
-// joinHeader is the header pair that says a joining member is fresh.
+// joinHeader is the header pair that says whether a joining member is
+// fresh.
 func joinHeader(m fsm.Member) []string {
 	if m.Fresh {
 		return []string{HeaderFresh, "1"}
 	}
-	return nil
+	return []string{HeaderFresh, "0"}
 }
 
 // send is do, with the request marked forwarded or not: a node's own call

@@ -53,7 +53,7 @@ func (a *adminStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			stubWriteErr(w, fmt.Errorf("%w: %w", fsm.ErrInvalid, err))
 			return
 		}
-		m.Fresh = r.Header.Get(HeaderFresh) != ""
+		m.Fresh, m.KnowsDropped = r.Header.Get(HeaderFresh) == "1", r.Header.Get(HeaderFresh) != ""
 		var err error
 		if r.Header.Get(HeaderForwarded) != "" {
 			a.forwardedJoins.Add(1)

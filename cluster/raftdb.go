@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -28,6 +29,9 @@ func checkRaftDB(path string) (err error) {
 		return nil // raft-boltdb's own open says what is wrong
 	}
 	defer db.Close()
+	// A page id past the file's end makes bbolt read outside its
+	// mapping: a fault, which this turns into a panic on this goroutine.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: %v", errDamaged, r)

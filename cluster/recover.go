@@ -38,8 +38,7 @@ type Recovery struct {
 
 // Needed reports whether the recovery changes raft's configuration:
 // false when the node is its group's only voter, at that address,
-// already (records left over from an earlier recovery go once the node
-// leads).
+// already; Recover then writes nothing, and Dropped is empty.
 func (r *Recovery) Needed() bool {
 	return !slices.Equal(r.Before.Servers, r.After.Servers)
 }
@@ -135,7 +134,11 @@ func Recover(dir, nodeID, raftAddr string, write bool) (*Recovery, error) {
 		}
 	}
 	slices.Sort(r.Dropped)
-	if !write || !r.Needed() {
+	if !r.Needed() {
+		r.Dropped = nil
+		return r, nil
+	}
+	if !write {
 		return r, nil
 	}
 	// The marks go into the snapshot the recovery writes, so that they

@@ -251,10 +251,10 @@ func TestRecoveredLeaderMovedDoesNotRemoveItself(t *testing.T) {
 	waitLeads(t, n0)
 	cfg2 := tcpConfig(t, "n2", "http://127.0.0.1:1")
 	startTCP(t, cfg2)
-	if err := n0.JoinLocal(fsm.Member{ID: "n2", RaftAddr: cfg2.RaftAddr, HTTPAddr: cfg2.HTTPAddr}); err != nil {
+	if err := n0.JoinLocal(fsm.Member{ID: "n2", RaftAddr: cfg2.RaftAddr, HTTPAddr: cfg2.HTTPAddr, Fresh: true, KnowsDropped: true}); err != nil {
 		t.Fatal(err)
 	}
-	err := n0.JoinLocal(fsm.Member{ID: "n0", RaftAddr: cfg0.RaftAddr, HTTPAddr: cfg0.HTTPAddr})
+	err := n0.JoinLocal(fsm.Member{ID: "n0", RaftAddr: cfg0.RaftAddr, HTTPAddr: cfg0.HTTPAddr, KnowsDropped: true})
 	if !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("the leader asked to move itself from %s to %s: %v; want it to hand leadership over (ErrNotLeader)", old, cfg0.RaftAddr, err)
 	}

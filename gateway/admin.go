@@ -398,14 +398,19 @@ func (s *Server) join(cp *controlPlane, ctx *fasthttp.RequestCtx) error {
 	if err := decodeStrict(body, &m); err != nil {
 		return err
 	}
-	m.Fresh = len(ctx.Request.Header.Peek(cluster.HeaderFresh)) > 0
-	if len(ctx.Request.Header.Peek(cluster.HeaderForwarded)) > 0 {
+	fresh := ctx.Request.Header.Peek(cluster.HeaderFresh)
+	m.Fresh, m.KnowsDropped = string(fresh) == "1", len(fresh) > 0
+	forwarded := len(ctx.Request.Header.Peek(cluster.HeaderForwarded)) > 0
+	if forwarded {
 		err = cp.node.JoinLocal(m)
 	} else {
 		err = cp.node.Join(context.Background(), m)
 	}
 	if err != nil {
 		return clusterError(err)
+	}
+	if !forwarded {
+		s.audit(ctx, "took node %s into the cluster (raft %s, http %s)", m.ID, m.RaftAddr, m.HTTPAddr)
 	}
 	return writeJSON(ctx, struct{}{})
 }

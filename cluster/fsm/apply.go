@@ -30,9 +30,8 @@ func (s *State) apply(c *Command) *Result {
 		// no longer barred.
 		delete(s.Dropped, m.ID)
 	case OpRemoveMember:
-		// Removed for good: a mark from a recovery goes too.
+		// A mark from a recovery stays: only a fresh join lifts it.
 		delete(s.Members, c.Member.ID)
-		delete(s.Dropped, c.Member.ID)
 	case OpDropMember:
 		delete(s.Members, c.Member.ID)
 		s.Dropped[c.Member.ID] = true

@@ -32,8 +32,7 @@ const (
 	OpRetireVersion Op = "retire_version"
 	// OpSetMember adds or replaces a cluster member.
 	OpSetMember Op = "set_member"
-	// OpRemoveMember removes a cluster member, and the mark of one a
-	// recovery dropped.
+	// OpRemoveMember removes a cluster member.
 	OpRemoveMember Op = "remove_member"
 	// OpDropMember removes a member a recovery dropped and records it in
 	// State.Dropped: it may join again only on fresh raft state.

@@ -113,6 +113,10 @@ type Member struct {
 	// (cluster.HeaderFresh), never in JSON, so that a node of an earlier
 	// release reads the request and the log entry.
 	Fresh bool `json:"-"`
+	// KnowsDropped, in a join request, says the node's release reads
+	// State.Dropped (it sent the header at all): a node of an earlier
+	// release cannot read a recovered group's snapshots. Never stored.
+	KnowsDropped bool `json:"-"`
 }
 
 // newState returns an empty State.
