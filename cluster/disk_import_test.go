@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/internal/diskfree"
 	"github.com/infergate/infergate/internal/testenv"
@@ -22,15 +20,7 @@ import (
 // into the store, a copy; with the disk under the guard's minimum it is
 // served from the file as it is, and not copied.
 func TestLowDiskServesModelsFileWithoutCopy(t *testing.T) {
-	var trans []*raft.InmemTransport
-	for i := range 2 {
-		_, tr := raft.NewInmemTransport(raft.ServerAddress(fmt.Sprintf("127.0.0.%d:7650", i+1)))
-		for _, o := range trans {
-			tr.Connect(o.LocalAddr(), o)
-			o.Connect(tr.LocalAddr(), tr)
-		}
-		trans = append(trans, tr)
-	}
+	trans := inmemNet(2, 7650)
 	cfg0 := testConfig(t, "n0", trans[0], "")
 	n0 := startTCP(t, cfg0)
 	c := &testCluster{t: t, nodes: []*Node{n0}}

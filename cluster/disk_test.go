@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/internal/diskfree"
 	"github.com/infergate/infergate/internal/testenv"
@@ -20,15 +18,7 @@ import (
 // version's blob from a peer: the version fails there, saying why, and
 // an upload to it is refused before anything is stored.
 func TestLowDiskRefusesPullsAndUploads(t *testing.T) {
-	var trans []*raft.InmemTransport
-	for i := range 2 {
-		_, tr := raft.NewInmemTransport(raft.ServerAddress(fmt.Sprintf("127.0.0.%d:7500", i+1)))
-		for _, o := range trans {
-			tr.Connect(o.LocalAddr(), o)
-			o.Connect(tr.LocalAddr(), tr)
-		}
-		trans = append(trans, tr)
-	}
+	trans := inmemNet(2, 7500)
 	cfg0 := testConfig(t, "n0", trans[0], "")
 	n0 := startTCP(t, cfg0)
 	c := &testCluster{t: t, nodes: []*Node{n0}}

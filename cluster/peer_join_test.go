@@ -124,20 +124,29 @@ func inConfig(t *testing.T, n *Node, id string) bool {
 // stubNet returns n in-memory raft transports at 127.0.0.i:port, each
 // connected to the others, and for each an HTTP server of the admin stub.
 func stubNet(t *testing.T, n, port int) (trans []*raft.InmemTransport, apis []*adminStub, srvs []*httptest.Server) {
-	for i := range n {
-		addr := raft.ServerAddress(fmt.Sprintf("127.0.0.%d:%d", i+1, port))
-		_, tr := raft.NewInmemTransport(addr)
-		for _, other := range trans {
-			tr.Connect(other.LocalAddr(), other)
-			other.Connect(addr, tr)
-		}
-		trans = append(trans, tr)
+	trans = inmemNet(n, port)
+	for range n {
 		api := &adminStub{}
 		srv := httptest.NewServer(api)
 		t.Cleanup(srv.Close)
 		apis, srvs = append(apis, api), append(srvs, srv)
 	}
 	return trans, apis, srvs
+}
+
+// inmemNet returns n in-memory raft transports at 127.0.0.i:port, each
+// connected to the others.
+func inmemNet(n, port int) []*raft.InmemTransport {
+	var trans []*raft.InmemTransport
+	for i := range n {
+		_, tr := raft.NewInmemTransport(raft.ServerAddress(fmt.Sprintf("127.0.0.%d:%d", i+1, port)))
+		for _, o := range trans {
+			tr.Connect(o.LocalAddr(), o)
+			o.Connect(tr.LocalAddr(), tr)
+		}
+		trans = append(trans, tr)
+	}
+	return trans
 }
 
 // startOn starts a node with cfg, stopped when the test ends, and serves

@@ -161,26 +161,8 @@ func TestRecoverMakesSurvivorOnlyMember(t *testing.T) {
 // good. n1 is refused on its old raft state, and on fresh raft state
 // gets exactly the recovered group's state.
 func TestRecoverNeverMergesADroppedLog(t *testing.T) {
-	c, cfgs := threeTCPNodes(t, 3)
-	n0, n1, n2 := c.nodes[0], c.nodes[1], c.nodes[2]
-	cfg1, cfg2 := cfgs[1], cfgs[2]
-	n2.Stop()
-	if err := n0.raft.LeadershipTransferToServer("n1", raft.ServerAddress(cfg1.RaftAddr)).Error(); err != nil {
-		t.Fatal(err)
-	}
-	waitLeads(t, n1)
-	c.nodes = []*Node{n0, n1}
-	if _, err := c.register(n1, "only-the-pair", "committed by n0 and n1"); err != nil {
-		t.Fatal(err)
-	}
-	c.waitConverged(n0, n1)
-	n0.Stop()
-	n1.Stop()
-
-	if _, err := Recover(cfg2.DataDir, "n2", "", true); err != nil {
-		t.Fatal(err)
-	}
-	n2 = startTCP(t, cfg2)
+	c, cfg1, cfg2 := forkedHistory(t)
+	n2 := startTCP(t, cfg2)
 	waitLeads(t, n2)
 	testenv.CheckFor(t, 10*time.Second, func() error {
 		if st := stateOf(n2); !st.Dropped["n1"] {
@@ -188,7 +170,7 @@ func TestRecoverNeverMergesADroppedLog(t *testing.T) {
 		}
 		return nil
 	})
-	n1 = startTCP(t, cfg1)
+	n1 := startTCP(t, cfg1)
 	if err := joinOn(t, n2, n1.self()); !errors.Is(err, ErrDropped) {
 		t.Fatalf("n1 on its old raft state: %v; want ErrDropped", err)
 	}
@@ -285,6 +267,32 @@ func TestRecoverAtNewAddress(t *testing.T) {
 	if addr, ok := n0.configuredAddr(); !ok || addr != moved {
 		t.Fatalf("configured address %q; want %s", addr, moved)
 	}
+}
+
+// forkedHistory makes the history a recovery must not merge: n2 goes
+// down; leadership moves to n1 in a term n2 never sees, and n0 and n1
+// commit model only-the-pair; both stop, and n2 is recovered. It
+// returns the cluster (stopped), n1's and n2's configurations.
+func forkedHistory(t *testing.T) (*testCluster, Config, Config) {
+	t.Helper()
+	c, cfgs := threeTCPNodes(t, 3)
+	n0, n1, n2 := c.nodes[0], c.nodes[1], c.nodes[2]
+	n2.Stop()
+	if err := n0.raft.LeadershipTransferToServer("n1", raft.ServerAddress(cfgs[1].RaftAddr)).Error(); err != nil {
+		t.Fatal(err)
+	}
+	waitLeads(t, n1)
+	c.nodes = []*Node{n0, n1}
+	if _, err := c.register(n1, "only-the-pair", "committed by n0 and n1"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitConverged(n0, n1)
+	n0.Stop()
+	n1.Stop()
+	if _, err := Recover(cfgs[2].DataDir, "n2", "", true); err != nil {
+		t.Fatal(err)
+	}
+	return c, cfgs[1], cfgs[2]
 }
 
 // threeTCPNodes starts n0, n1 and n2 over TCP with raft state on disk,

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/infergate/infergate/internal/testenv"
 )
 
@@ -16,43 +14,13 @@ import (
 // snapshot, not applied later (they once went in one tick after the
 // node led, and a node taken in meanwhile had its old log merged).
 func TestRecoveredLeaderRefusesOldLogAtOnce(t *testing.T) {
-	cfg0 := tcpConfig(t, "n0", "")
-	n0 := startTCP(t, cfg0)
-	waitLeads(t, n0)
-	cfg1, cfg2 := tcpConfig(t, "n1", "http://127.0.0.1:1"), tcpConfig(t, "n2", "http://127.0.0.1:1")
-	n1, n2 := startTCP(t, cfg1), startTCP(t, cfg2)
-	for _, n := range []*Node{n1, n2} {
-		if err := joinOn(t, n0, n.self()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c := &testCluster{t: t, nodes: []*Node{n0, n1, n2}}
-	if _, err := c.register(n0, "m", "version one"); err != nil {
-		t.Fatal(err)
-	}
-	c.waitConverged(n0, n1, n2)
-	n2.Stop()
-	if err := n0.raft.LeadershipTransferToServer("n1", raft.ServerAddress(cfg1.RaftAddr)).Error(); err != nil {
-		t.Fatal(err)
-	}
-	waitLeads(t, n1)
-	c.nodes = []*Node{n0, n1}
-	if _, err := c.register(n1, "only-the-pair", "committed by n0 and n1"); err != nil {
-		t.Fatal(err)
-	}
-	c.waitConverged(n0, n1)
-	n0.Stop()
-	n1.Stop()
-
-	if _, err := Recover(cfg2.DataDir, "n2", "", true); err != nil {
-		t.Fatal(err)
-	}
+	c, cfg1, cfg2 := forkedHistory(t)
 	// The dropped n1 is up again on its old raft state, asking to join.
-	n1 = startTCP(t, cfg1)
+	n1 := startTCP(t, cfg1)
 	if n1.self().Fresh {
 		t.Fatal("n1 has raft state")
 	}
-	n2 = startTCP(t, cfg2)
+	n2 := startTCP(t, cfg2)
 	for !n2.IsLeader() {
 		time.Sleep(time.Millisecond)
 	}
