@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -71,6 +72,9 @@ func Recover(dir, nodeID, raftAddr string, write bool) (*Recovery, error) {
 			return nil, fmt.Errorf("cluster: %s holds no raft state (no raft.db): there is nothing to recover there", dir)
 		}
 		return nil, fmt.Errorf("cluster: cannot read %s: %w", path, err)
+	}
+	if err := checkRaftDB(path); err != nil {
+		return nil, fmt.Errorf("cluster: the raft log %s is damaged (%v): recover another survivor", path, strings.TrimPrefix(err.Error(), errDamaged.Error()+": "))
 	}
 	store, err := raftboltdb.New(raftboltdb.Options{
 		Path:        path,
