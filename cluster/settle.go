@@ -17,11 +17,13 @@ import (
 	"github.com/infergate/infergate/internal/durable"
 )
 
-// Settling reports whether this node, started on a fresh data directory
-// with Config.Join, does not serve the cluster's models yet, and why: it
-// has not been admitted, it has not applied the state the leader had
-// committed by then, or a live version of a cluster model is still being
-// fetched or loaded here. A version that failed here (the index and
+// Settling reports whether this node should not take clients' requests
+// yet, or any more, and why: a recovery dropped it (it serves what it
+// had, which may be stale), its raft has stopped (the group removed it),
+// or, started on a fresh data directory with Config.Join, it has not
+// been admitted, it has not applied the state the leader had committed
+// by then, or a live version of a cluster model is still being fetched
+// or loaded here. A version that failed here (the index and
 // "infergate models show" say why) does not hold it up. Once settled, a
 // node stays so; a node that bootstrapped, or restarted on its data, is
 // settled from the start (serve waits for what it served before). The
