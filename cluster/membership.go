@@ -258,9 +258,12 @@ func (n *Node) announce() {
 		if errors.Is(err, ErrStopped) {
 			return
 		}
-		if errors.Is(err, ErrDropped) {
+		switch {
+		case errors.Is(err, ErrDropped):
 			n.droppedBy(err)
-		} else {
+		case n.dropped.Load():
+			// Said once already; nothing the retries find will mend it.
+		default:
 			n.logf("cluster: cannot announce node %s yet: %v; retrying in %s", n.cfg.NodeID, err, delay)
 		}
 		select {
@@ -408,6 +411,10 @@ func (n *Node) watchRemoval() {
 	t := time.NewTicker(n.cfg.ElectionTimeout)
 	defer t.Stop()
 	var since time.Time // when this node, a member, last knew a leader
+	// A restarted node asks at once, after its first spell without a
+	// leader: one a recovery dropped must say so (not ready) before a
+	// load balancer has sent it much.
+	wait := time.Duration(1)
 	for {
 		select {
 		case <-n.stop:
@@ -424,9 +431,10 @@ func (n *Node) watchRemoval() {
 		if since.IsZero() {
 			since = time.Now()
 		}
-		if time.Since(since) < removalCheckAfter*n.cfg.ElectionTimeout {
+		if time.Since(since) < wait*n.cfg.ElectionTimeout {
 			continue
 		}
+		wait = removalCheckAfter
 		if err := n.rejoinIfRemoved(); errors.Is(err, ErrDropped) {
 			n.droppedBy(err)
 		} else if err != nil {
@@ -456,7 +464,7 @@ func (n *Node) rejoinIfRemoved() error {
 			return nil
 		}
 		if !n.dropped.Load() {
-			n.logf("cluster: the group (member %s, leader %s) no longer lists node %s: it was removed while this node was away; asking to join again", u, v.Leader, n.cfg.NodeID)
+			n.logf("cluster: the group (member %s, leader %s) no longer lists node %s: it was removed, or dropped by a recovery, while this node was away; asking to join again", u, v.Leader, n.cfg.NodeID)
 		}
 		if err := n.peers.askJoin(ctx, u, n.self()); err != nil {
 			return fmt.Errorf("through %s: %w", u, err)

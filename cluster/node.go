@@ -520,9 +520,9 @@ func (n *Node) withLeader(ctx context.Context, do func(ctx context.Context, lead
 		select {
 		case <-ctx.Done():
 			if last != nil {
-				return fmt.Errorf("%w within %s (last try: %v)", ErrNoLeader, n.cfg.HoldTimeout, last)
+				return fmt.Errorf("%w within %s (last try: %v)%s", ErrNoLeader, n.cfg.HoldTimeout, last, noLeaderHint)
 			}
-			return fmt.Errorf("%w within %s", ErrNoLeader, n.cfg.HoldTimeout)
+			return fmt.Errorf("%w within %s%s", ErrNoLeader, n.cfg.HoldTimeout, noLeaderHint)
 		case <-n.stop:
 			return ErrStopped
 		case <-time.After(50 * time.Millisecond):
@@ -592,6 +592,11 @@ func readError(err error) error {
 	}
 	return fmt.Errorf("%w: %w", ErrNotLeader, err)
 }
+
+// noLeaderHint ends the error of a write that found no leader: an
+// election takes about a second, so a longer wait means most voters are
+// gone.
+const noLeaderHint = "; an election takes about a second, so if this lasts, most voters are down: bring them back, or, if they are gone for good, see \"infergate cluster recover --help\""
 
 // logWriter feeds hclog's lines to the node's logger, each distinct line
 // at most once a minute: a group without a quorum repeats the same few

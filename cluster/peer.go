@@ -219,8 +219,22 @@ func statusError(resp *http.Response, body []byte) error {
 	default:
 		return fmt.Errorf("peer %s answered %d: %s", resp.Request.URL.Host, resp.StatusCode, msg)
 	}
+	if kind == ErrDropped {
+		// The peer's message says it all, ErrDropped's text included.
+		return &remoteError{kind: kind, msg: fmt.Sprintf("%s (from %s)", msg, resp.Request.URL.Host)}
+	}
 	return fmt.Errorf("%w (from %s: %s)", kind, resp.Request.URL.Host, msg)
 }
+
+// remoteError is a peer's error answer whose message already says what
+// kind wraps.
+type remoteError struct {
+	kind error
+	msg  string
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.kind }
 
 func (p *peerClient) apply(ctx context.Context, leader string, c fsm.Command) (*fsm.Result, error) {
 	var res fsm.Result

@@ -128,9 +128,10 @@ func (s *Server) diskLines() []diskLine {
 			out = append(out, diskLine{Text: fmt.Sprintf("%s: free space unknown (%v)", g.Dir(), err)})
 			continue
 		}
-		l := diskLine{Text: fmt.Sprintf("%s free in %s", diskfree.Size(free), g.Dir()), Low: g.Low()}
+		have, keep := diskfree.Sizes(free, g.Min())
+		l := diskLine{Text: fmt.Sprintf("%s free in %s", have, g.Dir()), Low: g.Low()}
 		if l.Low {
-			l.Text += fmt.Sprintf(", under the %s the node keeps: it refuses %s", diskfree.Size(g.Min()), d.Refuses)
+			l.Text += fmt.Sprintf(", under the %s the node keeps: it refuses %s", keep, d.Refuses)
 		}
 		out = append(out, l)
 	}

@@ -437,7 +437,7 @@ func (l *Log) push(recs []byte, wait bool) (*pending, error) {
 		l.c.DropDiskLow.Add(n)
 		now := time.Now().UnixNano()
 		if last := l.loggedLow.Load(); now-last >= int64(time.Minute) && l.loggedLow.CompareAndSwap(last, now) {
-			l.cfg.Logf("traffic log: dropping events until there is room: %v", err)
+			l.cfg.Logf("traffic log: dropping events until there is room: %v (the traffic log holds %d bytes of it, up to --traffic-max-bytes %d: lower that to keep it smaller)", err, l.Stats().Bytes, l.cfg.MaxBytes)
 		}
 		return nil, err
 	}

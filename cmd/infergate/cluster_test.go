@@ -546,7 +546,7 @@ func TestRemovedWhileAwayRejoins(t *testing.T) {
 		return fmt.Errorf("the group does not list %s again: %+v", victimID, v.Members)
 	})
 	t.Logf("node %s, removed while stopped, serves the group's production again %s after it resumed", victimID, time.Since(start).Round(time.Millisecond))
-	if log := victim.stderr.String(); !strings.Contains(log, "it was removed while this node was away; asking to join again") {
+	if log := victim.stderr.String(); !strings.Contains(log, "it was removed, or dropped by a recovery, while this node was away; asking to join again") {
 		t.Errorf("the victim's log does not say it found itself removed:\n%s", log)
 	}
 }

@@ -624,7 +624,11 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	}
 	srv.AttachCluster(node, c.cluster.Blobs)
 	srv.SetReady(true)
-	logger.Printf("ready")
+	if settling, why := node.Settling(); settling {
+		logger.Printf("serving; not ready yet: %s (the log says when it is)", why)
+	} else {
+		logger.Printf("ready")
+	}
 
 	// The background loops: polling the repository, and the sweep that
 	// keeps the reserved CPUs to the workers.

@@ -133,7 +133,8 @@ func (e *LowError) Error() string {
 	if e.Need > 0 {
 		need = " and this needs " + Size(e.Need)
 	}
-	return fmt.Sprintf("the disk of %s has %s free%s; the node keeps %s free (--min-free-disk): free space there, or lower --min-free-disk", e.Dir, Size(e.Free), need, Size(e.Min))
+	free, min := Sizes(e.Free, e.Min)
+	return fmt.Sprintf("the disk of %s has %s free%s; the node keeps %s free (--min-free-disk): free space there, or lower --min-free-disk", e.Dir, free, need, min)
 }
 
 // Is makes errors.Is(err, ErrLow) match a *LowError.
@@ -146,6 +147,22 @@ var ErrLow = errors.New("too little free disk space")
 // the user's quota on it) is full.
 func IsFull(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// Sizes formats a and b as Size does, or in bytes when Size would round
+// them alike although they differ ("2.0 MiB free, under the 2 MiB kept"
+// reads as no shortage).
+func Sizes(a, b uint64) (string, string) {
+	if a != b {
+		div := uint64(1)
+		for m := max(a, b); m >= 1024 && div < 1<<50; m /= 1024 {
+			div *= 1024
+		}
+		if fmt.Sprintf("%.1f", float64(a)/float64(div)) == fmt.Sprintf("%.1f", float64(b)/float64(div)) {
+			return fmt.Sprintf("%d bytes", a), fmt.Sprintf("%d bytes", b)
+		}
+	}
+	return Size(a), Size(b)
 }
 
 // Size formats n bytes for a person: "64 MiB", "1.5 GiB", "900 B".

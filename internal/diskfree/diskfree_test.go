@@ -177,3 +177,15 @@ func TestCheckDoesNotWaitForAHungStatfs(t *testing.T) {
 		t.Fatalf("%d readings started; want 2 (New's, then one that hangs)", n)
 	}
 }
+
+func TestSizesTellApart(t *testing.T) {
+	f := func(a, b uint64, wantA, wantB string) {
+		t.Helper()
+		if ga, gb := Sizes(a, b); ga != wantA || gb != wantB {
+			t.Fatalf("Sizes(%d, %d) = %q, %q; want %q, %q", a, b, ga, gb, wantA, wantB)
+		}
+	}
+	f(2093056, 2097152, "2093056 bytes", "2097152 bytes")
+	f(1<<20, 64<<20, "1 MiB", "64 MiB")
+	f(2<<20, 2<<20, "2 MiB", "2 MiB")
+}
