@@ -52,7 +52,15 @@ func (s *Server) authorizeAdmin(ctx *fasthttp.RequestCtx) error {
 	}
 	if !bearerMatches(ctx, s.cfg.AdminToken) {
 		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="infergate admin"`)
-		return &httpError{code: fasthttp.StatusUnauthorized, msg: "this call needs the admin token: send Authorization: Bearer <token>"}
+		if len(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)) == 0 {
+			return &httpError{code: fasthttp.StatusUnauthorized, msg: "this call needs the admin token: send Authorization: Bearer <token>"}
+		}
+		// A member started with another token is the usual cause: say so
+		// where the operator looks, once a minute.
+		if more, ok := s.wrongTokens.Allow(struct{}{}); ok {
+			s.logf("admin: refused %s %s from %s: its token is not this server's --admin-token%s", ctx.Method(), ctx.Path(), ctx.RemoteIP(), more)
+		}
+		return &httpError{code: fasthttp.StatusUnauthorized, msg: "the admin token sent is not this server's: every node of a cluster, and every client of its admin API, needs the same --admin-token"}
 	}
 	return nil
 }

@@ -57,3 +57,24 @@ func TestAdminChangesAreAudited(t *testing.T) {
 		t.Fatalf("audit lines:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// A call with a token that is not the server's is refused saying so, and
+// logged once a minute where the operator looks (a member started with
+// another token is the usual cause); a call without one is not logged.
+func TestWrongAdminTokenIsLogged(t *testing.T) {
+	cfg := gateway.DefaultConfig()
+	cfg.AdminToken = adminToken
+	s := startAdmin(t, cfg)
+	for range 3 {
+		r := s.do(t, "GET", "/v1/models", nil, "Authorization", "Bearer not-it")
+		if r.code != 401 || !strings.Contains(string(r.body), "is not this server's") {
+			t.Fatalf("a wrong token: %s; want 401 saying the token is not the server's", r)
+		}
+	}
+	if r := s.do(t, "GET", "/v1/models", nil); r.code != 401 || !strings.Contains(string(r.body), "needs the admin token") {
+		t.Fatalf("no token: %s", r)
+	}
+	if n := strings.Count(s.log.String(), "its token is not this server's --admin-token"); n != 1 {
+		t.Fatalf("%d log lines for 3 wrong tokens; want 1:\n%s", n, s.log.String())
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/infergate/infergate/gateway/cache"
 	"github.com/infergate/infergate/internal/diskfree"
+	"github.com/infergate/infergate/internal/loglimit"
 	"github.com/infergate/infergate/registry"
 	"github.com/infergate/infergate/trafficlog"
 	"github.com/valyala/fasthttp"
@@ -128,9 +129,12 @@ type Server struct {
 	metrics *metrics.Set
 	// handshakes counts and logs failed TLS handshakes; nil without TLS.
 	handshakes *handshakeLog
-	srv        *fasthttp.Server
-	logf       func(format string, args ...any)
-	started    time.Time
+	// wrongTokens limits the log of admin calls refused for a token that
+	// does not match to a line a minute.
+	wrongTokens *loglimit.Limiter[struct{}]
+	srv         *fasthttp.Server
+	logf        func(format string, args ...any)
+	started     time.Time
 
 	ready    atomic.Bool
 	stopping atomic.Bool
@@ -192,6 +196,7 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 	if cfg.TLS != nil {
 		s.handshakes = newHandshakeLog(set, s.logf)
 	}
+	s.wrongTokens = loglimit.New[struct{}](time.Minute, 1)
 	s.panics = set.NewCounter("infergate_http_panics_total")
 	s.httpErrors = set.NewCounter("infergate_http_protocol_errors_total")
 	for i := range s.unrouted {
