@@ -443,7 +443,11 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	defer unlock()
 	dataDisk := diskfree.New(absPath(c.dataDir), uint64(c.minFreeDisk))
 	c.cluster.Disk = dataDisk
-	c.gateway.Disks = []gateway.Disk{{Guard: dataDisk, Refuses: "uploads and blob pulls"}}
+	refuses := "uploads and blob pulls"
+	if c.kafkaBrokers == "" && c.gateway.TrafficPercent > 0 && c.traffic.Dir == filepath.Join(c.dataDir, "traffic") {
+		refuses += " and the traffic log's records"
+	}
+	c.gateway.Disks = []gateway.Disk{{Guard: dataDisk, Refuses: refuses}}
 
 	rc := registry.Config{
 		Dir:           c.modelsDir,
@@ -506,9 +510,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		c.traffic.Metrics = set
 		c.traffic.Logf = logger.Printf
 		c.traffic.Disk = dataDisk
-		c.gateway.Disks[0].Refuses = "uploads, blob pulls and the traffic log's records"
 		if c.traffic.Dir != filepath.Join(c.dataDir, "traffic") {
-			c.gateway.Disks[0].Refuses = "uploads and blob pulls"
 			// Another directory, maybe on another filesystem: a guard
 			// of its own.
 			if err := durable.MakeDirs(c.traffic.Dir); err != nil {

@@ -154,10 +154,7 @@ func IsFull(err error) bool {
 // reads as no shortage).
 func Sizes(a, b uint64) (string, string) {
 	if a != b {
-		div := uint64(1)
-		for m := max(a, b); m >= 1024 && div < 1<<50; m /= 1024 {
-			div *= 1024
-		}
+		div, _ := unit(max(a, b))
 		if fmt.Sprintf("%.1f", float64(a)/float64(div)) == fmt.Sprintf("%.1f", float64(b)/float64(div)) {
 			return fmt.Sprintf("%d bytes", a), fmt.Sprintf("%d bytes", b)
 		}
@@ -165,19 +162,23 @@ func Sizes(a, b uint64) (string, string) {
 	return Size(a), Size(b)
 }
 
-// Size formats n bytes for a person: "64 MiB", "1.5 GiB", "900 B".
-func Size(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
+// unit returns the binary unit Size writes n in: its bytes and name.
+func unit(n uint64) (uint64, string) {
+	div, exp := uint64(1), 0
+	for m := n; m >= 1024 && exp < 5; m /= 1024 {
+		div *= 1024
 		exp++
 	}
+	return div, []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}[exp]
+}
+
+// Size formats n bytes for a person: "64 MiB", "1.5 GiB", "900 B".
+func Size(n uint64) string {
+	div, suffix := unit(n)
+	if div == 1 {
+		return fmt.Sprintf("%d B", n)
+	}
 	v := float64(n) / float64(div)
-	suffix := []string{"KiB", "MiB", "GiB", "TiB", "PiB"}[exp]
 	if v == float64(int64(v)) || v >= 100 {
 		return fmt.Sprintf("%.0f %s", v, suffix)
 	}
