@@ -34,6 +34,11 @@ var brokenLoads atomic.Int64
 // from before it loads those bytes, for a test to hold a load running.
 var loadGates sync.Map // string -> chan struct{}
 
+// loadStarts holds, by model content, a channel of capacity 1 the test
+// loader sends to (without blocking) when a gated load of those bytes
+// has begun.
+var loadStarts sync.Map // string -> chan struct{}
+
 // textBackend stands in for ONNX Runtime: a model is any bytes (those
 // starting with "broken" fail to load).
 type textBackend struct{}
@@ -67,6 +72,12 @@ func testConfig(t *testing.T, id string, trans *raft.InmemTransport, join string
 				return nil, errors.New("not a model")
 			}
 			if gate, ok := loadGates.Load(string(b)); ok {
+				if started, ok := loadStarts.Load(string(b)); ok {
+					select {
+					case started.(chan struct{}) <- struct{}{}:
+					default:
+					}
+				}
 				<-gate.(chan struct{})
 			}
 			return textBackend{}, nil

@@ -4,8 +4,9 @@ package cluster
 // requests, from the newest replicated state: the experiment and the
 // shadow as they are, and the default version as production once it is
 // ready here. Until production is ready a previous default that is ready
-// keeps serving; with none the model answers "not ready" rather than from
-// a staged version that loaded first.
+// keeps serving, handing over to production in the load that brings it
+// in (registry.Repository.HandOver); with none the model answers "not
+// ready" rather than from a staged version that loaded first.
 //
 // routeLoop calls it on every change of the state, so that a new
 // experiment, shadow or promotion takes effect at once instead of after
@@ -27,9 +28,15 @@ func (n *Node) route() {
 		}
 		cur := repo.DefaultVersion(name)
 		lm := repo.Model(name)
-		if cur == 0 || lm == nil || lm.Version(p) != nil || lm.Version(cur) == nil {
+		if cur == 0 || cur == p || lm == nil || lm.Version(p) != nil || lm.Version(cur) == nil {
 			repo.SetDefault(name, p)
+			continue
 		}
+		// cur serves until production is ready, and the load that makes
+		// it ready hands the requests over in the same step, even a load
+		// that also unloads cur (production moved and cur retired in one
+		// pass): none of them falls in between, finding neither.
+		repo.HandOver(name, cur, p)
 	}
 }
 

@@ -116,9 +116,9 @@ type Repository struct {
 	// table or is in the maps the Model is made from. Never take loadMu
 	// while holding it.
 	routeMu     sync.Mutex
-	defVersion  map[string]int64       // SetDefault's versions
-	experiments map[string]*Experiment // SetExperiment's experiments
-	shadows     map[string]*Shadow     // SetShadow's shadows
+	defVersion  map[string]*defaultRoute // SetDefault's and HandOver's routes
+	experiments map[string]*Experiment   // SetExperiment's experiments
+	shadows     map[string]*Shadow       // SetShadow's shadows
 
 	// mu protects status, modelErrs, vmetrics and draining, which Index
 	// and /metrics read while a load runs.
@@ -162,7 +162,7 @@ func New(cfg Config) (*Repository, error) {
 		logf:        cfg.Logf,
 		overrides:   make(map[string]*ModelConfig),
 		unloaded:    make(map[string]bool),
-		defVersion:  make(map[string]int64),
+		defVersion:  make(map[string]*defaultRoute),
 		experiments: make(map[string]*Experiment),
 		shadows:     make(map[string]*Shadow),
 		pollErrs:    make(map[string]string),
@@ -808,15 +808,41 @@ func (r *Repository) routable(model string, n int64) bool {
 // version. It holds across reloads and may name a version that is not
 // loaded yet. It does not wait for a load that runs.
 func (r *Repository) SetDefault(name string, n int64) {
+	var d *defaultRoute
+	if n != 0 {
+		d = &defaultRoute{cur: n}
+	}
+	r.setDefault(name, d)
+}
+
+// HandOver makes version from the one unversioned requests for model
+// name get until version to is ready, and to from then on: the load that
+// makes to ready routes them to it in the step that swaps it in, even
+// one that retires from in the same step, so that no request finds
+// neither (as it would between that load and a SetDefault(name, to)
+// after it). A cluster calls it when production moves to a version that
+// is not ready yet, with the version that serves in its place. Neither
+// may be 0.
+func (r *Repository) HandOver(name string, from, to int64) {
+	if from == 0 || to == 0 {
+		panic(fmt.Sprintf("BUG: HandOver(%q, %d, %d) with a zero version", name, from, to))
+	}
+	r.setDefault(name, &defaultRoute{cur: from, next: to})
+}
+
+func (r *Repository) setDefault(name string, d *defaultRoute) {
 	r.routeMu.Lock()
 	defer r.routeMu.Unlock()
-	if n == 0 {
+	if old := r.defVersion[name]; d == old || d != nil && old != nil && *d == *old {
+		return
+	}
+	if d == nil {
 		delete(r.defVersion, name)
 	} else {
-		r.defVersion[name] = n
+		r.defVersion[name] = d
 	}
 	if m := r.table.load()[name]; m != nil {
-		m.def.Store(n)
+		m.def.Store(d)
 	}
 }
 
@@ -832,11 +858,22 @@ func (r *Repository) Hurry() {
 	}
 }
 
-// DefaultVersion returns what SetDefault last set for model name, or 0.
+// DefaultVersion returns the version SetDefault last named for model
+// name, or 0 for none; after HandOver, the version handed over to once it
+// is ready, and the one it takes over from until then.
 func (r *Repository) DefaultVersion(name string) int64 {
 	r.routeMu.Lock()
 	defer r.routeMu.Unlock()
-	return r.defVersion[name]
+	d := r.defVersion[name]
+	if d == nil {
+		return 0
+	}
+	if d.next != 0 {
+		if m := r.table.load()[name]; m != nil && m.Version(d.next) != nil {
+			return d.next
+		}
+	}
+	return d.cur
 }
 
 // Unload stops serving every version of model name. In-flight requests

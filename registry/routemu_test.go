@@ -57,13 +57,13 @@ func TestRouteSettersDoNotWaitForLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := r.Model("m")
-	if m.def.Load() != 2 || m.Experiment() == nil || m.Experiment().Name != "x" || m.Shadow() == nil || m.Shadow().Version != 1 {
-		t.Fatalf("the model published after the load: default %d experiment %v shadow %v", m.def.Load(), m.Experiment(), m.Shadow())
+	if d := m.def.Load(); d == nil || *d != (defaultRoute{cur: 2}) || m.Experiment() == nil || m.Experiment().Name != "x" || m.Shadow() == nil || m.Shadow().Version != 1 {
+		t.Fatalf("the model published after the load: default %+v experiment %v shadow %v", m.def.Load(), m.Experiment(), m.Shadow())
 	}
 }
 
 // TestRouteSettersRaceLoadUnload: Load and
-// Unload of a model race SetDefault, SetExperiment and SetShadow; once
+// Unload of a model race SetDefault, HandOver, SetExperiment and SetShadow; once
 // both stop, the served model holds what was set last (no Model is
 // published from maps read before a setter ran and missed by it).
 func TestRouteSettersRaceLoadUnload(t *testing.T) {
@@ -98,7 +98,11 @@ func TestRouteSettersRaceLoadUnload(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := range rounds * 3 {
-			r.SetDefault("m", int64(i%3))
+			if i%4 == 3 {
+				r.HandOver("m", 1, 2)
+			} else {
+				r.SetDefault("m", int64(i%3))
+			}
 			r.SetExperiment("m", exps[(i/3)%3])
 			r.SetShadow("m", shadows[(i/7)%3])
 		}
@@ -108,8 +112,8 @@ func TestRouteSettersRaceLoadUnload(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := r.Model("m")
-	if got, want := m.def.Load(), r.DefaultVersion("m"); got != want {
-		t.Errorf("model default %d; SetDefault last set %d", got, want)
+	if got, want := m.def.Load(), r.defVersion["m"]; got != want {
+		t.Errorf("model default %+v; SetDefault or HandOver last set %+v", got, want)
 	}
 	if got, want := m.Experiment(), r.ExperimentOf("m"); got != want {
 		t.Errorf("model experiment %v; SetExperiment last set %v", got, want)

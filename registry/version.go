@@ -264,9 +264,10 @@ func (e *OverloadError) Error() string {
 // Model is a served model: its ready versions, swapped as a whole.
 type Model struct {
 	Name string
-	// def is the version unversioned requests get (0: the latest); see
-	// Repository.SetDefault.
-	def atomic.Int64
+	// def is where unversioned requests go (nil: the latest version); see
+	// Repository.SetDefault and Repository.HandOver. It is never mutated
+	// after it is stored.
+	def atomic.Pointer[defaultRoute]
 	// exp is the experiment unversioned requests split by, or nil; see
 	// Repository.SetExperiment.
 	exp atomic.Pointer[Experiment]
@@ -287,15 +288,32 @@ func (m *Model) Versions() []*Version {
 	return nil
 }
 
+// defaultRoute is where a model's unversioned requests go: version cur,
+// or version next (when not 0) as soon as it is ready.
+type defaultRoute struct {
+	cur, next int64
+}
+
 // Default returns the version unversioned requests get: the one
 // Repository.SetDefault named, or nil while that one is not ready (never
 // another: a cluster's staged versions take no unversioned traffic);
-// without SetDefault, the latest ready version.
+// after Repository.HandOver, the version handed over to once it is
+// ready, and the one it takes over from until then; without either, the
+// latest ready version.
 func (m *Model) Default() *Version {
-	if n := m.def.Load(); n != 0 {
-		return m.Version(n)
+	d := m.def.Load()
+	if d == nil {
+		return m.Latest()
 	}
-	return m.Latest()
+	// One read of the versions: a load that swaps next in for cur is
+	// seen whole, never as neither.
+	vs := m.Versions()
+	if d.next != 0 {
+		if v := findVersion(vs, d.next); v != nil {
+			return v
+		}
+	}
+	return findVersion(vs, d.cur)
 }
 
 // Latest returns the highest ready version, or nil.
