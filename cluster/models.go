@@ -154,7 +154,9 @@ type ModelView struct {
 type VersionView struct {
 	fsm.Version
 	// Nodes maps member ids to the version's state there; a member that
-	// did not answer in time is "unreachable". Retired versions have none.
+	// did not answer in time is "unreachable". Retired versions have none,
+	// but from a member that keeps one as the stand-in of a production
+	// not ready there yet, whose state says so.
 	Nodes map[string]VersionStatus `json:"nodes,omitempty"`
 }
 
@@ -181,7 +183,22 @@ func (n *Node) Models(ctx context.Context, only string) ([]ModelView, error) {
 		}
 		for _, v := range m.Versions {
 			vv := VersionView{Version: *v}
-			if v.Stage != fsm.StageRetired {
+			num := strconv.FormatInt(v.Number, 10)
+			if v.Stage == fsm.StageRetired {
+				// Reported only where a node keeps it as the stand-in of
+				// a production not ready there (reconciler.standIn).
+				for id, ls := range statuses {
+					if ls == nil {
+						continue
+					}
+					if s, ok := ls.Models[name][num]; ok {
+						if vv.Nodes == nil {
+							vv.Nodes = make(map[string]VersionStatus)
+						}
+						vv.Nodes[id] = s
+					}
+				}
+			} else {
 				vv.Nodes = make(map[string]VersionStatus, len(statuses))
 				for id, ls := range statuses {
 					switch {
@@ -190,7 +207,7 @@ func (n *Node) Models(ctx context.Context, only string) ([]ModelView, error) {
 					case ls.Models[name] == nil:
 						vv.Nodes[id] = VersionStatus{State: "pending"}
 					default:
-						s, ok := ls.Models[name][strconv.FormatInt(v.Number, 10)]
+						s, ok := ls.Models[name][num]
 						if !ok {
 							s = VersionStatus{State: "pending"}
 						}

@@ -83,6 +83,10 @@ type reconciler struct {
 	// load was asked for, which saveServed records; only the loop
 	// goroutine uses it.
 	served map[string]servedModel
+	// standing holds, per model, the retired version that stays loaded
+	// as the stand-in of a production not ready here (see standIn), whose
+	// file removeRetired leaves; only the loop goroutine uses it.
+	standing map[string]int64
 
 	// pullMu protects pulls, the blob pulls by digest; a pull that ends
 	// sends on kick (capacity 1).
@@ -112,6 +116,7 @@ func newReconciler(n *Node) *reconciler {
 		done:      make(map[string]string),
 		failed:    make(map[string]attempt),
 		served:    make(map[string]servedModel),
+		standing:  make(map[string]int64),
 		pulls:     make(map[string]*pull),
 		kick:      make(chan struct{}, 1),
 	}
@@ -240,6 +245,11 @@ models:
 			delete(r.served, name)
 		}
 	}
+	for name := range r.standing {
+		if st.Models[name] == nil {
+			delete(r.standing, name)
+		}
+	}
 	r.n.saveServed(st, r.served)
 	// What the loads above made of the routing, as route decides it.
 	r.n.route()
@@ -267,6 +277,14 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 	delete(r.failed, m.Name)
 	var present []int64
 	live := make(map[int64]bool)
+	stand := r.standIn(m)
+	if stand != 0 {
+		r.standing[m.Name] = stand
+		live[stand] = true
+		present = append(present, stand)
+	} else {
+		delete(r.standing, m.Name)
+	}
 	for _, v := range m.Versions {
 		if v.Stage == fsm.StageRetired {
 			continue
@@ -338,6 +356,24 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 		// include a version the cluster has retired since.
 		r.dropNotLive(m, live)
 	}
+	if stand != 0 {
+		if lm := r.repo.Model(m.Name); lm != nil && lm.Version(m.Production()) != nil {
+			// Production is ready: it took the requests over in the load
+			// (route's HandOver), and the stand-in goes now.
+			delete(live, stand)
+			present = slices.DeleteFunc(present, func(v int64) bool { return v == stand })
+			delete(r.standing, m.Name)
+			r.mu.Lock()
+			delete(r.status[m.Name], stand)
+			r.mu.Unlock()
+			r.dropNotLive(m, live)
+			if s, ok := r.served[m.Name]; ok && err == nil {
+				s.Versions = present
+				r.served[m.Name] = s
+			}
+			stand = 0
+		}
+	}
 	// A file that rotted in place (same size and time, which the hash
 	// cache trusts) is seen only in what was loaded from it.
 	rotten := r.dropRotten(m, live)
@@ -353,6 +389,10 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 	for _, v := range present {
 		if reason, ok := rotten[v]; ok {
 			r.setStatus(m.Name, v, VersionFailed, reason)
+			continue
+		}
+		if v == stand && loaded != nil && loaded.Version(v) != nil {
+			r.setStatus(m.Name, v, VersionReady, fmt.Sprintf("retired; serves this node's unversioned requests until production version %d is ready here", m.Production()))
 			continue
 		}
 		if loaded != nil && loaded.Version(v) != nil {
@@ -375,6 +415,29 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 	} else {
 		r.failed[m.Name] = attempt{key: retry, at: time.Now()}
 	}
+}
+
+// standIn returns the retired version of m that stays loaded on this
+// node, or 0: the version its unversioned requests go to in place of a
+// production not ready here yet (still fetching or loading, or failing
+// here), when the cluster retires it. Dropped at once, it would leave the
+// model not served on this node until production is ready, as after
+// "promote 2; retire 1" on a node still pulling version 2. It stays,
+// for requests that name it too, until production is ready here, and
+// goes in that pass; a version loaded from other bytes than the
+// registered ones never stays.
+func (r *reconciler) standIn(m *fsm.Model) int64 {
+	p := m.Production()
+	d := r.repo.DefaultVersion(m.Name)
+	lm := r.repo.Model(m.Name)
+	if p == 0 || d == 0 || d == p || lm == nil || lm.Version(p) != nil {
+		return 0
+	}
+	lv := lm.Version(d)
+	if v := m.Version(d); lv == nil || v == nil || v.Stage != fsm.StageRetired || !registeredBytes(m, lv) {
+		return 0
+	}
+	return d
 }
 
 // dropNotLive unloads the versions of m this node serves that are not
@@ -683,7 +746,7 @@ func (r *reconciler) startFetch(st *fsm.State, model string, v *fsm.Version) err
 // cluster holds are touched.
 func (r *reconciler) removeRetired(m *fsm.Model) {
 	for _, v := range m.Versions {
-		if v.Stage != fsm.StageRetired {
+		if v.Stage != fsm.StageRetired || r.standing[m.Name] == v.Number {
 			continue
 		}
 		dir := filepath.Join(r.repo.Dir(), m.Name, strconv.FormatInt(v.Number, 10))

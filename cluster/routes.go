@@ -1,5 +1,7 @@
 package cluster
 
+import "github.com/infergate/infergate/cluster/fsm"
+
 // route sets how the registry routes each replicated model's unversioned
 // requests, from the newest replicated state: the experiment and the
 // shadow as they are, and the default version as production once it is
@@ -36,7 +38,9 @@ func (n *Node) route() {
 		// it ready hands the requests over in the same step, even a load
 		// that also unloads cur (production moved and cur retired in one
 		// pass): none of them falls in between, finding neither.
-		repo.HandOver(name, cur, p)
+		// A retired cur stays only for them (the reconciler's standIn).
+		cv := m.Version(cur)
+		repo.HandOver(name, cur, p, cv != nil && cv.Stage == fsm.StageRetired)
 	}
 }
 

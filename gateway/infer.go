@@ -611,6 +611,11 @@ func (s *Server) routeError(name, version []byte, err error) error {
 	case errors.Is(err, registry.ErrModelNotFound):
 		return notFound("model %q is not served here; POST /v2/repository/index lists the repository's models and their state", name)
 	case errors.Is(err, registry.ErrVersionNotFound):
+		if m := s.repo.Model(b2s(name)); m != nil {
+			if retired, until := m.StandIn(); retired != 0 && strconv.FormatInt(retired, 10) == string(version) {
+				return notFound("model %q version %s is retired; this node answers unversioned requests with it only until production version %d is ready here; ready versions, which a request may name: %s", name, version, until, s.readyVersions(b2s(name)))
+			}
+		}
 		return notFound("model %q has no ready version %s; ready versions: %s", name, version, s.readyVersions(b2s(name)))
 	case errors.Is(err, registry.ErrModelNotReady):
 		if d := s.repo.DefaultVersion(b2s(name)); d != 0 {
@@ -628,9 +633,13 @@ func (s *Server) readyVersions(name string) string {
 	if m == nil {
 		return "none"
 	}
+	hidden, _ := m.StandIn()
 	var b []byte
-	for i, v := range m.Versions() {
-		if i > 0 {
+	for _, v := range m.Versions() {
+		if v.Number == hidden {
+			continue
+		}
+		if len(b) > 0 {
 			b = append(b, ", "...)
 		}
 		b = append(b, v.Label...)

@@ -46,7 +46,7 @@ func (s *Server) lookup(name, version []byte) (*registry.Model, *registry.Versio
 	if vnum == 0 {
 		v = m.Default()
 	} else {
-		v = m.Version(vnum)
+		v = m.Named(vnum)
 	}
 	if v == nil {
 		if vnum == 0 {
@@ -70,8 +70,11 @@ func (s *Server) modelMetadata(ctx *fasthttp.RequestCtx, name, version []byte) e
 		Outputs:  v.Outputs,
 	}
 	if version == nil {
+		hidden, _ := m.StandIn()
 		for _, w := range m.Versions() {
-			md.Versions = append(md.Versions, w.Label)
+			if w.Number != hidden {
+				md.Versions = append(md.Versions, w.Label)
+			}
 		}
 	} else {
 		md.Versions = []string{v.Label}

@@ -608,3 +608,28 @@ func TestPinnedDefaultNotReadySaysWhich(t *testing.T) {
 	s.repo.SetDefault("fake", 0)
 	checkFakeAnswer(t, s.post(t, "/v2/models/fake/infer", fakeRequest))
 }
+
+// TestRetiredStandInAnswersUnversionedOnly: a version a cluster retired
+// while it answers the unversioned requests in place of a production not
+// ready here yet (registry.Repository.HandOver with retired) takes those
+// still, and a request that names it gets 404 saying why.
+func TestRetiredStandInAnswersUnversionedOnly(t *testing.T) {
+	b := newFakeBackend()
+	s := startFake(t, b, gateway.DefaultConfig(), registry.ModelConfig{})
+	s.repo.HandOver("fake", 1, 2, true)
+	r := s.post(t, "/v2/models/fake/infer", fakeRequest)
+	checkFakeAnswer(t, r)
+	if got := r.header["X-Model-Version"]; got != "1" {
+		t.Fatalf("X-Model-Version %q; want 1", got)
+	}
+	const why = `model "fake" version 1 is retired; this node answers unversioned requests with it only until production version 2 is ready here; ready versions, which a request may name: none`
+	checkError(t, s.post(t, "/v2/models/fake/versions/1/infer", fakeRequest), fasthttp.StatusNotFound, why)
+	checkError(t, s.do(t, "GET", "/v2/models/fake/versions/1/ready", nil), fasthttp.StatusNotFound, why)
+	if r := s.do(t, "GET", "/v2/models/fake/ready", nil); r.code != fasthttp.StatusOK {
+		t.Fatalf("unversioned ready: %s; want 200", r)
+	}
+	// Not retired: a version that serves in production's place takes
+	// requests that name it too.
+	s.repo.HandOver("fake", 1, 2, false)
+	checkFakeAnswer(t, s.post(t, "/v2/models/fake/versions/1/infer", fakeRequest))
+}

@@ -38,7 +38,7 @@ func TestHandOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.SetDefault("m", 1)
-	r.HandOver("m", 1, 2)
+	r.HandOver("m", 1, 2, false)
 	check(1)
 	if err := r.Load("m", only(2)); err == nil {
 		t.Fatal("version 2 loaded; want its failure")
@@ -57,6 +57,6 @@ func TestHandOver(t *testing.T) {
 	// SetDefault ends a hand-over: a version not ready gets nothing.
 	r.SetDefault("m", 3)
 	check(0)
-	r.HandOver("m", 2, 3)
+	r.HandOver("m", 2, 3, false)
 	check(2)
 }

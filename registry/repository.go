@@ -223,7 +223,7 @@ func (r *Repository) Acquire(name string, version int64) (*Version, error) {
 			if v = m.Default(); v == nil {
 				return nil, ErrModelNotReady
 			}
-		} else if v = m.Version(version); v == nil {
+		} else if v = m.Named(version); v == nil {
 			return nil, ErrVersionNotFound
 		}
 		err := v.acquire()
@@ -250,7 +250,7 @@ func (r *Repository) AcquireIdle(name string, n int64) (*Version, error) {
 		if m == nil {
 			return nil, ErrModelNotFound
 		}
-		v := m.Version(n)
+		v := m.Named(n)
 		if v == nil {
 			return nil, ErrVersionNotFound
 		}
@@ -821,13 +821,16 @@ func (r *Repository) SetDefault(name string, n int64) {
 // one that retires from in the same step, so that no request finds
 // neither (as it would between that load and a SetDefault(name, to)
 // after it). A cluster calls it when production moves to a version that
-// is not ready yet, with the version that serves in its place. Neither
+// is not ready yet, with the version that serves in its place. With
+// retired, from answers only those requests meanwhile: requests that
+// name it, shadows and arms find no version (a cluster keeps a version it
+// retired so, instead of leaving the model not served). Neither version
 // may be 0.
-func (r *Repository) HandOver(name string, from, to int64) {
+func (r *Repository) HandOver(name string, from, to int64, retired bool) {
 	if from == 0 || to == 0 {
 		panic(fmt.Sprintf("BUG: HandOver(%q, %d, %d) with a zero version", name, from, to))
 	}
-	r.setDefault(name, &defaultRoute{cur: from, next: to})
+	r.setDefault(name, &defaultRoute{cur: from, next: to, retired: retired})
 }
 
 func (r *Repository) setDefault(name string, d *defaultRoute) {

@@ -99,7 +99,7 @@ func TestRouteSettersRaceLoadUnload(t *testing.T) {
 		defer wg.Done()
 		for i := range rounds * 3 {
 			if i%4 == 3 {
-				r.HandOver("m", 1, 2)
+				r.HandOver("m", 1, 2, i%8 == 7)
 			} else {
 				r.SetDefault("m", int64(i%3))
 			}

@@ -289,9 +289,12 @@ func (m *Model) Versions() []*Version {
 }
 
 // defaultRoute is where a model's unversioned requests go: version cur,
-// or version next (when not 0) as soon as it is ready.
+// or version next (when not 0) as soon as it is ready. A retired cur
+// takes only those: requests that name it find no version (see
+// Model.Named).
 type defaultRoute struct {
 	cur, next int64
+	retired   bool
 }
 
 // Default returns the version unversioned requests get: the one
@@ -323,6 +326,28 @@ func (m *Model) Latest() *Version {
 		return nil
 	}
 	return vs[len(vs)-1]
+}
+
+// Named returns ready version n for a request that names it, or nil: it
+// is Version(n), except for a retired version kept only to answer the
+// unversioned requests until the version they are handed over to is
+// ready (see Repository.HandOver).
+func (m *Model) Named(n int64) *Version {
+	if d := m.def.Load(); d != nil && d.retired && d.cur == n {
+		return nil
+	}
+	return m.Version(n)
+}
+
+// StandIn returns the retired version that answers the model's
+// unversioned requests, and the version they go to once it is ready, or
+// 0, 0 when there is none or that version is ready.
+func (m *Model) StandIn() (retired, until int64) {
+	d := m.def.Load()
+	if d == nil || !d.retired || m.Version(d.next) != nil {
+		return 0, 0
+	}
+	return d.cur, d.next
 }
 
 // Version returns ready version n, or nil.

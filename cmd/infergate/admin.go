@@ -474,7 +474,7 @@ nodes serve it (with the state of those that do not).`)
 		for _, v := range m.Versions {
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, v.Number, v.Stage,
 				orDash(strings.Join(aliases[v.Number], ",")), shortDigest(v.SHA256),
-				formatSize(v.Size), formatCreated(v.Created), nodesSummary(v.Nodes))
+				formatSize(v.Size), formatCreated(v.Created), nodesSummary(v.Stage, v.Nodes))
 		}
 	}
 	return tw.Flush()
@@ -523,15 +523,19 @@ each node that does not serve a version, with the reason it gave.`)
 	for _, v := range m.Versions {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Number, v.Stage,
 			orDash(strings.Join(aliases[v.Number], ",")), formatSize(v.Size),
-			formatCreated(v.Created), orDash(v.Origin), nodesSummary(v.Nodes), v.SHA256)
+			formatCreated(v.Created), orDash(v.Origin), nodesSummary(v.Stage, v.Nodes), v.SHA256)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	var notReady []string
+	var notReady, standIns []string
 	for _, v := range m.Versions {
 		for _, id := range sortedKeys(v.Nodes) {
 			s := v.Nodes[id]
+			if v.Stage == "retired" {
+				standIns = append(standIns, fmt.Sprintf("  version %d on %s: %s", v.Number, id, orDash(s.Reason)))
+				continue
+			}
 			if s.State == cluster.VersionReady {
 				continue
 			}
@@ -544,6 +548,9 @@ each node that does not serve a version, with the reason it gave.`)
 	}
 	if len(notReady) > 0 {
 		fmt.Fprintf(w, "\nnot ready:\n%s\n", strings.Join(notReady, "\n"))
+	}
+	if len(standIns) > 0 {
+		fmt.Fprintf(w, "\nretired, still answering unversioned requests:\n%s\n", strings.Join(standIns, "\n"))
 	}
 	return nil
 }
@@ -691,7 +698,9 @@ last promotion; that one goes back to staged.`)
 func modelsRetire(out adminOutput, args []string) error {
 	fs := out.flagSet("models retire", "[flags] NAME VERSION",
 		`Retire VERSION of model NAME: the nodes unload it and requests for it fail.
-The API refuses (409) while an alias, production included, points to it.`)
+The API refuses (409) while an alias, production included, points to it. A node
+still serving unversioned requests with it, because production is not ready
+there yet, keeps it for those until production is.`)
 	cfg := adminFlags(fs, false)
 	pos, err := parseArgs(fs, args, "NAME", "VERSION")
 	if err != nil {
@@ -814,10 +823,15 @@ func aliasesByVersion(aliases map[string]int64) map[int64][]string {
 }
 
 // nodesSummary says how many nodes serve a version, e.g. "3/3 ready" or
-// "1/3 ready; node-b loading, node-c failed"; "-" with none (retired).
-func nodesSummary(nodes map[string]cluster.VersionStatus) string {
+// "1/3 ready; node-b loading, node-c failed"; "-" with none (retired);
+// for a retired version that a node keeps answering its unversioned
+// requests until production is ready there, "stand-in on node-b".
+func nodesSummary(stage string, nodes map[string]cluster.VersionStatus) string {
 	if len(nodes) == 0 {
 		return "-"
+	}
+	if stage == "retired" {
+		return "stand-in on " + strings.Join(sortedKeys(nodes), ", ")
 	}
 	ready := 0
 	var others []string

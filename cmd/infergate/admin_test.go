@@ -519,7 +519,7 @@ func TestAdminParseArgs(t *testing.T) {
 func TestAdminNodesSummary(t *testing.T) {
 	f := func(nodes map[string]cluster.VersionStatus, want string) {
 		t.Helper()
-		if got := nodesSummary(nodes); got != want {
+		if got := nodesSummary("staged", nodes); got != want {
 			t.Errorf("nodesSummary(%v) = %q; want %q", nodes, got, want)
 		}
 	}
@@ -527,6 +527,13 @@ func TestAdminNodesSummary(t *testing.T) {
 	f(map[string]cluster.VersionStatus{"a": {State: "ready"}}, "1/1 ready")
 	f(map[string]cluster.VersionStatus{"c": {State: "unreachable"}, "a": {State: "ready"}, "b": {State: "fetching"}}, "1/3 ready; b fetching, c unreachable")
 	f(map[string]cluster.VersionStatus{"a": {State: "pending"}}, "0/1 ready; a pending")
+	retired := map[string]cluster.VersionStatus{"b": {State: "ready"}, "a": {State: "ready"}}
+	if got, want := nodesSummary("retired", retired), "stand-in on a, b"; got != want {
+		t.Errorf("nodesSummary of a retired stand-in = %q; want %q", got, want)
+	}
+	if got, want := nodesSummary("retired", nil), "-"; got != want {
+		t.Errorf("nodesSummary of a retired version = %q; want %q", got, want)
+	}
 }
 
 func TestAdminFormatSize(t *testing.T) {
