@@ -74,7 +74,8 @@ type Node struct {
 	// recovery left to remove is never one a join has just written.
 	joinMu sync.Mutex
 
-	// health is the leader's view of unreachable members (watchPeers).
+	// health is the node's view of unreachable members (watchPeers,
+	// probePeers).
 	health peerHealth
 
 	// votersMu serializes fillVoters and guards unanswered.
@@ -127,6 +128,7 @@ func Start(cfg Config) (*Node, error) {
 	n.goFunc(n.announce)
 	n.goFunc(n.voterLoop)
 	n.goFunc(n.watchPeers)
+	n.goFunc(n.probePeers)
 	n.goFunc(n.watchRemoval)
 	if n.joining() {
 		n.goFunc(n.settle)

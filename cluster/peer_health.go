@@ -1,22 +1,96 @@
 package cluster
 
 import (
+	"context"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
 )
 
-// peerHealth is the leader's view of which members its heartbeats do not
-// reach, from raft's heartbeat observations: raft's configuration alone
-// lists a member that is gone as a follower. Followers know nothing of
-// it; their view is empty.
+// peerHealth is a node's view of which members are gone: raft's
+// configuration alone lists a member that is gone as a follower. A leader
+// has it from raft's heartbeat observations; a node that knows no leader
+// asks the members' HTTP addresses itself (probePeers), which is when an
+// operator most needs to tell the survivors from the lost. A follower of
+// a leader knows nothing of it; its view is empty.
 type peerHealth struct {
-	// mu guards lost.
+	// mu guards lost and silent.
 	mu sync.Mutex
 	// lost maps a member the leader's heartbeats fail to reach to the
 	// last time one did.
 	lost map[raft.ServerID]time.Time
+	// silent holds the members that did not answer this node's last
+	// probe, made while it knew no leader; cleared once it knows one.
+	silent map[raft.ServerID]bool
+}
+
+// probeInterval is how often a node that knows no leader asks its members
+// whether they answer, and probeTimeout how long it waits for each.
+const (
+	probeInterval = time.Second
+	probeTimeout  = 500 * time.Millisecond
+)
+
+// probePeers asks every other member's HTTP address whether it answers
+// (GET /v2/health/live, which a process that runs answers, ready or not)
+// every probeInterval while this node knows no leader, for unreachable.
+// It runs until the node stops.
+func (n *Node) probePeers() {
+	t := time.NewTicker(probeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		if addr, _ := n.raft.LeaderWithID(); addr != "" {
+			n.health.mu.Lock()
+			n.health.silent = nil
+			n.health.mu.Unlock()
+			continue
+		}
+		n.probeOnce()
+	}
+}
+
+// probeOnce asks every other member in the raft configuration, in
+// parallel, and records which did not answer within probeTimeout.
+func (n *Node) probeOnce() {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	st, _ := n.fsm.State()
+	ctx, cancel := context.WithTimeout(n.ctx, probeTimeout)
+	defer cancel()
+	silent := make(map[raft.ServerID]bool)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == n.cfg.NodeID {
+			continue
+		}
+		m := st.Members[string(s.ID)]
+		if m == nil || m.HTTPAddr == "" {
+			continue // no address to ask: nothing to say
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.peers.send(ctx, http.MethodGet, m.HTTPAddr, "/v2/health/live", nil, nil, false); err != nil {
+				mu.Lock()
+				silent[s.ID] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	n.health.mu.Lock()
+	n.health.silent = silent
+	n.health.mu.Unlock()
 }
 
 // watchPeers follows raft's heartbeat and leadership observations until
@@ -62,12 +136,18 @@ func (n *Node) watchPeers() {
 }
 
 // unreachable reports whether this node leads and its heartbeats have not
-// reached member id for longer than the heartbeat timeout.
+// reached member id for longer than the heartbeat timeout, or knows no
+// leader and member id did not answer its last probe (probePeers).
 func (n *Node) unreachable(id raft.ServerID) bool {
-	if n.raft.State() != raft.Leader {
-		return false
-	}
 	h := &n.health
+	if n.raft.State() != raft.Leader {
+		if addr, _ := n.raft.LeaderWithID(); addr != "" {
+			return false
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.silent[id]
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	last, ok := h.lost[id]
