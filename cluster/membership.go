@@ -324,7 +324,27 @@ func (n *Node) self() fsm.Member {
 func (n *Node) droppedBy(err error) {
 	if !n.dropped.Swap(true) {
 		n.logf("cluster: node %s cannot join its group again: %v. It goes on serving what it had, and reports not ready", n.cfg.NodeID, err)
+		// A restart on the same raft state reports not ready from its
+		// start, not only once it has asked again.
+		if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, droppedFile), nil, 0o644); err != nil {
+			n.logf("cluster: cannot mark this node as dropped (%v): a restart would report it ready until it asks its group again", err)
+		}
 	}
+}
+
+// droppedFile, in the raft data directory, marks a node its group
+// refused as dropped by a recovery; the mark goes with the raft state
+// that is moved aside.
+const droppedFile = "dropped"
+
+// markedDropped reports whether the raft data directory holds the mark
+// droppedBy leaves, and if so marks the node dropped.
+func (n *Node) markedDropped() bool {
+	if _, err := os.Stat(filepath.Join(n.cfg.DataDir, droppedFile)); err != nil {
+		return false
+	}
+	n.dropped.Store(true)
+	return true
 }
 
 // reachable dials a raft address; in-memory test transports always are.

@@ -125,6 +125,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.rec = newReconciler(n)
 	n.m = newNodeMetrics(n)
+	if n.markedDropped() {
+		n.logf("cluster: node %s was dropped from its group when the group was recovered (%s says so); it serves what it had, and reports not ready: stop it, move %s aside, and start it again with --join", n.cfg.NodeID, filepath.Join(n.cfg.DataDir, droppedFile), n.cfg.DataDir)
+	}
 	n.goFunc(n.announce)
 	n.goFunc(n.voterLoop)
 	n.goFunc(n.watchPeers)

@@ -102,6 +102,27 @@ func TestRecoverAfterLosingMajority(t *testing.T) {
 	}
 	stale.cmd.Process.Kill()
 	<-stale.done
+	// Started again on the same raft state, it is not ready from its
+	// first answer: the refusal left a mark in its raft directory.
+	stale, log = startUnready(t, "--data", away.data, "--models", away.models, "--cluster", away.raft,
+		"--admin-token", clusterToken, "--join", again.url())
+	testenv.CheckFor(t, 30*time.Second, func() error {
+		code, b, _ := stale.get(t, "/v2/health/ready")
+		switch {
+		case code == 200:
+			t.Fatalf("the dropped node restarted on its raft state said ready: %s", b)
+		case code == 503 && strings.Contains(string(b), "initial models"):
+			return fmt.Errorf("still loading")
+		case code != 503 || !strings.Contains(string(b), "dropped from its group"):
+			t.Fatalf("the dropped node restarted: %d %s; want 503 saying it was dropped", code, b)
+		}
+		return nil
+	})
+	if l := log.String(); !strings.Contains(l, "was dropped from its group") {
+		t.Fatalf("the restarted dropped node's log does not say it was dropped:\n%s", l)
+	}
+	stale.cmd.Process.Kill()
+	<-stale.done
 
 	if err := os.Rename(filepath.Join(away.data, "raft"), filepath.Join(away.data, "raft.old")); err != nil {
 		t.Fatal(err)
