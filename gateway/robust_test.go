@@ -628,6 +628,9 @@ func TestRetiredStandInAnswersUnversionedOnly(t *testing.T) {
 	if r := s.do(t, "GET", "/v2/models/fake/ready", nil); r.code != fasthttp.StatusOK {
 		t.Fatalf("unversioned ready: %s; want 200", r)
 	}
+	if page := s.do(t, "GET", "/", nil); !strings.Contains(string(page.body), "retired: unversioned only, until version 2 is ready") {
+		t.Fatalf("the status page does not name the stand-in:\n%s", page.body)
+	}
 	// Not retired: a version that serves in production's place takes
 	// requests that name it too.
 	s.repo.HandOver("fake", 1, 2, false)

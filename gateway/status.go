@@ -331,6 +331,9 @@ func roles(m *registry.Model, n int64) string {
 	if sh := m.Shadow(); sh != nil && sh.Version == n {
 		rs = append(rs, "shadow")
 	}
+	if retired, until := m.StandIn(); retired == n {
+		rs = append(rs, fmt.Sprintf("retired: unversioned only, until version %d is ready", until))
+	}
 	return strings.Join(rs, ", ")
 }
 
