@@ -61,6 +61,9 @@ type Node struct {
 	// savedProduction is what saveProduction wrote last; only the
 	// reconciler's goroutine uses it.
 	savedProduction map[string]int64
+	// savedStandIns is what saveProduction wrote last to standInsFile
+	// (nil: nothing yet); only the reconciler's goroutine uses it.
+	savedStandIns map[string]standInRecord
 	// savedSplits is what saveSplits wrote last; only the reconciler's
 	// goroutine uses it.
 	savedSplits map[string]split

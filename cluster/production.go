@@ -43,12 +43,42 @@ func (n *Node) saveProduction(st *fsm.State) {
 			prod[name] = p
 		}
 	}
-	if maps.Equal(prod, n.savedProduction) {
-		return
-	}
-	if n.saveJSON(productionFile, "the models' production versions", prod) {
+	if !maps.Equal(prod, n.savedProduction) && n.saveJSON(productionFile, "the models' production versions", prod) {
 		n.savedProduction = prod
 	}
+	stands := make(map[string]standInRecord)
+	for name, d := range prod {
+		if lm := n.cfg.Registry.Model(name); lm != nil {
+			if retired, until := lm.StandIn(); retired != 0 && retired == d {
+				stands[name] = standInRecord{Version: retired, Until: until}
+			}
+		}
+	}
+	if n.savedStandIns == nil && len(stands) == 0 {
+		if _, err := os.Stat(filepath.Join(n.cfg.DataDir, standInsFile)); os.IsNotExist(err) {
+			n.savedStandIns = stands
+			return
+		}
+	}
+	if n.savedStandIns != nil && maps.Equal(stands, n.savedStandIns) {
+		return
+	}
+	if n.saveJSON(standInsFile, "the models' retired stand-ins", stands) {
+		n.savedStandIns = stands
+	}
+}
+
+// standInsFile keeps, beside productionFile, each model whose recorded
+// version there is a retired stand-in (reconciler.standIn), so that a
+// restarted node answers only the unversioned requests with it, as
+// before, and not requests that name it.
+const standInsFile = "standins.json"
+
+// standInRecord is a retired version that answers a model's unversioned
+// requests until version Until is ready.
+type standInRecord struct {
+	Version int64 `json:"version"`
+	Until   int64 `json:"until"`
 }
 
 // splitsFile keeps, in the raft data directory, each replicated model's
@@ -115,6 +145,19 @@ func restoreProduction(dir string, repo *registry.Repository) error {
 	for name, v := range prod {
 		if v > 0 && repo.DefaultVersion(name) == 0 {
 			repo.SetDefault(name, v)
+		}
+	}
+	path = filepath.Join(dir, standInsFile)
+	var stands map[string]standInRecord
+	if err := loadJSON(path, &stands); err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return fmt.Errorf("cannot read the models' retired stand-ins from %s (%v): until raft catches up with the group, requests that name one are answered too; remove the file to silence this", path, err)
+	}
+	for name, rec := range stands {
+		if rec.Version > 0 && rec.Until > 0 && rec.Version == prod[name] && repo.DefaultVersion(name) == rec.Version {
+			repo.HandOver(name, rec.Version, rec.Until, true)
 		}
 	}
 	return nil

@@ -84,7 +84,7 @@ type reconciler struct {
 	// goroutine uses it.
 	served map[string]servedModel
 	// standing holds, per model, the retired version that stays loaded
-	// as the stand-in of a production not ready here (see standIn), whose
+	// as the stand-in of a production on its way here (see standIn), whose
 	// file removeRetired leaves; only the loop goroutine uses it.
 	standing map[string]int64
 
@@ -278,13 +278,6 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 	var present []int64
 	live := make(map[int64]bool)
 	stand := r.standIn(m)
-	if stand != 0 {
-		r.standing[m.Name] = stand
-		live[stand] = true
-		present = append(present, stand)
-	} else {
-		delete(r.standing, m.Name)
-	}
 	for _, v := range m.Versions {
 		if v.Stage == fsm.StageRetired {
 			continue
@@ -294,6 +287,12 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 			if errors.Is(err, errFetching) {
 				r.setStatus(m.Name, v.Number, VersionFetching, strings.TrimPrefix(err.Error(), errFetching.Error()))
 			} else {
+				if v.Number == m.Production() {
+					// Production failed here (its pull, or no room
+					// for it): nothing is on its way for a stand-in
+					// to wait for, and retired means gone.
+					stand = 0
+				}
 				r.setStatus(m.Name, v.Number, VersionFailed, err.Error())
 				key := m.Name + "/" + strconv.FormatInt(v.Number, 10)
 				if r.placeErrs[key] != err.Error() {
@@ -305,6 +304,13 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 		}
 		delete(r.placeErrs, m.Name+"/"+strconv.FormatInt(v.Number, 10))
 		present = append(present, v.Number)
+	}
+	if stand != 0 {
+		r.standing[m.Name] = stand
+		live[stand] = true
+		present = append(present, stand)
+	} else {
+		delete(r.standing, m.Name)
 	}
 	r.mu.Lock()
 	for v := range r.status[m.Name] {
@@ -356,10 +362,15 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 		// include a version the cluster has retired since.
 		r.dropNotLive(m, live)
 	}
-	if stand != 0 {
-		if lm := r.repo.Model(m.Name); lm != nil && lm.Version(m.Production()) != nil {
-			// Production is ready: it took the requests over in the load
-			// (route's HandOver), and the stand-in goes now.
+	// A file that rotted in place (same size and time, which the hash
+	// cache trusts) is seen only in what was loaded from it.
+	rotten := r.dropRotten(m, live)
+	if p := m.Production(); stand != 0 && slices.Contains(present, p) {
+		// Production was loaded in this pass. Ready, it took the
+		// requests over in the load (route's HandOver); failed, there is
+		// nothing to wait for. Either way the stand-in goes, unless what
+		// was loaded had rotted: it is placed and loaded again.
+		if _, rot := rotten[p]; !rot {
 			delete(live, stand)
 			present = slices.DeleteFunc(present, func(v int64) bool { return v == stand })
 			delete(r.standing, m.Name)
@@ -367,16 +378,13 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 			delete(r.status[m.Name], stand)
 			r.mu.Unlock()
 			r.dropNotLive(m, live)
-			if s, ok := r.served[m.Name]; ok && err == nil {
-				s.Versions = present
+			if s, ok := r.served[m.Name]; ok {
+				s.Versions = slices.DeleteFunc(slices.Clone(s.Versions), func(v int64) bool { return v == stand })
 				r.served[m.Name] = s
 			}
 			stand = 0
 		}
 	}
-	// A file that rotted in place (same size and time, which the hash
-	// cache trusts) is seen only in what was loaded from it.
-	rotten := r.dropRotten(m, live)
 	r.removeRetired(m)
 	if msg != r.loadErrs[m.Name] {
 		if msg != "" {
@@ -417,24 +425,40 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 	}
 }
 
-// standIn returns the retired version of m that stays loaded on this
-// node, or 0: the version its unversioned requests go to in place of a
-// production not ready here yet (still fetching or loading, or failing
-// here), when the cluster retires it. Dropped at once, it would leave the
-// model not served on this node until production is ready, as after
-// "promote 2; retire 1" on a node still pulling version 2. It stays,
-// for requests that name it too, until production is ready here, and
-// goes in that pass; a version loaded from other bytes than the
-// registered ones never stays.
+// standIn returns the retired version of m that stays on this node, or
+// 0: the version its unversioned requests go to in place of a production
+// that is on its way here (being pulled or loaded), when the cluster
+// retires it. Dropped at once, it would leave the model not served on
+// this node until production is ready, as after "promote 2; retire 1" on
+// a node still pulling version 2. It stays, for the unversioned requests
+// only (route's HandOver), until production is ready here, or fails here
+// (reconcileModel): then retired means gone. A version loaded from other
+// bytes than the registered ones never stays; one a repository API call
+// unloaded meanwhile is loaded again, as the live versions are.
 func (r *reconciler) standIn(m *fsm.Model) int64 {
 	p := m.Production()
 	d := r.repo.DefaultVersion(m.Name)
-	lm := r.repo.Model(m.Name)
-	if p == 0 || d == 0 || d == p || lm == nil || lm.Version(p) != nil {
+	if p == 0 || d == 0 || d == p {
 		return 0
 	}
-	lv := lm.Version(d)
-	if v := m.Version(d); lv == nil || v == nil || v.Stage != fsm.StageRetired || !registeredBytes(m, lv) {
+	if v := m.Version(d); v == nil || v.Stage != fsm.StageRetired {
+		return 0
+	}
+	lm := r.repo.Model(m.Name)
+	if lm != nil && lm.Version(p) != nil {
+		return 0
+	}
+	if lm != nil {
+		if lv := lm.Version(d); lv != nil {
+			if !registeredBytes(m, lv) {
+				return 0
+			}
+			return d
+		}
+	}
+	// Not loaded: only the stand-in this node kept, whose file it spared.
+	path := filepath.Join(r.repo.Dir(), m.Name, strconv.FormatInt(d, 10), "model.onnx")
+	if _, err := os.Stat(path); r.standing[m.Name] != d || err != nil {
 		return 0
 	}
 	return d
