@@ -245,6 +245,18 @@ func TestRetiredStandInStaysWhileProductionIsPulled(t *testing.T) {
 		}
 		return nil
 	})
+	// What a restart loads first is what serves now: version 2 alone
+	// (found by a README walk: the record held a version 0).
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		restored, err := RestoredLoads(n.cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		if got := restored["m"].VersionPolicy.Specific; got == nil || fmt.Sprint(got.Versions) != "[2]" {
+			return fmt.Errorf("served.json restores %+v; want versions [2]", got)
+		}
+		return nil
+	})
 }
 
 // TestRetiredStandInGoesWhenProductionFails: production fails to load on

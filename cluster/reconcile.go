@@ -372,7 +372,9 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 		// was loaded had rotted: it is placed and loaded again.
 		if _, rot := rotten[p]; !rot {
 			delete(live, stand)
-			present = slices.DeleteFunc(present, func(v int64) bool { return v == stand })
+			// A copy: r.served holds present's array, which DeleteFunc
+			// would shift and zero in place.
+			present = slices.DeleteFunc(slices.Clone(present), func(v int64) bool { return v == stand })
 			delete(r.standing, m.Name)
 			r.mu.Lock()
 			delete(r.status[m.Name], stand)
