@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,4 +27,31 @@ func TestRaftLogLinesRepeatOncePerMinute(t *testing.T) {
 	if len(lines) != 3 || !strings.HasSuffix(lines[2], "term=3 (and 99 more since the last line)") {
 		t.Fatalf("a minute later: %q; want the line with the 99 held back", lines[len(lines)-1])
 	}
+}
+
+// A stopped peer's vote requests time out, each on a connection from
+// another local port: lines that differ only in numbers count as one
+// (a README walk saw 36 in 30 s).
+func TestRaftLogLinesDifferingInNumbersCountAsOne(t *testing.T) {
+	var lines []string
+	w := newLogWriter(func(format string, args ...any) {
+		lines = append(lines, args[0].(string)+args[1].(string))
+	})
+	for port := range 36 {
+		w.Write([]byte("[ERROR] raft: failed to make requestVote RPC: error=\"read tcp 127.0.0.1:" + strconv.Itoa(44000+port) + "->127.0.0.1:7082: i/o timeout\" term=" + strconv.Itoa(3+port/10) + "\n"))
+	}
+	if len(lines) != 1 {
+		t.Fatalf("36 lines differing in numbers logged %d: %q; want 1", len(lines), lines)
+	}
+	f := func(in, want string) {
+		t.Helper()
+		if got := lineShape(in); got != want {
+			t.Errorf("lineShape(%q) = %q; want %q", in, got, want)
+		}
+	}
+	f("", "")
+	f("term=3", "term=#")
+	f("127.0.0.1:44820", "#.#.#.#:#")
+	f("12ab345", "#ab#")
+	f("no digits", "no digits")
 }

@@ -38,6 +38,9 @@ type Member struct {
 // Members returns the leader's id and the members, sorted by id, as this
 // node knows them.
 func (n *Node) Members() (leader string, members []Member, err error) {
+	if n.dropped.Load() {
+		return "", nil, fmt.Errorf("%w: node %s was dropped from its group when the group was recovered, and takes no part in raft on its old state: ask a member of the recovered group", ErrDropped, n.cfg.NodeID)
+	}
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return "", nil, raftError(err)
@@ -325,9 +328,15 @@ func (n *Node) droppedBy(err error) {
 	if !n.dropped.Swap(true) {
 		n.logf("cluster: node %s cannot join its group again: %v. It goes on serving what it had, and reports not ready", n.cfg.NodeID, err)
 		// A restart on the same raft state reports not ready from its
-		// start, not only once it has asked again.
+		// start, not only once it has asked again, and starts no raft.
 		if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, droppedFile), nil, 0o644); err != nil {
-			n.logf("cluster: cannot mark this node as dropped (%v): a restart would report it ready until it asks its group again", err)
+			n.logf("cluster: cannot mark this node as dropped (%v): a restart would take part in raft on this state until it asks its group again", err)
+		}
+		// Nor does this run: with raft on, it could lead other dropped
+		// nodes, and a recovered group follows a leader of a higher
+		// term, taking its log.
+		if err := n.raft.Shutdown().Error(); err != nil {
+			n.logf("cluster: cannot stop raft on this dropped node: %v", err)
 		}
 	}
 }
@@ -336,16 +345,6 @@ func (n *Node) droppedBy(err error) {
 // refused as dropped by a recovery; the mark goes with the raft state
 // that is moved aside.
 const droppedFile = "dropped"
-
-// markedDropped reports whether the raft data directory holds the mark
-// droppedBy leaves, and if so marks the node dropped.
-func (n *Node) markedDropped() bool {
-	if _, err := os.Stat(filepath.Join(n.cfg.DataDir, droppedFile)); err != nil {
-		return false
-	}
-	n.dropped.Store(true)
-	return true
-}
 
 // reachable dials a raft address; in-memory test transports always are.
 func (n *Node) reachable(addr string) error {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -128,9 +129,6 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.rec = newReconciler(n)
 	n.m = newNodeMetrics(n)
-	if n.markedDropped() {
-		n.logf("cluster: node %s was dropped from its group when the group was recovered (%s says so); it serves what it had, and reports not ready: stop it, move %s aside, and start it again with --join", n.cfg.NodeID, filepath.Join(n.cfg.DataDir, droppedFile), n.cfg.DataDir)
-	}
 	n.goFunc(n.announce)
 	n.goFunc(n.voterLoop)
 	n.goFunc(n.watchPeers)
@@ -181,6 +179,12 @@ func (n *Node) open() error {
 		snaps  raft.SnapshotStore
 		trans  raft.Transport
 	)
+	// A node its group refused as dropped (droppedBy) takes no part in
+	// raft on this state again: it never listens, votes or campaigns, so
+	// that it cannot lead other dropped nodes, nor a recovered group that
+	// would follow a higher term.
+	_, err := os.Stat(filepath.Join(dir, droppedFile))
+	dropped := err == nil
 	if n.cfg.inmem != nil {
 		mem := raft.NewInmemStore()
 		logs, stable, snaps, trans = mem, mem, raft.NewInmemSnapshotStore(), n.cfg.inmem
@@ -209,7 +213,10 @@ func (n *Node) open() error {
 			return fmt.Errorf("cluster: raft address %q: %w", n.cfg.RaftAddr, err)
 		}
 		var nt *raft.NetworkTransport
-		if n.cfg.TLS != nil {
+		if dropped {
+			_, trans = raft.NewInmemTransport(raft.ServerAddress(n.cfg.RaftAddr))
+			logs, stable, snaps = store, store, fss
+		} else if n.cfg.TLS != nil {
 			var layer *tlsStreamLayer
 			layer, err = newTLSStreamLayer(n.cfg.RaftAddr, addr, n.cfg.TLS)
 			if err == nil {
@@ -221,8 +228,10 @@ func (n *Node) open() error {
 		if err != nil {
 			return fmt.Errorf("cluster: cannot listen for raft on %s: %w", n.cfg.RaftAddr, err)
 		}
-		n.trans = nt
-		logs, stable, snaps, trans = store, store, fss, nt
+		if nt != nil {
+			n.trans = nt
+			logs, stable, snaps, trans = store, store, fss, nt
+		}
 	}
 
 	rc := raft.DefaultConfig()
@@ -248,6 +257,12 @@ func (n *Node) open() error {
 	}
 	n.raft = r
 	switch {
+	case dropped:
+		n.dropped.Store(true)
+		if err := r.Shutdown().Error(); err != nil {
+			return fmt.Errorf("cluster: cannot stop raft on a dropped node: %w", err)
+		}
+		n.logf("cluster: node %s was dropped from its group when the group was recovered (%s says so); raft stays off on this state, and the node serves what it had and reports not ready: stop it, move %s aside, and start it again with --join", n.cfg.NodeID, filepath.Join(dir, droppedFile), dir)
 	case existing:
 		n.logf("cluster: node %s rejoining its group from %s", n.cfg.NodeID, dir)
 	case n.cfg.Join == "":
@@ -607,7 +622,7 @@ func readError(err error) error {
 const noLeaderHint = "; an election takes about a second, so if this lasts, most voters are down: bring them back, or, if they are gone for good, see \"infergate cluster recover --help\""
 
 // logWriter feeds hclog's lines to the node's logger, each distinct line
-// at most once a minute: a group without a quorum repeats the same few
+// (but for its numbers, see lineShape) at most once a minute: a group without a quorum repeats the same few
 // lines of its election several times a second for as long as it lasts.
 // A line let through again says how many times it was held back.
 type logWriter struct {
@@ -621,13 +636,31 @@ func newLogWriter(logf func(format string, args ...any)) logWriter {
 
 func (w logWriter) Write(p []byte) (int, error) {
 	line := string(bytes.TrimRight(p, "\n"))
-	if more, ok := w.limit.Allow(line); ok {
+	if more, ok := w.limit.Allow(lineShape(line)); ok {
 		w.logf("%s%s", line, more)
 	}
 	return len(p), nil
 }
 
 var _ io.Writer = logWriter{}
+
+// lineShape is line with every run of digits as one '#': lines that
+// differ only in numbers (a term, the local port of each new connection
+// to a stopped peer) count as one for logWriter.
+func lineShape(line string) string {
+	b := make([]byte, 0, len(line))
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		if c < '0' || c > '9' {
+			b = append(b, c)
+			continue
+		}
+		if i == 0 || line[i-1] < '0' || line[i-1] > '9' {
+			b = append(b, '#')
+		}
+	}
+	return string(b)
+}
 
 // errUnreached marks a peer call that failed before the peer could have
 // acted on it (connection refused, unknown host), so it is safe to retry.

@@ -278,6 +278,7 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 	var present []int64
 	live := make(map[int64]bool)
 	stand := r.standIn(m)
+	var prodFailed error
 	for _, v := range m.Versions {
 		if v.Stage == fsm.StageRetired {
 			continue
@@ -288,10 +289,7 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 				r.setStatus(m.Name, v.Number, VersionFetching, strings.TrimPrefix(err.Error(), errFetching.Error()))
 			} else {
 				if v.Number == m.Production() {
-					// Production failed here (its pull, or no room
-					// for it): nothing is on its way for a stand-in
-					// to wait for, and retired means gone.
-					stand = 0
+					prodFailed = err
 				}
 				r.setStatus(m.Name, v.Number, VersionFailed, err.Error())
 				key := m.Name + "/" + strconv.FormatInt(v.Number, 10)
@@ -305,7 +303,20 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 		delete(r.placeErrs, m.Name+"/"+strconv.FormatInt(v.Number, 10))
 		present = append(present, v.Number)
 	}
+	if stand != 0 && prodFailed != nil && !comesAgain(prodFailed) {
+		// Production cannot come here (no room for it, or its file
+		// cannot be placed): nothing is on its way for a stand-in to
+		// wait for, and retired means gone. A pull that failed is tried
+		// again, and the stand-in waits for it.
+		if r.standing[m.Name] == stand {
+			r.n.logf("cluster: model %q production version %d cannot come to this node (%v), so retired version %d goes too", m.Name, m.Production(), prodFailed, stand)
+		}
+		stand = 0
+	}
 	if stand != 0 {
+		if r.standing[m.Name] != stand {
+			r.n.logf("cluster: model %q version %d is retired, but it answers this node's unversioned requests (only those) until production version %d, on its way here, is ready", m.Name, stand, m.Production())
+		}
 		r.standing[m.Name] = stand
 		live[stand] = true
 		present = append(present, stand)
@@ -334,6 +345,12 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 			r.setStatus(m.Name, v, VersionFailed, err.Error())
 		}
 		delete(r.served, m.Name)
+		if stand != 0 {
+			// Production cannot load here with the configuration it has:
+			// nothing to wait for.
+			r.n.logf("cluster: model %q production version %d cannot load here (%v), so retired version %d goes too", m.Name, m.Production(), err, stand)
+			r.forgetStandIn(m.Name, live, stand)
+		}
 		r.dropNotLive(m, live)
 		return
 	}
@@ -371,14 +388,15 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 		// nothing to wait for. Either way the stand-in goes, unless what
 		// was loaded had rotted: it is placed and loaded again.
 		if _, rot := rotten[p]; !rot {
-			delete(live, stand)
+			if lm := r.repo.Model(m.Name); lm != nil && lm.Version(p) != nil {
+				r.n.logf("cluster: model %q production version %d is ready here, and takes the unversioned requests over from retired version %d, which goes", m.Name, p, stand)
+			} else {
+				r.n.logf("cluster: model %q production version %d failed to load here, so retired version %d goes too", m.Name, p, stand)
+			}
+			r.forgetStandIn(m.Name, live, stand)
 			// A copy: r.served holds present's array, which DeleteFunc
 			// would shift and zero in place.
 			present = slices.DeleteFunc(slices.Clone(present), func(v int64) bool { return v == stand })
-			delete(r.standing, m.Name)
-			r.mu.Lock()
-			delete(r.status[m.Name], stand)
-			r.mu.Unlock()
 			r.dropNotLive(m, live)
 			if s, ok := r.served[m.Name]; ok {
 				s.Versions = slices.DeleteFunc(slices.Clone(s.Versions), func(v int64) bool { return v == stand })
@@ -425,6 +443,17 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 	} else {
 		r.failed[m.Name] = attempt{key: retry, at: time.Now()}
 	}
+}
+
+// forgetStandIn takes model's retired stand-in out of live, its record
+// and its status, for dropNotLive to unload it and removeRetired to
+// remove its file.
+func (r *reconciler) forgetStandIn(model string, live map[int64]bool, stand int64) {
+	delete(live, stand)
+	delete(r.standing, model)
+	r.mu.Lock()
+	delete(r.status[model], stand)
+	r.mu.Unlock()
 }
 
 // standIn returns the retired version of m that stays on this node, or
@@ -712,6 +741,28 @@ func sameAsBlob(st os.FileInfo, blobPath string) bool {
 // kicked when the pull ends.
 var errFetching = errors.New("fetching its blob from a peer")
 
+// pullError is a pull of a version's blob that failed; the reconciler
+// starts another after retryInterval.
+type pullError struct {
+	msg string
+	err error
+}
+
+func (e *pullError) Error() string { return e.msg }
+func (e *pullError) Unwrap() error { return e.err }
+
+// errNoSource is a pull with no other member to pull from.
+var errNoSource = errors.New("no other member to fetch it from")
+
+// comesAgain reports whether production's failure err to come to this
+// node is one it may get over by itself: a pull from members that failed
+// and is tried again; not one with no member to pull from, nor one for
+// want of disk space, which a retired stand-in's bytes may be holding.
+func comesAgain(err error) bool {
+	var pe *pullError
+	return errors.As(err, &pe) && !errors.Is(err, errNoSource) && !errors.Is(err, diskfree.ErrLow) && !diskfree.IsFull(err)
+}
+
 // maxFetches bounds the blob pulls a node runs at once.
 const maxFetches = 2
 
@@ -737,7 +788,7 @@ func (r *reconciler) startFetch(st *fsm.State, model string, v *fsm.Version) err
 	case p != nil && p.running:
 		return errFetching
 	case p != nil && time.Since(p.ended) < retryInterval && p.members == members:
-		return fmt.Errorf("cannot fetch model %q version %d (sha256:%s): %w", model, v.Number, v.SHA256, p.err)
+		return &pullError{msg: fmt.Sprintf("cannot fetch model %q version %d (sha256:%s): %v", model, v.Number, v.SHA256, p.err), err: p.err}
 	}
 	running := 0
 	for _, p := range r.pulls {
@@ -844,7 +895,7 @@ func (r *reconciler) fetch(st *fsm.State, v *fsm.Version) error {
 		}
 	}
 	if len(order) == 0 {
-		return errors.New("no other member to fetch it from")
+		return errNoSource
 	}
 	if err := r.n.cfg.Disk.Check(v.Size); err != nil {
 		return err

@@ -138,11 +138,19 @@ func Recover(dir, nodeID, raftAddr string, write bool) (*Recovery, error) {
 		}
 	}
 	slices.Sort(r.Dropped)
-	if !r.Needed() {
-		r.Dropped = nil
+	if !write {
+		if !r.Needed() {
+			r.Dropped = nil
+		}
 		return r, nil
 	}
-	if !write {
+	// This node leads a group of its own from now on: a mark its old
+	// group left, when it refused it as dropped, no longer holds.
+	if err := os.Remove(filepath.Join(dir, droppedFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("cluster: cannot remove the dropped mark in %s: %w", dir, err)
+	}
+	if !r.Needed() {
+		r.Dropped = nil
 		return r, nil
 	}
 	// The marks go into the snapshot the recovery writes, so that they

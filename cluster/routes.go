@@ -30,19 +30,22 @@ func (n *Node) route() {
 		}
 		cur := repo.DefaultVersion(name)
 		lm := repo.Model(name)
-		if cur == 0 || cur == p || lm != nil && (lm.Version(p) != nil || lm.Version(cur) == nil) {
+		cv := m.Version(cur)
+		retired := cv != nil && cv.Stage == fsm.StageRetired
+		// A model not loaded here now keeps a retired stand-in's
+		// hand-over (a repository API call unloaded it, and the
+		// reconciler loads it again), never another: a version that
+		// was production once but never served here takes nothing.
+		if cur == 0 || cur == p || lm == nil && !retired || lm != nil && (lm.Version(p) != nil || lm.Version(cur) == nil) {
 			repo.SetDefault(name, p)
 			continue
 		}
 		// cur serves until production is ready, and the load that makes
 		// it ready hands the requests over in the same step, even a load
 		// that also unloads cur (production moved and cur retired in one
-		// pass): none of them falls in between, finding neither. A model
-		// not loaded now (a repository API call unloaded it) keeps this
-		// for when it is loaded again.
-		// A retired cur stays only for them (the reconciler's standIn).
-		cv := m.Version(cur)
-		repo.HandOver(name, cur, p, cv != nil && cv.Stage == fsm.StageRetired)
+		// pass): none of them falls in between, finding neither. A
+		// retired cur stays only for them (the reconciler's standIn).
+		repo.HandOver(name, cur, p, retired)
 	}
 }
 

@@ -697,10 +697,12 @@ last promotion; that one goes back to staged.`)
 
 func modelsRetire(out adminOutput, args []string) error {
 	fs := out.flagSet("models retire", "[flags] NAME VERSION",
-		`Retire VERSION of model NAME: the nodes unload it and requests for it fail.
-The API refuses (409) while an alias, production included, points to it. A node
-still serving unversioned requests with it, because it is still pulling or
-loading production, keeps it for those until production is ready.`)
+		`Retire VERSION of model NAME: the nodes unload it, remove its file from their
+--models directories (one --register-local-models registered too), and requests
+for it fail. The API refuses (409) while an alias, production included, points
+to it, an experiment's arm serves it, or it is the shadow. A node still serving
+unversioned requests with it, because it is still pulling or loading
+production, keeps it for those until production is ready.`)
 	cfg := adminFlags(fs, false)
 	pos, err := parseArgs(fs, args, "NAME", "VERSION")
 	if err != nil {

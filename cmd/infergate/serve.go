@@ -627,7 +627,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	srv.AttachCluster(node, c.cluster.Blobs)
 	srv.SetReady(true)
 	if settling, why := node.Settling(); settling {
-		logger.Printf("serving; not ready yet: %s (the log says when it is)", why)
+		logger.Printf("serving; not ready yet: %s", why)
 	} else {
 		logger.Printf("ready")
 	}
