@@ -231,13 +231,16 @@ func TestRetiredStandInOutlivesAPullThatFails(t *testing.T) {
 	}
 	// The first attempt fails; the retry (after retryInterval) will
 	// succeed once the gate opens.
-	testenv.CheckFor(t, 5*time.Second, func() error {
-		if s := n.LocalStatus().Models["m"]["2"]; s.State != VersionFailed {
-			return fmt.Errorf("version 2: %+v; want its first pull failed", s)
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		peer.mu.Lock()
+		left := peer.fails[hexOf(two)]
+		peer.mu.Unlock()
+		if left > 0 {
+			return fmt.Errorf("the peer has not failed the first pull yet")
 		}
 		return nil
 	})
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // the pass that sees the failure
 	if err := unversionedGets(repo, 1); err != nil {
 		t.Fatalf("one failed pull attempt of production, to be retried in %s: %v (the stand-in is gone)", retryInterval, err)
 	}
