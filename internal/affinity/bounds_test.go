@@ -160,13 +160,25 @@ func TestPinProcessAndSweep(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Millisecond)
-		if _, err := Sweep(target, nil); err != nil {
-			restore()
-			t.Fatal(err)
+		// Sweep as serve runs it, now and then, until a pass finds
+		// nothing to move: a thread that an unmoved one started while a
+		// pass listed the threads is caught by the next (a single
+		// Sweep left one in about 1 of 1,500 trials here, at 49f4f5f
+		// too).
+		sweeps := 0
+		for ; sweeps < 5; sweeps++ {
+			moved, err := Sweep(target, nil)
+			if err != nil {
+				restore()
+				t.Fatal(err)
+			}
+			if moved == 0 {
+				break
+			}
 		}
 		if off := threadMasksNot(want); len(off) > 0 {
 			restore()
-			t.Fatalf("trial %d: after PinProcess(%s) and a Sweep, threads of this process are still on other CPUs: %v", trial, want, off)
+			t.Fatalf("trial %d: after PinProcess(%s) and %d sweeps, threads of this process are still on other CPUs: %v", trial, want, sweeps+1, off)
 		}
 		restore()
 	}
