@@ -5,12 +5,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,17 +32,7 @@ func TestHandOverInTheLoadThatRetires(t *testing.T) {
 	if _, err := c.register(n, "m", "handover one"); err != nil {
 		t.Fatal(err)
 	}
-	testenv.CheckFor(t, 5*time.Second, func() error {
-		v, err := repo.Acquire("m", 0)
-		if err != nil {
-			return err
-		}
-		defer v.Release()
-		if v.Number != 1 {
-			return fmt.Errorf("unversioned requests get version %d; want 1", v.Number)
-		}
-		return nil
-	})
+	testenv.CheckFor(t, 5*time.Second, func() error { return unversionedGets(repo, 1) })
 
 	// Hold the reconciler in another model's load, so that the three
 	// commands below land in one pass of it.
@@ -133,37 +120,13 @@ func TestHandOverInTheLoadThatRetires(t *testing.T) {
 }
 
 // holdPull registers content as production of model on n, promoted, with
-// its blob only on a peer (an HTTP server) that answers the pull once
-// release is called: until then the version is being pulled here.
+// its blob only on a peer that answers the pull once release is called:
+// until then the version is being pulled here.
 func holdPull(t *testing.T, n *Node, model, content string) (release func()) {
 	t.Helper()
-	sum := sha256.Sum256([]byte(content))
-	hexSum := hex.EncodeToString(sum[:])
-	gate := make(chan struct{})
-	var once sync.Once
-	release = func() { once.Do(func() { close(gate) }) }
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/v1/blobs/sha256:"+hexSum {
-			http.NotFound(w, r)
-			return
-		}
-		select {
-		case <-gate:
-		case <-r.Context().Done():
-			return
-		}
-		w.Write([]byte(content))
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(release)
-	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetMember, Member: &fsm.Member{ID: "peer", RaftAddr: "10.0.0.1:1", HTTPAddr: srv.URL}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpRegisterVersion, Model: model, SHA256: hexSum, Size: int64(len(content)),
-		Created: time.Unix(2, 0).UTC(), Origin: "peer", Promote: true}); err != nil {
-		t.Fatal(err)
-	}
-	return release
+	peer := newGatedPeer(t, n, content)
+	registerPulled(t, n, model, content, true)
+	return func() { peer.open(content) }
 }
 
 // unversionedGets fails unless an unversioned request for model m gets

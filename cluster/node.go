@@ -212,25 +212,26 @@ func (n *Node) open() error {
 		if err != nil {
 			return fmt.Errorf("cluster: raft address %q: %w", n.cfg.RaftAddr, err)
 		}
+		logs, stable, snaps = store, store, fss
 		var nt *raft.NetworkTransport
-		if dropped {
+		switch {
+		case dropped:
+			// Connected to nothing: no listener, no peer.
 			_, trans = raft.NewInmemTransport(raft.ServerAddress(n.cfg.RaftAddr))
-			logs, stable, snaps = store, store, fss
-		} else if n.cfg.TLS != nil {
+		case n.cfg.TLS != nil:
 			var layer *tlsStreamLayer
 			layer, err = newTLSStreamLayer(n.cfg.RaftAddr, addr, n.cfg.TLS)
 			if err == nil {
 				nt = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: layer, MaxPool: 3, Timeout: 5 * time.Second, Logger: logger})
 			}
-		} else {
+		default:
 			nt, err = raft.NewTCPTransportWithLogger(n.cfg.RaftAddr, addr, 3, 5*time.Second, logger)
 		}
 		if err != nil {
 			return fmt.Errorf("cluster: cannot listen for raft on %s: %w", n.cfg.RaftAddr, err)
 		}
 		if nt != nil {
-			n.trans = nt
-			logs, stable, snaps, trans = store, store, fss, nt
+			n.trans, trans = nt, nt
 		}
 	}
 

@@ -20,7 +20,8 @@ import (
 	"github.com/infergate/infergate/registry"
 )
 
-// gatedPeer is a peer that serves each of contents once its gate opens.
+// gatedPeer is a member ("peer", an HTTP server) that serves the blob of
+// each of contents once its gate opens, for pulls held on their way.
 type gatedPeer struct {
 	srv   *httptest.Server
 	mu    sync.Mutex
@@ -29,7 +30,9 @@ type gatedPeer struct {
 	fails map[string]int // answers to fail first, by sha256 hex
 }
 
-func newGatedPeer(t *testing.T, contents ...string) *gatedPeer {
+// newGatedPeer starts a gatedPeer and makes it a member of n's group.
+func newGatedPeer(t *testing.T, n *Node, contents ...string) *gatedPeer {
+	t.Helper()
 	p := &gatedPeer{gates: map[string]chan struct{}{}, blobs: map[string]string{}, fails: map[string]int{}}
 	for _, c := range contents {
 		p.gates[hexOf(c)] = make(chan struct{})
@@ -71,13 +74,22 @@ func newGatedPeer(t *testing.T, contents ...string) *gatedPeer {
 		p.mu.Unlock()
 		p.srv.Close()
 	})
+	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetMember, Member: &fsm.Member{ID: "peer", RaftAddr: "10.0.0.1:1", HTTPAddr: p.srv.URL}}); err != nil {
+		t.Fatal(err)
+	}
 	return p
 }
 
+// open lets the pulls of content through; again, it does nothing.
 func (p *gatedPeer) open(content string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	close(p.gates[hexOf(content)])
+	g := p.gates[hexOf(content)]
+	select {
+	case <-g:
+	default:
+		close(g)
+	}
 }
 
 func hexOf(content string) string {
@@ -107,10 +119,7 @@ func TestDemotedVersionNeverServedTakesNoUnversioned(t *testing.T) {
 	n := c.waitLeader(c.nodes...)
 	repo := n.cfg.Registry
 	const one, two = "review demoted one", "review demoted two"
-	peer := newGatedPeer(t, one, two)
-	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetMember, Member: &fsm.Member{ID: "peer", RaftAddr: "10.0.0.1:1", HTTPAddr: peer.srv.URL}}); err != nil {
-		t.Fatal(err)
-	}
+	peer := newGatedPeer(t, n, one, two)
 	registerPulled(t, n, "m", one, true)
 	testenv.CheckFor(t, 5*time.Second, func() error {
 		if s := n.LocalStatus().Models["m"]["1"]; s.State != VersionFetching {
@@ -220,11 +229,8 @@ func TestRetiredStandInOutlivesAPullThatFails(t *testing.T) {
 	}
 	testenv.CheckFor(t, 5*time.Second, func() error { return unversionedGets(repo, 1) })
 	const two = "review retry two"
-	peer := newGatedPeer(t, two)
+	peer := newGatedPeer(t, n, two)
 	peer.fails[hexOf(two)] = 1
-	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetMember, Member: &fsm.Member{ID: "peer", RaftAddr: "10.0.0.1:1", HTTPAddr: peer.srv.URL}}); err != nil {
-		t.Fatal(err)
-	}
 	registerPulled(t, n, "m", two, true)
 	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpRetireVersion, Model: "m", Version: 1}); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/infergate/infergate/cluster"
+	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/gateway"
 	"github.com/infergate/infergate/internal/certs"
 )
@@ -532,7 +533,7 @@ each node that does not serve a version, with the reason it gave.`)
 	for _, v := range m.Versions {
 		for _, id := range sortedKeys(v.Nodes) {
 			s := v.Nodes[id]
-			if v.Stage == "retired" {
+			if v.Stage == fsm.StageRetired {
 				standIns = append(standIns, fmt.Sprintf("  version %d on %s: %s", v.Number, id, orDash(s.Reason)))
 				continue
 			}
@@ -832,7 +833,7 @@ func nodesSummary(stage string, nodes map[string]cluster.VersionStatus) string {
 	if len(nodes) == 0 {
 		return "-"
 	}
-	if stage == "retired" {
+	if stage == fsm.StageRetired {
 		return "stand-in on " + strings.Join(sortedKeys(nodes), ", ")
 	}
 	ready := 0
