@@ -325,20 +325,26 @@ func (n *Node) self() fsm.Member {
 // dropped it (err, ErrDropped), and logs what to do the first time: the
 // node then reports not ready (Settling).
 func (n *Node) droppedBy(err error) {
-	if !n.dropped.Swap(true) {
+	n.dropOnce.Do(func() {
+		if n.dropped.Load() {
+			return // started on a marked state
+		}
 		n.logf("cluster: node %s cannot join its group again: %v. It goes on serving what it had, and reports not ready", n.cfg.NodeID, err)
 		// A restart on the same raft state reports not ready from its
 		// start, not only once it has asked again, and starts no raft.
+		// The mark is on disk before the node reports not ready, so
+		// that one killed once it said so comes back marked.
 		if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, droppedFile), nil, 0o644); err != nil {
 			n.logf("cluster: cannot mark this node as dropped (%v): a restart would take part in raft on this state until it asks its group again", err)
 		}
+		n.dropped.Store(true)
 		// Nor does this run: with raft on, it could lead other dropped
 		// nodes, and a recovered group follows a leader of a higher
 		// term, taking its log.
 		if err := n.raft.Shutdown().Error(); err != nil {
 			n.logf("cluster: cannot stop raft on this dropped node: %v", err)
 		}
-	}
+	})
 }
 
 // droppedFile, in the raft data directory, marks a node its group

@@ -50,6 +50,8 @@ type Node struct {
 	// dropped is set once the group refused this node because a recovery
 	// dropped it (droppedBy).
 	dropped atomic.Bool
+	// dropOnce makes droppedBy act once.
+	dropOnce sync.Once
 	// replayTo and replayTerm are the index and term of the last command
 	// in the log this start found on disk (0 for none), and logs that
 	// log; set by open, read-only after. The reconciler waits for the
