@@ -209,6 +209,50 @@ func (n *Node) LocalStatus() *LocalStatus {
 	return out
 }
 
+// Absence is why a replicated version serves no requests on this node
+// (Node.Absence).
+type Absence struct {
+	// Version is the version asked about: the one named, or the one an
+	// unversioned request gets.
+	Version int64
+	// Stage is its stage in the replicated state: fsm.StageStaged,
+	// fsm.StageProduction or fsm.StageRetired.
+	Stage string
+	// Status is its state on this node (LocalStatus); State is "" when
+	// this node has not begun on it.
+	Status VersionStatus
+}
+
+// Absence says what the replicated state, as this node has applied it,
+// holds of version v of model name, which this node does not serve, and
+// how far this node has got with it. With v 0 it is the version
+// unversioned requests get: production, or without one the newest
+// version not retired. ok is false when the state holds no such version.
+// It is cheap enough for an error path: it copies one model.
+func (n *Node) Absence(name string, v int64) (a Absence, ok bool) {
+	m := n.fsm.Model(name)
+	if m == nil {
+		return a, false
+	}
+	if v == 0 {
+		v = m.Production()
+		for i := len(m.Versions) - 1; v == 0 && i >= 0; i-- {
+			if m.Versions[i].Stage != fsm.StageRetired {
+				v = m.Versions[i].Number
+			}
+		}
+	}
+	fv := m.Version(v)
+	if fv == nil {
+		return a, false
+	}
+	a = Absence{Version: v, Stage: fv.Stage}
+	n.rec.mu.Lock()
+	a.Status = n.rec.status[name][v]
+	n.rec.mu.Unlock()
+	return a, true
+}
+
 func (r *reconciler) setStatus(model string, v int64, state, reason string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"github.com/infergate/infergate/batching"
+	"github.com/infergate/infergate/cluster"
+	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/engine"
 	"github.com/infergate/infergate/gateway/cache"
 	"github.com/infergate/infergate/gateway/route"
@@ -609,6 +611,9 @@ func (s *Server) countUnrouted(err error) {
 func (s *Server) routeError(name, version []byte, err error) error {
 	switch {
 	case errors.Is(err, registry.ErrModelNotFound):
+		if e := s.absent(name, version); e != nil {
+			return e
+		}
 		return notFound("model %q is not served here; POST /v2/repository/index lists the repository's models and their state", name)
 	case errors.Is(err, registry.ErrVersionNotFound):
 		if m := s.repo.Model(b2s(name)); m != nil {
@@ -616,16 +621,78 @@ func (s *Server) routeError(name, version []byte, err error) error {
 				return notFound("model %q version %s is retired; this node answers unversioned requests with it only until production version %d is ready here; ready versions, which a request may name: %s", name, version, until, s.readyVersions(b2s(name)))
 			}
 		}
+		if e := s.absent(name, version); e != nil {
+			return e
+		}
 		return notFound("model %q has no ready version %s; ready versions: %s", name, version, s.readyVersions(b2s(name)))
 	case errors.Is(err, registry.ErrModelNotReady):
 		if d := s.repo.DefaultVersion(b2s(name)); d != 0 {
 			// Pinned, as a cluster pins production, to a version that
 			// is not ready here while others may be.
+			if cp := s.plane.Load(); cp != nil {
+				if a, ok := cp.node.Absence(b2s(name), d); ok && a.Version == d {
+					why, retry := absenceReason(a.Status)
+					return unavailable(retry, "model %q: unversioned requests go to version %d (its production version), which is not ready on this node: %s; ready versions, which a request may name: %s", name, d, why, s.readyVersions(b2s(name)))
+				}
+			}
 			return unavailable(1, "model %q: unversioned requests go to version %d (its production version), which is not ready on this node yet; ready versions, which a request may name: %s; POST /v2/repository/index shows why", name, d, s.readyVersions(b2s(name)))
 		}
 		return unavailable(1, "model %q has no ready version yet; POST /v2/repository/index shows why", name)
 	}
 	return err
+}
+
+// absent explains a request for a model, or a version, that this node
+// does not serve and its cluster holds: 404 when the version is retired,
+// else 503 with the state it is in here (on its way, or failed and
+// retried), which tells a client or balancer to try again or elsewhere:
+// other members may serve it. It returns nil outside a cluster and when
+// the cluster holds no such version either.
+func (s *Server) absent(name, version []byte) error {
+	cp := s.plane.Load()
+	if cp == nil {
+		return nil
+	}
+	vnum, err := parseVersion(version)
+	if err != nil {
+		return err
+	}
+	a, ok := cp.node.Absence(b2s(name), vnum)
+	if !ok {
+		return nil
+	}
+	if a.Stage == fsm.StageRetired {
+		return notFound("model %q version %d is retired; ready versions here: %s", name, a.Version, s.readyVersions(b2s(name)))
+	}
+	what := fmt.Sprintf("model %q version %d", name, a.Version)
+	if vnum == 0 {
+		what += ", which unversioned requests get,"
+	}
+	why, retry := absenceReason(a.Status)
+	return unavailable(retry, "%s is not ready on this node: %s; other members may serve it (POST /v2/repository/index shows every version's state here)", what, why)
+}
+
+// absenceReason says in words where a version not ready on this node
+// stands, and how many seconds a client should wait before it asks again.
+func absenceReason(st cluster.VersionStatus) (string, int) {
+	switch st.State {
+	case cluster.VersionFetching:
+		if st.Reason != "" {
+			return "its bytes are being fetched from a peer: " + st.Reason, 1
+		}
+		return "its bytes are being fetched from a peer", 1
+	case cluster.VersionLoading:
+		return "it is loading", 1
+	case cluster.VersionFailed:
+		return "it failed here (tried again every few seconds): " + st.Reason, 5
+	case cluster.VersionReady:
+		// It was, until an unload through the repository API; the
+		// reconciler puts it back.
+		return "it was unloaded here, and the node loads it again", 1
+	case "":
+		return "this node has not begun to fetch or load it yet", 1
+	}
+	return "it is not loaded here", 1
 }
 
 func (s *Server) readyVersions(name string) string {

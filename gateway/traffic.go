@@ -186,7 +186,7 @@ func (s *Server) feedback(ctx *fasthttp.RequestCtx, name, version []byte) error 
 	}
 	m := s.repo.Model(b2s(name))
 	if m == nil {
-		return notFound("model %q is not served here; POST /v2/repository/index lists the repository's models and their state", name)
+		return s.routeError(name, version, registry.ErrModelNotFound)
 	}
 	vnum, err := parseVersion(version)
 	if err != nil {

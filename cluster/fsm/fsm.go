@@ -96,6 +96,17 @@ func (f *FSM) State() (*State, uint64) {
 	return f.state.Clone(), f.index
 }
 
+// Model returns a deep copy of the model called name, or nil: one model's
+// State without copying the rest.
+func (f *FSM) Model(name string) *Model {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if m := f.state.Model(name); m != nil {
+		return m.clone()
+	}
+	return nil
+}
+
 // Changed returns a channel that receives a value after every successful
 // Apply and every Restore. Changes that come while nobody receives are
 // coalesced into one value, so a reader loops: receive, then call State.

@@ -1,0 +1,88 @@
+package gateway_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/infergate/infergate/gateway"
+	"github.com/infergate/infergate/internal/testenv"
+)
+
+// TestClusterModelNotReadyHereSaysWhy: the cluster holds model clash,
+// but its file on this node holds other bytes, so this node serves no
+// version of it. Requests for it get 503 with Retry-After and the reason,
+// which tells a balancer to try another member and a person what is
+// wrong, not 404 "not served here", which says the model does not exist
+// (found by a walk on real servers). A model the cluster does not hold
+// still gets 404.
+func TestClusterModelNotReadyHereSaysWhy(t *testing.T) {
+	cfg := gateway.DefaultConfig()
+	cfg.AdminToken = adminToken
+	s := startAdmin(t, cfg)
+	path := filepath.Join(s.repo.Dir(), "clash", "1", "model.onnx")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("bytes put here by hand"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.admin(t, "POST", "/v1/models/clash/versions?promote=true", ctrONNX()); r.code/100 != 2 {
+		t.Fatalf("upload: %s", r)
+	}
+	const why = "is not ready on this node: it failed here (tried again every few seconds): " + "%s holds other bytes than the cluster's model"
+	body := ctrRequest(features(1, 1, 64), 1)
+	check := func(method, uri string, body []byte, fragment string) error {
+		r := s.do(t, method, uri, body)
+		msg, err := errorMessage(r.body)
+		if r.code != fasthttp.StatusServiceUnavailable || err != nil || !strings.Contains(msg, fragment) || r.header["Retry-After"] != "5" {
+			return fmt.Errorf("%s %s: %s, Retry-After %q; want 503 with Retry-After 5 and %q", method, uri, r, r.header["Retry-After"], fragment)
+		}
+		return nil
+	}
+	unversioned := `model "clash" version 1, which unversioned requests get, ` + fmt.Sprintf(why, path)
+	named := `model "clash" version 1 ` + fmt.Sprintf(why, path)
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		return check("POST", "/v2/models/clash/infer", body, unversioned)
+	})
+	for _, c := range []struct{ method, uri, want string }{
+		{"POST", "/v2/models/clash/versions/1/infer", named},
+		{"GET", "/v2/models/clash", unversioned},
+		{"GET", "/v2/models/clash/ready", unversioned},
+		{"GET", "/v2/models/clash/versions/1/ready", named},
+	} {
+		if err := check(c.method, c.uri, body, c.want); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkError(t, s.do(t, "POST", "/v2/models/clash/versions/2/infer", body), fasthttp.StatusNotFound, `model "clash" is not served here`)
+	checkError(t, s.do(t, "POST", "/v2/models/nosuch/infer", body), fasthttp.StatusNotFound, `model "nosuch" is not served here`)
+}
+
+// TestClusterRetiredVersionSaysRetired: a request that names a retired
+// version gets 404 saying it is retired, not that the version is not
+// ready, which reads as if waiting would help.
+func TestClusterRetiredVersionSaysRetired(t *testing.T) {
+	cfg := gateway.DefaultConfig()
+	cfg.AdminToken = adminToken
+	s := startAdmin(t, cfg)
+	if r := s.admin(t, "POST", "/v1/models/ctr/versions?promote=true", ctrONNX()); r.code/100 != 2 {
+		t.Fatalf("upload: %s", r)
+	}
+	if r := s.admin(t, "DELETE", "/v1/models/ctr/versions/1", nil); r.code != 200 {
+		t.Fatalf("retire: %s", r)
+	}
+	body := ctrRequest(features(1, 1, 64), 1)
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		r := s.do(t, "POST", "/v2/models/ctr/versions/1/infer", body)
+		if msg, _ := errorMessage(r.body); r.code != 404 || msg != `model "ctr" version 1 is retired; ready versions here: 2` {
+			return fmt.Errorf("a request naming retired version 1: %s; want 404 saying it is retired", r)
+		}
+		return nil
+	})
+}
