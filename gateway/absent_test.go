@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/infergate/infergate/gateway"
 	"github.com/infergate/infergate/internal/testenv"
+	"github.com/infergate/infergate/registry"
 )
 
 // TestClusterModelNotReadyHereSaysWhy: the cluster holds model clash,
@@ -66,7 +68,7 @@ func TestClusterModelNotReadyHereSaysWhy(t *testing.T) {
 
 // TestClusterRetiredVersionSaysRetired: a request that names a retired
 // version gets 404 saying it is retired, not that the version is not
-// ready, which reads as if waiting would help.
+// ready, which reads as if waiting would help; the index says so too.
 func TestClusterRetiredVersionSaysRetired(t *testing.T) {
 	cfg := gateway.DefaultConfig()
 	cfg.AdminToken = adminToken
@@ -85,4 +87,14 @@ func TestClusterRetiredVersionSaysRetired(t *testing.T) {
 		}
 		return nil
 	})
+	// The repository index and the status page say it is retired, not
+	// "unloaded", which reads as if it might come back.
+	var idx []registry.IndexEntry
+	if r := s.do(t, "POST", "/v2/repository/index", nil); json.Unmarshal(r.body, &idx) != nil || len(idx) != 2 ||
+		idx[0] != (registry.IndexEntry{Name: "ctr", Version: "1", State: registry.StateUnavailable, Reason: "retired"}) {
+		t.Fatalf("index: %s; want version 1 UNAVAILABLE, retired", r)
+	}
+	if page := string(s.do(t, "GET", "/", nil).body); !strings.Contains(page, `<td>ctr</td><td>1</td><td class="UNAVAILABLE">UNAVAILABLE</td><td>0</td><td></td><td></td><td>retired</td>`) {
+		t.Fatalf("the status page does not show version 1 retired:\n%s", page)
+	}
 }

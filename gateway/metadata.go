@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/infergate/infergate/cluster"
+	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 	"github.com/valyala/fasthttp"
@@ -148,6 +150,18 @@ func (s *Server) index() ([]registry.IndexEntry, error) {
 	at := make(map[key]int, len(idx))
 	for i, e := range idx {
 		at[key{e.Name, e.Version}] = i
+	}
+	// A version the registry unloaded because the cluster retired it
+	// says so, not "unloaded", which reads as if it might come back.
+	for i, e := range idx {
+		if e.State == registry.StateReady || e.Version == "" {
+			continue
+		}
+		if v, err := strconv.ParseInt(e.Version, 10, 64); err == nil && v > 0 {
+			if a, ok := cp.node.Absence(e.Name, v); ok && a.Stage == fsm.StageRetired {
+				idx[i].Reason = "retired"
+			}
+		}
 	}
 	local := cp.node.LocalStatus()
 	var added []registry.IndexEntry
