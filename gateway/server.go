@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"maps"
 	"net"
 	"runtime/debug"
 	"slices"
@@ -15,9 +16,11 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/infergate/infergate/cluster"
 	"github.com/infergate/infergate/gateway/cache"
 	"github.com/infergate/infergate/internal/diskfree"
 	"github.com/infergate/infergate/internal/loglimit"
+	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 	"github.com/infergate/infergate/trafficlog"
 	"github.com/valyala/fasthttp"
@@ -77,6 +80,13 @@ type Config struct {
 	// --traffic-dir elsewhere): the status page shows their free space,
 	// in red under the minimum. The caller owns them.
 	Disks []Disk
+	// StrictReadiness makes GET /v2/health/ready answer 503 while a model
+	// this node should serve serves nothing here because it failed here
+	// (as Triton's --strict-readiness): a balancer then sends its
+	// requests to nodes that serve it. A model being fetched or loaded
+	// does not count, nor one unloaded on purpose. Off, the node is ready
+	// once its initial models are loaded, whatever fails later.
+	StrictReadiness bool
 	// Logf logs; nil means log.Printf.
 	Logf func(format string, args ...any)
 }
@@ -256,7 +266,51 @@ func (s *Server) readiness() (bool, string) {
 			return false, why
 		}
 	}
+	if s.cfg.StrictReadiness {
+		if why := s.failing(); why != "" {
+			return false, why
+		}
+	}
 	return true, ""
+}
+
+// failing says which models serve nothing on this node because they
+// failed here, for strict readiness; "" when none does.
+func (s *Server) failing() string {
+	f := s.repo.Failing()
+	if p := s.plane.Load(); p != nil {
+		// A cluster version can fail before the registry sees it: its
+		// pull, or a file of other bytes in its place.
+		local := p.node.LocalStatus()
+		for _, name := range slices.Sorted(maps.Keys(local.Models)) {
+			if slices.ContainsFunc(f, func(e registry.IndexEntry) bool { return e.Name == name }) {
+				continue
+			}
+			if m := s.repo.Model(name); m != nil && m.Default() != nil {
+				continue
+			}
+			vs := local.Models[name]
+			for _, v := range slices.Sorted(maps.Keys(vs)) {
+				if st := vs[v]; st.State == cluster.VersionFailed {
+					f = append(f, registry.IndexEntry{Name: name, Version: v, Reason: st.Reason})
+					break
+				}
+			}
+		}
+	}
+	if len(f) == 0 {
+		return ""
+	}
+	e := f[0]
+	what := fmt.Sprintf("model %q", e.Name)
+	if e.Version != "" {
+		what += " version " + e.Version
+	}
+	why := fmt.Sprintf("%s failed here and no version of the model serves on this node (--strict-readiness): %s", what, e.Reason)
+	if len(f) > 1 {
+		why += fmt.Sprintf("; %d more models fail so; POST /v2/repository/index lists them", len(f)-1)
+	}
+	return why
 }
 
 // Serve accepts connections on ln until Shutdown, at most MaxConnections
@@ -420,7 +474,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) error {
 		ctx.SetContentType("application/json")
 		if ready, why := s.readiness(); !ready {
 			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-			ctx.SetBody(append(append([]byte(`{"ready":false,"error":"`), why...), `"}`...))
+			ctx.SetBody(append(oip.AppendJSONString([]byte(`{"ready":false,"error":`), why), '}'))
 			return nil
 		}
 		ctx.SetBodyString(`{"ready":true}`)

@@ -105,7 +105,7 @@ type Repository struct {
 	closed    bool                    // guarded by loadMu
 	overrides map[string]*ModelConfig // guarded by loadMu
 	pollErrs  map[string]string       // guarded by loadMu: last poll error per model
-	unloaded  map[string]bool         // guarded by loadMu: unloaded by Unload, which polls leave alone
+	unloaded  map[string]bool         // unloaded by Unload, which polls leave alone; written holding loadMu and mu (setUnloaded), read holding either
 
 	// routeMu protects defVersion, experiments and shadows: how a model's
 	// unversioned requests are routed, which SetDefault, SetExperiment and
@@ -390,10 +390,10 @@ func (r *Repository) Load(name string, override *ModelConfig) error {
 	// leaves an unloaded model unloaded: polls must not bring it back
 	// with a configuration nobody asked for.
 	wasUnloaded := r.unloaded[name]
-	delete(r.unloaded, name)
+	r.setUnloaded(name, false)
 	defer func() {
 		if wasUnloaded && r.table.load()[name] == nil {
-			r.unloaded[name] = true
+			r.setUnloaded(name, true)
 		}
 	}()
 	if override == nil {
@@ -911,8 +911,20 @@ func (r *Repository) UnloadBecause(name, why string) error {
 		// may repeat it (and a model whose load failed stays unloaded).
 	}
 	// Polls leave it unloaded until a Load asks for it again.
-	r.unloaded[name] = true
+	r.setUnloaded(name, true)
 	return nil
+}
+
+// setUnloaded marks model name unloaded on purpose, or not. r.loadMu is
+// held.
+func (r *Repository) setUnloaded(name string, on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if on {
+		r.unloaded[name] = true
+	} else {
+		delete(r.unloaded, name)
+	}
 }
 
 // knownLocked reports whether model name has a directory in the
@@ -999,6 +1011,43 @@ func (r *Repository) Poll() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Failing returns the models that serve no requests here because their
+// last load failed (their configuration, or every version tried), each
+// with why, sorted by name: a model that still serves a version, or
+// that is loading, or that was unloaded on purpose, is not failing. It
+// reads only what this node has tried, without touching the disk, so a
+// readiness probe may call it.
+func (r *Repository) Failing() []IndexEntry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []IndexEntry
+	seen := make(map[string]bool)
+	add := func(name, version, reason string) {
+		if seen[name] || r.unloaded[name] {
+			return
+		}
+		if m := r.Model(name); m != nil && m.Default() != nil {
+			return
+		}
+		seen[name] = true
+		out = append(out, IndexEntry{Name: name, Version: version, State: StateUnavailable, Reason: reason})
+	}
+	for name, why := range r.modelErrs {
+		add(name, "", why)
+	}
+	for name, vs := range r.status {
+		nums := slices.Sorted(maps.Keys(vs))
+		for _, n := range slices.Backward(nums) {
+			if s := vs[n]; s.failed {
+				add(name, strconv.FormatInt(n, 10), s.reason)
+				break
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b IndexEntry) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // Index lists every model directory in the repository and every version
