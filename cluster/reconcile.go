@@ -33,6 +33,10 @@ const (
 type VersionStatus struct {
 	State  string `json:"state"`
 	Reason string `json:"reason,omitempty"`
+	// Unversioned says this version answers the model's unversioned
+	// requests on the node (outside an experiment's split); nodes of
+	// earlier releases never say so.
+	Unversioned bool `json:"unversioned,omitempty"`
 }
 
 // LocalStatus is what one node reports about the replicated versions
@@ -200,8 +204,15 @@ func (n *Node) LocalStatus() *LocalStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for name, vs := range r.status {
+		var d int64
+		if lm := r.repo.Model(name); lm != nil {
+			if dv := lm.Default(); dv != nil {
+				d = dv.Number
+			}
+		}
 		m := make(map[string]VersionStatus, len(vs))
 		for v, s := range vs {
+			s.Unversioned = v == d
 			m[strconv.FormatInt(v, 10)] = s
 		}
 		out.Models[name] = m

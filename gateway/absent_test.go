@@ -98,3 +98,65 @@ func TestClusterRetiredVersionSaysRetired(t *testing.T) {
 		t.Fatalf("the status page does not show version 1 retired:\n%s", page)
 	}
 }
+
+// TestRetireWarnsOfANodeLeftWithout: production version 2 of ctr failed
+// on this node (its file holds other bytes), where version 1 answers the
+// unversioned requests. Retiring version 1 succeeds, and its answer warns
+// that the node is left with no version for them; after it, they get 503
+// saying why. A retirement that leaves every node served warns of nothing.
+func TestRetireWarnsOfANodeLeftWithout(t *testing.T) {
+	cfg := gateway.DefaultConfig()
+	cfg.AdminToken = adminToken
+	s := startAdmin(t, cfg)
+	path := filepath.Join(s.repo.Dir(), "ctr", "2", "model.onnx")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("bytes put here by hand"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.admin(t, "POST", "/v1/models/ctr/versions?promote=true", ctrONNX()); r.code/100 != 2 {
+		t.Fatalf("upload: %s", r)
+	}
+	body := ctrRequest(features(1, 1, 64), 1)
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		r := s.admin(t, "GET", "/v1/models/ctr", nil)
+		if !strings.Contains(string(r.body), `"state":"failed"`) {
+			return fmt.Errorf("version 2 has not failed here yet: %s", r)
+		}
+		if r := s.do(t, "POST", "/v2/models/ctr/infer", body); r.code != 200 || r.header["X-Model-Version"] != "1" {
+			return fmt.Errorf("unversioned: %s; want version 1 to answer", r)
+		}
+		return nil
+	})
+	r := s.admin(t, "DELETE", "/v1/models/ctr/versions/1", nil)
+	var ans struct {
+		Warnings []string `json:"warnings"`
+	}
+	if err := json.Unmarshal(r.body, &ans); r.code != 200 || err != nil || len(ans.Warnings) != 1 ||
+		!strings.HasPrefix(ans.Warnings[0], "node n1: production version 2 failed there ("+path+" holds other bytes") ||
+		!strings.Contains(ans.Warnings[0], `the node then answers model "ctr"'s unversioned requests 503 until production is ready there`) {
+		t.Fatalf("retire: %s; want 200 warning that n1 is left without a version", r)
+	}
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		r := s.do(t, "POST", "/v2/models/ctr/infer", body)
+		if msg, _ := errorMessage(r.body); r.code != 503 || !strings.Contains(msg, `model "ctr" version 2, which unversioned requests get, is not ready on this node: it failed here`) {
+			return fmt.Errorf("unversioned after the retirement: %s; want 503 saying version 2 failed here", r)
+		}
+		return nil
+	})
+	// Version 2 fixed here, version 1 retired already: a retirement of
+	// a staged version warns of nothing.
+	if r := s.admin(t, "POST", "/v1/models/ctr/versions", ctrONNX()); r.code/100 != 2 {
+		t.Fatalf("upload: %s", r)
+	}
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if m := s.repo.Model("ctr"); m == nil || m.Version(3) == nil {
+			return fmt.Errorf("version 3 not loaded yet")
+		}
+		return nil
+	})
+	if r := s.admin(t, "DELETE", "/v1/models/ctr/versions/3", nil); r.code != 200 || strings.Contains(string(r.body), "warnings") {
+		t.Fatalf("retiring staged version 3: %s; want 200 without warnings", r)
+	}
+}

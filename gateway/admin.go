@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -278,9 +279,52 @@ func (s *Server) retireVersion(cp *controlPlane, ctx *fasthttp.RequestCtx, name,
 	if err != nil || v < 1 {
 		return badRequest("version %q: versions are positive integers", version)
 	}
+	warnings := s.retireWarnings(cp, name, v)
 	return s.apply(cp, ctx, fsm.Command{Op: fsm.OpRetireVersion, Model: name, Version: v}, func(*fsm.Result) any {
-		return map[string]any{"model": name, "version": v, "stage": fsm.StageRetired}
+		ans := map[string]any{"model": name, "version": v, "stage": fsm.StageRetired}
+		if len(warnings) > 0 {
+			ans["warnings"] = warnings
+		}
+		return ans
 	})
+}
+
+// retireWarnings names the members that retiring version v of model name
+// may leave without a version for its unversioned requests: v answers
+// them there and production failed there. Such a node keeps v as a stand-in
+// only while production's pull is tried again (cluster's standIn); else
+// v goes, and the node answers those requests 503 until production is
+// ready there. It asks the members as `models show` does, for a second
+// at most.
+func (s *Server) retireWarnings(cp *controlPlane, name string, v int64) []string {
+	views, err := cp.node.Models(context.Background(), name)
+	if err != nil || len(views) != 1 {
+		return nil
+	}
+	mv := views[0]
+	p := mv.Production
+	var retiring, prod *cluster.VersionView
+	for i := range mv.Versions {
+		switch mv.Versions[i].Number {
+		case v:
+			retiring = &mv.Versions[i]
+		case p:
+			prod = &mv.Versions[i]
+		}
+	}
+	if retiring == nil || prod == nil || retiring.Stage == fsm.StageRetired {
+		return nil
+	}
+	var out []string
+	for _, id := range slices.Sorted(maps.Keys(retiring.Nodes)) {
+		if !retiring.Nodes[id].Unversioned {
+			continue
+		}
+		if st := prod.Nodes[id]; st.State == cluster.VersionFailed {
+			out = append(out, fmt.Sprintf("node %s: production version %d failed there (%s); version %d, which answers the unversioned requests there, goes too unless that failure is a pull being tried again, and the node then answers model %q's unversioned requests 503 until production is ready there", id, p, st.Reason, v, name))
+		}
+	}
+	return out
 }
 
 func (s *Server) setAlias(cp *controlPlane, ctx *fasthttp.RequestCtx, name, alias string) error {

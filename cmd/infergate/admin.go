@@ -703,7 +703,10 @@ func modelsRetire(out adminOutput, args []string) error {
 for it fail. The API refuses (409) while an alias, production included, points
 to it, an experiment's arm serves it, or it is the shadow. A node still serving
 unversioned requests with it, because it is still pulling or loading
-production, keeps it for those until production is ready.`)
+production, keeps it for those until production is ready. A warning names
+each node where production failed and this version is ready: unless the
+failure is a pull tried again, the node is left with no version for the
+model's unversioned requests.`)
 	cfg := adminFlags(fs, false)
 	pos, err := parseArgs(fs, args, "NAME", "VERSION")
 	if err != nil {
@@ -718,12 +721,17 @@ production, keeps it for those until production is ready.`)
 		return err
 	}
 	var res struct {
-		Model   string `json:"model"`
-		Version int64  `json:"version"`
-		Stage   string `json:"stage"`
+		Model    string   `json:"model"`
+		Version  int64    `json:"version"`
+		Stage    string   `json:"stage"`
+		Warnings []string `json:"warnings"`
 	}
 	return out.report(cfg.json, ans, "the retirement", &res, func() string {
-		return fmt.Sprintf("%s version %d is %s", res.Model, res.Version, res.Stage)
+		line := fmt.Sprintf("%s version %d is %s", res.Model, res.Version, res.Stage)
+		for _, w := range res.Warnings {
+			line += "\nwarning: " + w
+		}
+		return line
 	})
 }
 
