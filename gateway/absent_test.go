@@ -27,13 +27,7 @@ func TestClusterModelNotReadyHereSaysWhy(t *testing.T) {
 	cfg := gateway.DefaultConfig()
 	cfg.AdminToken = adminToken
 	s := startAdmin(t, cfg)
-	path := filepath.Join(s.repo.Dir(), "clash", "1", "model.onnx")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte("bytes put here by hand"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := placeByHand(t, s, "clash/1", "bytes put here by hand")
 	if r := s.admin(t, "POST", "/v1/models/clash/versions?promote=true", ctrONNX()); r.code/100 != 2 {
 		t.Fatalf("upload: %s", r)
 	}
@@ -89,11 +83,14 @@ func TestClusterRetiredVersionSaysRetired(t *testing.T) {
 	})
 	// The repository index and the status page say it is retired, not
 	// "unloaded", which reads as if it might come back.
-	var idx []registry.IndexEntry
-	if r := s.do(t, "POST", "/v2/repository/index", nil); json.Unmarshal(r.body, &idx) != nil || len(idx) != 2 ||
-		idx[0] != (registry.IndexEntry{Name: "ctr", Version: "1", State: registry.StateUnavailable, Reason: "retired"}) {
-		t.Fatalf("index: %s; want version 1 UNAVAILABLE, retired", r)
-	}
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		var idx []registry.IndexEntry
+		if r := s.do(t, "POST", "/v2/repository/index", nil); json.Unmarshal(r.body, &idx) != nil || len(idx) != 2 ||
+			idx[0] != (registry.IndexEntry{Name: "ctr", Version: "1", State: registry.StateUnavailable, Reason: "retired"}) {
+			return fmt.Errorf("index: %s; want version 1 UNAVAILABLE, retired", r)
+		}
+		return nil
+	})
 	if page := string(s.do(t, "GET", "/", nil).body); !strings.Contains(page, `<td>ctr</td><td>1</td><td class="UNAVAILABLE">UNAVAILABLE</td><td>0</td><td></td><td></td><td>retired</td>`) {
 		t.Fatalf("the status page does not show version 1 retired:\n%s", page)
 	}
@@ -108,13 +105,7 @@ func TestRetireWarnsOfANodeLeftWithout(t *testing.T) {
 	cfg := gateway.DefaultConfig()
 	cfg.AdminToken = adminToken
 	s := startAdmin(t, cfg)
-	path := filepath.Join(s.repo.Dir(), "ctr", "2", "model.onnx")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte("bytes put here by hand"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := placeByHand(t, s, "ctr/2", "bytes put here by hand")
 	if r := s.admin(t, "POST", "/v1/models/ctr/versions?promote=true", ctrONNX()); r.code/100 != 2 {
 		t.Fatalf("upload: %s", r)
 	}
@@ -159,4 +150,18 @@ func TestRetireWarnsOfANodeLeftWithout(t *testing.T) {
 	if r := s.admin(t, "DELETE", "/v1/models/ctr/versions/3", nil); r.code != 200 || strings.Contains(string(r.body), "warnings") {
 		t.Fatalf("retiring staged version 3: %s; want 200 without warnings", r)
 	}
+}
+
+// placeByHand writes content as the model.onnx of at ("model/version")
+// in s's repository, as a person would by hand, and returns its path.
+func placeByHand(t *testing.T, s *testServer, at, content string) string {
+	t.Helper()
+	path := filepath.Join(s.repo.Dir(), filepath.FromSlash(at), "model.onnx")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

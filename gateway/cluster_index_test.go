@@ -3,8 +3,6 @@ package gateway_test
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,13 +21,7 @@ func TestIndexShowsClusterVersionFailedHere(t *testing.T) {
 	cfg := gateway.DefaultConfig()
 	cfg.AdminToken = adminToken
 	s := startAdmin(t, cfg)
-	path := filepath.Join(s.repo.Dir(), "clash", "1", "model.onnx")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte("bytes put here by hand"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	placeByHand(t, s, "clash/1", "bytes put here by hand")
 	if r := s.admin(t, "POST", "/v1/models/clash/versions?promote=true", ctrONNX()); r.code/100 != 2 {
 		t.Fatalf("upload: %s", r)
 	}

@@ -3,8 +3,6 @@ package gateway_test
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -37,13 +35,7 @@ func TestStrictReadiness(t *testing.T) {
 	files := map[string][]byte{"ctr/1": ctrONNX()}
 	broken := func(s *testServer) {
 		t.Helper()
-		path := filepath.Join(s.repo.Dir(), "broken", "1", "model.onnx")
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte("not an onnx model"), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		placeByHand(t, s, "broken/1", "not an onnx model")
 		if err := s.repo.Poll(); err == nil {
 			t.Fatal("poll with a broken model: nil error")
 		}
@@ -83,13 +75,7 @@ func TestStrictReadinessInCluster(t *testing.T) {
 	if code, why := readiness(t, s); code != 200 {
 		t.Fatalf("before: %d %q; want ready", code, why)
 	}
-	path := filepath.Join(s.repo.Dir(), "clash", "1", "model.onnx")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte("bytes put here by hand"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := placeByHand(t, s, "clash/1", "bytes put here by hand")
 	if r := s.admin(t, "POST", "/v1/models/clash/versions?promote=true", ctrONNX()); r.code/100 != 2 {
 		t.Fatalf("upload: %s", r)
 	}
