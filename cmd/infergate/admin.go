@@ -704,9 +704,9 @@ for it fail. The API refuses (409) while an alias, production included, points
 to it, an experiment's arm serves it, or it is the shadow. A node still serving
 unversioned requests with it, because it is still pulling or loading
 production, keeps it for those until production is ready. A warning names
-each node where production failed and this version is ready: unless the
-failure is a pull tried again, the node is left with no version for the
-model's unversioned requests.`)
+each node where production failed and this version answers the unversioned
+requests: unless the failure is a pull tried again, the node is left with
+no version for them.`)
 	cfg := adminFlags(fs, false)
 	pos, err := parseArgs(fs, args, "NAME", "VERSION")
 	if err != nil {
