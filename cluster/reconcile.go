@@ -236,30 +236,18 @@ type Absence struct {
 
 // Absence says what the replicated state, as this node has applied it,
 // holds of version v of model name, which this node does not serve, and
-// how far this node has got with it. With v 0 it is the version
-// unversioned requests get: production, or without one the newest
-// version not retired. ok is false when the state holds no such version.
-// It is cheap enough for an error path: it copies one model.
+// how far this node has got with it. With v 0 it is production, which
+// unversioned requests get (fsm.FSM.Stage). ok is false when the state
+// holds no such version. It copies nothing of the state, so an error
+// path may call it at the rate requests come.
 func (n *Node) Absence(name string, v int64) (a Absence, ok bool) {
-	m := n.fsm.Model(name)
-	if m == nil {
+	num, stage, ok := n.fsm.Stage(name, v)
+	if !ok {
 		return a, false
 	}
-	if v == 0 {
-		v = m.Production()
-		for i := len(m.Versions) - 1; v == 0 && i >= 0; i-- {
-			if m.Versions[i].Stage != fsm.StageRetired {
-				v = m.Versions[i].Number
-			}
-		}
-	}
-	fv := m.Version(v)
-	if fv == nil {
-		return a, false
-	}
-	a = Absence{Version: v, Stage: fv.Stage}
+	a = Absence{Version: num, Stage: stage}
 	n.rec.mu.Lock()
-	a.Status = n.rec.status[name][v]
+	a.Status = n.rec.status[name][num]
 	n.rec.mu.Unlock()
 	return a, true
 }

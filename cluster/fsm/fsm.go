@@ -96,15 +96,26 @@ func (f *FSM) State() (*State, uint64) {
 	return f.state.Clone(), f.index
 }
 
-// Model returns a deep copy of the model called name, or nil: one model's
-// State without copying the rest.
-func (f *FSM) Model(name string) *Model {
+// Stage returns the number and stage of version v of model name, or with
+// v 0 of its production version, which unversioned requests get (a
+// model's first version becomes production). ok is false when the state
+// holds no such version. It copies nothing, so an error path may call it at
+// the rate requests come.
+func (f *FSM) Stage(name string, v int64) (number int64, stage string, ok bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	if m := f.state.Model(name); m != nil {
-		return m.clone()
+	m := f.state.Model(name)
+	if m == nil {
+		return 0, "", false
 	}
-	return nil
+	if v == 0 {
+		v = m.Production()
+	}
+	fv := m.Version(v)
+	if fv == nil {
+		return 0, "", false
+	}
+	return fv.Number, fv.Stage, true
 }
 
 // Changed returns a channel that receives a value after every successful
