@@ -630,7 +630,7 @@ func (s *Server) routeError(name, version []byte, err error) error {
 			// Pinned, as a cluster pins production, to a version that
 			// is not ready here while others may be.
 			if cp := s.plane.Load(); cp != nil {
-				if a, ok := cp.node.Absence(b2s(name), d); ok && a.Version == d {
+				if a, ok := cp.node.Absence(b2s(name), d); ok {
 					why, retry := absenceReason(a.Status)
 					return unavailable(retry, "model %q: unversioned requests go to version %d (its production version), which is not ready on this node: %s; ready versions, which a request may name: %s", name, d, why, s.readyVersions(b2s(name)))
 				}

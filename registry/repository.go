@@ -1013,12 +1013,12 @@ func (r *Repository) Poll() error {
 	return errors.Join(errs...)
 }
 
-// Failing returns the models that serve no requests here because their
-// last load failed (their configuration, or every version tried), each
-// with why, sorted by name: a model that still serves a version, or
-// that is loading, or that was unloaded on purpose, is not failing. It
-// reads only what this node has tried, without touching the disk, so a
-// readiness probe may call it.
+// Failing returns the models that serve no requests here and whose
+// configuration, or a version, failed to load, each with why (the newest
+// failed version's), sorted by name: a model that still serves a
+// version, one that has failed nothing (loading, say), and one unloaded
+// on purpose are not failing. It reads only what this node has tried,
+// without touching the disk, so a readiness probe may call it.
 func (r *Repository) Failing() []IndexEntry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -1038,12 +1038,14 @@ func (r *Repository) Failing() []IndexEntry {
 		add(name, "", why)
 	}
 	for name, vs := range r.status {
-		nums := slices.Sorted(maps.Keys(vs))
-		for _, n := range slices.Backward(nums) {
-			if s := vs[n]; s.failed {
-				add(name, strconv.FormatInt(n, 10), s.reason)
-				break
+		var newest int64
+		for n, s := range vs {
+			if s.failed && n > newest {
+				newest = n
 			}
+		}
+		if newest > 0 {
+			add(name, strconv.FormatInt(newest, 10), vs[newest].reason)
 		}
 	}
 	slices.SortFunc(out, func(a, b IndexEntry) int { return strings.Compare(a.Name, b.Name) })
