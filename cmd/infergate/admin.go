@@ -485,7 +485,8 @@ func modelsShow(out adminOutput, args []string) error {
 	fs := out.flagSet("models show", "[flags] NAME",
 		`Show model NAME: its production version and aliases, its A/B experiment and
 shadow if it has them, its versions with their full digests, and the state of
-each node that does not serve a version, with the reason it gave.`)
+each node that does not serve a version, with the reason it gave, and which
+version answers a node's unversioned requests where production cannot yet.`)
 	cfg := adminFlags(fs, true)
 	pos, err := parseArgs(fs, args, "NAME")
 	if err != nil {
@@ -529,13 +530,16 @@ each node that does not serve a version, with the reason it gave.`)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	var notReady, standIns []string
+	var notReady, standIns, inPlace []string
 	for _, v := range m.Versions {
 		for _, id := range sortedKeys(v.Nodes) {
 			s := v.Nodes[id]
 			if v.Stage == fsm.StageRetired {
 				standIns = append(standIns, fmt.Sprintf("  version %d on %s: %s", v.Number, id, orDash(s.Reason)))
 				continue
+			}
+			if s.Unversioned && v.Number != m.Production && m.Production > 0 {
+				inPlace = append(inPlace, fmt.Sprintf("  version %d on %s, until production version %d is ready there", v.Number, id, m.Production))
 			}
 			if s.State == cluster.VersionReady {
 				continue
@@ -549,6 +553,9 @@ each node that does not serve a version, with the reason it gave.`)
 	}
 	if len(notReady) > 0 {
 		fmt.Fprintf(w, "\nnot ready:\n%s\n", strings.Join(notReady, "\n"))
+	}
+	if len(inPlace) > 0 {
+		fmt.Fprintf(w, "\nanswering unversioned requests in production's place:\n%s\n", strings.Join(inPlace, "\n"))
 	}
 	if len(standIns) > 0 {
 		fmt.Fprintf(w, "\nretired, still answering unversioned requests:\n%s\n", strings.Join(standIns, "\n"))

@@ -158,6 +158,35 @@ not ready:
 `,
 		},
 		{
+			name: "show where production is not ready everywhere",
+			args: []string{"show", "ctr", "--token", adminToken},
+			call: fakeCall{method: "GET", uri: "/v1/models/ctr", answer: `{"name":"ctr","production":3,"aliases":{"production":3},"versions":[
+  {"version":1,"sha256":"11","size":10,"stage":"retired","created":"2025-03-01T10:00:00Z","origin":"node-a",
+   "nodes":{"node-c":{"state":"ready","reason":"retired; serves this node's unversioned requests until production version 3 is ready here","unversioned":true}}},
+  {"version":2,"sha256":"22","size":10,"stage":"staged","created":"2025-03-02T10:00:00Z","origin":"node-a",
+   "nodes":{"node-a":{"state":"ready"},"node-b":{"state":"ready","unversioned":true}}},
+  {"version":3,"sha256":"33","size":10,"stage":"production","created":"2025-03-03T10:00:00Z","origin":"node-a",
+   "nodes":{"node-a":{"state":"ready","unversioned":true},"node-b":{"state":"failed","reason":"cannot load: bad input shape"},"node-c":{"state":"loading"}}}]}`},
+			want: `model ctr: production is version 3
+aliases: production=3
+
+VERSION  STAGE       ALIASES     SIZE  CREATED               ORIGIN  NODES                                     SHA256
+1        retired     -           10B   2025-03-01T10:00:00Z  node-a  stand-in on node-c                        11
+2        staged      -           10B   2025-03-02T10:00:00Z  node-a  2/2 ready                                 22
+3        production  production  10B   2025-03-03T10:00:00Z  node-a  1/3 ready; node-b failed, node-c loading  33
+
+not ready:
+  version 3 on node-b: failed: cannot load: bad input shape
+  version 3 on node-c: loading
+
+answering unversioned requests in production's place:
+  version 2 on node-b, until production version 3 is ready there
+
+retired, still answering unversioned requests:
+  version 1 on node-c: retired; serves this node's unversioned requests until production version 3 is ready here
+`,
+		},
+		{
 			name: "upload",
 			args: []string{"upload", "--token", adminToken, "ctr", onnx},
 			call: fakeCall{method: "POST", uri: "/v1/models/ctr/versions", ctype: "application/octet-stream", body: "ONNX-BYTES",
