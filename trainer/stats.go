@@ -9,7 +9,8 @@ import (
 // use to promote a model version or roll it back: Welch's t-test for two
 // independent samples (say, the log losses of the live version's and the
 // candidate's traffic) and the paired t-test for two scores of the same
-// rows. Student's t distribution is computed from the regularized
+// rows, whose statistics AlwaysValid turns into intervals that stay valid
+// however often the stages look. Student's t distribution is computed from the regularized
 // incomplete beta function.
 
 // Test is the outcome of comparing two samples' means.
