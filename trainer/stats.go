@@ -10,8 +10,8 @@ import (
 // independent samples (say, the log losses of the live version's and the
 // candidate's traffic) and the paired t-test for two scores of the same
 // rows, whose statistics AlwaysValid turns into intervals that stay valid
-// however often the stages look. Student's t distribution is computed from the regularized
-// incomplete beta function.
+// however often the stages look. Student's t distribution is computed
+// from the regularized incomplete beta function.
 
 // Test is the outcome of comparing two samples' means.
 //
