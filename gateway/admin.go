@@ -261,13 +261,13 @@ func (s *Server) uploadVersion(cp *controlPlane, ctx *fasthttp.RequestCtx, name 
 		}
 	}
 	config := ctx.Request.Header.Peek(HeaderModelConfig)
-	res, hex, err := cp.node.Upload(context.Background(), name, body, promote, config)
-	if err != nil {
-		return clusterError(err)
-	}
 	how := "staged"
 	if promote {
 		how = "promoted to production"
+	}
+	res, hex, err := cp.node.Upload(context.Background(), name, body, promote, config)
+	if err != nil {
+		return s.writeFailed(ctx, err, "uploaded a version of model %q (%d bytes), %s", name, len(body), how)
 	}
 	s.audit(ctx, "uploaded model %q version %d (sha256:%.12s, %d bytes), %s", name, res.Version, hex, len(body), how)
 	ctx.SetStatusCode(fasthttp.StatusCreated)
@@ -410,7 +410,7 @@ func decodeValid[T any, P interface {
 func (s *Server) apply(cp *controlPlane, ctx *fasthttp.RequestCtx, c fsm.Command, answer func(*fsm.Result) any) error {
 	res, err := cp.node.Apply(context.Background(), c)
 	if err != nil {
-		return clusterError(err)
+		return s.writeFailed(ctx, err, "%s", describeCommand(&c, nil))
 	}
 	s.audit(ctx, "%s", describeCommand(&c, res))
 	return writeJSON(ctx, answer(res))
@@ -459,7 +459,10 @@ func (s *Server) join(cp *controlPlane, ctx *fasthttp.RequestCtx) error {
 		err = cp.node.Join(context.Background(), m)
 	}
 	if err != nil {
-		return clusterError(err)
+		if forwarded {
+			return clusterError(err) // the node the client called logs it
+		}
+		return s.writeFailed(ctx, err, "taken node %s into the cluster (raft %s, http %s)", m.ID, m.RaftAddr, m.HTTPAddr)
 	}
 	if !forwarded {
 		s.audit(ctx, "took node %s into the cluster (raft %s, http %s)", m.ID, m.RaftAddr, m.HTTPAddr)
@@ -476,7 +479,10 @@ func (s *Server) removeMember(cp *controlPlane, ctx *fasthttp.RequestCtx, id str
 		err = cp.node.Remove(context.Background(), id)
 	}
 	if err != nil {
-		return clusterError(err)
+		if forwarded {
+			return clusterError(err) // the node the client called logs it
+		}
+		return s.writeFailed(ctx, err, "removed member %s from the cluster", id)
 	}
 	if !forwarded {
 		s.audit(ctx, "removed member %s from the cluster", id)

@@ -1,11 +1,13 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/infergate/infergate/cluster"
 	"github.com/infergate/infergate/cluster/fsm"
 )
 
@@ -17,7 +19,21 @@ func (s *Server) audit(ctx *fasthttp.RequestCtx, format string, args ...any) {
 	s.logf("admin: %s %s", ctx.RemoteIP(), fmt.Sprintf(format, args...))
 }
 
-// describeCommand says in words what applying c did; res is its result.
+// writeFailed maps the error of an admin write for its client
+// (clusterError). A write whose outcome is unknown (it reached the leader,
+// which was lost before it confirmed it) may have changed the cluster, so
+// it is audited as one that may have: "admin: 10.0.0.5 may have promoted
+// model ...", format being the participle phrase audit would have
+// logged. Other errors changed nothing and are not logged.
+func (s *Server) writeFailed(ctx *fasthttp.RequestCtx, err error, format string, args ...any) error {
+	if errors.Is(err, cluster.ErrUnknownOutcome) {
+		s.audit(ctx, "may have "+format+" (the leader was lost before it confirmed the write: read the state back to know)", args...)
+	}
+	return clusterError(err)
+}
+
+// describeCommand says in words what applying c did; res is its result,
+// nil when it is not known.
 func describeCommand(c *fsm.Command, res *fsm.Result) string {
 	switch c.Op {
 	case fsm.OpSetAlias:
@@ -26,6 +42,9 @@ func describeCommand(c *fsm.Command, res *fsm.Result) string {
 		}
 		return fmt.Sprintf("pointed alias %q of model %q at version %d", c.Alias, c.Model, c.Version)
 	case fsm.OpRollback:
+		if res == nil {
+			return fmt.Sprintf("rolled model %q back", c.Model)
+		}
 		return fmt.Sprintf("rolled model %q back: production is version %d", c.Model, res.Version)
 	case fsm.OpRetireVersion:
 		return fmt.Sprintf("retired model %q version %d", c.Model, c.Version)
