@@ -315,6 +315,11 @@ func newAdminError(resp *http.Response, body []byte, hadToken bool) *adminError 
 			// The write may have been applied: a blind retry could apply
 			// it twice (the server sends no Retry-After for this).
 			e.hint = "read the state back (infergate models list or show, with --consistent) before retrying"
+			// The server's message ends with the same advice for API
+			// clients; the hint says it for this command's user.
+			if i := strings.Index(e.msg, "; read the state back"); i >= 0 {
+				e.msg = e.msg[:i]
+			}
 		}
 	case http.StatusUnauthorized:
 		if hadToken {

@@ -213,6 +213,9 @@ func TestUnknownOutcomeHint(t *testing.T) {
 	if strings.Contains(stderr, "retry later") || !strings.Contains(stderr, "--consistent) before retrying") {
 		t.Errorf("stderr %q: want no \"retry later\" for a write that may have been applied, and what to read first", stderr)
 	}
+	if n := strings.Count(stderr, "read the state back"); n != 1 {
+		t.Errorf("stderr %q says to read the state back %d times; want once", stderr, n)
+	}
 }
 
 // --device cuda:N without a CUDA build of ONNX Runtime fails the start,
