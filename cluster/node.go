@@ -80,6 +80,10 @@ type Node struct {
 	// recovery left to remove is never one a join has just written.
 	joinMu sync.Mutex
 
+	// beats wraps the raft transport and says how long each member has
+	// not answered this node's heartbeats while it leads; nil only if
+	// the transport lacks what it wraps (none here does).
+	beats *heartbeats
 	// health is the node's view of unreachable members (watchPeers,
 	// probePeers).
 	health peerHealth
@@ -235,6 +239,10 @@ func (n *Node) open() error {
 		if nt != nil {
 			n.trans, trans = nt, nt
 		}
+	}
+	if rt, ok := trans.(raftTransport); ok {
+		n.beats = newHeartbeats(rt)
+		trans = n.beats
 	}
 
 	rc := raft.DefaultConfig()

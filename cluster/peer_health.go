@@ -11,7 +11,8 @@ import (
 
 // peerHealth is a node's view of which members are gone: raft's
 // configuration alone lists a member that is gone as a follower. A leader
-// has it from raft's heartbeat observations; a node that knows no leader
+// has it from its heartbeats (Node.beats, and raft's observations of
+// heartbeats that failed); a node that knows no leader
 // asks the members' HTTP addresses itself (probePeers), which is when an
 // operator most needs to tell the survivors from the lost. A follower of
 // a leader knows nothing of it; its view is empty.
@@ -129,15 +130,27 @@ func (n *Node) watchPeers() {
 				// A new term: heartbeats start over, from another leader
 				// perhaps.
 				clear(h.lost)
+				if n.beats != nil {
+					n.beats.reset()
+				}
 			}
 			h.mu.Unlock()
 		}
 	}
 }
 
-// unreachable reports whether this node leads and its heartbeats have not
-// reached member id for longer than the heartbeat timeout, or knows no
-// leader and member id did not answer its last probe (probePeers).
+// silentAfter is how long, in heartbeat timeouts, a member may leave a
+// leader's heartbeats unanswered before the leader lists it unreachable.
+// Heartbeats go out every tenth of the timeout; raft itself steps a
+// leader down when a majority is silent for its lease (250 ms, half the
+// timeout, by default), so twice the timeout says the member, not a busy moment, is
+// the cause.
+const silentAfter = 2
+
+// unreachable reports whether this node leads and member id has answered
+// none of its heartbeats for silentAfter heartbeat timeouts, or they fail
+// and have for longer than one, or whether it knows no leader and member
+// id did not answer its last probe (probePeers).
 func (n *Node) unreachable(id raft.ServerID) bool {
 	h := &n.health
 	if n.raft.State() != raft.Leader {
@@ -147,6 +160,9 @@ func (n *Node) unreachable(id raft.ServerID) bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		return h.silent[id]
+	}
+	if n.beats != nil && n.beats.silentFor(id, time.Now()) > silentAfter*n.cfg.HeartbeatTimeout {
+		return true
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
