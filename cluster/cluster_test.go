@@ -60,6 +60,7 @@ type testCluster struct {
 	t     *testing.T
 	nodes []*Node
 	trans []*raft.InmemTransport
+	logs  []*nodeLog // each node's log lines, as t.Logf gets them too
 }
 
 func testConfig(t *testing.T, id string, trans *raft.InmemTransport, join string) Config {
@@ -128,7 +129,15 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 			// Never answers: the test adds the node on the leader.
 			join = "http://127.0.0.1:1"
 		}
-		node, err := Start(testConfig(t, fmt.Sprintf("n%d", i), tr, join))
+		cfg := testConfig(t, fmt.Sprintf("n%d", i), tr, join)
+		log := &nodeLog{}
+		c.logs = append(c.logs, log)
+		tlogf := cfg.Logf
+		cfg.Logf = func(format string, args ...any) {
+			log.add(fmt.Sprintf(format, args...))
+			tlogf(format, args...)
+		}
+		node, err := Start(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -658,4 +667,33 @@ func TestSlowPullDoesNotHoldOtherModels(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// nodeLog keeps one node's log lines for a test to look through.
+type nodeLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *nodeLog) add(line string) {
+	l.mu.Lock()
+	l.lines = append(l.lines, line)
+	l.mu.Unlock()
+}
+
+// count returns how many lines hold every one of parts.
+func (l *nodeLog) count(parts ...string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := 0
+next:
+	for _, line := range l.lines {
+		for _, p := range parts {
+			if !strings.Contains(line, p) {
+				continue next
+			}
+		}
+		c++
+	}
+	return c
 }

@@ -138,6 +138,7 @@ func Start(cfg Config) (*Node, error) {
 	n.goFunc(n.announce)
 	n.goFunc(n.voterLoop)
 	n.goFunc(n.watchPeers)
+	n.goFunc(n.logSilence)
 	n.goFunc(n.probePeers)
 	n.goFunc(n.watchRemoval)
 	if n.joining() {

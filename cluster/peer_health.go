@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -183,4 +184,55 @@ func (n *Node) unreachableCount() int {
 		}
 	}
 	return c
+}
+
+// logSilence logs, while this node leads, when a member stops answering
+// (unreachable turns true) and when it answers again, with how long it
+// was out: the line an operator looks for when a member hangs or its
+// network drops. It looks every heartbeat timeout until the node stops.
+func (n *Node) logSilence() {
+	t := time.NewTicker(n.cfg.HeartbeatTimeout)
+	defer t.Stop()
+	out := make(map[raft.ServerID]time.Time) // member -> when it was logged unreachable
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		if n.raft.State() != raft.Leader {
+			clear(out) // a leader to come starts over
+			continue
+		}
+		f := n.raft.GetConfiguration()
+		if f.Error() != nil {
+			continue
+		}
+		now := time.Now()
+		members := make(map[raft.ServerID]bool)
+		for _, s := range f.Configuration().Servers {
+			if string(s.ID) == n.cfg.NodeID {
+				continue
+			}
+			members[s.ID] = true
+			since, was := out[s.ID]
+			switch is := n.unreachable(s.ID); {
+			case is && !was:
+				out[s.ID] = now
+				silent := ""
+				if n.beats != nil {
+					silent = fmt.Sprintf(" for %s", n.beats.silentFor(s.ID, now).Round(time.Millisecond))
+				}
+				n.logf("cluster: member %s (raft %s) has answered none of this leader's heartbeats%s: listed unreachable until it answers", s.ID, s.Address, silent)
+			case !is && was:
+				delete(out, s.ID)
+				n.logf("cluster: member %s answers this leader's heartbeats again, %s after it was listed unreachable", s.ID, now.Sub(since).Round(time.Millisecond))
+			}
+		}
+		for id := range out {
+			if !members[id] {
+				delete(out, id) // removed meanwhile
+			}
+		}
+	}
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -47,6 +48,13 @@ func TestCutOffFollowerListedUnreachable(t *testing.T) {
 		}
 		return nil
 	})
+	li := slices.Index(c.nodes, leader)
+	testenv.CheckFor(t, 2*time.Second, func() error {
+		if c.logs[li].count("cluster: member "+victim.ID(), "listed unreachable until it answers") != 1 {
+			return fmt.Errorf("the leader has not logged %s unreachable once", victim.ID())
+		}
+		return nil
+	})
 	c.heal()
 	testenv.CheckFor(t, 5*time.Second, func() error {
 		if !leader.IsLeader() {
@@ -57,4 +65,12 @@ func TestCutOffFollowerListedUnreachable(t *testing.T) {
 		}
 		return nil
 	})
+	if leader.IsLeader() {
+		testenv.CheckFor(t, 2*time.Second, func() error {
+			if c.logs[li].count("cluster: member "+victim.ID()+" answers this leader's heartbeats again") != 1 {
+				return fmt.Errorf("the leader has not logged once that %s answers again", victim.ID())
+			}
+			return nil
+		})
+	}
 }
