@@ -245,8 +245,8 @@ func TestRetiredStandInGoesWhenProductionFails(t *testing.T) {
 	}
 	path := filepath.Join(repo.Dir(), "m", "1", "model.onnx")
 	testenv.CheckFor(t, 5*time.Second, func() error {
-		if n.LocalStatus().Models["m"]["2"].State != VersionFailed {
-			return fmt.Errorf("version 2 has not failed yet")
+		if s := n.LocalStatus().Models["m"]["2"]; s.State != VersionFailed || s.Retrying {
+			return fmt.Errorf("version 2: %+v; want failed, and not tried again: its load failed", s)
 		}
 		if lm := repo.Model("m"); lm != nil && lm.Version(1) != nil {
 			return fmt.Errorf("the retired version 1 is still loaded")

@@ -185,13 +185,7 @@ func peerError(err error) error {
 // statusError turns a peer's error answer back into this package's and
 // fsm's sentinel errors, keeping the peer's message.
 func statusError(resp *http.Response, body []byte) error {
-	var e struct {
-		Error string `json:"error"`
-	}
-	msg := strings.TrimSpace(string(body))
-	if json.Unmarshal(body, &e) == nil && e.Error != "" {
-		msg = e.Error
-	}
+	msg := peerMessage(body)
 	var kind error
 	switch resp.StatusCode {
 	case http.StatusBadRequest:
@@ -224,6 +218,18 @@ func statusError(resp *http.Response, body []byte) error {
 		return &remoteError{kind: kind, msg: fmt.Sprintf("%s (from %s)", msg, resp.Request.URL.Host)}
 	}
 	return fmt.Errorf("%w (from %s: %s)", kind, resp.Request.URL.Host, msg)
+}
+
+// peerMessage is the message of a peer's error answer: its JSON
+// {"error"}, else the body as it is.
+func peerMessage(body []byte) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return e.Error
+	}
+	return strings.TrimSpace(string(body))
 }
 
 // remoteError is a peer's error answer whose message already says what
@@ -284,13 +290,18 @@ func (p *peerClient) openBlob(ctx context.Context, base, hex string) (io.ReadClo
 		return nil, 0, err
 	}
 	p.authorize(req)
+	// A pull changes nothing on the peer: its errors are not a write's
+	// (peerError, statusError), whose outcome may be unknown.
 	resp, err := p.http.Do(req)
 	if err != nil {
-		return nil, 0, peerError(err)
+		return nil, 0, err // net/http names the URL
 	}
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			return nil, 0, fmt.Errorf("peer %s is unavailable (HTTP 503): %s", resp.Request.URL.Host, peerMessage(b))
+		}
 		return nil, 0, statusError(resp, b)
 	}
 	return resp.Body, resp.ContentLength, nil

@@ -33,6 +33,11 @@ const (
 type VersionStatus struct {
 	State  string `json:"state"`
 	Reason string `json:"reason,omitempty"`
+	// Retrying says a failed version is a pull this node tries again
+	// (every 5 s) from members that hold it: it may still come, and a
+	// retired version answering the unversioned requests in production's
+	// place waits for it. Nodes of earlier releases never say so.
+	Retrying bool `json:"retrying,omitempty"`
 	// Unversioned says this version answers the model's unversioned
 	// requests on the node (outside an experiment's split); nodes of
 	// earlier releases never say so.
@@ -253,12 +258,17 @@ func (n *Node) Absence(name string, v int64) (a Absence, ok bool) {
 }
 
 func (r *reconciler) setStatus(model string, v int64, state, reason string) {
+	r.setStatusOf(model, v, VersionStatus{State: state, Reason: reason})
+}
+
+// setStatusOf records version v of model's state on this node.
+func (r *reconciler) setStatusOf(model string, v int64, s VersionStatus) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.status[model] == nil {
 		r.status[model] = make(map[int64]VersionStatus)
 	}
-	r.status[model][v] = VersionStatus{State: state, Reason: reason}
+	r.status[model][v] = s
 }
 
 // reconcile brings every replicated model to the registry.
@@ -334,7 +344,7 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 				if v.Number == m.Production() {
 					prodFailed = err
 				}
-				r.setStatus(m.Name, v.Number, VersionFailed, err.Error())
+				r.setStatusOf(m.Name, v.Number, VersionStatus{State: VersionFailed, Reason: err.Error(), Retrying: comesAgain(err)})
 				key := m.Name + "/" + strconv.FormatInt(v.Number, 10)
 				if r.placeErrs[key] != err.Error() {
 					r.n.logf("cluster: model %q version %d cannot serve on this node: %s", m.Name, v.Number, err)

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -250,4 +251,33 @@ func TestRetiredStandInOutlivesAPullThatFails(t *testing.T) {
 	if err := unversionedGets(repo, 1); err != nil {
 		t.Fatalf("one failed pull attempt of production, to be retried in %s: %v (the stand-in is gone)", retryInterval, err)
 	}
+}
+
+// TestFailedPullSaysItIsTriedAgain: production's pull fails, from a member
+// that holds it and will be asked again, so the node's status says the
+// failure is retried (a retire then does not warn of this node, where the
+// stand-in waits for it); a version whose load failed says no such thing
+// (TestRetiredStandInGoesWhenProductionFails).
+func TestFailedPullSaysItIsTriedAgain(t *testing.T) {
+	c := newTestCluster(t, 1)
+	n := c.waitLeader(c.nodes...)
+	if _, err := c.register(n, "m", "retrying one"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error { return unversionedGets(n.cfg.Registry, 1) })
+	const two = "retrying two"
+	peer := newGatedPeer(t, n, two)
+	peer.fails[hexOf(two)] = 1 << 30 // every pull fails
+	registerPulled(t, n, "m", two, true)
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		s := n.LocalStatus().Models["m"]["2"]
+		if s.State != VersionFailed || !s.Retrying {
+			return fmt.Errorf("version 2: %+v; want failed, saying the pull is tried again", s)
+		}
+		// A pull is a read: the peer's 503 is no write of unknown outcome.
+		if !strings.Contains(s.Reason, "is unavailable (HTTP 503): peer restarting") || strings.Contains(s.Reason, "may or may not") {
+			t.Fatalf("version 2's reason %q; want the peer's 503 said as such", s.Reason)
+		}
+		return nil
+	})
 }
