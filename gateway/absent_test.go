@@ -96,12 +96,14 @@ func TestClusterRetiredVersionSaysRetired(t *testing.T) {
 	}
 }
 
-// TestRetireWarnsOfANodeLeftWithout: production version 2 of ctr failed
+// TestRetireRefusesToLeaveANodeWithout: production version 2 of ctr failed
 // on this node (its file holds other bytes), where version 1 answers the
-// unversioned requests. Retiring version 1 succeeds, and its answer warns
-// that the node is left with no version for them; after it, they get 503
-// saying why. A retirement that leaves every node served warns of nothing.
-func TestRetireWarnsOfANodeLeftWithout(t *testing.T) {
+// unversioned requests. Retiring version 1 is refused (409) naming the
+// node; forced, it succeeds, and its answer warns that the node is left
+// with no version for them; after it, they get 503 saying why. A
+// retirement that leaves every node served is neither refused nor warned
+// of.
+func TestRetireRefusesToLeaveANodeWithout(t *testing.T) {
 	cfg := gateway.DefaultConfig()
 	cfg.AdminToken = adminToken
 	s := startAdmin(t, cfg)
@@ -120,14 +122,25 @@ func TestRetireWarnsOfANodeLeftWithout(t *testing.T) {
 		}
 		return nil
 	})
+	// Refused: the retirement would leave n1 answering 503.
 	r := s.admin(t, "DELETE", "/v1/models/ctr/versions/1", nil)
+	if msg, _ := errorMessage(r.body); r.code != 409 ||
+		!strings.Contains(msg, `retiring version 1 of model "ctr" would leave a node with no version for the model's unversioned requests: node n1: production version 2 failed there (`+path+` holds other bytes`) ||
+		!strings.Contains(msg, "retire it anyway with ?force=true") {
+		t.Fatalf("retire: %s; want 409 naming n1 and ?force=true", r)
+	}
+	if r := s.do(t, "POST", "/v2/models/ctr/infer", body); r.code != 200 || r.header["X-Model-Version"] != "1" {
+		t.Fatalf("unversioned after the refused retirement: %s; want version 1 to answer still", r)
+	}
+	// Forced: retired, with the node it leaves so named.
+	r = s.admin(t, "DELETE", "/v1/models/ctr/versions/1?force=true", nil)
 	var ans struct {
 		Warnings []string `json:"warnings"`
 	}
 	if err := json.Unmarshal(r.body, &ans); r.code != 200 || err != nil || len(ans.Warnings) != 1 ||
 		!strings.HasPrefix(ans.Warnings[0], "node n1: production version 2 failed there ("+path+" holds other bytes") ||
-		!strings.Contains(ans.Warnings[0], `the node then answers model "ctr"'s unversioned requests 503 until production is ready there`) {
-		t.Fatalf("retire: %s; want 200 warning that n1 is left without a version", r)
+		!strings.Contains(ans.Warnings[0], `the node answers model "ctr"'s unversioned requests 503 until production is ready there`) {
+		t.Fatalf("forced retire: %s; want 200 warning that n1 is left without a version", r)
 	}
 	testenv.CheckFor(t, 10*time.Second, func() error {
 		r := s.do(t, "POST", "/v2/models/ctr/infer", body)

@@ -279,7 +279,16 @@ func (s *Server) retireVersion(cp *controlPlane, ctx *fasthttp.RequestCtx, name,
 	if err != nil || v < 1 {
 		return badRequest("version %q: versions are positive integers", version)
 	}
+	force, err := forced(ctx)
+	if err != nil {
+		return err
+	}
 	warnings := s.retireWarnings(cp, name, v)
+	if len(warnings) > 0 && !force {
+		return &httpError{code: fasthttp.StatusConflict, msg: fmt.Sprintf(
+			"retiring version %d of model %q would leave a node with no version for the model's unversioned requests: %s. Make production ready there first, or retire it anyway with ?force=true (infergate models retire --force)",
+			v, name, strings.Join(warnings, "; "))}
+	}
 	return s.apply(cp, ctx, fsm.Command{Op: fsm.OpRetireVersion, Model: name, Version: v}, func(*fsm.Result) any {
 		ans := map[string]any{"model": name, "version": v, "stage": fsm.StageRetired}
 		if len(warnings) > 0 {
@@ -290,12 +299,13 @@ func (s *Server) retireVersion(cp *controlPlane, ctx *fasthttp.RequestCtx, name,
 }
 
 // retireWarnings names the members that retiring version v of model name
-// may leave without a version for its unversioned requests: v answers
-// them there and production failed there. Such a node keeps v as a stand-in
-// only while production's pull is tried again (cluster's standIn); else
-// v goes, and the node answers those requests 503 until production is
-// ready there. It asks the members as `models show` does, for a second
-// at most.
+// would leave without a version for its unversioned requests: v answers
+// them there, and production failed there other than by a pull tried
+// again (for which v stays as a stand-in: cluster's standIn). There v
+// goes, and the node answers those requests 503 until production is ready
+// there. It asks the members as `models show` does, for a second at most;
+// members that do not answer in time, or of earlier releases (which mark
+// no version as answering the unversioned requests), are not named.
 func (s *Server) retireWarnings(cp *controlPlane, name string, v int64) []string {
 	views, err := cp.node.Models(context.Background(), name)
 	if err != nil || len(views) != 1 {
@@ -320,8 +330,8 @@ func (s *Server) retireWarnings(cp *controlPlane, name string, v int64) []string
 		if !retiring.Nodes[id].Unversioned {
 			continue
 		}
-		if st := prod.Nodes[id]; st.State == cluster.VersionFailed {
-			out = append(out, fmt.Sprintf("node %s: production version %d failed there (%s); version %d, which answers the unversioned requests there, goes too unless that failure is a pull being tried again, and the node then answers model %q's unversioned requests 503 until production is ready there", id, p, st.Reason, v, name))
+		if st := prod.Nodes[id]; st.State == cluster.VersionFailed && !st.Retrying {
+			out = append(out, fmt.Sprintf("node %s: production version %d failed there (%s), and version %d answers the unversioned requests there; retired, it goes, and the node answers model %q's unversioned requests 503 until production is ready there", id, p, st.Reason, v, name))
 		}
 	}
 	return out
@@ -582,6 +592,20 @@ func clusterError(err error) error {
 	return toHTTPError(err)
 }
 
+// forced reports whether the call asks, with ?force=true, to go through a
+// check that would refuse it (409).
+func forced(ctx *fasthttp.RequestCtx) (bool, error) {
+	f := ctx.QueryArgs().Peek("force")
+	if len(f) == 0 {
+		return false, nil
+	}
+	force, err := strconv.ParseBool(string(f))
+	if err != nil {
+		return false, badRequest("force=%q: use true or false", f)
+	}
+	return force, nil
+}
+
 // checkSignature refuses (409) a write that would send model name's
 // unversioned requests to version v when v's inputs or outputs differ
 // from production's: every client still sending what production takes
@@ -589,14 +613,8 @@ func clusterError(err error) error {
 // write through when it cannot tell; ?force=true lets it through too, for
 // clients that have moved to the new signature.
 func (s *Server) checkSignature(cp *controlPlane, ctx *fasthttp.RequestCtx, name string, v int64, doing string) error {
-	if f := ctx.QueryArgs().Peek("force"); len(f) > 0 {
-		force, err := strconv.ParseBool(string(f))
-		if err != nil {
-			return badRequest("force=%q: use true or false", f)
-		}
-		if force {
-			return nil
-		}
+	if force, err := forced(ctx); force || err != nil {
+		return err
 	}
 	st, _ := cp.node.FSM().State()
 	cm := st.Models[name]

@@ -922,9 +922,10 @@ func canaryRuns(model string, v int64, experiment string) runCounter {
 // retireOld retires the versions the loop promoted beyond KeepVersions:
 // production stays (whoever promoted it), and the KeepVersions-1 newest
 // others, the one production replaced among them for "infergate models
-// rollback". A version the cluster
-// refuses to retire (an alias, an arm or a shadow of a person's points to
-// it) is left to them, and so is one that is gone.
+// rollback". A version the cluster refuses to retire (an alias, an arm or
+// a shadow of a person's points to it, or a node where production failed
+// still answers its unversioned requests with it) is left to them, and so
+// is one that is gone.
 func (l *Loop) retireOld(ctx context.Context, m *ModelState) error {
 	keep := l.cfg.KeepVersions
 	if keep == 0 || len(l.state.Promoted) < keep {

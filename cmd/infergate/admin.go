@@ -715,11 +715,13 @@ func modelsRetire(out adminOutput, args []string) error {
 for it fail. The API refuses (409) while an alias, production included, points
 to it, an experiment's arm serves it, or it is the shadow. A node still serving
 unversioned requests with it, because it is still pulling or loading
-production, keeps it for those until production is ready. A warning names
-each node where production failed and this version answers the unversioned
-requests: unless the failure is a pull tried again, the node is left with
-no version for them.`)
+production, keeps it for those until production is ready. The API also refuses
+(409) while this version answers the unversioned requests of a node where
+production failed (other than a pull tried again): that node would be left with
+no version for them, and answer them 503. --force retires it anyway, and the
+nodes it leaves so are printed as warnings.`)
 	cfg := adminFlags(fs, false)
+	force := fs.Bool("force", false, "retire even when a node where production failed would be left with no version for the model's unversioned requests (the server refuses otherwise, with 409, naming the node)")
 	pos, err := parseArgs(fs, args, "NAME", "VERSION")
 	if err != nil {
 		return err
@@ -728,7 +730,11 @@ no version for them.`)
 	if err != nil {
 		return err
 	}
-	ans, err := cfg.call(http.MethodDelete, modelPath(pos[0], "versions", strconv.FormatInt(v, 10)), nil, "", nil)
+	var q url.Values
+	if *force {
+		q = url.Values{"force": {"true"}}
+	}
+	ans, err := cfg.call(http.MethodDelete, modelPath(pos[0], "versions", strconv.FormatInt(v, 10)), q, "", nil)
 	if err != nil {
 		return err
 	}

@@ -298,6 +298,13 @@ VERSION  STAGE  ALIASES  SIZE  CREATED  ORIGIN  NODES  SHA256
 			call: fakeCall{method: "DELETE", uri: "/v1/models/ctr/versions/1", answer: `{"model":"ctr","version":1,"stage":"retired"}`},
 			want: "ctr version 1 is retired\n",
 		},
+		{
+			name: "retire --force",
+			args: []string{"retire", "--force", "ctr", "1", "--token", adminToken},
+			call: fakeCall{method: "DELETE", uri: "/v1/models/ctr/versions/1?force=true",
+				answer: `{"model":"ctr","version":1,"stage":"retired","warnings":["node node-b: production version 2 failed there (bad bytes)"]}`},
+			want: "ctr version 1 is retired\nwarning: node node-b: production version 2 failed there (bad bytes)\n",
+		},
 	}
 	runAdminCases(t, modelsGroup, tests)
 }
