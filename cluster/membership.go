@@ -28,11 +28,16 @@ type Member struct {
 	HTTPAddr string `json:"http_addr"`
 	Voter    bool   `json:"voter"`
 	// State is "leader", "follower" (a voter), "nonvoter", "unreachable"
-	// (on the leader: its heartbeats have not reached it for longer than
-	// the heartbeat timeout), "unknown" for a record raft's
+	// (Node.unreachable: on the leader, it has answered none of its
+	// heartbeats for a while; on a node that knows no leader, it did not
+	// answer the last probe), "unknown" for a record raft's
 	// configuration does not hold (yet), or "dropped" for a node a
 	// recovery dropped, which may join again only on fresh raft state.
 	State string `json:"state"`
+	// SilentMS is, for an unreachable member on the leader, how long it
+	// has answered none of the leader's heartbeats, in milliseconds;
+	// absent otherwise.
+	SilentMS int64 `json:"silent_ms,omitempty"`
 }
 
 // Members returns the leader's id and the members, sorted by id, as this
@@ -60,6 +65,9 @@ func (n *Node) Members() (leader string, members []Member, err error) {
 			m.State = "leader"
 		case n.unreachable(s.ID):
 			m.State = "unreachable"
+			if n.beats != nil && n.raft.State() == raft.Leader {
+				m.SilentMS = n.beats.silentFor(s.ID, time.Now()).Milliseconds()
+			}
 		case m.Voter:
 			m.State = "follower"
 		default:

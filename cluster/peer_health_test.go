@@ -48,6 +48,16 @@ func TestCutOffFollowerListedUnreachable(t *testing.T) {
 		}
 		return nil
 	})
+	// The leader says for how long it has not heard from it.
+	_, members, err := leader.Members()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		if want := m.ID == victim.ID(); (m.SilentMS > 0) != want {
+			t.Errorf("member %s (%s): silent %d ms; want it only for the unreachable member", m.ID, m.State, m.SilentMS)
+		}
+	}
 	li := slices.Index(c.nodes, leader)
 	testenv.CheckFor(t, 2*time.Second, func() error {
 		if c.logs[li].count("cluster: member "+victim.ID(), "listed unreachable until it answers") != 1 {

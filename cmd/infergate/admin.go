@@ -779,7 +779,11 @@ leader, and when it last heard from one (--consistent makes it check first).`)
 		if m.Voter {
 			voter = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.ID, orDash(m.RaftAddr), orDash(m.HTTPAddr), voter, m.State)
+		state := m.State
+		if m.SilentMS > 0 {
+			state += fmt.Sprintf(" (silent %s)", time.Duration(m.SilentMS)*time.Millisecond)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.ID, orDash(m.RaftAddr), orDash(m.HTTPAddr), voter, state)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

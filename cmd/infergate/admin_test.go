@@ -313,6 +313,7 @@ func TestClusterCommands(t *testing.T) {
 	members := `{"leader":"node-a","members":[
  {"id":"node-a","raft_addr":"10.0.0.1:7000","http_addr":"http://10.0.0.1:8080","voter":true,"state":"leader"},
  {"id":"node-b","raft_addr":"10.0.0.2:7000","http_addr":"http://10.0.0.2:8080","voter":true,"state":"follower"},
+ {"id":"node-c","raft_addr":"10.0.0.3:7000","http_addr":"http://10.0.0.3:8080","voter":true,"state":"unreachable","silent_ms":3250},
  {"id":"node-d","raft_addr":"10.0.0.4:7000","http_addr":"","voter":false,"state":"unknown"}]}`
 	staleness := map[string]string{"X-Infergate-Index": "42", "X-Infergate-Known-Leader": "true", "X-Infergate-Last-Contact": "7"}
 	tests := []adminCase{
@@ -324,6 +325,7 @@ func TestClusterCommands(t *testing.T) {
 ID      RAFT           HTTP                  VOTER  STATE
 node-a  10.0.0.1:7000  http://10.0.0.1:8080  yes    leader
 node-b  10.0.0.2:7000  http://10.0.0.2:8080  yes    follower
+node-c  10.0.0.3:7000  http://10.0.0.3:8080  yes    unreachable (silent 3.25s)
 node-d  10.0.0.4:7000  -                     no     unknown
 answered with applied index 42, leader known, last leader contact 7ms ago
 `,
