@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/gateway/route"
 	"github.com/infergate/infergate/registry"
@@ -224,7 +226,8 @@ func (n *Node) Models(ctx context.Context, only string) ([]ModelView, error) {
 }
 
 // memberStatuses asks every member for its LocalStatus; nil marks one that
-// did not answer.
+// did not answer, or that this node lists unreachable already (a hung
+// member would hold every call up for peerStatusTimeout).
 func (n *Node) memberStatuses(ctx context.Context, st *fsm.State) map[string]*LocalStatus {
 	ctx, cancel := context.WithTimeout(ctx, peerStatusTimeout)
 	defer cancel()
@@ -234,6 +237,10 @@ func (n *Node) memberStatuses(ctx context.Context, st *fsm.State) map[string]*Lo
 	var wg sync.WaitGroup
 	for id, m := range st.Members {
 		if id == n.cfg.NodeID {
+			continue
+		}
+		if n.unreachable(raft.ServerID(id)) {
+			out[id] = nil
 			continue
 		}
 		wg.Add(1)

@@ -1,11 +1,16 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/internal/testenv"
 )
 
@@ -57,6 +62,23 @@ func TestCutOffFollowerListedUnreachable(t *testing.T) {
 		if want := m.ID == victim.ID(); (m.SilentMS > 0) != want {
 			t.Errorf("member %s (%s): silent %d ms; want it only for the unreachable member", m.ID, m.State, m.SilentMS)
 		}
+	}
+	// Nor does the leader ask it for its models' status, which a hung
+	// member would hold up for a second: its HTTP address now hangs.
+	var asked atomic.Int32
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		<-r.Context().Done()
+	}))
+	defer hung.Close()
+	if _, err := leader.ApplyLocal(fsm.Command{Op: fsm.OpSetMember, Member: &fsm.Member{ID: victim.ID(), RaftAddr: victim.cfg.RaftAddr, HTTPAddr: hung.URL}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leader.Models(context.Background(), ""); err != nil {
+		t.Fatal(err)
+	}
+	if n := asked.Load(); n != 0 {
+		t.Errorf("the leader asked the unreachable member for its status %d times; want none", n)
 	}
 	li := slices.Index(c.nodes, leader)
 	testenv.CheckFor(t, 2*time.Second, func() error {
