@@ -240,7 +240,9 @@ func (n *Node) memberStatuses(ctx context.Context, st *fsm.State) map[string]*Lo
 			continue
 		}
 		if n.unreachable(raft.ServerID(id)) {
+			mu.Lock() // goroutines started for other members write out too
 			out[id] = nil
+			mu.Unlock()
 			continue
 		}
 		wg.Add(1)
