@@ -129,6 +129,10 @@ func (s *Server) repositoryIndex(ctx *fasthttp.RequestCtx) error {
 	return writeJSON(ctx, out)
 }
 
+// reasonRetired is the index reason of a version the cluster retired: on
+// purpose, as registry.ReasonUnloaded is, so no failure.
+const reasonRetired = "retired"
+
 // index is the repository's index (registry.Repository.Index) with the
 // cluster's versions this node does not serve added, as the reconciler
 // reports them (cluster.Node.LocalStatus): one being fetched from a peer
@@ -159,7 +163,7 @@ func (s *Server) index() ([]registry.IndexEntry, error) {
 		}
 		if v, err := strconv.ParseInt(e.Version, 10, 64); err == nil && v > 0 {
 			if a, ok := cp.node.Absence(e.Name, v); ok && a.Stage == fsm.StageRetired {
-				idx[i].Reason = "retired"
+				idx[i].Reason = reasonRetired
 			}
 		}
 	}

@@ -61,9 +61,9 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 		rows = append(rows, r)
 	}
 	ready, why := s.readiness()
-	unavailable := 0 // for a failure: not those unloaded on purpose
+	unavailable := 0 // for a failure: not those unloaded or retired on purpose
 	for _, r := range rows {
-		if r.State == registry.StateUnavailable && r.Reason != registry.ReasonUnloaded {
+		if r.State == registry.StateUnavailable && r.Reason != registry.ReasonUnloaded && r.Reason != reasonRetired {
 			unavailable++
 		}
 	}
