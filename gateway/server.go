@@ -11,6 +11,8 @@ import (
 	"net"
 	"runtime/debug"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -279,24 +281,22 @@ func (s *Server) readiness() (bool, string) {
 func (s *Server) failing() string {
 	f := s.repo.Failing()
 	if p := s.plane.Load(); p != nil {
-		// A cluster version can fail before the registry sees it: its
-		// pull, or a file of other bytes in its place.
+		// A cluster model fails here as its production does: a staged
+		// version that failed is no reason while production is on its
+		// way (fetched or loaded), and production can fail before the
+		// registry sees it (its pull, or a file of other bytes in its
+		// place).
 		local := p.node.LocalStatus()
+		f = slices.DeleteFunc(f, func(e registry.IndexEntry) bool { return local.Models[e.Name] != nil })
 		for _, name := range slices.Sorted(maps.Keys(local.Models)) {
-			if slices.ContainsFunc(f, func(e registry.IndexEntry) bool { return e.Name == name }) {
-				continue
-			}
 			if m := s.repo.Model(name); m != nil && m.Default() != nil {
 				continue
 			}
-			vs := local.Models[name]
-			for _, v := range slices.Sorted(maps.Keys(vs)) {
-				if st := vs[v]; st.State == cluster.VersionFailed {
-					f = append(f, registry.IndexEntry{Name: name, Version: v, Reason: st.Reason})
-					break
-				}
+			if a, ok := p.node.Absence(name, 0); ok && a.Status.State == cluster.VersionFailed {
+				f = append(f, registry.IndexEntry{Name: name, Version: strconv.FormatInt(a.Version, 10), Reason: a.Status.Reason})
 			}
 		}
+		slices.SortFunc(f, func(a, b registry.IndexEntry) int { return strings.Compare(a.Name, b.Name) })
 	}
 	if len(f) == 0 {
 		return ""
