@@ -120,6 +120,11 @@ func (c Config) Validate() error {
 // Config.QueueBytes.
 const queueSlots = 4096
 
+// syncBuckets are the bounds, in seconds, of the fsync durations'
+// histogram: from a fast SSD's tenth of a millisecond to a disk that
+// stalls for seconds.
+var syncBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
 // segment is one file of the log.
 type segment struct {
 	base int64 // the position of its first record: its name
@@ -178,7 +183,7 @@ type Log struct {
 	beforeBatch func()
 
 	c            *Counters
-	syncDuration *metrics.Histogram
+	syncDuration *metrics.PrometheusHistogram
 }
 
 // segName is the file name of the segment whose first record is at base.
@@ -200,7 +205,7 @@ func Open(cfg Config) (*Log, error) {
 	}
 	set := cfg.Metrics
 	l.c = NewCounters(set)
-	l.syncDuration = set.GetOrCreateHistogram(`infergate_traffic_sync_duration_seconds`)
+	l.syncDuration = set.GetOrCreatePrometheusHistogramExt(`infergate_traffic_sync_duration_seconds`, syncBuckets)
 	set.GetOrCreateGauge(`infergate_traffic_log_bytes`, func() float64 { return float64(l.Stats().Bytes) })
 	set.GetOrCreateGauge(`infergate_traffic_queued_bytes`, func() float64 { return float64(l.queued.Load()) })
 	go l.run()

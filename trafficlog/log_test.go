@@ -420,3 +420,22 @@ func TestConfigValidate(t *testing.T) {
 	f(func(c *Config) { c.MaxRecordBytes = int(c.SegmentBytes) + 1 }, "do not fit segments")
 	f(func(c *Config) { c.QueueBytes = int64(c.MaxRecordBytes) - 1 }, "do not fit its queue")
 }
+
+// The fsync durations are a Prometheus histogram with le buckets, as the
+// README says of every histogram (histogram_quantile needs them).
+func TestSyncDurationHasLEBuckets(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	l := open(t, cfg)
+	if err := l.AppendSync(feedback(1)); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	cfg.Metrics.WritePrometheus(&b)
+	out := b.String()
+	if !strings.Contains(out, `infergate_traffic_sync_duration_seconds_bucket{le="0.001"}`) || strings.Contains(out, "vmrange") {
+		t.Fatalf("the fsync histogram has no le buckets:\n%s", out)
+	}
+	if !strings.Contains(out, "infergate_traffic_sync_duration_seconds_count 1") {
+		t.Fatalf("one sync, not counted:\n%s", out)
+	}
+}
