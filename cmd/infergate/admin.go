@@ -185,7 +185,7 @@ func (c *adminConfig) client() (*adminClient, error) {
 	if c.timeout <= 0 {
 		return nil, fmt.Errorf("--timeout %s: must be positive", c.timeout)
 	}
-	addr, err := c.tls.baseURL(strings.TrimRight(c.addr, "/"))
+	addr, err := c.tls.baseURL("--addr", strings.TrimRight(c.addr, "/"))
 	if err != nil {
 		return nil, err
 	}

@@ -66,7 +66,7 @@ report out.json" prints a saved report again (--html to draw its page);
 another when busy.`)
 	cfg := bench.DefaultConfig()
 	tf := commonBenchFlags(fs, &cfg.Options)
-	fs.StringVar(&cfg.Target, "target", cfg.Target, "base URL of the gateway to load")
+	fs.StringVar(&cfg.Target, "target", "127.0.0.1:8080", "base URL of the gateway to load; without a scheme, https:// when --ca-cert or --client-cert (or their variables) are given, else http://")
 	fs.StringVar(&cfg.Model, "model", cfg.Model, "model to load; its metadata (GET /v2/models/{model}) shapes the generated requests")
 	conc := intList{}
 	fs.Var(&conc, "concurrency", "closed-loop levels: `N,...` requests kept outstanding, one worker each (e.g. 1,8,64)")
@@ -90,7 +90,7 @@ another when busy.`)
 	if err := checkOverloadFlags(fs, cfg.Overload); err != nil {
 		return err
 	}
-	if err := benchClient(&cfg.Options, tf); err != nil {
+	if err := benchClient(&cfg.Options, tf, &cfg.Target); err != nil {
 		return err
 	}
 	cfg.Concurrency, cfg.Rates, cfg.Floors = conc, rates, floors
@@ -163,7 +163,7 @@ recorded as flagged runs with its error, and the suite goes on.`)
 	fs.Lookup("repeat").Usage = "run the suite this many rounds, each step once per round, so that the floors and the gateway share the host's drift; " +
 		"each figure is the median over the rounds, with the spread and every round in the JSON, and each target is judged on the median of the rounds' own ratios (the idle target on each round's p50 against that round's floors). " +
 		"The overload pair runs after the rounds, its steps repeated in a row"
-	fs.StringVar(&cfg.Target, "target", "", "base URL of a running gateway to measure instead of starting one (its models are reconfigured through the repository API)")
+	fs.StringVar(&cfg.Target, "target", "", "base URL of a running gateway to measure instead of starting one (its models are reconfigured through the repository API); without a scheme, https:// when --ca-cert or --client-cert (or their variables) are given, else http://")
 	models := stringList(cfg.Models)
 	fs.Var(&models, "models", "`MODEL,...` to run")
 	modelFiles := keyValueList{}
@@ -185,7 +185,7 @@ recorded as flagged runs with its error, and the suite goes on.`)
 	if err := checkOverloadFlags(fs, cfg.Overload); err != nil {
 		return err
 	}
-	if err := benchClient(&cfg.Options, tf); err != nil {
+	if err := benchClient(&cfg.Options, tf, &cfg.Target); err != nil {
 		return err
 	}
 	cfg.Models, cfg.ModelFiles, cfg.ServerArgs = models, modelFiles, serverArgs
@@ -260,10 +260,18 @@ func commonBenchFlags(fs *flag.FlagSet, o *bench.Options) *tlsClientFlags {
 
 // benchClient fills o's tokens from the environment where no flag gave
 // them, and its TLS from tf.
-func benchClient(o *bench.Options, tf *tlsClientFlags) error {
+// benchClient sets o's TLS and tokens from the flags and the
+// environment, and gives *target (--target; "" for a gateway the suite
+// starts) its scheme as the other commands give --addr theirs.
+func benchClient(o *bench.Options, tf *tlsClientFlags, target *string) error {
 	tc, err := tf.config()
 	if err != nil {
 		return err
+	}
+	if *target != "" {
+		if *target, err = tf.baseURL("--target", *target); err != nil {
+			return err
+		}
 	}
 	o.TLS = tc
 	if o.Token == "" {

@@ -44,7 +44,7 @@ func (f *gatewayFlags) gateway(timeout time.Duration) (*trainer.Gateway, error) 
 	}
 	for i, n := range nodes {
 		var err error
-		if nodes[i], err = f.tls.baseURL(n); err != nil {
+		if nodes[i], err = f.tls.baseURL("--addr", n); err != nil {
 			return nil, err
 		}
 	}

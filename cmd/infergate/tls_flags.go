@@ -58,11 +58,11 @@ func (f *tlsClientFlags) httpClient(timeout time.Duration) (*http.Client, error)
 	return hc, nil
 }
 
-// baseURL returns addr with its scheme: one without gets https when TLS
+// baseURL returns addr, given as flag flagName, with its scheme: one without gets https when TLS
 // is configured (the flags or the environment), else http. An http://
 // address with TLS configured is refused: the settings would be ignored,
 // and a token sent in the clear.
-func (f *tlsClientFlags) baseURL(addr string) (string, error) {
+func (f *tlsClientFlags) baseURL(flagName, addr string) (string, error) {
 	var given []string
 	for _, s := range [][2]string{{f.caFile, "--ca-cert"}, {f.certFile, "--client-cert"}, {os.Getenv("INFERGATE_CA_CERT"), "$INFERGATE_CA_CERT"}, {os.Getenv("INFERGATE_CLIENT_CERT"), "$INFERGATE_CLIENT_CERT"}} {
 		if s[0] != "" {
@@ -76,7 +76,7 @@ func (f *tlsClientFlags) baseURL(addr string) (string, error) {
 		return "http://" + addr, nil
 	}
 	if len(given) > 0 && strings.HasPrefix(addr, "http://") {
-		return "", fmt.Errorf("--addr %s is plain HTTP, but HTTPS is configured (%s): use https:// (the token would go in the clear), or, for a plain server, drop the TLS settings", addr, strings.Join(given, ", "))
+		return "", fmt.Errorf("%s %s is plain HTTP, but HTTPS is configured (%s): use https:// (a token would go in the clear), or, for a plain server, drop the TLS settings", flagName, addr, strings.Join(given, ", "))
 	}
 	return addr, nil
 }

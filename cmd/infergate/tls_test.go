@@ -114,8 +114,11 @@ func TestServeTLS(t *testing.T) {
 	os.Unsetenv("INFERGATE_CA_CERT")
 	checkExit(t, 1, "is plain HTTP, but HTTPS is configured (--ca-cert)", "trainer", "ctr", "--once", "--addr", "http://"+s.addr, "--ca-cert", ca.File, "--state", filepath.Join(t.TempDir(), "st.json"))
 
-	// bench measures an HTTPS gateway, its statistics included.
-	_, rep := runBenchCommand(t, "bench", "--target", "https://"+s.addr, "--ca-cert", ca.File, "--model", "ctr",
+	// bench measures an HTTPS gateway, its statistics included; its
+	// --target takes the TLS settings as --addr does (no scheme: https;
+	// http:// refused).
+	checkExit(t, 1, "--target http://"+s.addr+" is plain HTTP, but HTTPS is configured (--ca-cert)", "bench", "--target", "http://"+s.addr, "--ca-cert", ca.File, "--model", "ctr", "--dry-run")
+	_, rep := runBenchCommand(t, "bench", "--target", s.addr, "--ca-cert", ca.File, "--model", "ctr",
 		"--concurrency", "2", "--duration", "300ms", "--warmup", "100ms")
 	if r := &rep.Runs[0]; r.Errors != 0 || r.Flagged != "" || len(r.ComputeBySize) == 0 {
 		t.Fatalf("bench over HTTPS: %d errors, flagged %q, %d batch sizes from the statistics", r.Errors, r.Flagged, len(r.ComputeBySize))
