@@ -328,7 +328,7 @@ func withoutReportedFields(text []byte) []byte {
 // repoError maps a repository control error to a status.
 func repoError(err error) error {
 	switch {
-	case errors.Is(err, registry.ErrBadName), errors.Is(err, registry.ErrBadConfig), errors.Is(err, registry.ErrLoadFailed):
+	case errors.Is(err, registry.ErrBadName), errors.Is(err, registry.ErrBadConfig), errors.Is(err, registry.ErrLoadFailed), errors.Is(err, registry.ErrNoVersions):
 		return badRequest("%s", err)
 	case errors.Is(err, registry.ErrModelNotFound):
 		return notFound("%s", err)

@@ -10,6 +10,10 @@ var (
 	ErrVersionNotFound = errors.New("model version not found")
 	// ErrModelNotReady means the model is known but has no ready version.
 	ErrModelNotReady = errors.New("model has no ready version")
+	// ErrNoVersions means a model's directory holds no version that its
+	// version policy selects (none at all, or not the ones it names): a
+	// model of the repository that cannot load, not an unknown name.
+	ErrNoVersions = errors.New("no version to load")
 	// ErrBadName means a model name that cannot name a directory safely.
 	ErrBadName = errors.New("invalid model name")
 	// ErrBadConfig means a model configuration that fails validation.

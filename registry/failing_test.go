@@ -1,9 +1,11 @@
 package registry
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -60,5 +62,38 @@ func TestFailing(t *testing.T) {
 	_ = r.Poll()
 	if s := got(); s != "badconfig/ " {
 		t.Fatalf("broken loaded again, its version 1 in memory: %q; want badconfig alone\nindex:\n%s", s, indexString(t, r))
+	}
+}
+
+// TestEmptyModelDirectoryFails: a model directory that holds no version
+// is the repository's model, failing (its index row UNAVAILABLE with the
+// reason, counted by strict readiness), not an unknown name with an empty
+// row (found by a README-walking helper); a name without a directory is
+// still unknown.
+func TestEmptyModelDirectoryFails(t *testing.T) {
+	r, _, dir := newTestRepo(t, ModelConfig{})
+	writeModel(t, dir, "ok", 1, "ok1")
+	if err := os.MkdirAll(filepath.Join(dir, "empty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_ = r.Poll()
+	f := r.Failing()
+	if len(f) != 1 || f[0].Name != "empty" || f[0].State != StateUnavailable || !strings.Contains(f[0].Reason, "no version directory under") {
+		t.Fatalf("failing: %+v; want the empty model, UNAVAILABLE with the reason\nindex:\n%s", f, indexString(t, r))
+	}
+	idx, err := r.Index()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range idx {
+		if e.Name == "empty" && (e.State != StateUnavailable || e.Reason == "") {
+			t.Fatalf("index row %+v; want UNAVAILABLE with the reason", e)
+		}
+	}
+	if err := r.Load("empty", nil); !errors.Is(err, ErrNoVersions) {
+		t.Fatalf("Load(empty): %v; want ErrNoVersions", err)
+	}
+	if err := r.Load("nosuch", nil); !errors.Is(err, ErrModelNotFound) {
+		t.Fatalf("Load(nosuch): %v; want ErrModelNotFound", err)
 	}
 }

@@ -290,7 +290,7 @@ func (r *Repository) LoadRestored(restored map[string]*ModelConfig) error {
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(restored)) {
 		err := r.Load(name, restored[name])
-		if errors.Is(err, ErrModelNotFound) && r.Model(name) == nil {
+		if errors.Is(err, ErrNoVersions) && r.Model(name) == nil {
 			// None of the recorded versions' files is there.
 			if err2 := r.Load(name, nil); err2 != nil {
 				err = errors.Join(err, err2)
@@ -608,7 +608,7 @@ func (r *Repository) selectLocked(name string) (cfg ModelConfig, want, older []i
 	want = selectVersions(cfg.VersionPolicy, disk.versions)
 	if len(want) == 0 {
 		return ModelConfig{}, nil, nil, fmt.Errorf("cannot load model %q: %w: no version directory under %s holds a model.onnx that its version policy selects",
-			name, ErrModelNotFound, filepath.Join(r.cfg.Dir, name))
+			name, ErrNoVersions, filepath.Join(r.cfg.Dir, name))
 	}
 	if p := cfg.VersionPolicy; p.All == nil && p.Specific == nil {
 		for i := len(disk.versions) - len(want) - 1; i >= 0; i-- {

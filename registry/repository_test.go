@@ -405,7 +405,7 @@ func TestLoadErrors(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "empty", "1"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	f("empty", ErrModelNotFound, "holds a model.onnx")
+	f("empty", ErrNoVersions, "holds a model.onnx")
 	writeModel(t, dir, "badcfg", 1, "x")
 	if err := os.WriteFile(filepath.Join(dir, "badcfg", "config.json"), []byte(`{"instancs":1}`), 0o644); err != nil {
 		t.Fatal(err)
