@@ -324,7 +324,11 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 	// change of the model or of the members (a new peer to fetch from)
 	// retries at once.
 	retry := sig + "|" + memberKey(st)
-	if a, ok := r.failed[m.Name]; ok && a.key == retry && time.Since(a.at) < retryInterval {
+	// The attempt was stamped once its work was done, after the tick that
+	// began it: the next tick, a retry interval on, must find the wait
+	// over (else the retries came every other tick, 10 s apart, where
+	// Retry-After and the README say 5; found by a reviewing helper).
+	if a, ok := r.failed[m.Name]; ok && a.key == retry && time.Since(a.at) < retryInterval*4/5 {
 		return
 	}
 	delete(r.failed, m.Name)
