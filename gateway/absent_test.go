@@ -153,8 +153,9 @@ func TestRetireRefusesToLeaveANodeWithout(t *testing.T) {
 		}
 		return nil
 	})
-	// Version 2 fixed here, version 1 retired already: a retirement of
-	// a staged version warns of nothing.
+	// Version 2 still failed here, version 1 retired: a staged version,
+	// which answers no unversioned requests here, retires without a
+	// refusal or a warning.
 	if r := s.admin(t, "POST", "/v1/models/ctr/versions", ctrONNX()); r.code/100 != 2 {
 		t.Fatalf("upload: %s", r)
 	}
