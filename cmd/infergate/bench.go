@@ -258,8 +258,6 @@ func commonBenchFlags(fs *flag.FlagSet, o *bench.Options) *tlsClientFlags {
 	return addTLSClientFlags(fs)
 }
 
-// benchClient fills o's tokens from the environment where no flag gave
-// them, and its TLS from tf.
 // benchClient sets o's TLS and tokens from the flags and the
 // environment, and gives *target (--target; "" for a gateway the suite
 // starts) its scheme as the other commands give --addr theirs.
