@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/oip"
 )
 
 // Headers of the peer protocol.
@@ -185,7 +186,7 @@ func peerError(err error) error {
 // statusError turns a peer's error answer back into this package's and
 // fsm's sentinel errors, keeping the peer's message.
 func statusError(resp *http.Response, body []byte) error {
-	msg := peerMessage(body)
+	msg := oip.ErrorMessage(body)
 	var kind error
 	switch resp.StatusCode {
 	case http.StatusBadRequest:
@@ -218,18 +219,6 @@ func statusError(resp *http.Response, body []byte) error {
 		return &remoteError{kind: kind, msg: fmt.Sprintf("%s (from %s)", msg, resp.Request.URL.Host)}
 	}
 	return fmt.Errorf("%w (from %s: %s)", kind, resp.Request.URL.Host, msg)
-}
-
-// peerMessage is the message of a peer's error answer: its JSON
-// {"error"}, else the body as it is.
-func peerMessage(body []byte) string {
-	var e struct {
-		Error string `json:"error"`
-	}
-	if json.Unmarshal(body, &e) == nil && e.Error != "" {
-		return e.Error
-	}
-	return strings.TrimSpace(string(body))
 }
 
 // remoteError is a peer's error answer whose message already says what
@@ -300,7 +289,7 @@ func (p *peerClient) openBlob(ctx context.Context, base, hex string) (io.ReadClo
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusServiceUnavailable {
-			return nil, 0, fmt.Errorf("peer %s is unavailable (HTTP 503): %s", resp.Request.URL.Host, peerMessage(b))
+			return nil, 0, fmt.Errorf("peer %s is unavailable (HTTP 503): %s", resp.Request.URL.Host, oip.ErrorMessage(b))
 		}
 		return nil, 0, statusError(resp, b)
 	}

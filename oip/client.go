@@ -238,14 +238,15 @@ func (c *Client) do(freq *fasthttp.Request, fresp *fasthttp.Response) error {
 		return fmt.Errorf("%s %s: %w", string(freq.Header.Method()), string(freq.Header.RequestURI()), err)
 	}
 	if code := fresp.StatusCode(); code < 200 || code > 299 {
-		return &StatusError{Code: code, Message: errorMessage(fresp.Body())}
+		return &StatusError{Code: code, Message: ErrorMessage(fresp.Body())}
 	}
 	return nil
 }
 
-// errorMessage returns the "error" member of an error body, or else the
-// start of the body as text.
-func errorMessage(body []byte) string {
+// ErrorMessage returns the "error" member of an error body, or else the
+// start of the body (200 bytes) as text: what a client of infergate's
+// HTTP API shows of an error answer.
+func ErrorMessage(body []byte) string {
 	s := scanner{buf: body}
 	top := where{field: "the error"}
 	if s.openObject(&top) == nil {

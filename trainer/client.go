@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/trafficlog"
 )
 
@@ -50,7 +51,7 @@ func ReadTraffic(ctx context.Context, hc *http.Client, base, token string, from 
 			return pos, fmt.Errorf("cannot read the traffic log of %s: %w", base, err)
 		}
 		if resp.StatusCode != http.StatusOK {
-			return pos, &HTTPError{Code: resp.StatusCode, Msg: fmt.Sprintf("the traffic log of %s: HTTP %d: %s", base, resp.StatusCode, errorText(body))}
+			return pos, &HTTPError{Code: resp.StatusCode, Msg: fmt.Sprintf("the traffic log of %s: HTTP %d: %s", base, resp.StatusCode, oip.ErrorMessage(body))}
 		}
 		next, err1 := strconv.ParseInt(resp.Header.Get("X-Traffic-Next"), 10, 64)
 		end, err2 := strconv.ParseInt(resp.Header.Get("X-Traffic-End"), 10, 64)

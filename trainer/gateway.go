@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/infergate/infergate/internal/certs"
+	"github.com/infergate/infergate/oip"
 )
 
 // Gateway is the admin API of the gateway nodes a Loop looks after: Nodes
@@ -159,7 +160,7 @@ func (g *Gateway) call(ctx context.Context, base, method, path string, ctype str
 		return &NodeError{Node: base, Err: err}
 	}
 	if resp.StatusCode/100 != 2 {
-		msg := errorText(ans)
+		msg := oip.ErrorMessage(ans)
 		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 			msg += " (" + hint + ")"
 		}
@@ -176,18 +177,6 @@ func (g *Gateway) call(ctx context.Context, base, method, path string, ctype str
 		return fmt.Errorf("%s %s%s: the answer is not what an infergate node says: %w", method, base, path, err)
 	}
 	return nil
-}
-
-// errorText is the message of an error body: its "error" field, else the
-// body.
-func errorText(body []byte) string {
-	var e struct {
-		Error string `json:"error"`
-	}
-	if json.Unmarshal(body, &e) == nil && e.Error != "" {
-		return e.Error
-	}
-	return strings.TrimSpace(string(body))
 }
 
 // NodeError is a node that could not be reached.
