@@ -236,13 +236,34 @@ func (s *Server) routeRepository(ctx *fasthttp.RequestCtx, rest []byte) error {
 	case "load":
 		return s.loadModel(ctx, string(name))
 	case "unload":
-		if err := s.repo.Unload(string(name)); err != nil {
-			return repoError(err)
-		}
-		s.audit(ctx, "unloaded model %q through the repository API", name)
-		return writeJSON(ctx, struct{}{})
+		return s.unloadModel(ctx, string(name))
 	}
 	return notFound("no such endpoint %q; use POST /v2/repository/models/{name}/load or /unload", ctx.Path())
+}
+
+// unloadModel serves POST /v2/repository/models/{name}/unload. The body
+// may be empty, or Triton's {"parameters": {"unload_dependents": bool}},
+// which its clients send: a model here has no dependents, so the flag
+// changes nothing. Anything else in it is refused, as the load API
+// refuses it, so that a misspelt field is not taken for a done request.
+func (s *Server) unloadModel(ctx *fasthttp.RequestCtx, name string) error {
+	var q struct {
+		Parameters struct {
+			UnloadDependents *bool `json:"unload_dependents"`
+		} `json:"parameters"`
+	}
+	body, err := s.requestBody(ctx)
+	if err != nil {
+		return err
+	}
+	if err := decodeJSONBody(body, &q); err != nil {
+		return err
+	}
+	if err := s.repo.Unload(name); err != nil {
+		return repoError(err)
+	}
+	s.audit(ctx, "unloaded model %q through the repository API", name)
+	return writeJSON(ctx, struct{}{})
 }
 
 // loadModel serves POST /v2/repository/models/{name}/load. The optional

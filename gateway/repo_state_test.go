@@ -229,3 +229,24 @@ func TestRepoDrainingVersionShowsItsInFlight(t *testing.T) {
 		t.Error(f)
 	}
 }
+
+// The unload API takes the body Triton's clients send
+// ({"parameters":{"unload_dependents":false}}) and refuses anything else,
+// as the load API does: a misspelt field must not read as a done unload
+// of something else, and must unload nothing.
+func TestRepoUnloadBody(t *testing.T) {
+	s := startFake(t, newFakeBackend(), gateway.DefaultConfig(), registry.ModelConfig{})
+	r := s.post(t, "/v2/repository/models/fake/unload", []byte(`{"parameters":{"unload_dependent":true}}`))
+	if r.code != fasthttp.StatusBadRequest || !strings.Contains(string(r.body), `unknown field \"unload_dependent\"`) {
+		t.Fatalf("unload with a misspelt parameter: got %s; want 400 naming the field", r)
+	}
+	if r := s.do(t, fasthttp.MethodGet, "/v2/models/fake/ready", nil); r.code != fasthttp.StatusOK {
+		t.Fatalf("ready after a refused unload: %s; want 200 (nothing was unloaded)", r)
+	}
+	if r := s.post(t, "/v2/repository/models/fake/unload", []byte(`{"parameters":{"unload_dependents":false}}`)); r.code != fasthttp.StatusOK {
+		t.Fatalf("unload with the body Triton's clients send: %s", r)
+	}
+	if r := s.do(t, fasthttp.MethodGet, "/v2/models/fake/ready", nil); r.code != fasthttp.StatusNotFound {
+		t.Fatalf("ready after the unload: %s; want 404", r)
+	}
+}
