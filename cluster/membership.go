@@ -90,6 +90,30 @@ func (n *Node) Members() (leader string, members []Member, err error) {
 	return string(lid), members, nil
 }
 
+// MembersFromLeader is Members, but on a follower of a leader each
+// member's reachability is the leader's (leaderUnreachable): a member
+// the leader lists unreachable is listed so, with its silent_ms. Only the
+// leader hears from every member, so a follower's own view lists a hung
+// member as a follower. Where the leader does not answer within
+// leaderViewTimeout it is this node's own view, as Members.
+func (n *Node) MembersFromLeader(ctx context.Context) (leader string, members []Member, err error) {
+	leader, members, err = n.Members()
+	if err != nil || leader == n.cfg.NodeID {
+		return leader, members, err
+	}
+	silent, ok := n.leaderUnreachable(ctx)
+	if !ok {
+		return leader, members, nil
+	}
+	for i := range members {
+		m := &members[i]
+		if ms, ok := silent[m.ID]; ok && (m.State == "follower" || m.State == "nonvoter") {
+			m.State, m.SilentMS = "unreachable", ms
+		}
+	}
+	return leader, members, nil
+}
+
 // Join adds m to the group from any node (forwarded to the leader). The
 // leader adds it as a voter while the group has fewer than
 // Config.MaxVoters, else as a non-voter, then records its addresses. A

@@ -226,35 +226,52 @@ func (n *Node) Models(ctx context.Context, only string) ([]ModelView, error) {
 }
 
 // memberStatuses asks every member for its LocalStatus; nil marks one that
-// did not answer, or that this node lists unreachable already (a hung
-// member would hold every call up for peerStatusTimeout).
+// did not answer, or that is listed unreachable: by this node, or, on a
+// follower, by the leader, asked beside the members (a hung member would
+// hold every call up for peerStatusTimeout).
 func (n *Node) memberStatuses(ctx context.Context, st *fsm.State) map[string]*LocalStatus {
 	ctx, cancel := context.WithTimeout(ctx, peerStatusTimeout)
 	defer cancel()
 	out := make(map[string]*LocalStatus, len(st.Members)+1)
 	out[n.cfg.NodeID] = n.LocalStatus()
-	var mu sync.Mutex
+	var mu sync.Mutex // guards out once the goroutines start
 	var wg sync.WaitGroup
+	asks := make(map[string]context.CancelFunc, len(st.Members))
 	for id, m := range st.Members {
 		if id == n.cfg.NodeID {
 			continue
 		}
 		if n.unreachable(raft.ServerID(id)) {
-			mu.Lock() // goroutines started for other members write out too
+			mu.Lock()
 			out[id] = nil
 			mu.Unlock()
 			continue
 		}
+		ask, cancelAsk := context.WithCancel(ctx)
+		defer cancelAsk()
+		asks[id] = cancelAsk
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ls, err := n.peers.localStatus(ctx, m.HTTPAddr)
+			ls, err := n.peers.localStatus(ask, m.HTTPAddr)
 			if err != nil {
 				ls = nil
 			}
 			mu.Lock()
 			out[id] = ls
 			mu.Unlock()
+		}()
+	}
+	if !n.IsLeader() && len(asks) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			silent, _ := n.leaderUnreachable(ctx)
+			for id := range silent {
+				if cancelAsk := asks[id]; cancelAsk != nil {
+					cancelAsk() // its goroutine marks it nil, unless it answered first
+				}
+			}
 		}()
 	}
 	wg.Wait()

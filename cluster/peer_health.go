@@ -236,3 +236,38 @@ func (n *Node) logSilence() {
 		}
 	}
 }
+
+// leaderViewTimeout bounds a follower's question to its leader about
+// which members answer (leaderUnreachable): an admin read waits at most
+// this long for it before it gives its own view.
+const leaderViewTimeout = 500 * time.Millisecond
+
+// leaderUnreachable asks the leader (GET /v1/cluster, marked forwarded so
+// that it answers from its own view) which members it lists unreachable,
+// each with how long it has answered none of the leader's heartbeats in
+// milliseconds (0 where the leader lists it so from failed heartbeats
+// alone). A follower cannot tell a hung member from a live one: only the
+// leader hears from every member. ok is false where this node leads,
+// knows no leader, or the leader did not answer within
+// leaderViewTimeout: the caller then has its own view only.
+func (n *Node) leaderUnreachable(ctx context.Context) (silent map[string]int64, ok bool) {
+	id, url := n.Leader()
+	if id == "" || id == n.cfg.NodeID || url == "" {
+		return nil, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, leaderViewTimeout)
+	defer cancel()
+	var out struct {
+		Members []Member `json:"members"`
+	}
+	if err := n.peers.do(ctx, http.MethodGet, url, "/v1/cluster", nil, &out); err != nil {
+		return nil, false
+	}
+	silent = make(map[string]int64)
+	for _, m := range out.Members {
+		if m.State == "unreachable" {
+			silent[m.ID] = m.SilentMS
+		}
+	}
+	return silent, true
+}

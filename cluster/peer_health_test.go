@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -104,5 +105,107 @@ func TestCutOffFollowerListedUnreachable(t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+// A follower cannot tell a hung member from a live one: only the leader
+// hears from every member. So through a follower, GET /v1/cluster
+// (MembersFromLeader) lists a member unreachable as the leader does, and
+// a models listing stops waiting for its status once the leader says so,
+// rather than for the whole peerStatusTimeout (before, through a
+// follower, the member read "follower" and every listing took a second).
+func TestFollowerGivesLeadersView(t *testing.T) {
+	c := newTestCluster(t, 3)
+	leader := c.waitLeader(c.nodes...)
+	victim := c.follower(leader)
+	var other *Node
+	for _, n := range c.nodes {
+		if n != leader && n != victim {
+			other = n
+		}
+	}
+	// The leader's HTTP side, as gateway/admin.go serves it: another
+	// node's GET /v1/cluster (marked forwarded) gets the leader's own view.
+	leaderHTTP := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/cluster":
+			if r.Header.Get(HeaderForwarded) == "" {
+				http.Error(w, "not forwarded", http.StatusBadRequest)
+				return
+			}
+			l, members, err := leader.Members()
+			if err != nil {
+				stubWriteErr(w, err)
+				return
+			}
+			json.NewEncoder(w).Encode(map[string]any{"leader": l, "members": members})
+		case "/v1/local/models":
+			json.NewEncoder(w).Encode(leader.LocalStatus())
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer leaderHTTP.Close()
+	var asked atomic.Int32
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		<-r.Context().Done()
+	}))
+	defer hung.Close()
+	// Each node makes sure the group holds its own addresses once it
+	// starts (announce); the test's come after.
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		for _, n := range c.nodes {
+			if !n.announced.Load() {
+				return fmt.Errorf("%s has not announced itself yet", n.ID())
+			}
+		}
+		return nil
+	})
+	for id, url := range map[*Node]string{leader: leaderHTTP.URL, victim: hung.URL} {
+		if _, err := leader.ApplyLocal(fsm.Command{Op: fsm.OpSetMember, Member: &fsm.Member{ID: id.ID(), RaftAddr: id.cfg.RaftAddr, HTTPAddr: url}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if _, url := other.Leader(); url != leaderHTTP.URL {
+			return fmt.Errorf("the follower knows the leader's address as %q", url)
+		}
+		return nil
+	})
+	for i, n := range c.nodes {
+		if n == victim {
+			c.partition(i)
+		}
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if got := stateOn(t, leader, victim.ID()); got != "unreachable" {
+			return fmt.Errorf("%s is %q on the leader; want unreachable", victim.ID(), got)
+		}
+		return nil
+	})
+	if got := stateOn(t, other, victim.ID()); got != "follower" {
+		t.Fatalf("in the follower's own view %s is %q; want follower (it cannot know)", victim.ID(), got)
+	}
+	_, members, err := other.MembersFromLeader(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		unreachable := m.ID == victim.ID()
+		if (m.State == "unreachable") != unreachable || (m.SilentMS > 0) != unreachable {
+			t.Errorf("through the follower, member %s is %q, silent %d ms; want unreachable with a silence only for %s", m.ID, m.State, m.SilentMS, victim.ID())
+		}
+	}
+
+	start := time.Now()
+	if _, err := other.Models(context.Background(), ""); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took >= peerStatusTimeout*9/10 {
+		t.Errorf("a models listing through the follower took %s; want it to stop waiting for the hung member once the leader lists it unreachable, well before %s", took, peerStatusTimeout)
+	}
+	if asked.Load() == 0 {
+		t.Error("the follower never asked the hung member; want it asked beside the leader (it may answer)")
 	}
 }

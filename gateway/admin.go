@@ -444,7 +444,15 @@ func (s *Server) clusterStatus(cp *controlPlane, ctx *fasthttp.RequestCtx) error
 	if err := s.readState(cp, ctx); err != nil {
 		return err
 	}
-	leader, members, err := cp.node.Members()
+	// Another node asking for the leader's own view (MembersFromLeader)
+	// gets it as it is, never a view asked of another node in turn.
+	membersOf := func() (string, []cluster.Member, error) {
+		return cp.node.MembersFromLeader(context.Background())
+	}
+	if len(ctx.Request.Header.Peek(cluster.HeaderForwarded)) > 0 {
+		membersOf = cp.node.Members
+	}
+	leader, members, err := membersOf()
 	if err != nil {
 		return clusterError(err)
 	}

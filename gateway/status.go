@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"html/template"
@@ -344,7 +345,7 @@ func (s *Server) clusterView() *clusterStatus {
 	}
 	n := cp.node
 	cs := &clusterStatus{Node: n.ID()}
-	leader, members, err := n.Members()
+	leader, members, err := n.MembersFromLeader(context.Background())
 	if err == nil {
 		cs.Leader, cs.Members = leader, members
 	}
