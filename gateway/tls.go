@@ -57,6 +57,7 @@ func (c *tlsConn) Read(p []byte) (int, error) {
 	if !c.shaken {
 		c.shaken = true
 		if err := c.Conn.Handshake(); err != nil {
+			reason := handshakeReason(err)
 			var rhe tls.RecordHeaderError
 			if errors.As(err, &rhe) && rhe.Conn != nil && looksLikeHTTP(rhe.RecordHeader[:]) {
 				rhe.Conn.SetWriteDeadline(time.Now().Add(time.Second))
@@ -66,12 +67,13 @@ func (c *tlsConn) Read(p []byte) (int, error) {
 				// under the answer.
 				drain(rhe.Conn, lingerTime, math.MaxInt64)
 				err = errors.New("a plain HTTP request on the HTTPS port, answered 400")
+				reason = hsPlainHTTP
 			}
 			c.err = &handshakeError{err: err}
 			if !errors.Is(err, io.EOF) {
 				// A connection closed before it said anything is a
 				// load balancer's port check, not a failure.
-				c.hs.failed(c.RemoteAddr(), err)
+				c.hs.failed(c.RemoteAddr(), reason, err)
 			}
 		}
 	}
@@ -104,21 +106,67 @@ func (e *handshakeError) Unwrap() error { return e.err }
 
 const handshakeErrorPrefix = "tls handshake: "
 
-// handshakeLog counts failed handshakes and logs one a minute at most.
+// The reasons a handshake fails, the reason label of
+// infergate_tls_handshake_errors_total: what an operator does about one
+// differs with it.
+const (
+	// hsPlainHTTP is plain HTTP on the HTTPS port, answered 400: a client
+	// configured with http://.
+	hsPlainHTTP = iota
+	// hsClientRefused is a client that ended the handshake with an alert:
+	// most often it does not trust this server's certificate (another
+	// CA, a name the certificate lacks, expired).
+	hsClientRefused
+	// hsClientCert is a client whose certificate is missing or not
+	// signed by a CA of --tls-client-ca.
+	hsClientCert
+	// hsOther is anything else: bytes that are not TLS, a client that
+	// stalls, no TLS version or cipher in common.
+	hsOther
+	numHandshakeReasons
+)
+
+var handshakeReasons = [numHandshakeReasons]string{
+	hsPlainHTTP:     "plain_http",
+	hsClientRefused: "client_refused",
+	hsClientCert:    "client_certificate",
+	hsOther:         "other",
+}
+
+// handshakeReason classifies a failed handshake's error (not plain HTTP,
+// which Read tells from the bytes).
+func handshakeReason(err error) int {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "remote error" {
+		return hsClientRefused // crypto/tls's error for an alert received
+	}
+	var ve *tls.CertificateVerificationError
+	if errors.As(err, &ve) || strings.Contains(err.Error(), "didn't provide a certificate") {
+		return hsClientCert
+	}
+	return hsOther
+}
+
+// handshakeLog counts failed handshakes by reason and logs one a minute
+// at most.
 type handshakeLog struct {
-	count *metrics.Counter
+	count [numHandshakeReasons]*metrics.Counter
 	logf  func(format string, args ...any)
 	limit *loglimit.Limiter[struct{}]
 }
 
 func newHandshakeLog(set *metrics.Set, logf func(format string, args ...any)) *handshakeLog {
-	return &handshakeLog{count: set.NewCounter("infergate_tls_handshake_errors_total"), logf: logf, limit: loglimit.New[struct{}](time.Minute, 1)}
+	h := &handshakeLog{logf: logf, limit: loglimit.New[struct{}](time.Minute, 1)}
+	for r, name := range handshakeReasons {
+		h.count[r] = set.NewCounter(`infergate_tls_handshake_errors_total{reason="` + name + `"}`)
+	}
+	return h
 }
 
-func (h *handshakeLog) failed(remote net.Addr, err error) {
-	h.count.Inc()
+func (h *handshakeLog) failed(remote net.Addr, reason int, err error) {
+	h.count[reason].Inc()
 	if more, ok := h.limit.Allow(struct{}{}); ok {
-		h.logf("tls: handshake with %s failed: %v%s", remote, err, more)
+		h.logf("tls: handshake with %s failed (%s): %v%s", remote, handshakeReasons[reason], err, more)
 	}
 }
 

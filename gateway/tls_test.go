@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/infergate/infergate/gateway"
 	"github.com/infergate/infergate/internal/certs"
 	"github.com/infergate/infergate/internal/testcerts"
+	"github.com/infergate/infergate/internal/testenv"
 	"github.com/infergate/infergate/registry"
 )
 
@@ -36,7 +38,7 @@ func startTLS(t *testing.T) (*testServer, string) {
 // under the answer ("connection reset by peer" in Go's client, which the
 // admin CLI and the trainer use).
 func TestPlainHTTPWithABodyGets400(t *testing.T) {
-	_, addr := startTLS(t)
+	s, addr := startTLS(t)
 	hc := &http.Client{Timeout: 10 * time.Second}
 	body := bytes.Repeat([]byte("x"), 4<<20)
 	for i := range 3 {
@@ -50,6 +52,16 @@ func TestPlainHTTPWithABodyGets400(t *testing.T) {
 			t.Fatalf("attempt %d: %d %s; want 400 saying to use https://", i, resp.StatusCode, b)
 		}
 	}
+	// Counted as what it is, not as a client that refused the certificate.
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		var text strings.Builder
+		s.set.WritePrometheus(&text)
+		got, err := metricValue(text.String(), `infergate_tls_handshake_errors_total{reason="plain_http"}`)
+		if err != nil || got != 3 {
+			return fmt.Errorf("plain_http handshake errors %v (%v); want 3", got, err)
+		}
+		return nil
+	})
 }
 
 // A connection closed before it sent anything (a load balancer's port
@@ -75,7 +87,7 @@ func TestPortChecksAreNoHandshakeErrors(t *testing.T) {
 	for {
 		var text strings.Builder
 		s.set.WritePrometheus(&text) // the in-memory client speaks no TLS
-		got, err := metricValue(text.String(), "infergate_tls_handshake_errors_total")
+		got, err := metricValue(text.String(), `infergate_tls_handshake_errors_total{reason="other"}`)
 		if err != nil {
 			t.Fatal(err)
 		}
