@@ -223,6 +223,16 @@ type Request struct {
 	// buffers are reused.
 	Outputs []oip.Tensor
 
+	// What became of the request, set by Do before it returns (zero for a
+	// request refused before it queued): Waited is how long it waited in
+	// the queue (until its batch started, or it timed out or gave its
+	// place up), BatchRows the rows of the run that answered it, and
+	// Compute how long that run took. A server logs them for its slow
+	// requests.
+	Waited    time.Duration
+	BatchRows int
+	Compute   time.Duration
+
 	// Fields below are guarded by Batcher.mu while the request is queued.
 	state      reqState
 	level      int
@@ -380,6 +390,7 @@ func (b *Batcher) QueueLen() int {
 // ErrDisplaced when a request of higher priority takes its place in the
 // full queue, or the backend's error.
 func (b *Batcher) Do(r *Request) error {
+	r.Waited, r.BatchRows, r.Compute = 0, 0, 0
 	if r.Rows < 1 || len(r.Inputs) == 0 {
 		return fmt.Errorf("%w: %d rows and %d inputs", ErrBadRequest, r.Rows, len(r.Inputs))
 	}
@@ -436,7 +447,8 @@ func (b *Batcher) Do(r *Request) error {
 		}
 		start := time.Now()
 		err := execute(b, r)
-		b.obs.Executed(r.Rows, 1, time.Since(start), err)
+		r.BatchRows, r.Compute = r.Rows, time.Since(start)
+		b.obs.Executed(r.Rows, 1, r.Compute, err)
 		b.release()
 		return err
 	}
@@ -461,6 +473,7 @@ func (b *Batcher) Do(r *Request) error {
 		// The newest request of the lowest priority gives its place up.
 		b.unqueueLocked(victim)
 		victim.answered = now
+		victim.Waited = now.Sub(victim.enqueued)
 		victim.done <- ErrDisplaced
 	}
 	b.skip, b.gap = 0, 0
@@ -558,6 +571,7 @@ func expired(r *Request, now time.Time) bool {
 func (b *Batcher) timeOutLocked(r *Request, now time.Time) {
 	b.unqueueLocked(r)
 	r.answered = now
+	r.Waited = now.Sub(r.enqueued)
 	r.done <- ErrTimeout
 }
 
@@ -733,7 +747,8 @@ func (b *Batcher) collectLocked(batch []*Request, now time.Time) []*Request {
 				return batch
 			}
 			b.unqueueLocked(r)
-			b.obs.Queued(now.Sub(r.enqueued))
+			r.Waited = now.Sub(r.enqueued)
+			b.obs.Queued(r.Waited)
 			batch = append(batch, r)
 			rows += r.Rows
 			if rows >= budget {
@@ -912,7 +927,8 @@ func (w *runner) run(batch []*Request) {
 	}
 	start := time.Now()
 	err := w.execute(batch, rows)
-	b.obs.Executed(rows, len(batch), time.Since(start), err)
+	compute := time.Since(start)
+	b.obs.Executed(rows, len(batch), compute, err)
 	if err != nil && len(batch) > 1 {
 		// One request's values (an index out of range, an output too
 		// large) must not fail its batch-mates: run each alone, so that
@@ -925,6 +941,7 @@ func (w *runner) run(batch []*Request) {
 	}
 	now := time.Now()
 	for _, r := range batch {
+		r.BatchRows, r.Compute = rows, compute
 		r.answered = now
 		r.done <- err
 	}
@@ -934,7 +951,8 @@ func (w *runner) run(batch []*Request) {
 func (w *runner) runAlone(r *Request) {
 	start := time.Now()
 	err := w.execute([]*Request{r}, r.Rows)
-	w.b.obs.Executed(r.Rows, 1, time.Since(start), err)
+	r.BatchRows, r.Compute = r.Rows, time.Since(start)
+	w.b.obs.Executed(r.Rows, 1, r.Compute, err)
 	r.answered = time.Now()
 	r.done <- err
 }

@@ -1214,3 +1214,45 @@ func TestHurry(t *testing.T) {
 		}
 	})
 }
+
+// Do says what became of each request (Waited, BatchRows, Compute), which
+// a server logs for its slow requests: exactly, on synctest's clock. One
+// runs alone at once; two queue behind it and run as one batch; one times
+// out in the queue; a reused request starts from zero.
+func TestRequestSaysWhereItsTimeWent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBackend{compute: 10 * time.Millisecond}
+		b := newBatcher(t, f, Config{MaxBatchSize: 64})
+		lone := request(1, 2, 0)
+		first := goDo(b, lone)
+		synctest.Wait()
+		time.Sleep(4 * time.Millisecond)
+		a, c := request(2, 2, 0), request(3, 2, 0)
+		chA, chC := goDo(b, a), goDo(b, c)
+		late := request(1, 2, 0)
+		late.Deadline = time.Now().Add(time.Millisecond)
+		chLate := goDo(b, late)
+		for _, ch := range []<-chan error{first, chA, chC} {
+			if err := <-ch; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := <-chLate; !errors.Is(err, ErrTimeout) {
+			t.Fatalf("late: %v; want ErrTimeout", err)
+		}
+		check := func(name string, r *Request, waited time.Duration, rows int, compute time.Duration) {
+			t.Helper()
+			if r.Waited != waited || r.BatchRows != rows || r.Compute != compute {
+				t.Errorf("%s: waited %s, batch of %d rows, compute %s; want %s, %d, %s", name, r.Waited, r.BatchRows, r.Compute, waited, rows, compute)
+			}
+		}
+		check("lone", lone, 0, 1, 10*time.Millisecond)
+		check("queued a", a, 6*time.Millisecond, 5, 10*time.Millisecond)
+		check("queued c", c, 6*time.Millisecond, 5, 10*time.Millisecond)
+		check("timed out", late, time.Millisecond, 0, 0)
+		if err := b.Do(late); err != nil {
+			t.Fatal(err)
+		}
+		check("late again, alone", late, 0, 1, 10*time.Millisecond)
+	})
+}

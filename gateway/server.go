@@ -89,6 +89,11 @@ type Config struct {
 	// does not count, nor one unloaded on purpose. Off, the node is ready
 	// once its initial models are loaded, whatever fails later.
 	StrictReadiness bool
+	// SlowRequests, when positive, logs each inference request that takes
+	// it or more, from when it was read to its answer, at most one a
+	// second per version: where its time went (queue, its batch's run,
+	// the rest), how it ended, its id and its client. 0 is off.
+	SlowRequests time.Duration
 	// Logf logs; nil means log.Printf.
 	Logf func(format string, args ...any)
 }
@@ -103,6 +108,7 @@ func DefaultConfig() Config {
 		WriteTimeout:   30 * time.Second,
 		IdleTimeout:    90 * time.Second,
 		RequestTimeout: 10 * time.Second,
+		SlowRequests:   time.Second,
 		CacheBytes:     256 << 20,
 		Name:           "infergate",
 		Version:        "dev",
@@ -122,6 +128,8 @@ func (c *Config) Validate() error {
 		return errors.New("read, write and idle timeouts must be positive")
 	case c.RequestTimeout <= 0:
 		return fmt.Errorf("request timeout must be positive, got %s", c.RequestTimeout)
+	case c.SlowRequests < 0:
+		return fmt.Errorf("slow request threshold %s is negative; use 0 (off) or a duration", c.SlowRequests)
 	case c.CacheBytes < 0 || (c.CacheBytes > 0 && c.CacheBytes < 1<<16):
 		return fmt.Errorf("cache bytes %d: use 0 (off) or at least 65536", c.CacheBytes)
 	case !(c.TrafficPercent >= 0 && c.TrafficPercent <= 100):
@@ -144,9 +152,12 @@ type Server struct {
 	// wrongTokens limits the log of admin calls refused for a token that
 	// does not match to a line a minute.
 	wrongTokens *loglimit.Limiter[struct{}]
-	srv         *fasthttp.Server
-	logf        func(format string, args ...any)
-	started     time.Time
+	// slow limits the slow request log (logSlow) to a line a second per
+	// version.
+	slow    *loglimit.Limiter[string]
+	srv     *fasthttp.Server
+	logf    func(format string, args ...any)
+	started time.Time
 
 	ready    atomic.Bool
 	stopping atomic.Bool
@@ -209,6 +220,7 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 		s.handshakes = newHandshakeLog(set, s.logf)
 	}
 	s.wrongTokens = loglimit.New[struct{}](time.Minute, 1)
+	s.slow = loglimit.New[string](slowLogEvery, 1024)
 	s.panics = set.NewCounter("infergate_http_panics_total")
 	s.httpErrors = set.NewCounter("infergate_http_protocol_errors_total")
 	for i := range s.unrouted {

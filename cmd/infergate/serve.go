@@ -107,6 +107,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.Int64Var(&c.gateway.CacheBytes, "cache-bytes", c.gateway.CacheBytes, "response cache budget for the node, shared by the models whose config.json sets response_cache.enable; 0 disables it")
 	fs.IntVar(&c.gateway.MaxConnections, "max-connections", c.gateway.MaxConnections, "most concurrent client connections")
 	fs.DurationVar(&c.gateway.RequestTimeout, "request-timeout", c.gateway.RequestTimeout, "longest an inference may wait and run, unless the request's timeout parameter asks for less")
+	fs.DurationVar(&c.gateway.SlowRequests, "slow-request-log", c.gateway.SlowRequests, "log each inference request that takes this long or more (from when the request has been read until its answer is ready to send), at most one line a second per model version, saying how many more there were: its time in the queue, in its batch's run (and the batch's rows), and the rest (decoding, checks, the response), how it ended, its id and its client; 0 turns it off")
 	fs.DurationVar(&c.gateway.ReadTimeout, "read-timeout", c.gateway.ReadTimeout, "longest time to read one request")
 	fs.DurationVar(&c.gateway.WriteTimeout, "write-timeout", c.gateway.WriteTimeout, "longest time to write one response")
 	fs.DurationVar(&c.gateway.IdleTimeout, "idle-timeout", c.gateway.IdleTimeout, "close keep-alive connections idle this long")

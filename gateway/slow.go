@@ -1,0 +1,80 @@
+package gateway
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/infergate/infergate/registry"
+)
+
+// slowLogEvery is how often at most a version's slow requests are logged:
+// one line, saying how many more there were since the last.
+const slowLogEvery = time.Second
+
+// logSlow logs an inference request's line when it took
+// Config.SlowRequests or more, at most one a slowLogEvery per version:
+// where its time went (in the queue, in its batch's run, and the rest:
+// decoding the request, checks, the response; the request was read before
+// it started), how it ended, its id and its client, so that an operator
+// can tell a queue that backs up from a model that runs slowly, and find
+// the request. err is what inferVersion returns; sc still holds the
+// request.
+func (s *Server) logSlow(ctx *fasthttp.RequestCtx, v *registry.Version, arm string, sc *scratch, start time.Time, err error) {
+	took := time.Since(start)
+	if took < s.cfg.SlowRequests {
+		return
+	}
+	more, ok := s.slow.Allow(v.Model + "\x00" + v.Label)
+	if !ok {
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "slow request: model %q version %s", v.Model, v.Label)
+	if arm != "" {
+		fmt.Fprintf(&b, " (arm %q)", arm)
+	}
+	fmt.Fprintf(&b, " took %s: ", round(took))
+	br := &sc.breq
+	switch {
+	case br.BatchRows > 0:
+		rest := max(took-br.Waited-br.Compute, 0)
+		fmt.Fprintf(&b, "%s in the queue, %s in a run of ", round(br.Waited), round(br.Compute))
+		if br.BatchRows == 1 {
+			b.WriteString("1 row (its own)")
+		} else if br.BatchRows == br.Rows {
+			fmt.Fprintf(&b, "%d rows (its own)", br.Rows)
+		} else {
+			fmt.Fprintf(&b, "%d rows (%d of them its own)", br.BatchRows, br.Rows)
+		}
+		fmt.Fprintf(&b, ", %s decoding and answering", round(rest))
+	case br.Waited > 0:
+		fmt.Fprintf(&b, "%s in the queue, then no run", round(br.Waited))
+	case len(ctx.Response.Header.Peek("X-Cache")) > 0:
+		b.WriteString("answered from the response cache")
+	default:
+		b.WriteString("no run")
+	}
+	if err != nil {
+		he := toHTTPError(err)
+		fmt.Fprintf(&b, "; answered %d: %s", he.code, he.msg)
+	} else {
+		b.WriteString("; answered 200")
+	}
+	if sc.req.ID != "" {
+		fmt.Fprintf(&b, "; id %q", sc.req.ID)
+	}
+	fmt.Fprintf(&b, "; from %s%s", ctx.RemoteIP(), more)
+	s.logf("%s", b.String())
+}
+
+// round rounds d for a log line: to the microsecond under a millisecond,
+// else to a tenth of one.
+func round(d time.Duration) time.Duration {
+	if d < time.Millisecond {
+		return d.Round(time.Microsecond)
+	}
+	return d.Round(100 * time.Microsecond)
+}
