@@ -395,3 +395,50 @@ func TestRestartKeepsServingWhenProductionFailsHere(t *testing.T) {
 		return nil
 	})
 }
+
+// TestLateNodeServesFormerProductionWhenProductionFails: a node that
+// catches up after production moved to a version that fails to load on
+// it (here on every node) serves unversioned requests from the version
+// production replaced, as the nodes that served it before do, not "not
+// ready" for as long as production fails. Before, nothing had served
+// them on it yet, so production, which never loads, was its default
+// (found through a timing flake of the test above: a node that applied
+// the promotion before its first routing pass did the same).
+func TestLateNodeServesFormerProductionWhenProductionFails(t *testing.T) {
+	c := newTestCluster(t, 3)
+	leader := c.waitLeader(c.nodes...)
+	late := c.follower(leader)
+	rest := c.isolate(late)
+	leader = c.waitLeader(rest...)
+	for _, content := range []string{"good one", "good two", "broken three"} {
+		if _, err := c.register(leader, "m", content); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res, err := leader.ApplyLocal(fsm.Command{Op: fsm.OpSetAlias, Model: "m", Alias: fsm.AliasProduction, Version: 3}); err != nil || res.Err != nil {
+		t.Fatalf("promote 3: %v %v", err, res)
+	}
+	unversioned := func(n *Node) error {
+		v, err := n.cfg.Registry.Acquire("m", 0)
+		if err != nil {
+			return fmt.Errorf("%s: %w", n.ID(), err)
+		}
+		v.Release()
+		if v.Number != 1 {
+			return fmt.Errorf("%s: unversioned requests get version %d; want 1, the former production, while 3 fails", n.ID(), v.Number)
+		}
+		return nil
+	}
+	c.heal()
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if s := late.LocalStatus().Models["m"]["3"]; s.State != VersionFailed {
+			return fmt.Errorf("version 3 on %s: %+v; want failed", late.ID(), s)
+		}
+		for _, n := range c.nodes {
+			if err := unversioned(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -1,14 +1,22 @@
 package cluster
 
-import "github.com/infergate/infergate/cluster/fsm"
+import (
+	"slices"
+
+	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/registry"
+)
 
 // route sets how the registry routes each replicated model's unversioned
 // requests, from the newest replicated state: the experiment and the
 // shadow as they are, and the default version as production once it is
 // ready here. Until production is ready a previous default that is ready
 // keeps serving, handing over to production in the load that brings it
-// in (registry.Repository.HandOver); with none the model answers "not
-// ready" rather than from a staged version that loaded first.
+// in (registry.Repository.HandOver). With none (nothing served its
+// unversioned requests here yet), the newest earlier production version
+// loaded here does (formerProduction); with none of those either, the
+// model answers "not ready" rather than from a staged version that loaded
+// first.
 //
 // routeLoop calls it on every change of the state, so that a new
 // experiment, shadow or promotion takes effect at once instead of after
@@ -30,6 +38,13 @@ func (n *Node) route() {
 		}
 		cur := repo.DefaultVersion(name)
 		lm := repo.Model(name)
+		if lm != nil && lm.Version(p) == nil && (cur == 0 || cur == p) {
+			// Production has not served here yet: it failed here, or is
+			// on its way.
+			if h := formerProduction(m, lm); h != 0 {
+				cur = h
+			}
+		}
 		cv := m.Version(cur)
 		retired := cv != nil && cv.Stage == fsm.StageRetired
 		// A model not loaded here now keeps a retired stand-in's
@@ -63,4 +78,22 @@ func (n *Node) routeLoop() {
 		case <-changed:
 		}
 	}
+}
+
+// formerProduction returns, for a model whose production is not loaded
+// here (it failed here, or is on its way) and whose unversioned requests
+// no other version serves here yet (a node that joined after the
+// promotion, or restarted without production.json), the newest earlier
+// production version that lm has loaded and that is not retired. It
+// serves in production's place, as it does on the nodes where it served
+// before, rather than the node answering "not ready" for as long as
+// production fails here. 0 when there is none: a staged version never
+// serves in production's place.
+func formerProduction(m *fsm.Model, lm *registry.Model) int64 {
+	for _, h := range slices.Backward(m.History) {
+		if v := m.Version(h); v != nil && v.Stage != fsm.StageRetired && lm.Version(h) != nil {
+			return h
+		}
+	}
+	return 0
 }
