@@ -13,10 +13,10 @@ import (
 // ready here. Until production is ready a previous default that is ready
 // keeps serving, handing over to production in the load that brings it
 // in (registry.Repository.HandOver). With none (nothing served its
-// unversioned requests here yet), the newest earlier production version
-// loaded here does (formerProduction); with none of those either, the
-// model answers "not ready" rather than from a staged version that loaded
-// first.
+// unversioned requests here yet), the model answers "not ready" rather
+// than from a staged version that loaded first, unless production failed
+// here: then the newest earlier production version loaded here serves
+// (formerProduction).
 //
 // routeLoop calls it on every change of the state, so that a new
 // experiment, shadow or promotion takes effect at once instead of after
@@ -38,9 +38,8 @@ func (n *Node) route() {
 		}
 		cur := repo.DefaultVersion(name)
 		lm := repo.Model(name)
-		if lm != nil && lm.Version(p) == nil && (cur == 0 || cur == p) {
-			// Production has not served here yet: it failed here, or is
-			// on its way.
+		if lm != nil && lm.Version(p) == nil && (cur == 0 || cur == p) && n.failedHere(name, p) {
+			// Production has not served here, and failed here.
 			if h := formerProduction(m, lm); h != 0 {
 				cur = h
 			}
@@ -80,15 +79,16 @@ func (n *Node) routeLoop() {
 	}
 }
 
-// formerProduction returns, for a model whose production is not loaded
-// here (it failed here, or is on its way) and whose unversioned requests
-// no other version serves here yet (a node that joined after the
-// promotion, or restarted without production.json), the newest earlier
-// production version that lm has loaded and that is not retired. It
-// serves in production's place, as it does on the nodes where it served
-// before, rather than the node answering "not ready" for as long as
-// production fails here. 0 when there is none: a staged version never
-// serves in production's place.
+// formerProduction returns, for a model whose production failed here
+// (failedHere) and whose unversioned requests no other version serves
+// here yet (a node that joined after the promotion, or restarted without
+// production.json), the newest earlier production version that lm has
+// loaded and that is not retired. It serves in production's place, as it
+// does on the nodes where it served before, rather than the node
+// answering "not ready" for as long as production fails here. 0 when
+// there is none: a version that never was production never serves in its
+// place. (While production is on its way the model answers "not ready":
+// a node that joins is not ready until it comes, or fails.)
 func formerProduction(m *fsm.Model, lm *registry.Model) int64 {
 	for _, h := range slices.Backward(m.History) {
 		if v := m.Version(h); v != nil && v.Stage != fsm.StageRetired && lm.Version(h) != nil {
@@ -96,4 +96,15 @@ func formerProduction(m *fsm.Model, lm *registry.Model) int64 {
 		}
 	}
 	return 0
+}
+
+// failedHere reports whether version v of model name failed on this node
+// in a way that a retry does not mend by itself: its load, its
+// configuration, or other bytes in the repository, not a pull tried
+// again.
+func (n *Node) failedHere(name string, v int64) bool {
+	n.rec.mu.Lock()
+	defer n.rec.mu.Unlock()
+	s := n.rec.status[name][v]
+	return s.State == VersionFailed && !s.Retrying
 }
