@@ -263,13 +263,22 @@ func thousands(n uint64) string {
 }
 
 // clusterStatus is the status page's view of the control plane, from this
-// node's own state: it never waits on peers.
+// node's own state, but for which members answer, which a follower asks
+// its leader (cluster.Node.MembersFromLeader, half a second at most).
 type clusterStatus struct {
 	Node, Leader string
 	Index        uint64
 	LastContact  string
-	Members      []cluster.Member
+	Members      []memberRow
 	Models       []clusterModel
+}
+
+// memberRow is a member's row: Lost for one that is unreachable or
+// dropped (in red), Silent for how long the leader has not heard from it.
+type memberRow struct {
+	cluster.Member
+	Lost   bool
+	Silent string
 }
 
 type clusterModel struct {
@@ -347,7 +356,14 @@ func (s *Server) clusterView() *clusterStatus {
 	cs := &clusterStatus{Node: n.ID()}
 	leader, members, err := n.MembersFromLeader(context.Background())
 	if err == nil {
-		cs.Leader, cs.Members = leader, members
+		cs.Leader = leader
+		for _, m := range members {
+			row := memberRow{Member: m, Lost: m.State == "unreachable" || m.State == "dropped"}
+			if m.SilentMS > 0 {
+				row.Silent = (time.Duration(m.SilentMS) * time.Millisecond).String()
+			}
+			cs.Members = append(cs.Members, row)
+		}
 	}
 	st := n.Staleness()
 	cs.Index = st.Index
@@ -412,7 +428,7 @@ code{background:#f4f4f4;padding:1px 4px}
 <h2>Cluster</h2>
 <p>node <code>{{.Node}}</code> · leader <code>{{if .Leader}}{{.Leader}}{{else}}none known{{end}}</code> · applied index {{.Index}} · {{.LastContact}}</p>
 <table><tr><th>member</th><th>raft</th><th>http</th><th>voter</th><th>state</th></tr>
-{{range .Members}}<tr><td>{{.ID}}</td><td><code>{{.RaftAddr}}</code></td><td><code>{{.HTTPAddr}}</code></td><td>{{if .Voter}}yes{{else}}no{{end}}</td><td>{{.State}}</td></tr>
+{{range .Members}}<tr><td>{{.ID}}</td><td><code>{{.RaftAddr}}</code></td><td><code>{{.HTTPAddr}}</code></td><td>{{if .Voter}}yes{{else}}no{{end}}</td><td{{if .Lost}} class="UNAVAILABLE"{{end}}>{{.State}}{{with .Silent}} (silent {{.}}){{end}}</td></tr>
 {{end}}</table>
 <table><tr><th>cluster model</th><th>production</th><th>aliases</th><th>versions</th><th>experiment</th><th>shadow</th></tr>
 {{range .Models}}<tr><td>{{.Name}}</td><td>{{.Production}}</td><td>{{.Aliases}}</td><td>{{.Versions}}</td><td>{{.Experiment}}</td><td>{{.Shadow}}</td></tr>
