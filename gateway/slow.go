@@ -66,6 +66,14 @@ func (s *Server) logSlow(ctx *fasthttp.RequestCtx, v *registry.Version, arm stri
 	if sc.req.ID != "" {
 		fmt.Fprintf(&b, "; id %q", sc.req.ID)
 	}
+	// What a proxy in front (Envoy, nginx) or the client's tracing put
+	// on the request, to find it in their logs too.
+	if h := ctx.Request.Header.Peek("X-Request-Id"); len(h) > 0 {
+		fmt.Fprintf(&b, "; X-Request-Id %q", clip(h, 128))
+	}
+	if h := ctx.Request.Header.Peek("Traceparent"); len(h) > 0 {
+		fmt.Fprintf(&b, "; traceparent %q", clip(h, 128))
+	}
 	fmt.Fprintf(&b, "; from %s%s", ctx.RemoteIP(), more)
 	s.logf("%s", b.String())
 }
@@ -77,4 +85,12 @@ func round(d time.Duration) time.Duration {
 		return d.Round(time.Microsecond)
 	}
 	return d.Round(100 * time.Microsecond)
+}
+
+// clip returns b as a string of at most n bytes.
+func clip(b []byte, n int) string {
+	if len(b) > n {
+		b = b[:n]
+	}
+	return string(b)
 }

@@ -28,7 +28,8 @@ func TestSlowRequestLog(t *testing.T) {
 	b.mode.Store(fakeBlock)
 	hung := make(chan response, 1)
 	go func() {
-		hung <- s.post(t, "/v2/models/fake/infer", []byte(`{"id":"hung-1","inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}]}`))
+		hung <- s.post(t, "/v2/models/fake/infer", []byte(`{"id":"hung-1","inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}]}`),
+			"X-Request-Id", "req-7", "Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 	}()
 	testenv.CheckFor(t, 5*time.Second, func() error {
 		if b.running.Load() != 1 {
@@ -54,7 +55,7 @@ func TestSlowRequestLog(t *testing.T) {
 	if r := <-hung; r.code != fasthttp.StatusOK {
 		t.Fatalf("the hung request, released: %s", r)
 	}
-	ran := regexp.MustCompile(`slow request: model "fake" version 1 took (\S+): 0s in the queue, (\S+) in a run of 1 row \(its own\), \S+ decoding and answering; answered 200; id "hung-1"; from \S+\n`)
+	ran := regexp.MustCompile(`slow request: model "fake" version 1 took (\S+): 0s in the queue, (\S+) in a run of 1 row \(its own\), \S+ decoding and answering; answered 200; id "hung-1"; X-Request-Id "req-7"; traceparent "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"; from \S+\n`)
 	m = ran.FindStringSubmatch(s.log.String())
 	if m == nil {
 		t.Fatalf("no line for the request whose run hung:\n%s", s.log.String())
