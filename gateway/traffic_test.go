@@ -168,7 +168,7 @@ func TestTrafficLogAndFeedback(t *testing.T) {
 	}
 	for _, c := range []struct{ query, want string }{
 		{"?from=x", "is not a position"},
-		{"?from=3", "is 3 the position of a record?"},
+		{"?from=3", "at position 3, or no record starts there"},
 		{"?from=" + strconv.FormatInt(st.Next+1, 10), "beyond the log's end"},
 		{"?max_bytes=0", "max_bytes"},
 		{"?format=csv", "use jsonl"},

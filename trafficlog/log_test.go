@@ -243,7 +243,8 @@ func TestRotationAndRetention(t *testing.T) {
 }
 
 func TestReadBoundsAndMisalignedPositions(t *testing.T) {
-	l := open(t, testConfig(t, t.TempDir()))
+	dir := t.TempDir()
+	l := open(t, testConfig(t, dir))
 	for i := range 5 {
 		if err := l.AppendSync(prediction(i)); err != nil {
 			t.Fatal(err)
@@ -264,8 +265,29 @@ func TestReadBoundsAndMisalignedPositions(t *testing.T) {
 	if err != nil || n != 3 || next != int64(3*one) {
 		t.Fatalf("fn stopping at the third: %d, next %d, %v", n, next, err)
 	}
-	if _, err := l.Read(3, 1<<20, func(int64, []byte) bool { return true }); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "is 3 the position of a record?") {
+	if _, err := l.Read(3, 1<<20, func(int64, []byte) bool { return true }); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "at position 3, or no record starts there") {
 		t.Fatalf("a read from inside a record: %v; want ErrCorrupt asking about the position", err)
+	}
+	// A record damaged on disk after whole ones (a bit flipped in the
+	// third) is damage, said as such.
+	f, err := os.OpenFile(filepath.Join(dir, segName(0)), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	at := int64(2*one + one - 2)
+	if _, err := f.ReadAt(b, at); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x10
+	if _, err := f.WriteAt(b, at); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	n = 0
+	next, err = l.Read(0, 1<<20, func(int64, []byte) bool { n++; return true })
+	if want := fmt.Sprintf("damaged traffic log record at position %d, after a whole one", 2*one); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), want) || n != 2 || next != int64(2*one) {
+		t.Fatalf("a read over a damaged third record: %d records, next %d, %v; want 2 records, then an error saying %q", n, next, err, want)
 	}
 }
 

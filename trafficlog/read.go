@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Read calls fn with each record from position from on, in order, with
@@ -61,11 +62,20 @@ func (l *Log) Read(from int64, maxBytes int, fn func(pos int64, rec []byte) bool
 				rec, err := readRecord(r, buf, limit-pos)
 				if err != nil {
 					f.Close()
-					if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
-						err = fmt.Errorf("%w: the record at position %d runs past the end of segment %s (is %d the position of a record?)", ErrCorrupt, pos, segName(s.base), from)
-					} else if errors.Is(err, ErrCorrupt) {
-						err = fmt.Errorf("position %d: %w (is %d the position of a record?)", pos, err, from)
+					detail := ""
+					switch {
+					case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF):
+						detail = "it runs past the end of segment " + segName(s.base)
+					case errors.Is(err, ErrCorrupt):
+						detail = strings.TrimPrefix(err.Error(), ErrCorrupt.Error()+": ")
+					default:
+						return pos, err
 					}
+					if pos == from {
+						// Most often a position that is not a record's.
+						return pos, fmt.Errorf("%w at position %d, or no record starts there (%s): read from a record's position, or from the first or next position a read gives", ErrCorrupt, pos, detail)
+					}
+					err = fmt.Errorf("%w at position %d, after a whole one (%s)", ErrCorrupt, pos, detail)
 					return pos, err
 				}
 				buf = rec[:0]
