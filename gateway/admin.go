@@ -341,11 +341,7 @@ func (s *Server) setAlias(cp *controlPlane, ctx *fasthttp.RequestCtx, name, alia
 	var q struct {
 		Version int64 `json:"version"`
 	}
-	body, err := s.requestBody(ctx)
-	if err != nil {
-		return err
-	}
-	if err := decodeStrict(body, &q); err != nil {
+	if err := s.readJSON(ctx, &q); err != nil {
 		return err
 	}
 	if q.Version < 1 {
@@ -402,12 +398,8 @@ func decodeValid[T any, P interface {
 	*T
 	Validate() error
 }](s *Server, ctx *fasthttp.RequestCtx) (P, error) {
-	body, err := s.requestBody(ctx)
-	if err != nil {
-		return nil, err
-	}
 	v := P(new(T))
-	if err := decodeStrict(body, v); err != nil {
+	if err := s.readJSON(ctx, v); err != nil {
 		return nil, err
 	}
 	if err := v.Validate(); err != nil {
@@ -461,16 +453,13 @@ func (s *Server) clusterStatus(cp *controlPlane, ctx *fasthttp.RequestCtx) error
 
 func (s *Server) join(cp *controlPlane, ctx *fasthttp.RequestCtx) error {
 	var m fsm.Member
-	body, err := s.requestBody(ctx)
-	if err != nil {
-		return err
-	}
-	if err := decodeStrict(body, &m); err != nil {
+	if err := s.readJSON(ctx, &m); err != nil {
 		return err
 	}
 	fresh := ctx.Request.Header.Peek(cluster.HeaderFresh)
 	m.Fresh, m.KnowsDropped = string(fresh) == "1", len(fresh) > 0
 	forwarded := len(ctx.Request.Header.Peek(cluster.HeaderForwarded)) > 0
+	var err error
 	if forwarded {
 		err = cp.node.JoinLocal(m)
 	} else {

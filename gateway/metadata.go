@@ -106,11 +106,7 @@ func (s *Server) repositoryIndex(ctx *fasthttp.RequestCtx) error {
 	var q struct {
 		Ready bool `json:"ready"`
 	}
-	body, err := s.requestBody(ctx)
-	if err != nil {
-		return err
-	}
-	if err := decodeJSONBody(body, &q); err != nil {
+	if err := s.readOptionalJSON(ctx, &q); err != nil {
 		return err
 	}
 	idx, err := s.index()
@@ -252,11 +248,7 @@ func (s *Server) unloadModel(ctx *fasthttp.RequestCtx, name string) error {
 			UnloadDependents *bool `json:"unload_dependents"`
 		} `json:"parameters"`
 	}
-	body, err := s.requestBody(ctx)
-	if err != nil {
-		return err
-	}
-	if err := decodeJSONBody(body, &q); err != nil {
+	if err := s.readOptionalJSON(ctx, &q); err != nil {
 		return err
 	}
 	if err := s.repo.Unload(name); err != nil {
@@ -276,11 +268,7 @@ func (s *Server) loadModel(ctx *fasthttp.RequestCtx, name string) error {
 			Config json.RawMessage `json:"config"`
 		} `json:"parameters"`
 	}
-	body, err := s.requestBody(ctx)
-	if err != nil {
-		return err
-	}
-	if err := decodeJSONBody(body, &q); err != nil {
+	if err := s.readOptionalJSON(ctx, &q); err != nil {
 		return err
 	}
 	var text []byte
@@ -368,9 +356,23 @@ func cutLast(b []byte) (head []byte, tail string, ok bool) {
 	return nil, string(b), false
 }
 
-// decodeJSONBody decodes an optional JSON control body into v, as
-// strictly as decodeStrict.
-func decodeJSONBody(body []byte, v any) error {
+// readJSON decodes the request's JSON body (requestBody: decompressed,
+// bounded) into v, as strictly as decodeStrict.
+func (s *Server) readJSON(ctx *fasthttp.RequestCtx, v any) error {
+	body, err := s.requestBody(ctx)
+	if err != nil {
+		return err
+	}
+	return decodeStrict(body, v)
+}
+
+// readOptionalJSON is readJSON for an optional body: an empty one leaves
+// v as it is.
+func (s *Server) readOptionalJSON(ctx *fasthttp.RequestCtx, v any) error {
+	body, err := s.requestBody(ctx)
+	if err != nil {
+		return err
+	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
