@@ -40,11 +40,7 @@ func TestCutOffFollowerListedUnreachable(t *testing.T) {
 	if got := stateOn(t, leader, victim.ID()); got != "follower" {
 		t.Fatalf("before: %s is %q; want follower", victim.ID(), got)
 	}
-	for i, n := range c.nodes {
-		if n == victim {
-			c.partition(i)
-		}
-	}
+	c.isolate(victim)
 	testenv.CheckFor(t, 5*time.Second, func() error {
 		if got := stateOn(t, leader, victim.ID()); got != "unreachable" {
 			return fmt.Errorf("%s is %q on the leader; want unreachable", victim.ID(), got)
@@ -173,11 +169,7 @@ func TestFollowerGivesLeadersView(t *testing.T) {
 		}
 		return nil
 	})
-	for i, n := range c.nodes {
-		if n == victim {
-			c.partition(i)
-		}
-	}
+	c.isolate(victim)
 	testenv.CheckFor(t, 5*time.Second, func() error {
 		if got := stateOn(t, leader, victim.ID()); got != "unreachable" {
 			return fmt.Errorf("%s is %q on the leader; want unreachable", victim.ID(), got)
