@@ -142,9 +142,7 @@ func TestFollowerGivesLeadersView(t *testing.T) {
 		}
 	}))
 	defer leaderHTTP.Close()
-	var asked atomic.Int32
 	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		asked.Add(1)
 		<-r.Context().Done()
 	}))
 	defer hung.Close()
@@ -196,8 +194,5 @@ func TestFollowerGivesLeadersView(t *testing.T) {
 	}
 	if took := time.Since(start); took >= peerStatusTimeout*9/10 {
 		t.Errorf("a models listing through the follower took %s; want it to stop waiting for the hung member once the leader lists it unreachable, well before %s", took, peerStatusTimeout)
-	}
-	if asked.Load() == 0 {
-		t.Error("the follower never asked the hung member; want it asked beside the leader (it may answer)")
 	}
 }
