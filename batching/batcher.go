@@ -227,11 +227,14 @@ type Request struct {
 	// request refused before it queued): Waited is how long it waited in
 	// the queue (until its batch started, or it timed out or gave its
 	// place up), BatchRows the rows of the run that answered it, and
-	// Compute how long that run took. A server logs them for its slow
-	// requests.
-	Waited    time.Duration
-	BatchRows int
-	Compute   time.Duration
+	// Compute how long that run took. Where its batch failed and each of
+	// its requests then ran alone, FailedRows is that batch's rows, Compute
+	// counts the failed run too, and Waited the runs of the batch-mates
+	// ahead of it. A server logs them for its slow requests.
+	Waited     time.Duration
+	BatchRows  int
+	FailedRows int
+	Compute    time.Duration
 
 	// Fields below are guarded by Batcher.mu while the request is queued.
 	state      reqState
@@ -390,7 +393,7 @@ func (b *Batcher) QueueLen() int {
 // ErrDisplaced when a request of higher priority takes its place in the
 // full queue, or the backend's error.
 func (b *Batcher) Do(r *Request) error {
-	r.Waited, r.BatchRows, r.Compute = 0, 0, 0
+	r.Waited, r.BatchRows, r.FailedRows, r.Compute = 0, 0, 0, 0
 	if r.Rows < 1 || len(r.Inputs) == 0 {
 		return fmt.Errorf("%w: %d rows and %d inputs", ErrBadRequest, r.Rows, len(r.Inputs))
 	}
@@ -933,10 +936,11 @@ func (w *runner) run(batch []*Request) {
 		// One request's values (an index out of range, an output too
 		// large) must not fail its batch-mates: run each alone, so that
 		// every request gets its own answer.
+		ended := start.Add(compute)
 		for _, r := range batch[:len(batch)-1] {
-			w.runAlone(r)
+			w.runAlone(r, rows, compute, ended)
 		}
-		w.runAlone(batch[len(batch)-1])
+		w.runAlone(batch[len(batch)-1], rows, compute, ended)
 		return
 	}
 	now := time.Now()
@@ -947,12 +951,17 @@ func (w *runner) run(batch []*Request) {
 	}
 }
 
-// runAlone executes and answers one request of a failed batch.
-func (w *runner) runAlone(r *Request) {
+// runAlone executes and answers one request of a batch of rows rows
+// whose run failed after failed, at ended: the wait for the runs of the
+// batch-mates ahead of it counts as the request's waiting, the failed run
+// as its computing.
+func (w *runner) runAlone(r *Request, rows int, failed time.Duration, ended time.Time) {
 	start := time.Now()
 	err := w.execute([]*Request{r}, r.Rows)
-	r.BatchRows, r.Compute = r.Rows, time.Since(start)
-	w.b.obs.Executed(r.Rows, 1, r.Compute, err)
+	own := time.Since(start)
+	w.b.obs.Executed(r.Rows, 1, own, err)
+	r.Waited += start.Sub(ended)
+	r.BatchRows, r.FailedRows, r.Compute = r.Rows, rows, failed+own
 	r.answered = time.Now()
 	r.done <- err
 }

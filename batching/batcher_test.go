@@ -1256,3 +1256,44 @@ func TestRequestSaysWhereItsTimeWent(t *testing.T) {
 		check("late again, alone", late, 0, 1, 10*time.Millisecond)
 	})
 }
+
+// Where a batch fails and its requests then run alone, each request's
+// time adds up still: the failed run counts as computing (FailedRows says
+// it was one), the runs of the batch-mates ahead of it as waiting (found
+// by a reviewing helper: the alone run overwrote both, and a slow request
+// log put the rest under decoding).
+func TestFailedBatchTimeAddsUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBackend{compute: 10 * time.Millisecond, failOnValue: 99}
+		b := newBatcher(t, f, Config{MaxBatchSize: 64})
+		busy := goDo(b, request(1, 2, 0))
+		synctest.Wait()
+		a, poison, c := request(2, 2, 0), request(1, 2, 99), request(3, 2, 0)
+		chA := goDo(b, a)
+		synctest.Wait()
+		chP := goDo(b, poison)
+		synctest.Wait()
+		chC := goDo(b, c)
+		start := time.Now()
+		for _, ch := range []<-chan error{busy, chA, chC} {
+			if err := <-ch; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := <-chP; err == nil {
+			t.Fatal("the poisoned request succeeded")
+		}
+		if got := fmt.Sprint(f.runs()); got != "[1 6 2 1 3]" {
+			t.Fatalf("runs %s; want [1 6 2 1 3]: the batch of 6 fails, then each runs alone", got)
+		}
+		if took := time.Since(start); c.Waited+c.Compute != took {
+			t.Errorf("the last request: waited %s and computed %s, which make %s; want all of its %s", c.Waited, c.Compute, c.Waited+c.Compute, took)
+		}
+		if c.Waited != 30*time.Millisecond || c.Compute != 20*time.Millisecond || c.BatchRows != 3 || c.FailedRows != 6 {
+			t.Errorf("the last request: waited %s, computed %s, batch %d rows, failed batch %d rows; want 30ms (10 in the queue, 20 behind its batch-mates), 20ms (the failed run and its own), 3, 6", c.Waited, c.Compute, c.BatchRows, c.FailedRows)
+		}
+		if a.Waited != 10*time.Millisecond || a.Compute != 20*time.Millisecond || a.FailedRows != 6 {
+			t.Errorf("the first request: waited %s, computed %s, failed batch %d rows; want 10ms, 20ms, 6", a.Waited, a.Compute, a.FailedRows)
+		}
+	})
+}

@@ -158,7 +158,7 @@ func (s *Server) acquire(ctx *fasthttp.RequestCtx, name, version []byte) (*regis
 
 // inferVersion answers the request with version v, which experiment arm
 // arm picked (empty when none did).
-func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, arm string, start time.Time) (err error) {
+func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, arm string, start time.Time) error {
 	if v.Batcher.Full() {
 		// Refuse before decoding: under overload, decoding requests only
 		// to refuse them takes the CPU the accepted ones need. (A request
@@ -167,12 +167,20 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, arm
 	}
 	sc := s.scratch.get()
 	defer s.scratch.put(sc)
-	if s.cfg.SlowRequests > 0 {
-		// sc is reused: what a request that stops early leaves unset
-		// must not read as the last one's.
-		sc.breq.Waited, sc.breq.BatchRows, sc.breq.Rows, sc.req.ID = 0, 0, 0, ""
-		defer func() { s.logSlow(ctx, v, arm, sc, start, err) }()
+	if s.cfg.SlowRequests <= 0 {
+		return s.inferWith(ctx, sc, v, arm, start)
 	}
+	// sc is reused: what a request that stops early leaves unset must not
+	// read as the last one's.
+	sc.breq.Waited, sc.breq.BatchRows, sc.breq.Rows, sc.breq.FailedRows, sc.req.ID = 0, 0, 0, 0, ""
+	// Not deferred: a request that panics is logged as the 500 it gets.
+	err := s.inferWith(ctx, sc, v, arm, start)
+	s.logSlow(ctx, v, arm, sc, start, err)
+	return err
+}
+
+// inferWith is inferVersion's work, on scratch sc.
+func (s *Server) inferWith(ctx *fasthttp.RequestCtx, sc *scratch, v *registry.Version, arm string, start time.Time) error {
 	req := &sc.req
 
 	headerLen := -1

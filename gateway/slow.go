@@ -41,13 +41,17 @@ func (s *Server) logSlow(ctx *fasthttp.RequestCtx, v *registry.Version, arm stri
 	switch {
 	case br.BatchRows > 0:
 		rest := max(took-br.Waited-br.Compute, 0)
-		fmt.Fprintf(&b, "%s in the queue, %s in a run of ", round(br.Waited), round(br.Compute))
-		if br.BatchRows == 1 {
-			b.WriteString("1 row (its own)")
-		} else if br.BatchRows == br.Rows {
-			fmt.Fprintf(&b, "%d rows (its own)", br.Rows)
-		} else {
-			fmt.Fprintf(&b, "%d rows (%d of them its own)", br.BatchRows, br.Rows)
+		fmt.Fprintf(&b, "%s in the queue, %s in ", round(br.Waited), round(br.Compute))
+		switch {
+		case br.FailedRows > 0:
+			// Its batch failed, and each of its requests ran alone.
+			fmt.Fprintf(&b, "a run of %d rows that failed, then its own of %d", br.FailedRows, br.Rows)
+		case br.BatchRows == 1:
+			b.WriteString("a run of 1 row (its own)")
+		case br.BatchRows == br.Rows:
+			fmt.Fprintf(&b, "a run of %d rows (its own)", br.Rows)
+		default:
+			fmt.Fprintf(&b, "a run of %d rows (%d of them its own)", br.BatchRows, br.Rows)
 		}
 		fmt.Fprintf(&b, ", %s decoding and answering", round(rest))
 	case br.Waited > 0:

@@ -87,7 +87,8 @@ func TestPortChecksAreNoHandshakeErrors(t *testing.T) {
 	for {
 		var text strings.Builder
 		s.set.WritePrometheus(&text) // the in-memory client speaks no TLS
-		var got float64 // every reason: a port check counted under any is wrong
+		// Every reason: a port check counted under any is wrong.
+		var got float64
 		for _, reason := range []string{"plain_http", "client_refused", "client_certificate", "other"} {
 			n, err := metricValue(text.String(), `infergate_tls_handshake_errors_total{reason="`+reason+`"}`)
 			if err != nil {
