@@ -87,6 +87,9 @@ type Node struct {
 	// health is the node's view of unreachable members (watchPeers,
 	// probePeers).
 	health peerHealth
+	// leaderView caches what the leader last said of the members'
+	// reachability (leaderUnreachable).
+	leaderView leaderView
 
 	// votersMu serializes fillVoters and guards unanswered.
 	votersMu sync.Mutex

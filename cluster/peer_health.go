@@ -239,8 +239,25 @@ func (n *Node) logSilence() {
 
 // leaderViewTimeout bounds a follower's question to its leader about
 // which members answer (leaderUnreachable): an admin read waits at most
-// this long for it before it gives its own view.
-const leaderViewTimeout = 500 * time.Millisecond
+// this long for it before it gives its own view. leaderViewTTL is how
+// long the answer, or the lack of one, serves the reads that follow, so
+// that a status page polled on every follower costs the leader one call
+// a second each, and a hung leader holds up one read a second, not all.
+const (
+	leaderViewTimeout = 500 * time.Millisecond
+	leaderViewTTL     = time.Second
+)
+
+// leaderView is a follower's cache of leaderUnreachable's answer.
+type leaderView struct {
+	// mu guards the fields, and is held while the leader is asked, so
+	// that reads at the same moment share one call.
+	mu     sync.Mutex
+	at     time.Time // when the answer came, or the call failed
+	leader string    // the leader it came from
+	silent map[string]int64
+	ok     bool
+}
 
 // leaderUnreachable asks the leader (GET /v1/cluster, marked forwarded so
 // that it answers from its own view) which members it lists unreachable,
@@ -249,12 +266,26 @@ const leaderViewTimeout = 500 * time.Millisecond
 // alone). A follower cannot tell a hung member from a live one: only the
 // leader hears from every member. ok is false where this node leads,
 // knows no leader, or the leader did not answer within
-// leaderViewTimeout: the caller then has its own view only.
+// leaderViewTimeout: the caller then has its own view only. An answer, or a
+// failed call, serves the calls of the next leaderViewTTL.
 func (n *Node) leaderUnreachable(ctx context.Context) (silent map[string]int64, ok bool) {
 	id, url := n.Leader()
 	if id == "" || id == n.cfg.NodeID || url == "" {
 		return nil, false
 	}
+	v := &n.leaderView
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.leader == id && time.Since(v.at) < leaderViewTTL {
+		return v.silent, v.ok
+	}
+	v.silent, v.ok = n.askLeaderUnreachable(ctx, url)
+	v.at, v.leader = time.Now(), id
+	return v.silent, v.ok
+}
+
+// askLeaderUnreachable is leaderUnreachable's call to the leader at url.
+func (n *Node) askLeaderUnreachable(ctx context.Context, url string) (silent map[string]int64, ok bool) {
 	ctx, cancel := context.WithTimeout(ctx, leaderViewTimeout)
 	defer cancel()
 	var out struct {

@@ -122,9 +122,11 @@ func TestFollowerGivesLeadersView(t *testing.T) {
 	}
 	// The leader's HTTP side, as gateway/admin.go serves it: another
 	// node's GET /v1/cluster (marked forwarded) gets the leader's own view.
+	var viewsAsked atomic.Int32
 	leaderHTTP := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/v1/cluster":
+			viewsAsked.Add(1)
 			if r.Header.Get(HeaderForwarded) == "" {
 				http.Error(w, "not forwarded", http.StatusBadRequest)
 				return
@@ -177,6 +179,7 @@ func TestFollowerGivesLeadersView(t *testing.T) {
 	if got := stateOn(t, other, victim.ID()); got != "follower" {
 		t.Fatalf("in the follower's own view %s is %q; want follower (it cannot know)", victim.ID(), got)
 	}
+	asked := time.Now()
 	_, members, err := other.MembersFromLeader(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -194,5 +197,9 @@ func TestFollowerGivesLeadersView(t *testing.T) {
 	}
 	if took := time.Since(start); took >= peerStatusTimeout*9/10 {
 		t.Errorf("a models listing through the follower took %s; want it to stop waiting for the hung member once the leader lists it unreachable, well before %s", took, peerStatusTimeout)
+	}
+	// The listing used the view the first call got (leaderViewTTL).
+	if n := viewsAsked.Load(); n != 1 && time.Since(asked) < leaderViewTTL {
+		t.Errorf("the follower asked the leader for its view %d times within a second; want once", n)
 	}
 }
