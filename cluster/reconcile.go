@@ -324,14 +324,16 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 	// change of the model or of the members (a new peer to fetch from)
 	// retries at once.
 	retry := sig + "|" + memberKey(st)
-	// The attempt was stamped once its work was done, after the tick that
-	// began it: the next tick, a retry interval on, must find the wait
-	// over (else the retries came every other tick, 10 s apart, where
-	// Retry-After and the README say 5; found by a reviewing helper).
+	// An attempt is stamped when it begins, which is some time after the
+	// tick that began it: the next tick, a retry interval on, must find
+	// the wait over, hence the slack (else the retries came every other
+	// tick, 10 s apart, where Retry-After and the README say 5; found by a
+	// reviewing helper).
 	if a, ok := r.failed[m.Name]; ok && a.key == retry && time.Since(a.at) < retryInterval*4/5 {
 		return
 	}
 	delete(r.failed, m.Name)
+	began := time.Now()
 	var present []int64
 	live := make(map[int64]bool)
 	stand := r.standIn(m)
@@ -389,7 +391,7 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 	r.mu.Unlock()
 	if len(present) == 0 {
 		if len(live) > 0 {
-			r.failed[m.Name] = attempt{key: retry, at: time.Now()}
+			r.failed[m.Name] = attempt{key: retry, at: began}
 		}
 		delete(r.served, m.Name)
 		r.dropNotLive(m, live)
@@ -498,7 +500,7 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 	if len(present) == len(live) && len(rotten) == 0 && r.loadedAsRecorded(m.Name) {
 		r.done[m.Name] = sig
 	} else {
-		r.failed[m.Name] = attempt{key: retry, at: time.Now()}
+		r.failed[m.Name] = attempt{key: retry, at: began}
 	}
 }
 
@@ -655,7 +657,7 @@ func (r *reconciler) dropRotten(m *fsm.Model, live map[int64]bool) map[int64]str
 // attempt is a reconcile of a model that left something not ready.
 type attempt struct {
 	key string // the model's signature and the members'
-	at  time.Time
+	at  time.Time // when it began
 }
 
 // memberKey sums up the members' addresses.
@@ -844,7 +846,9 @@ func (r *reconciler) startFetch(st *fsm.State, model string, v *fsm.Version) err
 	switch {
 	case p != nil && p.running:
 		return errFetching
-	case p != nil && time.Since(p.ended) < retryInterval && p.members == members:
+	case p != nil && time.Since(p.ended) < retryInterval*4/5 && p.members == members:
+		// The slack of reconcileModel's own wait: a pull ends between
+		// two ticks, and the next tick comes less than retryInterval after.
 		return &pullError{msg: fmt.Sprintf("cannot fetch model %q version %d (sha256:%s): %v", model, v.Number, v.SHA256, p.err), err: p.err}
 	}
 	running := 0
