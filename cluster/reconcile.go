@@ -656,7 +656,7 @@ func (r *reconciler) dropRotten(m *fsm.Model, live map[int64]bool) map[int64]str
 
 // attempt is a reconcile of a model that left something not ready.
 type attempt struct {
-	key string // the model's signature and the members'
+	key string    // the model's signature and the members'
 	at  time.Time // when it began
 }
 
