@@ -31,9 +31,15 @@ const (
 	HeaderFresh = "X-Infergate-Raft-Fresh"
 	// HeaderErrorKind tells the forwarding node which cluster error a 503
 	// is: "not-leader" (retry with the new leader), "no-leader" or
-	// "unknown-outcome".
+	// "unknown-outcome". On a 409 it tells a client a refusal that ends by
+	// itself from one a person must lift: KindStandsIn.
 	HeaderErrorKind = "X-Infergate-Error-Kind"
 )
+
+// KindStandsIn is the HeaderErrorKind of a retirement refused because a
+// node where production failed answers unversioned requests with the
+// version: once production is ready there, the retirement goes through.
+const KindStandsIn = "stands-in"
 
 // ErrorKind returns the HeaderErrorKind value for err, or "".
 func ErrorKind(err error) string {

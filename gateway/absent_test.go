@@ -133,6 +133,11 @@ func TestRetireRefusesToLeaveANodeWithout(t *testing.T) {
 		!strings.Contains(msg, "retire it anyway with ?force=true") {
 		t.Fatalf("retire: %s; want 409 naming n1 and ?force=true", r)
 	}
+	// A client (the trainer) tells this refusal, which ends by itself,
+	// from one a person must lift.
+	if k := r.header["X-Infergate-Error-Kind"]; k != "stands-in" {
+		t.Errorf("the refusal's X-Infergate-Error-Kind %q; want stands-in", k)
+	}
 	if r := s.do(t, "POST", "/v2/models/ctr/infer", body); r.code != 200 || r.header["X-Model-Version"] != "1" {
 		t.Fatalf("unversioned after the refused retirement: %s; want version 1 to answer still", r)
 	}

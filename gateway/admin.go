@@ -285,7 +285,7 @@ func (s *Server) retireVersion(cp *controlPlane, ctx *fasthttp.RequestCtx, name,
 	}
 	warnings := s.retireWarnings(cp, name, v)
 	if len(warnings) > 0 && !force {
-		return &httpError{code: fasthttp.StatusConflict, msg: fmt.Sprintf(
+		return &httpError{code: fasthttp.StatusConflict, kind: cluster.KindStandsIn, msg: fmt.Sprintf(
 			"retiring version %d of model %q would leave a node with no version for the model's unversioned requests: %s. Make production ready there first, or retire it anyway with ?force=true (infergate models retire --force)",
 			v, name, strings.Join(warnings, "; "))}
 	}

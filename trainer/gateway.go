@@ -164,7 +164,8 @@ func (g *Gateway) call(ctx context.Context, base, method, path string, ctype str
 		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 			msg += " (" + hint + ")"
 		}
-		return &HTTPError{Code: resp.StatusCode, Msg: fmt.Sprintf("%s %s%s: HTTP %d: %s", method, base, path, resp.StatusCode, msg)}
+		return &HTTPError{Code: resp.StatusCode, Kind: resp.Header.Get("X-Infergate-Error-Kind"),
+			Msg: fmt.Sprintf("%s %s%s: HTTP %d: %s", method, base, path, resp.StatusCode, msg)}
 	}
 	if out == nil {
 		return nil
@@ -210,6 +211,10 @@ func (g *Gateway) any(ctx context.Context, method, path, ctype string, body []by
 type HTTPError struct {
 	Code int
 	Msg  string
+	// Kind is the answer's X-Infergate-Error-Kind: on a 409, "stands-in"
+	// is a retirement that a node where production failed holds up for
+	// now (cluster.KindStandsIn; the trainer imports no server code).
+	Kind string
 }
 
 func (e *HTTPError) Error() string { return e.Msg }

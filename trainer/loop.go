@@ -922,10 +922,11 @@ func canaryRuns(model string, v int64, experiment string) runCounter {
 // retireOld retires the versions the loop promoted beyond KeepVersions:
 // production stays (whoever promoted it), and the KeepVersions-1 newest
 // others, the one production replaced among them for "infergate models
-// rollback". A version the cluster refuses to retire (an alias, an arm or
-// a shadow of a person's points to it, or a node where production failed
-// still answers its unversioned requests with it) is left to them, and so
-// is one that is gone.
+// rollback". A version the cluster refuses to retire because an alias, an
+// arm or a shadow of a person's points to it is left to them, and so is
+// one that is gone; one that a node where production failed still
+// answers unversioned requests with is tried again at every step until
+// production is ready there.
 func (l *Loop) retireOld(ctx context.Context, m *ModelState) error {
 	keep := l.cfg.KeepVersions
 	if keep == 0 || len(l.state.Promoted) < keep {
@@ -947,7 +948,14 @@ func (l *Loop) retireOld(ctx context.Context, m *ModelState) error {
 	for _, v := range old {
 		action, why := "retire", fmt.Sprintf("the trainer keeps the %d newest versions it promoted (--keep-versions)", keep)
 		err := l.cfg.Gateway.Retire(ctx, l.cfg.Model, v)
+		var he *HTTPError
 		switch {
+		case errors.As(err, &he) && he.Code == http.StatusConflict && he.Kind == "stands-in":
+			// A node where production failed answers with it: that ends
+			// once production is ready there, so it stays on the list.
+			l.note("retire-wait", strconv.FormatInt(v, 10), notePeriod,
+				"trainer: %s version %d is not retired yet, tried again at every step: %v", l.cfg.Model, v, err)
+			continue
 		case isStatus(err, http.StatusConflict):
 			action, why = "leave", fmt.Sprintf("not retired, the cluster keeps it: %v", err)
 		case isStatus(err, http.StatusNotFound):

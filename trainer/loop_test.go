@@ -45,8 +45,10 @@ type fakeGateway struct {
 	log        []byte
 	writes     []string
 	// refuse answers the next write named so 503, conflict 409 (and
-	// records it).
-	refuse, conflict string
+	// records it); standsIn answers every write named so 409 with the
+	// stands-in kind, as a retire refused for a node where production
+	// failed.
+	refuse, conflict, standsIn string
 }
 
 func (f *fakeGateway) append(e *trafficlog.Event) {
@@ -70,6 +72,11 @@ func (f *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.conflict = ""
 		f.writes = append(f.writes, name+" (conflict)")
 		http.Error(w, `{"error":"conflict: aliases point to it"}`, 409)
+		return
+	} else if name == f.standsIn {
+		f.writes = append(f.writes, name+" (stands in)")
+		w.Header().Set("X-Infergate-Error-Kind", "stands-in")
+		http.Error(w, `{"error":"retiring version 3 of model \"ctr\" would leave a node with no version for the model's unversioned requests"}`, 409)
 		return
 	}
 	switch p := r.URL.Path; {
@@ -676,4 +683,48 @@ func TestLoopRetiresOldPromotions(t *testing.T) {
 	if _, err := NewLoop(t.Context(), w.cfg); err == nil || !strings.Contains(err.Error(), "keep versions 1") {
 		t.Fatalf("KeepVersions 1: %v", err)
 	}
+}
+
+// TestLoopRetiresAfterAStandIn: a retirement the cluster refuses because
+// a node where production failed still answers with the version ends by
+// itself once production is ready there: the loop keeps the version on
+// its list and retires it at a later step, saying once meanwhile why it
+// waits (found by a reviewing helper: it dropped the version for good,
+// as it does one a person's alias holds).
+func TestLoopRetiresAfterAStandIn(t *testing.T) {
+	w := newLoopWorld(t)
+	w.f.versions, w.f.production = []int64{1, 2, 3, 4}, 4
+	var logs []string
+	w.cfg.Logf = func(format string, args ...any) { logs = append(logs, fmt.Sprintf(format, args...)) }
+	l := w.loop()
+	l.state.Promoted = []int64{2, 3, 4}
+	w.f.standsIn = "DELETE /versions/2"
+	w.step(l)
+	w.step(l)
+	w.wantWrites("DELETE /versions/2 (stands in)", "DELETE /versions/2 (stands in)")
+	if p := l.State().Promoted; !slices.Equal(p, []int64{2, 3, 4}) {
+		t.Fatalf("promoted %v after the refusals; want [2 3 4]: version 2 is tried again", p)
+	}
+	if n := countContaining(logs, "version 2 is not retired yet"); n != 1 {
+		t.Errorf("%d lines saying version 2 waits; want 1 (a note, not one a step):\n%s", n, strings.Join(logs, "\n"))
+	}
+	w.f.mu.Lock()
+	w.f.standsIn = "" // production is ready on that node now
+	w.f.mu.Unlock()
+	w.step(l)
+	w.wantWrites("DELETE /versions/2")
+	w.wantLast("retire", 2, "keeps the 2 newest versions it promoted")
+	if p := l.State().Promoted; !slices.Equal(p, []int64{3, 4}) {
+		t.Fatalf("promoted %v; want [3 4]", p)
+	}
+}
+
+func countContaining(lines []string, sub string) int {
+	n := 0
+	for _, l := range lines {
+		if strings.Contains(l, sub) {
+			n++
+		}
+	}
+	return n
 }
