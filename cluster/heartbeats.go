@@ -88,3 +88,11 @@ func (h *heartbeats) reset() {
 	clear(h.peers)
 	h.mu.Unlock()
 }
+
+// forget drops member id's record: it was removed, and if it joins again
+// under the same id its silence counts from its first AppendEntries then.
+func (h *heartbeats) forget(id raft.ServerID) {
+	h.mu.Lock()
+	delete(h.peers, id)
+	h.mu.Unlock()
+}

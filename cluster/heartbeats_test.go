@@ -42,7 +42,8 @@ func (t *hangingTransport) AppendEntries(id raft.ServerID, target raft.ServerAdd
 // A member that stops answering heartbeats is silent from its last
 // answer on, while the call to it still waits (a stopped process, a
 // network that drops packets), not only once the call fails; an answer
-// ends it, a failed call does not, and a reset forgets it.
+// ends it, a failed call does not, and a reset forgets it, as does
+// forget (a member removed).
 func TestHeartbeatsSilentFor(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		inner := &hangingTransport{}
@@ -105,6 +106,15 @@ func TestHeartbeatsSilentFor(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
+		silent(0)
+
+		// A removed member is forgotten: were it to join again under its
+		// id, hours later, it would not read as silent all that while.
+		time.Sleep(time.Hour)
+		if got := h.silentFor("b", time.Now()); got != time.Hour {
+			t.Fatalf("before forget: silent %s; want 1h", got)
+		}
+		h.forget("b")
 		silent(0)
 	})
 }

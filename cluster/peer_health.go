@@ -126,6 +126,9 @@ func (n *Node) watchPeers() {
 			case raft.PeerObservation:
 				if d.Removed {
 					delete(h.lost, d.Peer.ID)
+					if n.beats != nil {
+						n.beats.forget(d.Peer.ID)
+					}
 				}
 			case raft.LeaderObservation:
 				// A new term: heartbeats start over, from another leader

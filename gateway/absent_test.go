@@ -151,6 +151,9 @@ func TestRetireRefusesToLeaveANodeWithout(t *testing.T) {
 		!strings.Contains(ans.Warnings[0], `the node answers model "ctr"'s unversioned requests 503 until production is ready there`) {
 		t.Fatalf("forced retire: %s; want 200 warning that n1 is left without a version", r)
 	}
+	if !strings.Contains(s.log.String(), `forced the retirement of model "ctr" version 1 past its refusal: node n1: production version 2 failed there`) {
+		t.Errorf("the audit does not say the retirement was forced:\n%s", s.log.String())
+	}
 	testenv.CheckFor(t, 10*time.Second, func() error {
 		r := s.do(t, "POST", "/v2/models/ctr/infer", body)
 		if msg, _ := errorMessage(r.body); r.code != 503 || !strings.Contains(msg, `model "ctr" version 2, which unversioned requests get, is not ready on this node: it failed here`) {

@@ -293,6 +293,8 @@ func (s *Server) retireVersion(cp *controlPlane, ctx *fasthttp.RequestCtx, name,
 		ans := map[string]any{"model": name, "version": v, "stage": fsm.StageRetired}
 		if len(warnings) > 0 {
 			ans["warnings"] = warnings
+			// The audit says the refusal was overridden, and what it said.
+			s.audit(ctx, "forced the retirement of model %q version %d past its refusal: %s", name, v, strings.Join(warnings, "; "))
 		}
 		return ans
 	})
