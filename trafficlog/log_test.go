@@ -461,3 +461,45 @@ func TestSyncDurationHasLEBuckets(t *testing.T) {
 		t.Fatalf("one sync, not counted:\n%s", out)
 	}
 }
+
+// A damaged record says the way past it: where the next segment begins.
+// A read from there goes on.
+func TestDamagedRecordNamesTheNextSegment(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	cfg.SegmentBytes = 64 << 10
+	cfg.MaxRecordBytes = 16 << 10
+	l := open(t, cfg)
+	big := make([]float32, 2000) // about 8 KB a record
+	for i := range 20 {
+		e := prediction(i)
+		e.Inputs = []oip.Tensor{fp32("features", []int64{1, 2000}, big...)}
+		if err := l.AppendSync(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.mu.Lock()
+	segs := append([]segment(nil), l.segs...)
+	l.mu.Unlock()
+	if len(segs) < 2 {
+		t.Fatalf("%d segments; want 2 or more", len(segs))
+	}
+	f, err := os.OpenFile(filepath.Join(dir, segName(segs[0].base)), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0xff, 0xff}, 12000); err != nil { // inside the second record
+		t.Fatal(err)
+	}
+	f.Close()
+	n := 0
+	_, err = l.Read(segs[0].base, 1<<30, func(int64, []byte) bool { n++; return true })
+	want := fmt.Sprintf("read from position %d, where the next segment begins, to skip the rest of %s", segs[1].base, segName(segs[0].base))
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), want) || n != 1 {
+		t.Fatalf("a read over the damage: %d records, %v; want 1 record, then an error saying %q", n, err, want)
+	}
+	n = 0
+	if _, err := l.Read(segs[1].base, 1<<30, func(int64, []byte) bool { n++; return true }); err != nil || n == 0 {
+		t.Fatalf("a read from the next segment: %d records, %v; want some, and no error", n, err)
+	}
+}

@@ -18,7 +18,10 @@ import (
 // Read goes on. from must be the position of a record, or the end: one
 // before the first record (deleted to keep the log in its budget) or
 // after the end gives a *PositionError, and one inside a record an error
-// wrapping ErrCorrupt.
+// wrapping ErrCorrupt. A record damaged on disk gives an error wrapping
+// ErrCorrupt too, with its position, after the whole records before it
+// were passed; the error names where the next segment begins, the way
+// past it.
 func (l *Log) Read(from int64, maxBytes int, fn func(pos int64, rec []byte) bool) (int64, error) {
 	l.mu.Lock()
 	segs := append([]segment(nil), l.segs...)
@@ -71,12 +74,16 @@ func (l *Log) Read(from int64, maxBytes int, fn func(pos int64, rec []byte) bool
 					default:
 						return pos, err
 					}
+					// The way past a damaged record: the next segment.
+					skip := ""
+					if i+1 < len(segs) && segs[i+1].base <= end {
+						skip = fmt.Sprintf("; if the log is damaged there, read from position %d, where the next segment begins, to skip the rest of %s", segs[i+1].base, segName(s.base))
+					}
 					if pos == from {
 						// Most often a position that is not a record's.
-						return pos, fmt.Errorf("%w at position %d, or no record starts there (%s): read from a record's position, or from the first or next position a read gives", ErrCorrupt, pos, detail)
+						return pos, fmt.Errorf("%w at position %d, or no record starts there (%s): read from a record's position, or from the first or next position a read gives%s", ErrCorrupt, pos, detail, skip)
 					}
-					err = fmt.Errorf("%w at position %d, after a whole one (%s)", ErrCorrupt, pos, detail)
-					return pos, err
+					return pos, fmt.Errorf("%w at position %d, after a whole one (%s)%s", ErrCorrupt, pos, detail, skip)
 				}
 				buf = rec[:0]
 				if passed > 0 && passed+len(rec) > maxBytes {
