@@ -8,10 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
-	"github.com/infergate/infergate/gateway"
 	"github.com/infergate/infergate/trafficlog"
 )
 
@@ -21,18 +19,8 @@ import (
 // reviewing helper: the read answered 400 and dropped the whole records,
 // and a reader such as the trainer tried the same read for ever).
 func TestTrafficReadStopsAtDamage(t *testing.T) {
-	tc := trafficlog.DefaultConfig()
-	tc.Dir = t.TempDir()
-	tc.SyncInterval = 10 * time.Millisecond
-	tc.Logf = t.Logf
-	tc.Metrics = metrics.NewSet()
-	tl, err := trafficlog.Open(tc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tl.Close() })
-	cfg := gateway.DefaultConfig()
-	cfg.TrafficLog, cfg.TrafficPercent = tl, 100
+	dir := t.TempDir()
+	cfg, tl, _ := trafficConfigIn(t, dir, 100)
 	s := startServer(t, serverOptions{cfg: cfg, files: map[string][]byte{"ctr/1": ctrONNX()}})
 	var events []*trafficlog.Event
 	for i := range 3 {
@@ -43,7 +31,7 @@ func TestTrafficReadStopsAtDamage(t *testing.T) {
 		t.Fatal(err)
 	}
 	one := len(trafficlog.AppendRecord(nil, events[0]))
-	segs, err := filepath.Glob(filepath.Join(tc.Dir, "*"))
+	segs, err := filepath.Glob(filepath.Join(dir, "*"))
 	if err != nil || len(segs) != 1 {
 		t.Fatalf("segments %v, %v; want one", segs, err)
 	}

@@ -24,8 +24,14 @@ import (
 // closes when the test ends, after a server started later has shut down.
 func trafficConfig(t *testing.T, percent float64) (gateway.Config, *trafficlog.Log, *metrics.Set) {
 	t.Helper()
+	return trafficConfigIn(t, t.TempDir(), percent)
+}
+
+// trafficConfigIn is trafficConfig with the traffic log in dir.
+func trafficConfigIn(t *testing.T, dir string, percent float64) (gateway.Config, *trafficlog.Log, *metrics.Set) {
+	t.Helper()
 	tc := trafficlog.DefaultConfig()
-	tc.Dir = t.TempDir()
+	tc.Dir = dir
 	tc.SyncInterval = 10 * time.Millisecond
 	tc.Logf = t.Logf
 	tc.Metrics = metrics.NewSet()
