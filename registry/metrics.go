@@ -101,6 +101,9 @@ type VersionMetrics struct {
 	batches sync.Map
 
 	names []string
+	// triton holds the series under Triton's names (addTritonSeries),
+	// which writeTritonMetrics writes; nil without Config.TritonMetrics.
+	triton []tritonSeries
 }
 
 // durationStat is a count of events and their total duration. The zero

@@ -174,6 +174,9 @@ func New(cfg Config) (*Repository, error) {
 	if r.logf == nil {
 		r.logf = log.Printf
 	}
+	if cfg.TritonMetrics {
+		cfg.Metrics.RegisterMetricsWriter(r.writeTritonMetrics)
+	}
 	r.loads = cfg.Metrics.NewCounter(`infergate_model_load_total{result="success"}`)
 	r.loadFailures = cfg.Metrics.NewCounter(`infergate_model_load_total{result="failure"}`)
 	r.loadDuration = cfg.Metrics.NewPrometheusHistogramExt(`infergate_model_load_duration_seconds`, loadBuckets)
@@ -756,7 +759,7 @@ func (r *Repository) takeMetrics(model string, n int64, label string) *VersionMe
 			current(func(v *Version) int { return v.Batcher.QueueLen() }),
 			current(func(v *Version) int { return v.Batcher.Config().MaxQueueSize }))
 		if r.cfg.TritonMetrics {
-			vm.registerTritonMetrics(r.cfg.Metrics, fmt.Sprintf(`model=%q,version=%q`, model, label), current(func(v *Version) int { return v.Batcher.QueueLen() }))
+			vm.addTritonSeries(fmt.Sprintf(`model=%q,version=%q`, model, label), current(func(v *Version) int { return v.Batcher.QueueLen() }))
 		}
 		e = &vmEntry{vm: vm}
 		r.vmetrics[key] = e

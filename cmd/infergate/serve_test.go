@@ -532,6 +532,11 @@ input [ { name: "features", data_type: TYPE_FP32, format: FORMAT_NCHW, dims: [ 2
 	f("/v2/models/ctr/config", `"input":[{"name":"features","data_type":"TYPE_FP32","dims":[64]}]`)
 	f("/metrics", `nv_inference_request_success{model="ctr",version="1"} 1`)
 	f("/metrics", `nv_inference_count{model="ctr",version="1"} 5`)
+	// Typed as Triton types them: a collector that converts by type (to
+	// OpenTelemetry's monotonic sums) reads them as it reads Triton's.
+	f("/metrics", "# TYPE nv_inference_request_success counter\nnv_inference_request_success{")
+	f("/metrics", "# TYPE nv_inference_pending_request_count gauge\nnv_inference_pending_request_count{")
+	f("/metrics", "# TYPE nv_cache_miss_duration_per_model counter\n")
 	code, out, _ := s.do(t, "POST", "/v2/repository/index", nil, nil)
 	if code != 200 || !strings.Contains(string(out), `config.pbtxt line 4: input[0].format is \"FORMAT_NCHW\"`) {
 		t.Fatalf("index: %d %s; want ranker refused, naming config.pbtxt line 4", code, out)
