@@ -348,6 +348,13 @@ func (s *Server) readTraffic(ctx *fasthttp.RequestCtx) error {
 		// damaged one, and a read from there says what is wrong.
 		s.logf("traffic log: %v", err)
 	case errors.Is(err, trafficlog.ErrCorrupt):
+		// A reader that reads from the positions reads give knows it is
+		// damage, and may skip to the next segment.
+		h := &ctx.Response.Header
+		h.Set("X-Traffic-Damaged", strconv.FormatInt(next, 10))
+		if skip, ok := l.SegmentAfter(next); ok {
+			h.Set("X-Traffic-Skip", strconv.FormatInt(skip, 10))
+		}
 		return badRequest("%s", err)
 	case err != nil:
 		return internal(err)

@@ -51,6 +51,12 @@ func TestTrafficReadStopsAtDamage(t *testing.T) {
 	if !strings.Contains(s.log.String(), "traffic log: damaged traffic log record at position "+strconv.Itoa(2*one)+", after a whole one") {
 		t.Errorf("the server did not log the damage:\n%s", s.log.String())
 	}
-	checkError(t, s.do(t, "GET", "/v1/traffic?from="+strconv.Itoa(2*one), nil), fasthttp.StatusBadRequest,
+	r = s.do(t, "GET", "/v1/traffic?from="+strconv.Itoa(2*one), nil)
+	checkError(t, r, fasthttp.StatusBadRequest,
 		"damaged traffic log record at position "+strconv.Itoa(2*one)+", or no record starts there (checksum mismatch)")
+	// Where, for a reader (the trainer) that knows the position is a
+	// record's; with one segment, no way past it yet.
+	if d, skip := r.header["X-Traffic-Damaged"], r.header["X-Traffic-Skip"]; d != strconv.Itoa(2*one) || skip != "" {
+		t.Errorf("X-Traffic-Damaged %q, X-Traffic-Skip %q; want %d and none", d, skip, 2*one)
+	}
 }

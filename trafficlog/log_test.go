@@ -498,6 +498,12 @@ func TestDamagedRecordNamesTheNextSegment(t *testing.T) {
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), want) || n != 1 {
 		t.Fatalf("a read over the damage: %d records, %v; want 1 record, then an error saying %q", n, err, want)
 	}
+	if next, ok := l.SegmentAfter(segs[0].base + 12000); !ok || next != segs[1].base {
+		t.Errorf("SegmentAfter(the damage) = %d, %v; want %d, true", next, ok, segs[1].base)
+	}
+	if _, ok := l.SegmentAfter(segs[len(segs)-1].base); ok {
+		t.Error("SegmentAfter(a position of the last segment) found one")
+	}
 	n = 0
 	if _, err := l.Read(segs[1].base, 1<<30, func(int64, []byte) bool { n++; return true }); err != nil || n == 0 {
 		t.Fatalf("a read from the next segment: %d records, %v; want some, and no error", n, err)

@@ -122,3 +122,20 @@ func (l *Log) forgetMissing(base int64) {
 	}
 	l.segs = keep
 }
+
+// SegmentAfter returns where the segment after the one holding position
+// pos begins, the way past a damaged record there; ok is false when that
+// segment is the last (the one written now) or pos is not in the log.
+func (l *Log) SegmentAfter(pos int64) (next int64, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, s := range l.segs {
+		if s.base > pos {
+			if i == 0 {
+				return 0, false
+			}
+			return s.base, s.base <= l.synced
+		}
+	}
+	return 0, false
+}

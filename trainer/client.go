@@ -51,7 +51,13 @@ func ReadTraffic(ctx context.Context, hc *http.Client, base, token string, from 
 			return pos, fmt.Errorf("cannot read the traffic log of %s: %w", base, err)
 		}
 		if resp.StatusCode != http.StatusOK {
-			return pos, &HTTPError{Code: resp.StatusCode, Msg: fmt.Sprintf("the traffic log of %s: HTTP %d: %s", base, resp.StatusCode, oip.ErrorMessage(body))}
+			msg := fmt.Sprintf("the traffic log of %s: HTTP %d: %s", base, resp.StatusCode, oip.ErrorMessage(body))
+			if at, err := strconv.ParseInt(resp.Header.Get("X-Traffic-Damaged"), 10, 64); err == nil {
+				de := &DamagedError{Node: base, At: at, Msg: msg}
+				de.Skip, _ = strconv.ParseInt(resp.Header.Get("X-Traffic-Skip"), 10, 64)
+				return pos, de
+			}
+			return pos, &HTTPError{Code: resp.StatusCode, Msg: msg}
 		}
 		next, err1 := strconv.ParseInt(resp.Header.Get("X-Traffic-Next"), 10, 64)
 		end, err2 := strconv.ParseInt(resp.Header.Get("X-Traffic-End"), 10, 64)
@@ -72,6 +78,18 @@ func ReadTraffic(ctx context.Context, hc *http.Client, base, token string, from 
 		}
 	}
 }
+
+// DamagedError is a node's traffic log that cannot be read at position
+// At, a position an earlier read gave (so a record's): a record damaged on
+// disk. Skip, when above 0, is where its next segment begins, the way
+// past it; without one, the damage is in the segment written now.
+type DamagedError struct {
+	Node     string
+	At, Skip int64
+	Msg      string
+}
+
+func (e *DamagedError) Error() string { return e.Msg }
 
 // Source is where traffic is read from: each Read calls fn with the
 // events that came since the last (fn's event is valid only during the
@@ -120,7 +138,14 @@ func (n *NodeLogs) Read(ctx context.Context, fn func(*trafficlog.Event)) error {
 	var errs []error
 	for i, node := range n.g.Nodes {
 		next, err := ReadTraffic(ctx, hc, node, n.g.Token, n.pos[i], fn)
+		var de *DamagedError
 		switch {
+		case errors.As(err, &de) && de.Skip > de.At:
+			n.logf("trainer: %v; skipping to position %d, where that log's next segment begins: the records between are lost to training", err, de.Skip)
+			next, err = ReadTraffic(ctx, hc, node, n.g.Token, de.Skip, fn)
+		case errors.As(err, &de):
+			// No way past it until the node starts another segment: left
+			// for the next Read, not read again from the oldest record.
 		case isStatus(err, http.StatusGone):
 			// Retention deleted what was next: go on from the oldest.
 			n.logf("trainer: %v; reading on from the oldest record", err)
