@@ -269,8 +269,8 @@ type leaderView struct {
 // alone). A follower cannot tell a hung member from a live one: only the
 // leader hears from every member. ok is false where this node leads,
 // knows no leader, or the leader did not answer within
-// leaderViewTimeout: the caller then has its own view only. An answer, or a
-// failed call, serves the calls of the next leaderViewTTL.
+// leaderViewTimeout: the caller then has its own view only. An answer,
+// or a failed call, serves the calls of the next leaderViewTTL.
 func (n *Node) leaderUnreachable(ctx context.Context) (silent map[string]int64, ok bool) {
 	id, url := n.Leader()
 	if id == "" || id == n.cfg.NodeID || url == "" {
