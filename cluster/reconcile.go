@@ -145,8 +145,13 @@ func (r *reconciler) loop() {
 			return
 		case <-r.n.fsm.Changed():
 		case <-r.kick:
-			// A pull ended: what waited for it goes again now.
+			// A pull ended: what waited for it goes again now, and what
+			// fails now (the pull, say) is tried again a retry interval
+			// on, not at a tick that comes sooner and finds its wait not
+			// over (then the retries came 10 s apart where Retry-After
+			// and the README say 5; found by a reviewing helper).
 			clear(r.failed)
+			t.Reset(retryInterval)
 		case <-t.C:
 			// Now and then check everything again: a file or blob
 			// removed behind the node's back is put back.
