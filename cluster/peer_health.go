@@ -245,7 +245,8 @@ func (n *Node) logSilence() {
 // this long for it before it gives its own view. leaderViewTTL is how
 // long the answer, or the lack of one, serves the reads that follow, so
 // that a status page polled on every follower costs the leader one call
-// a second each, and a hung leader holds up one read a second, not all.
+// a second each, and a hung leader holds reads up for half a second in
+// each second at most (those that come during the call wait for it).
 const (
 	leaderViewTimeout = 500 * time.Millisecond
 	leaderViewTTL     = time.Second
@@ -289,7 +290,9 @@ func (n *Node) leaderUnreachable(ctx context.Context) (silent map[string]int64, 
 
 // askLeaderUnreachable is leaderUnreachable's call to the leader at url.
 func (n *Node) askLeaderUnreachable(ctx context.Context, url string) (silent map[string]int64, ok bool) {
-	ctx, cancel := context.WithTimeout(ctx, leaderViewTimeout)
+	// The answer serves other reads too (leaderView): one that gives up
+	// must not cut it short for them.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaderViewTimeout)
 	defer cancel()
 	var out struct {
 		Members []Member `json:"members"`

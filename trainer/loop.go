@@ -953,7 +953,7 @@ func (l *Loop) retireOld(ctx context.Context, m *ModelState) error {
 		case errors.As(err, &he) && he.Code == http.StatusConflict && he.Kind == "stands-in":
 			// A node where production failed answers with it: that ends
 			// once production is ready there, so it stays on the list.
-			l.note("retire-wait", strconv.FormatInt(v, 10), notePeriod,
+			l.note("retire-wait/"+strconv.FormatInt(v, 10), "", notePeriod,
 				"trainer: %s version %d is not retired yet, tried again at every step: %v", l.cfg.Model, v, err)
 			continue
 		case isStatus(err, http.StatusConflict):
