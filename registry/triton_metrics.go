@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"slices"
@@ -117,7 +118,7 @@ func (r *Repository) writeTritonMetrics(w io.Writer) {
 	r.mu.Unlock()
 	// Read outside the lock: a value may look the version up.
 	slices.SortFunc(all, func(a, b tritonSeries) int { return strings.Compare(a.labels, b.labels) })
-	var b []byte
+	var b bytes.Buffer
 	for _, f := range tritonFamilies {
 		first := true
 		for _, s := range all {
@@ -126,19 +127,10 @@ func (r *Repository) writeTritonMetrics(w io.Writer) {
 			}
 			if first {
 				first = false
-				if len(b) > 0 {
-					w.Write(b)
-					b = b[:0]
-				}
-				metrics.WriteMetadataIfNeeded(w, f.name, f.typ)
+				metrics.WriteMetadataIfNeeded(&b, f.name, f.typ)
 			}
-			b = append(b, f.name...)
-			b = append(b, '{')
-			b = append(b, s.labels...)
-			b = append(b, "} "...)
-			b = strconv.AppendFloat(b, s.value(), 'g', -1, 64)
-			b = append(b, '\n')
+			fmt.Fprintf(&b, "%s{%s} %s\n", f.name, s.labels, strconv.FormatFloat(s.value(), 'g', -1, 64))
 		}
 	}
-	w.Write(b)
+	w.Write(b.Bytes())
 }

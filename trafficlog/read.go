@@ -74,10 +74,9 @@ func (l *Log) Read(from int64, maxBytes int, fn func(pos int64, rec []byte) bool
 					default:
 						return pos, err
 					}
-					// The way past a damaged record: the next segment.
 					skip := ""
-					if i+1 < len(segs) && segs[i+1].base <= end {
-						skip = fmt.Sprintf("; if the log is damaged there, read from position %d, where the next segment begins, to skip the rest of %s", segs[i+1].base, segName(s.base))
+					if next, ok := segmentAfter(segs, pos, end); ok {
+						skip = fmt.Sprintf("; if the log is damaged there, read from position %d, where the next segment begins, to skip the rest of %s", next, segName(s.base))
 					}
 					if pos == from {
 						// Most often a position that is not a record's.
@@ -129,12 +128,15 @@ func (l *Log) forgetMissing(base int64) {
 func (l *Log) SegmentAfter(pos int64) (next int64, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for i, s := range l.segs {
+	return segmentAfter(l.segs, pos, l.synced)
+}
+
+// segmentAfter is SegmentAfter over segs, of a log whose readable end is
+// end: the way past a damaged record at pos.
+func segmentAfter(segs []segment, pos, end int64) (next int64, ok bool) {
+	for i, s := range segs {
 		if s.base > pos {
-			if i == 0 {
-				return 0, false
-			}
-			return s.base, s.base <= l.synced
+			return s.base, i > 0 && s.base <= end
 		}
 	}
 	return 0, false

@@ -53,7 +53,7 @@ func ReadTraffic(ctx context.Context, hc *http.Client, base, token string, from 
 		if resp.StatusCode != http.StatusOK {
 			msg := fmt.Sprintf("the traffic log of %s: HTTP %d: %s", base, resp.StatusCode, oip.ErrorMessage(body))
 			if at, err := strconv.ParseInt(resp.Header.Get("X-Traffic-Damaged"), 10, 64); err == nil {
-				de := &DamagedError{Node: base, At: at, Msg: msg}
+				de := &DamagedError{At: at, Msg: msg}
 				de.Skip, _ = strconv.ParseInt(resp.Header.Get("X-Traffic-Skip"), 10, 64)
 				return pos, de
 			}
@@ -84,9 +84,8 @@ func ReadTraffic(ctx context.Context, hc *http.Client, base, token string, from 
 // disk. Skip, when above 0, is where its next segment begins, the way
 // past it; without one, the damage is in the segment written now.
 type DamagedError struct {
-	Node     string
 	At, Skip int64
-	Msg      string
+	Msg      string // names the node
 }
 
 func (e *DamagedError) Error() string { return e.Msg }
