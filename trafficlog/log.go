@@ -2,6 +2,7 @@ package trafficlog
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -142,6 +143,8 @@ type pending struct {
 // for concurrent use; one goroutine of its own writes the files.
 type Log struct {
 	cfg Config
+	// id is the log's identity (ID); set by Open.
+	id string
 
 	queue  chan *pending
 	queued atomic.Int64 // bytes in queue
@@ -178,6 +181,12 @@ type Log struct {
 	// (UnixNano; at most one line a minute, by whoever moves it on).
 	loggedLow atomic.Int64
 
+	// rotateBase is the base of a segment a read found damaged while it
+	// was the one written (-1: none), and kick wakes the writer to start
+	// the next one, the way past the damage.
+	rotateBase atomic.Int64
+	kick       chan struct{}
+
 	// beforeBatch, when set (by tests, before the first Append), runs on
 	// the writer before each batch.
 	beforeBatch func()
@@ -199,7 +208,8 @@ func Open(cfg Config) (*Log, error) {
 	if err := durable.MakeDirs(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("cannot create the traffic log directory: %w", err)
 	}
-	l := &Log{cfg: cfg, queue: make(chan *pending, queueSlots), stop: make(chan struct{}), done: make(chan struct{})}
+	l := &Log{cfg: cfg, queue: make(chan *pending, queueSlots), stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1)}
+	l.rotateBase.Store(-1)
 	if err := l.recover(); err != nil {
 		return nil, err
 	}
@@ -212,8 +222,10 @@ func Open(cfg Config) (*Log, error) {
 	return l, nil
 }
 
-// recover lists the segments, checks the last one record by record and
-// cuts off what follows its last whole record, and opens it for writing.
+// recover lists the segments, checks the last one record by record, and
+// opens it for writing: a torn end (a crash in the middle of a write) is
+// cut off, and a damaged record with bytes after it leaves the segment as
+// it is and the log going on in a new one past its end.
 func (l *Log) recover() error {
 	entries, err := os.ReadDir(l.cfg.Dir)
 	if err != nil {
@@ -234,7 +246,12 @@ func (l *Log) recover() error {
 		}
 		l.segs = append(l.segs, segment{base: base, size: info.Size()})
 	}
-	slices.SortFunc(l.segs, func(a, b segment) int { return int(a.base - b.base) })
+	slices.SortFunc(l.segs, func(a, b segment) int { return cmp.Compare(a.base, b.base) })
+	// A directory without segments holds a new log, whatever identity
+	// file was left in it: its positions start over.
+	if l.id, err = loadID(l.cfg.Dir, len(l.segs) == 0, l.cfg.Logf); err != nil {
+		return err
+	}
 	if len(l.segs) == 0 {
 		l.segs = []segment{{}}
 	}
@@ -244,16 +261,33 @@ func (l *Log) recover() error {
 	if err != nil {
 		return fmt.Errorf("cannot open traffic log segment: %w", err)
 	}
-	valid, err := validPrefix(f)
+	valid, damaged, err := validPrefix(f)
 	if err != nil {
 		f.Close()
 		return err
 	}
-	if valid < last.size {
-		l.cfg.Logf("traffic log: cut off the last %d bytes of %s, a record a crash left unfinished or damaged", last.size-valid, path)
+	if damaged {
+		// Synced records may follow the damage, and readers may have read
+		// them: cutting it off would lose them and give their positions
+		// to other records. The segment stays as it is, sealed (reads
+		// stop at the damage and name the way past it), and the log goes
+		// on in a new segment at its end.
+		f.Close()
+		end := last.base + last.size
+		l.cfg.Logf("traffic log: %s is damaged %d bytes in (position %d), with %d bytes after the damage; it is kept as it is, and the log goes on in a new segment at position %d (reads stop at the damage, and skip to there)",
+			path, valid, last.base+valid, last.size-valid, end)
+		l.segs = append(l.segs, segment{base: end})
+		last = &l.segs[len(l.segs)-1]
+		path = filepath.Join(l.cfg.Dir, segName(end))
+		if f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
+			return fmt.Errorf("cannot start a traffic log segment past the damaged one: %w", err)
+		}
+		valid = 0
+	} else if valid < last.size {
+		l.cfg.Logf("traffic log: cut off the last %d bytes of %s, a record a crash left unfinished", last.size-valid, path)
 		if err := f.Truncate(valid); err != nil {
 			f.Close()
-			return fmt.Errorf("cannot cut the damaged end off %s: %w", path, err)
+			return fmt.Errorf("cannot cut the torn end off %s: %w", path, err)
 		}
 	}
 	if err := f.Sync(); err != nil {
@@ -278,30 +312,62 @@ func (l *Log) recover() error {
 }
 
 // validPrefix returns the length of the whole, intact records at the start
-// of f.
-func validPrefix(f *os.File) (int64, error) {
+// of f, and whether what follows them is damage rather than a torn end: a
+// torn end is one record that ends where the file does, or runs past it,
+// or zeros to the end (a crash can leave a file longer than the data
+// that reached it). Damage is a bad record with more bytes after it.
+func validPrefix(f *os.File) (valid int64, damaged bool, err error) {
 	info, err := f.Stat()
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	r := bufio.NewReaderSize(f, 1<<20)
 	var off int64
 	var buf []byte
 	for {
-		// A whole frame with a good checksum is a record this log wrote:
-		// only a torn or damaged end is cut off.
+		// A whole frame with a good checksum is a record this log wrote.
 		rec, err := readRecord(r, buf, info.Size()-off)
 		if err == io.EOF {
-			return off, nil
+			return off, false, nil
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return off, false, nil
+		}
+		if errors.Is(err, ErrCorrupt) {
+			var hdr [frameLen]byte
+			if _, err := f.ReadAt(hdr[:], off); err == nil && off+frameLen+int64(binary.LittleEndian.Uint32(hdr[:])) == info.Size() {
+				return off, false, nil // the last record, torn
+			}
+			zeros, err := zerosToEnd(io.NewSectionReader(f, off, info.Size()-off))
+			if err != nil {
+				return 0, false, fmt.Errorf("cannot read traffic log segment %s: %w", f.Name(), err)
+			}
+			return off, !zeros, nil
 		}
 		if err != nil {
-			if errors.Is(err, ErrCorrupt) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return off, nil
-			}
-			return 0, fmt.Errorf("cannot read traffic log segment %s: %w", f.Name(), err)
+			return 0, false, fmt.Errorf("cannot read traffic log segment %s: %w", f.Name(), err)
 		}
 		buf = rec[:0]
 		off += int64(len(rec))
+	}
+}
+
+// zerosToEnd reports whether r holds only zero bytes.
+func zerosToEnd(r io.Reader) (bool, error) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := r.Read(buf)
+		for _, b := range buf[:n] {
+			if b != 0 {
+				return false, nil
+			}
+		}
+		if err == io.EOF {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
 	}
 }
 
@@ -516,6 +582,14 @@ func (l *Log) run() {
 		case <-t.C:
 			if l.dirty {
 				l.sync()
+			}
+		case <-l.kick:
+			if l.rotateBase.Load() == l.activeBase && l.end > l.activeBase {
+				if err := l.rotate(); err != nil {
+					l.writeFailed(err)
+				} else {
+					l.cfg.Logf("traffic log: started a new segment at position %d, past the damage a read found in %s", l.activeBase, segName(l.rotateBase.Load()))
+				}
 			}
 		case <-l.stop:
 			// Appends after closed was set are refused, and Close waited

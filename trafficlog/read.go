@@ -77,6 +77,11 @@ func (l *Log) Read(from int64, maxBytes int, fn func(pos int64, rec []byte) bool
 					skip := ""
 					if next, ok := segmentAfter(segs, pos, end); ok {
 						skip = fmt.Sprintf("; if the log is damaged there, read from position %d, where the next segment begins, to skip the rest of %s", next, segName(s.base))
+					} else if i == len(segs)-1 {
+						// Damage in the segment written now: the writer
+						// starts the next one, the way past it.
+						l.rotatePast(s.base)
+						skip = "; if the log is damaged there, read from there again in a moment: the log is starting a new segment past it, and the answer will say where it begins"
 					}
 					if pos == from {
 						// Most often a position that is not a record's.
@@ -140,4 +145,15 @@ func segmentAfter(segs []segment, pos, end int64) (next int64, ok bool) {
 		}
 	}
 	return 0, false
+}
+
+// rotatePast asks the writer to start a new segment if the one at base is
+// still the one it writes: a read found it damaged, and the next segment
+// is the way past the damage.
+func (l *Log) rotatePast(base int64) {
+	l.rotateBase.Store(base)
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
 }
