@@ -298,6 +298,7 @@ func (s *Server) readTraffic(ctx *fasthttp.RequestCtx) error {
 	if l == nil {
 		return s.noTrafficLog()
 	}
+	ctx.Response.Header.Set("X-Traffic-Log", l.ID())
 	args := ctx.QueryArgs()
 	st := l.Stats()
 	from := st.First

@@ -154,8 +154,8 @@ func TestTrafficLogAndFeedback(t *testing.T) {
 		t.Fatalf("third feedback: %+v", l)
 	}
 	st := tl.Stats()
-	if next := r.header["X-Traffic-Next"]; next != strconv.FormatInt(st.Next, 10) || r.header["X-Traffic-First"] != "0" {
-		t.Fatalf("headers %v; want next %d, first 0", r.header, st.Next)
+	if next := r.header["X-Traffic-Next"]; next != strconv.FormatInt(st.Next, 10) || r.header["X-Traffic-First"] != "0" || r.header["X-Traffic-Log"] != tl.ID() {
+		t.Fatalf("headers %v; want next %d, first 0, the log's identity %s", r.header, st.Next, tl.ID())
 	}
 	// From a position, bounded, and as records.
 	tail, _ := readTraffic(t, s, "?from="+strconv.FormatInt(lines[4].Position, 10))
