@@ -83,7 +83,7 @@ func newNodeMetrics(n *Node) nodeMetrics {
 		return float64(v)
 	})
 	set.NewGauge(name(`infergate_cluster_members_unreachable`), func() float64 {
-		return float64(n.unreachableCount())
+		return float64(n.membersUnreachable())
 	})
 	set.NewGauge(name(`infergate_cluster_versions_not_ready`), func() float64 {
 		r := n.rec

@@ -189,6 +189,18 @@ func (n *Node) unreachableCount() int {
 	return c
 }
 
+// membersUnreachable is infergate_cluster_members_unreachable: on a
+// follower, the members its leader lists unreachable (leaderUnreachable:
+// asked at most once a second, waited for at most leaderViewTimeout),
+// else this node's own count. Every node that knows a live leader then
+// gives one figure, where a follower used to give 0.
+func (n *Node) membersUnreachable() int {
+	if silent, ok := n.leaderUnreachable(context.Background()); ok {
+		return len(silent)
+	}
+	return n.unreachableCount()
+}
+
 // logSilence logs, while this node leads, when a member stops answering
 // (unreachable turns true) and when it answers again, with how long it
 // was out: the line an operator looks for when a member hangs or its

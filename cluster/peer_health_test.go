@@ -202,4 +202,8 @@ func TestFollowerGivesLeadersView(t *testing.T) {
 	if n := viewsAsked.Load(); n != 1 && time.Since(asked) < leaderViewTTL {
 		t.Errorf("the follower asked the leader for its view %d times within a second; want once", n)
 	}
+	// Its metric gives the leader's count, where it gave 0.
+	if got := other.membersUnreachable(); got != 1 {
+		t.Errorf("infergate_cluster_members_unreachable on the follower: %d; want 1, the leader's", got)
+	}
 }
