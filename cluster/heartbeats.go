@@ -54,10 +54,11 @@ func (h *heartbeats) AppendEntries(id raft.ServerID, target raft.ServerAddress, 
 	if err == nil {
 		now := time.Now()
 		h.mu.Lock()
+		// A record gone since the call began was forgotten (the member
+		// removed) or reset (a new term): the answer does not bring it
+		// back.
 		if c := h.peers[id]; c != nil {
 			c.lastOK = now
-		} else {
-			h.peers[id] = &contact{since: now, lastOK: now}
 		}
 		h.mu.Unlock()
 	}

@@ -124,11 +124,11 @@ func (n *Node) watchPeers() {
 			case raft.ResumedHeartbeatObservation:
 				delete(h.lost, d.PeerID)
 			case raft.PeerObservation:
-				if d.Removed {
-					delete(h.lost, d.Peer.ID)
-					if n.beats != nil {
-						n.beats.forget(d.Peer.ID)
-					}
+				// Removed, or added (replication to it starts): either way
+				// what was known of it before does not count.
+				delete(h.lost, d.Peer.ID)
+				if n.beats != nil {
+					n.beats.forget(d.Peer.ID)
 				}
 			case raft.LeaderObservation:
 				// A new term: heartbeats start over, from another leader
