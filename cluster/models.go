@@ -150,6 +150,8 @@ type ModelView struct {
 	// Shadow is the version that gets copies of the model's requests, if
 	// any.
 	Shadow *route.Shadow `json:"shadow,omitempty"`
+	// ExperimentResults is what the members counted for Experiment.
+	ExperimentResults *ExperimentResults `json:"experiment_results,omitempty"`
 }
 
 // VersionView is one version with its state on every member.
@@ -180,6 +182,9 @@ func (n *Node) Models(ctx context.Context, only string) ([]ModelView, error) {
 			continue
 		}
 		mv := ModelView{Name: name, Production: m.Production(), Aliases: m.Aliases, Experiment: m.Experiment, Shadow: m.Shadow}
+		if m.Experiment != nil {
+			mv.ExperimentResults = experimentResults(name, m.Experiment, statuses)
+		}
 		if mv.Aliases == nil {
 			mv.Aliases = map[string]int64{}
 		}

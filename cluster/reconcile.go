@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -50,6 +51,9 @@ type LocalStatus struct {
 	Node   string                              `json:"node"`
 	Index  uint64                              `json:"index"`
 	Models map[string]map[string]VersionStatus `json:"models"`
+	// Experiments is what this node counted for the A/B experiments its
+	// models run, by model.
+	Experiments map[string]*ExperimentCounts `json:"experiments,omitempty"`
 }
 
 // retryInterval is how often the reconciler retries failed work when the
@@ -212,7 +216,6 @@ func (n *Node) LocalStatus() *LocalStatus {
 	r := n.rec
 	out := &LocalStatus{Node: n.cfg.NodeID, Index: n.fsm.Applied(), Models: make(map[string]map[string]VersionStatus)}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	for name, vs := range r.status {
 		var d int64
 		if lm := r.repo.Model(name); lm != nil {
@@ -227,6 +230,8 @@ func (n *Node) LocalStatus() *LocalStatus {
 		}
 		out.Models[name] = m
 	}
+	r.mu.Unlock()
+	out.Experiments = experimentCounts(r.repo, slices.Sorted(maps.Keys(out.Models)))
 	return out
 }
 

@@ -32,8 +32,9 @@ type Experiment struct {
 // their sums (gauges: rewards may be negative), so that a mean is a ratio
 // of two series.
 type armOutcomes struct {
-	labels, rewards     *metrics.Counter
-	labelSum, rewardSum *metrics.Gauge
+	labels, rewards             *metrics.Counter
+	labelSum, rewardSum         *metrics.Gauge
+	labelSquares, rewardSquares *metrics.Gauge // sums of squares: with the sums, the variances
 }
 
 func newExperiment(set *metrics.Set, model string, e *route.Experiment) *Experiment {
@@ -47,10 +48,12 @@ func newExperiment(set *metrics.Set, model string, e *route.Experiment) *Experim
 		names := []string{
 			"infergate_experiment_labels_total" + labels, "infergate_experiment_label_sum" + labels,
 			"infergate_experiment_rewards_total" + labels, "infergate_experiment_reward_sum" + labels,
+			"infergate_experiment_label_square_sum" + labels, "infergate_experiment_reward_square_sum" + labels,
 		}
 		x.outcomes = append(x.outcomes, armOutcomes{
 			labels: set.GetOrCreateCounter(names[0]), labelSum: set.GetOrCreateGauge(names[1], nil),
 			rewards: set.GetOrCreateCounter(names[2]), rewardSum: set.GetOrCreateGauge(names[3], nil),
+			labelSquares: set.GetOrCreateGauge(names[4], nil), rewardSquares: set.GetOrCreateGauge(names[5], nil),
 		})
 		x.series = append(append(x.series, req, fb), names...)
 	}
@@ -79,10 +82,12 @@ func (x *Experiment) Outcome(arm string, label, reward *float64) bool {
 	if label != nil {
 		o.labels.Inc()
 		o.labelSum.Add(*label)
+		o.labelSquares.Add(*label * *label)
 	}
 	if reward != nil {
 		o.rewards.Inc()
 		o.rewardSum.Add(*reward)
+		o.rewardSquares.Add(*reward * *reward)
 	}
 	return true
 }
@@ -93,6 +98,8 @@ type ArmStats struct {
 	Requests, Fallbacks uint64
 	Labels, Rewards     uint64
 	LabelSum, RewardSum float64
+	// LabelSquares and RewardSquares are the sums of the values' squares.
+	LabelSquares, RewardSquares float64
 }
 
 // Stats returns arm i's counts.
@@ -102,6 +109,7 @@ func (x *Experiment) Stats(i int) ArmStats {
 		Requests: x.requests[i].Get(), Fallbacks: x.fallbacks[i].Get(),
 		Labels: o.labels.Get(), LabelSum: o.labelSum.Get(),
 		Rewards: o.rewards.Get(), RewardSum: o.rewardSum.Get(),
+		LabelSquares: o.labelSquares.Get(), RewardSquares: o.rewardSquares.Get(),
 	}
 }
 

@@ -46,13 +46,17 @@ func TestExperimentOutcomes(t *testing.T) {
 	if x.Outcome("c", &one, nil) {
 		t.Fatal("Outcome of an unknown arm: true")
 	}
-	if got, want := x.Stats(0), (ArmStats{Labels: 1, LabelSum: 1, Rewards: 2, RewardSum: 5}); got != want {
+	if got, want := x.Stats(0), (ArmStats{Labels: 1, LabelSum: 1, LabelSquares: 1, Rewards: 2, RewardSum: 5, RewardSquares: 12.5}); got != want {
 		t.Fatalf("arm a: %+v; want %+v", got, want)
 	}
-	want := `infergate_experiment_label_sum{model="m",experiment="exp",arm="a",version="1"} 1
+	want := `infergate_experiment_label_square_sum{model="m",experiment="exp",arm="a",version="1"} 1
+infergate_experiment_label_square_sum{model="m",experiment="exp",arm="b",version="2"} 1
+infergate_experiment_label_sum{model="m",experiment="exp",arm="a",version="1"} 1
 infergate_experiment_label_sum{model="m",experiment="exp",arm="b",version="2"} 1
 infergate_experiment_labels_total{model="m",experiment="exp",arm="a",version="1"} 1
 infergate_experiment_labels_total{model="m",experiment="exp",arm="b",version="2"} 1
+infergate_experiment_reward_square_sum{model="m",experiment="exp",arm="a",version="1"} 12.5
+infergate_experiment_reward_square_sum{model="m",experiment="exp",arm="b",version="2"} 1
 infergate_experiment_reward_sum{model="m",experiment="exp",arm="a",version="1"} 5
 infergate_experiment_reward_sum{model="m",experiment="exp",arm="b",version="2"} -1
 infergate_experiment_rewards_total{model="m",experiment="exp",arm="a",version="1"} 2

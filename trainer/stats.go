@@ -52,16 +52,44 @@ func (t Test) String() string {
 func Welch(a, b []float64, level float64) Test {
 	m1, v1 := meanVar(a)
 	m2, v2 := meanVar(b)
-	r := Test{N1: len(a), N2: len(b), Mean1: m1, Mean2: m2, Diff: m2 - m1}
-	if len(a) < 2 || len(b) < 2 {
+	return WelchOf(Summary{N: len(a), Mean: m1, Var: v1}, Summary{N: len(b), Mean: m2, Var: v2}, level)
+}
+
+// Summary is a sample as its size, mean and variance (n-1 in the
+// denominator) give it: what WelchOf needs of it.
+type Summary struct {
+	N         int
+	Mean, Var float64
+}
+
+// SummaryOf returns the summary of n values whose sum is sum and whose
+// squares sum to squares, as counters that only add up give them: the
+// mean NaN for no values, the variance 0 for one. The variance loses
+// precision where it is tiny beside the squared mean; it is never below 0.
+func SummaryOf(n uint64, sum, squares float64) Summary {
+	if n == 0 {
+		return Summary{Mean: math.NaN(), Var: math.NaN()}
+	}
+	fn := float64(n)
+	s := Summary{N: int(n), Mean: sum / fn}
+	if n > 1 {
+		s.Var = max(squares-sum*sum/fn, 0) / (fn - 1)
+	}
+	return s
+}
+
+// WelchOf is Welch over two samples' summaries.
+func WelchOf(a, b Summary, level float64) Test {
+	r := Test{N1: a.N, N2: b.N, Mean1: a.Mean, Mean2: b.Mean, Diff: b.Mean - a.Mean}
+	if a.N < 2 || b.N < 2 {
 		return r.degenerate()
 	}
-	s1, s2 := v1/float64(len(a)), v2/float64(len(b))
+	s1, s2 := a.Var/float64(a.N), b.Var/float64(b.N)
 	r.StdErr = math.Sqrt(s1 + s2)
 	if r.StdErr == 0 {
 		return r.degenerate()
 	}
-	r.DF = (s1 + s2) * (s1 + s2) / (s1*s1/float64(len(a)-1) + s2*s2/float64(len(b)-1))
+	r.DF = (s1 + s2) * (s1 + s2) / (s1*s1/float64(a.N-1) + s2*s2/float64(b.N-1))
 	return r.finish(level)
 }
 
@@ -381,4 +409,20 @@ func AlwaysValid(t Test, alpha, tau float64) (low, high float64) {
 	t2 := tau * tau
 	half := math.Sqrt(2 * v * (v + t2) / t2 * math.Log(math.Sqrt((v+t2)/v)/alpha))
 	return t.Diff - half, t.Diff + half
+}
+
+// MeanInterval returns the bounds of the confidence interval at level
+// (say 0.95) of the mean of the population s is a sample of: Student's t
+// interval, NaN for fewer than 2 values, the mean for values that do not
+// vary.
+func MeanInterval(s Summary, level float64) (low, high float64) {
+	if s.N < 2 {
+		return math.NaN(), math.NaN()
+	}
+	se := math.Sqrt(s.Var / float64(s.N))
+	if se == 0 {
+		return s.Mean, s.Mean
+	}
+	q := -studentTQuantile((1-level)/2, float64(s.N-1))
+	return s.Mean - q*se, s.Mean + q*se
 }

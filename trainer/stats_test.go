@@ -453,3 +453,42 @@ func TestAlwaysValidUnderPeeking(t *testing.T) {
 		t.Fatalf("degenerate: [%v, %v]; want [2, 2]", lo, hi)
 	}
 }
+
+// WelchOf over the summaries that counters' sums and sums of squares
+// give (SummaryOf) agrees with Welch over the values; MeanInterval is
+// Student's t interval of one mean.
+func TestWelchOfSums(t *testing.T) {
+	sums := func(xs []float64) Summary {
+		var sum, sq float64
+		for _, x := range xs {
+			sum += x
+			sq += x * x
+		}
+		return SummaryOf(uint64(len(xs)), sum, sq)
+	}
+	f := func(a, b []float64) {
+		t.Helper()
+		sameTest(t, WelchOf(sums(a), sums(b), 0.95), Welch(a, b, 0.95), 1e-9)
+	}
+	f([]float64{1, 2, 3, 4, 5}, []float64{2, 4, 6, 8, 10, 12})
+	f([]float64{0, 1, 1, 0, 1, 0, 0, 0}, []float64{1, 1, 0, 1, 1, 1, 0})
+	f([]float64{-2.5, 3, 0.25}, []float64{7, 7, 7})
+	f([]float64{3}, []float64{1, 2, 3})
+	f(nil, []float64{1, 2, 3})
+
+	if s := SummaryOf(1, 4, 16); s.N != 1 || s.Mean != 4 || s.Var != 0 {
+		t.Fatalf("one value: %+v; want n 1, mean 4, variance 0", s)
+	}
+	// 1..5: mean 3, variance 2.5; t(4) at 0.975 is 2.7764451051977987.
+	low, high := MeanInterval(sums([]float64{1, 2, 3, 4, 5}), 0.95)
+	half := 2.7764451051977987 * math.Sqrt(2.5/5)
+	if !near(low, 3-half, 1e-12) || !near(high, 3+half, 1e-12) {
+		t.Fatalf("MeanInterval(1..5) = [%v, %v]; want [%v, %v]", low, high, 3-half, 3+half)
+	}
+	if low, high := MeanInterval(sums([]float64{2}), 0.95); !math.IsNaN(low) || !math.IsNaN(high) {
+		t.Fatalf("MeanInterval of one value = [%v, %v]; want NaN", low, high)
+	}
+	if low, high := MeanInterval(sums([]float64{2, 2, 2}), 0.95); low != 2 || high != 2 {
+		t.Fatalf("MeanInterval of constant values = [%v, %v]; want [2, 2]", low, high)
+	}
+}

@@ -491,11 +491,21 @@ func modelsShow(out adminOutput, args []string) error {
 		`Show model NAME: its production version and aliases, its A/B experiment and
 shadow if it has them, its versions with their full digests, and the state of
 each node that does not serve a version, with the reason it gave, and which
-version answers a node's unversioned requests where production cannot yet.`)
+version answers a node's unversioned requests where production cannot yet.
+With an experiment: what the nodes counted for each arm (requests, the labels
+and rewards of its feedback, their means with intervals), and how each arm's
+means differ from the first arm's, in intervals that stay valid however often
+you look while the experiment runs.`)
 	cfg := adminFlags(fs, true)
+	confidence := fs.Float64("confidence", 0.95, "the confidence level of the A/B experiment's intervals, from 0.5 to 0.999")
 	pos, err := parseArgs(fs, args, "NAME")
 	if err != nil {
 		return err
+	}
+	if !(*confidence >= 0.5 && *confidence <= 0.999) {
+		fmt.Fprintf(fs.Output(), "--confidence %g: give a level from 0.5 to 0.999, like 0.95\n", *confidence)
+		fs.Usage()
+		return errUsage
 	}
 	var m cluster.ModelView
 	if ans, err := out.getInto(cfg, modelPath(pos[0]), &m); ans == nil || err != nil {
@@ -564,6 +574,9 @@ version answers a node's unversioned requests where production cannot yet.`)
 	}
 	if len(standIns) > 0 {
 		fmt.Fprintf(w, "\nretired, still answering unversioned requests:\n%s\n", strings.Join(standIns, "\n"))
+	}
+	if m.ExperimentResults != nil {
+		return printExperimentResults(w, m.ExperimentResults, *confidence)
 	}
 	return nil
 }

@@ -243,6 +243,29 @@ retired, still answering unversioned requests:
 			want: "rolled ctr back: production is version 2\n",
 		},
 		{
+			name: "show with experiment results",
+			args: []string{"show", "ctr", "--token", adminToken},
+			call: fakeCall{method: "GET", uri: "/v1/models/ctr", answer: `{"name":"ctr","production":1,"aliases":{"production":1},"versions":[],
+  "experiment":{"name":"ab","arms":[{"name":"control","version":1,"weight":1},{"name":"treatment","version":2,"weight":1}]},
+  "experiment_results":{"experiment":"ab","nodes":["node-a","node-b"],"missing":["node-c"],"arms":[
+    {"arm":"control","version":1,"requests":900,"fallbacks":0,"labels":400,"label_sum":40,"label_square_sum":40,"rewards":2,"reward_sum":3,"reward_square_sum":5},
+    {"arm":"treatment","version":2,"requests":910,"fallbacks":3,"labels":400,"label_sum":80,"label_square_sum":80,"rewards":0,"reward_sum":0,"reward_square_sum":0}]}}`},
+			want: `model ctr: production is version 1
+aliases: production=1
+experiment ab: control=version 1 (50%), treatment=version 2 (50%)
+
+VERSION  STAGE  ALIASES  SIZE  CREATED  ORIGIN  NODES  SHA256
+
+experiment ab, as counted by 2 nodes; not counted: node-c (no answer, or not running these arms yet):
+ARM        VERSION  REQUESTS  FALLBACKS  LABELS  MEAN LABEL (95%)       REWARDS  MEAN REWARD (95%)
+control    1        900       0          400     0.1 [0.07047, 0.1295]  2        1.5 [-4.853, 7.853]
+treatment  2        910       3          400     0.2 [0.1606, 0.2394]   0        -
+  treatment against control, mean label: higher: +0.1, in [0.01837, 0.1816] at 95%, always valid (p 7.12e-05 at this look alone)
+  treatment against control, mean reward: too few values yet (2 and 0; 30 each at least)
+  (each label and reward counts as one observation: where a unit gives many, the intervals are too narrow)
+`,
+		},
+		{
 			name: "show with an experiment",
 			args: []string{"show", "ctr", "--token", adminToken},
 			call: fakeCall{method: "GET", uri: "/v1/models/ctr", answer: `{"name":"ctr","production":2,"aliases":{"production":2},"versions":[],
@@ -489,6 +512,7 @@ func TestAdminUsage(t *testing.T) {
 	f(modelsGroup, []string{"upload", "ctr"}, 2, nil, []string{"missing argument FILE\n", "Usage: infergate models upload [flags] NAME FILE", "-promote"})
 	f(modelsGroup, []string{"alias", "ctr"}, 2, nil, []string{"missing arguments ALIAS VERSION\n", "Usage: infergate models alias [flags] NAME ALIAS VERSION"})
 	f(modelsGroup, []string{"show"}, 2, nil, []string{"missing argument NAME\n", "-consistent"})
+	f(modelsGroup, []string{"show", "ctr", "--confidence", "95"}, 2, nil, []string{"--confidence 95: give a level from 0.5 to 0.999, like 0.95\n", "Usage: infergate models show"})
 	f(modelsGroup, []string{"rollback", "ctr", "extra"}, 2, nil, []string{`unexpected argument "extra"`})
 	f(modelsGroup, []string{"list", "ctr"}, 2, nil, []string{`unexpected argument "ctr"`})
 	f(modelsGroup, []string{"retire", "ctr", "v2"}, 2, nil, []string{`VERSION "v2": versions are positive integers`})

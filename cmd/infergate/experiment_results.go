@@ -1,0 +1,103 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/infergate/infergate/cluster"
+	"github.com/infergate/infergate/trainer"
+)
+
+// printExperimentResults writes what the cluster counted for a model's
+// running experiment: each arm's requests and mean label and reward with
+// their intervals at level, and each arm's difference from the first
+// (the control), as an always-valid interval, which stays valid however
+// often it is looked at while the experiment runs.
+func printExperimentResults(w io.Writer, r *cluster.ExperimentResults, level float64) error {
+	from := fmt.Sprintf("%d nodes", len(r.Nodes))
+	if len(r.Nodes) == 1 {
+		from = "1 node"
+	}
+	if len(r.Missing) > 0 {
+		from += "; not counted: " + strings.Join(r.Missing, ", ") + " (no answer, or not running these arms yet)"
+	}
+	pct := strconv.FormatFloat(100*level, 'g', -1, 64) + "%"
+	fmt.Fprintf(w, "\nexperiment %s, as counted by %s:\n", r.Experiment, from)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "ARM\tVERSION\tREQUESTS\tFALLBACKS\tLABELS\tMEAN LABEL (%s)\tREWARDS\tMEAN REWARD (%s)\n", pct, pct)
+	for _, a := range r.Arms {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%d\t%s\n", a.Arm, a.Version, a.Requests, a.Fallbacks,
+			a.Labels, meanWithInterval(trainer.SummaryOf(a.Labels, a.LabelSum, a.LabelSquares), level),
+			a.Rewards, meanWithInterval(trainer.SummaryOf(a.Rewards, a.RewardSum, a.RewardSquares), level))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(r.Arms) < 2 {
+		return nil
+	}
+	control := r.Arms[0]
+	var lines []string
+	for _, a := range r.Arms[1:] {
+		for _, c := range []struct {
+			what       string
+			ctl, other trainer.Summary
+		}{
+			{"mean label", trainer.SummaryOf(control.Labels, control.LabelSum, control.LabelSquares), trainer.SummaryOf(a.Labels, a.LabelSum, a.LabelSquares)},
+			{"mean reward", trainer.SummaryOf(control.Rewards, control.RewardSum, control.RewardSquares), trainer.SummaryOf(a.Rewards, a.RewardSum, a.RewardSquares)},
+		} {
+			if c.ctl.N == 0 && c.other.N == 0 {
+				continue
+			}
+			lines = append(lines, fmt.Sprintf("  %s against %s, %s: %s", a.Arm, control.Arm, c.what, compareArms(c.ctl, c.other, level)))
+		}
+	}
+	if len(lines) > 0 {
+		fmt.Fprintf(w, "%s\n  (each label and reward counts as one observation: where a unit gives many, the intervals are too narrow)\n", strings.Join(lines, "\n"))
+	}
+	return nil
+}
+
+// minArmValues is how many values each arm needs before compareArms
+// gives an interval: the always-valid interval takes the standard error
+// as known, which holds once a sample has some dozens.
+const minArmValues = 30
+
+// compareArms says how other's mean differs from ctl's: the difference,
+// its always-valid interval at level, and whether that tells them apart.
+func compareArms(ctl, other trainer.Summary, level float64) string {
+	if n := min(ctl.N, other.N); n < minArmValues {
+		return fmt.Sprintf("too few values yet (%d and %d; %d each at least)", ctl.N, other.N, minArmValues)
+	}
+	t := trainer.WelchOf(ctl, other, level)
+	// As the trainer's canary does: the mixture tuned to a tenth of the
+	// values' standard deviation.
+	sd := t.StdErr / math.Sqrt(1/float64(t.N1)+1/float64(t.N2))
+	low, high := trainer.AlwaysValid(t, 1-level, 0.1*sd)
+	verdict := "not told apart yet"
+	switch {
+	case low > 0:
+		verdict = "higher"
+	case high < 0:
+		verdict = "lower"
+	}
+	return fmt.Sprintf("%s: %+.4g, in [%.4g, %.4g] at %g%%, always valid (p %.3g at this look alone)",
+		verdict, t.Diff, low, high, 100*level, t.P)
+}
+
+// meanWithInterval formats a mean and its interval at level, "-" for no
+// values.
+func meanWithInterval(s trainer.Summary, level float64) string {
+	if s.N == 0 {
+		return "-"
+	}
+	low, high := trainer.MeanInterval(s, level)
+	if math.IsNaN(low) {
+		return fmt.Sprintf("%.4g", s.Mean)
+	}
+	return fmt.Sprintf("%.4g [%.4g, %.4g]", s.Mean, low, high)
+}
