@@ -47,6 +47,9 @@ type Node struct {
 	// with Config.Join (see Settling); settled is set at Start for any
 	// other.
 	caughtUp, settled atomic.Bool
+	// seeding is true while a node that bootstraps a group with
+	// Config.RegisterLocal registers its local models (see Settling).
+	seeding atomic.Bool
 	// dropped is set once the group refused this node because a recovery
 	// dropped it (droppedBy).
 	dropped atomic.Bool
@@ -153,8 +156,10 @@ func Start(cfg Config) (*Node, error) {
 		// The reconciler starts once the local models are registered, so
 		// that it never sees a model half registered (and unloads the
 		// versions not registered yet).
+		n.seeding.Store(true)
 		n.goFunc(func() {
 			n.seed()
+			n.seeding.Store(false)
 			n.rec.loop()
 		})
 	} else {

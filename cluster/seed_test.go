@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,5 +57,44 @@ func TestSeedKeepsConfigPbtxt(t *testing.T) {
 	}
 	if v := cfg.Registry.Model("m").Version(1); v.Config.Instances != 3 {
 		t.Fatalf("version 1 serves with %d instances; want 3", v.Config.Instances)
+	}
+}
+
+// A lone node that bootstraps a group with --register-local-models is
+// settling (not ready) until its local models are registered: a script
+// that waits for readiness and then uploads a version of one of them was
+// refused ("served from this node's --models directory, outside the
+// cluster") in the moment between.
+func TestSettlingUntilLocalModelsRegistered(t *testing.T) {
+	_, tr := raft.NewInmemTransport("127.0.0.9:7000")
+	cfg := testConfig(t, "seed", tr, "")
+	cfg.RegisterLocal = true
+	dir := cfg.Registry.Dir()
+	if err := os.MkdirAll(filepath.Join(dir, "m", "1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "m", "1", "model.onnx"), []byte("good one"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Registry.Load("m", nil); err != nil {
+		t.Fatal(err)
+	}
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Stop() })
+	settling, why := n.Settling()
+	if !settling || !strings.Contains(why, "registering") {
+		t.Fatalf("just started: settling %v (%q); want settling while it registers its local models", settling, why)
+	}
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if settling, why := n.Settling(); settling {
+			return fmt.Errorf("still settling: %s", why)
+		}
+		return nil
+	})
+	if st, _ := n.FSM().State(); st.Models["m"] == nil {
+		t.Fatal("settled before model m was registered")
 	}
 }

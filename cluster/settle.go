@@ -26,7 +26,9 @@ import (
 // or loaded here. A version that failed here (the index and
 // "infergate models show" say why) does not hold it up. Once settled, a
 // node stays so; a node that bootstrapped, or restarted on its data, is
-// settled from the start (serve waits for what it served before). The
+// settled from the start (serve waits for what it served before), but
+// for one that bootstrapped with Config.RegisterLocal, which settles once
+// its local models are registered (or failed to be). The
 // gateway answers /v2/health/ready with 503 and the reason meanwhile, so
 // that a load balancer sends a new gateway nothing it would answer 404.
 func (n *Node) Settling() (bool, string) {
@@ -39,6 +41,9 @@ func (n *Node) Settling() (bool, string) {
 		default:
 			return true, "raft has stopped on this node: its group removed it (the log says why); restart it"
 		}
+	}
+	if n.seeding.Load() {
+		return true, "this node is registering the models of its --models directory in the cluster it started (--register-local-models)"
 	}
 	if n.settled.Load() {
 		return false, ""
