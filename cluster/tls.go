@@ -45,7 +45,7 @@ func newTLSStreamLayer(bind string, advertise net.Addr, t *TLS) (*tlsStreamLayer
 	if err != nil {
 		return nil, err
 	}
-	server := certs.ServerConfig(t.Cert, t.CA)
+	server := certs.ServerConfig(t.Cert, func() *x509.CertPool { return t.CA })
 	return &tlsStreamLayer{Listener: tls.NewListener(ln, server), advertise: advertise, client: t.clientConfig()}, nil
 }
 

@@ -538,7 +538,11 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		c.gateway.TrafficLog = tl
 	}
 	if c.certs != nil {
-		c.gateway.TLS = certs.ServerConfig(c.certs, c.clientCAs)
+		var clientCAs func() *x509.CertPool
+		if c.clientCAs != nil {
+			clientCAs = func() *x509.CertPool { return c.clientCAs }
+		}
+		c.gateway.TLS = certs.ServerConfig(c.certs, clientCAs)
 	}
 	srv, err := gateway.New(c.gateway, repo, set)
 	if err != nil {

@@ -1,10 +1,11 @@
 // Package certs reads TLS certificates and certificate authorities from
-// PEM files for infergate's servers and clients, and reloads a
-// certificate when its files change, so that a rotated certificate
-// (cert-manager, a cron job running certbot) takes effect at the next
-// handshake without a restart.
+// PEM files for infergate's servers and clients, and reloads them when
+// their files change, so that a rotated certificate (cert-manager, a
+// cron job running certbot) or a CA bundle that gains or loses a CA
+// takes effect at the next handshake without a restart.
 //
-// A Reloader is safe for concurrent use; its zero value is not usable.
+// A Reloader and CAs are safe for concurrent use; their zero values are
+// not usable.
 package certs
 
 import (
@@ -21,9 +22,9 @@ import (
 	"time"
 )
 
-// checkEvery is how often, at most, a Reloader looks at its files: a
-// handshake costs about a millisecond of CPU, two stat calls a second are
-// nothing beside it.
+// checkEvery is how often, at most, a Reloader or CAs looks at its
+// files: a handshake costs about a millisecond of CPU, reading two small
+// files a second is nothing beside it.
 const checkEvery = time.Second
 
 // Reloader holds a certificate and its key read from two PEM files and
@@ -75,27 +76,28 @@ func NewReloader(certFile, keyFile string, logf func(format string, args ...any)
 const maxFile = 1 << 20
 
 func (r *Reloader) read() (cert, key []byte, err error) {
-	if cert, err = readFile(r.certFile); err != nil {
+	if cert, err = readFile("TLS", r.certFile); err != nil {
 		return nil, nil, err
 	}
-	if key, err = readFile(r.keyFile); err != nil {
+	if key, err = readFile("TLS", r.keyFile); err != nil {
 		return nil, nil, err
 	}
 	return cert, key, nil
 }
 
-func readFile(file string) ([]byte, error) {
+// readFile reads file, a TLS or CA file (kind), for messages.
+func readFile(kind, file string) ([]byte, error) {
 	f, err := os.Open(file)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read the TLS file: %w", err)
+		return nil, fmt.Errorf("cannot read the %s file: %w", kind, err)
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxFile+1))
 	if err != nil {
-		return nil, fmt.Errorf("cannot read the TLS file %s: %w", file, err)
+		return nil, fmt.Errorf("cannot read the %s file %s: %w", kind, file, err)
 	}
 	if len(b) > maxFile {
-		return nil, fmt.Errorf("the TLS file %s is larger than %d bytes", file, maxFile)
+		return nil, fmt.Errorf("the %s file %s is larger than %d bytes", kind, file, maxFile)
 	}
 	return b, nil
 }
@@ -274,15 +276,41 @@ func CheckLeaf(cert *tls.Certificate, roots *x509.CertPool, usages ...x509.ExtKe
 
 // ServerConfig returns the configuration of a TLS server presenting r's
 // certificate. With clientCAs, clients must present a certificate one of
-// them signed.
-func ServerConfig(r *Reloader, clientCAs *x509.CertPool) *tls.Config {
+// the CAs in its pool signed; it is called at every handshake (CAs.Pool,
+// or Union), so a pool that changes applies to the next handshakes. It
+// must not return nil.
+//
+// The pool goes into a configuration of the handshake's own
+// (GetConfigForClient), so that crypto/tls verifies the client's
+// certificate as it would with a fixed ClientCAs, alerts included.
+// crypto/tls checks the chains of a session resumed from a ticket
+// against that pool too, so a client whose CA was dropped cannot resume
+// its way back in (TestServerConfigFollowsClientCAs holds the Go of
+// go.mod to it).
+func ServerConfig(r *Reloader, clientCAs func() *x509.CertPool) *tls.Config {
 	c := &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: r.GetCertificate,
 	}
-	if clientCAs != nil {
-		c.ClientCAs = clientCAs
-		c.ClientAuth = tls.RequireAndVerifyClientCert
+	if clientCAs == nil {
+		return c
+	}
+	c.ClientAuth = tls.RequireAndVerifyClientCert
+	c.ClientCAs = clientCAs() // what a reader of c sees; handshakes use GetConfigForClient's
+	base := c.Clone()
+	// last is the configuration made for the pool of the last
+	// handshakes: a pool stays the same between reloads, and a Clone
+	// per handshake would cost for nothing.
+	var last atomic.Pointer[tls.Config]
+	c.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		pool := clientCAs()
+		if l := last.Load(); l != nil && l.ClientCAs == pool {
+			return l, nil
+		}
+		n := base.Clone()
+		n.ClientCAs = pool
+		last.Store(n)
+		return n, nil
 	}
 	return c
 }

@@ -110,7 +110,7 @@ func TestMutualTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", ServerConfig(srv, ca.Pool()))
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", ServerConfig(srv, ca.Pool))
 	if err != nil {
 		t.Fatal(err)
 	}
