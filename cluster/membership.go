@@ -394,9 +394,11 @@ func (n *Node) reachable(addr string) error {
 		// this node's certificate. In TLS 1.3 the server judges the
 		// client's certificate after the client's side is done, so the
 		// probe speaks TLS 1.2, where the handshake ends only after it.
-		cfg := n.cfg.TLS.clientConfig()
-		cfg.MaxVersion = tls.VersionTLS12
-		l := tlsStreamLayer{client: cfg}
+		l := tlsStreamLayer{client: func() *tls.Config {
+			cfg := n.cfg.TLS.clientConfig()
+			cfg.MaxVersion = tls.VersionTLS12
+			return cfg
+		}}
 		c, err := l.Dial(raft.ServerAddress(addr), 2*time.Second)
 		if err != nil {
 			return err

@@ -68,9 +68,18 @@ type peerClient struct {
 // newPeerClient returns the client of a node presenting token, and with
 // t, calling peers over verified TLS.
 func newPeerClient(token string, t *TLS) *peerClient {
-	var tc *tls.Config
+	dialer := &net.Dialer{Timeout: 2 * time.Second}
+	// Forwarded writes and joins are small; blob pulls stream and set
+	// their own deadline through the context.
+	tr := &http.Transport{
+		DialContext:         dialer.DialContext,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     time.Minute,
+	}
 	if t != nil {
-		tc = t.clientConfig()
+		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return t.dialPeer(ctx, dialer, network, addr)
+		}
 	}
 	return &peerClient{
 		tls:   t != nil,
@@ -79,15 +88,7 @@ func newPeerClient(token string, t *TLS) *peerClient {
 			// A peer never redirects; following one would send the
 			// token elsewhere.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-			// Forwarded writes and joins are small; blob pulls stream and
-			// set their own deadline through the context.
-			Transport: &http.Transport{
-				DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
-				TLSClientConfig:     tc,
-				TLSHandshakeTimeout: 5 * time.Second,
-				MaxIdleConnsPerHost: 4,
-				IdleConnTimeout:     time.Minute,
-			},
+			Transport:     tr,
 		},
 	}
 }
@@ -181,9 +182,9 @@ func peerError(err error) error {
 	// or the peer this node's: a "remote error" alert) ends before the
 	// peer reads the request.
 	// Nor did one that timed out, or met a server speaking plain HTTP
-	// (net/http says so in errors of its own).
+	// (net/http says so in an error of its own).
 	if (errors.As(err, &op) && (op.Op == "dial" || op.Op == "remote error")) || errors.As(err, &verify) ||
-		strings.Contains(err.Error(), "TLS handshake timeout") || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
+		errors.Is(err, errPeerHandshakeTimeout) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
 		return fmt.Errorf("%w: %w", errUnreached, err)
 	}
 	return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)

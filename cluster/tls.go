@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -17,25 +18,72 @@ import (
 // TLS makes a node's cluster traffic mutual TLS: raft's connections both
 // ways, and its HTTPS calls to peers (joins, forwarded writes, blob
 // pulls). Every member presents Cert and accepts only peers whose
-// certificate CA signed; a peer's certificate must name the IP of its
-// raft address and the host of its HTTP address.
+// certificate a CA in the pool of CAs signed; a peer's certificate must
+// name the IP of its raft address and the host of its HTTP address.
 type TLS struct {
 	Cert *certs.Reloader
-	CA   *x509.CertPool
+	// CAs returns the pool of the cluster's CAs. It is called at every
+	// handshake, both ways, so that a pool it returns anew
+	// (certs.CAs.Pool, after the file changed) applies to the next
+	// connections; open ones keep what they verified. It must not
+	// return nil, which a client takes for the system's roots.
+	CAs func() *x509.CertPool
 }
 
 // handshakeTimeout bounds a raft connection's TLS handshake, so that a
 // peer that connects and stalls holds no raft goroutine for long.
 const handshakeTimeout = 10 * time.Second
 
-// clientConfig is the configuration of this node's connections to peers.
-func (t *TLS) clientConfig() *tls.Config { return certs.ClientConfig(t.CA, t.Cert) }
+// clientConfig returns the configuration of one connection of this node
+// to a peer, trusting the CAs of the moment; the caller may modify it.
+func (t *TLS) clientConfig() *tls.Config { return certs.ClientConfig(t.CAs(), t.Cert) }
+
+// peerHandshakeTimeout bounds the TLS handshake of a call to a peer.
+const peerHandshakeTimeout = 5 * time.Second
+
+// errPeerHandshakeTimeout is the error of a call to a peer whose TLS
+// handshake ran past peerHandshakeTimeout: the peer never saw the
+// request.
+var errPeerHandshakeTimeout = errors.New("TLS handshake timeout")
+
+// dialPeer opens a TLS connection to addr, a peer's HTTPS port, for the
+// peer client's http.Transport (DialTLSContext). It does what the
+// Transport does with TLSClientConfig and TLSHandshakeTimeout (the
+// server name is addr's host, so the peer's certificate must name it),
+// but with the CAs of the moment: the Transport would clone one
+// configuration, and the CAs of the start, for every connection.
+// Errors are the handshake's own, as the Transport returns them
+// (http.Client recognizes a plain HTTP server by its RecordHeaderError).
+func (t *TLS) dialPeer(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	cfg := t.clientConfig()
+	cfg.ServerName = host
+	c := tls.Client(raw, cfg)
+	hctx, cancel := context.WithTimeout(ctx, peerHandshakeTimeout)
+	defer cancel()
+	if err := c.HandshakeContext(hctx); err != nil {
+		raw.Close()
+		if ctx.Err() == nil && hctx.Err() != nil {
+			return nil, fmt.Errorf("%w with %s after %s", errPeerHandshakeTimeout, addr, peerHandshakeTimeout)
+		}
+		return nil, err
+	}
+	return c, nil
+}
 
 // tlsStreamLayer is raft's stream layer over mutual TLS.
 type tlsStreamLayer struct {
 	net.Listener
 	advertise net.Addr
-	client    *tls.Config
+	// client returns the configuration of one dial, which Dial modifies.
+	client func() *tls.Config
 }
 
 // newTLSStreamLayer listens on bind for raft peers and dials them, both
@@ -45,8 +93,8 @@ func newTLSStreamLayer(bind string, advertise net.Addr, t *TLS) (*tlsStreamLayer
 	if err != nil {
 		return nil, err
 	}
-	server := certs.ServerConfig(t.Cert, func() *x509.CertPool { return t.CA })
-	return &tlsStreamLayer{Listener: tls.NewListener(ln, server), advertise: advertise, client: t.clientConfig()}, nil
+	server := certs.ServerConfig(t.Cert, t.CAs)
+	return &tlsStreamLayer{Listener: tls.NewListener(ln, server), advertise: advertise, client: t.clientConfig}, nil
 }
 
 // Accept returns the next connection; its handshake runs at its first
@@ -70,7 +118,7 @@ func (l *tlsStreamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (n
 	if err != nil {
 		return nil, err
 	}
-	cfg := l.client.Clone()
+	cfg := l.client()
 	cfg.ServerName = host
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

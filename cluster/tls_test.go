@@ -2,14 +2,19 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,7 +37,7 @@ func TestTLSStreamLayer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &TLS{Cert: r, CA: ca.Pool()}
+		return &TLS{Cert: r, CAs: ca.Pool}
 	}
 	srv, err := newTLSStreamLayer("127.0.0.1:0", nil, layerOf(ca, "a"))
 	if err != nil {
@@ -59,7 +64,7 @@ func TestTLSStreamLayer(t *testing.T) {
 	}()
 	addr := raft.ServerAddress(srv.Listener.Addr().String())
 	send := func(l *TLS) error {
-		cl := &tlsStreamLayer{client: l.clientConfig()}
+		cl := &tlsStreamLayer{client: l.clientConfig}
 		c, err := cl.Dial(addr, 5*time.Second)
 		if err != nil {
 			return err
@@ -80,7 +85,7 @@ func TestTLSStreamLayer(t *testing.T) {
 		t.Fatalf("a stranger: %v; want an unknown-authority error", err)
 	}
 	trusting := layerOf(other, "d")
-	trusting.CA = ca.Pool()
+	trusting.CAs = ca.Pool
 	send(trusting) // TLS 1.3: the server's refusal comes after the client's write
 	if g := <-got; !strings.Contains(g, "error") {
 		t.Fatalf("the server read %q from a client of another CA; want an error", g)
@@ -105,7 +110,7 @@ func tlsOf(t *testing.T, ca *testcerts.CA, name string, ekus ...x509.ExtKeyUsage
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &TLS{Cert: r, CA: ca.Pool()}
+	return &TLS{Cert: r, CAs: ca.Pool}
 }
 
 // The leader checks a joining node's raft address with reachable before
@@ -227,4 +232,118 @@ func TestJoinRefusesTheOtherRaft(t *testing.T) {
 	if f := leader.raft.GetConfiguration(); f.Error() != nil || len(f.Configuration().Servers) != 1 {
 		t.Fatalf("the configuration changed: %v %+v", f.Error(), f.Configuration())
 	}
+}
+
+// helloServer serves l as raft would, reporting what each connection
+// sent: "hello", or the error that ended it.
+func helloServer(l *tlsStreamLayer) <-chan string {
+	got := make(chan string, 8)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				b := make([]byte, 5)
+				if _, err := io.ReadFull(c, b); err != nil {
+					got <- "error: " + err.Error()
+					return
+				}
+				got <- string(b)
+			}()
+		}
+	}()
+	return got
+}
+
+// sendHello dials addr through l and says hello.
+func sendHello(l *tlsStreamLayer, addr string) error {
+	c, err := l.Dial(raft.ServerAddress(addr), 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.Write([]byte("hello"))
+	return err
+}
+
+// A CA that joins the cluster's pool is taken by the next handshakes on
+// every path, and refused again once it leaves: raft's layer as a server
+// (the dialer's certificate) and as a client (the server's), and the
+// peer client's HTTPS, whose transport was made before the change.
+func TestTLSFollowsTheCAs(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcerts.NewCA(t, dir, "ca")
+	next := testcerts.NewCA(t, dir, "next")
+	both := x509.NewCertPool()
+	for _, f := range []string{ca.File, next.File} {
+		b, err := os.ReadFile(f)
+		if err != nil || !both.AppendCertsFromPEM(b) {
+			t.Fatalf("cannot read %s: %v", f, err)
+		}
+	}
+	var pool atomic.Pointer[x509.CertPool]
+	pool.Store(ca.Pool())
+	usages := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	member := tlsOf(t, ca, "member", usages...)
+	member.CAs = pool.Load
+	newcomer := tlsOf(t, next, "newcomer", usages...)
+	newcomer.CAs = func() *x509.CertPool { return both }
+
+	memberLayer, err := newTLSStreamLayer("127.0.0.1:0", nil, member)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer memberLayer.Close()
+	toMember := helloServer(memberLayer)
+	newcomerLayer, err := newTLSStreamLayer("127.0.0.1:0", nil, newcomer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer newcomerLayer.Close()
+	toNewcomer := helloServer(newcomerLayer)
+	https := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"index":7}`))
+	}))
+	nc, nk := next.Issue(t, "newcomer-https", time.Time{}, "127.0.0.1")
+	https.TLS = &tls.Config{Certificates: []tls.Certificate{testcerts.KeyPair(t, nc, nk)}}
+	https.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
+	https.StartTLS()
+	defer https.Close()
+	peers := newPeerClient("tok", member)
+
+	// check says how each path fares: nil when it takes the newcomer.
+	check := func() (raftIn, raftOut, peer error) {
+		sendHello(newcomerLayer, memberLayer.Listener.Addr().String()) // TLS 1.3: the member's verdict comes at its read
+		if g := <-toMember; g != "hello" {
+			raftIn = errors.New(g)
+		}
+		raftOut = sendHello(memberLayer, newcomerLayer.Listener.Addr().String())
+		if g := <-toNewcomer; g != "hello" && raftOut == nil { // the newcomer reports every connection
+			raftOut = errors.New(g)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		if i, err := peers.readIndex(ctx, https.URL); err != nil || i != 7 {
+			peer = fmt.Errorf("index %d, error %w", i, err)
+		}
+		return raftIn, raftOut, peer
+	}
+	refused := func(when string) {
+		t.Helper()
+		raftIn, raftOut, peer := check()
+		if raftIn == nil || raftOut == nil || !strings.Contains(raftOut.Error(), "unknown authority") || !errors.Is(peer, errUnreached) || !strings.Contains(peer.Error(), "unknown authority") {
+			t.Fatalf("%s: raft from the newcomer %v, raft to it %v, the peer client %v; want all refused (unknown authority, unreached)", when, raftIn, raftOut, peer)
+		}
+	}
+	refused("before its CA joined")
+	pool.Store(both)
+	if raftIn, raftOut, peer := check(); raftIn != nil || raftOut != nil || peer != nil {
+		t.Fatalf("after its CA joined: raft from the newcomer %v, raft to it %v, the peer client %v; want all taken", raftIn, raftOut, peer)
+	}
+	pool.Store(ca.Pool())
+	peers.http.CloseIdleConnections() // an open connection keeps what it verified
+	refused("after its CA left")
 }

@@ -313,7 +313,7 @@ func (c *serveConfig) loadTLS() error {
 		if err != nil {
 			return fmt.Errorf("--cluster-ca: %w", err)
 		}
-		c.cluster.TLS = &cluster.TLS{Cert: r, CA: pool}
+		c.cluster.TLS = &cluster.TLS{Cert: r, CAs: func() *x509.CertPool { return pool }}
 		if err := r.SetCheck(c.memberCheck(pool)); err != nil {
 			return fmt.Errorf("--tls-cert %s: %w", c.tlsCert, err)
 		}
