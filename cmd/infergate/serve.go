@@ -72,8 +72,13 @@ type serveConfig struct {
 	// TLS: the files named by the flags, and what validate loads from them.
 	tlsCert, tlsKey, tlsClientCA, clusterCA string
 	certs                                   *certs.Reloader // nil: plain HTTP
-	clientCAs                               *x509.CertPool  // nil: no client certificates asked for
-	logf                                    func(format string, args ...any)
+	// The CA files, each read again when it changes: --cluster-ca's and
+	// --tls-client-ca's (nil when not given), and the pool of the CAs
+	// that clients of --http must chain to, the members' included (nil:
+	// no client certificates asked for).
+	clusterCAs, tlsClientCAs *certs.CAs
+	clientCAs                func() *x509.CertPool
+	logf                     func(format string, args ...any)
 }
 
 func serveFlags(fs *flag.FlagSet) *serveConfig {
@@ -134,8 +139,8 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve HTTPS on --http with this PEM certificate (the chain after the leaf; with --tls-key); the files are read again when they change, so a rotated certificate takes effect at the next handshake")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "the PEM private key of --tls-cert")
-	fs.StringVar(&c.tlsClientCA, "tls-client-ca", "", "require every client of --http to present a certificate signed by one of the CAs in this PEM file (mutual TLS): inference, admin tools, peers and health probes alike")
-	fs.StringVar(&c.clusterCA, "cluster-ca", "", "run the cluster over mutual TLS: raft and the calls between peers present --tls-cert and accept only members whose certificate a CA in this PEM file signed; each member's certificate must name its --cluster IP and its --advertise-http host. Needed with --tls-cert whenever other nodes may join")
+	fs.StringVar(&c.tlsClientCA, "tls-client-ca", "", "require every client of --http to present a certificate signed by one of the CAs in this PEM file (mutual TLS): inference, admin tools, peers and health probes alike; the file is read again when it changes, so a CA added or dropped applies to the next handshakes")
+	fs.StringVar(&c.clusterCA, "cluster-ca", "", "run the cluster over mutual TLS: raft and the calls between peers present --tls-cert and accept only members whose certificate a CA in this PEM file signed; each member's certificate must name its --cluster IP and its --advertise-http host. Needed with --tls-cert whenever other nodes may join. The file is read again when it changes, so a CA added or dropped applies to the next connections")
 	return c
 }
 
@@ -309,23 +314,22 @@ func (c *serveConfig) loadTLS() error {
 	}
 	c.certs = r
 	if c.clusterCA != "" {
-		pool, err := certs.LoadPool(c.clusterCA)
-		if err != nil {
+		if c.clusterCAs, err = certs.NewCAs(c.clusterCA, logf); err != nil {
 			return fmt.Errorf("--cluster-ca: %w", err)
 		}
-		c.cluster.TLS = &cluster.TLS{Cert: r, CAs: func() *x509.CertPool { return pool }}
-		if err := r.SetCheck(c.memberCheck(pool)); err != nil {
+		c.cluster.TLS = &cluster.TLS{Cert: r, CAs: c.clusterCAs.Pool}
+		if err := r.SetCheck(c.memberCheck(c.clusterCAs.Pool)); err != nil {
 			return fmt.Errorf("--tls-cert %s: %w", c.tlsCert, err)
 		}
 	}
 	if c.tlsClientCA != "" {
-		// Peers present their member certificates to this port too.
-		files := []string{c.tlsClientCA}
-		if c.clusterCA != "" {
-			files = append(files, c.clusterCA)
-		}
-		if c.clientCAs, err = certs.LoadPool(files...); err != nil {
+		if c.tlsClientCAs, err = certs.NewCAs(c.tlsClientCA, logf); err != nil {
 			return fmt.Errorf("--tls-client-ca: %w", err)
+		}
+		c.clientCAs = c.tlsClientCAs.Pool
+		if c.clusterCAs != nil {
+			// Peers present their member certificates to this port too.
+			c.clientCAs = certs.Union(c.tlsClientCAs, c.clusterCAs)
 		}
 	}
 	return nil
@@ -333,10 +337,11 @@ func (c *serveConfig) loadTLS() error {
 
 // memberCheck returns the check of a member's certificate, at start and
 // at every reload: one the other members would refuse (not signed by a
-// CA of --cluster-ca, not fit to be both a server and a client, as raft
-// dials both ways, or not naming the --cluster IP and the
-// --advertise-http host, which peers check) is refused.
-func (c *serveConfig) memberCheck(pool *x509.CertPool) func(*tls.Certificate) error {
+// CA of --cluster-ca, as pool returns it then, not fit to be both a
+// server and a client, as raft dials both ways, or not naming the
+// --cluster IP and the --advertise-http host, which peers check) is
+// refused.
+func (c *serveConfig) memberCheck(pool func() *x509.CertPool) func(*tls.Certificate) error {
 	raftHost, _, _ := net.SplitHostPort(c.raftAddr)
 	httpHost, _, _ := net.SplitHostPort(c.httpAddr)
 	if u, err := url.Parse(c.advertiseHTTP); err == nil && c.advertiseHTTP != "" {
@@ -346,7 +351,7 @@ func (c *serveConfig) memberCheck(pool *x509.CertPool) func(*tls.Certificate) er
 		httpHost = ""
 	}
 	return func(cert *tls.Certificate) error {
-		if err := certs.CheckLeaf(cert, pool, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth); err != nil {
+		if err := certs.CheckLeaf(cert, pool(), x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth); err != nil {
 			return fmt.Errorf("the other members would refuse it: %w; a member's certificate must be signed by a CA of --cluster-ca and allow server and client authentication (extendedKeyUsage=serverAuth,clientAuth)", err)
 		}
 		if raftHost != "" {
@@ -538,11 +543,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		c.gateway.TrafficLog = tl
 	}
 	if c.certs != nil {
-		var clientCAs func() *x509.CertPool
-		if c.clientCAs != nil {
-			clientCAs = func() *x509.CertPool { return c.clientCAs }
-		}
-		c.gateway.TLS = certs.ServerConfig(c.certs, clientCAs)
+		c.gateway.TLS = certs.ServerConfig(c.certs, c.clientCAs)
 	}
 	srv, err := gateway.New(c.gateway, repo, set)
 	if err != nil {
@@ -1000,7 +1001,7 @@ func diskMetrics(set *metrics.Set, disks []gateway.Disk) {
 }
 
 // tlsMetrics exports when the served certificate expires, and whether
-// its files fail to load, for alerts.
+// its files, or the CA files, fail to load, for alerts.
 func (c *serveConfig) tlsMetrics(set *metrics.Set) {
 	set.NewGauge("infergate_tls_certificate_expiry_timestamp_seconds", func() float64 {
 		return float64(c.certs.NotAfter().Unix())
@@ -1010,5 +1011,24 @@ func (c *serveConfig) tlsMetrics(set *metrics.Set) {
 			return 1
 		}
 		return 0
+	})
+	var cas []*certs.CAs
+	for _, ca := range []*certs.CAs{c.tlsClientCAs, c.clusterCAs} {
+		if ca != nil {
+			cas = append(cas, ca)
+		}
+	}
+	if len(cas) == 0 {
+		return
+	}
+	set.NewGauge("infergate_tls_ca_reload_failing", func() float64 {
+		failing := 0.0
+		for _, ca := range cas {
+			ca.Pool() // a look at the file, at most once a second: a node no one connects to tells too
+			if ca.Err() != nil {
+				failing = 1
+			}
+		}
+		return failing
 	})
 }

@@ -201,10 +201,113 @@ func TestServeTLSClientCertificates(t *testing.T) {
 	checkExit(t, 0, "no models are registered", "models", "list", "--addr", "https://"+s.addr, "--ca-cert", ca.File, "--client-cert", cc, "--client-key", ck)
 }
 
+// mustRead returns the contents of file.
+func mustRead(t *testing.T, file string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// A CA added to the --tls-client-ca file is taken by the next
+// handshakes, and refused again once dropped from it, without a restart;
+// a file that does not load leaves the CAs in use, is logged once, and
+// sets infergate_tls_ca_reload_failing until the file loads again.
+func TestServeTLSClientCARotation(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcerts.NewCA(t, dir, "ca")
+	next := testcerts.NewCA(t, dir, "next")
+	certFile, keyFile := ca.Issue(t, "gateway", time.Time{}, "127.0.0.1")
+	cc, ck := ca.Issue(t, "client", time.Time{}, "client")
+	nc, nk := next.Issue(t, "newcomer", time.Time{}, "newcomer")
+	client, newcomer := testcerts.KeyPair(t, cc, ck), testcerts.KeyPair(t, nc, nk)
+	caPEM, nextPEM := mustRead(t, ca.File), mustRead(t, next.File)
+	bundle := filepath.Join(dir, "clients.pem")
+	if err := os.WriteFile(bundle, caPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServerWith(t, tlsClient(ca, &client), "--models", demoRepo(t), "--load", "ctr",
+		"--tls-cert", certFile, "--tls-key", keyFile, "--tls-client-ca", bundle)
+
+	// takes reports whether a new connection presenting cert gets an
+	// answer (a fresh client: a kept-alive connection keeps what its
+	// handshake verified).
+	takes := func(cert tls.Certificate) bool {
+		c := &server{scheme: "https", addr: s.addr, hc: tlsClient(ca, &cert)}
+		code, _, _ := c.get(t, "/v2/health/live")
+		return code == 200
+	}
+	failing := func() float64 {
+		t.Helper()
+		_, b, _ := s.get(t, "/metrics")
+		m := regexp.MustCompile(`(?m)^infergate_tls_ca_reload_failing (\S+)$`).FindSubmatch(b)
+		if m == nil {
+			t.Fatalf("no infergate_tls_ca_reload_failing in /metrics")
+		}
+		v, _ := strconv.ParseFloat(string(m[1]), 64)
+		return v
+	}
+	// eventually polls cond every 100 ms for 10 s: the server looks at
+	// the file at most once a second.
+	eventually := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("not after 10 s: %s", what)
+			}
+		}
+	}
+	if takes(newcomer) || !takes(client) {
+		t.Fatalf("at start: the newcomer taken %v, the client %v; want false, true", takes(newcomer), takes(client))
+	}
+
+	// The newcomer's CA joins the file (renamed into place).
+	tmp := bundle + ".new"
+	if err := os.WriteFile(tmp, append(append([]byte{}, caPEM...), nextPEM...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, bundle); err != nil {
+		t.Fatal(err)
+	}
+	eventually("the newcomer is taken once its CA is in the file", func() bool { return takes(newcomer) })
+	if !takes(client) || failing() != 0 {
+		t.Fatalf("once the file holds both CAs: the client of the first taken %v, reload failing %v; want true, 0", takes(client), failing())
+	}
+
+	// A file half written: the CAs in use stay, the gauge says so.
+	if err := os.WriteFile(bundle, append(append([]byte{}, caPEM...), nextPEM[:len(nextPEM)/2]...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually("infergate_tls_ca_reload_failing is 1 with a file cut short", func() bool { return failing() == 1 })
+	if !takes(newcomer) || !takes(client) {
+		t.Fatalf("with the file cut short: the newcomer taken %v, the client %v; want both, as before", takes(newcomer), takes(client))
+	}
+
+	// The newcomer's CA leaves the file (written in place): refused again.
+	if err := os.WriteFile(bundle, caPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually("the newcomer is refused once its CA left the file", func() bool { return !takes(newcomer) })
+	if !takes(client) || failing() != 0 {
+		t.Fatalf("after the newcomer's CA left: the client taken %v, reload failing %v; want true, 0", takes(client), failing())
+	}
+	s.stop(t)
+	log := s.stderr.String()
+	if n := strings.Count(log, "tls: keeping the CAs loaded before from "+bundle+": the CA file "+bundle+" has PEM blocks that do not decode"); n != 1 {
+		t.Fatalf("%d log lines about the file cut short; want 1:\n%s", n, log)
+	}
+	if n := strings.Count(log, "tls: reloaded the CA file "+bundle); n != 2 {
+		t.Fatalf("%d log lines about reloads of %s; want 2 (its CA joined, then left):\n%s", n, bundle, log)
+	}
+}
+
 // Two nodes over mutual TLS: the second joins over HTTPS, raft replicates
 // over TLS, and a version uploaded to one is pulled by the other over
 // HTTPS and served. A node whose certificate another CA signed cannot
-// join, and says why.
+// join, and says why; once each side's --cluster-ca holds the other's
+// CA, it joins without a restart.
 func TestClusterTLS(t *testing.T) {
 	dir := t.TempDir()
 	ca := testcerts.NewCA(t, dir, "ca")
@@ -283,6 +386,37 @@ func TestClusterTLS(t *testing.T) {
 	code, b, _ := n1.do(t, "GET", "/v1/cluster", nil, admin)
 	if code != 200 || strings.Count(string(b), `"id"`) != 2 {
 		t.Fatalf("cluster after the stranger's attempts: %d %s; want the two members", code, b)
+	}
+
+	// Each side's --cluster-ca gains the other's CA, without a restart:
+	// the members' file renamed into place, the stranger's written in
+	// place. The stranger's next attempt joins (its HTTPS call to n1,
+	// n1's raft dial to it, its raft server taking n1's certificate), and
+	// it pulls and serves version 2 over HTTPS.
+	both := append(mustRead(t, ca.File), mustRead(t, other.File)...)
+	if err := os.WriteFile(ca.File+".new", both, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(ca.File+".new", ca.File); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(other.File, both, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		code, b, _ := probe.post(t, "/v2/models/ctr/versions/2/infer", body)
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stranger after the CA files gained each other's CA: %d %s; want version 2 served\nits log:\n%s", code, b, log.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	code, b, _ = n1.do(t, "GET", "/v1/cluster", nil, admin)
+	if code != 200 || strings.Count(string(b), `"id"`) != 3 {
+		t.Fatalf("cluster after the CA files changed: %d %s; want three members", code, b)
 	}
 }
 
