@@ -266,6 +266,25 @@ treatment  2        910       3          400     0.2 [0.1606, 0.2394]   0       
 `,
 		},
 		{
+			name: "show with experiment results, no feedback yet",
+			args: []string{"show", "ctr", "--token", adminToken},
+			call: fakeCall{method: "GET", uri: "/v1/models/ctr", answer: `{"name":"ctr","production":1,"aliases":{"production":1},"versions":[],
+  "experiment":{"name":"ab","arms":[{"name":"control","version":1,"weight":1},{"name":"treatment","version":2,"weight":1}]},
+  "experiment_results":{"experiment":"ab","nodes":["node-a"],"arms":[{"arm":"control","version":1,"requests":5},{"arm":"treatment","version":2,"requests":4}]}}`},
+			want: `model ctr: production is version 1
+aliases: production=1
+experiment ab: control=version 1 (50%), treatment=version 2 (50%)
+
+VERSION  STAGE  ALIASES  SIZE  CREATED  ORIGIN  NODES  SHA256
+
+experiment ab, as counted by 1 node:
+ARM        VERSION  REQUESTS  FALLBACKS  LABELS  MEAN LABEL (95%)  REWARDS  MEAN REWARD (95%)
+control    1        5         0          0       -                 0        -
+treatment  2        4         0          0       -                 0        -
+  no feedback counted yet: clients post each prediction's outcome to POST /v2/models/{model}/feedback with the id of its response (serve --traffic-percent above 0 gives responses ids)
+`,
+		},
+		{
 			name: "show with an experiment",
 			args: []string{"show", "ctr", "--token", adminToken},
 			call: fakeCall{method: "GET", uri: "/v1/models/ctr", answer: `{"name":"ctr","production":2,"aliases":{"production":2},"versions":[],

@@ -40,6 +40,14 @@ func printExperimentResults(w io.Writer, r *cluster.ExperimentResults, level flo
 	if len(r.Arms) < 2 {
 		return nil
 	}
+	feedback := false
+	for _, a := range r.Arms {
+		feedback = feedback || a.Labels > 0 || a.Rewards > 0
+	}
+	if !feedback {
+		fmt.Fprintf(w, "  no feedback counted yet: clients post each prediction's outcome to POST /v2/models/{model}/feedback with the id of its response (serve --traffic-percent above 0 gives responses ids)\n")
+		return nil
+	}
 	control := r.Arms[0]
 	var lines []string
 	for _, a := range r.Arms[1:] {
