@@ -360,6 +360,8 @@ func (s *Server) readTraffic(ctx *fasthttp.RequestCtx) error {
 			return &httpError{code: fasthttp.StatusGone, msg: pe.Error()}
 		}
 		return badRequest("%s", pe.Error())
+	case errors.Is(err, trafficlog.ErrNotRecord):
+		return badRequest("%s", err)
 	case errors.Is(err, trafficlog.ErrCorrupt) && next > from:
 		// Damage after whole records: they go out, X-Traffic-Next at the
 		// damaged one, and a read from there says what is wrong.

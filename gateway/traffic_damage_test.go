@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/infergate/infergate/internal/testenv"
 	"github.com/infergate/infergate/trafficlog"
 )
 
@@ -53,7 +55,7 @@ func TestTrafficReadStopsAtDamage(t *testing.T) {
 	}
 	r = s.do(t, "GET", "/v1/traffic?from="+strconv.Itoa(2*one), nil)
 	checkError(t, r, fasthttp.StatusBadRequest,
-		"damaged traffic log record at position "+strconv.Itoa(2*one)+", or no record starts there (checksum mismatch)")
+		"damaged traffic log record at position "+strconv.Itoa(2*one)+" (checksum mismatch)")
 	// Where, for a reader (the trainer) that knows the position is a
 	// record's. The damage is in the segment being written: the read
 	// makes the log start the next, and a read then names it, the way past.
@@ -63,12 +65,11 @@ func TestTrafficReadStopsAtDamage(t *testing.T) {
 	if id := r.header["X-Traffic-Log"]; id != tl.ID() {
 		t.Errorf("X-Traffic-Log %q; want the log's identity, %s", id, tl.ID())
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for r.header["X-Traffic-Skip"] != strconv.Itoa(3*one) {
-		if time.Now().After(deadline) {
-			t.Fatalf("X-Traffic-Skip %q; want %d, the next segment", r.header["X-Traffic-Skip"], 3*one)
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if skip := r.header["X-Traffic-Skip"]; skip != strconv.Itoa(3*one) {
+			r = s.do(t, "GET", "/v1/traffic?from="+strconv.Itoa(2*one), nil)
+			return fmt.Errorf("X-Traffic-Skip %q; want %d, the next segment", skip, 3*one)
 		}
-		time.Sleep(time.Millisecond)
-		r = s.do(t, "GET", "/v1/traffic?from="+strconv.Itoa(2*one), nil)
-	}
+		return nil
+	})
 }

@@ -174,12 +174,16 @@ func TestTrafficLogAndFeedback(t *testing.T) {
 	}
 	for _, c := range []struct{ query, want string }{
 		{"?from=x", "is not a position"},
-		{"?from=3", "at position 3, or no record starts there"},
+		{"?from=3", "no traffic log record starts at position 3"},
 		{"?from=" + strconv.FormatInt(st.Next+1, 10), "beyond the log's end"},
 		{"?max_bytes=0", "max_bytes"},
 		{"?format=csv", "use jsonl"},
 	} {
 		checkError(t, s.do(t, "GET", "/v1/traffic"+c.query, nil), fasthttp.StatusBadRequest, c.want)
+	}
+	// Not a record's position: no damage, and no way past any.
+	if r := s.do(t, "GET", "/v1/traffic?from=3", nil); r.header["X-Traffic-Damaged"] != "" || r.header["X-Traffic-Skip"] != "" {
+		t.Fatalf("a read from inside a record: X-Traffic-Damaged %q, X-Traffic-Skip %q; want neither", r.header["X-Traffic-Damaged"], r.header["X-Traffic-Skip"])
 	}
 	rs := s.do(t, "GET", "/v1/traffic/stats", nil)
 	if !strings.Contains(string(rs.body), `"end":`+strconv.FormatInt(st.Next, 10)) || !strings.Contains(string(rs.body), `"percent":100`) {

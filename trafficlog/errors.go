@@ -19,6 +19,9 @@ var (
 	ErrUnknownKind = errors.New("unknown traffic log event kind")
 	// ErrCorrupt means a record does not decode or fails its checksum.
 	ErrCorrupt = errors.New("damaged traffic log record")
+	// ErrNotRecord means a read asked for a position inside a record, or
+	// one the frames before it do not lead to: not a position a read gave.
+	ErrNotRecord = errors.New("no traffic log record starts at position")
 	// ErrPosition means a read asked for a position the log does not have:
 	// deleted by retention, or beyond its end. *PositionError says which.
 	ErrPosition = errors.New("no such traffic log position")

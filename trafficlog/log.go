@@ -261,34 +261,43 @@ func (l *Log) recover() error {
 	if err != nil {
 		return fmt.Errorf("cannot open traffic log segment: %w", err)
 	}
-	valid, damaged, err := validPrefix(f)
+	valid, damaged, err := validPrefix(f, l.cfg.MaxRecordBytes)
 	if err != nil {
 		f.Close()
 		return err
 	}
-	if damaged {
-		// Synced records may follow the damage, and readers may have read
-		// them: cutting it off would lose them and give their positions
-		// to other records. The segment stays as it is, sealed (reads
-		// stop at the damage and name the way past it), and the log goes
-		// on in a new segment at its end.
-		f.Close()
+	if valid < last.size {
+		// Whatever is cut or kept, the log goes on in a new segment at the
+		// old end: a position a reader was given (a record synced, then
+		// damaged) never holds another record.
 		end := last.base + last.size
-		l.cfg.Logf("traffic log: %s is damaged %d bytes in (position %d), with %d bytes after the damage; it is kept as it is, and the log goes on in a new segment at position %d (reads stop at the damage, and skip to there)",
-			path, valid, last.base+valid, last.size-valid, end)
+		if damaged {
+			// Synced records may follow the damage: the segment stays as
+			// it is, sealed (reads stop at the damage and name the way
+			// past it).
+			l.cfg.Logf("traffic log: %s is damaged %d bytes in (position %d), with %d bytes after the damage; it is kept as it is, and the log goes on in a new segment at position %d (reads stop at the damage, and skip to there)",
+				path, valid, last.base+valid, last.size-valid, end)
+		} else {
+			l.cfg.Logf("traffic log: cut off the last %d bytes of %s, a record a crash left unfinished; the log goes on in a new segment at position %d", last.size-valid, path, end)
+			err := f.Truncate(valid)
+			if err == nil {
+				err = f.Sync()
+			}
+			if err != nil {
+				f.Close()
+				return fmt.Errorf("cannot cut the torn end off %s: %w", path, err)
+			}
+			last.size = valid
+		}
+		f.Close()
 		l.segs = append(l.segs, segment{base: end})
 		last = &l.segs[len(l.segs)-1]
 		path = filepath.Join(l.cfg.Dir, segName(end))
 		if f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
-			return fmt.Errorf("cannot start a traffic log segment past the damaged one: %w", err)
+			return fmt.Errorf("cannot start a traffic log segment: %w", err)
 		}
 		valid = 0
-	} else if valid < last.size {
-		l.cfg.Logf("traffic log: cut off the last %d bytes of %s, a record a crash left unfinished", last.size-valid, path)
-		if err := f.Truncate(valid); err != nil {
-			f.Close()
-			return fmt.Errorf("cannot cut the torn end off %s: %w", path, err)
-		}
+		l.retain()
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
@@ -313,10 +322,12 @@ func (l *Log) recover() error {
 
 // validPrefix returns the length of the whole, intact records at the start
 // of f, and whether what follows them is damage rather than a torn end: a
-// torn end is one record that ends where the file does, or runs past it,
-// or zeros to the end (a crash can leave a file longer than the data
-// that reached it). Damage is a bad record with more bytes after it.
-func validPrefix(f *os.File) (valid int64, damaged bool, err error) {
+// torn end is one record of a length this log writes (up to maxRecord
+// bytes) that ends where the file does or runs past it, or zeros to the
+// end (a crash can leave a file longer than the data that reached it).
+// Damage is anything else: a bad record with more bytes after it, or a
+// length no record of this log has.
+func validPrefix(f *os.File, maxRecord int) (valid int64, damaged bool, err error) {
 	info, err := f.Stat()
 	if err != nil {
 		return 0, false, err
@@ -330,12 +341,13 @@ func validPrefix(f *os.File) (valid int64, damaged bool, err error) {
 		if err == io.EOF {
 			return off, false, nil
 		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return off, false, nil
-		}
-		if errors.Is(err, ErrCorrupt) {
+		if errors.Is(err, ErrCorrupt) || errors.Is(err, io.ErrUnexpectedEOF) {
 			var hdr [frameLen]byte
-			if _, err := f.ReadAt(hdr[:], off); err == nil && off+frameLen+int64(binary.LittleEndian.Uint32(hdr[:])) == info.Size() {
+			if _, err := f.ReadAt(hdr[:], off); err != nil {
+				return off, false, nil // not even a whole frame: torn
+			}
+			n := int64(binary.LittleEndian.Uint32(hdr[:]))
+			if n >= 2 && n <= int64(maxRecord) && off+frameLen+n >= info.Size() {
 				return off, false, nil // the last record, torn
 			}
 			zeros, err := zerosToEnd(io.NewSectionReader(f, off, info.Size()-off))
@@ -774,6 +786,15 @@ func (l *Log) rotate() error {
 	l.activeBase = l.end
 	l.mu.Lock()
 	l.segs = append(l.segs, segment{base: l.end})
+	l.mu.Unlock()
+	l.retain()
+	return nil
+}
+
+// retain deletes the oldest segments, but the last, until the others and
+// a full new one fit the log's byte budget.
+func (l *Log) retain() {
+	l.mu.Lock()
 	var drop []segment
 	total := int64(0)
 	for _, s := range l.segs {
@@ -799,7 +820,6 @@ func (l *Log) rotate() error {
 			l.cfg.Logf("traffic log: cannot sync the directory after deleting old segments: %v", err)
 		}
 	}
-	return nil
 }
 
 // Stats is what the log holds now.

@@ -153,22 +153,23 @@ func TestReadersSeeOnlySyncedRecords(t *testing.T) {
 }
 
 func TestTornTailIsCutOff(t *testing.T) {
-	dir := t.TempDir()
-	l := open(t, testConfig(t, dir))
-	for i := range 3 {
-		if err := l.AppendSync(prediction(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	good := l.Stats().Next
-	l.Close()
-	path := filepath.Join(dir, segName(0))
 	whole := AppendRecord(nil, prediction(3))
 	for _, tail := range [][]byte{
 		whole[:5],            // a frame cut short
 		whole[:len(whole)-1], // a payload cut short
 		append(bytes.Clone(whole[:len(whole)-1]), whole[len(whole)-1]^0xff), // a damaged byte
+		make([]byte, 300), // zeros: a file longer than the data that reached it
 	} {
+		dir := t.TempDir()
+		l := open(t, testConfig(t, dir))
+		for i := range 3 {
+			if err := l.AppendSync(prediction(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		good := l.Stats().Next
+		l.Close()
+		path := filepath.Join(dir, segName(0))
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -178,9 +179,12 @@ func TestTornTailIsCutOff(t *testing.T) {
 		var logged []string
 		cfg := testConfig(t, dir)
 		cfg.Logf = func(format string, args ...any) { logged = append(logged, fmt.Sprintf(format, args...)) }
-		l := open(t, cfg)
-		if st := l.Stats(); st.Next != good {
-			t.Fatalf("after a torn tail of %d bytes: next %d; want %d", len(tail), st.Next, good)
+		l = open(t, cfg)
+		// The cut bytes' positions are not given again: the log goes on
+		// in a new segment at the old end.
+		end := good + int64(len(tail))
+		if st := l.Stats(); st.Next != end || st.Segments != 2 {
+			t.Fatalf("after a torn tail of %d bytes: %+v; want the end at %d, in a second segment", len(tail), st, end)
 		}
 		if len(logged) != 1 || !strings.Contains(logged[0], fmt.Sprintf("cut off the last %d bytes", len(tail))) {
 			t.Fatalf("logged %q; want one line saying what was cut off", logged)
@@ -265,8 +269,8 @@ func TestReadBoundsAndMisalignedPositions(t *testing.T) {
 	if err != nil || n != 3 || next != int64(3*one) {
 		t.Fatalf("fn stopping at the third: %d, next %d, %v", n, next, err)
 	}
-	if _, err := l.Read(3, 1<<20, func(int64, []byte) bool { return true }); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "at position 3, or no record starts there") {
-		t.Fatalf("a read from inside a record: %v; want ErrCorrupt asking about the position", err)
+	if _, err := l.Read(3, 1<<20, func(int64, []byte) bool { return true }); !errors.Is(err, ErrNotRecord) || !strings.Contains(err.Error(), "no traffic log record starts at position 3") {
+		t.Fatalf("a read from inside a record: %v; want ErrNotRecord", err)
 	}
 	// A record damaged on disk after whole ones (a bit flipped in the
 	// third) is damage, said as such.

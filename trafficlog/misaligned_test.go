@@ -10,11 +10,11 @@ import (
 	"github.com/infergate/infergate/oip"
 )
 
-// TestReadInsideZeroDataIsCorrupt: a position inside a tensor's zero
-// bytes gives an error wrapping ErrCorrupt, as any position inside a
+// TestReadInsideZeroDataIsNoRecord: a position inside a tensor's zero
+// bytes gives an error wrapping ErrNotRecord, as any position inside a
 // record does (found by a reviewing helper: eight zero bytes read as a
 // record of length 0, whose CRC-32C is 0, and Read passed it on).
-func TestReadInsideZeroDataIsCorrupt(t *testing.T) {
+func TestReadInsideZeroDataIsNoRecord(t *testing.T) {
 	dir := t.TempDir()
 	l := open(t, testConfig(t, dir))
 	e := prediction(0)
@@ -35,13 +35,13 @@ func TestReadInsideZeroDataIsCorrupt(t *testing.T) {
 		got = append(got, bytes.Clone(rec))
 		return true
 	})
-	if !errors.Is(err, ErrCorrupt) || len(got) != 0 {
+	if !errors.Is(err, ErrNotRecord) || len(got) != 0 {
 		var dec error
 		if len(got) > 0 {
 			var ev Event
 			_, dec = Decode(got[0], &ev)
 		}
-		t.Fatalf("Read from position %d, inside the record at 0: err %v, next %d, fn got %d record(s) %x (Decode: %v); want ErrCorrupt and no record",
+		t.Fatalf("Read from position %d, inside the record at 0: err %v, next %d, fn got %d record(s) %x (Decode: %v); want ErrNotRecord and no record",
 			inside, err, next, len(got), got, dec)
 	}
 }

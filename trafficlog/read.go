@@ -2,6 +2,7 @@ package trafficlog
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -17,11 +18,13 @@ import (
 // It returns the position after the last record passed: where the next
 // Read goes on. from must be the position of a record, or the end: one
 // before the first record (deleted to keep the log in its budget) or
-// after the end gives a *PositionError, and one inside a record an error
-// wrapping ErrCorrupt. A record damaged on disk gives an error wrapping
-// ErrCorrupt too, with its position, after the whole records before it
-// were passed; the error names where the next segment begins, the way
-// past it.
+// after the end gives a *PositionError, and one inside a record (one the
+// records before it in its segment do not lead to) an error wrapping
+// ErrNotRecord. A record damaged on disk gives an error wrapping
+// ErrCorrupt, with its position, after the whole records before it were
+// passed; the error names where the next segment begins, the way past
+// it, and damage in the segment being written makes the writer start the
+// next.
 func (l *Log) Read(from int64, maxBytes int, fn func(pos int64, rec []byte) bool) (int64, error) {
 	l.mu.Lock()
 	segs := append([]segment(nil), l.segs...)
@@ -74,18 +77,23 @@ func (l *Log) Read(from int64, maxBytes int, fn func(pos int64, rec []byte) bool
 					default:
 						return pos, err
 					}
+					if pos == from && !l.recordAt(s, pos) {
+						// Not a record's position, as far as the records
+						// before it in the segment tell: no damage to
+						// report, and no reason to start a new segment.
+						return pos, fmt.Errorf("%w %d (%s): read from a record's position, or from the first or next position a read gives", ErrNotRecord, pos, detail)
+					}
 					skip := ""
 					if next, ok := segmentAfter(segs, pos, end); ok {
-						skip = fmt.Sprintf("; if the log is damaged there, read from position %d, where the next segment begins, to skip the rest of %s", next, segName(s.base))
+						skip = fmt.Sprintf("; read from position %d, where the next segment begins, to skip the rest of %s", next, segName(s.base))
 					} else if i == len(segs)-1 {
 						// Damage in the segment written now: the writer
 						// starts the next one, the way past it.
 						l.rotatePast(s.base)
-						skip = "; if the log is damaged there, read from there again in a moment: the log is starting a new segment past it, and the answer will say where it begins"
+						skip = "; read from there again in a moment: the log is starting a new segment past it, and the answer will say where it begins"
 					}
 					if pos == from {
-						// Most often a position that is not a record's.
-						return pos, fmt.Errorf("%w at position %d, or no record starts there (%s): read from a record's position, or from the first or next position a read gives%s", ErrCorrupt, pos, detail, skip)
+						return pos, fmt.Errorf("%w at position %d (%s)%s", ErrCorrupt, pos, detail, skip)
 					}
 					return pos, fmt.Errorf("%w at position %d, after a whole one (%s)%s", ErrCorrupt, pos, detail, skip)
 				}
@@ -156,4 +164,38 @@ func (l *Log) rotatePast(base int64) {
 	case l.kick <- struct{}{}:
 	default:
 	}
+}
+
+// recordAt reports whether a record of segment s starts at position pos,
+// walking the records' frames from the segment's start: a position that
+// only the frames before it lead to is a record's, whatever its own bytes
+// hold now. It is false where a frame before pos is damaged, or the
+// segment cannot be read. It reads the segment up to pos: only a read
+// that fails at the position it was asked for pays it.
+func (l *Log) recordAt(s segment, pos int64) bool {
+	f, err := os.Open(filepath.Join(l.cfg.Dir, segName(s.base)))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(io.NewSectionReader(f, 0, pos-s.base), 256<<10)
+	off := s.base
+	var hdr [frameLen]byte
+	for off < pos {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return false
+		}
+		n := int64(binary.LittleEndian.Uint32(hdr[:]))
+		if n < 2 || n > int64(l.cfg.MaxRecordBytes) {
+			return false
+		}
+		off += frameLen + n
+		if off > pos {
+			return false
+		}
+		if _, err := r.Discard(int(n)); err != nil {
+			return false
+		}
+	}
+	return off == pos
 }

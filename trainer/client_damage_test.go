@@ -47,7 +47,7 @@ func TestNodeLogsSkipDamage(t *testing.T) {
 				w.Header().Set("X-Traffic-Skip", strconv.FormatInt(skip, 10))
 			}
 			w.WriteHeader(400)
-			fmt.Fprintf(w, `{"error":"damaged traffic log record at position %d, or no record starts there (checksum mismatch)"}`, damaged)
+			fmt.Fprintf(w, `{"error":"damaged traffic log record at position %d (checksum mismatch)"}`, damaged)
 		case strconv.FormatInt(skip, 10):
 			w.Header().Set("X-Traffic-Next", strconv.FormatInt(end, 10))
 			w.Header().Set("X-Traffic-End", strconv.FormatInt(end, 10))

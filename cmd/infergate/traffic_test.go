@@ -56,7 +56,7 @@ func TestTrafficLogSurvivesSIGTERM(t *testing.T) {
 	if err != nil || strings.Count(string(tail), "\n") != 3 || !strings.HasPrefix(string(tail), lines[3]+"\n") {
 		t.Fatalf("traffic read --from %d: %v\n%s", third.Position, err, tail)
 	}
-	checkExit(t, 1, "at position 1, or no record starts there", "traffic", "read", "--addr", addr, "--from", "1")
+	checkExit(t, 1, "no traffic log record starts at position 1", "traffic", "read", "--addr", addr, "--from", "1")
 	s.stop(t)
 	l, err := trafficlog.Open(trafficlog.Config{Dir: dir, Logf: t.Logf})
 	if err != nil {
