@@ -46,18 +46,21 @@ func newHeartbeats(t raftTransport) *heartbeats {
 // whether the member answered.
 func (h *heartbeats) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
 	h.mu.Lock()
-	if h.peers[id] == nil {
-		h.peers[id] = &contact{since: time.Now()}
+	c := h.peers[id]
+	if c == nil {
+		c = &contact{since: time.Now()}
+		h.peers[id] = c
 	}
 	h.mu.Unlock()
 	err := h.raftTransport.AppendEntries(id, target, args, resp)
 	if err == nil {
 		now := time.Now()
 		h.mu.Lock()
-		// A record gone since the call began was forgotten (the member
-		// removed) or reset (a new term): the answer does not bring it
-		// back.
-		if c := h.peers[id]; c != nil {
+		// Only for the record the call began with: one forgotten since
+		// (the member removed) or reset (a new term) does not come back,
+		// and one made since by a call of the new term does not take an
+		// old call's answer for its own.
+		if h.peers[id] == c {
 			c.lastOK = now
 		}
 		h.mu.Unlock()

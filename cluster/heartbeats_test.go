@@ -137,3 +137,37 @@ func TestHeartbeatsSilentFor(t *testing.T) {
 		silent(0)
 	})
 }
+
+// An answer to a call made before a reset (a new term) does not count for
+// the record a call of the new term made: a member that hangs in the new
+// term is silent (found by a reviewing helper: the old call's answer set
+// the new record's lastOK, and the hung member read as answering).
+func TestHeartbeatsStaleAnswerAfterReset(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		inner := &hangingTransport{}
+		h := newHeartbeats(inner)
+		done := make(chan error, 2)
+		beat := func() {
+			done <- h.AppendEntries("b", "b:7000", &raft.AppendEntriesRequest{}, &raft.AppendEntriesResponse{})
+		}
+		old := make(chan struct{})
+		inner.set(false, old)
+		go beat() // the old term's call, slow
+		synctest.Wait()
+		h.reset()
+		hung := make(chan struct{})
+		inner.set(false, hung)
+		go beat() // the new term's call: the member hangs
+		synctest.Wait()
+		time.Sleep(10 * time.Second)
+		close(old) // the old call's answer comes
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got := h.silentFor("b", time.Now()); got != 10*time.Second {
+			t.Errorf("silentFor = %s; want 10s: no call of this term was answered", got)
+		}
+		close(hung)
+		<-done
+	})
+}

@@ -128,6 +128,7 @@ func Start(cfg Config) (*Node, error) {
 		stop:  make(chan struct{}),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.leaderView.refresh = make(chan struct{}, 1)
 	if n.logf == nil {
 		n.logf = log.Printf
 	}
@@ -145,6 +146,7 @@ func Start(cfg Config) (*Node, error) {
 	n.goFunc(n.voterLoop)
 	n.goFunc(n.watchPeers)
 	n.goFunc(n.logSilence)
+	n.goFunc(n.refreshLeaderView)
 	n.goFunc(n.probePeers)
 	n.goFunc(n.watchRemoval)
 	if n.joining() {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -190,15 +191,45 @@ func (n *Node) unreachableCount() int {
 }
 
 // membersUnreachable is infergate_cluster_members_unreachable: on a
-// follower, the members its leader lists unreachable (leaderUnreachable:
-// asked at most once a second, waited for at most leaderViewTimeout),
-// else this node's own count. Every node that knows a live leader then
-// gives one figure, where a follower used to give 0.
+// follower, the members its leader lists unreachable, as the leader last
+// said within leaderViewStale, else this node's own count. Every node
+// that knows a live leader then gives one figure, where a follower used
+// to give 0. A scrape never waits for the leader: one that finds the
+// view older than leaderViewTTL has refreshLeaderView ask again, for the
+// scrapes after it.
 func (n *Node) membersUnreachable() int {
-	if silent, ok := n.leaderUnreachable(context.Background()); ok {
-		return len(silent)
+	id, _ := n.Leader()
+	if s := n.leaderView.last.Load(); s != nil && id != n.cfg.NodeID && s.leader == id {
+		age := time.Since(s.at)
+		if age >= leaderViewTTL {
+			select {
+			case n.leaderView.refresh <- struct{}{}:
+			default:
+			}
+		}
+		if s.ok && age < leaderViewStale {
+			return len(s.silent)
+		}
+	} else if id != "" && id != n.cfg.NodeID {
+		select {
+		case n.leaderView.refresh <- struct{}{}:
+		default:
+		}
 	}
 	return n.unreachableCount()
+}
+
+// refreshLeaderView asks the leader for its view when membersUnreachable
+// wants a fresher one, until the node stops.
+func (n *Node) refreshLeaderView() {
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-n.leaderView.refresh:
+			n.leaderUnreachable(n.ctx)
+		}
+	}
 }
 
 // logSilence logs, while this node leads, when a member stops answering
@@ -262,6 +293,9 @@ func (n *Node) logSilence() {
 const (
 	leaderViewTimeout = 500 * time.Millisecond
 	leaderViewTTL     = time.Second
+	// leaderViewStale is how old a view of the leader's may be for
+	// infergate_cluster_members_unreachable on a follower.
+	leaderViewStale = 30 * time.Second
 )
 
 // leaderView is a follower's cache of leaderUnreachable's answer.
@@ -273,6 +307,11 @@ type leaderView struct {
 	leader string    // the leader it came from
 	silent map[string]int64
 	ok     bool
+	// last is the latest answer, or failed call, for readers that must
+	// not wait for mu (membersUnreachable); refresh asks
+	// refreshLeaderView for a new one.
+	last    atomic.Pointer[leaderAnswer]
+	refresh chan struct{}
 }
 
 // leaderUnreachable asks the leader (GET /v1/cluster, marked forwarded so
@@ -297,6 +336,7 @@ func (n *Node) leaderUnreachable(ctx context.Context) (silent map[string]int64, 
 	}
 	v.silent, v.ok = n.askLeaderUnreachable(ctx, url)
 	v.at, v.leader = time.Now(), id
+	v.last.Store(&leaderAnswer{at: v.at, leader: id, silent: v.silent, ok: v.ok})
 	return v.silent, v.ok
 }
 
@@ -319,4 +359,13 @@ func (n *Node) askLeaderUnreachable(ctx context.Context, url string) (silent map
 		}
 	}
 	return silent, true
+}
+
+// leaderAnswer is one answer of the leader to leaderUnreachable, or a
+// failed call (ok false).
+type leaderAnswer struct {
+	at     time.Time
+	leader string
+	silent map[string]int64
+	ok     bool
 }

@@ -207,3 +207,35 @@ func TestFollowerGivesLeadersView(t *testing.T) {
 		t.Errorf("infergate_cluster_members_unreachable on the follower: %d; want 1, the leader's", got)
 	}
 }
+
+// A scrape of a follower never waits for its leader (found by a reviewing
+// helper: the metric asked the leader at scrape time, holding the view's
+// lock for up to half a second per call, and a hung leader held every
+// scrape and admin read up behind it): it gives what it has, and the
+// leader is asked in the background.
+func TestUnreachableMetricNeverWaitsForTheLeader(t *testing.T) {
+	c := newTestCluster(t, 3)
+	leader := c.waitLeader(c.nodes...)
+	other := c.follower(leader)
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	}))
+	defer hung.Close()
+	if _, err := leader.ApplyLocal(fsm.Command{Op: fsm.OpSetMember, Member: &fsm.Member{ID: leader.ID(), RaftAddr: leader.cfg.RaftAddr, HTTPAddr: hung.URL}}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if _, url := other.Leader(); url != hung.URL {
+			return fmt.Errorf("the follower knows the leader's address as %q", url)
+		}
+		return nil
+	})
+	for i := range 5 {
+		start := time.Now()
+		other.membersUnreachable()
+		if took := time.Since(start); took > leaderViewTimeout/5 {
+			t.Fatalf("scrape %d of a follower whose leader hangs took %s; want no wait", i, took)
+		}
+		time.Sleep(300 * time.Millisecond) // the background ask under way, or done
+	}
+}
