@@ -426,3 +426,21 @@ func MeanInterval(s Summary, level float64) (low, high float64) {
 	q := -studentTQuantile((1-level)/2, float64(s.N-1))
 	return s.Mean - q*se, s.Mean + q*se
 }
+
+// ProportionInterval returns the bounds of the Wilson score interval at
+// level (say 0.95) of a proportion of which k of n trials succeeded:
+// within [0, 1], and sound near 0 and 1 and for small n, where Student's
+// interval of the mean of 0s and 1s is not (it gives [0, 0] for no
+// success, and bounds below 0). NaN for no trials.
+func ProportionInterval(k, n uint64, level float64) (low, high float64) {
+	if n == 0 || k > n {
+		return math.NaN(), math.NaN()
+	}
+	z := -studentTQuantile((1-level)/2, math.Inf(1))
+	fn := float64(n)
+	p := float64(k) / fn
+	z2n := z * z / fn
+	center := (p + z2n/2) / (1 + z2n)
+	half := z / (1 + z2n) * math.Sqrt(p*(1-p)/fn+z2n/(4*fn))
+	return max(center-half, 0), min(center+half, 1)
+}

@@ -492,3 +492,37 @@ func TestWelchOfSums(t *testing.T) {
 		t.Fatalf("MeanInterval of constant values = [%v, %v]; want [2, 2]", low, high)
 	}
 }
+
+// ProportionInterval is the Wilson score interval: values worked out by
+// hand from its formula with z = 1.959963984540054.
+func TestProportionInterval(t *testing.T) {
+	f := func(k, n uint64, wantLow, wantHigh float64) {
+		t.Helper()
+		low, high := ProportionInterval(k, n, 0.95)
+		if !near(low, wantLow, 1e-9) || !near(high, wantHigh, 1e-9) {
+			t.Fatalf("ProportionInterval(%d, %d) = [%.12g, %.12g]; want [%.12g, %.12g]", k, n, low, high, wantLow, wantHigh)
+		}
+	}
+	z := 1.959963984540054
+	wilson := func(k, n float64) (float64, float64) {
+		p, z2n := k/n, z*z/n
+		c := (p + z2n/2) / (1 + z2n)
+		h := z / (1 + z2n) * math.Sqrt(p*(1-p)/n+z2n/(4*n))
+		return max(c-h, 0), min(c+h, 1)
+	}
+	l, h := wilson(40, 400)
+	f(40, 400, l, h)
+	if !near(l, 0.074297, 1e-5) || !near(h, 0.133309, 1e-5) {
+		t.Fatalf("Wilson(40, 400) = [%v, %v]; want [0.074297, 0.133309], worked out by hand", l, h)
+	}
+	l, h = wilson(0, 30) // no success: [0, about 3.7/n]
+	f(0, 30, l, h)
+	if l != 0 || h < 0.1 || h > 0.12 {
+		t.Fatalf("Wilson(0, 30) = [%v, %v]; want [0, ~0.114]", l, h)
+	}
+	l, h = wilson(30, 30)
+	f(30, 30, l, h)
+	if low, high := ProportionInterval(0, 0, 0.95); !math.IsNaN(low) || !math.IsNaN(high) {
+		t.Fatalf("no trials: [%v, %v]; want NaN", low, high)
+	}
+}

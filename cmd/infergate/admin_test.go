@@ -257,9 +257,9 @@ experiment ab: control=version 1 (50%), treatment=version 2 (50%)
 VERSION  STAGE  ALIASES  SIZE  CREATED  ORIGIN  NODES  SHA256
 
 experiment ab, as counted by 2 nodes; not counted: node-c (no answer, or not running these arms yet):
-ARM        VERSION  REQUESTS  FALLBACKS  LABELS  MEAN LABEL (95%)       REWARDS  MEAN REWARD (95%)
-control    1        900       0          400     0.1 [0.07047, 0.1295]  2        1.5 [-4.853, 7.853]
-treatment  2        910       3          400     0.2 [0.1606, 0.2394]   0        -
+ARM        VERSION  REQUESTS  FALLBACKS  LABELS  MEAN LABEL (95%)      REWARDS  MEAN REWARD (95%)
+control    1        900       0          400     0.1 [0.0743, 0.1333]  2        1.5 [-4.853, 7.853]
+treatment  2        910       3          400     0.2 [0.1637, 0.242]   0        -
   treatment against control, mean label: higher: +0.1, in [0.01837, 0.1816] at 95%, always valid (p 7.12e-05 at this look alone)
   treatment against control, mean reward: too few values yet (2 and 0; 30 each at least)
   (each label and reward counts as one observation: where a unit gives many, the intervals are too narrow)
@@ -282,6 +282,29 @@ ARM        VERSION  REQUESTS  FALLBACKS  LABELS  MEAN LABEL (95%)  REWARDS  MEAN
 control    1        5         0          0       -                 0        -
 treatment  2        4         0          0       -                 0        -
   no feedback counted yet: clients post each prediction's outcome to POST /v2/models/{model}/feedback with the id of its response (serve --traffic-percent above 0 gives responses ids)
+`,
+		},
+		{
+			name: "show with experiment results, no variance",
+			args: []string{"show", "ctr", "--token", adminToken},
+			call: fakeCall{method: "GET", uri: "/v1/models/ctr", answer: `{"name":"ctr","production":1,"aliases":{"production":1},"versions":[],
+  "experiment":{"name":"ab","arms":[{"name":"control","version":1,"weight":1},{"name":"treatment","version":2,"weight":1}]},
+  "experiment_results":{"experiment":"ab","nodes":["node-a"],"arms":[
+    {"arm":"control","version":1,"requests":40,"labels":30,"label_sum":0,"label_square_sum":0,"rewards":30,"reward_sum":60,"reward_square_sum":120},
+    {"arm":"treatment","version":2,"requests":40,"labels":30,"label_sum":30,"label_square_sum":30,"rewards":30,"reward_sum":60,"reward_square_sum":120}]}}`},
+			want: `model ctr: production is version 1
+aliases: production=1
+experiment ab: control=version 1 (50%), treatment=version 2 (50%)
+
+VERSION  STAGE  ALIASES  SIZE  CREATED  ORIGIN  NODES  SHA256
+
+experiment ab, as counted by 1 node:
+ARM        VERSION  REQUESTS  FALLBACKS  LABELS  MEAN LABEL (95%)  REWARDS  MEAN REWARD (95%)
+control    1        40        0          30      0 [0, 0.1135]     30       2 (no variance yet)
+treatment  2        40        0          30      1 [0.8865, 1]     30       2 (no variance yet)
+  treatment against control, mean label: no variance yet (every value so far is 0 in the control and 1 in this arm): no interval
+  treatment against control, mean reward: no variance yet (every value so far is 2 in the control and 2 in this arm): no interval
+  (each label and reward counts as one observation: where a unit gives many, the intervals are too narrow)
 `,
 		},
 		{

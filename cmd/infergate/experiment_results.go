@@ -31,8 +31,8 @@ func printExperimentResults(w io.Writer, r *cluster.ExperimentResults, level flo
 	fmt.Fprintf(tw, "ARM\tVERSION\tREQUESTS\tFALLBACKS\tLABELS\tMEAN LABEL (%s)\tREWARDS\tMEAN REWARD (%s)\n", pct, pct)
 	for _, a := range r.Arms {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%d\t%s\n", a.Arm, a.Version, a.Requests, a.Fallbacks,
-			a.Labels, meanWithInterval(trainer.SummaryOf(a.Labels, a.LabelSum, a.LabelSquares), level),
-			a.Rewards, meanWithInterval(trainer.SummaryOf(a.Rewards, a.RewardSum, a.RewardSquares), level))
+			a.Labels, meanWithInterval(a.Labels, a.LabelSum, a.LabelSquares, level),
+			a.Rewards, meanWithInterval(a.Rewards, a.RewardSum, a.RewardSquares, level))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -82,6 +82,9 @@ func compareArms(ctl, other trainer.Summary, level float64) string {
 		return fmt.Sprintf("too few values yet (%d and %d; %d each at least)", ctl.N, other.N, minArmValues)
 	}
 	t := trainer.WelchOf(ctl, other, level)
+	if t.StdErr == 0 || math.IsNaN(t.StdErr) {
+		return fmt.Sprintf("no variance yet (every value so far is %.4g in %s and %.4g in this arm): no interval", t.Mean1, "the control", t.Mean2)
+	}
 	// As the trainer's canary does: the mixture tuned to a tenth of the
 	// values' standard deviation.
 	sd := t.StdErr / math.Sqrt(1/float64(t.N1)+1/float64(t.N2))
@@ -98,14 +101,25 @@ func compareArms(ctl, other trainer.Summary, level float64) string {
 }
 
 // meanWithInterval formats a mean and its interval at level, "-" for no
-// values.
-func meanWithInterval(s trainer.Summary, level float64) string {
-	if s.N == 0 {
+// values: for values that are all 0 or 1 (their squares sum to their
+// sum: a rate, such as conversions), the Wilson interval of the
+// proportion, else Student's interval of the mean.
+func meanWithInterval(n uint64, sum, squares, level float64) string {
+	if n == 0 {
 		return "-"
 	}
-	low, high := trainer.MeanInterval(s, level)
-	if math.IsNaN(low) {
+	s := trainer.SummaryOf(n, sum, squares)
+	var low, high float64
+	if sum == squares && sum == math.Trunc(sum) && sum >= 0 && sum <= float64(n) {
+		low, high = trainer.ProportionInterval(uint64(sum), n, level)
+	} else {
+		low, high = trainer.MeanInterval(s, level)
+	}
+	switch {
+	case math.IsNaN(low):
 		return fmt.Sprintf("%.4g", s.Mean)
+	case s.Var == 0 && low == high:
+		return fmt.Sprintf("%.4g (no variance yet)", s.Mean)
 	}
 	return fmt.Sprintf("%.4g [%.4g, %.4g]", s.Mean, low, high)
 }
