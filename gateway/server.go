@@ -506,8 +506,13 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) error {
 			return err
 		}
 		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
-		s.metrics.WritePrometheus(ctx)
-		metrics.WriteProcessMetrics(ctx)
+		// Through writeHelp, which gives the # HELP lines their text.
+		bb := scrapeBufs.Get().(*bytes.Buffer)
+		bb.Reset()
+		s.metrics.WritePrometheus(bb)
+		metrics.WriteProcessMetrics(bb)
+		writeHelp(ctx, bb.Bytes(), helpLines)
+		scrapeBufs.Put(bb)
 		return nil
 	case "/", "/status":
 		if err := allow(ctx, fasthttp.MethodGet); err != nil {
