@@ -113,6 +113,11 @@ type serverOptions struct {
 	load registry.LoadFunc
 	// files maps "<model>/<version>" to the bytes of its model.onnx.
 	files map[string][]byte
+	// set receives the server's metrics (a traffic log's, say); nil
+	// means a new one.
+	set *metrics.Set
+	// triton turns the repository's Triton series on (--triton-metrics).
+	triton bool
 }
 
 // testServer is a gateway serving a repository over an in-memory listener,
@@ -152,8 +157,11 @@ func startServer(t testing.TB, o serverOptions) *testServer {
 		o.load = loadEngine
 	}
 	logs := &syncLog{}
-	set := metrics.NewSet()
-	repo, err := registry.New(registry.Config{Dir: dir, Defaults: o.defaults, Load: o.load, Metrics: set, Logf: logs.printf})
+	set := o.set
+	if set == nil {
+		set = metrics.NewSet()
+	}
+	repo, err := registry.New(registry.Config{Dir: dir, Defaults: o.defaults, Load: o.load, Metrics: set, Logf: logs.printf, TritonMetrics: o.triton})
 	if err != nil {
 		t.Fatal(err)
 	}

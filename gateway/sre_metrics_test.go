@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/infergate/infergate/gateway"
+	"github.com/infergate/infergate/internal/testenv"
 	"github.com/infergate/infergate/registry"
 	"github.com/valyala/fasthttp"
 )
@@ -171,4 +173,56 @@ func TestFailedVersionIsOnMetrics(t *testing.T) {
 	if n := failing(); n != 0 {
 		t.Fatalf("infergate_model_load_failing %v once version 2 loads; want 0", n)
 	}
+}
+
+// Every infergate_ and nv_ family on /metrics has a HELP text, which
+// Grafana's metric browser shows: a node of a cluster with a traffic log,
+// Triton's series, an A/B experiment and a shadow. A series added without
+// a text fails here, named.
+func TestEveryFamilyOnMetricsHasHelp(t *testing.T) {
+	// As `infergate serve` sets it.
+	metrics.ExposeMetadata(true)
+	t.Cleanup(func() { metrics.ExposeMetadata(false) })
+	cfg, _, set := trafficConfig(t, 100)
+	cfg.AdminToken = adminToken
+	s := startAdminWith(t, serverOptions{cfg: cfg, set: set, triton: true, files: map[string][]byte{"ctr/1": ctrONNX()}})
+	if r := s.admin(t, "POST", "/v1/models/ctr/versions", ctrONNX()); r.code != 201 {
+		t.Fatalf("upload version 2: %s", r)
+	}
+	if r := s.admin(t, "PUT", "/v1/models/ctr/experiment", []byte(`{"name":"e","arms":[{"name":"a","version":1,"weight":1},{"name":"b","version":2,"weight":1}]}`)); r.code != 200 {
+		t.Fatalf("start an experiment: %s", r)
+	}
+	if r := s.admin(t, "PUT", "/v1/models/ctr/shadow", []byte(`{"version":2,"percent":100}`)); r.code != 200 {
+		t.Fatalf("start a shadow: %s", r)
+	}
+	// The series of each part, so that a part missing from the server
+	// above fails, not passes unchecked.
+	want := []string{"infergate_inference_request_success_total", "infergate_inference_unrouted_total",
+		"infergate_model_load_total", "infergate_http_panics_total", "infergate_cluster_is_leader",
+		"infergate_traffic_events_total", "infergate_experiment_requests_total", "infergate_shadow_requests_total",
+		"nv_inference_count"}
+	var text string
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		// The reconciler sets the experiment and the shadow up
+		// asynchronously.
+		text = s.metricsText(t)
+		for _, name := range want {
+			if !strings.Contains(text, "\n# HELP "+name) {
+				return fmt.Errorf("no family %s on /metrics", name)
+			}
+		}
+		return nil
+	})
+	families := 0
+	for line := range strings.Lines(text) {
+		rest, ok := strings.CutPrefix(line, "# HELP ")
+		if !ok || !strings.HasPrefix(rest, "infergate_") && !strings.HasPrefix(rest, "nv_") {
+			continue
+		}
+		families++
+		if name, help, _ := strings.Cut(strings.TrimSuffix(rest, "\n"), " "); strings.TrimSpace(help) == "" {
+			t.Errorf("%s has no HELP text on /metrics: add one to helpTexts in gateway/metrics_help.go", name)
+		}
+	}
+	t.Logf("%d infergate_ and nv_ families checked", families)
 }

@@ -105,6 +105,19 @@ func TestServeTLS(t *testing.T) {
 	if n := strings.Count(s.stderr.String(), "tls: handshake with"); n != 1 {
 		t.Fatalf("%d log lines about failed handshakes; want 1 (a minute's first):\n%s", n, s.stderr.String())
 	}
+	// Every family has a HELP text, those that only serve registers
+	// (TLS, disk) included.
+	_, b, _ := s.get(t, "/metrics")
+	for _, name := range []string{"infergate_tls_certificate_expiry_timestamp_seconds", "infergate_disk_free_bytes", "go_goroutines", "process_cpu_seconds_total"} {
+		if !strings.Contains(string(b), "\n# HELP "+name+" ") {
+			t.Errorf("/metrics has no HELP text for %s:\n%s", name, grepLines(string(b), "# HELP "+name))
+		}
+	}
+	for line := range strings.Lines(string(b)) {
+		if name, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "# HELP "); ok && !strings.Contains(name, " ") {
+			t.Errorf("%s has no HELP text on /metrics: add one to helpTexts in gateway/metrics_help.go", name)
+		}
+	}
 
 	// The status page names the certificate and its expiry.
 	if code, b, _ := s.get(t, "/"); code != 200 || !strings.Contains(string(b), "HTTPS certificate gateway, valid until") {
