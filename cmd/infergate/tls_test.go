@@ -113,11 +113,7 @@ func TestServeTLS(t *testing.T) {
 			t.Errorf("/metrics has no HELP text for %s:\n%s", name, grepLines(string(b), "# HELP "+name))
 		}
 	}
-	for line := range strings.Lines(string(b)) {
-		if name, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "# HELP "); ok && !strings.Contains(name, " ") {
-			t.Errorf("%s has no HELP text on /metrics: add one to helpTexts in gateway/metrics_help.go", name)
-		}
-	}
+	checkHelpTexts(t, b)
 
 	// The status page names the certificate and its expiry.
 	if code, b, _ := s.get(t, "/"); code != 200 || !strings.Contains(string(b), "HTTPS certificate gateway, valid until") {
@@ -210,6 +206,13 @@ func TestServeTLSClientCertificates(t *testing.T) {
 		}
 		return nil
 	})
+	// The families only client CAs bring (infergate_tls_ca_reload_failing)
+	// have HELP texts too.
+	_, b, _ := s.get(t, "/metrics")
+	if !strings.Contains(string(b), "# HELP infergate_tls_ca_reload_failing ") {
+		t.Errorf("/metrics has no HELP text for infergate_tls_ca_reload_failing:\n%s", grepLines(string(b), "ca_reload"))
+	}
+	checkHelpTexts(t, b)
 	checkExit(t, 1, "give --client-cert and --client-key", "models", "list", "--addr", "https://"+s.addr, "--ca-cert", ca.File)
 	checkExit(t, 0, "no models are registered", "models", "list", "--addr", "https://"+s.addr, "--ca-cert", ca.File, "--client-cert", cc, "--client-key", ck)
 }
@@ -491,4 +494,15 @@ func TestKafkaSecurityFlags(t *testing.T) {
 	f("use one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", "--traffic-kafka-sasl", "KERBEROS", "--traffic-kafka-sasl-user", "gw")
 	checkExit(t, 0, "configuration is valid", append(append([]string{}, base...), "--traffic-kafka-ca", ca.File, "--traffic-kafka-sasl", "scram-sha-512", "--traffic-kafka-sasl-user", "gw")...)
 	checkExit(t, 1, "needs a user", "traffic", "read", "--kafka-brokers", "127.0.0.1:1", "--kafka-sasl", "SCRAM-SHA-256")
+}
+
+// checkHelpTexts fails t for each family of the /metrics text b whose
+// HELP line has no text.
+func checkHelpTexts(t *testing.T, b []byte) {
+	t.Helper()
+	for line := range strings.Lines(string(b)) {
+		if name, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "# HELP "); ok && !strings.Contains(name, " ") {
+			t.Errorf("%s has no HELP text on /metrics: add one to helpTexts in gateway/metrics_help.go", name)
+		}
+	}
 }
