@@ -89,7 +89,7 @@ var helpTexts = map[string]string{
 	"infergate_cluster_blobs_removed_total":      "Blobs no live version holds, swept from --data/blobs",
 	"infergate_cluster_blob_bytes_removed_total": "Bytes of the blobs swept from --data/blobs",
 	"infergate_cluster_versions_not_ready":       "Replicated model versions not ready on this node",
-	"infergate_cluster_members_unreachable":      "Members not answering: on the leader, those silent to its heartbeats for 1 s or whose heartbeats fail; on a follower, its leader's figure (0 when the leader does not answer within 0.5 s); on a node that knows no leader, those whose HTTP address missed its last probe",
+	"infergate_cluster_members_unreachable":      "Members not answering: on the leader, those silent to its heartbeats for 1 s or whose heartbeats fail; on a follower, the figure its leader last gave (asked in the background, used for up to 30 s; alert on max over the nodes, not sum); on a node that knows no leader, those whose HTTP address missed its last probe",
 
 	// Triton's names (serve --triton-metrics, registry/triton_metrics.go).
 	"nv_inference_request_success":           "Requests of the model version answered with success (Triton's name for infergate_inference_request_success_total)",
