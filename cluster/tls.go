@@ -36,15 +36,26 @@ const handshakeTimeout = 10 * time.Second
 
 // clientConfig returns the configuration of one connection of this node
 // to a peer, trusting the CAs of the moment; the caller may modify it.
-func (t *TLS) clientConfig() *tls.Config { return certs.ClientConfig(t.CAs(), t.Cert) }
+func (t *TLS) clientConfig() *tls.Config {
+	pool := t.CAs()
+	if pool == nil {
+		// Never the system's roots, which a nil pool would mean.
+		pool = x509.NewCertPool()
+	}
+	return certs.ClientConfig(pool, t.Cert)
+}
 
 // peerHandshakeTimeout bounds the TLS handshake of a call to a peer.
 const peerHandshakeTimeout = 5 * time.Second
 
 // errPeerHandshakeTimeout is the error of a call to a peer whose TLS
-// handshake ran past peerHandshakeTimeout: the peer never saw the
-// request.
-var errPeerHandshakeTimeout = errors.New("TLS handshake timeout")
+// handshake ran past peerHandshakeTimeout, and errPeerHandshake one
+// whose handshake failed otherwise (the connection reset, a certificate
+// refused): either way the peer never saw the request.
+var (
+	errPeerHandshakeTimeout = errors.New("TLS handshake timeout")
+	errPeerHandshake        = errors.New("TLS handshake failed")
+)
 
 // dialPeer opens a TLS connection to addr, a peer's HTTPS port, for the
 // peer client's http.Transport (DialTLSContext). It does what the
@@ -52,8 +63,9 @@ var errPeerHandshakeTimeout = errors.New("TLS handshake timeout")
 // server name is addr's host, so the peer's certificate must name it),
 // but with the CAs of the moment: the Transport would clone one
 // configuration, and the CAs of the start, for every connection.
-// Errors are the handshake's own, as the Transport returns them
-// (http.Client recognizes a plain HTTP server by its RecordHeaderError).
+// A failed handshake wraps errPeerHandshake (or errPeerHandshakeTimeout),
+// but for a tls.RecordHeaderError, returned as it is: http.Client
+// recognizes a plain HTTP server by it.
 func (t *TLS) dialPeer(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -70,10 +82,14 @@ func (t *TLS) dialPeer(ctx context.Context, d *net.Dialer, network, addr string)
 	defer cancel()
 	if err := c.HandshakeContext(hctx); err != nil {
 		raw.Close()
-		if ctx.Err() == nil && hctx.Err() != nil {
+		var plain tls.RecordHeaderError
+		switch {
+		case ctx.Err() == nil && hctx.Err() != nil:
 			return nil, fmt.Errorf("%w with %s after %s", errPeerHandshakeTimeout, addr, peerHandshakeTimeout)
+		case errors.As(err, &plain):
+			return nil, err
 		}
-		return nil, err
+		return nil, fmt.Errorf("%w with %s: %w", errPeerHandshake, addr, err)
 	}
 	return c, nil
 }

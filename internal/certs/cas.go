@@ -14,8 +14,11 @@ import (
 // CAs holds the certificate authorities of a PEM file (a bundle) and
 // parses the file again when its contents change, so that an operator
 // rolls a CA (adds the new one to the bundle, rolls the certificates,
-// drops the old one) without a restart: each new handshake that asks
-// Pool verifies against what the file held at most a second before.
+// drops the old one) without a restart. The file is looked at at most
+// once a second, when a handshake (or a scrape) asks for Pool, and new
+// contents are taken once two looks in a row read them, so a file being
+// written is never taken half way: a change applies within about two
+// seconds of handshakes.
 // Connections already open keep what their handshake verified.
 // A file that does not parse, or holds no certificate, leaves the CAs
 // in use unchanged; the error is logged once per change of the file and
@@ -31,6 +34,7 @@ type CAs struct {
 	mu      sync.Mutex
 	checked time.Time // when the file was last looked at
 	pem     []byte    // the file's contents that cur was parsed from
+	pending []byte    // contents read once, taken if the next look reads them again
 	err     error     // the last look's error, nil after a good one
 }
 
@@ -53,24 +57,28 @@ func NewCAs(file string, logf func(format string, args ...any)) (*CAs, error) {
 	if err != nil {
 		return nil, err
 	}
-	set, err := parseCAs(file, b)
+	set, skipped, err := parseCAs(file, b)
 	if err != nil {
 		return nil, err
+	}
+	for _, s := range skipped {
+		logf("tls: the CA file %s: %s; skipped", file, s)
 	}
 	c.cur.Store(set)
 	c.pem, c.checked = b, c.now()
 	return c, nil
 }
 
-// parseCAs makes a set of the PEM certificates in b, read from file. A
-// PEM block that does not decode (a bundle cut short while it is being
-// written) or a certificate that does not parse refuses the whole file:
-// x509.CertPool.AppendCertsFromPEM would skip it, and a half-written
-// bundle would then drop the CAs after the cut. Blocks of other types
-// are skipped, as AppendCertsFromPEM does.
-func parseCAs(file string, b []byte) (*caSet, error) {
-	set := &caSet{pool: x509.NewCertPool()}
-	blocks := 0
+// parseCAs makes a set of the PEM certificates in b, read from file, and
+// says which certificates it skipped, and why. A PEM block that does not
+// decode (a bundle cut short inside a block) refuses the whole file: the
+// CAs after the cut would be dropped. A certificate that does not parse
+// (one Go refuses, such as a legacy root with a negative serial number)
+// is skipped, as x509.CertPool.AppendCertsFromPEM skips it, and so are
+// blocks of other types; a file left without a certificate is refused.
+func parseCAs(file string, b []byte) (set *caSet, skipped []string, err error) {
+	set = &caSet{pool: x509.NewCertPool()}
+	blocks, certs := 0, 0
 	for rest := b; ; {
 		var block *pem.Block
 		block, rest = pem.Decode(rest)
@@ -81,9 +89,11 @@ func parseCAs(file string, b []byte) (*caSet, error) {
 		if block.Type != "CERTIFICATE" || len(block.Headers) != 0 {
 			continue
 		}
+		certs++
 		cert, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("the CA file %s: its certificate %d does not parse: %w", file, len(set.certs)+1, err)
+			skipped = append(skipped, fmt.Sprintf("its certificate %d does not parse: %v", certs, err))
+			continue
 		}
 		set.pool.AddCert(cert)
 		set.certs = append(set.certs, cert)
@@ -91,12 +101,15 @@ func parseCAs(file string, b []byte) (*caSet, error) {
 	// pem.Decode skips a block it cannot decode and goes on with the
 	// next one: count the beginnings to see one.
 	if begun := bytes.Count(b, []byte("-----BEGIN ")); begun != blocks {
-		return nil, fmt.Errorf("the CA file %s has PEM blocks that do not decode (%d of %d): is it cut short, or being written?", file, begun-blocks, begun)
+		return nil, nil, fmt.Errorf("the CA file %s has PEM blocks that do not decode (%d of %d): is it cut short, or being written?", file, begun-blocks, begun)
 	}
 	if len(set.certs) == 0 {
-		return nil, fmt.Errorf("the CA file %s holds no PEM certificate", file)
+		if len(skipped) > 0 {
+			return nil, nil, fmt.Errorf("the CA file %s holds no PEM certificate that parses: %s", file, strings.Join(skipped, "; "))
+		}
+		return nil, nil, fmt.Errorf("the CA file %s holds no PEM certificate", file)
 	}
-	return set, nil
+	return set, skipped, nil
 }
 
 // Pool returns the pool of the CAs in use, reloading the file first
@@ -120,20 +133,34 @@ func (c *CAs) set() *caSet {
 		return c.cur.Load()
 	}
 	if bytes.Equal(b, c.pem) {
+		c.pending = nil
 		if c.err != nil {
 			c.logf("tls: the CA file %s holds the CAs in use again", c.file)
 			c.err = nil
 		}
 		return c.cur.Load()
 	}
-	set, err := parseCAs(c.file, b)
+	if !bytes.Equal(b, c.pending) {
+		// New contents are taken at the next look if they stay the
+		// same: a file being written can read as a whole bundle, cut
+		// between two of its blocks, and would drop the CAs after the
+		// cut for a second.
+		c.pending = b
+		return c.cur.Load()
+	}
+	c.pending = nil
+	set, skipped, err := parseCAs(c.file, b)
 	if err != nil {
 		c.failed(err)
 		return c.cur.Load()
 	}
 	c.cur.Store(set)
 	c.pem, c.err = b, nil
-	c.logf("tls: reloaded the CA file %s: now trusting %s", c.file, subjects(set.certs))
+	more := ""
+	if len(skipped) > 0 {
+		more = "; skipped: " + strings.Join(skipped, "; ")
+	}
+	c.logf("tls: reloaded the CA file %s: now trusting %s%s", c.file, subjects(set.certs), more)
 	return set
 }
 

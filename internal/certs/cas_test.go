@@ -1,10 +1,17 @@
 package certs
 
 import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -107,6 +114,10 @@ func TestCAsFollowTheFile(t *testing.T) {
 		t.Fatalf("the file was read again within a second")
 	}
 	clock.advance(checkEvery)
+	if c.Pool() != first {
+		t.Fatalf("new contents were taken at their first look: a file being written could be taken half way")
+	}
+	clock.advance(checkEvery)
 	both := c.Pool()
 	if !verifies(both, oldLeaf) || !verifies(both, nextLeaf) {
 		t.Fatalf("after the next CA joined the file, the pool does not take both CAs' clients")
@@ -123,7 +134,7 @@ func TestCAsFollowTheFile(t *testing.T) {
 	bad := []struct{ what, content, want string }{
 		{"a bundle cut short", string(readPEM(t, old.File, next.File)[:len(readPEM(t, old.File))+100]), "PEM blocks that do not decode (1 of 2)"},
 		{"a key", string(readPEM(t, nextKey)), "holds no PEM certificate"},
-		{"a certificate that does not parse", "-----BEGIN CERTIFICATE-----\naGVsbG8=\n-----END CERTIFICATE-----\n", "its certificate 1 does not parse"},
+		{"a certificate that does not parse", "-----BEGIN CERTIFICATE-----\naGVsbG8=\n-----END CERTIFICATE-----\n", "holds no PEM certificate that parses: its certificate 1 does not parse"},
 	}
 	for i, b := range bad {
 		writeInPlace(t, file, []byte(b.content))
@@ -153,8 +164,10 @@ func TestCAsFollowTheFile(t *testing.T) {
 		t.Fatalf("after the file was put back: err %v, logged %q", c.Err(), logged)
 	}
 
-	// The old CA leaves: its clients are refused.
+	// The old CA leaves: its clients are refused, from the second look.
 	writeInPlace(t, file, readPEM(t, next.File))
+	clock.advance(checkEvery)
+	c.Pool()
 	clock.advance(checkEvery)
 	if p := c.Pool(); verifies(p, oldLeaf) || !verifies(p, nextLeaf) {
 		t.Fatalf("after the old CA left the file, the pool takes its client, or no longer the next CA's")
@@ -182,7 +195,7 @@ func TestNewCAsRefusesBadFiles(t *testing.T) {
 	f(string(good[:len(good)/2]), "PEM blocks that do not decode (1 of 1)")
 	// A block cut short between two good ones: pem.Decode would skip it.
 	f(string(good)+string(good[:len(good)/2])+"\n"+string(good), "PEM blocks that do not decode (1 of 3)")
-	f("-----BEGIN CERTIFICATE-----\naGVsbG8=\n-----END CERTIFICATE-----\n", "its certificate 1 does not parse")
+	f("-----BEGIN CERTIFICATE-----\naGVsbG8=\n-----END CERTIFICATE-----\n", "holds no PEM certificate that parses: its certificate 1 does not parse")
 	if _, err := NewCAs(filepath.Join(dir, "none.pem"), nil); err == nil || !strings.Contains(err.Error(), "cannot read the CA file") {
 		t.Fatalf("NewCAs of a missing file: %v", err)
 	}
@@ -226,6 +239,8 @@ func TestUnionFollowsItsSets(t *testing.T) {
 		t.Fatalf("the union made a new pool with no set changed")
 	}
 	writeInPlace(t, bFile, readPEM(t, b.File, n.File))
+	clock.advance(checkEvery)
+	pool()
 	clock.advance(checkEvery)
 	if p := pool(); !verifies(p, leafOf(t, nc)) || !verifies(p, leafOf(t, ac)) {
 		t.Fatalf("after the second set gained a CA, the union does not take its client, or lost the first set's")
@@ -279,6 +294,14 @@ func dialTLS(addr string, cfg *tls.Config) (resumed bool, err error) {
 // taken; once the CA leaves the file it is refused again, by a full
 // handshake and by the resumption of a session it had.
 func TestServerConfigFollowsClientCAs(t *testing.T) {
+	// crypto/tls checks a resumed session's chains in TLS 1.2 and 1.3 by
+	// separate code.
+	for _, v := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
+		t.Run(tls.VersionName(v), func(t *testing.T) { serverFollowsClientCAs(t, v) })
+	}
+}
+
+func serverFollowsClientCAs(t *testing.T, version uint16) {
 	dir := t.TempDir()
 	ca := testcerts.NewCA(t, dir, "ca")
 	next := testcerts.NewCA(t, dir, "next")
@@ -303,12 +326,16 @@ func TestServerConfigFollowsClientCAs(t *testing.T) {
 	}
 	cfg := ClientConfig(ca.Pool(), client)
 	cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	cfg.MaxVersion = version
 
 	if _, err := dialTLS(addr, cfg); err == nil {
 		t.Fatalf("a client of a CA not in the file got through")
 	}
 	writeRenamed(t, file, readPEM(t, ca.File, next.File))
-	clock.advance(checkEvery)
+	for range 2 { // taken at the second look
+		clock.advance(checkEvery)
+		cas.Pool()
+	}
 	if resumed, err := dialTLS(addr, cfg); err != nil || resumed {
 		t.Fatalf("after its CA joined the file, a client: %v (resumed %v); want a full handshake that gets through", err, resumed)
 	}
@@ -320,12 +347,67 @@ func TestServerConfigFollowsClientCAs(t *testing.T) {
 	}
 
 	writeInPlace(t, file, readPEM(t, ca.File))
-	clock.advance(checkEvery)
+	for range 2 {
+		clock.advance(checkEvery)
+		cas.Pool()
+	}
 	if _, err := dialTLS(addr, cfg); err == nil {
 		t.Fatalf("after its CA left the file, a client with a session of before got through")
 	}
 	fresh := ClientConfig(ca.Pool(), client)
+	fresh.MaxVersion = version
 	if _, err := dialTLS(addr, fresh); err == nil || !strings.Contains(err.Error(), "unknown certificate authority") {
 		t.Fatalf("after its CA left the file, a client: %v; want refused as of an unknown authority", err)
+	}
+}
+
+// refusedRoot returns the PEM of a self-signed CA certificate that Go's
+// parser refuses (a negative serial number, as some legacy roots have),
+// though its PEM block is whole.
+func refusedRoot(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(0x5a), Subject: pkix.Name{CommonName: "legacy"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The serial's DER (INTEGER, one byte, 0x5a) made 0xda: negative.
+	i := bytes.Index(der, []byte{0x02, 0x01, 0x5a})
+	if i < 0 {
+		t.Fatal("no serial in the certificate")
+	}
+	der[i+2] = 0xda
+	if _, err := x509.ParseCertificate(der); err == nil {
+		t.Fatal("Go parses a negative serial number")
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// A bundle with a certificate Go refuses beside good ones loads, the
+// refused one skipped and logged, as x509.CertPool.AppendCertsFromPEM
+// skips it (found by a reviewing helper: the whole file was refused, so
+// serve stopped starting with a bundle it took before, and a reload that
+// dropped a CA was not taken).
+func TestNewCAsSkipsCertificatesGoRefuses(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcerts.NewCA(t, dir, "ca")
+	leaf, _ := ca.Issue(t, "client", time.Time{}, "client")
+	file := filepath.Join(dir, "bundle.pem")
+	writeInPlace(t, file, append(refusedRoot(t), readPEM(t, ca.File)...))
+	var logged []string
+	c, err := NewCAs(file, func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) })
+	if err != nil {
+		t.Fatalf("NewCAs of a bundle with one certificate Go refuses: %v", err)
+	}
+	if !verifies(c.Pool(), leafOf(t, leaf)) {
+		t.Fatal("the pool does not take the good CA's client")
+	}
+	if len(logged) != 1 || !strings.Contains(logged[0], "its certificate 1 does not parse") || !strings.Contains(logged[0], "skipped") {
+		t.Fatalf("logged %q; want the refused certificate named, skipped", logged)
 	}
 }

@@ -304,6 +304,11 @@ func ServerConfig(r *Reloader, clientCAs func() *x509.CertPool) *tls.Config {
 	var last atomic.Pointer[tls.Config]
 	c.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
 		pool := clientCAs()
+		if pool == nil {
+			// A nil ClientCAs would verify clients against the system's
+			// roots.
+			return nil, errors.New("BUG: no pool of client CAs")
+		}
 		if l := last.Load(); l != nil && l.ClientCAs == pool {
 			return l, nil
 		}
