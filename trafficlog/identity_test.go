@@ -210,38 +210,42 @@ func sizeOf(info os.FileInfo, err error) string {
 }
 
 // A bit flipped in a synced record's length, in the last segment (found
-// by a reviewing helper): the length then claims more than the file
+// by reviewing helpers): the length then claims more than the file
 // holds, which recovery took for a torn end, cutting off the records
-// after it, whose positions the next records then took. A length no
-// record of the log has is damage: the segment is kept whole, and no
-// position read before holds another record.
+// after it, whose positions the next records then took. A bad record
+// with good ones after it is damage, whatever its length says: the
+// segment is kept whole, and no position read before holds another
+// record.
 func TestLengthDamageKeepsTheRecordsAfterIt(t *testing.T) {
-	dir := t.TempDir()
-	l := open(t, testConfig(t, dir))
-	for i := range 4 {
-		if err := l.AppendSync(prediction(i)); err != nil {
+	for _, b := range []int64{1, 2, 3} { // each byte of the length but its lowest
+		dir := t.TempDir()
+		l := open(t, testConfig(t, dir))
+		for i := range 4 {
+			if err := l.AppendSync(prediction(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, poss, end := readAll(t, l, 0)
+		l.Close()
+		path := filepath.Join(dir, segName(0))
+		flipByte(t, path, poss[1]+b)
+		var logged []string
+		cfg := testConfig(t, dir)
+		cfg.Logf = func(format string, args ...any) { logged = append(logged, fmt.Sprintf(format, args...)) }
+		l = open(t, cfg)
+		if st := l.Stats(); st.Next != end || len(logged) != 1 || !strings.Contains(logged[0], "kept as it is") {
+			t.Fatalf("length byte %d flipped: after open %+v, logged %q; want the end at %d, the segment kept", b, st, logged, end)
+		}
+		if info, err := os.Stat(path); err != nil || info.Size() != end {
+			t.Fatalf("length byte %d flipped: the damaged segment: %v; want it whole, %d bytes", b, sizeOf(info, err), end)
+		}
+		if err := l.AppendSync(prediction(9)); err != nil {
 			t.Fatal(err)
 		}
-	}
-	_, poss, end := readAll(t, l, 0)
-	l.Close()
-	path := filepath.Join(dir, segName(0))
-	flipByte(t, path, poss[1]+3) // the length's high byte
-	var logged []string
-	cfg := testConfig(t, dir)
-	cfg.Logf = func(format string, args ...any) { logged = append(logged, fmt.Sprintf(format, args...)) }
-	l = open(t, cfg)
-	if st := l.Stats(); st.Next != end || len(logged) != 1 || !strings.Contains(logged[0], "kept as it is") {
-		t.Fatalf("after open: %+v, logged %q; want the end at %d, the segment kept", st, logged, end)
-	}
-	if info, err := os.Stat(path); err != nil || info.Size() != end {
-		t.Fatalf("the damaged segment: %v; want it whole, %d bytes", sizeOf(info, err), end)
-	}
-	if err := l.AppendSync(prediction(9)); err != nil {
-		t.Fatal(err)
-	}
-	if evs, newPoss, _ := readAll(t, l, end); len(evs) != 1 || newPoss[0] != end {
-		t.Fatalf("the next record: %d events at %v; want one at %d, past every position read before", len(evs), newPoss, end)
+		if evs, newPoss, _ := readAll(t, l, end); len(evs) != 1 || newPoss[0] != end {
+			t.Fatalf("length byte %d flipped: the next record: %d events at %v; want one at %d, past every position read before", b, len(evs), newPoss, end)
+		}
+		l.Close()
 	}
 }
 

@@ -321,12 +321,10 @@ func (l *Log) recover() error {
 }
 
 // validPrefix returns the length of the whole, intact records at the start
-// of f, and whether what follows them is damage rather than a torn end: a
-// torn end is one record of a length this log writes (up to maxRecord
-// bytes) that ends where the file does or runs past it, or zeros to the
-// end (a crash can leave a file longer than the data that reached it).
-// Damage is anything else: a bad record with more bytes after it, or a
-// length no record of this log has.
+// of f, and whether what follows them is damage rather than a torn end:
+// damage is a bad record with a good one somewhere after it (records
+// were synced past it), a torn end one with none (a crash in the middle
+// of a write, or zeros a crash left at the end of the file).
 func validPrefix(f *os.File, maxRecord int) (valid int64, damaged bool, err error) {
 	info, err := f.Stat()
 	if err != nil {
@@ -342,19 +340,11 @@ func validPrefix(f *os.File, maxRecord int) (valid int64, damaged bool, err erro
 			return off, false, nil
 		}
 		if errors.Is(err, ErrCorrupt) || errors.Is(err, io.ErrUnexpectedEOF) {
-			var hdr [frameLen]byte
-			if _, err := f.ReadAt(hdr[:], off); err != nil {
-				return off, false, nil // not even a whole frame: torn
-			}
-			n := int64(binary.LittleEndian.Uint32(hdr[:]))
-			if n >= 2 && n <= int64(maxRecord) && off+frameLen+n >= info.Size() {
-				return off, false, nil // the last record, torn
-			}
-			zeros, err := zerosToEnd(io.NewSectionReader(f, off, info.Size()-off))
-			if err != nil {
+			tail := make([]byte, info.Size()-off)
+			if _, err := f.ReadAt(tail, off); err != nil {
 				return 0, false, fmt.Errorf("cannot read traffic log segment %s: %w", f.Name(), err)
 			}
-			return off, !zeros, nil
+			return off, recordAfter(tail, maxRecord), nil
 		}
 		if err != nil {
 			return 0, false, fmt.Errorf("cannot read traffic log segment %s: %w", f.Name(), err)
@@ -364,24 +354,28 @@ func validPrefix(f *os.File, maxRecord int) (valid int64, damaged bool, err erro
 	}
 }
 
-// zerosToEnd reports whether r holds only zero bytes.
-func zerosToEnd(r io.Reader) (bool, error) {
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := r.Read(buf)
-		for _, b := range buf[:n] {
-			if b != 0 {
-				return false, nil
-			}
+// recordAfter reports whether a whole record of at most maxRecord bytes,
+// with a good checksum and a known format and kind, starts anywhere in
+// tail after its first byte. Random bytes pass the cheap checks that
+// come before the checksum about once in 20 million offsets, so a scan
+// of a whole segment costs about a read of it.
+func recordAfter(tail []byte, maxRecord int) bool {
+	for i := 1; i+frameLen+2 <= len(tail); i++ {
+		n := int(binary.LittleEndian.Uint32(tail[i:]))
+		if n < 2 || n > maxRecord || n > len(tail)-i-frameLen {
+			continue
 		}
-		if err == io.EOF {
-			return true, nil
+		p := tail[i+frameLen : i+frameLen+n]
+		if p[0] != formatVersion || !Kind(p[1]).known() {
+			continue
 		}
-		if err != nil {
-			return false, err
+		if crc32.Checksum(p, castagnoli) == binary.LittleEndian.Uint32(tail[i+4:]) {
+			return true
 		}
 	}
+	return false
 }
+
 
 // readRecord reads one framed record, at most left bytes, from r into
 // buf's storage and checks its checksum. It returns io.EOF at a clean end,
