@@ -42,3 +42,16 @@ func TestRecentArmsHoldsTheRecent(t *testing.T) {
 		t.Fatalf("the arm of another model's prediction: %q; want none", a)
 	}
 }
+
+// A prediction id answered twice (a client's own id, sent again, that
+// drew another arm) is remembered with its latest arm (found by a
+// reviewing helper: the set kept both, and the older was found first).
+func TestRecentArmsRepeatedIDGivesTheLatestArm(t *testing.T) {
+	r := newRecentArms()
+	x := &registry.Experiment{Model: "m", Experiment: route.Experiment{Name: "exp", Arms: []route.Arm{{Name: "a", Version: 1, Weight: 1}, {Name: "b", Version: 2, Weight: 1}}}}
+	r.add("req-1", x, 0)
+	r.add("req-1", x, 1)
+	if a, _ := r.arm("req-1", "m"); a != "b" {
+		t.Fatalf("arm of req-1: %q; want b, the arm that answered it last", a)
+	}
+}

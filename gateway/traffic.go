@@ -98,10 +98,19 @@ func (r *recentArms) hash(id string) (tag uint64, set int) {
 func (r *recentArms) add(id string, x *registry.Experiment, arm int) {
 	h, s := r.hash(id)
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	set := r.slots[s*recentArmsWays : (s+1)*recentArmsWays]
+	for i := range set {
+		if set[i].h == h {
+			// The id answered again (a client's own id, sent twice):
+			// the latest answer's arm is the one its feedback is for.
+			set[i] = recentSlot{h: h, x: x, arm: arm}
+			return
+		}
+	}
 	w := r.next[s]
-	r.slots[s*recentArmsWays+int(w)] = recentSlot{h: h, x: x, arm: arm}
+	set[w] = recentSlot{h: h, x: x, arm: arm}
 	r.next[s] = (w + 1) % recentArmsWays
-	r.mu.Unlock()
 }
 
 // arm returns the arm of model's experiment that answered prediction id,
