@@ -98,19 +98,21 @@ func (r *recentArms) hash(id string) (tag uint64, set int) {
 func (r *recentArms) add(id string, x *registry.Experiment, arm int) {
 	h, s := r.hash(id)
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	set := r.slots[s*recentArmsWays : (s+1)*recentArmsWays]
+	set := r.slots[s*recentArmsWays : (s+1)*recentArmsWays : (s+1)*recentArmsWays]
+	w, again := int(r.next[s]), false
 	for i := range set {
 		if set[i].h == h {
 			// The id answered again (a client's own id, sent twice):
 			// the latest answer's arm is the one its feedback is for.
-			set[i] = recentSlot{h: h, x: x, arm: arm}
-			return
+			w, again = i, true
+			break
 		}
 	}
-	w := r.next[s]
+	if !again {
+		r.next[s] = uint8((w + 1) % recentArmsWays)
+	}
 	set[w] = recentSlot{h: h, x: x, arm: arm}
-	r.next[s] = (w + 1) % recentArmsWays
+	r.mu.Unlock()
 }
 
 // arm returns the arm of model's experiment that answered prediction id,
