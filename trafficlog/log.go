@@ -376,7 +376,6 @@ func recordAfter(tail []byte, maxRecord int) bool {
 	return false
 }
 
-
 // readRecord reads one framed record, at most left bytes, from r into
 // buf's storage and checks its checksum. It returns io.EOF at a clean end,
 // io.ErrUnexpectedEOF for a torn one, and an error wrapping ErrCorrupt for
