@@ -128,7 +128,6 @@ func Start(cfg Config) (*Node, error) {
 		stop:  make(chan struct{}),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.leaderView.refresh = make(chan struct{}, 1)
 	if n.logf == nil {
 		n.logf = log.Printf
 	}

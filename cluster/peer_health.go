@@ -192,41 +192,31 @@ func (n *Node) unreachableCount() int {
 
 // membersUnreachable is infergate_cluster_members_unreachable: on a
 // follower, the members its leader lists unreachable, as the leader last
-// said within leaderViewStale, else this node's own count. Every node
-// that knows a live leader then gives one figure, where a follower used
-// to give 0. A scrape never waits for the leader: one that finds the
-// view older than leaderViewTTL has refreshLeaderView ask again, for the
-// scrapes after it.
+// said within leaderViewStale (refreshLeaderView asks it every
+// leaderViewPoll), else this node's own count. Every node that knows a
+// live leader then gives one figure, where a follower used to give 0. A
+// scrape never waits for the leader.
 func (n *Node) membersUnreachable() int {
 	id, _ := n.Leader()
-	if s := n.leaderView.last.Load(); s != nil && id != n.cfg.NodeID && s.leader == id {
-		age := time.Since(s.at)
-		if age >= leaderViewTTL {
-			select {
-			case n.leaderView.refresh <- struct{}{}:
-			default:
-			}
-		}
-		if s.ok && age < leaderViewStale {
-			return len(s.silent)
-		}
-	} else if id != "" && id != n.cfg.NodeID {
-		select {
-		case n.leaderView.refresh <- struct{}{}:
-		default:
-		}
+	if s := n.leaderView.last.Load(); s != nil && id != n.cfg.NodeID && s.leader == id && s.ok && time.Since(s.at) < leaderViewStale {
+		return len(s.silent)
 	}
 	return n.unreachableCount()
 }
 
-// refreshLeaderView asks the leader for its view when membersUnreachable
-// wants a fresher one, until the node stops.
+// refreshLeaderView asks the leader for its view every leaderViewPoll
+// while this node follows one, so that membersUnreachable has a recent
+// one however seldom it is scraped, until the node stops.
 func (n *Node) refreshLeaderView() {
+	t := time.NewTicker(leaderViewPoll)
+	defer t.Stop()
 	for {
 		select {
 		case <-n.stop:
 			return
-		case <-n.leaderView.refresh:
+		case <-t.C:
+		}
+		if id, _ := n.Leader(); id != "" && id != n.cfg.NodeID {
 			n.leaderUnreachable(n.ctx)
 		}
 	}
@@ -293,8 +283,11 @@ func (n *Node) logSilence() {
 const (
 	leaderViewTimeout = 500 * time.Millisecond
 	leaderViewTTL     = time.Second
-	// leaderViewStale is how old a view of the leader's may be for
-	// infergate_cluster_members_unreachable on a follower.
+	// leaderViewPoll is how often a follower asks its leader for its
+	// view, for infergate_cluster_members_unreachable (a GET a follower
+	// every two seconds costs the leader nothing worth counting), and
+	// leaderViewStale how old that view may be for the metric.
+	leaderViewPoll  = 2 * time.Second
 	leaderViewStale = 30 * time.Second
 )
 
@@ -308,10 +301,8 @@ type leaderView struct {
 	silent map[string]int64
 	ok     bool
 	// last is the latest answer, or failed call, for readers that must
-	// not wait for mu (membersUnreachable); refresh asks
-	// refreshLeaderView for a new one.
-	last    atomic.Pointer[leaderAnswer]
-	refresh chan struct{}
+	// not wait for mu (membersUnreachable).
+	last atomic.Pointer[leaderAnswer]
 }
 
 // leaderUnreachable asks the leader (GET /v1/cluster, marked forwarded so

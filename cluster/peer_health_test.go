@@ -206,6 +206,19 @@ func TestFollowerGivesLeadersView(t *testing.T) {
 	if got := other.membersUnreachable(); got != 1 {
 		t.Errorf("infergate_cluster_members_unreachable on the follower: %d; want 1, the leader's", got)
 	}
+	// However seldom it is scraped: the view it has grown old (a scrape a
+	// minute), the follower asks again by itself (found by a reviewing
+	// helper: only a scrape made it ask, so each read the answer the one
+	// before had asked for, too old to use at a minute).
+	a := *other.leaderView.last.Load()
+	a.at = a.at.Add(-time.Minute)
+	other.leaderView.last.Store(&a)
+	testenv.CheckFor(t, 3*leaderViewPoll, func() error {
+		if got := other.membersUnreachable(); got != 1 {
+			return fmt.Errorf("infergate_cluster_members_unreachable on the follower: %d; want 1, the leader's", got)
+		}
+		return nil
+	})
 }
 
 // A scrape of a follower never waits for its leader (found by a reviewing

@@ -302,8 +302,8 @@ experiment ab, as counted by 1 node:
 ARM        VERSION  REQUESTS  FALLBACKS  LABELS  MEAN LABEL (95%)  REWARDS  MEAN REWARD (95%)
 control    1        40        0          30      0 [0, 0.1135]     30       2 (no variance yet)
 treatment  2        40        0          30      1 [0.8865, 1]     30       2 (no variance yet)
-  treatment against control, mean label: no variance yet (every value so far is 0 in the control and 1 in this arm): no interval
-  treatment against control, mean reward: no variance yet (every value so far is 2 in the control and 2 in this arm): no interval
+  treatment against control, mean label: no variance within either arm yet (every value so far is 0 in the control and 1 in this arm): no interval to judge by
+  treatment against control, mean reward: no variance within either arm yet (every value so far is 2 in the control and 2 in this arm): no interval to judge by
   (each label and reward counts as one observation: where a unit gives many, the intervals are too narrow)
 `,
 		},

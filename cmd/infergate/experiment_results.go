@@ -83,7 +83,7 @@ func compareArms(ctl, other trainer.Summary, level float64) string {
 	}
 	t := trainer.WelchOf(ctl, other, level)
 	if t.StdErr == 0 || math.IsNaN(t.StdErr) {
-		return fmt.Sprintf("no variance yet (every value so far is %.4g in %s and %.4g in this arm): no interval", t.Mean1, "the control", t.Mean2)
+		return fmt.Sprintf("no variance within either arm yet (every value so far is %.4g in the control and %.4g in this arm): no interval to judge by", t.Mean1, t.Mean2)
 	}
 	// As the trainer's canary does: the mixture tuned to a tenth of the
 	// values' standard deviation.
