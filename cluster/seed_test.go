@@ -18,22 +18,7 @@ import (
 // their configuration, config.pbtxt included: without it the reconciler
 // would load the model again with the node's defaults.
 func TestSeedKeepsConfigPbtxt(t *testing.T) {
-	_, tr := raft.NewInmemTransport("127.0.0.9:7000")
-	cfg := testConfig(t, "seed", tr, "")
-	cfg.RegisterLocal = true
-	dir := cfg.Registry.Dir()
-	if err := os.MkdirAll(filepath.Join(dir, "m", "1"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "m", "1", "model.onnx"), []byte("good one"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "m", "config.pbtxt"), []byte("instance_group [ { count: 3, kind: KIND_CPU } ]\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Registry.Load("m", nil); err != nil {
-		t.Fatal(err)
-	}
+	cfg := seedConfig(t, "instance_group [ { count: 3, kind: KIND_CPU } ]\n")
 	n, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -66,19 +51,7 @@ func TestSeedKeepsConfigPbtxt(t *testing.T) {
 // refused ("served from this node's --models directory, outside the
 // cluster") in the moment between.
 func TestSettlingUntilLocalModelsRegistered(t *testing.T) {
-	_, tr := raft.NewInmemTransport("127.0.0.9:7000")
-	cfg := testConfig(t, "seed", tr, "")
-	cfg.RegisterLocal = true
-	dir := cfg.Registry.Dir()
-	if err := os.MkdirAll(filepath.Join(dir, "m", "1"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "m", "1", "model.onnx"), []byte("good one"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Registry.Load("m", nil); err != nil {
-		t.Fatal(err)
-	}
+	cfg := seedConfig(t, "")
 	n, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -97,4 +70,30 @@ func TestSettlingUntilLocalModelsRegistered(t *testing.T) {
 	if st, _ := n.FSM().State(); st.Models["m"] == nil {
 		t.Fatal("settled before model m was registered")
 	}
+}
+
+// seedConfig returns the configuration of a lone node that registers its
+// local models, whose repository holds model "m" version 1, loaded, with
+// pbtxt as its config.pbtxt when not empty.
+func seedConfig(t *testing.T, pbtxt string) Config {
+	t.Helper()
+	_, tr := raft.NewInmemTransport("127.0.0.9:7000")
+	cfg := testConfig(t, "seed", tr, "")
+	cfg.RegisterLocal = true
+	dir := cfg.Registry.Dir()
+	if err := os.MkdirAll(filepath.Join(dir, "m", "1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "m", "1", "model.onnx"), []byte("good one"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if pbtxt != "" {
+		if err := os.WriteFile(filepath.Join(dir, "m", "config.pbtxt"), []byte(pbtxt), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cfg.Registry.Load("m", nil); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

@@ -82,22 +82,14 @@ func TestLogIdentity(t *testing.T) {
 // record. It used to be cut off at the damage, records after it and all,
 // and the next records took their positions.
 func TestDamageFoundAtOpenKeepsTheSegment(t *testing.T) {
-	dir := t.TempDir()
-	l := open(t, testConfig(t, dir))
-	for i := range 4 {
-		if err := l.AppendSync(prediction(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_, poss, end := readAll(t, l, 0)
-	l.Close()
+	dir, poss, end := fourRecords(t)
 	path := filepath.Join(dir, segName(0))
 	flipByte(t, path, poss[1]+frameLen+3)
 
 	var logged []string
 	cfg := testConfig(t, dir)
 	cfg.Logf = func(format string, args ...any) { logged = append(logged, fmt.Sprintf(format, args...)) }
-	l = open(t, cfg)
+	l := open(t, cfg)
 	if info, err := os.Stat(path); err != nil || info.Size() != end {
 		t.Fatalf("the damaged segment: %v; want it kept whole, %d bytes", sizeOf(info, err), end)
 	}
@@ -218,21 +210,13 @@ func sizeOf(info os.FileInfo, err error) string {
 // record.
 func TestLengthDamageKeepsTheRecordsAfterIt(t *testing.T) {
 	for _, b := range []int64{1, 2, 3} { // each byte of the length but its lowest
-		dir := t.TempDir()
-		l := open(t, testConfig(t, dir))
-		for i := range 4 {
-			if err := l.AppendSync(prediction(i)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		_, poss, end := readAll(t, l, 0)
-		l.Close()
+		dir, poss, end := fourRecords(t)
 		path := filepath.Join(dir, segName(0))
 		flipByte(t, path, poss[1]+b)
 		var logged []string
 		cfg := testConfig(t, dir)
 		cfg.Logf = func(format string, args ...any) { logged = append(logged, fmt.Sprintf(format, args...)) }
-		l = open(t, cfg)
+		l := open(t, cfg)
 		if st := l.Stats(); st.Next != end || len(logged) != 1 || !strings.Contains(logged[0], "kept as it is") {
 			t.Fatalf("length byte %d flipped: after open %+v, logged %q; want the end at %d, the segment kept", b, st, logged, end)
 		}
@@ -272,4 +256,20 @@ func TestNonRecordPositionIsNoDamage(t *testing.T) {
 	if segs, _ := filepath.Glob(filepath.Join(dir, "*.seg")); len(segs) != 1 {
 		t.Fatalf("20 reads at positions inside records, no damage: %d segment files; want 1", len(segs))
 	}
+}
+
+// fourRecords writes four synced records to a new log, closed, and
+// returns its directory, the records' positions and the end.
+func fourRecords(t *testing.T) (dir string, poss []int64, end int64) {
+	t.Helper()
+	dir = t.TempDir()
+	l := open(t, testConfig(t, dir))
+	for i := range 4 {
+		if err := l.AppendSync(prediction(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, poss, end = readAll(t, l, 0)
+	l.Close()
+	return dir, poss, end
 }
