@@ -159,6 +159,8 @@ var helpTexts = map[string]string{
 	"process_major_pagefaults_total":                "Page faults of the process that read a page from disk",
 	"process_minor_pagefaults_total":                "Page faults of the process served without reading from disk",
 	"process_num_threads":                           "OS threads of the process, ONNX Runtime's included",
+	"process_open_fds":                              "File descriptors the process has open: connections (clients', peers', raft's), segment and model files",
+	"process_max_fds":                               "The process's limit of open file descriptors (RLIMIT_NOFILE); past it, connections are refused: keep process_open_fds well below it",
 	"process_resident_memory_bytes":                 "Resident set size of the process, ONNX Runtime's memory included, in bytes",
 	"process_start_time_seconds":                    "When the process started, in Unix seconds",
 	"process_virtual_memory_bytes":                  "Virtual memory size of the process, in bytes",

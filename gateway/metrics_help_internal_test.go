@@ -52,6 +52,7 @@ func TestHelpTextsCoverGoAndProcessMetrics(t *testing.T) {
 	defer metrics.ExposeMetadata(false)
 	var raw bytes.Buffer
 	metrics.WriteProcessMetrics(&raw)
+	metrics.WriteFDMetrics(&raw)
 	var out bytes.Buffer
 	writeHelp(&out, raw.Bytes(), helpLines)
 	n := 0

@@ -511,6 +511,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) error {
 		bb.Reset()
 		s.metrics.WritePrometheus(bb)
 		metrics.WriteProcessMetrics(bb)
+		metrics.WriteFDMetrics(bb)
 		writeHelp(ctx, bb.Bytes(), helpLines)
 		scrapeBufs.Put(bb)
 		return nil

@@ -108,7 +108,7 @@ func TestServeTLS(t *testing.T) {
 	// Every family has a HELP text, those that only serve registers
 	// (TLS, disk) included.
 	_, b, _ := s.get(t, "/metrics")
-	for _, name := range []string{"infergate_tls_certificate_expiry_timestamp_seconds", "infergate_disk_free_bytes", "go_goroutines", "process_cpu_seconds_total"} {
+	for _, name := range []string{"infergate_tls_certificate_expiry_timestamp_seconds", "infergate_disk_free_bytes", "go_goroutines", "process_cpu_seconds_total", "process_open_fds", "process_max_fds"} {
 		if !strings.Contains(string(b), "\n# HELP "+name+" ") {
 			t.Errorf("/metrics has no HELP text for %s:\n%s", name, grepLines(string(b), "# HELP "+name))
 		}
