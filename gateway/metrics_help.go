@@ -45,6 +45,7 @@ var helpTexts = map[string]string{
 	"infergate_tls_handshake_errors_total":               "Failed TLS handshakes on --http, by reason: plain_http (a client of http://), client_refused (it does not trust the certificate), client_certificate (missing or not signed by --tls-client-ca), other",
 	"infergate_tls_certificate_expiry_timestamp_seconds": "When the certificate in use (--tls-cert) expires, in Unix seconds",
 	"infergate_tls_certificate_reload_failing":           "1 when the --tls-cert and --tls-key files could not be loaded at the last look (the certificate in use serves on), else 0",
+	"infergate_tls_certificate_untrusted":                "1 while the certificate in use is one the other members would refuse, as --cluster-ca holds their CAs now (its CA dropped from the file before the certificate moved to another): give the node a certificate of a CA in the file, or put its CA back; else 0",
 	"infergate_tls_ca_reload_failing":                    "1 while a --tls-client-ca or --cluster-ca file on disk does not load (the CAs loaded before stay in use), else 0",
 	"infergate_disk_free_bytes":                          "Free bytes, for unprivileged users, of the filesystem holding path (NaN when it cannot be read)",
 	"infergate_disk_free_min_bytes":                      "Free bytes this node keeps on the filesystem holding path (--min-free-disk): below it, uploads, blob pulls and the traffic log are refused",

@@ -1012,6 +1012,30 @@ func (c *serveConfig) tlsMetrics(set *metrics.Set) {
 		}
 		return 0
 	})
+	if c.clusterCAs != nil {
+		// A CA dropped from --cluster-ca before this node's certificate
+		// moved to another: the members refuse this node's connections
+		// from then on. Said when it starts and when it ends.
+		check := c.memberCheck(c.clusterCAs.Pool)
+		var mu sync.Mutex // guards untrusted
+		untrusted := false
+		set.NewGauge("infergate_tls_certificate_untrusted", func() float64 {
+			err := check(c.certs.Certificate())
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil && !untrusted:
+				c.logf("tls: the certificate in use (%s) would now be refused by the other members: %v; give this node a certificate of a CA in --cluster-ca %s, or put its CA back in that file", c.tlsCert, err, c.clusterCA)
+			case err == nil && untrusted:
+				c.logf("tls: the certificate in use (%s) is one the other members take again", c.tlsCert)
+			}
+			untrusted = err != nil
+			if untrusted {
+				return 1
+			}
+			return 0
+		})
+	}
 	var cas []*certs.CAs
 	for _, ca := range []*certs.CAs{c.tlsClientCAs, c.clusterCAs} {
 		if ca != nil {

@@ -506,3 +506,74 @@ func checkHelpTexts(t *testing.T, b []byte) {
 		}
 	}
 }
+
+// A CA dropped from --cluster-ca while this node's certificate is still
+// of that CA: the members would refuse this node's connections from then
+// on. infergate_tls_certificate_untrusted says so, and the log says what
+// to do, once; putting the CA back ends it.
+func TestServeClusterCADroppedUnderItsCertificate(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcerts.NewCA(t, dir, "ca")
+	next := testcerts.NewCA(t, dir, "next")
+	certFile, keyFile := ca.Issue(t, "n1", time.Time{}, "127.0.0.1")
+	caPEM, nextPEM := mustRead(t, ca.File), mustRead(t, next.File)
+	bundle := filepath.Join(dir, "cluster.pem")
+	if err := os.WriteFile(bundle, append(append([]byte{}, caPEM...), nextPEM...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServerWith(t, tlsClient(ca, nil), "--models", t.TempDir(), "--cluster", testenv.FreeAddr(t),
+		"--tls-cert", certFile, "--tls-key", keyFile, "--cluster-ca", bundle)
+	untrusted := func() string {
+		t.Helper()
+		_, b, _ := s.get(t, "/metrics")
+		m := regexp.MustCompile(`(?m)^infergate_tls_certificate_untrusted (\S+)$`).FindSubmatch(b)
+		if m == nil {
+			t.Fatalf("no infergate_tls_certificate_untrusted in /metrics")
+		}
+		return string(m[1])
+	}
+	if got := untrusted(); got != "0" {
+		t.Fatalf("at start: untrusted %s; want 0", got)
+	}
+	replace := func(content []byte) {
+		t.Helper()
+		tmp := bundle + ".new"
+		if err := os.WriteFile(tmp, content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, bundle); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replace(nextPEM) // the node's own CA dropped
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if got := untrusted(); got != "1" {
+			return fmt.Errorf("with its CA dropped from --cluster-ca: untrusted %s; want 1", got)
+		}
+		return nil
+	})
+	testenv.CheckFor(t, 5*time.Second, func() error { // the log comes through a pipe
+		if n := strings.Count(s.stderr.String(), "would now be refused by the other members"); n != 1 {
+			return fmt.Errorf("%d log lines about the certificate's trust; want 1:\n%s", n, s.stderr.String())
+		}
+		return nil
+	})
+	_, b, _ := s.get(t, "/metrics")
+	checkHelpTexts(t, b)
+	replace(append(append([]byte{}, caPEM...), nextPEM...))
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if got := untrusted(); got != "0" {
+			return fmt.Errorf("with its CA back: untrusted %s; want 0", got)
+		}
+		return nil
+	})
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if !strings.Contains(s.stderr.String(), "is one the other members take again") {
+			return fmt.Errorf("the log does not say the certificate is taken again:\n%s", s.stderr.String())
+		}
+		return nil
+	})
+	if n := strings.Count(s.stderr.String(), "would now be refused by the other members"); n != 1 {
+		t.Fatalf("%d log lines about the certificate's trust; want 1, however many scrapes:\n%s", n, s.stderr.String())
+	}
+}
