@@ -98,10 +98,10 @@ func (n *Node) Members() (leader string, members []Member, err error) {
 // leaderViewTimeout it is this node's own view, as Members.
 func (n *Node) MembersFromLeader(ctx context.Context) (leader string, members []Member, err error) {
 	leader, members, err = n.Members()
-	if err != nil || leader == n.cfg.NodeID {
+	if err != nil || leader == n.cfg.NodeID || ctx.Err() != nil {
 		return leader, members, err
 	}
-	silent, ok := n.leaderUnreachable(ctx)
+	silent, ok := n.leaderUnreachable()
 	if !ok {
 		return leader, members, nil
 	}

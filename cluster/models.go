@@ -271,7 +271,7 @@ func (n *Node) memberStatuses(ctx context.Context, st *fsm.State) map[string]*Lo
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			silent, _ := n.leaderUnreachable(ctx)
+			silent, _ := n.leaderUnreachable()
 			for id := range silent {
 				if cancelAsk := asks[id]; cancelAsk != nil {
 					cancelAsk() // its goroutine marks it nil, unless it answered first

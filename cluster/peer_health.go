@@ -217,7 +217,7 @@ func (n *Node) refreshLeaderView() {
 		case <-t.C:
 		}
 		if id, _ := n.Leader(); id != "" && id != n.cfg.NodeID {
-			n.leaderUnreachable(n.ctx)
+			n.leaderUnreachable()
 		}
 	}
 }
@@ -314,7 +314,7 @@ type leaderView struct {
 // knows no leader, or the leader did not answer within
 // leaderViewTimeout: the caller then has its own view only. An answer,
 // or a failed call, serves the calls of the next leaderViewTTL.
-func (n *Node) leaderUnreachable(ctx context.Context) (silent map[string]int64, ok bool) {
+func (n *Node) leaderUnreachable() (silent map[string]int64, ok bool) {
 	id, url := n.Leader()
 	if id == "" || id == n.cfg.NodeID || url == "" {
 		return nil, false
@@ -325,17 +325,17 @@ func (n *Node) leaderUnreachable(ctx context.Context) (silent map[string]int64, 
 	if v.leader == id && time.Since(v.at) < leaderViewTTL {
 		return v.silent, v.ok
 	}
-	v.silent, v.ok = n.askLeaderUnreachable(ctx, url)
+	v.silent, v.ok = n.askLeaderUnreachable(url)
 	v.at, v.leader = time.Now(), id
 	v.last.Store(&leaderAnswer{at: v.at, leader: id, silent: v.silent, ok: v.ok})
 	return v.silent, v.ok
 }
 
 // askLeaderUnreachable is leaderUnreachable's call to the leader at url.
-func (n *Node) askLeaderUnreachable(ctx context.Context, url string) (silent map[string]int64, ok bool) {
+func (n *Node) askLeaderUnreachable(url string) (silent map[string]int64, ok bool) {
 	// The answer serves other reads too (leaderView): one that gives up
-	// must not cut it short for them.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaderViewTimeout)
+	// must not cut it short for them; Stop does.
+	ctx, cancel := context.WithTimeout(n.ctx, leaderViewTimeout)
 	defer cancel()
 	var out struct {
 		Members []Member `json:"members"`
