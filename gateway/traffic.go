@@ -430,7 +430,7 @@ func (s *Server) trafficStats(ctx *fasthttp.RequestCtx) error {
 	}
 	st := l.Stats()
 	return writeJSON(ctx, map[string]any{
-		"first": st.First, "end": st.Next, "segments": st.Segments, "bytes": st.Bytes,
+		"log": l.ID(), "first": st.First, "end": st.Next, "segments": st.Segments, "bytes": st.Bytes,
 		"percent": s.cfg.TrafficPercent,
 	})
 }

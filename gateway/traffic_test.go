@@ -186,7 +186,8 @@ func TestTrafficLogAndFeedback(t *testing.T) {
 		t.Fatalf("a read from inside a record: X-Traffic-Damaged %q, X-Traffic-Skip %q; want neither", r.header["X-Traffic-Damaged"], r.header["X-Traffic-Skip"])
 	}
 	rs := s.do(t, "GET", "/v1/traffic/stats", nil)
-	if !strings.Contains(string(rs.body), `"end":`+strconv.FormatInt(st.Next, 10)) || !strings.Contains(string(rs.body), `"percent":100`) {
+	if !strings.Contains(string(rs.body), `"end":`+strconv.FormatInt(st.Next, 10)) || !strings.Contains(string(rs.body), `"percent":100`) ||
+		!strings.Contains(string(rs.body), `"log":"`+tl.ID()+`"`) {
 		t.Fatalf("stats: %s", rs)
 	}
 	var mb bytes.Buffer
