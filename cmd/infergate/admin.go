@@ -287,6 +287,7 @@ func (c *adminClient) call(method, path string, query url.Values, contentType st
 // adminError is an answer of the admin API with an error status.
 type adminError struct {
 	status     int
+	header     http.Header
 	msg        string // the server's {"error": ...}, else its body or status text
 	retryAfter string // the Retry-After header of a 503
 	unknown    bool   // a 503 whose write may have been applied: no blind retry
@@ -294,7 +295,7 @@ type adminError struct {
 }
 
 func newAdminError(resp *http.Response, body []byte, hadToken bool) *adminError {
-	e := &adminError{status: resp.StatusCode}
+	e := &adminError{status: resp.StatusCode, header: resp.Header}
 	var eb struct {
 		Error string `json:"error"`
 	}

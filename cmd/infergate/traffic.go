@@ -61,7 +61,8 @@ func trafficRead(out adminOutput, args []string) error {
 its position, from --from (default: the oldest record) to the end, or, with
 --follow, on as new records come (until interrupted). A position the log
 deleted to keep within its budget is reported, and with --follow reading goes
-on from the oldest record.
+on from the oldest record, as it does from a log that started over (the
+node's data wiped or replaced: its X-Traffic-Log identity changed).
 
 With --kafka-brokers it reads the Kafka topic the nodes log to (serve
 --traffic-kafka-brokers) instead, from its oldest records; its lines carry no
@@ -104,12 +105,29 @@ position.
 		return err
 	}
 	pos := *from
+	logID := "" // the identity of the log pos is in (X-Traffic-Log)
 	for {
 		q := url.Values{"max_bytes": {strconv.Itoa(*maxBytes)}}
 		if pos >= 0 {
 			q.Set("from", strconv.FormatInt(pos, 10))
 		}
 		ans, err := cl.call(http.MethodGet, "/v1/traffic", q, "", nil)
+		var h http.Header
+		if ans != nil {
+			h = ans.header
+		} else if ae, ok := err.(*adminError); ok {
+			h = ae.header
+		}
+		if id := h.Get("X-Traffic-Log"); id != "" {
+			if logID != "" && id != logID && pos >= 0 {
+				// The node's log was made anew (its data wiped or
+				// replaced): pos means nothing in it.
+				fmt.Fprintf(out.stderr, "infergate traffic read: the node's traffic log started over (it is log %s, no longer %s); going on from its oldest record\n", id, logID)
+				logID, pos = id, -1
+				continue
+			}
+			logID = id
+		}
 		if ae, ok := err.(*adminError); ok && ae.status == http.StatusGone && *follow {
 			fmt.Fprintf(out.stderr, "infergate traffic read: %s; going on from the oldest record\n", ae.msg)
 			pos = -1

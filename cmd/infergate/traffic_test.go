@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,5 +107,67 @@ func TestDemoModelsSeed(t *testing.T) {
 	body, _ := inferBody(1, 256, 3)
 	if code, resp, _ := s.post(t, "/v2/models/ranker/infer", body); code != 200 {
 		t.Fatalf("the seeded ranker: %d %s", code, resp)
+	}
+}
+
+// traffic read --follow on a node whose log is made anew (its data wiped
+// or replaced) and grows past the position it had read to: it reads the
+// new log from its oldest record, saying so, where it went on from the
+// old position and never printed the records before it.
+func TestTrafficReadFollowsALogMadeAnew(t *testing.T) {
+	var mu sync.Mutex
+	logID, records := "aaaaaaaaaaaaaaaa", []string{"a0", "a1"}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		from, _ := strconv.Atoi(r.URL.Query().Get("from"))
+		var b strings.Builder
+		for i, id := range records {
+			if i*10 >= from {
+				fmt.Fprintf(&b, "{\"position\":%d,\"id\":%q}\n", i*10, id)
+			}
+		}
+		end := strconv.Itoa(len(records) * 10)
+		w.Header().Set("X-Traffic-Log", logID)
+		w.Header().Set("X-Traffic-First", "0")
+		w.Header().Set("X-Traffic-Next", end)
+		w.Header().Set("X-Traffic-End", end)
+		io.WriteString(w, b.String())
+		if logID == "aaaaaaaaaaaaaaaa" && from == 20 {
+			// The reader is at the old log's end: the log is made
+			// anew, and grows past it.
+			logID, records = "bbbbbbbbbbbbbbbb", []string{"b0", "b1", "b2"}
+		}
+	}))
+	defer srv.Close()
+	cmd := exec.Command(binPath, "traffic", "read", "--follow", "--poll", "20ms", "--addr", srv.URL)
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if !strings.Contains(stdout.String(), `"b2"`) {
+			return fmt.Errorf("stdout %q; want b2 in it", stdout.String())
+		}
+		return nil
+	})
+	var ids []string
+	for line := range strings.Lines(stdout.String()) {
+		var e struct{ ID string }
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		ids = append(ids, e.ID)
+	}
+	if got := strings.Join(ids, ","); got != "a0,a1,b0,b1,b2" {
+		t.Fatalf("printed %s; want a0,a1,b0,b1,b2: the new log from its oldest record", got)
+	}
+	if !strings.Contains(stderr.String(), "started over (it is log bbbbbbbbbbbbbbbb, no longer aaaaaaaaaaaaaaaa)") {
+		t.Fatalf("stderr %q; want it to say the log started over", stderr.String())
 	}
 }
