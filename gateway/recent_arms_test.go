@@ -55,3 +55,36 @@ func TestRecentArmsRepeatedIDGivesTheLatestArm(t *testing.T) {
 		t.Fatalf("arm of req-1: %q; want b, the arm that answered it last", a)
 	}
 }
+
+// An id answered again is its set's newest: the ids of the set that came
+// before its second answer leave before it (found by a reviewing helper:
+// it kept its first answer's place, and the next id of its set evicted
+// it, a quarter of the table's reach later).
+func TestRecentArmsRepeatedIDIsNewest(t *testing.T) {
+	r := newRecentArms()
+	x := &registry.Experiment{Model: "m", Experiment: route.Experiment{Name: "exp", Arms: []route.Arm{{Name: "a", Version: 1, Weight: 1}, {Name: "b", Version: 2, Weight: 1}}}}
+	_, set := r.hash("req-1")
+	var others []string // ids of req-1's set
+	for i := 0; len(others) < 2*recentArmsWays; i++ {
+		if id := "other-" + strconv.Itoa(i); func() bool { _, s := r.hash(id); return s == set }() {
+			others = append(others, id)
+		}
+	}
+	r.add("req-1", x, 0)
+	for _, id := range others[:recentArmsWays-1] {
+		r.add(id, x, 0)
+	}
+	r.add("req-1", x, 1) // answered again: the newest of its set
+	for i, id := range others[recentArmsWays-1 : 2*recentArmsWays-2] {
+		r.add(id, x, 0)
+		if a, _ := r.arm("req-1", "m"); a != "b" {
+			t.Fatalf("after %d more ids of its set: the arm of req-1, answered last: %q; want b", i+1, a)
+		}
+	}
+	// The ids before req-1's second answer left first.
+	for _, id := range others[:recentArmsWays-1] {
+		if a, _ := r.arm(id, "m"); a != "" {
+			t.Fatalf("%s, older than req-1's second answer, is still remembered while req-1 is", id)
+		}
+	}
+}

@@ -99,17 +99,22 @@ func (r *recentArms) add(id string, x *registry.Experiment, arm int) {
 	h, s := r.hash(id)
 	r.mu.Lock()
 	set := r.slots[s*recentArmsWays : (s+1)*recentArmsWays : (s+1)*recentArmsWays]
-	w, again := int(r.next[s]), false
+	// The set is a ring, oldest at next, newest just before it.
+	next := int(r.next[s])
+	w := next
 	for i := range set {
 		if set[i].h == h {
 			// The id answered again (a client's own id, sent twice):
-			// the latest answer's arm is the one its feedback is for.
-			w, again = i, true
+			// its latest arm is the one its feedback is for, and it is
+			// the set's newest now. The ones after it move up.
+			for w = i; (w+1)%recentArmsWays != next; w = (w + 1) % recentArmsWays {
+				set[w] = set[(w+1)%recentArmsWays]
+			}
 			break
 		}
 	}
-	if !again {
-		r.next[s] = uint8((w + 1) % recentArmsWays)
+	if w == next {
+		r.next[s] = uint8((next + 1) % recentArmsWays)
 	}
 	set[w] = recentSlot{h: h, x: x, arm: arm}
 	r.mu.Unlock()
