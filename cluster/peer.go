@@ -184,7 +184,7 @@ func peerError(err error) error {
 	// Nor did one that timed out, or met a server speaking plain HTTP
 	// (net/http says so in an error of its own).
 	if (errors.As(err, &op) && (op.Op == "dial" || op.Op == "remote error")) || errors.As(err, &verify) ||
-		errors.Is(err, errPeerHandshakeTimeout) || errors.Is(err, errPeerHandshake) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
+		errors.Is(err, errPeerHandshakeTimeout) || errors.Is(err, errPeerHandshake) || errors.Is(err, http.ErrSchemeMismatch) {
 		return fmt.Errorf("%w: %w", errUnreached, err)
 	}
 	return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)

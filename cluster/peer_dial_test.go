@@ -23,7 +23,8 @@ import (
 // again rather than reported of unknown outcome): a certificate for
 // another address, a plain HTTP server, and a peer that drops the
 // connection in the middle of the handshake (found by a reviewing
-// helper: that one was reported as of unknown outcome).
+// helper: that one was reported as of unknown outcome, as was a port
+// that speaks another protocol).
 func TestPeerDialFailuresAreUnreached(t *testing.T) {
 	dir := t.TempDir()
 	ca := testcerts.NewCA(t, dir, "ca")
@@ -62,7 +63,23 @@ func TestPeerDialFailuresAreUnreached(t *testing.T) {
 			c.Close() // a reset
 		}
 	}()
+	ssh, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ssh.Close()
+	go func() {
+		for {
+			c, err := ssh.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "SSH-2.0-OpenSSH_9.2\r\n") // a port that speaks something else
+			c.Close()
+		}
+	}()
 	for what, url := range map[string]string{
+		"a server that speaks another protocol": "https://" + ssh.Addr().String(),
 		"a certificate for another address": https(ca.Issue(t, "elsewhere", time.Time{}, "127.0.0.2")),
 		"a plain HTTP server":               strings.Replace(plain.URL, "http://", "https://", 1),
 		"a reset in the handshake":          "https://" + ln.Addr().String(),

@@ -64,8 +64,8 @@ var (
 // but with the CAs of the moment: the Transport would clone one
 // configuration, and the CAs of the start, for every connection.
 // A failed handshake wraps errPeerHandshake (or errPeerHandshakeTimeout),
-// but for a tls.RecordHeaderError, returned as it is: http.Client
-// recognizes a plain HTTP server by it.
+// but for a tls.RecordHeaderError of a plain HTTP server, returned as it
+// is: http.Client recognizes one by it.
 func (t *TLS) dialPeer(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -86,8 +86,8 @@ func (t *TLS) dialPeer(ctx context.Context, d *net.Dialer, network, addr string)
 		switch {
 		case ctx.Err() == nil && hctx.Err() != nil:
 			return nil, fmt.Errorf("%w with %s after %s", errPeerHandshakeTimeout, addr, peerHandshakeTimeout)
-		case errors.As(err, &plain):
-			return nil, err
+		case errors.As(err, &plain) && string(plain.RecordHeader[:]) == "HTTP/":
+			return nil, err // net/http makes it http.ErrSchemeMismatch
 		}
 		return nil, fmt.Errorf("%w with %s: %w", errPeerHandshake, addr, err)
 	}

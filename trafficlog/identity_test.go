@@ -1,8 +1,10 @@
 package trafficlog
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -272,4 +274,36 @@ func fourRecords(t *testing.T) (dir string, poss []int64, end int64) {
 	_, poss, end = readAll(t, l, 0)
 	l.Close()
 	return dir, poss, end
+}
+
+// recordAfter finds a whole record anywhere after the first byte, across
+// the windows it reads in, and nothing in bytes that hold none.
+func TestRecordAfter(t *testing.T) {
+	rec := AppendRecord(nil, prediction(1))
+	const step = 1 << 20
+	f := func(size int, at []int, want bool) {
+		t.Helper()
+		b := make([]byte, size)
+		rnd := rand.New(rand.NewPCG(1, 2))
+		for i := range b {
+			b[i] = byte(rnd.Uint32())
+		}
+		for _, a := range at {
+			copy(b[a:], rec)
+		}
+		got, err := recordAfter(bytes.NewReader(b), int64(len(b)), 4<<20)
+		if err != nil || got != want {
+			t.Fatalf("records at %v in %d bytes: %v, %v; want %v", at, size, got, err, want)
+		}
+	}
+	f(3*step, nil, false)
+	f(3*step, []int{0}, false) // the bad record itself is not one after it
+	f(3*step, []int{5}, true)
+	f(3*step, []int{step - 3}, true) // across the first window's step
+	f(3*step, []int{2*step + 7}, true)
+	f(3*step, []int{3*step - len(rec)}, true) // at the very end
+	f(len(rec)+100, []int{100}, true)
+	if got, _ := recordAfter(bytes.NewReader(make([]byte, 2*step)), 2*step, 4<<20); got {
+		t.Fatal("a record found in zeros")
+	}
 }

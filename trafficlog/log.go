@@ -340,11 +340,11 @@ func validPrefix(f *os.File, maxRecord int) (valid int64, damaged bool, err erro
 			return off, false, nil
 		}
 		if errors.Is(err, ErrCorrupt) || errors.Is(err, io.ErrUnexpectedEOF) {
-			tail := make([]byte, info.Size()-off)
-			if _, err := f.ReadAt(tail, off); err != nil {
+			found, err := recordAfter(io.NewSectionReader(f, off, info.Size()-off), info.Size()-off, maxRecord)
+			if err != nil {
 				return 0, false, fmt.Errorf("cannot read traffic log segment %s: %w", f.Name(), err)
 			}
-			return off, recordAfter(tail, maxRecord), nil
+			return off, found, nil
 		}
 		if err != nil {
 			return 0, false, fmt.Errorf("cannot read traffic log segment %s: %w", f.Name(), err)
@@ -356,24 +356,37 @@ func validPrefix(f *os.File, maxRecord int) (valid int64, damaged bool, err erro
 
 // recordAfter reports whether a whole record of at most maxRecord bytes,
 // with a good checksum and a known format and kind, starts anywhere in
-// tail after its first byte. Random bytes pass the cheap checks that
-// come before the checksum about once in 20 million offsets, so a scan
-// of a whole segment costs about a read of it.
-func recordAfter(tail []byte, maxRecord int) bool {
-	for i := 1; i+frameLen+2 <= len(tail); i++ {
-		n := int(binary.LittleEndian.Uint32(tail[i:]))
-		if n < 2 || n > maxRecord || n > len(tail)-i-frameLen {
-			continue
+// the size bytes of r after the first. Random bytes pass the cheap checks
+// that come before the checksum about once in 20 million offsets, so a
+// scan costs about a read of r; it holds a window of a MiB and a record
+// in memory.
+func recordAfter(r io.ReaderAt, size int64, maxRecord int) (bool, error) {
+	const step = 1 << 20
+	window := make([]byte, step+frameLen+maxRecord)
+	for start := int64(0); start < size; start += step {
+		n, err := r.ReadAt(window[:min(int64(len(window)), size-start)], start)
+		if err != nil && err != io.EOF {
+			return false, err
 		}
-		p := tail[i+frameLen : i+frameLen+n]
-		if p[0] != formatVersion || !Kind(p[1]).known() {
-			continue
-		}
-		if crc32.Checksum(p, castagnoli) == binary.LittleEndian.Uint32(tail[i+4:]) {
-			return true
+		buf := window[:n]
+		for i := 0; i < step && i+frameLen+2 <= len(buf); i++ {
+			if start == 0 && i == 0 {
+				continue // the bad record itself
+			}
+			m := int(binary.LittleEndian.Uint32(buf[i:]))
+			if m < 2 || m > maxRecord || m > len(buf)-i-frameLen {
+				continue
+			}
+			p := buf[i+frameLen : i+frameLen+m]
+			if p[0] != formatVersion || !Kind(p[1]).known() {
+				continue
+			}
+			if crc32.Checksum(p, castagnoli) == binary.LittleEndian.Uint32(buf[i+4:]) {
+				return true, nil
+			}
 		}
 	}
-	return false
+	return false, nil
 }
 
 // readRecord reads one framed record, at most left bytes, from r into

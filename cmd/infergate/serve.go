@@ -1025,7 +1025,7 @@ func (c *serveConfig) tlsMetrics(set *metrics.Set) {
 			defer mu.Unlock()
 			switch {
 			case err != nil && !untrusted:
-				c.logf("tls: the certificate in use (%s) would now be refused by the other members: %v; give this node a certificate of a CA in --cluster-ca %s, or put its CA back in that file", c.tlsCert, err, c.clusterCA)
+				c.logf("tls: the certificate in use (%s) no longer passes the members' checks, as --cluster-ca %s holds their CAs now: %v; give this node a certificate of a CA in that file, or put its CA back", c.tlsCert, c.clusterCA, err)
 			case err == nil && untrusted:
 				c.logf("tls: the certificate in use (%s) is one the other members take again", c.tlsCert)
 			}

@@ -553,7 +553,7 @@ func TestServeClusterCADroppedUnderItsCertificate(t *testing.T) {
 		return nil
 	})
 	testenv.CheckFor(t, 5*time.Second, func() error { // the log comes through a pipe
-		if n := strings.Count(s.stderr.String(), "would now be refused by the other members"); n != 1 {
+		if n := strings.Count(s.stderr.String(), "no longer passes the members' checks"); n != 1 {
 			return fmt.Errorf("%d log lines about the certificate's trust; want 1:\n%s", n, s.stderr.String())
 		}
 		return nil
@@ -573,7 +573,7 @@ func TestServeClusterCADroppedUnderItsCertificate(t *testing.T) {
 		}
 		return nil
 	})
-	if n := strings.Count(s.stderr.String(), "would now be refused by the other members"); n != 1 {
+	if n := strings.Count(s.stderr.String(), "no longer passes the members' checks"); n != 1 {
 		t.Fatalf("%d log lines about the certificate's trust; want 1, however many scrapes:\n%s", n, s.stderr.String())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,10 +16,10 @@ import (
 // parses the file again when its contents change, so that an operator
 // rolls a CA (adds the new one to the bundle, rolls the certificates,
 // drops the old one) without a restart. The file is looked at at most
-// once a second, when a handshake (or a scrape) asks for Pool, and new
-// contents are taken once two looks in a row read them, so a file being
-// written is never taken half way: a change applies within about two
-// seconds of handshakes.
+// once a second, when a handshake (or a scrape) asks for Pool. New
+// contents are taken at once when the file was last modified a second or
+// more before, else once the next look reads them again, so that a file
+// being written is not taken half way.
 // Connections already open keep what their handshake verified.
 // A file that does not parse, or holds no certificate, leaves the CAs
 // in use unchanged; the error is logged once per change of the file and
@@ -127,6 +128,11 @@ func (c *CAs) set() *caSet {
 		return c.cur.Load()
 	}
 	c.checked = now
+	before, err := os.Stat(c.file)
+	if err != nil {
+		c.failed(fmt.Errorf("cannot read the CA file: %w", err))
+		return c.cur.Load()
+	}
 	b, err := readFile("CA", c.file)
 	if err != nil {
 		c.failed(err)
@@ -140,11 +146,16 @@ func (c *CAs) set() *caSet {
 		}
 		return c.cur.Load()
 	}
-	if !bytes.Equal(b, c.pending) {
-		// New contents are taken at the next look if they stay the
-		// same: a file being written can read as a whole bundle, cut
-		// between two of its blocks, and would drop the CAs after the
-		// cut for a second.
+	// New contents of a file changed within the last second are taken
+	// at the next look, if they stay the same: a file being written can
+	// read as a whole bundle, cut between two of its blocks, and would
+	// drop the CAs after the cut. Those of a file left alone for longer
+	// are taken now: a CA dropped on a quiet node keeps out the first
+	// connection after it too.
+	after, err := os.Stat(c.file)
+	settled := err == nil && after.ModTime().Equal(before.ModTime()) && after.Size() == int64(len(b)) &&
+		now.Sub(before.ModTime()) >= checkEvery
+	if !settled && !bytes.Equal(b, c.pending) {
 		c.pending = b
 		return c.cur.Load()
 	}
