@@ -80,9 +80,9 @@ func TestPeerDialFailuresAreUnreached(t *testing.T) {
 	}()
 	for what, url := range map[string]string{
 		"a server that speaks another protocol": "https://" + ssh.Addr().String(),
-		"a certificate for another address": https(ca.Issue(t, "elsewhere", time.Time{}, "127.0.0.2")),
-		"a plain HTTP server":               strings.Replace(plain.URL, "http://", "https://", 1),
-		"a reset in the handshake":          "https://" + ln.Addr().String(),
+		"a certificate for another address":     https(ca.Issue(t, "elsewhere", time.Time{}, "127.0.0.2")),
+		"a plain HTTP server":                   strings.Replace(plain.URL, "http://", "https://", 1),
+		"a reset in the handshake":              "https://" + ln.Addr().String(),
 	} {
 		_, err := peers.readIndex(ctx, url)
 		if !errors.Is(err, errUnreached) {
