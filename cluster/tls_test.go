@@ -44,24 +44,7 @@ func TestTLSStreamLayer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	got := make(chan string, 8)
-	go func() {
-		for {
-			c, err := srv.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				b := make([]byte, 5)
-				if _, err := io.ReadFull(c, b); err != nil {
-					got <- "error: " + err.Error()
-					return
-				}
-				got <- string(b)
-			}()
-		}
-	}()
+	got := helloServer(srv)
 	addr := raft.ServerAddress(srv.Listener.Addr().String())
 	send := func(l *TLS) error {
 		cl := &tlsStreamLayer{client: l.clientConfig}

@@ -110,24 +110,7 @@ func TestMutualTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", ServerConfig(srv, ca.Pool))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				c.Write([]byte("ok"))
-			}()
-		}
-	}()
+	addr := serveTLS(t, ServerConfig(srv, ca.Pool))
 	dial := func(certFile, keyFile string) error {
 		var r *Reloader
 		if certFile != "" {
@@ -135,7 +118,7 @@ func TestMutualTLS(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", ln.Addr().String(), ClientConfig(ca.Pool(), r))
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, ClientConfig(ca.Pool(), r))
 		if err != nil {
 			return err
 		}
