@@ -231,7 +231,11 @@ func (n *Node) LocalStatus() *LocalStatus {
 		out.Models[name] = m
 	}
 	r.mu.Unlock()
-	out.Experiments = experimentCounts(r.repo, slices.Sorted(maps.Keys(out.Models)))
+	// The replicated models, not those the reconciler has a status for:
+	// an experiment may be set before the reconciler's first pass over
+	// its model.
+	st, _ := n.fsm.State()
+	out.Experiments = experimentCounts(r.repo, slices.Collect(maps.Keys(st.Models)))
 	return out
 }
 
