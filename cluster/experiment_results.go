@@ -15,28 +15,9 @@ import (
 // feedback attributed to it, labels and rewards, with their sums and sums
 // of squares (enough for each arm's mean and variance).
 type ArmCounts struct {
-	Arm           string  `json:"arm"`
-	Version       int64   `json:"version"`
-	Requests      uint64  `json:"requests"`
-	Fallbacks     uint64  `json:"fallbacks"`
-	Labels        uint64  `json:"labels"`
-	LabelSum      float64 `json:"label_sum"`
-	LabelSquares  float64 `json:"label_square_sum"`
-	Rewards       uint64  `json:"rewards"`
-	RewardSum     float64 `json:"reward_sum"`
-	RewardSquares float64 `json:"reward_square_sum"`
-}
-
-// add adds o's counts to c's.
-func (c *ArmCounts) add(o ArmCounts) {
-	c.Requests += o.Requests
-	c.Fallbacks += o.Fallbacks
-	c.Labels += o.Labels
-	c.LabelSum += o.LabelSum
-	c.LabelSquares += o.LabelSquares
-	c.Rewards += o.Rewards
-	c.RewardSum += o.RewardSum
-	c.RewardSquares += o.RewardSquares
+	Arm     string `json:"arm"`
+	Version int64  `json:"version"`
+	registry.ArmStats
 }
 
 // ExperimentCounts is one node's counts for the experiment a model runs
@@ -69,13 +50,7 @@ func experimentCounts(repo *registry.Repository, names []string) map[string]*Exp
 		}
 		ec := &ExperimentCounts{Experiment: x.Name}
 		for i, a := range x.Arms {
-			st := x.Stats(i)
-			ec.Arms = append(ec.Arms, ArmCounts{
-				Arm: a.Name, Version: a.Version,
-				Requests: st.Requests, Fallbacks: st.Fallbacks,
-				Labels: st.Labels, LabelSum: st.LabelSum, LabelSquares: st.LabelSquares,
-				Rewards: st.Rewards, RewardSum: st.RewardSum, RewardSquares: st.RewardSquares,
-			})
+			ec.Arms = append(ec.Arms, ArmCounts{Arm: a.Name, Version: a.Version, ArmStats: x.Stats(i)})
 		}
 		if out == nil {
 			out = make(map[string]*ExperimentCounts)
@@ -103,7 +78,7 @@ func experimentResults(name string, e *route.Experiment, statuses map[string]*Lo
 		}
 		res.Nodes = append(res.Nodes, id)
 		for i := range res.Arms {
-			res.Arms[i].add(ec.Arms[i])
+			res.Arms[i].Add(ec.Arms[i].ArmStats)
 		}
 	}
 	slices.Sort(res.Nodes)

@@ -10,6 +10,7 @@ import (
 	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/gateway/route"
 	"github.com/infergate/infergate/internal/testenv"
+	"github.com/infergate/infergate/registry"
 )
 
 // experimentResults sums the members that run the experiment with its
@@ -22,10 +23,10 @@ func TestExperimentResultsSumTheMembers(t *testing.T) {
 		return &LocalStatus{Experiments: map[string]*ExperimentCounts{"m": {Experiment: name, Arms: arms}}}
 	}
 	ctl := func(req uint64, labels uint64, sum, sq float64) ArmCounts {
-		return ArmCounts{Arm: "control", Version: 1, Requests: req, Labels: labels, LabelSum: sum, LabelSquares: sq}
+		return ArmCounts{Arm: "control", Version: 1, ArmStats: registry.ArmStats{Requests: req, Labels: labels, LabelSum: sum, LabelSquares: sq}}
 	}
 	trt := func(req uint64, rewards uint64, sum, sq float64) ArmCounts {
-		return ArmCounts{Arm: "treatment", Version: 2, Requests: req, Fallbacks: 1, Rewards: rewards, RewardSum: sum, RewardSquares: sq}
+		return ArmCounts{Arm: "treatment", Version: 2, ArmStats: registry.ArmStats{Requests: req, Fallbacks: 1, Rewards: rewards, RewardSum: sum, RewardSquares: sq}}
 	}
 	statuses := map[string]*LocalStatus{
 		"a":    counts("exp", ctl(90, 40, 10, 10), trt(10, 5, -2.5, 4.25)),
@@ -39,8 +40,8 @@ func TestExperimentResultsSumTheMembers(t *testing.T) {
 	want := &ExperimentResults{
 		Experiment: "exp",
 		Arms: []ArmCounts{
-			{Arm: "control", Version: 1, Requests: 990, Labels: 440, LabelSum: 60, LabelSquares: 60},
-			{Arm: "treatment", Version: 2, Requests: 110, Fallbacks: 2, Rewards: 55, RewardSum: 4.5, RewardSquares: 24.25},
+			{Arm: "control", Version: 1, ArmStats: registry.ArmStats{Requests: 990, Labels: 440, LabelSum: 60, LabelSquares: 60}},
+			{Arm: "treatment", Version: 2, ArmStats: registry.ArmStats{Requests: 110, Fallbacks: 2, Rewards: 55, RewardSum: 4.5, RewardSquares: 24.25}},
 		},
 		Nodes:   []string{"a", "b"},
 		Missing: []string{"down", "lags", "none", "old"},
@@ -81,8 +82,8 @@ func TestModelViewCarriesExperimentCounts(t *testing.T) {
 	}
 	got := views[0].ExperimentResults
 	want := &ExperimentResults{Experiment: "exp", Nodes: []string{n.ID()}, Arms: []ArmCounts{
-		{Arm: "control", Version: 1, Rewards: 1, RewardSum: -2, RewardSquares: 4},
-		{Arm: "treatment", Version: 2, Labels: 3, LabelSum: 2, LabelSquares: 2},
+		{Arm: "control", Version: 1, ArmStats: registry.ArmStats{Rewards: 1, RewardSum: -2, RewardSquares: 4}},
+		{Arm: "treatment", Version: 2, ArmStats: registry.ArmStats{Labels: 3, LabelSum: 2, LabelSquares: 2}},
 	}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("the model's view gives %+v\nwant %+v", got, want)

@@ -293,15 +293,11 @@ const (
 
 // leaderView is a follower's cache of leaderUnreachable's answer.
 type leaderView struct {
-	// mu guards the fields, and is held while the leader is asked, so
-	// that reads at the same moment share one call.
-	mu     sync.Mutex
-	at     time.Time // when the answer came, or the call failed
-	leader string    // the leader it came from
-	silent map[string]int64
-	ok     bool
-	// last is the latest answer, or failed call, for readers that must
-	// not wait for mu (membersUnreachable).
+	// mu is held while the leader is asked, so that reads at the same
+	// moment share one call.
+	mu sync.Mutex
+	// last is the latest answer, or failed call; written holding mu, read
+	// without it by those that must not wait (membersUnreachable).
 	last atomic.Pointer[leaderAnswer]
 }
 
@@ -322,13 +318,12 @@ func (n *Node) leaderUnreachable() (silent map[string]int64, ok bool) {
 	v := &n.leaderView
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.leader == id && time.Since(v.at) < leaderViewTTL {
-		return v.silent, v.ok
+	if a := v.last.Load(); a != nil && a.leader == id && time.Since(a.at) < leaderViewTTL {
+		return a.silent, a.ok
 	}
-	v.silent, v.ok = n.askLeaderUnreachable(url)
-	v.at, v.leader = time.Now(), id
-	v.last.Store(&leaderAnswer{at: v.at, leader: id, silent: v.silent, ok: v.ok})
-	return v.silent, v.ok
+	silent, ok = n.askLeaderUnreachable(url)
+	v.last.Store(&leaderAnswer{at: time.Now(), leader: id, silent: silent, ok: ok})
+	return silent, ok
 }
 
 // askLeaderUnreachable is leaderUnreachable's call to the leader at url.

@@ -95,11 +95,27 @@ func (x *Experiment) Outcome(arm string, label, reward *float64) bool {
 // ArmStats is what an experiment's arm has counted on this node since the
 // experiment started here (or last changed its arms).
 type ArmStats struct {
-	Requests, Fallbacks uint64
-	Labels, Rewards     uint64
-	LabelSum, RewardSum float64
+	Requests  uint64  `json:"requests"`
+	Fallbacks uint64  `json:"fallbacks"`
+	Labels    uint64  `json:"labels"`
+	LabelSum  float64 `json:"label_sum"`
 	// LabelSquares and RewardSquares are the sums of the values' squares.
-	LabelSquares, RewardSquares float64
+	LabelSquares  float64 `json:"label_square_sum"`
+	Rewards       uint64  `json:"rewards"`
+	RewardSum     float64 `json:"reward_sum"`
+	RewardSquares float64 `json:"reward_square_sum"`
+}
+
+// Add adds o's counts to s's: several nodes' counts of one arm summed.
+func (s *ArmStats) Add(o ArmStats) {
+	s.Requests += o.Requests
+	s.Fallbacks += o.Fallbacks
+	s.Labels += o.Labels
+	s.LabelSum += o.LabelSum
+	s.LabelSquares += o.LabelSquares
+	s.Rewards += o.Rewards
+	s.RewardSum += o.RewardSum
+	s.RewardSquares += o.RewardSquares
 }
 
 // Stats returns arm i's counts.

@@ -19,11 +19,7 @@ import (
 // its oldest record, which would feed it the same events twice (as it
 // took the 400 for a log that started over).
 func TestNodeLogsSkipDamage(t *testing.T) {
-	rec := func(id string) []byte {
-		return trafficlog.AppendRecord(nil, &trafficlog.Event{Kind: trafficlog.Feedback, Time: time.Unix(1700000000, 0).UTC(),
-			ID: id, Model: "ctr", Label: 1, HasLabel: true})
-	}
-	a, b := rec("a"), rec("b")
+	a, b := feedbackRecord("a"), feedbackRecord("b")
 	damaged := int64(len(a))    // the second record, damaged
 	skip := damaged + 1000      // the next segment
 	end := skip + int64(len(b)) // after its one record
@@ -87,4 +83,11 @@ func TestNodeLogsSkipDamage(t *testing.T) {
 	if !strings.Contains(strings.Join(logs, "\n"), want) {
 		t.Errorf("logs:\n%s\nwant a line saying %q", strings.Join(logs, "\n"), want)
 	}
+}
+
+// feedbackRecord returns the framed log record of a label of 1 for
+// prediction id of ctr.
+func feedbackRecord(id string) []byte {
+	return trafficlog.AppendRecord(nil, &trafficlog.Event{Kind: trafficlog.Feedback, Time: time.Unix(1700000000, 0).UTC(),
+		ID: id, Model: "ctr", Label: 1, HasLabel: true})
 }

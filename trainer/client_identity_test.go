@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/infergate/infergate/trafficlog"
 )
@@ -20,12 +19,8 @@ import (
 // (X-Traffic-Log) tells it the log started over: it reads the new log
 // from its oldest record.
 func TestNodeLogsNoticeALogMadeAnew(t *testing.T) {
-	rec := func(id string) []byte {
-		return trafficlog.AppendRecord(nil, &trafficlog.Event{Kind: trafficlog.Feedback, Time: time.Unix(1700000000, 0).UTC(),
-			ID: id, Model: "ctr", Label: 1, HasLabel: true})
-	}
 	var mu sync.Mutex
-	logID, records := "aaaaaaaaaaaaaaaa", [][]byte{rec("a0"), rec("a1")}
+	logID, records := "aaaaaaaaaaaaaaaa", [][]byte{feedbackRecord("a0"), feedbackRecord("a1")}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -62,7 +57,7 @@ func TestNodeLogsNoticeALogMadeAnew(t *testing.T) {
 	// The node's log is made anew and grows past the trainer's position,
 	// which now falls on b2, a record's.
 	mu.Lock()
-	logID, records = "bbbbbbbbbbbbbbbb", [][]byte{rec("b0"), rec("b1"), rec("b2")}
+	logID, records = "bbbbbbbbbbbbbbbb", [][]byte{feedbackRecord("b0"), feedbackRecord("b1"), feedbackRecord("b2")}
 	mu.Unlock()
 	if got := read(); got != "b0,b1,b2" {
 		t.Fatalf("after the log was made anew: %s; want b0,b1,b2, from its oldest record", got)

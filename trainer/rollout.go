@@ -3,7 +3,6 @@ package trainer
 import (
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"time"
 )
@@ -177,10 +176,8 @@ func (p *Policy) JudgeCanary(exs []Example, control string, controlVersion int64
 		return j
 	}
 	if r := j.Reward; min(r.N1, r.N2) >= p.MinCanaryExamples {
-		// Rewards come in the model's own units: the interval is tuned
-		// to a tenth of their standard deviation.
-		sd := r.StdErr / math.Sqrt(1/float64(r.N1)+1/float64(r.N2))
-		if low, high := AlwaysValid(r, 1-p.Level, 0.1*sd); high < 0 {
+		// Rewards come in the model's own units.
+		if low, high := AlwaysValidInOwnUnits(r, 1-p.Level); high < 0 {
 			j.Verdict = Fail
 			j.Reason = fmt.Sprintf("the canary's mean reward %.4g is below control's %.4g (difference in [%.3g, %.3g] at %g%%, always valid; %s at this look alone)",
 				r.Mean2, r.Mean1, low, high, 100*p.Level, pValue(r.P))

@@ -427,6 +427,15 @@ func MeanInterval(s Summary, level float64) (low, high float64) {
 	return s.Mean - q*se, s.Mean + q*se
 }
 
+// AlwaysValidInOwnUnits is AlwaysValid with the mixture's scale a tenth
+// of the values' standard deviation (pooled from t's standard error):
+// for a difference in the values' own units, such as rewards, where no
+// size of difference worth finding is given.
+func AlwaysValidInOwnUnits(t Test, alpha float64) (low, high float64) {
+	sd := t.StdErr / math.Sqrt(1/float64(t.N1)+1/float64(t.N2))
+	return AlwaysValid(t, alpha, 0.1*sd)
+}
+
 // ProportionInterval returns the bounds of the Wilson score interval at
 // level (say 0.95) of a proportion of which k of n trials succeeded:
 // within [0, 1], and sound near 0 and 1 and for small n, where Student's

@@ -85,10 +85,8 @@ func compareArms(ctl, other trainer.Summary, level float64) string {
 	if t.StdErr == 0 || math.IsNaN(t.StdErr) {
 		return fmt.Sprintf("no variance within either arm yet (every value so far is %.4g in the control and %.4g in this arm): no interval to judge by", t.Mean1, t.Mean2)
 	}
-	// As the trainer's canary does: the mixture tuned to a tenth of the
-	// values' standard deviation.
-	sd := t.StdErr / math.Sqrt(1/float64(t.N1)+1/float64(t.N2))
-	low, high := trainer.AlwaysValid(t, 1-level, 0.1*sd)
+	// As the trainer's canary judges rewards.
+	low, high := trainer.AlwaysValidInOwnUnits(t, 1-level)
 	verdict := "not told apart yet"
 	switch {
 	case low > 0:
