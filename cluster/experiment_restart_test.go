@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -41,7 +42,7 @@ func TestRestartedNodeKeepsTheExperiment(t *testing.T) {
 		{Name: "control", Version: 1, Weight: 1},
 		{Name: "treatment", Version: 2, Weight: 1},
 	}}
-	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetExperiment, Model: "m", Experiment: e}); err != nil {
+	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetExperiment, Model: "m", Experiment: e, Created: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	unit := ""
@@ -149,7 +150,7 @@ func TestRestartedNodeServesAsBeforeWhenReady(t *testing.T) {
 		{Name: "control", Version: 1, Weight: 1},
 		{Name: "treatment", Version: 2, Weight: 1},
 	}}
-	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetExperiment, Model: "m", Experiment: e}); err != nil {
+	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetExperiment, Model: "m", Experiment: e, Created: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	testenv.CheckFor(t, 10*time.Second, func() error {
@@ -251,4 +252,79 @@ func TestRestoredLoadsReportsDamage(t *testing.T) {
 	if got, err := RestoredLoads(t.TempDir()); got != nil || err != nil {
 		t.Fatalf("without the file: %v, %v; want nothing", got, err)
 	}
+}
+
+// TestRestartedNodeCarriesExperimentCounts: what a node counted for an
+// experiment's arms survives its restart (before, the counts started
+// over, and the results lost them), and is written while it runs, for a
+// crash to lose at most countsEvery's.
+func TestRestartedNodeCarriesExperimentCounts(t *testing.T) {
+	every := countsEvery
+	countsEvery = 50 * time.Millisecond
+	t.Cleanup(func() { countsEvery = every })
+	cfg, n := soloWithTwoVersions(t)
+	e := &route.Experiment{Name: "exp", Arms: []route.Arm{
+		{Name: "control", Version: 1, Weight: 1},
+		{Name: "treatment", Version: 2, Weight: 1},
+	}}
+	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetExperiment, Model: "m", Experiment: e, Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if n.cfg.Registry.ExperimentOf("m") == nil {
+			return fmt.Errorf("the experiment is not set on the node yet")
+		}
+		return nil
+	})
+	x := n.cfg.Registry.ExperimentOf("m")
+	one, two := 1.0, 2.0
+	x.Outcome("treatment", &one, &two)
+	x.Outcome("treatment", &one, nil)
+	x.Outcome("control", nil, &two)
+	before := x.Counts()
+	// The reconciler records the experiment in splits.json.
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		var splits map[string]split
+		if err := loadJSON(filepath.Join(cfg.DataDir, splitsFile), &splits); err != nil {
+			return err
+		}
+		if !splits["m"].Experiment.Equal(x.Clone()) {
+			return fmt.Errorf("%s holds %+v", splitsFile, splits["m"].Experiment)
+		}
+		return nil
+	})
+
+	var atStart *registry.ExperimentCounts
+	repo, again := restartAsServe(t, cfg, n, func(repo *registry.Repository) {
+		if x := repo.ExperimentOf("m"); x != nil {
+			atStart = x.Counts()
+		}
+	})
+	if !reflect.DeepEqual(atStart, before) {
+		t.Fatalf("restarted, before raft caught up, the node counts %+v; want %+v", atStart, before)
+	}
+	testenv.CheckFor(t, 15*time.Second, func() error {
+		if _, idx := again.FSM().State(); idx == 0 {
+			return fmt.Errorf("not caught up")
+		}
+		return nil
+	})
+	x = repo.ExperimentOf("m")
+	if got := x.Counts(); !reflect.DeepEqual(got, before) {
+		t.Fatalf("restarted and caught up, the node counts %+v; want %+v", got, before)
+	}
+
+	// Written while the node runs.
+	x.Outcome("control", &one, nil)
+	want := x.Counts()
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		var saved map[string]*registry.ExperimentCounts
+		if err := loadJSON(filepath.Join(cfg.DataDir, countsFile), &saved); err != nil {
+			return err
+		}
+		if !reflect.DeepEqual(saved["m"], want) {
+			return fmt.Errorf("%s holds %+v; want %+v", countsFile, saved["m"], want)
+		}
+		return nil
+	})
 }

@@ -2,38 +2,32 @@ package cluster
 
 import (
 	"slices"
+	"time"
 
 	"github.com/infergate/infergate/gateway/route"
 	"github.com/infergate/infergate/registry"
 )
 
 // ArmCounts is what one node counted for one arm of a model's A/B
-// experiment since the experiment started there (or its arms last
-// changed; a restart starts it over), or those counts summed over the
-// cluster's nodes: the requests routed to the arm, those that went to
-// production because the arm's version was not ready there, and the
-// feedback attributed to it, labels and rewards, with their sums and sums
-// of squares (enough for each arm's mean and variance).
-type ArmCounts struct {
-	Arm     string `json:"arm"`
-	Version int64  `json:"version"`
-	registry.ArmStats
-}
+// experiment in the experiment's phase, or those counts summed over the
+// cluster's nodes (see registry.ArmCounts).
+type ArmCounts = registry.ArmCounts
 
 // ExperimentCounts is one node's counts for the experiment a model runs
-// there, arm by arm in the experiment's order.
-type ExperimentCounts struct {
-	Experiment string      `json:"experiment"`
-	Arms       []ArmCounts `json:"arms"`
-}
+// there (see registry.ExperimentCounts).
+type ExperimentCounts = registry.ExperimentCounts
 
 // ExperimentResults is a model's running experiment as the cluster
-// counted it: Arms sums the counts of the members named in Nodes, those
-// that run the experiment with the arms the replicated state gives it.
-// Missing names the others: members that did not answer, or have not
-// applied the experiment, or its latest arms, yet.
+// counted it in its current phase, which began at Started (zero for an
+// experiment a release before phases began): Arms sums the counts of the
+// members named in Nodes, those that run the experiment in the phase the
+// replicated state gives it. Missing names the others: members that did
+// not answer, or have not applied the experiment, or its latest change,
+// yet.
 type ExperimentResults struct {
 	Experiment string      `json:"experiment"`
+	Phase      uint64      `json:"phase,omitempty"`
+	Started    time.Time   `json:"started,omitzero"`
 	Arms       []ArmCounts `json:"arms"`
 	Nodes      []string    `json:"nodes"`
 	Missing    []string    `json:"missing,omitempty"`
@@ -48,14 +42,10 @@ func experimentCounts(repo *registry.Repository, names []string) map[string]*Exp
 		if x == nil {
 			continue
 		}
-		ec := &ExperimentCounts{Experiment: x.Name}
-		for i, a := range x.Arms {
-			ec.Arms = append(ec.Arms, ArmCounts{Arm: a.Name, Version: a.Version, ArmStats: x.Stats(i)})
-		}
 		if out == nil {
 			out = make(map[string]*ExperimentCounts)
 		}
-		out[name] = ec
+		out[name] = x.Counts()
 	}
 	return out
 }
@@ -63,7 +53,7 @@ func experimentCounts(repo *registry.Repository, names []string) map[string]*Exp
 // experimentResults sums the members' counts (statuses, nil for one that
 // did not answer) for model name's experiment e.
 func experimentResults(name string, e *route.Experiment, statuses map[string]*LocalStatus) *ExperimentResults {
-	res := &ExperimentResults{Experiment: e.Name, Nodes: []string{}}
+	res := &ExperimentResults{Experiment: e.Name, Phase: e.Phase, Started: e.Started, Nodes: []string{}}
 	for _, a := range e.Arms {
 		res.Arms = append(res.Arms, ArmCounts{Arm: a.Name, Version: a.Version})
 	}
@@ -72,7 +62,7 @@ func experimentResults(name string, e *route.Experiment, statuses map[string]*Lo
 		if ls != nil {
 			ec = ls.Experiments[name]
 		}
-		if ec == nil || ec.Experiment != e.Name || !sameArms(ec.Arms, e.Arms) {
+		if !ec.Of(e) {
 			res.Missing = append(res.Missing, id)
 			continue
 		}
@@ -84,17 +74,4 @@ func experimentResults(name string, e *route.Experiment, statuses map[string]*Lo
 	slices.Sort(res.Nodes)
 	slices.Sort(res.Missing)
 	return res
-}
-
-// sameArms reports whether counts are of arms, in their order.
-func sameArms(counts []ArmCounts, arms []route.Arm) bool {
-	if len(counts) != len(arms) {
-		return false
-	}
-	for i, a := range arms {
-		if counts[i].Arm != a.Name || counts[i].Version != a.Version {
-			return false
-		}
-	}
-	return true
 }

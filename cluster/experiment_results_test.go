@@ -60,7 +60,7 @@ func TestModelViewCarriesExperimentCounts(t *testing.T) {
 		{Name: "control", Version: 1, Weight: 1},
 		{Name: "treatment", Version: 2, Weight: 1},
 	}}
-	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetExperiment, Model: "m", Experiment: e}); err != nil {
+	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetExperiment, Model: "m", Experiment: e, Created: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	repo := n.cfg.Registry
@@ -81,11 +81,51 @@ func TestModelViewCarriesExperimentCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := views[0].ExperimentResults
-	want := &ExperimentResults{Experiment: "exp", Nodes: []string{n.ID()}, Arms: []ArmCounts{
+	if x.Phase == 0 {
+		t.Fatalf("the experiment has no phase: %+v", x.Experiment)
+	}
+	want := &ExperimentResults{Experiment: "exp", Phase: x.Phase, Started: x.Started, Nodes: []string{n.ID()}, Arms: []ArmCounts{
 		{Arm: "control", Version: 1, ArmStats: registry.ArmStats{Rewards: 1, RewardSum: -2, RewardSquares: 4}},
 		{Arm: "treatment", Version: 2, ArmStats: registry.ArmStats{Labels: 3, LabelSum: 2, LabelSquares: 2}},
 	}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("the model's view gives %+v\nwant %+v", got, want)
+	}
+
+	// A ramp moves units between arms: a new phase, counted afresh.
+	ramp := e.Clone()
+	ramp.Arms[1].Weight = 3
+	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetExperiment, Model: "m", Experiment: ramp, Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if repo.ExperimentOf("m").Phase == x.Phase {
+			return fmt.Errorf("the ramp is not set on the node yet")
+		}
+		return nil
+	})
+	x = repo.ExperimentOf("m")
+	l := 1.0
+	x.Outcome("treatment", &l, nil)
+	// Setting the split it runs again keeps the phase and its counts.
+	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetExperiment, Model: "m", Experiment: ramp, Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if views, err = n.Models(context.Background(), "m"); err != nil {
+		t.Fatal(err)
+	}
+	got = views[0].ExperimentResults
+	want = &ExperimentResults{Experiment: "exp", Phase: x.Phase, Started: x.Started, Nodes: []string{n.ID()}, Arms: []ArmCounts{
+		{Arm: "control", Version: 1},
+		{Arm: "treatment", Version: 2, ArmStats: registry.ArmStats{Labels: 1, LabelSum: 1, LabelSquares: 1}},
+	}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("after the ramp, the model's view gives %+v\nwant %+v", got, want)
+	}
+	if st, _ := n.fsm.State(); st.Models["m"].Experiment.Phase != x.Phase {
+		t.Fatalf("setting the split the model runs again began phase %d", st.Models["m"].Experiment.Phase)
+	}
+	if repo.ExperimentOf("m") != x {
+		t.Fatalf("setting the split the model runs again replaced its experiment")
 	}
 }

@@ -76,6 +76,9 @@ type Node struct {
 	// savedServed is what saveServed wrote last; only the reconciler's
 	// goroutine uses it.
 	savedServed map[string]servedModel
+	// savedCounts is what saveCounts wrote last; only saveCountsLoop's
+	// goroutine uses it.
+	savedCounts []byte
 	m           nodeMetrics
 	// routeMu serializes route.
 	routeMu sync.Mutex
@@ -148,6 +151,7 @@ func Start(cfg Config) (*Node, error) {
 	n.goFunc(n.refreshLeaderView)
 	n.goFunc(n.probePeers)
 	n.goFunc(n.watchRemoval)
+	n.goFunc(n.saveCountsLoop)
 	if n.joining() {
 		n.goFunc(n.settle)
 	} else {

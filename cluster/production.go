@@ -123,14 +123,16 @@ func (n *Node) saveSplits(st *fsm.State) {
 // version, unless something set the model's default already, so that a
 // restarted node never sends them to a staged version while raft catches
 // up; and it gives every model the experiment and shadow the node
-// recorded, so that a unit gets the same arm there as on the other nodes.
+// recorded, so that a unit gets the same arm there as on the other nodes,
+// with the counts of its arms (countsFile).
 // Call it before the repository loads: models load and serve before the
 // control plane starts. Missing files (a new node) are no error; a
 // damaged one is, saying what it means: the repository's own rule, the
 // highest version, routes those requests until raft has caught up and the
 // file is written again.
 func RestoreProduction(dir string, repo *registry.Repository) error {
-	return errors.Join(restoreProduction(dir, repo), restoreSplits(dir, repo))
+	// The counts first: the experiments restoreSplits sets take them.
+	return errors.Join(restoreProduction(dir, repo), restoreCounts(dir, repo), restoreSplits(dir, repo))
 }
 
 func restoreProduction(dir string, repo *registry.Repository) error {

@@ -376,7 +376,10 @@ func (s *Server) setExperiment(cp *controlPlane, ctx *fasthttp.RequestCtx, name 
 			return err
 		}
 	}
-	return s.apply(cp, ctx, fsm.Command{Op: fsm.OpSetExperiment, Model: name, Experiment: e}, func(*fsm.Result) any {
+	// The cluster sets the phase (fsm); a client's is ignored.
+	e.Phase, e.Started = 0, time.Time{}
+	c := fsm.Command{Op: fsm.OpSetExperiment, Model: name, Experiment: e, Created: time.Now().UTC().Truncate(time.Millisecond)}
+	return s.apply(cp, ctx, c, func(*fsm.Result) any {
 		return map[string]any{"model": name, "experiment": e}
 	})
 }

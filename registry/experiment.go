@@ -26,6 +26,12 @@ type Experiment struct {
 	outcomes []armOutcomes
 	// series names every series above, to unregister them.
 	series []string
+	// base holds, per arm, what the series above held when x was made:
+	// they count on across changes that keep an arm, and x's counts are
+	// its phase's. carried holds, per arm, what the node counted in x's
+	// phase before it restarted (CarryExperimentCounts). Neither changes
+	// once x is made.
+	base, carried []ArmStats
 }
 
 // armOutcomes counts one arm's feedback: how many labels and rewards, and
@@ -37,7 +43,9 @@ type armOutcomes struct {
 	labelSquares, rewardSquares *metrics.Gauge // sums of squares: with the sums, the variances
 }
 
-func newExperiment(set *metrics.Set, model string, e *route.Experiment) *Experiment {
+// newExperiment makes model's experiment e, carrying on the counts of c
+// (nil for none) if they are e's phase's.
+func newExperiment(set *metrics.Set, model string, e *route.Experiment, c *ExperimentCounts) *Experiment {
 	x := &Experiment{Experiment: *e.Clone(), Model: model}
 	for _, a := range e.Arms {
 		labels := fmt.Sprintf(`{model=%q,experiment=%q,arm=%q,version="%d"}`, model, e.Name, a.Name, a.Version)
@@ -56,6 +64,16 @@ func newExperiment(set *metrics.Set, model string, e *route.Experiment) *Experim
 			labelSquares: set.GetOrCreateGauge(names[4], nil), rewardSquares: set.GetOrCreateGauge(names[5], nil),
 		})
 		x.series = append(append(x.series, req, fb), names...)
+	}
+	x.base = make([]ArmStats, len(e.Arms))
+	for i := range x.base {
+		x.base[i] = x.counted(i)
+	}
+	x.carried = make([]ArmStats, len(e.Arms))
+	if c.Of(e) {
+		for i := range x.carried {
+			x.carried[i] = c.Arms[i].ArmStats
+		}
 	}
 	return x
 }
@@ -92,8 +110,9 @@ func (x *Experiment) Outcome(arm string, label, reward *float64) bool {
 	return true
 }
 
-// ArmStats is what an experiment's arm has counted on this node since the
-// experiment started here (or last changed its arms).
+// ArmStats is what an experiment's arm has counted on this node in the
+// experiment's phase (route.Experiment.Phase), or, summed, on several
+// nodes.
 type ArmStats struct {
 	Requests  uint64  `json:"requests"`
 	Fallbacks uint64  `json:"fallbacks"`
@@ -118,8 +137,20 @@ func (s *ArmStats) Add(o ArmStats) {
 	s.RewardSquares += o.RewardSquares
 }
 
-// Stats returns arm i's counts.
-func (x *Experiment) Stats(i int) ArmStats {
+// sub takes o's counts from s's.
+func (s *ArmStats) sub(o ArmStats) {
+	s.Requests -= o.Requests
+	s.Fallbacks -= o.Fallbacks
+	s.Labels -= o.Labels
+	s.LabelSum -= o.LabelSum
+	s.LabelSquares -= o.LabelSquares
+	s.Rewards -= o.Rewards
+	s.RewardSum -= o.RewardSum
+	s.RewardSquares -= o.RewardSquares
+}
+
+// counted returns what arm i's series hold.
+func (x *Experiment) counted(i int) ArmStats {
 	o := &x.outcomes[i]
 	return ArmStats{
 		Requests: x.requests[i].Get(), Fallbacks: x.fallbacks[i].Get(),
@@ -127,6 +158,71 @@ func (x *Experiment) Stats(i int) ArmStats {
 		Rewards: o.rewards.Get(), RewardSum: o.rewardSum.Get(),
 		LabelSquares: o.labelSquares.Get(), RewardSquares: o.rewardSquares.Get(),
 	}
+}
+
+// Stats returns arm i's counts in the experiment's phase: what its series
+// counted since x was made, and what the node counted in the phase before
+// it restarted.
+func (x *Experiment) Stats(i int) ArmStats {
+	s := x.counted(i)
+	s.sub(x.base[i])
+	s.Add(x.carried[i])
+	return s
+}
+
+// Counts returns the counts of x's arms, as a node reports them.
+func (x *Experiment) Counts() *ExperimentCounts {
+	c := &ExperimentCounts{Experiment: x.Name, Phase: x.Phase, Arms: make([]ArmCounts, len(x.Arms))}
+	for i, a := range x.Arms {
+		c.Arms[i] = ArmCounts{Arm: a.Name, Version: a.Version, ArmStats: x.Stats(i)}
+	}
+	return c
+}
+
+// ArmCounts is what one node counted for one arm of a model's A/B
+// experiment in its phase, or those counts summed over several nodes:
+// the requests routed to the arm, those that went to the default version
+// because the arm's was not ready there, and the feedback attributed to
+// it, labels and rewards, with their sums and sums of squares (enough for
+// each arm's mean and variance).
+type ArmCounts struct {
+	Arm     string `json:"arm"`
+	Version int64  `json:"version"`
+	ArmStats
+}
+
+// ExperimentCounts is one node's counts for the experiment a model runs
+// there, arm by arm in the experiment's order, in the phase Phase.
+type ExperimentCounts struct {
+	Experiment string      `json:"experiment"`
+	Phase      uint64      `json:"phase,omitempty"`
+	Arms       []ArmCounts `json:"arms"`
+}
+
+// Of reports whether c counts e's arms, in their order, in e's name and
+// phase. c may be nil.
+func (c *ExperimentCounts) Of(e *route.Experiment) bool {
+	if c == nil || c.Experiment != e.Name || c.Phase != e.Phase || len(c.Arms) != len(e.Arms) {
+		return false
+	}
+	for i, a := range e.Arms {
+		if c.Arms[i].Arm != a.Name || c.Arms[i].Version != a.Version {
+			return false
+		}
+	}
+	return true
+}
+
+// CarryExperimentCounts gives model name's experiment the counts c that
+// this node had when it stopped, so that a restart does not start its
+// phase's counts over. They are taken by the experiment SetExperiment
+// sets next for the model if it is c's (same name, phase and arms), and
+// dropped if it is of a later phase: call it before the first
+// SetExperiment (cluster.RestoreProduction does).
+func (r *Repository) CarryExperimentCounts(name string, c *ExperimentCounts) {
+	r.routeMu.Lock()
+	defer r.routeMu.Unlock()
+	r.carried[name] = c
 }
 
 // SetExperiment makes model name's unversioned requests split among e's
@@ -144,7 +240,11 @@ func (r *Repository) SetExperiment(name string, e *route.Experiment) {
 	}
 	var x *Experiment
 	if e != nil {
-		x = newExperiment(r.cfg.Metrics, name, e)
+		c := r.carried[name]
+		x = newExperiment(r.cfg.Metrics, name, e, c)
+		if c != nil && c.Phase <= e.Phase {
+			delete(r.carried, name) // taken, or of an earlier phase
+		}
 		r.experiments[name] = x
 	} else {
 		delete(r.experiments, name)

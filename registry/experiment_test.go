@@ -70,6 +70,68 @@ infergate_experiment_rewards_total{model="m",experiment="exp",arm="b",version="2
 	}
 }
 
+// TestExperimentPhaseCounts: an experiment's counts are its phase's,
+// while its series count on; and the counts a node carries over a restart
+// are taken by the experiment of their phase only.
+func TestExperimentPhaseCounts(t *testing.T) {
+	r, set, _ := newRepoWithMetrics(t)
+	exp := func(phase uint64, wb int) *route.Experiment {
+		return &route.Experiment{Name: "exp", Phase: phase, Arms: []route.Arm{
+			{Name: "a", Version: 1, Weight: 1},
+			{Name: "b", Version: 2, Weight: wb},
+		}}
+	}
+	one := 1.0
+	carried := func(phase uint64, labels uint64) *ExperimentCounts {
+		return &ExperimentCounts{Experiment: "exp", Phase: phase, Arms: []ArmCounts{
+			{Arm: "a", Version: 1, ArmStats: ArmStats{Requests: 10, Labels: labels, LabelSum: float64(labels), LabelSquares: float64(labels)}},
+			{Arm: "b", Version: 2, ArmStats: ArmStats{Requests: 20}},
+		}}
+	}
+	stats := func(i int, want ArmStats) {
+		t.Helper()
+		if got := r.ExperimentOf("m").Stats(i); got != want {
+			t.Fatalf("phase %d, arm %d: %+v; want %+v", r.ExperimentOf("m").Phase, i, got, want)
+		}
+	}
+
+	// Counts of phase 7 wait for it: phase 5 does not take them.
+	r.CarryExperimentCounts("m", carried(7, 4))
+	r.SetExperiment("m", exp(5, 1))
+	stats(0, ArmStats{})
+	r.ExperimentOf("m").Outcome("a", &one, nil)
+	stats(0, ArmStats{Labels: 1, LabelSum: 1, LabelSquares: 1})
+
+	// Phase 7 takes them, and counts on from its own start.
+	r.SetExperiment("m", exp(7, 3))
+	stats(0, ArmStats{Requests: 10, Labels: 4, LabelSum: 4, LabelSquares: 4})
+	stats(1, ArmStats{Requests: 20})
+	r.ExperimentOf("m").Outcome("a", &one, nil)
+	stats(0, ArmStats{Requests: 10, Labels: 5, LabelSum: 5, LabelSquares: 5})
+	// /metrics counts on across phases, from the process's start.
+	if got, want := seriesLines(set, "infergate_experiment_labels_total"), `infergate_experiment_labels_total{model="m",experiment="exp",arm="a",version="1"} 2
+infergate_experiment_labels_total{model="m",experiment="exp",arm="b",version="2"} 0`; got != want {
+		t.Fatalf("series:\n%s\nwant\n%s", got, want)
+	}
+
+	// Taken once: the next phase starts from 0.
+	r.SetExperiment("m", exp(9, 1))
+	stats(0, ArmStats{})
+
+	// Counts of an earlier phase are dropped when a later one is set.
+	r.CarryExperimentCounts("m", carried(8, 3))
+	r.SetExperiment("m", exp(10, 2))
+	r.SetExperiment("m", exp(8, 1))
+	stats(0, ArmStats{})
+
+	// Counts of other arms are not taken.
+	c := carried(11, 2)
+	c.Arms[1].Version = 3
+	r.CarryExperimentCounts("m", c)
+	r.SetExperiment("m", exp(11, 1))
+	stats(0, ArmStats{})
+}
+
 func TestAcquireUnversionedFollowsTheExperiment(t *testing.T) {
 	r, set, dir := newRepoWithMetrics(t)
 	writeModel(t, dir, "m", 1, "m1")

@@ -107,7 +107,7 @@ type Repository struct {
 	pollErrs  map[string]string       // guarded by loadMu: last poll error per model
 	unloaded  map[string]bool         // unloaded by Unload, which polls leave alone; written holding loadMu and mu (setUnloaded), read holding either
 
-	// routeMu protects defVersion, experiments and shadows: how a model's
+	// routeMu protects defVersion, experiments, carried and shadows: how a model's
 	// unversioned requests are routed, which SetDefault, SetExperiment and
 	// SetShadow change without waiting for a load that runs (they take
 	// effect in a second, a load may take minutes). A load that adds a
@@ -116,9 +116,10 @@ type Repository struct {
 	// table or is in the maps the Model is made from. Never take loadMu
 	// while holding it.
 	routeMu     sync.Mutex
-	defVersion  map[string]*defaultRoute // SetDefault's and HandOver's routes
-	experiments map[string]*Experiment   // SetExperiment's experiments
-	shadows     map[string]*Shadow       // SetShadow's shadows
+	defVersion  map[string]*defaultRoute     // SetDefault's and HandOver's routes
+	experiments map[string]*Experiment       // SetExperiment's experiments
+	carried     map[string]*ExperimentCounts // CarryExperimentCounts' counts, until taken
+	shadows     map[string]*Shadow           // SetShadow's shadows
 
 	// mu protects status, modelErrs, vmetrics and draining, which Index
 	// and /metrics read while a load runs.
@@ -164,6 +165,7 @@ func New(cfg Config) (*Repository, error) {
 		unloaded:    make(map[string]bool),
 		defVersion:  make(map[string]*defaultRoute),
 		experiments: make(map[string]*Experiment),
+		carried:     make(map[string]*ExperimentCounts),
 		shadows:     make(map[string]*Shadow),
 		pollErrs:    make(map[string]string),
 		status:      make(map[string]map[int64]versionStatus),

@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // apply applies the valid command c to s. Each op checks everything
 // against s before it changes anything, so a failing command leaves s as it
 // was.
-func (s *State) apply(c *Command) *Result {
+func (s *State) apply(c *Command, index uint64) *Result {
 	var n int64
 	var err error
 	switch c.Op {
@@ -36,7 +37,7 @@ func (s *State) apply(c *Command) *Result {
 		delete(s.Members, c.Member.ID)
 		s.Dropped[c.Member.ID] = true
 	case OpSetExperiment:
-		err = s.setExperiment(c)
+		err = s.setExperiment(c, index)
 	case OpEndExperiment:
 		err = s.endExperiment(c)
 	case OpSetShadow:
@@ -181,7 +182,13 @@ func (s *State) version(name string, n int64) (*Model, *Version, error) {
 	return m, v, nil
 }
 
-func (s *State) setExperiment(c *Command) error {
+// setExperiment sets c's experiment, the write at raft index index. An
+// experiment that splits requests as the one it replaces carries on that
+// one's phase; any other begins a phase at index (see
+// route.Experiment.Phase), unless c has no Created time: a write of a
+// release before phases, whose experiment has none, so that a node that
+// replays it and one that restores a snapshot of that release agree.
+func (s *State) setExperiment(c *Command, index uint64) error {
 	m := s.Models[c.Model]
 	if m == nil {
 		return fmt.Errorf("%w: model %q is not registered in the cluster", ErrNotFound, c.Model)
@@ -195,7 +202,15 @@ func (s *State) setExperiment(c *Command) error {
 			return fmt.Errorf("%w: arm %q: version %d of model %q is retired; retired versions are not served", ErrConflict, a.Name, a.Version, c.Model)
 		}
 	}
-	m.Experiment = c.Experiment.Clone()
+	e := c.Experiment.Clone()
+	if old := m.Experiment; old.SameSplit(e) {
+		e.Phase, e.Started = old.Phase, old.Started
+	} else if !c.Created.IsZero() {
+		e.Phase, e.Started = index, c.Created
+	} else {
+		e.Phase, e.Started = 0, time.Time{}
+	}
+	m.Experiment = e
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/infergate/infergate/gateway/route"
 )
@@ -90,6 +91,71 @@ func TestApplyExperiment(t *testing.T) {
 		t.Fatalf("experiment after end: %+v", e)
 	}
 	apply(Command{Op: OpRetireVersion, Model: "m", Version: 3}, nil, "")
+}
+
+// TestExperimentPhase: an experiment's phase begins at the write that
+// starts it or changes its split, and a write of the split it runs, or
+// one that claims a phase, leaves it.
+func TestExperimentPhase(t *testing.T) {
+	f := seeded(t)
+	apply := applier(t, f)
+	phase := func() (uint64, time.Time) {
+		t.Helper()
+		st, index := f.State()
+		e := st.Models["m"].Experiment
+		if e == nil {
+			t.Fatalf("no experiment at index %d", index)
+		}
+		return e.Phase, e.Started
+	}
+	at := func(c Command, created time.Time) Command {
+		c.Created = created
+		return c
+	}
+	t0 := time.Date(2026, 11, 29, 4, 0, 0, 0, time.UTC)
+	want := func(p uint64, started time.Time) {
+		t.Helper()
+		if gp, gs := phase(); gp != p || !gs.Equal(started) {
+			t.Fatalf("phase %d started %v; want %d started %v", gp, gs, p, started)
+		}
+	}
+
+	apply(at(setExperiment("m", arm("control", 2, 90), arm("treatment", 3, 10)), t0), nil, "")
+	_, start := f.State()
+	want(start, t0)
+	// The same split again (a client's retry): the phase goes on, even
+	// when the command claims another.
+	same := at(setExperiment("m", arm("control", 2, 90), arm("treatment", 3, 10)), t0.Add(time.Minute))
+	same.Experiment.Phase, same.Experiment.Started = 1, t0.Add(time.Hour)
+	apply(same, nil, "")
+	want(start, t0)
+	// Each change of the split begins a phase: weights, salt, versions.
+	for i, c := range []*route.Experiment{
+		{Name: "ranking", Arms: []route.Arm{arm("control", 2, 50), arm("treatment", 3, 50)}},
+		{Name: "ranking", Salt: "again", Arms: []route.Arm{arm("control", 2, 50), arm("treatment", 3, 50)}},
+		{Name: "ranking", Salt: "again", Arms: []route.Arm{arm("control", 2, 50), arm("treatment", 1, 50)}},
+	} {
+		created := t0.Add(time.Duration(i+1) * time.Hour)
+		apply(Command{Op: OpSetExperiment, Model: "m", Experiment: c, Created: created}, nil, "")
+		_, index := f.State()
+		want(index, created)
+	}
+	// A write of a release before phases (no Created) begins none.
+	apply(setExperiment("m", arm("control", 2, 40), arm("treatment", 1, 60)), nil, "")
+	want(0, time.Time{})
+	// Ended and started again, the same split: a new phase.
+	p, _ := phase()
+	apply(Command{Op: OpEndExperiment, Model: "m"}, nil, "")
+	apply(at(setExperiment("m", arm("control", 2, 50), arm("treatment", 1, 50)), t0.Add(5*time.Hour)), nil, "")
+	if again, _ := phase(); again == p {
+		t.Fatalf("an experiment started again carries on the ended one's phase %d", p)
+	}
+	// A snapshot keeps the phase.
+	p, started := phase()
+	g := restore(t, snapshotBytes(t, f))
+	if st, _ := g.State(); st.Models["m"].Experiment.Phase != p || !st.Models["m"].Experiment.Started.Equal(started) {
+		t.Fatalf("restored experiment %+v; want phase %d started %v", st.Models["m"].Experiment, p, started)
+	}
 }
 
 func TestExperimentCommandValidate(t *testing.T) {

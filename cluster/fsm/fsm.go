@@ -76,7 +76,7 @@ func (f *FSM) ApplyCommand(c Command, index uint64) *Result {
 		return &Result{Err: err}
 	}
 	f.mu.Lock()
-	res := f.state.apply(&c)
+	res := f.state.apply(&c, index)
 	if res.Err == nil {
 		f.index = index
 	}

@@ -247,7 +247,7 @@ retired, still answering unversioned requests:
 			args: []string{"show", "ctr", "--token", adminToken},
 			call: fakeCall{method: "GET", uri: "/v1/models/ctr", answer: `{"name":"ctr","production":1,"aliases":{"production":1},"versions":[],
   "experiment":{"name":"ab","arms":[{"name":"control","version":1,"weight":1},{"name":"treatment","version":2,"weight":1}]},
-  "experiment_results":{"experiment":"ab","nodes":["node-a","node-b"],"missing":["node-c"],"arms":[
+  "experiment_results":{"experiment":"ab","phase":17,"started":"2026-11-29T04:50:12.345Z","nodes":["node-a","node-b"],"missing":["node-c"],"arms":[
     {"arm":"control","version":1,"requests":900,"fallbacks":0,"labels":400,"label_sum":40,"label_square_sum":40,"rewards":2,"reward_sum":3,"reward_square_sum":5},
     {"arm":"treatment","version":2,"requests":910,"fallbacks":3,"labels":400,"label_sum":80,"label_square_sum":80,"rewards":0,"reward_sum":0,"reward_square_sum":0}]}}`},
 			want: `model ctr: production is version 1
@@ -256,7 +256,7 @@ experiment ab: control=version 1 (50%), treatment=version 2 (50%)
 
 VERSION  STAGE  ALIASES  SIZE  CREATED  ORIGIN  NODES  SHA256
 
-experiment ab, as counted by 2 nodes; not counted: node-c (no answer, or not running these arms yet):
+experiment ab, since 2026-11-29 04:50:12 UTC (when it started or its split last changed), as counted by 2 nodes; not counted: node-c (no answer, or not in this phase yet):
 ARM        VERSION  REQUESTS  FALLBACKS  LABELS  MEAN LABEL (95%)      REWARDS  MEAN REWARD (95%)
 control    1        900       0          400     0.1 [0.0743, 0.1333]  2        1.5 [-4.853, 7.853]
 treatment  2        910       3          400     0.2 [0.1637, 0.242]   0        -

@@ -23,10 +23,15 @@ func printExperimentResults(w io.Writer, r *cluster.ExperimentResults, level flo
 		from = "1 node"
 	}
 	if len(r.Missing) > 0 {
-		from += "; not counted: " + strings.Join(r.Missing, ", ") + " (no answer, or not running these arms yet)"
+		from += "; not counted: " + strings.Join(r.Missing, ", ") + " (no answer, or not in this phase yet)"
+	}
+	since := ""
+	if !r.Started.IsZero() {
+		// A phase begins when the experiment starts or its split changes.
+		since = ", since " + r.Started.UTC().Format("2006-01-02 15:04:05 MST") + " (when it started or its split last changed)"
 	}
 	pct := strconv.FormatFloat(100*level, 'g', -1, 64) + "%"
-	fmt.Fprintf(w, "\nexperiment %s, as counted by %s:\n", r.Experiment, from)
+	fmt.Fprintf(w, "\nexperiment %s%s, as counted by %s:\n", r.Experiment, since, from)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "ARM\tVERSION\tREQUESTS\tFALLBACKS\tLABELS\tMEAN LABEL (%s)\tREWARDS\tMEAN REWARD (%s)\n", pct, pct)
 	for _, a := range r.Arms {

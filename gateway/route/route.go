@@ -26,6 +26,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Limits of an Experiment.
@@ -52,6 +53,15 @@ type Experiment struct {
 	// Arms are the versions compared, in the order their ranges of the
 	// hash space follow.
 	Arms []Arm `json:"arms"`
+	// Phase and Started are set by the cluster, not by a client (a
+	// request's are ignored): the raft index of the write that began the
+	// experiment's current phase, and when the node that took that write
+	// received it. A phase begins when the experiment starts and each time
+	// its split changes (salt, arms, versions or weights), which moves
+	// units between arms; its arms' counts are the phase's. Both are zero
+	// for an experiment a release before phases began.
+	Phase   uint64    `json:"phase,omitempty"`
+	Started time.Time `json:"started,omitzero"`
 }
 
 // Arm is one side of an experiment.
@@ -137,8 +147,14 @@ func (e *Experiment) Clone() *Experiment {
 }
 
 // Equal reports whether e and o split requests the same way under the
-// same name; either may be nil.
+// same name, in the same phase; either may be nil.
 func (e *Experiment) Equal(o *Experiment) bool {
+	return e.SameSplit(o) && (e == nil || e.Phase == o.Phase && e.Started.Equal(o.Started))
+}
+
+// SameSplit reports whether e and o split requests the same way under
+// the same name, whatever their phases; either may be nil.
+func (e *Experiment) SameSplit(o *Experiment) bool {
 	if e == nil || o == nil {
 		return e == o
 	}
