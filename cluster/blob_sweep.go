@@ -43,8 +43,13 @@ func (n *Node) blobHeld(hex string) bool {
 	return n.held[hex] > 0
 }
 
-// sweepBlobs removes the blobs no live version of st holds, written over
-// blobGrace ago, at most once per blobSweepEvery. Only the loop goroutine
+// sweepBlobs removes the blobs no live version holds, stored over
+// blobGrace ago, at most once per blobSweepEvery. st, the state the
+// reconciler's pass began with, picks the candidates; a pass may take
+// minutes, so each is checked again against the state of the moment,
+// holding heldMu: an upload holds its blob from before it stores the
+// bytes until its version is registered here, so a blob not held then is
+// either in that state or not being registered. Only the loop goroutine
 // calls it, once the state machine has caught up with the log (a state of
 // the past would take a blob registered since for unheld).
 func (r *reconciler) sweepBlobs(st *fsm.State) {
@@ -56,22 +61,29 @@ func (r *reconciler) sweepBlobs(st *fsm.State) {
 		return
 	}
 	r.swept = time.Now()
-	live := make(map[string]bool)
-	for _, m := range st.Models {
-		for _, v := range m.Versions {
-			if v.Stage != fsm.StageRetired {
-				live[v.SHA256] = true
-			}
-		}
-	}
+	live := liveBlobs(st)
 	store := r.n.cfg.Blobs
 	hexes, err := store.List()
 	if err != nil {
 		r.n.logf("cluster: cannot list the blob store to sweep it: %v", err)
 		return
 	}
+	var candidates []string
 	for _, hex := range hexes {
-		if live[hex] || r.n.blobHeld(hex) || r.pulling(hex) {
+		if !live[hex] && !r.n.blobHeld(hex) && !r.pulling(hex) {
+			candidates = append(candidates, hex)
+		}
+	}
+	if len(candidates) == 0 {
+		return
+	}
+	n := r.n
+	n.heldMu.Lock()
+	defer n.heldMu.Unlock()
+	now, _ := n.fsm.State()
+	live = liveBlobs(now)
+	for _, hex := range candidates {
+		if live[hex] || n.held[hex] > 0 || r.pulling(hex) {
 			continue
 		}
 		fi, err := os.Stat(store.Path(hex))
@@ -86,6 +98,19 @@ func (r *reconciler) sweepBlobs(st *fsm.State) {
 		r.n.m.blobBytesRemoved.Add(int(fi.Size()))
 		r.n.logf("cluster: removed blob %.12s (%d bytes): no live version holds it", hex, fi.Size())
 	}
+}
+
+// liveBlobs returns the blobs of st's versions that are not retired.
+func liveBlobs(st *fsm.State) map[string]bool {
+	live := make(map[string]bool)
+	for _, m := range st.Models {
+		for _, v := range m.Versions {
+			if v.Stage != fsm.StageRetired {
+				live[v.SHA256] = true
+			}
+		}
+	}
+	return live
 }
 
 // pulling reports whether blob hex is being fetched.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -79,4 +80,49 @@ func TestRetiredBlobsAreSwept(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A sweep checks each blob it would remove against the state of the
+// moment: the state its reconciler pass began with may be minutes old,
+// without a version registered since. Before, such a version's blob, old
+// and no longer held, was removed (seen in a -race run of
+// TestRetiredBlobsAreSwept: production version 2's blob went, and a lone
+// node could never serve it again).
+func TestSweepChecksTheStateOfTheMoment(t *testing.T) {
+	_, tr := raft.NewInmemTransport("127.0.0.1:7000")
+	cfg := testConfig(t, "n0", tr, "")
+	cfg.blobSweep = time.Hour // the loop's sweeps remove nothing new
+	n := startLeading(t, cfg)
+	c := &testCluster{t: t, nodes: []*Node{n}, trans: []*raft.InmemTransport{tr}}
+	if _, err := c.register(n, "m", "version one"); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := n.FSM().State()
+	// Version 2's bytes were a retired version's, stored long ago.
+	if _, err := c.register(n, "m", "version two"); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("version two"))
+	hex := hex.EncodeToString(sum[:])
+	old := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(cfg.Blobs.Path(hex), old, old); err != nil {
+		t.Fatal(err)
+	}
+	// A pass that began before the registration sweeps now.
+	newReconciler(n).sweepBlobs(before)
+	if !cfg.Blobs.Has(hex) {
+		t.Fatalf("the sweep removed the blob of version 2, registered after its pass began")
+	}
+	// A blob no version holds goes.
+	orphan, _, err := cfg.Blobs.Put(bytes.NewReader([]byte("an orphan")), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(cfg.Blobs.Path(orphan), old, old); err != nil {
+		t.Fatal(err)
+	}
+	newReconciler(n).sweepBlobs(before)
+	if cfg.Blobs.Has(orphan) {
+		t.Fatalf("the sweep kept a blob no version holds")
+	}
 }

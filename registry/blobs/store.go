@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/infergate/infergate/internal/durable"
 )
@@ -58,7 +59,10 @@ func (s *Store) Dir() string {
 
 // Put stores what r yields, at most maxSize bytes, and returns its sha256
 // hex and size. More bytes give ErrTooLarge and store nothing. Storing a
-// blob already present returns its hex and leaves the existing file.
+// blob already present returns its hex and leaves the existing file, with
+// its modification time made now: the time a blob was last stored, which
+// the cluster's sweep of unused blobs counts its grace from (the bytes of
+// a retired version uploaded again are as new as any upload).
 func (s *Store) Put(r io.Reader, maxSize int64) (string, int64, error) {
 	h, n, err := s.put(r, plusOne(maxSize), func(_ string, n int64) error {
 		if n > maxSize {
@@ -126,6 +130,10 @@ func (s *Store) put(r io.Reader, limit int64, check func(hex string, n int64) er
 		// Already stored, unless the stored copy rotted: then the new
 		// bytes, verified, take its place.
 		if s.Verify(sum, n) == nil {
+			// Stored again now. A failure leaves the old time, which only
+			// shortens the grace Put's doc speaks of.
+			now := time.Now()
+			os.Chtimes(dst, now, now)
 			return sum, n, nil // the temp file goes
 		}
 	}
