@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -327,4 +329,29 @@ func TestRestartedNodeCarriesExperimentCounts(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestModelsWaitForTheReplay: a restarted node reports its models only
+// once it has replayed its raft log. Before, "infergate models show"
+// right after a restart answered that a registered model was not
+// registered.
+func TestModelsWaitForTheReplay(t *testing.T) {
+	cfg, n := soloWithTwoVersions(t)
+	_, again := restartAsServe(t, cfg, n, nil)
+	// An election takes a heartbeat timeout (a second) at least.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	err := again.WaitReplayed(ctx)
+	cancel()
+	if !errors.Is(err, ErrBehind) || !strings.Contains(err.Error(), "replaying its raft log") {
+		t.Fatalf("right after the restart: %v; want ErrBehind saying the node replays its log", err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := again.WaitReplayed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	views, err := again.Models(ctx, "m")
+	if err != nil || len(views) != 1 || len(views[0].Versions) != 2 {
+		t.Fatalf("once replayed: %+v, %v; want model m with its 2 versions", views, err)
+	}
 }

@@ -60,7 +60,10 @@ type Node struct {
 	// log; set by open, read-only after. The reconciler waits for the
 	// state machine to reach it (catchUp).
 	replayTo, replayTerm uint64
-	logs                 raft.LogStore
+	// replayed is closed once the state machine has caught up with the
+	// log on disk (reconciler.catchUp).
+	replayed chan struct{}
+	logs     raft.LogStore
 	// savedPeers is what savePeers wrote last; only the reconciler's
 	// goroutine uses it.
 	savedPeers []string
@@ -123,12 +126,13 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		cfg:   cfg,
-		logf:  cfg.Logf,
-		fsm:   fsm.New(),
-		peers: newPeerClient(cfg.Token, cfg.TLS),
-		held:  make(map[string]int),
-		stop:  make(chan struct{}),
+		cfg:      cfg,
+		logf:     cfg.Logf,
+		fsm:      fsm.New(),
+		peers:    newPeerClient(cfg.Token, cfg.TLS),
+		held:     make(map[string]int),
+		stop:     make(chan struct{}),
+		replayed: make(chan struct{}),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if n.logf == nil {
@@ -600,6 +604,26 @@ func (n *Node) ReadIndex(ctx context.Context) error {
 		return err
 	}
 	return n.waitApplied(ctx, index)
+}
+
+// WaitReplayed waits until this node has replayed the raft log it held
+// when it started: before, its state is the group's past (a model not
+// registered yet, an old production), which a read must not report as
+// the present. ErrBehind, saying how far it is, once ctx ends first.
+func (n *Node) WaitReplayed(ctx context.Context) error {
+	select {
+	case <-n.replayed:
+		return nil
+	default:
+	}
+	select {
+	case <-n.replayed:
+		return nil
+	case <-n.stop:
+		return ErrStopped
+	case <-ctx.Done():
+		return fmt.Errorf("%w: it restarted and is replaying its raft log (at index %d of the %d it held); until then its view of the cluster is out of date: ask again in a moment, or ask another member", ErrBehind, n.fsm.Applied(), n.replayTo)
+	}
 }
 
 // waitApplied waits until this node's state machine has applied index:

@@ -176,10 +176,12 @@ func (r *reconciler) loop() {
 // (RestoreProduction). A command at the log's end that was never
 // committed is dropped by the leader, which writes its own entries there:
 // once the log no longer holds it, the wait is for what the leader has
-// committed. It returns false when the node stops first.
+// committed. It returns false when the node stops first, and closes
+// Node.replayed when it returns true.
 func (r *reconciler) catchUp() bool {
 	n := r.n
 	if n.replayTo == 0 {
+		close(n.replayed)
 		return true
 	}
 	start := time.Now()
@@ -208,6 +210,7 @@ func (r *reconciler) catchUp() bool {
 	if logged {
 		n.logf("cluster: caught up with the raft log after %s (index %d); reconciling the models", time.Since(start).Round(time.Millisecond), n.fsm.Applied())
 	}
+	close(n.replayed)
 	return true
 }
 

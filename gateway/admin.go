@@ -233,6 +233,16 @@ func (s *Server) readState(cp *controlPlane, ctx *fasthttp.RequestCtx) error {
 }
 
 func (s *Server) listModels(cp *controlPlane, ctx *fasthttp.RequestCtx, name string) error {
+	// A restarted node's models are the past until it has replayed its
+	// log (a second or two, with a leader): one registered before the
+	// restart would read as unknown. The members' view (clusterStatus)
+	// does not wait: it is what an operator reads when there is no leader.
+	wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	err := cp.node.WaitReplayed(wctx)
+	cancel()
+	if err != nil {
+		return clusterError(err)
+	}
 	if err := s.readState(cp, ctx); err != nil {
 		return err
 	}

@@ -113,6 +113,7 @@ func TestExperimentSplitsUnversionedRequests(t *testing.T) {
 	checkError(t, s.admin(t, "DELETE", "/v1/models/ctr/versions/2", nil), 409, `it is an arm of experiment "ranking"`)
 	page := s.do(t, "GET", "/", nil)
 	for _, want := range []string{"<td>ranking: control=version 1 (50%), treatment=version 2 (50%)</td>",
+		"<td>ctr</td><td>ranking</td><td>" + mv.Experiment.Started.UTC().Format("2006-01-02 15:04:05 MST") + "</td><td>control</td>",
 		"<td>1 <small>(fallback of the arms)</small> <small>(arm control)</small></td>", "<td>2 <small>(arm treatment)</small></td>"} {
 		if !bytes.Contains(page.body, []byte(want)) {
 			t.Errorf("the status page lacks %q:\n%s", want, page.body)

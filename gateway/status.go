@@ -294,6 +294,7 @@ type clusterModel struct {
 // what this node counted for it.
 type armRow struct {
 	Model, Experiment, Arm string
+	Since                  string // when the phase began, or "—"
 	Version                int64
 	Weight                 int
 	Requests, Fallbacks    uint64
@@ -307,10 +308,14 @@ func (s *Server) armRows() []armRow {
 		if x == nil {
 			continue
 		}
+		since := "—"
+		if !x.Started.IsZero() {
+			since = x.Started.UTC().Format("2006-01-02 15:04:05 MST")
+		}
 		for i, a := range x.Arms {
 			st := x.Stats(i)
 			rows = append(rows, armRow{
-				Model: m.Name, Experiment: x.Name, Arm: a.Name, Version: a.Version, Weight: a.Weight,
+				Model: m.Name, Experiment: x.Name, Since: since, Arm: a.Name, Version: a.Version, Weight: a.Weight,
 				Requests: st.Requests, Fallbacks: st.Fallbacks,
 				Labels: meanOf(st.Labels, st.LabelSum), Rewards: meanOf(st.Rewards, st.RewardSum),
 			})
@@ -420,9 +425,9 @@ code{background:#f4f4f4;padding:1px 4px}
 {{range .}}<tr><td>{{.Model}}</td><td>{{.Version}}</td><td>{{.Served}}</td><td{{with .FailedTip}} title="{{.}}"{{end}}>{{.Failed}}{{with .FailedTip}} <small>({{.}})</small>{{end}}</td><td>{{.AvgBatch}}</td><td>{{.AvgWait}}</td><td>{{.AvgRun}}</td><td>{{.OnCPU}}</td><td>{{.Queued}}</td><td>{{.Batching}}</td><td>{{.Cache}}</td></tr>
 {{end}}</table>{{end}}
 {{with .Arms}}<h2>Experiments</h2>
-<p>What this node counted for each arm since the experiment started here: requests, those that fell back to production (the arm's version not ready here), and the outcomes clients reported (POST /v2/models/{name}/feedback, with a traffic log) with their means. Each node counts its own: sum <code>infergate_experiment_*</code> over the nodes in Prometheus for the whole picture.</p>
-<table><tr><th>model</th><th>experiment</th><th>arm</th><th>version</th><th>weight</th><th>requests</th><th>fell back</th><th>labels</th><th>rewards</th></tr>
-{{range .}}<tr><td>{{.Model}}</td><td>{{.Experiment}}</td><td>{{.Arm}}</td><td>{{.Version}}</td><td>{{.Weight}}</td><td>{{.Requests}}</td><td>{{.Fallbacks}}</td><td>{{.Labels}}</td><td>{{.Rewards}}</td></tr>
+<p>What this node counted for each arm in the experiment's phase (since it started or its split last changed, across this node's restarts): requests, those that fell back to production (the arm's version not ready here), and the outcomes clients reported (POST /v2/models/{name}/feedback, with a traffic log) with their means. Each node counts its own: <code>infergate models show MODEL</code> sums the nodes and says whether the arms differ.</p>
+<table><tr><th>model</th><th>experiment</th><th>phase since</th><th>arm</th><th>version</th><th>weight</th><th>requests</th><th>fell back</th><th>labels</th><th>rewards</th></tr>
+{{range .}}<tr><td>{{.Model}}</td><td>{{.Experiment}}</td><td>{{.Since}}</td><td>{{.Arm}}</td><td>{{.Version}}</td><td>{{.Weight}}</td><td>{{.Requests}}</td><td>{{.Fallbacks}}</td><td>{{.Labels}}</td><td>{{.Rewards}}</td></tr>
 {{end}}</table>{{end}}
 {{with .Cluster}}
 <h2>Cluster</h2>
