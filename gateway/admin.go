@@ -389,9 +389,29 @@ func (s *Server) setExperiment(cp *controlPlane, ctx *fasthttp.RequestCtx, name 
 	// The cluster sets the phase (fsm); a client's is ignored.
 	e.Phase, e.Started = 0, time.Time{}
 	c := fsm.Command{Op: fsm.OpSetExperiment, Model: name, Experiment: e, Created: time.Now().UTC().Truncate(time.Millisecond)}
+	before := experimentOf(cp, name)
 	return s.apply(cp, ctx, c, func(*fsm.Result) any {
-		return map[string]any{"model": name, "experiment": e}
+		res := map[string]any{"model": name, "experiment": e}
+		// The write is applied here (Node.Apply waits for it, briefly,
+		// when a leader applied it): say whether it began a phase. A
+		// concurrent write may have changed the experiment again; then
+		// only the split is said.
+		if now := experimentOf(cp, name); now.SameSplit(e) {
+			res["experiment"] = now
+			res["new_phase"] = before == nil || before.Phase != now.Phase || !before.Started.Equal(now.Started)
+		}
+		return res
 	})
+}
+
+// experimentOf returns the experiment model name runs in this node's
+// state, or nil.
+func experimentOf(cp *controlPlane, name string) *route.Experiment {
+	st, _ := cp.node.FSM().State()
+	if m := st.Models[name]; m != nil {
+		return m.Experiment
+	}
+	return nil
 }
 
 // setShadow starts copying a sample of model name's requests to a shadow

@@ -55,8 +55,12 @@ func TestExperimentSplitsUnversionedRequests(t *testing.T) {
 		{Name: "treatment", Version: 2, Weight: 50},
 	}}
 	eb, _ := json.Marshal(exp)
-	if r := s.admin(t, "PUT", "/v1/models/ctr/experiment", eb); r.code != 200 || !bytes.Contains(r.body, []byte(`"name":"ranking"`)) {
+	if r := s.admin(t, "PUT", "/v1/models/ctr/experiment", eb); r.code != 200 || !bytes.Contains(r.body, []byte(`"name":"ranking"`)) || !bytes.Contains(r.body, []byte(`"new_phase":true`)) {
 		t.Fatalf("start the experiment: %s", r)
+	}
+	// Set again, its phase goes on.
+	if r := s.admin(t, "PUT", "/v1/models/ctr/experiment", eb); r.code != 200 || !bytes.Contains(r.body, []byte(`"new_phase":false`)) {
+		t.Fatalf("set the experiment again: %s", r)
 	}
 	var mv cluster.ModelView
 	if r := s.admin(t, "GET", "/v1/models/ctr", nil); json.Unmarshal(r.body, &mv) != nil || !mv.Experiment.SameSplit(&exp) || mv.Experiment.Phase == 0 || mv.Experiment.Started.IsZero() {

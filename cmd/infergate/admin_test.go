@@ -330,6 +330,22 @@ VERSION  STAGE  ALIASES  SIZE  CREATED  ORIGIN  NODES  SHA256
 			want: "ctr runs experiment ranking: control=version 2 (90%), treatment=version 3 (10%)\n",
 		},
 		{
+			name: "experiment ramped: a new phase",
+			args: []string{"experiment", "ctr", "ranking", "--arm", "control=2:50", "--arm", "treatment=3:50", "--token", adminToken},
+			call: fakeCall{method: "PUT", uri: "/v1/models/ctr/experiment", ctype: "application/json",
+				body:   `{"name":"ranking","arms":[{"name":"control","version":2,"weight":50},{"name":"treatment","version":3,"weight":50}]}`,
+				answer: `{"model":"ctr","new_phase":true,"experiment":{"name":"ranking","arms":[{"name":"control","version":2,"weight":50},{"name":"treatment","version":3,"weight":50}],"phase":21,"started":"2026-11-29T05:00:00.5Z"}}`},
+			want: "ctr runs experiment ranking: control=version 2 (50%), treatment=version 3 (50%)\na new phase began: the arms' counts (infergate models show) start at 0\n",
+		},
+		{
+			name: "experiment set again: the phase goes on",
+			args: []string{"experiment", "ctr", "ranking", "--arm", "control=2:50", "--arm", "treatment=3:50", "--token", adminToken},
+			call: fakeCall{method: "PUT", uri: "/v1/models/ctr/experiment", ctype: "application/json",
+				body:   `{"name":"ranking","arms":[{"name":"control","version":2,"weight":50},{"name":"treatment","version":3,"weight":50}]}`,
+				answer: `{"model":"ctr","new_phase":false,"experiment":{"name":"ranking","arms":[{"name":"control","version":2,"weight":50},{"name":"treatment","version":3,"weight":50}],"phase":21,"started":"2026-11-29T05:00:00.5Z"}}`},
+			want: "ctr runs experiment ranking: control=version 2 (50%), treatment=version 3 (50%)\nits split is unchanged: the phase since 2026-11-29 05:00:00 UTC goes on\n",
+		},
+		{
 			name: "experiment with a salt",
 			args: []string{"experiment", "--salt", "round-2", "ctr", "ranking", "--arm", "a=1:1", "--arm", "b=1:2", "--token", adminToken},
 			call: fakeCall{method: "PUT", uri: "/v1/models/ctr/experiment",

@@ -84,12 +84,21 @@ ends it, and "models show" shows it.`)
 	var res struct {
 		Model      string            `json:"model"`
 		Experiment *route.Experiment `json:"experiment"`
+		NewPhase   *bool             `json:"new_phase"`
 	}
 	return out.report(cfg.json, ans, "the experiment", &res, func() string {
 		if res.Experiment == nil {
 			return fmt.Sprintf("%s runs no experiment", res.Model)
 		}
-		return fmt.Sprintf("%s runs experiment %s", res.Model, res.Experiment)
+		line := fmt.Sprintf("%s runs experiment %s", res.Model, res.Experiment)
+		switch {
+		case res.NewPhase == nil: // a node of an earlier release, or a write that raced
+		case *res.NewPhase:
+			line += "\na new phase began: the arms' counts (infergate models show) start at 0"
+		case !res.Experiment.Started.IsZero():
+			line += "\nits split is unchanged: the phase since " + res.Experiment.Started.UTC().Format("2006-01-02 15:04:05 MST") + " goes on"
+		}
+		return line
 	})
 }
 
