@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/infergate/infergate/registry"
@@ -40,16 +42,30 @@ func (n *Node) saveCountsLoop() {
 }
 
 // saveCounts writes countsFile if the counts changed since it last did.
+// It writes what the repository would carry over a restart
+// (registry.Repository.ExperimentCounts), not the counts of the models
+// the state machine lists: before the node has caught up, that state is
+// a snapshot or a past state, which may lack an experiment whose counts
+// the node carries, or give an older phase than the counts it carries.
+// Counts that JSON cannot hold (a sum of squares that overflowed to
+// +Inf: feedback takes any finite reward) are left out, and said so.
 func (n *Node) saveCounts() {
-	st, _ := n.fsm.State()
-	names := make([]string, 0, len(st.Models))
-	for name, m := range st.Models {
-		if m.Experiment != nil {
-			names = append(names, name)
+	counts := n.cfg.Registry.ExperimentCounts()
+	var bad []string
+	for name, c := range counts {
+		if _, err := json.Marshal(c); err != nil {
+			bad = append(bad, fmt.Sprintf("model %q: %v", name, err))
+			delete(counts, name)
 		}
 	}
-	counts := experimentCounts(n.cfg.Registry, names)
-	if counts == nil && n.savedCounts == nil {
+	slices.Sort(bad)
+	if why := strings.Join(bad, "; "); why != n.countsUnsaved {
+		if why != "" {
+			n.logf("cluster: cannot record what this node counted for some experiments, which a restart then starts over: %s", why)
+		}
+		n.countsUnsaved = why
+	}
+	if len(counts) == 0 && n.savedCounts == nil {
 		return // no experiment ran here yet: no file
 	}
 	b, err := json.Marshal(counts)

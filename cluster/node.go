@@ -82,7 +82,10 @@ type Node struct {
 	// savedCounts is what saveCounts wrote last; only saveCountsLoop's
 	// goroutine uses it.
 	savedCounts []byte
-	m           nodeMetrics
+	// countsUnsaved says which counts saveCounts last left out, to log
+	// each change once; only saveCountsLoop's goroutine uses it.
+	countsUnsaved string
+	m             nodeMetrics
 	// routeMu serializes route.
 	routeMu sync.Mutex
 	// joinMu serializes JoinLocal and removeRecords, so that a record a

@@ -217,12 +217,41 @@ func (c *ExperimentCounts) Of(e *route.Experiment) bool {
 // this node had when it stopped, so that a restart does not start its
 // phase's counts over. They are taken by the experiment SetExperiment
 // sets next for the model if it is c's (same name, phase and arms), and
-// dropped if it is of a later phase: call it before the first
-// SetExperiment (cluster.RestoreProduction does).
+// dropped if it is of a later phase or the model's experiment ends
+// (SetExperiment with nil): call it before the first SetExperiment
+// (cluster.RestoreProduction does), and never set nil before the node
+// has caught up with its group.
 func (r *Repository) CarryExperimentCounts(name string, c *ExperimentCounts) {
 	r.routeMu.Lock()
 	defer r.routeMu.Unlock()
 	r.carried[name] = c
+}
+
+// ExperimentCounts returns what this node would carry over a restart for
+// each model (see CarryExperimentCounts): the counts of the experiment
+// SetExperiment set, or the counts carried from before the restart that
+// no experiment took yet, where they are of a later phase than the
+// experiment set (one restored from a record older than the counts) or
+// the model has none yet. Nil when there are none.
+func (r *Repository) ExperimentCounts() map[string]*ExperimentCounts {
+	r.routeMu.Lock()
+	defer r.routeMu.Unlock()
+	var out map[string]*ExperimentCounts
+	add := func(name string, c *ExperimentCounts) {
+		if out == nil {
+			out = make(map[string]*ExperimentCounts)
+		}
+		out[name] = c
+	}
+	for name, x := range r.experiments {
+		add(name, x.Counts())
+	}
+	for name, c := range r.carried {
+		if c != nil && (out[name] == nil || c.Phase > out[name].Phase) {
+			add(name, c)
+		}
+	}
+	return out
 }
 
 // SetExperiment makes model name's unversioned requests split among e's
@@ -235,6 +264,10 @@ func (r *Repository) SetExperiment(name string, e *route.Experiment) {
 	r.routeMu.Lock()
 	defer r.routeMu.Unlock()
 	old := r.experiments[name]
+	if e == nil {
+		// Ended: counts carried for a phase of it are of no use now.
+		delete(r.carried, name)
+	}
 	if old == nil && e == nil || old != nil && old.Equal(e) {
 		return
 	}
