@@ -188,6 +188,10 @@ type feedbackEntry struct {
 	Arm string `json:"arm"`
 }
 
+// MaxOutcome bounds a feedback label's and reward's magnitude: squared
+// and summed over billions of events, they stay far from overflowing.
+const MaxOutcome = 1e12
+
 func (f *feedbackEntry) validate() error {
 	switch {
 	case f.ID == "":
@@ -200,6 +204,10 @@ func (f *feedbackEntry) validate() error {
 		return errors.New(`"label" is not a finite number`)
 	case f.Reward != nil && (math.IsNaN(*f.Reward) || math.IsInf(*f.Reward, 0)):
 		return errors.New(`"reward" is not a finite number`)
+	case f.Label != nil && math.Abs(*f.Label) > MaxOutcome:
+		return fmt.Errorf(`"label" is %g; give one within ±%g (an experiment's sums of squares would overflow)`, *f.Label, float64(MaxOutcome))
+	case f.Reward != nil && math.Abs(*f.Reward) > MaxOutcome:
+		return fmt.Errorf(`"reward" is %g; give one within ±%g (an experiment's sums of squares would overflow)`, *f.Reward, float64(MaxOutcome))
 	case f.Version < 0:
 		return errors.New(`"version" is negative`)
 	case len(f.Arm) > 63:

@@ -213,6 +213,9 @@ func TestFeedbackRefusesBadBodies(t *testing.T) {
 		{"/v2/models/ctr/feedback", `[{"id":"a","label":1},{"id":"b"}]`, bad, "feedback 1: neither"},
 		{"/v2/models/ctr/feedback", `{"id":"` + strings.Repeat("x", 257) + `","label":1}`, bad, `"id" has 257 bytes; at most 256`},
 		{"/v2/models/ctr/feedback", `{"id":"a","label":1,"version":-1}`, bad, `"version" is negative`},
+		// Squared and summed, 1e200 overflowed an experiment's sums.
+		{"/v2/models/ctr/feedback", `{"id":"a","reward":1e200}`, bad, `"reward" is 1e+200; give one within ±1e+12`},
+		{"/v2/models/ctr/feedback", `{"id":"a","label":-2e12}`, bad, `"label" is -2e+12; give one within ±1e+12`},
 		{"/v2/models/ctr/versions/1/feedback", `{"id":"a","label":1,"version":2}`, bad, "names version 2, the path version 1"},
 		{"/v2/models/nope/feedback", `{"id":"a","label":1}`, fasthttp.StatusNotFound, `model "nope" is not served here`},
 	} {
