@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -53,10 +54,11 @@ func (f *kafkaSecurityFlags) security() (kafka.Security, error) {
 		if (f.certFile == "") != (f.keyFile == "") {
 			return sec, fmt.Errorf("--%scert and --%skey go together: give both", f.prefix, f.prefix)
 		}
-		var err error
-		if sec.TLS, err = certs.ClientFiles(f.caFile, f.certFile, f.keyFile, "--"+f.prefix+"ca", "--"+f.prefix+"cert"); err != nil {
+		tc, err := certs.ClientFiles(f.caFile, f.certFile, f.keyFile, "--"+f.prefix+"ca", "--"+f.prefix+"cert")
+		if err != nil {
 			return sec, err
 		}
+		sec.TLS = func(string) *tls.Config { return tc }
 	}
 	if f.mechanism == "" {
 		if f.user != "" {

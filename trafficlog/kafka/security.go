@@ -1,11 +1,13 @@
 package kafka
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -17,9 +19,12 @@ import (
 // Security is how a Writer or Reader reaches the brokers. The zero value
 // is plain TCP without authentication.
 type Security struct {
-	// TLS, when set, connects over TLS with it (RootCAs nil: the
-	// system's CAs; a client certificate when the brokers ask for one).
-	TLS *tls.Config
+	// TLS, when set, connects over TLS with the configuration it returns
+	// for the broker's host (serverName), called at every connection so
+	// that one that follows its files (certs.Client.Config) applies to
+	// the next connections; those open keep what they verified. RootCAs
+	// nil trusts the system's CAs; a ServerName left empty is the host's.
+	TLS func(serverName string) *tls.Config
 	// SASL, when set, authenticates every connection.
 	SASL *SASL
 }
@@ -68,13 +73,36 @@ func (s Security) opts() ([]kgo.Opt, error) {
 	}
 	var opts []kgo.Opt
 	if s.TLS != nil {
-		opts = append(opts, kgo.DialTLSConfig(s.TLS))
+		// Not kgo.DialTLSConfig: it would clone one configuration, and
+		// the CAs it was given, for every connection.
+		opts = append(opts, kgo.Dialer(s.dialTLS))
 	}
 	if s.SASL != nil {
 		m, _ := s.SASL.mechanism()
 		opts = append(opts, kgo.SASL(m))
 	}
 	return opts, nil
+}
+
+// dialTimeout bounds a connection to a broker, its TLS handshake
+// included: kgo's default.
+const dialTimeout = 10 * time.Second
+
+// dialTLS opens a TLS connection to the broker at addr (host:port) under
+// the configuration s.TLS returns now; it is kgo's dial of
+// kgo.DialTLSConfig otherwise.
+func (s Security) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot dial the broker %q: %w", addr, err)
+	}
+	cfg := s.TLS(host)
+	if cfg.ServerName == "" {
+		cfg = cfg.Clone() // it may be shared
+		cfg.ServerName = host
+	}
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: dialTimeout}, Config: cfg}
+	return d.DialContext(ctx, network, addr)
 }
 
 // refused reports whether err is the brokers and this client failing to

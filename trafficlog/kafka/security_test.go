@@ -3,16 +3,21 @@ package kafka
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/infergate/infergate/internal/kafkatest"
 	"github.com/infergate/infergate/internal/testcerts"
@@ -30,7 +35,7 @@ func TestSecureBrokers(t *testing.T) {
 		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{brokerCert}}),
 		kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", "gateway", "s3cret"))
 	brokers := cl.ListenAddrs()
-	good := Security{TLS: &tls.Config{RootCAs: ca.Pool()}, SASL: &SASL{Mechanism: "SCRAM-SHA-256", User: "gateway", Password: "s3cret"}}
+	good := Security{TLS: fixedTLS(&tls.Config{RootCAs: ca.Pool()}), SASL: &SASL{Mechanism: "SCRAM-SHA-256", User: "gateway", Password: "s3cret"}}
 
 	cfg := DefaultConfig()
 	cfg.Brokers, cfg.Topic, cfg.Security = brokers, "traffic", good
@@ -70,7 +75,7 @@ func TestSecureBrokers(t *testing.T) {
 		}
 	}
 	untrusting := good
-	untrusting.TLS = &tls.Config{}
+	untrusting.TLS = fixedTLS(&tls.Config{})
 	f("untrusted broker", untrusting, "certificate")
 
 	// The in-process broker closes the connection of a client whose
@@ -95,6 +100,59 @@ func TestSecureBrokers(t *testing.T) {
 
 	if err := (Security{SASL: &SASL{Mechanism: "GSSAPI", User: "u", Password: "p"}}).Validate(); err == nil || !strings.Contains(err.Error(), "use one of PLAIN") {
 		t.Fatalf("an unknown mechanism: %v", err)
+	}
+}
+
+// fixedTLS returns a Security.TLS that returns cfg, the same for every
+// connection.
+func fixedTLS(cfg *tls.Config) func(string) *tls.Config {
+	return func(string) *tls.Config { return cfg }
+}
+
+// Security.TLS is asked for the configuration of each connection, with
+// the broker's host: a client refused by a broker whose CA it does not
+// trust gets through, the same client, once the configuration trusts
+// that CA.
+func TestTLSConfigurationOfEachConnection(t *testing.T) {
+	dir := t.TempDir()
+	a := testcerts.NewCA(t, dir, "a")
+	b := testcerts.NewCA(t, dir, "b")
+	c, k := b.Issue(t, "broker", time.Time{}, "127.0.0.1")
+	cl, _ := kafkatest.Cluster(t, "traffic", 1, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{testcerts.KeyPair(t, c, k)}}))
+	var (
+		roots atomic.Pointer[x509.CertPool]
+		mu    sync.Mutex
+		names []string // the server names TLS was called with
+	)
+	roots.Store(a.Pool())
+	sec := Security{TLS: func(serverName string) *tls.Config {
+		mu.Lock()
+		defer mu.Unlock()
+		names = append(names, serverName)
+		return &tls.Config{RootCAs: roots.Load()} // ServerName left to the dial
+	}}
+	opts, err := sec.opts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := kgo.NewClient(append(opts, kgo.SeedBrokers(cl.ListenAddrs()...))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := client.Ping(ctx); !errors.As(err, new(*tls.CertificateVerificationError)) || !refused(err) {
+		t.Fatalf("a broker of CA B, trusting CA A: %v; want a certificate refused", err)
+	}
+	roots.Store(b.Pool())
+	if err := client.Ping(ctx); err != nil {
+		t.Fatalf("the same client, trusting CA B: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(names) < 2 || slices.ContainsFunc(names, func(n string) bool { return n != "127.0.0.1" }) {
+		t.Fatalf("TLS called with %q; want 127.0.0.1 at each connection, two or more", names)
 	}
 }
 
