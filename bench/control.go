@@ -44,7 +44,7 @@ func newControlClient(baseURL string, o *Options) (*controlClient, error) {
 	}
 	c.hc.MaxConns = 4
 	c.hc.MaxResponseBodySize = 64 << 20
-	c.oip.SetTLSConfig(o.TLS)
+	c.oip.SetTLS(o.TLS)
 	c.oip.SetTimeout(controlTimeout)
 	c.oip.SetToken(o.Token)
 	if o.Token != "" {
@@ -80,18 +80,21 @@ func httpsScheme(req *fasthttp.Request, hc *fasthttp.HostClient) {
 }
 
 // newHostClient returns a client of the server at baseURL (which
-// splitBaseURL accepted) named name: over TLS under tc (nil: the
-// system's CAs) for https.
-func newHostClient(baseURL, name string, tc *tls.Config) *fasthttp.HostClient {
+// splitBaseURL accepted) named name: for https, over TLS under what tc
+// returns at each connection (nil: the system's CAs).
+func newHostClient(baseURL, name string, tc func(serverName string) *tls.Config) *fasthttp.HostClient {
 	u, _ := url.Parse(baseURL)
 	https := u.Scheme == "https"
-	return &fasthttp.HostClient{
+	hc := &fasthttp.HostClient{
 		Addr:                   fasthttp.AddMissingPort(u.Host, https),
 		Name:                   name,
 		IsTLS:                  https,
-		TLSConfig:              tc,
 		DisablePathNormalizing: true,
 	}
+	if https && tc != nil {
+		hc.DialTimeout = oip.DialTLS(tc)
+	}
+	return hc
 }
 
 // pathSegment escapes s as one URL path segment.

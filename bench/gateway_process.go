@@ -41,11 +41,11 @@ type gatewayProcess struct {
 
 // startGateway runs exe with args (a `serve` command line that listens on
 // 127.0.0.1:0), reads its address from its log, and waits until it is
-// ready (over TLS under tc, when it serves https). Its output also goes
-// to logTo when not nil. It runs on the
-// servers' CPUs of cpus, when not nil. The process gets SIGKILL if this one
-// dies first.
-func startGateway(ctx context.Context, exe string, args []string, logTo io.Writer, cpus *cpuSplit, tc *tls.Config) (*gatewayProcess, error) {
+// ready (over TLS under what tc returns, when it serves https). Its
+// output also goes to logTo when not nil. It runs on the servers' CPUs
+// of cpus, when not nil. The process gets SIGKILL if this one dies
+// first.
+func startGateway(ctx context.Context, exe string, args []string, logTo io.Writer, cpus *cpuSplit, tc func(serverName string) *tls.Config) (*gatewayProcess, error) {
 	g := &gatewayProcess{tail: &tailBuffer{max: gatewayLogTail}, exited: make(chan struct{})}
 	g.cmd = exec.Command(exe, args...)
 	// A gateway of its own, on loopback, answers the suite without
@@ -97,7 +97,7 @@ func startGateway(ctx context.Context, exe string, args []string, logTo io.Write
 		return fail("%s", ctx.Err())
 	}
 	c := oip.NewClient(g.url)
-	c.SetTLSConfig(tc)
+	c.SetTLS(tc)
 	c.SetTimeout(5 * time.Second)
 	deadline := time.Now().Add(gatewayReadyTimeout)
 	for {

@@ -42,7 +42,7 @@ type healthProber struct {
 // newHealthProber returns a prober of the gateway at host with path
 // prefix prefix at baseURL (see splitBaseURL), on a client of one
 // connection.
-func newHealthProber(baseURL, host, prefix string, tc *tls.Config) *healthProber {
+func newHealthProber(baseURL, host, prefix string, tc func(serverName string) *tls.Config) *healthProber {
 	hc := newHostClient(baseURL, "infergate-bench-health", tc)
 	hc.MaxConns = 1
 	hc.MaxIdleConnDuration = time.Minute

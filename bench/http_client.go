@@ -25,12 +25,13 @@ type httpTarget struct {
 	pool    *requestPool
 	timeout time.Duration
 	token   string // bearer token, or ""
-	tls     *tls.Config
+	tls     func(serverName string) *tls.Config
 }
 
 // newHTTPTarget returns the target of model's infer endpoint at baseURL
-// ("http://host:port"), over TLS under tc for https.
-func newHTTPTarget(baseURL, model string, pool *requestPool, timeout time.Duration, token string, tc *tls.Config) (*httpTarget, error) {
+// ("http://host:port"), for https over TLS under what tc returns at
+// each connection.
+func newHTTPTarget(baseURL, model string, pool *requestPool, timeout time.Duration, token string, tc func(serverName string) *tls.Config) (*httpTarget, error) {
 	host, prefix, err := splitBaseURL(baseURL)
 	if err != nil {
 		return nil, err

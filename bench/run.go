@@ -68,9 +68,12 @@ type Options struct {
 	// requests. AdminToken is the repository API's (--admin-token). ""
 	// sends none.
 	Token, AdminToken string
-	// TLS is the configuration of https targets; nil trusts the system's
-	// CAs and presents no client certificate.
-	TLS *tls.Config
+	// TLS returns the configuration of a connection to an https target
+	// named serverName; nil trusts the system's CAs and presents no
+	// client certificate. It is called at every new connection, so that
+	// one that follows its files (certs.Client.Config) applies to the
+	// connections a run opens after they change.
+	TLS func(serverName string) *tls.Config
 	// FloorExecutable is the infergate binary that runs the http-floor as
 	// a separate process, as the gateway is (`infergate bench
 	// floor-server`); empty runs the floor in this process.

@@ -3,6 +3,7 @@ package oip
 import (
 	"crypto/tls"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -71,9 +72,48 @@ func (c *Client) SetMaxConnsPerHost(n int) { c.hc.MaxConns = n }
 // whole response; 0 means no bound. The default is DefaultClientTimeout.
 func (c *Client) SetTimeout(d time.Duration) { c.timeout = d }
 
-// SetTLSConfig sets the TLS configuration of https base URLs (the CAs
-// trusted, a client certificate); nil trusts the system's CAs.
-func (c *Client) SetTLSConfig(tc *tls.Config) { c.hc.TLSConfig = tc }
+// SetTLS makes the connections to an https base URL trust and present
+// what config returns for the server's host (the CAs, a client
+// certificate); nil trusts the system's CAs. config is called at every
+// new connection, so that one that follows its files
+// (certs.Client.Config) applies to the next connections.
+func (c *Client) SetTLS(config func(serverName string) *tls.Config) {
+	c.hc.DialTimeout = nil
+	if config != nil && c.hc.IsTLS {
+		c.hc.DialTimeout = DialTLS(config)
+	}
+}
+
+// DialTLS returns the dial of a fasthttp.HostClient of an https server
+// (IsTLS) whose connections each take the TLS configuration that config
+// returns then for the host dialed; a ServerName it leaves empty is the
+// host. fasthttp would make one configuration per address of its
+// TLSConfig, and keep it. As with fasthttp's own dial, the handshake runs
+// at the connection's first write, under the call's deadline.
+func DialTLS(config func(serverName string) *tls.Config) fasthttp.DialFuncWithTimeout {
+	return func(addr string, timeout time.Duration) (net.Conn, error) {
+		addr = fasthttp.AddMissingPort(addr, true)
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		var raw net.Conn
+		if timeout > 0 {
+			raw, err = fasthttp.DialTimeout(addr, timeout)
+		} else {
+			raw, err = fasthttp.Dial(addr)
+		}
+		if err != nil {
+			return nil, err
+		}
+		cfg := config(host)
+		if cfg.ServerName == "" {
+			cfg = cfg.Clone() // it may be shared
+			cfg.ServerName = host
+		}
+		return tls.Client(raw, cfg), nil
+	}
+}
 
 // SetToken makes every call carry "Authorization: Bearer token", as a
 // gateway started with --inference-token requires; "" sends none.

@@ -1,18 +1,24 @@
 package oip
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"math"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
+
+	"github.com/infergate/infergate/internal/testcerts"
 )
 
 // testServer is a small OIP v2 server in the test's process, over an
@@ -291,5 +297,61 @@ func TestClientTimeoutAndBaseURL(t *testing.T) {
 		if _, err := c.Infer("m", "", &InferRequest{}, &InferResponse{}, false); err == nil {
 			t.Fatalf("NewClient(%q).Infer() succeeded", base)
 		}
+	}
+}
+
+// A client of an https base URL asks SetTLS's function for the
+// configuration of every new connection: refused by a server whose CA
+// it does not trust, the same client gets through once the
+// configuration trusts that CA.
+func TestClientTLSOfEachConnection(t *testing.T) {
+	dir := t.TempDir()
+	a := testcerts.NewCA(t, dir, "a")
+	b := testcerts.NewCA(t, dir, "b")
+	sc, sk := b.Issue(t, "server", time.Time{}, "127.0.0.1")
+	s := &testServer{done: make(chan error, 1)}
+	s.srv = &fasthttp.Server{Handler: s.handle, Logger: quietLogger{}}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{testcerts.KeyPair(t, sc, sk)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- s.srv.Serve(ln) }()
+	t.Cleanup(func() {
+		s.srv.Shutdown()
+		<-s.done
+	})
+
+	var (
+		roots atomic.Pointer[x509.CertPool]
+		mu    sync.Mutex
+		names []string // the server names SetTLS's function was called with
+	)
+	roots.Store(a.Pool())
+	c := NewClient("https://" + ln.Addr().String())
+	c.SetTLS(func(serverName string) *tls.Config {
+		mu.Lock()
+		defer mu.Unlock()
+		names = append(names, serverName)
+		return &tls.Config{RootCAs: roots.Load()} // ServerName left to the dial
+	})
+	c.SetTimeout(5 * time.Second)
+	if _, err := c.ServerLive(); !errors.As(err, new(x509.UnknownAuthorityError)) {
+		t.Fatalf("a server of CA B, trusting CA A: %v; want a x509.UnknownAuthorityError", err)
+	}
+	roots.Store(b.Pool())
+	if live, err := c.ServerLive(); err != nil || !live {
+		t.Fatalf("the same client, trusting CA B: live %v, %v", live, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(names) < 2 || slices.ContainsFunc(names, func(n string) bool { return n != "127.0.0.1" }) {
+		t.Fatalf("SetTLS's function called with %q; want 127.0.0.1 at each connection, two or more", names)
+	}
+
+	// On a plain base URL SetTLS leaves the dial alone.
+	plain := NewClient("http://127.0.0.1:1")
+	plain.SetTLS(func(string) *tls.Config { panic("BUG: asked for TLS on a plain URL") })
+	if plain.hc.DialTimeout != nil {
+		t.Fatalf("SetTLS set a TLS dial on a plain base URL")
 	}
 }

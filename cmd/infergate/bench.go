@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -271,7 +272,9 @@ func benchClient(o *bench.Options, tf *tlsClientFlags, target *string) error {
 			return err
 		}
 	}
-	o.TLS = tc
+	if tc != nil {
+		o.TLS = func(string) *tls.Config { return tc }
+	}
 	if o.Token == "" {
 		o.Token = os.Getenv("INFERGATE_INFERENCE_TOKEN")
 	}
