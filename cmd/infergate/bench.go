@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -273,7 +272,7 @@ func benchClient(o *bench.Options, tf *tlsClientFlags, target *string) error {
 		}
 	}
 	if tc != nil {
-		o.TLS = func(string) *tls.Config { return tc }
+		o.TLS = tc.Config
 	}
 	if o.Token == "" {
 		o.Token = os.Getenv("INFERGATE_INFERENCE_TOKEN")

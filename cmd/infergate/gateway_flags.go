@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log"
 	"os"
 	"time"
 
@@ -70,7 +71,7 @@ func (f *gatewayFlags) kafkaReader(ctx context.Context) (*kafka.Reader, error) {
 	if f.kafkaBrokers == "" {
 		return nil, nil
 	}
-	sec, err := f.kafkaSec.security()
+	sec, err := f.kafkaSec.security(log.Printf)
 	if err != nil {
 		return nil, err
 	}

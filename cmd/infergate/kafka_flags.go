@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,8 +24,8 @@ type kafkaSecurityFlags struct {
 func addKafkaSecurityFlags(fs *flag.FlagSet, prefix string) *kafkaSecurityFlags {
 	f := &kafkaSecurityFlags{prefix: prefix}
 	fs.BoolVar(&f.tls, prefix+"tls", false, "connect to the Kafka brokers over TLS, trusting the system's CAs unless --"+prefix+"ca")
-	fs.StringVar(&f.caFile, prefix+"ca", "", "connect over TLS, trusting the CAs in this PEM file for the brokers' certificates")
-	fs.StringVar(&f.certFile, prefix+"cert", "", "connect over TLS, presenting this PEM certificate to brokers that ask for one (with --"+prefix+"key)")
+	fs.StringVar(&f.caFile, prefix+"ca", "", "connect over TLS, trusting the CAs in this PEM file for the brokers' certificates; read again when it changes, for the next connections")
+	fs.StringVar(&f.certFile, prefix+"cert", "", "connect over TLS, presenting this PEM certificate to brokers that ask for one (with --"+prefix+"key; both read again when they change)")
 	fs.StringVar(&f.keyFile, prefix+"key", "", "the PEM private key of --"+prefix+"cert")
 	fs.StringVar(&f.mechanism, prefix+"sasl", "", "authenticate to the brokers with SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (PLAIN sends the password as is: use it over TLS); the password comes from $INFERGATE_KAFKA_PASSWORD")
 	fs.StringVar(&f.user, prefix+"sasl-user", "", "the SASL user (default $INFERGATE_KAFKA_USER)")
@@ -47,18 +46,20 @@ func (f *kafkaSecurityFlags) check(brokers string) error {
 	return nil
 }
 
-// security returns what the flags and the environment describe.
-func (f *kafkaSecurityFlags) security() (kafka.Security, error) {
+// security returns what the flags and the environment describe. The TLS
+// files are read again when they change, for the connections made after;
+// logf reports those reloads.
+func (f *kafkaSecurityFlags) security(logf func(format string, args ...any)) (kafka.Security, error) {
 	var sec kafka.Security
 	if f.tls || f.caFile != "" || f.certFile != "" || f.keyFile != "" {
 		if (f.certFile == "") != (f.keyFile == "") {
 			return sec, fmt.Errorf("--%scert and --%skey go together: give both", f.prefix, f.prefix)
 		}
-		tc, err := certs.ClientFiles(f.caFile, f.certFile, f.keyFile, "--"+f.prefix+"ca", "--"+f.prefix+"cert")
+		tc, err := certs.ClientFiles(f.caFile, f.certFile, f.keyFile, "--"+f.prefix+"ca", "--"+f.prefix+"cert", logf)
 		if err != nil {
 			return sec, err
 		}
-		sec.TLS = func(string) *tls.Config { return tc }
+		sec.TLS = tc.Config
 	}
 	if f.mechanism == "" {
 		if f.user != "" {

@@ -221,7 +221,11 @@ func (c *serveConfig) validate() error {
 			return errors.New("--traffic-max-bytes and --traffic-segment-bytes apply to the log on disk; with --traffic-kafka-brokers the topic's own retention and max.message.bytes govern")
 		}
 		c.kafka.Brokers = splitAddrs(c.kafkaBrokers)
-		sec, err := c.kafkaSec.security()
+		logf := c.logf
+		if logf == nil {
+			logf = log.Printf
+		}
+		sec, err := c.kafkaSec.security(logf)
 		if err != nil {
 			return err
 		}

@@ -1,9 +1,9 @@
 package main
 
 import (
-	"crypto/tls"
 	"flag"
 	"fmt"
+	"log"
 	"net/http"
 	"os"
 	"strings"
@@ -22,16 +22,18 @@ type tlsClientFlags struct {
 // addTLSClientFlags defines --ca-cert, --client-cert and --client-key on fs.
 func addTLSClientFlags(fs *flag.FlagSet) *tlsClientFlags {
 	f := &tlsClientFlags{}
-	fs.StringVar(&f.caFile, "ca-cert", "", "for https:// addresses, trust the CAs in this PEM file instead of the system's (default $INFERGATE_CA_CERT)")
-	fs.StringVar(&f.certFile, "client-cert", "", "present this PEM certificate to servers started with --tls-client-ca (default $INFERGATE_CLIENT_CERT)")
+	fs.StringVar(&f.caFile, "ca-cert", "", "for https:// addresses, trust the CAs in this PEM file instead of the system's; read again when it changes, for the next connections (default $INFERGATE_CA_CERT)")
+	fs.StringVar(&f.certFile, "client-cert", "", "present this PEM certificate to servers started with --tls-client-ca; read again, with --client-key, when they change (default $INFERGATE_CLIENT_CERT)")
 	fs.StringVar(&f.keyFile, "client-key", "", "the PEM private key of --client-cert (default $INFERGATE_CLIENT_KEY)")
 	return f
 }
 
-// config returns the TLS configuration the flags and the environment
-// describe, or nil when they describe none (the system's CAs, no client
-// certificate).
-func (f *tlsClientFlags) config() (*tls.Config, error) {
+// config returns the TLS client the flags and the environment describe,
+// or nil when they describe none (the system's CAs, no client
+// certificate). Its files are read again when they change, for the
+// connections made after (a trainer, traffic read --follow and bench
+// run for long); the log says when they are, or do not load.
+func (f *tlsClientFlags) config() (*certs.Client, error) {
 	ca, cert, key := orEnv(f.caFile, "INFERGATE_CA_CERT"), orEnv(f.certFile, "INFERGATE_CLIENT_CERT"), orEnv(f.keyFile, "INFERGATE_CLIENT_KEY")
 	if ca == "" && cert == "" && key == "" {
 		return nil, nil
@@ -39,7 +41,7 @@ func (f *tlsClientFlags) config() (*tls.Config, error) {
 	if (cert == "") != (key == "") {
 		return nil, fmt.Errorf("--client-cert and --client-key go together: give both (or $INFERGATE_CLIENT_CERT and $INFERGATE_CLIENT_KEY)")
 	}
-	return certs.ClientFiles(ca, cert, key, "--ca-cert", "--client-cert")
+	return certs.ClientFiles(ca, cert, key, "--ca-cert", "--client-cert", log.Printf)
 }
 
 // httpClient returns a client whose calls each take at most timeout,
@@ -51,9 +53,7 @@ func (f *tlsClientFlags) httpClient(timeout time.Duration) (*http.Client, error)
 	}
 	hc := &http.Client{Timeout: timeout}
 	if tc != nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = tc
-		hc.Transport = tr
+		hc.Transport = tc.Transport(http.DefaultTransport.(*http.Transport))
 	}
 	return hc, nil
 }

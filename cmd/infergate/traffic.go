@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"net/http"
 	"net/url"
 	"os"
@@ -94,7 +95,7 @@ position.
 		if *from != -1 || *maxBytes != 4<<20 {
 			return errors.New("--from and --max-bytes read a node's log; a Kafka topic is read from its oldest records")
 		}
-		sec, err := kafkaSec.security()
+		sec, err := kafkaSec.security(log.Printf)
 		if err != nil {
 			return err
 		}

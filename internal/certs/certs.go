@@ -217,44 +217,6 @@ func (r *Reloader) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certi
 	return r.Certificate(), nil
 }
 
-// LoadPool reads the PEM certificates in files into a new pool: the
-// authorities a server or client trusts.
-func LoadPool(files ...string) (*x509.CertPool, error) {
-	pool := x509.NewCertPool()
-	for _, file := range files {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("cannot read the CA file: %w", err)
-		}
-		if !pool.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("the CA file %s holds no PEM certificate", file)
-		}
-	}
-	return pool, nil
-}
-
-// ClientFiles returns the configuration of a TLS client that trusts the
-// CAs in caFile ("": the system's) and presents the pair certFile and
-// keyFile ("": none). Errors name the file's setting, caName or certName.
-func ClientFiles(caFile, certFile, keyFile, caName, certName string) (*tls.Config, error) {
-	var r *Reloader
-	if certFile != "" {
-		var err error
-		if r, err = NewReloader(certFile, keyFile, nil); err != nil {
-			return nil, fmt.Errorf("%s: %w", certName, err)
-		}
-	}
-	tc := ClientConfig(nil, r)
-	if caFile != "" {
-		pool, err := LoadPool(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", caName, err)
-		}
-		tc.RootCAs = pool
-	}
-	return tc, nil
-}
-
 // CheckLeaf reports why peers trusting roots would refuse cert as a
 // server or as a client of theirs (usages).
 func CheckLeaf(cert *tls.Certificate, roots *x509.CertPool, usages ...x509.ExtKeyUsage) error {
