@@ -11,8 +11,8 @@
 // The topic must exist: Open refuses to start without it, naming it, so
 // that a typo does not create one no trainer reads; brokers that cannot be
 // reached at the start are no error (a node serves while Kafka is down).
-// Records are kept within the topic's max.message.bytes. Plain TCP only
-// for now (no TLS, no SASL).
+// Records are kept within the topic's max.message.bytes. The brokers are
+// reached over plain TCP, or over TLS and with SASL as Security says.
 package kafka
 
 import (
