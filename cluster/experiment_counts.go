@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/infergate/infergate/internal/durable"
 	"github.com/infergate/infergate/registry"
 )
 
@@ -75,8 +76,19 @@ func (n *Node) saveCounts() {
 	if bytes.Equal(b, n.savedCounts) {
 		return
 	}
-	if n.saveJSON(countsFile, "what this node counted for the models' experiments", json.RawMessage(b)) {
+	// Written every few seconds while feedback flows: a failure (a full
+	// disk) is logged when it begins and when it ends, not at each try.
+	err = durable.WriteFile(filepath.Join(n.cfg.DataDir, countsFile), b, 0o644)
+	switch {
+	case err == nil:
+		if n.countsFailing {
+			n.logf("cluster: recording what this node counted for the models' experiments again")
+		}
+		n.countsFailing = false
 		n.savedCounts = b
+	case !n.countsFailing:
+		n.countsFailing = true
+		n.logf("cluster: cannot record what this node counted for the models' experiments (%v), which a restart would then start over; trying again every %s", err, countsEvery)
 	}
 }
 

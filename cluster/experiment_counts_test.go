@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,4 +161,42 @@ func TestSaveCountsSurvivesAHugeReward(t *testing.T) {
 		}()
 		n.saveCounts()
 	}()
+}
+
+// TestSaveCountsLogsAFailureOnce: the counts file is written every few
+// seconds while feedback flows; a write that fails (a full disk; here a
+// directory in the file's place) is logged when it begins and when it
+// ends, not every countsEvery.
+func TestSaveCountsLogsAFailureOnce(t *testing.T) {
+	dir := t.TempDir()
+	n := countsNode(t, dir, fsm.New())
+	var lines []string
+	n.logf = func(format string, args ...any) { lines = append(lines, fmt.Sprintf(format, args...)) }
+	repo := n.cfg.Registry
+	repo.SetExperiment("m", &route.Experiment{Name: "exp", Phase: 3, Arms: []route.Arm{
+		{Name: "a", Version: 1, Weight: 1}, {Name: "b", Version: 2, Weight: 1},
+	}})
+	path := filepath.Join(dir, countsFile)
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	one := 1.0
+	for range 3 {
+		repo.ExperimentOf("m").Outcome("a", &one, nil)
+		n.saveCounts()
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], "cannot record what this node counted") {
+		t.Fatalf("3 failed writes logged %q; want one line", lines)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	n.saveCounts()
+	if len(lines) != 2 || !strings.Contains(lines[1], "again") {
+		t.Fatalf("the write that worked again logged %q", lines[1:])
+	}
+	var saved map[string]*registry.ExperimentCounts
+	if err := loadJSON(path, &saved); err != nil || saved["m"].Arms[0].Labels != 3 {
+		t.Fatalf("the file holds %+v (%v); want arm a's 3 labels", saved["m"], err)
+	}
 }

@@ -85,6 +85,9 @@ type Node struct {
 	// countsUnsaved says which counts saveCounts last left out, to log
 	// each change once; only saveCountsLoop's goroutine uses it.
 	countsUnsaved string
+	// countsFailing is whether saveCounts' last write failed (logged
+	// once); only saveCountsLoop's goroutine uses it.
+	countsFailing bool
 	m             nodeMetrics
 	// routeMu serializes route.
 	routeMu sync.Mutex
