@@ -3,6 +3,7 @@ package blobs
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -61,5 +62,41 @@ func TestPutAgainRefreshesTime(t *testing.T) {
 	}
 	if age := time.Since(fi.ModTime()); age > time.Minute {
 		t.Fatalf("stored again, the blob is %s old; want a moment", age.Round(time.Second))
+	}
+}
+
+// Bytes stored again leave the time of a blob that a repository file
+// links (Link's hard link shares the blob's inode, so its time is the
+// file's): the registry takes a file whose time changed for a new one and
+// loads the serving version again. Before, uploading bytes a live version
+// already had (the same model under another name, or again with another
+// config) reloaded that version.
+func TestPutAgainLeavesALinkedFileAlone(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := []byte("a live version's bytes, uploaded again")
+	hex, _, err := s.Put(bytes.NewReader(b), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "m", "1", "model.onnx")
+	if err := s.Link(hex, path); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Put(bytes.NewReader(b), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.ModTime().Equal(old) {
+		t.Fatalf("the linked repository file's time is %s after the bytes were stored again; want %s, left alone", fi.ModTime(), old)
 	}
 }

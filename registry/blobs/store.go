@@ -62,7 +62,8 @@ func (s *Store) Dir() string {
 // blob already present returns its hex and leaves the existing file, with
 // its modification time made now: the time a blob was last stored, which
 // the cluster's sweep of unused blobs counts its grace from (the bytes of
-// a retired version uploaded again are as new as any upload).
+// a retired version uploaded again are as new as any upload). A blob that
+// a file made by Link shares keeps its time, which is that file's too.
 func (s *Store) Put(r io.Reader, maxSize int64) (string, int64, error) {
 	h, n, err := s.put(r, plusOne(maxSize), func(_ string, n int64) error {
 		if n > maxSize {
@@ -130,10 +131,16 @@ func (s *Store) put(r io.Reader, limit int64, check func(hex string, n int64) er
 		// Already stored, unless the stored copy rotted: then the new
 		// bytes, verified, take its place.
 		if s.Verify(sum, n) == nil {
-			// Stored again now. A failure leaves the old time, which only
-			// shortens the grace Put's doc speaks of.
-			now := time.Now()
-			os.Chtimes(dst, now, now)
+			// Stored again now, unless a repository file links the blob:
+			// a hard link shares its time, and the registry would take
+			// the file for a new one and load its version again. A
+			// linked blob is a version's on this node. A failure leaves
+			// the old time, which only shortens the grace Put's doc
+			// speaks of.
+			if fi, err := os.Stat(dst); err == nil && links(fi) <= 1 {
+				now := time.Now()
+				os.Chtimes(dst, now, now)
+			}
 			return sum, n, nil // the temp file goes
 		}
 	}
