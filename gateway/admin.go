@@ -389,16 +389,21 @@ func (s *Server) setExperiment(cp *controlPlane, ctx *fasthttp.RequestCtx, name 
 	// The cluster sets the phase (fsm); a client's is ignored.
 	e.Phase, e.Started = 0, time.Time{}
 	c := fsm.Command{Op: fsm.OpSetExperiment, Model: name, Experiment: e, Created: time.Now().UTC().Truncate(time.Millisecond)}
-	before := experimentOf(cp, name)
-	return s.apply(cp, ctx, c, func(*fsm.Result) any {
+	return s.apply(cp, ctx, c, func(r *fsm.Result) any {
 		res := map[string]any{"model": name, "experiment": e}
-		// The write is applied here (Node.Apply waits for it, briefly,
-		// when a leader applied it): say whether it began a phase. A
-		// concurrent write may have changed the experiment again; then
-		// only the split is said.
+		// Say whether the write began a phase: a phase is numbered by
+		// the index of the write that began it (fsm). Only once this
+		// node has applied the write (Node.Apply waits for it, briefly,
+		// when a leader applied it), and never from a leader of an
+		// earlier release, which gives no index. A concurrent write may
+		// have changed the experiment again; then only the split is
+		// said.
+		if r.Index == 0 || cp.node.FSM().Applied() < r.Index {
+			return res
+		}
 		if now := experimentOf(cp, name); now.SameSplit(e) {
 			res["experiment"] = now
-			res["new_phase"] = before == nil || before.Phase != now.Phase || !before.Started.Equal(now.Started)
+			res["new_phase"] = now.Phase == r.Index
 		}
 		return res
 	})
