@@ -612,24 +612,62 @@ func (n *Node) ReadIndex(ctx context.Context) error {
 	return n.waitApplied(ctx, index)
 }
 
-// WaitReplayed waits until this node has replayed the raft log it held
-// when it started: before, its state is the group's past (a model not
-// registered yet, an old production), which a read must not report as
-// the present. ErrBehind, saying how far it is, once ctx ends first.
+// WaitReplayed waits until this node's state is the group's present as
+// far as it can tell: it has replayed the raft log it held when it
+// started, registered its local models (Config.RegisterLocal, on the
+// start that bootstraps), and, on a node that joined on a fresh data
+// directory, caught up with the leader's state once (Settling). Before,
+// its state is the group's past (a model not registered yet, an old
+// production, nothing at all), which a read must not report as the
+// present. ErrBehind, saying what it waits for, once ctx ends first;
+// ErrDropped at once on a node its group dropped, whose raft stays off.
 func (n *Node) WaitReplayed(ctx context.Context) error {
+	var tick <-chan time.Time
+	for {
+		if n.dropped.Load() {
+			return fmt.Errorf("%w: node %s was dropped from its group when the group was recovered, and takes no part in raft on its old state, so its view of the cluster is what it had then: ask a member of the recovered group", ErrDropped, n.cfg.NodeID)
+		}
+		replayed := n.replayed
+		select {
+		case <-n.replayed:
+			if n.settled.Load() || n.caughtUp.Load() {
+				return nil
+			}
+			// Joining: settle says when it has caught up.
+			replayed = nil
+			if tick == nil {
+				t := time.NewTicker(10 * time.Millisecond)
+				defer t.Stop()
+				tick = t.C
+			}
+		default:
+		}
+		select {
+		case <-replayed:
+		case <-tick:
+		case <-n.stop:
+			return ErrStopped
+		case <-ctx.Done():
+			return n.notCurrent()
+		}
+	}
+}
+
+// notCurrent is WaitReplayed's ErrBehind: what the node waits for.
+func (n *Node) notCurrent() error {
+	const then = "until then its view of the cluster is out of date: ask again in a moment, or ask another member"
 	select {
 	case <-n.replayed:
-		return nil
+		if !n.announced.Load() {
+			return fmt.Errorf("%w: it has not joined its cluster yet, through %s (the log says what holds it up); %s", ErrBehind, n.cfg.Join, then)
+		}
+		return fmt.Errorf("%w: it joined its cluster and is catching up with its state (at index %d); %s", ErrBehind, n.fsm.Applied(), then)
 	default:
 	}
-	select {
-	case <-n.replayed:
-		return nil
-	case <-n.stop:
-		return ErrStopped
-	case <-ctx.Done():
-		return fmt.Errorf("%w: it restarted and is replaying its raft log (at index %d of the %d it held); until then its view of the cluster is out of date: ask again in a moment, or ask another member", ErrBehind, n.fsm.Applied(), n.replayTo)
+	if n.seeding.Load() {
+		return fmt.Errorf("%w: it is registering the models of its --models directory in the cluster it started (--register-local-models); %s", ErrBehind, then)
 	}
+	return fmt.Errorf("%w: it restarted and is replaying its raft log (at index %d of the %d it held); %s", ErrBehind, n.fsm.Applied(), n.replayTo, then)
 }
 
 // waitApplied waits until this node's state machine has applied index:
