@@ -234,6 +234,14 @@ func TestUnreachableMetricNeverWaitsForTheLeader(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	defer hung.Close()
+	// Once the leader has announced itself, or its announcement would
+	// write its own address back (seen in a -race run).
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if !leader.announced.Load() {
+			return fmt.Errorf("the leader has not announced itself yet")
+		}
+		return nil
+	})
 	if _, err := leader.ApplyLocal(fsm.Command{Op: fsm.OpSetMember, Member: &fsm.Member{ID: leader.ID(), RaftAddr: leader.cfg.RaftAddr, HTTPAddr: hung.URL}}); err != nil {
 		t.Fatal(err)
 	}
