@@ -232,16 +232,26 @@ func (s *Server) readState(cp *controlPlane, ctx *fasthttp.RequestCtx) error {
 	return nil
 }
 
-func (s *Server) listModels(cp *controlPlane, ctx *fasthttp.RequestCtx, name string) error {
-	// A restarted node's models are the past until it has replayed its
-	// log (a second or two, with a leader): one registered before the
-	// restart would read as unknown. The members' view (clusterStatus)
-	// does not wait: it is what an operator reads when there is no leader.
-	wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	err := cp.node.WaitReplayed(wctx)
-	cancel()
-	if err != nil {
+// waitCurrent waits, up to 5 s, until this node's state is the group's
+// present as far as it can tell (cluster.Node.WaitReplayed): a restarted
+// node's models are the past until it has replayed its log (a second or
+// two, with a leader), where one registered before the restart reads as
+// unknown and a write's checks against the models (a promotion's inputs,
+// a retirement's warnings) would check the past. The members' view
+// (clusterStatus) does not wait: it is what an operator reads when there
+// is no leader.
+func waitCurrent(cp *controlPlane) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := cp.node.WaitReplayed(ctx); err != nil {
 		return clusterError(err)
+	}
+	return nil
+}
+
+func (s *Server) listModels(cp *controlPlane, ctx *fasthttp.RequestCtx, name string) error {
+	if err := waitCurrent(cp); err != nil {
+		return err
 	}
 	if err := s.readState(cp, ctx); err != nil {
 		return err
@@ -260,6 +270,9 @@ func (s *Server) listModels(cp *controlPlane, ctx *fasthttp.RequestCtx, name str
 }
 
 func (s *Server) uploadVersion(cp *controlPlane, ctx *fasthttp.RequestCtx, name string) error {
+	if err := waitCurrent(cp); err != nil { // its checks read the local state
+		return err
+	}
 	body, err := s.requestBody(ctx)
 	if err != nil {
 		return err
@@ -285,6 +298,9 @@ func (s *Server) uploadVersion(cp *controlPlane, ctx *fasthttp.RequestCtx, name 
 }
 
 func (s *Server) retireVersion(cp *controlPlane, ctx *fasthttp.RequestCtx, name, version string) error {
+	if err := waitCurrent(cp); err != nil { // its checks read the local state
+		return err
+	}
 	v, err := strconv.ParseInt(version, 10, 64)
 	if err != nil || v < 1 {
 		return badRequest("version %q: versions are positive integers", version)
@@ -350,6 +366,9 @@ func (s *Server) retireWarnings(cp *controlPlane, name string, v int64) []string
 }
 
 func (s *Server) setAlias(cp *controlPlane, ctx *fasthttp.RequestCtx, name, alias string) error {
+	if err := waitCurrent(cp); err != nil { // its checks read the local state
+		return err
+	}
 	var q struct {
 		Version int64 `json:"version"`
 	}
@@ -374,6 +393,9 @@ func (s *Server) setAlias(cp *controlPlane, ctx *fasthttp.RequestCtx, name, alia
 // "control", "version": 1, "weight": 90}, {"name": "treatment",
 // "version": 2, "weight": 10}]}.
 func (s *Server) setExperiment(cp *controlPlane, ctx *fasthttp.RequestCtx, name string) error {
+	if err := waitCurrent(cp); err != nil { // its checks read the local state
+		return err
+	}
 	e, err := decodeValid[route.Experiment](s, ctx)
 	if err != nil {
 		return err
