@@ -32,6 +32,30 @@ func soloWithTwoVersions(t *testing.T) (Config, *Node) {
 	return cfg, n
 }
 
+// runExperiment starts experiment e on model "m" of n, by default "exp"
+// with arms control (version 1) and treatment (version 2) of weight 1,
+// and returns it once n's repository runs it.
+func runExperiment(t *testing.T, n *Node, e *route.Experiment) *registry.Experiment {
+	t.Helper()
+	if e == nil {
+		e = &route.Experiment{Name: "exp", Arms: []route.Arm{
+			{Name: "control", Version: 1, Weight: 1},
+			{Name: "treatment", Version: 2, Weight: 1},
+		}}
+	}
+	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetExperiment, Model: "m", Experiment: e, Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	var x *registry.Experiment
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if x = n.cfg.Registry.ExperimentOf("m"); x == nil || !x.SameSplit(e) {
+			return fmt.Errorf("the experiment is not set on the node yet")
+		}
+		return nil
+	})
+	return x
+}
+
 // TestRestartedNodeKeepsTheExperiment: a unit gets the same arm on every
 // node, after restarts too. A node restarts as serve does
 // (RestoreProduction, then the models load and serve before the control
@@ -265,20 +289,7 @@ func TestRestartedNodeCarriesExperimentCounts(t *testing.T) {
 	countsEvery = 50 * time.Millisecond
 	t.Cleanup(func() { countsEvery = every })
 	cfg, n := soloWithTwoVersions(t)
-	e := &route.Experiment{Name: "exp", Arms: []route.Arm{
-		{Name: "control", Version: 1, Weight: 1},
-		{Name: "treatment", Version: 2, Weight: 1},
-	}}
-	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetExperiment, Model: "m", Experiment: e, Created: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	testenv.CheckFor(t, 10*time.Second, func() error {
-		if n.cfg.Registry.ExperimentOf("m") == nil {
-			return fmt.Errorf("the experiment is not set on the node yet")
-		}
-		return nil
-	})
-	x := n.cfg.Registry.ExperimentOf("m")
+	x := runExperiment(t, n, nil)
 	one, two := 1.0, 2.0
 	x.Outcome("treatment", &one, &two)
 	x.Outcome("treatment", &one, nil)

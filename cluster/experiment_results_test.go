@@ -2,14 +2,12 @@ package cluster
 
 import (
 	"context"
-	"fmt"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/gateway/route"
-	"github.com/infergate/infergate/internal/testenv"
 	"github.com/infergate/infergate/registry"
 )
 
@@ -56,21 +54,8 @@ func TestExperimentResultsSumTheMembers(t *testing.T) {
 // rewards of their feedback with sums and sums of squares.
 func TestModelViewCarriesExperimentCounts(t *testing.T) {
 	_, n := soloWithTwoVersions(t)
-	e := &route.Experiment{Name: "exp", Arms: []route.Arm{
-		{Name: "control", Version: 1, Weight: 1},
-		{Name: "treatment", Version: 2, Weight: 1},
-	}}
-	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetExperiment, Model: "m", Experiment: e, Created: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
 	repo := n.cfg.Registry
-	testenv.CheckFor(t, 10*time.Second, func() error {
-		if repo.ExperimentOf("m") == nil {
-			return fmt.Errorf("the experiment is not set on the node yet")
-		}
-		return nil
-	})
-	x := repo.ExperimentOf("m")
+	x := runExperiment(t, n, nil)
 	for _, l := range []float64{1, 0, 1} {
 		x.Outcome("treatment", &l, nil)
 	}
@@ -93,18 +78,9 @@ func TestModelViewCarriesExperimentCounts(t *testing.T) {
 	}
 
 	// A ramp moves units between arms: a new phase, counted afresh.
-	ramp := e.Clone()
+	ramp := x.Experiment.Clone()
 	ramp.Arms[1].Weight = 3
-	if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetExperiment, Model: "m", Experiment: ramp, Created: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	testenv.CheckFor(t, 10*time.Second, func() error {
-		if repo.ExperimentOf("m").Phase == x.Phase {
-			return fmt.Errorf("the ramp is not set on the node yet")
-		}
-		return nil
-	})
-	x = repo.ExperimentOf("m")
+	x = runExperiment(t, n, ramp)
 	l := 1.0
 	x.Outcome("treatment", &l, nil)
 	// Setting the split it runs again keeps the phase and its counts.
