@@ -98,11 +98,13 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.current().RoundTrip(req)
 }
 
-// current returns the Transport of the CAs of the moment.
+// current returns the Transport of the CAs of the moment. The pool is
+// read under t.mu: read before it, a pool older than the one another
+// call has just installed would be installed again.
 func (t *transport) current() *http.Transport {
-	roots := t.c.roots()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	roots := t.c.roots()
 	if t.cur != nil && roots == t.roots {
 		return t.cur
 	}

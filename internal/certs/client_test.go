@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -9,9 +10,11 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -293,4 +296,128 @@ func TestClientTransportKeepsConnectionsWhileTheCAsStay(t *testing.T) {
 	touch(t, file, clock.now().Add(-2*time.Second))
 	clock.advance(checkEvery)
 	f("a call once the file holds one more CA", 2)
+}
+
+// connectProxy serves CONNECT on loopback, recording the targets in
+// *targets (under mu), and returns its address.
+func connectProxy(t *testing.T, targets *[]string, mu *sync.Mutex) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil || req.Method != http.MethodConnect {
+					return
+				}
+				mu.Lock()
+				*targets = append(*targets, req.Host)
+				mu.Unlock()
+				up, err := net.Dial("tcp", req.Host)
+				if err != nil {
+					io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\n\r\n")
+					return
+				}
+				defer up.Close()
+				io.WriteString(c, "HTTP/1.1 200 OK\r\n\r\n")
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// Through an HTTP proxy's CONNECT tunnel, the server verified is the
+// target, by the target's name (not the proxy's address): a certificate
+// for localhost is taken at https://localhost:port, one for 127.0.0.1
+// only is refused there, though the proxy is at 127.0.0.1.
+func TestClientTransportThroughAProxy(t *testing.T) {
+	dir := t.TempDir()
+	a := testcerts.NewCA(t, dir, "a")
+	for _, tc := range []struct {
+		certHost string
+		ok       bool
+	}{{"localhost", true}, {"127.0.0.1", false}} {
+		sc, sk := a.Issue(t, "srv-"+tc.certHost, time.Time{}, tc.certHost)
+		srv, err := NewReloader(sc, sk, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sni atomic.Value
+		cfg := ServerConfig(srv, nil)
+		cfg.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) { sni.Store(h.ServerName); return nil, nil }
+		web := serveHTTPS(t, cfg)
+		_, port, _ := net.SplitHostPort(web)
+		var mu sync.Mutex
+		var targets []string
+		proxy := connectProxy(t, &targets, &mu)
+		cl, err := ClientFiles(a.File, "", "", "--ca-cert", "--client-cert", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := http.DefaultTransport.(*http.Transport).Clone()
+		base.Proxy = http.ProxyURL(&url.URL{Scheme: "http", Host: proxy})
+		hc := &http.Client{Timeout: 5 * time.Second, Transport: cl.Transport(base)}
+		err = get(hc, "localhost:"+port)
+		switch {
+		case tc.ok && err != nil:
+			t.Fatalf("a certificate for %s: %v; want it taken", tc.certHost, err)
+		case !tc.ok && !errors.As(err, new(x509.HostnameError)):
+			t.Fatalf("a certificate for %s: %v; want a x509.HostnameError", tc.certHost, err)
+		case sni.Load() != "localhost" || len(targets) != 1 || targets[0] != "localhost:"+port:
+			t.Fatalf("a certificate for %s: SNI %v, CONNECT %q; want localhost and localhost:%s", tc.certHost, sni.Load(), targets, port)
+		}
+		hc.CloseIdleConnections()
+	}
+}
+
+// A call of a Client's Transport racing another across a reload of the
+// CA file never puts back the Transport of the CAs from before it: the
+// call that waited for the lock takes the CAs of the moment, not those
+// it would have read before.
+func TestClientTransportKeepsTheNewestCAs(t *testing.T) {
+	dir := t.TempDir()
+	a := testcerts.NewCA(t, dir, "a")
+	b := testcerts.NewCA(t, dir, "b")
+	file := filepath.Join(dir, "ca.pem")
+	writeInPlace(t, file, readPEM(t, a.File))
+	cl, err := ClientFiles(file, "", "", "--ca-cert", "--client-cert", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := newTestClock()
+	cl.cas.now = clock.now
+	tr := cl.Transport(http.DefaultTransport.(*http.Transport)).(*transport)
+	tr.current()
+	p1 := tr.roots
+
+	tr.mu.Lock()
+	done := make(chan *http.Transport)
+	go func() { done <- tr.current() }()
+	time.Sleep(100 * time.Millisecond) // it waits for mu (a sleep too short makes the test pass for nothing)
+	writeRenamed(t, file, readPEM(t, b.File))
+	touch(t, file, clock.now().Add(-2*time.Second))
+	clock.advance(checkEvery)
+	p2 := cl.roots()
+	if p2 == p1 {
+		t.Fatal("the CA file was not read again")
+	}
+	// What a second call does in current, holding mu, having read p2.
+	tr.cur = tr.base.Clone()
+	tr.cur.TLSClientConfig = ClientConfig(p2, nil)
+	tr.roots = p2
+	tr.mu.Unlock()
+	<-done
+	if tr.roots != p2 {
+		t.Fatalf("the transport in use trusts the pool from before the reload (p1 %v)", tr.roots == p1)
+	}
 }
