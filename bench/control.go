@@ -91,7 +91,7 @@ func newHostClient(baseURL, name string, tc func(serverName string) *tls.Config)
 		IsTLS:                  https,
 		DisablePathNormalizing: true,
 	}
-	if https && tc != nil {
+	if https {
 		hc.DialTimeout = oip.DialTLS(tc)
 	}
 	return hc

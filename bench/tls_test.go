@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -85,6 +86,50 @@ func TestClientsTakeTheTLSOfTheMoment(t *testing.T) {
 	for _, cl := range calls {
 		if err := cl.call(); err != nil {
 			t.Fatalf("%s, the same client, trusting CA B: %v", cl.name, err)
+		}
+	}
+}
+
+// A load request or a health probe to an https gateway that accepts the
+// connection and never answers the handshake ends at its timeout, as a
+// timeout, whether Options.TLS is set or not (the system's CAs).
+func TestStalledTLSHandshakeTimesOut(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held <- c
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		for len(held) > 0 {
+			(<-held).Close()
+		}
+	})
+	base := "https://" + ln.Addr().String()
+	for _, tc := range []func(string) *tls.Config{nil, func(string) *tls.Config { return &tls.Config{} }} {
+		hc := newHostClient(base, "test", tc)
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.SetRequestURI("/v2/health/ready")
+		req.Header.SetHost(ln.Addr().String())
+		httpsScheme(req, hc)
+		done := make(chan error, 1)
+		go func() { done <- hc.DoTimeout(req, resp, 200*time.Millisecond) }()
+		select {
+		case err := <-done:
+			if kind := transportErrKind(err); kind != ErrKindTimeout {
+				t.Fatalf("TLS set %v: %v, of kind %q; want %q", tc != nil, err, kind, ErrKindTimeout)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("TLS set %v: still waiting for the handshake 5s after a timeout of 200ms", tc != nil)
 		}
 	}
 }

@@ -60,6 +60,7 @@ func NewClient(baseURL string) *Client {
 	c.hc.Name = "infergate-oip-client"
 	c.hc.DisablePathNormalizing = true
 	c.hc.MaxResponseBodySize = MaxClientResponseBody
+	c.SetTLS(nil)
 	return c
 }
 
@@ -79,19 +80,27 @@ func (c *Client) SetTimeout(d time.Duration) { c.timeout = d }
 // (certs.Client.Config) applies to the next connections.
 func (c *Client) SetTLS(config func(serverName string) *tls.Config) {
 	c.hc.DialTimeout = nil
-	if config != nil && c.hc.IsTLS {
+	if c.hc.IsTLS {
 		c.hc.DialTimeout = DialTLS(config)
 	}
 }
 
 // DialTLS returns the dial of a fasthttp.HostClient of an https server
 // (IsTLS) whose connections each take the TLS configuration that config
-// returns then for the host dialed; a ServerName it leaves empty is the
-// host. fasthttp would make one configuration per address of its
-// TLSConfig, and keep it. As with fasthttp's own dial, the handshake runs
-// at the connection's first write, under the call's deadline.
+// returns then for the host dialed (nil: the system's CAs, no client
+// certificate); a ServerName it leaves empty is the host. fasthttp would
+// make one configuration per address of its TLSConfig, and keep it. The
+// handshake runs in the dial, under the dial's timeout (the call's; none
+// when it is 0): left to the connection's first write, it would run
+// under the call's write deadline only (fasthttp sets the read deadline
+// once the request is written), and a server that never answered it
+// would hold the call past its timeout, for ever.
 func DialTLS(config func(serverName string) *tls.Config) fasthttp.DialFuncWithTimeout {
 	return func(addr string, timeout time.Duration) (net.Conn, error) {
+		var deadline time.Time
+		if timeout > 0 {
+			deadline = time.Now().Add(timeout)
+		}
 		addr = fasthttp.AddMissingPort(addr, true)
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {
@@ -106,13 +115,32 @@ func DialTLS(config func(serverName string) *tls.Config) fasthttp.DialFuncWithTi
 		if err != nil {
 			return nil, err
 		}
-		cfg := config(host)
+		cfg := &tls.Config{}
+		if config != nil {
+			cfg = config(host)
+		}
 		if cfg.ServerName == "" {
 			cfg = cfg.Clone() // it may be shared
 			cfg.ServerName = host
 		}
-		return tls.Client(raw, cfg), nil
+		conn := tls.Client(raw, cfg)
+		if err := handshake(conn, deadline); err != nil {
+			raw.Close()
+			return nil, err
+		}
+		return conn, nil
 	}
+}
+
+// handshake runs conn's handshake before deadline (zero: none).
+func handshake(conn *tls.Conn, deadline time.Time) error {
+	if err := conn.SetDeadline(deadline); err != nil {
+		return err
+	}
+	if err := conn.Handshake(); err != nil {
+		return err
+	}
+	return conn.SetDeadline(time.Time{})
 }
 
 // SetToken makes every call carry "Authorization: Bearer token", as a

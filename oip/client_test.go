@@ -7,6 +7,7 @@ import (
 	"errors"
 	"math"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -354,4 +355,66 @@ func TestClientTLSOfEachConnection(t *testing.T) {
 	if plain.hc.DialTimeout != nil {
 		t.Fatalf("SetTLS set a TLS dial on a plain base URL")
 	}
+}
+
+// stalledServer accepts TCP connections on loopback and never answers
+// on them, as a process that hangs after accept; it returns its address.
+func stalledServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// The TLS handshake of an https client runs under the call's timeout: a
+// server that accepts the connection and never answers the handshake
+// fails the call once the timeout passes, with SetTLS and without (the
+// system's CAs).
+func TestClientTLSHandshakeUnderTheTimeout(t *testing.T) {
+	f := func(name string, setTLS bool) {
+		t.Helper()
+		c := NewClient("https://" + stalledServer(t))
+		if setTLS {
+			c.SetTLS(func(string) *tls.Config { return &tls.Config{} })
+		}
+		c.SetTimeout(200 * time.Millisecond)
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.ServerLive()
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("%s: %v; want a timeout", name, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the call still waits for the handshake 5s after its timeout of 200ms", name)
+		}
+	}
+	f("SetTLS", true)
+	f("the system's CAs", false)
 }
