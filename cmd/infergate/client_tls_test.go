@@ -147,3 +147,26 @@ func TestKafkaCAFileRotates(t *testing.T) {
 		return nil
 	})
 }
+
+// A TLS file of a command that does not load stops it, naming where the
+// file was given: the flag, or the environment's variable.
+func TestClientTLSFileErrorsNameTheSetting(t *testing.T) {
+	dir := t.TempDir()
+	a := testcerts.NewCA(t, dir, "a")
+	cut := filepath.Join(dir, "cut.pem")
+	pem := mustRead(t, a.File)
+	writeSettled(t, cut, pem[:len(pem)/2])
+	f := func(flags *tlsClientFlags, caEnv, certEnv, want string) {
+		t.Helper()
+		t.Setenv("INFERGATE_CA_CERT", caEnv)
+		t.Setenv("INFERGATE_CLIENT_CERT", certEnv)
+		t.Setenv("INFERGATE_CLIENT_KEY", certEnv)
+		if _, err := flags.config(); err == nil || !strings.HasPrefix(err.Error(), want+": ") {
+			t.Fatalf("got %v; want an error starting with %q", err, want)
+		}
+	}
+	f(&tlsClientFlags{caFile: cut}, "", "", "--ca-cert")
+	f(&tlsClientFlags{}, cut, "", "$INFERGATE_CA_CERT")
+	f(&tlsClientFlags{certFile: cut, keyFile: cut}, "", "", "--client-cert")
+	f(&tlsClientFlags{}, "", cut, "$INFERGATE_CLIENT_CERT")
+}

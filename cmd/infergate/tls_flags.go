@@ -41,7 +41,18 @@ func (f *tlsClientFlags) config() (*certs.Client, error) {
 	if (cert == "") != (key == "") {
 		return nil, fmt.Errorf("--client-cert and --client-key go together: give both (or $INFERGATE_CLIENT_CERT and $INFERGATE_CLIENT_KEY)")
 	}
-	return certs.ClientFiles(ca, cert, key, "--ca-cert", "--client-cert", log.Printf)
+	return certs.ClientFiles(ca, cert, key, settingName(f.caFile, "--ca-cert", "$INFERGATE_CA_CERT"),
+		settingName(f.certFile, "--client-cert", "$INFERGATE_CLIENT_CERT"), log.Printf)
+}
+
+// settingName names, for an error, the setting a file came from: the
+// flag flagName when given (flagValue), else the environment's variable
+// envName.
+func settingName(flagValue, flagName, envName string) string {
+	if flagValue == "" {
+		return envName
+	}
+	return flagName
 }
 
 // httpClient returns a client whose calls each take at most timeout,
