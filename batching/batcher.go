@@ -63,8 +63,9 @@ type Config struct {
 	MaxBatchSize int
 	// PreferredBatchSizes, when set, are batch sizes (rows) the batcher
 	// aims for: a batch is cut at the largest preferred size that the
-	// queued rows reach, and an idle worker waits up to MaxQueueDelay for
-	// the smallest one.
+	// queued rows reach (with requests of several rows, at the first
+	// whole request that reaches it, within MaxBatchSize), and an idle
+	// worker waits up to MaxQueueDelay for the smallest one.
 	PreferredBatchSizes []int
 	// MaxQueueDelay is how long an idle worker may hold queued requests
 	// to fill a batch; 0 (the default) dispatches at once.
@@ -729,9 +730,13 @@ func (b *Batcher) fillTargetLocked() int {
 }
 
 // collectLocked moves the next batch from the queues into batch: highest
-// priority first, FIFO within a priority, whole requests only, up to the
-// budget, and only requests whose inputs stack with the first one's.
-// Requests past their deadline are answered ErrTimeout on the way.
+// priority first, FIFO within a priority, whole requests only, until the
+// batch reaches the budget or the next request would take it past
+// MaxBatchSize, and only requests whose inputs stack with the first one's.
+// A batch below a preferred budget takes a request that overshoots it:
+// whole requests that do not add up to the preferred size must not make
+// the batch smaller than it would be without preferred sizes. Requests
+// past their deadline are answered ErrTimeout on the way.
 func (b *Batcher) collectLocked(batch []*Request, now time.Time) []*Request {
 	rows := 0
 	for _, r := range batch {
@@ -746,7 +751,7 @@ func (b *Batcher) collectLocked(batch []*Request, now time.Time) []*Request {
 				r = next
 				continue
 			}
-			if len(batch) > 0 && (rows+r.Rows > budget || !stackable(batch[0], r)) {
+			if len(batch) > 0 && (rows >= budget || rows+r.Rows > b.cfg.MaxBatchSize || !stackable(batch[0], r)) {
 				return batch
 			}
 			b.unqueueLocked(r)

@@ -342,3 +342,50 @@ func TestDelayEndsBeforeDeadline(t *testing.T) {
 	f(100*time.Millisecond, 10*time.Millisecond)
 	f(500*time.Microsecond, 0)
 }
+
+// Multi-row requests whose sizes do not add up to a preferred size, queued
+// behind a busy instance: a preferred size only says where to cut a batch
+// that reaches it, so the batch must not stop short of it while the next
+// whole request still fits max_batch_size. Three requests of 3 rows with
+// preferred size 4 (max 8) once ran as 3, 3 and 3, three runs where the
+// same batcher without preferred sizes makes two (6 and 3); 3, 2 and 3
+// rows ran as 3, 2 and 3.
+func TestPreferredSizeDoesNotShrinkMultiRowBatches(t *testing.T) {
+	f := func(pref, rows []int, want string) {
+		t.Helper()
+		synctest.Test(t, func(t *testing.T) {
+			be := &fakeBackend{compute: time.Millisecond}
+			b := newBatcher(t, be, Config{MaxBatchSize: 8, PreferredBatchSizes: pref})
+			b.skip, b.gap = maxYieldGap, maxYieldGap // the busy one does not yield
+			busy := goDo(b, request(1, 2, 0))
+			synctest.Wait()
+			var reqs []*Request
+			var chs []<-chan error
+			for i, n := range rows {
+				r := request(n, 2, float32(i*100))
+				reqs = append(reqs, r)
+				chs = append(chs, goDo(b, r))
+				synctest.Wait() // keep the arrival order
+			}
+			if err := <-busy; err != nil {
+				t.Fatal(err)
+			}
+			for i, ch := range chs {
+				if err := <-ch; err != nil {
+					t.Fatal(err)
+				}
+				checkOutputs(t, reqs[i], 2, float32(i*100))
+			}
+			if got := fmt.Sprint(be.runs()); got != want {
+				t.Fatalf("preferred %v, requests of %v rows behind a busy instance: runs %s; want %s", pref, rows, got, want)
+			}
+		})
+	}
+	f(nil, []int{3, 3, 3}, "[1 6 3]")
+	f([]int{4}, []int{3, 3, 3}, "[1 6 3]")
+	f([]int{4}, []int{3, 2, 3}, "[1 5 3]")
+	f([]int{2, 8}, []int{1, 3, 3}, "[1 4 3]")
+	// Sizes that land on a preferred size are still cut there.
+	f([]int{4}, []int{1, 3, 3}, "[1 4 3]")
+	f([]int{4, 8}, []int{2, 2, 2, 2, 2}, "[1 8 2]")
+}
