@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -515,7 +516,9 @@ func checkRows(r *Request) error {
 			return fmt.Errorf("%w: input %q has shape %v in a request of %d rows; its first dimension must be the row count", ErrBadRequest, in.Name, in.Shape, r.Rows)
 		}
 		if size := in.Datatype.Size(); size > 0 {
-			if n := oip.ShapeElements(in.Shape); n < 0 || int64(len(in.Data)) != n*int64(size) {
+			// n*size must not wrap: shape [1, 2^61+1] of FP64 would
+			// need 8 bytes.
+			if n := oip.ShapeElements(in.Shape); n < 0 || n > math.MaxInt64/int64(size) || int64(len(in.Data)) != n*int64(size) {
 				return fmt.Errorf("%w: input %q holds %d bytes, not what shape %v of %s takes", ErrBadRequest, in.Name, len(in.Data), in.Shape, in.Datatype)
 			}
 		}

@@ -1297,3 +1297,18 @@ func TestFailedBatchTimeAddsUp(t *testing.T) {
 		}
 	})
 }
+
+// A request whose shape's byte size overflows int64 is refused: shape
+// [1, 2^61+1] of FP64 needs 2^64+8 bytes, which wrapped to the 8 it
+// carried, and checkRows let it through to be stacked with others of
+// that shape and handed to the backend as a batch of 2^62 elements in 16
+// bytes.
+func TestRowsCheckDoesNotOverflow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBatcher(t, &fakeBackend{}, Config{MaxBatchSize: 8})
+		r := &Request{Rows: 1, Inputs: []oip.Tensor{{Name: "x", Datatype: oip.FP64, Shape: []int64{1, 1<<61 + 1}, Data: make([]byte, 8)}}}
+		if err := b.Do(r); !errors.Is(err, ErrBadRequest) {
+			t.Fatalf("shape [1 2^61+1] of FP64 in 8 bytes: got %v; want ErrBadRequest", err)
+		}
+	})
+}
