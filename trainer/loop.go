@@ -73,8 +73,9 @@ type State struct {
 	Pending       string `json:"pending,omitempty"`
 	PendingReason string `json:"pending_reason,omitempty"`
 	UploadSHA256  string `json:"upload_sha256,omitempty"`
-	// Promoted is the versions the loop promoted, oldest first, less
-	// those it retired since (see LoopConfig.KeepVersions).
+	// Promoted is the versions the loop promoted, oldest first (the one
+	// a promotion replaced moves to just before it), less those it
+	// retired since (see LoopConfig.KeepVersions).
 	Promoted []int64 `json:"promoted,omitempty"`
 	// History is the latest decisions, oldest first.
 	History []Decision `json:"history"`
@@ -820,8 +821,15 @@ func (l *Loop) promote(ctx context.Context) error {
 		return err
 	}
 	reason, replaced := l.state.PendingReason, l.state.Control
+	// The version it replaced is what "infergate models rollback" goes
+	// back to: the newest of the others, whenever it was promoted (a
+	// person may have rolled back to it), so that retireOld keeps it.
+	promoted := slices.DeleteFunc(slices.Clone(l.state.Promoted), func(p int64) bool { return p == v || p == replaced })
+	if slices.Contains(l.state.Promoted, replaced) {
+		promoted = append(promoted, replaced)
+	}
 	l.state = State{Stage: Watching, ReferenceSince: l.cfg.Now(), LastTrain: l.state.LastTrain, TrainedUpTo: l.state.TrainedUpTo, History: l.state.History,
-		Promoted: append(slices.DeleteFunc(slices.Clone(l.state.Promoted), func(p int64) bool { return p == v }), v)}
+		Promoted: append(promoted, v)}
 	return l.decide("promote", v, "the canary stage passed: %s; the version it replaced (%d) stays, staged, for \"infergate models rollback\"", reason, replaced)
 }
 
