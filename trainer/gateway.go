@@ -352,7 +352,28 @@ func (g *Gateway) Retire(ctx context.Context, name string, v int64) error {
 // be read (a guardrail must not pass on missing evidence); it fails when
 // none could.
 func (g *Gateway) Scrape(ctx context.Context) (text string, missing []string, err error) {
+	texts, missing, err := g.ScrapeNodes(ctx)
+	if err != nil {
+		return "", missing, err
+	}
 	var all strings.Builder
+	for _, n := range g.Nodes {
+		t, ok := texts[n]
+		if !ok {
+			continue
+		}
+		all.WriteString(t)
+		if !strings.HasSuffix(t, "\n") {
+			all.WriteByte('\n')
+		}
+	}
+	return all.String(), missing, nil
+}
+
+// ScrapeNodes returns each node's /metrics by its base URL, for the nodes
+// that could be read; missing names the others. It fails when none could.
+func (g *Gateway) ScrapeNodes(ctx context.Context) (texts map[string]string, missing []string, err error) {
+	texts = map[string]string{}
 	var errs []error
 	for _, n := range g.Nodes {
 		var t string
@@ -361,15 +382,12 @@ func (g *Gateway) Scrape(ctx context.Context) (text string, missing []string, er
 			errs = append(errs, err)
 			continue
 		}
-		all.WriteString(t)
-		if !strings.HasSuffix(t, "\n") {
-			all.WriteByte('\n')
-		}
+		texts[n] = t
 	}
 	if len(missing) == len(g.Nodes) {
-		return "", missing, fmt.Errorf("cannot read any node's metrics: %w", errors.Join(errs...))
+		return nil, missing, fmt.Errorf("cannot read any node's metrics: %w", errors.Join(errs...))
 	}
-	return all.String(), missing, nil
+	return texts, missing, nil
 }
 
 // SumSeries sums the values of the series of metric name in Prometheus

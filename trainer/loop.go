@@ -47,9 +47,12 @@ type State struct {
 	// Control is production's version when the canary started;
 	// CanaryFailuresBefore what the candidate's version had failed on
 	// every node by then (in the shadow stage), which its canary's
-	// failures do not count.
-	Control              int64   `json:"control,omitempty"`
-	CanaryFailuresBefore float64 `json:"canary_failures_before,omitempty"`
+	// failures do not count; CanaryFailuresByNode the same by node (its
+	// base URL), with the node's process start: a node that restarted
+	// since counts from 0, and none of its failures are the shadow's.
+	Control              int64                   `json:"control,omitempty"`
+	CanaryFailuresBefore float64                 `json:"canary_failures_before,omitempty"`
+	CanaryFailuresByNode map[string]NodeFailures `json:"canary_failures_by_node,omitempty"`
 	// ReferenceSince is where the drift reference starts: production's
 	// predictions from then on (its promotion).
 	ReferenceSince time.Time `json:"reference_since,omitzero"`
@@ -79,6 +82,13 @@ type State struct {
 	Promoted []int64 `json:"promoted,omitempty"`
 	// History is the latest decisions, oldest first.
 	History []Decision `json:"history"`
+}
+
+// NodeFailures is what a version had failed on one node (Failed) in the
+// process that started at Started (its process_start_time_seconds).
+type NodeFailures struct {
+	Failed  float64 `json:"failed"`
+	Started float64 `json:"started,omitempty"`
 }
 
 // SavedReference is a drift reference and what it was made of.
@@ -716,11 +726,17 @@ func (l *Loop) shadow(ctx context.Context, m *ModelState) error {
 	case Pass:
 		// What the version failed in the shadow stage is not the
 		// canary's.
-		failed, _, err := l.runs(ctx, versionFailures(l.cfg.Model, v))
+		texts, _, err := l.cfg.Gateway.ScrapeNodes(ctx)
 		if err != nil {
 			return err
 		}
-		l.state.Control, l.state.CanaryFailuresBefore = m.Production, failed.Failed
+		before, total := map[string]NodeFailures{}, 0.0
+		for node, text := range texts {
+			f := versionFailures(l.cfg.Model, v)(text).Failed
+			before[node] = NodeFailures{Failed: f, Started: processStart(text)}
+			total += f
+		}
+		l.state.Control, l.state.CanaryFailuresBefore, l.state.CanaryFailuresByNode = m.Production, total, before
 		if err := l.pend("canary", j.Reason); err != nil {
 			return err
 		}
@@ -789,11 +805,10 @@ func (l *Loop) canary(ctx context.Context, m *ModelState) error {
 	case m.Experiment == nil || m.Experiment.Name != l.experimentName():
 		return l.abandon("its experiment was ended or replaced by someone else")
 	}
-	runs, missing, err := l.runs(ctx, canaryRuns(l.cfg.Model, v, l.experimentName()))
+	runs, missing, err := l.countCanary(ctx)
 	if err != nil {
 		return err
 	}
-	runs.Failed = max(0, runs.Failed-l.state.CanaryFailuresBefore)
 	j := l.cfg.Policy.JudgeCanary(l.joiner.All(), "control", l.state.Control, "candidate", v, l.state.Since, now, runs)
 	j = l.partial(j, missing)
 	switch j.Verdict {
@@ -870,6 +885,41 @@ func (l *Loop) abandon(why string) error {
 	l.state = State{Stage: Watching, ReferenceSince: l.state.ReferenceSince, Reference: l.state.Reference, LastTrain: l.state.LastTrain, TrainedUpTo: l.state.TrainedUpTo,
 		NextTrain: l.cfg.Now().Add(l.cfg.Cooldown), History: l.state.History, Promoted: l.state.Promoted}
 	return l.decide("abandon", v, "%s; the trainer leaves version %d as it is, and trains again after the cool-down (%s)", why, v, l.cfg.Cooldown)
+}
+
+// countCanary counts the candidate arm's runs over the nodes, less on each
+// node what its version had failed there in the shadow stage, unless the
+// node restarted since.
+func (l *Loop) countCanary(ctx context.Context) (Runs, []string, error) {
+	texts, missing, err := l.cfg.Gateway.ScrapeNodes(ctx)
+	if err != nil {
+		return Runs{}, nil, err
+	}
+	count := canaryRuns(l.cfg.Model, l.state.Candidate, l.experimentName())
+	var runs Runs
+	for _, node := range l.cfg.Gateway.Nodes {
+		text, ok := texts[node]
+		if !ok {
+			continue
+		}
+		r := count(text)
+		if b, ok := l.state.CanaryFailuresByNode[node]; ok && b.Started == processStart(text) {
+			r.Failed = max(0, r.Failed-b.Failed)
+		}
+		runs.Ran += r.Ran
+		runs.Failed += r.Failed
+	}
+	if l.state.CanaryFailuresByNode == nil {
+		// A state file of a release that kept only the sum.
+		runs.Failed = max(0, runs.Failed-l.state.CanaryFailuresBefore)
+	}
+	return runs, missing, nil
+}
+
+// processStart returns a node's process_start_time_seconds (0 when its
+// metrics have none).
+func processStart(text string) float64 {
+	return SumSeries(text, "process_start_time_seconds", nil)
 }
 
 // runCounter sums a stage's runs from the nodes' metrics text.
