@@ -1,9 +1,11 @@
 package trainer
 
 import (
+	"container/heap"
 	"encoding/binary"
 	"hash/fnv"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/infergate/infergate/oip"
@@ -49,20 +51,58 @@ type JoinStats struct {
 // Joiner pairs a model's logged predictions with their feedback and the
 // shadow copies of them. Add events in any order; Examples returns the
 // labeled pairs, All every prediction kept. It keeps the latest limit
-// predictions (NewJoiner's), dropping the oldest, and outcomes only while
-// their prediction is kept or may still come.
+// predictions (NewJoiner's) by their time, dropping the oldest (the
+// first given among equal times: the nodes' logs are read one after the
+// other), and outcomes only while their prediction is kept or may still
+// come.
 type Joiner struct {
 	model, input string
 	width, limit int
-	preds        map[string]*Example
-	// order lists the kept predictions' ids from order[head] on, oldest
-	// first.
-	order   []string
-	head    int
+	preds        map[string]*kept
+	// order lists the predictions in the order they came: an entry whose
+	// prediction was dropped since (or given again after that) is
+	// skipped. oldest holds the kept predictions by time (with limit),
+	// and entries of times since replaced, skipped when they come up.
+	order   []keptAt
+	oldest  byTime
+	seq     uint64
 	labels  map[string]float64
 	rewards map[string]float64
 	shadows map[string]shadowScore
 	stats   JoinStats
+}
+
+// kept is a prediction the Joiner keeps; seq numbers them as they came.
+type kept struct {
+	Example
+	seq uint64
+}
+
+// keptAt names a kept prediction at a time (the time zero in order).
+type keptAt struct {
+	t   time.Time
+	seq uint64
+	id  string
+}
+
+// byTime is a heap of predictions, the oldest first (the first given
+// among equal times).
+type byTime []keptAt
+
+func (h byTime) Len() int { return len(h) }
+func (h byTime) Less(i, j int) bool {
+	if c := h[i].t.Compare(h[j].t); c != 0 {
+		return c < 0
+	}
+	return h[i].seq < h[j].seq
+}
+func (h byTime) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *byTime) Push(x any)   { *h = append(*h, x.(keptAt)) }
+func (h *byTime) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 type shadowScore struct {
@@ -73,7 +113,7 @@ type shadowScore struct {
 // NewJoiner returns a Joiner for model's predictions whose input named
 // input is FP32 [1, width], keeping the latest limit of them (0: all).
 func NewJoiner(model, input string, width, limit int) *Joiner {
-	return &Joiner{model: model, input: input, width: width, limit: limit, preds: map[string]*Example{},
+	return &Joiner{model: model, input: input, width: width, limit: limit, preds: map[string]*kept{},
 		labels: map[string]float64{}, rewards: map[string]float64{}, shadows: map[string]shadowScore{}}
 }
 
@@ -107,10 +147,24 @@ func (j *Joiner) Add(e *trafficlog.Event) {
 			j.stats.WrongInput++
 			return
 		}
-		if _, seen := j.preds[e.ID]; !seen {
-			j.order = append(j.order, e.ID)
+		ex := Example{ID: e.ID, Time: e.Time, Features: x, Live: live, Version: e.Version, Arm: e.Arm, Unit: e.Unit}
+		k, seen := j.preds[e.ID]
+		if seen {
+			// Given again (read again, or an id a client reused): it keeps
+			// its place among those that came.
+			moved := !k.Time.Equal(e.Time)
+			k.Example = ex
+			if moved && j.limit > 0 {
+				heap.Push(&j.oldest, keptAt{e.Time, k.seq, e.ID})
+			}
+		} else {
+			j.seq++
+			j.preds[e.ID] = &kept{ex, j.seq}
+			j.order = append(j.order, keptAt{seq: j.seq, id: e.ID})
+			if j.limit > 0 {
+				heap.Push(&j.oldest, keptAt{e.Time, j.seq, e.ID})
+			}
 		}
-		j.preds[e.ID] = &Example{ID: e.ID, Time: e.Time, Features: x, Live: live, Version: e.Version, Arm: e.Arm, Unit: e.Unit}
 		j.evict()
 	}
 	if j.limit > 0 && len(j.labels)+len(j.rewards)+len(j.shadows) > 6*j.limit {
@@ -121,19 +175,29 @@ func (j *Joiner) Add(e *trafficlog.Event) {
 // evict drops the oldest predictions over the limit, with their outcomes.
 func (j *Joiner) evict() {
 	for j.limit > 0 && len(j.preds) > j.limit {
-		id := j.order[j.head]
-		j.order[j.head] = ""
-		j.head++
-		delete(j.preds, id)
-		delete(j.labels, id)
-		delete(j.rewards, id)
-		delete(j.shadows, id)
+		o := heap.Pop(&j.oldest).(keptAt)
+		if !j.holds(o) || !j.preds[o.id].Time.Equal(o.t) {
+			continue // dropped before, or given again at another time
+		}
+		delete(j.preds, o.id)
+		delete(j.labels, o.id)
+		delete(j.rewards, o.id)
+		delete(j.shadows, o.id)
 		j.stats.Evicted++
 	}
-	if j.head > len(j.order)/2 && j.head > 1024 {
-		j.order = append(j.order[:0], j.order[j.head:]...)
-		j.head = 0
+	if len(j.order) > 2*len(j.preds)+1024 {
+		j.order = slices.DeleteFunc(j.order, func(o keptAt) bool { return !j.holds(o) })
 	}
+	if len(j.oldest) > 2*len(j.preds)+1024 {
+		j.oldest = slices.DeleteFunc(j.oldest, func(o keptAt) bool { return !j.holds(o) || !j.preds[o.id].Time.Equal(o.t) })
+		heap.Init(&j.oldest)
+	}
+}
+
+// holds reports whether o names a prediction kept now.
+func (j *Joiner) holds(o keptAt) bool {
+	k := j.preds[o.id]
+	return k != nil && k.seq == o.seq
 }
 
 // forgetOrphans drops the outcomes and shadow scores of predictions not
@@ -199,13 +263,17 @@ func (j *Joiner) features(e *trafficlog.Event) ([]float32, bool) {
 	return nil, false
 }
 
-// All returns every prediction kept, oldest first, with the outcomes and
-// shadow score known for it (a label outside 0 to 1 is left off). The
-// examples share their Features with the Joiner.
+// All returns every prediction kept, in the order they came, with the
+// outcomes and shadow score known for it (a label outside 0 to 1 is left
+// off). The examples share their Features with the Joiner.
 func (j *Joiner) All() []Example {
 	out := make([]Example, 0, len(j.preds))
-	for _, id := range j.order[j.head:] {
-		ex := *j.preds[id]
+	for _, o := range j.order {
+		if !j.holds(o) {
+			continue
+		}
+		id := o.id
+		ex := j.preds[id].Example
 		if y, ok := j.labels[id]; ok && y >= 0 && y <= 1 {
 			ex.Label, ex.HasLabel = float32(y), true
 		}
