@@ -3,6 +3,7 @@ package oip
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 )
 
 // The Triton binary tensor extension sends tensor data after the JSON
@@ -36,7 +37,7 @@ func nextBytesElement(data []byte) (elem, rest []byte, ok bool) {
 // BYTES elements whose lengths add up.
 func checkBinary(dt DataType, shape []int64, data []byte, w *where) error {
 	if size := int64(dt.Size()); size > 0 {
-		if n := ShapeElements(shape); int64(len(data)) != n*size {
+		if n := ShapeElements(shape); n >= 0 && n <= math.MaxInt64/size && int64(len(data)) != n*size {
 			return errorf("%s: binary_data_size is %d but shape %s of %s needs %d bytes", w.tensor(), len(data), FormatShape(shape), dt, n*size)
 		}
 	}
@@ -75,6 +76,10 @@ func checkData(dt DataType, shape []int64, data []byte) error {
 	size := int64(dt.Size())
 	if size == 0 {
 		return dataError(fmt.Sprintf("cannot be checked for datatype %s", dt))
+	}
+	if n > math.MaxInt64/size {
+		// n*size would wrap, and might then match a short body.
+		return dataError(fmt.Sprintf("has %d bytes but shape %s of %s needs more than any request can hold", len(data), FormatShape(shape), dt))
 	}
 	if int64(len(data)) != n*size {
 		return dataError(fmt.Sprintf("has %d bytes but shape %s of %s needs %d", len(data), FormatShape(shape), dt, n*size))

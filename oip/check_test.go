@@ -106,6 +106,9 @@ func TestTensorCheckData(t *testing.T) {
 	f(tensor("a", BYTES, shape(0)), "")
 	f(tensor("a", FP32, shape(3), 1.0, 2.0), `tensor "a": data has 8 bytes but shape [3] of FP32 needs 12`)
 	f(tensor("a", FP32, shape(-1), 1.0), `tensor "a": data cannot be checked against shape [-1]`)
+	// 2^61+1 FP64 elements need 2^64+8 bytes, which wrapped to 8 and
+	// matched a body of one element.
+	f(Tensor{Name: "a", Datatype: FP64, Shape: shape(1, 1<<61+1), Data: make([]byte, 8)}, `data has 8 bytes but shape [1,2305843009213693953] of FP64 needs more than any request can hold`)
 	f(Tensor{Name: "a", Shape: shape(1)}, `cannot be checked for datatype INVALID`)
 	f(tensor("s", BYTES, shape(1), "a", "b"), `holds 2 BYTES elements but shape [1] needs 1`)
 	f(Tensor{Name: "s", Datatype: BYTES, Shape: shape(1), Data: []byte{5, 0, 0, 0, 'a'}}, `ends inside BYTES element 0: its length is 5 but only 1 byte is left`)
