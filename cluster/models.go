@@ -141,8 +141,11 @@ func (n *Node) productionConfig(name string) (cfg registry.ModelConfig, version 
 
 // ModelView is a model as the admin API shows it.
 type ModelView struct {
-	Name       string           `json:"name"`
-	Production int64            `json:"production,omitempty"`
+	Name       string `json:"name"`
+	Production int64  `json:"production,omitempty"`
+	// RollbackTo is the version a rollback would make production now
+	// (infergate models rollback), if any.
+	RollbackTo int64            `json:"rollback_to,omitempty"`
 	Aliases    map[string]int64 `json:"aliases"`
 	Versions   []VersionView    `json:"versions"`
 	// Experiment is the A/B experiment the model runs, if any.
@@ -181,7 +184,7 @@ func (n *Node) Models(ctx context.Context, only string) ([]ModelView, error) {
 		if only != "" && name != only {
 			continue
 		}
-		mv := ModelView{Name: name, Production: m.Production(), Aliases: m.Aliases, Experiment: m.Experiment, Shadow: m.Shadow}
+		mv := ModelView{Name: name, Production: m.Production(), RollbackTo: m.RollbackTarget(), Aliases: m.Aliases, Experiment: m.Experiment, Shadow: m.Shadow}
 		if m.Experiment != nil {
 			mv.ExperimentResults = experimentResults(name, m.Experiment, statuses)
 		}

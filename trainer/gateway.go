@@ -31,6 +31,9 @@ type Gateway struct {
 // ModelState is what the cluster says of a model (GET /v1/models/{name}).
 type ModelState struct {
 	Production int64 `json:"production"`
+	// RollbackTo is the version "infergate models rollback" would make
+	// production now (0: none, or a gateway of an earlier release).
+	RollbackTo int64 `json:"rollback_to"`
 	Versions   []struct {
 		Version int64  `json:"version"`
 		Stage   string `json:"stage"`

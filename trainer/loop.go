@@ -978,9 +978,10 @@ func canaryRuns(model string, v int64, experiment string) runCounter {
 }
 
 // retireOld retires the versions the loop promoted beyond KeepVersions:
-// production stays (whoever promoted it), and the KeepVersions-1 newest
-// others, the one production replaced among them for "infergate models
-// rollback". A version the cluster refuses to retire because an alias, an
+// production stays (whoever promoted it), and so does the version
+// "infergate models rollback" goes to (ModelState.RollbackTo), and the
+// KeepVersions-1 newest others, the one production replaced among them.
+// A version the cluster refuses to retire because an alias, an
 // arm or a shadow of a person's points to it is left to them, and so is
 // one that is gone; one that a node where production failed still
 // answers unversioned requests with is tried again at every step until
@@ -990,12 +991,13 @@ func (l *Loop) retireOld(ctx context.Context, m *ModelState) error {
 	if keep == 0 || len(l.state.Promoted) < keep {
 		return nil
 	}
-	// Production, and the keep-1 newest others.
+	// Production, the version a rollback goes to (whoever promoted it
+	// once; a person's rollback moves it), and the keep-1 newest others.
 	var old []int64
 	kept := 0
 	for _, v := range slices.Backward(l.state.Promoted) {
 		switch {
-		case v == m.Production:
+		case v == m.Production, v == m.RollbackTo:
 		case kept < keep-1:
 			kept++
 		default:

@@ -31,6 +31,7 @@ import (
 type fakeGateway struct {
 	mu         sync.Mutex
 	production int64
+	rollbackTo int64 // rollback_to: the version a rollback goes to
 	versions   []int64
 	sums       map[int64]string // sha256 of the uploaded bytes
 	retired    map[int64]bool
@@ -97,6 +98,9 @@ func (f *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write(f.log[from:])
 	case p == "/v1/models/ctr" && r.Method == "GET":
 		m := map[string]any{"production": f.production, "experiment": f.experiment, "shadow": f.shadow}
+		if f.rollbackTo > 0 {
+			m["rollback_to"] = f.rollbackTo
+		}
 		var vs []any
 		for _, v := range f.versions {
 			vv := map[string]any{"version": v, "stage": "staged", "sha256": f.sums[v]}

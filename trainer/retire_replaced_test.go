@@ -49,3 +49,21 @@ func TestPromotionKeepsTheVersionItReplaced(t *testing.T) {
 		t.Fatalf("promoted %v; want [2 4]", p)
 	}
 }
+
+// TestRetireKeepsTheRollbackTarget: a person rolled production back from
+// 4 to 3, so "infergate models rollback" now goes to 2. The trainer keeps
+// production and its newest other version, 4; 2 is older by the order it
+// promoted them, but retiring it would take the cluster's rollback target
+// (found by a reviewing helper).
+func TestRetireKeepsTheRollbackTarget(t *testing.T) {
+	w := newLoopWorld(t)
+	w.f.versions, w.f.production, w.f.rollbackTo = []int64{1, 2, 3, 4}, 3, 2
+	l := w.loop()
+	l.state.Promoted = []int64{2, 3, 4}
+	w.traffic(400, 3, "", coin, nil, 0)
+	w.step(l)
+	w.wantWrites()
+	if w.f.retired[2] {
+		t.Fatal("version 2, where a rollback goes, was retired")
+	}
+}

@@ -123,13 +123,8 @@ func (s *State) rollback(c *Command) (int64, error) {
 		return 0, fmt.Errorf("%w: model %q", ErrNotFound, c.Model)
 	}
 	cur := m.Production()
-	// Find the most recent usable entry; History[i:] is popped with it.
-	i := len(m.History) - 1
-	for ; i >= 0; i-- {
-		if v := m.Version(m.History[i]); v != nil && v.Number != cur && v.Stage != StageRetired {
-			break
-		}
-	}
+	// History[i:] is popped with the entry it rolls back to.
+	i := m.rollbackEntry()
 	if i < 0 {
 		return 0, fmt.Errorf("%w: model %q has no earlier production version to roll back to", ErrConflict, c.Model)
 	}

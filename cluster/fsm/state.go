@@ -170,6 +170,28 @@ func (m *Model) clone() *Model {
 	return &c
 }
 
+// rollbackEntry returns the index in History of the version a rollback
+// makes production: the most recent entry that exists, is not retired
+// and is not production; -1 for none.
+func (m *Model) rollbackEntry() int {
+	cur := m.Production()
+	for i := len(m.History) - 1; i >= 0; i-- {
+		if v := m.Version(m.History[i]); v != nil && v.Number != cur && v.Stage != StageRetired {
+			return i
+		}
+	}
+	return -1
+}
+
+// RollbackTarget returns the version a rollback would make production
+// now, or 0 when there is none.
+func (m *Model) RollbackTarget() int64 {
+	if i := m.rollbackEntry(); i >= 0 {
+		return m.History[i]
+	}
+	return 0
+}
+
 // Version returns version n of m, or nil. m may be nil.
 func (m *Model) Version(n int64) *Version {
 	if m == nil {

@@ -514,7 +514,11 @@ you look while the experiment runs.`)
 	}
 	w := out.stdout
 	if m.Production > 0 {
-		fmt.Fprintf(w, "model %s: production is version %d\n", m.Name, m.Production)
+		rollback := ""
+		if m.RollbackTo > 0 {
+			rollback = fmt.Sprintf(" (a rollback goes to version %d)", m.RollbackTo)
+		}
+		fmt.Fprintf(w, "model %s: production is version %d%s\n", m.Name, m.Production, rollback)
 	} else {
 		fmt.Fprintf(w, "model %s: no production version\n", m.Name)
 	}

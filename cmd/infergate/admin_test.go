@@ -245,12 +245,12 @@ retired, still answering unversioned requests:
 		{
 			name: "show with experiment results",
 			args: []string{"show", "ctr", "--token", adminToken},
-			call: fakeCall{method: "GET", uri: "/v1/models/ctr", answer: `{"name":"ctr","production":1,"aliases":{"production":1},"versions":[],
+			call: fakeCall{method: "GET", uri: "/v1/models/ctr", answer: `{"name":"ctr","production":1,"rollback_to":3,"aliases":{"production":1},"versions":[],
   "experiment":{"name":"ab","arms":[{"name":"control","version":1,"weight":1},{"name":"treatment","version":2,"weight":1}]},
   "experiment_results":{"experiment":"ab","phase":17,"started":"2026-11-29T04:50:12.345Z","nodes":["node-a","node-b"],"missing":["node-c"],"arms":[
     {"arm":"control","version":1,"requests":900,"fallbacks":0,"labels":400,"label_sum":40,"label_square_sum":40,"rewards":2,"reward_sum":3,"reward_square_sum":5},
     {"arm":"treatment","version":2,"requests":910,"fallbacks":3,"labels":400,"label_sum":80,"label_square_sum":80,"rewards":0,"reward_sum":0,"reward_square_sum":0}]}}`},
-			want: `model ctr: production is version 1
+			want: `model ctr: production is version 1 (a rollback goes to version 3)
 aliases: production=1
 experiment ab: control=version 1 (50%), treatment=version 2 (50%)
 
