@@ -123,13 +123,7 @@ func TestClientFollowsItsCAFile(t *testing.T) {
 	// with an error that errors.As finds want in.
 	f := func(when string, want any) {
 		t.Helper()
-		for _, c := range []struct {
-			name string
-			err  error
-		}{
-			{"a connection", func() error { _, err := dialTLS(raw, cl.Config("127.0.0.1")); return err }()},
-			{"net/http", get(hc, web)},
-		} {
+		for _, c := range bothWays(cl, hc, raw, web) {
 			switch {
 			case want == nil && c.err != nil:
 				t.Fatalf("%s: %s: %v; want it to get through", when, c.name, c.err)
@@ -176,6 +170,20 @@ func TestClientFollowsItsCAFile(t *testing.T) {
 	}
 }
 
+// triedWay is how a test reached a server, and what came of it.
+type triedWay struct {
+	name string
+	err  error
+}
+
+// bothWays reaches 127.0.0.1 with cl both ways a client does: a
+// connection of its own to raw, made with cl.Config, and a GET of web
+// through hc, whose Transport is cl's.
+func bothWays(cl *Client, hc *http.Client, raw, web string) []triedWay {
+	_, err := dialTLS(raw, cl.Config("127.0.0.1"))
+	return []triedWay{{"a connection", err}, {"net/http", get(hc, web)}}
+}
+
 // A Client presents the certificate its files hold then: a server that
 // takes clients of CA A refuses the Client's certificate of CA B, and
 // takes, from the same Client, the one of A its files hold next; a cert
@@ -213,13 +221,7 @@ func TestClientFollowsItsCertificateFiles(t *testing.T) {
 	// f checks that both clients get through or, refuse, are refused.
 	f := func(when string, refuse bool) {
 		t.Helper()
-		for _, c := range []struct {
-			name string
-			err  error
-		}{
-			{"a connection", func() error { _, err := dialTLS(raw, cl.Config("127.0.0.1")); return err }()},
-			{"net/http", get(hc, web)},
-		} {
+		for _, c := range bothWays(cl, hc, raw, web) {
 			if refuse && (c.err == nil || !strings.Contains(c.err.Error(), "unknown certificate authority")) {
 				t.Fatalf("%s: %s: %v; want refused, of an unknown authority", when, c.name, c.err)
 			}
