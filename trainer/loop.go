@@ -726,9 +726,17 @@ func (l *Loop) shadow(ctx context.Context, m *ModelState) error {
 	case Pass:
 		// What the version failed in the shadow stage is not the
 		// canary's.
-		texts, _, err := l.cfg.Gateway.ScrapeNodes(ctx)
+		// A node missed here would have no baseline: its shadow-stage
+		// failures would count as the canary's. The stage waits for
+		// every node, as its pass did.
+		texts, missing, err := l.cfg.Gateway.ScrapeNodes(ctx)
 		if err != nil {
 			return err
+		}
+		if len(missing) > 0 {
+			l.note("stage", "baseline", time.Minute, "trainer: version %d passed the shadow stage (%s), but cannot read %s for the canary's baseline: waiting for every node",
+				v, j.Reason, strings.Join(missing, ", "))
+			return nil
 		}
 		before, total := map[string]NodeFailures{}, 0.0
 		for node, text := range texts {
