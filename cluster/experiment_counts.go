@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/infergate/infergate/internal/durable"
@@ -48,37 +46,22 @@ func (n *Node) saveCountsLoop() {
 // the state machine lists: before the node has caught up, that state is
 // a snapshot or a past state, which may lack an experiment whose counts
 // the node carries, or give an older phase than the counts it carries.
-// Counts that JSON cannot hold (a sum of squares that overflowed to
-// +Inf: feedback takes any finite reward) are left out, and said so.
+// The counts stay finite (feedback is bounded: gateway.MaxOutcome), so
+// they encode; were one not, it would fail as a write does, logged.
 func (n *Node) saveCounts() {
 	counts := n.cfg.Registry.ExperimentCounts()
-	var bad []string
-	for name, c := range counts {
-		if _, err := json.Marshal(c); err != nil {
-			bad = append(bad, fmt.Sprintf("model %q: %v", name, err))
-			delete(counts, name)
-		}
-	}
-	slices.Sort(bad)
-	if why := strings.Join(bad, "; "); why != n.countsUnsaved {
-		if why != "" {
-			n.logf("cluster: cannot record what this node counted for some experiments, which a restart then starts over: %s", why)
-		}
-		n.countsUnsaved = why
-	}
 	if len(counts) == 0 && n.savedCounts == nil {
 		return // no experiment ran here yet: no file
 	}
 	b, err := json.Marshal(counts)
-	if err != nil {
-		panic(fmt.Sprintf("BUG: cannot encode experiment counts: %v", err))
-	}
-	if bytes.Equal(b, n.savedCounts) {
+	if err == nil && bytes.Equal(b, n.savedCounts) {
 		return
 	}
 	// Written every few seconds while feedback flows: a failure (a full
 	// disk) is logged when it begins and when it ends, not at each try.
-	err = durable.WriteFile(filepath.Join(n.cfg.DataDir, countsFile), b, 0o644)
+	if err == nil {
+		err = durable.WriteFile(filepath.Join(n.cfg.DataDir, countsFile), b, 0o644)
+	}
 	switch {
 	case err == nil:
 		if n.countsFailing {

@@ -125,11 +125,13 @@ func TestSaveCountsBeforeCatchUpKeepsWhatItCarries(t *testing.T) {
 	}
 }
 
-// TestSaveCountsSurvivesAHugeReward: feedback takes any finite reward,
-// and a reward of 1e200 makes its arm's sum of squares +Inf, which JSON
+// TestSaveCountsSurvivesAHugeReward: feedback took any finite reward,
+// and a reward of 1e200 made its arm's sum of squares +Inf, which JSON
 // cannot encode. saveCounts panicked ("BUG: cannot encode experiment
 // counts") on saveCountsLoop's goroutine, which ended the process: one
-// POST of feedback took a node down within countsEvery.
+// POST of feedback took a node down within countsEvery. The gateway now
+// refuses such a reward (gateway.MaxOutcome); counted anyway, it fails
+// as a write does.
 func TestSaveCountsSurvivesAHugeReward(t *testing.T) {
 	f := fsm.New()
 	t0 := time.Date(2026, 11, 29, 4, 0, 0, 0, time.UTC)

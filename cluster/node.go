@@ -82,9 +82,6 @@ type Node struct {
 	// savedCounts is what saveCounts wrote last; only saveCountsLoop's
 	// goroutine uses it.
 	savedCounts []byte
-	// countsUnsaved says which counts saveCounts last left out, to log
-	// each change once; only saveCountsLoop's goroutine uses it.
-	countsUnsaved string
 	// countsFailing is whether saveCounts' last write failed (logged
 	// once); only saveCountsLoop's goroutine uses it.
 	countsFailing bool
