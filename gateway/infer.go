@@ -43,8 +43,9 @@ type scratch struct {
 	// id holds the id ensureID makes up for a request, which req.ID then
 	// views until the request is done.
 	id [16]byte
-	// sampled is whether the traffic log logs this request (ensureID
-	// decides); shadow the shadow that gets a copy of it, if any.
+	// sampled is whether the traffic log logs this request
+	// (sampleTraffic decides); shadow the shadow that gets a copy of it,
+	// if any.
 	sampled bool
 	shadow  *registry.Shadow
 }
@@ -198,11 +199,12 @@ func (s *Server) inferWith(ctx *fasthttp.RequestCtx, sc *scratch, v *registry.Ve
 	cacheable := s.cache != nil && v.Config.ResponseCache != nil && v.Config.ResponseCache.Enable &&
 		!noCacheAsked(&ctx.Request.Header)
 	sc.bkey = sc.bkey[:0]
-	// Whether the model's shadow gets a copy of this request is decided
-	// once, here: a copy needs the request decoded, so a replay below
-	// is for requests the shadow does not sample.
+	// Whether the model's shadow gets a copy of this request, and whether
+	// the traffic log logs it, is decided once, here: both need the
+	// request decoded, so a replay below is for requests neither samples.
 	sc.shadow = s.sampleShadow(v)
-	if cacheable && sc.shadow == nil {
+	sc.sampled = s.sampleTraffic()
+	if cacheable && sc.shadow == nil && !sc.sampled {
 		// A byte-identical request got this answer before: replay it
 		// without decoding.
 		sc.bkey = cache.AppendBodyKey(sc.bkey, v.Generation, headerLen, body)

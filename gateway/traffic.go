@@ -30,15 +30,12 @@ const MaxRequestIDLen = 256
 // has none, so that its response names the prediction feedback may refer
 // to: 16 hex digits, random, held in sc (the request's ID views them
 // until sc goes back to its pool, which resets the request first). It
-// reports whether it made one up. It also decides whether the log
-// samples the request (sc.sampled).
+// reports whether it made one up.
 func (s *Server) ensureID(sc *scratch) (bool, error) {
 	req := &sc.req
-	sc.sampled = false
 	if s.traffic == nil {
 		return false, nil
 	}
-	sc.sampled = s.cfg.TrafficPercent > 0 && rand.Float64()*100 < s.cfg.TrafficPercent
 	if len(req.ID) > MaxRequestIDLen {
 		return false, badRequest("the request's id has %d bytes; at most %d", len(req.ID), MaxRequestIDLen)
 	}
@@ -50,6 +47,13 @@ func (s *Server) ensureID(sc *scratch) (bool, error) {
 	hex.Encode(sc.id[:], raw[:])
 	req.ID = unsafe.String(&sc.id[0], len(sc.id))
 	return true, nil
+}
+
+// sampleTraffic decides whether the traffic log logs a request: once per
+// request, before the response cache's body replay, which a logged request
+// skips to be decoded.
+func (s *Server) sampleTraffic() bool {
+	return s.traffic != nil && s.cfg.TrafficPercent > 0 && rand.Float64()*100 < s.cfg.TrafficPercent
 }
 
 // recentArms remembers which experiment arm answered the predictions an
