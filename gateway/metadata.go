@@ -400,11 +400,16 @@ func writeJSON(ctx *fasthttp.RequestCtx, v any) error {
 // preferred batch sizes, which such a version does not use, are left out:
 // loaded back, they would have to fit the node's max_batch_size.
 func (s *Server) modelConfig(ctx *fasthttp.RequestCtx, name, version []byte) error {
-	_, v, err := s.lookup(name, version)
+	m, v, err := s.lookup(name, version)
 	if err != nil {
 		return err
 	}
 	cfg := v.Config
+	if p := m.VersionPolicy(); p != nil {
+		// The model's: a version a load with another policy kept
+		// records the one it was loaded with.
+		cfg.VersionPolicy = *p
+	}
 	maxBatch := max(cfg.MaxBatchSize, 1) // what the batcher takes 0 for
 	if !v.Batchable {
 		maxBatch = 0

@@ -559,6 +559,13 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 			m = &Model{Name: name}
 		}
 		m.versions.Store(&next)
+		if old == nil || len(errs) == 0 || slices.ContainsFunc(next, func(v *Version) bool { return reflect.DeepEqual(v.Config, cfg) }) {
+			// The policy that selected them, as Load keeps a configuration
+			// (see servesWith): versions kept as loaded keep an earlier one
+			// in their Config.
+			p := cfg.VersionPolicy
+			m.policy.Store(&p)
+		}
 		if r.hurried.Load() {
 			// Hurry may have come while this round loaded, after a
 			// version checked and before it was here to be found.

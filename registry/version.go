@@ -277,7 +277,17 @@ type Model struct {
 	// versions holds the ready versions in ascending order; a new slice
 	// is stored on every change and never mutated after.
 	versions atomic.Pointer[[]*Version]
+	// policy is the version policy that selected versions, which a
+	// version kept from a load with another policy does not record in
+	// its Config (see Repository.Load); never mutated after it is stored.
+	policy atomic.Pointer[VersionPolicy]
 }
+
+// VersionPolicy returns the version policy of the configuration the
+// model's versions serve by, or nil before a load stored one. A version's
+// Config may hold an earlier one: a load that changes only the policy
+// keeps the versions it still selects as they were loaded.
+func (m *Model) VersionPolicy() *VersionPolicy { return m.policy.Load() }
 
 // Versions returns the ready versions in ascending order. The caller must
 // not modify the slice.
