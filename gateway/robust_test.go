@@ -568,7 +568,7 @@ func TestComputeOnCPUMetrics(t *testing.T) {
 func TestEarlyRefusalCountsIdleInstances(t *testing.T) {
 	b := newFakeBackend()
 	s := startFake(t, b, gateway.DefaultConfig(), registry.ModelConfig{Instances: 1, MaxQueue: 1, MaxBatchSize: 8,
-		DynamicBatching: &registry.DynamicBatching{MaxQueueDelayUS: 2_000_000}})
+		DynamicBatching: &registry.DynamicBatching{MaxQueueDelayUS: new(int64(2_000_000))}})
 	first := make(chan response, 1)
 	go func() {
 		r, err := s.send(fasthttp.MethodPost, fakeInfer, fakeRequest)

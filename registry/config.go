@@ -93,8 +93,9 @@ type DynamicBatching struct {
 	// Enabled turns batching off when false; nil means on.
 	Enabled *bool `json:"enabled,omitempty"`
 	// MaxQueueDelayUS lets an idle instance wait this long to fill a
-	// preferred batch; 0 dispatches at once (best on CPUs).
-	MaxQueueDelayUS int64 `json:"max_queue_delay_us,omitempty"`
+	// preferred batch; 0 dispatches at once (best on CPUs). Nil, left
+	// out, takes the node's (serve --max-queue-delay).
+	MaxQueueDelayUS *int64 `json:"max_queue_delay_us,omitempty"`
 	// PreferredBatchSizes are the batch sizes (rows) to aim for.
 	PreferredBatchSizes []int `json:"preferred_batch_sizes,omitempty"`
 	// PreferredBatchSize, MaxQueueDelayMicroseconds and
@@ -234,8 +235,8 @@ func (c *ModelConfig) Validate() error {
 	}
 	if d := c.DynamicBatching; d != nil {
 		switch {
-		case d.MaxQueueDelayUS < 0 || d.MaxQueueDelayUS > maxQueueDelayUS:
-			return fmt.Errorf("%w: dynamic_batching.max_queue_delay_us must be between 0 and %d (10 s), got %d", ErrBadConfig, int64(maxQueueDelayUS), d.MaxQueueDelayUS)
+		case d.MaxQueueDelayUS != nil && (*d.MaxQueueDelayUS < 0 || *d.MaxQueueDelayUS > maxQueueDelayUS):
+			return fmt.Errorf("%w: dynamic_batching.max_queue_delay_us must be between 0 and %d (10 s), got %d", ErrBadConfig, int64(maxQueueDelayUS), *d.MaxQueueDelayUS)
 		case d.PriorityLevels < 0 || d.PriorityLevels > 16:
 			return fmt.Errorf("%w: dynamic_batching.priority_levels must be between 1 and 16, got %d", ErrBadConfig, d.PriorityLevels)
 		case d.DefaultPriorityLevel < 0 || d.DefaultPriorityLevel > max(d.PriorityLevels, 1):
@@ -351,6 +352,11 @@ func (c ModelConfig) withDefaults(d ModelConfig) ModelConfig {
 	}
 	if c.DynamicBatching == nil {
 		c.DynamicBatching = d.DynamicBatching
+	} else if c.DynamicBatching.MaxQueueDelayUS == nil && d.DynamicBatching != nil && d.DynamicBatching.MaxQueueDelayUS != nil {
+		// A block that leaves the delay out takes the node's.
+		db := *c.DynamicBatching
+		db.MaxQueueDelayUS = d.DynamicBatching.MaxQueueDelayUS
+		c.DynamicBatching = &db
 	}
 	if c.ResponseCache == nil {
 		c.ResponseCache = d.ResponseCache

@@ -132,7 +132,7 @@ func TestParseTritonConfig(t *testing.T) {
 	}
 	d := c.DynamicBatching
 	got := []any{c.Instances, c.Device, c.MaxBatchSize, c.MaxQueue, c.InstanceGroup == nil,
-		d.PreferredBatchSizes, d.MaxQueueDelayUS, d.DefaultQueueTimeoutUS, d.PriorityLevels,
+		d.PreferredBatchSizes, *d.MaxQueueDelayUS, d.DefaultQueueTimeoutUS, d.PriorityLevels,
 		d.PreferredBatchSize == nil, d.MaxQueueDelayMicroseconds == nil, d.DefaultQueuePolicy == nil,
 		c.Input[0].Dims}
 	want := []any{2, "cuda:1", int64(32), 64, true,

@@ -116,7 +116,7 @@ func TestHurryDuringLoadRound(t *testing.T) {
 		}
 		return l.load(data, cfg)
 	}
-	defaults := ModelConfig{MaxBatchSize: 16, DynamicBatching: &DynamicBatching{MaxQueueDelayUS: 10_000_000}}
+	defaults := ModelConfig{MaxBatchSize: 16, DynamicBatching: &DynamicBatching{MaxQueueDelayUS: new(int64(10_000_000))}}
 	var err error
 	r, err = New(Config{Dir: dir, Load: load, Logf: t.Logf, Defaults: defaults})
 	if err != nil {

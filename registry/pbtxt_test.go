@@ -66,7 +66,7 @@ func TestParseModelConfigText(t *testing.T) {
 	}
 	d := got.DynamicBatching
 	if got.Instances != 2 || got.Device != "cpu" || got.MaxQueue != 64 || got.VersionPolicy.Latest.NumVersions != 2 ||
-		!reflect.DeepEqual(d.PreferredBatchSizes, []int{8, 16}) || d.MaxQueueDelayUS != 100 || d.DefaultQueueTimeoutUS != 5000 ||
+		!reflect.DeepEqual(d.PreferredBatchSizes, []int{8, 16}) || *d.MaxQueueDelayUS != 100 || d.DefaultQueueTimeoutUS != 5000 ||
 		!got.ResponseCache.Enable || len(got.Output) != 1 || !reflect.DeepEqual(got.Output[0].Dims, []int64{1}) {
 		t.Fatalf("config.pbtxt gave %+v (dynamic batching %+v)", got, *d)
 	}

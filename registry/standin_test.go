@@ -114,7 +114,7 @@ func TestStandInReasonOrder(t *testing.T) {
 func TestVersionLoadedAfterHurryIsHurried(t *testing.T) {
 	dir := t.TempDir()
 	l := &fakeLoader{t: t}
-	defaults := ModelConfig{MaxBatchSize: 16, DynamicBatching: &DynamicBatching{MaxQueueDelayUS: 10_000_000}}
+	defaults := ModelConfig{MaxBatchSize: 16, DynamicBatching: &DynamicBatching{MaxQueueDelayUS: new(int64(10_000_000))}}
 	r, err := New(Config{Dir: dir, Load: l.load, Logf: t.Logf, Defaults: defaults})
 	if err != nil {
 		t.Fatal(err)

@@ -276,10 +276,10 @@ func (c *ModelConfig) dynamicBatchingFromTriton(d *DynamicBatching, bad func(pat
 		if *p < 0 || *p > maxQueueDelayUS {
 			return bad("dynamic_batching.max_queue_delay_microseconds", "dynamic_batching.max_queue_delay_microseconds must be between 0 and %d (10 s), got %d", int64(maxQueueDelayUS), *p)
 		}
-		if d.MaxQueueDelayUS != 0 && d.MaxQueueDelayUS != *p {
-			return bad("dynamic_batching.max_queue_delay_microseconds", "dynamic_batching gives max_queue_delay_us %d and max_queue_delay_microseconds %d; give one of them", d.MaxQueueDelayUS, *p)
+		if d.MaxQueueDelayUS != nil && *d.MaxQueueDelayUS != *p {
+			return bad("dynamic_batching.max_queue_delay_microseconds", "dynamic_batching gives max_queue_delay_us %d and max_queue_delay_microseconds %d; give one of them", *d.MaxQueueDelayUS, *p)
 		}
-		d.MaxQueueDelayUS, d.MaxQueueDelayMicroseconds = *p, nil
+		d.MaxQueueDelayUS, d.MaxQueueDelayMicroseconds = p, nil
 	}
 	q := d.DefaultQueuePolicy
 	if q == nil {

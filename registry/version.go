@@ -132,7 +132,9 @@ func batcherConfig(cfg ModelConfig, batchable bool) batching.Config {
 	if batchable && d.On() && cfg.MaxBatchSize > 1 {
 		bc.MaxBatchSize = int(cfg.MaxBatchSize)
 		if d != nil {
-			bc.MaxQueueDelay = time.Duration(d.MaxQueueDelayUS) * time.Microsecond
+			if d.MaxQueueDelayUS != nil {
+				bc.MaxQueueDelay = time.Duration(*d.MaxQueueDelayUS) * time.Microsecond
+			}
 			bc.PreferredBatchSizes = d.PreferredBatchSizes
 		}
 	}

@@ -168,7 +168,7 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--max-queue-delay %s: use 0 to 10s", c.maxQueueDelay)
 	}
 	if c.maxQueueDelay > 0 {
-		c.defaults.DynamicBatching = &registry.DynamicBatching{MaxQueueDelayUS: c.maxQueueDelay.Microseconds()}
+		c.defaults.DynamicBatching = &registry.DynamicBatching{MaxQueueDelayUS: new(c.maxQueueDelay.Microseconds())}
 	}
 	if err := c.defaults.Validate(); err != nil {
 		return fmt.Errorf("model defaults: %w", err)
