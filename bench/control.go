@@ -90,6 +90,7 @@ func newHostClient(baseURL, name string, tc func(serverName string) *tls.Config)
 		Name:                   name,
 		IsTLS:                  https,
 		DisablePathNormalizing: true,
+		DialDualStack:          true, // fasthttp's default dials IPv4 addresses only
 	}
 	if https {
 		hc.DialTimeout = oip.DialTLS(tc)

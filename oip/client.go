@@ -57,6 +57,7 @@ func NewClient(baseURL string) *Client {
 	c.prefix = strings.TrimRight(u.EscapedPath(), "/")
 	c.hc.Addr = fasthttp.AddMissingPort(u.Host, u.Scheme == "https")
 	c.hc.IsTLS = u.Scheme == "https"
+	c.hc.DialDualStack = true // fasthttp's default dials IPv4 addresses only
 	c.hc.Name = "infergate-oip-client"
 	c.hc.DisablePathNormalizing = true
 	c.hc.MaxResponseBodySize = MaxClientResponseBody
@@ -94,7 +95,8 @@ func (c *Client) SetTLS(config func(serverName string) *tls.Config) {
 // when it is 0): left to the connection's first write, it would run
 // under the call's write deadline only (fasthttp sets the read deadline
 // once the request is written), and a server that never answered it
-// would hold the call past its timeout, for ever.
+// would hold the call past its timeout, for ever. It dials IPv6
+// addresses as well as IPv4 ones.
 func DialTLS(config func(serverName string) *tls.Config) fasthttp.DialFuncWithTimeout {
 	return func(addr string, timeout time.Duration) (net.Conn, error) {
 		var deadline time.Time
@@ -108,9 +110,9 @@ func DialTLS(config func(serverName string) *tls.Config) fasthttp.DialFuncWithTi
 		}
 		var raw net.Conn
 		if timeout > 0 {
-			raw, err = fasthttp.DialTimeout(addr, timeout)
+			raw, err = fasthttp.DialDualStackTimeout(addr, timeout)
 		} else {
-			raw, err = fasthttp.Dial(addr)
+			raw, err = fasthttp.DialDualStack(addr)
 		}
 		if err != nil {
 			return nil, err

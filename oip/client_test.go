@@ -418,3 +418,47 @@ func TestClientTLSHandshakeUnderTheTimeout(t *testing.T) {
 	f("SetTLS", true)
 	f("the system's CAs", false)
 }
+
+// A client reaches a server listening on an IPv6 address, in plain HTTP
+// and over TLS: fasthttp's default dial resolves IPv4 addresses only.
+func TestClientDialsIPv6(t *testing.T) {
+	listen := func(t *testing.T) net.Listener {
+		ln, err := net.Listen("tcp6", "[::1]:0")
+		if err != nil {
+			t.Skipf("no IPv6 loopback here: %s", err)
+		}
+		return ln
+	}
+	serve := func(t *testing.T, ln net.Listener) {
+		s := &testServer{done: make(chan error, 1)}
+		s.srv = &fasthttp.Server{Handler: s.handle, Logger: quietLogger{}}
+		go func() { s.done <- s.srv.Serve(ln) }()
+		t.Cleanup(func() {
+			s.srv.Shutdown()
+			ln.Close() // Shutdown misses a listener Serve has not taken yet
+			<-s.done
+		})
+	}
+	t.Run("http", func(t *testing.T) {
+		ln := listen(t)
+		serve(t, ln)
+		c := NewClient("http://" + ln.Addr().String())
+		c.SetTimeout(5 * time.Second)
+		if live, err := c.ServerLive(); err != nil || !live {
+			t.Fatalf("ServerLive() of %s = %v, %v; want true, nil", ln.Addr(), live, err)
+		}
+	})
+	t.Run("https", func(t *testing.T) {
+		dir := t.TempDir()
+		ca := testcerts.NewCA(t, dir, "a")
+		sc, sk := ca.Issue(t, "server", time.Time{}, "::1")
+		ln := listen(t)
+		serve(t, tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{testcerts.KeyPair(t, sc, sk)}}))
+		c := NewClient("https://" + ln.Addr().String())
+		c.SetTLS(func(string) *tls.Config { return &tls.Config{RootCAs: ca.Pool()} })
+		c.SetTimeout(5 * time.Second)
+		if live, err := c.ServerLive(); err != nil || !live {
+			t.Fatalf("ServerLive() of %s = %v, %v; want true, nil", ln.Addr(), live, err)
+		}
+	})
+}
