@@ -25,6 +25,9 @@ var (
 	// ErrPosition means a read asked for a position the log does not have:
 	// deleted by retention, or beyond its end. *PositionError says which.
 	ErrPosition = errors.New("no such traffic log position")
+	// ErrLocked means another Log, in this process or another, has the
+	// directory open: two writers would overwrite each other's records.
+	ErrLocked = errors.New("the traffic log directory is in use by another traffic log")
 )
 
 // PositionError is a read from a position before the log's first record

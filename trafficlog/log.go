@@ -145,6 +145,8 @@ type Log struct {
 	cfg Config
 	// id is the log's identity (ID); set by Open.
 	id string
+	// lock holds the directory's lock (lockDir) until the writer stops.
+	lock *os.File
 
 	queue  chan *pending
 	queued atomic.Int64 // bytes in queue
@@ -199,7 +201,9 @@ type Log struct {
 func segName(base int64) string { return fmt.Sprintf("%020d.seg", base) }
 
 // Open opens the log in cfg.Dir, creating it if needed, cuts off a record
-// a crash tore at the end of the last segment, and starts the writer.
+// a crash tore at the end of the last segment, and starts the writer. The
+// directory is locked until Close: another Log on it, in this process or
+// another, fails with an error wrapping ErrLocked.
 func Open(cfg Config) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -208,9 +212,14 @@ func Open(cfg Config) (*Log, error) {
 	if err := durable.MakeDirs(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("cannot create the traffic log directory: %w", err)
 	}
-	l := &Log{cfg: cfg, queue: make(chan *pending, queueSlots), stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1)}
+	lock, err := lockDir(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{cfg: cfg, lock: lock, queue: make(chan *pending, queueSlots), stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1)}
 	l.rotateBase.Store(-1)
 	if err := l.recover(); err != nil {
+		lock.Close()
 		return nil, err
 	}
 	set := cfg.Metrics
@@ -624,6 +633,7 @@ func (l *Log) run() {
 			}
 			l.sync()
 			l.f.Close()
+			l.lock.Close()
 			return
 		}
 	}
