@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log"
 	"net/http"
@@ -82,6 +83,15 @@ position.
 	kafkaSec := addKafkaSecurityFlags(fs, "kafka-")
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
+	}
+	fromSet := false
+	fs.Visit(func(f *flag.Flag) { fromSet = fromSet || f.Name == "from" })
+	if fromSet && *from < 0 {
+		// -1 stands for "not given" below: a negative --from would read
+		// the whole log.
+		fmt.Fprintf(fs.Output(), "--from %d is not a position: give 0 or more (a line's \"position\"), or leave it out to start at the oldest record\n", *from)
+		fs.Usage()
+		return errUsage
 	}
 	if *poll <= 0 || *maxBytes < 1 {
 		fmt.Fprintln(fs.Output(), "--poll must be positive and --max-bytes at least 1")

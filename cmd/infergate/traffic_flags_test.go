@@ -62,3 +62,15 @@ func TestTrafficKafkaFlags(t *testing.T) {
 		t.Fatalf("serve with a topic the brokers lack: %v\n%s", err, out)
 	}
 }
+
+// TestTrafficReadRefusesANegativeFrom: --from below 0 is no position; it
+// read the whole log from its oldest record, as if --from were not given,
+// and exited 0.
+func TestTrafficReadRefusesANegativeFrom(t *testing.T) {
+	f := func(from string) {
+		t.Helper()
+		checkExit(t, 2, "--from "+from+" is not a position", "traffic", "read", "--addr", "127.0.0.1:1", "--from", from)
+	}
+	f("-5")
+	f("-1")
+}
