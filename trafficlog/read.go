@@ -20,7 +20,8 @@ import (
 // before the first record (deleted to keep the log in its budget) or
 // after the end gives a *PositionError, and one inside a record (one the
 // records before it in its segment do not lead to) an error wrapping
-// ErrNotRecord. A record damaged on disk gives an error wrapping
+// ErrNotRecord. A segment file removed by hand, with older ones kept, is
+// a gap: reading goes on at the next segment. A record damaged on disk gives an error wrapping
 // ErrCorrupt, with its position, after the whole records before it were
 // passed; the error names where the next segment begins, the way past
 // it, and damage in the segment being written makes the writer start the
@@ -59,6 +60,11 @@ func (l *Log) Read(from int64, maxBytes int, fn func(pos int64, rec []byte) bool
 					// Deleted by retention since the snapshot, or by hand.
 					l.forgetMissing(s.base)
 					st := l.Stats()
+					if pos >= st.First && i < len(segs)-1 {
+						// Removed by hand with older segments kept: a
+						// gap, which the next segment goes on after.
+						continue
+					}
 					return pos, &PositionError{Position: pos, First: st.First, Next: st.Next}
 				}
 				return pos, err

@@ -51,3 +51,52 @@ func TestOldestSegmentRemovedByHand(t *testing.T) {
 		t.Fatalf("Read from the new first %d: %d records, %v", pe.First, n, err)
 	}
 }
+
+// TestMiddleSegmentRemovedByHand: a segment file deleted by hand between
+// others that are still there is a gap: a read over it, or from a
+// position in it, goes on at the next segment. It answered a
+// PositionError saying the position was "beyond the log's end" (it was
+// not), losing the records the read had passed before the gap.
+func TestMiddleSegmentRemovedByHand(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	cfg.SegmentBytes = 64 << 10
+	cfg.MaxBytes = 1 << 20
+	cfg.MaxRecordBytes = 16 << 10
+	l := open(t, cfg)
+	for i := range 40 {
+		e := prediction(i)
+		e.Inputs = []oip.Tensor{fp32("features", []int64{1, 2000}, make([]float32, 2000)...)}
+		if err := l.AppendSync(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := l.Stats()
+	if st.Segments < 4 {
+		t.Fatalf("%d segments; the test needs 4", st.Segments)
+	}
+	second, ok := l.SegmentAfter(st.First)
+	if !ok {
+		t.Fatal("no second segment")
+	}
+	third, _ := l.SegmentAfter(second)
+	if err := os.Remove(filepath.Join(dir, segName(second))); err != nil {
+		t.Fatal(err)
+	}
+	f := func(from, wantFirst int64) {
+		t.Helper()
+		var poss []int64
+		next, err := l.Read(from, 1<<30, func(pos int64, _ []byte) bool { poss = append(poss, pos); return true })
+		if err != nil || next != st.Next || len(poss) == 0 || poss[0] != wantFirst {
+			t.Fatalf("Read from %d: records from %v, next %d, %v; want records from %d up to %d", from, poss[:min(len(poss), 1)], next, err, wantFirst, st.Next)
+		}
+		for _, p := range poss {
+			if p >= second && p < third {
+				t.Fatalf("Read from %d gave a record at %d, in the removed segment", from, p)
+			}
+		}
+	}
+	f(st.First, st.First)
+	f(second, third)
+	f(second+1, third)
+}
