@@ -306,7 +306,6 @@ func (l *Log) recover() error {
 			return fmt.Errorf("cannot start a traffic log segment: %w", err)
 		}
 		valid = 0
-		l.retain()
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
@@ -326,6 +325,10 @@ func (l *Log) recover() error {
 	l.w = bufio.NewWriterSize(f, 1<<20)
 	l.end = last.base + valid
 	l.synced = l.end
+	// The budget may be smaller than when the log was written (lowered
+	// to free the disk): it holds from now, not from the next segment,
+	// which a disk too full to write would never start.
+	l.retain()
 	return nil
 }
 
@@ -807,16 +810,16 @@ func (l *Log) rotate() error {
 	return nil
 }
 
-// retain deletes the oldest segments, but the last, until the others and
-// a full new one fit the log's byte budget.
+// retain deletes the oldest segments, but the last (the one written),
+// until the others and a full last one fit the log's byte budget.
 func (l *Log) retain() {
 	l.mu.Lock()
 	var drop []segment
 	total := int64(0)
-	for _, s := range l.segs {
+	for _, s := range l.segs[:len(l.segs)-1] {
 		total += s.size
 	}
-	// Room for the new segment to fill: the budget holds whatever it
+	// Room for the last segment to fill: the budget holds whatever it
 	// does.
 	for len(l.segs) > 1 && total+l.cfg.SegmentBytes > l.cfg.MaxBytes {
 		drop = append(drop, l.segs[0])
