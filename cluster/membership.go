@@ -163,6 +163,14 @@ func (n *Node) JoinLocal(m fsm.Member) error {
 	if err := n.reachable(m.RaftAddr); err != nil {
 		return fmt.Errorf("%w: the leader cannot reach raft address %s of node %q (%v); give --cluster an address the other nodes can reach", fsm.ErrInvalid, m.RaftAddr, m.ID, err)
 	}
+	// Raft refuses two servers at one address (it would count one
+	// machine's answers twice): say whose it is and what to do, before
+	// the loop below changes anything.
+	for _, s := range f.Configuration().Servers {
+		if s.ID != raft.ServerID(m.ID) && s.Address == raft.ServerAddress(m.RaftAddr) {
+			return fmt.Errorf("%w: raft address %s is member %q's; give node %q its own --cluster address, or, if %q is gone for good and node %q takes its place, remove it first (infergate cluster remove %s)", fsm.ErrConflict, m.RaftAddr, s.ID, m.ID, s.ID, m.ID, s.ID)
+		}
+	}
 	voters := 0
 	m.Voter = false
 	for _, s := range f.Configuration().Servers {
