@@ -177,11 +177,13 @@ func (s *Server) routeAdmin(ctx *fasthttp.RequestCtx, rest []byte) error {
 			return err
 		}
 		return s.join(cp, ctx)
-	case seg(0) == "cluster" && seg(1) == "members" && len(parts) == 3:
+	case seg(0) == "cluster" && seg(1) == "members" && len(parts) >= 3:
 		if err := allow(ctx, fasthttp.MethodDelete); err != nil {
 			return err
 		}
-		return s.removeMember(cp, ctx, seg(2))
+		// The rest is the id: a node id may hold a '/' (--node-id allows
+		// one), which arrives escaped and is decoded by now.
+		return s.removeMember(cp, ctx, string(bytes.Join(parts[2:], slash)))
 	case seg(0) == "cluster" && seg(1) == "apply" && len(parts) == 2:
 		if err := allow(ctx, fasthttp.MethodPost); err != nil {
 			return err
