@@ -187,7 +187,7 @@ func (n *Node) JoinLocal(m fsm.Member) error {
 				// remove itself and its raft would shut down. It hands
 				// leadership over; the retry moves it through the new
 				// leader.
-				if err := n.raft.LeadershipTransfer().Error(); err != nil {
+				if err := n.transferLeadership(); err != nil {
 					return fmt.Errorf("%w: this node leads at raft address %s, but the configuration names %s, and it cannot hand leadership over to move (%v): restart it on %s, or, if it is the only voter, stop it and run \"infergate cluster recover --cluster %s\" on its --data", fsm.ErrConflict, m.RaftAddr, s.Address, err, s.Address, m.RaftAddr)
 				}
 				return fmt.Errorf("%w: handed leadership over to move this node to raft address %s", ErrNotLeader, m.RaftAddr)
@@ -269,8 +269,11 @@ func (n *Node) RemoveLocal(id string) error {
 			// could forget the node's record: it hands leadership over
 			// instead, and the caller's retry (Remove's withLeader, or
 			// the forwarding node's) removes it through the new leader.
-			if err := n.raft.LeadershipTransfer().Error(); err != nil {
-				return raftError(err)
+			if err := n.transferLeadership(); err != nil {
+				if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+					return raftError(err)
+				}
+				return fmt.Errorf("%w: node %q leads, and cannot hand leadership over to another voter, which its removal needs (%v); bring a voter back, or stop node %q and remove it once another leads", fsm.ErrConflict, id, err, id)
 			}
 			return fmt.Errorf("%w: handed leadership over to remove this node", ErrNotLeader)
 		}

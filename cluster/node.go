@@ -386,11 +386,44 @@ func (n *Node) HandOver() {
 	if voters < 2 {
 		return
 	}
-	if err := n.raft.LeadershipTransfer().Error(); err != nil {
+	if err := n.transferLeadership(); err != nil {
 		n.logf("cluster: could not hand leadership over before stopping: %v", err)
 		return
 	}
 	n.logf("cluster: handed leadership over before stopping")
+}
+
+// transferLeadership hands this leader's leadership to another voter that
+// answers, trying each in turn. Raft's own pick is the voter furthest
+// along, the first in the configuration on a tie, and that may be one
+// that is down: the transfer to it fails whatever the others could do.
+func (n *Node) transferLeadership() error {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	var errs []error
+	for _, s := range f.Configuration().Servers {
+		if s.ID == raft.ServerID(n.cfg.NodeID) || s.Suffrage != raft.Voter {
+			continue
+		}
+		if n.unreachable(s.ID) {
+			errs = append(errs, fmt.Errorf("voter %s does not answer", s.ID))
+			continue
+		}
+		err := n.raft.LeadershipTransferToServer(s.ID, s.Address).Error()
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("to %s: %w", s.ID, err))
+		if n.raft.State() != raft.Leader {
+			break // it went elsewhere all the same
+		}
+	}
+	if len(errs) == 0 {
+		return errors.New("there is no other voter")
+	}
+	return errors.Join(errs...)
 }
 
 func (n *Node) closeStores() {
