@@ -415,10 +415,13 @@ func (n *Node) transferLeadership() error {
 		if err == nil {
 			return nil
 		}
-		errs = append(errs, fmt.Errorf("to %s: %w", s.ID, err))
 		if n.raft.State() != raft.Leader {
-			break // it went elsewhere all the same
+			// It went elsewhere all the same (a transfer that timed
+			// out after the target won): the callers' retry goes
+			// through whoever leads now.
+			return nil
 		}
+		errs = append(errs, fmt.Errorf("to %s: %w", s.ID, err))
 	}
 	if len(errs) == 0 {
 		return errors.New("there is no other voter")
