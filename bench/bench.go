@@ -173,15 +173,18 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 	env.SharedCores = isLoopback(cfg.Target)
 	env.HTTPFloor = floorKind(cfg.FloorExecutable)
 
-	ctl, err := newControlClient(cfg.Target, &cfg.Options)
+	ctl, err := newControlClient(ctx, cfg.Target, &cfg.Options)
 	if err != nil {
 		return nil, err
 	}
-	if sm, err := ctl.oip.ServerMetadata(); err == nil {
-		env.ServerVersion = sm.Name + " " + sm.Version
+	if env.ServerVersion, err = ctl.serverVersion(); err != nil {
+		return nil, err
 	}
-	md, err := ctl.oip.ModelMetadata(cfg.Model, "")
+	md, err := ctl.modelMetadata(cfg.Model)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		return nil, fmt.Errorf("%w: model %q: %w", ErrTarget, cfg.Model, err)
 	}
 	pool, err := newPool(md, poolOptions{

@@ -2,8 +2,10 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -14,38 +16,55 @@ import (
 	"github.com/infergate/infergate/oip"
 )
 
-// controlTimeout bounds the calls around the steps: metadata, /metrics,
-// configuration and repository loads (which load and warm a model).
+// controlTimeout bounds the repository loads, which load and warm a
+// model, and the wait for the model to be ready after one.
 const controlTimeout = 2 * time.Minute
 
+// minQueryTimeout is the least that the quick calls around the steps
+// (metadata, /metrics, configuration, statistics, readiness) wait for an
+// answer; they wait --timeout when that is longer. A target that accepts
+// connections and does not answer then ends the run in seconds, not in
+// minutes. A variable so that tests can shorten it.
+var minQueryTimeout = 10 * time.Second
+
 // controlClient makes the untimed calls of a run to a gateway.
+//
+// The quick calls (metadata, /metrics, configuration, statistics) end
+// when ctx does: their result is dropped, and the call finishes on a
+// goroutine of its own within queryTimeout. Repository loads and the
+// readiness polls after them do not, so that a run interrupted still
+// puts back the configuration it found.
 type controlClient struct {
-	base   string
-	host   string
-	prefix string
-	hc     *fasthttp.HostClient
-	oip    *oip.Client
+	ctx          context.Context
+	queryTimeout time.Duration
+	base         string
+	host         string
+	prefix       string
+	hc           *fasthttp.HostClient
+	oip          *oip.Client
 	// token and adminToken are the Authorization values of the
 	// /v2/models and the /v2/repository calls, or "".
 	token, adminToken string
 }
 
-func newControlClient(baseURL string, o *Options) (*controlClient, error) {
+func newControlClient(ctx context.Context, baseURL string, o *Options) (*controlClient, error) {
 	host, prefix, err := splitBaseURL(baseURL)
 	if err != nil {
 		return nil, err
 	}
 	c := &controlClient{
-		base:   baseURL,
-		host:   host,
-		prefix: prefix,
-		hc:     newHostClient(baseURL, "infergate-bench", o.TLS),
-		oip:    oip.NewClient(baseURL),
+		ctx:          ctx,
+		queryTimeout: max(o.Timeout, minQueryTimeout),
+		base:         baseURL,
+		host:         host,
+		prefix:       prefix,
+		hc:           newHostClient(baseURL, "infergate-bench", o.TLS),
+		oip:          oip.NewClient(baseURL),
 	}
 	c.hc.MaxConns = 4
 	c.hc.MaxResponseBodySize = 64 << 20
 	c.oip.SetTLS(o.TLS)
-	c.oip.SetTimeout(controlTimeout)
+	c.oip.SetTimeout(c.queryTimeout)
 	c.oip.SetToken(o.Token)
 	if o.Token != "" {
 		c.token = "Bearer " + o.Token
@@ -101,8 +120,75 @@ func newHostClient(baseURL, name string, tc func(serverName string) *tls.Config)
 // pathSegment escapes s as one URL path segment.
 func pathSegment(s string) string { return url.PathEscape(s) }
 
-// do makes one call and returns the status and a copy of the body.
-func (c *controlClient) do(method, path string, body []byte) (int, []byte, error) {
+// query runs f, one of c's quick calls, and returns what it returns, or
+// ctx's error as soon as ctx ends: f then goes on to its end (within
+// queryTimeout) on a goroutine of its own, and its result is dropped. A
+// call that timed out says how long it waited.
+func query[T any](c *controlClient, f func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := f()
+		if errors.Is(err, fasthttp.ErrTimeout) {
+			err = fmt.Errorf("no answer within %s: %w", c.queryTimeout, err)
+		}
+		ch <- result{v, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-c.ctx.Done():
+		var zero T
+		return zero, c.ctx.Err()
+	}
+}
+
+// serverVersion returns the name and version the target gives itself
+// (GET /v2), "" when it gives none; its error says that the target
+// does not answer at all (the call timed out, or ctx ended).
+func (c *controlClient) serverVersion() (string, error) {
+	sm, err := query(c, c.oip.ServerMetadata)
+	switch {
+	case err == nil:
+		return sm.Name + " " + sm.Version, nil
+	case errors.Is(err, fasthttp.ErrTimeout):
+		return "", fmt.Errorf("%w: %w", ErrTarget, err)
+	case c.ctx.Err() != nil:
+		return "", c.ctx.Err()
+	}
+	return "", nil
+}
+
+// modelMetadata returns GET /v2/models/{m}, ending with ctx.
+func (c *controlClient) modelMetadata(model string) (*oip.ModelMetadata, error) {
+	return query(c, func() (*oip.ModelMetadata, error) { return c.oip.ModelMetadata(model, "") })
+}
+
+// modelStatistics returns GET /v2/models/{m}/stats, ending with ctx.
+func (c *controlClient) modelStatistics(model string) (*oip.ModelStatistics, error) {
+	return query(c, func() (*oip.ModelStatistics, error) { return c.oip.ModelStatistics(model, "") })
+}
+
+// get makes one quick call (see query) and returns the status and a copy
+// of the body.
+func (c *controlClient) get(path string) (int, []byte, error) {
+	type answer struct {
+		code int
+		body []byte
+	}
+	a, err := query(c, func() (answer, error) {
+		code, body, err := c.do(fasthttp.MethodGet, path, nil, c.queryTimeout)
+		return answer{code, body}, err
+	})
+	return a.code, a.body, err
+}
+
+// do makes one call, waiting at most timeout, and returns the status and
+// a copy of the body.
+func (c *controlClient) do(method, path string, body []byte, timeout time.Duration) (int, []byte, error) {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 	resp := fasthttp.AcquireResponse()
@@ -121,7 +207,7 @@ func (c *controlClient) do(method, path string, body []byte) (int, []byte, error
 		req.Header.SetContentType("application/json")
 		req.SetBody(body)
 	}
-	if err := c.hc.DoTimeout(req, resp, controlTimeout); err != nil {
+	if err := c.hc.DoTimeout(req, resp, timeout); err != nil {
 		return 0, nil, fmt.Errorf("%s %s%s: %w", method, c.base, path, err)
 	}
 	return resp.StatusCode(), append([]byte(nil), resp.Body()...), nil
@@ -130,7 +216,7 @@ func (c *controlClient) do(method, path string, body []byte) (int, []byte, error
 // scrape returns the samples of GET /metrics, or nil when the target has
 // none to give (the figures are then left out, not failed).
 func (c *controlClient) scrape() []Sample {
-	code, body, err := c.do(fasthttp.MethodGet, "/metrics", nil)
+	code, body, err := c.get("/metrics")
 	if err != nil || code != fasthttp.StatusOK {
 		return nil
 	}
@@ -161,7 +247,7 @@ type servedConfig struct {
 // modelConfig calls GET /v2/models/{m}/config; nil when the target has no
 // such endpoint.
 func (c *controlClient) modelConfig(model string) *servedConfig {
-	code, body, err := c.do(fasthttp.MethodGet, "/v2/models/"+pathSegment(model)+"/config", nil)
+	code, body, err := c.get("/v2/models/" + pathSegment(model) + "/config")
 	if err != nil || code != fasthttp.StatusOK {
 		return nil
 	}
@@ -208,7 +294,7 @@ func (c *controlClient) loadModel(model, config string) error {
 	}
 	req.Parameters.Config = config
 	body, _ := json.Marshal(req)
-	code, out, err := c.do(fasthttp.MethodPost, "/v2/repository/models/"+pathSegment(model)+"/load", body)
+	code, out, err := c.do(fasthttp.MethodPost, "/v2/repository/models/"+pathSegment(model)+"/load", body, controlTimeout)
 	if err != nil {
 		return err
 	}

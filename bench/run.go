@@ -372,7 +372,7 @@ func (h *httpRun) snapshot() *serverSnapshot {
 	sn := &serverSnapshot{}
 	if h.control != nil {
 		sn.samples = h.control.scrape()
-		sn.stats, _ = h.control.oip.ModelStatistics(h.tmpl.Model, "")
+		sn.stats, _ = h.control.modelStatistics(h.tmpl.Model)
 	}
 	if h.serverPID != 0 {
 		sn.cpu, sn.cpuOK = processCPU(h.serverPID)

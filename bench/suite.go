@@ -259,12 +259,12 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Report, error) {
 		env.HTTPFloor = floorKind(cfg.FloorExecutable)
 	}
 	env.Target = target
-	ctl, err := newControlClient(target, &cfg.Options)
+	ctl, err := newControlClient(ctx, target, &cfg.Options)
 	if err != nil {
 		return nil, err
 	}
-	if sm, err := ctl.oip.ServerMetadata(); err == nil {
-		env.ServerVersion = sm.Name + " " + sm.Version
+	if env.ServerVersion, err = ctl.serverVersion(); err != nil {
+		return s.report, err
 	}
 	for i, m := range cfg.Models {
 		if ctx.Err() != nil {
@@ -337,8 +337,11 @@ func gatewayArgs(cfg *SuiteConfig, cpus *cpuSplit, dir, lib string) []string {
 // runRounds). The overload pair follows the batched runs in a single
 // round, and the rounds otherwise.
 func (s *session) suiteModel(cfg *SuiteConfig, ctl *controlClient, target, m string, first bool) error {
-	md, err := ctl.oip.ModelMetadata(m, "")
+	md, err := ctl.modelMetadata(m)
 	if err != nil {
+		if s.ctx.Err() != nil {
+			return s.ctx.Err()
+		}
 		return fmt.Errorf("%w: model %q: %w", ErrTarget, m, err)
 	}
 	binary := cfg.Encoding == EncodingBinary

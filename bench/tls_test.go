@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -48,7 +49,7 @@ func TestClientsTakeTheTLSOfTheMoment(t *testing.T) {
 		}
 		return &tls.Config{RootCAs: roots.Load()}
 	}}
-	c, err := newControlClient(base, o)
+	c, err := newControlClient(context.Background(), base, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func TestClientsTakeTheTLSOfTheMoment(t *testing.T) {
 		call func() error
 	}{
 		{"a control call", func() error {
-			code, body, err := c.do(fasthttp.MethodGet, "/v2", nil)
+			code, body, err := c.get("/v2")
 			if err == nil && code != 200 {
 				err = errors.New(string(body))
 			}
