@@ -44,9 +44,10 @@
 // to the last, when that is longer than the window: a server slower than
 // the offered rate is measured at its own pace while it works off its
 // backlog, and one that keeps up is not charged for its latency. A step
-// cut short by --max-requests ends at its last answer served, or at its
-// schedule's end (closed loop: when the limit was reached) if that came
-// later. A request that failed stretches no window.
+// cut short by --max-requests is measured the same way up to where it was
+// cut: in closed loop until the limit was reached, in open loop until the
+// next request would have been due, or over its answers' span when that
+// is longer. A request that failed stretches no window.
 //
 // Each worker records into a recorder (an HDR histogram of µs, 1 µs to
 // 60 s, 3 significant figures, plus one 8-byte sample per request for the

@@ -257,23 +257,28 @@ func (s *loadStep) run(ctx context.Context) *stepResult {
 	// The window's rates count the requests sent in it. A request that
 	// failed (timed out, say) stretches no window: it was not served.
 	switch {
+	case s.mode == ModeOpen:
+		// The window closes at the schedule's end: when the measured
+		// window does, or (cut short by --max-requests or ctx) when the
+		// next request would have been due. A server slower than the
+		// offered rate answers the window's requests after it: until its
+		// backlog is served. The answers' span is what divides them, not
+		// the time since the window opened: a server that keeps up, each
+		// answer taking L, answers the window's requests from ws+L to
+		// the schedule's end plus L.
+		end := we
+		if early {
+			end = res.sendEnd
+		}
+		res.windowEnd = end
+		if span := lastServed.Add(-max(firstServed.Sub(ws), 0)); span.After(end) {
+			res.windowEnd = span
+		}
 	case early:
-		// Cut short (--max-requests): until the last answer served, or
-		// the schedule's end if that came later.
+		// Closed loop cut short (--max-requests, ctx): the requests were
+		// sent until the limit was reached, and that divides them as the
+		// window's own length does below, however long the last took.
 		res.windowEnd = res.sendEnd
-		if lastServed.After(res.windowEnd) {
-			res.windowEnd = lastServed
-		}
-	case s.mode == ModeOpen && lastServed.After(we):
-		// A server slower than the offered rate answers the window's
-		// requests after it: until its backlog is served. The answers'
-		// span is what divides them, not the time since the window
-		// opened: a server that keeps up, each answer taking L, answers
-		// the window's requests from ws+L to we+L.
-		res.windowEnd = lastServed.Add(-max(firstServed.Sub(ws), 0))
-		if res.windowEnd.Before(we) {
-			res.windowEnd = we
-		}
 	default:
 		// Closed loop: each answer sends the next request, so the
 		// requests sent in the window are those its answers started; the

@@ -99,3 +99,40 @@ func TestOpenLoopLatencyDoesNotStretchWindow(t *testing.T) {
 		}
 	})
 }
+
+// A step cut short by --max-requests against a server that keeps up,
+// each answer taking L: its rate must read what the same step reads
+// without the limit, not be divided by the time until the last answer.
+// Closed loop, 4 workers a quarter of a cycle apart, each answer 400 ms:
+// 10 requests a second, and the 10 measured ones are sent in 1 s (it read
+// 7.7/s). Open loop at 100/s with 500 ms answers: 50 requests fill 500 ms
+// of the schedule (it read 50.5/s, half the rate offered and served).
+func TestMaxRequestsLatencyDoesNotStretchWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ls := &loadStep{
+			concurrency: 4, warmup: 400 * time.Millisecond, duration: time.Hour, maxRequests: 10,
+			newSender: func() sender {
+				return &fakeSender{latency: func(seq uint64) time.Duration {
+					if seq < 4 {
+						return time.Duration(seq+1) * 100 * time.Millisecond
+					}
+					return 400 * time.Millisecond
+				}}
+			},
+		}
+		r := runFake(t, ls, ModeClosed)
+		if r.Requests != 10 || r.ThroughputRPS != 10 {
+			t.Fatalf("closed loop: got %d requests at %g/s over %g s; want 10 at 10/s", r.Requests, r.ThroughputRPS, r.DurationS)
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		ls := &loadStep{
+			rate: 100, maxInFlight: 1024, duration: time.Hour, maxRequests: 50,
+			newSender: func() sender { return &fakeSender{latency: constLatency(500 * time.Millisecond)} },
+		}
+		r := runFake(t, ls, ModeOpen)
+		if r.Requests != 50 || r.ThroughputRPS != 100 {
+			t.Fatalf("open loop: got %d requests at %g/s over %g s; want 50 at 100/s", r.Requests, r.ThroughputRPS, r.DurationS)
+		}
+	})
+}
