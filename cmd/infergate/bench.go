@@ -6,13 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/infergate/infergate/bench"
 	"github.com/infergate/infergate/internal/affinity"
@@ -121,7 +119,7 @@ another when busy.`)
 		return err
 	}
 	defer stopProfile()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := interruptContext()
 	defer stop()
 	report, err := bench.Measure(ctx, cfg)
 	if err != nil {
@@ -229,7 +227,7 @@ recorded as flagged runs with its error, and the suite goes on.`)
 		defer f.Close()
 		cfg.ServerLog = f
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := interruptContext()
 	defer stop()
 	report, err := bench.RunSuite(ctx, cfg)
 	return out.finish(report, err)
@@ -608,7 +606,7 @@ busy.`)
 		fmt.Println("configuration is valid")
 		return nil
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := interruptContext()
 	defer stop()
 	r, err := bench.MeasureNeighbors(ctx, cfg)
 	if err != nil {

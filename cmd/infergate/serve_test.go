@@ -29,6 +29,10 @@ import (
 var binPath string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(interruptChildEnv) != "" {
+		interruptChild()
+		return
+	}
 	dir, err := os.MkdirTemp("", "infergate-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

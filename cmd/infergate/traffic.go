@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,9 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/infergate/infergate/trafficlog"
@@ -168,7 +165,7 @@ position.
 
 // readKafka prints a Kafka topic's events as JSON lines, once or on.
 func readKafka(out adminOutput, brokers []string, topic string, sec kafka.Security, follow bool, poll time.Duration) error {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := interruptContext()
 	defer stop()
 	r, err := kafka.NewReader(ctx, brokers, topic, sec)
 	if err != nil {
