@@ -3,10 +3,12 @@ package trainer
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -196,7 +198,10 @@ func (e *NodeError) Error() string {
 func (e *NodeError) Unwrap() error { return e.Err }
 
 // any makes a call to the first node that answers: any node serves reads
-// from its state and forwards writes to the leader.
+// from its state and forwards writes to the leader. A POST (an upload,
+// which registers a new version each time) goes on to the next node only
+// when it never reached the node (unsent): one whose answer was lost may
+// have taken effect, and the caller reads the state back instead.
 func (g *Gateway) any(ctx context.Context, method, path, ctype string, body []byte, out any) error {
 	var errs []error
 	for _, n := range g.Nodes {
@@ -205,9 +210,25 @@ func (g *Gateway) any(ctx context.Context, method, path, ctype string, body []by
 		if !errors.As(err, &ne) {
 			return err
 		}
+		if method == http.MethodPost && !unsent(ne.Err) {
+			return err
+		}
 		errs = append(errs, err)
 	}
 	return fmt.Errorf("no node answered: %w", errors.Join(errs...))
+}
+
+// unsent reports whether err, a call's failure to reach its node, came
+// before the request was written: the connection could not be made, or
+// its TLS handshake failed.
+func unsent(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var cv *tls.CertificateVerificationError
+	var rh tls.RecordHeaderError
+	return errors.As(err, &cv) || errors.As(err, &rh)
 }
 
 // HTTPError is an admin call a node refused.
