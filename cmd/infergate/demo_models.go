@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,15 +17,20 @@ func runDemoModels(args []string) error {
 FP32 [-1,64], output "score" FP32 [-1,1]) and DIR/ranker/1/model.onnx (input
 "features" FP32 [-1,256], output "score" FP32 [-1,1]). Weights are deterministic,
 so the files are identical on every machine; files already in place with the
-same bytes are left alone. --seed writes models of the same shapes with other
+same bytes are left alone, and one that holds another model (a ctr of your
+own) stops the command before it writes anything, unless --force. --seed writes models of the same shapes with other
 weights, new versions to try shadows and experiments with:
 
   infergate demo-models --out /tmp/v2 --seed 7
   infergate models upload ranker /tmp/v2/ranker/1/model.onnx`)
 	out := fs.String("out", "models", "repository directory to write into")
 	seed := fs.Uint64("seed", 0, "draw the weights from this seed instead of the demo models' own (ctr 1, ranker 2)")
+	force := fs.Bool("force", false, "replace a DIR/ctr/1/model.onnx or DIR/ranker/1/model.onnx that holds another model (without it, such a file is left alone and nothing is written)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *out == "" {
+		return errors.New("--out is empty: give the repository directory to write into")
 	}
 	ctr, ranker := onnx.DemoCTR(), onnx.DemoRanker()
 	if *seed != 0 {
@@ -35,19 +41,40 @@ weights, new versions to try shadows and experiments with:
 			m.DocString = fmt.Sprintf("infergate demo model %s with other weights: random, seed %d", m.Metadata[onnx.MetaModel], *seed)
 		}
 	}
+	type file struct {
+		path     string
+		data     []byte
+		upToDate bool
+	}
+	var files []file
 	for _, m := range []struct {
 		name string
 		mlp  *onnx.MLP
 	}{{"ctr", ctr}, {"ranker", ranker}} {
-		path := filepath.Join(*out, m.name, "1", "model.onnx")
-		data := m.mlp.Model().Marshal()
-		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		f := file{path: filepath.Join(*out, m.name, "1", "model.onnx"), data: m.mlp.Model().Marshal()}
+		// A file of other bytes may be a model of the user's own
+		// (a repository with a ctr of its own): it is replaced only
+		// when asked, and checked before anything is written.
+		old, err := os.ReadFile(f.path)
+		switch {
+		case err == nil && bytes.Equal(old, f.data):
+			f.upToDate = true
+		case err == nil && !*force:
+			return fmt.Errorf("%s exists and holds another model (%d bytes, not this demo model); nothing written: write elsewhere (--out), remove it, or replace it with --force", f.path, len(old))
+		case err != nil && !errors.Is(err, os.ErrNotExist):
+			return fmt.Errorf("cannot read %s: %w", f.path, err)
+		}
+		files = append(files, f)
+	}
+	for _, f := range files {
+		if f.upToDate {
+			fmt.Fprintf(os.Stderr, "%s is up to date\n", f.path)
 			continue
 		}
-		if err := writeFileAtomic(path, data); err != nil {
+		if err := writeFileAtomic(f.path, f.data); err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "wrote %s (%d bytes)\n", path, len(data))
+		fmt.Fprintf(os.Stderr, "wrote %s (%d bytes)\n", f.path, len(f.data))
 	}
 	return nil
 }
