@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -605,6 +606,81 @@ func listModels(dir string) ([]string, error) {
 		}
 	}
 	return names, nil
+}
+
+// strayModelFiles returns an error for each .onnx file at the top of
+// repository dir, where only model directories belong: --models pointed
+// at a directory of model files, say. listModels passes over them.
+func strayModelFiles(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("cannot list the model repository %s: %w", dir, err)
+	}
+	var errs []error
+	for _, e := range entries {
+		if e.IsDir() || !strings.EqualFold(filepath.Ext(e.Name()), ".onnx") {
+			continue
+		}
+		name := strings.TrimSuffix(e.Name(), filepath.Ext(e.Name()))
+		if CheckName(name) != nil {
+			name = "<name>"
+		}
+		errs = append(errs, fmt.Errorf("found %s at the top of the model repository, which holds a directory per model: move it to %s",
+			filepath.Join(dir, e.Name()), filepath.Join(dir, name, "1", "model.onnx")))
+	}
+	return errors.Join(errs...)
+}
+
+// layoutHints says where model directory mdir holds ONNX files that no
+// version is made of, and where each belongs: a model.onnx without a
+// version directory (the layout of KServe's storage), a version's file
+// of another name, a version directory that is not a number. It reads
+// mdir only when a model has no version to load.
+func layoutHints(mdir string) []string {
+	const most = 3
+	entries, err := os.ReadDir(mdir)
+	if err != nil {
+		return nil
+	}
+	var hints []string
+	onnxFiles := func(dir string) []string {
+		es, err := os.ReadDir(dir)
+		if err != nil {
+			return nil
+		}
+		var names []string
+		for _, e := range es {
+			if !e.IsDir() && strings.EqualFold(filepath.Ext(e.Name()), ".onnx") {
+				names = append(names, e.Name())
+			}
+		}
+		return names
+	}
+	for _, f := range onnxFiles(mdir) {
+		hints = append(hints, fmt.Sprintf("found %s: move it into a version directory, %s",
+			filepath.Join(mdir, f), filepath.Join(mdir, "1", "model.onnx")))
+	}
+	for _, e := range entries {
+		if !e.IsDir() || len(hints) >= most {
+			continue
+		}
+		vdir := filepath.Join(mdir, e.Name())
+		_, isVersion := parseVersion(e.Name())
+		for _, f := range onnxFiles(vdir) {
+			switch {
+			case !isVersion:
+				hints = append(hints, fmt.Sprintf("found %s: %q is not a version directory; versions are numbers: 1, 2, ... (no leading zeros)",
+					filepath.Join(vdir, f), e.Name()))
+			case f != "model.onnx":
+				hints = append(hints, fmt.Sprintf("found %s: a version's file must be called model.onnx",
+					filepath.Join(vdir, f)))
+			}
+		}
+	}
+	if len(hints) > most {
+		hints = hints[:most]
+	}
+	return hints
 }
 
 // parseVersion parses a version directory name: a positive decimal

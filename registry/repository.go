@@ -313,14 +313,23 @@ func (r *Repository) ModelNames() ([]string, error) {
 	return listModels(r.cfg.Dir)
 }
 
+// CheckLayout reports the .onnx files at the top of the repository, where
+// only model directories belong, each with where it would serve from; nil
+// when there are none. Reading every model (LoadAll, Check of all) reports
+// them too.
+func (r *Repository) CheckLayout() error {
+	return strayModelFiles(r.cfg.Dir)
+}
+
 // LoadAll loads every model in the repository. It returns the joined
-// errors of the models that failed; the others serve.
+// errors of the models that failed, and of the files at the top that are
+// not model directories (CheckLayout); the others serve.
 func (r *Repository) LoadAll() error {
 	names, err := listModels(r.cfg.Dir)
 	if err != nil {
 		return err
 	}
-	var errs []error
+	errs := []error{strayModelFiles(r.cfg.Dir)}
 	for _, n := range names {
 		if err := r.Load(n, nil); err != nil {
 			errs = append(errs, err)
@@ -336,16 +345,17 @@ func (r *Repository) LoadAll() error {
 // policy selects. It loads nothing; what only ONNX Runtime can tell (a
 // model that does not fit its configuration) shows at Load.
 func (r *Repository) Check(names ...string) error {
+	var errs []error
 	if len(names) == 0 {
 		all, err := listModels(r.cfg.Dir)
 		if err != nil {
 			return err
 		}
 		names = all
+		errs = append(errs, strayModelFiles(r.cfg.Dir))
 	}
 	r.loadMu.Lock()
 	defer r.loadMu.Unlock()
-	var errs []error
 	for _, name := range names {
 		if err := CheckName(name); err != nil {
 			errs = append(errs, err)
@@ -619,8 +629,12 @@ func (r *Repository) selectLocked(name string) (cfg ModelConfig, want, older []i
 	}
 	want = selectVersions(cfg.VersionPolicy, disk.versions)
 	if len(want) == 0 {
-		return ModelConfig{}, nil, nil, fmt.Errorf("cannot load model %q: %w: no version directory under %s holds a model.onnx that its version policy selects",
-			name, ErrNoVersions, filepath.Join(r.cfg.Dir, name))
+		mdir := filepath.Join(r.cfg.Dir, name)
+		msg := fmt.Sprintf("no version directory under %s holds a model.onnx that its version policy selects", mdir)
+		if hints := layoutHints(mdir); len(hints) > 0 {
+			msg += " (" + strings.Join(hints, "; ") + ")"
+		}
+		return ModelConfig{}, nil, nil, fmt.Errorf("cannot load model %q: %w: %s", name, ErrNoVersions, msg)
 	}
 	if p := cfg.VersionPolicy; p.All == nil && p.Specific == nil {
 		for i := len(disk.versions) - len(want) - 1; i >= 0; i-- {

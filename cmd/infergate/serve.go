@@ -879,6 +879,7 @@ func loadInitial(repo *registry.Repository, which string, restored map[string]*r
 			return errors.Join(append(errs, err)...)
 		}
 		names = all
+		errs = append(errs, repo.CheckLayout())
 	}
 	for _, name := range names {
 		if restored[name] != nil {
