@@ -153,6 +153,29 @@ func (c *serveConfig) validate() error {
 			return fmt.Errorf("--pprof-addr %q: %w", c.pprofAddr, err)
 		}
 	}
+	// In config.json 0 stands for the node's value; the node's own
+	// values are counts and sizes, so 0 (or less) is a mistake to name,
+	// not a default to take in silence.
+	for _, f := range []struct {
+		flag string
+		v    int64
+	}{
+		{"instances", int64(c.defaults.Instances)},
+		{"intra-op-threads", int64(c.defaults.IntraOpThreads)},
+		{"inter-op-threads", int64(c.defaults.InterOpThreads)},
+		{"max-batch-size", c.defaults.MaxBatchSize},
+		{"max-output-bytes", c.defaults.MaxOutputBytes},
+		{"traffic-max-bytes", c.traffic.MaxBytes},
+		{"traffic-segment-bytes", c.traffic.SegmentBytes},
+	} {
+		if f.v < 1 {
+			msg := fmt.Sprintf("--%s %d: use 1 or more", f.flag, f.v)
+			if f.flag == "intra-op-threads" {
+				msg += " (Triton's 0, ONNX Runtime's own choice, is a thread per core: give their number)"
+			}
+			return errors.New(msg)
+		}
+	}
 	if c.defaults.MaxQueue < 1 {
 		// In config.json 0 means "take the node's"; the node's own
 		// bound must be one.

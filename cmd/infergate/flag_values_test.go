@@ -1,0 +1,33 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// serve's count and size flags refuse 0 and negative values, naming the
+// flag, where 0 (and for the traffic log's sizes, any value below 1) used
+// to be taken silently for the default: --intra-op-threads 0, ONNX
+// Runtime's "every core" in Triton, ran one thread; --traffic-max-bytes 0
+// or -1 kept 1 GiB.
+func TestServeFlagsRefuseZero(t *testing.T) {
+	repo := demoRepo(t)
+	f := func(flag, value, want string) {
+		t.Helper()
+		args := []string{"--dry-run", "--models", repo, "--data", t.TempDir(), "--traffic-percent", "1", flag, value}
+		code, out := runServeFor(t, 30*time.Second, args...)
+		if code != 1 || !strings.Contains(out, want) || strings.Contains(out, "configuration is valid") {
+			t.Errorf("serve %s %s: exit %d:\n%s\nwant exit 1 and %q", flag, value, code, out, want)
+		}
+	}
+	f("--instances", "0", "--instances 0: use 1 or more")
+	f("--instances", "-2", "--instances -2: use 1 or more")
+	f("--intra-op-threads", "0", "--intra-op-threads 0: use 1 or more")
+	f("--inter-op-threads", "0", "--inter-op-threads 0: use 1 or more")
+	f("--max-batch-size", "0", "--max-batch-size 0: use 1 or more")
+	f("--max-output-bytes", "0", "--max-output-bytes 0: use 1 or more")
+	f("--traffic-max-bytes", "0", "--traffic-max-bytes 0: use 1 or more")
+	f("--traffic-max-bytes", "-1", "--traffic-max-bytes -1: use 1 or more")
+	f("--traffic-segment-bytes", "-1", "--traffic-segment-bytes -1: use 1 or more")
+}
