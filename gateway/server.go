@@ -124,8 +124,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max header bytes %d: use 1024 to 1048576", c.MaxHeaderBytes)
 	case c.MaxConnections < 1:
 		return fmt.Errorf("max connections must be at least 1, got %d", c.MaxConnections)
-	case c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
-		return errors.New("read, write and idle timeouts must be positive")
+	case c.ReadTimeout <= 0:
+		return fmt.Errorf("read timeout %s must be positive", c.ReadTimeout)
+	case c.WriteTimeout <= 0:
+		return fmt.Errorf("write timeout %s must be positive", c.WriteTimeout)
+	case c.IdleTimeout <= 0:
+		return fmt.Errorf("idle timeout %s must be positive", c.IdleTimeout)
 	case c.RequestTimeout <= 0:
 		return fmt.Errorf("request timeout must be positive, got %s", c.RequestTimeout)
 	case c.SlowRequests < 0:

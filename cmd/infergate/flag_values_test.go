@@ -31,3 +31,18 @@ func TestServeFlagsRefuseZero(t *testing.T) {
 	f("--traffic-max-bytes", "-1", "--traffic-max-bytes -1: use 1 or more")
 	f("--traffic-segment-bytes", "-1", "--traffic-segment-bytes -1: use 1 or more")
 }
+
+// A duration flag that is out of range is named with its value.
+func TestServeDurationFlagsNamed(t *testing.T) {
+	f := func(flag, value, want string) {
+		t.Helper()
+		code, out := runServeFor(t, 30*time.Second, "--dry-run", "--models", t.TempDir(), "--data", t.TempDir(), flag, value)
+		if code != 1 || !strings.Contains(out, want) {
+			t.Errorf("serve %s %s: exit %d:\n%s\nwant exit 1 and %q", flag, value, code, out, want)
+		}
+	}
+	f("--idle-timeout", "-1s", "idle timeout -1s must be positive")
+	f("--write-timeout", "0", "write timeout 0s must be positive")
+	f("--shutdown-timeout", "0", "--shutdown-timeout 0s must be positive")
+	f("--shutdown-delay", "-2s", "--shutdown-delay -2s is negative")
+}

@@ -184,8 +184,11 @@ func (c *serveConfig) validate() error {
 	if c.pollInterval < 0 || (c.pollInterval > 0 && c.pollInterval < 100*time.Millisecond) {
 		return fmt.Errorf("--poll-interval %s: use 0 (off) or at least 100ms", c.pollInterval)
 	}
-	if c.shutdownTimeout <= 0 || c.shutdownDelay < 0 {
-		return errors.New("--shutdown-timeout must be positive and --shutdown-delay not negative")
+	if c.shutdownTimeout <= 0 {
+		return fmt.Errorf("--shutdown-timeout %s must be positive", c.shutdownTimeout)
+	}
+	if c.shutdownDelay < 0 {
+		return fmt.Errorf("--shutdown-delay %s is negative; use 0 (none) or a duration", c.shutdownDelay)
 	}
 	if c.maxQueueDelay < 0 || c.maxQueueDelay > 10*time.Second {
 		return fmt.Errorf("--max-queue-delay %s: use 0 to 10s", c.maxQueueDelay)
