@@ -398,7 +398,7 @@ func (out adminOutput) raw(a *adminAnswer) error {
 func parseArgs(fs *flag.FlagSet, args []string, names ...string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := parseFlags(fs, args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, flag.ErrHelp
 			}

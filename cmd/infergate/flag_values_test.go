@@ -46,3 +46,17 @@ func TestServeDurationFlagsNamed(t *testing.T) {
 	f("--shutdown-timeout", "0", "--shutdown-timeout 0s must be positive")
 	f("--shutdown-delay", "-2s", "--shutdown-delay -2s is negative")
 }
+
+// A duration given without its unit (--request-timeout 10, as Triton's
+// seconds) is refused saying what a duration looks like, where the flag
+// package says only "parse error"; in every command, and help still
+// names the flags' type.
+func TestDurationWithoutUnit(t *testing.T) {
+	const want = "want a duration with its unit, like 10s, 500ms or 2m"
+	checkExit(t, 2, `invalid value "10" for flag -request-timeout: `+want, "serve", "--request-timeout", "10")
+	checkExit(t, 2, `invalid value "5" for flag -timeout: `+want, "models", "list", "--timeout", "5")
+	checkExit(t, 2, `invalid value "1" for flag -poll: `+want, "traffic", "read", "--poll", "1")
+	checkExit(t, 2, `invalid value "3" for flag -duration: `+want, "bench", "--duration", "3")
+	checkExit(t, 0, "-idle-timeout duration", "serve", "--help")
+	checkExit(t, 0, "-timeout duration", "models", "list", "--help")
+}
