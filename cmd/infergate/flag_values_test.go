@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -59,4 +61,21 @@ func TestDurationWithoutUnit(t *testing.T) {
 	checkExit(t, 2, `invalid value "3" for flag -duration: `+want, "bench", "--duration", "3")
 	checkExit(t, 0, "-idle-timeout duration", "serve", "--help")
 	checkExit(t, 0, "-timeout duration", "models", "list", "--help")
+}
+
+// A --data that is a file is refused by the dry run and by serve, naming
+// the flag, where serve said "open FILE/node-id: not a directory" and the
+// dry run passed it.
+func TestServeDataIsAFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "state")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := "--data " + file + " is a file; give a directory for this node's state"
+	for _, dry := range []string{"--dry-run", "--dry-run=false"} {
+		code, out := runServeFor(t, 30*time.Second, dry, "--models", t.TempDir(), "--data", file, "--http", "127.0.0.1:0")
+		if code != 1 || !strings.Contains(out, want) {
+			t.Errorf("serve %s --data FILE: exit %d:\n%s\nwant exit 1 and %q", dry, code, out, want)
+		}
+	}
 }

@@ -176,6 +176,9 @@ func (c *serveConfig) validate() error {
 			return errors.New(msg)
 		}
 	}
+	if st, err := os.Stat(c.dataDir); err == nil && !st.IsDir() {
+		return fmt.Errorf("--data %s is a file; give a directory for this node's state", c.dataDir)
+	}
 	if c.defaults.MaxQueue < 1 {
 		// In config.json 0 means "take the node's"; the node's own
 		// bound must be one.
@@ -469,6 +472,9 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 			if err := repo.Check(names...); err != nil {
 				return err
 			}
+		}
+		if err := checkWritableDir(c.dataDir); err != nil {
+			return fmt.Errorf("--data %s: %w", c.dataDir, err)
 		}
 		fmt.Printf("configuration is valid; ONNX Runtime %s from %s\n", engine.RuntimeVersion(), libPath)
 		return nil
@@ -962,18 +968,46 @@ func (c *serveConfig) raftDir() string { return filepath.Join(c.dataDir, "raft")
 // node's state.
 func lockDataDir(dir string) (unlock func(), err error) {
 	if err := durable.MakeDirs(dir); err != nil {
-		return nil, fmt.Errorf("cannot create data directory: %w", err)
+		return nil, fmt.Errorf("--data %s: cannot create the directory: %w", dir, err)
 	}
 	path := filepath.Join(dir, "LOCK")
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("cannot open %s: %w", path, err)
+		return nil, fmt.Errorf("--data %s is not writable: %w", dir, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("data directory %s is in use by another infergate (lock %s held); give each server its own --data", dir, path)
 	}
 	return func() { f.Close() }, nil
+}
+
+// checkWritableDir reports whether serve could create and write dir,
+// without writing anything: dir, or the nearest directory above it that
+// exists, must be writable (a read-only filesystem, or a directory of
+// another user).
+func checkWritableDir(dir string) error {
+	p := filepath.Clean(dir)
+	for {
+		st, err := os.Stat(p)
+		if err == nil {
+			if !st.IsDir() {
+				return fmt.Errorf("%s is not a directory", p)
+			}
+			if err := syscall.Access(p, 2 /* W_OK */); err != nil {
+				return fmt.Errorf("cannot write in %s: %w", p, err)
+			}
+			return nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		up := filepath.Dir(p)
+		if up == p {
+			return err
+		}
+		p = up
+	}
 }
 
 // doneWithin runs f on a goroutine of its own and reports whether it
