@@ -328,7 +328,9 @@ func (s *Server) feedback(ctx *fasthttp.RequestCtx, name, version []byte) error 
 // Traffic read bounds.
 const (
 	defaultTrafficRead = 4 << 20
-	maxTrafficRead     = 64 << 20
+	// MaxTrafficRead is the most bytes of records one GET /v1/traffic
+	// may ask for (max_bytes).
+	MaxTrafficRead = 64 << 20
 )
 
 // readTraffic serves GET /v1/traffic?from=P&max_bytes=N&format=jsonl|binary:
@@ -356,8 +358,8 @@ func (s *Server) readTraffic(ctx *fasthttp.RequestCtx) error {
 	maxBytes := defaultTrafficRead
 	if b := args.Peek("max_bytes"); b != nil {
 		n, err := strconv.Atoi(string(b))
-		if err != nil || n < 1 || n > maxTrafficRead {
-			return badRequest("max_bytes=%q: give 1 to %d", b, maxTrafficRead)
+		if err != nil || n < 1 || n > MaxTrafficRead {
+			return badRequest("max_bytes=%q: give 1 to %d", b, MaxTrafficRead)
 		}
 		maxBytes = n
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/gateway"
 	"github.com/infergate/infergate/internal/certs"
+	"github.com/infergate/infergate/registry"
 )
 
 // This file holds `infergate models` and `infergate cluster`: thin clients
@@ -391,6 +392,19 @@ func (out adminOutput) raw(a *adminAnswer) error {
 	return err
 }
 
+// badModelName reports whether an argument named NAME or MODEL is a
+// name no model can have, saying so on w: the server would answer a '/'
+// in it as an unknown endpoint.
+func badModelName(w io.Writer, names, pos []string) bool {
+	for i, n := range names {
+		if (n == "NAME" || n == "MODEL") && registry.CheckName(pos[i]) != nil {
+			fmt.Fprintf(w, "%s %q: model names are 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit\n", n, pos[i])
+			return true
+		}
+	}
+	return false
+}
+
 // parseArgs parses args, in which flags may come before, between or after
 // the positional arguments ("--" ends them), and returns one positional
 // argument per name. Usage errors are printed; they return errUsage, and
@@ -425,6 +439,7 @@ func parseArgs(fs *flag.FlagSet, args []string, names ...string) ([]string, erro
 		fmt.Fprintf(fs.Output(), "missing %s %s\n", noun, strings.Join(missing, " "))
 	case len(pos) > len(names):
 		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", pos[len(names)])
+	case badModelName(fs.Output(), names, pos):
 	default:
 		return pos, nil
 	}

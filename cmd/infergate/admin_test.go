@@ -588,6 +588,11 @@ func TestAdminUsage(t *testing.T) {
 	f(modelsGroup, []string{"shadow", "ctr", "2"}, 2, nil, []string{"--percent is missing: give the share", "Usage: infergate models shadow"})
 	f(modelsGroup, []string{"shadow", "ctr", "x", "--percent", "5"}, 2, nil, []string{`VERSION "x": versions are positive integers`})
 
+	// A model name the cluster cannot hold is named before any call
+	// (a '/' in it made the server answer "no such admin endpoint").
+	f(modelsGroup, []string{"upload", "Bad/Name", "f.onnx"}, 2, nil, []string{`NAME "Bad/Name": model names are 1-128 letters, digits`, "Usage: infergate models upload"})
+	f(modelsGroup, []string{"show", "a b"}, 2, nil, []string{`NAME "a b": model names are`})
+
 	// Writes take no --consistent.
 	f(modelsGroup, []string{"retire", "--consistent", "ctr", "1"}, 2, nil, []string{"flag provided but not defined: -consistent"})
 }

@@ -135,7 +135,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.StringVar(&c.gateway.AdminToken, "admin-token", "", "bearer token required by the admin API (/v1, repository load/unload) and by cluster peers (default $INFERGATE_ADMIN_TOKEN); without it the admin API answers loopback clients only")
 	fs.StringVar(&c.gateway.InferenceToken, "inference-token", "", "bearer token required by /v2/models/... calls (default $INFERGATE_INFERENCE_TOKEN); empty leaves inference open")
 	fs.BoolVar(&c.cluster.RegisterLocal, "register-local-models", false, "when this node bootstraps a new cluster, register the models it serves from --models in it, so that nodes joining later serve them too; otherwise they stay local to this node (files, polling and the repository API manage them) and only models uploaded through /v1 are the cluster's")
-	fs.IntVar(&c.cluster.MaxVoters, "max-voters", c.cluster.MaxVoters, "voters the cluster admits (3 or 5); nodes joining beyond them are non-voters, which serve all the same")
+	fs.IntVar(&c.cluster.MaxVoters, "max-voters", c.cluster.MaxVoters, "voters the cluster admits, 1 to 9 (3 or 5 are the usual: a majority of them must answer for writes); nodes joining beyond them are non-voters, which serve all the same")
 
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve HTTPS on --http with this PEM certificate (the chain after the leaf; with --tls-key); the files are read again when they change, so a rotated certificate takes effect at the next handshake")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "the PEM private key of --tls-cert")

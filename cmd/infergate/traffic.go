@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/infergate/infergate/gateway"
 	"github.com/infergate/infergate/trafficlog"
 	"github.com/infergate/infergate/trafficlog/kafka"
 )
@@ -71,7 +72,7 @@ position.
   infergate traffic read --follow
   infergate traffic read --kafka-brokers 10.0.0.9:9092 --kafka-topic infergate-traffic`)
 	cfg := adminFlags(fs, false)
-	from := fs.Int64("from", -1, "position to start at, as a line's \"position\" or the last read's end (default: the oldest record)")
+	from := fs.Int64("from", -1, "position to start at, as a line's \"position\" or the last read's end; left out, the oldest record")
 	follow := fs.Bool("follow", false, "keep reading new records as they come, until interrupted")
 	poll := fs.Duration("poll", time.Second, "with --follow, how often to ask for new records")
 	maxBytes := fs.Int("max-bytes", 4<<20, "most bytes of records one request reads")
@@ -90,8 +91,8 @@ position.
 		fs.Usage()
 		return errUsage
 	}
-	if *poll <= 0 || *maxBytes < 1 {
-		fmt.Fprintln(fs.Output(), "--poll must be positive and --max-bytes at least 1")
+	if *poll <= 0 || *maxBytes < 1 || *maxBytes > gateway.MaxTrafficRead {
+		fmt.Fprintf(fs.Output(), "--poll must be positive and --max-bytes 1 to %d\n", gateway.MaxTrafficRead)
 		fs.Usage()
 		return errUsage
 	}

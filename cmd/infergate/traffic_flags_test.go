@@ -74,3 +74,10 @@ func TestTrafficReadRefusesANegativeFrom(t *testing.T) {
 	f("-5")
 	f("-1")
 }
+
+// A --max-bytes the node would refuse is named as the flag, not as the
+// node's max_bytes parameter.
+func TestTrafficReadMaxBytesBound(t *testing.T) {
+	checkExit(t, 2, "--max-bytes 1 to 67108864", "traffic", "read", "--addr", "127.0.0.1:1", "--max-bytes", "67108865")
+	checkExit(t, 2, "--max-bytes 1 to 67108864", "traffic", "read", "--addr", "127.0.0.1:1", "--max-bytes", "0")
+}
