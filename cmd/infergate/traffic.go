@@ -115,6 +115,9 @@ position.
 	}
 	pos := *from
 	logID := "" // the identity of the log pos is in (X-Traffic-Log)
+	// waiting is what a follow waits out, said once: "node" (it does not
+	// answer), "damage" (in the segment it writes), or "".
+	waiting := ""
 	for {
 		q := url.Values{"max_bytes": {strconv.Itoa(*maxBytes)}}
 		if pos >= 0 {
@@ -142,9 +145,43 @@ position.
 			pos = -1
 			continue
 		}
+		ae, _ := err.(*adminError)
+		down := err != nil && (ae == nil || ae.status == http.StatusServiceUnavailable || ae.status == http.StatusBadGateway || ae.status == http.StatusGatewayTimeout)
+		if waiting == "node" && !down {
+			fmt.Fprintf(out.stderr, "infergate traffic read: reached the node again; going on\n")
+			waiting = ""
+		}
+		if err != nil && *follow {
+			// What clears by itself does not end a follow: a node
+			// restarting, and damage, which the node's next segment
+			// is the way past.
+			switch {
+			case down:
+				if waiting != "node" {
+					fmt.Fprintf(out.stderr, "infergate traffic read: %v; trying again every %s\n", err, *poll)
+					waiting = "node"
+				}
+				time.Sleep(*poll)
+				continue
+			case ae.header.Get("X-Traffic-Damaged") != "":
+				at, _ := strconv.ParseInt(ae.header.Get("X-Traffic-Damaged"), 10, 64)
+				if skip, _ := strconv.ParseInt(ae.header.Get("X-Traffic-Skip"), 10, 64); skip > at {
+					fmt.Fprintf(out.stderr, "infergate traffic read: %s; skipping to position %d, where the next segment begins: the records from %d to %d are lost\n", ae.msg, skip, at, skip)
+					pos = skip
+					continue
+				}
+				if waiting != "damage" {
+					fmt.Fprintf(out.stderr, "infergate traffic read: %s; waiting for the node to start its next segment, the way past it\n", ae.msg)
+					waiting = "damage"
+				}
+				time.Sleep(*poll)
+				continue
+			}
+		}
 		if err != nil {
 			return err
 		}
+		waiting = ""
 		if _, err := out.stdout.Write(ans.body); err != nil {
 			return err
 		}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// traffic read --follow goes on through what clears by itself: a node
+// that does not answer for a while (restarting: connections reset, then
+// 503), and a damaged record (skipped to the next segment, as the trainer
+// does, saying what is lost). Before, each ended it with exit 1.
+func TestTrafficFollowRidesOutOutagesAndDamage(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		calls int
+		froms []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		n := calls
+		froms = append(froms, r.URL.Query().Get("from"))
+		mu.Unlock()
+		from := r.URL.Query().Get("from")
+		h := w.Header()
+		h.Set("X-Traffic-Log", "log-1")
+		switch {
+		case n == 1: // the first record
+			h.Set("X-Traffic-Next", "10")
+			h.Set("X-Traffic-End", "10")
+			io.WriteString(w, `{"record":1}`+"\n")
+		case n <= 3: // the node goes down: connections reset
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close()
+		case n == 4: // it starts
+			h.Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"error":"not ready"}`)
+		case from == "10": // damage there; the next segment starts at 30
+			h.Set("X-Traffic-Damaged", "10")
+			h.Set("X-Traffic-Skip", "30")
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"error":"damaged traffic log record at position 10 (checksum mismatch)"}`)
+		case from == "30":
+			h.Set("X-Traffic-Next", "40")
+			h.Set("X-Traffic-End", "40")
+			io.WriteString(w, `{"record":2}`+"\n")
+		default:
+			h.Set("X-Traffic-Next", from)
+			h.Set("X-Traffic-End", from)
+		}
+	}))
+	defer srv.Close()
+
+	cmd := exec.Command(binPath, "traffic", "read", "--addr", srv.URL, "--follow", "--poll", "20ms")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// exited is closed once the process has ended, with waitErr set.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
+	defer func() {
+		cmd.Process.Kill()
+		<-exited
+	}()
+	lines := make(chan string, 4)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	for _, want := range []string{`{"record":1}`, `{"record":2}`} {
+		select {
+		case got, ok := <-lines:
+			if !ok {
+				<-exited
+				t.Fatalf("traffic read --follow ended (%v) before %s; stderr:\n%s", waitErr, want, stderr.String())
+			}
+			if got != want {
+				t.Fatalf("got line %q; want %q", got, want)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no line %s in 20s; stderr:\n%s", want, stderr.String())
+		}
+	}
+	for _, want := range []string{
+		"trying again every 20ms",
+		"reached the node again",
+		"skipping to position 30, where the next segment begins: the records from 10 to 30 are lost",
+	} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	select {
+	case <-exited:
+		t.Fatalf("traffic read --follow ended: %v", waitErr)
+	default:
+	}
+}
