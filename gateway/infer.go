@@ -586,7 +586,7 @@ func (s *Server) requestBody(ctx *fasthttp.RequestCtx) ([]byte, error) {
 	if len(ce) == 0 || bytes.EqualFold(ce, identity) {
 		return ctx.PostBody(), nil
 	}
-	b, err := ctx.Request.BodyUncompressedWithLimit(s.cfg.MaxBodyBytes)
+	b, err := decompress(ce, ctx.PostBody(), s.cfg.MaxBodyBytes)
 	switch {
 	case err == nil:
 		return b, nil
