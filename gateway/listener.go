@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -161,8 +162,15 @@ func (l *limitListener) answer(c net.Conn) {
 			break
 		}
 	}
+	resp := l.refuse
+	if live, head := isLiveProbe(head); live {
+		resp = liveResponse
+		if head {
+			resp = resp[:len(resp)-len(liveBody)]
+		}
+	}
 	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-	if _, err := c.Write(l.refuse); err != nil {
+	if _, err := c.Write(resp); err != nil {
 		return
 	}
 	drain(c, refuseDrainTime, refuseDrainMax)
@@ -180,6 +188,29 @@ func drain(c net.Conn, d time.Duration, limit int64) {
 }
 
 var headEnd = []byte("\r\n\r\n")
+
+// liveResponse is the answer to a liveness probe over the limit: the
+// process is alive, only busy, and a probe that failed would get it
+// restarted, dropping every request it serves (see isLiveProbe).
+var liveResponse = []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+	strconv.Itoa(len(liveBody)) + "\r\n\r\n" + liveBody)
+
+const liveBody = `{"live":true}`
+
+// isLiveProbe reports whether head, the start of a refused connection's
+// request, is GET or HEAD /v2/health/live, which is answered as the
+// server answers it within the limit, and whether it is a HEAD.
+func isLiveProbe(head []byte) (live, isHead bool) {
+	line, _, _ := bytes.Cut(head, []byte("\r\n"))
+	for _, m := range []string{"GET ", "HEAD "} {
+		if rest, ok := bytes.CutPrefix(line, []byte(m)); ok {
+			path, _, _ := bytes.Cut(rest, []byte(" "))
+			path, _, _ = bytes.Cut(path, []byte("?"))
+			return string(path) == "/v2/health/live", m == "HEAD "
+		}
+	}
+	return false, false
+}
 
 // resourceShortage reports whether accept failed for want of file
 // descriptors or kernel memory, a shortage that passes.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -98,7 +99,7 @@ func TestRefusedConnectionsGetTheir503(t *testing.T) {
 		if i%3 == 2 {
 			resp, err = client.Post("http://"+addr+"/v2/models/ctr/infer", "application/json", bytes.NewReader(body))
 		} else {
-			resp, err = client.Get("http://" + addr + "/v2/health/live")
+			resp, err = client.Get("http://" + addr + "/v2/health/ready")
 		}
 		if err != nil {
 			lost++
@@ -113,4 +114,51 @@ func TestRefusedConnectionsGetTheir503(t *testing.T) {
 	if lost > 0 {
 		t.Fatalf("%d of 150 requests over the limit got no answer; want every one its 503", lost)
 	}
+}
+
+// TestLiveOverMaxConnections: a liveness probe that comes while
+// --max-connections are open gets 200, not the 503 of the refused: a
+// kubelet that gets 503s restarts the process, which sheds nothing and
+// drops every request it was serving. Readiness and the rest still get
+// the 503. Before, GET /v2/health/live over the limit got the 503 too.
+func TestLiveOverMaxConnections(t *testing.T) {
+	cfg := gateway.DefaultConfig()
+	cfg.MaxConnections = 1
+	s := startDemo(t, cfg, false)
+	addr := s.listenTCP(t)
+	held, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	held.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(held, "GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, err := http.ReadResponse(bufio.NewReader(held), nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the connection within the limit: %v, %v", resp, err)
+	}
+	f := func(method, path string, want int, wantBody string) {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "%s %s HTTP/1.1\r\nHost: x\r\nUser-Agent: kube-probe/1.31\r\n\r\n", method, path)
+		resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: method})
+		if err != nil {
+			t.Fatalf("%s %s over the limit: %v", method, path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || (wantBody != "" && string(b) != wantBody) {
+			t.Fatalf("%s %s over the limit: got %d %s; want %d %s", method, path, resp.StatusCode, b, want, wantBody)
+		}
+	}
+	f("GET", "/v2/health/live", 200, `{"live":true}`)
+	f("GET", "/v2/health/live?probe=1", 200, `{"live":true}`)
+	f("HEAD", "/v2/health/live", 200, "")
+	f("GET", "/v2/health/ready", 503, "")
+	f("GET", "/v2/health/lively", 503, "")
+	f("POST", "/v2/health/live", 503, "")
 }
