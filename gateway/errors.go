@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/infergate/infergate/cluster"
 	"github.com/infergate/infergate/internal/diskfree"
@@ -58,6 +59,11 @@ func internal(err error) error {
 
 // errInternalMsg is what a client sees of a bug; the log has the rest.
 const errInternalMsg = "internal error; the server log has the details"
+
+// errorLogEvery is how often the same method and path may log a server
+// error (see Server.handle); the lines held back in between are counted
+// in the next.
+const errorLogEvery = 10 * time.Second
 
 // toHTTPError classifies err for a response: status, client message, and
 // the failure reason counted in the model's metrics. An error that is not

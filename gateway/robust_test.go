@@ -636,3 +636,22 @@ func TestRetiredStandInAnswersUnversionedOnly(t *testing.T) {
 	s.repo.HandOver("fake", 1, 2, false)
 	checkFakeAnswer(t, s.post(t, "/v2/models/fake/versions/1/infer", fakeRequest))
 }
+
+// TestRepeatedServerErrorsDoNotFloodTheLog: a version whose backend fails
+// every run, under a client that retries in a loop, gets one log line
+// saying why, not one per request: before, each 500 wrote its line, and
+// a client looping on it filled the disk under the log.
+func TestRepeatedServerErrorsDoNotFloodTheLog(t *testing.T) {
+	b := newFakeBackend()
+	s := startFake(t, b, gateway.DefaultConfig(), registry.ModelConfig{})
+	b.mode.Store(fakeFail)
+	const n = 200
+	for range n {
+		checkError(t, s.post(t, fakeInfer, fakeRequest), fasthttp.StatusInternalServerError, internalErrorMsg)
+	}
+	l := s.log.String()
+	if got := strings.Count(l, "the device fell off the bus"); got < 1 || got > 2 {
+		t.Fatalf("log lines of %d failed requests: got %d; want 1 (2 if a period passed):\n%s", n, got, l)
+	}
+	checkMetric(t, s.metricsText(t), failureSeries(fakeSeries, "internal"), n)
+}

@@ -158,7 +158,10 @@ type Server struct {
 	wrongTokens *loglimit.Limiter[struct{}]
 	// slow limits the slow request log (logSlow) to a line a second per
 	// version.
-	slow    *loglimit.Limiter[string]
+	slow *loglimit.Limiter[string]
+	// errLog limits the log of server errors (5xx with a cause) to a
+	// line per errorLogEvery per method and path.
+	errLog  *loglimit.Limiter[string]
 	srv     *fasthttp.Server
 	logf    func(format string, args ...any)
 	started time.Time
@@ -225,6 +228,7 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 	}
 	s.wrongTokens = loglimit.New[struct{}](time.Minute, 1)
 	s.slow = loglimit.New[string](slowLogEvery, 1024)
+	s.errLog = loglimit.New[string](errorLogEvery, 1024)
 	s.panics = set.NewCounter("infergate_http_panics_total")
 	s.httpErrors = set.NewCounter("infergate_http_protocol_errors_total")
 	for i := range s.unrouted {
@@ -449,7 +453,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if err := s.route(ctx); err != nil {
 		he := toHTTPError(err)
 		if he.code >= 500 && he.err != nil {
-			s.logf("%s %s: %s", ctx.Method(), ctx.Path(), he.err)
+			// A failure that repeats on every request (a backend that
+			// fails each run, a traffic log that cannot write) says why
+			// once per period and endpoint, with how many it held back:
+			// a client retrying in a loop must not fill the disk.
+			if more, ok := s.errLog.Allow(string(ctx.Method()) + " " + string(ctx.Path())); ok {
+				s.logf("%s %s: %s%s", ctx.Method(), ctx.Path(), he.err, more)
+			}
 		}
 		writeError(ctx, he)
 	}
