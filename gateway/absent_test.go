@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -91,7 +92,7 @@ func TestClusterRetiredVersionSaysRetired(t *testing.T) {
 		}
 		return nil
 	})
-	if page := string(s.do(t, "GET", "/", nil).body); !strings.Contains(page, `<td>ctr</td><td>1</td><td class="UNAVAILABLE">UNAVAILABLE</td><td>0</td><td></td><td></td><td>retired</td>`) {
+	if page := string(s.do(t, "GET", "/", nil).body); !strings.Contains(page, `<td>ctr</td><td>1</td><td class="OFF">UNAVAILABLE</td><td>0</td><td></td><td></td><td>retired</td>`) {
 		t.Fatalf("the status page does not show version 1 retired:\n%s", page)
 	} else if strings.Contains(page, "not serving (below, with the reason)") {
 		// Retired on purpose: no failure to raise (found by a reviewing
@@ -190,4 +191,60 @@ func placeByHand(t *testing.T, s *testServer, at, content string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TestStatusPageFoldsRetiredVersions: a trainer that uploads, promotes
+// and retires a version a day leaves the status page one row per model
+// for the retired ones, in grey, not one red UNAVAILABLE row each: before,
+// after 20 such rounds the page held 20 red rows above the versions that
+// serve, and a real failure among them was hard to find.
+func TestStatusPageFoldsRetiredVersions(t *testing.T) {
+	cfg := gateway.DefaultConfig()
+	cfg.AdminToken = adminToken
+	s := startAdmin(t, cfg)
+	const rounds = 20
+	for v := 2; v <= rounds+1; v++ {
+		if r := s.admin(t, "POST", "/v1/models/ctr/versions?promote=true", ctrONNX()); r.code/100 != 2 {
+			t.Fatalf("upload: %s", r)
+		}
+		if r := s.admin(t, "DELETE", fmt.Sprintf("/v1/models/ctr/versions/%d", v-1), nil); r.code != 200 {
+			t.Fatalf("retire version %d: %s", v-1, r)
+		}
+	}
+	// A version retired before it loaded here is not in the index: count
+	// those that are.
+	retired, last := 0, ""
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		var idx []registry.IndexEntry
+		if r := s.do(t, "POST", "/v2/repository/index", nil); json.Unmarshal(r.body, &idx) != nil || len(idx) < 2 ||
+			idx[len(idx)-1] != (registry.IndexEntry{Name: "ctr", Version: strconv.Itoa(rounds + 1), State: registry.StateReady}) {
+			return fmt.Errorf("index: %s; want version %d ready, last", r, rounds+1)
+		}
+		retired = 0
+		for _, e := range idx[:len(idx)-1] {
+			if e.State != registry.StateUnavailable || e.Reason != "retired" {
+				return fmt.Errorf("index: %+v; want the versions before %d retired", idx, rounds+1)
+			}
+			retired++
+		}
+		if idx[0].Version != "1" {
+			return fmt.Errorf("index: %+v; want version 1 retired", idx)
+		}
+		last = idx[len(idx)-2].Version
+		return nil
+	})
+	page := string(s.do(t, "GET", "/", nil).body)
+	if n := strings.Count(page, `<td class="UNAVAILABLE">`); n != 0 {
+		t.Fatalf("the status page shows %d versions in red; want none, retiring being no failure:\n%s", n, page)
+	}
+	want := fmt.Sprintf(`<td>ctr</td><td>1–%s</td><td class="OFF">UNAVAILABLE</td><td>0</td><td></td><td></td><td>retired (%d versions)</td>`, last, retired)
+	if !strings.Contains(page, want) {
+		t.Fatalf("the status page does not fold the retired versions into %s:\n%s", want, page)
+	}
+	if strings.Contains(page, "not serving (below, with the reason)") {
+		t.Fatalf("the status page's head counts the retired versions as not serving:\n%.600s", page)
+	}
+	if n := strings.Count(page, "<tr><td>ctr</td>"); n != 4 {
+		t.Fatalf("the status page has %d rows for ctr; want 4 (the retired, version %d serving, its traffic, the cluster's model):\n%s", n, rounds+1, page)
+	}
 }

@@ -35,13 +35,36 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 		// Roles says what else the version does: its experiment arms, and
 		// "shadow".
 		Roles string
+		// Off marks a version out of service on purpose (retired or
+		// unloaded), shown in grey rather than red.
+		Off bool
+		// n, first and last are the retired versions folded into the
+		// row: how many, and the lowest and highest.
+		n           int
+		first, last string
 	}
 	rows := make([]row, 0, len(idx))
+	// retired is the row of each model's retired versions, folded into
+	// one: a trainer retires a version a round, and a row each would
+	// bury the rows that matter under an ever longer list.
+	retired := map[string]int{}
 	for _, e := range idx {
-		r := row{IndexEntry: e}
-		if n, err := strconv.ParseInt(e.Version, 10, 64); err == nil {
-			r.InFlight = s.repo.DrainingInFlight(e.Name, n)
+		if e.State == registry.StateUnavailable && e.Reason == reasonRetired {
+			if i, ok := retired[e.Name]; ok {
+				r := &rows[i]
+				r.n++
+				r.last = e.Version
+				r.Version = r.first + "–" + r.last
+				r.Reason = fmt.Sprintf("%s (%d versions)", reasonRetired, r.n)
+				r.InFlight += s.drainingInFlight(e)
+				continue
+			}
+			retired[e.Name] = len(rows)
+			rows = append(rows, row{IndexEntry: e, Off: true, InFlight: s.drainingInFlight(e), n: 1, first: e.Version, last: e.Version})
+			continue
 		}
+		r := row{IndexEntry: e, Off: e.State == registry.StateUnavailable && e.Reason == registry.ReasonUnloaded}
+		r.InFlight = s.drainingInFlight(e)
 		if m := s.repo.Model(e.Name); m != nil {
 			def := m.Default()
 			for _, v := range m.Versions() {
@@ -64,7 +87,7 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 	ready, why := s.readiness()
 	unavailable := 0 // for a failure: not those unloaded or retired on purpose
 	for _, r := range rows {
-		if r.State == registry.StateUnavailable && r.Reason != registry.ReasonUnloaded && r.Reason != reasonRetired {
+		if r.State == registry.StateUnavailable && !r.Off {
 			unavailable++
 		}
 	}
@@ -111,6 +134,16 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 	data.Disks = s.diskLines()
 	ctx.SetContentType("text/html; charset=utf-8")
 	return statusTemplate.Execute(ctx, data)
+}
+
+// drainingInFlight returns the requests still in flight on the unloaded
+// loads of e's version.
+func (s *Server) drainingInFlight(e registry.IndexEntry) int64 {
+	n, err := strconv.ParseInt(e.Version, 10, 64)
+	if err != nil {
+		return 0
+	}
+	return s.repo.DrainingInFlight(e.Name, n)
 }
 
 // diskLine is what the status page says of one guarded directory.
@@ -410,13 +443,14 @@ th,td{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}
 th{background:#f4f4f4}
 .READY{color:#0a7a2f;font-weight:600}.UNAVAILABLE{color:#b00020;font-weight:600}
 .LOADING,.UNLOADING{color:#a66b00;font-weight:600}
+.OFF{color:#777}
 code{background:#f4f4f4;padding:1px 4px}
 </style></head><body>
 <h1>{{.Name}} {{.Version}}</h1>
 <p>{{if .Ready}}<span class="READY">ready</span>{{else}}<span class="UNAVAILABLE">not ready: {{.NotReady}}</span>{{end}}{{with .Unavailable}} · <span class="UNAVAILABLE">{{.}} not serving (below, with the reason)</span>{{end}}
  · up {{.Uptime}} · ONNX Runtime {{.Runtime}} · repository <code>{{.Repo}}</code>{{with .TLS}} · <span{{if $.TLSSoon}} class="UNAVAILABLE"{{end}}>{{.}}</span>{{end}}{{range .Disks}} · <span{{if .Low}} class="UNAVAILABLE"{{end}}>{{.Text}}</span>{{end}}</p>
 <table><tr><th>model</th><th>version</th><th>state</th><th>in flight</th><th>loaded</th><th>sha256</th><th>reason</th></tr>
-{{range .Rows}}<tr><td>{{.Name}}</td><td>{{.Version}}{{with .Default}} <small>({{.}})</small>{{end}}{{with .Roles}} <small>({{.}})</small>{{end}}</td><td class="{{.State}}">{{.State}}</td><td>{{.InFlight}}</td><td>{{.Loaded}}</td><td>{{with .SHA256}}<code>{{printf "%.12s" .}}</code>{{end}}</td><td>{{.Reason}}</td></tr>
+{{range .Rows}}<tr><td>{{.Name}}</td><td>{{.Version}}{{with .Default}} <small>({{.}})</small>{{end}}{{with .Roles}} <small>({{.}})</small>{{end}}</td><td class="{{if .Off}}OFF{{else}}{{.State}}{{end}}">{{.State}}</td><td>{{.InFlight}}</td><td>{{.Loaded}}</td><td>{{with .SHA256}}<code>{{printf "%.12s" .}}</code>{{end}}</td><td>{{.Reason}}</td></tr>
 {{else}}<tr><td colspan="7">the repository holds no models</td></tr>{{end}}
 </table>
 {{with .Traffic}}<h2>Traffic</h2>
