@@ -249,7 +249,7 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 		DisablePreParseMultipartForm:  true,
 		DisableHeaderNamesNormalizing: false,
 		CloseOnShutdown:               true,
-		Logger:                        fasthttpLogger{s.logf},
+		Logger:                        fasthttpLogger{logf: s.logf, conns: loglimit.New[struct{}](errorLogEvery, 1)},
 	}
 	return s, nil
 }
@@ -392,15 +392,39 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Handler returns the request handler, for tests that serve it themselves.
 func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 
-type fasthttpLogger struct{ logf func(string, ...any) }
+type fasthttpLogger struct {
+	logf func(string, ...any)
+	// conns limits the lines about connections fasthttp could not
+	// serve (mostly requests it could not read, which protocolError
+	// answered and counted) to one per errorLogEvery.
+	conns *loglimit.Limiter[struct{}]
+}
 
 // Printf logs what fasthttp reports, less the failed TLS handshakes
-// (counted and logged by handshakeLog, at most once a minute).
+// (counted and logged by handshakeLog, at most once a minute). A line
+// about a connection it could not serve goes out once per errorLogEvery,
+// saying how many were held back, and without the request head fasthttp
+// quotes (its Authorization header and token, a client's cookies).
 func (l fasthttpLogger) Printf(format string, args ...any) {
 	if quietLine(args) {
 		return
 	}
-	l.logf(format, args...)
+	if !strings.HasPrefix(format, "error when serving connection") {
+		l.logf(format, args...)
+		return
+	}
+	more, ok := l.conns.Allow(struct{}{})
+	if !ok {
+		return
+	}
+	args = slices.Clone(args)
+	for i, a := range args {
+		if err, ok := a.(error); ok {
+			msg, _, _ := strings.Cut(err.Error(), ": buffer size=")
+			args[i] = msg
+		}
+	}
+	l.logf(format+"%s (infergate_http_protocol_errors_total counts the requests the server could not read)", append(args, more)...)
 }
 
 // protocolError answers requests fasthttp could not parse.
