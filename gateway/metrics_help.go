@@ -201,30 +201,48 @@ func escapeHelp(texts map[string]string) map[string]string {
 	return m
 }
 
-var helpPrefix = []byte("# HELP ")
+var (
+	commentPrefix = []byte("# ")
+	helpPrefix    = []byte("# HELP ")
+	typePrefix    = []byte("# TYPE ")
+	gaugeTotal    = []byte("_total gauge")
+)
 
 // writeHelp writes src, Prometheus text, to w with help's text after the
 // name of each "# HELP <name>" line that has no text of its own; help
-// maps a family to what escapeHelp makes of its text. Everything else,
+// maps a family to what escapeHelp makes of its text. A "# TYPE
+// <name>_total gauge" line says counter: the metrics library types the
+// process_io_*_total counters (/proc/self/io) as gauges, on which a
+// collector that converts by type computes no rate. Everything else,
 // families help lacks included, goes to w byte for byte.
 func writeHelp(w io.Writer, src []byte, help map[string]string) {
 	done := 0 // src[:done] has gone to w
 	for i := 0; ; {
-		j := bytes.Index(src[i:], helpPrefix)
+		j := bytes.Index(src[i:], commentPrefix)
 		if j < 0 {
 			break
 		}
 		j += i
-		name := src[j+len(helpPrefix):]
-		if n := bytes.IndexByte(name, '\n'); n >= 0 {
-			name = name[:n]
+		line := src[j:]
+		if n := bytes.IndexByte(line, '\n'); n >= 0 {
+			line = line[:n]
 		}
-		i = j + len(helpPrefix) + len(name) // the line's end
+		i = j + len(line) // the line's end
 		if j > 0 && src[j-1] != '\n' {
+			i = j + len(commentPrefix)
 			continue // inside a line, in a label value say
 		}
-		if bytes.IndexByte(name, ' ') >= 0 {
-			continue // a text already
+		if bytes.HasPrefix(line, typePrefix) {
+			if bytes.HasSuffix(line, gaugeTotal) {
+				w.Write(src[done : i-len("gauge")])
+				io.WriteString(w, "counter")
+				done = i
+			}
+			continue
+		}
+		name, ok := bytes.CutPrefix(line, helpPrefix)
+		if !ok || bytes.IndexByte(name, ' ') >= 0 {
+			continue // another comment, or a text already
 		}
 		text, ok := help[string(name)] // no allocation: Go looks up []byte keys in place
 		if !ok {

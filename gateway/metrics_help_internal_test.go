@@ -42,6 +42,11 @@ func TestWriteHelp(t *testing.T) {
 	f("# a comment # HELP c\n", "# a comment # HELP c\n")
 	// A name that only starts like one in the table.
 	f("# HELP a_total_more\n# HELP a\n", "# HELP a_total_more\n# HELP a\n")
+	// A gauge named _total is a counter; other types stay as they are.
+	f("# HELP z_total\n# TYPE z_total gauge\nz_total 1\n", "# HELP z_total\n# TYPE z_total counter\nz_total 1\n")
+	f("# TYPE a_total gauge", "# TYPE a_total counter")
+	f("# TYPE z gauge\n# TYPE y_totals gauge\n", "# TYPE z gauge\n# TYPE y_totals gauge\n")
+	f("d{path=\"# TYPE z_total gauge\"} 1\n", "d{path=\"# TYPE z_total gauge\"} 1\n")
 }
 
 // Every family the metrics library writes for the Go runtime and the

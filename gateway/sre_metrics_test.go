@@ -226,3 +226,24 @@ func TestEveryFamilyOnMetricsHasHelp(t *testing.T) {
 	}
 	t.Logf("%d infergate_ and nv_ families checked", families)
 }
+
+// TestNoGaugeNamedTotal: a family named _total is a counter, and says so
+// in its TYPE line: a collector that converts by type (OpenTelemetry's
+// Prometheus receiver, say) makes a gauge a gauge, on which a backend
+// computes no rate. Before, the metrics library's process_io_*_total
+// (bytes and system calls since the process started) were typed gauge.
+func TestNoGaugeNamedTotal(t *testing.T) {
+	metrics.ExposeMetadata(true)
+	t.Cleanup(func() { metrics.ExposeMetadata(false) })
+	s := startDemo(t, gateway.DefaultConfig(), false)
+	text := s.metricsText(t)
+	if !strings.Contains(text, "\n# TYPE process_io_read_bytes_total ") {
+		t.Skip("no process_io_* series here (not Linux)")
+	}
+	for line := range strings.Lines(text) {
+		f := strings.Fields(line)
+		if len(f) == 4 && f[0] == "#" && f[1] == "TYPE" && strings.HasSuffix(f[2], "_total") && f[3] != "counter" {
+			t.Errorf("%s: got TYPE %s; want counter", f[2], f[3])
+		}
+	}
+}
