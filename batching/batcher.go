@@ -318,6 +318,12 @@ type Batcher struct {
 	expireAt time.Time
 	expiry   *time.Timer
 
+	// panicMu guards panicLogged, when a backend panic was last logged,
+	// and panicsHeld, how many came since (recoverBackend).
+	panicMu     sync.Mutex
+	panicLogged time.Time
+	panicsHeld  int
+
 	// full mirrors queued >= MaxQueueSize for Full, which takes no lock.
 	full atomic.Bool
 	// runs counts backend runs, to sample one in cpuSampleEvery.
@@ -1030,12 +1036,34 @@ func (b *Batcher) runSampled(inputs, dst []oip.Tensor) ([]oip.Tensor, error) {
 	return outs, err
 }
 
-// recoverBackend turns a backend panic into *err, logged with its stack.
+// panicLogEvery is the least time between two log lines of backend
+// panics: a request that makes the backend panic, sent in a loop, would
+// write a stack a request.
+const panicLogEvery = 10 * time.Second
+
+// recoverBackend turns a backend panic into *err, logged with its stack
+// once in panicLogEvery at most.
 func recoverBackend(b *Batcher, err *error) {
-	if p := recover(); p != nil {
-		b.cfg.Logf("batching: backend panicked: %v\n%s", p, debug.Stack())
-		*err = fmt.Errorf("backend panicked: %v", p)
+	p := recover()
+	if p == nil {
+		return
 	}
+	*err = fmt.Errorf("backend panicked: %v", p)
+	now := time.Now()
+	b.panicMu.Lock()
+	if !b.panicLogged.IsZero() && now.Sub(b.panicLogged) < panicLogEvery {
+		b.panicsHeld++
+		b.panicMu.Unlock()
+		return
+	}
+	held := b.panicsHeld
+	b.panicLogged, b.panicsHeld = now, 0
+	b.panicMu.Unlock()
+	more := ""
+	if held > 0 {
+		more = fmt.Sprintf(" (and %d more since the last line)", held)
+	}
+	b.cfg.Logf("batching: backend panicked%s: %v\n%s", more, p, debug.Stack())
 }
 
 // gather concatenates the batch's inputs, in the first request's input
