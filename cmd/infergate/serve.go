@@ -569,10 +569,14 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 			return err
 		}
 		// Closed last, after the HTTP server: no handler writes it then.
+		// A disk that hangs does not hold the exit past the timeout.
 		defer func() {
 			t := time.Now()
-			tl.Close()
-			logger.Printf("traffic log closed in %s", time.Since(t).Round(time.Millisecond))
+			if doneWithin(c.shutdownTimeout, func() { tl.Close() }) {
+				logger.Printf("traffic log closed in %s", time.Since(t).Round(time.Millisecond))
+			} else {
+				logger.Printf("the traffic log was still writing after --shutdown-timeout %s (a disk that does not answer?); the records it had not synced may be lost", c.shutdownTimeout)
+			}
 		}()
 		st := tl.Stats()
 		logger.Printf("traffic log in %s: %.3g%% of the predictions and all feedback; positions %d to %d, %d bytes", c.traffic.Dir, c.gateway.TrafficPercent, st.First, st.Next, st.Bytes)
