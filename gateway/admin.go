@@ -43,13 +43,17 @@ var pathV1 = []byte("/v1/")
 const HeaderModelConfig = "Infergate-Model-Config"
 
 // authorizeAdmin checks the admin bearer token in constant time. With no
-// token configured, only loopback clients may use the admin API.
+// token configured, only loopback clients may use the admin API, and not
+// through a proxy.
 func (s *Server) authorizeAdmin(ctx *fasthttp.RequestCtx) error {
 	if s.cfg.AdminToken == "" {
-		if localClient(ctx) {
-			return nil
+		if !localClient(ctx) {
+			return &httpError{code: fasthttp.StatusForbidden, msg: "the admin API answers only loopback clients when the server has no admin token; start it with --admin-token (or INFERGATE_ADMIN_TOKEN)"}
 		}
-		return &httpError{code: fasthttp.StatusForbidden, msg: "the admin API answers only loopback clients when the server has no admin token; start it with --admin-token (or INFERGATE_ADMIN_TOKEN)"}
+		if h := proxiedBy(ctx); h != "" {
+			return &httpError{code: fasthttp.StatusForbidden, msg: "the admin API answers loopback clients without a token only when they are on this host, and this request came through a proxy (it carries " + h + "); start the server with --admin-token (or INFERGATE_ADMIN_TOKEN)"}
+		}
+		return nil
 	}
 	if !bearerMatches(ctx, s.cfg.AdminToken) {
 		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="infergate admin"`)
@@ -71,6 +75,18 @@ func (s *Server) authorizeAdmin(ctx *fasthttp.RequestCtx) error {
 func localClient(ctx *fasthttp.RequestCtx) bool {
 	a, ok := ctx.RemoteAddr().(*net.TCPAddr)
 	return !ok || a.IP.IsLoopback()
+}
+
+// proxiedBy returns the header by which a proxy in front of the server
+// names the client it forwards, when the request carries one, else "": a
+// proxy on this host makes every client a loopback one.
+func proxiedBy(ctx *fasthttp.RequestCtx) string {
+	for _, h := range [...]string{"X-Forwarded-For", "Forwarded", "X-Real-Ip"} {
+		if len(ctx.Request.Header.Peek(h)) > 0 {
+			return h
+		}
+	}
+	return ""
 }
 
 // bearerMatches reports whether the request carries "Bearer <token>" (the
