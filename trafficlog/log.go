@@ -286,7 +286,27 @@ func (l *Log) recover() error {
 			// past it).
 			l.cfg.Logf("traffic log: %s is damaged %d bytes in (position %d), with %d bytes after the damage; it is kept as it is, and the log goes on in a new segment at position %d (reads stop at the damage, and skip to there)",
 				path, valid, last.base+valid, last.size-valid, end)
-		} else {
+		}
+		// The new segment is on disk before the torn end is cut: a crash
+		// between the two must not leave the cut segment last, where the
+		// next start would append at the cut, a position a reader may
+		// have been given (a synced record, damaged since, that looks
+		// torn).
+		next := filepath.Join(l.cfg.Dir, segName(end))
+		nf, err := os.OpenFile(next, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err == nil {
+			if err = nf.Sync(); err == nil {
+				err = durable.SyncDir(l.cfg.Dir)
+			}
+			if err != nil {
+				nf.Close()
+			}
+		}
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("cannot start a traffic log segment: %w", err)
+		}
+		if !damaged {
 			l.cfg.Logf("traffic log: cut off the last %d bytes of %s, a record a crash left unfinished; the log goes on in a new segment at position %d", last.size-valid, path, end)
 			err := f.Truncate(valid)
 			if err == nil {
@@ -294,6 +314,7 @@ func (l *Log) recover() error {
 			}
 			if err != nil {
 				f.Close()
+				nf.Close()
 				return fmt.Errorf("cannot cut the torn end off %s: %w", path, err)
 			}
 			last.size = valid
@@ -301,11 +322,7 @@ func (l *Log) recover() error {
 		f.Close()
 		l.segs = append(l.segs, segment{base: end})
 		last = &l.segs[len(l.segs)-1]
-		path = filepath.Join(l.cfg.Dir, segName(end))
-		if f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
-			return fmt.Errorf("cannot start a traffic log segment: %w", err)
-		}
-		valid = 0
+		f, path, valid = nf, next, 0
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()

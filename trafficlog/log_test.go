@@ -513,3 +513,58 @@ func TestDamagedRecordNamesTheNextSegment(t *testing.T) {
 		t.Fatalf("a read from the next segment: %d records, %v; want some, and no error", n, err)
 	}
 }
+
+// A crash while a start cuts a torn end off leaves the new segment at the
+// old end on disk and the torn segment uncut (the new segment is made
+// first): the next start goes on in the new one, never at the cut, and
+// reads pass the torn bytes as damage, with the way past it.
+func TestCrashBeforeTheTornEndIsCut(t *testing.T) {
+	dir := t.TempDir()
+	l := open(t, testConfig(t, dir))
+	for i := range 3 {
+		if err := l.AppendSync(prediction(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := l.Stats().Next
+	l.Close()
+	tail := AppendRecord(nil, prediction(3))[:7]
+	f, err := os.OpenFile(filepath.Join(dir, segName(0)), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(tail)
+	f.Close()
+	end := good + int64(len(tail))
+	if err := os.WriteFile(filepath.Join(dir, segName(end)), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	l = open(t, testConfig(t, dir))
+	if err := l.AppendSync(prediction(4)); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	var poss []int64
+	read := func(from int64) (int64, error) {
+		return l.Read(from, 1<<20, func(pos int64, rec []byte) bool {
+			var e Event
+			if _, err := Decode(rec, &e); err != nil {
+				t.Fatalf("record at %d: %v", pos, err)
+			}
+			ids, poss = append(ids, e.ID), append(poss, pos)
+			return true
+		})
+	}
+	next, err := read(0)
+	if !errors.Is(err, ErrCorrupt) || next != good || len(ids) != 3 {
+		t.Fatalf("Read(0) = %d, %v, %q; want the 3 whole records, then damage at %d", next, err, ids, good)
+	}
+	skip, ok := l.SegmentAfter(good)
+	if !ok || skip != end {
+		t.Fatalf("SegmentAfter(%d) = %d, %v; want %d, the new segment", good, skip, ok, end)
+	}
+	if _, err := read(skip); err != nil || len(ids) != 4 || ids[3] != "req-4" || poss[3] != end {
+		t.Fatalf("Read(%d): %v, %q at %v; want req-4 at %d", skip, err, ids, poss, end)
+	}
+}
