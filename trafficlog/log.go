@@ -500,7 +500,10 @@ func Check(e *Event) error {
 }
 
 // AppendSync appends es, in order and all or none, and waits until they
-// are fsynced. It fails as Append does without waiting (ErrTooLarge when
+// are fsynced. A crash during the write may leave the first of them on
+// disk, whole records, without an answer to the caller: a client that
+// sends them again then has those twice (the trainer keeps an id's
+// latest outcome). It fails as Append does without waiting (ErrTooLarge when
 // they encode to more than Config.MaxRecordBytes together), with the
 // write's error, or with ErrSyncTimeout when the disk did not confirm
 // them within Config.SyncTimeout (they may still be written).
