@@ -54,5 +54,6 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-clean: ## remove build outputs and the demo models (keeps lib/, data/ and any other model in $(MODELS))
-	rm -rf bin $(MODELS)/ctr $(MODELS)/ranker
+clean: build ## remove build outputs and the demo models (keeps lib/, data/ and any other model in $(MODELS), a ctr or ranker of your own too)
+	@./$(BIN) demo-models --out $(MODELS) --remove
+	rm -rf bin

@@ -25,6 +25,7 @@ weights, new versions to try shadows and experiments with:
   infergate models upload ranker /tmp/v2/ranker/1/model.onnx`)
 	out := fs.String("out", "models", "repository directory to write into")
 	seed := fs.Uint64("seed", 0, "draw the weights from this seed instead of the demo models' own (ctr 1, ranker 2)")
+	remove := fs.Bool("remove", false, "remove the demo model files instead (what make clean does): only those whose bytes are the demo models' of --seed, and their directories once empty; any other file is left alone")
 	force := fs.Bool("force", false, "replace a DIR/ctr/1/model.onnx or DIR/ranker/1/model.onnx that holds another model (without it, such a file is left alone and nothing is written)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -56,6 +57,12 @@ weights, new versions to try shadows and experiments with:
 		// (a repository with a ctr of its own): it is replaced only
 		// when asked, and checked before anything is written.
 		old, err := os.ReadFile(f.path)
+		if *remove {
+			if err := removeDemo(f.path, old, err, f.data); err != nil {
+				return err
+			}
+			continue
+		}
 		switch {
 		case err == nil && bytes.Equal(old, f.data):
 			f.upToDate = true
@@ -75,6 +82,32 @@ weights, new versions to try shadows and experiments with:
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "wrote %s (%d bytes)\n", f.path, len(f.data))
+	}
+	return nil
+}
+
+// removeDemo removes the file at path, whose bytes (or the error reading
+// them) are old and readErr, when they are demo's, and then its version
+// and model directories if that leaves them empty; a file of other bytes
+// (a model of the user's own) stays.
+func removeDemo(path string, old []byte, readErr error, demo []byte) error {
+	switch {
+	case errors.Is(readErr, os.ErrNotExist):
+		return nil
+	case readErr != nil:
+		return fmt.Errorf("cannot read %s: %w", path, readErr)
+	case !bytes.Equal(old, demo):
+		fmt.Fprintf(os.Stderr, "%s holds another model (%d bytes, not this demo model): left alone\n", path, len(old))
+		return nil
+	}
+	if err := os.Remove(path); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "removed %s\n", path)
+	// The version's directory, then the model's, each only when empty
+	// (os.Remove leaves a directory with files).
+	if vdir := filepath.Dir(path); os.Remove(vdir) == nil {
+		os.Remove(filepath.Dir(vdir))
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,5 +52,32 @@ func TestDemoModelsEmptyOut(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("demo-models --out '' wrote %d entries into the current directory; want none", len(entries))
+	}
+}
+
+// demo-models --remove (make clean) removes only the demo models' own
+// files: a ctr of the user's own, and a config.json beside a demo model,
+// stay; make clean ran rm -rf on DIR/ctr and DIR/ranker.
+func TestDemoModelsRemoveKeepsOtherFiles(t *testing.T) {
+	repo := t.TempDir()
+	checkExit(t, 0, "wrote", "demo-models", "--out", repo)
+	cfg := filepath.Join(repo, "ranker", "config.json")
+	if err := os.WriteFile(cfg, []byte(`{"max_batch_size": 8}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mine := filepath.Join(repo, "ctr", "1", "model.onnx")
+	own := []byte("the user's own ctr model")
+	if err := os.WriteFile(mine, own, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	checkExit(t, 0, mine+" holds another model (24 bytes, not this demo model): left alone", "demo-models", "--out", repo, "--remove")
+	if got, _ := os.ReadFile(mine); !bytes.Equal(got, own) {
+		t.Fatalf("--remove changed %s", mine)
+	}
+	if _, err := os.Stat(filepath.Join(repo, "ranker", "1")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("ranker/1 after --remove: %v; want it gone", err)
+	}
+	if _, err := os.Stat(cfg); err != nil {
+		t.Fatalf("--remove took %s: %v", cfg, err)
 	}
 }
