@@ -303,6 +303,13 @@ func newAdminError(resp *http.Response, body []byte, hadToken bool) *adminError 
 	switch {
 	case json.Unmarshal(body, &eb) == nil && eb.Error != "":
 		e.msg = eb.Error
+	case (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed) &&
+		(strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || bytes.HasPrefix(bytes.TrimSpace(body), []byte("<"))):
+		// A web server's page for a path an infergate node has: the
+		// address is another server's, or a proxy's that does not pass
+		// the admin API on.
+		e.msg = http.StatusText(resp.StatusCode) + ", as an HTML page, not an infergate node's JSON error"
+		e.hint = "is --addr an infergate node's HTTP address (its --http or --advertise-http), or a proxy's that passes /v1/ on?"
 	case len(bytes.TrimSpace(body)) > 0 && len(body) <= 512:
 		// Not the gateway's JSON: a proxy's page, or not infergate at all.
 		e.msg = strings.Join(strings.Fields(string(body)), " ")

@@ -500,6 +500,9 @@ func TestAdminErrors(t *testing.T) {
 		fakeCall{method: "DELETE", uri: "/v1/cluster/members/node-x", status: 502, answer: "<html>Bad   Gateway</html>\n"},
 		"infergate cluster remove: <html>Bad Gateway</html> (HTTP 502)\n")
 	f(modelsGroup, []string{"list", "--token", adminToken},
+		fakeCall{method: "GET", uri: "/v1/models", status: 404, answer: "<!DOCTYPE html>\n<html><head><title>Error response</title></head><body><h1>404 Not Found</h1><p>Message: File not found.</p></body></html>\n"},
+		"infergate models list: Not Found, as an HTML page, not an infergate node's JSON error (HTTP 404); is --addr an infergate node's HTTP address (its --http or --advertise-http), or a proxy's that passes /v1/ on?\n")
+	f(modelsGroup, []string{"list", "--token", adminToken},
 		fakeCall{method: "GET", uri: "/v1/models", answer: `{"models":`},
 		"infergate models list: cannot decode the answer to GET /v1/models: unexpected end of JSON input\n")
 
