@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/infergate/infergate/internal/diskfree"
-	"github.com/infergate/infergate/oip"
 )
 
 // TestLowerBudgetAppliesAtOpen: a log reopened with a smaller byte budget
@@ -15,19 +14,7 @@ import (
 // disk kept from writing never shrank: it held its old size for good,
 // dropping every event.
 func TestLowerBudgetAppliesAtOpen(t *testing.T) {
-	dir := t.TempDir()
-	cfg := testConfig(t, dir)
-	cfg.SegmentBytes = 64 << 10
-	cfg.MaxBytes = 1 << 20
-	cfg.MaxRecordBytes = 16 << 10
-	l := open(t, cfg)
-	for i := range 60 {
-		e := prediction(i)
-		e.Inputs = []oip.Tensor{fp32("features", []int64{1, 2000}, make([]float32, 2000)...)}
-		if err := l.AppendSync(e); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir, cfg, l := segmentedLog(t, 60)
 	before := l.Stats()
 	l.Close()
 	cfg.MaxBytes = 2 * cfg.SegmentBytes

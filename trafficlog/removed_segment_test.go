@@ -16,19 +16,7 @@ import (
 // helper: Stats kept naming the removed segment and the read said
 // "beyond the log's end", so a reader could never get past it).
 func TestOldestSegmentRemovedByHand(t *testing.T) {
-	dir := t.TempDir()
-	cfg := testConfig(t, dir)
-	cfg.SegmentBytes = 64 << 10
-	cfg.MaxBytes = 1 << 20
-	cfg.MaxRecordBytes = 16 << 10
-	l := open(t, cfg)
-	for i := range 30 {
-		e := prediction(i)
-		e.Inputs = []oip.Tensor{fp32("features", []int64{1, 2000}, make([]float32, 2000)...)}
-		if err := l.AppendSync(e); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir, _, l := segmentedLog(t, 30)
 	st := l.Stats()
 	if st.Segments < 3 {
 		t.Fatalf("%d segments; the test needs 3", st.Segments)
@@ -58,19 +46,7 @@ func TestOldestSegmentRemovedByHand(t *testing.T) {
 // PositionError saying the position was "beyond the log's end" (it was
 // not), losing the records the read had passed before the gap.
 func TestMiddleSegmentRemovedByHand(t *testing.T) {
-	dir := t.TempDir()
-	cfg := testConfig(t, dir)
-	cfg.SegmentBytes = 64 << 10
-	cfg.MaxBytes = 1 << 20
-	cfg.MaxRecordBytes = 16 << 10
-	l := open(t, cfg)
-	for i := range 40 {
-		e := prediction(i)
-		e.Inputs = []oip.Tensor{fp32("features", []int64{1, 2000}, make([]float32, 2000)...)}
-		if err := l.AppendSync(e); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir, _, l := segmentedLog(t, 40)
 	st := l.Stats()
 	if st.Segments < 4 {
 		t.Fatalf("%d segments; the test needs 4", st.Segments)
@@ -99,4 +75,25 @@ func TestMiddleSegmentRemovedByHand(t *testing.T) {
 	f(st.First, st.First)
 	f(second, third)
 	f(second+1, third)
+}
+
+// segmentedLog opens a log in a new directory, with 64 KiB segments in a
+// budget of 1 MiB, and appends n predictions of about 8 KB each (eight to
+// a segment); it returns the directory, the configuration and the log.
+func segmentedLog(t *testing.T, n int) (string, Config, *Log) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	cfg.SegmentBytes = 64 << 10
+	cfg.MaxBytes = 1 << 20
+	cfg.MaxRecordBytes = 16 << 10
+	l := open(t, cfg)
+	for i := range n {
+		e := prediction(i)
+		e.Inputs = []oip.Tensor{fp32("features", []int64{1, 2000}, make([]float32, 2000)...)}
+		if err := l.AppendSync(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, cfg, l
 }
