@@ -207,6 +207,12 @@ func (g *Gateway) any(ctx context.Context, method, path, ctype string, body []by
 	for _, n := range g.Nodes {
 		err := g.call(ctx, n, method, path, ctype, body, out)
 		var ne *NodeError
+		if method == http.MethodGet && isStatus(err, http.StatusServiceUnavailable) {
+			// A node that cannot answer now (no leader within its
+			// reach for a consistent read, say): another may.
+			errs = append(errs, err)
+			continue
+		}
 		if !errors.As(err, &ne) {
 			return err
 		}
@@ -291,10 +297,13 @@ func (g *Gateway) Signature(ctx context.Context, name string) (input string, wid
 	return md.Inputs[0].Name, int(md.Inputs[0].Shape[1]), md.Outputs[0].Name, nil
 }
 
-// Model returns the cluster's state of model name.
+// Model returns the cluster's state of model name as the leader has it
+// now (?consistent=1): the trainer acts on what it reads, and a stale
+// read would miss what a person just did (a rollback, an experiment
+// ended), which the trainer's next write would undo.
 func (g *Gateway) Model(ctx context.Context, name string) (*ModelState, error) {
 	var m ModelState
-	err := g.any(ctx, http.MethodGet, modelURL(name), "", nil, &m)
+	err := g.any(ctx, http.MethodGet, modelURL(name)+"?consistent=1", "", nil, &m)
 	if isStatus(err, http.StatusNotFound) {
 		return nil, fmt.Errorf("%w (the trainer looks after cluster models: upload a version with \"infergate models upload\", or start the nodes with --register-local-models)", err)
 	}

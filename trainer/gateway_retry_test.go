@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -79,5 +80,37 @@ func TestWriteSentOnceWhenItsAnswerIsLost(t *testing.T) {
 	}
 	if f, s := first.Load(), second.Load(); f != 1 || s != 1 {
 		t.Fatalf("SetShadow reached the nodes %d and %d times; want 1 and 1", f, s)
+	}
+}
+
+// The trainer reads a model's state as the leader has it (a stale read
+// would miss a person's rollback, which its next write would undo), and a
+// node that cannot answer such a read now (503: no leader within its
+// reach) passes it to the next.
+func TestModelReadIsConsistent(t *testing.T) {
+	var queries []string
+	var mu sync.Mutex
+	node := func(code int) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			queries = append(queries, r.URL.Path+"?"+r.URL.RawQuery)
+			mu.Unlock()
+			if code != 200 {
+				w.WriteHeader(code)
+				io.WriteString(w, `{"error":"no leader"}`)
+				return
+			}
+			io.WriteString(w, `{"production": 3}`)
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	g := &Gateway{Nodes: []string{node(503).URL, node(200).URL}}
+	m, err := g.Model(t.Context(), "ctr")
+	if err != nil || m.Production != 3 {
+		t.Fatalf("Model = %+v, %v; want production 3 from the second node", m, err)
+	}
+	if want := "/v1/models/ctr?consistent=1"; len(queries) != 2 || queries[0] != want || queries[1] != want {
+		t.Fatalf("requests %q; want %s to each node", queries, want)
 	}
 }
