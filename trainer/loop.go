@@ -44,7 +44,9 @@ type State struct {
 	Candidate int64     `json:"candidate,omitempty"`
 	Since     time.Time `json:"since,omitzero"`
 	Uploaded  time.Time `json:"uploaded,omitzero"`
-	// Control is production's version when the canary started;
+	// Control is production's version when the candidate was trained
+	// (the version it beat on the holdout), which its shadow and canary
+	// are judged against: a new production during either ends them;
 	// CanaryFailuresBefore what the candidate's version had failed on
 	// every node by then (in the shadow stage), which its canary's
 	// failures do not count; CanaryFailuresByNode the same by node (its
@@ -624,6 +626,7 @@ func (l *Loop) train(ctx context.Context, exs []Example, production int64, why s
 		why, len(train), len(holdout), cmp.Live, cmp.Candidate, base)
 	sum := sha256.Sum256(data)
 	l.state.UploadSHA256 = hex.EncodeToString(sum[:])
+	l.state.Control = production
 	if err := l.pend("upload", reason); err != nil {
 		return err
 	}
@@ -639,7 +642,7 @@ func (l *Loop) train(ctx context.Context, exs []Example, production int64, why s
 // uploaded starts the shadow stage of version v, just uploaded.
 func (l *Loop) uploaded(v int64) error {
 	reason := l.state.PendingReason
-	l.state = State{Stage: Shadowing, Candidate: v, Uploaded: l.cfg.Now(), ReferenceSince: l.state.ReferenceSince, Reference: l.state.Reference, Promoted: l.state.Promoted,
+	l.state = State{Stage: Shadowing, Candidate: v, Uploaded: l.cfg.Now(), Control: l.state.Control, ReferenceSince: l.state.ReferenceSince, Reference: l.state.Reference, Promoted: l.state.Promoted,
 		LastTrain: l.state.LastTrain, TrainedUpTo: l.state.TrainedUpTo, NextTrain: l.state.NextTrain, History: l.state.History}
 	return l.decide("upload", v, "%s", reason)
 }
@@ -670,7 +673,14 @@ func (l *Loop) findUpload(ctx context.Context) error {
 func (l *Loop) shadow(ctx context.Context, m *ModelState) error {
 	now := l.cfg.Now()
 	v := l.state.Candidate
+	if l.state.Control == 0 {
+		// A state file of a release that did not record it.
+		l.state.Control = m.Production
+	}
 	if l.state.Since.IsZero() {
+		if m.Production != l.state.Control {
+			return l.abandon(fmt.Sprintf("someone made version %d production while it waited to be ready (it was trained against version %d)", m.Production, l.state.Control))
+		}
 		if f := l.foreignRouting(m); f != "" {
 			if now.Sub(l.state.Uploaded) >= l.cfg.ReadyTimeout {
 				return l.rollBack(ctx, "while "+f)
@@ -704,6 +714,14 @@ func (l *Loop) shadow(ctx context.Context, m *ModelState) error {
 			return err
 		}
 		return l.abandon(fmt.Sprintf("someone made version %d production during its shadow stage (its shadow ended)", v))
+	case m.Production != l.state.Control:
+		// Its evidence is against a version that is no longer
+		// production, and a pass would start a canary against one it
+		// was never held out against: it gives way, as in the canary.
+		if err := l.cfg.Gateway.EndShadowIf(ctx, l.cfg.Model, v); err != nil {
+			return err
+		}
+		return l.abandon(fmt.Sprintf("someone made version %d production during its shadow stage against version %d (its shadow ended)", m.Production, l.state.Control))
 	case m.Shadow == nil || m.Shadow.Version != v:
 		return l.abandon("its shadow was ended or replaced by someone else")
 	case m.Experiment != nil:
