@@ -7,6 +7,7 @@ import (
 	"log"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/infergate/infergate/trainer"
@@ -101,6 +102,11 @@ never touches a shadow or experiment it did not start.
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	unlock, err := lockStateFile(cfg.StateFile)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	ctx, stop := interruptContext()
 	defer stop()
 	if r, err := gf.kafkaReader(ctx); err != nil {
@@ -127,6 +133,23 @@ never touches a shadow or experiment it did not start.
 	err = l.Run(ctx)
 	logger.Printf("trainer: stopped")
 	return err
+}
+
+// lockStateFile takes an exclusive lock on the file beside the state
+// file named as it with ".lock" (the state file itself is replaced at
+// each save), so that two trainers never share one state: each would
+// overwrite the other's with its own. The lock goes with the process.
+func lockStateFile(state string) (unlock func(), err error) {
+	path := state + ".lock"
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("--state %s: cannot open its lock file: %w", state, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("state file %s is in use by another trainer (lock %s held): one trainer per model; stop the other, or give this one its own --state", state, path)
+	}
+	return func() { f.Close() }, nil
 }
 
 func candidateNote(st trainer.State) string {
