@@ -1018,9 +1018,15 @@ func (l *Loop) retireOld(ctx context.Context, m *ModelState) error {
 		return nil
 	}
 	// Production, the version a rollback goes to (whoever promoted it
-	// once; a person's rollback moves it), and the keep-1 newest others.
+	// once; a person's rollback moves it), and the newest others: keep-1
+	// in all besides production, the rollback target among them (a
+	// promotion makes the version it replaced the target: counted apart,
+	// it made one more stay than keep).
 	var old []int64
 	kept := 0
+	if m.RollbackTo != m.Production && slices.Contains(l.state.Promoted, m.RollbackTo) {
+		kept = 1
+	}
 	for _, v := range slices.Backward(l.state.Promoted) {
 		switch {
 		case v == m.Production, v == m.RollbackTo:
@@ -1032,7 +1038,7 @@ func (l *Loop) retireOld(ctx context.Context, m *ModelState) error {
 	}
 	slices.Reverse(old) // oldest first
 	for _, v := range old {
-		action, why := "retire", fmt.Sprintf("the trainer keeps the %d newest versions it promoted (--keep-versions)", keep)
+		action, why := "retire", fmt.Sprintf("the trainer keeps %d of the versions it promoted (--keep-versions): production, the one \"infergate models rollback\" goes to, then the newest", keep)
 		err := l.cfg.Gateway.Retire(ctx, l.cfg.Model, v)
 		var he *HTTPError
 		switch {

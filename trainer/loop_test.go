@@ -651,7 +651,7 @@ func TestLoopRetiresOldPromotions(t *testing.T) {
 	l.state.Promoted = []int64{2, 3, 4}
 	w.step(l)
 	w.wantWrites("DELETE /versions/2")
-	w.wantLast("retire", 2, "keeps the 2 newest versions it promoted")
+	w.wantLast("retire", 2, "keeps 2 of the versions it promoted")
 	if p := l.State().Promoted; !slices.Equal(p, []int64{3, 4}) {
 		t.Fatalf("promoted %v; want [3 4]", p)
 	}
@@ -717,7 +717,7 @@ func TestLoopRetiresAfterAStandIn(t *testing.T) {
 	w.f.mu.Unlock()
 	w.step(l)
 	w.wantWrites("DELETE /versions/2")
-	w.wantLast("retire", 2, "keeps the 2 newest versions it promoted")
+	w.wantLast("retire", 2, "keeps 2 of the versions it promoted")
 	if p := l.State().Promoted; !slices.Equal(p, []int64{3, 4}) {
 		t.Fatalf("promoted %v; want [3 4]", p)
 	}

@@ -52,9 +52,9 @@ func TestPromotionKeepsTheVersionItReplaced(t *testing.T) {
 
 // TestRetireKeepsTheRollbackTarget: a person rolled production back from
 // 4 to 3, so "infergate models rollback" now goes to 2. The trainer keeps
-// production and its newest other version, 4; 2 is older by the order it
-// promoted them, but retiring it would take the cluster's rollback target
-// (found by a reviewing helper).
+// production and 2: 2 is older by the order it promoted them, but retiring
+// it would take the cluster's rollback target (found by a reviewing
+// helper); 4, the one rolled away from, is the third of KeepVersions 2.
 func TestRetireKeepsTheRollbackTarget(t *testing.T) {
 	w := newLoopWorld(t)
 	w.f.versions, w.f.production, w.f.rollbackTo = []int64{1, 2, 3, 4}, 3, 2
@@ -62,7 +62,7 @@ func TestRetireKeepsTheRollbackTarget(t *testing.T) {
 	l.state.Promoted = []int64{2, 3, 4}
 	w.traffic(400, 3, "", coin, nil, 0)
 	w.step(l)
-	w.wantWrites()
+	w.wantWrites("DELETE /versions/4")
 	if w.f.retired[2] {
 		t.Fatal("version 2, where a rollback goes, was retired")
 	}
