@@ -102,11 +102,6 @@ never touches a shadow or experiment it did not start.
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	unlock, err := lockStateFile(cfg.StateFile)
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	ctx, stop := interruptContext()
 	defer stop()
 	if r, err := gf.kafkaReader(ctx); err != nil {
@@ -121,6 +116,12 @@ never touches a shadow or experiment it did not start.
 	} else if len(missing) > 0 {
 		logger.Printf("trainer: --addr leaves out members %s: their traffic logs (predictions, feedback) go unread, and a stage could pass on part of the evidence; name every member", strings.Join(missing, ", "))
 	}
+	// Before the state is read.
+	unlock, err := lockStateFile(cfg.StateFile)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	l, err := trainer.NewLoop(ctx, cfg)
 	if err != nil {
 		return err

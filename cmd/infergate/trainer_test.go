@@ -270,7 +270,7 @@ func TestTrainerFlags(t *testing.T) {
 	f("drift rows 300: the window 500 must hold twice as many", "ctr", "--drift-rows", "300", "--window", "500")
 	f("confidence level 1: use 0.5 or more and less than 1", "ctr", "--confidence", "1")
 	f(`--hidden "8,x": "x" is not a layer size`, "ctr", "--hidden", "8,x")
-	f("cannot read model ctr's metadata", "ctr", "--addr", "http://127.0.0.1:1", "--timeout", "2s")
+	f("cannot read model ctr's metadata", "ctr", "--addr", "http://127.0.0.1:1", "--timeout", "2s", "--state", filepath.Join(t.TempDir(), "st.json"))
 	f("minimum shadow examples 600: a window of 500 predictions holds at most 100 shadowed at 20%", "ctr", "--window", "500", "--drift-rows", "200", "--min-examples", "100", "--min-shadow-examples", "600")
 
 	// A node that keeps no traffic log: the trainer says so and stops,
