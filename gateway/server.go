@@ -143,6 +143,12 @@ func (c *Config) Validate() error {
 	case c.TrafficLog != nil && c.TrafficSink != nil:
 		return errors.New("set the traffic log or another sink, not both")
 	}
+	if c.CacheBytes > 0 {
+		// More than the machine holds: New would crash allocating it.
+		if err := cache.CheckBudget(c.CacheBytes); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -3,7 +3,9 @@ package cache
 import (
 	"bytes"
 	"encoding/binary"
+	"math"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/infergate/infergate/oip"
@@ -86,5 +88,31 @@ func TestKeyRankPrefix(t *testing.T) {
 	ka, kb := AppendKey(nil, 1, a, md), AppendKey(nil, 1, b, md)
 	if bytes.Equal(ka, kb) {
 		t.Fatalf("a rank-256 tensor of 0 bytes and a scalar of 256 bytes share key %x", ka[:16])
+	}
+}
+
+// A budget beyond the machine's memory is refused with an error that says
+// so, never a panic or an out-of-memory crash: ristretto would allocate a
+// tenth of it at once for its counters (and overflow computing them for
+// budgets near 2^63).
+func TestNewRefusesBudgetBeyondMemory(t *testing.T) {
+	f := func(budget int64) {
+		t.Helper()
+		c, err := New(budget)
+		if err == nil {
+			c.Close()
+			t.Fatalf("New(%d): got no error; want one that names the machine's memory", budget)
+		}
+		if !strings.Contains(err.Error(), "memory") {
+			t.Fatalf("New(%d): got %v; want an error that names the machine's memory", budget, err)
+		}
+		if err := CheckBudget(budget); err == nil {
+			t.Fatalf("CheckBudget(%d): got nil; want the error New gives", budget)
+		}
+	}
+	f(math.MaxInt64)
+	f(1 << 62)
+	if err := CheckBudget(64 << 20); err != nil {
+		t.Fatalf("CheckBudget(64 MiB): got %v; want nil", err)
 	}
 }

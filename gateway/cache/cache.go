@@ -53,8 +53,8 @@ const entryOverhead = 256
 // a tenth of maxBytes). ristretto's own buffers, about 300 KB whatever
 // the budget, are not counted.
 func New(maxBytes int64) (*Cache, error) {
-	if maxBytes < 1<<16 {
-		return nil, fmt.Errorf("response cache of %d bytes is too small; use at least 64 KiB, or 0 to disable it", maxBytes)
+	if err := CheckBudget(maxBytes); err != nil {
+		return nil, err
 	}
 	// About ten counters per entry expected, as ristretto advises; an
 	// entry of a scoring model costs 400 bytes or more (entryOverhead,
@@ -69,6 +69,29 @@ func New(maxBytes int64) (*Cache, error) {
 		return nil, fmt.Errorf("cannot create the response cache: %w", err)
 	}
 	return &Cache{rc: rc}, nil
+}
+
+// maxUnknownMemory bounds the budget where the machine's memory is not
+// known: far above any machine's, far below where the counters' sizes
+// would overflow.
+const maxUnknownMemory = 1 << 50
+
+// CheckBudget reports what is wrong with maxBytes as the budget of a
+// Cache: less than 64 KiB, or more than the machine's memory, which no
+// cache can hold and whose tenth New would allocate at once (a budget
+// near 2^63 would not even be computed right).
+func CheckBudget(maxBytes int64) error {
+	if maxBytes < 1<<16 {
+		return fmt.Errorf("response cache of %d bytes is too small; use at least 64 KiB, or 0 to disable it", maxBytes)
+	}
+	limit, what := physicalMemory(), "this machine's memory"
+	if limit == 0 || limit > maxUnknownMemory {
+		limit, what = maxUnknownMemory, "any machine's memory"
+	}
+	if uint64(maxBytes) > limit {
+		return fmt.Errorf("response cache of %d bytes is more than %s (%d bytes); give it a share of that, or 0 to disable it", maxBytes, what, limit)
+	}
+	return nil
 }
 
 // admissionBytes is what ristretto allocates for its admission policy's
