@@ -133,8 +133,8 @@ infergate_shadow_requests_total counts the copies (compared, failed, dropped
 when the node's queue of 64 copies is full, not_ready), and
 infergate_shadow_max_abs_diff and infergate_shadow_disagreements_total say how
 far the shadow's values are from the client's. Requests the response cache
-answers and those VERSION answered itself (naming it, or as an experiment's
-arm) are not copied. The version cannot be
+answers are copied too; those VERSION answered itself (naming it, or as an
+experiment's arm) are not. The version cannot be
 retired while it shadows; "models end-shadow" stops it.
 
   infergate models shadow ranker 2 --percent 10`)
