@@ -54,6 +54,13 @@ func TestResponseCache(t *testing.T) {
 	execs(4)
 	text := s.metricsText(t)
 	checkMetric(t, text, "infergate_cache_hits_total{"+fakeSeries+"}", 1)
+	// The node's cache as a whole (its Sets apply in the background: the
+	// figures themselves are the cache package's tests').
+	for _, name := range []string{"infergate_cache_bytes", "infergate_cache_max_bytes", "infergate_cache_entries", "infergate_cache_evictions_total", "infergate_cache_rejections_total"} {
+		if _, err := metricValue(text, name); err != nil {
+			t.Errorf("/metrics: %v", err)
+		}
+	}
 	checkMetric(t, text, "infergate_cache_misses_total{"+fakeSeries+"}", 2)
 	checkMetric(t, text, "infergate_cache_hit_duration_seconds_count{"+fakeSeries+"}", 1)
 

@@ -228,6 +228,13 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 		if s.cache, err = cache.New(cfg.CacheBytes); err != nil {
 			return nil, err
 		}
+		c := s.cache
+		set.NewGauge("infergate_cache_bytes", func() float64 { return float64(c.Usage().Bytes) })
+		set.NewGauge("infergate_cache_max_bytes", func() float64 { return float64(cfg.CacheBytes) })
+		set.NewGauge("infergate_cache_entries", func() float64 { return float64(c.Usage().Entries) })
+		// Counters, typed so by writeHelp (their names end in _total).
+		set.NewGauge("infergate_cache_evictions_total", func() float64 { return float64(c.Usage().Evicted) })
+		set.NewGauge("infergate_cache_rejections_total", func() float64 { return float64(c.Usage().Rejected) })
 	}
 	if cfg.TLS != nil {
 		s.handshakes = newHandshakeLog(set, s.logf)

@@ -64,6 +64,8 @@ func New(maxBytes int64) (*Cache, error) {
 		NumCounters: counters,
 		MaxCost:     maxBytes - admissionBytes(counters),
 		BufferItems: 64,
+		// For Usage: sharded counters, a few atomic adds a call.
+		Metrics: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot create the response cache: %w", err)
@@ -104,6 +106,30 @@ func admissionBytes(counters int64) int64 {
 
 // nextPow2 returns the least power of two at least n (n ≥ 1).
 func nextPow2(n int64) int64 { return 1 << bits.Len64(uint64(n-1)) }
+
+// Usage is what a Cache holds and has let go of since it was made.
+type Usage struct {
+	// Bytes and Entries are held now: the entries' costs, as Set counts
+	// them, and their number.
+	Bytes, Entries uint64
+	// Evicted is the entries evicted to make room for others; Rejected
+	// the ones the admission policy refused (less often asked for than
+	// those they would have evicted); Dropped the Sets lost under
+	// contention.
+	Evicted, Rejected, Dropped uint64
+}
+
+// Usage returns what c holds and has let go of.
+func (c *Cache) Usage() Usage {
+	m := c.rc.Metrics
+	return Usage{
+		Bytes:    m.CostAdded() - m.CostEvicted(),
+		Entries:  m.KeysAdded() - m.KeysEvicted(),
+		Evicted:  m.KeysEvicted(),
+		Rejected: m.SetsRejected(),
+		Dropped:  m.SetsDropped(),
+	}
+}
 
 // Get returns the entry stored under key.
 func (c *Cache) Get(key []byte) (*Entry, bool) {

@@ -102,4 +102,25 @@ func TestCacheBudget(t *testing.T) {
 	if n > 1 {
 		t.Fatalf("%d entries of 32 KiB in a 64 KiB cache; want at most 1", n)
 	}
+	// Usage says what it holds and what it let go of.
+	u := c.Usage()
+	if u.Entries != uint64(n) || u.Bytes < uint64(n)<<15 || u.Bytes > 1<<16 || u.Evicted+u.Rejected+u.Dropped+u.Entries != 16 {
+		t.Fatalf("usage %+v with %d entries of 32 KiB held; want them counted, and the other %d as evicted, rejected or dropped", u, n, 16-n)
+	}
+}
+
+func TestCacheUsage(t *testing.T) {
+	c, err := New(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	small := []oip.Tensor{tensor("y", oip.FP32, []int64{1, 1}, 1, 2, 3, 4)}
+	for i := range 10 {
+		c.Set([]byte{byte(i)}, small)
+	}
+	c.Wait()
+	if u := c.Usage(); u.Entries != 10 || u.Bytes != 10*u.Bytes/u.Entries || u.Bytes < 10*entryOverhead {
+		t.Fatalf("usage %+v after 10 small entries; want 10 entries of %d bytes or more each", u, entryOverhead)
+	}
 }
