@@ -630,6 +630,12 @@ func (s *Server) routeError(name, version []byte, err error) error {
 		if e := s.absent(name, version); e != nil {
 			return e
 		}
+		if !s.ready.Load() && !s.stopping.Load() {
+			// serve listens before its initial models are loaded: the
+			// model may be one of them (a node restarted, in a rolling
+			// upgrade say), so it is not told that it does not exist.
+			return unavailable(1, "model %q is not loaded here: this node is still loading its initial models (GET /v2/health/ready answers 200 once it has); ask again, or ask another node", name)
+		}
 		return notFound("model %q is not served here; POST /v2/repository/index lists the repository's models and their state", name)
 	case errors.Is(err, registry.ErrVersionNotFound):
 		if m := s.repo.Model(b2s(name)); m != nil {
