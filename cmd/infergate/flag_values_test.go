@@ -23,15 +23,18 @@ func TestServeFlagsRefuseZero(t *testing.T) {
 			t.Errorf("serve %s %s: exit %d:\n%s\nwant exit 1 and %q", flag, value, code, out, want)
 		}
 	}
-	f("--instances", "0", "--instances 0: use 1 or more")
-	f("--instances", "-2", "--instances -2: use 1 or more")
-	f("--intra-op-threads", "0", "--intra-op-threads 0: use 1 or more")
-	f("--inter-op-threads", "0", "--inter-op-threads 0: use 1 or more")
-	f("--max-batch-size", "0", "--max-batch-size 0: use 1 or more")
-	f("--max-output-bytes", "0", "--max-output-bytes 0: use 1 or more")
-	f("--traffic-max-bytes", "0", "--traffic-max-bytes 0: use 1 or more")
-	f("--traffic-max-bytes", "-1", "--traffic-max-bytes -1: use 1 or more")
-	f("--traffic-segment-bytes", "-1", "--traffic-segment-bytes -1: use 1 or more")
+	// The release before took 0 (the traffic sizes: any value below 1)
+	// for the default: a command line carried over in an upgrade is told
+	// how to keep what it ran with.
+	f("--instances", "0", "--instances 0: use 1 or more, or leave the flag out for its default, 1 (earlier releases took 0 for it)")
+	f("--instances", "-2", "--instances -2: use 1 or more, or leave the flag out for its default, 1")
+	f("--intra-op-threads", "0", "--intra-op-threads 0: use 1 or more, or leave the flag out for its default, 1 (earlier releases took 0 for it)")
+	f("--inter-op-threads", "0", "--inter-op-threads 0: use 1 or more, or leave the flag out for its default, 1")
+	f("--max-batch-size", "0", "--max-batch-size 0: use 1 or more, or leave the flag out for its default, 64")
+	f("--max-output-bytes", "0", "--max-output-bytes 0: use 1 or more, or leave the flag out for its default, 268435456")
+	f("--traffic-max-bytes", "0", "--traffic-max-bytes 0: use 1 or more, or leave the flag out for its default, 1073741824")
+	f("--traffic-max-bytes", "-1", "--traffic-max-bytes -1: use 1 or more, or leave the flag out for its default, 1073741824")
+	f("--traffic-segment-bytes", "-1", "--traffic-segment-bytes -1: use 1 or more, or leave the flag out for its default, ")
 }
 
 // A duration flag that is out of range is named with its value.

@@ -155,23 +155,26 @@ func (c *serveConfig) validate() error {
 	}
 	// In config.json 0 stands for the node's value; the node's own
 	// values are counts and sizes, so 0 (or less) is a mistake to name,
-	// not a default to take in silence.
+	// not a default to take in silence. Earlier releases took 0 (the
+	// traffic sizes: anything below 1) for the default, so a command line
+	// carried over in an upgrade is told how to keep what it ran with.
+	def := serveFlags(flag.NewFlagSet("defaults", flag.ContinueOnError))
 	for _, f := range []struct {
-		flag string
-		v    int64
+		flag   string
+		v, def int64
 	}{
-		{"instances", int64(c.defaults.Instances)},
-		{"intra-op-threads", int64(c.defaults.IntraOpThreads)},
-		{"inter-op-threads", int64(c.defaults.InterOpThreads)},
-		{"max-batch-size", c.defaults.MaxBatchSize},
-		{"max-output-bytes", c.defaults.MaxOutputBytes},
-		{"traffic-max-bytes", c.traffic.MaxBytes},
-		{"traffic-segment-bytes", c.traffic.SegmentBytes},
+		{"instances", int64(c.defaults.Instances), int64(def.defaults.Instances)},
+		{"intra-op-threads", int64(c.defaults.IntraOpThreads), int64(def.defaults.IntraOpThreads)},
+		{"inter-op-threads", int64(c.defaults.InterOpThreads), int64(def.defaults.InterOpThreads)},
+		{"max-batch-size", c.defaults.MaxBatchSize, def.defaults.MaxBatchSize},
+		{"max-output-bytes", c.defaults.MaxOutputBytes, def.defaults.MaxOutputBytes},
+		{"traffic-max-bytes", c.traffic.MaxBytes, def.traffic.MaxBytes},
+		{"traffic-segment-bytes", c.traffic.SegmentBytes, def.traffic.SegmentBytes},
 	} {
 		if f.v < 1 {
-			msg := fmt.Sprintf("--%s %d: use 1 or more", f.flag, f.v)
+			msg := fmt.Sprintf("--%s %d: use 1 or more, or leave the flag out for its default, %d (earlier releases took 0 for it)", f.flag, f.v, f.def)
 			if f.flag == "intra-op-threads" {
-				msg += " (Triton's 0, ONNX Runtime's own choice, is a thread per core: give their number)"
+				msg += "; Triton's 0, ONNX Runtime's own choice, is a thread per core: give their number"
 			}
 			return errors.New(msg)
 		}
