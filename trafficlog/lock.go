@@ -8,8 +8,9 @@ import (
 )
 
 // lockFile names the file in a log's directory that an open Log holds an
-// exclusive lock on.
-const lockFile = "LOCK"
+// exclusive lock on. Not serve's LOCK: --traffic-dir may be --data
+// itself, which serve has locked already through its own LOCK file.
+const lockFile = "traffic.lock"
 
 // lockDir takes the exclusive lock on dir's lock file, so that two logs
 // (two servers given one --traffic-dir) never write one directory; the

@@ -490,7 +490,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	dataDisk := diskfree.New(absPath(c.dataDir), uint64(c.minFreeDisk))
 	c.cluster.Disk = dataDisk
 	refuses := "uploads and blob pulls"
-	if c.kafkaBrokers == "" && c.gateway.TrafficPercent > 0 && c.traffic.Dir == filepath.Join(c.dataDir, "traffic") {
+	if c.kafkaBrokers == "" && c.gateway.TrafficPercent > 0 && !c.trafficDirApart() {
 		refuses += " and the traffic log's records"
 	}
 	c.gateway.Disks = []gateway.Disk{{Guard: dataDisk, Refuses: refuses}}
@@ -556,7 +556,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		c.traffic.Metrics = set
 		c.traffic.Logf = logger.Printf
 		c.traffic.Disk = dataDisk
-		if c.traffic.Dir != filepath.Join(c.dataDir, "traffic") {
+		if c.trafficDirApart() {
 			// Another directory, maybe on another filesystem: a guard
 			// of its own.
 			if err := durable.MakeDirs(c.traffic.Dir); err != nil {
@@ -969,6 +969,13 @@ const closeGrace = 250 * time.Millisecond
 
 // raftDir is where the control plane keeps its state, in --data.
 func (c *serveConfig) raftDir() string { return filepath.Join(c.dataDir, "raft") }
+
+// trafficDirApart reports whether --traffic-dir is neither --data's
+// traffic directory, the default, nor --data itself: only then does it
+// get a disk guard (and its metrics) of its own.
+func (c *serveConfig) trafficDirApart() bool {
+	return c.traffic.Dir != filepath.Join(c.dataDir, "traffic") && absPath(c.traffic.Dir) != absPath(c.dataDir)
+}
 
 // lockDataDir creates dir, durably (the node's state lives under it), and
 // takes an exclusive lock on dir/LOCK, so that two servers never share one
