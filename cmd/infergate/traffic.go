@@ -1,10 +1,13 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -146,7 +149,14 @@ position.
 			continue
 		}
 		ae, _ := err.(*adminError)
-		down := err != nil && (ae == nil || ae.status == http.StatusServiceUnavailable || ae.status == http.StatusBadGateway || ae.status == http.StatusGatewayTimeout)
+		var down bool
+		switch {
+		case err == nil:
+		case ae == nil:
+			down = !wrongAddress(err)
+		default:
+			down = ae.status == http.StatusServiceUnavailable || ae.status == http.StatusBadGateway || ae.status == http.StatusGatewayTimeout
+		}
 		if waiting == "node" && !down {
 			fmt.Fprintf(out.stderr, "infergate traffic read: reached the node again; going on\n")
 			waiting = ""
@@ -163,7 +173,7 @@ position.
 				}
 				time.Sleep(*poll)
 				continue
-			case ae.header.Get("X-Traffic-Damaged") != "":
+			case ae != nil && ae.header.Get("X-Traffic-Damaged") != "":
 				at, _ := strconv.ParseInt(ae.header.Get("X-Traffic-Damaged"), 10, 64)
 				if skip, _ := strconv.ParseInt(ae.header.Get("X-Traffic-Skip"), 10, 64); skip > at {
 					fmt.Fprintf(out.stderr, "infergate traffic read: %s; skipping to position %d, where the next segment begins: the records from %d to %d are lost\n", ae.msg, skip, at, skip)
@@ -239,4 +249,17 @@ func readKafka(out adminOutput, brokers []string, topic string, sec kafka.Securi
 		case <-time.After(poll):
 		}
 	}
+}
+
+// wrongAddress reports whether err, a call that got no answer, says that
+// no waiting brings one: a name that does not resolve, or a server whose
+// certificate is not trusted (or does not name it).
+func wrongAddress(err error) bool {
+	var dns *net.DNSError
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	return (errors.As(err, &dns) && dns.IsNotFound) || errors.As(err, &unknownCA) || errors.As(err, &hostname) ||
+		errors.As(err, &invalid) || errors.As(err, &verify)
 }

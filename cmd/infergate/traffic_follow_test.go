@@ -117,3 +117,29 @@ func TestTrafficFollowRidesOutOutagesAndDamage(t *testing.T) {
 	default:
 	}
 }
+
+// A --follow whose address no waiting fixes (a server whose certificate
+// is not trusted; a name that does not resolve) ends with the error, as
+// without --follow: it tried again for ever.
+func TestTrafficFollowEndsOnAWrongAddress(t *testing.T) {
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer srv.Close()
+	cmd := exec.Command(binPath, "traffic", "read", "--addr", srv.URL, "--follow", "--poll", "20ms")
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() {
+		out, err = cmd.CombinedOutput()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("traffic read --follow of an untrusted server still ran after 20s:\n%s", out)
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "certificate") {
+		t.Fatalf("traffic read --follow of an untrusted server: %v\n%s\nwant exit 1 naming the certificate", err, out)
+	}
+}
