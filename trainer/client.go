@@ -40,7 +40,7 @@ func ReadTraffic(ctx context.Context, hc *http.Client, base, token string, from 
 	at := from
 	var e trafficlog.Event
 	for {
-		a, err := readAnswer(ctx, hc, base, token, at)
+		a, err := readAnswer(ctx, hc, base, token, at, maxTrafficAnswer)
 		if err != nil {
 			return a.next, err
 		}
@@ -67,12 +67,13 @@ type answer struct {
 	end  int64
 }
 
-// readAnswer makes one GET /v1/traffic of the node at base from at. On an
-// error, next is at with the log's identity the node gave, if any.
-func readAnswer(ctx context.Context, hc *http.Client, base, token string, at Position) (answer, error) {
+// readAnswer makes one GET /v1/traffic of the node at base from at, for
+// records of up to maxBytes (one larger comes alone). On an error, next
+// is at with the log's identity the node gave, if any.
+func readAnswer(ctx context.Context, hc *http.Client, base, token string, at Position, maxBytes int) (answer, error) {
 	base = strings.TrimRight(base, "/")
 	a := answer{next: at}
-	q := url.Values{"format": {"binary"}, "max_bytes": {strconv.Itoa(maxTrafficAnswer)}}
+	q := url.Values{"format": {"binary"}, "max_bytes": {strconv.Itoa(maxBytes)}}
 	if at.Pos >= 0 {
 		q.Set("from", strconv.FormatInt(at.Pos, 10))
 	}
@@ -266,34 +267,42 @@ func (n *NodeLogs) advance(ctx context.Context, hc *http.Client, c *logCursor) e
 	return nil
 }
 
+// minMergedAnswer is the least a merged Read asks one node's answer to
+// hold.
+const minMergedAnswer = 1 << 20
+
 // answer reads the next answer of node i from n.pos[i], going past what
-// the node's log no longer holds, or holds damaged, as Read says.
+// the node's log no longer holds, or holds damaged, as Read says. Read
+// holds an answer of every node's at once: each asks for a share of
+// maxTrafficAnswer (minMergedAnswer at least), so that they add up to
+// what one answer held when the nodes were read one after another.
 func (n *NodeLogs) answer(ctx context.Context, hc *http.Client, i int) (answer, error) {
 	node := n.g.Nodes[i]
-	a, err := readAnswer(ctx, hc, node, n.g.Token, n.pos[i])
+	maxBytes := max(maxTrafficAnswer/len(n.g.Nodes), minMergedAnswer)
+	a, err := readAnswer(ctx, hc, node, n.g.Token, n.pos[i], maxBytes)
 	oldest := Position{Log: a.next.Log, Pos: -1}
 	var de *DamagedError
 	var so *StartedOverError
 	switch {
 	case errors.As(err, &so):
 		n.logf("trainer: %v; reading it from its oldest record", err)
-		a, err = readAnswer(ctx, hc, node, n.g.Token, Position{Pos: -1})
+		a, err = readAnswer(ctx, hc, node, n.g.Token, Position{Pos: -1}, maxBytes)
 	case errors.As(err, &de) && de.Skip > de.At:
 		n.logf("trainer: %v; skipping to position %d, where that log's next segment begins: the records between are lost to training", err, de.Skip)
-		a, err = readAnswer(ctx, hc, node, n.g.Token, Position{Log: a.next.Log, Pos: de.Skip})
+		a, err = readAnswer(ctx, hc, node, n.g.Token, Position{Log: a.next.Log, Pos: de.Skip}, maxBytes)
 	case errors.As(err, &de):
 		// No way past it until the node starts another segment: left
 		// for the next Read, not read again from the oldest record.
 	case isStatus(err, http.StatusGone):
 		// Retention deleted what was next: go on from the oldest.
 		n.logf("trainer: %v; reading on from the oldest record", err)
-		a, err = readAnswer(ctx, hc, node, n.g.Token, oldest)
+		a, err = readAnswer(ctx, hc, node, n.g.Token, oldest, maxBytes)
 	case isStatus(err, http.StatusBadRequest) && n.pos[i].Pos >= 0:
 		// A position beyond the log's end: the log started over
 		// (the node's data replaced or wiped) on a node that gives
 		// no identity, or one whose segments were removed by hand.
 		n.logf("trainer: %v; the log started over: reading it from its oldest record", err)
-		a, err = readAnswer(ctx, hc, node, n.g.Token, oldest)
+		a, err = readAnswer(ctx, hc, node, n.g.Token, oldest, maxBytes)
 	}
 	if err != nil {
 		n.pos[i] = a.next

@@ -91,3 +91,37 @@ func TestNodeLogsMergeByTime(t *testing.T) {
 		}
 	}
 }
+
+// A merged Read holds one answer of each node's at once: the answers it
+// asks for add up to the 16 MiB one answer was before the merge, not 16
+// MiB per node (a trainer sized for one answer ran out of memory catching
+// up with a backlog on a cluster of many nodes).
+func TestNodeLogsMergeHoldsOneAnswersWorth(t *testing.T) {
+	f := func(nodes int, want int) {
+		t.Helper()
+		var asked []int
+		g := &Gateway{}
+		for range nodes {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n, _ := strconv.Atoi(r.URL.Query().Get("max_bytes"))
+				asked = append(asked, n)
+				w.Header().Set("X-Traffic-Next", "0")
+				w.Header().Set("X-Traffic-End", "0")
+			}))
+			t.Cleanup(srv.Close)
+			g.Nodes = append(g.Nodes, srv.URL)
+		}
+		if err := g.Logs(t.Logf).Read(t.Context(), func(*trafficlog.Event) {}); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range asked {
+			if n != want {
+				t.Fatalf("%d nodes: asked each for answers of %v bytes; want %d", nodes, asked, want)
+			}
+		}
+	}
+	f(1, maxTrafficAnswer)
+	f(4, maxTrafficAnswer/4)
+	// Not below 1 MiB: a record larger than that comes alone anyway.
+	f(64, 1<<20)
+}
