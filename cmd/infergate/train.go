@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log"
 	"math"
 	"os"
 	"strconv"
@@ -86,7 +87,8 @@ log loss than the live versions is uploaded as a staged version, for
 	events := 0
 	add := func(e *trafficlog.Event) { events++; j.Add(e) }
 	from := fmt.Sprintf("%d node(s)", len(gw.Nodes))
-	var src trainer.Source = gw.Logs(func(string, ...any) {})
+	logs := gw.Logs(log.Printf)
+	var src trainer.Source = logs
 	if r, err := gf.kafkaReader(ctx); err != nil {
 		return err
 	} else if r != nil {
@@ -95,6 +97,10 @@ log loss than the live versions is uploaded as a staged version, for
 	}
 	if err := src.Read(ctx, add); err != nil {
 		return err
+	}
+	if missing := logs.Missing(); src == trainer.Source(logs) && len(missing) > 0 {
+		// Trained on part of the traffic: said where the figures are.
+		from = fmt.Sprintf("%d of %d node(s) (not read: %s)", len(gw.Nodes)-len(missing), len(gw.Nodes), strings.Join(missing, ", "))
 	}
 	exs, st := j.Examples()
 	fmt.Printf("read %d events from %s: %d predictions and %d feedback of %s\n", events, from, st.Predictions, st.Feedback, model)

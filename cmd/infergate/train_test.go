@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os/exec"
 	"strings"
 	"testing"
@@ -66,4 +67,17 @@ func TestTrainFromTraffic(t *testing.T) {
 		t.Fatalf("GET /v1/models/ctr after the upload: %d %s (%v)", code, body, err)
 	}
 	t.Logf("train:\n%s", out)
+
+	// A node that cannot be read is named: the figures are of the
+	// others' traffic alone.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + ln.Addr().String()
+	ln.Close()
+	out, err = exec.Command(binPath, "train", "ctr", "--addr", "http://"+s.addr+","+down, "--epochs", "1", "--ort-lib", testenv.ORTLib(t)).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "from 1 of 2 node(s) (not read: "+down+")") || !strings.Contains(string(out), "cannot reach "+down) {
+		t.Fatalf("train with a node down: %v\n%s\nwant the node named as not read, and why", err, out)
+	}
 }
