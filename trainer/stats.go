@@ -28,8 +28,9 @@ type Test struct {
 	// Diff is Mean2 - Mean1 (or the mean of the paired differences).
 	Diff float64
 	// StdErr is the standard error of Diff; T = Diff/StdErr; DF the
-	// degrees of freedom (Welch–Satterthwaite for Welch, possibly
-	// fractional).
+	// degrees of freedom (for Welch, Welch–Satterthwaite's, possibly
+	// fractional, or Student's when the pooled standard error is the
+	// larger and taken).
 	StdErr, T, DF float64
 	// P is the two-sided p-value: the chance of a |T| at least as large
 	// when the means are equal. Low and High bound Diff's confidence
