@@ -2,8 +2,11 @@ package gateway_test
 
 import (
 	"bytes"
+	"fmt"
 	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/infergate/infergate/gateway"
 	"github.com/infergate/infergate/registry"
@@ -244,5 +247,74 @@ func TestNoStoreRequestIsNotStored(t *testing.T) {
 	waitCache(t, s)
 	if r := s.post(t, fakeInfer, fakeRequest, "Cache-Control", "no-store"); r.header["X-Cache"] != "" {
 		t.Fatalf("no-store after a stored answer: X-Cache %q; want none", r.header["X-Cache"])
+	}
+}
+
+// TestResponseCacheReloadInFullCache checks that a reloaded version's
+// answers get into a full cache: the entries of the load it replaced,
+// which nothing asks for any more, are deleted, where before they held
+// the budget, and the admission policy, counting how often they had been
+// asked for, refused the new answers for as long as they stayed.
+func TestResponseCacheReloadInFullCache(t *testing.T) {
+	cfg := gateway.DefaultConfig()
+	cfg.CacheBytes = 1 << 16
+	s := startFake(t, newFakeBackend(), cfg, registry.ModelConfig{ResponseCache: &registry.ResponseCache{Enable: true}})
+	// 40 distinct requests of 32 rows: their answers fill the cache, which
+	// has no room for a second set of them.
+	reqs := make([][]byte, 40)
+	for i := range reqs {
+		var b strings.Builder
+		fmt.Fprintf(&b, `{"inputs":[{"name":"x","datatype":"FP32","shape":[32,4],"data":[`)
+		for j := range 32 * 4 {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "%d", i*1000+j)
+		}
+		b.WriteString(`]}]}`)
+		reqs[i] = []byte(b.String())
+	}
+	pass := func() (hits int) {
+		t.Helper()
+		for _, body := range reqs {
+			r := s.post(t, fakeInfer, body)
+			if r.code != fasthttp.StatusOK {
+				t.Fatalf("got %s; want 200", r)
+			}
+			if r.header["X-Cache"] == "hit" {
+				hits++
+			}
+			waitCache(t, s)
+		}
+		return hits
+	}
+	for range 4 {
+		pass()
+	}
+	before := pass()
+	if before < len(reqs)/4 {
+		t.Fatalf("got %d hits of %d in the fifth pass; want %d or more", before, len(reqs), len(reqs)/4)
+	}
+
+	if r := s.post(t, "/v2/repository/models/fake/load", []byte(`{"parameters":{"config":"{\"max_batch_size\":64,\"response_cache\":{\"enable\":true}}"}}`)); r.code != fasthttp.StatusOK {
+		t.Fatalf("reload: got %s; want 200", r)
+	}
+	// The replaced load's entries go once it has drained, in the
+	// background.
+	entries := func() float64 {
+		v, err := metricValue(s.metricsText(t), "infergate_cache_entries")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for deadline := time.Now().Add(5 * time.Second); entries() > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("got %v entries 5s after the reload; want those of the replaced load deleted", entries())
+		}
+	}
+	pass()
+	if after := pass(); after < before {
+		t.Fatalf("got %d hits of %d in the second pass after the reload; want as many as before it, %d", after, len(reqs), before)
 	}
 }

@@ -40,7 +40,7 @@ var helpTexts = map[string]string{
 	"infergate_cache_bytes":                                 "Bytes the node's response cache holds now, its entries' costs (their data and about 256 bytes each); at most infergate_cache_max_bytes less its admission counters",
 	"infergate_cache_max_bytes":                             "The node's response cache budget (--cache-bytes)",
 	"infergate_cache_entries":                               "Entries the node's response cache holds now",
-	"infergate_cache_evictions_total":                       "Entries the node's response cache evicted to make room for others, or let go of",
+	"infergate_cache_evictions_total":                       "Entries the node's response cache evicted to make room for others, or let go of (an unloaded version's among them)",
 	"infergate_cache_rejections_total":                      "Answers the node's response cache did not take in: asked for less often than the entries they would have evicted (a budget too small for the requests that repeat shows here)",
 
 	// The gateway (gateway/server.go, gateway/tls.go).

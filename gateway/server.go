@@ -229,6 +229,10 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 			return nil, err
 		}
 		c := s.cache
+		// An unloaded version's entries are never asked for again: they
+		// go at once, not when the next load's answers have outlived
+		// them in the admission policy's counts.
+		repo.OnUnloaded(func(v *registry.Version) { c.Drop(v.Generation) })
 		set.NewGauge("infergate_cache_bytes", func() float64 { return float64(c.Usage().Bytes) })
 		set.NewGauge("infergate_cache_max_bytes", func() float64 { return float64(cfg.CacheBytes) })
 		set.NewGauge("infergate_cache_entries", func() float64 { return float64(c.Usage().Entries) })

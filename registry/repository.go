@@ -122,7 +122,7 @@ type Repository struct {
 	shadows     map[string]*Shadow           // SetShadow's shadows
 
 	// mu protects status, modelErrs, vmetrics and draining, which Index
-	// and /metrics read while a load runs.
+	// and /metrics read while a load runs, and unloadedFuncs.
 	mu     sync.Mutex
 	status map[string]map[int64]versionStatus
 	// modelErrs holds, per model, why its last load failed before any
@@ -133,6 +133,8 @@ type Repository struct {
 	// draining holds the versions retired and not closed yet: their
 	// requests in flight count with their number's (DrainingInFlight).
 	draining map[*Version]struct{}
+	// unloadedFuncs are OnUnloaded's functions.
+	unloadedFuncs []func(*Version)
 
 	loads        *metrics.Counter
 	loadFailures *metrics.Counter
@@ -740,6 +742,12 @@ func (r *Repository) retire(vs []*Version, keep []*Version, reason string) {
 				r.logf("closing model %q version %d: %s", v.Model, v.Number, err)
 			}
 			r.releaseMetrics(v.Model, v.Label)
+			r.mu.Lock()
+			fs := r.unloadedFuncs
+			r.mu.Unlock()
+			for _, f := range fs {
+				f(v)
+			}
 			if !replaced {
 				r.mu.Lock()
 				if s := r.status[v.Model][v.Number]; s.state == StateUnloading && s.gen == v.Generation && !r.routable(v.Model, v.Number) {
@@ -750,6 +758,18 @@ func (r *Repository) retire(vs []*Version, keep []*Version, reason string) {
 			r.logf("unloaded model %q version %d after draining for %s", v.Model, v.Number, time.Since(start).Round(time.Millisecond))
 		}()
 	}
+}
+
+// OnUnloaded adds f to the functions called with every version unloaded
+// from now on (replaced by a reload or by a newer version, unloaded, its
+// model's directory removed, the repository closed): once no request
+// holds it and it is closed, so that nothing it does follows the call. f
+// runs on a goroutine of the repository's, which Close waits for. The gateway's response cache
+// drops the version's entries (its Generation's) there.
+func (r *Repository) OnUnloaded(f func(v *Version)) {
+	r.mu.Lock()
+	r.unloadedFuncs = append(slices.Clip(r.unloadedFuncs), f)
+	r.mu.Unlock()
 }
 
 // takeMetrics returns the metric series of version n of model, creating

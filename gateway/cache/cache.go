@@ -13,14 +13,24 @@
 // A second kind of key, the request body itself (AppendBodyKey), maps to
 // the encoded response it got: a byte-identical request, common when
 // clients send no id, is answered without decoding anything.
+//
+// Once a load is unloaded, nothing asks for its generation's keys again:
+// Drop deletes its entries of both kinds, which the cache finds in the
+// hashes it keeps of every generation's stored keys. Left in, they would
+// hold their share of the budget until evicted, and the admission policy,
+// which lets a newcomer evict only entries asked for less often than it,
+// would keep the next load's answers out for as long.
 package cache
 
 import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
+	"sync"
+	"sync/atomic"
 
 	"github.com/dgraph-io/ristretto/v2"
+	"github.com/dgraph-io/ristretto/v2/z"
 	"github.com/infergate/infergate/oip"
 )
 
@@ -35,6 +45,15 @@ type Entry struct {
 	// outputs follow it).
 	Response []byte
 	JSONLen  int
+
+	// gen, kh and cost are the generation and the key hash it is stored
+	// under, and its cost, for the callbacks of ristretto's goroutine
+	// (keyCost, onReject, onEvict), which get the entry.
+	gen, kh uint64
+	cost    int64
+	// updated is set when a Set stored it in place of another entry
+	// under its key, at once: ristretto's goroutine then stores nothing.
+	updated atomic.Bool
 }
 
 // Cache maps request keys to Entries within a byte budget. Its methods
@@ -42,6 +61,28 @@ type Entry struct {
 // dropped under contention or by the admission policy.
 type Cache struct {
 	rc *ristretto.Cache[[]byte, *Entry]
+
+	// mu protects gens. Set holds it around ristretto's Set, and the
+	// callbacks of ristretto's goroutine take it, so that each sees a
+	// Set whole; Get never takes it.
+	mu sync.Mutex
+	// gens holds, per generation, the hashes of the keys stored for it
+	// or with Sets under way; a generation without keys has no map.
+	gens map[uint64]map[uint64]*tracked
+
+	// closeMu is held by Drop, which a registry's goroutine may call at
+	// any time, around its Dels, and by Close around ristretto's Close,
+	// which Dels must not meet; it protects closed.
+	closeMu sync.RWMutex
+	closed  bool
+}
+
+// tracked is a key of gens: its conflict hash, and the Sets of it that
+// ristretto's goroutine has not taken up yet and may store an entry when
+// it does, after an eviction or a rejection of the key's.
+type tracked struct {
+	conflict uint64
+	pending  int
 }
 
 // entryOverhead approximates the bytes an entry costs beyond its data:
@@ -60,17 +101,29 @@ func New(maxBytes int64) (*Cache, error) {
 	// entry of a scoring model costs 400 bytes or more (entryOverhead,
 	// its names and shapes, its data).
 	counters := max(maxBytes/512*10, 1<<12)
+	c := &Cache{gens: make(map[uint64]map[uint64]*tracked)}
 	rc, err := ristretto.NewCache(&ristretto.Config[[]byte, *Entry]{
 		NumCounters: counters,
 		MaxCost:     maxBytes - admissionBytes(counters),
 		BufferItems: 64,
 		// For Usage: sharded counters, a few atomic adds a call.
-		Metrics: true,
+		Metrics:   true,
+		KeyToHash: keyToHash,
+		// Set gives cost 0, for ristretto's goroutine to call keyCost
+		// as it takes a Set up.
+		Cost:    c.keyCost,
+		OnEvict: c.onEvict,
+		ShouldUpdate: func(cur, _ *Entry) bool {
+			cur.updated.Store(true)
+			return true
+		},
+		OnReject: c.onReject,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot create the response cache: %w", err)
 	}
-	return &Cache{rc: rc}, nil
+	c.rc = rc
+	return c, nil
 }
 
 // maxUnknownMemory bounds the budget where the machine's memory is not
@@ -112,7 +165,8 @@ type Usage struct {
 	// Bytes and Entries are held now: the entries' costs, as Set counts
 	// them, and their number.
 	Bytes, Entries uint64
-	// Evicted is the entries evicted to make room for others; Rejected
+	// Evicted is the entries evicted to make room for others, or
+	// deleted as their load was unloaded (Drop); Rejected
 	// the ones the admission policy refused (less often asked for than
 	// those they would have evicted); Dropped the Sets lost under
 	// contention.
@@ -138,7 +192,7 @@ func (c *Cache) Get(key []byte) (*Entry, bool) {
 
 // Set stores a copy of outputs under key.
 func (c *Cache) Set(key []byte, outputs []oip.Tensor) {
-	e := &Entry{Outputs: make([]oip.Tensor, len(outputs))}
+	e := &Entry{Outputs: make([]oip.Tensor, len(outputs)), gen: keyGeneration(key)}
 	cost := int64(entryOverhead)
 	for i := range outputs {
 		o := &outputs[i]
@@ -152,21 +206,186 @@ func (c *Cache) Set(key []byte, outputs []oip.Tensor) {
 		t := &e.Outputs[i]
 		cost += int64(cap(t.Data) + 8*cap(t.Shape) + len(o.Name) + 64)
 	}
-	c.rc.Set(key, e, cost)
+	c.set(key, e, cost)
 }
 
 // SetResponse stores a copy of an encoded response under a body key
 // (AppendBodyKey).
 func (c *Cache) SetResponse(key, response []byte, jsonLen int) {
-	e := &Entry{Response: append([]byte(nil), response...), JSONLen: jsonLen}
-	c.rc.Set(key, e, int64(entryOverhead+cap(e.Response)))
+	e := &Entry{Response: append([]byte(nil), response...), JSONLen: jsonLen, gen: keyGeneration(key)}
+	c.set(key, e, int64(entryOverhead+cap(e.Response)))
+}
+
+// set stores e under key, and the key's hash under e's generation while
+// the entry may be stored.
+func (c *Cache) set(key []byte, e *Entry, cost int64) {
+	var ch uint64
+	e.kh, ch = keyToHash(key)
+	e.cost = cost
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.gens[e.gen]
+	if m == nil {
+		m = make(map[uint64]*tracked)
+		c.gens[e.gen] = m
+	}
+	t := m[e.kh]
+	if t == nil {
+		t = &tracked{conflict: ch}
+		m[e.kh] = t
+	}
+	if c.rc.Set(key, e, 0) {
+		if !e.updated.Load() {
+			t.pending++
+		}
+	} else {
+		// Dropped under contention: e is not stored, whatever is.
+		c.untrack(m, e.gen, e.kh, t)
+	}
+}
+
+// keyCost is called by ristretto's goroutine as it takes up the Set of
+// e: just before it stores e or rejects it (onReject), unless e was
+// stored at once (updated).
+func (c *Cache) keyCost(e *Entry) int64 {
+	c.mu.Lock()
+	if t := c.gens[e.gen][e.kh]; t != nil && t.pending > 0 && !e.updated.Load() {
+		t.pending--
+	}
+	c.mu.Unlock()
+	return e.cost
+}
+
+// onReject is called by ristretto's goroutine for an entry its admission
+// policy refused, or whose key another Set had stored first.
+func (c *Cache) onReject(it *ristretto.Item[*Entry]) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := it.Value
+	if m := c.gens[e.gen]; m != nil {
+		if t := m[e.kh]; t != nil {
+			c.untrack(m, e.gen, e.kh, t)
+		}
+	}
+}
+
+// untrack forgets t, key hash kh of generation gen's keys m, unless a Set
+// of it is under way or it is stored. c.mu is held.
+func (c *Cache) untrack(m map[uint64]*tracked, gen, kh uint64, t *tracked) {
+	if t.pending > 0 {
+		return
+	}
+	if _, stored := c.rc.GetTTL(hashKey(make([]byte, 0, hashKeyLen), kh, t.conflict)); stored {
+		return
+	}
+	c.forget(m, gen, kh)
+}
+
+// onEvict is called by ristretto's goroutine for an entry it evicted.
+func (c *Cache) onEvict(it *ristretto.Item[*Entry]) {
+	e := it.Value
+	if e == nil {
+		return // deleted from the store by Drop before the policy let go of it
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m := c.gens[e.gen]; m != nil {
+		if t := m[e.kh]; t != nil && t.pending == 0 {
+			c.forget(m, e.gen, e.kh)
+		}
+	}
+}
+
+// forget deletes kh from m, generation gen's keys, and m from c.gens
+// once empty. c.mu is held.
+func (c *Cache) forget(m map[uint64]*tracked, gen, kh uint64) {
+	delete(m, kh)
+	if len(m) == 0 {
+		delete(c.gens, gen)
+	}
+}
+
+// Drop deletes the entries of generation gen, of both kinds of key: a
+// load that is unloaded, none of whose keys will be asked for again. Sets
+// of gen issued before it are deleted too; call it once no more come.
+func (c *Cache) Drop(gen uint64) {
+	c.mu.Lock()
+	m := c.gens[gen]
+	delete(c.gens, gen)
+	c.mu.Unlock()
+	// Without c.mu: ristretto's goroutine, which Del waits for when its
+	// buffer is full, takes it in the callbacks.
+	c.closeMu.RLock()
+	defer c.closeMu.RUnlock()
+	if c.closed {
+		return
+	}
+	key := make([]byte, 0, hashKeyLen)
+	for kh, t := range m {
+		// t is not c.gens' any more: its conflict hash is read alone.
+		c.rc.Del(hashKey(key, kh, t.conflict))
+	}
+}
+
+// keys returns the number of key hashes c keeps; for tests.
+func (c *Cache) keys() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, m := range c.gens {
+		n += len(m)
+	}
+	return n
+}
+
+// keyGeneration returns the generation a key of AppendKey or
+// AppendBodyKey begins with; 0 for a shorter key (tests').
+func keyGeneration(key []byte) uint64 {
+	if len(key) < 8 {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(key)
+}
+
+// hashKeyLen is the length of a key of hashKey.
+const hashKeyLen = len(hashKeyMark) + 16
+
+// hashKeyMark begins a key of hashKey: 8 bytes of generation 0, which no
+// load has, then the zero byte of a body key and the varint 0 in two
+// bytes, which AppendBodyKey, writing varints in the fewest bytes, never
+// writes.
+const hashKeyMark = "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80\x00"
+
+// hashKey returns, in dst's capacity, the key that keyToHash maps to the
+// hashes kh and ch: how Drop and untrack name a stored key they only
+// know the hashes of.
+func hashKey(dst []byte, kh, ch uint64) []byte {
+	dst = append(dst[:0], hashKeyMark...)
+	dst = binary.LittleEndian.AppendUint64(dst, kh)
+	return binary.LittleEndian.AppendUint64(dst, ch)
+}
+
+// keyToHash returns ristretto's key and conflict hashes of key: those of
+// the key's bytes, as ristretto computes them by default, but for a key
+// of hashKey, which carries them.
+func keyToHash(key []byte) (uint64, uint64) {
+	if len(key) == hashKeyLen && string(key[:len(hashKeyMark)]) == hashKeyMark {
+		return binary.LittleEndian.Uint64(key[len(hashKeyMark):]), binary.LittleEndian.Uint64(key[len(hashKeyMark)+8:])
+	}
+	return z.KeyToHash(key)
 }
 
 // Wait blocks until the Sets issued so far are applied; for tests.
 func (c *Cache) Wait() { c.rc.Wait() }
 
-// Close stops the cache's goroutines; it must not be used after.
-func (c *Cache) Close() { c.rc.Close() }
+// Close stops the cache's goroutines; it must not be used after, but for
+// Drop, which does nothing then.
+func (c *Cache) Close() {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	c.closed = true
+	c.rc.Close()
+}
 
 // AppendBodyKey appends the key of a request body to dst: generation, a
 // zero byte (a tensor key has a non-zero name length there, so the two

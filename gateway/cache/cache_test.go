@@ -2,8 +2,11 @@ package cache
 
 import (
 	"bytes"
+	"encoding/binary"
+	"sync"
 	"testing"
 
+	"github.com/dgraph-io/ristretto/v2/z"
 	"github.com/infergate/infergate/oip"
 )
 
@@ -123,4 +126,145 @@ func TestCacheUsage(t *testing.T) {
 	if u := c.Usage(); u.Entries != 10 || u.Bytes != 10*u.Bytes/u.Entries || u.Bytes < 10*entryOverhead {
 		t.Fatalf("usage %+v after 10 small entries; want 10 entries of %d bytes or more each", u, entryOverhead)
 	}
+}
+
+func TestCacheDrop(t *testing.T) {
+	c, err := New(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	outs := []oip.Tensor{tensor("y", oip.FP32, []int64{1, 1}, 1, 2, 3, 4)}
+	// Keys of both kinds for generations 1 and 2.
+	keys := func(gen uint64) (tensorKeys, bodyKeys [][]byte) {
+		for i := range 20 {
+			in := []oip.Tensor{
+				tensor("a", oip.FP32, []int64{1, 2}, byte(i), 2, 3, 4, 5, 6, 7, 8),
+				tensor("b", oip.INT64, []int64{1}, 9, 0, 0, 0, 0, 0, 0, 0),
+			}
+			tensorKeys = append(tensorKeys, AppendKey(nil, gen, in, model))
+			bodyKeys = append(bodyKeys, AppendBodyKey(nil, gen, -1, []byte{'{', byte(i), '}'}))
+		}
+		return tensorKeys, bodyKeys
+	}
+	t1, b1 := keys(1)
+	t2, b2 := keys(2)
+	for i := range t1 {
+		c.Set(t1[i], outs)
+		c.SetResponse(b1[i], []byte("{}"), 2)
+		c.Set(t2[i], outs)
+		c.SetResponse(b2[i], []byte("{}"), 2)
+	}
+	c.Wait()
+	if u := c.Usage(); u.Entries != 80 {
+		t.Fatalf("usage %+v after 80 Sets; want 80 entries", u)
+	}
+	c.Drop(1)
+	c.Wait()
+	hits := func(keys ...[][]byte) int {
+		n := 0
+		for _, ks := range keys {
+			for _, k := range ks {
+				if _, ok := c.Get(k); ok {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	if got := hits(t1, b1); got != 0 {
+		t.Fatalf("got %d hits of generation 1 after its drop; want 0", got)
+	}
+	if got := hits(t2, b2); got != 40 {
+		t.Fatalf("got %d hits of generation 2 after generation 1's drop; want 40", got)
+	}
+	if u := c.Usage(); u.Entries != 40 || u.Bytes != 40*u.Bytes/u.Entries {
+		t.Fatalf("usage %+v after the drop of 40 of 80 entries; want 40 entries, and their bytes only", u)
+	}
+	if got := c.keys(); got != 40 {
+		t.Fatalf("got %d key hashes kept; want 40, those of generation 2", got)
+	}
+	// A drop of a generation without entries, or one dropped already,
+	// changes nothing.
+	c.Drop(1)
+	c.Drop(3)
+	c.Wait()
+	if got := hits(t2, b2); got != 40 {
+		t.Fatalf("got %d hits of generation 2; want 40", got)
+	}
+	c.Drop(2)
+	c.Wait()
+	if u, k := c.Usage(), c.keys(); u.Entries != 0 || u.Bytes != 0 || k != 0 {
+		t.Fatalf("usage %+v and %d key hashes kept after every generation's drop; want none", u, k)
+	}
+	// After Close, a drop does nothing (a registry's goroutine may call
+	// it while the server stops).
+	c.Close()
+	c.Drop(2)
+}
+
+// TestCacheDropChurn checks that the key hashes a Cache keeps are those of
+// the entries it holds, whatever the admission policy and evictions did to
+// the Sets, concurrent Sets of the same key among them.
+func TestCacheDropChurn(t *testing.T) {
+	c, err := New(1 << 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	outs := []oip.Tensor{tensor("y", oip.FP32, []int64{1, 64}, make([]byte, 256)...)}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			var key []byte
+			for i := range 5000 {
+				// Four generations; the workers share half their keys.
+				gen := uint64(1 + i%4)
+				n := i
+				if i%2 == 0 {
+					n += w << 20
+				}
+				key = AppendBodyKey(key[:0], gen, -1, binary.LittleEndian.AppendUint32(nil, uint32(n%3000)))
+				if i%3 == 0 {
+					c.SetResponse(key, outs[0].Data, 2)
+				} else {
+					c.Set(key, outs)
+				}
+				c.Get(key)
+			}
+		})
+	}
+	wg.Wait()
+	c.Wait()
+	u := c.Usage()
+	if k := c.keys(); uint64(k) != u.Entries {
+		t.Fatalf("got %d key hashes kept for %d entries held (usage %+v); want one each", k, u.Entries, u)
+	}
+	if u.Evicted+u.Rejected < 1000 {
+		t.Fatalf("usage %+v: want a churn of evictions and rejections", u)
+	}
+	for gen := range uint64(5) {
+		c.Drop(gen)
+	}
+	c.Wait()
+	if u, k := c.Usage(), c.keys(); u.Entries != 0 || k != 0 {
+		t.Fatalf("usage %+v and %d key hashes kept after every generation's drop; want none", u, k)
+	}
+}
+
+func TestKeyToHash(t *testing.T) {
+	f := func(key []byte) {
+		t.Helper()
+		kh, ch := keyToHash(key)
+		if wkh, wch := z.KeyToHash(key); kh != wkh || ch != wch {
+			t.Fatalf("keyToHash(%q) = %x, %x; want ristretto's %x, %x", key, kh, ch, wkh, wch)
+		}
+		if gkh, gch := keyToHash(hashKey(nil, kh, ch)); gkh != kh || gch != ch {
+			t.Fatalf("keyToHash of its hash key = %x, %x; want %x, %x", gkh, gch, kh, ch)
+		}
+	}
+	f([]byte("k1"))
+	f(AppendBodyKey(nil, 1, -1, []byte("{}")))
+	f(AppendBodyKey(nil, 0, 0, make([]byte, 16)))
+	f(AppendKey(nil, 7, []oip.Tensor{tensor("a", oip.FP32, []int64{1, 2}, 1, 2, 3, 4, 5, 6, 7, 8), tensor("b", oip.INT64, []int64{1}, 9, 0, 0, 0, 0, 0, 0, 0)}, model))
 }
