@@ -77,20 +77,7 @@ func TestMaxConnectionsRefusesWithRetryAfter(t *testing.T) {
 // after it (closing on unread bytes resets the connection, and can take
 // the answer with it).
 func TestRefusedConnectionsGetTheir503(t *testing.T) {
-	cfg := gateway.DefaultConfig()
-	cfg.MaxConnections = 1
-	s := startDemo(t, cfg, false)
-	addr := s.listenTCP(t)
-	held, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Close()
-	held.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(held, "GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
-	if resp, err := http.ReadResponse(bufio.NewReader(held), nil); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("the connection within the limit: %v, %v", resp, err)
-	}
+	addr := fullServer(t)
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
 	body := bytes.Repeat([]byte("x"), 256<<10)
 	lost := 0
@@ -123,20 +110,7 @@ func TestRefusedConnectionsGetTheir503(t *testing.T) {
 // drops every request it was serving. Readiness and the rest still get
 // the 503. Before, GET /v2/health/live over the limit got the 503 too.
 func TestLiveOverMaxConnections(t *testing.T) {
-	cfg := gateway.DefaultConfig()
-	cfg.MaxConnections = 1
-	s := startDemo(t, cfg, false)
-	addr := s.listenTCP(t)
-	held, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Close()
-	held.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(held, "GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
-	if resp, err := http.ReadResponse(bufio.NewReader(held), nil); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("the connection within the limit: %v, %v", resp, err)
-	}
+	addr := fullServer(t)
 	f := func(method, path string, want int, wantBody string) {
 		t.Helper()
 		c, err := net.Dial("tcp", addr)
@@ -204,4 +178,26 @@ func TestMalformedRequestsLogNoTokenAndDoNotFlood(t *testing.T) {
 	if got := strings.Count(l, "content-length"); got > 2 {
 		t.Fatalf("log lines of %d malformed requests: got %d; want 1 (2 if a period passed):\n%s", n, got, l)
 	}
+}
+
+// fullServer starts a server of --max-connections 1 on loopback TCP,
+// holds its one connection open (answered once, so it is the server's),
+// and returns its address: every new connection is over the limit.
+func fullServer(t *testing.T) string {
+	t.Helper()
+	cfg := gateway.DefaultConfig()
+	cfg.MaxConnections = 1
+	s := startDemo(t, cfg, false)
+	addr := s.listenTCP(t)
+	held, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { held.Close() })
+	held.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(held, "GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, err := http.ReadResponse(bufio.NewReader(held), nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the connection within the limit: %v, %v", resp, err)
+	}
+	return addr
 }
