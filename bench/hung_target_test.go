@@ -10,37 +10,9 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-)
 
-// listenSilent returns the address of a listener that accepts
-// connections and never answers: a target that hangs.
-func listenSilent(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, c)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return "http://" + ln.Addr().String()
-}
+	"github.com/infergate/infergate/internal/testenv"
+)
 
 // shortQueries lowers the wait of the control calls for the test.
 func shortQueries(t *testing.T, d time.Duration) {
@@ -79,7 +51,7 @@ func measureWithin(t *testing.T, ctx context.Context, cfg Config, limit time.Dur
 func TestHungTargetEndsOnCancel(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Options = shortOptions()
-	cfg.Target = listenSilent(t)
+	cfg.Target = "http://" + testenv.SilentAddr(t)
 	cfg.Concurrency = []int{1}
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
@@ -96,7 +68,7 @@ func TestHungTargetEndsByItself(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Options = shortOptions()
 	cfg.Timeout = 100 * time.Millisecond
-	cfg.Target = listenSilent(t)
+	cfg.Target = "http://" + testenv.SilentAddr(t)
 	cfg.Concurrency = []int{1}
 	_, err := measureWithin(t, context.Background(), cfg, 5*time.Second)
 	if !errors.Is(err, ErrTarget) || !strings.Contains(err.Error(), "no answer within 200ms") {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/infergate/infergate/internal/certs"
 	"github.com/infergate/infergate/internal/testcerts"
+	"github.com/infergate/infergate/internal/testenv"
 )
 
 // The raft stream layer takes members of the CA and no one else.
@@ -166,36 +167,12 @@ func TestPeerClientNeverSendsTheTokenInTheClear(t *testing.T) {
 // A peer that takes the connection but stalls the handshake never saw
 // the request: the call is unreached, not of unknown outcome.
 func TestPeerHandshakeTimeoutIsUnreached(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var mu sync.Mutex
-	var held []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c) // never answered
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		mu.Lock()
-		for _, c := range held {
-			c.Close()
-		}
-		mu.Unlock()
-	}()
+	addr := testenv.SilentAddr(t)
 	ca := testcerts.NewCA(t, t.TempDir(), "ca")
 	p := newPeerClient("tok", tlsOf(t, ca, "node", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth))
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 	defer cancel()
-	_, err = p.apply(ctx, "https://"+ln.Addr().String(), fsm.Command{Op: fsm.OpSetMember, Member: &fsm.Member{ID: "n2"}})
+	_, err := p.apply(ctx, "https://"+addr, fsm.Command{Op: fsm.OpSetMember, Member: &fsm.Member{ID: "n2"}})
 	if !errors.Is(err, errUnreached) {
 		t.Fatalf("a call whose TLS handshake timed out: %v; want errUnreached", err)
 	}

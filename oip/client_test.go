@@ -20,6 +20,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/infergate/infergate/internal/testcerts"
+	"github.com/infergate/infergate/internal/testenv"
 )
 
 // testServer is a small OIP v2 server in the test's process, over an
@@ -357,38 +358,6 @@ func TestClientTLSOfEachConnection(t *testing.T) {
 	}
 }
 
-// stalledServer accepts TCP connections on loopback and never answers
-// on them, as a process that hangs after accept; it returns its address.
-func stalledServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
-
 // The TLS handshake of an https client runs under the call's timeout: a
 // server that accepts the connection and never answers the handshake
 // fails the call once the timeout passes, with SetTLS and without (the
@@ -396,7 +365,7 @@ func stalledServer(t *testing.T) string {
 func TestClientTLSHandshakeUnderTheTimeout(t *testing.T) {
 	f := func(name string, setTLS bool) {
 		t.Helper()
-		c := NewClient("https://" + stalledServer(t))
+		c := NewClient("https://" + testenv.SilentAddr(t))
 		if setTLS {
 			c.SetTLS(func(string) *tls.Config { return &tls.Config{} })
 		}
