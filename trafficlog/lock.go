@@ -1,10 +1,11 @@
 package trafficlog
 
 import (
+	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"syscall"
+
+	"github.com/infergate/infergate/internal/durable"
 )
 
 // lockFile names the file in a log's directory that an open Log holds an
@@ -14,16 +15,15 @@ const lockFile = "traffic.lock"
 
 // lockDir takes the exclusive lock on dir's lock file, so that two logs
 // (two servers given one --traffic-dir) never write one directory; the
-// lock goes with the returned file, or with the process.
-func lockDir(dir string) (*os.File, error) {
+// lock goes with release, or with the process.
+func lockDir(dir string) (release func(), err error) {
 	path := filepath.Join(dir, lockFile)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("cannot open the traffic log's lock file: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
+	release, err = durable.Lock(path)
+	switch {
+	case errors.Is(err, durable.ErrLocked):
 		return nil, fmt.Errorf("%w: %s (lock %s held); give each server its own --traffic-dir", ErrLocked, dir, path)
+	case err != nil:
+		return nil, fmt.Errorf("cannot lock the traffic log's lock file: %w", err)
 	}
-	return f, nil
+	return release, nil
 }

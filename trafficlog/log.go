@@ -145,8 +145,8 @@ type Log struct {
 	cfg Config
 	// id is the log's identity (ID); set by Open.
 	id string
-	// lock holds the directory's lock (lockDir) until the writer stops.
-	lock *os.File
+	// unlock releases the directory's lock (lockDir) when the writer stops.
+	unlock func()
 
 	queue  chan *pending
 	queued atomic.Int64 // bytes in queue
@@ -212,14 +212,14 @@ func Open(cfg Config) (*Log, error) {
 	if err := durable.MakeDirs(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("cannot create the traffic log directory: %w", err)
 	}
-	lock, err := lockDir(cfg.Dir)
+	unlock, err := lockDir(cfg.Dir)
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{cfg: cfg, lock: lock, queue: make(chan *pending, queueSlots), stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1)}
+	l := &Log{cfg: cfg, unlock: unlock, queue: make(chan *pending, queueSlots), stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1)}
 	l.rotateBase.Store(-1)
 	if err := l.recover(); err != nil {
-		lock.Close()
+		unlock()
 		return nil, err
 	}
 	set := cfg.Metrics
@@ -656,7 +656,7 @@ func (l *Log) run() {
 			}
 			l.sync()
 			l.f.Close()
-			l.lock.Close()
+			l.unlock()
 			return
 		}
 	}

@@ -985,15 +985,14 @@ func lockDataDir(dir string) (unlock func(), err error) {
 		return nil, fmt.Errorf("--data %s: cannot create the directory: %w", dir, err)
 	}
 	path := filepath.Join(dir, "LOCK")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
+	unlock, err = durable.Lock(path)
+	switch {
+	case errors.Is(err, durable.ErrLocked):
+		return nil, fmt.Errorf("data directory %s is in use by another infergate (lock %s held); give each server its own --data", dir, path)
+	case err != nil:
 		return nil, fmt.Errorf("--data %s is not writable: %w", dir, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("data directory %s is in use by another infergate (lock %s held); give each server its own --data", dir, path)
-	}
-	return func() { f.Close() }, nil
+	return unlock, nil
 }
 
 // checkWritableDir reports whether serve could create and write dir,

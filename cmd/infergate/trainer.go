@@ -7,9 +7,9 @@ import (
 	"log"
 	"os"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/infergate/infergate/internal/durable"
 	"github.com/infergate/infergate/trainer"
 	"github.com/infergate/infergate/trainer/onnx"
 )
@@ -142,15 +142,14 @@ never touches a shadow or experiment it did not start.
 // overwrite the other's with its own. The lock goes with the process.
 func lockStateFile(state string) (unlock func(), err error) {
 	path := state + ".lock"
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
+	unlock, err = durable.Lock(path)
+	switch {
+	case errors.Is(err, durable.ErrLocked):
+		return nil, fmt.Errorf("state file %s is in use by another trainer (lock %s held): one trainer per model; stop the other, or give this one its own --state", state, path)
+	case err != nil:
 		return nil, fmt.Errorf("--state %s: cannot open its lock file: %w", state, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("state file %s is in use by another trainer (lock %s held): one trainer per model; stop the other, or give this one its own --state", state, path)
-	}
-	return func() { f.Close() }, nil
+	return unlock, nil
 }
 
 func candidateNote(st trainer.State) string {
