@@ -1,0 +1,137 @@
+package main
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/infergate/infergate/internal/testenv"
+)
+
+// readmeSection returns the lines of README.md from the heading that
+// starts with heading to the next heading of the same level.
+func readmeSection(t *testing.T, heading string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatalf("cannot read README.md: %v", err)
+	}
+	var out []string
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "## ") {
+			if in {
+				break
+			}
+			in = strings.HasPrefix(line, heading)
+		}
+		if in {
+			out = append(out, line)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("README.md has no section %q", heading)
+	}
+	return out
+}
+
+// flagRow matches a row of a README flags table: | `--name` | default | meaning |.
+var flagRow = regexp.MustCompile("^\\| `--([a-z0-9-]+)` \\| ([^|]*) \\|")
+
+// TestREADMEServeFlags checks the README's tables of serve's flags
+// against the flags serve defines: every flag a table names exists, with
+// the default the table gives, and every flag of serve is named somewhere
+// in the README, so that neither drifts from the other unseen.
+func TestREADMEServeFlags(t *testing.T) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	serveFlags(fs)
+
+	rows := 0
+	for _, section := range []string{"## `infergate serve`", "## Cluster"} {
+		for _, line := range readmeSection(t, section) {
+			m := flagRow.FindStringSubmatch(line)
+			if m == nil {
+				continue
+			}
+			rows++
+			name, doc := m[1], strings.TrimSpace(m[2])
+			f := fs.Lookup(name)
+			if f == nil {
+				t.Errorf("README (%s) lists --%s, which serve does not define", section, name)
+				continue
+			}
+			if !sameDefault(doc, f.DefValue) {
+				t.Errorf("README (%s) gives --%s the default %q; serve's is %q", section, name, doc, f.DefValue)
+			}
+		}
+	}
+	if rows < 20 {
+		t.Fatalf("found %d flag rows in README's serve and cluster tables; want at least 20 (did the tables' form change?)", rows)
+	}
+
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatalf("cannot read README.md: %v", err)
+	}
+	readme := string(b)
+	fs.VisitAll(func(f *flag.Flag) {
+		if !regexp.MustCompile(`--` + regexp.QuoteMeta(f.Name) + `\b`).MatchString(readme) {
+			t.Errorf("serve --%s is named nowhere in README.md; add it to the flags table of `infergate serve`", f.Name)
+		}
+	})
+}
+
+// sameDefault reports whether doc, a default as a README table gives it,
+// says def, a flag's default as the flag package prints it. Defaults that
+// the README states in words (an environment variable, "stored in
+// --data") are not compared.
+func sameDefault(doc, def string) bool {
+	doc = strings.ReplaceAll(doc, "`", "")
+	if i := strings.Index(doc, " ("); i > 0 {
+		doc = doc[:i] // "0 (off)"
+	}
+	switch {
+	case strings.Contains(doc, "$") || strings.Contains(doc, "<") || strings.Contains(doc, " "):
+		if n, ok := bytesValue(doc); ok {
+			return strconv.FormatInt(n, 10) == def
+		}
+		return true
+	case doc == "" || doc == "off":
+		return def == "" || def == "false" || def == "0" || def == "0s"
+	}
+	if d, err := time.ParseDuration(doc); err == nil {
+		if dd, err := time.ParseDuration(def); err == nil {
+			return d == dd
+		}
+	}
+	if doc == "0" && def == "0s" {
+		return true
+	}
+	return doc == def
+}
+
+// bytesValue reads "256 MiB" or "64 KiB".
+func bytesValue(s string) (int64, bool) {
+	num, unit, ok := strings.Cut(s, " ")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	switch unit {
+	case "KiB":
+		return n << 10, true
+	case "MiB":
+		return n << 20, true
+	case "GiB":
+		return n << 30, true
+	}
+	return 0, false
+}
