@@ -180,6 +180,26 @@ func TestFailedVersionIsOnMetrics(t *testing.T) {
 // Triton's series, an A/B experiment and a shadow. A series added without
 // a text fails here, named.
 func TestEveryFamilyOnMetricsHasHelp(t *testing.T) {
+	text := everyPartMetrics(t)
+	families := 0
+	for line := range strings.Lines(text) {
+		rest, ok := strings.CutPrefix(line, "# HELP ")
+		if !ok || !strings.HasPrefix(rest, "infergate_") && !strings.HasPrefix(rest, "nv_") {
+			continue
+		}
+		families++
+		if name, help, _ := strings.Cut(strings.TrimSuffix(rest, "\n"), " "); strings.TrimSpace(help) == "" {
+			t.Errorf("%s has no HELP text on /metrics: add one to helpTexts in gateway/metrics_help.go", name)
+		}
+	}
+	t.Logf("%d infergate_ and nv_ families checked", families)
+}
+
+// everyPartMetrics returns /metrics of a server with every part that
+// exports series in-process: a node of a cluster with a traffic log,
+// Triton's series, an A/B experiment and a shadow.
+func everyPartMetrics(t *testing.T) string {
+	t.Helper()
 	// As `infergate serve` sets it.
 	metrics.ExposeMetadata(true)
 	t.Cleanup(func() { metrics.ExposeMetadata(false) })
@@ -213,18 +233,7 @@ func TestEveryFamilyOnMetricsHasHelp(t *testing.T) {
 		}
 		return nil
 	})
-	families := 0
-	for line := range strings.Lines(text) {
-		rest, ok := strings.CutPrefix(line, "# HELP ")
-		if !ok || !strings.HasPrefix(rest, "infergate_") && !strings.HasPrefix(rest, "nv_") {
-			continue
-		}
-		families++
-		if name, help, _ := strings.Cut(strings.TrimSuffix(rest, "\n"), " "); strings.TrimSpace(help) == "" {
-			t.Errorf("%s has no HELP text on /metrics: add one to helpTexts in gateway/metrics_help.go", name)
-		}
-	}
-	t.Logf("%d infergate_ and nv_ families checked", families)
+	return text
 }
 
 // TestNoGaugeNamedTotal: a family named _total is a counter, and says so
