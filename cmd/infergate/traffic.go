@@ -54,8 +54,12 @@ predictions it logs.`)
 	if ans, err := out.getInto(cfg, "/v1/traffic/stats", &st); ans == nil || err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(out.stdout, "positions %d to %d, %d bytes in %d segments; logging %g%% of the predictions and all feedback\n",
-		st.First, st.End, st.Bytes, st.Segments, st.Percent)
+	segments := "segments"
+	if st.Segments == 1 {
+		segments = "segment"
+	}
+	_, err := fmt.Fprintf(out.stdout, "positions %d to %d, %d bytes in %d %s; logging %g%% of the predictions and all feedback\n",
+		st.First, st.End, st.Bytes, st.Segments, segments, st.Percent)
 	return err
 }
 

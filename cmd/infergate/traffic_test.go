@@ -38,7 +38,7 @@ func TestTrafficLogSurvivesSIGTERM(t *testing.T) {
 	}
 	// The CLI reads it over HTTP: all of it, then from a line's position.
 	addr := "http://" + s.addr
-	checkExit(t, 0, "logging 100% of the predictions and all feedback", "traffic", "stats", "--addr", addr)
+	checkExit(t, 0, " bytes in 1 segment; logging 100% of the predictions and all feedback", "traffic", "stats", "--addr", addr)
 	// The predictions are readable once fsynced, within a second.
 	var lines []string
 	testenv.CheckFor(t, 5*time.Second, func() error {
