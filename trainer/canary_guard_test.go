@@ -171,6 +171,11 @@ func TestCanaryCountsUnits(t *testing.T) {
 				ex.Arm, ex.Version, ex.Unit, ex.Live = "control", 1, fmt.Sprint("c-", i), 0.5
 			} else {
 				ex.Arm, ex.Version, ex.Unit, ex.Live = "candidate", 2, fmt.Sprint("u-", i%(2*candidateUnits)), 0.1+0.8*y
+				if i%3 == 0 {
+					// Losses that vary: where none does, there is no
+					// standard error to judge by.
+					ex.Live = 0.2 + 0.6*y
+				}
 			}
 			out = append(out, ex)
 		}

@@ -225,10 +225,22 @@ func (p *Policy) verdict(j Judgement, n, min int, what, against, samples string,
 	ci := fmt.Sprintf("log loss %.4f against %s %.4f; the difference is in [%.3g, %.3g] at %g%%, always valid (%s at this look alone, %d and %d %s)",
 		t.Mean2, against, t.Mean1, low, high, 100*p.Level, pValue(t.P), t.N1, t.N2, samples)
 	late := now.Sub(since) >= max
+	// flat: the log losses compared have not varied yet (StdErr 0), and
+	// there is no standard error to judge their difference by. It is
+	// not evidence of none: a confident model loses about 0.001 on each
+	// right answer and 6.9 on a misprediction (a score of 0.001), which
+	// may be one in thousands. Taken as certain, the difference of two
+	// such arms' small losses promoted a candidate that mispredicted
+	// twice as often (TestCanaryOverconfidentCandidate).
+	flat := n >= min && t.StdErr == 0
+	if flat {
+		ci = fmt.Sprintf("log loss %.4f against %s %.4f, and the log losses compared have not varied yet (%d and %d %s): no standard error to judge the difference by until a misprediction comes",
+			t.Mean2, against, t.Mean1, t.N1, t.N2, samples)
+	}
 	switch {
-	case n >= min && high < 0:
+	case n >= min && !flat && high < 0:
 		j.Verdict, j.Reason = Pass, "better: "+ci
-	case n >= min && low > 0:
+	case n >= min && !flat && low > 0:
 		j.Verdict, j.Reason = Fail, "worse: "+ci
 	case late && n < min:
 		j.Verdict, j.Reason = Fail, fmt.Sprintf("no verdict after %s: %d %s, fewer than the %d needed", max, n, what, min)
