@@ -259,3 +259,19 @@ func TestCanaryEqualArmsAtRareMispredictions(t *testing.T) {
 		}
 	}
 }
+
+// The shadow stage's paired differences that have not varied yet wait
+// too: a shadow scoring 0.9999 where production scores 0.999, on
+// requests neither mispredicts.
+func TestShadowFlatLossesWait(t *testing.T) {
+	p := DefaultPolicy()
+	since := time.Date(2026, 11, 29, 9, 0, 0, 0, time.UTC)
+	var exs []Example
+	for range 500 {
+		exs = append(exs, Example{Time: since, Label: 1, HasLabel: true, Version: 1, Live: 0.999, Shadow: 0.9999, ShadowVersion: 2})
+	}
+	j := p.JudgeShadow(exs, 1, 2, since, since.Add(time.Minute), Runs{})
+	if want := "the log losses compared have not varied yet (500 and 500 requests)"; j.Verdict != Wait || !strings.Contains(j.Reason, want) {
+		t.Fatalf("500 pairs with the same difference: %v, %s; want a wait, %q", j.Verdict, j.Reason, want)
+	}
+}
