@@ -15,7 +15,8 @@ type Policy struct {
 	// version's lies below 0, and fails when it lies above. The intervals
 	// are always valid (AlwaysValid): the loop looks at them at every
 	// step, and the chance that noise ever passes or fails a stage stays
-	// within 1 - Level however long it runs.
+	// within 1 - Level however long it runs. Log losses that have not
+	// varied yet (no standard error) decide nothing: the stage waits.
 	Level float64
 	// Effect is the size of log-loss difference the always-valid
 	// intervals are tuned for (their mixture's scale): they are

@@ -418,7 +418,9 @@ func betaFraction(a, b, x float64) float64 {
 // scale tau over the differences (tune tau to the size of difference
 // worth finding), and t's standard error as the known one: sound once
 // each sample holds some dozens of values. Degenerate tests (StdErr 0)
-// give Diff for both bounds, as Test does.
+// give Diff for both bounds, as Test does; values that have not varied
+// yet are no evidence that they will not, and the trainer's stages wait
+// on such tests rather than decide (see Policy).
 func AlwaysValid(t Test, alpha, tau float64) (low, high float64) {
 	v := t.StdErr * t.StdErr
 	if v == 0 || math.IsInf(t.T, 0) {
