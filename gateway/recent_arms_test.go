@@ -3,6 +3,7 @@ package gateway
 import (
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/infergate/infergate/gateway/route"
 	"github.com/infergate/infergate/registry"
@@ -87,4 +88,31 @@ func TestRecentArmsRepeatedIDIsNewest(t *testing.T) {
 			t.Fatalf("%s, older than req-1's second answer, is still remembered while req-1 is", id)
 		}
 	}
+}
+
+// TestLoggedArmResolve: a prediction read back from the traffic log
+// counts for the arm of the experiment the model runs now only when that
+// arm has its name and version and the experiment's phase began at or
+// before the prediction; a phase from before phases began (Started zero)
+// cannot be told apart, and none count for it.
+func TestLoggedArmResolve(t *testing.T) {
+	t0 := time.Unix(1700000000, 0)
+	x := &registry.Experiment{Model: "m", Experiment: route.Experiment{Name: "exp", Phase: 5, Started: t0,
+		Arms: []route.Arm{{Name: "a", Version: 1, Weight: 1}, {Name: "b", Version: 2, Weight: 1}}}}
+	f := func(x *registry.Experiment, lg loggedArm, at time.Time, want string) {
+		t.Helper()
+		got, gx := lg.resolve(x, at.UnixNano())
+		if got != want || (want != "") != (gx == x && gx != nil) {
+			t.Fatalf("resolve(%+v at %s) under %+v: %q, %p; want %q", lg, at, x, got, gx, want)
+		}
+	}
+	f(x, loggedArm{model: "m", arm: "b", version: 2}, t0, "b")
+	f(x, loggedArm{model: "m", arm: "b", version: 2}, t0.Add(time.Hour), "b")
+	f(x, loggedArm{model: "m", arm: "b", version: 2}, t0.Add(-time.Nanosecond), "") // the phase before
+	f(x, loggedArm{model: "m", arm: "b", version: 1}, t0.Add(time.Hour), "")        // another version
+	f(x, loggedArm{model: "m", arm: "c", version: 2}, t0.Add(time.Hour), "")        // no such arm
+	f(x, loggedArm{model: "n", arm: "b", version: 2}, t0.Add(time.Hour), "")        // another model
+	f(nil, loggedArm{model: "m", arm: "b", version: 2}, t0.Add(time.Hour), "")      // no experiment now
+	old := &registry.Experiment{Model: "m", Experiment: route.Experiment{Name: "exp", Arms: x.Arms}}
+	f(old, loggedArm{model: "m", arm: "b", version: 2}, t0.Add(time.Hour), "")
 }

@@ -219,6 +219,19 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 	if s.traffic != nil {
 		s.recent = newRecentArms()
 	}
+	if cfg.TrafficLog != nil {
+		// The embedded log's tail holds the arms of this node's last
+		// predictions before it started. A Kafka topic's holds every
+		// node's, and reading it would hold the start on the brokers:
+		// feedback for those counts only when it names its arm.
+		s.recent.current = func(model string) *registry.Experiment {
+			if m := repo.Model(model); m != nil {
+				return m.Experiment()
+			}
+			return nil
+		}
+		s.refillRecent(cfg.TrafficLog)
+	}
 	s.shadows = newShadower(repo, cfg.RequestTimeout, func(v *registry.Version, err error) registry.FailureReason {
 		return toHTTPError(s.batchError(v, v.Batcher.Config().PriorityLevels, cfg.RequestTimeout, err)).reason
 	}, s.logf)

@@ -67,6 +67,9 @@ func (s *Server) sampleTraffic() bool {
 // an arm only when it names the arm. It allocates nothing per prediction.
 type recentArms struct {
 	seed maphash.Seed
+	// current returns the experiment model runs now, or nil; set before
+	// use, only where predictions are read back from the log (refill).
+	current func(model string) *registry.Experiment
 	// mu protects slots and next.
 	mu    sync.Mutex
 	slots []recentSlot
@@ -75,11 +78,23 @@ type recentArms struct {
 }
 
 // recentSlot is one remembered prediction: h, its id's hash (0: empty),
-// and arm Arm of experiment x.
+// and arm Arm of experiment x; or, for one read back from the traffic log
+// at start (x nil), lg, what the log says answered it, and at, when
+// (UnixNano).
 type recentSlot struct {
 	h   uint64
 	x   *registry.Experiment
 	arm int
+	lg  *loggedArm
+	at  int64
+}
+
+// loggedArm is what a logged prediction says answered it: arm of model's
+// experiment, served by version. The log does not name the experiment
+// or its phase: recentArms.arm matches them by time.
+type loggedArm struct {
+	model, arm string
+	version    int64
 }
 
 const (
@@ -100,7 +115,19 @@ func (r *recentArms) hash(id string) (tag uint64, set int) {
 
 // add records that arm number arm of experiment x answered prediction id.
 func (r *recentArms) add(id string, x *registry.Experiment, arm int) {
+	r.put(id, recentSlot{x: x, arm: arm})
+}
+
+// addLogged records that the traffic log says lg answered prediction id
+// at at (UnixNano): a prediction made before this node started.
+func (r *recentArms) addLogged(id string, lg *loggedArm, at int64) {
+	r.put(id, recentSlot{lg: lg, at: at})
+}
+
+// put records sl, less its hash, for prediction id.
+func (r *recentArms) put(id string, sl recentSlot) {
 	h, s := r.hash(id)
+	sl.h = h
 	r.mu.Lock()
 	set := r.slots[s*recentArmsWays : (s+1)*recentArmsWays : (s+1)*recentArmsWays]
 	// The set is a ring, oldest at next, newest just before it.
@@ -120,7 +147,7 @@ func (r *recentArms) add(id string, x *registry.Experiment, arm int) {
 	if w == next {
 		r.next[s] = uint8((next + 1) % recentArmsWays)
 	}
-	set[w] = recentSlot{h: h, x: x, arm: arm}
+	set[w] = sl
 	r.mu.Unlock()
 }
 
@@ -137,10 +164,82 @@ func (r *recentArms) arm(id, model string) (string, *registry.Experiment) {
 		}
 	}
 	r.mu.Unlock()
+	if sl.h == h && sl.x == nil && sl.lg != nil && sl.lg.model == model && r.current != nil {
+		return sl.lg.resolve(r.current(model), sl.at)
+	}
 	if sl.h != h || sl.x == nil || sl.x.Model != model {
 		return "", nil
 	}
 	return sl.x.Arms[sl.arm].Name, sl.x
+}
+
+// resolve returns lg's arm and x if a prediction lg logged at at
+// (UnixNano) was made in x's current phase by the arm x has now: x has
+// an arm of that name served by the same version, and its phase began at
+// or before at. The log names neither the experiment nor the phase; the
+// time tells them apart, since a new experiment and each change of the
+// split begin a phase (route.Experiment.Started). Phases of a release
+// before phases began (Started zero) cannot be told apart: none match.
+// The time is the clock of the node that took the change, and a
+// prediction's is this node's when it was logged, after its arm was
+// chosen: one made within that skew, or during that inference, before the
+// change may count for the new phase, as a prediction logged at the
+// moment of a change does while the node runs.
+func (lg *loggedArm) resolve(x *registry.Experiment, at int64) (string, *registry.Experiment) {
+	if x == nil || x.Model != lg.model || x.Started.IsZero() || at < x.Started.UnixNano() {
+		return "", nil
+	}
+	i := x.ArmIndex(lg.arm)
+	if i < 0 || x.Arms[i].Version != lg.version {
+		return "", nil
+	}
+	return x.Arms[i].Name, x
+}
+
+// refillBytes bounds what refillRecent reads of the traffic log: about
+// recentArmsSize predictions of a model of 256 float inputs, or twice
+// that many of 64 (ctr's).
+const refillBytes = 64 << 20
+
+// refillRecent fills s.recent with the arms of the predictions in the
+// last refillBytes of the traffic log l, oldest first, so that feedback
+// for predictions made before this node (re)started counts for their arm
+// while their experiment's phase goes on (loggedArm.resolve). Only
+// logged predictions come back: with --traffic-percent below 100, the
+// others' feedback counts only when it names its arm. Damage ends the
+// refill where it starts; the server starts either way. Called by New,
+// before the server serves.
+func (s *Server) refillRecent(l *trafficlog.Log) {
+	t := time.Now()
+	from, err := l.TailPosition(refillBytes)
+	if err != nil {
+		s.logf("traffic log: cannot find its tail to remember the arms of the predictions before this start: %v", err)
+		return
+	}
+	arms := make(map[loggedArm]*loggedArm)
+	var e trafficlog.Event
+	n, read := 0, 0
+	_, err = l.Read(from, refillBytes, func(_ int64, rec []byte) bool {
+		read += len(rec)
+		if _, err := trafficlog.Decode(rec, &e); err != nil || e.Kind != trafficlog.Prediction || e.Arm == "" {
+			return true // Read checked its frame: one this release cannot parse is skipped
+		}
+		k := loggedArm{model: e.Model, arm: e.Arm, version: e.Version}
+		lg := arms[k]
+		if lg == nil {
+			lg = &k
+			arms[k] = lg
+		}
+		s.recent.addLogged(e.ID, lg, e.Time.UnixNano())
+		n++
+		return true
+	})
+	if err != nil {
+		s.logf("traffic log: remembering the arms of the predictions before this start stopped after %d of them: %v", n, err)
+	}
+	if n > 0 || err != nil {
+		s.logf("traffic log: remembered the arms of %d predictions from its last %d bytes in %s, for their feedback", n, read, time.Since(t).Round(time.Millisecond))
+	}
 }
 
 // logPrediction logs what v answered to sc's request, when the log
