@@ -162,9 +162,9 @@ func TestFeedbackAfterRestartNotCountedForANewPhase(t *testing.T) {
 }
 
 // TestFeedbackAfterRestartOverDamagedLog: damage in the traffic log
-// where the node reads back its predictions ends the reading there: the
-// node starts and serves, and the predictions before the damage still
-// have their arms.
+// where the node reads back its predictions ends the reading there, and a
+// torn last record is cut off as the log opens: the node starts and
+// serves, and the predictions before the damage still have their arms.
 func TestFeedbackAfterRestartOverDamagedLog(t *testing.T) {
 	dir := t.TempDir()
 	x := abExperiment(9, time.Now().Add(-time.Minute), 1, 1)
@@ -197,6 +197,13 @@ func TestFeedbackAfterRestartOverDamagedLog(t *testing.T) {
 		data[i] ^= 0xa5
 	}
 	if err := os.WriteFile(damaged, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// And the last one ends in a torn record, as after a crash.
+	last := segs[len(segs)-1]
+	if fi, err := os.Stat(last); err != nil || fi.Size() < 100 {
+		t.Fatalf("last segment %s: %v, %v; want 100 bytes or more", last, fi, err)
+	} else if err := os.Truncate(last, fi.Size()-50); err != nil {
 		t.Fatal(err)
 	}
 
