@@ -24,7 +24,10 @@ const tailScan = 1 << 20
 // end (a false match needs two checksums to agree by chance). It reads
 // at most tailScan bytes and two records to find it; where none is found
 // there (huge records, or damage) the tail begins at the next segment, or
-// is empty (the end). Safe for concurrent use with the writer.
+// is empty (the end). A client can put whole frames in a tensor's bytes:
+// a tail found inside them holds those, and a Read from it then stops
+// with ErrCorrupt at the end of the record holding them, as at damage.
+// Safe for concurrent use with the writer.
 func (l *Log) TailPosition(maxBytes int64) (int64, error) {
 	l.mu.Lock()
 	segs := append([]segment(nil), l.segs...)
