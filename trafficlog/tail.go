@@ -26,7 +26,8 @@ const tailScan = 1 << 20
 // there (huge records, or damage) the tail begins at the next segment, or
 // is empty (the end). A client can put whole frames in a tensor's bytes:
 // a tail found inside them holds those, and a Read from it then stops
-// with ErrCorrupt at the end of the record holding them, as at damage.
+// with ErrNotRecord or ErrCorrupt at the end of the record holding
+// them, as at damage.
 // Safe for concurrent use with the writer.
 func (l *Log) TailPosition(maxBytes int64) (int64, error) {
 	l.mu.Lock()
