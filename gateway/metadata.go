@@ -251,11 +251,38 @@ func (s *Server) unloadModel(ctx *fasthttp.RequestCtx, name string) error {
 	if err := s.readOptionalJSON(ctx, &q); err != nil {
 		return err
 	}
+	if v := s.clusterServes(name); v != 0 {
+		return &httpError{code: fasthttp.StatusConflict, msg: fmt.Sprintf(
+			"model %q is the cluster's: every node serves its versions that are not retired (version %d among them) and would load it again at once, after seconds without it, so nothing was unloaded; to take a version off every node, retire it (infergate models retire %s VERSION, or DELETE /v1/models/%s/versions/VERSION: production and other aliased versions only once no alias points to them)",
+			name, v, name, name)}
+	}
 	if err := s.repo.Unload(name); err != nil {
 		return repoError(err)
 	}
 	s.audit(ctx, "unloaded model %q through the repository API", name)
 	return writeJSON(ctx, struct{}{})
+}
+
+// clusterServes returns a version of model name that the cluster holds
+// and has not retired, production first, or 0: every node loads such
+// versions, and loads them again when unloaded by hand.
+func (s *Server) clusterServes(name string) int64 {
+	p := s.plane.Load()
+	if p == nil {
+		return 0
+	}
+	if v, _, ok := p.node.FSM().Stage(name, 0); ok {
+		return v
+	}
+	st, _ := p.node.FSM().State()
+	if m := st.Model(name); m != nil {
+		for _, v := range m.Versions {
+			if v.Stage != fsm.StageRetired {
+				return v.Number
+			}
+		}
+	}
+	return 0
 }
 
 // loadModel serves POST /v2/repository/models/{name}/load. The optional
