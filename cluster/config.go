@@ -94,6 +94,9 @@ type Config struct {
 	voterCheck time.Duration
 	// blobSweep, set by tests, replaces blobSweepEvery and blobGrace.
 	blobSweep time.Duration
+	// trailingLogs, set by tests, replaces raft's TrailingLogs (10240),
+	// the entries a snapshot leaves in the log.
+	trailingLogs uint64
 }
 
 // DefaultConfig returns the timings used by infergate serve. Raft's

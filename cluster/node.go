@@ -239,6 +239,9 @@ func (n *Node) open() error {
 		if err != nil {
 			return fmt.Errorf("cluster: raft address %q: %w", n.cfg.RaftAddr, err)
 		}
+		if err := checkSnapshots(dir, fss, store); err != nil {
+			return n.snapshotsError(dir, err)
+		}
 		logs, stable, snaps = store, store, fss
 		var nt *raft.NetworkTransport
 		switch {
@@ -273,6 +276,9 @@ func (n *Node) open() error {
 	rc.LeaderLeaseTimeout = n.cfg.LeaderLeaseTimeout
 	rc.CommitTimeout = n.cfg.CommitTimeout
 	rc.SnapshotThreshold = n.cfg.SnapshotThreshold
+	if n.cfg.trailingLogs > 0 {
+		rc.TrailingLogs = n.cfg.trailingLogs
+	}
 	rc.Logger = logger
 
 	existing, err := raft.HasExistingState(logs, stable, snaps)
