@@ -774,14 +774,22 @@ func (l *Loop) shadow(ctx context.Context, m *ModelState) error {
 
 // partial turns a pass into a wait while some nodes could not be read:
 // a stage does not pass on part of the evidence (it may fail on it).
+// A judgement on part of it says from how many nodes, and which were
+// not read, so that a roll back's reason does not read as every node's.
 func (l *Loop) partial(j Judgement, missing []string) Judgement {
 	missing = append(missing, l.missing...)
 	slices.Sort(missing)
 	missing = slices.Compact(missing)
-	if j.Verdict == Pass && len(missing) > 0 {
+	if len(missing) == 0 {
+		return j
+	}
+	if j.Verdict == Pass {
 		j.Verdict = Wait
 		j.Reason = fmt.Sprintf("would pass (%s), but cannot read %s: waiting for every node", j.Reason, strings.Join(missing, ", "))
+		return j
 	}
+	n := len(l.cfg.Gateway.Nodes)
+	j.Reason = fmt.Sprintf("%s; from %d of %d nodes (not read: %s)", j.Reason, max(n-len(missing), 0), n, strings.Join(missing, ", "))
 	return j
 }
 
