@@ -737,7 +737,7 @@ func (l *Loop) shadow(ctx context.Context, m *ModelState) error {
 		return err
 	}
 	j := l.cfg.Policy.JudgeShadow(l.joiner.All(), m.Production, v, l.state.Since, now, runs)
-	j = l.partial(j, missing)
+	j, held := l.partial(j, missing)
 	switch j.Verdict {
 	case Fail:
 		return l.rollBack(ctx, "in the shadow stage, "+j.Reason)
@@ -768,7 +768,7 @@ func (l *Loop) shadow(ctx context.Context, m *ModelState) error {
 		}
 		return l.startCanary(ctx)
 	}
-	l.note("stage", "shadow", time.Minute, "trainer: version %d in the shadow stage: %s", v, j.Reason)
+	l.note("stage", "shadow"+held, time.Minute, "trainer: version %d in the shadow stage: %s", v, j.Reason)
 	return nil
 }
 
@@ -776,21 +776,25 @@ func (l *Loop) shadow(ctx context.Context, m *ModelState) error {
 // a stage does not pass on part of the evidence (it may fail on it).
 // A judgement on part of it says from how many nodes, and which were
 // not read, so that a roll back's reason does not read as every node's.
-func (l *Loop) partial(j Judgement, missing []string) Judgement {
+// held is "" unless a pass was held back, and then names the nodes it
+// waits for: the stage's note keys on it, so that the wait is logged
+// when it begins, not up to a minute later.
+func (l *Loop) partial(j Judgement, missing []string) (_ Judgement, held string) {
 	missing = append(missing, l.missing...)
 	slices.Sort(missing)
 	missing = slices.Compact(missing)
 	if len(missing) == 0 {
-		return j
+		return j, ""
 	}
+	nodes := strings.Join(missing, ", ")
 	if j.Verdict == Pass {
 		j.Verdict = Wait
-		j.Reason = fmt.Sprintf("would pass (%s), but cannot read %s: waiting for every node", j.Reason, strings.Join(missing, ", "))
-		return j
+		j.Reason = fmt.Sprintf("would pass (%s), but cannot read %s: waiting for every node", j.Reason, nodes)
+		return j, " held for " + nodes
 	}
 	n := len(l.cfg.Gateway.Nodes)
-	j.Reason = fmt.Sprintf("%s; from %d of %d nodes (not read: %s)", j.Reason, max(n-len(missing), 0), n, strings.Join(missing, ", "))
-	return j
+	j.Reason = fmt.Sprintf("%s; from %d of %d nodes (not read: %s)", j.Reason, max(n-len(missing), 0), n, nodes)
+	return j, ""
 }
 
 // startCanary is the pending step "canary": the experiment starts, the
@@ -844,7 +848,7 @@ func (l *Loop) canary(ctx context.Context, m *ModelState) error {
 		return err
 	}
 	j := l.cfg.Policy.JudgeCanary(l.joiner.All(), "control", l.state.Control, "candidate", v, l.state.Since, now, runs)
-	j = l.partial(j, missing)
+	j, held := l.partial(j, missing)
 	switch j.Verdict {
 	case Fail:
 		return l.rollBack(ctx, "in the canary stage, "+j.Reason)
@@ -854,7 +858,7 @@ func (l *Loop) canary(ctx context.Context, m *ModelState) error {
 		}
 		return l.promote(ctx)
 	}
-	l.note("stage", "canary", time.Minute, "trainer: version %d in the canary stage: %s", v, j.Reason)
+	l.note("stage", "canary"+held, time.Minute, "trainer: version %d in the canary stage: %s", v, j.Reason)
 	return nil
 }
 

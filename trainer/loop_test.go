@@ -180,6 +180,8 @@ type loopWorld struct {
 	// noise labels at random, whatever the features.
 	noise bool
 	logs  []string
+	// gap is the time between two predictions of traffic (0: a second).
+	gap time.Duration
 }
 
 func newLoopWorld(t *testing.T) *loopWorld {
@@ -221,7 +223,11 @@ func f32bytes(xs ...float32) []byte {
 // (shadow nil: no shadow copy).
 func (w *loopWorld) traffic(n int, version int64, arm string, live func(y float64) float32, shadow func(y float64) float32, shadowVersion int64) {
 	for range n {
-		w.now = w.now.Add(time.Second)
+		gap := w.gap
+		if gap == 0 {
+			gap = time.Second
+		}
+		w.now = w.now.Add(gap)
 		x := make([]float32, 4)
 		for k := range x {
 			x[k] = float32(w.rng.NormFloat64())

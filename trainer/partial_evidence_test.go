@@ -4,6 +4,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRollBackOnPartEvidenceSaysSo: a node is down for the whole canary
@@ -44,4 +45,38 @@ func TestRollBackOnPartEvidenceSaysSo(t *testing.T) {
 	}
 	t.Run("shadow", func(t *testing.T) { f(t, false) })
 	t.Run("canary", func(t *testing.T) { f(t, true) })
+}
+
+// TestPassHeldForANodeIsLogged: a node is down during the canary (seen
+// end to end: a follower SIGKILLed, then the trainer restarted). The
+// first step logs "17 units with labels in the smaller arm so far; 400
+// needed"; once the arms had enough units and the candidate was plainly
+// better, the loop held the pass back for the node, but said nothing of
+// it for up to a minute (the stage's note was keyed on the stage alone),
+// so the log told an operator it still waited for examples. What a stage
+// waits for is logged when it changes, as the README says.
+func TestPassHeldForANodeIsLogged(t *testing.T) {
+	w := newLoopWorld(t)
+	down := httptest.NewServer(w.f)
+	w.cfg.Gateway.Nodes = append(w.cfg.Gateway.Nodes, down.URL)
+	l := w.loop()
+	w.toCanary(l)
+	down.Close()
+	w.gap = 100 * time.Millisecond
+	w.traffic(5, 1, "control", knows, nil, 0)
+	w.traffic(5, 2, "candidate", knows, nil, 0)
+	w.step(l)
+	if last := w.logs[len(w.logs)-1]; !strings.Contains(last, "needed") {
+		t.Fatalf("the loop logged %q; want it to wait for units", last)
+	}
+	for range 3 {
+		w.traffic(20, 1, "control", coin, nil, 0)
+		w.traffic(20, 2, "candidate", knows, nil, 0)
+	}
+	n := len(w.logs)
+	w.step(l)
+	w.wantWrites()
+	if got := strings.Join(w.logs[n:], "\n"); !strings.Contains(got, "would pass (better: ") || !strings.Contains(got, "cannot read "+down.URL) {
+		t.Fatalf("the pass held back for the node down was not logged; the step logged %q", got)
+	}
 }
