@@ -236,6 +236,9 @@ type Loop struct {
 	// noted when each recurring note (by its kind) was last logged, and
 	// what it said.
 	heartbeat time.Time
+	// membersAt is when the cluster's members were last checked against
+	// the nodes read (checkMembers).
+	membersAt time.Time
 	noted     map[string]note
 }
 
@@ -351,6 +354,7 @@ func (l *Loop) Step(ctx context.Context) error {
 	case "roll back":
 		return l.rollBack(ctx, l.state.PendingReason)
 	}
+	l.checkMembers(ctx)
 	if err := l.source.Read(ctx, l.joiner.Add); err != nil {
 		return err
 	}
@@ -369,6 +373,31 @@ func (l *Loop) Step(ctx context.Context) error {
 		return l.canary(ctx, m)
 	}
 	return l.watch(ctx, m)
+}
+
+// membersEvery is how often the loop checks that it reads every member.
+const membersEvery = time.Minute
+
+// checkMembers logs the cluster's members that the nodes read leave
+// out, at the first step and when that changes (a gateway that joined
+// later), checking every membersEvery: their traffic logs go unread. A
+// Kafka topic holds every node's traffic: nothing to check.
+func (l *Loop) checkMembers(ctx context.Context) {
+	now := l.cfg.Now()
+	if l.cfg.Source != nil || (!l.membersAt.IsZero() && now.Sub(l.membersAt) < membersEvery) {
+		return
+	}
+	l.membersAt = now
+	missing, err := l.cfg.Gateway.MissingMembers(ctx)
+	switch {
+	case err != nil:
+		l.note("members", "error", notePeriod, "trainer: cannot list the cluster's members to check --addr: %v", err)
+	case len(missing) > 0:
+		l.note("members", strings.Join(missing, ","), notePeriod, "trainer: --addr leaves out members %s: their traffic logs (predictions, feedback) go unread, and a stage could pass on part of the evidence; name every member",
+			strings.Join(missing, ", "))
+	default:
+		delete(l.noted, "members")
+	}
 }
 
 // decide records a decision, saves the state and logs it.

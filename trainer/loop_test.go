@@ -50,6 +50,9 @@ type fakeGateway struct {
 	// stands-in kind, as a retire refused for a node where production
 	// failed.
 	refuse, conflict, standsIn string
+	// members are the HTTP addresses of the cluster's members besides
+	// the node asked (GET /v1/cluster), each named "n-" and its address.
+	members []string
 }
 
 func (f *fakeGateway) append(e *trafficlog.Event) {
@@ -87,10 +90,11 @@ func (f *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case p == "/metrics":
 		io.WriteString(w, f.metrics)
 	case p == "/v1/cluster":
-		reply(map[string]any{"members": []any{
-			map[string]string{"id": "n1", "http_addr": r.Host + "/"},
-			map[string]string{"id": "n2", "http_addr": "http://10.0.0.2:8080"},
-		}})
+		members := []any{map[string]string{"id": "n1", "http_addr": r.Host + "/"}}
+		for _, a := range f.members {
+			members = append(members, map[string]string{"id": "n-" + a, "http_addr": a})
+		}
+		reply(map[string]any{"members": members})
 	case p == "/v1/traffic":
 		from, _ := strconv.Atoi(r.URL.Query().Get("from"))
 		w.Header().Set("X-Traffic-Next", strconv.Itoa(len(f.log)))
@@ -639,9 +643,10 @@ func TestDriftThreshold(t *testing.T) {
 // the addresses are written.
 func TestMissingMembers(t *testing.T) {
 	w := newLoopWorld(t)
+	w.f.members = []string{"http://10.0.0.2:8080"}
 	g := w.cfg.Gateway
 	missing, err := g.MissingMembers(t.Context())
-	if err != nil || len(missing) != 1 || missing[0] != "n2 (http://10.0.0.2:8080)" {
+	if err != nil || len(missing) != 1 || missing[0] != "n-http://10.0.0.2:8080 (http://10.0.0.2:8080)" {
 		t.Fatalf("missing %q, %v; want n2 alone", missing, err)
 	}
 }

@@ -80,3 +80,30 @@ func TestPassHeldForANodeIsLogged(t *testing.T) {
 		t.Fatalf("the pass held back for the node down was not logged; the step logged %q", got)
 	}
 }
+
+// TestMemberJoinedLaterIsNamed: a gateway joins the cluster after the
+// trainer started (seen end to end: a fourth node joined a 3-node
+// cluster while a candidate was in its shadow stage). Only the start
+// checked --addr against the members, so the trainer went on to promote
+// without a word that the new member's traffic log, its predictions and
+// feedback, went unread. The loop checks the members as it goes, and
+// names one left out once it joined.
+func TestMemberJoinedLaterIsNamed(t *testing.T) {
+	w := newLoopWorld(t)
+	l := w.loop()
+	w.traffic(100, 1, "", coin, nil, 0)
+	w.step(l)
+	for _, line := range w.logs {
+		if strings.Contains(line, "leaves out") {
+			t.Fatalf("the loop logged %q with every member named", line)
+		}
+	}
+	w.f.mu.Lock()
+	w.f.members = []string{"http://10.0.0.4:8080"}
+	w.f.mu.Unlock()
+	w.traffic(100, 1, "", coin, nil, 0) // 100 s later
+	w.step(l)
+	if got := strings.Join(w.logs, "\n"); !strings.Contains(got, "--addr leaves out members n-http://10.0.0.4:8080 (http://10.0.0.4:8080)") {
+		t.Fatalf("a member that joined later was not named; the loop logged:\n%s", got)
+	}
+}

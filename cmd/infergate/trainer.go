@@ -111,11 +111,9 @@ never touches a shadow or experiment it did not start.
 		cfg.Source = r
 	} else if err := cfg.Gateway.CheckLogs(ctx); err != nil {
 		return err
-	} else if missing, err := cfg.Gateway.MissingMembers(ctx); err != nil {
-		logger.Printf("trainer: cannot list the cluster's members to check --addr: %v", err)
-	} else if len(missing) > 0 {
-		logger.Printf("trainer: --addr leaves out members %s: their traffic logs (predictions, feedback) go unread, and a stage could pass on part of the evidence; name every member", strings.Join(missing, ", "))
 	}
+	// The loop names the members --addr leaves out, at its first step and
+	// whenever one joins.
 	// Before the state is read.
 	unlock, err := lockStateFile(cfg.StateFile)
 	if err != nil {
