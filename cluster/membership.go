@@ -44,7 +44,7 @@ type Member struct {
 // node knows them.
 func (n *Node) Members() (leader string, members []Member, err error) {
 	if n.dropped.Load() {
-		return "", nil, fmt.Errorf("%w: node %s was dropped from its group when the group was recovered, and takes no part in raft on its old state: ask a member of the recovered group", ErrDropped, n.cfg.NodeID)
+		return "", nil, fmt.Errorf("%w: %s: ask a member of the group", ErrDropped, n.droppedReason())
 	}
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,8 +54,11 @@ type Node struct {
 	// dropped is set once the group refused this node because a recovery
 	// dropped it (droppedBy).
 	dropped atomic.Bool
-	// dropOnce makes droppedBy act once.
+	// dropOnce makes droppedBy and takeOver act once.
 	dropOnce sync.Once
+	// dropWhy, when set, says why a dropped node's raft is off other than
+	// a recovery (takeOver, or a mark on disk that says so).
+	dropWhy atomic.Pointer[string]
 	// replayTo and replayTerm are the index and term of the last command
 	// in the log this start found on disk (0 for none), and logs that
 	// log; set by open, read-only after. The reconciler waits for the
@@ -164,6 +168,9 @@ func Start(cfg Config) (*Node, error) {
 	} else {
 		n.settled.Store(true)
 	}
+	if n.bootstrapped {
+		n.goFunc(n.watchTakeover)
+	}
 	if n.bootstrapped && cfg.RegisterLocal {
 		// The reconciler starts once the local models are registered, so
 		// that it never sees a model half registered (and unloads the
@@ -210,8 +217,11 @@ func (n *Node) open() error {
 	// raft on this state again: it never listens, votes or campaigns, so
 	// that it cannot lead other dropped nodes, nor a recovered group that
 	// would follow a higher term.
-	_, err := os.Stat(filepath.Join(dir, droppedFile))
+	mark, err := os.ReadFile(filepath.Join(dir, droppedFile))
 	dropped := err == nil
+	if why := strings.TrimSpace(string(mark)); why != "" {
+		n.dropWhy.Store(&why)
+	}
 	if n.cfg.inmem != nil {
 		mem := raft.NewInmemStore()
 		logs, stable, snaps, trans = mem, mem, raft.NewInmemSnapshotStore(), n.cfg.inmem
@@ -299,6 +309,10 @@ func (n *Node) open() error {
 		n.dropped.Store(true)
 		if err := r.Shutdown().Error(); err != nil {
 			return fmt.Errorf("cluster: cannot stop raft on a dropped node: %w", err)
+		}
+		if why := n.dropWhy.Load(); why != nil {
+			n.logf("cluster: raft stays off on this state (%s says so): %s", filepath.Join(dir, droppedFile), *why)
+			break
 		}
 		n.logf("cluster: node %s was dropped from its group when the group was recovered (%s says so); raft stays off on this state, and the node serves what it had and reports not ready: stop it, move %s aside, and start it again with --join", n.cfg.NodeID, filepath.Join(dir, droppedFile), dir)
 	case existing:
@@ -664,7 +678,7 @@ func (n *Node) WaitReplayed(ctx context.Context) error {
 	var tick <-chan time.Time
 	for {
 		if n.dropped.Load() {
-			return fmt.Errorf("%w: node %s was dropped from its group when the group was recovered, and takes no part in raft on its old state, so its view of the cluster is what it had then: ask a member of the recovered group", ErrDropped, n.cfg.NodeID)
+			return fmt.Errorf("%w: %s; its view of the cluster is what it had then: ask a member of the group", ErrDropped, n.droppedReason())
 		}
 		replayed := n.replayed
 		select {

@@ -25,6 +25,13 @@ func (n *Node) seed() {
 		n.logf("cluster: cannot register the local models in the new group: %v", err)
 		return
 	}
+	if !n.inConfiguration() {
+		// Another group took this node's raft address over (a member's
+		// wiped --data: watchTakeover): its models are not this node's
+		// to register.
+		n.logf("cluster: not registering the local models: this node is not in the raft configuration it bootstrapped, another group's leader replicates to it")
+		return
+	}
 	st, _ := n.fsm.State()
 	for _, m := range n.cfg.Registry.Models() {
 		if st.Models[m.Name] != nil {

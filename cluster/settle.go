@@ -32,6 +32,9 @@ import (
 // gateway answers /v2/health/ready with 503 and the reason meanwhile, so
 // that a load balancer sends a new gateway nothing it would answer 404.
 func (n *Node) Settling() (bool, string) {
+	if why := n.dropWhy.Load(); why != nil && n.dropped.Load() {
+		return true, *why
+	}
 	if n.dropped.Load() {
 		return true, "this node was dropped from its group when the group was recovered, and it serves what it had, which may be stale: stop it, move its --data/raft aside, and start it again with --join"
 	}

@@ -1,0 +1,95 @@
+package cluster
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/infergate/infergate/internal/durable"
+)
+
+// watchTakeover runs on a node that bootstrapped a new group at this
+// start (no raft state in --data, no --join). Such a node may be a member
+// of a live group whose --data was wiped or replaced and that was started
+// again with its old command line: the group's leader still replicates to
+// its raft address, and raft takes those entries over the bootstrap, so
+// the new node would count as the member that was there, a voter that
+// lost what it acknowledged, under a name that is not its own. Once raft's
+// configuration, while another node leads, lists another member at this
+// node's raft address and not this node, it takes no part in raft on this
+// state again (as a dropped node: takeOver) and reports not ready. (A
+// node the group removed is not listed at all, and watchRemoval brings it
+// back.) It returns then, or when the node stops.
+func (n *Node) watchTakeover() {
+	t := time.NewTicker(n.cfg.HeartbeatTimeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		if n.raft.State() == raft.Shutdown {
+			return
+		}
+		_, leader := n.raft.LeaderWithID()
+		if leader == "" || leader == raft.ServerID(n.cfg.NodeID) {
+			continue
+		}
+		if other := n.otherAtRaftAddr(); other != "" {
+			n.takeOver(string(leader), other)
+			return
+		}
+	}
+}
+
+// otherAtRaftAddr returns the member that raft's configuration lists at
+// this node's raft address when it does not list this node, or "".
+func (n *Node) otherAtRaftAddr() string {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return ""
+	}
+	other := ""
+	for _, s := range f.Configuration().Servers {
+		if s.ID == raft.ServerID(n.cfg.NodeID) {
+			return ""
+		}
+		if string(s.Address) == n.cfg.RaftAddr {
+			other = string(s.ID)
+		}
+	}
+	return other
+}
+
+// takeOver stops raft on a node that bootstrapped and was then taken
+// over by the group led by leader, which lists member other at its raft
+// address (see watchTakeover), marks its raft state so that a restart on
+// it starts no raft either, and logs what to do.
+func (n *Node) takeOver(leader, other string) {
+	n.dropOnce.Do(func() {
+		why := fmt.Sprintf("this node (%s) bootstrapped a new group on an empty --data, but the group led by %s replicates to its raft address %s as its member %s: this node's --data was probably wiped or replaced, and it was started again without --join. It takes no part in raft on this state, for it would count as %s with none of what that member acknowledged, and it serves what it has. To bring it back: remove %s on the group (infergate cluster remove %s), stop this node, move %s aside, and start it again with --join and a member's URL",
+			n.cfg.NodeID, leader, n.cfg.RaftAddr, other, other, other, other, n.cfg.DataDir)
+		n.dropWhy.Store(&why)
+		n.logf("cluster: %s", why)
+		if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, droppedFile), []byte(why+"\n"), 0o644); err != nil {
+			n.logf("cluster: cannot mark this node's raft state as taken over (%v): a restart would take part in raft on it", err)
+		}
+		n.dropped.Store(true)
+		if err := n.raft.Shutdown().Error(); err != nil {
+			n.logf("cluster: cannot stop raft on this taken-over node: %v", err)
+		}
+	})
+}
+
+// droppedReason says why raft is off on a dropped node (n.dropped): a
+// recovery dropped it, or, for a node that bootstrapped on a wiped
+// --data, another group took it over (takeOver).
+func (n *Node) droppedReason() string {
+	if why := n.dropWhy.Load(); why != nil {
+		return *why
+	}
+	return fmt.Sprintf("node %s was dropped from its group when the group was recovered, and takes no part in raft on its old state", n.cfg.NodeID)
+}

@@ -1,0 +1,84 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/infergate/infergate/internal/testenv"
+)
+
+// A member whose data directory was wiped (a disk replaced) and that is
+// started again with its old command line, without --join, bootstraps a
+// new group on its raft address. The group's leader still sends that
+// address the entries of the member that was there, and raft takes them:
+// the new node would count as that member, a voter that lost its log, and
+// report ready. It must stop taking part in raft and say what to do.
+func TestWipedMemberBootstrappedIsTakenOverAndSaysSo(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.waitConverged(c.nodes...)
+	old := c.nodes[0]
+	addr := c.trans[0].LocalAddr()
+	if err := old.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	c.waitLeader(c.nodes[1:]...)
+
+	// The wiped node: a new id (none stored in the empty --data), the old
+	// raft address, no --join.
+	_, tr := raft.NewInmemTransport(addr)
+	for _, other := range c.trans[1:] {
+		tr.Connect(other.LocalAddr(), other)
+		other.Connect(addr, tr)
+	}
+	cfg := testConfig(t, "n0-wiped", tr, "")
+	wiped, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { wiped.Stop() })
+
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		busy, why := wiped.Settling()
+		if !busy {
+			return errors.New("the wiped node reports ready")
+		}
+		if !strings.Contains(why, "its member n0") || !strings.Contains(why, "--join") {
+			return fmt.Errorf("not ready for another reason: %s", why)
+		}
+		if st := wiped.raft.State(); st != raft.Shutdown {
+			return fmt.Errorf("raft on the wiped node: got %s; want Shutdown", st)
+		}
+		return nil
+	})
+	if _, _, err := wiped.Members(); !errors.Is(err, ErrDropped) {
+		t.Fatalf("Members on the wiped node: got %v; want ErrDropped", err)
+	}
+	// Restarted on that state (its old command line again), it starts no
+	// raft and says why from its start.
+	if err := wiped.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	_, tr2 := raft.NewInmemTransport(addr)
+	cfg2 := testConfig(t, "n0-wiped", tr2, "")
+	cfg2.DataDir = cfg.DataDir
+	again, err := Start(cfg2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { again.Stop() })
+	if busy, why := again.Settling(); !busy || !strings.Contains(why, "its member n0") {
+		t.Fatalf("restarted on the taken-over state: Settling() = %v, %q; want not ready naming member n0", busy, why)
+	}
+	if st := again.raft.State(); st != raft.Shutdown {
+		t.Fatalf("raft on the restarted node: got %s; want Shutdown", st)
+	}
+	// The group goes on without it: a write commits on the other two.
+	if _, err := c.register(c.waitLeader(c.nodes[1:]...), "after", "after-wipe"); err != nil {
+		t.Fatalf("write after the wiped node stopped: %v", err)
+	}
+}
