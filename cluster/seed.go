@@ -1,11 +1,14 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/infergate/infergate/cluster/fsm"
@@ -92,9 +95,44 @@ func (n *Node) seedModel(ctx context.Context, name string) error {
 		}
 		n.logf("cluster: registered local model %q version %d (sha256:%s)", name, res.Version, hex)
 	}
+	prod := first
 	if def != nil && def.Number != first {
-		_, err := n.Apply(ctx, fsm.Command{Op: fsm.OpSetAlias, Model: name, Alias: fsm.AliasProduction, Version: def.Number})
-		return err
+		if _, err := n.Apply(ctx, fsm.Command{Op: fsm.OpSetAlias, Model: name, Alias: fsm.AliasProduction, Version: def.Number}); err != nil {
+			return err
+		}
+		prod = def.Number
+	}
+	if prod != 0 {
+		n.logf("cluster: model %q: production is version %d, the highest version its version_policy serves%s", name, prod, leftOut(dir, m.Versions()))
 	}
 	return nil
+}
+
+// leftOut names the version directories in the model directory dir that
+// are not among registered (the model's version_policy leaves them out),
+// as a clause of seedModel's log line: after a wiped --data, the highest
+// directory may be a version the cluster rolled back, and the others the
+// production it replaced.
+func leftOut(dir string, registered []*registry.Version) string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return ""
+	}
+	var out []string
+	for _, e := range entries {
+		v, err := strconv.ParseInt(e.Name(), 10, 64)
+		if err != nil || !e.IsDir() || slices.ContainsFunc(registered, func(r *registry.Version) bool { return r.Number == v }) {
+			continue
+		}
+		out = append(out, e.Name())
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	slices.SortFunc(out, func(a, b string) int {
+		x, _ := strconv.ParseInt(a, 10, 64)
+		y, _ := strconv.ParseInt(b, 10, 64)
+		return cmp.Compare(x, y)
+	})
+	return fmt.Sprintf("; not registered: version %s of its directory, which the policy leaves out or which did not load (to make another version production, restore --data from a backup, or set config.json's version_policy and start on an empty --data again)", strings.Join(out, ", "))
 }

@@ -97,3 +97,42 @@ func seedConfig(t *testing.T, pbtxt string) Config {
 	}
 	return cfg
 }
+
+// A lone node that registers its local models says, per model, which
+// version became production and which version directories it left out
+// (by the model's version_policy): after a wiped --data, the highest
+// directory may be a candidate the cluster rolled back, and the log is
+// where the operator sees that it is production now.
+func TestSeedLogsProductionAndVersionsLeftOut(t *testing.T) {
+	cfg := seedConfig(t, "")
+	dir := filepath.Join(cfg.Registry.Dir(), "m", "2")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "model.onnx"), []byte("rolled back"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Registry.Load("m", nil); err != nil {
+		t.Fatal(err)
+	}
+	log := &nodeLog{}
+	tlogf := cfg.Logf
+	cfg.Logf = func(format string, args ...any) {
+		log.add(fmt.Sprintf(format, args...))
+		tlogf(format, args...)
+	}
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Stop() })
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if settling, why := n.Settling(); settling {
+			return fmt.Errorf("still settling: %s", why)
+		}
+		return nil
+	})
+	if got := log.count(`model "m": production is version 2`, "version_policy", "not registered: version 1"); got != 1 {
+		t.Fatalf("lines naming production 2 and version 1 left out: got %d; want 1", got)
+	}
+}
