@@ -982,7 +982,14 @@ func (r *reconciler) fetch(st *fsm.State, v *fsm.Version) error {
 	for _, m := range order {
 		err := r.fetchFrom(m.HTTPAddr, v)
 		if err == nil {
-			r.n.logf("cluster: fetched sha256:%s (%d bytes) from %s", v.SHA256, v.Size, m.ID)
+			if len(errs) == 0 {
+				r.n.logf("cluster: fetched sha256:%s (%d bytes) from %s", v.SHA256, v.Size, m.ID)
+			} else {
+				// One that served other bytes holds a damaged copy,
+				// which nothing else reports; a restart of that
+				// member checks its blobs and fetches them again.
+				r.n.logf("cluster: fetched sha256:%s (%d bytes) from %s, after %d other member(s) failed (%v); one that served other bytes holds a damaged copy: restart it to have it fetched again", v.SHA256, v.Size, m.ID, len(errs), errors.Join(errs...))
+			}
 			return nil
 		}
 		errs = append(errs, fmt.Errorf("from %s: %w", m.ID, err))
