@@ -322,7 +322,12 @@ func (n *Node) open() error {
 		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
 			ID: rc.LocalID, Address: trans.LocalAddr(), Suffrage: raft.Voter,
 		}}})
-		if err := f.Error(); err != nil {
+		if err := f.Error(); errors.Is(err, raft.ErrCantBootstrap) {
+			// Raft took entries from a leader between listening and
+			// bootstrapping: a group replicates to this raft address,
+			// which watchTakeover says once the entries show whose.
+			n.logf("cluster: node %s received another group's raft entries before it could bootstrap", n.cfg.NodeID)
+		} else if err != nil {
 			return fmt.Errorf("cluster: cannot bootstrap: %w", err)
 		}
 		n.bootstrapped = true
