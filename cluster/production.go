@@ -2,13 +2,17 @@ package cluster
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 
 	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/gateway/route"
@@ -214,10 +218,13 @@ const servedFile = "served.json"
 type servedModel struct {
 	Versions []int64         `json:"versions"`
 	Config   json.RawMessage `json:"config,omitempty"`
+	// SHA256 holds each version's digest by its number, for
+	// CheckRestoredFiles; a file of a release before has none.
+	SHA256 map[string]string `json:"sha256,omitempty"`
 }
 
 func (a servedModel) equal(b servedModel) bool {
-	return slices.Equal(a.Versions, b.Versions) && bytes.Equal(a.Config, b.Config)
+	return slices.Equal(a.Versions, b.Versions) && bytes.Equal(a.Config, b.Config) && maps.Equal(a.SHA256, b.SHA256)
 }
 
 // saveServed records served when it changed, as saveProduction does
@@ -265,6 +272,61 @@ func RestoredLoads(dir string) (map[string]*registry.ModelConfig, error) {
 		return out, fmt.Errorf("%s holds entries that are not valid; those models load their highest version first, the others once raft catches up: %w", path, errors.Join(errs...))
 	}
 	return out, nil
+}
+
+// CheckRestoredFiles hashes the repository files (under repoDir) of the
+// versions restored (from RestoredLoads) loads, and leaves out each whose
+// digest is not the one recorded in raft data directory dir: a file that
+// rotted on disk. The digest check of the running node waits for raft to
+// replay, which takes as long as the group has no leader, and the node
+// would serve the file's bytes meanwhile. A model left with no version
+// stays in restored as nil: load nothing of it before raft replays (then
+// its files are fetched again). The error names each file left out. It
+// reads each restored file once more before its load.
+func CheckRestoredFiles(dir, repoDir string, restored map[string]*registry.ModelConfig) error {
+	var served map[string]servedModel
+	if err := loadJSON(filepath.Join(dir, servedFile), &served); err != nil {
+		return nil // RestoredLoads said what is wrong with it
+	}
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(restored)) {
+		cfg, sm := restored[name], served[name]
+		if cfg == nil || cfg.VersionPolicy.Specific == nil || len(sm.SHA256) == 0 {
+			continue
+		}
+		var keep []int64
+		for _, v := range cfg.VersionPolicy.Specific.Versions {
+			want := sm.SHA256[strconv.FormatInt(v, 10)]
+			path := filepath.Join(repoDir, name, strconv.FormatInt(v, 10), "model.onnx")
+			if want != "" {
+				if got, err := fileSHA256(path); err == nil && got != want {
+					errs = append(errs, fmt.Errorf("model %q version %d: %s holds other bytes (sha256 %.12s) than the cluster registered (%.12s): it is not loaded until raft has replayed and the file is fetched again", name, v, path, got, want))
+					continue
+				}
+			}
+			keep = append(keep, v)
+		}
+		if len(keep) == 0 {
+			restored[name] = nil
+			continue
+		}
+		cfg.VersionPolicy.Specific.Versions = keep
+	}
+	return errors.Join(errs...)
+}
+
+// fileSHA256 returns the hex sha256 of the file at path.
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // modelConfig is the override that loads sm's versions as recorded.

@@ -447,7 +447,13 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 	if err == nil {
 		// What serves now, for a restart to load first. A load that
 		// failed leaves the record of what served before it.
-		r.served[m.Name] = servedModel{Versions: present, Config: raw}
+		sums := make(map[string]string, len(present))
+		for _, v := range present {
+			if fv := m.Version(v); fv != nil {
+				sums[strconv.FormatInt(v, 10)] = fv.SHA256
+			}
+		}
+		r.served[m.Name] = servedModel{Versions: present, Config: raw, SHA256: sums}
 	}
 	if err != nil {
 		msg = err.Error()

@@ -292,10 +292,15 @@ func (r *Repository) Models() []*Model {
 // cluster.RestoredLoads returns them. A model none of whose recorded
 // versions' files are there loads without it, by its directory's own
 // configuration, so that it serves what it can until the cluster's
-// reconciler takes over. It returns the joined errors.
+// reconciler takes over. A model whose configuration is nil loads
+// nothing here (cluster.CheckRestoredFiles found none of its files
+// sound). It returns the joined errors.
 func (r *Repository) LoadRestored(restored map[string]*ModelConfig) error {
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(restored)) {
+		if restored[name] == nil {
+			continue
+		}
 		err := r.Load(name, restored[name])
 		if errors.Is(err, ErrNoVersions) && r.Model(name) == nil {
 			// None of the recorded versions' files is there.

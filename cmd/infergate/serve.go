@@ -630,6 +630,9 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	if err != nil {
 		logger.Printf("%v", err)
 	}
+	if err := cluster.CheckRestoredFiles(c.raftDir(), c.modelsDir, restored); err != nil {
+		logger.Printf("%v", err)
+	}
 	start := time.Now()
 	loaded := make(chan error, 1)
 	go func() { loaded <- loadInitial(repo, c.load, restored) }()
@@ -921,8 +924,8 @@ func loadInitial(repo *registry.Repository, which string, restored map[string]*r
 		errs = append(errs, repo.CheckLayout())
 	}
 	for _, name := range names {
-		if restored[name] != nil {
-			continue
+		if _, ok := restored[name]; ok {
+			continue // nil: none of its files is sound; raft brings it
 		}
 		if err := repo.Load(name, nil); err != nil {
 			errs = append(errs, err)
