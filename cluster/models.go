@@ -215,11 +215,11 @@ func (n *Node) Models(ctx context.Context, only string) ([]ModelView, error) {
 					case ls == nil:
 						vv.Nodes[id] = VersionStatus{State: "unreachable"}
 					case ls.Models[name] == nil:
-						vv.Nodes[id] = VersionStatus{State: "pending"}
+						vv.Nodes[id] = pendingStatus(ls)
 					default:
 						s, ok := ls.Models[name][num]
 						if !ok {
-							s = VersionStatus{State: "pending"}
+							s = pendingStatus(ls)
 						}
 						vv.Nodes[id] = s
 					}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/infergate/infergate/cluster/fsm"
@@ -54,6 +55,13 @@ type LocalStatus struct {
 	// Experiments is what this node counted for the A/B experiments its
 	// models run, by model.
 	Experiments map[string]*ExperimentCounts `json:"experiments,omitempty"`
+	// Pending, until the reconciler's first pass since the start has
+	// ended, says why this node has not begun on the replicated versions
+	// yet (it replays its raft log, say); members' views give it as the
+	// reason of the versions they list "pending" there. Meanwhile the
+	// versions the node loaded from disk are listed ready, with it as
+	// their reason. Nodes of earlier releases never say so.
+	Pending string `json:"pending,omitempty"`
 }
 
 // retryInterval is how often the reconciler retries failed work when the
@@ -73,6 +81,9 @@ type reconciler struct {
 	// mu protects status.
 	mu     sync.Mutex
 	status map[string]map[int64]VersionStatus
+	// passed is set once the first reconcile pass since the start has
+	// ended: until then status is not yet what the node serves.
+	passed atomic.Bool
 
 	// hashes caches the sha256 of repository files by path, so that an
 	// unchanged file is hashed once; only the loop goroutine uses it.
@@ -238,8 +249,52 @@ func (n *Node) LocalStatus() *LocalStatus {
 	// an experiment may be set before the reconciler's first pass over
 	// its model.
 	st, _ := n.fsm.State()
+	if out.Pending = n.notReconciled(); out.Pending != "" {
+		// What the node loaded from disk serves already: the replicated
+		// models' versions it has loaded are ready, not "pending".
+		for name := range st.Models {
+			lm := r.repo.Model(name)
+			if lm == nil {
+				continue
+			}
+			m := out.Models[name]
+			if m == nil {
+				m = make(map[string]VersionStatus)
+				out.Models[name] = m
+			}
+			d := lm.Default()
+			for _, v := range lm.Versions() {
+				num := strconv.FormatInt(v.Number, 10)
+				if _, ok := m[num]; !ok {
+					m[num] = VersionStatus{State: VersionReady, Reason: "loaded from disk at start; " + out.Pending, Unversioned: v == d}
+				}
+			}
+		}
+	}
 	out.Experiments = experimentCounts(r.repo, slices.Collect(maps.Keys(st.Models)))
 	return out
+}
+
+// notReconciled says why the reconciler has not been over the replicated
+// versions yet since the node started, or "" once it has.
+func (n *Node) notReconciled() string {
+	if n.rec.passed.Load() {
+		return ""
+	}
+	if n.dropped.Load() {
+		return "this node was dropped from its group when the group was recovered, and serves what it had"
+	}
+	select {
+	case <-n.replayed:
+	default:
+		return fmt.Sprintf("this node restarted and is replaying its raft log (index %d of the %d it held) before it changes what it serves", n.fsm.Applied(), n.replayTo)
+	}
+	return fmt.Sprintf("this node is going over the cluster's models for the first time since it started (raft index %d)", n.fsm.Applied())
+}
+
+// pendingStatus is the state of a version member ls has not begun on.
+func pendingStatus(ls *LocalStatus) VersionStatus {
+	return VersionStatus{State: "pending", Reason: ls.Pending}
 }
 
 // Absence is why a replicated version serves no requests on this node
@@ -325,6 +380,7 @@ models:
 	r.n.route()
 	r.n.saveProduction(st)
 	r.sweepBlobs(st)
+	r.passed.Store(true)
 }
 
 func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {

@@ -1,0 +1,105 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/internal/testenv"
+)
+
+// A voter restarts while the rest of its group is down, so raft cannot
+// replay its log (nothing commits without a majority). It serves the
+// versions it loaded from disk meanwhile, and what it reports of them
+// must say so: before, its LocalStatus listed no model at all until the
+// reconciler's first pass, so every member's view (GET /v1/models,
+// "infergate models show") called its versions "pending", "the node has
+// not begun on it", for the 1-3 s of a rolling restart's replay, or
+// for as long as the group had no leader, while they answered requests.
+func TestRestartedNodeReportsWhatItServesWhileReplaying(t *testing.T) {
+	_, n0 := tcpNode(t, "n0", "")
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if !n0.IsLeader() {
+			return fmt.Errorf("n0 not leader")
+		}
+		return nil
+	})
+	_, n1 := tcpNode(t, "n1", "http://127.0.0.1:1")
+	cfg2, n2 := tcpNode(t, "n2", "http://127.0.0.1:1")
+	for _, n := range []*Node{n1, n2} {
+		if err := n0.JoinLocal(fsm.Member{ID: n.ID(), RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &testCluster{t: t, nodes: []*Node{n0, n1, n2}}
+	c.waitLeader(n0, n1, n2)
+	if _, err := c.register(n0, "m", "good one"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if s := n2.LocalStatus().Models["m"]["1"]; s.State != VersionReady {
+			return fmt.Errorf("n2: version 1 %+v; want ready", s)
+		}
+		return nil
+	})
+	// A snapshot holds model m; the log after it, version 2, which the
+	// restart must replay.
+	if err := n2.raft.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.register(n0, "m", "good two"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if s := n2.LocalStatus().Models["m"]["2"]; s.State != VersionReady {
+			return fmt.Errorf("n2: version 2 %+v; want ready", s)
+		}
+		return nil
+	})
+	time.Sleep(300 * time.Millisecond) // served.json
+	for _, n := range []*Node{n0, n1} {
+		if err := n.Stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, again := restartAsServe(t, cfg2, n2, nil)
+	select {
+	case <-again.replayed:
+		t.Fatalf("the restarted node replayed its log with no majority up; the test needs it stuck")
+	case <-time.After(500 * time.Millisecond):
+	}
+	ls := again.LocalStatus()
+	for _, v := range []string{"1", "2"} {
+		s := ls.Models["m"][v]
+		if s.State != VersionReady || !strings.Contains(s.Reason, "replaying its raft log") {
+			t.Errorf("LocalStatus of version %s while the node replays its log: %+v; want ready (it serves it from disk), saying it replays the log", v, s)
+		}
+	}
+	if !strings.Contains(ls.Pending, "replaying its raft log (index") {
+		t.Errorf("LocalStatus.Pending while the node replays its log: %q; want it to say so, with the index", ls.Pending)
+	}
+	views, err := again.Models(context.Background(), "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := views[0].Versions[0].Nodes["n2"]; s.State != VersionReady {
+		t.Errorf("the restarted node's own view of version 1 on it: %+v; want ready", s)
+	}
+}
+
+// A member whose LocalStatus lists no state for a version yet is
+// "pending" in the cluster's view, with the reason the member gives.
+func TestPendingVersionSaysWhy(t *testing.T) {
+	f := func(ls *LocalStatus, want VersionStatus) {
+		t.Helper()
+		if got := pendingStatus(ls); got != want {
+			t.Errorf("pendingStatus(%+v) = %+v; want %+v", ls, got, want)
+		}
+	}
+	f(&LocalStatus{}, VersionStatus{State: "pending"})
+	f(&LocalStatus{Pending: "this node restarted and is replaying its raft log (index 3 of the 9 it held)"},
+		VersionStatus{State: "pending", Reason: "this node restarted and is replaying its raft log (index 3 of the 9 it held)"})
+}
