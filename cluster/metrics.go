@@ -57,7 +57,11 @@ func newNodeMetrics(n *Node) nodeMetrics {
 		}
 		return 0
 	})
-	set.NewGauge(name(`infergate_cluster_applied_index`), func() float64 { return float64(n.fsm.Applied()) })
+	// raft's applied index, not the state machine's (Node.Staleness): a
+	// new leader's no-op and a membership change are entries the state
+	// machine never sees, and would leave commit - applied above 0 for
+	// good on a node that lags in nothing.
+	set.NewGauge(name(`infergate_cluster_applied_index`), func() float64 { return float64(n.raft.AppliedIndex()) })
 	set.NewGauge(name(`infergate_cluster_commit_index`), func() float64 { return float64(n.raft.CommitIndex()) })
 	set.NewGauge(name(`infergate_cluster_last_contact_seconds`), func() float64 {
 		if n.raft.State() == raft.Leader {
