@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,6 +66,11 @@ type Node struct {
 	// log; set by open, read-only after. The reconciler waits for the
 	// state machine to reach it (catchUp).
 	replayTo, replayTerm uint64
+	// restored names the replicated models served.json lists, which the
+	// node loaded from disk before the control plane started (its state
+	// machine may not list them until raft has replayed its log); set by
+	// open, read-only after.
+	restored []string
 	// replayed is closed once the state machine has caught up with the
 	// log on disk (reconciler.catchUp).
 	replayed chan struct{}
@@ -298,6 +305,9 @@ func (n *Node) open() error {
 	n.logs, n.existing = logs, existing
 	if existing {
 		n.replayTo, n.replayTerm = lastCommand(logs)
+		// serve logged what is wrong with the file, if anything.
+		restored, _ := RestoredLoads(n.cfg.DataDir)
+		n.restored = slices.Sorted(maps.Keys(restored))
 	}
 	r, err := raft.NewRaft(rc, n.fsm, logs, stable, snaps, trans)
 	if err != nil {

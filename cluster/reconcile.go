@@ -252,7 +252,9 @@ func (n *Node) LocalStatus() *LocalStatus {
 	if out.Pending = n.notReconciled(); out.Pending != "" {
 		// What the node loaded from disk serves already: the replicated
 		// models' versions it has loaded are ready, not "pending".
-		for name := range st.Models {
+		// The state machine may not list them yet: raft may replay the
+		// log from its start.
+		for _, name := range append(slices.Collect(maps.Keys(st.Models)), n.restored...) {
 			lm := r.repo.Model(name)
 			if lm == nil {
 				continue
