@@ -264,6 +264,14 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 	for i := range s.unrouted {
 		s.unrouted[i] = set.NewCounter(fmt.Sprintf(`infergate_inference_unrouted_total{reason=%q}`, unroutedReason(i)))
 	}
+	// A connection keeps its request and response body buffers between
+	// requests; without a limit, one that once carried a large body (a
+	// model upload, a large batch) holds a buffer of its size for as long
+	// as it stays open. Buffers over maxPooledBytes, as the scratch pool
+	// has it (a batch of 64 rows of 256 features as JSON takes about
+	// 160 KB; a model upload more), go back to the garbage collector after
+	// their request. fasthttp has this limit for the whole process.
+	fasthttp.SetBodySizePoolLimit(maxPooledBytes, maxPooledBytes)
 	s.srv = &fasthttp.Server{
 		Handler:                       s.handle,
 		ErrorHandler:                  s.protocolError,
