@@ -1202,6 +1202,40 @@ func (r *Repository) setStatusLocked(name string, n int64, s versionStatus) {
 		r.status[name] = m
 	}
 	m[n] = s
+	if unloadedOnPurpose(s) {
+		pruneUnloaded(m)
+	}
+}
+
+// keptUnloaded is how many rows of versions unloaded on purpose (retired,
+// replaced, unloaded) the index keeps per model, the newest: a model
+// replaced every hour would otherwise add a row for as long as the node
+// runs.
+const keptUnloaded = 32
+
+// unloadedOnPurpose reports whether s is the row of a version that was
+// unloaded on purpose: not serving, and not a failure (whose row also
+// keeps polling from retrying an unchanged file).
+func unloadedOnPurpose(s versionStatus) bool {
+	return s.state == StateUnavailable && !s.failed
+}
+
+// pruneUnloaded deletes from m, one model's rows, those of the versions
+// unloaded on purpose beyond the newest keptUnloaded.
+func pruneUnloaded(m map[int64]versionStatus) {
+	var nums []int64
+	for n, s := range m {
+		if unloadedOnPurpose(s) {
+			nums = append(nums, n)
+		}
+	}
+	if len(nums) <= keptUnloaded {
+		return
+	}
+	slices.Sort(nums)
+	for _, n := range nums[:len(nums)-keptUnloaded] {
+		delete(m, n)
+	}
 }
 
 func findVersion(vs []*Version, n int64) *Version {
