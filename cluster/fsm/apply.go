@@ -44,6 +44,8 @@ func (s *State) apply(c *Command, index uint64) *Result {
 		err = s.setShadow(c)
 	case OpEndShadow:
 		err = s.endShadow(c)
+	case OpRemoveModel:
+		err = s.removeModel(c)
 	default:
 		panic(fmt.Sprintf("BUG: op %q passed Validate but has no apply", c.Op))
 	}
@@ -246,5 +248,24 @@ func (s *State) endShadow(c *Command) error {
 		return fmt.Errorf("%w: model %q has no shadow", ErrNotFound, c.Model)
 	}
 	m.Shadow = nil
+	return nil
+}
+
+// removeModel ends model c.Model's experiment and shadow, drops its
+// aliases and retires every version: no node serves it any more, and it
+// stays for the record, with its numbering.
+func (s *State) removeModel(c *Command) error {
+	m := s.Models[c.Model]
+	if m == nil {
+		return fmt.Errorf("%w: model %q is not registered in the cluster", ErrNotFound, c.Model)
+	}
+	if m.Removed() {
+		return fmt.Errorf("%w: model %q was removed already (every version is retired)", ErrNotFound, c.Model)
+	}
+	m.Experiment, m.Shadow = nil, nil
+	clear(m.Aliases)
+	for _, v := range m.Versions {
+		v.Stage = StageRetired
+	}
 	return nil
 }

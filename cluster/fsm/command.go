@@ -48,6 +48,15 @@ const (
 	OpSetShadow Op = "set_shadow"
 	// OpEndShadow stops a model's shadow.
 	OpEndShadow Op = "end_shadow"
+	// OpRemoveModel takes a model off the cluster: it ends its experiment
+	// and shadow, drops its aliases and retires every version. The model
+	// stays in the State for the record (Model.Removed), with its
+	// numbering: a later upload continues it. Its effect is only fields
+	// that earlier releases read, so their snapshots stay readable; a
+	// node of an earlier release refuses the op itself, so the leader
+	// applies it only once every member runs a release that knows it
+	// (cluster.Protocol).
+	OpRemoveModel Op = "remove_model"
 )
 
 // Command is one change to the State: the payload of one raft log entry.
@@ -131,12 +140,12 @@ func (c *Command) Validate() error {
 		if err == nil {
 			err = c.Shadow.Validate()
 		}
-	case OpEndExperiment, OpEndShadow:
+	case OpEndExperiment, OpEndShadow, OpRemoveModel:
 		err = registry.CheckName(c.Model)
 	default:
-		return fmt.Errorf("%w: unknown op %q; want %s, %s, %s, %s, %s, %s, %s, %s, %s, %s or %s", ErrInvalid, c.Op,
+		return fmt.Errorf("%w: unknown op %q; want %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s or %s", ErrInvalid, c.Op,
 			OpRegisterVersion, OpSetAlias, OpRollback, OpRetireVersion, OpSetMember, OpRemoveMember, OpDropMember,
-			OpSetExperiment, OpEndExperiment, OpSetShadow, OpEndShadow)
+			OpSetExperiment, OpEndExperiment, OpSetShadow, OpEndShadow, OpRemoveModel)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrInvalid, c.Op, err)

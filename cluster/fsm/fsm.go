@@ -118,6 +118,15 @@ func (f *FSM) Stage(name string, v int64) (number int64, stage string, ok bool) 
 	return fv.Number, fv.Stage, true
 }
 
+// Removed reports whether model name was removed from the cluster
+// (Model.Removed). It copies nothing, so an error path may call it at the
+// rate requests come.
+func (f *FSM) Removed(name string) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.Model(name).Removed()
+}
+
 // Changed returns a channel that receives a value after every successful
 // Apply and every Restore. Changes that come while nobody receives are
 // coalesced into one value, so a reader loops: receive, then call State.

@@ -206,6 +206,22 @@ func (m *Model) Version(n int64) *Version {
 	return m.Versions[i]
 }
 
+// Removed reports whether m was removed (OpRemoveModel): it has versions
+// and every one is retired. Only a removal leaves a model so, since
+// production is never retired; an upload makes it served again. m may be
+// nil.
+func (m *Model) Removed() bool {
+	if m == nil || len(m.Versions) == 0 {
+		return false
+	}
+	for _, v := range m.Versions {
+		if v.Stage != StageRetired {
+			return false
+		}
+	}
+	return true
+}
+
 // Production returns the number of the version the production alias points
 // to, or 0 if there is none. m may be nil.
 func (m *Model) Production() int64 {
