@@ -149,6 +149,9 @@ func (n *Node) JoinLocal(m fsm.Member) error {
 	if len(st.Dropped) > 0 && !m.KnowsDropped {
 		return fmt.Errorf("%w: node %q runs an earlier release, which cannot read this group's state since a recovery (its snapshots hold the members the recovery dropped); upgrade it, then start it again", fsm.ErrConflict, m.ID)
 	}
+	if m.Protocol < Protocol && anyRemoved(st) {
+		return fmt.Errorf("%w: node %q runs an earlier release, which cannot apply this cluster's model removals (its raft log or a later write holds one, and it would go on serving the model); upgrade it, then start it again", fsm.ErrConflict, m.ID)
+	}
 	if st.Dropped[m.ID] && !m.Fresh {
 		return fmt.Errorf("%w: node %q was dropped when its group was recovered, and its raft log may hold entries the group does not have; stop it, move its --data/raft aside, and start it again with --join (a node of an earlier release cannot tell the leader its raft state is fresh: upgrade it)", ErrDropped, m.ID)
 	}
@@ -361,7 +364,7 @@ func (n *Node) announceOnce(self fsm.Member) error {
 // self is this node as it asks to join: Fresh while its raft state is
 // empty.
 func (n *Node) self() fsm.Member {
-	return fsm.Member{ID: n.cfg.NodeID, RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr, RaftTLS: n.cfg.TLS != nil, Fresh: n.raft.LastIndex() == 0, KnowsDropped: true}
+	return fsm.Member{ID: n.cfg.NodeID, RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr, RaftTLS: n.cfg.TLS != nil, Fresh: n.raft.LastIndex() == 0, KnowsDropped: true, Protocol: Protocol}
 }
 
 // droppedBy records that the group refused this node for a recovery that

@@ -545,6 +545,14 @@ func (n *Node) Apply(ctx context.Context, c fsm.Command) (*fsm.Result, error) {
 		if leaderURL == "" {
 			res, err = n.ApplyLocal(c)
 		} else {
+			if want := needsProtocol(&c); want > 0 {
+				// The leader checks again; asked here too, a leader of
+				// an earlier release, which refuses the op as unknown,
+				// is named as the member to upgrade.
+				if err := n.checkReleases(ctx, &c, want); err != nil {
+					return err
+				}
+			}
 			forwarded = true
 			res, err = n.peers.apply(ctx, leaderURL, c)
 		}
@@ -582,6 +590,15 @@ func (n *Node) ApplyLocal(c fsm.Command) (*fsm.Result, error) {
 	b, err := c.Encode()
 	if err != nil {
 		return nil, err
+	}
+	if want := needsProtocol(&c); want > 0 {
+		// Under joinMu: no member of an earlier release joins between
+		// the check and the write.
+		n.joinMu.Lock()
+		defer n.joinMu.Unlock()
+		if err := n.checkReleases(context.Background(), &c, want); err != nil {
+			return nil, err
+		}
 	}
 	start := time.Now()
 	f := n.raft.Apply(b, n.cfg.ApplyTimeout)

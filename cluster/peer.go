@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,7 +35,30 @@ const (
 	// "unknown-outcome". On a 409 it tells a client a refusal that ends by
 	// itself from one a person must lift: KindStandsIn.
 	HeaderErrorKind = "X-Infergate-Error-Kind"
+	// HeaderProtocol is on every join request of a release that knows
+	// fsm.OpRemoveModel: its Protocol. A join without it comes from an
+	// earlier release.
+	HeaderProtocol = "X-Infergate-Protocol"
 )
+
+// Protocol is what this release's node understands of the replicated
+// state beyond what the earliest release did; it says so in
+// LocalStatus.Protocol and HeaderProtocol, and earlier releases say
+// nothing (0). 1: it applies fsm.OpRemoveModel. A leader applies an op
+// that earlier releases refuse only once every member reports at least
+// the protocol that knows it: a member that refused a committed entry
+// would go on with a state of its own.
+const Protocol = 1
+
+// ParseProtocol reads a HeaderProtocol value; anything but a positive
+// integer, an absent header included, is 0: an earlier release.
+func ParseProtocol(h string) int {
+	n, err := strconv.Atoi(h)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
 
 // KindStandsIn is the HeaderErrorKind of a retirement refused because a
 // node where production failed answers unversioned requests with the
@@ -114,10 +138,11 @@ func (p *peerClient) do(ctx context.Context, method, base, path string, body any
 // joinHeader is the header pair that says whether a joining member is
 // fresh.
 func joinHeader(m fsm.Member) []string {
+	fresh := "0"
 	if m.Fresh {
-		return []string{HeaderFresh, "1"}
+		fresh = "1"
 	}
-	return []string{HeaderFresh, "0"}
+	return []string{HeaderFresh, fresh, HeaderProtocol, strconv.Itoa(m.Protocol)}
 }
 
 // send is do, with the request marked forwarded or not: a node's own call

@@ -54,6 +54,7 @@ func (a *adminStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		m.Fresh, m.KnowsDropped = r.Header.Get(HeaderFresh) == "1", r.Header.Get(HeaderFresh) != ""
+		m.Protocol = ParseProtocol(r.Header.Get(HeaderProtocol))
 		var err error
 		if r.Header.Get(HeaderForwarded) != "" {
 			a.forwardedJoins.Add(1)

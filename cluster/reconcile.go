@@ -62,6 +62,9 @@ type LocalStatus struct {
 	// versions the node loaded from disk are listed ready, with it as
 	// their reason. Nodes of earlier releases never say so.
 	Pending string `json:"pending,omitempty"`
+	// Protocol is the node's release's Protocol; nodes of earlier
+	// releases never say it (0).
+	Protocol int `json:"protocol,omitempty"`
 }
 
 // retryInterval is how often the reconciler retries failed work when the
@@ -228,7 +231,7 @@ func (r *reconciler) catchUp() bool {
 // LocalStatus returns this node's view of every replicated version.
 func (n *Node) LocalStatus() *LocalStatus {
 	r := n.rec
-	out := &LocalStatus{Node: n.cfg.NodeID, Index: n.fsm.Applied(), Models: make(map[string]map[string]VersionStatus)}
+	out := &LocalStatus{Node: n.cfg.NodeID, Index: n.fsm.Applied(), Protocol: Protocol, Models: make(map[string]map[string]VersionStatus)}
 	r.mu.Lock()
 	for name, vs := range r.status {
 		var d int64

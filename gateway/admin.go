@@ -538,6 +538,7 @@ func (s *Server) join(cp *controlPlane, ctx *fasthttp.RequestCtx) error {
 	}
 	fresh := ctx.Request.Header.Peek(cluster.HeaderFresh)
 	m.Fresh, m.KnowsDropped = string(fresh) == "1", len(fresh) > 0
+	m.Protocol = cluster.ParseProtocol(string(ctx.Request.Header.Peek(cluster.HeaderProtocol)))
 	forwarded := len(ctx.Request.Header.Peek(cluster.HeaderForwarded)) > 0
 	var err error
 	if forwarded {

@@ -117,6 +117,10 @@ type Member struct {
 	// State.Dropped (it sent the header at all): a node of an earlier
 	// release cannot read a recovered group's snapshots. Never stored.
 	KnowsDropped bool `json:"-"`
+	// Protocol, in a join request, is the joining node's
+	// cluster.Protocol (cluster.HeaderProtocol); 0 from an earlier
+	// release. Never stored.
+	Protocol int `json:"-"`
 }
 
 // newState returns an empty State.
