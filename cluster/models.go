@@ -155,6 +155,9 @@ type ModelView struct {
 	Shadow *route.Shadow `json:"shadow,omitempty"`
 	// ExperimentResults is what the members counted for Experiment.
 	ExperimentResults *ExperimentResults `json:"experiment_results,omitempty"`
+	// Removed says the model was taken off the cluster (fsm.OpRemoveModel):
+	// every version is retired and no node serves it, until an upload.
+	Removed bool `json:"removed,omitempty"`
 }
 
 // VersionView is one version with its state on every member.
@@ -184,7 +187,7 @@ func (n *Node) Models(ctx context.Context, only string) ([]ModelView, error) {
 		if only != "" && name != only {
 			continue
 		}
-		mv := ModelView{Name: name, Production: m.Production(), RollbackTo: m.RollbackTarget(), Aliases: m.Aliases, Experiment: m.Experiment, Shadow: m.Shadow}
+		mv := ModelView{Name: name, Production: m.Production(), RollbackTo: m.RollbackTarget(), Aliases: m.Aliases, Experiment: m.Experiment, Shadow: m.Shadow, Removed: m.Removed()}
 		if m.Experiment != nil {
 			mv.ExperimentResults = experimentResults(name, m.Experiment, statuses)
 		}

@@ -137,8 +137,11 @@ func (s *Server) routeAdmin(ctx *fasthttp.RequestCtx, rest []byte) error {
 		}
 		return s.listModels(cp, ctx, "")
 	case seg(0) == "models" && len(parts) == 2:
-		if err := allow(ctx, fasthttp.MethodGet); err != nil {
+		if err := allow(ctx, fasthttp.MethodGet, fasthttp.MethodDelete); err != nil {
 			return err
+		}
+		if string(ctx.Method()) == fasthttp.MethodDelete {
+			return s.removeModel(cp, ctx, seg(1))
 		}
 		return s.listModels(cp, ctx, seg(1))
 	case seg(0) == "models" && len(parts) == 3 && seg(2) == "versions":
@@ -313,6 +316,29 @@ func (s *Server) uploadVersion(cp *controlPlane, ctx *fasthttp.RequestCtx, name 
 	s.audit(ctx, "uploaded model %q version %d (sha256:%.12s, %d bytes), %s", name, res.Version, hex, len(body), how)
 	ctx.SetStatusCode(fasthttp.StatusCreated)
 	return writeJSON(ctx, map[string]any{"model": name, "version": res.Version, "sha256": hex})
+}
+
+// removeModel takes model name off the cluster (fsm.OpRemoveModel):
+// every node unloads it, its versions stay listed as retired, and a later
+// upload continues its numbering. The answer names the versions it
+// retired. 409 while a member runs an earlier release, which would refuse
+// the op.
+func (s *Server) removeModel(cp *controlPlane, ctx *fasthttp.RequestCtx, name string) error {
+	if err := waitCurrent(cp); err != nil { // the answer reads the local state
+		return err
+	}
+	st, _ := cp.node.FSM().State()
+	retiring := []int64{}
+	if m := st.Model(name); m != nil {
+		for _, v := range m.Versions {
+			if v.Stage != fsm.StageRetired {
+				retiring = append(retiring, v.Number)
+			}
+		}
+	}
+	return s.apply(cp, ctx, fsm.Command{Op: fsm.OpRemoveModel, Model: name}, func(*fsm.Result) any {
+		return map[string]any{"model": name, "removed": true, "retired_versions": retiring}
+	})
 }
 
 func (s *Server) retireVersion(cp *controlPlane, ctx *fasthttp.RequestCtx, name, version string) error {

@@ -60,6 +60,8 @@ func describeCommand(c *fsm.Command, res *fsm.Result) string {
 		return fmt.Sprintf("set model %q's shadow: version %d, %g%% of its requests", c.Model, c.Shadow.Version, c.Shadow.Percent)
 	case fsm.OpEndShadow:
 		return fmt.Sprintf("ended model %q's shadow", c.Model)
+	case fsm.OpRemoveModel:
+		return fmt.Sprintf("removed model %q from the cluster (ended its experiment and shadow, dropped its aliases, retired every version)", c.Model)
 	}
 	return fmt.Sprintf("applied %s", c.Op)
 }

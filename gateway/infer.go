@@ -675,6 +675,9 @@ func (s *Server) absent(name, version []byte) error {
 	if cp == nil {
 		return nil
 	}
+	if cp.node.FSM().Removed(b2s(name)) {
+		return notFound("model %q was removed from the cluster: no node serves it (GET /v1/models/%s lists its retired versions); an upload of the name serves it again, numbered on", name, name)
+	}
 	vnum, err := parseVersion(version)
 	if err != nil {
 		return err

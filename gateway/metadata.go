@@ -253,8 +253,8 @@ func (s *Server) unloadModel(ctx *fasthttp.RequestCtx, name string) error {
 	}
 	if v := s.clusterServes(name); v != 0 {
 		return &httpError{code: fasthttp.StatusConflict, msg: fmt.Sprintf(
-			"model %q is the cluster's: every node serves its versions that are not retired (version %d among them) and would load it again at once, after seconds without it, so nothing was unloaded; to take a version off every node, retire it (infergate models retire %s VERSION, or DELETE /v1/models/%s/versions/VERSION: production and other aliased versions only once no alias points to them)",
-			name, v, name, name)}
+			"model %q is the cluster's: every node serves its versions that are not retired (version %d among them) and would load it again at once, after seconds without it, so nothing was unloaded; to take a version off every node, retire it (infergate models retire %s VERSION, or DELETE /v1/models/%s/versions/VERSION: production and other aliased versions only once no alias points to them), or take the whole model off every node (infergate models remove %s --yes, or DELETE /v1/models/%s)",
+			name, v, name, name, name, name)}
 	}
 	if err := s.repo.Unload(name); err != nil {
 		return repoError(err)

@@ -19,8 +19,8 @@ func TestUnloadClusterModelConflicts(t *testing.T) {
 	cfg.AdminToken = adminToken
 	s := startAdmin(t, cfg)
 	r := s.admin(t, "POST", "/v2/repository/models/ctr/unload", nil)
-	if r.code != 409 || !strings.Contains(string(r.body), "models retire") {
-		t.Fatalf("unload of the cluster's ctr: %s; want 409 naming models retire", r)
+	if r.code != 409 || !strings.Contains(string(r.body), "models retire") || !strings.Contains(string(r.body), "models remove ctr --yes") {
+		t.Fatalf("unload of the cluster's ctr: %s; want 409 naming models retire and models remove", r)
 	}
 	if r := s.do(t, "GET", "/v2/models/ctr/ready", nil); r.code != 200 {
 		t.Fatalf("ctr after a refused unload: %s; want 200", r)
