@@ -69,7 +69,8 @@ var modelsGroup = &adminGroup{
 	name: "models",
 	description: `Manage the models replicated across the cluster through the admin API (/v1) of
 any member: upload ONNX versions, point aliases at them, roll production back,
-run A/B experiments and shadows between versions, retire old versions. Writes sent to a follower are forwarded to the leader.`,
+run A/B experiments and shadows between versions, retire old versions, remove
+a model. Writes sent to a follower are forwarded to the leader.`,
 	subs: []adminSub{
 		{"list", "", "list every model's versions with their stage, aliases and readiness on each node", modelsList},
 		{"show", "NAME", "show one model's versions and why a node does not serve one", modelsShow},
@@ -82,6 +83,7 @@ run A/B experiments and shadows between versions, retire old versions. Writes se
 		{"end-experiment", "NAME", "end a model's A/B experiment: production takes its requests again", modelsEndExperiment},
 		{"shadow", "NAME VERSION --percent P", "copy a sample of a model's requests to a version and compare its answers", modelsShadow},
 		{"end-shadow", "NAME", "stop copying a model's requests to its shadow", modelsEndShadow},
+		{"remove", "NAME --yes", "take a model off every node: end its experiment and shadow, drop its aliases, retire every version", modelsRemove},
 	},
 }
 
@@ -541,6 +543,8 @@ you look while the experiment runs.`)
 			rollback = fmt.Sprintf(" (a rollback goes to version %d)", m.RollbackTo)
 		}
 		fmt.Fprintf(w, "model %s: production is version %d%s\n", m.Name, m.Production, rollback)
+	} else if m.Removed {
+		fmt.Fprintf(w, "model %s: removed from the cluster (every version retired); an upload of the name serves it again, numbered on\n", m.Name)
 	} else {
 		fmt.Fprintf(w, "model %s: no production version\n", m.Name)
 	}
@@ -790,6 +794,45 @@ nodes it leaves so are printed as warnings.`)
 			line += "\nwarning: " + w
 		}
 		return line
+	})
+}
+
+func modelsRemove(out adminOutput, args []string) error {
+	fs := out.flagSet("models remove", "[flags] NAME",
+		`Take model NAME off the cluster: end its experiment and shadow, drop its
+aliases (production included) and retire every version, in one write. Every
+node unloads it and removes its files as for a retirement; requests for it get
+404 saying it was removed. "models show NAME" still lists its versions, retired.
+An upload of the name serves it again, numbered on from its last version
+(numbers are never reused). A trainer looking after the model stops acting on
+it and says so. The API refuses (409) while a member runs an earlier release,
+which could not apply the removal, or does not answer: upgrade every member
+first. It changes nothing without --yes.`)
+	cfg := adminFlags(fs, false)
+	yes := fs.Bool("yes", false, "remove the model: without it the command changes nothing")
+	pos, err := parseArgs(fs, args, "NAME")
+	if err != nil {
+		return err
+	}
+	if !*yes {
+		fmt.Fprintf(fs.Output(), "removing model %q takes it off every node and retires every version; it changes nothing without --yes\n", pos[0])
+		fs.Usage()
+		return errUsage
+	}
+	ans, err := cfg.call(http.MethodDelete, modelPath(pos[0]), nil, "", nil)
+	if err != nil {
+		return err
+	}
+	var res struct {
+		Model   string  `json:"model"`
+		Retired []int64 `json:"retired_versions"`
+	}
+	return out.report(cfg.json, ans, "the removal", &res, func() string {
+		vs := make([]string, len(res.Retired))
+		for i, v := range res.Retired {
+			vs[i] = strconv.FormatInt(v, 10)
+		}
+		return fmt.Sprintf("removed %s from the cluster: retired versions %s; every node unloads it, and an upload of the name serves it again as the next version", res.Model, strings.Join(vs, ", "))
 	})
 }
 

@@ -678,3 +678,32 @@ func TestAdminFormatSize(t *testing.T) {
 	f(12<<20, "12.0MiB")
 	f(3<<30, "3.0GiB")
 }
+
+// TestModelsRemove: "models remove NAME --yes" sends DELETE /v1/models/NAME
+// and says what it retired; without --yes it changes nothing and says
+// what it would do, since a removal cannot be undone but by uploading
+// again.
+func TestModelsRemove(t *testing.T) {
+	runAdminCases(t, modelsGroup, []adminCase{{
+		name: "remove",
+		args: []string{"remove", "ctr", "--yes", "--token", adminToken},
+		call: fakeCall{method: "DELETE", uri: "/v1/models/ctr", answer: `{"model":"ctr","removed":true,"retired_versions":[2,3]}`},
+		want: "removed ctr from the cluster: retired versions 2, 3; every node unloads it, and an upload of the name serves it again as the next version\n",
+	}})
+	code, stdout, _ := runAdmin(t, modelsGroup, fakeCall{method: "GET", uri: "/v1/models/ctr",
+		answer: `{"name":"ctr","aliases":{},"removed":true,"versions":[{"version":2,"sha256":"22","size":10,"stage":"retired","created":"2025-03-01T10:00:00Z","origin":"node-a"}]}`},
+		"show", "ctr", "--token", adminToken)
+	if want := "model ctr: removed from the cluster (every version retired); an upload of the name serves it again, numbered on\n"; code != 0 || !strings.HasPrefix(stdout, want) {
+		t.Errorf("show of a removed model: exit %d, stdout %q; want 0 and a first line %q", code, stdout, want)
+	}
+	code, stdout, stderr := runAdmin(t, modelsGroup, fakeCall{}, "remove", "ctr", "--token", adminToken)
+	if code != 2 || stdout != "" || !strings.Contains(stderr, "changes nothing without --yes") || !strings.Contains(stderr, "Usage: infergate models remove [flags] NAME") {
+		t.Errorf("remove without --yes: exit %d, stdout %q, stderr %q; want 2, nothing, and the refusal with the usage", code, stdout, stderr)
+	}
+	code, _, stderr = runAdmin(t, modelsGroup, fakeCall{method: "DELETE", uri: "/v1/models/ctr", status: 409,
+		answer: `{"error":"conflict: remove_model of model \"ctr\" needs every member on a release that knows it: member n2 runs an earlier release; upgrade every member first"}`},
+		"remove", "--yes", "--token", adminToken, "ctr")
+	if want := `infergate models remove: conflict: remove_model of model "ctr" needs every member on a release that knows it: member n2 runs an earlier release; upgrade every member first (HTTP 409)` + "\n"; code != 1 || stderr != want {
+		t.Errorf("remove refused: exit %d, stderr %q; want 1, %q", code, stderr, want)
+	}
+}
