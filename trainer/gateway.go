@@ -47,7 +47,10 @@ type ModelState struct {
 		} `json:"nodes"`
 	} `json:"versions"`
 	Experiment *Experiment `json:"experiment"`
-	Shadow     *struct {
+	// Removed says a person took the model off the cluster (infergate
+	// models remove): every version is retired until an upload.
+	Removed bool `json:"removed"`
+	Shadow  *struct {
 		Version int64   `json:"version"`
 		Percent float64 `json:"percent"`
 	} `json:"shadow"`

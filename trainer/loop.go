@@ -366,6 +366,9 @@ func (l *Loop) Step(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if m.Removed {
+		return l.removed()
+	}
 	switch l.state.Stage {
 	case Shadowing:
 		return l.shadow(ctx, m)
@@ -373,6 +376,20 @@ func (l *Loop) Step(ctx context.Context) error {
 		return l.canary(ctx, m)
 	}
 	return l.watch(ctx, m)
+}
+
+// removed is a step on a model a person removed from the cluster: the
+// loop drops its candidate, if any, without a write, and trains nothing:
+// its upload would serve the removed model again, as production. The
+// error, logged once a minute (Run), says so.
+func (l *Loop) removed() error {
+	err := fmt.Errorf("model %s was removed from the cluster (infergate models remove): the trainer uploads nothing for it until a version is uploaded again; stop it if the model is gone for good", l.cfg.Model)
+	if l.state.Stage != Watching {
+		if aerr := l.abandon("someone removed the model from the cluster"); aerr != nil {
+			return aerr
+		}
+	}
+	return err
 }
 
 // membersEvery is how often the loop checks that it reads every member.

@@ -53,6 +53,9 @@ type fakeGateway struct {
 	// members are the HTTP addresses of the cluster's members besides
 	// the node asked (GET /v1/cluster), each named "n-" and its address.
 	members []string
+	// removed answers GET /v1/models/ctr as for a model removed from
+	// the cluster (models remove): no production, every version retired.
+	removed bool
 }
 
 func (f *fakeGateway) append(e *trafficlog.Event) {
@@ -105,9 +108,15 @@ func (f *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if f.rollbackTo > 0 {
 			m["rollback_to"] = f.rollbackTo
 		}
+		if f.removed {
+			m["production"], m["removed"], m["experiment"], m["shadow"] = 0, true, nil, nil
+		}
 		var vs []any
 		for _, v := range f.versions {
 			vv := map[string]any{"version": v, "stage": "staged", "sha256": f.sums[v]}
+			if f.removed {
+				vv["stage"] = "retired"
+			}
 			switch {
 			case f.unreachable[v]:
 				vv["nodes"] = map[string]any{"n1": map[string]string{"state": "ready"}, "n2": map[string]string{"state": "unreachable"}}
