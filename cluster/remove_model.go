@@ -69,7 +69,7 @@ func (n *Node) checkReleases(ctx context.Context, c *fsm.Command, want int) erro
 			var p string
 			switch {
 			case err != nil:
-				p = fmt.Sprintf("member %s did not answer at %s within %s (%v)", id, m.HTTPAddr, releaseCheckTimeout, err)
+				p = fmt.Sprintf("member %s did not answer at %s (asked for %s at most): %v", id, m.HTTPAddr, releaseCheckTimeout, err)
 			case ls.Protocol < want:
 				p = fmt.Sprintf("member %s runs an earlier release (protocol %d; this op needs %d)", id, ls.Protocol, want)
 			default:
