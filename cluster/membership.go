@@ -307,14 +307,14 @@ func (n *Node) announce() {
 		if errors.Is(err, ErrStopped) {
 			return
 		}
-		switch {
-		case errors.Is(err, ErrDropped):
+		if errors.Is(err, ErrDropped) {
 			n.droppedBy(err)
-		case n.dropped.Load():
-			// Said once already; nothing the retries find will mend it.
-		default:
-			n.logf("cluster: cannot announce node %s yet: %v; retrying in %s", n.cfg.NodeID, err, delay)
 		}
+		if n.dropped.Load() {
+			// Said once already; nothing the retries find will mend it.
+			return
+		}
+		n.logf("cluster: cannot announce node %s yet: %v; retrying in %s", n.cfg.NodeID, err, delay)
 		select {
 		case <-n.stop:
 			return
@@ -325,6 +325,11 @@ func (n *Node) announce() {
 }
 
 func (n *Node) announceOnce(self fsm.Member) error {
+	if n.dropped.Load() {
+		// Raft is off on this state for good: a group that took this
+		// node in would count a member that never answers.
+		return fmt.Errorf("%w: %s", ErrDropped, n.droppedReason())
+	}
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.HoldTimeout+time.Second)
 	defer cancel()
 	if addr, ok := n.configuredAddr(); ok && addr != self.RaftAddr {

@@ -175,7 +175,7 @@ func Start(cfg Config) (*Node, error) {
 	} else {
 		n.settled.Store(true)
 	}
-	if n.bootstrapped {
+	if n.bootstrapped || !n.existing && cfg.Join != "" {
 		n.goFunc(n.watchTakeover)
 	}
 	if n.bootstrapped && cfg.RegisterLocal {

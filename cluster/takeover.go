@@ -10,18 +10,23 @@ import (
 	"github.com/infergate/infergate/internal/durable"
 )
 
-// watchTakeover runs on a node that bootstrapped a new group at this
-// start (no raft state in --data, no --join). Such a node may be a member
-// of a live group whose --data was wiped or replaced and that was started
-// again with its old command line: the group's leader still replicates to
-// its raft address, and raft takes those entries over the bootstrap, so
-// the new node would count as the member that was there, a voter that
-// lost what it acknowledged, under a name that is not its own. Once raft's
+// watchTakeover runs on a node that started on empty raft state: one
+// that bootstrapped a new group (no --join), or one that joins. Such a
+// node may be a member of a live group whose --data was wiped or replaced
+// and that was started again: the group's leader still replicates to its
+// raft address, and raft takes those entries (over the bootstrap, or
+// while the group refuses the join because the old member holds the
+// address), so the new node would count as the member that was there, a
+// voter that lost what it acknowledged, under a name that is not its
+// own. Once raft's
 // configuration, while another node leads, lists another member at this
 // node's raft address and not this node, it takes no part in raft on this
 // state again (as a dropped node: takeOver) and reports not ready. (A
 // node the group removed is not listed at all, and watchRemoval brings it
-// back.) It returns then, or when the node stops.
+// back.) It returns then, or when the node stops. It tells the new node
+// from the old member by id alone: a wiped member started again with its
+// old --node-id is listed under its own id and goes on as that voter,
+// unnoticed (raft holds nothing that says which start a member is).
 func (n *Node) watchTakeover() {
 	t := time.NewTicker(n.cfg.HeartbeatTimeout)
 	defer t.Stop()
@@ -64,14 +69,18 @@ func (n *Node) otherAtRaftAddr() string {
 	return other
 }
 
-// takeOver stops raft on a node that bootstrapped and was then taken
-// over by the group led by leader, which lists member other at its raft
-// address (see watchTakeover), marks its raft state so that a restart on
-// it starts no raft either, and logs what to do.
+// takeOver stops raft on a node that started on empty raft state and
+// was then taken over by the group led by leader, which lists member
+// other at its raft address (see watchTakeover), marks its raft state so
+// that a restart on it starts no raft either, and logs what to do.
 func (n *Node) takeOver(leader, other string) {
 	n.dropOnce.Do(func() {
-		why := fmt.Sprintf("this node (%s) bootstrapped a new group on an empty --data, but the group led by %s replicates to its raft address %s as its member %s: this node's --data was probably wiped or replaced, and it was started again without --join. It takes no part in raft on this state, for it would count as %s with none of what that member acknowledged, and it serves what it has. To bring it back: remove %s on the group (infergate cluster remove %s), stop this node, move %s aside, and start it again with --join and a member's URL",
-			n.cfg.NodeID, leader, n.cfg.RaftAddr, other, other, other, other, n.cfg.DataDir)
+		started, probably := "bootstrapped a new group on an empty --data", "it was started again without --join"
+		if !n.bootstrapped {
+			started, probably = "started on an empty --data to join a group", "it was started again before the group removed the member it was"
+		}
+		why := fmt.Sprintf("this node (%s) %s, but the group led by %s replicates to its raft address %s as its member %s: this node's --data was probably wiped or replaced, and %s. It takes no part in raft on this state, for it would count as %s with none of what that member acknowledged, and it serves what it has. To bring it back: remove %s on the group (infergate cluster remove %s), stop this node, move %s aside, and start it again with --join and a member's URL",
+			n.cfg.NodeID, started, leader, n.cfg.RaftAddr, other, probably, other, other, other, n.cfg.DataDir)
 		n.dropWhy.Store(&why)
 		n.logf("cluster: %s", why)
 		if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, droppedFile), []byte(why+"\n"), 0o644); err != nil {

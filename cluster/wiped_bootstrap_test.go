@@ -82,3 +82,56 @@ func TestWipedMemberBootstrappedIsTakenOverAndSaysSo(t *testing.T) {
 		t.Fatalf("write after the wiped node stopped: %v", err)
 	}
 }
+
+// A wiped member started again with --join under a new id, before the
+// group removed the old member: the join is refused (the address is the
+// old member's), but the group's leader still sends that address the old
+// member's entries and raft takes them, so the node answered and voted as
+// that member (a follower of the leader, the old member at its address in
+// its configuration) while it reported that it had not joined yet. It
+// must stop taking part in raft and say what to do, as a wiped member
+// that bootstrapped does.
+func TestWipedMemberJoiningIsTakenOverAndSaysSo(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.waitConverged(c.nodes...)
+	addr := c.trans[0].LocalAddr()
+	if err := c.nodes[0].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	c.waitLeader(c.nodes[1:]...)
+
+	_, tr := raft.NewInmemTransport(addr)
+	for _, other := range c.trans[1:] {
+		tr.Connect(other.LocalAddr(), other)
+		other.Connect(addr, tr)
+	}
+	// The join URL never answers: what matters is raft at the address.
+	cfg := testConfig(t, "n0-wiped", tr, "http://127.0.0.1:1")
+	wiped, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { wiped.Stop() })
+
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		busy, why := wiped.Settling()
+		if !busy {
+			return errors.New("the wiped node reports ready")
+		}
+		if !strings.Contains(why, "its member n0") || !strings.Contains(why, "cluster remove n0") {
+			return fmt.Errorf("not ready for another reason: %s", why)
+		}
+		if st := wiped.raft.State(); st != raft.Shutdown {
+			return fmt.Errorf("raft on the wiped node: got %s; want Shutdown", st)
+		}
+		return nil
+	})
+	// Nor does it ask to join any more: once the old member is removed,
+	// the group would take it as a voter whose raft is off.
+	if err := wiped.announceOnce(wiped.self()); !errors.Is(err, ErrDropped) {
+		t.Fatalf("announcing the taken-over node: got %v; want ErrDropped", err)
+	}
+	if _, err := c.register(c.waitLeader(c.nodes[1:]...), "after", "after-wipe"); err != nil {
+		t.Fatalf("write after the wiped node stopped: %v", err)
+	}
+}
