@@ -71,26 +71,37 @@ func (l *Log) TailPosition(maxBytes int64) (int64, error) {
 	if _, err := f.ReadAt(w, off); err != nil && err != io.EOF {
 		return 0, fmt.Errorf("cannot read traffic log segment %s for its tail: %w", segName(s.base), err)
 	}
+	if p, ok := firstFrame(f, w, off, size, l.cfg.MaxRecordBytes); ok {
+		return s.base + off + p, nil
+	}
+	return next, nil
+}
+
+// firstFrame returns the offset in w of the first whole record there
+// that is followed by another or by the end of the segment; w holds the
+// bytes of segment f (of size readable bytes) from off on, as far as they
+// were read.
+func firstFrame(f io.ReaderAt, w []byte, off, size int64, maxRecord int) (int64, bool) {
 	var rec []byte
 	for p := range len(w) {
-		n, ok := frameAt(f, w, off, int64(p), size, l.cfg.MaxRecordBytes, &rec)
+		n, ok := frameAt(f, w, off, int64(p), size, maxRecord, &rec)
 		if !ok {
 			continue
 		}
 		if after := off + int64(p) + n; after == size {
-			return s.base + off + int64(p), nil
-		} else if _, ok := frameAt(f, w, off, after-off, size, l.cfg.MaxRecordBytes, &rec); ok {
-			return s.base + off + int64(p), nil
+			return int64(p), true
+		} else if _, ok := frameAt(f, w, off, after-off, size, maxRecord, &rec); ok {
+			return int64(p), true
 		}
 	}
-	return next, nil
+	return 0, false
 }
 
 // frameAt reports whether a whole record with a good checksum starts at
 // offset base+p of segment file f (of size bytes), and its length; w holds
 // the file's bytes from base on, as far as they were read, and rec is
 // scratch space.
-func frameAt(f *os.File, w []byte, base, p, size int64, maxRecord int, rec *[]byte) (int64, bool) {
+func frameAt(f io.ReaderAt, w []byte, base, p, size int64, maxRecord int, rec *[]byte) (int64, bool) {
 	var hdr [frameLen + 2]byte
 	if p+int64(len(hdr)) <= int64(len(w)) {
 		copy(hdr[:], w[p:])
