@@ -22,12 +22,14 @@ const tailScan = 1 << 20
 // holds, a payload that starts with the format and a known kind and
 // passes its checksum, and after it another such frame or the segment's
 // end (a false match needs two checksums to agree by chance). It reads
-// at most tailScan bytes and two records to find it; where none is found
-// there (huge records, or damage) the tail begins at the next segment, or
-// is empty (the end). A client can put whole frames in a tensor's bytes:
-// a tail found inside them holds those, and a Read from it then stops
-// with ErrNotRecord or ErrCorrupt at the end of the record holding
-// them, as at damage.
+// tailScan bytes, and reads and checksums at most two records and twice
+// tailScan more (firstFrame), to find it; where none is found there
+// (huge records, damage, or a tensor's bytes full of headers that look
+// like frames) the tail begins at the next segment, or is empty (the
+// end). A client can put whole frames in a tensor's bytes: a tail found
+// inside them holds those, and a Read from it then stops with
+// ErrNotRecord or ErrCorrupt at the end of the record holding them, as
+// at damage.
 // Safe for concurrent use with the writer.
 func (l *Log) TailPosition(maxBytes int64) (int64, error) {
 	l.mu.Lock()
@@ -81,16 +83,26 @@ func (l *Log) TailPosition(maxBytes int64) (int64, error) {
 // that is followed by another or by the end of the segment; w holds the
 // bytes of segment f (of size readable bytes) from off on, as far as they
 // were read.
+// Each header that looks like a frame costs a checksum of the record it
+// claims, read from f where it goes past w; a client can put such headers
+// every few bytes of a tensor's data, so the payload bytes it checksums
+// are bounded by two records and twice w (a true frame and the one after
+// it, and the rare look-alike of random data): past that it gives up, as
+// at damage.
 func firstFrame(f io.ReaderAt, w []byte, off, size int64, maxRecord int) (int64, bool) {
 	var rec []byte
+	budget := 2*int64(maxRecord) + 2*int64(len(w))
 	for p := range len(w) {
-		n, ok := frameAt(f, w, off, int64(p), size, maxRecord, &rec)
+		n, ok := frameAt(f, w, off, int64(p), size, maxRecord, &rec, &budget)
+		if budget < 0 {
+			return 0, false
+		}
 		if !ok {
 			continue
 		}
 		if after := off + int64(p) + n; after == size {
 			return int64(p), true
-		} else if _, ok := frameAt(f, w, off, after-off, size, maxRecord, &rec); ok {
+		} else if _, ok := frameAt(f, w, off, after-off, size, maxRecord, &rec, &budget); ok {
 			return int64(p), true
 		}
 	}
@@ -100,8 +112,9 @@ func firstFrame(f io.ReaderAt, w []byte, off, size int64, maxRecord int) (int64,
 // frameAt reports whether a whole record with a good checksum starts at
 // offset base+p of segment file f (of size bytes), and its length; w holds
 // the file's bytes from base on, as far as they were read, and rec is
-// scratch space.
-func frameAt(f io.ReaderAt, w []byte, base, p, size int64, maxRecord int, rec *[]byte) (int64, bool) {
+// scratch space. It takes the payload's length from budget, and checks
+// nothing once that would leave budget below 0 (it is set to -1 then).
+func frameAt(f io.ReaderAt, w []byte, base, p, size int64, maxRecord int, rec *[]byte, budget *int64) (int64, bool) {
 	var hdr [frameLen + 2]byte
 	if p+int64(len(hdr)) <= int64(len(w)) {
 		copy(hdr[:], w[p:])
@@ -115,6 +128,10 @@ func frameAt(f io.ReaderAt, w []byte, base, p, size int64, maxRecord int, rec *[
 		return 0, false
 	}
 	if hdr[frameLen] != formatVersion || !Kind(hdr[frameLen+1]).known() {
+		return 0, false
+	}
+	if *budget -= n; *budget < 0 {
+		*budget = -1
 		return 0, false
 	}
 	var payload []byte

@@ -1,6 +1,9 @@
 package trafficlog
 
 import (
+	"bytes"
+	"encoding/binary"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -93,5 +96,42 @@ func TestTailPositionDamaged(t *testing.T) {
 	got, err := l.TailPosition(st.Next - st.First - 200)
 	if err != nil || got != second {
 		t.Fatalf("TailPosition into damage: %d, %v; want %d, the next segment", got, err, second)
+	}
+}
+
+// countingReaderAt counts the bytes read through it.
+type countingReaderAt struct {
+	r io.ReaderAt
+	n int64
+}
+
+func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.r.ReadAt(p, off)
+	c.n += int64(n)
+	return n, err
+}
+
+// TestTailScanBoundedOnFrameLookalikes: a client can put the look of a
+// frame header (a length a record may have, the format, a known kind) at
+// every few bytes of a tensor's data, each with a checksum that fails.
+// Checking each such header read and checksummed its whole claimed
+// record, up to MaxRecordBytes (4 MiB by default) per byte position of
+// the 1 MiB scanned, so that a node's start could read hundreds of GiB
+// before it served. What the scan reads must stay within a few records.
+func TestTailScanBoundedOnFrameLookalikes(t *testing.T) {
+	const maxRecord, size, window, every = 1 << 20, 4 << 20, 64 << 10, 64
+	seg := make([]byte, size)
+	for p := 0; p < window; p += every {
+		binary.LittleEndian.PutUint32(seg[p:], maxRecord-16) // length
+		binary.LittleEndian.PutUint32(seg[p+4:], 0xdeadbeef) // checksum: wrong
+		seg[p+frameLen], seg[p+frameLen+1] = formatVersion, byte(Prediction)
+	}
+	r := &countingReaderAt{r: bytes.NewReader(seg)}
+	_, ok := firstFrame(r, seg[:window], 0, size, maxRecord)
+	if ok {
+		t.Fatalf("firstFrame found a record among %d headers whose checksums fail", window/every)
+	}
+	if most := int64(2*maxRecord + 2*window); r.n > most {
+		t.Fatalf("firstFrame read %d bytes past its window of %d looking for a record among %d look-alike headers; want %d at most", r.n, window, window/every, most)
 	}
 }
