@@ -149,8 +149,17 @@ func (n *Node) JoinLocal(m fsm.Member) error {
 	if len(st.Dropped) > 0 && !m.KnowsDropped {
 		return fmt.Errorf("%w: node %q runs an earlier release, which cannot read this group's state since a recovery (its snapshots hold the members the recovery dropped); upgrade it, then start it again", fsm.ErrConflict, m.ID)
 	}
-	if m.Protocol < Protocol && anyRemoved(st) {
-		return fmt.Errorf("%w: node %q runs an earlier release, which cannot apply this cluster's model removals (its raft log or a later write holds one, and it would go on serving the model); upgrade it, then start it again", fsm.ErrConflict, m.ID)
+	if m.Protocol < Protocol {
+		// The state shows a removal until the model is uploaded again;
+		// the log holds it until a snapshot takes it in, and a joining
+		// node may replay it from there.
+		at, err := logRemoval(n.logs)
+		if err != nil {
+			return fmt.Errorf("cannot tell whether node %q of an earlier release may join: %w", m.ID, err)
+		}
+		if at > 0 || anyRemoved(st) {
+			return fmt.Errorf("%w: node %q runs an earlier release, which cannot apply this cluster's model removals (its raft log or a later write holds one, and it would go on serving the model); upgrade it, then start it again", fsm.ErrConflict, m.ID)
+		}
 	}
 	if st.Dropped[m.ID] && !m.Fresh {
 		return fmt.Errorf("%w: node %q was dropped when its group was recovered, and its raft log may hold entries the group does not have; stop it, move its --data/raft aside, and start it again with --join (a node of an earlier release cannot tell the leader its raft state is fresh: upgrade it)", ErrDropped, m.ID)

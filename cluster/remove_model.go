@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -97,4 +99,36 @@ func anyRemoved(st *fsm.State) bool {
 		}
 	}
 	return false
+}
+
+// logRemoval returns the index of the newest fsm.OpRemoveModel entry in
+// logs, or 0 when the log holds none. It reads every entry the log keeps
+// (about TrailingLogs plus SnapshotThreshold of them, 11,264 by default),
+// so only a join of an earlier release, which is rare, calls it.
+func logRemoval(logs raft.LogStore) (uint64, error) {
+	first, err := logs.FirstIndex()
+	if err != nil {
+		return 0, fmt.Errorf("cannot read the raft log's first index: %w", err)
+	}
+	last, err := logs.LastIndex()
+	if err != nil {
+		return 0, fmt.Errorf("cannot read the raft log's last index: %w", err)
+	}
+	op := []byte(fsm.OpRemoveModel)
+	for i := last; i >= first && i > 0; i-- {
+		var l raft.Log
+		if err := logs.GetLog(i, &l); err != nil {
+			if errors.Is(err, raft.ErrLogNotFound) {
+				continue // compacted meanwhile
+			}
+			return 0, fmt.Errorf("cannot read raft log entry %d: %w", i, err)
+		}
+		if l.Type != raft.LogCommand || !bytes.Contains(l.Data, op) {
+			continue
+		}
+		if c, err := fsm.Decode(l.Data); err == nil && c.Op == fsm.OpRemoveModel {
+			return i, nil
+		}
+	}
+	return 0, nil
 }

@@ -193,3 +193,48 @@ func TestJoinOfEarlierReleaseRefusedAfterRemoval(t *testing.T) {
 		t.Fatalf("join of an earlier release after a removal: got %v; want a conflict naming it", err)
 	}
 }
+
+// An upload after a removal makes the model served again, but the removal
+// stays in the raft log, and a node of an earlier release that joined
+// would replay it, refuse it as unknown, and keep the old production
+// while the others serve the new upload. The leader refuses its join
+// while its log holds a removal, not only while the state shows one.
+func TestJoinOfEarlierReleaseRefusedAfterRemovalAndUpload(t *testing.T) {
+	c, _ := releaseCluster(t, 20030)
+	c.registerAnywhere("m", "v1 bytes")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		err := c.waitLeader(c.nodes...).RemoveModel(ctx, "m")
+		if errors.Is(err, ErrNotLeader) {
+			return err
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nil
+	})
+	c.registerAnywhere("m", "v2 bytes")
+	leader := c.waitLeader(c.nodes...)
+	if anyRemoved(stateOf(leader)) {
+		t.Fatalf("the upload after the removal left the model removed")
+	}
+	oldJoin := fsm.Member{ID: "old", RaftAddr: c.nodes[2].cfg.RaftAddr, HTTPAddr: "http://127.0.0.9:1", KnowsDropped: true}
+	var err error
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		err = c.waitLeader(c.nodes...).JoinLocal(oldJoin)
+		if errors.Is(err, ErrNotLeader) {
+			return err
+		}
+		return nil
+	})
+	if !errors.Is(err, fsm.ErrConflict) || !strings.Contains(err.Error(), `node "old" runs an earlier release`) {
+		t.Fatalf("join of an earlier release while the log holds a removal: got %v; want a conflict naming it", err)
+	}
+	// A node of this release joins as before (here it reaches the
+	// address checks: the address is n2's).
+	oldJoin.Protocol = Protocol
+	if err := c.waitLeader(c.nodes...).JoinLocal(oldJoin); err == nil || strings.Contains(err.Error(), "earlier release") {
+		t.Fatalf("join of this release: got %v; want the address conflict, not a release refusal", err)
+	}
+}
