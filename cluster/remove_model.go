@@ -51,7 +51,7 @@ func (n *Node) checkReleases(ctx context.Context, c *fsm.Command, want int) erro
 	st, _ := n.fsm.State()
 	ctx, cancel := context.WithTimeout(ctx, releaseCheckTimeout)
 	defer cancel()
-	var mu sync.Mutex // guards problems once the goroutines start
+	var mu sync.Mutex // guards problems: the loop and its goroutines add to it
 	var problems []string
 	var wg sync.WaitGroup
 	for _, s := range f.Configuration().Servers {
@@ -61,7 +61,9 @@ func (n *Node) checkReleases(ctx context.Context, c *fsm.Command, want int) erro
 		}
 		m := st.Members[id]
 		if m == nil {
+			mu.Lock()
 			problems = append(problems, fmt.Sprintf("member %s has not announced its address yet, so its release is not known", id))
+			mu.Unlock()
 			continue
 		}
 		wg.Add(1)

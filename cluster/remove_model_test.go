@@ -257,3 +257,24 @@ func TestJoinOfEarlierReleaseRefusedAfterRemovalAndUpload(t *testing.T) {
 		t.Fatalf("join of this release: got %v; want the address conflict, not a release refusal", err)
 	}
 }
+
+// The release check names every member it cannot vouch for: one listed
+// in the raft configuration with no record of its address yet, and one
+// of an earlier release, found by a goroutine of its own.
+func TestReleaseCheckNamesEveryProblem(t *testing.T) {
+	c, stubs := releaseCluster(t, 20040)
+	c.registerAnywhere("m", "v1 bytes")
+	leader := c.waitLeader(c.nodes...)
+	if err := leader.raft.AddNonvoter("ghost", "127.0.0.99:20040", 0, 0).Error(); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range c.nodes {
+		if n != leader {
+			stubs[i].old.Store(true)
+		}
+	}
+	err := leader.checkReleases(t.Context(), &fsm.Command{Op: fsm.OpRemoveModel, Model: "m"}, Protocol)
+	if !errors.Is(err, fsm.ErrConflict) || !strings.Contains(err.Error(), "member ghost has not announced its address") || strings.Count(err.Error(), "runs an earlier release") != 2 {
+		t.Fatalf("check with a member unannounced and two of an earlier release: got %v; want a conflict naming all three", err)
+	}
+}
