@@ -74,6 +74,9 @@ func (n *Node) checkReleases(ctx context.Context, c *fsm.Command, want int) erro
 			switch {
 			case err != nil:
 				p = fmt.Sprintf("member %s did not answer at %s (asked for %s at most): %v", id, m.HTTPAddr, releaseCheckTimeout, err)
+			case ls.Node != id:
+				// Another node's release says nothing of this member's.
+				p = fmt.Sprintf("member %s's address %s answered as node %s, so its release is not known; start it so that it announces its own address", id, m.HTTPAddr, ls.Node)
 			case ls.Protocol < want:
 				p = fmt.Sprintf("member %s runs an earlier release (protocol %d; this op needs %d)", id, ls.Protocol, want)
 			default:

@@ -278,3 +278,31 @@ func TestReleaseCheckNamesEveryProblem(t *testing.T) {
 		t.Fatalf("check with a member unannounced and two of an earlier release: got %v; want a conflict naming all three", err)
 	}
 }
+
+// The release check vouches for a member only by its own answer: an
+// address that another node answers (a record left stale, two nodes given
+// one --advertise address) says nothing of the member's release.
+func TestReleaseCheckWantsTheMemberItself(t *testing.T) {
+	c, stubs := releaseCluster(t, 20050)
+	c.registerAnywhere("m", "v1 bytes")
+	leader := c.waitLeader(c.nodes...)
+	var others []int
+	for i, n := range c.nodes {
+		if n != leader {
+			others = append(others, i)
+		}
+	}
+	// The first other member's record names the second's address; the
+	// first runs an earlier release.
+	a, b := c.nodes[others[0]], c.nodes[others[1]]
+	stubs[others[0]].old.Store(true)
+	rec := *stateOf(leader).Members[a.ID()]
+	rec.HTTPAddr = b.cfg.HTTPAddr
+	if _, err := leader.ApplyLocal(fsm.Command{Op: fsm.OpSetMember, Member: &rec}); err != nil {
+		t.Fatal(err)
+	}
+	err := leader.checkReleases(t.Context(), &fsm.Command{Op: fsm.OpRemoveModel, Model: "m"}, Protocol)
+	if want := fmt.Sprintf("member %s's address %s answered as node %s", a.ID(), b.cfg.HTTPAddr, b.ID()); !errors.Is(err, fsm.ErrConflict) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("check with a member's address answered by another node: got %v; want a conflict saying %q", err, want)
+	}
+}
