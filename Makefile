@@ -34,8 +34,13 @@ run: setup demo-models ## set everything up, then serve the demo models on $(HTT
 	@echo
 	./$(BIN) serve --http $(HTTP) --models $(MODELS) --data $(DATA)
 
-test: setup ## run all tests with the race detector (what CI runs)
+# SIMULATIONS are the trainer's seeded statistical simulations, which skip
+# themselves under the race detector (minutes there, seconds without).
+SIMULATIONS := ^TestCanary(ConfidentModelAgainstItself|OverconfidentCandidate|FindsFewerMispredictions|EqualArmsAtRareMispredictions)$$
+
+test: setup ## run all tests with the race detector (what CI runs), then the trainer's simulations without it
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(GO) test -count=1 -run '$(SIMULATIONS)' ./trainer/
 
 test-race: test ## alias of test: the race detector is always on
 

@@ -8,6 +8,17 @@ import (
 	"time"
 )
 
+// skipUnderRace skips t, a seeded simulation on one goroutine that takes
+// seconds, in a build with the race detector, which has no data race to
+// find in it and makes it take minutes: `make test` runs these again
+// without the detector (SIMULATIONS in the Makefile).
+func skipUnderRace(t *testing.T) {
+	t.Helper()
+	if raceDetector {
+		t.Skip("a simulation on one goroutine; make test runs it without -race")
+	}
+}
+
 // confidentCanary runs sims seeded canaries of a 10% arm through
 // JudgeCanary, as the loop does: a look every perLook labeled requests
 // (each its own unit) up to looks looks, stopping at the first verdict.
@@ -61,6 +72,7 @@ func confidentCanary(p Policy, seed uint64, sims, looks, perLook int, miss float
 // taken as certain: at the same looks, judged by the canary's verdict,
 // 25 of 400 equal canaries were promoted (6%; the level allows 1%).
 func TestCanaryConfidentModelAgainstItself(t *testing.T) {
+	skipUnderRace(t)
 	p := DefaultPolicy()
 	const sims, looks, perLook = 400, 20, 500
 	most := (1 - p.Level) * sims
@@ -112,6 +124,7 @@ func TestCanaryConfidentModelAgainstItself(t *testing.T) {
 // 32 of 400 canaries at a look every 500 requests (8%; the level
 // allows 1%).
 func TestCanaryOverconfidentCandidate(t *testing.T) {
+	skipUnderRace(t)
 	p := DefaultPolicy()
 	const sims, looks, perLook = 400, 20, 500
 	pass, fail, _ := confidentCanary(p, 8, sims, looks, perLook, 0.001, 0.9999, 0.002)
@@ -152,6 +165,7 @@ func TestCanaryFlatLossesWait(t *testing.T) {
 // varied were made to wait: where mispredictions are rare, telling half
 // as many apart takes far more units than the first misprediction does.
 func TestCanaryFindsFewerMispredictions(t *testing.T) {
+	skipUnderRace(t)
 	p := DefaultPolicy()
 	now := time.Date(2026, 11, 29, 9, 0, 0, 0, time.UTC)
 	const sims, perLook, most = 100, 1000, 600_000
@@ -224,6 +238,7 @@ func TestCanaryFindsFewerMispredictions(t *testing.T) {
 // of the counters' sums told them apart in 146, 79, 25, 4 and 0 of 400;
 // now in none.
 func TestCanaryEqualArmsAtRareMispredictions(t *testing.T) {
+	skipUnderRace(t)
 	p := DefaultPolicy()
 	now := time.Date(2026, 11, 29, 9, 0, 0, 0, time.UTC)
 	const sims, perLook, requests = 400, 500, 50_000
