@@ -56,7 +56,17 @@ func TestRestartedNodeReportsWhatItServesWhileReplaying(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(300 * time.Millisecond) // served.json
+	// The restart loads what served.json lists: wait until it lists both.
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		loads, err := RestoredLoads(cfg2.DataDir)
+		if err != nil {
+			return err
+		}
+		if c := loads["m"]; c == nil || c.VersionPolicy.Specific == nil || len(c.VersionPolicy.Specific.Versions) != 2 {
+			return fmt.Errorf("served.json lists %+v for m; want versions 1 and 2", c)
+		}
+		return nil
+	})
 	for _, n := range []*Node{n0, n1} {
 		if err := n.Stop(); err != nil {
 			t.Fatal(err)
