@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"math"
+
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 )
@@ -40,8 +42,12 @@ func rawRequest(req *oip.InferRequest, v *registry.Version, body []byte) error {
 	}
 	known, unknown := int64(1), -1
 	for i := first; i < len(in.Shape); i++ {
-		if in.Shape[i] >= 0 {
-			known *= in.Shape[i]
+		if d := in.Shape[i]; d >= 0 {
+			if d > 0 && known > math.MaxInt64/d {
+				// known*d would wrap around, perhaps to the body's size.
+				return badRequest("input %q has shape %s, too large for any body: a raw binary request (%s: 0) cannot fill it; check the model's input dimensions", meta.Name, oip.FormatShape(meta.Shape), headerInferenceLen)
+			}
+			known *= d
 			continue
 		}
 		if unknown >= 0 {

@@ -43,6 +43,9 @@ func TestRawRequest(t *testing.T) {
 	f(x(oip.FP32, -1, -1, 3), true, 20, "the body holds 5 FP32 elements")
 	f(x(oip.FP32, -1, -1, -1), true, 16, "more than one variable dimension besides the batch")
 	f(x(oip.BYTES, -1), true, 16, "cannot carry input \"x\" of datatype BYTES")
+	// 2^62+1 times 4 wraps around to 4: the body's 4 elements must not
+	// take a shape of 2^64+4.
+	f(x(oip.FP32, -1, 1<<62+1, 4), true, 16, "input \"x\" has shape [-1,4611686018427387905,4], too large for any body")
 	two := append(x(oip.FP32, -1, 2), oip.TensorMetadata{Name: "y", Datatype: oip.FP32, Shape: []int64{-1, 2}})
 	f(two, true, 8, "is for a model of one input; model \"m\" has 2")
 }
