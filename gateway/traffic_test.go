@@ -22,13 +22,13 @@ import (
 // trafficConfig returns the gateway's default config with a traffic log
 // logging percent of the predictions, and the log's metrics. The log
 // closes when the test ends, after a server started later has shut down.
-func trafficConfig(t *testing.T, percent float64) (gateway.Config, *trafficlog.Log, *metrics.Set) {
+func trafficConfig(t testing.TB, percent float64) (gateway.Config, *trafficlog.Log, *metrics.Set) {
 	t.Helper()
 	return trafficConfigIn(t, t.TempDir(), percent)
 }
 
 // trafficConfigIn is trafficConfig with the traffic log in dir.
-func trafficConfigIn(t *testing.T, dir string, percent float64) (gateway.Config, *trafficlog.Log, *metrics.Set) {
+func trafficConfigIn(t testing.TB, dir string, percent float64) (gateway.Config, *trafficlog.Log, *metrics.Set) {
 	t.Helper()
 	tc := trafficlog.DefaultConfig()
 	tc.Dir = dir
@@ -47,7 +47,7 @@ func trafficConfigIn(t *testing.T, dir string, percent float64) (gateway.Config,
 
 // startTraffic starts the demo server (ctr, real ONNX Runtime) with a
 // traffic log logging percent of the predictions.
-func startTraffic(t *testing.T, percent float64, defaults registry.ModelConfig) (*testServer, *trafficlog.Log, *metrics.Set) {
+func startTraffic(t testing.TB, percent float64, defaults registry.ModelConfig) (*testServer, *trafficlog.Log, *metrics.Set) {
 	t.Helper()
 	cfg, tl, set := trafficConfig(t, percent)
 	return startServer(t, serverOptions{cfg: cfg, defaults: defaults, files: map[string][]byte{"ctr/1": ctrONNX()}}), tl, set
