@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"strconv"
@@ -29,6 +30,7 @@ func fuzzSeeds() [][2]string {
 		bin(`{"inputs":[{"name":"features","shape":[1,64],"datatype":"FP32","parameters":{"binary_data_size":256}}]}`, x1),
 		bin(`{"inputs":[{"name":"features","shape":[2,64],"datatype":"FP32","parameters":{"binary_data_size":512}}],"outputs":[{"name":"score","parameters":{"binary_data":true}}]}`, x2),
 		{`{}`, ""},
+		{string(f32Bytes(x1)), "0"}, // raw binary: the body is the one input's data
 	}
 }
 
@@ -75,7 +77,10 @@ func FuzzInferHandler(f *testing.F) {
 		}
 		var in oip.InferRequest
 		decodeErr := fmt.Errorf("header %q", header)
-		if headerLen >= -1 {
+		switch {
+		case headerLen == 0:
+			decodeErr = rawCtrRequest(&in, body)
+		case headerLen >= -1:
 			decodeErr = oip.DecodeRequest(&in, body, headerLen)
 		}
 
@@ -106,6 +111,18 @@ func FuzzInferHandler(f *testing.F) {
 			t.Fatalf("got %s (timeout parameter %d µs, decoding here: %v)", r, in.TimeoutMicros, decodeErr)
 		}
 	})
+}
+
+// rawCtrRequest fills in as the server reads a raw binary request
+// (Inference-Header-Content-Length: 0) for ctr: the body is one row of
+// features, and the output comes back as binary data.
+func rawCtrRequest(in *oip.InferRequest, body []byte) error {
+	if len(body) != 4*64 {
+		return fmt.Errorf("a raw body of %d bytes; ctr takes one row of %d", len(body), 4*64)
+	}
+	in.Inputs = []oip.Tensor{{Name: "features", Datatype: oip.FP32, Shape: []int64{1, 64}, Data: bytes.Clone(body)}}
+	in.BinaryDataOutput = true
+	return nil
 }
 
 // checkFuzzAnswer checks a 200 answer to in: one FP32 output "score" of
