@@ -185,12 +185,37 @@ func (n *Node) JoinLocal(m fsm.Member) error {
 	}
 	voters := 0
 	m.Voter = false
+	// prevIndex makes a concurrent membership change fail this one (the
+	// joiner retries) instead of both counting the same voters.
+	prev := f.Index()
 	for _, s := range f.Configuration().Servers {
 		if s.ID == raft.ServerID(m.ID) {
 			if s.Address == raft.ServerAddress(m.RaftAddr) {
-				m.Voter = s.Suffrage == raft.Voter
-				_, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetMember, Member: &m})
-				return err
+				if !m.Fresh || s.Suffrage != raft.Voter || s.ID == raft.ServerID(n.cfg.NodeID) {
+					m.Voter = s.Suffrage == raft.Voter
+					_, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetMember, Member: &m})
+					return err
+				}
+				// A voter that asks to join on empty raft state lost its
+				// log (its --data wiped, started again under its id):
+				// counted as the voter it was, it would vote as if it
+				// held what it acknowledged. Removing it first commits on
+				// the other voters, and then it is added again below and
+				// catches up as a new server. (A non-voter's answers
+				// never counted: it stays as it is. A new node whose
+				// join answer was lost and that asks again with its log
+				// still empty goes through here too: one needless
+				// removal.)
+				rf := n.raft.RemoveServer(s.ID, prev, n.cfg.ApplyTimeout)
+				if err := rf.Error(); err != nil {
+					if strings.Contains(err.Error(), "configuration changed since") {
+						return fmt.Errorf("%w: another membership change came first: %w", ErrNotLeader, err)
+					}
+					return fmt.Errorf("removing voter %q, which asks to join on empty raft state, before adding it again: %w", m.ID, raftError(err))
+				}
+				n.logf("cluster: voter %s (raft %s) asks to join on empty raft state: it lost the log it acknowledged (its --data wiped?); removed it from the configuration, to add it again as a new server", m.ID, m.RaftAddr)
+				prev = rf.Index()
+				continue
 			}
 			// Same id at a new address: a restarted node moved, unless the
 			// old address still answers (two nodes given one id).
@@ -216,9 +241,9 @@ func (n *Node) JoinLocal(m fsm.Member) error {
 			voters++
 		}
 	}
-	// prevIndex makes a concurrent membership change fail this one (the
-	// joiner retries) instead of both counting the same voters.
-	prev := f.Index()
+	// This group has more than this node now: another may lead it (see
+	// watchTakeover).
+	n.grew.Store(true)
 	var af raft.IndexFuture
 	if voters < n.cfg.MaxVoters {
 		m.Voter = true

@@ -43,6 +43,13 @@ type Node struct {
 	// bootstrapped is set by open when this start created the group;
 	// existing when it found raft state on disk.
 	bootstrapped, existing bool
+	// grew is set once this node, leading, adds a member (JoinLocal):
+	// only then may a group this start bootstrapped have another leader
+	// (see watchTakeover).
+	grew atomic.Bool
+	// takeoverLooks counts watchTakeover's looks while another node led,
+	// for tests to wait on.
+	takeoverLooks atomic.Uint64
 	// announced is set once announce has made sure the group holds this
 	// node (see watchRemoval).
 	announced atomic.Bool

@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -23,10 +24,15 @@ import (
 // node's raft address and not this node, it takes no part in raft on this
 // state again (as a dropped node: takeOver) and reports not ready. (A
 // node the group removed is not listed at all, and watchRemoval brings it
-// back.) It returns then, or when the node stops. It tells the new node
-// from the old member by id alone: a wiped member started again with its
-// old --node-id is listed under its own id and goes on as that voter,
-// unnoticed (raft holds nothing that says which start a member is).
+// back.) A wiped member started again with its old --node-id is listed
+// under its own id. Without --join it bootstrapped, and a group this
+// start bootstrapped can have another leader only once this node, its
+// only voter, has added a member (JoinLocal sets grew): a node that
+// bootstrapped, added nobody, and finds another leader and a
+// configuration with other members was taken over under its own id, and
+// stops as above, whether or not it led its own group first. (With
+// --join, the leader removes and adds again a voter that asks to join on
+// empty raft state: JoinLocal.) It returns then, or when the node stops.
 func (n *Node) watchTakeover() {
 	t := time.NewTicker(n.cfg.HeartbeatTimeout)
 	defer t.Stop()
@@ -43,11 +49,28 @@ func (n *Node) watchTakeover() {
 		if leader == "" || leader == raft.ServerID(n.cfg.NodeID) {
 			continue
 		}
+		n.takeoverLooks.Add(1)
 		if other := n.otherAtRaftAddr(); other != "" {
 			n.takeOver(string(leader), other)
 			return
 		}
+		if n.bootstrapped && !n.grew.Load() && n.othersConfigured() {
+			n.takeOver(string(leader), n.cfg.NodeID)
+			return
+		}
 	}
+}
+
+// othersConfigured reports whether raft's configuration lists a server
+// other than this node.
+func (n *Node) othersConfigured() bool {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	return slices.ContainsFunc(f.Configuration().Servers, func(s raft.Server) bool {
+		return s.ID != raft.ServerID(n.cfg.NodeID)
+	})
 }
 
 // otherAtRaftAddr returns the member that raft's configuration lists at

@@ -1,0 +1,292 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/internal/testenv"
+)
+
+// wipedAt starts a node on an empty data directory under id, at the raft
+// address of c's node i (stopped by the caller), with join; connect says
+// whether the group's members reach it from the start.
+func (c *testCluster) wipedAt(i int, id, join string, connect bool) (*Node, *raft.InmemTransport) {
+	c.t.Helper()
+	addr := c.trans[i].LocalAddr()
+	_, tr := raft.NewInmemTransport(addr)
+	for j, other := range c.trans {
+		if j == i {
+			continue
+		}
+		tr.Connect(other.LocalAddr(), other)
+		if connect {
+			other.Connect(addr, tr)
+		}
+	}
+	n, err := Start(testConfig(c.t, id, tr, join))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { n.Stop() })
+	return n, tr
+}
+
+// configurations returns the configurations the log of n holds after
+// index from.
+func configurations(t *testing.T, n *Node, from uint64) []raft.Configuration {
+	t.Helper()
+	var out []raft.Configuration
+	for i := from + 1; i <= n.raft.LastIndex(); i++ {
+		var l raft.Log
+		if err := n.logs.GetLog(i, &l); err != nil || l.Type != raft.LogConfiguration {
+			continue
+		}
+		out = append(out, raft.DecodeConfiguration(l.Data))
+	}
+	return out
+}
+
+func lists(cfg raft.Configuration, id string) (listed, voter bool) {
+	for _, s := range cfg.Servers {
+		if s.ID == raft.ServerID(id) {
+			return true, s.Suffrage == raft.Voter
+		}
+	}
+	return false, false
+}
+
+// A wiped member started again with --join under its old --node-id (as
+// on a Kubernetes StatefulSet) asks to join on empty raft state at the
+// address the group holds its voter at. Taken for that voter, it would
+// vote as if it held what the voter acknowledged. The leader removes it
+// first (a removal the other voters commit), then adds it again, and it
+// catches up as a new server, with a write made while it was down. The
+// leader's entries may reach the node before its join does (then it
+// receives the entry that removes it, as a follower: raft's
+// ShutdownOnRemove stops only a leader that removes itself): it ends the
+// same.
+func TestWipedVoterJoiningUnderItsIDIsRemovedAndAddedAgain(t *testing.T) {
+	for _, entriesFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("entriesFirst=%v", entriesFirst), func(t *testing.T) {
+			testWipedVoterJoining(t, entriesFirst)
+		})
+	}
+}
+
+func testWipedVoterJoining(t *testing.T, entriesFirst bool) {
+	c := newTestCluster(t, 3)
+	c.waitConverged(c.nodes...)
+	if err := c.nodes[0].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	leader := c.waitLeader(c.nodes[1:]...)
+	if _, err := c.register(leader, "m", "while-down"); err != nil {
+		t.Fatal(err)
+	}
+	from := leader.raft.LastIndex()
+
+	wiped, _ := c.wipedAt(0, "n0", "http://127.0.0.1:1", true)
+	if entriesFirst {
+		testenv.CheckFor(t, 10*time.Second, func() error {
+			if stateOf(wiped).Models["m"] == nil {
+				return errors.New("the leader's entries have not reached the wiped n0")
+			}
+			return nil
+		})
+	}
+	// The join request the node sends at its start (its log empty then).
+	m := fsm.Member{ID: "n0", RaftAddr: wiped.cfg.RaftAddr, HTTPAddr: wiped.cfg.HTTPAddr, Fresh: true, KnowsDropped: true, Protocol: Protocol}
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		err := c.waitLeader(c.nodes[1:]...).JoinLocal(m)
+		if errors.Is(err, ErrNotLeader) {
+			return err
+		}
+		if err != nil {
+			t.Fatalf("join of the wiped n0: %v", err)
+		}
+		return nil
+	})
+	leader = c.waitLeader(c.nodes[1:]...)
+	removed := false
+	for _, cfg := range configurations(t, leader, from) {
+		if listed, _ := lists(cfg, "n0"); !listed {
+			removed = true
+		}
+	}
+	if !removed {
+		t.Fatalf("the leader's log after the wiped n0's join holds no configuration without n0: %v", configurations(t, leader, from))
+	}
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if st := wiped.raft.State(); st == raft.Shutdown {
+			return fmt.Errorf("raft on the wiped n0: got %s", st)
+		}
+		f := leader.raft.GetConfiguration()
+		if err := f.Error(); err != nil {
+			return err
+		}
+		if _, voter := lists(f.Configuration(), "n0"); !voter {
+			return fmt.Errorf("n0 in the leader's configuration: not a voter: %v", f.Configuration().Servers)
+		}
+		if stateOf(wiped).Models["m"] == nil {
+			return errors.New("the wiped n0 lacks the write made while it was down")
+		}
+		return nil
+	})
+	if entriesFirst {
+		gotRemoval := false
+		for _, cfg := range configurations(t, wiped, 0) {
+			if listed, _ := lists(cfg, "n0"); !listed {
+				gotRemoval = true
+			}
+		}
+		t.Logf("the wiped n0's log holds the configuration that removed it: %v", gotRemoval)
+	}
+	// A write now commits with it as a voter again, and reaches it.
+	if _, err := c.register(c.waitLeader(c.nodes[1:]...), "m", "after"); err != nil {
+		t.Fatal(err)
+	}
+	c.nodes[0] = wiped
+	c.waitConverged(c.nodes...)
+}
+
+// A new node whose join answer was lost asks again with its log still
+// empty: it is removed and added again, once more, and ends a voter
+// that has caught up.
+func TestFreshJoinRetriedConverges(t *testing.T) {
+	c := newTestCluster(t, 2)
+	c.waitConverged(c.nodes...)
+	addr := raft.ServerAddress("127.0.0.3:7000")
+	_, tr := raft.NewInmemTransport(addr)
+	for _, other := range c.trans {
+		tr.Connect(other.LocalAddr(), other)
+		other.Connect(addr, tr)
+	}
+	c.trans = append(c.trans, tr)
+	n2, err := Start(testConfig(t, "n2", tr, "http://127.0.0.1:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n2.Stop() })
+	c.nodes = append(c.nodes, n2)
+	m := fsm.Member{ID: "n2", RaftAddr: string(addr), HTTPAddr: n2.cfg.HTTPAddr, Fresh: true, KnowsDropped: true, Protocol: Protocol}
+	for range 2 {
+		testenv.CheckFor(t, 10*time.Second, func() error {
+			err := c.waitLeader(c.nodes[:2]...).JoinLocal(m)
+			if errors.Is(err, ErrNotLeader) {
+				return err
+			}
+			if err != nil {
+				t.Fatalf("join of n2: %v", err)
+			}
+			return nil
+		})
+	}
+	if _, err := c.register(c.waitLeader(c.nodes...), "m", "after"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitConverged(c.nodes...)
+	f := c.waitLeader(c.nodes...).raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		t.Fatal(err)
+	}
+	if _, voter := lists(f.Configuration(), "n2"); !voter {
+		t.Fatalf("n2 after its retried join: not a voter: %v", f.Configuration().Servers)
+	}
+}
+
+// A wiped member started again under its old --node-id without --join
+// bootstraps a one-voter group at its old raft address; the group's
+// leader takes it over, and it would count as the voter it was. It must
+// stop raft and say what to do, whether the old leader reaches it before
+// it leads its own group or after.
+func TestWipedMemberBootstrappedUnderItsIDIsTakenOver(t *testing.T) {
+	for _, ledFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ledFirst=%v", ledFirst), func(t *testing.T) {
+			c := newTestCluster(t, 3)
+			c.waitConverged(c.nodes...)
+			if err := c.nodes[0].Stop(); err != nil {
+				t.Fatal(err)
+			}
+			c.waitLeader(c.nodes[1:]...)
+			wiped, tr := c.wipedAt(0, "n0", "", !ledFirst)
+			if ledFirst {
+				c.waitLeader(wiped)
+				for _, other := range c.trans[1:] {
+					other.Connect(tr.LocalAddr(), tr)
+				}
+			}
+			testenv.CheckFor(t, 10*time.Second, func() error {
+				busy, why := wiped.Settling()
+				if !busy {
+					return errors.New("the wiped n0 reports ready")
+				}
+				if !strings.Contains(why, "as its member n0") || !strings.Contains(why, "cluster remove n0") {
+					return fmt.Errorf("not ready for another reason: %s", why)
+				}
+				if st := wiped.raft.State(); st != raft.Shutdown {
+					return fmt.Errorf("raft on the wiped n0: got %s; want Shutdown", st)
+				}
+				return nil
+			})
+			if _, err := c.register(c.waitLeader(c.nodes[1:]...), "after", "after-wipe"); err != nil {
+				t.Fatalf("write after the wiped n0 stopped: %v", err)
+			}
+		})
+	}
+}
+
+// A founder whose group grew, and whose leadership then moved away (a
+// handover, then a partition), is not taken for a wiped member.
+func TestFounderFollowingAnotherLeaderIsNotTakenOver(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.waitConverged(c.nodes...)
+	founder := c.nodes[0]
+	if !founder.bootstrapped {
+		t.Fatal("n0 did not bootstrap")
+	}
+	// checked waits until founder's watchTakeover has looked twice more
+	// while another node led.
+	checked := func() {
+		t.Helper()
+		at := founder.takeoverLooks.Load()
+		testenv.CheckFor(t, 10*time.Second, func() error {
+			if got := founder.takeoverLooks.Load(); got < at+2 {
+				return fmt.Errorf("watchTakeover looked %d times; want %d", got-at, 2)
+			}
+			return nil
+		})
+		if busy, why := founder.Settling(); busy || founder.dropped.Load() || founder.raft.State() == raft.Shutdown {
+			t.Fatalf("the founder: settling %v (%s), dropped %v, raft %s; want ready, raft on", busy, why, founder.dropped.Load(), founder.raft.State())
+		}
+	}
+	if c.waitLeader(c.nodes...) == founder {
+		if err := founder.transferLeadership(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.waitLeader(c.nodes...) == founder {
+		t.Fatal("the founder still leads after the handover")
+	}
+	checked()
+	// Leading again, then cut off: the others elect another.
+	for c.waitLeader(c.nodes...) != founder {
+		if err := c.waitLeader(c.nodes...).transferLeadership(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rest := c.isolate(founder)
+	c.waitLeader(rest...)
+	c.heal()
+	c.waitLeader(c.nodes...)
+	if _, err := c.register(c.waitLeader(c.nodes...), "m", "after"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitConverged(c.nodes...)
+	checked()
+}
