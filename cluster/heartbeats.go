@@ -85,6 +85,15 @@ func (h *heartbeats) silentFor(id raft.ServerID, now time.Time) time.Duration {
 	return now.Sub(last)
 }
 
+// answeredWithin reports whether member id answered an AppendEntries
+// within d before now, since the last reset.
+func (h *heartbeats) answeredWithin(id raft.ServerID, now time.Time, d time.Duration) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := h.peers[id]
+	return c != nil && !c.lastOK.IsZero() && now.Sub(c.lastOK) <= d
+}
+
 // reset forgets every member's record: a node that becomes leader starts
 // over, so that answers from a term it led before do not count.
 func (h *heartbeats) reset() {

@@ -191,7 +191,15 @@ func (n *Node) JoinLocal(m fsm.Member) error {
 	for _, s := range f.Configuration().Servers {
 		if s.ID == raft.ServerID(m.ID) {
 			if s.Address == raft.ServerAddress(m.RaftAddr) {
-				if !m.Fresh || s.Suffrage != raft.Voter || s.ID == raft.ServerID(n.cfg.NodeID) {
+				wiped := m.Fresh && s.Suffrage == raft.Voter && s.ID != raft.ServerID(n.cfg.NodeID)
+				if wiped && !n.waitAnsweringMajorityWithout(f.Configuration(), s.ID) {
+					// Removed, it would leave a group that cannot commit
+					// (the removal itself included) until a silent voter
+					// answers again: it goes on as the voter it was.
+					n.logf("cluster: voter %s (raft %s) asks to join on empty raft state: it lost the log it acknowledged (its --data wiped?), but without it too few voters answer to commit its removal; it stays a voter, which is unsafe should this leader fail before the silent voters are back: bring them back, then remove %s and start it again on a fresh --data with --join", m.ID, m.RaftAddr, m.ID)
+					wiped = false
+				}
+				if !wiped {
 					m.Voter = s.Suffrage == raft.Voter
 					_, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetMember, Member: &m})
 					return err
@@ -260,6 +268,51 @@ func (n *Node) JoinLocal(m fsm.Member) error {
 	n.logf("cluster: node %s (raft %s, http %s) joined as a %s", m.ID, m.RaftAddr, m.HTTPAddr, map[bool]string{true: "voter", false: "non-voter"}[m.Voter])
 	_, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetMember, Member: &m})
 	return err
+}
+
+// waitAnsweringMajorityWithout is answeringMajorityWithout, asked again
+// for up to silentAfter heartbeat timeouts while it is false: a leader
+// elected a moment ago has not heard from every voter yet.
+func (n *Node) waitAnsweringMajorityWithout(cfg raft.Configuration, id raft.ServerID) bool {
+	deadline := time.Now().Add(silentAfter * n.cfg.HeartbeatTimeout)
+	for !n.answeringMajorityWithout(cfg, id) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-n.stop:
+			return false
+		case <-time.After(n.cfg.HeartbeatTimeout / 10):
+		}
+	}
+	return true
+}
+
+// answeringMajorityWithout reports whether, on the leader, the voters of
+// cfg other than id that answered its heartbeats lately (this leader
+// included) are a majority of those voters: whether the group could
+// commit without id. A voter not heard from yet since this node took
+// the lead does not count.
+func (n *Node) answeringMajorityWithout(cfg raft.Configuration, id raft.ServerID) bool {
+	voters, answering := 0, 0
+	now := time.Now()
+	for _, s := range cfg.Servers {
+		if s.ID == id || s.Suffrage != raft.Voter {
+			continue
+		}
+		voters++
+		switch {
+		case s.ID == raft.ServerID(n.cfg.NodeID):
+			answering++
+		case n.beats != nil:
+			if n.beats.answeredWithin(s.ID, now, silentAfter*n.cfg.HeartbeatTimeout) {
+				answering++
+			}
+		case !n.unreachable(s.ID):
+			answering++
+		}
+	}
+	return 2*answering > voters
 }
 
 // Remove takes node id out of the group and forgets its record, from any

@@ -290,3 +290,48 @@ func TestFounderFollowingAnotherLeaderIsNotTakenOver(t *testing.T) {
 	c.waitConverged(c.nodes...)
 	checked()
 }
+
+// A wiped voter that asks to join on empty raft state while another
+// voter is down is left a voter: removed, it would leave a group of two
+// voters, one silent, that commits nothing until that one is back.
+func TestWipedVoterJoiningWithAnotherVoterDownStaysVoter(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.waitConverged(c.nodes...)
+	for _, i := range []int{0, 2} {
+		if err := c.nodes[i].Stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wiped, _ := c.wipedAt(0, "n0", "http://127.0.0.1:1", true)
+	// n1 leads again with the wiped n0's vote.
+	leader := c.waitLeader(c.nodes[1], wiped)
+	if leader != c.nodes[1] {
+		t.Fatalf("leader: got %s; want n1", leader.ID())
+	}
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if !leader.unreachable("n2") {
+			return errors.New("n1 does not list n2 unreachable yet")
+		}
+		return nil
+	})
+	from := leader.raft.LastIndex()
+	m := fsm.Member{ID: "n0", RaftAddr: wiped.cfg.RaftAddr, HTTPAddr: wiped.cfg.HTTPAddr, Fresh: true, KnowsDropped: true, Protocol: Protocol}
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		err := c.waitLeader(c.nodes[1], wiped).JoinLocal(m)
+		if errors.Is(err, ErrNotLeader) {
+			return err // a leader that lost its lease under load
+		}
+		if err != nil {
+			t.Fatalf("join of the wiped n0: %v", err)
+		}
+		return nil
+	})
+	for _, cfg := range configurations(t, leader, from) {
+		if listed, voter := lists(cfg, "n0"); !listed || !voter {
+			t.Fatalf("a configuration after the join does not hold n0 as a voter: %v", cfg.Servers)
+		}
+	}
+	if _, err := c.register(leader, "m", "after"); err != nil {
+		t.Fatalf("write after the join: %v", err)
+	}
+}
