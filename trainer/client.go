@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -158,6 +159,9 @@ type NodeLogs struct {
 	// when each was last said to be unreachable.
 	missing []string
 	logged  map[string]time.Time
+	// down holds, for each node in missing, when it was first found
+	// unreadable, so that Read says when it reads again.
+	down map[string]time.Time
 }
 
 // Logs returns a Source over g's nodes' logs, from their oldest records;
@@ -167,7 +171,7 @@ func (g *Gateway) Logs(logf func(string, ...any)) *NodeLogs {
 	for i := range pos {
 		pos[i].Pos = -1
 	}
-	return &NodeLogs{g: g, logf: logf, pos: pos, logged: map[string]time.Time{}}
+	return &NodeLogs{g: g, logf: logf, pos: pos, logged: map[string]time.Time{}, down: map[string]time.Time{}}
 }
 
 // Missing names the nodes the last Read could not reach.
@@ -210,6 +214,15 @@ func (n *NodeLogs) Read(ctx context.Context, fn func(*trafficlog.Event)) error {
 		fn(&first.e)
 		if err := n.advance(ctx, hc, first); err != nil {
 			n.fail(first, err, &errs)
+		}
+	}
+	for node, since := range n.down {
+		if !slices.Contains(n.missing, node) {
+			delete(n.down, node)
+			if n.logged[node].Before(since) {
+				continue // this spell's failure went unsaid (once a minute): so does its end
+			}
+			n.logf("trainer: the traffic log of %s reads again, after %s unreadable; the stages have every node's evidence again", node, time.Since(since).Round(time.Second))
 		}
 	}
 	if len(n.missing) == len(n.g.Nodes) {
@@ -317,6 +330,9 @@ func (n *NodeLogs) fail(c *logCursor, err error, errs *[]error) {
 	// Unreachable, or refusing now (its log turned off, say): left for
 	// the next Read.
 	n.missing = append(n.missing, node)
+	if _, ok := n.down[node]; !ok {
+		n.down[node] = time.Now()
+	}
 	*errs = append(*errs, err)
 	if now := time.Now(); now.Sub(n.logged[node]) >= time.Minute {
 		n.logged[node] = now
