@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -182,13 +183,38 @@ func TestFeedbackAfterRestartOverDamagedLog(t *testing.T) {
 			}
 		}
 	}
-	tl1.Close() // all on disk
-	// The last sealed segment is damaged from its middle on.
-	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
-	if err != nil || len(segs) < 3 {
-		t.Fatalf("segments %v, %v; the test wants 3 or more", segs, err)
+	// Where each prediction lies, to tell those after the damage.
+	posOf := make(map[string]int64)
+	var e trafficlog.Event
+	if _, err := tl1.Read(tl1.Stats().First, 1<<30, func(pos int64, rec []byte) bool {
+		if _, err := trafficlog.Decode(rec, &e); err == nil && e.Kind == trafficlog.Prediction {
+			posOf[e.ID] = pos
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
 	}
-	damaged := segs[len(segs)-2]
+	tl1.Close() // all on disk
+	// A sealed segment, the third from the end, is damaged from its
+	// middle on.
+	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if err != nil || len(segs) < 4 {
+		t.Fatalf("segments %v, %v; the test wants 4 or more", segs, err)
+	}
+	afterBase, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(segs[len(segs)-2]), ".seg"), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var after []string // in the segments after the damaged one, less the last record (torn below)
+	for _, id := range order[:len(order)-1] {
+		if posOf[id] >= afterBase {
+			after = append(after, id)
+		}
+	}
+	if len(after) == 0 {
+		t.Fatalf("no prediction after the damaged segment; the test wants some")
+	}
+	damaged := segs[len(segs)-3]
 	data, err := os.ReadFile(damaged)
 	if err != nil {
 		t.Fatal(err)
@@ -212,11 +238,16 @@ func TestFeedbackAfterRestartOverDamagedLog(t *testing.T) {
 	if r := s2.post(t, "/v2/models/ctr/infer", ctrRequest(features(1, 1, 64), 1)); r.code != 200 {
 		t.Fatalf("infer after a restart over a damaged log: %s", r)
 	}
-	if !strings.Contains(s2.log.String(), "stopped after") {
-		t.Fatalf("the server log does not say the refill stopped at the damage:\n%s", s2.log)
+	if !strings.Contains(s2.log.String(), "skips from") {
+		t.Fatalf("the server log does not say the refill skipped the damage:\n%s", s2.log)
 	}
 	// The oldest predictions are in the tail's undamaged first part.
 	if got := postRewards(t, s2, order[:10]); got != 10 {
 		t.Fatalf("%d of the 10 oldest predictions' outcomes attributed; want 10 (read before the damage)", got)
+	}
+	// The newest, in the segment after the damage: the refill goes on
+	// there (it stopped at the damage, and lost the newest).
+	if got := postRewards(t, s2, after); got != len(after) {
+		t.Fatalf("%d of the %d predictions in the segment after the damage attributed; want all", got, len(after))
 	}
 }

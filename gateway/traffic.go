@@ -206,9 +206,10 @@ const refillBytes = 64 << 20
 // for predictions made before this node (re)started counts for their arm
 // while their experiment's phase goes on (loggedArm.resolve). Only
 // logged predictions come back: with --traffic-percent below 100, the
-// others' feedback counts only when it names its arm. Damage ends the
-// refill where it starts; the server starts either way. Called by New,
-// before the server serves.
+// others' feedback counts only when it names its arm. A damaged record
+// skips the refill to the next segment (what the rest of its segment
+// held is lost); other read errors end it; the server starts either
+// way. Called by New, before the server serves.
 func (s *Server) refillRecent(l *trafficlog.Log) {
 	t := time.Now()
 	from, err := l.TailPosition(refillBytes)
@@ -219,7 +220,7 @@ func (s *Server) refillRecent(l *trafficlog.Log) {
 	arms := make(map[loggedArm]*loggedArm)
 	var e trafficlog.Event
 	n, read := 0, 0
-	_, err = l.Read(from, refillBytes, func(_ int64, rec []byte) bool {
+	add := func(_ int64, rec []byte) bool {
 		read += len(rec)
 		if _, err := trafficlog.Decode(rec, &e); err != nil || e.Kind != trafficlog.Prediction || e.Arm == "" {
 			return true // Read checked its frame: one this release cannot parse is skipped
@@ -233,7 +234,22 @@ func (s *Server) refillRecent(l *trafficlog.Log) {
 		s.recent.addLogged(e.ID, lg, e.Time.UnixNano())
 		n++
 		return true
-	})
+	}
+	// Damage ends a segment's part: the refill goes on at the next
+	// segment, where the newest predictions are, within its budget.
+	for pos := from; read < refillBytes; {
+		next, rerr := l.Read(pos, refillBytes-read, add)
+		if rerr == nil {
+			break
+		}
+		skip, ok := l.SegmentAfter(next)
+		if !errors.Is(rerr, trafficlog.ErrCorrupt) || !ok || skip <= next {
+			err = rerr
+			break
+		}
+		s.logf("traffic log: remembering the arms of the predictions before this start skips from %d to the next segment, at %d: %v", next, skip, rerr)
+		pos = skip
+	}
 	if err != nil {
 		s.logf("traffic log: remembering the arms of the predictions before this start stopped after %d of them: %v", n, err)
 	}
