@@ -102,8 +102,14 @@ func (n *Node) takeOver(leader, other string) {
 		if !n.bootstrapped {
 			started, probably = "started on an empty --data to join a group", "it was started again before the group removed the member it was"
 		}
-		why := fmt.Sprintf("this node (%s) %s, but the group led by %s replicates to its raft address %s as its member %s: this node's --data was probably wiped or replaced, and %s. It takes no part in raft on this state, for it would count as %s with none of what that member acknowledged, and it serves what it has. To bring it back: remove %s on the group (infergate cluster remove %s), stop this node, move %s aside, and start it again with --join and a member's URL",
-			n.cfg.NodeID, started, leader, n.cfg.RaftAddr, other, probably, other, other, other, n.cfg.DataDir)
+		remedy := fmt.Sprintf("remove %s on the group (infergate cluster remove %s), stop this node, move %s aside, and start it again with --join and a member's URL", other, other, n.cfg.DataDir)
+		if other == n.cfg.NodeID {
+			// Under its own id, a join on fresh raft state makes the
+			// leader replace the member it was (JoinLocal).
+			remedy = fmt.Sprintf("stop this node, move %s aside, and start it again with --join and a member's URL: the group's leader then replaces the member %s was with it, a new server that catches up", n.cfg.DataDir, other)
+		}
+		why := fmt.Sprintf("this node (%s) %s, but the group led by %s replicates to its raft address %s as its member %s: this node's --data was probably wiped or replaced, and %s. It takes no part in raft on this state, for it would count as %s with none of what that member acknowledged, and it serves what it has. To bring it back: %s",
+			n.cfg.NodeID, started, leader, n.cfg.RaftAddr, other, probably, other, remedy)
 		n.dropWhy.Store(&why)
 		n.logf("cluster: %s", why)
 		if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, droppedFile), []byte(why+"\n"), 0o644); err != nil {

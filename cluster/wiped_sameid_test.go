@@ -226,7 +226,7 @@ func TestWipedMemberBootstrappedUnderItsIDIsTakenOver(t *testing.T) {
 				if !busy {
 					return errors.New("the wiped n0 reports ready")
 				}
-				if !strings.Contains(why, "as its member n0") || !strings.Contains(why, "cluster remove n0") {
+				if !strings.Contains(why, "as its member n0") || !strings.Contains(why, "replaces the member n0 was") || strings.Contains(why, "cluster remove") {
 					return fmt.Errorf("not ready for another reason: %s", why)
 				}
 				if st := wiped.raft.State(); st != raft.Shutdown {
