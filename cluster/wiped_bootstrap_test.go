@@ -21,40 +21,17 @@ import (
 func TestWipedMemberBootstrappedIsTakenOverAndSaysSo(t *testing.T) {
 	c := newTestCluster(t, 3)
 	c.waitConverged(c.nodes...)
-	old := c.nodes[0]
 	addr := c.trans[0].LocalAddr()
-	if err := old.Stop(); err != nil {
+	if err := c.nodes[0].Stop(); err != nil {
 		t.Fatal(err)
 	}
 	c.waitLeader(c.nodes[1:]...)
 
 	// The wiped node: a new id (none stored in the empty --data), the old
 	// raft address, no --join.
-	_, tr := raft.NewInmemTransport(addr)
-	for _, other := range c.trans[1:] {
-		tr.Connect(other.LocalAddr(), other)
-		other.Connect(addr, tr)
-	}
-	cfg := testConfig(t, "n0-wiped", tr, "")
-	wiped, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { wiped.Stop() })
-
-	testenv.CheckFor(t, 10*time.Second, func() error {
-		busy, why := wiped.Settling()
-		if !busy {
-			return errors.New("the wiped node reports ready")
-		}
-		if !strings.Contains(why, "its member n0") || !strings.Contains(why, "--join") {
-			return fmt.Errorf("not ready for another reason: %s", why)
-		}
-		if st := wiped.raft.State(); st != raft.Shutdown {
-			return fmt.Errorf("raft on the wiped node: got %s; want Shutdown", st)
-		}
-		return nil
-	})
+	wiped, _ := c.wipedAt(0, "n0-wiped", "", true)
+	cfg := wiped.cfg
+	waitTakenOver(t, wiped, "its member n0", "--join")
 	if _, _, err := wiped.Members(); !errors.Is(err, ErrDropped) {
 		t.Fatalf("Members on the wiped node: got %v; want ErrDropped", err)
 	}
@@ -94,38 +71,14 @@ func TestWipedMemberBootstrappedIsTakenOverAndSaysSo(t *testing.T) {
 func TestWipedMemberJoiningIsTakenOverAndSaysSo(t *testing.T) {
 	c := newTestCluster(t, 3)
 	c.waitConverged(c.nodes...)
-	addr := c.trans[0].LocalAddr()
 	if err := c.nodes[0].Stop(); err != nil {
 		t.Fatal(err)
 	}
 	c.waitLeader(c.nodes[1:]...)
 
-	_, tr := raft.NewInmemTransport(addr)
-	for _, other := range c.trans[1:] {
-		tr.Connect(other.LocalAddr(), other)
-		other.Connect(addr, tr)
-	}
 	// The join URL never answers: what matters is raft at the address.
-	cfg := testConfig(t, "n0-wiped", tr, "http://127.0.0.1:1")
-	wiped, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { wiped.Stop() })
-
-	testenv.CheckFor(t, 10*time.Second, func() error {
-		busy, why := wiped.Settling()
-		if !busy {
-			return errors.New("the wiped node reports ready")
-		}
-		if !strings.Contains(why, "its member n0") || !strings.Contains(why, "cluster remove n0") {
-			return fmt.Errorf("not ready for another reason: %s", why)
-		}
-		if st := wiped.raft.State(); st != raft.Shutdown {
-			return fmt.Errorf("raft on the wiped node: got %s; want Shutdown", st)
-		}
-		return nil
-	})
+	wiped, _ := c.wipedAt(0, "n0-wiped", "http://127.0.0.1:1", true)
+	waitTakenOver(t, wiped, "its member n0", "cluster remove n0")
 	// Nor does it ask to join any more: once the old member is removed,
 	// the group would take it as a voter whose raft is off.
 	if err := wiped.announceOnce(wiped.self()); !errors.Is(err, ErrDropped) {
@@ -134,4 +87,25 @@ func TestWipedMemberJoiningIsTakenOverAndSaysSo(t *testing.T) {
 	if _, err := c.register(c.waitLeader(c.nodes[1:]...), "after", "after-wipe"); err != nil {
 		t.Fatalf("write after the wiped node stopped: %v", err)
 	}
+}
+
+// waitTakenOver waits until n, a wiped node the group took over, reports
+// not ready for a reason holding each of want, with its raft shut down.
+func waitTakenOver(t *testing.T, n *Node, want ...string) {
+	t.Helper()
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		busy, why := n.Settling()
+		if !busy {
+			return fmt.Errorf("the wiped node %s reports ready", n.cfg.NodeID)
+		}
+		for _, w := range want {
+			if !strings.Contains(why, w) {
+				return fmt.Errorf("not ready for another reason (want %q in it): %s", w, why)
+			}
+		}
+		if st := n.raft.State(); st != raft.Shutdown {
+			return fmt.Errorf("raft on the wiped node %s: got %s; want Shutdown", n.cfg.NodeID, st)
+		}
+		return nil
+	})
 }
