@@ -27,6 +27,16 @@ var (
 	ErrBehind = errors.New("this node has not caught up with the leader's log")
 	// ErrStopped means the node has been stopped.
 	ErrStopped = errors.New("cluster node stopped")
+	// ErrBackupBusy means a backup was asked of a node that is taking
+	// one already; retry once it is done (HTTP 429 with Retry-After).
+	ErrBackupBusy = errors.New("this node is taking a backup already")
+	// ErrBackupBlobMissing means a version's blob is not on the node
+	// taking a backup and no peer gave it (HTTP 503): the archive would
+	// lack it.
+	ErrBackupBlobMissing = errors.New("a blob of the backup is missing")
+	// ErrBadBackup means an archive is not a backup this release can
+	// restore: truncated, damaged, or of another format.
+	ErrBadBackup = errors.New("the archive is not a usable backup")
 	// ErrDropped means a recovery dropped the node that asks to join
 	// (see Recover), and it asks with the raft state it had: that may
 	// hold entries the group does not. It joins again once started on

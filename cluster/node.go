@@ -106,6 +106,8 @@ type Node struct {
 	m             nodeMetrics
 	// routeMu serializes route.
 	routeMu sync.Mutex
+	// backingUp is set while a Backup is open (one at a time).
+	backingUp atomic.Bool
 	// joinMu serializes JoinLocal and removeRecords, so that a record a
 	// recovery left to remove is never one a join has just written.
 	joinMu sync.Mutex

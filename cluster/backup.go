@@ -1,0 +1,464 @@
+package cluster
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/registry/blobs"
+)
+
+// BackupFormat is the format version of the archives Backup writes, which
+// ReadBackup checks: a later release that changes the layout raises it.
+const BackupFormat = 1
+
+// The names of an archive's entries, in the order they come: the manifest,
+// the state machine's snapshot as raft stored it, then one entry per blob.
+const (
+	backupManifestName = "manifest.json"
+	backupStateName    = "state.json"
+	backupBlobPrefix   = "blobs/sha256/"
+)
+
+// maxBackupState bounds the snapshot a backup reads into memory (the
+// control plane's state: models, versions, experiments, members, never
+// model bytes) and the manifest a restore reads.
+const maxBackupState = 256 << 20
+
+// BackupManifest describes a backup archive: the raft entry its state is
+// the cut at, and every blob it carries.
+type BackupManifest struct {
+	// Format is BackupFormat of the release that wrote it.
+	Format int `json:"format"`
+	// Release is the infergate release of the node that took it.
+	Release string `json:"release"`
+	// NodeID is the node that took it.
+	NodeID string `json:"node_id"`
+	// Index and Term are of the last raft entry the state holds.
+	Index uint64 `json:"index"`
+	Term  uint64 `json:"term"`
+	// Time is when the snapshot was taken, UTC.
+	Time time.Time `json:"time"`
+	// Members are raft's configuration at Index, with the HTTP address
+	// each had in the state when it recorded one.
+	Members []fsm.Member `json:"members"`
+	// StateSHA256 and StateSize describe the state entry.
+	StateSHA256 string `json:"state_sha256"`
+	StateSize   int64  `json:"state_size"`
+	// Models and Versions count the models the state holds and their
+	// versions that are not retired.
+	Models   int `json:"models"`
+	Versions int `json:"versions"`
+	// Blobs lists the blobs of those versions, each once, in the order
+	// the archive holds them.
+	Blobs []BackupBlob `json:"blobs"`
+}
+
+// BackupBlob is one blob of a backup.
+type BackupBlob struct {
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+	// Versions names the versions that hold it, as "model:version".
+	Versions []string `json:"versions"`
+}
+
+// Bytes returns the sum of the blobs' sizes.
+func (m *BackupManifest) Bytes() int64 {
+	var n int64
+	for _, b := range m.Blobs {
+		n += b.Size
+	}
+	return n
+}
+
+// Backup is a consistent cut of the group's state, ready to be written
+// with WriteTo; Node.Backup returns it. Close it when done: until then
+// its blobs are kept from the sweep of unused blobs.
+type Backup struct {
+	Manifest BackupManifest
+	state    []byte
+	store    *blobs.Store
+	release  []func()
+}
+
+// Backup takes a consistent cut of the group's state for an archive: it
+// waits until this node has applied every write the leader committed
+// before the call (so that a follower's backup is as new as the leader's),
+// has raft snapshot the state machine and reads that snapshot back with
+// its index, term and configuration. The versions the state holds that
+// are not retired need their blobs on this node: a blob missing here is
+// fetched from a peer, or the call fails naming it. Only one backup runs
+// at a time on a node; a second gets ErrBackupBusy. Nothing of raft's is
+// held once it returns: the blobs are read while WriteTo streams them.
+func (n *Node) Backup(ctx context.Context, release string) (*Backup, error) {
+	if !n.backingUp.CompareAndSwap(false, true) {
+		return nil, ErrBackupBusy
+	}
+	b, err := n.backup(ctx, release)
+	if err != nil {
+		n.backingUp.Store(false)
+		return nil, err
+	}
+	b.release = append(b.release, func() { n.backingUp.Store(false) })
+	return b, nil
+}
+
+func (n *Node) backup(ctx context.Context, release string) (*Backup, error) {
+	if err := n.ReadIndex(ctx); err != nil {
+		return nil, fmt.Errorf("cluster: cannot back up from node %s: %w", n.cfg.NodeID, err)
+	}
+	meta, state, err := n.snapshotForBackup(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f := fsm.New()
+	if err := f.Restore(io.NopCloser(bytes.NewReader(state))); err != nil {
+		return nil, fmt.Errorf("cluster: the snapshot at raft index %d does not read back: %w", meta.Index, err)
+	}
+	st, _ := f.State()
+	sum := sha256.Sum256(state)
+	b := &Backup{
+		store: n.cfg.Blobs,
+		state: state,
+		Manifest: BackupManifest{
+			Format:      BackupFormat,
+			Release:     release,
+			NodeID:      n.cfg.NodeID,
+			Index:       meta.Index,
+			Term:        meta.Term,
+			Time:        time.Now().UTC().Truncate(time.Millisecond),
+			StateSHA256: hex.EncodeToString(sum[:]),
+			StateSize:   int64(len(state)),
+		},
+	}
+	for _, s := range meta.Configuration.Servers {
+		m := fsm.Member{ID: string(s.ID), RaftAddr: string(s.Address), Voter: s.Suffrage == raft.Voter}
+		if rec := st.Members[m.ID]; rec != nil {
+			m.HTTPAddr, m.RaftTLS = rec.HTTPAddr, rec.RaftTLS
+		}
+		b.Manifest.Members = append(b.Manifest.Members, m)
+	}
+	b.Manifest.Models, b.Manifest.Versions, b.Manifest.Blobs = backupBlobs(st)
+	// From here on, whatever fails releases the holds.
+	for _, bl := range b.Manifest.Blobs {
+		b.release = append(b.release, n.holdBlob(bl.SHA256))
+	}
+	cur, _ := n.fsm.State()
+	for _, bl := range b.Manifest.Blobs {
+		if n.cfg.Blobs.Has(bl.SHA256) {
+			continue
+		}
+		v := &fsm.Version{SHA256: bl.SHA256, Size: bl.Size, Origin: originOf(st, bl)}
+		if err := n.rec.fetch(cur, v); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("cluster: %w: blob sha256:%s (%d bytes, %s) is not on node %s and no peer gave it: %v",
+				ErrBackupBlobMissing, bl.SHA256, bl.Size, strings.Join(bl.Versions, ", "), n.cfg.NodeID, err)
+		}
+	}
+	return b, nil
+}
+
+// originOf returns the node that stored bl first, for fetch's order.
+func originOf(st *fsm.State, bl BackupBlob) string {
+	for _, m := range st.Models {
+		for _, v := range m.Versions {
+			if v.SHA256 == bl.SHA256 {
+				return v.Origin
+			}
+		}
+	}
+	return ""
+}
+
+// snapshotForBackup has raft snapshot the state machine (as it does on
+// its own every SnapshotThreshold entries) and reads the newest snapshot
+// back: the state at one raft index, with that index's term and the
+// configuration committed then. Raft refuses a snapshot while a
+// membership change is in flight; that is retried until ctx ends.
+func (n *Node) snapshotForBackup(ctx context.Context) (*raft.SnapshotMeta, []byte, error) {
+	delay := 50 * time.Millisecond
+	for {
+		fut := n.raft.Snapshot()
+		err := fut.Error()
+		if err == nil {
+			meta, rc, err := fut.Open()
+			if err != nil {
+				return nil, nil, fmt.Errorf("cluster: cannot open the snapshot taken for the backup: %w", err)
+			}
+			defer rc.Close()
+			if meta.Size > maxBackupState {
+				return nil, nil, fmt.Errorf("cluster: the snapshot at raft index %d holds %d bytes, more than a backup takes (%d)", meta.Index, meta.Size, maxBackupState)
+			}
+			state, err := io.ReadAll(io.LimitReader(rc, maxBackupState+1))
+			if err != nil {
+				return nil, nil, fmt.Errorf("cluster: cannot read the snapshot at raft index %d: %w", meta.Index, err)
+			}
+			return meta, state, nil
+		}
+		if errors.Is(err, raft.ErrRaftShutdown) {
+			return nil, nil, ErrStopped
+		}
+		if errors.Is(err, raft.ErrNothingNewToSnapshot) {
+			return nil, nil, fmt.Errorf("cluster: node %s has applied no raft entry yet: nothing to back up", n.cfg.NodeID)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("cluster: raft did not take a snapshot for the backup (last: %v): %w", err, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Second)
+	}
+}
+
+// backupBlobs returns how many models st holds, how many of their
+// versions are not retired, and those versions' blobs, each once, sorted
+// by digest.
+func backupBlobs(st *fsm.State) (models, versions int, out []BackupBlob) {
+	at := map[string]int{}
+	for _, name := range slices.Sorted(maps.Keys(st.Models)) {
+		m := st.Models[name]
+		if m.Removed() {
+			continue
+		}
+		models++
+		for _, v := range m.Versions {
+			if v.Stage == fsm.StageRetired {
+				continue
+			}
+			versions++
+			label := fmt.Sprintf("%s:%d", name, v.Number)
+			if i, ok := at[v.SHA256]; ok {
+				out[i].Versions = append(out[i].Versions, label)
+				continue
+			}
+			at[v.SHA256] = len(out)
+			out = append(out, BackupBlob{SHA256: v.SHA256, Size: v.Size, Versions: []string{label}})
+		}
+	}
+	slices.SortFunc(out, func(a, b BackupBlob) int { return strings.Compare(a.SHA256, b.SHA256) })
+	return models, versions, out
+}
+
+// Close releases what b holds; it may be called more than once.
+func (b *Backup) Close() {
+	for _, f := range b.release {
+		f()
+	}
+	b.release = nil
+}
+
+// WriteTo writes b as a tar archive to w: the manifest, the state, then
+// each blob straight from the store, hashed while it streams. A blob whose
+// bytes are not its digest's any more (rot on this node's disk) stops it
+// with ErrDigestMismatch naming the blob; the archive then lacks its end
+// and ReadBackup refuses it. Memory stays bounded by a copy buffer.
+func (b *Backup) WriteTo(w io.Writer) (int64, error) {
+	cw := &countingWriter{w: w}
+	tw := tar.NewWriter(cw)
+	manifest, err := json.MarshalIndent(&b.Manifest, "", "  ")
+	if err != nil {
+		return cw.n, fmt.Errorf("cluster: cannot encode the backup manifest: %w", err)
+	}
+	mod := b.Manifest.Time
+	put := func(name string, data []byte) error {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: mod, Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		_, err := tw.Write(data)
+		return err
+	}
+	if err := put(backupManifestName, append(manifest, '\n')); err != nil {
+		return cw.n, fmt.Errorf("cluster: cannot write the backup manifest: %w", err)
+	}
+	if err := put(backupStateName, b.state); err != nil {
+		return cw.n, fmt.Errorf("cluster: cannot write the backup's state: %w", err)
+	}
+	for _, bl := range b.Manifest.Blobs {
+		if err := b.writeBlob(tw, bl); err != nil {
+			return cw.n, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return cw.n, fmt.Errorf("cluster: cannot end the backup archive: %w", err)
+	}
+	return cw.n, nil
+}
+
+func (b *Backup) writeBlob(tw *tar.Writer, bl BackupBlob) error {
+	f, size, err := b.store.Open(bl.SHA256)
+	if err != nil {
+		return fmt.Errorf("cluster: %w: %v", ErrBackupBlobMissing, err)
+	}
+	defer f.Close()
+	if size != bl.Size {
+		return fmt.Errorf("cluster: blob sha256:%s on this node holds %d bytes; want %d: %w", bl.SHA256, size, bl.Size, blobs.ErrDigestMismatch)
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: backupBlobPrefix + bl.SHA256, Mode: 0o444, Size: bl.Size, ModTime: b.Manifest.Time, Typeflag: tar.TypeReg}); err != nil {
+		return fmt.Errorf("cluster: cannot write blob sha256:%s into the backup: %w", bl.SHA256, err)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(tw, h), io.LimitReader(f, bl.Size)); err != nil {
+		return fmt.Errorf("cluster: cannot write blob sha256:%s into the backup: %w", bl.SHA256, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != bl.SHA256 {
+		return fmt.Errorf("cluster: blob sha256:%s on this node reads as sha256:%s (damaged on disk; restarting the node fetches it again): %w", bl.SHA256, got, blobs.ErrDigestMismatch)
+	}
+	return nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// ReadBackup reads an archive that Backup wrote (gzipped or not) and
+// checks everything in it: the format, the state's digest and that it
+// restores, each blob's size and digest, that every blob the manifest
+// lists comes once and nothing else does, and the archive's end. It hands
+// each blob to blob, whose reader yields the blob's bytes (blob need not
+// read them all); a nil blob only checks. It returns the manifest and the
+// state; an error says what is wrong with the archive (ErrBadBackup).
+func ReadBackup(r io.Reader, blob func(bl BackupBlob, r io.Reader) error) (*BackupManifest, []byte, error) {
+	br := bufio.NewReader(r)
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: its gzip header does not read: %v", ErrBadBackup, err)
+		}
+		defer zr.Close()
+		r = zr
+	} else {
+		r = br
+	}
+	tr := tar.NewReader(r)
+	next := func(what string) (*tar.Header, error) {
+		h, err := tr.Next()
+		switch {
+		case err == io.EOF:
+			return nil, fmt.Errorf("%w: it ends before its %s (truncated?)", ErrBadBackup, what)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, fmt.Errorf("%w: it ends in the middle of an entry, before its %s (truncated?)", ErrBadBackup, what)
+		case err != nil:
+			return nil, fmt.Errorf("%w: it is not a tar archive as a backup is, before its %s: %v", ErrBadBackup, what, err)
+		}
+		return h, nil
+	}
+	h, err := next(backupManifestName)
+	if err != nil {
+		return nil, nil, err
+	}
+	if h.Name != backupManifestName || h.Size > maxBackupState {
+		return nil, nil, fmt.Errorf("%w: its first entry is %q, not %s: it is not an infergate backup", ErrBadBackup, h.Name, backupManifestName)
+	}
+	var m BackupManifest
+	data, err := io.ReadAll(tr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: its manifest does not read (truncated?): %v", ErrBadBackup, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return nil, nil, fmt.Errorf("%w: its manifest is not the JSON a backup holds (damaged?): %v", ErrBadBackup, err)
+	}
+	if m.Format != BackupFormat {
+		return nil, nil, fmt.Errorf("%w: it is in backup format %d (written by release %q), and this release reads format %d only: restore it with a release that reads it", ErrBadBackup, m.Format, m.Release, BackupFormat)
+	}
+	h, err = next(backupStateName)
+	if err != nil {
+		return nil, nil, err
+	}
+	if h.Name != backupStateName || h.Size != m.StateSize {
+		return nil, nil, fmt.Errorf("%w: its second entry is %q of %d bytes; want %s of %d bytes", ErrBadBackup, h.Name, h.Size, backupStateName, m.StateSize)
+	}
+	state, err := io.ReadAll(tr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: its state does not read (truncated?): %v", ErrBadBackup, err)
+	}
+	if sum := sha256.Sum256(state); hex.EncodeToString(sum[:]) != m.StateSHA256 {
+		return nil, nil, fmt.Errorf("%w: its state reads as sha256:%x; the manifest says sha256:%s (damaged)", ErrBadBackup, sum, m.StateSHA256)
+	}
+	f := fsm.New()
+	if err := f.Restore(io.NopCloser(bytes.NewReader(state))); err != nil {
+		return nil, nil, fmt.Errorf("%w: its state does not restore: %v", ErrBadBackup, err)
+	}
+	// The manifest's counts and blobs are the state's: a manifest damaged
+	// where no digest covers it says so here.
+	st, _ := f.State()
+	models, versions, bls := backupBlobs(st)
+	if models != m.Models || versions != m.Versions || !slices.EqualFunc(bls, m.Blobs, func(a, b BackupBlob) bool {
+		return a.SHA256 == b.SHA256 && a.Size == b.Size && slices.Equal(a.Versions, b.Versions)
+	}) {
+		return nil, nil, fmt.Errorf("%w: its manifest lists %d models, %d versions and %d blobs, and its state holds %d, %d and %d, or other blobs (damaged)", ErrBadBackup, m.Models, m.Versions, len(m.Blobs), models, versions, len(bls))
+	}
+	want := make(map[string]BackupBlob, len(m.Blobs))
+	for _, bl := range m.Blobs {
+		want[bl.SHA256] = bl
+	}
+	for range m.Blobs {
+		h, err := next(fmt.Sprintf("blobs (%d listed)", len(m.Blobs)))
+		if err != nil {
+			return nil, nil, err
+		}
+		bl, ok := want[strings.TrimPrefix(h.Name, backupBlobPrefix)]
+		if !ok || !strings.HasPrefix(h.Name, backupBlobPrefix) {
+			return nil, nil, fmt.Errorf("%w: it holds %q, which its manifest does not list (or lists once only)", ErrBadBackup, h.Name)
+		}
+		delete(want, bl.SHA256)
+		if h.Size != bl.Size {
+			return nil, nil, fmt.Errorf("%w: blob sha256:%s is %d bytes in it; the manifest says %d", ErrBadBackup, bl.SHA256, h.Size, bl.Size)
+		}
+		hs := sha256.New()
+		body := io.TeeReader(tr, hs)
+		if blob != nil {
+			if err := blob(bl, body); err != nil {
+				return nil, nil, err
+			}
+		}
+		if _, err := io.Copy(io.Discard, body); err != nil {
+			return nil, nil, fmt.Errorf("%w: blob sha256:%s ends early (truncated?): %v", ErrBadBackup, bl.SHA256, err)
+		}
+		if got := hex.EncodeToString(hs.Sum(nil)); got != bl.SHA256 {
+			return nil, nil, fmt.Errorf("%w: blob sha256:%s (%s) reads as sha256:%s (damaged)", ErrBadBackup, bl.SHA256, strings.Join(bl.Versions, ", "), got)
+		}
+	}
+	switch _, err := tr.Next(); {
+	case err == io.EOF:
+	case err != nil:
+		return nil, nil, fmt.Errorf("%w: it lacks its end after the last blob (truncated?): %v", ErrBadBackup, err)
+	default:
+		return nil, nil, fmt.Errorf("%w: it holds more entries than its manifest lists", ErrBadBackup)
+	}
+	return &m, state, nil
+}
+
+// ReadBackupFile is ReadBackup over the file at path.
+func ReadBackupFile(path string, blob func(bl BackupBlob, r io.Reader) error) (*BackupManifest, []byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	return ReadBackup(f, blob)
+}
