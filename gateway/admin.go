@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -208,6 +210,11 @@ func (s *Server) routeAdmin(ctx *fasthttp.RequestCtx, rest []byte) error {
 			return err
 		}
 		return s.applyForwarded(cp, ctx)
+	case seg(0) == "cluster" && seg(1) == "backup" && len(parts) == 2:
+		if err := allow(ctx, fasthttp.MethodGet); err != nil {
+			return err
+		}
+		return s.backup(cp, ctx)
 	case seg(0) == "cluster" && seg(1) == "read-index" && len(parts) == 2:
 		if err := allow(ctx, fasthttp.MethodGet); err != nil {
 			return err
@@ -647,6 +654,72 @@ func (s *Server) serveBlob(cp *controlPlane, ctx *fasthttp.RequestCtx, digest st
 		if _, err := io.Copy(c, f); err != nil {
 			s.logf("sending blob sha256:%s to %s: %v", hex, c.RemoteAddr(), err)
 		}
+	})
+	return nil
+}
+
+// backup streams a consistent backup of the cluster's state, taken on
+// this node (cluster.Node.Backup), as a tar archive, gzipped with
+// ?gzip=1. Its errors come before the first byte; one while streaming
+// (a blob damaged on disk, a client gone) is logged and the connection
+// closed, so that the archive lacks its end, which a restore refuses.
+func (s *Server) backup(cp *controlPlane, ctx *fasthttp.RequestCtx) error {
+	gz := false
+	switch q := string(ctx.QueryArgs().Peek("gzip")); q {
+	case "", "0", "false":
+	case "1", "true":
+		gz = true
+	default:
+		return badRequest("gzip=%q: want 1 or 0", q)
+	}
+	start := time.Now()
+	rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := cp.node.Backup(rctx, s.cfg.Version)
+	switch {
+	case errors.Is(err, cluster.ErrBackupBusy):
+		return &httpError{code: fasthttp.StatusTooManyRequests, retryAfter: 5, msg: err.Error() + "; retry once it is done"}
+	case errors.Is(err, cluster.ErrBackupBlobMissing):
+		return &httpError{code: fasthttp.StatusServiceUnavailable, retryAfter: 5, msg: err.Error()}
+	case err != nil:
+		return clusterError(err)
+	}
+	m := &b.Manifest
+	ctype := "application/x-tar"
+	if gz {
+		ctype = "application/gzip"
+	}
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		defer b.Close()
+		c.SetWriteDeadline(time.Now().Add(blobWriteTime(m.Bytes())))
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nX-Infergate-Backup-Index: %d\r\nConnection: close\r\n\r\n", ctype, m.Index)
+		raw := c
+		if u, ok := raw.(interface{ UnsafeConn() net.Conn }); ok {
+			raw = u.UnsafeConn()
+		}
+		if lc, ok := raw.(*limitConn); ok {
+			c = lc.Conn
+		}
+		bw := bufio.NewWriterSize(c, 256<<10)
+		var w io.Writer = bw
+		var zw *gzip.Writer
+		if gz {
+			zw = gzip.NewWriter(bw)
+			w = zw
+		}
+		n, err := b.WriteTo(w)
+		if err == nil && zw != nil {
+			err = zw.Close()
+		}
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err != nil {
+			s.logf("admin: backup at raft index %d to %s stopped after %d bytes: %v", m.Index, c.RemoteAddr(), n, err)
+			return
+		}
+		s.logf("admin: sent a backup at raft index %d (term %d) to %s: %d models, %d versions, %d blobs, %d bytes in %s", m.Index, m.Term, c.RemoteAddr(), m.Models, m.Versions, len(m.Blobs), n, time.Since(start).Round(time.Millisecond))
 	})
 	return nil
 }

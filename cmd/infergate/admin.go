@@ -90,12 +90,14 @@ a model. Writes sent to a follower are forwarded to the leader.`,
 var clusterGroup = &adminGroup{
 	name: "cluster",
 	description: `Inspect and change the cluster's membership through the admin API (/v1) of any
-member. Nodes join with "infergate serve --join". "recover" works offline on a
-stopped node's data directory instead.`,
+member. Nodes join with "infergate serve --join". "backup" saves the state and
+models online; "recover" and "restore" work offline on a data directory.`,
 	subs: []adminSub{
 		{"status", "", "show the leader, the members and how current the answering node is", clusterStatus},
 		{"remove", "ID", "remove a member from the cluster (stop its process first)", clusterRemove},
 		{"recover", "--data DIR", "make a stopped node its group's only member, when the group lost most of its voters for good", clusterRecover},
+		{"backup", "--out FILE", "save a consistent backup of the cluster's state and models, taken online from any member", clusterBackup},
+		{"restore", "--from FILE --data DIR --cluster ADDR", "make a new data directory whose node leads a group holding a backup's state", clusterRestore},
 	},
 }
 

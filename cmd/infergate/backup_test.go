@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/infergate/infergate/internal/testenv"
+)
+
+// backedUpModels is what GET /v1/models says of each model that a restore
+// must keep: versions with stage and digest, aliases, the experiment's
+// name and arms (not the nodes' readiness, which names node ids).
+func backedUpModels(t *testing.T, n *clusterNode) (map[string]any, error) {
+	code, b, _ := n.admin(t, "GET", "/v1/models", nil)
+	if code != 200 {
+		return nil, fmt.Errorf("GET /v1/models on %s: %d %s", n.addr, code, b)
+	}
+	var answer struct {
+		Models []struct {
+			Name       string           `json:"name"`
+			Production int64            `json:"production"`
+			Aliases    map[string]int64 `json:"aliases"`
+			Versions   []struct {
+				Version int64  `json:"version"`
+				Stage   string `json:"stage"`
+				SHA256  string `json:"sha256"`
+			} `json:"versions"`
+			Experiment *struct {
+				Name  string `json:"name"`
+				Arms  any    `json:"arms"`
+				Phase int64  `json:"phase"`
+			} `json:"experiment"`
+		} `json:"models"`
+	}
+	if err := json.Unmarshal(b, &answer); err != nil {
+		return nil, fmt.Errorf("GET /v1/models: %w: %s", err, b)
+	}
+	out := map[string]any{}
+	for _, m := range answer.Models {
+		out[m.Name] = fmt.Sprintf("%+v %+v", m, m.Experiment)
+	}
+	return out, nil
+}
+
+// A lone node with the demo models, a second ctr version and an
+// experiment is backed up with `cluster backup`; damaged copies of the
+// archive are refused by `cluster restore` with nothing written; the
+// node is killed, its data removed, and a node started on the restored
+// directory at a new raft address answers GET /v1/models as before and
+// serves both arms.
+func TestBackupRestoreServesTheSameModels(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts gateways")
+	}
+	demo := demoRepo(t)
+	first := startNode(t, t.TempDir(), demo, testenv.FreeAddr(t), "")
+	testenv.CheckFor(t, 20*time.Second, func() error {
+		_, _, err := first.model(t, "ctr", false)
+		return err
+	})
+	onnxBytes, err := os.ReadFile(filepath.Join(demo, "ranker", "1", "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, b, _ := first.admin(t, "POST", "/v1/models/ranker/versions", onnxBytes); code != 201 {
+		t.Fatalf("upload ranker 2: %d %s", code, b)
+	}
+	exp := `{"name":"e1","arms":[{"name":"a","version":1,"weight":1},{"name":"b","version":2,"weight":1}]}`
+	if code, b, _ := first.admin(t, "PUT", "/v1/models/ranker/experiment", []byte(exp)); code != 200 {
+		t.Fatalf("set experiment: %d %s", code, b)
+	}
+	before, err := backedUpModels(t, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (int, string) {
+		var stdout, stderr bytes.Buffer
+		code := clusterGroup.main(args, &stdout, &stderr)
+		return code, stdout.String() + stderr.String()
+	}
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "backup.tar")
+	code, out := run("backup", "--addr", first.url(), "--token", clusterToken, "--out", archive)
+	if code != 0 || !strings.Contains(out, "2 models, 3 versions") {
+		t.Fatalf("backup: exit %d:\n%s\nwant 2 models, 3 versions", code, out)
+	}
+	t.Logf("backup said:\n%s", out)
+	if m, _ := filepath.Glob(filepath.Join(dir, ".*tmp*")); len(m) > 0 {
+		t.Errorf("temp files left: %v", m)
+	}
+	data, err := os.ReadFile(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Damaged archives: refused, saying why, and the directory stays absent.
+	bad := func(name string, content []byte, want string) {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		target := filepath.Join(dir, "restored-"+name)
+		code, out := run("restore", "--from", path, "--data", target, "--cluster", "127.0.0.1:20398")
+		if code != 1 || !strings.Contains(out, want) || !strings.Contains(out, "nothing written") {
+			t.Errorf("restore of %s: exit %d, %q; want refused saying %q and nothing written", name, code, out, want)
+		}
+		if _, err := os.Stat(target); !os.IsNotExist(err) {
+			t.Errorf("restore of %s left %s: %v", name, target, err)
+		}
+	}
+	bad("truncated", data[:len(data)/2], "truncated")
+	flipped := bytes.Clone(data)
+	flipped[len(data)-4096] ^= 0x40 // in the last blob
+	bad("flipped", flipped, "damaged")
+	bad("format", bytes.Replace(data, []byte(`"format": 1,`), []byte(`"format": 7,`), 1), "backup format 7")
+	if code, out := run("restore", "--from", archive, "--data", demo, "--cluster", "127.0.0.1:20398"); code != 1 || !strings.Contains(out, "is not empty") {
+		t.Errorf("restore into a non-empty directory: exit %d, %q; want refused", code, out)
+	}
+
+	first.kill(t)
+	if err := os.RemoveAll(first.data); err != nil {
+		t.Fatal(err)
+	}
+	restored := filepath.Join(t.TempDir(), "data")
+	raftAddr := testenv.FreeAddr(t)
+	code, out = run("restore", "--from", archive, "--data", restored, "--cluster", raftAddr)
+	if code != 0 || !strings.Contains(out, "dropped: ") {
+		t.Fatalf("restore: exit %d:\n%s", code, out)
+	}
+	t.Logf("restore said:\n%s", out)
+	again := startNode(t, restored, t.TempDir(), raftAddr, "")
+	testenv.CheckFor(t, 30*time.Second, func() error {
+		after, err := backedUpModels(t, again)
+		if err != nil {
+			return err
+		}
+		if !reflect.DeepEqual(after, before) {
+			return fmt.Errorf("GET /v1/models after the restore:\n%v\nwant\n%v", after, before)
+		}
+		body, _ := inferBody(1, 256, 3)
+		for _, v := range []string{"1", "2"} {
+			if code, b, _ := again.post(t, "/v2/models/ranker/versions/"+v+"/infer", body); code != 200 {
+				return fmt.Errorf("ranker %s: %d %s", v, code, b)
+			}
+		}
+		if code, b, h := again.post(t, "/v2/models/ranker/infer", body); code != 200 || len(h.Peek("X-Experiment-Arm")) == 0 {
+			return fmt.Errorf("ranker in the experiment: %d %s", code, b)
+		}
+		// It takes writes: it leads.
+		if code, b, _ := again.admin(t, "PUT", "/v1/models/ranker/aliases/canary", []byte(`{"version":2}`)); code != 200 {
+			return fmt.Errorf("a write on the restored node: %d %s", code, b)
+		}
+		return nil
+	})
+}
