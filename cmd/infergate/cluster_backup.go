@@ -123,9 +123,22 @@ archive. Restore it with "infergate cluster restore".`)
 		return fmt.Errorf("cannot sync %s: %w", dir, err)
 	}
 	fmt.Fprintf(out.stdout, "backup of raft index %d (term %d) taken by node %s (release %s) at %s\n", m.Index, m.Term, m.NodeID, orValue(m.Release, "dev"), m.Time.Format(time.RFC3339))
-	fmt.Fprintf(out.stdout, "holds %d models, %d versions, %d blobs (%d bytes), %d members\n", m.Models, m.Versions, len(m.Blobs), m.Bytes(), len(m.Members))
+	fmt.Fprintf(out.stdout, "holds %d models, %d versions, %d blobs (%d bytes); members then: %s\n", m.Models, m.Versions, len(m.Blobs), m.Bytes(), backupMembers(m))
 	fmt.Fprintf(out.stdout, "wrote %s: %d bytes in %s\n", *outPath, n, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// backupMembers lists a backup's members in one line.
+func backupMembers(m *cluster.BackupManifest) string {
+	parts := make([]string, 0, len(m.Members))
+	for _, mb := range m.Members {
+		kind := "voter"
+		if !mb.Voter {
+			kind = "non-voter"
+		}
+		parts = append(parts, fmt.Sprintf("%s (%s, raft %s)", mb.ID, kind, mb.RaftAddr))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // clusterRestore is `infergate cluster restore`: offline, into an empty
