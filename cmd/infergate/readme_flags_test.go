@@ -135,3 +135,41 @@ func bytesValue(s string) (int64, bool) {
 	}
 	return 0, false
 }
+
+// backupFlagRow matches a row of the README's tables of the backup and
+// restore commands' flags: | `backup --name` | default | meaning |.
+var backupFlagRow = regexp.MustCompile("^\\| `(backup|restore) --([a-z0-9-]+)` \\| ([^|]*) \\|")
+
+// TestREADMEBackupFlags checks the README's tables of `cluster backup`
+// and `cluster restore` flags against the flags the commands define
+// (their --help), and that every flag of restore has a row.
+func TestREADMEBackupFlags(t *testing.T) {
+	help := map[string]string{}
+	for _, cmd := range []string{"backup", "restore"} {
+		var stdout, stderr strings.Builder
+		if code := clusterGroup.main([]string{cmd, "--help"}, &stdout, &stderr); code != 0 {
+			t.Fatalf("cluster %s --help: exit %d: %s", cmd, code, stderr.String())
+		}
+		help[cmd] = stdout.String() + stderr.String()
+	}
+	rows := map[string]bool{}
+	for _, line := range readmeSection(t, "## Cluster") {
+		m := backupFlagRow.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		cmd, name := m[1], m[2]
+		rows[cmd+" "+name] = true
+		if !regexp.MustCompile(`(?m)^  -` + regexp.QuoteMeta(name) + `\b`).MatchString(help[cmd]) {
+			t.Errorf("README lists `%s --%s`, which cluster %s does not define", cmd, name, cmd)
+		}
+	}
+	for _, name := range []string{"from", "data", "cluster", "node-id"} {
+		if !rows["restore "+name] {
+			t.Errorf("README has no row for `restore --%s`", name)
+		}
+	}
+	if !rows["backup out"] || !rows["backup gzip"] {
+		t.Errorf("README lacks rows for `backup --out` or `backup --gzip`; found %v", rows)
+	}
+}
