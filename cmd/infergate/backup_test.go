@@ -170,3 +170,42 @@ func TestBackupRestoreServesTheSameModels(t *testing.T) {
 		return nil
 	})
 }
+
+// A follower asked for a backup first catches up with the leader over
+// HTTP, and a blob it lacks is fetched from the leader: the archive holds
+// every live version's blob all the same, and the follower's store has
+// the blob again.
+func TestFollowerBackupFetchesAMissingBlob(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts gateways")
+	}
+	demo := demoRepo(t)
+	first := startNode(t, t.TempDir(), demo, testenv.FreeAddr(t), "")
+	testenv.CheckFor(t, 20*time.Second, func() error {
+		_, _, err := first.model(t, "ctr", false)
+		return err
+	})
+	second := startNode(t, t.TempDir(), t.TempDir(), testenv.FreeAddr(t), first.url())
+	body, _ := inferBody(1, 64, 7)
+	testenv.CheckFor(t, 30*time.Second, func() error { return servesVersion(t, second, body, "1") })
+	blobsDir := filepath.Join(second.data, "blobs", "sha256")
+	held, err := os.ReadDir(blobsDir)
+	if err != nil || len(held) != 2 {
+		t.Fatalf("the follower's blobs: %v %v; want the two demo models'", held, err)
+	}
+	gone := held[0].Name()
+	if err := os.Remove(filepath.Join(blobsDir, gone)); err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(t.TempDir(), "b.tar")
+	var stdout, stderr bytes.Buffer
+	if code := clusterGroup.main([]string{"backup", "--addr", second.url(), "--token", clusterToken, "--out", archive}, &stdout, &stderr); code != 0 {
+		t.Fatalf("backup from the follower: exit %d: %s%s", code, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "2 blobs") {
+		t.Errorf("backup from the follower said %q; want 2 blobs", stdout.String())
+	}
+	if _, err := os.Stat(filepath.Join(blobsDir, gone)); err != nil {
+		t.Errorf("the follower did not fetch the blob it lacked back: %v", err)
+	}
+}
