@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -689,8 +690,22 @@ func (s *Server) backup(cp *controlPlane, ctx *fasthttp.RequestCtx) error {
 	if gz {
 		ctype = "application/gzip"
 	}
+	// fasthttp skips the hijack handler when the connection fails first
+	// (a flush or a deadline): then the timer releases the backup, or the
+	// node would refuse every later one as busy. Whichever runs first
+	// owns b.
+	var claimed atomic.Bool
+	giveUp := time.AfterFunc(30*time.Second, func() {
+		if claimed.CompareAndSwap(false, true) {
+			b.Close()
+		}
+	})
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
+		if !claimed.CompareAndSwap(false, true) {
+			return // released already; the client sees the connection close
+		}
+		giveUp.Stop()
 		defer b.Close()
 		c.SetWriteDeadline(time.Now().Add(blobWriteTime(m.Bytes())))
 		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nX-Infergate-Backup-Index: %d\r\nConnection: close\r\n\r\n", ctype, m.Index)
