@@ -385,6 +385,9 @@ func ReadBackup(r io.Reader, blob func(bl BackupBlob, r io.Reader) error) (*Back
 	if m.Format != BackupFormat {
 		return nil, nil, fmt.Errorf("%w: it is in backup format %d (written by release %q), and this release reads format %d only: restore it with a release that reads it", ErrBadBackup, m.Format, m.Release, BackupFormat)
 	}
+	if m.StateSize < 0 || m.StateSize > maxBackupState {
+		return nil, nil, fmt.Errorf("%w: its manifest gives the state %d bytes; a backup's is at most %d", ErrBadBackup, m.StateSize, maxBackupState)
+	}
 	h, err = next(backupStateName)
 	if err != nil {
 		return nil, nil, err

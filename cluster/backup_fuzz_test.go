@@ -1,0 +1,86 @@
+package cluster
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/registry/blobs"
+)
+
+// smallArchive returns a backup archive of a state with one model
+// version, written as Backup.WriteTo writes one.
+func smallArchive(tb testing.TB) []byte {
+	tb.Helper()
+	store, err := blobs.Open(tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	content := []byte("model bytes")
+	h, n, err := store.Put(bytes.NewReader(content), 1<<20)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f := fsm.New()
+	if r := f.ApplyCommand(fsm.Command{Op: fsm.OpRegisterVersion, Model: "m", SHA256: h, Size: n, Created: time.Unix(1, 0).UTC(), Origin: "n0"}, 3); r.Err != nil {
+		tb.Fatal(r.Err)
+	}
+	snap, err := f.Snapshot()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var state bytes.Buffer
+	if err := snap.Persist(&bufferSink{Buffer: &state}); err != nil {
+		tb.Fatal(err)
+	}
+	st, _ := f.State()
+	sum := sha256.Sum256(state.Bytes())
+	b := &Backup{store: store, state: state.Bytes(), Manifest: BackupManifest{
+		Format: BackupFormat, NodeID: "n0", Index: 3, Term: 1, Time: time.Unix(2, 0).UTC(),
+		StateSHA256: hex.EncodeToString(sum[:]), StateSize: int64(state.Len()),
+	}}
+	b.Manifest.Models, b.Manifest.Versions, b.Manifest.Blobs = backupBlobs(st)
+	var out bytes.Buffer
+	if _, err := b.WriteTo(&out); err != nil {
+		tb.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// FuzzReadBackup feeds ReadBackup arbitrary archives: it must never
+// panic, and what it accepts must hold every blob its manifest lists.
+func FuzzReadBackup(f *testing.F) {
+	good := smallArchive(f)
+	if m, _, err := ReadBackup(bytes.NewReader(good), nil); err != nil || len(m.Blobs) != 1 {
+		f.Fatalf("the seed archive: %v; want it read, with 1 blob", err)
+	}
+	f.Add(good)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(good)
+	zw.Close()
+	f.Add(gz.Bytes())
+	f.Add(good[:len(good)/2])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		seen := 0
+		m, _, err := ReadBackup(bytes.NewReader(data), func(bl BackupBlob, r io.Reader) error {
+			seen++
+			return nil
+		})
+		if err == nil && seen != len(m.Blobs) {
+			t.Fatalf("accepted an archive with %d blobs read of %d listed", seen, len(m.Blobs))
+		}
+	})
+}
+
+// bufferSink is a raft.SnapshotSink into a buffer.
+type bufferSink struct{ *bytes.Buffer }
+
+func (*bufferSink) ID() string    { return "buffer" }
+func (*bufferSink) Cancel() error { return nil }
+func (*bufferSink) Close() error  { return nil }
