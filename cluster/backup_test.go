@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -259,6 +261,9 @@ func TestReadBackupRefusesDamage(t *testing.T) {
 	count := bytes.Replace(data, []byte(`"versions": 1,`), []byte(`"versions": 2,`), 1)
 	f("manifest that miscounts", count, "manifest")
 	f("not an archive", []byte("hello"), "backup")
+	f("a state too large", retarManifest(t, data, func(m []byte) []byte {
+		return regexp.MustCompile(`"state_size": [0-9]+`).ReplaceAll(m, []byte(`"state_size": 99999999999`))
+	}), "at most")
 	if m.Index == 0 {
 		t.Fatal("manifest index 0")
 	}
@@ -303,4 +308,40 @@ func TestRestoreBackupSeedsALoneVoter(t *testing.T) {
 	if fmt.Sprint(r.Before.Servers) != fmt.Sprint(want) || r.LastIndex != res.Manifest.Index || r.LastTerm != res.Manifest.Term {
 		t.Errorf("restored raft state: %v at %d/%d; want %v at %d/%d", r.Before.Servers, r.LastIndex, r.LastTerm, want, res.Manifest.Index, res.Manifest.Term)
 	}
+}
+
+// retarManifest returns the archive data with its manifest changed by
+// edit, its entries' headers made to fit.
+func retarManifest(t *testing.T, data []byte, edit func([]byte) []byte) []byte {
+	t.Helper()
+	tr := tar.NewReader(bytes.NewReader(data))
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name == backupManifestName {
+			body = edit(body)
+			h.Size = int64(len(body))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
 }
