@@ -36,6 +36,9 @@ type heartbeats struct {
 type contact struct {
 	since  time.Time // when the first AppendEntries to it began
 	lastOK time.Time // when one last answered; zero for none yet
+	// askedOK is when the last answered AppendEntries began: an answer
+	// to a call begun after t says the member was up after t.
+	askedOK time.Time
 }
 
 func newHeartbeats(t raftTransport) *heartbeats {
@@ -52,6 +55,7 @@ func (h *heartbeats) AppendEntries(id raft.ServerID, target raft.ServerAddress, 
 		h.peers[id] = c
 	}
 	h.mu.Unlock()
+	asked := time.Now()
 	err := h.raftTransport.AppendEntries(id, target, args, resp)
 	if err == nil {
 		now := time.Now()
@@ -62,6 +66,9 @@ func (h *heartbeats) AppendEntries(id raft.ServerID, target raft.ServerAddress, 
 		// old call's answer for its own.
 		if h.peers[id] == c {
 			c.lastOK = now
+			if asked.After(c.askedOK) {
+				c.askedOK = asked
+			}
 		}
 		h.mu.Unlock()
 	}
@@ -85,13 +92,14 @@ func (h *heartbeats) silentFor(id raft.ServerID, now time.Time) time.Duration {
 	return now.Sub(last)
 }
 
-// answeredWithin reports whether member id answered an AppendEntries
-// within d before now, since the last reset.
-func (h *heartbeats) answeredWithin(id raft.ServerID, now time.Time, d time.Duration) bool {
+// answeredSince reports whether member id answered an AppendEntries
+// that began at or after t, since the last reset: whether it was up
+// after t, not only lately.
+func (h *heartbeats) answeredSince(id raft.ServerID, t time.Time) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	c := h.peers[id]
-	return c != nil && !c.lastOK.IsZero() && now.Sub(c.lastOK) <= d
+	return c != nil && !c.askedOK.IsZero() && !c.askedOK.Before(t)
 }
 
 // reset forgets every member's record: a node that becomes leader starts

@@ -270,12 +270,17 @@ func (n *Node) JoinLocal(m fsm.Member) error {
 	return err
 }
 
-// waitAnsweringMajorityWithout is answeringMajorityWithout, asked again
-// for up to silentAfter heartbeat timeouts while it is false: a leader
-// elected a moment ago has not heard from every voter yet.
+// waitAnsweringMajorityWithout is answeringMajorityWithout for the
+// answers to heartbeats sent from now on, asked again for up to
+// silentAfter heartbeat timeouts while it is false. The leader sends
+// each member one every tenth of a heartbeat timeout, so a voter that
+// is up answers one well within that. A voter that answered before now
+// only (lately, but stopped a moment ago) does not count: counted, it
+// could let the removal through, which it then had to commit.
 func (n *Node) waitAnsweringMajorityWithout(cfg raft.Configuration, id raft.ServerID) bool {
-	deadline := time.Now().Add(silentAfter * n.cfg.HeartbeatTimeout)
-	for !n.answeringMajorityWithout(cfg, id) {
+	since := time.Now()
+	deadline := since.Add(silentAfter * n.cfg.HeartbeatTimeout)
+	for !n.answeringMajorityWithout(cfg, id, since) {
 		if time.Now().After(deadline) {
 			return false
 		}
@@ -289,13 +294,12 @@ func (n *Node) waitAnsweringMajorityWithout(cfg raft.Configuration, id raft.Serv
 }
 
 // answeringMajorityWithout reports whether, on the leader, the voters of
-// cfg other than id that answered its heartbeats lately (this leader
-// included) are a majority of those voters: whether the group could
-// commit without id. A voter not heard from yet since this node took
-// the lead does not count.
-func (n *Node) answeringMajorityWithout(cfg raft.Configuration, id raft.ServerID) bool {
+// cfg other than id that answered a heartbeat sent at or after since
+// (this leader included) are a majority of those voters: whether the
+// group could commit without id. A voter not heard from since does not
+// count.
+func (n *Node) answeringMajorityWithout(cfg raft.Configuration, id raft.ServerID, since time.Time) bool {
 	voters, answering := 0, 0
-	now := time.Now()
 	for _, s := range cfg.Servers {
 		if s.ID == id || s.Suffrage != raft.Voter {
 			continue
@@ -305,7 +309,7 @@ func (n *Node) answeringMajorityWithout(cfg raft.Configuration, id raft.ServerID
 		case s.ID == raft.ServerID(n.cfg.NodeID):
 			answering++
 		case n.beats != nil:
-			if n.beats.answeredWithin(s.ID, now, silentAfter*n.cfg.HeartbeatTimeout) {
+			if n.beats.answeredSince(s.ID, since) {
 				answering++
 			}
 		case !n.unreachable(s.ID):

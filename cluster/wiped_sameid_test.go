@@ -326,3 +326,48 @@ func TestWipedVoterJoiningWithAnotherVoterDownStaysVoter(t *testing.T) {
 		t.Fatalf("write after the join: %v", err)
 	}
 }
+
+// A voter that stops a moment before a wiped voter's join has answered
+// the leader's heartbeats lately, but answers no more: counted, it let
+// the leader remove the wiped voter, a removal the stopped voter had to
+// commit, and the leader lost its lead ("leadership lost while
+// committing log") and the group its quorum until that voter was back.
+// Only voters that answer after the join arrived count.
+func TestWipedVoterJoiningJustAfterAnotherVoterStoppedStaysVoter(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.waitConverged(c.nodes...)
+	if err := c.nodes[0].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	leader := c.waitLeader(c.nodes[1:]...)
+	if _, err := c.register(leader, "m", "while-down"); err != nil {
+		t.Fatal(err)
+	}
+	wiped, _ := c.wipedAt(0, "n0", "http://127.0.0.1:1", true)
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if stateOf(wiped).Models["m"] == nil {
+			return errors.New("the leader's entries have not reached the wiped n0")
+		}
+		return nil
+	})
+	other := c.nodes[1]
+	if other == leader {
+		other = c.nodes[2]
+	}
+	from := leader.raft.LastIndex()
+	if err := other.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	m := fsm.Member{ID: "n0", RaftAddr: wiped.cfg.RaftAddr, HTTPAddr: wiped.cfg.HTTPAddr, Fresh: true, KnowsDropped: true, Protocol: Protocol}
+	if err := leader.JoinLocal(m); err != nil {
+		t.Fatalf("join of the wiped n0 just after %s stopped: %v", other.ID(), err)
+	}
+	for _, cfg := range configurations(t, leader, from) {
+		if listed, voter := lists(cfg, "n0"); !listed || !voter {
+			t.Fatalf("a configuration after the join does not hold n0 as a voter: %v", cfg.Servers)
+		}
+	}
+	if _, err := c.register(leader, "m", "after"); err != nil {
+		t.Fatalf("write after the join: %v", err)
+	}
+}
