@@ -209,3 +209,21 @@ func TestFollowerBackupFetchesAMissingBlob(t *testing.T) {
 		t.Errorf("the follower did not fetch the blob it lacked back: %v", err)
 	}
 }
+
+// TestClusterBackupTimeoutHelp checks what "cluster backup --help" says
+// of --timeout: it bounds the wait for the node's answer to start, not
+// the archive (README, Backups). It said what the other admin commands
+// say, "give up on the call after this long; uploads of large models may
+// need more", which would have a person raise it for a large archive.
+func TestClusterBackupTimeoutHelp(t *testing.T) {
+	code, _, stderr := runAdmin(t, clusterGroup, fakeCall{}, "backup", "--help")
+	if code != 0 {
+		t.Fatalf("cluster backup --help: exit %d; want 0", code)
+	}
+	if want := "for the node's answer to start"; !strings.Contains(stderr, want) {
+		t.Errorf("cluster backup --help lacks %q in what it says of --timeout:\n%s", want, stderr)
+	}
+	if bad := "uploads of large models"; strings.Contains(stderr, bad) {
+		t.Errorf("cluster backup --help says %q of --timeout, which does not bound the archive:\n%s", bad, stderr)
+	}
+}

@@ -37,6 +37,9 @@ The archive is written to a temporary file beside FILE, read back and checked
 in full, synced, and only then renamed to FILE: FILE is never a partial
 archive. Restore it with "infergate cluster restore".`)
 	cfg := adminFlags(fs, false)
+	// The archive takes as long as its blobs take: --timeout bounds only
+	// the wait for the node's answer to start (below).
+	fs.Lookup("timeout").Usage = "give up waiting for the node's answer to start after this long (it takes a raft snapshot first, and a follower catches up with the leader); the archive itself then takes as long as its blobs take"
 	outPath := fs.String("out", "", "the file to write the archive to; required")
 	gz := fs.Bool("gzip", false, "have the node gzip the archive (model weights compress little; it costs the node CPU)")
 	if _, err := parseArgs(fs, args); err != nil {
