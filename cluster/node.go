@@ -41,8 +41,10 @@ type Node struct {
 	heldMu sync.Mutex
 	held   map[string]int
 	// bootstrapped is set by open when this start created the group;
-	// existing when it found raft state on disk.
-	bootstrapped, existing bool
+	// existing when it found raft state on disk; lone when that state
+	// makes this node its group's only server (a restore, a recovery, or
+	// a group of its own that never grew).
+	bootstrapped, existing, lone bool
 	// grew is set once this node, leading, adds a member (JoinLocal):
 	// only then may a group this start bootstrapped have another leader
 	// (see watchTakeover).
@@ -184,7 +186,7 @@ func Start(cfg Config) (*Node, error) {
 	} else {
 		n.settled.Store(true)
 	}
-	if n.bootstrapped || !n.existing && cfg.Join != "" {
+	if n.bootstrapped || n.lone || !n.existing && cfg.Join != "" {
 		n.goFunc(n.watchTakeover)
 	}
 	if n.bootstrapped && cfg.RegisterLocal {
@@ -336,6 +338,10 @@ func (n *Node) open() error {
 		n.logf("cluster: node %s was dropped from its group when the group was recovered (%s says so); raft stays off on this state, and the node serves what it had and reports not ready: stop it, move %s aside, and start it again with --join", n.cfg.NodeID, filepath.Join(dir, droppedFile), dir)
 	case existing:
 		n.logf("cluster: node %s rejoining its group from %s", n.cfg.NodeID, dir)
+		if f := r.GetConfiguration(); f.Error() == nil {
+			servers := f.Configuration().Servers
+			n.lone = len(servers) == 1 && servers[0].ID == rc.LocalID
+		}
 	case n.cfg.Join == "":
 		n.logf("cluster: node %s bootstrapping a new one-voter group in %s", n.cfg.NodeID, dir)
 		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{

@@ -32,7 +32,13 @@ import (
 // configuration with other members was taken over under its own id, and
 // stops as above, whether or not it led its own group first. (With
 // --join, the leader removes and adds again a voter that asks to join on
-// empty raft state: JoinLocal.) It returns then, or when the node stops.
+// empty raft state: JoinLocal.) A node that starts on raft state in
+// which it is its group's only server (restored from a backup,
+// recovered, or a lone node) is watched the same way: its group too can
+// have another leader only once it has added a member, and another
+// leader means that a group it was restored or recovered from still runs
+// and replicates to its raft address. It returns then, or when the node
+// stops.
 func (n *Node) watchTakeover() {
 	t := time.NewTicker(n.cfg.HeartbeatTimeout)
 	defer t.Stop()
@@ -56,6 +62,14 @@ func (n *Node) watchTakeover() {
 		}
 		if n.bootstrapped && !n.grew.Load() && n.othersConfigured() {
 			n.takeOver(string(leader), n.cfg.NodeID)
+			return
+		}
+		if n.lone && !n.grew.Load() {
+			// Its raft state names no other server, so the leader's
+			// heartbeats alone say it: stopped before the leader's
+			// entries come (replication to an address that was down
+			// backs off for seconds), the restored state stays whole.
+			n.takeOver(string(leader), "")
 			return
 		}
 	}
@@ -99,17 +113,27 @@ func (n *Node) otherAtRaftAddr() string {
 func (n *Node) takeOver(leader, other string) {
 	n.dropOnce.Do(func() {
 		started, probably := "bootstrapped a new group on an empty --data", "it was started again without --join"
+		lost := "this node's --data was probably wiped or replaced, and " // why it came back empty
 		if !n.bootstrapped {
 			started, probably = "started on an empty --data to join a group", "it was started again before the group removed the member it was"
 		}
 		remedy := fmt.Sprintf("remove %s on the group (infergate cluster remove %s), stop this node, move %s aside, and start it again with --join and a member's URL", other, other, n.cfg.DataDir)
-		if other == n.cfg.NodeID {
+		switch {
+		case n.lone:
+			started, lost = "started as the only voter of its group (a group restored from a backup or recovered, or one of its own)", ""
+			probably = "the group it was restored or recovered from still runs, with a member at this raft address"
+			remedy = fmt.Sprintf("a group that still runs needs no restore: start this node with --join on a fresh --data instead. To replace that group, stop this node and every member of that group, remove %s, and start this node again (restore or recover it again first if that group's entries reached it: its log then names that group's members); or restore at a raft address (--cluster) that no member of that group has", filepath.Join(n.cfg.DataDir, droppedFile))
+		case other == n.cfg.NodeID:
 			// Under its own id, a join on fresh raft state makes the
 			// leader replace the member it was (JoinLocal).
 			remedy = fmt.Sprintf("stop this node, move %s aside, and start it again with --join and a member's URL: the group's leader then replaces the member %s was with it, a new server that catches up", n.cfg.DataDir, other)
 		}
-		why := fmt.Sprintf("this node (%s) %s, but the group led by %s replicates to its raft address %s as its member %s: this node's --data was probably wiped or replaced, and %s. It takes no part in raft on this state, for it would count as %s with none of what that member acknowledged, and it serves what it has. To bring it back: %s",
-			n.cfg.NodeID, started, leader, n.cfg.RaftAddr, other, probably, other, remedy)
+		as, count := "its member "+other, other
+		if other == "" {
+			as, count = "one of its members", "that member"
+		}
+		why := fmt.Sprintf("this node (%s) %s, but the group led by %s replicates to its raft address %s as %s: %s%s. It takes no part in raft on this state, for it would count as %s with none of what that member acknowledged, and it serves what it has. To bring it back: %s",
+			n.cfg.NodeID, started, leader, n.cfg.RaftAddr, as, lost, probably, count, remedy)
 		n.dropWhy.Store(&why)
 		n.logf("cluster: %s", why)
 		if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, droppedFile), []byte(why+"\n"), 0o644); err != nil {
