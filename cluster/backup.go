@@ -191,7 +191,14 @@ func originOf(st *fsm.State, bl BackupBlob) string {
 // back: the state at one raft index, with that index's term and the
 // configuration committed then. Raft refuses a snapshot while a
 // membership change is in flight; that is retried until ctx ends.
+//
+// Raft also refuses one ("nothing new to snapshot") when its state machine
+// has been given no entry since the node started: a follower restarted
+// after its last snapshot, with no write since (the new leader's no-op
+// never reaches the state machine). Its state is then the snapshot it
+// restored at start, which is read back instead.
 func (n *Node) snapshotForBackup(ctx context.Context) (*raft.SnapshotMeta, []byte, error) {
+	applied := n.fsm.Applied()
 	delay := 50 * time.Millisecond
 	for {
 		fut := n.raft.Snapshot()
@@ -201,21 +208,13 @@ func (n *Node) snapshotForBackup(ctx context.Context) (*raft.SnapshotMeta, []byt
 			if err != nil {
 				return nil, nil, fmt.Errorf("cluster: cannot open the snapshot taken for the backup: %w", err)
 			}
-			defer rc.Close()
-			if meta.Size > maxBackupState {
-				return nil, nil, fmt.Errorf("cluster: the snapshot at raft index %d holds %d bytes, more than a backup takes (%d)", meta.Index, meta.Size, maxBackupState)
-			}
-			state, err := io.ReadAll(io.LimitReader(rc, maxBackupState+1))
-			if err != nil {
-				return nil, nil, fmt.Errorf("cluster: cannot read the snapshot at raft index %d: %w", meta.Index, err)
-			}
-			return meta, state, nil
+			return readBackupSnapshot(meta, rc)
 		}
 		if errors.Is(err, raft.ErrRaftShutdown) {
 			return nil, nil, ErrStopped
 		}
 		if errors.Is(err, raft.ErrNothingNewToSnapshot) {
-			return nil, nil, fmt.Errorf("cluster: node %s has applied no raft entry yet: nothing to back up", n.cfg.NodeID)
+			return n.restoredSnapshot(applied)
 		}
 		select {
 		case <-ctx.Done():
@@ -224,6 +223,61 @@ func (n *Node) snapshotForBackup(ctx context.Context) (*raft.SnapshotMeta, []byt
 		}
 		delay = min(2*delay, time.Second)
 	}
+}
+
+// readBackupSnapshot reads the snapshot in rc, which it closes, within
+// the bound of a backup's state.
+func readBackupSnapshot(meta *raft.SnapshotMeta, rc io.ReadCloser) (*raft.SnapshotMeta, []byte, error) {
+	defer rc.Close()
+	if meta.Size > maxBackupState {
+		return nil, nil, fmt.Errorf("cluster: the snapshot at raft index %d holds %d bytes, more than a backup takes (%d)", meta.Index, meta.Size, maxBackupState)
+	}
+	state, err := io.ReadAll(io.LimitReader(rc, maxBackupState+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster: cannot read the snapshot at raft index %d: %w", meta.Index, err)
+	}
+	if len(state) > maxBackupState {
+		return nil, nil, fmt.Errorf("cluster: the snapshot at raft index %d holds more than the %d bytes a backup takes", meta.Index, maxBackupState)
+	}
+	return meta, state, nil
+}
+
+// restoredSnapshot returns the snapshot raft restored when this node
+// started (the newest that reads, as raft picks it), for a backup when
+// raft has nothing new to snapshot. It checks that the snapshot holds
+// every command up to applied, which the state machine had processed
+// before raft was asked: else the state has moved on and the snapshot
+// would be older than the backup must be.
+func (n *Node) restoredSnapshot(applied uint64) (*raft.SnapshotMeta, []byte, error) {
+	list, err := n.snaps.List()
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster: cannot list the snapshots of node %s for the backup: %w", n.cfg.NodeID, err)
+	}
+	if len(list) == 0 {
+		return nil, nil, fmt.Errorf("cluster: node %s has applied no raft entry yet: nothing to back up", n.cfg.NodeID)
+	}
+	var skipped []string
+	for _, sm := range list {
+		meta, rc, err := n.snaps.Open(sm.ID)
+		if err != nil {
+			skipped = append(skipped, fmt.Sprintf("%s: %v", sm.ID, err))
+			continue
+		}
+		meta, state, err := readBackupSnapshot(meta, rc)
+		if err != nil {
+			return nil, nil, err
+		}
+		f := fsm.New()
+		if err := f.Restore(io.NopCloser(bytes.NewReader(state))); err != nil {
+			skipped = append(skipped, fmt.Sprintf("%s: %v", sm.ID, err))
+			continue
+		}
+		if got := f.Applied(); got < applied {
+			return nil, nil, fmt.Errorf("cluster: raft had nothing new to snapshot on node %s, but its newest snapshot (%s) holds commands up to raft index %d and the state machine had processed %d: try again", n.cfg.NodeID, sm.ID, got, applied)
+		}
+		return meta, state, nil
+	}
+	return nil, nil, fmt.Errorf("cluster: raft had nothing new to snapshot on node %s and none of its snapshots reads (%s)", n.cfg.NodeID, strings.Join(skipped, "; "))
 }
 
 // backupBlobs returns how many models st holds, how many of their

@@ -84,6 +84,9 @@ type Node struct {
 	// log on disk (reconciler.catchUp).
 	replayed chan struct{}
 	logs     raft.LogStore
+	// snaps is raft's snapshot store, which a backup reads when raft has
+	// nothing new to snapshot (see snapshotForBackup).
+	snaps raft.SnapshotStore
 	// savedPeers is what savePeers wrote last; only the reconciler's
 	// goroutine uses it.
 	savedPeers []string
@@ -313,7 +316,7 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("cluster: cannot read the raft state in %s: %w", dir, err)
 	}
-	n.logs, n.existing = logs, existing
+	n.logs, n.snaps, n.existing = logs, snaps, existing
 	if existing {
 		n.replayTo, n.replayTerm = lastCommand(logs)
 		// serve logged what is wrong with the file, if anything.
