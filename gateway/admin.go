@@ -707,7 +707,11 @@ func (s *Server) backup(cp *controlPlane, ctx *fasthttp.RequestCtx) error {
 		}
 		giveUp.Stop()
 		defer b.Close()
-		c.SetWriteDeadline(time.Now().Add(blobWriteTime(m.Bytes())))
+		// Each write may take --write-timeout (progressWriter), not the
+		// whole archive: a client that stops reading gives the backup
+		// slot (and the blobs it keeps from the sweep) back then, and a
+		// slow one that keeps reading is never cut off.
+		c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nX-Infergate-Backup-Index: %d\r\nConnection: close\r\n\r\n", ctype, m.Index)
 		raw := c
 		if u, ok := raw.(interface{ UnsafeConn() net.Conn }); ok {
@@ -716,7 +720,7 @@ func (s *Server) backup(cp *controlPlane, ctx *fasthttp.RequestCtx) error {
 		if lc, ok := raw.(*limitConn); ok {
 			c = lc.Conn
 		}
-		bw := bufio.NewWriterSize(c, 256<<10)
+		bw := bufio.NewWriterSize(&progressWriter{c: c, timeout: s.cfg.WriteTimeout}, 256<<10)
 		var w io.Writer = bw
 		var zw *gzip.Writer
 		if gz {
@@ -737,6 +741,21 @@ func (s *Server) backup(cp *controlPlane, ctx *fasthttp.RequestCtx) error {
 		s.logf("admin: sent a backup at raft index %d (term %d) to %s: %d models, %d versions, %d blobs, %d bytes in %s", m.Index, m.Term, c.RemoteAddr(), m.Models, m.Versions, len(m.Blobs), n, time.Since(start).Round(time.Millisecond))
 	})
 	return nil
+}
+
+// progressWriter writes to c, allowing each write timeout: a deadline
+// that moves with progress, where one for the whole stream would hold a
+// stalled client's resources for as long as the fastest transfer takes.
+type progressWriter struct {
+	c       net.Conn
+	timeout time.Duration
+}
+
+func (w *progressWriter) Write(p []byte) (int, error) {
+	if err := w.c.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
+		return 0, err
+	}
+	return w.c.Write(p)
 }
 
 // blobWriteTime is how long sending a blob of size bytes may take.

@@ -114,7 +114,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.DurationVar(&c.gateway.RequestTimeout, "request-timeout", c.gateway.RequestTimeout, "longest an inference may wait and run, unless the request's timeout parameter asks for less")
 	fs.DurationVar(&c.gateway.SlowRequests, "slow-request-log", c.gateway.SlowRequests, "log each inference request that takes this long or more (from when the request has been read until its answer is ready to send), at most one line a second per model version, saying how many more there were: its time in the queue, in its batch's run (and the batch's rows), and the rest (decoding, checks, the response), how it ended, its id (and X-Request-Id and traceparent headers) and its client; 0 turns it off")
 	fs.DurationVar(&c.gateway.ReadTimeout, "read-timeout", c.gateway.ReadTimeout, "longest time to read one request")
-	fs.DurationVar(&c.gateway.WriteTimeout, "write-timeout", c.gateway.WriteTimeout, "longest time to write one response")
+	fs.DurationVar(&c.gateway.WriteTimeout, "write-timeout", c.gateway.WriteTimeout, "longest time to write one response; on a backup's stream (GET /v1/cluster/backup), longest time one write may wait for the client to read")
 	fs.DurationVar(&c.gateway.IdleTimeout, "idle-timeout", c.gateway.IdleTimeout, "close keep-alive connections idle this long")
 	fs.Int64Var(&c.minFreeDisk, "min-free-disk", 64<<20, "free space in bytes this node keeps on the filesystems of --data and --traffic-dir: below it, model uploads, blob pulls from peers and the traffic log are refused (507, or dropped and counted), so that raft's log and the node's state can still be written; 0 disables the check (infergate_disk_free_bytes reports the free space either way)")
 	c.traffic = trafficlog.DefaultConfig()
