@@ -423,8 +423,11 @@ func ReadBackup(r io.Reader, blob func(bl BackupBlob, r io.Reader) error) (*Back
 	if err != nil {
 		return nil, nil, err
 	}
-	if h.Name != backupManifestName || h.Size > maxBackupState {
+	if h.Name != backupManifestName {
 		return nil, nil, fmt.Errorf("%w: its first entry is %q, not %s: it is not an infergate backup", ErrBadBackup, h.Name, backupManifestName)
+	}
+	if h.Size > maxBackupState {
+		return nil, nil, fmt.Errorf("%w: its first entry is %s of %d bytes; a backup's is at most %d (damaged?)", ErrBadBackup, backupManifestName, h.Size, maxBackupState)
 	}
 	var m BackupManifest
 	data, err := io.ReadAll(tr)

@@ -264,6 +264,13 @@ func TestReadBackupRefusesDamage(t *testing.T) {
 	f("a state too large", retarManifest(t, data, func(m []byte) []byte {
 		return regexp.MustCompile(`"state_size": [0-9]+`).ReplaceAll(m, []byte(`"state_size": 99999999999`))
 	}), "at most")
+	var huge bytes.Buffer
+	tw := tar.NewWriter(&huge)
+	if err := tw.WriteHeader(&tar.Header{Name: backupManifestName, Mode: 0o644, Size: 1 << 40, Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	// The header only, written through: the claim alone must be refused.
+	f("a manifest too large", huge.Bytes(), "manifest.json of 1099511627776 bytes; a backup's is at most")
 	if m.Index == 0 {
 		t.Fatal("manifest index 0")
 	}
