@@ -129,6 +129,11 @@ func (s *Server) repositoryIndex(ctx *fasthttp.RequestCtx) error {
 // purpose, as registry.ReasonUnloaded is, so no failure.
 const reasonRetired = "retired"
 
+// reasonRemoved is the index reason of a model removed from the cluster
+// (DELETE /v1/models/{name}) whose emptied directory is still in --models:
+// on purpose too.
+const reasonRemoved = "removed from the cluster: an upload of the name serves it again"
+
 // index is the repository's index (registry.Repository.Index) with the
 // cluster's versions this node does not serve added, as the reconciler
 // reports them (cluster.Node.LocalStatus): one being fetched from a peer
@@ -153,7 +158,15 @@ func (s *Server) index() ([]registry.IndexEntry, error) {
 	}
 	// A version the registry unloaded because the cluster retired it
 	// says so, not "unloaded", which reads as if it might come back.
+	// So does the directory a removed model leaves in --models, emptied:
+	// after a restart the registry finds no version in it and reports a
+	// failure to load, which would send an operator after a fault there is
+	// none of.
 	for i, e := range idx {
+		if e.Version == "" && e.State == registry.StateUnavailable && cp.node.FSM().Removed(e.Name) {
+			idx[i].Reason = reasonRemoved
+			continue
+		}
 		if e.State == registry.StateReady || e.Version == "" {
 			continue
 		}

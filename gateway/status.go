@@ -63,7 +63,7 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 			rows = append(rows, row{IndexEntry: e, Off: true, InFlight: s.drainingInFlight(e), n: 1, first: e.Version, last: e.Version})
 			continue
 		}
-		r := row{IndexEntry: e, Off: e.State == registry.StateUnavailable && e.Reason == registry.ReasonUnloaded}
+		r := row{IndexEntry: e, Off: e.State == registry.StateUnavailable && (e.Reason == registry.ReasonUnloaded || e.Reason == reasonRemoved)}
 		r.InFlight = s.drainingInFlight(e)
 		if m := s.repo.Model(e.Name); m != nil {
 			def := m.Default()
@@ -317,6 +317,7 @@ type memberRow struct {
 type clusterModel struct {
 	Name       string
 	Production int64
+	Removed    bool // removed from the cluster: no production, every version retired
 	Aliases    string
 	Versions   int
 	Experiment string
@@ -415,7 +416,7 @@ func (s *Server) clusterView() *clusterStatus {
 	}
 	state, _ := n.FSM().State()
 	for name, m := range state.Models {
-		cm := clusterModel{Name: name, Production: m.Production(), Versions: len(m.Versions)}
+		cm := clusterModel{Name: name, Production: m.Production(), Removed: m.Removed(), Versions: len(m.Versions)}
 		var aliases []string
 		for a, v := range m.Aliases {
 			aliases = append(aliases, fmt.Sprintf("%s=%d", a, v))
@@ -470,7 +471,7 @@ code{background:#f4f4f4;padding:1px 4px}
 {{range .Members}}<tr><td>{{.ID}}</td><td><code>{{.RaftAddr}}</code></td><td><code>{{.HTTPAddr}}</code></td><td>{{if .Voter}}yes{{else}}no{{end}}</td><td{{if .Lost}} class="UNAVAILABLE"{{end}}>{{.State}}{{with .Silent}} (silent {{.}}){{end}}</td></tr>
 {{end}}</table>
 <table><tr><th>cluster model</th><th>production</th><th>aliases</th><th>versions</th><th>experiment</th><th>shadow</th></tr>
-{{range .Models}}<tr><td>{{.Name}}</td><td>{{.Production}}</td><td>{{.Aliases}}</td><td>{{.Versions}}</td><td>{{.Experiment}}</td><td>{{.Shadow}}</td></tr>
+{{range .Models}}<tr><td>{{.Name}}</td><td{{if .Removed}} class="OFF"{{end}}>{{if .Removed}}none: removed from the cluster{{else}}{{.Production}}{{end}}</td><td>{{.Aliases}}</td><td>{{.Versions}}</td><td>{{.Experiment}}</td><td>{{.Shadow}}</td></tr>
 {{else}}<tr><td colspan="6">no model is registered in the cluster; <code>infergate models upload NAME FILE</code> adds one</td></tr>{{end}}
 </table>
 {{end}}
