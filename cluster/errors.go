@@ -37,9 +37,12 @@ var (
 	// ErrBadBackup means an archive is not a backup this release can
 	// restore: truncated, damaged, or of another format.
 	ErrBadBackup = errors.New("the archive is not a usable backup")
-	// ErrDropped means a recovery dropped the node that asks to join
-	// (see Recover), and it asks with the raft state it had: that may
-	// hold entries the group does not. It joins again once started on
-	// fresh raft state. It wraps fsm.ErrConflict (HTTP 409).
-	ErrDropped = fmt.Errorf("%w: the node was dropped from its group by a recovery", fsm.ErrConflict)
+	// ErrDropped means the node takes no part in its group's raft: a
+	// recovery dropped it (see Recover) and it asks with the raft state
+	// it had, which may hold entries the group does not, or the group
+	// took it over as the member it was before its --data was wiped
+	// (takeover.go). It joins again once started on fresh raft state.
+	// Its text names neither cause: the message it wraps says which. It
+	// wraps fsm.ErrConflict (HTTP 409).
+	ErrDropped = fmt.Errorf("%w: the node is out of its group's raft", fsm.ErrConflict)
 )

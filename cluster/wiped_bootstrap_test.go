@@ -84,6 +84,11 @@ func TestWipedMemberJoiningIsTakenOverAndSaysSo(t *testing.T) {
 	if err := wiped.announceOnce(wiped.self()); !errors.Is(err, ErrDropped) {
 		t.Fatalf("announcing the taken-over node: got %v; want ErrDropped", err)
 	}
+	// What reads on it answer (cluster status, models list) says what
+	// happened to it, not a recovery there was none of.
+	if _, _, err := wiped.Members(); !errors.Is(err, ErrDropped) || strings.Contains(err.Error(), "recover") {
+		t.Fatalf("members on the taken-over node: got %v; want ErrDropped, naming no recovery", err)
+	}
 	if _, err := c.register(c.waitLeader(c.nodes[1:]...), "after", "after-wipe"); err != nil {
 		t.Fatalf("write after the wiped node stopped: %v", err)
 	}
