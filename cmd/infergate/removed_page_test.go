@@ -2,7 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +38,11 @@ func TestRemovedModelAfterRestartIsNotAFailure(t *testing.T) {
 	testenv.CheckFor(t, 20*time.Second, func() error {
 		if code, b, _ := n.post(t, "/v2/models/ctr/infer", []byte(`{}`)); code != 404 {
 			return fmt.Errorf("ctr after its removal: %d %s; want 404", code, b)
+		}
+		// The node removes the files as for a retirement: the restart
+		// must find the directory emptied.
+		if _, err := os.Stat(filepath.Join(demo, "ctr", "1", "model.onnx")); !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("ctr's file after its removal: %v; want it gone", err)
 		}
 		return nil
 	})
