@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"html/template"
 	"slices"
@@ -302,8 +303,14 @@ type clusterStatus struct {
 	Node, Leader string
 	Index        uint64
 	LastContact  string
-	Members      []memberRow
-	Models       []clusterModel
+	// Pending says why this node has not gone over the cluster's models
+	// since it started (it replays its raft log, say), "" once it has:
+	// until then its tables are the group's past, or empty.
+	Pending string
+	// MembersErr says why the members are not listed.
+	MembersErr string
+	Members    []memberRow
+	Models     []clusterModel
 }
 
 // memberRow is a member's row: Lost for one that is unreachable or
@@ -403,7 +410,12 @@ func (s *Server) clusterView() *clusterStatus {
 			}
 			cs.Members = append(cs.Members, row)
 		}
+	} else if errors.Is(err, cluster.ErrDropped) {
+		cs.MembersErr = "not known here: this node is out of its group's raft (above, why); ask a member of the group"
+	} else {
+		cs.MembersErr = "not known here: " + err.Error()
 	}
+	cs.Pending = n.LocalStatus().Pending
 	st := n.Staleness()
 	cs.Index = st.Index
 	switch {
@@ -466,13 +478,13 @@ code{background:#f4f4f4;padding:1px 4px}
 {{end}}</table>{{end}}
 {{with .Cluster}}
 <h2>Cluster</h2>
-<p>node <code>{{.Node}}</code> · leader <code>{{if .Leader}}{{.Leader}}{{else}}none known{{end}}</code> · applied index {{.Index}} · {{.LastContact}}</p>
+<p>node <code>{{.Node}}</code> · leader <code>{{if .Leader}}{{.Leader}}{{else}}none known{{end}}</code> · applied index {{.Index}} · {{.LastContact}}{{with .Pending}} · <span class="LOADING">{{.}}</span>{{end}}</p>
 <table><tr><th>member</th><th>raft</th><th>http</th><th>voter</th><th>state</th></tr>
 {{range .Members}}<tr><td>{{.ID}}</td><td><code>{{.RaftAddr}}</code></td><td><code>{{.HTTPAddr}}</code></td><td>{{if .Voter}}yes{{else}}no{{end}}</td><td{{if .Lost}} class="UNAVAILABLE"{{end}}>{{.State}}{{with .Silent}} (silent {{.}}){{end}}</td></tr>
-{{end}}</table>
+{{else}}<tr><td colspan="5">{{.MembersErr}}</td></tr>{{end}}</table>
 <table><tr><th>cluster model</th><th>production</th><th>aliases</th><th>versions</th><th>experiment</th><th>shadow</th></tr>
 {{range .Models}}<tr><td>{{.Name}}</td><td{{if .Removed}} class="OFF"{{end}}>{{if .Removed}}none: removed from the cluster{{else}}{{.Production}}{{end}}</td><td>{{.Aliases}}</td><td>{{.Versions}}</td><td>{{.Experiment}}</td><td>{{.Shadow}}</td></tr>
-{{else}}<tr><td colspan="6">no model is registered in the cluster; <code>infergate models upload NAME FILE</code> adds one</td></tr>{{end}}
+{{else}}<tr><td colspan="6">{{if .Pending}}none known yet: the node has not replayed the cluster's state (above){{else}}no model is registered in the cluster; <code>infergate models upload NAME FILE</code> adds one{{end}}</td></tr>{{end}}
 </table>
 {{end}}
 <p>Machine-readable: <code>GET /v2</code>, <code>GET /v2/models/{name}</code>, <code>POST /v2/repository/index</code>, <code>GET /metrics</code>, <code>GET /v1/models</code> and <code>GET /v1/cluster</code> (admin token).</p>
