@@ -287,6 +287,9 @@ func (n *Node) notReconciled() string {
 		return ""
 	}
 	if n.dropped.Load() {
+		if why := n.dropWhy.Load(); why != nil {
+			return *why // taken over after its --data was wiped (takeover.go), say
+		}
 		return "this node was dropped from its group when the group was recovered, and serves what it had"
 	}
 	select {

@@ -54,6 +54,12 @@ func TestWipedMemberBootstrappedIsTakenOverAndSaysSo(t *testing.T) {
 	if st := again.raft.State(); st != raft.Shutdown {
 		t.Fatalf("raft on the restarted node: got %s; want Shutdown", st)
 	}
+	// Why it has not gone over the cluster's models (the status page
+	// shows it; members give it as their versions' reason) is the
+	// takeover, not a recovery there was none of.
+	if p := again.LocalStatus().Pending; !strings.Contains(p, "its member n0") {
+		t.Fatalf("restarted on the taken-over state: LocalStatus().Pending = %q; want the takeover, naming member n0", p)
+	}
 	// The group goes on without it: a write commits on the other two.
 	if _, err := c.register(c.waitLeader(c.nodes[1:]...), "after", "after-wipe"); err != nil {
 		t.Fatalf("write after the wiped node stopped: %v", err)
