@@ -510,7 +510,22 @@ nodes serve it (with the state of those that do not).`)
 				formatSize(v.Size), formatCreated(v.Created), nodesSummary(v.Stage, v.Nodes))
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// A removed model's rows read as any retired version's: say what
+	// happened to it.
+	var removed []string
+	for _, m := range list.Models {
+		if m.Removed {
+			removed = append(removed, m.Name)
+		}
+	}
+	if len(removed) == 0 {
+		return nil
+	}
+	_, err := fmt.Fprintf(out.stdout, "\nremoved from the cluster: %s (every version retired; \"models show NAME\" lists its history, and an upload of the name serves it again)\n", strings.Join(removed, ", "))
+	return err
 }
 
 func modelsShow(out adminOutput, args []string) error {

@@ -131,6 +131,25 @@ ranker  1        production  production  444444444444  10B     2025-03-04T10:00:
 `,
 		},
 		{
+			// A removed model's versions all read "retired", as any
+			// retired version's do: the list says the model was removed,
+			// where its history is, and how it comes back.
+			name: "list with a removed model",
+			args: []string{"list", "--token", adminToken},
+			call: fakeCall{method: "GET", uri: "/v1/models", answer: `{"models":[
+ {"name":"ctr","removed":true,"aliases":{},"versions":[
+  {"version":1,"sha256":"1111111111111111111111111111111111111111111111111111111111111111","size":900,"stage":"retired","created":"2025-03-01T10:00:00Z","origin":"node-a","nodes":{}}]},
+ {"name":"ranker","production":1,"aliases":{"production":1},"versions":[
+  {"version":1,"sha256":"4444444444444444444444444444444444444444444444444444444444444444","size":10,"stage":"production","created":"2025-03-04T10:00:00Z","origin":"node-c",
+   "nodes":{"node-a":{"state":"ready"}}}]}]}`},
+			want: `MODEL   VERSION  STAGE       ALIASES     SHA256        SIZE  CREATED               NODES
+ctr     1        retired     -           111111111111  900B  2025-03-01T10:00:00Z  -
+ranker  1        production  production  444444444444  10B   2025-03-04T10:00:00Z  1/1 ready
+
+removed from the cluster: ctr (every version retired; "models show NAME" lists its history, and an upload of the name serves it again)
+`,
+		},
+		{
 			name: "list consistent",
 			args: []string{"list", "--consistent", "--token", adminToken},
 			call: fakeCall{method: "GET", uri: "/v1/models?consistent=1", answer: `{"models":[]}`},
