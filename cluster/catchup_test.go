@@ -36,6 +36,30 @@ func tcpConfig(t *testing.T, id, join string) Config {
 	return cfg
 }
 
+// newTCPCluster starts three nodes over real raft TCP on loopback, n0
+// the founder and n1, n2 added by it, and waits for a leader; it returns
+// them with their configurations, for tests that stop and restart them.
+func newTCPCluster(t *testing.T) (*testCluster, []Config) {
+	t.Helper()
+	cfg0, n0 := tcpNode(t, "n0", "")
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if !n0.IsLeader() {
+			return fmt.Errorf("n0 not leader")
+		}
+		return nil
+	})
+	cfg1, n1 := tcpNode(t, "n1", "http://127.0.0.1:1")
+	cfg2, n2 := tcpNode(t, "n2", "http://127.0.0.1:1")
+	for _, n := range []*Node{n1, n2} {
+		if err := n0.JoinLocal(fsm.Member{ID: n.ID(), RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &testCluster{t: t, nodes: []*Node{n0, n1, n2}}
+	c.waitLeader(c.nodes...)
+	return c, []Config{cfg0, cfg1, cfg2}
+}
+
 // A follower restarts after it was down a while. The leader's replication
 // to it backs off exponentially while it is down (up to 10 s), but its
 // heartbeats, which carry no commit index, reach it at once: the follower
@@ -44,23 +68,8 @@ func tcpConfig(t *testing.T, id, join string) Config {
 // heartbeats once ended it at the snapshot, the group's past, and the
 // reconciler routed unversioned requests to the old production).
 func TestCatchUpWaitsForReplayNotHeartbeats(t *testing.T) {
-	cfg0, n0 := tcpNode(t, "n0", "")
-	testenv.CheckFor(t, 5*time.Second, func() error {
-		if !n0.IsLeader() {
-			return fmt.Errorf("n0 not leader")
-		}
-		return nil
-	})
-	_ = cfg0
-	_, n1 := tcpNode(t, "n1", "http://127.0.0.1:1")
-	cfg2, n2 := tcpNode(t, "n2", "http://127.0.0.1:1")
-	for _, n := range []*Node{n1, n2} {
-		if err := n0.JoinLocal(fsm.Member{ID: n.ID(), RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c := &testCluster{t: t, nodes: []*Node{n0, n1, n2}}
-	c.waitLeader(n0, n1, n2)
+	c, cfgs := newTCPCluster(t)
+	n0, n2, cfg2 := c.nodes[0], c.nodes[2], cfgs[2]
 	for _, content := range []string{"good one", "good two"} { // v1 production, v2 staged
 		if _, err := c.register(n0, "m", content); err != nil {
 			t.Fatal(err)

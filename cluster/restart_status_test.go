@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/internal/testenv"
 )
 
@@ -20,22 +19,8 @@ import (
 // not begun on it", for the 1-3 s of a rolling restart's replay, or
 // for as long as the group had no leader, while they answered requests.
 func TestRestartedNodeReportsWhatItServesWhileReplaying(t *testing.T) {
-	_, n0 := tcpNode(t, "n0", "")
-	testenv.CheckFor(t, 5*time.Second, func() error {
-		if !n0.IsLeader() {
-			return fmt.Errorf("n0 not leader")
-		}
-		return nil
-	})
-	_, n1 := tcpNode(t, "n1", "http://127.0.0.1:1")
-	cfg2, n2 := tcpNode(t, "n2", "http://127.0.0.1:1")
-	for _, n := range []*Node{n1, n2} {
-		if err := n0.JoinLocal(fsm.Member{ID: n.ID(), RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c := &testCluster{t: t, nodes: []*Node{n0, n1, n2}}
-	c.waitLeader(n0, n1, n2)
+	c, cfgs := newTCPCluster(t)
+	n0, n1, n2, cfg2 := c.nodes[0], c.nodes[1], c.nodes[2], cfgs[2]
 	if _, err := c.register(n0, "m", "good one"); err != nil {
 		t.Fatal(err)
 	}

@@ -1,15 +1,11 @@
 package cluster
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/infergate/infergate/cluster/fsm"
-	"github.com/infergate/infergate/internal/testenv"
 	"github.com/infergate/infergate/registry/blobs"
 )
 
@@ -21,22 +17,9 @@ import (
 // (seen with real processes by a reviewer). Its only voter before, it
 // must stop raft and say what happened, as a wiped member does.
 func TestRestoredLoneVoterTakenOverByTheOldGroup(t *testing.T) {
-	_, n0 := tcpNode(t, "n0", "")
-	testenv.CheckFor(t, 5*time.Second, func() error {
-		if !n0.IsLeader() {
-			return fmt.Errorf("n0 not leader")
-		}
-		return nil
-	})
-	_, n1 := tcpNode(t, "n1", "http://127.0.0.1:1")
-	cfg2, n2 := tcpNode(t, "n2", "http://127.0.0.1:1")
-	for _, n := range []*Node{n1, n2} {
-		if err := n0.JoinLocal(fsm.Member{ID: n.ID(), RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c := &testCluster{t: t, nodes: []*Node{n0, n1, n2}}
-	leader := c.waitLeader(n0, n1, n2)
+	c, cfgs := newTCPCluster(t)
+	n0, n1, n2, cfg2 := c.nodes[0], c.nodes[1], c.nodes[2], cfgs[2]
+	leader := c.waitLeader(c.nodes...)
 	if _, err := c.register(leader, "m", "model one"); err != nil {
 		t.Fatal(err)
 	}
