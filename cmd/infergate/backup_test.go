@@ -62,11 +62,7 @@ func TestBackupRestoreServesTheSameModels(t *testing.T) {
 		t.Skip("starts gateways")
 	}
 	demo := demoRepo(t)
-	first := startNode(t, t.TempDir(), demo, testenv.FreeAddr(t), "")
-	testenv.CheckFor(t, 20*time.Second, func() error {
-		_, _, err := first.model(t, "ctr", false)
-		return err
-	})
+	first := startFounder(t, demo)
 	onnxBytes, err := os.ReadFile(filepath.Join(demo, "ranker", "1", "model.onnx"))
 	if err != nil {
 		t.Fatal(err)
@@ -180,11 +176,7 @@ func TestFollowerBackupFetchesAMissingBlob(t *testing.T) {
 		t.Skip("starts gateways")
 	}
 	demo := demoRepo(t)
-	first := startNode(t, t.TempDir(), demo, testenv.FreeAddr(t), "")
-	testenv.CheckFor(t, 20*time.Second, func() error {
-		_, _, err := first.model(t, "ctr", false)
-		return err
-	})
+	first := startFounder(t, demo)
 	second := startNode(t, t.TempDir(), t.TempDir(), testenv.FreeAddr(t), first.url())
 	body, _ := inferBody(1, 64, 7)
 	testenv.CheckFor(t, 30*time.Second, func() error { return servesVersion(t, second, body, "1") })

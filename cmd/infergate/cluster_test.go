@@ -29,6 +29,19 @@ type clusterNode struct {
 	data, models, raft string
 }
 
+// startFounder starts the node that bootstraps a cluster over the demo
+// repository demo (--register-local-models) and waits until the cluster
+// has registered ctr.
+func startFounder(t *testing.T, demo string) *clusterNode {
+	t.Helper()
+	first := startNode(t, t.TempDir(), demo, testenv.FreeAddr(t), "")
+	testenv.CheckFor(t, 20*time.Second, func() error {
+		_, _, err := first.model(t, "ctr", false)
+		return err
+	})
+	return first
+}
+
 // startNode starts (or restarts) a cluster node; join is a member's URL or
 // "" to bootstrap.
 func startNode(t *testing.T, data, models, raftAddr, join string) *clusterNode {
@@ -561,11 +574,7 @@ func TestFollowerWriteIsLiveOnReturn(t *testing.T) {
 		t.Skip("starts two gateways")
 	}
 	demo := demoRepo(t)
-	first := startNode(t, t.TempDir(), demo, testenv.FreeAddr(t), "")
-	testenv.CheckFor(t, 20*time.Second, func() error {
-		_, _, err := first.model(t, "ctr", false)
-		return err
-	})
+	first := startFounder(t, demo)
 	onnxBytes, err := os.ReadFile(filepath.Join(demo, "ctr", "1", "model.onnx"))
 	if err != nil {
 		t.Fatal(err)

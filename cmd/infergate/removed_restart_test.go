@@ -55,11 +55,7 @@ func TestRemovedWhileDownRejoinsAfterRestart(t *testing.T) {
 func threeNodesWithStagedVersion(t *testing.T) (victim *clusterNode, victimID string, rest []*clusterNode, body []byte) {
 	t.Helper()
 	demo := demoRepo(t)
-	first := startNode(t, t.TempDir(), demo, testenv.FreeAddr(t), "")
-	testenv.CheckFor(t, 20*time.Second, func() error {
-		_, _, err := first.model(t, "ctr", false)
-		return err
-	})
+	first := startFounder(t, demo)
 	nodes := []*clusterNode{first}
 	for range 2 {
 		nodes = append(nodes, startNode(t, t.TempDir(), t.TempDir(), testenv.FreeAddr(t), first.url()))

@@ -20,11 +20,7 @@ func TestStatusPageWhileReplayingSaysSo(t *testing.T) {
 		t.Skip("starts three gateways")
 	}
 	demo := demoRepo(t)
-	first := startNode(t, t.TempDir(), demo, testenv.FreeAddr(t), "")
-	testenv.CheckFor(t, 20*time.Second, func() error {
-		_, _, err := first.model(t, "ctr", false)
-		return err
-	})
+	first := startFounder(t, demo)
 	second := startNode(t, t.TempDir(), t.TempDir(), testenv.FreeAddr(t), first.url())
 	testenv.CheckFor(t, 20*time.Second, func() error {
 		v, err := first.cluster(t)
