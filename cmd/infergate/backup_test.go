@@ -219,3 +219,16 @@ func TestClusterBackupTimeoutHelp(t *testing.T) {
 		t.Errorf("cluster backup --help says %q of --timeout, which does not bound the archive:\n%s", bad, stderr)
 	}
 }
+
+// counted gives "1 model", not "1 models" (a one-model backup said so).
+func TestCounted(t *testing.T) {
+	f := func(n int, one, want string) {
+		t.Helper()
+		if got := counted(n, one); got != want {
+			t.Errorf("counted(%d, %q) = %q; want %q", n, one, got, want)
+		}
+	}
+	f(0, "blob", "0 blobs")
+	f(1, "model", "1 model")
+	f(2, "version", "2 versions")
+}

@@ -126,7 +126,7 @@ archive. Restore it with "infergate cluster restore".`)
 		return fmt.Errorf("cannot sync %s: %w", dir, err)
 	}
 	fmt.Fprintf(out.stdout, "backup of raft index %d (term %d) taken by node %s (release %s) at %s\n", m.Index, m.Term, m.NodeID, orValue(m.Release, "dev"), m.Time.Format(time.RFC3339))
-	fmt.Fprintf(out.stdout, "holds %d models, %d versions, %d blobs (%d bytes); members then: %s\n", m.Models, m.Versions, len(m.Blobs), m.Bytes(), backupMembers(m))
+	fmt.Fprintf(out.stdout, "holds %s, %s, %s (%d bytes); members then: %s\n", counted(m.Models, "model"), counted(m.Versions, "version"), counted(len(m.Blobs), "blob"), m.Bytes(), backupMembers(m))
 	fmt.Fprintf(out.stdout, "wrote %s: %d bytes in %s\n", *outPath, n, time.Since(start).Round(time.Millisecond))
 	return nil
 }
@@ -211,7 +211,7 @@ id unless --node-id names one.`)
 	}
 	w := out.stdout
 	fmt.Fprintf(w, "restored raft index %d (term %d) of the backup taken by node %s at %s into %s in %s\n", m.Index, m.Term, m.NodeID, m.Time.Format(time.RFC3339), *data, time.Since(start).Round(time.Millisecond))
-	fmt.Fprintf(w, "%d models, %d versions, %d blobs (%d bytes)\n", m.Models, m.Versions, len(m.Blobs), m.Bytes())
+	fmt.Fprintf(w, "%s, %s, %s (%d bytes)\n", counted(m.Models, "model"), counted(m.Versions, "version"), counted(len(m.Blobs), "blob"), m.Bytes())
 	fmt.Fprintf(w, "node %s, the only voter, raft %s\n", res.NodeID, res.RaftAddr)
 	if len(res.Dropped) > 0 {
 		fmt.Fprintf(w, "dropped: %s\n", strings.Join(res.Dropped, ", "))
@@ -238,4 +238,12 @@ func restoreInto(from, data, id, raftAddr string) (*cluster.Restored, error) {
 		return nil, err
 	}
 	return cluster.RestoreBackup(from, filepath.Join(data, "raft"), store, nid, raftAddr)
+}
+
+// counted returns n and the noun one, plural but for 1: "1 model", "2 models".
+func counted(n int, one string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %ss", n, one)
 }
