@@ -196,7 +196,13 @@ func (n *Node) JoinLocal(m fsm.Member) error {
 					// Removed, it would leave a group that cannot commit
 					// (the removal itself included) until a silent voter
 					// answers again: it goes on as the voter it was.
-					n.logf("cluster: voter %s (raft %s) asks to join on empty raft state: it lost the log it acknowledged (its --data wiped?), but without it too few voters answer to commit its removal; it stays a voter, which is unsafe should this leader fail before the silent voters are back: bring them back, then remove %s and start it again on a fresh --data with --join", m.ID, m.RaftAddr, m.ID)
+					n.logf("cluster: voter %s (raft %s) asks to join on empty raft state: it lost the log it acknowledged (its --data wiped?), but without it too few voters answer to commit its removal; it stays a voter until they do, which is unsafe should this leader fail before the silent voters are back: bring them back, and this leader removes it then (it joins again by itself)", m.ID, m.RaftAddr)
+					n.votersMu.Lock()
+					if n.lostLog == nil {
+						n.lostLog = make(map[raft.ServerID]raft.ServerAddress)
+					}
+					n.lostLog[s.ID] = s.Address
+					n.votersMu.Unlock()
 					wiped = false
 				}
 				if !wiped {

@@ -128,8 +128,13 @@ type Node struct {
 	// reachability (leaderUnreachable).
 	leaderView leaderView
 
-	// votersMu serializes fillVoters and guards unanswered.
+	// votersMu serializes fillVoters and guards unanswered and lostLog.
 	votersMu sync.Mutex
+	// lostLog holds, on the leader, the voters that asked to join on
+	// empty raft state (they lost their log) while the group could not
+	// commit their removal, by their raft address: fillVoters removes
+	// each once it can (see JoinLocal).
+	lostLog map[raft.ServerID]raft.ServerAddress
 	// unanswered holds the non-voters that fillVoters found unreachable
 	// last time, so that it logs each once until it answers again.
 	unanswered map[raft.ServerID]bool

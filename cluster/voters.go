@@ -52,6 +52,9 @@ func (n *Node) fillVoters() {
 	if f.Error() != nil {
 		return
 	}
+	if n.removeLostLog(f.Configuration(), f.Index()) {
+		return // the configuration changed: the next call goes on
+	}
 	voters := 0
 	var candidates []raft.Server
 	for _, s := range f.Configuration().Servers {
@@ -102,4 +105,32 @@ func (n *Node) fillVoters() {
 			}
 		}
 	}
+}
+
+// removeLostLog removes from cfg, at index prev, a voter that lost its log
+// and that JoinLocal kept because the group could not commit its removal,
+// once the other voters that answered this leader's heartbeats within the
+// last half heartbeat timeout are a majority without it; the voter then
+// finds itself removed and joins again as a new server (watchRemoval).
+// It reports whether it changed the configuration. n.votersMu is held.
+func (n *Node) removeLostLog(cfg raft.Configuration, prev uint64) bool {
+	for id, addr := range n.lostLog {
+		if !slices.ContainsFunc(cfg.Servers, func(s raft.Server) bool {
+			return s.ID == id && s.Address == addr && s.Suffrage == raft.Voter
+		}) {
+			delete(n.lostLog, id) // removed, moved or demoted since
+			continue
+		}
+		if !n.answeringMajorityWithout(cfg, id, time.Now().Add(-n.cfg.HeartbeatTimeout/2)) {
+			continue
+		}
+		if err := n.raft.RemoveServer(id, prev, n.cfg.ApplyTimeout).Error(); err != nil {
+			n.logf("cluster: cannot remove voter %s, which lost its log, yet: %v", id, err)
+			return true
+		}
+		delete(n.lostLog, id)
+		n.logf("cluster: removed voter %s (raft %s), which had lost its log, now that the other voters commit without it; it joins again by itself as a new server", id, addr)
+		return true
+	}
+	return false
 }

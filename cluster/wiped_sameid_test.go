@@ -371,3 +371,57 @@ func TestWipedVoterJoiningJustAfterAnotherVoterStoppedStaysVoter(t *testing.T) {
 		t.Fatalf("write after the join: %v", err)
 	}
 }
+
+// A wiped voter the leader kept as a voter, since the group could not
+// commit its removal (another voter cut off), is removed once that voter
+// answers again: it stayed a voter that had lost its log until a person
+// removed it by hand, and never asked to join again.
+func TestWipedVoterKeptIsRemovedOnceTheGroupCanCommit(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.waitConverged(c.nodes...)
+	if err := c.nodes[0].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	wiped, tr := c.wipedAt(0, "n0", "http://127.0.0.1:1", true)
+	c.trans[0], c.nodes[0] = tr, wiped
+	c.partition(2)
+	leader := c.waitLeader(c.nodes[1], wiped)
+	if leader != c.nodes[1] {
+		t.Fatalf("leader: got %s; want n1", leader.ID())
+	}
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if !leader.unreachable("n2") {
+			return errors.New("n1 does not list n2 unreachable yet")
+		}
+		return nil
+	})
+	from := leader.raft.LastIndex()
+	m := fsm.Member{ID: "n0", RaftAddr: wiped.cfg.RaftAddr, HTTPAddr: wiped.cfg.HTTPAddr, Fresh: true, KnowsDropped: true, Protocol: Protocol}
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		err := c.waitLeader(c.nodes[1], wiped).JoinLocal(m)
+		if errors.Is(err, ErrNotLeader) {
+			return err
+		}
+		if err != nil {
+			t.Fatalf("join of the wiped n0: %v", err)
+		}
+		return nil
+	})
+	for _, cfg := range configurations(t, leader, from) {
+		if _, voter := lists(cfg, "n0"); !voter {
+			t.Fatalf("n0 removed while n2 was cut off: %v", cfg.Servers)
+		}
+	}
+	c.heal()
+	testenv.CheckFor(t, 15*time.Second, func() error {
+		for _, cfg := range configurations(t, leader, from) {
+			if listed, _ := lists(cfg, "n0"); !listed {
+				return nil
+			}
+		}
+		return errors.New("no configuration without the wiped n0 since n2 answers again")
+	})
+	if _, err := c.register(c.waitLeader(c.nodes[1:]...), "m", "after"); err != nil {
+		t.Fatalf("write after the removal: %v", err)
+	}
+}
