@@ -101,17 +101,7 @@ func testWipedVoterJoining(t *testing.T, entriesFirst bool) {
 		})
 	}
 	// The join request the node sends at its start (its log empty then).
-	m := fsm.Member{ID: "n0", RaftAddr: wiped.cfg.RaftAddr, HTTPAddr: wiped.cfg.HTTPAddr, Fresh: true, KnowsDropped: true, Protocol: Protocol}
-	testenv.CheckFor(t, 10*time.Second, func() error {
-		err := c.waitLeader(c.nodes[1:]...).JoinLocal(m)
-		if errors.Is(err, ErrNotLeader) {
-			return err
-		}
-		if err != nil {
-			t.Fatalf("join of the wiped n0: %v", err)
-		}
-		return nil
-	})
+	c.joinFresh(wiped, c.nodes[1:]...)
 	leader = c.waitLeader(c.nodes[1:]...)
 	removed := false
 	for _, cfg := range configurations(t, leader, from) {
@@ -306,17 +296,7 @@ func TestWipedVoterJoiningWithAnotherVoterDownStaysVoter(t *testing.T) {
 		return nil
 	})
 	from := leader.raft.LastIndex()
-	m := fsm.Member{ID: "n0", RaftAddr: wiped.cfg.RaftAddr, HTTPAddr: wiped.cfg.HTTPAddr, Fresh: true, KnowsDropped: true, Protocol: Protocol}
-	testenv.CheckFor(t, 10*time.Second, func() error {
-		err := c.waitLeader(c.nodes[1], wiped).JoinLocal(m)
-		if errors.Is(err, ErrNotLeader) {
-			return err // a leader that lost its lease under load
-		}
-		if err != nil {
-			t.Fatalf("join of the wiped n0: %v", err)
-		}
-		return nil
-	})
+	c.joinFresh(wiped, c.nodes[1], wiped)
 	for _, cfg := range configurations(t, leader, from) {
 		if listed, voter := lists(cfg, "n0"); !listed || !voter {
 			t.Fatalf("a configuration after the join does not hold n0 as a voter: %v", cfg.Servers)
@@ -396,17 +376,7 @@ func TestWipedVoterKeptIsRemovedOnceTheGroupCanCommit(t *testing.T) {
 		return nil
 	})
 	from := leader.raft.LastIndex()
-	m := fsm.Member{ID: "n0", RaftAddr: wiped.cfg.RaftAddr, HTTPAddr: wiped.cfg.HTTPAddr, Fresh: true, KnowsDropped: true, Protocol: Protocol}
-	testenv.CheckFor(t, 10*time.Second, func() error {
-		err := c.waitLeader(c.nodes[1], wiped).JoinLocal(m)
-		if errors.Is(err, ErrNotLeader) {
-			return err
-		}
-		if err != nil {
-			t.Fatalf("join of the wiped n0: %v", err)
-		}
-		return nil
-	})
+	c.joinFresh(wiped, c.nodes[1], wiped)
 	for _, cfg := range configurations(t, leader, from) {
 		if _, voter := lists(cfg, "n0"); !voter {
 			t.Fatalf("n0 removed while n2 was cut off: %v", cfg.Servers)
@@ -424,4 +394,22 @@ func TestWipedVoterKeptIsRemovedOnceTheGroupCanCommit(t *testing.T) {
 	if _, err := c.register(c.waitLeader(c.nodes[1:]...), "m", "after"); err != nil {
 		t.Fatalf("write after the removal: %v", err)
 	}
+}
+
+// joinFresh sends wiped's join as it sends it at its start, on empty raft
+// state, to the leader among the nodes given, again while a leader that
+// lost its lease under load answers ErrNotLeader.
+func (c *testCluster) joinFresh(wiped *Node, among ...*Node) {
+	c.t.Helper()
+	m := fsm.Member{ID: wiped.ID(), RaftAddr: wiped.cfg.RaftAddr, HTTPAddr: wiped.cfg.HTTPAddr, Fresh: true, KnowsDropped: true, Protocol: Protocol}
+	testenv.CheckFor(c.t, 10*time.Second, func() error {
+		err := c.waitLeader(among...).JoinLocal(m)
+		if errors.Is(err, ErrNotLeader) {
+			return err
+		}
+		if err != nil {
+			c.t.Fatalf("join of the wiped %s: %v", wiped.ID(), err)
+		}
+		return nil
+	})
 }
