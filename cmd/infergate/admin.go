@@ -469,6 +469,28 @@ func parseVersion(fs *flag.FlagSet, s string) (int64, error) {
 	return v, nil
 }
 
+// versionRanges writes sorted version numbers as runs: [1 2 3 5] is
+// "1-3,5".
+func versionRanges(nums []int64) string {
+	var b strings.Builder
+	for i := 0; i < len(nums); {
+		j := i
+		for j+1 < len(nums) && nums[j+1] == nums[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(nums[i], 10))
+		if j > i {
+			b.WriteByte('-')
+			b.WriteString(strconv.FormatInt(nums[j], 10))
+		}
+		i = j + 1
+	}
+	return b.String()
+}
+
 // modelPath returns /v1/models/{name} followed by the escaped segments.
 func modelPath(name string, segments ...string) string {
 	p := "/v1/models/" + url.PathEscape(name)
@@ -482,7 +504,9 @@ func modelsList(out adminOutput, args []string) error {
 	fs := out.flagSet("models list", "[flags]",
 		`List the models registered in the cluster, one line per version: its stage,
 the aliases pointing at it, its digest, size and creation time, and how many
-nodes serve it (with the state of those that do not).`)
+nodes serve it (with the state of those that do not). A model's retired
+versions that no node answers with share one row ("models show NAME" lists
+each).`)
 	cfg := adminFlags(fs, true)
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
@@ -499,12 +523,34 @@ nodes serve it (with the state of those that do not).`)
 	}
 	tw := tabwriter.NewWriter(out.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "MODEL\tVERSION\tSTAGE\tALIASES\tSHA256\tSIZE\tCREATED\tNODES")
+	folded := false
 	for _, m := range list.Models {
 		if len(m.Versions) == 0 {
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\n", m.Name)
 		}
 		aliases := aliasesByVersion(m.Aliases)
+		// Retired versions that no alias names and no node answers with
+		// fold into one row, where the first of them stands: a model a
+		// trainer replaces every hour would list a line for each.
+		gone := func(v cluster.VersionView) bool {
+			return v.Stage == fsm.StageRetired && len(aliases[v.Number]) == 0 && nodesSummary(v.Stage, v.Nodes) == "-"
+		}
+		var goneNums []int64
 		for _, v := range m.Versions {
+			if gone(v) {
+				goneNums = append(goneNums, v.Number)
+			}
+		}
+		slices.Sort(goneNums)
+		fold := len(goneNums) >= 2
+		for _, v := range m.Versions {
+			if fold && gone(v) {
+				if v.Number == goneNums[0] {
+					fmt.Fprintf(tw, "%s\t%s\tretired (%d versions)\t-\t-\t-\t-\t-\n", m.Name, versionRanges(goneNums), len(goneNums))
+					folded = true
+				}
+				continue
+			}
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, v.Number, v.Stage,
 				orDash(strings.Join(aliases[v.Number], ",")), shortDigest(v.SHA256),
 				formatSize(v.Size), formatCreated(v.Created), nodesSummary(v.Stage, v.Nodes))
@@ -512,6 +558,9 @@ nodes serve it (with the state of those that do not).`)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if folded {
+		fmt.Fprintln(out.stdout, "\n(retired versions fold into one row; \"models show NAME\" lists each)")
 	}
 	// A removed model's rows read as any retired version's: say what
 	// happened to it.

@@ -150,6 +150,27 @@ removed from the cluster: ctr (every version retired; "models show NAME" lists i
 `,
 		},
 		{
+			// Retired versions no node answers with fold into one row per
+			// model, as on the status page: a model a trainer replaces
+			// every hour listed a line for each.
+			name: "list folds retired versions",
+			args: []string{"list", "--token", adminToken},
+			call: fakeCall{method: "GET", uri: "/v1/models", answer: `{"models":[
+ {"name":"ctr","production":4,"aliases":{"production":4},"versions":[
+  {"version":1,"sha256":"1111111111111111111111111111111111111111111111111111111111111111","size":900,"stage":"retired","created":"2025-03-01T10:00:00Z","origin":"node-a","nodes":{}},
+  {"version":2,"sha256":"2222222222222222222222222222222222222222222222222222222222222222","size":900,"stage":"retired","created":"2025-03-02T10:00:00Z","origin":"node-a","nodes":{}},
+  {"version":3,"sha256":"3333333333333333333333333333333333333333333333333333333333333333","size":900,"stage":"retired","created":"2025-03-03T10:00:00Z","origin":"node-a","nodes":{}},
+  {"version":4,"sha256":"4444444444444444444444444444444444444444444444444444444444444444","size":10,"stage":"production","created":"2025-03-04T10:00:00Z","origin":"node-c",
+   "nodes":{"node-a":{"state":"ready"}}},
+  {"version":5,"sha256":"5555555555555555555555555555555555555555555555555555555555555555","size":900,"stage":"retired","created":"2025-03-05T10:00:00Z","origin":"node-a","nodes":{}}]}]}`},
+			want: `MODEL  VERSION  STAGE                 ALIASES     SHA256        SIZE  CREATED               NODES
+ctr    1-3,5    retired (4 versions)  -           -             -     -                     -
+ctr    4        production            production  444444444444  10B   2025-03-04T10:00:00Z  1/1 ready
+
+(retired versions fold into one row; "models show NAME" lists each)
+`,
+		},
+		{
 			name: "list consistent",
 			args: []string{"list", "--consistent", "--token", adminToken},
 			call: fakeCall{method: "GET", uri: "/v1/models?consistent=1", answer: `{"models":[]}`},
