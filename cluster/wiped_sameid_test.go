@@ -297,14 +297,7 @@ func TestWipedVoterJoiningWithAnotherVoterDownStaysVoter(t *testing.T) {
 	})
 	from := leader.raft.LastIndex()
 	c.joinFresh(wiped, c.nodes[1], wiped)
-	for _, cfg := range configurations(t, leader, from) {
-		if listed, voter := lists(cfg, "n0"); !listed || !voter {
-			t.Fatalf("a configuration after the join does not hold n0 as a voter: %v", cfg.Servers)
-		}
-	}
-	if _, err := c.register(leader, "m", "after"); err != nil {
-		t.Fatalf("write after the join: %v", err)
-	}
+	c.wantStillVoter(leader, from, "n0")
 }
 
 // A voter that stops a moment before a wiped voter's join has answered
@@ -342,14 +335,7 @@ func TestWipedVoterJoiningJustAfterAnotherVoterStoppedStaysVoter(t *testing.T) {
 	if err := leader.JoinLocal(m); err != nil {
 		t.Fatalf("join of the wiped n0 just after %s stopped: %v", other.ID(), err)
 	}
-	for _, cfg := range configurations(t, leader, from) {
-		if listed, voter := lists(cfg, "n0"); !listed || !voter {
-			t.Fatalf("a configuration after the join does not hold n0 as a voter: %v", cfg.Servers)
-		}
-	}
-	if _, err := c.register(leader, "m", "after"); err != nil {
-		t.Fatalf("write after the join: %v", err)
-	}
+	c.wantStillVoter(leader, from, "n0")
 }
 
 // A wiped voter the leader kept as a voter, since the group could not
@@ -412,4 +398,18 @@ func (c *testCluster) joinFresh(wiped *Node, among ...*Node) {
 		}
 		return nil
 	})
+}
+
+// wantStillVoter fails the test unless every configuration leader's log
+// holds after index from keeps id a voter, and a write still commits.
+func (c *testCluster) wantStillVoter(leader *Node, from uint64, id string) {
+	c.t.Helper()
+	for _, cfg := range configurations(c.t, leader, from) {
+		if listed, voter := lists(cfg, id); !listed || !voter {
+			c.t.Fatalf("a configuration after the join does not hold %s as a voter: %v", id, cfg.Servers)
+		}
+	}
+	if _, err := c.register(leader, "m", "after"); err != nil {
+		c.t.Fatalf("write after the join: %v", err)
+	}
 }

@@ -276,26 +276,18 @@ func (s *Server) unloadModel(ctx *fasthttp.RequestCtx, name string) error {
 	return writeJSON(ctx, struct{}{})
 }
 
-// clusterServes returns a version of model name that the cluster holds
-// and has not retired, production first, or 0: every node loads such
-// versions, and loads them again when unloaded by hand.
+// clusterServes returns the production version of model name in the
+// cluster, or 0: every node loads the cluster's live versions, and loads
+// them again when unloaded by hand.
 func (s *Server) clusterServes(name string) int64 {
 	p := s.plane.Load()
 	if p == nil {
 		return 0
 	}
-	if v, _, ok := p.node.FSM().Stage(name, 0); ok {
-		return v
-	}
-	st, _ := p.node.FSM().State()
-	if m := st.Model(name); m != nil {
-		for _, v := range m.Versions {
-			if v.Stage != fsm.StageRetired {
-				return v.Number
-			}
-		}
-	}
-	return 0
+	// A model the cluster holds has a production version until it is
+	// removed (every version retired), and production is never retired.
+	v, _, _ := p.node.FSM().Stage(name, 0)
+	return v
 }
 
 // loadModel serves POST /v2/repository/models/{name}/load. The optional
