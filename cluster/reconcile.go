@@ -283,14 +283,16 @@ func (n *Node) LocalStatus() *LocalStatus {
 // notReconciled says why the reconciler has not been over the replicated
 // versions yet since the node started, or "" once it has.
 func (n *Node) notReconciled() string {
-	if n.rec.passed.Load() {
-		return ""
-	}
+	// A dropped node never catches up, whether or not the reconciler
+	// has been over what it had: its reason stands first.
 	if n.dropped.Load() {
 		if why := n.dropWhy.Load(); why != nil {
 			return *why // taken over after its --data was wiped (takeover.go), say
 		}
 		return "this node was dropped from its group when the group was recovered, and serves what it had"
+	}
+	if n.rec.passed.Load() {
+		return ""
 	}
 	select {
 	case <-n.replayed:
