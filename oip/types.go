@@ -161,16 +161,18 @@ type InferRequest struct {
 	// use this one.
 	UnitID string
 
-	// names and scratch are kept across Reset for the decoder to reuse.
+	// names, scratch and grpc are kept across Reset for the decoders to
+	// reuse.
 	names   internTable
 	scratch []byte
+	grpc    grpcRequest
 }
 
 // RetainedBytes returns the bytes r keeps reachable for reuse: every
 // tensor buffer up to the slices' capacity and the decoder's scratch. A
 // pool uses it to drop requests that a large or hostile body grew.
 func (r *InferRequest) RetainedBytes() int {
-	n := cap(r.scratch) + 24*cap(r.Outputs)
+	n := cap(r.scratch) + 24*cap(r.Outputs) + 24*(cap(r.grpc.raw)+cap(r.grpc.contents))
 	for _, in := range r.Inputs[:cap(r.Inputs)] {
 		n += cap(in.Data) + 8*cap(in.Shape) + len(in.Name)
 	}
