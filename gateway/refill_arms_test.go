@@ -14,6 +14,7 @@ import (
 
 	"github.com/infergate/infergate/gateway"
 	"github.com/infergate/infergate/gateway/route"
+	"github.com/infergate/infergate/internal/testenv"
 	"github.com/infergate/infergate/registry"
 	"github.com/infergate/infergate/trafficlog"
 )
@@ -171,7 +172,7 @@ func TestFeedbackAfterRestartOverDamagedLog(t *testing.T) {
 	x := abExperiment(9, time.Now().Add(-time.Minute), 1, 1)
 	s1, tl1 := restartNode(t, dir, 64<<10)
 	s1.repo.SetExperiment("ctr", x)
-	var order []string // ids in the order predicted
+	var order []string // ids, each batch's grouped by arm
 	byID := make(map[string]bool)
 	for len(order) < 800 {
 		for _, l := range predictByArm(t, s1, 40) {
@@ -183,17 +184,25 @@ func TestFeedbackAfterRestartOverDamagedLog(t *testing.T) {
 			}
 		}
 	}
-	// Where each prediction lies, to tell those after the damage.
+	// Where each prediction lies, to tell those after the damage, once
+	// the log's writer has written them all (it takes them
+	// asynchronously).
 	posOf := make(map[string]int64)
 	var e trafficlog.Event
-	if _, err := tl1.Read(tl1.Stats().First, 1<<30, func(pos int64, rec []byte) bool {
-		if _, err := trafficlog.Decode(rec, &e); err == nil && e.Kind == trafficlog.Prediction {
-			posOf[e.ID] = pos
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if _, err := tl1.Read(tl1.Stats().First, 1<<30, func(pos int64, rec []byte) bool {
+			if _, err := trafficlog.Decode(rec, &e); err == nil && e.Kind == trafficlog.Prediction {
+				posOf[e.ID] = pos
+			}
+			return true
+		}); err != nil {
+			t.Fatal(err)
 		}
-		return true
-	}); err != nil {
-		t.Fatal(err)
-	}
+		if len(posOf) < len(order) {
+			return fmt.Errorf("the log holds %d of the %d predictions", len(posOf), len(order))
+		}
+		return nil
+	})
 	tl1.Close() // all on disk
 	// A sealed segment, the third from the end, is damaged from its
 	// middle on.
@@ -205,9 +214,16 @@ func TestFeedbackAfterRestartOverDamagedLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var after []string // in the segments after the damaged one, less the last record (torn below)
-	for _, id := range order[:len(order)-1] {
-		if posOf[id] >= afterBase {
+	// In the segments after the damaged one, less the last record (torn
+	// below): the one at the highest position (order is by arm within
+	// each batch, not as written).
+	var newest int64
+	for _, pos := range posOf {
+		newest = max(newest, pos)
+	}
+	var after []string
+	for _, id := range order {
+		if pos := posOf[id]; pos >= afterBase && pos != newest {
 			after = append(after, id)
 		}
 	}
