@@ -25,6 +25,7 @@ const headerInferenceLen = "Inference-Header-Content-Length"
 
 // scratch holds one request's reusable buffers.
 type scratch struct {
+	in   []byte // a gRPC request's message
 	key  []byte
 	bkey []byte // the body key of a cacheable request
 	req  oip.InferRequest
@@ -64,7 +65,7 @@ func (p *scratchPool) get() *scratch {
 }
 
 func (p *scratchPool) put(s *scratch) {
-	size := s.req.RetainedBytes() + cap(s.buf) + cap(s.zbuf) + cap(s.num) + cap(s.key) + cap(s.bkey)
+	size := s.req.RetainedBytes() + cap(s.in) + cap(s.buf) + cap(s.zbuf) + cap(s.num) + cap(s.key) + cap(s.bkey)
 	for _, o := range s.outs[:cap(s.outs)] {
 		size += cap(o.Data) + 8*cap(o.Shape)
 	}
@@ -135,6 +136,11 @@ const HeaderExperimentArm = "X-Experiment-Arm"
 // one its path names, else its unit's arm of the model's experiment, else
 // the model's default.
 func (s *Server) acquire(ctx *fasthttp.RequestCtx, name, version []byte) (*registry.Version, string, error) {
+	return s.acquireFor(name, version, ctx.Request.Header.Peek(HeaderUnitID), "header "+HeaderUnitID)
+}
+
+// acquireFor is acquire for the unit id unit, which field carries.
+func (s *Server) acquireFor(name, version, unit []byte, field string) (*registry.Version, string, error) {
 	vnum, err := parseVersion(version)
 	if err != nil {
 		return nil, "", err
@@ -142,9 +148,8 @@ func (s *Server) acquire(ctx *fasthttp.RequestCtx, name, version []byte) (*regis
 	var v *registry.Version
 	arm := ""
 	if vnum == 0 {
-		unit := ctx.Request.Header.Peek(HeaderUnitID)
 		if len(unit) > route.MaxUnitLen {
-			return nil, "", badRequest("header %s has %d bytes; a unit id has at most %d", HeaderUnitID, len(unit), route.MaxUnitLen)
+			return nil, "", badRequest("%s has %d bytes; a unit id has at most %d", field, len(unit), route.MaxUnitLen)
 		}
 		v, arm, err = s.repo.AcquireUnversioned(b2s(name), unit)
 	} else {
@@ -225,28 +230,14 @@ func (s *Server) inferWith(ctx *fasthttp.RequestCtx, sc *scratch, v *registry.Ve
 	if err != nil {
 		return err
 	}
-	noBatchDim := int64(0)
-	if !v.Batchable {
-		noBatchDim = -1 // the first dimensions are each input's own
-	}
-	if err := oip.CheckInputs(req.Inputs, v.Inputs, noBatchDim); err != nil {
+	n, made, err := s.checkRequest(sc, v)
+	if err != nil {
 		return err
 	}
-	if err := oip.CheckOutputs(req.Outputs, v.Outputs); err != nil {
-		return err
-	}
-	if made, err := s.ensureID(sc); err != nil {
-		return err
-	} else if made {
+	if made {
 		// A response with an id of its own must not be replayed to the
 		// next byte-identical request: each prediction gets its id.
 		sc.bkey = sc.bkey[:0]
-	}
-	n := 1
-	if v.Batchable {
-		if n = int(req.Inputs[0].Shape[0]); n == 0 {
-			return badRequest("input %q has shape %s: 0 rows; send at least one", req.Inputs[0].Name, oip.FormatShape(req.Inputs[0].Shape))
-		}
 	}
 
 	useCache := cacheable && !req.CacheBypass
@@ -264,7 +255,7 @@ func (s *Server) inferWith(ctx *fasthttp.RequestCtx, sc *scratch, v *registry.Ve
 			// A hit is a request of production's traffic like any other:
 			// its shadow gets its copy too.
 			s.copyToShadow(sc, e.Outputs)
-			s.logPrediction(ctx, sc, v, arm, e.Outputs)
+			s.logPrediction(unitOf(ctx, arm), sc, v, arm, e.Outputs)
 			copied := time.Since(lookup)
 			s.cacheResponse(sc)
 			ctx.Response.Header.Set("X-Cache", "hit")
@@ -277,21 +268,8 @@ func (s *Server) inferWith(ctx *fasthttp.RequestCtx, sc *scratch, v *registry.Ve
 		defer func() { v.Metrics.CacheMiss(missed) }()
 	}
 
-	timeout := s.cfg.RequestTimeout
-	if t := req.TimeoutMicros; t > 0 && t < int64(timeout/time.Microsecond) && v.Config.DynamicBatching.TimeoutOverride(priorityLevel(v, req.Priority)) {
-		timeout = time.Duration(t) * time.Microsecond
-	}
-	br := &sc.breq
-	br.Inputs = req.Inputs
-	br.Rows = n
-	br.Priority = req.Priority // the batcher refuses one out of range
-	br.Deadline = start.Add(timeout)
-	br.Outputs = sc.outs
-	err = v.Batcher.Do(br)
-	sc.outs = br.Outputs
-	br.Inputs = nil
-	if err != nil {
-		return s.batchError(v, priorityLevel(v, req.Priority), timeout, err)
+	if err := s.runBatch(sc, v, n, start, s.requestTimeout(req, v, s.cfg.RequestTimeout)); err != nil {
+		return err
 	}
 	s.copyToShadow(sc, sc.outs)
 	if useCache {
@@ -307,11 +285,76 @@ func (s *Server) inferWith(ctx *fasthttp.RequestCtx, sc *scratch, v *registry.Ve
 	}
 	// Logged once the client's answer is written: a prediction whose
 	// response failed (classes over max_output_bytes) is none.
-	s.logPrediction(ctx, sc, v, arm, sc.outs)
+	s.logPrediction(unitOf(ctx, arm), sc, v, arm, sc.outs)
 	if useCache {
 		s.cacheResponse(sc)
 	}
 	return nil
+}
+
+// checkRequest checks decoded request sc.req against version v, gives it
+// an id when the traffic log needs one and it has none (made), and
+// returns its rows.
+func (s *Server) checkRequest(sc *scratch, v *registry.Version) (rows int, made bool, err error) {
+	req := &sc.req
+	noBatchDim := int64(0)
+	if !v.Batchable {
+		noBatchDim = -1 // the first dimensions are each input's own
+	}
+	if err := oip.CheckInputs(req.Inputs, v.Inputs, noBatchDim); err != nil {
+		return 0, false, err
+	}
+	if err := oip.CheckOutputs(req.Outputs, v.Outputs); err != nil {
+		return 0, false, err
+	}
+	if made, err = s.ensureID(sc); err != nil {
+		return 0, false, err
+	}
+	rows = 1
+	if v.Batchable {
+		if rows = int(req.Inputs[0].Shape[0]); rows == 0 {
+			return 0, false, badRequest("input %q has shape %s: 0 rows; send at least one", req.Inputs[0].Name, oip.FormatShape(req.Inputs[0].Shape))
+		}
+	}
+	return rows, made, nil
+}
+
+// requestTimeout returns how long request req for v may take from its
+// start: limit, or less where its "timeout" parameter asks for less and
+// v's configuration lets its priority shorten it.
+func (s *Server) requestTimeout(req *oip.InferRequest, v *registry.Version, limit time.Duration) time.Duration {
+	if t := req.TimeoutMicros; t > 0 && t < int64(limit/time.Microsecond) && v.Config.DynamicBatching.TimeoutOverride(priorityLevel(v, req.Priority)) {
+		return time.Duration(t) * time.Microsecond
+	}
+	return limit
+}
+
+// runBatch runs sc.req, of rows rows, on v's batcher, within timeout of
+// start; its outputs are left in sc.outs.
+func (s *Server) runBatch(sc *scratch, v *registry.Version, rows int, start time.Time, timeout time.Duration) error {
+	req := &sc.req
+	br := &sc.breq
+	br.Inputs = req.Inputs
+	br.Rows = rows
+	br.Priority = req.Priority // the batcher refuses one out of range
+	br.Deadline = start.Add(timeout)
+	br.Outputs = sc.outs
+	err := v.Batcher.Do(br)
+	sc.outs = br.Outputs
+	br.Inputs = nil
+	if err != nil {
+		return s.batchError(v, priorityLevel(v, req.Priority), timeout, err)
+	}
+	return nil
+}
+
+// unitOf returns the unit id of an HTTP request that experiment arm arm
+// answered, for the traffic log: nil when none did.
+func unitOf(ctx *fasthttp.RequestCtx, arm string) []byte {
+	if arm == "" {
+		return nil
+	}
+	return ctx.Request.Header.Peek(HeaderUnitID)
 }
 
 // sampleShadow returns the model's shadow when it samples a request v
@@ -380,6 +423,21 @@ func noCacheAsked(h *fasthttp.RequestHeader) bool {
 // each as JSON or binary data as it asked, and as its top classes where it
 // asked with the classification parameter.
 func (s *Server) writeResponse(ctx *fasthttp.RequestCtx, sc *scratch, v *registry.Version, outs []oip.Tensor) error {
+	if err := s.selectOutputs(sc, v, outs); err != nil {
+		return err
+	}
+	resp := &sc.resp
+	out, jsonLen := oip.AppendResponse(sc.buf[:0], resp)
+	sc.buf, sc.jsonLen = out, jsonLen
+	clear(resp.Outputs) // drop references to outs, which may be a cache entry
+	s.setBody(ctx, sc, out, jsonLen)
+	return nil
+}
+
+// selectOutputs fills sc.resp with the answer to sc.req from outs, as
+// writeResponse describes. sc.resp then refers to outs: the caller
+// clears its outputs once encoded.
+func (s *Server) selectOutputs(sc *scratch, v *registry.Version, outs []oip.Tensor) error {
 	req := &sc.req
 	resp := &sc.resp
 	resp.ModelName = v.Model
@@ -424,10 +482,6 @@ func (s *Server) writeResponse(ctx *fasthttp.RequestCtx, sc *scratch, v *registr
 			}
 		}
 	}
-	out, jsonLen := oip.AppendResponse(sc.buf[:0], resp)
-	sc.buf, sc.jsonLen = out, jsonLen
-	clear(resp.Outputs) // drop references to outs, which may be a cache entry
-	s.setBody(ctx, sc, out, jsonLen)
 	return nil
 }
 

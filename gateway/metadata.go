@@ -25,12 +25,13 @@ var extensions = []string{"binary_tensor_data", "classification", "model_reposit
 
 func (s *Server) serverMetadata(ctx *fasthttp.RequestCtx) error {
 	ctx.SetContentType("application/json")
-	ctx.SetBody(oip.AppendServerMetadata(nil, &oip.ServerMetadata{
-		Name:       s.cfg.Name,
-		Version:    s.cfg.Version,
-		Extensions: extensions,
-	}))
+	ctx.SetBody(oip.AppendServerMetadata(nil, s.serverMetadataDoc()))
 	return nil
+}
+
+// serverMetadataDoc returns what GET /v2 and gRPC's ServerMetadata say.
+func (s *Server) serverMetadataDoc() *oip.ServerMetadata {
+	return &oip.ServerMetadata{Name: s.cfg.Name, Version: s.cfg.Version, Extensions: extensions}
 }
 
 // lookup finds the version a metadata or ready request names, without
@@ -61,9 +62,22 @@ func (s *Server) lookup(name, version []byte) (*registry.Model, *registry.Versio
 
 // modelMetadata serves GET /v2/models/{name}[/versions/{version}].
 func (s *Server) modelMetadata(ctx *fasthttp.RequestCtx, name, version []byte) error {
-	m, v, err := s.lookup(name, version)
+	md, v, err := s.metadataOf(name, version)
 	if err != nil {
 		return err
+	}
+	ctx.SetContentType("application/json")
+	ctx.Response.Header.Set("X-Model-Version", v.Label)
+	ctx.SetBody(oip.AppendModelMetadata(nil, &md))
+	return nil
+}
+
+// metadataOf returns the metadata of the model version name and version
+// name (version empty: the model's default), and that version.
+func (s *Server) metadataOf(name, version []byte) (oip.ModelMetadata, *registry.Version, error) {
+	m, v, err := s.lookup(name, version)
+	if err != nil {
+		return oip.ModelMetadata{}, nil, err
 	}
 	md := oip.ModelMetadata{
 		Name:     m.Name,
@@ -81,10 +95,7 @@ func (s *Server) modelMetadata(ctx *fasthttp.RequestCtx, name, version []byte) e
 	} else {
 		md.Versions = []string{v.Label}
 	}
-	ctx.SetContentType("application/json")
-	ctx.Response.Header.Set("X-Model-Version", v.Label)
-	ctx.SetBody(oip.AppendModelMetadata(nil, &md))
-	return nil
+	return md, v, nil
 }
 
 // modelReady serves GET /v2/models/{name}[/versions/{version}]/ready:

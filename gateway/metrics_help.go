@@ -45,7 +45,9 @@ var helpTexts = map[string]string{
 
 	// The gateway (gateway/server.go, gateway/tls.go).
 	"infergate_inference_unrouted_total":                 "Inference requests that reached no version, by reason: model_not_found, version_not_found, model_not_ready",
-	"infergate_http_panics_total":                        "HTTP requests whose handler panicked, answered 500 and logged",
+	"infergate_http_panics_total":                        "HTTP requests and gRPC calls whose handler panicked, answered 500 (gRPC: INTERNAL) and logged",
+	"infergate_grpc_requests_total":                      "Calls of the gRPC service (--grpc), by method and status code (OK, InvalidArgument, NotFound, Unavailable, ...)",
+	"infergate_grpc_connections_refused_total":           "gRPC connections closed at once because --max-connections were open on --grpc",
 	"infergate_http_protocol_errors_total":               "HTTP requests the server could not read: malformed, over --max-body or --max-header-bytes, or timed out while being read",
 	"infergate_tls_handshake_errors_total":               "Failed TLS handshakes on --http, by reason: plain_http (a client of http://), client_refused (it does not trust the certificate), client_certificate (missing or not signed by --tls-client-ca), other",
 	"infergate_tls_certificate_expiry_timestamp_seconds": "When the certificate in use (--tls-cert) expires, in Unix seconds",

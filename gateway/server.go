@@ -179,9 +179,13 @@ type Server struct {
 	listeners []*limitListener
 
 	scratch scratchPool
-	cache   *cache.Cache // nil when disabled
-	shadows *shadower
-	recent  *recentArms // with a traffic log: which arm answered, for feedback
+	// grpc is the gRPC front door, made by the first ServeGRPC under
+	// grpcOnce.
+	grpcOnce sync.Once
+	grpc     *grpcFront
+	cache    *cache.Cache // nil when disabled
+	shadows  *shadower
+	recent   *recentArms // with a traffic log: which arm answered, for feedback
 	// traffic is where events go: cfg.TrafficLog or cfg.TrafficSink (nil:
 	// no log).
 	traffic trafficlog.Sink
@@ -415,7 +419,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			}
 		}
 	})
+	// The gRPC front door drains at the same time as HTTP.
+	grpcErr := make(chan error, 1)
+	go func() { grpcErr <- s.stopGRPC(ctx) }()
 	err := s.srv.ShutdownWithContext(ctx)
+	if gerr := <-grpcErr; err == nil {
+		err = gerr
+	}
 	// No handler queues shadow copies any more, or those still running
 	// (ctx ended) find the shadower stopped.
 	if serr := s.shadows.close(ctx); err == nil {

@@ -261,8 +261,9 @@ func (s *Server) refillRecent(l *trafficlog.Log) {
 // logPrediction logs what v answered to sc's request, when the log
 // sampled it: outs, by arm (empty outside experiments). It never blocks;
 // a prediction the log cannot take is dropped and counted there. It
-// remembers every prediction an arm answered, for feedback.
-func (s *Server) logPrediction(ctx *fasthttp.RequestCtx, sc *scratch, v *registry.Version, arm string, outs []oip.Tensor) {
+// remembers every prediction an arm answered, for feedback. unit is the
+// request's unit id, which an arm's predictions are logged with.
+func (s *Server) logPrediction(unit []byte, sc *scratch, v *registry.Version, arm string, outs []oip.Tensor) {
 	l := s.traffic
 	if l == nil {
 		return
@@ -285,7 +286,7 @@ func (s *Server) logPrediction(ctx *fasthttp.RequestCtx, sc *scratch, v *registr
 		Arm: arm, Inputs: req.Inputs, Outputs: outs,
 	}
 	if arm != "" {
-		e.Unit = string(ctx.Request.Header.Peek(HeaderUnitID))
+		e.Unit = string(unit)
 	}
 	l.Append(&e) // encoded before it returns
 }

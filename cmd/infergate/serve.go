@@ -42,6 +42,7 @@ import (
 // serveConfig is everything `infergate serve` is told by its flags.
 type serveConfig struct {
 	httpAddr        string
+	grpcAddr        string
 	modelsDir       string
 	dataDir         string
 	ortLib          string
@@ -92,6 +93,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long to wait for in-flight requests before cutting them off (and exiting 1), and again for the models to unload")
 	fs.DurationVar(&c.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long to keep serving while /v2/health/ready reports 503, so load balancers stop sending first")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "validate flags, the library and the repository, then exit")
+	fs.StringVar(&c.grpcAddr, "grpc", "", "also serve the protocol's gRPC service (inference.GRPCInferenceService, as KServe and Triton clients speak it) and gRPC's health service on this address (e.g. 127.0.0.1:8081); over TLS with the --tls-* flags, like --http; off when empty")
 	fs.StringVar(&c.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof profiles on this separate address (e.g. 127.0.0.1:6060); off when empty")
 	fs.StringVar(&c.runtimeCPUs, "runtime-cpus", "", "CPUs to reserve for ONNX Runtime, in the kernel's notation (e.g. 7 or 6-7; Linux): every batch then runs on a worker thread bound to them, and nothing else of this process runs there, so that HTTP work neither takes their time nor evicts the model from their caches. A lone request pays a thread wake-up for it. Size it to the sum over the models of instances × intra-op threads")
 
@@ -151,6 +153,14 @@ func (c *serveConfig) validate() error {
 	if c.pprofAddr != "" {
 		if err := checkListenAddr(c.pprofAddr); err != nil {
 			return fmt.Errorf("--pprof-addr %q: %w", c.pprofAddr, err)
+		}
+	}
+	if c.grpcAddr != "" {
+		if err := checkListenAddr(c.grpcAddr); err != nil {
+			return fmt.Errorf("--grpc %q: %w", c.grpcAddr, err)
+		}
+		if c.grpcAddr == c.httpAddr {
+			return fmt.Errorf("--grpc %q is --http's address too; give gRPC a port of its own", c.grpcAddr)
 		}
 	}
 	// In config.json 0 stands for the node's value; the node's own
@@ -612,9 +622,29 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		c.tlsMetrics(set)
 	}
 	diskMetrics(set, c.gateway.Disks)
-	serveErr := make(chan error, 1)
+	var gln net.Listener
+	if c.grpcAddr != "" {
+		if gln, err = net.Listen("tcp", c.grpcAddr); err != nil {
+			ln.Close()
+			repo.Close()
+			return fmt.Errorf("cannot listen on --grpc %s: %w", c.grpcAddr, err)
+		}
+	}
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Printf("infergate %s serving on %s://%s (ONNX Runtime %s, models in %s)", version, c.scheme(), ln.Addr(), engine.RuntimeVersion(), c.modelsDir)
+	if gln != nil {
+		go func() {
+			if err := srv.ServeGRPC(gln); err != nil {
+				serveErr <- fmt.Errorf("gRPC: %w", err)
+			}
+		}()
+		over := ""
+		if c.certs != nil {
+			over = " over TLS"
+		}
+		logger.Printf("gRPC (inference.GRPCInferenceService and grpc.health.v1.Health) on %s%s", gln.Addr(), over)
+	}
 	if c.certs != nil {
 		leaf := c.certs.Certificate().Leaf
 		logger.Printf("TLS certificate %s: subject %q, valid until %s%s", c.tlsCert, leaf.Subject.String(), leaf.NotAfter.UTC().Format(time.RFC3339), c.tlsModes())
@@ -704,7 +734,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		doneWithin(c.shutdownTimeout, background.Wait)
 		node.Stop()
 		doneWithin(c.shutdownTimeout, repo.Close)
-		return fmt.Errorf("HTTP server stopped: %w", err)
+		return fmt.Errorf("server stopped: %w", err)
 	}
 	signal.Stop(sig)
 

@@ -1,0 +1,534 @@
+package gateway
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"net"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/infergate/infergate/batching"
+	"github.com/infergate/infergate/gateway/cache"
+	"github.com/infergate/infergate/oip"
+	"github.com/infergate/infergate/registry"
+	"github.com/valyala/fasthttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	_ "google.golang.org/grpc/encoding/gzip" // gzip-compressed messages, which Triton's clients can send
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// The gRPC front door speaks the protocol's gRPC service
+// (inference.GRPCInferenceService: ServerLive, ServerReady, ModelReady,
+// ServerMetadata, ModelMetadata, ModelInfer) and gRPC's health service,
+// over the same models, experiments, cache, batchers, traffic log and
+// metrics as HTTP. Its messages are coded by oip (no generated code): the
+// codec below hands the service raw bytes, and protobuf messages (the
+// health service's) to the protobuf library.
+
+// grpcMaxStreams bounds the concurrent calls of one gRPC connection, as
+// MaxConnections bounds connections: together they bound the goroutines
+// gRPC starts.
+const grpcMaxStreams = 1024
+
+// GRPC metadata keys: the request's unit id for experiments, and what a
+// ModelInfer answer carries besides its body (the response headers'
+// names in lower case, as gRPC metadata is).
+const (
+	grpcUnitKey    = "x-unit-id"
+	grpcVersionKey = "x-model-version"
+	grpcArmKey     = "x-experiment-arm"
+	grpcCacheKey   = "x-cache"
+	grpcRetryKey   = "retry-after"
+)
+
+// grpcMethods are the service's methods, in the order of grpcMethod.
+var grpcMethods = [...]string{"ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer"}
+
+// grpcMethod indexes grpcMethods.
+type grpcMethod int
+
+const (
+	grpcServerLive grpcMethod = iota
+	grpcServerReady
+	grpcModelReady
+	grpcServerMetadata
+	grpcModelMetadata
+	grpcModelInfer
+	numGRPCMethods
+)
+
+// grpcCodec is the gRPC codec of the server: the service's requests
+// arrive into a *[]byte and its replies leave as *grpcReply, untouched;
+// other messages (the health service's) go through the protobuf library.
+type grpcCodec struct{}
+
+// grpcReply is an encoded reply in a buffer of gRPC's pool, which gRPC
+// frees once it has written it.
+type grpcReply struct{ b *[]byte }
+
+func (grpcCodec) Name() string { return "proto" }
+
+func (grpcCodec) Marshal(v any) (mem.BufferSlice, error) {
+	switch m := v.(type) {
+	case *grpcReply:
+		return mem.BufferSlice{mem.NewBuffer(m.b, mem.DefaultBufferPool())}, nil
+	case proto.Message:
+		b, err := proto.Marshal(m)
+		return mem.BufferSlice{mem.SliceBuffer(b)}, err
+	}
+	return nil, fmt.Errorf("BUG: the gRPC codec cannot encode a %T", v)
+}
+
+func (grpcCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	switch m := v.(type) {
+	case *[]byte:
+		// data is freed once this returns: keep a copy.
+		n := data.Len()
+		if cap(*m) < n {
+			*m = make([]byte, n)
+		}
+		*m = (*m)[:n]
+		data.CopyTo(*m)
+		return nil
+	case proto.Message:
+		return proto.Unmarshal(data.Materialize(), m)
+	}
+	return fmt.Errorf("BUG: the gRPC codec cannot decode into a %T", v)
+}
+
+// reply copies b into a buffer of gRPC's pool, for gRPC to send.
+func reply(b []byte) *grpcReply {
+	buf := mem.DefaultBufferPool().Get(len(b))
+	copy(*buf, b)
+	return &grpcReply{b: buf}
+}
+
+// grpcFront is the gRPC side of a Server.
+type grpcFront struct {
+	srv     *grpc.Server
+	refused *metrics.Counter
+	// calls counts calls by method and status code, its counters made on
+	// first use.
+	calls [numGRPCMethods][codes.Unauthenticated + 1]atomic.Pointer[metrics.Counter]
+}
+
+// ServeGRPC serves the protocol's gRPC service on ln until Shutdown; it
+// speaks TLS when the server's Config has TLS, with the same
+// certificates and client certificate checks as HTTP. It may be called
+// once.
+func (s *Server) ServeGRPC(ln net.Listener) error {
+	g := s.grpcFront()
+	if g == nil {
+		return grpc.ErrServerStopped
+	}
+	return g.srv.Serve(&connLimitListener{Listener: ln, free: make(chan struct{}, s.cfg.MaxConnections), refused: g.refused})
+}
+
+// connLimitListener bounds the connections served at once: one beyond
+// the limit is closed at once (a gRPC client sees UNAVAILABLE and may
+// retry), and counted.
+type connLimitListener struct {
+	net.Listener
+	free    chan struct{} // a token per connection open
+	refused *metrics.Counter
+}
+
+func (l *connLimitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.free <- struct{}{}:
+			return &limitedConn{Conn: c, free: l.free}, nil
+		default:
+			l.refused.Inc()
+			c.Close()
+		}
+	}
+}
+
+// limitedConn gives its token back when closed.
+type limitedConn struct {
+	net.Conn
+	free chan struct{}
+	once sync.Once
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { <-c.free })
+	return err
+}
+
+// grpcFront makes the gRPC server on first use.
+func (s *Server) grpcFront() *grpcFront {
+	s.grpcOnce.Do(func() {
+		if s.stopping.Load() {
+			return
+		}
+		opts := []grpc.ServerOption{
+			grpc.ForceServerCodecV2(grpcCodec{}),
+			grpc.MaxRecvMsgSize(s.cfg.MaxBodyBytes),
+			grpc.MaxConcurrentStreams(grpcMaxStreams),
+			grpc.ConnectionTimeout(s.cfg.ReadTimeout),
+			grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: s.cfg.IdleTimeout}),
+			// Clients may ping as often as every 10 s without calls in
+			// flight (gRPC's default, 5 minutes, turns away clients set
+			// up for load balancers that drop idle connections).
+			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		}
+		if s.cfg.TLS != nil {
+			opts = append(opts, grpc.Creds(credentials.NewTLS(s.cfg.TLS)))
+		}
+		g := &grpcFront{srv: grpc.NewServer(opts...),
+			refused: s.metrics.NewCounter("infergate_grpc_connections_refused_total")}
+		g.srv.RegisterService(s.grpcServiceDesc(), s)
+		healthpb.RegisterHealthServer(g.srv, grpcHealth{s: s})
+		s.grpc = g
+	})
+	return s.grpc
+}
+
+// grpcHealth is gRPC's health service (grpc.health.v1.Health), as
+// Kubernetes' gRPC probes and grpc_health_probe ask it: the server and
+// the protocol's service are SERVING when GET /v2/health/ready would
+// answer 200, NOT_SERVING otherwise.
+type grpcHealth struct {
+	healthpb.UnimplementedHealthServer
+	s *Server
+}
+
+func (h grpcHealth) Check(_ context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	if req.Service != "" && req.Service != oip.GRPCService {
+		return nil, status.Errorf(codes.NotFound, "unknown service %q; this server has %q (and \"\" for the whole server)", req.Service, oip.GRPCService)
+	}
+	if ready, _ := h.s.readiness(); ready {
+		return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+	}
+	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_NOT_SERVING}, nil
+}
+
+// stopGRPC stops the gRPC server: it lets calls in flight finish until ctx
+// ends, then cuts them off.
+func (s *Server) stopGRPC(ctx context.Context) error {
+	s.grpcOnce.Do(func() {}) // none made from now on
+	g := s.grpc
+	if g == nil {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		g.srv.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		g.srv.Stop()
+		<-done
+		return fmt.Errorf("gRPC calls still in flight were cut off: %w", ctx.Err())
+	}
+}
+
+// grpcServiceDesc describes the protocol's service to gRPC, each method
+// over raw message bytes.
+func (s *Server) grpcServiceDesc() *grpc.ServiceDesc {
+	handlers := [numGRPCMethods]func(s *Server, ctx context.Context, sc *scratch) ([]byte, error){
+		grpcServerLive: func(s *Server, _ context.Context, sc *scratch) ([]byte, error) {
+			return oip.AppendBoolMessage(sc.buf[:0], true), nil
+		},
+		grpcServerReady: func(s *Server, _ context.Context, sc *scratch) ([]byte, error) {
+			ready, _ := s.readiness()
+			return oip.AppendBoolMessage(sc.buf[:0], ready), nil
+		},
+		grpcModelReady: (*Server).grpcModelReady,
+		grpcServerMetadata: func(s *Server, _ context.Context, sc *scratch) ([]byte, error) {
+			return oip.AppendServerMetadataResponse(sc.buf[:0], s.serverMetadataDoc()), nil
+		},
+		grpcModelMetadata: (*Server).grpcModelMetadata,
+		grpcModelInfer:    (*Server).grpcModelInfer,
+	}
+	desc := &grpc.ServiceDesc{
+		ServiceName: oip.GRPCService,
+		HandlerType: (*any)(nil),
+		Metadata:    "grpc_predict_v2.proto",
+	}
+	for i, h := range handlers {
+		m := grpcMethod(i)
+		desc.Methods = append(desc.Methods, grpc.MethodDesc{
+			MethodName: grpcMethods[m],
+			Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+				return s.grpcCall(ctx, m, dec, h)
+			},
+		})
+	}
+	return desc
+}
+
+// grpcCall runs one call of method m: it reads the request into a
+// scratch, checks the inference token where HTTP would, runs h, and maps
+// its error to a gRPC status; it recovers from panics, as HTTP's handler
+// does.
+func (s *Server) grpcCall(ctx context.Context, m grpcMethod, dec func(any) error, h func(*Server, context.Context, *scratch) ([]byte, error)) (out any, err error) {
+	sc := s.scratch.get()
+	defer s.scratch.put(sc)
+	defer func() {
+		if p := recover(); p != nil {
+			s.panics.Inc()
+			s.logf("panic serving gRPC %s: %v\n%s", grpcMethods[m], p, debug.Stack())
+			out, err = nil, status.Error(codes.Internal, errInternalMsg)
+		}
+		s.countGRPC(m, status.Code(err))
+	}()
+	if err := dec(&sc.in); err != nil {
+		return nil, err
+	}
+	if m >= grpcModelReady && m != grpcServerMetadata && s.cfg.InferenceToken != "" && !grpcBearerMatches(ctx, s.cfg.InferenceToken) {
+		return nil, status.Error(codes.Unauthenticated, "this server needs the inference token: send the metadata authorization: Bearer <token>")
+	}
+	b, err := h(s, ctx, sc)
+	if err != nil {
+		return nil, s.grpcError(ctx, m, err)
+	}
+	sc.buf = b
+	return reply(b), nil
+}
+
+// grpcBearerMatches reports whether the call's authorization metadata
+// holds the bearer token.
+func grpcBearerMatches(ctx context.Context, token string) bool {
+	for _, h := range metadata.ValueFromIncomingContext(ctx, "authorization") {
+		const scheme = "bearer "
+		if len(h) >= len(scheme) && strings.EqualFold(h[:len(scheme)], scheme) &&
+			subtle.ConstantTimeCompare([]byte(h[len(scheme):]), []byte(token)) == 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// grpcError maps err, as toHTTPError classifies it, to a gRPC status with
+// the same message; a server error with a cause is logged as HTTP logs it.
+func (s *Server) grpcError(ctx context.Context, m grpcMethod, err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	he := toHTTPError(err)
+	if he.code >= 500 && he.err != nil {
+		if more, ok := s.errLog.Allow("gRPC " + grpcMethods[m]); ok {
+			s.logf("gRPC %s: %s%s", grpcMethods[m], he.err, more)
+		}
+	}
+	if he.retryAfter > 0 {
+		_ = grpc.SetTrailer(ctx, metadata.Pairs(grpcRetryKey, fmt.Sprint(he.retryAfter)))
+	}
+	return status.Error(grpcCode(he), he.msg)
+}
+
+// grpcCode is the gRPC status code of an HTTP error, as gRPC's own
+// mapping of HTTP statuses and Triton's gRPC server have them.
+func grpcCode(he *httpError) codes.Code {
+	switch he.code {
+	case fasthttp.StatusBadRequest:
+		return codes.InvalidArgument
+	case fasthttp.StatusUnauthorized:
+		return codes.Unauthenticated
+	case fasthttp.StatusForbidden:
+		return codes.PermissionDenied
+	case fasthttp.StatusNotFound:
+		return codes.NotFound
+	case fasthttp.StatusConflict:
+		return codes.FailedPrecondition
+	case fasthttp.StatusRequestEntityTooLarge, fasthttp.StatusTooManyRequests, fasthttp.StatusInsufficientStorage:
+		return codes.ResourceExhausted
+	case fasthttp.StatusServiceUnavailable:
+		if he.reason == registry.ReasonTimeout {
+			return codes.DeadlineExceeded
+		}
+		return codes.Unavailable
+	case fasthttp.StatusGatewayTimeout:
+		return codes.DeadlineExceeded
+	}
+	if he.code >= 500 {
+		return codes.Internal
+	}
+	return codes.Unknown
+}
+
+// countGRPC counts a call of m that ended with code c.
+func (s *Server) countGRPC(m grpcMethod, c codes.Code) {
+	if int(c) >= len(s.grpc.calls[m]) {
+		c = codes.Unknown
+	}
+	p := &s.grpc.calls[m][c]
+	ctr := p.Load()
+	if ctr == nil {
+		ctr = s.metrics.GetOrCreateCounter(fmt.Sprintf(`infergate_grpc_requests_total{method=%q,code=%q}`, grpcMethods[m], c.String()))
+		p.Store(ctr)
+	}
+	ctr.Inc()
+}
+
+// grpcModelReady answers ModelReady: ready or not, as GET
+// /v2/models/{m}/ready would be 200 or not; a model this node does not
+// know is not ready (Triton's answer), and a bad version is an error.
+func (s *Server) grpcModelReady(_ context.Context, sc *scratch) ([]byte, error) {
+	name, version, err := oip.DecodeModelRequest(sc.in)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := parseVersion(version); err != nil {
+		return nil, err
+	}
+	_, _, err = s.lookup(name, version)
+	return oip.AppendBoolMessage(sc.buf[:0], err == nil), nil
+}
+
+// grpcModelMetadata answers ModelMetadata as GET /v2/models/{m} does.
+func (s *Server) grpcModelMetadata(_ context.Context, sc *scratch) ([]byte, error) {
+	name, version, err := oip.DecodeModelRequest(sc.in)
+	if err != nil {
+		return nil, err
+	}
+	if len(version) == 0 {
+		version = nil // the model's versions, not one
+	}
+	md, _, err := s.metadataOf(name, version)
+	if err != nil {
+		return nil, err
+	}
+	return oip.AppendModelMetadataResponse(sc.buf[:0], &md), nil
+}
+
+// grpcModelInfer answers ModelInfer as POST /v2/models/{m}/infer does,
+// through the same experiment, cache, batcher, shadow and traffic log. The
+// unit id for experiments comes from the x-unit-id metadata, else the
+// unit_id parameter. A call's deadline (grpc-timeout) bounds it as the
+// "timeout" parameter does.
+func (s *Server) grpcModelInfer(ctx context.Context, sc *scratch) ([]byte, error) {
+	start := time.Now()
+	req := &sc.req
+	name, version, err := oip.DecodeModelInferRequest(req, sc.in)
+	if err != nil {
+		return nil, err
+	}
+	unit, field := []byte(req.UnitID), `parameter "unit_id"`
+	if u := metadata.ValueFromIncomingContext(ctx, grpcUnitKey); len(u) > 0 {
+		unit, field = []byte(u[0]), "metadata "+grpcUnitKey
+	}
+	v, arm, err := s.acquireFor(name, version, unit, field)
+	if err != nil {
+		return nil, err
+	}
+	defer v.Release()
+	v.Metrics.Arrived(start)
+	finished := false
+	defer func() {
+		if !finished { // panicked; grpcCall recovers and answers Internal
+			v.Metrics.Failed(registry.ReasonInternal, time.Since(start))
+		}
+	}()
+	hit, err := s.grpcInferVersion(ctx, sc, v, arm, unit, start)
+	finished = true
+	if err != nil {
+		v.Metrics.Failed(toHTTPError(err).reason, time.Since(start))
+		return nil, err
+	}
+	md := metadata.Pairs(grpcVersionKey, v.Label)
+	if arm != "" {
+		md.Set(grpcArmKey, arm)
+	}
+	if hit {
+		md.Set(grpcCacheKey, "hit")
+	}
+	_ = grpc.SetHeader(ctx, md)
+	v.Metrics.Succeeded(time.Since(start))
+	return sc.buf, nil
+}
+
+// grpcInferVersion is grpcModelInfer's work once the version is chosen:
+// the answer is left encoded in sc.buf. It reports whether the cache
+// answered.
+func (s *Server) grpcInferVersion(ctx context.Context, sc *scratch, v *registry.Version, arm string, unit []byte, start time.Time) (hit bool, err error) {
+	req := &sc.req
+	if v.Batcher.Full() {
+		return false, s.batchError(v, 0, 0, batching.ErrQueueFull)
+	}
+	n, _, err := s.checkRequest(sc, v)
+	if err != nil {
+		return false, err
+	}
+	sc.shadow = s.sampleShadow(v)
+	sc.sampled = s.sampleTraffic()
+	useCache := s.cache != nil && v.Config.ResponseCache != nil && v.Config.ResponseCache.Enable && !req.CacheBypass
+	var outs []oip.Tensor
+	var lookup time.Time
+	var missed time.Duration
+	if useCache {
+		sc.key = cache.AppendKey(sc.key[:0], v.Generation, req.Inputs, v.Inputs)
+		lookup = time.Now()
+		if e, ok := s.cache.Get(sc.key); ok && e.Outputs != nil {
+			outs, hit = e.Outputs, true
+		} else {
+			missed = time.Since(lookup)
+			defer func() { v.Metrics.CacheMiss(missed) }()
+		}
+	}
+	if !hit {
+		timeout := s.requestTimeout(req, v, s.cfg.RequestTimeout)
+		if dl, ok := ctx.Deadline(); ok && dl.Sub(start) < timeout {
+			timeout = max(dl.Sub(start), 0)
+		}
+		if err := s.runBatch(sc, v, n, start, timeout); err != nil {
+			return false, err
+		}
+		outs = sc.outs
+		s.copyToShadow(sc, outs)
+		if useCache {
+			store := time.Now()
+			s.cache.Set(sc.key, outs)
+			missed += time.Since(store)
+		}
+	}
+	err = s.selectOutputs(sc, v, outs)
+	if err == nil {
+		sc.buf = oip.AppendModelInferResponse(sc.buf[:0], &sc.resp)
+	}
+	clear(sc.resp.Outputs) // drop references to outs, which may be a cache entry
+	if hit {
+		// Found, though its classes may be too large: a hit, as HTTP
+		// counts it.
+		defer func() { v.Metrics.CacheHit(time.Since(start), time.Since(lookup)) }()
+	}
+	if err != nil {
+		return hit, err
+	}
+	if hit {
+		s.copyToShadow(sc, outs)
+	}
+	s.logPrediction(unitIf(arm, unit), sc, v, arm, outs)
+	return hit, nil
+}
+
+// unitIf returns unit when arm is set, else nil, as unitOf does for HTTP.
+func unitIf(arm string, unit []byte) []byte {
+	if arm == "" {
+		return nil
+	}
+	return unit
+}
