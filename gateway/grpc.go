@@ -42,6 +42,10 @@ import (
 // gRPC starts.
 const grpcMaxStreams = 1024
 
+// grpcWorkers is how many goroutines serve gRPC calls and stay for the
+// next: a call beyond them gets a goroutine of its own.
+const grpcWorkers = 256
+
 // GRPC metadata keys: the request's unit id for experiments, and what a
 // ModelInfer answer carries besides its body (the response headers'
 // names in lower case, as gRPC metadata is).
@@ -184,6 +188,12 @@ func (s *Server) grpcFront() *grpcFront {
 			grpc.ForceServerCodecV2(grpcCodec{}),
 			grpc.MaxRecvMsgSize(s.cfg.MaxBodyBytes),
 			grpc.MaxConcurrentStreams(grpcMaxStreams),
+			// Calls run on a pool of goroutines whose stacks have grown
+			// to what a call needs, rather than each on a new one that
+			// grows its stack again (copying it, 16% of the server's CPU
+			// at 64 calls at once, BENCHMARKS.md "gRPC"); beyond them,
+			// gRPC starts goroutines as without the pool.
+			grpc.NumStreamWorkers(grpcWorkers),
 			grpc.ConnectionTimeout(s.cfg.ReadTimeout),
 			grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: s.cfg.IdleTimeout}),
 			// Clients may ping as often as every 10 s without calls in
@@ -449,12 +459,14 @@ func (s *Server) grpcModelInfer(ctx context.Context, sc *scratch) ([]byte, error
 		v.Metrics.Failed(toHTTPError(err).reason, time.Since(start))
 		return nil, err
 	}
-	md := metadata.Pairs(grpcVersionKey, v.Label)
+	// Built as a literal: the keys are lower case already (metadata.Pairs
+	// would lower them again, and allocate more).
+	md := metadata.MD{grpcVersionKey: {v.Label}}
 	if arm != "" {
-		md.Set(grpcArmKey, arm)
+		md[grpcArmKey] = []string{arm}
 	}
 	if hit {
-		md.Set(grpcCacheKey, "hit")
+		md[grpcCacheKey] = []string{"hit"}
 	}
 	_ = grpc.SetHeader(ctx, md)
 	v.Metrics.Succeeded(time.Since(start))

@@ -159,7 +159,7 @@ func (c *serveConfig) validate() error {
 		if err := checkListenAddr(c.grpcAddr); err != nil {
 			return fmt.Errorf("--grpc %q: %w", c.grpcAddr, err)
 		}
-		if c.grpcAddr == c.httpAddr {
+		if _, port, _ := net.SplitHostPort(c.grpcAddr); c.grpcAddr == c.httpAddr && port != "0" {
 			return fmt.Errorf("--grpc %q is --http's address too; give gRPC a port of its own", c.grpcAddr)
 		}
 	}
@@ -630,6 +630,10 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 			return fmt.Errorf("cannot listen on --grpc %s: %w", c.grpcAddr, err)
 		}
 	}
+	frontDoors := "HTTP server" // what the shutdown's log line says stopped
+	if gln != nil {
+		frontDoors = "HTTP and gRPC servers"
+	}
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Printf("infergate %s serving on %s://%s (ONNX Runtime %s, models in %s)", version, c.scheme(), ln.Addr(), engine.RuntimeVersion(), c.modelsDir)
@@ -682,7 +686,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		ctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 		err := srv.Shutdown(ctx)
 		cancel()
-		logger.Printf("HTTP server stopped in %s", time.Since(t).Round(time.Millisecond))
+		logger.Printf("%s stopped in %s", frontDoors, time.Since(t).Round(time.Millisecond))
 		if err != nil {
 			logger.Printf("HTTP shutdown: %s", err)
 			stopErrs = append(stopErrs, fmt.Errorf("requests still in flight after --shutdown-timeout %s were cut off: %w", c.shutdownTimeout, err))
@@ -758,7 +762,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	ctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 	err = srv.Shutdown(ctx)
 	cancel()
-	logger.Printf("HTTP server stopped in %s", time.Since(t).Round(time.Millisecond))
+	logger.Printf("%s stopped in %s", frontDoors, time.Since(t).Round(time.Millisecond))
 	if err != nil {
 		logger.Printf("HTTP shutdown: %s", err)
 		stopErrs = append(stopErrs, fmt.Errorf("requests still in flight after --shutdown-timeout %s were cut off: %w", c.shutdownTimeout, err))

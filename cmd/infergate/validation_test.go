@@ -55,6 +55,8 @@ func TestServeDryRunRefusesWhatStartWould(t *testing.T) {
 		{[]string{"--load", "ranker", "--data", nodeData, "--node-id", "node-b"}, `belongs to node "node-a"`},
 		{[]string{"--load", "ranker", "--http", "127.0.0.1:99999"}, `--http "127.0.0.1:99999": port "99999": want a number from 0 to 65535`},
 		{[]string{"--load", "ranker", "--pprof-addr", "nonsense"}, `--pprof-addr "nonsense": want host:port`},
+		{[]string{"--load", "ranker", "--grpc", "nonsense"}, `--grpc "nonsense": want host:port`},
+		{[]string{"--load", "ranker", "--http", "127.0.0.1:18999", "--grpc", "127.0.0.1:18999"}, `give gRPC a port of its own`},
 		{[]string{"--load", "ranker", "--cluster", "127.0.0.1:99999"}, `raft address "127.0.0.1:99999" must be host:port with a fixed port, 1 to 65535`},
 		{[]string{"--load", "ranker", "--max-queue", "0"}, `--max-queue 0: use 1 to 1048576`},
 		{[]string{"--load", "ranker", "--traffic-percent", "150"}, `--traffic-percent 150 is out of range; use 0 (no traffic log) to 100`},
