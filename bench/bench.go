@@ -3,9 +3,12 @@ package bench
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"fmt"
+	"net"
 	"os"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -23,6 +26,11 @@ type Config struct {
 	Target string
 	// Model is the model to load.
 	Model string
+	// GRPC, when set, is the address (host:port) of the gateway's gRPC
+	// service (serve --grpc): the gateway steps send their requests there
+	// as ModelInfer calls, over TLS when Target is https; metadata and the
+	// server's statistics still come from Target.
+	GRPC string
 	// Concurrency lists the closed-loop levels: requests outstanding.
 	Concurrency []int
 	// Rates lists the open-loop levels: requests per second.
@@ -121,6 +129,17 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%w: --input: %s", ErrBadConfig, err)
 		}
 	}
+	if c.GRPC != "" {
+		if _, _, err := net.SplitHostPort(c.GRPC); err != nil {
+			return fmt.Errorf("%w: --grpc %q must be host:port: %s", ErrBadConfig, c.GRPC, err)
+		}
+		if slices.Contains(c.Floors, FloorHTTP) {
+			return fmt.Errorf("%w: the http-floor speaks HTTP, not gRPC; drop --floors http, or run it apart without --grpc", ErrBadConfig)
+		}
+		if c.Encoding != EncodingJSON {
+			return fmt.Errorf("%w: --encoding %s is HTTP's; gRPC always sends its tensors raw", ErrBadConfig, c.Encoding)
+		}
+	}
 	if slices.Contains(c.Floors, FloorORT) {
 		if c.ModelFile == "" && !isDemoModel(c.Model) {
 			return fmt.Errorf("%w: the ort floor needs the model's file: pass --model-file (only the demo models ctr and ranker are built in)", ErrBadConfig)
@@ -190,7 +209,7 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 	pool, err := newPool(md, poolOptions{
 		rows: cfg.Rows, size: cfg.Pool, seed: cfg.Seed,
 		binary: cfg.Encoding == EncodingBinary, cacheHits: cfg.CacheHits, inputFile: cfg.InputFile,
-		priority: cfg.Priority,
+		priority: cfg.Priority, grpc: cfg.GRPC != "",
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
@@ -202,8 +221,20 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	captured, err := gw.capture()
-	if err != nil {
+	var gt *grpcTarget
+	var captured *capturedResponse
+	if cfg.GRPC != "" {
+		gt = &grpcTarget{addr: cfg.GRPC, pool: pool, timeout: cfg.Timeout, token: cfg.Token}
+		if strings.HasPrefix(cfg.Target, "https:") {
+			gt.tls = cfg.TLS
+			if gt.tls == nil {
+				gt.tls = func(serverName string) *tls.Config { return &tls.Config{ServerName: serverName} }
+			}
+		}
+		if err := gt.check(); err != nil {
+			return nil, err
+		}
+	} else if captured, err = gw.capture(); err != nil {
 		return nil, err
 	}
 	tmpl := Run{
@@ -212,6 +243,9 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 		Poisson:        cfg.Poisson,
 		RowsPerRequest: pool.bodies[0].rows,
 		Encoding:       cfg.Encoding,
+	}
+	if gt != nil {
+		tmpl.Encoding = EncodingGRPC
 	}
 	if served != nil {
 		tmpl.Config = served.raw
@@ -230,6 +264,7 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 				h := httpRun{tmpl: tmpl, target: target, control: control, serverPID: serverPID}
 				if kind == KindGateway {
 					h.reloadEvery = cfg.ReloadEvery
+					h.grpc = gt
 				}
 				h.tmpl.Name = runName(kind, cfg.Model, l)
 				h.tmpl.Kind = kind
@@ -248,7 +283,7 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 	runLevels(KindGateway, gw, ctl, 0)
 	if cfg.Overload > 0 && ctx.Err() == nil {
 		sus, found := sustainableRun(s.report.Runs, func(r *Run) bool { return r.Kind == KindGateway })
-		s.add(s.overloadStep(tmpl, gw, ctl, sus, found, observe))
+		s.add(s.overloadStep(tmpl, gw, gt, ctl, sus, found, observe))
 	}
 
 	if slices.Contains(cfg.Floors, FloorHTTP) && ctx.Err() == nil {

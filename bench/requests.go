@@ -51,6 +51,9 @@ type poolOptions struct {
 	cacheHits bool // one body, cacheable; otherwise cache_bypass is set
 	inputFile string
 	priority  int64 // parameters.priority of every body; 0 leaves it out
+	// grpc makes the bodies ModelInferRequest messages of md's model,
+	// for a gRPC target.
+	grpc bool
 }
 
 // newPool makes the bodies for model md: from opts.inputFile when set,
@@ -86,7 +89,7 @@ func generatePool(md *oip.ModelMetadata, opts poolOptions) (*requestPool, error)
 			}
 			req.Inputs = append(req.Inputs, oip.Tensor{Name: in.Name, Datatype: in.Datatype, Shape: shape, Data: data})
 		}
-		b, err := encodeBody(md, req, opts.binary)
+		b, err := encodeBody(md, req, opts.binary, opts.grpc)
 		if err != nil {
 			return nil, err
 		}
@@ -124,7 +127,7 @@ func readPool(md *oip.ModelMetadata, opts poolOptions) (*requestPool, error) {
 		for i := range req.Outputs {
 			req.Outputs[i].HasBinary = false
 		}
-		b, err := encodeBody(md, req, opts.binary)
+		b, err := encodeBody(md, req, opts.binary, opts.grpc)
 		if err != nil {
 			return nil, fmt.Errorf("%s line %d: %w", opts.inputFile, line, err)
 		}
@@ -142,8 +145,9 @@ func readPool(md *oip.ModelMetadata, opts poolOptions) (*requestPool, error) {
 	return p, nil
 }
 
-// encodeBody checks req against the model and encodes it.
-func encodeBody(md *oip.ModelMetadata, req *oip.InferRequest, binaryInputs bool) (body, error) {
+// encodeBody checks req against the model and encodes it: as a
+// ModelInferRequest message with grpc, else as an HTTP body.
+func encodeBody(md *oip.ModelMetadata, req *oip.InferRequest, binaryInputs, grpc bool) (body, error) {
 	if err := oip.CheckInputs(req.Inputs, md.Inputs, 0); err != nil {
 		return body{}, fmt.Errorf("the request does not fit model %q: %w", md.Name, err)
 	}
@@ -155,6 +159,10 @@ func encodeBody(md *oip.ModelMetadata, req *oip.InferRequest, binaryInputs bool)
 		rows = int(req.Inputs[0].Shape[0])
 	}
 	b := body{rows: rows, headerLen: -1, outputs: expectedOutputs(md, req.Outputs)}
+	if grpc {
+		b.data = oip.AppendModelInferRequest(nil, md.Name, "", req)
+		return b, nil
+	}
 	b.data, b.headerLen = oip.AppendRequest(nil, req, binaryInputs)
 	if binaryInputs {
 		b.headerLenText = fmt.Appendf(nil, "%d", b.headerLen)

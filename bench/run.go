@@ -266,6 +266,9 @@ type httpRun struct {
 	// reloadEvery, when set, reloads the model through control's
 	// repository API this often in the measured window (see reloader).
 	reloadEvery time.Duration
+	// grpc, when set, takes the requests in target's place, as gRPC
+	// calls.
+	grpc *grpcTarget
 }
 
 // measureHTTP runs one repetition of h.
@@ -277,6 +280,24 @@ func (s *session) measureHTTP(h httpRun, rep int) Run {
 	}
 	hc := h.target.newClient(maxConns)
 	defer hc.CloseIdleConnections()
+	newSender := func() sender {
+		snd := newHTTPSender(h.target, hc)
+		snd.shedding = h.overload
+		return snd
+	}
+	if h.grpc != nil {
+		conns, err := h.grpc.dial(maxConns)
+		if err != nil {
+			r.Flagged = err.Error()
+			return r
+		}
+		defer conns.close()
+		newSender = func() sender {
+			snd := newGRPCSender(h.grpc, conns)
+			snd.shedding = h.overload
+			return snd
+		}
+	}
 	ls := &loadStep{
 		mode:        r.Mode,
 		concurrency: r.Concurrency,
@@ -287,12 +308,8 @@ func (s *session) measureHTTP(h httpRun, rep int) Run {
 		warmup:      s.opts.Warmup,
 		duration:    s.opts.Duration,
 		maxRequests: s.opts.MaxRequests,
-		newSender: func() sender {
-			snd := newHTTPSender(h.target, hc)
-			snd.shedding = h.overload
-			return snd
-		},
-		shedding: h.overload,
+		newSender:   newSender,
+		shedding:    h.overload,
 	}
 	if h.overload && h.control != nil {
 		ls.health = newHealthProber(h.control.base, h.control.host, h.control.prefix, s.opts.TLS)
@@ -816,9 +833,10 @@ func sustainableRun(runs []Run, ok func(*Run) bool) (Run, bool) {
 // overloadStep measures tmpl's model on target at Options.Overload times
 // the throughput of sustainable, in open loop, as an overload run (see
 // httpRun.overload), and returns it after passing each repetition through
-// observe (nil for none). Without a sustainable run (found is false) it
-// returns the run flagged, with no figures.
-func (s *session) overloadStep(tmpl Run, target *httpTarget, control *controlClient, sustainable Run, found bool, observe func(*Run)) Run {
+// observe (nil for none); over gRPC to gt when it is set. Without a
+// sustainable run (found is false) it returns the run flagged, with no
+// figures.
+func (s *session) overloadStep(tmpl Run, target *httpTarget, gt *grpcTarget, control *controlClient, sustainable Run, found bool, observe func(*Run)) Run {
 	x := s.opts.Overload
 	r := tmpl
 	r.Name = overloadName(r.Model, x)
@@ -834,7 +852,7 @@ func (s *session) overloadStep(tmpl Run, target *httpTarget, control *controlCli
 	r.SustainableRun = sustainable.Name
 	r.Rate = round1(x * sustainable.ThroughputRPS)
 	r.OfferedRPS = r.Rate
-	h := httpRun{tmpl: r, target: target, control: control, overload: true}
+	h := httpRun{tmpl: r, target: target, control: control, overload: true, grpc: gt}
 	return s.measure(func(rep int) Run {
 		r := s.measureHTTP(h, rep)
 		if observe != nil {

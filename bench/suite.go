@@ -577,7 +577,7 @@ func (s *session) suiteOverload(cfg *SuiteConfig, ctl *controlClient, target, m 
 		return nil
 	}
 	best, found := sustainableRun([]Run{sus}, func(*Run) bool { return true })
-	s.add(s.overloadStep(tmpl, t, ctl, best, found, nil))
+	s.add(s.overloadStep(tmpl, t, nil, ctl, best, found, nil))
 	return nil
 }
 

@@ -679,3 +679,153 @@ func AppendModelMetadataResponse(dst []byte, md *ModelMetadata) []byte {
 	}
 	return dst
 }
+
+// AppendModelInferRequest appends req as a ModelInferRequest for model
+// and version ("" for the model's default): its inputs' data in
+// raw_input_contents, as Triton's clients send it, and the parameters
+// that DecodeModelInferRequest reads (timeout, priority, cache_bypass,
+// unit_id; per output, classification) where set.
+func AppendModelInferRequest(dst []byte, model, version string, req *InferRequest) []byte {
+	dst = appendPBString(dst, fInferModelName, model)
+	dst = appendPBString(dst, fInferModelVer, version)
+	dst = appendPBString(dst, fInferID, req.ID)
+	if req.TimeoutMicros > 0 {
+		dst = appendIntParam(dst, fInferParams, "timeout", req.TimeoutMicros)
+	}
+	if req.Priority > 0 {
+		dst = appendIntParam(dst, fInferParams, "priority", req.Priority)
+	}
+	if req.CacheBypass {
+		dst = appendParam(dst, fInferParams, "cache_bypass", fParamBool, 1, "")
+	}
+	if req.UnitID != "" {
+		dst = appendParam(dst, fInferParams, "unit_id", fParamString, 0, req.UnitID)
+	}
+	for i := range req.Inputs {
+		t := &req.Inputs[i]
+		dst = protowire.AppendTag(dst, fInferInputs, protowire.BytesType)
+		dst = protowire.AppendVarint(dst, uint64(tensorMetadataSize(t.Name, t.Datatype, t.Shape)))
+		dst = appendPBTensorMetadata(dst, t.Name, t.Datatype, t.Shape)
+	}
+	for i := range req.Outputs {
+		o := &req.Outputs[i]
+		var entry []byte
+		entry = appendPBString(entry, fOutputName, o.Name)
+		if o.Classification > 0 {
+			entry = appendIntParam(entry, fOutputParams, "classification", o.Classification)
+		}
+		dst = protowire.AppendTag(dst, fInferOutputs, protowire.BytesType)
+		dst = protowire.AppendBytes(dst, entry)
+	}
+	for i := range req.Inputs {
+		dst = protowire.AppendTag(dst, fInferRaw, protowire.BytesType)
+		dst = protowire.AppendBytes(dst, req.Inputs[i].Data)
+	}
+	return dst
+}
+
+// appendIntParam appends a parameters map entry key of int64_param x as
+// field num.
+func appendIntParam(dst []byte, num protowire.Number, key string, x int64) []byte {
+	return appendParam(dst, num, key, fParamInt64, uint64(x), "")
+}
+
+// appendParam appends a parameters map entry key as field num, holding
+// the InferParameter whose oneof field kind is x (varint kinds) or s
+// (string_param).
+func appendParam(dst []byte, num protowire.Number, key string, kind protowire.Number, x uint64, s string) []byte {
+	var val []byte
+	if kind == fParamString {
+		val = protowire.AppendTag(val, kind, protowire.BytesType)
+		val = protowire.AppendString(val, s)
+	} else {
+		val = protowire.AppendTag(val, kind, protowire.VarintType)
+		val = protowire.AppendVarint(val, x)
+	}
+	var entry []byte
+	entry = appendPBString(entry, fMapKey, key)
+	entry = protowire.AppendTag(entry, fMapValue, protowire.BytesType)
+	entry = protowire.AppendBytes(entry, val)
+	dst = protowire.AppendTag(dst, num, protowire.BytesType)
+	return protowire.AppendBytes(dst, entry)
+}
+
+// DecodeModelInferResponse decodes b, a ModelInferResponse, into resp:
+// each output's name, datatype, shape and data, from raw_output_contents
+// or its typed contents. Data is copied: resp does not keep b. Every
+// output comes back with Binary set.
+func DecodeModelInferResponse(resp *InferResponse, b []byte) error {
+	resp.Reset()
+	var raw, contents [][]byte
+	err := eachField(b, "ModelInferResponse", func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		if typ != protowire.BytesType {
+			return nil
+		}
+		switch num {
+		case 1:
+			resp.ModelName = resp.names.get(v)
+		case 2:
+			resp.ModelVersion = resp.names.get(v)
+		case 3:
+			resp.ID = string(v)
+		case fRespOutputs:
+			var o *OutputTensor
+			if len(resp.Outputs) < cap(resp.Outputs) {
+				resp.Outputs = resp.Outputs[:len(resp.Outputs)+1]
+			} else {
+				resp.Outputs = append(resp.Outputs, OutputTensor{})
+			}
+			o = &resp.Outputs[len(resp.Outputs)-1]
+			o.reset()
+			o.Binary = true
+			var dt []byte
+			var c []byte
+			err := eachField(v, "InferOutputTensor", func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+				switch num {
+				case fTensorName:
+					o.Name = resp.names.get(v)
+				case fTensorDatatype:
+					dt = v
+				case fTensorShape:
+					var err error
+					if o.Shape, err = appendInt64s(o.Shape, typ, v, x); err != nil {
+						return errorf("output %q: shape: %s", o.Name, err.Error())
+					}
+				case fTensorContents:
+					if c = v; c == nil {
+						c = []byte{}
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if o.Datatype = lookupDataType(dt); o.Datatype == InvalidType {
+				return errorf("output %q has datatype %q", o.Name, dt)
+			}
+			contents = append(contents, c)
+		case fRespRaw:
+			raw = append(raw, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(raw) > 0 {
+		if len(raw) != len(resp.Outputs) {
+			return errorf("the response has %d raw_output_contents for %s", len(raw), plural(int64(len(resp.Outputs)), "output"))
+		}
+		for i, r := range raw {
+			resp.Outputs[i].Data = append(resp.Outputs[i].Data[:0], r...)
+		}
+		return nil
+	}
+	for i := range resp.Outputs {
+		if err := decodeContents(&resp.Outputs[i].Tensor, contents[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}

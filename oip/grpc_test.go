@@ -257,3 +257,71 @@ func marshalF(m proto.Message) []byte {
 	}
 	return b
 }
+
+func TestModelInferRequestRoundTrip(t *testing.T) {
+	req := &oip.InferRequest{ID: "r1", TimeoutMicros: 2500, Priority: 3, CacheBypass: true, UnitID: "u9",
+		Inputs:  []oip.Tensor{{Name: "features", Datatype: oip.FP32, Shape: []int64{2, 2}, Data: fp32Bytes(1, 2, 3, 4)}},
+		Outputs: []oip.RequestedOutput{{Name: "score", Classification: 1}}}
+	b := oip.AppendModelInferRequest(nil, "ctr", "2", req)
+
+	// The protobuf library reads what it wrote...
+	m := pbtest.New("ModelInferRequest")
+	if err := proto.Unmarshal(b, m); err != nil {
+		t.Fatal(err)
+	}
+	fs := m.Descriptor().Fields()
+	params := m.Get(fs.ByName("parameters")).Map()
+	pri := params.Get(protoreflect.ValueOfString("priority").MapKey()).Message()
+	if m.Get(fs.ByName("model_name")).String() != "ctr" || params.Len() != 4 ||
+		pri.Get(pri.Descriptor().Fields().ByName("int64_param")).Int() != 3 ||
+		m.Get(fs.ByName("raw_input_contents")).List().Len() != 1 {
+		t.Fatalf("the protobuf library reads %v", m)
+	}
+	// ...and so does the decoder.
+	var got oip.InferRequest
+	model, version, err := oip.DecodeModelInferRequest(&got, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(model) != "ctr" || string(version) != "2" || got.ID != "r1" || got.TimeoutMicros != 2500 || got.Priority != 3 ||
+		!got.CacheBypass || got.UnitID != "u9" || !reflect.DeepEqual(got.Inputs, req.Inputs) ||
+		len(got.Outputs) != 1 || got.Outputs[0].Classification != 1 {
+		t.Fatalf("got %+v; want %+v", got, req)
+	}
+}
+
+func TestDecodeModelInferResponse(t *testing.T) {
+	resp := &oip.InferResponse{ModelName: "ctr", ModelVersion: "2", ID: "abc", Outputs: []oip.OutputTensor{
+		{Tensor: oip.Tensor{Name: "score", Datatype: oip.FP32, Shape: []int64{2, 1}, Data: fp32Bytes(0.25, 0.75)}},
+	}}
+	var got oip.InferResponse
+	if err := oip.DecodeModelInferResponse(&got, oip.AppendModelInferResponse(nil, resp)); err != nil {
+		t.Fatal(err)
+	}
+	resp.Outputs[0].Binary = true
+	if got.ModelName != "ctr" || got.ModelVersion != "2" || got.ID != "abc" || !reflect.DeepEqual(got.Outputs, resp.Outputs) {
+		t.Fatalf("got %+v; want %+v", got, resp)
+	}
+	// Typed contents, as some servers answer.
+	m := pbtest.New("ModelInferResponse")
+	fs := m.Descriptor().Fields()
+	m.Set(fs.ByName("model_name"), protoreflect.ValueOfString("m"))
+	outs := m.Mutable(fs.ByName("outputs")).List()
+	o := outs.NewElement().Message()
+	ofs := o.Descriptor().Fields()
+	o.Set(ofs.ByName("name"), protoreflect.ValueOfString("y"))
+	o.Set(ofs.ByName("datatype"), protoreflect.ValueOfString("INT64"))
+	o.Mutable(ofs.ByName("shape")).List().Append(protoreflect.ValueOfInt64(2))
+	c := o.Mutable(ofs.ByName("contents")).Message()
+	l := c.Mutable(c.Descriptor().Fields().ByName("int64_contents")).List()
+	l.Append(protoreflect.ValueOfInt64(-7))
+	l.Append(protoreflect.ValueOfInt64(8))
+	outs.Append(protoreflect.ValueOfMessage(o))
+	if err := oip.DecodeModelInferResponse(&got, marshal(t, m)); err != nil {
+		t.Fatal(err)
+	}
+	want := binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, uint64(1<<64-7)), 8)
+	if len(got.Outputs) != 1 || got.Outputs[0].Name != "y" || string(got.Outputs[0].Data) != string(want) {
+		t.Fatalf("got %+v; want y = [-7, 8]", got.Outputs)
+	}
+}
