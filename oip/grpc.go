@@ -128,6 +128,9 @@ func DecodeModelInferRequest(req *InferRequest, b []byte) (model, version []byte
 		case fInferParams:
 			return decodeRequestParam(req, v)
 		case fInferInputs:
+			if len(req.Inputs) == MaxTensors {
+				return errorf("the request has more than %d inputs", MaxTensors)
+			}
 			var t *Tensor
 			req.Inputs, t = nextTensor(req.Inputs)
 			contents, err := decodeInputTensor(req, t, v, len(req.Inputs)-1)
@@ -136,8 +139,14 @@ func DecodeModelInferRequest(req *InferRequest, b []byte) (model, version []byte
 			}
 			g.contents = append(g.contents, contents)
 		case fInferOutputs:
+			if len(req.Outputs) == MaxTensors {
+				return errorf("the request asks for more than %d outputs", MaxTensors)
+			}
 			return decodeRequestedOutput(req, v)
 		case fInferRaw:
+			if len(g.raw) == MaxTensors {
+				return errorf("the request has more than %d raw_input_contents", MaxTensors)
+			}
 			g.raw = append(g.raw, v)
 		}
 		return nil
@@ -194,7 +203,7 @@ func decodeInputTensor(req *InferRequest, t *Tensor, b []byte, index int) (conte
 			dt = v
 		case fTensorShape:
 			var err error
-			if t.Shape, err = appendInt64s(t.Shape, typ, v, x); err != nil {
+			if t.Shape, err = appendPBShape(t.Shape, typ, v, x); err != nil {
 				return errorf("input %d: shape: %s", index, err.Error())
 			}
 		case fTensorContents:
@@ -218,8 +227,8 @@ func decodeInputTensor(req *InferRequest, t *Tensor, b []byte, index int) (conte
 	if t.Datatype = lookupDataType(dt); t.Datatype == InvalidType {
 		return nil, errorf("input %q has datatype %q; it must be one of BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES", name, dt)
 	}
-	if ShapeElements(t.Shape) < 0 {
-		return nil, errorf("input %q: shape %s has a negative dimension or too many elements", name, FormatShape(t.Shape))
+	if n := ShapeElements(t.Shape); n < 0 || n > MaxElements {
+		return nil, errorf("input %q: shape %s has a negative dimension or more than %d elements", name, FormatShape(t.Shape), MaxElements)
 	}
 	return contents, nil
 }
@@ -228,11 +237,11 @@ func decodeInputTensor(req *InferRequest, t *Tensor, b []byte, index int) (conte
 // input had none).
 func decodeContents(t *Tensor, b []byte) error {
 	want := contentsField(t.Datatype)
-	if b == nil {
-		return errorf("input %q has no data: send it in contents.%s or in raw_input_contents", t.Name, contentsFields[want])
-	}
 	if want == 0 {
 		return errorf("input %q is %s, which the protocol sends only in raw_input_contents", t.Name, t.Datatype)
+	}
+	if b == nil {
+		return errorf("input %q has no data: send it in contents.%s or in raw_input_contents", t.Name, contentsFields[want])
 	}
 	size := t.Datatype.Size()
 	return eachField(b, "InferTensorContents", func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
@@ -276,7 +285,7 @@ func decodeContents(t *Tensor, b []byte) error {
 		put := func(x uint64) error {
 			var ok bool
 			if t.Data, ok = appendVarintElement(t.Data, t.Datatype, x); !ok {
-				return errorf("input %q: %s value %d is out of range for %s", t.Name, contentsFields[want], int64(x), t.Datatype)
+				return errorf("input %q: %s value %d is out of range for %s", t.Name, contentsFields[want], int64(int32(x)), t.Datatype)
 			}
 			return nil
 		}
@@ -305,19 +314,23 @@ func decodeContents(t *Tensor, b []byte) error {
 func appendVarintElement(dst []byte, dt DataType, x uint64) ([]byte, bool) {
 	switch dt {
 	case BOOL:
-		if x > 1 {
-			return dst, false
+		// Any value but 0 is true, as protobuf reads a bool.
+		if x != 0 {
+			x = 1
 		}
 		return append(dst, byte(x)), true
 	case INT8, INT16, INT32:
-		// int32 values go as sign-extended 64-bit varints.
-		v := int64(x)
+		// An int32 field's value is its varint cut to 32 bits, as
+		// protobuf reads it (negative ones go sign-extended to 64); the
+		// narrower types then take what fits them.
+		v := int64(int32(x))
 		bits := uint(8 * dt.Size())
 		if v < -1<<(bits-1) || v >= 1<<(bits-1) {
 			return dst, false
 		}
 		return appendLE(dst, uint64(v), dt.Size()), true
 	case UINT8, UINT16, UINT32:
+		x = uint64(uint32(x)) // a uint32 field's value, as protobuf reads it
 		bits := uint(8 * dt.Size())
 		if x >= 1<<bits {
 			return dst, false
@@ -524,19 +537,31 @@ func eachField(b []byte, msg string, f func(num protowire.Number, typ protowire.
 	return nil
 }
 
-// appendInt64s appends the int64 values of a repeated int64 field: one
-// varint, or a packed run.
-func appendInt64s(dst []int64, typ protowire.Type, v []byte, x uint64) ([]int64, error) {
+// appendPBShape appends the dimensions of a shape field (repeated int64:
+// one varint, or a packed run) to dst, refusing more than MaxRank
+// dimensions, as the JSON decoder does, before it holds them. A negative
+// dimension is kept: metadata has them, and checks refuse them in
+// requests.
+func appendPBShape(dst []int64, typ protowire.Type, v []byte, x uint64) ([]int64, error) {
+	add := func(d int64) error {
+		if len(dst) == MaxRank {
+			return errorf("more than %d dimensions", MaxRank)
+		}
+		dst = append(dst, d)
+		return nil
+	}
 	switch typ {
 	case protowire.VarintType:
-		return append(dst, int64(x)), nil
+		return dst, add(int64(x))
 	case protowire.BytesType:
 		for len(v) > 0 {
 			x, n := protowire.ConsumeVarint(v)
 			if n < 0 {
 				return dst, protowire.ParseError(n)
 			}
-			dst = append(dst, int64(x))
+			if err := add(int64(x)); err != nil {
+				return dst, err
+			}
 			v = v[n:]
 		}
 		return dst, nil
@@ -769,6 +794,9 @@ func DecodeModelInferResponse(resp *InferResponse, b []byte) error {
 		case 3:
 			resp.ID = string(v)
 		case fRespOutputs:
+			if len(resp.Outputs) == MaxTensors {
+				return errorf("the response has more than %d outputs", MaxTensors)
+			}
 			var o *OutputTensor
 			if len(resp.Outputs) < cap(resp.Outputs) {
 				resp.Outputs = resp.Outputs[:len(resp.Outputs)+1]
@@ -788,7 +816,7 @@ func DecodeModelInferResponse(resp *InferResponse, b []byte) error {
 					dt = v
 				case fTensorShape:
 					var err error
-					if o.Shape, err = appendInt64s(o.Shape, typ, v, x); err != nil {
+					if o.Shape, err = appendPBShape(o.Shape, typ, v, x); err != nil {
 						return errorf("output %q: shape: %s", o.Name, err.Error())
 					}
 				case fTensorContents:
@@ -806,6 +834,9 @@ func DecodeModelInferResponse(resp *InferResponse, b []byte) error {
 			}
 			contents = append(contents, c)
 		case fRespRaw:
+			if len(raw) == MaxTensors {
+				return errorf("the response has more than %d raw_output_contents", MaxTensors)
+			}
 			raw = append(raw, v)
 		}
 		return nil
