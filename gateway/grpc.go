@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -37,10 +38,10 @@ import (
 // codec below hands the service raw bytes, and protobuf messages (the
 // health service's) to the protobuf library.
 
-// grpcMaxStreams bounds the concurrent calls of one gRPC connection, as
-// MaxConnections bounds connections: together they bound the goroutines
-// gRPC starts.
-const grpcMaxStreams = 1024
+// grpcMaxStreams bounds the concurrent calls of one gRPC connection; the
+// calls of all connections together are bounded by Config.MaxConnections
+// + 64, as HTTP's requests are (grpcFront.slots).
+const grpcMaxStreams = 256
 
 // grpcWorkers is how many goroutines serve gRPC calls and stay for the
 // next: a call beyond them gets a goroutine of its own.
@@ -126,6 +127,78 @@ type grpcFront struct {
 	// calls counts calls by method and status code, its counters made on
 	// first use.
 	calls [numGRPCMethods][codes.Unauthenticated + 1]atomic.Pointer[metrics.Counter]
+	// slots holds a token per call of the service in flight: a call that
+	// finds none free is refused before its message is read.
+	slots chan struct{}
+
+	// mu protects reading, the calls whose message is still arriving,
+	// each with its cancel and when it began to wait (a shutdown ends
+	// those that have waited for unusedAfter: they hold nothing to
+	// answer), and stopping.
+	mu       sync.Mutex
+	reading  map[*grpcReading]struct{}
+	stopping bool
+}
+
+// grpcReading is a call waiting for its message.
+type grpcReading struct {
+	cancel context.CancelFunc
+	since  time.Time
+}
+
+// grpcCancelKey keys the cancel of a call's context, which grpcTap makes.
+type grpcCancelKey struct{}
+
+// grpcTap gives every call a deadline before gRPC starts its goroutine:
+// the client's, if shorter, else Config.ReadTimeout for its message to
+// arrive and Config.RequestTimeout to answer it. HTTP's ReadTimeout cuts
+// off a body that never ends; without this, a call whose message never
+// ends would hold its goroutine for good.
+//
+// Its cancel is not called when the call returns: the reply is written
+// after that, under the same context. gRPC cancels the stream's own
+// context, this one's parent, once the call is over, which stops the
+// timer.
+func (s *Server) grpcTap(ctx context.Context, _ *tap.Info) (context.Context, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout+s.cfg.RequestTimeout)
+	return context.WithValue(ctx, grpcCancelKey{}, cancel), nil
+}
+
+// readMessage reads a call's message into dst with dec, registered as a
+// call whose message is arriving for a shutdown to end.
+func (g *grpcFront) readMessage(ctx context.Context, dec func(any) error, dst *[]byte) error {
+	cancel, _ := ctx.Value(grpcCancelKey{}).(context.CancelFunc)
+	if cancel == nil {
+		return dec(dst)
+	}
+	r := &grpcReading{cancel: cancel, since: time.Now()}
+	g.mu.Lock()
+	if g.stopping {
+		g.mu.Unlock()
+		return status.Error(codes.Unavailable, "the server is shutting down; retry on another")
+	}
+	g.reading[r] = struct{}{}
+	g.mu.Unlock()
+	err := dec(dst)
+	g.mu.Lock()
+	delete(g.reading, r)
+	g.mu.Unlock()
+	return err
+}
+
+// endStalled ends the calls whose message has been arriving for
+// unusedAfter or more, and refuses new ones; a shutdown calls it while
+// it waits.
+func (g *grpcFront) endStalled() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.stopping = true
+	for r := range g.reading {
+		if time.Since(r.since) >= unusedAfter {
+			r.cancel()
+			delete(g.reading, r)
+		}
+	}
 }
 
 // ServeGRPC serves the protocol's gRPC service on ln until Shutdown; it
@@ -135,6 +208,7 @@ type grpcFront struct {
 func (s *Server) ServeGRPC(ln net.Listener) error {
 	g := s.grpcFront()
 	if g == nil {
+		ln.Close()
 		return grpc.ErrServerStopped
 	}
 	return g.srv.Serve(&connLimitListener{Listener: ln, free: make(chan struct{}, s.cfg.MaxConnections), refused: g.refused})
@@ -195,6 +269,7 @@ func (s *Server) grpcFront() *grpcFront {
 			// gRPC starts goroutines as without the pool.
 			grpc.NumStreamWorkers(grpcWorkers),
 			grpc.ConnectionTimeout(s.cfg.ReadTimeout),
+			grpc.InTapHandle(s.grpcTap),
 			grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: s.cfg.IdleTimeout}),
 			// Clients may ping as often as every 10 s without calls in
 			// flight (gRPC's default, 5 minutes, turns away clients set
@@ -205,7 +280,9 @@ func (s *Server) grpcFront() *grpcFront {
 			opts = append(opts, grpc.Creds(credentials.NewTLS(s.cfg.TLS)))
 		}
 		g := &grpcFront{srv: grpc.NewServer(opts...),
-			refused: s.metrics.NewCounter("infergate_grpc_connections_refused_total")}
+			refused: s.metrics.NewCounter("infergate_grpc_connections_refused_total"),
+			slots:   make(chan struct{}, s.cfg.MaxConnections+64),
+			reading: make(map[*grpcReading]struct{})}
 		g.srv.RegisterService(s.grpcServiceDesc(), s)
 		healthpb.RegisterHealthServer(g.srv, grpcHealth{s: s})
 		s.grpc = g
@@ -245,13 +322,19 @@ func (s *Server) stopGRPC(ctx context.Context) error {
 		g.srv.GracefulStop()
 		close(done)
 	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		g.srv.Stop()
-		<-done
-		return fmt.Errorf("gRPC calls still in flight were cut off: %w", ctx.Err())
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		g.endStalled()
+		select {
+		case <-done:
+			return nil
+		case <-t.C:
+		case <-ctx.Done():
+			g.srv.Stop()
+			<-done
+			return fmt.Errorf("gRPC calls still in flight were cut off: %w", ctx.Err())
+		}
 	}
 }
 
@@ -295,8 +378,6 @@ func (s *Server) grpcServiceDesc() *grpc.ServiceDesc {
 // its error to a gRPC status; it recovers from panics, as HTTP's handler
 // does.
 func (s *Server) grpcCall(ctx context.Context, m grpcMethod, dec func(any) error, h func(*Server, context.Context, *scratch) ([]byte, error)) (out any, err error) {
-	sc := s.scratch.get()
-	defer s.scratch.put(sc)
 	defer func() {
 		if p := recover(); p != nil {
 			s.panics.Inc()
@@ -305,11 +386,23 @@ func (s *Server) grpcCall(ctx context.Context, m grpcMethod, dec func(any) error
 		}
 		s.countGRPC(m, status.Code(err))
 	}()
-	if err := dec(&sc.in); err != nil {
-		return nil, err
+	// The refusals that cost nothing come before the message is read
+	// (and decompressed).
+	g := s.grpc
+	select {
+	case g.slots <- struct{}{}:
+		defer func() { <-g.slots }()
+	default:
+		_ = grpc.SetTrailer(ctx, metadata.Pairs(grpcRetryKey, "1"))
+		return nil, status.Errorf(codes.ResourceExhausted, "this server has %d gRPC calls in flight, its --max-connections + 64; retry later, or raise --max-connections", cap(g.slots))
 	}
 	if m >= grpcModelReady && m != grpcServerMetadata && s.cfg.InferenceToken != "" && !grpcBearerMatches(ctx, s.cfg.InferenceToken) {
 		return nil, status.Error(codes.Unauthenticated, "this server needs the inference token: send the metadata authorization: Bearer <token>")
+	}
+	sc := s.scratch.get()
+	defer s.scratch.put(sc)
+	if err := g.readMessage(ctx, dec, &sc.in); err != nil {
+		return nil, err
 	}
 	b, err := h(s, ctx, sc)
 	if err != nil {
@@ -432,12 +525,14 @@ func (s *Server) grpcModelMetadata(_ context.Context, sc *scratch) ([]byte, erro
 // "timeout" parameter does.
 func (s *Server) grpcModelInfer(ctx context.Context, sc *scratch) ([]byte, error) {
 	start := time.Now()
-	req := &sc.req
-	name, version, err := oip.DecodeModelInferRequest(req, sc.in)
+	// The version first, from the fields that name it: as over HTTP, a
+	// request is refused for a full queue before it is decoded, and one
+	// that does not decode counts for its version.
+	name, version, unit, err := oip.PeekModelInferRequest(sc.in)
 	if err != nil {
 		return nil, err
 	}
-	unit, field := []byte(req.UnitID), `parameter "unit_id"`
+	field := `parameter "unit_id"`
 	if u := metadata.ValueFromIncomingContext(ctx, grpcUnitKey); len(u) > 0 {
 		unit, field = []byte(u[0]), "metadata "+grpcUnitKey
 	}
@@ -453,8 +548,16 @@ func (s *Server) grpcModelInfer(ctx context.Context, sc *scratch) ([]byte, error
 			v.Metrics.Failed(registry.ReasonInternal, time.Since(start))
 		}
 	}()
+	if s.cfg.SlowRequests > 0 {
+		// sc is reused: what a request that stops early leaves unset
+		// must not read as the last one's.
+		sc.breq.Waited, sc.breq.BatchRows, sc.breq.Rows, sc.breq.FailedRows, sc.req.ID = 0, 0, 0, 0, ""
+	}
 	hit, err := s.grpcInferVersion(ctx, sc, v, arm, unit, start)
 	finished = true
+	if s.cfg.SlowRequests > 0 {
+		s.logSlowCall(ctx, v, arm, sc, start, hit, err)
+	}
 	if err != nil {
 		v.Metrics.Failed(toHTTPError(err).reason, time.Since(start))
 		return nil, err
@@ -481,6 +584,9 @@ func (s *Server) grpcInferVersion(ctx context.Context, sc *scratch, v *registry.
 	if v.Batcher.Full() {
 		return false, s.batchError(v, 0, 0, batching.ErrQueueFull)
 	}
+	if _, _, err := oip.DecodeModelInferRequest(req, sc.in); err != nil {
+		return false, err
+	}
 	n, _, err := s.checkRequest(sc, v)
 	if err != nil {
 		return false, err
@@ -503,10 +609,17 @@ func (s *Server) grpcInferVersion(ctx context.Context, sc *scratch, v *registry.
 	}
 	if !hit {
 		timeout := s.requestTimeout(req, v, s.cfg.RequestTimeout)
+		byDeadline := false
 		if dl, ok := ctx.Deadline(); ok && dl.Sub(start) < timeout {
-			timeout = max(dl.Sub(start), 0)
+			timeout, byDeadline = max(dl.Sub(start), 0), true
 		}
 		if err := s.runBatch(sc, v, n, start, timeout); err != nil {
+			if he := toHTTPError(err); byDeadline && he.reason == registry.ReasonTimeout {
+				// Not the timeout parameter nor --request-timeout: the
+				// call's deadline.
+				return false, timedOut(fmt.Sprintf("timed out after %s waiting in the queue of model %q version %s (%s): the call's deadline, the client's (or --read-timeout plus --request-timeout from when the call began); retry later, give the call a longer deadline, or add instances",
+					timeout.Round(time.Microsecond), v.Model, v.Label, queueState(v.Batcher.Config())))
+			}
 			return false, err
 		}
 		outs = sc.outs

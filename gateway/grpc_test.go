@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"github.com/infergate/infergate/internal/pbtest"
 	"github.com/infergate/infergate/internal/testenv"
 	"github.com/infergate/infergate/registry"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -245,9 +248,9 @@ func TestGRPCErrors(t *testing.T) {
 	err = c.conn.Invoke(ctx, "/inference.GRPCInferenceService/RepositoryIndex", pbtest.New("ServerLiveRequest"), pbtest.New("ServerLiveResponse"))
 	checkCode(t, err, codes.Unimplemented, "RepositoryIndex")
 
-	// A failure after the version is chosen counts for it, as over HTTP
-	// (the shapes and the data, not the request it could not decode).
-	checkMetric(t, s.metricsText(t), failureSeries(`model="ctr",version="1"`, "bad_request"), 2)
+	// A request for a version that fails counts for it, as over HTTP:
+	// its shapes, its data, and contents that do not decode.
+	checkMetric(t, s.metricsText(t), failureSeries(`model="ctr",version="1"`, "bad_request"), 3)
 	checkMetric(t, s.metricsText(t), `infergate_grpc_requests_total{method="ModelInfer",code="InvalidArgument"}`, 4)
 }
 
@@ -331,4 +334,171 @@ func TestGRPCOverloadAndShutdown(t *testing.T) {
 	if err := <-stopped; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
+}
+
+// h2cConn opens a raw HTTP/2 connection to a gRPC server, for calls that
+// a gRPC client would never make: it settles the settings, then drops
+// what the server sends, except that after a GOAWAY (a server shutting
+// down) it closes the connection once calls streams have ended, as a
+// gRPC client closes it once its calls are over.
+func h2cConn(t *testing.T, addr string, calls int) *http2.Framer {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+			if err := fr.WriteSettingsAck(); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	go func() {
+		ended := make(map[uint32]bool)
+		away := false
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			switch f := f.(type) {
+			case *http2.GoAwayFrame:
+				away = true
+			case *http2.RSTStreamFrame:
+				ended[f.StreamID] = true
+			case *http2.HeadersFrame:
+				if f.StreamEnded() {
+					ended[f.StreamID] = true
+				}
+			}
+			if away && len(ended) >= calls {
+				conn.Close()
+				return
+			}
+		}
+	}()
+	return fr
+}
+
+// stallCall opens ModelInfer call id on fr and sends the first 10 bytes of
+// a message that says it has 100: the rest never comes.
+func stallCall(t *testing.T, fr *http2.Framer, id uint32, addr string) {
+	t.Helper()
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{
+		{":method", "POST"}, {":scheme", "http"}, {":authority", addr},
+		{":path", "/inference.GRPCInferenceService/ModelInfer"},
+		{"content-type", "application/grpc"}, {"te", "trailers"},
+	} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fr.WriteData(id, false, []byte{0, 0, 0, 0, 100, 0x0a, 0x03, 'c', 't', 'r'}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGRPCStalledCalls: calls whose message never arrives whole hold at
+// most --max-connections + 64 places, refusing the calls beyond them at
+// once (as HTTP bounds its requests), end at --read-timeout plus
+// --request-timeout, and do not hold up a shutdown, which ends those that
+// have waited a second.
+func TestGRPCStalledCalls(t *testing.T) {
+	cfg := gateway.DefaultConfig()
+	cfg.MaxConnections = 2 // the client's and the stalling one
+	cfg.ReadTimeout = 300 * time.Millisecond
+	cfg.RequestTimeout = 500 * time.Millisecond
+	s := startDemo(t, cfg, false)
+	c := s.serveGRPC(t)
+	addr := s.listeners[len(s.listeners)-1].Addr().String()
+	ctx := context.Background()
+	if _, err := c.infer(ctx, ctrGRPCRequest(features(1, 1, 64), 1, ""), nil); err != nil {
+		t.Fatal(err)
+	}
+
+	fr := h2cConn(t, addr, 100)
+	for i := range 100 {
+		stallCall(t, fr, uint32(2*i+1), addr)
+	}
+	var err error
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		_, err = c.infer(ctx, ctrGRPCRequest(features(1, 1, 64), 1, ""), nil)
+		if status.Code(err) != codes.ResourceExhausted {
+			return fmt.Errorf("a call while 100 stall: got %v; want RESOURCE_EXHAUSTED", err)
+		}
+		return nil
+	})
+	checkCode(t, err, codes.ResourceExhausted, "66 gRPC calls in flight")
+	// The stalled calls end at their deadline, 800 ms after they began,
+	// and give their places back.
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		_, err := c.infer(ctx, ctrGRPCRequest(features(1, 1, 64), 1, ""), nil)
+		return err
+	})
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		const series = `infergate_grpc_requests_total{method="ModelInfer",code="DeadlineExceeded"}`
+		if n, err := metricValue(s.metricsText(t), series); err != nil || n != 66 {
+			return fmt.Errorf("%s: got %v, %v; want 66, every call that held a place", series, n, err)
+		}
+		return nil
+	})
+
+	// A shutdown does not wait the deadline of calls that stalled long
+	// before it.
+	cfg.RequestTimeout = time.Minute
+	s = startDemo(t, cfg, false)
+	s.serveGRPC(t)
+	addr = s.listeners[len(s.listeners)-1].Addr().String()
+	fr = h2cConn(t, addr, 10)
+	for i := range 10 {
+		stallCall(t, fr, uint32(2*i+1), addr)
+	}
+	time.Sleep(100 * time.Millisecond)
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := s.srv.Shutdown(sctx); err != nil {
+		t.Fatalf("Shutdown with stalled calls: %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("Shutdown with stalled calls took %s; want about a second", took)
+	}
+}
+
+// TestGRPCSlowRequestLog: --slow-requests logs gRPC calls too, with
+// their client, request id and gRPC's code.
+func TestGRPCSlowRequestLog(t *testing.T) {
+	cfg := gateway.DefaultConfig()
+	cfg.SlowRequests = time.Nanosecond
+	s := startDemo(t, cfg, false)
+	c := s.serveGRPC(t)
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-request-id", "abc-123")
+	if _, err := c.infer(ctx, ctrGRPCRequest(features(1, 1, 64), 1, ""), nil); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		log := s.log.String()
+		if !strings.Contains(log, `slow request: model "ctr" version 1`) || !strings.Contains(log, "answered OK") ||
+			!strings.Contains(log, `X-Request-Id "abc-123"`) || !strings.Contains(log, "127.0.0.1 (gRPC)") {
+			return fmt.Errorf("no slow gRPC call in the log:\n%s", log)
+		}
+		return nil
+	})
 }

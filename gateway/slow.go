@@ -1,9 +1,14 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"strings"
 	"time"
+
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 
 	"github.com/valyala/fasthttp"
 
@@ -27,6 +32,47 @@ func (s *Server) logSlow(ctx *fasthttp.RequestCtx, v *registry.Version, arm stri
 	if took < s.cfg.SlowRequests {
 		return
 	}
+	s.logSlowFrom(slowOrigin{
+		cached:      len(ctx.Response.Header.Peek("X-Cache")) > 0,
+		requestID:   ctx.Request.Header.Peek("X-Request-Id"),
+		traceparent: ctx.Request.Header.Peek("Traceparent"),
+		from:        ctx.RemoteIP().String(),
+	}, v, arm, sc, took, err)
+}
+
+// logSlowCall is logSlow for a gRPC call, whose metadata may carry the
+// same request id and trace headers.
+func (s *Server) logSlowCall(ctx context.Context, v *registry.Version, arm string, sc *scratch, start time.Time, cached bool, err error) {
+	took := time.Since(start)
+	if took < s.cfg.SlowRequests {
+		return
+	}
+	o := slowOrigin{cached: cached, from: "a gRPC client", grpc: true}
+	if h := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(h) > 0 {
+		o.requestID = []byte(h[0])
+	}
+	if h := metadata.ValueFromIncomingContext(ctx, "traceparent"); len(h) > 0 {
+		o.traceparent = []byte(h[0])
+	}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		o.from = p.Addr.String() + " (gRPC)"
+		if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
+			o.from = host + " (gRPC)"
+		}
+	}
+	s.logSlowFrom(o, v, arm, sc, took, err)
+}
+
+// slowOrigin is what a slow request's line says of where it came from.
+type slowOrigin struct {
+	cached                 bool // answered from the response cache
+	requestID, traceparent []byte
+	from                   string
+	grpc                   bool // a gRPC call, answered with gRPC's codes
+}
+
+// logSlowFrom writes the line of a slow request that took took.
+func (s *Server) logSlowFrom(o slowOrigin, v *registry.Version, arm string, sc *scratch, took time.Duration, err error) {
 	more, ok := s.slow.Allow(v.Model + "\x00" + v.Label)
 	if !ok {
 		return
@@ -56,14 +102,20 @@ func (s *Server) logSlow(ctx *fasthttp.RequestCtx, v *registry.Version, arm stri
 		fmt.Fprintf(&b, ", %s decoding and answering", round(rest))
 	case br.Waited > 0:
 		fmt.Fprintf(&b, "%s in the queue, then no run", round(br.Waited))
-	case len(ctx.Response.Header.Peek("X-Cache")) > 0:
+	case o.cached:
 		b.WriteString("answered from the response cache")
 	default:
 		b.WriteString("no run")
 	}
 	if err != nil {
 		he := toHTTPError(err)
-		fmt.Fprintf(&b, "; answered %d: %s", he.code, he.msg)
+		if o.grpc {
+			fmt.Fprintf(&b, "; answered %s: %s", grpcCode(he), he.msg)
+		} else {
+			fmt.Fprintf(&b, "; answered %d: %s", he.code, he.msg)
+		}
+	} else if o.grpc {
+		b.WriteString("; answered OK")
 	} else {
 		b.WriteString("; answered 200")
 	}
@@ -72,13 +124,13 @@ func (s *Server) logSlow(ctx *fasthttp.RequestCtx, v *registry.Version, arm stri
 	}
 	// What a proxy in front (Envoy, nginx) or the client's tracing put
 	// on the request, to find it in their logs too.
-	if h := ctx.Request.Header.Peek("X-Request-Id"); len(h) > 0 {
+	if h := o.requestID; len(h) > 0 {
 		fmt.Fprintf(&b, "; X-Request-Id %q", clip(h, 128))
 	}
-	if h := ctx.Request.Header.Peek("Traceparent"); len(h) > 0 {
+	if h := o.traceparent; len(h) > 0 {
 		fmt.Fprintf(&b, "; traceparent %q", clip(h, 128))
 	}
-	fmt.Fprintf(&b, "; from %s%s", ctx.RemoteIP(), more)
+	fmt.Fprintf(&b, "; from %s%s", o.from, more)
 	s.logf("%s", b.String())
 }
 

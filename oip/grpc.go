@@ -860,3 +860,35 @@ func DecodeModelInferResponse(resp *InferResponse, b []byte) error {
 	}
 	return nil
 }
+
+// PeekModelInferRequest returns the model and version a ModelInferRequest
+// message b names, and its unit_id parameter (views of b; empty when
+// absent), reading its top-level fields and parameters only, not its
+// tensors: enough to pick the version, and to refuse a request before
+// the work of decoding it. DecodeModelInferRequest checks the rest.
+func PeekModelInferRequest(b []byte) (model, version, unit []byte, err error) {
+	err = eachField(b, "ModelInferRequest", func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		if typ != protowire.BytesType {
+			return nil // DecodeModelInferRequest says what is wrong
+		}
+		switch num {
+		case fInferModelName:
+			model = v
+		case fInferModelVer:
+			version = v
+		case fInferParams:
+			key, val, err := decodeParamEntry(v)
+			if err != nil {
+				return err
+			}
+			if string(key) == "unit_id" && val.kind == fParamString {
+				unit = val.s
+			}
+		}
+		return nil
+	})
+	if err == nil && len(model) == 0 {
+		err = errorf("the request names no model: set model_name")
+	}
+	return model, version, unit, err
+}

@@ -325,3 +325,15 @@ func TestDecodeModelInferResponse(t *testing.T) {
 		t.Fatalf("got %+v; want y = [-7, 8]", got.Outputs)
 	}
 }
+
+func TestPeekModelInferRequest(t *testing.T) {
+	m := pbtest.InferRequest("ctr", "4", "", []pbtest.Tensor{{Name: "features", Datatype: "FP32", Shape: []int64{1}, FP32: []float32{1}}},
+		nil, map[string]pbtest.Param{"unit_id": {String: ptr("user-3")}, "priority": {Int64: ptr[int64](1)}}, nil)
+	model, version, unit, err := oip.PeekModelInferRequest(marshal(t, m))
+	if err != nil || string(model) != "ctr" || string(version) != "4" || string(unit) != "user-3" {
+		t.Fatalf("got %q %q %q %v; want ctr 4 user-3", model, version, unit, err)
+	}
+	if _, _, _, err := oip.PeekModelInferRequest(marshal(t, pbtest.InferRequest("", "", "", nil, nil, nil, nil))); err == nil || !strings.Contains(err.Error(), "names no model") {
+		t.Fatalf("got %v; want the model asked for", err)
+	}
+}

@@ -688,7 +688,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		cancel()
 		logger.Printf("%s stopped in %s", frontDoors, time.Since(t).Round(time.Millisecond))
 		if err != nil {
-			logger.Printf("HTTP shutdown: %s", err)
+			logger.Printf("%s: shutdown: %s", frontDoors, err)
 			stopErrs = append(stopErrs, fmt.Errorf("requests still in flight after --shutdown-timeout %s were cut off: %w", c.shutdownTimeout, err))
 		}
 		t = time.Now()
@@ -734,6 +734,12 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	case s := <-sig:
 		logger.Printf("received %s; shutting down", s)
 	case err := <-serveErr:
+		// One front door failed: the other answers what it has in
+		// flight before the process ends.
+		logger.Printf("%v; shutting down", err)
+		ctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+		srv.Shutdown(ctx)
+		cancel()
 		stopPoll()
 		doneWithin(c.shutdownTimeout, background.Wait)
 		node.Stop()
@@ -764,7 +770,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	cancel()
 	logger.Printf("%s stopped in %s", frontDoors, time.Since(t).Round(time.Millisecond))
 	if err != nil {
-		logger.Printf("HTTP shutdown: %s", err)
+		logger.Printf("%s: shutdown: %s", frontDoors, err)
 		stopErrs = append(stopErrs, fmt.Errorf("requests still in flight after --shutdown-timeout %s were cut off: %w", c.shutdownTimeout, err))
 	}
 	t = time.Now()
