@@ -140,6 +140,12 @@ type grpcFront struct {
 	stopping bool
 }
 
+// grpcAddr returns the address gRPC is served on, or "".
+func (s *Server) grpcAddr() string {
+	a, _ := s.grpcListen.Load().(string)
+	return a
+}
+
 // grpcReading is a call waiting for its message.
 type grpcReading struct {
 	cancel context.CancelFunc
@@ -211,6 +217,7 @@ func (s *Server) ServeGRPC(ln net.Listener) error {
 		ln.Close()
 		return grpc.ErrServerStopped
 	}
+	s.grpcListen.Store(ln.Addr().String())
 	return g.srv.Serve(&connLimitListener{Listener: ln, free: make(chan struct{}, s.cfg.MaxConnections), refused: g.refused})
 }
 

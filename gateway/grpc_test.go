@@ -199,6 +199,10 @@ func TestGRPCServesTheProtocol(t *testing.T) {
 	_, err = hc.Check(ctx, &healthpb.HealthCheckRequest{Service: "other"})
 	checkCode(t, err, codes.NotFound, "unknown service")
 
+	if page := s.do(t, "GET", "/", nil); !strings.Contains(string(page.body), "gRPC on <code>127.0.0.1:") {
+		t.Fatalf("the status page does not say where gRPC is served:\n%.2000s", page.body)
+	}
+
 	text := s.metricsText(t)
 	checkMetric(t, text, `infergate_grpc_requests_total{method="ModelInfer",code="OK"}`, 3)
 	checkMetric(t, text, `infergate_grpc_requests_total{method="ModelReady",code="OK"}`, 4)

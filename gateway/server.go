@@ -183,9 +183,12 @@ type Server struct {
 	// grpcOnce.
 	grpcOnce sync.Once
 	grpc     *grpcFront
-	cache    *cache.Cache // nil when disabled
-	shadows  *shadower
-	recent   *recentArms // with a traffic log: which arm answered, for feedback
+	// grpcListen is the address ServeGRPC serves (a string), for the
+	// status page.
+	grpcListen atomic.Value
+	cache      *cache.Cache // nil when disabled
+	shadows    *shadower
+	recent     *recentArms // with a traffic log: which arm answered, for feedback
 	// traffic is where events go: cfg.TrafficLog or cfg.TrafficSink (nil:
 	// no log).
 	traffic trafficlog.Sink
