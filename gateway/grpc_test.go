@@ -3,6 +3,8 @@ package gateway_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -12,13 +14,16 @@ import (
 	"time"
 
 	"github.com/infergate/infergate/gateway"
+	"github.com/infergate/infergate/internal/certs"
 	"github.com/infergate/infergate/internal/pbtest"
+	"github.com/infergate/infergate/internal/testcerts"
 	"github.com/infergate/infergate/internal/testenv"
 	"github.com/infergate/infergate/registry"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding/gzip"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -505,4 +510,74 @@ func TestGRPCSlowRequestLog(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestGRPCOverTLS: with TLS, gRPC speaks it with the same certificate
+// as HTTPS; a plain-text client gets no answer.
+func TestGRPCOverTLS(t *testing.T) {
+	ca := testcerts.NewCA(t, t.TempDir(), "ca")
+	cf, kf := ca.Issue(t, "gw", time.Time{}, "127.0.0.1")
+	r, err := certs.NewReloader(cf, kf, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := gateway.DefaultConfig()
+	cfg.TLS = certs.ServerConfig(r, nil)
+	s := startFake(t, newFakeBackend(), cfg, registry.ModelConfig{})
+	plain := s.serveGRPC(t)
+	addr := s.listeners[len(s.listeners)-1].Addr().String()
+	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := &grpcClient{conn: conn}
+	req := pbtest.InferRequest("fake", "", "", []pbtest.Tensor{{Name: "x", Datatype: "FP32", Shape: []int64{1, 4}, FP32: []float32{1, 2, 3, 4}}}, nil, nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := c.infer(ctx, req, nil)
+	if err != nil || fmt.Sprint(bytesF32(resp.Outputs[0].Raw)) != "[10]" {
+		t.Fatalf("over TLS: got %+v, %v; want y = 10", resp, err)
+	}
+	pctx, pcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer pcancel()
+	if _, err := plain.infer(pctx, req, nil); status.Code(err) != codes.Unavailable && status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("a plain-text client of the TLS port: got %v; want no answer", err)
+	}
+}
+
+// TestGRPCOverMutualTLS: with client certificates asked for
+// (--tls-client-ca), a gRPC client that presents one signed by the CA is
+// served, and one without is refused.
+func TestGRPCOverMutualTLS(t *testing.T) {
+	ca := testcerts.NewCA(t, t.TempDir(), "ca")
+	cf, kf := ca.Issue(t, "gw", time.Time{}, "127.0.0.1")
+	r, err := certs.NewReloader(cf, kf, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := gateway.DefaultConfig()
+	cfg.TLS = certs.ServerConfig(r, ca.Pool)
+	s := startFake(t, newFakeBackend(), cfg, registry.ModelConfig{})
+	s.serveGRPC(t)
+	addr := s.listeners[len(s.listeners)-1].Addr().String()
+	ccf, ckf := ca.IssueFor(t, "client", time.Time{}, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, "client")
+	req := pbtest.InferRequest("fake", "", "", []pbtest.Tensor{{Name: "x", Datatype: "FP32", Shape: []int64{1, 4}, FP32: []float32{1, 2, 3, 4}}}, nil, nil, nil)
+	call := func(certs []tls.Certificate) error {
+		conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", Certificates: certs})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err = (&grpcClient{conn: conn}).infer(ctx, req, nil)
+		return err
+	}
+	if err := call([]tls.Certificate{testcerts.KeyPair(t, ccf, ckf)}); err != nil {
+		t.Fatalf("with a client certificate: %v", err)
+	}
+	if err := call(nil); err == nil {
+		t.Fatal("without a client certificate: served; want refused")
+	}
 }
