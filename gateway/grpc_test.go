@@ -581,3 +581,93 @@ func TestGRPCOverMutualTLS(t *testing.T) {
 		t.Fatal("without a client certificate: served; want refused")
 	}
 }
+
+// TestGRPCExperimentArms: a gRPC call gets the arm an HTTP request of the
+// same unit gets (x-unit-id metadata, else the unit_id parameter), says
+// it in x-experiment-arm, and its prediction is logged and remembered
+// for the feedback that names only its id.
+func TestGRPCExperimentArms(t *testing.T) {
+	s, _ := restartNode(t, t.TempDir(), 1<<20)
+	s.repo.SetExperiment("ctr", abExperiment(1, time.Now(), 1, 1))
+	c := s.serveGRPC(t)
+	arms := make(map[string]int)
+	var ids []string
+	for i := range 40 {
+		unit := fmt.Sprint("user-", i)
+		r := s.post(t, "/v2/models/ctr/infer", ctrRequest(features(uint64(i), 1, 64), 1), gateway.HeaderUnitID, unit)
+		want := r.header[gateway.HeaderExperimentArm]
+		for j, how := range []string{"metadata", "parameter"} {
+			var req proto.Message
+			ctx := context.Background()
+			if how == "metadata" {
+				ctx = metadata.AppendToOutgoingContext(ctx, "x-unit-id", unit)
+				req = ctrGRPCRequest(features(uint64(i), 1, 64), 1, "")
+			} else {
+				req = pbtest.InferRequest("ctr", "", "", []pbtest.Tensor{{Name: "features", Datatype: "FP32", Shape: []int64{1, 64}}},
+					[][]byte{f32Bytes(features(uint64(i), 1, 64))}, map[string]pbtest.Param{"unit_id": {String: &unit}}, nil)
+			}
+			var header metadata.MD
+			resp, err := c.infer(ctx, req, &header)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := header.Get("x-experiment-arm"); len(got) != 1 || got[0] != want {
+				t.Fatalf("unit %s by %s: got arm %v; want %q, as over HTTP", unit, how, got, want)
+			}
+			if want == "treatment" && resp.Version != "2" || want == "control" && resp.Version != "1" {
+				t.Fatalf("unit %s: arm %s answered by version %s", unit, want, resp.Version)
+			}
+			arms[want]++
+			if j == 0 {
+				ids = append(ids, resp.ID)
+			}
+		}
+	}
+	if arms["control"] == 0 || arms["treatment"] == 0 {
+		t.Fatalf("arms %v; want both", arms)
+	}
+	if got := postRewards(t, s, ids); got != len(ids) {
+		t.Fatalf("%d of the %d gRPC predictions' outcomes attributed to their arm; want all", got, len(ids))
+	}
+}
+
+// TestGRPCResponseCache: the response cache answers a gRPC call that
+// repeats an earlier one (HTTP's or gRPC's) without running the model,
+// says so in x-cache, counts the hit, and leaves a cache_bypass call to
+// the model.
+func TestGRPCResponseCache(t *testing.T) {
+	b := newFakeBackend()
+	s := startFake(t, b, gateway.DefaultConfig(), registry.ModelConfig{ResponseCache: &registry.ResponseCache{Enable: true}})
+	c := s.serveGRPC(t)
+	ctx := context.Background()
+	execs := func(want float64) {
+		t.Helper()
+		checkMetric(t, s.metricsText(t), "infergate_inference_exec_count_total{"+fakeSeries+"}", want)
+	}
+	call := func(params map[string]pbtest.Param) (metadata.MD, *pbtest.Response) {
+		t.Helper()
+		req := pbtest.InferRequest("fake", "", "", []pbtest.Tensor{{Name: "x", Datatype: "FP32", Shape: []int64{1, 4}, FP32: []float32{1, 2, 3, 4}}}, nil, params, nil)
+		var header metadata.MD
+		resp, err := c.infer(ctx, req, &header)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(bytesF32(resp.Outputs[0].Raw)) != "[10]" {
+			t.Fatalf("got %+v; want y = 10", resp)
+		}
+		return header, resp
+	}
+	checkFakeAnswer(t, s.post(t, fakeInfer, fakeRequest)) // HTTP's, stored
+	s.srv.WaitCache()
+	execs(1)
+	if h, _ := call(nil); len(h.Get("x-cache")) != 1 || h.Get("x-cache")[0] != "hit" {
+		t.Fatalf("a repeated call: metadata %v; want x-cache: hit", h)
+	}
+	execs(1)
+	bypass := true
+	if h, _ := call(map[string]pbtest.Param{"cache_bypass": {Bool: &bypass}}); len(h.Get("x-cache")) != 0 {
+		t.Fatalf("a cache_bypass call: metadata %v; want no x-cache", h)
+	}
+	execs(2)
+	checkMetric(t, s.metricsText(t), "infergate_cache_hits_total{"+fakeSeries+"}", 1)
+}
