@@ -671,3 +671,40 @@ func TestGRPCResponseCache(t *testing.T) {
 	execs(2)
 	checkMetric(t, s.metricsText(t), "infergate_cache_hits_total{"+fakeSeries+"}", 1)
 }
+
+// TestGRPCShadow: a model's shadow gets a copy of its gRPC calls, as of
+// its HTTP requests, and the answers stay production's.
+func TestGRPCShadow(t *testing.T) {
+	cfg := gateway.DefaultConfig()
+	cfg.AdminToken = adminToken
+	s := startAdmin(t, cfg)
+	c := s.serveGRPC(t)
+	if r := s.admin(t, "POST", "/v1/models/ctr/versions", ctrONNX()); r.code != 201 {
+		t.Fatalf("upload: %s", r)
+	}
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if r := s.post(t, "/v2/models/ctr/versions/2/infer", ctrRequest(features(1, 1, 64), 1)); r.code != 200 {
+			return fmt.Errorf("version 2 not ready: %s", r)
+		}
+		return nil
+	})
+	if r := s.admin(t, "PUT", "/v1/models/ctr/shadow", []byte(`{"version":2,"percent":100}`)); r.code != 200 {
+		t.Fatalf("start the shadow: %s", r)
+	}
+	const compared = `infergate_shadow_requests_total{model="ctr",version="2",result="compared"}`
+	for i := range 10 {
+		var header metadata.MD
+		if _, err := c.infer(context.Background(), ctrGRPCRequest(features(uint64(i), 1, 64), 1, ""), &header); err != nil {
+			t.Fatal(err)
+		}
+		if got := header.Get("x-model-version"); len(got) != 1 || got[0] != "1" {
+			t.Fatalf("with a shadow: answered by version %v; want 1", got)
+		}
+	}
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if got, _ := metricValue(s.metricsText(t), compared); got != 10 {
+			return fmt.Errorf("%s = %v; want 10", compared, got)
+		}
+		return nil
+	})
+}
