@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -68,7 +69,7 @@ func (t *grpcTarget) dial(n int) (*grpcConns, error) {
 }
 
 func (c *grpcConns) pick() *grpc.ClientConn {
-	return c.conns[int(c.next.Add(1))%len(c.conns)]
+	return c.conns[c.next.Add(1)%uint32(len(c.conns))]
 }
 
 func (c *grpcConns) close() {
@@ -149,25 +150,35 @@ func (s *grpcSender) send(seq uint64) (time.Time, int, string) {
 	return done, b.rows, ""
 }
 
-// errKind classifies a failed call: a deadline passed (the client's
-// --timeout or the server's queue timeout), shed (with shedding,
-// UNAVAILABLE or RESOURCE_EXHAUSTED with a usable retry-after trailer), or
+// errKind classifies a failed call as HTTP's classifyStatus and
+// transportErrKind classify a failed request. With shedding, a refusal of
+// the server's that carries a usable retry-after trailer is shed:
+// UNAVAILABLE or RESOURCE_EXHAUSTED (a full queue, too many calls) or
+// DEADLINE_EXCEEDED (its queue timeout, which HTTP answers 503), and one
+// without is ErrKindShedWithoutRetryAfter. Otherwise DEADLINE_EXCEEDED is
+// a timeout, an UNAVAILABLE the server did not send (no trailer came
+// back: the connection failed) a connect or transport error, and the rest
 // "grpc_" and the status code.
 func (s *grpcSender) errKind(err error) string {
-	switch c := status.Code(err); c {
-	case codes.DeadlineExceeded:
-		return ErrKindTimeout
-	case codes.Unavailable, codes.ResourceExhausted:
-		if s.shedding {
-			if ra := s.trailer.Get("retry-after"); len(ra) == 0 || !validRetryAfter([]byte(ra[0])) {
-				return ErrKindShedWithoutRetryAfter
-			}
-			return outcomeShed
+	c := status.Code(err)
+	ra := s.trailer.Get("retry-after")
+	answered := len(s.trailer) > 0
+	if s.shedding && answered && (c == codes.Unavailable || c == codes.ResourceExhausted || c == codes.DeadlineExceeded) {
+		if len(ra) == 0 || !validRetryAfter([]byte(ra[0])) {
+			return ErrKindShedWithoutRetryAfter
 		}
-		return "grpc_" + c.String()
-	default:
-		return "grpc_" + c.String()
+		return outcomeShed
 	}
+	switch {
+	case c == codes.DeadlineExceeded:
+		return ErrKindTimeout
+	case c == codes.Unavailable && !answered:
+		if strings.Contains(err.Error(), "dial") || strings.Contains(err.Error(), "connection refused") {
+			return ErrKindConnect
+		}
+		return ErrKindTransport
+	}
+	return "grpc_" + c.String()
 }
 
 func (s *grpcSender) close() {}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/infergate/infergate/batching"
@@ -25,6 +26,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/proto"
@@ -132,12 +134,13 @@ type grpcFront struct {
 	slots chan struct{}
 
 	// mu protects reading, the calls whose message is still arriving,
-	// each with its cancel and when it began to wait (a shutdown ends
-	// those that have waited for unusedAfter: they hold nothing to
-	// answer), and stopping.
-	mu       sync.Mutex
-	reading  map[*grpcReading]struct{}
-	stopping bool
+	// each with its cancel and connection (a shutdown ends those whose
+	// connection has sent nothing for unusedAfter: they have nothing to
+	// answer, and no more is coming), and conns, the connections open by
+	// remote address.
+	mu      sync.Mutex
+	reading map[*grpcReading]struct{}
+	conns   map[string]*limitedConn
 }
 
 // grpcAddr returns the address gRPC is served on, or "".
@@ -149,7 +152,7 @@ func (s *Server) grpcAddr() string {
 // grpcReading is a call waiting for its message.
 type grpcReading struct {
 	cancel context.CancelFunc
-	since  time.Time
+	conn   *limitedConn // nil when not found
 }
 
 // grpcCancelKey keys the cancel of a call's context, which grpcTap makes.
@@ -177,11 +180,10 @@ func (g *grpcFront) readMessage(ctx context.Context, dec func(any) error, dst *[
 	if cancel == nil {
 		return dec(dst)
 	}
-	r := &grpcReading{cancel: cancel, since: time.Now()}
+	r := &grpcReading{cancel: cancel}
 	g.mu.Lock()
-	if g.stopping {
-		g.mu.Unlock()
-		return status.Error(codes.Unavailable, "the server is shutting down; retry on another")
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		r.conn = g.conns[p.Addr.String()]
 	}
 	g.reading[r] = struct{}{}
 	g.mu.Unlock()
@@ -192,15 +194,17 @@ func (g *grpcFront) readMessage(ctx context.Context, dec func(any) error, dst *[
 	return err
 }
 
-// endStalled ends the calls whose message has been arriving for
-// unusedAfter or more, and refuses new ones; a shutdown calls it while
-// it waits.
+// endStalled ends the calls whose message is still arriving on a
+// connection that has sent nothing for unusedAfter; a shutdown calls it
+// while it waits for the calls in flight. Calls whose bytes still flow
+// finish, or are cut off when the shutdown's time runs out. gRPC answers
+// an ended call CANCELLED itself (its read fails on the context).
 func (g *grpcFront) endStalled() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.stopping = true
+	now := time.Now().UnixNano()
 	for r := range g.reading {
-		if time.Since(r.since) >= unusedAfter {
+		if r.conn == nil || now-r.conn.lastRead.Load() >= int64(unusedAfter) {
 			r.cancel()
 			delete(g.reading, r)
 		}
@@ -218,7 +222,7 @@ func (s *Server) ServeGRPC(ln net.Listener) error {
 		return grpc.ErrServerStopped
 	}
 	s.grpcListen.Store(ln.Addr().String())
-	return g.srv.Serve(&connLimitListener{Listener: ln, free: make(chan struct{}, s.cfg.MaxConnections), refused: g.refused})
+	return g.srv.Serve(&connLimitListener{Listener: ln, free: make(chan struct{}, s.cfg.MaxConnections), front: g})
 }
 
 // connLimitListener bounds the connections served at once: one beyond
@@ -226,8 +230,8 @@ func (s *Server) ServeGRPC(ln net.Listener) error {
 // retry), and counted.
 type connLimitListener struct {
 	net.Listener
-	free    chan struct{} // a token per connection open
-	refused *metrics.Counter
+	free  chan struct{} // a token per connection open
+	front *grpcFront
 }
 
 func (l *connLimitListener) Accept() (net.Conn, error) {
@@ -238,24 +242,49 @@ func (l *connLimitListener) Accept() (net.Conn, error) {
 		}
 		select {
 		case l.free <- struct{}{}:
-			return &limitedConn{Conn: c, free: l.free}, nil
+			lc := &limitedConn{Conn: c, free: l.free, front: l.front, key: c.RemoteAddr().String()}
+			lc.lastRead.Store(time.Now().UnixNano())
+			l.front.mu.Lock()
+			l.front.conns[lc.key] = lc
+			l.front.mu.Unlock()
+			return lc, nil
 		default:
-			l.refused.Inc()
+			l.front.refused.Inc()
 			c.Close()
 		}
 	}
 }
 
-// limitedConn gives its token back when closed.
+// limitedConn gives its token back when closed, and records when it last
+// read anything, for a shutdown to tell a stalled message from one
+// still arriving.
 type limitedConn struct {
 	net.Conn
-	free chan struct{}
-	once sync.Once
+	free     chan struct{}
+	front    *grpcFront
+	key      string       // the remote address, its key in front.conns
+	lastRead atomic.Int64 // UnixNano
+	once     sync.Once
+}
+
+func (c *limitedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.lastRead.Store(time.Now().UnixNano())
+	}
+	return n, err
 }
 
 func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { <-c.free })
+	c.once.Do(func() {
+		c.front.mu.Lock()
+		if c.front.conns[c.key] == c {
+			delete(c.front.conns, c.key)
+		}
+		c.front.mu.Unlock()
+		<-c.free
+	})
 	return err
 }
 
@@ -289,7 +318,8 @@ func (s *Server) grpcFront() *grpcFront {
 		g := &grpcFront{srv: grpc.NewServer(opts...),
 			refused: s.metrics.NewCounter("infergate_grpc_connections_refused_total"),
 			slots:   make(chan struct{}, s.cfg.MaxConnections+64),
-			reading: make(map[*grpcReading]struct{})}
+			reading: make(map[*grpcReading]struct{}),
+			conns:   make(map[string]*limitedConn)}
 		g.srv.RegisterService(s.grpcServiceDesc(), s)
 		healthpb.RegisterHealthServer(g.srv, grpcHealth{s: s})
 		s.grpc = g
@@ -447,7 +477,24 @@ func (s *Server) grpcError(ctx context.Context, m grpcMethod, err error) error {
 	if he.retryAfter > 0 {
 		_ = grpc.SetTrailer(ctx, metadata.Pairs(grpcRetryKey, fmt.Sprint(he.retryAfter)))
 	}
-	return status.Error(grpcCode(he), he.msg)
+	return status.Error(grpcCode(he), clipMessage(he.msg))
+}
+
+// maxStatusMessage bounds the message of a gRPC status, which goes out
+// in a trailer (a header, that clients bound: gRPC's at 16 MiB for all of
+// them) and may echo what the request held.
+const maxStatusMessage = 4096
+
+// clipMessage returns msg cut to maxStatusMessage bytes, saying so.
+func clipMessage(msg string) string {
+	if len(msg) <= maxStatusMessage {
+		return msg
+	}
+	cut := maxStatusMessage - 64
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes in all)", msg[:cut], len(msg))
 }
 
 // grpcCode is the gRPC status code of an HTTP error, as gRPC's own

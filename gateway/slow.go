@@ -110,9 +110,9 @@ func (s *Server) logSlowFrom(o slowOrigin, v *registry.Version, arm string, sc *
 	if err != nil {
 		he := toHTTPError(err)
 		if o.grpc {
-			fmt.Fprintf(&b, "; answered %s: %s", grpcCode(he), he.msg)
+			fmt.Fprintf(&b, "; answered %s: %s", grpcCode(he), clipMessage(he.msg))
 		} else {
-			fmt.Fprintf(&b, "; answered %d: %s", he.code, he.msg)
+			fmt.Fprintf(&b, "; answered %d: %s", he.code, clipMessage(he.msg))
 		}
 	} else if o.grpc {
 		b.WriteString("; answered OK")

@@ -154,8 +154,8 @@ func DecodeModelInferRequest(req *InferRequest, b []byte) (model, version []byte
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(model) == 0 {
-		return nil, nil, errorf("the request names no model: set model_name")
+	if model, version, err = checkModelFields(model, version, "model_name", "model_version"); err != nil {
+		return nil, nil, err
 	}
 	if len(g.raw) > 0 {
 		if len(g.raw) != len(req.Inputs) {
@@ -656,8 +656,8 @@ func DecodeModelRequest(b []byte) (name, version []byte, err error) {
 		}
 		return nil
 	})
-	if err == nil && len(name) == 0 {
-		err = errorf("the request names no model: set name")
+	if err == nil {
+		name, version, err = checkModelFields(name, version, "name", "version")
 	}
 	return name, version, err
 }
@@ -887,8 +887,33 @@ func PeekModelInferRequest(b []byte) (model, version, unit []byte, err error) {
 		}
 		return nil
 	})
-	if err == nil && len(model) == 0 {
-		err = errorf("the request names no model: set model_name")
+	if err == nil {
+		model, version, err = checkModelFields(model, version, "model_name", "model_version")
 	}
 	return model, version, unit, err
+}
+
+// Bounds on the names a request gives, which errors echo back: a model
+// name (registry.CheckName allows 128 bytes) and a version number.
+const (
+	maxModelNameLen = 256
+	maxVersionLen   = 32
+)
+
+// checkModelFields checks the model name and version fields of a request
+// (nameField and versionField name them): a name is needed, neither may
+// be long, and an empty version, which proto3 takes for unset, is nil.
+func checkModelFields(name, version []byte, nameField, versionField string) ([]byte, []byte, error) {
+	switch {
+	case len(name) == 0:
+		return nil, nil, errorf("the request names no model: set %s", nameField)
+	case len(name) > maxModelNameLen:
+		return nil, nil, errorf("%s has %d bytes; a model name has at most %d", nameField, len(name), maxModelNameLen)
+	case len(version) > maxVersionLen:
+		return nil, nil, errorf("%s has %d bytes; a version is a number", versionField, len(version))
+	}
+	if len(version) == 0 {
+		version = nil
+	}
+	return name, version, nil
 }

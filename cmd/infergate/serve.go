@@ -736,10 +736,15 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	case err := <-serveErr:
 		// One front door failed: the other answers what it has in
 		// flight before the process ends.
+		signal.Stop(sig)
 		logger.Printf("%v; shutting down", err)
+		t := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
-		srv.Shutdown(ctx)
+		if serr := srv.Shutdown(ctx); serr != nil {
+			logger.Printf("%s: shutdown: %s", frontDoors, serr)
+		}
 		cancel()
+		logger.Printf("%s stopped in %s", frontDoors, time.Since(t).Round(time.Millisecond))
 		stopPoll()
 		doneWithin(c.shutdownTimeout, background.Wait)
 		node.Stop()
