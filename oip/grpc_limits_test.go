@@ -139,3 +139,33 @@ func TestDecodeModelInferRequestScalars(t *testing.T) {
 	f("BOOL", 1, 0, []byte{0}, "")
 	f("FP16", 6, 0, nil, "only in raw_input_contents")
 }
+
+// TestModelFieldsBounded: a model name over 256 bytes is refused by every
+// decoder that reads one, before anything echoes it; an empty version
+// field, which proto3 takes for unset, comes back nil.
+func TestModelFieldsBounded(t *testing.T) {
+	long := strings.Repeat("m", 257)
+	var b []byte
+	b = protowire.AppendTag(b, 1, protowire.BytesType)
+	b = protowire.AppendString(b, long)
+	if _, _, _, err := oip.PeekModelInferRequest(b); err == nil || !strings.Contains(err.Error(), "model_name has 257 bytes") {
+		t.Fatalf("peek: got %v; want the long name refused", err)
+	}
+	var req oip.InferRequest
+	if _, _, err := oip.DecodeModelInferRequest(&req, b); err == nil || !strings.Contains(err.Error(), "model_name has 257 bytes") {
+		t.Fatalf("decode: got %v; want the long name refused", err)
+	}
+	if _, _, err := oip.DecodeModelRequest(b); err == nil || !strings.Contains(err.Error(), "name has 257 bytes") {
+		t.Fatalf("model request: got %v; want the long name refused", err)
+	}
+	b = protowire.AppendTag(nil, 1, protowire.BytesType)
+	b = protowire.AppendString(b, "ctr")
+	b = protowire.AppendTag(b, 2, protowire.BytesType)
+	b = protowire.AppendString(b, "")
+	if _, v, _, err := oip.PeekModelInferRequest(b); err != nil || v != nil {
+		t.Fatalf("peek of an empty version: got %q (nil %v), %v; want nil", v, v == nil, err)
+	}
+	if _, v, err := oip.DecodeModelRequest(b); err != nil || v != nil {
+		t.Fatalf("model request with an empty version: got %q (nil %v), %v; want nil", v, v == nil, err)
+	}
+}
