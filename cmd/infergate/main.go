@@ -24,7 +24,7 @@ type command struct {
 }
 
 var commands = []command{
-	{"serve", "serve the models of a repository over OIP v2 (HTTP)", runServe},
+	{"serve", "serve the models of a repository over OIP v2 (HTTP, and gRPC with --grpc)", runServe},
 	{"demo-models", "write the demo models (ctr, ranker) in Triton layout", runDemoModels},
 	{"models", "manage the cluster's models: list, show, upload, promote, alias, rollback, retire", runModels},
 	{"cluster", "show the cluster's leader and members, remove a member, or recover a group that lost its majority", runCluster},

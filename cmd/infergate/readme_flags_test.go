@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -171,5 +172,58 @@ func TestREADMEBackupFlags(t *testing.T) {
 	}
 	if !rows["backup out"] || !rows["backup gzip"] {
 		t.Errorf("README lacks rows for `backup --out` or `backup --gzip`; found %v", rows)
+	}
+}
+
+// TestREADMEFlagsExist checks that every --flag the README names is a
+// flag of some infergate command or subcommand, as their --help lists
+// them: a flag renamed, or misspelled in prose, shows here.
+func TestREADMEFlagsExist(t *testing.T) {
+	help := func(args ...string) string {
+		out, _ := exec.Command(binPath, append(args, "--help")...).CombinedOutput()
+		return string(out)
+	}
+	known := map[string]bool{
+		"help": true,
+		// Other tools' flags in the README's examples: curl, tar.
+		"cacert": true, "strip-components": true,
+	}
+	flagLine := regexp.MustCompile(`(?m)^\s+-([a-z][a-z0-9-]*)`)
+	subLine := regexp.MustCompile(`(?m)^  ([a-z][a-z-]*)\s`)
+	add := func(text string) {
+		for _, m := range flagLine.FindAllStringSubmatch(text, -1) {
+			known[m[1]] = true
+		}
+	}
+	for _, c := range commands {
+		text := help(c.name)
+		add(text)
+		subs := []string{}
+		if _, after, ok := strings.Cut(text, "\nCommands:\n"); ok {
+			block, _, _ := strings.Cut(after, "\n\n")
+			for _, m := range subLine.FindAllStringSubmatch(block, -1) {
+				subs = append(subs, m[1])
+			}
+		}
+		if c.name == "bench" {
+			subs = append(subs, "suite", "report", "neighbors", "floor-server")
+		}
+		for _, s := range subs {
+			add(help(c.name, s))
+		}
+	}
+	if !known["grpc"] || !known["slow-request-log"] || !known["server-cpus"] {
+		t.Fatalf("the flags read from --help miss some: %d known", len(known))
+	}
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, m := range regexp.MustCompile(`--([a-z][a-z0-9-]*)`).FindAllStringSubmatch(string(b), -1) {
+		if !known[m[1]] && !seen[m[1]] {
+			seen[m[1]] = true
+			t.Errorf("README.md names --%s, which no infergate command has", m[1])
+		}
 	}
 }
