@@ -5,6 +5,7 @@ BIN      := bin/infergate
 ORT_LIB  := lib/libonnxruntime.so.1
 MODELS   ?= models
 HTTP     ?= 127.0.0.1:8080
+GRPC     ?= 127.0.0.1:8081
 DATA     ?= data
 PKGS     := ./...
 VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -27,12 +28,12 @@ build: ## build bin/infergate
 demo-models: build ## write the demo models (ctr, ranker) into $(MODELS)
 	@./$(BIN) demo-models --out $(MODELS)
 
-run: setup demo-models ## set everything up, then serve the demo models on $(HTTP)
+run: setup demo-models ## set everything up, then serve the demo models on $(HTTP), and over gRPC on $(GRPC) (GRPC= for none)
 	@echo
 	@echo "try:  curl -s -X POST http://$(HTTP)/v2/models/ctr/infer -H 'Content-Type: application/json' \\"
 	@echo "        -d '{\"inputs\":[{\"name\":\"features\",\"datatype\":\"FP32\",\"shape\":[1,64],\"data\":[$$(seq -s, 64 | sed 's/[0-9]\+/0.5/g')]}]}'"
 	@echo
-	./$(BIN) serve --http $(HTTP) --models $(MODELS) --data $(DATA)
+	./$(BIN) serve --http $(HTTP) $(if $(GRPC),--grpc $(GRPC)) --models $(MODELS) --data $(DATA)
 
 # SIMULATIONS are the trainer's seeded statistical simulations, which skip
 # themselves under the race detector (minutes there, seconds without).
