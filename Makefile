@@ -33,7 +33,8 @@ run: setup demo-models ## set everything up, then serve the demo models on $(HTT
 	@echo "try:  curl -s -X POST http://$(HTTP)/v2/models/ctr/infer -H 'Content-Type: application/json' \\"
 	@echo "        -d '{\"inputs\":[{\"name\":\"features\",\"datatype\":\"FP32\",\"shape\":[1,64],\"data\":[$$(seq -s, 64 | sed 's/[0-9]\+/0.5/g')]}]}'"
 	@echo
-	./$(BIN) serve --http $(HTTP) $(if $(GRPC),--grpc $(GRPC)) --models $(MODELS) --data $(DATA)
+	./$(BIN) serve --http $(HTTP) $(if $(GRPC),--grpc $(GRPC)) --models $(MODELS) --data $(DATA) || \
+		{ echo "(make run: HTTP=host:port and GRPC=host:port serve elsewhere, GRPC= serves no gRPC)"; exit 1; }
 
 # SIMULATIONS are the trainer's seeded statistical simulations, which skip
 # themselves under the race detector (minutes there, seconds without).

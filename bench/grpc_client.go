@@ -116,7 +116,10 @@ type grpcSender struct {
 	// shedding makes UNAVAILABLE and RESOURCE_EXHAUSTED outcomeShed
 	// rather than errors (overload runs).
 	shedding bool
-	trailer  metadata.MD
+	// header and trailer are the last call's metadata: a status that
+	// came with either (a trailers-only answer's trailer holds at least
+	// its content-type) is the server's, not the transport's.
+	header, trailer metadata.MD
 }
 
 const grpcInferMethod = "/" + oip.GRPCService + "/ModelInfer"
@@ -133,8 +136,8 @@ func (s *grpcSender) send(seq uint64) (time.Time, int, string) {
 	b := &s.t.pool.bodies[seq%uint64(len(s.t.pool.bodies))]
 	ctx, cancel := context.WithTimeout(s.ctx, s.t.timeout)
 	s.in = b.data
-	s.trailer = nil
-	err := s.conns.pick().Invoke(ctx, grpcInferMethod, &s.in, &s.out, grpc.Trailer(&s.trailer))
+	s.header, s.trailer = nil, nil
+	err := s.conns.pick().Invoke(ctx, grpcInferMethod, &s.in, &s.out, grpc.Header(&s.header), grpc.Trailer(&s.trailer))
 	cancel()
 	done := time.Now()
 	if err != nil {
@@ -156,13 +159,13 @@ func (s *grpcSender) send(seq uint64) (time.Time, int, string) {
 // UNAVAILABLE or RESOURCE_EXHAUSTED (a full queue, too many calls) or
 // DEADLINE_EXCEEDED (its queue timeout, which HTTP answers 503), and one
 // without is ErrKindShedWithoutRetryAfter. Otherwise DEADLINE_EXCEEDED is
-// a timeout, an UNAVAILABLE the server did not send (no trailer came
+// a timeout, an UNAVAILABLE the server did not send (no metadata came
 // back: the connection failed) a connect or transport error, and the rest
 // "grpc_" and the status code.
 func (s *grpcSender) errKind(err error) string {
 	c := status.Code(err)
 	ra := s.trailer.Get("retry-after")
-	answered := len(s.trailer) > 0
+	answered := len(s.trailer) > 0 || len(s.header) > 0
 	if s.shedding && answered && (c == codes.Unavailable || c == codes.ResourceExhausted || c == codes.DeadlineExceeded) {
 		if len(ra) == 0 || !validRetryAfter([]byte(ra[0])) {
 			return ErrKindShedWithoutRetryAfter

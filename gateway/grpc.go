@@ -136,11 +136,9 @@ type grpcFront struct {
 	// mu protects reading, the calls whose message is still arriving,
 	// each with its cancel and connection (a shutdown ends those whose
 	// connection has sent nothing for unusedAfter: they have nothing to
-	// answer, and no more is coming), and conns, the connections open by
-	// remote address.
+	// answer, and no more is coming).
 	mu      sync.Mutex
 	reading map[*grpcReading]struct{}
-	conns   map[string]*limitedConn
 }
 
 // grpcAddr returns the address gRPC is served on, or "".
@@ -182,8 +180,10 @@ func (g *grpcFront) readMessage(ctx context.Context, dec func(any) error, dst *[
 	}
 	r := &grpcReading{cancel: cancel}
 	g.mu.Lock()
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		r.conn = g.conns[p.Addr.String()]
+	if p, ok := peer.FromContext(ctx); ok {
+		if a, ok := p.Addr.(connAddr); ok {
+			r.conn = a.conn
+		}
 	}
 	g.reading[r] = struct{}{}
 	g.mu.Unlock()
@@ -242,11 +242,8 @@ func (l *connLimitListener) Accept() (net.Conn, error) {
 		}
 		select {
 		case l.free <- struct{}{}:
-			lc := &limitedConn{Conn: c, free: l.free, front: l.front, key: c.RemoteAddr().String()}
+			lc := &limitedConn{Conn: c, free: l.free}
 			lc.lastRead.Store(time.Now().UnixNano())
-			l.front.mu.Lock()
-			l.front.conns[lc.key] = lc
-			l.front.mu.Unlock()
 			return lc, nil
 		default:
 			l.front.refused.Inc()
@@ -261,10 +258,26 @@ func (l *connLimitListener) Accept() (net.Conn, error) {
 type limitedConn struct {
 	net.Conn
 	free     chan struct{}
-	front    *grpcFront
-	key      string       // the remote address, its key in front.conns
 	lastRead atomic.Int64 // UnixNano
 	once     sync.Once
+}
+
+// connAddr is a limitedConn's remote address as gRPC hands it to each of
+// its calls (peer.Addr): it leads back to the connection, which an
+// address alone does not (every client of a unix socket is "@").
+type connAddr struct {
+	net.Addr
+	conn *limitedConn
+}
+
+// RemoteAddr returns the remote address as a connAddr, or nil when the
+// connection has none.
+func (c *limitedConn) RemoteAddr() net.Addr {
+	a := c.Conn.RemoteAddr()
+	if a == nil {
+		return nil
+	}
+	return connAddr{Addr: a, conn: c}
 }
 
 func (c *limitedConn) Read(b []byte) (int, error) {
@@ -277,14 +290,7 @@ func (c *limitedConn) Read(b []byte) (int, error) {
 
 func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() {
-		c.front.mu.Lock()
-		if c.front.conns[c.key] == c {
-			delete(c.front.conns, c.key)
-		}
-		c.front.mu.Unlock()
-		<-c.free
-	})
+	c.once.Do(func() { <-c.free })
 	return err
 }
 
@@ -318,8 +324,7 @@ func (s *Server) grpcFront() *grpcFront {
 		g := &grpcFront{srv: grpc.NewServer(opts...),
 			refused: s.metrics.NewCounter("infergate_grpc_connections_refused_total"),
 			slots:   make(chan struct{}, s.cfg.MaxConnections+64),
-			reading: make(map[*grpcReading]struct{}),
-			conns:   make(map[string]*limitedConn)}
+			reading: make(map[*grpcReading]struct{})}
 		g.srv.RegisterService(s.grpcServiceDesc(), s)
 		healthpb.RegisterHealthServer(g.srv, grpcHealth{s: s})
 		s.grpc = g
@@ -480,21 +485,46 @@ func (s *Server) grpcError(ctx context.Context, m grpcMethod, err error) error {
 	return status.Error(grpcCode(he), clipMessage(he.msg))
 }
 
-// maxStatusMessage bounds the message of a gRPC status, which goes out
-// in a trailer (a header, that clients bound: gRPC's at 16 MiB for all of
-// them) and may echo what the request held.
+// maxStatusMessage bounds the message of a gRPC status as it goes out:
+// in a trailer (a header, which clients bound: some at 8 KiB for all of
+// a call's metadata), percent-encoded, and it may echo what the request
+// held.
 const maxStatusMessage = 4096
 
-// clipMessage returns msg cut to maxStatusMessage bytes, saying so.
+// clipMessage returns msg cut so that it goes out in at most
+// maxStatusMessage bytes, saying so. grpc-message is percent-encoded: a
+// byte outside printable ASCII, or '%', takes three, and a byte of no
+// valid UTF-8 sequence goes as U+FFFD's three, nine.
 func clipMessage(msg string) string {
-	if len(msg) <= maxStatusMessage {
+	wire := func(i int) (n, size int) {
+		r, size := utf8.DecodeRuneInString(msg[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			return 9, 1
+		case size > 1 || msg[i] < ' ' || msg[i] > '~' || msg[i] == '%':
+			return 3 * size, size
+		}
+		return 1, 1
+	}
+	total := 0
+	for i := 0; i < len(msg) && total <= maxStatusMessage; {
+		n, size := wire(i)
+		total, i = total+n, i+size
+	}
+	if total <= maxStatusMessage {
 		return msg
 	}
-	cut := maxStatusMessage - 64
-	for cut > 0 && !utf8.RuneStart(msg[cut]) {
-		cut--
+	suffix := fmt.Sprintf("… (%d bytes in all)", len(msg))
+	budget := maxStatusMessage - len(suffix) - 6 // "…" goes out as 9 bytes, not 3
+	cut, used := 0, 0
+	for cut < len(msg) {
+		n, size := wire(cut)
+		if used+n > budget {
+			break
+		}
+		cut, used = cut+size, used+n
 	}
-	return fmt.Sprintf("%s… (%d bytes in all)", msg[:cut], len(msg))
+	return msg[:cut] + suffix
 }
 
 // grpcCode is the gRPC status code of an HTTP error, as gRPC's own

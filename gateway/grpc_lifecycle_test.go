@@ -3,8 +3,10 @@ package gateway_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -17,6 +19,7 @@ import (
 	"github.com/infergate/infergate/internal/testenv"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -113,6 +116,12 @@ func dialRawGRPC(t *testing.T, addr string) *rawGRPC {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startRawGRPC(t, conn, addr)
+}
+
+// startRawGRPC speaks HTTP/2 on conn as a client of authority addr.
+func startRawGRPC(t *testing.T, conn net.Conn, addr string) *rawGRPC {
+	t.Helper()
 	t.Cleanup(func() { conn.Close() })
 	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
 		t.Fatal(err)
@@ -393,5 +402,99 @@ func TestGRPCShutdownLetsArrivingMessagesFinish(t *testing.T) {
 	stalled.conn.Close()
 	if err := <-stopped; err != nil {
 		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// dialRawGRPCOn is dialRawGRPC over any network.
+func dialRawGRPCOn(t *testing.T, network, addr string) *rawGRPC {
+	t.Helper()
+	conn, err := net.Dial(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startRawGRPC(t, conn, "localhost")
+}
+
+// TestGRPCShutdownTellsConnectionsApart: a shutdown judges a call by its
+// own connection, even where every connection has the same remote
+// address (a unix socket's are all "@"): a call whose message arrives
+// steadily is answered though another connection, accepted after it,
+// sent nothing.
+func TestGRPCShutdownTellsConnectionsApart(t *testing.T) {
+	s := startDemo(t, gateway.DefaultConfig(), false)
+	path := filepath.Join(t.TempDir(), "grpc.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.listeners = append(s.listeners, ln)
+	s.serving.Add(1)
+	go func() {
+		defer s.serving.Done()
+		if err := s.srv.ServeGRPC(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.served <- err
+		}
+	}()
+	msg, err := proto.Marshal(ctrGRPCRequest(features(1, 1, 64), 1, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := grpcFrame(msg)
+	slow := dialRawGRPCOn(t, "unix", path)
+	idle := dialRawGRPCOn(t, "unix", path)
+	time.Sleep(100 * time.Millisecond)
+	slow.open(t, 1, frame[:10])
+	sent := make(chan error, 1)
+	go func() {
+		step := (len(frame) - 10 + 19) / 20
+		for off := 10; off < len(frame); off += step {
+			time.Sleep(100 * time.Millisecond)
+			end := min(off+step, len(frame))
+			if err := slow.data(1, frame[off:end], end == len(frame)); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	time.Sleep(1200 * time.Millisecond) // idle has sent nothing for a second
+	stopped := make(chan error, 1)
+	go func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		stopped <- s.srv.Shutdown(sctx)
+	}()
+	how := slow.outcome(t, 1)
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	slow.conn.Close()
+	idle.conn.Close()
+	<-stopped
+	if !strings.Contains(how, "grpc-status=0 ") {
+		t.Fatalf("a call whose message arrived steadily over a unix socket at shutdown: %s; want it answered", how)
+	}
+}
+
+// TestGRPCStatusMessageWireSize: the status message goes out
+// percent-encoded, each byte of a character outside ASCII as three: it
+// is cut by that size, to 4 KiB.
+func TestGRPCStatusMessageWireSize(t *testing.T) {
+	s := startDemo(t, gateway.DefaultConfig(), false)
+	c := s.serveGRPC(t)
+	req := pbtest.InferRequest("ctr", "", "", []pbtest.Tensor{{Name: strings.Repeat("é", 1<<19), Datatype: "FP32", Shape: []int64{1, 64}}},
+		[][]byte{f32Bytes(features(1, 1, 64))}, nil, nil)
+	_, err := c.infer(context.Background(), req, nil)
+	st, _ := status.FromError(err)
+	wire := 0
+	for i := 0; i < len(st.Message()); i++ {
+		if b := st.Message()[i]; b < 0x20 || b > 0x7e || b == '%' {
+			wire += 3
+		} else {
+			wire++
+		}
+	}
+	if st.Code() != codes.InvalidArgument || wire > 4096 {
+		t.Fatalf("%s: grpc-message of %d bytes on the wire; want INVALID_ARGUMENT in at most 4096", st.Code(), wire)
 	}
 }

@@ -627,7 +627,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		if gln, err = net.Listen("tcp", c.grpcAddr); err != nil {
 			ln.Close()
 			repo.Close()
-			return fmt.Errorf("cannot listen on --grpc %s: %w", c.grpcAddr, err)
+			return fmt.Errorf("cannot listen on --grpc %s: %w; give --grpc another address, or leave it out to serve no gRPC", c.grpcAddr, err)
 		}
 	}
 	frontDoors := "HTTP server" // what the shutdown's log line says stopped
