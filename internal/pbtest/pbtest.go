@@ -29,6 +29,7 @@ const (
 	tString  = descriptorpb.FieldDescriptorProto_TYPE_STRING
 	tBytes   = descriptorpb.FieldDescriptorProto_TYPE_BYTES
 	tMessage = descriptorpb.FieldDescriptorProto_TYPE_MESSAGE
+	tEnum    = descriptorpb.FieldDescriptorProto_TYPE_ENUM
 	optional = descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL
 	repeated = descriptorpb.FieldDescriptorProto_LABEL_REPEATED
 )
@@ -55,6 +56,20 @@ func msgs(name string, num int32, typeName string) *descriptorpb.FieldDescriptor
 
 func msg(name string, num int32, typeName string) *descriptorpb.FieldDescriptorProto {
 	return field(name, num, tMessage, optional, typeName)
+}
+
+// enumField returns field num of the enum type typeName.
+func enumField(name string, num int32, typeName string) *descriptorpb.FieldDescriptorProto {
+	return field(name, num, tEnum, optional, typeName)
+}
+
+// enum describes an enum type whose values are named in order from 0.
+func enum(name string, values ...string) *descriptorpb.EnumDescriptorProto {
+	e := &descriptorpb.EnumDescriptorProto{Name: proto.String(name)}
+	for i, v := range values {
+		e.Value = append(e.Value, &descriptorpb.EnumValueDescriptorProto{Name: proto.String(v), Number: proto.Int32(int32(i))})
+	}
+	return e
 }
 
 func message(name string, fields ...*descriptorpb.FieldDescriptorProto) *descriptorpb.DescriptorProto {
@@ -130,6 +145,7 @@ var files = func() protoreflect.FileDescriptor {
 			mmeta, req, resp, param, contents,
 		},
 	}
+	addTriton(fd)
 	f, err := protodesc.NewFile(fd, nil)
 	if err != nil {
 		panic(fmt.Sprintf("BUG: the test descriptor of the protocol is wrong: %v", err))
