@@ -34,7 +34,8 @@ import (
 
 // The gRPC front door speaks the protocol's gRPC service
 // (inference.GRPCInferenceService: ServerLive, ServerReady, ModelReady,
-// ServerMetadata, ModelMetadata, ModelInfer) and gRPC's health service,
+// ServerMetadata, ModelMetadata, ModelInfer, and Triton's ModelConfig,
+// ModelStatistics and RepositoryIndex) and gRPC's health service,
 // over the same models, experiments, cache, batchers, traffic log and
 // metrics as HTTP. Its messages are coded by oip (no generated code): the
 // codec below hands the service raw bytes, and protobuf messages (the
@@ -61,7 +62,8 @@ const (
 )
 
 // grpcMethods are the service's methods, in the order of grpcMethod.
-var grpcMethods = [...]string{"ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer"}
+var grpcMethods = [...]string{"ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer",
+	"ModelConfig", "ModelStatistics", "RepositoryIndex"}
 
 // grpcMethod indexes grpcMethods.
 type grpcMethod int
@@ -73,8 +75,19 @@ const (
 	grpcServerMetadata
 	grpcModelMetadata
 	grpcModelInfer
+	grpcModelConfig
+	grpcModelStatistics
+	grpcRepositoryIndex
 	numGRPCMethods
 )
+
+// grpcGuarded marks the methods the inference token guards: those that
+// answer what HTTP answers under /v2/models/, which it guards there.
+// RepositoryIndex is open, as /v2/repository/index is.
+var grpcGuarded = [numGRPCMethods]bool{
+	grpcModelReady: true, grpcModelMetadata: true, grpcModelInfer: true,
+	grpcModelConfig: true, grpcModelStatistics: true,
+}
 
 // grpcCodec is the gRPC codec of the server: the service's requests
 // arrive into a *[]byte and its replies leave as *grpcReply, untouched;
@@ -395,8 +408,11 @@ func (s *Server) grpcServiceDesc() *grpc.ServiceDesc {
 		grpcServerMetadata: func(s *Server, _ context.Context, sc *scratch) ([]byte, error) {
 			return oip.AppendServerMetadataResponse(sc.buf[:0], s.serverMetadataDoc()), nil
 		},
-		grpcModelMetadata: (*Server).grpcModelMetadata,
-		grpcModelInfer:    (*Server).grpcModelInfer,
+		grpcModelMetadata:   (*Server).grpcModelMetadata,
+		grpcModelInfer:      (*Server).grpcModelInfer,
+		grpcModelConfig:     (*Server).grpcModelConfig,
+		grpcModelStatistics: (*Server).grpcModelStatistics,
+		grpcRepositoryIndex: (*Server).grpcRepositoryIndex,
 	}
 	desc := &grpc.ServiceDesc{
 		ServiceName: oip.GRPCService,
@@ -438,7 +454,7 @@ func (s *Server) grpcCall(ctx context.Context, m grpcMethod, dec func(any) error
 		_ = grpc.SetTrailer(ctx, metadata.Pairs(grpcRetryKey, "1"))
 		return nil, status.Errorf(codes.ResourceExhausted, "this server has %d gRPC calls in flight, its --max-connections + 64; retry later, or raise --max-connections", cap(g.slots))
 	}
-	if m >= grpcModelReady && m != grpcServerMetadata && s.cfg.InferenceToken != "" && !grpcBearerMatches(ctx, s.cfg.InferenceToken) {
+	if grpcGuarded[m] && s.cfg.InferenceToken != "" && !grpcBearerMatches(ctx, s.cfg.InferenceToken) {
 		return nil, status.Error(codes.Unauthenticated, "this server needs the inference token: send the metadata authorization: Bearer <token>")
 	}
 	sc := s.scratch.get()
@@ -600,6 +616,113 @@ func (s *Server) grpcModelMetadata(_ context.Context, sc *scratch) ([]byte, erro
 		return nil, err
 	}
 	return oip.AppendModelMetadataResponse(sc.buf[:0], &md), nil
+}
+
+// grpcModelConfig answers Triton's ModelConfig with what GET
+// /v2/models/{m}[/versions/{v}]/config reports, in Triton's messages:
+// the fields of its ModelConfig that infergate has.
+func (s *Server) grpcModelConfig(_ context.Context, sc *scratch) ([]byte, error) {
+	name, version, err := oip.DecodeModelRequest(sc.in)
+	if err != nil {
+		return nil, err
+	}
+	v, cfg, maxBatch, err := s.configView(name, version)
+	if err != nil {
+		return nil, err
+	}
+	return oip.AppendModelConfigResponse(sc.buf[:0], tritonConfig(v, &cfg, maxBatch)), nil
+}
+
+// tritonConfig is cfg, configView's view of v, as Triton's ModelConfig
+// message has it.
+func tritonConfig(v *registry.Version, cfg *registry.ModelConfig, maxBatch int64) *oip.TritonModelConfig {
+	tensors := func(ts []oip.TensorMetadata) []oip.TritonTensor {
+		out := make([]oip.TritonTensor, len(ts))
+		for i, t := range ts {
+			dims := t.Shape
+			if v.Batchable && len(dims) > 0 {
+				dims = dims[1:] // as registry.TensorConfigs, for HTTP
+			}
+			out[i] = oip.TritonTensor{Name: t.Name, Datatype: t.Datatype, Dims: dims}
+		}
+		return out
+	}
+	c := &oip.TritonModelConfig{
+		Name:         v.Model,
+		Platform:     cfg.Platform,
+		Backend:      cfg.Backend,
+		MaxBatchSize: maxBatch,
+		Inputs:       tensors(v.Inputs),
+		Outputs:      tensors(v.Outputs),
+	}
+	switch p := cfg.VersionPolicy; {
+	case p.All != nil:
+		c.VersionPolicy.All = true
+	case p.Specific != nil:
+		c.VersionPolicy.Specific = p.Specific.Versions
+		if c.VersionPolicy.Specific == nil {
+			c.VersionPolicy.Specific = []int64{}
+		}
+	case p.Latest != nil:
+		c.VersionPolicy.Latest = p.Latest.NumVersions
+	default:
+		c.VersionPolicy.Latest = 1 // what none set means
+	}
+	for _, g := range cfg.InstanceGroup {
+		c.InstanceGroups = append(c.InstanceGroups, oip.TritonInstanceGroup{Count: g.Count, Kind: g.Kind, GPUs: g.GPUs})
+	}
+	// Reported when the version batches (on unless turned off, block or
+	// not), or when its configuration has a block that does not turn
+	// batching off, as HTTP reports it.
+	if d := cfg.DynamicBatching; d.On() && (v.Batchable || d != nil) {
+		c.DynamicBatching = &oip.TritonDynamicBatching{}
+		if d != nil {
+			c.DynamicBatching.PreferredBatchSize = d.PreferredBatchSizes
+			if d.MaxQueueDelayUS != nil {
+				c.DynamicBatching.MaxQueueDelayMicroseconds = *d.MaxQueueDelayUS
+			}
+			c.DynamicBatching.PriorityLevels = d.PriorityLevels
+			c.DynamicBatching.DefaultPriorityLevel = d.DefaultPriorityLevel
+		}
+	}
+	if rc := cfg.ResponseCache; rc != nil {
+		c.ResponseCache = &rc.Enable
+	}
+	return c
+}
+
+// grpcModelStatistics answers Triton's ModelStatistics with what GET
+// /v2/models[/{m}[/versions/{v}]]/stats reports: an empty name asks for
+// every model's.
+func (s *Server) grpcModelStatistics(_ context.Context, sc *scratch) ([]byte, error) {
+	name, version, err := oip.DecodeModelStatisticsRequest(sc.in)
+	if err != nil {
+		return nil, err
+	}
+	stats, err := s.statsOf(name, version)
+	if err != nil {
+		return nil, err
+	}
+	return oip.AppendModelStatisticsResponse(sc.buf[:0], stats.ModelStats), nil
+}
+
+// grpcRepositoryIndex answers Triton's RepositoryIndex with what POST
+// /v2/repository/index does; repository_name is not read, as a server
+// has one repository.
+func (s *Server) grpcRepositoryIndex(_ context.Context, sc *scratch) ([]byte, error) {
+	ready, err := oip.DecodeRepositoryIndexRequest(sc.in)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := s.readyIndex(ready)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]oip.ModelIndex, len(idx))
+	for i, e := range idx {
+		out[i] = oip.ModelIndex{Name: e.Name, Version: e.Version, State: e.State, Reason: e.Reason}
+	}
+	return oip.AppendRepositoryIndexResponse(sc.buf[:0], out), nil
 }
 
 // grpcModelInfer answers ModelInfer as POST /v2/models/{m}/infer does,

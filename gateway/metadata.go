@@ -120,20 +120,30 @@ func (s *Server) repositoryIndex(ctx *fasthttp.RequestCtx) error {
 	if err := s.readOptionalJSON(ctx, &q); err != nil {
 		return err
 	}
-	idx, err := s.index()
+	idx, err := s.readyIndex(q.Ready)
 	if err != nil {
 		return err
 	}
+	return writeJSON(ctx, idx)
+}
+
+// readyIndex is the index (never nil), only its READY rows when ready is
+// set: what POST /v2/repository/index and gRPC's RepositoryIndex answer.
+func (s *Server) readyIndex(ready bool) ([]registry.IndexEntry, error) {
+	idx, err := s.index()
+	if err != nil {
+		return nil, err
+	}
 	out := idx[:0:0]
 	for _, e := range idx {
-		if !q.Ready || e.State == registry.StateReady {
+		if !ready || e.State == registry.StateReady {
 			out = append(out, e)
 		}
 	}
 	if out == nil {
 		out = []registry.IndexEntry{}
 	}
-	return writeJSON(ctx, out)
+	return out, nil
 }
 
 // reasonRetired is the index reason of a version the cluster retired: on
@@ -443,9 +453,30 @@ func writeJSON(ctx *fasthttp.RequestCtx, v any) error {
 // preferred batch sizes, which such a version does not use, are left out:
 // loaded back, they would have to fit the node's max_batch_size.
 func (s *Server) modelConfig(ctx *fasthttp.RequestCtx, name, version []byte) error {
-	m, v, err := s.lookup(name, version)
+	v, cfg, maxBatch, err := s.configView(name, version)
 	if err != nil {
 		return err
+	}
+	ctx.Response.Header.Set("X-Model-Version", v.Label)
+	// The outer fields hide the embedded ones: name, which a load may
+	// leave out, and max_batch_size, whose 0 is said, not left out.
+	return writeJSON(ctx, struct {
+		Name         string `json:"name"`
+		Version      string `json:"version"`
+		SHA256       string `json:"sha256"`
+		MaxBatchSize int64  `json:"max_batch_size"`
+		registry.ModelConfig
+	}{v.Model, v.Label, v.SHA256, maxBatch, cfg})
+}
+
+// configView returns the version that name and version name (version
+// empty: the model's default), the configuration that GET .../config and
+// gRPC's ModelConfig report for it (see modelConfig), and its
+// max_batch_size as reported.
+func (s *Server) configView(name, version []byte) (*registry.Version, registry.ModelConfig, int64, error) {
+	m, v, err := s.lookup(name, version)
+	if err != nil {
+		return nil, registry.ModelConfig{}, 0, err
 	}
 	cfg := v.Config
 	if p := m.VersionPolicy(); p != nil {
@@ -469,14 +500,5 @@ func (s *Server) modelConfig(ctx *fasthttp.RequestCtx, name, version []byte) err
 	// Said once, in Triton's form: with instances and device beside it,
 	// an edit of either would disagree with the other on the way back.
 	cfg.Instances, cfg.Device = 0, ""
-	ctx.Response.Header.Set("X-Model-Version", v.Label)
-	// The outer fields hide the embedded ones: name, which a load may
-	// leave out, and max_batch_size, whose 0 is said, not left out.
-	return writeJSON(ctx, struct {
-		Name         string `json:"name"`
-		Version      string `json:"version"`
-		SHA256       string `json:"sha256"`
-		MaxBatchSize int64  `json:"max_batch_size"`
-		registry.ModelConfig
-	}{v.Model, v.Label, v.SHA256, maxBatch, cfg})
+	return v, cfg, maxBatch, nil
 }

@@ -15,6 +15,17 @@ import (
 // so a model named "stats" has its metadata at
 // /v2/models/stats/versions/{v} only.
 func (s *Server) modelStats(ctx *fasthttp.RequestCtx, name, version []byte) error {
+	stats, err := s.statsOf(name, version)
+	if err != nil {
+		return err
+	}
+	return writeJSON(ctx, stats)
+}
+
+// statsOf returns the statistics of every ready version of every model
+// (name nil), of model name's (version nil), or of one version: what GET
+// .../stats and gRPC's ModelStatistics answer.
+func (s *Server) statsOf(name, version []byte) (oip.ModelStatistics, error) {
 	var vs []*registry.Version
 	switch {
 	case name == nil:
@@ -24,13 +35,13 @@ func (s *Server) modelStats(ctx *fasthttp.RequestCtx, name, version []byte) erro
 	case version == nil:
 		m := s.repo.Model(b2s(name))
 		if m == nil {
-			return s.routeError(name, nil, registry.ErrModelNotFound)
+			return oip.ModelStatistics{}, s.routeError(name, nil, registry.ErrModelNotFound)
 		}
 		vs = m.Versions()
 	default:
 		_, v, err := s.lookup(name, version)
 		if err != nil {
-			return err
+			return oip.ModelStatistics{}, err
 		}
 		vs = []*registry.Version{v}
 	}
@@ -38,7 +49,7 @@ func (s *Server) modelStats(ctx *fasthttp.RequestCtx, name, version []byte) erro
 	for _, v := range vs {
 		out.ModelStats = append(out.ModelStats, modelStat(v))
 	}
-	return writeJSON(ctx, out)
+	return out, nil
 }
 
 // modelStat turns v's statistics into the extension's form. The engine
