@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -19,7 +18,6 @@ import (
 	"github.com/infergate/infergate/internal/testenv"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -97,17 +95,21 @@ func TestGRPCCallDeadlinesDoNotLeak(t *testing.T) {
 	}
 }
 
-// rawGRPC is a raw HTTP/2 connection to a gRPC server that records how
-// each stream ended: its status and grpc-status and grpc-message
-// trailers, or the RST_STREAM code.
+// rawGRPC is a raw HTTP/2 connection to a gRPC server, for calls that a
+// gRPC client would never make, that records how each stream ended: its
+// status and grpc-status and grpc-message trailers, or the RST_STREAM
+// code. After a GOAWAY it closes the connection once its calls have
+// ended, as a gRPC client does.
 type rawGRPC struct {
 	fr   *http2.Framer
 	conn net.Conn
 	addr string
 	wmu  sync.Mutex // guards writes to fr
 
-	mu    sync.Mutex
-	ended map[uint32]string
+	mu     sync.Mutex
+	ended  map[uint32]string
+	opened int  // calls opened
+	away   bool // a GOAWAY came
 }
 
 func dialRawGRPC(t *testing.T, addr string) *rawGRPC {
@@ -145,6 +147,10 @@ func startRawGRPC(t *testing.T, conn net.Conn, addr string) *rawGRPC {
 					r.fr.WriteSettingsAck()
 					r.wmu.Unlock()
 				}
+			case *http2.GoAwayFrame:
+				r.mu.Lock()
+				r.away = true
+				r.mu.Unlock()
 			case *http2.RSTStreamFrame:
 				r.end(f.StreamID, "RST_STREAM "+f.ErrCode.String())
 			case *http2.MetaHeadersFrame:
@@ -168,6 +174,10 @@ func (r *rawGRPC) end(id uint32, how string) {
 	defer r.mu.Unlock()
 	if _, ok := r.ended[id]; !ok {
 		r.ended[id] = how
+	}
+	if r.away && len(r.ended) >= r.opened {
+		// As a gRPC client does once its calls are over after a GOAWAY.
+		r.conn.Close()
 	}
 }
 
@@ -200,6 +210,9 @@ func (r *rawGRPC) open(t *testing.T, id uint32, data []byte) {
 	} {
 		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 	}
+	r.mu.Lock()
+	r.opened++
+	r.mu.Unlock()
 	r.wmu.Lock()
 	defer r.wmu.Unlock()
 	if err := r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
@@ -214,6 +227,25 @@ func (r *rawGRPC) data(id uint32, b []byte, end bool) error {
 	r.wmu.Lock()
 	defer r.wmu.Unlock()
 	return r.fr.WriteData(id, end, b)
+}
+
+// sendSlowly sends rest on stream id in 20 pieces 100 ms apart, ending
+// the stream, and says on the channel how that went.
+func (r *rawGRPC) sendSlowly(id uint32, rest []byte) <-chan error {
+	sent := make(chan error, 1)
+	go func() {
+		step := (len(rest) + 19) / 20
+		for off := 0; off < len(rest); off += step {
+			time.Sleep(100 * time.Millisecond)
+			end := min(off+step, len(rest))
+			if err := r.data(id, rest[off:end], end == len(rest)); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	return sent
 }
 
 func (r *rawGRPC) reset(id uint32) error {
@@ -368,20 +400,7 @@ func TestGRPCShutdownLetsArrivingMessagesFinish(t *testing.T) {
 	slow.open(t, 1, frame[:10])
 	stalled := dialRawGRPC(t, addr)
 	stalled.open(t, 1, frame[:10])
-	sent := make(chan error, 1)
-	go func() {
-		// The rest over 2 s.
-		step := (len(frame) - 10 + 19) / 20
-		for off := 10; off < len(frame); off += step {
-			time.Sleep(100 * time.Millisecond)
-			end := min(off+step, len(frame))
-			if err := slow.data(1, frame[off:end], end == len(frame)); err != nil {
-				sent <- err
-				return
-			}
-		}
-		sent <- nil
-	}()
+	sent := slow.sendSlowly(1, frame[10:])
 	time.Sleep(200 * time.Millisecond)
 	stopped := make(chan error, 1)
 	go func() {
@@ -427,14 +446,7 @@ func TestGRPCShutdownTellsConnectionsApart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.listeners = append(s.listeners, ln)
-	s.serving.Add(1)
-	go func() {
-		defer s.serving.Done()
-		if err := s.srv.ServeGRPC(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			s.served <- err
-		}
-	}()
+	s.serveGRPCOn(ln)
 	msg, err := proto.Marshal(ctrGRPCRequest(features(1, 1, 64), 1, ""))
 	if err != nil {
 		t.Fatal(err)
@@ -444,19 +456,7 @@ func TestGRPCShutdownTellsConnectionsApart(t *testing.T) {
 	idle := dialRawGRPCOn(t, "unix", path)
 	time.Sleep(100 * time.Millisecond)
 	slow.open(t, 1, frame[:10])
-	sent := make(chan error, 1)
-	go func() {
-		step := (len(frame) - 10 + 19) / 20
-		for off := 10; off < len(frame); off += step {
-			time.Sleep(100 * time.Millisecond)
-			end := min(off+step, len(frame))
-			if err := slow.data(1, frame[off:end], end == len(frame)); err != nil {
-				sent <- err
-				return
-			}
-		}
-		sent <- nil
-	}()
+	sent := slow.sendSlowly(1, frame[10:])
 	time.Sleep(1200 * time.Millisecond) // idle has sent nothing for a second
 	stopped := make(chan error, 1)
 	go func() {

@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,13 +13,10 @@ import (
 	"time"
 
 	"github.com/infergate/infergate/gateway"
-	"github.com/infergate/infergate/internal/certs"
 	"github.com/infergate/infergate/internal/pbtest"
 	"github.com/infergate/infergate/internal/testcerts"
 	"github.com/infergate/infergate/internal/testenv"
 	"github.com/infergate/infergate/registry"
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -40,14 +36,9 @@ type grpcClient struct {
 	conn *grpc.ClientConn
 }
 
-// serveGRPC serves the gRPC front door of s on a loopback port and returns
-// a client of it.
-func (s *testServer) serveGRPC(t testing.TB) *grpcClient {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+// serveGRPCOn serves the gRPC front door of s on ln until the server
+// shuts down.
+func (s *testServer) serveGRPCOn(ln net.Listener) {
 	s.listeners = append(s.listeners, ln)
 	s.serving.Add(1)
 	go func() {
@@ -56,6 +47,17 @@ func (s *testServer) serveGRPC(t testing.TB) *grpcClient {
 			s.served <- err
 		}
 	}()
+}
+
+// serveGRPC serves the gRPC front door of s on a loopback port and returns
+// a client of it.
+func (s *testServer) serveGRPC(t testing.TB) *grpcClient {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.serveGRPCOn(ln)
 	conn, err := grpc.NewClient("passthrough:///"+ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -345,83 +347,11 @@ func TestGRPCOverloadAndShutdown(t *testing.T) {
 	}
 }
 
-// h2cConn opens a raw HTTP/2 connection to a gRPC server, for calls that
-// a gRPC client would never make: it settles the settings, then drops
-// what the server sends, except that after a GOAWAY (a server shutting
-// down) it closes the connection once calls streams have ended, as a
-// gRPC client closes it once its calls are over.
-func h2cConn(t *testing.T, addr string, calls int) *http2.Framer {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
-		t.Fatal(err)
-	}
-	fr := http2.NewFramer(conn, conn)
-	if err := fr.WriteSettings(); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		f, err := fr.ReadFrame()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
-			if err := fr.WriteSettingsAck(); err != nil {
-				t.Fatal(err)
-			}
-			break
-		}
-	}
-	go func() {
-		ended := make(map[uint32]bool)
-		away := false
-		for {
-			f, err := fr.ReadFrame()
-			if err != nil {
-				return
-			}
-			switch f := f.(type) {
-			case *http2.GoAwayFrame:
-				away = true
-			case *http2.RSTStreamFrame:
-				ended[f.StreamID] = true
-			case *http2.HeadersFrame:
-				if f.StreamEnded() {
-					ended[f.StreamID] = true
-				}
-			}
-			if away && len(ended) >= calls {
-				conn.Close()
-				return
-			}
-		}
-	}()
-	return fr
-}
-
-// stallCall opens ModelInfer call id on fr and sends the first 10 bytes of
+// stallCall opens ModelInfer call id on r and sends the first 10 bytes of
 // a message that says it has 100: the rest never comes.
-func stallCall(t *testing.T, fr *http2.Framer, id uint32, addr string) {
+func stallCall(t *testing.T, r *rawGRPC, id uint32) {
 	t.Helper()
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for _, f := range [][2]string{
-		{":method", "POST"}, {":scheme", "http"}, {":authority", addr},
-		{":path", "/inference.GRPCInferenceService/ModelInfer"},
-		{"content-type", "application/grpc"}, {"te", "trailers"},
-	} {
-		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
-	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
-		t.Fatal(err)
-	}
-	if err := fr.WriteData(id, false, []byte{0, 0, 0, 0, 100, 0x0a, 0x03, 'c', 't', 'r'}); err != nil {
-		t.Fatal(err)
-	}
+	r.open(t, id, []byte{0, 0, 0, 0, 100, 0x0a, 0x03, 'c', 't', 'r'})
 }
 
 // TestGRPCStalledCalls: calls whose message never arrives whole hold at
@@ -442,9 +372,9 @@ func TestGRPCStalledCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	fr := h2cConn(t, addr, 100)
+	r := dialRawGRPC(t, addr)
 	for i := range 100 {
-		stallCall(t, fr, uint32(2*i+1), addr)
+		stallCall(t, r, uint32(2*i+1))
 	}
 	var err error
 	testenv.CheckFor(t, 5*time.Second, func() error {
@@ -475,9 +405,9 @@ func TestGRPCStalledCalls(t *testing.T) {
 	s = startDemo(t, cfg, false)
 	s.serveGRPC(t)
 	addr = s.listeners[len(s.listeners)-1].Addr().String()
-	fr = h2cConn(t, addr, 10)
+	r = dialRawGRPC(t, addr)
 	for i := range 10 {
-		stallCall(t, fr, uint32(2*i+1), addr)
+		stallCall(t, r, uint32(2*i+1))
 	}
 	time.Sleep(100 * time.Millisecond)
 	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -515,14 +445,7 @@ func TestGRPCSlowRequestLog(t *testing.T) {
 // TestGRPCOverTLS: with TLS, gRPC speaks it with the same certificate
 // as HTTPS; a plain-text client gets no answer.
 func TestGRPCOverTLS(t *testing.T) {
-	ca := testcerts.NewCA(t, t.TempDir(), "ca")
-	cf, kf := ca.Issue(t, "gw", time.Time{}, "127.0.0.1")
-	r, err := certs.NewReloader(cf, kf, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := gateway.DefaultConfig()
-	cfg.TLS = certs.ServerConfig(r, nil)
+	cfg, ca := tlsConfig(t, false)
 	s := startFake(t, newFakeBackend(), cfg, registry.ModelConfig{})
 	plain := s.serveGRPC(t)
 	addr := s.listeners[len(s.listeners)-1].Addr().String()
@@ -550,14 +473,7 @@ func TestGRPCOverTLS(t *testing.T) {
 // (--tls-client-ca), a gRPC client that presents one signed by the CA is
 // served, and one without is refused.
 func TestGRPCOverMutualTLS(t *testing.T) {
-	ca := testcerts.NewCA(t, t.TempDir(), "ca")
-	cf, kf := ca.Issue(t, "gw", time.Time{}, "127.0.0.1")
-	r, err := certs.NewReloader(cf, kf, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := gateway.DefaultConfig()
-	cfg.TLS = certs.ServerConfig(r, ca.Pool)
+	cfg, ca := tlsConfig(t, true)
 	s := startFake(t, newFakeBackend(), cfg, registry.ModelConfig{})
 	s.serveGRPC(t)
 	addr := s.listeners[len(s.listeners)-1].Addr().String()

@@ -17,8 +17,10 @@ import (
 	"github.com/infergate/infergate/registry"
 )
 
-// startTLS serves a fake model over HTTPS and returns its address.
-func startTLS(t *testing.T) (*testServer, string) {
+// tlsConfig returns the default configuration with TLS under a
+// certificate for 127.0.0.1 from a new CA, which it returns too; with
+// mutual, clients must present a certificate the CA signed.
+func tlsConfig(t *testing.T, mutual bool) (gateway.Config, *testcerts.CA) {
 	t.Helper()
 	ca := testcerts.NewCA(t, t.TempDir(), "ca")
 	cf, kf := ca.Issue(t, "gw", time.Time{}, "127.0.0.1")
@@ -27,7 +29,18 @@ func startTLS(t *testing.T) (*testServer, string) {
 		t.Fatal(err)
 	}
 	cfg := gateway.DefaultConfig()
-	cfg.TLS = certs.ServerConfig(r, nil)
+	if mutual {
+		cfg.TLS = certs.ServerConfig(r, ca.Pool)
+	} else {
+		cfg.TLS = certs.ServerConfig(r, nil)
+	}
+	return cfg, ca
+}
+
+// startTLS serves a fake model over HTTPS and returns its address.
+func startTLS(t *testing.T) (*testServer, string) {
+	t.Helper()
+	cfg, _ := tlsConfig(t, false)
 	s := startFake(t, newFakeBackend(), cfg, registry.ModelConfig{})
 	return s, s.listenTCP(t)
 }
