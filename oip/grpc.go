@@ -244,6 +244,16 @@ func decodeContents(t *Tensor, b []byte) error {
 		return errorf("input %q has no data: send it in contents.%s or in raw_input_contents", t.Name, contentsFields[want])
 	}
 	size := t.Datatype.Size()
+	// The elements are held to what the shape says as they are read: a
+	// one-byte varint makes eight bytes of INT64, and a message of them
+	// would otherwise hold eight times its size before any check.
+	limit, n := ShapeElements(t.Shape), int64(0)
+	more := func(k int64) error {
+		if n += k; n > limit {
+			return errorf("input %q: contents.%s holds more than the %d elements of shape %s", t.Name, contentsFields[want], limit, FormatShape(t.Shape))
+		}
+		return nil
+	}
 	return eachField(b, "InferTensorContents", func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
 		if num != want {
 			if num >= 1 && num <= numContentsFs {
@@ -255,6 +265,9 @@ func decodeContents(t *Tensor, b []byte) error {
 		case t.Datatype == BYTES:
 			if typ != protowire.BytesType {
 				return errorf("input %q: bytes_contents has wire type %d", t.Name, typ)
+			}
+			if err := more(1); err != nil {
+				return err
 			}
 			t.Data = AppendBytesElement(t.Data, v)
 			return nil
@@ -269,8 +282,14 @@ func decodeContents(t *Tensor, b []byte) error {
 				if len(v)%size != 0 {
 					return errorf("input %q: packed %s of %d bytes is not whole elements", t.Name, contentsFields[want], len(v))
 				}
+				if err := more(int64(len(v) / size)); err != nil {
+					return err
+				}
 				t.Data = append(t.Data, v...)
 			case wt:
+				if err := more(1); err != nil {
+					return err
+				}
 				if size == 4 {
 					t.Data = binary.LittleEndian.AppendUint32(t.Data, uint32(x))
 				} else {
@@ -283,6 +302,9 @@ func decodeContents(t *Tensor, b []byte) error {
 		}
 		// Varints: one, or a packed run.
 		put := func(x uint64) error {
+			if err := more(1); err != nil {
+				return err
+			}
 			var ok bool
 			if t.Data, ok = appendVarintElement(t.Data, t.Datatype, x); !ok {
 				return errorf("input %q: %s value %d is out of range for %s", t.Name, contentsFields[want], int64(int32(x)), t.Datatype)

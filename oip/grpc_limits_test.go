@@ -169,3 +169,38 @@ func TestModelFieldsBounded(t *testing.T) {
 		t.Fatalf("model request with an empty version: got %q (nil %v), %v; want nil", v, v == nil, err)
 	}
 }
+
+// TestContentsHeldToTheShape: typed contents are refused as soon as they
+// hold more elements than the input's shape says, before they are held:
+// a message of one-byte INT64 varints would otherwise make eight times
+// its size of data.
+func TestContentsHeldToTheShape(t *testing.T) {
+	f := func(dt string, field protowire.Number, packed []byte, elements int, want string) {
+		t.Helper()
+		var contents []byte
+		contents = protowire.AppendTag(contents, field, protowire.BytesType)
+		contents = protowire.AppendBytes(contents, packed)
+		in := limitsInput("v", dt, []int64{int64(elements)})
+		in = protowire.AppendTag(in, 5, protowire.BytesType)
+		in = protowire.AppendBytes(in, contents)
+		msg := limitsRequest(in)
+		err, alloc := decodeAllocs(msg)
+		if want == "" {
+			if err != nil {
+				t.Fatalf("%s: %v", dt, err)
+			}
+			return
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("%s: got %v; want an error with %q", dt, err, want)
+		}
+		if alloc > uint64(2*len(msg))+512<<10 {
+			t.Fatalf("%s: a %d-byte message made the decoder allocate %d bytes", dt, len(msg), alloc)
+		}
+	}
+	ones := make([]byte, 4<<20) // 4 Mi one-byte varints of 0
+	f("INT64", 3, ones[:8], 8, "")
+	f("INT64", 3, ones, 1, "contents.int64_contents holds more than the 1 elements of shape [1]")
+	f("FP32", 6, make([]byte, 8), 1, "holds more than the 1 elements")
+	f("FP32", 6, make([]byte, 8), 2, "")
+}
