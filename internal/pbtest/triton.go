@@ -7,10 +7,12 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
 )
 
 // addTriton adds to fd the messages of Triton's extension methods that
-// infergate answers (ModelConfig, ModelStatistics, RepositoryIndex), with
+// infergate answers (ModelConfig, ModelStatistics, RepositoryIndex,
+// RepositoryModelLoad, RepositoryModelUnload), with
 // the field numbers of Triton's grpc_service.proto and model_config.proto
 // (triton-inference-server/common, protobuf/): the fields infergate
 // sends, and those the protobuf library needs to read an answer as a
@@ -58,6 +60,23 @@ func addTriton(fd *descriptorpb.FileDescriptorProto) {
 		message("ModelIndex", one("name", 1, tString), one("version", 2, tString), one("state", 3, tString), one("reason", 4, tString)),
 	}
 
+	// ModelRepositoryParameter's oneof, and the parameters map of the
+	// load and unload requests.
+	repoParam := message("ModelRepositoryParameter", one("bool_param", 1, tBool), one("int64_param", 2, tInt64),
+		one("string_param", 3, tString), one("bytes_param", 4, tBytes))
+	repoParam.OneofDecl = []*descriptorpb.OneofDescriptorProto{{Name: proto.String("parameter_choice")}}
+	for _, f := range repoParam.Field {
+		f.OneofIndex = proto.Int32(0)
+	}
+	repoRequest := func(name string) *descriptorpb.DescriptorProto {
+		m := message(name, one("repository_name", 1, tString), one("model_name", 2, tString),
+			msgs("parameters", 3, p+name+".ParametersEntry"))
+		entry := message("ParametersEntry", one("key", 1, tString), msg("value", 2, p+"ModelRepositoryParameter"))
+		entry.Options = &descriptorpb.MessageOptions{MapEntry: proto.Bool(true)}
+		m.NestedType = []*descriptorpb.DescriptorProto{entry}
+		return m
+	}
+
 	fd.EnumType = append(fd.EnumType, enum("DataType", "TYPE_INVALID", "TYPE_BOOL", "TYPE_UINT8", "TYPE_UINT16", "TYPE_UINT32",
 		"TYPE_UINT64", "TYPE_INT8", "TYPE_INT16", "TYPE_INT32", "TYPE_INT64", "TYPE_FP16", "TYPE_FP32", "TYPE_FP64", "TYPE_STRING", "TYPE_BF16"))
 	fd.MessageType = append(fd.MessageType,
@@ -71,7 +90,39 @@ func addTriton(fd *descriptorpb.FileDescriptorProto) {
 		message("MemoryUsage", one("type", 1, tString), one("id", 2, tInt64), one("byte_size", 3, tUint64)),
 		message("RepositoryIndexRequest", one("repository_name", 1, tString), one("ready", 2, tBool)),
 		index,
+		repoParam,
+		repoRequest("RepositoryModelLoadRequest"), message("RepositoryModelLoadResponse"),
+		repoRequest("RepositoryModelUnloadRequest"), message("RepositoryModelUnloadResponse"),
 	)
+}
+
+// RepositoryRequest returns a RepositoryModelLoadRequest or
+// RepositoryModelUnloadRequest (typ) for model, with params: each value a
+// bool, int64, string or []byte, set as the ModelRepositoryParameter
+// field of its type.
+func RepositoryRequest(typ, model string, params map[string]any) *dynamicpb.Message {
+	m := New(typ)
+	fs := m.Descriptor().Fields()
+	m.Set(fs.ByName("model_name"), protoreflect.ValueOfString(model))
+	ps := m.Mutable(fs.ByName("parameters")).Map()
+	for k, v := range params {
+		pv := dynamicpb.NewMessage(fs.ByName("parameters").MapValue().Message())
+		pfs := pv.Descriptor().Fields()
+		switch x := v.(type) {
+		case bool:
+			pv.Set(pfs.ByName("bool_param"), protoreflect.ValueOfBool(x))
+		case int64:
+			pv.Set(pfs.ByName("int64_param"), protoreflect.ValueOfInt64(x))
+		case string:
+			pv.Set(pfs.ByName("string_param"), protoreflect.ValueOfString(x))
+		case []byte:
+			pv.Set(pfs.ByName("bytes_param"), protoreflect.ValueOfBytes(x))
+		default:
+			panic(fmt.Sprintf("pbtest: a ModelRepositoryParameter has no field for a %T", v))
+		}
+		ps.Set(protoreflect.ValueOfString(k).MapKey(), protoreflect.ValueOfMessage(pv))
+	}
+	return m
 }
 
 // Unknown returns the fields of m, and of the messages in it, that its
