@@ -1,14 +1,18 @@
 package oip
 
 import (
+	"strconv"
+	"strings"
+
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// Three of Triton's extension methods of inference.GRPCInferenceService,
+// Five of Triton's extension methods of inference.GRPCInferenceService,
 // which Triton's clients call (get_model_config,
-// get_inference_statistics, get_model_repository_index): ModelConfig,
-// ModelStatistics and RepositoryIndex, coded by hand as the protocol's
-// own messages are (grpc.go).
+// get_inference_statistics, get_model_repository_index, load_model,
+// unload_model): ModelConfig, ModelStatistics, RepositoryIndex,
+// RepositoryModelLoad and RepositoryModelUnload, coded by hand as the
+// protocol's own messages are (grpc.go).
 //
 // Field numbers, from Triton's protobuf/grpc_service.proto and
 // protobuf/model_config.proto (triton-inference-server/common), for the
@@ -55,6 +59,15 @@ import (
 //	RepositoryIndexRequest        repository_name, ready        1, 2
 //	RepositoryIndexResponse       models                        1
 //	  .ModelIndex                 name, version, state, reason  1, 2, 3, 4
+//	RepositoryModelLoadRequest    repository_name, model_name   1, 2
+//	                              parameters (map)              3
+//	RepositoryModelUnloadRequest  repository_name, model_name   1, 2
+//	                              parameters (map)              3
+//	RepositoryModelLoadResponse,  (no fields)
+//	RepositoryModelUnloadResponse
+//	a map's entry                 key, value                    1, 2
+//	ModelRepositoryParameter      bool_param, int64_param       1, 2
+//	  (oneof parameter_choice)    string_param, bytes_param     3, 4
 //
 // Enums: DataType TYPE_BOOL 1, TYPE_UINT8 2, TYPE_UINT16 3, TYPE_UINT32
 // 4, TYPE_UINT64 5, TYPE_INT8 6, TYPE_INT16 7, TYPE_INT32 8, TYPE_INT64
@@ -337,4 +350,150 @@ func DecodeRepositoryIndexRequest(b []byte) (ready bool, err error) {
 		return nil
 	})
 	return ready, err
+}
+
+// Fields of RepositoryModelLoadRequest and RepositoryModelUnloadRequest,
+// and ModelRepositoryParameter's oneof.
+const (
+	fRepoModelName   = 2
+	fRepoParams      = 3
+	fRepoParamBool   = 1
+	fRepoParamInt64  = 2
+	fRepoParamString = 3
+	fRepoParamBytes  = 4
+)
+
+// repoParam is a decoded ModelRepositoryParameter: which of its oneof was
+// set (0: none), and its value.
+type repoParam struct {
+	kind protowire.Number
+	x    uint64 // bool, int64
+	s    []byte // string, bytes
+}
+
+// String describes p for an error message, without its text or bytes,
+// which may be long.
+func (p repoParam) String() string {
+	switch p.kind {
+	case fRepoParamBool:
+		if p.x != 0 {
+			return "bool_param true"
+		}
+		return "bool_param false"
+	case fRepoParamInt64:
+		return "int64_param " + strconv.FormatInt(int64(p.x), 10)
+	case fRepoParamString:
+		return "a string_param"
+	case fRepoParamBytes:
+		return "a bytes_param"
+	}
+	return "not set"
+}
+
+// decodeRepositoryRequest decodes a RepositoryModelLoadRequest or
+// RepositoryModelUnloadRequest (msg names it): the model, a view of b,
+// with param called for each entry of its parameters. repository_name
+// is not read: a server has one repository.
+func decodeRepositoryRequest(b []byte, msg string, param func(key []byte, p repoParam) error) (name []byte, err error) {
+	err = eachField(b, msg, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		if num != fRepoModelName && num != fRepoParams {
+			return nil
+		}
+		if typ != protowire.BytesType {
+			return errorf("%s field %d has wire type %d; the protocol's is length-delimited", msg, num, typ)
+		}
+		if num == fRepoModelName {
+			name = v
+			return nil
+		}
+		key, p, err := decodeRepoParamEntry(v)
+		if err != nil {
+			return err
+		}
+		return param(key, p)
+	})
+	if err != nil {
+		return nil, err
+	}
+	name, _, err = checkModelFields(name, nil, "model_name", "")
+	return name, err
+}
+
+// decodeRepoParamEntry decodes one map<string, ModelRepositoryParameter>
+// entry.
+func decodeRepoParamEntry(b []byte) (key []byte, p repoParam, err error) {
+	var pv []byte
+	err = eachField(b, "parameters entry", func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		if typ != protowire.BytesType {
+			return nil
+		}
+		switch num {
+		case fMapKey:
+			key = v
+		case fMapValue:
+			pv = v
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, p, err
+	}
+	err = eachField(pv, "ModelRepositoryParameter", func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+		switch {
+		case (num == fRepoParamBool || num == fRepoParamInt64) && typ == protowire.VarintType:
+			p = repoParam{kind: num, x: x}
+		case (num == fRepoParamString || num == fRepoParamBytes) && typ == protowire.BytesType:
+			p = repoParam{kind: num, s: v}
+		}
+		return nil
+	})
+	return key, p, err
+}
+
+// DecodeRepositoryModelLoadRequest decodes a RepositoryModelLoadRequest:
+// the model, and the configuration text of its "config" parameter (nil
+// when it has none, or an empty one), both views of b: what POST
+// /v2/repository/models/{m}/load takes in parameters.config. Another
+// parameter is refused, as that endpoint refuses a field it does not
+// know, so that a misspelt one is not taken for a done request; so are
+// Triton's "file:" parameters, which carry model files.
+func DecodeRepositoryModelLoadRequest(b []byte) (name, config []byte, err error) {
+	name, err = decodeRepositoryRequest(b, "RepositoryModelLoadRequest", func(key []byte, p repoParam) error {
+		switch {
+		case string(key) == "config":
+			if p.kind != fRepoParamString {
+				return errorf("parameter \"config\" is %s; give config.json's text as string_param, as Triton's clients send it", p)
+			}
+			config = p.s
+		case strings.HasPrefix(string(key), "file:"):
+			return errorf("parameter %.64q: model files are not taken in the call; put them in the --models directory (<model>/<version>/model.onnx) and load the model by name", key)
+		default:
+			return errorf("parameter %.64q is not one RepositoryModelLoad takes; it takes \"config\" (config.json's text)", key)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(config) == 0 {
+		config = nil
+	}
+	return name, config, nil
+}
+
+// DecodeRepositoryModelUnloadRequest decodes a RepositoryModelUnloadRequest:
+// the model, a view of b. Its only parameter is Triton's
+// "unload_dependents", a bool_param, which changes nothing (a model here
+// has no dependents); another is refused, as POST
+// /v2/repository/models/{m}/unload refuses it.
+func DecodeRepositoryModelUnloadRequest(b []byte) (name []byte, err error) {
+	return decodeRepositoryRequest(b, "RepositoryModelUnloadRequest", func(key []byte, p repoParam) error {
+		if string(key) != "unload_dependents" {
+			return errorf("parameter %.64q is not one RepositoryModelUnload takes; it takes \"unload_dependents\"", key)
+		}
+		if p.kind != fRepoParamBool {
+			return errorf("parameter \"unload_dependents\" is %s; it must be bool_param", p)
+		}
+		return nil
+	})
 }

@@ -199,3 +199,65 @@ func TestDecodeRepositoryIndexRequest(t *testing.T) {
 		t.Fatal("a truncated message: no error")
 	}
 }
+
+func TestDecodeRepositoryModelLoadRequest(t *testing.T) {
+	f := func(name string, params map[string]any, wantName, wantConfig, wantErr string) {
+		t.Helper()
+		m := pbtest.RepositoryRequest("RepositoryModelLoadRequest", name, params)
+		m.Set(m.Descriptor().Fields().ByName("repository_name"), protoreflect.ValueOfString("elsewhere")) // not read
+		n, c, err := oip.DecodeRepositoryModelLoadRequest(marshal(t, m))
+		if wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), wantErr) {
+				t.Fatalf("%q %v: got error %v; want one with %q", name, params, err, wantErr)
+			}
+			return
+		}
+		if err != nil || string(n) != wantName || string(c) != wantConfig || (wantConfig == "" && c != nil) {
+			t.Fatalf("%q %v: got %q %q %v; want %q %q", name, params, n, c, err, wantName, wantConfig)
+		}
+	}
+	f("ctr", nil, "ctr", "", "")
+	f("ctr", map[string]any{"config": `{"max_batch_size":4}`}, "ctr", `{"max_batch_size":4}`, "")
+	f("ctr", map[string]any{"config": ""}, "ctr", "", "")
+	f("", nil, "", "", "names no model: set model_name")
+	f(strings.Repeat("m", 300), nil, "", "", "at most 256")
+	f("ctr", map[string]any{"config": []byte(`{}`)}, "", "", `parameter "config" is a bytes_param; give config.json's text as string_param`)
+	f("ctr", map[string]any{"config": true}, "", "", `parameter "config" is bool_param true`)
+	f("ctr", map[string]any{"config": int64(4)}, "", "", `parameter "config" is int64_param 4`)
+	f("ctr", map[string]any{"file:1/model.onnx": []byte("onnx")}, "", "", `parameter "file:1/model.onnx": model files are not taken in the call`)
+	f("ctr", map[string]any{"confg": "{}"}, "", "", `parameter "confg" is not one RepositoryModelLoad takes; it takes "config"`)
+
+	// A field of the wrong wire type.
+	if _, _, err := oip.DecodeRepositoryModelLoadRequest([]byte{2<<3 | 0, 1}); err == nil || !strings.Contains(err.Error(), "wire type 0") {
+		t.Fatalf("model_name as a varint: got %v; want a wire type error", err)
+	}
+	if _, _, err := oip.DecodeRepositoryModelLoadRequest([]byte{3<<3 | 0, 1}); err == nil || !strings.Contains(err.Error(), "wire type 0") {
+		t.Fatalf("parameters as a varint: got %v; want a wire type error", err)
+	}
+	if _, _, err := oip.DecodeRepositoryModelLoadRequest([]byte{2<<3 | 2, 5, 'c'}); err == nil {
+		t.Fatal("a truncated message: no error")
+	}
+}
+
+func TestDecodeRepositoryModelUnloadRequest(t *testing.T) {
+	f := func(name string, params map[string]any, wantName, wantErr string) {
+		t.Helper()
+		m := pbtest.RepositoryRequest("RepositoryModelUnloadRequest", name, params)
+		n, err := oip.DecodeRepositoryModelUnloadRequest(marshal(t, m))
+		if wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), wantErr) {
+				t.Fatalf("%q %v: got error %v; want one with %q", name, params, err, wantErr)
+			}
+			return
+		}
+		if err != nil || string(n) != wantName {
+			t.Fatalf("%q %v: got %q %v; want %q", name, params, n, err, wantName)
+		}
+	}
+	f("ctr", nil, "ctr", "")
+	f("ctr", map[string]any{"unload_dependents": true}, "ctr", "")
+	f("ctr", map[string]any{"unload_dependents": false}, "ctr", "")
+	f("", nil, "", "names no model: set model_name")
+	f("ctr", map[string]any{"unload_dependents": "yes"}, "", `parameter "unload_dependents" is a string_param; it must be bool_param`)
+	f("ctr", map[string]any{"config": "{}"}, "", `parameter "config" is not one RepositoryModelUnload takes; it takes "unload_dependents"`)
+}
