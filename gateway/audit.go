@@ -16,7 +16,13 @@ import (
 // changed what and when. Writes a follower forwards to the leader are
 // logged where the client's call came in, once.
 func (s *Server) audit(ctx *fasthttp.RequestCtx, format string, args ...any) {
-	s.logf("admin: %s %s", ctx.RemoteIP(), fmt.Sprintf(format, args...))
+	s.auditFrom(ctx.RemoteIP().String(), format, args...)
+}
+
+// auditFrom is audit for a call from client, an address as the line
+// gives it ("10.0.0.5", "10.0.0.5 (gRPC)").
+func (s *Server) auditFrom(client, format string, args ...any) {
+	s.logf("admin: %s %s", client, fmt.Sprintf(format, args...))
 }
 
 // writeFailed maps the error of an admin write for its client

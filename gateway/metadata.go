@@ -285,6 +285,17 @@ func (s *Server) unloadModel(ctx *fasthttp.RequestCtx, name string) error {
 	if err := s.readOptionalJSON(ctx, &q); err != nil {
 		return err
 	}
+	if err := s.repoUnload(ctx.RemoteIP().String(), name); err != nil {
+		return err
+	}
+	return writeJSON(ctx, struct{}{})
+}
+
+// repoUnload unloads model name for client (its address, for the audit
+// line): what POST /v2/repository/models/{name}/unload and gRPC's
+// RepositoryModelUnload do once their requests are read. A model the
+// cluster serves is refused (409).
+func (s *Server) repoUnload(client, name string) error {
 	if v := s.clusterServes(name); v != 0 {
 		return &httpError{code: fasthttp.StatusConflict, msg: fmt.Sprintf(
 			"model %q is the cluster's: every node serves its versions that are not retired (version %d among them) and would load it again at once, after seconds without it, so nothing was unloaded; to take a version off every node, retire it (infergate models retire %s VERSION, or DELETE /v1/models/%s/versions/VERSION: production and other aliased versions only once no alias points to them), or take the whole model off every node (infergate models remove %s --yes, or DELETE /v1/models/%s)",
@@ -293,8 +304,8 @@ func (s *Server) unloadModel(ctx *fasthttp.RequestCtx, name string) error {
 	if err := s.repo.Unload(name); err != nil {
 		return repoError(err)
 	}
-	s.audit(ctx, "unloaded model %q through the repository API", name)
-	return writeJSON(ctx, struct{}{})
+	s.auditFrom(client, "unloaded model %q through the repository API", name)
+	return nil
 }
 
 // clusterServes returns the production version of model name in the
@@ -338,10 +349,23 @@ func (s *Server) loadModel(ctx *fasthttp.RequestCtx, name string) error {
 	default:
 		return badRequest("parameters.config is %.40s; give the configuration as a JSON string holding config.json's text, as Triton's load API takes it, or as a JSON object", raw)
 	}
+	if err := s.repoLoad(ctx.RemoteIP().String(), name, text); err != nil {
+		return err
+	}
+	return writeJSON(ctx, struct{}{})
+}
+
+// repoLoad loads (or reloads) model name for client (its address, for
+// the audit line), with config, config.json's text in Triton's spelling
+// or infergate's, in place of the model's own when not empty: what POST
+// /v2/repository/models/{name}/load and gRPC's RepositoryModelLoad do
+// once their requests are read. A configuration that does not parse is
+// refused (400) before anything is loaded.
+func (s *Server) repoLoad(client, name string, config []byte) error {
 	var override *registry.ModelConfig
-	if len(text) > 0 {
-		text = withoutReportedFields(text)
-		c, err := registry.ParseModelConfig(text)
+	if len(config) > 0 {
+		config = withoutReportedFields(config)
+		c, err := registry.ParseModelConfig(config)
 		if err != nil {
 			return badRequest("parameters.config: %s", err)
 		}
@@ -356,8 +380,8 @@ func (s *Server) loadModel(ctx *fasthttp.RequestCtx, name string) error {
 	if override != nil {
 		with = " with a configuration given in the call"
 	}
-	s.audit(ctx, "loaded model %q through the repository API%s", name, with)
-	return writeJSON(ctx, struct{}{})
+	s.auditFrom(client, "loaded model %q through the repository API%s", name, with)
+	return nil
 }
 
 // withoutReportedFields returns the configuration text without the
