@@ -51,10 +51,10 @@ const HeaderModelConfig = "Infergate-Model-Config"
 func (s *Server) authorizeAdmin(ctx *fasthttp.RequestCtx) error {
 	if s.cfg.AdminToken == "" {
 		if !localClient(ctx) {
-			return &httpError{code: fasthttp.StatusForbidden, msg: "the admin API answers only loopback clients when the server has no admin token; start it with --admin-token (or INFERGATE_ADMIN_TOKEN)"}
+			return &httpError{code: fasthttp.StatusForbidden, msg: errMsgNotLoopback}
 		}
 		if h := proxiedBy(ctx); h != "" {
-			return &httpError{code: fasthttp.StatusForbidden, msg: "the admin API answers loopback clients without a token only when they are on this host, and this request came through a proxy (it carries " + h + "); start the server with --admin-token (or INFERGATE_ADMIN_TOKEN)"}
+			return &httpError{code: fasthttp.StatusForbidden, msg: errMsgProxied(h)}
 		}
 		return nil
 	}
@@ -68,9 +68,22 @@ func (s *Server) authorizeAdmin(ctx *fasthttp.RequestCtx) error {
 		if more, ok := s.wrongTokens.Allow(struct{}{}); ok {
 			s.logf("admin: refused %s %s from %s: its token is not this server's --admin-token%s", ctx.Method(), ctx.Path(), ctx.RemoteIP(), more)
 		}
-		return &httpError{code: fasthttp.StatusUnauthorized, msg: "the admin token sent is not this server's: every node of a cluster, and every client of its admin API, needs the same --admin-token"}
+		return &httpError{code: fasthttp.StatusUnauthorized, msg: errMsgWrongAdminToken}
 	}
 	return nil
+}
+
+// The refusals of the admin API that HTTP and gRPC (grpcAuthorizeAdmin)
+// share.
+const (
+	errMsgNotLoopback     = "the admin API answers only loopback clients when the server has no admin token; start it with --admin-token (or INFERGATE_ADMIN_TOKEN)"
+	errMsgWrongAdminToken = "the admin token sent is not this server's: every node of a cluster, and every client of its admin API, needs the same --admin-token"
+)
+
+// errMsgProxied is the refusal of a loopback client without a token
+// whose request carries what a proxy adds: by names it.
+func errMsgProxied(by string) string {
+	return "the admin API answers loopback clients without a token only when they are on this host, and this request came through a proxy (it carries " + by + "); start the server with --admin-token (or INFERGATE_ADMIN_TOKEN)"
 }
 
 // localClient reports whether the client is on this host: a loopback TCP

@@ -35,7 +35,8 @@ import (
 // The gRPC front door speaks the protocol's gRPC service
 // (inference.GRPCInferenceService: ServerLive, ServerReady, ModelReady,
 // ServerMetadata, ModelMetadata, ModelInfer, and Triton's ModelConfig,
-// ModelStatistics and RepositoryIndex) and gRPC's health service,
+// ModelStatistics, RepositoryIndex, RepositoryModelLoad and
+// RepositoryModelUnload) and gRPC's health service,
 // over the same models, experiments, cache, batchers, traffic log and
 // metrics as HTTP. Its messages are coded by oip (no generated code): the
 // codec below hands the service raw bytes, and protobuf messages (the
@@ -63,7 +64,7 @@ const (
 
 // grpcMethods are the service's methods, in the order of grpcMethod.
 var grpcMethods = [...]string{"ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer",
-	"ModelConfig", "ModelStatistics", "RepositoryIndex"}
+	"ModelConfig", "ModelStatistics", "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload"}
 
 // grpcMethod indexes grpcMethods.
 type grpcMethod int
@@ -78,16 +79,29 @@ const (
 	grpcModelConfig
 	grpcModelStatistics
 	grpcRepositoryIndex
+	grpcRepositoryModelLoad
+	grpcRepositoryModelUnload
 	numGRPCMethods
 )
 
 // grpcGuarded marks the methods the inference token guards: those that
 // answer what HTTP answers under /v2/models/, which it guards there.
-// RepositoryIndex is open, as /v2/repository/index is.
+// RepositoryIndex is open, as /v2/repository/index is; the repository's
+// load and unload are grpcAdmin's.
 var grpcGuarded = [numGRPCMethods]bool{
 	grpcModelReady: true, grpcModelMetadata: true, grpcModelInfer: true,
 	grpcModelConfig: true, grpcModelStatistics: true,
 }
+
+// grpcAdmin marks the methods the admin token guards, as it guards
+// /v2/repository/models/{m}/load and /unload over HTTP; without one,
+// they answer clients on this host only (grpcAuthorizeAdmin).
+var grpcAdmin = [numGRPCMethods]bool{grpcRepositoryModelLoad: true, grpcRepositoryModelUnload: true}
+
+// grpcProxyKeys are the metadata keys by which a proxy names the client
+// it forwards: the headers HTTP's proxiedBy looks for, in gRPC's lower
+// case.
+var grpcProxyKeys = [...]string{"x-forwarded-for", "forwarded", "x-real-ip"}
 
 // grpcCodec is the gRPC codec of the server: the service's requests
 // arrive into a *[]byte and its replies leave as *grpcReply, untouched;
@@ -408,11 +422,13 @@ func (s *Server) grpcServiceDesc() *grpc.ServiceDesc {
 		grpcServerMetadata: func(s *Server, _ context.Context, sc *scratch) ([]byte, error) {
 			return oip.AppendServerMetadataResponse(sc.buf[:0], s.serverMetadataDoc()), nil
 		},
-		grpcModelMetadata:   (*Server).grpcModelMetadata,
-		grpcModelInfer:      (*Server).grpcModelInfer,
-		grpcModelConfig:     (*Server).grpcModelConfig,
-		grpcModelStatistics: (*Server).grpcModelStatistics,
-		grpcRepositoryIndex: (*Server).grpcRepositoryIndex,
+		grpcModelMetadata:         (*Server).grpcModelMetadata,
+		grpcModelInfer:            (*Server).grpcModelInfer,
+		grpcModelConfig:           (*Server).grpcModelConfig,
+		grpcModelStatistics:       (*Server).grpcModelStatistics,
+		grpcRepositoryIndex:       (*Server).grpcRepositoryIndex,
+		grpcRepositoryModelLoad:   (*Server).grpcRepositoryModelLoad,
+		grpcRepositoryModelUnload: (*Server).grpcRepositoryModelUnload,
 	}
 	desc := &grpc.ServiceDesc{
 		ServiceName: oip.GRPCService,
@@ -432,7 +448,7 @@ func (s *Server) grpcServiceDesc() *grpc.ServiceDesc {
 }
 
 // grpcCall runs one call of method m: it reads the request into a
-// scratch, checks the inference token where HTTP would, runs h, and maps
+// scratch, checks the inference or admin token where HTTP would, runs h, and maps
 // its error to a gRPC status; it recovers from panics, as HTTP's handler
 // does.
 func (s *Server) grpcCall(ctx context.Context, m grpcMethod, dec func(any) error, h func(*Server, context.Context, *scratch) ([]byte, error)) (out any, err error) {
@@ -456,6 +472,11 @@ func (s *Server) grpcCall(ctx context.Context, m grpcMethod, dec func(any) error
 	}
 	if grpcGuarded[m] && s.cfg.InferenceToken != "" && !grpcBearerMatches(ctx, s.cfg.InferenceToken) {
 		return nil, status.Error(codes.Unauthenticated, "this server needs the inference token: send the metadata authorization: Bearer <token>")
+	}
+	if grpcAdmin[m] {
+		if err := s.grpcAuthorizeAdmin(ctx, m); err != nil {
+			return nil, s.grpcError(ctx, m, err)
+		}
 	}
 	sc := s.scratch.get()
 	defer s.scratch.put(sc)
@@ -481,6 +502,70 @@ func grpcBearerMatches(ctx context.Context, token string) bool {
 		}
 	}
 	return false
+}
+
+// grpcAuthorizeAdmin checks a call of m as authorizeAdmin checks an HTTP
+// request, with its answers (401: UNAUTHENTICATED, 403:
+// PERMISSION_DENIED): the admin token in the authorization metadata
+// (Bearer); with no token configured, a client on this host (by the
+// address of the call's connection), whose call carries no proxy's
+// metadata.
+func (s *Server) grpcAuthorizeAdmin(ctx context.Context, m grpcMethod) error {
+	if s.cfg.AdminToken == "" {
+		if !grpcLocalClient(ctx) {
+			return &httpError{code: fasthttp.StatusForbidden, msg: errMsgNotLoopback}
+		}
+		for _, k := range grpcProxyKeys {
+			for _, v := range metadata.ValueFromIncomingContext(ctx, k) {
+				if v != "" {
+					return &httpError{code: fasthttp.StatusForbidden, msg: errMsgProxied(k + " metadata")}
+				}
+			}
+		}
+		return nil
+	}
+	if grpcBearerMatches(ctx, s.cfg.AdminToken) {
+		return nil
+	}
+	if len(metadata.ValueFromIncomingContext(ctx, "authorization")) == 0 {
+		return &httpError{code: fasthttp.StatusUnauthorized, msg: "this call needs the admin token (--admin-token): send the metadata authorization: Bearer <token>"}
+	}
+	// As over HTTP: a client set up with another token is the usual
+	// cause; say so where the operator looks, once a minute.
+	if more, ok := s.wrongTokens.Allow(struct{}{}); ok {
+		s.logf("admin: refused gRPC %s from %s: its token is not this server's --admin-token%s", grpcMethods[m], grpcPeerHost(ctx), more)
+	}
+	return &httpError{code: fasthttp.StatusUnauthorized, msg: errMsgWrongAdminToken}
+}
+
+// grpcLocalClient reports whether the call's client is on this host, as
+// localClient does for HTTP: a loopback TCP peer, or a non-TCP one (a
+// unix socket). A call whose peer gRPC does not give is not.
+func grpcLocalClient(ctx context.Context) bool {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return false
+	}
+	a := p.Addr
+	if c, ok := a.(connAddr); ok {
+		a = c.Addr
+	}
+	t, ok := a.(*net.TCPAddr)
+	return !ok || t.IP.IsLoopback()
+}
+
+// grpcPeerHost returns the call's client address without its port, for
+// the log.
+func grpcPeerHost(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return "an unknown address"
+	}
+	a := p.Addr.String()
+	if host, _, err := net.SplitHostPort(a); err == nil {
+		return host
+	}
+	return a
 }
 
 // grpcError maps err, as toHTTPError classifies it, to a gRPC status with
@@ -855,6 +940,35 @@ func (s *Server) grpcInferVersion(ctx context.Context, sc *scratch, v *registry.
 	}
 	s.logPrediction(unitIf(arm, unit), sc, v, arm, outs)
 	return hit, nil
+}
+
+// grpcRepositoryModelLoad answers Triton's RepositoryModelLoad as POST
+// /v2/repository/models/{m}/load does: the "config" parameter is its
+// parameters.config (oip.DecodeRepositoryModelLoadRequest). The answer,
+// RepositoryModelLoadResponse, has no fields.
+func (s *Server) grpcRepositoryModelLoad(ctx context.Context, sc *scratch) ([]byte, error) {
+	name, config, err := oip.DecodeRepositoryModelLoadRequest(sc.in)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.repoLoad(grpcPeerHost(ctx)+" (gRPC)", string(name), config); err != nil {
+		return nil, err
+	}
+	return sc.buf[:0], nil
+}
+
+// grpcRepositoryModelUnload answers Triton's RepositoryModelUnload as
+// POST /v2/repository/models/{m}/unload does. The answer,
+// RepositoryModelUnloadResponse, has no fields.
+func (s *Server) grpcRepositoryModelUnload(ctx context.Context, sc *scratch) ([]byte, error) {
+	name, err := oip.DecodeRepositoryModelUnloadRequest(sc.in)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.repoUnload(grpcPeerHost(ctx)+" (gRPC)", string(name)); err != nil {
+		return nil, err
+	}
+	return sc.buf[:0], nil
 }
 
 // unitIf returns unit when arm is set, else nil, as unitOf does for HTTP.

@@ -256,8 +256,8 @@ func TestGRPCErrors(t *testing.T) {
 	mreq.Set(mreq.Descriptor().Fields().ByName("name"), protoreflect.ValueOfString("nope"))
 	_, err = c.call(ctx, "ModelMetadata", mreq, "ModelMetadataResponse")
 	checkCode(t, err, codes.NotFound, `model "nope"`)
-	err = c.conn.Invoke(ctx, "/inference.GRPCInferenceService/RepositoryModelLoad", pbtest.New("ServerLiveRequest"), pbtest.New("ServerLiveResponse"))
-	checkCode(t, err, codes.Unimplemented, "RepositoryModelLoad")
+	err = c.conn.Invoke(ctx, "/inference.GRPCInferenceService/SystemSharedMemoryStatus", pbtest.New("ServerLiveRequest"), pbtest.New("ServerLiveResponse"))
+	checkCode(t, err, codes.Unimplemented, "SystemSharedMemoryStatus")
 
 	// A request for a version that fails counts for it, as over HTTP:
 	// its shapes, its data, and contents that do not decode.
