@@ -106,10 +106,18 @@ type rawGRPC struct {
 	addr string
 	wmu  sync.Mutex // guards writes to fr
 
-	mu     sync.Mutex
-	ended  map[uint32]string
-	opened int  // calls opened
-	away   bool // a GOAWAY came
+	mu      sync.Mutex
+	ended   map[uint32]string
+	opened  int   // calls opened
+	away    bool  // a GOAWAY came
+	readErr error // why reading stopped
+}
+
+// String says how the connection's calls stand, for a test's failure.
+func (r *rawGRPC) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return fmt.Sprintf("%d calls opened, %d ended %v, reading stopped by %v", r.opened, len(r.ended), r.ended, r.readErr)
 }
 
 func dialRawGRPC(t *testing.T, addr string) *rawGRPC {
@@ -134,10 +142,27 @@ func startRawGRPC(t *testing.T, conn net.Conn, addr string) *rawGRPC {
 	if err := r.fr.WriteSettings(); err != nil {
 		t.Fatal(err)
 	}
+	// The server's settings first: the connection is accepted (one
+	// beyond --max-connections is closed at once).
+	for {
+		f, err := r.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("the server closed the connection before its settings: %v", err)
+		}
+		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+			if err := r.fr.WriteSettingsAck(); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
 	go func() {
 		for {
 			f, err := r.fr.ReadFrame()
 			if err != nil {
+				r.mu.Lock()
+				r.readErr = err
+				r.mu.Unlock()
 				return
 			}
 			switch f := f.(type) {
@@ -179,6 +204,19 @@ func (r *rawGRPC) end(id uint32, how string) {
 		// As a gRPC client does once its calls are over after a GOAWAY.
 		r.conn.Close()
 	}
+}
+
+// waitEnded waits until n of the connection's calls have ended.
+func (r *rawGRPC) waitEnded(t *testing.T, n int) {
+	t.Helper()
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if len(r.ended) < n {
+			return fmt.Errorf("%d calls ended; want %d", len(r.ended), n)
+		}
+		return nil
+	})
 }
 
 // outcome waits for stream id to end and returns how it did.
@@ -273,17 +311,13 @@ func TestGRPCClientResetFreesPlaces(t *testing.T) {
 	addr := s.listeners[len(s.listeners)-1].Addr().String()
 	ctx := context.Background()
 	r := dialRawGRPC(t, addr)
-	for i := range 66 {
-		r.open(t, uint32(2*i+1), []byte{0, 0, 0, 0, 100, 0x0a, 0x03, 'c', 't', 'r'})
+	for i := range 70 {
+		stallCall(t, r, uint32(2*i+1))
 	}
-	testenv.CheckFor(t, 5*time.Second, func() error {
-		_, err := c.infer(ctx, ctrGRPCRequest(features(1, 1, 64), 1, ""), nil)
-		if status.Code(err) != codes.ResourceExhausted {
-			return fmt.Errorf("got %v; want RESOURCE_EXHAUSTED while 66 stall", err)
-		}
-		return nil
-	})
-	for i := range 66 {
+	r.waitEnded(t, 4) // refused: the other 66 hold every place
+	_, err := c.infer(ctx, ctrGRPCRequest(features(1, 1, 64), 1, ""), nil)
+	checkCode(t, err, codes.ResourceExhausted, "66 gRPC calls in flight")
+	for i := range 70 {
 		if err := r.reset(uint32(2*i + 1)); err != nil {
 			t.Fatal(err)
 		}
