@@ -488,9 +488,9 @@ func (v paramValue) String() string {
 	return "not set"
 }
 
-// decodeParamEntry decodes one map<string, InferParameter> entry.
-func decodeParamEntry(b []byte) (key []byte, val paramValue, err error) {
-	var pv []byte
+// mapEntry splits b, an entry of a map<string, message> field, into its
+// key and its value's message.
+func mapEntry(b []byte) (key, value []byte, err error) {
 	err = eachField(b, "parameters entry", func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		if typ != protowire.BytesType {
 			return nil
@@ -499,10 +499,16 @@ func decodeParamEntry(b []byte) (key []byte, val paramValue, err error) {
 		case fMapKey:
 			key = v
 		case fMapValue:
-			pv = v
+			value = v
 		}
 		return nil
 	})
+	return key, value, err
+}
+
+// decodeParamEntry decodes one map<string, InferParameter> entry.
+func decodeParamEntry(b []byte) (key []byte, val paramValue, err error) {
+	key, pv, err := mapEntry(b)
 	if err != nil {
 		return nil, val, err
 	}

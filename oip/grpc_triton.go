@@ -422,19 +422,7 @@ func decodeRepositoryRequest(b []byte, msg string, param func(key []byte, p repo
 // decodeRepoParamEntry decodes one map<string, ModelRepositoryParameter>
 // entry.
 func decodeRepoParamEntry(b []byte) (key []byte, p repoParam, err error) {
-	var pv []byte
-	err = eachField(b, "parameters entry", func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-		if typ != protowire.BytesType {
-			return nil
-		}
-		switch num {
-		case fMapKey:
-			key = v
-		case fMapValue:
-			pv = v
-		}
-		return nil
-	})
+	key, pv, err := mapEntry(b)
 	if err != nil {
 		return nil, p, err
 	}
