@@ -587,9 +587,8 @@ func (s *Server) grpcError(ctx context.Context, m grpcMethod, err error) error {
 }
 
 // maxStatusMessage bounds the message of a gRPC status as it goes out:
-// in a trailer (a header, which clients bound: some at 8 KiB for all of
-// a call's metadata), percent-encoded, and it may echo what the request
-// held.
+// in a trailer (a header, which clients bound for all of a call's
+// metadata), percent-encoded, and it may echo what the request held.
 const maxStatusMessage = 4096
 
 // clipMessage returns msg cut so that it goes out in at most
@@ -693,10 +692,7 @@ func (s *Server) grpcModelMetadata(_ context.Context, sc *scratch) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	if len(version) == 0 {
-		version = nil // the model's versions, not one
-	}
-	md, _, err := s.metadataOf(name, version)
+	md, _, err := s.metadataOf(name, version) // DecodeModelRequest gives nil for none
 	if err != nil {
 		return nil, err
 	}
@@ -938,7 +934,7 @@ func (s *Server) grpcInferVersion(ctx context.Context, sc *scratch, v *registry.
 	if hit {
 		s.copyToShadow(sc, outs)
 	}
-	s.logPrediction(unitIf(arm, unit), sc, v, arm, outs)
+	s.logPrediction(unit, sc, v, arm, outs) // which logs unit only with an arm
 	return hit, nil
 }
 
@@ -969,12 +965,4 @@ func (s *Server) grpcRepositoryModelUnload(ctx context.Context, sc *scratch) ([]
 		return nil, err
 	}
 	return sc.buf[:0], nil
-}
-
-// unitIf returns unit when arm is set, else nil, as unitOf does for HTTP.
-func unitIf(arm string, unit []byte) []byte {
-	if arm == "" {
-		return nil
-	}
-	return unit
 }
