@@ -143,6 +143,7 @@ var files = func() protoreflect.FileDescriptor {
 			message("ServerMetadataResponse", one("name", 1, tString), one("version", 2, tString), many("extensions", 3, tString)),
 			message("ModelMetadataRequest", one("name", 1, tString), one("version", 2, tString)),
 			mmeta, req, resp, param, contents,
+			message("ModelStreamInferResponse", one("error_message", 1, tString), msg("infer_response", 2, ".inference.ModelInferResponse")),
 		},
 	}
 	addTriton(fd)
@@ -264,6 +265,9 @@ type Output struct {
 type Response struct {
 	Model, Version, ID string
 	Outputs            []Output
+	// Params holds its parameters' values, if any: bool, int64, string,
+	// float64 or uint64.
+	Params map[string]any
 }
 
 // DecodeInferResponse decodes b as a ModelInferResponse with the protobuf
@@ -273,12 +277,38 @@ func DecodeInferResponse(b []byte) (*Response, error) {
 	if err := proto.Unmarshal(b, m); err != nil {
 		return nil, err
 	}
+	return decodeResponse(m)
+}
+
+// DecodeStreamResponse decodes b as a ModelStreamInferResponse with the
+// protobuf library: its error_message and its infer_response.
+func DecodeStreamResponse(b []byte) (string, *Response, error) {
+	m := New("ModelStreamInferResponse")
+	if err := proto.Unmarshal(b, m); err != nil {
+		return "", nil, err
+	}
+	fs := m.Descriptor().Fields()
+	r, err := decodeResponse(m.Get(fs.ByName("infer_response")).Message())
+	return m.Get(fs.ByName("error_message")).String(), r, err
+}
+
+func decodeResponse(m protoreflect.Message) (*Response, error) {
 	fs := m.Descriptor().Fields()
 	r := &Response{
 		Model:   m.Get(fs.ByName("model_name")).String(),
 		Version: m.Get(fs.ByName("model_version")).String(),
 		ID:      m.Get(fs.ByName("id")).String(),
 	}
+	m.Get(fs.ByName("parameters")).Map().Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
+		p := v.Message()
+		if f := p.WhichOneof(p.Descriptor().Oneofs().ByName("parameter_choice")); f != nil {
+			if r.Params == nil {
+				r.Params = make(map[string]any)
+			}
+			r.Params[k.String()] = p.Get(f).Interface()
+		}
+		return true
+	})
 	outs := m.Get(fs.ByName("outputs")).List()
 	raws := m.Get(fs.ByName("raw_output_contents")).List()
 	if raws.Len() != outs.Len() {

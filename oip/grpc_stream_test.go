@@ -1,0 +1,80 @@
+package oip_test
+
+import (
+	"maps"
+	"testing"
+
+	"github.com/infergate/infergate/internal/pbtest"
+	"github.com/infergate/infergate/oip"
+)
+
+// TestModelStreamInferResponse: a stream's answer, with an error or with
+// outputs, and the parameters infergate adds, reads back with the
+// protobuf library as a Triton client reads it, and with oip's decoders.
+func TestModelStreamInferResponse(t *testing.T) {
+	f := func(errMsg string, r *oip.InferResponse, params func([]byte) []byte, want map[string]any) {
+		t.Helper()
+		inner := params(oip.AppendModelInferResponse(nil, r))
+		b := oip.AppendModelStreamInferResponse(nil, errMsg, inner)
+		if n := oip.ModelStreamInferResponseSize(errMsg, len(inner)); n != len(b) {
+			t.Fatalf("ModelStreamInferResponseSize %d; appended %d bytes", n, len(b))
+		}
+		gotMsg, got, err := pbtest.DecodeStreamResponse(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gotMsg != errMsg || got.Model != r.ModelName || got.Version != r.ModelVersion || got.ID != r.ID || len(got.Outputs) != len(r.Outputs) {
+			t.Fatalf("got %q %+v; want %q %+v", gotMsg, got, errMsg, r)
+		}
+		if !maps.Equal(got.Params, want) {
+			t.Fatalf("parameters %v; want %v", got.Params, want)
+		}
+		msg2, inner2, err := oip.DecodeModelStreamInferResponse(b)
+		if err != nil || msg2 != errMsg || string(inner2) != string(inner) {
+			t.Fatalf("DecodeModelStreamInferResponse: %q %d bytes %v", msg2, len(inner2), err)
+		}
+		params2 := map[string]any{}
+		if err := oip.DecodeResponseParams(inner2, func(k string, v oip.ResponseParam) {
+			switch v.Kind {
+			case oip.ParamBool:
+				params2[k] = v.Bool
+			case oip.ParamInt:
+				params2[k] = v.Int
+			case oip.ParamString:
+				params2[k] = v.String
+			}
+		}); err != nil || !maps.Equal(params2, want) {
+			t.Fatalf("DecodeResponseParams: %v %v; want %v", params2, err, want)
+		}
+	}
+	ok := &oip.InferResponse{ModelName: "ctr", ModelVersion: "2", ID: "req-1", Outputs: []oip.OutputTensor{
+		{Tensor: oip.Tensor{Name: "score", Datatype: oip.FP32, Shape: []int64{1, 1}, Data: []byte{0, 0, 128, 63}}}}}
+	f("", ok, func(b []byte) []byte {
+		b = oip.AppendResponseBoolParam(b, oip.ParamFinalResponse, true)
+		b = oip.AppendResponseStringParam(b, oip.ParamExperimentArm, "treatment")
+		return oip.AppendResponseBoolParam(b, oip.ParamCacheHit, true)
+	}, map[string]any{"triton_final_response": true, "experiment_arm": "treatment", "cache_hit": true})
+	f(`unknown model "nope"`, &oip.InferResponse{ModelName: "nope", ID: "req-2"}, func(b []byte) []byte {
+		b = oip.AppendResponseBoolParam(b, oip.ParamFinalResponse, true)
+		b = oip.AppendResponseStringParam(b, oip.ParamErrorCode, "NOT_FOUND")
+		return oip.AppendResponseIntParam(b, oip.ParamRetryAfter, 3)
+	}, map[string]any{"triton_final_response": true, "error_code": "NOT_FOUND", "retry_after": int64(3)})
+	// An error for a request that named nothing: the infer_response is
+	// still there, empty.
+	f("the message does not parse", &oip.InferResponse{}, func(b []byte) []byte { return b }, map[string]any{})
+}
+
+// TestModelInferRequestID: the id of a request, also of one that turns out
+// malformed after it.
+func TestModelInferRequestID(t *testing.T) {
+	req := oip.AppendModelInferRequest(nil, "ctr", "", &oip.InferRequest{ID: "abc"})
+	if got := oip.ModelInferRequestID(req); got != "abc" {
+		t.Fatalf("got %q; want abc", got)
+	}
+	if got := oip.ModelInferRequestID(append(req, 0xff)); got != "abc" {
+		t.Fatalf("with a broken tail: got %q; want abc", got)
+	}
+	if got := oip.ModelInferRequestID([]byte{0xff}); got != "" {
+		t.Fatalf("garbage: got %q; want none", got)
+	}
+}
