@@ -64,7 +64,7 @@ const (
 
 // grpcMethods are the service's methods, in the order of grpcMethod.
 var grpcMethods = [...]string{"ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer",
-	"ModelConfig", "ModelStatistics", "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload"}
+	"ModelConfig", "ModelStatistics", "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload", "ModelStreamInfer"}
 
 // grpcMethod indexes grpcMethods.
 type grpcMethod int
@@ -81,6 +81,7 @@ const (
 	grpcRepositoryIndex
 	grpcRepositoryModelLoad
 	grpcRepositoryModelUnload
+	grpcModelStreamInfer // the one streaming method (grpc_stream.go)
 	numGRPCMethods
 )
 
@@ -90,7 +91,7 @@ const (
 // load and unload are grpcAdmin's.
 var grpcGuarded = [numGRPCMethods]bool{
 	grpcModelReady: true, grpcModelMetadata: true, grpcModelInfer: true,
-	grpcModelConfig: true, grpcModelStatistics: true,
+	grpcModelConfig: true, grpcModelStatistics: true, grpcModelStreamInfer: true,
 }
 
 // grpcAdmin marks the methods the admin token guards, as it guards
@@ -159,13 +160,22 @@ type grpcFront struct {
 	// slots holds a token per call of the service in flight: a call that
 	// finds none free is refused before its message is read.
 	slots chan struct{}
+	// streamSlots holds a token per ModelStreamInfer stream open: at most
+	// Config.MaxConnections.
+	streamSlots chan struct{}
 
 	// mu protects reading, the calls whose message is still arriving,
 	// each with its cancel and connection (a shutdown ends those whose
 	// connection has sent nothing for unusedAfter: they have nothing to
-	// answer, and no more is coming).
-	mu      sync.Mutex
-	reading map[*grpcReading]struct{}
+	// answer, and no more is coming); streams, the streams open; and
+	// stopping, set once a shutdown has stopped them.
+	mu       sync.Mutex
+	reading  map[*grpcReading]struct{}
+	streams  map[*grpcStream]struct{}
+	stopping bool
+	// readers counts the streams' reader goroutines, which may outlive
+	// their handlers until gRPC ends their streams.
+	readers sync.WaitGroup
 }
 
 // grpcAddr returns the address gRPC is served on, or "".
@@ -193,7 +203,14 @@ type grpcCancelKey struct{}
 // after that, under the same context. gRPC cancels the stream's own
 // context, this one's parent, once the call is over, which stops the
 // timer.
-func (s *Server) grpcTap(ctx context.Context, _ *tap.Info) (context.Context, error) {
+//
+// A stream (ModelStreamInfer) gets no deadline of the server's: it lasts
+// as long as its client keeps it, and each of its requests has its own
+// timeout (grpcStream).
+func (s *Server) grpcTap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if info.FullMethodName == grpcStreamMethod {
+		return ctx, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout+s.cfg.RequestTimeout)
 	return context.WithValue(ctx, grpcCancelKey{}, cancel), nil
 }
@@ -349,9 +366,12 @@ func (s *Server) grpcFront() *grpcFront {
 			opts = append(opts, grpc.Creds(credentials.NewTLS(s.cfg.TLS)))
 		}
 		g := &grpcFront{srv: grpc.NewServer(opts...),
-			refused: s.metrics.NewCounter("infergate_grpc_connections_refused_total"),
-			slots:   make(chan struct{}, s.cfg.MaxConnections+64),
-			reading: make(map[*grpcReading]struct{})}
+			refused:     s.metrics.NewCounter("infergate_grpc_connections_refused_total"),
+			slots:       make(chan struct{}, s.cfg.MaxConnections+64),
+			streamSlots: make(chan struct{}, s.cfg.MaxConnections),
+			reading:     make(map[*grpcReading]struct{}),
+			streams:     make(map[*grpcStream]struct{})}
+		s.metrics.NewGauge("infergate_grpc_streams_open", func() float64 { return float64(len(g.streamSlots)) })
 		g.srv.RegisterService(s.grpcServiceDesc(), s)
 		healthpb.RegisterHealthServer(g.srv, grpcHealth{s: s})
 		s.grpc = g
@@ -395,13 +415,16 @@ func (s *Server) stopGRPC(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		g.endStalled()
+		g.stopStreams()
 		select {
 		case <-done:
+			g.readers.Wait()
 			return nil
 		case <-t.C:
 		case <-ctx.Done():
 			g.srv.Stop()
 			<-done
+			g.readers.Wait()
 			return fmt.Errorf("gRPC calls still in flight were cut off: %w", ctx.Err())
 		}
 	}
@@ -434,9 +457,18 @@ func (s *Server) grpcServiceDesc() *grpc.ServiceDesc {
 		ServiceName: oip.GRPCService,
 		HandlerType: (*any)(nil),
 		Metadata:    "grpc_predict_v2.proto",
+		Streams: []grpc.StreamDesc{{
+			StreamName:    grpcMethods[grpcModelStreamInfer],
+			Handler:       func(_ any, ss grpc.ServerStream) error { return s.grpcModelStreamInfer(ss) },
+			ServerStreams: true,
+			ClientStreams: true,
+		}},
 	}
 	for i, h := range handlers {
 		m := grpcMethod(i)
+		if h == nil {
+			continue // grpcModelStreamInfer
+		}
 		desc.Methods = append(desc.Methods, grpc.MethodDesc{
 			MethodName: grpcMethods[m],
 			Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
@@ -571,8 +603,18 @@ func grpcPeerHost(ctx context.Context) string {
 // grpcError maps err, as toHTTPError classifies it, to a gRPC status with
 // the same message; a server error with a cause is logged as HTTP logs it.
 func (s *Server) grpcError(ctx context.Context, m grpcMethod, err error) error {
-	if _, ok := status.FromError(err); ok {
-		return err
+	st, retryAfter := s.grpcStatus(m, err)
+	if retryAfter > 0 {
+		_ = grpc.SetTrailer(ctx, metadata.Pairs(grpcRetryKey, fmt.Sprint(retryAfter)))
+	}
+	return st.Err()
+}
+
+// grpcStatus is grpcError's status for err, and the seconds a client
+// should wait before retrying (0: none said).
+func (s *Server) grpcStatus(m grpcMethod, err error) (*status.Status, int) {
+	if st, ok := status.FromError(err); ok {
+		return st, 0
 	}
 	he := toHTTPError(err)
 	if he.code >= 500 && he.err != nil {
@@ -580,10 +622,7 @@ func (s *Server) grpcError(ctx context.Context, m grpcMethod, err error) error {
 			s.logf("gRPC %s: %s%s", grpcMethods[m], he.err, more)
 		}
 	}
-	if he.retryAfter > 0 {
-		_ = grpc.SetTrailer(ctx, metadata.Pairs(grpcRetryKey, fmt.Sprint(he.retryAfter)))
-	}
-	return status.Error(grpcCode(he), clipMessage(he.msg))
+	return status.New(grpcCode(he), clipMessage(he.msg)), he.retryAfter
 }
 
 // maxStatusMessage bounds the message of a gRPC status as it goes out:
@@ -812,21 +851,51 @@ func (s *Server) grpcRepositoryIndex(_ context.Context, sc *scratch) ([]byte, er
 // unit_id parameter. A call's deadline (grpc-timeout) bounds it as the
 // "timeout" parameter does.
 func (s *Server) grpcModelInfer(ctx context.Context, sc *scratch) ([]byte, error) {
+	r, err := s.grpcInfer(ctx, sc, metadata.ValueFromIncomingContext(ctx, grpcUnitKey), true)
+	if err != nil {
+		return nil, err
+	}
+	// Built as a literal: the keys are lower case already (metadata.Pairs
+	// would lower them again, and allocate more).
+	md := metadata.MD{grpcVersionKey: {r.version}}
+	if r.arm != "" {
+		md[grpcArmKey] = []string{r.arm}
+	}
+	if r.hit {
+		md[grpcCacheKey] = []string{"hit"}
+	}
+	_ = grpc.SetHeader(ctx, md)
+	return sc.buf, nil
+}
+
+// grpcInferred is what a ModelInfer answer says besides its body: the
+// version that answered, the experiment arm, and whether the cache did.
+type grpcInferred struct {
+	version, arm string
+	hit          bool
+}
+
+// grpcInfer answers the ModelInferRequest in sc.in, leaving the
+// ModelInferResponse in sc.buf. meta is the x-unit-id metadata, whose
+// unit id wins over the request's unit_id parameter when over is set,
+// and gives way to it otherwise (a stream's metadata is the default of
+// its requests).
+func (s *Server) grpcInfer(ctx context.Context, sc *scratch, meta []string, over bool) (grpcInferred, error) {
 	start := time.Now()
 	// The version first, from the fields that name it: as over HTTP, a
 	// request is refused for a full queue before it is decoded, and one
 	// that does not decode counts for its version.
-	name, version, unit, err := oip.PeekModelInferRequest(sc.in)
+	name, version, param, err := oip.PeekModelInferRequest(sc.in)
 	if err != nil {
-		return nil, err
+		return grpcInferred{}, err
 	}
-	field := `parameter "unit_id"`
-	if u := metadata.ValueFromIncomingContext(ctx, grpcUnitKey); len(u) > 0 {
-		unit, field = []byte(u[0]), "metadata "+grpcUnitKey
+	unit, field := param, `parameter "unit_id"`
+	if len(meta) > 0 && (over || len(param) == 0) {
+		unit, field = []byte(meta[0]), "metadata "+grpcUnitKey
 	}
 	v, arm, err := s.acquireFor(name, version, unit, field)
 	if err != nil {
-		return nil, err
+		return grpcInferred{}, err
 	}
 	defer v.Release()
 	v.Metrics.Arrived(start)
@@ -848,20 +917,10 @@ func (s *Server) grpcModelInfer(ctx context.Context, sc *scratch) ([]byte, error
 	}
 	if err != nil {
 		v.Metrics.Failed(toHTTPError(err).reason, time.Since(start))
-		return nil, err
+		return grpcInferred{}, err
 	}
-	// Built as a literal: the keys are lower case already (metadata.Pairs
-	// would lower them again, and allocate more).
-	md := metadata.MD{grpcVersionKey: {v.Label}}
-	if arm != "" {
-		md[grpcArmKey] = []string{arm}
-	}
-	if hit {
-		md[grpcCacheKey] = []string{"hit"}
-	}
-	_ = grpc.SetHeader(ctx, md)
 	v.Metrics.Succeeded(time.Since(start))
-	return sc.buf, nil
+	return grpcInferred{version: v.Label, arm: arm, hit: hit}, nil
 }
 
 // grpcInferVersion is grpcModelInfer's work once the version is chosen:

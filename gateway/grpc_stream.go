@@ -1,0 +1,338 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"runtime/debug"
+	"strings"
+	"sync"
+
+	"github.com/infergate/infergate/oip"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// Triton's ModelStreamInfer: a client sends ModelInferRequest messages on
+// one stream, and gets a ModelStreamInferResponse for each, in the order
+// it sent them (as Triton answers a model that is not decoupled). The
+// requests of a stream run at once, up to grpcStreamWindow of them, each
+// as a ModelInfer call would (experiment, cache, batcher, shadow,
+// traffic log), with its own timeout; one that fails gets an answer with
+// error_message, its id and the parameters error_code and retry_after,
+// and the stream goes on, unless the stream's metadata has
+// triton_grpc_error: true, when the stream ends with the failure's status
+// (Triton's choice for clients that want gRPC's codes).
+
+// grpcStreamMethod is ModelStreamInfer's full name, as gRPC's tap sees it.
+const grpcStreamMethod = "/" + oip.GRPCService + "/ModelStreamInfer"
+
+// grpcStreamWindow bounds the requests of one stream that were read and
+// are not yet answered: the stream reads no more until the oldest is
+// sent, and its client's messages wait in gRPC's flow control.
+const grpcStreamWindow = 64
+
+// grpcShutdownMsg ends the streams a shutdown finds open, once what they
+// sent before it is answered.
+const grpcShutdownMsg = "this server is shutting down: the requests of this stream that got no answer were not run; send them again on a new stream"
+
+// grpcStream is one ModelStreamInfer call. A reader goroutine reads its
+// requests and starts a goroutine for each; the handler's goroutine sends
+// the answers in the order the requests came. The handler may return
+// while the reader waits for a message: gRPC then ends the stream, and
+// the reader's wait with it (grpc-go's maintainers' advice for a server
+// that ends a stream on its own).
+type grpcStream struct {
+	s   *Server
+	ss  grpc.ServerStream
+	ctx context.Context
+	// unit is the x-unit-id metadata: the unit id of requests without
+	// unit_id.
+	unit []string
+	// grpcErrors ends the stream with the status of the first request
+	// that fails (metadata triton_grpc_error: true).
+	grpcErrors bool
+	// queue holds the requests read, in order; the reader closes it when
+	// reading ends, after setting readErr.
+	queue chan *grpcStreamItem
+	// stopped is closed when a shutdown stops the stream.
+	stopped chan struct{}
+
+	// mu protects the fields below.
+	mu       sync.Mutex
+	read     uint64 // requests read and queued
+	written  uint64 // requests answered (or dropped, once the stream ended)
+	stopping bool   // a shutdown began: answer what was read, then end
+	readErr  error  // why reading ended
+	// end, once set, is the status the stream ends with; nothing more is
+	// sent, and nothing more read is run.
+	end error
+}
+
+// grpcStreamItem is one request of a stream, in sc.in; once done is
+// closed, sc.buf holds its ModelInferResponse, and failed, when not nil,
+// says why it failed.
+type grpcStreamItem struct {
+	sc     *scratch
+	done   chan struct{}
+	failed *status.Status
+}
+
+// grpcModelStreamInfer serves one ModelStreamInfer stream until its
+// client closes its side and every request is answered, or the client
+// goes, or a shutdown ends it.
+func (s *Server) grpcModelStreamInfer(ss grpc.ServerStream) (err error) {
+	g := s.grpc
+	ctx := ss.Context()
+	defer func() {
+		if p := recover(); p != nil {
+			s.panics.Inc()
+			s.logf("panic serving gRPC ModelStreamInfer: %v\n%s", p, debug.Stack())
+			err = status.Error(codes.Internal, errInternalMsg)
+		}
+	}()
+	select {
+	case g.streamSlots <- struct{}{}:
+		defer func() { <-g.streamSlots }()
+	default:
+		s.countGRPC(grpcModelStreamInfer, codes.ResourceExhausted)
+		_ = grpc.SetTrailer(ctx, metadata.Pairs(grpcRetryKey, "1"))
+		return status.Errorf(codes.ResourceExhausted, "this server has %d gRPC streams open, its --max-connections; retry later, or raise --max-connections", cap(g.streamSlots))
+	}
+	if s.cfg.InferenceToken != "" && !grpcBearerMatches(ctx, s.cfg.InferenceToken) {
+		s.countGRPC(grpcModelStreamInfer, codes.Unauthenticated)
+		return status.Error(codes.Unauthenticated, "this server needs the inference token: send the metadata authorization: Bearer <token>")
+	}
+	st := &grpcStream{s: s, ss: ss, ctx: ctx,
+		unit:       metadata.ValueFromIncomingContext(ctx, grpcUnitKey),
+		grpcErrors: grpcErrorsWanted(ctx),
+		queue:      make(chan *grpcStreamItem, grpcStreamWindow),
+		stopped:    make(chan struct{})}
+	if !g.addStream(st) {
+		return status.Error(codes.Unavailable, grpcShutdownMsg)
+	}
+	defer g.removeStream(st)
+	g.readers.Add(1)
+	go func() {
+		defer g.readers.Done()
+		st.readAll()
+	}()
+	return st.answerAll()
+}
+
+// grpcErrorsWanted reports whether the stream's metadata asks Triton's
+// triton_grpc_error: end the stream at the first failure.
+func grpcErrorsWanted(ctx context.Context) bool {
+	for _, v := range metadata.ValueFromIncomingContext(ctx, "triton_grpc_error") {
+		if strings.EqualFold(v, "true") {
+			return true
+		}
+	}
+	return false
+}
+
+// readAll reads requests until the stream's reading ends, and runs each
+// unless the stream is ending.
+func (st *grpcStream) readAll() {
+	for {
+		sc := st.s.scratch.get()
+		if err := st.ss.RecvMsg(&sc.in); err != nil {
+			st.s.scratch.put(sc)
+			st.mu.Lock()
+			st.readErr = err
+			st.mu.Unlock()
+			close(st.queue)
+			return
+		}
+		st.mu.Lock()
+		if st.end != nil || st.stopping {
+			st.mu.Unlock()
+			st.s.scratch.put(sc)
+			continue
+		}
+		st.read++
+		st.mu.Unlock()
+		it := &grpcStreamItem{sc: sc, done: make(chan struct{})}
+		st.queue <- it // waits while grpcStreamWindow are unanswered
+		go st.run(it)
+	}
+}
+
+// answerAll sends the answers in the order the requests came, and returns
+// the status the stream ends with once every request read is answered
+// and reading has ended, or the stream ends sooner (a shutdown, a send
+// that failed, triton_grpc_error).
+func (st *grpcStream) answerAll() error {
+	stopped := st.stopped
+	for {
+		st.mu.Lock()
+		ended := (st.end != nil || st.stopping) && st.written == st.read
+		st.mu.Unlock()
+		if ended {
+			return st.status()
+		}
+		select {
+		case it, ok := <-st.queue:
+			if !ok {
+				return st.status()
+			}
+			st.answer(it)
+		case <-stopped:
+			stopped = nil
+		}
+	}
+}
+
+// answer sends it's answer once it is done, unless the stream has ended.
+func (st *grpcStream) answer(it *grpcStreamItem) {
+	<-it.done
+	st.mu.Lock()
+	ended := st.end != nil
+	st.mu.Unlock()
+	var end error
+	switch {
+	case ended:
+	case it.failed != nil && st.grpcErrors:
+		end = it.failed.Err()
+	default:
+		msg := ""
+		if it.failed != nil {
+			msg = it.failed.Message()
+		}
+		end = st.ss.SendMsg(streamReply(msg, it.sc.buf)) // fails when the client is gone
+	}
+	st.s.scratch.put(it.sc)
+	st.mu.Lock()
+	if end != nil && st.end == nil {
+		st.end = end
+	}
+	st.written++
+	st.mu.Unlock()
+}
+
+// run answers it.
+func (st *grpcStream) run(it *grpcStreamItem) {
+	s, sc := st.s, it.sc
+	defer close(it.done)
+	defer func() {
+		if p := recover(); p != nil {
+			s.panics.Inc()
+			s.logf("panic serving a request of gRPC ModelStreamInfer: %v\n%s", p, debug.Stack())
+			st.fail(it, status.New(codes.Internal, errInternalMsg), 0)
+		}
+	}()
+	g := s.grpc
+	select {
+	case g.slots <- struct{}{}:
+		defer func() { <-g.slots }()
+	default:
+		st.fail(it, status.Newf(codes.ResourceExhausted, "this server has %d gRPC calls in flight, its --max-connections + 64; retry later, or raise --max-connections", cap(g.slots)), 1)
+		return
+	}
+	r, err := s.grpcInfer(st.ctx, sc, st.unit, false)
+	if err != nil {
+		stt, retryAfter := s.grpcStatus(grpcModelStreamInfer, err)
+		st.fail(it, stt, retryAfter)
+		return
+	}
+	sc.buf = oip.AppendResponseBoolParam(sc.buf, oip.ParamFinalResponse, true)
+	if r.arm != "" {
+		sc.buf = oip.AppendResponseStringParam(sc.buf, oip.ParamExperimentArm, r.arm)
+	}
+	if r.hit {
+		sc.buf = oip.AppendResponseBoolParam(sc.buf, oip.ParamCacheHit, true)
+	}
+	s.countGRPC(grpcModelStreamInfer, codes.OK)
+}
+
+// fail makes it's answer an error: error_message, and an infer_response
+// that names the request (its model, version and id, as Triton does) and
+// says the status code and when to retry.
+func (st *grpcStream) fail(it *grpcStreamItem, stt *status.Status, retryAfter int) {
+	sc := it.sc
+	it.failed = stt
+	model, version, _, _ := oip.PeekModelInferRequest(sc.in)
+	r := oip.InferResponse{ModelName: string(model), ModelVersion: string(version), ID: oip.ModelInferRequestID(sc.in)}
+	b := oip.AppendModelInferResponse(sc.buf[:0], &r)
+	b = oip.AppendResponseBoolParam(b, oip.ParamFinalResponse, true)
+	b = oip.AppendResponseStringParam(b, oip.ParamErrorCode, grpcCodeNames[stt.Code()])
+	if retryAfter > 0 {
+		b = oip.AppendResponseIntParam(b, oip.ParamRetryAfter, int64(retryAfter))
+	}
+	sc.buf = b
+	st.s.countGRPC(grpcModelStreamInfer, stt.Code())
+}
+
+// grpcCodeNames are gRPC's status codes as its specification spells them.
+var grpcCodeNames = [...]string{"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+	"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+	"UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"}
+
+// streamReply encodes the ModelStreamInferResponse of errMsg and inner in
+// a buffer of gRPC's pool, for gRPC to send.
+func streamReply(errMsg string, inner []byte) *grpcReply {
+	n := oip.ModelStreamInferResponseSize(errMsg, len(inner))
+	buf := mem.DefaultBufferPool().Get(n)
+	b := oip.AppendModelStreamInferResponse((*buf)[:0], errMsg, inner)
+	if len(b) != n {
+		panic("BUG: ModelStreamInferResponseSize is not what AppendModelStreamInferResponse appends")
+	}
+	return &grpcReply{b: buf}
+}
+
+// stop ends the stream for a shutdown once the requests it has read are
+// answered; those that come after are not run.
+func (st *grpcStream) stop() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.stopping {
+		st.stopping = true
+		close(st.stopped)
+	}
+}
+
+// status is the status the stream ends with.
+func (st *grpcStream) status() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	switch {
+	case st.end != nil:
+		return st.end
+	case errors.Is(st.readErr, io.EOF):
+		return nil // the client closed its side, and has every answer
+	case st.stopping:
+		return status.Error(codes.Unavailable, grpcShutdownMsg)
+	}
+	return st.readErr // the stream broke or the client went (no one reads it), or gRPC has sent its status
+}
+
+// addStream registers st for a shutdown to stop, unless one has begun.
+func (g *grpcFront) addStream(st *grpcStream) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopping {
+		return false
+	}
+	g.streams[st] = struct{}{}
+	return true
+}
+
+func (g *grpcFront) removeStream(st *grpcStream) {
+	g.mu.Lock()
+	delete(g.streams, st)
+	g.mu.Unlock()
+}
+
+// stopStreams stops every stream (grpcStream.stop), and those that start
+// from now on are refused.
+func (g *grpcFront) stopStreams() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.stopping = true
+	for st := range g.streams {
+		st.stop()
+	}
+}
