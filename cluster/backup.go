@@ -103,9 +103,11 @@ type Backup struct {
 // has raft snapshot the state machine and reads that snapshot back with
 // its index, term and configuration. The versions the state holds that
 // are not retired need their blobs on this node: a blob missing here is
-// fetched from a peer, or the call fails naming it. Only one backup runs
-// at a time on a node; a second gets ErrBackupBusy. Nothing of raft's is
-// held once it returns: the blobs are read while WriteTo streams them.
+// fetched from a peer, or the call fails naming it. Those fetches stop
+// when ctx ends (the call's error then wraps ctx.Err()) or the node stops
+// (ErrStopped), leaving no partial blob. Only one backup runs at a time
+// on a node; a second gets ErrBackupBusy. Nothing of raft's is held once
+// it returns: the blobs are read while WriteTo streams them.
 func (n *Node) Backup(ctx context.Context, release string) (*Backup, error) {
 	if !n.backingUp.CompareAndSwap(false, true) {
 		return nil, ErrBackupBusy
@@ -159,14 +161,27 @@ func (n *Node) backup(ctx context.Context, release string) (*Backup, error) {
 	for _, bl := range b.Manifest.Blobs {
 		b.release = append(b.release, n.holdBlob(bl.SHA256))
 	}
+	// The fetches end with the caller's ctx or when the node stops,
+	// whichever comes first.
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(n.ctx, cancel)()
 	cur, _ := n.fsm.State()
 	for _, bl := range b.Manifest.Blobs {
 		if n.cfg.Blobs.Has(bl.SHA256) {
 			continue
 		}
 		v := &fsm.Version{SHA256: bl.SHA256, Size: bl.Size, Origin: originOf(st, bl)}
-		if err := n.rec.fetch(cur, v); err != nil {
+		if err := n.rec.fetch(fctx, cur, v); err != nil {
 			b.Close()
+			if fctx.Err() != nil {
+				cause := ctx.Err()
+				if cause == nil {
+					cause = ErrStopped
+				}
+				return nil, fmt.Errorf("cluster: the backup on node %s stopped fetching blob sha256:%s (%d bytes, %s) from its peers: %w",
+					n.cfg.NodeID, bl.SHA256, bl.Size, strings.Join(bl.Versions, ", "), cause)
+			}
 			return nil, fmt.Errorf("cluster: %w: blob sha256:%s (%d bytes, %s) is not on node %s and no peer gave it: %v",
 				ErrBackupBlobMissing, bl.SHA256, bl.Size, strings.Join(bl.Versions, ", "), n.cfg.NodeID, err)
 		}

@@ -952,7 +952,7 @@ func (r *reconciler) startFetch(st *fsm.State, model string, v *fsm.Version) err
 	p = &pull{running: true, members: members}
 	r.pulls[v.SHA256] = p
 	r.n.goFunc(func() {
-		err := r.fetch(st, v)
+		err := r.fetch(r.n.ctx, st, v)
 		r.n.m.fetched(err)
 		r.pullMu.Lock()
 		p.running, p.err, p.ended = false, err, time.Now()
@@ -1028,8 +1028,11 @@ func (r *reconciler) importFile(path string, v *fsm.Version) error {
 }
 
 // fetch pulls v's blob from the node that stored it first, then from the
-// other members, verifying size and digest while streaming.
-func (r *reconciler) fetch(st *fsm.State, v *fsm.Version) error {
+// other members, verifying size and digest while streaming. It gives up
+// once ctx ends (the reconciler's pulls pass the node's, which Stop
+// cancels; a backup's, its caller's too): the pull in progress stops and
+// its temp file goes, and no other member is tried.
+func (r *reconciler) fetch(ctx context.Context, st *fsm.State, v *fsm.Version) error {
 	var order []*fsm.Member
 	if m := st.Members[v.Origin]; m != nil && m.ID != r.n.cfg.NodeID {
 		order = append(order, m)
@@ -1052,7 +1055,7 @@ func (r *reconciler) fetch(st *fsm.State, v *fsm.Version) error {
 	}
 	var errs []error
 	for _, m := range order {
-		err := r.fetchFrom(m.HTTPAddr, v)
+		err := r.fetchFrom(ctx, m.HTTPAddr, v)
 		if err == nil {
 			if len(errs) == 0 {
 				r.n.logf("cluster: fetched sha256:%s (%d bytes) from %s", v.SHA256, v.Size, m.ID)
@@ -1065,14 +1068,17 @@ func (r *reconciler) fetch(st *fsm.State, v *fsm.Version) error {
 			return nil
 		}
 		errs = append(errs, fmt.Errorf("from %s: %w", m.ID, err))
+		if ctx.Err() != nil {
+			break
+		}
 	}
 	return errors.Join(errs...)
 }
 
-func (r *reconciler) fetchFrom(base string, v *fsm.Version) error {
+func (r *reconciler) fetchFrom(ctx context.Context, base string, v *fsm.Version) error {
 	// Allow 1 MB/s at least, and never less than 30 s.
 	timeout := 30*time.Second + time.Duration(v.Size/(1<<20))*time.Second
-	ctx, cancel := context.WithTimeout(r.n.ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	body, _, err := r.n.peers.openBlob(ctx, base, v.SHA256)
 	if err != nil {
