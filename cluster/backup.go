@@ -99,7 +99,8 @@ type Backup struct {
 
 // Backup takes a consistent cut of the group's state for an archive: it
 // waits until this node has applied every write the leader committed
-// before the call (so that a follower's backup is as new as the leader's),
+// before the call (so that a follower's backup is as new as the leader's;
+// at most backupCutTimeout for this and the snapshot),
 // has raft snapshot the state machine and reads that snapshot back with
 // its index, term and configuration. The versions the state holds that
 // are not retired need their blobs on this node: a blob missing here is
@@ -121,11 +122,20 @@ func (n *Node) Backup(ctx context.Context, release string) (*Backup, error) {
 	return b, nil
 }
 
+// backupCutTimeout bounds the cut of a backup (catching up with the
+// leader and the snapshot), which needs a leader: without one it would
+// wait for ctx alone. Fetching missing blobs afterwards is bounded by
+// ctx and by each fetch's own limit (fetchFrom), which grows with the
+// blob's size.
+const backupCutTimeout = 30 * time.Second
+
 func (n *Node) backup(ctx context.Context, release string) (*Backup, error) {
-	if err := n.ReadIndex(ctx); err != nil {
+	cctx, cancelCut := context.WithTimeout(ctx, backupCutTimeout)
+	defer cancelCut()
+	if err := n.ReadIndex(cctx); err != nil {
 		return nil, fmt.Errorf("cluster: cannot back up from node %s: %w", n.cfg.NodeID, err)
 	}
-	meta, state, err := n.snapshotForBackup(ctx)
+	meta, state, err := n.snapshotForBackup(cctx)
 	if err != nil {
 		return nil, err
 	}

@@ -687,9 +687,11 @@ func (s *Server) backup(cp *controlPlane, ctx *fasthttp.RequestCtx) error {
 		return badRequest("gzip=%q: want 1 or 0", q)
 	}
 	start := time.Now()
-	rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := cp.node.Backup(rctx, s.cfg.Version)
+	// fasthttp does not say when a client goes: the backup's cut has its
+	// own bound, and blobs missing here are fetched for as long as each
+	// fetch's limit allows (more for a larger blob), or until the node
+	// stops.
+	b, err := cp.node.Backup(context.Background(), s.cfg.Version)
 	switch {
 	case errors.Is(err, cluster.ErrBackupBusy):
 		return &httpError{code: fasthttp.StatusTooManyRequests, retryAfter: 5, msg: err.Error() + "; retry once it is done"}
