@@ -31,6 +31,10 @@ type Config struct {
 	// as ModelInfer calls, over TLS when Target is https; metadata and the
 	// server's statistics still come from Target.
 	GRPC string
+	// GRPCStream sends the gateway's requests over Triton's
+	// ModelStreamInfer at GRPC: each sender keeps a stream open, with one
+	// request on it at a time.
+	GRPCStream bool
 	// Concurrency lists the closed-loop levels: requests outstanding.
 	Concurrency []int
 	// Rates lists the open-loop levels: requests per second.
@@ -129,6 +133,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%w: --input: %s", ErrBadConfig, err)
 		}
 	}
+	if c.GRPCStream && c.GRPC == "" {
+		return fmt.Errorf("%w: --grpc-stream needs --grpc, the gateway's gRPC address", ErrBadConfig)
+	}
 	if c.GRPC != "" {
 		if _, _, err := net.SplitHostPort(c.GRPC); err != nil {
 			return fmt.Errorf("%w: --grpc %q must be host:port: %s", ErrBadConfig, c.GRPC, err)
@@ -224,7 +231,7 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 	var gt *grpcTarget
 	var captured *capturedResponse
 	if cfg.GRPC != "" {
-		gt = &grpcTarget{addr: cfg.GRPC, pool: pool, timeout: cfg.Timeout, token: cfg.Token}
+		gt = &grpcTarget{addr: cfg.GRPC, pool: pool, timeout: cfg.Timeout, token: cfg.Token, stream: cfg.GRPCStream}
 		if strings.HasPrefix(cfg.Target, "https:") {
 			gt.tls = cfg.TLS
 			if gt.tls == nil {
@@ -246,6 +253,9 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if gt != nil {
 		tmpl.Encoding = EncodingGRPC
+		if gt.stream {
+			tmpl.Encoding = EncodingGRPCStream
+		}
 	}
 	if served != nil {
 		tmpl.Config = served.raw

@@ -31,6 +31,8 @@ type grpcTarget struct {
 	timeout time.Duration
 	token   string
 	tls     func(serverName string) *tls.Config // nil: plain text
+	// stream sends over ModelStreamInfer (grpcStreamSender).
+	stream bool
 }
 
 // maxGRPCConns bounds the connections of one step: gRPC multiplexes its
@@ -199,6 +201,13 @@ func (t *grpcTarget) check() error {
 	defer cancel()
 	if err := conns.pick().Invoke(ctx, grpcInferMethod, &t.pool.bodies[0].data, &snd.out); err != nil {
 		return fmt.Errorf("%w: a ModelInfer call to --grpc %s: %v (is the gateway serving gRPC there? serve --grpc)", ErrTarget, t.addr, err)
+	}
+	if t.stream {
+		ss := newGRPCStreamSender(t, conns)
+		defer ss.close()
+		if _, _, kind := ss.send(0); kind != "" {
+			return fmt.Errorf("%w: a request on a ModelStreamInfer stream to --grpc %s failed: %s (does the gateway serve ModelStreamInfer? its release may be older)", ErrTarget, t.addr, kind)
+		}
 	}
 	return nil
 }

@@ -293,6 +293,11 @@ func (s *session) measureHTTP(h httpRun, rep int) Run {
 		}
 		defer conns.close()
 		newSender = func() sender {
+			if h.grpc.stream {
+				snd := newGRPCStreamSender(h.grpc, conns)
+				snd.shedding = h.overload
+				return snd
+			}
 			snd := newGRPCSender(h.grpc, conns)
 			snd.shedding = h.overload
 			return snd

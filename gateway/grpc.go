@@ -35,8 +35,8 @@ import (
 // The gRPC front door speaks the protocol's gRPC service
 // (inference.GRPCInferenceService: ServerLive, ServerReady, ModelReady,
 // ServerMetadata, ModelMetadata, ModelInfer, and Triton's ModelConfig,
-// ModelStatistics, RepositoryIndex, RepositoryModelLoad and
-// RepositoryModelUnload) and gRPC's health service,
+// ModelStatistics, RepositoryIndex, RepositoryModelLoad,
+// RepositoryModelUnload and ModelStreamInfer) and gRPC's health service,
 // over the same models, experiments, cache, batchers, traffic log and
 // metrics as HTTP. Its messages are coded by oip (no generated code): the
 // codec below hands the service raw bytes, and protobuf messages (the

@@ -136,11 +136,13 @@ func grpcErrorsWanted(ctx context.Context) bool {
 
 // readAll reads requests until the stream's reading ends, and runs each
 // unless the stream is ending.
+//
+// While it waits for a message it holds one buffer, not a scratch: an
+// idle stream costs two goroutines and that.
 func (st *grpcStream) readAll() {
+	var in []byte
 	for {
-		sc := st.s.scratch.get()
-		if err := st.ss.RecvMsg(&sc.in); err != nil {
-			st.s.scratch.put(sc)
+		if err := st.ss.RecvMsg(&in); err != nil {
 			st.mu.Lock()
 			st.readErr = err
 			st.mu.Unlock()
@@ -150,11 +152,12 @@ func (st *grpcStream) readAll() {
 		st.mu.Lock()
 		if st.end != nil || st.stopping {
 			st.mu.Unlock()
-			st.s.scratch.put(sc)
 			continue
 		}
 		st.read++
 		st.mu.Unlock()
+		sc := st.s.scratch.get()
+		sc.in, in = in, sc.in[:0]
 		it := &grpcStreamItem{sc: sc, done: make(chan struct{})}
 		st.queue <- it // waits while grpcStreamWindow are unanswered
 		go st.run(it)
@@ -258,18 +261,13 @@ func (st *grpcStream) fail(it *grpcStreamItem, stt *status.Status, retryAfter in
 	r := oip.InferResponse{ModelName: string(model), ModelVersion: string(version), ID: oip.ModelInferRequestID(sc.in)}
 	b := oip.AppendModelInferResponse(sc.buf[:0], &r)
 	b = oip.AppendResponseBoolParam(b, oip.ParamFinalResponse, true)
-	b = oip.AppendResponseStringParam(b, oip.ParamErrorCode, grpcCodeNames[stt.Code()])
+	b = oip.AppendResponseStringParam(b, oip.ParamErrorCode, oip.StatusCodeNames[stt.Code()])
 	if retryAfter > 0 {
 		b = oip.AppendResponseIntParam(b, oip.ParamRetryAfter, int64(retryAfter))
 	}
 	sc.buf = b
 	st.s.countGRPC(grpcModelStreamInfer, stt.Code())
 }
-
-// grpcCodeNames are gRPC's status codes as its specification spells them.
-var grpcCodeNames = [...]string{"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-	"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-	"UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"}
 
 // streamReply encodes the ModelStreamInferResponse of errMsg and inner in
 // a buffer of gRPC's pool, for gRPC to send.

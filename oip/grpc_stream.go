@@ -37,6 +37,12 @@ const (
 	ParamRetryAfter = "retry_after"
 )
 
+// StatusCodeNames are gRPC's status codes, indexed by number, as its
+// specification spells them: the values of ParamErrorCode.
+var StatusCodeNames = [...]string{"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+	"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+	"UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"}
+
 // AppendResponseBoolParam appends to dst, a ModelInferResponse, the
 // parameter key holding v.
 func AppendResponseBoolParam(dst []byte, key string, v bool) []byte {

@@ -66,6 +66,7 @@ another when busy.`)
 	tf := commonBenchFlags(fs, &cfg.Options)
 	fs.StringVar(&cfg.Target, "target", "127.0.0.1:8080", "base URL of the gateway to load; without a scheme, https:// when --ca-cert or --client-cert (or their variables) are given, else http://")
 	fs.StringVar(&cfg.Model, "model", cfg.Model, "model to load; its metadata (GET /v2/models/{model}) shapes the generated requests")
+	fs.BoolVar(&cfg.GRPCStream, "grpc-stream", false, "with --grpc, send the requests over Triton's ModelStreamInfer: each connection of the closed loop (or each request slot of the open loop) keeps a stream open, with one request on it at a time")
 	fs.StringVar(&cfg.GRPC, "grpc", "", "send the gateway's requests as gRPC ModelInfer calls to this host:port (serve --grpc), over TLS when --target is https; metadata and the server's counters still come from --target; off when empty")
 	conc := intList{}
 	fs.Var(&conc, "concurrency", "closed-loop levels: `N,...` requests kept outstanding, one worker each (e.g. 1,8,64)")

@@ -90,6 +90,28 @@ func TestBenchGRPC(t *testing.T) {
 		t.Fatalf("overload over gRPC: errors %v; want every refusal shed with retry-after", r.ErrorKinds)
 	}
 
+	// Over Triton's ModelStreamInfer, closed and open loop, and shed.
+	_, rep = runBenchCommand(t, "bench", "--target", "http://"+s.addr, "--grpc", m[1], "--grpc-stream", "--model", "ranker", "--rows", "2",
+		"--concurrency", "4", "--rate", "200", "--duration", "300ms", "--warmup", "100ms")
+	if len(rep.Runs) != 2 {
+		t.Fatalf("stream runs %+v; want 2", rep.Runs)
+	}
+	for i := range rep.Runs {
+		r := &rep.Runs[i]
+		checkRun(t, r)
+		if r.Encoding != "grpc-stream" || r.Errors != 0 || r.RowsPerRequest != 2 || r.Flagged != "" {
+			t.Fatalf("%s: encoding %q, %d errors %v, rows %d, flagged %q; want grpc-stream, none, 2, none", r.Name, r.Encoding, r.Errors, r.ErrorKinds, r.RowsPerRequest, r.Flagged)
+		}
+	}
+	_, rep = runBenchCommand(t, "bench", "--target", "http://"+s.addr, "--grpc", m[1], "--grpc-stream", "--model", "ranker", "--rows", "16",
+		"--overload", "3", "--duration", "500ms", "--warmup", "200ms")
+	if len(rep.Runs) != 2 || rep.Runs[1].Shed == nil {
+		t.Fatalf("stream runs %+v; want a closed-loop run and an overload run", rep.Runs)
+	}
+	if r := &rep.Runs[1]; len(r.ErrorKinds) != 0 {
+		t.Fatalf("overload over streams: errors %v; want every refusal shed with retry_after", r.ErrorKinds)
+	}
+
 	out, err := exec.Command(binPath, "bench", "--target", "http://"+s.addr, "--grpc", s.addr, "--model", "ctr",
 		"--concurrency", "1", "--duration", "100ms", "--warmup", "0s", "--quiet").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "is the gateway serving gRPC there?") {
