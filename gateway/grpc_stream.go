@@ -31,8 +31,8 @@ import (
 const grpcStreamMethod = "/" + oip.GRPCService + "/ModelStreamInfer"
 
 // grpcStreamWindow bounds the requests of one stream that were read and
-// are not yet answered: the stream reads no more until the oldest is
-// sent, and its client's messages wait in gRPC's flow control.
+// are not yet answered: the stream reads no more until one is sent, and
+// its client's messages wait in gRPC's flow control.
 const grpcStreamWindow = 64
 
 // grpcShutdownMsg ends the streams a shutdown finds open, once what they
@@ -58,8 +58,12 @@ type grpcStream struct {
 	// queue holds the requests read, in order; the reader closes it when
 	// reading ends, after setting readErr.
 	queue chan *grpcStreamItem
-	// stopped is closed when a shutdown stops the stream.
-	stopped chan struct{}
+	// window holds a token per request read and not yet answered (or
+	// dropped): the reader takes one before it reads.
+	window chan struct{}
+	// stopped is closed when a shutdown stops the stream; over when its
+	// handler has returned.
+	stopped, over chan struct{}
 
 	// mu protects the fields below.
 	mu       sync.Mutex
@@ -110,11 +114,14 @@ func (s *Server) grpcModelStreamInfer(ss grpc.ServerStream) (err error) {
 		unit:       metadata.ValueFromIncomingContext(ctx, grpcUnitKey),
 		grpcErrors: grpcErrorsWanted(ctx),
 		queue:      make(chan *grpcStreamItem, grpcStreamWindow),
-		stopped:    make(chan struct{})}
+		window:     make(chan struct{}, grpcStreamWindow),
+		stopped:    make(chan struct{}),
+		over:       make(chan struct{})}
 	if !g.addStream(st) {
 		return status.Error(codes.Unavailable, grpcShutdownMsg)
 	}
 	defer g.removeStream(st)
+	defer close(st.over)
 	g.readers.Add(1)
 	go func() {
 		defer g.readers.Done()
@@ -142,7 +149,18 @@ func grpcErrorsWanted(ctx context.Context) bool {
 func (st *grpcStream) readAll() {
 	var in []byte
 	for {
+		select {
+		case st.window <- struct{}{}:
+		case <-st.over:
+			return
+		}
 		if err := st.ss.RecvMsg(&in); err != nil {
+			// gRPC has sent the stream's status already when err is one
+			// of its own (a message over --max-body, one that does not
+			// decompress): count it as the request it was.
+			if s, ok := status.FromError(err); ok && s.Code() != codes.Canceled && s.Code() != codes.DeadlineExceeded {
+				st.s.countGRPC(grpcModelStreamInfer, s.Code())
+			}
 			st.mu.Lock()
 			st.readErr = err
 			st.mu.Unlock()
@@ -152,6 +170,7 @@ func (st *grpcStream) readAll() {
 		st.mu.Lock()
 		if st.end != nil || st.stopping {
 			st.mu.Unlock()
+			<-st.window
 			continue
 		}
 		st.read++
@@ -159,7 +178,7 @@ func (st *grpcStream) readAll() {
 		sc := st.s.scratch.get()
 		sc.in, in = in, sc.in[:0]
 		it := &grpcStreamItem{sc: sc, done: make(chan struct{})}
-		st.queue <- it // waits while grpcStreamWindow are unanswered
+		st.queue <- it // never waits: the window bounds what is queued
 		go st.run(it)
 	}
 }
@@ -214,6 +233,7 @@ func (st *grpcStream) answer(it *grpcStreamItem) {
 	}
 	st.written++
 	st.mu.Unlock()
+	<-st.window
 }
 
 // run answers it.

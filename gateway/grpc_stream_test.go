@@ -374,3 +374,86 @@ func TestGRPCStreamsUnderLoad(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestGRPCStreamWindowIs64: a stream has at most 64 requests in flight
+// at once (README, "Streams"): with the model blocked and a client that
+// sends 100 requests without reading, the version has no more than 64 of
+// them in flight.
+func TestGRPCStreamWindowIs64(t *testing.T) {
+	b := newFakeBackend()
+	b.mode.Store(fakeBlock)
+	s := startFake(t, b, gateway.DefaultConfig(), registry.ModelConfig{})
+	c := s.serveGRPC(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cs := c.openStream(t, ctx)
+	go func() {
+		for i := range 100 {
+			req := pbtest.InferRequest("fake", "", fmt.Sprint(i), []pbtest.Tensor{{Name: "x", Datatype: "FP32", Shape: []int64{1, 4}, FP32: []float32{1, 2, 3, 4}}}, nil, nil, nil)
+			if cs.SendMsg(req) != nil {
+				return
+			}
+		}
+	}()
+	// Wait until the count stops growing.
+	last, since := -1.0, time.Now()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		n, err := metricValue(s.metricsText(t), "infergate_inference_requests_in_flight{"+fakeSeries+"}")
+		if err != nil {
+			continue
+		}
+		if n != last {
+			last, since = n, time.Now()
+		} else if last > 0 && time.Since(since) > 500*time.Millisecond {
+			break
+		}
+	}
+	if last > 64 {
+		t.Fatalf("one stream has %v requests in flight; want at most 64 (its window)", last)
+	}
+	if last < 64 {
+		t.Fatalf("one stream has %v requests in flight; want it to fill its window of 64", last)
+	}
+}
+
+// TestGRPCStreamOversizeEndsStream: a message over --max-body ends its
+// stream RESOURCE_EXHAUSTED at once, as the README says: grpc-go's
+// serverStream.RecvMsg writes that status itself as it refuses the
+// message, before the answers of requests still running can go out (found
+// with @grpc/grpc-js: 30 requests run, 3 to 15 answered). It counts in
+// infergate_grpc_requests_total under ModelStreamInfer, as a unary call's
+// counts under ModelInfer.
+func TestGRPCStreamOversizeEndsStream(t *testing.T) {
+	b := newFakeBackend()
+	b.mode.Store(fakeBlock)
+	cfg := gateway.DefaultConfig()
+	cfg.MaxBodyBytes = 8 << 10
+	s := startFake(t, b, cfg, registry.ModelConfig{})
+	c := s.serveGRPC(t)
+	cs := c.openStream(t, context.Background())
+	small := pbtest.InferRequest("fake", "", "0", []pbtest.Tensor{{Name: "x", Datatype: "FP32", Shape: []int64{1, 4}, FP32: []float32{1, 2, 3, 4}}}, nil, nil, nil)
+	if err := cs.SendMsg(small); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); b.running.Load() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("request 0 not running after 5s")
+		}
+	}
+	big := pbtest.InferRequest("fake", "", "1", []pbtest.Tensor{{Name: "x", Datatype: "FP32", Shape: []int64{1, 4096}}}, [][]byte{make([]byte, 16<<10)}, nil, nil)
+	if err := cs.SendMsg(big); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := recvStream(cs)
+	checkCode(t, err, codes.ResourceExhausted, "larger than max")
+	b.unblock()
+	// Counted once the server's read returns, which may be after the
+	// client has the status.
+	series := `infergate_grpc_requests_total{method="ModelStreamInfer",code="ResourceExhausted"}`
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if n, err := metricValue(s.metricsText(t), series); err == nil && n == 1 || time.Now().After(deadline) {
+			break
+		}
+	}
+	checkMetric(t, s.metricsText(t), series, 1)
+}
