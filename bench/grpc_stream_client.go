@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"io"
 	"time"
 
 	"google.golang.org/grpc"
@@ -48,7 +49,7 @@ func (s *grpcStreamSender) send(seq uint64) (time.Time, int, string) {
 		st, err := s.conns.pick().NewStream(ctx, grpcStreamDesc, grpcStreamMethod)
 		if err != nil {
 			cancel()
-			return time.Now(), 0, streamErrKind(err, s.shedding)
+			return time.Now(), 0, streamErrKind(err, s.shedding, nil)
 		}
 		s.stream, s.cancel = st, cancel
 	}
@@ -57,17 +58,25 @@ func (s *grpcStreamSender) send(seq uint64) (time.Time, int, string) {
 	timer := time.AfterFunc(s.t.timeout, s.cancel)
 	s.in = b.data
 	err := s.stream.SendMsg(&s.in)
-	if err == nil {
+	// io.EOF from SendMsg: the stream has ended, and RecvMsg says how.
+	if err == nil || err == io.EOF {
 		err = s.stream.RecvMsg(&s.out)
 	}
 	done := time.Now()
 	timedOut := !timer.Stop()
-	if err != nil {
+	if timedOut && err == nil {
+		// The answer came as the timer cancelled the stream, which the
+		// next request would find broken.
 		s.close()
-		if timedOut {
-			return done, 0, ErrKindTimeout
+		return done, 0, ErrKindTimeout
+	}
+	if err != nil {
+		kind := ErrKindTimeout
+		if !timedOut {
+			kind = streamErrKind(err, s.shedding, s.stream)
 		}
-		return done, 0, streamErrKind(err, s.shedding)
+		s.close()
+		return done, 0, kind
 	}
 	errMsg, inner, err := oip.DecodeModelStreamInferResponse(s.out)
 	if err != nil {
@@ -86,12 +95,16 @@ func (s *grpcStreamSender) send(seq uint64) (time.Time, int, string) {
 	return done, b.rows, ""
 }
 
-// streamErrKind classifies the failure of a stream as a whole: its
-// status, as grpcSender.errKind classifies a call's (a stream refused for
-// load is shed when it says when to retry; the stream's trailer is not
-// read here, so a refusal counts as shed without retry-after).
-func streamErrKind(err error, shedding bool) string {
+// streamErrKind classifies the failure of stream (nil when it did not
+// open) as a whole, by its status, header and trailer, as
+// grpcSender.errKind classifies a call's: a stream refused for load is
+// shed when its trailer says when to retry.
+func streamErrKind(err error, shedding bool, stream grpc.ClientStream) string {
 	s := &grpcSender{shedding: shedding}
+	if stream != nil {
+		s.header, _ = stream.Header() // at once: the stream is over
+		s.trailer = stream.Trailer()
+	}
 	return s.errKind(err)
 }
 

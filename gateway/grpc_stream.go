@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/infergate/infergate/oip"
 	"google.golang.org/grpc"
@@ -78,12 +80,30 @@ type grpcStream struct {
 
 // grpcStreamItem is one request of a stream, in sc.in; once done is
 // closed, sc.buf holds its ModelInferResponse, and failed, when not nil,
-// says why it failed.
+// says why it failed (and retryAfter when to retry).
 type grpcStreamItem struct {
-	sc     *scratch
-	done   chan struct{}
-	failed *status.Status
+	sc         *scratch
+	done       chan struct{}
+	failed     *status.Status
+	retryAfter int
+	// state says who puts sc back: the answerer once run is done with it
+	// (itemDone), run when the stream ended before it finished
+	// (itemDropped).
+	state atomic.Int32
 }
+
+// States of a grpcStreamItem.
+const (
+	itemRunning = iota
+	itemDone
+	itemDropped
+)
+
+// streamKeptInput is the largest request message whose buffer a finished
+// request keeps while it waits for its turn to be answered: a larger
+// one is let go, so that a stream's answers waiting behind a slow one
+// hold their outputs and not their inputs.
+const streamKeptInput = 256 << 10
 
 // grpcModelStreamInfer serves one ModelStreamInfer stream until its
 // client closes its side and every request is answered, or the client
@@ -125,6 +145,16 @@ func (s *Server) grpcModelStreamInfer(ss grpc.ServerStream) (err error) {
 	g.readers.Add(1)
 	go func() {
 		defer g.readers.Done()
+		defer close(st.queue)
+		defer func() {
+			if p := recover(); p != nil {
+				s.panics.Inc()
+				s.logf("panic reading gRPC ModelStreamInfer: %v\n%s", p, debug.Stack())
+				st.mu.Lock()
+				st.readErr = status.Error(codes.Internal, errInternalMsg)
+				st.mu.Unlock()
+			}
+		}()
 		st.readAll()
 	}()
 	return st.answerAll()
@@ -141,8 +171,8 @@ func grpcErrorsWanted(ctx context.Context) bool {
 	return false
 }
 
-// readAll reads requests until the stream's reading ends, and runs each
-// unless the stream is ending.
+// readAll reads requests until the stream's reading ends (setting
+// readErr), and runs each unless the stream is ending.
 //
 // While it waits for a message it holds one buffer, not a scratch: an
 // idle stream costs two goroutines and that.
@@ -164,7 +194,6 @@ func (st *grpcStream) readAll() {
 			st.mu.Lock()
 			st.readErr = err
 			st.mu.Unlock()
-			close(st.queue)
 			return
 		}
 		st.mu.Lock()
@@ -208,25 +237,34 @@ func (st *grpcStream) answerAll() error {
 	}
 }
 
-// answer sends it's answer once it is done, unless the stream has ended.
+// answer sends it's answer once it is done; once the stream has ended
+// (only answer ends it), it drops it without waiting.
 func (st *grpcStream) answer(it *grpcStreamItem) {
-	<-it.done
 	st.mu.Lock()
 	ended := st.end != nil
 	st.mu.Unlock()
 	var end error
 	switch {
 	case ended:
-	case it.failed != nil && st.grpcErrors:
-		end = it.failed.Err()
-	default:
-		msg := ""
-		if it.failed != nil {
-			msg = it.failed.Message()
+		if !it.state.CompareAndSwap(itemRunning, itemDropped) {
+			st.s.scratch.put(it.sc) // run is done with it
 		}
-		end = st.ss.SendMsg(streamReply(msg, it.sc.buf)) // fails when the client is gone
+	default:
+		<-it.done
+		if it.failed != nil && st.grpcErrors {
+			if it.retryAfter > 0 {
+				st.ss.SetTrailer(metadata.Pairs(grpcRetryKey, strconv.Itoa(it.retryAfter)))
+			}
+			end = it.failed.Err()
+		} else {
+			msg := ""
+			if it.failed != nil {
+				msg = it.failed.Message()
+			}
+			end = st.ss.SendMsg(streamReply(msg, it.sc.buf)) // fails when the client is gone
+		}
+		st.s.scratch.put(it.sc)
 	}
-	st.s.scratch.put(it.sc)
 	st.mu.Lock()
 	if end != nil && st.end == nil {
 		st.end = end
@@ -236,10 +274,19 @@ func (st *grpcStream) answer(it *grpcStreamItem) {
 	<-st.window
 }
 
-// run answers it.
+// run answers it, unless its stream has ended first.
 func (st *grpcStream) run(it *grpcStreamItem) {
 	s, sc := st.s, it.sc
-	defer close(it.done)
+	defer func() {
+		if cap(sc.in) > streamKeptInput {
+			sc.in = nil
+		}
+		if it.state.CompareAndSwap(itemRunning, itemDone) {
+			close(it.done)
+		} else {
+			s.scratch.put(sc) // dropped: no one answers it
+		}
+	}()
 	defer func() {
 		if p := recover(); p != nil {
 			s.panics.Inc()
@@ -247,6 +294,12 @@ func (st *grpcStream) run(it *grpcStreamItem) {
 			st.fail(it, status.New(codes.Internal, errInternalMsg), 0)
 		}
 	}()
+	st.mu.Lock()
+	ended := st.end != nil
+	st.mu.Unlock()
+	if ended {
+		return // not run: no answer would go out
+	}
 	g := s.grpc
 	select {
 	case g.slots <- struct{}{}:
@@ -276,7 +329,7 @@ func (st *grpcStream) run(it *grpcStreamItem) {
 // says the status code and when to retry.
 func (st *grpcStream) fail(it *grpcStreamItem, stt *status.Status, retryAfter int) {
 	sc := it.sc
-	it.failed = stt
+	it.failed, it.retryAfter = stt, retryAfter
 	model, version, _, _ := oip.PeekModelInferRequest(sc.in)
 	r := oip.InferResponse{ModelName: string(model), ModelVersion: string(version), ID: oip.ModelInferRequestID(sc.in)}
 	b := oip.AppendModelInferResponse(sc.buf[:0], &r)
