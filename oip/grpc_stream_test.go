@@ -78,3 +78,26 @@ func TestModelInferRequestID(t *testing.T) {
 		t.Fatalf("garbage: got %q; want none", got)
 	}
 }
+
+// FuzzStreamDecoders: the readers of a stream's messages (the server's
+// ModelInferRequestID of any request, the client's of an answer and its
+// parameters) take any bytes without panicking, and what an answer's
+// encoder wrote reads back.
+func FuzzStreamDecoders(f *testing.F) {
+	inner := oip.AppendResponseStringParam(oip.AppendModelInferResponse(nil, &oip.InferResponse{ModelName: "ctr", ID: "7"}), oip.ParamErrorCode, "NOT_FOUND")
+	f.Add(oip.AppendModelStreamInferResponse(nil, "no such model", inner), "msg")
+	f.Add(oip.AppendModelInferRequest(nil, "ctr", "1", &oip.InferRequest{ID: "abc"}), "")
+	f.Fuzz(func(t *testing.T, b []byte, msg string) {
+		_ = oip.ModelInferRequestID(b)
+		if _, inner, err := oip.DecodeModelStreamInferResponse(b); err == nil {
+			_ = oip.DecodeResponseParams(inner, func(string, oip.ResponseParam) {})
+		}
+		_ = oip.DecodeResponseParams(b, func(string, oip.ResponseParam) {})
+		// b as an infer_response: the answer carries it whole.
+		out := oip.AppendModelStreamInferResponse(nil, msg, b)
+		gotMsg, gotInner, err := oip.DecodeModelStreamInferResponse(out)
+		if err != nil || gotMsg != msg || string(gotInner) != string(b) {
+			t.Fatalf("round trip of %q, %d bytes: %q, %d bytes, %v", msg, len(b), gotMsg, len(gotInner), err)
+		}
+	})
+}
