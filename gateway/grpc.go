@@ -48,7 +48,8 @@ import (
 const grpcMaxStreams = 256
 
 // grpcWorkers is how many goroutines serve gRPC calls and stay for the
-// next: a call beyond them gets a goroutine of its own.
+// next: a call beyond them gets a goroutine of its own. An open
+// ModelStreamInfer stream holds one for as long as it lasts.
 const grpcWorkers = 256
 
 // GRPC metadata keys: the request's unit id for experiments, and what a
