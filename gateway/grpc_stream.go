@@ -237,7 +237,7 @@ func (st *grpcStream) answerAll() error {
 	}
 }
 
-// answer sends it's answer once it is done; once the stream has ended
+// answer sends the answer of it once it is done; once the stream has ended
 // (only answer ends it), it drops it without waiting.
 func (st *grpcStream) answer(it *grpcStreamItem) {
 	st.mu.Lock()
@@ -324,7 +324,7 @@ func (st *grpcStream) run(it *grpcStreamItem) {
 	s.countGRPC(grpcModelStreamInfer, codes.OK)
 }
 
-// fail makes it's answer an error: error_message, and an infer_response
+// fail makes the answer of it an error: error_message, and an infer_response
 // that names the request (its model, version and id, as Triton does) and
 // says the status code and when to retry.
 func (st *grpcStream) fail(it *grpcStreamItem, stt *status.Status, retryAfter int) {
