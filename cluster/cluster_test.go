@@ -150,8 +150,9 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 
 // joinAll waits for the first node to lead and joins the others on the
 // leader, by hand. A loaded machine may cost a young group its leader
-// between two joins (two voters need each other's heartbeats): a join
-// refused so goes to whoever leads the members joined so far.
+// between two joins (two voters need each other's heartbeats), or during
+// one: a join refused so, or whose outcome that left unknown, goes to
+// whoever leads the members joined so far.
 func (c *testCluster) joinAll() {
 	c.t.Helper()
 	c.waitLeader(c.nodes[0])
@@ -159,7 +160,7 @@ func (c *testCluster) joinAll() {
 		m := fsm.Member{ID: node.ID(), RaftAddr: node.cfg.RaftAddr, HTTPAddr: node.cfg.HTTPAddr}
 		testenv.CheckFor(c.t, 10*time.Second, func() error {
 			err := c.waitLeader(c.nodes[:i+1]...).JoinLocal(m)
-			if errors.Is(err, ErrNotLeader) {
+			if errors.Is(err, ErrNotLeader) || errors.Is(err, ErrUnknownOutcome) {
 				return fmt.Errorf("join %s: %w", node.ID(), err)
 			}
 			if err != nil {

@@ -77,7 +77,7 @@ func marksLostAttempt(t *testing.T) string {
 	for !n0.IsLeader() {
 		time.Sleep(time.Millisecond)
 	}
-	if err := n0.JoinLocal(n2.self()); err != nil {
+	if err := joinOn(t, n0, n2.self()); err != nil {
 		t.Fatal(err)
 	}
 	defer n2.Stop()
