@@ -8,6 +8,7 @@ import (
 
 	"github.com/infergate/infergate/gateway"
 	"github.com/infergate/infergate/internal/pbtest"
+	"github.com/infergate/infergate/oip"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/mem"
@@ -33,7 +34,9 @@ func (rawMessages) Unmarshal(data mem.BufferSlice, v any) error {
 // FuzzGRPCModelInfer sends mutated ModelInferRequest messages to the gRPC
 // front door on ONNX Runtime's ctr and checks the answer: never INTERNAL
 // or UNKNOWN (a bug), a status message at most 4 KiB, and an OK answer
-// that decodes, with one score per row asked.
+// that decodes, with one score per row asked. Each message goes on a
+// ModelStreamInfer stream too, whose answer must say what the call's
+// did: the same code, and an answer that names the request.
 func FuzzGRPCModelInfer(f *testing.F) {
 	x := features(41, 2, 64)
 	for _, m := range []proto.Message{
@@ -52,12 +55,20 @@ func FuzzGRPCModelInfer(f *testing.F) {
 	}
 	s := startDemo(f, gateway.DefaultConfig(), false)
 	c := s.serveGRPC(f)
+	var stream grpc.ClientStream
 
 	f.Fuzz(func(t *testing.T, in []byte) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		var out []byte
 		err := c.conn.Invoke(ctx, "/inference.GRPCInferenceService/ModelInfer", &in, &out, grpc.ForceCodecV2(rawMessages{}))
+		if stream == nil {
+			stream, _ = c.conn.NewStream(context.Background(), &grpc.StreamDesc{ServerStreams: true, ClientStreams: true},
+				"/inference.GRPCInferenceService/ModelStreamInfer", grpc.ForceCodecV2(rawMessages{}))
+		}
+		if stream != nil {
+			checkStreamAgrees(t, stream, in, err)
+		}
 		if err != nil {
 			st, _ := status.FromError(err)
 			switch {
@@ -81,6 +92,52 @@ func FuzzGRPCModelInfer(f *testing.F) {
 			t.Fatalf("%x: output %q %s %s with %d bytes", in, o.Name, o.Datatype, fmt.Sprint(o.Shape), len(o.Raw))
 		}
 	})
+}
+
+// checkStreamAgrees sends in on stream and checks its answer against the
+// call's outcome, callErr: an error answer with the call's code (a
+// timeout or a shed request may differ: they depend on the moment), or
+// an answer with outputs; either names the request's id.
+func checkStreamAgrees(t *testing.T, stream grpc.ClientStream, in []byte, callErr error) {
+	t.Helper()
+	var out []byte
+	if err := stream.SendMsg(&in); err != nil {
+		t.Fatalf("%x: the stream broke: %v", in, err)
+	}
+	if err := stream.RecvMsg(&out); err != nil {
+		t.Fatalf("%x: the stream broke: %v", in, err)
+	}
+	msg, r, err := pbtest.DecodeStreamResponse(out)
+	if err != nil {
+		t.Fatalf("%x: the stream's answer does not decode: %v", in, err)
+	}
+	if final, _ := r.Params["triton_final_response"].(bool); !final {
+		t.Fatalf("%x: answer without triton_final_response: %+v", in, r)
+	}
+	want := status.Code(callErr)
+	switch want {
+	case codes.DeadlineExceeded, codes.ResourceExhausted, codes.Unavailable:
+		return
+	}
+	got := codes.OK
+	if msg != "" {
+		code, _ := r.Params["error_code"].(string)
+		got = codes.Unknown
+		for c, name := range oip.StatusCodeNames {
+			if name == code {
+				got = codes.Code(c)
+			}
+		}
+		if len(msg) > 4096 {
+			t.Fatalf("%x: an error_message of %d bytes", in, len(msg))
+		}
+	}
+	if got != want {
+		t.Fatalf("%x: the stream answered %v (%q); the call %v", in, got, msg, callErr)
+	}
+	if msg == "" && len(r.Outputs) != 1 {
+		t.Fatalf("%x: the stream's answer has %d outputs; want ctr's one", in, len(r.Outputs))
+	}
 }
 
 func ptr[T any](v T) *T { return &v }

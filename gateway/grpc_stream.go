@@ -330,8 +330,15 @@ func (st *grpcStream) run(it *grpcStreamItem) {
 func (st *grpcStream) fail(it *grpcStreamItem, stt *status.Status, retryAfter int) {
 	sc := it.sc
 	it.failed, it.retryAfter = stt, retryAfter
+	// What the request named, made valid UTF-8: it may be why it failed,
+	// and a client's protobuf library refuses an answer whose strings
+	// are not.
 	model, version, _, _ := oip.PeekModelInferRequest(sc.in)
-	r := oip.InferResponse{ModelName: string(model), ModelVersion: string(version), ID: oip.ModelInferRequestID(sc.in)}
+	r := oip.InferResponse{
+		ModelName:    strings.ToValidUTF8(string(model), "\uFFFD"),
+		ModelVersion: strings.ToValidUTF8(string(version), "\uFFFD"),
+		ID:           strings.ToValidUTF8(oip.ModelInferRequestID(sc.in), "\uFFFD"),
+	}
 	b := oip.AppendModelInferResponse(sc.buf[:0], &r)
 	b = oip.AppendResponseBoolParam(b, oip.ParamFinalResponse, true)
 	b = oip.AppendResponseStringParam(b, oip.ParamErrorCode, oip.StatusCodeNames[stt.Code()])

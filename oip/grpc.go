@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"strconv"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -124,6 +125,12 @@ func DecodeModelInferRequest(req *InferRequest, b []byte) (model, version []byte
 		case fInferModelVer:
 			version = v
 		case fInferID:
+			// The answer carries it back, and a client's protobuf library
+			// refuses a string field that is not UTF-8, the whole answer
+			// with it: refuse it here, as that library would.
+			if !utf8.Valid(v) {
+				return errorf("the request's id is not valid UTF-8 (a protobuf string must be)")
+			}
 			req.ID = string(v)
 		case fInferParams:
 			return decodeRequestParam(req, v)
@@ -939,6 +946,10 @@ func checkModelFields(name, version []byte, nameField, versionField string) ([]b
 		return nil, nil, errorf("%s has %d bytes; a model name has at most %d", nameField, len(name), maxModelNameLen)
 	case len(version) > maxVersionLen:
 		return nil, nil, errorf("%s has %d bytes; a version is a number", versionField, len(version))
+	case !utf8.Valid(name):
+		return nil, nil, errorf("%s is not valid UTF-8 (a protobuf string must be)", nameField)
+	case !utf8.Valid(version):
+		return nil, nil, errorf("%s is not valid UTF-8 (a protobuf string must be)", versionField)
 	}
 	if len(version) == 0 {
 		version = nil

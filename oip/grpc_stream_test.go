@@ -2,6 +2,7 @@ package oip_test
 
 import (
 	"maps"
+	"strings"
 	"testing"
 
 	"github.com/infergate/infergate/internal/pbtest"
@@ -100,4 +101,26 @@ func FuzzStreamDecoders(f *testing.F) {
 			t.Fatalf("round trip of %q, %d bytes: %q, %d bytes, %v", msg, len(b), gotMsg, len(gotInner), err)
 		}
 	})
+}
+
+// TestModelInferRequestStringsAreUTF8: a request's model name, version
+// and id, which answers carry back, are refused when they are not UTF-8,
+// as a protobuf library refuses such a string (and a client's would
+// refuse the answer).
+func TestModelInferRequestStringsAreUTF8(t *testing.T) {
+	f := func(model, version, id, fragment string) {
+		t.Helper()
+		b := oip.AppendModelInferRequest(nil, model, version, &oip.InferRequest{ID: id})
+		_, _, _, err := oip.PeekModelInferRequest(b)
+		if err == nil {
+			var req oip.InferRequest
+			_, _, err = oip.DecodeModelInferRequest(&req, b)
+		}
+		if err == nil || !strings.Contains(err.Error(), fragment) {
+			t.Fatalf("model %q version %q id %q: got %v; want an error with %q", model, version, id, err, fragment)
+		}
+	}
+	f("00\x800", "", "", "model_name is not valid UTF-8")
+	f("ctr", "1\xff", "", "model_version is not valid UTF-8")
+	f("ctr", "", "a\xc3", "id is not valid UTF-8")
 }
