@@ -375,6 +375,7 @@ func (s *Server) grpcFront() *grpcFront {
 		s.metrics.NewGauge("infergate_grpc_streams_open", func() float64 { return float64(len(g.streamSlots)) })
 		g.srv.RegisterService(s.grpcServiceDesc(), s)
 		healthpb.RegisterHealthServer(g.srv, grpcHealth{s: s})
+		registerReflection(g.srv)
 		s.grpc = g
 	})
 	return s.grpc

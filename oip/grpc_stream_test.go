@@ -7,6 +7,7 @@ import (
 
 	"github.com/infergate/infergate/internal/pbtest"
 	"github.com/infergate/infergate/oip"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // TestModelStreamInferResponse: a stream's answer, with an error or with
@@ -123,4 +124,24 @@ func TestModelInferRequestStringsAreUTF8(t *testing.T) {
 	f("00\x800", "", "", "model_name is not valid UTF-8")
 	f("ctr", "1\xff", "", "model_version is not valid UTF-8")
 	f("ctr", "", "a\xc3", "id is not valid UTF-8")
+}
+
+// TestGRPCFileJSONNames: the descriptor's fields have protoc's JSON
+// names, as tools such as grpcurl print and read them.
+func TestGRPCFileJSONNames(t *testing.T) {
+	f := func(msg, field, want string) {
+		t.Helper()
+		md := oip.GRPCFile().Messages().ByName(protoreflect.Name(msg))
+		if md == nil {
+			t.Fatalf("no message %s", msg)
+		}
+		fd := md.Fields().ByName(protoreflect.Name(field))
+		if fd == nil || fd.JSONName() != want {
+			t.Fatalf("%s.%s: JSON name %v; want %s", msg, field, fd, want)
+		}
+	}
+	f("ModelInferRequest", "model_name", "modelName")
+	f("ModelInferRequest", "raw_input_contents", "rawInputContents")
+	f("ModelStreamInferResponse", "error_message", "errorMessage")
+	f("ModelInferRequest", "id", "id")
 }

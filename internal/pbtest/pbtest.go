@@ -9,150 +9,15 @@ package pbtest
 import (
 	"fmt"
 
+	"github.com/infergate/infergate/oip"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
 )
 
-type kind = descriptorpb.FieldDescriptorProto_Type
-
-const (
-	tBool    = descriptorpb.FieldDescriptorProto_TYPE_BOOL
-	tInt32   = descriptorpb.FieldDescriptorProto_TYPE_INT32
-	tInt64   = descriptorpb.FieldDescriptorProto_TYPE_INT64
-	tUint32  = descriptorpb.FieldDescriptorProto_TYPE_UINT32
-	tUint64  = descriptorpb.FieldDescriptorProto_TYPE_UINT64
-	tFloat   = descriptorpb.FieldDescriptorProto_TYPE_FLOAT
-	tDouble  = descriptorpb.FieldDescriptorProto_TYPE_DOUBLE
-	tString  = descriptorpb.FieldDescriptorProto_TYPE_STRING
-	tBytes   = descriptorpb.FieldDescriptorProto_TYPE_BYTES
-	tMessage = descriptorpb.FieldDescriptorProto_TYPE_MESSAGE
-	tEnum    = descriptorpb.FieldDescriptorProto_TYPE_ENUM
-	optional = descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL
-	repeated = descriptorpb.FieldDescriptorProto_LABEL_REPEATED
-)
-
-func field(name string, num int32, t kind, label descriptorpb.FieldDescriptorProto_Label, typeName string) *descriptorpb.FieldDescriptorProto {
-	f := &descriptorpb.FieldDescriptorProto{Name: proto.String(name), Number: proto.Int32(num), Type: t.Enum(), Label: label.Enum(), JsonName: proto.String(name)}
-	if typeName != "" {
-		f.TypeName = proto.String(typeName)
-	}
-	return f
-}
-
-func one(name string, num int32, t kind) *descriptorpb.FieldDescriptorProto {
-	return field(name, num, t, optional, "")
-}
-
-func many(name string, num int32, t kind) *descriptorpb.FieldDescriptorProto {
-	return field(name, num, t, repeated, "")
-}
-
-func msgs(name string, num int32, typeName string) *descriptorpb.FieldDescriptorProto {
-	return field(name, num, tMessage, repeated, typeName)
-}
-
-func msg(name string, num int32, typeName string) *descriptorpb.FieldDescriptorProto {
-	return field(name, num, tMessage, optional, typeName)
-}
-
-// enumField returns field num of the enum type typeName.
-func enumField(name string, num int32, typeName string) *descriptorpb.FieldDescriptorProto {
-	return field(name, num, tEnum, optional, typeName)
-}
-
-// enum describes an enum type whose values are named in order from 0.
-func enum(name string, values ...string) *descriptorpb.EnumDescriptorProto {
-	e := &descriptorpb.EnumDescriptorProto{Name: proto.String(name)}
-	for i, v := range values {
-		e.Value = append(e.Value, &descriptorpb.EnumValueDescriptorProto{Name: proto.String(v), Number: proto.Int32(int32(i))})
-	}
-	return e
-}
-
-func message(name string, fields ...*descriptorpb.FieldDescriptorProto) *descriptorpb.DescriptorProto {
-	return &descriptorpb.DescriptorProto{Name: proto.String(name), Field: fields}
-}
-
-// paramsMap returns the map<string, InferParameter> field num and its
-// entry type, named as protoc names them.
-func paramsMap(parent string, num int32) (*descriptorpb.FieldDescriptorProto, *descriptorpb.DescriptorProto) {
-	entry := message("ParametersEntry", one("key", 1, tString), msg("value", 2, ".inference.InferParameter"))
-	entry.Options = &descriptorpb.MessageOptions{MapEntry: proto.Bool(true)}
-	return msgs("parameters", num, parent+".ParametersEntry"), entry
-}
-
-func withParams(m *descriptorpb.DescriptorProto, full string, num int32) *descriptorpb.DescriptorProto {
-	f, e := paramsMap(full, num)
-	m.Field = append(m.Field, f)
-	m.NestedType = append(m.NestedType, e)
-	return m
-}
-
-var files = func() protoreflect.FileDescriptor {
-	param := message("InferParameter",
-		one("bool_param", 1, tBool), one("int64_param", 2, tInt64), one("string_param", 3, tString),
-		one("double_param", 4, tDouble), one("uint64_param", 5, tUint64))
-	param.OneofDecl = []*descriptorpb.OneofDescriptorProto{{Name: proto.String("parameter_choice")}}
-	for _, f := range param.Field {
-		f.OneofIndex = proto.Int32(0)
-	}
-	contents := message("InferTensorContents",
-		many("bool_contents", 1, tBool), many("int_contents", 2, tInt32), many("int64_contents", 3, tInt64),
-		many("uint_contents", 4, tUint32), many("uint64_contents", 5, tUint64), many("fp32_contents", 6, tFloat),
-		many("fp64_contents", 7, tDouble), many("bytes_contents", 8, tBytes))
-	tensor := func(name, full string) *descriptorpb.DescriptorProto {
-		m := message(name, one("name", 1, tString), one("datatype", 2, tString), many("shape", 3, tInt64))
-		m = withParams(m, full, 4)
-		m.Field = append(m.Field, msg("contents", 5, ".inference.InferTensorContents"))
-		return m
-	}
-	reqOut := withParams(message("InferRequestedOutputTensor", one("name", 1, tString)),
-		".inference.ModelInferRequest.InferRequestedOutputTensor", 2)
-	req := message("ModelInferRequest", one("model_name", 1, tString), one("model_version", 2, tString), one("id", 3, tString))
-	req = withParams(req, ".inference.ModelInferRequest", 4)
-	req.Field = append(req.Field,
-		msgs("inputs", 5, ".inference.ModelInferRequest.InferInputTensor"),
-		msgs("outputs", 6, ".inference.ModelInferRequest.InferRequestedOutputTensor"),
-		many("raw_input_contents", 7, tBytes))
-	req.NestedType = append(req.NestedType, tensor("InferInputTensor", ".inference.ModelInferRequest.InferInputTensor"), reqOut)
-	resp := message("ModelInferResponse", one("model_name", 1, tString), one("model_version", 2, tString), one("id", 3, tString))
-	resp = withParams(resp, ".inference.ModelInferResponse", 4)
-	resp.Field = append(resp.Field,
-		msgs("outputs", 5, ".inference.ModelInferResponse.InferOutputTensor"),
-		many("raw_output_contents", 6, tBytes))
-	resp.NestedType = append(resp.NestedType, tensor("InferOutputTensor", ".inference.ModelInferResponse.InferOutputTensor"))
-	tmeta := withParams(message("TensorMetadata", one("name", 1, tString), one("datatype", 2, tString), many("shape", 3, tInt64)),
-		".inference.ModelMetadataResponse.TensorMetadata", 4)
-	mmeta := message("ModelMetadataResponse", one("name", 1, tString), many("versions", 2, tString), one("platform", 3, tString),
-		msgs("inputs", 4, ".inference.ModelMetadataResponse.TensorMetadata"),
-		msgs("outputs", 5, ".inference.ModelMetadataResponse.TensorMetadata"))
-	mmeta.NestedType = []*descriptorpb.DescriptorProto{tmeta}
-	fd := &descriptorpb.FileDescriptorProto{
-		Name:    proto.String("infergate_pbtest_inference.proto"),
-		Package: proto.String("inference"),
-		Syntax:  proto.String("proto3"),
-		MessageType: []*descriptorpb.DescriptorProto{
-			message("ServerLiveRequest"), message("ServerLiveResponse", one("live", 1, tBool)),
-			message("ServerReadyRequest"), message("ServerReadyResponse", one("ready", 1, tBool)),
-			message("ModelReadyRequest", one("name", 1, tString), one("version", 2, tString)),
-			message("ModelReadyResponse", one("ready", 1, tBool)),
-			message("ServerMetadataRequest"),
-			message("ServerMetadataResponse", one("name", 1, tString), one("version", 2, tString), many("extensions", 3, tString)),
-			message("ModelMetadataRequest", one("name", 1, tString), one("version", 2, tString)),
-			mmeta, req, resp, param, contents,
-			message("ModelStreamInferResponse", one("error_message", 1, tString), msg("infer_response", 2, ".inference.ModelInferResponse")),
-		},
-	}
-	addTriton(fd)
-	f, err := protodesc.NewFile(fd, nil)
-	if err != nil {
-		panic(fmt.Sprintf("BUG: the test descriptor of the protocol is wrong: %v", err))
-	}
-	return f
-}()
+// files is the protocol's descriptor, as infergate gives it to gRPC's
+// reflection service (oip.GRPCFile).
+var files = oip.GRPCFile()
 
 // New returns an empty dynamic message of the protocol's message name,
 // such as "ModelInferRequest"; it panics for a name the protocol lacks.
