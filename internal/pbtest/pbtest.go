@@ -1,9 +1,10 @@
-// Package pbtest describes the protocol's gRPC messages
-// (inference.GRPCInferenceService) to the protobuf runtime, for tests: it
-// builds their descriptor from the field numbers of the protocol's .proto
-// file, so that dynamicpb messages, encoded and decoded by the protobuf
-// library itself, check infergate's hand-written codec (oip/grpc.go)
-// against another implementation of the wire format.
+// Package pbtest builds and reads the protocol's gRPC messages
+// (inference.GRPCInferenceService) with the protobuf library, for tests:
+// dynamicpb messages of the descriptor oip.GRPCFile (the field numbers of
+// the protocol's .proto files, written down apart from the codec's),
+// encoded and decoded by the protobuf library itself, check infergate's
+// hand-written codec (oip/grpc.go) against another implementation of the
+// wire format.
 package pbtest
 
 import (
