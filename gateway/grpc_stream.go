@@ -387,6 +387,16 @@ func (st *grpcStream) status() error {
 	return st.readErr // the stream broke or the client went (no one reads it), or gRPC has sent its status
 }
 
+// grpcStreamsOpen returns how many ModelStreamInfer streams are open.
+func (s *Server) grpcStreamsOpen() int {
+	// ServeGRPC stores the address once s.grpc is made: seeing it, s.grpc
+	// may be read.
+	if s.grpcAddr() == "" {
+		return 0
+	}
+	return len(s.grpc.streamSlots)
+}
+
 // addStream registers st for a shutdown to stop, unless one has begun.
 func (g *grpcFront) addStream(st *grpcStream) bool {
 	g.mu.Lock()

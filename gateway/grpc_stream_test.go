@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -262,6 +263,9 @@ func TestGRPCStreamsAreBounded(t *testing.T) {
 		t.Fatalf("retry-after %v; want one", got)
 	}
 	checkMetric(t, s.metricsText(t), `infergate_grpc_streams_open`, 1)
+	if page := s.do(t, "GET", "/", nil); !strings.Contains(string(page.body), "</code> (1 stream open)") {
+		t.Fatalf("the status page does not say a stream is open:\n%s", page.body)
+	}
 }
 
 // TestGRPCStreamArmsAndCache: a stream's requests get the arm of their

@@ -118,11 +118,13 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 		TLSSoon                              bool   // it expires within two weeks
 		Disks                                []diskLine
 		GRPC                                 string // where gRPC is served, if it is
+		GRPCStreams                          int    // ModelStreamInfer streams open
 	}{
 		Name:        s.cfg.Name,
 		Version:     s.cfg.Version,
 		Runtime:     s.cfg.RuntimeVersion,
 		GRPC:        s.grpcAddr(),
+		GRPCStreams: s.grpcStreamsOpen(),
 		Uptime:      time.Since(s.started).Round(time.Second).String(),
 		Repo:        s.repo.Dir(),
 		Ready:       ready,
@@ -463,7 +465,7 @@ code{background:#f4f4f4;padding:1px 4px}
 </style></head><body>
 <h1>{{.Name}} {{.Version}}</h1>
 <p>{{if .Ready}}<span class="READY">ready</span>{{else}}<span class="UNAVAILABLE">not ready: {{.NotReady}}</span>{{end}}{{with .Unavailable}} · <span class="UNAVAILABLE">{{.}} not serving (below, with the reason)</span>{{end}}
- · up {{.Uptime}} · ONNX Runtime {{.Runtime}} · repository <code>{{.Repo}}</code>{{with .GRPC}} · gRPC on <code>{{.}}</code>{{end}}{{with .TLS}} · <span{{if $.TLSSoon}} class="UNAVAILABLE"{{end}}>{{.}}</span>{{end}}{{range .Disks}} · <span{{if .Low}} class="UNAVAILABLE"{{end}}>{{.Text}}</span>{{end}}</p>
+ · up {{.Uptime}} · ONNX Runtime {{.Runtime}} · repository <code>{{.Repo}}</code>{{with .GRPC}} · gRPC on <code>{{.}}</code>{{with $.GRPCStreams}} ({{.}} stream{{if ne . 1}}s{{end}} open){{end}}{{end}}{{with .TLS}} · <span{{if $.TLSSoon}} class="UNAVAILABLE"{{end}}>{{.}}</span>{{end}}{{range .Disks}} · <span{{if .Low}} class="UNAVAILABLE"{{end}}>{{.Text}}</span>{{end}}</p>
 <table><tr><th>model</th><th>version</th><th>state</th><th>in flight</th><th>loaded</th><th>sha256</th><th>reason</th></tr>
 {{range .Rows}}<tr><td>{{.Name}}</td><td>{{.Version}}{{with .Default}} <small>({{.}})</small>{{end}}{{with .Roles}} <small>({{.}})</small>{{end}}</td><td class="{{if .Off}}OFF{{else}}{{.State}}{{end}}">{{.State}}</td><td>{{.InFlight}}</td><td>{{.Loaded}}</td><td>{{with .SHA256}}<code>{{printf "%.12s" .}}</code>{{end}}</td><td>{{.Reason}}</td></tr>
 {{else}}<tr><td colspan="7">the repository holds no models</td></tr>{{end}}
