@@ -56,23 +56,7 @@ func (deflateDecompressor) Do(r io.Reader) ([]byte, error) {
 // Decompressor is not installed for grpc-encoding \"deflate\"", which is
 // what tritonclient got from infergate).
 func TestGRPCDeflateMessages(t *testing.T) {
-	s := startDemo(t, gateway.DefaultConfig(), false)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.serveGRPCOn(ln)
-	conn, err := grpc.NewClient("passthrough:///"+ln.Addr().String(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithCompressor(deflateCodec{}),          //nolint:staticcheck // per-connection, so the server's registry is left as it is
-		grpc.WithDecompressor(deflateDecompressor{}), //nolint:staticcheck // the answer may come back deflated
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	c := &grpcClient{conn: conn}
-
+	c := deflateClient(t, startDemo(t, gateway.DefaultConfig(), false))
 	x := features(1, 3, 64)
 	m, err := c.call(context.Background(), "ModelInfer", ctrGRPCRequest(x, 3, ""), "ModelInferResponse")
 	if err != nil {
@@ -91,7 +75,18 @@ func TestGRPCDeflateMessages(t *testing.T) {
 func TestGRPCDeflateBombRefused(t *testing.T) {
 	cfg := gateway.DefaultConfig()
 	cfg.MaxBodyBytes = 64 << 10
-	s := startDemo(t, cfg, false)
+	c := deflateClient(t, startDemo(t, cfg, false))
+	// 4 MiB of zeros as input data: a few KiB deflated.
+	req := pbtest.InferRequest("ctr", "", "", []pbtest.Tensor{{Name: "features", Datatype: "FP32", Shape: []int64{16384, 64}}},
+		[][]byte{make([]byte, 16384*64*4)}, nil, nil)
+	_, err := c.call(context.Background(), "ModelInfer", req, "ModelInferResponse")
+	checkCode(t, err, codes.ResourceExhausted, "larger than max")
+}
+
+// deflateClient serves s's gRPC front door and returns a client whose
+// messages go deflated, both ways.
+func deflateClient(t *testing.T, s *testServer) *grpcClient {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -99,16 +94,12 @@ func TestGRPCDeflateBombRefused(t *testing.T) {
 	s.serveGRPCOn(ln)
 	conn, err := grpc.NewClient("passthrough:///"+ln.Addr().String(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithCompressor(deflateCodec{}), //nolint:staticcheck // per-connection, as above
+		grpc.WithCompressor(deflateCodec{}),          //nolint:staticcheck // per-connection, so the server's registry is left as it is
+		grpc.WithDecompressor(deflateDecompressor{}), //nolint:staticcheck // the answer may come back deflated
 	)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	c := &grpcClient{conn: conn}
-	// 4 MiB of zeros as input data: a few KiB deflated.
-	req := pbtest.InferRequest("ctr", "", "", []pbtest.Tensor{{Name: "features", Datatype: "FP32", Shape: []int64{16384, 64}}},
-		[][]byte{make([]byte, 16384*64*4)}, nil, nil)
-	_, err = c.call(context.Background(), "ModelInfer", req, "ModelInferResponse")
-	checkCode(t, err, codes.ResourceExhausted, "larger than max")
+	t.Cleanup(func() { conn.Close() })
+	return &grpcClient{conn: conn}
 }

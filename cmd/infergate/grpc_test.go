@@ -69,47 +69,31 @@ func TestBenchGRPC(t *testing.T) {
 	if m == nil {
 		t.Fatalf("the log does not say where gRPC listens:\n%s", s.stderr.String())
 	}
-	_, rep := runBenchCommand(t, "bench", "--target", "http://"+s.addr, "--grpc", m[1], "--model", "ranker", "--rows", "2",
-		"--concurrency", "4", "--rate", "200", "--duration", "300ms", "--warmup", "100ms")
-	if len(rep.Runs) != 2 {
-		t.Fatalf("runs %+v; want 2", rep.Runs)
-	}
-	for i := range rep.Runs {
-		r := &rep.Runs[i]
-		checkRun(t, r)
-		if r.Encoding != "grpc" || r.Errors != 0 || r.RowsPerRequest != 2 || r.Flagged != "" {
-			t.Fatalf("%s: encoding %q, %d errors %v, rows %d, flagged %q; want grpc, none, 2, none", r.Name, r.Encoding, r.Errors, r.ErrorKinds, r.RowsPerRequest, r.Flagged)
+	// ModelInfer calls, then Triton's ModelStreamInfer: closed and open
+	// loop, and shed.
+	for _, encoding := range []string{"grpc", "grpc-stream"} {
+		args := []string{"bench", "--target", "http://" + s.addr, "--grpc", m[1], "--model", "ranker"}
+		if encoding == "grpc-stream" {
+			args = append(args, "--grpc-stream")
 		}
-	}
-	_, rep = runBenchCommand(t, "bench", "--target", "http://"+s.addr, "--grpc", m[1], "--model", "ranker", "--rows", "16",
-		"--overload", "3", "--duration", "500ms", "--warmup", "200ms")
-	if len(rep.Runs) != 2 || rep.Runs[1].Shed == nil {
-		t.Fatalf("runs %+v; want a closed-loop run and an overload run", rep.Runs)
-	}
-	if r := &rep.Runs[1]; len(r.ErrorKinds) != 0 {
-		t.Fatalf("overload over gRPC: errors %v; want every refusal shed with retry-after", r.ErrorKinds)
-	}
-
-	// Over Triton's ModelStreamInfer, closed and open loop, and shed.
-	_, rep = runBenchCommand(t, "bench", "--target", "http://"+s.addr, "--grpc", m[1], "--grpc-stream", "--model", "ranker", "--rows", "2",
-		"--concurrency", "4", "--rate", "200", "--duration", "300ms", "--warmup", "100ms")
-	if len(rep.Runs) != 2 {
-		t.Fatalf("stream runs %+v; want 2", rep.Runs)
-	}
-	for i := range rep.Runs {
-		r := &rep.Runs[i]
-		checkRun(t, r)
-		if r.Encoding != "grpc-stream" || r.Errors != 0 || r.RowsPerRequest != 2 || r.Flagged != "" {
-			t.Fatalf("%s: encoding %q, %d errors %v, rows %d, flagged %q; want grpc-stream, none, 2, none", r.Name, r.Encoding, r.Errors, r.ErrorKinds, r.RowsPerRequest, r.Flagged)
+		_, rep := runBenchCommand(t, append(args, "--rows", "2", "--concurrency", "4", "--rate", "200", "--duration", "300ms", "--warmup", "100ms")...)
+		if len(rep.Runs) != 2 {
+			t.Fatalf("%s runs %+v; want 2", encoding, rep.Runs)
 		}
-	}
-	_, rep = runBenchCommand(t, "bench", "--target", "http://"+s.addr, "--grpc", m[1], "--grpc-stream", "--model", "ranker", "--rows", "16",
-		"--overload", "3", "--duration", "500ms", "--warmup", "200ms")
-	if len(rep.Runs) != 2 || rep.Runs[1].Shed == nil {
-		t.Fatalf("stream runs %+v; want a closed-loop run and an overload run", rep.Runs)
-	}
-	if r := &rep.Runs[1]; len(r.ErrorKinds) != 0 {
-		t.Fatalf("overload over streams: errors %v; want every refusal shed with retry_after", r.ErrorKinds)
+		for i := range rep.Runs {
+			r := &rep.Runs[i]
+			checkRun(t, r)
+			if r.Encoding != encoding || r.Errors != 0 || r.RowsPerRequest != 2 || r.Flagged != "" {
+				t.Fatalf("%s: encoding %q, %d errors %v, rows %d, flagged %q; want %s, none, 2, none", r.Name, r.Encoding, r.Errors, r.ErrorKinds, r.RowsPerRequest, r.Flagged, encoding)
+			}
+		}
+		_, rep = runBenchCommand(t, append(args, "--rows", "16", "--overload", "3", "--duration", "500ms", "--warmup", "200ms")...)
+		if len(rep.Runs) != 2 || rep.Runs[1].Shed == nil {
+			t.Fatalf("%s runs %+v; want a closed-loop run and an overload run", encoding, rep.Runs)
+		}
+		if r := &rep.Runs[1]; len(r.ErrorKinds) != 0 {
+			t.Fatalf("overload over %s: errors %v; want every refusal shed with retry-after", encoding, r.ErrorKinds)
+		}
 	}
 
 	out, err := exec.Command(binPath, "bench", "--target", "http://"+s.addr, "--grpc", s.addr, "--model", "ctr",
