@@ -177,6 +177,11 @@ type grpcFront struct {
 	// readers counts the streams' reader goroutines, which may outlive
 	// their handlers until gRPC ends their streams.
 	readers sync.WaitGroup
+	// streamWork hands streams' requests to grpcStreamWorkers idle
+	// workers, which workers counts; closed once the streams have ended.
+	streamWork chan streamTask
+	workers    sync.WaitGroup
+	endOnce    sync.Once // closes streamWork
 }
 
 // grpcAddr returns the address gRPC is served on, or "".
@@ -371,7 +376,12 @@ func (s *Server) grpcFront() *grpcFront {
 			slots:       make(chan struct{}, s.cfg.MaxConnections+64),
 			streamSlots: make(chan struct{}, s.cfg.MaxConnections),
 			reading:     make(map[*grpcReading]struct{}),
-			streams:     make(map[*grpcStream]struct{})}
+			streams:     make(map[*grpcStream]struct{}),
+			streamWork:  make(chan streamTask)}
+		g.workers.Add(grpcStreamWorkers)
+		for range grpcStreamWorkers {
+			go g.streamWorker()
+		}
 		s.metrics.NewGauge("infergate_grpc_streams_open", func() float64 { return float64(len(g.streamSlots)) })
 		g.srv.RegisterService(s.grpcServiceDesc(), s)
 		healthpb.RegisterHealthServer(g.srv, grpcHealth{s: s})
@@ -420,15 +430,26 @@ func (s *Server) stopGRPC(ctx context.Context) error {
 		g.stopStreams()
 		select {
 		case <-done:
-			g.readers.Wait()
+			g.endWorkers(true)
 			return nil
 		case <-t.C:
 		case <-ctx.Done():
 			g.srv.Stop()
 			<-done
-			g.readers.Wait()
+			g.endWorkers(false) // the requests still running end by their own timeouts
 			return fmt.Errorf("gRPC calls still in flight were cut off: %w", ctx.Err())
 		}
+	}
+}
+
+// endWorkers waits for the streams' readers, once gRPC has ended every
+// stream, and then stops the streams' workers, waiting for the requests
+// still running when wait is set. A second Shutdown calls it again.
+func (g *grpcFront) endWorkers(wait bool) {
+	g.readers.Wait()
+	g.endOnce.Do(func() { close(g.streamWork) })
+	if wait {
+		g.workers.Wait()
 	}
 }
 

@@ -208,7 +208,42 @@ func (st *grpcStream) readAll() {
 		sc.in, in = in, sc.in[:0]
 		it := &grpcStreamItem{sc: sc, done: make(chan struct{})}
 		st.queue <- it // never waits: the window bounds what is queued
-		go st.run(it)
+		st.s.grpc.runStreamed(st, it)
+	}
+}
+
+// grpcStreamWorkers is how many goroutines run streams' requests and stay
+// for the next, as gRPC's own workers serve calls: a request beyond them
+// gets a goroutine of its own. A new goroutine grows its stack again to
+// what decoding, the batcher and ONNX Runtime's cgo call need
+// (runtime.newstack and newproc were 8% of the server's CPU at 64
+// streams, BENCHMARKS.md).
+const grpcStreamWorkers = 128
+
+// streamTask is a request of a stream for a worker to run.
+type streamTask struct {
+	st *grpcStream
+	it *grpcStreamItem
+}
+
+// runStreamed runs it on an idle worker, else on a new goroutine.
+func (g *grpcFront) runStreamed(st *grpcStream, it *grpcStreamItem) {
+	select {
+	case g.streamWork <- streamTask{st, it}:
+	default:
+		g.workers.Add(1)
+		go func() {
+			defer g.workers.Done()
+			st.run(it)
+		}()
+	}
+}
+
+// streamWorker runs the tasks of g.streamWork until it is closed.
+func (g *grpcFront) streamWorker() {
+	defer g.workers.Done()
+	for t := range g.streamWork {
+		t.st.run(t.it)
 	}
 }
 

@@ -41,10 +41,11 @@ func TestGRPCStreamTritonGRPCErrorEndsPromptly(t *testing.T) {
 	if err := cs.SendMsg(fakeStreamRequest("1")); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); b.running.Load() == 0; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("request 1 never ran")
-		}
+	// Request 1 mostly begins before request 0's failure ends the
+	// stream, and then blocks in the model; when the end comes first, it
+	// is not run at all. Either way the end must not wait for it.
+	for deadline := time.Now().Add(2 * time.Second); b.running.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
 	}
 	got := make(chan error, 1)
 	go func() {
