@@ -43,7 +43,7 @@ func TestDroppedMarkOutlastsRemove(t *testing.T) {
 	}
 	// Asking again on its old raft state, it is refused.
 	n1 = startTCP(t, n1.cfg)
-	if err := joinOn(t, n0, n1.self()); !errors.Is(err, ErrDropped) {
+	if err := refusedJoin(t, n0, n1.self()); !errors.Is(err, ErrDropped) {
 		t.Fatalf("the dropped n1 on its old log after the removal: %v; want ErrDropped", err)
 	}
 	// A node of an earlier release (no freshness header) is refused too:

@@ -27,7 +27,7 @@ func TestDroppedNodeTakesNoPartInRaft(t *testing.T) {
 	n2 := startTCP(t, cfg2)
 	waitLeads(t, n2)
 	n1 := startTCP(t, cfg1)
-	err := joinOn(t, n2, n1.self())
+	err := refusedJoin(t, n2, n1.self())
 	if !errors.Is(err, ErrDropped) {
 		t.Fatalf("n1 on its old raft state: %v; want ErrDropped", err)
 	}
@@ -86,7 +86,7 @@ func TestRecoveredDroppedNodeIsReady(t *testing.T) {
 	n0 = startTCP(t, cfg0)
 	waitLeads(t, n0)
 	n1 = startTCP(t, cfg1)
-	err := joinOn(t, n0, n1.self())
+	err := refusedJoin(t, n0, n1.self())
 	if !errors.Is(err, ErrDropped) {
 		t.Fatalf("n1 on its old raft state: %v; want ErrDropped", err)
 	}

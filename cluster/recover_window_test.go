@@ -94,7 +94,7 @@ func marksLostAttempt(t *testing.T) string {
 	st := stateOf(n2)
 	n1 = startTCP(t, cfg1) // the dropped n1 on its old raft state
 	defer n1.Stop()
-	if err := joinOn(t, n2, n1.self()); err == nil {
+	if err := refusedJoin(t, n2, n1.self()); err == nil {
 		return fmt.Sprintf("leader n2 (dropped %v) took the dropped n1 in on its old raft state", st.Dropped)
 	}
 	return ""

@@ -173,6 +173,7 @@ type grpcFront struct {
 	mu       sync.Mutex
 	reading  map[*grpcReading]struct{}
 	streams  map[*grpcStream]struct{}
+	others   map[*context.CancelFunc]struct{} // the other services' streams (reflection's)
 	stopping bool
 	// readers counts the streams' reader goroutines, which may outlive
 	// their handlers until gRPC ends their streams.
@@ -362,6 +363,7 @@ func (s *Server) grpcFront() *grpcFront {
 			grpc.NumStreamWorkers(grpcWorkers),
 			grpc.ConnectionTimeout(s.cfg.ReadTimeout),
 			grpc.InTapHandle(s.grpcTap),
+			grpc.StreamInterceptor(s.grpcOtherStreams),
 			grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: s.cfg.IdleTimeout}),
 			// Clients may ping as often as every 10 s without calls in
 			// flight (gRPC's default, 5 minutes, turns away clients set
@@ -377,6 +379,7 @@ func (s *Server) grpcFront() *grpcFront {
 			streamSlots: make(chan struct{}, s.cfg.MaxConnections),
 			reading:     make(map[*grpcReading]struct{}),
 			streams:     make(map[*grpcStream]struct{}),
+			others:      make(map[*context.CancelFunc]struct{}),
 			streamWork:  make(chan streamTask)}
 		g.workers.Add(grpcStreamWorkers)
 		for range grpcStreamWorkers {

@@ -365,15 +365,10 @@ func (st *grpcStream) run(it *grpcStreamItem) {
 func (st *grpcStream) fail(it *grpcStreamItem, stt *status.Status, retryAfter int) {
 	sc := it.sc
 	it.failed, it.retryAfter = stt, retryAfter
-	// What the request named, made valid UTF-8: it may be why it failed,
-	// and a client's protobuf library refuses an answer whose strings
-	// are not.
+	// What the request named (the encoder makes it valid UTF-8: a request
+	// that is not may be why it failed).
 	model, version, _, _ := oip.PeekModelInferRequest(sc.in)
-	r := oip.InferResponse{
-		ModelName:    strings.ToValidUTF8(string(model), "\uFFFD"),
-		ModelVersion: strings.ToValidUTF8(string(version), "\uFFFD"),
-		ID:           strings.ToValidUTF8(oip.ModelInferRequestID(sc.in), "\uFFFD"),
-	}
+	r := oip.InferResponse{ModelName: string(model), ModelVersion: string(version), ID: oip.ModelInferRequestID(sc.in)}
 	b := oip.AppendModelInferResponse(sc.buf[:0], &r)
 	b = oip.AppendResponseBoolParam(b, oip.ParamFinalResponse, true)
 	b = oip.AppendResponseStringParam(b, oip.ParamErrorCode, oip.StatusCodeNames[stt.Code()])
@@ -449,8 +444,9 @@ func (g *grpcFront) removeStream(st *grpcStream) {
 	g.mu.Unlock()
 }
 
-// stopStreams stops every stream (grpcStream.stop), and those that start
-// from now on are refused.
+// stopStreams stops every stream (grpcStream.stop) and ends the other
+// services' (grpcOtherStreams), and those that start from now on are
+// refused.
 func (g *grpcFront) stopStreams() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -458,4 +454,33 @@ func (g *grpcFront) stopStreams() {
 	for st := range g.streams {
 		st.stop()
 	}
+	for cancel := range g.others {
+		(*cancel)()
+	}
+}
+
+// grpcOtherStreams registers the streams of services other than the
+// protocol's (reflection's: grpcurl or an IDE keeps one open) for a
+// shutdown to end at once, as it ends an idle ModelStreamInfer stream:
+// they carry no work to finish, and would hold GracefulStop until their
+// deadline. ModelStreamInfer's handler sees to its own.
+func (s *Server) grpcOtherStreams(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	cancel, _ := ss.Context().Value(grpcCancelKey{}).(context.CancelFunc)
+	if info.FullMethod == grpcStreamMethod || cancel == nil {
+		return handler(srv, ss)
+	}
+	g := s.grpc
+	g.mu.Lock()
+	if g.stopping {
+		g.mu.Unlock()
+		return status.Error(codes.Unavailable, "this server is shutting down")
+	}
+	g.others[&cancel] = struct{}{}
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		delete(g.others, &cancel)
+		g.mu.Unlock()
+	}()
+	return handler(srv, ss)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -626,20 +627,34 @@ func AppendModelInferResponse(dst []byte, r *InferResponse) []byte {
 }
 
 // appendPBString appends string field num unless s is empty (proto3's
-// default, which is never sent).
+// default, which is never sent), made valid UTF-8 (pbString).
 func appendPBString(dst []byte, num protowire.Number, s string) []byte {
 	if s == "" {
 		return dst
 	}
 	dst = protowire.AppendTag(dst, num, protowire.BytesType)
-	return protowire.AppendString(dst, s)
+	return protowire.AppendString(dst, pbString(s))
+}
+
+// pbString returns s, with each byte of no valid UTF-8 sequence made
+// U+FFFD: a protobuf string must be UTF-8, and a client's protobuf library
+// refuses a whole message with one that is not. What the server sends
+// may come from disk (a model's tensor names, which ONNX does not hold
+// to UTF-8; a path in a load's failure) as well as from requests (which
+// the decoders refuse when not UTF-8). Every string the gRPC encoders
+// write, and every size they count ahead, goes through it.
+func pbString(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // tensorMetadataSize is the encoded size of appendPBTensorMetadata's fields.
 func tensorMetadataSize(name string, dt DataType, shape []int64) int {
 	n := 0
 	if name != "" {
-		n += 1 + protowire.SizeBytes(len(name))
+		n += 1 + protowire.SizeBytes(len(pbString(name)))
 	}
 	if s := dt.String(); dt != InvalidType {
 		n += 1 + protowire.SizeBytes(len(s))
@@ -713,7 +728,7 @@ func AppendServerMetadataResponse(dst []byte, md *ServerMetadata) []byte {
 	dst = appendPBString(dst, 2, md.Version)
 	for _, e := range md.Extensions {
 		dst = protowire.AppendTag(dst, 3, protowire.BytesType)
-		dst = protowire.AppendString(dst, e)
+		dst = protowire.AppendString(dst, pbString(e))
 	}
 	return dst
 }
@@ -723,7 +738,7 @@ func AppendModelMetadataResponse(dst []byte, md *ModelMetadata) []byte {
 	dst = appendPBString(dst, 1, md.Name)
 	for _, v := range md.Versions {
 		dst = protowire.AppendTag(dst, 2, protowire.BytesType)
-		dst = protowire.AppendString(dst, v)
+		dst = protowire.AppendString(dst, pbString(v))
 	}
 	dst = appendPBString(dst, 3, md.Platform)
 	for _, list := range [...]struct {
@@ -797,7 +812,7 @@ func appendParam(dst []byte, num protowire.Number, key string, kind protowire.Nu
 	var val []byte
 	if kind == fParamString {
 		val = protowire.AppendTag(val, kind, protowire.BytesType)
-		val = protowire.AppendString(val, s)
+		val = protowire.AppendString(val, pbString(s))
 	} else {
 		val = protowire.AppendTag(val, kind, protowire.VarintType)
 		val = protowire.AppendVarint(val, x)

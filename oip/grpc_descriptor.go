@@ -2,6 +2,7 @@ package oip
 
 import (
 	"fmt"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
@@ -101,10 +102,7 @@ var grpcFile = func() protoreflect.FileDescriptor {
 	param := message("InferParameter",
 		one("bool_param", 1, tBool), one("int64_param", 2, tInt64), one("string_param", 3, tString),
 		one("double_param", 4, tDouble), one("uint64_param", 5, tUint64))
-	param.OneofDecl = []*descriptorpb.OneofDescriptorProto{{Name: proto.String("parameter_choice")}}
-	for _, f := range param.Field {
-		f.OneofIndex = proto.Int32(0)
-	}
+	oneof(param, "parameter_choice")
 	contents := message("InferTensorContents",
 		many("bool_contents", 1, tBool), many("int_contents", 2, tInt32), many("int64_contents", 3, tInt64),
 		many("uint_contents", 4, tUint32), many("uint64_contents", 5, tUint64), many("fp32_contents", 6, tFloat),
@@ -186,9 +184,8 @@ var grpcFile = func() protoreflect.FileDescriptor {
 // the field numbers of Triton's grpc_service.proto and model_config.proto
 // (triton-inference-server/common, protobuf/): the fields infergate
 // sends, and those the protobuf library needs to read an answer as a
-// Triton client does. ModelConfig's scheduling_choice and
-// ModelVersionPolicy's policy_choice oneofs are plain fields here: the
-// wire format is the same.
+// Triton client does. ModelConfig's scheduling_choice oneof has the one
+// scheduler infergate has, dynamic_batching.
 func addTriton(fd *descriptorpb.FileDescriptorProto) {
 	const p = ".inference."
 	input := message("ModelInput", one("name", 1, tString), enumField("data_type", 2, p+"DataType"), many("dims", 4, tInt64))
@@ -200,6 +197,7 @@ func addTriton(fd *descriptorpb.FileDescriptorProto) {
 		one("priority_levels", 4, tUint64), one("default_priority_level", 5, tUint64))
 	policy := message("ModelVersionPolicy", msg("latest", 1, p+"ModelVersionPolicy.Latest"), msg("all", 2, p+"ModelVersionPolicy.All"),
 		msg("specific", 3, p+"ModelVersionPolicy.Specific"))
+	oneof(policy, "policy_choice")
 	policy.NestedType = []*descriptorpb.DescriptorProto{
 		message("Latest", one("num_versions", 1, tUint32)), message("All"), message("Specific", many("versions", 1, tInt64)),
 	}
@@ -207,6 +205,7 @@ func addTriton(fd *descriptorpb.FileDescriptorProto) {
 		one("max_batch_size", 4, tInt32), msgs("input", 5, p+"ModelInput"), msgs("output", 6, p+"ModelOutput"),
 		msgs("instance_group", 7, p+"ModelInstanceGroup"), msg("dynamic_batching", 11, p+"ModelDynamicBatching"),
 		one("backend", 17, tString), msg("response_cache", 24, p+"ModelResponseCache"))
+	oneof(config, "scheduling_choice", "dynamic_batching")
 
 	duration := func(name string, num int32) *descriptorpb.FieldDescriptorProto {
 		return msg(name, num, p+"StatisticDuration")
@@ -234,10 +233,7 @@ func addTriton(fd *descriptorpb.FileDescriptorProto) {
 	// load and unload requests.
 	repoParam := message("ModelRepositoryParameter", one("bool_param", 1, tBool), one("int64_param", 2, tInt64),
 		one("string_param", 3, tString), one("bytes_param", 4, tBytes))
-	repoParam.OneofDecl = []*descriptorpb.OneofDescriptorProto{{Name: proto.String("parameter_choice")}}
-	for _, f := range repoParam.Field {
-		f.OneofIndex = proto.Int32(0)
-	}
+	oneof(repoParam, "parameter_choice")
 	repoRequest := func(name string) *descriptorpb.DescriptorProto {
 		m := message(name, one("repository_name", 1, tString), one("model_name", 2, tString),
 			msgs("parameters", 3, p+name+".ParametersEntry"))
@@ -285,4 +281,16 @@ func jsonName(name string) string {
 		}
 	}
 	return string(b)
+}
+
+// oneof declares the oneof name of m, holding the fields named (all of
+// m's when none are).
+func oneof(m *descriptorpb.DescriptorProto, name string, fields ...string) {
+	index := proto.Int32(int32(len(m.OneofDecl)))
+	m.OneofDecl = append(m.OneofDecl, &descriptorpb.OneofDescriptorProto{Name: proto.String(name)})
+	for _, f := range m.Field {
+		if len(fields) == 0 || slices.Contains(fields, f.GetName()) {
+			f.OneofIndex = index
+		}
+	}
 }

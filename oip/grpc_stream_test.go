@@ -7,6 +7,7 @@ import (
 
 	"github.com/infergate/infergate/internal/pbtest"
 	"github.com/infergate/infergate/oip"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
@@ -111,7 +112,14 @@ func FuzzStreamDecoders(f *testing.F) {
 func TestModelInferRequestStringsAreUTF8(t *testing.T) {
 	f := func(model, version, id, fragment string) {
 		t.Helper()
-		b := oip.AppendModelInferRequest(nil, model, version, &oip.InferRequest{ID: id})
+		// Written by hand: the encoders make their strings valid.
+		var b []byte
+		for i, v := range []string{model, version, id} {
+			if v != "" {
+				b = protowire.AppendTag(b, protowire.Number(i+1), protowire.BytesType)
+				b = protowire.AppendString(b, v)
+			}
+		}
 		_, _, _, err := oip.PeekModelInferRequest(b)
 		if err == nil {
 			var req oip.InferRequest
@@ -144,4 +152,21 @@ func TestGRPCFileJSONNames(t *testing.T) {
 	f("ModelInferRequest", "raw_input_contents", "rawInputContents")
 	f("ModelStreamInferResponse", "error_message", "errorMessage")
 	f("ModelInferRequest", "id", "id")
+}
+
+// TestGRPCFileOneofs: the descriptor has Triton's oneofs, as tools that
+// build code or forms from reflection expect them.
+func TestGRPCFileOneofs(t *testing.T) {
+	f := func(msg, field, want string) {
+		t.Helper()
+		fd := oip.GRPCFile().Messages().ByName(protoreflect.Name(msg)).Fields().ByName(protoreflect.Name(field))
+		if o := fd.ContainingOneof(); o == nil || string(o.Name()) != want {
+			t.Fatalf("%s.%s: oneof %v; want %s", msg, field, o, want)
+		}
+	}
+	f("ModelConfig", "dynamic_batching", "scheduling_choice")
+	f("ModelVersionPolicy", "latest", "policy_choice")
+	f("ModelVersionPolicy", "specific", "policy_choice")
+	f("InferParameter", "uint64_param", "parameter_choice")
+	f("ModelRepositoryParameter", "bytes_param", "parameter_choice")
 }
