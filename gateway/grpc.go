@@ -229,13 +229,8 @@ func (g *grpcFront) readMessage(ctx context.Context, dec func(any) error, dst *[
 	if cancel == nil {
 		return dec(dst)
 	}
-	r := &grpcReading{cancel: cancel}
+	r := &grpcReading{cancel: cancel, conn: callConn(ctx)}
 	g.mu.Lock()
-	if p, ok := peer.FromContext(ctx); ok {
-		if a, ok := p.Addr.(connAddr); ok {
-			r.conn = a.conn
-		}
-	}
 	g.reading[r] = struct{}{}
 	g.mu.Unlock()
 	err := dec(dst)
@@ -243,6 +238,17 @@ func (g *grpcFront) readMessage(ctx context.Context, dec func(any) error, dst *[
 	delete(g.reading, r)
 	g.mu.Unlock()
 	return err
+}
+
+// callConn returns the connection of the call whose context is ctx, or
+// nil when gRPC does not give it.
+func callConn(ctx context.Context) *limitedConn {
+	if p, ok := peer.FromContext(ctx); ok {
+		if a, ok := p.Addr.(connAddr); ok {
+			return a.conn
+		}
+	}
+	return nil
 }
 
 // endStalled ends the calls whose message is still arriving on a

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/infergate/infergate/oip"
 	"google.golang.org/grpc"
@@ -51,6 +52,12 @@ type grpcStream struct {
 	s   *Server
 	ss  grpc.ServerStream
 	ctx context.Context
+	// conn is the stream's connection (nil when not found), and sending
+	// when a send began that has not returned (UnixNano, or 0): a
+	// shutdown closes the connection of a stream stuck in a send to a
+	// client that has gone quiet (stop).
+	conn    *limitedConn
+	sending atomic.Int64
 	// unit is the x-unit-id metadata: the unit id of requests without
 	// unit_id.
 	unit []string
@@ -131,6 +138,7 @@ func (s *Server) grpcModelStreamInfer(ss grpc.ServerStream) (err error) {
 		return status.Error(codes.Unauthenticated, "this server needs the inference token: send the metadata authorization: Bearer <token>")
 	}
 	st := &grpcStream{s: s, ss: ss, ctx: ctx,
+		conn:       callConn(ctx),
 		unit:       metadata.ValueFromIncomingContext(ctx, grpcUnitKey),
 		grpcErrors: grpcErrorsWanted(ctx),
 		queue:      make(chan *grpcStreamItem, grpcStreamWindow),
@@ -296,7 +304,9 @@ func (st *grpcStream) answer(it *grpcStreamItem) {
 			if it.failed != nil {
 				msg = it.failed.Message()
 			}
+			st.sending.Store(time.Now().UnixNano())
 			end = st.ss.SendMsg(streamReply(msg, it.sc.buf)) // fails when the client is gone
+			st.sending.Store(0)
 		}
 		st.s.scratch.put(it.sc)
 	}
@@ -392,13 +402,26 @@ func streamReply(errMsg string, inner []byte) *grpcReply {
 }
 
 // stop ends the stream for a shutdown once the requests it has read are
-// answered; those that come after are not run.
+// answered; those that come after are not run. A shutdown calls it again
+// and again while it waits: a stream whose answer has waited unusedAfter
+// to go to a client whose connection has sent nothing for as long (a hung
+// client, which reads nothing either) has its connection closed. Nothing
+// less ends it: gRPC queues the stream's trailers behind the answers the
+// client does not take, and the shutdown would wait for its time to run
+// out.
 func (st *grpcStream) stop() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if !st.stopping {
 		st.stopping = true
 		close(st.stopped)
+	}
+	now := time.Now().UnixNano()
+	if since := st.sending.Load(); since != 0 && now-since >= int64(unusedAfter) &&
+		st.conn != nil && now-st.conn.lastRead.Load() >= int64(unusedAfter) {
+		st.s.logf("gRPC: closed the connection of %s, whose stream had waited %s for the client to take an answer, and which had sent nothing for as long, to shut down",
+			st.conn.RemoteAddr(), time.Duration(now-since).Round(time.Millisecond))
+		st.conn.Close()
 	}
 }
 

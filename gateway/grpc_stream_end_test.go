@@ -103,3 +103,47 @@ func TestGRPCStreamTritonGRPCErrorKeepsRetryAfter(t *testing.T) {
 		t.Fatalf("stream ended RESOURCE_EXHAUSTED for a request shed for load: trailer retry-after %v; want one, as ModelInfer's refusal has", got)
 	}
 }
+
+// TestGRPCStreamShutdownEndsUnreadStream: a shutdown ends a stream whose
+// client has stopped reading its answers and sends nothing more (a hung
+// client), once the server has waited a second to send and heard nothing
+// for a second, rather than waiting for --shutdown-timeout: gRPC's
+// trailers would queue behind the answers the client does not take, so
+// its connection is closed.
+func TestGRPCStreamShutdownEndsUnreadStream(t *testing.T) {
+	s := startDemo(t, gateway.DefaultConfig(), false)
+	c := s.serveGRPC(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cs := c.openStream(t, ctx)
+	// Small answers: thousands fill the stream's flow-control window and
+	// gRPC's write quota, and the server's send waits; then its reads,
+	// and the client's sends.
+	go func() {
+		for i := 0; ; i++ {
+			if cs.SendMsg(streamRequest("ctr", fmt.Sprint(i), 1, 1, nil)) != nil {
+				return
+			}
+		}
+	}()
+	last, since := -1.0, time.Now()
+	series := `infergate_grpc_requests_total{method="ModelStreamInfer",code="OK"}`
+	for deadline := time.Now().Add(20 * time.Second); time.Since(since) < 500*time.Millisecond; time.Sleep(20 * time.Millisecond) {
+		n, _ := metricValue(s.metricsText(t), series)
+		if n != last {
+			last, since = n, time.Now()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server still answers after 20s (%v answers): the client's window never filled", last)
+		}
+	}
+	start := time.Now()
+	sctx, scancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer scancel()
+	if err := s.srv.Shutdown(sctx); err != nil {
+		t.Fatalf("Shutdown after %s: %v; want the unread stream ended, not cut off at the timeout", time.Since(start), err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("Shutdown took %s with a stream whose client reads nothing; want about a second or two", took)
+	}
+}
