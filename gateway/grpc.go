@@ -168,12 +168,13 @@ type grpcFront struct {
 	// mu protects reading, the calls whose message is still arriving,
 	// each with its cancel and connection (a shutdown ends those whose
 	// connection has sent nothing for unusedAfter: they have nothing to
-	// answer, and no more is coming); streams, the streams open; and
-	// stopping, set once a shutdown has stopped them.
+	// answer, and no more is coming); streams, the ModelStreamInfer
+	// streams open; others, the cancels of the other services' streams;
+	// and stopping, set once a shutdown has stopped them.
 	mu       sync.Mutex
 	reading  map[*grpcReading]struct{}
 	streams  map[*grpcStream]struct{}
-	others   map[*context.CancelFunc]struct{} // the other services' streams (reflection's)
+	others   map[*context.CancelFunc]struct{}
 	stopping bool
 	// readers counts the streams' reader goroutines, which may outlive
 	// their handlers until gRPC ends their streams.
