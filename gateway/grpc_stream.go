@@ -150,8 +150,7 @@ func (s *Server) grpcModelStreamInfer(ss grpc.ServerStream) (err error) {
 	}
 	defer g.removeStream(st)
 	defer close(st.over)
-	g.readers.Add(1)
-	go func() {
+	go func() { // counted in g.readers by addStream
 		defer g.readers.Done()
 		defer close(st.queue)
 		defer func() {
@@ -450,7 +449,9 @@ func (s *Server) grpcStreamsOpen() int {
 	return len(s.grpc.streamSlots)
 }
 
-// addStream registers st for a shutdown to stop, unless one has begun.
+// addStream registers st for a shutdown to stop, and counts its reader,
+// unless a shutdown has begun: under g.mu, so that a shutdown's wait for
+// the readers, which follows stopStreams, counts every one.
 func (g *grpcFront) addStream(st *grpcStream) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -458,6 +459,7 @@ func (g *grpcFront) addStream(st *grpcStream) bool {
 		return false
 	}
 	g.streams[st] = struct{}{}
+	g.readers.Add(1)
 	return true
 }
 
