@@ -809,20 +809,31 @@ func appendIntParam(dst []byte, num protowire.Number, key string, x int64) []byt
 // the InferParameter whose oneof field kind is x (varint kinds) or s
 // (string_param).
 func appendParam(dst []byte, num protowire.Number, key string, kind protowire.Number, x uint64, s string) []byte {
-	var val []byte
+	// Written in place, sizes first: no buffer for the entry or its
+	// value (a stream's every answer carries one).
+	key = pbString(key)
+	var val int
 	if kind == fParamString {
-		val = protowire.AppendTag(val, kind, protowire.BytesType)
-		val = protowire.AppendString(val, pbString(s))
+		s = pbString(s)
+		val = protowire.SizeTag(kind) + protowire.SizeBytes(len(s))
 	} else {
-		val = protowire.AppendTag(val, kind, protowire.VarintType)
-		val = protowire.AppendVarint(val, x)
+		val = protowire.SizeTag(kind) + protowire.SizeVarint(x)
 	}
-	var entry []byte
-	entry = appendPBString(entry, fMapKey, key)
-	entry = protowire.AppendTag(entry, fMapValue, protowire.BytesType)
-	entry = protowire.AppendBytes(entry, val)
+	entry := protowire.SizeTag(fMapValue) + protowire.SizeBytes(val)
+	if key != "" {
+		entry += protowire.SizeTag(fMapKey) + protowire.SizeBytes(len(key))
+	}
 	dst = protowire.AppendTag(dst, num, protowire.BytesType)
-	return protowire.AppendBytes(dst, entry)
+	dst = protowire.AppendVarint(dst, uint64(entry))
+	dst = appendPBString(dst, fMapKey, key)
+	dst = protowire.AppendTag(dst, fMapValue, protowire.BytesType)
+	dst = protowire.AppendVarint(dst, uint64(val))
+	if kind == fParamString {
+		dst = protowire.AppendTag(dst, kind, protowire.BytesType)
+		return protowire.AppendString(dst, s)
+	}
+	dst = protowire.AppendTag(dst, kind, protowire.VarintType)
+	return protowire.AppendVarint(dst, x)
 }
 
 // DecodeModelInferResponse decodes b, a ModelInferResponse, into resp:

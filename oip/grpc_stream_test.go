@@ -170,3 +170,18 @@ func TestGRPCFileOneofs(t *testing.T) {
 	f("InferParameter", "uint64_param", "parameter_choice")
 	f("ModelRepositoryParameter", "bytes_param", "parameter_choice")
 }
+
+// TestResponseParamsDoNotAllocate: the parameters every stream answer
+// carries are appended in place, with no buffer of their own (they took
+// 13 allocations for these three).
+func TestResponseParamsDoNotAllocate(t *testing.T) {
+	buf := make([]byte, 0, 256)
+	n := testing.AllocsPerRun(1000, func() {
+		b := oip.AppendResponseBoolParam(buf[:0], oip.ParamFinalResponse, true)
+		b = oip.AppendResponseStringParam(b, oip.ParamExperimentArm, "treatment")
+		_ = oip.AppendResponseIntParam(b, oip.ParamRetryAfter, 1)
+	})
+	if n != 0 {
+		t.Fatalf("%v allocations for an answer's parameters; want none", n)
+	}
+}
