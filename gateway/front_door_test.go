@@ -185,8 +185,11 @@ func TestShutdownClosesUnusedConnection(t *testing.T) {
 	if err := s.srv.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown with an unused connection open: %v after %s; want nil at once", err, time.Since(start))
 	}
-	if d := time.Since(start); d > time.Second {
-		t.Fatalf("Shutdown took %s with an unused connection open; want well under a second", d)
+	// Unloaded, it takes tens of milliseconds; the bound leaves room for a
+	// busy machine and stays below the context's 3 s, which is what a
+	// shutdown that waits for the connection would take.
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Shutdown took %s with an unused connection open; want well under the 3 s timeout", d)
 	}
 	c.SetReadDeadline(time.Now().Add(time.Second))
 	if _, err := c.Read(make([]byte, 1)); err == nil {
