@@ -194,7 +194,7 @@ func hostileCases() []hostileCase {
 		{name: "repository: override not JSON", uri: "/v2/repository/models/ctr/load", body: `{"parameters":{"config":"{"}}`, code: bad, fragment: "parameters.config"},
 		{name: "repository: body not JSON", uri: "/v2/repository/models/ctr/load", body: `{`, code: bad, fragment: "not the expected JSON"},
 		{name: "repository index: ready not a boolean", uri: "/v2/repository/index", body: `{"ready":"yes"}`, code: bad, fragment: "not the expected JSON"},
-		{name: "v1 endpoint", uri: "/v1/models/ctr:predict", body: inputs(good), code: notFound, fragment: "the OIP v2 endpoints live under /v2"},
+		{name: "v2 body at the v1 endpoint", uri: "/v1/models/ctr:predict", body: inputs(good), code: fasthttp.StatusBadRequest, fragment: `"inputs" holds objects, as in the v2 protocol`},
 	}
 }
 

@@ -49,6 +49,9 @@ type scratch struct {
 	// if any.
 	sampled bool
 	shadow  *registry.Shadow
+	// predict is the format of a predict request of KServe's v1 protocol
+	// once decoded; 0 for the v2 protocol's requests.
+	predict oip.PredictFormat
 }
 
 // scratchPool recycles scratch; buffers grown past maxPooledBytes by an
@@ -93,8 +96,9 @@ func unroutedReason(i int) string {
 	return [numUnrouted]string{"model_not_found", "version_not_found", "model_not_ready"}[i]
 }
 
-// infer serves POST /v2/models/{name}[/versions/{version}]/infer.
-func (s *Server) infer(ctx *fasthttp.RequestCtx, name, version []byte) error {
+// infer serves POST /v2/models/{name}[/versions/{version}]/infer, and with
+// v1 set, POST /v1/models/{name}[/versions/{version}]:predict.
+func (s *Server) infer(ctx *fasthttp.RequestCtx, name, version []byte, v1 bool) error {
 	start := time.Now()
 	v, arm, err := s.acquire(ctx, name, version)
 	if err != nil {
@@ -112,7 +116,7 @@ func (s *Server) infer(ctx *fasthttp.RequestCtx, name, version []byte) error {
 			v.Metrics.Failed(registry.ReasonInternal, time.Since(start))
 		}
 	}()
-	err = s.inferVersion(ctx, v, arm, start)
+	err = s.inferVersion(ctx, v, arm, start, v1)
 	finished = true
 	if err != nil {
 		he := toHTTPError(err)
@@ -163,8 +167,9 @@ func (s *Server) acquireFor(name, version, unit []byte, field string) (*registry
 }
 
 // inferVersion answers the request with version v, which experiment arm
-// arm picked (empty when none did).
-func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, arm string, start time.Time) error {
+// arm picked (empty when none did); v1 says it is a predict request of
+// KServe's v1 protocol.
+func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, arm string, start time.Time, v1 bool) error {
 	if v.Batcher.Full() {
 		// Refuse before decoding: under overload, decoding requests only
 		// to refuse them takes the CPU the accepted ones need. (A request
@@ -173,24 +178,28 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, arm
 	}
 	sc := s.scratch.get()
 	defer s.scratch.put(sc)
+	sc.predict = 0
 	if s.cfg.SlowRequests <= 0 {
-		return s.inferWith(ctx, sc, v, arm, start)
+		return s.inferWith(ctx, sc, v, arm, start, v1)
 	}
 	// sc is reused: what a request that stops early leaves unset must not
 	// read as the last one's.
 	sc.breq.Waited, sc.breq.BatchRows, sc.breq.Rows, sc.breq.FailedRows, sc.req.ID = 0, 0, 0, 0, ""
 	// Not deferred: a request that panics is logged as the 500 it gets.
-	err := s.inferWith(ctx, sc, v, arm, start)
+	err := s.inferWith(ctx, sc, v, arm, start, v1)
 	s.logSlow(ctx, v, arm, sc, start, err)
 	return err
 }
 
 // inferWith is inferVersion's work, on scratch sc.
-func (s *Server) inferWith(ctx *fasthttp.RequestCtx, sc *scratch, v *registry.Version, arm string, start time.Time) error {
+func (s *Server) inferWith(ctx *fasthttp.RequestCtx, sc *scratch, v *registry.Version, arm string, start time.Time, v1 bool) error {
 	req := &sc.req
 
 	headerLen := -1
 	if h := ctx.Request.Header.Peek(headerInferenceLen); h != nil {
+		if v1 {
+			return badRequest("KServe's v1 protocol has no binary tensors: send the body as JSON, without the %s header, or send binary tensors to POST /v2/models/%s/infer", headerInferenceLen, v.Model)
+		}
 		n, err := fasthttp.ParseUint(h)
 		if err != nil {
 			return badRequest("header %s is %q; it must be the byte length of the JSON part of the body", headerInferenceLen, h)
@@ -212,7 +221,11 @@ func (s *Server) inferWith(ctx *fasthttp.RequestCtx, sc *scratch, v *registry.Ve
 	if cacheable && sc.shadow == nil && !sc.sampled {
 		// A byte-identical request got this answer before: replay it
 		// without decoding.
-		sc.bkey = cache.AppendBodyKey(sc.bkey, v.Generation, headerLen, body)
+		keyLen := headerLen
+		if v1 {
+			keyLen = predictBodyKey // answered in another format
+		}
+		sc.bkey = cache.AppendBodyKey(sc.bkey, v.Generation, keyLen, body)
 		lookup := time.Now()
 		if e, ok := s.cache.Get(sc.bkey); ok && e.Response != nil {
 			s.setBody(ctx, sc, e.Response, e.JSONLen)
@@ -222,9 +235,12 @@ func (s *Server) inferWith(ctx *fasthttp.RequestCtx, sc *scratch, v *registry.Ve
 			return nil
 		}
 	}
-	if headerLen == 0 {
+	switch {
+	case v1:
+		sc.predict, err = oip.DecodePredictRequest(req, body, v.Inputs)
+	case headerLen == 0:
 		err = rawRequest(req, v, body)
-	} else {
+	default:
 		err = oip.DecodeRequest(req, body, headerLen)
 	}
 	if err != nil {
@@ -421,8 +437,18 @@ func noCacheAsked(h *fasthttp.RequestHeader) bool {
 // writeResponse encodes outs as the answer to sc.req: the outputs it asked
 // for in the order it asked (all, in model order, when it named none),
 // each as JSON or binary data as it asked, and as its top classes where it
-// asked with the classification parameter.
+// asked with the classification parameter. A predict request of KServe's
+// v1 protocol gets all of them, in its format.
 func (s *Server) writeResponse(ctx *fasthttp.RequestCtx, sc *scratch, v *registry.Version, outs []oip.Tensor) error {
+	if sc.predict != 0 {
+		out, err := oip.AppendPredictResponse(sc.buf[:0], sc.predict, outs, sc.req.ID)
+		if err != nil {
+			return err
+		}
+		sc.buf, sc.jsonLen = out, len(out)
+		s.setBody(ctx, sc, out, len(out))
+		return nil
+	}
 	if err := s.selectOutputs(sc, v, outs); err != nil {
 		return err
 	}

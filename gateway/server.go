@@ -550,9 +550,8 @@ var (
 func (s *Server) route(ctx *fasthttp.RequestCtx) error {
 	path := ctx.Path()
 	if rest, ok := bytes.CutPrefix(path, pathModels); ok {
-		if s.cfg.InferenceToken != "" && !bearerMatches(ctx, s.cfg.InferenceToken) {
-			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="infergate"`)
-			return &httpError{code: fasthttp.StatusUnauthorized, msg: "this server needs the inference token: send Authorization: Bearer <token>"}
+		if err := s.authorizeInference(ctx); err != nil {
+			return err
 		}
 		return s.routeModel(ctx, rest)
 	}
@@ -617,13 +616,25 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) error {
 		return s.routeRepository(ctx, rest)
 	}
 	if rest, ok := bytes.CutPrefix(path, pathV1); ok {
-		if bytes.HasPrefix(rest, []byte("models/")) && bytes.IndexByte(rest, ':') >= 0 {
-			// KServe's v1 protocol (/v1/models/{m}:predict) is not spoken.
-			return notFound("%q is KServe's v1 protocol; infergate speaks the OIP v2 protocol: POST /v2/models/{name}/infer (the OIP v2 endpoints live under /v2)", path)
+		if m, ok := bytes.CutPrefix(rest, []byte("models/")); ok && bytes.IndexByte(m, ':') >= 0 {
+			// KServe's v1 protocol: no model name holds a ':'.
+			if err := s.authorizeInference(ctx); err != nil {
+				return err
+			}
+			return s.routePredict(ctx, m)
 		}
 		return s.routeAdmin(ctx, rest)
 	}
 	return notFound("no such endpoint %q; the OIP v2 endpoints live under /v2 (GET /v2 describes the server)", path)
+}
+
+// authorizeInference checks the inference token, when the server has one.
+func (s *Server) authorizeInference(ctx *fasthttp.RequestCtx) error {
+	if s.cfg.InferenceToken != "" && !bearerMatches(ctx, s.cfg.InferenceToken) {
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="infergate"`)
+		return &httpError{code: fasthttp.StatusUnauthorized, msg: "this server needs the inference token: send Authorization: Bearer <token>"}
+	}
+	return nil
 }
 
 // routeModel handles /v2/models/{m}[/versions/{v}][/ready|/infer|/config|/stats]
@@ -648,7 +659,7 @@ func (s *Server) routeModel(ctx *fasthttp.RequestCtx, rest []byte) error {
 		if err := allow(ctx, fasthttp.MethodPost); err != nil {
 			return err
 		}
-		return s.infer(ctx, name, version)
+		return s.infer(ctx, name, version, false)
 	case "ready":
 		if err := allow(ctx, fasthttp.MethodGet); err != nil {
 			return err

@@ -257,6 +257,7 @@ func (d *decoder) request(req *InferRequest) error {
 		fParams
 		fInputs
 		fOutputs
+		fInstances // not a member of the protocol's; noted for the message
 	)
 	var seen uint8
 	for n := 0; ; {
@@ -306,6 +307,9 @@ func (d *decoder) request(req *InferRequest) error {
 				return err
 			}
 		default:
+			if string(key) == "instances" {
+				seen |= fInstances
+			}
 			if err := d.skipValue(); err != nil {
 				return err
 			}
@@ -315,6 +319,9 @@ func (d *decoder) request(req *InferRequest) error {
 		return err
 	}
 	if seen&fInputs == 0 {
+		if seen&fInstances != 0 {
+			return errorf(`the request has no "inputs" but has "instances", as KServe's v1 protocol does: send it to POST /v1/models/{name}:predict`)
+		}
 		return errorf(`the request has no "inputs"`)
 	}
 	if name, ok := duplicate(len(req.Inputs), func(i int) string { return req.Inputs[i].Name }); ok {
@@ -737,6 +744,7 @@ func (d *decoder) tensor(t *Tensor, index int) (binaryData bool, err error) {
 				}
 				continue
 			}
+			w.field = `"data"`
 			if count, err = d.data(t, &w, seen&fShape != 0); err != nil {
 				return false, err
 			}
@@ -771,6 +779,7 @@ func (d *decoder) tensor(t *Tensor, index int) (binaryData bool, err error) {
 	if dataPos >= 0 {
 		end := d.pos
 		d.pos = dataPos
+		w.field = `"data"`
 		if count, err = d.data(t, &w, true); err != nil {
 			return false, err
 		}
@@ -887,10 +896,10 @@ func (d *decoder) binaryTensor(t *Tensor, size int64, w *where) error {
 }
 
 // data reads a "data" array, flat or nested, into t.Data as t.Datatype
-// says, and returns the number of elements. haveShape says whether t.Shape
-// is known, to reserve room for the elements it says.
+// says, and returns the number of elements; d.nest then holds its
+// structure. haveShape says whether t.Shape is known, to reserve room for
+// the elements it says. w names the array (its field is the member's).
 func (d *decoder) data(t *Tensor, w *where, haveShape bool) (int, error) {
-	w.field = `"data"`
 	if d.peek() != '[' {
 		if d.kind() == "invalid JSON" {
 			return 0, d.syntaxError("an array")

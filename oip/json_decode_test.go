@@ -198,6 +198,7 @@ func TestDecodeRequestErrors(t *testing.T) {
 	// Wrong JSON types and missing or repeated members.
 	f(`[]`, -1, "the request must be an object, not an array")
 	f(`{}`, -1, `the request has no "inputs"`)
+	f(`{"instances":[[1]]}`, -1, `the request has no "inputs" but has "instances", as KServe's v1 protocol does: send it to POST /v1/models/{name}:predict`)
 	f(`{"inputs":{}}`, -1, `"inputs" must be an array, not an object`)
 	f(`{"inputs":[],"inputs":[]}`, -1, `the request has two "inputs" members`)
 	f(`{"id":1,"inputs":[]}`, -1, `"id" must be a string, not a number`)

@@ -211,39 +211,50 @@ func appendData(dst []byte, dt DataType, data []byte) []byte {
 			dst = append(dst, ',')
 		}
 		e := data[i*size : i*size+size]
-		switch dt {
-		case FP32:
+		if dt == FP32 {
+			// The common case, without the call.
 			dst = appendFloat(dst, float64(math.Float32frombits(binary.LittleEndian.Uint32(e))), 32)
-		case FP64:
-			dst = appendFloat(dst, math.Float64frombits(binary.LittleEndian.Uint64(e)), 64)
-		case FP16:
-			h := binary.LittleEndian.Uint16(e)
-			if h&0x7c00 == 0x7c00 {
-				dst = appendFloat(dst, float64(halfToFloat32(h)), 32)
-			} else {
-				dst = appendHalf(dst, h)
-			}
-		case BOOL:
-			dst = strconv.AppendBool(dst, e[0] != 0)
-		case UINT8:
-			dst = strconv.AppendUint(dst, uint64(e[0]), 10)
-		case UINT16:
-			dst = strconv.AppendUint(dst, uint64(binary.LittleEndian.Uint16(e)), 10)
-		case UINT32:
-			dst = strconv.AppendUint(dst, uint64(binary.LittleEndian.Uint32(e)), 10)
-		case UINT64:
-			dst = strconv.AppendUint(dst, binary.LittleEndian.Uint64(e), 10)
-		case INT8:
-			dst = strconv.AppendInt(dst, int64(int8(e[0])), 10)
-		case INT16:
-			dst = strconv.AppendInt(dst, int64(int16(binary.LittleEndian.Uint16(e))), 10)
-		case INT32:
-			dst = strconv.AppendInt(dst, int64(int32(binary.LittleEndian.Uint32(e))), 10)
-		case INT64:
-			dst = strconv.AppendInt(dst, int64(binary.LittleEndian.Uint64(e)), 10)
+			continue
 		}
+		dst = appendElement(dst, dt, e)
 	}
 	return append(dst, ']')
+}
+
+// appendElement appends e, one element of fixed-size type dt, as JSON.
+func appendElement(dst []byte, dt DataType, e []byte) []byte {
+	switch dt {
+	case FP32:
+		dst = appendFloat(dst, float64(math.Float32frombits(binary.LittleEndian.Uint32(e))), 32)
+	case FP64:
+		dst = appendFloat(dst, math.Float64frombits(binary.LittleEndian.Uint64(e)), 64)
+	case FP16:
+		h := binary.LittleEndian.Uint16(e)
+		if h&0x7c00 == 0x7c00 {
+			dst = appendFloat(dst, float64(halfToFloat32(h)), 32)
+		} else {
+			dst = appendHalf(dst, h)
+		}
+	case BOOL:
+		dst = strconv.AppendBool(dst, e[0] != 0)
+	case UINT8:
+		dst = strconv.AppendUint(dst, uint64(e[0]), 10)
+	case UINT16:
+		dst = strconv.AppendUint(dst, uint64(binary.LittleEndian.Uint16(e)), 10)
+	case UINT32:
+		dst = strconv.AppendUint(dst, uint64(binary.LittleEndian.Uint32(e)), 10)
+	case UINT64:
+		dst = strconv.AppendUint(dst, binary.LittleEndian.Uint64(e), 10)
+	case INT8:
+		dst = strconv.AppendInt(dst, int64(int8(e[0])), 10)
+	case INT16:
+		dst = strconv.AppendInt(dst, int64(int16(binary.LittleEndian.Uint16(e))), 10)
+	case INT32:
+		dst = strconv.AppendInt(dst, int64(int32(binary.LittleEndian.Uint32(e))), 10)
+	case INT64:
+		dst = strconv.AppendInt(dst, int64(binary.LittleEndian.Uint64(e)), 10)
+	}
+	return dst
 }
 
 // appendFloat appends f as the shortest decimal that parses back to it at
