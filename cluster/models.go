@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/gateway/route"
+	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 )
 
@@ -26,6 +28,14 @@ import (
 // version_policy); the production version's config applies to the model.
 // The bytes stay in this node's blob store; the others pull them.
 func (n *Node) Upload(ctx context.Context, name string, onnx []byte, promote bool, config []byte) (*fsm.Result, string, error) {
+	return n.UploadChecked(ctx, name, onnx, promote, config, nil)
+}
+
+// UploadChecked is Upload with check, when not nil, called with the
+// model's inputs and outputs once the trial load (Config.Check) has read
+// them, before anything is stored: an error from it refuses the upload as
+// it is. Without Config.Check, check is not called.
+func (n *Node) UploadChecked(ctx context.Context, name string, onnx []byte, promote bool, config []byte, check func(inputs, outputs []oip.TensorMetadata) error) (*fsm.Result, string, error) {
 	if err := registry.CheckName(name); err != nil {
 		return nil, "", fmt.Errorf("%w: %w", fsm.ErrInvalid, err)
 	}
@@ -76,6 +86,11 @@ func (n *Node) Upload(ctx context.Context, name string, onnx []byte, promote boo
 		if pc, p, ok := n.productionConfig(name); ok && !promote {
 			if err := pc.CheckModel(name, in, out); err != nil {
 				return nil, "", fmt.Errorf("%w: the config of version %d, production, which applies to every version of %q while this one is staged, does not fit it; upload it with promote, so that its own config applies, or first give production a config that fits both: %w", fsm.ErrInvalid, p, name, err)
+			}
+		}
+		if check != nil {
+			if err := check(in, out); err != nil {
+				return nil, "", err
 			}
 		}
 	}
@@ -297,4 +312,35 @@ func (n *Node) behind() bool {
 		return true
 	}
 	return n.raft.AppliedIndex() < n.raft.CommitIndex()
+}
+
+// VersionSignature returns the inputs and outputs of version v of model
+// name from the trial load (Config.Check) of its blob on this node's
+// disk, for a node that has not loaded it (yet). ok is false when the
+// state has no such version, its blob is not here (still being fetched),
+// or the node has no Config.Check. A large model takes as long as its
+// load: call it for admin writes, not requests.
+func (n *Node) VersionSignature(name string, v int64) (inputs, outputs []oip.TensorMetadata, ok bool, err error) {
+	st, _ := n.fsm.State()
+	m := st.Models[name]
+	if m == nil || n.cfg.Check == nil {
+		return nil, nil, false, nil
+	}
+	ver := m.Version(v)
+	if ver == nil || !n.cfg.Blobs.Has(ver.SHA256) {
+		return nil, nil, false, nil
+	}
+	f, _, err := n.cfg.Blobs.Open(ver.SHA256)
+	if err != nil {
+		return nil, nil, false, nil // gone meanwhile (a sweep): cannot tell
+	}
+	data, err := io.ReadAll(f)
+	f.Close()
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("cannot read the blob of model %q version %d: %w", name, v, err)
+	}
+	if inputs, outputs, err = n.cfg.Check(data); err != nil {
+		return nil, nil, false, fmt.Errorf("cannot load model %q version %d from its blob: %w", name, v, err)
+	}
+	return inputs, outputs, true, nil
 }

@@ -330,7 +330,19 @@ func (s *Server) uploadVersion(cp *controlPlane, ctx *fasthttp.RequestCtx, name 
 	if promote {
 		how = "promoted to production"
 	}
-	res, hex, err := cp.node.Upload(context.Background(), name, body, promote, config)
+	var check func(in, out []oip.TensorMetadata) error
+	if promote {
+		force, err := forced(ctx)
+		if err != nil {
+			return err
+		}
+		if !force {
+			check = func(in, out []oip.TensorMetadata) error {
+				return s.signatureConflict(cp, name, in, out, "promoting the uploaded version", "the new version's", "infergate models upload --promote --force")
+			}
+		}
+	}
+	res, hex, err := cp.node.UploadChecked(context.Background(), name, body, promote, config, check)
 	if err != nil {
 		return s.writeFailed(ctx, err, "uploaded a version of model %q (%d bytes), %s", name, len(body), how)
 	}
@@ -835,31 +847,61 @@ func forced(ctx *fasthttp.RequestCtx) (bool, error) {
 // checkSignature refuses (409) a write that would send model name's
 // unversioned requests to version v when v's inputs or outputs differ
 // from production's: every client still sending what production takes
-// would get 400. It knows only what this node has loaded, and lets the
-// write through when it cannot tell; ?force=true lets it through too, for
+// would get 400. A version this node has not loaded is read from its
+// blob here (a trial load); the write goes through when it cannot tell
+// (the blob is still being fetched). ?force=true lets it through too, for
 // clients that have moved to the new signature.
 func (s *Server) checkSignature(cp *controlPlane, ctx *fasthttp.RequestCtx, name string, v int64, doing string) error {
 	if force, err := forced(ctx); force || err != nil {
 		return err
 	}
+	in, out, ok, err := s.signatureOf(cp, name, v)
+	if err != nil || !ok {
+		return err
+	}
+	return s.signatureConflict(cp, name, in, out, fmt.Sprintf("%s version %d", doing, v), fmt.Sprintf("version %d's", v), "infergate models promote or experiment --force")
+}
+
+// signatureOf returns the inputs and outputs of version v of model name:
+// those this node loaded, else those of the trial load of its blob here;
+// ok is false when neither can tell.
+func (s *Server) signatureOf(cp *controlPlane, name string, v int64) (in, out []oip.TensorMetadata, ok bool, err error) {
+	if m := s.repo.Model(name); m != nil {
+		if lv := m.Version(v); lv != nil {
+			return lv.Inputs, lv.Outputs, true, nil
+		}
+	}
+	in, out, ok, err = cp.node.VersionSignature(name, v)
+	if err != nil {
+		return nil, nil, false, &httpError{code: fasthttp.StatusConflict, err: err,
+			msg: fmt.Sprintf("cannot tell whether version %d of model %q takes what production takes: %s; add ?force=true to write it anyway", v, name, err)}
+	}
+	return in, out, ok, nil
+}
+
+// signatureConflict refuses (409) a write that would send model name's
+// unversioned requests to a version of inputs in and outputs out, when
+// they differ from production's. doing says what the write does, theirs
+// whose signature the clients may have moved to, and flag the command's
+// flag that forces it.
+func (s *Server) signatureConflict(cp *controlPlane, name string, in, out []oip.TensorMetadata, doing, theirs, flag string) error {
 	st, _ := cp.node.FSM().State()
 	cm := st.Models[name]
 	if cm == nil {
 		return nil
 	}
 	prod := cm.Production()
-	m := s.repo.Model(name)
-	if prod == 0 || prod == v || m == nil {
+	if prod == 0 {
 		return nil
 	}
-	from, to := m.Version(prod), m.Version(v)
-	if from == nil || to == nil {
-		return nil
+	pin, pout, ok, err := s.signatureOf(cp, name, prod)
+	if err != nil || !ok {
+		return err
 	}
-	if diff := signatureDiff("input", from.Inputs, to.Inputs) + signatureDiff("output", from.Outputs, to.Outputs); diff != "" {
+	if diff := signatureDiff("input", pin, in) + signatureDiff("output", pout, out); diff != "" {
 		return &httpError{code: fasthttp.StatusConflict, msg: fmt.Sprintf(
-			"%s version %d of model %q would change what clients send and get:%s; requests that fit production (version %d) would fail. If the clients have moved to version %d's, add ?force=true (infergate models promote or experiment --force)",
-			doing, v, name, diff, prod, v)}
+			"%s of model %q would change what clients send and get:%s; requests that fit production (version %d) would fail. If the clients have moved to %s, add ?force=true (%s)",
+			doing, name, diff, prod, theirs, flag)}
 	}
 	return nil
 }

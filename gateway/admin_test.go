@@ -348,8 +348,9 @@ func TestUploadCheckedAgainstProductionConfig(t *testing.T) {
 	// ranker's features are [-1,256]: production's config does not fit it.
 	r := s.admin(t, "POST", "/v1/models/ctr/versions", rankerONNX())
 	checkError(t, r, fasthttp.StatusBadRequest, `which applies to every version of "ctr" while this one is staged, does not fit it`)
-	// Promoted, it runs with its own (none): accepted.
-	if r := s.admin(t, "POST", "/v1/models/ctr/versions?promote=true", rankerONNX()); r.code != fasthttp.StatusCreated {
+	// Promoted, it runs with its own (none): accepted (forced: its inputs
+	// are not production's, which a promotion checks too).
+	if r := s.admin(t, "POST", "/v1/models/ctr/versions?promote=true&force=true", rankerONNX()); r.code != fasthttp.StatusCreated {
 		t.Fatalf("promoted upload: %s", r)
 	}
 }

@@ -687,6 +687,7 @@ becomes production; later ones are staged until promoted.`)
 	cfg := adminFlags(fs, false)
 	promote := fs.Bool("promote", false, "make the new version production at once, instead of staging it for \"infergate models promote\"")
 	configFile := fs.String("config", "", "a config.json for the version (batching, instances, response cache; no version_policy); the production version's config applies to the model on every node")
+	force := fs.Bool("force", false, "with --promote, promote even when the new version's inputs or outputs differ from production's (the server refuses otherwise, with 409): for clients that have moved to the new ones")
 	pos, err := parseArgs(fs, args, "NAME", "FILE")
 	if err != nil {
 		return err
@@ -714,9 +715,15 @@ becomes production; later ones are staged until promoted.`)
 	if len(data) == 0 {
 		return fmt.Errorf("%s is empty; want an ONNX model", file)
 	}
+	if *force && !*promote {
+		return fmt.Errorf("--force goes with --promote: a staged version changes nothing clients get until promoted (models promote --force)")
+	}
 	var q url.Values
 	if *promote {
 		q = url.Values{"promote": {"true"}}
+		if *force {
+			q.Set("force", "true")
+		}
 	}
 	ans, err := c.call(http.MethodPost, modelPath(name, "versions"), q, "application/octet-stream", data)
 	var ae *adminError
@@ -747,7 +754,7 @@ func modelsPromote(out adminOutput, args []string) error {
 requests that name no version, at it. The same as
 "infergate models alias NAME production VERSION".`)
 	cfg := adminFlags(fs, false)
-	force := fs.Bool("force", false, "promote even when the version's inputs or outputs differ from production's (the server refuses otherwise, with 409, when it has both loaded): for clients that have moved to the new ones")
+	force := fs.Bool("force", false, "promote even when the version's inputs or outputs differ from production's (the server refuses otherwise, with 409, unless a version's file has yet to reach the node asked): for clients that have moved to the new ones")
 	pos, err := parseArgs(fs, args, "NAME", "VERSION")
 	if err != nil {
 		return err
