@@ -560,6 +560,10 @@ func (s *Server) grpcCall(ctx context.Context, m grpcMethod, dec func(any) error
 // holds the bearer token.
 func grpcBearerMatches(ctx context.Context, token string) bool {
 	for _, h := range metadata.ValueFromIncomingContext(ctx, "authorization") {
+		// Space around the value, as HTTP/1.1 parsing drops it: some
+		// clients send what follows "authorization:" as it was typed
+		// (perf_analyzer's -H 'authorization: Bearer ...').
+		h = strings.Trim(h, " \t")
 		const scheme = "bearer "
 		if len(h) >= len(scheme) && strings.EqualFold(h[:len(scheme)], scheme) &&
 			subtle.ConstantTimeCompare([]byte(h[len(scheme):]), []byte(token)) == 1 {

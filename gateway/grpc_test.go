@@ -282,6 +282,11 @@ func TestGRPCInferenceToken(t *testing.T) {
 	if _, err := c.infer(right, ctrGRPCRequest(features(1, 1, 64), 1, ""), nil); err != nil {
 		t.Fatal(err)
 	}
+	// As perf_analyzer sends -H 'authorization: Bearer s3cret'.
+	spaced := metadata.AppendToOutgoingContext(ctx, "authorization", " Bearer s3cret")
+	if _, err := c.infer(spaced, ctrGRPCRequest(features(1, 1, 64), 1, ""), nil); err != nil {
+		t.Fatalf("the token after a space: %v", err)
+	}
 	if _, err := c.call(ctx, "ServerReady", pbtest.New("ServerReadyRequest"), "ServerReadyResponse"); err != nil {
 		t.Fatalf("ServerReady without the token: %v; want it open, as /v2/health/ready is", err)
 	}
