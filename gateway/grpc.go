@@ -830,7 +830,7 @@ func tritonConfig(v *registry.Version, cfg *registry.ModelConfig, maxBatch int64
 	}
 	// Reported when the version batches (on unless turned off, block or
 	// not), or when its configuration has a block that does not turn
-	// batching off, as HTTP reports it.
+	// batching off, as HTTP's configView reports it.
 	if d := cfg.DynamicBatching; d.On() && (v.Batchable || d != nil) {
 		c.DynamicBatching = &oip.TritonDynamicBatching{}
 		if d != nil {

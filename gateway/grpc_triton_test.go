@@ -216,6 +216,34 @@ func TestGRPCModelConfig(t *testing.T) {
 	checkMetric(t, s.metricsText(t), `infergate_grpc_requests_total{method="ModelConfig",code="NotFound"}`, 2)
 }
 
+// A model that batches without a dynamic_batching block says so over
+// both protocols, with an empty block (HTTP left it out while gRPC had it:
+// found running perf_analyzer).
+func TestConfigSaysDefaultBatching(t *testing.T) {
+	s := startDemo(t, gateway.DefaultConfig(), false)
+	c := s.serveGRPC(t)
+	h := s.httpJSON(t, "GET", "/v2/models/ctr/config", nil).(map[string]any)
+	if db, ok := h["dynamic_batching"].(map[string]any); !ok || len(db) != 0 {
+		t.Fatalf("HTTP: dynamic_batching is %v; want {}", h["dynamic_batching"])
+	}
+	out, err := c.call(context.Background(), "ModelConfig", modelRequest("ModelConfigRequest", "ctr", ""), "ModelConfigResponse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := protoJSON(t, out, false)["config"].(map[string]any)["dynamic_batching"]; !ok {
+		t.Fatal("gRPC: no dynamic_batching")
+	}
+	// Loaded back as it is, it means the same.
+	cfg, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]any{"parameters": map[string]string{"config": string(cfg)}})
+	if r := s.post(t, "/v2/repository/models/ctr/load", body); r.code != fasthttp.StatusOK {
+		t.Fatalf("loading the config back: %s", r)
+	}
+}
+
 // TestGRPCModelStatistics checks that ModelStatistics answers the figures
 // of GET /v2/models[/{m}[/versions/{v}]]/stats, after calls that succeed,
 // fail, and run in batches of more than one row.

@@ -475,7 +475,9 @@ func writeJSON(ctx *fasthttp.RequestCtx, v any) error {
 // 0, as Triton reports it: its tools (perf_analyzer) take a max_batch_size
 // above 0 to mean that the metadata's first dimension is the batch. The
 // preferred batch sizes, which such a version does not use, are left out:
-// loaded back, they would have to fit the node's max_batch_size.
+// loaded back, they would have to fit the node's max_batch_size. A version
+// that batches without a dynamic_batching block has an empty one, which
+// loaded back means the same.
 func (s *Server) modelConfig(ctx *fasthttp.RequestCtx, name, version []byte) error {
 	v, cfg, maxBatch, err := s.configView(name, version)
 	if err != nil {
@@ -509,6 +511,11 @@ func (s *Server) configView(name, version []byte) (*registry.Version, registry.M
 		cfg.VersionPolicy = *p
 	}
 	maxBatch := max(cfg.MaxBatchSize, 1) // what the batcher takes 0 for
+	if v.Batchable && cfg.DynamicBatching == nil {
+		// On without a block: said, as Triton's tools read its presence,
+		// and as gRPC's ModelConfig says it.
+		cfg.DynamicBatching = &registry.DynamicBatching{}
+	}
 	if !v.Batchable {
 		maxBatch = 0
 		if d := cfg.DynamicBatching; d != nil && d.PreferredBatchSizes != nil {
