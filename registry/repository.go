@@ -450,6 +450,7 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 		delete(r.modelErrs, name)
 	case err != nil:
 		r.modelErrs[name] = err.Error()
+		r.supersedeVersionRowsLocked(name)
 	default:
 		delete(r.modelErrs, name)
 	}
@@ -613,6 +614,28 @@ func (r *Repository) loadLocked(name string, explicit bool) error {
 		return fmt.Errorf("%w: %w", ErrLoadFailed, errors.Join(errs...))
 	}
 	return nil
+}
+
+// supersedeVersionRowsLocked makes a load of model name that failed
+// before it tried any version the model's latest outcome in the index:
+// what earlier loads recorded of its versions' files belongs to them. A
+// failed version's row goes, as that of a version a load did not try
+// does (its directory may be gone, and the next load, with a configuration
+// that reads, tries it again); a serving version's reason goes (a
+// stand-in's names versions whose rows went, a refused new file or
+// configuration belongs to the earlier load), and Index gives it this
+// failure instead. Rows of versions unloaded or unloading stay. r.mu is
+// held.
+func (r *Repository) supersedeVersionRowsLocked(name string) {
+	vs := r.status[name]
+	for n, s := range vs {
+		switch {
+		case s.failed && s.state == StateUnavailable:
+			delete(vs, n)
+		case s.state == StateReady:
+			vs[n] = versionStatus{state: StateReady}
+		}
+	}
 }
 
 // selectLocked reads model name's directory and configuration and
