@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"net"
 	"runtime/debug"
@@ -15,6 +16,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/infergate/infergate/batching"
 	"github.com/infergate/infergate/gateway/cache"
+	"github.com/infergate/infergate/gateway/shm"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 	"github.com/valyala/fasthttp"
@@ -65,7 +67,9 @@ const (
 
 // grpcMethods are the service's methods, in the order of grpcMethod.
 var grpcMethods = [...]string{"ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer",
-	"ModelConfig", "ModelStatistics", "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload", "ModelStreamInfer"}
+	"ModelConfig", "ModelStatistics", "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload",
+	"SystemSharedMemoryStatus", "SystemSharedMemoryRegister", "SystemSharedMemoryUnregister",
+	"CudaSharedMemoryStatus", "CudaSharedMemoryRegister", "CudaSharedMemoryUnregister", "ModelStreamInfer"}
 
 // grpcMethod indexes grpcMethods.
 type grpcMethod int
@@ -82,17 +86,25 @@ const (
 	grpcRepositoryIndex
 	grpcRepositoryModelLoad
 	grpcRepositoryModelUnload
+	grpcShmStatus
+	grpcShmRegister
+	grpcShmUnregister
+	grpcCudaShmStatus
+	grpcCudaShmRegister
+	grpcCudaShmUnregister
 	grpcModelStreamInfer // the one streaming method (grpc_stream.go)
 	numGRPCMethods
 )
 
 // grpcGuarded marks the methods the inference token guards: those that
-// answer what HTTP answers under /v2/models/, which it guards there.
-// RepositoryIndex is open, as /v2/repository/index is; the repository's
-// load and unload are grpcAdmin's.
+// answer what HTTP answers under /v2/models/ and /v2/systemsharedmemory/,
+// which it guards there. RepositoryIndex is open, as /v2/repository/index
+// is; the repository's load and unload are grpcAdmin's.
 var grpcGuarded = [numGRPCMethods]bool{
 	grpcModelReady: true, grpcModelMetadata: true, grpcModelInfer: true,
 	grpcModelConfig: true, grpcModelStatistics: true, grpcModelStreamInfer: true,
+	grpcShmStatus: true, grpcShmRegister: true, grpcShmUnregister: true,
+	grpcCudaShmStatus: true, grpcCudaShmRegister: true, grpcCudaShmUnregister: true,
 }
 
 // grpcAdmin marks the methods the admin token guards, as it guards
@@ -485,6 +497,12 @@ func (s *Server) grpcServiceDesc() *grpc.ServiceDesc {
 		grpcRepositoryIndex:       (*Server).grpcRepositoryIndex,
 		grpcRepositoryModelLoad:   (*Server).grpcRepositoryModelLoad,
 		grpcRepositoryModelUnload: (*Server).grpcRepositoryModelUnload,
+		grpcShmStatus:             (*Server).grpcShmStatus,
+		grpcShmRegister:           (*Server).grpcShmRegister,
+		grpcShmUnregister:         (*Server).grpcShmUnregister,
+		grpcCudaShmStatus:         s.grpcCudaShm(grpcCudaShmStatus),
+		grpcCudaShmRegister:       s.grpcCudaShm(grpcCudaShmRegister),
+		grpcCudaShmUnregister:     s.grpcCudaShm(grpcCudaShmUnregister),
 	}
 	desc := &grpc.ServiceDesc{
 		ServiceName: oip.GRPCService,
@@ -716,6 +734,9 @@ func grpcCode(he *httpError) codes.Code {
 	case fasthttp.StatusNotFound:
 		return codes.NotFound
 	case fasthttp.StatusConflict:
+		if errors.Is(he, shm.ErrExists) {
+			return codes.AlreadyExists // as Triton answers it
+		}
 		return codes.FailedPrecondition
 	case fasthttp.StatusRequestEntityTooLarge, fasthttp.StatusTooManyRequests, fasthttp.StatusInsufficientStorage:
 		return codes.ResourceExhausted

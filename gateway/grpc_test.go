@@ -256,8 +256,11 @@ func TestGRPCErrors(t *testing.T) {
 	mreq.Set(mreq.Descriptor().Fields().ByName("name"), protoreflect.ValueOfString("nope"))
 	_, err = c.call(ctx, "ModelMetadata", mreq, "ModelMetadataResponse")
 	checkCode(t, err, codes.NotFound, `model "nope"`)
-	err = c.conn.Invoke(ctx, "/inference.GRPCInferenceService/SystemSharedMemoryStatus", pbtest.New("ServerLiveRequest"), pbtest.New("ServerLiveResponse"))
-	checkCode(t, err, codes.Unimplemented, "SystemSharedMemoryStatus")
+	err = c.conn.Invoke(ctx, "/inference.GRPCInferenceService/TraceSetting", pbtest.New("ServerLiveRequest"), pbtest.New("ServerLiveResponse"))
+	checkCode(t, err, codes.Unimplemented, "TraceSetting")
+	// Served, but off unless serve --shared-memory.
+	_, err = c.call(ctx, "SystemSharedMemoryStatus", pbtest.New("SystemSharedMemoryStatusRequest"), "SystemSharedMemoryStatusResponse")
+	checkCode(t, err, codes.NotFound, "this server does not take shared memory: start it with serve --shared-memory")
 
 	// A request for a version that fails counts for it, as over HTTP:
 	// its shapes, its data, and contents that do not decode.

@@ -250,9 +250,12 @@ func (s *Server) inferWith(ctx *fasthttp.RequestCtx, sc *scratch, v *registry.Ve
 	if err != nil {
 		return err
 	}
-	if made {
+	if made || usesSharedMemory(req) {
 		// A response with an id of its own must not be replayed to the
-		// next byte-identical request: each prediction gets its id.
+		// next byte-identical request: each prediction gets its id. Nor
+		// one that used shared memory: its bytes say nothing of what the
+		// regions held, and its outputs went there. (Never stored, such
+		// bytes never find an entry either.)
 		sc.bkey = sc.bkey[:0]
 	}
 
@@ -313,6 +316,9 @@ func (s *Server) inferWith(ctx *fasthttp.RequestCtx, sc *scratch, v *registry.Ve
 // returns its rows.
 func (s *Server) checkRequest(sc *scratch, v *registry.Version) (rows int, made bool, err error) {
 	req := &sc.req
+	if err := s.readSharedInputs(req); err != nil {
+		return 0, false, err
+	}
 	noBatchDim := int64(0)
 	if !v.Batchable {
 		noBatchDim = -1 // the first dimensions are each input's own
@@ -504,8 +510,12 @@ func (s *Server) selectOutputs(sc *scratch, v *registry.Version, outs []oip.Tens
 					t = sc.cls[ncls]
 					ncls++
 				}
-				resp.Outputs = append(resp.Outputs, oip.OutputTensor{Tensor: t, Binary: binary})
+				resp.Outputs = append(resp.Outputs, oip.OutputTensor{Tensor: t, Binary: binary, SharedMemory: o.SharedMemory})
 			}
+		}
+		if err := s.writeSharedOutputs(resp); err != nil {
+			clear(resp.Outputs)
+			return err
 		}
 	}
 	return nil

@@ -31,8 +31,15 @@ func (s *Server) serverMetadata(ctx *fasthttp.RequestCtx) error {
 
 // serverMetadataDoc returns what GET /v2 and gRPC's ServerMetadata say.
 func (s *Server) serverMetadataDoc() *oip.ServerMetadata {
-	return &oip.ServerMetadata{Name: s.cfg.Name, Version: s.cfg.Version, Extensions: extensions}
+	ext := extensions
+	if s.shm != nil {
+		ext = extensionsShm
+	}
+	return &oip.ServerMetadata{Name: s.cfg.Name, Version: s.cfg.Version, Extensions: ext}
 }
+
+// extensionsShm are the extensions with Config.SharedMemory.
+var extensionsShm = append(slices.Clone(extensions), "system_shared_memory")
 
 // lookup finds the version a metadata or ready request names, without
 // taking a reference: metadata is immutable.

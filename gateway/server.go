@@ -20,6 +20,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/infergate/infergate/cluster"
 	"github.com/infergate/infergate/gateway/cache"
+	"github.com/infergate/infergate/gateway/shm"
 	"github.com/infergate/infergate/internal/diskfree"
 	"github.com/infergate/infergate/internal/loglimit"
 	"github.com/infergate/infergate/oip"
@@ -94,6 +95,13 @@ type Config struct {
 	// second per version: where its time went (queue, its batch's run,
 	// the rest), how it ended, its id and its client. 0 is off.
 	SlowRequests time.Duration
+	// SharedMemory, when set, serves Triton's system shared memory
+	// extension: clients on this host register regions of their POSIX
+	// shared memory objects (/dev/shm) and pass tensors through them. A
+	// client may then read from and write to any object that the server's
+	// user can open there, so it is off unless asked, for hosts whose
+	// clients are trusted (as Triton's --allow-client-shm).
+	SharedMemory bool
 	// Logf logs; nil means log.Printf.
 	Logf func(format string, args ...any)
 }
@@ -187,6 +195,7 @@ type Server struct {
 	// status page.
 	grpcListen atomic.Value
 	cache      *cache.Cache // nil when disabled
+	shm        *shm.Table   // nil unless Config.SharedMemory
 	shadows    *shadower
 	recent     *recentArms // with a traffic log: which arm answered, for feedback
 	// traffic is where events go: cfg.TrafficLog or cfg.TrafficSink (nil:
@@ -243,6 +252,9 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 		return toHTTPError(s.batchError(v, v.Batcher.Config().PriorityLevels, cfg.RequestTimeout, err)).reason
 	}, s.logf)
 	s.shadows.traffic = s.traffic
+	if cfg.SharedMemory {
+		s.shm = shm.New(shm.Dir)
+	}
 	if cfg.CacheBytes > 0 {
 		var err error
 		if s.cache, err = cache.New(cfg.CacheBytes); err != nil {
@@ -437,6 +449,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.cache != nil && err == nil {
 		s.cache.Close()
 	}
+	if s.shm != nil && err == nil {
+		s.shm.Close() // no request uses a region any more
+	}
 	return err
 }
 
@@ -544,6 +559,10 @@ var (
 	pathV2         = []byte("/v2")
 	pathModels     = []byte("/v2/models/")
 	pathRepoModels = []byte("/v2/repository/models/")
+	pathShmRegion  = []byte("/v2/systemsharedmemory/region/")
+	// infergate has no CUDA shared memory; cudaSharedMemory answers
+	// the cleanups of Triton's clients.
+	pathCudaShmRegion = []byte("/v2/cudasharedmemory/region/")
 )
 
 // route dispatches on the path; infer and ready checks come first.
@@ -579,6 +598,16 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) error {
 		}
 		ctx.SetBodyString(`{"ready":true}`)
 		return nil
+	case "/v2/systemsharedmemory/status", "/v2/systemsharedmemory/unregister":
+		if err := s.authorizeInference(ctx); err != nil {
+			return err
+		}
+		return s.sharedMemory(ctx, nil, path[len("/v2/systemsharedmemory/"):])
+	case "/v2/cudasharedmemory/status", "/v2/cudasharedmemory/unregister":
+		if err := s.authorizeInference(ctx); err != nil {
+			return err
+		}
+		return s.cudaSharedMemory(ctx, nil, path[len("/v2/cudasharedmemory/"):])
 	case "/v2", "/v2/":
 		if err := allow(ctx, fasthttp.MethodGet); err != nil {
 			return err
@@ -608,6 +637,26 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) error {
 			return err
 		}
 		return s.statusPage(ctx)
+	}
+	if rest, ok := bytes.CutPrefix(path, pathShmRegion); ok {
+		if err := s.authorizeInference(ctx); err != nil {
+			return err
+		}
+		i := bytes.LastIndexByte(rest, '/')
+		if i <= 0 {
+			return notFound("no such endpoint %q; use /v2/systemsharedmemory/region/{name}/register, /unregister or /status", path)
+		}
+		return s.sharedMemory(ctx, rest[:i], rest[i+1:])
+	}
+	if rest, ok := bytes.CutPrefix(path, pathCudaShmRegion); ok {
+		if err := s.authorizeInference(ctx); err != nil {
+			return err
+		}
+		i := bytes.LastIndexByte(rest, '/')
+		if i <= 0 {
+			return notFound("no such endpoint %q", path)
+		}
+		return s.cudaSharedMemory(ctx, rest[:i], rest[i+1:])
 	}
 	if rest, ok := bytes.CutPrefix(path, pathRepoModels); ok {
 		if err := s.authorizeAdmin(ctx); err != nil {

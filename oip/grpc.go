@@ -102,7 +102,9 @@ type grpcRequest struct {
 // from JSON (timeout, priority, cache_bypass, unit_id; "classification"
 // on a requested output), from int64, uint64 or bool values as fits;
 // others are ignored. Inputs may carry their data in raw_input_contents
-// (one entry per input, in order) or each in its typed contents, not both.
+// (one entry per input, in order) or each in its typed contents, not both;
+// an input whose shared memory parameters name a region has neither (it
+// is listed in req.SharedInputs, and takes no raw_input_contents entry).
 //
 // The error is an *Error naming the field at fault.
 func DecodeModelInferRequest(req *InferRequest, b []byte) (model, version []byte, err error) {
@@ -165,21 +167,35 @@ func DecodeModelInferRequest(req *InferRequest, b []byte) (model, version []byte
 	if model, version, err = checkModelFields(model, version, "model_name", "model_version"); err != nil {
 		return nil, nil, err
 	}
+	// Inputs in shared memory take no raw_input_contents: the others take
+	// them in order.
+	shared := req.SharedInputs
+	inline := len(req.Inputs) - len(shared)
 	if len(g.raw) > 0 {
-		if len(g.raw) != len(req.Inputs) {
-			return nil, nil, errorf("the request has %d raw_input_contents for %s; send one per input, in the order of inputs", len(g.raw), plural(int64(len(req.Inputs)), "input"))
+		if len(g.raw) != inline {
+			return nil, nil, errorf("the request has %d raw_input_contents for %s not in shared memory; send one per such input, in the order of inputs", len(g.raw), plural(int64(inline), "input"))
 		}
 		for i, c := range g.contents {
 			if c != nil {
 				return nil, nil, errorf("input %q has contents, and the request raw_input_contents; send every input's data one way", req.Inputs[i].Name)
 			}
 		}
-		for i, raw := range g.raw {
-			req.Inputs[i].Data = append(req.Inputs[i].Data[:0], raw...)
+		k := 0
+		for i := range req.Inputs {
+			if len(shared) > 0 && shared[0].Index == i {
+				shared = shared[1:]
+				continue
+			}
+			req.Inputs[i].Data = append(req.Inputs[i].Data[:0], g.raw[k]...)
+			k++
 		}
 		return model, version, nil
 	}
 	for i := range req.Inputs {
+		if len(shared) > 0 && shared[0].Index == i {
+			shared = shared[1:]
+			continue
+		}
 		if err := decodeContents(&req.Inputs[i], g.contents[i]); err != nil {
 			return nil, nil, err
 		}
@@ -197,8 +213,14 @@ func wireError(msg string, n int) error {
 func decodeInputTensor(req *InferRequest, t *Tensor, b []byte, index int) (contents []byte, err error) {
 	t.Name, t.Datatype, t.Shape, t.Data = "", InvalidType, t.Shape[:0], t.Data[:0]
 	var dt []byte
+	var params [][]byte // only when it has some: few inputs do
 	err = eachField(b, "InferInputTensor", func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
 		switch num {
+		case fTensorParams:
+			if typ != protowire.BytesType {
+				return errorf("input %d: parameters has wire type %d", index, typ)
+			}
+			params = append(params, v)
 		case fTensorName:
 			if typ != protowire.BytesType {
 				return errorf("input %d: name has wire type %d", index, typ)
@@ -237,6 +259,28 @@ func decodeInputTensor(req *InferRequest, t *Tensor, b []byte, index int) (conte
 	}
 	if n := ShapeElements(t.Shape); n < 0 || n > MaxElements {
 		return nil, errorf("input %q: shape %s has a negative dimension or more than %d elements", name, FormatShape(t.Shape), MaxElements)
+	}
+	if len(params) > 0 {
+		var ref SharedMemoryRef
+		var seen uint8
+		for _, p := range params {
+			key, val, err := decodeParamEntry(p)
+			if err != nil {
+				return nil, errorf("input %q: %s", name, err.Error())
+			}
+			if _, err := sharedMemoryParamPB(key, val, &ref, &seen, "input", name); err != nil {
+				return nil, err
+			}
+		}
+		if err := checkSharedMemory(seen, &where{kind: "input", name: name}); err != nil {
+			return nil, err
+		}
+		if ref.Region != "" {
+			if contents != nil {
+				return nil, errorf("input %q has parameter \"shared_memory_region\" and also contents; send its data one way", name)
+			}
+			req.SharedInputs = append(req.SharedInputs, SharedInput{Index: index, Ref: ref})
+		}
 	}
 	return contents, nil
 }
@@ -408,10 +452,17 @@ func decodeRequestedOutput(req *InferRequest, b []byte) error {
 	if o.Name == "" {
 		return errorf("requested output %d has no name", index)
 	}
+	var seen uint8
 	for _, p := range params {
 		key, val, err := decodeParamEntry(p)
 		if err != nil {
 			return errorf("requested output %q: %s", o.Name, err.Error())
+		}
+		if ok, err := sharedMemoryParamPB(key, val, &o.SharedMemory, &seen, "output", o.Name); ok || err != nil {
+			if err != nil {
+				return err
+			}
+			continue
 		}
 		if string(key) != "classification" {
 			continue
@@ -422,7 +473,44 @@ func decodeRequestedOutput(req *InferRequest, b []byte) error {
 		}
 		o.Classification = n
 	}
+	if err := checkSharedMemory(seen, &where{kind: "output", name: o.Name}); err != nil {
+		return err
+	}
+	if o.SharedMemory.Region != "" && o.Classification > 0 {
+		return errorf("output %q asks for classification into shared memory; ask for one or the other", o.Name)
+	}
 	return nil
+}
+
+// sharedMemoryParamPB reads parameter key of value val into ref when key
+// is one of the shared memory parameters (ok), recording it in seen;
+// kind and name name the tensor for messages.
+func sharedMemoryParamPB(key []byte, val paramValue, ref *SharedMemoryRef, seen *uint8, kind, name string) (ok bool, err error) {
+	bit := shmParamBit(key)
+	if bit == 0 {
+		return false, nil
+	}
+	if *seen&bit != 0 {
+		return true, errorf("%s %q has two %q parameters", kind, name, key)
+	}
+	*seen |= bit
+	if bit == shmRegion {
+		if val.kind != fParamString || len(val.s) == 0 || !utf8.Valid(val.s) {
+			return true, errorf("%s %q: parameter %q is %s; it must be a string_param naming a registered shared memory region", kind, name, key, val)
+		}
+		ref.Region = string(val.s)
+		return true, nil
+	}
+	n, isInt := val.nonNegative()
+	if !isInt {
+		return true, errorf("%s %q: parameter %q is %s; it must be a non-negative int64_param", kind, name, key, val)
+	}
+	if bit == shmOffset {
+		ref.Offset = n
+	} else {
+		ref.ByteSize = n
+	}
+	return true, nil
 }
 
 // decodeRequestParam decodes one entry of ModelInferRequest's parameters
@@ -620,8 +708,14 @@ func AppendModelInferResponse(dst []byte, r *InferResponse) []byte {
 		dst = appendPBTensorMetadata(dst, t.Name, t.Datatype, t.Shape)
 	}
 	for i := range r.Outputs {
+		// An output in shared memory keeps its place with no bytes, as
+		// clients find raw contents by the output's index.
+		var data []byte
+		if o := &r.Outputs[i]; o.SharedMemory.Region == "" {
+			data = o.Data
+		}
 		dst = protowire.AppendTag(dst, fRespRaw, protowire.BytesType)
-		dst = protowire.AppendBytes(dst, r.Outputs[i].Data)
+		dst = protowire.AppendBytes(dst, data)
 	}
 	return dst
 }

@@ -169,6 +169,8 @@ var grpcFile = func() protoreflect.FileDescriptor {
 			plain("ModelInfer"), method("ModelStreamInfer", "ModelInferRequest", "ModelStreamInferResponse", true),
 			plain("ModelConfig"), plain("ModelStatistics"), plain("RepositoryIndex"),
 			plain("RepositoryModelLoad"), plain("RepositoryModelUnload"),
+			plain("SystemSharedMemoryStatus"), plain("SystemSharedMemoryRegister"), plain("SystemSharedMemoryUnregister"),
+			plain("CudaSharedMemoryStatus"), plain("CudaSharedMemoryRegister"), plain("CudaSharedMemoryUnregister"),
 		},
 	}}
 	f, err := protodesc.NewFile(fd, nil)
@@ -180,7 +182,8 @@ var grpcFile = func() protoreflect.FileDescriptor {
 
 // addTriton adds to fd the messages of Triton's extension methods that
 // infergate answers (ModelConfig, ModelStatistics, RepositoryIndex,
-// RepositoryModelLoad, RepositoryModelUnload), with
+// RepositoryModelLoad, RepositoryModelUnload, and the system shared
+// memory's status, register and unregister), with
 // the field numbers of Triton's grpc_service.proto and model_config.proto
 // (triton-inference-server/common, protobuf/): the fields infergate
 // sends, and those the protobuf library needs to read an answer as a
@@ -243,6 +246,24 @@ func addTriton(fd *descriptorpb.FileDescriptorProto) {
 		return m
 	}
 
+	// The system shared memory extension's status: regions by name.
+	shmStatus := message("SystemSharedMemoryStatusResponse", msgs("regions", 1, p+"SystemSharedMemoryStatusResponse.RegionsEntry"))
+	regionsEntry := message("RegionsEntry", one("key", 1, tString), msg("value", 2, p+"SystemSharedMemoryStatusResponse.RegionStatus"))
+	regionsEntry.Options = &descriptorpb.MessageOptions{MapEntry: proto.Bool(true)}
+	shmStatus.NestedType = []*descriptorpb.DescriptorProto{
+		message("RegionStatus", one("name", 1, tString), one("key", 2, tString), one("offset", 3, tUint64), one("byte_size", 4, tUint64)),
+		regionsEntry,
+	}
+
+	// CUDA shared memory's: infergate registers none, and answers so.
+	cudaStatus := message("CudaSharedMemoryStatusResponse", msgs("regions", 1, p+"CudaSharedMemoryStatusResponse.RegionsEntry"))
+	cudaEntry := message("RegionsEntry", one("key", 1, tString), msg("value", 2, p+"CudaSharedMemoryStatusResponse.RegionStatus"))
+	cudaEntry.Options = &descriptorpb.MessageOptions{MapEntry: proto.Bool(true)}
+	cudaStatus.NestedType = []*descriptorpb.DescriptorProto{
+		message("RegionStatus", one("name", 1, tString), one("device_id", 2, tUint64), one("byte_size", 3, tUint64)),
+		cudaEntry,
+	}
+
 	fd.EnumType = append(fd.EnumType, enum("DataType", "TYPE_INVALID", "TYPE_BOOL", "TYPE_UINT8", "TYPE_UINT16", "TYPE_UINT32",
 		"TYPE_UINT64", "TYPE_INT8", "TYPE_INT16", "TYPE_INT32", "TYPE_INT64", "TYPE_FP16", "TYPE_FP32", "TYPE_FP64", "TYPE_STRING", "TYPE_BF16"))
 	fd.MessageType = append(fd.MessageType,
@@ -259,6 +280,20 @@ func addTriton(fd *descriptorpb.FileDescriptorProto) {
 		repoParam,
 		repoRequest("RepositoryModelLoadRequest"), message("RepositoryModelLoadResponse"),
 		repoRequest("RepositoryModelUnloadRequest"), message("RepositoryModelUnloadResponse"),
+		message("SystemSharedMemoryStatusRequest", one("name", 1, tString)),
+		shmStatus,
+		message("SystemSharedMemoryRegisterRequest", one("name", 1, tString), one("key", 2, tString), one("offset", 3, tUint64),
+			one("byte_size", 4, tUint64)),
+		message("SystemSharedMemoryRegisterResponse"),
+		message("SystemSharedMemoryUnregisterRequest", one("name", 1, tString)),
+		message("SystemSharedMemoryUnregisterResponse"),
+		message("CudaSharedMemoryStatusRequest", one("name", 1, tString)),
+		cudaStatus,
+		message("CudaSharedMemoryRegisterRequest", one("name", 1, tString), one("raw_handle", 2, tBytes), one("device_id", 3, tInt64),
+			one("byte_size", 4, tUint64)),
+		message("CudaSharedMemoryRegisterResponse"),
+		message("CudaSharedMemoryUnregisterRequest", one("name", 1, tString)),
+		message("CudaSharedMemoryUnregisterResponse"),
 	)
 }
 

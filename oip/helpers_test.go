@@ -89,6 +89,9 @@ func diffRequests(got, want *InferRequest, nanEqual bool) string {
 	if !slices.Equal(got.Outputs, want.Outputs) {
 		d = append(d, fmt.Sprintf("outputs %+v != %+v", got.Outputs, want.Outputs))
 	}
+	if !slices.Equal(got.SharedInputs, want.SharedInputs) {
+		d = append(d, fmt.Sprintf("shared inputs %+v != %+v", got.SharedInputs, want.SharedInputs))
+	}
 	return strings.Join(d, "; ")
 }
 

@@ -419,8 +419,12 @@ func (d *decoder) inputs(req *InferRequest) error {
 		}
 		var t *Tensor
 		req.Inputs, t = nextTensor(req.Inputs)
-		if _, err := d.tensor(t, len(req.Inputs)-1); err != nil {
+		var ref SharedMemoryRef
+		if _, err := d.tensor(t, len(req.Inputs)-1, &ref); err != nil {
 			return err
+		}
+		if ref.Region != "" {
+			req.SharedInputs = append(req.SharedInputs, SharedInput{Index: len(req.Inputs) - 1, Ref: ref})
 		}
 	}
 }
@@ -475,7 +479,7 @@ func (d *decoder) requestedOutput(o *RequestedOutput, index int) error {
 		fBinary
 		fClassification
 	)
-	var seen uint8
+	var seen, shm uint8
 	for n := 0; ; {
 		key, ok, err := d.nextMember(&n)
 		if err != nil {
@@ -537,6 +541,12 @@ func (d *decoder) requestedOutput(o *RequestedOutput, index int) error {
 						return err
 					}
 				default:
+					if ok, err := d.sharedMemoryParam(key, &o.SharedMemory, &shm, &w); ok || err != nil {
+						if err != nil {
+							return err
+						}
+						continue
+					}
 					if err := d.skipValue(); err != nil {
 						return err
 					}
@@ -552,7 +562,81 @@ func (d *decoder) requestedOutput(o *RequestedOutput, index int) error {
 	if seen&fName == 0 {
 		return errorf(`%s has no "name"`, w.tensor())
 	}
+	if err := checkSharedMemory(shm, &w); err != nil {
+		return err
+	}
+	if o.SharedMemory.Region != "" && o.Classification > 0 {
+		return errorf("%s asks for classification into shared memory; ask for one or the other", w.tensor())
+	}
 	return nil
+}
+
+// The shared memory parameters a tensor may carry, as bits of a set.
+const (
+	shmRegion = 1 << iota
+	shmOffset
+	shmByteSize
+)
+
+// shmParamBit returns the bit of shared memory parameter key, 0 for
+// another key.
+func shmParamBit(key []byte) uint8 {
+	switch string(key) {
+	case "shared_memory_region":
+		return shmRegion
+	case "shared_memory_offset":
+		return shmOffset
+	case "shared_memory_byte_size":
+		return shmByteSize
+	}
+	return 0
+}
+
+// sharedMemoryParam reads the value of parameter key into ref when key is
+// one of the shared memory parameters (ok), recording it in seen.
+func (d *decoder) sharedMemoryParam(key []byte, ref *SharedMemoryRef, seen *uint8, w *where) (ok bool, err error) {
+	bit := shmParamBit(key)
+	if bit == 0 {
+		return false, nil
+	}
+	if *seen&bit != 0 {
+		return true, errorf("%s has two %q parameters", w.tensor(), key)
+	}
+	*seen |= bit
+	w.field = "parameter " + strconv.Quote(string(key))
+	switch bit {
+	case shmRegion:
+		b, err := d.readStringValue(w)
+		if err != nil {
+			return true, err
+		}
+		if len(b) == 0 {
+			return true, errorf("%s is empty; name a registered shared memory region", w.String())
+		}
+		ref.Region = string(b)
+	case shmOffset:
+		ref.Offset, err = d.readInt(w, 0, math.MaxInt64)
+	default:
+		ref.ByteSize, err = d.readInt(w, 0, math.MaxInt64)
+	}
+	return true, err
+}
+
+// checkSharedMemory checks that the shared memory parameters seen go
+// together: a region and its byte size, or neither (nor an offset).
+func checkSharedMemory(seen uint8, w *where) error {
+	const both = shmRegion | shmByteSize
+	if seen == 0 || seen&both == both {
+		return nil
+	}
+	have := `"shared_memory_offset"`
+	switch {
+	case seen&shmRegion != 0:
+		have = `"shared_memory_region"`
+	case seen&shmByteSize != 0:
+		have = `"shared_memory_byte_size"`
+	}
+	return errorf("%s has parameter %s alone; give shared_memory_region and shared_memory_byte_size together (and shared_memory_offset if not 0)", w.tensor(), have)
 }
 
 // response reads the JSON of an infer response.
@@ -662,16 +746,17 @@ func (d *decoder) outputs(resp *InferResponse) error {
 		}
 		o := &resp.Outputs[len(resp.Outputs)-1]
 		o.reset()
-		if o.Binary, err = d.tensor(&o.Tensor, len(resp.Outputs)-1); err != nil {
+		if o.Binary, err = d.tensor(&o.Tensor, len(resp.Outputs)-1, &o.SharedMemory); err != nil {
 			return err
 		}
 	}
 }
 
 // tensor reads one tensor object, an element of the "inputs" of a request
-// or of the "outputs" of a response, into the empty t. It reports whether
-// the data came as a binary tensor.
-func (d *decoder) tensor(t *Tensor, index int) (binaryData bool, err error) {
+// or of the "outputs" of a response, into the empty t, and its shared
+// memory parameters into ref: a tensor with a region has no data. It
+// reports whether the data came as a binary tensor.
+func (d *decoder) tensor(t *Tensor, index int, ref *SharedMemoryRef) (binaryData bool, err error) {
 	w := where{kind: d.tkind, index: index}
 	if err := d.openObject(&w); err != nil {
 		return false, err
@@ -752,7 +837,7 @@ func (d *decoder) tensor(t *Tensor, index int) (binaryData bool, err error) {
 			if err := once(&seen, fParams, &w, "parameters"); err != nil {
 				return false, err
 			}
-			if binSize, err = d.tensorParams(&w); err != nil {
+			if binSize, err = d.tensorParams(&w, ref); err != nil {
 				return false, err
 			}
 		default:
@@ -771,6 +856,12 @@ func (d *decoder) tensor(t *Tensor, index int) (binaryData bool, err error) {
 		return false, errorf(`%s has no "shape"`, w.tensor())
 	case seen&fData != 0 && binSize >= 0:
 		return false, errorf(`%s has both "data" and a binary_data_size parameter; send one of them`, w.tensor())
+	case ref.Region != "" && (seen&fData != 0 || binSize >= 0):
+		return false, errorf(`%s has parameter "shared_memory_region" and also "data" or a binary_data_size parameter; send its data one way`, w.tensor())
+	case ref.Region != "":
+		// Its data is in the region: the server reads it, a client
+		// finds it there.
+		return false, nil
 	case seen&fData == 0 && binSize < 0:
 		return false, errorf(`%s has no "data" and no binary_data_size parameter`, w.tensor())
 	case binSize >= 0:
@@ -839,8 +930,9 @@ func (d *decoder) shape(t *Tensor, w *where) error {
 }
 
 // tensorParams reads the "parameters" of a tensor and returns its
-// binary_data_size, or -1 when it has none.
-func (d *decoder) tensorParams(w *where) (int64, error) {
+// binary_data_size, or -1 when it has none, and its shared memory
+// parameters into ref.
+func (d *decoder) tensorParams(w *where, ref *SharedMemoryRef) (int64, error) {
 	size := int64(-1)
 	if d.isNull() {
 		return size, nil
@@ -849,13 +941,20 @@ func (d *decoder) tensorParams(w *where) (int64, error) {
 	if err := d.openObject(w); err != nil {
 		return 0, err
 	}
+	var shm uint8
 	for n := 0; ; {
 		key, ok, err := d.nextMember(&n)
 		if err != nil {
 			return 0, err
 		}
 		if !ok {
-			return size, nil
+			return size, checkSharedMemory(shm, w)
+		}
+		if ok, err := d.sharedMemoryParam(key, ref, &shm, w); ok || err != nil {
+			if err != nil {
+				return 0, err
+			}
+			continue
 		}
 		if string(key) != "binary_data_size" {
 			if err := d.skipValue(); err != nil {

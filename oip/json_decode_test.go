@@ -198,6 +198,20 @@ func TestDecodeRequestErrors(t *testing.T) {
 	// Wrong JSON types and missing or repeated members.
 	f(`[]`, -1, "the request must be an object, not an array")
 	f(`{}`, -1, `the request has no "inputs"`)
+	// Shared memory parameters.
+	shmIn := func(params string) string {
+		return in(`"name":"x","datatype":"FP32","shape":[1],"parameters":{` + params + `}`)
+	}
+	f(shmIn(`"shared_memory_offset":4`), -1, `input "x" has parameter "shared_memory_offset" alone`)
+	f(shmIn(`"shared_memory_byte_size":4`), -1, `input "x" has parameter "shared_memory_byte_size" alone`)
+	f(shmIn(`"shared_memory_region":"","shared_memory_byte_size":4`), -1, `parameter "shared_memory_region" is empty`)
+	f(shmIn(`"shared_memory_region":"a","shared_memory_region":"b","shared_memory_byte_size":4`), -1, `two "shared_memory_region" parameters`)
+	f(shmIn(`"shared_memory_region":"a","shared_memory_byte_size":-1`), -1, `shared_memory_byte_size`)
+	f(shmIn(`"shared_memory_region":7,"shared_memory_byte_size":4`), -1, `"shared_memory_region"`, "string")
+	f(shmIn(`"shared_memory_region":"a","shared_memory_byte_size":4,"binary_data_size":4`), -1, "send its data one way")
+	f(`{"inputs":[],"outputs":[{"name":"y","parameters":{"classification":2,"shared_memory_region":"o","shared_memory_byte_size":8}}]}`, -1,
+		`asks for classification into shared memory`)
+	f(`{"inputs":[],"outputs":[{"name":"y","parameters":{"shared_memory_region":"o"}}]}`, -1, `output "y" has parameter "shared_memory_region" alone`)
 	f(`{"instances":[[1]]}`, -1, `the request has no "inputs" but has "instances", as KServe's v1 protocol does: send it to POST /v1/models/{name}:predict`)
 	f(`{"inputs":{}}`, -1, `"inputs" must be an array, not an object`)
 	f(`{"inputs":[],"inputs":[]}`, -1, `the request has two "inputs" members`)

@@ -40,16 +40,33 @@ func AppendResponse(dst []byte, resp *InferResponse) (out []byte, headerLen int)
 			dst = append(dst, ',')
 		}
 		o := &resp.Outputs[i]
+		if o.SharedMemory.Region != "" {
+			dst = appendSharedTensor(dst, o)
+			continue
+		}
 		dst = appendTensor(dst, &o.Tensor, o.Binary)
 	}
 	dst = append(dst, "]}"...)
 	headerLen = len(dst) - start
 	for i := range resp.Outputs {
-		if o := &resp.Outputs[i]; o.Binary {
+		if o := &resp.Outputs[i]; o.Binary && o.SharedMemory.Region == "" {
 			dst = append(dst, o.Data...)
 		}
 	}
 	return dst, headerLen
+}
+
+// appendSharedTensor appends the object of output o, whose data went to
+// shared memory: its name, datatype and shape alone, as Triton answers
+// (its clients take "parameters" on an output to mean binary data).
+func appendSharedTensor(dst []byte, o *OutputTensor) []byte {
+	dst = append(dst, `{"name":`...)
+	dst = appendString(dst, o.Name)
+	dst = append(dst, `,"datatype":"`...)
+	dst = append(dst, o.Datatype.String()...)
+	dst = append(dst, `","shape":`...)
+	dst = appendShape(dst, o.Shape)
+	return append(dst, '}')
 }
 
 // AppendRequest appends the encoded req to dst and returns the result and
@@ -99,11 +116,26 @@ func AppendRequest(dst []byte, req *InferRequest, binaryInputs bool) (out []byte
 		dst = append(dst, "},"...)
 	}
 	dst = append(dst, `"inputs":[`...)
+	shared := req.SharedInputs
 	for i := range req.Inputs {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendTensor(dst, &req.Inputs[i], binaryInputs)
+		t := &req.Inputs[i]
+		if len(shared) > 0 && shared[0].Index == i {
+			dst = append(dst, `{"name":`...)
+			dst = appendString(dst, t.Name)
+			dst = append(dst, `,"datatype":"`...)
+			dst = append(dst, t.Datatype.String()...)
+			dst = append(dst, `","shape":`...)
+			dst = appendShape(dst, t.Shape)
+			dst = append(dst, `,"parameters":{`...)
+			dst = appendSharedRef(dst, &shared[0].Ref)
+			dst = append(dst, "}}"...)
+			shared = shared[1:]
+			continue
+		}
+		dst = appendTensor(dst, t, binaryInputs)
 	}
 	dst = append(dst, ']')
 	if len(req.Outputs) > 0 {
@@ -115,18 +147,27 @@ func AppendRequest(dst []byte, req *InferRequest, binaryInputs bool) (out []byte
 			}
 			dst = append(dst, `{"name":`...)
 			dst = appendString(dst, o.Name)
-			if o.HasBinary || o.Classification > 0 {
+			if o.HasBinary || o.Classification > 0 || o.SharedMemory.Region != "" {
 				dst = append(dst, `,"parameters":{`...)
+				comma := false
 				if o.HasBinary {
 					dst = append(dst, `"binary_data":`...)
 					dst = strconv.AppendBool(dst, o.Binary)
+					comma = true
 				}
 				if o.Classification > 0 {
-					if o.HasBinary {
+					if comma {
 						dst = append(dst, ',')
 					}
 					dst = append(dst, `"classification":`...)
 					dst = strconv.AppendInt(dst, o.Classification, 10)
+					comma = true
+				}
+				if o.SharedMemory.Region != "" {
+					if comma {
+						dst = append(dst, ',')
+					}
+					dst = appendSharedRef(dst, &o.SharedMemory)
 				}
 				dst = append(dst, '}')
 			}
@@ -137,11 +178,30 @@ func AppendRequest(dst []byte, req *InferRequest, binaryInputs bool) (out []byte
 	dst = append(dst, '}')
 	headerLen = len(dst) - start
 	if binaryInputs {
+		shared := req.SharedInputs
 		for i := range req.Inputs {
+			if len(shared) > 0 && shared[0].Index == i {
+				shared = shared[1:]
+				continue
+			}
 			dst = append(dst, req.Inputs[i].Data...)
 		}
 	}
 	return dst, headerLen
+}
+
+// appendSharedRef appends the shared memory parameters of ref as members
+// of a "parameters" object.
+func appendSharedRef(dst []byte, ref *SharedMemoryRef) []byte {
+	dst = append(dst, `"shared_memory_region":`...)
+	dst = appendString(dst, ref.Region)
+	dst = append(dst, `,"shared_memory_byte_size":`...)
+	dst = strconv.AppendInt(dst, ref.ByteSize, 10)
+	if ref.Offset != 0 {
+		dst = append(dst, `,"shared_memory_offset":`...)
+		dst = strconv.AppendInt(dst, ref.Offset, 10)
+	}
+	return dst
 }
 
 // AppendError appends the error body {"error":"msg"} to dst.

@@ -133,6 +133,28 @@ type RequestedOutput struct {
 	// its that many highest-valued elements per batch entry in place of
 	// its values (see Classify); 0 means the values.
 	Classification int64
+	// SharedMemory, when it names a region, asks for the output's data
+	// there rather than in the response.
+	SharedMemory SharedMemoryRef
+}
+
+// SharedMemoryRef places a tensor's data in a system shared memory region
+// that the client registered (Triton's shared memory extension): ByteSize
+// bytes from Offset in region Region, as its parameters
+// "shared_memory_region", "shared_memory_offset" and
+// "shared_memory_byte_size" say. The zero value (no Region) places it
+// nowhere.
+type SharedMemoryRef struct {
+	Region   string
+	Offset   int64
+	ByteSize int64
+}
+
+// SharedInput is an input of a request whose data is in shared memory:
+// Inputs[Index] has no data until the server reads it from Ref.
+type SharedInput struct {
+	Index int
+	Ref   SharedMemoryRef
 }
 
 // InferRequest is a decoded infer request.
@@ -144,6 +166,9 @@ type InferRequest struct {
 	ID      string
 	Inputs  []Tensor
 	Outputs []RequestedOutput
+	// SharedInputs lists the inputs whose data is in shared memory, in
+	// the order of Inputs; empty for most requests.
+	SharedInputs []SharedInput
 
 	// BinaryDataOutput is the request-level "binary_data_output" parameter:
 	// outputs not listed in Outputs (or listed without their own
@@ -190,6 +215,7 @@ func (r *InferRequest) Reset() {
 	}
 	r.Inputs = r.Inputs[:0]
 	r.Outputs = r.Outputs[:0]
+	r.SharedInputs = r.SharedInputs[:0]
 	r.ID = ""
 	r.BinaryDataOutput = false
 	r.TimeoutMicros = 0
@@ -204,6 +230,10 @@ type OutputTensor struct {
 	// Binary sends the tensor's data after the JSON header instead of as a
 	// JSON "data" array.
 	Binary bool
+	// SharedMemory, when it names a region, says that the data was written
+	// there: the response carries the tensor's name, datatype and shape
+	// alone (and over gRPC an empty raw_output_contents entry).
+	SharedMemory SharedMemoryRef
 }
 
 // reset empties o and keeps its buffers for reuse.
@@ -213,6 +243,7 @@ func (o *OutputTensor) reset() {
 	o.Shape = o.Shape[:0]
 	o.Data = o.Data[:0]
 	o.Binary = false
+	o.SharedMemory = SharedMemoryRef{}
 }
 
 // InferResponse is an infer response before encoding, or after decoding.

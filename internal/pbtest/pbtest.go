@@ -39,6 +39,8 @@ type Tensor struct {
 	FP32  []float32
 	Int   []int32
 	Bytes [][]byte
+	// Params are an input's parameters.
+	Params map[string]Param
 }
 
 // Param is an InferParameter: set exactly one.
@@ -69,6 +71,7 @@ func InferRequest(model, version, id string, inputs []Tensor, raw [][]byte, para
 		for _, d := range t.Shape {
 			shape.Append(protoreflect.ValueOfInt64(d))
 		}
+		setParams(in, t.Params)
 		if t.FP32 != nil || t.Int != nil || t.Bytes != nil {
 			c := in.Mutable(ifs.ByName("contents")).Message()
 			cfs := c.Descriptor().Fields()
@@ -127,6 +130,22 @@ type Output struct {
 	Raw      []byte
 }
 
+// paramValues returns the values of m's parameters map, nil if empty.
+func paramValues(m protoreflect.Message) map[string]any {
+	var out map[string]any
+	m.Get(m.Descriptor().Fields().ByName("parameters")).Map().Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
+		p := v.Message()
+		if f := p.WhichOneof(p.Descriptor().Oneofs().ByName("parameter_choice")); f != nil {
+			if out == nil {
+				out = make(map[string]any)
+			}
+			out[k.String()] = p.Get(f).Interface()
+		}
+		return true
+	})
+	return out
+}
+
 // Response is a decoded ModelInferResponse.
 type Response struct {
 	Model, Version, ID string
@@ -165,16 +184,7 @@ func decodeResponse(m protoreflect.Message) (*Response, error) {
 		Version: m.Get(fs.ByName("model_version")).String(),
 		ID:      m.Get(fs.ByName("id")).String(),
 	}
-	m.Get(fs.ByName("parameters")).Map().Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
-		p := v.Message()
-		if f := p.WhichOneof(p.Descriptor().Oneofs().ByName("parameter_choice")); f != nil {
-			if r.Params == nil {
-				r.Params = make(map[string]any)
-			}
-			r.Params[k.String()] = p.Get(f).Interface()
-		}
-		return true
-	})
+	r.Params = paramValues(m)
 	outs := m.Get(fs.ByName("outputs")).List()
 	raws := m.Get(fs.ByName("raw_output_contents")).List()
 	if raws.Len() != outs.Len() {
