@@ -24,10 +24,10 @@ type command struct {
 }
 
 var commands = []command{
-	{"serve", "serve the models of a repository over OIP v2 (HTTP, and gRPC with --grpc)", runServe},
+	{"serve", "serve the models of a repository over OIP v2 (HTTP, and gRPC with --grpc) and KServe v1", runServe},
 	{"demo-models", "write the demo models (ctr, ranker) in Triton layout", runDemoModels},
-	{"models", "manage the cluster's models: list, show, upload, promote, alias, rollback, retire", runModels},
-	{"cluster", "show the cluster's leader and members, remove a member, or recover a group that lost its majority", runCluster},
+	{"models", "manage the cluster's models: list, show, upload, promote, alias, rollback, retire, experiments, shadows, remove", runModels},
+	{"cluster", "show the cluster's leader and members, remove a member, back up and restore, or recover a group that lost its majority", runCluster},
 	{"traffic", "read a node's traffic log: sampled predictions and feedback", runTraffic},
 	{"train", "train a new version of a model from its logged traffic and feedback", runTrain},
 	{"trainer", "the sidecar trainer: watch a model for drift, retrain, shadow, canary, promote or roll back", runTrainer},
