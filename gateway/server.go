@@ -253,7 +253,10 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 	}, s.logf)
 	s.shadows.traffic = s.traffic
 	if cfg.SharedMemory {
-		s.shm = shm.New(shm.Dir)
+		t := shm.New(shm.Dir)
+		s.shm = t
+		set.NewGauge("infergate_shared_memory_regions", func() float64 { n, _ := t.Usage(); return float64(n) })
+		set.NewGauge("infergate_shared_memory_bytes", func() float64 { _, b := t.Usage(); return float64(b) })
 	}
 	if cfg.CacheBytes > 0 {
 		var err error

@@ -78,6 +78,9 @@ func TestSharedMemoryHTTP(t *testing.T) {
 		t.Fatalf("status: got %s; want %s", r, want)
 	}
 	checkError(t, s.do(t, "GET", "/v2/systemsharedmemory/region/nope/status", nil, auth...), fasthttp.StatusNotFound, `"nope"`)
+	text := s.metricsText(t)
+	checkMetric(t, text, "infergate_shared_memory_regions", 2)
+	checkMetric(t, text, "infergate_shared_memory_bytes", 16+8) // out is mapped from its start
 	if r := s.do(t, "GET", "/v2", nil); !strings.Contains(string(r.body), `"system_shared_memory"`) {
 		t.Fatalf("GET /v2 does not list the extension: %s", r.body)
 	}

@@ -174,6 +174,16 @@ func (t *Table) Status(name string) ([]Status, error) {
 	return out, nil
 }
 
+// Usage returns the regions registered and the bytes of their mappings.
+func (t *Table) Usage() (regions int, bytes int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range t.regions {
+		bytes += int64(len(r.mapping))
+	}
+	return len(t.regions), bytes
+}
+
 // acquire returns region name, counted in use until release.
 func (t *Table) acquire(name string) (*region, error) {
 	t.mu.Lock()
