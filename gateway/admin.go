@@ -300,6 +300,11 @@ func (s *Server) listModels(cp *controlPlane, ctx *fasthttp.RequestCtx, name str
 	}
 	views, err := cp.node.Models(context.Background(), name)
 	if err != nil {
+		if name != "" && errors.Is(err, fsm.ErrNotFound) && s.repo.Model(name) != nil {
+			// A KServe v1 or TensorFlow Serving client asks here whether
+			// a model is ready; this path is the cluster's.
+			return notFound("%s; this node serves %q from its --models directory, outside the cluster: GET /v2/models/%s/ready says whether it is ready", err, name, name)
+		}
 		return clusterError(err)
 	}
 	if name != "" {

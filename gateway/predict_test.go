@@ -224,3 +224,14 @@ func FuzzPredictHandler(f *testing.F) {
 		}
 	})
 }
+
+// TensorFlow Serving's and KServe v1's model status call, GET
+// /v1/models/{m}, is the cluster's admin API here: for a model served from
+// --models, outside the cluster, its 404 says where readiness is.
+func TestV1ModelStatusPointsToReady(t *testing.T) {
+	s := startDemo(t, gateway.DefaultConfig(), false)
+	attachNode(t, s, "", nil)
+	checkError(t, s.do(t, "GET", "/v1/models/ctr", nil), fasthttp.StatusNotFound,
+		`this node serves "ctr" from its --models directory, outside the cluster: GET /v2/models/ctr/ready says whether it is ready`)
+	checkError(t, s.do(t, "GET", "/v1/models/nope", nil), fasthttp.StatusNotFound, `model "nope" is not registered in the cluster`)
+}

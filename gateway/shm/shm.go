@@ -190,7 +190,7 @@ func (t *Table) acquire(name string) (*region, error) {
 	defer t.mu.Unlock()
 	r := t.regions[name]
 	if r == nil {
-		return nil, fmt.Errorf("%w: %q; register it first (POST /v2/systemsharedmemory/region/%s/register)", ErrNotFound, name, name)
+		return nil, fmt.Errorf("%w: %q; register it first", ErrNotFound, name)
 	}
 	r.refs++
 	return r, nil
@@ -251,8 +251,8 @@ func (t *Table) Write(name string, offset, size int64, data []byte) error {
 func guard(r *region, f func()) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: region %q (object %q) faulted: was the object truncated? (%v)", ErrInvalid, r.Name, r.Key, p)
+		if recover() != nil {
+			err = fmt.Errorf("%w: region %q (object %q) faulted: was the object truncated? Register it again once it is as large as the region", ErrInvalid, r.Name, r.Key)
 		}
 	}()
 	f()
