@@ -192,15 +192,9 @@ func (d *decoder) instances(req *InferRequest, inputs []TensorMetadata) error {
 			if !ok {
 				break
 			}
-			j := -1
-			for k := range inputs {
-				if inputs[k].Name == string(key) {
-					j = k
-					break
-				}
-			}
-			if j < 0 {
-				return errorf("%s has %q, which is not an input of the model; its inputs are %s", rw.field, key, metadataNames(inputs))
+			j, err := inputIndex(inputs, key, rw.field)
+			if err != nil {
+				return err
 			}
 			if seen[j] == rows+1 {
 				return errorf("%s has two %q members", rw.field, key)
@@ -272,15 +266,9 @@ func (d *decoder) columns(req *InferRequest, inputs []TensorMetadata) error {
 		if !ok {
 			break
 		}
-		j := -1
-		for k := range inputs {
-			if inputs[k].Name == string(key) {
-				j = k
-				break
-			}
-		}
-		if j < 0 {
-			return errorf(`"inputs" has %q, which is not an input of the model; its inputs are %s`, key, metadataNames(inputs))
+		j, err := inputIndex(inputs, key, `"inputs"`)
+		if err != nil {
+			return err
 		}
 		for _, t := range req.Inputs[first:] {
 			if t.Name == inputs[j].Name {
@@ -297,6 +285,17 @@ func (d *decoder) columns(req *InferRequest, inputs []TensorMetadata) error {
 		}
 	}
 	return nil
+}
+
+// inputIndex returns the index in inputs of the input named key, a
+// member of the object that field names.
+func inputIndex(inputs []TensorMetadata, key []byte, field string) (int, error) {
+	for k := range inputs {
+		if inputs[k].Name == string(key) {
+			return k, nil
+		}
+	}
+	return -1, errorf("%s has %q, which is not an input of the model; its inputs are %s", field, key, metadataNames(inputs))
 }
 
 // column reads the whole tensor of input in, an array, whose nesting
