@@ -142,18 +142,26 @@ func (s *Server) readSharedInputs(req *oip.InferRequest) error {
 	if s.shm == nil {
 		return badRequest("%s", errShmOff)
 	}
+	// The sizes are checked before anything is copied: a region may be
+	// far larger than a request may be, and the bytes copied out of
+	// shared memory count against --max-body as a body's would, all the
+	// inputs together (every input may name the same region).
+	total := int64(0)
 	for _, si := range req.SharedInputs {
 		t := &req.Inputs[si.Index]
-		// The size is checked before anything is copied: a region may be
-		// far larger than a request may be.
 		if size := t.Datatype.Size(); size > 0 {
 			if want := t.NumElements() * int64(size); si.Ref.ByteSize != want {
 				return badRequest("input %q: shared_memory_byte_size is %d, but %s of shape %s takes %d bytes", t.Name, si.Ref.ByteSize, t.Datatype, oip.FormatShape(t.Shape), want)
 			}
-		} else if si.Ref.ByteSize > int64(s.cfg.MaxBodyBytes) {
-			return &httpError{code: fasthttp.StatusRequestEntityTooLarge, reason: registry.ReasonBadRequest,
-				msg: fmt.Sprintf("input %q: shared_memory_byte_size %d exceeds the %d bytes a request may carry; send less, or raise the server's --max-body", t.Name, si.Ref.ByteSize, s.cfg.MaxBodyBytes)}
 		}
+		// Each at most 1<<62 (decoded so, or checked above): no overflow.
+		if total += min(si.Ref.ByteSize, 1<<62); total > int64(s.cfg.MaxBodyBytes) {
+			return &httpError{code: fasthttp.StatusRequestEntityTooLarge, reason: registry.ReasonBadRequest,
+				msg: fmt.Sprintf("input %q: the inputs' shared_memory_byte_size add up to %d bytes or more, over the %d bytes a request may carry; send less, or raise the server's --max-body", t.Name, total, s.cfg.MaxBodyBytes)}
+		}
+	}
+	for _, si := range req.SharedInputs {
+		t := &req.Inputs[si.Index]
 		var err error
 		if t.Data, err = s.shm.Read(t.Data[:0], si.Ref.Region, si.Ref.Offset, si.Ref.ByteSize); err != nil {
 			return badRequest("input %q: %s", t.Name, err)
