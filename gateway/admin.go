@@ -860,6 +860,11 @@ func (s *Server) checkSignature(cp *controlPlane, ctx *fasthttp.RequestCtx, name
 	if force, err := forced(ctx); force || err != nil {
 		return err
 	}
+	if st, _ := cp.node.FSM().State(); st.Models[name] != nil && st.Models[name].Production() == v {
+		// Production itself: nothing changes for clients, and no trial
+		// load of its blob is needed to tell.
+		return nil
+	}
 	in, out, ok, err := s.signatureOf(cp, name, v)
 	if err != nil || !ok {
 		return err
