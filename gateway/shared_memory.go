@@ -181,19 +181,28 @@ func (s *Server) readSharedInputs(req *oip.InferRequest) error {
 }
 
 // writeSharedOutputs writes the outputs of resp that go to shared memory
-// into their regions.
+// into their regions: each is checked first, so that a request that fails
+// on one writes none.
 func (s *Server) writeSharedOutputs(resp *oip.InferResponse) error {
-	for i := range resp.Outputs {
-		o := &resp.Outputs[i]
-		ref := &o.SharedMemory
-		if ref.Region == "" {
-			continue
-		}
-		if s.shm == nil {
-			panic("BUG: an output in shared memory with shared memory off")
-		}
-		if err := s.shm.Write(ref.Region, ref.Offset, ref.ByteSize, o.Data); err != nil {
-			return badRequest("output %q: %s", o.Name, err)
+	for write := range 2 {
+		for i := range resp.Outputs {
+			o := &resp.Outputs[i]
+			ref := &o.SharedMemory
+			if ref.Region == "" {
+				continue
+			}
+			if s.shm == nil {
+				panic("BUG: an output in shared memory with shared memory off")
+			}
+			var err error
+			if write == 0 {
+				err = s.shm.CheckWrite(ref.Region, ref.Offset, ref.ByteSize, len(o.Data))
+			} else {
+				err = s.shm.Write(ref.Region, ref.Offset, ref.ByteSize, o.Data)
+			}
+			if err != nil {
+				return badRequest("output %q: %s", o.Name, err)
+			}
 		}
 	}
 	return nil

@@ -246,6 +246,25 @@ func (t *Table) Write(name string, offset, size int64, data []byte) error {
 	return guard(r, func() { copy(b, data) })
 }
 
+// CheckWrite returns the error Write would return for n bytes, short of
+// a fault, without writing: a caller with several writes to make checks
+// them all first, so that one that cannot be made leaves the others
+// unwritten.
+func (t *Table) CheckWrite(name string, offset, size int64, n int) error {
+	r, err := t.acquire(name)
+	if err != nil {
+		return err
+	}
+	defer t.release(r)
+	if _, err := r.span(offset, size); err != nil {
+		return err
+	}
+	if int64(n) > size {
+		return fmt.Errorf("%w: the output has %d bytes but shared_memory_byte_size gives it %d in region %q", ErrInvalid, n, size, name)
+	}
+	return nil
+}
+
 // guard runs f, which touches r's mapping, turning a memory fault (the
 // object truncated under the mapping) into an error.
 func guard(r *region, f func()) (err error) {
