@@ -99,7 +99,12 @@ func (t *Table) Register(name, key string, offset, size int64) error {
 		return fmt.Errorf("%w: %d regions are registered, the most this server keeps; unregister some", ErrInvalid, n)
 	}
 
-	f, err := os.OpenFile(filepath.Join(t.dir, file), os.O_RDWR, 0)
+	// O_NOFOLLOW, as shm_open opens: a symbolic link in the directory
+	// would reach any file the server's user can open.
+	f, err := os.OpenFile(filepath.Join(t.dir, file), os.O_RDWR|syscall.O_NOFOLLOW, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return fmt.Errorf("%w: %q is a symbolic link, not a shared memory object", ErrInvalid, key)
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("%w: no shared memory object %q on this host (%s); create it (shm_open) before registering it, on the server's host", ErrInvalid, key, filepath.Join(t.dir, file))
 	}
