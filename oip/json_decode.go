@@ -400,10 +400,17 @@ func (d *decoder) requestParams(req *InferRequest) error {
 	}
 }
 
+// v1Columns ends the message for a v2 request whose "inputs" holds
+// tensors' values, as KServe's v1 protocol's does.
+const v1Columns = `; if it holds the tensors' values, as KServe's v1 protocol does, send it to POST /v1/models/{name}:predict`
+
 // inputs reads the "inputs" array of a request.
 func (d *decoder) inputs(req *InferRequest) error {
 	w := where{field: `"inputs"`}
 	if err := d.openArray(&w); err != nil {
+		if d.peek() == '{' {
+			return errorf("%s%s", err, v1Columns)
+		}
 		return err
 	}
 	for n := 0; ; {
@@ -414,6 +421,9 @@ func (d *decoder) inputs(req *InferRequest) error {
 		if !ok {
 			return nil
 		}
+		// Values, not tensor objects: KServe's v1 columnar form.
+		c := d.peek()
+		v1 := c == '[' || c == '-' || ('0' <= c && c <= '9')
 		if len(req.Inputs) == MaxTensors {
 			return errorf("the request has more than %d inputs", MaxTensors)
 		}
@@ -421,6 +431,9 @@ func (d *decoder) inputs(req *InferRequest) error {
 		req.Inputs, t = nextTensor(req.Inputs)
 		var ref SharedMemoryRef
 		if _, err := d.tensor(t, len(req.Inputs)-1, &ref); err != nil {
+			if v1 {
+				return errorf("%s%s", err, v1Columns)
+			}
 			return err
 		}
 		if ref.Region != "" {
