@@ -359,6 +359,9 @@ func (n *nesting) shape(dst []int64, count int, w *where) ([]int64, error) {
 // checkRowRank checks that rows of shape row fit input in, whose first
 // dimension they are stacked along; field names where the rows are.
 func checkRowRank(in *TensorMetadata, row []int64, field string) error {
+	if len(in.Shape) == 0 {
+		return errorf("input %q has shape [], no first dimension to stack the rows of %s along; send it to POST /v2/models/{name}/infer as a tensor of shape []", in.Name, field)
+	}
 	if len(row) == len(in.Shape)-1 {
 		return nil
 	}

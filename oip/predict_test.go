@@ -172,6 +172,7 @@ func FuzzDecodePredictRequest(f *testing.F) {
 		twoInput,
 		{{Name: "s", Datatype: BYTES, Shape: shape(-1)}},
 		{{Name: "h", Datatype: FP16, Shape: shape(-1, 2, 2)}, {Name: "u", Datatype: UINT8, Shape: shape(3)}},
+		{{Name: "z", Datatype: FP32, Shape: []int64{}}}, // a scalar: no rows
 	}
 	f.Add(uint8(0), []byte(`{"instances":[[1,2],[3,4]]}`))
 	f.Add(uint8(0), []byte(`{"inputs":{"x":[[1,2]]},"signature_name":"a"}`))
@@ -179,6 +180,8 @@ func FuzzDecodePredictRequest(f *testing.F) {
 	f.Add(uint8(1), []byte(`{"inputs":{"b":[true],"a":[[5,6]]}}`))
 	f.Add(uint8(2), []byte(`{"instances":["a","\u00e9\n"]}`))
 	f.Add(uint8(3), []byte(`{"instances":[{"h":[[1,2],[3,"NaN"]],"u":7}]}`))
+	f.Add(uint8(4), []byte(`{"instances":[1,2]}`))
+	f.Add(uint8(4), []byte(`{"instances":[{"z":1}]}`))
 	f.Fuzz(func(t *testing.T, m uint8, body []byte) {
 		inputs := models[int(m)%len(models)]
 		own := bytes.Clone(body)
