@@ -55,6 +55,11 @@ func (d *decoder) predictRequest(req *InferRequest, inputs []TensorMetadata) (Pr
 		return 0, err
 	}
 	var f PredictFormat
+	const (
+		fID = 1 << iota
+		fSignature
+	)
+	var seen uint8
 	for n := 0; ; {
 		key, ok, err := d.nextMember(&n)
 		if err != nil {
@@ -88,6 +93,9 @@ func (d *decoder) predictRequest(req *InferRequest, inputs []TensorMetadata) (Pr
 		case "id":
 			// infergate's own, as in v2: the id feedback names the
 			// prediction by.
+			if err := once(&seen, fID, &top, "id"); err != nil {
+				return 0, err
+			}
 			if d.isNull() {
 				continue
 			}
@@ -99,6 +107,9 @@ func (d *decoder) predictRequest(req *InferRequest, inputs []TensorMetadata) (Pr
 			req.ID = string(b)
 		case "signature_name":
 			// TensorFlow Serving's; an ONNX model has one signature.
+			if err := once(&seen, fSignature, &top, "signature_name"); err != nil {
+				return 0, err
+			}
 			w := where{field: `"signature_name"`}
 			if _, err := d.readStringValue(&w); err != nil {
 				return 0, err

@@ -100,6 +100,8 @@ func TestDecodePredictRequestErrors(t *testing.T) {
 	f(oneInput, `{"instances":[[1,2]`, "invalid JSON")
 	f(oneInput, `{"signature_name":3,"instances":[[1,2]]}`, `"signature_name" must be a string`)
 	f(oneInput, `{"id":3,"instances":[[1,2]]}`, `"id" must be a string`)
+	f(oneInput, `{"id":"a","instances":[[1,2]],"id":"b"}`, `the request has two "id" members`)
+	f(oneInput, `{"signature_name":"a","signature_name":"b","instances":[[1,2]]}`, `the request has two "signature_name" members`)
 	f(twoInput, `{"instances":[[1,2]]}`, `the model has 2 inputs, "a"`, `each element of "instances" must be an object`)
 	f(twoInput, `{"instances":[{"a":[1,2],"b":true},[1]]}`, `instances[1] must be an object, not an array`)
 	f(twoInput, `{"instances":[{"a":[1,2],"b":true,"c":1}]}`, `instances[0] has "c", which is not an input of the model; its inputs are "a"`)
