@@ -60,12 +60,7 @@ func AppendResponse(dst []byte, resp *InferResponse) (out []byte, headerLen int)
 // shared memory: its name, datatype and shape alone, as Triton answers
 // (its clients take "parameters" on an output to mean binary data).
 func appendSharedTensor(dst []byte, o *OutputTensor) []byte {
-	dst = append(dst, `{"name":`...)
-	dst = appendString(dst, o.Name)
-	dst = append(dst, `,"datatype":"`...)
-	dst = append(dst, o.Datatype.String()...)
-	dst = append(dst, `","shape":`...)
-	dst = appendShape(dst, o.Shape)
+	dst = appendTensorHead(dst, &o.Tensor)
 	return append(dst, '}')
 }
 
@@ -123,12 +118,7 @@ func AppendRequest(dst []byte, req *InferRequest, binaryInputs bool) (out []byte
 		}
 		t := &req.Inputs[i]
 		if len(shared) > 0 && shared[0].Index == i {
-			dst = append(dst, `{"name":`...)
-			dst = appendString(dst, t.Name)
-			dst = append(dst, `,"datatype":"`...)
-			dst = append(dst, t.Datatype.String()...)
-			dst = append(dst, `","shape":`...)
-			dst = appendShape(dst, t.Shape)
+			dst = appendTensorHead(dst, t)
 			dst = append(dst, `,"parameters":{`...)
 			dst = appendSharedRef(dst, &shared[0].Ref)
 			dst = append(dst, "}}"...)
@@ -214,12 +204,7 @@ func AppendError(dst []byte, msg string) []byte {
 // appendTensor appends a tensor object; with binaryData it has a
 // "binary_data_size" parameter instead of "data".
 func appendTensor(dst []byte, t *Tensor, binaryData bool) []byte {
-	dst = append(dst, `{"name":`...)
-	dst = appendString(dst, t.Name)
-	dst = append(dst, `,"datatype":"`...)
-	dst = append(dst, t.Datatype.String()...)
-	dst = append(dst, `","shape":`...)
-	dst = appendShape(dst, t.Shape)
+	dst = appendTensorHead(dst, t)
 	if binaryData {
 		dst = append(dst, `,"parameters":{"binary_data_size":`...)
 		dst = strconv.AppendInt(dst, int64(len(t.Data)), 10)
@@ -228,6 +213,17 @@ func appendTensor(dst []byte, t *Tensor, binaryData bool) []byte {
 	dst = append(dst, `,"data":`...)
 	dst = appendData(dst, t.Datatype, t.Data)
 	return append(dst, '}')
+}
+
+// appendTensorHead opens a tensor object with its name, datatype and
+// shape.
+func appendTensorHead(dst []byte, t *Tensor) []byte {
+	dst = append(dst, `{"name":`...)
+	dst = appendString(dst, t.Name)
+	dst = append(dst, `,"datatype":"`...)
+	dst = append(dst, t.Datatype.String()...)
+	dst = append(dst, `","shape":`...)
+	return appendShape(dst, t.Shape)
 }
 
 // appendShape appends a shape as a JSON array.
