@@ -330,11 +330,12 @@ func (n *Node) VersionSignature(name string, v int64) (inputs, outputs []oip.Ten
 	if ver == nil || !n.cfg.Blobs.Has(ver.SHA256) {
 		return nil, nil, false, nil
 	}
-	f, _, err := n.cfg.Blobs.Open(ver.SHA256)
+	f, size, err := n.cfg.Blobs.Open(ver.SHA256)
 	if err != nil {
 		return nil, nil, false, nil // gone meanwhile (a sweep): cannot tell
 	}
-	data, err := io.ReadAll(f)
+	data := make([]byte, size) // read at once: a model may be large
+	_, err = io.ReadFull(f, data)
 	f.Close()
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("cannot read the blob of model %q version %d: %w", name, v, err)

@@ -40,22 +40,32 @@ func startAdminWith(t *testing.T, o serverOptions) *testServer {
 	s := startServer(t, o)
 	attachNode(t, s, o.cfg.AdminToken, func(cc *cluster.Config) {
 		cc.RegisterLocal = true
-		cc.Check = func(b []byte) ([]oip.TensorMetadata, []oip.TensorMetadata, error) {
-			m, err := engine.Load(b, engine.Options{})
-			if err != nil {
-				return nil, nil, err
-			}
-			defer m.Close()
-			return m.Inputs(), m.Outputs(), nil
-		}
+		cc.Check = engineCheck
 	})
+	waitCtrRegistered(t, s)
+	return s
+}
+
+// engineCheck is the cluster's trial load of `infergate serve`: ONNX
+// Runtime's, for the model's inputs and outputs.
+func engineCheck(b []byte) ([]oip.TensorMetadata, []oip.TensorMetadata, error) {
+	m, err := engine.Load(b, engine.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer m.Close()
+	return m.Inputs(), m.Outputs(), nil
+}
+
+// waitCtrRegistered waits until s's control plane lists ctr.
+func waitCtrRegistered(t *testing.T, s *testServer) {
+	t.Helper()
 	testenv.CheckFor(t, 10*time.Second, func() error {
 		if r := s.admin(t, "GET", "/v1/models/ctr", nil); r.code != 200 {
 			return fmt.Errorf("ctr not registered yet: %s", r)
 		}
 		return nil
 	})
-	return s
 }
 
 // attachNode starts a one-node control plane over s's repository (real

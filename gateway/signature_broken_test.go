@@ -3,16 +3,12 @@ package gateway_test
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/infergate/infergate/cluster"
-	"github.com/infergate/infergate/engine"
 	"github.com/infergate/infergate/gateway"
-	"github.com/infergate/infergate/internal/testenv"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 	"github.com/infergate/infergate/trainer/onnx"
@@ -43,20 +39,10 @@ func TestPromotionPastABrokenProduction(t *testing.T) {
 			if broken.Load() && bytes.Equal(b, v1) {
 				return nil, nil, errors.New("this node cannot load it")
 			}
-			m, err := engine.Load(b, engine.Options{})
-			if err != nil {
-				return nil, nil, err
-			}
-			defer m.Close()
-			return m.Inputs(), m.Outputs(), nil
+			return engineCheck(b)
 		}
 	})
-	testenv.CheckFor(t, 10*time.Second, func() error {
-		if r := s.admin(t, "GET", "/v1/models/ctr", nil); r.code != 200 {
-			return fmt.Errorf("ctr not registered yet: %s", r)
-		}
-		return nil
-	})
+	waitCtrRegistered(t, s)
 	broken.Store(true)
 	if err := s.repo.Unload("ctr"); err != nil { // as a failed load leaves it here
 		t.Fatal(err)

@@ -2,15 +2,11 @@ package gateway_test
 
 import (
 	"bytes"
-	"fmt"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/infergate/infergate/cluster"
-	"github.com/infergate/infergate/engine"
 	"github.com/infergate/infergate/gateway"
-	"github.com/infergate/infergate/internal/testenv"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 )
@@ -41,21 +37,11 @@ func TestPromotingProductionTakesNoTrialLoad(t *testing.T) {
 		cc.RegisterLocal = true
 		cc.Check = func(b []byte) ([]oip.TensorMetadata, []oip.TensorMetadata, error) {
 			trials.Add(1)
-			m, err := engine.Load(b, engine.Options{})
-			if err != nil {
-				return nil, nil, err
-			}
-			defer m.Close()
-			return m.Inputs(), m.Outputs(), nil
+			return engineCheck(b)
 		}
 	})
 	t.Cleanup(func() { close(release) })
-	testenv.CheckFor(t, 10*time.Second, func() error {
-		if r := s.admin(t, "GET", "/v1/models/ctr", nil); r.code != 200 {
-			return fmt.Errorf("ctr not registered yet: %s", r)
-		}
-		return nil
-	})
+	waitCtrRegistered(t, s)
 	// Production not loaded here: unloaded, and any reload held.
 	block.Store(true)
 	if err := s.repo.Unload("ctr"); err != nil {

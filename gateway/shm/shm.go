@@ -241,14 +241,24 @@ func (t *Table) Write(name string, offset, size int64, data []byte) error {
 		return err
 	}
 	defer t.release(r)
-	b, err := r.span(offset, size)
+	b, err := r.room(offset, size, len(data))
 	if err != nil {
 		return err
 	}
-	if len(data) > len(b) {
-		return fmt.Errorf("%w: the output has %d bytes but shared_memory_byte_size gives it %d in region %q", ErrInvalid, len(data), size, name)
-	}
 	return guard(r, func() { copy(b, data) })
+}
+
+// room returns bytes [offset, offset+size) of region r, checked, to
+// which n bytes are to be written.
+func (r *region) room(offset, size int64, n int) ([]byte, error) {
+	b, err := r.span(offset, size)
+	if err != nil {
+		return nil, err
+	}
+	if int64(n) > size {
+		return nil, fmt.Errorf("%w: the output has %d bytes but shared_memory_byte_size gives it %d in region %q", ErrInvalid, n, size, r.Name)
+	}
+	return b, nil
 }
 
 // CheckWrite returns the error Write would return for n bytes, short of
@@ -261,13 +271,8 @@ func (t *Table) CheckWrite(name string, offset, size int64, n int) error {
 		return err
 	}
 	defer t.release(r)
-	if _, err := r.span(offset, size); err != nil {
-		return err
-	}
-	if int64(n) > size {
-		return fmt.Errorf("%w: the output has %d bytes but shared_memory_byte_size gives it %d in region %q", ErrInvalid, n, size, name)
-	}
-	return nil
+	_, err = r.room(offset, size, n)
+	return err
 }
 
 // guard runs f, which touches r's mapping, turning a memory fault (the
