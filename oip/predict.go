@@ -137,11 +137,7 @@ func (d *decoder) instances(req *InferRequest, inputs []TensorMetadata) error {
 		return d.openArray(&w) // fails, saying what is there instead
 	}
 	// An object as first element means rows of named inputs.
-	at := d.pos
-	d.pos++
-	named := d.peek() == '{'
-	d.pos = at
-	if !named {
+	if !d.firstElementIs('{') {
 		if len(inputs) != 1 {
 			return errorf(`the model has %d inputs, %s; each element of "instances" must be an object of their values by name`, len(inputs), metadataNames(inputs))
 		}
@@ -251,11 +247,7 @@ func (d *decoder) instances(req *InferRequest, inputs []TensorMetadata) error {
 func (d *decoder) columns(req *InferRequest, inputs []TensorMetadata) error {
 	w := where{field: `"inputs"`}
 	if d.peek() == '[' {
-		at := d.pos
-		d.pos++
-		v2 := d.peek() == '{'
-		d.pos = at
-		if v2 {
+		if d.firstElementIs('{') {
 			return errorf(`"inputs" holds objects, as in the v2 protocol; in KServe's v1 protocol it holds the tensors' values (send a v2 request to POST /v2/models/{name}/infer)`)
 		}
 	}
@@ -296,6 +288,16 @@ func (d *decoder) columns(req *InferRequest, inputs []TensorMetadata) error {
 		}
 	}
 	return nil
+}
+
+// firstElementIs reports whether the first element of the array at d.pos
+// starts with c, leaving d.pos where it was.
+func (d *decoder) firstElementIs(c byte) bool {
+	at := d.pos
+	d.pos++
+	is := d.peek() == c
+	d.pos = at
+	return is
 }
 
 // inputIndex returns the index in inputs of the input named key, a
