@@ -199,9 +199,20 @@ func (inst *instance) releaseOutputs() {
 // wrap it; it touches the bytes only during a run that binds one.
 type boundValue struct {
 	base   *byte // first byte of the buffer every value in vals wraps
+	cap    int   // the buffer's capacity from base
 	pinner runtime.Pinner
 	vals   []boundShape
 }
+
+// maxBoundBytes is the largest buffer whose values outlive the run that
+// bound them (instance.dropLarge). A larger one is a request's own input
+// or output, the only one of its size, whose caller drops it (the
+// gateway keeps no request buffers over 1 MiB); keeping values over it
+// would keep the buffer in memory, pinned, until the next run of another
+// buffer: the largest request an instance ever ran, for as long as it
+// stays idle. Wrapping it again costs two cgo calls, nothing beside the
+// run over that many bytes.
+const maxBoundBytes = 1 << 20
 
 // boundShape is one value over the first size bytes of the buffer.
 type boundShape struct {
@@ -228,7 +239,7 @@ func (b *boundValue) bind(shape []int64, data []byte, t ort.TensorElementDataTyp
 		b.release()
 		if len(data) > 0 {
 			b.pinner.Pin(&data[0])
-			b.base = &data[0]
+			b.base, b.cap = &data[0], cap(data)
 		}
 	}
 	v, err := ort.NewCustomDataTensor(ort.Shape(shape), data, t)
@@ -254,7 +265,28 @@ func (b *boundValue) release() {
 	clear(b.vals)
 	b.vals = b.vals[:0]
 	b.pinner.Unpin()
-	b.base = nil
+	b.base, b.cap = nil, 0
+}
+
+// dropLarge releases the values over buffers larger than maxBoundBytes,
+// and the spare output buffers larger than that, once a run is over.
+func (inst *instance) dropLarge() {
+	for i := range inst.inBound {
+		if inst.inBound[i].cap > maxBoundBytes {
+			inst.inBound[i].release()
+			inst.inVals[i] = nil
+		}
+	}
+	for k := range inst.outBound {
+		if inst.outBound[k].cap > maxBoundBytes {
+			inst.outBound[k].release()
+		}
+	}
+	for k, b := range inst.spare {
+		if cap(b) > maxBoundBytes {
+			inst.spare[k] = nil
+		}
+	}
 }
 
 // destroyValue destroys v, which may be a typed nil pointer: onnxruntime_go

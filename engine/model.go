@@ -362,6 +362,7 @@ func (m *Model) run(inst *instance, inputs []oip.Tensor, outputNames []string, d
 		}
 	}
 
+	defer inst.dropLarge() // after releaseOutputs
 	defer inst.releaseOutputs()
 	if err := m.bindInputs(inst, inputs); err != nil {
 		return nil, err
