@@ -23,13 +23,22 @@ var benchModels = []struct {
 
 // BenchmarkRun measures Run as the batcher calls it: one instance, one
 // intra-op thread, the previous result passed back as dst.
-func BenchmarkRun(b *testing.B) {
+func BenchmarkRun(b *testing.B) { benchRun(b, Options{Instances: 1, IntraOpThreads: 1}) }
+
+// BenchmarkRunNoCPUMemArena is BenchmarkRun with ONNX Runtime's CPU memory
+// arena off (config.json's cpu_mem_arena false): what giving a run's
+// memory back costs.
+func BenchmarkRunNoCPUMemArena(b *testing.B) {
+	benchRun(b, Options{Instances: 1, IntraOpThreads: 1, NoCPUMemArena: true})
+}
+
+func benchRun(b *testing.B, opts Options) {
 	for _, bm := range benchModels {
 		mlp := bm.mlp()
 		model := mlp.Model().Marshal()
 		for _, rows := range []int{1, 4, 64} {
 			b.Run(fmt.Sprintf("%s/batch=%d", bm.name, rows), func(b *testing.B) {
-				m := load(b, model, Options{Instances: 1, IntraOpThreads: 1})
+				m := load(b, model, opts)
 				in := []oip.Tensor{{Name: "features", Datatype: oip.FP32, Shape: []int64{int64(rows), int64(mlp.In())}, Data: f32Bytes(features(1, rows, mlp.In()))}}
 				ctx := context.Background()
 				dst, err := m.Run(ctx, in, nil, nil)

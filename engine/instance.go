@@ -70,6 +70,12 @@ func newSessionOptions(o Options) (*ort.SessionOptions, error) {
 		so.Destroy()
 		return nil, causef(ErrInvalidOptions, err, "ONNX Runtime refuses the thread settings (intra-op %d, inter-op %d): %s", o.IntraOpThreads, o.InterOpThreads, ortMessage(err))
 	}
+	if o.NoCPUMemArena {
+		if err := so.SetCpuMemArena(false); err != nil {
+			so.Destroy()
+			return nil, causef(ErrInvalidOptions, err, "ONNX Runtime refuses to turn its CPU memory arena off: %s", ortMessage(err))
+		}
+	}
 	if cuda, id, _ := parseDevice(o.Device); cuda {
 		if err := appendCUDA(so, o.Device, id); err != nil {
 			so.Destroy()

@@ -55,6 +55,9 @@ type Model struct {
 	// warmTolerant marks a model that refused ones too, elsewhere: its
 	// warm-up runs may fail on their values.
 	warmOnes, warmTolerant bool
+	// memArena is whether the sessions use ONNX Runtime's CPU memory
+	// arena (Options.NoCPUMemArena unset).
+	memArena bool
 	// cleanup destroys the instances of a Model dropped without Close:
 	// their pinned buffers would otherwise make the runtime panic when it
 	// collects them. Close stops it.
@@ -171,7 +174,7 @@ func Load(onnxData []byte, opts Options) (m *Model, err error) {
 	if err != nil {
 		return nil, causef(ErrInvalidModel, err, "ONNX Runtime cannot load the model: %s", ortMessage(err))
 	}
-	m = &Model{done: make(chan struct{}), maxOutputBytes: opts.MaxOutputBytes}
+	m = &Model{done: make(chan struct{}), maxOutputBytes: opts.MaxOutputBytes, memArena: !opts.NoCPUMemArena}
 	if m.in, m.inputs, err = newSpecs("input", ins); err != nil {
 		return nil, err
 	}
@@ -251,6 +254,10 @@ func (m *Model) Outputs() []oip.TensorMetadata { return m.outputs }
 // Instances returns the number of instances, which is the number of Runs
 // that execute at once.
 func (m *Model) Instances() int { return len(m.instances) }
+
+// CPUMemArena reports whether the model's sessions keep the memory of
+// their runs in ONNX Runtime's CPU memory arena (Options.NoCPUMemArena).
+func (m *Model) CPUMemArena() bool { return m.memArena }
 
 // Sessions returns the number of ONNX Runtime sessions that hold the
 // model: Instances, or 1 when they share one (Options.ShareSession).

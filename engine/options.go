@@ -30,6 +30,12 @@ type Options struct {
 	// does not grow with Instances. Each instance keeps its own input and
 	// output buffers.
 	ShareSession bool
+	// NoCPUMemArena turns off ONNX Runtime's CPU memory arena: a run's
+	// intermediate tensors are allocated and freed with it, so the memory
+	// of an unusually large run goes back to the system when it ends
+	// instead of staying with the session (the arena never shrinks), at
+	// the cost of an allocation per tensor per run.
+	NoCPUMemArena bool
 	// IntraOpThreads is the number of threads one inference may use inside
 	// an operator (a MatMul split across cores). 0 means 1: the gateway
 	// runs several models and instances on a few cores, and parallelism

@@ -38,6 +38,12 @@ type ModelConfig struct {
 	// ShareSession runs the instances on one session, which holds the
 	// weights once: memory does not grow with Instances.
 	ShareSession bool `json:"share_session,omitempty"`
+	// CPUMemArena false turns off ONNX Runtime's CPU memory arena for the
+	// model's sessions: the memory a run takes goes back once it ends,
+	// rather than staying with the session for later runs, at a few
+	// percent of speed. Nil, or true, keeps the arena (ONNX Runtime's
+	// default).
+	CPUMemArena *bool `json:"cpu_mem_arena,omitempty"`
 	// IntraOpThreads and InterOpThreads are ONNX Runtime's thread pools
 	// per session.
 	IntraOpThreads int `json:"intra_op_threads,omitempty"`
@@ -67,9 +73,9 @@ type ModelConfig struct {
 	// InstanceGroup is Triton's spelling of Instances and Device.
 	InstanceGroup []InstanceGroup `json:"instance_group,omitempty"`
 	// Parameters are the ONNX Runtime backend's parameters in Triton's
-	// spelling: intra_op_thread_count, inter_op_thread_count and
-	// share_session_between_instances, folded into IntraOpThreads,
-	// InterOpThreads and ShareSession.
+	// spelling: intra_op_thread_count, inter_op_thread_count,
+	// share_session_between_instances and enable_mem_arena, folded into
+	// IntraOpThreads, InterOpThreads, ShareSession and CPUMemArena.
 	Parameters map[string]TritonParameter `json:"parameters,omitempty"`
 	// ModelWarmup lists inferences each instance runs before a version
 	// serves (Triton's model_warmup; see WarmupSample).

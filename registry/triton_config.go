@@ -217,8 +217,9 @@ func (c *ModelConfig) instanceGroupFromTriton(bad func(path, format string, args
 }
 
 // parametersFromTriton folds the ONNX Runtime backend's thread counts
-// into IntraOpThreads and InterOpThreads, and its session sharing into
-// ShareSession; other parameters are refused.
+// into IntraOpThreads and InterOpThreads, its session sharing into
+// ShareSession and its CPU memory arena into CPUMemArena; other
+// parameters are refused.
 func (c *ModelConfig) parametersFromTriton(bad func(path, format string, args ...any) error) error {
 	params := c.Parameters
 	c.Parameters = nil
@@ -242,8 +243,19 @@ func (c *ModelConfig) parametersFromTriton(bad func(path, format string, args ..
 			}
 			c.ShareSession = on
 			continue
+		case "enable_mem_arena":
+			// Triton's backend reads "0" or "1"; a boolean word as well.
+			on, err := strconv.ParseBool(params[k].StringValue)
+			if err != nil {
+				return bad(path, "parameters: %s must be a string_value of \"1\" or \"0\", got %q", k, params[k].StringValue)
+			}
+			if c.CPUMemArena != nil && *c.CPUMemArena != on {
+				return bad(path, "parameters: %s is %q but the configuration's own cpu_mem_arena is %v; give one of them", k, params[k].StringValue, *c.CPUMemArena)
+			}
+			c.CPUMemArena = &on
+			continue
 		default:
-			return bad(path, "parameters: %q is not one infergate reads; it reads intra_op_thread_count, inter_op_thread_count and share_session_between_instances", k)
+			return bad(path, "parameters: %q is not one infergate reads; it reads intra_op_thread_count, inter_op_thread_count, share_session_between_instances and enable_mem_arena", k)
 		}
 		n, err := strconv.Atoi(params[k].StringValue)
 		if err != nil || n < 0 || n > 256 {

@@ -36,6 +36,41 @@ func TestLoadEngineSharesSession(t *testing.T) {
 	f(registry.ModelConfig{Instances: 1, ShareSession: true}, 1, 1)
 }
 
+// loadEngine hands cpu_mem_arena to the engine: false turns the arena off,
+// left out or true keeps it.
+func TestLoadEngineMemArena(t *testing.T) {
+	if err := engine.Init(testenv.ORTLib(t)); err != nil {
+		t.Fatal(err)
+	}
+	model := onnx.DemoCTR().Model().Marshal()
+	f := func(cfg registry.ModelConfig, want bool) {
+		t.Helper()
+		b, err := loadEngine(model, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		if got := b.(*engine.Model).CPUMemArena(); got != want {
+			t.Fatalf("cpu_mem_arena %v: the engine's arena is %v; want %v", fmtArena(cfg.CPUMemArena), got, want)
+		}
+	}
+	off, on := false, true
+	f(registry.ModelConfig{}, true)
+	f(registry.ModelConfig{CPUMemArena: &on}, true)
+	f(registry.ModelConfig{CPUMemArena: &off}, false)
+	f(registry.ModelConfig{CPUMemArena: &off, Instances: 2, ShareSession: true}, false)
+}
+
+func fmtArena(b *bool) string {
+	if b == nil {
+		return "left out"
+	}
+	if *b {
+		return "true"
+	}
+	return "false"
+}
+
 // A model's model_warmup reaches ONNX Runtime: the engine asks for the
 // samples once it knows the model's tensors, every sample runs before the
 // version serves, and one that does not fit the model fails the load,

@@ -932,6 +932,7 @@ func loadEngine(data []byte, cfg registry.ModelConfig) (registry.Backend, error)
 	return engine.Load(data, engine.Options{
 		Instances:      cfg.Instances,
 		ShareSession:   cfg.ShareSession,
+		NoCPUMemArena:  cfg.CPUMemArena != nil && !*cfg.CPUMemArena,
 		IntraOpThreads: cfg.IntraOpThreads,
 		InterOpThreads: cfg.InterOpThreads,
 		Device:         cfg.Device,
