@@ -16,6 +16,7 @@ import (
 	"github.com/infergate/infergate/engine"
 	"github.com/infergate/infergate/gateway/cache"
 	"github.com/infergate/infergate/gateway/route"
+	"github.com/infergate/infergate/gateway/shm"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 	"github.com/valyala/fasthttp"
@@ -52,6 +53,8 @@ type scratch struct {
 	// predict is the format of a predict request of KServe's v1 protocol
 	// once decoded; 0 for the v2 protocol's requests.
 	predict oip.PredictFormat
+	// shmOut holds the writes of the outputs that go to shared memory.
+	shmOut []shm.Out
 }
 
 // scratchPool recycles scratch; buffers grown past maxPooledBytes by an
@@ -513,7 +516,7 @@ func (s *Server) selectOutputs(sc *scratch, v *registry.Version, outs []oip.Tens
 				resp.Outputs = append(resp.Outputs, oip.OutputTensor{Tensor: t, Binary: binary, SharedMemory: o.SharedMemory})
 			}
 		}
-		if err := s.writeSharedOutputs(resp); err != nil {
+		if err := s.writeSharedOutputs(sc, resp); err != nil {
 			clear(resp.Outputs)
 			return err
 		}

@@ -181,29 +181,31 @@ func (s *Server) readSharedInputs(req *oip.InferRequest) error {
 }
 
 // writeSharedOutputs writes the outputs of resp that go to shared memory
-// into their regions: each is checked first, so that a request that fails
-// on one writes none.
-func (s *Server) writeSharedOutputs(resp *oip.InferResponse) error {
-	for write := range 2 {
-		for i := range resp.Outputs {
-			o := &resp.Outputs[i]
-			ref := &o.SharedMemory
-			if ref.Region == "" {
-				continue
-			}
-			if s.shm == nil {
-				panic("BUG: an output in shared memory with shared memory off")
-			}
-			var err error
-			if write == 0 {
-				err = s.shm.CheckWrite(ref.Region, ref.Offset, ref.ByteSize, len(o.Data))
-			} else {
-				err = s.shm.Write(ref.Region, ref.Offset, ref.ByteSize, o.Data)
-			}
-			if err != nil {
-				return badRequest("output %q: %s", o.Name, err)
-			}
+// into their regions, all or none (shm.Table.WriteAll).
+func (s *Server) writeSharedOutputs(sc *scratch, resp *oip.InferResponse) error {
+	outs := sc.shmOut[:0]
+	var names [4]string
+	which := names[:0]
+	for i := range resp.Outputs {
+		o := &resp.Outputs[i]
+		ref := &o.SharedMemory
+		if ref.Region == "" {
+			continue
 		}
+		if s.shm == nil {
+			panic("BUG: an output in shared memory with shared memory off")
+		}
+		outs = append(outs, shm.Out{Region: ref.Region, Offset: ref.Offset, Size: ref.ByteSize, Data: o.Data})
+		which = append(which, o.Name)
+	}
+	if len(outs) == 0 {
+		return nil
+	}
+	i, err := s.shm.WriteAll(outs)
+	clear(outs) // the outputs' data is the scratch's, or a cache entry's
+	sc.shmOut = outs[:0]
+	if err != nil {
+		return badRequest("output %q: %s", which[i], err)
 	}
 	return nil
 }

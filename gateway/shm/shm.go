@@ -234,18 +234,62 @@ func (t *Table) Read(dst []byte, name string, offset, size int64) ([]byte, error
 }
 
 // Write copies data to region name from offset on; size is the room the
-// client gave it there, which data must fit.
+// client gave it there, which data must fit. It is WriteAll of one.
 func (t *Table) Write(name string, offset, size int64, data []byte) error {
-	r, err := t.acquire(name)
-	if err != nil {
-		return err
+	_, err := t.WriteAll([]Out{{Region: name, Offset: offset, Size: size, Data: data}})
+	return err
+}
+
+// Out is one write of WriteAll: Data into bytes [Offset, Offset+Size) of
+// region Region, from Offset on.
+type Out struct {
+	Region       string
+	Offset, Size int64
+	Data         []byte
+}
+
+// testHookWrites, when set, runs in WriteAll between the checks and the
+// writes.
+var testHookWrites func()
+
+// WriteAll makes the writes of outs, all of them or none: it holds every
+// region they name and checks every write before it makes one, so that
+// neither a write that cannot be made nor an unregister meanwhile leaves
+// some written and others not (an unregistered region is written all the
+// same, as a read in progress reads it). Only an object truncated under
+// its region between two writes can still fail a later one, its fault an
+// error. It returns the index in outs of the write that failed, with the
+// error.
+func (t *Table) WriteAll(outs []Out) (int, error) {
+	var held [4]*region
+	rs := held[:0]
+	defer func() {
+		for _, r := range rs {
+			t.release(r)
+		}
+	}()
+	for i := range outs {
+		o := &outs[i]
+		r, err := t.acquire(o.Region)
+		if err != nil {
+			return i, err
+		}
+		rs = append(rs, r)
+		if _, err := r.room(o.Offset, o.Size, len(o.Data)); err != nil {
+			return i, err
+		}
 	}
-	defer t.release(r)
-	b, err := r.room(offset, size, len(data))
-	if err != nil {
-		return err
+	if testHookWrites != nil {
+		testHookWrites()
 	}
-	return guard(r, func() { copy(b, data) })
+	for i := range outs {
+		o := &outs[i]
+		b, _ := rs[i].room(o.Offset, o.Size, len(o.Data)) // checked above
+		if err := guard(rs[i], func() { copy(b, o.Data) }); err != nil {
+			return i, err
+		}
+	}
+	return 0, nil
 }
 
 // room returns bytes [offset, offset+size) of region r, checked, to
@@ -259,20 +303,6 @@ func (r *region) room(offset, size int64, n int) ([]byte, error) {
 		return nil, fmt.Errorf("%w: the output has %d bytes but shared_memory_byte_size gives it %d in region %q", ErrInvalid, n, size, r.Name)
 	}
 	return b, nil
-}
-
-// CheckWrite returns the error Write would return for n bytes, short of
-// a fault, without writing: a caller with several writes to make checks
-// them all first, so that one that cannot be made leaves the others
-// unwritten.
-func (t *Table) CheckWrite(name string, offset, size int64, n int) error {
-	r, err := t.acquire(name)
-	if err != nil {
-		return err
-	}
-	defer t.release(r)
-	_, err = r.room(offset, size, n)
-	return err
 }
 
 // guard runs f, which touches r's mapping, turning a memory fault (the
