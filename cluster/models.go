@@ -69,7 +69,10 @@ func (n *Node) UploadChecked(ctx context.Context, name string, onnx []byte, prom
 		return nil, "", fmt.Errorf("%w: model %q is served from this node's --models directory, outside the cluster; a cluster model of that name would replace its files. Pick another name, or move the local model out of --models first", fsm.ErrConflict, name)
 	}
 	if n.cfg.Check != nil {
-		in, out, err := n.cfg.Check(onnx)
+		in, out, err := n.trialLoad(ctx, onnx)
+		if err != nil && ctx.Err() != nil {
+			return nil, "", err // not the model's fault
+		}
 		if err != nil {
 			return nil, "", fmt.Errorf("%w: the body is not a model this gateway can serve: %w", fsm.ErrInvalid, err)
 		}
@@ -314,6 +317,25 @@ func (n *Node) behind() bool {
 	return n.raft.AppliedIndex() < n.raft.CommitIndex()
 }
 
+// maxTrialLoads bounds the trial loads (Config.Check) a node runs at
+// once. Each holds a session of its model, as much memory as serving it
+// takes, for as long as it loads: a script that uploads or promotes many
+// models at once would otherwise hold one per request. More wait their
+// turn.
+const maxTrialLoads = 2
+
+// trialLoad runs Config.Check on onnx once fewer than maxTrialLoads run,
+// or fails when ctx ends first.
+func (n *Node) trialLoad(ctx context.Context, onnx []byte) (inputs, outputs []oip.TensorMetadata, err error) {
+	select {
+	case n.trialLoads <- struct{}{}:
+	case <-ctx.Done():
+		return nil, nil, fmt.Errorf("waited for one of the %d trial loads of other uploads or promotions running on node %s: %w", maxTrialLoads, n.cfg.NodeID, ctx.Err())
+	}
+	defer func() { <-n.trialLoads }()
+	return n.cfg.Check(onnx)
+}
+
 // VersionSignature returns the inputs and outputs of version v of model
 // name from the trial load (Config.Check) of its blob on this node's
 // disk, for a node that has not loaded it (yet). ok is false when the
@@ -340,7 +362,7 @@ func (n *Node) VersionSignature(name string, v int64) (inputs, outputs []oip.Ten
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("cannot read the blob of model %q version %d: %w", name, v, err)
 	}
-	if inputs, outputs, err = n.cfg.Check(data); err != nil {
+	if inputs, outputs, err = n.trialLoad(context.Background(), data); err != nil {
 		return nil, nil, false, fmt.Errorf("cannot load model %q version %d from its blob: %w", name, v, err)
 	}
 	return inputs, outputs, true, nil

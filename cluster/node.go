@@ -40,6 +40,8 @@ type Node struct {
 	// heldMu protects held, the blobs kept from sweeps (holdBlob).
 	heldMu sync.Mutex
 	held   map[string]int
+	// trialLoads holds a token for each trial load running (trialLoad).
+	trialLoads chan struct{}
 	// bootstrapped is set by open when this start created the group;
 	// existing when it found raft state on disk; lone when that state
 	// makes this node its group's only server (a restore, a recovery, or
@@ -159,13 +161,14 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		cfg:      cfg,
-		logf:     cfg.Logf,
-		fsm:      fsm.New(),
-		peers:    newPeerClient(cfg.Token, cfg.TLS),
-		held:     make(map[string]int),
-		stop:     make(chan struct{}),
-		replayed: make(chan struct{}),
+		cfg:        cfg,
+		logf:       cfg.Logf,
+		fsm:        fsm.New(),
+		peers:      newPeerClient(cfg.Token, cfg.TLS),
+		held:       make(map[string]int),
+		trialLoads: make(chan struct{}, maxTrialLoads),
+		stop:       make(chan struct{}),
+		replayed:   make(chan struct{}),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if n.logf == nil {

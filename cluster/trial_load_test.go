@@ -1,0 +1,70 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/infergate/infergate/internal/testenv"
+	"github.com/infergate/infergate/oip"
+	"github.com/infergate/infergate/registry"
+)
+
+// A node runs at most maxTrialLoads trial loads at once: uploads beyond
+// them wait their turn, and all go through once the loads end. Before,
+// every upload loaded its model at once, each holding a session.
+func TestTrialLoadsBounded(t *testing.T) {
+	n := checkedNode(t, registry.ModelConfig{})
+	var running, most atomic.Int32
+	release := make(chan struct{})
+	check := n.cfg.Check
+	n.cfg.Check = func(b []byte) ([]oip.TensorMetadata, []oip.TensorMetadata, error) {
+		r := running.Add(1)
+		defer running.Add(-1)
+		for m := most.Load(); r > m && !most.CompareAndSwap(m, r); m = most.Load() {
+		}
+		if !bytes.HasSuffix(b, []byte("quick")) {
+			<-release
+		}
+		return check(b)
+	}
+	const uploads = 5
+	var wg sync.WaitGroup
+	errs := make(chan error, uploads)
+	for i := range uploads {
+		wg.Go(func() {
+			if _, _, err := n.Upload(context.Background(), fmt.Sprintf("m%d", i), []byte("narrow"), false, nil); err != nil {
+				errs <- err
+			}
+		})
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if r := running.Load(); r != maxTrialLoads {
+			return fmt.Errorf("%d trial loads running; want %d", r, maxTrialLoads)
+		}
+		return nil
+	})
+	time.Sleep(200 * time.Millisecond) // room for more to start, were they let
+	if m := most.Load(); m != maxTrialLoads {
+		t.Fatalf("%d trial loads ran at once; want at most %d", m, maxTrialLoads)
+	}
+	// A waiting upload whose context ends gives up, saying why.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, _, err := n.Upload(ctx, "late", []byte("narrow quick"), false, nil); err == nil || ctx.Err() == nil {
+		t.Fatalf("an upload waiting past its context: %v; want its context's error", err)
+	}
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("upload: %v", err)
+	}
+	if m := most.Load(); m != maxTrialLoads {
+		t.Fatalf("%d trial loads ran at once; want at most %d", m, maxTrialLoads)
+	}
+}
