@@ -69,7 +69,7 @@ const (
 var grpcMethods = [...]string{"ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer",
 	"ModelConfig", "ModelStatistics", "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload",
 	"SystemSharedMemoryStatus", "SystemSharedMemoryRegister", "SystemSharedMemoryUnregister",
-	"CudaSharedMemoryStatus", "CudaSharedMemoryRegister", "CudaSharedMemoryUnregister", "ModelStreamInfer"}
+	"CudaSharedMemoryStatus", "CudaSharedMemoryRegister", "CudaSharedMemoryUnregister", "TraceSetting", "ModelStreamInfer"}
 
 // grpcMethod indexes grpcMethods.
 type grpcMethod int
@@ -92,6 +92,7 @@ const (
 	grpcCudaShmStatus
 	grpcCudaShmRegister
 	grpcCudaShmUnregister
+	grpcTraceSetting
 	grpcModelStreamInfer // the one streaming method (grpc_stream.go)
 	numGRPCMethods
 )
@@ -105,6 +106,7 @@ var grpcGuarded = [numGRPCMethods]bool{
 	grpcModelConfig: true, grpcModelStatistics: true, grpcModelStreamInfer: true,
 	grpcShmStatus: true, grpcShmRegister: true, grpcShmUnregister: true,
 	grpcCudaShmStatus: true, grpcCudaShmRegister: true, grpcCudaShmUnregister: true,
+	grpcTraceSetting: true, // and the admin token for a change (grpcTraceSetting)
 }
 
 // grpcAdmin marks the methods the admin token guards, as it guards
@@ -503,6 +505,7 @@ func (s *Server) grpcServiceDesc() *grpc.ServiceDesc {
 		grpcCudaShmStatus:         s.grpcCudaShm(grpcCudaShmStatus),
 		grpcCudaShmRegister:       s.grpcCudaShm(grpcCudaShmRegister),
 		grpcCudaShmUnregister:     s.grpcCudaShm(grpcCudaShmUnregister),
+		grpcTraceSetting:          (*Server).grpcTraceSetting,
 	}
 	desc := &grpc.ServiceDesc{
 		ServiceName: oip.GRPCService,
@@ -963,15 +966,20 @@ func (s *Server) grpcInfer(ctx context.Context, sc *scratch, meta []string, over
 			v.Metrics.Failed(registry.ReasonInternal, time.Since(start))
 		}
 	}()
-	if s.cfg.SlowRequests > 0 {
+	tracing := s.trace.on.Load()
+	if s.cfg.SlowRequests > 0 || tracing {
 		// sc is reused: what a request that stops early leaves unset
 		// must not read as the last one's.
 		sc.breq.Waited, sc.breq.BatchRows, sc.breq.Rows, sc.breq.FailedRows, sc.req.ID = 0, 0, 0, 0, ""
+		sc.queued = time.Time{}
 	}
 	hit, err := s.grpcInferVersion(ctx, sc, v, arm, unit, start)
 	finished = true
 	if s.cfg.SlowRequests > 0 {
 		s.logSlowCall(ctx, v, arm, sc, start, hit, err)
+	}
+	if tracing {
+		s.traceRequest(v, sc, start)
 	}
 	if err != nil {
 		v.Metrics.Failed(toHTTPError(err).reason, time.Since(start))

@@ -55,6 +55,9 @@ type scratch struct {
 	predict oip.PredictFormat
 	// shmOut holds the writes of the outputs that go to shared memory.
 	shmOut []shm.Out
+	// queued is when the request went to the batcher, set while tracing
+	// is on (traceRequest).
+	queued time.Time
 }
 
 // scratchPool recycles scratch; buffers grown past maxPooledBytes by an
@@ -182,15 +185,22 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, arm
 	sc := s.scratch.get()
 	defer s.scratch.put(sc)
 	sc.predict = 0
-	if s.cfg.SlowRequests <= 0 {
+	tracing := s.trace.on.Load()
+	if s.cfg.SlowRequests <= 0 && !tracing {
 		return s.inferWith(ctx, sc, v, arm, start, v1)
 	}
 	// sc is reused: what a request that stops early leaves unset must not
 	// read as the last one's.
 	sc.breq.Waited, sc.breq.BatchRows, sc.breq.Rows, sc.breq.FailedRows, sc.req.ID = 0, 0, 0, 0, ""
+	sc.queued = time.Time{}
 	// Not deferred: a request that panics is logged as the 500 it gets.
 	err := s.inferWith(ctx, sc, v, arm, start, v1)
-	s.logSlow(ctx, v, arm, sc, start, err)
+	if s.cfg.SlowRequests > 0 {
+		s.logSlow(ctx, v, arm, sc, start, err)
+	}
+	if tracing {
+		s.traceRequest(v, sc, start)
+	}
 	return err
 }
 
@@ -364,6 +374,9 @@ func (s *Server) runBatch(sc *scratch, v *registry.Version, rows int, start time
 	br.Priority = req.Priority // the batcher refuses one out of range
 	br.Deadline = start.Add(timeout)
 	br.Outputs = sc.outs
+	if s.trace.on.Load() {
+		sc.queued = time.Now()
+	}
 	err := v.Batcher.Do(br)
 	sc.outs = br.Outputs
 	br.Inputs = nil

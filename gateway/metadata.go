@@ -21,7 +21,7 @@ import (
 const Platform = "onnxruntime_onnx"
 
 // extensions are the protocol extensions infergate implements.
-var extensions = []string{"binary_tensor_data", "classification", "model_repository", "model_configuration", "parameters", "schedule_policy", "statistics"}
+var extensions = []string{"binary_tensor_data", "classification", "model_repository", "model_configuration", "parameters", "schedule_policy", "statistics", "trace"}
 
 func (s *Server) serverMetadata(ctx *fasthttp.RequestCtx) error {
 	ctx.SetContentType("application/json")

@@ -50,6 +50,8 @@ var helpTexts = map[string]string{
 	"infergate_grpc_connections_refused_total":           "gRPC connections closed at once because --max-connections were open on --grpc",
 	"infergate_grpc_streams_open":                        "ModelStreamInfer streams open on --grpc (at most --max-connections)",
 	"infergate_shared_memory_regions":                    "System shared memory regions clients have registered (--shared-memory), at most 1024",
+	"infergate_traces_total":                             "Inference requests traced by the trace extension (trace settings) and kept for the trace file",
+	"infergate_traces_dropped_total":                     "Traces dropped: more held unwritten than the tracer keeps, or the trace file's writer behind",
 	"infergate_shared_memory_bytes":                      "Bytes of the shared memory regions registered now (each maps its object from the start to its end)",
 	"infergate_http_protocol_errors_total":               "HTTP requests the server could not read: malformed, over --max-body or --max-header-bytes, or timed out while being read",
 	"infergate_tls_handshake_errors_total":               "Failed TLS handshakes on --http, by reason: plain_http (a client of http://), client_refused (it does not trust the certificate), client_certificate (missing or not signed by --tls-client-ca), other",

@@ -102,6 +102,8 @@ type Config struct {
 	// user can open there, so it is off unless asked, for hosts whose
 	// clients are trusted (as Triton's --allow-client-shm).
 	SharedMemory bool
+	// Trace is the trace extension's settings at start (trace.go).
+	Trace TraceConfig
 	// Logf logs; nil means log.Printf.
 	Logf func(format string, args ...any)
 }
@@ -118,6 +120,7 @@ func DefaultConfig() Config {
 		RequestTimeout: 10 * time.Second,
 		SlowRequests:   time.Second,
 		CacheBytes:     256 << 20,
+		Trace:          TraceConfig{Level: TraceOff, Rate: 1000, Count: -1},
 		Name:           "infergate",
 		Version:        "dev",
 	}
@@ -150,6 +153,9 @@ func (c *Config) Validate() error {
 		return errors.New("traffic percent is set without a traffic log to write to")
 	case c.TrafficLog != nil && c.TrafficSink != nil:
 		return errors.New("set the traffic log or another sink, not both")
+	}
+	if err := c.Trace.Validate(); err != nil {
+		return err
 	}
 	if c.CacheBytes > 0 {
 		// More than the machine holds: New would crash allocating it.
@@ -196,6 +202,7 @@ type Server struct {
 	grpcListen atomic.Value
 	cache      *cache.Cache // nil when disabled
 	shm        *shm.Table   // nil unless Config.SharedMemory
+	trace      *tracer
 	shadows    *shadower
 	recent     *recentArms // with a traffic log: which arm answered, for feedback
 	// traffic is where events go: cfg.TrafficLog or cfg.TrafficSink (nil:
@@ -278,6 +285,7 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 	if cfg.TLS != nil {
 		s.handshakes = newHandshakeLog(set, s.logf)
 	}
+	s.trace = newTracer(cfg.Trace, set, s.logf)
 	s.wrongTokens = loglimit.New[struct{}](time.Minute, 1)
 	s.slow = loglimit.New[string](slowLogEvery, 1024)
 	s.errLog = loglimit.New[string](errorLogEvery, 1024)
@@ -455,6 +463,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.shm != nil && err == nil {
 		s.shm.Close() // no request uses a region any more
 	}
+	s.trace.close() // what requests still running trace is dropped
 	return err
 }
 
@@ -611,6 +620,8 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) error {
 			return err
 		}
 		return s.cudaSharedMemory(ctx, nil, path[len("/v2/cudasharedmemory/"):])
+	case "/v2/trace/setting":
+		return s.traceSetting(ctx, nil)
 	case "/v2", "/v2/":
 		if err := allow(ctx, fasthttp.MethodGet); err != nil {
 			return err
@@ -737,8 +748,13 @@ func (s *Server) routeModel(ctx *fasthttp.RequestCtx, rest []byte) error {
 			return err
 		}
 		return s.feedback(ctx, name, version)
+	case "trace/setting":
+		if version != nil {
+			return notFound("no such endpoint %q; trace settings are a model's, not a version's: /v2/models/%s/trace/setting", ctx.Path(), name)
+		}
+		return s.traceSetting(ctx, name)
 	}
-	return notFound("no such endpoint %q; under /v2/models/{name}[/versions/{v}] there are GET (metadata), GET /ready, GET /config, GET /stats, POST /infer and POST /feedback", ctx.Path())
+	return notFound("no such endpoint %q; under /v2/models/{name}[/versions/{v}] there are GET (metadata), GET /ready, GET /config, GET /stats, POST /infer and POST /feedback, and GET and POST /v2/models/{name}/trace/setting", ctx.Path())
 }
 
 var (

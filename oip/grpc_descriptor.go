@@ -171,6 +171,7 @@ var grpcFile = func() protoreflect.FileDescriptor {
 			plain("RepositoryModelLoad"), plain("RepositoryModelUnload"),
 			plain("SystemSharedMemoryStatus"), plain("SystemSharedMemoryRegister"), plain("SystemSharedMemoryUnregister"),
 			plain("CudaSharedMemoryStatus"), plain("CudaSharedMemoryRegister"), plain("CudaSharedMemoryUnregister"),
+			plain("TraceSetting"),
 		},
 	}}
 	f, err := protodesc.NewFile(fd, nil)
@@ -264,6 +265,17 @@ func addTriton(fd *descriptorpb.FileDescriptorProto) {
 		cudaEntry,
 	}
 
+	// The trace extension's settings: lists of strings by name, in the
+	// request and in the response alike.
+	traceSettings := func(name string, fields ...*descriptorpb.FieldDescriptorProto) *descriptorpb.DescriptorProto {
+		m := message(name, append([]*descriptorpb.FieldDescriptorProto{msgs("settings", 1, p+name+".SettingsEntry")}, fields...)...)
+		entry := message("SettingsEntry", one("key", 1, tString), msg("value", 2, p+name+".SettingValue"))
+		entry.Options = &descriptorpb.MessageOptions{MapEntry: proto.Bool(true)}
+		value := message("SettingValue", many("value", 1, tString))
+		m.NestedType = []*descriptorpb.DescriptorProto{value, entry}
+		return m
+	}
+
 	fd.EnumType = append(fd.EnumType, enum("DataType", "TYPE_INVALID", "TYPE_BOOL", "TYPE_UINT8", "TYPE_UINT16", "TYPE_UINT32",
 		"TYPE_UINT64", "TYPE_INT8", "TYPE_INT16", "TYPE_INT32", "TYPE_INT64", "TYPE_FP16", "TYPE_FP32", "TYPE_FP64", "TYPE_STRING", "TYPE_BF16"))
 	fd.MessageType = append(fd.MessageType,
@@ -294,6 +306,8 @@ func addTriton(fd *descriptorpb.FileDescriptorProto) {
 		message("CudaSharedMemoryRegisterResponse"),
 		message("CudaSharedMemoryUnregisterRequest", one("name", 1, tString)),
 		message("CudaSharedMemoryUnregisterResponse"),
+		traceSettings("TraceSettingRequest", one("model_name", 2, tString)),
+		traceSettings("TraceSettingResponse"),
 	)
 }
 

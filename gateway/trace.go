@@ -1,0 +1,717 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+
+	"github.com/infergate/infergate/internal/durable"
+	"github.com/infergate/infergate/oip"
+	"github.com/infergate/infergate/registry"
+)
+
+// Triton's trace extension: GET and POST /v2[/models/{m}]/trace/setting,
+// and gRPC's TraceSetting, read and change which inference requests are
+// traced; each traced request's timestamps go to the trace file, in the
+// format of Triton's "triton" trace mode.
+
+// Trace levels: infergate traces timestamps, not tensors.
+const (
+	TraceOff        = "OFF"
+	TraceTimestamps = "TIMESTAMPS"
+)
+
+// TraceConfig is the trace extension's settings at start (serve's
+// --trace-* flags); the API changes them at run time.
+type TraceConfig struct {
+	// File is where the traces go (Triton's trace_file), written as a
+	// whole (durable.WriteFile): with LogFrequency 0, one JSON array of
+	// every trace taken, written again when Count runs out, when the
+	// settings change through the API, and at shutdown; otherwise the
+	// files File.0, File.1, ..., each of LogFrequency traces. Empty: the
+	// settings can be read, but tracing cannot be turned on. The API
+	// cannot change it: a client could otherwise write files anywhere
+	// the server can.
+	File string
+	// Level is TraceOff or TraceTimestamps; "" is TraceOff.
+	Level string
+	// Rate traces one request in Rate, the first included; 0 means 1000,
+	// Triton's default.
+	Rate int64
+	// Count is how many requests to trace before tracing stops; 0 or -1
+	// means no limit.
+	Count int64
+	// LogFrequency is how many traces each file holds; 0 writes them all
+	// to File (see File).
+	LogFrequency int64
+}
+
+// Validate reports the first bad setting of c.
+func (c *TraceConfig) Validate() error {
+	switch {
+	case c.Level != "" && c.Level != TraceOff && c.Level != TraceTimestamps:
+		return fmt.Errorf("trace level %q: use %s or %s (infergate traces timestamps, not tensors)", c.Level, TraceOff, TraceTimestamps)
+	case c.Level == TraceTimestamps && c.File == "":
+		return errors.New("trace level TIMESTAMPS needs a trace file to write to (--trace-file)")
+	case c.Rate < 0:
+		return fmt.Errorf("trace rate %d: use 1 or more (one request traced in that many)", c.Rate)
+	case c.Count < -1:
+		return fmt.Errorf("trace count %d: use -1 (no limit) or more", c.Count)
+	case c.LogFrequency < 0:
+		return fmt.Errorf("trace log frequency %d: use 0 (one file) or more (traces per file)", c.LogFrequency)
+	}
+	if c.File != "" {
+		dir := filepath.Dir(c.File)
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return fmt.Errorf("trace file %q: its directory %q does not exist; create it first", c.File, dir)
+		}
+		if fi, err := os.Stat(c.File); err == nil && fi.IsDir() {
+			return fmt.Errorf("trace file %q is a directory; name a file in it", c.File)
+		}
+	}
+	return nil
+}
+
+// maxHeldTraces bounds the traces a tracer holds before it writes them
+// (all of them, with log frequency 0): about 300 bytes each. Traces past
+// it are dropped, counted and logged.
+const maxHeldTraces = 1 << 16
+
+// traceValues are one scope's settings, written out.
+type traceValues struct {
+	level                string
+	rate, count, logFreq int64
+}
+
+// traceModel is a model's own settings: a nil field follows the node's.
+// A model with any setting of its own counts its own requests for
+// sampling.
+type traceModel struct {
+	level       *string
+	rate, count *int64
+	seen        uint64
+}
+
+// tracer keeps the trace settings and the traces taken, and writes them.
+// Its methods may be called from any goroutine.
+type tracer struct {
+	file  string
+	start TraceConfig // the flags', which a null setting goes back to
+	logf  func(string, ...any)
+	taken *metrics.Counter
+	lost  *metrics.Counter
+	// writes feeds the writer goroutine, started by the first write
+	// (writerOnce): a server that never traces runs none.
+	writes     chan traceWrite
+	writerOnce sync.Once
+	wg         sync.WaitGroup
+	// on is whether some scope traces (TIMESTAMPS, count not 0): while
+	// it is false a request looks at it alone.
+	on atomic.Bool
+
+	// mu protects the fields below.
+	mu       sync.Mutex
+	node     traceValues
+	nodeSeen uint64
+	models   map[string]*traceModel
+	nextID   uint64
+	// held holds the traces not written yet (with log frequency 0, every
+	// trace), each two JSON objects followed by ",\n"; heldN counts them;
+	// dirty says some were not written yet.
+	held   []byte
+	heldN  int
+	dirty  bool
+	index  int // of the next file with log frequency
+	warned bool
+	closed bool
+}
+
+// traceWrite is a file for the writer goroutine to write.
+type traceWrite struct {
+	path string
+	data []byte
+}
+
+func newTracer(c TraceConfig, set *metrics.Set, logf func(string, ...any)) *tracer {
+	t := &tracer{
+		file:   c.File,
+		start:  c,
+		logf:   logf,
+		taken:  set.NewCounter("infergate_traces_total"),
+		lost:   set.NewCounter("infergate_traces_dropped_total"),
+		writes: make(chan traceWrite, 16),
+		models: make(map[string]*traceModel),
+	}
+	t.node = t.startValues()
+	t.updateOn()
+	return t
+}
+
+// startValues returns the settings of the flags, defaults applied.
+func (t *tracer) startValues() traceValues {
+	v := traceValues{level: t.start.Level, rate: t.start.Rate, count: t.start.Count, logFreq: t.start.LogFrequency}
+	if v.level == "" {
+		v.level = TraceOff
+	}
+	if v.rate == 0 {
+		v.rate = 1000
+	}
+	if v.count == 0 {
+		v.count = -1
+	}
+	return v
+}
+
+// writer writes the files of t.writes until it is closed.
+func (t *tracer) writer() {
+	for w := range t.writes {
+		if err := durable.WriteFile(w.path, w.data, 0o644); err != nil {
+			t.logf("trace: cannot write %s: %v; its traces are lost", w.path, err)
+		}
+	}
+}
+
+// effective returns the settings that apply to a model with settings m
+// (nil: the node's).
+func (t *tracer) effective(m *traceModel) traceValues {
+	v := t.node
+	if m != nil {
+		if m.level != nil {
+			v.level = *m.level
+		}
+		if m.rate != nil {
+			v.rate = *m.rate
+		}
+		if m.count != nil {
+			v.count = *m.count
+		}
+	}
+	return v
+}
+
+// updateOn sets t.on from the settings. t.mu is held, or t is new.
+func (t *tracer) updateOn() {
+	on := t.node.level == TraceTimestamps && t.node.count != 0
+	for _, m := range t.models {
+		if v := t.effective(m); v.level == TraceTimestamps && v.count != 0 {
+			on = true
+		}
+	}
+	t.on.Store(on && !t.closed)
+}
+
+// take reports whether to trace a request of model, with its trace id,
+// and whether it is the last its trace count allows.
+func (t *tracer) take(model string) (id uint64, last, ok bool) {
+	if !t.on.Load() {
+		return 0, false, false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return 0, false, false
+	}
+	m := t.models[model]
+	v := t.effective(m)
+	if v.level != TraceTimestamps || v.count == 0 {
+		return 0, false, false
+	}
+	seen := &t.nodeSeen
+	if m != nil {
+		seen = &m.seen
+	}
+	n := *seen
+	*seen++
+	if n%uint64(v.rate) != 0 {
+		return 0, false, false
+	}
+	count := &t.node.count
+	if m != nil && m.count != nil {
+		count = m.count
+	}
+	if *count > 0 {
+		if *count--; *count == 0 {
+			last = true
+			t.updateOn()
+		}
+	}
+	t.nextID++
+	return t.nextID, last, true
+}
+
+// traceEntry is what a traced request leaves: its timestamps, zero where
+// it did not get that far.
+type traceEntry struct {
+	id uint64
+	// last is set on the last trace a trace count allows: the traces
+	// are written once it is kept.
+	last                     bool
+	model, version, request  string
+	start, queued, ran, done time.Time
+	end                      time.Time
+}
+
+// record keeps e, and writes the traces once there are enough: with log
+// frequency N, every N; and when e is the last of a trace count.
+func (t *tracer) record(e *traceEntry) {
+	b := appendTrace(nil, e)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return
+	}
+	if t.heldN >= maxHeldTraces {
+		t.lost.Inc()
+		if !t.warned {
+			t.warned = true
+			t.logf("trace: %d traces are held unwritten (log_frequency %d); later ones are dropped (infergate_traces_dropped_total): set log_frequency to write them as they come", t.heldN, t.node.logFreq)
+		}
+		return
+	}
+	t.taken.Inc()
+	t.held = append(t.held, b...)
+	t.heldN++
+	t.dirty = true
+	if f := t.node.logFreq; f > 0 && int64(t.heldN) >= f || e.last {
+		t.flushLocked()
+	}
+}
+
+// flushLocked writes the traces not written yet: with log frequency N,
+// those held to the next indexed file; with 0, all of them to the file.
+// t.mu is held.
+func (t *tracer) flushLocked() {
+	if !t.dirty || t.file == "" {
+		return
+	}
+	data := make([]byte, 0, len(t.held)+8)
+	data = append(data, "[\n"...)
+	data = append(data, strings.TrimSuffix(string(t.held), ",\n")...)
+	data = append(data, "\n]\n"...)
+	path := t.file
+	if t.node.logFreq > 0 {
+		path = t.file + "." + strconv.Itoa(t.index)
+		t.index++
+	}
+	t.writerOnce.Do(func() { t.wg.Go(t.writer) })
+	select {
+	case t.writes <- traceWrite{path, data}:
+	default:
+		if t.node.logFreq == 0 {
+			// Still held: the next write of the file has them.
+			t.logf("trace: %s is not written this time: the writer is %d files behind (a slow disk?)", path, cap(t.writes))
+			return
+		}
+		t.lost.Add(t.heldN)
+		t.logf("trace: %d traces for %s are dropped: the writer is %d files behind (a slow disk?)", t.heldN, path, cap(t.writes))
+	}
+	t.dirty = false
+	if t.node.logFreq > 0 {
+		t.held, t.heldN = t.held[:0], 0
+	}
+}
+
+// close writes what is held and stops the writer; later traces are
+// dropped. It is idempotent.
+func (t *tracer) close() {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
+	t.flushLocked()
+	t.closed = true
+	t.on.Store(false)
+	close(t.writes)
+	t.mu.Unlock()
+	t.wg.Wait()
+}
+
+// appendTrace appends e as Triton's "triton" trace mode writes a trace:
+// an object naming the request, then one of its timestamps (ns since the
+// Unix epoch), each followed by ",\n".
+func appendTrace(dst []byte, e *traceEntry) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = strconv.AppendUint(dst, e.id, 10)
+	dst = append(dst, `,"model_name":`...)
+	dst = oip.AppendJSONString(dst, e.model)
+	dst = append(dst, `,"model_version":`...)
+	if n, err := strconv.ParseInt(e.version, 10, 64); err == nil {
+		dst = strconv.AppendInt(dst, n, 10)
+	} else {
+		dst = oip.AppendJSONString(dst, e.version)
+	}
+	if e.request != "" {
+		dst = append(dst, `,"request_id":`...)
+		dst = oip.AppendJSONString(dst, e.request)
+	}
+	dst = append(dst, "},\n{\"id\":"...)
+	dst = strconv.AppendUint(dst, e.id, 10)
+	dst = append(dst, `,"timestamps":[`...)
+	first := true
+	for _, ts := range [...]struct {
+		name string
+		at   time.Time
+	}{{"REQUEST_START", e.start}, {"QUEUE_START", e.queued}, {"COMPUTE_START", e.ran}, {"COMPUTE_END", e.done}, {"REQUEST_END", e.end}} {
+		if ts.at.IsZero() {
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = append(dst, `{"name":"`...)
+		dst = append(dst, ts.name...)
+		dst = append(dst, `","ns":`...)
+		dst = strconv.AppendInt(dst, ts.at.UnixNano(), 10)
+		dst = append(dst, '}')
+	}
+	return append(dst, "]},\n"...)
+}
+
+// traceSettingNames are the settings, in the order they are answered.
+var traceSettingNames = []string{"trace_file", "trace_level", "trace_rate", "trace_count", "log_frequency", "trace_mode"}
+
+// settings returns the settings that apply to model ("" for the node).
+func (t *tracer) settings(model string) []oip.TraceSetting {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.settingsLocked(model)
+}
+
+func (t *tracer) settingsLocked(model string) []oip.TraceSetting {
+	v := t.node
+	if model != "" {
+		v = t.effective(t.models[model])
+	}
+	one := func(name string, x ...string) oip.TraceSetting { return oip.TraceSetting{Name: name, Values: x} }
+	return []oip.TraceSetting{
+		one("trace_file", t.file),
+		one("trace_level", v.level),
+		one("trace_rate", strconv.FormatInt(v.rate, 10)),
+		one("trace_count", strconv.FormatInt(v.count, 10)),
+		one("log_frequency", strconv.FormatInt(v.logFreq, 10)),
+		one("trace_mode", "triton"),
+	}
+}
+
+// update applies settings to model's scope ("" for the node's), all of
+// them or none, and returns the scope's settings after. A setting with no
+// values clears it: a model's then follows the node's, the node's goes
+// back to the serve flags'. What is held is written out (a client that
+// turns tracing off finds its traces on disk).
+func (t *tracer) update(model string, settings []oip.TraceSetting) ([]oip.TraceSetting, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, unavailable(1, "the server is shutting down")
+	}
+	node := t.node
+	var m traceModel
+	if model != "" {
+		if cur := t.models[model]; cur != nil {
+			m = *cur
+		}
+	}
+	start := t.startValues()
+	for _, s := range settings {
+		clear := len(s.Values) == 0
+		integer := func(least int64) (int64, error) {
+			if len(s.Values) != 1 {
+				return 0, badRequest("trace setting %s takes one value, got %d", s.Name, len(s.Values))
+			}
+			n, err := strconv.ParseInt(strings.TrimSpace(s.Values[0]), 10, 64)
+			if err != nil || n < least {
+				return 0, badRequest("trace setting %s is %q; give an integer of at least %d", s.Name, s.Values[0], least)
+			}
+			return n, nil
+		}
+		switch s.Name {
+		case "trace_level":
+			level := start.level
+			if !clear {
+				var err error
+				if level, err = traceLevel(s.Values); err != nil {
+					return nil, err
+				}
+				if level == TraceTimestamps && t.file == "" {
+					return nil, badRequest("this server has no trace file to write traces to: start serve with --trace-file FILE to trace")
+				}
+			}
+			if model == "" {
+				node.level = level
+			} else if clear {
+				m.level = nil
+			} else {
+				m.level = &level
+			}
+		case "trace_rate", "trace_count":
+			least := int64(1)
+			if s.Name == "trace_count" {
+				least = -1
+			}
+			var n int64
+			if !clear {
+				var err error
+				if n, err = integer(least); err != nil {
+					return nil, err
+				}
+			}
+			switch {
+			case model == "" && s.Name == "trace_rate":
+				node.rate = cmpOr(clear, start.rate, n)
+			case model == "":
+				node.count = cmpOr(clear, start.count, n)
+			case s.Name == "trace_rate":
+				m.rate = ptrOr(clear, n)
+			default:
+				m.count = ptrOr(clear, n)
+			}
+		case "log_frequency":
+			if model != "" {
+				return nil, badRequest("log_frequency is the node's, for every model's traces in one file: set it with POST /v2/trace/setting")
+			}
+			n := start.logFreq
+			if !clear {
+				var err error
+				if n, err = integer(0); err != nil {
+					return nil, err
+				}
+			}
+			node.logFreq = n
+		case "trace_file":
+			if !clear && (len(s.Values) != 1 || s.Values[0] != t.file) {
+				return nil, badRequest("trace_file is serve's --trace-file (%q) and cannot be changed through the API", t.file)
+			}
+		case "trace_mode":
+			if !clear && (len(s.Values) != 1 || s.Values[0] != "triton") {
+				return nil, badRequest("trace_mode %q: infergate writes Triton's \"triton\" trace format only", strings.Join(s.Values, ","))
+			}
+		default:
+			return nil, badRequest("unknown trace setting %q; the settings are %s", s.Name, strings.Join(traceSettingNames, ", "))
+		}
+	}
+	if t.dirty {
+		t.flushLocked() // before the log frequency changes
+	}
+	if node.logFreq != t.node.logFreq && t.node.logFreq == 0 {
+		t.held, t.heldN = t.held[:0], 0 // written whole to the file above
+	}
+	t.node = node
+	if model != "" {
+		if m.level == nil && m.rate == nil && m.count == nil {
+			delete(t.models, model)
+		} else {
+			t.models[model] = &m
+		}
+	}
+	t.updateOn()
+	return t.settingsLocked(model), nil
+}
+
+// traceLevel returns the level a trace_level setting's values give.
+func traceLevel(values []string) (string, error) {
+	level := ""
+	for _, v := range values {
+		switch v {
+		case TraceOff, TraceTimestamps:
+			if level != "" && level != v {
+				return "", badRequest("trace_level %q: give OFF or TIMESTAMPS, not both", values)
+			}
+			level = v
+		case "TENSORS":
+			return "", badRequest("trace_level TENSORS: infergate traces timestamps only (TIMESTAMPS)")
+		default:
+			return "", badRequest("trace_level %q: give OFF or TIMESTAMPS", v)
+		}
+	}
+	if level == "" {
+		return "", badRequest("trace_level is empty: give OFF or TIMESTAMPS, or null to clear it")
+	}
+	return level, nil
+}
+
+func cmpOr(clear bool, def, n int64) int64 {
+	if clear {
+		return def
+	}
+	return n
+}
+
+func ptrOr(clear bool, n int64) *int64 {
+	if clear {
+		return nil
+	}
+	return &n
+}
+
+// decodeTraceSettings decodes the JSON body of POST .../trace/setting:
+// an object of settings, each a string, a number, a list of strings, or
+// null to clear it.
+func decodeTraceSettings(body []byte) ([]oip.TraceSetting, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, badRequest("the body must be a JSON object of trace settings, such as {\"trace_level\": [\"TIMESTAMPS\"], \"trace_rate\": \"100\"}: %s", err)
+	}
+	if len(raw) > oip.MaxTraceSettings {
+		return nil, badRequest("the body has %d settings; the trace extension has %d", len(raw), len(traceSettingNames))
+	}
+	out := make([]oip.TraceSetting, 0, len(raw))
+	for _, name := range slices.Sorted(maps.Keys(raw)) {
+		s := oip.TraceSetting{Name: name}
+		v := raw[name]
+		var str string
+		var list []string
+		var num json.Number
+		switch {
+		case string(v) == "null":
+		case json.Unmarshal(v, &str) == nil:
+			s.Values = []string{str}
+		case json.Unmarshal(v, &list) == nil && len(list) > 0:
+			s.Values = list
+		case json.Unmarshal(v, &num) == nil:
+			s.Values = []string{num.String()}
+		default:
+			return nil, badRequest("trace setting %s is %.40s; give a string, a list of strings, or null", name, v)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// appendTraceSettings appends settings as the JSON object GET
+// .../trace/setting answers: trace_level a list, the others strings.
+func appendTraceSettings(dst []byte, settings []oip.TraceSetting) []byte {
+	dst = append(dst, '{')
+	for i, s := range settings {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = oip.AppendJSONString(dst, s.Name)
+		dst = append(dst, ':')
+		if s.Name == "trace_level" {
+			dst = append(dst, '[')
+			for j, v := range s.Values {
+				if j > 0 {
+					dst = append(dst, ',')
+				}
+				dst = oip.AppendJSONString(dst, v)
+			}
+			dst = append(dst, ']')
+			continue
+		}
+		dst = oip.AppendJSONString(dst, strings.Join(s.Values, ","))
+	}
+	return append(dst, '}')
+}
+
+// traceSetting serves GET and POST /v2/trace/setting (model nil) and
+// /v2/models/{model}/trace/setting. Reading takes the inference token
+// where one is set, as the rest of /v2 does; a change takes the admin
+// token (it has the node write files), and is audited.
+func (s *Server) traceSetting(ctx *fasthttp.RequestCtx, model []byte) error {
+	if err := allow(ctx, fasthttp.MethodGet, fasthttp.MethodPost); err != nil {
+		return err
+	}
+	if model == nil { // under /v2/models/ it was checked already
+		if err := s.authorizeInference(ctx); err != nil {
+			return err
+		}
+	}
+	name := string(model)
+	if name != "" && s.repo.Model(name) == nil {
+		return notFound("model %q is not served here; POST /v2/repository/index lists the repository's models", name)
+	}
+	settings := s.trace.settings(name)
+	if ctx.IsPost() {
+		if err := s.authorizeAdmin(ctx); err != nil {
+			return err
+		}
+		body, err := s.requestBody(ctx)
+		if err != nil {
+			return err
+		}
+		update, err := decodeTraceSettings(body)
+		if err != nil {
+			return err
+		}
+		if settings, err = s.trace.update(name, update); err != nil {
+			return err
+		}
+		s.audit(ctx, "set the trace settings of %s: %s", traceScopeName(name), traceSettingsLine(settings))
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBody(appendTraceSettings(nil, settings))
+	return nil
+}
+
+// grpcTraceSetting answers TraceSetting as GET and POST .../trace/setting
+// do: with no settings it reads them (the inference token, as
+// grpcGuarded has it), else it changes them (the admin token).
+func (s *Server) grpcTraceSetting(ctx context.Context, sc *scratch) ([]byte, error) {
+	update, name, err := oip.DecodeTraceSettingRequest(sc.in)
+	if err != nil {
+		return nil, err
+	}
+	if name != "" && s.repo.Model(name) == nil {
+		return nil, notFound("model %q is not served here", name)
+	}
+	settings := s.trace.settings(name)
+	if len(update) > 0 {
+		if err := s.grpcAuthorizeAdmin(ctx, grpcTraceSetting); err != nil {
+			return nil, err
+		}
+		if settings, err = s.trace.update(name, update); err != nil {
+			return nil, err
+		}
+		s.auditFrom(grpcPeerHost(ctx)+" (gRPC)", "set the trace settings of %s: %s", traceScopeName(name), traceSettingsLine(settings))
+	}
+	return oip.AppendTraceSettingResponse(sc.buf[:0], settings), nil
+}
+
+func traceScopeName(model string) string {
+	if model == "" {
+		return "the node"
+	}
+	return fmt.Sprintf("model %q", model)
+}
+
+// traceSettingsLine writes settings for the log: name=value, ...
+func traceSettingsLine(settings []oip.TraceSetting) string {
+	var b strings.Builder
+	for i, s := range settings {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s=%s", s.Name, strings.Join(s.Values, "|"))
+	}
+	return b.String()
+}
+
+// traceRequest traces the request that sc holds, which version v answered
+// (or refused) from start to now, if the settings sample it.
+func (s *Server) traceRequest(v *registry.Version, sc *scratch, start time.Time) {
+	id, last, ok := s.trace.take(v.Model)
+	if !ok {
+		return
+	}
+	e := traceEntry{id: id, last: last, model: v.Model, version: v.Label, request: sc.req.ID, start: start, queued: sc.queued, end: time.Now()}
+	if br := &sc.breq; br.BatchRows > 0 && !sc.queued.IsZero() {
+		e.ran = sc.queued.Add(br.Waited)
+		e.done = e.ran.Add(br.Compute)
+	}
+	s.trace.record(&e)
+}
