@@ -73,7 +73,8 @@ node's data wiped or replaced: its X-Traffic-Log identity changed).
 
 With --kafka-brokers it reads the Kafka topic the nodes log to (serve
 --traffic-kafka-brokers) instead, from its oldest records; its lines carry no
-position.
+position. With --follow, brokers that cannot be reached (restarting, say) are
+waited for, and reading goes on where it was.
 
   infergate traffic read --from 0 | jq -c 'select(.kind == "feedback")'
   infergate traffic read --follow
@@ -215,13 +216,39 @@ position.
 	}
 }
 
-// readKafka prints a Kafka topic's events as JSON lines, once or on.
+// readKafka prints a Kafka topic's events as JSON lines, once or on. A
+// follow waits out brokers it cannot reach, or that cannot answer for a
+// while (a restart, an election), saying so once, and goes on where it
+// was: the Reader keeps its place in each partition.
 func readKafka(out adminOutput, brokers []string, topic string, sec kafka.Security, follow bool, poll time.Duration) error {
 	ctx, stop := interruptContext()
 	defer stop()
-	r, err := kafka.NewReader(ctx, brokers, topic, sec)
-	if err != nil {
-		return err
+	// failing is the error a follow waits out, said once; nil when reading.
+	var failing error
+	wait := func(err error) bool {
+		if !follow || kafka.Permanent(err) {
+			return false
+		}
+		if failing == nil {
+			fmt.Fprintf(out.stderr, "infergate traffic read: %v; trying again every %s\n", err, poll)
+		}
+		failing = err
+		select {
+		case <-ctx.Done():
+		case <-time.After(poll):
+		}
+		return true
+	}
+	var r *kafka.Reader
+	for r == nil {
+		var err error
+		r, err = kafka.NewReader(ctx, brokers, topic, sec)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil && !wait(err):
+			return err
+		}
 	}
 	defer r.Close()
 	var line []byte
@@ -237,8 +264,18 @@ func readKafka(out adminOutput, brokers []string, topic string, sec kafka.Securi
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err := errors.Join(err, werr); err != nil {
+		if werr != nil {
+			return werr
+		}
+		if err != nil {
+			if wait(err) {
+				continue
+			}
 			return err
+		}
+		if failing != nil {
+			fmt.Fprintf(out.stderr, "infergate traffic read: reached the Kafka brokers again; going on\n")
+			failing = nil
 		}
 		if n := r.Skipped(); n > skipped {
 			fmt.Fprintf(out.stderr, "infergate traffic read: skipped %d Kafka records that are not infergate's events\n", n-skipped)

@@ -191,7 +191,7 @@ func checkTopic(ctx context.Context, cl *kgo.Client, topic string) (int, error) 
 		return 0, &unreachableError{err}
 	}
 	if !topics.Has(topic) || topics[topic].Err != nil {
-		return 0, fmt.Errorf("kafka traffic log: topic %q does not exist on the brokers; create it (kafka-topics.sh --create --topic %s) or name another", topic, topic)
+		return 0, &noTopicError{topic}
 	}
 	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
 	if err != nil {

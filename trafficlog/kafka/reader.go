@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -57,6 +58,25 @@ func NewReader(ctx context.Context, brokers []string, topic string, sec Security
 		return nil, err
 	}
 	return &Reader{topic: topic, cl: cl, adm: kadm.NewClient(cl), next: map[int32]int64{}, known: map[int32]bool{}}, nil
+}
+
+// Permanent reports whether err, from NewReader or Read, is one that
+// waiting does not mend: brokers and this client that do not accept each
+// other (certificates, credentials), a topic the brokers do not have, a
+// broker name that does not resolve. Other errors (brokers that cannot be
+// reached, or are restarting; a leader election) may clear by themselves,
+// and a Read after them goes on where the Reader was.
+func Permanent(err error) bool {
+	var nt *noTopicError
+	var dns *net.DNSError
+	return refused(err) || errors.As(err, &nt) || (errors.As(err, &dns) && dns.IsNotFound)
+}
+
+// noTopicError is a topic the brokers do not have.
+type noTopicError struct{ topic string }
+
+func (e *noTopicError) Error() string {
+	return fmt.Sprintf("kafka traffic log: topic %q does not exist on the brokers; create it (kafka-topics.sh --create --topic %s) or name another", e.topic, e.topic)
 }
 
 // Close disconnects.
