@@ -32,7 +32,6 @@ func startKafkaTraffic(t *testing.T) (*testServer, *kfake.Cluster, func(...int32
 	kc := kafka.DefaultConfig()
 	kc.Brokers, kc.Topic = c.ListenAddrs(), "traffic"
 	kc.SyncTimeout = 500 * time.Millisecond
-	kc.DeliveryTimeout = 2 * time.Second
 	kc.Metrics = metrics.NewSet()
 	kc.Logf = t.Logf
 	kw, err := kafka.Open(t.Context(), kc)

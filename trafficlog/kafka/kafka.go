@@ -44,18 +44,18 @@ type Config struct {
 	// AppendSync's events together); keep it within the topic's
 	// max.message.bytes (1 MB by default).
 	MaxRecordBytes int
-	// BufferBytes bounds what waits to be sent: past it Append drops (and
-	// counts) and AppendSync refuses with trafficlog.ErrFull.
+	// BufferBytes bounds what waits to be sent, and nothing else does: a
+	// record waits, however long, while the brokers cannot be reached or
+	// refuse it with an error that may clear (a leader election, too few
+	// replicas); past BufferBytes Append drops the new ones (counted as
+	// queue_full) and AppendSync refuses with trafficlog.ErrFull. A
+	// record the brokers refuse for good is dropped at once (write_error),
+	// and Close drops what is left when its context ends (closed).
 	BufferBytes int64
 	// SyncTimeout bounds AppendSync's wait for the brokers' ack; past it
 	// it fails with trafficlog.ErrSyncTimeout (the events may still be
 	// written).
 	SyncTimeout time.Duration
-	// DeliveryTimeout bounds how long a record sent to the brokers may go
-	// unacknowledged before it is dropped (counted as write_error). While
-	// the brokers cannot be reached at all, records wait in the buffer
-	// (BufferBytes), and those that do not fit are dropped.
-	DeliveryTimeout time.Duration
 	// Metrics receives the writer's series; nil makes a set of its own.
 	Metrics *metrics.Set
 	// Logf logs what an operator should know; nil discards.
@@ -63,9 +63,9 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: records of up to 1,000,000 bytes, a
-// 64 MiB buffer, 10 s for AppendSync, 30 s for a buffered record.
+// 64 MiB buffer, 10 s for AppendSync.
 func DefaultConfig() Config {
-	return Config{MaxRecordBytes: 1_000_000, BufferBytes: 64 << 20, SyncTimeout: 10 * time.Second, DeliveryTimeout: 30 * time.Second}
+	return Config{MaxRecordBytes: 1_000_000, BufferBytes: 64 << 20, SyncTimeout: 10 * time.Second}
 }
 
 // Validate reports settings that cannot work.
@@ -79,8 +79,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("record limit %d: use 1024 bytes or more", c.MaxRecordBytes)
 	case c.BufferBytes < int64(c.MaxRecordBytes):
 		return fmt.Errorf("buffer of %d bytes: must hold one record of %d", c.BufferBytes, c.MaxRecordBytes)
-	case c.SyncTimeout <= 0 || c.DeliveryTimeout <= 0:
-		return errors.New("the sync and delivery timeouts must be positive")
+	case c.SyncTimeout <= 0:
+		return fmt.Errorf("sync timeout %s: must be positive", c.SyncTimeout)
 	}
 	if err := c.Security.Validate(); err != nil {
 		return err
@@ -108,6 +108,8 @@ type Writer struct {
 
 	c         *trafficlog.Counters
 	loggedErr atomic.Int64 // unix seconds of the last logged error
+	// loggedFull is unix seconds of the last logged drop of a full buffer.
+	loggedFull atomic.Int64
 }
 
 // recordOverhead is what a Kafka record batch adds to its records' values.
@@ -141,7 +143,11 @@ func Open(ctx context.Context, cfg Config) (*Writer, error) {
 		// Bytes bound the buffer, not the number of records.
 		kgo.MaxBufferedRecords(1<<24),
 		kgo.MaxBufferedBytes(int(cfg.BufferBytes)),
-		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
+		// And nothing bounds the wait but the buffer: no
+		// kgo.RecordDeliveryTimeout, which kgo enforces on a
+		// partition's first batch not yet tried, failing every record
+		// buffered for the partition, however new (as the brokers come
+		// back, too). kgo's record retries are unlimited.
 		kgo.ProducerLinger(5*time.Millisecond),
 	)...)
 	if err != nil {
@@ -240,6 +246,7 @@ func (w *Writer) produce(rec []byte, kinds []trafficlog.Kind, done func(error)) 
 			}
 		case errors.Is(err, kgo.ErrMaxBuffered):
 			w.c.DropFull.Add(n)
+			w.bufferFull()
 		case errors.Is(err, kgo.ErrClientClosed):
 			w.c.DropClosed.Add(n)
 		case errors.Is(err, kerr.MessageTooLarge):
@@ -319,6 +326,16 @@ func (w *Writer) writeFailed(err error) {
 	now := time.Now().Unix()
 	if last := w.loggedErr.Load(); now-last >= 60 && w.loggedErr.CompareAndSwap(last, now) {
 		w.cfg.Logf("traffic log: cannot write to Kafka topic %q: %v", w.cfg.Topic, err)
+	}
+}
+
+// bufferFull logs, at most once a minute, that events are dropped
+// because the buffer is full: while the brokers cannot be reached, the
+// one thing in the log that says so.
+func (w *Writer) bufferFull() {
+	now := time.Now().Unix()
+	if last := w.loggedFull.Load(); now-last >= 60 && w.loggedFull.CompareAndSwap(last, now) {
+		w.cfg.Logf("traffic log: dropping events: the buffer of %d bytes for Kafka topic %q is full (the brokers are not taking writes, or not as fast as they come)", w.cfg.BufferBytes, w.cfg.Topic)
 	}
 }
 
