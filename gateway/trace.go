@@ -131,12 +131,19 @@ type tracer struct {
 	// held holds the traces not written yet (with log frequency 0, every
 	// trace), each two JSON objects followed by ",\n"; heldN counts them;
 	// dirty says some were not written yet.
-	held   []byte
-	heldN  int
-	dirty  bool
-	index  int // of the next file with log frequency
-	warned bool
-	closed bool
+	held  []byte
+	heldN int
+	dirty bool
+	// pending counts the traces taken and not recorded yet. When a trace
+	// count runs out, flushAt is the id of its last trace and flushWait
+	// how many traces up to it are still pending: the traces are written
+	// once the last of those is recorded, whichever it is.
+	pending   int
+	flushAt   uint64
+	flushWait int
+	index     int // of the next file with log frequency
+	warned    bool
+	closed    bool
 }
 
 // traceWrite is a file for the writer goroutine to write.
@@ -213,21 +220,22 @@ func (t *tracer) updateOn() {
 	t.on.Store(on && !t.closed)
 }
 
-// take reports whether to trace a request of model, with its trace id,
-// and whether it is the last its trace count allows.
-func (t *tracer) take(model string) (id uint64, last, ok bool) {
+// take reports whether to trace a request of model, with its trace id.
+// A trace taken must be recorded (record), whatever became of its
+// request.
+func (t *tracer) take(model string) (id uint64, ok bool) {
 	if !t.on.Load() {
-		return 0, false, false
+		return 0, false
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		return 0, false, false
+		return 0, false
 	}
 	m := t.models[model]
 	v := t.effective(m)
 	if v.level != TraceTimestamps || v.count == 0 {
-		return 0, false, false
+		return 0, false
 	}
 	seen := &t.nodeSeen
 	if m != nil {
@@ -236,40 +244,47 @@ func (t *tracer) take(model string) (id uint64, last, ok bool) {
 	n := *seen
 	*seen++
 	if n%uint64(v.rate) != 0 {
-		return 0, false, false
+		return 0, false
 	}
+	t.nextID++
+	t.pending++
 	count := &t.node.count
 	if m != nil && m.count != nil {
 		count = m.count
 	}
 	if *count > 0 {
 		if *count--; *count == 0 {
-			last = true
+			// The last trace the count allows: the traces are written
+			// once it and those taken before it are recorded.
+			t.flushAt, t.flushWait = t.nextID, t.pending
 			t.updateOn()
 		}
 	}
-	t.nextID++
-	return t.nextID, last, true
+	return t.nextID, true
 }
 
 // traceEntry is what a traced request leaves: its timestamps, zero where
 // it did not get that far.
 type traceEntry struct {
-	id uint64
-	// last is set on the last trace a trace count allows: the traces
-	// are written once it is kept.
-	last                     bool
+	id                       uint64
 	model, version, request  string
 	start, queued, ran, done time.Time
 	end                      time.Time
 }
 
-// record keeps e, and writes the traces once there are enough: with log
-// frequency N, every N; and when e is the last of a trace count.
+// record keeps e, a trace that take allowed, and writes the traces once
+// there are enough: with log frequency N, every N; and once a trace count
+// has run out and every trace it allowed is recorded.
 func (t *tracer) record(e *traceEntry) {
 	b := appendTrace(nil, e)
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.pending--
+	due := false
+	if t.flushWait > 0 && e.id <= t.flushAt {
+		t.flushWait--
+		due = t.flushWait == 0
+	}
 	if t.closed {
 		return
 	}
@@ -279,13 +294,16 @@ func (t *tracer) record(e *traceEntry) {
 			t.warned = true
 			t.logf("trace: %d traces are held unwritten (log_frequency %d); later ones are dropped (infergate_traces_dropped_total): set log_frequency to write them as they come", t.heldN, t.node.logFreq)
 		}
+		if due {
+			t.flushLocked()
+		}
 		return
 	}
 	t.taken.Inc()
 	t.held = append(t.held, b...)
 	t.heldN++
 	t.dirty = true
-	if f := t.node.logFreq; f > 0 && int64(t.heldN) >= f || e.last {
+	if f := t.node.logFreq; f > 0 && int64(t.heldN) >= f || due {
 		t.flushLocked()
 	}
 }
@@ -704,11 +722,11 @@ func traceSettingsLine(settings []oip.TraceSetting) string {
 // traceRequest traces the request that sc holds, which version v answered
 // (or refused) from start to now, if the settings sample it.
 func (s *Server) traceRequest(v *registry.Version, sc *scratch, start time.Time) {
-	id, last, ok := s.trace.take(v.Model)
+	id, ok := s.trace.take(v.Model)
 	if !ok {
 		return
 	}
-	e := traceEntry{id: id, last: last, model: v.Model, version: v.Label, request: sc.req.ID, start: start, queued: sc.queued, end: time.Now()}
+	e := traceEntry{id: id, model: v.Model, version: v.Label, request: sc.req.ID, start: start, queued: sc.queued, end: time.Now()}
 	if br := &sc.breq; br.BatchRows > 0 && !sc.queued.IsZero() {
 		e.ran = sc.queued.Add(br.Waited)
 		e.done = e.ran.Add(br.Compute)
