@@ -54,7 +54,8 @@ type TraceConfig struct {
 	// Count is how many requests to trace before tracing stops; 0 or -1
 	// means no limit.
 	Count int64
-	// LogFrequency is how many traces each file holds; 0 writes them all
+	// LogFrequency is how many traces each file holds, at most
+	// 65,536 (the traces held unwritten are bounded); 0 writes them all
 	// to File (see File).
 	LogFrequency int64
 }
@@ -70,8 +71,8 @@ func (c *TraceConfig) Validate() error {
 		return fmt.Errorf("trace rate %d: use 1 or more (one request traced in that many)", c.Rate)
 	case c.Count < -1:
 		return fmt.Errorf("trace count %d: use -1 (no limit) or more", c.Count)
-	case c.LogFrequency < 0:
-		return fmt.Errorf("trace log frequency %d: use 0 (one file) or more (traces per file)", c.LogFrequency)
+	case c.LogFrequency < 0 || c.LogFrequency > maxHeldTraces:
+		return fmt.Errorf("trace log frequency %d: use 0 (one file) or up to %d (traces per file): at most %d traces wait unwritten", c.LogFrequency, maxHeldTraces, maxHeldTraces)
 	}
 	if c.File != "" {
 		dir := filepath.Dir(c.File)
@@ -507,6 +508,9 @@ func (t *tracer) update(model string, settings []oip.TraceSetting) ([]oip.TraceS
 				var err error
 				if n, err = integer(0); err != nil {
 					return nil, err
+				}
+				if n > maxHeldTraces {
+					return nil, badRequest("log_frequency %d: at most %d traces a file, as at most that many wait unwritten; give %d or less", n, maxHeldTraces, maxHeldTraces)
 				}
 			}
 			node.logFreq = n

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/infergate/infergate/internal/testenv"
+	"github.com/infergate/infergate/oip"
 )
 
 // When a trace count runs out, the traces taken before its last one that
@@ -44,4 +47,28 @@ func TestTraceCountWritesTracesRecordedAfterItsLast(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A log frequency above the traces a tracer holds unwritten is refused,
+// from the flags and the API: such a file would never fill, and every
+// trace past maxHeldTraces would be dropped until shutdown.
+func TestTraceLogFrequencyBounded(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "t.json")
+	over := strconv.Itoa(maxHeldTraces + 1)
+	c := TraceConfig{File: file, LogFrequency: maxHeldTraces + 1}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "at most "+strconv.Itoa(maxHeldTraces)) {
+		t.Fatalf("Validate with log frequency %s: got %v; want an error naming the most", over, err)
+	}
+	c.LogFrequency = maxHeldTraces
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate with log frequency %d: %v", maxHeldTraces, err)
+	}
+	tr := newTracer(TraceConfig{File: file}, metrics.NewSet(), t.Logf)
+	defer tr.close()
+	if _, err := tr.update("", []oip.TraceSetting{{Name: "log_frequency", Values: []string{over}}}); err == nil || !strings.Contains(err.Error(), "at most "+strconv.Itoa(maxHeldTraces)) {
+		t.Fatalf("log_frequency %s: got %v; want an error naming the most", over, err)
+	}
+	if _, err := tr.update("", []oip.TraceSetting{{Name: "log_frequency", Values: []string{strconv.Itoa(maxHeldTraces)}}}); err != nil {
+		t.Fatalf("log_frequency %d: %v", maxHeldTraces, err)
+	}
 }
