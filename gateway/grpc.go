@@ -106,7 +106,7 @@ var grpcGuarded = [numGRPCMethods]bool{
 	grpcModelConfig: true, grpcModelStatistics: true, grpcModelStreamInfer: true,
 	grpcShmStatus: true, grpcShmRegister: true, grpcShmUnregister: true,
 	grpcCudaShmStatus: true, grpcCudaShmRegister: true, grpcCudaShmUnregister: true,
-	grpcTraceSetting: true, // and the admin token for a change (grpcTraceSetting)
+	// grpcTraceSetting checks itself: a change takes the admin token alone.
 }
 
 // grpcAdmin marks the methods the admin token guards, as it guards

@@ -568,10 +568,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 }
 
 var (
-	pathV2         = []byte("/v2")
-	pathModels     = []byte("/v2/models/")
-	pathRepoModels = []byte("/v2/repository/models/")
-	pathShmRegion  = []byte("/v2/systemsharedmemory/region/")
+	pathV2     = []byte("/v2")
+	pathModels = []byte("/v2/models/")
+	// traceSettingSuffix ends /v2/models/{m}/trace/setting, whose
+	// checks are traceSetting's.
+	traceSettingSuffix = []byte("/trace/setting")
+	pathRepoModels     = []byte("/v2/repository/models/")
+	pathShmRegion      = []byte("/v2/systemsharedmemory/region/")
 	// infergate has no CUDA shared memory; cudaSharedMemory answers
 	// the cleanups of Triton's clients.
 	pathCudaShmRegion = []byte("/v2/cudasharedmemory/region/")
@@ -581,8 +584,12 @@ var (
 func (s *Server) route(ctx *fasthttp.RequestCtx) error {
 	path := ctx.Path()
 	if rest, ok := bytes.CutPrefix(path, pathModels); ok {
-		if err := s.authorizeInference(ctx); err != nil {
-			return err
+		// A change of a model's trace settings takes the admin token
+		// alone (traceSetting checks).
+		if !bytes.HasSuffix(rest, traceSettingSuffix) {
+			if err := s.authorizeInference(ctx); err != nil {
+				return err
+			}
 		}
 		return s.routeModel(ctx, rest)
 	}
@@ -750,6 +757,9 @@ func (s *Server) routeModel(ctx *fasthttp.RequestCtx, rest []byte) error {
 		return s.feedback(ctx, name, version)
 	case "trace/setting":
 		if version != nil {
+			if err := s.authorizeInference(ctx); err != nil {
+				return err
+			}
 			return notFound("no such endpoint %q; trace settings are a model's, not a version's: /v2/models/%s/trace/setting", ctx.Path(), name)
 		}
 		return s.traceSetting(ctx, name)

@@ -643,15 +643,18 @@ func appendTraceSettings(dst []byte, settings []oip.TraceSetting) []byte {
 // traceSetting serves GET and POST /v2/trace/setting (model nil) and
 // /v2/models/{model}/trace/setting. Reading takes the inference token
 // where one is set, as the rest of /v2 does; a change takes the admin
-// token (it has the node write files), and is audited.
+// token alone (it has the node write files; a request has one
+// Authorization header, which cannot hold both tokens), and is audited.
 func (s *Server) traceSetting(ctx *fasthttp.RequestCtx, model []byte) error {
 	if err := allow(ctx, fasthttp.MethodGet, fasthttp.MethodPost); err != nil {
 		return err
 	}
-	if model == nil { // under /v2/models/ it was checked already
-		if err := s.authorizeInference(ctx); err != nil {
-			return err
-		}
+	authorize := s.authorizeInference
+	if ctx.IsPost() {
+		authorize = s.authorizeAdmin
+	}
+	if err := authorize(ctx); err != nil {
+		return err
 	}
 	name := string(model)
 	if name != "" && s.repo.Model(name) == nil {
@@ -659,9 +662,6 @@ func (s *Server) traceSetting(ctx *fasthttp.RequestCtx, model []byte) error {
 	}
 	settings := s.trace.settings(name)
 	if ctx.IsPost() {
-		if err := s.authorizeAdmin(ctx); err != nil {
-			return err
-		}
 		body, err := s.requestBody(ctx)
 		if err != nil {
 			return err
@@ -681,21 +681,26 @@ func (s *Server) traceSetting(ctx *fasthttp.RequestCtx, model []byte) error {
 }
 
 // grpcTraceSetting answers TraceSetting as GET and POST .../trace/setting
-// do: with no settings it reads them (the inference token, as
-// grpcGuarded has it), else it changes them (the admin token).
+// do: with no settings it reads them (the inference token), else it
+// changes them (the admin token alone, as over HTTP). Not in grpcGuarded:
+// which token it takes depends on the message.
 func (s *Server) grpcTraceSetting(ctx context.Context, sc *scratch) ([]byte, error) {
 	update, name, err := oip.DecodeTraceSettingRequest(sc.in)
 	if err != nil {
 		return nil, err
+	}
+	if len(update) > 0 {
+		if err := s.grpcAuthorizeAdmin(ctx, grpcTraceSetting); err != nil {
+			return nil, err
+		}
+	} else if s.cfg.InferenceToken != "" && !grpcBearerMatches(ctx, s.cfg.InferenceToken) {
+		return nil, &httpError{code: fasthttp.StatusUnauthorized, msg: "this server needs the inference token: send the metadata authorization: Bearer <token>"}
 	}
 	if name != "" && s.repo.Model(name) == nil {
 		return nil, notFound("model %q is not served here", name)
 	}
 	settings := s.trace.settings(name)
 	if len(update) > 0 {
-		if err := s.grpcAuthorizeAdmin(ctx, grpcTraceSetting); err != nil {
-			return nil, err
-		}
 		if settings, err = s.trace.update(name, update); err != nil {
 			return nil, err
 		}

@@ -332,3 +332,44 @@ func TestTraceGRPC(t *testing.T) {
 		t.Fatalf("after clearing: level %s count %s", get(resp, "trace_level"), get(resp, "trace_count"))
 	}
 }
+
+// With both an inference and an admin token, a change of the trace
+// settings takes the admin token alone, over HTTP and gRPC, as the
+// repository's load and unload do: a request carries one Authorization
+// header, which cannot hold both. Reading still takes the inference
+// token.
+func TestTraceSettingWithBothTokens(t *testing.T) {
+	cfg := gateway.DefaultConfig()
+	cfg.Trace.File = filepath.Join(t.TempDir(), "t.json")
+	cfg.InferenceToken, cfg.AdminToken = "inf", "adm"
+	s := startFake(t, newFakeBackend(), cfg, registry.ModelConfig{})
+	inf, adm := []string{"Authorization", "Bearer inf"}, []string{"Authorization", "Bearer adm"}
+	for _, path := range []string{"/v2/trace/setting", "/v2/models/fake/trace/setting"} {
+		if r := s.post(t, path, []byte(`{"trace_rate":"7"}`), adm...); r.code != 200 || !strings.Contains(string(r.body), `"trace_rate":"7"`) {
+			t.Fatalf("POST %s with the admin token: got %s; want 200 and trace_rate 7", path, r)
+		}
+		checkError(t, s.post(t, path, []byte(`{"trace_rate":"8"}`), inf...), fasthttp.StatusUnauthorized, "admin token")
+		if r := s.do(t, "GET", path, nil, inf...); r.code != 200 {
+			t.Fatalf("GET %s with the inference token: got %s; want 200", path, r)
+		}
+		checkError(t, s.do(t, "GET", path, nil), fasthttp.StatusUnauthorized, "inference token")
+	}
+	c := s.serveGRPC(t)
+	ctx := context.Background()
+	req := pbtest.New("TraceSettingRequest")
+	settings := req.Mutable(req.Descriptor().Fields().ByName("settings")).Map()
+	v := settings.NewValue().Message()
+	v.Mutable(v.Descriptor().Fields().ByName("value")).List().Append(protoreflect.ValueOfString("9"))
+	settings.Set(protoreflect.ValueOfString("trace_rate").MapKey(), protoreflect.ValueOfMessage(v))
+	if _, err := c.call(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer adm"), "TraceSetting", req, "TraceSettingResponse"); err != nil {
+		t.Fatalf("gRPC TraceSetting change with the admin token: %v", err)
+	}
+	_, err := c.call(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer inf"), "TraceSetting", req, "TraceSettingResponse")
+	checkCode(t, err, codes.Unauthenticated, "admin token")
+	read := pbtest.New("TraceSettingRequest")
+	if _, err := c.call(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer inf"), "TraceSetting", read, "TraceSettingResponse"); err != nil {
+		t.Fatalf("gRPC TraceSetting read with the inference token: %v", err)
+	}
+	_, err = c.call(ctx, "TraceSetting", read, "TraceSettingResponse")
+	checkCode(t, err, codes.Unauthenticated, "inference token")
+}
