@@ -135,6 +135,11 @@ type tracer struct {
 	held  []byte
 	heldN int
 	dirty bool
+	// fileHeld and fileHeldN are held and heldN of log frequency 0 while
+	// the log frequency is not 0: the traces the file holds, for when it
+	// is written again.
+	fileHeld  []byte
+	fileHeldN int
 	// pending counts the traces taken and not recorded yet. When a trace
 	// count runs out, flushAt is the id of its last trace and flushWait
 	// how many traces up to it are still pending: the traces are written
@@ -529,8 +534,16 @@ func (t *tracer) update(model string, settings []oip.TraceSetting) ([]oip.TraceS
 	if t.dirty {
 		t.flushLocked() // before the log frequency changes
 	}
-	if node.logFreq != t.node.logFreq && t.node.logFreq == 0 {
-		t.held, t.heldN = t.held[:0], 0 // written whole to the file above
+	switch {
+	case node.logFreq == t.node.logFreq:
+	case t.node.logFreq == 0:
+		// Written whole to the file above; kept for a return to 0.
+		t.fileHeld, t.fileHeldN = t.held, t.heldN
+		t.held, t.heldN, t.dirty = nil, 0, false
+	case node.logFreq == 0:
+		// Written to an indexed file above: the file's traces again.
+		t.held, t.heldN = t.fileHeld, t.fileHeldN
+		t.fileHeld, t.fileHeldN = nil, 0
 	}
 	t.node = node
 	if model != "" {

@@ -72,3 +72,53 @@ func TestTraceLogFrequencyBounded(t *testing.T) {
 		t.Fatalf("log_frequency %d: %v", maxHeldTraces, err)
 	}
 }
+
+// With log frequency 0 the file holds every trace it was given, across a
+// spell of indexed files: going back to 0 does not write it again with
+// only the traces taken since.
+func TestTraceFileKeepsItsTracesAcrossLogFrequency(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "t.json")
+	tr := newTracer(TraceConfig{File: file, Level: TraceTimestamps, Rate: 1}, metrics.NewSet(), t.Logf)
+	trace := func() uint64 {
+		t.Helper()
+		id, ok := tr.take("m")
+		if !ok {
+			t.Fatal("take: no trace at rate 1")
+		}
+		at := time.Now()
+		tr.record(&traceEntry{id: id, model: "m", version: "1", start: at, end: at})
+		return id
+	}
+	set := func(freq ...string) {
+		t.Helper()
+		if _, err := tr.update("", []oip.TraceSetting{{Name: "log_frequency", Values: freq}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []uint64{trace(), trace()}
+	set("1") // the file is written with both
+	trace()  // to t.json.0
+	set()    // back to the flag's 0
+	want = append(want, trace())
+	tr.close()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []struct {
+		ID         uint64          `json:"id"`
+		Timestamps json.RawMessage `json:"timestamps"`
+	}
+	if err := json.Unmarshal(b, &recs); err != nil {
+		t.Fatalf("%s is not JSON: %v\n%s", file, err, b)
+	}
+	var got []uint64
+	for _, r := range recs {
+		if r.Timestamps != nil {
+			got = append(got, r.ID)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("%s holds the traces %v; want %v", file, got, want)
+	}
+}
