@@ -19,6 +19,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/infergate/infergate/internal/durable"
+	"github.com/infergate/infergate/internal/loglimit"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 )
@@ -112,6 +113,9 @@ type tracer struct {
 	file  string
 	start TraceConfig // the flags', which a null setting goes back to
 	logf  func(string, ...any)
+	// logs limits the lines about files not written, which could
+	// otherwise come one a traced request (traceLogEvery).
+	logs  *loglimit.Limiter[string]
 	taken *metrics.Counter
 	lost  *metrics.Counter
 	// writes feeds the writer goroutine, started by the first write
@@ -152,6 +156,10 @@ type tracer struct {
 	closed    bool
 }
 
+// traceLogEvery is how often each kind of trace file failure is logged,
+// with how many more there were.
+const traceLogEvery = time.Minute
+
 // traceWrite is a file for the writer goroutine to write.
 type traceWrite struct {
 	path string
@@ -163,6 +171,7 @@ func newTracer(c TraceConfig, set *metrics.Set, logf func(string, ...any)) *trac
 		file:   c.File,
 		start:  c,
 		logf:   logf,
+		logs:   loglimit.New[string](traceLogEvery, 4),
 		taken:  set.NewCounter("infergate_traces_total"),
 		lost:   set.NewCounter("infergate_traces_dropped_total"),
 		writes: make(chan traceWrite, 16),
@@ -192,7 +201,9 @@ func (t *tracer) startValues() traceValues {
 func (t *tracer) writer() {
 	for w := range t.writes {
 		if err := durable.WriteFile(w.path, w.data, 0o644); err != nil {
-			t.logf("trace: cannot write %s: %v; its traces are lost", w.path, err)
+			if more, ok := t.logs.Allow("write"); ok {
+				t.logf("trace: cannot write %s: %v; its traces are lost%s", w.path, err, more)
+			}
 		}
 	}
 }
@@ -336,11 +347,15 @@ func (t *tracer) flushLocked() {
 	default:
 		if t.node.logFreq == 0 {
 			// Still held: the next write of the file has them.
-			t.logf("trace: %s is not written this time: the writer is %d files behind (a slow disk?)", path, cap(t.writes))
+			if more, ok := t.logs.Allow("behind"); ok {
+				t.logf("trace: %s is not written this time: the writer is %d files behind (a slow disk?)%s", path, cap(t.writes), more)
+			}
 			return
 		}
 		t.lost.Add(t.heldN)
-		t.logf("trace: %d traces for %s are dropped: the writer is %d files behind (a slow disk?)", t.heldN, path, cap(t.writes))
+		if more, ok := t.logs.Allow("behind"); ok {
+			t.logf("trace: %d traces for %s are dropped (infergate_traces_dropped_total): the writer is %d files behind (a slow disk?)%s", t.heldN, path, cap(t.writes), more)
+		}
 	}
 	t.dirty = false
 	if t.node.logFreq > 0 {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -120,5 +121,35 @@ func TestTraceFileKeepsItsTracesAcrossLogFrequency(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("%s holds the traces %v; want %v", file, got, want)
+	}
+}
+
+// A trace file that cannot be written is logged once a minute, saying how
+// many more failed since, not once a file: at log frequency 1 that was a
+// line per traced request.
+func TestTraceWriteFailuresLogLimited(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "t.json")
+	var lines atomic.Int32
+	logf := func(format string, args ...any) {
+		lines.Add(1)
+		t.Logf(format, args...)
+	}
+	tr := newTracer(TraceConfig{File: file, Level: TraceTimestamps, Rate: 1, LogFrequency: 1}, metrics.NewSet(), logf)
+	if err := os.Remove(dir); err != nil { // the directory is gone
+		t.Fatal(err)
+	}
+	for range 100 {
+		id, ok := tr.take("m")
+		if !ok {
+			t.Fatal("take: no trace at rate 1")
+		}
+		at := time.Now()
+		tr.record(&traceEntry{id: id, model: "m", version: "1", start: at, end: at})
+		time.Sleep(time.Millisecond) // the writer keeps up: a write failure each
+	}
+	tr.close()
+	if n := lines.Load(); n > 2 {
+		t.Fatalf("100 trace files that cannot be written logged %d lines; want at most 2", n)
 	}
 }
