@@ -160,10 +160,14 @@ type tracer struct {
 // with how many more there were.
 const traceLogEvery = time.Minute
 
-// traceWrite is a file for the writer goroutine to write.
+// traceWrite is a file for the writer goroutine to write: n traces, in
+// an indexed file of their own (log frequency) or in the whole file,
+// which holds them again at its next write.
 type traceWrite struct {
-	path string
-	data []byte
+	path    string
+	data    []byte
+	n       int
+	indexed bool
 }
 
 func newTracer(c TraceConfig, set *metrics.Set, logf func(string, ...any)) *tracer {
@@ -201,8 +205,13 @@ func (t *tracer) startValues() traceValues {
 func (t *tracer) writer() {
 	for w := range t.writes {
 		if err := durable.WriteFile(w.path, w.data, 0o644); err != nil {
+			fate := "tried again at the next write of the file"
+			if w.indexed {
+				t.lost.Add(w.n)
+				fate = fmt.Sprintf("its %d traces are lost (infergate_traces_dropped_total)", w.n)
+			}
 			if more, ok := t.logs.Allow("write"); ok {
-				t.logf("trace: cannot write %s: %v; its traces are lost%s", w.path, err, more)
+				t.logf("trace: cannot write %s: %v; %s%s", w.path, err, fate, more)
 			}
 		}
 	}
@@ -343,7 +352,7 @@ func (t *tracer) flushLocked() {
 	}
 	t.writerOnce.Do(func() { t.wg.Go(t.writer) })
 	select {
-	case t.writes <- traceWrite{path, data}:
+	case t.writes <- traceWrite{path: path, data: data, n: t.heldN, indexed: t.node.logFreq > 0}:
 	default:
 		if t.node.logFreq == 0 {
 			// Still held: the next write of the file has them.

@@ -135,7 +135,8 @@ func TestTraceWriteFailuresLogLimited(t *testing.T) {
 		lines.Add(1)
 		t.Logf(format, args...)
 	}
-	tr := newTracer(TraceConfig{File: file, Level: TraceTimestamps, Rate: 1, LogFrequency: 1}, metrics.NewSet(), logf)
+	set := metrics.NewSet()
+	tr := newTracer(TraceConfig{File: file, Level: TraceTimestamps, Rate: 1, LogFrequency: 1}, set, logf)
 	if err := os.Remove(dir); err != nil { // the directory is gone
 		t.Fatal(err)
 	}
@@ -151,5 +152,9 @@ func TestTraceWriteFailuresLogLimited(t *testing.T) {
 	tr.close()
 	if n := lines.Load(); n > 2 {
 		t.Fatalf("100 trace files that cannot be written logged %d lines; want at most 2", n)
+	}
+	// Their traces are lost, and counted so; none was written.
+	if got := set.GetOrCreateCounter("infergate_traces_dropped_total").Get(); got != 100 {
+		t.Fatalf("infergate_traces_dropped_total %d after 100 files of one trace failed; want 100", got)
 	}
 }
