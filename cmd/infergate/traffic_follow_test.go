@@ -59,41 +59,14 @@ func TestTrafficFollowRidesOutOutagesAndDamage(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	cmd := exec.Command(binPath, "traffic", "read", "--addr", srv.URL, "--follow", "--poll", "20ms")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// exited is closed once the process has ended, with waitErr set.
-	exited := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		close(exited)
-	}()
-	defer func() {
-		cmd.Process.Kill()
-		<-exited
-	}()
-	lines := make(chan string, 4)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	p := startFollow(t, "--addr", srv.URL, "--follow", "--poll", "20ms")
+	lines, exited, stderr := p.lines, p.exited, &p.stderr
 	for _, want := range []string{`{"record":1}`, `{"record":2}`} {
 		select {
 		case got, ok := <-lines:
 			if !ok {
 				<-exited
-				t.Fatalf("traffic read --follow ended (%v) before %s; stderr:\n%s", waitErr, want, stderr.String())
+				t.Fatalf("traffic read --follow ended (%v) before %s; stderr:\n%s", p.err, want, stderr.String())
 			}
 			if got != want {
 				t.Fatalf("got line %q; want %q", got, want)
@@ -113,18 +86,58 @@ func TestTrafficFollowRidesOutOutagesAndDamage(t *testing.T) {
 	}
 	select {
 	case <-exited:
-		t.Fatalf("traffic read --follow ended: %v", waitErr)
+		t.Fatalf("traffic read --follow ended: %v", p.err)
 	default:
 	}
 }
 
-// A --follow whose address no waiting fixes (a server whose certificate
-// is not trusted; a name that does not resolve) ends with the error, as
-// without --follow: it tried again for ever.
-func TestTrafficFollowEndsOnAWrongAddress(t *testing.T) {
-	srv := httptest.NewTLSServer(http.NotFoundHandler())
-	defer srv.Close()
-	cmd := exec.Command(binPath, "traffic", "read", "--addr", srv.URL, "--follow", "--poll", "20ms")
+// followProc is a `traffic read` running: its stdout's lines (closed at
+// its end), its stderr, and exited, closed once it has ended with err.
+type followProc struct {
+	lines  chan string
+	stderr syncBuffer
+	exited chan struct{}
+	err    error
+}
+
+// startFollow starts `infergate traffic read args...`, killed when the
+// test ends.
+func startFollow(t *testing.T, args ...string) *followProc {
+	t.Helper()
+	cmd := exec.Command(binPath, append([]string{"traffic", "read"}, args...)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &followProc{lines: make(chan string, 16), exited: make(chan struct{})}
+	cmd.Stderr = &p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.exited
+	})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+		close(p.lines)
+	}()
+	return p
+}
+
+// checkFollowEnds runs `infergate traffic read args...` (a --follow that
+// no waiting helps) and checks that it ends within 20 s, exit 1, saying
+// fragment.
+func checkFollowEnds(t *testing.T, fragment string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(binPath, append([]string{"traffic", "read"}, args...)...)
 	done := make(chan struct{})
 	var out []byte
 	var err error
@@ -137,9 +150,18 @@ func TestTrafficFollowEndsOnAWrongAddress(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		cmd.Process.Kill()
 		<-done
-		t.Fatalf("traffic read --follow of an untrusted server still ran after 20s:\n%s", out)
+		t.Fatalf("traffic read %s still ran after 20s:\n%s", strings.Join(args, " "), out)
 	}
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "certificate") {
-		t.Fatalf("traffic read --follow of an untrusted server: %v\n%s\nwant exit 1 naming the certificate", err, out)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), fragment) {
+		t.Fatalf("traffic read %s: %v\n%s\nwant exit 1 saying %q", strings.Join(args, " "), err, out, fragment)
 	}
+}
+
+// A --follow whose address no waiting fixes (a server whose certificate
+// is not trusted; a name that does not resolve) ends with the error, as
+// without --follow: it tried again for ever.
+func TestTrafficFollowEndsOnAWrongAddress(t *testing.T) {
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer srv.Close()
+	checkFollowEnds(t, "certificate", "--addr", srv.URL, "--follow", "--poll", "20ms")
 }

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -43,33 +41,14 @@ func TestTrafficFollowKafkaRidesOutBrokerOutage(t *testing.T) {
 	c, brokers := kafkatest.Start(t, "traffic", 2)
 	addrs := c.ListenAddrs()
 	produceFeedback(t, addrs, 0, 5)
-	cmd := exec.Command(binPath, "traffic", "read", "--follow", "--poll", "50ms", "--kafka-brokers", addrs[0], "--kafka-topic", "traffic")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		close(exited)
-	}()
-	defer func() {
-		cmd.Process.Kill()
-		<-exited
-	}()
+	p := startFollow(t, "--follow", "--poll", "50ms", "--kafka-brokers", addrs[0], "--kafka-topic", "traffic")
+	exited, stderr := p.exited, &p.stderr
 	ids := make(chan string, 16)
 	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
+		for line := range p.lines {
 			var e struct{ ID string }
-			if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-				ids <- "bad line: " + sc.Text()
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				ids <- "bad line: " + line
 				continue
 			}
 			ids <- e.ID
@@ -85,7 +64,7 @@ func TestTrafficFollowKafkaRidesOutBrokerOutage(t *testing.T) {
 			case id := <-ids:
 				seen[id]++
 			case <-exited:
-				t.Fatalf("traffic read --follow ended (%v) with %d of %d events; stderr:\n%s", waitErr, len(seen), n, stderr.String())
+				t.Fatalf("traffic read --follow ended (%v) with %d of %d events; stderr:\n%s", p.err, len(seen), n, stderr.String())
 			case <-deadline:
 				t.Fatalf("traffic read --follow printed %d of %d events in 20s; stderr:\n%s", len(seen), n, stderr.String())
 			}
@@ -97,7 +76,7 @@ func TestTrafficFollowKafkaRidesOutBrokerOutage(t *testing.T) {
 		for deadline := time.Now().Add(20 * time.Second); !strings.Contains(stderr.String(), want); time.Sleep(20 * time.Millisecond) {
 			select {
 			case <-exited:
-				t.Fatalf("traffic read --follow ended (%v) before saying %q; stderr:\n%s", waitErr, want, stderr.String())
+				t.Fatalf("traffic read --follow ended (%v) before saying %q; stderr:\n%s", p.err, want, stderr.String())
 			default:
 			}
 			if time.Now().After(deadline) {
@@ -135,22 +114,5 @@ func TestTrafficFollowKafkaRidesOutBrokerOutage(t *testing.T) {
 // without --follow: waiting does not create it.
 func TestTrafficFollowKafkaEndsOnAMissingTopic(t *testing.T) {
 	c, _ := kafkatest.Start(t, "traffic", 1)
-	cmd := exec.Command(binPath, "traffic", "read", "--follow", "--poll", "50ms", "--kafka-brokers", c.ListenAddrs()[0], "--kafka-topic", "trafic")
-	done := make(chan struct{})
-	var out []byte
-	var err error
-	go func() {
-		out, err = cmd.CombinedOutput()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("traffic read --follow of a missing topic still ran after 20s:\n%s", out)
-	}
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), `topic "trafic" does not exist`) {
-		t.Fatalf("traffic read --follow of a missing topic: %v\n%s\nwant exit 1 naming the topic", err, out)
-	}
+	checkFollowEnds(t, `topic "trafic" does not exist`, "--follow", "--poll", "50ms", "--kafka-brokers", c.ListenAddrs()[0], "--kafka-topic", "trafic")
 }
