@@ -520,13 +520,13 @@ func (t *tracer) update(model string, settings []oip.TraceSetting) ([]oip.TraceS
 			}
 			switch {
 			case model == "" && s.Name == "trace_rate":
-				node.rate = cmpOr(clear, start.rate, n)
+				node.rate = startOr(clear, start.rate, n)
 			case model == "":
-				node.count = cmpOr(clear, start.count, n)
+				node.count = startOr(clear, start.count, n)
 			case s.Name == "trace_rate":
-				m.rate = ptrOr(clear, n)
+				m.rate = setOr(clear, n)
 			default:
-				m.count = ptrOr(clear, n)
+				m.count = setOr(clear, n)
 			}
 		case "log_frequency":
 			if model != "" {
@@ -603,14 +603,18 @@ func traceLevel(values []string) (string, error) {
 	return level, nil
 }
 
-func cmpOr(clear bool, def, n int64) int64 {
+// startOr returns the setting n, or start, the serve flag's, when the
+// setting was cleared.
+func startOr(clear bool, start, n int64) int64 {
 	if clear {
-		return def
+		return start
 	}
 	return n
 }
 
-func ptrOr(clear bool, n int64) *int64 {
+// setOr returns a model's setting n, or nil (the node's) when the setting
+// was cleared.
+func setOr(clear bool, n int64) *int64 {
 	if clear {
 		return nil
 	}
