@@ -54,7 +54,8 @@ type Config struct {
 	BufferBytes int64
 	// SyncTimeout bounds AppendSync's wait for the brokers' ack; past it
 	// it fails with trafficlog.ErrSyncTimeout (the events may still be
-	// written).
+	// written). Records that wait as long with no ack are logged, with
+	// why, at most once a minute.
 	SyncTimeout time.Duration
 	// Metrics receives the writer's series; nil makes a set of its own.
 	Metrics *metrics.Set
@@ -110,6 +111,14 @@ type Writer struct {
 	loggedErr atomic.Int64 // unix seconds of the last logged error
 	// loggedFull is unix seconds of the last logged drop of a full buffer.
 	loggedFull atomic.Int64
+	// waitingSince is unix nanoseconds since the records pending have
+	// waited with no ack: set as pending rises from 0, and at each ack.
+	waitingSince atomic.Int64
+	// loggedStall is unix seconds of the last logged stall (stalled).
+	loggedStall atomic.Int64
+	// kgoErr keeps the last error kgo logged since the last ack: why the
+	// brokers take nothing, in the log of a stall.
+	kgoErr kgoErrLogger
 }
 
 // recordOverhead is what a Kafka record batch adds to its records' values.
@@ -130,6 +139,7 @@ func Open(ctx context.Context, cfg Config) (*Writer, error) {
 		cfg.Metrics = metrics.NewSet()
 	}
 	w := &Writer{cfg: cfg, maxRecord: cfg.MaxRecordBytes}
+	w.kgoErr.w = w
 	var batchMax atomic.Int32
 	batchMax.Store(int32(cfg.MaxRecordBytes + recordOverhead))
 	sec, err := cfg.Security.opts()
@@ -149,6 +159,7 @@ func Open(ctx context.Context, cfg Config) (*Writer, error) {
 		// buffered for the partition, however new (as the brokers come
 		// back, too). kgo's record retries are unlimited.
 		kgo.ProducerLinger(5*time.Millisecond),
+		kgo.WithLogger(&w.kgoErr),
 	)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka traffic log: %w", err)
@@ -236,11 +247,17 @@ func (w *Writer) encode(es []*trafficlog.Event) ([]byte, error) {
 // produce hands rec, holding events of kinds, to the producer; the
 // outcome is counted when it comes, and passed to done when not nil.
 func (w *Writer) produce(rec []byte, kinds []trafficlog.Kind, done func(error)) {
-	w.pending.Add(1)
+	if now := time.Now(); w.pending.Add(1) == 1 {
+		w.waitingSince.Store(now.UnixNano())
+	} else {
+		w.stalled(now)
+	}
 	w.cl.TryProduce(context.Background(), &kgo.Record{Value: rec}, func(_ *kgo.Record, err error) {
 		n := len(kinds)
 		switch {
 		case err == nil:
+			w.waitingSince.Store(time.Now().UnixNano())
+			w.kgoErr.reset()
 			for _, k := range kinds {
 				w.c.Written(k, 1)
 			}
@@ -329,9 +346,94 @@ func (w *Writer) writeFailed(err error) {
 	}
 }
 
+// stalled logs, at most once a minute, that the records pending have
+// waited SyncTimeout or longer with no ack, and the last error kgo
+// logged: records wait with no time limit, and until the buffer is full
+// nothing else says that the brokers take nothing, or why. Append and
+// AppendSync call it, so it is checked as often as events come.
+func (w *Writer) stalled(now time.Time) {
+	since := w.waitingSince.Load()
+	waited := time.Duration(now.UnixNano() - since)
+	why := w.kgoErr.why()
+	if waited < w.cfg.SyncTimeout || why == nil && waited < w.cfg.SyncTimeout+reasonGrace {
+		return // or no reason yet: kgo's next try may tell it
+	}
+	if last := w.loggedStall.Load(); now.Unix()-last < 60 || !w.loggedStall.CompareAndSwap(last, now.Unix()) {
+		return
+	}
+	reason := "the client logged no error"
+	if why != nil {
+		reason = "the last error: " + *why
+	}
+	w.cfg.Logf("traffic log: no write acknowledged by the Kafka brokers of topic %q for %s; events wait in the buffer (%d of %d bytes), and are dropped once it is full; %s",
+		w.cfg.Topic, waited.Round(100*time.Millisecond), w.cl.BufferedProduceBytes(), w.cfg.BufferBytes, reason)
+}
+
+// kgoErrLogger is a kgo.Logger that keeps the last error kgo logs and
+// logs nothing: an "err" value, or, while records wait past slowAck
+// (when it asks kgo for debug lines), the partitions a produce answer
+// left to retry, with the brokers' error, which kgo says at no other
+// level. kgo's goroutines call it.
+type kgoErrLogger struct {
+	w *Writer
+	// answer is the brokers' last answer that left records to retry;
+	// last the last error kgo logged (often its own, after an answer).
+	answer, last atomic.Pointer[string]
+}
+
+// why returns the brokers' last answer that left records to retry, or
+// else the last error kgo logged, or nil.
+func (l *kgoErrLogger) why() *string {
+	if s := l.answer.Load(); s != nil {
+		return s
+	}
+	return l.last.Load()
+}
+
+// reset forgets the errors: the brokers took a write.
+func (l *kgoErrLogger) reset() {
+	if l.answer.Load() != nil || l.last.Load() != nil {
+		l.answer.Store(nil)
+		l.last.Store(nil)
+	}
+}
+
+// slowAck is how long records wait for an ack before kgoErrLogger asks
+// kgo for debug lines: far longer than the brokers take when they take
+// writes, and short of SyncTimeout, so that a stall's log has its reason.
+const slowAck = 200 * time.Millisecond
+
+// reasonGrace is how much longer than SyncTimeout a stall's log waits for
+// its reason: kgo tries a partition the brokers refused again after a
+// metadata refresh, which comes at most every 5 s (kgo.MetadataMinAge).
+const reasonGrace = 10 * time.Second
+
+func (l *kgoErrLogger) Level() kgo.LogLevel {
+	if w := l.w; w.pending.Load() > 0 && time.Now().UnixNano()-w.waitingSince.Load() >= int64(slowAck) {
+		return kgo.LogLevelDebug
+	}
+	return kgo.LogLevelInfo
+}
+
+func (l *kgoErrLogger) Log(_ kgo.LogLevel, msg string, keyvals ...any) {
+	for i := 0; i+1 < len(keyvals); i += 2 {
+		switch v := keyvals[i+1].(type) {
+		case error:
+			if keyvals[i] == "err" && v != nil {
+				s := v.Error()
+				l.last.Store(&s)
+			}
+		case string:
+			if msg == "produced" && keyvals[i] == "to" && strings.Contains(v, "retrying") {
+				s := "the brokers answered " + v
+				l.answer.Store(&s)
+			}
+		}
+	}
+}
+
 // bufferFull logs, at most once a minute, that events are dropped
-// because the buffer is full: while the brokers cannot be reached, the
-// one thing in the log that says so.
+// because the buffer is full.
 func (w *Writer) bufferFull() {
 	now := time.Now().Unix()
 	if last := w.loggedFull.Load(); now-last >= 60 && w.loggedFull.CompareAndSwap(last, now) {

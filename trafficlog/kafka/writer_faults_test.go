@@ -507,3 +507,54 @@ func TestCloseWhileBrokersCannotTake(t *testing.T) {
 		})
 	})
 }
+
+// TestStallLogged: the brokers refuse every write with an error that may
+// clear (here NOT_ENOUGH_REPLICAS, as from a topic whose
+// min.insync.replicas exceeds its live replicas), or cannot be reached.
+// Records wait without a time limit, so nothing was logged until the
+// buffer filled (at 64 MiB, hours of light traffic), and then without
+// the brokers' reason; with the delivery timeout, the log said "cannot
+// write ...: NOT_ENOUGH_REPLICAS" after 30 s. Once records have waited
+// SyncTimeout with no ack, the log must say so, and why.
+func TestStallLogged(t *testing.T) {
+	f := func(t *testing.T, cantTake func(*kfake.Cluster, *kafkatest.Brokers), why string) {
+		c, brokers := kafkatest.Start(t, "traffic", 1)
+		var mu sync.Mutex
+		var logged []string
+		w, _ := openWith(t, c.ListenAddrs(), func(cfg *Config) {
+			cfg.SyncTimeout = time.Second
+			cfg.Logf = func(format string, args ...any) {
+				mu.Lock()
+				defer mu.Unlock()
+				logged = append(logged, fmt.Sprintf(format, args...))
+			}
+		})
+		if err := w.AppendSync(feedback(0)); err != nil {
+			t.Fatal(err)
+		}
+		cantTake(c, brokers)
+		all := func() string {
+			mu.Lock()
+			defer mu.Unlock()
+			return strings.Join(logged, "\n")
+		}
+		for i := 0; !strings.Contains(all(), why); i++ {
+			if i == 400 { // 20 s, past SyncTimeout and reasonGrace
+				t.Fatalf("records waited 20s with no ack (SyncTimeout 1s); the log does not say %q:\n%s", why, all())
+			}
+			w.Append(prediction(i))
+			time.Sleep(50 * time.Millisecond)
+		}
+		if k := strings.Count(all(), "no write acknowledged"); k != 1 {
+			t.Fatalf("logged %d times that no write was acknowledged; want once (a minute apart):\n%s", k, all())
+		}
+	}
+	t.Run("refusing", func(t *testing.T) {
+		f(t, func(c *kfake.Cluster, _ *kafkatest.Brokers) {
+			c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.NotEnoughReplicas, Count: -1})
+		}, "NOT_ENOUGH_REPLICAS")
+	})
+	t.Run("down", func(t *testing.T) {
+		f(t, func(_ *kfake.Cluster, b *kafkatest.Brokers) { b.TakeDown() }, "connection refused")
+	})
+}
