@@ -85,7 +85,7 @@ var helpTexts = map[string]string{
 	"infergate_traffic_events_total":          "Events written to the traffic log, by kind: fsynced to disk, or acknowledged by Kafka",
 	"infergate_traffic_dropped_total":         "Events the traffic log dropped, by reason: queue_full, too_large, write_error, closed, disk_low (free space under --min-free-disk)",
 	"infergate_traffic_log_bytes":             "Bytes the traffic log's segments take on disk",
-	"infergate_traffic_queued_bytes":          "Bytes of encoded events waiting for the traffic log's writer (with Kafka: in the producer's buffer)",
+	"infergate_traffic_queued_bytes":          "Bytes of encoded events waiting for the traffic log's writer (with Kafka: the memory they take in the producer's buffer)",
 	"infergate_traffic_write_errors_total":    "Failed writes of the traffic log, to disk or to Kafka",
 	"infergate_traffic_sync_duration_seconds": "Time of each flush and fsync of the traffic log's active segment, in seconds",
 

@@ -44,7 +44,8 @@ type Config struct {
 	// AppendSync's events together); keep it within the topic's
 	// max.message.bytes (1 MB by default).
 	MaxRecordBytes int
-	// BufferBytes bounds what waits to be sent, and nothing else does: a
+	// BufferBytes bounds what waits to be sent, in memory (a record's
+	// value and some 250 bytes more), and nothing else does: a
 	// record waits, however long, while the brokers cannot be reached or
 	// refuse it with an error that may clear (a leader election, too few
 	// replicas); past BufferBytes Append drops the new ones (counted as
@@ -106,6 +107,9 @@ type Writer struct {
 	// pending counts the records handed to the producer whose outcome
 	// has not come back: Close waits for them, so that they are counted.
 	pending atomic.Int64
+	// held is what the records pending cost in memory (recordMemory
+	// each, and their values' capacity), bounded by BufferBytes.
+	held atomic.Int64
 
 	c         *trafficlog.Counters
 	loggedErr atomic.Int64 // unix seconds of the last logged error
@@ -120,6 +124,11 @@ type Writer struct {
 	// brokers take nothing, in the log of a stall.
 	kgoErr kgoErrLogger
 }
+
+// recordMemory is what kgo and the writer hold for a buffered record
+// besides its value (the kgo.Record, its place in a batch, the closure
+// that counts its outcome): 250 bytes measured, rounded up.
+const recordMemory = 256
 
 // recordOverhead is what a Kafka record batch adds to its records' values.
 const recordOverhead = 1024
@@ -183,7 +192,7 @@ func Open(ctx context.Context, cfg Config) (*Writer, error) {
 	w.cl = cl
 	set := cfg.Metrics
 	w.c = trafficlog.NewCounters(set)
-	set.GetOrCreateGauge(`infergate_traffic_queued_bytes`, func() float64 { return float64(cl.BufferedProduceBytes()) })
+	set.GetOrCreateGauge(`infergate_traffic_queued_bytes`, func() float64 { return float64(w.held.Load()) })
 	return w, nil
 }
 
@@ -247,10 +256,24 @@ func (w *Writer) encode(es []*trafficlog.Event) ([]byte, error) {
 // produce hands rec, holding events of kinds, to the producer; the
 // outcome is counted when it comes, and passed to done when not nil.
 func (w *Writer) produce(rec []byte, kinds []trafficlog.Kind, done func(error)) {
-	if now := time.Now(); w.pending.Add(1) == 1 {
+	now := time.Now()
+	if w.pending.Load() > 0 {
+		w.stalled(now) // the buffer full, too
+	}
+	// The buffer holds what its records cost in memory, not their
+	// values alone (kgo's MaxBufferedBytes): a record alone always fits.
+	cost := int64(cap(rec)) + recordMemory
+	if held := w.held.Add(cost); held > w.cfg.BufferBytes && held != cost {
+		w.held.Add(-cost)
+		w.c.DropFull.Add(len(kinds))
+		w.bufferFull()
+		if done != nil {
+			done(kgo.ErrMaxBuffered)
+		}
+		return
+	}
+	if w.pending.Add(1) == 1 {
 		w.waitingSince.Store(now.UnixNano())
-	} else {
-		w.stalled(now)
 	}
 	w.cl.TryProduce(context.Background(), &kgo.Record{Value: rec}, func(_ *kgo.Record, err error) {
 		n := len(kinds)
@@ -272,6 +295,7 @@ func (w *Writer) produce(rec []byte, kinds []trafficlog.Kind, done func(error)) 
 			w.c.DropWrite.Add(n)
 			w.writeFailed(err)
 		}
+		w.held.Add(-cost)
 		w.pending.Add(-1)
 		if done != nil {
 			done(err)
@@ -366,7 +390,7 @@ func (w *Writer) stalled(now time.Time) {
 		reason = "the last error: " + *why
 	}
 	w.cfg.Logf("traffic log: no write acknowledged by the Kafka brokers of topic %q for %s; events wait in the buffer (%d of %d bytes), and are dropped once it is full; %s",
-		w.cfg.Topic, waited.Round(100*time.Millisecond), w.cl.BufferedProduceBytes(), w.cfg.BufferBytes, reason)
+		w.cfg.Topic, waited.Round(100*time.Millisecond), w.held.Load(), w.cfg.BufferBytes, reason)
 }
 
 // kgoErrLogger is a kgo.Logger that keeps the last error kgo logs and

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -517,12 +518,13 @@ func TestCloseWhileBrokersCannotTake(t *testing.T) {
 // write ...: NOT_ENOUGH_REPLICAS" after 30 s. Once records have waited
 // SyncTimeout with no ack, the log must say so, and why.
 func TestStallLogged(t *testing.T) {
-	f := func(t *testing.T, cantTake func(*kfake.Cluster, *kafkatest.Brokers), why string) {
+	f := func(t *testing.T, bufferBytes int64, cantTake func(*kfake.Cluster, *kafkatest.Brokers), why string) {
 		c, brokers := kafkatest.Start(t, "traffic", 1)
 		var mu sync.Mutex
 		var logged []string
 		w, _ := openWith(t, c.ListenAddrs(), func(cfg *Config) {
 			cfg.SyncTimeout = time.Second
+			cfg.MaxRecordBytes, cfg.BufferBytes = min(1_000_000, int(bufferBytes)), bufferBytes
 			cfg.Logf = func(format string, args ...any) {
 				mu.Lock()
 				defer mu.Unlock()
@@ -550,11 +552,46 @@ func TestStallLogged(t *testing.T) {
 		}
 	}
 	t.Run("refusing", func(t *testing.T) {
-		f(t, func(c *kfake.Cluster, _ *kafkatest.Brokers) {
+		f(t, 64<<20, func(c *kfake.Cluster, _ *kafkatest.Brokers) {
 			c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.NotEnoughReplicas, Count: -1})
 		}, "NOT_ENOUGH_REPLICAS")
 	})
 	t.Run("down", func(t *testing.T) {
-		f(t, func(_ *kfake.Cluster, b *kafkatest.Brokers) { b.TakeDown() }, "connection refused")
+		f(t, 64<<20, func(_ *kfake.Cluster, b *kafkatest.Brokers) { b.TakeDown() }, "connection refused")
 	})
+	// The buffer full within SyncTimeout (some 10 predictions): every
+	// Append after is refused, and the log must say why still.
+	t.Run("full", func(t *testing.T) {
+		f(t, 4_000, func(_ *kfake.Cluster, b *kafkatest.Brokers) { b.TakeDown() }, "connection refused")
+	})
+}
+
+// TestBufferBoundsMemory: while the brokers are down, what the buffer
+// holds in memory stays within BufferBytes. kgo's MaxBufferedBytes
+// counts record values only, and kgo and the writer hold about 250 bytes
+// more for each record: 8 MiB of small predictions took 39 MB of heap
+// (at the 325 bytes of the README's predictions, 1.8 times the buffer).
+func TestBufferBoundsMemory(t *testing.T) {
+	c, brokers := kafkatest.Start(t, "traffic", 3)
+	const buffer = 8 << 20
+	w, set := openWith(t, c.ListenAddrs(), func(cfg *Config) { cfg.BufferBytes = buffer })
+	if err := w.AppendSync(feedback(0)); err != nil {
+		t.Fatal(err)
+	}
+	brokers.TakeDown()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	const n = 200_000 // of 64 bytes: over 12 MiB of values
+	for i := range n {
+		w.Append(prediction(i))
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	grew := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	dropped, text := droppedTotal(set)
+	if grew > buffer*5/4 || dropped == 0 {
+		t.Fatalf("%d predictions appended, brokers down, into a buffer of %d bytes: the heap grew %d bytes (%.1f times the buffer), %d dropped; want at most 1.25 times, some dropped:\n%s",
+			n, buffer, grew, float64(grew)/buffer, dropped, text)
+	}
 }
