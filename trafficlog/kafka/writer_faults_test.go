@@ -423,15 +423,10 @@ func TestRecordsWaitOutOutage(t *testing.T) {
 // delivery timeout that logged write errors was gone.
 func TestOutageFillsBuffer(t *testing.T) {
 	c, brokers := kafkatest.Start(t, "traffic", 1)
-	var mu sync.Mutex
-	var logged []string
+	var logged logLines
 	w, set := openWith(t, c.ListenAddrs(), func(cfg *Config) {
 		cfg.MaxRecordBytes, cfg.BufferBytes = 100_000, 200_000
-		cfg.Logf = func(format string, args ...any) {
-			mu.Lock()
-			defer mu.Unlock()
-			logged = append(logged, fmt.Sprintf(format, args...))
-		}
+		cfg.Logf = logged.logf
 	})
 	if err := w.AppendSync(feedback(0)); err != nil {
 		t.Fatal(err)
@@ -463,10 +458,8 @@ func TestOutageFillsBuffer(t *testing.T) {
 	if written+full != n || dropped != full || full == 0 || written == 0 {
 		t.Fatalf("%d predictions of 10 KB into a buffer of 200 KB, brokers down: %d written, %d dropped as queue_full, %d dropped in all; want some written, the rest queue_full:\n%s", n, written, full, dropped, sb.String())
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if k := strings.Count(strings.Join(logged, "\n"), "is full"); k != 1 {
-		t.Fatalf("logged %d times that the buffer is full; want once:\n%s", k, strings.Join(logged, "\n"))
+	if k := strings.Count(logged.all(), "is full"); k != 1 {
+		t.Fatalf("logged %d times that the buffer is full; want once:\n%s", k, logged.all())
 	}
 }
 
@@ -520,26 +513,17 @@ func TestCloseWhileBrokersCannotTake(t *testing.T) {
 func TestStallLogged(t *testing.T) {
 	f := func(t *testing.T, bufferBytes int64, cantTake func(*kfake.Cluster, *kafkatest.Brokers), why string) {
 		c, brokers := kafkatest.Start(t, "traffic", 1)
-		var mu sync.Mutex
-		var logged []string
+		var logged logLines
 		w, _ := openWith(t, c.ListenAddrs(), func(cfg *Config) {
 			cfg.SyncTimeout = time.Second
 			cfg.MaxRecordBytes, cfg.BufferBytes = min(1_000_000, int(bufferBytes)), bufferBytes
-			cfg.Logf = func(format string, args ...any) {
-				mu.Lock()
-				defer mu.Unlock()
-				logged = append(logged, fmt.Sprintf(format, args...))
-			}
+			cfg.Logf = logged.logf
 		})
 		if err := w.AppendSync(feedback(0)); err != nil {
 			t.Fatal(err)
 		}
 		cantTake(c, brokers)
-		all := func() string {
-			mu.Lock()
-			defer mu.Unlock()
-			return strings.Join(logged, "\n")
-		}
+		all := logged.all
 		for i := 0; !strings.Contains(all(), why); i++ {
 			if i == 400 { // 20 s, past SyncTimeout and reasonGrace
 				t.Fatalf("records waited 20s with no ack (SyncTimeout 1s); the log does not say %q:\n%s", why, all())
@@ -594,4 +578,24 @@ func TestBufferBoundsMemory(t *testing.T) {
 		t.Fatalf("%d predictions appended, brokers down, into a buffer of %d bytes: the heap grew %d bytes (%.1f times the buffer), %d dropped; want at most 1.25 times, some dropped:\n%s",
 			n, buffer, grew, float64(grew)/buffer, dropped, text)
 	}
+}
+
+// logLines collects a writer's log lines; its methods may be called from
+// any goroutine.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) logf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+
+// all returns the lines so far, one a line.
+func (l *logLines) all() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
 }
