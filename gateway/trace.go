@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -343,7 +344,7 @@ func (t *tracer) flushLocked() {
 	}
 	data := make([]byte, 0, len(t.held)+8)
 	data = append(data, "[\n"...)
-	data = append(data, strings.TrimSuffix(string(t.held), ",\n")...)
+	data = append(data, bytes.TrimSuffix(t.held, []byte(",\n"))...)
 	data = append(data, "\n]\n"...)
 	path := t.file
 	if t.node.logFreq > 0 {
@@ -701,24 +702,35 @@ func (s *Server) traceSetting(ctx *fasthttp.RequestCtx, model []byte) error {
 	if name != "" && s.repo.Model(name) == nil {
 		return notFound("model %q is not served here; POST /v2/repository/index lists the repository's models", name)
 	}
-	settings := s.trace.settings(name)
-	if ctx.IsPost() {
-		body, err := s.requestBody(ctx)
-		if err != nil {
-			return err
-		}
-		update, err := decodeTraceSettings(body)
-		if err != nil {
-			return err
-		}
-		if settings, err = s.trace.update(name, update); err != nil {
-			return err
-		}
-		s.audit(ctx, "set the trace settings of %s: %s", traceScopeName(name), traceSettingsLine(settings))
+	settings, err := s.traceSettingUpdate(ctx, name)
+	if err != nil {
+		return err
 	}
 	ctx.SetContentType("application/json")
 	ctx.SetBody(appendTraceSettings(nil, settings))
 	return nil
+}
+
+// traceSettingUpdate returns the settings of model's scope: read, or for a
+// POST changed as its body says first (and audited).
+func (s *Server) traceSettingUpdate(ctx *fasthttp.RequestCtx, name string) ([]oip.TraceSetting, error) {
+	if !ctx.IsPost() {
+		return s.trace.settings(name), nil
+	}
+	body, err := s.requestBody(ctx)
+	if err != nil {
+		return nil, err
+	}
+	update, err := decodeTraceSettings(body)
+	if err != nil {
+		return nil, err
+	}
+	settings, err := s.trace.update(name, update)
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, "set the trace settings of %s: %s", traceScopeName(name), traceSettingsLine(settings))
+	return settings, nil
 }
 
 // grpcTraceSetting answers TraceSetting as GET and POST .../trace/setting
@@ -740,13 +752,14 @@ func (s *Server) grpcTraceSetting(ctx context.Context, sc *scratch) ([]byte, err
 	if name != "" && s.repo.Model(name) == nil {
 		return nil, notFound("model %q is not served here", name)
 	}
-	settings := s.trace.settings(name)
-	if len(update) > 0 {
-		if settings, err = s.trace.update(name, update); err != nil {
-			return nil, err
-		}
-		s.auditFrom(grpcPeerHost(ctx)+" (gRPC)", "set the trace settings of %s: %s", traceScopeName(name), traceSettingsLine(settings))
+	if len(update) == 0 {
+		return oip.AppendTraceSettingResponse(sc.buf[:0], s.trace.settings(name)), nil
 	}
+	settings, err := s.trace.update(name, update)
+	if err != nil {
+		return nil, err
+	}
+	s.auditFrom(grpcPeerHost(ctx)+" (gRPC)", "set the trace settings of %s: %s", traceScopeName(name), traceSettingsLine(settings))
 	return oip.AppendTraceSettingResponse(sc.buf[:0], settings), nil
 }
 
