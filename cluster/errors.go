@@ -30,6 +30,11 @@ var (
 	// ErrBackupBusy means a backup was asked of a node that is taking
 	// one already; retry once it is done (HTTP 429 with Retry-After).
 	ErrBackupBusy = errors.New("this node is taking a backup already")
+	// ErrTrialLoadsBusy means an upload or a promotion waited
+	// trialLoadWait for one of the node's maxTrialLoads trial loads,
+	// which other uploads and promotions held; nothing changed. Retry
+	// once they are done (HTTP 429 with Retry-After).
+	ErrTrialLoadsBusy = errors.New("the node's trial loads are all taken")
 	// ErrBackupBlobMissing means a version's blob is not on the node
 	// taking a backup and no peer gave it (HTTP 503): the archive would
 	// lack it.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -70,7 +71,7 @@ func (n *Node) UploadChecked(ctx context.Context, name string, onnx []byte, prom
 	}
 	if n.cfg.Check != nil {
 		in, out, err := n.trialLoad(ctx, onnx)
-		if err != nil && ctx.Err() != nil {
+		if err != nil && (ctx.Err() != nil || errors.Is(err, ErrTrialLoadsBusy)) {
 			return nil, "", err // not the model's fault
 		}
 		if err != nil {
@@ -324,13 +325,24 @@ func (n *Node) behind() bool {
 // turn.
 const maxTrialLoads = 2
 
+// trialLoadWait bounds how long trialLoad waits for its turn: a request
+// waiting holds its body (a whole model, for an upload) and a
+// connection, and its client is better told to come back; a variable for
+// tests.
+var trialLoadWait = 30 * time.Second
+
 // trialLoad runs Config.Check on onnx once fewer than maxTrialLoads run,
-// or fails when ctx ends first.
+// or fails when ctx ends first, or with ErrTrialLoadsBusy after
+// trialLoadWait.
 func (n *Node) trialLoad(ctx context.Context, onnx []byte) (inputs, outputs []oip.TensorMetadata, err error) {
+	wait := time.NewTimer(trialLoadWait)
+	defer wait.Stop()
 	select {
 	case n.trialLoads <- struct{}{}:
 	case <-ctx.Done():
 		return nil, nil, fmt.Errorf("waited for one of the %d trial loads of other uploads or promotions running on node %s: %w", maxTrialLoads, n.cfg.NodeID, ctx.Err())
+	case <-wait.C:
+		return nil, nil, fmt.Errorf("%w: other uploads or promotions held node %s's %d trial loads for all of %s; retry once they are done", ErrTrialLoadsBusy, n.cfg.NodeID, maxTrialLoads, trialLoadWait)
 	}
 	defer func() { <-n.trialLoads }()
 	return n.cfg.Check(onnx)
@@ -362,7 +374,9 @@ func (n *Node) VersionSignature(name string, v int64) (inputs, outputs []oip.Ten
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("cannot read the blob of model %q version %d: %w", name, v, err)
 	}
-	if inputs, outputs, err = n.trialLoad(context.Background(), data); err != nil {
+	if inputs, outputs, err = n.trialLoad(context.Background(), data); errors.Is(err, ErrTrialLoadsBusy) {
+		return nil, nil, false, err
+	} else if err != nil {
 		return nil, nil, false, fmt.Errorf("cannot load model %q version %d from its blob: %w", name, v, err)
 	}
 	return inputs, outputs, true, nil

@@ -829,6 +829,8 @@ func clusterError(err error) error {
 			msg: err.Error() + "; read the state back (GET with ?consistent=1) before retrying"}
 	case errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrStopped), errors.Is(err, cluster.ErrBehind):
 		return &httpError{code: fasthttp.StatusServiceUnavailable, retryAfter: 1, msg: err.Error(), kind: cluster.ErrorKind(err)}
+	case errors.Is(err, cluster.ErrTrialLoadsBusy):
+		return &httpError{code: fasthttp.StatusTooManyRequests, retryAfter: 5, msg: err.Error()}
 	case errors.Is(err, cluster.ErrUnauthorized):
 		return &httpError{code: fasthttp.StatusBadGateway, msg: fmt.Sprintf("%s; every node must run with the same --admin-token", err)}
 	}
@@ -882,6 +884,9 @@ func (s *Server) signatureOf(cp *controlPlane, name string, v int64) (in, out []
 		}
 	}
 	in, out, ok, err = cp.node.VersionSignature(name, v)
+	if errors.Is(err, cluster.ErrTrialLoadsBusy) {
+		return nil, nil, false, clusterError(err)
+	}
 	if err != nil {
 		return nil, nil, false, &httpError{code: fasthttp.StatusConflict, err: err,
 			msg: fmt.Sprintf("cannot tell whether version %d of model %q takes what production takes: %s; add ?force=true to write it anyway", v, name, err)}

@@ -34,6 +34,7 @@ func TestClusterErrorStatus(t *testing.T) {
 	f(wrap(fsm.ErrNotFound), fasthttp.StatusNotFound, 0)
 	f(wrap(fsm.ErrConflict), fasthttp.StatusConflict, 0)
 	f(wrap(cluster.ErrUnauthorized), fasthttp.StatusBadGateway, 0)
+	f(wrap(cluster.ErrTrialLoadsBusy), fasthttp.StatusTooManyRequests, 5)
 	f(errors.New("something else"), fasthttp.StatusInternalServerError, 0)
 }
 

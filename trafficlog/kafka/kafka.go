@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -123,6 +124,9 @@ type Writer struct {
 	// kgoErr keeps the last error kgo logged since the last ack: why the
 	// brokers take nothing, in the log of a stall.
 	kgoErr kgoErrLogger
+	// stop ends watchStalls, which wg waits for.
+	stop chan struct{}
+	wg   sync.WaitGroup
 }
 
 // recordMemory is what kgo and the writer hold for a buffered record
@@ -147,7 +151,7 @@ func Open(ctx context.Context, cfg Config) (*Writer, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.NewSet()
 	}
-	w := &Writer{cfg: cfg, maxRecord: cfg.MaxRecordBytes}
+	w := &Writer{cfg: cfg, maxRecord: cfg.MaxRecordBytes, stop: make(chan struct{})}
 	w.kgoErr.w = w
 	var batchMax atomic.Int32
 	batchMax.Store(int32(cfg.MaxRecordBytes + recordOverhead))
@@ -193,6 +197,7 @@ func Open(ctx context.Context, cfg Config) (*Writer, error) {
 	set := cfg.Metrics
 	w.c = trafficlog.NewCounters(set)
 	set.GetOrCreateGauge(`infergate_traffic_queued_bytes`, func() float64 { return float64(w.held.Load()) })
+	w.wg.Go(w.watchStalls)
 	return w, nil
 }
 
@@ -256,10 +261,6 @@ func (w *Writer) encode(es []*trafficlog.Event) ([]byte, error) {
 // produce hands rec, holding events of kinds, to the producer; the
 // outcome is counted when it comes, and passed to done when not nil.
 func (w *Writer) produce(rec []byte, kinds []trafficlog.Kind, done func(error)) {
-	now := time.Now()
-	if w.pending.Load() > 0 {
-		w.stalled(now) // the buffer full, too
-	}
 	// The buffer holds what its records cost in memory, not their
 	// values alone (kgo's MaxBufferedBytes): a record alone always fits.
 	cost := int64(cap(rec)) + recordMemory
@@ -273,7 +274,7 @@ func (w *Writer) produce(rec []byte, kinds []trafficlog.Kind, done func(error)) 
 		return
 	}
 	if w.pending.Add(1) == 1 {
-		w.waitingSince.Store(now.UnixNano())
+		w.waitingSince.Store(time.Now().UnixNano())
 	}
 	w.cl.TryProduce(context.Background(), &kgo.Record{Value: rec}, func(_ *kgo.Record, err error) {
 		n := len(kinds)
@@ -370,11 +371,33 @@ func (w *Writer) writeFailed(err error) {
 	}
 }
 
+// stallCheckEvery is how often watchStalls looks at the records pending;
+// a variable for tests.
+var stallCheckEvery = time.Second
+
+// watchStalls calls stalled every stallCheckEvery while records are
+// pending, until Close: on its own goroutine, so that records left
+// waiting when events stop coming are logged too, and Append does not
+// pay for the check.
+func (w *Writer) watchStalls() {
+	t := time.NewTicker(stallCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case now := <-t.C:
+			if w.pending.Load() > 0 {
+				w.stalled(now)
+			}
+		}
+	}
+}
+
 // stalled logs, at most once a minute, that the records pending have
 // waited SyncTimeout or longer with no ack, and the last error kgo
 // logged: records wait with no time limit, and until the buffer is full
-// nothing else says that the brokers take nothing, or why. Append and
-// AppendSync call it, so it is checked as often as events come.
+// nothing else says that the brokers take nothing, or why.
 func (w *Writer) stalled(now time.Time) {
 	since := w.waitingSince.Load()
 	waited := time.Duration(now.UnixNano() - since)
@@ -472,6 +495,8 @@ func (w *Writer) Close(ctx context.Context) error {
 	if w.closed.Swap(true) {
 		return nil
 	}
+	close(w.stop)
+	w.wg.Wait()
 	err := w.cl.Flush(ctx)
 	unsent, records := w.cl.BufferedProduceBytes(), w.pending.Load()
 	w.cl.Close()

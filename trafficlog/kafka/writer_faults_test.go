@@ -510,8 +510,10 @@ func TestCloseWhileBrokersCannotTake(t *testing.T) {
 // the brokers' reason; with the delivery timeout, the log said "cannot
 // write ...: NOT_ENOUGH_REPLICAS" after 30 s. Once records have waited
 // SyncTimeout with no ack, the log must say so, and why.
+// A quiet writer (quiet: no event after the first few of the outage) must
+// say so too: its records wait as long.
 func TestStallLogged(t *testing.T) {
-	f := func(t *testing.T, bufferBytes int64, cantTake func(*kfake.Cluster, *kafkatest.Brokers), why string) {
+	f := func(t *testing.T, bufferBytes int64, cantTake func(*kfake.Cluster, *kafkatest.Brokers), why string, quiet bool) {
 		c, brokers := kafkatest.Start(t, "traffic", 1)
 		var logged logLines
 		w, _ := openWith(t, c.ListenAddrs(), func(cfg *Config) {
@@ -528,7 +530,9 @@ func TestStallLogged(t *testing.T) {
 			if i == 400 { // 20 s, past SyncTimeout and reasonGrace
 				t.Fatalf("records waited 20s with no ack (SyncTimeout 1s); the log does not say %q:\n%s", why, all())
 			}
-			w.Append(prediction(i))
+			if !quiet || i < 3 {
+				w.Append(prediction(i))
+			}
 			time.Sleep(50 * time.Millisecond)
 		}
 		if k := strings.Count(all(), "no write acknowledged"); k != 1 {
@@ -538,15 +542,23 @@ func TestStallLogged(t *testing.T) {
 	t.Run("refusing", func(t *testing.T) {
 		f(t, 64<<20, func(c *kfake.Cluster, _ *kafkatest.Brokers) {
 			c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.NotEnoughReplicas, Count: -1})
-		}, "NOT_ENOUGH_REPLICAS")
+		}, "NOT_ENOUGH_REPLICAS", false)
 	})
 	t.Run("down", func(t *testing.T) {
-		f(t, 64<<20, func(_ *kfake.Cluster, b *kafkatest.Brokers) { b.TakeDown() }, "connection refused")
+		f(t, 64<<20, func(_ *kfake.Cluster, b *kafkatest.Brokers) { b.TakeDown() }, "connection refused", false)
+	})
+	t.Run("down-quiet", func(t *testing.T) {
+		f(t, 64<<20, func(_ *kfake.Cluster, b *kafkatest.Brokers) { b.TakeDown() }, "connection refused", true)
+	})
+	t.Run("refusing-quiet", func(t *testing.T) {
+		f(t, 64<<20, func(c *kfake.Cluster, _ *kafkatest.Brokers) {
+			c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.NotEnoughReplicas, Count: -1})
+		}, "NOT_ENOUGH_REPLICAS", true)
 	})
 	// The buffer full within SyncTimeout (some 10 predictions): every
 	// Append after is refused, and the log must say why still.
 	t.Run("full", func(t *testing.T) {
-		f(t, 4_000, func(_ *kfake.Cluster, b *kafkatest.Brokers) { b.TakeDown() }, "connection refused")
+		f(t, 4_000, func(_ *kfake.Cluster, b *kafkatest.Brokers) { b.TakeDown() }, "connection refused", false)
 	})
 }
 
