@@ -327,9 +327,10 @@ const maxTrialLoads = 2
 
 // trialLoadWait bounds how long trialLoad waits for its turn: a request
 // waiting holds its body (a whole model, for an upload) and a
-// connection, and its client is better told to come back; a variable for
-// tests.
-var trialLoadWait = 30 * time.Second
+// connection, and its client is better told to come back, before its own
+// timeout (the CLI's 30 s, the trainer's 15 s) gives up not knowing; a
+// variable for tests.
+var trialLoadWait = 10 * time.Second
 
 // trialLoad runs Config.Check on onnx once fewer than maxTrialLoads run,
 // or fails when ctx ends first, or with ErrTrialLoadsBusy after
