@@ -126,6 +126,7 @@ waited for, and reading goes on where it was.
 	// waiting is what a follow waits out, said once: "node" (it does not
 	// answer), "damage" (in the segment it writes), or "".
 	waiting := ""
+	reached := false // the node answered once
 	for {
 		q := url.Values{"max_bytes": {strconv.Itoa(*maxBytes)}}
 		if pos >= 0 {
@@ -158,7 +159,7 @@ waited for, and reading goes on where it was.
 		switch {
 		case err == nil:
 		case ae == nil:
-			down = !wrongAddress(err)
+			down = waitsOut(err, reached)
 		default:
 			down = ae.status == http.StatusServiceUnavailable || ae.status == http.StatusBadGateway || ae.status == http.StatusGatewayTimeout
 		}
@@ -196,7 +197,7 @@ waited for, and reading goes on where it was.
 		if err != nil {
 			return err
 		}
-		waiting = ""
+		waiting, reached = "", true
 		if _, err := out.stdout.Write(ans.body); err != nil {
 			return err
 		}
@@ -225,8 +226,9 @@ func readKafka(out adminOutput, brokers []string, topic string, sec kafka.Securi
 	defer stop()
 	// failing is the error a follow waits out, said once; nil when reading.
 	var failing error
+	var r *kafka.Reader
 	wait := func(err error) bool {
-		if !follow || kafka.Permanent(err) {
+		if !follow || !kafkaWaitsOut(err, r != nil) {
 			return false
 		}
 		if failing == nil {
@@ -239,7 +241,6 @@ func readKafka(out adminOutput, brokers []string, topic string, sec kafka.Securi
 		}
 		return true
 	}
-	var r *kafka.Reader
 	for r == nil {
 		var err error
 		r, err = kafka.NewReader(ctx, brokers, topic, sec)
@@ -296,11 +297,34 @@ func readKafka(out adminOutput, brokers []string, topic string, sec kafka.Securi
 // no waiting brings one: a name that does not resolve, or a server whose
 // certificate is not trusted (or does not name it).
 func wrongAddress(err error) bool {
-	var dns *net.DNSError
 	var unknownCA x509.UnknownAuthorityError
 	var hostname x509.HostnameError
 	var invalid x509.CertificateInvalidError
 	var verify *tls.CertificateVerificationError
-	return (errors.As(err, &dns) && dns.IsNotFound) || errors.As(err, &unknownCA) || errors.As(err, &hostname) ||
+	return nameNotFound(err) || errors.As(err, &unknownCA) || errors.As(err, &hostname) ||
 		errors.As(err, &invalid) || errors.As(err, &verify)
+}
+
+// nameNotFound reports whether err is a host name that does not resolve.
+func nameNotFound(err error) bool {
+	var dns *net.DNSError
+	return errors.As(err, &dns) && dns.IsNotFound
+}
+
+// waitsOut reports whether a follow of a node's log waits out err, a
+// call that got no answer: unless waiting brings none (wrongAddress). A
+// name that does not resolve is one only until the node has answered
+// once: then it is a node restarting whose name goes while it is down
+// (a Kubernetes pod's does), not a mistyped --addr.
+func waitsOut(err error, reached bool) bool {
+	return !wrongAddress(err) || reached && nameNotFound(err)
+}
+
+// kafkaWaitsOut reports whether a follow of a Kafka topic waits out err,
+// from kafka.NewReader or a Read: unless waiting does not mend it
+// (kafka.Permanent). A broker name that does not resolve is one only
+// until the topic has been reached (reading): then it is a broker
+// restarting, whose advertised name goes while it is down.
+func kafkaWaitsOut(err error, reading bool) bool {
+	return !kafka.Permanent(err) || reading && nameNotFound(err)
 }
