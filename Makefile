@@ -50,7 +50,7 @@ soak: setup ## kill the leader of a 3-node cluster under load SOAK_ROUNDS times 
 	INFERGATE_SOAK_ROUNDS=$${SOAK_ROUNDS:-10} $(GO) test -count=1 -timeout 30m -run '^TestClusterFailover$$' -v ./cmd/infergate
 
 fuzz: setup ## run each fuzz target briefly (FUZZTIME, default 20s)
-	@for t in oip:FuzzDecodeRequest oip:FuzzDecodeResponse oip:FuzzDecodeModelInferRequest oip:FuzzStreamDecoders oip:FuzzDecodePredictRequest oip:FuzzDecodeTraceSettingRequest gateway:FuzzInferHandler gateway:FuzzPredictHandler gateway:FuzzGRPCModelInfer gateway:FuzzRawRequest gateway:FuzzDecompress gateway:FuzzFeedback gateway/route:FuzzExperiment registry:FuzzParseModelConfigText registry:FuzzParseModelConfig trafficlog:FuzzDecode trafficlog:FuzzSegment registry/blobs:FuzzPutExpectVerify cluster/fsm:FuzzApply cluster/fsm:FuzzRestore cluster:FuzzReadBackup; do \
+	@for t in oip:FuzzDecodeRequest oip:FuzzDecodeResponse oip:FuzzDecodeModelInferRequest oip:FuzzStreamDecoders oip:FuzzDecodePredictRequest oip:FuzzDecodeTraceSettingRequest oip:FuzzDecodeLogSettingsRequest gateway:FuzzInferHandler gateway:FuzzPredictHandler gateway:FuzzGRPCModelInfer gateway:FuzzRawRequest gateway:FuzzDecompress gateway:FuzzFeedback gateway/route:FuzzExperiment registry:FuzzParseModelConfigText registry:FuzzParseModelConfig trafficlog:FuzzDecode trafficlog:FuzzSegment registry/blobs:FuzzPutExpectVerify cluster/fsm:FuzzApply cluster/fsm:FuzzRestore cluster:FuzzReadBackup; do \
 		$(GO) test -run "^$$" -fuzz "^$${t#*:}$$" -fuzztime $${FUZZTIME:-20s} -fuzzminimizetime 2s ./$${t%%:*}/ || exit 1; \
 	done
 

@@ -17,6 +17,7 @@ import (
 	"github.com/infergate/infergate/batching"
 	"github.com/infergate/infergate/gateway/cache"
 	"github.com/infergate/infergate/gateway/shm"
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 	"github.com/valyala/fasthttp"
@@ -69,7 +70,7 @@ const (
 var grpcMethods = [...]string{"ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer",
 	"ModelConfig", "ModelStatistics", "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload",
 	"SystemSharedMemoryStatus", "SystemSharedMemoryRegister", "SystemSharedMemoryUnregister",
-	"CudaSharedMemoryStatus", "CudaSharedMemoryRegister", "CudaSharedMemoryUnregister", "TraceSetting", "ModelStreamInfer"}
+	"CudaSharedMemoryStatus", "CudaSharedMemoryRegister", "CudaSharedMemoryUnregister", "TraceSetting", "LogSettings", "ModelStreamInfer"}
 
 // grpcMethod indexes grpcMethods.
 type grpcMethod int
@@ -93,6 +94,7 @@ const (
 	grpcCudaShmRegister
 	grpcCudaShmUnregister
 	grpcTraceSetting
+	grpcLogSettings
 	grpcModelStreamInfer // the one streaming method (grpc_stream.go)
 	numGRPCMethods
 )
@@ -106,7 +108,8 @@ var grpcGuarded = [numGRPCMethods]bool{
 	grpcModelConfig: true, grpcModelStatistics: true, grpcModelStreamInfer: true,
 	grpcShmStatus: true, grpcShmRegister: true, grpcShmUnregister: true,
 	grpcCudaShmStatus: true, grpcCudaShmRegister: true, grpcCudaShmUnregister: true,
-	// grpcTraceSetting checks itself: a change takes the admin token alone.
+	// grpcTraceSetting and grpcLogSettings check themselves: a change
+	// takes the admin token alone.
 }
 
 // grpcAdmin marks the methods the admin token guards, as it guards
@@ -506,6 +509,7 @@ func (s *Server) grpcServiceDesc() *grpc.ServiceDesc {
 		grpcCudaShmRegister:       s.grpcCudaShm(grpcCudaShmRegister),
 		grpcCudaShmUnregister:     s.grpcCudaShm(grpcCudaShmUnregister),
 		grpcTraceSetting:          (*Server).grpcTraceSetting,
+		grpcLogSettings:           (*Server).grpcLogSettings,
 	}
 	desc := &grpc.ServiceDesc{
 		ServiceName: oip.GRPCService,
@@ -538,10 +542,14 @@ func (s *Server) grpcServiceDesc() *grpc.ServiceDesc {
 // its error to a gRPC status; it recovers from panics, as HTTP's handler
 // does.
 func (s *Server) grpcCall(ctx context.Context, m grpcMethod, dec func(any) error, h func(*Server, context.Context, *scratch) ([]byte, error)) (out any, err error) {
+	if s.verbose() {
+		start := time.Now()
+		defer func() { s.logGRPC(ctx, m, err, start, "") }() // after the recovery below
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			s.panics.Inc()
-			s.logf("panic serving gRPC %s: %v\n%s", grpcMethods[m], p, debug.Stack())
+			s.logf(logging.Error+"panic serving gRPC %s: %v\n%s", grpcMethods[m], p, debug.Stack())
 			out, err = nil, status.Error(codes.Internal, errInternalMsg)
 		}
 		s.countGRPC(m, status.Code(err))
@@ -623,7 +631,7 @@ func (s *Server) grpcAuthorizeAdmin(ctx context.Context, m grpcMethod) error {
 	// As over HTTP: a client set up with another token is the usual
 	// cause; say so where the operator looks, once a minute.
 	if more, ok := s.wrongTokens.Allow(struct{}{}); ok {
-		s.logf("admin: refused gRPC %s from %s: its token is not this server's --admin-token%s", grpcMethods[m], grpcPeerHost(ctx), more)
+		s.logf(logging.Warning+"admin: refused gRPC %s from %s: its token is not this server's --admin-token%s", grpcMethods[m], grpcPeerHost(ctx), more)
 	}
 	return &httpError{code: fasthttp.StatusUnauthorized, msg: errMsgWrongAdminToken}
 }
@@ -677,7 +685,7 @@ func (s *Server) grpcStatus(m grpcMethod, err error) (*status.Status, int) {
 	he := toHTTPError(err)
 	if he.code >= 500 && he.err != nil {
 		if more, ok := s.errLog.Allow("gRPC " + grpcMethods[m]); ok {
-			s.logf("gRPC %s: %s%s", grpcMethods[m], he.err, more)
+			s.logf(logging.Error+"gRPC %s: %s%s", grpcMethods[m], he.err, more)
 		}
 	}
 	return status.New(grpcCode(he), clipMessage(he.msg)), he.retryAfter
@@ -750,6 +758,8 @@ func grpcCode(he *httpError) codes.Code {
 		return codes.Unavailable
 	case fasthttp.StatusGatewayTimeout:
 		return codes.DeadlineExceeded
+	case fasthttp.StatusNotImplemented:
+		return codes.Unimplemented
 	}
 	if he.code >= 500 {
 		return codes.Internal

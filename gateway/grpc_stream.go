@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/oip"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -118,10 +119,23 @@ const streamKeptInput = 256 << 10
 func (s *Server) grpcModelStreamInfer(ss grpc.ServerStream) (err error) {
 	g := s.grpc
 	ctx := ss.Context()
+	var st *grpcStream
+	if s.verbose() {
+		start := time.Now()
+		defer func() { // after the recovery below
+			var read uint64
+			if st != nil {
+				st.mu.Lock()
+				read = st.read
+				st.mu.Unlock()
+			}
+			s.logGRPC(ctx, grpcModelStreamInfer, err, start, ", "+strconv.FormatUint(read, 10)+" requests")
+		}()
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			s.panics.Inc()
-			s.logf("panic serving gRPC ModelStreamInfer: %v\n%s", p, debug.Stack())
+			s.logf(logging.Error+"panic serving gRPC ModelStreamInfer: %v\n%s", p, debug.Stack())
 			err = status.Error(codes.Internal, errInternalMsg)
 		}
 	}()
@@ -137,7 +151,7 @@ func (s *Server) grpcModelStreamInfer(ss grpc.ServerStream) (err error) {
 		s.countGRPC(grpcModelStreamInfer, codes.Unauthenticated)
 		return status.Error(codes.Unauthenticated, "this server needs the inference token: send the metadata authorization: Bearer <token>")
 	}
-	st := &grpcStream{s: s, ss: ss, ctx: ctx,
+	st = &grpcStream{s: s, ss: ss, ctx: ctx,
 		conn:       callConn(ctx),
 		unit:       metadata.ValueFromIncomingContext(ctx, grpcUnitKey),
 		grpcErrors: grpcErrorsWanted(ctx),
@@ -156,7 +170,7 @@ func (s *Server) grpcModelStreamInfer(ss grpc.ServerStream) (err error) {
 		defer func() {
 			if p := recover(); p != nil {
 				s.panics.Inc()
-				s.logf("panic reading gRPC ModelStreamInfer: %v\n%s", p, debug.Stack())
+				s.logf(logging.Error+"panic reading gRPC ModelStreamInfer: %v\n%s", p, debug.Stack())
 				st.mu.Lock()
 				st.readErr = status.Error(codes.Internal, errInternalMsg)
 				st.mu.Unlock()
@@ -334,7 +348,7 @@ func (st *grpcStream) run(it *grpcStreamItem) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.panics.Inc()
-			s.logf("panic serving a request of gRPC ModelStreamInfer: %v\n%s", p, debug.Stack())
+			s.logf(logging.Error+"panic serving a request of gRPC ModelStreamInfer: %v\n%s", p, debug.Stack())
 			st.fail(it, status.New(codes.Internal, errInternalMsg), 0)
 		}
 	}()
@@ -418,7 +432,7 @@ func (st *grpcStream) stop() {
 	now := time.Now().UnixNano()
 	if since := st.sending.Load(); since != 0 && now-since >= int64(unusedAfter) &&
 		st.conn != nil && now-st.conn.lastRead.Load() >= int64(unusedAfter) {
-		st.s.logf("gRPC: closed the connection of %s, whose stream had waited %s for the client to take an answer, and which had sent nothing for as long, to shut down",
+		st.s.logf(logging.Warning+"gRPC: closed the connection of %s, whose stream had waited %s for the client to take an answer, and which had sent nothing for as long, to shut down",
 			st.conn.RemoteAddr(), time.Duration(now-since).Round(time.Millisecond))
 		st.conn.Close()
 	}

@@ -256,8 +256,6 @@ func TestGRPCErrors(t *testing.T) {
 	mreq.Set(mreq.Descriptor().Fields().ByName("name"), protoreflect.ValueOfString("nope"))
 	_, err = c.call(ctx, "ModelMetadata", mreq, "ModelMetadataResponse")
 	checkCode(t, err, codes.NotFound, `model "nope"`)
-	err = c.conn.Invoke(ctx, "/inference.GRPCInferenceService/LogSettings", pbtest.New("ServerLiveRequest"), pbtest.New("ServerLiveResponse"))
-	checkCode(t, err, codes.Unimplemented, "LogSettings")
 	// Served, but off unless serve --shared-memory.
 	_, err = c.call(ctx, "SystemSharedMemoryStatus", pbtest.New("SystemSharedMemoryStatusRequest"), "SystemSharedMemoryStatusResponse")
 	checkCode(t, err, codes.NotFound, "this server does not take shared memory: start it with serve --shared-memory")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/infergate/infergate/cluster"
 	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 	"github.com/valyala/fasthttp"
@@ -31,15 +32,20 @@ func (s *Server) serverMetadata(ctx *fasthttp.RequestCtx) error {
 
 // serverMetadataDoc returns what GET /v2 and gRPC's ServerMetadata say.
 func (s *Server) serverMetadataDoc() *oip.ServerMetadata {
-	ext := extensions
-	if s.shm != nil {
-		ext = extensionsShm
-	}
-	return &oip.ServerMetadata{Name: s.cfg.Name, Version: s.cfg.Version, Extensions: ext}
+	return &oip.ServerMetadata{Name: s.cfg.Name, Version: s.cfg.Version, Extensions: s.extensions}
 }
 
-// extensionsShm are the extensions with Config.SharedMemory.
-var extensionsShm = append(slices.Clone(extensions), "system_shared_memory")
+// serverExtensions returns the extensions a server of cfg serves.
+func serverExtensions(cfg *Config) []string {
+	ext := slices.Clone(extensions)
+	if cfg.Logging != nil {
+		ext = append(ext, "logging")
+	}
+	if cfg.SharedMemory {
+		ext = append(ext, "system_shared_memory")
+	}
+	return ext
+}
 
 // lookup finds the version a metadata or ready request names, without
 // taking a reference: metadata is immutable.
@@ -380,7 +386,7 @@ func (s *Server) repoLoad(client, name string, config []byte) error {
 	}
 	if err := s.repo.Load(name, override); err != nil {
 		// A deploy that failed: the log says so, not only the caller.
-		s.logf("load API: model %q: %v", name, err)
+		s.logf(logging.Error+"load API: model %q: %v", name, err)
 		return repoError(err)
 	}
 	with := ""

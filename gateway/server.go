@@ -22,6 +22,7 @@ import (
 	"github.com/infergate/infergate/gateway/cache"
 	"github.com/infergate/infergate/gateway/shm"
 	"github.com/infergate/infergate/internal/diskfree"
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/internal/loglimit"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
@@ -104,8 +105,14 @@ type Config struct {
 	SharedMemory bool
 	// Trace is the trace extension's settings at start (trace.go).
 	Trace TraceConfig
-	// Logf logs; nil means log.Printf.
+	// Logf logs; nil means log.Printf. A line's level is at the start
+	// of its format (logging.Warning, logging.Error).
 	Logf func(format string, args ...any)
+	// Logging, when set, is the log behind Logf: Triton's logging
+	// extension (GET and POST /v2/logging, gRPC LogSettings) reads and
+	// changes its settings, and at verbose level 1 each request is
+	// logged a line (logging.go). Nil: the extension is not served.
+	Logging *logging.Logger
 }
 
 // DefaultConfig returns the settings `infergate serve` starts from.
@@ -203,6 +210,7 @@ type Server struct {
 	cache      *cache.Cache // nil when disabled
 	shm        *shm.Table   // nil unless Config.SharedMemory
 	trace      *tracer
+	extensions []string // GET /v2's list (serverExtensions)
 	shadows    *shadower
 	recent     *recentArms // with a traffic log: which arm answered, for feedback
 	// traffic is where events go: cfg.TrafficLog or cfg.TrafficSink (nil:
@@ -286,6 +294,7 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 		s.handshakes = newHandshakeLog(set, s.logf)
 	}
 	s.trace = newTracer(cfg.Trace, set, s.logf)
+	s.extensions = serverExtensions(&s.cfg)
 	s.wrongTokens = loglimit.New[struct{}](time.Minute, 1)
 	s.slow = loglimit.New[string](slowLogEvery, 1024)
 	s.errLog = loglimit.New[string](errorLogEvery, 1024)
@@ -488,7 +497,7 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 		return
 	}
 	if !strings.HasPrefix(format, "error when serving connection") {
-		l.logf(format, args...)
+		l.logf(logging.Warning+format, args...)
 		return
 	}
 	more, ok := l.conns.Allow(struct{}{})
@@ -502,7 +511,7 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 			args[i] = msg
 		}
 	}
-	l.logf(format+"%s (infergate_http_protocol_errors_total counts the requests the server could not read)", append(args, more)...)
+	l.logf(logging.Warning+format+"%s (infergate_http_protocol_errors_total counts the requests the server could not read)", append(args, more)...)
 }
 
 // protocolError answers requests fasthttp could not parse.
@@ -539,10 +548,13 @@ func (s *Server) protocolError(ctx *fasthttp.RequestCtx, err error) {
 // handle routes one request; it recovers from panics so that one bad
 // request cannot take the server down.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	if s.verbose() {
+		defer s.logRequest(ctx, time.Now()) // after the recovery below
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			s.panics.Inc()
-			s.logf("panic serving %s %s: %v\n%s", ctx.Method(), ctx.Path(), p, debug.Stack())
+			s.logf(logging.Error+"panic serving %s %s: %v\n%s", ctx.Method(), ctx.Path(), p, debug.Stack())
 			writeError(ctx, &httpError{code: fasthttp.StatusInternalServerError, msg: errInternalMsg})
 		}
 	}()
@@ -560,7 +572,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			// once per period and endpoint, with how many it held back:
 			// a client retrying in a loop must not fill the disk.
 			if more, ok := s.errLog.Allow(string(ctx.Method()) + " " + string(ctx.Path())); ok {
-				s.logf("%s %s: %s%s", ctx.Method(), ctx.Path(), he.err, more)
+				s.logf(logging.Error+"%s %s: %s%s", ctx.Method(), ctx.Path(), he.err, more)
 			}
 		}
 		writeError(ctx, he)
@@ -629,6 +641,8 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) error {
 		return s.cudaSharedMemory(ctx, nil, path[len("/v2/cudasharedmemory/"):])
 	case "/v2/trace/setting":
 		return s.traceSetting(ctx, nil)
+	case "/v2/logging":
+		return s.serveLogging(ctx)
 	case "/v2", "/v2/":
 		if err := allow(ctx, fasthttp.MethodGet); err != nil {
 			return err

@@ -171,7 +171,7 @@ var grpcFile = func() protoreflect.FileDescriptor {
 			plain("RepositoryModelLoad"), plain("RepositoryModelUnload"),
 			plain("SystemSharedMemoryStatus"), plain("SystemSharedMemoryRegister"), plain("SystemSharedMemoryUnregister"),
 			plain("CudaSharedMemoryStatus"), plain("CudaSharedMemoryRegister"), plain("CudaSharedMemoryUnregister"),
-			plain("TraceSetting"),
+			plain("TraceSetting"), plain("LogSettings"),
 		},
 	}}
 	f, err := protodesc.NewFile(fd, nil)
@@ -276,6 +276,18 @@ func addTriton(fd *descriptorpb.FileDescriptorProto) {
 		return m
 	}
 
+	// Each of the logging extension's messages has its own SettingValue:
+	// a oneof of bool_param (1), uint32_param (2) and string_param (3).
+	logSettings := func(name string) *descriptorpb.DescriptorProto {
+		m := message(name, msgs("settings", 1, p+name+".SettingsEntry"))
+		entry := message("SettingsEntry", one("key", 1, tString), msg("value", 2, p+name+".SettingValue"))
+		entry.Options = &descriptorpb.MessageOptions{MapEntry: proto.Bool(true)}
+		value := message("SettingValue", one("bool_param", 1, tBool), one("uint32_param", 2, tUint32), one("string_param", 3, tString))
+		oneof(value, "parameter_choice")
+		m.NestedType = []*descriptorpb.DescriptorProto{value, entry}
+		return m
+	}
+
 	fd.EnumType = append(fd.EnumType, enum("DataType", "TYPE_INVALID", "TYPE_BOOL", "TYPE_UINT8", "TYPE_UINT16", "TYPE_UINT32",
 		"TYPE_UINT64", "TYPE_INT8", "TYPE_INT16", "TYPE_INT32", "TYPE_INT64", "TYPE_FP16", "TYPE_FP32", "TYPE_FP64", "TYPE_STRING", "TYPE_BF16"))
 	fd.MessageType = append(fd.MessageType,
@@ -308,6 +320,8 @@ func addTriton(fd *descriptorpb.FileDescriptorProto) {
 		message("CudaSharedMemoryUnregisterResponse"),
 		traceSettings("TraceSettingRequest", one("model_name", 2, tString)),
 		traceSettings("TraceSettingResponse"),
+		logSettings("LogSettingsRequest"),
+		logSettings("LogSettingsResponse"),
 	)
 }
 

@@ -32,6 +32,7 @@ import (
 	"github.com/infergate/infergate/internal/certs"
 	"github.com/infergate/infergate/internal/diskfree"
 	"github.com/infergate/infergate/internal/durable"
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 	"github.com/infergate/infergate/registry/blobs"
@@ -80,6 +81,11 @@ type serveConfig struct {
 	clusterCAs, tlsClientCAs *certs.CAs
 	clientCAs                func() *x509.CertPool
 	logf                     func(format string, args ...any)
+	// log is what the log writes at start (the --log- flags; logVerbose
+	// is --log-verbose, checked into it), which POST /v2/logging changes
+	// at run time.
+	log        logging.Settings
+	logVerbose uint
 }
 
 func serveFlags(fs *flag.FlagSet) *serveConfig {
@@ -120,6 +126,12 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.Int64Var(&c.gateway.Trace.Rate, "trace-rate", c.gateway.Trace.Rate, "trace one inference request in this many (the first included)")
 	fs.Int64Var(&c.gateway.Trace.Count, "trace-count", c.gateway.Trace.Count, "stop tracing after this many traces; -1 (or 0) is no limit")
 	fs.Int64Var(&c.gateway.Trace.LogFrequency, "trace-log-frequency", c.gateway.Trace.LogFrequency, "write the traces to --trace-file.N every this many traces, at most 65536; 0 writes them all to --trace-file when --trace-count runs out, when the settings change through the API, and at shutdown")
+	c.log = logging.DefaultSettings()
+	fs.BoolVar(&c.log.Info, "log-info", c.log.Info, "write the log's INFO lines (what the server does: loads, joins, shutdown steps, admin changes); POST /v2/logging changes it at run time, as --log-warning, --log-error, --log-verbose and --log-format")
+	fs.BoolVar(&c.log.Warning, "log-warning", c.log.Warning, "write the log's WARNING lines (what degrades the service or will, each saying what to do)")
+	fs.BoolVar(&c.log.Error, "log-error", c.log.Error, "write the log's ERROR lines (failures of the server's own: a request it failed, a write that lost data)")
+	fs.UintVar(&c.logVerbose, "log-verbose", 0, "1 writes a VERBOSE line for each HTTP request and gRPC call (client, method, path, status, time taken, bytes, and the version that answered), at some cost in throughput; 0 none")
+	fs.StringVar(&c.log.Format, "log-format", c.log.Format, "the time stamp of log lines: default (local time, 2006/01/02 15:04:05.000000) or ISO8601 (UTC, 2006-01-02T15:04:05.000000Z)")
 	fs.DurationVar(&c.gateway.SlowRequests, "slow-request-log", c.gateway.SlowRequests, "log each inference request that takes this long or more (from when the request has been read until its answer is ready to send), at most one line a second per model version, saying how many more there were: its time in the queue, in its batch's run (and the batch's rows), and the rest (decoding, checks, the response), how it ended, its id (and X-Request-Id and traceparent headers) and its client; 0 turns it off")
 	fs.DurationVar(&c.gateway.ReadTimeout, "read-timeout", c.gateway.ReadTimeout, "longest time to read one request")
 	fs.DurationVar(&c.gateway.WriteTimeout, "write-timeout", c.gateway.WriteTimeout, "longest time to write one response; on a backup's stream (GET /v1/cluster/backup), longest time one write may wait for the client to read")
@@ -150,6 +162,18 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.StringVar(&c.tlsClientCA, "tls-client-ca", "", "require every client of --http to present a certificate signed by one of the CAs in this PEM file (mutual TLS): inference, admin tools, peers and health probes alike; the file is read again when it changes, so a CA added or dropped applies to the next handshakes")
 	fs.StringVar(&c.clusterCA, "cluster-ca", "", "run the cluster over mutual TLS: raft and the calls between peers present --tls-cert and accept only members whose certificate a CA in this PEM file signed; each member's certificate must name its --cluster IP and its --advertise-http host. Needed with --tls-cert whenever other nodes may join. The file is read again when it changes, so a CA added or dropped applies to the next connections")
 	return c
+}
+
+// checkLog checks the --log- flags, before the log is made with them.
+func (c *serveConfig) checkLog() error {
+	if err := c.log.Validate(); err != nil {
+		return fmt.Errorf("--log-format: %w", err)
+	}
+	if c.logVerbose > 1 {
+		return fmt.Errorf("--log-verbose %d: use 0 (no verbose lines) or 1 (a line for each request)", c.logVerbose)
+	}
+	c.log.VerboseLevel = uint32(c.logVerbose)
+	return nil
 }
 
 func (c *serveConfig) validate() error {
@@ -446,8 +470,12 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	logger := log.New(os.Stderr, "", log.LstdFlags|log.Lmicroseconds)
-	c.logf = logger.Printf
+	if err := c.checkLog(); err != nil {
+		return err
+	}
+	logger := logging.New(os.Stderr, c.log)
+	c.logf = logger.Logf
+	c.gateway.Logging = logger
 	if err := c.validate(); err != nil {
 		return err
 	}
@@ -515,7 +543,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		Dir:           c.modelsDir,
 		Defaults:      c.defaults,
 		Load:          loadEngine,
-		Logf:          logger.Printf,
+		Logf:          logger.Logf,
 		TritonMetrics: c.tritonMetrics,
 	}
 	if r := c.reservation; r != nil {
@@ -525,7 +553,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		}
 		rc.Load = r.load(rc.Load)
 		rc.WorkerThread = r.workerThread
-		logger.Printf("CPUs %s reserved for ONNX Runtime (the batch workers); everything else on CPUs %s; GOMAXPROCS %d",
+		logger.Logf("CPUs %s reserved for ONNX Runtime (the batch workers); everything else on CPUs %s; GOMAXPROCS %d",
 			affinity.Format(r.reserved), affinity.Format(r.rest), procs)
 	}
 	// # HELP and # TYPE lines, so that Prometheus knows each series'
@@ -540,10 +568,10 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	c.gateway.Name = "infergate"
 	c.gateway.Version = version
 	c.gateway.RuntimeVersion = engine.RuntimeVersion()
-	c.gateway.Logf = logger.Printf
+	c.gateway.Logf = logger.Logf
 	if c.kafkaBrokers != "" {
 		c.kafka.Metrics = set
-		c.kafka.Logf = logger.Printf
+		c.kafka.Logf = logger.Logf
 		kw, err := kafka.Open(context.Background(), c.kafka)
 		if err != nil {
 			repo.Close()
@@ -554,10 +582,10 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 			t := time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 			if err := kw.Close(ctx); err != nil {
-				logger.Printf("%v", err)
+				logger.Logf(logging.Error+"%v", err)
 			}
 			cancel()
-			logger.Printf("traffic log (Kafka) closed in %s", time.Since(t).Round(time.Millisecond))
+			logger.Logf("traffic log (Kafka) closed in %s", time.Since(t).Round(time.Millisecond))
 		}()
 		how := "plain TCP"
 		if c.kafka.Security.TLS != nil {
@@ -566,11 +594,11 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		if a := c.kafka.Security.SASL; a != nil {
 			how += ", SASL " + strings.ToUpper(a.Mechanism) + " as " + a.User
 		}
-		logger.Printf("traffic log in Kafka topic %q at %s (%s): %.3g%% of the predictions and all feedback", c.kafka.Topic, strings.Join(c.kafka.Brokers, ","), how, c.gateway.TrafficPercent)
+		logger.Logf("traffic log in Kafka topic %q at %s (%s): %.3g%% of the predictions and all feedback", c.kafka.Topic, strings.Join(c.kafka.Brokers, ","), how, c.gateway.TrafficPercent)
 		c.gateway.TrafficSink = kw
 	} else if c.gateway.TrafficPercent > 0 {
 		c.traffic.Metrics = set
-		c.traffic.Logf = logger.Printf
+		c.traffic.Logf = logger.Logf
 		c.traffic.Disk = dataDisk
 		if c.trafficDirApart() {
 			// Another directory, maybe on another filesystem: a guard
@@ -592,13 +620,13 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		defer func() {
 			t := time.Now()
 			if doneWithin(c.shutdownTimeout, func() { tl.Close() }) {
-				logger.Printf("traffic log closed in %s", time.Since(t).Round(time.Millisecond))
+				logger.Logf("traffic log closed in %s", time.Since(t).Round(time.Millisecond))
 			} else {
-				logger.Printf("the traffic log was still writing after --shutdown-timeout %s (a disk that does not answer?); the records it had not synced may be lost", c.shutdownTimeout)
+				logger.Logf(logging.Error+"the traffic log was still writing after --shutdown-timeout %s (a disk that does not answer?); the records it had not synced may be lost", c.shutdownTimeout)
 			}
 		}()
 		st := tl.Stats()
-		logger.Printf("traffic log in %s: %.3g%% of the predictions and all feedback; positions %d to %d, %d bytes", c.traffic.Dir, c.gateway.TrafficPercent, st.First, st.Next, st.Bytes)
+		logger.Logf("traffic log in %s: %.3g%% of the predictions and all feedback; positions %d to %d, %d bytes", c.traffic.Dir, c.gateway.TrafficPercent, st.First, st.Next, st.Bytes)
 		c.gateway.TrafficLog = tl
 	}
 	if c.certs != nil {
@@ -617,7 +645,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		}
 		defer pln.Close()
 		go http.Serve(pln, nil) // net/http/pprof registers on the default mux
-		logger.Printf("profiles on http://%s/debug/pprof/", pln.Addr())
+		logger.Logf("profiles on http://%s/debug/pprof/", pln.Addr())
 	}
 	ln, err := net.Listen("tcp", c.httpAddr)
 	if err != nil {
@@ -642,7 +670,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	}
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
-	logger.Printf("infergate %s serving on %s://%s (ONNX Runtime %s, models in %s)", version, c.scheme(), ln.Addr(), engine.RuntimeVersion(), c.modelsDir)
+	logger.Logf("infergate %s serving on %s://%s (ONNX Runtime %s, models in %s)", version, c.scheme(), ln.Addr(), engine.RuntimeVersion(), c.modelsDir)
 	if gln != nil {
 		go func() {
 			if err := srv.ServeGRPC(gln); err != nil {
@@ -653,25 +681,25 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		if c.certs != nil {
 			over = " over TLS"
 		}
-		logger.Printf("gRPC (inference.GRPCInferenceService and grpc.health.v1.Health) on %s%s", gln.Addr(), over)
+		logger.Logf("gRPC (inference.GRPCInferenceService and grpc.health.v1.Health) on %s%s", gln.Addr(), over)
 	}
 	if c.certs != nil {
 		leaf := c.certs.Certificate().Leaf
-		logger.Printf("TLS certificate %s: subject %q, valid until %s%s", c.tlsCert, leaf.Subject.String(), leaf.NotAfter.UTC().Format(time.RFC3339), c.tlsModes())
+		logger.Logf("TLS certificate %s: subject %q, valid until %s%s", c.tlsCert, leaf.Subject.String(), leaf.NotAfter.UTC().Format(time.RFC3339), c.tlsModes())
 	}
 
 	// Unversioned requests go to each cluster model's production version
 	// as the node last knew it, from the first one: the models serve as
 	// they load, before the control plane starts.
 	if err := cluster.RestoreProduction(c.raftDir(), repo); err != nil {
-		logger.Printf("%v", err)
+		logger.Logf(logging.Warning+"%v", err)
 	}
 	restored, err := cluster.RestoredLoads(c.raftDir())
 	if err != nil {
-		logger.Printf("%v", err)
+		logger.Logf(logging.Warning+"%v", err)
 	}
 	if err := cluster.CheckRestoredFiles(c.raftDir(), c.modelsDir, restored); err != nil {
-		logger.Printf("%v", err)
+		logger.Logf(logging.Warning+"%v", err)
 	}
 	start := time.Now()
 	loaded := make(chan error, 1)
@@ -679,33 +707,33 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	select {
 	case err := <-loaded:
 		if err != nil {
-			logger.Printf("some models failed to load; the others serve: %s", err)
+			logger.Logf(logging.Error+"some models failed to load; the others serve: %s", err)
 		}
 	case s := <-sig:
 		// Not ready yet, so nothing routes here: close the door, and let
 		// the model being loaded finish (the others are not started), for
 		// --shutdown-timeout at most. A second signal ends the process.
 		signal.Stop(sig)
-		logger.Printf("received %s while loading the initial models; shutting down", s)
+		logger.Logf("received %s while loading the initial models; shutting down", s)
 		var stopErrs []error
 		t := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 		err := srv.Shutdown(ctx)
 		cancel()
-		logger.Printf("%s stopped in %s", frontDoors, time.Since(t).Round(time.Millisecond))
+		logger.Logf("%s stopped in %s", frontDoors, time.Since(t).Round(time.Millisecond))
 		if err != nil {
-			logger.Printf("%s: shutdown: %s", frontDoors, err)
+			logger.Logf(logging.Error+"%s: shutdown: %s", frontDoors, err)
 			stopErrs = append(stopErrs, fmt.Errorf("requests still in flight after --shutdown-timeout %s were cut off: %w", c.shutdownTimeout, err))
 		}
 		t = time.Now()
 		if doneWithin(c.shutdownTimeout, repo.Close) {
-			logger.Printf("models unloaded in %s", time.Since(t).Round(time.Millisecond))
+			logger.Logf("models unloaded in %s", time.Since(t).Round(time.Millisecond))
 		} else {
 			stopErrs = append(stopErrs, fmt.Errorf("a model was still loading or draining after --shutdown-timeout %s", c.shutdownTimeout))
 		}
 		return errors.Join(stopErrs...)
 	}
-	logger.Printf("initial models loaded in %s", time.Since(start).Round(time.Millisecond))
+	logger.Logf("initial models loaded in %s", time.Since(start).Round(time.Millisecond))
 
 	// The control plane starts after the local models serve: the data
 	// plane never waits on raft, and a fresh node registers what it
@@ -720,9 +748,9 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	srv.AttachCluster(node, c.cluster.Blobs)
 	srv.SetReady(true)
 	if settling, why := node.Settling(); settling {
-		logger.Printf("serving; not ready yet: %s", why)
+		logger.Logf(logging.Warning+"serving; not ready yet: %s", why)
 	} else {
-		logger.Printf("ready")
+		logger.Logf("ready")
 	}
 
 	// The background loops: polling the repository, and the sweep that
@@ -733,24 +761,24 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		everyUntil(pollCtx, c.pollInterval, func() { _ = repo.Poll() }) // Poll logs each distinct error once
 	})
 	if r := c.reservation; r != nil {
-		background.Go(func() { everyUntil(pollCtx, sweepEvery, func() { r.sweep(logger.Printf) }) })
+		background.Go(func() { everyUntil(pollCtx, sweepEvery, func() { r.sweep(logger.Logf) }) })
 	}
 
 	select {
 	case s := <-sig:
-		logger.Printf("received %s; shutting down", s)
+		logger.Logf("received %s; shutting down", s)
 	case err := <-serveErr:
 		// One front door failed: the other answers what it has in
 		// flight before the process ends.
 		signal.Stop(sig)
-		logger.Printf("%v; shutting down", err)
+		logger.Logf(logging.Error+"%v; shutting down", err)
 		t := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 		if serr := srv.Shutdown(ctx); serr != nil {
-			logger.Printf("%s: shutdown: %s", frontDoors, serr)
+			logger.Logf(logging.Error+"%s: shutdown: %s", frontDoors, serr)
 		}
 		cancel()
-		logger.Printf("%s stopped in %s", frontDoors, time.Since(t).Round(time.Millisecond))
+		logger.Logf("%s stopped in %s", frontDoors, time.Since(t).Round(time.Millisecond))
 		stopPoll()
 		doneWithin(c.shutdownTimeout, background.Wait)
 		node.Stop()
@@ -765,7 +793,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	srv.BeginShutdown()
 	repo.Hurry()
 	if c.shutdownDelay > 0 {
-		logger.Printf("reporting not ready for %s before closing", c.shutdownDelay)
+		logger.Logf("reporting not ready for %s before closing", c.shutdownDelay)
 	}
 	// Meanwhile every answer asks its client to close the connection. A
 	// busy client's connections are closed by the client within the
@@ -779,30 +807,30 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	ctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 	err = srv.Shutdown(ctx)
 	cancel()
-	logger.Printf("%s stopped in %s", frontDoors, time.Since(t).Round(time.Millisecond))
+	logger.Logf("%s stopped in %s", frontDoors, time.Since(t).Round(time.Millisecond))
 	if err != nil {
-		logger.Printf("%s: shutdown: %s", frontDoors, err)
+		logger.Logf(logging.Error+"%s: shutdown: %s", frontDoors, err)
 		stopErrs = append(stopErrs, fmt.Errorf("requests still in flight after --shutdown-timeout %s were cut off: %w", c.shutdownTimeout, err))
 	}
 	t = time.Now()
 	if err := node.Stop(); err != nil {
-		logger.Printf("cluster: stopping raft: %s", err)
+		logger.Logf(logging.Error+"cluster: stopping raft: %s", err)
 	}
-	logger.Printf("control plane stopped in %s", time.Since(t).Round(time.Millisecond))
+	logger.Logf("control plane stopped in %s", time.Since(t).Round(time.Millisecond))
 	t = time.Now()
 	stopPoll()
 	if !doneWithin(c.shutdownTimeout, background.Wait) {
 		// A poll stuck reading the repository (a stalled network
 		// filesystem) holds the registry too: repo.Close below gives up
 		// after its own --shutdown-timeout.
-		logger.Printf("a repository poll was still running after %s; going on", c.shutdownTimeout)
+		logger.Logf(logging.Warning+"a repository poll was still running after %s; going on", c.shutdownTimeout)
 		stopErrs = append(stopErrs, fmt.Errorf("a repository poll was still running after --shutdown-timeout %s", c.shutdownTimeout))
 	}
 	if doneWithin(c.shutdownTimeout, repo.Close) {
-		logger.Printf("models unloaded in %s", time.Since(t).Round(time.Millisecond))
+		logger.Logf("models unloaded in %s", time.Since(t).Round(time.Millisecond))
 	} else {
 		// A backend that never returns must not keep the process alive.
-		logger.Printf("models still unloading after %s; exiting anyway", c.shutdownTimeout)
+		logger.Logf(logging.Warning+"models still unloading after %s; exiting anyway", c.shutdownTimeout)
 		stopErrs = append(stopErrs, fmt.Errorf("models were still unloading after --shutdown-timeout %s", c.shutdownTimeout))
 	}
 	return errors.Join(stopErrs...)
@@ -810,7 +838,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 
 // startCluster starts this node's control plane in --data: its raft
 // state, its blob store, and its id, kept in DATA/node-id.
-func startCluster(c *serveConfig, httpAddr net.Addr, repo *registry.Repository, set *metrics.Set, logger *log.Logger) (*cluster.Node, error) {
+func startCluster(c *serveConfig, httpAddr net.Addr, repo *registry.Repository, set *metrics.Set, logger *logging.Logger) (*cluster.Node, error) {
 	id, err := nodeID(c.dataDir, c.nodeID)
 	if err != nil {
 		return nil, err
@@ -838,15 +866,15 @@ func startCluster(c *serveConfig, httpAddr net.Addr, repo *registry.Repository, 
 	cc.Blobs = store
 	cc.Check = checkModel
 	cc.Metrics = set
-	cc.Logf = logger.Printf
+	cc.Logf = logger.Logf
 	c.cluster.Blobs = store
 	node, err := cluster.Start(cc)
 	if err != nil {
 		return nil, err
 	}
-	logger.Printf("cluster: node %s, raft on %s, peers reach it at %s", id, cc.RaftAddr, cc.HTTPAddr)
+	logger.Logf("cluster: node %s, raft on %s, peers reach it at %s", id, cc.RaftAddr, cc.HTTPAddr)
 	if c.gateway.AdminToken == "" {
-		logger.Printf("cluster: no --admin-token; the admin API answers loopback clients only")
+		logger.Logf(logging.Warning + "cluster: no --admin-token; the admin API answers loopback clients only")
 	}
 	return node, nil
 }
@@ -1158,7 +1186,7 @@ func (c *serveConfig) tlsMetrics(set *metrics.Set) {
 			defer mu.Unlock()
 			switch {
 			case err != nil && !untrusted:
-				c.logf("tls: the certificate in use (%s) no longer passes the members' checks, as --cluster-ca %s holds their CAs now: %v; give this node a certificate of a CA in that file, or put its CA back", c.tlsCert, c.clusterCA, err)
+				c.logf(logging.Error+"tls: the certificate in use (%s) no longer passes the members' checks, as --cluster-ca %s holds their CAs now: %v; give this node a certificate of a CA in that file, or put its CA back", c.tlsCert, c.clusterCA, err)
 			case err == nil && untrusted:
 				c.logf("tls: the certificate in use (%s) is one the other members take again", c.tlsCert)
 			}

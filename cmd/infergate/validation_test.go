@@ -56,6 +56,8 @@ func TestServeDryRunRefusesWhatStartWould(t *testing.T) {
 		{[]string{"--load", "ranker", "--http", "127.0.0.1:99999"}, `--http "127.0.0.1:99999": port "99999": want a number from 0 to 65535`},
 		{[]string{"--load", "ranker", "--pprof-addr", "nonsense"}, `--pprof-addr "nonsense": want host:port`},
 		{[]string{"--load", "ranker", "--grpc", "nonsense"}, `--grpc "nonsense": want host:port`},
+		{[]string{"--load", "ranker", "--log-verbose", "2"}, `--log-verbose 2: use 0 (no verbose lines) or 1`},
+		{[]string{"--load", "ranker", "--log-format", "iso"}, `--log-format: log format "iso": use "default" or "ISO8601"`},
 		{[]string{"--load", "ranker", "--http", "127.0.0.1:18999", "--grpc", "127.0.0.1:18999"}, `give gRPC a port of its own`},
 		{[]string{"--load", "ranker", "--cluster", "127.0.0.1:99999"}, `raft address "127.0.0.1:99999" must be host:port with a fixed port, 1 to 65535`},
 		{[]string{"--load", "ranker", "--max-queue", "0"}, `--max-queue 0: use 1 to 1048576`},

@@ -1,0 +1,289 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/infergate/infergate/internal/logging"
+	"github.com/infergate/infergate/oip"
+)
+
+// The settings of Triton's logging extension, in the order they are
+// answered.
+const (
+	logFile         = "log_file"
+	logInfo         = "log_info"
+	logWarnings     = "log_warnings"
+	logErrors       = "log_errors"
+	logVerboseLevel = "log_verbose_level"
+	logFormat       = "log_format"
+)
+
+var logSettingNames = []string{logFile, logInfo, logWarnings, logErrors, logVerboseLevel, logFormat}
+
+// maxVerboseLevel bounds log_verbose_level: level 1 writes a line a
+// request, and no level above it writes more.
+const maxVerboseLevel = 1
+
+// logSettings returns the settings of l as the extension names them.
+// log_file is always empty: infergate writes its log to its standard
+// error.
+func logSettings(s logging.Settings) []oip.LogSetting {
+	return []oip.LogSetting{
+		{Name: logFile, Kind: oip.LogString},
+		{Name: logInfo, Kind: oip.LogBool, Bool: s.Info},
+		{Name: logWarnings, Kind: oip.LogBool, Bool: s.Warning},
+		{Name: logErrors, Kind: oip.LogBool, Bool: s.Error},
+		{Name: logVerboseLevel, Kind: oip.LogUint32, Uint32: s.VerboseLevel},
+		{Name: logFormat, Kind: oip.LogString, String: s.Format},
+	}
+}
+
+// updateLogSettings applies update to the log's settings, all of it or,
+// when one setting is wrong, none (a 400 naming it), and returns the
+// settings now in force. The change is audited, by client, with INFO
+// lines on before or after it: one that turns them off or on is logged.
+func (s *Server) updateLogSettings(client string, update []oip.LogSetting) ([]oip.LogSetting, error) {
+	next := s.cfg.Logging.Settings()
+	for _, u := range update {
+		want := oip.LogBool
+		switch u.Name {
+		case logFile, logFormat:
+			want = oip.LogString
+		case logVerboseLevel:
+			want = oip.LogUint32
+		case logInfo, logWarnings, logErrors:
+		default:
+			return nil, badRequest("log setting %q is not one of the logging extension's: %s", u.Name, strings.Join(logSettingNames, ", "))
+		}
+		if u.Kind != want {
+			return nil, badRequest("log setting %s must be a %s", u.Name, logKindName(want))
+		}
+		switch u.Name {
+		case logFile:
+			if u.String != "" {
+				return nil, badRequest("log_file %q: infergate writes its log to its standard error, which this call cannot move; send it to a file where the server is started (its service manager, or serve 2>>FILE)", u.String)
+			}
+		case logInfo:
+			next.Info = u.Bool
+		case logWarnings:
+			next.Warning = u.Bool
+		case logErrors:
+			next.Error = u.Bool
+		case logVerboseLevel:
+			if u.Uint32 > maxVerboseLevel {
+				return nil, badRequest("log_verbose_level %d: use 0 (no verbose lines) or 1 (a line for each request)", u.Uint32)
+			}
+			next.VerboseLevel = u.Uint32
+		case logFormat:
+			next.Format = u.String
+			if err := next.Validate(); err != nil {
+				return nil, badRequest("log_format %q: use %q or %q", u.String, logging.FormatDefault, logging.FormatISO8601)
+			}
+		}
+	}
+	settings := logSettings(next)
+	if next.Info {
+		s.cfg.Logging.Set(next)
+	}
+	s.auditFrom(client, "set the log settings: %s", logSettingsLine(settings))
+	s.cfg.Logging.Set(next)
+	return settings, nil
+}
+
+func logKindName(k oip.LogSettingKind) string {
+	switch k {
+	case oip.LogBool:
+		return "boolean (true or false)"
+	case oip.LogUint32:
+		return "number from 0 to 4294967295"
+	}
+	return "string"
+}
+
+// decodeLogSettings decodes the JSON body of POST /v2/logging: an object
+// of settings, each a string, a boolean or a number.
+func decodeLogSettings(body []byte) ([]oip.LogSetting, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, badRequest("the body must be a JSON object of log settings, such as {\"log_verbose_level\": 1}: %s", err)
+	}
+	if len(raw) > oip.MaxLogSettings {
+		return nil, badRequest("the body has %d settings; the logging extension has %d", len(raw), len(logSettingNames))
+	}
+	out := make([]oip.LogSetting, 0, len(raw))
+	for _, name := range slices.Sorted(maps.Keys(raw)) {
+		u := oip.LogSetting{Name: name}
+		v := raw[name]
+		switch {
+		case string(v) == "null":
+			// Unmarshal takes null for false, or "": neither says what
+			// the client wants.
+			return nil, badRequest("log setting %s is null; give a boolean, a whole number from 0 to 4294967295, or a string", name)
+		case json.Unmarshal(v, &u.Bool) == nil:
+			u.Kind = oip.LogBool
+		case json.Unmarshal(v, &u.String) == nil:
+			u.Kind = oip.LogString
+		default:
+			n, err := strconv.ParseUint(string(v), 10, 32)
+			if err != nil {
+				return nil, badRequest("log setting %s is %.40s; give a boolean, a whole number from 0 to 4294967295, or a string", name, v)
+			}
+			u.Kind, u.Uint32 = oip.LogUint32, uint32(n)
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// appendLogSettings appends settings as the JSON object GET /v2/logging
+// answers.
+func appendLogSettings(dst []byte, settings []oip.LogSetting) []byte {
+	dst = append(dst, '{')
+	for i, s := range settings {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = oip.AppendJSONString(dst, s.Name)
+		dst = append(dst, ':')
+		switch s.Kind {
+		case oip.LogBool:
+			dst = strconv.AppendBool(dst, s.Bool)
+		case oip.LogUint32:
+			dst = strconv.AppendUint(dst, uint64(s.Uint32), 10)
+		default:
+			dst = oip.AppendJSONString(dst, s.String)
+		}
+	}
+	return append(dst, '}')
+}
+
+// logSettingsLine writes settings for the audit line: name=value, ...
+func logSettingsLine(settings []oip.LogSetting) string {
+	var b strings.Builder
+	for i, s := range settings {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(s.Name)
+		b.WriteByte('=')
+		switch s.Kind {
+		case oip.LogBool:
+			b.WriteString(strconv.FormatBool(s.Bool))
+		case oip.LogUint32:
+			b.WriteString(strconv.FormatUint(uint64(s.Uint32), 10))
+		default:
+			b.WriteString(strconv.Quote(s.String))
+		}
+	}
+	return b.String()
+}
+
+// serveLogging serves GET and POST /v2/logging. Reading takes the inference
+// token where one is set, as the rest of /v2 does; a change takes the
+// admin token alone, as the trace settings' do, and is audited.
+func (s *Server) serveLogging(ctx *fasthttp.RequestCtx) error {
+	if err := allow(ctx, fasthttp.MethodGet, fasthttp.MethodPost); err != nil {
+		return err
+	}
+	if s.cfg.Logging == nil {
+		return notFound("this server was started without settable logging (gateway.Config.Logging)")
+	}
+	authorize := s.authorizeInference
+	if ctx.IsPost() {
+		authorize = s.authorizeAdmin
+	}
+	if err := authorize(ctx); err != nil {
+		return err
+	}
+	settings := logSettings(s.cfg.Logging.Settings())
+	if ctx.IsPost() {
+		body, err := s.requestBody(ctx)
+		if err != nil {
+			return err
+		}
+		update, err := decodeLogSettings(body)
+		if err != nil {
+			return err
+		}
+		if settings, err = s.updateLogSettings(ctx.RemoteIP().String(), update); err != nil {
+			return err
+		}
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBody(appendLogSettings(nil, settings))
+	return nil
+}
+
+// grpcLogSettings answers LogSettings as GET and POST /v2/logging do:
+// with no settings it reads them (the inference token), else it changes
+// them (the admin token alone). Not in grpcGuarded: which token it takes
+// depends on the message.
+func (s *Server) grpcLogSettings(ctx context.Context, sc *scratch) ([]byte, error) {
+	update, err := oip.DecodeLogSettingsRequest(sc.in)
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.Logging == nil {
+		return nil, &httpError{code: fasthttp.StatusNotImplemented, msg: "this server was started without settable logging"}
+	}
+	if len(update) > 0 {
+		if err := s.grpcAuthorizeAdmin(ctx, grpcLogSettings); err != nil {
+			return nil, err
+		}
+	} else if s.cfg.InferenceToken != "" && !grpcBearerMatches(ctx, s.cfg.InferenceToken) {
+		return nil, &httpError{code: fasthttp.StatusUnauthorized, msg: "this server needs the inference token: send the metadata authorization: Bearer <token>"}
+	}
+	if len(update) == 0 {
+		return oip.AppendLogSettingsResponse(sc.buf[:0], logSettings(s.cfg.Logging.Settings())), nil
+	}
+	settings, err := s.updateLogSettings(grpcPeerHost(ctx)+" (gRPC)", update)
+	if err != nil {
+		return nil, err
+	}
+	return oip.AppendLogSettingsResponse(sc.buf[:0], settings), nil
+}
+
+// verbose reports whether requests are logged a line each (verbose
+// level 1).
+func (s *Server) verbose() bool {
+	return s.cfg.Logging != nil && s.cfg.Logging.Verbose() >= 1
+}
+
+// logRequest writes the verbose line of the HTTP request ctx answered,
+// begun at start: client, method, URI, status, time taken, bytes in and
+// out, and the version that answered where one did.
+func (s *Server) logRequest(ctx *fasthttp.RequestCtx, start time.Time) {
+	out := "-"
+	if !ctx.Response.IsBodyStream() {
+		out = strconv.Itoa(len(ctx.Response.Body()))
+	}
+	version := ""
+	if v := ctx.Response.Header.Peek("X-Model-Version"); len(v) > 0 {
+		version = fmt.Sprintf(" version %s", v)
+	}
+	s.cfg.Logging.Verbosef(1, "request: %s %s %s %d in %s, %d bytes in, %s out%s",
+		ctx.RemoteAddr(), ctx.Method(), ctx.RequestURI(), ctx.Response.StatusCode(),
+		time.Since(start).Round(time.Microsecond), len(ctx.Request.Body()), out, version)
+}
+
+// logGRPC writes the verbose line of gRPC call m, begun at start, which
+// ended with err: client, method, status, time taken, and more (a
+// stream's requests).
+func (s *Server) logGRPC(ctx context.Context, m grpcMethod, err error, start time.Time, more string) {
+	client := "an unknown address"
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		client = p.Addr.String()
+	}
+	s.cfg.Logging.Verbosef(1, "request: %s gRPC %s %s in %s%s", client, grpcMethods[m], status.Code(err), time.Since(start).Round(time.Microsecond), more)
+}

@@ -1,0 +1,88 @@
+package logging
+
+import (
+	"bytes"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestLevels(t *testing.T) {
+	f := func(s Settings, want string) {
+		t.Helper()
+		var out bytes.Buffer
+		l := New(&out, s)
+		l.Logf("loaded %s", "ctr")
+		l.Logf(Warning+"disk %d%% full", 95)
+		l.Logf(Error+"cannot write %s", "x")
+		l.Verbosef(1, "request %d", 1)
+		l.Verbosef(2, "request %d, in detail", 1)
+		stamp := regexp.MustCompile(`(?m)^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d{6} `)
+		if got := stamp.ReplaceAllString(out.String(), ""); got != want {
+			t.Fatalf("settings %+v: got\n%s; want\n%s", s, got, want)
+		}
+	}
+	all := DefaultSettings()
+	f(all, "INFO loaded ctr\nWARNING disk 95% full\nERROR cannot write x\n")
+	s := all
+	s.Info = false
+	f(s, "WARNING disk 95% full\nERROR cannot write x\n")
+	s = all
+	s.Warning, s.Error = false, false
+	f(s, "INFO loaded ctr\n")
+	s = all
+	s.VerboseLevel = 1
+	f(s, "INFO loaded ctr\nWARNING disk 95% full\nERROR cannot write x\nVERBOSE request 1\n")
+	s.VerboseLevel = 2
+	f(s, "INFO loaded ctr\nWARNING disk 95% full\nERROR cannot write x\nVERBOSE request 1\nVERBOSE request 1, in detail\n")
+}
+
+func TestFormats(t *testing.T) {
+	var out bytes.Buffer
+	l := New(&out, DefaultSettings())
+	l.Logf("a")
+	s := l.Settings()
+	s.Format = FormatISO8601
+	l.Set(s)
+	l.Logf("b\n") // a line ending in a newline gets no second one
+	lines := strings.Split(out.String(), "\n")
+	if len(lines) != 3 || lines[2] != "" {
+		t.Fatalf("got %q; want two lines", out.String())
+	}
+	if !regexp.MustCompile(`^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d{6} INFO a$`).MatchString(lines[0]) {
+		t.Fatalf("default format: got %q", lines[0])
+	}
+	if !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z INFO b$`).MatchString(lines[1]) {
+		t.Fatalf("ISO8601 format: got %q", lines[1])
+	}
+	bad := Settings{Format: "iso"}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), `"ISO8601"`) {
+		t.Fatalf("format iso: got %v; want an error naming the formats", err)
+	}
+}
+
+// Lines from many goroutines come out whole, one each.
+func TestConcurrentLines(t *testing.T) {
+	var out bytes.Buffer
+	l := New(&out, DefaultSettings())
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				l.Logf(Warning+"goroutine %d line %d %s", g, i, strings.Repeat("x", 100))
+			}
+		})
+	}
+	wg.Wait()
+	line := regexp.MustCompile(`^\S+ \S+ WARNING goroutine \d line \d+ x{100}$`)
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 1600 {
+		t.Fatalf("got %d lines; want 1600", len(lines))
+	}
+	for _, s := range lines {
+		if !line.MatchString(s) {
+			t.Fatalf("a torn line: %q", s)
+		}
+	}
+}
