@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/oip"
 )
 
@@ -819,7 +820,7 @@ func (w *worker) loop() {
 		runtime.LockOSThread()
 		undo, err := b.cfg.WorkerThread()
 		if err != nil {
-			b.cfg.Logf("batching: worker thread: %v; the worker runs anyway", err)
+			b.cfg.Logf(logging.Warning+"batching: worker thread: %v; the worker runs anyway", err)
 		}
 		if undo != nil {
 			defer undo()
@@ -1063,7 +1064,7 @@ func recoverBackend(b *Batcher, err *error) {
 	if held > 0 {
 		more = fmt.Sprintf(" (and %d more since the last line)", held)
 	}
-	b.cfg.Logf("batching: backend panicked%s: %v\n%s", more, p, debug.Stack())
+	b.cfg.Logf(logging.Error+"batching: backend panicked%s: %v\n%s", more, p, debug.Stack())
 }
 
 // gather concatenates the batch's inputs, in the first request's input

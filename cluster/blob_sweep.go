@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/internal/logging"
 )
 
 // Sweeping the blob store: a retired version's bytes stay in --data/blobs
@@ -65,7 +66,7 @@ func (r *reconciler) sweepBlobs(st *fsm.State) {
 	store := r.n.cfg.Blobs
 	hexes, err := store.List()
 	if err != nil {
-		r.n.logf("cluster: cannot list the blob store to sweep it: %v", err)
+		r.n.logf(logging.Error+"cluster: cannot list the blob store to sweep it: %v", err)
 		return
 	}
 	var candidates []string
@@ -91,7 +92,7 @@ func (r *reconciler) sweepBlobs(st *fsm.State) {
 			continue
 		}
 		if err := store.Remove(hex); err != nil {
-			r.n.logf("cluster: cannot remove blob %s, which no live version holds: %v", hex, err)
+			r.n.logf(logging.Warning+"cluster: cannot remove blob %s, which no live version holds: %v", hex, err)
 			continue
 		}
 		r.n.m.blobsRemoved.Inc()

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,6 +27,17 @@ func TestRaftLogLinesRepeatOncePerMinute(t *testing.T) {
 	w.Write([]byte(vote))
 	if len(lines) != 3 || !strings.HasSuffix(lines[2], "term=3 (and 99 more since the last line)") {
 		t.Fatalf("a minute later: %q; want the line with the 99 held back", lines[len(lines)-1])
+	}
+	// hclog's level is the line's.
+	w.Write([]byte("[WARN]  raft: heartbeat timeout reached, starting election\n"))
+	want := []string{
+		"ERROR: raft: failed to make requestVote RPC: target=n2 error=\"connection refused\" term=3",
+		"raft: entering candidate state: term=3",
+		"ERROR: raft: failed to make requestVote RPC: target=n2 error=\"connection refused\" term=3 (and 99 more since the last line)",
+		"WARNING: raft: heartbeat timeout reached, starting election",
+	}
+	if !slices.Equal(lines, want) {
+		t.Fatalf("logged\n%q; want\n%q", lines, want)
 	}
 }
 

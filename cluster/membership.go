@@ -18,6 +18,7 @@ import (
 
 	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/internal/durable"
+	"github.com/infergate/infergate/internal/logging"
 )
 
 // Member is a member as GET /v1/cluster reports it: its record in the
@@ -196,7 +197,7 @@ func (n *Node) JoinLocal(m fsm.Member) error {
 					// Removed, it would leave a group that cannot commit
 					// (the removal itself included) until a silent voter
 					// answers again: it goes on as the voter it was.
-					n.logf("cluster: voter %s (raft %s) asks to join on empty raft state: it lost the log it acknowledged (its --data wiped?), but without it too few voters answer to commit its removal; it stays a voter until they do, which is unsafe should this leader fail before the silent voters are back: bring them back, and this leader removes it then (it joins again by itself)", m.ID, m.RaftAddr)
+					n.logf(logging.Warning+"cluster: voter %s (raft %s) asks to join on empty raft state: it lost the log it acknowledged (its --data wiped?), but without it too few voters answer to commit its removal; it stays a voter until they do, which is unsafe should this leader fail before the silent voters are back: bring them back, and this leader removes it then (it joins again by itself)", m.ID, m.RaftAddr)
 					n.votersMu.Lock()
 					if n.lostLog == nil {
 						n.lostLog = make(map[raft.ServerID]raft.ServerAddress)
@@ -227,7 +228,7 @@ func (n *Node) JoinLocal(m fsm.Member) error {
 					}
 					return fmt.Errorf("removing voter %q, which asks to join on empty raft state, before adding it again: %w", m.ID, raftError(err))
 				}
-				n.logf("cluster: voter %s (raft %s) asks to join on empty raft state: it lost the log it acknowledged (its --data wiped?); removed it from the configuration, to add it again as a new server", m.ID, m.RaftAddr)
+				n.logf(logging.Warning+"cluster: voter %s (raft %s) asks to join on empty raft state: it lost the log it acknowledged (its --data wiped?); removed it from the configuration, to add it again as a new server", m.ID, m.RaftAddr)
 				prev = rf.Index()
 				continue
 			}
@@ -411,7 +412,7 @@ func (n *Node) announce() {
 			// Said once already; nothing the retries find will mend it.
 			return
 		}
-		n.logf("cluster: cannot announce node %s yet: %v; retrying in %s", n.cfg.NodeID, err, delay)
+		n.logf(logging.Warning+"cluster: cannot announce node %s yet: %v; retrying in %s", n.cfg.NodeID, err, delay)
 		select {
 		case <-n.stop:
 			return
@@ -434,7 +435,7 @@ func (n *Node) announceOnce(self fsm.Member) error {
 		// old one in raft's configuration, or peers keep dialing it. A
 		// leader cannot replace itself; it says so and goes on.
 		if n.IsLeader() {
-			n.logf("cluster: this node leads at raft address %s, but the configuration still names %s; nodes that join later cannot reach it there. Restart it on %s, or let another node lead first", self.RaftAddr, addr, addr)
+			n.logf(logging.Warning+"cluster: this node leads at raft address %s, but the configuration still names %s; nodes that join later cannot reach it there. Restart it on %s, or let another node lead first", self.RaftAddr, addr, addr)
 		} else if err := n.rejoin(ctx, self); err != nil {
 			return fmt.Errorf("moving this node from raft address %s to %s: %w", addr, self.RaftAddr, err)
 		}
@@ -477,20 +478,20 @@ func (n *Node) droppedBy(err error) {
 		if n.dropped.Load() {
 			return // started on a marked state
 		}
-		n.logf("cluster: node %s cannot join its group again: %v. It goes on serving what it had, and reports not ready", n.cfg.NodeID, err)
+		n.logf(logging.Error+"cluster: node %s cannot join its group again: %v. It goes on serving what it had, and reports not ready", n.cfg.NodeID, err)
 		// A restart on the same raft state reports not ready from its
 		// start, not only once it has asked again, and starts no raft.
 		// The mark is on disk before the node reports not ready, so
 		// that one killed once it said so comes back marked.
 		if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, droppedFile), nil, 0o644); err != nil {
-			n.logf("cluster: cannot mark this node as dropped (%v): a restart would take part in raft on this state until it asks its group again", err)
+			n.logf(logging.Error+"cluster: cannot mark this node as dropped (%v): a restart would take part in raft on this state until it asks its group again", err)
 		}
 		n.dropped.Store(true)
 		// Nor does this run: with raft on, it could lead other dropped
 		// nodes, and a recovered group follows a leader of a higher
 		// term, taking its log.
 		if err := n.raft.Shutdown().Error(); err != nil {
-			n.logf("cluster: cannot stop raft on this dropped node: %v", err)
+			n.logf(logging.Error+"cluster: cannot stop raft on this dropped node: %v", err)
 		}
 	})
 }
@@ -613,7 +614,7 @@ func (n *Node) watchRemoval() {
 		if err := n.rejoinIfRemoved(); errors.Is(err, ErrDropped) {
 			n.droppedBy(err)
 		} else if err != nil {
-			n.logf("cluster: node %s was removed from the group while it was away, and cannot join again yet: %v", n.cfg.NodeID, err)
+			n.logf(logging.Warning+"cluster: node %s was removed from the group while it was away, and cannot join again yet: %v", n.cfg.NodeID, err)
 		}
 		since = time.Now() // ask again after another spell
 	}
@@ -639,7 +640,7 @@ func (n *Node) rejoinIfRemoved() error {
 			return nil
 		}
 		if !n.dropped.Load() {
-			n.logf("cluster: the group (member %s, leader %s) no longer lists node %s: it was removed, or dropped by a recovery, while this node was away; asking to join again", u, v.Leader, n.cfg.NodeID)
+			n.logf(logging.Warning+"cluster: the group (member %s, leader %s) no longer lists node %s: it was removed, or dropped by a recovery, while this node was away; asking to join again", u, v.Leader, n.cfg.NodeID)
 		}
 		if err := n.peers.askJoin(ctx, u, n.self()); err != nil {
 			return fmt.Errorf("through %s: %w", u, err)
@@ -711,7 +712,7 @@ func (n *Node) loadPeers() ([]string, error) {
 func (n *Node) saveJSON(file, what string, v any) bool {
 	b, _ := json.Marshal(v)
 	if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, file), b, 0o644); err != nil {
-		n.logf("cluster: cannot record %s: %v", what, err)
+		n.logf(logging.Error+"cluster: cannot record %s: %v", what, err)
 		return false
 	}
 	return true

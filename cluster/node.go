@@ -23,6 +23,7 @@ import (
 
 	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/internal/durable"
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/internal/loglimit"
 )
 
@@ -212,7 +213,7 @@ func Start(cfg Config) (*Node, error) {
 		})
 	} else {
 		if cfg.RegisterLocal && n.existing {
-			n.logf("cluster: --register-local-models acts only when a node bootstraps a new cluster; %s holds one already, so the models in the repository are not registered now (upload them with \"infergate models upload\", or start on a new --data)", cfg.DataDir)
+			n.logf(logging.Warning+"cluster: --register-local-models acts only when a node bootstraps a new cluster; %s holds one already, so the models in the repository are not registered now (upload them with \"infergate models upload\", or start on a new --data)", cfg.DataDir)
 		}
 		n.goFunc(n.rec.loop)
 	}
@@ -343,10 +344,10 @@ func (n *Node) open() error {
 			return fmt.Errorf("cluster: cannot stop raft on a dropped node: %w", err)
 		}
 		if why := n.dropWhy.Load(); why != nil {
-			n.logf("cluster: raft stays off on this state (%s says so): %s", filepath.Join(dir, droppedFile), *why)
+			n.logf(logging.Warning+"cluster: raft stays off on this state (%s says so): %s", filepath.Join(dir, droppedFile), *why)
 			break
 		}
-		n.logf("cluster: node %s was dropped from its group when the group was recovered (%s says so); raft stays off on this state, and the node serves what it had and reports not ready: stop it, move %s aside, and start it again with --join", n.cfg.NodeID, filepath.Join(dir, droppedFile), dir)
+		n.logf(logging.Error+"cluster: node %s was dropped from its group when the group was recovered (%s says so); raft stays off on this state, and the node serves what it had and reports not ready: stop it, move %s aside, and start it again with --join", n.cfg.NodeID, filepath.Join(dir, droppedFile), dir)
 	case existing:
 		n.logf("cluster: node %s rejoining its group from %s", n.cfg.NodeID, dir)
 		if f := r.GetConfiguration(); f.Error() == nil {
@@ -362,7 +363,7 @@ func (n *Node) open() error {
 			// Raft took entries from a leader between listening and
 			// bootstrapping: a group replicates to this raft address,
 			// which watchTakeover says once the entries show whose.
-			n.logf("cluster: node %s received another group's raft entries before it could bootstrap", n.cfg.NodeID)
+			n.logf(logging.Warning+"cluster: node %s received another group's raft entries before it could bootstrap", n.cfg.NodeID)
 		} else if err != nil {
 			return fmt.Errorf("cluster: cannot bootstrap: %w", err)
 		}
@@ -448,7 +449,7 @@ func (n *Node) HandOver() {
 		return
 	}
 	if err := n.transferLeadership(); err != nil {
-		n.logf("cluster: could not hand leadership over before stopping: %v", err)
+		n.logf(logging.Warning+"cluster: could not hand leadership over before stopping: %v", err)
 		return
 	}
 	n.logf("cluster: handed leadership over before stopping")
@@ -828,7 +829,8 @@ const noLeaderHint = "; an election takes about a second, so if this lasts, most
 // logWriter feeds hclog's lines to the node's logger, each distinct line
 // (but for its numbers, see lineShape) at most once a minute: a group without a quorum repeats the same few
 // lines of its election several times a second for as long as it lasts.
-// A line let through again says how many times it was held back.
+// A line let through again says how many times it was held back. hclog's
+// level ("[WARN]  raft: ...") becomes the line's (logging.Warning).
 type logWriter struct {
 	logf  func(format string, args ...any)
 	limit *loglimit.Limiter[string]
@@ -841,12 +843,29 @@ func newLogWriter(logf func(format string, args ...any)) logWriter {
 func (w logWriter) Write(p []byte) (int, error) {
 	line := string(bytes.TrimRight(p, "\n"))
 	if more, ok := w.limit.Allow(lineShape(line)); ok {
-		w.logf("%s%s", line, more)
+		format := "%s%s"
+		for tag, level := range hclogLevels {
+			if rest, ok := strings.CutPrefix(line, tag); ok {
+				line, format = strings.TrimLeft(rest, " "), level+format
+				break
+			}
+		}
+		w.logf(format, line, more)
 	}
 	return len(p), nil
 }
 
 var _ io.Writer = logWriter{}
+
+// hclogLevels are hclog's level tags at the start of its lines, and the
+// format prefix of each for the node's logger (logging.Warning, ...).
+var hclogLevels = map[string]string{
+	"[ERROR]": logging.Error,
+	"[WARN]":  logging.Warning,
+	"[INFO]":  "",
+	"[DEBUG]": "",
+	"[TRACE]": "",
+}
 
 // lineShape is line with every run of digits as one '#': lines that
 // differ only in numbers (a term, the local port of each new connection

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/infergate/infergate/internal/logging"
 )
 
 // peerHealth is a node's view of which members are gone: raft's
@@ -259,7 +261,7 @@ func (n *Node) logSilence() {
 				if n.beats != nil {
 					silent = fmt.Sprintf(" for %s", n.beats.silentFor(s.ID, now).Round(time.Millisecond))
 				}
-				n.logf("cluster: member %s (raft %s) has answered none of this leader's heartbeats%s: listed unreachable until it answers", s.ID, s.Address, silent)
+				n.logf(logging.Warning+"cluster: member %s (raft %s) has answered none of this leader's heartbeats%s: listed unreachable until it answers", s.ID, s.Address, silent)
 			case !is && was:
 				delete(out, s.ID)
 				n.logf("cluster: member %s answers this leader's heartbeats again, %s after it was listed unreachable", s.ID, now.Sub(since).Round(time.Millisecond))

@@ -20,6 +20,7 @@ import (
 
 	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/internal/diskfree"
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/registry"
 )
 
@@ -436,7 +437,7 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 				r.setStatusOf(m.Name, v.Number, VersionStatus{State: VersionFailed, Reason: err.Error(), Retrying: comesAgain(err)})
 				key := m.Name + "/" + strconv.FormatInt(v.Number, 10)
 				if r.placeErrs[key] != err.Error() {
-					r.n.logf("cluster: model %q version %d cannot serve on this node: %s", m.Name, v.Number, err)
+					r.n.logf(logging.Error+"cluster: model %q version %d cannot serve on this node: %s", m.Name, v.Number, err)
 					r.placeErrs[key] = err.Error()
 				}
 			}
@@ -451,7 +452,7 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 		// wait for, and retired means gone. A pull that failed is tried
 		// again, and the stand-in waits for it.
 		if r.standing[m.Name] == stand {
-			r.n.logf("cluster: model %q production version %d cannot come to this node (%v), so retired version %d goes too", m.Name, m.Production(), prodFailed, stand)
+			r.n.logf(logging.Warning+"cluster: model %q production version %d cannot come to this node (%v), so retired version %d goes too", m.Name, m.Production(), prodFailed, stand)
 		}
 		stand = 0
 	}
@@ -490,7 +491,7 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 		if stand != 0 {
 			// Production cannot load here with the configuration it has:
 			// nothing to wait for.
-			r.n.logf("cluster: model %q production version %d cannot load here (%v), so retired version %d goes too", m.Name, m.Production(), err, stand)
+			r.n.logf(logging.Warning+"cluster: model %q production version %d cannot load here (%v), so retired version %d goes too", m.Name, m.Production(), err, stand)
 			r.forgetStandIn(m.Name, live, stand)
 		}
 		r.dropNotLive(m, live)
@@ -539,7 +540,7 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 			if lm := r.repo.Model(m.Name); lm != nil && lm.Version(p) != nil {
 				r.n.logf("cluster: model %q production version %d is ready here, and takes the unversioned requests over from retired version %d, which goes", m.Name, p, stand)
 			} else {
-				r.n.logf("cluster: model %q production version %d failed to load here, so retired version %d goes too", m.Name, p, stand)
+				r.n.logf(logging.Warning+"cluster: model %q production version %d failed to load here, so retired version %d goes too", m.Name, p, stand)
 			}
 			r.forgetStandIn(m.Name, live, stand)
 			// A copy: r.served holds present's array, which DeleteFunc
@@ -556,7 +557,7 @@ func (r *reconciler) reconcileModel(st *fsm.State, m *fsm.Model) {
 	r.removeRetired(m)
 	if msg != r.loadErrs[m.Name] {
 		if msg != "" {
-			r.n.logf("cluster: loading model %q versions %v: %s", m.Name, present, msg)
+			r.n.logf(logging.Error+"cluster: loading model %q versions %v: %s", m.Name, present, msg)
 		}
 		r.loadErrs[m.Name] = msg
 	}
@@ -681,13 +682,13 @@ func (r *reconciler) dropNotLive(m *fsm.Model, live map[int64]bool) {
 			why = "the cluster registered other bytes for this model; GET /v1/models/" + m.Name + " (infergate models show " + m.Name + ") says why and what to do"
 		}
 		if err := r.repo.UnloadBecause(m.Name, why); err != nil {
-			r.n.logf("cluster: cannot unload model %q, none of whose live versions is ready here: %v", m.Name, err)
+			r.n.logf(logging.Warning+"cluster: cannot unload model %q, none of whose live versions is ready here: %v", m.Name, err)
 		}
 		return
 	}
 	cfg.VersionPolicy = registry.VersionPolicy{Specific: &registry.SpecificPolicy{Versions: keep}}
 	if err := r.repo.Load(m.Name, &cfg); err != nil {
-		r.n.logf("cluster: cannot drop the retired versions of model %q: %v", m.Name, err)
+		r.n.logf(logging.Warning+"cluster: cannot drop the retired versions of model %q: %v", m.Name, err)
 	}
 }
 
@@ -731,7 +732,7 @@ func (r *reconciler) dropRotten(m *fsm.Model, live map[int64]bool) map[int64]str
 			next = "the stored blob failed too (" + err.Error() + "); fetching it from a peer again"
 		}
 		reason := fmt.Sprintf("the bytes loaded from %s had sha256:%s, not the registered sha256:%s (the file changed on disk); unloaded it, and %s", path, lv.SHA256, v.SHA256, next)
-		r.n.logf("cluster: model %q version %d: %s", m.Name, v.Number, reason)
+		r.n.logf(logging.Warning+"cluster: model %q version %d: %s", m.Name, v.Number, reason)
 		if rotten == nil {
 			rotten = make(map[int64]string)
 		}
@@ -873,7 +874,7 @@ func (r *reconciler) ensureVersion(st *fsm.State, model string, v *fsm.Version) 
 	if err := blobs.Verify(v.SHA256, v.Size); err == nil {
 		return fmt.Errorf("model %q version %d: %s does not match sha256:%s although the stored blob does", model, v.Number, path, v.SHA256)
 	}
-	r.n.logf("cluster: the stored blob sha256:%s of model %q version %d failed verification; fetching it again", v.SHA256, model, v.Number)
+	r.n.logf(logging.Warning+"cluster: the stored blob sha256:%s of model %q version %d failed verification; fetching it again", v.SHA256, model, v.Number)
 	return r.startFetch(st, model, v)
 }
 
@@ -986,7 +987,7 @@ func (r *reconciler) removeRetired(m *fsm.Model) {
 			continue
 		}
 		if err := os.RemoveAll(dir); err != nil {
-			r.n.logf("cluster: cannot remove retired model %q version %d from the repository: %v", m.Name, v.Number, err)
+			r.n.logf(logging.Warning+"cluster: cannot remove retired model %q version %d from the repository: %v", m.Name, v.Number, err)
 		}
 	}
 }
@@ -1063,7 +1064,7 @@ func (r *reconciler) fetch(ctx context.Context, st *fsm.State, v *fsm.Version) e
 				// One that served other bytes holds a damaged copy,
 				// which nothing else reports; a restart of that
 				// member checks its blobs and fetches them again.
-				r.n.logf("cluster: fetched sha256:%s (%d bytes) from %s, after %d other member(s) failed (%v); one that served other bytes holds a damaged copy: restart it to have it fetched again", v.SHA256, v.Size, m.ID, len(errs), errors.Join(errs...))
+				r.n.logf(logging.Warning+"cluster: fetched sha256:%s (%d bytes) from %s, after %d other member(s) failed (%v); one that served other bytes holds a damaged copy: restart it to have it fetched again", v.SHA256, v.Size, m.ID, len(errs), errors.Join(errs...))
 			}
 			return nil
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/registry"
 )
 
@@ -25,14 +26,14 @@ func (n *Node) seed() {
 	ctx, cancel := context.WithTimeout(n.ctx, time.Minute)
 	defer cancel()
 	if err := n.ReadIndex(ctx); err != nil {
-		n.logf("cluster: cannot register the local models in the new group: %v", err)
+		n.logf(logging.Error+"cluster: cannot register the local models in the new group: %v", err)
 		return
 	}
 	if !n.inConfiguration() {
 		// Another group took this node's raft address over (a member's
 		// wiped --data: watchTakeover): its models are not this node's
 		// to register.
-		n.logf("cluster: not registering the local models: this node is not in the raft configuration it bootstrapped, another group's leader replicates to it")
+		n.logf(logging.Warning + "cluster: not registering the local models: this node is not in the raft configuration it bootstrapped, another group's leader replicates to it")
 		return
 	}
 	st, _ := n.fsm.State()
@@ -41,7 +42,7 @@ func (n *Node) seed() {
 			continue
 		}
 		if err := n.seedModel(ctx, m.Name); err != nil {
-			n.logf("cluster: cannot register local model %q: %v", m.Name, err)
+			n.logf(logging.Error+"cluster: cannot register local model %q: %v", m.Name, err)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/internal/durable"
+	"github.com/infergate/infergate/internal/logging"
 )
 
 // Settling reports whether this node should not take clients' requests
@@ -86,7 +87,7 @@ func (n *Node) joining() bool {
 		return err == nil
 	}
 	if err := durable.WriteFile(path, nil, 0o644); err != nil {
-		n.logf("cluster: cannot mark this node as joining (%v): a restart before it serves the cluster's models would report it ready at once", err)
+		n.logf(logging.Error+"cluster: cannot mark this node as joining (%v): a restart before it serves the cluster's models would report it ready at once", err)
 	}
 	return true
 }
@@ -131,7 +132,7 @@ func (n *Node) settle() {
 	}
 	n.settled.Store(true)
 	if err := os.Remove(filepath.Join(n.cfg.DataDir, joiningFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		n.logf("cluster: cannot remove the joining mark: %v", err)
+		n.logf(logging.Error+"cluster: cannot remove the joining mark: %v", err)
 	}
 	st, _ := n.fsm.State()
 	n.logf("cluster: node %s serves the cluster's %d model(s), %s after it was admitted", n.cfg.NodeID, len(st.Models), time.Since(start).Round(time.Millisecond))

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/infergate/infergate/internal/durable"
+	"github.com/infergate/infergate/internal/logging"
 )
 
 // watchTakeover runs on a node that started on empty raft state: one
@@ -135,13 +136,13 @@ func (n *Node) takeOver(leader, other string) {
 		why := fmt.Sprintf("this node (%s) %s, but the group led by %s replicates to its raft address %s as %s: %s%s. It takes no part in raft on this state, for it would count as %s with none of what that member acknowledged, and it serves what it has. To bring it back: %s",
 			n.cfg.NodeID, started, leader, n.cfg.RaftAddr, as, lost, probably, count, remedy)
 		n.dropWhy.Store(&why)
-		n.logf("cluster: %s", why)
+		n.logf(logging.Error+"cluster: %s", why)
 		if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, droppedFile), []byte(why+"\n"), 0o644); err != nil {
-			n.logf("cluster: cannot mark this node's raft state as taken over (%v): a restart would take part in raft on it", err)
+			n.logf(logging.Error+"cluster: cannot mark this node's raft state as taken over (%v): a restart would take part in raft on it", err)
 		}
 		n.dropped.Store(true)
 		if err := n.raft.Shutdown().Error(); err != nil {
-			n.logf("cluster: cannot stop raft on this taken-over node: %v", err)
+			n.logf(logging.Error+"cluster: cannot stop raft on this taken-over node: %v", err)
 		}
 	})
 }

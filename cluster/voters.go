@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/infergate/infergate/cluster/fsm"
+	"github.com/infergate/infergate/internal/logging"
 )
 
 // voterCheckInterval is how often the leader looks for a free voter seat
@@ -77,7 +78,7 @@ func (n *Node) fillVoters() {
 		}
 		if err != nil {
 			if !n.unanswered[s.ID] {
-				n.logf("cluster: not promoting non-voter %s to a free voter seat while its raft address %s does not answer (%v)", s.ID, s.Address, err)
+				n.logf(logging.Warning+"cluster: not promoting non-voter %s to a free voter seat while its raft address %s does not answer (%v)", s.ID, s.Address, err)
 				if n.unanswered == nil {
 					n.unanswered = make(map[raft.ServerID]bool)
 				}
@@ -90,7 +91,7 @@ func (n *Node) fillVoters() {
 		// rather than both count the same seats.
 		af := n.raft.AddVoter(s.ID, s.Address, prev, n.cfg.ApplyTimeout)
 		if err := af.Error(); err != nil {
-			n.logf("cluster: cannot promote non-voter %s to a voter: %v; trying again in %s", s.ID, err, voterCheckInterval)
+			n.logf(logging.Warning+"cluster: cannot promote non-voter %s to a voter: %v; trying again in %s", s.ID, err, voterCheckInterval)
 			return
 		}
 		prev = af.Index()
@@ -101,7 +102,7 @@ func (n *Node) fillVoters() {
 			m := *rec
 			m.Voter = true
 			if _, err := n.ApplyLocal(fsm.Command{Op: fsm.OpSetMember, Member: &m}); err != nil {
-				n.logf("cluster: cannot record %s as a voter: %v", s.ID, err)
+				n.logf(logging.Error+"cluster: cannot record %s as a voter: %v", s.ID, err)
 			}
 		}
 	}
@@ -125,7 +126,7 @@ func (n *Node) removeLostLog(cfg raft.Configuration, prev uint64) bool {
 			continue
 		}
 		if err := n.raft.RemoveServer(id, prev, n.cfg.ApplyTimeout).Error(); err != nil {
-			n.logf("cluster: cannot remove voter %s, which lost its log, yet: %v", id, err)
+			n.logf(logging.Warning+"cluster: cannot remove voter %s, which lost its log, yet: %v", id, err)
 			return true
 		}
 		delete(n.lostLog, id)

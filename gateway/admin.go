@@ -23,6 +23,7 @@ import (
 	"github.com/infergate/infergate/cluster"
 	"github.com/infergate/infergate/cluster/fsm"
 	"github.com/infergate/infergate/gateway/route"
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry/blobs"
 )
@@ -66,7 +67,7 @@ func (s *Server) authorizeAdmin(ctx *fasthttp.RequestCtx) error {
 		// A member started with another token is the usual cause: say so
 		// where the operator looks, once a minute.
 		if more, ok := s.wrongTokens.Allow(struct{}{}); ok {
-			s.logf("admin: refused %s %s from %s: its token is not this server's --admin-token%s", ctx.Method(), ctx.Path(), ctx.RemoteIP(), more)
+			s.logf(logging.Warning+"admin: refused %s %s from %s: its token is not this server's --admin-token%s", ctx.Method(), ctx.Path(), ctx.RemoteIP(), more)
 		}
 		return &httpError{code: fasthttp.StatusUnauthorized, msg: errMsgWrongAdminToken}
 	}
@@ -683,7 +684,7 @@ func (s *Server) serveBlob(cp *controlPlane, ctx *fasthttp.RequestCtx, digest st
 			c = lc.Conn
 		}
 		if _, err := io.Copy(c, f); err != nil {
-			s.logf("sending blob sha256:%s to %s: %v", hex, c.RemoteAddr(), err)
+			s.logf(logging.Warning+"sending blob sha256:%s to %s: %v", hex, c.RemoteAddr(), err)
 		}
 	})
 	return nil
@@ -767,7 +768,7 @@ func (s *Server) backup(cp *controlPlane, ctx *fasthttp.RequestCtx) error {
 			err = bw.Flush()
 		}
 		if err != nil {
-			s.logf("admin: backup at raft index %d to %s stopped after %d bytes: %v", m.Index, c.RemoteAddr(), n, err)
+			s.logf(logging.Warning+"admin: backup at raft index %d to %s stopped after %d bytes: %v", m.Index, c.RemoteAddr(), n, err)
 			return
 		}
 		s.logf("admin: sent a backup at raft index %d (term %d) to %s: %d models, %d versions, %d blobs, %d bytes in %s", m.Index, m.Term, c.RemoteAddr(), m.Models, m.Versions, len(m.Blobs), n, time.Since(start).Round(time.Millisecond))

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/infergate/infergate/internal/logging"
 )
 
 // limitListener bounds the connections served at once. One over the limit
@@ -84,7 +86,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			}
 			delay = min(max(2*delay, 5*time.Millisecond), maxAcceptDelay)
 			if l.logf != nil {
-				l.logf("gateway: cannot accept a connection: %v; trying again in %s (raise the open files limit, ulimit -n, or lower --max-connections)", err, delay)
+				l.logf(logging.Error+"gateway: cannot accept a connection: %v; trying again in %s (raise the open files limit, ulimit -n, or lower --max-connections)", err, delay)
 			}
 			time.Sleep(delay)
 			continue

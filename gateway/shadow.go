@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/infergate/infergate/batching"
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/internal/loglimit"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
@@ -79,7 +80,7 @@ func (w *shadower) logFailure(sh *registry.Shadow, err error) {
 	if !ok {
 		return
 	}
-	w.logf("shadow: a copy of a request of model %q failed on its shadow, version %d: %v%s", sh.Model, sh.Version, err, suffix)
+	w.logf(logging.Warning+"shadow: a copy of a request of model %q failed on its shadow, version %d: %v%s", sh.Model, sh.Version, err, suffix)
 }
 
 // submit queues a copy of a request, with the outputs outs its client

@@ -12,6 +12,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/registry"
 )
 
@@ -131,7 +132,7 @@ func (s *Server) logSlowFrom(o slowOrigin, v *registry.Version, arm string, sc *
 		fmt.Fprintf(&b, "; traceparent %q", clip(h, 128))
 	}
 	fmt.Fprintf(&b, "; from %s%s", o.from, more)
-	s.logf("%s", b.String())
+	s.logf(logging.Warning+"%s", b.String())
 }
 
 // round rounds d for a log line: to the microsecond under a millisecond,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/internal/loglimit"
 )
 
@@ -166,7 +167,7 @@ func newHandshakeLog(set *metrics.Set, logf func(format string, args ...any)) *h
 func (h *handshakeLog) failed(remote net.Addr, reason int, err error) {
 	h.count[reason].Inc()
 	if more, ok := h.limit.Allow(struct{}{}); ok {
-		h.logf("tls: handshake with %s failed (%s): %v%s", remote, handshakeReasons[reason], err, more)
+		h.logf(logging.Warning+"tls: handshake with %s failed (%s): %v%s", remote, handshakeReasons[reason], err, more)
 	}
 }
 

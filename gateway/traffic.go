@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/infergate/infergate/internal/diskfree"
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 	"github.com/infergate/infergate/trafficlog"
@@ -214,7 +215,7 @@ func (s *Server) refillRecent(l *trafficlog.Log) {
 	t := time.Now()
 	from, err := l.TailPosition(refillBytes)
 	if err != nil {
-		s.logf("traffic log: cannot find its tail to remember the arms of the predictions before this start: %v", err)
+		s.logf(logging.Warning+"traffic log: cannot find its tail to remember the arms of the predictions before this start: %v", err)
 		return
 	}
 	arms := make(map[loggedArm]*loggedArm)
@@ -247,11 +248,11 @@ func (s *Server) refillRecent(l *trafficlog.Log) {
 			err = rerr
 			break
 		}
-		s.logf("traffic log: remembering the arms of the predictions before this start skips from %d to the next segment, at %d: %v", next, skip, rerr)
+		s.logf(logging.Warning+"traffic log: remembering the arms of the predictions before this start skips from %d to the next segment, at %d: %v", next, skip, rerr)
 		pos = skip
 	}
 	if err != nil {
-		s.logf("traffic log: remembering the arms of the predictions before this start stopped after %d of them: %v", n, err)
+		s.logf(logging.Warning+"traffic log: remembering the arms of the predictions before this start stopped after %d of them: %v", n, err)
 	}
 	if n > 0 || err != nil {
 		s.logf("traffic log: remembered the arms of %d predictions from its last %d bytes in %s, for their feedback", n, read, time.Since(t).Round(time.Millisecond))
@@ -511,7 +512,7 @@ func (s *Server) readTraffic(ctx *fasthttp.RequestCtx) error {
 	case errors.Is(err, trafficlog.ErrCorrupt) && next > from:
 		// Damage after whole records: they go out, X-Traffic-Next at the
 		// damaged one, and a read from there says what is wrong.
-		s.logf("traffic log: %v", err)
+		s.logf(logging.Error+"traffic log: %v", err)
 	case errors.Is(err, trafficlog.ErrCorrupt):
 		// A reader that reads from the positions reads give knows it is
 		// damage, and may skip to the next segment.

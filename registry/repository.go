@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/infergate/infergate/internal/logging"
 )
 
 // Config configures a Repository.
@@ -767,7 +769,7 @@ func (r *Repository) retire(vs []*Version, keep []*Version, reason string) {
 			v.drain()
 			v.Batcher.Stop()
 			if err := v.Backend.Close(); err != nil {
-				r.logf("closing model %q version %d: %s", v.Model, v.Number, err)
+				r.logf(logging.Warning+"closing model %q version %d: %s", v.Model, v.Number, err)
 			}
 			r.releaseMetrics(v.Model, v.Label)
 			r.mu.Lock()
@@ -1079,7 +1081,7 @@ func (r *Repository) Poll() error {
 		}
 		if msg != r.pollErrs[name] {
 			if msg != "" {
-				r.logf("poll: %s", msg)
+				r.logf(logging.Error+"poll: %s", msg)
 			}
 			r.pollErrs[name] = msg
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/infergate/infergate/internal/durable"
+	"github.com/infergate/infergate/internal/logging"
 )
 
 // idFile names the file in a log's directory that holds the log's
@@ -35,7 +36,7 @@ func loadID(dir string, fresh bool, logf func(string, ...any)) (string, error) {
 		// Damaged: a new identity costs readers one read of the log from
 		// its oldest record, which is what a log they cannot identify
 		// deserves.
-		logf("traffic log: its identity in %s is damaged (%q); it gets a new one, and readers read it again from its oldest record", path, b)
+		logf(logging.Warning+"traffic log: its identity in %s is damaged (%q); it gets a new one, and readers read it again from its oldest record", path, b)
 	case !errors.Is(err, os.ErrNotExist):
 		return "", fmt.Errorf("cannot read the traffic log's identity: %w", err)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/infergate/infergate/internal/diskfree"
 	"github.com/infergate/infergate/internal/durable"
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/oip"
 )
 
@@ -284,7 +285,7 @@ func (l *Log) recover() error {
 			// Synced records may follow the damage: the segment stays as
 			// it is, sealed (reads stop at the damage and name the way
 			// past it).
-			l.cfg.Logf("traffic log: %s is damaged %d bytes in (position %d), with %d bytes after the damage; it is kept as it is, and the log goes on in a new segment at position %d (reads stop at the damage, and skip to there)",
+			l.cfg.Logf(logging.Error+"traffic log: %s is damaged %d bytes in (position %d), with %d bytes after the damage; it is kept as it is, and the log goes on in a new segment at position %d (reads stop at the damage, and skip to there)",
 				path, valid, last.base+valid, last.size-valid, end)
 		}
 		// The new segment is on disk before the torn end is cut: a crash
@@ -307,7 +308,7 @@ func (l *Log) recover() error {
 			return fmt.Errorf("cannot start a traffic log segment: %w", err)
 		}
 		if !damaged {
-			l.cfg.Logf("traffic log: cut off the last %d bytes of %s, a record a crash left unfinished; the log goes on in a new segment at position %d", last.size-valid, path, end)
+			l.cfg.Logf(logging.Warning+"traffic log: cut off the last %d bytes of %s, a record a crash left unfinished; the log goes on in a new segment at position %d", last.size-valid, path, end)
 			err := f.Truncate(valid)
 			if err == nil {
 				err = f.Sync()
@@ -558,7 +559,7 @@ func (l *Log) push(recs []byte, wait bool) (*pending, error) {
 		l.c.DropDiskLow.Add(n)
 		now := time.Now().UnixNano()
 		if last := l.loggedLow.Load(); now-last >= int64(time.Minute) && l.loggedLow.CompareAndSwap(last, now) {
-			l.cfg.Logf("traffic log: dropping events until there is room: %v (the traffic log holds %d bytes of it, up to --traffic-max-bytes %d: lower that to keep it smaller)", err, l.Stats().Bytes, l.cfg.MaxBytes)
+			l.cfg.Logf(logging.Warning+"traffic log: dropping events until there is room: %v (the traffic log holds %d bytes of it, up to --traffic-max-bytes %d: lower that to keep it smaller)", err, l.Stats().Bytes, l.cfg.MaxBytes)
 		}
 		return nil, err
 	}
@@ -767,7 +768,7 @@ func (l *Log) writeFailed(err error) {
 		if l.unloggedErrs > 0 {
 			more = fmt.Sprintf(" (%d more errors since the last line)", l.unloggedErrs)
 		}
-		l.cfg.Logf("traffic log: %v; the records written since the last sync are dropped, and the log goes on from position %d%s", err, l.synced, more)
+		l.cfg.Logf(logging.Error+"traffic log: %v; the records written since the last sync are dropped, and the log goes on from position %d%s", err, l.synced, more)
 		l.loggedErr, l.unloggedErrs = now, 0
 	} else {
 		l.unloggedErrs++
@@ -787,10 +788,10 @@ func (l *Log) writeFailed(err error) {
 	l.end = synced
 	l.dirty = false
 	if terr := l.f.Truncate(synced - base); terr != nil {
-		l.cfg.Logf("traffic log: cannot cut %s back to its synced end: %v", l.f.Name(), terr)
+		l.cfg.Logf(logging.Error+"traffic log: cannot cut %s back to its synced end: %v", l.f.Name(), terr)
 	}
 	if _, serr := l.f.Seek(synced-base, io.SeekStart); serr != nil {
-		l.cfg.Logf("traffic log: cannot seek in %s: %v", l.f.Name(), serr)
+		l.cfg.Logf(logging.Error+"traffic log: cannot seek in %s: %v", l.f.Name(), serr)
 	}
 	l.w.Reset(l.f)
 }
@@ -849,14 +850,14 @@ func (l *Log) retain() {
 	l.mu.Unlock()
 	for _, s := range drop {
 		if err := os.Remove(filepath.Join(l.cfg.Dir, segName(s.base))); err != nil {
-			l.cfg.Logf("traffic log: cannot delete the old segment %s: %v", segName(s.base), err)
+			l.cfg.Logf(logging.Warning+"traffic log: cannot delete the old segment %s: %v", segName(s.base), err)
 		}
 	}
 	if len(drop) > 0 {
 		// Else a crash could bring a deleted segment back, and with it
 		// positions readers were told are gone.
 		if err := durable.SyncDir(l.cfg.Dir); err != nil {
-			l.cfg.Logf("traffic log: cannot sync the directory after deleting old segments: %v", err)
+			l.cfg.Logf(logging.Warning+"traffic log: cannot sync the directory after deleting old segments: %v", err)
 		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/infergate/infergate/internal/logging"
 )
 
 // Read calls fn with each record from position from on, in order, with
@@ -132,7 +134,7 @@ func (l *Log) forgetMissing(base int64) {
 	for i, s := range l.segs {
 		if i < len(l.segs)-1 && s.base <= base {
 			if _, err := os.Stat(filepath.Join(l.cfg.Dir, segName(s.base))); errors.Is(err, os.ErrNotExist) {
-				l.cfg.Logf("traffic log: segment %s is gone from %s; reads go on from the next one", segName(s.base), l.cfg.Dir)
+				l.cfg.Logf(logging.Warning+"traffic log: segment %s is gone from %s; reads go on from the next one", segName(s.base), l.cfg.Dir)
 				continue
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/trafficlog"
 )
@@ -298,23 +299,23 @@ func (n *NodeLogs) answer(ctx context.Context, hc *http.Client, i int) (answer, 
 	var so *StartedOverError
 	switch {
 	case errors.As(err, &so):
-		n.logf("trainer: %v; reading it from its oldest record", err)
+		n.logf(logging.Warning+"trainer: %v; reading it from its oldest record", err)
 		a, err = readAnswer(ctx, hc, node, n.g.Token, Position{Pos: -1}, maxBytes)
 	case errors.As(err, &de) && de.Skip > de.At:
-		n.logf("trainer: %v; skipping to position %d, where that log's next segment begins: the records between are lost to training", err, de.Skip)
+		n.logf(logging.Warning+"trainer: %v; skipping to position %d, where that log's next segment begins: the records between are lost to training", err, de.Skip)
 		a, err = readAnswer(ctx, hc, node, n.g.Token, Position{Log: a.next.Log, Pos: de.Skip}, maxBytes)
 	case errors.As(err, &de):
 		// No way past it until the node starts another segment: left
 		// for the next Read, not read again from the oldest record.
 	case isStatus(err, http.StatusGone):
 		// Retention deleted what was next: go on from the oldest.
-		n.logf("trainer: %v; reading on from the oldest record", err)
+		n.logf(logging.Warning+"trainer: %v; reading on from the oldest record", err)
 		a, err = readAnswer(ctx, hc, node, n.g.Token, oldest, maxBytes)
 	case isStatus(err, http.StatusBadRequest) && n.pos[i].Pos >= 0:
 		// A position beyond the log's end: the log started over
 		// (the node's data replaced or wiped) on a node that gives
 		// no identity, or one whose segments were removed by hand.
-		n.logf("trainer: %v; the log started over: reading it from its oldest record", err)
+		n.logf(logging.Warning+"trainer: %v; the log started over: reading it from its oldest record", err)
 		a, err = readAnswer(ctx, hc, node, n.g.Token, oldest, maxBytes)
 	}
 	if err != nil {
@@ -336,6 +337,6 @@ func (n *NodeLogs) fail(c *logCursor, err error, errs *[]error) {
 	*errs = append(*errs, err)
 	if now := time.Now(); now.Sub(n.logged[node]) >= time.Minute {
 		n.logged[node] = now
-		n.logf("trainer: %v; going on with the other nodes (no stage passes until it is back)", err)
+		n.logf(logging.Warning+"trainer: %v; going on with the other nodes (no stage passes until it is back)", err)
 	}
 }

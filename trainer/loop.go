@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/infergate/infergate/internal/durable"
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/trainer/onnx"
 )
 
@@ -443,7 +444,7 @@ func (l *Loop) save() error {
 	b, err := json.MarshalIndent(&l.state, "", "  ")
 	if err != nil && l.state.Reference != nil {
 		// A reference of infinite values cannot be saved; the rest can.
-		l.cfg.Logf("trainer: the drift reference is not saved: %v", err)
+		l.cfg.Logf(logging.Warning+"trainer: the drift reference is not saved: %v", err)
 		st := l.state
 		st.Reference = nil
 		b, err = json.MarshalIndent(&st, "", "  ")
@@ -710,7 +711,7 @@ func (l *Loop) findUpload(ctx context.Context) error {
 	now := l.cfg.Now()
 	l.state.Pending, l.state.PendingReason, l.state.UploadSHA256 = "", "", ""
 	l.state.NextTrain = now.Add(min(l.cfg.Cooldown, 10*l.cfg.Interval))
-	l.cfg.Logf("trainer: the candidate's upload did not reach the cluster; training again after %s", l.state.NextTrain.Sub(now))
+	l.cfg.Logf(logging.Warning+"trainer: the candidate's upload did not reach the cluster; training again after %s", l.state.NextTrain.Sub(now))
 	return l.save()
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/infergate/infergate/internal/affinity"
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/registry"
 )
 
@@ -87,7 +88,7 @@ func (r *cpuReservation) sweep(logf func(string, ...any)) {
 	n, err := r.sweepOnce()
 	switch {
 	case err != nil:
-		logf("--runtime-cpus: %v", err)
+		logf(logging.Warning+"--runtime-cpus: %v", err)
 	case n > 0:
 		logf("--runtime-cpus: moved %d threads that were still on the reserved CPUs onto %s", n, affinity.Format(r.rest))
 	}

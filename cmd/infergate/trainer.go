@@ -4,12 +4,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/infergate/infergate/internal/durable"
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/trainer"
 	"github.com/infergate/infergate/trainer/onnx"
 )
@@ -93,8 +93,8 @@ never touches a shadow or experiment it did not start.
 	if cfg.Gateway, err = gf.gateway(*timeout); err != nil {
 		return err
 	}
-	logger := log.New(os.Stderr, "", log.LstdFlags)
-	cfg.Logf = logger.Printf
+	logger := logging.New(os.Stderr, logging.DefaultSettings())
+	cfg.Logf = logger.Logf
 	cfg.Check = func(data []byte, m *onnx.MLP, holdout []trainer.Example) error {
 		_, err := checkParity(*ortLib, data, m, holdout)
 		return err
@@ -125,12 +125,12 @@ never touches a shadow or experiment it did not start.
 		return err
 	}
 	st := l.State()
-	logger.Printf("trainer: looking after %s on %s; stage %s%s; state in %s", cfg.Model, strings.Join(cfg.Gateway.Nodes, ","), st.Stage, candidateNote(st), cfg.StateFile)
+	logger.Logf("trainer: looking after %s on %s; stage %s%s; state in %s", cfg.Model, strings.Join(cfg.Gateway.Nodes, ","), st.Stage, candidateNote(st), cfg.StateFile)
 	if *once {
 		return l.Step(ctx)
 	}
 	err = l.Run(ctx)
-	logger.Printf("trainer: stopped")
+	logger.Logf("trainer: stopped")
 	return err
 }
 

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/infergate/infergate/internal/logging"
 )
 
 // CAs holds the certificate authorities of a PEM file (a bundle) and
@@ -63,7 +65,7 @@ func NewCAs(file string, logf func(format string, args ...any)) (*CAs, error) {
 		return nil, err
 	}
 	for _, s := range skipped {
-		logf("tls: the CA file %s: %s; skipped", file, s)
+		logf(logging.Warning+"tls: the CA file %s: %s; skipped", file, s)
 	}
 	c.cur.Store(set)
 	c.pem, c.checked = b, c.now()
@@ -179,7 +181,7 @@ func (c *CAs) set() *caSet {
 // is held.
 func (c *CAs) failed(err error) {
 	if c.err == nil || c.err.Error() != err.Error() {
-		c.logf("tls: keeping the CAs loaded before from %s: %s", c.file, err)
+		c.logf(logging.Warning+"tls: keeping the CAs loaded before from %s: %s", c.file, err)
 	}
 	c.err = err
 }

@@ -20,6 +20,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/infergate/infergate/internal/logging"
 )
 
 // checkEvery is how often, at most, a Reloader or CAs looks at its
@@ -191,7 +193,7 @@ func (r *Reloader) Certificate() *tls.Certificate {
 // is held.
 func (r *Reloader) failed(err error) {
 	if r.err == nil || r.err.Error() != err.Error() {
-		r.logf("tls: keeping the certificate loaded before: %s", err)
+		r.logf(logging.Warning+"tls: keeping the certificate loaded before: %s", err)
 	}
 	r.err = err
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/trafficlog"
 )
 
@@ -181,7 +182,7 @@ func Open(ctx context.Context, cfg Config) (*Writer, error) {
 	var unreachable *unreachableError
 	switch {
 	case errors.As(err, &unreachable):
-		cfg.Logf("traffic log: %v; going on: events wait for the brokers (up to %d bytes), then are dropped and counted", err, cfg.BufferBytes)
+		cfg.Logf(logging.Warning+"traffic log: %v; going on: events wait for the brokers (up to %d bytes), then are dropped and counted", err, cfg.BufferBytes)
 	case err != nil:
 		cl.Close()
 		return nil, err
@@ -367,7 +368,7 @@ func (w *Writer) writeFailed(err error) {
 	w.c.WriteErrors.Inc()
 	now := time.Now().Unix()
 	if last := w.loggedErr.Load(); now-last >= 60 && w.loggedErr.CompareAndSwap(last, now) {
-		w.cfg.Logf("traffic log: cannot write to Kafka topic %q: %v", w.cfg.Topic, err)
+		w.cfg.Logf(logging.Error+"traffic log: cannot write to Kafka topic %q: %v", w.cfg.Topic, err)
 	}
 }
 
@@ -412,7 +413,7 @@ func (w *Writer) stalled(now time.Time) {
 	if why != nil {
 		reason = "the last error: " + *why
 	}
-	w.cfg.Logf("traffic log: no write acknowledged by the Kafka brokers of topic %q for %s; events wait in the buffer (%d of %d bytes), and are dropped once it is full; %s",
+	w.cfg.Logf(logging.Warning+"traffic log: no write acknowledged by the Kafka brokers of topic %q for %s; events wait in the buffer (%d of %d bytes), and are dropped once it is full; %s",
 		w.cfg.Topic, waited.Round(100*time.Millisecond), w.held.Load(), w.cfg.BufferBytes, reason)
 }
 
@@ -484,7 +485,7 @@ func (l *kgoErrLogger) Log(_ kgo.LogLevel, msg string, keyvals ...any) {
 func (w *Writer) bufferFull() {
 	now := time.Now().Unix()
 	if last := w.loggedFull.Load(); now-last >= 60 && w.loggedFull.CompareAndSwap(last, now) {
-		w.cfg.Logf("traffic log: dropping events: the buffer of %d bytes for Kafka topic %q is full (the brokers are not taking writes, or not as fast as they come)", w.cfg.BufferBytes, w.cfg.Topic)
+		w.cfg.Logf(logging.Warning+"traffic log: dropping events: the buffer of %d bytes for Kafka topic %q is full (the brokers are not taking writes, or not as fast as they come)", w.cfg.BufferBytes, w.cfg.Topic)
 	}
 }
 
