@@ -24,15 +24,25 @@ import (
 	"github.com/infergate/infergate/registry/blobs"
 )
 
-// BackupFormat is the format version of the archives Backup writes, which
-// ReadBackup checks: a later release that changes the layout raises it.
-const BackupFormat = 1
+// BackupFormat is the newest format version of the archives Backup
+// writes; ReadBackup reads it and every earlier one, and refuses a later
+// one: a release that changes the layout raises it. Format 2 added the
+// experiment_counts.json entry. Backup writes an archive without it (no
+// model runs an experiment) in format 1, which releases from before
+// format 2 read as well.
+const BackupFormat = 2
+
+// backupFormatNoCounts is the format of an archive without experiment
+// counts: manifest, state and blobs.
+const backupFormatNoCounts = 1
 
 // The names of an archive's entries, in the order they come: the manifest,
-// the state machine's snapshot as raft stored it, then one entry per blob.
+// the state machine's snapshot as raft stored it, the experiments' counts
+// (format 2, when a model runs one), then one entry per blob.
 const (
 	backupManifestName = "manifest.json"
 	backupStateName    = "state.json"
+	backupCountsName   = "experiment_counts.json"
 	backupBlobPrefix   = "blobs/sha256/"
 )
 
@@ -68,6 +78,36 @@ type BackupManifest struct {
 	// Blobs lists the blobs of those versions, each once, in the order
 	// the archive holds them.
 	Blobs []BackupBlob `json:"blobs"`
+	// ExperimentCounts describes the archive's experiment_counts.json:
+	// nil when it has none (format 1).
+	ExperimentCounts *BackupCounts `json:"experiment_counts,omitempty"`
+
+	// counts is the content of experiment_counts.json, by model, as
+	// ReadBackup read it (RestoreBackup writes it out); nil when the
+	// archive has none.
+	counts map[string]*ExperimentResults
+}
+
+// BackupCounts describes what a backup carries of the counts of the A/B
+// experiments the state's models run, each in the phase the state gives
+// it: by model, the sum that the model's experiment_results made when
+// the backup was taken (ExperimentResults, with the members in its sums
+// and those missing), which a restore hands to the restored node to
+// carry on.
+type BackupCounts struct {
+	// SHA256 and Size describe the entry.
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+	// Models names the models it counts, sorted: every model of the
+	// state that runs an experiment.
+	Models []string `json:"models"`
+	// Nodes names, sorted, the members whose counts are in the sums of
+	// every model; Missing the others, whose counts are left out of the
+	// sums of one model or more: members that did not answer within
+	// peerStatusTimeout, or that had not applied the experiment's phase
+	// (the entry says which, model by model).
+	Nodes   []string `json:"nodes"`
+	Missing []string `json:"missing,omitempty"`
 }
 
 // BackupBlob is one blob of a backup.
@@ -93,6 +133,7 @@ func (m *BackupManifest) Bytes() int64 {
 type Backup struct {
 	Manifest BackupManifest
 	state    []byte
+	counts   []byte // experiment_counts.json; nil for none
 	store    *blobs.Store
 	release  []func()
 }
@@ -106,7 +147,10 @@ type Backup struct {
 // are not retired need their blobs on this node: a blob missing here is
 // fetched from a peer, or the call fails naming it. Those fetches stop
 // when ctx ends (the call's error then wraps ctx.Err()) or the node stops
-// (ErrStopped), leaving no partial blob. Only one backup runs at a time
+// (ErrStopped), leaving no partial blob. It also gathers the counts of
+// the experiments the state's models run (backupCounts): what this node
+// and every member that answers within peerStatusTimeout counted; a
+// member that does not is named, never an error. Only one backup runs at a time
 // on a node; a second gets ErrBackupBusy. Nothing of raft's is held once
 // it returns: the blobs are read while WriteTo streams them.
 func (n *Node) Backup(ctx context.Context, release string) (*Backup, error) {
@@ -149,7 +193,7 @@ func (n *Node) backup(ctx context.Context, release string) (*Backup, error) {
 		store: n.cfg.Blobs,
 		state: state,
 		Manifest: BackupManifest{
-			Format:      BackupFormat,
+			Format:      backupFormatNoCounts,
 			Release:     release,
 			NodeID:      n.cfg.NodeID,
 			Index:       meta.Index,
@@ -167,6 +211,14 @@ func (n *Node) backup(ctx context.Context, release string) (*Backup, error) {
 		b.Manifest.Members = append(b.Manifest.Members, m)
 	}
 	b.Manifest.Models, b.Manifest.Versions, b.Manifest.Blobs = backupBlobs(st)
+	if c := experimentsOf(st, func() map[string]*LocalStatus { return n.memberStatuses(ctx, st) }); c != nil {
+		var err error
+		if b.counts, b.Manifest.ExperimentCounts, err = encodeBackupCounts(c); err != nil {
+			return nil, err
+		}
+		b.Manifest.Format = BackupFormat
+		b.Manifest.counts = c
+	}
 	// From here on, whatever fails releases the holds.
 	for _, bl := range b.Manifest.Blobs {
 		b.release = append(b.release, n.holdBlob(bl.SHA256))
@@ -197,6 +249,56 @@ func (n *Node) backup(ctx context.Context, release string) (*Backup, error) {
 		}
 	}
 	return b, nil
+}
+
+// experimentsOf returns, by model, the sums of the members' counts for
+// the experiment each model of st runs, as experiment_results gives
+// them; nil when no model runs one. It calls ask, for the members'
+// statuses (memberStatuses: nil for a member that did not answer), once
+// and only if a model runs one: asking waits for the slowest member.
+func experimentsOf(st *fsm.State, ask func() map[string]*LocalStatus) map[string]*ExperimentResults {
+	var out map[string]*ExperimentResults
+	var statuses map[string]*LocalStatus
+	for name, m := range st.Models {
+		if m.Experiment == nil {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]*ExperimentResults)
+			statuses = ask()
+		}
+		out[name] = experimentResults(name, m.Experiment, statuses)
+	}
+	return out
+}
+
+// encodeBackupCounts returns the entry experiment_counts.json holding c
+// and its description. The counts stay finite (feedback is bounded:
+// gateway.MaxOutcome), so they encode.
+func encodeBackupCounts(c map[string]*ExperimentResults) ([]byte, *BackupCounts, error) {
+	data, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster: cannot encode the experiments' counts for the backup: %w", err)
+	}
+	data = append(data, '\n')
+	sum := sha256.Sum256(data)
+	d := &BackupCounts{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data)), Models: slices.Sorted(maps.Keys(c)), Nodes: []string{}}
+	missing := map[string]bool{}
+	for _, r := range c {
+		for _, id := range r.Missing {
+			missing[id] = true
+		}
+	}
+	for _, r := range c {
+		for _, id := range r.Nodes {
+			if !missing[id] && !slices.Contains(d.Nodes, id) {
+				d.Nodes = append(d.Nodes, id)
+			}
+		}
+	}
+	slices.Sort(d.Nodes)
+	d.Missing = slices.Sorted(maps.Keys(missing))
+	return data, d, nil
 }
 
 // originOf returns the node that stored bl first, for fetch's order.
@@ -342,8 +444,8 @@ func (b *Backup) Close() {
 	b.release = nil
 }
 
-// WriteTo writes b as a tar archive to w: the manifest, the state, then
-// each blob straight from the store, hashed while it streams. A blob whose
+// WriteTo writes b as a tar archive to w: the manifest, the state, the
+// experiments' counts if it has them, then each blob straight from the store, hashed while it streams. A blob whose
 // bytes are not its digest's any more (rot on this node's disk) stops it
 // with ErrDigestMismatch naming the blob; the archive then lacks its end
 // and ReadBackup refuses it. Memory stays bounded by a copy buffer.
@@ -367,6 +469,11 @@ func (b *Backup) WriteTo(w io.Writer) (int64, error) {
 	}
 	if err := put(backupStateName, b.state); err != nil {
 		return cw.n, fmt.Errorf("cluster: cannot write the backup's state: %w", err)
+	}
+	if b.counts != nil {
+		if err := put(backupCountsName, b.counts); err != nil {
+			return cw.n, fmt.Errorf("cluster: cannot write the backup's experiment counts: %w", err)
+		}
 	}
 	for _, bl := range b.Manifest.Blobs {
 		if err := b.writeBlob(tw, bl); err != nil {
@@ -414,7 +521,8 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 // ReadBackup reads an archive that Backup wrote (gzipped or not) and
 // checks everything in it: the format, the state's digest and that it
-// restores, each blob's size and digest, that every blob the manifest
+// restores, the experiment counts' digest and that they are of the
+// experiments the state gives, each blob's size and digest, that every blob the manifest
 // lists comes once and nothing else does, and the archive's end. It hands
 // each blob to blob, whose reader yields the blob's bytes (blob need not
 // read them all); a nil blob only checks. It returns the manifest and the
@@ -464,8 +572,14 @@ func ReadBackup(r io.Reader, blob func(bl BackupBlob, r io.Reader) error) (*Back
 	if err := dec.Decode(&m); err != nil {
 		return nil, nil, fmt.Errorf("%w: its manifest is not the JSON a backup holds (damaged?): %v", ErrBadBackup, err)
 	}
-	if m.Format != BackupFormat {
-		return nil, nil, fmt.Errorf("%w: it is in backup format %d (written by release %q), and this release reads format %d only: restore it with a release that reads it", ErrBadBackup, m.Format, m.Release, BackupFormat)
+	if m.Format < backupFormatNoCounts || m.Format > BackupFormat {
+		return nil, nil, fmt.Errorf("%w: it is in backup format %d (written by release %q), and this release reads formats %d to %d: restore it with a release that reads it", ErrBadBackup, m.Format, m.Release, backupFormatNoCounts, BackupFormat)
+	}
+	if m.Format == backupFormatNoCounts && m.ExperimentCounts != nil {
+		return nil, nil, fmt.Errorf("%w: its manifest is of format %d and lists experiment counts, which that format does not hold (damaged?)", ErrBadBackup, m.Format)
+	}
+	if c := m.ExperimentCounts; c != nil && (c.Size < 0 || c.Size > maxBackupState) {
+		return nil, nil, fmt.Errorf("%w: its manifest gives the experiment counts %d bytes; a backup's are at most %d", ErrBadBackup, c.Size, maxBackupState)
 	}
 	if m.StateSize < 0 || m.StateSize > maxBackupState {
 		return nil, nil, fmt.Errorf("%w: its manifest gives the state %d bytes; a backup's is at most %d", ErrBadBackup, m.StateSize, maxBackupState)
@@ -496,6 +610,11 @@ func ReadBackup(r io.Reader, blob func(bl BackupBlob, r io.Reader) error) (*Back
 		return a.SHA256 == b.SHA256 && a.Size == b.Size && slices.Equal(a.Versions, b.Versions)
 	}) {
 		return nil, nil, fmt.Errorf("%w: its manifest lists %d models, %d versions and %d blobs, and its state holds %d, %d and %d, or other blobs (damaged)", ErrBadBackup, m.Models, m.Versions, len(m.Blobs), models, versions, len(bls))
+	}
+	if m.ExperimentCounts != nil {
+		if m.counts, err = readBackupCounts(next, tr, m.ExperimentCounts, st); err != nil {
+			return nil, nil, err
+		}
 	}
 	want := make(map[string]BackupBlob, len(m.Blobs))
 	for _, bl := range m.Blobs {
@@ -536,6 +655,41 @@ func ReadBackup(r io.Reader, blob func(bl BackupBlob, r io.Reader) error) (*Back
 		return nil, nil, fmt.Errorf("%w: it holds more entries than its manifest lists", ErrBadBackup)
 	}
 	return &m, state, nil
+}
+
+// readBackupCounts reads the experiment_counts.json entry that d describes,
+// the next in tr (next reads its header), and checks it against d and
+// the state st: it counts, for each model d lists, the experiment the
+// model runs in st, in its phase.
+func readBackupCounts(next func(string) (*tar.Header, error), tr *tar.Reader, d *BackupCounts, st *fsm.State) (map[string]*ExperimentResults, error) {
+	h, err := next(backupCountsName)
+	if err != nil {
+		return nil, err
+	}
+	if h.Name != backupCountsName || h.Size != d.Size {
+		return nil, fmt.Errorf("%w: its third entry is %q of %d bytes; want %s of %d bytes", ErrBadBackup, h.Name, h.Size, backupCountsName, d.Size)
+	}
+	data, err := io.ReadAll(tr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: its experiment counts do not read (truncated?): %v", ErrBadBackup, err)
+	}
+	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != d.SHA256 {
+		return nil, fmt.Errorf("%w: its experiment counts read as sha256:%x; the manifest says sha256:%s (damaged)", ErrBadBackup, sum, d.SHA256)
+	}
+	var c map[string]*ExperimentResults
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("%w: its experiment counts are not the JSON a backup holds: %v", ErrBadBackup, err)
+	}
+	if got := slices.Sorted(maps.Keys(c)); !slices.Equal(got, d.Models) {
+		return nil, fmt.Errorf("%w: its experiment counts are of models %v; the manifest lists %v (damaged)", ErrBadBackup, got, d.Models)
+	}
+	for name, r := range c {
+		m := st.Models[name]
+		if r == nil || m == nil || m.Experiment == nil || !(&ExperimentCounts{Experiment: r.Experiment, Phase: r.Phase, Arms: r.Arms}).Of(m.Experiment) {
+			return nil, fmt.Errorf("%w: its experiment counts for model %q are not of the experiment its state gives the model, in that phase (damaged)", ErrBadBackup, name)
+		}
+	}
+	return c, nil
 }
 
 // ReadBackupFile is ReadBackup over the file at path.

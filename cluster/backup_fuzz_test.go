@@ -41,7 +41,7 @@ func smallArchive(tb testing.TB) []byte {
 	st, _ := f.State()
 	sum := sha256.Sum256(state.Bytes())
 	b := &Backup{store: store, state: state.Bytes(), Manifest: BackupManifest{
-		Format: BackupFormat, NodeID: "n0", Index: 3, Term: 1, Time: time.Unix(2, 0).UTC(),
+		Format: backupFormatNoCounts, NodeID: "n0", Index: 3, Term: 1, Time: time.Unix(2, 0).UTC(),
 		StateSHA256: hex.EncodeToString(sum[:]), StateSize: int64(state.Len()),
 	}}
 	b.Manifest.Models, b.Manifest.Versions, b.Manifest.Blobs = backupBlobs(st)

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -39,6 +40,13 @@ type Restored struct {
 // (the leader refuses it with ErrDropped); each joins on fresh raft
 // state with --join. The blobs go into store, verified against their
 // digests.
+//
+// The experiments' counts the archive carries (format 2) become the
+// node's countsFile, as if it had counted them all itself: the node
+// carries them on for the experiment of the same phase, which the
+// restored state gives it, so that the group's experiment_results sum
+// what they summed at the backup (joiners count from 0). An archive
+// without them restores as before it had them: the counts start over.
 func RestoreBackup(path, dir string, store *blobs.Store, nodeID, raftAddr string) (*Restored, error) {
 	if nodeID == "" || raftAddr == "" {
 		return nil, fmt.Errorf("cluster: a restore needs the node's id and raft address")
@@ -108,8 +116,32 @@ func RestoreBackup(path, dir string, store *blobs.Store, nodeID, raftAddr string
 	if err := snap.Persist(sink); err != nil {
 		return nil, fmt.Errorf("cluster: cannot write the restored snapshot in %s: %w", dir, err)
 	}
+	if err := writeRestoredCounts(dir, m.counts); err != nil {
+		return nil, err
+	}
 	if err := durable.SyncDir(dir); err != nil {
 		return nil, fmt.Errorf("cluster: cannot sync %s: %w", dir, err)
 	}
 	return res, nil
+}
+
+// writeRestoredCounts writes the experiments' counts c of a backup into
+// dir's countsFile, as saveCounts writes a node's own: restoreCounts
+// reads them when the node starts. Nothing is written for nil.
+func writeRestoredCounts(dir string, c map[string]*ExperimentResults) error {
+	if c == nil {
+		return nil
+	}
+	counts := make(map[string]*ExperimentCounts, len(c))
+	for name, r := range c {
+		counts[name] = &ExperimentCounts{Experiment: r.Experiment, Phase: r.Phase, Arms: r.Arms}
+	}
+	data, err := json.Marshal(counts)
+	if err == nil {
+		err = durable.WriteFile(filepath.Join(dir, countsFile), data, 0o644)
+	}
+	if err != nil {
+		return fmt.Errorf("cluster: cannot write the backup's experiment counts into %s: %w", filepath.Join(dir, countsFile), err)
+	}
+	return nil
 }
