@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/infergate/infergate/cluster"
 	"github.com/infergate/infergate/internal/testenv"
 )
 
@@ -37,6 +39,11 @@ func backedUpModels(t *testing.T, n *clusterNode) (map[string]any, error) {
 				Arms  any    `json:"arms"`
 				Phase int64  `json:"phase"`
 			} `json:"experiment"`
+			// The arms' counts, summed over the members (not the
+			// members' ids).
+			Results *struct {
+				Arms any `json:"arms"`
+			} `json:"experiment_results"`
 		} `json:"models"`
 	}
 	if err := json.Unmarshal(b, &answer); err != nil {
@@ -44,19 +51,20 @@ func backedUpModels(t *testing.T, n *clusterNode) (map[string]any, error) {
 	}
 	out := map[string]any{}
 	for _, m := range answer.Models {
-		e := m.Experiment
-		m.Experiment = nil // a pointer: compare what it points to
-		out[m.Name] = fmt.Sprintf("%+v %+v", m, e)
+		e, r := m.Experiment, m.Results
+		m.Experiment, m.Results = nil, nil // pointers: compare what they point to
+		out[m.Name] = fmt.Sprintf("%+v %+v %+v", m, e, r)
 	}
 	return out, nil
 }
 
 // A lone node with the demo models, a second ctr version and an
-// experiment is backed up with `cluster backup`; damaged copies of the
-// archive are refused by `cluster restore` with nothing written; the
-// node is killed, its data removed, and a node started on the restored
-// directory at a new raft address answers GET /v1/models as before and
-// serves both arms.
+// experiment that has counted requests is backed up with `cluster
+// backup`; damaged copies of the archive are refused by `cluster
+// restore` with nothing written; the node is killed, its data removed,
+// and a node started on the restored directory at a new raft address
+// answers GET /v1/models as before, the experiment's counts included
+// (they started over before backups carried them), and serves both arms.
 func TestBackupRestoreServesTheSameModels(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts gateways")
@@ -74,9 +82,18 @@ func TestBackupRestoreServesTheSameModels(t *testing.T) {
 	if code, b, _ := first.admin(t, "PUT", "/v1/models/ranker/experiment", []byte(exp)); code != 200 {
 		t.Fatalf("set experiment: %d %s", code, b)
 	}
+	body, _ := inferBody(1, 256, 3)
+	for i := range 6 {
+		if code, b, _ := first.do(t, "POST", "/v2/models/ranker/infer", body, map[string]string{"X-Unit-Id": fmt.Sprint("unit-", i)}); code != 200 {
+			t.Fatalf("ranker in the experiment: %d %s", code, b)
+		}
+	}
 	before, err := backedUpModels(t, first)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if r := fmt.Sprint(before["ranker"]); !regexp.MustCompile(`requests:[1-9]`).MatchString(r) {
+		t.Fatalf("before the backup, ranker's experiment has counted no request: %s", r)
 	}
 	run := func(args ...string) (int, string) {
 		var stdout, stderr bytes.Buffer
@@ -86,8 +103,8 @@ func TestBackupRestoreServesTheSameModels(t *testing.T) {
 	dir := t.TempDir()
 	archive := filepath.Join(dir, "backup.tar")
 	code, out := run("backup", "--addr", first.url(), "--token", clusterToken, "--out", archive)
-	if code != 0 || !strings.Contains(out, "2 models, 3 versions") {
-		t.Fatalf("backup: exit %d:\n%s\nwant 2 models, 3 versions", code, out)
+	if want := "experiment counts of 1 model from 1 node (missing: none)"; code != 0 || !strings.Contains(out, "2 models, 3 versions") || !strings.Contains(out, want) {
+		t.Fatalf("backup: exit %d:\n%s\nwant 2 models, 3 versions, and %q", code, out, want)
 	}
 	t.Logf("backup said:\n%s", out)
 	if m, _ := filepath.Glob(filepath.Join(dir, ".*tmp*")); len(m) > 0 {
@@ -118,7 +135,7 @@ func TestBackupRestoreServesTheSameModels(t *testing.T) {
 	flipped := bytes.Clone(data)
 	flipped[len(data)-4096] ^= 0x40 // in the last blob
 	bad("flipped", flipped, "damaged")
-	bad("format", bytes.Replace(data, []byte(`"format": 1,`), []byte(`"format": 7,`), 1), "backup format 7")
+	bad("format", regexp.MustCompile(`"format": [0-9]+,`).ReplaceAll(data, []byte(`"format": 7,`)), "backup format 7")
 	if code, out := run("restore", "--from", archive, "--data", demo, "--cluster", "127.0.0.1:20398"); code != 1 || !strings.Contains(out, "is not empty") {
 		t.Errorf("restore into a non-empty directory: exit %d, %q; want refused", code, out)
 	}
@@ -137,11 +154,12 @@ func TestBackupRestoreServesTheSameModels(t *testing.T) {
 	restored := filepath.Join(t.TempDir(), "data")
 	raftAddr := testenv.FreeAddr(t)
 	code, out = run("restore", "--from", gzipped, "--data", restored, "--cluster", raftAddr)
-	if code != 0 || !strings.Contains(out, "dropped: ") {
+	if code != 0 || !strings.Contains(out, "dropped: ") || !strings.Contains(out, "experiment counts of 1 model from 1 node (missing: none)") {
 		t.Fatalf("restore: exit %d:\n%s", code, out)
 	}
 	t.Logf("restore said:\n%s", out)
 	again := startNode(t, restored, t.TempDir(), raftAddr, "")
+	// Before any request: the restored node counts on from the backup.
 	testenv.CheckFor(t, 30*time.Second, func() error {
 		after, err := backedUpModels(t, again)
 		if err != nil {
@@ -150,7 +168,9 @@ func TestBackupRestoreServesTheSameModels(t *testing.T) {
 		if !reflect.DeepEqual(after, before) {
 			return fmt.Errorf("GET /v1/models after the restore:\n%v\nwant\n%v", after, before)
 		}
-		body, _ := inferBody(1, 256, 3)
+		return nil
+	})
+	testenv.CheckFor(t, 30*time.Second, func() error {
 		for _, v := range []string{"1", "2"} {
 			if code, b, _ := again.post(t, "/v2/models/ranker/versions/"+v+"/infer", body); code != 200 {
 				return fmt.Errorf("ranker %s: %d %s", v, code, b)
@@ -231,4 +251,18 @@ func TestCounted(t *testing.T) {
 	f(0, "blob", "0 blobs")
 	f(1, "model", "1 model")
 	f(2, "version", "2 versions")
+}
+
+// backupCounts says which experiment counts a backup carries, from how
+// many members, and which were missing; or none, and why.
+func TestBackupCounts(t *testing.T) {
+	f := func(c *cluster.BackupCounts, want string) {
+		t.Helper()
+		if got := backupCounts(&cluster.BackupManifest{ExperimentCounts: c}, "none (why)"); got != want {
+			t.Errorf("backupCounts(%+v) = %q; want %q", c, got, want)
+		}
+	}
+	f(nil, "experiment counts: none (why)")
+	f(&cluster.BackupCounts{Models: []string{"ctr"}, Nodes: []string{"a"}}, "experiment counts of 1 model from 1 node (missing: none)")
+	f(&cluster.BackupCounts{Models: []string{"ctr", "ranker"}, Nodes: []string{"a", "b"}, Missing: []string{"c", "d"}}, "experiment counts of 2 models from 2 nodes (missing: c, d)")
 }

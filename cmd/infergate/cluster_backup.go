@@ -27,11 +27,13 @@ func clusterBackup(out adminOutput, args []string) error {
 at --addr (any member: a follower first catches up with the leader's commit
 index), into FILE: a tar archive holding the replicated state at one raft
 index (models, versions, aliases, experiments, shadows, members), a manifest,
-and the blob of every version that is not retired, each checked against its
-sha256. The node takes a raft snapshot for it and streams the blobs from its
-store, neither stopping nor slowing predictions; one backup runs at a time on
-a node. Per-node experiment counts, the traffic log and models only in a
-node's --models are not in it.
+the counts of each running experiment summed over the members that answer
+within a second (as "experiment_results" sums them; those that do not are
+named), and the blob of every version that is not retired, each checked
+against its sha256. The node takes a raft snapshot for it and streams the
+blobs from its store, neither stopping nor slowing predictions; one backup
+runs at a time on a node. The traffic log and models only in a node's
+--models are not in it.
 
 The archive is written to a temporary file beside FILE, read back and checked
 in full, synced, and only then renamed to FILE: FILE is never a partial
@@ -127,6 +129,7 @@ archive. Restore it with "infergate cluster restore".`)
 	}
 	fmt.Fprintf(out.stdout, "backup of raft index %d (term %d) taken by node %s (release %s) at %s\n", m.Index, m.Term, m.NodeID, orValue(m.Release, "dev"), m.Time.Format(time.RFC3339))
 	fmt.Fprintf(out.stdout, "holds %s, %s, %s (%d bytes); members then: %s\n", counted(m.Models, "model"), counted(m.Versions, "version"), counted(len(m.Blobs), "blob"), m.Bytes(), backupMembers(m))
+	fmt.Fprintln(out.stdout, backupCounts(m, "none (no model runs an experiment)"))
 	fmt.Fprintf(out.stdout, "wrote %s: %d bytes in %s\n", *outPath, n, time.Since(start).Round(time.Millisecond))
 	return nil
 }
@@ -142,6 +145,16 @@ func backupMembers(m *cluster.BackupManifest) string {
 		parts = append(parts, fmt.Sprintf("%s (%s, raft %s)", mb.ID, kind, mb.RaftAddr))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// backupCounts says in one line which experiment counts the backup m
+// carries, or none, why.
+func backupCounts(m *cluster.BackupManifest, none string) string {
+	c := m.ExperimentCounts
+	if c == nil {
+		return "experiment counts: " + none
+	}
+	return fmt.Sprintf("experiment counts of %s from %s (missing: %s)", counted(len(c.Models), "model"), counted(len(c.Nodes), "node"), orValue(strings.Join(c.Missing, ", "), "none"))
 }
 
 // clusterRestore is `infergate cluster restore`: offline, into an empty
@@ -160,7 +173,10 @@ sha256, its end) and writes nothing when any of it is wrong. DIR must be empty
 or not exist. The old members are not carried over: the restored state marks
 them dropped, as "cluster recover" does, so none joins on its old raft state
 (move its --data/raft aside first, as after a recovery). The node gets a new
-id unless --node-id names one.`)
+id unless --node-id names one. The experiments' counts the backup carries
+become the restored node's own, so the group's results go on from them (the
+joiners count from 0); an archive without them (from a release before they
+were carried) starts them over.`)
 	from := fs.String("from", "", "the backup archive; required")
 	data := fs.String("data", "", "the data directory to create (serve's --data): empty or absent; required")
 	raftAddr := fs.String("cluster", "", "the raft address the restored node will listen on (serve's --cluster); required")
@@ -212,6 +228,7 @@ id unless --node-id names one.`)
 	w := out.stdout
 	fmt.Fprintf(w, "restored raft index %d (term %d) of the backup taken by node %s at %s into %s in %s\n", m.Index, m.Term, m.NodeID, m.Time.Format(time.RFC3339), *data, time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(w, "%s, %s, %s (%d bytes)\n", counted(m.Models, "model"), counted(m.Versions, "version"), counted(len(m.Blobs), "blob"), m.Bytes())
+	fmt.Fprintln(w, backupCounts(m, "none in the archive (its experiments count from 0)"))
 	fmt.Fprintf(w, "node %s, the only voter, raft %s\n", res.NodeID, res.RaftAddr)
 	if len(res.Dropped) > 0 {
 		fmt.Fprintf(w, "dropped: %s\n", strings.Join(res.Dropped, ", "))
