@@ -79,13 +79,23 @@ type BackupManifest struct {
 	// the archive holds them.
 	Blobs []BackupBlob `json:"blobs"`
 	// ExperimentCounts describes the archive's experiment_counts.json:
-	// nil when it has none (format 1).
-	ExperimentCounts *BackupCounts `json:"experiment_counts,omitempty"`
+	// nil when it has none (format 1). It is not in the manifest's JSON
+	// object but in a second one after it (backupAddendum).
+	ExperimentCounts *BackupCounts `json:"-"`
 
 	// counts is the content of experiment_counts.json, by model, as
 	// ReadBackup read it (RestoreBackup writes it out); nil when the
 	// archive has none.
 	counts map[string]*ExperimentResults
+}
+
+// backupAddendum is the second JSON object of a format 2 manifest.json,
+// after the manifest's. The manifest's own object keeps the fields of
+// format 1: a release that reads format 1 only decodes that object alone,
+// refusing a field it does not know, and reads no further, so it refuses
+// a format 2 archive by its format, saying so, not as a damaged manifest.
+type backupAddendum struct {
+	ExperimentCounts *BackupCounts `json:"experiment_counts"`
 }
 
 // BackupCounts describes what a backup carries of the counts of the A/B
@@ -464,7 +474,15 @@ func (b *Backup) WriteTo(w io.Writer) (int64, error) {
 		_, err := tw.Write(data)
 		return err
 	}
-	if err := put(backupManifestName, append(manifest, '\n')); err != nil {
+	manifest = append(manifest, '\n')
+	if c := b.Manifest.ExperimentCounts; c != nil {
+		add, err := json.MarshalIndent(&backupAddendum{ExperimentCounts: c}, "", "  ")
+		if err != nil {
+			return cw.n, fmt.Errorf("cluster: cannot encode the backup manifest: %w", err)
+		}
+		manifest = append(append(manifest, add...), '\n')
+	}
+	if err := put(backupManifestName, manifest); err != nil {
 		return cw.n, fmt.Errorf("cluster: cannot write the backup manifest: %w", err)
 	}
 	if err := put(backupStateName, b.state); err != nil {
@@ -567,13 +585,35 @@ func ReadBackup(r io.Reader, blob func(bl BackupBlob, r io.Reader) error) (*Back
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: its manifest does not read (truncated?): %v", ErrBadBackup, err)
 	}
+	// The format first, not minding fields this release does not know: a
+	// later format's manifest may hold some, and is refused by its format.
+	var head struct {
+		Format  int    `json:"format"`
+		Release string `json:"release"`
+	}
+	badFormat := func(format int, release string) error {
+		return fmt.Errorf("%w: it is in backup format %d (written by release %q), and this release reads formats %d to %d: restore it with a release that reads it", ErrBadBackup, format, release, backupFormatNoCounts, BackupFormat)
+	}
+	if json.NewDecoder(bytes.NewReader(data)).Decode(&head) == nil && (head.Format < backupFormatNoCounts || head.Format > BackupFormat) {
+		return nil, nil, badFormat(head.Format, head.Release)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
 		return nil, nil, fmt.Errorf("%w: its manifest is not the JSON a backup holds (damaged?): %v", ErrBadBackup, err)
 	}
 	if m.Format < backupFormatNoCounts || m.Format > BackupFormat {
-		return nil, nil, fmt.Errorf("%w: it is in backup format %d (written by release %q), and this release reads formats %d to %d: restore it with a release that reads it", ErrBadBackup, m.Format, m.Release, backupFormatNoCounts, BackupFormat)
+		return nil, nil, badFormat(m.Format, m.Release)
+	}
+	var add backupAddendum
+	switch err := dec.Decode(&add); {
+	case err == io.EOF:
+	case err != nil:
+		return nil, nil, fmt.Errorf("%w: what follows its manifest's object is not the JSON a backup holds (damaged?): %v", ErrBadBackup, err)
+	case add.ExperimentCounts == nil || dec.Decode(new(json.RawMessage)) != io.EOF:
+		return nil, nil, fmt.Errorf("%w: what follows its manifest's object is not what a backup holds there (damaged?)", ErrBadBackup)
+	default:
+		m.ExperimentCounts = add.ExperimentCounts
 	}
 	if m.Format == backupFormatNoCounts && m.ExperimentCounts != nil {
 		return nil, nil, fmt.Errorf("%w: its manifest is of format %d and lists experiment counts, which that format does not hold (damaged?)", ErrBadBackup, m.Format)

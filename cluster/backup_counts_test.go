@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -179,6 +181,30 @@ func TestBackupCountsAreChecked(t *testing.T) {
 	}
 	f("format 1 with counts", func(s string) string { return strings.Replace(s, `"format": 2,`, `"format": 1,`, 1) }, "format 1 and lists experiment counts")
 	f("format 3", func(s string) string { return strings.Replace(s, `"format": 2,`, `"format": 3,`, 1) }, "reads formats 1 to 2")
+	f("format 3 with a field this release does not know", func(s string) string {
+		return strings.Replace(s, `"format": 2,`, `"format": 3, "later": true,`, 1)
+	}, "backup format 3")
+	f("a third object", func(s string) string { return s + "{}\n" }, "follows its manifest's object")
+	f("a second object of another kind", func(s string) string {
+		return strings.Replace(s, `"experiment_counts": {`, `"other": {`, 1)
+	}, "follows its manifest's object")
+
+	// A release that reads format 1 only decodes the manifest's first
+	// JSON object, refusing fields it does not know, and checks the
+	// format next: that object holds format 1's fields alone, so such a
+	// release refuses the archive by its format 2, saying so.
+	tr := tar.NewReader(bytes.NewReader(data))
+	if _, err := tr.Next(); err != nil {
+		t.Fatal(err)
+	}
+	var first map[string]any
+	if err := json.NewDecoder(tr).Decode(&first); err != nil {
+		t.Fatal(err)
+	}
+	formatOne := []string{"blobs", "format", "index", "members", "models", "node_id", "release", "state_sha256", "state_size", "term", "time", "versions"}
+	if got := slices.Sorted(maps.Keys(first)); !slices.Equal(got, formatOne) || first["format"] != 2.0 {
+		t.Fatalf("the manifest's first object: format %v, fields %v; want format 2 with format 1's fields %v", first["format"], got, formatOne)
+	}
 
 	old := formatOneArchive(t, data)
 	m, _, err := ReadBackup(bytes.NewReader(old), nil)
@@ -225,11 +251,11 @@ func formatOneArchive(t *testing.T, data []byte) []byte {
 		case backupCountsName:
 			continue
 		case backupManifestName:
+			// Its first JSON object, without what follows.
 			var m map[string]any
-			if err := json.Unmarshal(body, &m); err != nil {
+			if err := json.NewDecoder(bytes.NewReader(body)).Decode(&m); err != nil {
 				t.Fatal(err)
 			}
-			delete(m, "experiment_counts")
 			m["format"] = 1
 			if body, err = json.MarshalIndent(m, "", "  "); err != nil {
 				t.Fatal(err)
