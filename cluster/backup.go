@@ -27,7 +27,8 @@ import (
 // BackupFormat is the newest format version of the archives Backup
 // writes; ReadBackup reads it and every earlier one, and refuses a later
 // one: a release that changes the layout raises it. Format 2 added the
-// experiment_counts.json entry. Backup writes an archive without it (no
+// experiment_counts.json entry and its description after the manifest's
+// object (backupAddendum). Backup writes an archive without them (no
 // model runs an experiment) in format 1, which releases from before
 // format 2 read as well.
 const BackupFormat = 2
@@ -157,11 +158,12 @@ type Backup struct {
 // are not retired need their blobs on this node: a blob missing here is
 // fetched from a peer, or the call fails naming it. Those fetches stop
 // when ctx ends (the call's error then wraps ctx.Err()) or the node stops
-// (ErrStopped), leaving no partial blob. It also gathers the counts of
-// the experiments the state's models run (backupCounts): what this node
-// and every member that answers within peerStatusTimeout counted; a
-// member that does not is named, never an error. Only one backup runs at a time
-// on a node; a second gets ErrBackupBusy. Nothing of raft's is held once
+// (ErrStopped), leaving no partial blob. Before them it sums the counts
+// of the experiments the state's models run (experimentsOf): this node's
+// and those of every member that answers within peerStatusTimeout (and
+// before ctx ends); a member that does not is named in the manifest,
+// never an error. Only one backup runs at a time on a node; a second
+// gets ErrBackupBusy. Nothing of raft's is held once
 // it returns: the blobs are read while WriteTo streams them.
 func (n *Node) Backup(ctx context.Context, release string) (*Backup, error) {
 	if !n.backingUp.CompareAndSwap(false, true) {
@@ -455,10 +457,11 @@ func (b *Backup) Close() {
 }
 
 // WriteTo writes b as a tar archive to w: the manifest, the state, the
-// experiments' counts if it has them, then each blob straight from the store, hashed while it streams. A blob whose
-// bytes are not its digest's any more (rot on this node's disk) stops it
-// with ErrDigestMismatch naming the blob; the archive then lacks its end
-// and ReadBackup refuses it. Memory stays bounded by a copy buffer.
+// experiments' counts if it has them, then each blob straight from the
+// store, hashed while it streams. A blob whose bytes are not its
+// digest's any more (rot on this node's disk) stops it with
+// ErrDigestMismatch naming the blob; the archive then lacks its end and
+// ReadBackup refuses it. Memory stays bounded by a copy buffer.
 func (b *Backup) WriteTo(w io.Writer) (int64, error) {
 	cw := &countingWriter{w: w}
 	tw := tar.NewWriter(cw)
@@ -538,10 +541,11 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 // ReadBackup reads an archive that Backup wrote (gzipped or not) and
-// checks everything in it: the format, the state's digest and that it
-// restores, the experiment counts' digest and that they are of the
-// experiments the state gives, each blob's size and digest, that every blob the manifest
-// lists comes once and nothing else does, and the archive's end. It hands
+// checks everything in it: the format (1 or 2), the state's digest and
+// that it restores, the experiment counts' digest and that they are of
+// the experiments the state gives, each blob's size and digest, that
+// every blob the manifest lists comes once and nothing else does, and the
+// archive's end. It hands
 // each blob to blob, whose reader yields the blob's bytes (blob need not
 // read them all); a nil blob only checks. It returns the manifest and the
 // state; an error says what is wrong with the archive (ErrBadBackup).

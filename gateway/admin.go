@@ -771,7 +771,15 @@ func (s *Server) backup(cp *controlPlane, ctx *fasthttp.RequestCtx) error {
 			s.logf(logging.Warning+"admin: backup at raft index %d to %s stopped after %d bytes: %v", m.Index, c.RemoteAddr(), n, err)
 			return
 		}
-		s.logf("admin: sent a backup at raft index %d (term %d) to %s: %d models, %d versions, %d blobs, %d bytes in %s", m.Index, m.Term, c.RemoteAddr(), m.Models, m.Versions, len(m.Blobs), n, time.Since(start).Round(time.Millisecond))
+		counts := "no experiment counts"
+		if ec := m.ExperimentCounts; ec != nil {
+			missing := "none"
+			if len(ec.Missing) > 0 {
+				missing = strings.Join(ec.Missing, ", ")
+			}
+			counts = fmt.Sprintf("experiment counts (%d models, %d nodes, missing: %s)", len(ec.Models), len(ec.Nodes), missing)
+		}
+		s.logf("admin: sent a backup at raft index %d (term %d) to %s: %d models, %d versions, %d blobs, %s, %d bytes in %s", m.Index, m.Term, c.RemoteAddr(), m.Models, m.Versions, len(m.Blobs), counts, n, time.Since(start).Round(time.Millisecond))
 	})
 	return nil
 }
