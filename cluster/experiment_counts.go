@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/infergate/infergate/internal/durable"
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/registry"
 )
 
@@ -71,7 +72,7 @@ func (n *Node) saveCounts() {
 		n.savedCounts = b
 	case !n.countsFailing:
 		n.countsFailing = true
-		n.logf("cluster: cannot record what this node counted for the models' experiments (%v), which a restart would then start over; trying again every %s", err, countsEvery)
+		n.logf(logging.Error+"cluster: cannot record what this node counted for the models' experiments (%v), which a restart would then start over; trying again every %s", err, countsEvery)
 	}
 }
 
