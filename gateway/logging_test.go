@@ -107,6 +107,14 @@ func TestLoggingHTTP(t *testing.T) {
 		}
 		return nil
 	})
+	// The lines are counted by level, and the verbose level shows.
+	metrics := string(s.do(t, "GET", "/metrics", nil).body)
+	for _, re := range []string{`infergate_log_lines_total\{level="verbose"\} [2-9]`, `infergate_log_lines_total\{level="info"\} [1-9]`,
+		`infergate_log_lines_total\{level="error"\} 0\n`, `infergate_log_verbose_level 1\n`} {
+		if !regexp.MustCompile(re).MatchString(metrics) {
+			t.Fatalf("/metrics does not match %s:\n%s", re, metrics)
+		}
+	}
 	// INFO is off: nothing is logged but the audit of the change that
 	// turns it on again.
 	want(s.post(t, "/v2/logging", []byte(`{"log_verbose_level":0}`), admin...),

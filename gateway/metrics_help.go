@@ -50,6 +50,8 @@ var helpTexts = map[string]string{
 	"infergate_grpc_connections_refused_total":           "gRPC connections closed at once because --max-connections were open on --grpc",
 	"infergate_grpc_streams_open":                        "ModelStreamInfer streams open on --grpc (at most --max-connections)",
 	"infergate_shared_memory_regions":                    "System shared memory regions clients have registered (--shared-memory), at most 1024",
+	"infergate_log_lines_total":                          "Lines the server logged at each level, whether the log settings wrote them or not (verbose lines: those written); ERROR lines are failures of the server's own",
+	"infergate_log_verbose_level":                        "The log's verbose level (log_verbose_level): 1 writes a line for each request, which costs throughput",
 	"infergate_traces_total":                             "Inference requests traced by the trace extension (trace settings) and kept for the trace file",
 	"infergate_traces_dropped_total":                     "Traces dropped: more held unwritten than the tracer keeps, or the trace file's writer behind",
 	"infergate_shared_memory_bytes":                      "Bytes of the shared memory regions registered now (each maps its object from the start to its end)",

@@ -105,8 +105,9 @@ type Config struct {
 	SharedMemory bool
 	// Trace is the trace extension's settings at start (trace.go).
 	Trace TraceConfig
-	// Logf logs; nil means log.Printf. A line's level is at the start
-	// of its format (logging.Warning, logging.Error).
+	// Logf logs; nil means Logging's Logf, or without it log.Printf. A
+	// line's level is at the start of its format (logging.Warning,
+	// logging.Error).
 	Logf func(format string, args ...any)
 	// Logging, when set, is the log behind Logf: Triton's logging
 	// extension (GET and POST /v2/logging, gRPC LogSettings) reads and
@@ -238,7 +239,11 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 		logf:    cfg.Logf,
 		started: time.Now(),
 	}
-	if s.logf == nil {
+	switch {
+	case s.logf != nil:
+	case cfg.Logging != nil:
+		s.logf = cfg.Logging.Logf
+	default:
 		s.logf = log.Printf
 	}
 	switch {
@@ -295,6 +300,13 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 	}
 	s.trace = newTracer(cfg.Trace, set, s.logf)
 	s.extensions = serverExtensions(&s.cfg)
+	if lg := cfg.Logging; lg != nil {
+		// Counters, typed so by writeHelp (their names end in _total).
+		for _, lv := range []logging.Level{logging.LevelInfo, logging.LevelWarning, logging.LevelError, logging.LevelVerbose} {
+			set.NewGauge(fmt.Sprintf(`infergate_log_lines_total{level=%q}`, strings.ToLower(lv.String())), func() float64 { return float64(lg.Lines(lv)) })
+		}
+		set.NewGauge("infergate_log_verbose_level", func() float64 { return float64(lg.Verbose()) })
+	}
 	s.wrongTokens = loglimit.New[struct{}](time.Minute, 1)
 	s.slow = loglimit.New[string](slowLogEvery, 1024)
 	s.errLog = loglimit.New[string](errorLogEvery, 1024)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/infergate/infergate/gateway"
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/internal/testenv"
 	"github.com/infergate/infergate/registry"
 	"github.com/valyala/fasthttp"
@@ -205,6 +207,7 @@ func everyPartMetrics(t *testing.T) string {
 	t.Cleanup(func() { metrics.ExposeMetadata(false) })
 	cfg, _, set := trafficConfig(t, 100)
 	cfg.AdminToken = adminToken
+	cfg.Logging = logging.New(io.Discard, logging.DefaultSettings())
 	s := startAdminWith(t, serverOptions{cfg: cfg, set: set, triton: true, files: map[string][]byte{"ctr/1": ctrONNX()}})
 	if r := s.admin(t, "POST", "/v1/models/ctr/versions", ctrONNX()); r.code != 201 {
 		t.Fatalf("upload version 2: %s", r)
@@ -220,7 +223,7 @@ func everyPartMetrics(t *testing.T) string {
 	want := []string{"infergate_inference_request_success_total", "infergate_inference_unrouted_total",
 		"infergate_model_load_total", "infergate_http_panics_total", "infergate_cluster_is_leader",
 		"infergate_traffic_events_total", "infergate_experiment_requests_total", "infergate_shadow_requests_total",
-		"nv_inference_count"}
+		"nv_inference_count", "infergate_log_lines_total"}
 	var text string
 	testenv.CheckFor(t, 10*time.Second, func() error {
 		// The reconciler sets the experiment and the shadow up

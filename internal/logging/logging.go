@@ -94,6 +94,8 @@ type Logger struct {
 	settings atomic.Pointer[Settings]
 	// verbose is settings' VerboseLevel, for a request to look at alone.
 	verbose atomic.Uint32
+	// lines counts the lines of each level logged, written or not.
+	lines [len(levelNames)]atomic.Uint64
 
 	// mu protects w and buf, and orders the writes.
 	mu  sync.Mutex
@@ -125,6 +127,11 @@ func (l *Logger) Set(s Settings) {
 // a verbose line looks at it first.
 func (l *Logger) Verbose() uint32 { return l.verbose.Load() }
 
+// Lines returns how many lines of level lv were logged, whether the
+// settings let them be written or not (verbose lines: those written), so
+// that an alert on ERROR lines does not go quiet with log_errors false.
+func (l *Logger) Lines(lv Level) uint64 { return l.lines[lv].Load() }
+
 // Logf writes a line of the level its format begins with (Warning,
 // Error, else info), unless the settings leave that level out.
 func (l *Logger) Logf(format string, args ...any) {
@@ -145,6 +152,7 @@ func (l *Logger) Verbosef(v uint32, format string, args ...any) {
 }
 
 func (l *Logger) logf(level Level, format string, args []any) {
+	l.lines[level].Add(1)
 	s := l.settings.Load()
 	if !s.writes(level) {
 		return

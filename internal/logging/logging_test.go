@@ -86,3 +86,30 @@ func TestConcurrentLines(t *testing.T) {
 		}
 	}
 }
+
+// Lines counts every line of a level, written or left out by the
+// settings; verbose lines only when written.
+func TestLines(t *testing.T) {
+	var out bytes.Buffer
+	s := DefaultSettings()
+	s.Error, s.Info = false, false
+	l := New(&out, s)
+	l.Logf("a")
+	l.Logf(Error + "b")
+	l.Logf(Error + "c")
+	l.Logf(Warning + "d")
+	l.Verbosef(1, "e")
+	f := func(lv Level, want uint64) {
+		t.Helper()
+		if got := l.Lines(lv); got != want {
+			t.Fatalf("%s lines: got %d; want %d", lv, got, want)
+		}
+	}
+	f(LevelInfo, 1)
+	f(LevelError, 2)
+	f(LevelWarning, 1)
+	f(LevelVerbose, 0)
+	if out.Len() == 0 || strings.Count(out.String(), "\n") != 1 {
+		t.Fatalf("wrote %q; want the WARNING line alone", out.String())
+	}
+}
