@@ -330,7 +330,7 @@ func (l *Loop) Run(ctx context.Context) error {
 				return nil
 			}
 			// The same error at every step is logged every notePeriod.
-			l.note("error", err.Error(), time.Minute, "trainer: %v; trying again every %s", err, l.cfg.Interval)
+			l.note("error", err.Error(), time.Minute, logging.Warning+"trainer: %v; trying again every %s", err, l.cfg.Interval)
 		}
 		select {
 		case <-ctx.Done():
@@ -409,9 +409,9 @@ func (l *Loop) checkMembers(ctx context.Context) {
 	missing, err := l.cfg.Gateway.MissingMembers(ctx)
 	switch {
 	case err != nil:
-		l.note("members", "error", notePeriod, "trainer: cannot list the cluster's members to check --addr: %v", err)
+		l.note("members", "error", notePeriod, logging.Warning+"trainer: cannot list the cluster's members to check --addr: %v", err)
 	case len(missing) > 0:
-		l.note("members", strings.Join(missing, ","), notePeriod, "trainer: --addr leaves out members %s: their traffic logs (predictions, feedback) go unread, and a stage could pass on part of the evidence; name every member",
+		l.note("members", strings.Join(missing, ","), notePeriod, logging.Warning+"trainer: --addr leaves out members %s: their traffic logs (predictions, feedback) go unread, and a stage could pass on part of the evidence; name every member",
 			strings.Join(missing, ", "))
 	default:
 		delete(l.noted, "members")
