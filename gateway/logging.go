@@ -31,6 +31,12 @@ const (
 
 var logSettingNames = []string{logFile, logInfo, logWarnings, logErrors, logVerboseLevel, logFormat}
 
+// logSettingAliases are the names Triton's server itself reads and
+// answers, over HTTP and gRPC, where the extension's document says
+// log_warnings and log_errors: code written against a running Triton
+// (its own tests included) sends these. A change takes either name.
+var logSettingAliases = map[string]string{"log_warning": logWarnings, "log_error": logErrors}
+
 // maxVerboseLevel bounds log_verbose_level: level 1 writes a line a
 // request, and no level above it writes more.
 const maxVerboseLevel = 1
@@ -55,7 +61,19 @@ func logSettings(s logging.Settings) []oip.LogSetting {
 // lines on before or after it: one that turns them off or on is logged.
 func (s *Server) updateLogSettings(client string, update []oip.LogSetting) ([]oip.LogSetting, error) {
 	next := s.cfg.Logging.Settings()
+	// Where a change gives a setting by both its names, the values must
+	// agree: given holds each setting's first, by the extension's name.
+	given := make(map[string]oip.LogSetting, len(update))
 	for _, u := range update {
+		asGiven := u.Name
+		if name, ok := logSettingAliases[u.Name]; ok {
+			u.Name = name
+		}
+		if prev, ok := given[u.Name]; !ok {
+			given[u.Name] = oip.LogSetting{Name: asGiven, Kind: u.Kind, Bool: u.Bool}
+		} else if prev.Kind != u.Kind || prev.Bool != u.Bool {
+			return nil, badRequest("log settings %s and %s are one setting, and disagree: give one of them", prev.Name, asGiven)
+		}
 		want := oip.LogBool
 		switch u.Name {
 		case logFile, logFormat:
@@ -64,10 +82,10 @@ func (s *Server) updateLogSettings(client string, update []oip.LogSetting) ([]oi
 			want = oip.LogUint32
 		case logInfo, logWarnings, logErrors:
 		default:
-			return nil, badRequest("log setting %q is not one of the logging extension's: %s", u.Name, strings.Join(logSettingNames, ", "))
+			return nil, badRequest("log setting %q is not one of the logging extension's: %s (or log_warning and log_error, as Triton's server names those)", u.Name, strings.Join(logSettingNames, ", "))
 		}
 		if u.Kind != want {
-			return nil, badRequest("log setting %s must be a %s", u.Name, logKindName(want))
+			return nil, badRequest("log setting %s must be a %s", asGiven, logKindName(want))
 		}
 		switch u.Name {
 		case logFile:

@@ -77,7 +77,9 @@ func TestLoggingHTTP(t *testing.T) {
 		`{"log_info":"false"}`:                     "log_info must be a boolean",
 		`{"log_format":"iso"}`:                     `log_format "iso": use "default" or "ISO8601"`,
 		`{"log_file":"/tmp/x.log"}`:                "standard error",
-		`{"log_warning":false}`:                    `log setting "log_warning" is not one of the logging extension's: log_file, log_info, log_warnings`,
+		`{"log_warn":false}`:                       `log setting "log_warn" is not one of the logging extension's: log_file, log_info, log_warnings`,
+		`{"log_error":false,"log_errors":true}`:    "log settings log_error and log_errors are one setting, and disagree",
+		`{"log_warning":1}`:                        "log setting log_warning must be a boolean",
 		`{"log_info":false,"log_verbose_level":9}`: "log_verbose_level 9",
 		`[1]`:                               "JSON object of log settings",
 		`{"log_errors":null}`:               "log_errors is null",
@@ -125,6 +127,39 @@ func TestLoggingHTTP(t *testing.T) {
 		`{"log_file":"","log_info":true,"log_warnings":true,"log_errors":true,"log_verbose_level":0,"log_format":"ISO8601"}`)
 	if got := strings.TrimPrefix(out.String(), before); strings.Contains(got, "VERBOSE") || strings.Count(got, "\n") != 1 {
 		t.Fatalf("with verbose 0 and INFO off, the log grew by\n%s; want the audit line of the last change alone", got)
+	}
+}
+
+// Triton's server reads log_warning and log_error, where the extension's
+// document says log_warnings and log_errors; code written against it
+// (tritonclient's update_log_settings with Triton's own test settings)
+// sends those names, over HTTP and gRPC, and a change takes them.
+func TestLoggingTritonServerNames(t *testing.T) {
+	s, out, lg := startLogged(t, gateway.DefaultConfig())
+	r := s.post(t, "/v2/logging", []byte(`{"log_info":true,"log_warning":false,"log_error":false,"log_verbose_level":0,"log_format":"default"}`))
+	if w := `{"log_file":"","log_info":true,"log_warnings":false,"log_errors":false,"log_verbose_level":0,"log_format":"default"}`; r.code != 200 || string(r.body) != w {
+		t.Fatalf("POST /v2/logging with log_warning and log_error: got %s; want 200 %s", r, w)
+	}
+	if !strings.Contains(out.String(), "set the log settings: log_file=\"\", log_info=true, log_warnings=false, log_errors=false,") {
+		t.Fatalf("the log does not audit the change by the extension's names:\n%s", out)
+	}
+	// Both names, agreeing, as a client that sends both servers' does.
+	r = s.post(t, "/v2/logging", []byte(`{"log_warning":true,"log_warnings":true}`))
+	if r.code != 200 || !lg.Settings().Warning || lg.Settings().Error {
+		t.Fatalf("POST /v2/logging with log_warning and log_warnings true: %s; settings %+v", r, lg.Settings())
+	}
+
+	c := s.serveGRPC(t)
+	m := pbtest.New("LogSettingsRequest")
+	settings := m.Mutable(m.Descriptor().Fields().ByName("settings")).Map()
+	v := settings.NewValue().Message()
+	v.Set(v.Descriptor().Fields().ByName("bool_param"), protoreflect.ValueOfBool(true))
+	settings.Set(protoreflect.ValueOfString("log_error").MapKey(), protoreflect.ValueOfMessage(v))
+	if _, err := c.call(context.Background(), "LogSettings", m, "LogSettingsResponse"); err != nil {
+		t.Fatalf("LogSettings with log_error: %v", err)
+	}
+	if !lg.Settings().Error {
+		t.Fatalf("LogSettings with log_error true left log_errors false: %+v", lg.Settings())
 	}
 }
 
