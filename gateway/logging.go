@@ -19,23 +19,24 @@ import (
 )
 
 // The settings of Triton's logging extension, in the order they are
-// answered.
+// answered, named as Triton's server reads and answers them (over HTTP
+// and gRPC): code written against a running Triton, its own tests
+// included, reads log_warning and log_error.
 const (
 	logFile         = "log_file"
 	logInfo         = "log_info"
-	logWarnings     = "log_warnings"
-	logErrors       = "log_errors"
+	logWarning      = "log_warning"
+	logError        = "log_error"
 	logVerboseLevel = "log_verbose_level"
 	logFormat       = "log_format"
 )
 
-var logSettingNames = []string{logFile, logInfo, logWarnings, logErrors, logVerboseLevel, logFormat}
+var logSettingNames = []string{logFile, logInfo, logWarning, logError, logVerboseLevel, logFormat}
 
-// logSettingAliases are the names Triton's server itself reads and
-// answers, over HTTP and gRPC, where the extension's document says
-// log_warnings and log_errors: code written against a running Triton
-// (its own tests included) sends these. A change takes either name.
-var logSettingAliases = map[string]string{"log_warning": logWarnings, "log_error": logErrors}
+// logSettingAliases are the names the extension's document gives where
+// Triton's server has log_warning and log_error. A change takes either
+// name.
+var logSettingAliases = map[string]string{"log_warnings": logWarning, "log_errors": logError}
 
 // maxVerboseLevel bounds log_verbose_level: level 1 writes a line a
 // request, and no level above it writes more.
@@ -48,8 +49,8 @@ func logSettings(s logging.Settings) []oip.LogSetting {
 	return []oip.LogSetting{
 		{Name: logFile, Kind: oip.LogString},
 		{Name: logInfo, Kind: oip.LogBool, Bool: s.Info},
-		{Name: logWarnings, Kind: oip.LogBool, Bool: s.Warning},
-		{Name: logErrors, Kind: oip.LogBool, Bool: s.Error},
+		{Name: logWarning, Kind: oip.LogBool, Bool: s.Warning},
+		{Name: logError, Kind: oip.LogBool, Bool: s.Error},
 		{Name: logVerboseLevel, Kind: oip.LogUint32, Uint32: s.VerboseLevel},
 		{Name: logFormat, Kind: oip.LogString, String: s.Format},
 	}
@@ -80,9 +81,9 @@ func (s *Server) updateLogSettings(client string, update []oip.LogSetting) ([]oi
 			want = oip.LogString
 		case logVerboseLevel:
 			want = oip.LogUint32
-		case logInfo, logWarnings, logErrors:
+		case logInfo, logWarning, logError:
 		default:
-			return nil, badRequest("log setting %q is not one of the logging extension's: %s (or log_warning and log_error, as Triton's server names those)", u.Name, strings.Join(logSettingNames, ", "))
+			return nil, badRequest("log setting %q is not one of the logging extension's: %s (or log_warnings and log_errors, as its document names those)", u.Name, strings.Join(logSettingNames, ", "))
 		}
 		if u.Kind != want {
 			return nil, badRequest("log setting %s must be a %s", asGiven, logKindName(want))
@@ -94,9 +95,9 @@ func (s *Server) updateLogSettings(client string, update []oip.LogSetting) ([]oi
 			}
 		case logInfo:
 			next.Info = u.Bool
-		case logWarnings:
+		case logWarning:
 			next.Warning = u.Bool
-		case logErrors:
+		case logError:
 			next.Error = u.Bool
 		case logVerboseLevel:
 			if u.Uint32 > maxVerboseLevel {
@@ -145,9 +146,9 @@ func decodeLogSettings(body []byte) ([]oip.LogSetting, error) {
 		v := raw[name]
 		switch {
 		case string(v) == "null":
-			// Unmarshal takes null for false, or "": neither says what
-			// the client wants.
-			return nil, badRequest("log setting %s is null; give a boolean, a whole number from 0 to 4294967295, or a string", name)
+			// No change, as Triton's server takes it (Unmarshal would
+			// take it for false, or "").
+			continue
 		case json.Unmarshal(v, &u.Bool) == nil:
 			u.Kind = oip.LogBool
 		case json.Unmarshal(v, &u.String) == nil:

@@ -52,7 +52,7 @@ func startLogged(t *testing.T, cfg gateway.Config) (*testServer, *logBuffer, *lo
 	return startFake(t, newFakeBackend(), cfg, registry.ModelConfig{}), &out, lg
 }
 
-const defaultLogSettings = `{"log_file":"","log_info":true,"log_warnings":true,"log_errors":true,"log_verbose_level":0,"log_format":"default"}`
+const defaultLogSettings = `{"log_file":"","log_info":true,"log_warning":true,"log_error":true,"log_verbose_level":0,"log_format":"default"}`
 
 func TestLoggingHTTP(t *testing.T) {
 	cfg := gateway.DefaultConfig()
@@ -77,12 +77,11 @@ func TestLoggingHTTP(t *testing.T) {
 		`{"log_info":"false"}`:                     "log_info must be a boolean",
 		`{"log_format":"iso"}`:                     `log_format "iso": use "default" or "ISO8601"`,
 		`{"log_file":"/tmp/x.log"}`:                "standard error",
-		`{"log_warn":false}`:                       `log setting "log_warn" is not one of the logging extension's: log_file, log_info, log_warnings`,
+		`{"log_warn":false}`:                       `log setting "log_warn" is not one of the logging extension's: log_file, log_info, log_warning, log_error`,
 		`{"log_error":false,"log_errors":true}`:    "log settings log_error and log_errors are one setting, and disagree",
 		`{"log_warning":1}`:                        "log setting log_warning must be a boolean",
 		`{"log_info":false,"log_verbose_level":9}`: "log_verbose_level 9",
 		`[1]`:                               "JSON object of log settings",
-		`{"log_errors":null}`:               "log_errors is null",
 		`{"log_verbose_level":{"level":1}}`: "give a boolean, a whole number",
 		`{"log_verbose_level":1.5,"log_info":true}`: "give a boolean, a whole number",
 	} {
@@ -95,8 +94,8 @@ func TestLoggingHTTP(t *testing.T) {
 	// The change is audited, though it turns INFO lines off; then an
 	// inference request is logged, with ISO 8601 times.
 	want(s.post(t, "/v2/logging", []byte(`{"log_verbose_level":1,"log_format":"ISO8601","log_info":false,"log_file":""}`), admin...),
-		`{"log_file":"","log_info":false,"log_warnings":true,"log_errors":true,"log_verbose_level":1,"log_format":"ISO8601"}`)
-	if !strings.Contains(out.String(), " set the log settings: log_file=\"\", log_info=false, log_warnings=true, log_errors=true, log_verbose_level=1, log_format=\"ISO8601\"\n") {
+		`{"log_file":"","log_info":false,"log_warning":true,"log_error":true,"log_verbose_level":1,"log_format":"ISO8601"}`)
+	if !strings.Contains(out.String(), " set the log settings: log_file=\"\", log_info=false, log_warning=true, log_error=true, log_verbose_level=1, log_format=\"ISO8601\"\n") {
 		t.Fatalf("the log does not audit the change:\n%s", out)
 	}
 	checkFakeAnswer(t, s.post(t, "/v2/models/fake/infer", fakeRequest))
@@ -120,28 +119,28 @@ func TestLoggingHTTP(t *testing.T) {
 	// INFO is off: nothing is logged but the audit of the change that
 	// turns it on again.
 	want(s.post(t, "/v2/logging", []byte(`{"log_verbose_level":0}`), admin...),
-		`{"log_file":"","log_info":false,"log_warnings":true,"log_errors":true,"log_verbose_level":0,"log_format":"ISO8601"}`)
+		`{"log_file":"","log_info":false,"log_warning":true,"log_error":true,"log_verbose_level":0,"log_format":"ISO8601"}`)
 	before := out.String()
 	s.post(t, "/v2/models/fake/infer", fakeRequest)
 	want(s.post(t, "/v2/logging", []byte(`{"log_info":true}`), admin...),
-		`{"log_file":"","log_info":true,"log_warnings":true,"log_errors":true,"log_verbose_level":0,"log_format":"ISO8601"}`)
+		`{"log_file":"","log_info":true,"log_warning":true,"log_error":true,"log_verbose_level":0,"log_format":"ISO8601"}`)
 	if got := strings.TrimPrefix(out.String(), before); strings.Contains(got, "VERBOSE") || strings.Count(got, "\n") != 1 {
 		t.Fatalf("with verbose 0 and INFO off, the log grew by\n%s; want the audit line of the last change alone", got)
 	}
 }
 
-// Triton's server reads log_warning and log_error, where the extension's
-// document says log_warnings and log_errors; code written against it
-// (tritonclient's update_log_settings with Triton's own test settings)
-// sends those names, over HTTP and gRPC, and a change takes them.
+// Triton's server reads and answers log_warning and log_error, where the
+// extension's document says log_warnings and log_errors: a change takes
+// both, over HTTP and gRPC, and null leaves a setting as it is, as
+// Triton's server takes it.
 func TestLoggingTritonServerNames(t *testing.T) {
 	s, out, lg := startLogged(t, gateway.DefaultConfig())
-	r := s.post(t, "/v2/logging", []byte(`{"log_info":true,"log_warning":false,"log_error":false,"log_verbose_level":0,"log_format":"default"}`))
-	if w := `{"log_file":"","log_info":true,"log_warnings":false,"log_errors":false,"log_verbose_level":0,"log_format":"default"}`; r.code != 200 || string(r.body) != w {
-		t.Fatalf("POST /v2/logging with log_warning and log_error: got %s; want 200 %s", r, w)
+	r := s.post(t, "/v2/logging", []byte(`{"log_info":true,"log_warning":false,"log_error":false,"log_verbose_level":null,"log_format":"default"}`))
+	if w := `{"log_file":"","log_info":true,"log_warning":false,"log_error":false,"log_verbose_level":0,"log_format":"default"}`; r.code != 200 || string(r.body) != w {
+		t.Fatalf("POST /v2/logging with log_warnings and log_errors: got %s; want 200 %s", r, w)
 	}
-	if !strings.Contains(out.String(), "set the log settings: log_file=\"\", log_info=true, log_warnings=false, log_errors=false,") {
-		t.Fatalf("the log does not audit the change by the extension's names:\n%s", out)
+	if !strings.Contains(out.String(), "set the log settings: log_file=\"\", log_info=true, log_warning=false, log_error=false,") {
+		t.Fatalf("the log does not audit the change by Triton's server's names:\n%s", out)
 	}
 	// Both names, agreeing, as a client that sends both servers' does.
 	r = s.post(t, "/v2/logging", []byte(`{"log_warning":true,"log_warnings":true}`))
@@ -154,12 +153,12 @@ func TestLoggingTritonServerNames(t *testing.T) {
 	settings := m.Mutable(m.Descriptor().Fields().ByName("settings")).Map()
 	v := settings.NewValue().Message()
 	v.Set(v.Descriptor().Fields().ByName("bool_param"), protoreflect.ValueOfBool(true))
-	settings.Set(protoreflect.ValueOfString("log_error").MapKey(), protoreflect.ValueOfMessage(v))
+	settings.Set(protoreflect.ValueOfString("log_errors").MapKey(), protoreflect.ValueOfMessage(v))
 	if _, err := c.call(context.Background(), "LogSettings", m, "LogSettingsResponse"); err != nil {
-		t.Fatalf("LogSettings with log_error: %v", err)
+		t.Fatalf("LogSettings with log_errors: %v", err)
 	}
 	if !lg.Settings().Error {
-		t.Fatalf("LogSettings with log_error true left log_errors false: %+v", lg.Settings())
+		t.Fatalf("LogSettings with log_errors true left log_error false: %+v", lg.Settings())
 	}
 }
 
@@ -239,7 +238,7 @@ func TestLoggingGRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A false, a 0 and an empty string are sent: a oneof's field is.
-	const def = "log_errors=bool_param:true log_file=string_param: log_format=string_param:default log_info=bool_param:true log_verbose_level=uint32_param:0 log_warnings=bool_param:true"
+	const def = "log_error=bool_param:true log_file=string_param: log_format=string_param:default log_info=bool_param:true log_verbose_level=uint32_param:0 log_warning=bool_param:true"
 	if g := got(resp); g != def {
 		t.Fatalf("settings: got %s; want %s", g, def)
 	}
@@ -254,7 +253,7 @@ func TestLoggingGRPC(t *testing.T) {
 		{req("log_format", "ISO"), `use "default" or "ISO8601"`},
 		{req("log_file", "/var/log/x"), "standard error"},
 		{req("log_level", true), `"log_level" is not one of`},
-		{req("log_info", false, "log_errors", "no"), "log_errors must be a boolean"},
+		{req("log_info", false, "log_error", "no"), "log_error must be a boolean"},
 	} {
 		_, err = c.call(actx, "LogSettings", bad.req, "LogSettingsResponse")
 		checkCode(t, err, codes.InvalidArgument, bad.fragment)
@@ -262,17 +261,17 @@ func TestLoggingGRPC(t *testing.T) {
 	if lg.Settings() != logging.DefaultSettings() {
 		t.Fatalf("refused changes changed the settings: %+v", lg.Settings())
 	}
-	resp, err = c.call(actx, "LogSettings", req("log_warnings", false, "log_verbose_level", uint32(1)), "LogSettingsResponse")
+	resp, err = c.call(actx, "LogSettings", req("log_warning", false, "log_verbose_level", uint32(1)), "LogSettingsResponse")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g, w := got(resp), strings.NewReplacer("log_verbose_level=uint32_param:0", "log_verbose_level=uint32_param:1", "log_warnings=bool_param:true", "log_warnings=bool_param:false").Replace(def); g != w {
+	if g, w := got(resp), strings.NewReplacer("log_verbose_level=uint32_param:0", "log_verbose_level=uint32_param:1", "log_warning=bool_param:true", "log_warning=bool_param:false").Replace(def); g != w {
 		t.Fatalf("settings after the change: got %s; want %s", g, w)
 	}
 	if _, err := c.call(ctx, "ServerLive", pbtest.New("ServerLiveRequest"), "ServerLiveResponse"); err != nil {
 		t.Fatal(err)
 	}
-	line := regexp.MustCompile(`(?m)^\S+ \S+ INFO admin: 127\.0\.0\.1 \(gRPC\) set the log settings: .*log_warnings=false.*log_verbose_level=1.*\n` +
+	line := regexp.MustCompile(`(?m)^\S+ \S+ INFO admin: 127\.0\.0\.1 \(gRPC\) set the log settings: .*log_warning=false.*log_verbose_level=1.*\n` +
 		`(.*\n)*\S+ \S+ VERBOSE request: 127\.0\.0\.1:\d+ gRPC ServerLive OK in `)
 	testenv.CheckFor(t, 5*time.Second, func() error {
 		if !line.MatchString(out.String()) {

@@ -38,7 +38,7 @@ func TestServeLogLevels(t *testing.T) {
 		}
 	}
 	code, resp, _ := s.post(t, "/v2/logging", []byte(`{"log_verbose_level":0,"log_format":"default"}`))
-	if want := `{"log_file":"","log_info":true,"log_warnings":true,"log_errors":true,"log_verbose_level":0,"log_format":"default"}`; code != 200 || string(resp) != want {
+	if want := `{"log_file":"","log_info":true,"log_warning":true,"log_error":true,"log_verbose_level":0,"log_format":"default"}`; code != 200 || string(resp) != want {
 		t.Fatalf("POST /v2/logging: %d %s; want 200 %s", code, resp, want)
 	}
 	before := len(s.stderr.String())
