@@ -303,7 +303,10 @@ type traceEntry struct {
 // there are enough: with log frequency N, every N; and once a trace count
 // has run out and every trace it allowed is recorded.
 func (t *tracer) record(e *traceEntry) {
-	b := appendTrace(nil, e)
+	// Formatted before the lock, on the stack: a trace takes about 300
+	// bytes, more only with long names.
+	var buf [512]byte
+	b := appendTrace(buf[:0], e)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.pending--
