@@ -101,11 +101,28 @@ type traceValues struct {
 
 // traceModel is a model's own settings: a nil field follows the node's.
 // A model with any setting of its own counts its own requests for
-// sampling.
+// sampling, in seen, which its copies share.
 type traceModel struct {
 	level       *string
 	rate, count *int64
-	seen        uint64
+	seen        *atomic.Uint64
+}
+
+// traceSampling is what sample reads, without the tracer's lock, to
+// choose the requests to trace: each scope's rate and count of requests
+// seen. updateOn publishes a new one whenever the settings change; none
+// is changed once published.
+type traceSampling struct {
+	node traceSampler
+	// models holds the models with settings of their own.
+	models map[string]traceSampler
+}
+
+// traceSampler samples one scope's requests: one in rate, the first
+// included; rate 0 traces none.
+type traceSampler struct {
+	seen *atomic.Uint64
+	rate uint64
 }
 
 // tracer keeps the trace settings and the traces taken, and writes them.
@@ -127,13 +144,16 @@ type tracer struct {
 	// on is whether some scope traces (TIMESTAMPS, count not 0): while
 	// it is false a request looks at it alone.
 	on atomic.Bool
+	// sampling chooses the requests to trace while on is true; nodeSeen
+	// counts the requests of the node's scope for it.
+	sampling atomic.Pointer[traceSampling]
+	nodeSeen atomic.Uint64
 
 	// mu protects the fields below.
-	mu       sync.Mutex
-	node     traceValues
-	nodeSeen uint64
-	models   map[string]*traceModel
-	nextID   uint64
+	mu     sync.Mutex
+	node   traceValues
+	models map[string]*traceModel
+	nextID uint64
 	// held holds the traces not written yet (with log frequency 0, every
 	// trace), each two JSON objects followed by ",\n"; heldN counts them;
 	// dirty says some were not written yet.
@@ -145,13 +165,6 @@ type tracer struct {
 	// is written again.
 	fileHeld  []byte
 	fileHeldN int
-	// pending counts the traces taken and not recorded yet. When a trace
-	// count runs out, flushAt is the id of its last trace and flushWait
-	// how many traces up to it are still pending: the traces are written
-	// once the last of those is recorded, whichever it is.
-	pending   int
-	flushAt   uint64
-	flushWait int
 	index     int // of the next file with log frequency
 	warned    bool
 	closed    bool
@@ -236,87 +249,93 @@ func (t *tracer) effective(m *traceModel) traceValues {
 	return v
 }
 
-// updateOn sets t.on from the settings. t.mu is held, or t is new.
+// updateOn sets t.on and t.sampling from the settings. t.mu is held, or
+// t is new.
 func (t *tracer) updateOn() {
-	on := t.node.level == TraceTimestamps && t.node.count != 0
-	for _, m := range t.models {
-		if v := t.effective(m); v.level == TraceTimestamps && v.count != 0 {
-			on = true
+	sp := &traceSampling{node: newTraceSampler(t.node, &t.nodeSeen)}
+	on := sp.node.rate > 0
+	if len(t.models) > 0 {
+		sp.models = make(map[string]traceSampler, len(t.models))
+		for name, m := range t.models {
+			s := newTraceSampler(t.effective(m), m.seen)
+			sp.models[name] = s
+			on = on || s.rate > 0
 		}
 	}
+	t.sampling.Store(sp)
 	t.on.Store(on && !t.closed)
 }
 
-// take reports whether to trace a request of model, with its trace id.
-// A trace taken must be recorded (record), whatever became of its
-// request.
-func (t *tracer) take(model string) (id uint64, ok bool) {
-	if !t.on.Load() {
-		return 0, false
+// newTraceSampler returns the sampler of a scope with settings v, which
+// counts its requests in seen.
+func newTraceSampler(v traceValues, seen *atomic.Uint64) traceSampler {
+	s := traceSampler{seen: seen}
+	if v.level == TraceTimestamps && v.count != 0 {
+		s.rate = uint64(v.rate)
 	}
+	return s
+}
+
+// sample reports whether to trace a request of model, which then goes to
+// record once it is done. It takes no lock: while tracing is off a
+// request pays one atomic load; while it is on, two, a map lookup and an
+// atomic add to its scope's count.
+func (t *tracer) sample(model string) bool {
+	if !t.on.Load() {
+		return false
+	}
+	sp := t.sampling.Load()
+	s, ok := sp.models[model]
+	if !ok {
+		s = sp.node
+	}
+	if s.rate == 0 {
+		return false
+	}
+	return (s.seen.Add(1)-1)%s.rate == 0
+}
+
+// traceEntry is what a traced request leaves: its timestamps, zero where
+// it did not get that far.
+type traceEntry struct {
+	model, version, request  string
+	start, queued, ran, done time.Time
+	end                      time.Time
+}
+
+// record traces e, a request that sample chose, unless the settings
+// stopped tracing its model since, and returns its trace id; ok is false
+// when it was not traced or was dropped. It writes the traces once there
+// are enough: with log frequency N, every N; and when a trace count runs
+// out (its last trace, which the same lock section holds).
+func (t *tracer) record(e *traceEntry) (id uint64, ok bool) {
+	// Formatted before the lock, on the stack (a trace takes about 300
+	// bytes, more only with long names); the id is given under it.
+	var buf [512]byte
+	b, split := appendTraceParts(buf[:0], e)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
 		return 0, false
 	}
-	m := t.models[model]
-	v := t.effective(m)
-	if v.level != TraceTimestamps || v.count == 0 {
-		return 0, false
-	}
-	seen := &t.nodeSeen
-	if m != nil {
-		seen = &m.seen
-	}
-	n := *seen
-	*seen++
-	if n%uint64(v.rate) != 0 {
+	m := t.models[e.model]
+	if v := t.effective(m); v.level != TraceTimestamps || v.count == 0 {
 		return 0, false
 	}
 	t.nextID++
-	t.pending++
+	id = t.nextID
+	due := false
 	count := &t.node.count
 	if m != nil && m.count != nil {
 		count = m.count
 	}
 	if *count > 0 {
 		if *count--; *count == 0 {
-			// The last trace the count allows: the traces are written
-			// once it and those taken before it are recorded.
-			t.flushAt, t.flushWait = t.nextID, t.pending
+			// The last trace the count allows: every other one it
+			// allowed is held already.
+			due = true
 			t.updateOn()
 		}
-	}
-	return t.nextID, true
-}
-
-// traceEntry is what a traced request leaves: its timestamps, zero where
-// it did not get that far.
-type traceEntry struct {
-	id                       uint64
-	model, version, request  string
-	start, queued, ran, done time.Time
-	end                      time.Time
-}
-
-// record keeps e, a trace that take allowed, and writes the traces once
-// there are enough: with log frequency N, every N; and once a trace count
-// has run out and every trace it allowed is recorded.
-func (t *tracer) record(e *traceEntry) {
-	// Formatted before the lock, on the stack: a trace takes about 300
-	// bytes, more only with long names.
-	var buf [512]byte
-	b := appendTrace(buf[:0], e)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.pending--
-	due := false
-	if t.flushWait > 0 && e.id <= t.flushAt {
-		t.flushWait--
-		due = t.flushWait == 0
-	}
-	if t.closed {
-		return
 	}
 	if t.heldN >= maxHeldTraces {
 		t.lost.Inc()
@@ -327,15 +346,20 @@ func (t *tracer) record(e *traceEntry) {
 		if due {
 			t.flushLocked()
 		}
-		return
+		return id, false
 	}
 	t.taken.Inc()
-	t.held = append(t.held, b...)
+	t.held = append(t.held, `{"id":`...)
+	t.held = strconv.AppendUint(t.held, id, 10)
+	t.held = append(t.held, b[:split]...)
+	t.held = strconv.AppendUint(t.held, id, 10)
+	t.held = append(t.held, b[split:]...)
 	t.heldN++
 	t.dirty = true
 	if f := t.node.logFreq; f > 0 && int64(t.heldN) >= f || due {
 		t.flushLocked()
 	}
+	return id, true
 }
 
 // flushLocked writes the traces not written yet: with log frequency N,
@@ -392,12 +416,12 @@ func (t *tracer) close() {
 	t.wg.Wait()
 }
 
-// appendTrace appends e as Triton's "triton" trace mode writes a trace:
-// an object naming the request, then one of its timestamps (ns since the
-// Unix epoch), each followed by ",\n".
-func appendTrace(dst []byte, e *traceEntry) []byte {
-	dst = append(dst, `{"id":`...)
-	dst = strconv.AppendUint(dst, e.id, 10)
+// appendTraceParts appends e as Triton's "triton" trace mode writes a
+// trace, an object naming the request, then one of its timestamps (ns
+// since the Unix epoch), each followed by ",\n", but for what comes
+// before each object's id and the ids: record writes `{"id":`, the id,
+// dst[:split], the id again and dst[split:].
+func appendTraceParts(dst []byte, e *traceEntry) (_ []byte, split int) {
 	dst = append(dst, `,"model_name":`...)
 	dst = oip.AppendJSONString(dst, e.model)
 	dst = append(dst, `,"model_version":`...)
@@ -411,7 +435,7 @@ func appendTrace(dst []byte, e *traceEntry) []byte {
 		dst = oip.AppendJSONString(dst, e.request)
 	}
 	dst = append(dst, "},\n{\"id\":"...)
-	dst = strconv.AppendUint(dst, e.id, 10)
+	split = len(dst)
 	dst = append(dst, `,"timestamps":[`...)
 	first := true
 	for _, ts := range [...]struct {
@@ -431,7 +455,7 @@ func appendTrace(dst []byte, e *traceEntry) []byte {
 		dst = strconv.AppendInt(dst, ts.at.UnixNano(), 10)
 		dst = append(dst, '}')
 	}
-	return append(dst, "]},\n"...)
+	return append(dst, "]},\n"...), split
 }
 
 // traceSettingNames are the settings, in the order they are answered.
@@ -476,6 +500,8 @@ func (t *tracer) update(model string, settings []oip.TraceSetting) ([]oip.TraceS
 	if model != "" {
 		if cur := t.models[model]; cur != nil {
 			m = *cur
+		} else {
+			m.seen = new(atomic.Uint64)
 		}
 	}
 	start := t.startValues()
@@ -788,11 +814,10 @@ func traceSettingsLine(settings []oip.TraceSetting) string {
 // traceRequest traces the request that sc holds, which version v answered
 // (or refused) from start to now, if the settings sample it.
 func (s *Server) traceRequest(v *registry.Version, sc *scratch, start time.Time) {
-	id, ok := s.trace.take(v.Model)
-	if !ok {
+	if !s.trace.sample(v.Model) {
 		return
 	}
-	e := traceEntry{id: id, model: v.Model, version: v.Label, request: sc.req.ID, start: start, queued: sc.queued, end: time.Now()}
+	e := traceEntry{model: v.Model, version: v.Label, request: sc.req.ID, start: start, queued: sc.queued, end: time.Now()}
 	if br := &sc.breq; br.BatchRows > 0 && !sc.queued.IsZero() {
 		e.ran = sc.queued.Add(br.Waited)
 		e.done = e.ran.Add(br.Compute)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,34 +18,132 @@ import (
 	"github.com/infergate/infergate/oip"
 )
 
-// When a trace count runs out, the traces taken before its last one that
-// are still being recorded (their requests ran at the same time) are
-// written as soon as they are: the file holds every trace the count
-// allowed, not only those recorded before the last one.
-func TestTraceCountWritesTracesRecordedAfterItsLast(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "t.json")
-	tr := newTracer(TraceConfig{File: file, Level: TraceTimestamps, Rate: 1, Count: 2}, metrics.NewSet(), t.Logf)
-	defer tr.close()
-	first, ok1 := tr.take("m")
-	second, ok2 := tr.take("m")
-	if _, ok := tr.take("m"); !ok1 || !ok2 || ok {
-		t.Fatalf("take: ok %v %v, then %v; want two traces, then none", ok1, ok2, ok)
+// traceNow traces a request of model m, which tr must sample, and
+// returns its trace id.
+func traceNow(t *testing.T, tr *tracer) uint64 {
+	t.Helper()
+	if !tr.sample("m") {
+		t.Fatal("sample: no trace at rate 1")
 	}
 	at := time.Now()
-	// The second request's answer was ready first.
-	tr.record(&traceEntry{id: second, model: "m", version: "1", start: at, end: at})
-	tr.record(&traceEntry{id: first, model: "m", version: "1", start: at, end: at})
+	id, ok := tr.record(&traceEntry{model: "m", version: "1", start: at, end: at})
+	if !ok {
+		t.Fatal("record: not traced")
+	}
+	return id
+}
+
+// sample takes no lock, yet traces exactly one request in the rate, the
+// first included, of requests that come at once; a model with settings of
+// its own counts its own.
+func TestTraceSampleOneInRate(t *testing.T) {
+	tr := newTracer(TraceConfig{File: filepath.Join(t.TempDir(), "t.json"), Level: TraceTimestamps, Rate: 7}, metrics.NewSet(), t.Logf)
+	defer tr.close()
+	if _, err := tr.update("own", []oip.TraceSetting{{Name: "trace_rate", Values: []string{"3"}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, model := range []string{"m", "own"} {
+		var got []int
+		for i := range 10 {
+			if tr.sample(model) {
+				got = append(got, i)
+			}
+		}
+		want := "[0 7]"
+		if model == "own" {
+			want = "[0 3 6 9]"
+		}
+		if fmt.Sprint(got) != want {
+			t.Fatalf("model %s: requests %v of the first 10 sampled; want %s", model, got, want)
+		}
+	}
+	const goroutines, each = 8, 10000
+	var sampled, own atomic.Int64
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Go(func() {
+			for range each {
+				if tr.sample("m") {
+					sampled.Add(1)
+				}
+				if tr.sample("own") {
+					own.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// 10 each seen before, by the loop above.
+	if got, want := sampled.Load(), int64((10+goroutines*each+6)/7-2); got != want {
+		t.Fatalf("%d requests at rate 7 from %d goroutines: %d sampled; want %d", goroutines*each, goroutines, got, want)
+	}
+	if got, want := own.Load(), int64((10+goroutines*each+2)/3-4); got != want {
+		t.Fatalf("%d requests of a model at rate 3 from %d goroutines: %d sampled; want %d", goroutines*each, goroutines, got, want)
+	}
+}
+
+// A trace count runs out exactly once under requests that come at once:
+// exactly count traces, ids 1 to count, and the file is written with all
+// of them as the last is recorded (not at shutdown).
+func TestTraceCountRunsOutOnce(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "t.json")
+	set := metrics.NewSet()
+	const count = 1000
+	tr := newTracer(TraceConfig{File: file, Level: TraceTimestamps, Rate: 1, Count: count}, set, t.Logf)
+	defer tr.close()
+	var traced atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range count {
+				if !tr.sample("m") {
+					continue
+				}
+				at := time.Now()
+				if _, ok := tr.record(&traceEntry{model: "m", version: "1", start: at, end: at}); ok {
+					traced.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := traced.Load(); n != count {
+		t.Fatalf("%d traced with a count of %d", n, count)
+	}
+	if got := set.GetOrCreateCounter("infergate_traces_total").Get(); got != count {
+		t.Fatalf("infergate_traces_total %d; want %d", got, count)
+	}
+	if tr.on.Load() {
+		t.Fatal("tracing is still on once the count ran out")
+	}
+	if got := tr.settings("")[3]; got.Values[0] != "0" {
+		t.Fatalf("trace_count %v once it ran out; want 0", got.Values)
+	}
 	testenv.CheckFor(t, 5*time.Second, func() error {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			return err
 		}
-		var got []map[string]any
-		if err := json.Unmarshal(b, &got); err != nil {
+		var recs []struct {
+			ID         uint64          `json:"id"`
+			Timestamps json.RawMessage `json:"timestamps"`
+		}
+		if err := json.Unmarshal(b, &recs); err != nil {
 			t.Fatalf("%s is not JSON: %v\n%s", file, err, b)
 		}
-		if len(got) != 4 {
-			return fmt.Errorf("with the count run out (and no shutdown) the file holds %d objects; want 4, both traces", len(got))
+		ids := make(map[uint64]bool)
+		for _, r := range recs {
+			if r.Timestamps != nil {
+				ids[r.ID] = true
+			}
+		}
+		for id := range uint64(count) {
+			if !ids[id+1] {
+				return fmt.Errorf("the file holds %d traces, without id %d; want ids 1 to %d", len(ids), id+1, count)
+			}
+		}
+		if len(ids) != count {
+			return fmt.Errorf("the file holds %d traces; want %d", len(ids), count)
 		}
 		return nil
 	})
@@ -80,16 +179,7 @@ func TestTraceLogFrequencyBounded(t *testing.T) {
 func TestTraceFileKeepsItsTracesAcrossLogFrequency(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "t.json")
 	tr := newTracer(TraceConfig{File: file, Level: TraceTimestamps, Rate: 1}, metrics.NewSet(), t.Logf)
-	trace := func() uint64 {
-		t.Helper()
-		id, ok := tr.take("m")
-		if !ok {
-			t.Fatal("take: no trace at rate 1")
-		}
-		at := time.Now()
-		tr.record(&traceEntry{id: id, model: "m", version: "1", start: at, end: at})
-		return id
-	}
+	trace := func() uint64 { return traceNow(t, tr) }
 	set := func(freq ...string) {
 		t.Helper()
 		if _, err := tr.update("", []oip.TraceSetting{{Name: "log_frequency", Values: freq}}); err != nil {
@@ -141,12 +231,7 @@ func TestTraceWriteFailuresLogLimited(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 100 {
-		id, ok := tr.take("m")
-		if !ok {
-			t.Fatal("take: no trace at rate 1")
-		}
-		at := time.Now()
-		tr.record(&traceEntry{id: id, model: "m", version: "1", start: at, end: at})
+		traceNow(t, tr)
 		time.Sleep(time.Millisecond) // the writer keeps up: a write failure each
 	}
 	tr.close()

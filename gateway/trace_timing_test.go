@@ -11,8 +11,8 @@ import (
 // traceOne traces a request of model m, as traceRequest does, if tr
 // samples it.
 func traceOne(tr *tracer, at time.Time) {
-	if id, ok := tr.take("m"); ok {
-		tr.record(&traceEntry{id: id, model: "m", version: "1", start: at, queued: at, ran: at, done: at, end: at})
+	if tr.sample("m") {
+		tr.record(&traceEntry{model: "m", version: "1", start: at, queued: at, ran: at, done: at, end: at})
 	}
 }
 
