@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -137,8 +136,10 @@ type tracer struct {
 	taken *metrics.Counter
 	lost  *metrics.Counter
 	// writes feeds the writer goroutine, started by the first write
-	// (writerOnce): a server that never traces runs none.
+	// (writerOnce): a server that never traces runs none. It gives
+	// the buffers of indexed files back on spare.
 	writes     chan traceWrite
+	spare      chan []byte
 	writerOnce sync.Once
 	wg         sync.WaitGroup
 	// on is whether some scope traces (TIMESTAMPS, count not 0): while
@@ -155,8 +156,9 @@ type tracer struct {
 	models map[string]*traceModel
 	nextID uint64
 	// held holds the traces not written yet (with log frequency 0, every
-	// trace), each two JSON objects followed by ",\n"; heldN counts them;
-	// dirty says some were not written yet.
+	// trace): "[\n", then each trace, two JSON objects followed by ",\n"
+	// (empty while it holds none); heldN counts them; dirty says some
+	// were not written yet.
 	held  []byte
 	heldN int
 	dirty bool
@@ -193,6 +195,7 @@ func newTracer(c TraceConfig, set *metrics.Set, logf func(string, ...any)) *trac
 		taken:  set.NewCounter("infergate_traces_total"),
 		lost:   set.NewCounter("infergate_traces_dropped_total"),
 		writes: make(chan traceWrite, 16),
+		spare:  make(chan []byte, 1),
 		models: make(map[string]*traceModel),
 	}
 	t.node = t.startValues()
@@ -218,7 +221,16 @@ func (t *tracer) startValues() traceValues {
 // writer writes the files of t.writes until it is closed.
 func (t *tracer) writer() {
 	for w := range t.writes {
-		if err := durable.WriteFile(w.path, w.data, 0o644); err != nil {
+		err := durable.WriteFile(w.path, w.data, 0o644)
+		if w.indexed {
+			// The tracer's held traces were w.data: it holds the next
+			// in it.
+			select {
+			case t.spare <- w.data[:0]:
+			default:
+			}
+		}
+		if err != nil {
 			fate := "tried again at the next write of the file"
 			if w.indexed {
 				t.lost.Add(w.n)
@@ -349,6 +361,9 @@ func (t *tracer) record(e *traceEntry) (id uint64, ok bool) {
 		return id, false
 	}
 	t.taken.Inc()
+	if len(t.held) == 0 {
+		t.held = append(t.held, "[\n"...)
+	}
 	t.held = append(t.held, `{"id":`...)
 	t.held = strconv.AppendUint(t.held, id, 10)
 	t.held = append(t.held, b[:split]...)
@@ -369,20 +384,35 @@ func (t *tracer) flushLocked() {
 	if !t.dirty || t.file == "" {
 		return
 	}
-	data := make([]byte, 0, len(t.held)+8)
-	data = append(data, "[\n"...)
-	data = append(data, bytes.TrimSuffix(t.held, []byte(",\n"))...)
-	data = append(data, "\n]\n"...)
+	indexed := t.node.logFreq > 0
 	path := t.file
-	if t.node.logFreq > 0 {
+	var data []byte
+	if indexed {
 		path = t.file + "." + strconv.Itoa(t.index)
 		t.index++
+		// The held traces go to the writer as they are, closed in
+		// place: no copy under the lock.
+		data = append(t.held[:len(t.held)-len(",\n")], "\n]\n"...)
+	} else {
+		// Still held, for the next write of the file: a copy.
+		data = make([]byte, 0, len(t.held)+1)
+		data = append(data, t.held[:len(t.held)-len(",\n")]...)
+		data = append(data, "\n]\n"...)
 	}
 	t.writerOnce.Do(func() { t.wg.Go(t.writer) })
 	select {
-	case t.writes <- traceWrite{path: path, data: data, n: t.heldN, indexed: t.node.logFreq > 0}:
+	case t.writes <- traceWrite{path: path, data: data, n: t.heldN, indexed: indexed}:
+		if indexed {
+			// data is the writer's now; the next traces go in a
+			// buffer it is done with, or one as large.
+			select {
+			case t.held = <-t.spare:
+			default:
+				t.held = make([]byte, 0, cap(data))
+			}
+		}
 	default:
-		if t.node.logFreq == 0 {
+		if !indexed {
 			// Still held: the next write of the file has them.
 			if more, ok := t.logs.Allow("behind"); ok {
 				t.logf("trace: %s is not written this time: the writer is %d files behind (a slow disk?)%s", path, cap(t.writes), more)
@@ -395,7 +425,7 @@ func (t *tracer) flushLocked() {
 		}
 	}
 	t.dirty = false
-	if t.node.logFreq > 0 {
+	if indexed {
 		t.held, t.heldN = t.held[:0], 0
 	}
 }

@@ -243,3 +243,54 @@ func TestTraceWriteFailuresLogLimited(t *testing.T) {
 		t.Fatalf("infergate_traces_dropped_total %d after 100 files of one trace failed; want 100", got)
 	}
 }
+
+// With a log frequency, each file holds its traces and no other's though
+// the buffers of written files hold the next traces: traces from
+// requests that come at once, a file of 10 every 10, every trace in one
+// file.
+func TestTraceIndexedFilesWhole(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "t.json")
+	const goroutines, each, freq = 4, 250, 10
+	tr := newTracer(TraceConfig{File: file, Level: TraceTimestamps, Rate: 1, LogFrequency: freq}, metrics.NewSet(), t.Logf)
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Go(func() {
+			for range each {
+				traceNow(t, tr)
+				time.Sleep(100 * time.Microsecond) // the writer keeps up
+			}
+		})
+	}
+	wg.Wait()
+	tr.close()
+	seen := make(map[uint64]string)
+	for i := range goroutines * each / freq {
+		path := fmt.Sprintf("%s.%d", file, i)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var recs []struct {
+			ID         uint64          `json:"id"`
+			Timestamps json.RawMessage `json:"timestamps"`
+		}
+		if err := json.Unmarshal(b, &recs); err != nil {
+			t.Fatalf("%s is not JSON: %v\n%s", path, err, b)
+		}
+		if len(recs) != 2*freq {
+			t.Fatalf("%s holds %d objects; want %d, two a trace", path, len(recs), 2*freq)
+		}
+		for _, r := range recs {
+			if r.Timestamps == nil {
+				continue
+			}
+			if seen[r.ID] != "" {
+				t.Fatalf("trace %d is in %s and %s", r.ID, seen[r.ID], path)
+			}
+			seen[r.ID] = path
+		}
+	}
+	if len(seen) != goroutines*each {
+		t.Fatalf("the files hold %d traces; want %d", len(seen), goroutines*each)
+	}
+}
