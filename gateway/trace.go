@@ -117,6 +117,16 @@ type traceSampling struct {
 	models map[string]traceSampler
 }
 
+// traceCount is a scope's count of the requests seen, alone on its cache
+// line: every request of a traced scope adds to it, and the line would
+// otherwise take from the other cores what shares it (the tracer's on,
+// sampling and lock).
+type traceCount struct {
+	_ [128]byte
+	atomic.Uint64
+	_ [128]byte
+}
+
 // traceSampler samples one scope's requests: one in rate, the first
 // included; rate 0 traces none.
 type traceSampler struct {
@@ -148,7 +158,7 @@ type tracer struct {
 	// sampling chooses the requests to trace while on is true; nodeSeen
 	// counts the requests of the node's scope for it.
 	sampling atomic.Pointer[traceSampling]
-	nodeSeen atomic.Uint64
+	nodeSeen traceCount
 
 	// mu protects the fields below.
 	mu     sync.Mutex
@@ -264,7 +274,7 @@ func (t *tracer) effective(m *traceModel) traceValues {
 // updateOn sets t.on and t.sampling from the settings. t.mu is held, or
 // t is new.
 func (t *tracer) updateOn() {
-	sp := &traceSampling{node: newTraceSampler(t.node, &t.nodeSeen)}
+	sp := &traceSampling{node: newTraceSampler(t.node, &t.nodeSeen.Uint64)}
 	on := sp.node.rate > 0
 	if len(t.models) > 0 {
 		sp.models = make(map[string]traceSampler, len(t.models))
@@ -531,7 +541,7 @@ func (t *tracer) update(model string, settings []oip.TraceSetting) ([]oip.TraceS
 		if cur := t.models[model]; cur != nil {
 			m = *cur
 		} else {
-			m.seen = new(atomic.Uint64)
+			m.seen = &new(traceCount).Uint64
 		}
 	}
 	start := t.startValues()
