@@ -109,8 +109,8 @@ type traceModel struct {
 
 // traceSampling is what sample reads, without the tracer's lock, to
 // choose the requests to trace: each scope's rate and count of requests
-// seen. updateOn publishes a new one whenever the settings change; none
-// is changed once published.
+// seen. updateOn publishes a new one whenever the settings change; once
+// published it is not changed, only the counts it points to.
 type traceSampling struct {
 	node traceSampler
 	// models holds the models with settings of their own.
