@@ -19,6 +19,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/infergate/infergate/internal/durable"
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/internal/loglimit"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
@@ -247,7 +248,7 @@ func (t *tracer) writer() {
 				fate = fmt.Sprintf("its %d traces are lost (infergate_traces_dropped_total)", w.n)
 			}
 			if more, ok := t.logs.Allow("write"); ok {
-				t.logf("trace: cannot write %s: %v; %s%s", w.path, err, fate, more)
+				t.logf(logging.Error+"trace: cannot write %s: %v; %s%s", w.path, err, fate, more)
 			}
 		}
 	}
@@ -363,7 +364,7 @@ func (t *tracer) record(e *traceEntry) (id uint64, ok bool) {
 		t.lost.Inc()
 		if !t.warned {
 			t.warned = true
-			t.logf("trace: %d traces are held unwritten (log_frequency %d); later ones are dropped (infergate_traces_dropped_total): set log_frequency to write them as they come", t.heldN, t.node.logFreq)
+			t.logf(logging.Warning+"trace: %d traces are held unwritten (log_frequency %d); later ones are dropped (infergate_traces_dropped_total): set log_frequency to write them as they come", t.heldN, t.node.logFreq)
 		}
 		if due {
 			t.flushLocked()
@@ -425,13 +426,13 @@ func (t *tracer) flushLocked() {
 		if !indexed {
 			// Still held: the next write of the file has them.
 			if more, ok := t.logs.Allow("behind"); ok {
-				t.logf("trace: %s is not written this time: the writer is %d files behind (a slow disk?)%s", path, cap(t.writes), more)
+				t.logf(logging.Warning+"trace: %s is not written this time: the writer is %d files behind (a slow disk?)%s", path, cap(t.writes), more)
 			}
 			return
 		}
 		t.lost.Add(t.heldN)
 		if more, ok := t.logs.Allow("behind"); ok {
-			t.logf("trace: %d traces for %s are dropped (infergate_traces_dropped_total): the writer is %d files behind (a slow disk?)%s", t.heldN, path, cap(t.writes), more)
+			t.logf(logging.Warning+"trace: %d traces for %s are dropped (infergate_traces_dropped_total): the writer is %d files behind (a slow disk?)%s", t.heldN, path, cap(t.writes), more)
 		}
 	}
 	t.dirty = false
