@@ -484,7 +484,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.shm != nil && err == nil {
 		s.shm.Close() // no request uses a region any more
 	}
-	s.trace.close() // what requests still running trace is dropped
+	s.trace.close(ctx) // what requests still running trace is dropped
 	return err
 }
 

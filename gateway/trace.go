@@ -232,7 +232,7 @@ func (t *tracer) startValues() traceValues {
 // writer writes the files of t.writes until it is closed.
 func (t *tracer) writer() {
 	for w := range t.writes {
-		err := durable.WriteFile(w.path, w.data, 0o644)
+		err := traceWriteFile(w.path, w.data, 0o644)
 		if w.indexed {
 			// The tracer's held traces were w.data: it holds the next
 			// in it.
@@ -441,9 +441,9 @@ func (t *tracer) flushLocked() {
 	}
 }
 
-// close writes what is held and stops the writer; later traces are
-// dropped. It is idempotent.
-func (t *tracer) close() {
+// close writes what is held and stops the writer, waiting for the files
+// queued until ctx ends; later traces are dropped. It is idempotent.
+func (t *tracer) close(ctx context.Context) {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -454,8 +454,22 @@ func (t *tracer) close() {
 	t.on.Store(false)
 	close(t.writes)
 	t.mu.Unlock()
-	t.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		t.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		// A disk that does not answer must not hold the process: the
+		// writer goes with it.
+		t.logf(logging.Warning+"trace: stopped waiting at the shutdown's deadline for the trace files being written (%d more queued); what they hold may be lost", len(t.writes))
+	}
 }
+
+// traceWriteFile writes a trace file whole; a variable for tests.
+var traceWriteFile = durable.WriteFile
 
 // appendTraceParts appends e as Triton's "triton" trace mode writes a
 // trace, an object naming the request, then one of its timestamps (ns

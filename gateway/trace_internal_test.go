@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -38,7 +39,7 @@ func traceNow(t *testing.T, tr *tracer) uint64 {
 // its own counts its own.
 func TestTraceSampleOneInRate(t *testing.T) {
 	tr := newTracer(TraceConfig{File: filepath.Join(t.TempDir(), "t.json"), Level: TraceTimestamps, Rate: 7}, metrics.NewSet(), t.Logf)
-	defer tr.close()
+	defer tr.close(context.Background())
 	if _, err := tr.update("own", []oip.TraceSetting{{Name: "trace_rate", Values: []string{"3"}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func TestTraceCountRunsOutOnce(t *testing.T) {
 	set := metrics.NewSet()
 	const count = 1000
 	tr := newTracer(TraceConfig{File: file, Level: TraceTimestamps, Rate: 1, Count: count}, set, t.Logf)
-	defer tr.close()
+	defer tr.close(context.Background())
 	var traced atomic.Int64
 	var wg sync.WaitGroup
 	for range 8 {
@@ -164,7 +165,7 @@ func TestTraceLogFrequencyBounded(t *testing.T) {
 		t.Fatalf("Validate with log frequency %d: %v", maxHeldTraces, err)
 	}
 	tr := newTracer(TraceConfig{File: file}, metrics.NewSet(), t.Logf)
-	defer tr.close()
+	defer tr.close(context.Background())
 	if _, err := tr.update("", []oip.TraceSetting{{Name: "log_frequency", Values: []string{over}}}); err == nil || !strings.Contains(err.Error(), "at most "+strconv.Itoa(maxHeldTraces)) {
 		t.Fatalf("log_frequency %s: got %v; want an error naming the most", over, err)
 	}
@@ -191,7 +192,7 @@ func TestTraceFileKeepsItsTracesAcrossLogFrequency(t *testing.T) {
 	trace()  // to t.json.0
 	set()    // back to the flag's 0
 	want = append(want, trace())
-	tr.close()
+	tr.close(context.Background())
 	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -234,7 +235,7 @@ func TestTraceWriteFailuresLogLimited(t *testing.T) {
 		traceNow(t, tr)
 		time.Sleep(time.Millisecond) // the writer keeps up: a write failure each
 	}
-	tr.close()
+	tr.close(context.Background())
 	if n := lines.Load(); n > 2 {
 		t.Fatalf("100 trace files that cannot be written logged %d lines; want at most 2", n)
 	}
@@ -262,7 +263,7 @@ func TestTraceIndexedFilesWhole(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	tr.close()
+	tr.close(context.Background())
 	seen := make(map[uint64]string)
 	for i := range goroutines * each / freq {
 		path := fmt.Sprintf("%s.%d", file, i)
@@ -292,5 +293,44 @@ func TestTraceIndexedFilesWhole(t *testing.T) {
 	}
 	if len(seen) != goroutines*each {
 		t.Fatalf("the files hold %d traces; want %d", len(seen), goroutines*each)
+	}
+}
+
+// A shutdown waits for the trace files being written only until its
+// deadline: a disk that does not answer must not hold the process.
+func TestTraceCloseBoundedByItsContext(t *testing.T) {
+	release := make(chan struct{})
+	old := traceWriteFile
+	traceWriteFile = func(string, []byte, os.FileMode) error {
+		<-release // a write that hangs
+		return nil
+	}
+	var mu sync.Mutex
+	var lines []string
+	logf := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, fmt.Sprintf(format, args...))
+	}
+	tr := newTracer(TraceConfig{File: filepath.Join(t.TempDir(), "t.json"), Level: TraceTimestamps, Rate: 1, LogFrequency: 1}, metrics.NewSet(), logf)
+	t.Cleanup(func() {
+		close(release)
+		tr.wg.Wait() // the writer done with traceWriteFile
+		traceWriteFile = old
+	})
+	for range 3 {
+		traceNow(t, tr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	tr.close(ctx)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("close with a writer that hangs took %s; want it bounded by its context (200ms)", took)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lines) != 1 || !strings.Contains(lines[0], "stopped waiting at the shutdown's deadline") {
+		t.Fatalf("logged %q; want one line saying the shutdown stopped waiting", lines)
 	}
 }

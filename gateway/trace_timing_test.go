@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ func traceOne(tr *tracer, at time.Time) {
 // 1,000: what every inference request pays while tracing samples.
 func BenchmarkTraceTake(b *testing.B) {
 	tr := newTracer(TraceConfig{File: filepath.Join(b.TempDir(), "t.json"), Level: TraceTimestamps, Rate: 1000, LogFrequency: 1000}, metrics.NewSet(), b.Logf)
-	defer tr.close()
+	defer tr.close(context.Background())
 	at := time.Now()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -52,7 +53,7 @@ func BenchmarkTraceEvery(b *testing.B) {
 				}
 			})
 			b.StopTimer()
-			tr.close()
+			tr.close(context.Background())
 		})
 	}
 }
