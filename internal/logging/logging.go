@@ -90,10 +90,12 @@ func (s *Settings) writes(l Level) bool {
 // message. Its methods may be called from any goroutine; lines are
 // written whole, one Write each.
 type Logger struct {
-	// settings is read on every line without a lock; Set replaces it.
+	// settings is read on every line, and by Verbose on every request,
+	// without a lock; Set replaces it. One pointer holds them all, so
+	// that the verbose level a request sees is never another Set's than
+	// the rest (two stores, one for each, could be left crossed by two
+	// Sets at once).
 	settings atomic.Pointer[Settings]
-	// verbose is settings' VerboseLevel, for a request to look at alone.
-	verbose atomic.Uint32
 	// lines counts the lines of each level logged, written or not.
 	lines [len(levelNames)]atomic.Uint64
 
@@ -120,12 +122,11 @@ func (l *Logger) Settings() Settings { return *l.settings.Load() }
 // Set replaces the settings; s must be valid (Settings.Validate).
 func (l *Logger) Set(s Settings) {
 	l.settings.Store(&s)
-	l.verbose.Store(s.VerboseLevel)
 }
 
 // Verbose returns the verbose level in force: a caller that would build
 // a verbose line looks at it first.
-func (l *Logger) Verbose() uint32 { return l.verbose.Load() }
+func (l *Logger) Verbose() uint32 { return l.settings.Load().VerboseLevel }
 
 // Lines returns how many lines of level lv were logged, whether the
 // settings let them be written or not (verbose lines: those written), so
@@ -146,7 +147,7 @@ func (l *Logger) Logf(format string, args ...any) {
 
 // Verbosef writes a verbose line when the verbose level is v or more.
 func (l *Logger) Verbosef(v uint32, format string, args ...any) {
-	if l.verbose.Load() >= v {
+	if l.settings.Load().VerboseLevel >= v {
 		l.logf(LevelVerbose, format, args)
 	}
 }

@@ -2,6 +2,7 @@ package logging
 
 import (
 	"bytes"
+	"io"
 	"regexp"
 	"strings"
 	"sync"
@@ -111,5 +112,26 @@ func TestLines(t *testing.T) {
 	f(LevelVerbose, 0)
 	if out.Len() == 0 || strings.Count(out.String(), "\n") != 1 {
 		t.Fatalf("wrote %q; want the WARNING line alone", out.String())
+	}
+}
+
+// Two Sets at once leave one of them in force, whole: the verbose level
+// a request looks at (Verbose) is the one the settings give, which GET
+// /v2/logging answers. With a store for each, they could be left
+// crossed: verbose on while the settings said off, or the reverse.
+func TestSetWhole(t *testing.T) {
+	l := New(io.Discard, DefaultSettings())
+	on, off := DefaultSettings(), DefaultSettings()
+	on.VerboseLevel = 1
+	for i := range 20000 {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		wg.Go(func() { <-start; l.Set(on) })
+		wg.Go(func() { <-start; l.Set(off) })
+		close(start)
+		wg.Wait()
+		if v, s := l.Verbose(), l.Settings().VerboseLevel; v != s {
+			t.Fatalf("round %d: after two Sets at once, Verbose %d; the settings' verbose level %d", i, v, s)
+		}
 	}
 }
