@@ -60,7 +60,11 @@ func logSettings(s logging.Settings) []oip.LogSetting {
 // when one setting is wrong, none (a 400 naming it), and returns the
 // settings now in force. The change is audited, by client, with INFO
 // lines on before or after it: one that turns them off or on is logged.
+// Changes at the same time (HTTP, gRPC) apply one after the other
+// (logMu), none undoing another.
 func (s *Server) updateLogSettings(client string, update []oip.LogSetting) ([]oip.LogSetting, error) {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
 	next := s.cfg.Logging.Settings()
 	// Where a change gives a setting by both its names, the values must
 	// agree: given holds each setting's first, by the extension's name.

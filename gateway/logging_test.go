@@ -280,3 +280,33 @@ func TestLoggingGRPC(t *testing.T) {
 		return nil
 	})
 }
+
+// Changes at the same time, each of other settings, all take: each reads
+// the settings, changes what it names and sets the whole, so that two
+// not serialized would leave one undone, though both were answered 200.
+func TestLoggingConcurrentChanges(t *testing.T) {
+	cfg := gateway.DefaultConfig()
+	cfg.AdminToken = "adm"
+	s, _, lg := startLogged(t, cfg)
+	admin := []string{"Authorization", "Bearer adm"}
+	changes := []string{`{"log_info":false}`, `{"log_warnings":false}`, `{"log_errors":false}`, `{"log_verbose_level":1}`, `{"log_format":"ISO8601"}`}
+	want := logging.Settings{VerboseLevel: 1, Format: logging.FormatISO8601}
+	for round := range 30 {
+		lg.Set(logging.DefaultSettings())
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for _, body := range changes {
+			wg.Go(func() {
+				<-start
+				if r := s.post(t, "/v2/logging", []byte(body), admin...); r.code != 200 {
+					t.Errorf("POST %s: %s", body, r)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if got := lg.Settings(); got != want {
+			t.Fatalf("round %d: after %d changes at once the settings are %+v; want %+v, every change", round, len(changes), got, want)
+		}
+	}
+}

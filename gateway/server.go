@@ -212,8 +212,12 @@ type Server struct {
 	shm        *shm.Table   // nil unless Config.SharedMemory
 	trace      *tracer
 	extensions []string // GET /v2's list (serverExtensions)
-	shadows    *shadower
-	recent     *recentArms // with a traffic log: which arm answered, for feedback
+	// logMu serializes the changes of the log's settings
+	// (updateLogSettings): each reads them, changes what it names, and
+	// sets the whole, which a change at the same time must not undo.
+	logMu   sync.Mutex
+	shadows *shadower
+	recent  *recentArms // with a traffic log: which arm answered, for feedback
 	// traffic is where events go: cfg.TrafficLog or cfg.TrafficSink (nil:
 	// no log).
 	traffic trafficlog.Sink
