@@ -242,13 +242,15 @@ func (t *tracer) writer() {
 			}
 		}
 		if err != nil {
-			fate := "tried again at the next write of the file"
+			// Traces lost are an ERROR; a file written again later
+			// with them all, a WARNING.
+			level, fate := logging.Warning, "tried again at the next write of the file"
 			if w.indexed {
 				t.lost.Add(w.n)
-				fate = fmt.Sprintf("its %d traces are lost (infergate_traces_dropped_total)", w.n)
+				level, fate = logging.Error, fmt.Sprintf("its %d traces are lost (infergate_traces_dropped_total)", w.n)
 			}
 			if more, ok := t.logs.Allow("write"); ok {
-				t.logf(logging.Error+"trace: cannot write %s: %v; %s%s", w.path, err, fate, more)
+				t.logf(level+"trace: cannot write %s: %v; %s%s", w.path, err, fate, more)
 			}
 		}
 	}

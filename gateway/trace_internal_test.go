@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/internal/testenv"
 	"github.com/infergate/infergate/oip"
 )
@@ -333,4 +335,62 @@ func TestTraceCloseBoundedByItsContext(t *testing.T) {
 	if len(lines) != 1 || !strings.Contains(lines[0], "stopped waiting at the shutdown's deadline") {
 		t.Fatalf("logged %q; want one line saying the shutdown stopped waiting", lines)
 	}
+}
+
+// The trace writer's lines have their levels: traces lost to a file
+// that cannot be written are an ERROR; a file to be written again, and
+// traces dropped past maxHeldTraces, a WARNING.
+func TestTraceLogLevels(t *testing.T) {
+	// logged returns a logf keeping the formats, and what it kept.
+	logged := func() (func(string, ...any), func() []string) {
+		var mu sync.Mutex
+		var formats []string
+		return func(format string, args ...any) {
+				mu.Lock()
+				defer mu.Unlock()
+				formats = append(formats, format)
+				t.Logf(format, args...)
+			}, func() []string {
+				mu.Lock()
+				defer mu.Unlock()
+				return slices.Clone(formats)
+			}
+	}
+	record := func(tr *tracer) {
+		t.Helper()
+		if !tr.sample("m") {
+			t.Fatal("sample: no trace at rate 1")
+		}
+		at := time.Now()
+		tr.record(&traceEntry{model: "m", version: "1", start: at, end: at})
+	}
+	f := func(name string, c TraceConfig, gone bool, traces int, prefix, fragment string) {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			c.File, c.Level, c.Rate = filepath.Join(dir, "t.json"), TraceTimestamps, 1
+			logf, formats := logged()
+			tr := newTracer(c, metrics.NewSet(), logf)
+			if gone {
+				if err := os.Remove(dir); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range traces {
+				record(tr)
+			}
+			tr.close(context.Background())
+			for _, f := range formats() {
+				if strings.Contains(f, fragment) {
+					if !strings.HasPrefix(f, prefix) {
+						t.Fatalf("the line %q has not the level %q", f, prefix)
+					}
+					return
+				}
+			}
+			t.Fatalf("no line says %q: %q", fragment, formats())
+		})
+	}
+	f("lost", TraceConfig{LogFrequency: 1}, true, 1, logging.Error, "cannot write")
+	f("written again", TraceConfig{Count: 1}, true, 1, logging.Warning, "cannot write")
+	f("held", TraceConfig{}, false, maxHeldTraces+1, logging.Warning, "held unwritten")
 }
