@@ -59,6 +59,14 @@ type Config struct {
 	HoldTimeout time.Duration
 	// ApplyTimeout bounds one raft apply on the leader.
 	ApplyTimeout time.Duration
+	// TrialLoadWait bounds how long an upload or a promotion waits for
+	// one of the node's trial loads (Check), which other uploads and
+	// promotions hold, before it fails with ErrTrialLoadsBusy (429): a
+	// request waiting holds its body (a whole model, for an upload) and
+	// a connection, and its client is better told to come back before
+	// its own timeout (the CLI's 30 s, the trainer's 15 s) gives up not
+	// knowing.
+	TrialLoadWait time.Duration
 	// SnapshotThreshold is how many log entries trigger a snapshot.
 	SnapshotThreshold uint64
 
@@ -112,6 +120,7 @@ func DefaultConfig() Config {
 		CommitTimeout:      20 * time.Millisecond,
 		HoldTimeout:        5 * time.Second,
 		ApplyTimeout:       5 * time.Second,
+		TrialLoadWait:      10 * time.Second,
 		SnapshotThreshold:  1024,
 	}
 }
@@ -131,6 +140,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("cluster: the leader lease timeout must be positive and at most the heartbeat timeout (%s), got %s", c.HeartbeatTimeout, c.LeaderLeaseTimeout)
 	case c.HoldTimeout <= 0 || c.ApplyTimeout <= 0 || c.CommitTimeout <= 0:
 		return fmt.Errorf("cluster: hold, apply and commit timeouts must be positive")
+	case c.TrialLoadWait <= 0:
+		return fmt.Errorf("cluster: the trial load wait must be positive, got %s", c.TrialLoadWait)
 	case c.Registry == nil || c.Blobs == nil:
 		return fmt.Errorf("cluster: Config.Registry and Config.Blobs are required")
 	}

@@ -31,7 +31,7 @@ var (
 	// one already; retry once it is done (HTTP 429 with Retry-After).
 	ErrBackupBusy = errors.New("this node is taking a backup already")
 	// ErrTrialLoadsBusy means an upload or a promotion waited
-	// trialLoadWait for one of the node's maxTrialLoads trial loads,
+	// Config.TrialLoadWait for one of the node's maxTrialLoads trial loads,
 	// which other uploads and promotions held; nothing changed. Retry
 	// once they are done (HTTP 429 with Retry-After).
 	ErrTrialLoadsBusy = errors.New("the node's trial loads are all taken")

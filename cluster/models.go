@@ -325,25 +325,18 @@ func (n *Node) behind() bool {
 // turn.
 const maxTrialLoads = 2
 
-// trialLoadWait bounds how long trialLoad waits for its turn: a request
-// waiting holds its body (a whole model, for an upload) and a
-// connection, and its client is better told to come back, before its own
-// timeout (the CLI's 30 s, the trainer's 15 s) gives up not knowing; a
-// variable for tests.
-var trialLoadWait = 10 * time.Second
-
 // trialLoad runs Config.Check on onnx once fewer than maxTrialLoads run,
 // or fails when ctx ends first, or with ErrTrialLoadsBusy after
-// trialLoadWait.
+// Config.TrialLoadWait.
 func (n *Node) trialLoad(ctx context.Context, onnx []byte) (inputs, outputs []oip.TensorMetadata, err error) {
-	wait := time.NewTimer(trialLoadWait)
+	wait := time.NewTimer(n.cfg.TrialLoadWait)
 	defer wait.Stop()
 	select {
 	case n.trialLoads <- struct{}{}:
 	case <-ctx.Done():
 		return nil, nil, fmt.Errorf("waited for one of the %d trial loads of other uploads or promotions running on node %s: %w", maxTrialLoads, n.cfg.NodeID, ctx.Err())
 	case <-wait.C:
-		return nil, nil, fmt.Errorf("%w: other uploads or promotions held node %s's %d trial loads for all of %s; retry once they are done", ErrTrialLoadsBusy, n.cfg.NodeID, maxTrialLoads, trialLoadWait)
+		return nil, nil, fmt.Errorf("%w: other uploads or promotions held node %s's %d trial loads for all of %s; retry once they are done", ErrTrialLoadsBusy, n.cfg.NodeID, maxTrialLoads, n.cfg.TrialLoadWait)
 	}
 	defer func() { <-n.trialLoads }()
 	return n.cfg.Check(onnx)

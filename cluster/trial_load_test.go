@@ -70,14 +70,12 @@ func TestTrialLoadsBounded(t *testing.T) {
 	}
 }
 
-// A request waits trialLoadWait at most for a trial load, then is told
+// A request waits Config.TrialLoadWait at most for a trial load, then is told
 // to come back (ErrTrialLoadsBusy, a 429): an upload or a promotion does
 // not wait on other loads for as long as they take.
 func TestTrialLoadWaitBounded(t *testing.T) {
-	old := trialLoadWait
-	trialLoadWait = 300 * time.Millisecond
-	t.Cleanup(func() { trialLoadWait = old })
 	n := checkedNode(t, registry.ModelConfig{})
+	n.cfg.TrialLoadWait = 300 * time.Millisecond
 	var running atomic.Int32
 	release := make(chan struct{})
 	// free ends the held loads, once: at the end, or when a check fails.
@@ -112,8 +110,8 @@ func TestTrialLoadWaitBounded(t *testing.T) {
 	})
 	start := time.Now()
 	_, _, err = n.Upload(context.Background(), "late", []byte("narrow quick"), false, nil)
-	if waited := time.Since(start); !errors.Is(err, ErrTrialLoadsBusy) || waited < trialLoadWait {
-		t.Fatalf("an upload with every trial load taken: %v after %s; want ErrTrialLoadsBusy after %s", err, waited, trialLoadWait)
+	if waited := time.Since(start); !errors.Is(err, ErrTrialLoadsBusy) || waited < n.cfg.TrialLoadWait {
+		t.Fatalf("an upload with every trial load taken: %v after %s; want ErrTrialLoadsBusy after %s", err, waited, n.cfg.TrialLoadWait)
 	}
 	if _, _, _, err := n.VersionSignature("q", res.Version); !errors.Is(err, ErrTrialLoadsBusy) {
 		t.Fatalf("the signature of a version not loaded, every trial load taken: %v; want ErrTrialLoadsBusy", err)

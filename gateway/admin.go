@@ -919,6 +919,11 @@ func (s *Server) signatureConflict(cp *controlPlane, name string, in, out []oip.
 		return nil
 	}
 	pin, pout, ok, err := s.signatureOf(cp, name, prod)
+	if he, isHE := err.(*httpError); isHE && he.code == fasthttp.StatusTooManyRequests {
+		// Cannot tell yet: the trial loads are all taken (429). Going
+		// through would skip the check it is waiting for.
+		return err
+	}
 	if err != nil || !ok {
 		// Cannot tell: production's blob is not here, or does not load
 		// here (a broken production, which the write may be replacing).

@@ -3,12 +3,18 @@ package gateway_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/infergate/infergate/cluster"
 	"github.com/infergate/infergate/gateway"
+	"github.com/infergate/infergate/internal/testenv"
 	"github.com/infergate/infergate/oip"
 	"github.com/infergate/infergate/registry"
 	"github.com/infergate/infergate/trainer/onnx"
@@ -61,4 +67,74 @@ func TestPromotionPastABrokenProduction(t *testing.T) {
 	if r := s.admin(t, "PUT", "/v1/models/ctr/aliases/production", []byte(`{"version":2}`)); r.code != 200 {
 		t.Fatalf("promoting version 2 past broken version 1: %s", r)
 	}
+}
+
+// TestPromotionSignatureCheckBusy: a promotion whose check needs the
+// trial load of production's blob (production is not loaded on this
+// node) while every trial load is taken is told to come back (429), as
+// one whose own version needs a trial load is: before, the busy trial
+// load read as "cannot tell", and the promotion of a version that
+// changes what clients send went through unchecked.
+func TestPromotionSignatureCheckBusy(t *testing.T) {
+	cfg := gateway.DefaultConfig()
+	cfg.AdminToken = adminToken
+	initORT(t)
+	v1 := ctrONNX()
+	var away atomic.Bool // version 1 does not load on this node from now on
+	load := func(data []byte, c registry.ModelConfig) (registry.Backend, error) {
+		if away.Load() && bytes.Equal(data, v1) {
+			return nil, errors.New("not loaded on this node for the test")
+		}
+		return loadEngine(data, c)
+	}
+	hold := make(chan struct{})
+	var held atomic.Int32
+	s := startServer(t, serverOptions{cfg: cfg, load: load, files: map[string][]byte{"ctr/1": v1}})
+	attachNode(t, s, adminToken, func(cc *cluster.Config) {
+		cc.RegisterLocal = true
+		cc.TrialLoadWait = 300 * time.Millisecond
+		cc.Check = func(b []byte) ([]oip.TensorMetadata, []oip.TensorMetadata, error) {
+			if bytes.HasPrefix(b, []byte("hold")) {
+				held.Add(1)
+				<-hold
+				return nil, nil, errors.New("not a model")
+			}
+			return engineCheck(b)
+		}
+	})
+	waitCtrRegistered(t, s)
+	away.Store(true)
+	if err := s.repo.Unload("ctr"); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.admin(t, "POST", "/v1/models/ctr/versions", rankerONNX()); r.code != 201 {
+		t.Fatalf("upload of version 2, another signature: %s", r)
+	}
+	testenv.CheckFor(t, 10*time.Second, func() error {
+		if m := s.repo.Model("ctr"); m == nil || m.Version(2) == nil {
+			return fmt.Errorf("version 2 not loaded yet")
+		}
+		return nil
+	})
+	// Two uploads hold the trial loads.
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() { s.admin(t, "POST", fmt.Sprintf("/v1/models/h%d/versions", i), []byte("hold")) })
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if n := held.Load(); n != 2 {
+			return fmt.Errorf("%d trial loads held; want 2", n)
+		}
+		return nil
+	})
+	r := s.admin(t, "PUT", "/v1/models/ctr/aliases/production", []byte(`{"version":2}`))
+	close(hold)
+	wg.Wait()
+	checkError(t, r, fasthttp.StatusTooManyRequests, "trial loads")
+	if r.header["Retry-After"] == "" {
+		t.Fatalf("429 without Retry-After: %v", r.header)
+	}
+	// With the trial loads free, production's blob is read, and the
+	// promotion refused for what it would change.
+	checkError(t, s.admin(t, "PUT", "/v1/models/ctr/aliases/production", []byte(`{"version":2}`)), fasthttp.StatusConflict, "would change what clients send")
 }
