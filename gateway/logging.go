@@ -285,10 +285,12 @@ func (s *Server) verbose() bool {
 
 // logRequest writes the verbose line of the HTTP request ctx answered,
 // begun at start: client, method, URI, status, time taken, bytes in and
-// out, and the version that answered where one did.
+// out ("-" for an answer streamed, or written on the hijacked connection
+// after the handler returns: a backup, a blob), and the version that
+// answered where one did.
 func (s *Server) logRequest(ctx *fasthttp.RequestCtx, start time.Time) {
 	out := "-"
-	if !ctx.Response.IsBodyStream() {
+	if !ctx.Response.IsBodyStream() && !ctx.Hijacked() {
 		out = strconv.Itoa(len(ctx.Response.Body()))
 	}
 	version := ""

@@ -310,3 +310,31 @@ func TestLoggingConcurrentChanges(t *testing.T) {
 		}
 	}
 }
+
+// An answer written on the hijacked connection (a backup, a blob) has
+// no body fasthttp knows of: its verbose line says "-" for the bytes
+// out, as for a streamed answer, not 0.
+func TestLoggingVerboseHijacked(t *testing.T) {
+	cfg := gateway.DefaultConfig()
+	cfg.AdminToken = adminToken
+	var out logBuffer
+	s := logging.DefaultSettings()
+	s.VerboseLevel = 1
+	lg := logging.New(&out, s)
+	cfg.Logging, cfg.Logf = lg, lg.Logf
+	ts := startAdmin(t, cfg)
+	if r := ts.admin(t, "GET", "/v1/cluster/backup", nil); r.code != 200 || len(r.body) == 0 {
+		t.Fatalf("backup: %s", r)
+	}
+	line := regexp.MustCompile(`(?m) VERBOSE request: \S+ GET /v1/cluster/backup 200 in \S+, 0 bytes in, (\S+) out$`)
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		m := line.FindStringSubmatch(out.String())
+		if m == nil {
+			return fmt.Errorf("no verbose line of the backup:\n%s", out.String())
+		}
+		if m[1] != "-" {
+			t.Fatalf("the backup's verbose line says %s bytes out; want -", m[1])
+		}
+		return nil
+	})
+}
