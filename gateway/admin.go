@@ -768,7 +768,13 @@ func (s *Server) backup(cp *controlPlane, ctx *fasthttp.RequestCtx) error {
 			err = bw.Flush()
 		}
 		if err != nil {
-			s.logf(logging.Warning+"admin: backup at raft index %d to %s stopped after %d bytes: %v", m.Index, c.RemoteAddr(), n, err)
+			// A client gone is a WARNING; a blob damaged or gone on
+			// this node, which no backup can hold, an ERROR.
+			level := logging.Warning
+			if errors.Is(err, blobs.ErrDigestMismatch) || errors.Is(err, cluster.ErrBackupBlobMissing) {
+				level = logging.Error
+			}
+			s.logf(level+"admin: backup at raft index %d to %s stopped after %d bytes: %v", m.Index, c.RemoteAddr(), n, err)
 			return
 		}
 		counts := "no experiment counts"
