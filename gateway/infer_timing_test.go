@@ -3,12 +3,14 @@ package gateway_test
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/infergate/infergate/gateway"
 	"github.com/infergate/infergate/gateway/route"
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/registry"
 	"github.com/infergate/infergate/trafficlog"
 	"github.com/valyala/fasthttp"
@@ -54,6 +56,19 @@ func BenchmarkHandler(b *testing.B) {
 		s := startFake(b, newFakeBackend(), gateway.DefaultConfig(), registry.ModelConfig{})
 		run(b, s, fakeInfer, fakeRequest)
 	})
+	// The log's cost (Config.Logging, lines to io.Discard): at verbose
+	// level 0 a request looks at the level alone; at 1 it writes a line.
+	for _, v := range []uint32{0, 1} {
+		b.Run(fmt.Sprintf("fake-verbose-%d", v), func(b *testing.B) {
+			ls := logging.DefaultSettings()
+			ls.VerboseLevel = v
+			cfg := gateway.DefaultConfig()
+			cfg.Logging = logging.New(io.Discard, ls)
+			cfg.Logf = cfg.Logging.Logf
+			s := startFake(b, newFakeBackend(), cfg, registry.ModelConfig{})
+			run(b, s, fakeInfer, fakeRequest)
+		})
+	}
 	// The traffic log's cost: an id for every response, and a sample of
 	// the predictions encoded and handed to the log's writer.
 	for _, c := range []struct {
