@@ -338,3 +338,19 @@ func TestLoggingVerboseHijacked(t *testing.T) {
 		return nil
 	})
 }
+
+// A server given Logging and no Logf logs through Logging, whose
+// settings the extension changes: not through log.Printf, past them.
+func TestLoggingIsTheLog(t *testing.T) {
+	cfg := gateway.DefaultConfig()
+	cfg.AdminToken = "adm"
+	var out logBuffer
+	cfg.Logging = logging.New(&out, logging.DefaultSettings())
+	s := startFake(t, newFakeBackend(), cfg, registry.ModelConfig{})
+	if r := s.post(t, "/v2/logging", []byte(`{"log_warnings":false}`), "Authorization", "Bearer adm"); r.code != 200 {
+		t.Fatalf("POST /v2/logging: %s", r)
+	}
+	if !strings.Contains(out.String(), " INFO admin: ") {
+		t.Fatalf("the change's audit is not in the log Logging writes:\n%s", out.String())
+	}
+}
