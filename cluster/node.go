@@ -850,12 +850,32 @@ func (w logWriter) Write(p []byte) (int, error) {
 				break
 			}
 		}
+		if strings.HasPrefix(format, logging.Error) && peerTrouble(line) {
+			format = logging.Warning + strings.TrimPrefix(format, logging.Error)
+		}
 		w.logf(format, line, more)
 	}
 	return len(p), nil
 }
 
 var _ io.Writer = logWriter{}
+
+// peerTrouble reports whether line, an hclog ERROR line of raft's, is
+// about reaching a peer (appendEntries, heartbeats, votes, snapshots sent
+// to it): a member restarting or down, which a rolling restart brings
+// every time, is a WARNING here, not an ERROR of this node's own that an
+// alert on ERROR lines would page for. raft's other errors (its log,
+// its snapshots on this node) stay ERROR.
+func peerTrouble(line string) bool {
+	for _, s := range [...]string{"failed to appendEntries to", "failed to heartbeat to", "failed to make requestVote RPC",
+		"failed to pipeline appendEntries", "failed to send snapshot to", "failed to start pipeline replication to",
+		"peer has newer term"} {
+		if strings.Contains(line, s) {
+			return true
+		}
+	}
+	return false
+}
 
 // hclogLevels are hclog's level tags at the start of its lines, and the
 // format prefix of each for the node's logger (logging.Warning, ...).

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log"
 	"os"
 	"time"
 
@@ -71,7 +70,7 @@ func (f *gatewayFlags) kafkaReader(ctx context.Context) (*kafka.Reader, error) {
 	if f.kafkaBrokers == "" {
 		return nil, nil
 	}
-	sec, err := f.kafkaSec.security(log.Printf)
+	sec, err := f.kafkaSec.security(cliLog.Logf)
 	if err != nil {
 		return nil, err
 	}

@@ -6,10 +6,17 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+
+	"github.com/infergate/infergate/internal/logging"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
+
+// cliLog is the log of the commands other than serve (whose log's
+// settings change while it runs): on standard error, each line with its
+// level, as serve's.
+var cliLog = logging.New(os.Stderr, logging.DefaultSettings())
 
 // init keeps the main thread for the main goroutine (main runs on it, and
 // no other goroutine does): a goroutine that binds its thread to other

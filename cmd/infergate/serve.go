@@ -9,7 +9,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log"
 	"math"
 	"net"
 	"net/http"
@@ -295,7 +294,7 @@ func (c *serveConfig) validate() error {
 		c.kafka.Brokers = splitAddrs(c.kafkaBrokers)
 		logf := c.logf
 		if logf == nil {
-			logf = log.Printf
+			logf = cliLog.Logf
 		}
 		sec, err := c.kafkaSec.security(logf)
 		if err != nil {
@@ -382,7 +381,7 @@ func (c *serveConfig) loadTLS() error {
 	}
 	logf := c.logf
 	if logf == nil {
-		logf = log.Printf
+		logf = cliLog.Logf
 	}
 	r, err := certs.NewReloader(c.tlsCert, c.tlsKey, logf)
 	if err != nil {
@@ -748,7 +747,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	srv.AttachCluster(node, c.cluster.Blobs)
 	srv.SetReady(true)
 	if settling, why := node.Settling(); settling {
-		logger.Logf(logging.Warning+"serving; not ready yet: %s", why)
+		logger.Logf("serving; not ready yet: %s", why)
 	} else {
 		logger.Logf("ready")
 	}

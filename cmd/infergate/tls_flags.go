@@ -3,7 +3,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"log"
 	"net/http"
 	"os"
 	"strings"
@@ -42,7 +41,7 @@ func (f *tlsClientFlags) config() (*certs.Client, error) {
 		return nil, fmt.Errorf("--client-cert and --client-key go together: give both (or $INFERGATE_CLIENT_CERT and $INFERGATE_CLIENT_KEY)")
 	}
 	return certs.ClientFiles(ca, cert, key, settingName(f.caFile, "--ca-cert", "$INFERGATE_CA_CERT"),
-		settingName(f.certFile, "--client-cert", "$INFERGATE_CLIENT_CERT"), log.Printf)
+		settingName(f.certFile, "--client-cert", "$INFERGATE_CLIENT_CERT"), cliLog.Logf)
 }
 
 // settingName names, for an error, the setting a file came from: the

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log"
 	"net"
 	"net/http"
 	"net/url"
@@ -111,7 +110,7 @@ waited for, and reading goes on where it was.
 		if *from != -1 || *maxBytes != 4<<20 {
 			return errors.New("--from and --max-bytes read a node's log; a Kafka topic is read from its oldest records")
 		}
-		sec, err := kafkaSec.security(log.Printf)
+		sec, err := kafkaSec.security(cliLog.Logf)
 		if err != nil {
 			return err
 		}

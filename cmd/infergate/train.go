@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log"
 	"math"
 	"os"
 	"strconv"
@@ -87,7 +86,7 @@ log loss than the live versions is uploaded as a staged version, for
 	events := 0
 	add := func(e *trafficlog.Event) { events++; j.Add(e) }
 	from := fmt.Sprintf("%d node(s)", len(gw.Nodes))
-	logs := gw.Logs(log.Printf)
+	logs := gw.Logs(cliLog.Logf)
 	var src trainer.Source = logs
 	if r, err := gf.kafkaReader(ctx); err != nil {
 		return err

@@ -4,12 +4,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/infergate/infergate/internal/durable"
-	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/trainer"
 	"github.com/infergate/infergate/trainer/onnx"
 )
@@ -93,7 +91,7 @@ never touches a shadow or experiment it did not start.
 	if cfg.Gateway, err = gf.gateway(*timeout); err != nil {
 		return err
 	}
-	logger := logging.New(os.Stderr, logging.DefaultSettings())
+	logger := cliLog
 	cfg.Logf = logger.Logf
 	cfg.Check = func(data []byte, m *onnx.MLP, holdout []trainer.Example) error {
 		_, err := checkParity(*ortLib, data, m, holdout)
