@@ -44,17 +44,11 @@ func DecodeLogSettingsRequest(b []byte) ([]LogSetting, error) {
 		if num != 1 {
 			return nil
 		}
-		if typ != protowire.BytesType {
-			return errorf("%s field 1 has wire type %d; the protocol's is length-delimited", msg, typ)
-		}
-		key, value, err := mapEntry(v)
+		name, value, err := settingsEntry(msg, typ, v)
 		if err != nil {
 			return err
 		}
-		if !utf8.Valid(key) {
-			return errorf("%s: a setting's name is not valid UTF-8 (a protobuf string must be)", msg)
-		}
-		s := LogSetting{Name: string(key)}
+		s := LogSetting{Name: name}
 		err = eachField(value, "SettingValue", func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
 			switch {
 			case num == 1 && typ == protowire.VarintType:

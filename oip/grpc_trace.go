@@ -35,20 +35,14 @@ func DecodeTraceSettingRequest(b []byte) (settings []TraceSetting, model string,
 	err = eachField(b, msg, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		switch num {
 		case 1:
-			if typ != protowire.BytesType {
-				return errorf("%s field 1 has wire type %d; the protocol's is length-delimited", msg, typ)
-			}
 			if len(settings) == MaxTraceSettings {
 				return errorf("%s has more than %d settings; the trace extension has six", msg, MaxTraceSettings)
 			}
-			key, value, err := mapEntry(v)
+			name, value, err := settingsEntry(msg, typ, v)
 			if err != nil {
 				return err
 			}
-			if !utf8.Valid(key) {
-				return errorf("%s: a setting's name is not valid UTF-8 (a protobuf string must be)", msg)
-			}
-			s := TraceSetting{Name: string(key)}
+			s := TraceSetting{Name: name}
 			err = eachField(value, "SettingValue", func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 				if num != 1 {
 					return nil
@@ -78,6 +72,24 @@ func DecodeTraceSettingRequest(b []byte) (settings []TraceSetting, model string,
 		return nil
 	})
 	return settings, model, err
+}
+
+// settingsEntry splits v, of wire type typ, an entry of the settings map
+// of msg (field 1, map<string, SettingValue>, as the trace and logging
+// extensions have it), into its name, which must be UTF-8, and its
+// value's message.
+func settingsEntry(msg string, typ protowire.Type, v []byte) (name string, value []byte, err error) {
+	if typ != protowire.BytesType {
+		return "", nil, errorf("%s field 1 has wire type %d; the protocol's is length-delimited", msg, typ)
+	}
+	key, value, err := mapEntry(v)
+	if err != nil {
+		return "", nil, err
+	}
+	if !utf8.Valid(key) {
+		return "", nil, errorf("%s: a setting's name is not valid UTF-8 (a protobuf string must be)", msg)
+	}
+	return string(key), value, nil
 }
 
 // AppendTraceSettingResponse appends settings as a TraceSettingResponse:
