@@ -239,8 +239,11 @@ func (s *Server) serveLogging(ctx *fasthttp.RequestCtx) error {
 		if err != nil {
 			return err
 		}
-		if settings, err = s.updateLogSettings(ctx.RemoteIP().String(), update); err != nil {
-			return err
+		// {}, or nulls alone, change nothing: no audit.
+		if len(update) > 0 {
+			if settings, err = s.updateLogSettings(ctx.RemoteIP().String(), update); err != nil {
+				return err
+			}
 		}
 	}
 	ctx.SetContentType("application/json")

@@ -354,3 +354,17 @@ func TestLoggingIsTheLog(t *testing.T) {
 		t.Fatalf("the change's audit is not in the log Logging writes:\n%s", out.String())
 	}
 }
+
+// A change that changes nothing ({}, or nulls alone) answers the
+// settings and is not audited.
+func TestLoggingEmptyChange(t *testing.T) {
+	s, out, _ := startLogged(t, gateway.DefaultConfig())
+	for _, body := range []string{`{}`, `{"log_info":null}`} {
+		if r := s.post(t, "/v2/logging", []byte(body)); r.code != 200 || string(r.body) != defaultLogSettings {
+			t.Fatalf("POST /v2/logging %s: got %s; want 200 %s", body, r, defaultLogSettings)
+		}
+	}
+	if strings.Contains(out.String(), "set the log settings") {
+		t.Fatalf("a change of nothing was audited:\n%s", out)
+	}
+}
