@@ -42,12 +42,11 @@ var logSettingAliases = map[string]string{"log_warnings": logWarning, "log_error
 // request, and no level above it writes more.
 const maxVerboseLevel = 1
 
-// logSettings returns the settings of l as the extension names them.
-// log_file is always empty: infergate writes its log to its standard
-// error.
-func logSettings(s logging.Settings) []oip.LogSetting {
+// logSettings returns the settings s, of the log written to file ("":
+// standard error), as the extension names them.
+func logSettings(s logging.Settings, file string) []oip.LogSetting {
 	return []oip.LogSetting{
-		{Name: logFile, Kind: oip.LogString},
+		{Name: logFile, Kind: oip.LogString, String: file},
 		{Name: logInfo, Kind: oip.LogBool, Bool: s.Info},
 		{Name: logWarning, Kind: oip.LogBool, Bool: s.Warning},
 		{Name: logError, Kind: oip.LogBool, Bool: s.Error},
@@ -94,8 +93,8 @@ func (s *Server) updateLogSettings(client string, update []oip.LogSetting) ([]oi
 		}
 		switch u.Name {
 		case logFile:
-			if u.String != "" {
-				return nil, badRequest("log_file %q: infergate writes its log to its standard error, which this call cannot move; send it to a file where the server is started (its service manager, or serve 2>>FILE)", u.String)
+			if u.String != s.cfg.LogFile {
+				return nil, badRequest("log_file %q: the log goes where serve --log-file says (%q; empty: standard error), which this call cannot move: a client could otherwise have the server write wherever its user can", u.String, s.cfg.LogFile)
 			}
 		case logInfo:
 			next.Info = u.Bool
@@ -115,7 +114,7 @@ func (s *Server) updateLogSettings(client string, update []oip.LogSetting) ([]oi
 			}
 		}
 	}
-	settings := logSettings(next)
+	settings := logSettings(next, s.cfg.LogFile)
 	if next.Info {
 		s.cfg.Logging.Set(next)
 	}
@@ -229,7 +228,7 @@ func (s *Server) serveLogging(ctx *fasthttp.RequestCtx) error {
 	if err := authorize(ctx); err != nil {
 		return err
 	}
-	settings := logSettings(s.cfg.Logging.Settings())
+	settings := logSettings(s.cfg.Logging.Settings(), s.cfg.LogFile)
 	if ctx.IsPost() {
 		body, err := s.requestBody(ctx)
 		if err != nil {
@@ -271,7 +270,7 @@ func (s *Server) grpcLogSettings(ctx context.Context, sc *scratch) ([]byte, erro
 		return nil, &httpError{code: fasthttp.StatusUnauthorized, msg: "this server needs the inference token: send the metadata authorization: Bearer <token>"}
 	}
 	if len(update) == 0 {
-		return oip.AppendLogSettingsResponse(sc.buf[:0], logSettings(s.cfg.Logging.Settings())), nil
+		return oip.AppendLogSettingsResponse(sc.buf[:0], logSettings(s.cfg.Logging.Settings(), s.cfg.LogFile)), nil
 	}
 	settings, err := s.updateLogSettings(grpcPeerHost(ctx)+" (gRPC)", update)
 	if err != nil {

@@ -114,6 +114,9 @@ type Config struct {
 	// changes its settings, and at verbose level 1 each request is
 	// logged a line (logging.go). Nil: the extension is not served.
 	Logging *logging.Logger
+	// LogFile is the file Logging writes to, which log_file reports
+	// (and a change cannot move); empty for standard error.
+	LogFile string
 }
 
 // DefaultConfig returns the settings `infergate serve` starts from.

@@ -2,6 +2,10 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -47,5 +51,64 @@ func TestServeLogLevels(t *testing.T) {
 	after := s.stderr.String()[before:]
 	if strings.Contains(after, "VERBOSE") || !regexp.MustCompile(`(?m)^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d{6} INFO models unloaded in`).MatchString(after) {
 		t.Fatalf("after verbose 0 and the default format, the log went on with\n%s\nwant no VERBOSE line, default stamps", after)
+	}
+}
+
+// serve --log-file appends the log to the file, not standard error;
+// /v2/logging reports it as log_file and will not move it; a dry run
+// creates nothing.
+func TestServeLogFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "serve.log")
+	if err := os.WriteFile(file, []byte("an earlier line\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dry := filepath.Join(dir, "dry.log")
+	checkExit(t, 0, "", "serve", "--dry-run", "--models", demoRepo(t), "--load", "ctr", "--ort-lib", testenv.ORTLib(t), "--data", t.TempDir(), "--log-file", dry)
+	if _, err := os.Stat(dry); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("serve --dry-run --log-file: %v; want the file not created", err)
+	}
+	checkExit(t, 1, "its directory does not exist", "serve", "--dry-run", "--models", demoRepo(t), "--ort-lib", testenv.ORTLib(t), "--data", t.TempDir(), "--log-file", filepath.Join(dir, "nope", "x.log"))
+
+	cmd := exec.Command(binPath, "serve", "--http", "127.0.0.1:0", "--data", t.TempDir(), "--ort-lib", testenv.ORTLib(t),
+		"--models", demoRepo(t), "--load", "ctr", "--log-file", file)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+	var addr string
+	testenv.CheckFor(t, 30*time.Second, func() error {
+		b, _ := os.ReadFile(file)
+		m := servingLine.FindStringSubmatch(string(b))
+		if m == nil || !strings.Contains(string(b), " INFO ready\n") {
+			return fmt.Errorf("the log file has no serving and ready lines:\n%s", b)
+		}
+		addr = m[2]
+		return nil
+	})
+	s := &server{cmd: cmd, addr: addr, scheme: "http", stderr: &stderr, done: done}
+	want := fmt.Sprintf(`{"log_file":%q,"log_info":true,"log_warning":true,"log_error":true,"log_verbose_level":0,"log_format":"default"}`, file)
+	if code, body, _ := s.get(t, "/v2/logging"); code != 200 || string(body) != want {
+		t.Fatalf("GET /v2/logging: %d %s; want 200 %s", code, body, want)
+	}
+	if code, body, _ := s.post(t, "/v2/logging", []byte(`{"log_file":"/tmp/elsewhere.log"}`)); code != 400 || !strings.Contains(string(body), "cannot move") {
+		t.Fatalf("POST /v2/logging moving the file: %d %s; want 400 saying it cannot", code, body)
+	}
+	if code, body, _ := s.post(t, "/v2/logging", []byte(fmt.Sprintf(`{"log_file":%q,"log_verbose_level":0}`, file))); code != 200 {
+		t.Fatalf("POST /v2/logging with the file it has: %d %s; want 200", code, body)
+	}
+	b, _ := os.ReadFile(file)
+	if !strings.HasPrefix(string(b), "an earlier line\n") {
+		t.Fatalf("the log file lost what it held before: %q", b[:min(len(b), 200)])
+	}
+	if stderr.String() != "" {
+		t.Fatalf("with --log-file, standard error got\n%s", stderr.String())
 	}
 }

@@ -130,6 +130,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.BoolVar(&c.log.Warning, "log-warning", c.log.Warning, "write the log's WARNING lines (what degrades the service or will, each saying what to do)")
 	fs.BoolVar(&c.log.Error, "log-error", c.log.Error, "write the log's ERROR lines (failures of the server's own: a request it failed, a write that lost data)")
 	fs.UintVar(&c.logVerbose, "log-verbose", 0, "1 writes a VERBOSE line for each HTTP request and gRPC call (client, method, path, status, time taken, bytes, and the version that answered), at some cost in throughput; 0 none")
+	fs.StringVar(&c.gateway.LogFile, "log-file", "", "append the log to this file instead of writing it to standard error (opened once: a rotation that moves the file needs a restart, one that copies and truncates it does not); /v2/logging reports it as log_file and cannot move it")
 	fs.StringVar(&c.log.Format, "log-format", c.log.Format, "the time stamp of log lines: default (local time, 2006/01/02 15:04:05.000000) or ISO8601 (UTC, 2006-01-02T15:04:05.000000Z)")
 	fs.DurationVar(&c.gateway.SlowRequests, "slow-request-log", c.gateway.SlowRequests, "log each inference request that takes this long or more (from when the request has been read until its answer is ready to send), at most one line a second per model version, saying how many more there were: its time in the queue, in its batch's run (and the batch's rows), and the rest (decoding, checks, the response), how it ended, its id (and X-Request-Id and traceparent headers) and its client; 0 turns it off")
 	fs.DurationVar(&c.gateway.ReadTimeout, "read-timeout", c.gateway.ReadTimeout, "longest time to read one request")
@@ -472,7 +473,23 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	if err := c.checkLog(); err != nil {
 		return err
 	}
-	logger := logging.New(os.Stderr, c.log)
+	logOut := os.Stderr
+	switch {
+	case c.gateway.LogFile == "":
+	case c.dryRun:
+		// Checked, not created: a dry run writes nothing.
+		if st, err := os.Stat(filepath.Dir(c.gateway.LogFile)); err != nil || !st.IsDir() {
+			return fmt.Errorf("--log-file %s: its directory does not exist", c.gateway.LogFile)
+		}
+	default:
+		f, err := os.OpenFile(c.gateway.LogFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("--log-file: %w", err)
+		}
+		defer f.Close()
+		logOut = f
+	}
+	logger := logging.New(logOut, c.log)
 	c.logf = logger.Logf
 	c.gateway.Logging = logger
 	if err := c.validate(); err != nil {
