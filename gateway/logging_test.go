@@ -368,3 +368,26 @@ func TestLoggingEmptyChange(t *testing.T) {
 		t.Fatalf("a change of nothing was audited:\n%s", out)
 	}
 }
+
+// The status page says how many ERROR and WARNING lines were logged, in
+// red with an ERROR among them, and that a verbose log is on.
+func TestStatusPageLogLine(t *testing.T) {
+	s, _, lg := startLogged(t, gateway.DefaultConfig())
+	page := func() string {
+		t.Helper()
+		r := s.do(t, "GET", "/", nil)
+		if r.code != 200 {
+			t.Fatalf("GET /: %s", r)
+		}
+		return string(r.body)
+	}
+	if p := page(); !strings.Contains(p, "<span>log: no ERROR or WARNING line since the start</span>") {
+		t.Fatalf("a fresh server's status page has no quiet log line:\n%s", p)
+	}
+	lg.Logf(logging.Warning + "a warning")
+	lg.Logf(logging.Error + "an error")
+	s.post(t, "/v2/logging", []byte(`{"log_verbose_level":1}`))
+	if p, want := page(), `<span class="UNAVAILABLE">log: 1 ERROR and 1 WARNING lines since the start; verbose: a line a request (log_verbose_level 1)</span>`; !strings.Contains(p, want) {
+		t.Fatalf("the status page does not say %s:\n%s", want, p)
+	}
+}

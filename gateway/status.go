@@ -13,6 +13,7 @@ import (
 
 	"github.com/infergate/infergate/cluster"
 	"github.com/infergate/infergate/internal/diskfree"
+	"github.com/infergate/infergate/internal/logging"
 	"github.com/infergate/infergate/registry"
 	"github.com/valyala/fasthttp"
 )
@@ -119,6 +120,7 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 		Disks                                []diskLine
 		GRPC                                 string // where gRPC is served, if it is
 		GRPCStreams                          int    // ModelStreamInfer streams open
+		Log                                  *logLine
 	}{
 		Name:        s.cfg.Name,
 		Version:     s.cfg.Version,
@@ -137,6 +139,7 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 	}
 	data.TLS, data.TLSSoon = s.certificateLine()
 	data.Disks = s.diskLines()
+	data.Log = s.logLine()
 	ctx.SetContentType("text/html; charset=utf-8")
 	return statusTemplate.Execute(ctx, data)
 }
@@ -149,6 +152,31 @@ func (s *Server) drainingInFlight(e registry.IndexEntry) int64 {
 		return 0
 	}
 	return s.repo.DrainingInFlight(e.Name, n)
+}
+
+// logLine is what the status page says of the log: the ERROR and
+// WARNING lines logged since the start, and a verbose log left on.
+type logLine struct {
+	Text   string
+	Errors bool // some ERROR line: shown in red
+}
+
+// logLine returns the status page's line about the log; nil without
+// Config.Logging.
+func (s *Server) logLine() *logLine {
+	lg := s.cfg.Logging
+	if lg == nil {
+		return nil
+	}
+	errs, warns := lg.Lines(logging.LevelError), lg.Lines(logging.LevelWarning)
+	l := &logLine{Errors: errs > 0, Text: "log: no ERROR or WARNING line since the start"}
+	if errs+warns > 0 {
+		l.Text = fmt.Sprintf("log: %d ERROR and %d WARNING lines since the start", errs, warns)
+	}
+	if lg.Verbose() > 0 {
+		l.Text += "; verbose: a line a request (log_verbose_level 1)"
+	}
+	return l
 }
 
 // diskLine is what the status page says of one guarded directory.
@@ -465,7 +493,7 @@ code{background:#f4f4f4;padding:1px 4px}
 </style></head><body>
 <h1>{{.Name}} {{.Version}}</h1>
 <p>{{if .Ready}}<span class="READY">ready</span>{{else}}<span class="UNAVAILABLE">not ready: {{.NotReady}}</span>{{end}}{{with .Unavailable}} · <span class="UNAVAILABLE">{{.}} not serving (below, with the reason)</span>{{end}}
- · up {{.Uptime}} · ONNX Runtime {{.Runtime}} · repository <code>{{.Repo}}</code>{{with .GRPC}} · gRPC on <code>{{.}}</code>{{with $.GRPCStreams}} ({{.}} stream{{if ne . 1}}s{{end}} open){{end}}{{end}}{{with .TLS}} · <span{{if $.TLSSoon}} class="UNAVAILABLE"{{end}}>{{.}}</span>{{end}}{{range .Disks}} · <span{{if .Low}} class="UNAVAILABLE"{{end}}>{{.Text}}</span>{{end}}</p>
+ · up {{.Uptime}} · ONNX Runtime {{.Runtime}} · repository <code>{{.Repo}}</code>{{with .GRPC}} · gRPC on <code>{{.}}</code>{{with $.GRPCStreams}} ({{.}} stream{{if ne . 1}}s{{end}} open){{end}}{{end}}{{with .TLS}} · <span{{if $.TLSSoon}} class="UNAVAILABLE"{{end}}>{{.}}</span>{{end}}{{range .Disks}} · <span{{if .Low}} class="UNAVAILABLE"{{end}}>{{.Text}}</span>{{end}}{{with .Log}} · <span{{if .Errors}} class="UNAVAILABLE"{{end}}>{{.Text}}</span>{{end}}</p>
 <table><tr><th>model</th><th>version</th><th>state</th><th>in flight</th><th>loaded</th><th>sha256</th><th>reason</th></tr>
 {{range .Rows}}<tr><td>{{.Name}}</td><td>{{.Version}}{{with .Default}} <small>({{.}})</small>{{end}}{{with .Roles}} <small>({{.}})</small>{{end}}</td><td class="{{if .Off}}OFF{{else}}{{.State}}{{end}}">{{.State}}</td><td>{{.InFlight}}</td><td>{{.Loaded}}</td><td>{{with .SHA256}}<code>{{printf "%.12s" .}}</code>{{end}}</td><td>{{.Reason}}</td></tr>
 {{else}}<tr><td colspan="7">the repository holds no models</td></tr>{{end}}
