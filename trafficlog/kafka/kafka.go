@@ -118,7 +118,8 @@ type Writer struct {
 	// loggedFull is unix seconds of the last logged drop of a full buffer.
 	loggedFull atomic.Int64
 	// waitingSince is unix nanoseconds since the records pending have
-	// waited with no ack: set as pending rises from 0, and at each ack.
+	// waited with no ack: set just before pending rises from 0, and at
+	// each ack.
 	waitingSince atomic.Int64
 	// loggedStall is unix seconds of the last logged stall (stalled).
 	loggedStall atomic.Int64
@@ -274,9 +275,12 @@ func (w *Writer) produce(rec []byte, kinds []trafficlog.Kind, done func(error)) 
 		}
 		return
 	}
-	if w.pending.Add(1) == 1 {
+	// The wait starts before the record counts as pending: watchStalls,
+	// seeing it pending, must not read the time of an ack long past.
+	if w.pending.Load() == 0 {
 		w.waitingSince.Store(time.Now().UnixNano())
 	}
+	w.pending.Add(1)
 	w.cl.TryProduce(context.Background(), &kgo.Record{Value: rec}, func(_ *kgo.Record, err error) {
 		n := len(kinds)
 		switch {
