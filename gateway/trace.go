@@ -444,7 +444,10 @@ func (t *tracer) flushLocked() {
 }
 
 // close writes what is held and stops the writer, waiting for the files
-// queued until ctx ends; later traces are dropped. It is idempotent.
+// queued until ctx ends, but traceCloseGrace at least: a shutdown whose
+// deadline went by on requests that ran to it still writes the trace
+// file, which with log frequency 0 holds every trace taken. Later traces
+// are dropped. It is idempotent.
 func (t *tracer) close(ctx context.Context) {
 	t.mu.Lock()
 	if t.closed {
@@ -456,6 +459,8 @@ func (t *tracer) close(ctx context.Context) {
 	t.on.Store(false)
 	close(t.writes)
 	t.mu.Unlock()
+	grace := time.NewTimer(traceCloseGrace)
+	defer grace.Stop()
 	done := make(chan struct{})
 	go func() {
 		t.wg.Wait()
@@ -463,12 +468,21 @@ func (t *tracer) close(ctx context.Context) {
 	}()
 	select {
 	case <-done:
+		return
 	case <-ctx.Done():
+	}
+	select {
+	case <-done:
+	case <-grace.C:
 		// A disk that does not answer must not hold the process: the
 		// writer goes with it.
-		t.logf(logging.Warning+"trace: stopped waiting at the shutdown's deadline for the trace files being written (%d more queued); what they hold may be lost", len(t.writes))
+		t.logf(logging.Warning+"trace: stopped waiting at the shutdown's deadline (%s after close at least) for the trace files being written (%d more queued); what they hold may be lost", traceCloseGrace, len(t.writes))
 	}
 }
+
+// traceCloseGrace is how long close waits for the trace files being
+// written when its context ends sooner; a variable for tests.
+var traceCloseGrace = 2 * time.Second
 
 // traceWriteFile writes a trace file whole; a variable for tests.
 var traceWriteFile = durable.WriteFile

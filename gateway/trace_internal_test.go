@@ -314,11 +314,13 @@ func TestTraceCloseBoundedByItsContext(t *testing.T) {
 		defer mu.Unlock()
 		lines = append(lines, fmt.Sprintf(format, args...))
 	}
+	oldGrace := traceCloseGrace
+	traceCloseGrace = 300 * time.Millisecond
 	tr := newTracer(TraceConfig{File: filepath.Join(t.TempDir(), "t.json"), Level: TraceTimestamps, Rate: 1, LogFrequency: 1}, metrics.NewSet(), logf)
 	t.Cleanup(func() {
 		close(release)
 		tr.wg.Wait() // the writer done with traceWriteFile
-		traceWriteFile = old
+		traceWriteFile, traceCloseGrace = old, oldGrace
 	})
 	for range 3 {
 		traceNow(t, tr)
@@ -328,7 +330,7 @@ func TestTraceCloseBoundedByItsContext(t *testing.T) {
 	start := time.Now()
 	tr.close(ctx)
 	if took := time.Since(start); took > 5*time.Second {
-		t.Fatalf("close with a writer that hangs took %s; want it bounded by its context (200ms)", took)
+		t.Fatalf("close with a writer that hangs took %s; want it bounded by its context (200ms) and the grace (300ms)", took)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -393,4 +395,32 @@ func TestTraceLogLevels(t *testing.T) {
 	f("lost", TraceConfig{LogFrequency: 1}, true, 1, logging.Error, "cannot write")
 	f("written again", TraceConfig{Count: 1}, true, 1, logging.Warning, "cannot write")
 	f("held", TraceConfig{}, false, maxHeldTraces+1, logging.Warning, "held unwritten")
+}
+
+// A shutdown whose deadline went by before it reached the tracer (its
+// requests ran to it) still gives the last write of the trace file a
+// grace: with log frequency 0 that file holds every trace taken.
+func TestTraceCloseWritesAfterItsDeadline(t *testing.T) {
+	old := traceWriteFile
+	traceWriteFile = func(path string, data []byte, perm os.FileMode) error {
+		time.Sleep(100 * time.Millisecond) // a disk that is slow, not hung
+		return old(path, data, perm)
+	}
+	file := filepath.Join(t.TempDir(), "t.json")
+	tr := newTracer(TraceConfig{File: file, Level: TraceTimestamps, Rate: 1}, metrics.NewSet(), t.Logf)
+	t.Cleanup(func() {
+		tr.wg.Wait() // the writer done with traceWriteFile
+		traceWriteFile = old
+	})
+	id := traceNow(t, tr)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	tr.close(ctx)
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("after close with its context done: %v; want the trace file written", err)
+	}
+	if !strings.Contains(string(b), fmt.Sprintf(`{"id":%d,`, id)) {
+		t.Fatalf("the trace file holds\n%s\nwant trace %d", b, id)
+	}
 }
