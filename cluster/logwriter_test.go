@@ -71,3 +71,29 @@ func TestRaftLogLinesDifferingInNumbersCountAsOne(t *testing.T) {
 	f("12ab345", "#ab#")
 	f("no digits", "no digits")
 }
+
+// peerTrouble knows raft v1.7.3's ERROR lines about reaching a peer
+// (replication.go, raft.go's elections), as hclog writes them, from its
+// errors of this node's own.
+func TestRaftPeerTroubleLines(t *testing.T) {
+	f := func(line string, want bool) {
+		t.Helper()
+		if got := peerTrouble(line); got != want {
+			t.Fatalf("peerTrouble(%q): got %v; want %v", line, got, want)
+		}
+	}
+	f(`raft: failed to appendEntries to: peer="{Voter n2 127.0.0.1:7001}" error="dial tcp 127.0.0.1:7001: connect: connection refused"`, true)
+	f(`raft: failed to heartbeat to: peer=127.0.0.1:7001 backoff time=10ms error="dial tcp 127.0.0.1:7001: connect: connection refused"`, true)
+	f(`raft: failed to make requestVote RPC: target="{Voter n2 127.0.0.1:7001}" error="dial tcp 127.0.0.1:7001: connect: connection refused" term=3`, true)
+	f(`raft: failed to pipeline appendEntries: peer="{Voter n2 127.0.0.1:7001}" error="connection reset by peer"`, true)
+	f(`raft: failed to start pipeline replication to: peer="{Voter n2 127.0.0.1:7001}" error="dial tcp 127.0.0.1:7001: connect: connection refused"`, true)
+	f(`raft: peer has newer term, stopping replication: peer="{Voter n2 127.0.0.1:7001}"`, true)
+	// A snapshot sent to a peer that went: replication.go writes both.
+	f(`raft: failed to install snapshot: peer=n2 id=2-10-1700000000000 error="read tcp 127.0.0.1:52114->127.0.0.1:7001: read: connection reset by peer"`, true)
+	f(`raft: failed to send snapshot to: peer="{Voter n2 127.0.0.1:7001}" error="read tcp 127.0.0.1:52114->127.0.0.1:7001: read: connection reset by peer"`, true)
+	// This node's own.
+	f(`raft: failed to install snapshot: error="snapshot is corrupt"`, false)
+	f(`raft: failed to take snapshot: error="no space left on device"`, false)
+	f(`raft: failed to append to logs: error="disk I/O error"`, false)
+	f(`raft: failed to persist vote: error="disk I/O error"`, false)
+}

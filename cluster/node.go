@@ -869,7 +869,10 @@ var _ io.Writer = logWriter{}
 func peerTrouble(line string) bool {
 	for _, s := range [...]string{"failed to appendEntries to", "failed to heartbeat to", "failed to make requestVote RPC",
 		"failed to pipeline appendEntries", "failed to send snapshot to", "failed to start pipeline replication to",
-		"peer has newer term"} {
+		"peer has newer term",
+		// Sending a snapshot to a peer (replication.go), not this
+		// node's install of one it received ("... snapshot: error=").
+		"failed to install snapshot: peer="} {
 		if strings.Contains(line, s) {
 			return true
 		}
