@@ -69,6 +69,8 @@ func TestServeLogFile(t *testing.T) {
 		t.Fatalf("serve --dry-run --log-file: %v; want the file not created", err)
 	}
 	checkExit(t, 1, "its directory does not exist", "serve", "--dry-run", "--models", demoRepo(t), "--ort-lib", testenv.ORTLib(t), "--data", t.TempDir(), "--log-file", filepath.Join(dir, "nope", "x.log"))
+	// What the run would fail to open, the dry run refuses too.
+	checkExit(t, 1, "is a directory", "serve", "--dry-run", "--models", demoRepo(t), "--ort-lib", testenv.ORTLib(t), "--data", t.TempDir(), "--log-file", dir)
 
 	cmd := exec.Command(binPath, "serve", "--http", "127.0.0.1:0", "--data", t.TempDir(), "--ort-lib", testenv.ORTLib(t),
 		"--models", demoRepo(t), "--load", "ctr", "--log-file", file)

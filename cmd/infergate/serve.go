@@ -478,8 +478,8 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	case c.gateway.LogFile == "":
 	case c.dryRun:
 		// Checked, not created: a dry run writes nothing.
-		if st, err := os.Stat(filepath.Dir(c.gateway.LogFile)); err != nil || !st.IsDir() {
-			return fmt.Errorf("--log-file %s: its directory does not exist", c.gateway.LogFile)
+		if err := checkLogFile(c.gateway.LogFile); err != nil {
+			return fmt.Errorf("--log-file %s: %w", c.gateway.LogFile, err)
 		}
 	default:
 		f, err := os.OpenFile(c.gateway.LogFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
@@ -1120,6 +1120,32 @@ func checkWritableDir(dir string) error {
 		}
 		p = up
 	}
+}
+
+// checkLogFile reports why serve could not open file to append its log
+// to, without creating it: a directory, a file it cannot write, or a
+// directory it cannot create the file in.
+func checkLogFile(file string) error {
+	st, err := os.Stat(file)
+	switch {
+	case err == nil && st.IsDir():
+		return errors.New("it is a directory; name a file in it")
+	case err == nil:
+		if err := syscall.Access(file, 2 /* W_OK */); err != nil {
+			return fmt.Errorf("cannot write it: %w", err)
+		}
+		return nil
+	case !errors.Is(err, os.ErrNotExist):
+		return err
+	}
+	dir := filepath.Dir(file)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return errors.New("its directory does not exist")
+	}
+	if err := syscall.Access(dir, 2 /* W_OK */); err != nil {
+		return fmt.Errorf("cannot create it in %s: %w", dir, err)
+	}
+	return nil
 }
 
 // doneWithin runs f on a goroutine of its own and reports whether it
