@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,5 +113,25 @@ func TestServeLogFile(t *testing.T) {
 	}
 	if stderr.String() != "" {
 		t.Fatalf("with --log-file, standard error got\n%s", stderr.String())
+	}
+}
+
+// A serve that fails once its log file is open says why in the file
+// too, not only on the standard error that --log-file was to replace.
+func TestServeLogFileHasTheExitError(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	file := filepath.Join(t.TempDir(), "serve.log")
+	checkExit(t, 1, "cannot listen on", "serve", "--http", taken.Addr().String(), "--data", t.TempDir(), "--ort-lib", testenv.ORTLib(t),
+		"--models", demoRepo(t), "--log-file", file)
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m) ERROR .*cannot listen on ` + regexp.QuoteMeta(taken.Addr().String())).Match(b) {
+		t.Fatalf("the log file holds\n%s\nwant an ERROR line saying why serve stopped", b)
 	}
 }

@@ -463,7 +463,7 @@ func (c *serveConfig) scheme() string {
 	return "http"
 }
 
-func runServe(args []string) error {
+func runServe(args []string) (err error) {
 	fs := newFlagSet("serve", "[flags]", `Serve the models of a repository over the Open Inference Protocol v2 (REST), the
 protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	c := serveFlags(fs)
@@ -490,6 +490,16 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		logOut = f
 	}
 	logger := logging.New(logOut, c.log)
+	if logOut != os.Stderr {
+		// main writes why serve stopped to standard error, which
+		// --log-file replaces: the file says it too (before the defer
+		// above closes it).
+		defer func() {
+			if err != nil {
+				logger.Logf(logging.Error+"infergate serve: %v", err)
+			}
+		}()
+	}
 	c.logf = logger.Logf
 	c.gateway.Logging = logger
 	if err := c.validate(); err != nil {
