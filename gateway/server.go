@@ -447,7 +447,9 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // Shutdown stops accepting connections, marks the server not ready, and
-// waits until in-flight requests are answered or ctx ends.
+// waits until in-flight requests are answered or ctx ends; then for the
+// trace files being written, until ctx ends but 2 s at least
+// (traceCloseGrace).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.BeginShutdown()
 	// Connections that never sent a byte hold nothing to answer, but
