@@ -369,7 +369,7 @@ func (t *tracer) record(e *traceEntry) (id uint64, ok bool) {
 			t.logf(logging.Warning+"trace: %d traces are held unwritten (log_frequency %d); later ones are dropped (infergate_traces_dropped_total): set log_frequency to write them as they come", t.heldN, t.node.logFreq)
 		}
 		if due {
-			t.flushLocked()
+			t.flushLocked(nil)
 		}
 		return id, false
 	}
@@ -385,15 +385,17 @@ func (t *tracer) record(e *traceEntry) (id uint64, ok bool) {
 	t.heldN++
 	t.dirty = true
 	if f := t.node.logFreq; f > 0 && int64(t.heldN) >= f || due {
-		t.flushLocked()
+		t.flushLocked(nil)
 	}
 	return id, true
 }
 
 // flushLocked writes the traces not written yet: with log frequency N,
 // those held to the next indexed file; with 0, all of them to the file.
-// t.mu is held.
-func (t *tracer) flushLocked() {
+// With final nil, a writer behind drops the file (or, the whole file,
+// leaves it to its next write); close gives final, until which the last
+// write waits for room. t.mu is held.
+func (t *tracer) flushLocked(final <-chan struct{}) {
 	if !t.dirty || t.file == "" {
 		return
 	}
@@ -413,8 +415,23 @@ func (t *tracer) flushLocked() {
 		data = append(data, "\n]\n"...)
 	}
 	t.writerOnce.Do(func() { t.wg.Go(t.writer) })
-	select {
-	case t.writes <- traceWrite{path: path, data: data, n: t.heldN, indexed: indexed}:
+	w := traceWrite{path: path, data: data, n: t.heldN, indexed: indexed}
+	sent := false
+	if final == nil {
+		select {
+		case t.writes <- w:
+			sent = true
+		default:
+		}
+	} else {
+		select {
+		case t.writes <- w:
+			sent = true
+		case <-final:
+		}
+	}
+	switch {
+	case sent:
 		if indexed {
 			// data is the writer's now; the next traces go in a
 			// buffer it is done with, or one as large.
@@ -424,14 +441,15 @@ func (t *tracer) flushLocked() {
 				t.held = make([]byte, 0, cap(data))
 			}
 		}
-	default:
-		if !indexed {
-			// Still held: the next write of the file has them.
-			if more, ok := t.logs.Allow("behind"); ok {
-				t.logf(logging.Warning+"trace: %s is not written this time: the writer is %d files behind (a slow disk?)%s", path, cap(t.writes), more)
-			}
-			return
+	case !indexed && final == nil:
+		// Still held: the next write of the file has them.
+		if more, ok := t.logs.Allow("behind"); ok {
+			t.logf(logging.Warning+"trace: %s is not written this time: the writer is %d files behind (a slow disk?)%s", path, cap(t.writes), more)
 		}
+		return
+	default:
+		// An indexed file, or the last write of the whole one (close):
+		// no later write has them.
 		t.lost.Add(t.heldN)
 		if more, ok := t.logs.Allow("behind"); ok {
 			t.logf(logging.Warning+"trace: %d traces for %s are dropped (infergate_traces_dropped_total): the writer is %d files behind (a slow disk?)%s", t.heldN, path, cap(t.writes), more)
@@ -454,13 +472,31 @@ func (t *tracer) close(ctx context.Context) {
 		t.mu.Unlock()
 		return
 	}
-	t.flushLocked()
+	// giveUp closes once ctx has ended and traceCloseGrace has gone by:
+	// the last write waits for room in the writer's queue until then,
+	// and close for the writer.
+	giveUp, returned := make(chan struct{}), make(chan struct{})
+	defer close(returned)
+	grace := time.NewTimer(traceCloseGrace)
+	defer grace.Stop()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-returned:
+			return
+		}
+		select {
+		case <-grace.C:
+		case <-returned:
+			return
+		}
+		close(giveUp)
+	}()
+	t.flushLocked(giveUp)
 	t.closed = true
 	t.on.Store(false)
 	close(t.writes)
 	t.mu.Unlock()
-	grace := time.NewTimer(traceCloseGrace)
-	defer grace.Stop()
 	done := make(chan struct{})
 	go func() {
 		t.wg.Wait()
@@ -469,11 +505,11 @@ func (t *tracer) close(ctx context.Context) {
 	select {
 	case <-done:
 		return
-	case <-ctx.Done():
+	case <-giveUp:
 	}
 	select {
-	case <-done:
-	case <-grace.C:
+	case <-done: // just now
+	default:
 		// A disk that does not answer must not hold the process: the
 		// writer goes with it.
 		t.logf(logging.Warning+"trace: stopped waiting at the shutdown's deadline (%s after close at least) for the trace files being written (%d more queued); what they hold may be lost", traceCloseGrace, len(t.writes))
@@ -657,7 +693,7 @@ func (t *tracer) update(model string, settings []oip.TraceSetting) ([]oip.TraceS
 		}
 	}
 	if t.dirty {
-		t.flushLocked() // before the log frequency changes
+		t.flushLocked(nil) // before the log frequency changes
 	}
 	switch {
 	case node.logFreq == t.node.logFreq:

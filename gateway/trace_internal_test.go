@@ -424,3 +424,42 @@ func TestTraceCloseWritesAfterItsDeadline(t *testing.T) {
 		t.Fatalf("the trace file holds\n%s\nwant trace %d", b, id)
 	}
 }
+
+// close's last write of the whole file waits for room in the writer's
+// queue: with the writer 16 files behind it was dropped, and with it
+// every trace taken since the file was last written.
+func TestTraceCloseWaitsForRoomInTheQueue(t *testing.T) {
+	release := make(chan struct{})
+	old := traceWriteFile
+	traceWriteFile = func(path string, data []byte, perm os.FileMode) error {
+		<-release // a slow disk
+		return old(path, data, perm)
+	}
+	file := filepath.Join(t.TempDir(), "t.json")
+	tr := newTracer(TraceConfig{File: file, Level: TraceTimestamps, Rate: 1}, metrics.NewSet(), t.Logf)
+	t.Cleanup(func() {
+		tr.wg.Wait() // the writer done with traceWriteFile
+		traceWriteFile = old
+	})
+	// Each change of the settings writes the whole file: the writer
+	// takes one and the queue holds 16 more.
+	for i := range 1 + cap(tr.writes) + 1 {
+		traceNow(t, tr)
+		if _, err := tr.update("", []oip.TraceSetting{{Name: "trace_rate", Values: []string{strconv.Itoa(1 + i%2)}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tr.update("", []oip.TraceSetting{{Name: "trace_rate", Values: []string{"1"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := traceNow(t, tr)
+	time.AfterFunc(200*time.Millisecond, func() { close(release) })
+	tr.close(context.Background())
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), fmt.Sprintf(`{"id":%d,`, last)) {
+		t.Fatalf("the trace file lacks the last trace, %d:\n%.300s", last, b)
+	}
+}
