@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -232,24 +231,10 @@ func TestBackupCountsAreChecked(t *testing.T) {
 // wrote it: without the experiment counts' entry and manifest field.
 func formatOneArchive(t *testing.T, data []byte) []byte {
 	t.Helper()
-	tr := tar.NewReader(bytes.NewReader(data))
-	var out bytes.Buffer
-	tw := tar.NewWriter(&out)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch h.Name {
+	return retar(t, data, func(name string, body []byte) ([]byte, bool) {
+		switch name {
 		case backupCountsName:
-			continue
+			return nil, false
 		case backupManifestName:
 			// Its first JSON object, without what follows.
 			var m map[string]any
@@ -257,20 +242,12 @@ func formatOneArchive(t *testing.T, data []byte) []byte {
 				t.Fatal(err)
 			}
 			m["format"] = 1
-			if body, err = json.MarshalIndent(m, "", "  "); err != nil {
+			b, err := json.MarshalIndent(m, "", "  ")
+			if err != nil {
 				t.Fatal(err)
 			}
-			h.Size = int64(len(body))
+			return b, true
 		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return out.Bytes()
+		return body, true
+	})
 }

@@ -322,6 +322,18 @@ func TestRestoreBackupSeedsALoneVoter(t *testing.T) {
 // edit, its entries' headers made to fit.
 func retarManifest(t *testing.T, data []byte, edit func([]byte) []byte) []byte {
 	t.Helper()
+	return retar(t, data, func(name string, body []byte) ([]byte, bool) {
+		if name == backupManifestName {
+			body = edit(body)
+		}
+		return body, true
+	})
+}
+
+// retar returns the archive data with each entry's body as edit makes
+// it, the entries it does not keep left out, and the headers made to fit.
+func retar(t *testing.T, data []byte, edit func(name string, body []byte) ([]byte, bool)) []byte {
+	t.Helper()
 	tr := tar.NewReader(bytes.NewReader(data))
 	var out bytes.Buffer
 	tw := tar.NewWriter(&out)
@@ -337,10 +349,11 @@ func retarManifest(t *testing.T, data []byte, edit func([]byte) []byte) []byte {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if h.Name == backupManifestName {
-			body = edit(body)
-			h.Size = int64(len(body))
+		body, keep := edit(h.Name, body)
+		if !keep {
+			continue
 		}
+		h.Size = int64(len(body))
 		if err := tw.WriteHeader(h); err != nil {
 			t.Fatal(err)
 		}
