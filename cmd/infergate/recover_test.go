@@ -94,9 +94,12 @@ func TestRecoverAfterLosingMajority(t *testing.T) {
 		}
 		return nil
 	})
-	if l := log.String(); !strings.Contains(l, "move its --data/raft aside") {
-		t.Fatalf("the dropped node's log does not say what to do:\n%s", l)
-	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if l := log.String(); !strings.Contains(l, "move its --data/raft aside") {
+			return fmt.Errorf("the dropped node's log does not say what to do:\n%s", l)
+		}
+		return nil
+	})
 	if v, err := again.cluster(t); err != nil || len(v.Members) != 3 || !strings.Contains(fmt.Sprint(v.Members), "dropped") {
 		t.Fatalf("the group with the dropped node refused: %+v, %v; want it and the lost one listed dropped", v.Members, err)
 	}
@@ -118,9 +121,14 @@ func TestRecoverAfterLosingMajority(t *testing.T) {
 		}
 		return nil
 	})
-	if l := log.String(); !strings.Contains(l, "was dropped from its group") {
-		t.Fatalf("the restarted dropped node's log does not say it was dropped:\n%s", l)
-	}
+	// Its readiness says so as it reads the mark, a moment before the
+	// log line.
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if l := log.String(); !strings.Contains(l, "was dropped from its group") {
+			return fmt.Errorf("the restarted dropped node's log does not say it was dropped:\n%s", l)
+		}
+		return nil
+	})
 	stale.cmd.Process.Kill()
 	<-stale.done
 
