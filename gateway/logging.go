@@ -115,11 +115,15 @@ func (s *Server) updateLogSettings(client string, update []oip.LogSetting) ([]oi
 		}
 	}
 	settings := logSettings(next, s.cfg.LogFile)
+	// Audited under the settings that write INFO lines, the new ones or
+	// the old.
 	if next.Info {
 		s.cfg.Logging.Set(next)
+		s.auditFrom(client, "set the log settings: %s", logSettingsLine(settings))
+	} else {
+		s.auditFrom(client, "set the log settings: %s", logSettingsLine(settings))
+		s.cfg.Logging.Set(next)
 	}
-	s.auditFrom(client, "set the log settings: %s", logSettingsLine(settings))
-	s.cfg.Logging.Set(next)
 	return settings, nil
 }
 
