@@ -13,6 +13,30 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
+// The response cache takes its memory when the first version that
+// enables it loads, before that version's first request, and not on a
+// node none of whose models enables it (its counters are 24 MB at the
+// default budget); a version loaded before the server was made reserves
+// it too.
+func TestResponseCacheReservedByTheFirstModelThatEnablesIt(t *testing.T) {
+	s := startFake(t, newFakeBackend(), gateway.DefaultConfig(), registry.ModelConfig{})
+	checkFakeAnswer(t, s.post(t, fakeInfer, fakeRequest))
+	if gateway.CacheReserved(s.srv) {
+		t.Fatal("cache reserved with no model enabling it")
+	}
+	if err := s.repo.Load("fake", &registry.ModelConfig{ResponseCache: &registry.ResponseCache{Enable: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if !gateway.CacheReserved(s.srv) {
+		t.Fatal("cache not reserved once a version that enables it loaded")
+	}
+
+	early := startFake(t, newFakeBackend(), gateway.DefaultConfig(), registry.ModelConfig{ResponseCache: &registry.ResponseCache{Enable: true}})
+	if !gateway.CacheReserved(early.srv) {
+		t.Fatal("cache not reserved for a version loaded before the server was made")
+	}
+}
+
 // TestResponseCache checks that a model with response_cache enabled
 // answers a repeated input from the cache, with the request's own id, and
 // that bypasses, other inputs, failures and reloads go to the model.

@@ -291,6 +291,22 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 			return nil, err
 		}
 		c := s.cache
+		// The cache takes its memory (24 MB of counters for the default
+		// 256 MiB) when the first version that enables it loads, before
+		// it serves; a node whose models do not use it holds none.
+		reserve := func(v *registry.Version) {
+			if rc := v.Config.ResponseCache; rc != nil && rc.Enable && !c.Reserved() {
+				if err := c.Reserve(); err != nil {
+					s.logf(logging.Error+"model %q version %d is served without its response cache: %s", v.Model, v.Number, err)
+				}
+			}
+		}
+		repo.OnLoaded(reserve)
+		for _, m := range repo.Models() { // loaded before the hook
+			for _, v := range m.Versions() {
+				reserve(v)
+			}
+		}
 		// An unloaded version's entries are never asked for again: they
 		// go at once, not when the next load's answers have outlived
 		// them in the admission policy's counts.

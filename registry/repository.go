@@ -124,7 +124,8 @@ type Repository struct {
 	shadows     map[string]*Shadow           // SetShadow's shadows
 
 	// mu protects status, modelErrs, vmetrics and draining, which Index
-	// and /metrics read while a load runs, and unloadedFuncs.
+	// and /metrics read while a load runs, and loadedFuncs and
+	// unloadedFuncs.
 	mu     sync.Mutex
 	status map[string]map[int64]versionStatus
 	// modelErrs holds, per model, why its last load failed before any
@@ -135,8 +136,8 @@ type Repository struct {
 	// draining holds the versions retired and not closed yet: their
 	// requests in flight count with their number's (DrainingInFlight).
 	draining map[*Version]struct{}
-	// unloadedFuncs are OnUnloaded's functions.
-	unloadedFuncs []func(*Version)
+	// loadedFuncs are OnLoaded's functions, unloadedFuncs OnUnloaded's.
+	loadedFuncs, unloadedFuncs []func(*Version)
 
 	loads        *metrics.Counter
 	loadFailures *metrics.Counter
@@ -739,6 +740,12 @@ func (r *Repository) loadVersion(name string, n int64, path string, cfg ModelCon
 	if r.hurried.Load() {
 		v.Batcher.Hurry()
 	}
+	r.mu.Lock()
+	fs := r.loadedFuncs
+	r.mu.Unlock()
+	for _, f := range fs {
+		f(v)
+	}
 	r.loads.Inc()
 	r.loadDuration.UpdateDuration(start)
 	r.logf("loaded model %q version %d (sha256 %.12s, %d bytes) in %s", name, n, v.SHA256, st.Size(), time.Since(start).Round(time.Millisecond))
@@ -788,6 +795,16 @@ func (r *Repository) retire(vs []*Version, keep []*Version, reason string) {
 			r.logf("unloaded model %q version %d after draining for %s", v.Model, v.Number, time.Since(start).Round(time.Millisecond))
 		}()
 	}
+}
+
+// OnLoaded adds f to the functions called with every version loaded
+// from now on, on the goroutine that loads it, before any request can
+// reach it. The gateway reserves its response cache's memory there for
+// the first version that enables the cache.
+func (r *Repository) OnLoaded(f func(v *Version)) {
+	r.mu.Lock()
+	r.loadedFuncs = append(slices.Clip(r.loadedFuncs), f)
+	r.mu.Unlock()
 }
 
 // OnUnloaded adds f to the functions called with every version unloaded

@@ -16,7 +16,7 @@ import (
 // [8193,1] FP32, takes 40,960 bytes).
 func TestCostCountsAllocatedBytes(t *testing.T) {
 	const budget = 1 << 20
-	c, err := New(budget)
+	c, err := reserved(New(budget))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,14 +57,14 @@ func TestBudgetCountsAdmission(t *testing.T) {
 	f := func(budget int64) {
 		t.Helper()
 		h0 := heapAlloc()
-		c, err := New(budget)
+		c, err := reserved(New(budget))
 		if err != nil {
 			t.Fatal(err)
 		}
 		h1 := heapAlloc()
 		defer c.Close()
 		adm := admissionBytes(max(budget/512*10, 1<<12))
-		if got := c.rc.MaxCost(); got != budget-adm {
+		if got := c.rc.Load().MaxCost(); got != budget-adm {
 			t.Errorf("budget %d: entries may take %d; want %d, the budget less the %d bytes of admission counters", budget, got, budget-adm, adm)
 		}
 		if extra := int64(h1 - h0); extra < adm || extra > adm+512<<10 {
@@ -98,7 +98,7 @@ func TestKeyRankPrefix(t *testing.T) {
 func TestNewRefusesBudgetBeyondMemory(t *testing.T) {
 	f := func(budget int64) {
 		t.Helper()
-		c, err := New(budget)
+		c, err := reserved(New(budget))
 		if err == nil {
 			c.Close()
 			t.Fatalf("New(%d): got no error; want one that names the machine's memory", budget)

@@ -59,8 +59,14 @@ type Entry struct {
 // Cache maps request keys to Entries within a byte budget. Its methods
 // are safe for concurrent use. A Set is applied asynchronously and may be
 // dropped under contention or by the admission policy.
+//
+// A Cache takes no memory until Reserve, or the first Get, which
+// reserves it: until then Set stores nothing, so that a node none of
+// whose models enables the cache does not hold its counters.
 type Cache struct {
-	rc *ristretto.Cache[[]byte, *Entry]
+	maxBytes int64
+	// rc is nil until Reserve stores it, under closeMu.
+	rc atomic.Pointer[ristretto.Cache[[]byte, *Entry]]
 
 	// mu protects gens. Set holds it around ristretto's Set, and the
 	// callbacks of ristretto's goroutine take it, so that each sees a
@@ -72,7 +78,8 @@ type Cache struct {
 
 	// closeMu is held by Drop, which a registry's goroutine may call at
 	// any time, around its Dels, and by Close around ristretto's Close,
-	// which Dels must not meet; it protects closed.
+	// which Dels must not meet, and by Reserve, which must not make a
+	// ristretto cache after Close; it protects closed.
 	closeMu sync.RWMutex
 	closed  bool
 }
@@ -89,19 +96,35 @@ type tracked struct {
 // the Entry, its tensor headers and ristretto's bookkeeping.
 const entryOverhead = 256
 
-// New returns a Cache that holds at most maxBytes: its entries and the
-// counters its admission policy keeps, which it allocates at once (about
-// a tenth of maxBytes). ristretto's own buffers, about 300 KB whatever
-// the budget, are not counted.
+// New returns a Cache that will hold at most maxBytes once reserved: its
+// entries and the counters its admission policy keeps, which Reserve
+// allocates (about a tenth of maxBytes). ristretto's own buffers, about
+// 300 KB whatever the budget, are not counted.
 func New(maxBytes int64) (*Cache, error) {
 	if err := CheckBudget(maxBytes); err != nil {
 		return nil, err
 	}
+	return &Cache{maxBytes: maxBytes, gens: make(map[uint64]map[uint64]*tracked)}, nil
+}
+
+// Reserve allocates the cache's memory and starts ristretto's goroutine,
+// unless done before or c is closed: a 256 MiB budget's counters take 24
+// MB of heap and about 5 ms. Call it before the first request that may
+// use the cache; it is safe to call at any time, from any goroutine.
+func (c *Cache) Reserve() error {
+	if c.rc.Load() != nil {
+		return nil
+	}
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	if c.closed || c.rc.Load() != nil {
+		return nil
+	}
 	// About ten counters per entry expected, as ristretto advises; an
 	// entry of a scoring model costs 400 bytes or more (entryOverhead,
 	// its names and shapes, its data).
+	maxBytes := c.maxBytes
 	counters := max(maxBytes/512*10, 1<<12)
-	c := &Cache{gens: make(map[uint64]map[uint64]*tracked)}
 	rc, err := ristretto.NewCache(&ristretto.Config[[]byte, *Entry]{
 		NumCounters: counters,
 		MaxCost:     maxBytes - admissionBytes(counters),
@@ -120,11 +143,14 @@ func New(maxBytes int64) (*Cache, error) {
 		OnReject: c.onReject,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("cannot create the response cache: %w", err)
+		return fmt.Errorf("cannot create the response cache: %w", err)
 	}
-	c.rc = rc
-	return c, nil
+	c.rc.Store(rc)
+	return nil
 }
+
+// Reserved reports whether Reserve has allocated the cache's memory.
+func (c *Cache) Reserved() bool { return c.rc.Load() != nil }
 
 // maxUnknownMemory bounds the budget where the machine's memory is not
 // known: far above any machine's, far below where the counters' sizes
@@ -175,7 +201,11 @@ type Usage struct {
 
 // Usage returns what c holds and has let go of.
 func (c *Cache) Usage() Usage {
-	m := c.rc.Metrics
+	rc := c.rc.Load()
+	if rc == nil {
+		return Usage{}
+	}
+	m := rc.Metrics
 	return Usage{
 		Bytes:    m.CostAdded() - m.CostEvicted(),
 		Entries:  m.KeysAdded() - m.KeysEvicted(),
@@ -185,9 +215,16 @@ func (c *Cache) Usage() Usage {
 	}
 }
 
-// Get returns the entry stored under key.
+// Get returns the entry stored under key. The first Get reserves the
+// cache if nothing did before (a version that enables the cache and was
+// loaded before the gateway watched the loads), and misses.
 func (c *Cache) Get(key []byte) (*Entry, bool) {
-	return c.rc.Get(key)
+	rc := c.rc.Load()
+	if rc == nil {
+		_ = c.Reserve() // an error leaves it unreserved: a miss
+		return nil, false
+	}
+	return rc.Get(key)
 }
 
 // Set stores a copy of outputs under key.
@@ -219,6 +256,10 @@ func (c *Cache) SetResponse(key, response []byte, jsonLen int) {
 // set stores e under key, and the key's hash under e's generation while
 // the entry may be stored.
 func (c *Cache) set(key []byte, e *Entry, cost int64) {
+	rc := c.rc.Load()
+	if rc == nil {
+		return
+	}
 	var ch uint64
 	e.kh, ch = keyToHash(key)
 	e.cost = cost
@@ -234,7 +275,7 @@ func (c *Cache) set(key []byte, e *Entry, cost int64) {
 		t = &tracked{conflict: ch}
 		m[e.kh] = t
 	}
-	if c.rc.Set(key, e, 0) {
+	if rc.Set(key, e, 0) {
 		if !e.updated.Load() {
 			t.pending++
 		}
@@ -275,7 +316,7 @@ func (c *Cache) untrack(m map[uint64]*tracked, gen, kh uint64, t *tracked) {
 	if t.pending > 0 {
 		return
 	}
-	if _, stored := c.rc.GetTTL(hashKey(make([]byte, 0, hashKeyLen), kh, t.conflict)); stored {
+	if _, stored := c.rc.Load().GetTTL(hashKey(make([]byte, 0, hashKeyLen), kh, t.conflict)); stored {
 		return
 	}
 	c.forget(m, gen, kh)
@@ -317,13 +358,14 @@ func (c *Cache) Drop(gen uint64) {
 	// buffer is full, takes it in the callbacks.
 	c.closeMu.RLock()
 	defer c.closeMu.RUnlock()
-	if c.closed {
+	rc := c.rc.Load()
+	if c.closed || rc == nil {
 		return
 	}
 	key := make([]byte, 0, hashKeyLen)
 	for kh, t := range m {
 		// t is not c.gens' any more: its conflict hash is read alone.
-		c.rc.Del(hashKey(key, kh, t.conflict))
+		rc.Del(hashKey(key, kh, t.conflict))
 	}
 }
 
@@ -376,7 +418,11 @@ func keyToHash(key []byte) (uint64, uint64) {
 }
 
 // Wait blocks until the Sets issued so far are applied; for tests.
-func (c *Cache) Wait() { c.rc.Wait() }
+func (c *Cache) Wait() {
+	if rc := c.rc.Load(); rc != nil {
+		rc.Wait()
+	}
+}
 
 // Close stops the cache's goroutines; it must not be used after, but for
 // Drop, which does nothing then.
@@ -384,7 +430,9 @@ func (c *Cache) Close() {
 	c.closeMu.Lock()
 	defer c.closeMu.Unlock()
 	c.closed = true
-	c.rc.Close()
+	if rc := c.rc.Load(); rc != nil {
+		rc.Close()
+	}
 }
 
 // AppendBodyKey appends the key of a request body to dst: generation, a

@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"encoding/binary"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -54,11 +55,100 @@ func TestAppendKey(t *testing.T) {
 	}
 }
 
+// reserved reserves c, as the gateway does before its first request
+// that may use the cache.
+func reserved(c *Cache, err error) (*Cache, error) {
+	if err == nil {
+		err = c.Reserve()
+	}
+	return c, err
+}
+
+// A Cache takes its memory at Reserve, or at the first Get, not at New:
+// before it, a Set stores nothing, and a Drop, a Usage, a Wait and a
+// Close do nothing; after a Close, neither allocates anything.
+func TestCacheReserve(t *testing.T) {
+	c, err := New(256 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	heap := func() uint64 {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	key := []byte("k1")
+	outs := []oip.Tensor{tensor("y", oip.FP32, []int64{1, 1}, 1, 2, 3, 4)}
+	c.Set(key, outs)
+	c.Wait()
+	c.Drop(0)
+	if u := c.Usage(); u != (Usage{}) {
+		t.Fatalf("Usage before Reserve: got %+v; want zeros", u)
+	}
+	if c.Reserved() {
+		t.Fatal("Reserved before Reserve: got true")
+	}
+	before := heap()
+	if err := c.Reserve(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Reserve(); err != nil { // a second one does nothing
+		t.Fatal(err)
+	}
+	grew := int64(heap()) - int64(before)
+	// A 256 MiB budget's counters: admissionBytes(5,242,880) = 18 MiB
+	// and more for ristretto's own.
+	if want := admissionBytes(256 << 20 / 512 * 10); grew < want {
+		t.Fatalf("heap grew %d bytes at Reserve; want at least the %d of the counters", grew, want)
+	}
+	if _, ok := c.Get(key); ok {
+		t.Fatal("hit for a Set made before Reserve")
+	}
+	c.Set(key, outs)
+	c.Wait()
+	if _, ok := c.Get(key); !ok {
+		t.Fatal("miss after Reserve, Set and Wait")
+	}
+	if u := c.Usage(); u.Entries != 1 {
+		t.Fatalf("Usage after a Set: got %+v; want 1 entry", u)
+	}
+	c.Close()
+
+	closed, err := New(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close()
+	if err := closed.Reserve(); err != nil || closed.Reserved() {
+		t.Fatalf("Reserve after Close: got %v, reserved %v; want nil, false", err, closed.Reserved())
+	}
+	if _, ok := closed.Get(key); ok || closed.Reserved() {
+		t.Fatalf("Get after Close: got a hit or a reserved cache; want neither")
+	}
+
+	// The first Get reserves a cache nothing reserved: a version loaded
+	// before the gateway watched the loads.
+	lazy, err := New(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lazy.Close()
+	if _, ok := lazy.Get(key); ok || !lazy.Reserved() {
+		t.Fatalf("first Get: got a hit, or no reservation (%v); want a miss that reserves", lazy.Reserved())
+	}
+	lazy.Set(key, outs)
+	lazy.Wait()
+	if _, ok := lazy.Get(key); !ok {
+		t.Fatal("miss after the first Get, a Set and Wait")
+	}
+}
+
 func TestCacheGetSet(t *testing.T) {
 	if _, err := New(100); err == nil {
 		t.Fatal("a 100-byte cache: want an error")
 	}
-	c, err := New(1 << 20)
+	c, err := reserved(New(1 << 20))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +176,7 @@ func TestCacheGetSet(t *testing.T) {
 }
 
 func TestCacheBudget(t *testing.T) {
-	c, err := New(1 << 16)
+	c, err := reserved(New(1 << 16))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +203,7 @@ func TestCacheBudget(t *testing.T) {
 }
 
 func TestCacheUsage(t *testing.T) {
-	c, err := New(1 << 20)
+	c, err := reserved(New(1 << 20))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +219,7 @@ func TestCacheUsage(t *testing.T) {
 }
 
 func TestCacheDrop(t *testing.T) {
-	c, err := New(1 << 20)
+	c, err := reserved(New(1 << 20))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +297,7 @@ func TestCacheDrop(t *testing.T) {
 // the entries it holds, whatever the admission policy and evictions did to
 // the Sets, concurrent Sets of the same key among them.
 func TestCacheDropChurn(t *testing.T) {
-	c, err := New(1 << 16)
+	c, err := reserved(New(1 << 16))
 	if err != nil {
 		t.Fatal(err)
 	}
