@@ -3,8 +3,9 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"maps"
+	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -293,28 +294,126 @@ func (s *Server) verbose() bool {
 // begun at start: client, method, URI, status, time taken, bytes in and
 // out ("-" for an answer streamed, or written on the hijacked connection
 // after the handler returns: a backup, a blob), and the version that
-// answered where one did.
+// answered where one did. The method and URI are the client's bytes:
+// what is not printable ASCII is escaped (appendPrintable), so that no
+// client writes its own lines, or terminal controls, into the log.
+//
+// The line is built without fmt, on the stack for the usual request:
+// fmt's formatting cost about 1.2 µs and 11 allocations a request.
 func (s *Server) logRequest(ctx *fasthttp.RequestCtx, start time.Time) {
-	out := "-"
+	var arr [256]byte
+	b := append(arr[:0], "request: "...)
+	b = appendAddr(b, ctx.RemoteAddr())
+	b = append(b, ' ')
+	b = appendPrintable(b, ctx.Method())
+	b = append(b, ' ')
+	b = appendPrintable(b, ctx.RequestURI())
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(ctx.Response.StatusCode()), 10)
+	b = append(b, " in "...)
+	b = appendDuration(b, time.Since(start))
+	b = append(b, ", "...)
+	b = strconv.AppendInt(b, int64(len(ctx.Request.Body())), 10)
+	b = append(b, " bytes in, "...)
 	if !ctx.Response.IsBodyStream() && !ctx.Hijacked() {
-		out = strconv.Itoa(len(ctx.Response.Body()))
+		b = strconv.AppendInt(b, int64(len(ctx.Response.Body())), 10)
+	} else {
+		b = append(b, '-')
 	}
-	version := ""
+	b = append(b, " out"...)
 	if v := ctx.Response.Header.Peek("X-Model-Version"); len(v) > 0 {
-		version = fmt.Sprintf(" version %s", v)
+		b = append(b, " version "...)
+		b = appendPrintable(b, v)
 	}
-	s.cfg.Logging.Verbosef(1, "request: %s %s %s %d in %s, %d bytes in, %s out%s",
-		ctx.RemoteAddr(), ctx.Method(), ctx.RequestURI(), ctx.Response.StatusCode(),
-		time.Since(start).Round(time.Microsecond), len(ctx.Request.Body()), out, version)
+	s.cfg.Logging.VerboseLine(1, b)
 }
 
 // logGRPC writes the verbose line of gRPC call m, begun at start, which
 // ended with err: client, method, status, time taken, and more (a
 // stream's requests).
 func (s *Server) logGRPC(ctx context.Context, m grpcMethod, err error, start time.Time, more string) {
-	client := "an unknown address"
+	var arr [160]byte
+	b := append(arr[:0], "request: "...)
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		client = p.Addr.String()
+		b = appendAddr(b, p.Addr)
+	} else {
+		b = append(b, "an unknown address"...)
 	}
-	s.cfg.Logging.Verbosef(1, "request: %s gRPC %s %s in %s%s", client, grpcMethods[m], status.Code(err), time.Since(start).Round(time.Microsecond), more)
+	b = append(b, " gRPC "...)
+	b = append(b, grpcMethods[m]...)
+	b = append(b, ' ')
+	b = append(b, status.Code(err).String()...)
+	b = append(b, " in "...)
+	b = appendDuration(b, time.Since(start))
+	b = append(b, more...)
+	s.cfg.Logging.VerboseLine(1, b)
+}
+
+// appendAddr appends a client's address as net.Addr's String gives it,
+// without its allocation for a TCP address.
+func appendAddr(b []byte, a net.Addr) []byte {
+	if t, ok := a.(*net.TCPAddr); ok {
+		ap := t.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).AppendTo(b)
+	}
+	return append(b, a.String()...)
+}
+
+// appendPrintable appends p, escaping as \xNN every byte that is not
+// printable ASCII, and the backslash, so that a line holds what the
+// client sent unambiguously and nothing that a terminal or a log reader
+// acts on (a newline, an escape sequence, C1 controls).
+func appendPrintable(b, p []byte) []byte {
+	const hex = "0123456789abcdef"
+	for _, c := range p {
+		if c < 0x20 || c >= 0x7f || c == '\\' {
+			b = append(b, '\\', 'x', hex[c>>4], hex[c&15])
+			continue
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+// appendDuration appends d rounded to the microsecond, as its String
+// writes it (451µs, 1.5ms, 2.000001s), without its allocation below a
+// minute.
+func appendDuration(b []byte, d time.Duration) []byte {
+	us := int64(d.Round(time.Microsecond) / time.Microsecond)
+	switch {
+	case us <= 0:
+		return append(b, "0s"...)
+	case us < 1e3:
+		b = strconv.AppendInt(b, us, 10)
+		return append(b, "µs"...)
+	case us < 1e6:
+		return appendDecimal(b, us, 3, "ms")
+	case us < 60e6:
+		return appendDecimal(b, us, 6, "s")
+	}
+	return append(b, d.Round(time.Microsecond).String()...)
+}
+
+// appendDecimal appends n / 10^frac with the fraction's trailing zeros
+// left out (frac ≤ 6), then unit.
+func appendDecimal(b []byte, n int64, frac int, unit string) []byte {
+	p := int64(1)
+	for range frac {
+		p *= 10
+	}
+	b = strconv.AppendInt(b, n/p, 10)
+	if r := n % p; r != 0 {
+		var d [6]byte
+		for i := frac - 1; i >= 0; i-- {
+			d[i] = byte('0' + r%10)
+			r /= 10
+		}
+		k := frac
+		for d[k-1] == '0' {
+			k--
+		}
+		b = append(b, '.')
+		b = append(b, d[:k]...)
+	}
+	return append(b, unit...)
 }

@@ -1,9 +1,11 @@
 package gateway_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"regexp"
 	"slices"
 	"strings"
@@ -105,6 +107,29 @@ func TestLoggingHTTP(t *testing.T) {
 	testenv.CheckFor(t, 5*time.Second, func() error {
 		if !line.MatchString(out.String()) {
 			return fmt.Errorf("the log has no verbose lines of the two requests:\n%s", out)
+		}
+		return nil
+	})
+	// A client's bytes that are not printable ASCII reach the log
+	// escaped: here a C1 control, U+009B (a terminal's escape sequence
+	// introducer), and an é. fasthttp refuses ASCII's controls in a
+	// URI before any handler sees it (400).
+	// Over TCP, the client's address is written as net.Addr's String.
+	conn, err := net.Dial("tcp", s.listenTCP(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET /v2/models/a\xc2\x9bb\xc3\xa9\\b HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if status, err := bufio.NewReader(conn).ReadString('\n'); err != nil || !strings.HasPrefix(status, "HTTP/1.1 404 ") {
+		t.Fatalf("a request with bytes above ASCII in its URI: got %q, %v; want 404", status, err)
+	}
+	escaped := ` VERBOSE request: ` + conn.LocalAddr().String() + ` GET /v2/models/a\xc2\x9bb\xc3\xa9\x5cb 404 in `
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if !strings.Contains(out.String(), escaped) {
+			return fmt.Errorf("the log has no line with %q:\n%q", escaped, out)
 		}
 		return nil
 	})

@@ -152,6 +152,22 @@ func (l *Logger) Verbosef(v uint32, format string, args ...any) {
 	}
 }
 
+// VerboseLine writes msg as a verbose line when the verbose level is v
+// or more: for a caller that builds its line without fmt (a line for
+// each request, where fmt's allocations and time under the lock show).
+// msg is copied; it may be reused once VerboseLine returns.
+func (l *Logger) VerboseLine(v uint32, msg []byte) {
+	s := l.settings.Load()
+	if s.VerboseLevel < v {
+		return
+	}
+	l.lines[LevelVerbose].Add(1)
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.write(append(l.begin(s, LevelVerbose, now), msg...))
+}
+
 func (l *Logger) logf(level Level, format string, args []any) {
 	l.lines[level].Add(1)
 	s := l.settings.Load()
@@ -161,11 +177,21 @@ func (l *Logger) logf(level Level, format string, args []any) {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.write(fmt.Appendf(l.begin(s, level, now), format, args...))
+}
+
+// begin returns l.buf holding a line's time and level, as s writes them.
+// l.mu is held.
+func (l *Logger) begin(s *Settings, level Level, now time.Time) []byte {
 	b := appendStamp(l.buf[:0], s.Format, now)
 	b = append(b, ' ')
 	b = append(b, levelNames[level]...)
-	b = append(b, ' ')
-	b = fmt.Appendf(b, format, args...)
+	return append(b, ' ')
+}
+
+// write writes line b, begun by begin, ending it with a newline. l.mu is
+// held.
+func (l *Logger) write(b []byte) {
 	if len(b) == 0 || b[len(b)-1] != '\n' {
 		b = append(b, '\n')
 	}

@@ -19,6 +19,10 @@ func TestLevels(t *testing.T) {
 		l.Logf(Error+"cannot write %s", "x")
 		l.Verbosef(1, "request %d", 1)
 		l.Verbosef(2, "request %d, in detail", 1)
+		msg := []byte("built line")
+		l.VerboseLine(1, msg)
+		msg[0] = 'B' // written already: the line keeps what it was given
+		l.VerboseLine(2, []byte("built line, in detail"))
 		stamp := regexp.MustCompile(`(?m)^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d{6} `)
 		if got := stamp.ReplaceAllString(out.String(), ""); got != want {
 			t.Fatalf("settings %+v: got\n%s; want\n%s", s, got, want)
@@ -34,9 +38,10 @@ func TestLevels(t *testing.T) {
 	f(s, "INFO loaded ctr\n")
 	s = all
 	s.VerboseLevel = 1
-	f(s, "INFO loaded ctr\nWARNING disk 95% full\nERROR cannot write x\nVERBOSE request 1\n")
+	f(s, "INFO loaded ctr\nWARNING disk 95% full\nERROR cannot write x\nVERBOSE request 1\nVERBOSE built line\n")
 	s.VerboseLevel = 2
-	f(s, "INFO loaded ctr\nWARNING disk 95% full\nERROR cannot write x\nVERBOSE request 1\nVERBOSE request 1, in detail\n")
+	f(s, "INFO loaded ctr\nWARNING disk 95% full\nERROR cannot write x\nVERBOSE request 1\nVERBOSE request 1, in detail\n"+
+		"VERBOSE built line\nVERBOSE built line, in detail\n")
 }
 
 func TestFormats(t *testing.T) {
@@ -100,6 +105,7 @@ func TestLines(t *testing.T) {
 	l.Logf(Error + "c")
 	l.Logf(Warning + "d")
 	l.Verbosef(1, "e")
+	l.VerboseLine(1, []byte("f"))
 	f := func(lv Level, want uint64) {
 		t.Helper()
 		if got := l.Lines(lv); got != want {
