@@ -28,8 +28,12 @@ func TestRaftLogLinesRepeatOncePerMinute(t *testing.T) {
 	if len(lines) != 3 || !strings.HasSuffix(lines[2], "term=3 (and 99 more since the last line)") {
 		t.Fatalf("a minute later: %q; want the line with the 99 held back", lines[len(lines)-1])
 	}
-	// hclog's level is the line's.
-	w.Write([]byte("[WARN]  raft: heartbeat timeout reached, starting election\n"))
+	// hclog's level is the line's, but for the first election of a node
+	// that has heard from no leader since it started (every start of a
+	// lone node), which is INFO.
+	w.Write([]byte("[WARN]  raft: heartbeat timeout reached, starting election: last-leader-addr=127.0.0.1:7081 last-leader-id=node-1\n"))
+	w.Write([]byte("[WARN]  raft: heartbeat timeout reached, starting election: last-leader-addr= last-leader-id=\n"))
+	w.Write([]byte("[WARN]  raft: heartbeat timeout reached, not part of a stable configuration or a non-voter, not triggering a leader election\n"))
 	// raft's ERROR lines about reaching a peer are WARNING lines here
 	// (a member restarting is routine); its others stay ERROR.
 	w.Write([]byte("[ERROR] raft: failed to take snapshot: error=\"no space left on device\"\n"))
@@ -37,7 +41,9 @@ func TestRaftLogLinesRepeatOncePerMinute(t *testing.T) {
 		"WARNING: raft: failed to make requestVote RPC: target=n2 error=\"connection refused\" term=3",
 		"raft: entering candidate state: term=3",
 		"WARNING: raft: failed to make requestVote RPC: target=n2 error=\"connection refused\" term=3 (and 99 more since the last line)",
-		"WARNING: raft: heartbeat timeout reached, starting election",
+		"WARNING: raft: heartbeat timeout reached, starting election: last-leader-addr=127.0.0.1:7081 last-leader-id=node-1",
+		"raft: heartbeat timeout reached, starting election: last-leader-addr= last-leader-id=",
+		"WARNING: raft: heartbeat timeout reached, not part of a stable configuration or a non-voter, not triggering a leader election",
 		"ERROR: raft: failed to take snapshot: error=\"no space left on device\"",
 	}
 	if !slices.Equal(lines, want) {

@@ -850,8 +850,11 @@ func (w logWriter) Write(p []byte) (int, error) {
 				break
 			}
 		}
-		if strings.HasPrefix(format, logging.Error) && peerTrouble(line) {
+		switch {
+		case strings.HasPrefix(format, logging.Error) && peerTrouble(line):
 			format = logging.Warning + strings.TrimPrefix(format, logging.Error)
+		case strings.HasPrefix(format, logging.Warning) && firstElection(line):
+			format = strings.TrimPrefix(format, logging.Warning)
 		}
 		w.logf(format, line, more)
 	}
@@ -878,6 +881,16 @@ func peerTrouble(line string) bool {
 		}
 	}
 	return false
+}
+
+// firstElection reports whether line, an hclog WARN line of raft's, is
+// the election a node starts when it has heard from no leader since it
+// started: every start of a lone node, and of a node whose group has no
+// leader yet, begins with it, so it is INFO here. The same line naming
+// the leader that went quiet stays WARNING.
+func firstElection(line string) bool {
+	return strings.Contains(line, "heartbeat timeout reached, starting election") &&
+		strings.HasSuffix(line, "last-leader-addr= last-leader-id=")
 }
 
 // hclogLevels are hclog's level tags at the start of its lines, and the
