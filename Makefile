@@ -13,10 +13,10 @@ LDFLAGS  := -X main.version=$(VERSION)
 
 export INFERGATE_ORT_LIB ?= $(CURDIR)/$(ORT_LIB)
 
-.PHONY: help setup build run test test-race soak fuzz bench lint demo-models clean
+.PHONY: help setup build run test test-race soak fuzz bench lint alerts-check demo-models clean
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
 setup: ## fetch Go modules and the ONNX Runtime library (idempotent)
 	@$(GO) mod download
@@ -60,6 +60,17 @@ bench: setup ## run the Go benchmarks
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+
+# ALERTS are the alerting rules and their promtool unit tests; promtool
+# comes with Prometheus. Not part of test: CI machines lack promtool, and
+# gateway's TestAlertRules checks the rules' names against /metrics there.
+ALERTS := deploy/prometheus/infergate-alerts.yml
+ALERTS_TEST := deploy/prometheus/infergate-alerts_test.yml
+
+alerts-check: ## check the Prometheus alerting rules and run their tests with promtool (not part of test)
+	@command -v promtool >/dev/null 2>&1 || { echo "alerts-check: promtool not found; install it: apt-get install prometheus"; exit 1; }
+	promtool check rules $(ALERTS)
+	promtool test rules $(ALERTS_TEST)
 
 clean: build ## remove build outputs and the demo models (keeps lib/, data/ and any other model in $(MODELS), a ctr or ranker of your own too)
 	@./$(BIN) demo-models --out $(MODELS) --remove
