@@ -189,6 +189,9 @@ func TestREADMEFlagsExist(t *testing.T) {
 		// Triton's and perf_analyzer's, named beside infergate's.
 		"cacert": true, "strip-components": true,
 		"allow-client-shm": true, "collect-metrics": true, "async": true, "streaming": true, "input-data": true,
+		// Prometheus' (--storage.tsdb.path, --web.listen-address), in
+		// Metrics' Alerting.
+		"storage": true, "web": true,
 	}
 	flagLine := regexp.MustCompile(`(?m)^\s+-([a-z][a-z0-9-]*)`)
 	subLine := regexp.MustCompile(`(?m)^  ([a-z][a-z-]*)\s`)
