@@ -727,3 +727,53 @@ groups:
 	bad(head, "no \"- alert:\" rules")
 	bad("rules:\n  - alert: A\n", "out of place")
 }
+
+// TestAlertRulesInREADME checks README's table of the alerts ("###
+// Alerting", "| alert | severity | fires when |") against the rules
+// file: the same alerts, with the same severities.
+func TestAlertRulesInREADME(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	b, err := os.ReadFile(filepath.Join(root, alertRulesFile))
+	if err != nil {
+		t.Fatalf("cannot read the alerting rules: %v", err)
+	}
+	rules, err := parseAlertRules(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n### Alerting\n")
+	if !ok {
+		t.Fatal(`README.md has no "### Alerting" section`)
+	}
+	_, table, ok := strings.Cut(section, "| alert | severity | fires when |\n|---|---|---|\n")
+	if !ok {
+		t.Fatal(`README's Alerting section has no "| alert | severity | fires when |" table`)
+	}
+	documented := map[string]string{}
+	for line := range strings.Lines(table) {
+		if !strings.HasPrefix(line, "|") {
+			break
+		}
+		cells := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), " | ")
+		if len(cells) != 3 {
+			t.Fatalf("README's Alerting table: row %q has %d cells; want 3", line, len(cells))
+		}
+		documented[strings.Trim(strings.TrimSpace(cells[0]), "`")] = strings.TrimSpace(cells[1])
+	}
+	for _, r := range rules {
+		switch s, ok := documented[r.name]; {
+		case !ok:
+			t.Errorf("README's Alerting table has no row for %s", r.name)
+		case s != r.labels["severity"]:
+			t.Errorf("README's Alerting table gives %s the severity %s; the rules file %s", r.name, s, r.labels["severity"])
+		}
+		delete(documented, r.name)
+	}
+	for name := range documented {
+		t.Errorf("README's Alerting table names %s, which the rules file does not have", name)
+	}
+}
