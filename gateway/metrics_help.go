@@ -33,7 +33,7 @@ var helpTexts = map[string]string{
 	"infergate_inference_compute_sampled_cpu_seconds_total": "CPU time of the thread that ran one execution in 64 of the model version, summed, in seconds (Linux); below infergate_inference_compute_sampled_seconds_total when the CPUs are oversubscribed",
 	"infergate_inference_requests_in_flight":                "Requests of the model version being served now, those on loads draining after a swap included",
 	"infergate_inference_queue_requests":                    "Requests of the model version waiting in its queue for an instance now",
-	"infergate_inference_queue_max_requests":                "Requests the model version's queue holds at most (max_queue); past it, requests fail as overloaded",
+	"infergate_inference_queue_max_requests":                "Requests the model version's queue holds at most (max_queue), plus one for each idle instance about to take one (so the queue may briefly hold more); past it, requests fail as overloaded",
 	"infergate_cache_hits_total":                            "Requests of the model version that the response cache answered",
 	"infergate_cache_misses_total":                          "Requests of the model version that the response cache looked up and could not answer",
 	"infergate_cache_hit_duration_seconds":                  "Time the gateway took over each request of the model version that the response cache answered, in seconds",
