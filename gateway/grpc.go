@@ -989,7 +989,7 @@ func (s *Server) grpcInfer(ctx context.Context, sc *scratch, meta []string, over
 		s.logSlowCall(ctx, v, arm, sc, start, hit, err)
 	}
 	if tracing {
-		s.traceRequest(v, sc, start)
+		s.traceRequest(v, sc, start, s.grpcTraceParent(ctx), err)
 	}
 	if err != nil {
 		v.Metrics.Failed(toHTTPError(err).reason, time.Since(start))

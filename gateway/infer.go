@@ -199,7 +199,7 @@ func (s *Server) inferVersion(ctx *fasthttp.RequestCtx, v *registry.Version, arm
 		s.logSlow(ctx, v, arm, sc, start, err)
 	}
 	if tracing {
-		s.traceRequest(v, sc, start)
+		s.traceRequest(v, sc, start, s.traceParentOf(ctx), err)
 	}
 	return err
 }

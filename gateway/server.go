@@ -322,6 +322,7 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 		s.handshakes = newHandshakeLog(set, s.logf)
 	}
 	s.trace = newTracer(cfg.Trace, set, s.logf)
+	s.trace.startOTel(cfg.Version)
 	s.extensions = serverExtensions(&s.cfg)
 	if lg := cfg.Logging; lg != nil {
 		// Counters, typed so by writeHelp (their names end in _total).

@@ -17,6 +17,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/infergate/infergate/internal/durable"
 	"github.com/infergate/infergate/internal/logging"
@@ -60,21 +61,44 @@ type TraceConfig struct {
 	// 65,536 (the traces held unwritten are bounded); 0 writes them all
 	// to File (see File).
 	LogFrequency int64
+	// Mode is TraceModeTriton (the default, "": traces go to File) or
+	// TraceModeOpenTelemetry: each traced request's spans go to the
+	// OpenTelemetry collector at OTelURL (trace_otel.go), File is not
+	// needed, and Rate 0 traces only the requests whose caller sampled
+	// them (a traceparent with the sampled flag), which are traced at
+	// any rate.
+	Mode string
+	// OTelURL is the collector's OTLP/HTTP traces endpoint; ""
+	// is DefaultOTelURL.
+	OTelURL string
+	// OTelResource holds resource attributes of the spans beyond
+	// service.name=infergate and service.version (ParseOTelResource).
+	OTelResource [][2]string
 }
+
+// otel reports whether c sends spans to a collector.
+func (c *TraceConfig) otel() bool { return c.Mode == TraceModeOpenTelemetry }
 
 // Validate reports the first bad setting of c.
 func (c *TraceConfig) Validate() error {
 	switch {
+	case c.Mode != "" && c.Mode != TraceModeTriton && c.Mode != TraceModeOpenTelemetry:
+		return fmt.Errorf("trace mode %q: use %s (a trace file) or %s (spans sent to an OpenTelemetry collector)", c.Mode, TraceModeTriton, TraceModeOpenTelemetry)
 	case c.Level != "" && c.Level != TraceOff && c.Level != TraceTimestamps:
 		return fmt.Errorf("trace level %q: use %s or %s (infergate traces timestamps, not tensors)", c.Level, TraceOff, TraceTimestamps)
-	case c.Level == TraceTimestamps && c.File == "":
-		return errors.New("trace level TIMESTAMPS needs a trace file to write to (--trace-file)")
+	case c.Level == TraceTimestamps && c.File == "" && !c.otel():
+		return errors.New("trace level TIMESTAMPS needs a trace file to write to (--trace-file), or --trace-mode opentelemetry")
 	case c.Rate < 0:
-		return fmt.Errorf("trace rate %d: use 1 or more (one request traced in that many)", c.Rate)
+		return fmt.Errorf("trace rate %d: use 1 or more (one request traced in that many), or 0 with --trace-mode opentelemetry for the requests whose caller sampled them only", c.Rate)
 	case c.Count < -1:
 		return fmt.Errorf("trace count %d: use -1 (no limit) or more", c.Count)
 	case c.LogFrequency < 0 || c.LogFrequency > maxHeldTraces:
 		return fmt.Errorf("trace log frequency %d: use 0 (one file) or up to %d (traces per file): at most %d traces wait unwritten", c.LogFrequency, maxHeldTraces, maxHeldTraces)
+	}
+	if c.otel() && c.OTelURL != "" {
+		if err := CheckOTelURL(c.OTelURL); err != nil {
+			return err
+		}
 	}
 	if c.File != "" {
 		dir := filepath.Dir(c.File)
@@ -97,6 +121,9 @@ const maxHeldTraces = 1 << 16
 type traceValues struct {
 	level                string
 	rate, count, logFreq int64
+	// otel is whether the tracer is in OpenTelemetry mode, where rate 0
+	// traces the requests a caller sampled.
+	otel bool
 }
 
 // traceModel is a model's own settings: a nil field follows the node's.
@@ -129,21 +156,28 @@ type traceCount struct {
 }
 
 // traceSampler samples one scope's requests: one in rate, the first
-// included; rate 0 traces none.
+// included; rate 0 traces none, but those a caller sampled when on (in
+// OpenTelemetry mode).
 type traceSampler struct {
 	seen *atomic.Uint64
 	rate uint64
+	on   bool
 }
 
 // tracer keeps the trace settings and the traces taken, and writes them.
 // Its methods may be called from any goroutine.
 type tracer struct {
 	file  string
+	mode  string
 	start TraceConfig // the flags', which a null setting goes back to
-	logf  func(string, ...any)
+	// otel sends the traces to a collector in OpenTelemetry mode
+	// (startOTel); nil otherwise.
+	otel *otelExporter
+	logf func(string, ...any)
 	// logs limits the lines about files not written, which could
 	// otherwise come one a traced request (traceLogEvery).
 	logs  *loglimit.Limiter[string]
+	set   *metrics.Set
 	taken *metrics.Counter
 	lost  *metrics.Counter
 	// writes feeds the writer goroutine, started by the first write
@@ -198,11 +232,17 @@ type traceWrite struct {
 }
 
 func newTracer(c TraceConfig, set *metrics.Set, logf func(string, ...any)) *tracer {
+	mode := c.Mode
+	if mode == "" {
+		mode = TraceModeTriton
+	}
 	t := &tracer{
 		file:   c.File,
+		mode:   mode,
 		start:  c,
 		logf:   logf,
 		logs:   loglimit.New[string](traceLogEvery, 4),
+		set:    set,
 		taken:  set.NewCounter("infergate_traces_total"),
 		lost:   set.NewCounter("infergate_traces_dropped_total"),
 		writes: make(chan traceWrite, 16),
@@ -214,13 +254,56 @@ func newTracer(c TraceConfig, set *metrics.Set, logf func(string, ...any)) *trac
 	return t
 }
 
+// startOTel starts sending traces to the collector in OpenTelemetry
+// mode; release is the server's, the spans' service.version.
+func (t *tracer) startOTel(release string) {
+	if t.start.otel() {
+		c := t.start
+		c.OTelResource = append([][2]string{{"service.version", release}}, c.OTelResource...)
+		t.otel = newOTelExporter(c, release, t.set, t.lost, t.logf)
+	}
+}
+
+// recordOTel traces e, a request that sample chose, to the collector,
+// unless the settings stopped tracing its model since: the count and
+// the ids are the trace file's.
+func (t *tracer) recordOTel(e *otelTrace) bool {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return false
+	}
+	m := t.models[e.model]
+	if v := t.effective(m); v.level != TraceTimestamps || v.count == 0 {
+		t.mu.Unlock()
+		return false
+	}
+	t.nextID++
+	e.id = t.nextID
+	count := &t.node.count
+	if m != nil && m.count != nil {
+		count = m.count
+	}
+	if *count > 0 {
+		if *count--; *count == 0 {
+			t.updateOn()
+		}
+	}
+	t.mu.Unlock()
+	if !t.otel.add(e) {
+		return false
+	}
+	t.taken.Inc()
+	return true
+}
+
 // startValues returns the settings of the flags, defaults applied.
 func (t *tracer) startValues() traceValues {
-	v := traceValues{level: t.start.Level, rate: t.start.Rate, count: t.start.Count, logFreq: t.start.LogFrequency}
+	v := traceValues{level: t.start.Level, rate: t.start.Rate, count: t.start.Count, logFreq: t.start.LogFrequency, otel: t.start.otel()}
 	if v.level == "" {
 		v.level = TraceOff
 	}
-	if v.rate == 0 {
+	if v.rate == 0 && !t.start.otel() {
 		v.rate = 1000
 	}
 	if v.count == 0 {
@@ -278,13 +361,13 @@ func (t *tracer) effective(m *traceModel) traceValues {
 // t is new.
 func (t *tracer) updateOn() {
 	sp := &traceSampling{node: newTraceSampler(t.node, &t.nodeSeen.Uint64)}
-	on := sp.node.rate > 0
+	on := sp.node.on
 	if len(t.models) > 0 {
 		sp.models = make(map[string]traceSampler, len(t.models))
 		for name, m := range t.models {
 			s := newTraceSampler(t.effective(m), m.seen)
 			sp.models[name] = s
-			on = on || s.rate > 0
+			on = on || s.on
 		}
 	}
 	t.sampling.Store(sp)
@@ -297,6 +380,7 @@ func newTraceSampler(v traceValues, seen *atomic.Uint64) traceSampler {
 	s := traceSampler{seen: seen}
 	if v.level == TraceTimestamps && v.count != 0 {
 		s.rate = uint64(v.rate)
+		s.on = v.rate > 0 || v.rate == 0 && v.otel
 	}
 	return s
 }
@@ -306,6 +390,12 @@ func newTraceSampler(v traceValues, seen *atomic.Uint64) traceSampler {
 // request pays one atomic load; while it is on, two, a map lookup and an
 // atomic add to its scope's count.
 func (t *tracer) sample(model string) bool {
+	return t.sampleOf(model, false)
+}
+
+// sampleOf is sample; forced traces the request whatever the rate while
+// its scope traces at all: its caller sampled it (OpenTelemetry mode).
+func (t *tracer) sampleOf(model string, forced bool) bool {
 	if !t.on.Load() {
 		return false
 	}
@@ -314,7 +404,12 @@ func (t *tracer) sample(model string) bool {
 	if !ok {
 		s = sp.node
 	}
-	if s.rate == 0 {
+	switch {
+	case !s.on:
+		return false
+	case forced:
+		return true
+	case s.rate == 0:
 		return false
 	}
 	return (s.seen.Add(1)-1)%s.rate == 0
@@ -497,6 +592,9 @@ func (t *tracer) close(ctx context.Context) {
 	t.on.Store(false)
 	close(t.writes)
 	t.mu.Unlock()
+	if t.otel != nil {
+		t.otel.close(ctx)
+	}
 	done := make(chan struct{})
 	go func() {
 		t.wg.Wait()
@@ -587,7 +685,7 @@ func (t *tracer) settingsLocked(model string) []oip.TraceSetting {
 		one("trace_rate", strconv.FormatInt(v.rate, 10)),
 		one("trace_count", strconv.FormatInt(v.count, 10)),
 		one("log_frequency", strconv.FormatInt(v.logFreq, 10)),
-		one("trace_mode", "triton"),
+		one("trace_mode", t.mode),
 	}
 }
 
@@ -632,7 +730,7 @@ func (t *tracer) update(model string, settings []oip.TraceSetting) ([]oip.TraceS
 				if level, err = traceLevel(s.Values); err != nil {
 					return nil, err
 				}
-				if level == TraceTimestamps && t.file == "" {
+				if level == TraceTimestamps && t.file == "" && t.otel == nil {
 					return nil, badRequest("this server has no trace file to write traces to: start serve with --trace-file FILE to trace")
 				}
 			}
@@ -647,6 +745,8 @@ func (t *tracer) update(model string, settings []oip.TraceSetting) ([]oip.TraceS
 			least := int64(1)
 			if s.Name == "trace_count" {
 				least = -1
+			} else if t.otel != nil {
+				least = 0 // the requests a caller sampled only
 			}
 			var n int64
 			if !clear {
@@ -685,8 +785,8 @@ func (t *tracer) update(model string, settings []oip.TraceSetting) ([]oip.TraceS
 				return nil, badRequest("trace_file is serve's --trace-file (%q) and cannot be changed through the API", t.file)
 			}
 		case "trace_mode":
-			if !clear && (len(s.Values) != 1 || s.Values[0] != "triton") {
-				return nil, badRequest("trace_mode %q: infergate writes Triton's \"triton\" trace format only", strings.Join(s.Values, ","))
+			if !clear && (len(s.Values) != 1 || s.Values[0] != t.mode) {
+				return nil, badRequest("trace_mode %q: this server's is %q, serve's --trace-mode, which cannot be changed through the API", strings.Join(s.Values, ","), t.mode)
 			}
 		default:
 			return nil, badRequest("unknown trace setting %q; the settings are %s", s.Name, strings.Join(traceSettingNames, ", "))
@@ -919,9 +1019,14 @@ func traceSettingsLine(settings []oip.TraceSetting) string {
 }
 
 // traceRequest traces the request that sc holds, which version v answered
-// (or refused) from start to now, if the settings sample it.
-func (s *Server) traceRequest(v *registry.Version, sc *scratch, start time.Time) {
-	if !s.trace.sample(v.Model) {
+// (or refused, err) from start to now, if the settings sample it. In
+// OpenTelemetry mode, parent is the trace context its caller sent: one
+// the caller sampled is traced at any rate, one it did not is not traced.
+func (s *Server) traceRequest(v *registry.Version, sc *scratch, start time.Time, parent traceParent, err error) {
+	if parent.valid && !parent.sampled() {
+		return
+	}
+	if !s.trace.sampleOf(v.Model, parent.valid) {
 		return
 	}
 	e := traceEntry{model: v.Model, version: v.Label, request: sc.req.ID, start: start, queued: sc.queued, end: time.Now()}
@@ -929,5 +1034,44 @@ func (s *Server) traceRequest(v *registry.Version, sc *scratch, start time.Time)
 		e.ran = sc.queued.Add(br.Waited)
 		e.done = e.ran.Add(br.Compute)
 	}
-	s.trace.record(&e)
+	if s.trace.otel == nil {
+		s.trace.record(&e)
+		return
+	}
+	ot := &otelTrace{traceEntry: e, parent: parent}
+	if err != nil {
+		ot.failed = toHTTPError(err).msg
+	}
+	s.trace.recordOTel(ot)
+}
+
+// grpcTraceParent returns the trace context of a gRPC call, in
+// OpenTelemetry mode: its traceparent and tracestate metadata (a
+// stream's, for each of its requests).
+func (s *Server) grpcTraceParent(ctx context.Context) traceParent {
+	if s.trace.otel == nil {
+		return traceParent{}
+	}
+	h := metadata.ValueFromIncomingContext(ctx, "traceparent")
+	if len(h) != 1 {
+		return traceParent{}
+	}
+	var state []byte
+	if st := metadata.ValueFromIncomingContext(ctx, "tracestate"); len(st) > 0 {
+		state = []byte(strings.Join(st, ","))
+	}
+	return parseTraceParent([]byte(h[0]), state)
+}
+
+// traceParentOf returns the trace context of an HTTP request, in
+// OpenTelemetry mode: its traceparent and tracestate headers.
+func (s *Server) traceParentOf(ctx *fasthttp.RequestCtx) traceParent {
+	if s.trace.otel == nil {
+		return traceParent{}
+	}
+	h := ctx.Request.Header.Peek("traceparent")
+	if h == nil {
+		return traceParent{}
+	}
+	return parseTraceParent(h, ctx.Request.Header.Peek("tracestate"))
 }

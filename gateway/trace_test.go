@@ -111,7 +111,7 @@ func TestTraceHTTP(t *testing.T) {
 		`{"trace_rate":"0"}`:                                 `trace_rate is "0"; give an integer of at least 1`,
 		`{"trace_count":"-2"}`:                               "at least -1",
 		`{"trace_file":"/etc/passwd"}`:                       "cannot be changed through the API",
-		`{"trace_mode":"opentelemetry"}`:                     `"triton" trace format only`,
+		`{"trace_mode":"opentelemetry"}`:                     `this server's is "triton", serve's --trace-mode`,
 		`{"trace_level":["TIMESTAMPS"],"bogus":"1"}`:         `unknown trace setting "bogus"`,
 		`{"trace_rate":{"a":1}}`:                             "give a string, a list of strings, or null",
 		`[1]`:                                                "JSON object of trace settings",

@@ -64,11 +64,13 @@ type serveConfig struct {
 	kafkaSec        *kafkaSecurityFlags
 	minFreeDisk     int64
 
-	nodeID        string
-	raftAddr      string
-	join          string
-	advertiseHTTP string
-	cluster       cluster.Config
+	nodeID string
+	// traceOTelResource is --trace-otel-resource's key=value pairs.
+	traceOTelResource repeatedList
+	raftAddr          string
+	join              string
+	advertiseHTTP     string
+	cluster           cluster.Config
 
 	// TLS: the files named by the flags, and what validate loads from them.
 	tlsCert, tlsKey, tlsClientCA, clusterCA string
@@ -121,8 +123,12 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.IntVar(&c.gateway.MaxConnections, "max-connections", c.gateway.MaxConnections, "most concurrent client connections")
 	fs.DurationVar(&c.gateway.RequestTimeout, "request-timeout", c.gateway.RequestTimeout, "longest an inference may wait and run, unless the request's timeout parameter asks for less")
 	fs.StringVar(&c.gateway.Trace.File, "trace-file", "", "write the traces of Triton's trace extension to this file (with --trace-log-frequency N, to FILE.0, FILE.1, ... of N traces each); without it the trace settings can be read but tracing cannot be turned on")
-	fs.StringVar(&c.gateway.Trace.Level, "trace-level", c.gateway.Trace.Level, "trace inference requests from the start: OFF or TIMESTAMPS (needs --trace-file); POST /v2/trace/setting changes it at run time")
-	fs.Int64Var(&c.gateway.Trace.Rate, "trace-rate", c.gateway.Trace.Rate, "trace one inference request in this many (the first included)")
+	fs.StringVar(&c.gateway.Trace.Level, "trace-level", c.gateway.Trace.Level, "trace inference requests from the start: OFF or TIMESTAMPS (needs --trace-file, or --trace-mode opentelemetry); POST /v2/trace/setting changes it at run time")
+	fs.Int64Var(&c.gateway.Trace.Rate, "trace-rate", c.gateway.Trace.Rate, "trace one inference request in this many (the first included); with --trace-mode opentelemetry, the requests whose caller sampled them (traceparent) are traced at any rate, and 0 traces only those")
+	fs.StringVar(&c.gateway.Trace.Mode, "trace-mode", gateway.TraceModeTriton, "where traces go: triton (--trace-file, Triton's trace format) or opentelemetry (spans sent to the OpenTelemetry collector at --trace-otel-url over OTLP/HTTP, a request that carries a W3C traceparent joining its caller's trace)")
+	fs.StringVar(&c.gateway.Trace.OTelURL, "trace-otel-url", gateway.DefaultOTelURL, "with --trace-mode opentelemetry: the collector's OTLP/HTTP traces endpoint")
+	fs.Var(traceConfigFlag{trace: &c.gateway.Trace, resource: &c.traceOTelResource}, "trace-config", "Triton's spelling of the trace settings, SETTING=VALUE: rate, level, count, mode, triton,file, triton,log-frequency, opentelemetry,url, opentelemetry,resource (repeat the flag for more); each sets what its --trace- flag does, a later flag winning")
+	fs.Var(&c.traceOTelResource, "trace-otel-resource", "with --trace-mode opentelemetry: a resource attribute of the spans, key=value (repeat the flag for more), beyond service.name=infergate, service.version and host.name; OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME are read too, the flag winning")
 	fs.Int64Var(&c.gateway.Trace.Count, "trace-count", c.gateway.Trace.Count, "stop tracing after this many traces; -1 (or 0) is no limit")
 	fs.Int64Var(&c.gateway.Trace.LogFrequency, "trace-log-frequency", c.gateway.Trace.LogFrequency, "write the traces to --trace-file.N every this many traces, at most 65536; 0 writes them all to --trace-file when --trace-count runs out, when the settings change through the API, and at shutdown")
 	c.log = logging.DefaultSettings()
@@ -322,6 +328,14 @@ func (c *serveConfig) validate() error {
 	if !(c.gateway.TrafficPercent >= 0 && c.gateway.TrafficPercent <= 100) {
 		return fmt.Errorf("--traffic-percent %v is out of range; use 0 (no traffic log) to 100", c.gateway.TrafficPercent)
 	}
+	res, err := gateway.ParseOTelResource(c.traceOTelResource)
+	if err != nil {
+		return fmt.Errorf("--trace-otel-resource: %w", err)
+	}
+	if host, err := os.Hostname(); err == nil {
+		res = append([][2]string{{"host.name", host}}, res...)
+	}
+	c.gateway.Trace.OTelResource = res
 	// The traffic log is opened later, once the data directory is ours.
 	g := c.gateway
 	g.TrafficPercent = 0
