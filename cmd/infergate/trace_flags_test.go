@@ -30,13 +30,13 @@ func TestTraceConfigFlag(t *testing.T) {
 		t.Fatalf("Triton's host:port/path: %q, %v; want http:// before it", tc.OTelURL, err)
 	}
 	for in, fragment := range map[string]string{
-		"rate":                                    "give SETTING=VALUE",
-		"rate=-1":                                 "at least 0",
-		"count=x":                                 "at least -1",
-		"opentelemetry,bsp_schedule_delay=100":    "fixed at Triton's defaults",
-		"triton,url=x":                            "not a triton setting",
-		"buffer=1":                                "not a setting infergate knows",
-		"opentelemetry,resource=novalue":          "", // checked with the flags, by ParseOTelResource
+		"rate":                                 "give SETTING=VALUE",
+		"rate=-1":                              "at least 0",
+		"count=x":                              "at least -1",
+		"opentelemetry,bsp_schedule_delay=100": "fixed at Triton's defaults",
+		"triton,url=x":                         "not a triton setting",
+		"buffer=1":                             "not a setting infergate knows",
+		"opentelemetry,resource=novalue":       "", // checked with the flags, by ParseOTelResource
 		"opentelemetry,bsp_max_export_batch_size": "give SETTING=VALUE",
 	} {
 		err := f.Set(in)
