@@ -117,6 +117,10 @@ type Config struct {
 	// LogFile is the file Logging writes to, which log_file reports
 	// (and a change cannot move); empty for standard error.
 	LogFile string
+	// MonitorOnly serves /metrics on the monitoring address alone
+	// (ServeMonitoring; serve --monitor-http): the main port answers it
+	// 404. The health endpoints stay on both.
+	MonitorOnly bool
 }
 
 // DefaultConfig returns the settings `infergate serve` starts from.
@@ -192,8 +196,10 @@ type Server struct {
 	slow *loglimit.Limiter[string]
 	// errLog limits the log of server errors (5xx with a cause) to a
 	// line per errorLogEvery per method and path.
-	errLog  *loglimit.Limiter[string]
-	srv     *fasthttp.Server
+	errLog *loglimit.Limiter[string]
+	srv    *fasthttp.Server
+	// monitor serves the monitoring address (ServeMonitoring).
+	monitor *fasthttp.Server
 	logf    func(format string, args ...any)
 	started time.Time
 
@@ -364,6 +370,20 @@ func New(cfg Config, repo *registry.Repository, set *metrics.Set) (*Server, erro
 		CloseOnShutdown:               true,
 		Logger:                        fasthttpLogger{logf: s.logf, conns: loglimit.New[struct{}](errorLogEvery, 1)},
 	}
+	s.monitor = &fasthttp.Server{
+		Handler:            s.handleMonitor,
+		ErrorHandler:       s.protocolError,
+		Name:               cfg.Name,
+		MaxRequestBodySize: 4096, // it takes GETs
+		ReadBufferSize:     cfg.MaxHeaderBytes,
+		Concurrency:        monitorConnections + 64,
+		ReadTimeout:        cfg.ReadTimeout,
+		WriteTimeout:       cfg.WriteTimeout,
+		IdleTimeout:        cfg.IdleTimeout,
+		NoDefaultDate:      true,
+		CloseOnShutdown:    true,
+		Logger:             fasthttpLogger{logf: s.logf, conns: loglimit.New[struct{}](errorLogEvery, 1)},
+	}
 	return s, nil
 }
 
@@ -511,7 +531,85 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.shm.Close() // no request uses a region any more
 	}
 	s.trace.close(ctx) // what requests still running trace is dropped
+	// Last: scrapes and probes saw the drain (ready false) until now.
+	if merr := s.monitor.ShutdownWithContext(ctx); err == nil {
+		err = merr
+	}
 	return err
+}
+
+// health answers GET /v2/health/live and /v2/health/ready.
+func (s *Server) health(ctx *fasthttp.RequestCtx) error {
+	if err := allow(ctx, fasthttp.MethodGet); err != nil {
+		return err
+	}
+	// The protocol's body, which KServe's clients read; Triton's look
+	// at the status alone.
+	ctx.SetContentType("application/json")
+	if string(ctx.Path()) == "/v2/health/live" {
+		// Live while the process answers, shutting down or not: a failed
+		// liveness probe gets a process restarted, which never helps here.
+		ctx.SetBodyString(`{"live":true}`)
+		return nil
+	}
+	if ready, why := s.readiness(); !ready {
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.SetBody(append(oip.AppendJSONString([]byte(`{"ready":false,"error":`), why), '}'))
+		return nil
+	}
+	ctx.SetBodyString(`{"ready":true}`)
+	return nil
+}
+
+// serveMetrics answers GET /metrics.
+func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx) error {
+	if err := allow(ctx, fasthttp.MethodGet); err != nil {
+		return err
+	}
+	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+	// Through writeHelp, which gives the # HELP lines their text.
+	bb := scrapeBufs.Get().(*bytes.Buffer)
+	bb.Reset()
+	s.metrics.WritePrometheus(bb)
+	metrics.WriteProcessMetrics(bb)
+	metrics.WriteFDMetrics(bb)
+	writeHelp(ctx, bb.Bytes(), helpLines)
+	scrapeBufs.Put(bb)
+	return nil
+}
+
+// ServeMonitoring serves /metrics, /v2/health/live and /v2/health/ready,
+// and nothing else, over plain HTTP on ln, until Shutdown: an address
+// for Prometheus and for probes (a kubelet's) that cannot present the
+// client certificate the main port requires (--tls-client-ca), which
+// network policy can keep apart from the clients' port. Call it at
+// most once.
+func (s *Server) ServeMonitoring(ln net.Listener) error {
+	l := newLimitListener(ln, monitorConnections, s.cfg.MaxHeaderBytes, s.logf)
+	s.lnMu.Lock()
+	s.listeners = append(s.listeners, l)
+	s.lnMu.Unlock()
+	return s.monitor.Serve(l)
+}
+
+// monitorConnections bounds the monitoring address's connections: a
+// few scrapers and probes.
+const monitorConnections = 64
+
+// handleMonitor is the monitoring address's handler.
+func (s *Server) handleMonitor(ctx *fasthttp.RequestCtx) {
+	var err error
+	switch string(ctx.Path()) {
+	case "/metrics":
+		err = s.serveMetrics(ctx)
+	case "/v2/health/live", "/v2/health/ready":
+		err = s.health(ctx)
+	default:
+		err = notFound("no such endpoint %q: the monitoring address serves /metrics, /v2/health/live and /v2/health/ready", ctx.Path())
+	}
+	if err != nil {
+		writeError(ctx, toHTTPError(err))
+	}
 }
 
 // Handler returns the request handler, for tests that serve it themselves.
@@ -644,29 +742,8 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) error {
 		return s.routeModel(ctx, rest)
 	}
 	switch string(path) {
-	case "/v2/health/live":
-		// Live while the process answers, shutting down or not: a failed
-		// liveness probe gets a process restarted, which never helps here.
-		if err := allow(ctx, fasthttp.MethodGet); err != nil {
-			return err
-		}
-		// The protocol's body, which KServe's clients read; Triton's look
-		// at the status alone.
-		ctx.SetContentType("application/json")
-		ctx.SetBodyString(`{"live":true}`)
-		return nil
-	case "/v2/health/ready":
-		if err := allow(ctx, fasthttp.MethodGet); err != nil {
-			return err
-		}
-		ctx.SetContentType("application/json")
-		if ready, why := s.readiness(); !ready {
-			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-			ctx.SetBody(append(oip.AppendJSONString([]byte(`{"ready":false,"error":`), why), '}'))
-			return nil
-		}
-		ctx.SetBodyString(`{"ready":true}`)
-		return nil
+	case "/v2/health/live", "/v2/health/ready":
+		return s.health(ctx)
 	case "/v2/systemsharedmemory/status", "/v2/systemsharedmemory/unregister":
 		if err := s.authorizeInference(ctx); err != nil {
 			return err
@@ -692,19 +769,10 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) error {
 		}
 		return s.repositoryIndex(ctx)
 	case "/metrics":
-		if err := allow(ctx, fasthttp.MethodGet); err != nil {
-			return err
+		if s.cfg.MonitorOnly {
+			return notFound("/metrics is served on this server's monitoring address (serve --monitor-http), not here")
 		}
-		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
-		// Through writeHelp, which gives the # HELP lines their text.
-		bb := scrapeBufs.Get().(*bytes.Buffer)
-		bb.Reset()
-		s.metrics.WritePrometheus(bb)
-		metrics.WriteProcessMetrics(bb)
-		metrics.WriteFDMetrics(bb)
-		writeHelp(ctx, bb.Bytes(), helpLines)
-		scrapeBufs.Put(bb)
-		return nil
+		return s.serveMetrics(ctx)
 	case "/", "/status":
 		if err := allow(ctx, fasthttp.MethodGet); err != nil {
 			return err

@@ -121,7 +121,9 @@ func (s *Server) statusPage(ctx *fasthttp.RequestCtx) error {
 		GRPC                                 string // where gRPC is served, if it is
 		GRPCStreams                          int    // ModelStreamInfer streams open
 		Log                                  *logLine
+		MonitorOnly                          bool // /metrics is on the monitoring address
 	}{
+		MonitorOnly: s.cfg.MonitorOnly,
 		Name:        s.cfg.Name,
 		Version:     s.cfg.Version,
 		Runtime:     s.cfg.RuntimeVersion,
@@ -519,6 +521,6 @@ code{background:#f4f4f4;padding:1px 4px}
 {{else}}<tr><td colspan="6">{{if .Pending}}none known yet: the node has not replayed the cluster's state (above){{else}}no model is registered in the cluster; <code>infergate models upload NAME FILE</code> adds one{{end}}</td></tr>{{end}}
 </table>
 {{end}}
-<p>Machine-readable: <code>GET /v2</code>, <code>GET /v2/models/{name}</code>, <code>POST /v2/repository/index</code>, <code>GET /metrics</code>, <code>GET /v1/models</code> and <code>GET /v1/cluster</code> (admin token).</p>
+<p>Machine-readable: <code>GET /v2</code>, <code>GET /v2/models/{name}</code>, <code>POST /v2/repository/index</code>, <code>GET /metrics</code>{{if .MonitorOnly}} (on the monitoring address, <code>serve --monitor-http</code>){{end}}, <code>GET /v1/models</code> and <code>GET /v1/cluster</code> (admin token).</p>
 </body></html>
 `))

@@ -53,6 +53,7 @@ type serveConfig struct {
 	dryRun          bool
 	maxQueueDelay   time.Duration
 	pprofAddr       string
+	monitorAddr     string
 	runtimeCPUs     string
 	tritonMetrics   bool
 	reservation     *cpuReservation // from runtimeCPUs
@@ -102,6 +103,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.BoolVar(&c.dryRun, "dry-run", false, "validate flags, the library and the repository, then exit")
 	fs.StringVar(&c.grpcAddr, "grpc", "", "also serve the protocol's gRPC service (inference.GRPCInferenceService, as KServe and Triton clients speak it) and gRPC's health service on this address (e.g. 127.0.0.1:8081); over TLS with the --tls-* flags, like --http; off when empty")
 	fs.StringVar(&c.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof profiles on this separate address (e.g. 127.0.0.1:6060); off when empty")
+	fs.StringVar(&c.monitorAddr, "monitor-http", "", "serve /metrics, /v2/health/live and /v2/health/ready over plain HTTP on this separate address (as Triton's metrics port), for Prometheus and probes that cannot present --tls-client-ca's certificates; /metrics then leaves --http. Keep it where only they reach it")
 	fs.StringVar(&c.runtimeCPUs, "runtime-cpus", "", "CPUs to reserve for ONNX Runtime, in the kernel's notation (e.g. 7 or 6-7; Linux): every batch then runs on a worker thread bound to them, and nothing else of this process runs there, so that HTTP work neither takes their time nor evicts the model from their caches. A lone request pays a thread wake-up for it. Size it to the sum over the models of instances × intra-op threads")
 
 	fs.StringVar(&c.defaults.Device, "device", "cpu", "execution provider for models whose config.json sets none: \"cpu\" or \"cuda:N\"")
@@ -185,6 +187,12 @@ func (c *serveConfig) checkLog() error {
 func (c *serveConfig) validate() error {
 	if err := checkListenAddr(c.httpAddr); err != nil {
 		return fmt.Errorf("--http %q: %w", c.httpAddr, err)
+	}
+	if c.monitorAddr != "" {
+		if err := checkListenAddr(c.monitorAddr); err != nil {
+			return fmt.Errorf("--monitor-http %q: %w", c.monitorAddr, err)
+		}
+		c.gateway.MonitorOnly = true
 	}
 	if c.pprofAddr != "" {
 		if err := checkListenAddr(c.pprofAddr); err != nil {
@@ -704,11 +712,22 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 			return fmt.Errorf("cannot listen on --grpc %s: %w; give --grpc another address, or leave it out to serve no gRPC", c.grpcAddr, err)
 		}
 	}
+	var mln net.Listener
+	if c.monitorAddr != "" {
+		if mln, err = net.Listen("tcp", c.monitorAddr); err != nil {
+			ln.Close()
+			if gln != nil {
+				gln.Close()
+			}
+			repo.Close()
+			return fmt.Errorf("cannot listen on --monitor-http %s: %w", c.monitorAddr, err)
+		}
+	}
 	frontDoors := "HTTP server" // what the shutdown's log line says stopped
 	if gln != nil {
 		frontDoors = "HTTP and gRPC servers"
 	}
-	serveErr := make(chan error, 2)
+	serveErr := make(chan error, 3) // HTTP, gRPC, monitoring
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Logf("infergate %s serving on %s://%s (ONNX Runtime %s, models in %s)", version, c.scheme(), ln.Addr(), engine.RuntimeVersion(), c.modelsDir)
 	if gln != nil {
@@ -722,6 +741,14 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 			over = " over TLS"
 		}
 		logger.Logf("gRPC (inference.GRPCInferenceService and grpc.health.v1.Health) on %s%s", gln.Addr(), over)
+	}
+	if mln != nil {
+		go func() {
+			if err := srv.ServeMonitoring(mln); err != nil {
+				serveErr <- fmt.Errorf("--monitor-http: %w", err)
+			}
+		}()
+		logger.Logf("monitoring (/metrics, /v2/health/live and /ready) on http://%s", mln.Addr())
 	}
 	if c.certs != nil {
 		leaf := c.certs.Certificate().Leaf

@@ -1,0 +1,89 @@
+package gateway_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/infergate/infergate/gateway"
+	"github.com/infergate/infergate/registry"
+	"github.com/valyala/fasthttp"
+)
+
+// The monitoring address serves /metrics and the health endpoints alone,
+// over plain HTTP; /metrics then leaves the main port. A shutdown's
+// drain shows there (not ready) until the main port has drained, and
+// then it closes too.
+func TestMonitoringAddress(t *testing.T) {
+	cfg := gateway.DefaultConfig()
+	cfg.MonitorOnly = true
+	s := startFake(t, newFakeBackend(), cfg, registry.ModelConfig{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.srv.ServeMonitoring(ln) }()
+	base := "http://" + ln.Addr().String()
+	get := func(method, path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	checkFakeAnswer(t, s.post(t, fakeInfer, fakeRequest))
+	if code, body := get("GET", "/metrics"); code != 200 || !strings.Contains(body, `infergate_inference_request_success_total{model="fake",version="1"} 1`) {
+		t.Fatalf("GET /metrics on the monitoring address: %d\n%.300s", code, body)
+	}
+	checkError(t, s.do(t, "GET", "/metrics", nil), fasthttp.StatusNotFound, "serve --monitor-http")
+	for path, want := range map[string]string{"/v2/health/live": `{"live":true}`, "/v2/health/ready": `{"ready":true}`} {
+		if code, body := get("GET", path); code != 200 || body != want {
+			t.Fatalf("GET %s on the monitoring address: %d %s", path, code, body)
+		}
+		if r := s.do(t, "GET", path, nil); r.code != 200 { // and on the main port
+			t.Fatalf("GET %s on the main port: %s", path, r)
+		}
+	}
+	if code, body := get("GET", "/v2/models/fake"); code != 404 || !strings.Contains(body, "serves /metrics, /v2/health/live and /v2/health/ready") {
+		t.Fatalf("GET /v2/models/fake on the monitoring address: %d %s", code, body)
+	}
+	if code, _ := get("POST", "/metrics"); code != fasthttp.StatusMethodNotAllowed {
+		t.Fatalf("POST /metrics: %d; want 405", code)
+	}
+	if r := s.do(t, "GET", "/", nil); r.code != 200 || !strings.Contains(string(r.body), "on the monitoring address") {
+		t.Fatalf("status page: %s; want it to say where /metrics is", r)
+	}
+
+	// A request held in the model keeps the main port draining.
+	b := newFakeBackend()
+	_ = b
+	s.srv.BeginShutdown()
+	if code, body := get("GET", "/v2/health/ready"); code != 503 || !strings.Contains(body, "shutting down") {
+		t.Fatalf("ready while shutting down: %d %s; want 503", code, body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("ServeMonitoring: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("ServeMonitoring still serving after Shutdown")
+	}
+	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		t.Fatal("the monitoring address still takes connections after Shutdown")
+	}
+}
