@@ -527,6 +527,9 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	if err := c.validate(); err != nil {
 		return err
 	}
+	if c.grpcAddr != "" {
+		routeGRPCLog(logger.Logf)
+	}
 	// From here on a signal stops the server in order, whatever it is
 	// doing (loading the initial models, say).
 	sig := make(chan os.Signal, 1)

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/grpclog"
+
+	"github.com/infergate/infergate/internal/logging"
+	"github.com/infergate/infergate/internal/loglimit"
+)
+
+// grpcLog is grpc-go's logger for serve: its warnings and errors become
+// the server's WARNING and ERROR lines, in --log-file with the rest and
+// counted in infergate_log_lines_total, each kind at most once a minute
+// (a client that speaks HTTP/1 to the gRPC port, say, would otherwise
+// write a line a connection); its INFO lines, which grpc-go writes only
+// when asked (GRPC_GO_LOG_SEVERITY_LEVEL), are left out.
+type grpcLog struct {
+	logf  func(string, ...any)
+	limit *loglimit.Limiter[string]
+}
+
+// routeGRPCLog sends grpc-go's log to logf, once a process: serve calls
+// it before it makes its gRPC server (grpclog.SetLoggerV2 must come
+// before gRPC runs, as it takes no lock).
+func routeGRPCLog(logf func(string, ...any)) {
+	grpcLogOnce.Do(func() {
+		grpclog.SetLoggerV2(grpcLog{logf: logf, limit: loglimit.New[string](time.Minute, 256)})
+	})
+}
+
+var grpcLogOnce sync.Once
+
+func (g grpcLog) line(level, key, msg string) {
+	if len(key) > 80 {
+		key = key[:80]
+	}
+	if more, ok := g.limit.Allow(level + key); ok {
+		g.logf(level+"grpc: %s%s", strings.TrimSpace(msg), more)
+	}
+}
+
+func (grpcLog) Info(...any)             {}
+func (grpcLog) Infoln(...any)           {}
+func (grpcLog) Infof(string, ...any)    {}
+func (grpcLog) V(int) bool              { return false }
+func (g grpcLog) Warning(args ...any)   { s := fmt.Sprint(args...); g.line(logging.Warning, s, s) }
+func (g grpcLog) Warningln(args ...any) { s := fmt.Sprintln(args...); g.line(logging.Warning, s, s) }
+func (g grpcLog) Warningf(format string, args ...any) {
+	g.line(logging.Warning, format, fmt.Sprintf(format, args...))
+}
+func (g grpcLog) Error(args ...any)   { s := fmt.Sprint(args...); g.line(logging.Error, s, s) }
+func (g grpcLog) Errorln(args ...any) { s := fmt.Sprintln(args...); g.line(logging.Error, s, s) }
+func (g grpcLog) Errorf(format string, args ...any) {
+	g.line(logging.Error, format, fmt.Sprintf(format, args...))
+}
+func (g grpcLog) Fatal(args ...any) {
+	g.logf(logging.Error+"grpc: %s", fmt.Sprint(args...))
+	os.Exit(1)
+}
+func (g grpcLog) Fatalln(args ...any) {
+	g.logf(logging.Error+"grpc: %s", strings.TrimSpace(fmt.Sprintln(args...)))
+	os.Exit(1)
+}
+func (g grpcLog) Fatalf(format string, args ...any) {
+	g.logf(logging.Error+"grpc: "+format, args...)
+	os.Exit(1)
+}
