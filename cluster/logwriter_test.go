@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"github.com/infergate/infergate/internal/loglimit"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,8 +68,8 @@ func TestRaftLogLinesDifferingInNumbersCountAsOne(t *testing.T) {
 	}
 	f := func(in, want string) {
 		t.Helper()
-		if got := lineShape(in); got != want {
-			t.Errorf("lineShape(%q) = %q; want %q", in, got, want)
+		if got := loglimit.Shape(in); got != want {
+			t.Errorf("loglimit.Shape(%q) = %q; want %q", in, got, want)
 		}
 	}
 	f("", "")

@@ -827,7 +827,7 @@ func readError(err error) error {
 const noLeaderHint = "; an election takes about a second, so if this lasts, most voters are down: bring them back, or, if they are gone for good, see \"infergate cluster recover --help\""
 
 // logWriter feeds hclog's lines to the node's logger, each distinct line
-// (but for its numbers, see lineShape) at most once a minute: a group without a quorum repeats the same few
+// (but for its numbers, see loglimit.Shape) at most once a minute: a group without a quorum repeats the same few
 // lines of its election several times a second for as long as it lasts.
 // A line let through again says how many times it was held back. hclog's
 // level ("[WARN]  raft: ...") becomes the line's (logging.Warning).
@@ -842,7 +842,7 @@ func newLogWriter(logf func(format string, args ...any)) logWriter {
 
 func (w logWriter) Write(p []byte) (int, error) {
 	line := string(bytes.TrimRight(p, "\n"))
-	if more, ok := w.limit.Allow(lineShape(line)); ok {
+	if more, ok := w.limit.Allow(loglimit.Shape(line)); ok {
 		format := "%s%s"
 		for tag, level := range hclogLevels {
 			if rest, ok := strings.CutPrefix(line, tag); ok {
@@ -901,24 +901,6 @@ var hclogLevels = map[string]string{
 	"[INFO]":  "",
 	"[DEBUG]": "",
 	"[TRACE]": "",
-}
-
-// lineShape is line with every run of digits as one '#': lines that
-// differ only in numbers (a term, the local port of each new connection
-// to a stopped peer) count as one for logWriter.
-func lineShape(line string) string {
-	b := make([]byte, 0, len(line))
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		if c < '0' || c > '9' {
-			b = append(b, c)
-			continue
-		}
-		if i == 0 || line[i-1] < '0' || line[i-1] > '9' {
-			b = append(b, '#')
-		}
-	}
-	return string(b)
 }
 
 // errUnreached marks a peer call that failed before the peer could have

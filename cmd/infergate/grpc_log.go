@@ -36,6 +36,9 @@ func routeGRPCLog(logf func(string, ...any)) {
 var grpcLogOnce sync.Once
 
 func (g grpcLog) line(level, key, msg string) {
+	// grpc-go's component loggers give the line whole (Warningln), its
+	// numbers (addresses, ports) in it: they key it by its shape.
+	key = loglimit.Shape(key)
 	if len(key) > 80 {
 		key = key[:80]
 	}

@@ -22,11 +22,15 @@ func TestGRPCLog(t *testing.T) {
 	}
 	for i := range 3 {
 		g.Warningf("[core] Server.Serve failed to create ServerTransport: conn %d", i)
+		// As grpc-go's component loggers give a line: whole, its
+		// numbers in it.
+		g.Warningln(fmt.Sprintf("[transport] closing 127.0.0.1:%d", 40000+i))
 	}
 	g.Errorln("[transport] cannot write", "status")
 	g.Error("[core] ", "failed")
 	want := []string{
 		"WARNING: grpc: [core] Server.Serve failed to create ServerTransport: conn 0",
+		"WARNING: grpc: [transport] closing 127.0.0.1:40000",
 		"ERROR: grpc: [transport] cannot write status",
 		"ERROR: grpc: [core] failed",
 	}

@@ -69,3 +69,21 @@ func (l *Limiter[K]) Backdate(d time.Duration) {
 		l.last[k] = t.Add(-d)
 	}
 }
+
+// Shape returns line with every run of digits as one '#': lines that
+// differ only in numbers (a term, the local port of each new connection
+// to a stopped peer) are one key for a Limiter.
+func Shape(line string) string {
+	b := make([]byte, 0, len(line))
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		if c < '0' || c > '9' {
+			b = append(b, c)
+			continue
+		}
+		if i == 0 || line[i-1] < '0' || line[i-1] > '9' {
+			b = append(b, '#')
+		}
+	}
+	return string(b)
+}
