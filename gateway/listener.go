@@ -65,7 +65,13 @@ const (
 )
 
 func newLimitListener(ln net.Listener, limit, headBytes int, logf func(string, ...any)) *limitListener {
-	body := fmt.Sprintf(`{"error":"this server has %d connections open, its --max-connections; retry later, or reuse connections (keep-alive)"}`, limit)
+	return newLimitListenerSaying(ln, limit, headBytes, logf, fmt.Sprintf("this server has %d connections open, its --max-connections; retry later, or reuse connections (keep-alive)", limit))
+}
+
+// newLimitListenerSaying is newLimitListener whose refusals say why in
+// refusal's words.
+func newLimitListenerSaying(ln net.Listener, limit, headBytes int, logf func(string, ...any), refusal string) *limitListener {
+	body := `{"error":` + strconv.Quote(refusal) + `}`
 	resp := fmt.Sprintf("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 	return &limitListener{Listener: ln, limit: int64(limit), refuse: []byte(resp), headBytes: headBytes,
 		refusing: make(chan struct{}, maxRefusing), refused: make(map[net.Conn]struct{}), served: make(map[*limitConn]struct{}), logf: logf}

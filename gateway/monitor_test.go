@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/infergate/infergate/gateway"
+	"github.com/infergate/infergate/internal/testenv"
 	"github.com/infergate/infergate/registry"
 	"github.com/valyala/fasthttp"
 )
@@ -62,6 +64,32 @@ func TestMonitoringAddress(t *testing.T) {
 	if r := s.do(t, "GET", "/", nil); r.code != 200 || !strings.Contains(string(r.body), "on the monitoring address") {
 		t.Fatalf("status page: %s; want it to say where /metrics is", r)
 	}
+	// Past its 64 connections, a scrape gets 503 naming the address's
+	// own limit, not --max-connections.
+	http.DefaultClient.CloseIdleConnections() // its kept-alive one counts too
+	var idle []net.Conn
+	for range 64 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error { // once the 64 are accepted
+		if code, body := get("GET", "/metrics"); code != 503 || !strings.Contains(body, "the monitoring address (--monitor-http) has its 64 connections open") {
+			return fmt.Errorf("a 65th connection: %d %.200s", code, body)
+		}
+		return nil
+	})
+	for _, c := range idle {
+		c.Close()
+	}
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if code, _ := get("GET", "/metrics"); code != 200 {
+			return fmt.Errorf("/metrics after the idle connections closed: %d", code)
+		}
+		return nil
+	})
 
 	// A request held in the model keeps the main port draining.
 	b := newFakeBackend()
@@ -85,5 +113,31 @@ func TestMonitoringAddress(t *testing.T) {
 	}
 	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
 		t.Fatal("the monitoring address still takes connections after Shutdown")
+	}
+}
+
+// A request fasthttp cannot read (a control byte in its URI) gets a 400
+// and a log line that say what is wrong, without its head: its
+// Authorization header and cookies reach neither.
+func TestProtocolErrorKeepsHeadersOut(t *testing.T) {
+	s := startFake(t, newFakeBackend(), gateway.DefaultConfig(), registry.ModelConfig{})
+	conn, err := net.Dial("tcp", s.listenTCP(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write([]byte("GET /v2/models/fake?a=\x01 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer SECRET-TOKEN-123\r\nCookie: sess=abc\r\n\r\n"))
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	answer, _ := io.ReadAll(conn)
+	if !strings.HasPrefix(string(answer), "HTTP/1.1 400 ") || !strings.Contains(string(answer), `invalid request uri`) {
+		t.Fatalf("answer %q; want 400 naming the URI", answer)
+	}
+	for what, text := range map[string]string{"answer": string(answer), "log": s.log.String()} {
+		if strings.Contains(text, "SECRET") || strings.Contains(text, "sess=abc") {
+			t.Fatalf("the %s carries the request's headers:\n%s", what, text)
+		}
+	}
+	if !strings.Contains(s.log.String(), "invalid request uri") {
+		t.Fatalf("log:\n%s; want the line about the request", s.log)
 	}
 }

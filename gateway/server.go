@@ -585,7 +585,8 @@ func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx) error {
 // network policy can keep apart from the clients' port. Call it at
 // most once.
 func (s *Server) ServeMonitoring(ln net.Listener) error {
-	l := newLimitListener(ln, monitorConnections, s.cfg.MaxHeaderBytes, s.logf)
+	l := newLimitListenerSaying(ln, monitorConnections, s.cfg.MaxHeaderBytes, s.logf,
+		fmt.Sprintf("the monitoring address (--monitor-http) has its %d connections open; retry later, or have the scrapers and probes reuse connections (keep-alive)", monitorConnections))
 	s.lnMu.Lock()
 	s.listeners = append(s.listeners, l)
 	s.lnMu.Unlock()
@@ -643,8 +644,7 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 	args = slices.Clone(args)
 	for i, a := range args {
 		if err, ok := a.(error); ok {
-			msg, _, _ := strings.Cut(err.Error(), ": buffer size=")
-			args[i] = msg
+			args[i] = withoutRequestHead(err.Error())
 		}
 	}
 	l.logf(logging.Warning+format+"%s (infergate_http_protocol_errors_total counts the requests the server could not read)", append(args, more)...)
@@ -678,7 +678,27 @@ func (s *Server) protocolError(ctx *fasthttp.RequestCtx, err error) {
 		writeError(ctx, &httpError{code: fasthttp.StatusRequestTimeout, msg: "timed out reading the request"})
 		return
 	}
-	writeError(ctx, &httpError{code: fasthttp.StatusBadRequest, msg: "malformed HTTP request: " + err.Error()})
+	writeError(ctx, &httpError{code: fasthttp.StatusBadRequest, msg: "malformed HTTP request: " + withoutRequestHead(err.Error())})
+}
+
+// withoutRequestHead returns fasthttp's error message msg without the
+// request head it quotes, in two places ("... in \"GET / HTTP/1.1\r\n
+// Authorization: ...\"" and ": buffer size=N, contents: ..."): neither
+// the log nor the 400 answer (which a proxy in front may have added
+// headers to) carries a client's tokens and cookies.
+func withoutRequestHead(msg string) string {
+	msg, _, _ = strings.Cut(msg, ": buffer size=")
+	for {
+		i := strings.Index(msg, ` in "`)
+		if i < 0 {
+			return msg
+		}
+		q, err := strconv.QuotedPrefix(msg[i+len(" in "):])
+		if err != nil {
+			return msg[:i] // cut short: no end to find
+		}
+		msg = msg[:i] + msg[i+len(" in ")+len(q):]
+	}
 }
 
 // handle routes one request; it recovers from panics so that one bad
