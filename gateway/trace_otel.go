@@ -169,11 +169,25 @@ func parseTraceParent(h []byte, state []byte) traceParent {
 		return traceParent{}
 	}
 	p.flags = flags[0]
-	if len(state) <= 512 { // the standard's bound; longer is dropped
+	// The standard's bound and characters (printable ASCII, and tabs
+	// around its members); another is dropped: it would also be invalid
+	// UTF-8 in the spans, which a collector's decoder refuses whole.
+	if len(state) <= 512 && traceStateBytes(state) {
 		p.state = string(bytes.TrimSpace(state))
 	}
 	p.valid = true
 	return p
+}
+
+// traceStateBytes reports whether b holds only the bytes a tracestate
+// may: printable ASCII, and tabs.
+func traceStateBytes(b []byte) bool {
+	for _, c := range b {
+		if (c < 0x20 || c > 0x7e) && c != '\t' {
+			return false
+		}
+	}
+	return true
 }
 
 // lowerHex reports whether b is all lowercase hex digits.

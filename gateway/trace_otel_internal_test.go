@@ -57,6 +57,18 @@ func TestParseTraceParent(t *testing.T) {
 	if p := parseTraceParent([]byte("00-"+id+"-01"), []byte(strings.Repeat("a", 513))); !p.valid || p.state != "" {
 		t.Fatalf("a 513-byte tracestate: valid %v, state %d bytes; want valid, none", p.valid, len(p.state))
 	}
+	// So is one with what the standard's grammar has no place for: bytes
+	// that are not printable ASCII, which would also make the span's
+	// trace_state, a protobuf string, invalid UTF-8 and the collector
+	// refuse the whole export (protobuf-go's decoder does).
+	for _, bad := range []string{"vendor=\xff", "vendor=a\x1b[31m", "vendor=a\x00"} {
+		if p := parseTraceParent([]byte("00-"+id+"-01"), []byte(bad)); !p.valid || p.state != "" {
+			t.Fatalf("tracestate %q: valid %v, state %q; want valid, none", bad, p.valid, p.state)
+		}
+	}
+	if p := parseTraceParent([]byte("00-"+id+"-01"), []byte("rojo=00f067aa0ba902b7,\tcongo=t61rcWkgMzE")); p.state != "rojo=00f067aa0ba902b7,\tcongo=t61rcWkgMzE" {
+		t.Fatalf("tracestate with a tab after its comma: state %q; want it kept", p.state)
+	}
 }
 
 // pb is a decoded protobuf message: each field's values, varints and
