@@ -72,7 +72,8 @@ type TraceConfig struct {
 	// is DefaultOTelURL.
 	OTelURL string
 	// OTelResource holds resource attributes of the spans beyond
-	// service.name=infergate and service.version (ParseOTelResource).
+	// service.name=infergate, service.version and host.name, and
+	// OTEL_RESOURCE_ATTRIBUTES', which it overrides (ParseOTelResource).
 	OTelResource [][2]string
 }
 
@@ -258,9 +259,7 @@ func newTracer(c TraceConfig, set *metrics.Set, logf func(string, ...any)) *trac
 // mode; release is the server's, the spans' service.version.
 func (t *tracer) startOTel(release string) {
 	if t.start.otel() {
-		c := t.start
-		c.OTelResource = append([][2]string{{"service.version", release}}, c.OTelResource...)
-		t.otel = newOTelExporter(c, release, t.set, t.lost, t.logf)
+		t.otel = newOTelExporter(t.start, release, t.set, t.lost, t.logf)
 	}
 }
 

@@ -103,10 +103,14 @@ func ParseOTelResource(kvs []string) ([][2]string, error) {
 }
 
 // otelResource returns the resource attributes of spans: service.name
-// infergate, then OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, then
-// extra (the flags'), later ones replacing earlier ones of their key.
-func otelResource(extra [][2]string) [][2]string {
-	attrs := [][2]string{{"service.name", "infergate"}}
+// infergate, service.version release and host.name, then
+// OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME, then extra (the
+// flags'), later ones replacing earlier ones of their key.
+func otelResource(release string, extra [][2]string) [][2]string {
+	attrs := [][2]string{{"service.name", "infergate"}, {"service.version", release}}
+	if host, err := os.Hostname(); err == nil {
+		attrs = append(attrs, [2]string{"host.name", host})
+	}
 	set := func(k, v string) {
 		for i := range attrs {
 			if attrs[i][0] == k {
@@ -246,7 +250,7 @@ type otelExporter struct {
 func newOTelExporter(c TraceConfig, release string, set *metrics.Set, lost *metrics.Counter, logf func(string, ...any)) *otelExporter {
 	e := &otelExporter{
 		url:      c.OTelURL,
-		resource: otelResource(c.OTelResource),
+		resource: otelResource(release, c.OTelResource),
 		release:  release,
 		client:   &http.Client{Timeout: otelTimeout},
 		logf:     logf,

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -491,8 +492,34 @@ func TestCheckOTelURL(t *testing.T) {
 	}
 	t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "team=ml,service.name=from-env")
 	t.Setenv("OTEL_SERVICE_NAME", "")
-	got := otelResource([][2]string{{"team", "search"}})
-	if fmt.Sprint(got) != "[[service.name from-env] [team search]]" {
+	got := otelResource("1.2.3", [][2]string{{"team", "search"}})
+	if host, _ := os.Hostname(); fmt.Sprint(got) != "[[service.name from-env] [service.version 1.2.3] [host.name "+host+"] [team search]]" {
 		t.Fatalf("otelResource: %v", got)
 	}
+}
+
+// The resource's defaults, service.version and host.name, give way to
+// OTEL_RESOURCE_ATTRIBUTES, as service.name does, and that to the flags.
+func TestOTelResourceDefaults(t *testing.T) {
+	f := func(env string, want map[string]string) {
+		t.Helper()
+		t.Setenv("OTEL_RESOURCE_ATTRIBUTES", env)
+		t.Setenv("OTEL_SERVICE_NAME", "")
+		tr := newTracer(TraceConfig{Mode: TraceModeOpenTelemetry, OTelResource: [][2]string{{"team", "ml"}}}, metrics.NewSet(), (&logLines{}).logf)
+		tr.startOTel("1.2.3")
+		tr.close(context.Background())
+		got := map[string]string{}
+		for _, kv := range tr.otel.resource {
+			got[kv[0]] = kv[1]
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("OTEL_RESOURCE_ATTRIBUTES %q: resource %v; want %v", env, got, want)
+		}
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		t.Skip(err)
+	}
+	f("", map[string]string{"service.name": "infergate", "service.version": "1.2.3", "host.name": host, "team": "ml"})
+	f("service.version=canary-7,host.name=pod-7,team=search", map[string]string{"service.name": "infergate", "service.version": "canary-7", "host.name": "pod-7", "team": "ml"})
 }

@@ -340,9 +340,6 @@ func (c *serveConfig) validate() error {
 	if err != nil {
 		return fmt.Errorf("--trace-otel-resource: %w", err)
 	}
-	if host, err := os.Hostname(); err == nil {
-		res = append([][2]string{{"host.name", host}}, res...)
-	}
 	c.gateway.Trace.OTelResource = res
 	// The traffic log is opened later, once the data directory is ours.
 	g := c.gateway
