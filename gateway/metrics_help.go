@@ -55,6 +55,7 @@ var helpTexts = map[string]string{
 	"infergate_traces_total":                             "Inference requests traced by the trace extension (trace settings) and kept for the trace file, or queued for the OpenTelemetry collector (--trace-mode opentelemetry)",
 	"infergate_traces_dropped_total":                     "Traces dropped: more held unwritten than the tracer keeps, the trace file's writer behind, or, in OpenTelemetry mode, the span queue full or an export that failed",
 	"infergate_trace_exports_total":                      "Requests that sent spans to the OpenTelemetry collector (--trace-mode opentelemetry), by result: ok, or failed (their traces dropped)",
+	"infergate_trace_spans_rejected_total":               "Spans the OpenTelemetry collector refused of exports it took (its answer's partial_success.rejected_spans); spans, not traces",
 	"infergate_shared_memory_bytes":                      "Bytes of the shared memory regions registered now (each maps its object from the start to its end)",
 	"infergate_http_protocol_errors_total":               "HTTP requests the server could not read: malformed, over --max-body or --max-header-bytes, or timed out while being read",
 	"infergate_tls_handshake_errors_total":               "Failed TLS handshakes on --http, by reason: plain_http (a client of http://), client_refused (it does not trust the certificate), client_certificate (missing or not signed by --tls-client-ca), other",

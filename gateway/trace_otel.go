@@ -45,7 +45,9 @@ import (
 // time, or every otelDelay, whichever comes first (Triton's batch span
 // processor's defaults). A full queue drops the new trace, counted in
 // infergate_traces_dropped_total; an export that fails drops its spans,
-// counted there too and in infergate_trace_exports_total{result="failed"}.
+// counted there too and in infergate_trace_exports_total{result="failed"};
+// the spans a collector refuses of an export it took count in
+// infergate_trace_spans_rejected_total.
 
 // Trace modes (Triton's trace_mode).
 const (
@@ -231,6 +233,9 @@ type otelExporter struct {
 	logs     *loglimit.Limiter[string]
 	lost     *metrics.Counter
 	ok, bad  *metrics.Counter
+	// rejected counts the spans a collector refused of an export it
+	// took: spans, where lost counts traces.
+	rejected *metrics.Counter
 
 	// queue holds the traces to send; queued counts their spans, which
 	// otelMaxQueue bounds.
@@ -258,6 +263,7 @@ func newOTelExporter(c TraceConfig, release string, set *metrics.Set, lost *metr
 		lost:     lost,
 		ok:       set.NewCounter(`infergate_trace_exports_total{result="ok"}`),
 		bad:      set.NewCounter(`infergate_trace_exports_total{result="failed"}`),
+		rejected: set.NewCounter("infergate_trace_spans_rejected_total"),
 		queue:    make(chan *otelTrace, otelMaxQueue),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -374,9 +380,9 @@ func (e *otelExporter) post(ctx context.Context, body []byte) error {
 		return fmt.Errorf("%s %s", resp.Status, msg)
 	}
 	if rejected, why := otlpPartialSuccess(answer); rejected > 0 {
-		e.lost.Add(int(rejected))
+		e.rejected.Add(int(rejected))
 		if more, ok := e.logs.Allow("partial"); ok {
-			e.logf(logging.Warning+"trace: the OpenTelemetry collector at %s refused %d spans: %s%s", e.url, rejected, why, more)
+			e.logf(logging.Warning+"trace: the OpenTelemetry collector at %s refused %d spans (infergate_trace_spans_rejected_total): %s%s", e.url, rejected, why, more)
 		}
 	}
 	return nil
