@@ -470,7 +470,7 @@ func appendTraceSpans(b []byte, t *otelTrace) []byte {
 			b = protowire.AppendBytes(b, traceID[:])
 			b = protowire.AppendTag(b, 2, protowire.BytesType)
 			b = protowire.AppendBytes(b, id[:])
-			if remote && t.parent.state != "" {
+			if t.parent.state != "" { // each span's context inherits it
 				b = protowire.AppendTag(b, 3, protowire.BytesType)
 				b = protowire.AppendString(b, t.parent.state)
 			}
