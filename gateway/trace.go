@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -1063,14 +1064,22 @@ func (s *Server) grpcTraceParent(ctx context.Context) traceParent {
 }
 
 // traceParentOf returns the trace context of an HTTP request, in
-// OpenTelemetry mode: its traceparent and tracestate headers.
+// OpenTelemetry mode: its traceparent and tracestate headers, as
+// grpcTraceParent reads metadata.
 func (s *Server) traceParentOf(ctx *fasthttp.RequestCtx) traceParent {
 	if s.trace.otel == nil {
 		return traceParent{}
 	}
-	h := ctx.Request.Header.Peek("traceparent")
-	if h == nil {
+	all := ctx.Request.Header.PeekAll("traceparent")
+	if len(all) != 1 {
 		return traceParent{}
 	}
-	return parseTraceParent(h, ctx.Request.Header.Peek("tracestate"))
+	h := all[0] // the next PeekAll reuses all
+	var state []byte
+	if st := ctx.Request.Header.PeekAll("tracestate"); len(st) == 1 {
+		state = st[0]
+	} else if len(st) > 1 {
+		state = bytes.Join(st, []byte{','})
+	}
+	return parseTraceParent(h, state)
 }

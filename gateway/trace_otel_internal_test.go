@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/infergate/infergate/internal/testenv"
@@ -535,4 +536,24 @@ func TestOTelResourceDefaults(t *testing.T) {
 	}
 	f("", map[string]string{"service.name": "infergate", "service.version": "1.2.3", "host.name": host, "team": "ml"})
 	f("service.version=canary-7,host.name=pod-7,team=search", map[string]string{"service.name": "infergate", "service.version": "canary-7", "host.name": "pod-7", "team": "ml"})
+}
+
+// An HTTP request's trace context is read as a gRPC call's: tracestate
+// headers combined, in their order (W3C Trace Context, after RFC 7230),
+// and more than one traceparent ignored, as the standard's test suite
+// expects (a new trace).
+func TestTraceParentOfHeaders(t *testing.T) {
+	s := &Server{trace: &tracer{otel: &otelExporter{}}}
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.Add("traceparent", tp)
+	ctx.Request.Header.Add("tracestate", "rojo=00f067aa0ba902b7")
+	ctx.Request.Header.Add("tracestate", "congo=t61rcWkgMzE")
+	if p := s.traceParentOf(&ctx); !p.valid || p.state != "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE" {
+		t.Fatalf("two tracestate headers: valid %v, state %q; want both, combined", p.valid, p.state)
+	}
+	ctx.Request.Header.Add("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+	if p := s.traceParentOf(&ctx); p.valid {
+		t.Fatalf("two traceparent headers: parent %+v; want none", p)
+	}
 }
