@@ -237,6 +237,9 @@ type otelExporter struct {
 	// took: spans, where lost counts traces.
 	rejected *metrics.Counter
 
+	// delay is otelDelay when e was made.
+	delay time.Duration
+
 	// queue holds the traces to send; queued counts their spans, which
 	// otelMaxQueue bounds.
 	queue chan *otelTrace
@@ -264,6 +267,7 @@ func newOTelExporter(c TraceConfig, release string, set *metrics.Set, lost *metr
 		ok:       set.NewCounter(`infergate_trace_exports_total{result="ok"}`),
 		bad:      set.NewCounter(`infergate_trace_exports_total{result="failed"}`),
 		rejected: set.NewCounter("infergate_trace_spans_rejected_total"),
+		delay:    otelDelay,
 		queue:    make(chan *otelTrace, otelMaxQueue),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -301,7 +305,7 @@ func (e *otelExporter) add(t *otelTrace) bool {
 // queued every otelDelay, until stop; then what is left.
 func (e *otelExporter) run() {
 	defer close(e.done)
-	tick := time.NewTicker(otelDelay)
+	tick := time.NewTicker(e.delay)
 	defer tick.Stop()
 	var batch []*otelTrace
 	spans := 0

@@ -557,3 +557,14 @@ func TestTraceParentOfHeaders(t *testing.T) {
 		t.Fatalf("two traceparent headers: parent %+v; want none", p)
 	}
 }
+
+// The exporter reads otelDelay once, before its goroutine starts: a test
+// may set it back while an exporter it made still runs (a deferred
+// SetOTelDelay runs before the cleanups that shut the server down).
+func TestOTelDelayReadBeforeStart(t *testing.T) {
+	old := otelDelay
+	otelDelay = time.Hour
+	e, _, _ := newTestExporter(t, "http://127.0.0.1:19400/v1/traces")
+	otelDelay = old
+	e.close(context.Background())
+}
