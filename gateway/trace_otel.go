@@ -286,8 +286,12 @@ func (e *otelExporter) add(t *otelTrace) bool {
 	n := t.spans()
 	e.mu.Lock()
 	if e.closed || e.queued+n > otelMaxQueue {
+		closed := e.closed
 		e.mu.Unlock()
 		e.lost.Inc()
+		if closed {
+			return false // a request that ended while the server stopped
+		}
 		if more, ok := e.logs.Allow("full"); ok {
 			e.logf(logging.Warning+"trace: %d spans wait for the OpenTelemetry collector at %s; new traces are dropped (infergate_traces_dropped_total) until they go: is it up?%s", otelMaxQueue, e.url, more)
 		}

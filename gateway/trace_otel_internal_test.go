@@ -568,3 +568,19 @@ func TestOTelDelayReadBeforeStart(t *testing.T) {
 	otelDelay = old
 	e.close(context.Background())
 }
+
+// A trace that comes after close is dropped and counted, without the
+// line about a full queue, which would send its reader to the collector.
+func TestOTelExporterAddAfterClose(t *testing.T) {
+	e, set, logs := newTestExporter(t, "http://127.0.0.1:19400/v1/traces")
+	e.close(context.Background())
+	if e.add(testTrace("m")) {
+		t.Fatal("add after close: taken")
+	}
+	if n := counterOf(set, "infergate_traces_dropped_total"); n != 1 {
+		t.Fatalf("dropped %d traces; want 1", n)
+	}
+	if s := logs.String(); s != "" {
+		t.Fatalf("log:\n%s\nwant nothing", s)
+	}
+}
