@@ -321,8 +321,11 @@ func (e *otelExporter) run() {
 		}
 	}
 	take := func(t *otelTrace) {
+		if spans+t.spans() > otelBatch { // a trace's spans go together
+			send()
+		}
 		batch = append(batch, t)
-		if spans += t.spans(); spans >= otelBatch {
+		if spans += t.spans(); spans == otelBatch {
 			send()
 		}
 	}

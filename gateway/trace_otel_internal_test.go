@@ -584,3 +584,30 @@ func TestOTelExporterAddAfterClose(t *testing.T) {
 		t.Fatalf("log:\n%s\nwant nothing", s)
 	}
 }
+
+// An export holds otelBatch spans at most, as the batch span processor's
+// bsp_max_export_batch_size: a trace that would pass it goes in the next.
+func TestOTelExporterBatchBound(t *testing.T) {
+	c := newCollector(t)
+	// 171 traces of 3 spans, 513, queued within otelDelay (5 s).
+	e, _, _ := newTestExporter(t, c.URL+"/v1/traces")
+	for range otelBatch/3 + 1 {
+		if !e.add(testTrace("m")) {
+			t.Fatal("add: dropped")
+		}
+	}
+	e.close(context.Background())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	total := 0
+	for _, b := range c.bodies {
+		_, _, s := otlpSpans(t, b)
+		if len(s) > otelBatch {
+			t.Fatalf("an export of %d spans; want %d at most", len(s), otelBatch)
+		}
+		total += len(s)
+	}
+	if total != 3*(otelBatch/3+1) {
+		t.Fatalf("the collector got %d spans; want %d", total, 3*(otelBatch/3+1))
+	}
+}
