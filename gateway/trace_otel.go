@@ -108,7 +108,7 @@ func ParseOTelResource(kvs []string) ([][2]string, error) {
 // infergate, service.version release and host.name, then
 // OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME, then extra (the
 // flags'), later ones replacing earlier ones of their key.
-func otelResource(release string, extra [][2]string) [][2]string {
+func otelResource(release string, extra [][2]string, logf func(string, ...any)) [][2]string {
 	attrs := [][2]string{{"service.name", "infergate"}, {"service.version", release}}
 	if host, err := os.Hostname(); err == nil {
 		attrs = append(attrs, [2]string{"host.name", host})
@@ -123,10 +123,12 @@ func otelResource(release string, extra [][2]string) [][2]string {
 		attrs = append(attrs, [2]string{k, v})
 	}
 	if env := os.Getenv("OTEL_RESOURCE_ATTRIBUTES"); env != "" {
-		if kvs, err := ParseOTelResource(strings.Split(env, ",")); err == nil {
-			for _, kv := range kvs {
-				set(kv[0], kv[1])
-			}
+		kvs, err := ParseOTelResource(strings.Split(env, ","))
+		if err != nil {
+			logf(logging.Warning+"trace: OTEL_RESOURCE_ATTRIBUTES is left out of the spans' resource: %v", err)
+		}
+		for _, kv := range kvs {
+			set(kv[0], kv[1])
 		}
 	}
 	if name := os.Getenv("OTEL_SERVICE_NAME"); name != "" {
@@ -258,7 +260,7 @@ type otelExporter struct {
 func newOTelExporter(c TraceConfig, release string, set *metrics.Set, lost *metrics.Counter, logf func(string, ...any)) *otelExporter {
 	e := &otelExporter{
 		url:      c.OTelURL,
-		resource: otelResource(release, c.OTelResource),
+		resource: otelResource(release, c.OTelResource, logf),
 		release:  release,
 		client:   &http.Client{Timeout: otelTimeout},
 		logf:     logf,
@@ -364,7 +366,7 @@ func (e *otelExporter) export(ctx context.Context, batch []*otelTrace, spans int
 	e.bad.Inc()
 	e.lost.Add(len(batch))
 	if more, ok := e.logs.Allow("export"); ok {
-		e.logf(logging.Warning+"trace: cannot send %d traces to the OpenTelemetry collector at %s: %v; they are dropped (infergate_traces_dropped_total)%s", len(batch), e.url, err, more)
+		e.logf(logging.Warning+"trace: cannot send %d traces to the OpenTelemetry collector at %s: %v; they are dropped (infergate_traces_dropped_total): check that the collector is up and that --trace-otel-url is its OTLP/HTTP traces endpoint%s", len(batch), e.url, err, more)
 	}
 }
 
@@ -474,7 +476,12 @@ func appendTraceSpans(b []byte, t *otelTrace) []byte {
 	for _, id := range []*[8]byte{&root, &model, &compute} {
 		binaryPutUint64(id[:], rand.Uint64()|1) // never all zeros
 	}
-	flags := uint32(0x100) | 1 // sampled; the context's remoteness is known
+	// Sampled, and the caller's other W3C trace flags (Level 2's random
+	// bit); the context's remoteness is known.
+	flags := uint32(0x100) | 1
+	if t.parent.valid {
+		flags |= uint32(t.parent.flags)
+	}
 	span := func(b []byte, id, parent *[8]byte, remote bool, name string, start, end time.Time, rest func([]byte) []byte) []byte {
 		return appendMessage(b, 2, func(b []byte) []byte {
 			b = protowire.AppendTag(b, 1, protowire.BytesType)

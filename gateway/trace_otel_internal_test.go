@@ -506,7 +506,7 @@ func TestCheckOTelURL(t *testing.T) {
 	}
 	t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "team=ml,service.name=from-env")
 	t.Setenv("OTEL_SERVICE_NAME", "")
-	got := otelResource("1.2.3", [][2]string{{"team", "search"}})
+	got := otelResource("1.2.3", [][2]string{{"team", "search"}}, t.Logf)
 	if host, _ := os.Hostname(); fmt.Sprint(got) != "[[service.name from-env] [service.version 1.2.3] [host.name "+host+"] [team search]]" {
 		t.Fatalf("otelResource: %v", got)
 	}
@@ -609,5 +609,28 @@ func TestOTelExporterBatchBound(t *testing.T) {
 	}
 	if total != 3*(otelBatch/3+1) {
 		t.Fatalf("the collector got %d spans; want %d", total, 3*(otelBatch/3+1))
+	}
+}
+
+// A caller's trace flags beyond sampled (W3C Level 2's random bit) stay
+// on the spans; a malformed OTEL_RESOURCE_ATTRIBUTES is left out and
+// said so.
+func TestOTelFlagsAndResourceWarning(t *testing.T) {
+	parent := parseTraceParent([]byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03"), nil)
+	at := time.Now()
+	tr := &otelTrace{parent: parent, traceEntry: traceEntry{model: "m", version: "1", start: at, end: at}}
+	_, _, spans := otlpSpans(t, appendOTLPRequest(nil, nil, "", []*otelTrace{tr}))
+	if f := spans[0].num(16); f != 0x303 {
+		t.Fatalf("root span flags %#x; want 0x303 (remote, the caller's 0x03)", f)
+	}
+	if f := spans[1].num(16); f != 0x103 {
+		t.Fatalf("model span flags %#x; want 0x103", f)
+	}
+	t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "team=ml,novalue")
+	t.Setenv("OTEL_SERVICE_NAME", "")
+	logs := &logLines{}
+	got := otelResource("1", nil, logs.logf)
+	if !strings.Contains(logs.String(), "WARNING: trace: OTEL_RESOURCE_ATTRIBUTES is left out") || strings.Contains(fmt.Sprint(got), "team") {
+		t.Fatalf("resource %v, log %q; want the variable left out, and a WARNING", got, logs)
 	}
 }

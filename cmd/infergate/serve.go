@@ -341,6 +341,14 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--trace-otel-resource: %w", err)
 	}
 	c.gateway.Trace.OTelResource = res
+	if tc := &c.gateway.Trace; tc.Mode != gateway.TraceModeOpenTelemetry {
+		// TraceConfig takes rate 0 for 1,000, its zero value's.
+		if tc.Rate == 0 {
+			return errors.New("--trace-rate 0 traces only the requests whose caller sampled them, with --trace-mode opentelemetry; in the trace file's mode give 1 or more")
+		}
+	} else if tc.File != "" && c.logf != nil {
+		c.logf(logging.Warning+"--trace-file %s is not written with --trace-mode opentelemetry: the traces go to the collector at %s", tc.File, tc.OTelURL)
+	}
 	// The traffic log is opened later, once the data directory is ours.
 	g := c.gateway
 	g.TrafficPercent = 0
@@ -685,10 +693,16 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 		repo.Close()
 		return err
 	}
+	// abandon undoes what New started (the trace exporter's goroutine,
+	// the cache's) for a start that fails before serving.
+	abandon := func() {
+		_ = srv.Shutdown(context.Background()) // nothing served: at once
+		repo.Close()
+	}
 	if c.pprofAddr != "" {
 		pln, err := net.Listen("tcp", c.pprofAddr)
 		if err != nil {
-			repo.Close()
+			abandon()
 			return fmt.Errorf("cannot listen on --pprof-addr %s: %w", c.pprofAddr, err)
 		}
 		defer pln.Close()
@@ -697,7 +711,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	}
 	ln, err := net.Listen("tcp", c.httpAddr)
 	if err != nil {
-		repo.Close()
+		abandon()
 		return fmt.Errorf("cannot listen on %s: %w", c.httpAddr, err)
 	}
 	if c.certs != nil {
@@ -708,7 +722,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 	if c.grpcAddr != "" {
 		if gln, err = net.Listen("tcp", c.grpcAddr); err != nil {
 			ln.Close()
-			repo.Close()
+			abandon()
 			return fmt.Errorf("cannot listen on --grpc %s: %w; give --grpc another address, or leave it out to serve no gRPC", c.grpcAddr, err)
 		}
 	}
@@ -719,7 +733,7 @@ protocol of KServe and Triton, with the Triton binary tensor extension.`)
 			if gln != nil {
 				gln.Close()
 			}
-			repo.Close()
+			abandon()
 			return fmt.Errorf("cannot listen on --monitor-http %s: %w", c.monitorAddr, err)
 		}
 	}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"flag"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 
@@ -47,4 +49,27 @@ func TestTraceConfigFlag(t *testing.T) {
 			t.Errorf("Set(%q): %v; want an error with %q", in, err, fragment)
 		}
 	}
+}
+
+// serve takes trace rate 0 in OpenTelemetry mode alone (the callers'
+// sampled requests only); in the trace file's mode it is refused, where
+// it used to mean 1 in 1,000, TraceConfig's zero value.
+func TestServeTraceRateZero(t *testing.T) {
+	f := func(want string, args ...string) {
+		t.Helper()
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		c := serveFlags(fs)
+		if err := fs.Parse(append([]string{"--data", t.TempDir()}, args...)); err != nil {
+			t.Fatal(err)
+		}
+		err := c.validate()
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Fatalf("serve %q: %v; want %q", args, err, want)
+		}
+	}
+	f("--trace-rate 0 traces only", "--trace-rate", "0")
+	f("--trace-rate 0 traces only", "--trace-config", "rate=0")
+	f("", "--trace-config", "mode=opentelemetry", "--trace-config", "rate=0")
+	f("", "--trace-rate", "7")
 }
