@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -241,6 +242,9 @@ type otelExporter struct {
 
 	// delay is otelDelay when e was made.
 	delay time.Duration
+	// retries are the waits before the retries of an export that failed
+	// for a reason that passes (otelRetries).
+	retries []time.Duration
 
 	// queue holds the traces to send; queued counts their spans, which
 	// otelMaxQueue bounds.
@@ -270,6 +274,7 @@ func newOTelExporter(c TraceConfig, release string, set *metrics.Set, lost *metr
 		bad:      set.NewCounter(`infergate_trace_exports_total{result="failed"}`),
 		rejected: set.NewCounter("infergate_trace_spans_rejected_total"),
 		delay:    otelDelay,
+		retries:  otelRetries,
 		queue:    make(chan *otelTrace, otelMaxQueue),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -356,6 +361,25 @@ func (e *otelExporter) run() {
 func (e *otelExporter) export(ctx context.Context, batch []*otelTrace, spans int) {
 	body := appendOTLPRequest(nil, e.resource, e.release, batch)
 	err := e.post(ctx, body)
+	for _, wait := range e.retries {
+		var pass *passingError
+		if !errors.As(err, &pass) {
+			break
+		}
+		if pass.after > 0 {
+			wait = min(pass.after, otelMaxRetryWait)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+			err = e.post(ctx, body)
+		case <-ctx.Done():
+			t.Stop()
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
 	e.mu.Lock()
 	e.queued -= spans
 	e.mu.Unlock()
@@ -381,7 +405,10 @@ func (e *otelExporter) post(ctx context.Context, body []byte) error {
 	req.Header.Set("User-Agent", "infergate/"+e.release)
 	resp, err := e.client.Do(req)
 	if err != nil {
-		return err
+		if ctx.Err() != nil {
+			return err
+		}
+		return &passingError{err: err} // no collector there, for now
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -390,7 +417,17 @@ func (e *otelExporter) post(ctx context.Context, body []byte) error {
 		if len(msg) > 200 || strings.Contains(resp.Header.Get("Content-Type"), "protobuf") {
 			msg = ""
 		}
-		return fmt.Errorf("%s %s", resp.Status, msg)
+		err := fmt.Errorf("%s %s", resp.Status, msg)
+		switch resp.StatusCode {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			// OTLP/HTTP's retryable answers.
+			pass := &passingError{err: err}
+			if secs, perr := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After"))); perr == nil && secs > 0 {
+				pass.after = time.Duration(secs) * time.Second
+			}
+			return pass
+		}
+		return err
 	}
 	if rejected, why := otlpPartialSuccess(answer); rejected > 0 {
 		e.rejected.Add(int(rejected))
@@ -400,6 +437,27 @@ func (e *otelExporter) post(ctx context.Context, body []byte) error {
 	}
 	return nil
 }
+
+// passingError is an export's failure that may pass (OTLP/HTTP's 429,
+// 502, 503 and 504, or no connection): the export is tried again, after
+// after when the collector said so.
+type passingError struct {
+	err   error
+	after time.Duration
+}
+
+func (e *passingError) Error() string { return e.err.Error() }
+func (e *passingError) Unwrap() error { return e.err }
+
+// otelRetries are the waits before the retries of an export that failed
+// for a reason that passes, a collector restarting or shedding load: 7
+// seconds in all, while new traces wait in the queue (and, past it, are
+// dropped); a variable for tests. A Retry-After of the collector's
+// replaces a wait, up to otelMaxRetryWait.
+var otelRetries = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}
+
+// otelMaxRetryWait bounds a wait a collector asks for.
+const otelMaxRetryWait = 10 * time.Second
 
 // close stops taking traces and sends those queued, waiting until ctx
 // ends, but traceCloseGrace at least, as the trace file's writer does.

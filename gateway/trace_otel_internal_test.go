@@ -289,6 +289,11 @@ type collector struct {
 	mu     sync.Mutex
 	bodies [][]byte
 	code   int
+	// codes, when not empty, answer the next requests, one each, before
+	// code does.
+	codes []int
+	// after is the Retry-After of its answers, when not empty.
+	after  string
 	answer []byte
 	hold   chan struct{}
 }
@@ -303,6 +308,12 @@ func newCollector(t *testing.T) *collector {
 		}
 		c.mu.Lock()
 		hold, code, answer := c.hold, c.code, c.answer
+		if c.after != "" {
+			w.Header().Set("Retry-After", c.after)
+		}
+		if len(c.codes) > 0 {
+			code, c.codes = c.codes[0], c.codes[1:]
+		}
 		c.mu.Unlock()
 		if hold != nil {
 			select {
@@ -375,8 +386,8 @@ func testTrace(model string) *otelTrace {
 // that refuses them loses them, counted and logged; one that takes part
 // of them says how many it refused.
 func TestOTelExporter(t *testing.T) {
-	defer func(d time.Duration) { otelDelay = d }(otelDelay)
-	otelDelay = 20 * time.Millisecond
+	defer func(d time.Duration, r []time.Duration) { otelDelay, otelRetries = d, r }(otelDelay, otelRetries)
+	otelDelay, otelRetries = 20*time.Millisecond, []time.Duration{time.Millisecond, time.Millisecond}
 	c := newCollector(t)
 	e, set, logs := newTestExporter(t, c.URL+"/v1/traces")
 	defer e.close(context.Background())
@@ -632,5 +643,67 @@ func TestOTelFlagsAndResourceWarning(t *testing.T) {
 	got := otelResource("1", nil, logs.logf)
 	if !strings.Contains(logs.String(), "WARNING: trace: OTEL_RESOURCE_ATTRIBUTES is left out") || strings.Contains(fmt.Sprint(got), "team") {
 		t.Fatalf("resource %v, log %q; want the variable left out, and a WARNING", got, logs)
+	}
+}
+
+// An export the collector answers 429, 502, 503 or 504, or that finds no
+// collector, is tried again, after what Retry-After says when it says
+// so; other failures are not.
+func TestOTelExporterRetries(t *testing.T) {
+	defer func(d time.Duration, r []time.Duration) { otelDelay, otelRetries = d, r }(otelDelay, otelRetries)
+	otelDelay, otelRetries = 10*time.Millisecond, []time.Duration{5 * time.Millisecond, 5 * time.Millisecond, 5 * time.Millisecond}
+	c := newCollector(t)
+	c.codes = []int{http.StatusServiceUnavailable, http.StatusTooManyRequests}
+	e, set, _ := newTestExporter(t, c.URL+"/v1/traces")
+	defer e.close(context.Background())
+	bodies := func() int {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.bodies)
+	}
+	e.add(testTrace("m"))
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if n := counterOf(set, `infergate_trace_exports_total{result="ok"}`); n != 1 {
+			return fmt.Errorf("exports ok: %d; want 1 after two retries", n)
+		}
+		return nil
+	})
+	if n := bodies(); n != 3 {
+		t.Fatalf("the collector got %d requests; want 3 (503, 429, then 200)", n)
+	}
+	if n := counterOf(set, "infergate_traces_dropped_total"); n != 0 {
+		t.Fatalf("dropped %d traces; want none", n)
+	}
+
+	// A Retry-After of a second is waited for.
+	c.mu.Lock()
+	c.codes, c.after = []int{http.StatusBadGateway}, "1"
+	c.mu.Unlock()
+	start := time.Now()
+	e.add(testTrace("m"))
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if n := counterOf(set, `infergate_trace_exports_total{result="ok"}`); n != 2 {
+			return fmt.Errorf("exports ok: %d; want 2", n)
+		}
+		return nil
+	})
+	if took := time.Since(start); took < time.Second {
+		t.Fatalf("the retry came %s after a Retry-After of 1; want a second at least", took)
+	}
+
+	// 400: the collector will not take it, whenever it is sent.
+	c.mu.Lock()
+	c.codes, c.after = []int{http.StatusBadRequest}, ""
+	c.mu.Unlock()
+	before := bodies()
+	e.add(testTrace("m"))
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if n := counterOf(set, `infergate_trace_exports_total{result="failed"}`); n != 1 {
+			return fmt.Errorf("failed exports: %d; want 1", n)
+		}
+		return nil
+	})
+	if n := bodies() - before; n != 1 {
+		t.Fatalf("a 400 was sent %d times; want once", n)
 	}
 }
