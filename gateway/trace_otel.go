@@ -369,16 +369,20 @@ func (e *otelExporter) export(ctx context.Context, batch []*otelTrace, spans int
 		if pass.after > 0 {
 			wait = min(pass.after, otelMaxRetryWait)
 		}
+		// A shutdown sends once more what is queued, and retries nothing:
+		// it would wait for a collector that is down.
 		t := time.NewTimer(wait)
+		stopping := false
 		select {
 		case <-t.C:
-			err = e.post(ctx, body)
-		case <-ctx.Done():
-			t.Stop()
+		case <-e.stop:
+			stopping = true
 		}
-		if ctx.Err() != nil {
+		t.Stop()
+		if stopping {
 			break
 		}
+		err = e.post(ctx, body)
 	}
 	e.mu.Lock()
 	e.queued -= spans
