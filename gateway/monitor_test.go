@@ -116,28 +116,38 @@ func TestMonitoringAddress(t *testing.T) {
 	}
 }
 
-// A request fasthttp cannot read (a control byte in its URI) gets a 400
-// and a log line that say what is wrong, without its head: its
-// Authorization header and cookies reach neither.
+// A request fasthttp cannot read gets a 400 and a log line that say
+// what is wrong, without its head: its Authorization header and cookies
+// reach neither, whichever part of it fasthttp quotes (the whole head,
+// a header's line or its value).
 func TestProtocolErrorKeepsHeadersOut(t *testing.T) {
-	s := startFake(t, newFakeBackend(), gateway.DefaultConfig(), registry.ModelConfig{})
-	conn, err := net.Dial("tcp", s.listenTCP(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.Write([]byte("GET /v2/models/fake?a=\x01 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer SECRET-TOKEN-123\r\nCookie: sess=abc\r\n\r\n"))
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	answer, _ := io.ReadAll(conn)
-	if !strings.HasPrefix(string(answer), "HTTP/1.1 400 ") || !strings.Contains(string(answer), `invalid request uri`) {
-		t.Fatalf("answer %q; want 400 naming the URI", answer)
-	}
-	for what, text := range map[string]string{"answer": string(answer), "log": s.log.String()} {
-		if strings.Contains(text, "SECRET") || strings.Contains(text, "sess=abc") {
-			t.Fatalf("the %s carries the request's headers:\n%s", what, text)
+	f := func(request, want string) {
+		t.Helper()
+		s := startFake(t, newFakeBackend(), gateway.DefaultConfig(), registry.ModelConfig{})
+		conn, err := net.Dial("tcp", s.listenTCP(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.Write([]byte(request))
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		answer, _ := io.ReadAll(conn)
+		if !strings.HasPrefix(string(answer), "HTTP/1.1 400 ") || !strings.Contains(string(answer), want) {
+			t.Fatalf("request %q: answer %q; want 400 saying %q", request, answer, want)
+		}
+		for what, text := range map[string]string{"answer": string(answer), "log": s.log.String()} {
+			if strings.Contains(text, "SECRET") || strings.Contains(text, "sess=abc") {
+				t.Fatalf("request %q: the %s carries the request's headers:\n%s", request, what, text)
+			}
+		}
+		if !strings.Contains(s.log.String(), want) {
+			t.Fatalf("request %q: log:\n%s; want the line about the request", request, s.log)
 		}
 	}
-	if !strings.Contains(s.log.String(), "invalid request uri") {
-		t.Fatalf("log:\n%s; want the line about the request", s.log)
-	}
+	const head = "Authorization: Bearer SECRET-TOKEN-123\r\nCookie: sess=abc\r\n"
+	f("GET /v2/models/fake?a=\x01 HTTP/1.1\r\nHost: x\r\n"+head+"\r\n", "invalid request uri")
+	f("GET /v2/models/fake\r\nHost: x\r\n"+head+"\r\n", "cannot find whitespace in the first line of request")
+	f("GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer SECRET-TOKEN-123\x01\r\nCookie: sess=abc\r\n\r\n", "invalid header value")
+	f("GET / HTTP/1.1\r\nHost: x\r\nAuthorization Bearer SECRET-TOKEN-123\r\nCookie: sess=abc\r\n\r\n", "missing colon")
+	f("GET / HTTP/1.1\r\nHost: x\r\nCookie\x01: sess=abc\r\n"+head+"\r\n", "malformed mime header line")
 }

@@ -682,23 +682,43 @@ func (s *Server) protocolError(ctx *fasthttp.RequestCtx, err error) {
 }
 
 // withoutRequestHead returns fasthttp's error message msg without the
-// request head it quotes, in two places ("... in \"GET / HTTP/1.1\r\n
-// Authorization: ...\"" and ": buffer size=N, contents: ..."): neither
-// the log nor the 400 answer (which a proxy in front may have added
-// headers to) carries a client's tokens and cookies.
+// parts of the request head it quotes: the head itself ("... in \"GET /
+// HTTP/1.1\r\nAuthorization: ...\"", "cannot find whitespace in the
+// first line of request \"...\"" and ": buffer size=N, contents: ..."),
+// a header's line ("malformed mime header line: \"...\"") or its value
+// ("invalid header value \"...\""): neither the log nor the 400 answer
+// (which a proxy in front may have added headers to) carries a client's
+// tokens and cookies. What is left says what was wrong.
 func withoutRequestHead(msg string) string {
 	msg, _, _ = strings.Cut(msg, ": buffer size=")
-	for {
-		i := strings.Index(msg, ` in "`)
-		if i < 0 {
-			return msg
+	for _, q := range headQuotes {
+		for {
+			i := strings.Index(msg, q.before)
+			if i < 0 {
+				break
+			}
+			// A quoted string holds no unescaped '"': the one that
+			// ends before opens the quote.
+			quoted, err := strconv.QuotedPrefix(msg[i+len(q.before)-1:])
+			if err != nil {
+				msg = msg[:i] + q.keep // cut short: no end to find
+				break
+			}
+			msg = msg[:i] + q.keep + msg[i+len(q.before)-1+len(quoted):]
 		}
-		q, err := strconv.QuotedPrefix(msg[i+len(" in "):])
-		if err != nil {
-			return msg[:i] // cut short: no end to find
-		}
-		msg = msg[:i] + msg[i+len(" in ")+len(q):]
 	}
+	return msg
+}
+
+// headQuotes are the phrases of fasthttp's (v1.78) errors that a quoted
+// part of the request head follows, and what of each phrase stays.
+var headQuotes = []struct{ before, keep string }{
+	{` in "`, ""}, // "unsupported http version %q in %q"
+	{`first line of request "`, "first line of request"},
+	{`invalid header value "`, "invalid header value"},
+	{`invalid trailer value "`, "invalid trailer value"},
+	{`malformed mime header: missing colon: "`, "malformed mime header: missing colon"},
+	{`malformed mime header line: "`, "malformed mime header line"},
 }
 
 // handle routes one request; it recovers from panics so that one bad
