@@ -77,6 +77,8 @@ func TestRaftLogLinesDifferingInNumbersCountAsOne(t *testing.T) {
 	f("127.0.0.1:44820", "#.#.#.#:#")
 	f("12ab345", "#ab#")
 	f("no digits", "no digits")
+	f("[server-transport 0xc0001f6b40] closing", "[server-transport #] closing")
+	f("0XABCdef 0x 0xg 10xa", "# #x #xg #xa")
 }
 
 // peerTrouble knows raft v1.7.3's ERROR lines about reaching a peer

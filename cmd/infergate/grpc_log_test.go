@@ -25,12 +25,16 @@ func TestGRPCLog(t *testing.T) {
 		// As grpc-go's component loggers give a line: whole, its
 		// numbers in it.
 		g.Warningln(fmt.Sprintf("[transport] closing 127.0.0.1:%d", 40000+i))
+		// As a connection's transport gives one (a PrefixLogger's
+		// WarningDepth): its address in hex, other on each connection.
+		g.Warningln("[transport]", fmt.Sprintf(`[server-transport %s] Failed to decode metadata header ("a-bin", "!"): illegal base64 data at input byte 0`, []string{"0xc000a2c1e0", "0xc0001f6b40", "0xc00042d0f8"}[i]))
 	}
 	g.Errorln("[transport] cannot write", "status")
 	g.Error("[core] ", "failed")
 	want := []string{
 		"WARNING: grpc: [core] Server.Serve failed to create ServerTransport: conn 0",
 		"WARNING: grpc: [transport] closing 127.0.0.1:40000",
+		`WARNING: grpc: [transport] [server-transport 0xc000a2c1e0] Failed to decode metadata header ("a-bin", "!"): illegal base64 data at input byte 0`,
 		"ERROR: grpc: [transport] cannot write status",
 		"ERROR: grpc: [core] failed",
 	}

@@ -70,20 +70,32 @@ func (l *Limiter[K]) Backdate(d time.Duration) {
 	}
 }
 
-// Shape returns line with every run of digits as one '#': lines that
-// differ only in numbers (a term, the local port of each new connection
-// to a stopped peer) are one key for a Limiter.
+// Shape returns line with every run of digits, and every hexadecimal
+// number written 0x..., as one '#': lines that differ only in numbers (a
+// term, the local port of each new connection to a stopped peer, the
+// address grpc-go names each connection's transport by) are one key for
+// a Limiter.
 func Shape(line string) string {
 	b := make([]byte, 0, len(line))
-	for i := 0; i < len(line); i++ {
+	for i := 0; i < len(line); {
 		c := line[i]
-		if c < '0' || c > '9' {
+		if !isDigit(c) {
 			b = append(b, c)
+			i++
 			continue
 		}
-		if i == 0 || line[i-1] < '0' || line[i-1] > '9' {
-			b = append(b, '#')
+		b = append(b, '#')
+		if c == '0' && i+2 < len(line) && (line[i+1] == 'x' || line[i+1] == 'X') && isHex(line[i+2]) {
+			for i += 2; i < len(line) && isHex(line[i]); i++ {
+			}
+			continue
+		}
+		for ; i < len(line) && isDigit(line[i]); i++ {
 		}
 	}
 	return string(b)
 }
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+func isHex(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
