@@ -35,6 +35,11 @@ func routeGRPCLog(logf func(string, ...any)) {
 
 var grpcLogOnce sync.Once
 
+// grpcLogMax bounds a gRPC line's message: grpc-go quotes a client's
+// header in some (a -bin header it cannot decode), of a header list it
+// takes up to 16 MiB of.
+const grpcLogMax = 1024
+
 func (g grpcLog) line(level, key, msg string) {
 	// grpc-go's component loggers give the line whole (Warningln), its
 	// numbers (addresses, ports) in it: they key it by its shape.
@@ -43,7 +48,11 @@ func (g grpcLog) line(level, key, msg string) {
 		key = key[:80]
 	}
 	if more, ok := g.limit.Allow(level + key); ok {
-		g.logf(level+"grpc: %s%s", strings.TrimSpace(msg), more)
+		msg = strings.TrimSpace(msg)
+		if len(msg) > grpcLogMax {
+			msg = strings.ToValidUTF8(msg[:grpcLogMax], "") + "..."
+		}
+		g.logf(level+"grpc: %s%s", msg, more)
 	}
 }
 

@@ -42,3 +42,15 @@ func TestGRPCLog(t *testing.T) {
 		t.Fatalf("logged\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// A line grpc-go quotes a client's header in is cut to grpcLogMax bytes:
+// gRPC takes header lists of up to 16 MiB.
+func TestGRPCLogLineBounded(t *testing.T) {
+	var lines []string
+	g := grpcLog{logf: func(format string, args ...any) { lines = append(lines, fmt.Sprintf(format, args...)) },
+		limit: loglimit.New[string](time.Minute, 256)}
+	g.Warningln("[transport]", fmt.Sprintf("[server-transport 0xc0001f6b40] Failed to decode metadata header (%q, %q): illegal base64 data at input byte 0", "a-bin", strings.Repeat("\x01", 1<<20)))
+	if len(lines) != 1 || len(lines[0]) > grpcLogMax+100 || !strings.HasSuffix(lines[0], "...") {
+		t.Fatalf("logged %d lines, the first %d bytes; want one of at most %d, ending in ...", len(lines), len(lines[0]), grpcLogMax+100)
+	}
+}
