@@ -91,9 +91,7 @@ func TestMonitoringAddress(t *testing.T) {
 		return nil
 	})
 
-	// A request held in the model keeps the main port draining.
-	b := newFakeBackend()
-	_ = b
+	// TestMonitoringAddressThroughDrain holds a request in the model.
 	s.srv.BeginShutdown()
 	if code, body := get("GET", "/v2/health/ready"); code != 503 || !strings.Contains(body, "shutting down") {
 		t.Fatalf("ready while shutting down: %d %s; want 503", code, body)
@@ -150,4 +148,81 @@ func TestProtocolErrorKeepsHeadersOut(t *testing.T) {
 	f("GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer SECRET-TOKEN-123\x01\r\nCookie: sess=abc\r\n\r\n", "invalid header value")
 	f("GET / HTTP/1.1\r\nHost: x\r\nAuthorization Bearer SECRET-TOKEN-123\r\nCookie: sess=abc\r\n\r\n", "missing colon")
 	f("GET / HTTP/1.1\r\nHost: x\r\nCookie\x01: sess=abc\r\n"+head+"\r\n", "malformed mime header line")
+}
+
+// The monitoring address answers while the main port drains a request
+// held in the model (ready 503, /metrics 200), and closes once it has.
+func TestMonitoringAddressThroughDrain(t *testing.T) {
+	b := newFakeBackend()
+	cfg := gateway.DefaultConfig()
+	cfg.MonitorOnly = true
+	s := startFake(t, b, cfg, registry.ModelConfig{Instances: 1, MaxQueue: 4})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.srv.ServeMonitoring(ln) }()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	get := func(path string) (int, error) {
+		resp, err := client.Get("http://" + ln.Addr().String() + path)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, nil
+	}
+	b.mode.Store(fakeBlock)
+	answered := make(chan error, 1)
+	go func() {
+		r, err := s.send(fasthttp.MethodPost, fakeInfer, fakeRequest)
+		if err == nil && r.code != fasthttp.StatusOK {
+			err = fmt.Errorf("the request in flight during Shutdown: got %s; want 200", r)
+		}
+		answered <- err
+	}()
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if n := b.running.Load(); n != 1 {
+			return fmt.Errorf("requests in Run: got %d; want 1", n)
+		}
+		return nil
+	})
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopped <- s.srv.Shutdown(ctx)
+	}()
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if code, err := get("/v2/health/ready"); code != 503 {
+			return fmt.Errorf("ready on the monitoring address while draining: %d %v; want 503", code, err)
+		}
+		return nil
+	})
+	// Past closeUnused's second, and the drain goes on.
+	time.Sleep(1200 * time.Millisecond)
+	for _, path := range []string{"/metrics", "/v2/health/live"} {
+		if code, err := get(path); code != 200 {
+			t.Fatalf("GET %s on the monitoring address while draining: %d %v; want 200", path, code, err)
+		}
+	}
+	select {
+	case err := <-stopped:
+		t.Fatalf("Shutdown returned %v while a request was in flight", err)
+	default:
+	}
+	b.unblock()
+	if err := <-answered; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("ServeMonitoring: %v", err)
+	}
+	if code, err := get("/v2/health/live"); err == nil {
+		t.Fatalf("GET /v2/health/live after Shutdown: %d; want no connection", code)
+	}
 }
