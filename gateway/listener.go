@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/infergate/infergate/oip"
 	"io"
 	"math"
 	"net"
@@ -71,7 +72,7 @@ func newLimitListener(ln net.Listener, limit, headBytes int, logf func(string, .
 // newLimitListenerSaying is newLimitListener whose refusals say why in
 // refusal's words.
 func newLimitListenerSaying(ln net.Listener, limit, headBytes int, logf func(string, ...any), refusal string) *limitListener {
-	body := `{"error":` + strconv.Quote(refusal) + `}`
+	body := string(append(oip.AppendJSONString([]byte(`{"error":`), refusal), '}'))
 	resp := fmt.Sprintf("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 	return &limitListener{Listener: ln, limit: int64(limit), refuse: []byte(resp), headBytes: headBytes,
 		refusing: make(chan struct{}, maxRefusing), refused: make(map[net.Conn]struct{}), served: make(map[*limitConn]struct{}), logf: logf}

@@ -23,6 +23,7 @@ import (
 func TestMonitoringAddress(t *testing.T) {
 	cfg := gateway.DefaultConfig()
 	cfg.MonitorOnly = true
+	cfg.AdminToken = "adm"
 	s := startFake(t, newFakeBackend(), cfg, registry.ModelConfig{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -47,6 +48,10 @@ func TestMonitoringAddress(t *testing.T) {
 		t.Fatalf("GET /metrics on the monitoring address: %d\n%.300s", code, body)
 	}
 	checkError(t, s.do(t, "GET", "/metrics", nil), fasthttp.StatusNotFound, "serve --monitor-http")
+	// The admin reads it on the main port too, as the trainer does.
+	if r := s.do(t, "GET", "/metrics", nil, "Authorization", "Bearer adm"); r.code != 200 || !strings.Contains(string(r.body), "infergate_inference_request_success_total") {
+		t.Fatalf("GET /metrics on the main port with the admin token: %s", r)
+	}
 	for path, want := range map[string]string{"/v2/health/live": `{"live":true}`, "/v2/health/ready": `{"ready":true}`} {
 		if code, body := get("GET", path); code != 200 || body != want {
 			t.Fatalf("GET %s on the monitoring address: %d %s", path, code, body)

@@ -599,6 +599,13 @@ const monitorConnections = 64
 
 // handleMonitor is the monitoring address's handler.
 func (s *Server) handleMonitor(ctx *fasthttp.RequestCtx) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.panics.Inc()
+			s.logf(logging.Error+"panic serving %s %s on the monitoring address: %v\n%s", ctx.Method(), ctx.Path(), p, debug.Stack())
+			writeError(ctx, &httpError{code: fasthttp.StatusInternalServerError, msg: errInternalMsg})
+		}
+	}()
 	var err error
 	switch string(ctx.Path()) {
 	case "/metrics":
@@ -809,8 +816,10 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) error {
 		}
 		return s.repositoryIndex(ctx)
 	case "/metrics":
-		if s.cfg.MonitorOnly {
-			return notFound("/metrics is served on this server's monitoring address (serve --monitor-http), not here")
+		// With a monitoring address, the main port's /metrics is for
+		// the admin (the trainer reads each node's canary counts here).
+		if s.cfg.MonitorOnly && s.authorizeAdmin(ctx) != nil {
+			return notFound("/metrics is served on this server's monitoring address (serve --monitor-http), and here to the admin alone (its token, or, without one, a client on this host)")
 		}
 		return s.serveMetrics(ctx)
 	case "/", "/status":

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,12 +17,17 @@ import (
 // grpcLog is grpc-go's logger for serve: its warnings and errors become
 // the server's WARNING and ERROR lines, in --log-file with the rest and
 // counted in infergate_log_lines_total, each kind at most once a minute
-// (a client that speaks HTTP/1 to the gRPC port, say, would otherwise
-// write a line a connection); its INFO lines, which grpc-go writes only
-// when asked (GRPC_GO_LOG_SEVERITY_LEVEL), are left out.
+// (a client sending metadata grpc-go cannot decode, say, would
+// otherwise write a line a connection). Its INFO lines are left out,
+// as grpc-go's own logger leaves them, unless GRPC_GO_LOG_SEVERITY_LEVEL
+// is info: they are then INFO lines, and GRPC_GO_LOG_VERBOSITY_LEVEL
+// is V's level, as grpc-go reads them.
 type grpcLog struct {
 	logf  func(string, ...any)
 	limit *loglimit.Limiter[string]
+	// info passes INFO lines; verbosity is V's level.
+	info      bool
+	verbosity int
 }
 
 // routeGRPCLog sends grpc-go's log to logf, once a process: serve calls
@@ -29,7 +35,10 @@ type grpcLog struct {
 // before gRPC runs, as it takes no lock).
 func routeGRPCLog(logf func(string, ...any)) {
 	grpcLogOnce.Do(func() {
-		grpclog.SetLoggerV2(grpcLog{logf: logf, limit: loglimit.New[string](time.Minute, 256)})
+		g := grpcLog{logf: logf, limit: loglimit.New[string](time.Minute, 256)}
+		g.info = strings.EqualFold(os.Getenv("GRPC_GO_LOG_SEVERITY_LEVEL"), "info")
+		g.verbosity, _ = strconv.Atoi(os.Getenv("GRPC_GO_LOG_VERBOSITY_LEVEL"))
+		grpclog.SetLoggerV2(g)
 	})
 }
 
@@ -56,10 +65,26 @@ func (g grpcLog) line(level, key, msg string) {
 	}
 }
 
-func (grpcLog) Info(...any)             {}
-func (grpcLog) Infoln(...any)           {}
-func (grpcLog) Infof(string, ...any)    {}
-func (grpcLog) V(int) bool              { return false }
+func (g grpcLog) Info(args ...any) {
+	if g.info {
+		s := fmt.Sprint(args...)
+		g.line("", s, s)
+	}
+}
+
+func (g grpcLog) Infoln(args ...any) {
+	if g.info {
+		s := fmt.Sprintln(args...)
+		g.line("", s, s)
+	}
+}
+func (g grpcLog) Infof(format string, args ...any) {
+	if g.info {
+		g.line("", format, fmt.Sprintf(format, args...))
+	}
+}
+
+func (g grpcLog) V(l int) bool          { return l <= g.verbosity }
 func (g grpcLog) Warning(args ...any)   { s := fmt.Sprint(args...); g.line(logging.Warning, s, s) }
 func (g grpcLog) Warningln(args ...any) { s := fmt.Sprintln(args...); g.line(logging.Warning, s, s) }
 func (g grpcLog) Warningf(format string, args ...any) {

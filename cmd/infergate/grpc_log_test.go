@@ -54,3 +54,16 @@ func TestGRPCLogLineBounded(t *testing.T) {
 		t.Fatalf("logged %d lines, the first %d bytes; want one of at most %d, ending in ...", len(lines), len(lines[0]), grpcLogMax+100)
 	}
 }
+
+// With GRPC_GO_LOG_SEVERITY_LEVEL=info (info set), grpc-go's INFO lines
+// are the server's INFO lines; V answers GRPC_GO_LOG_VERBOSITY_LEVEL.
+func TestGRPCLogInfoWhenAsked(t *testing.T) {
+	var lines []string
+	g := grpcLog{logf: func(format string, args ...any) { lines = append(lines, fmt.Sprintf(format, args...)) },
+		limit: loglimit.New[string](time.Minute, 256), info: true, verbosity: 2}
+	g.Infof("[core] Server #%d created", 1)
+	g.Infoln("[transport] closing")
+	if strings.Join(lines, "\n") != "grpc: [core] Server #1 created\ngrpc: [transport] closing" || !g.V(2) || g.V(3) {
+		t.Fatalf("logged %q, V(2) %v, V(3) %v; want both lines at INFO, V true up to 2", lines, g.V(2), g.V(3))
+	}
+}
