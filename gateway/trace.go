@@ -69,8 +69,9 @@ type TraceConfig struct {
 	// them (a traceparent with the sampled flag), which are traced at
 	// any rate.
 	Mode string
-	// OTelURL is the collector's OTLP/HTTP traces endpoint; ""
-	// is DefaultOTelURL.
+	// OTelURL is the collector's OTLP/HTTP traces endpoint; "" is
+	// the OpenTelemetry environment variables', or DefaultOTelURL
+	// (CollectorURL).
 	OTelURL string
 	// OTelResource holds resource attributes of the spans beyond
 	// service.name=infergate, service.version and host.name, and
@@ -97,8 +98,11 @@ func (c *TraceConfig) Validate() error {
 	case c.LogFrequency < 0 || c.LogFrequency > maxHeldTraces:
 		return fmt.Errorf("trace log frequency %d: use 0 (one file) or up to %d (traces per file): at most %d traces wait unwritten", c.LogFrequency, maxHeldTraces, maxHeldTraces)
 	}
-	if c.otel() && c.OTelURL != "" {
-		if err := CheckOTelURL(c.OTelURL); err != nil {
+	if c.otel() {
+		if err := CheckOTelURL(c.CollectorURL()); err != nil {
+			if c.OTelURL == "" {
+				return fmt.Errorf("from the environment (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT): %w", err)
+			}
 			return err
 		}
 	}

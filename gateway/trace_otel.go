@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -76,6 +77,37 @@ var otelDelay = 5 * time.Second
 
 // otelScope names the instrumentation scope of infergate's spans.
 const otelScope = "infergate"
+
+// CollectorURL returns where c sends spans: OTelURL, else the
+// OpenTelemetry exporter's environment variables'
+// (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as it is, or
+// OTEL_EXPORTER_OTLP_ENDPOINT with /v1/traces after it, as an OpenTelemetry
+// SDK reads them; an operator that injects them configures infergate
+// too), else DefaultOTelURL.
+func (c *TraceConfig) CollectorURL() string {
+	if c.OTelURL != "" {
+		return c.OTelURL
+	}
+	if u := strings.TrimSpace(os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")); u != "" {
+		return u
+	}
+	if u := strings.TrimSpace(os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")); u != "" {
+		return strings.TrimSuffix(u, "/") + "/v1/traces"
+	}
+	return DefaultOTelURL
+}
+
+// otelEnv returns the environment variable of the traces exporter's
+// setting name (HEADERS, COMPRESSION): OTEL_EXPORTER_OTLP_TRACES_name,
+// else OTEL_EXPORTER_OTLP_name, and which one it was.
+func otelEnv(name string) (value, from string) {
+	for _, v := range []string{"OTEL_EXPORTER_OTLP_TRACES_" + name, "OTEL_EXPORTER_OTLP_" + name} {
+		if x := strings.TrimSpace(os.Getenv(v)); x != "" {
+			return x, v
+		}
+	}
+	return "", ""
+}
 
 // CheckOTelURL reports what is wrong with u as where spans go.
 func CheckOTelURL(u string) error {
@@ -242,6 +274,10 @@ type otelExporter struct {
 
 	// delay is otelDelay when e was made.
 	delay time.Duration
+	// headers go with every export, and gzip compresses its body
+	// (OTEL_EXPORTER_OTLP_[TRACES_]HEADERS and _COMPRESSION).
+	headers [][2]string
+	gzip    bool
 	// retries are the waits before the retries of an export that failed
 	// for a reason that passes (otelRetries).
 	retries []time.Duration
@@ -263,7 +299,7 @@ type otelExporter struct {
 
 func newOTelExporter(c TraceConfig, release string, set *metrics.Set, lost *metrics.Counter, logf func(string, ...any)) *otelExporter {
 	e := &otelExporter{
-		url:      c.OTelURL,
+		url:      c.CollectorURL(),
 		resource: otelResource(release, c.OTelResource, logf),
 		release:  release,
 		client:   &http.Client{Timeout: otelTimeout},
@@ -279,8 +315,19 @@ func newOTelExporter(c TraceConfig, release string, set *metrics.Set, lost *metr
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	if e.url == "" {
-		e.url = DefaultOTelURL
+	if h, from := otelEnv("HEADERS"); h != "" {
+		kvs, err := ParseOTelResource(strings.Split(h, ","))
+		if err != nil {
+			logf(logging.Warning+"trace: %s is not key=value,...: no headers are sent: %v", from, err)
+		}
+		e.headers = kvs
+	}
+	switch z, from := otelEnv("COMPRESSION"); z {
+	case "gzip":
+		e.gzip = true
+	case "", "none":
+	default:
+		logf(logging.Warning+"trace: %s=%s: infergate compresses with gzip or not at all (none); the spans go uncompressed", from, z)
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	go e.run()
@@ -360,6 +407,13 @@ func (e *otelExporter) run() {
 // export sends batch, of spans spans, in one OTLP request.
 func (e *otelExporter) export(ctx context.Context, batch []*otelTrace, spans int) {
 	body := appendOTLPRequest(nil, e.resource, e.release, batch)
+	if e.gzip {
+		var z bytes.Buffer
+		w, _ := gzip.NewWriterLevel(&z, gzip.BestSpeed)
+		w.Write(body)
+		w.Close()
+		body = z.Bytes()
+	}
 	err := e.post(ctx, body)
 	for _, wait := range e.retries {
 		var pass *passingError
@@ -405,8 +459,14 @@ func (e *otelExporter) post(ctx context.Context, body []byte) error {
 	if err != nil {
 		return err
 	}
+	for _, kv := range e.headers {
+		req.Header.Set(kv[0], kv[1])
+	}
 	req.Header.Set("Content-Type", "application/x-protobuf")
 	req.Header.Set("User-Agent", "infergate/"+e.release)
+	if e.gzip {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
 	resp, err := e.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -293,7 +295,9 @@ type collector struct {
 	// code does.
 	codes []int
 	// after is the Retry-After of its answers, when not empty.
-	after  string
+	after string
+	// header is the last request's.
+	header http.Header
 	answer []byte
 	hold   chan struct{}
 }
@@ -302,6 +306,17 @@ func newCollector(t *testing.T) *collector {
 	c := &collector{}
 	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
+		if r.Header.Get("Content-Encoding") == "gzip" {
+			zr, err := gzip.NewReader(bytes.NewReader(body))
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			body, _ = io.ReadAll(zr)
+		}
+		c.mu.Lock()
+		c.header = r.Header.Clone()
+		c.mu.Unlock()
 		if r.URL.Path != "/v1/traces" || r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/x-protobuf" {
 			http.Error(w, "not an OTLP/HTTP protobuf request", http.StatusBadRequest)
 			return
@@ -705,5 +720,55 @@ func TestOTelExporterRetries(t *testing.T) {
 	})
 	if n := bodies() - before; n != 1 {
 		t.Fatalf("a 400 was sent %d times; want once", n)
+	}
+}
+
+// Without --trace-otel-url, the OpenTelemetry exporter's environment
+// variables say where spans go, with which headers, and gzip; a variable
+// infergate cannot use is said so.
+func TestOTelExporterEnvironment(t *testing.T) {
+	defer func(d time.Duration) { otelDelay = d }(otelDelay)
+	otelDelay = 10 * time.Millisecond
+	c := newCollector(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", c.URL+"/")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	t.Setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=s%20ecret,x-team=ml")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip")
+	tc := TraceConfig{Mode: TraceModeOpenTelemetry}
+	if err := tc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := tc.CollectorURL(); got != c.URL+"/v1/traces" {
+		t.Fatalf("CollectorURL: %s; want OTEL_EXPORTER_OTLP_ENDPOINT's with /v1/traces", got)
+	}
+	set := metrics.NewSet()
+	logs := &logLines{}
+	e := newOTelExporter(tc, "test", set, set.NewCounter("infergate_traces_dropped_total"), logs.logf)
+	defer e.close(context.Background())
+	e.add(testTrace("m"))
+	testenv.CheckFor(t, 5*time.Second, func() error {
+		if n := c.spans(t); n != 3 {
+			return fmt.Errorf("the collector got %d spans; want 3", n)
+		}
+		return nil
+	})
+	c.mu.Lock()
+	h := c.header
+	c.mu.Unlock()
+	if h.Get("X-Api-Key") != "s ecret" || h.Get("X-Team") != "ml" || h.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("headers %v; want the variables' and gzip", h)
+	}
+
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4318")
+	if err := tc.Validate(); err == nil || !strings.Contains(err.Error(), "from the environment") {
+		t.Fatalf("Validate with OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=collector:4318: %v; want an error naming the environment", err)
+	}
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "zstd")
+	t.Setenv("OTEL_EXPORTER_OTLP_HEADERS", "novalue")
+	set2 := metrics.NewSet()
+	e2 := newOTelExporter(TraceConfig{Mode: TraceModeOpenTelemetry, OTelURL: c.URL + "/v1/traces"}, "test", set2, set2.NewCounter("infergate_traces_dropped_total"), logs.logf)
+	defer e2.close(context.Background())
+	if !strings.Contains(logs.String(), "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION=zstd") || !strings.Contains(logs.String(), "OTEL_EXPORTER_OTLP_HEADERS is not key=value") {
+		t.Fatalf("log:\n%s; want both variables said so", logs)
 	}
 }

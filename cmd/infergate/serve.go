@@ -128,7 +128,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.StringVar(&c.gateway.Trace.Level, "trace-level", c.gateway.Trace.Level, "trace inference requests from the start: OFF or TIMESTAMPS (needs --trace-file, or --trace-mode opentelemetry); POST /v2/trace/setting changes it at run time")
 	fs.Int64Var(&c.gateway.Trace.Rate, "trace-rate", c.gateway.Trace.Rate, "trace one inference request in this many (the first included); with --trace-mode opentelemetry, the requests whose caller sampled them (traceparent) are traced at any rate, and 0 traces only those")
 	fs.StringVar(&c.gateway.Trace.Mode, "trace-mode", gateway.TraceModeTriton, "where traces go: triton (--trace-file, Triton's trace format) or opentelemetry (spans sent to the OpenTelemetry collector at --trace-otel-url over OTLP/HTTP, a request that carries a W3C traceparent joining its caller's trace)")
-	fs.StringVar(&c.gateway.Trace.OTelURL, "trace-otel-url", gateway.DefaultOTelURL, "with --trace-mode opentelemetry: the collector's OTLP/HTTP traces endpoint")
+	fs.StringVar(&c.gateway.Trace.OTelURL, "trace-otel-url", "", "with --trace-mode opentelemetry: the collector's OTLP/HTTP traces endpoint (default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces, else "+gateway.DefaultOTelURL+"); OTEL_EXPORTER_OTLP_[TRACES_]HEADERS and _COMPRESSION (gzip) are read too")
 	fs.Var(traceConfigFlag{trace: &c.gateway.Trace, resource: &c.traceOTelResource}, "trace-config", "Triton's spelling of the trace settings, SETTING=VALUE: rate, level, count, mode, triton,file, triton,log-frequency, opentelemetry,url, opentelemetry,resource (repeat the flag for more); each sets what its --trace- flag does, a later flag winning")
 	fs.Var(&c.traceOTelResource, "trace-otel-resource", "with --trace-mode opentelemetry: a resource attribute of the spans, key=value (repeat the flag for more), beyond service.name=infergate, service.version and host.name; OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME are read too, the flag winning")
 	fs.Int64Var(&c.gateway.Trace.Count, "trace-count", c.gateway.Trace.Count, "stop tracing after this many traces; -1 (or 0) is no limit")
@@ -347,7 +347,7 @@ func (c *serveConfig) validate() error {
 			return errors.New("--trace-rate 0 traces only the requests whose caller sampled them, with --trace-mode opentelemetry; in the trace file's mode give 1 or more")
 		}
 	} else if tc.File != "" && c.logf != nil {
-		c.logf(logging.Warning+"--trace-file %s is not written with --trace-mode opentelemetry: the traces go to the collector at %s", tc.File, tc.OTelURL)
+		c.logf(logging.Warning+"--trace-file %s is not written with --trace-mode opentelemetry: the traces go to the collector at %s", tc.File, tc.CollectorURL())
 	}
 	// The traffic log is opened later, once the data directory is ours.
 	g := c.gateway
