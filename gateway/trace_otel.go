@@ -46,7 +46,8 @@ import (
 // Spans wait in a queue of otelMaxQueue spans and go out otelBatch at a
 // time, or every otelDelay, whichever comes first (Triton's batch span
 // processor's defaults). A full queue drops the new trace, counted in
-// infergate_traces_dropped_total; an export that fails drops its spans,
+// infergate_traces_dropped_total; an export that fails, after its
+// retries when the failure may pass (otelRetries), drops its traces,
 // counted there too and in infergate_trace_exports_total{result="failed"};
 // the spans a collector refuses of an export it took count in
 // infergate_trace_spans_rejected_total.
