@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -592,12 +593,12 @@ func appendOTLPRequest(dst []byte, resource [][2]string, release string, traces 
 func appendTraceSpans(b []byte, t *otelTrace) []byte {
 	traceID := t.parent.traceID
 	if !t.parent.valid {
-		binaryPutUint64(traceID[:8], rand.Uint64())
-		binaryPutUint64(traceID[8:], rand.Uint64()|1)
+		binary.BigEndian.PutUint64(traceID[:8], rand.Uint64())
+		binary.BigEndian.PutUint64(traceID[8:], rand.Uint64()|1)
 	}
 	var root, model, compute [8]byte
 	for _, id := range []*[8]byte{&root, &model, &compute} {
-		binaryPutUint64(id[:], rand.Uint64()|1) // never all zeros
+		binary.BigEndian.PutUint64(id[:], rand.Uint64()|1) // never all zeros
 	}
 	// Sampled, and the caller's other W3C trace flags (Level 2's random
 	// bit); the context's remoteness is known.
@@ -785,13 +786,4 @@ func otlpPartialSuccess(b []byte) (rejected int64, why string) {
 		b = b[n:]
 	}
 	return 0, ""
-}
-
-// binaryPutUint64 writes v big-endian into b: ids read as hex the way
-// they were drawn.
-func binaryPutUint64(b []byte, v uint64) {
-	for i := 7; i >= 0; i-- {
-		b[i] = byte(v)
-		v >>= 8
-	}
 }
